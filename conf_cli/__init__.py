@@ -1,0 +1,3 @@
+"""conf: a command-line conferencing toolkit."""
+
+__version__ = "0.1.0"

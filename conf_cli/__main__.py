@@ -1,0 +1,3 @@
+from conf_cli.cli import main
+
+main()

@@ -1,0 +1,236 @@
+"""The ``conf`` command line: thin click commands over the client and server APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import click
+
+from conf_cli import __version__
+from conf_cli.errors import ConfError
+from conf_cli.plugins import registry
+from conf_cli.urls import DEFAULT_PORT, parse_server_url
+
+SERVER_ENV = "CONF_SERVER"
+DEFAULT_SERVER = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
+    """Run a coroutine; turn ConfError into one line on stderr and Ctrl-C into a quiet exit."""
+    try:
+        code = asyncio.run(main())
+    except ConfError as exc:
+        click.echo(f"conf: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def _default_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "guest"
+
+
+def _machine_mode(json_flag: bool) -> bool:
+    return json_flag or not sys.stdin.isatty()
+
+
+server_option = click.option(
+    "--server",
+    "server_url",
+    default=lambda: os.environ.get(SERVER_ENV, DEFAULT_SERVER),
+    show_default=f"${SERVER_ENV} or {DEFAULT_SERVER}",
+    help="Server URL; its scheme picks the transport.",
+)
+transport_option = click.option(
+    "--transport", default=None, help="Transport (tcp, ...); overrides the URL's scheme."
+)
+name_option = click.option("--name", default=_default_name, help="Your name in the meeting.")
+passcode_option = click.option("--passcode", default=None, help="Meeting passcode.")
+json_option = click.option(
+    "--json", "json_flag", is_flag=True, help="Machine mode: commands on stdin, JSON events on stdout."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="conf")
+@click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Meet from the terminal: audio, video, screen sharing, chat and remote control."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 picks a free port.",
+)
+@click.option(
+    "--transport",
+    "transports",
+    multiple=True,
+    default=("tcp",),
+    show_default=True,
+    help="Transport to listen on; repeat for several.",
+)
+@json_option
+def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool) -> None:
+    """Run a conf server hosting any number of meetings."""
+    from conf_cli.server import Endpoint, Server
+    from conf_cli.ui.machine import emit
+
+    async def main() -> int:
+        srv = Server(registry())
+        urls = await srv.start([Endpoint(t, host, port) for t in transports])
+        if json_flag:
+            emit({"type": "server_started", "urls": urls})
+        else:
+            for url in urls:
+                click.echo(url)
+            sys.stdout.flush()
+            click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await srv.close()
+        return 0
+
+    _run(main)
+
+
+@cli.command()
+@server_option
+@transport_option
+@name_option
+@passcode_option
+@json_option
+def create(server_url: str, transport: str | None, name: str, passcode: str | None, json_flag: bool) -> None:
+    """Create a meeting, print its ID and passcode, and join it as host."""
+    from conf_cli.meeting_runner import attend
+
+    _run(
+        lambda: attend(
+            parse_server_url(server_url, transport=transport), name, passcode, None, _machine_mode(json_flag)
+        )
+    )
+
+
+@cli.command()
+@click.argument("meeting")
+@server_option
+@transport_option
+@name_option
+@passcode_option
+@json_option
+def join(
+    meeting: str, server_url: str, transport: str | None, name: str, passcode: str | None, json_flag: bool
+) -> None:
+    """Join MEETING."""
+    from conf_cli.meeting_runner import attend
+
+    _run(
+        lambda: attend(
+            parse_server_url(server_url, transport=transport),
+            name,
+            passcode,
+            meeting,
+            _machine_mode(json_flag),
+        )
+    )
+
+
+@cli.command()
+@click.argument("kind")
+@click.argument("path", required=False)
+@click.option("--meeting", required=True, help="Meeting ID to share into.")
+@server_option
+@transport_option
+def share(kind: str, path: str | None, meeting: str, server_url: str, transport: str | None) -> None:
+    """Share screen, camera, audio, a file, a test pattern or a tone into a meeting."""
+    sources = registry().sources
+    if kind not in sources:
+        known = ", ".join(sorted(sources)) or "none"
+        raise click.ClickException(f"no source plugin named {kind!r} (loaded: {known}); see `conf plugins`")
+    raise click.ClickException(
+        "sharing media needs the media pipeline, which this version of conf does not have"
+    )
+
+
+@cli.command()
+@click.argument("peer")
+@click.option("--meeting", required=True, help="Meeting ID.")
+@server_option
+def control(peer: str, meeting: str, server_url: str) -> None:
+    """Ask PEER for control of their desktop (they must agree)."""
+    raise click.ClickException(
+        "remote control needs an input-injection plugin, which this version of conf does not have"
+    )
+
+
+@cli.command()
+def plugins() -> None:
+    """List the loaded plugins, their hooks and where each came from."""
+    from rich.console import Console
+    from rich.table import Table
+
+    reg = registry()
+    table = Table(title="conf plugins")
+    table.add_column("plugin")
+    table.add_column("hooks")
+    table.add_column("from")
+    for info in reg.describe():
+        table.add_row(info.name, "\n".join(info.hooks), info.origin)
+    console = Console()
+    console.print(table)
+    console.print(
+        "transports: "
+        + (", ".join(f"{t.name} ({'/'.join(t.schemes)})" for t in reg.transports.values()) or "none")
+    )
+    console.print("sources: " + (", ".join(sorted(reg.sources)) or "none"))
+    console.print("sinks: " + (", ".join(sorted(reg.sinks)) or "none"))
+
+
+@cli.command()
+@click.option(
+    "--participants", default=3, show_default=True, type=click.IntRange(1, 20), help="Synthetic participants."
+)
+@click.option(
+    "--duration",
+    default=None,
+    type=float,
+    help="Seconds to run (default: until you leave; 20 without a terminal).",
+)
+@name_option
+def demo(participants: int, duration: float | None, name: str) -> None:
+    """A demo meeting on an embedded local server, with synthetic participants to talk to."""
+    from conf_cli.demo import run_demo
+
+    _run(
+        lambda: run_demo(participants, duration, name, interactive=sys.stdin.isatty() and sys.stdout.isatty())
+    )
+
+
+def main() -> None:
+    for plugin_commands in registry().pm.hook.conf_add_commands(cli=cli):
+        del plugin_commands
+    cli()
+
+
+if __name__ == "__main__":
+    main()

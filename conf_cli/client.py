@@ -1,0 +1,146 @@
+"""The conf client: one link to a server, the handshake, heartbeats, and meeting requests.
+
+Server messages arrive on :attr:`Client.events` as dicts (docs/protocol.md lists them). A lost link
+appears there too, as ``{"type": "disconnected", "reason": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from conf_cli import __version__
+from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.meeting.hub import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
+from conf_cli.plugins import Registry
+from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_any, encode
+from conf_cli.transport import Link, TransportOptions
+from conf_cli.urls import ServerAddress
+
+REQUEST_TIMEOUT = 10.0
+
+
+class Client:
+    """A connection to a conf server."""
+
+    def __init__(
+        self, registry: Registry, address: ServerAddress, options: TransportOptions | None = None
+    ) -> None:
+        self.registry = registry
+        self.address = address
+        self.options = options or TransportOptions()
+        self.events: asyncio.Queue[Message] = asyncio.Queue()
+        self.link: Link | None = None
+        self.meeting: str | None = None
+        self.name: str | None = None
+        self.closed_reason: str | None = None
+        self._last_heard = time.monotonic()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._interval = HEARTBEAT_INTERVAL
+
+    # -- ClientEvents -------------------------------------------------------------------------------
+
+    def control_received(self, data: bytes) -> None:
+        self._last_heard = time.monotonic()
+        try:
+            message = decode_any(data)
+        except ProtocolError as exc:
+            self.events.put_nowait({"type": "error", "code": "bad_server_message", "message": str(exc)})
+            return
+        if message["type"] == "pong":
+            return
+        if message["type"] == "ping":
+            self.send({"type": "pong"})
+            return
+        self.events.put_nowait(message)
+
+    def media_received(self, packet: bytes) -> None:
+        self._last_heard = time.monotonic()
+
+    def closed(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self.events.put_nowait({"type": "disconnected", "reason": reason})
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    async def connect(self) -> Message:
+        """Open the link and shake hands; return the server's welcome."""
+        transport = self.registry.transport_for(self.address.scheme)
+        self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
+        self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
+        welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
+        self._heartbeat = asyncio.create_task(self._beat())
+        return welcome
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self.link is not None:
+            self.link.close()
+
+    def send(self, message: Message) -> None:
+        if self.link is None or self.link.is_closing:
+            raise ConfError("not connected to the server")
+        self.link.send_control(encode(message))
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    async def create(self, name: str, passcode: str | None = None) -> tuple[Message, Message]:
+        """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events."""
+        request: dict[str, Any] = {"type": "create", "name": name}
+        if passcode:
+            request["passcode"] = passcode
+        self.send(request)
+        created = await self._expect({"meeting_created"}, "create")
+        joined = await self._expect({"joined"}, "create")
+        self.meeting, self.name = joined["meeting"], joined["name"]
+        return created, joined
+
+    async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
+        """Join a meeting; return the ``joined`` event."""
+        request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
+        if passcode:
+            request["passcode"] = passcode
+        self.send(request)
+        joined = await self._expect({"joined"}, "join")
+        self.meeting, self.name = joined["meeting"], joined["name"]
+        return joined
+
+    async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:
+        """Wait for one of ``wanted``; an error or a lost link raises."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConfError(f"the server did not answer {request!r} within {timeout:g} s")
+            try:
+                message = await asyncio.wait_for(self.events.get(), remaining)
+            except TimeoutError:
+                continue
+            kind = message["type"]
+            if kind in wanted:
+                return message
+            if kind == "error":
+                raise RequestRefused(
+                    str(message.get("code", "error")), str(message.get("message", "refused"))
+                )
+            if kind == "disconnected":
+                raise ConfError(f"the server closed the connection during {request!r}: {message['reason']}")
+
+    async def _beat(self) -> None:
+        """Send a ping every interval; give up on a server that has gone silent."""
+        while True:
+            await asyncio.sleep(self._interval)
+            if self.link is None or self.link.is_closing:
+                return
+            if time.monotonic() - self._last_heard > HEARTBEAT_TIMEOUT:
+                self.link.close()
+                self.closed(f"the server stopped answering for {HEARTBEAT_TIMEOUT:g} s")
+                return
+            self.send({"type": "ping"})

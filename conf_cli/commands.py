@@ -1,0 +1,111 @@
+"""The meeting prompt: turning a typed line into a control message. Sans-I/O.
+
+Plain text is chat to everyone; a line starting with ``/`` is a command. Names containing spaces are
+quoted: ``/msg "Ada Lovelace" hello``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+from conf_cli.protocol.control import PERMISSIONS, Message
+
+HELP: list[tuple[str, str]] = [
+    ("TEXT", "chat to everyone"),
+    ("/msg NAME TEXT", "private message to one participant"),
+    ("/who", "list participants, their roles and what they share"),
+    ("/admin NAME", "make NAME an admin (host)"),
+    ("/member NAME", "make NAME a plain member again (host)"),
+    ("/host NAME", "hand the host role to NAME (host)"),
+    ("/forbid WHAT [NAME]", f"forbid {'|'.join(PERMISSIONS)} for members, or for NAME (host, admins)"),
+    ("/permit WHAT [NAME]", "allow it again (host, admins)"),
+    ("/kick NAME", "remove NAME from the meeting (host, admins)"),
+    ("/lock, /unlock", "stop or allow new people joining (host, admins)"),
+    ("/end", "close the meeting for everyone (host, admins)"),
+    ("/leave", "leave the meeting"),
+    ("/help", "this list"),
+]
+
+
+class CommandError(ValueError):
+    """A line that is not a valid command; the message says how to write it."""
+
+
+@dataclass(frozen=True)
+class LocalCommand:
+    """A command the client handles itself (``help``)."""
+
+    name: str
+
+
+def parse_line(line: str) -> Message | LocalCommand | None:
+    """Parse one typed line; ``None`` for a blank line."""
+    text = line.strip()
+    if not text:
+        return None
+    if not text.startswith("/") or text.startswith("//"):
+        return {"type": "chat", "text": text[1:] if text.startswith("//") else text}
+    command, _, rest = text[1:].partition(" ")
+    command = command.lower()
+    rest = rest.strip()
+    match command:
+        case "help" | "?":
+            return LocalCommand("help")
+        case "who":
+            return {"type": "who"}
+        case "leave" | "quit" | "exit":
+            return {"type": "leave"}
+        case "end":
+            return {"type": "end"}
+        case "lock" | "unlock":
+            return {"type": command}
+        case "msg":
+            name, text_part = _name_then_rest(rest, "/msg NAME TEXT")
+            if not text_part:
+                raise CommandError("usage: /msg NAME TEXT")
+            return {"type": "chat", "to": name, "text": text_part}
+        case "admin" | "member" | "host":
+            name = _only_name(rest, f"/{command} NAME")
+            return {"type": "set_role", "name": name, "role": command}
+        case "kick":
+            return {"type": "kick", "name": _only_name(rest, "/kick NAME")}
+        case "forbid" | "permit":
+            what, _, who = rest.partition(" ")
+            what = what.lower()
+            if what not in PERMISSIONS:
+                raise CommandError(f"usage: /{command} {'|'.join(PERMISSIONS)} [NAME]")
+            message: Message = {"type": command, "what": what}
+            if who.strip():
+                message["name"] = _only_name(who, f"/{command} WHAT NAME")
+            return message
+    raise CommandError(f"unknown command /{command}; type /help for the list")
+
+
+def _split(rest: str, usage: str) -> list[str]:
+    try:
+        return shlex.split(rest)
+    except ValueError:
+        raise CommandError(f"usage: {usage} (unbalanced quotes)") from None
+
+
+def _only_name(rest: str, usage: str) -> str:
+    words = _split(rest, usage)
+    if not words:
+        raise CommandError(f"usage: {usage}")
+    # An unquoted name with spaces is taken whole: /kick Ada Lovelace
+    return words[0] if rest.lstrip()[:1] in "\"'" else " ".join(words)
+
+
+def _name_then_rest(rest: str, usage: str) -> tuple[str, str]:
+    rest = rest.strip()
+    if not rest:
+        raise CommandError(f"usage: {usage}")
+    if rest[0] in "\"'":
+        quote = rest[0]
+        end = rest.find(quote, 1)
+        if end < 0:
+            raise CommandError(f"usage: {usage} (unbalanced quotes)")
+        return rest[1:end], rest[end + 1 :].strip()
+    name, _, tail = rest.partition(" ")
+    return name, tail.strip()

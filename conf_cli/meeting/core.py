@@ -1,0 +1,256 @@
+"""The rules of one meeting, as a sans-I/O state machine.
+
+Each method takes an event from one participant (identified by an opaque ``pid``) and returns the
+messages to send and to whom, as :class:`Send` objects, or raises :class:`RequestRefused` with an error
+code from docs/protocol.md. Nothing here touches a socket or a clock.
+
+Roles: the *host* runs the meeting; *admins* help (forbid/permit, kick members, lock, end); *members*
+take part. Meeting-wide forbids apply to members; a forbid naming a participant applies to that person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from conf_cli.errors import RequestRefused
+from conf_cli.meeting.passcode import PasscodeHash
+
+Message = dict[str, Any]
+
+
+class Role(StrEnum):
+    HOST = "host"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``message`` to each participant in ``to``."""
+
+    to: tuple[int, ...]
+    message: Message
+
+
+@dataclass
+class Participant:
+    pid: int
+    name: str
+    role: Role
+    seniority: int
+    sharing: set[str] = field(default_factory=set)
+    forbidden: set[str] = field(default_factory=set)
+
+    def describe(self) -> Message:
+        return {
+            "name": self.name,
+            "role": str(self.role),
+            "sharing": sorted(self.sharing),
+            "forbidden": sorted(self.forbidden),
+        }
+
+
+class Meeting:
+    """One meeting: its participants, roles, permissions and lock."""
+
+    def __init__(self, meeting_id: str, passcode: PasscodeHash) -> None:
+        self.id = meeting_id
+        self.passcode = passcode
+        self.participants: dict[int, Participant] = {}
+        self.locked = False
+        self.forbidden: set[str] = set()
+        self.closed = False
+        self._seniority = 0
+
+    # -- queries ------------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> Participant | None:
+        return next((p for p in self.participants.values() if p.role is Role.HOST), None)
+
+    def find(self, name: str) -> Participant:
+        folded = name.casefold()
+        for participant in self.participants.values():
+            if participant.name.casefold() == folded:
+                return participant
+        raise RequestRefused("unknown_participant", f"no participant named {name!r} in this meeting")
+
+    def allowed(self, participant: Participant, what: str) -> bool:
+        """Whether ``participant`` may use ``what`` (audio, video, screen, control, chat) now."""
+        if what in participant.forbidden:
+            return False
+        return not (what in self.forbidden and participant.role is Role.MEMBER)
+
+    def snapshot(self) -> Message:
+        """The whole state a participant needs to draw the meeting."""
+        ordered = sorted(self.participants.values(), key=lambda p: p.seniority)
+        return {
+            "meeting": self.id,
+            "participants": [p.describe() for p in ordered],
+            "locked": self.locked,
+            "forbidden": sorted(self.forbidden),
+        }
+
+    def _everyone(self, *, but: int | None = None) -> tuple[int, ...]:
+        return tuple(pid for pid in self.participants if pid != but)
+
+    # -- membership ---------------------------------------------------------------------------------
+
+    def join(self, pid: int, name: str, *, passcode_ok: bool) -> list[Send]:
+        """Admit a participant; the first one becomes host."""
+        if self.closed:
+            raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
+        if not passcode_ok:
+            raise RequestRefused("wrong_passcode", f"wrong passcode for meeting {self.id}")
+        if self.locked:
+            raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
+        if any(p.name.casefold() == name.casefold() for p in self.participants.values()):
+            raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
+        role = Role.HOST if not self.participants else Role.MEMBER
+        self._seniority += 1
+        participant = Participant(pid, name, role, self._seniority)
+        others = self._everyone()
+        self.participants[pid] = participant
+        joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot()}
+        sends = [Send((pid,), joined)]
+        if others:
+            sends.append(Send(others, {"type": "participant_joined", "name": name, "role": str(role)}))
+        return sends
+
+    def leave(self, pid: int, reason: str = "left") -> list[Send]:
+        """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
+        participant = self.participants.pop(pid, None)
+        if participant is None:
+            return []
+        if not self.participants:
+            self.closed = True
+            return []
+        sends = [
+            Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
+        ]
+        if participant.role is Role.HOST:
+            successor = min(
+                self.participants.values(),
+                key=lambda p: (p.role is not Role.ADMIN, p.seniority),
+            )
+            successor.role = Role.HOST
+            sends.append(self._role_changed(successor, by=None))
+        return sends
+
+    # -- requests from participants -----------------------------------------------------------------
+
+    def chat(self, pid: int, text: str, to: str | None = None) -> list[Send]:
+        sender = self.participants[pid]
+        if not self.allowed(sender, "chat"):
+            raise RequestRefused("forbidden", "chat is forbidden for you in this meeting")
+        message: Message = {"type": "chat", "from": sender.name, "text": text, "private": to is not None}
+        if to is None:
+            return [Send(self._everyone(), message)]
+        target = self.find(to)
+        message["to"] = target.name
+        recipients = (pid,) if target.pid == pid else (target.pid, pid)
+        return [Send(recipients, message)]
+
+    def set_role(self, pid: int, name: str, role: str) -> list[Send]:
+        """Host only: make someone admin or member, or hand the host role to them."""
+        actor = self._require(pid, Role.HOST, "change roles")
+        target = self.find(name)
+        new_role = Role(role)
+        if target.pid == pid:
+            raise RequestRefused(
+                "bad_request", "you cannot change your own role; hand the host role on instead"
+            )
+        if target.role is new_role:
+            return []
+        sends: list[Send] = []
+        if new_role is Role.HOST:
+            actor.role = Role.ADMIN
+            target.role = Role.HOST
+            sends.append(self._role_changed(target, by=actor.name))
+            sends.append(self._role_changed(actor, by=actor.name))
+        else:
+            target.role = new_role
+            sends.append(self._role_changed(target, by=actor.name))
+        return sends
+
+    def set_permission(self, pid: int, what: str, allowed: bool, name: str | None = None) -> list[Send]:
+        """Host and admins: forbid or permit a kind of media, control or chat, meeting-wide or for one."""
+        actor = self._require(pid, Role.ADMIN, "forbid or permit")
+        sends: list[Send] = []
+        affected: list[Participant]
+        if name is None:
+            if allowed:
+                self.forbidden.discard(what)
+            else:
+                self.forbidden.add(what)
+            affected = [p for p in self.participants.values() if p.role is Role.MEMBER]
+        else:
+            target = self.find(name)
+            if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
+                raise RequestRefused("not_allowed", f"you cannot forbid or permit for {target.name}")
+            if allowed:
+                target.forbidden.discard(what)
+            else:
+                target.forbidden.add(what)
+            affected = [target]
+        change: Message = {"type": "permission_changed", "what": what, "allowed": allowed, "by": actor.name}
+        if name is not None:
+            change["name"] = affected[0].name
+        sends.append(Send(self._everyone(), change))
+        for participant in affected:
+            if what in participant.sharing and not self.allowed(participant, what):
+                participant.sharing.discard(what)
+                stopped = {
+                    "type": "share_stopped",
+                    "name": participant.name,
+                    "kind": what,
+                    "reason": "forbidden",
+                }
+                sends.append(Send(self._everyone(), stopped))
+        return sends
+
+    def kick(self, pid: int, name: str) -> list[Send]:
+        actor = self._require(pid, Role.ADMIN, "remove participants")
+        target = self.find(name)
+        if target.pid == pid:
+            raise RequestRefused("bad_request", "you cannot remove yourself; use /leave")
+        if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
+            raise RequestRefused("not_allowed", f"you cannot remove {target.name}")
+        sends = [Send((target.pid,), {"type": "kicked", "by": actor.name})]
+        return sends + self.leave(target.pid, "kicked")
+
+    def set_locked(self, pid: int, locked: bool) -> list[Send]:
+        actor = self._require(pid, Role.ADMIN, "lock or unlock the meeting")
+        if self.locked == locked:
+            return []
+        self.locked = locked
+        return [Send(self._everyone(), {"type": "meeting_locked", "locked": locked, "by": actor.name})]
+
+    def end(self, pid: int) -> list[Send]:
+        """Close the meeting for everyone (host and admins)."""
+        actor = self._require(pid, Role.ADMIN, "end the meeting for everyone")
+        everyone = self._everyone()
+        self.participants.clear()
+        self.closed = True
+        return [Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})]
+
+    def who(self, pid: int) -> list[Send]:
+        return [Send((pid,), {"type": "participants", **self.snapshot()})]
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _require(self, pid: int, at_least: Role, action: str) -> Participant:
+        actor = self.participants[pid]
+        if at_least is Role.HOST and actor.role is not Role.HOST:
+            raise RequestRefused("not_allowed", f"only the host can {action}")
+        if at_least is Role.ADMIN and actor.role is Role.MEMBER:
+            raise RequestRefused("not_allowed", f"only the host and admins can {action}")
+        return actor
+
+    def _role_changed(self, participant: Participant, *, by: str | None) -> Send:
+        message: Message = {"type": "role_changed", "name": participant.name, "role": str(participant.role)}
+        if by is not None:
+            message["by"] = by
+        return Send(self._everyone(), message)

@@ -1,0 +1,133 @@
+"""The conf server: the asyncio edge around the sans-I/O :class:`~conf_cli.meeting.hub.Hub`.
+
+It listens on one or more transports, feeds the hub what arrives, and carries out the hub's actions.
+Blocking work the hub asks for (passcode hashing) runs in a thread so no participant's media stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from conf_cli.meeting.core import Send
+from conf_cli.meeting.hub import Action, Close, Deferred, Hub
+from conf_cli.plugins import Registry
+from conf_cli.protocol.control import encode
+from conf_cli.transport import Link, Listener, TransportOptions
+
+log = logging.getLogger("conf.server")
+
+TICK_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to listen: a transport name, a host and a port (0 picks a free one)."""
+
+    transport: str
+    host: str
+    port: int
+
+
+class Server:
+    """One conf server process: many meetings, many transports."""
+
+    def __init__(self, registry: Registry, hub: Hub | None = None) -> None:
+        self.registry = registry
+        self.hub = hub or Hub()
+        self.listeners: list[Listener] = []
+        self.links: dict[int, Link] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._warned: set[int] = set()
+
+    async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
+        """Listen on every endpoint; return the URLs clients use."""
+        options = options or TransportOptions()
+        for endpoint in endpoints:
+            transport = self.registry.transport_for(endpoint.transport)
+            listener = await transport.listen(endpoint.host, endpoint.port, self, options)
+            self.listeners.append(listener)
+            log.info("listening on %s", listener.url)
+        self._ticker = asyncio.create_task(self._tick_forever())
+        return [listener.url for listener in self.listeners]
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for task in list(self._pending):
+            task.cancel()
+        for listener in self.listeners:
+            await listener.close()
+        self.listeners.clear()
+
+    # -- ServerEvents -------------------------------------------------------------------------------
+
+    def link_opened(self, link: Link) -> None:
+        self.links[link.id] = link
+        self._apply(self.hub.connected(link.id, time.monotonic(), link.peer))
+
+    def control_received(self, link: Link, data: bytes) -> None:
+        self._apply(self.hub.received(link.id, data, time.monotonic()))
+
+    def media_received(self, link: Link, packet: bytes) -> None:
+        # Media routing arrives with the media plugins; until a participant publishes, media is only
+        # proof of life.
+        if not self.hub.seen(link.id, time.monotonic()):
+            self._apply([Close(link.id, "media before hello")])
+
+    def keepalive_received(self, link: Link) -> None:
+        self.hub.seen(link.id, time.monotonic())
+
+    def link_closed(self, link: Link, reason: str) -> None:
+        self.links.pop(link.id, None)
+        self._warned.discard(link.id)
+        log.debug("link %s (%s) closed: %s", link.id, link.peer, reason)
+        self._apply(self.hub.disconnected(link.id, "disconnected"))
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                data = encode(action.message)
+                for cid in action.to:
+                    link = self.links.get(cid)
+                    if link is not None:
+                        link.send_control(data)
+            elif isinstance(action, Close):
+                link = self.links.get(action.conn)
+                if link is not None:
+                    if action.conn not in self._warned:
+                        self._warned.add(action.conn)
+                        log.info("closing %s: %s", link.peer or link.id, action.reason)
+                    link.close()
+            elif isinstance(action, Deferred):
+                task = asyncio.create_task(self._run_deferred(action))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _run_deferred(self, action: Deferred) -> None:
+        result = await asyncio.to_thread(action.work)
+        self._apply(action.resume(result, time.monotonic()))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._apply(self.hub.tick(time.monotonic()))
+
+
+async def serve(
+    registry: Registry, endpoints: list[Endpoint], ready: asyncio.Future[list[str]] | None = None
+) -> None:
+    """Run a server until cancelled."""
+    server = Server(registry)
+    try:
+        urls = await server.start(endpoints)
+        if ready is not None and not ready.done():
+            ready.set_result(urls)
+        await asyncio.Event().wait()
+    finally:
+        await server.close()

@@ -1,0 +1,86 @@
+"""Running a meeting on the client: typed lines in, server events out, until the meeting ends for us."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from conf_cli.client import Client
+from conf_cli.commands import CommandError, LocalCommand, parse_line
+from conf_cli.errors import ConfError
+from conf_cli.protocol.control import Message
+
+EXIT_OK = 0
+EXIT_KICKED = 3
+EXIT_DISCONNECTED = 4
+LEAVE_TIMEOUT = 3.0
+
+# Events after which we are no longer in the meeting, and the exit code each gives.
+_FINAL = {
+    "left": EXIT_OK,
+    "meeting_closed": EXIT_OK,
+    "kicked": EXIT_KICKED,
+    "disconnected": EXIT_DISCONNECTED,
+}
+
+
+class MeetingUI(Protocol):
+    """A face for a meeting: the terminal one (rich) or machine mode (JSON lines)."""
+
+    def show(self, event: Message) -> None:
+        """Present a server event (or a client-side ``error``)."""
+
+    def show_help(self) -> None:
+        """Present the list of commands."""
+
+    def lines(self) -> AsyncIterator[str]:
+        """Lines typed (or piped) by the user; ends at end of input."""
+
+    def close(self) -> None:
+        """Restore the terminal."""
+
+
+async def run_meeting(client: Client, ui: MeetingUI, first_events: list[Message]) -> int:
+    """Show ``first_events``, then relay lines and events until we leave; return the exit code."""
+    for event in first_events:
+        ui.show(event)
+    reader = asyncio.create_task(_relay_input(client, ui))
+    try:
+        while True:
+            event = await client.events.get()
+            ui.show(event)
+            code = _FINAL.get(event["type"])
+            if code is not None:
+                return code
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConfError):
+            await reader
+        await client.close()
+        ui.close()
+
+
+async def _relay_input(client: Client, ui: MeetingUI) -> None:
+    async for line in ui.lines():
+        try:
+            command = parse_line(line)
+        except CommandError as exc:
+            ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
+            continue
+        if command is None:
+            continue
+        if isinstance(command, LocalCommand):
+            ui.show_help()
+            continue
+        try:
+            client.send(command)
+        except ConfError as exc:
+            ui.show({"type": "error", "code": "not_connected", "message": str(exc)})
+            return
+    # End of input: leave politely, and give the server a moment to confirm.
+    with contextlib.suppress(ConfError):
+        client.send({"type": "leave"})
+    await asyncio.sleep(LEAVE_TIMEOUT)
+    client.closed("left without confirmation")

@@ -1,0 +1,201 @@
+"""Helpers for driving real ``conf`` processes in machine mode, for tests of conf and of its plugins.
+
+A third-party plugin's test suite can use these as conf's own does: start a server with
+:func:`start_server`, then clients with :func:`start_client`, and read their JSON events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Event = dict[str, Any]
+DEFAULT_TIMEOUT = 15.0
+
+
+def conf_command() -> list[str]:
+    """How to run conf from this interpreter."""
+    return [sys.executable, "-m", "conf_cli"]
+
+
+@dataclass
+class ConfProcess:
+    """A running ``conf`` process whose stdout lines are JSON events."""
+
+    process: subprocess.Popen[str]
+    events: queue.Queue[Event | None] = field(default_factory=queue.Queue)
+    seen: list[Event] = field(default_factory=list)
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                event = {"type": "_text", "text": line}
+            self.events.put(event)
+        self.events.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.stderr_lines.append(line.rstrip("\n"))
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, line: str) -> None:
+        """Type a line (a command or chat) into the client."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def expect(
+        self, kind: str, where: Callable[[Event], bool] | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Event:
+        """Wait for the next event of ``kind`` (matching ``where``); earlier events are kept in ``seen``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind!r} event within {timeout} s; saw {self.seen[-10:]}")
+            try:
+                event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event is None:
+                self.events.put(None)
+                raise AssertionError(
+                    f"process exited before a {kind!r} event; saw {self.seen[-10:]}; "
+                    f"stderr {self.stderr_lines[-5:]}"
+                )
+            self.seen.append(event)
+            if event.get("type") == kind and (where is None or where(event)):
+                return event
+
+    def drain(self, seconds: float) -> list[Event]:
+        """Collect every event for ``seconds``."""
+        got: list[Event] = []
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if event is None:
+                self.events.put(None)
+                break
+            self.seen.append(event)
+            got.append(event)
+        return got
+
+    def wait(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the process by its PID (SIGTERM, then SIGKILL)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    process = subprocess.Popen(
+        [*conf_command(), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )
+    return ConfProcess(process)
+
+
+def start_server(
+    *extra: str, transport: str = "tcp", env: dict[str, str] | None = None
+) -> tuple[ConfProcess, str]:
+    """Start ``conf server`` on a free loopback port; return it and its URL."""
+    server = spawn(
+        ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", transport, *extra], env
+    )
+    started = server.expect("server_started")
+    return server, started["urls"][0]
+
+
+def start_client(
+    url: str, name: str, meeting: str | None = None, passcode: str | None = None, *extra: str
+) -> ConfProcess:
+    """``conf create`` (no meeting) or ``conf join MEETING`` in machine mode."""
+    args = ["create"] if meeting is None else ["join", meeting]
+    args += ["--json", "--server", url, "--name", name]
+    if passcode is not None:
+        args += ["--passcode", passcode]
+    return spawn([*args, *extra])
+
+
+def run_conf(*args: str, timeout: float = 30.0, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run a conf command to completion."""
+    return subprocess.run(
+        [*conf_command(), *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+class ClientPool:
+    """Starts conf clients against one server and stops every one of them by PID at the end."""
+
+    def __init__(self, url: str, passcode: str = "pass-123") -> None:
+        self.url = url
+        self.passcode = passcode
+        self.started: list[ConfProcess] = []
+
+    def create(self, name: str, *extra: str) -> tuple[ConfProcess, str]:
+        """Create a meeting as ``name``; wait until it is joined; return the client and the meeting ID."""
+        client = start_client(self.url, name, None, self.passcode, *extra)
+        self.started.append(client)
+        created = client.expect("meeting_created")
+        client.expect("joined")
+        return client, created["meeting"]
+
+    def join(self, meeting: str, name: str, *extra: str, passcode: str | None = None) -> ConfProcess:
+        """Start joining; the caller waits for ``joined`` (or an exit) itself."""
+        client = start_client(self.url, name, meeting, passcode or self.passcode, *extra)
+        self.started.append(client)
+        return client
+
+    def joined(self, meeting: str, name: str, *extra: str) -> ConfProcess:
+        """Join and wait until in the meeting."""
+        client = self.join(meeting, name, *extra)
+        client.expect("joined", lambda e: e["name"] == name)
+        return client
+
+    def stop_all(self) -> None:
+        for client in self.started:
+            client.stop()

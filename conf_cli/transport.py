@@ -1,0 +1,129 @@
+"""The transport interface: what a transport plugin gives the server and the client.
+
+A transport moves bytes and nothing else. The server gets a :class:`Listener` that reports links
+opening, control messages and media packets arriving, and links closing; the client gets one
+:class:`Link` to the server. Control messages are reliable and ordered; media packets (RTP/RTCP) are
+best effort and are dropped, never queued without bound, when a peer cannot keep up. Who receives a
+packet is the meeting core's decision; how it is sent (a loop of sends, a PUB topic) is the transport's,
+through :meth:`Listener.forward_media`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+_link_ids = itertools.count(1)
+
+
+def next_link_id() -> int:
+    """A process-wide unique link number."""
+    return next(_link_ids)
+
+
+@dataclass
+class LinkStats:
+    control_in: int = 0
+    control_out: int = 0
+    media_in: int = 0
+    media_out: int = 0
+    media_dropped: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class Link(ABC):
+    """One connection: a client as the server sees it, or the server as a client sees it."""
+
+    def __init__(self, peer: str) -> None:
+        self.id = next_link_id()
+        self.peer = peer
+        self.stats = LinkStats()
+
+    @abstractmethod
+    def send_control(self, data: bytes) -> None:
+        """Queue a control message for reliable, ordered delivery.
+
+        Never blocks. A peer that falls too far behind is disconnected rather than buffered forever.
+        """
+
+    @abstractmethod
+    def send_media(self, packet: bytes) -> bool:
+        """Send an RTP/RTCP packet best-effort; return False if it was dropped (peer congested)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the link; the other side's events receive ``closed``."""
+
+    @property
+    @abstractmethod
+    def is_closing(self) -> bool:
+        """True once the link is closed or closing."""
+
+
+class ServerEvents(Protocol):
+    """What a listener reports to the server."""
+
+    def link_opened(self, link: Link) -> None: ...
+
+    def control_received(self, link: Link, data: bytes) -> None: ...
+
+    def media_received(self, link: Link, packet: bytes) -> None: ...
+
+    def keepalive_received(self, link: Link) -> None: ...
+
+    def link_closed(self, link: Link, reason: str) -> None: ...
+
+
+class ClientEvents(Protocol):
+    """What a client link reports to the client."""
+
+    def control_received(self, data: bytes) -> None: ...
+
+    def media_received(self, packet: bytes) -> None: ...
+
+    def closed(self, reason: str) -> None: ...
+
+
+class Listener(ABC):
+    """A server endpoint accepting links on one transport."""
+
+    url: str
+
+    def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
+        """Send one media packet to many links; return how many were sent. Transports may do better."""
+        sent = 0
+        for link in links:
+            sent += link.send_media(packet)
+        return sent
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop accepting and close every link."""
+
+
+@dataclass
+class TransportOptions:
+    """Settings every transport understands; ``extra`` holds transport-specific ones."""
+
+    connect_timeout: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Transport(ABC):
+    """A transport plugin. Register an instance through ``conf_register_transports``."""
+
+    name: str
+    schemes: tuple[str, ...]
+    description: str = ""
+
+    @abstractmethod
+    async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
+        """Start accepting links. Raise :class:`conf_cli.errors.ConfError` if the port cannot be used."""
+
+    @abstractmethod
+    async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
+        """Open a link to a server. Raise ConfError if it cannot be reached within the timeout."""

@@ -1,0 +1,145 @@
+"""What a participant knows about the meeting, kept from server events. Sans-I/O.
+
+The terminal UI draws from this; tests check it without a terminal.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, Any]
+
+
+@dataclass
+class PeerView:
+    name: str
+    role: str
+    sharing: set[str] = field(default_factory=set)
+    forbidden: set[str] = field(default_factory=set)
+
+
+@dataclass
+class MeetingView:
+    me: str
+    meeting: str = ""
+    passcode: str | None = None
+    locked: bool = False
+    forbidden: set[str] = field(default_factory=set)
+    peers: dict[str, PeerView] = field(default_factory=dict)
+    log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (style, text)
+    ended: str | None = None
+
+    @property
+    def my_role(self) -> str:
+        peer = self.peers.get(self.me)
+        return peer.role if peer else "member"
+
+    def apply(self, event: Message) -> None:
+        """Update the view from one event and add a line to the log where a person would want one."""
+        kind = event.get("type")
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def _note(self, text: str, style: str = "dim") -> None:
+        self.log.append((style, text))
+
+    def _load(self, snapshot: Message) -> None:
+        self.meeting = snapshot.get("meeting", self.meeting)
+        self.locked = bool(snapshot.get("locked"))
+        self.forbidden = set(snapshot.get("forbidden", ()))
+        self.peers = {
+            p["name"]: PeerView(p["name"], p["role"], set(p.get("sharing", ())), set(p.get("forbidden", ())))
+            for p in snapshot.get("participants", ())
+        }
+
+    def _on_meeting_created(self, e: Message) -> None:
+        self.meeting, self.passcode = e["meeting"], e.get("passcode")
+        self._note(f"meeting {e['meeting']} created, passcode {e.get('passcode')}", "bold green")
+
+    def _on_joined(self, e: Message) -> None:
+        self.me = e["name"]
+        self._load(e)
+        self._note(f"you joined meeting {self.meeting} as {e['role']}; type /help for commands", "green")
+
+    def _on_participants(self, e: Message) -> None:
+        self._load(e)
+        listing = ", ".join(
+            f"{p.name} ({p.role}{'; ' + ', '.join(sorted(p.sharing)) if p.sharing else ''})"
+            for p in self.peers.values()
+        )
+        self._note(f"in the meeting: {listing}", "cyan")
+
+    def _on_participant_joined(self, e: Message) -> None:
+        self.peers[e["name"]] = PeerView(e["name"], e["role"])
+        self._note(f"{e['name']} joined", "green")
+
+    def _on_participant_left(self, e: Message) -> None:
+        self.peers.pop(e["name"], None)
+        reason = e.get("reason", "left")
+        self._note(f"{e['name']} left" + ("" if reason == "left" else f" ({reason})"), "yellow")
+
+    def _on_role_changed(self, e: Message) -> None:
+        peer = self.peers.get(e["name"])
+        if peer:
+            peer.role = e["role"]
+        by = f" by {e['by']}" if e.get("by") else ""
+        who = "you are" if e["name"] == self.me else f"{e['name']} is"
+        self._note(f"{who} now {e['role']}{by}", "magenta")
+
+    def _on_permission_changed(self, e: Message) -> None:
+        what, allowed = e["what"], e["allowed"]
+        target = e.get("name")
+        if target:
+            peer = self.peers.get(target)
+            if peer:
+                (peer.forbidden.discard if allowed else peer.forbidden.add)(what)
+        else:
+            (self.forbidden.discard if allowed else self.forbidden.add)(what)
+        scope = f"for {target}" if target else "for members"
+        self._note(f"{e.get('by', 'host')} {'permitted' if allowed else 'forbade'} {what} {scope}", "magenta")
+
+    def _on_share_started(self, e: Message) -> None:
+        peer = self.peers.get(e["name"])
+        if peer:
+            peer.sharing.add(e["kind"])
+        self._note(f"{e['name']} is sharing {e['kind']}", "blue")
+
+    def _on_share_stopped(self, e: Message) -> None:
+        peer = self.peers.get(e["name"])
+        if peer:
+            peer.sharing.discard(e["kind"])
+        self._note(f"{e['name']} stopped sharing {e['kind']}", "blue")
+
+    def _on_meeting_locked(self, e: Message) -> None:
+        self.locked = e["locked"]
+        self._note(f"{e['by']} {'locked' if e['locked'] else 'unlocked'} the meeting", "magenta")
+
+    def _on_chat(self, e: Message) -> None:
+        if e.get("private"):
+            arrow = f"{e['from']} → {e.get('to')}"
+            self.log.append(("italic yellow", f"[private] {arrow}: {e['text']}"))
+        else:
+            style = "bold" if e["from"] == self.me else ""
+            self.log.append((style, f"{e['from']}: {e['text']}"))
+
+    def _on_error(self, e: Message) -> None:
+        self._note(f"error: {e.get('message')}", "bold red")
+
+    def _on_kicked(self, e: Message) -> None:
+        self.ended = f"{e.get('by')} removed you from the meeting"
+        self._note(self.ended, "bold red")
+
+    def _on_meeting_closed(self, e: Message) -> None:
+        self.ended = f"{e.get('by')} ended the meeting"
+        self._note(self.ended, "bold red")
+
+    def _on_left(self, e: Message) -> None:
+        self.ended = "you left the meeting"
+        self._note(self.ended, "yellow")
+
+    def _on_disconnected(self, e: Message) -> None:
+        self.ended = f"connection lost: {e.get('reason')}"
+        self._note(self.ended, "bold red")

@@ -1,0 +1,226 @@
+"""Raw TCP transport for conf: one connection per client carries control and media.
+
+Every frame is RFC 4571 framed (a 16-bit length, then the payload); a payload starting with ``{`` is a
+JSON control message, one whose first two bits are ``10`` is an RTP/RTCP packet, an empty one is a
+keep-alive. This package is also the worked example of a transport plugin: see docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+
+from conf_cli.errors import ConfError
+from conf_cli.hookspecs import hookimpl
+from conf_cli.protocol.framing import FrameDecoder, frame, is_media
+from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
+
+log = logging.getLogger("conf.transport.tcp")
+
+# A peer whose unsent control data passes this is too slow to keep: close it.
+CONTROL_BUFFER_LIMIT = 4 * 1024 * 1024
+# Media is dropped for a peer once this much is waiting in its socket buffer.
+MEDIA_BUFFER_LIMIT = 256 * 1024
+
+
+class TcpLink(Link, asyncio.Protocol):
+    """One TCP connection, on either side."""
+
+    def __init__(
+        self,
+        on_control: Callable[[bytes], None],
+        on_media: Callable[[bytes], None],
+        on_keepalive: Callable[[], None],
+        on_closed: Callable[[str], None],
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
+        Link.__init__(self, peer="")
+        self._on_open = on_open
+        self._on_control = on_control
+        self._on_media = on_media
+        self._on_keepalive = on_keepalive
+        self._on_closed = on_closed
+        self._decoder = FrameDecoder()
+        self._transport: asyncio.Transport | None = None
+        self._close_reason = "closed by peer"
+        self._closed = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peername = transport.get_extra_info("peername")
+        if peername:
+            self.peer = f"{peername[0]}:{peername[1]}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._on_open is not None:
+            self._on_open()
+
+    def data_received(self, data: bytes) -> None:
+        stats = self.stats
+        stats.bytes_in += len(data)
+        for payload in self._decoder.feed(data):
+            if self._closed:
+                return
+            if not payload:
+                self._on_keepalive()
+            elif is_media(payload):
+                stats.media_in += 1
+                self._on_media(payload)
+            else:  # control, or garbage that the server answers as a bad control message
+                stats.control_in += 1
+                self._on_control(payload)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._closed and self._transport is None:
+            return
+        self._closed = True
+        self._transport = None
+        reason = self._close_reason if exc is None else f"connection lost: {exc}"
+        self._on_closed(reason)
+
+    # Link
+    def send_control(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > CONTROL_BUFFER_LIMIT:
+            self.close("peer too slow to read control messages")
+            return
+        transport.write(frame(data))
+        self.stats.control_out += 1
+        self.stats.bytes_out += len(data) + 2
+
+    def send_media(self, packet: bytes) -> bool:
+        transport = self._transport
+        if (
+            transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > MEDIA_BUFFER_LIMIT
+        ):
+            self.stats.media_dropped += 1
+            return False
+        transport.write(len(packet).to_bytes(2, "big") + packet)
+        self.stats.media_out += 1
+        self.stats.bytes_out += len(packet) + 2
+        return True
+
+    def send_keepalive(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(b"\x00\x00")
+
+    def close(self, reason: str = "closed") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._close_reason = reason
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+
+    @property
+    def is_closing(self) -> bool:
+        return self._closed or self._transport is None or self._transport.is_closing()
+
+
+class TcpListener(Listener):
+    def __init__(self, server: asyncio.Server, url: str) -> None:
+        self._server = server
+        self.url = url
+        self.links: set[TcpLink] = set()
+
+    def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
+        framed = len(packet).to_bytes(2, "big") + packet
+        sent = 0
+        for link in links:
+            transport = link._transport  # type: ignore[attr-defined]
+            if (
+                transport is None
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > MEDIA_BUFFER_LIMIT
+            ):
+                link.stats.media_dropped += 1
+                continue
+            transport.write(framed)
+            link.stats.media_out += 1
+            sent += 1
+        return sent
+
+    async def close(self) -> None:
+        self._server.close()
+        for link in list(self.links):
+            link.close("server shutting down")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 2.0)
+
+
+class TcpTransport(Transport):
+    name = "tcp"
+    schemes = ("tcp",)
+    description = "raw TCP, RFC 4571 framing; control and media on one connection"
+
+    async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
+        loop = asyncio.get_running_loop()
+        listener: TcpListener
+
+        def make_link() -> TcpLink:
+            link: TcpLink
+
+            def opened() -> None:
+                listener.links.add(link)
+                events.link_opened(link)
+
+            def closed(reason: str) -> None:
+                listener.links.discard(link)
+                events.link_closed(link, reason)
+
+            link = TcpLink(
+                lambda data: events.control_received(link, data),
+                lambda packet: events.media_received(link, packet),
+                lambda: events.keepalive_received(link),
+                closed,
+                opened,
+            )
+            return link
+
+        try:
+            server = await loop.create_server(make_link, host, port, reuse_address=True)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfError(
+                    f"port {port} on {host} is already in use; pick another with --port"
+                ) from None
+            raise ConfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        bound = server.sockets[0].getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        listener = TcpListener(server, f"tcp://{shown}:{bound[1]}")
+        return listener
+
+    async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
+        loop = asyncio.get_running_loop()
+        link = TcpLink(events.control_received, events.media_received, lambda: None, events.closed)
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: link, host, port), options.connect_timeout)
+        except TimeoutError:
+            raise ConfError(
+                f"cannot reach server tcp://{host}:{port}: no answer in {options.connect_timeout:g} s"
+            ) from None
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ConfError(
+                f"cannot reach server tcp://{host}:{port}: {why.lower()}; is `conf server` running?"
+            ) from None
+        return link
+
+
+@hookimpl
+def conf_register_transports(register: Callable[[Transport], None]) -> None:
+    register(TcpTransport())

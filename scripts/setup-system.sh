@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system packages conf and its tests use: FFmpeg (interop peer), PortAudio (sound devices),
+# PulseAudio (a sound server for headless audio), Xvfb and xdotool (virtual screens and input), iproute2
+# and iptables (network namespaces for NAT and loss tests). Installs only what is missing.
+set -euo pipefail
+
+PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
+          x11-xserver-utils iproute2 iptables)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "conf set-up: please install these system packages with your package manager: ${missing[*]}" >&2
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "conf set-up: installing system packages: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
