@@ -120,7 +120,8 @@ class Client:
             if remaining <= 0:
                 raise ConfError(f"the server did not answer {request!r} within {timeout:g} s")
             try:
-                message = await asyncio.wait_for(self.events.get(), remaining)
+                async with asyncio.timeout(remaining):
+                    message = await self.events.get()
             except TimeoutError:
                 continue
             kind = message["type"]

@@ -43,7 +43,8 @@ async def _bot(url: str, meeting: str, passcode: str, name: str, seed: int) -> N
         while True:
             timeout = max(0.0, next_line - asyncio.get_running_loop().time())
             try:
-                event = await asyncio.wait_for(client.events.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    event = await client.events.get()
             except TimeoutError:
                 client.send({"type": "chat", "text": rng.choice(BOT_LINES)})
                 next_line = asyncio.get_running_loop().time() + rng.uniform(5, 12)
@@ -92,7 +93,7 @@ async def run_demo(participants: int, duration: float | None, name: str, *, inte
     try:
         await host.connect()
         created, joined = await host.create(name)
-        names = BOT_NAMES[:participants]
+        names = [bot for bot in BOT_NAMES if bot.casefold() != name.casefold()][:participants]
         for index, bot_name in enumerate(names):
             bots.append(
                 asyncio.create_task(_bot(url, created["meeting"], created["passcode"], bot_name, index))
@@ -102,7 +103,8 @@ async def run_demo(participants: int, duration: float | None, name: str, *, inte
         if duration is None:
             return await meeting
         try:
-            return await asyncio.wait_for(meeting, duration)
+            async with asyncio.timeout(duration):
+                return await meeting
         except TimeoutError:
             return 0
     finally:

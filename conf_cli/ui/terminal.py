@@ -67,6 +67,9 @@ class TerminalUI:
         self._fd = sys.stdin.fileno()
         self._saved = termios.tcgetattr(self._fd)
         tty.setcbreak(self._fd)
+        mode = termios.tcgetattr(self._fd)
+        mode[3] &= ~termios.ISIG  # Ctrl-C reaches the editor, which leaves the meeting politely
+        termios.tcsetattr(self._fd, termios.TCSANOW, mode)
         self._live = Live(self._render(), console=self.console, screen=True, auto_refresh=False)
         self._live.start()
         asyncio.get_running_loop().add_reader(self._fd, self._on_keys)
