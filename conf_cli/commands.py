@@ -90,11 +90,16 @@ def _split(rest: str, usage: str) -> list[str]:
 
 
 def _only_name(rest: str, usage: str) -> str:
-    words = _split(rest, usage)
-    if not words:
+    rest = rest.strip()
+    if rest[:1] in ("'", '"'):
+        words = _split(rest, usage)
+        name = words[0] if words else ""
+    else:
+        # An unquoted name is taken whole and as typed: /kick Ada Lovelace, /kick O'Brien
+        name = rest
+    if not name.strip():
         raise CommandError(f"usage: {usage}")
-    # An unquoted name with spaces is taken whole: /kick Ada Lovelace
-    return words[0] if rest.lstrip()[:1] in "\"'" else " ".join(words)
+    return name
 
 
 def _name_then_rest(rest: str, usage: str) -> tuple[str, str]:
@@ -106,6 +111,9 @@ def _name_then_rest(rest: str, usage: str) -> tuple[str, str]:
         end = rest.find(quote, 1)
         if end < 0:
             raise CommandError(f"usage: {usage} (unbalanced quotes)")
-        return rest[1:end], rest[end + 1 :].strip()
-    name, _, tail = rest.partition(" ")
+        name, tail = rest[1:end], rest[end + 1 :]
+    else:
+        name, _, tail = rest.partition(" ")
+    if not name.strip():
+        raise CommandError(f"usage: {usage}")
     return name, tail.strip()

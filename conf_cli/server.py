@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from conf_cli.meeting.core import Send
-from conf_cli.meeting.hub import Action, Close, Deferred, Hub
+from conf_cli.meeting.hub import Action, Close, Deferred, Forward, Hub
 from conf_cli.plugins import Registry
 from conf_cli.protocol.control import encode
 from conf_cli.transport import Link, Listener, TransportOptions
@@ -73,10 +73,26 @@ class Server:
         self._apply(self.hub.received(link.id, data, time.monotonic()))
 
     def media_received(self, link: Link, packet: bytes) -> None:
-        # Media routing arrives with the media plugins; until a participant publishes, media is only
-        # proof of life.
-        if not self.hub.seen(link.id, time.monotonic()):
+        recipients = self.hub.route_media(link.id, packet, time.monotonic())
+        if recipients is None:
             self._apply([Close(link.id, "media before hello")])
+        elif recipients:
+            self._forward(packet, recipients)
+
+    def _forward(self, packet: bytes, recipients: tuple[int, ...]) -> None:
+        """Hand a packet to each recipient's listener, which fans it out as its transport does best."""
+        links = self.links
+        by_listener: dict[Listener | None, list[Link]] = {}
+        for cid in recipients:
+            link = links.get(cid)
+            if link is not None:
+                by_listener.setdefault(link.listener, []).append(link)
+        for listener, group in by_listener.items():
+            if listener is not None:
+                listener.forward_media(packet, group)
+            else:
+                for link in group:
+                    link.send_media(packet)
 
     def keepalive_received(self, link: Link) -> None:
         self.hub.seen(link.id, time.monotonic())
@@ -104,6 +120,8 @@ class Server:
                         self._warned.add(action.conn)
                         log.info("closing %s: %s", link.peer or link.id, action.reason)
                     link.close()
+            elif isinstance(action, Forward):
+                self._forward(action.packet, action.to)
             elif isinstance(action, Deferred):
                 task = asyncio.create_task(self._run_deferred(action))
                 self._pending.add(task)

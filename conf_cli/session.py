@@ -9,7 +9,7 @@ from typing import Protocol
 
 from conf_cli.client import Client
 from conf_cli.commands import CommandError, LocalCommand, parse_line
-from conf_cli.errors import ConfError
+from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol.control import Message
 
 EXIT_OK = 0
@@ -76,6 +76,8 @@ async def _relay_input(client: Client, ui: MeetingUI) -> None:
             continue
         try:
             client.send(command)
+        except ProtocolError as exc:
+            ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
         except ConfError as exc:
             ui.show({"type": "error", "code": "not_connected", "message": str(exc)})
             return

@@ -38,10 +38,11 @@ class LinkStats:
 class Link(ABC):
     """One connection: a client as the server sees it, or the server as a client sees it."""
 
-    def __init__(self, peer: str) -> None:
+    def __init__(self, peer: str, listener: Listener | None = None) -> None:
         self.id = next_link_id()
         self.peer = peer
         self.stats = LinkStats()
+        self.listener = listener  # the server-side listener that accepted this link, if any
 
     @abstractmethod
     def send_control(self, data: bytes) -> None:

@@ -6,6 +6,7 @@ code from docs/protocol.md. Nothing here touches a socket or a clock.
 
 Roles: the *host* runs the meeting; *admins* help (forbid/permit, kick members, lock, end); *members*
 take part. Meeting-wide forbids apply to members; a forbid naming a participant applies to that person.
+Nobody may forbid the host anything, so whoever becomes host loses any forbids naming them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ class Send:
 
     to: tuple[int, ...]
     message: Message
+
+
+MEDIA_KINDS = ("audio", "video", "screen")
+# Keeps the meeting's snapshot (``joined``, ``participants``) within one control frame.
+MAX_PARTICIPANTS = 100
+
+
+@dataclass
+class Track:
+    """One published media stream: an RTP SSRC owned by a participant."""
+
+    ssrc: int
+    owner: int
+    kind: str
+    codec: str
+
+    def describe(self, owner_name: str) -> Message:
+        return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
 
 
 @dataclass
@@ -62,7 +81,9 @@ class Meeting:
         self.locked = False
         self.forbidden: set[str] = set()
         self.closed = False
+        self.tracks: dict[int, Track] = {}
         self._seniority = 0
+        self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -89,9 +110,17 @@ class Meeting:
         return {
             "meeting": self.id,
             "participants": [p.describe() for p in ordered],
+            "tracks": [t.describe(self.participants[t.owner].name) for t in self.tracks.values()],
             "locked": self.locked,
             "forbidden": sorted(self.forbidden),
         }
+
+    def audience(self, owner: int) -> tuple[int, ...]:
+        """Everyone who receives ``owner``'s media: all the others. Cached: this is the forwarding path."""
+        audience = self._audience.get(owner)
+        if audience is None:
+            audience = self._audience[owner] = self._everyone(but=owner)
+        return audience
 
     def _everyone(self, *, but: int | None = None) -> tuple[int, ...]:
         return tuple(pid for pid in self.participants if pid != but)
@@ -106,6 +135,10 @@ class Meeting:
             raise RequestRefused("wrong_passcode", f"wrong passcode for meeting {self.id}")
         if self.locked:
             raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
+        if len(self.participants) >= MAX_PARTICIPANTS:
+            raise RequestRefused(
+                "meeting_full", f"meeting {self.id} is full ({MAX_PARTICIPANTS} participants)"
+            )
         if any(p.name.casefold() == name.casefold() for p in self.participants.values()):
             raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
         role = Role.HOST if not self.participants else Role.MEMBER
@@ -113,6 +146,7 @@ class Meeting:
         participant = Participant(pid, name, role, self._seniority)
         others = self._everyone()
         self.participants[pid] = participant
+        self._audience.clear()
         joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot()}
         sends = [Send((pid,), joined)]
         if others:
@@ -121,21 +155,25 @@ class Meeting:
 
     def leave(self, pid: int, reason: str = "left") -> list[Send]:
         """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
-        participant = self.participants.pop(pid, None)
+        participant = self.participants.get(pid)
         if participant is None:
             return []
+        sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
+        del self.participants[pid]
+        self._audience.clear()
         if not self.participants:
             self.closed = True
             return []
-        sends = [
+        sends = [Send(self._everyone(), s.message) for s in sends]
+        sends.append(
             Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
-        ]
+        )
         if participant.role is Role.HOST:
             successor = min(
                 self.participants.values(),
                 key=lambda p: (p.role is not Role.ADMIN, p.seniority),
             )
-            successor.role = Role.HOST
+            self._make_host(successor)
             sends.append(self._role_changed(successor, by=None))
         return sends
 
@@ -167,12 +205,13 @@ class Meeting:
         sends: list[Send] = []
         if new_role is Role.HOST:
             actor.role = Role.ADMIN
-            target.role = Role.HOST
+            self._make_host(target)
             sends.append(self._role_changed(target, by=actor.name))
             sends.append(self._role_changed(actor, by=actor.name))
         else:
             target.role = new_role
             sends.append(self._role_changed(target, by=actor.name))
+            sends += self._stop_forbidden_shares(target, sorted(target.sharing))
         return sends
 
     def set_permission(self, pid: int, what: str, allowed: bool, name: str | None = None) -> list[Send]:
@@ -200,15 +239,7 @@ class Meeting:
             change["name"] = affected[0].name
         sends.append(Send(self._everyone(), change))
         for participant in affected:
-            if what in participant.sharing and not self.allowed(participant, what):
-                participant.sharing.discard(what)
-                stopped = {
-                    "type": "share_stopped",
-                    "name": participant.name,
-                    "kind": what,
-                    "reason": "forbidden",
-                }
-                sends.append(Send(self._everyone(), stopped))
+            sends += self._stop_forbidden_shares(participant, [what])
         return sends
 
     def kick(self, pid: int, name: str) -> list[Send]:
@@ -233,6 +264,8 @@ class Meeting:
         actor = self._require(pid, Role.ADMIN, "end the meeting for everyone")
         everyone = self._everyone()
         self.participants.clear()
+        self.tracks.clear()
+        self._audience.clear()
         self.closed = True
         return [Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})]
 
@@ -248,6 +281,74 @@ class Meeting:
         if at_least is Role.ADMIN and actor.role is Role.MEMBER:
             raise RequestRefused("not_allowed", f"only the host and admins can {action}")
         return actor
+
+    def _make_host(self, participant: Participant) -> None:
+        participant.role = Role.HOST
+        participant.forbidden.clear()
+
+    def _stop_forbidden_shares(self, participant: Participant, kinds: list[str]) -> list[Send]:
+        """Stop each of ``kinds`` that ``participant`` shares but may no longer share."""
+        sends: list[Send] = []
+        for kind in kinds:
+            if kind in participant.sharing and not self.allowed(participant, kind):
+                tracks = [t for t in self._tracks_of(participant.pid) if t.kind == kind]
+                participant.sharing.discard(kind)
+                if tracks:
+                    sends += [self._stop_track(track, "forbidden") for track in tracks]
+                    continue
+                stopped = {
+                    "type": "share_stopped",
+                    "name": participant.name,
+                    "kind": kind,
+                    "reason": "forbidden",
+                }
+                sends.append(Send(self._everyone(), stopped))
+        return sends
+
+    # -- media --------------------------------------------------------------------------------------
+
+    def publish(self, pid: int, kind: str, ssrc: int, codec: str) -> list[Send]:
+        """Start a track; a participant has at most one track of each kind (a new one replaces it)."""
+        participant = self.participants[pid]
+        if kind not in MEDIA_KINDS:
+            raise RequestRefused(
+                "bad_request", f"cannot publish {kind!r}; kinds are {', '.join(MEDIA_KINDS)}"
+            )
+        if not self.allowed(participant, kind):
+            raise RequestRefused("forbidden", f"{kind} is forbidden for you in this meeting")
+        if not 0 <= ssrc <= 0xFFFFFFFF:
+            raise RequestRefused("bad_request", "ssrc must be a 32-bit unsigned integer")
+        existing = self.tracks.get(ssrc)
+        if existing is not None and (existing.owner != pid or existing.kind != kind):
+            raise RequestRefused("bad_request", f"SSRC {ssrc:#010x} is already in use in this meeting")
+        replaced = [t for t in self._tracks_of(pid) if t.kind == kind and t.ssrc != ssrc]
+        sends = [self._stop_track(track, "replaced") for track in replaced]
+        track = Track(ssrc, pid, kind, codec)
+        self.tracks[ssrc] = track
+        participant.sharing.add(kind)
+        sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
+        return sends
+
+    def unpublish(self, pid: int, kind: str) -> list[Send]:
+        tracks = [t for t in self._tracks_of(pid) if t.kind == kind]
+        if not tracks:
+            raise RequestRefused("bad_request", f"you are not sharing {kind}")
+        return [self._stop_track(track, "stopped") for track in tracks]
+
+    def video_tracks(self) -> list[Track]:
+        """Tracks whose receivers need keyframes (camera and screen)."""
+        return [t for t in self.tracks.values() if t.kind != "audio"]
+
+    def _tracks_of(self, pid: int) -> list[Track]:
+        return [t for t in self.tracks.values() if t.owner == pid]
+
+    def _stop_track(self, track: Track, reason: str) -> Send:
+        del self.tracks[track.ssrc]
+        owner = self.participants[track.owner]
+        if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
+            owner.sharing.discard(track.kind)
+        message = {"type": "share_stopped", **track.describe(owner.name), "reason": reason}
+        return Send(self._everyone(), message)
 
     def _role_changed(self, participant: Participant, *, by: str | None) -> Send:
         message: Message = {"type": "role_changed", "name": participant.name, "role": str(participant.role)}

@@ -17,6 +17,8 @@ from conf_cli.errors import ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
 from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_client_message
+from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
+from conf_cli.protocol.rtp import is_rtcp
 
 HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TIMEOUT = 6.0
@@ -33,6 +35,14 @@ class Close:
 
 
 @dataclass(frozen=True)
+class Forward:
+    """Send a media packet (RTP/RTCP) the server made itself, e.g. a keyframe request, to ``to``."""
+
+    to: tuple[int, ...]
+    packet: bytes
+
+
+@dataclass(frozen=True)
 class Deferred:
     """Run ``work`` off the event loop, then call ``resume(result, now)`` and carry out its actions."""
 
@@ -40,7 +50,7 @@ class Deferred:
     resume: Callable[[Any, float], list[Action]]
 
 
-Action = Send | Close | Deferred
+Action = Send | Close | Forward | Deferred
 
 
 @dataclass
@@ -61,6 +71,8 @@ class HubStats:
     meetings: int = 0
     protocol_errors: int = 0
     timeouts: int = 0
+    media_refused: int = 0  # packets for a track the sender does not own, or from outside a meeting
+    media_malformed: int = 0
 
 
 @dataclass
@@ -124,6 +136,54 @@ class Hub:
                 actions += self.disconnected(conn.cid, "timeout")
         return actions
 
+    def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
+        """Who receives a media packet from ``cid``: a tuple of connections, or None if ``cid`` must go.
+
+        RTP is forwarded only for a track its sender owns, to everyone else in the meeting. RTCP
+        feedback (PLI, FIR, NACK) goes to the owner of the track it is about; other RTCP (sender
+        reports, SDES, BYE) goes to the sender's audience. This is the forwarding path: keep it lean.
+        """
+        conn = self._conns.get(cid)
+        if conn is None or not conn.greeted:
+            return None
+        conn.last_seen = now
+        meeting = conn.meeting
+        if meeting is None or len(packet) < 8:
+            self.stats.media_refused += 1
+            return ()
+        if is_rtcp(packet):
+            return self._route_rtcp(cid, meeting, packet)
+        if len(packet) < 12:
+            self.stats.media_malformed += 1
+            return ()
+        track = meeting.tracks.get(int.from_bytes(packet[8:12], "big"))
+        if track is None or track.owner != cid:
+            self.stats.media_refused += 1
+            return ()
+        return meeting.audience(cid)
+
+    def _route_rtcp(self, cid: int, meeting: Meeting, packet: bytes) -> tuple[int, ...]:
+        try:
+            parts = parse_compound(packet)
+        except ProtocolError:
+            self.stats.media_malformed += 1
+            return ()
+        owners: set[int] = set()
+        to_audience = False
+        for part in parts:
+            if isinstance(part, Pli | Nack):
+                track = meeting.tracks.get(part.media_ssrc)
+                if track is not None:
+                    owners.add(track.owner)
+            elif isinstance(part, Fir):
+                owners.update(meeting.tracks[s].owner for s, _ in part.entries if s in meeting.tracks)
+            else:
+                to_audience = True
+        if to_audience:
+            owners.update(meeting.audience(cid))
+        owners.discard(cid)
+        return tuple(owners)
+
     # -- queries for the edge -----------------------------------------------------------------------
 
     def meeting_of(self, cid: int) -> Meeting | None:
@@ -170,12 +230,13 @@ class Hub:
                     meeting.set_permission(pid, message["what"], kind == "permit", message.get("name"))
                 )
             case "kick":
-                target = meeting.find(message["name"])
-                sends = meeting.kick(pid, message["name"])
-                self._conns[target.pid].meeting = None
-                return self._after(meeting, sends)
+                return self._after(meeting, meeting.kick(pid, message["name"]))
             case "lock" | "unlock":
                 return list(meeting.set_locked(pid, kind == "lock"))
+            case "publish":
+                return list(meeting.publish(pid, message["kind"], message["ssrc"], message["codec"]))
+            case "unpublish":
+                return list(meeting.unpublish(pid, message["kind"]))
             case "end":
                 return self._after(meeting, meeting.end(pid))
         raise RequestRefused("bad_request", f"{kind} is not handled")
@@ -235,7 +296,9 @@ class Hub:
             except RequestRefused as refusal:
                 return [_error(conn.cid, refusal.code, str(refusal), message)]
             conn.meeting = meeting
-            return list(sends)
+            # Ask every video publisher for a keyframe so the newcomer sees a picture at once.
+            asks = [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
+            return [*sends, *asks]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
 
@@ -247,13 +310,13 @@ class Hub:
         return self._after(meeting, meeting.leave(conn.cid, reason))
 
     def _after(self, meeting: Meeting, sends: list[Send]) -> list[Action]:
-        """Forget a meeting once it has closed."""
+        """Detach the connections that ``meeting`` no longer holds; forget the meeting once it has closed."""
         if meeting.closed:
             self.meetings.pop(meeting.id, None)
             self.stats.meetings = len(self.meetings)
-            for conn in self._conns.values():
-                if conn.meeting is meeting:
-                    conn.meeting = None
+        for conn in self._conns.values():
+            if conn.meeting is meeting and conn.cid not in meeting.participants:
+                conn.meeting = None
         return list(sends)
 
     def _bad(self, conn: _Connection, why: str) -> list[Action]:

@@ -7,6 +7,7 @@ message or raises :class:`~conf_cli.errors.ProtocolError`. docs/protocol.md list
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from conf_cli.errors import ProtocolError
@@ -16,10 +17,12 @@ MAX_CONTROL_BYTES = 65_535  # one RFC 4571 frame
 MAX_NAME_CHARS = 64
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
+MAX_ID_CHARS = 64
 
 Message = dict[str, Any]
 
-# Field kinds: "str" (bounded text), "int", "bool", "list", "dict", "name", "text", "kind"
+# Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
+# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
@@ -37,7 +40,13 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "lock": {},
     "unlock": {},
     "end": {},
+    "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
+    "unpublish": {"kind": ("str", True)},
 }
+# Any request may carry an ``id``, which the server echoes in its error reply.
+_COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
+# Lone UTF-16 surrogates, which JSON escapes can produce but UTF-8 cannot carry on.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 ROLES = ("host", "admin", "member")
 PERMISSIONS = ("audio", "video", "screen", "control", "chat")
@@ -50,7 +59,10 @@ def client_message_types() -> tuple[str, ...]:
 
 def encode(message: Message) -> bytes:
     """Serialise a message to compact UTF-8 JSON; refuses messages over :data:`MAX_CONTROL_BYTES`."""
-    data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"control message is not valid Unicode: {exc}") from None
     if len(data) > MAX_CONTROL_BYTES:
         raise ProtocolError(f"control message of {len(data)} bytes exceeds {MAX_CONTROL_BYTES}")
     return data
@@ -62,7 +74,7 @@ def decode_any(data: bytes) -> Message:
         raise ProtocolError(f"control message of {len(data)} bytes exceeds {MAX_CONTROL_BYTES}")
     try:
         message = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # invalid UTF-8, invalid JSON, or a number too long to convert
         raise ProtocolError(f"control message is not UTF-8 JSON: {exc}") from None
     except RecursionError:
         raise ProtocolError("control message is nested too deeply") from None
@@ -81,7 +93,7 @@ def decode_client_message(data: bytes) -> Message:
     schema = _CLIENT_SCHEMA.get(kind)
     if schema is None:
         raise ProtocolError(f"unknown message type {kind[:40]!r}")
-    for field, (field_kind, required) in schema.items():
+    for field, (field_kind, required) in {**schema, **_COMMON_FIELDS}.items():
         if field not in message or message[field] is None:
             if required:
                 raise ProtocolError(f"{kind}: missing field {field!r}")
@@ -96,8 +108,19 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"{where} must be an integer")
         return
+    if field_kind == "id":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return
+        if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
+            raise ProtocolError(
+                f"{where} must be an integer or a string of at most {MAX_ID_CHARS} characters"
+            )
     if not isinstance(value, str):
         raise ProtocolError(f"{where} must be a string")
+    if _SURROGATE.search(value):
+        raise ProtocolError(f"{where} is not valid Unicode text (it holds a lone surrogate)")
+    if field_kind == "id":
+        return
     if field_kind == "name":
         check_name(value, where)
     elif field_kind == "text":

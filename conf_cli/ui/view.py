@@ -85,6 +85,8 @@ class MeetingView:
         peer = self.peers.get(e["name"])
         if peer:
             peer.role = e["role"]
+            if peer.role == "host":  # nobody may forbid the host anything
+                peer.forbidden.clear()
         by = f" by {e['by']}" if e.get("by") else ""
         who = "you are" if e["name"] == self.me else f"{e['name']} is"
         self._note(f"{who} now {e['role']}{by}", "magenta")

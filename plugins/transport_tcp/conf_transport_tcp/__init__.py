@@ -175,6 +175,7 @@ class TcpTransport(Transport):
             link: TcpLink
 
             def opened() -> None:
+                link.listener = listener
                 listener.links.add(link)
                 events.link_opened(link)
 

@@ -1,0 +1,820 @@
+"""The server core: handshake, create/join, routing, registry cleanup, timeouts and bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from itertools import count
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conf_cli import __version__
+from conf_cli.meeting import passcode as passcode_module
+from conf_cli.meeting.core import Send
+from conf_cli.meeting.hub import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT,
+    HELLO_TIMEOUT,
+    MAX_BAD_MESSAGES,
+    Action,
+    Close,
+    Deferred,
+    Hub,
+)
+from conf_cli.protocol.control import MAX_CONTROL_BYTES, PROTOCOL_VERSION, client_message_types, encode
+
+MID_A = "aaa-bbbb-ccc"
+MID_B = "ddd-eeee-fff"
+WELCOME = {"type": "welcome", "protocol": PROTOCOL_VERSION, "server": f"conf/{__version__}", "heartbeat": 2.0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def cheap_scrypt() -> Iterator[None]:
+    """Passcode hashing at a trivial cost: these tests are about the hub, not about scrypt."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passcode_module, "_SCRYPT", {"n": 2, "r": 1, "p": 1})
+        yield
+
+
+def make_hub(*ids: str, **kwargs: Any) -> Hub:
+    """A hub that hands out ``ids`` in order (then ``m-1``, ``m-2`` …) and the passcode ``sesame``."""
+    queue = list(ids)
+    numbers = count(1)
+    return Hub(
+        new_id=lambda: queue.pop(0) if queue else f"m-{next(numbers)}",
+        new_passcode=lambda: "sesame",
+        **kwargs,
+    )
+
+
+def settle(actions: list[Action], now: float = 0.0) -> list[Action]:
+    """Carry out every :class:`Deferred` inline, as the edge would in a thread, and collect the rest."""
+    done: list[Action] = []
+    for action in actions:
+        if isinstance(action, Deferred):
+            done += settle(action.resume(action.work(), now), now)
+        else:
+            done.append(action)
+    return done
+
+
+def send(hub: Hub, cid: int, message: dict[str, Any] | bytes, now: float = 0.0) -> list[Action]:
+    data = message if isinstance(message, bytes) else encode(message)
+    return settle(hub.received(cid, data, now), now)
+
+
+def greet(hub: Hub, cid: int, now: float = 0.0) -> None:
+    hub.connected(cid, now, f"peer-{cid}")
+    assert send(hub, cid, {"type": "hello", "protocol": PROTOCOL_VERSION}, now) == [Send((cid,), WELCOME)]
+
+
+def create(hub: Hub, cid: int, name: str, passcode: str | None = "pw", now: float = 0.0) -> str:
+    greet(hub, cid, now)
+    request: dict[str, Any] = {"type": "create", "name": name}
+    if passcode is not None:
+        request["passcode"] = passcode
+    actions = send(hub, cid, request, now)
+    created = actions[0]
+    assert isinstance(created, Send) and created.message["type"] == "meeting_created"
+    return created.message["meeting"]
+
+
+def join(hub: Hub, cid: int, meeting: str, name: str, passcode: str = "pw", now: float = 0.0) -> list[Action]:
+    greet(hub, cid, now)
+    actions = send(hub, cid, {"type": "join", "meeting": meeting, "name": name, "passcode": passcode}, now)
+    assert [a.message["type"] for a in actions if isinstance(a, Send)][:1] == ["joined"], actions
+    return actions
+
+
+def to(actions: list[Action], cid: int) -> list[dict[str, Any]]:
+    """The messages ``actions`` send to ``cid``, in order."""
+    return [a.message for a in actions if isinstance(a, Send) and cid in a.to]
+
+
+def error(code: str, message: str, re: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "re": re, **extra}
+
+
+def closes(actions: list[Action]) -> list[int]:
+    return [a.conn for a in actions if isinstance(a, Close)]
+
+
+def three_in_a_meeting() -> Hub:
+    """Ada (cid 1) hosts MID_A; Bob (2) and Cy (3) joined."""
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    join(hub, 2, MID_A, "Bob")
+    join(hub, 3, MID_A, "Cy")
+    return hub
+
+
+# -- handshake ----------------------------------------------------------------------------------------
+
+
+def test_hello_gets_a_welcome():
+    hub = make_hub()
+    assert hub.connected(1, 0.0, "127.0.0.1:5000") == []
+    actions = send(hub, 1, {"type": "hello", "protocol": PROTOCOL_VERSION, "client": "conf/test"})
+    assert actions == [Send((1,), WELCOME)]
+    assert WELCOME["heartbeat"] == HEARTBEAT_INTERVAL
+    assert hub.stats.connections == 1
+
+
+def test_hello_with_another_protocol_version_is_refused_and_closed():
+    hub = make_hub()
+    hub.connected(1, 0.0)
+    actions = send(hub, 1, {"type": "hello", "protocol": PROTOCOL_VERSION + 1, "id": 7})
+    text = f"server speaks protocol {PROTOCOL_VERSION}, client speaks {PROTOCOL_VERSION + 1}; upgrade conf"
+    assert actions == [
+        Send((1,), error("protocol_version", text, "hello", id=7)),
+        Close(1, "protocol version"),
+    ]
+    # Still not greeted: anything else is refused.
+    assert closes(send(hub, 1, {"type": "ping"})) == [1]
+
+
+@pytest.mark.parametrize("kind", ["ping", "create", "who", "leave"])
+def test_a_message_before_hello_is_refused_and_closed(kind):
+    hub = make_hub()
+    hub.connected(1, 0.0)
+    request: dict[str, Any] = {"type": kind, "id": "r1"}
+    if kind == "create":
+        request["name"] = "Ada"
+    assert send(hub, 1, request) == [
+        Send((1,), error("bad_request", "say hello first", kind, id="r1")),
+        Close(1, "no hello"),
+    ]
+    assert hub.meetings == {}
+
+
+def test_garbage_before_hello_is_closed_at_once():
+    hub = make_hub()
+    hub.connected(1, 0.0)
+    actions = send(hub, 1, b"\xff\xfe")
+    assert len(actions) == 2
+    assert isinstance(actions[0], Send) and actions[0].to == (1,)
+    assert actions[0].message["code"] == "bad_request"
+    assert closes(actions) == [1]
+
+
+def test_second_hello_and_pong_are_ignored_and_ping_is_answered():
+    hub = make_hub()
+    greet(hub, 1)
+    assert send(hub, 1, {"type": "hello", "protocol": PROTOCOL_VERSION}) == []
+    assert send(hub, 1, {"type": "hello", "protocol": 99}) == []
+    assert send(hub, 1, {"type": "pong"}) == []
+    assert send(hub, 1, {"type": "ping"}) == [Send((1,), {"type": "pong"})]
+
+
+def test_messages_from_unknown_connections_are_dropped():
+    hub = make_hub()
+    assert send(hub, 42, {"type": "ping"}) == []
+    assert hub.disconnected(42) == []
+
+
+# -- bad messages -------------------------------------------------------------------------------------
+
+
+def test_garbage_after_hello_is_answered_with_bad_request():
+    hub = make_hub()
+    greet(hub, 1)
+    assert send(hub, 1, b"not json") == [
+        Send((1,), {"type": "error", "code": "bad_request", "message": send_error_text(b"not json")})
+    ]
+    assert send(hub, 1, {"type": "teleport"}) == [
+        Send((1,), {"type": "error", "code": "bad_request", "message": "unknown message type 'teleport'"})
+    ]
+    assert send(hub, 1, {"type": "chat"}) == [
+        Send((1,), {"type": "error", "code": "bad_request", "message": "chat: missing field 'text'"})
+    ]
+    assert hub.stats.protocol_errors == 3
+
+
+def send_error_text(data: bytes) -> str:
+    from conf_cli.errors import ProtocolError
+    from conf_cli.protocol.control import decode_client_message
+
+    with pytest.raises(ProtocolError) as info:
+        decode_client_message(data)
+    return str(info.value)
+
+
+def test_too_many_bad_messages_close_the_connection():
+    hub = make_hub()
+    greet(hub, 1)
+    greet(hub, 2)
+    for _ in range(MAX_BAD_MESSAGES):
+        assert closes(send(hub, 1, b"{")) == []
+    actions = send(hub, 1, b"{")
+    assert closes(actions) == [1]
+    assert to(actions, 1)[0]["code"] == "bad_request"
+    # Only the offender is affected.
+    assert closes(send(hub, 2, b"{")) == []
+    assert send(hub, 2, {"type": "ping"}) == [Send((2,), {"type": "pong"})]
+
+
+def test_refused_requests_do_not_count_as_bad_messages():
+    hub = make_hub()
+    greet(hub, 1)
+    for _ in range(MAX_BAD_MESSAGES + 5):
+        assert closes(send(hub, 1, {"type": "who"})) == []
+    assert hub.stats.protocol_errors == 0
+
+
+# -- create -------------------------------------------------------------------------------------------
+
+
+def test_create_hashes_off_the_loop_then_makes_the_creator_host():
+    hub = make_hub(MID_A)
+    greet(hub, 1)
+    actions = hub.received(1, encode({"type": "create", "name": "Ada", "passcode": "pw"}), 0.0)
+    assert len(actions) == 1 and isinstance(actions[0], Deferred)
+    assert hub.meetings == {}
+    digest = actions[0].work()
+    assert digest.matches("pw") and not digest.matches("wrong")
+    result = actions[0].resume(digest, 1.0)
+    assert result == [
+        Send((1,), {"type": "meeting_created", "meeting": MID_A, "passcode": "pw"}),
+        Send(
+            (1,),
+            {
+                "type": "joined",
+                "name": "Ada",
+                "role": "host",
+                "meeting": MID_A,
+                "participants": [{"name": "Ada", "role": "host", "sharing": [], "forbidden": []}],
+                "tracks": [],
+                "locked": False,
+                "forbidden": [],
+            },
+        ),
+    ]
+    assert list(hub.meetings) == [MID_A]
+    assert hub.meeting_of(1) is hub.meetings[MID_A]
+    assert hub.stats.meetings == 1
+
+
+@pytest.mark.parametrize("request_passcode", [None, ""])
+def test_create_without_a_passcode_gets_a_fresh_one(request_passcode):
+    hub = make_hub(MID_A)
+    greet(hub, 1)
+    request: dict[str, Any] = {"type": "create", "name": "Ada", "passcode": request_passcode}
+    created = to(send(hub, 1, request), 1)[0]
+    assert created == {"type": "meeting_created", "meeting": MID_A, "passcode": "sesame"}
+    join(hub, 2, MID_A, "Bob", passcode="sesame")
+
+
+def test_create_never_reuses_a_live_meeting_id():
+    hub = make_hub(MID_A, MID_A, MID_A, MID_B)
+    assert create(hub, 1, "Ada") == MID_A
+    assert create(hub, 2, "Bob") == MID_B
+    assert set(hub.meetings) == {MID_A, MID_B}
+
+
+def test_create_while_in_a_meeting_is_refused():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    actions = send(hub, 1, {"type": "create", "name": "Ada", "id": 3})
+    assert actions == [
+        Send((1,), error("bad_request", f"already in meeting {MID_A}; /leave first", "create", id=3))
+    ]
+    assert list(hub.meetings) == [MID_A]
+
+
+def test_requests_while_create_is_pending_are_busy():
+    hub = make_hub(MID_A)
+    greet(hub, 1)
+    pending = hub.received(1, encode({"type": "create", "name": "Ada"}), 0.0)
+    busy = "a create or join request is still being processed"
+    requests: list[dict[str, Any]] = [{"type": "create", "name": "Ada", "id": 1}, {"type": "who", "id": 2}]
+    for request in requests:
+        assert send(hub, 1, request) == [Send((1,), error("busy", busy, request["type"], id=request["id"]))]
+    # Heartbeats still flow.
+    assert send(hub, 1, {"type": "ping"}) == [Send((1,), {"type": "pong"})]
+    settle(pending)
+    assert list(hub.meetings) == [MID_A]
+    assert to(send(hub, 1, {"type": "who"}), 1)[0]["type"] == "participants"
+
+
+def test_disconnect_while_create_is_pending_creates_nothing():
+    hub = make_hub(MID_A)
+    greet(hub, 1)
+    (deferred,) = hub.received(1, encode({"type": "create", "name": "Ada"}), 0.0)
+    assert isinstance(deferred, Deferred)
+    assert hub.disconnected(1) == []
+    assert deferred.resume(deferred.work(), 1.0) == []
+    assert hub.meetings == {}
+    assert hub.stats.meetings == 0
+
+
+# -- join ---------------------------------------------------------------------------------------------
+
+
+def test_join_with_the_right_passcode():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    actions = join(hub, 2, MID_A, "Bob")
+    assert to(actions, 2)[0]["participants"] == [
+        {"name": "Ada", "role": "host", "sharing": [], "forbidden": []},
+        {"name": "Bob", "role": "member", "sharing": [], "forbidden": []},
+    ]
+    assert actions[1] == Send((1,), {"type": "participant_joined", "name": "Bob", "role": "member"})
+    assert len(actions) == 2
+    assert hub.meeting_of(2) is hub.meeting_of(1)
+
+
+@pytest.mark.parametrize("typed", ["AAA-BBBB-CCC", "aaa bbbb ccc", "aaabbbbccc", " aaa-bbbb-ccc "])
+def test_join_accepts_the_id_as_people_type_it(typed):
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    join(hub, 2, typed, "Bob")
+    assert hub.meeting_of(2) is hub.meetings[MID_A]
+
+
+def test_join_an_unknown_meeting_is_refused_at_once():
+    hub = make_hub(MID_A)
+    greet(hub, 1)
+    actions = hub.received(1, encode({"type": "join", "meeting": "zzz", "name": "Bob", "id": 5}), 0.0)
+    assert actions == [Send((1,), error("unknown_meeting", "no meeting 'zzz' on this server", "join", id=5))]
+    # Not left busy.
+    assert to(send(hub, 1, {"type": "who"}), 1)[0]["code"] == "not_in_meeting"
+
+
+@pytest.mark.parametrize("passcode", ["wrong", "", None])
+def test_join_with_a_wrong_or_missing_passcode_is_refused(passcode):
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    greet(hub, 2)
+    request = {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": passcode, "id": "j"}
+    assert send(hub, 2, request) == [
+        Send((2,), error("wrong_passcode", f"wrong passcode for meeting {MID_A}", "join", id="j"))
+    ]
+    assert hub.meeting_of(2) is None
+    assert to(send(hub, 2, {"type": "chat", "text": "hi"}), 2)[0]["code"] == "not_in_meeting"
+    # The connection may try again.
+    join(hub, 2, MID_A, "Bob")
+
+
+def test_join_refused_by_the_meeting_rules():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    greet(hub, 2)
+    taken = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "ADA", "passcode": "pw"})
+    assert to(taken, 2)[0]["code"] == "name_taken"
+    assert to(taken, 1) == []
+    send(hub, 1, {"type": "lock"})
+    locked = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"})
+    assert to(locked, 2)[0]["code"] == "meeting_locked"
+    assert hub.meeting_of(2) is None
+
+
+def test_join_while_join_is_pending_is_busy():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    greet(hub, 2)
+    pending = hub.received(2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"}), 0)
+    again = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"})
+    assert to(again, 2)[0]["code"] == "busy"
+    assert to(settle(pending), 2)[0]["type"] == "joined"
+
+
+def test_disconnect_while_join_is_pending_changes_nothing():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    greet(hub, 2)
+    (deferred,) = hub.received(
+        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"}), 0
+    )
+    assert isinstance(deferred, Deferred)
+    assert hub.disconnected(2) == []
+    assert deferred.resume(deferred.work(), 1.0) == []
+    assert [p.name for p in hub.meetings[MID_A].participants.values()] == ["Ada"]
+
+
+def test_meeting_that_closes_while_a_join_is_pending():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    greet(hub, 2)
+    (deferred,) = hub.received(
+        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"}), 0
+    )
+    assert isinstance(deferred, Deferred)
+    send(hub, 1, {"type": "leave"})
+    assert hub.meetings == {}
+    assert deferred.resume(deferred.work(), 1.0) == [
+        Send((2,), error("unknown_meeting", f"meeting {MID_A} has ended", "join"))
+    ]
+    assert hub.meeting_of(2) is None
+
+
+# -- routing ------------------------------------------------------------------------------------------
+
+
+def test_requests_outside_a_meeting_are_refused():
+    hub = make_hub()
+    greet(hub, 1)
+    for kind in ("leave", "who", "lock", "unlock", "end"):
+        assert send(hub, 1, {"type": kind, "id": kind}) == [
+            Send((1,), error("not_in_meeting", "join or create a meeting first", kind, id=kind))
+        ]
+
+
+def test_chat_is_routed_to_the_meeting():
+    hub = three_in_a_meeting()
+    assert send(hub, 2, {"type": "chat", "text": "hello"}) == [
+        Send((1, 2, 3), {"type": "chat", "from": "Bob", "text": "hello", "private": False})
+    ]
+    assert send(hub, 2, {"type": "chat", "text": "psst", "to": "cy"}) == [
+        Send((3, 2), {"type": "chat", "from": "Bob", "text": "psst", "private": True, "to": "Cy"})
+    ]
+    assert send(hub, 2, {"type": "chat", "text": "psst", "to": "Zed", "id": 9}) == [
+        Send((2,), error("unknown_participant", "no participant named 'Zed' in this meeting", "chat", id=9))
+    ]
+
+
+def test_who_roles_permissions_and_lock_are_routed_to_the_meeting():
+    hub = three_in_a_meeting()
+    assert [p["name"] for p in to(send(hub, 3, {"type": "who"}), 3)[0]["participants"]] == [
+        "Ada",
+        "Bob",
+        "Cy",
+    ]
+    assert send(hub, 1, {"type": "set_role", "name": "Bob", "role": "admin"}) == [
+        Send((1, 2, 3), {"type": "role_changed", "name": "Bob", "role": "admin", "by": "Ada"})
+    ]
+    assert send(hub, 2, {"type": "forbid", "what": "chat"}) == [
+        Send((1, 2, 3), {"type": "permission_changed", "what": "chat", "allowed": False, "by": "Bob"})
+    ]
+    assert to(send(hub, 3, {"type": "chat", "text": "hi"}), 3)[0]["code"] == "forbidden"
+    assert send(hub, 2, {"type": "permit", "what": "chat"}) == [
+        Send((1, 2, 3), {"type": "permission_changed", "what": "chat", "allowed": True, "by": "Bob"})
+    ]
+    forbid_cy = send(hub, 1, {"type": "forbid", "what": "video", "name": "Cy"})
+    assert to(forbid_cy, 3)[0]["name"] == "Cy"
+    assert send(hub, 2, {"type": "lock"}) == [
+        Send((1, 2, 3), {"type": "meeting_locked", "locked": True, "by": "Bob"})
+    ]
+    assert send(hub, 1, {"type": "unlock"}) == [
+        Send((1, 2, 3), {"type": "meeting_locked", "locked": False, "by": "Ada"})
+    ]
+    assert to(send(hub, 3, {"type": "set_role", "name": "Bob", "role": "member", "id": 1}), 3) == [
+        error("not_allowed", "only the host can change roles", "set_role", id=1)
+    ]
+
+
+def test_two_meetings_in_one_hub_are_isolated():
+    hub = make_hub(MID_A, MID_B)
+    create(hub, 1, "Ada")
+    join(hub, 2, MID_A, "Bob")
+    create(hub, 3, "Ada", passcode="other")
+    actions = join(hub, 4, MID_B, "Bob", passcode="other")
+    assert to(actions, 1) == [] and to(actions, 2) == []
+    assert actions[1] == Send((3,), {"type": "participant_joined", "name": "Bob", "role": "member"})
+    assert send(hub, 2, {"type": "chat", "text": "in A"})[0].to == (1, 2)  # type: ignore[union-attr]
+    assert send(hub, 4, {"type": "chat", "text": "in B"})[0].to == (3, 4)  # type: ignore[union-attr]
+    # A passcode of one meeting does not open the other.
+    greet(hub, 5)
+    assert (
+        to(send(hub, 5, {"type": "join", "meeting": MID_B, "name": "Eve", "passcode": "pw"}), 5)[0]["code"]
+        == "wrong_passcode"
+    )
+    # Names are per meeting; kicking "Bob" in B leaves A's Bob alone.
+    kicked = send(hub, 3, {"type": "kick", "name": "Bob"})
+    assert to(kicked, 4) == [{"type": "kicked", "by": "Ada"}]
+    assert to(kicked, 2) == [] and to(kicked, 1) == []
+    assert hub.meeting_of(2) is hub.meetings[MID_A]
+    # Ending B leaves A running.
+    ended = send(hub, 3, {"type": "end"})
+    assert ended == [Send((3,), {"type": "meeting_closed", "by": "Ada", "reason": "ended"})]
+    assert list(hub.meetings) == [MID_A]
+    assert [p["name"] for p in to(send(hub, 1, {"type": "who"}), 1)[0]["participants"]] == ["Ada", "Bob"]
+
+
+# -- kick ---------------------------------------------------------------------------------------------
+
+
+def test_kick_removes_the_connection_from_the_meeting():
+    hub = three_in_a_meeting()
+    actions = send(hub, 1, {"type": "kick", "name": "cy"})
+    assert actions == [
+        Send((3,), {"type": "kicked", "by": "Ada"}),
+        Send((1, 2), {"type": "participant_left", "name": "Cy", "reason": "kicked"}),
+    ]
+    assert hub.meeting_of(3) is None
+    assert hub.meeting_of(1) is hub.meetings[MID_A]
+    assert to(send(hub, 3, {"type": "chat", "text": "hey"}), 3)[0]["code"] == "not_in_meeting"
+    # The connection stays open and may join again.
+    assert closes(actions) == []
+    rejoined = send(hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw"})
+    assert to(rejoined, 3)[0]["type"] == "joined"
+
+
+def test_kick_refusals_reach_the_kicker_only():
+    hub = three_in_a_meeting()
+    assert send(hub, 2, {"type": "kick", "name": "Cy", "id": 1}) == [
+        Send((2,), error("not_allowed", "only the host and admins can remove participants", "kick", id=1))
+    ]
+    # A member learns nothing about who is in the meeting by kicking.
+    assert to(send(hub, 2, {"type": "kick", "name": "Zed"}), 2)[0]["code"] == "not_allowed"
+    assert to(send(hub, 1, {"type": "kick", "name": "Zed"}), 1)[0]["code"] == "unknown_participant"
+    assert to(send(hub, 1, {"type": "kick", "name": "Ada"}), 1)[0]["code"] == "bad_request"
+    assert all(hub.meeting_of(cid) is hub.meetings[MID_A] for cid in (1, 2, 3))
+
+
+# -- leave, disconnect and the registry ---------------------------------------------------------------
+
+
+def test_leave_confirms_to_the_leaver_and_tells_the_others():
+    hub = three_in_a_meeting()
+    assert send(hub, 3, {"type": "leave"}) == [
+        Send((3,), {"type": "left", "meeting": MID_A, "reason": "left"}),
+        Send((1, 2), {"type": "participant_left", "name": "Cy", "reason": "left"}),
+    ]
+    assert hub.meeting_of(3) is None
+
+
+def test_host_leaving_through_the_hub_hands_on_the_role():
+    hub = three_in_a_meeting()
+    send(hub, 1, {"type": "set_role", "name": "Cy", "role": "admin"})
+    assert send(hub, 1, {"type": "leave"})[1:] == [
+        Send((2, 3), {"type": "participant_left", "name": "Ada", "reason": "left"}),
+        Send((2, 3), {"type": "role_changed", "name": "Cy", "role": "host"}),
+    ]
+    assert to(send(hub, 3, {"type": "lock"}), 2) == [{"type": "meeting_locked", "locked": True, "by": "Cy"}]
+
+
+def test_last_one_out_closes_the_meeting_and_the_hub_forgets_it():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada")
+    join(hub, 2, MID_A, "Bob")
+    send(hub, 1, {"type": "leave"})
+    assert list(hub.meetings) == [MID_A]
+    assert send(hub, 2, {"type": "leave"}) == [
+        Send((2,), {"type": "left", "meeting": MID_A, "reason": "left"})
+    ]
+    assert hub.meetings == {}
+    assert hub.stats.meetings == 0
+    greet(hub, 3)
+    assert (
+        to(send(hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw"}), 3)[0]["code"]
+        == "unknown_meeting"
+    )
+
+
+def test_disconnect_counts_as_leaving():
+    hub = three_in_a_meeting()
+    assert hub.disconnected(2) == [
+        Send((1, 3), {"type": "participant_left", "name": "Bob", "reason": "disconnected"})
+    ]
+    assert hub.stats.connections == 2
+    assert hub.disconnected(2) == []
+    hub.disconnected(1)
+    assert list(hub.meetings) == [MID_A]
+    hub.disconnected(3)
+    assert hub.meetings == {}
+    assert hub.stats.connections == 0
+
+
+def test_end_closes_the_meeting_for_everyone_and_the_hub_forgets_it():
+    hub = three_in_a_meeting()
+    send(hub, 1, {"type": "set_role", "name": "Bob", "role": "admin"})
+    assert send(hub, 2, {"type": "end"}) == [
+        Send((1, 2, 3), {"type": "meeting_closed", "by": "Bob", "reason": "ended"})
+    ]
+    assert hub.meetings == {}
+    assert hub.stats.meetings == 0
+    assert [hub.meeting_of(cid) for cid in (1, 2, 3)] == [None, None, None]
+    assert to(send(hub, 3, {"type": "who"}), 3)[0]["code"] == "not_in_meeting"
+    # Everyone may start afresh.
+    assert to(send(hub, 3, {"type": "create", "name": "Cy"}), 3)[0]["type"] == "meeting_created"
+
+
+def test_member_may_not_end_the_meeting():
+    hub = three_in_a_meeting()
+    assert send(hub, 3, {"type": "end", "id": "e"}) == [
+        Send(
+            (3,),
+            error("not_allowed", "only the host and admins can end the meeting for everyone", "end", id="e"),
+        )
+    ]
+    assert list(hub.meetings) == [MID_A]
+    assert hub.meeting_of(3) is hub.meetings[MID_A]
+
+
+# -- error replies ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_id", [0, 17, -3, "abc", ""])
+def test_error_replies_echo_the_request_type_and_id(request_id):
+    hub = make_hub()
+    greet(hub, 1)
+    (reply,) = send(hub, 1, {"type": "who", "id": request_id})
+    assert isinstance(reply, Send)
+    assert reply.message["re"] == "who"
+    assert reply.message["id"] == request_id
+
+
+def test_error_replies_without_an_id_have_none():
+    hub = make_hub()
+    greet(hub, 1)
+    (reply,) = send(hub, 1, {"type": "who"})
+    assert isinstance(reply, Send)
+    assert "id" not in reply.message
+
+
+@pytest.mark.parametrize(
+    ("request_id", "why"),
+    [
+        ([1], "must be an integer or a string of at most 64 characters"),
+        ({"a": 1}, "must be an integer or a string of at most 64 characters"),
+        (1.5, "must be an integer or a string of at most 64 characters"),
+        (True, "must be an integer or a string of at most 64 characters"),
+        ("x" * 65, "must be an integer or a string of at most 64 characters"),
+        ("\ud800", "is not valid Unicode text (it holds a lone surrogate)"),
+    ],
+)
+def test_unusable_request_ids_are_refused(request_id, why):
+    hub = make_hub()
+    greet(hub, 1)
+    (reply,) = send(hub, 1, json.dumps({"type": "who", "id": request_id}).encode())
+    assert reply == Send((1,), {"type": "error", "code": "bad_request", "message": f"who.id {why}"})
+
+
+def test_long_request_id_cannot_make_an_error_reply_too_big_to_send():
+    hub = three_in_a_meeting()
+    bare = encode({"type": "kick", "name": "Zed", "id": ""})
+    request = encode({"type": "kick", "name": "Zed", "id": "x" * (MAX_CONTROL_BYTES - len(bare))})
+    assert len(request) == MAX_CONTROL_BYTES
+    (reply,) = send(hub, 1, request)
+    assert isinstance(reply, Send)
+    assert reply.to == (1,)
+    assert reply.message["code"] == "bad_request"
+    encode(reply.message)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"type": "chat", "text": "broken \\ud800 half"}',
+        b'{"type": "chat", "text": "hi", "to": "\\udfff"}',
+        b'{"type": "create", "name": "Ada", "passcode": "\\ud83d"}',
+        b'{"type": "join", "meeting": "\\ud83d", "name": "Ada"}',
+    ],
+)
+def test_text_that_cannot_be_re_encoded_is_refused(data):
+    hub = make_hub(MID_A)
+    create(hub, 1, "Bob")
+    greet(hub, 2)
+    actions = send(hub, 2, data)
+    assert [a.to for a in actions] == [(2,)]  # type: ignore[union-attr]
+    assert to(actions, 2)[0]["code"] == "bad_request"
+
+
+def test_huge_number_is_a_bad_request_not_a_crash():
+    hub = make_hub()
+    greet(hub, 1)
+    actions = send(hub, 1, b'{"type": "ping", "n": ' + b"9" * 5000 + b"}")
+    assert to(actions, 1)[0]["code"] == "bad_request"
+
+
+# -- timeouts -----------------------------------------------------------------------------------------
+
+
+def test_connection_without_hello_is_closed_after_hello_timeout():
+    hub = make_hub()
+    hub.connected(1, 100.0)
+    greet(hub, 2, 100.0)
+    assert hub.tick(100.0 + HELLO_TIMEOUT) == []
+    assert hub.tick(100.0 + HELLO_TIMEOUT + 0.1) == [Close(1, "no hello")]
+
+
+def test_silent_connection_is_closed_and_the_others_told_timeout():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada", now=0.0)
+    join(hub, 2, MID_A, "Bob", now=0.0)
+    join(hub, 3, MID_A, "Cy", now=0.0)
+    send(hub, 1, {"type": "ping"}, now=4.0)
+    hub.seen(3, 4.0)
+    assert hub.tick(HEARTBEAT_TIMEOUT) == []
+    actions = hub.tick(HEARTBEAT_TIMEOUT + 0.5)
+    assert actions == [
+        Close(2, "heartbeat timeout"),
+        Send((1, 3), {"type": "participant_left", "name": "Bob", "reason": "timeout"}),
+    ]
+    assert hub.stats.timeouts == 1
+    assert hub.meeting_of(2) is None
+    assert [p.name for p in hub.meetings[MID_A].participants.values()] == ["Ada", "Cy"]
+    # Already forgotten: the edge's own disconnect report changes nothing.
+    assert hub.disconnected(2) == []
+    assert hub.tick(HEARTBEAT_TIMEOUT + 0.6) == []
+
+
+def test_silent_host_timeout_hands_on_the_role_and_last_timeout_forgets_the_meeting():
+    hub = make_hub(MID_A)
+    create(hub, 1, "Ada", now=0.0)
+    join(hub, 2, MID_A, "Bob", now=3.0)
+    actions = hub.tick(HEARTBEAT_TIMEOUT + 1)
+    assert actions == [
+        Close(1, "heartbeat timeout"),
+        Send((2,), {"type": "participant_left", "name": "Ada", "reason": "timeout"}),
+        Send((2,), {"type": "role_changed", "name": "Bob", "role": "host"}),
+    ]
+    assert hub.tick(HEARTBEAT_TIMEOUT + 4) == [Close(2, "heartbeat timeout")]
+    assert hub.meetings == {}
+    assert hub.stats.timeouts == 2
+
+
+def test_silent_connection_outside_a_meeting_is_just_closed():
+    hub = make_hub()
+    greet(hub, 1, 0.0)
+    assert hub.tick(HEARTBEAT_TIMEOUT + 1) == [Close(1, "heartbeat timeout")]
+    assert hub.stats.connections == 0
+
+
+def test_seen_keeps_a_greeted_connection_alive_but_not_an_unannounced_one():
+    hub = make_hub()
+    greet(hub, 1, 0.0)
+    hub.connected(2, 0.0)
+    for now in range(1, 30):
+        assert hub.seen(1, float(now)) is True
+        assert hub.seen(2, float(now)) is False
+    assert hub.seen(99, 1.0) is False
+    assert hub.tick(30.0) == [Close(2, "no hello")]
+
+
+def test_timeouts_are_configurable():
+    hub = make_hub(heartbeat_timeout=1.0, hello_timeout=0.5)
+    hub.connected(1, 0.0)
+    greet(hub, 2, 0.0)
+    assert hub.tick(0.5) == []
+    assert hub.tick(0.75) == [Close(1, "no hello")]
+    assert closes(hub.tick(1.25)) == [1, 2]
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+# The fields each request may carry (and every request may carry an ``id``).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "hello": ("protocol", "client"),
+    "ping": (),
+    "pong": (),
+    "create": ("name", "passcode"),
+    "join": ("meeting", "name", "passcode"),
+    "leave": (),
+    "who": (),
+    "chat": ("text", "to"),
+    "set_role": ("name", "role"),
+    "forbid": ("what", "name"),
+    "permit": ("what", "name"),
+    "kick": ("name",),
+    "lock": (),
+    "unlock": (),
+    "end": (),
+    "publish": ("kind", "ssrc", "codec"),
+    "unpublish": ("kind",),
+}
+# Any text, lone surrogates included (JSON escapes can carry them).
+any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+field_values = (
+    st.sampled_from(["Ada", "bob", "Cy", "Zed", "admin", "host", "member", "chat", "screen", "pw", MID_A])
+    | st.sampled_from(["audio", "video", "opus", "h264", 1, 0xFFFFFFFF])
+    | any_text
+    | json_values
+)
+requests = st.sampled_from(sorted(FIELDS)).flatmap(
+    lambda kind: st.fixed_dictionaries(
+        {"type": st.just(kind)}, optional={name: field_values for name in (*FIELDS[kind], "id")}
+    )
+)
+
+
+def test_the_property_below_knows_every_request_type():
+    assert set(FIELDS) == set(client_message_types())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 3]), requests), max_size=12))
+def test_any_request_sequence_yields_only_sendable_replies(steps):
+    hub = three_in_a_meeting()
+    for cid, request in steps:
+        for action in send(hub, cid, json.dumps(request).encode()):
+            if isinstance(action, Send):
+                assert set(action.to) <= {1, 2, 3}
+                encode(action.message)
+    # Whatever happened, the registry agrees with the connections.
+    for cid in (1, 2, 3):
+        meeting = hub.meeting_of(cid)
+        if meeting is not None:
+            assert hub.meetings[meeting.id] is meeting
+            assert cid in meeting.participants
+    for meeting in hub.meetings.values():
+        assert not meeting.closed
+        assert sum(p.role == "host" for p in meeting.participants.values()) == 1

@@ -1,0 +1,451 @@
+"""Control messages: encoding, decoding and the schema of every client message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conf_cli.errors import ProtocolError
+from conf_cli.protocol.control import (
+    MAX_CHAT_CHARS,
+    MAX_CONTROL_BYTES,
+    MAX_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_PASSCODE_CHARS,
+    PERMISSIONS,
+    ROLES,
+    check_name,
+    client_message_types,
+    decode_any,
+    decode_client_message,
+    encode,
+)
+
+# One valid example of every client message, with every optional field.
+VALID: dict[str, dict[str, Any]] = {
+    "hello": {"type": "hello", "protocol": 1, "client": "conf/0.1.0"},
+    "ping": {"type": "ping"},
+    "pong": {"type": "pong"},
+    "create": {"type": "create", "name": "Ada", "passcode": "sesame"},
+    "join": {"type": "join", "meeting": "abc-defg-hjk", "name": "Bob", "passcode": "sesame"},
+    "leave": {"type": "leave"},
+    "who": {"type": "who"},
+    "chat": {"type": "chat", "text": "hello", "to": "Ada"},
+    "set_role": {"type": "set_role", "name": "Bob", "role": "admin"},
+    "forbid": {"type": "forbid", "what": "screen", "name": "Bob"},
+    "permit": {"type": "permit", "what": "screen", "name": "Bob"},
+    "kick": {"type": "kick", "name": "Bob"},
+    "lock": {"type": "lock"},
+    "unlock": {"type": "unlock"},
+    "end": {"type": "end"},
+    "publish": {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "h264"},
+    "unpublish": {"type": "unpublish", "kind": "video"},
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "hello": ("protocol",),
+    "create": ("name",),
+    "join": ("meeting", "name"),
+    "chat": ("text",),
+    "set_role": ("name", "role"),
+    "forbid": ("what",),
+    "permit": ("what",),
+    "kick": ("name",),
+    "publish": ("kind", "ssrc", "codec"),
+    "unpublish": ("kind",),
+}
+
+
+def raw(message: Any) -> bytes:
+    """Bytes of any JSON value, lone surrogates and all (escaped, as JSON allows)."""
+    return json.dumps(message).encode()
+
+
+def refused(data: bytes, decode=decode_client_message) -> str:
+    with pytest.raises(ProtocolError) as info:
+        decode(data)
+    return str(info.value)
+
+
+def with_field(kind: str, field: str, value: Any) -> bytes:
+    return raw({**VALID[kind], field: value})
+
+
+# -- encode -------------------------------------------------------------------------------------------
+
+
+def test_encode_is_compact_utf8_json():
+    assert encode({"type": "chat", "from": "Zoë", "text": "日本 ✓"}) == (
+        '{"type":"chat","from":"Zoë","text":"日本 ✓"}'.encode()
+    )
+
+
+def test_encode_refuses_more_than_one_frame():
+    filler = "x" * (MAX_CONTROL_BYTES - len(encode({"type": "chat", "text": ""})))
+    assert len(encode({"type": "chat", "text": filler})) == MAX_CONTROL_BYTES
+    with pytest.raises(ProtocolError) as info:
+        encode({"type": "chat", "text": filler + "x"})
+    assert str(info.value) == f"control message of {MAX_CONTROL_BYTES + 1} bytes exceeds {MAX_CONTROL_BYTES}"
+
+
+def test_encode_counts_bytes_not_characters():
+    with pytest.raises(ProtocolError):
+        encode({"type": "chat", "text": "é" * (MAX_CONTROL_BYTES // 2)})
+
+
+def test_encode_refuses_text_utf8_cannot_carry():
+    with pytest.raises(ProtocolError) as info:
+        encode({"type": "chat", "text": "half \ud83d"})
+    assert str(info.value).startswith("control message is not valid Unicode")
+
+
+@pytest.mark.parametrize("message", list(VALID.values()), ids=list(VALID))
+def test_encode_then_decode_round_trips(message):
+    assert decode_client_message(encode(message)) == message
+    assert decode_any(encode(message)) == message
+
+
+# -- decode_any ---------------------------------------------------------------------------------------
+
+
+def test_decode_any_accepts_any_object_with_a_string_type():
+    assert decode_any(b'{"type": "welcome", "extra": [1, {"a": null}]}') == {
+        "type": "welcome",
+        "extra": [1, {"a": None}],
+    }
+    assert decode_any(b'  {"type":""}\n') == {"type": ""}
+
+
+def test_decode_refuses_oversize_input_before_parsing():
+    data = b"{" + b" " * MAX_CONTROL_BYTES + b"}"
+    message = f"control message of {MAX_CONTROL_BYTES + 2} bytes exceeds {MAX_CONTROL_BYTES}"
+    assert refused(data, decode_any) == message
+    assert refused(data) == message
+
+
+def test_decode_accepts_exactly_one_frame():
+    bare = raw({"type": "ping", "pad": ""})
+    data = raw({"type": "ping", "pad": "x" * (MAX_CONTROL_BYTES - len(bare))})
+    assert len(data) == MAX_CONTROL_BYTES
+    assert decode_client_message(data)["type"] == "ping"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff", b'{"type": "ping\xc3"}', b'{"type": "\xed\xa0\x80"}', b"\xc0\xaf", b'{"type": "pi\x80ng"}'],
+)
+def test_decode_refuses_invalid_utf8(data):
+    assert refused(data, decode_any).startswith(
+        "control message is not UTF-8 JSON: 'utf-8' codec can't decode"
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{", b"{'type': 'ping'}", b'{"type": "ping",}', b"nul", b'{"type": "ping"} {}', b"\xef\xbb\xbf{}"],
+)
+def test_decode_refuses_invalid_json(data):
+    assert refused(data, decode_any).startswith("control message is not UTF-8 JSON: ")
+
+
+@pytest.mark.parametrize("data", [b"[]", b'["type", "ping"]', b"1", b'"ping"', b"null", b"true", b"1.5"])
+def test_decode_refuses_json_that_is_not_an_object(data):
+    assert refused(data, decode_any) == "control message is not a JSON object"
+
+
+@pytest.mark.parametrize(
+    "data", [b"{}", b'{"kind": "ping"}', b'{"type": 1}', b'{"type": null}', b'{"type": ["ping"]}']
+)
+def test_decode_refuses_objects_without_a_string_type(data):
+    assert refused(data, decode_any) == "control message has no string 'type'"
+
+
+@pytest.mark.parametrize("opening", [b"[", b'{"a":'])
+def test_decode_refuses_deep_nesting(opening):
+    depth = MAX_CONTROL_BYTES // len(opening) - 1
+    assert refused(opening * depth, decode_any) == "control message is nested too deeply"
+
+
+def test_decode_refuses_numbers_too_long_to_convert():
+    data = b'{"type": "ping", "n": ' + b"9" * 5_000 + b"}"
+    assert refused(data, decode_any).startswith("control message is not UTF-8 JSON: Exceeds the limit")
+    assert refused(raw({"type": "hello", "protocol": 1}).replace(b"1", b"1" * 5_000)).startswith(
+        "control message is not UTF-8 JSON"
+    )
+
+
+# -- the client schema --------------------------------------------------------------------------------
+
+
+def test_every_client_message_type_is_covered_here():
+    assert set(VALID) == set(client_message_types())
+    assert set(REQUIRED) <= set(VALID)
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_minimal_messages_are_accepted(kind):
+    minimal = {
+        field: value
+        for field, value in VALID[kind].items()
+        if field == "type" or field in REQUIRED.get(kind, ())
+    }
+    assert decode_client_message(raw(minimal)) == minimal
+
+
+def test_unknown_fields_are_kept():
+    message = {"type": "chat", "text": "hi", "x-client": {"colour": "blue"}}
+    assert decode_client_message(raw(message)) == message
+
+
+@pytest.mark.parametrize(("kind", "field"), [(k, f) for k, fields in REQUIRED.items() for f in fields])
+def test_missing_required_fields_are_refused(kind, field):
+    message = {k: v for k, v in VALID[kind].items() if k != field}
+    assert refused(raw(message)) == f"{kind}: missing field {field!r}"
+    assert refused(with_field(kind, field, None)) == f"{kind}: missing field {field!r}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [("hello", "client"), ("create", "passcode"), ("join", "passcode"), ("chat", "to"), ("forbid", "name")],
+)
+def test_optional_fields_may_be_null(kind, field):
+    assert decode_client_message(with_field(kind, field, None))[field] is None
+
+
+def test_unknown_type_is_refused_and_quoted_short():
+    assert refused(raw({"type": "teleport"})) == "unknown message type 'teleport'"
+    assert refused(raw({"type": "welcome"})) == "unknown message type 'welcome'"
+    long_type = "x" * 1_000
+    assert refused(raw({"type": long_type})) == f"unknown message type {'x' * 40!r}"
+
+
+@pytest.mark.parametrize("value", ["1", 1.0, True, False, [1], {"v": 1}])
+def test_int_fields(value):
+    assert refused(with_field("hello", "protocol", value)) == "hello.protocol must be an integer"
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**40])
+def test_int_fields_take_any_integer(value):
+    assert decode_client_message(with_field("hello", "protocol", value))["protocol"] == value
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("hello", "client"),
+        ("join", "meeting"),
+        ("create", "name"),
+        ("chat", "text"),
+        ("chat", "to"),
+        ("create", "passcode"),
+        ("set_role", "role"),
+        ("forbid", "what"),
+    ],
+)
+@pytest.mark.parametrize("value", [1, 1.5, True, [], {}])
+def test_string_fields_refuse_other_types(kind, field, value):
+    assert refused(with_field(kind, field, value)) == f"{kind}.{field} must be a string"
+
+
+@pytest.mark.parametrize(("kind", "field"), [("hello", "client"), ("join", "meeting")])
+def test_plain_string_fields_are_bounded(kind, field):
+    assert decode_client_message(with_field(kind, field, "x" * 256))[field] == "x" * 256
+    assert refused(with_field(kind, field, "x" * 257)) == f"{kind}.{field} is longer than 256 characters"
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("hello", "client"),
+        ("join", "meeting"),
+        ("create", "name"),
+        ("chat", "text"),
+        ("chat", "to"),
+        ("join", "passcode"),
+    ],
+)
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb", "\ud83d half an emoji"])
+def test_string_fields_refuse_lone_surrogates(kind, field, value):
+    assert refused(with_field(kind, field, value)) == (
+        f"{kind}.{field} is not valid Unicode text (it holds a lone surrogate)"
+    )
+
+
+def test_surrogate_pairs_written_as_escapes_are_fine():
+    assert decode_client_message(b'{"type": "chat", "text": "\\ud83d\\ude00"}')["text"] == "😀"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["A", "Ada Lovelace", "x" * MAX_NAME_CHARS, "Zoë", "李雷", "O'Brien", "a/b", "🦊" * MAX_NAME_CHARS],
+)
+def test_good_names(name):
+    assert decode_client_message(with_field("create", "name", name))["name"] == name
+    check_name(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "must be 1 to 64 characters"),
+        ("x" * (MAX_NAME_CHARS + 1), "must be 1 to 64 characters"),
+        (" Ada", "must be printable with no leading or trailing spaces"),
+        ("Ada ", "must be printable with no leading or trailing spaces"),
+        ("Ada\tL", "must be printable with no leading or trailing spaces"),
+        ("Ada\nL", "must be printable with no leading or trailing spaces"),
+        ("Ada\x00", "must be printable with no leading or trailing spaces"),
+        ("Ada\u200bL", "must be printable with no leading or trailing spaces"),
+        ("\u3000Ada", "must be printable with no leading or trailing spaces"),
+        ("/Ada", "must not start with '/'"),
+        ("/", "must not start with '/'"),
+    ],
+)
+def test_bad_names(name, why):
+    for kind, field in [
+        ("create", "name"),
+        ("join", "name"),
+        ("chat", "to"),
+        ("kick", "name"),
+        ("forbid", "name"),
+    ]:
+        assert refused(with_field(kind, field, name)) == f"{kind}.{field} {why}"
+    with pytest.raises(ProtocolError) as info:
+        check_name(name)
+    assert str(info.value) == f"name {why}"
+
+
+def test_chat_text_bounds():
+    assert (
+        decode_client_message(with_field("chat", "text", "x" * MAX_CHAT_CHARS))["text"]
+        == "x" * MAX_CHAT_CHARS
+    )
+    assert decode_client_message(with_field("chat", "text", "  padded\n"))["text"] == "  padded\n"
+    assert (
+        refused(with_field("chat", "text", "x" * (MAX_CHAT_CHARS + 1)))
+        == "chat.text is longer than 4000 characters"
+    )
+    for blank in ("", " ", "\n\t "):
+        assert refused(with_field("chat", "text", blank)) == "chat.text is empty"
+
+
+@pytest.mark.parametrize("kind", ["create", "join"])
+def test_passcode_bounds(kind):
+    for value in ("", "x", "x" * MAX_PASSCODE_CHARS, " spaced out ", "pässwörd"):
+        assert decode_client_message(with_field(kind, "passcode", value))["passcode"] == value
+    too_long = with_field(kind, "passcode", "x" * (MAX_PASSCODE_CHARS + 1))
+    assert refused(too_long) == f"{kind}.passcode is longer than 128 characters"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_roles(role):
+    assert decode_client_message(with_field("set_role", "role", role))["role"] == role
+
+
+@pytest.mark.parametrize("role", ["owner", "Admin", "", "host "])
+def test_unknown_roles(role):
+    assert refused(with_field("set_role", "role", role)) == "set_role.role must be one of host, admin, member"
+
+
+@pytest.mark.parametrize("kind", ["forbid", "permit"])
+def test_permissions(kind):
+    for what in PERMISSIONS:
+        assert decode_client_message(with_field(kind, "what", what))["what"] == what
+    for what in ("microphone", "Chat", "", "all"):
+        assert refused(with_field(kind, "what", what)) == (
+            f"{kind}.what must be one of audio, video, screen, control, chat"
+        )
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+@pytest.mark.parametrize("request_id", [0, -5, 2**53, "", "req-1", "x" * MAX_ID_CHARS, "日本"])
+def test_any_request_may_carry_an_id(kind, request_id):
+    assert decode_client_message(with_field(kind, "id", request_id))["id"] == request_id
+
+
+@pytest.mark.parametrize("request_id", [True, 1.5, [], {}, "x" * (MAX_ID_CHARS + 1)])
+def test_ids_must_be_integers_or_short_strings(request_id):
+    assert refused(with_field("who", "id", request_id)) == (
+        "who.id must be an integer or a string of at most 64 characters"
+    )
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+# Text with lone surrogates too: JSON escapes can carry them.
+any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=20).map("".join)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),
+    max_leaves=20,
+)
+# Objects that look like requests: a real type and fields with real names but any values.
+request_like = st.builds(
+    lambda kind, fields: {**fields, "type": kind},
+    st.sampled_from(client_message_types()),
+    st.dictionaries(
+        st.sampled_from(sorted({f for m in VALID.values() for f in m} - {"type"} | {"id"})),
+        json_values | st.sampled_from(["Ada", "admin", "chat", "video", 1, "x" * 300]),
+    ),
+)
+
+
+def _strings_in(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings_in(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings_in(item)
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_protocol_error(data):
+    for decode in (decode_any, decode_client_message):
+        try:
+            message = decode(data)
+        except ProtocolError:
+            continue
+        assert isinstance(message, dict) and isinstance(message["type"], str)
+
+
+@given(json_values)
+def test_arbitrary_json_values_raise_only_protocol_error(value):
+    try:
+        message = decode_client_message(raw(value))
+    except ProtocolError:
+        return
+    assert isinstance(value, dict)
+    assert message["type"] in client_message_types()
+
+
+@given(request_like)
+def test_accepted_requests_can_be_relayed(message):
+    try:
+        accepted = decode_client_message(raw(message))
+    except ProtocolError:
+        return
+    assert accepted["type"] in client_message_types()
+    # Whatever the server may quote back (the type, the id, any schema field) is valid UTF-8.
+    for field, value in accepted.items():
+        if field == "type" or field == "id" or field in VALID[accepted["type"]]:
+            for text in _strings_in(value):
+                text.encode()
+
+
+@given(
+    st.dictionaries(any_text, json_values, max_size=5).map(lambda d: {**d, "type": "x"})
+    | st.dictionaries(st.text(), st.text(), max_size=5).map(lambda d: {**d, "type": "chat"})
+)
+def test_decode_any_round_trips_what_encode_accepts(message):
+    try:
+        data = encode(message)
+    except ProtocolError:
+        return
+    decoded = decode_any(data)
+    assert json.dumps(decoded, sort_keys=True) == json.dumps(message, sort_keys=True)
