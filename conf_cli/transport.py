@@ -64,6 +64,15 @@ class Link(ABC):
     def is_closing(self) -> bool:
         """True once the link is closed or closing."""
 
+    def subscribe(self, ssrc: int) -> None:
+        """Client side: the client wants the media track ``ssrc`` (called when a track starts).
+
+        Transports that fan media out by topic (ZeroMQ PUB/SUB) subscribe here; others need nothing.
+        """
+
+    def unsubscribe(self, ssrc: int) -> None:
+        """Client side: the track ``ssrc`` ended."""
+
 
 class ServerEvents(Protocol):
     """What a listener reports to the server."""
