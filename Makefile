@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e examples/conf-transport-websocket
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy conf_cli plugins
+	$(VENV)/bin/mypy conf_cli plugins examples
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)
@@ -30,7 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy conf_cli plugins
+	$(VENV)/bin/mypy conf_cli plugins examples
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

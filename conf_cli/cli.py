@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +16,7 @@ import click
 from conf_cli import __version__
 from conf_cli.errors import ConfError
 from conf_cli.plugins import registry
+from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 
 SERVER_ENV = "CONF_SERVER"
@@ -59,6 +61,25 @@ passcode_option = click.option("--passcode", default=None, help="Meeting passcod
 json_option = click.option(
     "--json", "json_flag", is_flag=True, help="Machine mode: commands on stdin, JSON events on stdout."
 )
+record_option = click.option(
+    "--record",
+    "record_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Record every received track into this directory as .mkv, as it arrived (no re-encoding).",
+)
+play_option = click.option(
+    "--play/--no-play",
+    default=None,
+    help="Play received audio on the speaker. Default: on in the interactive terminal (if a speaker "
+    "opens), off in machine mode (--json or no terminal); --play fails at once if the speaker cannot open.",
+)
+speaker_option = click.option(
+    "--speaker",
+    default=None,
+    metavar="DEVICE",
+    help="Speaker to play on: index or part of its name (see `conf devices`); default: the system's.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,17 +108,24 @@ def cli(verbose: int) -> None:
     multiple=True,
     default=("tcp",),
     show_default=True,
-    help="Transport to listen on; repeat for several.",
+    help="Transport to listen on, as NAME or NAME:PORT; repeat for several. Without a port, the first "
+    "transport takes --port and each further one --port plus 2, 4 ... (a transport may use two ports).",
 )
 @json_option
-def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool) -> None:
+@click.option(
+    "--stats-interval",
+    type=click.FloatRange(0),
+    default=0,
+    help="With --json: write a server_stats event every this many seconds (0: never).",
+)
+def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool, stats_interval: float) -> None:
     """Run a conf server hosting any number of meetings."""
-    from conf_cli.server import Endpoint, Server
+    from conf_cli.server import Server
     from conf_cli.ui.machine import emit
 
     async def main() -> int:
         srv = Server(registry())
-        urls = await srv.start([Endpoint(t, host, port) for t in transports])
+        urls = await srv.start(endpoints_for(transports, host, port))
         if json_flag:
             emit({"type": "server_started", "urls": urls})
         else:
@@ -106,12 +134,31 @@ def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool) -
             sys.stdout.flush()
             click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
         try:
-            await asyncio.Event().wait()
+            while True:
+                if json_flag and stats_interval > 0:
+                    await asyncio.sleep(stats_interval)
+                    emit(srv.stats())
+                else:
+                    await asyncio.Event().wait()
         finally:
             await srv.close()
-        return 0
 
     _run(main)
+
+
+def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
+    """``tcp``, ``zmq:7460`` ... → endpoints; transports without a port get --port, --port+2, --port+4 ..."""
+    endpoints: list[Endpoint] = []
+    for index, spec in enumerate(transports):
+        name, _, given = spec.partition(":")
+        if given:
+            if not given.isdigit() or not 0 <= int(given) <= 65535:
+                raise ConfError(f"bad transport {spec!r}: expected NAME or NAME:PORT with PORT 0..65535")
+            chosen = int(given)
+        else:
+            chosen = 0 if port == 0 else port + 2 * index
+        endpoints.append(Endpoint(name, host, chosen))
+    return endpoints
 
 
 @cli.command()
@@ -120,13 +167,32 @@ def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool) -
 @name_option
 @passcode_option
 @json_option
-def create(server_url: str, transport: str | None, name: str, passcode: str | None, json_flag: bool) -> None:
+@record_option
+@play_option
+@speaker_option
+def create(
+    server_url: str,
+    transport: str | None,
+    name: str,
+    passcode: str | None,
+    json_flag: bool,
+    record_dir: Path | None,
+    play: bool | None,
+    speaker: str | None,
+) -> None:
     """Create a meeting, print its ID and passcode, and join it as host."""
     from conf_cli.meeting_runner import attend
 
     _run(
         lambda: attend(
-            parse_server_url(server_url, transport=transport), name, passcode, None, _machine_mode(json_flag)
+            parse_server_url(server_url, transport=transport),
+            name,
+            passcode,
+            None,
+            _machine_mode(json_flag),
+            record_dir=record_dir,
+            play=play,
+            speaker=speaker,
         )
     )
 
@@ -138,8 +204,19 @@ def create(server_url: str, transport: str | None, name: str, passcode: str | No
 @name_option
 @passcode_option
 @json_option
+@record_option
+@play_option
+@speaker_option
 def join(
-    meeting: str, server_url: str, transport: str | None, name: str, passcode: str | None, json_flag: bool
+    meeting: str,
+    server_url: str,
+    transport: str | None,
+    name: str,
+    passcode: str | None,
+    json_flag: bool,
+    record_dir: Path | None,
+    play: bool | None,
+    speaker: str | None,
 ) -> None:
     """Join MEETING."""
     from conf_cli.meeting_runner import attend
@@ -151,6 +228,9 @@ def join(
             passcode,
             meeting,
             _machine_mode(json_flag),
+            record_dir=record_dir,
+            play=play,
+            speaker=speaker,
         )
     )
 
@@ -161,14 +241,74 @@ def join(
 @click.option("--meeting", required=True, help="Meeting ID to share into.")
 @server_option
 @transport_option
-def share(kind: str, path: str | None, meeting: str, server_url: str, transport: str | None) -> None:
-    """Share screen, camera, audio, a file, a test pattern or a tone into a meeting."""
-    sources = registry().sources
-    if kind not in sources:
-        known = ", ".join(sorted(sources)) or "none"
-        raise click.ClickException(f"no source plugin named {kind!r} (loaded: {known}); see `conf plugins`")
-    raise click.ClickException(
-        "sharing media needs the media pipeline, which this version of conf does not have"
+@name_option
+@passcode_option
+@json_option
+@record_option
+@play_option
+@speaker_option
+@click.option("--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera).")
+@click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height.")
+@click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second.")
+@click.option("--bitrate", type=click.IntRange(10_000), default=None, help="Video bit rate in bit/s.")
+@click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz.")
+@click.option("--device", default=None, help="Device to capture from (see `conf plugins`).")
+@click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen).")
+def share(
+    kind: str,
+    path: str | None,
+    meeting: str,
+    server_url: str,
+    transport: str | None,
+    name: str,
+    passcode: str | None,
+    json_flag: bool,
+    record_dir: Path | None,
+    play: bool | None,
+    speaker: str | None,
+    width: int | None,
+    height: int | None,
+    fps: float | None,
+    bitrate: int | None,
+    frequency: float | None,
+    device: str | None,
+    region: str | None,
+) -> None:
+    """Join MEETING and share screen, camera, audio, a file (PATH), a test pattern or a tone into it.
+
+    Stays in the meeting like `conf join`: commands still work (/unshare KIND, /leave).
+    """
+    from conf_cli.meeting_runner import attend
+
+    if path is not None and not Path(path).exists():
+        click.echo(f"conf: no such file: {path}", err=True)
+        sys.exit(1)
+    options = {
+        key: value
+        for key, value in {
+            "path": path,
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "bitrate": bitrate,
+            "frequency": frequency,
+            "device": device,
+            "region": region,
+        }.items()
+        if value is not None
+    }
+    _run(
+        lambda: attend(
+            parse_server_url(server_url, transport=transport),
+            name,
+            passcode,
+            meeting,
+            _machine_mode(json_flag),
+            record_dir=record_dir,
+            share=(kind, options),
+            play=play,
+            speaker=speaker,
+        )
     )
 
 
@@ -181,6 +321,32 @@ def control(peer: str, meeting: str, server_url: str) -> None:
     raise click.ClickException(
         "remote control needs an input-injection plugin, which this version of conf does not have"
     )
+
+
+@cli.command()
+def devices() -> None:
+    """List the capture sources and sinks this machine has, and whether each can be used now."""
+    from rich.console import Console
+    from rich.table import Table
+
+    reg = registry()
+    table = Table(title="conf devices")
+    for column in ("source or sink", "kind", "device", "description", "usable"):
+        table.add_column(column)
+    for label, factories in (("source", reg.sources), ("sink", reg.sinks)):
+        for name, factory in sorted(factories.items()):
+            kind = str(getattr(factory, "kind", getattr(factory, "consumes", "")))
+            try:
+                found = factory.list_devices()
+            except Exception as exc:  # a device layer that cannot even be asked
+                table.add_row(f"{label} {name}", kind, "-", str(exc), "no")
+                continue
+            if not found:
+                table.add_row(f"{label} {name}", kind, "-", getattr(factory, "description", ""), "yes")
+            for device in found:
+                usable = "yes" if device.available else f"no: {device.reason}"
+                table.add_row(f"{label} {name}", kind, device.id, device.description, usable)
+    Console().print(table)
 
 
 @cli.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from conf_cli import __version__
@@ -39,6 +40,8 @@ class Client:
         self._last_heard = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = HEARTBEAT_INTERVAL
+        self.media_handler: Callable[[bytes], None] | None = None
+        """Called with each RTP/RTCP packet from the server (the media pipeline sets it)."""
 
     # -- ClientEvents -------------------------------------------------------------------------------
 
@@ -58,6 +61,8 @@ class Client:
 
     def media_received(self, packet: bytes) -> None:
         self._last_heard = time.monotonic()
+        if self.media_handler is not None:
+            self.media_handler(packet)
 
     def closed(self, reason: str) -> None:
         if self.closed_reason is None:

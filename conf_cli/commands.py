@@ -23,6 +23,11 @@ HELP: list[tuple[str, str]] = [
     ("/kick NAME", "remove NAME from the meeting (host, admins)"),
     ("/lock, /unlock", "stop or allow new people joining (host, admins)"),
     ("/end", "close the meeting for everyone (host, admins)"),
+    (
+        "/share KIND [PATH] [KEY=VALUE ...]",
+        "share pattern, tone, screen, audio, camera or a file (fps=15 ...)",
+    ),
+    ("/unshare KIND", "stop sharing audio, video or screen"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
 ]
@@ -34,9 +39,11 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True)
 class LocalCommand:
-    """A command the client handles itself (``help``)."""
+    """A command the client handles itself: ``help``, ``share`` and ``unshare`` (the client captures)."""
 
     name: str
+    args: tuple[str, ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
 
 
 def parse_line(line: str) -> Message | LocalCommand | None:
@@ -54,6 +61,20 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             return LocalCommand("help")
         case "who":
             return {"type": "who"}
+        case "share":
+            words = _split(rest, "/share KIND [PATH] [KEY=VALUE ...]")
+            if not words:
+                raise CommandError("usage: /share KIND [PATH] [KEY=VALUE ...]")
+            plain = [w for w in words if "=" not in w]
+            options = tuple((key, value) for key, _, value in (w.partition("=") for w in words if "=" in w))
+            if len(plain) > 2:
+                raise CommandError("usage: /share KIND [PATH] [KEY=VALUE ...]")
+            return LocalCommand("share", tuple(plain), options)
+        case "unshare":
+            kind = rest.lower()
+            if kind not in ("audio", "video", "screen"):
+                raise CommandError("usage: /unshare audio|video|screen")
+            return LocalCommand("unshare", (kind,))
         case "leave" | "quit" | "exit":
             return {"type": "leave"}
         case "end":

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
@@ -21,10 +26,43 @@ def make_ui(machine: bool, me: str) -> MeetingUI:
 
 
 async def attend(
-    address: ServerAddress, name: str, passcode: str | None, meeting: str | None, machine: bool
+    address: ServerAddress,
+    name: str,
+    passcode: str | None,
+    meeting: str | None,
+    machine: bool,
+    *,
+    record_dir: Path | None = None,
+    share: tuple[str, Mapping[str, Any]] | None = None,
+    play: bool | None = None,
+    speaker: str | None = None,
 ) -> int:
-    """Create (``meeting`` is None) or join a meeting and stay until it ends for us."""
-    client = Client(registry(), address)
+    """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
+
+    ``record_dir`` records every received track there (``.mkv``, through the ``recorder`` sink);
+    ``share`` (a source name and its options) is opened before connecting, so that a source that cannot
+    open fails at once, and published once in.
+    ``play`` plays received audio on the speaker (device ``speaker``); ``None`` means on in the
+    interactive terminal when a speaker can be opened, off in machine mode. With ``play=True`` a speaker
+    that cannot be opened fails at once, in one line.
+    """
+    from conf_cli.media.manager import MediaManager, share_settings
+    from conf_cli.media.publisher import open_source
+
+    reg = registry()
+    if record_dir is not None and "recorder" not in reg.sinks:
+        raise ConfError("--record needs the 'recorder' sink of the capture plugin; see `conf plugins`")
+    speaker_factory = await _speaker(reg.sinks, machine if play is None else not play, play is True, speaker)
+    if record_dir is not None:
+        try:
+            record_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfError(f"cannot record into {record_dir}: {exc.strerror or exc}") from None
+    source = None
+    settings = share_settings(share[1]) if share is not None else {}
+    if share is not None:
+        source = await asyncio.to_thread(open_source, reg.sources, share[0], share[1])
+    client = Client(reg, address)
     try:
         await client.connect()
         first: list[Message]
@@ -35,8 +73,48 @@ async def attend(
             first = [await client.join(meeting, name, passcode)]
     except RequestRefused as refusal:
         await client.close()
+        if source is not None:
+            source.close()
         raise ConfError(str(refusal)) from None
     except BaseException:
         await client.close()
+        if source is not None:
+            source.close()
         raise
-    return await run_meeting(client, make_ui(machine, name), first)
+    ui = make_ui(machine, name)
+    open_sinks = None
+    if speaker_factory is not None:
+        from conf_cli.media.playback import speaker_opener
+
+        open_sinks = speaker_opener(speaker_factory, _speaker_options(speaker), ui.show)
+    media = MediaManager(client, ui.show, record_dir, open_sinks)
+    if share is not None and source is not None:
+        media.publish(share[0], source, **settings)
+    return await run_meeting(client, ui, first, media)
+
+
+def _speaker_options(device: str | None) -> dict[str, Any]:
+    return {"device": device} if device else {}
+
+
+async def _speaker(sinks: Mapping[str, Any], skip: bool, required: bool, device: str | None) -> Any:
+    """The speaker sink factory to play received audio with, or ``None`` (not wanted, or unusable).
+
+    The speaker is opened and closed once, in a thread, to find out now whether it works.
+    """
+    if skip:
+        return None
+    from conf_cli.media.playback import check_speaker, find_sink_factory
+
+    try:
+        factory = find_sink_factory(sinks)
+        await asyncio.to_thread(check_speaker, factory, _speaker_options(device))
+    except ConfError:
+        if required:
+            raise
+        return None
+    except Exception as exc:  # whatever the device layer raised
+        if required:
+            raise ConfError(f"cannot play sound: {exc}") from None
+        return None
+    return factory

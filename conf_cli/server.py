@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Action, Close, Deferred, Forward, Hub
@@ -53,6 +53,14 @@ class Server:
             log.info("listening on %s", listener.url)
         self._ticker = asyncio.create_task(self._tick_forever())
         return [listener.url for listener in self.listeners]
+
+    def stats(self) -> dict[str, object]:
+        """A ``server_stats`` event: the hub's counters and each listener's transport counters."""
+        return {
+            "type": "server_stats",
+            "hub": asdict(self.hub.stats),
+            "listeners": {listener.url: listener.stats() for listener in self.listeners},
+        }
 
     async def close(self) -> None:
         if self._ticker is not None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.client import Client
 from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol.control import Message
+
+if TYPE_CHECKING:
+    from conf_cli.media.manager import MediaManager
 
 EXIT_OK = 0
 EXIT_KICKED = 3
@@ -42,15 +45,27 @@ class MeetingUI(Protocol):
         """Restore the terminal."""
 
 
-async def run_meeting(client: Client, ui: MeetingUI, first_events: list[Message]) -> int:
-    """Show ``first_events``, then relay lines and events until we leave; return the exit code."""
+async def run_meeting(
+    client: Client,
+    ui: MeetingUI,
+    first_events: list[Message],
+    media: MediaManager | None = None,
+) -> int:
+    """Show ``first_events``, then relay lines and events until we leave; return the exit code.
+
+    ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``.
+    """
     for event in first_events:
         ui.show(event)
-    reader = asyncio.create_task(_relay_input(client, ui))
+        if media is not None:
+            media.handle_event(event)
+    reader = asyncio.create_task(_relay_input(client, ui, media))
     try:
         while True:
             event = await client.events.get()
             ui.show(event)
+            if media is not None:
+                media.handle_event(event)
             code = _FINAL.get(event["type"])
             if code is not None:
                 return code
@@ -58,11 +73,39 @@ async def run_meeting(client: Client, ui: MeetingUI, first_events: list[Message]
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConfError):
             await reader
+        if media is not None:
+            await media.close()
         await client.close()
         ui.close()
 
 
-async def _relay_input(client: Client, ui: MeetingUI) -> None:
+async def _share(media: MediaManager, ui: MeetingUI, name: str, options: Mapping[str, Any]) -> None:
+    try:
+        await media.share(name, options)
+    except ConfError as exc:
+        ui.show({"type": "error", "code": "media", "message": str(exc)})
+
+
+async def _local(command: LocalCommand, ui: MeetingUI, media: MediaManager | None) -> None:
+    if command.name == "help":
+        ui.show_help()
+        return
+    if media is None:
+        ui.show({"type": "error", "code": "bad_command", "message": "media is not available here"})
+        return
+    if command.name == "share":
+        options: dict[str, Any] = dict(command.options)
+        if len(command.args) > 1:
+            options["path"] = command.args[1]
+        await _share(media, ui, command.args[0], options)
+    elif command.name == "unshare":
+        try:
+            await media.unshare(command.args[0])
+        except ConfError as exc:
+            ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
+
+
+async def _relay_input(client: Client, ui: MeetingUI, media: MediaManager | None = None) -> None:
     async for line in ui.lines():
         try:
             command = parse_line(line)
@@ -72,7 +115,7 @@ async def _relay_input(client: Client, ui: MeetingUI) -> None:
         if command is None:
             continue
         if isinstance(command, LocalCommand):
-            ui.show_help()
+            await _local(command, ui, media)
             continue
         try:
             client.send(command)

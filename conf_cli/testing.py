@@ -196,6 +196,13 @@ class ClientPool:
         client.expect("joined", lambda e: e["name"] == name)
         return client
 
+    def share(self, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
+        """``conf share KIND`` into ``meeting`` as ``name`` in machine mode; the caller waits for events."""
+        args = ["share", kind, "--meeting", meeting, "--server", self.url, "--name", name]
+        client = spawn([*args, "--passcode", self.passcode, "--json", *extra])
+        self.started.append(client)
+        return client
+
     def stop_all(self) -> None:
         for client in self.started:
             client.stop()

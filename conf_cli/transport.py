@@ -64,13 +64,13 @@ class Link(ABC):
     def is_closing(self) -> bool:
         """True once the link is closed or closing."""
 
-    def subscribe(self, ssrc: int) -> None:
+    def subscribe(self, ssrc: int) -> None:  # noqa: B027 - optional, empty unless a transport needs it
         """Client side: the client wants the media track ``ssrc`` (called when a track starts).
 
         Transports that fan media out by topic (ZeroMQ PUB/SUB) subscribe here; others need nothing.
         """
 
-    def unsubscribe(self, ssrc: int) -> None:
+    def unsubscribe(self, ssrc: int) -> None:  # noqa: B027 - optional, empty unless a transport needs it
         """Client side: the track ``ssrc`` ended."""
 
 
@@ -109,6 +109,10 @@ class Listener(ABC):
         for link in links:
             sent += link.send_media(packet)
         return sent
+
+    def stats(self) -> dict[str, int]:
+        """Transport-specific counters (datagrams dropped and why ...) for ``server_stats``; may be empty."""
+        return {}
 
     @abstractmethod
     async def close(self) -> None:

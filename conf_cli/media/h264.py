@@ -206,7 +206,9 @@ class H264Depacketizer:
             out.extend(self._finish())
         if self._timestamp is None:
             self._timestamp = item.timestamp
-            self._damaged = after_gap
+            # Lost packets just before may have been this access unit's start, unless it visibly starts
+            # here: an access unit opening with its SPS (a keyframe with in-band parameter sets) is whole.
+            self._damaged = after_gap and not _opens_with_sps(item.payload)
         if not self._damaged:
             self._add(item.payload)
         if item.marker:
@@ -215,7 +217,7 @@ class H264Depacketizer:
 
     def _lose(self) -> None:
         """Packets are missing here: the open access unit and the one the next packet opens may both have
-        lost some, so both are dropped."""
+        lost some, so both are dropped (the next one is kept if it visibly starts with its SPS)."""
         self.needs_keyframe = True
         self._gap = True
         if self._timestamp is not None:
@@ -311,3 +313,13 @@ class H264Depacketizer:
             self.needs_keyframe = False
         self.frames += 1
         return [AccessUnit(join_annexb(nals), timestamp, keyframe)]
+
+
+def _opens_with_sps(payload: bytes) -> bool:
+    """Whether an RTP payload starts with an SPS, alone or first in a STAP-A."""
+    if not payload:
+        return False
+    kind = payload[0] & 0x1F
+    if kind == NAL_SPS:
+        return True
+    return kind == STAP_A and len(payload) > 3 and payload[3] & 0x1F == NAL_SPS

@@ -115,6 +115,18 @@ class MeetingView:
             peer.sharing.discard(e["kind"])
         self._note(f"{e['name']} stopped sharing {e['kind']}", "blue")
 
+    def _on_publish_started(self, e: Message) -> None:
+        self._note(f"you are sharing {e['kind']} from {e['source']}", "blue")
+
+    def _on_publish_stopped(self, e: Message) -> None:
+        reason = e.get("reason", "stopped")
+        self._note(
+            f"you stopped sharing {e['kind']}" + ("" if reason == "stopped" else f" ({reason})"), "blue"
+        )
+
+    def _on_track_started(self, e: Message) -> None:
+        self._note(f"receiving {e['name']}'s {e['kind']}", "dim")
+
     def _on_meeting_locked(self, e: Message) -> None:
         self.locked = e["locked"]
         self._note(f"{e['by']} {'locked' if e['locked'] else 'unlocked'} the meeting", "magenta")

@@ -248,10 +248,21 @@ def test_gap_between_frames_damages_the_next_frame() -> None:
     depacketizer = H264Depacketizer()
     feed(depacketizer, rtp(keyframe_payloads(), seq=1, timestamp=0))
     # Lost packets right after a complete frame may have been the start of the next one.
-    assert feed(depacketizer, rtp(keyframe_payloads(), seq=9, timestamp=3000)) == []
+    assert feed(depacketizer, rtp([nal(0x41, 10), nal(0x41, 11)], seq=9, timestamp=3000)) == []
     assert depacketizer.frames_lost == 1
-    [unit] = feed(depacketizer, rtp(keyframe_payloads(), seq=13, timestamp=6000))
-    assert unit.keyframe
+    assert depacketizer.needs_keyframe
+
+
+def test_a_keyframe_opening_with_its_sps_right_after_a_gap_is_kept() -> None:
+    """Recovery must not wait for a second keyframe: an access unit that starts with SPS is whole."""
+    depacketizer = H264Depacketizer()
+    feed(depacketizer, rtp(keyframe_payloads(), seq=1, timestamp=0))
+    packets = rtp([nal(0x41, 10), nal(0x41, 11)], seq=5, timestamp=3000)
+    feed(depacketizer, packets[:1])  # the marker packet (seq 6) is lost
+    [unit] = feed(depacketizer, rtp(keyframe_payloads(), seq=7, timestamp=6000))
+    assert unit.keyframe and unit.timestamp == 6000
+    assert not depacketizer.needs_keyframe
+    assert depacketizer.frames_lost == 1
 
 
 def test_gap_item_from_the_jitter_buffer() -> None:

@@ -330,3 +330,19 @@ def test_views_fed_by_the_meeting_agree_with_its_state():
         assert view.locked == state["locked"]
         assert view.forbidden == set(state["forbidden"])
         assert view.meeting == MID
+
+
+def test_local_media_events_are_noted_and_stats_are_not() -> None:
+    view = joined_view()
+    before = len(view.log)
+    view.apply({"type": "publish_started", "source": "pattern", "kind": "video", "ssrc": 1, "codec": "H264"})
+    view.apply({"type": "track_started", "name": "Bob", "kind": "screen", "ssrc": 2, "codec": "H264"})
+    view.apply({"type": "track_stats", "name": "Bob", "kind": "screen", "ssrc": 2, "frames": 3, "fps": 3.0})
+    view.apply(
+        {"type": "publish_stopped", "source": "pattern", "kind": "video", "ssrc": 1, "reason": "forbidden"}
+    )
+    assert [text for _, text in list(view.log)[before:]] == [
+        "you are sharing video from pattern",
+        "receiving Bob's screen",
+        "you stopped sharing video (forbidden)",
+    ]

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from conf_cli.errors import ConfError
 from conf_cli.hookspecs import hookimpl
@@ -52,8 +53,8 @@ class TcpLink(Link, asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one
+        self._transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         if peername:
             self.peer = f"{peername[0]}:{peername[1]}"

@@ -1,0 +1,244 @@
+"""A participant's media: the tracks it publishes and the remote tracks it receives.
+
+:class:`MediaManager` sits between the :class:`~conf_cli.client.Client` and the meeting's face. It watches
+the server's events (``joined``, ``share_started``, ``share_stopped``, ``participant_left``, refused
+``publish`` requests) to start and end :class:`~conf_cli.media.receiver.RemoteTrack` objects and to stop
+publishers the server has stopped; it sorts incoming media packets: RTP to the receiver of its SSRC, RTCP
+feedback (PLI, FIR, NACK) to the publisher that owns the track, sender reports to their receiver, and
+extended reports (RFC 3611) both ways: a receiver's reference time to the publishers, their answer back to
+the receiver of the track, which then knows its round-trip time.
+
+With a recording directory, every received track (video and audio) is written there by the ``recorder``
+sink a plugin registers, as ``<name>-<kind>-<ssrc>.mkv``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from conf_cli.client import Client
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.media.publisher import DEFAULT_FPS, DEFAULT_VIDEO_BITRATE, Publisher, open_source
+from conf_cli.media.receiver import RemoteTrack, recording_path
+from conf_cli.media.source import EncodedSink, Sink, Source
+from conf_cli.protocol.control import Message
+from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, parse_compound
+from conf_cli.protocol.rtcp_xr import read_xr
+from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
+
+Notify = Callable[[Message], None]
+
+RECORDER_SINK = "recorder"
+
+log = logging.getLogger(__name__)
+
+
+class MediaManager:
+    """Publishers and receivers of one meeting client."""
+
+    def __init__(
+        self,
+        client: Client,
+        notify: Notify,
+        record_dir: Path | None = None,
+        open_sinks: Callable[[Message], list[Sink]] | None = None,
+    ) -> None:
+        self.client = client
+        self.notify = notify
+        self.record_dir = record_dir
+        self.open_sinks = open_sinks
+        """Called with each remote track's description: the sinks its decoded frames go to (a speaker)."""
+        self.local_ssrc = random.SystemRandom().randrange(1, 1 << 32)
+        self.receivers: dict[int, RemoteTrack] = {}
+        self.publishers: list[Publisher] = []
+        self.malformed = 0
+        self.unknown = 0
+        self._closing: set[asyncio.Task[None]] = set()
+        client.media_handler = self.media_received
+
+    # -- media in ---------------------------------------------------------------------------------------
+
+    def media_received(self, data: bytes) -> None:
+        """One RTP or RTCP packet from the server; never raises."""
+        try:
+            if is_rtcp(data):
+                self._rtcp(data)
+                return
+            receiver = self.receivers.get(peek_ssrc(data))
+            if receiver is None:
+                self.unknown += 1
+                return
+            try:
+                packet = RtpPacket.parse(data)
+            except (ProtocolError, ValueError):
+                receiver.malformed += 1
+                return
+            receiver.receive(packet)
+        except (ProtocolError, ValueError, IndexError):
+            self.malformed += 1
+
+    def _rtcp(self, data: bytes) -> None:
+        for part in parse_compound(data):
+            if isinstance(part, Pli | Fir | Nack):
+                for publisher in self.publishers:
+                    publisher.feedback(part)
+            elif isinstance(part, SenderReport):
+                receiver = self.receivers.get(part.ssrc)
+                if receiver is not None:
+                    receiver.sender_report(part)
+            elif isinstance(part, UnknownRtcp) and (report := read_xr(part)) is not None:
+                if report.rrtr is not None:  # a receiver asks the senders to time a round trip
+                    for publisher in self.publishers:
+                        publisher.reference_time(report.ssrc, report.rrtr)
+                receiver = self.receivers.get(report.ssrc)
+                if receiver is not None and report.dlrr:
+                    receiver.extended_report(report)
+
+    def _send_media(self, packet: bytes) -> None:
+        link = self.client.link
+        if link is not None and not link.is_closing:
+            link.send_media(packet)
+
+    # -- events -----------------------------------------------------------------------------------------
+
+    def handle_event(self, event: Message) -> None:
+        """React to a server event (after the face has shown it)."""
+        kind = event.get("type")
+        me = self.client.name
+        if kind == "joined":
+            for track in event.get("tracks") or []:
+                if track.get("name") != me:
+                    self._start_receiver(track)
+        elif kind == "share_started":
+            if event.get("name") == me:
+                for publisher in self.publishers:
+                    publisher.confirm(int(event["ssrc"]))
+            else:
+                self._start_receiver(event)
+        elif kind == "share_stopped":
+            ssrc = event.get("ssrc")
+            if event.get("name") == me:
+                if isinstance(ssrc, int):
+                    for publisher in self.publishers:
+                        publisher.track_stopped(ssrc, str(event.get("reason", "stopped")))
+            elif isinstance(ssrc, int):
+                self._end_receiver(ssrc, str(event.get("reason", "stopped")))
+        elif kind == "participant_left":
+            for receiver in list(self.receivers.values()):
+                if receiver.name == event.get("name"):
+                    self._end_receiver(receiver.ssrc, "left")
+        elif kind == "error" and event.get("re") == "publish":
+            for publisher in self.publishers:
+                publisher.refused()
+
+    def _start_receiver(self, info: Message) -> None:
+        ssrc = info.get("ssrc")
+        if not isinstance(ssrc, int) or ssrc in self.receivers:
+            return
+        receiver = RemoteTrack(
+            info,
+            local_ssrc=self.local_ssrc,
+            send_media=self._send_media,
+            notify=self.notify,
+            recorder=self._open_recorder(info, ssrc),
+            sinks=self.open_sinks(info) if self.open_sinks is not None else None,
+        )
+        self.receivers[ssrc] = receiver
+        receiver.start()
+        link = self.client.link
+        if link is not None and not link.is_closing:
+            link.subscribe(ssrc)  # a transport that fans out by topic (ZeroMQ) starts delivering it
+
+    def _open_recorder(self, info: Message, ssrc: int) -> EncodedSink | None:
+        """A recorder for a new track, when recording; a failure is reported and the track plays anyway."""
+        if self.record_dir is None:
+            return None
+        path = recording_path(
+            self.record_dir, str(info.get("name", "")), str(info.get("kind", "")), ssrc, "mkv"
+        )
+        try:
+            recorder = self.client.registry.sinks[RECORDER_SINK].open({"path": str(path)})
+        except Exception as exc:  # no recorder plugin, or it cannot write there
+            log.debug("cannot record %s", path, exc_info=True)
+            self.notify({"type": "error", "code": "record", "message": f"cannot record {path.name}: {exc}"})
+            return None
+        return recorder if isinstance(recorder, EncodedSink) else None
+
+    def _end_receiver(self, ssrc: int, reason: str) -> None:
+        receiver = self.receivers.pop(ssrc, None)
+        if receiver is not None:
+            link = self.client.link
+            if link is not None and not link.is_closing:
+                link.unsubscribe(ssrc)
+            task = asyncio.create_task(receiver.close(reason))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    # -- sharing ----------------------------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        source: Source,
+        *,
+        fps: float = DEFAULT_FPS,
+        bitrate: int = DEFAULT_VIDEO_BITRATE,
+    ) -> Publisher:
+        """Start publishing an open source."""
+        publisher = Publisher(
+            name,
+            source,
+            send_control=self.client.send,
+            send_media=self._send_media,
+            notify=self.notify,
+            fps=fps,
+            bitrate=bitrate,
+        )
+        self.publishers = [p for p in self.publishers if not p.finished]
+        self.publishers.append(publisher)
+        publisher.start()
+        return publisher
+
+    async def share(self, name: str, options: Mapping[str, Any]) -> Publisher:
+        """Open source ``name`` (in a thread) and publish it; ConfError if it cannot be opened."""
+        sources = self.client.registry.sources
+        source = await asyncio.to_thread(open_source, sources, name, options)
+        return self.publish(name, source, **share_settings(options))
+
+    async def unshare(self, kind: str) -> None:
+        """Stop sharing ``kind``; ConfError if nothing of that kind is shared."""
+        found = [p for p in self.publishers if not p.finished and kind in p.kinds]
+        if not found:
+            raise ConfError(f"you are not sharing {kind}")
+        for publisher in found:
+            publisher.unpublish(kind)
+
+    async def close(self) -> None:
+        """Stop every publisher and receiver."""
+        for publisher in self.publishers:
+            with contextlib.suppress(ConfError):
+                await publisher.stop()
+        for ssrc in list(self.receivers):
+            self._end_receiver(ssrc, "closed")
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        self.client.media_handler = None
+
+
+def share_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The encoder settings among share options (``fps``, ``bitrate``)."""
+    settings: dict[str, Any] = {}
+    try:
+        if options.get("fps"):
+            settings["fps"] = float(options["fps"])
+        if options.get("bitrate"):
+            settings["bitrate"] = int(options["bitrate"])
+    except (TypeError, ValueError):
+        raise ConfError("fps and bitrate must be numbers") from None
+    return settings

@@ -1,0 +1,338 @@
+"""Receiving one remote track: RTP in, reception statistics, jitter buffer, depacketiser, decoder, sinks.
+
+Packets are parsed and counted on arrival (:class:`~conf_cli.media.rtp_stream.ReceiverStats`) and pushed
+into a short :class:`~conf_cli.media.jitter.JitterBuffer`; a playout task pops it on a timer. Video goes
+through the :class:`~conf_cli.media.h264.H264Depacketizer`; whole access units wait in a small bounded queue
+for a worker thread that records them (without re-encoding) and decodes them. When a picture cannot be
+decoded for want of a keyframe, a PLI goes to the publisher, at most every :data:`PLI_INTERVAL` seconds.
+Audio is Opus-decoded the same way. With a recorder (an
+:class:`~conf_cli.media.source.EncodedSink`, the capture plugin's ``recorder``), each access unit or Opus
+packet is also written as it arrived, with its RTP timestamp, before decoding. Every second a
+``track_stats`` event reports what arrived.
+Malformed packets are counted and dropped.
+
+RTCP goes back to the publisher: every :data:`RTCP_INTERVAL` seconds a receiver report (RFC 3550 6.4.2) with
+an XR reference time (RFC 3611 4.4) whose answer gives the round-trip time, and, as soon as the jitter
+buffer notices a hole in a video track, a generic NACK (RFC 4585 6.2.1) for the missing sequence numbers,
+once each. How long a resent packet takes to come back is measured, and the video jitter buffer waits
+that long (within :data:`MAX_VIDEO_DELAY`) before it gives a hole up as lost, so a resend can fill it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+
+from conf_cli.media.codecs import H264Decoder, OpusDecoder
+from conf_cli.media.h264 import AccessUnit, H264Depacketizer
+from conf_cli.media.jitter import Gap, JitterBuffer
+from conf_cli.media.rtp_stream import RateMeter, ReceiverStats, track_stats
+from conf_cli.media.source import EncodedSink, EncodedUnit, Sink
+from conf_cli.protocol.control import Message
+from conf_cli.protocol.rtcp import (
+    Nack,
+    Pli,
+    ReceiverReport,
+    SenderReport,
+    build_compound,
+    compact_ntp,
+    ntp_from_unix,
+    round_trip_time,
+)
+from conf_cli.protocol.rtcp_xr import ExtendedReport, rrtr
+from conf_cli.protocol.rtp import RtpPacket
+
+log = logging.getLogger(__name__)
+
+TARGET_DELAY = 0.04
+PLI_INTERVAL = 0.5
+STATS_INTERVAL = 1.0
+PLAYOUT_TICK = 0.01
+DECODE_QUEUE = 16
+RTCP_INTERVAL = 1.0
+MAX_NACK = 64  # sequence numbers in one NACK
+NACK_MEMORY = 1024  # sequence numbers remembered as already asked for
+NACK_MIN_AGE = 0.01  # a hole younger than this may be reordering, not loss
+MAX_VIDEO_DELAY = 0.4  # the jitter buffer never waits longer than this for a resent packet
+RESEND_MARGIN = 0.03
+
+SendMedia = Callable[[bytes], None]
+Notify = Callable[[Message], None]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def recording_path(directory: Path, name: str, kind: str, ssrc: int, suffix: str) -> Path:
+    """``DIR/<name>-<kind>-<ssrc>.<suffix>``, with the name made safe for a file system."""
+    safe = _UNSAFE.sub("_", name).strip("._") or "peer"
+    return directory / f"{safe}-{kind}-{ssrc}.{suffix}"
+
+
+class RemoteTrack:
+    """One remote participant's track, from RTP packets to decoded frames."""
+
+    def __init__(
+        self,
+        info: Message,
+        *,
+        local_ssrc: int,
+        send_media: SendMedia,
+        notify: Notify,
+        recorder: EncodedSink | None = None,
+        sinks: list[Sink] | None = None,
+    ) -> None:
+        self.name = str(info.get("name", ""))
+        self.kind = str(info.get("kind", ""))
+        self.ssrc = int(info["ssrc"])
+        self.codec = str(info.get("codec", ""))
+        self.audio = self.codec.lower() == "opus" or self.kind == "audio"
+        clock_rate = 48_000 if self.audio else 90_000
+        self.stats = ReceiverStats(self.ssrc, clock_rate)
+        self.meter = RateMeter()
+        self.jitter = JitterBuffer(clock_rate, TARGET_DELAY)
+        self.depacketizer = None if self.audio else H264Depacketizer()
+        self.malformed = 0
+        self.dropped = 0
+        self.decode_errors = 0
+        self.concealed = 0
+        self.keyframe_requests = 0
+        self.recorder = recorder
+        self._clock_rate = clock_rate
+        self._sinks = sinks or []
+        self._local_ssrc = local_ssrc
+        self._send_media = send_media
+        self._notify = notify
+        self._queue: asyncio.Queue[AccessUnit | RtpPacket | None] = asyncio.Queue(DECODE_QUEUE)
+        self._video_decoder: H264Decoder | None = None
+        self._audio_decoder: OpusDecoder | None = None
+        self._last_pli = float("-inf")
+        self._nacked: dict[int, float] = {}  # sequence number -> when it was asked for
+        self.resend_delay: float | None = None
+        """How long a NACKed packet takes to arrive (smoothed; rising at once), in seconds."""
+        self.nacks_sent = 0
+        self.rtt: float | None = None
+        """Round-trip time to the publisher in seconds, once an XR answer arrived."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self.closed = False
+
+    def describe(self) -> Message:
+        return {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+
+    def start(self) -> None:
+        self._notify({"type": "track_started", **self.describe()})
+        self._tasks = [
+            asyncio.create_task(self._playout(), name=f"playout-{self.ssrc}"),
+            asyncio.create_task(self._decode(), name=f"decode-{self.ssrc}"),
+            asyncio.create_task(self._report(), name=f"stats-{self.ssrc}"),
+        ]
+        if self.depacketizer is not None:
+            self._request_keyframe(time.monotonic())
+
+    # -- arrival (on the event loop, per packet: keep it light) -----------------------------------------
+
+    def receive(self, packet: RtpPacket) -> None:
+        now = time.monotonic()
+        self.stats.update(packet, now)
+        asked = self._nacked.get(packet.sequence_number) if self._nacked else None
+        if asked is not None:
+            self._resent(now - asked)
+        self.jitter.push(packet, now)
+
+    def _resent(self, delay: float) -> None:
+        """A NACKed packet came back after ``delay``: wait at least that long before giving up on a hole."""
+        estimate = self.resend_delay
+        if estimate is None or delay > estimate:
+            estimate = delay
+        else:
+            estimate += (delay - estimate) / 8
+        self.resend_delay = estimate
+        self.jitter.target_delay = min(MAX_VIDEO_DELAY, max(TARGET_DELAY, estimate * 1.5 + RESEND_MARGIN))
+
+    def sender_report(self, report: SenderReport) -> None:
+        self.stats.on_sender_report(report, time.monotonic())
+
+    def extended_report(self, report: ExtendedReport) -> None:
+        """The publisher's DLRR answer to our reference time: the round trip, if it is about us."""
+        for ssrc, lrr, delay in report.dlrr:
+            if ssrc == self._local_ssrc:
+                rtt = round_trip_time(compact_ntp(time.time()), lrr, delay)
+                if rtt is not None:
+                    self.rtt = rtt
+
+    # -- feedback ---------------------------------------------------------------------------------------
+
+    def _send_rtcp(self, data: bytes) -> None:
+        with contextlib.suppress(Exception):  # a closing link: the track is about to end anyway
+            self._send_media(data)
+
+    def _send_nacks(self, now: float) -> None:
+        if self.audio:
+            return  # a resent audio packet would come too late to play: it is concealed instead
+        missing = [seq for seq in self.jitter.missing(now, NACK_MIN_AGE) if seq not in self._nacked]
+        if not missing:
+            return
+        for seq in missing:
+            self._nacked[seq] = now
+        while len(self._nacked) > NACK_MEMORY:
+            del self._nacked[next(iter(self._nacked))]
+        for start in range(0, len(missing), MAX_NACK):
+            self.nacks_sent += 1
+            self._send_rtcp(bytes(Nack(self._local_ssrc, self.ssrc, missing[start : start + MAX_NACK])))
+
+    def receiver_report(self, now: float) -> bytes:
+        """A compound of a receiver report about this track and an XR reference time."""
+        report = ReceiverReport(self._local_ssrc, [self.stats.report_block(now)])
+        return build_compound([report, rrtr(self._local_ssrc, ntp_from_unix(time.time()))])
+
+    # -- playout ----------------------------------------------------------------------------------------
+
+    async def _playout(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._send_nacks(now)
+            for item in self.jitter.pop(now):
+                self._play(item)
+            if (
+                self.depacketizer is not None
+                and self.depacketizer.needs_keyframe
+                and self.stats.packets_received
+            ):
+                self._request_keyframe(now)
+            deadline = self.jitter.deadline()
+            delay = PLAYOUT_TICK if deadline is None else min(PLAYOUT_TICK, max(0.002, deadline - now))
+            await asyncio.sleep(delay)
+
+    def _play(self, item: RtpPacket | Gap) -> None:
+        if self.depacketizer is None:
+            if isinstance(item, Gap):
+                self.concealed += item.count
+            else:
+                self._enqueue(item)
+            return
+        for unit in self.depacketizer.push(item):
+            self._enqueue(unit)
+
+    def _enqueue(self, item: AccessUnit | RtpPacket) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.depacketizer is not None:
+                self.depacketizer.needs_keyframe = True  # what follows depends on the dropped picture
+
+    def _request_keyframe(self, now: float) -> None:
+        if now - self._last_pli < PLI_INTERVAL:
+            return
+        self._last_pli = now
+        self.keyframe_requests += 1
+        with contextlib.suppress(Exception):  # a closing link: the track is about to end anyway
+            self._send_media(bytes(Pli(self._local_ssrc, self.ssrc)))
+
+    # -- decoding (in a worker thread) ------------------------------------------------------------------
+
+    async def _decode(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            size = len(item.data) if isinstance(item, AccessUnit) else len(item.payload)
+            frames = await asyncio.to_thread(self._process, item)
+            self.meter.record(time.monotonic(), size, frames)
+
+    def _record(self, unit: EncodedUnit) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            return
+        try:
+            recorder.write(unit)
+        except Exception as exc:  # a full disk or a failing sink stops the recording, never the track
+            log.warning("recording %s's %s stopped: %s", self.name, self.kind, exc)
+            self.recorder = None
+            with contextlib.suppress(Exception):
+                recorder.close()
+
+    def _process(self, item: AccessUnit | RtpPacket) -> int:
+        frames: list[av.VideoFrame] | list[av.AudioFrame]
+        if isinstance(item, AccessUnit):
+            self._record(
+                EncodedUnit("h264", item.data, item.timestamp, self._clock_rate, item.keyframe, time.time())
+            )
+            if self._video_decoder is None:
+                self._video_decoder = H264Decoder()
+            frames = self._video_decoder.decode(item.data)
+            self.decode_errors = self._video_decoder.errors
+        else:
+            self._record(
+                EncodedUnit("opus", item.payload, item.timestamp, self._clock_rate, True, time.time())
+            )
+            if self._audio_decoder is None:
+                self._audio_decoder = OpusDecoder()
+            frames = self._audio_decoder.decode(item.payload)
+            self.decode_errors = self._audio_decoder.errors
+        for sink in self._sinks:
+            for frame in frames:
+                sink.write(frame)
+        return len(frames)
+
+    # -- statistics -------------------------------------------------------------------------------------
+
+    def stats_event(self) -> Message:
+        now = time.monotonic()
+        figures = track_stats(now, self.meter, self.stats).as_dict()
+        figures["fps"] = round(float(figures["fps"]), 2)
+        figures["bitrate"] = round(float(figures["bitrate"]))
+        figures["loss_rate"] = round(float(figures["loss_rate"]), 4)
+        figures["jitter_ms"] = round(float(figures["jitter_ms"]), 2)
+        return {
+            "type": "track_stats",
+            **self.describe(),
+            **figures,
+            "packets": self.stats.packets_received,
+            "malformed": self.malformed,
+            "dropped": self.dropped,
+            "decode_errors": self.decode_errors,
+            "keyframe_requests": self.keyframe_requests,
+            "nacks": self.nacks_sent,
+            **({"rtt_ms": round(self.rtt * 1000, 1)} if self.rtt is not None else {}),
+        }
+
+    async def _report(self) -> None:
+        next_rtcp = 0.0
+        while True:
+            await asyncio.sleep(STATS_INTERVAL)
+            now = time.monotonic()
+            if self.stats.valid and now >= next_rtcp:
+                next_rtcp = now + RTCP_INTERVAL
+                self._send_rtcp(self.receiver_report(now))
+            self._notify(self.stats_event())
+
+    async def close(self, reason: str) -> None:
+        """Stop the track, finish any recording, and report ``track_ended``."""
+        if self.closed:
+            return
+        self.closed = True
+        playout, decode, report = self._tasks or (None, None, None)
+        for task in (playout, report):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if decode is not None:
+            # Let the worker finish the unit in hand, so the recording is not closed under its feet.
+            while self._queue.full():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(decode), 2.0)
+            decode.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await decode
+        self._notify({**self.stats_event(), "type": "track_ended", "reason": reason})
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
+        for sink in self._sinks:
+            await asyncio.to_thread(sink.close)

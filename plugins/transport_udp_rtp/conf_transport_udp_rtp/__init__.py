@@ -1,0 +1,41 @@
+"""RTP over UDP transport for conf (RFC 3550), beside a reliable TCP control connection.
+
+Control messages travel exactly as on the ``tcp`` transport (RFC 4571 framing, one TCP connection), on
+``HOST:PORT``; media travels as plain RTP/RTCP datagrams on UDP at the same port number. The server gives
+each connection a random token in a first, transport-level frame; the client proves that its UDP address
+is its own with a STUN Binding request (RFC 5389) carrying the token, and the server then sends media to
+the address that request came from (symmetric RTP, so clients behind a NAT need no configuration).
+Datagrams from any address that has not proved itself are dropped and counted. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conf_cli.hookspecs import hookimpl
+from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
+
+from .client import RtpClientLink, connect
+from .latch import Latches, UdpStats
+from .server import RtpListener, RtpServerLink
+
+__all__ = ["RtpClientLink", "RtpListener", "RtpServerLink", "RtpTransport", "UdpStats"]
+
+
+class RtpTransport(Transport):
+    name = "rtp"
+    schemes = ("rtp",)
+    description = "RTP/RTCP over UDP (symmetric, STUN-latched) beside a TCP control connection"
+
+    async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
+        listener = RtpListener(Latches())
+        await listener.start(host, port, events)
+        return listener
+
+    async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
+        return await connect(host, port, events, options)
+
+
+@hookimpl
+def conf_register_transports(register: Callable[[Transport], None]) -> None:
+    register(RtpTransport())

@@ -1,0 +1,222 @@
+"""The client side of the RTP transport: a TCP control link, a UDP media socket, and the STUN binder.
+
+The first control frame carries the link's token; the binder then sends STUN Binding requests from the
+media socket until the server answers (retransmitting as RFC 5389 section 7.2.1 does, within the connect
+timeout), and repeats one every :data:`KEEPALIVE_INTERVAL` seconds so that a NAT keeps its mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+
+from conf_transport_tcp import TcpLink
+
+from conf_cli import __version__
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.protocol.stun import CLASS_SUCCESS, StunMessage, binding_request, is_stun
+from conf_cli.transport import ClientEvents, Link, TransportOptions
+
+from .latch import read_token_frame
+from .server import MAX_DATAGRAM, tune
+
+log = logging.getLogger("conf.transport.rtp")
+
+FIRST_RTO = 0.1
+MAX_RTO = 1.6
+KEEPALIVE_INTERVAL = 12.0
+KEEPALIVE_RETRIES = 3
+
+
+class RtpClientLink(Link):
+    """The server as a client sees it over the RTP transport."""
+
+    def __init__(self, events: ClientEvents, url: str) -> None:
+        super().__init__(peer=url)
+        self._events = events
+        self._url = url
+        self.token: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.control = TcpLink(self._control, events.media_received, lambda: None, self._closed)
+        self.sock: socket.socket | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._pending: dict[bytes, asyncio.Future[tuple[str, int] | None]] = {}
+        self._binder: asyncio.Task[None] | None = None
+        self.mapped_address: tuple[str, int] | None = None
+        """Our media address as the server saw it (behind a NAT, the NAT's)."""
+        self.media_malformed = 0
+
+    # -- control ----------------------------------------------------------------------------------------
+
+    def _control(self, data: bytes) -> None:
+        if not self.token.done():
+            try:
+                self.token.set_result(read_token_frame(data))
+            except ProtocolError as exc:
+                self.token.set_exception(ConfError(f"{self._url} does not speak the RTP transport: {exc}"))
+                self.control.close("no token frame")
+            return
+        self._events.control_received(data)
+
+    def _closed(self, reason: str) -> None:
+        if not self.token.done():
+            self.token.set_exception(ConfError(f"the server at {self._url} closed the connection: {reason}"))
+        self._stop_media()
+        self._events.closed(reason)
+
+    def send_control(self, data: bytes) -> None:
+        self.control.send_control(data)
+
+    # -- media ------------------------------------------------------------------------------------------
+
+    def send_media(self, packet: bytes) -> bool:
+        sock = self.sock
+        if sock is None or len(packet) > MAX_DATAGRAM:
+            self.stats.media_dropped += 1
+            return False
+        try:
+            sock.send(packet)
+        except OSError:  # a full socket buffer (EAGAIN) or an ICMP error: drop, never wait
+            self.stats.media_dropped += 1
+            return False
+        self.stats.media_out += 1
+        self.stats.bytes_out += len(packet)
+        return True
+
+    def datagram_received(self, data: bytes) -> None:
+        if len(data) > MAX_DATAGRAM:
+            self.media_malformed += 1
+        elif len(data) >= 8 and data[0] >> 6 == 2:
+            self.stats.media_in += 1
+            self.stats.bytes_in += len(data)
+            self._events.media_received(data)
+        elif is_stun(data):
+            self._stun_response(data)
+        else:
+            self.media_malformed += 1
+
+    def _stun_response(self, data: bytes) -> None:
+        try:
+            response = StunMessage.parse(data)
+            waiter = self._pending.get(response.transaction_id)
+            if waiter is None or waiter.done() or not self.token.done():
+                return
+            if response.message_class != CLASS_SUCCESS or not response.check_integrity(self.token.result()):
+                return
+            mapped = response.xor_mapped_address
+        except ProtocolError:
+            self.media_malformed += 1
+            return
+        waiter.set_result(mapped)
+
+    async def open_media(self, host: str, port: int, timeout: float) -> None:
+        """Open the UDP socket towards ``host:port`` and prove it within ``timeout``; ConfError if not."""
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        family, _, _, _, address = infos[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            tune(sock)
+            sock.connect(address)  # only the server's address can send us media
+        except OSError as exc:
+            sock.close()
+            raise ConfError(
+                f"cannot open a UDP socket to {self._url}: {os.strerror(exc.errno or 0)}"
+            ) from None
+        self.sock = sock
+        link = self
+
+        class _Protocol(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                link.datagram_received(data)
+
+            def error_received(self, exc: Exception) -> None:
+                log.debug("UDP error: %s", exc)
+
+        transport, _ = await loop.create_datagram_endpoint(_Protocol, sock=sock)
+        self._udp = transport
+        if await self.bind(timeout) is None:
+            raise ConfError(
+                f"no answer over UDP from {self._url} in {timeout:g} s: media needs UDP to that port "
+                "(is a firewall in the way?)"
+            )
+        self._binder = asyncio.create_task(self._keep_alive(), name="rtp-keepalive")
+
+    async def bind(self, timeout: float) -> tuple[str, int] | None:
+        """One STUN transaction, retransmitted with a doubling timeout; our mapped address, or None."""
+        token = await asyncio.wait_for(asyncio.shield(self.token), timeout)
+        transaction = secrets.token_bytes(12)
+        request = bytes(binding_request(transaction, token.hex(), token, f"conf/{__version__}"))
+        waiter: asyncio.Future[tuple[str, int] | None] = asyncio.get_running_loop().create_future()
+        self._pending[transaction] = waiter
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        rto = FIRST_RTO
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                if self.sock is None:
+                    return None
+                with contextlib.suppress(OSError):
+                    self.sock.send(request)
+                try:
+                    mapped = await asyncio.wait_for(asyncio.shield(waiter), min(rto, remaining))
+                except TimeoutError:
+                    rto = min(rto * 2, MAX_RTO)
+                    continue
+                self.mapped_address = mapped
+                return mapped
+            return None
+        finally:
+            self._pending.pop(transaction, None)
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_INTERVAL)
+            for _ in range(KEEPALIVE_RETRIES):
+                if await self.bind(2.0) is not None:
+                    break
+
+    def _stop_media(self) -> None:
+        if self._binder is not None:
+            self._binder.cancel()
+            self._binder = None
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        self.sock = None
+
+    def close(self) -> None:
+        self.control.close()
+        self._stop_media()
+
+    @property
+    def is_closing(self) -> bool:
+        return self.control.is_closing
+
+
+async def connect(host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
+    loop = asyncio.get_running_loop()
+    shown = f"[{host}]" if ":" in host else host
+    url = f"rtp://{shown}:{port}"
+    link = RtpClientLink(events, url)
+    deadline = loop.time() + options.connect_timeout
+    try:
+        await asyncio.wait_for(
+            loop.create_connection(lambda: link.control, host, port), options.connect_timeout
+        )
+        await asyncio.wait_for(asyncio.shield(link.token), max(0.01, deadline - loop.time()))
+        await link.open_media(host, port, max(0.5, deadline - loop.time()))
+    except TimeoutError:
+        link.close()
+        raise ConfError(f"cannot reach server {url}: no answer in {options.connect_timeout:g} s") from None
+    except OSError as exc:
+        link.close()
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfError(f"cannot reach server {url}: {why.lower()}; is `conf server` running?") from None
+    except BaseException:
+        link.close()
+        raise
+    return link

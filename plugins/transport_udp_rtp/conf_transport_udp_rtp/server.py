@@ -1,0 +1,228 @@
+"""The server side of the RTP transport: TCP control links, one UDP socket per listening address."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from conf_transport_tcp import TcpLink
+
+from conf_cli.errors import ConfError
+from conf_cli.transport import Link, Listener, ServerEvents
+
+from .latch import Address, Latches, new_token, token_frame
+
+log = logging.getLogger("conf.transport.rtp")
+
+MAX_DATAGRAM = 1500
+SOCKET_BUFFER = 2 * 1024 * 1024
+PORT_ATTEMPTS = 10
+
+
+def tune(sock: socket.socket) -> None:
+    """Non-blocking, with room for a burst of video packets (the kernel may cap the sizes)."""
+    sock.setblocking(False)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+
+
+class RtpServerLink(TcpLink):
+    """A client as the server sees it: control over TCP, media by UDP to its latched address."""
+
+    def __init__(self, *callbacks: Any, token: bytes) -> None:
+        super().__init__(*callbacks)
+        self.token = token
+        self.media_socket: socket.socket | None = None
+        self.media_address: Address | None = None
+        self.send_dropped: Callable[[], None] = lambda: None
+
+    def send_media(self, packet: bytes) -> bool:
+        sock, address = self.media_socket, self.media_address
+        if sock is None or address is None or self.is_closing:
+            self.stats.media_dropped += 1
+            self.send_dropped()
+            return False
+        try:
+            sock.sendto(packet, address)
+        except OSError:  # the socket buffer is full (EAGAIN), or the network says no: drop, never wait
+            self.stats.media_dropped += 1
+            self.send_dropped()
+            return False
+        self.stats.media_out += 1
+        self.stats.bytes_out += len(packet)
+        return True
+
+
+class _MediaSocket(asyncio.DatagramProtocol):
+    """Datagrams on one UDP socket: STUN binds, RTP/RTCP from latched addresses, everything else counted."""
+
+    def __init__(self, sock: socket.socket, latches: Latches[RtpServerLink], events: ServerEvents) -> None:
+        self.sock = sock
+        self.latches = latches
+        self.events = events
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        stats = self.latches.stats
+        stats.datagrams_in += 1
+        size = len(data)
+        if size > MAX_DATAGRAM:
+            stats.dropped_oversize += 1
+            return
+        if size >= 8 and data[0] >> 6 == 2:  # RTP or RTCP (version 2)
+            link = self.latches.lookup(addr)
+            if link is None:
+                stats.dropped_unknown += 1
+                return
+            stats.media_in += 1
+            link.stats.media_in += 1
+            link.stats.bytes_in += size
+            self.events.media_received(link, data)
+        elif size >= 20 and data[0] < 0x40:
+            result = self.latches.bind(data, addr)
+            if result is None:
+                return
+            link = result.link
+            if result.moved_from is not None:
+                log.info("link %s re-latched from %s to %s", link.id, result.moved_from, addr)
+            link.media_socket, link.media_address = self.sock, addr
+            with contextlib.suppress(OSError):
+                self.sock.sendto(result.response, addr)
+            self.events.keepalive_received(link)
+        else:
+            stats.dropped_malformed += 1
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
+
+class RtpListener(Listener):
+    def __init__(self, latches: Latches[RtpServerLink]) -> None:
+        self.latches = latches
+        self.links: set[RtpServerLink] = set()
+        self.url = ""
+        self._server: asyncio.Server | None = None
+        self._media: list[_MediaSocket] = []
+
+    def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
+        sent = 0
+        stats = self.latches.stats
+        for link in links:
+            sock = link.media_socket  # type: ignore[attr-defined]
+            address = link.media_address  # type: ignore[attr-defined]
+            if address is None or sock is None:
+                link.stats.media_dropped += 1
+                stats.send_dropped += 1
+                continue
+            try:
+                sock.sendto(packet, address)
+            except OSError:
+                link.stats.media_dropped += 1
+                stats.send_dropped += 1
+                continue
+            link.stats.media_out += 1
+            sent += 1
+        return sent
+
+    def stats(self) -> dict[str, int]:
+        return {**self.latches.stats.as_dict(), "links": len(self.links)}
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for link in list(self.links):
+            link.close("server shutting down")
+        for media in self._media:
+            if media.transport is not None:
+                media.transport.close()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+
+    async def start(self, host: str, port: int, events: ServerEvents) -> None:
+        """Listen on TCP ``host:port`` and on UDP at the same address(es) and port."""
+        loop = asyncio.get_running_loop()
+        latches = self.latches
+
+        def make_link() -> RtpServerLink:
+            link: RtpServerLink
+
+            def opened() -> None:
+                link.listener = self
+                self.links.add(link)
+                latches.add(link, link.token)
+                link.send_control(token_frame(link.token))  # before any conf message
+                events.link_opened(link)
+
+            def closed(reason: str) -> None:
+                self.links.discard(link)
+                latches.remove(link, link.token)
+                events.link_closed(link, reason)
+
+            def dropped() -> None:
+                latches.stats.send_dropped += 1
+
+            link = RtpServerLink(
+                lambda data: events.control_received(link, data),
+                lambda packet: events.media_received(link, packet),
+                lambda: events.keepalive_received(link),
+                closed,
+                opened,
+                token=new_token(),
+            )
+            link.send_dropped = dropped
+            return link
+
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                server = await loop.create_server(make_link, host, port, reuse_address=True)
+            except OSError as exc:
+                raise _listen_error(host, port, exc) from None
+            socks: list[socket.socket] = []
+            try:
+                for tcp in server.sockets:
+                    socks.append(self._bind_udp(tcp.getsockname(), tcp.family))
+            except OSError as exc:
+                server.close()
+                for sock in socks:
+                    sock.close()
+                if port == 0 and exc.errno == errno.EADDRINUSE and attempt + 1 < PORT_ATTEMPTS:
+                    continue  # the free TCP port is taken for UDP: try another
+                raise _listen_error(host, port, exc) from None
+            break
+        self._server = server
+        for sock in socks:
+            protocol = _MediaSocket(sock, latches, events)
+            await loop.create_datagram_endpoint(lambda p=protocol: p, sock=sock)  # type: ignore[misc]
+            self._media.append(protocol)
+        bound = server.sockets[0].getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self.url = f"rtp://{shown}:{bound[1]}"
+
+    @staticmethod
+    def _bind_udp(address: Address, family: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            tune(sock)
+            sock.bind(address)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> ConfError:
+    if exc.errno == errno.EADDRINUSE:
+        return ConfError(f"port {port} on {host} is already in use (TCP or UDP); pick another with --port")
+    return ConfError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")

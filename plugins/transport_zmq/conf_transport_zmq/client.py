@@ -1,0 +1,221 @@
+"""The client side of the ZeroMQ transport: a DEALER to the server's ROUTER, a SUB to its PUB.
+
+The DEALER greets first (``G``); the server's greeting names its PUB port, and the SUB connects there on
+the same host. The SUB subscribes to a track's SSRC when the media pipeline starts receiving it
+(:meth:`ZmqClientLink.subscribe`). Control messages that do not fit in the DEALER's queue wait in a
+bounded backlog; while they wait, media going up is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+
+import zmq
+import zmq.asyncio
+
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.transport import ClientEvents, Link, TransportOptions
+
+from . import wire
+from .server import BATCH, configure, send_now, tcp_endpoint
+
+log = logging.getLogger("conf.transport.zmq")
+
+DEALER_HWM = 1_000
+SUB_RCVHWM = 1_000
+CONTROL_BACKLOG_LIMIT = 4 * 1024 * 1024
+"""Unsent control bytes beyond which the server is too slow to keep (as on TCP)."""
+MAX_SUBSCRIPTIONS = 4_096
+BACKLOG_POLL = 0.01
+BYE_LINGER_MS = 500
+
+
+def new_routing_id() -> bytes:
+    """A random DEALER routing id (16 bytes; a first byte of 0 is reserved by libzmq)."""
+    return bytes([1 + secrets.randbelow(255)]) + secrets.token_bytes(15)
+
+
+class ZmqClientLink(Link):
+    """The server as a client sees it."""
+
+    def __init__(
+        self, dealer: zmq.asyncio.Socket, sub: zmq.asyncio.Socket, events: ClientEvents, url: str
+    ) -> None:
+        super().__init__(url)
+        self._dealer = dealer
+        self._sub = sub
+        self._events = events
+        self._closed = False
+        self._backlog: deque[bytes] = deque()
+        self._backlog_bytes = 0
+        self._flusher: asyncio.Task[None] | None = None
+        self.subscribed: set[int] = set()
+        self.malformed = 0
+        self._tasks = [asyncio.create_task(self._read_dealer()), asyncio.create_task(self._read_sub())]
+
+    # -- Link --------------------------------------------------------------------------------------
+
+    def send_control(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if len(data) > wire.MAX_PAYLOAD:
+            raise ProtocolError(f"control message of {len(data)} bytes exceeds {wire.MAX_PAYLOAD}")
+        self.stats.control_out += 1
+        self.stats.bytes_out += len(data)
+        if not self._backlog and send_now(self._dealer, [wire.CONTROL, data]):
+            return
+        self._backlog.append(data)
+        self._backlog_bytes += len(data)
+        if self._backlog_bytes > CONTROL_BACKLOG_LIMIT:
+            self.close("server too slow to read control messages")
+        elif self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    def send_media(self, packet: bytes) -> bool:
+        if (
+            self._closed
+            or self._backlog
+            or len(packet) > wire.MAX_PAYLOAD
+            or not send_now(self._dealer, [wire.MEDIA, packet])
+        ):
+            self.stats.media_dropped += 1
+            return False
+        self.stats.media_out += 1
+        self.stats.bytes_out += len(packet)
+        return True
+
+    def subscribe(self, ssrc: int) -> None:
+        """Receive track ``ssrc`` from the server's PUB socket."""
+        if self._closed or ssrc in self.subscribed or len(self.subscribed) >= MAX_SUBSCRIPTIONS:
+            return
+        self.subscribed.add(ssrc)
+        self._sub.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
+
+    def unsubscribe(self, ssrc: int) -> None:
+        if self._closed or ssrc not in self.subscribed:
+            return
+        self.subscribed.discard(ssrc)
+        self._sub.setsockopt(zmq.UNSUBSCRIBE, wire.topic(ssrc))
+
+    def close(self, reason: str = "closed") -> None:
+        """Say goodbye (``B``, best effort) and close both sockets."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+        send_now(self._dealer, [wire.BYE, wire.bye(reason)])
+        for task in self._tasks:
+            task.cancel()
+        self._dealer.close(linger=BYE_LINGER_MS)
+        self._sub.close(linger=0)
+        asyncio.get_running_loop().call_soon(self._events.closed, reason)
+
+    @property
+    def is_closing(self) -> bool:
+        return self._closed
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Send the control backlog in order as the DEALER's queue drains."""
+        while self._backlog and not self._closed:
+            data = self._backlog[0]
+            if send_now(self._dealer, [wire.CONTROL, data]):
+                self._backlog.popleft()
+                self._backlog_bytes -= len(data)
+            else:
+                await asyncio.sleep(BACKLOG_POLL)
+
+    async def _read_dealer(self) -> None:
+        handled = 0
+        while not self._closed:
+            try:
+                frames = await self._dealer.recv_multipart()
+                kind, payload = wire.split(frames)
+            except ProtocolError:
+                self.malformed += 1
+                continue
+            except zmq.ZMQError:
+                return
+            self.stats.bytes_in += len(payload)
+            if kind == wire.CONTROL:
+                self.stats.control_in += 1
+                self._events.control_received(payload)
+            elif kind == wire.MEDIA:
+                self.stats.media_in += 1
+                self._events.media_received(payload)
+            elif kind == wire.BYE:
+                self.close(f"closed by the server: {wire.read_bye(payload)}")
+                return
+            handled += 1
+            if handled % BATCH == 0:
+                await asyncio.sleep(0)
+
+    async def _read_sub(self) -> None:
+        handled = 0
+        while not self._closed:
+            try:
+                frames = await self._sub.recv_multipart()
+                packet = wire.split_published(frames)
+            except ProtocolError:
+                self.malformed += 1
+                continue
+            except zmq.ZMQError:
+                return
+            if int.from_bytes(frames[0], "big") not in self.subscribed:
+                continue  # in flight when we unsubscribed
+            self.stats.media_in += 1
+            self.stats.bytes_in += len(packet)
+            self._events.media_received(packet)
+            handled += 1
+            if handled % BATCH == 0:
+                await asyncio.sleep(0)
+
+
+async def connect(host: str, port: int, events: ClientEvents, options: TransportOptions) -> ZmqClientLink:
+    """Greet the server's ROUTER, connect the SUB to its PUB; ConfError if there is no answer in time."""
+    url = f"zmq://[{host}]:{port}" if ":" in host else f"zmq://{host}:{port}"
+    context = zmq.asyncio.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    sub = context.socket(zmq.SUB)
+    try:
+        configure(dealer, host, SNDHWM=DEALER_HWM, RCVHWM=DEALER_HWM)
+        dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
+        configure(sub, host, RCVHWM=SUB_RCVHWM)
+        dealer.connect(tcp_endpoint(host, port))
+        send_now(dealer, [wire.GREETING, wire.client_greeting()])
+        pub_port = await _greeting(dealer, url, options.connect_timeout)
+        sub.connect(tcp_endpoint(host, pub_port))
+    except zmq.ZMQError as exc:
+        dealer.close(0)
+        sub.close(0)
+        raise ConfError(f"cannot reach server {url}: {exc.strerror.lower()}") from None
+    except BaseException:
+        dealer.close(0)
+        sub.close(0)
+        raise
+    return ZmqClientLink(dealer, sub, events, url)
+
+
+async def _greeting(dealer: zmq.asyncio.Socket, url: str, timeout: float) -> int:
+    """Wait for the server's greeting; return its PUB port."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    kind, payload = wire.split(await dealer.recv_multipart())
+                    if kind == wire.GREETING:
+                        return wire.parse_server_greeting(payload)
+                except ProtocolError as exc:
+                    raise ConfError(f"{url} does not speak the conf ZeroMQ protocol: {exc}") from None
+                if kind == wire.BYE:
+                    raise ConfError(f"server {url} refused the connection: {wire.read_bye(payload)}")
+    except TimeoutError:
+        raise ConfError(
+            f"cannot reach server {url}: no answer in {timeout:g} s; "
+            "is `conf server --transport zmq` running?"
+        ) from None

@@ -1,0 +1,344 @@
+"""The RTP/UDP transport: real conf processes over rtp://, hostile datagrams, a cut network, an impaired
+media path (through conf_cli.testing_relay), and a client behind a NAT in network namespaces."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conf_transport_udp_rtp.latch import Latches, new_token
+
+from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.stun import StunMessage, binding_request
+from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing_relay import start_relay
+
+SMALL = ("--width", "320", "--height", "240", "--fps", "15")
+
+
+@pytest.fixture
+def rtp_server() -> Iterator[tuple[ConfProcess, str]]:
+    server, url = start_server("--stats-interval", "0.5", transport="rtp")
+    try:
+        yield server, url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pool(rtp_server: tuple[ConfProcess, str]) -> Iterator[ClientPool]:
+    clients = ClientPool(rtp_server[1])
+    try:
+        yield clients
+    finally:
+        clients.stop_all()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def share(pool: ClientPool, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
+    args = ["share", kind, "--meeting", meeting, "--server", pool.url, "--name", name]
+    process = spawn([*args, "--passcode", pool.passcode, "--json", *extra])
+    pool.started.append(process)
+    process.expect("joined")
+    return process
+
+
+def has_frames(event: dict[str, Any]) -> bool:
+    return int(event["frames"]) > 0
+
+
+def udp_stats(server: ConfProcess, url: str, where: Any, timeout: float = 5.0) -> dict[str, int]:
+    event = server.expect("server_stats", lambda e: where(e["listeners"][url]), timeout=timeout)
+    stats: dict[str, int] = event["listeners"][url]
+    return stats
+
+
+# -- sans-I/O latching ---------------------------------------------------------------------------------
+
+
+def test_latch_needs_a_signed_token_and_follows_the_latest_proof() -> None:
+    latches: Latches[str] = Latches()
+    token = new_token()
+    latches.add("alice", token)
+    unsigned = bytes(binding_request(b"1" * 12, token.hex(), None))
+    forged = bytes(binding_request(b"2" * 12, token.hex(), b"guess" * 4))
+    assert latches.bind(unsigned, ("10.0.0.9", 5000)) is None
+    assert latches.bind(forged, ("10.0.0.9", 5000)) is None
+    assert latches.bind(b"\x00\x01junk", ("10.0.0.9", 5000)) is None
+    assert latches.stats.stun_refused == 2 and latches.stats.dropped_malformed == 1
+
+    first = latches.bind(bytes(binding_request(b"3" * 12, token.hex(), token)), ("10.0.0.1", 4000))
+    assert first is not None and first.link == "alice" and first.moved_from is None
+    response = StunMessage.parse(first.response)
+    assert response.check_integrity(token) and response.xor_mapped_address == ("10.0.0.1", 4000)
+    assert latches.lookup(("10.0.0.1", 4000)) == "alice"
+
+    # A new mapping (NAT rebinding) re-latches; the old address no longer speaks for alice.
+    moved = latches.bind(bytes(binding_request(b"4" * 12, token.hex(), token)), ("10.0.0.1", 4001))
+    assert moved is not None and moved.moved_from == ("10.0.0.1", 4000)
+    assert latches.lookup(("10.0.0.1", 4000)) is None and latches.lookup(("10.0.0.1", 4001)) == "alice"
+    latches.remove("alice", token)
+    assert latches.lookup(("10.0.0.1", 4001)) is None
+    assert latches.bind(bytes(binding_request(b"5" * 12, token.hex(), token)), ("10.0.0.1", 4001)) is None
+
+
+# -- real processes ------------------------------------------------------------------------------------
+
+
+def test_meeting_over_rtp(pool: ClientPool) -> None:
+    assert pool.url.startswith("rtp://127.0.0.1:")
+    host, meeting = pool.create("host")
+    guest = pool.joined(meeting, "guest")
+    host.expect("participant_joined", lambda e: e["name"] == "guest")
+    guest.send("hello over udp")
+    host.expect("chat", lambda e: e["text"] == "hello over udp" and e["from"] == "guest")
+    host.send("/end")
+    for process in (host, guest):
+        process.expect("meeting_closed")
+        assert process.wait() == 0
+
+
+def test_shared_video_arrives_and_strangers_are_dropped(
+    pool: ClientPool, rtp_server: tuple[ConfProcess, str]
+) -> None:
+    server, url = rtp_server
+    host, meeting = pool.create("host")
+    viewer = pool.joined(meeting, "viewer")
+    sharer = share(pool, meeting, "bob", "pattern", *SMALL)
+    published = sharer.expect("publish_started")
+    stats = viewer.expect("track_stats", has_frames, timeout=5)
+    assert stats["ssrc"] == published["ssrc"] and stats["malformed"] == 0
+    host.expect("track_stats", has_frames, timeout=5)
+    # Sender reports answer the receivers' XR reference times: the round trip becomes known.
+    timed = viewer.expect("track_stats", lambda e: "rtt_ms" in e, timeout=6)
+    assert 0 <= timed["rtt_ms"] < 100
+
+    # A stranger sprays RTP claiming bob's SSRC from an address that never proved itself.
+    before = udp_stats(server, url, lambda s: s["bindings"] >= 3)
+    spray = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for seq in range(200):
+            packet = RtpPacket(96, seq, 0, published["ssrc"], b"\x65" + bytes(100))
+            spray.sendto(bytes(packet), ("127.0.0.1", port_of(url)))
+        spray.sendto(bytes(2000), ("127.0.0.1", port_of(url)))  # too long
+        spray.sendto(b"hello", ("127.0.0.1", port_of(url)))  # neither RTP nor STUN
+    finally:
+        spray.close()
+    after = udp_stats(server, url, lambda s: s["dropped_unknown"] >= before["dropped_unknown"] + 200)
+    assert after["dropped_oversize"] >= 1 and after["dropped_malformed"] >= 1
+    # ... and the viewer never saw them: no damage to the track.
+    later = viewer.expect("track_stats", lambda e: e["frames"] > stats["frames"], timeout=5)
+    assert later["malformed"] == 0 and later["decode_errors"] == 0
+
+
+def test_a_client_cut_off_is_dropped_and_the_others_carry_on(pool: ClientPool) -> None:
+    host, meeting = pool.create("host")
+    guest = pool.joined(meeting, "guest")
+    frozen = pool.joined(meeting, "frozen")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        left = host.expect("participant_left", lambda e: e["name"] == "frozen", timeout=12)
+        assert left["reason"] == "timeout"
+    finally:
+        os.kill(frozen.pid, signal.SIGKILL)
+        frozen.wait(5)
+    guest.send("still here")
+    host.expect("chat", lambda e: e["text"] == "still here")
+
+
+def test_media_survives_loss_delay_and_reordering(pool: ClientPool) -> None:
+    from conf_cli.media.publisher import find_source_factory
+    from conf_cli.plugins import registry
+
+    try:
+        find_source_factory(registry().sources, "tone")
+        with_audio = True
+    except Exception:  # the capture plugin without its tone source: check the video alone
+        with_audio = False
+    _, meeting = pool.create("host")
+    with start_relay(
+        "127.0.0.1", port_of(pool.url), loss=0.05, delay=0.05, jitter=0.01, reorder=0.02, seed=7
+    ) as relay:
+        relay.set_cut(True)  # the first keyframe is lost on the way to the viewer
+        viewer = spawn(
+            [
+                "join",
+                meeting,
+                "--server",
+                f"rtp://127.0.0.1:{relay.port}",
+                "--name",
+                "viewer",
+                "--passcode",
+                pool.passcode,
+                "--json",
+            ]
+        )
+        pool.started.append(viewer)
+        relay.set_cut(False)
+        viewer.expect("joined", timeout=10)
+        relay.set_cut(True)
+        share(pool, meeting, "cam", "pattern", *SMALL)
+        if with_audio:
+            share(pool, meeting, "mic", "tone", "--frequency", "440")
+        viewer.expect("track_started", lambda e: e["kind"] == "video")
+        time.sleep(0.5)
+        relay.set_cut(False)
+        healed = time.monotonic()
+        viewer.expect("track_stats", lambda e: e["kind"] == "video" and has_frames(e), timeout=5)
+        recovery = time.monotonic() - healed
+        assert recovery < 2.0  # within a second, plus up to a second until the next stats event
+
+        events = viewer.drain(6.0)
+        audio = [e for e in events if e.get("type") == "track_stats" and e["kind"] == "audio"]
+        video = [e for e in events if e.get("type") == "track_stats" and e["kind"] == "video"]
+        if with_audio:
+            assert len(audio) >= 4
+            assert all(e["fps"] > 30 for e in audio[1:])  # 50 frames/s sent; 5% lost and concealed
+            assert audio[-1]["packets_lost"] > 0 and audio[-1]["jitter_ms"] > 1
+        assert len(video) >= 4 and video[-1]["nacks"] > 0  # losses were asked for again
+        assert video[-1]["frames"] > video[0]["frames"] + 30
+        stalls = sum(1 for a, b in itertools.pairwise(video) if b["frames"] == a["frames"])
+        assert stalls <= 1
+        counters = relay.stats()
+        assert counters["downstream"]["dropped"] > 0 and counters["downstream"]["reordered"] > 0
+
+
+# -- a client behind a NAT -----------------------------------------------------------------------------
+
+NS = ("conf-nat-client", "conf-nat-router", "conf-nat-server")
+
+
+def _ip(*args: str) -> None:
+    import subprocess
+
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _netns_available() -> str | None:
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if not shutil.which("ip") or not shutil.which("iptables"):
+        return "ip or iptables is not installed"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10, check=False)
+    return None if probe.returncode == 0 else "ip netns is unavailable"
+
+
+def _in(ns: str, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *args]
+
+
+@pytest.mark.skipif(_netns_available() is not None, reason=str(_netns_available()))
+def test_a_client_behind_nat_sends_and_receives_media() -> None:
+    import subprocess
+    import sys
+
+    client_ns, router_ns, server_ns = NS
+    try:
+        for ns in NS:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+            _ip("netns", "add", ns)
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip(
+            "link",
+            "add",
+            "cnat0",
+            "netns",
+            client_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "rnat0",
+            "netns",
+            router_ns,
+        )
+        _ip(
+            "link",
+            "add",
+            "rnat1",
+            "netns",
+            router_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "snat0",
+            "netns",
+            server_ns,
+        )
+        _ip("-n", client_ns, "addr", "add", "10.203.1.2/24", "dev", "cnat0")
+        _ip("-n", router_ns, "addr", "add", "10.203.1.1/24", "dev", "rnat0")
+        _ip("-n", router_ns, "addr", "add", "10.203.2.1/24", "dev", "rnat1")
+        _ip("-n", server_ns, "addr", "add", "10.203.2.2/24", "dev", "snat0")
+        for ns, dev in (
+            (client_ns, "cnat0"),
+            (router_ns, "rnat0"),
+            (router_ns, "rnat1"),
+            (server_ns, "snat0"),
+        ):
+            _ip("-n", ns, "link", "set", dev, "up")
+        _ip("-n", client_ns, "route", "add", "default", "via", "10.203.1.1")
+        subprocess.run(_in(router_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"), check=True, timeout=10)
+        subprocess.run(
+            _in(router_ns, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "rnat1", "-j", "MASQUERADE"),
+            check=True,
+            timeout=10,
+        )
+        conf = [sys.executable, "-m", "conf_cli"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+        def run_in(ns: str, *args: str) -> ConfProcess:
+            process = subprocess.Popen(
+                _in(ns, *conf, *args),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            return ConfProcess(process)
+
+        server = run_in(
+            server_ns, "server", "--json", "--host", "10.203.2.2", "--port", "0", "--transport", "rtp"
+        )
+        started: list[ConfProcess] = [server]
+        try:
+            url = server.expect("server_started")["urls"][0]
+            common = ("--server", url, "--passcode", "nat-pass", "--json")
+            inside = run_in(server_ns, "create", "--name", "inside", *common)
+            started.append(inside)
+            meeting = inside.expect("meeting_created")["meeting"]
+            inside.send("/share pattern width=320 height=240 fps=15")
+            behind = run_in(
+                client_ns, "share", "pattern", "--meeting", meeting, "--name", "behind", *common, *SMALL
+            )
+            started.append(behind)
+            behind.expect("joined")
+            got = behind.expect("track_stats", lambda e: e["name"] == "inside" and has_frames(e), timeout=10)
+            assert got["malformed"] == 0
+            sent = inside.expect("track_stats", lambda e: e["name"] == "behind" and has_frames(e), timeout=10)
+            assert sent["malformed"] == 0
+        finally:
+            for process in started:
+                process.stop()
+    finally:
+        subprocess.run(
+            _in(router_ns, "iptables", "-t", "nat", "-F", "POSTROUTING"),
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        for ns in NS:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)

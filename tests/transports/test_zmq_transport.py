@@ -1,0 +1,346 @@
+"""The ZeroMQ transport: its framing and topic rules, then real conf processes over zmq://, a server on
+TCP and ZeroMQ at once, hostile input to the ROUTER port, and a cross-meeting SSRC collision."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+from conf_transport_zmq import wire
+from conf_transport_zmq.client import connect
+from conf_transport_zmq.topics import TopicOwners
+
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.testing import ClientPool, ConfProcess, run_conf, spawn, start_server
+from conf_cli.transport import TransportOptions
+
+SMALL = ("--width", "320", "--height", "240", "--fps", "15")
+
+
+def has_frames(event: dict[str, Any]) -> bool:
+    return int(event["frames"]) > 0
+
+
+@pytest.fixture
+def zmq_server() -> Iterator[tuple[ConfProcess, str]]:
+    server, url = start_server("--stats-interval", "0.5", transport="zmq")
+    try:
+        yield server, url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pool(zmq_server: tuple[ConfProcess, str]) -> Iterator[ClientPool]:
+    clients = ClientPool(zmq_server[1])
+    try:
+        yield clients
+    finally:
+        clients.stop_all()
+
+
+def endpoint(url: str) -> str:
+    return "tcp://" + url.split("://", 1)[1]
+
+
+def listener_stats(server: ConfProcess, url: str, where: Any = None) -> dict[str, int]:
+    event = server.expect("server_stats", lambda e: where is None or where(e["listeners"][url]))
+    return dict(event["listeners"][url])
+
+
+class RawDealer:
+    """A hand-made ZeroMQ client speaking the framing of docs/protocol.md, for hostile and odd input."""
+
+    def __init__(self, context: zmq.Context[Any], url: str) -> None:
+        self.sock = context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVTIMEO, 5000)
+        self.sock.connect(endpoint(url))
+
+    def send(self, *frames: bytes) -> None:
+        self.sock.send_multipart(list(frames))
+
+    def recv(self) -> tuple[bytes, bytes]:
+        kind, payload = self.sock.recv_multipart()
+        return kind, payload
+
+    def control(self, message: dict[str, Any]) -> None:
+        self.send(wire.CONTROL, json.dumps(message).encode())
+
+    def expect_control(self, kind: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            frame_kind, payload = self.recv()
+            if frame_kind == wire.CONTROL:
+                message: dict[str, Any] = json.loads(payload)
+                if message["type"] == kind:
+                    return message
+        raise AssertionError(f"no {kind!r}")
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context[Any]]:
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        yield ctx
+    finally:
+        ctx.destroy(linger=0)
+
+
+# -- framing and topics, no network -------------------------------------------------------------------
+
+
+def test_framing_checks_every_message() -> None:
+    assert wire.parse_server_greeting(wire.server_greeting(7451)) == 7451
+    wire.parse_client_greeting(wire.client_greeting())
+    assert wire.split([b"C", b'{"type":"ping"}']) == (b"C", b'{"type":"ping"}')
+    for bad in (
+        [b"C"],
+        [b"C", b"x", b"y"],
+        [b"X", b""],
+        [b"C", bytes(65_536)],
+        [b"M", b"{not rtp"],
+        [b"K", b"payload"],
+    ):
+        with pytest.raises(ProtocolError):
+            wire.split(bad)
+    for greeting in (b"hello", b"[]", b'{"transport": "conf-zmq", "version": 2}', bytes(600)):
+        with pytest.raises(ProtocolError):
+            wire.parse_client_greeting(greeting)
+    rtp = bytes(RtpPacket(96, 1, 0, 0xDEADBEEF, b"x"))
+    assert wire.rtp_topic(rtp) == wire.topic(0xDEADBEEF) == b"\xde\xad\xbe\xef"
+    assert wire.rtp_topic(bytes([0x81, 201]) + bytes(30)) is None  # RTCP goes point to point
+    assert wire.split_published([b"\xde\xad\xbe\xef", rtp]) == rtp
+    with pytest.raises(ProtocolError):
+        wire.split_published([b"\x00\x00\x00\x01", rtp])
+    assert len(wire.bye("é" * 500)) <= wire.MAX_REASON
+
+
+def test_a_topic_belongs_to_one_publisher() -> None:
+    topics = TopicOwners(limit=3, idle=30)
+    a, b = b"aaaa", b"bbbb"
+    assert topics.may_publish(a, 1, 0.0) and topics.may_publish(a, 1, 1.0)
+    assert not topics.may_publish(a, 2, 2.0)  # someone else's SSRC: contested, point to point for both
+    assert not topics.may_publish(a, 1, 3.0) and topics.contested == 1
+    assert not topics.may_publish(b, None, 0.0)  # first seen from another transport
+    assert not topics.may_publish(b, 3, 1.0)
+    assert topics.may_publish(b"cccc", 4, 1.0)
+    assert not topics.may_publish(b"dddd", 5, 1.0)  # table full: point to point
+    topics.release(4)
+    assert topics.may_publish(b"dddd", 5, 2.0)
+    topics.expire(40.0)
+    assert len(topics) == 0 and topics.may_publish(a, 2, 41.0)
+
+
+async def test_connect_without_a_server_says_so_in_one_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfError) as caught:
+        await connect("127.0.0.1", port, None, TransportOptions(connect_timeout=0.3))  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"cannot reach server zmq://127.0.0.1:{port}: no answer in 0.3 s; "
+        "is `conf server --transport zmq` running?"
+    )
+
+
+# -- real processes -----------------------------------------------------------------------------------
+
+
+def test_meeting_over_zmq(pool: ClientPool) -> None:
+    assert pool.url.startswith("zmq://127.0.0.1:")
+    ada, meeting = pool.create("ada")
+    bob = pool.joined(meeting, "bob")
+    cy = pool.joined(meeting, "cy")
+    ada.expect("participant_joined", lambda e: e["name"] == "cy")
+    ada.send("hello all")
+    assert bob.expect("chat")["text"] == "hello all" and cy.expect("chat")["text"] == "hello all"
+    bob.send("/msg ada secret")
+    assert ada.expect("chat", lambda e: e["private"])["text"] == "secret"
+    ada.send("/admin bob")
+    cy.expect("role_changed", lambda e: e["name"] == "bob" and e["role"] == "admin")
+    bob.send("/lock")
+    cy.expect("meeting_locked")
+    bob.send("/end")
+    for client in (ada, bob, cy):
+        assert client.expect("meeting_closed")["by"] == "bob"
+        assert client.wait() == 0
+
+
+def test_a_killed_client_is_dropped_by_the_heartbeat(pool: ClientPool) -> None:
+    ada, meeting = pool.create("ada")
+    bob = pool.joined(meeting, "bob")
+    cy = pool.joined(meeting, "cy")
+    os.kill(bob.pid, signal.SIGKILL)
+    started = time.monotonic()
+    left = ada.expect("participant_left", lambda e: e["name"] == "bob", timeout=12)
+    assert left["reason"] == "timeout" and time.monotonic() - started < 10
+    ada.send("carry on")
+    assert cy.expect("chat")["text"] == "carry on"
+
+
+def test_video_is_published_once_per_packet_under_its_ssrc(
+    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
+) -> None:
+    server, url = zmq_server
+    ada, meeting = pool.create("ada")
+    bob = pool.joined(meeting, "bob")
+    sharer = pool.share(meeting, "pat", "pattern", *SMALL)
+    ssrc = sharer.expect("publish_started")["ssrc"]
+    for viewer in (ada, bob):
+        stats = viewer.expect("track_stats", has_frames, timeout=8)
+        assert stats["ssrc"] == ssrc and stats["malformed"] == 0
+    counters = listener_stats(server, url, lambda c: c["published"] > 30)
+    assert counters["topics"] >= 1 and counters["malformed"] == 0
+
+    # As documented: PUB/SUB has no access control; a stranger who knows an SSRC can subscribe to it.
+    # Confidentiality between meetings on zmq:// relies on media encryption.
+    stranger = context.socket(zmq.SUB)
+    stranger.setsockopt(zmq.RCVTIMEO, 3000)
+    stranger.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
+    greeter = RawDealer(context, url)
+    greeter.send(wire.GREETING, wire.client_greeting())
+    kind, payload = greeter.recv()
+    assert kind == wire.GREETING
+    stranger.connect(f"tcp://127.0.0.1:{wire.parse_server_greeting(payload)}")
+    topic, packet = stranger.recv_multipart()
+    assert topic == wire.topic(ssrc) and RtpPacket.parse(packet).ssrc == ssrc
+
+
+def test_tcp_and_zmq_clients_in_one_meeting() -> None:
+    server = spawn(
+        ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", "tcp", "--transport", "zmq"]
+    )
+    tcp_pool: ClientPool | None = None
+    zmq_pool: ClientPool | None = None
+    try:
+        tcp_url, zmq_url = server.expect("server_started")["urls"]
+        assert tcp_url.startswith("tcp://") and zmq_url.startswith("zmq://")
+        tcp_pool, zmq_pool = ClientPool(tcp_url), ClientPool(zmq_url)
+        ada, meeting = tcp_pool.create("ada")
+        zed = zmq_pool.joined(meeting, "zed")
+        ada.send("from tcp")
+        assert zed.expect("chat")["text"] == "from tcp"
+        zed.send("from zmq")
+        ada.expect("chat", lambda e: e["text"] == "from zmq")
+        # A zmq publisher reaches the TCP viewer; a TCP publisher reaches the zmq viewer.
+        zmq_pool.share(meeting, "zpat", "pattern", *SMALL).expect("publish_started")
+        tcp_pool.share(meeting, "tpat", "pattern", *SMALL).expect("publish_started")
+        ada.expect("track_stats", lambda e: e["name"] == "zpat" and has_frames(e), timeout=8)
+        zed.expect("track_stats", lambda e: e["name"] == "tpat" and has_frames(e), timeout=8)
+    finally:
+        for clients in (tcp_pool, zmq_pool):
+            if clients is not None:
+                clients.stop_all()
+        server.stop()
+
+
+def test_hostile_input_does_not_disturb_a_meeting(
+    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
+) -> None:
+    server, url = zmq_server
+    ada, meeting = pool.create("ada")
+    bob = pool.joined(meeting, "bob")
+    noise = random.Random(4571)
+
+    wrong = RawDealer(context, url)
+    wrong.send(wire.GREETING, b'{"transport": "something else"}')
+    kind, reason = wrong.recv()
+    assert kind == wire.BYE and reason.startswith(b"bad greeting")
+    early = RawDealer(context, url)
+    early.control({"type": "hello", "protocol": 1})
+    assert early.recv() == (wire.BYE, b"not connected; greet first")
+
+    junk = RawDealer(context, url)
+    for _ in range(300):
+        frames = [noise.randbytes(noise.randrange(0, 40)) for _ in range(noise.randrange(1, 6))]
+        junk.send(*frames)
+    junk.send(wire.GREETING, wire.client_greeting())
+    junk.send(wire.CONTROL, noise.randbytes(70_000))  # over ZMQ_MAXMSGSIZE: libzmq drops the peer
+    huge = RawDealer(context, url)
+    huge.send(wire.GREETING, wire.client_greeting())
+    assert huge.recv()[0] == wire.GREETING
+    huge.send(wire.CONTROL, b"{" + bytes(65_535))  # one byte over the limit, under MAXMSGSIZE
+    huge.send(wire.MEDIA, b"\x80" + noise.randbytes(65_535))
+    for _ in range(30):
+        huge.send(wire.CONTROL, noise.randbytes(100))  # garbage control: the core closes it
+
+    host, port = url.removeprefix("zmq://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as raw:  # not ZMTP at all
+        raw.sendall(noise.randbytes(20_000))
+
+    ada.send("still here")
+    assert bob.expect("chat")["text"] == "still here"
+    counters = listener_stats(server, url, lambda c: c["malformed"] >= 2 and c["bad_greetings"] >= 1)
+    assert counters["unknown_sender"] >= 1
+    bob.send("/msg ada fine")
+    assert ada.expect("chat", lambda e: e["private"])["text"] == "fine"
+
+
+def test_another_meetings_ssrc_is_never_published(
+    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
+) -> None:
+    server, url = zmq_server
+    ada, meeting = pool.create("ada")
+    sharer = pool.share(meeting, "pat", "pattern", *SMALL)
+    ssrc = sharer.expect("publish_started")["ssrc"]
+    ada.expect("track_stats", has_frames, timeout=8)
+
+    # A SUB of meeting ada's track, as ada's own client has.
+    mallory = RawDealer(context, url)
+    mallory.send(wire.GREETING, wire.client_greeting())
+    kind, payload = mallory.recv()
+    assert kind == wire.GREETING
+    watcher = context.socket(zmq.SUB)
+    watcher.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
+    watcher.connect(f"tcp://127.0.0.1:{wire.parse_server_greeting(payload)}")
+
+    # Someone in another meeting publishes a track with the same SSRC and sends garbage under it.
+    mallory.control({"type": "hello", "protocol": 1})
+    mallory.control({"type": "create", "name": "mallory", "passcode": pool.passcode})
+    other = mallory.expect_control("meeting_created")["meeting"]
+    witness = pool.joined(other, "witness")
+    mallory.control({"type": "publish", "kind": "video", "ssrc": ssrc, "codec": "H264"})
+    mallory.expect_control("share_started")
+    witness.expect("track_started")
+    for seq in range(200):
+        mallory.send(wire.MEDIA, bytes(RtpPacket(96, 40_000 + seq, seq, ssrc, b"\x7c\x85garbage")))
+        time.sleep(0.002)
+
+    counters = listener_stats(server, url, lambda c: c["topics_contested"] >= 1)
+    assert counters["point_to_point"] > 0
+    published: list[bytes] = []
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and watcher.poll(500):
+        published.append(watcher.recv_multipart()[1])
+    assert published and not [p for p in published if p.endswith(b"garbage")]
+    # The meeting's own track is still delivered (point to point now) and undamaged.
+    ada.drain(1.0)
+    stats = ada.expect("track_stats", has_frames, timeout=8)
+    assert stats["malformed"] == 0 and stats["decode_errors"] == 0
+
+
+def test_port_zero_prints_the_url_and_a_busy_port_is_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_conf("server", "--transport", "zmq", "--host", "127.0.0.1", "--port", str(port))
+    assert busy.returncode == 1
+    expected = f"conf: port {port} on 127.0.0.1 is already in use; pick another with --port"
+    assert busy.stderr.strip() == expected
+    server = spawn(["server", "--transport", "zmq", "--host", "127.0.0.1", "--port", "0"])
+    try:
+        line = server.expect("_text")["text"]
+        assert line.startswith("zmq://127.0.0.1:") and int(line.rsplit(":", 1)[1]) > 0
+    finally:
+        server.stop()
