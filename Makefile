@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml scripts/setup-system.sh
 	./scripts/setup-system.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
 	$(VENV)/bin/pip install -q -e examples/conf-transport-websocket
 	touch $(STAMP)
 
@@ -29,6 +29,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/fanout.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy conf_cli plugins examples

@@ -74,6 +74,14 @@ play_option = click.option(
     help="Play received audio on the speaker. Default: on in the interactive terminal (if a speaker "
     "opens), off in machine mode (--json or no terminal); --play fails at once if the speaker cannot open.",
 )
+view_option = click.option(
+    "--view",
+    type=click.Choice(["preview", "window", "none"]),
+    default=None,
+    help="Show received video: preview (small, in the terminal view; Tab shows the next video), window "
+    "(a desktop window; needs a window system and pygame) or none. Default: preview in the interactive "
+    "terminal, none in machine mode.",
+)
 speaker_option = click.option(
     "--speaker",
     default=None,
@@ -170,6 +178,7 @@ def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[End
 @record_option
 @play_option
 @speaker_option
+@view_option
 def create(
     server_url: str,
     transport: str | None,
@@ -179,6 +188,7 @@ def create(
     record_dir: Path | None,
     play: bool | None,
     speaker: str | None,
+    view: str | None,
 ) -> None:
     """Create a meeting, print its ID and passcode, and join it as host."""
     from conf_cli.meeting_runner import attend
@@ -193,6 +203,7 @@ def create(
             record_dir=record_dir,
             play=play,
             speaker=speaker,
+            view=view,
         )
     )
 
@@ -207,6 +218,7 @@ def create(
 @record_option
 @play_option
 @speaker_option
+@view_option
 def join(
     meeting: str,
     server_url: str,
@@ -217,6 +229,7 @@ def join(
     record_dir: Path | None,
     play: bool | None,
     speaker: str | None,
+    view: str | None,
 ) -> None:
     """Join MEETING."""
     from conf_cli.meeting_runner import attend
@@ -231,6 +244,7 @@ def join(
             record_dir=record_dir,
             play=play,
             speaker=speaker,
+            view=view,
         )
     )
 
@@ -247,6 +261,7 @@ def join(
 @record_option
 @play_option
 @speaker_option
+@view_option
 @click.option("--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera).")
 @click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height.")
 @click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second.")
@@ -266,6 +281,7 @@ def share(
     record_dir: Path | None,
     play: bool | None,
     speaker: str | None,
+    view: str | None,
     width: int | None,
     height: int | None,
     fps: float | None,
@@ -308,6 +324,7 @@ def share(
             share=(kind, options),
             play=play,
             speaker=speaker,
+            view=view,
         )
     )
 
@@ -390,6 +407,83 @@ def demo(participants: int, duration: float | None, name: str) -> None:
     _run(
         lambda: run_demo(participants, duration, name, interactive=sys.stdin.isatty() and sys.stdout.isatty())
     )
+
+
+@cli.command()
+@click.option("--transport", default="tcp", show_default=True, help="Transport to load (tcp, zmq, rtp ...).")
+@click.option(
+    "--server",
+    "server_url",
+    default=None,
+    help="Load this running server instead of starting one (its CPU is read with --server-pid).",
+)
+@click.option(
+    "--server-pid", type=int, default=None, help="PID of the --server, to report its CPU and memory."
+)
+@click.option(
+    "--publishers", default=2, show_default=True, type=click.IntRange(0), help="Publishing clients."
+)
+@click.option(
+    "--subscribers", default=4, show_default=True, type=click.IntRange(0), help="Receiving clients."
+)
+@click.option(
+    "--meetings", default=1, show_default=True, type=click.IntRange(1), help="Meetings to spread them over."
+)
+@click.option(
+    "--rate", default=50.0, show_default=True, type=click.FloatRange(0), help="Packets/s per publisher."
+)
+@click.option(
+    "--payload", default=1000, show_default=True, type=click.IntRange(8, 1400), help="RTP payload bytes."
+)
+@click.option(
+    "--duration", default=10.0, show_default=True, type=click.FloatRange(0.5), help="Seconds of load."
+)
+@click.option(
+    "--interval", default=0.5, show_default=True, type=click.FloatRange(0.1), help="Seconds per report."
+)
+@click.option(
+    "--procs", default=1, show_default=True, type=click.IntRange(1, 64), help="Load-generator processes."
+)
+@click.option("--server-arg", "server_args", multiple=True, help="Extra argument for the started server.")
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG plot."
+)
+@click.option("--json", "json_flag", is_flag=True, help="Print the figures as one JSON object.")
+def bench(
+    transport: str,
+    server_url: str | None,
+    server_pid: int | None,
+    publishers: int,
+    subscribers: int,
+    meetings: int,
+    rate: float,
+    payload: int,
+    duration: float,
+    interval: float,
+    procs: int,
+    server_args: tuple[str, ...],
+    plot: Path | None,
+    json_flag: bool,
+) -> None:
+    """Load a server with synthetic RTP; report packets/s, loss, latency, server CPU and memory."""
+    from conf_cli.bench.command import bench as run
+    from conf_cli.bench.plan import BenchConfig
+
+    config = BenchConfig(
+        transport=transport,
+        publishers=publishers,
+        subscribers=subscribers,
+        meetings=meetings,
+        rate=rate,
+        payload=payload,
+        duration=duration,
+        interval=interval,
+        procs=procs,
+        server_url=server_url,
+        server_pid=server_pid,
+        server_args=server_args,
+    )
+    _run(lambda: run(config, json_flag, plot))
 
 
 def main() -> None:

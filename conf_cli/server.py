@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
+from conf_cli.forwarding import Forwarder
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Action, Close, Deferred, Forward, Hub
 from conf_cli.plugins import Registry
@@ -42,6 +43,7 @@ class Server:
         self._ticker: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
+        self.forwarder = Forwarder(self.hub, self.links)
 
     async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
         """Listen on every endpoint; return the URLs clients use."""
@@ -81,26 +83,8 @@ class Server:
         self._apply(self.hub.received(link.id, data, time.monotonic()))
 
     def media_received(self, link: Link, packet: bytes) -> None:
-        recipients = self.hub.route_media(link.id, packet, time.monotonic())
-        if recipients is None:
+        if not self.forwarder.media(link, packet, time.monotonic()):
             self._apply([Close(link.id, "media before hello")])
-        elif recipients:
-            self._forward(packet, recipients)
-
-    def _forward(self, packet: bytes, recipients: tuple[int, ...]) -> None:
-        """Hand a packet to each recipient's listener, which fans it out as its transport does best."""
-        links = self.links
-        by_listener: dict[Listener | None, list[Link]] = {}
-        for cid in recipients:
-            link = links.get(cid)
-            if link is not None:
-                by_listener.setdefault(link.listener, []).append(link)
-        for listener, group in by_listener.items():
-            if listener is not None:
-                listener.forward_media(packet, group)
-            else:
-                for link in group:
-                    link.send_media(packet)
 
     def keepalive_received(self, link: Link) -> None:
         self.hub.seen(link.id, time.monotonic())
@@ -129,7 +113,7 @@ class Server:
                         log.info("closing %s: %s", link.peer or link.id, action.reason)
                     link.close()
             elif isinstance(action, Forward):
-                self._forward(action.packet, action.to)
+                self.forwarder.send(action.packet, action.to)
             elif isinstance(action, Deferred):
                 task = asyncio.create_task(self._run_deferred(action))
                 self._pending.add(task)
@@ -142,7 +126,10 @@ class Server:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self._apply(self.hub.tick(time.monotonic()))
+            now = time.monotonic()
+            for cid in self.forwarder.take_active():  # media whose route was cached proves life too
+                self.hub.seen(cid, now)
+            self._apply(self.hub.tick(now))
 
 
 async def serve(

@@ -85,17 +85,23 @@ class Hub:
     new_passcode: Callable[[], str] = new_passcode
     meetings: dict[str, Meeting] = field(default_factory=dict)
     stats: HubStats = field(default_factory=HubStats)
+    generation: int = 0
+    """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
+
+    An edge may cache the answers of :meth:`route_media` for RTP while this stays the same."""
     _conns: dict[int, _Connection] = field(default_factory=dict)
 
     # -- events from the edge -----------------------------------------------------------------------
 
     def connected(self, cid: int, now: float, peer: str = "") -> list[Action]:
+        self.generation += 1
         self._conns[cid] = _Connection(cid, peer, now, now)
         self.stats.connections = len(self._conns)
         return []
 
     def disconnected(self, cid: int, reason: str = "disconnected") -> list[Action]:
         conn = self._conns.pop(cid, None)
+        self.generation += 1
         self.stats.connections = len(self._conns)
         if conn is None or conn.meeting is None:
             return []
@@ -142,6 +148,8 @@ class Hub:
         RTP is forwarded only for a track its sender owns, to everyone else in the meeting. RTCP
         feedback (PLI, FIR, NACK) goes to the owner of the track it is about; other RTCP (sender
         reports, SDES, BYE) goes to the sender's audience. This is the forwarding path: keep it lean.
+        For RTP of at least 12 bytes the answer depends only on ``cid``, the SSRC and the hub's state, so
+        the edge may reuse it for that pair until :attr:`generation` changes.
         """
         conn = self._conns.get(cid)
         if conn is None or not conn.greeted:
@@ -194,6 +202,8 @@ class Hub:
 
     def _dispatch(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         kind = message["type"]
+        if kind != "ping":
+            self.generation += 1
         if not conn.greeted:
             if kind != "hello":
                 return [
@@ -262,6 +272,7 @@ class Hub:
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
             conn.busy = False
+            self.generation += 1
             if self._conns.get(conn.cid) is not conn:
                 return []
             meeting_id = self.new_id()
@@ -287,6 +298,7 @@ class Hub:
 
         def resume(ok: bool, now: float) -> list[Action]:
             conn.busy = False
+            self.generation += 1
             if self._conns.get(conn.cid) is not conn:
                 return []
             try:

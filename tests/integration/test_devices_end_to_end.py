@@ -152,9 +152,11 @@ def test_microphone_share_is_played_by_the_receiver(sound: VirtualSound, clients
         stderr=subprocess.DEVNULL,
         env=sound.client_env(),
     )
-    player = tone_into_microphone(sound, 440, 3.0)
+    # A fresh sound chain can start late on a busy machine: play long enough that a whole second
+    # of tone is heard even so.
+    player = tone_into_microphone(sound, 440, 6.0)
     try:
-        player.wait(10)
+        player.wait(15)
         time.sleep(0.3)
     finally:
         speaker.terminate()

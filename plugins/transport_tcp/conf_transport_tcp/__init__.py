@@ -133,27 +133,49 @@ class TcpLink(Link, asyncio.Protocol):
 
 
 class TcpListener(Listener):
+    """Forwarded media is gathered per link and written once per event-loop turn: many small writes are
+    what makes TCP fan-out slow in Python (one send system call each), so a burst of packets that
+    arrived together leaves together, in one write per receiver."""
+
     def __init__(self, server: asyncio.Server, url: str) -> None:
         self._server = server
         self.url = url
         self.links: set[TcpLink] = set()
+        self._pending: dict[TcpLink, list[bytes]] = {}
+        self._loop = asyncio.get_running_loop()
 
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
         framed = len(packet).to_bytes(2, "big") + packet
+        pending = self._pending
+        if not pending:
+            self._loop.call_soon(self._flush)
         sent = 0
         for link in links:
-            transport = link._transport  # type: ignore[attr-defined]
+            queued = pending.get(link)  # type: ignore[call-overload]
+            if queued is None:
+                pending[link] = [framed]  # type: ignore[index]
+            else:
+                queued.append(framed)
+            sent += 1
+        return sent
+
+    def _flush(self) -> None:
+        """Write each link's gathered media at once; a link whose socket buffer is full drops it all."""
+        pending, self._pending = self._pending, {}
+        for link, frames in pending.items():
+            stats = link.stats
+            transport = link._transport
             if (
                 transport is None
                 or transport.is_closing()
                 or transport.get_write_buffer_size() > MEDIA_BUFFER_LIMIT
             ):
-                link.stats.media_dropped += 1
+                stats.media_dropped += len(frames)
                 continue
-            transport.write(framed)
-            link.stats.media_out += 1
-            sent += 1
-        return sent
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            transport.write(data)
+            stats.media_out += len(frames)
+            stats.bytes_out += len(data)
 
     async def close(self) -> None:
         self._server.close()

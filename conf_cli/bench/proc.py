@@ -1,0 +1,63 @@
+"""CPU time and resident memory of a process, read from /proc (Linux)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of ``pid`` so far, or None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15 of stat(5)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of ``pid``, or None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class CpuMeter:
+    """CPU use of one process between successive :meth:`sample` calls, in percent of one core."""
+
+    pid: int
+    _last_cpu: float | None = None
+    _last_wall: float = 0.0
+    _first_cpu: float | None = None
+    _first_wall: float = 0.0
+
+    def start(self) -> None:
+        self._first_cpu = self._last_cpu = cpu_seconds(self.pid)
+        self._first_wall = self._last_wall = time.monotonic()
+
+    def sample(self) -> float | None:
+        """Percent of one core used since the previous sample (or :meth:`start`)."""
+        cpu, wall = cpu_seconds(self.pid), time.monotonic()
+        previous, since = self._last_cpu, self._last_wall
+        self._last_cpu, self._last_wall = cpu, wall
+        if cpu is None or previous is None or wall <= since:
+            return None
+        return 100.0 * (cpu - previous) / (wall - since)
+
+    def overall(self) -> float | None:
+        """Percent of one core used since :meth:`start`."""
+        cpu, wall = cpu_seconds(self.pid), time.monotonic()
+        if cpu is None or self._first_cpu is None or wall <= self._first_wall:
+            return None
+        return 100.0 * (cpu - self._first_cpu) / (wall - self._first_wall)
