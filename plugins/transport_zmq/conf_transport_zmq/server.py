@@ -36,7 +36,8 @@ log = logging.getLogger("conf.transport.zmq")
 MAX_LINKS = 2_000
 """Routing ids greeted at once; more are answered ``B`` ("server full")."""
 ROUTER_SNDHWM = 2_000
-"""Messages queued per client on the ROUTER (control and point-to-point RTCP); beyond, libzmq drops."""
+"""Messages queued per client on the ROUTER (control and point-to-point RTCP); beyond, media is dropped
+and a client that cannot take control messages is disconnected."""
 ROUTER_RCVHWM = 2_000
 PUB_SNDHWM = 1_000
 """Media messages queued per subscriber on the PUB (about 1.2 MB of video); beyond, that subscriber
@@ -110,6 +111,8 @@ class ZmqServerLink(Link):
         if self._owner.send(self.identity, wire.CONTROL, data):
             self.stats.control_out += 1
             self.stats.bytes_out += len(data)
+        else:  # its queue is full (or it is gone): as on TCP, a peer that cannot keep up is let go
+            self.close("peer too slow to read control messages")
 
     def send_media(self, packet: bytes) -> bool:
         if self._closed or len(packet) > wire.MAX_PAYLOAD:
@@ -168,7 +171,8 @@ class ZmqListener(Listener):
         router = context.socket(zmq.ROUTER)
         pub: zmq.Socket[Any] = zmq.Socket(context, zmq.PUB)  # write-only: a plain socket
         try:
-            configure(router, host, ROUTER_MANDATORY=0, SNDHWM=ROUTER_SNDHWM, RCVHWM=ROUTER_RCVHWM)
+            # Mandatory routing makes a full or vanished peer's queue an error we see, not a silent drop.
+            configure(router, host, ROUTER_MANDATORY=1, SNDHWM=ROUTER_SNDHWM, RCVHWM=ROUTER_RCVHWM)
             configure(pub, host, SNDHWM=PUB_SNDHWM)
             _bind(router, host, port, "")
             pub_port = int(options.extra.get("zmq_pub_port") or (port + 1 if 0 < port < 65_535 else 0))
