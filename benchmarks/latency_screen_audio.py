@@ -11,7 +11,7 @@ half a frame interval on average), grabbing, colour conversion, H.264 encoding, 
 server's forwarding, the receiver's jitter buffer (its target delay) and decoding. Everything runs on one
 machine, so the clocks agree. Figures are printed, never asserted.
 
-Audio latency is not measured here yet.
+Audio latency is measured by ``latency_audio.py``, which reuses this script's receiver and summary.
 
 Run: ``.venv/bin/python benchmarks/latency_screen_audio.py [--flips 20] [--interval 0.4]``
 """
@@ -24,6 +24,7 @@ import os
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
 import av
 
@@ -37,6 +38,49 @@ from conf_cli.testing_devices import paint_screen, start_screen
 from conf_cli.urls import parse_server_url
 
 PASSCODE = "bench-123"
+
+
+class Receiver:
+    """A meeting created in this process whose remote tracks' decoded frames go to the sinks given."""
+
+    def __init__(self, client: Client, media: MediaManager, created: Message) -> None:
+        self.client = client
+        self.media = media
+        self.created = created
+        self._pump = asyncio.create_task(self._run())
+
+    @classmethod
+    async def create(cls, url: str, sinks_for: Callable[[Message], list[Sink]]) -> Receiver:
+        """Connect to ``url``, create a meeting (passcode :data:`PASSCODE`) and receive into ``sinks_for``."""
+        client = Client(registry(), parse_server_url(url))
+        await client.connect()
+        created, joined = await client.create("bench", PASSCODE)
+
+        def ignore(event: Message) -> None:
+            del event
+
+        media = MediaManager(client, ignore, None, sinks_for)
+        media.handle_event(joined)
+        return cls(client, media, created)
+
+    async def _run(self) -> None:
+        while True:
+            self.media.handle_event(await self.client.events.get())
+
+    async def close(self) -> None:
+        self._pump.cancel()
+        await self.media.close()
+        await self.client.close()
+
+
+def summary(values_ms: list[float]) -> str:
+    """Median, mean, min, p90 and max of some milliseconds."""
+    ms = sorted(values_ms)
+    p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
+    return (
+        f"median {statistics.median(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms, "
+        f"min {ms[0]:.1f} ms, p90 {p90:.1f} ms, max {ms[-1]:.1f} ms"
+    )
 
 
 class BrightnessProbe(Sink):
@@ -76,23 +120,8 @@ async def run(flips: int, interval: float, fps: float) -> None:
     probe = BrightnessProbe()
     try:
         paint_screen(screen, "#000000")
-        client = Client(registry(), parse_server_url(url))
-        await client.connect()
-        created, joined = await client.create("bench", PASSCODE)
-
-        def ignore(event: Message) -> None:
-            del event
-
-        media = MediaManager(
-            client, ignore, None, lambda info: [probe] if info.get("kind") == "screen" else []
-        )
-        media.handle_event(joined)
-
-        async def pump() -> None:
-            while True:
-                media.handle_event(await client.events.get())
-
-        pumping = asyncio.create_task(pump())
+        receiver = await Receiver.create(url, lambda info: [probe] if info.get("kind") == "screen" else [])
+        created = receiver.created
         args = ["share", "screen", "--meeting", str(created["meeting"]), "--server", url, "--name", "sharer"]
         args += ["--passcode", PASSCODE, "--json", "--fps", str(fps), "--bitrate", "2000000"]
         sharer = spawn(args, env={"DISPLAY": screen.display})
@@ -112,9 +141,7 @@ async def run(flips: int, interval: float, fps: float) -> None:
             seen = probe.first_change_after(flipped - 0.005, bright)
             if seen is not None:
                 latencies.append(seen - flipped)
-        pumping.cancel()
-        await media.close()
-        await client.close()
+        await receiver.close()
         report(latencies, flips, fps, probe.frames)
     finally:
         if sharer is not None:
@@ -128,12 +155,9 @@ def report(latencies: list[float], flips: int, fps: float, frames: int) -> None:
     if not latencies:
         print(f"no flip was seen in {flips} tries")
         return
-    ms = sorted(x * 1000 for x in latencies)
-    p90 = ms[min(len(ms) - 1, int(0.9 * len(ms)))]
     print(
-        f"screen change -> decoded picture: {len(ms)}/{flips} flips seen; "
-        f"median {statistics.median(ms):.1f} ms, mean {statistics.mean(ms):.1f} ms, "
-        f"min {ms[0]:.1f} ms, p90 {p90:.1f} ms, max {ms[-1]:.1f} ms "
+        f"screen change -> decoded picture: {len(latencies)}/{flips} flips seen; "
+        f"{summary([x * 1000 for x in latencies])} "
         f"(includes 0-{1000 / fps:.0f} ms waiting for the next capture)"
     )
 

@@ -15,6 +15,7 @@ import click
 
 from conf_cli import __version__
 from conf_cli.errors import ConfError
+from conf_cli.loops import fast_loop_factory
 from conf_cli.plugins import registry
 from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
@@ -23,10 +24,14 @@ SERVER_ENV = "CONF_SERVER"
 DEFAULT_SERVER = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
-    """Run a coroutine; turn ConfError into one line on stderr and Ctrl-C into a quiet exit."""
+def _run(main: Callable[[], Coroutine[Any, Any, int | None]], *, fast_loop: bool = False) -> None:
+    """Run a coroutine; turn ConfError into one line on stderr and Ctrl-C into a quiet exit.
+
+    With ``fast_loop`` (the server and the benchmark) the coroutine runs on uvloop when it is installed.
+    """
     try:
-        code = asyncio.run(main())
+        with asyncio.Runner(loop_factory=fast_loop_factory() if fast_loop else None) as runner:
+            code = runner.run(main())
     except ConfError as exc:
         click.echo(f"conf: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -126,16 +131,41 @@ def cli(verbose: int) -> None:
     default=0,
     help="With --json: write a server_stats event every this many seconds (0: never).",
 )
-def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool, stats_interval: float) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 31),
+    help="Server processes (use one per core): a front process hands each new client to the worker "
+    "that holds its meeting. TCP only; ZeroMQ and RTP servers run in one process.",
+)
+def server(
+    host: str, port: int, transports: tuple[str, ...], json_flag: bool, stats_interval: float, workers: int
+) -> None:
     """Run a conf server hosting any number of meetings."""
     from conf_cli.server import Server
     from conf_cli.ui.machine import emit
 
     async def main() -> int:
-        srv = Server(registry())
-        urls = await srv.start(endpoints_for(transports, host, port))
+        srv: Any
+        endpoints = endpoints_for(transports, host, port)
+        if workers > 1:
+            from conf_cli.workers.front import Front
+
+            if len(endpoints) != 1 or endpoints[0].transport != "tcp":
+                raise ConfError(
+                    "--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now"
+                )
+            srv = Front(workers, logging.getLogger().getEffectiveLevel())
+            urls = await srv.start(endpoints[0].host, endpoints[0].port)
+        else:
+            srv = Server(registry())
+            urls = await srv.start(endpoints)
         if json_flag:
-            emit({"type": "server_started", "urls": urls})
+            started: dict[str, Any] = {"type": "server_started", "urls": urls}
+            if workers > 1:
+                started["workers"] = [worker.process.pid for worker in srv.workers]
+            emit(started)
         else:
             for url in urls:
                 click.echo(url)
@@ -151,7 +181,7 @@ def server(host: str, port: int, transports: tuple[str, ...], json_flag: bool, s
         finally:
             await srv.close()
 
-    _run(main)
+    _run(main, fast_loop=True)
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -400,13 +430,13 @@ def plugins() -> None:
     help="Seconds to run (default: until you leave; 20 without a terminal).",
 )
 @name_option
-def demo(participants: int, duration: float | None, name: str) -> None:
-    """A demo meeting on an embedded local server, with synthetic participants to talk to."""
+@click.option("--play", is_flag=True, help="Play the synthetic participant's tone on the speaker.")
+def demo(participants: int, duration: float | None, name: str, play: bool) -> None:
+    """A demo meeting on an embedded local server, with synthetic participants to talk to and watch."""
     from conf_cli.demo import run_demo
 
-    _run(
-        lambda: run_demo(participants, duration, name, interactive=sys.stdin.isatty() and sys.stdout.isatty())
-    )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    _run(lambda: run_demo(participants, duration, name, interactive=interactive, play=play))
 
 
 @cli.command()
@@ -483,7 +513,7 @@ def bench(
         server_pid=server_pid,
         server_args=server_args,
     )
-    _run(lambda: run(config, json_flag, plot))
+    _run(lambda: run(config, json_flag, plot), fast_loop=True)
 
 
 def main() -> None:

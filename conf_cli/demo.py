@@ -1,7 +1,9 @@
 """``conf demo``: a meeting on an embedded local server with synthetic participants.
 
-In a terminal you are the host and can chat with the participants, who answer private messages. Without
-a terminal a scripted host runs the meeting and every event is printed as a JSON line.
+The participants chat, answer private messages, and two of them share media from synthetic sources (a
+moving test pattern and a tone), so the demo shows the whole path on a machine without devices. In a
+terminal you are the host: the pattern appears in the meeting view. Without a terminal a scripted host
+runs the meeting and every event, track statistics included, is printed as a JSON line.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 from conf_cli.client import Client
-from conf_cli.meeting_runner import make_ui
+from conf_cli.errors import ConfError
+from conf_cli.meeting_runner import attend
 from conf_cli.plugins import registry
+from conf_cli.protocol.control import Message
 from conf_cli.server import Endpoint, Server
-from conf_cli.session import run_meeting
 from conf_cli.ui.machine import MachineUI
 from conf_cli.urls import parse_server_url
 
@@ -23,22 +27,35 @@ BOT_NAMES = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "R
 BOT_LINES = [
     "hello everyone",
     "can you all hear me?",
-    "I'll share my screen in a minute",
+    "I'm sharing a test pattern",
     "the numbers look good this week",
     "let's take questions at the end",
     "agreed",
     "one moment, my cat is on the keyboard",
 ]
+# What the first synthetic participants share: a source name and its options.
+BOT_SHARES: list[tuple[str, dict[str, Any]]] = [
+    ("pattern", {"width": 640, "height": 360, "fps": 15}),
+    ("tone", {"frequency": 330}),
+]
 SCRIPTED_DURATION = 20.0
 
 
-async def _bot(url: str, meeting: str, passcode: str, name: str, seed: int) -> None:
-    """A synthetic participant: joins, chats now and then, answers private messages."""
-    rng = random.Random(f"{name}-{seed}")
+async def _bot(
+    url: str, meeting: str, passcode: str, name: str, share: tuple[str, dict[str, Any]] | None
+) -> None:
+    """A synthetic participant: joins, shares, chats now and then, answers private messages."""
+    from conf_cli.media.manager import MediaManager
+
+    rng = random.Random(name)
     client = Client(registry(), parse_server_url(url))
     await client.connect()
     await client.join(meeting, name, passcode)
+    media = MediaManager(client, lambda event: None)
     try:
+        if share is not None:
+            with contextlib.suppress(ConfError):  # a demo goes on without a source that cannot open
+                await media.share(*share)
         next_line = asyncio.get_running_loop().time() + rng.uniform(2, 6)
         while True:
             timeout = max(0.0, next_line - asyncio.get_running_loop().time())
@@ -49,11 +66,13 @@ async def _bot(url: str, meeting: str, passcode: str, name: str, seed: int) -> N
                 client.send({"type": "chat", "text": rng.choice(BOT_LINES)})
                 next_line = asyncio.get_running_loop().time() + rng.uniform(5, 12)
                 continue
+            media.handle_event(event)
             if event["type"] in ("meeting_closed", "kicked", "disconnected", "left"):
                 return
             if event["type"] == "chat" and event.get("private") and event.get("from") != name:
                 client.send({"type": "chat", "to": event["from"], "text": f"you said {event['text']!r}"})
     finally:
+        await media.close()
         await client.close()
 
 
@@ -65,8 +84,8 @@ async def _script(bots: list[str]) -> AsyncIterator[str]:
         (1.0, f"/admin {bots[0]}"),
         (1.0, f"/msg {bots[-1]} a private word"),
         (1.0, "/lock"),
-        (1.0, "/forbid video"),
-        (1.0, "/permit video"),
+        (1.0, "/forbid chat"),
+        (1.0, "/permit chat"),
         (1.0, "/unlock"),
     ]
     for delay, line in steps:
@@ -85,21 +104,32 @@ class _ScriptedUI(MachineUI):
         return _script(self._bots)
 
 
-async def run_demo(participants: int, duration: float | None, name: str, *, interactive: bool) -> int:
+async def run_demo(
+    participants: int, duration: float | None, name: str, *, interactive: bool, play: bool = False
+) -> int:
     server = Server(registry())
     (url,) = await server.start([Endpoint("tcp", "127.0.0.1", 0)])
-    host = Client(registry(), parse_server_url(url))
+    names = [bot for bot in BOT_NAMES if bot.casefold() != name.casefold()][:participants]
     bots: list[asyncio.Task[None]] = []
-    try:
-        await host.connect()
-        created, joined = await host.create(name)
-        names = [bot for bot in BOT_NAMES if bot.casefold() != name.casefold()][:participants]
+
+    def start_bots(created: Message) -> None:
         for index, bot_name in enumerate(names):
+            share = BOT_SHARES[index] if index < len(BOT_SHARES) else None
             bots.append(
-                asyncio.create_task(_bot(url, created["meeting"], created["passcode"], bot_name, index))
+                asyncio.create_task(_bot(url, created["meeting"], created["passcode"], bot_name, share))
             )
-        ui = make_ui(False, name) if interactive else _ScriptedUI(names)
-        meeting = run_meeting(host, ui, [created, joined])
+
+    meeting = attend(
+        parse_server_url(url),
+        name,
+        None,
+        None,
+        not interactive,
+        play=play,
+        ui=None if interactive else _ScriptedUI(names),
+        on_created=start_bots,
+    )
+    try:
         if duration is None:
             return await meeting
         try:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
@@ -13,6 +13,9 @@ from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
 from conf_cli.session import MeetingUI, run_meeting
 from conf_cli.urls import ServerAddress
+
+if TYPE_CHECKING:
+    from conf_cli.media.playback import SinkOpener
 
 
 def make_ui(machine: bool, me: str) -> MeetingUI:
@@ -36,8 +39,14 @@ async def attend(
     share: tuple[str, Mapping[str, Any]] | None = None,
     play: bool | None = None,
     speaker: str | None = None,
+    view: str | None = None,
+    ui: MeetingUI | None = None,
+    on_created: Callable[[Message], None] | None = None,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
+
+    ``ui`` replaces the face ``machine`` would pick; ``on_created`` is told of a meeting this call
+    created (with its ID and passcode) before anything else happens in it.
 
     ``record_dir`` records every received track there (``.mkv``, through the ``recorder`` sink);
     ``share`` (a source name and its options) is opened before connecting, so that a source that cannot
@@ -45,13 +54,25 @@ async def attend(
     ``play`` plays received audio on the speaker (device ``speaker``); ``None`` means on in the
     interactive terminal when a speaker can be opened, off in machine mode. With ``play=True`` a speaker
     that cannot be opened fails at once, in one line.
+    ``view`` shows received video: ``preview`` in the terminal view, ``window`` in a desktop window,
+    ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
+    cannot be opened (no window system, no pygame) fails at once, in one line.
     """
     from conf_cli.media.manager import MediaManager, share_settings
+    from conf_cli.media.playback import find_sink_factory
     from conf_cli.media.publisher import open_source
+    from conf_cli.media.viewing import check_sink, resolve_view
 
     reg = registry()
     if record_dir is not None and "recorder" not in reg.sinks:
         raise ConfError("--record needs the 'recorder' sink of the capture plugin; see `conf plugins`")
+    shown = resolve_view(view, machine)
+    if shown != "none" and shown not in reg.sinks:
+        if view is not None:  # asked for: say what is missing; by default: go on without a preview
+            find_sink_factory(reg.sinks, shown)
+        shown = "none"
+    if shown == "window":
+        await asyncio.to_thread(check_sink, reg.sinks[shown])
     speaker_factory = await _speaker(reg.sinks, machine if play is None else not play, play is True, speaker)
     if record_dir is not None:
         try:
@@ -69,6 +90,8 @@ async def attend(
         if meeting is None:
             created, joined = await client.create(name, passcode)
             first = [created, joined]
+            if on_created is not None:
+                on_created(created)
         else:
             first = [await client.join(meeting, name, passcode)]
     except RequestRefused as refusal:
@@ -81,16 +104,31 @@ async def attend(
         if source is not None:
             source.close()
         raise
-    ui = make_ui(machine, name)
+    ui = ui or make_ui(machine, name)
     open_sinks = None
     if speaker_factory is not None:
         from conf_cli.media.playback import speaker_opener
 
         open_sinks = speaker_opener(speaker_factory, _speaker_options(speaker), ui.show)
+    open_sinks = _with_viewer(open_sinks, shown, reg.sinks, ui)
     media = MediaManager(client, ui.show, record_dir, open_sinks)
     if share is not None and source is not None:
         media.publish(share[0], source, **settings)
     return await run_meeting(client, ui, first, media)
+
+
+def _with_viewer(
+    open_sinks: SinkOpener | None, view: str, sinks: Mapping[str, Any], ui: MeetingUI
+) -> SinkOpener | None:
+    """``open_sinks`` plus the sinks that show received video as ``view`` asks (its sink is registered)."""
+    from conf_cli.media.viewing import combine, preview_opener, window_opener
+
+    if view == "window":
+        return combine(open_sinks, window_opener(sinks, ui.show))
+    add_preview = getattr(ui, "add_preview", None)
+    if view == "preview" and add_preview is not None:
+        return combine(open_sinks, preview_opener(sinks, add_preview))
+    return open_sinks
 
 
 def _speaker_options(device: str | None) -> dict[str, Any]:

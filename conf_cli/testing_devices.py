@@ -27,6 +27,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+Rect = tuple[int, int, int, int]
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -69,6 +72,11 @@ def _missing(tools: Sequence[str]) -> str | None:
 def missing_screen_tools() -> str | None:
     """Why a virtual screen cannot be started here, or ``None`` if it can."""
     return _missing(["Xvfb", "xsetroot"])
+
+
+def missing_window_tools() -> str | None:
+    """Why windows on a virtual screen cannot be inspected here (``xwininfo``, ``xdotool``), or ``None``."""
+    return _missing(["Xvfb", "xwininfo", "xdotool"])
 
 
 def missing_sound_tools() -> str | None:
@@ -160,6 +168,42 @@ def paint_screen(screen: VirtualScreen, colour: str, timeout: float = START_TIME
         timeout=timeout,
         capture_output=True,
     )
+
+
+def grab_screen(screen: VirtualScreen) -> Any:
+    """A screenshot of ``screen`` as a numpy array, ``height x width x 4`` (BGRA), taken with mss."""
+    import mss
+    import numpy as np
+
+    with mss.MSS(display=screen.display) as grabber:
+        return np.array(grabber.grab(grabber.monitors[1]))
+
+
+def window_geometry(screen: VirtualScreen, title: str, timeout: float = START_TIMEOUT) -> Rect | None:
+    """Where the window called ``title`` is on ``screen`` (x, y, width, height), from ``xwininfo``;
+    ``None`` if no such window shows up within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(
+            ["xwininfo", "-name", title],
+            env={**os.environ, **screen.env},
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
+        fields = dict(
+            (key.strip(), value.strip())
+            for key, _, value in (line.partition(":") for line in result.stdout.splitlines())
+        )
+        keys = ("Absolute upper-left X", "Absolute upper-left Y", "Width", "Height")
+        if result.returncode == 0 and all(key in fields for key in keys):
+            x, y, width, height = (int(fields[key]) for key in keys)
+            if fields.get("Map State") == "IsViewable":
+                return x, y, width, height
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,6 +38,11 @@ class LinkStats:
 class Link(ABC):
     """One connection: a client as the server sees it, or the server as a client sees it."""
 
+    media_ordered: bool = False
+    """Media arrives in the order it was sent, if at all (a stream: TCP, ZeroMQ, WebSocket).
+
+    A receiver then never waits for a reordered or resent packet. False for datagrams (RTP over UDP)."""
+
     def __init__(self, peer: str, listener: Listener | None = None) -> None:
         self.id = next_link_id()
         self.peer = peer

@@ -9,8 +9,26 @@ from dataclasses import dataclass
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of ``pid`` so far, or None if it cannot be read."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a ``conf server --workers`` front and its workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def _own_cpu_seconds(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             text = f.read()
@@ -20,8 +38,15 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15 of stat(5)
 
 
-def rss_bytes(pid: int) -> int | None:
-    """Resident set size of ``pid``, or None if it cannot be read."""
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time so far of ``pid`` and its descendants, or None if it cannot be read."""
+    own = _own_cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(_own_cpu_seconds(child) or 0.0 for child in process_tree(pid)[1:])
+
+
+def _own_rss(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -30,6 +55,14 @@ def rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of ``pid`` and its descendants, or None if it cannot be read."""
+    own = _own_rss(pid)
+    if own is None:
+        return None
+    return own + sum(_own_rss(child) or 0 for child in process_tree(pid)[1:])
 
 
 @dataclass

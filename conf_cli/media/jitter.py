@@ -10,6 +10,10 @@ Timing. A packet's playout time is its RTP timestamp mapped to local time throug
 packets that came fast wait, packets that came slow leave at once, and the mapping follows clock drift. A
 packet is never held longer than ``target_delay`` after it arrives. A hole in the sequence is reported as
 lost ``target_delay`` after it was noticed, which leaves that long for a reordered or retransmitted packet.
+``hold`` (default: ``target_delay``) replaces the target for packets that are present: a video receiver,
+which needs no smoothing, passes 0 so that packets in order leave at once and only a hole waits (for a
+resend); on an ordered transport a receiver passes a ``target_delay`` of 0 too, as there is nothing to wait
+for.
 
 Bounds. The buffer spans at most ``max_packets`` sequence numbers; beyond that the oldest are dropped and
 reported as a gap. Duplicates and packets older than what was already handed out are dropped and counted.
@@ -26,6 +30,7 @@ from conf_cli.protocol.rtp import RtpPacket
 __all__ = ["Gap", "JitterBuffer"]
 
 _MAX_PENDING = 16
+_SLACK = 1e-6  # seconds: float rounding must not hold a packet that is due now (transit minus itself)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class JitterBuffer:
         *,
         max_packets: int = 2048,
         window: float = 2.0,
+        hold: float | None = None,
     ) -> None:
         if clock_rate <= 0:
             raise ValueError(f"clock rate {clock_rate} must be positive")
@@ -65,6 +71,8 @@ class JitterBuffer:
             raise ValueError(f"max_packets {max_packets} must be positive")
         self.clock_rate = clock_rate
         self.target_delay = target_delay
+        self.hold = hold
+        """How long a packet that is present may wait past its due time (None: ``target_delay``)."""
         self.max_packets = max_packets
         self.window = window
         self.received = 0
@@ -132,12 +140,12 @@ class JitterBuffer:
         self._pending.clear()
         if self._next is None:
             return out
-        release = min(self._min_prev, self._min_cur) + self.target_delay
+        release = min(self._min_prev, self._min_cur) + self._hold()
         start = self._next
         while self._entries:
             entry = self._entries.get(self._next)
             if entry is not None:
-                if entry[1] + release > now:
+                if entry[1] + release > now + _SLACK:
                     break
                 del self._entries[self._next]
                 out.append(entry[0])
@@ -163,9 +171,17 @@ class JitterBuffer:
             return None
         entry = self._entries.get(self._next)
         if entry is not None:
-            return entry[1] + min(self._min_prev, self._min_cur) + self.target_delay
+            return entry[1] + min(self._min_prev, self._min_cur) + self._hold()
         noticed = self._missing.get(self._next)
         return float("-inf") if noticed is None else noticed + self.target_delay
+
+    def due(self, now: float) -> bool:
+        """Whether :meth:`pop` at ``now`` would return something."""
+        deadline = self.deadline()
+        return deadline is not None and deadline <= now + _SLACK
+
+    def _hold(self) -> float:
+        return self.target_delay if self.hold is None else self.hold
 
     def missing(self, now: float, min_age: float = 0.0) -> list[int]:
         """Sequence numbers noticed missing at least ``min_age`` seconds ago and not yet reported lost."""

@@ -148,6 +148,7 @@ class MediaManager:
             notify=self.notify,
             recorder=self._open_recorder(info, ssrc),
             sinks=self.open_sinks(info) if self.open_sinks is not None else None,
+            ordered=self.client.link is not None and self.client.link.media_ordered,
         )
         self.receivers[ssrc] = receiver
         receiver.start()

@@ -38,7 +38,11 @@ def find_sink_factory(sinks: Mapping[str, Any], name: str = SPEAKER) -> SinkFact
 
 
 class DeferredSink(Sink):
-    """A sink opened on its first frame (in whatever thread writes it); a failure is reported once."""
+    """A sink opened on its first frame (in whatever thread writes it).
+
+    A failure to open it, or a later ``write`` that raises, is reported once; the sink is then closed and
+    every later frame is dropped, so a failing output never ends the track that feeds it.
+    """
 
     def __init__(self, open_sink: Callable[[], Sink], on_error: Callable[[str], None]) -> None:
         self._open = open_sink
@@ -60,7 +64,16 @@ class DeferredSink(Sink):
                     self._on_error(str(exc))
                     return
             sink = self._sink
-        sink.write(frame)
+        try:
+            sink.write(frame)
+        except Exception as exc:  # a failing output ends itself, never the track it listens to
+            with self._lock:
+                failed, self._failed = self._failed, True
+                self._sink = None
+            with contextlib.suppress(Exception):
+                sink.close()
+            if not failed:
+                self._on_error(str(exc))
 
     def close(self) -> None:
         with self._lock:
@@ -70,23 +83,30 @@ class DeferredSink(Sink):
             sink.close()
 
 
+def error_reporter(notify: Notify, re: str) -> Callable[[str], Callable[[str], None]]:
+    """``report(what)(message)`` sends ``{"type": "error", "re": re, "message": "WHAT: MESSAGE"}`` to
+    ``notify`` on this event loop, from any thread. Call it on the loop."""
+    loop = asyncio.get_running_loop()
+
+    def report(what: str) -> Callable[[str], None]:
+        def on_error(message: str) -> None:
+            log.warning("%s: %s", what, message)
+            event: Message = {"type": "error", "code": "media", "re": re, "message": f"{what}: {message}"}
+            with contextlib.suppress(RuntimeError):  # the loop is closing: the meeting is over anyway
+                loop.call_soon_threadsafe(notify, event)
+
+        return on_error
+
+    return report
+
+
 def speaker_opener(factory: SinkFactory, options: Mapping[str, Any], notify: Notify) -> SinkOpener:
     """For each remote track: a deferred speaker sink for audio, nothing for video.
 
     Call it on the event loop: errors from the worker thread go back to ``notify`` on that loop.
     """
-    loop = asyncio.get_running_loop()
+    report = error_reporter(notify, "play")
     settings = dict(options)
-
-    def report(name: str) -> Callable[[str], None]:
-        def on_error(message: str) -> None:
-            log.warning("cannot play %s's audio: %s", name, message)
-            text = f"cannot play {name}'s audio: {message}"
-            event: Message = {"type": "error", "re": "play", "message": text}
-            with contextlib.suppress(RuntimeError):  # the loop is closing: the meeting is over anyway
-                loop.call_soon_threadsafe(notify, event)
-
-        return on_error
 
     def open_for(track: Message) -> list[Sink]:
         if str(track.get("kind", "")) != "audio" and str(track.get("codec", "")).lower() != "opus":
@@ -98,7 +118,7 @@ def speaker_opener(factory: SinkFactory, options: Mapping[str, Any], notify: Not
                 raise ConfError(f"sink {factory.name!r} does not play decoded frames")
             return sink
 
-        return [DeferredSink(open_sink, report(str(track.get("name", "someone"))))]
+        return [DeferredSink(open_sink, report(f"cannot play {track.get('name', 'someone')}'s audio"))]
 
     return open_for
 

@@ -1,7 +1,11 @@
 """Receiving one remote track: RTP in, reception statistics, jitter buffer, depacketiser, decoder, sinks.
 
 Packets are parsed and counted on arrival (:class:`~conf_cli.media.rtp_stream.ReceiverStats`) and pushed
-into a short :class:`~conf_cli.media.jitter.JitterBuffer`; a playout task pops it on a timer. Video goes
+into a short :class:`~conf_cli.media.jitter.JitterBuffer`, which hands out at once what is due (video in
+order is always due: a picture is decoded as soon as its marker packet arrives) and a playout task pops
+the rest on a timer. On a transport that delivers media in order (``Link.media_ordered``: TCP, ZeroMQ,
+WebSocket) nothing is waited for: a hole is a packet the server dropped, never one still on its way, and
+audio is held only :data:`ORDERED_AUDIO_DELAY` to smooth its arrival. Video goes
 through the :class:`~conf_cli.media.h264.H264Depacketizer`; whole access units wait in a small bounded queue
 for a worker thread that records them (without re-encoding) and decodes them. When a picture cannot be
 decoded for want of a keyframe, a PLI goes to the publisher, at most every :data:`PLI_INTERVAL` seconds.
@@ -52,6 +56,7 @@ from conf_cli.protocol.rtp import RtpPacket
 log = logging.getLogger(__name__)
 
 TARGET_DELAY = 0.04
+ORDERED_AUDIO_DELAY = 0.01  # audio smoothing on a transport that delivers in order
 PLI_INTERVAL = 0.5
 STATS_INTERVAL = 1.0
 PLAYOUT_TICK = 0.01
@@ -87,6 +92,7 @@ class RemoteTrack:
         notify: Notify,
         recorder: EncodedSink | None = None,
         sinks: list[Sink] | None = None,
+        ordered: bool = False,
     ) -> None:
         self.name = str(info.get("name", ""))
         self.kind = str(info.get("kind", ""))
@@ -96,7 +102,12 @@ class RemoteTrack:
         clock_rate = 48_000 if self.audio else 90_000
         self.stats = ReceiverStats(self.ssrc, clock_rate)
         self.meter = RateMeter()
-        self.jitter = JitterBuffer(clock_rate, TARGET_DELAY)
+        self.ordered = ordered
+        """The transport delivers media in order, if at all: never wait for a reordered or resent packet."""
+        if self.audio:
+            self.jitter = JitterBuffer(clock_rate, ORDERED_AUDIO_DELAY if ordered else TARGET_DELAY)
+        else:
+            self.jitter = JitterBuffer(clock_rate, 0.0 if ordered else TARGET_DELAY, hold=0.0)
         self.depacketizer = None if self.audio else H264Depacketizer()
         self.malformed = 0
         self.dropped = 0
@@ -143,7 +154,10 @@ class RemoteTrack:
         asked = self._nacked.get(packet.sequence_number) if self._nacked else None
         if asked is not None:
             self._resent(now - asked)
-        self.jitter.push(packet, now)
+        jitter = self.jitter
+        if jitter.push(packet, now) and jitter.due(now):
+            for item in jitter.pop(now):
+                self._play(item)
 
     def _resent(self, delay: float) -> None:
         """A NACKed packet came back after ``delay``: wait at least that long before giving up on a hole."""
@@ -153,6 +167,8 @@ class RemoteTrack:
         else:
             estimate += (delay - estimate) / 8
         self.resend_delay = estimate
+        if self.ordered:
+            return
         self.jitter.target_delay = min(MAX_VIDEO_DELAY, max(TARGET_DELAY, estimate * 1.5 + RESEND_MARGIN))
 
     def sender_report(self, report: SenderReport) -> None:

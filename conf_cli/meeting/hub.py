@@ -99,6 +99,12 @@ class Hub:
         self.stats.connections = len(self._conns)
         return []
 
+    def greet(self, cid: int) -> None:
+        """Count ``cid`` as having said hello: another process (``conf server --workers``) answered it."""
+        conn = self._conns.get(cid)
+        if conn is not None:
+            conn.greeted = True
+
     def disconnected(self, cid: int, reason: str = "disconnected") -> list[Action]:
         conn = self._conns.pop(cid, None)
         self.generation += 1

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 # No 0/o, 1/l/i: IDs are read aloud and typed.
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+ID_ALPHABET = _ID_ALPHABET
+"""The characters of a meeting ID (``conf server --workers`` routes joins by the first one)."""
 _PASSCODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 

@@ -1,15 +1,22 @@
-"""The interactive meeting view: participants, chat and a prompt, drawn with rich."""
+"""The interactive meeting view: participants, chat, received media and a prompt, drawn with rich.
+
+Received video is drawn small in a preview panel (one track at a time: the newest, or the next one on
+Tab). Preview sinks are written by decoder threads; the view only reads their latest picture, from a
+refresh task on the event loop that redraws at most :data:`PREVIEW_HZ` times a second when a new picture
+has arrived.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import codecs
 import contextlib
+import enum
 import os
 import sys
 import termios
 import tty
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from rich.console import Console, Group
 from rich.layout import Layout
@@ -19,10 +26,36 @@ from rich.table import Table
 from rich.text import Text
 
 from conf_cli.commands import HELP
+from conf_cli.media.source import Sink
 from conf_cli.protocol.control import Message
+from conf_cli.ui.panels import PREVIEW_COLUMNS, PREVIEW_LINES, media_panel_height, media_table, preview_panel
+from conf_cli.ui.previews import Picture, Preview, PreviewDeck
 from conf_cli.ui.view import MeetingView
 
 ROLE_STYLE = {"host": "bold yellow", "admin": "bold cyan", "member": ""}
+PREVIEW_HZ = 5.0
+MIN_PEOPLE_LINES = 6  # participants kept in sight beside a preview (if there are that many)
+TERMINAL_KEYS: list[tuple[str, str]] = [("Tab", "show the next received video in the preview")]
+
+
+class Key(enum.Enum):
+    """A key that acts at once instead of editing the line."""
+
+    TAB = "tab"
+
+
+def newest_lines(console: Console, log: Iterable[tuple[str, str]], width: int, height: int) -> list[Text]:
+    """The newest log entries that fit ``height`` lines of ``width`` cells once wrapped (the top one cut)."""
+    entries = list(log)
+    shown: list[Text] = []
+    used = 0
+    for style, text in reversed(entries[-height:]):
+        for line in reversed(Text(text, style=style).wrap(console, width)):
+            if used == height:
+                return shown[::-1]
+            shown.append(line)
+            used += 1
+    return shown[::-1]
 
 
 class LineEditor:
@@ -33,9 +66,10 @@ class LineEditor:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._escape = 0  # bytes of an escape sequence still to skip
 
-    def feed(self, data: bytes) -> list[str | None]:
-        """Return completed lines; ``None`` means the user asked to quit (Ctrl-C, or Ctrl-D when empty)."""
-        done: list[str | None] = []
+    def feed(self, data: bytes) -> list[str | Key | None]:
+        """Return completed lines and keys; ``None`` means the user asked to quit (Ctrl-C, or Ctrl-D when
+        empty)."""
+        done: list[str | Key | None] = []
         for ch in self._decoder.decode(data):
             if self._escape:
                 self._escape = 0 if ch.isalpha() or ch == "~" else self._escape
@@ -49,6 +83,8 @@ class LineEditor:
                 self.buffer = self.buffer[:-1]
             elif ch == "\x15":
                 self.buffer = ""
+            elif ch == "\t":
+                done.append(Key.TAB)
             elif ch == "\x03" or (ch == "\x04" and not self.buffer):
                 done.append(None)
             elif ch.isprintable():
@@ -70,9 +106,11 @@ class TerminalUI:
         mode = termios.tcgetattr(self._fd)
         mode[3] &= ~termios.ISIG  # Ctrl-C reaches the editor, which leaves the meeting politely
         termios.tcsetattr(self._fd, termios.TCSANOW, mode)
+        self.previews = PreviewDeck()
         self._live = Live(self._render(), console=self.console, screen=True, auto_refresh=False)
         self._live.start()
         asyncio.get_running_loop().add_reader(self._fd, self._on_keys)
+        self._refresher = asyncio.create_task(self._refresh_previews(), name="preview-refresh")
 
     def _on_keys(self) -> None:
         data = os.read(self._fd, 1024)
@@ -80,23 +118,44 @@ class TerminalUI:
             self._lines.put_nowait(None)
             return
         for line in self.editor.feed(data):
-            self._lines.put_nowait(line if line is not None else "/leave")
+            if line is Key.TAB:
+                self.previews.cycle()
+            else:
+                self._lines.put_nowait(line if isinstance(line, str) else "/leave")
         self._refresh()
 
     def show(self, event: Message) -> None:
         self.view.apply(event)
+        if event.get("type") == "track_ended" and isinstance(event.get("ssrc"), int):
+            self.previews.remove(event["ssrc"])
         self._refresh()
 
     def show_help(self) -> None:
-        for usage, description in HELP:
+        for usage, description in [*HELP, *TERMINAL_KEYS]:
             self.view.log.append(("cyan", f"{usage:<22} {description}"))
         self._refresh()
+
+    def add_preview(self, track: Message, sink: Sink) -> None:
+        """Draw a received video track's preview sink (which has ``frames`` and ``renderable()``)."""
+        if not isinstance(sink, Picture) or not isinstance(track.get("ssrc"), int):
+            return
+        self.previews.add(
+            Preview(track["ssrc"], str(track.get("name", "")), str(track.get("kind", "")), sink)
+        )
+        self._refresh()
+
+    async def _refresh_previews(self) -> None:
+        while True:
+            await asyncio.sleep(1 / PREVIEW_HZ)
+            if self.previews.changed():
+                self._refresh()
 
     async def lines(self) -> AsyncIterator[str]:
         while (line := await self._lines.get()) is not None:
             yield line
 
     def close(self) -> None:
+        self._refresher.cancel()
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self._fd)
         self._live.stop()
@@ -129,17 +188,32 @@ class TerminalUI:
                 Text(peer.name, style=ROLE_STYLE.get(peer.role, "")),
                 Text(f"{peer.role} {shares}".strip(), style="dim"),
             )
-        visible = max(1, height - 8)
-        chat = Group(*(Text(text, style=style) for style, text in list(view.log)[-visible:]))
+        tracks = list(view.tracks.values())
+        media_height = media_panel_height(tracks)
+        body_lines = max(1, height - 6 - media_height) - 2  # inside the body's panels
+        picture = preview_panel(self.previews)
+        self.previews.drawn()
+        people_panel = Panel(people, title=f"participants ({len(view.peers)})")
+        if picture is None:
+            left_width = 34
+            left = Layout(people_panel, name="people", size=left_width)
+        else:
+            left_width = PREVIEW_COLUMNS + 2
+            left = Layout(name="people", size=left_width)
+            people_lines = min(len(view.peers), MIN_PEOPLE_LINES)  # the picture shrinks to leave them room
+            picture_lines = max(1, min(PREVIEW_LINES, body_lines - people_lines - 2))
+            left.split_column(
+                Layout(people_panel, name="participants"),
+                Layout(picture, name="preview", size=picture_lines + 2),
+            )
+        chat_width = max(10, self.console.size.width - left_width - 4)
+        chat = Group(*newest_lines(self.console, view.log, chat_width, body_lines))
         prompt = Text.assemble(("> ", "bold"), self.editor.buffer, ("█", "blink"))
         layout = Layout()
-        layout.split_column(
-            Layout(Panel(header), name="header", size=3),
-            Layout(name="body"),
-            Layout(Panel(prompt, subtitle="/help for commands"), name="prompt", size=3),
-        )
-        layout["body"].split_row(
-            Layout(Panel(people, title=f"participants ({len(view.peers)})"), name="people", size=34),
-            Layout(Panel(chat, title="chat"), name="chat"),
-        )
+        parts = [Layout(Panel(header), name="header", size=3), Layout(name="body")]
+        if media_height:
+            parts.append(Layout(Panel(media_table(tracks), title="media"), name="media", size=media_height))
+        parts.append(Layout(Panel(prompt, subtitle="/help for commands"), name="prompt", size=3))
+        layout.split_column(*parts)
+        layout["body"].split_row(left, Layout(Panel(chat, title="chat"), name="chat"))
         return layout

@@ -21,6 +21,47 @@ class PeerView:
 
 
 @dataclass
+class TrackView:
+    """The latest reception figures of one remote track (from ``track_stats``)."""
+
+    name: str
+    kind: str
+    ssrc: int | None = None
+    codec: str = ""
+    frames: int = 0
+    fps: float = 0.0
+    bitrate: float = 0.0
+    """bit/s over the last second"""
+    loss_rate: float = 0.0
+    """0..1"""
+    jitter_ms: float = 0.0
+    rtt_ms: float | None = None
+    """round-trip time to the publisher, once measured"""
+
+    @classmethod
+    def from_event(cls, e: Message) -> TrackView:
+        rtt = e.get("rtt_ms")
+        return cls(
+            name=str(e.get("name", "")),
+            kind=str(e.get("kind", "")),
+            ssrc=e["ssrc"] if isinstance(e.get("ssrc"), int) else None,
+            codec=str(e.get("codec", "")),
+            frames=_number(e.get("frames"), int),
+            fps=_number(e.get("fps"), float),
+            bitrate=_number(e.get("bitrate"), float),
+            loss_rate=_number(e.get("loss_rate"), float),
+            jitter_ms=_number(e.get("jitter_ms"), float),
+            rtt_ms=float(rtt) if isinstance(rtt, int | float) and not isinstance(rtt, bool) else None,
+        )
+
+
+def _number(value: Any, kind: type[int] | type[float]) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return kind(value)
+    return kind(0)
+
+
+@dataclass
 class MeetingView:
     me: str
     meeting: str = ""
@@ -30,6 +71,8 @@ class MeetingView:
     peers: dict[str, PeerView] = field(default_factory=dict)
     log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (style, text)
     ended: str | None = None
+    tracks: dict[tuple[str, str], TrackView] = field(default_factory=dict)
+    """Received tracks by (name, kind), in the order they started, with their latest figures."""
 
     @property
     def my_role(self) -> str:
@@ -125,7 +168,21 @@ class MeetingView:
         )
 
     def _on_track_started(self, e: Message) -> None:
+        self.tracks[(str(e.get("name", "")), str(e.get("kind", "")))] = TrackView.from_event(e)
         self._note(f"receiving {e['name']}'s {e['kind']}", "dim")
+
+    def _on_track_stats(self, e: Message) -> None:
+        key = (str(e.get("name", "")), str(e.get("kind", "")))
+        known = self.tracks.get(key)
+        if known is not None and known.ssrc is not None and e.get("ssrc") not in (None, known.ssrc):
+            return  # a late report from a track that another one of the same kind has replaced
+        self.tracks[key] = TrackView.from_event(e)
+
+    def _on_track_ended(self, e: Message) -> None:
+        key = (str(e.get("name", "")), str(e.get("kind", "")))
+        known = self.tracks.get(key)
+        if known is not None and (known.ssrc is None or e.get("ssrc") in (None, known.ssrc)):
+            del self.tracks[key]
 
     def _on_meeting_locked(self, e: Message) -> None:
         self.locked = e["locked"]

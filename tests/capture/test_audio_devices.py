@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -70,20 +71,23 @@ def test_microphone_records_a_tone_played_into_the_virtual_microphone(
     assert abs(peak_frequency(recorded) - 440) <= 2
 
 
-def test_speaker_plays_into_the_virtual_speaker(sound: VirtualSound) -> None:
-    recorder = subprocess.Popen(
-        [
-            "parec",
-            "--device=vsink.monitor",
-            "--rate=48000",
-            "--channels=1",
-            "--format=s16le",
-            "--latency-msec=20",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=sound.client_env(),
-    )
+def test_speaker_plays_into_the_virtual_speaker(sound: VirtualSound, tmp_path: Path) -> None:
+    # Recorded into a file, not a pipe: a pipe nobody reads fills after 64 KiB (0.7 s) and parec stalls.
+    recording = tmp_path / "speaker.raw"
+    with recording.open("wb") as sink:
+        recorder = subprocess.Popen(
+            [
+                "parec",
+                "--device=vsink.monitor",
+                "--rate=48000",
+                "--channels=1",
+                "--format=s16le",
+                "--latency-msec=20",
+            ],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            env=sound.client_env(),
+        )
     try:
         with SpeakerSinkFactory().open({}) as speaker:
             tone = ToneSource(660)  # paced in real time, 20 ms a frame, as received audio arrives
@@ -95,9 +99,8 @@ def test_speaker_plays_into_the_virtual_speaker(sound: VirtualSound) -> None:
             assert speaker.played_samples > 0
     finally:
         recorder.terminate()
-        assert recorder.stdout is not None
-        data = recorder.stdout.read()
         recorder.wait(5)
+    data = recording.read_bytes()
     heard = np.frombuffer(data, "<i2").astype(np.float64)
     loud = heard[np.abs(heard) > 0]
     assert len(loud) > RATE // 2, "the virtual speaker heard nothing"

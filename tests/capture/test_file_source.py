@@ -6,6 +6,7 @@ import itertools
 import time
 from pathlib import Path
 
+import av
 import pytest
 from conf_capture.file import FileSource, FileSourceFactory
 
@@ -28,6 +29,7 @@ def read_for(source: FileSource, seconds: float) -> tuple[list[float], list[floa
         if captured.is_audio:
             audio.append(captured.capture_time)
         else:
+            assert isinstance(captured.frame, av.VideoFrame)
             video.append(captured.capture_time)
             levels.append(int(captured.frame.to_ndarray(format="gray")[:, :100].mean()))
     return video, audio, levels

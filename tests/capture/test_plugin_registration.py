@@ -8,7 +8,7 @@ from conf_cli.plugins import create_registry
 from conf_cli.testing import run_conf
 
 SOURCES = {"pattern", "tone", "file", "camera", "screen", "audio"}
-SINKS = {"recorder", "preview", "speaker"}
+SINKS = {"recorder", "preview", "speaker", "window"}
 
 
 def test_registry_has_every_source_and_sink() -> None:
@@ -25,7 +25,7 @@ def test_registry_has_every_source_and_sink() -> None:
 def test_loading_the_plugin_imports_no_device_library() -> None:
     code = (
         "import sys; from conf_cli.plugins import create_registry; create_registry(); "
-        "print(sorted(m for m in ('mss', 'sounddevice', 'pynput') if m in sys.modules))"
+        "print(sorted(m for m in ('mss', 'sounddevice', 'pynput', 'pygame') if m in sys.modules))"
     )
     import subprocess
 
@@ -42,7 +42,8 @@ def test_conf_plugins_lists_capture_and_its_hooks() -> None:
     first = next(i for i, line in enumerate(lines) if line.startswith("│ capture "))
     block = [lines[first]]
     for line in lines[first + 1 :]:  # the row's continuation lines have an empty first column
-        if not line.startswith("│" + " " * 10):
+        cells = line.split("│")
+        if len(cells) < 3 or cells[1].strip():
             break
         block.append(line)
     hooks = {cell.split("│")[2].strip() for cell in block}

@@ -55,3 +55,18 @@ def test_renders_in_a_console_in_a_couple_of_milliseconds() -> None:
 def test_bad_size_is_refused() -> None:
     with pytest.raises(ConfError, match="even height"):
         PreviewSinkFactory().open({"height": "5"})
+
+
+def test_a_picture_shrinks_to_the_space_it_is_drawn_in() -> None:
+    picture = np.zeros((24, 48, 3), np.uint8)
+    picture[:, :24] = (255, 255, 255)  # white left half
+    image = HalfBlockImage(picture)
+    assert image.fitted(100, 40) is image
+    small = image.fitted(24, 20)
+    assert (small.width, small.height) == (24, 6)
+    assert small.rgb[:, :12].min() == 255 and small.rgb[:, 12:].max() == 0
+    assert (image.fitted(48, 3).width, image.fitted(48, 3).height) == (12, 3)
+    console = Console(width=20, color_system="truecolor", record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(image)
+    lines = console.export_text().splitlines()
+    assert len(lines) == 5 and {len(line) for line in lines} == {20}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
+import av
 import numpy as np
 import pytest
 from conf_capture.tone import FRAME_SAMPLES, SAMPLE_RATE, ToneSource, ToneSourceFactory
@@ -27,7 +28,7 @@ def test_tone_through_opus_peaks_at_its_frequency(frequency: float) -> None:
     decoded = []
     for _ in range(50):  # one second
         captured = source.read()
-        assert captured is not None and captured.is_audio
+        assert captured is not None and isinstance(captured.frame, av.AudioFrame)
         assert captured.frame.samples == FRAME_SAMPLES and captured.frame.sample_rate == SAMPLE_RATE
         assert captured.frame.format.name == "s16" and captured.frame.layout.name == "mono"
         for unit in encoder.encode(captured):

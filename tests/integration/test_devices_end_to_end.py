@@ -133,25 +133,30 @@ def tone_into_microphone(sound: VirtualSound, frequency: float, seconds: float) 
     return player
 
 
-def test_microphone_share_is_played_by_the_receiver(sound: VirtualSound, clients: ClientPool) -> None:
+def test_microphone_share_is_played_by_the_receiver(
+    sound: VirtualSound, clients: ClientPool, tmp_path: Path
+) -> None:
     _, meeting = clients.create("host")
     listener = clients.joined(meeting, "listener", "--play")
     sharer = clients.share(meeting, "s", "audio", "--device", "pulse")
     assert sharer.expect("publish_started")["codec"] == "opus"
     listener.expect("track_stats", lambda e: e["kind"] == "audio" and has_frames(e), timeout=10)
-    speaker = subprocess.Popen(
-        [
-            "parec",
-            "--device=vsink.monitor",
-            "--rate=48000",
-            "--channels=1",
-            "--format=s16le",
-            "--latency-msec=20",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=sound.client_env(),
-    )
+    # Recorded into a file, not a pipe: a pipe nobody reads fills after 64 KiB (0.7 s) and parec stalls.
+    recording = tmp_path / "speaker.raw"
+    with recording.open("wb") as sink:
+        speaker = subprocess.Popen(
+            [
+                "parec",
+                "--device=vsink.monitor",
+                "--rate=48000",
+                "--channels=1",
+                "--format=s16le",
+                "--latency-msec=20",
+            ],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            env=sound.client_env(),
+        )
     # A fresh sound chain can start late on a busy machine: play long enough that a whole second
     # of tone is heard even so.
     player = tone_into_microphone(sound, 440, 6.0)
@@ -160,10 +165,8 @@ def test_microphone_share_is_played_by_the_receiver(sound: VirtualSound, clients
         time.sleep(0.3)
     finally:
         speaker.terminate()
-        assert speaker.stdout is not None
-        heard_bytes = speaker.stdout.read()
         speaker.wait(5)
-    heard = np.frombuffer(heard_bytes, "<i2").astype(np.float64)
+    heard = np.frombuffer(recording.read_bytes(), "<i2").astype(np.float64)
     loud = np.flatnonzero(np.abs(heard) > 2000)
     assert len(loud) > RATE, "the receiver played less than a second of the tone"
     middle = heard[loud[0] : loud[-1]]

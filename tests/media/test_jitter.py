@@ -255,3 +255,26 @@ def test_arbitrary_arrivals_stay_bounded(arrivals: list[tuple[int, int, float]])
         buffer.pop(now)
     buffer.pop(math.inf)
     assert len(buffer) == 0
+
+
+def test_hold_zero_releases_packets_in_order_at_once_and_only_a_hole_waits() -> None:
+    buffer = JitterBuffer(48_000, target_delay=0.05, hold=0.0)
+    assert buffer.push(audio(0), 0.01)
+    assert seqs(buffer.pop(0.01)) == [SEQ0]
+    assert buffer.push(audio(2), 0.05)  # 1 is missing: 2 waits for it, at most target_delay
+    assert buffer.pop(0.05) == []
+    assert buffer.deadline() == pytest.approx(0.10)
+    assert buffer.push(audio(1), 0.06)  # a resend fills the hole: both leave at once
+    assert seqs(buffer.pop(0.06)) == [SEQ0 + 1, SEQ0 + 2]
+    assert buffer.push(audio(4), 0.09)
+    assert buffer.pop(0.139) == []
+    assert seqs(buffer.pop(0.141)) == [(SEQ0 + 3, 1), SEQ0 + 4]
+
+
+def test_target_zero_gives_a_hole_up_at_once() -> None:
+    """On an ordered transport a hole is a packet dropped upstream: nothing to wait for."""
+    buffer = JitterBuffer(48_000, target_delay=0.0, hold=0.0)
+    buffer.push(audio(0), 0.0)
+    buffer.pop(0.0)
+    buffer.push(audio(3), 0.06)
+    assert seqs(buffer.pop(0.06)) == [(SEQ0 + 1, 2), SEQ0 + 3]

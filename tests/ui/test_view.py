@@ -8,7 +8,7 @@ import pytest
 
 from conf_cli.meeting.core import Meeting, Send
 from conf_cli.meeting.passcode import PasscodeHash
-from conf_cli.ui.view import MeetingView, PeerView
+from conf_cli.ui.view import MeetingView, PeerView, TrackView
 
 MID = "abc-defg-hjk"
 
@@ -346,3 +346,61 @@ def test_local_media_events_are_noted_and_stats_are_not() -> None:
         "receiving Bob's screen",
         "you stopped sharing video (forbidden)",
     ]
+
+
+# -- received tracks and their figures ----------------------------------------------------------------
+
+
+def stats(name: str = "Bob", kind: str = "screen", ssrc: int = 2, **figures: Any) -> dict[str, Any]:
+    base = {"frames": 30, "fps": 29.5, "bitrate": 812_000, "loss_rate": 0.0125, "jitter_ms": 3.25}
+    described = {"name": name, "kind": kind, "ssrc": ssrc, "codec": "H264"}
+    return {"type": "track_stats", **described, **base, **figures}
+
+
+def test_a_started_track_is_listed_before_its_first_figures() -> None:
+    view = joined_view()
+    view.apply({"type": "track_started", "name": "Bob", "kind": "screen", "ssrc": 2, "codec": "H264"})
+    assert view.tracks == {("Bob", "screen"): TrackView("Bob", "screen", ssrc=2, codec="H264")}
+
+
+def test_track_stats_keep_the_latest_figures_per_track() -> None:
+    view = joined_view()
+    view.apply({"type": "track_started", "name": "Bob", "kind": "screen", "ssrc": 2, "codec": "H264"})
+    view.apply({"type": "track_started", "name": "Ada", "kind": "audio", "ssrc": 3, "codec": "opus"})
+    view.apply(stats(fps=10.0))
+    view.apply(stats(rtt_ms=1.5))
+    view.apply(stats("Ada", "audio", 3, fps=50.0, bitrate=32_000, loss_rate=0, jitter_ms=0.5))
+    assert list(view.tracks) == [("Bob", "screen"), ("Ada", "audio")]
+    bob = view.tracks[("Bob", "screen")]
+    figures = (bob.fps, bob.bitrate, bob.loss_rate, bob.jitter_ms, bob.rtt_ms)
+    assert figures == (29.5, 812_000, 0.0125, 3.25, 1.5)
+    ada = view.tracks[("Ada", "audio")]
+    assert (ada.fps, ada.bitrate, ada.rtt_ms, ada.codec) == (50.0, 32_000, None, "H264")
+
+
+def test_track_ended_drops_the_track_quietly() -> None:
+    view = joined_view()
+    view.apply(stats())
+    before = list(view.log)
+    view.apply({**stats(), "type": "track_ended", "reason": "stopped"})
+    assert view.tracks == {}
+    assert list(view.log) == before
+
+
+def test_a_replaced_track_is_not_dropped_by_its_predecessor() -> None:
+    view = joined_view()
+    view.apply(stats(ssrc=2))
+    view.apply({"type": "track_started", "name": "Bob", "kind": "screen", "ssrc": 7, "codec": "H264"})
+    view.apply(stats(ssrc=2, fps=1.0))  # a late report from the old track
+    view.apply({**stats(ssrc=2), "type": "track_ended", "reason": "replaced"})
+    assert view.tracks[("Bob", "screen")].ssrc == 7
+    assert view.tracks[("Bob", "screen")].fps == 0.0
+
+
+def test_odd_figures_do_not_break_the_view() -> None:
+    view = joined_view()
+    view.apply({"type": "track_stats", "name": "Bob", "kind": "video", "fps": "fast", "rtt_ms": True})
+    track = view.tracks[("Bob", "video")]
+    assert (track.ssrc, track.fps, track.rtt_ms) == (None, 0.0, None)
+    view.apply({"type": "track_ended", "name": "Bob", "kind": "video"})
+    assert view.tracks == {}

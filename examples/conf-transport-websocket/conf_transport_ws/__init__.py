@@ -28,6 +28,8 @@ MEDIA_LIMIT = QUEUE_LIMIT // 2  # media is dropped once this many frames wait
 class WsLink(Link):
     """One WebSocket, on either side, with a writer task draining a bounded queue."""
 
+    media_ordered = True
+
     def __init__(self, socket: ServerConnection | ClientConnection, listener: Listener | None = None) -> None:
         address = socket.remote_address
         super().__init__(f"{address[0]}:{address[1]}" if address else "", listener)

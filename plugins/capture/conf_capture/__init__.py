@@ -9,7 +9,7 @@ module implements two hooks from :mod:`conf_cli.hookspecs`, each handed a ``regi
   and opens a blocking :class:`~conf_cli.media.source.Source` that yields timestamped frames in real time;
   conf runs it in a thread, encodes and publishes what it yields.
 * ``conf_register_sinks(register)``: register :class:`~conf_cli.media.source.SinkFactory` objects that
-  consume decoded frames (``preview``, ``speaker``) or encoded units as received (``recorder``).
+  consume decoded frames (``preview``, ``speaker``, ``window``) or encoded units as received (``recorder``).
 
 What this package provides:
 
@@ -25,10 +25,11 @@ audio       audio  :mod:`.microphone` a microphone (sounddevice)
 recorder    sink   :mod:`.recorder` received H.264/Opus to Matroska, not re-encoded
 preview     sink   :mod:`.preview` received video as half-block characters in the terminal
 speaker     sink   :mod:`.speaker` received audio played out (sounddevice)
+window      sink   :mod:`.window` received video in a desktop window (pygame; :mod:`.video_window`)
 =========== ====== ==============================================================================
 
 Rules worth copying: importing the plugin must stay cheap and must work on a machine without the
-devices, so heavy or device-bound libraries (mss, sounddevice, pynput) are imported inside the methods
+devices, so heavy or device-bound libraries (mss, sounddevice, pynput, pygame) are imported inside the methods
 that need them, never at module level; a device that cannot be opened raises one
 :class:`~conf_cli.errors.ConfError` line that says what to try; and a part whose module cannot be imported
 at all is left out (with a warning in the log) rather than taking the whole plugin down.
@@ -36,52 +37,119 @@ at all is left out (with a warning in the log) rather than taking the whole plug
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from conf_cli.hookspecs import hookimpl
-
-from .camera import CameraSourceFactory
-from .file import FileSourceFactory
-from .pattern import PatternSourceFactory
-from .preview import PreviewSinkFactory
-from .recorder import RecorderSinkFactory
-from .tone import ToneSourceFactory
+from conf_cli.lazy import LazyFactory
 
 log = logging.getLogger("conf.capture")
 
-# Parts backed by device libraries: (module, factory class). Their modules import those libraries lazily.
-DEVICE_SOURCES = (("screen", "ScreenSourceFactory"), ("microphone", "MicrophoneSourceFactory"))
-DEVICE_SINKS = (("speaker", "SpeakerSinkFactory"),)
+# Every part is a LazyFactory: its module (PyAV, numpy, device libraries) is imported when the part is
+# first used, not when the plugin loads, so that `conf server` never imports them.
+SOURCES = (
+    LazyFactory(
+        f"{__name__}.pattern",
+        "PatternSourceFactory",
+        name="pattern",
+        kind="video",
+        description="moving test picture stamped with frame counter and capture time (size, fps)",
+    ),
+    LazyFactory(
+        f"{__name__}.tone",
+        "ToneSourceFactory",
+        name="tone",
+        kind="audio",
+        description="sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1)",
+    ),
+    LazyFactory(
+        f"{__name__}.file",
+        "FileSourceFactory",
+        name="file",
+        kind="video",
+        description="a media file's video and audio, at their own pace, looped (path; video, audio, loop)",
+    ),
+    LazyFactory(
+        f"{__name__}.camera",
+        "CameraSourceFactory",
+        name="camera",
+        kind="video",
+        description="a webcam through FFmpeg (device, width, height, fps; format/input: any FFmpeg input)",
+    ),
+)
+SINKS = (
+    LazyFactory(
+        f"{__name__}.recorder",
+        "RecorderSinkFactory",
+        name="recorder",
+        kind="any",
+        description="records a received track to a .mkv file as it arrived, without re-encoding (path)",
+    ),
+    LazyFactory(
+        f"{__name__}.preview",
+        "PreviewSinkFactory",
+        name="preview",
+        kind="video",
+        description="received video drawn in the terminal with half blocks (width, height in pixels)",
+    ),
+    LazyFactory(
+        f"{__name__}.window",
+        "WindowSinkFactory",
+        name="window",
+        kind="video",
+        description="received video in a desktop window (pygame; needs DISPLAY or WAYLAND_DISPLAY)",
+    ),
+)
+# Parts backed by device libraries; their modules import those libraries lazily, when a device is opened.
+DEVICE_SOURCES = (
+    LazyFactory(
+        f"{__name__}.screen",
+        "ScreenSourceFactory",
+        name="screen",
+        kind="screen",
+        description="the desktop: a monitor (monitor=N) or a region (region=x,y,w,h), fps (default 15)",
+    ),
+    LazyFactory(
+        f"{__name__}.microphone",
+        "MicrophoneSourceFactory",
+        name="audio",
+        kind="audio",
+        description="a microphone, 48 kHz mono (device=index or part of its name; see `conf devices`)",
+    ),
+)
+DEVICE_SINKS = (
+    LazyFactory(
+        f"{__name__}.speaker",
+        "SpeakerSinkFactory",
+        name="speaker",
+        kind="audio",
+        description="plays received audio (device=index or part of its name; see `conf devices`)",
+    ),
+)
 
 
-def _optional(parts: tuple[tuple[str, str], ...]) -> list[Any]:
-    """Instances of the factories whose modules import; a missing one is skipped with a warning."""
+def _optional(parts: tuple[LazyFactory, ...]) -> list[LazyFactory]:
+    """The parts whose modules are present (found, not imported); a missing one is skipped with a warning."""
     factories = []
-    for module_name, class_name in parts:
-        try:
-            module = importlib.import_module(f"{__name__}.{module_name}")
-            factories.append(getattr(module, class_name)())
-        except (ImportError, AttributeError) as exc:
-            log.warning("capture: %s is not available (%s); skipping it", module_name, exc)
+    for factory in parts:
+        if importlib.util.find_spec(factory.module) is None:
+            log.warning("capture: %s is not available; skipping it", factory.module.rpartition(".")[2])
+        else:
+            factories.append(factory)
     return factories
 
 
 @hookimpl
 def conf_register_sources(register: Callable[[Any], None]) -> None:
     """Register pattern, tone, file, camera, screen and audio (microphone)."""
-    for factory in (PatternSourceFactory(), ToneSourceFactory(), FileSourceFactory(), CameraSourceFactory()):
-        register(factory)
-    for factory in _optional(DEVICE_SOURCES):
+    for factory in (*SOURCES, *_optional(DEVICE_SOURCES)):
         register(factory)
 
 
 @hookimpl
 def conf_register_sinks(register: Callable[[Any], None]) -> None:
-    """Register recorder, preview and speaker."""
-    register(RecorderSinkFactory())
-    register(PreviewSinkFactory())
-    for factory in _optional(DEVICE_SINKS):
+    """Register recorder, preview, window and speaker."""
+    for factory in (*SINKS, *_optional(DEVICE_SINKS)):
         register(factory)

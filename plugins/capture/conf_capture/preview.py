@@ -3,7 +3,8 @@
 Each frame is scaled down with PyAV (to 48x24 pixels by default) and kept as RGB; the renderable draws
 two pixel rows per text line with ``▀``: the foreground colour is the upper pixel, the background the
 lower (colours rounded to 32 levels a channel, so that cell styles are shared and cached). Writing a
-frame costs one small scale-and-convert; drawing happens only when the view renders.
+frame costs one small scale-and-convert; drawing happens only when the view renders, shrunk further
+(nearest pixel) when the space it is drawn in is smaller than the picture.
 """
 
 from __future__ import annotations
@@ -77,9 +78,24 @@ class HalfBlockImage:
             lines.append(line)
         return lines
 
+    def fitted(self, columns: int, lines: int | None = None) -> HalfBlockImage:
+        """This picture shrunk (nearest pixel, aspect kept) to at most ``columns`` x ``lines`` cells."""
+        columns = max(1, columns)
+        limit = self.height if lines is None else max(1, lines)
+        scale = min(1.0, columns / self.width, limit / self.height)
+        if scale >= 1.0:
+            return self
+        width = max(1, int(self.width * scale))
+        height = max(1, int(self.height * scale))
+        rows = (np.arange(2 * height) * self.rgb.shape[0]) // (2 * height)
+        cols = (np.arange(width) * self.width) // width
+        return HalfBlockImage(self.rgb[rows][:, cols])
+
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
-        for line in self.lines():
-            yield from line[: options.max_width]
+        """Drawn whole, or shrunk to fit the space given (a panel's width, a layout's height)."""
+        image = self.fitted(options.max_width, options.height)
+        for line in image.lines():
+            yield from line
             yield Segment.line()
 
 

@@ -32,6 +32,8 @@ MEDIA_BUFFER_LIMIT = 256 * 1024
 class TcpLink(Link, asyncio.Protocol):
     """One TCP connection, on either side."""
 
+    media_ordered = True
+
     def __init__(
         self,
         on_control: Callable[[bytes], None],
@@ -39,8 +41,10 @@ class TcpLink(Link, asyncio.Protocol):
         on_keepalive: Callable[[], None],
         on_closed: Callable[[str], None],
         on_open: Callable[[], None] | None = None,
+        already_read: bytes = b"",
     ) -> None:
         Link.__init__(self, peer="")
+        self._already_read = already_read  # bytes another process read off this socket before handing it on
         self._on_open = on_open
         self._on_control = on_control
         self._on_media = on_media
@@ -63,6 +67,9 @@ class TcpLink(Link, asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._on_open is not None:
             self._on_open()
+        if self._already_read:
+            data, self._already_read = self._already_read, b""
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
         stats = self.stats
@@ -137,7 +144,7 @@ class TcpListener(Listener):
     what makes TCP fan-out slow in Python (one send system call each), so a burst of packets that
     arrived together leaves together, in one write per receiver."""
 
-    def __init__(self, server: asyncio.Server, url: str) -> None:
+    def __init__(self, server: asyncio.Server | None, url: str) -> None:
         self._server = server
         self.url = url
         self.links: set[TcpLink] = set()
@@ -178,11 +185,13 @@ class TcpListener(Listener):
             stats.bytes_out += len(data)
 
     async def close(self) -> None:
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
         for link in list(self.links):
             link.close("server shutting down")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
 
 class TcpTransport(Transport):
@@ -195,25 +204,7 @@ class TcpTransport(Transport):
         listener: TcpListener
 
         def make_link() -> TcpLink:
-            link: TcpLink
-
-            def opened() -> None:
-                link.listener = listener
-                listener.links.add(link)
-                events.link_opened(link)
-
-            def closed(reason: str) -> None:
-                listener.links.discard(link)
-                events.link_closed(link, reason)
-
-            link = TcpLink(
-                lambda data: events.control_received(link, data),
-                lambda packet: events.media_received(link, packet),
-                lambda: events.keepalive_received(link),
-                closed,
-                opened,
-            )
-            return link
+            return _server_link(listener, events)
 
         try:
             server = await loop.create_server(make_link, host, port, reuse_address=True)
@@ -227,6 +218,23 @@ class TcpTransport(Transport):
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         listener = TcpListener(server, f"tcp://{shown}:{bound[1]}")
         return listener
+
+    def adoption_listener(self, url: str) -> TcpListener:
+        """A listener that accepts nothing itself: links arrive through :meth:`adopt` (``--workers``)."""
+        return TcpListener(None, url)
+
+    async def adopt(
+        self, listener: TcpListener, sock: socket.socket, already_read: bytes, events: ServerEvents
+    ) -> TcpLink:
+        """Take over a connected client socket that another process accepted and began to read.
+
+        ``already_read`` (what was read off the socket but not handled) is fed to the link before
+        anything else arrives, so the server sees the client's stream whole.
+        """
+        loop = asyncio.get_running_loop()
+        link = _server_link(listener, events, already_read)
+        await loop.connect_accepted_socket(lambda: link, sock)
+        return link
 
     async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
         loop = asyncio.get_running_loop()
@@ -243,6 +251,30 @@ class TcpTransport(Transport):
                 f"cannot reach server tcp://{host}:{port}: {why.lower()}; is `conf server` running?"
             ) from None
         return link
+
+
+def _server_link(listener: TcpListener, events: ServerEvents, already_read: bytes = b"") -> TcpLink:
+    """A server-side link that reports to ``events`` and belongs to ``listener`` once open."""
+    link: TcpLink
+
+    def opened() -> None:
+        link.listener = listener
+        listener.links.add(link)
+        events.link_opened(link)
+
+    def closed(reason: str) -> None:
+        listener.links.discard(link)
+        events.link_closed(link, reason)
+
+    link = TcpLink(
+        lambda data: events.control_received(link, data),
+        lambda packet: events.media_received(link, packet),
+        lambda: events.keepalive_received(link),
+        closed,
+        opened,
+        already_read,
+    )
+    return link
 
 
 @hookimpl

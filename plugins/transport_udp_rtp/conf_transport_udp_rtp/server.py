@@ -35,6 +35,8 @@ def tune(sock: socket.socket) -> None:
 class RtpServerLink(TcpLink):
     """A client as the server sees it: control over TCP, media by UDP to its latched address."""
 
+    media_ordered = False
+
     def __init__(self, *callbacks: Any, token: bytes) -> None:
         super().__init__(*callbacks)
         self.token = token

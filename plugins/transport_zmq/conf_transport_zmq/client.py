@@ -41,6 +41,8 @@ def new_routing_id() -> bytes:
 class ZmqClientLink(Link):
     """The server as a client sees it."""
 
+    media_ordered = True  # one TCP stream per socket: what a slow subscriber loses is dropped, not reordered
+
     def __init__(
         self, dealer: zmq.asyncio.Socket, sub: zmq.asyncio.Socket, events: ClientEvents, url: str
     ) -> None:

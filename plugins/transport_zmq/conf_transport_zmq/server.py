@@ -97,6 +97,8 @@ def send_now(sock: zmq.asyncio.Socket, parts: list[bytes]) -> bool:
 class ZmqServerLink(Link):
     """One client (one DEALER routing id) as the server sees it."""
 
+    media_ordered = True
+
     def __init__(self, listener: ZmqListener, identity: bytes, peer: str) -> None:
         super().__init__(peer, listener)
         self.identity = identity
