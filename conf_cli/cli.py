@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +19,8 @@ from conf_cli.loops import fast_loop_factory
 from conf_cli.plugins import registry
 from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 SERVER_ENV = "CONF_SERVER"
 DEFAULT_SERVER = f"tcp://127.0.0.1:{DEFAULT_PORT}"
@@ -199,58 +201,29 @@ def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[End
     return endpoints
 
 
-@cli.command()
-@server_option
-@transport_option
-@name_option
-@passcode_option
-@json_option
-@record_option
-@play_option
-@speaker_option
-@view_option
-def create(
-    server_url: str,
-    transport: str | None,
-    name: str,
-    passcode: str | None,
-    json_flag: bool,
-    record_dir: Path | None,
-    play: bool | None,
-    speaker: str | None,
-    view: str | None,
-) -> None:
-    """Create a meeting, print its ID and passcode, and join it as host."""
-    from conf_cli.meeting_runner import attend
-
-    _run(
-        lambda: attend(
-            parse_server_url(server_url, transport=transport),
-            name,
-            passcode,
-            None,
-            _machine_mode(json_flag),
-            record_dir=record_dir,
-            play=play,
-            speaker=speaker,
-            view=view,
+def meeting_options(command: F) -> F:
+    """The options of every command that takes part in a meeting (create, join, share)."""
+    for option in reversed(
+        (
+            server_option,
+            transport_option,
+            name_option,
+            passcode_option,
+            json_option,
+            record_option,
+            play_option,
+            speaker_option,
+            view_option,
         )
-    )
+    ):
+        command = option(command)
+    return command
 
 
-@cli.command()
-@click.argument("meeting")
-@server_option
-@transport_option
-@name_option
-@passcode_option
-@json_option
-@record_option
-@play_option
-@speaker_option
-@view_option
-def join(
-    meeting: str,
+def _attend(
+    meeting: str | None,
+    share: tuple[str, dict[str, Any]] | None,
+    *,
     server_url: str,
     transport: str | None,
     name: str,
@@ -261,7 +234,6 @@ def join(
     speaker: str | None,
     view: str | None,
 ) -> None:
-    """Join MEETING."""
     from conf_cli.meeting_runner import attend
 
     _run(
@@ -272,6 +244,7 @@ def join(
             meeting,
             _machine_mode(json_flag),
             record_dir=record_dir,
+            share=share,
             play=play,
             speaker=speaker,
             view=view,
@@ -280,38 +253,36 @@ def join(
 
 
 @cli.command()
+@meeting_options
+def create(**options: Any) -> None:
+    """Create a meeting, print its ID and passcode, and join it as host."""
+    _attend(None, None, **options)
+
+
+@cli.command()
+@click.argument("meeting")
+@meeting_options
+def join(meeting: str, **options: Any) -> None:
+    """Join MEETING."""
+    _attend(meeting, None, **options)
+
+
+@cli.command()
 @click.argument("kind")
 @click.argument("path", required=False)
 @click.option("--meeting", required=True, help="Meeting ID to share into.")
-@server_option
-@transport_option
-@name_option
-@passcode_option
-@json_option
-@record_option
-@play_option
-@speaker_option
-@view_option
+@meeting_options
 @click.option("--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera).")
 @click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height.")
 @click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second.")
 @click.option("--bitrate", type=click.IntRange(10_000), default=None, help="Video bit rate in bit/s.")
 @click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz.")
-@click.option("--device", default=None, help="Device to capture from (see `conf plugins`).")
+@click.option("--device", default=None, help="Device to capture from (see `conf devices`).")
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen).")
 def share(
     kind: str,
     path: str | None,
     meeting: str,
-    server_url: str,
-    transport: str | None,
-    name: str,
-    passcode: str | None,
-    json_flag: bool,
-    record_dir: Path | None,
-    play: bool | None,
-    speaker: str | None,
-    view: str | None,
     width: int | None,
     height: int | None,
     fps: float | None,
@@ -319,17 +290,16 @@ def share(
     frequency: float | None,
     device: str | None,
     region: str | None,
+    **options: Any,
 ) -> None:
     """Join MEETING and share screen, camera, audio, a file (PATH), a test pattern or a tone into it.
 
     Stays in the meeting like `conf join`: commands still work (/unshare KIND, /leave).
     """
-    from conf_cli.meeting_runner import attend
-
     if path is not None and not Path(path).exists():
         click.echo(f"conf: no such file: {path}", err=True)
         sys.exit(1)
-    options = {
+    source_options = {
         key: value
         for key, value in {
             "path": path,
@@ -343,20 +313,7 @@ def share(
         }.items()
         if value is not None
     }
-    _run(
-        lambda: attend(
-            parse_server_url(server_url, transport=transport),
-            name,
-            passcode,
-            meeting,
-            _machine_mode(json_flag),
-            record_dir=record_dir,
-            share=(kind, options),
-            play=play,
-            speaker=speaker,
-            view=view,
-        )
-    )
+    _attend(meeting, (kind, source_options), **options)
 
 
 @cli.command()
