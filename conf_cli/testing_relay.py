@@ -106,8 +106,13 @@ class Relay:
     async def close(self) -> None:
         if self._tcp is not None:
             self._tcp.close()
-        for task in list(self._tasks):
+        pending = list(self._tasks)
+        for task in pending:
             task.cancel()
+        if pending:  # let the connections end before the loop stops, so none is left pending
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await asyncio.gather(*pending, return_exceptions=True)
         if self._front is not None:
             self._front.close()
         for upstream in self._upstreams.values():
