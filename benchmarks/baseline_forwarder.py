@@ -165,16 +165,7 @@ def measure_conf(args: argparse.Namespace) -> dict[str, float]:
         duration=args.duration,
         procs=args.procs,
     )
-    figures = asyncio.run(run_bench(config)).as_dict()
-    latency = figures["latency_ms"] or {"p50": 0.0, "p99": 0.0}
-    return {
-        "out_pps": figures["rates"]["out_pps"],
-        "loss": figures["packets"]["loss"],
-        "p50": latency["p50"],
-        "p99": latency["p99"],
-        "cpu": figures["server"]["cpu_pct"] or 0.0,
-        "us_per_packet": figures["server"]["cpu_us_per_packet_out"] or 0.0,
-    }
+    return asyncio.run(run_bench(config)).headline()
 
 
 def main() -> None:

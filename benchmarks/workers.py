@@ -30,16 +30,7 @@ def measure(args: argparse.Namespace, workers: int) -> dict[str, float]:
         procs=args.procs,
         server_args=("--workers", str(workers)),
     )
-    figures = asyncio.run(run_bench(config)).as_dict()
-    latency = figures["latency_ms"] or {"p50": 0.0, "p99": 0.0}
-    return {
-        "out_pps": figures["rates"]["out_pps"],
-        "loss": figures["packets"]["loss"],
-        "p50": latency["p50"],
-        "p99": latency["p99"],
-        "cpu": figures["server"]["cpu_pct"] or 0.0,
-        "us_per_packet": figures["server"]["cpu_us_per_packet_out"] or 0.0,
-    }
+    return asyncio.run(run_bench(config)).headline()
 
 
 def main() -> None:

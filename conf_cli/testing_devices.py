@@ -337,6 +337,32 @@ def _wait_until_flowing(sound: VirtualSound) -> None:
 
 
 @contextlib.contextmanager
+def recording(sound: VirtualSound, device: str, path: Path) -> Iterator[Path]:
+    """Record ``device`` (``vsink.monitor`` hears the speaker) as 48 kHz mono s16 into ``path`` meanwhile.
+
+    Into a file, not a pipe: a pipe nobody reads fills after 64 KiB (0.7 s) and parec stalls.
+    """
+    with path.open("wb") as sink:
+        recorder = subprocess.Popen(
+            [
+                "parec",
+                f"--device={device}",
+                "--rate=48000",
+                "--channels=1",
+                "--format=s16le",
+                "--latency-msec=20",
+            ],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            env=sound.client_env(),
+        )
+    try:
+        yield path
+    finally:
+        stop_process(recorder)
+
+
+@contextlib.contextmanager
 def virtual_sound(directory: Path | None = None) -> Iterator[VirtualSound]:
     """A virtual sound server for the duration of a ``with`` block, stopped by PID at the end."""
     sound = start_sound(directory)

@@ -117,6 +117,19 @@ class BenchResult:
             "intervals": [self._interval_dict(i) for i in self.intervals],
         }
 
+    def headline(self) -> dict[str, float]:
+        """The few figures a comparison table needs: packets/s out, loss, p50/p99, server CPU, us/packet."""
+        figures = self.as_dict()
+        latency = figures["latency_ms"] or {"p50": 0.0, "p99": 0.0}
+        return {
+            "out_pps": figures["rates"]["out_pps"],
+            "loss": figures["packets"]["loss"],
+            "p50": latency["p50"],
+            "p99": latency["p99"],
+            "cpu": figures["server"]["cpu_pct"] or 0.0,
+            "us_per_packet": figures["server"]["cpu_us_per_packet_out"] or 0.0,
+        }
+
     def _interval_dict(self, interval: Interval) -> dict[str, Any]:
         step = self.config.interval
         pct = interval.percentiles_ms()

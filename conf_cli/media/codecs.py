@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from fractions import Fraction
+from typing import Any
 
 import av
 from av.audio.fifo import AudioFifo
@@ -175,13 +176,7 @@ class H264Decoder:
 
     def decode(self, annexb: bytes) -> list[av.VideoFrame]:
         """Decode one access unit; return the frames it completes (usually one)."""
-        if not annexb:
-            return []
-        try:
-            frames = self._codec.decode(av.Packet(annexb))
-        except (av.FFmpegError, ValueError, MemoryError):
-            self.errors += 1
-            return []
+        frames = _decode_quietly(self, annexb)
         return [f for f in frames if isinstance(f, av.VideoFrame)]
 
 
@@ -289,11 +284,16 @@ class OpusDecoder:
 
     def decode(self, packet: bytes) -> list[av.AudioFrame]:
         """Decode one Opus packet (usually 20 ms: 960 samples)."""
-        if not packet:
-            return []
-        try:
-            frames = self._codec.decode(av.Packet(packet))
-        except (av.FFmpegError, ValueError, MemoryError):
-            self.errors += 1
-            return []
+        frames = _decode_quietly(self, packet)
         return [f for f in frames if isinstance(f, av.AudioFrame)]
+
+
+def _decode_quietly(decoder: H264Decoder | OpusDecoder, data: bytes) -> list[Any]:
+    """Decode one packet with the decoder's codec; damaged input only counts in ``errors``, never raises."""
+    if not data:
+        return []
+    try:
+        return list(decoder._codec.decode(av.Packet(data)))
+    except (av.FFmpegError, ValueError, MemoryError):
+        decoder.errors += 1
+        return []

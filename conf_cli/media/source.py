@@ -100,7 +100,22 @@ class EncodedUnit:
 # --------------------------------------------------------------------------------------------------
 
 
-class Source(ABC):
+class _ClosedOnExit(ABC):
+    """Usable in ``with``: :meth:`close` runs on the way out."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Source(_ClosedOnExit):
     """An open capture source. Blocking: call :meth:`read` from a worker thread.
 
     :meth:`close` may be called from any thread while :meth:`read` blocks in another: it makes that
@@ -116,14 +131,6 @@ class Source(ABC):
     @abstractmethod
     def close(self) -> None:
         """Stop capturing and release the device; safe to call twice and from another thread."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class SourceFactory(ABC):
@@ -194,7 +201,7 @@ class Pacer:
 # --------------------------------------------------------------------------------------------------
 
 
-class Sink(ABC):
+class Sink(_ClosedOnExit):
     """Consumes decoded frames (speaker, terminal preview, window). ``write`` must not block for long."""
 
     @abstractmethod
@@ -205,16 +212,8 @@ class Sink(ABC):
     def close(self) -> None:
         """Flush and release the output; safe to call twice."""
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class EncodedSink(ABC):
+class EncodedSink(_ClosedOnExit):
     """Consumes encoded units as they came off the wire (a recorder), without decoding them."""
 
     @abstractmethod
@@ -224,14 +223,6 @@ class EncodedSink(ABC):
     @abstractmethod
     def close(self) -> None:
         """Finish the output (e.g. write the file trailer); safe to call twice."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class SinkFactory(ABC):

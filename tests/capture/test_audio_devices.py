@@ -19,7 +19,7 @@ from conf_capture.speaker import SpeakerSinkFactory
 from conf_capture.tone import ToneSource
 
 from conf_cli.errors import ConfError
-from conf_cli.testing_devices import VirtualSound
+from conf_cli.testing_devices import VirtualSound, recording
 
 RATE = 48_000
 
@@ -72,35 +72,18 @@ def test_microphone_records_a_tone_played_into_the_virtual_microphone(
 
 
 def test_speaker_plays_into_the_virtual_speaker(sound: VirtualSound, tmp_path: Path) -> None:
-    # Recorded into a file, not a pipe: a pipe nobody reads fills after 64 KiB (0.7 s) and parec stalls.
-    recording = tmp_path / "speaker.raw"
-    with recording.open("wb") as sink:
-        recorder = subprocess.Popen(
-            [
-                "parec",
-                "--device=vsink.monitor",
-                "--rate=48000",
-                "--channels=1",
-                "--format=s16le",
-                "--latency-msec=20",
-            ],
-            stdout=sink,
-            stderr=subprocess.DEVNULL,
-            env=sound.client_env(),
-        )
-    try:
-        with SpeakerSinkFactory().open({}) as speaker:
-            tone = ToneSource(660)  # paced in real time, 20 ms a frame, as received audio arrives
-            for _ in range(75):
-                captured = tone.read()
-                assert captured is not None
-                speaker.write(captured.frame)
-            time.sleep(0.2)
-            assert speaker.played_samples > 0
-    finally:
-        recorder.terminate()
-        recorder.wait(5)
-    data = recording.read_bytes()
+    with (
+        recording(sound, "vsink.monitor", tmp_path / "speaker.raw") as heard_file,
+        SpeakerSinkFactory().open({}) as speaker,
+    ):
+        tone = ToneSource(660)  # paced in real time, 20 ms a frame, as received audio arrives
+        for _ in range(75):
+            captured = tone.read()
+            assert captured is not None
+            speaker.write(captured.frame)
+        time.sleep(0.2)
+        assert speaker.played_samples > 0
+    data = heard_file.read_bytes()
     heard = np.frombuffer(data, "<i2").astype(np.float64)
     loud = heard[np.abs(heard) > 0]
     assert len(loud) > RATE // 2, "the virtual speaker heard nothing"

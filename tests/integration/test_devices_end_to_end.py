@@ -22,6 +22,7 @@ from conf_cli.testing_devices import (
     missing_screen_tools,
     missing_sound_tools,
     paint_screen,
+    recording,
     start_screen,
     start_sound,
 )
@@ -141,32 +142,13 @@ def test_microphone_share_is_played_by_the_receiver(
     sharer = clients.share(meeting, "s", "audio", "--device", "pulse")
     assert sharer.expect("publish_started")["codec"] == "opus"
     listener.expect("track_stats", lambda e: e["kind"] == "audio" and has_frames(e), timeout=10)
-    # Recorded into a file, not a pipe: a pipe nobody reads fills after 64 KiB (0.7 s) and parec stalls.
-    recording = tmp_path / "speaker.raw"
-    with recording.open("wb") as sink:
-        speaker = subprocess.Popen(
-            [
-                "parec",
-                "--device=vsink.monitor",
-                "--rate=48000",
-                "--channels=1",
-                "--format=s16le",
-                "--latency-msec=20",
-            ],
-            stdout=sink,
-            stderr=subprocess.DEVNULL,
-            env=sound.client_env(),
-        )
-    # A fresh sound chain can start late on a busy machine: play long enough that a whole second
-    # of tone is heard even so.
-    player = tone_into_microphone(sound, 440, 6.0)
-    try:
+    with recording(sound, "vsink.monitor", tmp_path / "speaker.raw") as heard_file:
+        # A fresh sound chain can start late on a busy machine: play long enough that a whole second
+        # of tone is heard even so.
+        player = tone_into_microphone(sound, 440, 6.0)
         player.wait(15)
         time.sleep(0.3)
-    finally:
-        speaker.terminate()
-        speaker.wait(5)
-    heard = np.frombuffer(recording.read_bytes(), "<i2").astype(np.float64)
+    heard = np.frombuffer(heard_file.read_bytes(), "<i2").astype(np.float64)
     loud = np.flatnonzero(np.abs(heard) > 2000)
     assert len(loud) > RATE, "the receiver played less than a second of the tone"
     middle = heard[loud[0] : loud[-1]]
