@@ -16,7 +16,7 @@ import click
 from conf_cli import __version__
 from conf_cli.errors import ConfError
 from conf_cli.loops import fast_loop_factory
-from conf_cli.plugins import registry
+from conf_cli.plugins import Registry, registry
 from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 
@@ -142,9 +142,18 @@ def cli(verbose: int) -> None:
     "that holds its meeting. TCP only; ZeroMQ and RTP servers run in one process.",
 )
 def server(
-    host: str, port: int, transports: tuple[str, ...], json_flag: bool, stats_interval: float, workers: int
+    host: str,
+    port: int,
+    transports: tuple[str, ...],
+    json_flag: bool,
+    stats_interval: float,
+    workers: int,
+    **service_settings: Any,
 ) -> None:
-    """Run a conf server hosting any number of meetings."""
+    """Run a conf server hosting any number of meetings.
+
+    Service plugins (see `conf plugins`) add options of their own below.
+    """
     from conf_cli.server import Server
     from conf_cli.ui.machine import emit
 
@@ -158,11 +167,18 @@ def server(
                 raise ConfError(
                     "--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now"
                 )
+            if any(s.wanted(service_settings) for s in registry().services.values()):
+                raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
             srv = Front(workers, logging.getLogger().getEffectiveLevel())
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
             srv = Server(registry())
-            urls = await srv.start(endpoints)
+            try:
+                urls = await srv.start(endpoints)
+                urls += await srv.start_services(service_settings)
+            except BaseException:
+                await srv.close()
+                raise
         if json_flag:
             started: dict[str, Any] = {"type": "server_started", "urls": urls}
             if workers > 1:
@@ -374,6 +390,8 @@ def plugins() -> None:
     )
     console.print("sources: " + (", ".join(sorted(reg.sources)) or "none"))
     console.print("sinks: " + (", ".join(sorted(reg.sinks)) or "none"))
+    console.print("ciphers: " + (", ".join(sorted(reg.ciphers)) or "none"))
+    console.print("server services: " + (", ".join(sorted(reg.services)) or "none"))
 
 
 @cli.command()
@@ -473,9 +491,21 @@ def bench(
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
 
 
+def add_plugin_options(reg: Registry) -> None:
+    """Give ``conf server`` the options of every service plugin, once."""
+    known = {param.name for param in server.params}
+    for service in reg.services.values():
+        for option in service.options():
+            if option.name not in known:
+                server.params.append(option)
+                known.add(option.name)
+
+
 def main() -> None:
-    for plugin_commands in registry().pm.hook.conf_add_commands(cli=cli):
+    reg = registry()
+    for plugin_commands in reg.pm.hook.conf_add_commands(cli=cli):
         del plugin_commands
+    add_plugin_options(reg)
     cli()
 
 

@@ -17,7 +17,7 @@ from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.meeting.hub import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 from conf_cli.plugins import Registry
 from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_any, encode
-from conf_cli.transport import Link, TransportOptions
+from conf_cli.transport import Link, Transport, TransportOptions
 from conf_cli.urls import ServerAddress
 
 REQUEST_TIMEOUT = 10.0
@@ -27,9 +27,15 @@ class Client:
     """A connection to a conf server."""
 
     def __init__(
-        self, registry: Registry, address: ServerAddress, options: TransportOptions | None = None
+        self,
+        registry: Registry,
+        address: ServerAddress,
+        options: TransportOptions | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.registry = registry
+        self.transport = transport
+        """Overrides the registry's transport for the address's scheme (a service's in-process link)."""
         self.address = address
         self.options = options or TransportOptions()
         self.events: asyncio.Queue[Message] = asyncio.Queue()
@@ -73,7 +79,7 @@ class Client:
 
     async def connect(self) -> Message:
         """Open the link and shake hands; return the server's welcome."""
-        transport = self.registry.transport_for(self.address.scheme)
+        transport = self.transport or self.registry.transport_for(self.address.scheme)
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)

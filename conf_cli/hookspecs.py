@@ -21,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from conf_cli.services import ServerService
     from conf_cli.transport import Transport
 
 hookspec = pluggy.HookspecMarker("conf")
@@ -69,6 +70,19 @@ def conf_register_sinks(register: Callable[[Any], None]) -> None:
 @hookspec
 def conf_register_ciphers(register: Callable[[Any], None]) -> None:
     """Register link or media ciphers (TLS, CURVE, SRTP, SFrame ...)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Server services: gateways and pages that run inside `conf server`
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def conf_register_server_services(register: Callable[[ServerService], None]) -> None:
+    """Register services that run inside ``conf server`` (see :class:`conf_cli.services.ServerService`).
+
+    Each adds its own ``conf server`` options and joins meetings through an in-process link.
+    """
 
 
 # --------------------------------------------------------------------------------------------------

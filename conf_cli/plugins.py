@@ -17,6 +17,7 @@ import pluggy
 
 from conf_cli import hookspecs
 from conf_cli.errors import ConfError
+from conf_cli.services import ServerService
 from conf_cli.transport import Transport
 
 log = logging.getLogger("conf.plugins")
@@ -42,10 +43,12 @@ class Registry:
         self.sources: dict[str, Any] = {}
         self.sinks: dict[str, Any] = {}
         self.ciphers: dict[str, Any] = {}
+        self.services: dict[str, ServerService] = {}
         pm.hook.conf_register_transports(register=self._add_transport)
         pm.hook.conf_register_sources(register=lambda f: self.sources.setdefault(f.name, f))
         pm.hook.conf_register_sinks(register=lambda f: self.sinks.setdefault(f.name, f))
         pm.hook.conf_register_ciphers(register=lambda c: self.ciphers.setdefault(c.name, c))
+        pm.hook.conf_register_server_services(register=lambda s: self.services.setdefault(s.name, s))
 
     def _add_transport(self, transport: Transport) -> None:
         self.transports.setdefault(transport.name, transport)

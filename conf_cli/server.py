@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from conf_cli.forwarding import Forwarder
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Action, Close, Deferred, Forward, Hub
 from conf_cli.plugins import Registry
 from conf_cli.protocol.control import encode
+from conf_cli.services import RunningService
 from conf_cli.transport import Link, Listener, TransportOptions
 
 log = logging.getLogger("conf.server")
@@ -39,6 +42,7 @@ class Server:
         self.registry = registry
         self.hub = hub or Hub()
         self.listeners: list[Listener] = []
+        self.services: list[RunningService] = []
         self.links: dict[int, Link] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -56,6 +60,17 @@ class Server:
         self._ticker = asyncio.create_task(self._tick_forever())
         return [listener.url for listener in self.listeners]
 
+    async def start_services(self, settings: Mapping[str, Any]) -> list[str]:
+        """Start every registered service that ``settings`` ask for; return the URLs they serve."""
+        urls: list[str] = []
+        for service in self.registry.services.values():
+            if service.wanted(settings):
+                running = await service.start(self, settings)
+                self.services.append(running)
+                urls += running.urls
+                log.info("%s serving on %s", service.name, ", ".join(running.urls))
+        return urls
+
     def stats(self) -> dict[str, object]:
         """A ``server_stats`` event: the hub's counters and each listener's transport counters."""
         return {
@@ -69,6 +84,9 @@ class Server:
             self._ticker.cancel()
         for task in list(self._pending):
             task.cancel()
+        for service in self.services:
+            await service.close()
+        self.services.clear()
         for listener in self.listeners:
             await listener.close()
         self.listeners.clear()
