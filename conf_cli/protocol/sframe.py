@@ -16,6 +16,7 @@ replayed or duplicated counters. Bad input raises :class:`SFrameError` (a
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ class CipherSuite:
     nk: int  # key
     nn: int  # nonce
     nt: int  # tag
-    hash: type[hashes.HashAlgorithm]
+    hash: str  # hashlib's name: sha256, sha512
     gcm: bool
 
     @property
@@ -65,11 +66,11 @@ class CipherSuite:
         return MAX_HEADER + self.nt
 
 
-AES_128_CTR_HMAC_SHA256_80 = CipherSuite(1, "AES_128_CTR_HMAC_SHA256_80", 48, 12, 10, hashes.SHA256, False)
-AES_128_CTR_HMAC_SHA256_64 = CipherSuite(2, "AES_128_CTR_HMAC_SHA256_64", 48, 12, 8, hashes.SHA256, False)
-AES_128_CTR_HMAC_SHA256_32 = CipherSuite(3, "AES_128_CTR_HMAC_SHA256_32", 48, 12, 4, hashes.SHA256, False)
-AES_128_GCM_SHA256_128 = CipherSuite(4, "AES_128_GCM_SHA256_128", 16, 12, 16, hashes.SHA256, True)
-AES_256_GCM_SHA512_128 = CipherSuite(5, "AES_256_GCM_SHA512_128", 32, 12, 16, hashes.SHA512, True)
+AES_128_CTR_HMAC_SHA256_80 = CipherSuite(1, "AES_128_CTR_HMAC_SHA256_80", 48, 12, 10, "sha256", False)
+AES_128_CTR_HMAC_SHA256_64 = CipherSuite(2, "AES_128_CTR_HMAC_SHA256_64", 48, 12, 8, "sha256", False)
+AES_128_CTR_HMAC_SHA256_32 = CipherSuite(3, "AES_128_CTR_HMAC_SHA256_32", 48, 12, 4, "sha256", False)
+AES_128_GCM_SHA256_128 = CipherSuite(4, "AES_128_GCM_SHA256_128", 16, 12, 16, "sha256", True)
+AES_256_GCM_SHA512_128 = CipherSuite(5, "AES_256_GCM_SHA512_128", 32, 12, 16, "sha512", True)
 SUITES = {
     s.id: s
     for s in (
@@ -148,12 +149,15 @@ def parse_header(data: bytes | memoryview) -> tuple[int, int, int]:
 # -- key schedule (RFC 9605 section 4.4.2) ---------------------------------------------------------------
 
 
-def _hkdf_extract(algorithm: type[hashes.HashAlgorithm], salt: bytes, ikm: bytes) -> bytes:
-    return hmac.new(salt or bytes(algorithm.digest_size), ikm, algorithm.name).digest()
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha512": hashes.SHA512}
 
 
-def _hkdf_expand(algorithm: type[hashes.HashAlgorithm], prk: bytes, info: bytes, length: int) -> bytes:
-    return HKDFExpand(algorithm(), length, info).derive(prk)
+def _hkdf_extract(algorithm: str, salt: bytes, ikm: bytes) -> bytes:
+    return hmac.new(salt or bytes(hashlib.new(algorithm).digest_size), ikm, algorithm).digest()
+
+
+def _hkdf_expand(algorithm: str, prk: bytes, info: bytes, length: int) -> bytes:
+    return HKDFExpand(_HASHES[algorithm](), length, info).derive(prk)
 
 
 def derive_key_salt(cs: CipherSuite, kid: int, base_key: bytes) -> tuple[bytes, bytes]:
@@ -184,7 +188,7 @@ class Aead:
     def _tag(self, nonce: bytes, aad: bytes, ct: bytes) -> bytes:
         nt = self.suite.nt
         lengths = len(aad).to_bytes(8, "big") + len(ct).to_bytes(8, "big") + nt.to_bytes(8, "big")
-        mac = hmac.new(self._auth_key, lengths + nonce + aad + ct, self.suite.hash.name)
+        mac = hmac.new(self._auth_key, lengths + nonce + aad + ct, self.suite.hash)
         return mac.digest()[:nt]
 
     def _ctr(self, nonce: bytes, data: bytes) -> bytes:
