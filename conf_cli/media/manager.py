@@ -155,24 +155,28 @@ class MediaManager:
         keys = self.keys
         assert keys is not None
         kind = event.get("type")
+        if kind not in ("joined", "participant_joined", "participant_left", "e2ee_key"):
+            return
         try:
-            if kind == "joined":
-                self._send_keys(keys.start(event.get("participants") or []))
-            elif kind == "participant_joined":
-                self._send_keys(keys.peer_joined(str(event.get("name")), event.get("key")))
-            elif kind == "participant_left":
-                self._send_keys(keys.peer_left(str(event.get("name"))))
-            elif kind == "e2ee_key":
+            if kind == "e2ee_key":
                 sender = str(event.get("from"))
                 keys.open(sender, event.get("box"))
                 for receiver in self.receivers.values():
                     if receiver.name == sender:
                         receiver.key_arrived()
                 return
+            if kind == "joined":
+                self._send_keys(keys.start(event.get("participants") or []))
+                for problem in keys.unusable:
+                    self.notify({"type": "error", "code": "e2ee", "message": problem})
+            elif kind == "participant_joined":
+                self._send_keys(keys.peer_joined(str(event.get("name")), event.get("key")))
             else:
-                return
-        except ProtocolError as exc:
+                self._send_keys(keys.peer_left(str(event.get("name"))))
+        except ProtocolError as exc:  # a key that cannot be used: said, and that peer stays unreadable
             self.notify({"type": "error", "code": "e2ee", "message": str(exc)})
+            if kind == "e2ee_key":
+                return
         names = sorted([keys.me, *keys.peers], key=str.casefold)
         self.notify({"type": "security_code", "code": keys.security_code(), "participants": names})
 

@@ -111,15 +111,22 @@ class KeyRing:
         self.receive = ReceiveContext(SUITE)
         self.sender: SendContext | None = None
         self.rekeys = 0
+        self.unusable: list[str] = []
 
     # -- membership ---------------------------------------------------------------------------------
 
     def start(self, participants: Iterable[Message]) -> Message | None:
-        """Everyone already in the meeting (``joined``'s ``participants``): learn their keys, send ours."""
+        """Everyone already in the meeting (``joined``'s ``participants``): learn their keys, send ours.
+
+        A participant whose key cannot be used is left out (and stays unreadable); :attr:`unusable` says why.
+        """
         for participant in participants:
             name = participant.get("name")
             if isinstance(name, str) and name != self.me:
-                self._add_peer(name, participant.get("key"))
+                try:
+                    self._add_peer(name, participant.get("key"))
+                except E2eeError as exc:
+                    self.unusable.append(str(exc))
         return self.rekey()
 
     def peer_joined(self, name: str, key: object) -> Message | None:
@@ -143,6 +150,11 @@ class KeyRing:
         self.peers[name] = raw
         self._pairwise.pop(name, None)
         self._heard.pop(name, None)
+        try:
+            self._box_key(name)
+        except E2eeError:
+            del self.peers[name]
+            raise
         for kid in self.receive.kids(name):  # a name used again is a new participant
             self.receive.remove_key(kid)
 

@@ -153,11 +153,16 @@ def test_public_key_encoding_is_checked() -> None:
     ring = KeyRing(MEETING, "a", new_private_key())
     with pytest.raises(E2eeError, match="same as ours"):
         ring.peer_joined("b", encode_key(ring.public))
-    low_order = encode_key(bytes(32))
-    ring.peers["z"] = bytes(32)
+    low_order = encode_key(bytes(32))  # well-formed, but no shared secret comes of it
     with pytest.raises(E2eeError, match="not usable"):
-        ring.rekey()
-    assert decode_key(low_order) == bytes(32)
+        ring.peer_joined("z", low_order)
+    assert "z" not in ring.peers
+    # In the snapshot a bad key leaves that one participant out, and ours still goes to the rest.
+    other = KeyRing(MEETING, "b", new_private_key())
+    fresh = KeyRing(MEETING, "c", new_private_key())
+    sent = fresh.start([{"name": "z", "key": low_order}, {"name": "b", "key": encode_key(other.public)}])
+    assert sent is not None and [k["to"] for k in sent["keys"]] == ["b"]
+    assert fresh.unusable == ["z's e2ee key is not usable"]
 
 
 def test_security_code_ignores_order() -> None:
