@@ -89,11 +89,7 @@ def decoded(client: ConfProcess, ssrc: int) -> dict:
 
 
 def code_for(client: ConfProcess, names: list[str]) -> str:
-    """The security code ``client`` showed for exactly ``names`` (already, or within a while)."""
-    for event in reversed(client.seen):
-        if event["type"] == "security_code" and event["participants"] == names:
-            return str(event["code"])
-    return str(client.expect("security_code", lambda e: e["participants"] == names, timeout=20)["code"])
+    return str(client.latest("security_code", lambda e: e["participants"] == names, timeout=20)["code"])
 
 
 @pytest.mark.parametrize("transport", ["tcp", "rtp"])
