@@ -33,7 +33,7 @@ MAX_KID = (1 << 64) - 1
 MAX_CTR = (1 << 64) - 1
 MAX_HEADER = 17  # config byte, 8 KID bytes, 8 CTR bytes
 REPLAY_WINDOW = 256  # counters below the highest seen by more than this are refused
-MAX_KEYS = 256  # keys a receive context holds at once
+MAX_KEYS = 512  # keys a receive context holds at once (a full meeting: 99 senders, 4 keys each)
 
 
 class SFrameError(ProtocolError):
