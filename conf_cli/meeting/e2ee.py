@@ -108,6 +108,7 @@ class KeyRing:
         self._pairwise: dict[str, AESGCM] = {}
         self._sent = 0  # sealed-key sequence number
         self._heard: dict[str, int] = {}  # name -> highest sequence number opened
+        self._in_use: dict[str, int] = {}  # name -> the KID of its newest frame
         self.receive = ReceiveContext(SUITE)
         self.sender: SendContext | None = None
         self.rekeys = 0
@@ -139,6 +140,7 @@ class KeyRing:
             return None
         self._pairwise.pop(name, None)
         self._heard.pop(name, None)
+        self._in_use.pop(name, None)
         for kid in self.receive.kids(name):
             self.receive.remove_key(kid)
         return self.rekey()
@@ -150,6 +152,7 @@ class KeyRing:
         self.peers[name] = raw
         self._pairwise.pop(name, None)
         self._heard.pop(name, None)
+        self._in_use.pop(name, None)
         try:
             self._box_key(name)
         except E2eeError:
@@ -242,7 +245,9 @@ class KeyRing:
         result = self.receive.decrypt(frame, metadata)
         if result.owner != sender:
             raise E2eeError(f"a frame on {sender}'s track under {result.owner}'s key")
-        held = self.receive.kids(sender)
-        for old in held[: held.index(result.kid)]:  # the sender has moved on from its older keys
-            self.receive.remove_key(old)
+        if self._in_use.get(sender) != result.kid:  # the first frame under this key
+            self._in_use[sender] = result.kid
+            held = self.receive.kids(sender)
+            for old in held[: held.index(result.kid)]:  # the sender has moved on from its older keys
+                self.receive.remove_key(old)
         return result.plaintext
