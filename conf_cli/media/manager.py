@@ -171,6 +171,8 @@ class MediaManager:
                     self.notify({"type": "error", "code": "e2ee", "message": problem})
             elif kind == "participant_joined":
                 self._send_keys(keys.peer_joined(str(event.get("name")), event.get("key")))
+                for publisher in self.publishers:  # the newcomer can decrypt only pictures after this key
+                    publisher.request_keyframes()
             else:
                 self._send_keys(keys.peer_left(str(event.get("name"))))
         except ProtocolError as exc:  # a key that cannot be used: said, and that peer stays unreadable

@@ -271,6 +271,11 @@ class Publisher:
                 for packet in track.sender.handle_nack(part):
                     self._send_rtp(packet)  # the history holds plaintext: a resend gets a fresh SFrame
 
+    def request_keyframes(self) -> None:
+        """Make the next picture of every video track a keyframe (a new key in an E2EE meeting)."""
+        for track in self.tracks.values():
+            track.request_keyframe()
+
     def confirm(self, ssrc: int) -> None:
         track = self.owns(ssrc)
         if track is not None:
