@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +19,7 @@ from conf_cli.media.e2ee import rtp_metadata
 from conf_cli.media.h264 import H264Depacketizer
 from conf_cli.meeting.e2ee import KeyRing, new_private_key
 from conf_cli.plugins import registry
+from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.protocol.sframe import (
     AES_128_GCM_SHA256_128,
@@ -149,3 +153,22 @@ def test_e2ee_meeting_media_decodes_for_members_and_is_ciphertext_on_the_server(
             for unit in depacketizer.push(packet):
                 pictures += len(decoder.decode(unit.data))
         assert pictures == 0
+
+
+def test_a_client_without_e2ee_is_refused_clearly(clients: ClientPool, server_url: str) -> None:
+    """A client that speaks the protocol but brings no key (an older or simpler one) is told why."""
+    host, meeting = clients.create("host", "--e2ee")
+    address, port = server_url.removeprefix("tcp://").rsplit(":", 1)
+    with socket.create_connection((address, int(port)), timeout=10) as sock:
+        sock.sendall(frame(json.dumps({"type": "hello", "protocol": 1}).encode()))
+        request = {"type": "join", "meeting": meeting, "name": "old", "passcode": clients.passcode}
+        sock.sendall(frame(json.dumps(request).encode()))
+        decoder = FrameDecoder()
+        replies: list[dict] = []
+        deadline = time.monotonic() + 10
+        while not any(r["type"] == "error" for r in replies) and time.monotonic() < deadline:
+            replies += [json.loads(payload) for payload in decoder.feed(sock.recv(65536))]
+    error = next(r for r in replies if r["type"] == "error")
+    assert error["code"] == "e2ee_required" and error["re"] == "join"
+    assert "end-to-end encrypted" in error["message"]
+    assert not [e for e in host.drain(0.5) if e["type"] == "participant_joined"]
