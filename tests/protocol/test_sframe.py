@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conf_cli.protocol.sframe import (
     AES_128_GCM_SHA256_128,
@@ -192,3 +194,21 @@ def test_key_count_is_bounded() -> None:
         receiver.add_key(MAX_KEYS, b"k")
     receiver.add_key(0, b"other")  # replacing a key is not adding one
     assert receiver.kids()[:2] == [0, 1]
+
+
+@given(st.integers(0, (1 << 64) - 1), st.integers(0, (1 << 64) - 1))
+def test_any_header_round_trips_in_the_fewest_bytes(kid: int, ctr: int) -> None:
+    header = encode_header(kid, ctr)
+    assert parse_header(header + b"x") == (kid, ctr, len(header))
+    long = (0 if kid < 8 else (kid.bit_length() + 7) // 8) + (0 if ctr < 8 else (ctr.bit_length() + 7) // 8)
+    assert len(header) == 1 + long
+
+
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes_raise_only_sframe_errors(data: bytes) -> None:
+    _, receiver = pair(kid=0)
+    try:
+        receiver.decrypt(data, b"meta")
+    except SFrameError:
+        return
+    raise AssertionError("arbitrary bytes decrypted")
