@@ -6,6 +6,9 @@ join request to the first picture its decoder hands to a sink is taken. Without 
 request on join, a joiner would wait for the next periodic keyframe (up to 2 s).
 
     .venv/bin/python benchmarks/late_join.py --transport tcp --joins 10
+
+With ``--e2ee`` the meeting is end-to-end encrypted: the joiner must also receive the sharer's new sender
+key (made because it joined) before the keyframe it asked for can be decrypted.
 """
 
 from __future__ import annotations
@@ -74,12 +77,13 @@ def main() -> None:
     parser.add_argument("--transport", default="tcp")
     parser.add_argument("--joins", type=int, default=10)
     parser.add_argument("--size", default="1280x720")
+    parser.add_argument("--e2ee", action="store_true", help="an end-to-end encrypted meeting")
     args = parser.parse_args()
     width, height = args.size.split("x")
     server, url = start_server(transport=args.transport)
     pool = ClientPool(url)
     try:
-        _, meeting = pool.create("host")
+        _, meeting = pool.create("host", *(["--e2ee"] if args.e2ee else []))
         sharer = pool.share(meeting, "pat", "pattern", "--width", width, "--height", height, "--fps", "30")
         sharer.expect("publish_started")
         time.sleep(1.0)
@@ -90,7 +94,8 @@ def main() -> None:
         pool.stop_all()
         server.stop()
     times.sort()
-    print(f"late join to first picture over {args.transport}, {args.size}@30, {len(times)} joins:")
+    what = "E2EE meeting" if args.e2ee else "meeting"
+    print(f"late join to first picture over {args.transport}, {what}, {args.size}@30, {len(times)} joins:")
     print(
         f"  median {statistics.median(times):.0f} ms, min {times[0]:.0f} ms, max {times[-1]:.0f} ms"
         f" (periodic keyframes alone: up to 2000 ms)"

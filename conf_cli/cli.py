@@ -249,6 +249,7 @@ def _attend(
     play: bool | None,
     speaker: str | None,
     view: str | None,
+    e2ee: bool = False,
 ) -> None:
     from conf_cli.meeting_runner import attend
 
@@ -264,12 +265,18 @@ def _attend(
             play=play,
             speaker=speaker,
             view=view,
+            e2ee=e2ee,
         )
     )
 
 
 @cli.command()
 @meeting_options
+@click.option(
+    "--e2ee",
+    is_flag=True,
+    help="End-to-end encrypt the meeting's media (SFrame): the server forwards it but cannot read it.",
+)
 def create(**options: Any) -> None:
     """Create a meeting, print its ID and passcode, and join it as host."""
     _attend(None, None, **options)

@@ -14,6 +14,7 @@ from typing import Any
 
 from conf_cli import __version__
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.meeting.e2ee import encode_key, new_private_key, public_bytes
 from conf_cli.meeting.hub import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 from conf_cli.plugins import Registry
 from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_any, encode
@@ -46,6 +47,10 @@ class Client:
         self._last_heard = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = HEARTBEAT_INTERVAL
+        self.e2ee = False
+        """The meeting we are in is end-to-end encrypted (its ``joined`` said so)."""
+        self.e2ee_private = new_private_key()
+        """Our X25519 key for end-to-end encrypted meetings; its public half goes with create and join."""
         self.media_handler: Callable[[bytes], None] | None = None
         """Called with each RTP/RTCP packet from the server (the media pipeline sets it)."""
 
@@ -102,26 +107,39 @@ class Client:
 
     # -- requests -----------------------------------------------------------------------------------
 
-    async def create(self, name: str, passcode: str | None = None) -> tuple[Message, Message]:
-        """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events."""
+    async def create(
+        self, name: str, passcode: str | None = None, *, e2ee: bool = False
+    ) -> tuple[Message, Message]:
+        """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events.
+
+        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md).
+        """
         request: dict[str, Any] = {"type": "create", "name": name}
         if passcode:
             request["passcode"] = passcode
+        if e2ee:
+            request["e2ee"] = True
+            request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         self.send(request)
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
-        self.meeting, self.name = joined["meeting"], joined["name"]
+        self._joined(joined)
         return created, joined
 
     async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
-        """Join a meeting; return the ``joined`` event."""
+        """Join a meeting; return the ``joined`` event. Our E2EE key goes along, in case it is encrypted."""
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
         if passcode:
             request["passcode"] = passcode
+        request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         self.send(request)
         joined = await self._expect({"joined"}, "join")
-        self.meeting, self.name = joined["meeting"], joined["name"]
+        self._joined(joined)
         return joined
+
+    def _joined(self, joined: Message) -> None:
+        self.meeting, self.name = joined["meeting"], joined["name"]
+        self.e2ee = joined.get("e2ee") is True
 
     async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:
         """Wait for one of ``wanted``; an error or a lost link raises."""

@@ -15,11 +15,12 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from conf_cli.plugins import create_registry
-from conf_cli.testing import ClientPool, run_conf, start_server
+from conf_cli.testing import ClientPool, ConfProcess, run_conf, start_server
 
 SHARE = ("--width", "320", "--height", "240", "--fps", "15")
 
@@ -176,3 +177,33 @@ def test_forbid_stops_a_live_share(pool: ClientPool) -> None:
     ada.send("/forbid video")
     assert sharer.expect("share_stopped")["reason"] == "forbidden"
     ada.expect("track_ended", lambda e: e["name"] == "pat")
+
+
+def test_e2ee_meeting_rekeys_on_join_and_leave(pool: ClientPool) -> None:
+    """An end-to-end encrypted meeting: pictures decode across a late join and a leave, codes agree."""
+    ada, meeting = pool.create("ada", "--e2ee")
+    sharer = pool.share(meeting, "pat", "pattern", *SHARE)
+    ssrc = sharer.expect("publish_started")["ssrc"]
+
+    def decoding(client: ConfProcess, at_least: int = 1) -> dict[str, Any]:
+        return client.expect(
+            "track_stats", lambda e: e["ssrc"] == ssrc and e["frames"] >= at_least, timeout=20
+        )
+
+    decoding(ada)
+    late = pool.joined(meeting, "late")
+    stats = decoding(late)
+    assert stats["undecryptable"] == 0
+    names = ["ada", "late", "pat"]
+    codes = {
+        client.latest("security_code", lambda e: e["participants"] == names, timeout=20)["code"]
+        for client in (ada, late, sharer)
+    }
+    assert len(codes) == 1
+
+    late.send("/leave")
+    late.expect("left")
+    ada.expect("security_code", lambda e: e["participants"] == ["ada", "pat"], timeout=20)
+    before = decoding(ada)["frames"]
+    after = decoding(ada, before + 15)  # a second of pictures under the keys made after the leave
+    assert after["undecryptable"] == 0

@@ -42,6 +42,7 @@ async def attend(
     view: str | None = None,
     ui: MeetingUI | None = None,
     on_created: Callable[[Message], None] | None = None,
+    e2ee: bool = False,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -57,6 +58,7 @@ async def attend(
     ``view`` shows received video: ``preview`` in the terminal view, ``window`` in a desktop window,
     ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
     cannot be opened (no window system, no pygame) fails at once, in one line.
+    ``e2ee`` creates an end-to-end encrypted meeting; joining one needs nothing more.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.playback import find_sink_factory
@@ -88,7 +90,7 @@ async def attend(
         await client.connect()
         first: list[Message]
         if meeting is None:
-            created, joined = await client.create(name, passcode)
+            created, joined = await client.create(name, passcode, e2ee=e2ee)
             first = [created, joined]
             if on_created is not None:
                 on_created(created)

@@ -20,6 +20,9 @@ EXIT_KICKED = 3
 EXIT_DISCONNECTED = 4
 LEAVE_TIMEOUT = 3.0
 
+# Events for the media layer alone (a sealed key): not shown.
+_UNSHOWN = frozenset({"e2ee_key"})
+
 # Events after which we are no longer in the meeting, and the exit code each gives.
 _FINAL = {
     "left": EXIT_OK,
@@ -56,14 +59,16 @@ async def run_meeting(
     ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``.
     """
     for event in first_events:
-        ui.show(event)
+        if event["type"] not in _UNSHOWN:
+            ui.show(event)
         if media is not None:
             media.handle_event(event)
     reader = asyncio.create_task(_relay_input(client, ui, media))
     try:
         while True:
             event = await client.events.get()
-            ui.show(event)
+            if event["type"] not in _UNSHOWN:
+                ui.show(event)
             if media is not None:
                 media.handle_event(event)
             code = _FINAL.get(event["type"])

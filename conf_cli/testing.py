@@ -92,6 +92,15 @@ class ConfProcess:
             if event.get("type") == kind and (where is None or where(event)):
                 return event
 
+    def latest(
+        self, kind: str, where: Callable[[Event], bool] | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> Event:
+        """The newest event of ``kind`` (matching ``where``) already seen, else the next one to come."""
+        for event in reversed(self.seen):
+            if event.get("type") == kind and (where is None or where(event)):
+                return event
+        return self.expect(kind, where, timeout)
+
     def drain(self, seconds: float) -> list[Event]:
         """Collect every event for ``seconds``."""
         got: list[Event] = []

@@ -8,6 +8,11 @@ feedback (PLI, FIR, NACK) to the publisher that owns the track, sender reports t
 extended reports (RFC 3611) both ways: a receiver's reference time to the publishers, their answer back to
 the receiver of the track, which then knows its round-trip time.
 
+In an end-to-end encrypted meeting it also holds the participant's
+:class:`~conf_cli.meeting.e2ee.KeyRing`: it sends a new sealed sender key whenever someone joins or leaves,
+installs the keys others seal for it (``e2ee_key``), encrypts what publishers send and decrypts what
+receivers get (:mod:`conf_cli.media.e2ee`), and reports the meeting's ``security_code``.
+
 With a recording directory, every received track (video and audio) is written there by the ``recorder``
 sink a plugin registers, as ``<name>-<kind>-<ssrc>.mkv``.
 """
@@ -24,9 +29,11 @@ from typing import Any
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.media.e2ee import protect, unprotect
 from conf_cli.media.publisher import DEFAULT_FPS, DEFAULT_VIDEO_BITRATE, Publisher, open_source
 from conf_cli.media.receiver import RemoteTrack, recording_path
 from conf_cli.media.source import EncodedSink, Sink, Source
+from conf_cli.meeting.e2ee import KeyRing
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, parse_compound
 from conf_cli.protocol.rtcp_xr import read_xr
@@ -60,6 +67,9 @@ class MediaManager:
         self.malformed = 0
         self.unknown = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self.keys: KeyRing | None = None
+        if client.e2ee and client.meeting and client.name:
+            self.keys = KeyRing(client.meeting, client.name, client.e2ee_private)
         client.media_handler = self.media_received
 
     # -- media in ---------------------------------------------------------------------------------------
@@ -111,6 +121,8 @@ class MediaManager:
         """React to a server event (after the face has shown it)."""
         kind = event.get("type")
         me = self.client.name
+        if self.keys is not None:
+            self._e2ee_event(event)
         if kind == "joined":
             for track in event.get("tracks") or []:
                 if track.get("name") != me:
@@ -137,6 +149,61 @@ class MediaManager:
             for publisher in self.publishers:
                 publisher.refused()
 
+    # -- end-to-end encryption --------------------------------------------------------------------------
+
+    def _e2ee_event(self, event: Message) -> None:
+        keys = self.keys
+        assert keys is not None
+        kind = event.get("type")
+        if kind not in ("joined", "participant_joined", "participant_left", "e2ee_key"):
+            return
+        try:
+            if kind == "e2ee_key":
+                sender = str(event.get("from"))
+                keys.open(sender, event.get("box"))
+                for receiver in self.receivers.values():
+                    if receiver.name == sender:
+                        receiver.key_arrived()
+                return
+            if kind == "joined":
+                self._send_keys(keys.start(event.get("participants") or []))
+                for problem in keys.unusable:
+                    self.notify({"type": "error", "code": "e2ee", "message": problem})
+            elif kind == "participant_joined":
+                self._send_keys(keys.peer_joined(str(event.get("name")), event.get("key")))
+                for publisher in self.publishers:  # the newcomer can decrypt only pictures after this key
+                    publisher.request_keyframes()
+            else:
+                self._send_keys(keys.peer_left(str(event.get("name"))))
+        except ProtocolError as exc:  # a key that cannot be used: said, and that peer stays unreadable
+            self.notify({"type": "error", "code": "e2ee", "message": str(exc)})
+            if kind == "e2ee_key":
+                return
+        names = sorted([keys.me, *keys.peers], key=str.casefold)
+        self.notify({"type": "security_code", "code": keys.security_code(), "participants": names})
+
+    def _send_keys(self, request: Message | None) -> None:
+        if request is not None:
+            with contextlib.suppress(ConfError):
+                self.client.send(request)
+
+    def _protect(self, packet: bytes) -> bytes | None:
+        """An outgoing RTP packet, encrypted; None (dropped) if it cannot be."""
+        if self.keys is None:
+            return packet
+        try:
+            return protect(self.keys, packet)
+        except ProtocolError:
+            return None
+
+    def _unprotect_for(self, sender: str) -> Callable[[RtpPacket], RtpPacket] | None:
+        keys = self.keys
+        if keys is None:
+            return None
+        return lambda packet: unprotect(keys, packet, sender)
+
+    # -- tracks -----------------------------------------------------------------------------------------
+
     def _start_receiver(self, info: Message) -> None:
         ssrc = info.get("ssrc")
         if not isinstance(ssrc, int) or ssrc in self.receivers:
@@ -149,6 +216,7 @@ class MediaManager:
             recorder=self._open_recorder(info, ssrc),
             sinks=self.open_sinks(info) if self.open_sinks is not None else None,
             ordered=self.client.link is not None and self.client.link.media_ordered,
+            unprotect=self._unprotect_for(str(info.get("name", ""))),
         )
         self.receivers[ssrc] = receiver
         receiver.start()
@@ -200,6 +268,7 @@ class MediaManager:
             notify=self.notify,
             fps=fps,
             bitrate=bitrate,
+            protect=self._protect if self.keys is not None else None,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

@@ -7,6 +7,9 @@ screen, file, pattern) becomes H.264 (payload type 96, 90 kHz), audio becomes Op
 48 kHz). A source that yields both kinds (a file with sound) gives two tracks. Each track has its own random
 SSRC and is announced with a ``publish`` request before its first packet.
 
+In an end-to-end encrypted meeting each RTP packet's payload is encrypted (``protect``, an SFrame per
+payload, :mod:`conf_cli.media.e2ee`) just before it is sent; RTCP stays in the clear.
+
 Feedback from receivers (routed by the server to the owner of ``media_ssrc``) is answered here: PLI and FIR
 make the next frame a keyframe, NACK resends the packets still in the sender's history. Every
 :data:`SENDER_REPORT_INTERVAL` seconds each track sends a sender report, with a DLRR block (RFC 3611 4.5)
@@ -44,6 +47,7 @@ MAX_REFERENCE_TIMES = 64  # receivers whose XR reference time is answered
 REFERENCE_TIME_AGE = 5.0  # seconds an unanswered reference time is kept
 
 SendMedia = Callable[[bytes], None]
+Protect = Callable[[bytes], bytes | None]
 SendControl = Callable[[Message], None]
 Notify = Callable[[Message], None]
 
@@ -147,6 +151,7 @@ class Publisher:
         fps: float = DEFAULT_FPS,
         bitrate: int = DEFAULT_VIDEO_BITRATE,
         rng: random.Random | None = None,
+        protect: Protect | None = None,
     ) -> None:
         self.source_name = source_name
         self.source = source
@@ -157,6 +162,8 @@ class Publisher:
         self._fps = fps
         self._bitrate = bitrate
         self._rng = rng or random.SystemRandom()
+        self._protect = protect
+        """Encrypts each RTP packet's payload (an E2EE meeting); None drops a packet it cannot encrypt."""
         self.tracks: dict[bool, OutgoingTrack] = {}  # by "is audio"
         self._references: dict[int, tuple[int, float]] = {}  # receiver SSRC -> (its NTP time, arrival)
         self._frames: ThreadedSource | None = None
@@ -220,9 +227,17 @@ class Publisher:
             self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
         return None if track.stopped else track
 
+    def _send_rtp(self, packet: bytes) -> None:
+        if self._protect is not None:
+            protected = self._protect(packet)
+            if protected is None:
+                return
+            packet = protected
+        self._send_media(packet)
+
     def _send(self, track: OutgoingTrack, unit: EncodedUnit) -> None:
         for packet in track.packets(unit):
-            self._send_media(packet)
+            self._send_rtp(packet)
         now = time.time()
         if now - track.last_report >= SENDER_REPORT_INTERVAL:
             track.last_report = now
@@ -254,7 +269,12 @@ class Publisher:
             track = self.owns(part.media_ssrc)
             if track is not None and not track.stopped:
                 for packet in track.sender.handle_nack(part):
-                    self._send_media(packet)
+                    self._send_rtp(packet)  # the history holds plaintext: a resend gets a fresh SFrame
+
+    def request_keyframes(self) -> None:
+        """Make the next picture of every video track a keyframe (a new key in an E2EE meeting)."""
+        for track in self.tracks.values():
+            track.request_keyframe()
 
     def confirm(self, ssrc: int) -> None:
         track = self.owns(ssrc)

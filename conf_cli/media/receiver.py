@@ -13,7 +13,9 @@ Audio is Opus-decoded the same way. With a recorder (an
 :class:`~conf_cli.media.source.EncodedSink`, the capture plugin's ``recorder``), each access unit or Opus
 packet is also written as it arrived, with its RTP timestamp, before decoding. Every second a
 ``track_stats`` event reports what arrived.
-Malformed packets are counted and dropped.
+Malformed packets are counted and dropped. In an end-to-end encrypted meeting each payload is decrypted on
+arrival (``unprotect``); a packet whose sender key has not arrived yet is dropped and counted (``no_key``),
+and once the key comes a keyframe is asked for at once, so that the picture starts without waiting.
 
 RTCP goes back to the publisher: every :data:`RTCP_INTERVAL` seconds a receiver report (RFC 3550 6.4.2) with
 an XR reference time (RFC 3611 4.4) whose answer gives the round-trip time, and, as soon as the jitter
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import av
 
+from conf_cli.errors import ProtocolError
 from conf_cli.media.codecs import H264Decoder, OpusDecoder
 from conf_cli.media.h264 import AccessUnit, H264Depacketizer
 from conf_cli.media.jitter import Gap, JitterBuffer
@@ -52,6 +55,7 @@ from conf_cli.protocol.rtcp import (
 )
 from conf_cli.protocol.rtcp_xr import ExtendedReport, rrtr
 from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.sframe import UnknownKey
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,7 @@ MAX_VIDEO_DELAY = 0.4  # the jitter buffer never waits longer than this for a re
 RESEND_MARGIN = 0.03
 
 SendMedia = Callable[[bytes], None]
+Unprotect = Callable[[RtpPacket], RtpPacket]
 Notify = Callable[[Message], None]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -93,6 +98,7 @@ class RemoteTrack:
         recorder: EncodedSink | None = None,
         sinks: list[Sink] | None = None,
         ordered: bool = False,
+        unprotect: Unprotect | None = None,
     ) -> None:
         self.name = str(info.get("name", ""))
         self.kind = str(info.get("kind", ""))
@@ -132,6 +138,11 @@ class RemoteTrack:
         """Round-trip time to the publisher in seconds, once an XR answer arrived."""
         self._tasks: list[asyncio.Task[None]] = []
         self.closed = False
+        self._unprotect = unprotect
+        """Decrypts each payload in an E2EE meeting; raises SFrameError (UnknownKey) when it cannot."""
+        self.no_key = 0  # packets dropped because their sender's key had not arrived
+        self.undecryptable = 0  # packets that failed authentication, replays, or under a wrong key
+        self._awaiting_key = False
 
     def describe(self) -> Message:
         return {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
@@ -149,6 +160,16 @@ class RemoteTrack:
     # -- arrival (on the event loop, per packet: keep it light) -----------------------------------------
 
     def receive(self, packet: RtpPacket) -> None:
+        if self._unprotect is not None:
+            try:
+                packet = self._unprotect(packet)
+            except UnknownKey:
+                self.no_key += 1
+                self._awaiting_key = True
+                return
+            except ProtocolError:
+                self.undecryptable += 1
+                return
         now = time.monotonic()
         self.stats.update(packet, now)
         asked = self._nacked.get(packet.sequence_number) if self._nacked else None
@@ -158,6 +179,15 @@ class RemoteTrack:
         if jitter.push(packet, now) and jitter.due(now):
             for item in jitter.pop(now):
                 self._play(item)
+
+    def key_arrived(self) -> None:
+        """The sender's key came: if its packets were dropped waiting for it, ask for a keyframe now."""
+        if self._awaiting_key:
+            self._awaiting_key = False
+            if self.depacketizer is not None:
+                self.depacketizer.needs_keyframe = True
+                self._last_pli = float("-inf")
+                self._request_keyframe(time.monotonic())
 
     def _resent(self, delay: float) -> None:
         """A NACKed packet came back after ``delay``: wait at least that long before giving up on a hole."""
@@ -314,6 +344,11 @@ class RemoteTrack:
             "keyframe_requests": self.keyframe_requests,
             "nacks": self.nacks_sent,
             **({"rtt_ms": round(self.rtt * 1000, 1)} if self.rtt is not None else {}),
+            **(
+                {"no_key": self.no_key, "undecryptable": self.undecryptable}
+                if self._unprotect is not None
+                else {}
+            ),
         }
 
     async def _report(self) -> None:

@@ -61,22 +61,28 @@ class Participant:
     seniority: int
     sharing: set[str] = field(default_factory=set)
     forbidden: set[str] = field(default_factory=set)
+    key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
 
     def describe(self) -> Message:
-        return {
+        described: Message = {
             "name": self.name,
             "role": str(self.role),
             "sharing": sorted(self.sharing),
             "forbidden": sorted(self.forbidden),
         }
+        if self.key is not None:
+            described["key"] = self.key
+        return described
 
 
 class Meeting:
     """One meeting: its participants, roles, permissions and lock."""
 
-    def __init__(self, meeting_id: str, passcode: PasscodeHash) -> None:
+    def __init__(self, meeting_id: str, passcode: PasscodeHash, *, e2ee: bool = False) -> None:
         self.id = meeting_id
         self.passcode = passcode
+        self.e2ee = e2ee
+        """Media is end-to-end encrypted: everyone must bring a public key, and sealed keys are relayed."""
         self.participants: dict[int, Participant] = {}
         self.locked = False
         self.forbidden: set[str] = set()
@@ -107,13 +113,16 @@ class Meeting:
     def snapshot(self) -> Message:
         """The whole state a participant needs to draw the meeting."""
         ordered = sorted(self.participants.values(), key=lambda p: p.seniority)
-        return {
+        snapshot = {
             "meeting": self.id,
             "participants": [p.describe() for p in ordered],
             "tracks": [t.describe(self.participants[t.owner].name) for t in self.tracks.values()],
             "locked": self.locked,
             "forbidden": sorted(self.forbidden),
         }
+        if self.e2ee:  # every participant's public key is in ``participants``
+            snapshot["e2ee"] = True
+        return snapshot
 
     def audience(self, owner: int) -> tuple[int, ...]:
         """Everyone who receives ``owner``'s media: all the others. Cached: this is the forwarding path."""
@@ -127,12 +136,18 @@ class Meeting:
 
     # -- membership ---------------------------------------------------------------------------------
 
-    def join(self, pid: int, name: str, *, passcode_ok: bool) -> list[Send]:
-        """Admit a participant; the first one becomes host."""
+    def join(self, pid: int, name: str, *, passcode_ok: bool, key: str | None = None) -> list[Send]:
+        """Admit a participant; the first one becomes host. ``key``: its E2EE public key, if it has one."""
         if self.closed:
             raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
         if not passcode_ok:
             raise RequestRefused("wrong_passcode", f"wrong passcode for meeting {self.id}")
+        if self.e2ee and key is None:
+            raise RequestRefused(
+                "e2ee_required",
+                f"meeting {self.id} is end-to-end encrypted and this client offered no E2EE key; "
+                "join with a client that supports E2EE",
+            )
         if self.locked:
             raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
         if len(self.participants) >= MAX_PARTICIPANTS:
@@ -143,14 +158,17 @@ class Meeting:
             raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
         role = Role.HOST if not self.participants else Role.MEMBER
         self._seniority += 1
-        participant = Participant(pid, name, role, self._seniority)
+        participant = Participant(pid, name, role, self._seniority, key=key if self.e2ee else None)
         others = self._everyone()
         self.participants[pid] = participant
         self._audience.clear()
         joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot()}
         sends = [Send((pid,), joined)]
         if others:
-            sends.append(Send(others, {"type": "participant_joined", "name": name, "role": str(role)}))
+            arrived: Message = {"type": "participant_joined", "name": name, "role": str(role)}
+            if participant.key is not None:
+                arrived["key"] = participant.key
+            sends.append(Send(others, arrived))
         return sends
 
     def leave(self, pid: int, reason: str = "left") -> list[Send]:
@@ -268,6 +286,23 @@ class Meeting:
         self._audience.clear()
         self.closed = True
         return [Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})]
+
+    def relay_keys(self, pid: int, keys: list[Message]) -> list[Send]:
+        """Hand each sealed sender key (``{"to": name, "box": ...}``) to its one recipient, as it is.
+
+        The server cannot open them; a recipient who has just left is skipped.
+        """
+        if not self.e2ee:
+            raise RequestRefused("bad_request", f"meeting {self.id} is not end-to-end encrypted")
+        sender = self.participants[pid]
+        by_name = {p.name.casefold(): p for p in self.participants.values()}
+        sends: list[Send] = []
+        for entry in keys:
+            target = by_name.get(str(entry["to"]).casefold())
+            if target is not None and target.pid != pid:
+                sealed = {"type": "e2ee_key", "from": sender.name, "box": entry["box"]}
+                sends.append(Send((target.pid,), sealed))
+        return sends
 
     def who(self, pid: int) -> list[Send]:
         return [Send((pid,), {"type": "participants", **self.snapshot()})]

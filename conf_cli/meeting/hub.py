@@ -253,6 +253,8 @@ class Hub:
                 return list(meeting.publish(pid, message["kind"], message["ssrc"], message["codec"]))
             case "unpublish":
                 return list(meeting.unpublish(pid, message["kind"]))
+            case "e2ee_keys":
+                return list(meeting.relay_keys(pid, message["keys"]))
             case "end":
                 return self._after(meeting, meeting.end(pid))
         raise RequestRefused("bad_request", f"{kind} is not handled")
@@ -274,6 +276,10 @@ class Hub:
     def _create(self, conn: _Connection, message: Message) -> list[Action]:
         passcode = message.get("passcode") or self.new_passcode()
         name = message["name"]
+        e2ee = bool(message.get("e2ee"))
+        key = message.get("e2ee_key")
+        if e2ee and key is None:
+            raise RequestRefused("bad_request", "an end-to-end encrypted meeting needs your e2ee_key")
         conn.busy = True
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
@@ -284,11 +290,13 @@ class Hub:
             meeting_id = self.new_id()
             while meeting_id in self.meetings:
                 meeting_id = self.new_id()
-            meeting = Meeting(meeting_id, digest)
+            meeting = Meeting(meeting_id, digest, e2ee=e2ee)
             self.meetings[meeting_id] = meeting
             self.stats.meetings = len(self.meetings)
             created = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
-            sends = [Send((conn.cid,), created), *meeting.join(conn.cid, name, passcode_ok=True)]
+            if e2ee:
+                created["e2ee"] = True
+            sends = [Send((conn.cid,), created), *meeting.join(conn.cid, name, passcode_ok=True, key=key)]
             conn.meeting = meeting
             return list(sends)
 
@@ -310,7 +318,7 @@ class Hub:
             try:
                 if meeting.closed:
                     raise RequestRefused("unknown_meeting", f"meeting {meeting_id} has ended")
-                sends = meeting.join(conn.cid, message["name"], passcode_ok=ok)
+                sends = meeting.join(conn.cid, message["name"], passcode_ok=ok, key=message.get("e2ee_key"))
             except RequestRefused as refusal:
                 return [_error(conn.cid, refusal.code, str(refusal), message)]
             conn.meeting = meeting

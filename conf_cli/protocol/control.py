@@ -6,6 +6,8 @@ message or raises :class:`~conf_cli.errors.ProtocolError`. docs/protocol.md list
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from typing import Any
@@ -18,18 +20,31 @@ MAX_NAME_CHARS = 64
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
 MAX_ID_CHARS = 64
+MAX_KEY_BOXES = 100  # sealed keys in one e2ee_keys request: one per other participant
+MAX_BOX_CHARS = 128  # one sealed SFrame key, base64
 
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
-# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string)
+# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
+# "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
     "ping": {},
     "pong": {},
-    "create": {"name": ("name", True), "passcode": ("passcode", False)},
-    "join": {"meeting": ("str", True), "name": ("name", True), "passcode": ("passcode", False)},
+    "create": {
+        "name": ("name", True),
+        "passcode": ("passcode", False),
+        "e2ee": ("bool", False),
+        "e2ee_key": ("e2ee_key", False),
+    },
+    "join": {
+        "meeting": ("str", True),
+        "name": ("name", True),
+        "passcode": ("passcode", False),
+        "e2ee_key": ("e2ee_key", False),
+    },
     "leave": {},
     "who": {},
     "chat": {"text": ("text", True), "to": ("name", False)},
@@ -42,6 +57,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "end": {},
     "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
     "unpublish": {"kind": ("str", True)},
+    "e2ee_keys": {"keys": ("key_boxes", True)},
 }
 # Any request may carry an ``id``, which the server echoes in its error reply.
 _COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
@@ -104,6 +120,13 @@ def decode_client_message(data: bytes) -> Message:
 
 def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     where = f"{kind}.{field}"
+    if field_kind == "bool":
+        if not isinstance(value, bool):
+            raise ProtocolError(f"{where} must be true or false")
+        return
+    if field_kind == "key_boxes":
+        _check_key_boxes(where, value)
+        return
     if field_kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"{where} must be an integer")
@@ -137,8 +160,36 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "permission":
         if value not in PERMISSIONS:
             raise ProtocolError(f"{where} must be one of {', '.join(PERMISSIONS)}")
+    elif field_kind == "e2ee_key":
+        if len(value) != 44 or len(_base64(value) or b"") != 32:
+            raise ProtocolError(f"{where} must be a 32-byte X25519 public key in base64 (44 characters)")
     elif len(value) > 256:
         raise ProtocolError(f"{where} is longer than 256 characters")
+
+
+def _base64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _check_key_boxes(where: str, value: Any) -> None:
+    """1..MAX_KEY_BOXES objects ``{"to": name, "box": base64}``, at most one per recipient."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_KEY_BOXES:
+        raise ProtocolError(f"{where} must be a list of 1 to {MAX_KEY_BOXES} sealed keys")
+    recipients: set[str] = set()
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("to"), str):
+            raise ProtocolError(f"{where} entries must be objects with a 'to' name and a 'box'")
+        check_name(entry["to"], f"{where}.to")
+        box = entry.get("box")
+        if not isinstance(box, str) or not 0 < len(box) <= MAX_BOX_CHARS or _base64(box) is None:
+            raise ProtocolError(f"{where}.box must be base64 of at most {MAX_BOX_CHARS} characters")
+        folded = entry["to"].casefold()
+        if folded in recipients:
+            raise ProtocolError(f"{where} names {entry['to']!r} twice")
+        recipients.add(folded)
 
 
 def check_name(name: str, where: str = "name") -> None:

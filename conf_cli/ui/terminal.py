@@ -175,6 +175,7 @@ class TerminalUI:
             ("conf ", "bold"),
             (f"meeting {view.meeting or '…'}", "bold green"),
             (f"  passcode {view.passcode}" if view.passcode else "", "green"),
+            (f"  E2EE code {view.security_code or '…'}" if view.e2ee else "", "bold cyan"),
             (f"  you: {view.me} ({view.my_role})", ROLE_STYLE.get(view.my_role, "")),
             ("  LOCKED" if view.locked else "", "bold red"),
             (f"  forbidden: {', '.join(sorted(view.forbidden))}" if view.forbidden else "", "red"),

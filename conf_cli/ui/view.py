@@ -73,6 +73,9 @@ class MeetingView:
     ended: str | None = None
     tracks: dict[tuple[str, str], TrackView] = field(default_factory=dict)
     """Received tracks by (name, kind), in the order they started, with their latest figures."""
+    e2ee: bool = False
+    security_code: str | None = None
+    """In an end-to-end encrypted meeting: the code everyone compares aloud (the same on every screen)."""
 
     @property
     def my_role(self) -> str:
@@ -93,6 +96,7 @@ class MeetingView:
         self.meeting = snapshot.get("meeting", self.meeting)
         self.locked = bool(snapshot.get("locked"))
         self.forbidden = set(snapshot.get("forbidden", ()))
+        self.e2ee = snapshot.get("e2ee") is True or self.e2ee
         self.peers = {
             p["name"]: PeerView(p["name"], p["role"], set(p.get("sharing", ())), set(p.get("forbidden", ())))
             for p in snapshot.get("participants", ())
@@ -106,6 +110,16 @@ class MeetingView:
         self.me = e["name"]
         self._load(e)
         self._note(f"you joined meeting {self.meeting} as {e['role']}; type /help for commands", "green")
+
+    def _on_security_code(self, e: Message) -> None:
+        self.e2ee = True
+        self.security_code = str(e.get("code", ""))
+        names = ", ".join(str(n) for n in e.get("participants") or ())
+        self._note(
+            f"end-to-end encrypted; security code {self.security_code} ({names}): "
+            "compare it aloud, everyone must see the same",
+            "bold cyan",
+        )
 
     def _on_participants(self, e: Message) -> None:
         self._load(e)

@@ -114,3 +114,17 @@ def test_received_video_is_previewed_with_its_figures(clients: ClientPool, serve
         assert terminal.wait(10) == 0
     finally:
         terminal.close()
+
+
+def test_the_security_code_of_an_e2ee_meeting_is_in_the_view(clients: ClientPool, server_url: str) -> None:
+    host, meeting = clients.create("host", "--e2ee")
+    terminal = Terminal(
+        [*conf_command(), "join", meeting, "--server", server_url, "--name", "cy", "--passcode", "pass-123"]
+    )
+    try:
+        code = host.expect("security_code", lambda e: e["participants"] == ["cy", "host"])["code"]
+        terminal.read_until(f"E2EE code {code}")
+        terminal.type("/leave\r")
+        assert terminal.wait() == 0
+    finally:
+        terminal.close()

@@ -761,8 +761,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "hello": ("protocol", "client"),
     "ping": (),
     "pong": (),
-    "create": ("name", "passcode"),
-    "join": ("meeting", "name", "passcode"),
+    "create": ("name", "passcode", "e2ee", "e2ee_key"),
+    "join": ("meeting", "name", "passcode", "e2ee_key"),
     "leave": (),
     "who": (),
     "chat": ("text", "to"),
@@ -775,6 +775,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "end": (),
     "publish": ("kind", "ssrc", "codec"),
     "unpublish": ("kind",),
+    "e2ee_keys": ("keys",),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)

@@ -25,13 +25,15 @@ from conf_cli.protocol.control import (
     encode,
 )
 
+KEY = "A" * 43 + "="  # a 32-byte X25519 public key in base64
+
 # One valid example of every client message, with every optional field.
 VALID: dict[str, dict[str, Any]] = {
     "hello": {"type": "hello", "protocol": 1, "client": "conf/0.1.0"},
     "ping": {"type": "ping"},
     "pong": {"type": "pong"},
-    "create": {"type": "create", "name": "Ada", "passcode": "sesame"},
-    "join": {"type": "join", "meeting": "abc-defg-hjk", "name": "Bob", "passcode": "sesame"},
+    "create": {"type": "create", "name": "Ada", "passcode": "sesame", "e2ee": True, "e2ee_key": KEY},
+    "join": {"type": "join", "meeting": "abc-defg-hjk", "name": "Bob", "passcode": "sesame", "e2ee_key": KEY},
     "leave": {"type": "leave"},
     "who": {"type": "who"},
     "chat": {"type": "chat", "text": "hello", "to": "Ada"},
@@ -44,6 +46,7 @@ VALID: dict[str, dict[str, Any]] = {
     "end": {"type": "end"},
     "publish": {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "h264"},
     "unpublish": {"type": "unpublish", "kind": "video"},
+    "e2ee_keys": {"type": "e2ee_keys", "keys": [{"to": "Bob", "box": "c2VhbGVk"}]},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("protocol",),
@@ -56,6 +59,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "kick": ("name",),
     "publish": ("kind", "ssrc", "codec"),
     "unpublish": ("kind",),
+    "e2ee_keys": ("keys",),
 }
 
 
@@ -449,3 +453,38 @@ def test_decode_any_round_trips_what_encode_accepts(message):
         return
     decoded = decode_any(data)
     assert json.dumps(decoded, sort_keys=True) == json.dumps(message, sort_keys=True)
+
+
+# -- end-to-end encryption -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["", "A" * 44, "A" * 42 + "==", "!" * 43 + "=", 32])
+def test_e2ee_keys_must_be_32_bytes_of_base64(key):
+    assert "e2ee_key" in refused(with_field("join", "e2ee_key", key))
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_e2ee_flag_is_a_boolean(value):
+    if value is None:
+        assert decode_client_message(with_field("create", "e2ee", value))["e2ee"] is None
+    else:
+        assert refused(with_field("create", "e2ee", value)) == "create.e2ee must be true or false"
+
+
+@pytest.mark.parametrize(
+    ("keys", "why"),
+    [
+        ([], "must be a list of 1 to 100 sealed keys"),
+        ("x", "must be a list of 1 to 100 sealed keys"),
+        ([{"to": f"p{i}", "box": "eA=="} for i in range(101)], "must be a list of 1 to 100 sealed keys"),
+        (["x"], "entries must be objects"),
+        ([{"box": "eA=="}], "entries must be objects"),
+        ([{"to": "", "box": "eA=="}], "e2ee_keys.keys.to must be 1 to 64 characters"),
+        ([{"to": "Bob"}], "box must be base64"),
+        ([{"to": "Bob", "box": "not base64!"}], "box must be base64"),
+        ([{"to": "Bob", "box": "A" * 132}], "box must be base64 of at most 128"),
+        ([{"to": "Bob", "box": "eA=="}, {"to": "BOB", "box": "eA=="}], "names 'BOB' twice"),
+    ],
+)
+def test_sealed_key_lists_are_bounded(keys, why):
+    assert why in refused(raw({"type": "e2ee_keys", "keys": keys}))

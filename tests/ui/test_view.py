@@ -404,3 +404,21 @@ def test_odd_figures_do_not_break_the_view() -> None:
     assert (track.ssrc, track.fps, track.rtt_ms) == (None, 0.0, None)
     view.apply({"type": "track_ended", "name": "Bob", "kind": "video"})
     assert view.tracks == {}
+
+
+# -- end-to-end encryption -----------------------------------------------------------------------------
+
+
+def test_an_e2ee_meeting_shows_its_security_code():
+    view = MeetingView(me="")
+    view.apply({"type": "joined", "name": "Cy", "role": "member", **snapshot(e2ee=True)})
+    assert view.e2ee is True and view.security_code is None
+    code = "01234 56789 01234 56789 01234 56789"
+    view.apply({"type": "security_code", "code": code, "participants": ["Ada", "Bob", "Cy"]})
+    assert view.security_code == code
+    assert last_note(view) == (
+        "bold cyan",
+        f"end-to-end encrypted; security code {code} (Ada, Bob, Cy): "
+        "compare it aloud, everyone must see the same",
+    )
+    assert joined_view().e2ee is False
