@@ -233,6 +233,7 @@ def _attend(
     play: bool | None,
     speaker: str | None,
     view: str | None,
+    control: str | None = None,
 ) -> None:
     from conf_cli.meeting_runner import attend
 
@@ -248,6 +249,7 @@ def _attend(
             play=play,
             speaker=speaker,
             view=view,
+            control=control,
         )
     )
 
@@ -319,12 +321,14 @@ def share(
 @cli.command()
 @click.argument("peer")
 @click.option("--meeting", required=True, help="Meeting ID.")
-@server_option
-def control(peer: str, meeting: str, server_url: str) -> None:
-    """Ask PEER for control of their desktop (they must agree)."""
-    raise click.ClickException(
-        "remote control needs an input-injection plugin, which this version of conf does not have"
-    )
+@meeting_options
+def control(peer: str, meeting: str, **options: Any) -> None:
+    """Join MEETING and ask PEER for control of their desktop; they must agree.
+
+    Their screen shows in a window that takes your pointer and keys. Closing it, or PEER taking control
+    back, ends control and the call (exit code 0; 5 when PEER refuses or does not answer in time).
+    """
+    _attend(meeting, None, control=peer, **options)
 
 
 @cli.command()

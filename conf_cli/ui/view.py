@@ -196,6 +196,37 @@ class MeetingView:
             style = "bold" if e["from"] == self.me else ""
             self.log.append((style, f"{e['from']}: {e['text']}"))
 
+    def _on_control_requested(self, e: Message) -> None:
+        if e["controlled"] == self.me:
+            wait = f" ({e['timeout']:g} s)" if isinstance(e.get("timeout"), int | float) else ""
+            text = f"{e['controller']} asks to control your desktop: y to allow, n to refuse{wait}"
+            self._note(text, "bold yellow")
+        else:
+            self._note(
+                f"asked {e['controlled']} for control of their desktop; waiting for an answer", "yellow"
+            )
+
+    def _on_control_granted(self, e: Message) -> None:
+        if e["controlled"] == self.me:
+            self._note(
+                f"{e['controller']} controls your desktop: Ctrl-R or /revoke takes it back", "bold yellow"
+            )
+        else:
+            self._note(
+                f"you control {e['controlled']}'s desktop (in its window; close it to let go)", "yellow"
+            )
+
+    def _on_control_denied(self, e: Message) -> None:
+        reason = {"rejected": "refused", "timeout": "no answer in time", "withdrawn": "request withdrawn"}
+        why = reason.get(str(e.get("reason")), str(e.get("reason")))
+        self._note(f"remote control of {e['controlled']}'s desktop by {e['controller']}: {why}", "yellow")
+
+    def _on_control_revoked(self, e: Message) -> None:
+        by = f" by {e['by']}" if e.get("by") else ""
+        whose = f"{e['controlled']}'s desktop by {e['controller']}"
+        text = f"remote control of {whose} ended{by} ({e.get('reason')})"
+        self._note(text, "yellow")
+
     def _on_error(self, e: Message) -> None:
         self._note(f"error: {e.get('message')}", "bold red")
 
