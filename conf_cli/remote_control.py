@@ -188,8 +188,8 @@ class RemoteControl:
         """React to a server event (after the media manager); an exit code when the meeting should end."""
         kind = event.get("type")
         me = self.client.name
-        if kind == "control_input":
-            if self._injector is not None:
+        if kind == "control_input":  # the server relays only the grant holder's; check anyway
+            if self._injector is not None and event.get("from") == self.controlled_by:
                 self._injector.put(event)
             return None
         if kind == "control_requested":
