@@ -378,6 +378,7 @@ def plugins() -> None:
     )
     console.print("sources: " + (", ".join(sorted(reg.sources)) or "none"))
     console.print("sinks: " + (", ".join(sorted(reg.sinks)) or "none"))
+    console.print("injectors: " + (", ".join(sorted(reg.injectors)) or "none"))
 
 
 @cli.command()

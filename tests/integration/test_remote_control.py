@@ -4,128 +4,35 @@ Synthetic input (xdotool) over Bob's viewer window must move the pointer, click 
 display, read back with xdotool and from a text field there (a small tkinter program); a refusal, a
 revoke and a forbid stop everything, and input forged by someone without a grant changes nothing.
 
-Skipped (with the reason) where Xvfb, xdotool or tkinter is missing.
+Skipped (with the reason) where Xvfb, xdotool or tkinter is missing. Waits are generous: two cores shared.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conf_cli.client import Client
 from conf_cli.plugins import registry
 from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
-from conf_cli.testing_devices import (
-    VirtualScreen,
-    missing_window_tools,
-    start_screen,
-    stop_process,
-    window_geometry,
-)
+from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
+from conf_cli.testing_input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
 from conf_cli.urls import parse_server_url
 
 VIEWER = "conf control: Ada's desktop"
 WAIT = 30.0  # generous: two cores shared by many
 
-# A text field on the controlled display; it writes what it holds, and the clicks it saw, to a file.
-TEXT_FIELD = r"""
-import json, os, sys, tkinter as tk
-path = sys.argv[1]
-root = tk.Tk()
-root.title("conf text field")
-root.geometry("600x80+0+0")
-text = tk.StringVar()
-state = {"text": "", "clicks": 0, "double": 0}
-def save(*_):
-    state["text"] = text.get()
-    with open(path + ".tmp", "w") as out:
-        json.dump(state, out)
-    os.replace(path + ".tmp", path)
-def click(kind):
-    state[kind] += 1
-    save()
-entry = tk.Entry(root, textvariable=text, width=60)
-entry.pack(fill="both", expand=True)
-entry.bind("<Button-1>", lambda e: click("clicks"), add="+")
-entry.bind("<Double-Button-1>", lambda e: click("double"), add="+")
-text.trace_add("write", save)
-def ready():
-    root.focus_force()
-    entry.focus_set()
-    save()
-root.after(300, ready)
-root.mainloop()
-"""
-
-
-def xdotool(screen: VirtualScreen, *args: str) -> str:
-    result = subprocess.run(
-        ["xdotool", *args],
-        env={**os.environ, **screen.env},
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-        check=True,
-    )
-    return result.stdout
-
-
-def pointer(screen: VirtualScreen) -> tuple[int, int]:
-    fields = dict(part.split(":") for part in xdotool(screen, "getmouselocation").split() if ":" in part)
-    return int(fields["x"]), int(fields["y"])
-
-
-def near(point: tuple[int, int], want: tuple[int, int], slack: int = 3) -> bool:
-    return abs(point[0] - want[0]) <= slack and abs(point[1] - want[1]) <= slack
-
-
-def wait_for(check: Any, what: str, timeout: float = WAIT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout:g} s")
-        time.sleep(0.05)
-
-
-class TextField:
-    def __init__(self, screen: VirtualScreen, path: Path) -> None:
-        self.path = path
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", TEXT_FIELD, str(path)],
-            env={**os.environ, **screen.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(path.exists, "the text field did not start")
-
-    def state(self) -> dict[str, Any]:
-        return json.loads(self.path.read_text())
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
 
 @pytest.fixture
 def screens() -> Iterator[tuple[VirtualScreen, VirtualScreen]]:
     """The controller's screen (smaller) and the controlled one (larger), so that coordinates must scale."""
-    reason = missing_window_tools()
+    reason = missing_input_tools()
     if reason is not None:
-        pytest.skip(f"no virtual screens: {reason}")
-    if importlib.util.find_spec("tkinter") is None:
-        pytest.skip("tkinter is not installed (python3-tk; scripts/setup-system.sh installs it)")
+        pytest.skip(f"no virtual screens to drive: {reason}")
     controller = start_screen(800, 600)
     try:
         controlled = start_screen(1280, 720)
@@ -167,7 +74,7 @@ def test_the_controller_moves_clicks_and_types_on_the_controlled_desktop(
 ) -> None:
     mine, theirs = screens
     pool, _ = meeting
-    field = TextField(theirs, tmp_path / "field.json")
+    field = InputProbe(theirs, tmp_path / "field.json", WAIT)
     try:
         on(monkeypatch, theirs)
         ada, mid = pool.create("Ada")
@@ -188,23 +95,25 @@ def test_the_controller_moves_clicks_and_types_on_the_controlled_desktop(
         # A pointer move over the viewer lands at the same place, scaled, on Ada's desktop.
         xdotool(mine, "mousemove", str(x + width // 4), str(y + height // 2))
         want = (theirs.width // 4, theirs.height // 2)
-        wait_for(
-            lambda: near(pointer(theirs), want), f"the pointer did not reach {want} on the controlled display"
-        )
+        wait_for(lambda: near(pointer(theirs), want), f"the pointer did not reach {want} over there", WAIT)
 
         # Over the text field (Ada's 0..600 x 0..80): a click, then a double click, then typing.
         fx, fy = 300 / theirs.width, 40 / theirs.height
         xdotool(mine, "mousemove", str(x + round(fx * width)), str(y + round(fy * height)))
-        wait_for(lambda: abs(pointer(theirs)[1] - 40) <= 3, "the pointer did not reach the text field")
+        wait_for(lambda: abs(pointer(theirs)[1] - 40) <= 3, "the pointer did not reach the text field", WAIT)
         xdotool(mine, "click", "1")
-        wait_for(lambda: field.state()["clicks"] >= 1, "the click did not reach the text field")
+        wait_for(lambda: field.state()["clicks"] >= 1, "the click did not reach the text field", WAIT)
         xdotool(mine, "click", "--repeat", "2", "--delay", "80", "1")
-        wait_for(lambda: field.state()["double"] >= 1, "the double click did not reach the text field")
-        xdotool(mine, "type", "--delay", "40", "Hello conf")
-        wait_for(
-            lambda: field.state()["text"] == "Hello conf",
-            f"typing did not reach the text field (it holds {field.state()['text']!r})",
-        )
+        wait_for(lambda: field.state()["double"] >= 1, "the double click did not reach the text field", WAIT)
+        xdotool(mine, "click", "4")  # the wheel, one step up
+        wait_for(lambda: field.state()["wheel"] >= 1, "the wheel did not reach the text field", WAIT)
+        xdotool(mine, "mousedown", "1")  # a drag: press, move, release
+        for dx in (20, 40, 60):
+            xdotool(mine, "mousemove", str(x + round(fx * width) + dx), str(y + round(fy * height)))
+        xdotool(mine, "mouseup", "1")
+        wait_for(lambda: field.state()["drag"] >= 1, "the drag did not reach the text field", WAIT)
+        xdotool(mine, "type", "--delay", "40", "Hello conf")  # capitals: Shift held over there too
+        wait_for(lambda: field.state()["text"] == "Hello conf", "typing did not reach the text field", WAIT)
 
         # Ada takes control back: both hear of it, Bob's call ends, and his input goes nowhere.
         ada.send("/revoke")
@@ -265,7 +174,7 @@ def test_forged_input_and_a_forbid(
 ) -> None:
     mine, theirs = screens
     pool, url = meeting
-    field = TextField(theirs, tmp_path / "field.json")
+    field = InputProbe(theirs, tmp_path / "field.json", WAIT)
     try:
         host, mid = pool.create("Cy")  # Cy hosts; Ada and Bob are members
         on(monkeypatch, theirs)

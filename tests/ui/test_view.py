@@ -404,3 +404,26 @@ def test_odd_figures_do_not_break_the_view() -> None:
     assert (track.ssrc, track.fps, track.rtt_ms) == (None, 0.0, None)
     view.apply({"type": "track_ended", "name": "Bob", "kind": "video"})
     assert view.tracks == {}
+
+
+def test_remote_control_events_are_told_in_words():
+    view = MeetingView("Ada")
+    view.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    assert view.log[-1] == ("bold yellow", "Bob asks to control your desktop: y to allow, n to refuse (30 s)")
+    view.apply({"type": "control_granted", "controller": "Bob", "controlled": "Ada"})
+    assert "Ctrl-R or /revoke takes it back" in view.log[-1][1]
+    view.apply(
+        {
+            "type": "control_revoked",
+            "controller": "Bob",
+            "controlled": "Ada",
+            "by": "Ada",
+            "reason": "revoked",
+        }
+    )
+    assert view.log[-1][1] == "remote control of Ada's desktop by Bob ended by Ada (revoked)"
+    bob = MeetingView("Bob")
+    bob.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    assert "asked Ada for control" in bob.log[-1][1]
+    bob.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"})
+    assert bob.log[-1][1] == "remote control of Ada's desktop by Bob: no answer in time"

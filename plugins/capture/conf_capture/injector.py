@@ -15,6 +15,7 @@ never at module level: ``import pynput`` fails without a DISPLAY.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -156,14 +157,21 @@ class PynputInjector:
             self._held_keys.discard(key)
 
     def close(self) -> None:
-        """Release every button and key still held."""
+        """Release every button and key still held, and let go of the display; safe to call twice."""
         with self._lock:
-            for button in self._held_buttons:
-                self._mouse.release(button)
-            for key in self._held_keys:
-                self._keyboard.release(key)
+            with contextlib.suppress(Exception):  # the display may have gone already
+                for button in self._held_buttons:
+                    self._mouse.release(button)
+                for key in self._held_keys:
+                    self._keyboard.release(key)
             self._held_buttons.clear()
             self._held_keys.clear()
+            for controller in (self._mouse, self._keyboard):
+                display = getattr(controller, "_display", None)  # pynput's X11 connection
+                if display is not None:
+                    with contextlib.suppress(Exception):
+                        display.close()
+                    del controller._display  # so that pynput does not close it again when collected
 
 
 def _desktop_area() -> Area:
