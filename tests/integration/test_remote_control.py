@@ -18,7 +18,7 @@ import pytest
 
 from conf_cli.client import Client
 from conf_cli.plugins import registry
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing import ClientPool, ConfProcess, run_conf, spawn, start_server
 from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
 from conf_cli.testing_input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
 from conf_cli.urls import parse_server_url
@@ -206,3 +206,12 @@ def test_forged_input_and_a_forbid(
         assert bob2.wait(WAIT) == 1
     finally:
         field.stop()
+
+
+def test_without_a_window_system_conf_control_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    result = run_conf("control", "Ada", "--meeting", "abc-defg-hjk", "--server", "tcp://127.0.0.1:9", "--json")
+    assert result.returncode == 1
+    assert result.stderr == "conf: no window system: DISPLAY is not set; remote control needs one\n"
+    assert result.stdout == ""

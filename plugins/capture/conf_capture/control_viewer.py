@@ -27,6 +27,7 @@ from .video_window import VideoWindow, WindowEvent
 from .window import window_system_problem
 
 OnInput = Callable[[Message], None]
+INPUT_POLL = 0.004  # seconds: how soon the window sees the user's input when no picture arrives
 
 
 def input_message(event: WindowEvent) -> Message | None:
@@ -61,7 +62,7 @@ class ControlViewerSink(Sink):
         self.on_close = on_close
         self.frames = 0
         self.closed = False
-        self.window = VideoWindow(title, on_event=self._event)
+        self.window = VideoWindow(title, on_event=self._event, poll_interval=INPUT_POLL)
 
     def _event(self, event: WindowEvent) -> None:
         message = input_message(event)

@@ -112,8 +112,11 @@ class VideoWindow:
         size: tuple[int, int] | None = None,
         on_event: Callable[[WindowEvent], None] | None = None,
         max_events: int = MAX_EVENTS,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.title = title
+        self.poll_interval = poll_interval
+        """Seconds between looks at the window's input when no picture arrives (input latency's bound)."""
         self.size = size
         self.on_event = on_event
         self.frames_shown = 0
@@ -195,7 +198,7 @@ class VideoWindow:
     def _take(self) -> tuple[av.VideoFrame | None, str]:
         with self._wake:
             if self._latest is None and not self._stop.is_set():
-                self._wake.wait(POLL_INTERVAL)
+                self._wake.wait(self.poll_interval)
             frame, self._latest = self._latest, None
             return frame, self.title
 
