@@ -177,7 +177,8 @@ def main() -> None:
         if args.path in ("viewer", "both"):
             runs.append(("viewer", lambda: viewer_path(pool, meeting, ada, dpy, args.samples)))
         print(
-            f"input-to-effect latency, {args.transport} on loopback, pointer moves on a {SIZE[0]}x{SIZE[1]} Xvfb"
+            f"input-to-effect latency, {args.transport} on loopback, "
+            f"pointer moves on a {SIZE[0]}x{SIZE[1]} Xvfb"
         )
         for name, run in runs:
             report(name, run())

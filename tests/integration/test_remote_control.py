@@ -149,6 +149,29 @@ def test_a_refusal_starts_nothing(
     assert window_geometry(mine, VIEWER, timeout=0.5) is None
 
 
+def test_the_controlled_person_leaving_ends_control(
+    screens: tuple[VirtualScreen, VirtualScreen],
+    meeting: tuple[ClientPool, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mine, theirs = screens
+    pool, _ = meeting
+    host, mid = pool.create("Cy")
+    on(monkeypatch, theirs)
+    ada = pool.joined(mid, "Ada")
+    on(monkeypatch, mine)
+    bob = control(pool, mid, "Ada")
+    ada.expect("control_requested", timeout=WAIT)
+    ada.send("y")
+    bob.expect("control_granted", timeout=WAIT)
+    assert window_geometry(mine, VIEWER, timeout=WAIT) is not None
+    ada.send("/leave")
+    assert ada.wait(WAIT) == 0
+    assert bob.expect("control_revoked", timeout=WAIT)["reason"] == "left"
+    assert bob.wait(WAIT) == 0
+    assert not any(e["type"].startswith("control_") for e in host.drain(0.5))  # events go to the two only
+
+
 async def _forge(url: str, mid: str, passcode: str, name: str) -> None:
     """Join as ``name`` and send input events with no grant (the server must drop them)."""
     client = Client(registry(), parse_server_url(url))
@@ -211,7 +234,9 @@ def test_forged_input_and_a_forbid(
 def test_without_a_window_system_conf_control_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    result = run_conf("control", "Ada", "--meeting", "abc-defg-hjk", "--server", "tcp://127.0.0.1:9", "--json")
+    result = run_conf(
+        "control", "Ada", "--meeting", "abc-defg-hjk", "--server", "tcp://127.0.0.1:9", "--json"
+    )
     assert result.returncode == 1
     assert result.stderr == "conf: no window system: DISPLAY is not set; remote control needs one\n"
     assert result.stdout == ""
