@@ -64,20 +64,28 @@ async def run_meeting(
         if media is not None:
             media.handle_event(event)
     reader = asyncio.create_task(_relay_input(client, ui, media, control))
+    outcome: int | None = None  # remote control ended the call: leave, then exit with this
     try:
         while True:
-            event = await client.events.get()
+            if outcome is None:
+                event = await client.events.get()
+            else:
+                try:
+                    async with asyncio.timeout(LEAVE_TIMEOUT):
+                        event = await client.events.get()
+                except TimeoutError:
+                    return outcome
             if event["type"] != "control_input":  # the injector's business, many a second
                 ui.show(event)
             if media is not None:
                 media.handle_event(event)
             code = _FINAL.get(event["type"])
             if code is not None:
-                return code
-            if control is not None and (code := control.handle_event(event)) is not None:
+                return code if outcome is None or event["type"] != "left" else outcome
+            if control is not None and (ended := control.handle_event(event)) is not None and outcome is None:
+                outcome = ended
                 with contextlib.suppress(ConfError):
                     client.send({"type": "leave"})
-                return code
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConfError):

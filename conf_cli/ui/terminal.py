@@ -169,6 +169,8 @@ class TerminalUI:
         self._live.stop()
         termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
         if self.view.ended:
+            if self.view.control_outcome:
+                self.console.print(f"conf: {self.view.control_outcome}")
             self.console.print(f"conf: {self.view.ended}")
 
     # -- drawing ------------------------------------------------------------------------------------

@@ -73,6 +73,8 @@ class MeetingView:
     ended: str | None = None
     tracks: dict[tuple[str, str], TrackView] = field(default_factory=dict)
     """Received tracks by (name, kind), in the order they started, with their latest figures."""
+    control_outcome: str | None = None
+    """How the last remote-control request or session we took part in ended (said again on leaving)."""
 
     @property
     def my_role(self) -> str:
@@ -197,6 +199,7 @@ class MeetingView:
             self.log.append((style, f"{e['from']}: {e['text']}"))
 
     def _on_control_requested(self, e: Message) -> None:
+        self.control_outcome = None
         if e["controlled"] == self.me:
             wait = f" ({e['timeout']:g} s)" if isinstance(e.get("timeout"), int | float) else ""
             text = f"{e['controller']} asks to control your desktop: y to allow, n to refuse{wait}"
@@ -219,15 +222,18 @@ class MeetingView:
     def _on_control_denied(self, e: Message) -> None:
         reason = {"rejected": "refused", "timeout": "no answer in time", "withdrawn": "request withdrawn"}
         why = reason.get(str(e.get("reason")), str(e.get("reason")))
-        self._note(f"remote control of {e['controlled']}'s desktop by {e['controller']}: {why}", "yellow")
+        self.control_outcome = f"remote control of {e['controlled']}'s desktop by {e['controller']}: {why}"
+        self._note(self.control_outcome, "yellow")
 
     def _on_control_revoked(self, e: Message) -> None:
         by = f" by {e['by']}" if e.get("by") else ""
         whose = f"{e['controlled']}'s desktop by {e['controller']}"
-        text = f"remote control of {whose} ended{by} ({e.get('reason')})"
-        self._note(text, "yellow")
+        self.control_outcome = f"remote control of {whose} ended{by} ({e.get('reason')})"
+        self._note(self.control_outcome, "yellow")
 
     def _on_error(self, e: Message) -> None:
+        if e.get("re") == "control_request":
+            self.control_outcome = f"remote control refused: {e.get('message')}"
         self._note(f"error: {e.get('message')}", "bold red")
 
     def _on_kicked(self, e: Message) -> None:

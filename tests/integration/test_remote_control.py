@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_terminal_ui import Terminal  # type: ignore[import-not-found]
 
 from conf_cli.client import Client
 from conf_cli.plugins import registry
-from conf_cli.testing import ClientPool, ConfProcess, run_conf, spawn, start_server
+from conf_cli.testing import ClientPool, ConfProcess, conf_command, run_conf, spawn, start_server
 from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
 from conf_cli.testing_input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
 from conf_cli.urls import parse_server_url
@@ -142,6 +143,7 @@ def test_a_refusal_starts_nothing(
     ada.send("n")  # the answer while a request waits
     denied = bob.expect("control_denied", timeout=WAIT)
     assert denied["reason"] == "rejected"
+    assert bob.expect("left", timeout=WAIT)["reason"] == "left"  # conf control leaves once it is over
     assert bob.wait(WAIT) == 5
     assert ada.expect("control_denied", timeout=WAIT)["reason"] == "rejected"
     later = ada.drain(1.0)
@@ -170,6 +172,35 @@ def test_the_controlled_person_leaving_ends_control(
     assert bob.expect("control_revoked", timeout=WAIT)["reason"] == "left"
     assert bob.wait(WAIT) == 0
     assert not any(e["type"].startswith("control_") for e in host.drain(0.5))  # events go to the two only
+
+
+def test_asked_in_the_terminal_y_grants_and_ctrl_r_takes_it_back(
+    screens: tuple[VirtualScreen, VirtualScreen],
+    meeting: tuple[ClientPool, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mine, theirs = screens
+    pool, _ = meeting
+    _, mid = pool.create("Cy")
+    on(monkeypatch, theirs)
+    args = ["join", mid, "--server", pool.url, "--name", "Ada", "--passcode", pool.passcode, "--view", "none"]
+    terminal = Terminal([*conf_command(), *args])
+    try:
+        terminal.read_until("participants (2)", timeout=WAIT)
+        on(monkeypatch, mine)
+        bob = control(pool, mid, "Ada")
+        terminal.read_until("asks to control", timeout=WAIT)
+        terminal.type("y\r")
+        assert bob.expect("control_granted", timeout=WAIT)["controlled"] == "Ada"
+        terminal.read_until("takes it back", timeout=WAIT)
+        terminal.type("\x12")  # Ctrl-R
+        revoked = bob.expect("control_revoked", timeout=WAIT)
+        assert revoked["reason"] == "revoked" and revoked["by"] == "Ada"
+        assert bob.wait(WAIT) == 0
+        terminal.type("\x03")
+        assert terminal.wait(WAIT) == 0
+    finally:
+        terminal.close()
 
 
 async def _forge(url: str, mid: str, passcode: str, name: str) -> None:

@@ -427,3 +427,13 @@ def test_remote_control_events_are_told_in_words():
     assert "asked Ada for control" in bob.log[-1][1]
     bob.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"})
     assert bob.log[-1][1] == "remote control of Ada's desktop by Bob: no answer in time"
+
+
+def test_how_remote_control_ended_is_kept_for_the_goodbye():
+    view = MeetingView("Bob")
+    view.apply({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"})
+    assert view.control_outcome == "remote control refused: Ada is busy"
+    view.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    assert view.control_outcome is None
+    view.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "rejected"})
+    assert view.control_outcome == "remote control of Ada's desktop by Bob: refused"
