@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conf_capture.control_viewer import ControlViewerFactory, input_message
+from conf_capture.control_viewer import ControlViewerFactory, ControlViewerSink, input_message
 from conf_capture.injector import PynputInjector, PynputInjectorFactory, key_for, to_screen
 from conf_capture.video_window import WindowEvent
 
@@ -91,6 +91,26 @@ def test_viewer_events_become_valid_input_messages(event, message):
         return
     assert got == {"type": "control_input", **message}
     assert decode_client_message(encode(got)) == got  # the server takes it as it is
+
+
+def test_keys_and_buttons_down_are_released_over_there_when_the_viewer_loses_focus():
+    sent: list[dict] = []
+    viewer = ControlViewerSink("test", sent.append, lambda: None)
+    for event in (
+        WindowEvent("key", pressed=True, key="left shift"),
+        WindowEvent("key", pressed=True, key="a"),
+        WindowEvent("key", pressed=False, key="a"),
+        WindowEvent("button", 0.5, 0.5, button=1, pressed=True),
+    ):
+        viewer._event(event)
+    del sent[:]
+    viewer._event(WindowEvent("focus_lost"))
+    assert sent == [
+        {"type": "control_input", "action": "key", "key": "left shift", "pressed": False},
+        {"type": "control_input", "action": "button", "button": 1, "pressed": False},
+    ]
+    viewer._event(WindowEvent("focus_lost"))
+    assert len(sent) == 2  # nothing held any more
 
 
 def test_the_viewer_says_in_one_line_where_no_window_system_exists(monkeypatch):

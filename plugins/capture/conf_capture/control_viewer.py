@@ -60,6 +60,7 @@ class ControlViewerSink(Sink):
     def __init__(self, title: str, on_input: OnInput, on_close: Callable[[], None]) -> None:
         self.on_input = on_input
         self.on_close = on_close
+        self.held: dict[tuple[str, object], Message] = {}  # keys and buttons down, with their release
         self.frames = 0
         self.closed = False
         self.window = VideoWindow(title, on_event=self._event, poll_interval=INPUT_POLL)
@@ -67,7 +68,17 @@ class ControlViewerSink(Sink):
     def _event(self, event: WindowEvent) -> None:
         message = input_message(event)
         if message is not None:
+            held = (message["action"], message.get("key") or message.get("button"))
+            if message.get("pressed") is True:
+                release = {k: v for k, v in message.items() if k not in ("x", "y")}
+                self.held[held] = {**release, "pressed": False}
+            elif message.get("pressed") is False:
+                self.held.pop(held, None)
             self.on_input(message)
+        elif event.type == "focus_lost":  # their releases will go elsewhere: release them over there now
+            releases, self.held = list(self.held.values()), {}
+            for release in releases:
+                self.on_input(release)
         elif event.type == "closed":
             self.on_close()
 

@@ -35,7 +35,7 @@ POLL_INTERVAL = 0.02  # seconds between looks at the window's events when no pic
 MAX_EVENTS = 256
 SCREEN_MARGIN = 0.9  # a new window takes at most this share of the screen
 
-EventType = Literal["pointer", "button", "wheel", "key", "resized", "closed"]
+EventType = Literal["pointer", "button", "wheel", "key", "resized", "closed", "focus_lost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,8 @@ class WindowEvent:
     ``x``/``y`` are the pointer's position as fractions of the picture (0..1; ``None`` when outside it or
     unknown). ``button`` is 1 (left), 2 (middle), 3 (right); ``pressed`` says down or up for buttons and
     keys; ``key`` is SDL's name of a key (``a``, ``return``, ``left shift``) and ``text`` what it typed;
-    ``dx``/``dy`` are wheel steps; ``width``/``height`` the window's new size for ``resized``.
+    ``dx``/``dy`` are wheel steps; ``width``/``height`` the window's new size for ``resized``;
+    ``focus_lost`` says keys and buttons still down will not be seen coming up here.
     """
 
     type: EventType
@@ -243,6 +244,8 @@ class _Drawing:
                 emit(WindowEvent("resized", width=event.w, height=event.h))
             elif event.type in (pg.VIDEOEXPOSE, pg.WINDOWEXPOSED):
                 redraw = True
+            elif event.type == pg.WINDOWFOCUSLOST:
+                emit(WindowEvent("focus_lost"))
             elif event.type == pg.MOUSEMOTION:
                 x, y = _inside(self.rect, event.pos)
                 emit(WindowEvent("pointer", x, y))
