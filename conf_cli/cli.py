@@ -341,7 +341,7 @@ def devices() -> None:
     table = Table(title="conf devices")
     for column in ("source or sink", "kind", "device", "description", "usable"):
         table.add_column(column)
-    for label, factories in (("source", reg.sources), ("sink", reg.sinks)):
+    for label, factories in (("source", reg.sources), ("sink", reg.sinks), ("injector", reg.injectors)):
         for name, factory in sorted(factories.items()):
             kind = str(getattr(factory, "kind", getattr(factory, "consumes", "")))
             try:

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conf_cli.errors import ConfError
+from conf_cli.media.source import DeviceInfo
 
 Area = tuple[int, int, int, int]  # left, top, width, height
 
@@ -190,7 +191,16 @@ class PynputInjectorFactory:
     """``pynput``: input injection through pynput (X11's XTEST, macOS, Windows)."""
 
     name = "pynput"
+    kind = "input"
     description = "replays a remote controller's pointer and keys on this desktop (pynput)"
+
+    def list_devices(self) -> list[DeviceInfo]:
+        """This desktop, and whether it can be driven now (for ``conf devices``)."""
+        try:
+            left, top, width, height = _desktop_area()
+        except ConfError as exc:
+            return [DeviceInfo("desktop", "this desktop", available=False, reason=str(exc).split(";")[0])]
+        return [DeviceInfo("desktop", f"this desktop: {width}x{height} at {left},{top}")]
 
     def open(self, options: Mapping[str, Any]) -> PynputInjector:
         """Options: ``area``, the desktop rectangle (left, top, width, height) the shared picture shows;
