@@ -189,3 +189,14 @@ def test_closing_releases_what_is_held(screen: VirtualScreen, probe: InputProbe)
         wait_for(lambda: probe.state()["text"] == "Ab", "Shift stayed down after close", 30.0)
     finally:
         again.close()
+
+
+def test_conf_devices_says_whether_the_desktop_can_be_driven(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    [desktop] = PynputInjectorFactory().list_devices()
+    assert not desktop.available and desktop.reason == "no display: DISPLAY is not set"
+
+
+def test_the_desktop_can_be_driven_on_a_screen(screen: VirtualScreen) -> None:
+    [desktop] = PynputInjectorFactory().list_devices()
+    assert desktop.available and desktop.description == "this desktop: 640x480 at 0,0"
