@@ -81,7 +81,7 @@ async def run_meeting(
                 media.handle_event(event)
             code = _FINAL.get(event["type"])
             if code is not None:
-                return code if outcome is None or event["type"] != "left" else outcome
+                return code if outcome is None else outcome
             if control is not None and (ended := control.handle_event(event)) is not None and outcome is None:
                 outcome = ended
                 with contextlib.suppress(ConfError):
