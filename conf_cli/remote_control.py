@@ -42,6 +42,8 @@ EXIT_DENIED = 5
 EXIT_REFUSED = 1
 VIEWER_SINK = "control"
 SCREEN_SOURCE = "screen"
+MOVE_INTERVAL = 1 / 120  # seconds: pointer moves sent at most this often (the newest wins), well
+# within the server's limit of 250 input events a second, so that no click or key is ever dropped there
 MAX_PENDING_INPUT = 1024  # input events waiting for the injector; more are dropped (the server limits rate)
 ANSWERS = {"y": "/accept", "yes": "/accept", "n": "/reject", "no": "/reject"}
 
@@ -133,6 +135,8 @@ class RemoteControl:
         self._shared_screen = False  # we started the screen share for control: stop it at the end
         self._viewer: Sink | None = None
         self._viewer_track: RemoteTrack | None = None
+        self._last_move = float("-inf")
+        self._pending_move: Message | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- typed commands ---------------------------------------------------------------------------------
@@ -297,7 +301,27 @@ class RemoteControl:
         self._background(asyncio.to_thread(viewer.close))
 
     def _send_input(self, message: Message) -> None:
-        if self.controlling is not None:
+        """Send the viewer's input; pointer moves are thinned to one per :data:`MOVE_INTERVAL`."""
+        if self.controlling is None:
+            return
+        loop = asyncio.get_running_loop()
+        if message.get("action") == "move":
+            due = self._last_move + MOVE_INTERVAL
+            if loop.time() < due:
+                if self._pending_move is None:
+                    loop.call_at(due, self._flush_move)
+                self._pending_move = message
+                return
+            self._last_move = loop.time()
+        else:
+            self._flush_move()  # a move held back goes first: a click lands where the pointer went
+        with contextlib.suppress(ConfError):
+            self.client.send(message)
+
+    def _flush_move(self) -> None:
+        message, self._pending_move = self._pending_move, None
+        if message is not None and self.controlling is not None:
+            self._last_move = asyncio.get_running_loop().time()
             with contextlib.suppress(ConfError):
                 self.client.send(message)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conf_cli.errors import ConfError
-from conf_cli.remote_control import EXIT_DENIED, RemoteControl
+from conf_cli.remote_control import EXIT_DENIED, MOVE_INTERVAL, RemoteControl
 
 Message = dict[str, Any]
 
@@ -239,3 +239,25 @@ def test_conf_control_ends_with_the_answer():
     assert control.handle_event({"type": "error", "code": "busy", "re": "control_request"}) == 1
     control, *_ = setup("Bob")  # /control in a meeting: the meeting goes on
     assert control.handle_event(event("control_denied", reason="rejected")) is None
+
+
+def test_pointer_moves_are_thinned_and_never_overtake_a_click():
+    async def run() -> None:
+        control, client, *_ = setup("Bob")
+        control.handle_event(event("control_granted"))
+        moves = [{"type": "control_input", "action": "move", "x": i / 10, "y": 0.5} for i in range(10)]
+        for move in moves:
+            control._send_input(move)
+        assert client.sent == [moves[0]]  # the rest wait for the interval; only the newest is kept
+        await asyncio.sleep(MOVE_INTERVAL * 2)
+        assert client.sent == [moves[0], moves[9]]
+        await asyncio.sleep(MOVE_INTERVAL * 2)
+        control._send_input(moves[1])  # the interval has passed: at once
+        control._send_input(moves[2])  # held back
+        click = {"type": "control_input", "action": "button", "button": 1, "pressed": True}
+        control._send_input(click)
+        assert client.sent[2:] == [moves[1], moves[2], click]  # the held-back move first, at once
+        await asyncio.sleep(MOVE_INTERVAL * 2)
+        assert len(client.sent) == 5  # and not again
+
+    asyncio.run(run())
