@@ -250,6 +250,7 @@ def _attend(
     speaker: str | None,
     view: str | None,
     e2ee: bool = False,
+    control: str | None = None,
 ) -> None:
     from conf_cli.meeting_runner import attend
 
@@ -266,6 +267,7 @@ def _attend(
             speaker=speaker,
             view=view,
             e2ee=e2ee,
+            control=control,
         )
     )
 
@@ -342,12 +344,14 @@ def share(
 @cli.command()
 @click.argument("peer")
 @click.option("--meeting", required=True, help="Meeting ID.")
-@server_option
-def control(peer: str, meeting: str, server_url: str) -> None:
-    """Ask PEER for control of their desktop (they must agree)."""
-    raise click.ClickException(
-        "remote control needs an input-injection plugin, which this version of conf does not have"
-    )
+@meeting_options
+def control(peer: str, meeting: str, **options: Any) -> None:
+    """Join MEETING and ask PEER for control of their desktop; they must agree.
+
+    Their screen shows in a window that takes your pointer and keys. Closing it, or PEER taking control
+    back, ends control and the call (exit code 0; 5 when PEER refuses or does not answer in time).
+    """
+    _attend(meeting, None, control=peer, **options)
 
 
 @cli.command()
@@ -360,7 +364,7 @@ def devices() -> None:
     table = Table(title="conf devices")
     for column in ("source or sink", "kind", "device", "description", "usable"):
         table.add_column(column)
-    for label, factories in (("source", reg.sources), ("sink", reg.sinks)):
+    for label, factories in (("source", reg.sources), ("sink", reg.sinks), ("injector", reg.injectors)):
         for name, factory in sorted(factories.items()):
             kind = str(getattr(factory, "kind", getattr(factory, "consumes", "")))
             try:
@@ -399,6 +403,7 @@ def plugins() -> None:
     console.print("sinks: " + (", ".join(sorted(reg.sinks)) or "none"))
     console.print("ciphers: " + (", ".join(sorted(reg.ciphers)) or "none"))
     console.print("server services: " + (", ".join(sorted(reg.services)) or "none"))
+    console.print("injectors: " + (", ".join(sorted(reg.injectors)) or "none"))
 
 
 @cli.command()

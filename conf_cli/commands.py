@@ -28,6 +28,9 @@ HELP: list[tuple[str, str]] = [
         "share pattern, tone, screen, audio, camera or a file (fps=15 ...)",
     ),
     ("/unshare KIND", "stop sharing audio, video or screen"),
+    ("/control NAME", "ask NAME for control of their desktop (it shows in a window)"),
+    ("/accept, /reject", "answer a request for control of your desktop (y, n)"),
+    ("/revoke", "end remote control: take your desktop back, or let go"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
 ]
@@ -39,7 +42,8 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True)
 class LocalCommand:
-    """A command the client handles itself: ``help``, ``share`` and ``unshare`` (the client captures)."""
+    """A command the client handles itself: ``help``, ``share``, ``unshare`` (the client captures),
+    ``control`` and ``accept`` (the client opens a viewer, or a screen and an input injector, first)."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -75,6 +79,17 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             if kind not in ("audio", "video", "screen"):
                 raise CommandError("usage: /unshare audio|video|screen")
             return LocalCommand("unshare", (kind,))
+        case "control":
+            return LocalCommand("control", (_only_name(rest, "/control NAME"),))
+        case "accept":
+            return LocalCommand("accept", (_only_name(rest, "/accept [NAME]"),) if rest else ())
+        case "reject":
+            reject: Message = {"type": "control_reject"}
+            if rest:
+                reject["name"] = _only_name(rest, "/reject [NAME]")
+            return reject
+        case "revoke":
+            return {"type": "control_revoke"}
         case "leave" | "quit" | "exit":
             return {"type": "leave"}
         case "end":

@@ -62,6 +62,14 @@ def conf_register_sinks(register: Callable[[Any], None]) -> None:
     """
 
 
+@hookspec
+def conf_register_injectors(register: Callable[[Any], None]) -> None:
+    """Register input injectors: what replays a remote controller's pointer and keys on this desktop.
+
+    See :mod:`conf_cli.remote_control` for the interface an injector factory implements.
+    """
+
+
 # --------------------------------------------------------------------------------------------------
 # Security: ciphers for links and media
 # --------------------------------------------------------------------------------------------------

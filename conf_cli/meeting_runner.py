@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ async def attend(
     ui: MeetingUI | None = None,
     on_created: Callable[[Message], None] | None = None,
     e2ee: bool = False,
+    control: str | None = None,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -59,13 +61,18 @@ async def attend(
     ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
     cannot be opened (no window system, no pygame) fails at once, in one line.
     ``e2ee`` creates an end-to-end encrypted meeting; joining one needs nothing more.
+    ``control`` names a participant to ask for control of their desktop once in (``conf control``): a
+    viewer window that cannot open fails at once, in one line, and the end of control ends the call.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.playback import find_sink_factory
     from conf_cli.media.publisher import open_source
     from conf_cli.media.viewing import check_sink, resolve_view
+    from conf_cli.remote_control import RemoteControl, check_viewer
 
     reg = registry()
+    if control is not None:
+        await asyncio.to_thread(check_viewer, reg.sinks)
     if record_dir is not None and "recorder" not in reg.sinks:
         raise ConfError("--record needs the 'recorder' sink of the capture plugin; see `conf plugins`")
     shown = resolve_view(view, machine)
@@ -116,7 +123,11 @@ async def attend(
     media = MediaManager(client, ui.show, record_dir, open_sinks)
     if share is not None and source is not None:
         media.publish(share[0], source, **settings)
-    return await run_meeting(client, ui, first, media)
+    remote = RemoteControl(client, media, ui.show, leave_when_done=control is not None)
+    if control is not None:
+        with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
+            client.send({"type": "control_request", "name": control})
+    return await run_meeting(client, ui, first, media, remote)
 
 
 def _with_viewer(

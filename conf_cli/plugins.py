@@ -44,11 +44,13 @@ class Registry:
         self.sinks: dict[str, Any] = {}
         self.ciphers: dict[str, Any] = {}
         self.services: dict[str, ServerService] = {}
+        self.injectors: dict[str, Any] = {}
         pm.hook.conf_register_transports(register=self._add_transport)
         pm.hook.conf_register_sources(register=lambda f: self.sources.setdefault(f.name, f))
         pm.hook.conf_register_sinks(register=lambda f: self.sinks.setdefault(f.name, f))
         pm.hook.conf_register_ciphers(register=lambda c: self.ciphers.setdefault(c.name, c))
         pm.hook.conf_register_server_services(register=lambda s: self.services.setdefault(s.name, s))
+        pm.hook.conf_register_injectors(register=lambda f: self.injectors.setdefault(f.name, f))
 
     def _add_transport(self, transport: Transport) -> None:
         self.transports.setdefault(transport.name, transport)

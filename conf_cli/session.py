@@ -14,6 +14,7 @@ from conf_cli.protocol.control import Message
 
 if TYPE_CHECKING:
     from conf_cli.media.manager import MediaManager
+    from conf_cli.remote_control import RemoteControl
 
 EXIT_OK = 0
 EXIT_KICKED = 3
@@ -21,7 +22,7 @@ EXIT_DISCONNECTED = 4
 LEAVE_TIMEOUT = 3.0
 
 # Events for the media layer alone (a sealed key): not shown.
-_UNSHOWN = frozenset({"e2ee_key"})
+_UNSHOWN = frozenset({"e2ee_key", "control_input"})  # the media pipeline's and injector's business
 
 # Events after which we are no longer in the meeting, and the exit code each gives.
 _FINAL = {
@@ -53,31 +54,48 @@ async def run_meeting(
     ui: MeetingUI,
     first_events: list[Message],
     media: MediaManager | None = None,
+    control: RemoteControl | None = None,
 ) -> int:
     """Show ``first_events``, then relay lines and events until we leave; return the exit code.
 
-    ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``.
+    ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``;
+    ``control`` sees them after it and runs ``/control`` and ``/accept``; when it returns an exit code
+    (``conf control`` after control ends) we leave with that code.
     """
     for event in first_events:
         if event["type"] not in _UNSHOWN:
             ui.show(event)
         if media is not None:
             media.handle_event(event)
-    reader = asyncio.create_task(_relay_input(client, ui, media))
+    reader = asyncio.create_task(_relay_input(client, ui, media, control))
+    outcome: int | None = None  # remote control ended the call: leave, then exit with this
     try:
         while True:
-            event = await client.events.get()
+            if outcome is None:
+                event = await client.events.get()
+            else:
+                try:
+                    async with asyncio.timeout(LEAVE_TIMEOUT):
+                        event = await client.events.get()
+                except TimeoutError:
+                    return outcome
             if event["type"] not in _UNSHOWN:
                 ui.show(event)
             if media is not None:
                 media.handle_event(event)
             code = _FINAL.get(event["type"])
             if code is not None:
-                return code
+                return code if outcome is None else outcome
+            if control is not None and (ended := control.handle_event(event)) is not None and outcome is None:
+                outcome = ended
+                with contextlib.suppress(ConfError):
+                    client.send({"type": "leave"})
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConfError):
             await reader
+        if control is not None:
+            await control.close()
         if media is not None:
             await media.close()
         await client.close()
@@ -91,9 +109,24 @@ async def _share(media: MediaManager, ui: MeetingUI, name: str, options: Mapping
         ui.show({"type": "error", "code": "media", "message": str(exc)})
 
 
-async def _local(command: LocalCommand, ui: MeetingUI, media: MediaManager | None) -> None:
+async def _local(
+    command: LocalCommand, ui: MeetingUI, media: MediaManager | None, control: RemoteControl | None
+) -> None:
     if command.name == "help":
         ui.show_help()
+        return
+    if command.name in ("control", "accept"):
+        if control is None:
+            ui.show(
+                {"type": "error", "code": "bad_command", "message": "remote control is not available here"}
+            )
+            return
+        try:
+            await (
+                control.ask(command.args[0]) if command.name == "control" else control.accept(*command.args)
+            )
+        except ConfError as exc:
+            ui.show({"type": "error", "code": "control", "message": str(exc)})
         return
     if media is None:
         ui.show({"type": "error", "code": "bad_command", "message": "media is not available here"})
@@ -110,17 +143,19 @@ async def _local(command: LocalCommand, ui: MeetingUI, media: MediaManager | Non
             ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
 
 
-async def _relay_input(client: Client, ui: MeetingUI, media: MediaManager | None = None) -> None:
+async def _relay_input(
+    client: Client, ui: MeetingUI, media: MediaManager | None = None, control: RemoteControl | None = None
+) -> None:
     async for line in ui.lines():
         try:
-            command = parse_line(line)
+            command = parse_line(control.translate(line) if control is not None else line)
         except CommandError as exc:
             ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
             continue
         if command is None:
             continue
         if isinstance(command, LocalCommand):
-            await _local(command, ui, media)
+            await _local(command, ui, media, control)
             continue
         try:
             client.send(command)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages conf and its tests use: FFmpeg (interop peer), PortAudio (sound devices),
-# PulseAudio (a sound server for headless audio), Xvfb and xdotool (virtual screens and input), iproute2
-# and iptables (network namespaces for NAT and loss tests). Installs only what is missing.
+# PulseAudio (a sound server for headless audio), Xvfb and xdotool (virtual screens and input), Tk (a text
+# field on a virtual screen for the remote-control tests), iproute2 and iptables (network namespaces for
+# NAT and loss tests). Installs only what is missing.
 set -euo pipefail
 
 PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
-          x11-xserver-utils iproute2 iptables)
+          x11-xserver-utils python3-tk iproute2 iptables)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

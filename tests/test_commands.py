@@ -81,7 +81,7 @@ def test_help_lists_every_command_it_parses():
     listed = " ".join(usage for usage, _ in HELP)
     for command in ("msg", "who", "admin", "member", "host", "forbid", "permit", "kick", "lock", "unlock"):
         assert f"/{command}" in listed
-    for command in ("end", "leave", "help"):
+    for command in ("end", "leave", "help", "control", "accept", "reject", "revoke"):
         assert f"/{command}" in listed
 
 
@@ -273,3 +273,29 @@ def test_any_valid_name_without_double_quotes_can_be_messaged_quoted(name, text)
 def test_text_not_starting_with_a_slash_is_chat_as_typed(text):
     assume(text.strip() and not text.strip().startswith("/"))
     assert parse_line(text) == {"type": "chat", "text": text.strip()}
+
+
+# -- remote control -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("/control Ada", LocalCommand("control", ("Ada",))),
+        ("/control Ada Lovelace", LocalCommand("control", ("Ada Lovelace",))),
+        ("/accept", LocalCommand("accept")),
+        ("/accept Bob", LocalCommand("accept", ("Bob",))),
+        ("/reject", {"type": "control_reject"}),
+        ("/reject Bob", {"type": "control_reject", "name": "Bob"}),
+        ("/revoke", {"type": "control_revoke"}),
+        ("/REVOKE", {"type": "control_revoke"}),
+    ],
+)
+def test_remote_control_commands(line, parsed):
+    assert parse_line(line) == parsed
+    if isinstance(parsed, dict):
+        assert decode_client_message(encode(parsed)) == parsed
+
+
+def test_control_needs_a_name():
+    assert usage_error("/control") == "usage: /control NAME"

@@ -144,6 +144,18 @@ class RemoteTrack:
         self.undecryptable = 0  # packets that failed authentication, replays, or under a wrong key
         self._awaiting_key = False
 
+    def add_sink(self, sink: Sink) -> None:
+        """Send this track's decoded frames to ``sink`` too, from the next picture on (the remote-control
+        viewer joins a track that is already playing); it is closed with the track."""
+        self._sinks = [*self._sinks, sink]  # a new list: the decoder thread may be walking the old one
+
+    def remove_sink(self, sink: Sink) -> bool:
+        """Stop feeding ``sink`` (the caller closes it); whether it was fed."""
+        if sink not in self._sinks:
+            return False
+        self._sinks = [s for s in self._sinks if s is not sink]
+        return True
+
     def describe(self) -> Message:
         return {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from conf_cli.errors import RequestRefused
+from conf_cli.meeting.control import RemoteControl
 from conf_cli.meeting.passcode import PasscodeHash
 
 Message = dict[str, Any]
@@ -90,6 +91,8 @@ class Meeting:
         self.tracks: dict[int, Track] = {}
         self._seniority = 0
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
+        self.control = RemoteControl(self)
+        """Remote-control sessions: requests, grants (see :mod:`conf_cli.meeting.control`)."""
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -176,13 +179,14 @@ class Meeting:
         participant = self.participants.get(pid)
         if participant is None:
             return []
+        control = self.control.leaving(pid)
         sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
         del self.participants[pid]
         self._audience.clear()
         if not self.participants:
             self.closed = True
             return []
-        sends = [Send(self._everyone(), s.message) for s in sends]
+        sends = [*control, *(Send(self._everyone(), s.message) for s in sends)]
         sends.append(
             Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
         )
@@ -230,7 +234,7 @@ class Meeting:
             target.role = new_role
             sends.append(self._role_changed(target, by=actor.name))
             sends += self._stop_forbidden_shares(target, sorted(target.sharing))
-        return sends
+        return sends + self.control.enforce()
 
     def set_permission(self, pid: int, what: str, allowed: bool, name: str | None = None) -> list[Send]:
         """Host and admins: forbid or permit a kind of media, control or chat, meeting-wide or for one."""
@@ -258,7 +262,7 @@ class Meeting:
         sends.append(Send(self._everyone(), change))
         for participant in affected:
             sends += self._stop_forbidden_shares(participant, [what])
-        return sends
+        return sends + self.control.enforce()
 
     def kick(self, pid: int, name: str) -> list[Send]:
         actor = self._require(pid, Role.ADMIN, "remove participants")
@@ -284,6 +288,7 @@ class Meeting:
         self.participants.clear()
         self.tracks.clear()
         self._audience.clear()
+        self.control.clear()
         self.closed = True
         return [Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})]
 

@@ -16,7 +16,7 @@ from conf_cli import __version__
 from conf_cli.errors import ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
-from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_client_message
+from conf_cli.protocol.control import INPUT_FIELDS, PROTOCOL_VERSION, Message, decode_client_message
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import is_rtcp
 
@@ -24,6 +24,8 @@ HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TIMEOUT = 6.0
 HELLO_TIMEOUT = 5.0
 MAX_BAD_MESSAGES = 20
+INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
+INPUT_BURST = 250.0  # ... and at once
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class _Connection:
     meeting: Meeting | None = None
     busy: bool = False  # a create or join is being worked on
     bad_messages: int = 0
+    input_tokens: float = INPUT_BURST
+    input_stamp: float = 0.0
 
 
 @dataclass
@@ -73,6 +77,9 @@ class HubStats:
     timeouts: int = 0
     media_refused: int = 0  # packets for a track the sender does not own, or from outside a meeting
     media_malformed: int = 0
+    input_relayed: int = 0  # remote-control input events passed to the controlled participant
+    input_refused: int = 0  # input events from someone without a current grant, dropped
+    input_limited: int = 0  # input events over the rate limit, dropped
 
 
 @dataclass
@@ -137,8 +144,10 @@ class Hub:
             return [_error(conn.cid, refusal.code, str(refusal), message)]
 
     def tick(self, now: float) -> list[Action]:
-        """Close connections that never said hello or went silent."""
+        """Close connections that never said hello or went silent; deny unanswered control requests."""
         actions: list[Action] = []
+        for meeting in self.meetings.values():
+            actions += meeting.control.expire(now)
         for conn in list(self._conns.values()):
             if not conn.greeted and now - conn.opened > self.hello_timeout:
                 actions.append(Close(conn.cid, "no hello"))
@@ -208,6 +217,8 @@ class Hub:
 
     def _dispatch(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         kind = message["type"]
+        if kind == "control_input" and conn.greeted:
+            return self._input(conn, message, now)  # changes no routes: keep the forwarding cache
         if kind != "ping":
             self.generation += 1
         if not conn.greeted:
@@ -257,7 +268,31 @@ class Hub:
                 return list(meeting.relay_keys(pid, message["keys"]))
             case "end":
                 return self._after(meeting, meeting.end(pid))
+            case "control_request":
+                return list(meeting.control.request(pid, message["name"], now))
+            case "control_accept" | "control_reject":
+                return list(meeting.control.answer(pid, kind == "control_accept", message.get("name")))
+            case "control_revoke":
+                return list(meeting.control.revoke(pid))
         raise RequestRefused("bad_request", f"{kind} is not handled")
+
+    def _input(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        """Relay a remote-control input event to whom its sender controls; drop (and count) the rest."""
+        meeting = conn.meeting
+        target = meeting.control.target_of(conn.cid) if meeting is not None else None
+        if meeting is None or target is None:
+            self.stats.input_refused += 1
+            return []
+        conn.input_tokens = min(INPUT_BURST, conn.input_tokens + (now - conn.input_stamp) * INPUT_RATE)
+        conn.input_stamp = now
+        if conn.input_tokens < 1:
+            self.stats.input_limited += 1
+            return []
+        conn.input_tokens -= 1
+        self.stats.input_relayed += 1
+        event = {key: message[key] for key in INPUT_FIELDS if message.get(key) is not None}
+        sender = meeting.participants[conn.cid].name
+        return [Send((target,), {"type": "control_input", "from": sender, **event})]
 
     def _hello(self, conn: _Connection, message: Message) -> list[Action]:
         if message["protocol"] != PROTOCOL_VERSION:

@@ -22,12 +22,17 @@ MAX_PASSCODE_CHARS = 128
 MAX_ID_CHARS = 64
 MAX_KEY_BOXES = 100  # sealed keys in one e2ee_keys request: one per other participant
 MAX_BOX_CHARS = 128  # one sealed SFrame key, base64
+MAX_INPUT_TEXT_CHARS = 256  # text typed on a controlled desktop in one control_input
+MAX_KEY_CHARS = 32
+MAX_SCROLL_STEPS = 100
 
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
-# "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys)
+# "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys);
+# for control_input: "input_action" (one of INPUT_ACTIONS), "fraction" (a number 0..1), "bool",
+# "button" (1..3), "key" (a key name), "input_text" (typed text), "steps" (wheel steps)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
@@ -58,6 +63,21 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
     "unpublish": {"kind": ("str", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
+    "control_request": {"name": ("name", True)},
+    "control_accept": {"name": ("name", False)},
+    "control_reject": {"name": ("name", False)},
+    "control_revoke": {},
+    "control_input": {
+        "action": ("input_action", True),
+        "x": ("fraction", False),
+        "y": ("fraction", False),
+        "button": ("button", False),
+        "pressed": ("bool", False),
+        "key": ("key", False),
+        "text": ("input_text", False),
+        "dx": ("steps", False),
+        "dy": ("steps", False),
+    },
 }
 # Any request may carry an ``id``, which the server echoes in its error reply.
 _COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
@@ -66,6 +86,23 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 ROLES = ("host", "admin", "member")
 PERMISSIONS = ("audio", "video", "screen", "control", "chat")
+INPUT_ACTIONS = ("move", "button", "scroll", "key", "text")
+# The fields each control_input action needs besides ``action``.
+INPUT_NEEDS: dict[str, tuple[str, ...]] = {
+    "move": ("x", "y"),
+    "button": ("button", "pressed"),
+    "scroll": (),
+    "key": ("key", "pressed"),
+    "text": ("text",),
+}
+INPUT_FIELDS = ("action", "x", "y", "button", "pressed", "key", "text", "dx", "dy")
+
+
+_NUMBER_RANGES: dict[str, tuple[int, int]] = {
+    "fraction": (0, 1),
+    "button": (1, 3),
+    "steps": (-MAX_SCROLL_STEPS, MAX_SCROLL_STEPS),
+}
 
 
 def client_message_types() -> tuple[str, ...]:
@@ -115,7 +152,20 @@ def decode_client_message(data: bytes) -> Message:
                 raise ProtocolError(f"{kind}: missing field {field!r}")
             continue
         _check_field(kind, field, field_kind, message[field])
+    if kind == "control_input":
+        _check_input(message)
     return message
+
+
+def _check_input(message: Message) -> None:
+    action = message["action"]
+    for field in INPUT_NEEDS[action]:
+        if message.get(field) is None:
+            raise ProtocolError(f"control_input: a {action!r} action needs {field!r}")
+    if (message.get("x") is None) != (message.get("y") is None):
+        raise ProtocolError("control_input: give both 'x' and 'y', or neither")
+    if action == "scroll" and not (message.get("dx") or message.get("dy")):
+        raise ProtocolError("control_input: a 'scroll' action needs 'dx' or 'dy'")
 
 
 def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
@@ -130,6 +180,12 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     if field_kind == "int":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"{where} must be an integer")
+        return
+    if field_kind in _NUMBER_RANGES:
+        low, high = _NUMBER_RANGES[field_kind]
+        allowed = (int, float) if field_kind == "fraction" else int
+        if not isinstance(value, allowed) or isinstance(value, bool) or not low <= value <= high:
+            raise ProtocolError(f"{where} must be a number from {low} to {high}")
         return
     if field_kind == "id":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -163,6 +219,15 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "e2ee_key":
         if len(value) != 44 or len(_base64(value) or b"") != 32:
             raise ProtocolError(f"{where} must be a 32-byte X25519 public key in base64 (44 characters)")
+    elif field_kind == "input_action":
+        if value not in INPUT_ACTIONS:
+            raise ProtocolError(f"{where} must be one of {', '.join(INPUT_ACTIONS)}")
+    elif field_kind == "key":
+        if not value or len(value) > MAX_KEY_CHARS or not value.isprintable():
+            raise ProtocolError(f"{where} must be a key name of 1 to {MAX_KEY_CHARS} printable characters")
+    elif field_kind == "input_text":
+        if not value or len(value) > MAX_INPUT_TEXT_CHARS:
+            raise ProtocolError(f"{where} must be 1 to {MAX_INPUT_TEXT_CHARS} characters")
     elif len(value) > 256:
         raise ProtocolError(f"{where} is longer than 256 characters")
 

@@ -35,13 +35,17 @@ from conf_cli.ui.view import MeetingView
 ROLE_STYLE = {"host": "bold yellow", "admin": "bold cyan", "member": ""}
 PREVIEW_HZ = 5.0
 MIN_PEOPLE_LINES = 6  # participants kept in sight beside a preview (if there are that many)
-TERMINAL_KEYS: list[tuple[str, str]] = [("Tab", "show the next received video in the preview")]
+TERMINAL_KEYS: list[tuple[str, str]] = [
+    ("Tab", "show the next received video in the preview"),
+    ("Ctrl-R", "take your desktop back from whoever controls it (/revoke)"),
+]
 
 
 class Key(enum.Enum):
     """A key that acts at once instead of editing the line."""
 
     TAB = "tab"
+    REVOKE = "revoke"
 
 
 def newest_lines(console: Console, log: Iterable[tuple[str, str]], width: int, height: int) -> list[Text]:
@@ -85,6 +89,8 @@ class LineEditor:
                 self.buffer = ""
             elif ch == "\t":
                 done.append(Key.TAB)
+            elif ch == "\x12":  # Ctrl-R
+                done.append(Key.REVOKE)
             elif ch == "\x03" or (ch == "\x04" and not self.buffer):
                 done.append(None)
             elif ch.isprintable():
@@ -120,6 +126,8 @@ class TerminalUI:
         for line in self.editor.feed(data):
             if line is Key.TAB:
                 self.previews.cycle()
+            elif line is Key.REVOKE:
+                self._lines.put_nowait("/revoke")
             else:
                 self._lines.put_nowait(line if isinstance(line, str) else "/leave")
         self._refresh()
@@ -161,6 +169,8 @@ class TerminalUI:
         self._live.stop()
         termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
         if self.view.ended:
+            if self.view.control_outcome:
+                self.console.print(f"conf: {self.view.control_outcome}")
             self.console.print(f"conf: {self.view.ended}")
 
     # -- drawing ------------------------------------------------------------------------------------

@@ -76,6 +76,8 @@ class MeetingView:
     e2ee: bool = False
     security_code: str | None = None
     """In an end-to-end encrypted meeting: the code everyone compares aloud (the same on every screen)."""
+    control_outcome: str | None = None
+    """How the last remote-control request or session we took part in ended (said again on leaving)."""
 
     @property
     def my_role(self) -> str:
@@ -210,7 +212,42 @@ class MeetingView:
             style = "bold" if e["from"] == self.me else ""
             self.log.append((style, f"{e['from']}: {e['text']}"))
 
+    def _on_control_requested(self, e: Message) -> None:
+        self.control_outcome = None
+        if e["controlled"] == self.me:
+            wait = f" ({e['timeout']:g} s)" if isinstance(e.get("timeout"), int | float) else ""
+            text = f"{e['controller']} asks to control your desktop: y to allow, n to refuse{wait}"
+            self._note(text, "bold yellow")
+        else:
+            self._note(
+                f"asked {e['controlled']} for control of their desktop; waiting for an answer", "yellow"
+            )
+
+    def _on_control_granted(self, e: Message) -> None:
+        if e["controlled"] == self.me:
+            self._note(
+                f"{e['controller']} controls your desktop: Ctrl-R or /revoke takes it back", "bold yellow"
+            )
+        else:
+            self._note(
+                f"you control {e['controlled']}'s desktop (in its window; close it to let go)", "yellow"
+            )
+
+    def _on_control_denied(self, e: Message) -> None:
+        reason = {"rejected": "refused", "timeout": "no answer in time", "withdrawn": "request withdrawn"}
+        why = reason.get(str(e.get("reason")), str(e.get("reason")))
+        self.control_outcome = f"remote control of {e['controlled']}'s desktop by {e['controller']}: {why}"
+        self._note(self.control_outcome, "yellow")
+
+    def _on_control_revoked(self, e: Message) -> None:
+        by = f" by {e['by']}" if e.get("by") else ""
+        whose = f"{e['controlled']}'s desktop by {e['controller']}"
+        self.control_outcome = f"remote control of {whose} ended{by} ({e.get('reason')})"
+        self._note(self.control_outcome, "yellow")
+
     def _on_error(self, e: Message) -> None:
+        if e.get("re") == "control_request":
+            self.control_outcome = f"remote control refused: {e.get('message')}"
         self._note(f"error: {e.get('message')}", "bold red")
 
     def _on_kicked(self, e: Message) -> None:

@@ -8,7 +8,7 @@ from conf_cli.plugins import create_registry
 from conf_cli.testing import run_conf
 
 SOURCES = {"pattern", "tone", "file", "camera", "screen", "audio"}
-SINKS = {"recorder", "preview", "speaker", "window"}
+SINKS = {"recorder", "preview", "speaker", "window", "control"}
 
 
 def test_registry_has_every_source_and_sink() -> None:
@@ -20,6 +20,8 @@ def test_registry_has_every_source_and_sink() -> None:
         assert factory.name == name and factory.kind in ("audio", "video", "screen") and factory.description
     assert registry.sources["audio"].kind == "audio" and registry.sources["screen"].kind == "screen"
     assert registry.sinks["recorder"].consumes == "encoded" and registry.sinks["preview"].consumes == "frames"
+    assert registry.sinks["control"].consumes == "frames"
+    assert set(registry.injectors) == {"pynput"} and registry.injectors["pynput"].description
 
 
 def test_loading_the_plugin_imports_no_device_library() -> None:
@@ -47,7 +49,8 @@ def test_conf_plugins_lists_capture_and_its_hooks() -> None:
             break
         block.append(line)
     hooks = {cell.split("│")[2].strip() for cell in block}
-    assert {"conf_register_sources", "conf_register_sinks"} <= hooks
+    assert {"conf_register_sources", "conf_register_sinks", "conf_register_injectors"} <= hooks
     assert "conf_capture" in "".join(block)
     assert "sources: audio, camera, file, pattern, screen, tone" in result.stdout
-    assert "sinks: preview, recorder, speaker" in result.stdout
+    assert "sinks: control, preview, recorder, speaker" in result.stdout
+    assert "injectors: pynput" in result.stdout

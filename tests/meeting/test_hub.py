@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 
 from conf_cli import __version__
 from conf_cli.meeting import passcode as passcode_module
+from conf_cli.meeting.control import CONSENT_TIMEOUT
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TIMEOUT,
     HELLO_TIMEOUT,
+    INPUT_BURST,
+    INPUT_RATE,
     MAX_BAD_MESSAGES,
     Action,
     Close,
@@ -776,6 +779,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "publish": ("kind", "ssrc", "codec"),
     "unpublish": ("kind",),
     "e2ee_keys": ("keys",),
+    "control_request": ("name",),
+    "control_accept": ("name",),
+    "control_reject": ("name",),
+    "control_revoke": (),
+    "control_input": ("action", "x", "y", "button", "pressed", "key", "text", "dx", "dy"),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)
@@ -787,6 +795,7 @@ json_values = st.recursive(
 field_values = (
     st.sampled_from(["Ada", "bob", "Cy", "Zed", "admin", "host", "member", "chat", "screen", "pw", MID_A])
     | st.sampled_from(["audio", "video", "opus", "h264", 1, 0xFFFFFFFF])
+    | st.sampled_from(["move", "button", "key", "text", 0.5, True, -3])
     | any_text
     | json_values
 )
@@ -819,3 +828,86 @@ def test_any_request_sequence_yields_only_sendable_replies(steps):
     for meeting in hub.meetings.values():
         assert not meeting.closed
         assert sum(p.role == "host" for p in meeting.participants.values()) == 1
+
+
+# -- remote control ----------------------------------------------------------------------------------
+
+MOVE = {"type": "control_input", "action": "move", "x": 0.25, "y": 0.75}
+
+
+def granted_bob_over_ada(now: float = 0.0) -> Hub:
+    """Three in MID_A; Bob (2) controls Ada (1)."""
+    hub = three_in_a_meeting()
+    send(hub, 2, {"type": "control_request", "name": "Ada"}, now)
+    assert [m["type"] for m in to(send(hub, 1, {"type": "control_accept"}, now), 2)] == ["control_granted"]
+    return hub
+
+
+def test_input_from_the_grant_holder_goes_to_the_controlled_only():
+    hub = granted_bob_over_ada()
+    generation = hub.generation
+    actions = send(hub, 2, MOVE, 1.0)
+    assert actions == [
+        Send((1,), {"type": "control_input", "from": "Bob", "action": "move", "x": 0.25, "y": 0.75})
+    ]
+    assert hub.stats.input_relayed == 1
+    assert hub.generation == generation  # input changes no media routes
+
+
+def test_input_without_a_grant_is_dropped_and_counted():
+    hub = three_in_a_meeting()
+    assert send(hub, 3, MOVE) == []  # Cy forges input with no session at all
+    send(hub, 2, {"type": "control_request", "name": "Ada"})
+    assert send(hub, 2, MOVE) == []  # asked, not yet granted
+    send(hub, 1, {"type": "control_accept"})
+    assert send(hub, 3, MOVE) == []  # Cy is not the grant holder
+    assert send(hub, 1, MOVE) == []  # nor is the controlled participant
+    assert hub.stats.input_refused == 4
+    send(hub, 1, {"type": "control_revoke"})
+    assert send(hub, 2, MOVE) == []  # revoked
+    assert hub.stats.input_refused == 5 and hub.stats.input_relayed == 0
+
+
+def test_input_outside_a_meeting_is_dropped():
+    hub = make_hub()
+    greet(hub, 9)
+    assert send(hub, 9, MOVE) == []
+    assert hub.stats.input_refused == 1
+
+
+def test_input_is_rate_limited_per_controller():
+    hub = granted_bob_over_ada()
+    relayed = sum(len(send(hub, 2, MOVE, 10.0)) for _ in range(int(INPUT_BURST) + 50))
+    assert relayed == int(INPUT_BURST)
+    assert hub.stats.input_limited == 50
+    assert len(send(hub, 2, MOVE, 10.0 + 2 / INPUT_RATE)) == 1  # tokens come back with time
+
+
+def test_an_unanswered_request_is_denied_by_the_ticks():
+    hub = make_hub(MID_A, heartbeat_timeout=1e6)
+    create(hub, 1, "Ada")
+    join(hub, 2, MID_A, "Bob")
+    send(hub, 2, {"type": "control_request", "name": "Ada"}, 100.0)
+    assert to(hub.tick(101.0), 1) == []
+    denied = [m for m in to(hub.tick(100.0 + CONSENT_TIMEOUT + 0.5), 1) if m["type"] == "control_denied"]
+    assert denied == [
+        {"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"}
+    ]
+
+
+def test_control_refusals_are_errors_to_the_asker():
+    hub = three_in_a_meeting()
+    assert to(send(hub, 1, {"type": "control_accept", "id": 7}), 1) == [
+        error("no_request", "nobody is waiting for your answer about remote control", "control_accept", id=7)
+    ]
+    send(hub, 1, {"type": "forbid", "what": "control"})
+    [refusal] = to(send(hub, 2, {"type": "control_request", "name": "Cy"}), 2)
+    assert refusal["code"] == "forbidden"
+
+
+def test_a_vanished_controller_ends_the_session():
+    hub = granted_bob_over_ada()
+    actions = hub.disconnected(2)
+    assert {"type": "control_revoked", "controller": "Bob", "controlled": "Ada", "reason": "left"} in to(
+        actions, 1
+    )

@@ -84,6 +84,11 @@ def test_tab_is_a_key_not_text() -> None:
     assert editor.feed(b"hi\tthere\r") == [Key.TAB, "hithere"]
 
 
+def test_ctrl_r_takes_control_back() -> None:
+    editor = LineEditor()
+    assert editor.feed(b"ab\x12c\r") == [Key.REVOKE, "abc"]
+
+
 def test_the_chat_shows_the_newest_lines_once_wrapped() -> None:
     console = Console(file=io.StringIO(), width=80)
     log = [("", "one"), ("", "two " * 10), ("", "three")]

@@ -422,3 +422,36 @@ def test_an_e2ee_meeting_shows_its_security_code():
         "compare it aloud, everyone must see the same",
     )
     assert joined_view().e2ee is False
+
+
+def test_remote_control_events_are_told_in_words():
+    view = MeetingView("Ada")
+    view.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    assert view.log[-1] == ("bold yellow", "Bob asks to control your desktop: y to allow, n to refuse (30 s)")
+    view.apply({"type": "control_granted", "controller": "Bob", "controlled": "Ada"})
+    assert "Ctrl-R or /revoke takes it back" in view.log[-1][1]
+    view.apply(
+        {
+            "type": "control_revoked",
+            "controller": "Bob",
+            "controlled": "Ada",
+            "by": "Ada",
+            "reason": "revoked",
+        }
+    )
+    assert view.log[-1][1] == "remote control of Ada's desktop by Bob ended by Ada (revoked)"
+    bob = MeetingView("Bob")
+    bob.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    assert "asked Ada for control" in bob.log[-1][1]
+    bob.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"})
+    assert bob.log[-1][1] == "remote control of Ada's desktop by Bob: no answer in time"
+
+
+def test_how_remote_control_ended_is_kept_for_the_goodbye():
+    view = MeetingView("Bob")
+    view.apply({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"})
+    assert view.control_outcome == "remote control refused: Ada is busy"
+    view.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    assert view.control_outcome is None
+    view.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "rejected"})
+    assert view.control_outcome == "remote control of Ada's desktop by Bob: refused"

@@ -10,6 +10,8 @@ module implements two hooks from :mod:`conf_cli.hookspecs`, each handed a ``regi
   conf runs it in a thread, encodes and publishes what it yields.
 * ``conf_register_sinks(register)``: register :class:`~conf_cli.media.source.SinkFactory` objects that
   consume decoded frames (``preview``, ``speaker``, ``window``) or encoded units as received (``recorder``).
+* ``conf_register_injectors(register)``: register input injectors, which replay a remote controller's
+  pointer and keys on this desktop (:mod:`conf_cli.remote_control` says what one implements).
 
 What this package provides:
 
@@ -26,6 +28,8 @@ recorder    sink   :mod:`.recorder` received H.264/Opus to Matroska, not re-enco
 preview     sink   :mod:`.preview` received video as half-block characters in the terminal
 speaker     sink   :mod:`.speaker` received audio played out (sounddevice)
 window      sink   :mod:`.window` received video in a desktop window (pygame; :mod:`.video_window`)
+control     sink   :mod:`.control_viewer` remote-control viewer: a controlled desktop, taking input
+pynput      input  :mod:`.injector` replays a controller's pointer and keys here (pynput)
 =========== ====== ==============================================================================
 
 Rules worth copying: importing the plugin must stay cheap and must work on a machine without the
@@ -101,6 +105,13 @@ SINKS = (
         kind="video",
         description="received video in a desktop window (pygame; needs DISPLAY or WAYLAND_DISPLAY)",
     ),
+    LazyFactory(
+        f"{__name__}.control_viewer",
+        "ControlViewerFactory",
+        name="control",
+        kind="video",
+        description="a controlled desktop in a window that takes your pointer and keys (remote control)",
+    ),
 )
 # Parts backed by device libraries; their modules import those libraries lazily, when a device is opened.
 DEVICE_SOURCES = (
@@ -129,6 +140,16 @@ DEVICE_SINKS = (
     ),
 )
 
+INJECTORS = (
+    LazyFactory(
+        f"{__name__}.injector",
+        "PynputInjectorFactory",
+        name="pynput",
+        kind="input",
+        description="replays a remote controller's pointer and keys on this desktop (pynput)",
+    ),
+)
+
 
 def _optional(parts: tuple[LazyFactory, ...]) -> list[LazyFactory]:
     """The parts whose modules are present (found, not imported); a missing one is skipped with a warning."""
@@ -152,4 +173,11 @@ def conf_register_sources(register: Callable[[Any], None]) -> None:
 def conf_register_sinks(register: Callable[[Any], None]) -> None:
     """Register recorder, preview, window and speaker."""
     for factory in (*SINKS, *_optional(DEVICE_SINKS)):
+        register(factory)
+
+
+@hookimpl
+def conf_register_injectors(register: Callable[[Any], None]) -> None:
+    """Register the pynput input injector (for remote control of this desktop)."""
+    for factory in _optional(INJECTORS):
         register(factory)

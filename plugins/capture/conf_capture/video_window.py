@@ -35,7 +35,7 @@ POLL_INTERVAL = 0.02  # seconds between looks at the window's events when no pic
 MAX_EVENTS = 256
 SCREEN_MARGIN = 0.9  # a new window takes at most this share of the screen
 
-EventType = Literal["pointer", "button", "wheel", "key", "resized", "closed"]
+EventType = Literal["pointer", "button", "wheel", "key", "resized", "closed", "focus_lost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,8 @@ class WindowEvent:
     ``x``/``y`` are the pointer's position as fractions of the picture (0..1; ``None`` when outside it or
     unknown). ``button`` is 1 (left), 2 (middle), 3 (right); ``pressed`` says down or up for buttons and
     keys; ``key`` is SDL's name of a key (``a``, ``return``, ``left shift``) and ``text`` what it typed;
-    ``dx``/``dy`` are wheel steps; ``width``/``height`` the window's new size for ``resized``.
+    ``dx``/``dy`` are wheel steps; ``width``/``height`` the window's new size for ``resized``;
+    ``focus_lost`` says keys and buttons still down will not be seen coming up here.
     """
 
     type: EventType
@@ -112,8 +113,11 @@ class VideoWindow:
         size: tuple[int, int] | None = None,
         on_event: Callable[[WindowEvent], None] | None = None,
         max_events: int = MAX_EVENTS,
+        poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.title = title
+        self.poll_interval = poll_interval
+        """Seconds between looks at the window's input when no picture arrives (input latency's bound)."""
         self.size = size
         self.on_event = on_event
         self.frames_shown = 0
@@ -195,7 +199,7 @@ class VideoWindow:
     def _take(self) -> tuple[av.VideoFrame | None, str]:
         with self._wake:
             if self._latest is None and not self._stop.is_set():
-                self._wake.wait(POLL_INTERVAL)
+                self._wake.wait(self.poll_interval)
             frame, self._latest = self._latest, None
             return frame, self.title
 
@@ -240,6 +244,8 @@ class _Drawing:
                 emit(WindowEvent("resized", width=event.w, height=event.h))
             elif event.type in (pg.VIDEOEXPOSE, pg.WINDOWEXPOSED):
                 redraw = True
+            elif event.type == pg.WINDOWFOCUSLOST:
+                emit(WindowEvent("focus_lost"))
             elif event.type == pg.MOUSEMOTION:
                 x, y = _inside(self.rect, event.pos)
                 emit(WindowEvent("pointer", x, y))
