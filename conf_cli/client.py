@@ -96,11 +96,20 @@ class Client:
 
     # -- requests -----------------------------------------------------------------------------------
 
-    async def create(self, name: str, passcode: str | None = None) -> tuple[Message, Message]:
+    async def login(self, user: str, password: str) -> Message:
+        """Log in to an account on the server; return the ``logged_in`` event."""
+        self.send({"type": "login", "user": user, "password": password})
+        return await self._expect({"logged_in"}, "login")
+
+    async def create(
+        self, name: str, passcode: str | None = None, *, waiting_room: bool = False
+    ) -> tuple[Message, Message]:
         """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events."""
         request: dict[str, Any] = {"type": "create", "name": name}
         if passcode:
             request["passcode"] = passcode
+        if waiting_room:
+            request["waiting_room"] = True
         self.send(request)
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
@@ -108,14 +117,17 @@ class Client:
         return created, joined
 
     async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
-        """Join a meeting; return the ``joined`` event."""
+        """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
+
+        After ``waiting``, ``joined`` (admitted), ``denied`` or ``meeting_closed`` follows on :attr:`events`.
+        """
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
         if passcode:
             request["passcode"] = passcode
         self.send(request)
-        joined = await self._expect({"joined"}, "join")
-        self.meeting, self.name = joined["meeting"], joined["name"]
-        return joined
+        answer = await self._expect({"joined", "waiting"}, "join")
+        self.meeting, self.name = answer["meeting"], answer["name"]
+        return answer
 
     async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:
         """Wait for one of ``wanted``; an error or a lost link raises."""

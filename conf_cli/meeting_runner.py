@@ -11,7 +11,7 @@ from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.session import MeetingUI, run_meeting
+from conf_cli.session import EXIT_DENIED, REFUSAL_EXIT_CODES, MeetingUI, run_meeting
 from conf_cli.urls import ServerAddress
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ async def attend(
     view: str | None = None,
     ui: MeetingUI | None = None,
     on_created: Callable[[Message], None] | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    waiting_room: bool = False,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -57,6 +60,8 @@ async def attend(
     ``view`` shows received video: ``preview`` in the terminal view, ``window`` in a desktop window,
     ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
     cannot be opened (no window system, no pygame) fails at once, in one line.
+    ``user`` logs in to that account first (with ``password``); the account name is then our name.
+    ``waiting_room`` gives a meeting this call creates a waiting room.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.playback import find_sink_factory
@@ -86,9 +91,11 @@ async def attend(
     client = Client(reg, address)
     try:
         await client.connect()
+        if user is not None:
+            name = (await client.login(user, password or ""))["user"]
         first: list[Message]
         if meeting is None:
-            created, joined = await client.create(name, passcode)
+            created, joined = await client.create(name, passcode, waiting_room=waiting_room)
             first = [created, joined]
             if on_created is not None:
                 on_created(created)
@@ -98,7 +105,9 @@ async def attend(
         await client.close()
         if source is not None:
             source.close()
-        raise ConfError(str(refusal)) from None
+        error = ConfError(str(refusal))
+        error.exit_code = REFUSAL_EXIT_CODES.get(refusal.code, 1)
+        raise error from None
     except BaseException:
         await client.close()
         if source is not None:
@@ -112,9 +121,23 @@ async def attend(
         open_sinks = speaker_opener(speaker_factory, _speaker_options(speaker), ui.show)
     open_sinks = _with_viewer(open_sinks, shown, reg.sinks, ui)
     media = MediaManager(client, ui.show, record_dir, open_sinks)
-    if share is not None and source is not None:
-        media.publish(share[0], source, **settings)
-    return await run_meeting(client, ui, first, media)
+
+    def publish() -> None:  # once in: at once, or when admitted from the waiting room
+        if share is not None and source is not None:
+            media.publish(share[0], source, **settings)
+
+    code = await run_meeting(client, ui, first, media, on_joined=publish)
+    if code == EXIT_DENIED:
+        raise _denied(first[-1].get("meeting"))
+    if source is not None and not media.publishers:
+        source.close()  # never admitted: the source was never handed on
+    return code
+
+
+def _denied(meeting: object) -> ConfError:
+    error = ConfError(f"you were not admitted to meeting {meeting}")
+    error.exit_code = EXIT_DENIED
+    return error
 
 
 def _with_viewer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.client import Client
@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_KICKED = 3
 EXIT_DISCONNECTED = 4
+EXIT_DENIED = 5
+EXIT_LOGIN_REQUIRED = 6
+EXIT_UNKNOWN_USER = 7
+EXIT_WRONG_PASSWORD = 8
+EXIT_RATE_LIMITED = 9
 LEAVE_TIMEOUT = 3.0
 
 # Events after which we are no longer in the meeting, and the exit code each gives.
@@ -26,6 +31,14 @@ _FINAL = {
     "meeting_closed": EXIT_OK,
     "kicked": EXIT_KICKED,
     "disconnected": EXIT_DISCONNECTED,
+    "denied": EXIT_DENIED,
+}
+# Refusals of a login, create or join that have an exit code of their own (others exit with 1).
+REFUSAL_EXIT_CODES = {
+    "login_required": EXIT_LOGIN_REQUIRED,
+    "unknown_user": EXIT_UNKNOWN_USER,
+    "wrong_password": EXIT_WRONG_PASSWORD,
+    "rate_limited": EXIT_RATE_LIMITED,
 }
 
 
@@ -50,22 +63,30 @@ async def run_meeting(
     ui: MeetingUI,
     first_events: list[Message],
     media: MediaManager | None = None,
+    on_joined: Callable[[], None] | None = None,
 ) -> int:
     """Show ``first_events``, then relay lines and events until we leave; return the exit code.
 
     ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``.
+    ``on_joined`` is called once we are in: at once, or when admitted from a waiting room.
     """
-    for event in first_events:
+
+    def handle(event: Message) -> None:
+        nonlocal on_joined
         ui.show(event)
         if media is not None:
             media.handle_event(event)
+        if event["type"] == "joined" and on_joined is not None:
+            on_joined()
+            on_joined = None
+
+    for event in first_events:
+        handle(event)
     reader = asyncio.create_task(_relay_input(client, ui, media))
     try:
         while True:
             event = await client.events.get()
-            ui.show(event)
-            if media is not None:
-                media.handle_event(event)
+            handle(event)
             code = _FINAL.get(event["type"])
             if code is not None:
                 return code

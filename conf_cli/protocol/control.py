@@ -17,18 +17,21 @@ MAX_CONTROL_BYTES = 65_535  # one RFC 4571 frame
 MAX_NAME_CHARS = 64
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
+MAX_PASSWORD_CHARS = 1_024
 MAX_ID_CHARS = 64
 
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
-# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string)
+# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
+# "bool", "password" (up to MAX_PASSWORD_CHARS)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
     "ping": {},
     "pong": {},
-    "create": {"name": ("name", True), "passcode": ("passcode", False)},
+    "login": {"user": ("name", True), "password": ("password", True)},
+    "create": {"name": ("name", True), "passcode": ("passcode", False), "waiting_room": ("bool", False)},
     "join": {"meeting": ("str", True), "name": ("name", True), "passcode": ("passcode", False)},
     "leave": {},
     "who": {},
@@ -40,6 +43,9 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "lock": {},
     "unlock": {},
     "end": {},
+    "admit": {"name": ("name", False), "all": ("bool", False)},
+    "deny": {"name": ("name", True)},
+    "set_waiting_room": {"enabled": ("bool", True)},
     "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
     "unpublish": {"kind": ("str", True)},
 }
@@ -108,6 +114,10 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"{where} must be an integer")
         return
+    if field_kind == "bool":
+        if not isinstance(value, bool):
+            raise ProtocolError(f"{where} must be true or false")
+        return
     if field_kind == "id":
         if isinstance(value, int) and not isinstance(value, bool):
             return
@@ -131,6 +141,9 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "passcode":
         if len(value) > MAX_PASSCODE_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_PASSCODE_CHARS} characters")
+    elif field_kind == "password":
+        if not value or len(value) > MAX_PASSWORD_CHARS:
+            raise ProtocolError(f"{where} must be 1 to {MAX_PASSWORD_CHARS} characters")
     elif field_kind == "role":
         if value not in ROLES:
             raise ProtocolError(f"{where} must be one of {', '.join(ROLES)}")

@@ -761,7 +761,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "hello": ("protocol", "client"),
     "ping": (),
     "pong": (),
-    "create": ("name", "passcode"),
+    "login": ("user", "password"),
+    "create": ("name", "passcode", "waiting_room"),
     "join": ("meeting", "name", "passcode"),
     "leave": (),
     "who": (),
@@ -775,6 +776,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "end": (),
     "publish": ("kind", "ssrc", "codec"),
     "unpublish": ("kind",),
+    "admit": ("name", "all"),
+    "deny": ("name",),
+    "set_waiting_room": ("enabled",),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)

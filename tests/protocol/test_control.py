@@ -30,7 +30,8 @@ VALID: dict[str, dict[str, Any]] = {
     "hello": {"type": "hello", "protocol": 1, "client": "conf/0.1.0"},
     "ping": {"type": "ping"},
     "pong": {"type": "pong"},
-    "create": {"type": "create", "name": "Ada", "passcode": "sesame"},
+    "login": {"type": "login", "user": "Ada", "password": "correct horse"},
+    "create": {"type": "create", "name": "Ada", "passcode": "sesame", "waiting_room": True},
     "join": {"type": "join", "meeting": "abc-defg-hjk", "name": "Bob", "passcode": "sesame"},
     "leave": {"type": "leave"},
     "who": {"type": "who"},
@@ -44,6 +45,9 @@ VALID: dict[str, dict[str, Any]] = {
     "end": {"type": "end"},
     "publish": {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "h264"},
     "unpublish": {"type": "unpublish", "kind": "video"},
+    "admit": {"type": "admit", "name": "Bob", "all": False},
+    "deny": {"type": "deny", "name": "Bob"},
+    "set_waiting_room": {"type": "set_waiting_room", "enabled": True},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("protocol",),
@@ -56,6 +60,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "kick": ("name",),
     "publish": ("kind", "ssrc", "codec"),
     "unpublish": ("kind",),
+    "login": ("user", "password"),
+    "deny": ("name",),
+    "set_waiting_room": ("enabled",),
 }
 
 
