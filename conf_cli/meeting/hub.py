@@ -68,7 +68,8 @@ class Accounts(Protocol):
 
 def peer_host(peer: str) -> str:
     """The host of a link's peer, without its port: ``127.0.0.1:5000`` → ``127.0.0.1``."""
-    peer = peer.split(" (", 1)[0]  # ZeroMQ: "ADDRESS (zmq id ...)", no port
+    if " (" in peer:  # ZeroMQ: "ADDRESS (zmq id ...)", no port
+        return peer.split(" (", 1)[0]
     if peer.startswith("["):
         return peer[1 : peer.find("]")] if "]" in peer else peer
     host, sep, port = peer.rpartition(":")
