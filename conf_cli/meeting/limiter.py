@@ -18,7 +18,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 MAX_KEYS = 50_000
-"""Windows and trust entries kept at most; the stalest go first, so memory stays bounded."""
+"""Failure windows, and targets with trusted addresses, kept at most; the stalest go first."""
 MAX_TRUSTED_PER_TARGET = 256
 TRUST_SECONDS = 24 * 3600.0
 
@@ -36,7 +36,8 @@ class Limits:
 class AttemptLimiter:
     limits: Limits = field(default_factory=Limits)
     _failures: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
-    _trusted: OrderedDict[tuple[str, str], float] = field(default_factory=OrderedDict)
+    _trusted: OrderedDict[str, OrderedDict[str, float]] = field(default_factory=OrderedDict)
+    """target -> address -> when it last got in"""
 
     def retry_after(self, address: str, target: str | None, now: float) -> float:
         """0 if an attempt from ``address`` at ``target`` may go ahead now, else seconds to wait."""
@@ -53,24 +54,24 @@ class AttemptLimiter:
 
     def succeeded(self, address: str, target: str, now: float) -> None:
         """``address`` got into ``target``: from now on only its own address window applies there."""
-        key = (address, target)
-        self._trusted.pop(key, None)
-        self._trusted[key] = now
-        per_target = [k for k in self._trusted if k[1] == target]
-        if len(per_target) > MAX_TRUSTED_PER_TARGET:
-            del self._trusted[per_target[0]]
+        trusted = self._trusted.pop(target, None) or OrderedDict()
+        self._trusted[target] = trusted  # the most recently used target goes last
+        trusted.pop(address, None)
+        trusted[address] = now
+        if len(trusted) > MAX_TRUSTED_PER_TARGET:
+            trusted.popitem(last=False)
         while len(self._trusted) > MAX_KEYS:
             self._trusted.popitem(last=False)
 
     def trusted(self, address: str, target: str, now: float) -> bool:
-        since = self._trusted.get((address, target))
+        trusted = self._trusted.get(target)
+        since = trusted.get(address) if trusted is not None else None
         return since is not None and now - since < TRUST_SECONDS
 
     def forget(self, target: str) -> None:
         """The target is gone (a meeting ended): drop its window and its trusted addresses."""
         self._failures.pop(f"t:{target}", None)
-        for key in [k for k in self._trusted if k[1] == target]:
-            del self._trusted[key]
+        self._trusted.pop(target, None)
 
     def _window(self, key: str, now: float) -> deque[float]:
         times = self._failures.get(key)

@@ -91,3 +91,19 @@ def test_memory_stays_bounded_under_many_addresses():
 def test_seconds_text_rounds_up_to_whole_seconds():
     assert seconds_text(0.2) == "1 s"
     assert seconds_text(38.1) == "39 s"
+
+
+def test_trust_is_bounded_per_target_and_in_targets():
+    from conf_cli.meeting.limiter import MAX_TRUSTED_PER_TARGET
+
+    lim = limiter()
+    for n in range(MAX_TRUSTED_PER_TARGET + 1):
+        lim.succeeded(f"10.1.{n // 250}.{n % 250}", MEETING, float(n))
+    assert not lim.trusted("10.1.0.0", MEETING, 1000.0)  # the stalest went first
+    assert lim.trusted("10.1.0.1", MEETING, 1000.0)
+    for n in range(MAX_KEYS + 10):
+        lim.succeeded("10.0.0.1", f"meeting:{n}", 0.0)
+    assert len(lim._trusted) == MAX_KEYS
+    assert not lim.trusted("10.0.0.1", "meeting:0", 1.0) and lim.trusted(
+        "10.0.0.1", f"meeting:{MAX_KEYS}", 1.0
+    )
