@@ -451,7 +451,7 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @accounts_option
 def user_add(name: str, password_stdin: bool, accounts_path: Path | None) -> None:
-    """Add account NAME; the password comes from a prompt (asked twice) or stdin."""
+    """Add account NAME; password from a prompt (asked twice), $CONF_PASSWORD or --password-stdin."""
     from conf_cli.accounts import AccountStore
 
     password = _password(name, password_stdin, confirm=True) or ""
