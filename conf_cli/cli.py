@@ -211,6 +211,7 @@ def server(
         srv: Any
         endpoints = endpoints_for(transports, host, port)
         accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
+        limits = Limits(max_failures, max_failures_per_target, failure_window)
         if require_login and accounts is not None and not accounts.names():
             raise ConfError(
                 f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`"
@@ -226,10 +227,9 @@ def server(
                 raise ConfError(
                     "accounts (--require-login, --accounts) need a server in one process, without --workers"
                 )
-            srv = Front(workers, logging.getLogger().getEffectiveLevel())
+            srv = Front(workers, logging.getLogger().getEffectiveLevel(), limits)
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
-            limits = Limits(max_failures, max_failures_per_target, failure_window)
             hub = Hub(limiter=AttemptLimiter(limits), accounts=accounts, require_login=require_login)
             srv = Server(registry(), hub)
             urls = await srv.start(endpoints)

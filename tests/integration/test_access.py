@@ -170,8 +170,7 @@ def test_failed_passcodes_are_rate_limited_then_allowed_again() -> None:
     server, url = start_server("--max-failures", "2", "--failure-window", "4")
     clients = ClientPool(url)
     try:
-        clients.create("host")
-        meeting = clients.started[0].seen[0]["meeting"]
+        _, meeting = clients.create("host")
         join = ["join", meeting, "--json", "--server", url, "--name", "mallory", "--passcode"]
         for guess in ("guess1", "guess2"):
             wrong = run([*join, guess], {})
@@ -277,4 +276,18 @@ def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
         finally:
             host.stop()
     finally:
+        server.stop()
+
+
+def test_workers_apply_the_same_limits() -> None:
+    server, url = start_server("--workers", "2", "--max-failures", "1", "--failure-window", "30")
+    clients = ClientPool(url)
+    try:
+        _, meeting = clients.create("host")
+        join = ["join", meeting, "--json", "--server", url, "--name", "mallory", "--passcode"]
+        assert run([*join, "guess"], {}).returncode == 1
+        limited = run([*join, clients.passcode], {})
+        assert limited.returncode == EXIT_RATE_LIMITED, limited.stderr
+    finally:
+        clients.stop_all()
         server.stop()
