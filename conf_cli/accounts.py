@@ -95,6 +95,16 @@ class AccountStore:
         with self._db() as db:
             return [row[0] for row in db.execute("SELECT name FROM accounts ORDER BY folded")]
 
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is an account's (case-insensitively)."""
+        if not self.path.exists():
+            return False
+        with self._db() as db:
+            return (
+                db.execute("SELECT 1 FROM accounts WHERE folded = ?", (name.casefold(),)).fetchone()
+                is not None
+            )
+
     def verify(self, name: str, password: str) -> tuple[str, str]:
         """``("ok", stored name)``, ``("unknown", name)`` or ``("wrong", name)``.
 

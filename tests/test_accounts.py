@@ -28,6 +28,7 @@ def test_add_verify_list_remove(tmp_path: Path):
     assert store.verify("ada", "hunter2") == ("ok", "Ada")  # any case; the stored spelling comes back
     assert store.verify("Ada", "hunter3") == ("wrong", "Ada")
     assert store.verify("Zed", "x") == ("unknown", "Zed")
+    assert store.exists("ADA") and not store.exists("Zed")
     store.remove("BOB")
     assert store.names() == ["Ada"]
     assert (store.path.stat().st_mode & 0o777) == 0o600
@@ -51,6 +52,7 @@ def test_mistakes_are_one_clear_line(tmp_path: Path):
         store.remove("Ada")
     assert store.names() == []
     assert store.verify("Ada", "x") == ("unknown", "Ada")
+    assert not store.exists("Ada")
     store.add("Ada", "pw")
     with pytest.raises(ConfError, match="exists already"):
         store.add("ADA", "other")

@@ -65,6 +65,10 @@ class Accounts(Protocol):
         """``("ok", account name as stored)``, ``("unknown", name)`` or ``("wrong", name)``."""
         ...
 
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is an account's (compared case-insensitively)."""
+        ...
+
 
 def peer_host(peer: str) -> str:
     """The host of a link's peer, without its port: ``127.0.0.1:5000`` → ``127.0.0.1``."""
@@ -386,6 +390,11 @@ class Hub:
         passcode = message.get("passcode") or self.new_passcode()
         name = conn.user or message["name"]
         waiting_room = bool(message.get("waiting_room"))
+        return self._unless_account_name(
+            conn, name, message, lambda: self._create_now(conn, name, passcode, waiting_room)
+        )
+
+    def _create_now(self, conn: _Connection, name: str, passcode: str, waiting_room: bool) -> list[Action]:
         conn.busy = True
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
@@ -417,8 +426,14 @@ class Hub:
         if meeting is None:
             self.limiter.failed(conn.address, None, now)  # guessing meeting IDs costs like guessing passcodes
             raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
-        passcode = message.get("passcode") or ""
         name = conn.user or message["name"]
+        return self._unless_account_name(
+            conn, name, message, lambda: self._join_now(conn, meeting, name, message)
+        )
+
+    def _join_now(self, conn: _Connection, meeting: Meeting, name: str, message: Message) -> list[Action]:
+        meeting_id = meeting.id
+        passcode = message.get("passcode") or ""
         conn.busy = True
 
         def resume(ok: bool, now: float) -> list[Action]:
@@ -443,6 +458,34 @@ class Hub:
             return [*sends, *self._keyframes_for(meeting)]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
+
+    def _unless_account_name(
+        self, conn: _Connection, name: str, request: Message, then: Callable[[], list[Action]]
+    ) -> list[Action]:
+        """Go on with ``then`` unless a guest (not logged in) picked the name of one of the server's
+        accounts: nobody takes part under an account's name without its password."""
+        accounts = self.accounts
+        if accounts is None or conn.user is not None:
+            return then()
+        conn.busy = True
+
+        def work() -> bool:
+            try:
+                return accounts.exists(name)
+            except ConfError:  # an unreadable accounts file reserves no names
+                return False
+
+        def resume(taken: bool, now: float) -> list[Action]:
+            conn.busy = False
+            self.generation += 1
+            if self._conns.get(conn.cid) is not conn:
+                return []
+            if taken:
+                text = f"the name {name!r} belongs to an account on this server; log in with --user {name}"
+                return [_error(conn.cid, "name_taken", text, request)]
+            return then()
+
+        return [Deferred(work, resume)]
 
     def _keyframes_for(self, meeting: Meeting) -> list[Action]:
         """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""

@@ -218,6 +218,9 @@ class FakeAccounts:
                 return ("ok", stored) if secret == password else ("wrong", name)
         return "unknown", name
 
+    def exists(self, name: str) -> bool:
+        return any(stored.casefold() == name.casefold() for stored in self.passwords)
+
 
 def test_login_is_required_before_create_or_join():
     hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"), require_login=True)
@@ -263,6 +266,26 @@ def test_failed_logins_are_rate_limited_per_account_and_address():
     assert (
         to(send(hub, 1, {"type": "login", "user": "Ada", "password": "hunter2"}, 10.0), 1)[0]["type"]
         == "logged_in"
+    )
+
+
+def test_without_required_login_guests_cannot_take_an_account_name():
+    hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"))
+    hello(hub, 1, "10.0.0.1")
+    (refusal,) = send(hub, 1, {"type": "create", "name": "ADA", "passcode": "pw"})
+    assert refusal.message["code"] == "name_taken"
+    assert refusal.message["message"] == (
+        "the name 'ADA' belongs to an account on this server; log in with --user ADA"
+    )
+    created = to(send(hub, 1, {"type": "create", "name": "Bea", "passcode": "pw"}), 1)
+    assert created[1]["name"] == "Bea"  # guests are welcome under other names
+    hello(hub, 2, "10.0.0.2")
+    (refusal,) = send(hub, 2, {"type": "join", "meeting": MID, "name": "ada", "passcode": "pw"})
+    assert refusal.message["code"] == "name_taken"
+    send(hub, 2, {"type": "login", "user": "ada", "password": "hunter2"})
+    assert (
+        to(send(hub, 2, {"type": "join", "meeting": MID, "name": "x", "passcode": "pw"}), 2)[0]["name"]
+        == "Ada"
     )
 
 
