@@ -291,3 +291,23 @@ def test_workers_apply_the_same_limits() -> None:
     finally:
         clients.stop_all()
         server.stop()
+
+
+def test_with_optional_accounts_a_guest_cannot_use_an_account_name(tmp_path: Path) -> None:
+    env = {"CONF_HOME": str(tmp_path / "home")}
+    assert run(["user", "add", "ada", "--password-stdin"], env, "pw\n").returncode == 0
+    server, url = start_server("--accounts", str(tmp_path / "home" / "server" / "accounts.db"), env=env)
+    try:
+        create = ["create", "--json", "--server", url, "--passcode", "pw"]
+        guest = run([*create, "--name", "Ada"], env)
+        assert guest.returncode == 1
+        assert (
+            guest.stderr
+            == "conf: the name 'Ada' belongs to an account on this server; log in with --user Ada\n"
+        )
+        member = run([*create, "--user", "ada"], {**env, "CONF_PASSWORD": "pw"})  # stdin ends: in, then out
+        assert member.returncode == 0 and '"name":"ada"' in member.stdout.replace(" ", "")
+        other = run([*create, "--name", "grace"], env)
+        assert other.returncode == 0, other.stderr
+    finally:
+        server.stop()
