@@ -127,10 +127,10 @@ async def attend(
             media.publish(share[0], source, **settings)
 
     code = await run_meeting(client, ui, first, media, on_joined=publish)
-    if code == EXIT_DENIED:
-        raise _denied(first[-1].get("meeting"))
     if source is not None and not media.publishers:
         source.close()  # never admitted: the source was never handed on
+    if code == EXIT_DENIED:
+        raise _denied(first[-1].get("meeting"))
     return code
 
 
