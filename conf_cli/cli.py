@@ -89,6 +89,24 @@ view_option = click.option(
     "(a desktop window; needs a window system and pygame) or none. Default: preview in the interactive "
     "terminal, none in machine mode.",
 )
+user_option = click.option(
+    "--user",
+    default=None,
+    metavar="NAME",
+    help="Log in to this account on the server (your name is then the account name). Password from a "
+    "prompt, $CONF_PASSWORD or --password-stdin.",
+)
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+accounts_option = click.option(
+    "--accounts",
+    "accounts_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The accounts file (SQLite). Default: accounts.db in the server folder ($CONF_HOME/server).",
+)
+PASSWORD_ENV = "CONF_PASSWORD"
 speaker_option = click.option(
     "--speaker",
     default=None,
@@ -128,6 +146,34 @@ def cli(verbose: int) -> None:
 )
 @json_option
 @click.option(
+    "--require-login",
+    is_flag=True,
+    help="Refuse create and join until the client has logged in to an account (see `conf user`).",
+)
+@accounts_option
+@click.option(
+    "--max-failures",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Failed passcode or login attempts allowed from one address per --failure-window.",
+)
+@click.option(
+    "--max-failures-per-target",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Failed attempts allowed at one meeting or account per --failure-window, from addresses that "
+    "never got into it.",
+)
+@click.option(
+    "--failure-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds over which failed attempts are counted.",
+)
+@click.option(
     "--stats-interval",
     type=click.FloatRange(0),
     default=0,
@@ -146,6 +192,11 @@ def server(
     port: int,
     transports: tuple[str, ...],
     json_flag: bool,
+    require_login: bool,
+    accounts_path: Path | None,
+    max_failures: int,
+    max_failures_per_target: int,
+    failure_window: float,
     stats_interval: float,
     workers: int,
     **service_settings: Any,
@@ -154,12 +205,21 @@ def server(
 
     Service plugins (see `conf plugins`) add options of their own below.
     """
+    from conf_cli.accounts import AccountStore
+    from conf_cli.meeting.hub import Hub
+    from conf_cli.meeting.limiter import AttemptLimiter, Limits
     from conf_cli.server import Server
     from conf_cli.ui.machine import emit
 
     async def main() -> int:
         srv: Any
         endpoints = endpoints_for(transports, host, port)
+        accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
+        limits = Limits(max_failures, max_failures_per_target, failure_window)
+        if require_login and accounts is not None and not accounts.names():
+            raise ConfError(
+                f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`"
+            )
         if workers > 1:
             from conf_cli.workers.front import Front
 
@@ -167,12 +227,17 @@ def server(
                 raise ConfError(
                     "--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now"
                 )
+            if accounts is not None:
+                raise ConfError(
+                    "accounts (--require-login, --accounts) need a server in one process, without --workers"
+                )
             if any(s.wanted(service_settings) for s in registry().services.values()):
                 raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
-            srv = Front(workers, logging.getLogger().getEffectiveLevel())
+            srv = Front(workers, logging.getLogger().getEffectiveLevel(), limits)
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
-            srv = Server(registry())
+            hub = Hub(limiter=AttemptLimiter(limits), accounts=accounts, require_login=require_login)
+            srv = Server(registry(), hub)
             try:
                 urls = await srv.start(endpoints)
                 urls += await srv.start_services(service_settings)
@@ -230,6 +295,8 @@ def meeting_options(command: F) -> F:
             play_option,
             speaker_option,
             view_option,
+            user_option,
+            password_stdin_option,
         )
     ):
         command = option(command)
@@ -251,13 +318,17 @@ def _attend(
     view: str | None,
     e2ee: bool = False,
     control: str | None = None,
+    user: str | None,
+    password_stdin: bool,
+    waiting_room: bool = False,
 ) -> None:
     from conf_cli.meeting_runner import attend
 
+    password = _password(user, password_stdin)
     _run(
         lambda: attend(
             parse_server_url(server_url, transport=transport),
-            name,
+            user or name,
             passcode,
             meeting,
             _machine_mode(json_flag),
@@ -268,8 +339,41 @@ def _attend(
             view=view,
             e2ee=e2ee,
             control=control,
+            user=user,
+            password=password,
+            waiting_room=waiting_room,
         )
     )
+
+
+def _password(user: str | None, from_stdin: bool, *, confirm: bool = False) -> str | None:
+    """The password for ``user``: from stdin's first line, $CONF_PASSWORD, or a prompt at a terminal."""
+    if user is None:
+        if from_stdin:
+            _fail("--password-stdin needs --user NAME")
+        return None
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            _fail("--password-stdin: no password on stdin")
+        return line.rstrip("\r\n")
+    given = os.environ.get(PASSWORD_ENV)
+    if given is not None:
+        return given
+    if not sys.stdin.isatty():
+        _fail(f"no password for {user!r}: set ${PASSWORD_ENV} or use --password-stdin")
+    try:
+        password = getpass.getpass(f"password for {user}: ")
+        if confirm and getpass.getpass("again: ") != password:
+            _fail("the passwords differ")
+    except (EOFError, KeyboardInterrupt):
+        _fail("no password given")
+    return password
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"conf: {message}", err=True)
+    sys.exit(code)
 
 
 @cli.command()
@@ -278,6 +382,11 @@ def _attend(
     "--e2ee",
     is_flag=True,
     help="End-to-end encrypt the meeting's media (SFrame): the server forwards it but cannot read it.",
+)
+@click.option(
+    "--waiting-room",
+    is_flag=True,
+    help="Hold everyone who joins in a waiting room until the host or an admin admits them (/admit NAME).",
 )
 def create(**options: Any) -> None:
     """Create a meeting, print its ID and passcode, and join it as host."""
@@ -349,9 +458,51 @@ def control(peer: str, meeting: str, **options: Any) -> None:
     """Join MEETING and ask PEER for control of their desktop; they must agree.
 
     Their screen shows in a window that takes your pointer and keys. Closing it, or PEER taking control
-    back, ends control and the call (exit code 0; 5 when PEER refuses or does not answer in time).
+    back, ends control and the call (exit code 0; 10 when PEER refuses or does not answer in time).
     """
     _attend(meeting, None, control=peer, **options)
+
+
+@cli.group()
+def user() -> None:
+    """Manage the accounts of a server on this machine (for `conf server --require-login`)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@accounts_option
+def user_add(name: str, password_stdin: bool, accounts_path: Path | None) -> None:
+    """Add account NAME; password from a prompt (asked twice), $CONF_PASSWORD or --password-stdin."""
+    from conf_cli.accounts import AccountStore
+
+    password = _password(name, password_stdin, confirm=True) or ""
+    store = AccountStore(accounts_path)
+    _run(lambda: asyncio.to_thread(store.add, name, password))
+
+
+@user.command("remove")
+@click.argument("name")
+@accounts_option
+def user_remove(name: str, accounts_path: Path | None) -> None:
+    """Remove account NAME."""
+    from conf_cli.accounts import AccountStore
+
+    store = AccountStore(accounts_path)
+    _run(lambda: asyncio.to_thread(store.remove, name))
+
+
+@user.command("list")
+@accounts_option
+def user_list(accounts_path: Path | None) -> None:
+    """List the account names."""
+    from conf_cli.accounts import AccountStore
+
+    async def main() -> None:
+        for account in await asyncio.to_thread(AccountStore(accounts_path).names):
+            click.echo(account)
+
+    _run(main)
 
 
 @cli.command()

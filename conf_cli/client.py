@@ -107,12 +107,18 @@ class Client:
 
     # -- requests -----------------------------------------------------------------------------------
 
+    async def login(self, user: str, password: str) -> Message:
+        """Log in to an account on the server; return the ``logged_in`` event."""
+        self.send({"type": "login", "user": user, "password": password})
+        return await self._expect({"logged_in"}, "login")
+
     async def create(
-        self, name: str, passcode: str | None = None, *, e2ee: bool = False
+        self, name: str, passcode: str | None = None, *, e2ee: bool = False, waiting_room: bool = False
     ) -> tuple[Message, Message]:
         """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events.
 
-        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md).
+        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md); with
+        ``waiting_room`` the host admits each newcomer.
         """
         request: dict[str, Any] = {"type": "create", "name": name}
         if passcode:
@@ -120,6 +126,8 @@ class Client:
         if e2ee:
             request["e2ee"] = True
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
+        if waiting_room:
+            request["waiting_room"] = True
         self.send(request)
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
@@ -127,17 +135,22 @@ class Client:
         return created, joined
 
     async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
-        """Join a meeting; return the ``joined`` event. Our E2EE key goes along, in case it is encrypted."""
+        """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
+
+        After ``waiting``, ``joined`` (admitted), ``denied`` or ``meeting_closed`` follows on :attr:`events`.
+        Our E2EE key goes along, in case the meeting is end-to-end encrypted.
+        """
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
         if passcode:
             request["passcode"] = passcode
         request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         self.send(request)
-        joined = await self._expect({"joined"}, "join")
-        self._joined(joined)
-        return joined
+        answer = await self._expect({"joined", "waiting"}, "join")
+        self._joined(answer)
+        return answer
 
     def _joined(self, joined: Message) -> None:
+        """We are in (``joined``) or waiting to be let in (``waiting``, which says nothing of E2EE yet)."""
         self.meeting, self.name = joined["meeting"], joined["name"]
         self.e2ee = joined.get("e2ee") is True
 

@@ -22,6 +22,9 @@ HELP: list[tuple[str, str]] = [
     ("/permit WHAT [NAME]", "allow it again (host, admins)"),
     ("/kick NAME", "remove NAME from the meeting (host, admins)"),
     ("/lock, /unlock", "stop or allow new people joining (host, admins)"),
+    ("/admit NAME, /admit all", "let NAME (or everyone) in from the waiting room (host, admins)"),
+    ("/deny NAME", "turn NAME away from the waiting room (host, admins)"),
+    ("/waiting on|off", "hold newcomers in a waiting room, or not (off lets everyone in; host, admins)"),
     ("/end", "close the meeting for everyone (host, admins)"),
     (
         "/share KIND [PATH] [KEY=VALUE ...]",
@@ -106,6 +109,16 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             return {"type": "set_role", "name": name, "role": command}
         case "kick":
             return {"type": "kick", "name": _only_name(rest, "/kick NAME")}
+        case "admit":
+            if rest.lower() == "all":
+                return {"type": "admit", "all": True}
+            return {"type": "admit", "name": _only_name(rest, "/admit NAME|all")}
+        case "deny":
+            return {"type": "deny", "name": _only_name(rest, "/deny NAME")}
+        case "waiting":
+            if rest.lower() not in ("on", "off"):
+                raise CommandError("usage: /waiting on|off")
+            return {"type": "set_waiting_room", "enabled": rest.lower() == "on"}
         case "forbid" | "permit":
             what, _, who = rest.partition(" ")
             what = what.lower()

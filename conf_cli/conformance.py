@@ -207,3 +207,25 @@ def test_e2ee_meeting_rekeys_on_join_and_leave(pool: ClientPool) -> None:
     before = decoding(ada)["frames"]
     after = decoding(ada, before + 15)  # a second of pictures under the keys made after the leave
     assert after["undecryptable"] == 0
+
+
+def test_waiting_room_holds_everything_back_until_admitted(pool: ClientPool) -> None:
+    ada, meeting = pool.create("ada", "--waiting-room")
+    sharer = pool.share(meeting, "pat", "pattern", *SHARE)
+    sharer.expect("waiting")
+    ada.send("/admit pat")
+    ada.expect("track_stats", lambda e: e["name"] == "pat" and e["frames"] > 0)
+    bob = pool.join(meeting, "bob")
+    bob.expect("waiting")
+    ada.expect("waiting_joined", lambda e: e["name"] == "bob")
+    ada.send("only for those inside")
+    held = bob.drain(2.0)
+    assert not [e for e in held if e["type"] in ("chat", "track_started", "track_stats", "share_started")]
+    ada.send("/admit bob")
+    bob.expect("joined")
+    bob.expect("track_stats", lambda e: e["name"] == "pat" and e["frames"] > 0, timeout=10)
+    eve = pool.join(meeting, "eve")
+    eve.expect("waiting")
+    ada.send("/deny eve")
+    eve.expect("denied")
+    assert eve.wait() == 5

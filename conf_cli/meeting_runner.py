@@ -12,7 +12,7 @@ from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.session import MeetingUI, run_meeting
+from conf_cli.session import EXIT_DENIED, REFUSAL_EXIT_CODES, MeetingUI, run_meeting
 from conf_cli.urls import ServerAddress
 
 if TYPE_CHECKING:
@@ -45,6 +45,9 @@ async def attend(
     on_created: Callable[[Message], None] | None = None,
     e2ee: bool = False,
     control: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    waiting_room: bool = False,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -63,6 +66,8 @@ async def attend(
     ``e2ee`` creates an end-to-end encrypted meeting; joining one needs nothing more.
     ``control`` names a participant to ask for control of their desktop once in (``conf control``): a
     viewer window that cannot open fails at once, in one line, and the end of control ends the call.
+    ``user`` logs in to that account first (with ``password``); the account name is then our name.
+    ``waiting_room`` gives a meeting this call creates a waiting room.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.playback import find_sink_factory
@@ -95,9 +100,11 @@ async def attend(
     client = Client(reg, address)
     try:
         await client.connect()
+        if user is not None:
+            name = (await client.login(user, password or ""))["user"]
         first: list[Message]
         if meeting is None:
-            created, joined = await client.create(name, passcode, e2ee=e2ee)
+            created, joined = await client.create(name, passcode, e2ee=e2ee, waiting_room=waiting_room)
             first = [created, joined]
             if on_created is not None:
                 on_created(created)
@@ -107,7 +114,9 @@ async def attend(
         await client.close()
         if source is not None:
             source.close()
-        raise ConfError(str(refusal)) from None
+        error = ConfError(str(refusal))
+        error.exit_code = REFUSAL_EXIT_CODES.get(refusal.code, 1)
+        raise error from None
     except BaseException:
         await client.close()
         if source is not None:
@@ -121,13 +130,27 @@ async def attend(
         open_sinks = speaker_opener(speaker_factory, _speaker_options(speaker), ui.show)
     open_sinks = _with_viewer(open_sinks, shown, reg.sinks, ui)
     media = MediaManager(client, ui.show, record_dir, open_sinks)
-    if share is not None and source is not None:
-        media.publish(share[0], source, **settings)
     remote = RemoteControl(client, media, ui.show, leave_when_done=control is not None)
-    if control is not None:
-        with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
-            client.send({"type": "control_request", "name": control})
-    return await run_meeting(client, ui, first, media, remote)
+
+    def start() -> None:  # once in: at once, or when admitted from the waiting room
+        if share is not None and source is not None:
+            media.publish(share[0], source, **settings)
+        if control is not None:
+            with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
+                client.send({"type": "control_request", "name": control})
+
+    code = await run_meeting(client, ui, first, media, remote, on_joined=start)
+    if source is not None and not media.publishers:
+        source.close()  # never admitted: the source was never handed on
+    if code == EXIT_DENIED:
+        raise _denied(first[-1].get("meeting"))
+    return code
+
+
+def _denied(meeting: object) -> ConfError:
+    error = ConfError(f"you were not admitted to meeting {meeting}")
+    error.exit_code = EXIT_DENIED
+    return error
 
 
 def _with_viewer(

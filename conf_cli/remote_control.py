@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXIT_DENIED = 5
+EXIT_DENIED = 10  # conf control: the peer refused or did not answer
 EXIT_REFUSED = 1
 VIEWER_SINK = "control"
 SCREEN_SOURCE = "screen"

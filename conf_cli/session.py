@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.client import Client
@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_KICKED = 3
 EXIT_DISCONNECTED = 4
+EXIT_DENIED = 5
+EXIT_LOGIN_REQUIRED = 6
+EXIT_UNKNOWN_USER = 7
+EXIT_WRONG_PASSWORD = 8
+EXIT_RATE_LIMITED = 9
 LEAVE_TIMEOUT = 3.0
 
 # Events for the media layer alone (a sealed key): not shown.
@@ -30,6 +35,14 @@ _FINAL = {
     "meeting_closed": EXIT_OK,
     "kicked": EXIT_KICKED,
     "disconnected": EXIT_DISCONNECTED,
+    "denied": EXIT_DENIED,
+}
+# Refusals of a login, create or join that have an exit code of their own (others exit with 1).
+REFUSAL_EXIT_CODES = {
+    "login_required": EXIT_LOGIN_REQUIRED,
+    "unknown_user": EXIT_UNKNOWN_USER,
+    "wrong_password": EXIT_WRONG_PASSWORD,
+    "rate_limited": EXIT_RATE_LIMITED,
 }
 
 
@@ -55,18 +68,28 @@ async def run_meeting(
     first_events: list[Message],
     media: MediaManager | None = None,
     control: RemoteControl | None = None,
+    on_joined: Callable[[], None] | None = None,
 ) -> int:
     """Show ``first_events``, then relay lines and events until we leave; return the exit code.
 
     ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``;
     ``control`` sees them after it and runs ``/control`` and ``/accept``; when it returns an exit code
     (``conf control`` after control ends) we leave with that code.
+    ``on_joined`` is called once we are in: at once, or when admitted from a waiting room.
     """
-    for event in first_events:
+
+    def handle(event: Message) -> None:
+        nonlocal on_joined
         if event["type"] not in _UNSHOWN:
             ui.show(event)
         if media is not None:
             media.handle_event(event)
+        if event["type"] == "joined" and on_joined is not None:
+            on_joined()
+            on_joined = None
+
+    for event in first_events:
+        handle(event)
     reader = asyncio.create_task(_relay_input(client, ui, media, control))
     outcome: int | None = None  # remote control ended the call: leave, then exit with this
     try:
@@ -79,10 +102,7 @@ async def run_meeting(
                         event = await client.events.get()
                 except TimeoutError:
                     return outcome
-            if event["type"] not in _UNSHOWN:
-                ui.show(event)
-            if media is not None:
-                media.handle_event(event)
+            handle(event)
             code = _FINAL.get(event["type"])
             if code is not None:
                 return code if outcome is None else outcome

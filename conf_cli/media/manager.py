@@ -121,6 +121,10 @@ class MediaManager:
         """React to a server event (after the face has shown it)."""
         kind = event.get("type")
         me = self.client.name
+        if kind == "joined" and self.keys is None and event.get("e2ee") is True:
+            # Admitted from a waiting room: only now do we know the meeting is end-to-end encrypted.
+            self.client.e2ee = True
+            self.keys = KeyRing(str(event["meeting"]), str(event["name"]), self.client.e2ee_private)
         if self.keys is not None:
             self._e2ee_event(event)
         if kind == "joined":

@@ -7,6 +7,10 @@ code from docs/protocol.md. Nothing here touches a socket or a clock.
 Roles: the *host* runs the meeting; *admins* help (forbid/permit, kick members, lock, end); *members*
 take part. Meeting-wide forbids apply to members; a forbid naming a participant applies to that person.
 Nobody may forbid the host anything, so whoever becomes host loses any forbids naming them.
+
+A meeting may have a *waiting room*: then everyone but its creator waits in it after a correct passcode
+until the host or an admin admits or denies them. Waiting people are not participants: no chat, media,
+participant list or track announcement reaches them, and only the host and admins learn who waits.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Send:
 MEDIA_KINDS = ("audio", "video", "screen")
 # Keeps the meeting's snapshot (``joined``, ``participants``) within one control frame.
 MAX_PARTICIPANTS = 100
+MAX_WAITING = 50
 
 
 @dataclass
@@ -77,14 +82,19 @@ class Participant:
 
 
 class Meeting:
-    """One meeting: its participants, roles, permissions and lock."""
+    """One meeting: its participants, roles, permissions, lock and waiting room."""
 
-    def __init__(self, meeting_id: str, passcode: PasscodeHash, *, e2ee: bool = False) -> None:
+    def __init__(
+        self, meeting_id: str, passcode: PasscodeHash, *, e2ee: bool = False, waiting_room: bool = False
+    ) -> None:
         self.id = meeting_id
         self.passcode = passcode
         self.e2ee = e2ee
         """Media is end-to-end encrypted: everyone must bring a public key, and sealed keys are relayed."""
         self.participants: dict[int, Participant] = {}
+        self.waiting_room = waiting_room
+        self.waiting: dict[int, str] = {}  # pid -> name, in order of arrival
+        self._waiting_keys: dict[int, str] = {}  # pid -> E2EE public key of those waiting
         self.locked = False
         self.forbidden: set[str] = set()
         self.closed = False
@@ -113,10 +123,13 @@ class Meeting:
             return False
         return not (what in self.forbidden and participant.role is Role.MEMBER)
 
-    def snapshot(self) -> Message:
-        """The whole state a participant needs to draw the meeting."""
+    def snapshot(self, pid: int | None = None) -> Message:
+        """The whole state participant ``pid`` needs to draw the meeting.
+
+        With a waiting room (or people still waiting in one), ``waiting_room`` says whether it is on and,
+        for the host and admins only, ``waiting`` lists who waits."""
         ordered = sorted(self.participants.values(), key=lambda p: p.seniority)
-        snapshot = {
+        snapshot: Message = {
             "meeting": self.id,
             "participants": [p.describe() for p in ordered],
             "tracks": [t.describe(self.participants[t.owner].name) for t in self.tracks.values()],
@@ -125,6 +138,10 @@ class Meeting:
         }
         if self.e2ee:  # every participant's public key is in ``participants``
             snapshot["e2ee"] = True
+        if self.waiting_room or self.waiting:
+            snapshot["waiting_room"] = self.waiting_room
+            if pid is not None and pid in self._staff():
+                snapshot["waiting"] = list(self.waiting.values())
         return snapshot
 
     def audience(self, owner: int) -> tuple[int, ...]:
@@ -137,10 +154,17 @@ class Meeting:
     def _everyone(self, *, but: int | None = None) -> tuple[int, ...]:
         return tuple(pid for pid in self.participants if pid != but)
 
+    def _staff(self) -> tuple[int, ...]:
+        """The host and admins: they see and decide who waits."""
+        return tuple(pid for pid, p in self.participants.items() if p.role is not Role.MEMBER)
+
     # -- membership ---------------------------------------------------------------------------------
 
     def join(self, pid: int, name: str, *, passcode_ok: bool, key: str | None = None) -> list[Send]:
-        """Admit a participant; the first one becomes host. ``key``: its E2EE public key, if it has one."""
+        """Let a participant in (the first one becomes host), or into the waiting room if there is one.
+
+        ``key``: its E2EE public key, if it has one (kept while it waits).
+        """
         if self.closed:
             raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
         if not passcode_ok:
@@ -153,19 +177,40 @@ class Meeting:
             )
         if self.locked:
             raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
+        self._check_room()
+        folded = name.casefold()
+        if any(p.name.casefold() == folded for p in self.participants.values()) or any(
+            waiting.casefold() == folded for waiting in self.waiting.values()
+        ):
+            raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
+        if self.waiting_room and self.participants:
+            if len(self.waiting) >= MAX_WAITING:
+                raise RequestRefused(
+                    "waiting_room_full", f"the waiting room of meeting {self.id} is full; try again later"
+                )
+            self.waiting[pid] = name
+            if key is not None:
+                self._waiting_keys[pid] = key
+            return [
+                Send((pid,), {"type": "waiting", "meeting": self.id, "name": name}),
+                Send(self._staff(), {"type": "waiting_joined", "name": name}),
+            ]
+        return self._enter(pid, name, key)
+
+    def _check_room(self) -> None:
         if len(self.participants) >= MAX_PARTICIPANTS:
             raise RequestRefused(
                 "meeting_full", f"meeting {self.id} is full ({MAX_PARTICIPANTS} participants)"
             )
-        if any(p.name.casefold() == name.casefold() for p in self.participants.values()):
-            raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
+
+    def _enter(self, pid: int, name: str, key: str | None) -> list[Send]:
         role = Role.HOST if not self.participants else Role.MEMBER
         self._seniority += 1
         participant = Participant(pid, name, role, self._seniority, key=key if self.e2ee else None)
         others = self._everyone()
         self.participants[pid] = participant
         self._audience.clear()
-        joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot()}
+        joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot(pid)}
         sends = [Send((pid,), joined)]
         if others:
             arrived: Message = {"type": "participant_joined", "name": name, "role": str(role)}
@@ -176,6 +221,10 @@ class Meeting:
 
     def leave(self, pid: int, reason: str = "left") -> list[Send]:
         """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
+        if pid in self.waiting:
+            name = self.waiting.pop(pid)
+            self._waiting_keys.pop(pid, None)
+            return [Send(self._staff(), {"type": "waiting_left", "name": name, "reason": reason})]
         participant = self.participants.get(pid)
         if participant is None:
             return []
@@ -185,7 +234,7 @@ class Meeting:
         self._audience.clear()
         if not self.participants:
             self.closed = True
-            return []
+            return self._close_waiting_room(None)
         sends = [*control, *(Send(self._everyone(), s.message) for s in sends)]
         sends.append(
             Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
@@ -195,8 +244,11 @@ class Meeting:
                 self.participants.values(),
                 key=lambda p: (p.role is not Role.ADMIN, p.seniority),
             )
+            was_staff = successor.role is not Role.MEMBER
             self._make_host(successor)
             sends.append(self._role_changed(successor, by=None))
+            if not was_staff and (self.waiting_room or self.waiting):
+                sends.append(self._waiting_room_state(successor.pid))
         return sends
 
     # -- requests from participants -----------------------------------------------------------------
@@ -225,6 +277,7 @@ class Meeting:
         if target.role is new_role:
             return []
         sends: list[Send] = []
+        was_staff = target.role is not Role.MEMBER
         if new_role is Role.HOST:
             actor.role = Role.ADMIN
             self._make_host(target)
@@ -234,6 +287,8 @@ class Meeting:
             target.role = new_role
             sends.append(self._role_changed(target, by=actor.name))
             sends += self._stop_forbidden_shares(target, sorted(target.sharing))
+        if not was_staff and (self.waiting_room or self.waiting):
+            sends.append(self._waiting_room_state(target.pid))
         return sends + self.control.enforce()
 
     def set_permission(self, pid: int, what: str, allowed: bool, name: str | None = None) -> list[Send]:
@@ -290,7 +345,8 @@ class Meeting:
         self._audience.clear()
         self.control.clear()
         self.closed = True
-        return [Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})]
+        closed = Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})
+        return [closed, *self._close_waiting_room(actor.name)]
 
     def relay_keys(self, pid: int, keys: list[Message]) -> list[Send]:
         """Hand each sealed sender key (``{"to": name, "box": ...}``) to its one recipient, as it is.
@@ -310,7 +366,82 @@ class Meeting:
         return sends
 
     def who(self, pid: int) -> list[Send]:
-        return [Send((pid,), {"type": "participants", **self.snapshot()})]
+        return [Send((pid,), {"type": "participants", **self.snapshot(pid)})]
+
+    # -- the waiting room ---------------------------------------------------------------------------
+
+    def set_waiting_room(self, pid: int, enabled: bool) -> list[Send]:
+        """Host and admins: turn the waiting room on or off; turning it off lets everyone waiting in."""
+        actor = self._require(pid, Role.ADMIN, "turn the waiting room on or off")
+        if self.waiting_room == enabled:
+            return []
+        self.waiting_room = enabled
+        change = {"type": "waiting_room_changed", "enabled": enabled, "by": actor.name}
+        sends = [Send(self._everyone(), change)]
+        if not enabled:
+            sends += self._admit_all(actor)
+        return sends
+
+    def admit(self, pid: int, name: str | None) -> list[Send]:
+        """Host and admins: let ``name`` (None: everyone waiting, as far as there is room) in."""
+        actor = self._require(pid, Role.ADMIN, "admit people")
+        if name is None:
+            if not self.waiting:
+                raise RequestRefused("unknown_participant", "nobody is waiting")
+            return self._admit_all(actor)
+        waiter = self._find_waiting(name)
+        self._check_room()
+        return self._admit(waiter, actor)
+
+    def deny(self, pid: int, name: str) -> list[Send]:
+        """Host and admins: turn ``name`` away from the waiting room."""
+        actor = self._require(pid, Role.ADMIN, "deny people")
+        waiter = self._find_waiting(name)
+        denied_name = self.waiting.pop(waiter)
+        self._waiting_keys.pop(waiter, None)
+        return [
+            Send((waiter,), {"type": "denied", "meeting": self.id, "by": actor.name}),
+            Send(
+                self._staff(),
+                {"type": "waiting_left", "name": denied_name, "reason": "denied", "by": actor.name},
+            ),
+        ]
+
+    def _find_waiting(self, name: str) -> int:
+        folded = name.casefold()
+        for pid, waiting in self.waiting.items():
+            if waiting.casefold() == folded:
+                return pid
+        raise RequestRefused("unknown_participant", f"nobody named {name!r} is waiting")
+
+    def _admit(self, waiter: int, actor: Participant) -> list[Send]:
+        name = self.waiting.pop(waiter)
+        left = {"type": "waiting_left", "name": name, "reason": "admitted", "by": actor.name}
+        return [Send(self._staff(), left), *self._enter(waiter, name, self._waiting_keys.pop(waiter, None))]
+
+    def _admit_all(self, actor: Participant) -> list[Send]:
+        sends: list[Send] = []
+        for waiter in list(self.waiting):
+            if len(self.participants) >= MAX_PARTICIPANTS:
+                break
+            sends += self._admit(waiter, actor)
+        return sends
+
+    def _waiting_room_state(self, pid: int) -> Send:
+        """Tell a new host or admin whether there is a waiting room and who waits in it."""
+        state = {"type": "waiting_room", "enabled": self.waiting_room, "waiting": list(self.waiting.values())}
+        return Send((pid,), state)
+
+    def _close_waiting_room(self, by: str | None) -> list[Send]:
+        if not self.waiting:
+            return []
+        closed: Message = {"type": "meeting_closed", "reason": "ended"}
+        if by is not None:
+            closed["by"] = by
+        waiting = tuple(self.waiting)
+        self.waiting.clear()
+        self._waiting_keys.clear()
+        return [Send(waiting, closed)]
 
     # -- helpers ------------------------------------------------------------------------------------
 

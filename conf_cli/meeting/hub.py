@@ -3,18 +3,23 @@
 The asyncio edge (:mod:`conf_cli.server`) feeds the hub events — a connection opened, a control
 message arrived, a connection closed, time passed — and carries out the actions the hub returns:
 :class:`Send` a message, :class:`Close` a connection, or run a :class:`Deferred` piece of blocking work
-(passcode hashing) off the event loop and hand its result back.
+(passcode and password hashing) off the event loop and hand its result back.
+
+Who gets in: failed passcodes and logins are rate-limited per address and per meeting or account
+(:mod:`conf_cli.meeting.limiter`); a server may require clients to log in to an account first
+(:class:`Accounts`), and then their display name is their account name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from conf_cli import __version__
-from conf_cli.errors import ProtocolError, RequestRefused
+from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send
+from conf_cli.meeting.limiter import AttemptLimiter, seconds_text
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
 from conf_cli.protocol.control import INPUT_FIELDS, PROTOCOL_VERSION, Message, decode_client_message
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
@@ -55,6 +60,28 @@ class Deferred:
 Action = Send | Close | Forward | Deferred
 
 
+class Accounts(Protocol):
+    """The server's accounts (:class:`conf_cli.accounts.AccountStore`); ``verify`` blocks (it hashes)."""
+
+    def verify(self, name: str, password: str) -> tuple[str, str]:
+        """``("ok", account name as stored)``, ``("unknown", name)`` or ``("wrong", name)``."""
+        ...
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is an account's (compared case-insensitively)."""
+        ...
+
+
+def peer_host(peer: str) -> str:
+    """The host of a link's peer, without its port: ``127.0.0.1:5000`` → ``127.0.0.1``."""
+    if " (" in peer:  # ZeroMQ: "ADDRESS (zmq id ...)", no port
+        return peer.split(" (", 1)[0]
+    if peer.startswith("["):
+        return peer[1 : peer.find("]")] if "]" in peer else peer
+    host, sep, port = peer.rpartition(":")
+    return host if sep and port.isdigit() else peer
+
+
 @dataclass
 class _Connection:
     cid: int
@@ -63,10 +90,16 @@ class _Connection:
     last_seen: float
     greeted: bool = False
     meeting: Meeting | None = None
-    busy: bool = False  # a create or join is being worked on
+    waiting: Meeting | None = None  # in this meeting's waiting room: not a participant yet
+    user: str | None = None  # the account logged in to on this connection
+    busy: bool = False  # a login, create or join is being worked on
     bad_messages: int = 0
     input_tokens: float = INPUT_BURST
     input_stamp: float = 0.0
+
+    @property
+    def address(self) -> str:
+        return peer_host(self.peer)
 
 
 @dataclass
@@ -80,6 +113,7 @@ class HubStats:
     input_relayed: int = 0  # remote-control input events passed to the controlled participant
     input_refused: int = 0  # input events from someone without a current grant, dropped
     input_limited: int = 0  # input events over the rate limit, dropped
+    attempts_refused: int = 0  # passcode or login attempts refused by the rate limit
 
 
 @dataclass
@@ -92,6 +126,9 @@ class Hub:
     new_passcode: Callable[[], str] = new_passcode
     meetings: dict[str, Meeting] = field(default_factory=dict)
     stats: HubStats = field(default_factory=HubStats)
+    limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
+    accounts: Accounts | None = None
+    require_login: bool = False
     generation: int = 0
     """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
 
@@ -116,7 +153,7 @@ class Hub:
         conn = self._conns.pop(cid, None)
         self.generation += 1
         self.stats.connections = len(self._conns)
-        if conn is None or conn.meeting is None:
+        if conn is None:
             return []
         return self._leave(conn, reason)
 
@@ -235,10 +272,18 @@ class Hub:
         if conn.busy:
             raise RequestRefused("busy", "a create or join request is still being processed")
         meeting = conn.meeting
-        if kind in ("create", "join"):
+        if conn.waiting is not None:
+            return self._while_waiting(conn, conn.waiting, kind)
+        if kind in ("create", "join", "login"):
             if meeting is not None:
                 raise RequestRefused("bad_request", f"already in meeting {meeting.id}; /leave first")
-            return self._create(conn, message) if kind == "create" else self._join(conn, message)
+            if kind == "login":
+                return self._login(conn, message, now)
+            if self.require_login and conn.user is None:
+                raise RequestRefused(
+                    "login_required", "this server requires you to log in first (--user NAME)"
+                )
+            return self._create(conn, message) if kind == "create" else self._join(conn, message, now)
         if meeting is None:
             raise RequestRefused("not_in_meeting", "join or create a meeting first")
         pid = conn.cid
@@ -246,6 +291,16 @@ class Hub:
             case "leave":
                 left = Send((pid,), {"type": "left", "meeting": meeting.id, "reason": "left"})
                 return [left, *self._leave(conn, "left")]
+            case "admit":
+                if not message.get("all") and message.get("name") is None:
+                    raise RequestRefused("bad_request", "admit: give a name, or all")
+                return self._after(
+                    meeting, meeting.admit(pid, None if message.get("all") else message["name"])
+                )
+            case "deny":
+                return self._after(meeting, meeting.deny(pid, message["name"]))
+            case "set_waiting_room":
+                return self._after(meeting, meeting.set_waiting_room(pid, message["enabled"]))
             case "who":
                 return list(meeting.who(pid))
             case "chat":
@@ -308,13 +363,84 @@ class Hub:
         }
         return [Send((conn.cid,), welcome)]
 
+    def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:
+        """A waiting person may only leave; nothing else of the meeting is theirs yet."""
+        if kind == "leave":
+            left = Send((conn.cid,), {"type": "left", "meeting": meeting.id, "reason": "left"})
+            return [left, *self._leave(conn, "left")]
+        raise RequestRefused("waiting", f"you are waiting to be admitted to meeting {meeting.id}")
+
+    def _login(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        accounts = self.accounts
+        if accounts is None:
+            raise RequestRefused("bad_request", "this server has no accounts; join without --user")
+        if conn.user is not None:
+            raise RequestRefused("bad_request", f"already logged in as {conn.user}")
+        user, password = message["user"], message["password"]
+        target = f"user:{user.casefold()}"
+        refused = self._rate_limited(conn, target, now, message)
+        if refused:
+            return refused
+        conn.busy = True
+
+        def resume(result: tuple[str, str], now: float) -> list[Action]:
+            conn.busy = False
+            self.generation += 1
+            if self._conns.get(conn.cid) is not conn:
+                return []
+            status, name = result
+            if status == "ok":
+                self.limiter.succeeded(conn.address, target, now)
+                conn.user = name
+                return [Send((conn.cid,), {"type": "logged_in", "user": name})]
+            if status == "error":
+                return [_error(conn.cid, "unavailable", "the server cannot check accounts now", message)]
+            self.limiter.failed(conn.address, target, now)
+            if status == "unknown":
+                return [
+                    _error(conn.cid, "unknown_user", f"no account named {user!r} on this server", message)
+                ]
+            return [_error(conn.cid, "wrong_password", f"wrong password for {user!r}", message)]
+
+        def work() -> tuple[str, str]:
+            try:
+                return accounts.verify(user, password)
+            except ConfError as exc:  # an unreadable accounts file: the server says so, and goes on
+                return "error", str(exc)
+
+        return [Deferred(work, resume)]
+
+    def _rate_limited(
+        self, conn: _Connection, target: str | None, now: float, request: Message
+    ) -> list[Action]:
+        """The refusal of an attempt the rate limit does not allow now (empty if it may go ahead)."""
+        wait = self.limiter.retry_after(conn.address, target, now)
+        if wait <= 0:
+            return []
+        self.stats.attempts_refused += 1
+        text = f"too many failed attempts; try again in {seconds_text(wait)}"
+        refusal = _error(conn.cid, "rate_limited", text, request)
+        refusal.message["retry_after"] = round(wait, 1)
+        return [refusal]
+
     def _create(self, conn: _Connection, message: Message) -> list[Action]:
         passcode = message.get("passcode") or self.new_passcode()
-        name = message["name"]
+        name = conn.user or message["name"]
+        waiting_room = bool(message.get("waiting_room"))
         e2ee = bool(message.get("e2ee"))
         key = message.get("e2ee_key")
         if e2ee and key is None:
             raise RequestRefused("bad_request", "an end-to-end encrypted meeting needs your e2ee_key")
+        return self._unless_account_name(
+            conn,
+            name,
+            message,
+            lambda: self._create_now(conn, name, passcode, waiting_room=waiting_room, e2ee=e2ee, key=key),
+        )
+
+    def _create_now(
+        self, conn: _Connection, name: str, passcode: str, *, waiting_room: bool, e2ee: bool, key: str | None
+    ) -> list[Action]:
         conn.busy = True
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
@@ -325,10 +451,11 @@ class Hub:
             meeting_id = self.new_id()
             while meeting_id in self.meetings:
                 meeting_id = self.new_id()
-            meeting = Meeting(meeting_id, digest, e2ee=e2ee)
+            meeting = Meeting(meeting_id, digest, e2ee=e2ee, waiting_room=waiting_room)
             self.meetings[meeting_id] = meeting
             self.stats.meetings = len(self.meetings)
-            created = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
+            self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
+            created: Message = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
             if e2ee:
                 created["e2ee"] = True
             sends = [Send((conn.cid,), created), *meeting.join(conn.cid, name, passcode_ok=True, key=key)]
@@ -337,11 +464,23 @@ class Hub:
 
         return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
 
-    def _join(self, conn: _Connection, message: Message) -> list[Action]:
+    def _join(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         meeting_id = normalise_meeting_id(message["meeting"])
         meeting = self.meetings.get(meeting_id)
+        target = f"meeting:{meeting_id}" if meeting is not None else None
+        refused = self._rate_limited(conn, target, now, message)
+        if refused:
+            return refused
         if meeting is None:
+            self.limiter.failed(conn.address, None, now)  # guessing meeting IDs costs like guessing passcodes
             raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
+        name = conn.user or message["name"]
+        return self._unless_account_name(
+            conn, name, message, lambda: self._join_now(conn, meeting, name, message)
+        )
+
+    def _join_now(self, conn: _Connection, meeting: Meeting, name: str, message: Message) -> list[Action]:
+        meeting_id = meeting.id
         passcode = message.get("passcode") or ""
         conn.busy = True
 
@@ -350,35 +489,84 @@ class Hub:
             self.generation += 1
             if self._conns.get(conn.cid) is not conn:
                 return []
+            if ok:
+                self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
+            elif not meeting.closed:
+                self.limiter.failed(conn.address, f"meeting:{meeting_id}", now)
             try:
                 if meeting.closed:
                     raise RequestRefused("unknown_meeting", f"meeting {meeting_id} has ended")
-                sends = meeting.join(conn.cid, message["name"], passcode_ok=ok, key=message.get("e2ee_key"))
+                sends = meeting.join(conn.cid, name, passcode_ok=ok, key=message.get("e2ee_key"))
             except RequestRefused as refusal:
                 return [_error(conn.cid, refusal.code, str(refusal), message)]
+            if conn.cid in meeting.waiting:
+                conn.waiting = meeting
+                return list(sends)
             conn.meeting = meeting
-            # Ask every video publisher for a keyframe so the newcomer sees a picture at once.
-            asks = [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
-            return [*sends, *asks]
+            return [*sends, *self._keyframes_for(meeting)]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
 
+    def _unless_account_name(
+        self, conn: _Connection, name: str, request: Message, then: Callable[[], list[Action]]
+    ) -> list[Action]:
+        """Go on with ``then`` unless a guest (not logged in) picked the name of one of the server's
+        accounts: nobody takes part under an account's name without its password."""
+        accounts = self.accounts
+        if accounts is None or conn.user is not None:
+            return then()
+        conn.busy = True
+
+        def work() -> bool:
+            try:
+                return accounts.exists(name)
+            except ConfError:  # an unreadable accounts file reserves no names
+                return False
+
+        def resume(taken: bool, now: float) -> list[Action]:
+            conn.busy = False
+            self.generation += 1
+            if self._conns.get(conn.cid) is not conn:
+                return []
+            if taken:
+                text = f"the name {name!r} belongs to an account on this server; log in with --user {name}"
+                return [_error(conn.cid, "name_taken", text, request)]
+            return then()
+
+        return [Deferred(work, resume)]
+
+    def _keyframes_for(self, meeting: Meeting) -> list[Action]:
+        """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""
+        return [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
+
     def _leave(self, conn: _Connection, reason: str) -> list[Action]:
-        meeting = conn.meeting
+        meeting = conn.meeting or conn.waiting
         if meeting is None:
             return []
-        conn.meeting = None
+        conn.meeting = conn.waiting = None
         return self._after(meeting, meeting.leave(conn.cid, reason))
 
     def _after(self, meeting: Meeting, sends: list[Send]) -> list[Action]:
-        """Detach the connections that ``meeting`` no longer holds; forget the meeting once it has closed."""
+        """Attach the connections ``meeting`` admitted, detach those it no longer holds (left, kicked,
+        denied); forget the meeting once it has closed."""
+        actions: list[Action] = list(sends)
         if meeting.closed:
             self.meetings.pop(meeting.id, None)
             self.stats.meetings = len(self.meetings)
+            self.limiter.forget(f"meeting:{meeting.id}")
+        admitted = False
         for conn in self._conns.values():
+            if conn.waiting is meeting and conn.cid not in meeting.waiting:
+                conn.waiting = None
+                if conn.cid in meeting.participants:
+                    conn.meeting = meeting
+                    admitted = True
             if conn.meeting is meeting and conn.cid not in meeting.participants:
                 conn.meeting = None
-        return list(sends)
+        if admitted:
+            self.generation += 1
+            actions += self._keyframes_for(meeting)
+        return actions
 
     def _bad(self, conn: _Connection, why: str) -> list[Action]:
         conn.bad_messages += 1

@@ -19,6 +19,7 @@ MAX_CONTROL_BYTES = 65_535  # one RFC 4571 frame
 MAX_NAME_CHARS = 64
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
+MAX_PASSWORD_CHARS = 1_024
 MAX_ID_CHARS = 64
 MAX_KEY_BOXES = 100  # sealed keys in one e2ee_keys request: one per other participant
 MAX_BOX_CHARS = 128  # one sealed SFrame key, base64
@@ -30,19 +31,22 @@ Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
-# "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys);
-# for control_input: "input_action" (one of INPUT_ACTIONS), "fraction" (a number 0..1), "bool",
-# "button" (1..3), "key" (a key name), "input_text" (typed text), "steps" (wheel steps)
+# "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
+# "password" (up to MAX_PASSWORD_CHARS); for control_input: "input_action" (one of INPUT_ACTIONS),
+# "fraction" (a number 0..1), "button" (1..3), "key" (a key name), "input_text" (typed text),
+# "steps" (wheel steps)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
     "ping": {},
     "pong": {},
+    "login": {"user": ("name", True), "password": ("password", True)},
     "create": {
         "name": ("name", True),
         "passcode": ("passcode", False),
         "e2ee": ("bool", False),
         "e2ee_key": ("e2ee_key", False),
+        "waiting_room": ("bool", False),
     },
     "join": {
         "meeting": ("str", True),
@@ -60,6 +64,9 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "lock": {},
     "unlock": {},
     "end": {},
+    "admit": {"name": ("name", False), "all": ("bool", False)},
+    "deny": {"name": ("name", True)},
+    "set_waiting_room": {"enabled": ("bool", True)},
     "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
     "unpublish": {"kind": ("str", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
@@ -210,6 +217,9 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "passcode":
         if len(value) > MAX_PASSCODE_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_PASSCODE_CHARS} characters")
+    elif field_kind == "password":
+        if not value or len(value) > MAX_PASSWORD_CHARS:
+            raise ProtocolError(f"{where} must be 1 to {MAX_PASSWORD_CHARS} characters")
     elif field_kind == "role":
         if value not in ROLES:
             raise ProtocolError(f"{where} must be one of {', '.join(ROLES)}")

@@ -188,6 +188,8 @@ class TerminalUI:
             (f"  E2EE code {view.security_code or '…'}" if view.e2ee else "", "bold cyan"),
             (f"  you: {view.me} ({view.my_role})", ROLE_STYLE.get(view.my_role, "")),
             ("  LOCKED" if view.locked else "", "bold red"),
+            ("  WAITING ROOM" if view.waiting_room else "", "yellow"),
+            ("  you are waiting to be admitted" if view.held else "", "bold yellow"),
             (f"  forbidden: {', '.join(sorted(view.forbidden))}" if view.forbidden else "", "red"),
         )
         people = Table.grid(padding=(0, 1))
@@ -199,6 +201,8 @@ class TerminalUI:
                 Text(peer.name, style=ROLE_STYLE.get(peer.role, "")),
                 Text(f"{peer.role} {shares}".strip(), style="dim"),
             )
+        for waiting in view.waiting:
+            people.add_row(Text(waiting, style="yellow"), Text("waiting", style="dim yellow"))
         tracks = list(view.tracks.values())
         media_height = media_panel_height(tracks)
         body_lines = max(1, height - 6 - media_height) - 2  # inside the body's panels

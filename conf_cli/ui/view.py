@@ -68,6 +68,11 @@ class MeetingView:
     passcode: str | None = None
     locked: bool = False
     forbidden: set[str] = field(default_factory=set)
+    waiting_room: bool = False
+    waiting: list[str] = field(default_factory=list)
+    """Who waits to be admitted (known to the host and admins only)."""
+    held: bool = False
+    """We ourselves wait in the meeting's waiting room."""
     peers: dict[str, PeerView] = field(default_factory=dict)
     log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (style, text)
     ended: str | None = None
@@ -99,6 +104,8 @@ class MeetingView:
         self.locked = bool(snapshot.get("locked"))
         self.forbidden = set(snapshot.get("forbidden", ()))
         self.e2ee = snapshot.get("e2ee") is True or self.e2ee
+        self.waiting_room = bool(snapshot.get("waiting_room"))
+        self.waiting = [str(name) for name in snapshot.get("waiting", ())]
         self.peers = {
             p["name"]: PeerView(p["name"], p["role"], set(p.get("sharing", ())), set(p.get("forbidden", ())))
             for p in snapshot.get("participants", ())
@@ -110,6 +117,7 @@ class MeetingView:
 
     def _on_joined(self, e: Message) -> None:
         self.me = e["name"]
+        self.held = False
         self._load(e)
         self._note(f"you joined meeting {self.meeting} as {e['role']}; type /help for commands", "green")
 
@@ -255,8 +263,48 @@ class MeetingView:
         self._note(self.ended, "bold red")
 
     def _on_meeting_closed(self, e: Message) -> None:
-        self.ended = f"{e.get('by')} ended the meeting"
+        self.ended = f"{e['by']} ended the meeting" if e.get("by") else "the meeting ended"
         self._note(self.ended, "bold red")
+
+    # -- the waiting room ---------------------------------------------------------------------------
+
+    def _on_waiting(self, e: Message) -> None:
+        self.me, self.meeting, self.held = e["name"], e["meeting"], True
+        self._note(
+            f"you are in the waiting room of meeting {self.meeting}; the host will let you in", "yellow"
+        )
+
+    def _on_denied(self, e: Message) -> None:
+        self.ended = f"{e.get('by')} did not admit you to the meeting"
+        self._note(self.ended, "bold red")
+
+    def _on_waiting_room(self, e: Message) -> None:
+        self.waiting_room = bool(e.get("enabled"))
+        self.waiting = [str(name) for name in e.get("waiting", ())]
+        if self.waiting:
+            self._note(
+                f"waiting to be admitted: {', '.join(self.waiting)} (/admit NAME, /deny NAME)", "yellow"
+            )
+
+    def _on_waiting_room_changed(self, e: Message) -> None:
+        self.waiting_room = bool(e["enabled"])
+        self._note(f"{e['by']} turned the waiting room {'on' if e['enabled'] else 'off'}", "magenta")
+
+    def _on_waiting_joined(self, e: Message) -> None:
+        if e["name"] not in self.waiting:
+            self.waiting.append(e["name"])
+        self._note(
+            f"{e['name']} is waiting to be admitted (/admit {e['name']}, /deny {e['name']})", "bold yellow"
+        )
+
+    def _on_waiting_left(self, e: Message) -> None:
+        if e["name"] in self.waiting:
+            self.waiting.remove(e["name"])
+        reason, by = e.get("reason", "left"), f" by {e['by']}" if e.get("by") else ""
+        if reason in ("admitted", "denied"):
+            self._note(f"{e['name']} was {reason}{by}", "dim")
+        else:
+            self._note(f"{e['name']} stopped waiting ({reason})", "dim")
 
     def _on_left(self, e: Message) -> None:
         self.ended = "you left the meeting"

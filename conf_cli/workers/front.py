@@ -23,6 +23,7 @@ from typing import Any, cast
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Action, Close, Hub
+from conf_cli.meeting.limiter import Limits
 from conf_cli.meeting.passcode import ID_ALPHABET, new_meeting_id, normalise_meeting_id
 from conf_cli.protocol.control import Message, decode_client_message, encode
 from conf_cli.protocol.framing import frame
@@ -110,11 +111,12 @@ class _Greeting(asyncio.Protocol):
 class Front:
     """Accepts on one TCP port and spreads meetings over ``workers`` worker processes."""
 
-    def __init__(self, workers: int, log_level: int = logging.WARNING) -> None:
+    def __init__(self, workers: int, log_level: int = logging.WARNING, limits: Limits | None = None) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ConfError(f"--workers must be between 1 and {MAX_WORKERS}")
         self.count = workers
         self.log_level = log_level
+        self.limits = limits or Limits()
         self.hub = Hub()
         self.workers: list[WorkerHandle] = []
         self.greeting: dict[int, _Greeting] = {}
@@ -145,8 +147,11 @@ class Front:
     def _spawn(self, index: int) -> WorkerHandle:
         ours, theirs = channel_pair()
         args = [sys.executable, "-m", "conf_cli.workers.worker", str(theirs.fileno()), str(index)]
+        limits = (str(self.limits.per_address), str(self.limits.per_target), str(self.limits.window))
         process = subprocess.Popen(
-            [*args, self.url, str(self.log_level)], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+            [*args, self.url, str(self.log_level), *limits],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
         )
         theirs.close()
         ours.setblocking(False)

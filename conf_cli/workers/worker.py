@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 from conf_cli.errors import ConfError
 from conf_cli.loops import fast_loop_factory
 from conf_cli.meeting.hub import Hub
+from conf_cli.meeting.limiter import AttemptLimiter, Limits
 from conf_cli.meeting.passcode import ID_ALPHABET, new_meeting_id
 from conf_cli.plugins import registry
 from conf_cli.server import Server
@@ -65,7 +66,7 @@ class _Adopted:
 
 
 class Worker:
-    def __init__(self, channel: socket.socket, index: int, url: str) -> None:
+    def __init__(self, channel: socket.socket, index: int, url: str, limits: Limits | None = None) -> None:
         self.channel = channel
         self.index = index
         self.reserved: deque[str] = deque()  # meeting IDs the front chose for creates handed to us
@@ -74,7 +75,9 @@ class Worker:
         if not hasattr(transport, "adopt"):
             raise ConfError("the tcp transport plugin cannot adopt connections (--workers)")
         self.transport = cast(AdoptingTransport, transport)
-        self.server = Server(self.registry, Hub(new_id=self._new_id))
+        self.server = Server(
+            self.registry, Hub(new_id=self._new_id, limiter=AttemptLimiter(limits or Limits()))
+        )
         self.listener = self.transport.adoption_listener(url)
         self.events = _Adopted(self.server)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -158,13 +161,14 @@ class Worker:
 
 def main(argv: list[str]) -> None:
     fd, index, url, level = int(argv[0]), int(argv[1]), argv[2], int(argv[3])
+    limits = Limits(int(argv[4]), int(argv[5]), float(argv[6])) if len(argv) >= 7 else Limits()
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
     )
     channel = socket.socket(fileno=fd)
 
     async def run() -> None:
-        await Worker(channel, index, url).run()
+        await Worker(channel, index, url, limits).run()
 
     with asyncio.Runner(loop_factory=fast_loop_factory()) as runner, contextlib.suppress(KeyboardInterrupt):
         runner.run(run())

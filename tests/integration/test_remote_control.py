@@ -19,6 +19,7 @@ from test_terminal_ui import Terminal  # type: ignore[import-not-found]
 
 from conf_cli.client import Client
 from conf_cli.plugins import registry
+from conf_cli.remote_control import EXIT_DENIED
 from conf_cli.testing import ClientPool, ConfProcess, conf_command, run_conf, spawn, start_server
 from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
 from conf_cli.testing_input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
@@ -144,7 +145,7 @@ def test_a_refusal_starts_nothing(
     denied = bob.expect("control_denied", timeout=WAIT)
     assert denied["reason"] == "rejected"
     assert bob.expect("left", timeout=WAIT)["reason"] == "left"  # conf control leaves once it is over
-    assert bob.wait(WAIT) == 5
+    assert bob.wait(WAIT) == EXIT_DENIED
     assert ada.expect("control_denied", timeout=WAIT)["reason"] == "rejected"
     later = ada.drain(1.0)
     assert not [e for e in later if e["type"] in ("publish_started", "control_granted")]

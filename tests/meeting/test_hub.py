@@ -764,7 +764,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "hello": ("protocol", "client"),
     "ping": (),
     "pong": (),
-    "create": ("name", "passcode", "e2ee", "e2ee_key"),
+    "login": ("user", "password"),
+    "create": ("name", "passcode", "e2ee", "e2ee_key", "waiting_room"),
     "join": ("meeting", "name", "passcode", "e2ee_key"),
     "leave": (),
     "who": (),
@@ -784,6 +785,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "control_reject": ("name",),
     "control_revoke": (),
     "control_input": ("action", "x", "y", "button", "pressed", "key", "text", "dx", "dy"),
+    "admit": ("name", "all"),
+    "deny": ("name",),
+    "set_waiting_room": ("enabled",),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)

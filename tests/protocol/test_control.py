@@ -32,7 +32,15 @@ VALID: dict[str, dict[str, Any]] = {
     "hello": {"type": "hello", "protocol": 1, "client": "conf/0.1.0"},
     "ping": {"type": "ping"},
     "pong": {"type": "pong"},
-    "create": {"type": "create", "name": "Ada", "passcode": "sesame", "e2ee": True, "e2ee_key": KEY},
+    "login": {"type": "login", "user": "Ada", "password": "correct horse"},
+    "create": {
+        "type": "create",
+        "name": "Ada",
+        "passcode": "sesame",
+        "e2ee": True,
+        "e2ee_key": KEY,
+        "waiting_room": True,
+    },
     "join": {"type": "join", "meeting": "abc-defg-hjk", "name": "Bob", "passcode": "sesame", "e2ee_key": KEY},
     "leave": {"type": "leave"},
     "who": {"type": "who"},
@@ -59,6 +67,9 @@ VALID: dict[str, dict[str, Any]] = {
         "button": 1,
         "pressed": True,
     },
+    "admit": {"type": "admit", "name": "Bob", "all": False},
+    "deny": {"type": "deny", "name": "Bob"},
+    "set_waiting_room": {"type": "set_waiting_room", "enabled": True},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("protocol",),
@@ -74,6 +85,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "e2ee_keys": ("keys",),
     "control_request": ("name",),
     "control_input": ("action",),
+    "login": ("user", "password"),
+    "deny": ("name",),
+    "set_waiting_room": ("enabled",),
 }
 
 

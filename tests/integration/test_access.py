@@ -1,0 +1,319 @@
+"""Who gets in, end to end with real processes: waiting room, rate limits and accounts, over tcp and rtp."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conf_cli.client import Client
+from conf_cli.plugins import registry
+from conf_cli.session import (
+    EXIT_DENIED,
+    EXIT_LOGIN_REQUIRED,
+    EXIT_RATE_LIMITED,
+    EXIT_UNKNOWN_USER,
+    EXIT_WRONG_PASSWORD,
+)
+from conf_cli.testing import ClientPool, ConfProcess, Event, conf_command, start_server
+from conf_cli.urls import parse_server_url
+
+SMALL = ("--width", "320", "--height", "240", "--fps", "15")
+TRANSPORTS = ["tcp", "rtp"]
+# Never expected by a waiting person: anything about the meeting's people, chat or media.
+LEAKS = {
+    "chat",
+    "participant_joined",
+    "participant_left",
+    "share_started",
+    "share_stopped",
+    "track_started",
+    "track_stats",
+    "participants",
+    "role_changed",
+}
+
+
+@pytest.fixture(params=TRANSPORTS)
+def pool(request: pytest.FixtureRequest) -> Iterator[ClientPool]:
+    server, url = start_server(transport=request.param)
+    clients = ClientPool(url)
+    try:
+        yield clients
+    finally:
+        clients.stop_all()
+        server.stop()
+
+
+def has_frames(event: Event) -> bool:
+    return int(event["frames"]) > 0
+
+
+def test_waiting_room_admit_deny_and_nothing_before_admission(pool: ClientPool) -> None:
+    host, meeting = pool.create("host", "--waiting-room")
+
+    # A sharer waits too: its track is announced only once it is in.
+    sharer = pool.share(meeting, "bob", "pattern", *SMALL)
+    assert sharer.expect("waiting")["meeting"] == meeting
+    host.expect("waiting_joined", lambda e: e["name"] == "bob")
+    host.send("/admit bob")
+    sharer.expect("joined")
+    published = sharer.expect("publish_started", timeout=20)
+    host.expect("track_stats", has_frames, timeout=20)  # media flows in the meeting
+
+    cy = pool.join(meeting, "cy")
+    assert cy.expect("waiting") == {"type": "waiting", "meeting": meeting, "name": "cy"}
+    host.expect("waiting_joined", lambda e: e["name"] == "cy")
+    host.send("secret plans")
+    host.expect("chat", lambda e: e["text"] == "secret plans")
+    sharer.send("/who")
+    sharer.expect("participants")
+    held = cy.drain(3.0)  # video keeps flowing all this while
+    assert not [e for e in held if e["type"] in LEAKS], held
+    cy.send("let me in")  # a waiting person's chat goes nowhere
+    assert cy.expect("error")["code"] == "waiting"
+
+    host.send("/admit cy")
+    joined = cy.expect("joined")
+    assert joined["name"] == "cy" and [t["ssrc"] for t in joined["tracks"]] == [published["ssrc"]]
+    cy.expect("track_stats", has_frames, timeout=20)
+    host.send("welcome")
+    cy.expect("chat", lambda e: e["text"] == "welcome")
+    host.expect("waiting_left", lambda e: e["name"] == "cy" and e["reason"] == "admitted")
+
+    # Someone who gives up waiting disappears from the list.
+    dee = pool.join(meeting, "dee")
+    dee.expect("waiting")
+    host.expect("waiting_joined", lambda e: e["name"] == "dee")
+    dee.stop()
+    host.expect("waiting_left", lambda e: e["name"] == "dee" and e["reason"] == "disconnected")
+
+    # Denied: told so, one line on stderr, an exit code of its own.
+    eve = pool.join(meeting, "eve")
+    eve.expect("waiting")
+    host.expect("waiting_joined", lambda e: e["name"] == "eve")
+    host.send("/deny eve")
+    assert eve.expect("denied") == {"type": "denied", "meeting": meeting, "by": "host"}
+    assert eve.wait() == EXIT_DENIED
+    assert eve.stderr_lines == [f"conf: you were not admitted to meeting {meeting}"]
+    host.send("/who")
+    assert host.expect("participants")["waiting"] == []
+
+
+async def test_not_one_packet_reaches_a_waiting_connection(pool: ClientPool) -> None:
+    """At the wire: a client of our own counts every media packet its link delivers, waiting or not."""
+    host, meeting = pool.create("host", "--waiting-room")
+    sharer = pool.share(meeting, "bob", "pattern", *SMALL)
+    sharer.expect("waiting")
+    host.send("/admit bob")
+    host.expect("track_stats", has_frames, timeout=20)
+
+    probe = Client(registry(), parse_server_url(pool.url))
+    packets: list[bytes] = []
+    probe.media_handler = packets.append
+    try:
+        await probe.connect()
+        assert (await probe.join(meeting, "probe", pool.passcode))["type"] == "waiting"
+        await asyncio.to_thread(host.expect, "waiting_joined", lambda e: e["name"] == "probe")
+        await asyncio.sleep(3.0)
+        assert packets == []
+        held = [probe.events.get_nowait() for _ in range(probe.events.qsize())]
+        assert held == []
+        host.send("/admit probe")
+        async with asyncio.timeout(20):
+            while (event := await probe.events.get())["type"] != "joined":
+                assert event["type"] not in LEAKS
+            while not packets:  # the server forwards to whoever is in, subscribed or not
+                await asyncio.sleep(0.05)
+    finally:
+        await probe.close()
+
+
+def test_admins_learn_who_waits_and_the_waiting_hear_when_it_ends(pool: ClientPool) -> None:
+    host, meeting = pool.create("host", "--waiting-room")
+    bob = pool.join(meeting, "bob")
+    bob.expect("waiting")
+    host.send("/admit bob")
+    bob.expect("joined")
+    fay = pool.join(meeting, "fay")
+    fay.expect("waiting")
+    host.expect("waiting_joined", lambda e: e["name"] == "fay")
+    host.send("/admin bob")
+    assert bob.expect("waiting_room") == {"type": "waiting_room", "enabled": True, "waiting": ["fay"]}
+    bob.send("/leave")
+    assert bob.wait() == 0
+    host.send("/leave")  # nobody else is in: the meeting ends, and the waiting are told
+    assert fay.expect("meeting_closed")["reason"] == "ended"
+    assert fay.wait() == 0
+
+
+def run(
+    args: list[str], env: dict[str, str], stdin: str = "", timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*conf_command(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_failed_passcodes_are_rate_limited_then_allowed_again() -> None:
+    # A window long enough that a loaded machine starting three clients stays inside it; the refusal
+    # says how long to wait, and the test waits exactly that.
+    server, url = start_server("--max-failures", "2", "--failure-window", "20")
+    clients = ClientPool(url)
+    try:
+        _, meeting = clients.create("host")
+        join = ["join", meeting, "--json", "--server", url, "--name", "mallory", "--passcode"]
+        for guess in ("guess1", "guess2"):
+            wrong = run([*join, guess], {})
+            assert wrong.returncode == 1 and wrong.stderr == f"conf: wrong passcode for meeting {meeting}\n"
+        limited = run([*join, clients.passcode], {})
+        refused_at = time.monotonic()
+        assert limited.returncode == EXIT_RATE_LIMITED, limited.stderr
+        prefix = "conf: too many failed attempts; try again in "
+        assert limited.stderr.startswith(prefix) and limited.stderr.endswith(" s\n")
+        wait = int(limited.stderr[len(prefix) : -3])
+        assert 1 <= wait <= 20
+        assert limited.stdout == ""  # the refusal is the one line on stderr
+        time.sleep(max(0.0, wait + 0.2 - (time.monotonic() - refused_at)))
+        allowed = run([*join, clients.passcode], {})  # stdin ends: it joins, then leaves
+        assert allowed.returncode == 0, allowed.stderr
+        assert '"type":"joined"' in allowed.stdout.replace(" ", "")
+    finally:
+        clients.stop_all()
+        server.stop()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
+    env = {"CONF_HOME": str(tmp_path / "home")}
+    accounts = str(tmp_path / "accounts.db")
+    added = run(["user", "add", "ada", "--password-stdin", "--accounts", accounts], env, "correct horse\n")
+    assert added.returncode == 0, added.stderr
+    assert (
+        run(["user", "add", "bob", "--accounts", accounts], {**env, "CONF_PASSWORD": "pw2"}).returncode == 0
+    )
+    again = run(["user", "add", "ADA", "--password-stdin", "--accounts", accounts], env, "x\n")
+    assert again.returncode == 1 and again.stderr == "conf: an account named 'ADA' exists already\n"
+    assert run(["user", "list", "--accounts", accounts], env).stdout == "ada\nbob\n"
+    assert run(["user", "remove", "bob", "--accounts", accounts], env).returncode == 0
+    assert run(["user", "list", "--accounts", accounts], env).stdout == "ada\n"
+    assert b"correct horse" not in Path(accounts).read_bytes()
+
+    server, url = start_server("--require-login", "--accounts", accounts, transport=transport, env=env)
+    try:
+        create = ["create", "--json", "--server", url, "--name", "Mallory", "--passcode", "pw"]
+        cases = [
+            (
+                [],
+                {},
+                "",
+                EXIT_LOGIN_REQUIRED,
+                "conf: this server requires you to log in first (--user NAME)\n",
+            ),
+            (
+                ["--user", "zed"],
+                {"CONF_PASSWORD": "x"},
+                "",
+                EXIT_UNKNOWN_USER,
+                "conf: no account named 'zed' on this server\n",
+            ),
+            (
+                ["--user", "ada", "--password-stdin"],
+                {},
+                "wrong\n",
+                EXIT_WRONG_PASSWORD,
+                "conf: wrong password for 'ada'\n",
+            ),
+        ]
+        for extra, more_env, stdin, code, line in cases:
+            result = run([*create, *extra], {**env, **more_env}, stdin)
+            assert (result.returncode, result.stderr) == (code, line), extra
+        no_password = run([*create, "--user", "ada"], env)  # stdin is not a terminal: no prompt
+        assert no_password.returncode == 1
+        assert (
+            no_password.stderr == "conf: no password for 'ada': set $CONF_PASSWORD or use --password-stdin\n"
+        )
+
+        # Logged in, the account name is the display name, whatever --name says.
+        process = subprocess.Popen(
+            [*conf_command(), *create, "--user", "ADA", "--password-stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        )
+        host = ConfProcess(process)
+        try:
+            host.send("correct horse")
+            meeting = host.expect("meeting_created", timeout=30)["meeting"]
+            assert host.expect("joined")["name"] == "ada"
+            guest = run(
+                [
+                    "join",
+                    meeting,
+                    "--json",
+                    "--server",
+                    url,
+                    "--name",
+                    "ada2",
+                    "--passcode",
+                    "pw",
+                    "--user",
+                    "ada",
+                ],
+                {**env, "CONF_PASSWORD": "correct horse"},
+                "hello from the guest\n",
+            )
+            assert guest.returncode == 1 and "the name 'ada' is taken" in guest.stderr
+            host.send("/who")
+            assert [p["name"] for p in host.expect("participants")["participants"]] == ["ada"]
+        finally:
+            host.stop()
+    finally:
+        server.stop()
+
+
+def test_workers_apply_the_same_limits() -> None:
+    server, url = start_server("--workers", "2", "--max-failures", "1", "--failure-window", "30")
+    clients = ClientPool(url)
+    try:
+        _, meeting = clients.create("host")
+        join = ["join", meeting, "--json", "--server", url, "--name", "mallory", "--passcode"]
+        assert run([*join, "guess"], {}).returncode == 1
+        limited = run([*join, clients.passcode], {})
+        assert limited.returncode == EXIT_RATE_LIMITED, limited.stderr
+    finally:
+        clients.stop_all()
+        server.stop()
+
+
+def test_with_optional_accounts_a_guest_cannot_use_an_account_name(tmp_path: Path) -> None:
+    env = {"CONF_HOME": str(tmp_path / "home")}
+    assert run(["user", "add", "ada", "--password-stdin"], env, "pw\n").returncode == 0
+    server, url = start_server("--accounts", str(tmp_path / "home" / "server" / "accounts.db"), env=env)
+    try:
+        create = ["create", "--json", "--server", url, "--passcode", "pw"]
+        guest = run([*create, "--name", "Ada"], env)
+        assert guest.returncode == 1
+        assert (
+            guest.stderr
+            == "conf: the name 'Ada' belongs to an account on this server; log in with --user Ada\n"
+        )
+        member = run([*create, "--user", "ada"], {**env, "CONF_PASSWORD": "pw"})  # stdin ends: in, then out
+        assert member.returncode == 0 and '"name":"ada"' in member.stdout.replace(" ", "")
+        other = run([*create, "--name", "grace"], env)
+        assert other.returncode == 0, other.stderr
+    finally:
+        server.stop()

@@ -1,0 +1,311 @@
+"""Who gets in, at the hub: the waiting room's routing (control and media), logins and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_hub import WELCOME, make_hub, send, to  # type: ignore[import-not-found]
+
+from conf_cli.meeting import passcode as passcode_module
+from conf_cli.meeting.core import Send
+from conf_cli.meeting.hub import Deferred, Forward, Hub, peer_host
+from conf_cli.meeting.limiter import AttemptLimiter, Limits
+from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+from conf_cli.protocol.rtcp import Pli, ReceiverReport, build_compound
+from conf_cli.protocol.rtp import RtpPacket
+
+MID = "aaa-bbbb-ccc"
+VIDEO, AUDIO = 0x1111, 0x2222
+
+
+@pytest.fixture(autouse=True, scope="module")
+def cheap_scrypt() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passcode_module, "_SCRYPT", {"n": 2, "r": 1, "p": 1})
+        yield
+
+
+def hello(hub: Hub, cid: int, address: str, now: float = 0.0) -> None:
+    hub.connected(cid, now, f"{address}:{40000 + cid}")
+    assert send(hub, cid, {"type": "hello", "protocol": PROTOCOL_VERSION}, now) == [Send((cid,), WELCOME)]
+
+
+def types(actions: list[Any], cid: int) -> list[str]:
+    return [m["type"] for m in to(actions, cid)]
+
+
+def rtp(ssrc: int) -> bytes:
+    return bytes(RtpPacket(96, 1, 1000, ssrc, b"\x65payload"))
+
+
+def waiting_room_meeting() -> Hub:
+    """Ada (1) hosts MID with a waiting room and shares video; Bob (2) is admitted and shares audio;
+    Cy (3) waits."""
+    hub = make_hub(MID)
+    hello(hub, 1, "10.0.0.1")
+    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw", "waiting_room": True})
+    hello(hub, 2, "10.0.0.2")
+    assert types(send(hub, 2, {"type": "join", "meeting": MID, "name": "Bob", "passcode": "pw"}), 2) == [
+        "waiting"
+    ]
+    send(hub, 1, {"type": "admit", "name": "Bob"})
+    send(hub, 1, {"type": "publish", "kind": "video", "ssrc": VIDEO, "codec": "H264"})
+    send(hub, 2, {"type": "publish", "kind": "audio", "ssrc": AUDIO, "codec": "opus"})
+    hello(hub, 3, "10.0.0.3")
+    actions = send(hub, 3, {"type": "join", "meeting": MID, "name": "Cy", "passcode": "pw"})
+    assert to(actions, 3) == [{"type": "waiting", "meeting": MID, "name": "Cy"}]
+    assert to(actions, 1) == [{"type": "waiting_joined", "name": "Cy"}]
+    assert to(actions, 2) == []
+    return hub
+
+
+# -- the waiting room ---------------------------------------------------------------------------------
+
+
+def test_no_media_reaches_or_leaves_a_waiting_connection():
+    hub = waiting_room_meeting()
+    assert hub.route_media(1, rtp(VIDEO), 1.0) == (2,)
+    assert hub.route_media(2, rtp(AUDIO), 1.0) == (1,)
+    refused = hub.stats.media_refused
+    assert hub.route_media(3, rtp(0x3333), 1.0) == ()  # nothing of theirs goes anywhere ...
+    assert hub.route_media(3, bytes(Pli(5, VIDEO)), 1.0) == ()  # ... not even a keyframe request
+    report = build_compound([ReceiverReport(5, ())])
+    assert hub.route_media(3, report, 1.0) == ()
+    assert hub.stats.media_refused == refused + 3
+    assert hub.meeting_of(3) is None
+
+
+def test_a_waiting_connection_gets_no_chat_and_may_only_leave():
+    hub = waiting_room_meeting()
+    assert 3 not in {c for a in send(hub, 2, {"type": "chat", "text": "hi"}) for c in a.to}
+    for request in (
+        {"type": "chat", "text": "let me in"},
+        {"type": "who"},
+        {"type": "publish", "kind": "audio", "ssrc": 9, "codec": "opus"},
+    ):
+        (refusal,) = send(hub, 3, request)
+        assert refusal.message["code"] == "waiting", request
+    actions = send(hub, 3, {"type": "leave"})
+    assert to(actions, 3) == [{"type": "left", "meeting": MID, "reason": "left"}]
+    assert to(actions, 1) == [{"type": "waiting_left", "name": "Cy", "reason": "left"}]
+    assert hub.meetings[MID].waiting == {}
+
+
+def test_a_waiting_connection_that_drops_disappears_from_the_list():
+    hub = waiting_room_meeting()
+    actions = hub.disconnected(3)
+    assert to(actions, 1) == [{"type": "waiting_left", "name": "Cy", "reason": "disconnected"}]
+    assert to(send(hub, 1, {"type": "who"}), 1)[0]["waiting"] == []
+
+
+def test_admitted_they_receive_media_and_publishers_are_asked_for_a_keyframe():
+    hub = waiting_room_meeting()
+    actions = send(hub, 1, {"type": "admit", "name": "Cy"})
+    assert types(actions, 3) == ["joined"]
+    assert Forward((1,), bytes(Pli(0, VIDEO))) in actions
+    assert hub.route_media(1, rtp(VIDEO), 2.0) == (2, 3)
+    assert hub.meeting_of(3) is hub.meetings[MID]
+
+
+def test_denied_they_are_detached_and_told():
+    hub = waiting_room_meeting()
+    actions = send(hub, 1, {"type": "deny", "name": "Cy"})
+    assert to(actions, 3) == [{"type": "denied", "meeting": MID, "by": "Ada"}]
+    (refusal,) = send(hub, 3, {"type": "chat", "text": "hello?"})
+    assert refusal.message["code"] == "not_in_meeting"
+    assert hub.route_media(1, rtp(VIDEO), 2.0) == (2,)
+
+
+def test_admit_all_and_waiting_room_off_go_through_the_hub():
+    hub = waiting_room_meeting()
+    (refusal,) = send(hub, 1, {"type": "admit"})
+    assert refusal.message["code"] == "bad_request"
+    actions = send(hub, 1, {"type": "set_waiting_room", "enabled": False})
+    assert types(actions, 3) == ["joined"]
+    assert hub.meeting_of(3) is hub.meetings[MID]
+
+
+def test_ending_the_meeting_releases_the_waiting():
+    hub = waiting_room_meeting()
+    actions = send(hub, 1, {"type": "end"})
+    assert to(actions, 3) == [{"type": "meeting_closed", "reason": "ended", "by": "Ada"}]
+    assert MID not in hub.meetings
+    assert send(hub, 3, {"type": "leave"})[0].message["code"] == "not_in_meeting"
+
+
+# -- rate limits on passcodes -------------------------------------------------------------------------
+
+
+def limited_hub(per_address: int = 2, per_target: int = 3, window: float = 10.0, **kwargs: Any) -> Hub:
+    return make_hub(MID, limiter=AttemptLimiter(Limits(per_address, per_target, window)), **kwargs)
+
+
+def attempt(hub: Hub, cid: int, passcode: str, now: float) -> dict[str, Any]:
+    actions = send(
+        hub, cid, {"type": "join", "meeting": MID, "name": f"p{cid}", "passcode": passcode, "id": 4}, now
+    )
+    return to(actions, cid)[0]
+
+
+def test_wrong_passcodes_are_refused_for_a_while_without_hashing_then_allowed():
+    hub = limited_hub()
+    hello(hub, 1, "10.0.0.1")
+    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw"})
+    hello(hub, 2, "10.6.6.6")
+    assert attempt(hub, 2, "guess1", 0.0)["code"] == "wrong_passcode"
+    assert attempt(hub, 2, "guess2", 1.0)["code"] == "wrong_passcode"
+    request = {"type": "join", "meeting": MID, "name": "p2", "passcode": "pw"}
+    raw = hub.received(2, encode(request), 2.0)
+    assert not any(isinstance(a, Deferred) for a in raw)  # refused before any scrypt work
+    refusal = raw[0].message
+    assert refusal == {
+        "type": "error",
+        "code": "rate_limited",
+        "message": "too many failed attempts; try again in 8 s",
+        "re": "join",
+        "retry_after": 8.0,
+    }
+    assert hub.stats.attempts_refused == 1
+    assert attempt(hub, 2, "pw", 9.9)["code"] == "rate_limited"  # even the right passcode, for now
+    assert attempt(hub, 2, "pw", 10.0)["type"] == "joined"
+
+
+def test_guessing_meeting_ids_counts_too():
+    hub = limited_hub()
+    hello(hub, 2, "10.6.6.6")
+    for now in (0.0, 1.0):
+        (refusal,) = send(hub, 2, {"type": "join", "meeting": "zzz-zzzz-zzz", "name": "x"}, now)
+        assert refusal.message["code"] == "unknown_meeting"
+    (refusal,) = send(hub, 2, {"type": "join", "meeting": "zzz-zzzz-yyy", "name": "x"}, 2.0)
+    assert refusal.message["code"] == "rate_limited"
+
+
+def test_an_attack_from_many_addresses_cannot_keep_the_host_out():
+    """Strangers exhaust the meeting's window; those who got in before (the host from where they created
+    the meeting, Bob from where he joined) still get back in."""
+    hub = limited_hub(per_address=2, per_target=3)
+    hello(hub, 1, "10.0.0.1")
+    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw"})
+    hello(hub, 2, "10.0.0.2")
+    assert attempt(hub, 2, "pw", 0.5)["type"] == "joined"
+    for n in range(3):
+        hello(hub, 10 + n, f"10.6.6.{n}")
+        assert attempt(hub, 10 + n, "guess", 1.0)["code"] == "wrong_passcode"
+    hello(hub, 20, "10.6.7.7")
+    assert attempt(hub, 20, "pw", 2.0)["code"] == "rate_limited"  # a stranger: the meeting is shut for now
+    send(hub, 1, {"type": "leave"}, 2.0)  # the host steps out; Bob keeps the meeting going
+    assert attempt(hub, 1, "pw", 2.5)["type"] == "joined"
+    hub.disconnected(2)
+    hello(hub, 3, "10.0.0.2", 3.0)  # Bob's connection dropped: he comes back on a new one
+    assert attempt(hub, 3, "pw", 3.0)["type"] == "joined"
+    assert attempt(hub, 20, "pw", 11.0)["type"] == "joined"  # and the window does end for the others
+
+
+# -- logins -------------------------------------------------------------------------------------------
+
+
+class FakeAccounts:
+    def __init__(self, **passwords: str) -> None:
+        self.passwords = passwords
+        self.calls = 0
+
+    def verify(self, name: str, password: str) -> tuple[str, str]:
+        self.calls += 1
+        for stored, secret in self.passwords.items():
+            if stored.casefold() == name.casefold():
+                return ("ok", stored) if secret == password else ("wrong", name)
+        return "unknown", name
+
+    def exists(self, name: str) -> bool:
+        return any(stored.casefold() == name.casefold() for stored in self.passwords)
+
+
+def test_login_is_required_before_create_or_join():
+    hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"), require_login=True)
+    hello(hub, 1, "10.0.0.1")
+    (refusal,) = send(hub, 1, {"type": "create", "name": "Ada"})
+    assert refusal.message["code"] == "login_required"
+    (refusal,) = send(hub, 1, {"type": "join", "meeting": MID, "name": "Ada"})
+    assert refusal.message["code"] == "login_required"
+
+
+def test_wrong_password_and_unknown_user_have_their_own_codes():
+    hub = limited_hub(per_address=5, accounts=FakeAccounts(Ada="hunter2"), require_login=True)
+    hello(hub, 1, "10.0.0.1")
+    assert (
+        to(send(hub, 1, {"type": "login", "user": "Ada", "password": "nope"}), 1)[0]["code"]
+        == "wrong_password"
+    )
+    assert to(send(hub, 1, {"type": "login", "user": "Zed", "password": "x"}), 1)[0]["code"] == "unknown_user"
+
+
+def test_logged_in_the_account_name_is_the_display_name():
+    hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"), require_login=True)
+    hello(hub, 1, "10.0.0.1")
+    assert to(send(hub, 1, {"type": "login", "user": "ada", "password": "hunter2"}), 1) == [
+        {"type": "logged_in", "user": "Ada"}
+    ]
+    (refusal,) = send(hub, 1, {"type": "login", "user": "ada", "password": "hunter2"})
+    assert refusal.message["code"] == "bad_request"  # once per connection
+    actions = send(hub, 1, {"type": "create", "name": "The Boss", "passcode": "pw"})
+    joined = to(actions, 1)[1]
+    assert joined["type"] == "joined" and joined["name"] == "Ada"
+
+
+def test_failed_logins_are_rate_limited_per_account_and_address():
+    accounts = FakeAccounts(Ada="hunter2")
+    hub = limited_hub(per_address=2, per_target=3, accounts=accounts, require_login=True)
+    hello(hub, 1, "10.6.6.6")
+    for now in (0.0, 1.0):
+        send(hub, 1, {"type": "login", "user": "Ada", "password": "guess"}, now)
+    (refusal,) = send(hub, 1, {"type": "login", "user": "Ada", "password": "hunter2"}, 2.0)
+    assert refusal.message["code"] == "rate_limited" and refusal.message["retry_after"] == 8.0
+    assert accounts.calls == 2
+    assert (
+        to(send(hub, 1, {"type": "login", "user": "Ada", "password": "hunter2"}, 10.0), 1)[0]["type"]
+        == "logged_in"
+    )
+
+
+def test_without_required_login_guests_cannot_take_an_account_name():
+    hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"))
+    hello(hub, 1, "10.0.0.1")
+    (refusal,) = send(hub, 1, {"type": "create", "name": "ADA", "passcode": "pw"})
+    assert refusal.message["code"] == "name_taken"
+    assert refusal.message["message"] == (
+        "the name 'ADA' belongs to an account on this server; log in with --user ADA"
+    )
+    created = to(send(hub, 1, {"type": "create", "name": "Bea", "passcode": "pw"}), 1)
+    assert created[1]["name"] == "Bea"  # guests are welcome under other names
+    hello(hub, 2, "10.0.0.2")
+    (refusal,) = send(hub, 2, {"type": "join", "meeting": MID, "name": "ada", "passcode": "pw"})
+    assert refusal.message["code"] == "name_taken"
+    send(hub, 2, {"type": "login", "user": "ada", "password": "hunter2"})
+    assert (
+        to(send(hub, 2, {"type": "join", "meeting": MID, "name": "x", "passcode": "pw"}), 2)[0]["name"]
+        == "Ada"
+    )
+
+
+def test_login_on_a_server_without_accounts_is_a_bad_request():
+    hub = make_hub(MID)
+    hello(hub, 1, "10.0.0.1")
+    (refusal,) = send(hub, 1, {"type": "login", "user": "Ada", "password": "x"})
+    assert refusal.message["code"] == "bad_request"
+
+
+@pytest.mark.parametrize(
+    ("peer", "host"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1"),
+        ("::1:5000", "::1"),
+        ("[::1]:5000", "::1"),
+        ("10.0.0.7 (zmq id 0123abcd)", "10.0.0.7"),
+        ("::1 (zmq id 0123abcd)", "::1"),
+        ("", ""),
+    ],
+)
+def test_the_address_is_the_peer_host_without_port(peer: str, host: str):
+    assert peer_host(peer) == host
