@@ -207,3 +207,21 @@ def test_meetings_without_a_waiting_room_look_as_before():
     assert meeting.join(BOB, "Bob", passcode_ok=True)[0].message["type"] == "joined"
     meeting.set_waiting_room(ADA, True)
     assert meeting.join(CY, "Cy", passcode_ok=True)[0].message["type"] == "waiting"
+
+
+def test_an_e2ee_key_waits_with_its_owner_and_comes_in_on_admission():
+    meeting = Meeting(MID, PASSCODE, e2ee=True, waiting_room=True)
+    meeting.join(ADA, "Ada", passcode_ok=True, key="A" * 43 + "=")
+    held = meeting.join(BOB, "Bob", passcode_ok=True, key="B" * 43 + "=")
+    assert all("key" not in send.message for send in held)  # nobody inside learns of a waiting key
+    sends = meeting.admit(ADA, "Bob")
+    arrived = next(s.message for s in sends if s.message["type"] == "participant_joined")
+    assert arrived["key"] == "B" * 43 + "="
+    joined = next(s.message for s in sends if s.message["type"] == "joined")
+    assert [p.get("key") for p in joined["participants"]] == ["A" * 43 + "=", "B" * 43 + "="]
+    refused("e2ee_required", meeting.join, CY, "Cy", passcode_ok=True)
+    meeting.join(DEE, "Dee", passcode_ok=True, key="D" * 43 + "=")
+    meeting.deny(ADA, "Dee")
+    meeting.join(EVE, "Eve", passcode_ok=True, key="E" * 43 + "=")
+    meeting.leave(EVE)
+    assert meeting._waiting_keys == {}  # keys of those denied or gone are forgotten
