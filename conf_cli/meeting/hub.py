@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conf_cli import __version__
+from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
@@ -24,6 +25,9 @@ HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TIMEOUT = 6.0
 HELLO_TIMEOUT = 5.0
 MAX_BAD_MESSAGES = 20
+CALL_REQUESTS = frozenset(
+    ("online", "offline", "call", "call_accept", "call_decline", "call_connected", "call_path", "call_hangup")
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Hub:
     new_passcode: Callable[[], str] = new_passcode
     meetings: dict[str, Meeting] = field(default_factory=dict)
     stats: HubStats = field(default_factory=HubStats)
+    calls: CallBoard = field(default_factory=CallBoard)
+    """One-to-one calls between online connections (conf_cli.calls.board)."""
     generation: int = 0
     """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
 
@@ -109,9 +115,10 @@ class Hub:
         conn = self._conns.pop(cid, None)
         self.generation += 1
         self.stats.connections = len(self._conns)
+        ended: list[Action] = list(self.calls.disconnected(cid)) if conn is not None else []
         if conn is None or conn.meeting is None:
-            return []
-        return self._leave(conn, reason)
+            return ended
+        return [*ended, *self._leave(conn, reason)]
 
     def seen(self, cid: int, now: float) -> bool:
         """Media or a keep-alive from ``cid`` proves it is alive; False if it has not said hello yet."""
@@ -138,7 +145,7 @@ class Hub:
 
     def tick(self, now: float) -> list[Action]:
         """Close connections that never said hello or went silent."""
-        actions: list[Action] = []
+        actions: list[Action] = list(self.calls.tick(now))
         for conn in list(self._conns.values()):
             if not conn.greeted and now - conn.opened > self.hello_timeout:
                 actions.append(Close(conn.cid, "no hello"))
@@ -221,6 +228,8 @@ class Hub:
             return [Send((conn.cid,), {"type": "pong"})]
         if kind in ("pong", "hello"):
             return []
+        if kind in CALL_REQUESTS:
+            return list(self.calls.handle(conn.cid, message, now))
         if conn.busy:
             raise RequestRefused("busy", "a create or join request is still being processed")
         meeting = conn.meeting

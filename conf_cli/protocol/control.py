@@ -6,6 +6,7 @@ message or raises :class:`~conf_cli.errors.ProtocolError`. docs/protocol.md list
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Any
@@ -18,11 +19,19 @@ MAX_NAME_CHARS = 64
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
 MAX_ID_CHARS = 64
+MAX_CANDIDATES = 8
+MAX_CANDIDATE_CHARS = 64  # "HOST:PORT", HOST an IPv4 or IPv6 literal
+KEY_CHARS = 43  # 32 bytes, unpadded URL-safe base64 (an X25519 public key)
+MAX_CALL_ID_CHARS = 32
+MAX_RING_TIMEOUT = 120
+CALL_PATHS = ("direct", "relayed")
 
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
-# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string)
+# "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
+# "key" (an X25519 public key, KEY_CHARS of base64url), "candidates" (a list of at most MAX_CANDIDATES
+# "HOST:PORT" strings), "call" (a call ID), "path" (one of CALL_PATHS), "ring_timeout" (1..MAX_RING_TIMEOUT s)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
@@ -42,11 +51,26 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "end": {},
     "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
     "unpublish": {"kind": ("str", True)},
+    # One-to-one calls (docs/protocol.md, "Calls"): the server introduces two clients and relays if need be.
+    "online": {"name": ("name", True)},
+    "offline": {},
+    "call": {
+        "to": ("name", True),
+        "key": ("key", True),
+        "candidates": ("candidates", True),
+        "timeout": ("ring_timeout", False),
+    },
+    "call_accept": {"call": ("call", True), "key": ("key", True), "candidates": ("candidates", True)},
+    "call_decline": {"call": ("call", True)},
+    "call_connected": {"call": ("call", True)},
+    "call_path": {"call": ("call", True), "path": ("path", True)},
+    "call_hangup": {"call": ("call", True)},
 }
 # Any request may carry an ``id``, which the server echoes in its error reply.
 _COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
 # Lone UTF-16 surrogates, which JSON escapes can produce but UTF-8 cannot carry on.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_KEY = re.compile("[A-Za-z0-9_-]+")
 
 ROLES = ("host", "admin", "member")
 PERMISSIONS = ("audio", "video", "screen", "control", "chat")
@@ -104,9 +128,14 @@ def decode_client_message(data: bytes) -> Message:
 
 def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     where = f"{kind}.{field}"
-    if field_kind == "int":
+    if field_kind in ("int", "ring_timeout"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"{where} must be an integer")
+        if field_kind == "ring_timeout" and not 1 <= value <= MAX_RING_TIMEOUT:
+            raise ProtocolError(f"{where} must be 1 to {MAX_RING_TIMEOUT} seconds")
+        return
+    if field_kind == "candidates":
+        check_candidates(value, where)
         return
     if field_kind == "id":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -137,8 +166,39 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "permission":
         if value not in PERMISSIONS:
             raise ProtocolError(f"{where} must be one of {', '.join(PERMISSIONS)}")
+    elif field_kind == "key":
+        if len(value) != KEY_CHARS or not _KEY.fullmatch(value):
+            raise ProtocolError(f"{where} must be {KEY_CHARS} characters of unpadded base64url (32 bytes)")
+    elif field_kind == "call":
+        if not value or len(value) > MAX_CALL_ID_CHARS or not value.isalnum() or not value.isascii():
+            raise ProtocolError(f"{where} must be 1 to {MAX_CALL_ID_CHARS} ASCII letters and digits")
+    elif field_kind == "path":
+        if value not in CALL_PATHS:
+            raise ProtocolError(f"{where} must be one of {', '.join(CALL_PATHS)}")
     elif len(value) > 256:
         raise ProtocolError(f"{where} is longer than 256 characters")
+
+
+def check_candidates(value: Any, where: str = "candidates") -> list[tuple[str, int]]:
+    """A call's candidate addresses: a list of at most MAX_CANDIDATES "HOST:PORT" (IP literals)."""
+    if not isinstance(value, list) or len(value) > MAX_CANDIDATES:
+        raise ProtocolError(f"{where} must be a list of at most {MAX_CANDIDATES} HOST:PORT strings")
+    found: list[tuple[str, int]] = []
+    for item in value:
+        if not isinstance(item, str) or len(item) > MAX_CANDIDATE_CHARS:
+            raise ProtocolError(
+                f"{where} must hold HOST:PORT strings of at most {MAX_CANDIDATE_CHARS} characters"
+            )
+        host, _, port = item.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ProtocolError(f"{where}: {item[:64]!r} is not IP:PORT") from None
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ProtocolError(f"{where}: {item[:64]!r} has no port 1..65535")
+        found.append((str(address), int(port)))
+    return found
 
 
 def check_name(name: str, where: str = "name") -> None:

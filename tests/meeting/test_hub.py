@@ -775,6 +775,14 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "end": (),
     "publish": ("kind", "ssrc", "codec"),
     "unpublish": ("kind",),
+    "online": ("name",),
+    "offline": (),
+    "call": ("to", "key", "candidates", "timeout"),
+    "call_accept": ("call", "key", "candidates"),
+    "call_decline": ("call",),
+    "call_connected": ("call",),
+    "call_path": ("call", "path"),
+    "call_hangup": ("call",),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)
@@ -786,6 +794,7 @@ json_values = st.recursive(
 field_values = (
     st.sampled_from(["Ada", "bob", "Cy", "Zed", "admin", "host", "member", "chat", "screen", "pw", MID_A])
     | st.sampled_from(["audio", "video", "opus", "h264", 1, 0xFFFFFFFF])
+    | st.sampled_from(["B" * 43, ["10.0.0.1:4000"], [], "direct", "relayed", "c1", 5])
     | any_text
     | json_values
 )
