@@ -141,8 +141,21 @@ def cli(verbose: int) -> None:
     help="Server processes (use one per core): a front process hands each new client to the worker "
     "that holds its meeting. TCP only; ZeroMQ and RTP servers run in one process.",
 )
+@click.option(
+    "--call-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="UDP port answering STUN and relaying calls that cannot go direct (0: a free port).",
+)
 def server(
-    host: str, port: int, transports: tuple[str, ...], json_flag: bool, stats_interval: float, workers: int
+    host: str,
+    port: int,
+    transports: tuple[str, ...],
+    json_flag: bool,
+    stats_interval: float,
+    workers: int,
+    call_port: int,
 ) -> None:
     """Run a conf server hosting any number of meetings."""
     from conf_cli.server import Server
@@ -161,10 +174,12 @@ def server(
             srv = Front(workers, logging.getLogger().getEffectiveLevel())
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
-            srv = Server(registry())
+            srv = Server(registry(), call_port=call_port)
             urls = await srv.start(endpoints)
         if json_flag:
             started: dict[str, Any] = {"type": "server_started", "urls": urls}
+            if workers == 1:
+                started["call_port"] = srv.call_port
             if workers > 1:
                 started["workers"] = [worker.process.pid for worker in srv.workers]
             emit(started)
@@ -199,6 +214,30 @@ def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[End
             chosen = 0 if port == 0 else port + 2 * index
         endpoints.append(Endpoint(name, host, chosen))
     return endpoints
+
+
+SOURCE_OPTIONS = (
+    click.option(
+        "--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera)."
+    ),
+    click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height."),
+    click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second."),
+    click.option("--bitrate", type=click.IntRange(10_000), default=None, help="Video bit rate in bit/s."),
+    click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz."),
+    click.option("--device", default=None, help="Device to capture from (see `conf devices`)."),
+    click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen)."),
+)
+
+
+def _with(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply several click options, the first one listed first in --help."""
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 def meeting_options(command: F) -> F:
@@ -272,13 +311,7 @@ def join(meeting: str, **options: Any) -> None:
 @click.argument("path", required=False)
 @click.option("--meeting", required=True, help="Meeting ID to share into.")
 @meeting_options
-@click.option("--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera).")
-@click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height.")
-@click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second.")
-@click.option("--bitrate", type=click.IntRange(10_000), default=None, help="Video bit rate in bit/s.")
-@click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz.")
-@click.option("--device", default=None, help="Device to capture from (see `conf devices`).")
-@click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen).")
+@_with(*SOURCE_OPTIONS)
 def share(
     kind: str,
     path: str | None,
@@ -296,24 +329,88 @@ def share(
 
     Stays in the meeting like `conf join`: commands still work (/unshare KIND, /leave).
     """
+    source_options = _source_options(
+        path=path,
+        width=width,
+        height=height,
+        fps=fps,
+        bitrate=bitrate,
+        frequency=frequency,
+        device=device,
+        region=region,
+    )
+    _attend(meeting, (kind, source_options), **options)
+
+
+def _source_options(**given: Any) -> dict[str, Any]:
+    """The source options given on the command line (a file to share must exist)."""
+    path = given.get("path")
     if path is not None and not Path(path).exists():
         click.echo(f"conf: no such file: {path}", err=True)
         sys.exit(1)
-    source_options = {
-        key: value
-        for key, value in {
-            "path": path,
-            "width": width,
-            "height": height,
-            "fps": fps,
-            "bitrate": bitrate,
-            "frequency": frequency,
-            "device": device,
-            "region": region,
-        }.items()
-        if value is not None
-    }
-    _attend(meeting, (kind, source_options), **options)
+    return {key: value for key, value in given.items() if value is not None}
+
+
+@cli.command()
+@click.argument("peer", required=False)
+@click.option("--listen", is_flag=True, help="Stay online and wait for calls instead of calling PEER.")
+@server_option
+@transport_option
+@name_option
+@json_option
+@click.option("--accept", "auto_accept", is_flag=True, help="Accept incoming calls without asking.")
+@click.option(
+    "--ring-timeout", type=click.IntRange(1, 120), default=None, help="Seconds to ring before giving up (30)."
+)
+@click.option("--share", "share_kind", default=None, metavar="KIND", help="Share this source once connected.")
+@click.option("--path", "share_path", default=None, help="File to share (with --share file).")
+@_with(*SOURCE_OPTIONS)
+def call(
+    peer: str | None,
+    listen: bool,
+    server_url: str,
+    transport: str | None,
+    name: str,
+    json_flag: bool,
+    auto_accept: bool,
+    ring_timeout: int | None,
+    share_kind: str | None,
+    share_path: str | None,
+    **source: Any,
+) -> None:
+    """Call PEER (a name online on the server), or wait for calls with --listen.
+
+    Media flows directly between the two ends when a path through the NATs can be found, else through
+    the server's relay; it is encrypted end to end either way. Exit codes: 0 after the call, 5 if it was
+    declined, busy or not answered, 4 if the server was lost.
+    """
+    from conf_cli.calls.runner import run_call
+
+    if (peer is None) == (not listen):
+        raise click.UsageError("give a PEER to call, or --listen to wait for calls (not both)")
+    share = (share_kind, _source_options(path=share_path, **source)) if share_kind else None
+    machine = _machine_mode(json_flag)
+
+    def make_ui() -> Any:
+        if machine:
+            from conf_cli.ui.machine import MachineUI
+
+            return MachineUI()
+        from conf_cli.calls.console import CallConsole
+
+        return CallConsole()
+
+    _run(
+        lambda: run_call(
+            parse_server_url(server_url, transport=transport),
+            name,
+            peer,
+            make_ui(),
+            share=share,
+            auto_accept=auto_accept,
+            ring_timeout=ring_timeout,
+        )
+    )
 
 
 @cli.command()

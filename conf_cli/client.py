@@ -117,6 +117,11 @@ class Client:
         self.meeting, self.name = joined["meeting"], joined["name"]
         return joined
 
+    async def request(self, message: Message, wanted: set[str]) -> Message:
+        """Send ``message`` and wait for one of ``wanted``; RequestRefused if the server refuses it."""
+        self.send(message)
+        return await self._expect(wanted, str(message["type"]))
+
     async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:
         """Wait for one of ``wanted``; an error or a lost link raises."""
         deadline = time.monotonic() + timeout

@@ -39,7 +39,7 @@ class RelayStats:
     datagrams_in: int = 0
     stun_answered: int = 0  # plain Binding requests answered with the sender's address
     bindings: int = 0  # signed Binding requests that latched an end of a call
-    relayed: int = 0  # media datagrams forwarded from one end of a call to the other
+    relayed_packets: int = 0  # media datagrams forwarded from one end of a call to the other
     relayed_bytes: int = 0
     dropped_unknown: int = 0  # media from an address no call end has latched, or whose peer has not
     dropped_malformed: int = 0
@@ -103,7 +103,7 @@ class CallRelay:
             if peer is None or peer.address is None:
                 stats.dropped_unknown += 1
                 return []
-            stats.relayed += 1
+            stats.relayed_packets += 1
             stats.relayed_bytes += len(data)
             return [(data, peer.address)]
         if is_stun(data):

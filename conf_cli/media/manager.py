@@ -20,9 +20,8 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from conf_cli.client import Client
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.publisher import DEFAULT_FPS, DEFAULT_VIDEO_BITRATE, Publisher, open_source
 from conf_cli.media.receiver import RemoteTrack, recording_path
@@ -32,7 +31,23 @@ from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, pa
 from conf_cli.protocol.rtcp_xr import read_xr
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 
+if TYPE_CHECKING:
+    from conf_cli.plugins import Registry
+    from conf_cli.transport import Link
+
 Notify = Callable[[Message], None]
+
+
+class MediaClient(Protocol):
+    """What media needs of a client: a :class:`~conf_cli.client.Client`, or a call's direct path."""
+
+    registry: Registry
+    name: str | None
+    link: Link | None
+    media_handler: Callable[[bytes], None] | None
+
+    def send(self, message: Message) -> None: ...
+
 
 RECORDER_SINK = "recorder"
 
@@ -44,7 +59,7 @@ class MediaManager:
 
     def __init__(
         self,
-        client: Client,
+        client: MediaClient,
         notify: Notify,
         record_dir: Path | None = None,
         open_sinks: Callable[[Message], list[Sink]] | None = None,

@@ -74,7 +74,7 @@ class Worker:
         if not hasattr(transport, "adopt"):
             raise ConfError("the tcp transport plugin cannot adopt connections (--workers)")
         self.transport = cast(AdoptingTransport, transport)
-        self.server = Server(self.registry, Hub(new_id=self._new_id))
+        self.server = Server(self.registry, Hub(new_id=self._new_id), call_port=None)
         self.listener = self.transport.adoption_listener(url)
         self.events = _Adopted(self.server)
         self._tasks: set[asyncio.Task[Any]] = set()
