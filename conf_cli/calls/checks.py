@@ -8,6 +8,12 @@ carry USERNAME = the call ID and MESSAGE-INTEGRITY keyed by the call's check key
 ends), so nobody else can answer for the peer. A request from an address that is not a candidate (a NAT
 that maps each destination apart) adds that address as a candidate (a triggered check, as in ICE).
 
+A NAT that receives a request before its own client has sent anything to that peer remembers it as an
+unanswered inbound flow, and may then give its client's first outbound packet to the peer another port
+(Linux MASQUERADE does), which the peer's NAT in turn drops. So for the first :data:`OPENING` seconds
+requests go out with a small TTL (:data:`OPENING_TTL` hops): enough to pass our own NAT and open it,
+too little to reach the peer's. Once both ends have opened theirs, full requests get through both.
+
 :attr:`Checks.reached` is the first peer address that answered one of our requests: media can go there.
 """
 
@@ -27,6 +33,9 @@ from conf_cli.protocol.stun import (
 )
 
 CHECK_INTERVAL = 0.1
+OPENING = 1.0
+"""Seconds during which requests are sent with :data:`OPENING_TTL` (see :meth:`Checks.opening`)."""
+OPENING_TTL = 2
 MAX_TARGETS = 16
 SOFTWARE = "conf"
 
@@ -44,13 +53,20 @@ class Checks:
     refused: int = 0  # STUN that was not the peer's
     _sent: dict[bytes, Address] = field(default_factory=dict)
     _next: float = 0.0
+    _started: float | None = None
 
     def add_target(self, address: Address) -> None:
         if address not in self.targets and len(self.targets) < MAX_TARGETS:
             self.targets.append(address)
 
+    def opening(self, now: float) -> bool:
+        """True while requests should only open our own NAT (a small TTL)."""
+        return self._started is None or now < self._started + OPENING
+
     def poll(self, now: float) -> list[Datagram]:
         """Requests due now (to every target, until one has answered)."""
+        if self._started is None:
+            self._started = now
         if self.reached is not None or now < self._next:
             return []
         self._next = now + CHECK_INTERVAL

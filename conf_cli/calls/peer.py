@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from conf_cli import __version__
-from conf_cli.calls.checks import Checks
+from conf_cli.calls.checks import OPENING_TTL, Checks
 from conf_cli.calls.crypto import SrtpPair
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol.stun import ATTR_USERNAME, StunMessage, binding_request, is_stun
@@ -169,9 +169,27 @@ class CallSocket(asyncio.DatagramProtocol):
     async def _probe(self, checks: Checks) -> None:
         loop = asyncio.get_running_loop()
         while checks.reached is None:
-            for data, where in checks.poll(loop.time()):
-                self.sendto(data, where)
+            now = loop.time()
+            requests = checks.poll(now)
+            if requests and checks.opening(now) and self.sock is not None:
+                self._send_with_ttl(requests, OPENING_TTL)
+            else:
+                for data, where in requests:
+                    self.sendto(data, where)
             await asyncio.sleep(0.02)
+
+    def _send_with_ttl(self, datagrams: list[tuple[bytes, Address]], ttl: int) -> None:
+        """Send straight from the socket with a hop limit, then restore the system's."""
+        sock = self.sock
+        assert sock is not None
+        default = sock.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            for data, where in datagrams:
+                with contextlib.suppress(OSError):
+                    sock.sendto(data, where)
+        finally:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, default)
 
     def start_media(self, srtp: SrtpPair, to: Address, keepalive: Callable[[], object] | None = None) -> None:
         """Send media to ``to`` from now on; ``keepalive`` (if any) runs every few seconds."""

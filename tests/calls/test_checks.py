@@ -43,3 +43,11 @@ def test_requests_are_repeated_and_strangers_refused() -> None:
     assert checks.received(request, ("192.0.2.9", 9)) == [] and checks.refused == 2
     assert checks.received(b"\x00\x01\x00\x00junk", ("192.0.2.9", 9)) == [] and checks.refused == 3
     assert checks.reached is None
+
+
+def test_the_first_second_of_requests_only_opens_our_own_nat() -> None:
+    checks = Checks("c1", KEY)
+    checks.add_target(("192.0.2.1", 1))
+    assert checks.opening(0.0)
+    checks.poll(10.0)
+    assert checks.opening(10.5) and not checks.opening(11.0)

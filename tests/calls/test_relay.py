@@ -44,7 +44,11 @@ def test_media_is_relayed_only_between_the_two_latched_ends_of_a_call() -> None:
     assert bind(relay, b"f" * 16, ("10.9.9.9", 1)) == []  # an unknown token
     forged = binding_request(b"v" * 12, first.hex(), b"wrong key" * 2)
     assert relay.datagram(bytes(forged), ("10.9.9.9", 1)) == []
-    assert relay.stats.relayed_packets == 2 and relay.stats.stun_refused == 2 and relay.stats.dropped_unknown == 3
+    assert (
+        relay.stats.relayed_packets == 2
+        and relay.stats.stun_refused == 2
+        and relay.stats.dropped_unknown == 3
+    )
     relay.release("c1")
     assert relay.datagram(media, A) == [] and relay.stats.allocations == 0
     assert relay.datagram(b"junk", A) == [] and relay.stats.dropped_malformed == 1
