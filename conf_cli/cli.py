@@ -148,6 +148,11 @@ def cli(verbose: int) -> None:
     type=click.IntRange(0, 65535),
     help="UDP port answering STUN and relaying calls that cannot go direct (0: a free port).",
 )
+@click.option(
+    "--announce/--no-announce",
+    default=None,
+    help="Answer `conf discover` on the local network (SSDP). Default: on unless --host is loopback.",
+)
 def server(
     host: str,
     port: int,
@@ -156,8 +161,10 @@ def server(
     stats_interval: float,
     workers: int,
     call_port: int,
+    announce: bool | None,
 ) -> None:
     """Run a conf server hosting any number of meetings."""
+    from conf_cli.discovery import Announcer, is_loopback
     from conf_cli.server import Server
     from conf_cli.ui.machine import emit
 
@@ -176,10 +183,20 @@ def server(
         else:
             srv = Server(registry(), call_port=call_port)
             urls = await srv.start(endpoints)
+        announcer = None
+        if announce or (announce is None and not is_loopback(host)):
+            # The server's key fingerprint, once it has an identity: a callable attribute of the server.
+            announcer = Announcer(urls, host, getattr(srv, "fingerprint", None))
+            try:
+                await announcer.start()
+            except BaseException:
+                await srv.close()
+                raise
         if json_flag:
             started: dict[str, Any] = {"type": "server_started", "urls": urls}
             if workers == 1:
                 started["call_port"] = srv.call_port
+            started["announced"] = announcer is not None
             if workers > 1:
                 started["workers"] = [worker.process.pid for worker in srv.workers]
             emit(started)
@@ -196,9 +213,67 @@ def server(
                 else:
                     await asyncio.Event().wait()
         finally:
+            if announcer is not None:
+                announcer.close()
             await srv.close()
 
     _run(main, fast_loop=True)
+
+
+@cli.command()
+@click.option(
+    "--timeout", default=2.0, show_default=True, type=click.FloatRange(0.2, 30), help="Seconds to listen."
+)
+@json_option
+def discover(timeout: float, json_flag: bool) -> None:
+    """List the conf servers on the local network (those started with --announce answer)."""
+    from conf_cli.discovery import discover as search
+    from conf_cli.ui.machine import emit
+
+    async def main() -> int:
+        found = await search(timeout)
+        if json_flag:
+            for announcement in found:
+                emit(announcement.as_event())
+            return 0
+        if not found:
+            click.echo("no conf server answered on the local network", err=True)
+            return 0
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="conf servers")
+        for column in ("url", "transports", "fingerprint"):
+            table.add_column(column)
+        for announcement in found:
+            table.add_row(
+                "\n".join(announcement.urls),
+                " ".join(announcement.transports),
+                announcement.fingerprint or "-",
+            )
+        Console().print(table)
+        return 0
+
+    _run(main)
+
+
+def _discovered_server(machine: bool) -> str:
+    """The URL of the one server on the local network, or the one the user picks; ConfError if none."""
+    from conf_cli.discovery import discover as search
+
+    found = asyncio.run(search())
+    if not found:
+        raise ConfError("no conf server answered on the local network; give one with --server")
+    if len(found) == 1:
+        return found[0].urls[0]
+    listed = "; ".join(f"{n}: {a.urls[0]}" for n, a in enumerate(found, 1))
+    if machine:
+        raise ConfError(f"{len(found)} conf servers answered ({listed}); pick one with --server")
+    for n, announcement in enumerate(found, 1):
+        fingerprint = f"  key {announcement.fingerprint}" if announcement.fingerprint else ""
+        click.echo(f"{n}. {' '.join(announcement.urls)}{fingerprint}")
+    choice = click.prompt("server", type=click.IntRange(1, len(found)), default=1)
+    return found[choice - 1].urls[0]
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -301,8 +376,15 @@ def create(**options: Any) -> None:
 @cli.command()
 @click.argument("meeting")
 @meeting_options
-def join(meeting: str, **options: Any) -> None:
+@click.option("--discover", "find_server", is_flag=True, help="Find the server on the local network (SSDP).")
+def join(meeting: str, find_server: bool, **options: Any) -> None:
     """Join MEETING."""
+    if find_server:
+        try:
+            options["server_url"] = _discovered_server(_machine_mode(options["json_flag"]))
+        except ConfError as exc:
+            click.echo(f"conf: {exc}", err=True)
+            sys.exit(exc.exit_code)
     _attend(meeting, None, **options)
 
 
