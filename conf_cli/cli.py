@@ -447,6 +447,14 @@ def _source_options(**given: Any) -> dict[str, Any]:
 @click.option("--share", "share_kind", default=None, metavar="KIND", help="Share this source once connected.")
 @click.option("--path", "share_path", default=None, help="File to share (with --share file).")
 @_with(*SOURCE_OPTIONS)
+@play_option
+@speaker_option
+@click.option(
+    "--view",
+    type=click.Choice(["window", "none"]),
+    default=None,
+    help="Show received video in a desktop window, or not (default: none).",
+)
 def call(
     peer: str | None,
     listen: bool,
@@ -458,6 +466,9 @@ def call(
     ring_timeout: int | None,
     share_kind: str | None,
     share_path: str | None,
+    play: bool | None,
+    speaker: str | None,
+    view: str | None,
     **source: Any,
 ) -> None:
     """Call PEER (a name online on the server), or wait for calls with --listen.
@@ -467,6 +478,7 @@ def call(
     declined, busy or not answered, 4 if the server was lost.
     """
     from conf_cli.calls.runner import run_call
+    from conf_cli.meeting_runner import prepare_outputs
 
     if (peer is None) == (not listen):
         raise click.UsageError("give a PEER to call, or --listen to wait for calls (not both)")
@@ -482,8 +494,9 @@ def call(
 
         return CallConsole()
 
-    _run(
-        lambda: run_call(
+    async def main() -> int:
+        outputs = await prepare_outputs(machine, play=play, speaker=speaker, view=view or "none")
+        return await run_call(
             parse_server_url(server_url, transport=transport),
             name,
             peer,
@@ -491,8 +504,10 @@ def call(
             share=share,
             auto_accept=auto_accept,
             ring_timeout=ring_timeout,
+            outputs=outputs,
         )
-    )
+
+    _run(main)
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from conf_cli.calls.peer import CallSocket
 from conf_cli.errors import ConfError
 from conf_cli.media.manager import MediaManager
+from conf_cli.media.playback import SinkOpener
 from conf_cli.media.publisher import PT_H264, PT_OPUS
 from conf_cli.plugins import Registry
 from conf_cli.protocol.control import Message
@@ -48,14 +49,20 @@ class CallMedia:
     """The media client of one call (see the module docstring)."""
 
     def __init__(
-        self, registry: Registry, me: str, peer: str, sock: CallSocket, notify: Callable[[Message], None]
-    ):
+        self,
+        registry: Registry,
+        me: str,
+        peer: str,
+        sock: CallSocket,
+        notify: Callable[[Message], None],
+        open_sinks: SinkOpener | None = None,
+    ) -> None:
         self.registry = registry
         self.name: str | None = me
         self.peer = peer
         self.link: Link | None = _PathLink(sock, peer)
         self.media_handler: Callable[[bytes], None] | None = None
-        self.manager = MediaManager(self, notify)
+        self.manager = MediaManager(self, notify, open_sinks=open_sinks)
         self.ignored = 0
         sock.on_media = self.received
 

@@ -24,6 +24,8 @@ from conf_cli.calls.peer import Address, CallSocket
 from conf_cli.client import Client
 from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.media.playback import SinkOpener
+from conf_cli.meeting_runner import Outputs
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message, check_candidates
 from conf_cli.session import EXIT_DISCONNECTED, EXIT_OK, MeetingUI
@@ -65,6 +67,7 @@ class CallSession:
         auto_accept: bool,
         ring_timeout: int | None,
         once: bool,
+        open_sinks: SinkOpener | None = None,
     ) -> None:
         self.client = client
         self.ui = ui
@@ -75,6 +78,7 @@ class CallSession:
         self.auto_accept = auto_accept
         self.ring_timeout = ring_timeout
         self.once = once
+        self.open_sinks = open_sinks
         """Quit when the first call ends (the caller); else stay online for the next one."""
         self.call_id: str | None = None
         self.peer = ""
@@ -347,8 +351,12 @@ async def run_call(
     share: tuple[str, Mapping[str, Any]] | None = None,
     auto_accept: bool = False,
     ring_timeout: int | None = None,
+    outputs: Outputs | None = None,
 ) -> int:
-    """Go online as ``name``; call ``peer`` (and quit when that call ends) or wait for calls."""
+    """Go online as ``name``; call ``peer`` (and quit when that call ends) or wait for calls.
+
+    ``outputs`` (see :func:`~conf_cli.meeting_runner.prepare_outputs`) plays and shows what is received.
+    """
     loop = asyncio.get_running_loop()
     client = Client(registry(), address)
     sock = CallSocket()
@@ -359,7 +367,10 @@ async def run_call(
         except RequestRefused as refusal:
             raise ConfError(str(refusal)) from None
         client.name = name
-        infos = await loop.getaddrinfo(address.host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        try:
+            infos = await loop.getaddrinfo(address.host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+        except OSError:
+            raise ConfError(f"calls need the server's IPv4 address; {address.host!r} has none") from None
         stun: Address = (infos[0][4][0], int(online["stun_port"]))
         await sock.open()
         candidates, mapped = await gather(sock, address.host, stun)
@@ -381,6 +392,7 @@ async def run_call(
         auto_accept=auto_accept,
         ring_timeout=ring_timeout,
         once=peer is not None,
+        open_sinks=outputs.opener(ui) if outputs is not None else None,
     )
     if peer is not None:
         session.place(peer)
