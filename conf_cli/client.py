@@ -37,6 +37,8 @@ class Client:
         self.meeting: str | None = None
         self.name: str | None = None
         self.closed_reason: str | None = None
+        self.welcome: Message | None = None
+        """The server's ``welcome``, once connected."""
         self._last_heard = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = HEARTBEAT_INTERVAL
@@ -77,6 +79,7 @@ class Client:
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        self.welcome = welcome
         self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
         self._heartbeat = asyncio.create_task(self._beat())
         return welcome

@@ -28,6 +28,9 @@ HELP: list[tuple[str, str]] = [
         "share pattern, tone, screen, audio, camera or a file (fps=15 ...)",
     ),
     ("/unshare KIND", "stop sharing audio, video or screen"),
+    ("/call NAME [KIND]", "call NAME one to one (media goes straight between you), sharing KIND"),
+    ("/accept [KIND], /decline", "answer a call (sharing KIND: audio, camera, pattern ...)"),
+    ("/hangup", "end the call"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
 ]

@@ -100,7 +100,9 @@ async def attend(
     media = MediaManager(client, ui.show, record_dir, outputs.opener(ui))
     if share is not None and source is not None:
         media.publish(share[0], source, **settings)
-    return await run_meeting(client, ui, first, media)
+    from conf_cli.calls.runner import MeetingCalls
+
+    return await run_meeting(client, ui, first, media, MeetingCalls(client, ui, outputs.opener(ui)))
 
 
 @dataclass(frozen=True)

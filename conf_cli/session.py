@@ -45,24 +45,43 @@ class MeetingUI(Protocol):
         """Restore the terminal."""
 
 
+class CallHandler(Protocol):
+    """One-to-one calls beside a meeting (``/call NAME``): conf_cli.calls.runner.MeetingCalls."""
+
+    def wants(self, event: Message) -> bool:
+        """Whether ``event`` is about a call (then :meth:`handle` shows it, not the meeting)."""
+
+    async def handle(self, event: Message) -> None: ...
+
+    async def command(self, line: str) -> bool:
+        """Run a call command; False if ``line`` is not one."""
+
+    async def close(self) -> None: ...
+
+
 async def run_meeting(
     client: Client,
     ui: MeetingUI,
     first_events: list[Message],
     media: MediaManager | None = None,
+    calls: CallHandler | None = None,
 ) -> int:
     """Show ``first_events``, then relay lines and events until we leave; return the exit code.
 
-    ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``.
+    ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``;
+    ``calls`` takes the call events and commands.
     """
     for event in first_events:
         ui.show(event)
         if media is not None:
             media.handle_event(event)
-    reader = asyncio.create_task(_relay_input(client, ui, media))
+    reader = asyncio.create_task(_relay_input(client, ui, media, calls))
     try:
         while True:
             event = await client.events.get()
+            if calls is not None and calls.wants(event):
+                await calls.handle(event)
+                continue
             ui.show(event)
             if media is not None:
                 media.handle_event(event)
@@ -73,6 +92,8 @@ async def run_meeting(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConfError):
             await reader
+        if calls is not None:
+            await calls.close()
         if media is not None:
             await media.close()
         await client.close()
@@ -105,8 +126,12 @@ async def _local(command: LocalCommand, ui: MeetingUI, media: MediaManager | Non
             ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
 
 
-async def _relay_input(client: Client, ui: MeetingUI, media: MediaManager | None = None) -> None:
+async def _relay_input(
+    client: Client, ui: MeetingUI, media: MediaManager | None = None, calls: CallHandler | None = None
+) -> None:
     async for line in ui.lines():
+        if calls is not None and await calls.command(line):
+            continue
         try:
             command = parse_line(line)
         except CommandError as exc:

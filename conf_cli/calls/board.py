@@ -70,17 +70,30 @@ class CallBoard:
 
     # -- requests ---------------------------------------------------------------------------------------
 
-    def handle(self, cid: int, message: Message, now: float) -> list[Send]:
-        """A call request from connection ``cid``; RequestRefused for one that cannot be granted."""
+    def handle(
+        self,
+        cid: int,
+        message: Message,
+        now: float,
+        *,
+        me: str | None = None,
+        callee: tuple[int, str] | None = None,
+    ) -> list[Send]:
+        """A call request from connection ``cid``; RequestRefused for one that cannot be granted.
+
+        For ``call``, ``me`` and ``callee`` (a connection and its name) stand for the caller's online name
+        and the one ``to`` names: the hub passes them when both are in one meeting.
+        """
         kind = message["type"]
         if kind == "online":
             return self._go_online(cid, message["name"])
         if kind == "offline":
             return self._go_offline(cid)
-        if cid not in self._names:
-            raise RequestRefused("not_online", "say `online` with your name before calling")
         if kind == "call":
-            return self._call(cid, message, now)
+            me = me or self._names.get(cid)
+            if me is None:
+                raise RequestRefused("not_online", "say `online` with your name before calling")
+            return self._call(cid, me, message, now, callee)
         call = self._calls.get(message["call"])
         if call is None or cid not in (call.caller, call.callee):
             raise RequestRefused("unknown_call", f"no call {message['call']!r} of yours")
@@ -128,14 +141,19 @@ class CallBoard:
             self._online.pop(name, None)
         return [*sends, Send((cid,), {"type": "offline"})]
 
-    def _call(self, cid: int, message: Message, now: float) -> list[Send]:
+    def _call(
+        self, cid: int, me: str, message: Message, now: float, introduced: tuple[int, str] | None
+    ) -> list[Send]:
         if cid in self._call_of:
             raise RequestRefused("busy", "you are already in a call; hang up first")
         if len(self._calls) >= MAX_CALLS:
             raise RequestRefused("busy", "the server holds too many calls; try again later")
         to = message["to"]
-        callee = self._online.get(to)
-        me = self._names[cid]
+        if introduced is not None:
+            callee: int | None
+            callee, to = introduced
+        else:
+            callee = self._online.get(to)
         if callee is None:
             raise RequestRefused("unknown_peer", f"nobody called {to!r} is online on this server")
         if callee == cid:
@@ -154,7 +172,10 @@ class CallBoard:
         incoming = {"type": "call_incoming", "call": call_id, "peer": me, "key": call.caller_key}
         return [
             Send((cid,), {"type": "call_ringing", "call": call_id, "peer": to, "timeout": timeout}),
-            Send((callee,), {**incoming, "candidates": candidates, "timeout": timeout}),
+            Send(
+                (callee,),
+                {**incoming, "candidates": candidates, "timeout": timeout, "stun_port": self.stun_port},
+            ),
         ]
 
     def _accept(self, cid: int, call: Call, message: Message) -> list[Send]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,12 @@ STUN_TIMEOUT = 3.0
 HANGUP_TIMEOUT = 2.0
 EXIT_UNANSWERED = 5
 
+CALL_USAGE = {
+    "/call": "/call NAME [KIND]",
+    "/accept": "/accept [KIND]",
+    "/decline": "/decline",
+    "/hangup": "/hangup",
+}
 CALL_HELP: list[tuple[str, str]] = [
     ("/accept, /decline", "answer a ringing call"),
     ("/hangup", "end the call (or stop ringing)"),
@@ -59,9 +66,7 @@ class CallSession:
         self,
         client: Client,
         ui: MeetingUI,
-        sock: CallSocket,
         stun: Address,
-        candidates: list[str],
         *,
         share: tuple[str, Mapping[str, Any]] | None,
         auto_accept: bool,
@@ -71,9 +76,9 @@ class CallSession:
     ) -> None:
         self.client = client
         self.ui = ui
-        self.sock = sock
+        self.sock = CallSocket()
         self.stun = stun
-        self.candidates = candidates
+        self.candidates: list[str] | None = None
         self.share = share
         self.auto_accept = auto_accept
         self.ring_timeout = ring_timeout
@@ -89,13 +94,30 @@ class CallSession:
         self.relay_token = b""
         self.checks: Checks | None = None
         self.media: CallMedia | None = None
+        self.mapped: Address | None = None
         self.peer_connected = asyncio.Event()
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- placing and answering ------------------------------------------------------------------------------
 
-    def place(self, peer: str) -> None:
+    async def ready(self) -> Message:
+        """Open the call socket and learn our candidates (once); the ``online``-like facts to show."""
+        if self.candidates is None:
+            await self.sock.open()
+            self.candidates, self.mapped = await gather(self.sock, self.stun)
+        facts: Message = {"candidates": self.candidates}
+        if self.mapped is not None:
+            facts["public_address"] = _shown(self.mapped)
+        return facts
+
+    async def place(self, peer: str) -> None:
+        if self.call_id is not None:
+            self.ui.show(
+                {"type": "error", "code": "bad_command", "message": "already in a call: /hangup first"}
+            )
+            return
+        await self.ready()
         self.keys = KeyPair()
         self.caller = True
         message: Message = {
@@ -108,9 +130,12 @@ class CallSession:
             message["timeout"] = self.ring_timeout
         self.client.send(message)
 
-    def accept(self) -> None:
+    async def accept(self) -> None:
         if self.call_id is None or self.caller or self.accepted:
             self.ui.show({"type": "error", "code": "bad_command", "message": "no call is ringing"})
+            return
+        await self.ready()
+        if self.call_id is None or self.accepted:
             return
         self.keys = KeyPair()
         self.accepted = True
@@ -151,7 +176,7 @@ class CallSession:
             )
             self.ui.show({k: v for k, v in event.items() if k not in ("key", "candidates")})
             if self.auto_accept:
-                self.accept()
+                self._spawn(self.accept())
         elif kind == "call_accepted" and event.get("call") == self.call_id:
             self._accepted(event)
         elif kind == "call_connected" and event.get("call") == self.call_id:
@@ -270,6 +295,16 @@ class CallSession:
         if self.once and not self.done.done():
             self.done.set_result(code)
 
+    async def hang_up_and_wait(self) -> None:
+        """Hang up any call and give the server a moment to confirm."""
+        with contextlib.suppress(ConfError):
+            self.hangup()
+        if self.call_id is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANGUP_TIMEOUT):
+                    while self.call_id is not None:
+                        await asyncio.sleep(0.05)
+
     def _spawn(self, work: Any) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
@@ -281,14 +316,18 @@ class CallSession:
         if self.media is not None:
             await self.media.close()
             self.media = None
+        self.sock.close()
 
     # -- typed lines ---------------------------------------------------------------------------------------
 
     async def command(self, line: str) -> bool:
         """Run one typed line; False to quit."""
         word = line.strip().split(" ", 1)[0].lower()
-        if word in ("/accept", "/decline"):
-            (self.accept if word == "/accept" else self.decline)()
+        if word == "/accept":
+            await self.accept()
+            return True
+        if word == "/decline":
+            self.decline()
             return True
         if word == "/hangup":
             self.hangup()
@@ -324,7 +363,7 @@ class CallSession:
         return True
 
 
-async def gather(sock: CallSocket, server_host: str, stun: Address) -> tuple[list[str], Address | None]:
+async def gather(sock: CallSocket, stun: Address) -> tuple[list[str], Address | None]:
     """Our candidates: our address towards the server, and the public one its STUN answerer sees."""
     port = sock.sock.getsockname()[1] if sock.sock is not None else 0
     found: list[str] = []
@@ -342,6 +381,17 @@ async def gather(sock: CallSocket, server_host: str, stun: Address) -> tuple[lis
     return found, mapped
 
 
+async def server_stun(client: Client, port: int) -> Address:
+    """The server's STUN answerer: its IPv4 address as the client reached it, and ``port``."""
+    loop = asyncio.get_running_loop()
+    host = client.address.host
+    try:
+        infos = await loop.getaddrinfo(host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+    except OSError:
+        raise ConfError(f"calls need the server's IPv4 address; {host!r} has none") from None
+    return (infos[0][4][0], port)
+
+
 async def run_call(
     address: ServerAddress,
     name: str,
@@ -357,9 +407,8 @@ async def run_call(
 
     ``outputs`` (see :func:`~conf_cli.meeting_runner.prepare_outputs`) plays and shows what is received.
     """
-    loop = asyncio.get_running_loop()
     client = Client(registry(), address)
-    sock = CallSocket()
+    session: CallSession | None = None
     try:
         await client.connect()
         try:
@@ -367,35 +416,25 @@ async def run_call(
         except RequestRefused as refusal:
             raise ConfError(str(refusal)) from None
         client.name = name
-        try:
-            infos = await loop.getaddrinfo(address.host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
-        except OSError:
-            raise ConfError(f"calls need the server's IPv4 address; {address.host!r} has none") from None
-        stun: Address = (infos[0][4][0], int(online["stun_port"]))
-        await sock.open()
-        candidates, mapped = await gather(sock, address.host, stun)
+        session = CallSession(
+            client,
+            ui,
+            await server_stun(client, int(online["stun_port"])),
+            share=share,
+            auto_accept=auto_accept,
+            ring_timeout=ring_timeout,
+            once=peer is not None,
+            open_sinks=outputs.opener(ui) if outputs is not None else None,
+        )
+        facts = await session.ready()
     except BaseException:
-        sock.close()
+        if session is not None:
+            await session.close()
         await client.close()
         raise
-    shown: Message = {"type": "online", "name": name, "candidates": candidates}
-    if mapped is not None:
-        shown["public_address"] = _shown(mapped)
-    ui.show(shown)
-    session = CallSession(
-        client,
-        ui,
-        sock,
-        stun,
-        candidates,
-        share=share,
-        auto_accept=auto_accept,
-        ring_timeout=ring_timeout,
-        once=peer is not None,
-        open_sinks=outputs.opener(ui) if outputs is not None else None,
-    )
+    ui.show({"type": "online", "name": name, **facts})
     if peer is not None:
-        session.place(peer)
+        await session.place(peer)
 
     async def events() -> None:
         while True:
@@ -408,14 +447,7 @@ async def run_call(
                     break
             except ConfError as exc:
                 ui.show({"type": "error", "code": "not_connected", "message": str(exc)})
-        # End of input or /leave: hang up, give the server a moment to confirm, and quit.
-        with contextlib.suppress(ConfError):
-            session.hangup()
-        if session.call_id is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HANGUP_TIMEOUT):
-                    while session.call_id is not None:
-                        await asyncio.sleep(0.05)
+        await session.hang_up_and_wait()
         if not session.done.done():
             session.done.set_result(EXIT_OK)
 
@@ -426,6 +458,91 @@ async def run_call(
         for task in tasks:
             task.cancel()
         await session.close()
-        sock.close()
         await client.close()
         ui.close()
+
+
+class MeetingCalls:
+    """``/call NAME`` in a meeting: a :class:`CallSession` made when first needed, beside the meeting."""
+
+    COMMANDS = ("/call", "/accept", "/decline", "/hangup")
+
+    def __init__(self, client: Client, ui: MeetingUI, open_sinks: SinkOpener | None = None) -> None:
+        self.client = client
+        self.ui = ui
+        self.open_sinks = open_sinks
+        self.session: CallSession | None = None
+
+    async def _session(self) -> CallSession | None:
+        if self.session is None:
+            welcome = self.client.welcome or {}
+            port = welcome.get("stun_port")
+            if not isinstance(port, int) or not 0 < port < 65536:
+                self.ui.show(
+                    {"type": "error", "code": "bad_command", "message": "this server offers no calls"}
+                )
+                return None
+            stun = await server_stun(self.client, port)
+            self.session = CallSession(
+                self.client,
+                self.ui,
+                stun,
+                share=None,
+                auto_accept=False,
+                ring_timeout=None,
+                once=False,
+                open_sinks=self.open_sinks,
+            )
+        return self.session
+
+    def wants(self, event: Message) -> bool:
+        return str(event.get("type", "")).startswith("call_")
+
+    async def handle(self, event: Message) -> None:
+        """A call event from the server (the meeting's face has not shown it)."""
+        session = await self._session()
+        if session is not None:
+            session.handle(event)
+        else:
+            self.ui.show(event)
+
+    async def command(self, line: str) -> bool:
+        """Run ``/call NAME [KIND]``, ``/accept [KIND]``, ``/decline`` or ``/hangup``; False for other lines.
+
+        KIND (``audio``, ``camera``, ``pattern`` ...) is a source the call shares once connected.
+        """
+        word = line.strip().split(" ", 1)[0].lower()
+        if word not in self.COMMANDS:
+            return False
+        try:
+            words = shlex.split(line.strip())[1:]
+        except ValueError:
+            self.ui.show({"type": "error", "code": "bad_command", "message": f"usage: {CALL_USAGE[word]}"})
+            return True
+        if len(words) > (2 if word == "/call" else 1 if word == "/accept" else 0) or (
+            word == "/call" and not words
+        ):
+            self.ui.show({"type": "error", "code": "bad_command", "message": f"usage: {CALL_USAGE[word]}"})
+            return True
+        try:
+            session = await self._session()
+            if session is None:
+                return True
+            if word == "/call" and session.call_id is None:
+                session.share = (words[1], {}) if len(words) == 2 else None
+            elif word == "/accept" and session.call_id is not None and not session.accepted:
+                session.share = (words[0], {}) if words else None
+            if word == "/call":
+                await session.place(words[0])
+            else:
+                await session.command(word)
+        except ConfError as exc:
+            self.ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
+        return True
+
+    async def close(self) -> None:
+        """Hang up any call (nobody reads the server's answer any more) and stop its media."""
+        if self.session is not None:
+            with contextlib.suppress(ConfError):
+                self.session.hangup()
+            await self.session.close()

@@ -229,7 +229,7 @@ class Hub:
         if kind in ("pong", "hello"):
             return []
         if kind in CALL_REQUESTS:
-            return list(self.calls.handle(conn.cid, message, now))
+            return self._call_request(conn, message, now)
         if conn.busy:
             raise RequestRefused("busy", "a create or join request is still being processed")
         meeting = conn.meeting
@@ -266,6 +266,19 @@ class Hub:
                 return self._after(meeting, meeting.end(pid))
         raise RequestRefused("bad_request", f"{kind} is not handled")
 
+    def _call_request(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        """Call signalling. In a meeting, ``call`` reaches its participants by name, and the caller needs
+        no ``online`` name (its meeting name stands in)."""
+        meeting = conn.meeting
+        if message["type"] != "call" or meeting is None or conn.cid not in meeting.participants:
+            return list(self.calls.handle(conn.cid, message, now))
+        me = self.calls.name_of(conn.cid) or meeting.participants[conn.cid].name
+        folded = message["to"].casefold()
+        target = next(
+            ((p.pid, p.name) for p in meeting.participants.values() if p.name.casefold() == folded), None
+        )
+        return list(self.calls.handle(conn.cid, message, now, me=me, callee=target))
+
     def _hello(self, conn: _Connection, message: Message) -> list[Action]:
         if message["protocol"] != PROTOCOL_VERSION:
             theirs = message["protocol"]
@@ -278,6 +291,8 @@ class Hub:
             "server": f"conf/{__version__}",
             "heartbeat": HEARTBEAT_INTERVAL,
         }
+        if self.calls.stun_port:
+            welcome["stun_port"] = self.calls.stun_port  # calls are offered (docs/protocol.md, "Calls")
         return [Send((conn.cid,), welcome)]
 
     def _create(self, conn: _Connection, message: Message) -> list[Action]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conf_cli.testing import ConfProcess, spawn, start_server
+from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
 from conf_cli.testing_netns import NatPicture, NetLab, netns_unavailable, two_nats
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -125,14 +125,14 @@ def test_decline_busy_timeout_and_nobody(url: str) -> None:
         assert ada.expect("call_declined")["reason"] == "declined"
         assert ada.wait() == 5
 
-        ada = caller(url, "bob", "--ring-timeout", "1")
+        ada = caller(url, "bob", "--ring-timeout", "8")  # long enough for cy to start and find bob busy
         started.append(ada)
         bob.expect("call_incoming")
         cy = spawn(["call", "bob", "--name", "cy", "--json", "--server", url])
         started.append(cy)
         assert cy.expect("call_declined")["reason"] == "busy"
         assert cy.wait() == 5
-        assert ada.expect("call_declined", timeout=10)["reason"] == "timeout"
+        assert ada.expect("call_declined", timeout=20)["reason"] == "timeout"
         assert bob.expect("call_ended")["reason"] == "timeout"
         assert ada.wait() == 5
 
@@ -146,3 +146,26 @@ def test_decline_busy_timeout_and_nobody(url: str) -> None:
     finally:
         for process in started:
             process.stop()
+
+
+def test_participants_call_each_other_from_a_meeting(url: str) -> None:
+    pool = ClientPool(url)
+    try:
+        ada, meeting = pool.create("ada")
+        bob = pool.joined(meeting, "bob")
+        ada.send("/call bob pattern")
+        ada.expect("call_ringing")
+        assert bob.expect("call_incoming")["peer"] == "ada"
+        bob.send("/accept tone")
+        assert ada.expect("call_path", timeout=20)["path"] == "direct"
+        assert bob.expect("call_path", timeout=20)["path"] == "direct"
+        ada.expect("track_stats", lambda e: e["name"] == "bob" and e["kind"] == "audio" and has_frames(e))
+        bob.expect("track_stats", lambda e: e["name"] == "ada" and e["kind"] == "video" and has_frames(e))
+        bob.send("/hangup")
+        assert ada.expect("call_ended")["reason"] == "hangup"
+        bob.send("still in the meeting")
+        ada.expect("chat", lambda e: e["text"] == "still in the meeting")
+        ada.send("/call zed")
+        assert ada.expect("error")["code"] == "unknown_peer"
+    finally:
+        pool.stop_all()

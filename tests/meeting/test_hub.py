@@ -827,3 +827,30 @@ def test_any_request_sequence_yields_only_sendable_replies(steps):
     for meeting in hub.meetings.values():
         assert not meeting.closed
         assert sum(p.role == "host" for p in meeting.participants.values()) == 1
+
+
+# -- calls ---------------------------------------------------------------------------------------------
+
+KEY = "K" * 42 + "Q"
+
+
+def test_participants_call_each_other_by_their_meeting_names_and_others_go_online() -> None:
+    hub = three_in_a_meeting()
+    hub.calls.stun_port = 3478
+    hub.connected(9, 0.0, "peer-9")
+    welcome = to(send(hub, 9, {"type": "hello", "protocol": PROTOCOL_VERSION}), 9)[0]
+    assert welcome["stun_port"] == 3478  # calls are offered
+    call = {"type": "call", "to": "cy", "key": KEY, "candidates": ["10.0.0.1:4000"]}
+    actions = send(hub, 2, call)
+    assert to(actions, 2)[0]["type"] == "call_ringing" and to(actions, 2)[0]["peer"] == "Cy"
+    incoming = to(actions, 3)[0]
+    assert incoming["type"] == "call_incoming" and incoming["peer"] == "Bob" and incoming["stun_port"] == 3478
+    # Someone outside the meeting reaches nobody by a meeting name, only online names.
+    refused = to(send(hub, 9, {**call, "to": "Ada"}), 9)[0]
+    assert refused["code"] == "not_online"
+    send(hub, 9, {"type": "online", "name": "dee"})
+    assert to(send(hub, 9, {**call, "to": "Ada"}), 9)[0]["code"] == "unknown_peer"
+    assert to(send(hub, 1, {**call, "to": "dee"}), 9)[0]["type"] == "call_incoming"
+    # A connection that goes ends its call.
+    ended = hub.disconnected(3)
+    assert next(a.message for a in ended if isinstance(a, Send) and 2 in a.to)["reason"] == "offline"
