@@ -12,7 +12,8 @@ A NAT that receives a request before its own client has sent anything to that pe
 unanswered inbound flow, and may then give its client's first outbound packet to the peer another port
 (Linux MASQUERADE does), which the peer's NAT in turn drops. So for the first :data:`OPENING` seconds
 requests go out with a small TTL (:data:`OPENING_TTL` hops): enough to pass our own NAT and open it,
-too little to reach the peer's. Once both ends have opened theirs, full requests get through both.
+too little to reach the peer's. Once both ends have opened theirs, full requests get through both; a
+request from the peer proves its NAT open towards us, and ends our opening at once.
 
 :attr:`Checks.reached` is the first peer address that answered one of our requests: media can go there.
 """
@@ -33,7 +34,7 @@ from conf_cli.protocol.stun import (
 )
 
 CHECK_INTERVAL = 0.1
-OPENING = 1.0
+OPENING = 0.5
 """Seconds during which requests are sent with :data:`OPENING_TTL` (see :meth:`Checks.opening`)."""
 OPENING_TTL = 2
 MAX_TARGETS = 16
@@ -61,6 +62,8 @@ class Checks:
 
     def opening(self, now: float) -> bool:
         """True while requests should only open our own NAT (a small TTL)."""
+        if self.answered:
+            return False
         return self._started is None or now < self._started + OPENING
 
     def poll(self, now: float) -> list[Datagram]:

@@ -50,4 +50,10 @@ def test_the_first_second_of_requests_only_opens_our_own_nat() -> None:
     checks.add_target(("192.0.2.1", 1))
     assert checks.opening(0.0)
     checks.poll(10.0)
-    assert checks.opening(10.5) and not checks.opening(11.0)
+    assert checks.opening(10.4) and not checks.opening(10.5)
+    early = Checks("c1", KEY)
+    early.poll(0.0)
+    peer = Checks("c1", KEY)
+    peer.add_target(("192.0.2.1", 1))
+    ((request, _),) = peer.poll(0.0)
+    assert early.received(request, ("192.0.2.1", 1)) and not early.opening(0.1)  # the peer's NAT is open
