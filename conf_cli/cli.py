@@ -495,6 +495,10 @@ def call(
         return CallConsole()
 
     async def main() -> int:
+        if share is not None:
+            from conf_cli.media.publisher import find_source_factory
+
+            find_source_factory(registry().sources, share[0])  # an unknown source fails now, in one line
         outputs = await prepare_outputs(machine, play=play, speaker=speaker, view=view or "none")
         return await run_call(
             parse_server_url(server_url, transport=transport),

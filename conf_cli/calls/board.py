@@ -85,6 +85,8 @@ class CallBoard:
         and the one ``to`` names: the hub passes them when both are in one meeting.
         """
         kind = message["type"]
+        if kind in ("online", "call") and not self.stun_port:
+            raise RequestRefused("unavailable", "this server offers no calls")
         if kind == "online":
             return self._go_online(cid, message["name"])
         if kind == "offline":

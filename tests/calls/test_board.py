@@ -42,6 +42,9 @@ def accept(calls: CallBoard, cid: int, call_id: str) -> dict[int, Any]:
 
 
 def test_online_names_are_unique_and_report_the_stun_port() -> None:
+    with pytest.raises(RequestRefused) as refused:
+        CallBoard().handle(1, {"type": "online", "name": "ada"}, 0)  # no call port: no calls
+    assert refused.value.code == "unavailable"
     calls = board()
     assert to(calls.handle(4, {"type": "online", "name": "dan"}, 0))[4] == [
         {"type": "online", "name": "dan", "stun_port": 3478}
