@@ -36,6 +36,7 @@ CHECK_TIMEOUT = 5.0
 RELAY_TIMEOUT = 5.0
 STUN_TIMEOUT = 3.0
 HANGUP_TIMEOUT = 2.0
+STALE_CANDIDATES = 5.0
 EXIT_UNANSWERED = 5
 
 CALL_USAGE = {
@@ -95,17 +96,25 @@ class CallSession:
         self.checks: Checks | None = None
         self.media: CallMedia | None = None
         self.mapped: Address | None = None
+        self._gathered = 0.0
         self.peer_connected = asyncio.Event()
         self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- placing and answering ------------------------------------------------------------------------------
 
-    async def ready(self) -> Message:
-        """Open the call socket and learn our candidates (once); the ``online``-like facts to show."""
-        if self.candidates is None:
-            await self.sock.open()
+    async def ready(self, *, fresh: bool = False) -> Message:
+        """Open the call socket (once) and learn our candidates; the ``online``-like facts to show.
+
+        ``fresh`` asks the server's STUN answer again (unless it is a few seconds old): a NAT may have
+        mapped the socket anew since.
+        """
+        now = asyncio.get_running_loop().time()
+        if self.candidates is None or (fresh and now - self._gathered > STALE_CANDIDATES):
+            if self.sock.sock is None:
+                await self.sock.open()
             self.candidates, self.mapped = await gather(self.sock, self.stun)
+            self._gathered = now
         facts: Message = {"candidates": self.candidates}
         if self.mapped is not None:
             facts["public_address"] = _shown(self.mapped)
@@ -117,7 +126,7 @@ class CallSession:
                 {"type": "error", "code": "bad_command", "message": "already in a call: /hangup first"}
             )
             return
-        await self.ready()
+        await self.ready(fresh=True)
         self.keys = KeyPair()
         self.caller = True
         message: Message = {
@@ -134,7 +143,7 @@ class CallSession:
         if self.call_id is None or self.caller or self.accepted:
             self.ui.show({"type": "error", "code": "bad_command", "message": "no call is ringing"})
             return
-        await self.ready()
+        await self.ready(fresh=True)
         if self.call_id is None or self.accepted:
             return
         self.keys = KeyPair()

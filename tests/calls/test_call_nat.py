@@ -72,6 +72,12 @@ def test_a_call_through_two_nats_goes_direct(nats: tuple[NetLab, NatPicture]) ->
     assert bob.expect("call_ended")["reason"] == "hangup"
     assert ada.wait() == 0
     bob.expect("publish_stopped")  # the call is over; bob stays online for the next one
+    url = next(e for e in server.seen if e["type"] == "server_started")["urls"][0]
+    again = lab.conf(picture.clients[0], ["call", "bob", "--name", "ada", "--json", "--server", url])
+    assert again.expect("call_path", timeout=20)["path"] == "direct"
+    again.expect("track_stats", lambda e: e["name"] == "bob" and has_frames(e), timeout=20)
+    again.send("/leave")
+    assert again.wait() == 0
 
 
 @needs_netns
