@@ -279,7 +279,7 @@ class CallSession:
             }
         )
         self.media = CallMedia(
-            self.client.registry, self.client.name or "", self.peer, self.sock, self.ui.show
+            self.client.registry, self.client.name or "", self.peer, self.sock, self.ui.show, self.open_sinks
         )
         if self.share is not None:
             await self.share_source(self.share[0], self.share[1])
@@ -295,6 +295,10 @@ class CallSession:
 
     async def _finish(self, code: int) -> None:
         """The call is over: stop its media and forget it; the caller quits."""
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()  # checks still waiting, a path being set up
         media, self.media = self.media, None
         self.call_id, self.derived, self.checks, self.accepted = None, None, None, False
         self.peer_connected.clear()
