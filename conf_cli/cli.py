@@ -187,6 +187,18 @@ def cli(verbose: int) -> None:
     help="Server processes (use one per core): a front process hands each new client to the worker "
     "that holds its meeting. TCP only; ZeroMQ and RTP servers run in one process.",
 )
+@click.option(
+    "--call-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="UDP port answering STUN and relaying calls that cannot go direct (0: a free port).",
+)
+@click.option(
+    "--announce/--no-announce",
+    default=None,
+    help="Answer `conf discover` on the local network (SSDP). Default: on unless --host is loopback.",
+)
 def server(
     host: str,
     port: int,
@@ -199,6 +211,8 @@ def server(
     failure_window: float,
     stats_interval: float,
     workers: int,
+    call_port: int,
+    announce: bool | None,
     **service_settings: Any,
 ) -> None:
     """Run a conf server hosting any number of meetings.
@@ -206,6 +220,7 @@ def server(
     Service plugins (see `conf plugins`) add options of their own below.
     """
     from conf_cli.accounts import AccountStore
+    from conf_cli.discovery import Announcer, is_loopback
     from conf_cli.meeting.hub import Hub
     from conf_cli.meeting.limiter import AttemptLimiter, Limits
     from conf_cli.server import Server
@@ -237,15 +252,27 @@ def server(
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
             hub = Hub(limiter=AttemptLimiter(limits), accounts=accounts, require_login=require_login)
-            srv = Server(registry(), hub)
+            srv = Server(registry(), hub, call_port=call_port)
             try:
                 urls = await srv.start(endpoints)
                 urls += await srv.start_services(service_settings)
             except BaseException:
                 await srv.close()
                 raise
+        announcer = None
+        if announce or (announce is None and not is_loopback(host)):
+            # The server's key fingerprint, once it has an identity: a callable attribute of the server.
+            announcer = Announcer(urls, host, getattr(srv, "fingerprint", None))
+            try:
+                await announcer.start()
+            except BaseException:
+                await srv.close()
+                raise
         if json_flag:
             started: dict[str, Any] = {"type": "server_started", "urls": urls}
+            if workers == 1:
+                started["call_port"] = srv.call_port
+            started["announced"] = announcer is not None
             if workers > 1:
                 started["workers"] = [worker.process.pid for worker in srv.workers]
             emit(started)
@@ -262,9 +289,67 @@ def server(
                 else:
                     await asyncio.Event().wait()
         finally:
+            if announcer is not None:
+                announcer.close()
             await srv.close()
 
     _run(main, fast_loop=True)
+
+
+@cli.command()
+@click.option(
+    "--timeout", default=2.0, show_default=True, type=click.FloatRange(0.2, 30), help="Seconds to listen."
+)
+@json_option
+def discover(timeout: float, json_flag: bool) -> None:
+    """List the conf servers on the local network (those started with --announce answer)."""
+    from conf_cli.discovery import discover as search
+    from conf_cli.ui.machine import emit
+
+    async def main() -> int:
+        found = await search(timeout)
+        if json_flag:
+            for announcement in found:
+                emit(announcement.as_event())
+            return 0
+        if not found:
+            click.echo("no conf server answered on the local network", err=True)
+            return 0
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="conf servers")
+        for column in ("url", "transports", "fingerprint"):
+            table.add_column(column)
+        for announcement in found:
+            table.add_row(
+                "\n".join(announcement.urls),
+                " ".join(announcement.transports),
+                announcement.fingerprint or "-",
+            )
+        Console().print(table)
+        return 0
+
+    _run(main)
+
+
+def _discovered_server(machine: bool) -> str:
+    """The URL of the one server on the local network, or the one the user picks; ConfError if none."""
+    from conf_cli.discovery import discover as search
+
+    found = asyncio.run(search())
+    if not found:
+        raise ConfError("no conf server answered on the local network; give one with --server")
+    if len(found) == 1:
+        return found[0].urls[0]
+    listed = "; ".join(f"{n}: {a.urls[0]}" for n, a in enumerate(found, 1))
+    if machine:
+        raise ConfError(f"{len(found)} conf servers answered ({listed}); pick one with --server")
+    for n, announcement in enumerate(found, 1):
+        fingerprint = f"  key {announcement.fingerprint}" if announcement.fingerprint else ""
+        click.echo(f"{n}. {' '.join(announcement.urls)}{fingerprint}")
+    choice = click.prompt("server", type=click.IntRange(1, len(found)), default=1)
+    return found[choice - 1].urls[0]
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -280,6 +365,30 @@ def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[End
             chosen = 0 if port == 0 else port + 2 * index
         endpoints.append(Endpoint(name, host, chosen))
     return endpoints
+
+
+SOURCE_OPTIONS = (
+    click.option(
+        "--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera)."
+    ),
+    click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height."),
+    click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second."),
+    click.option("--bitrate", type=click.IntRange(10_000), default=None, help="Video bit rate in bit/s."),
+    click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz."),
+    click.option("--device", default=None, help="Device to capture from (see `conf devices`)."),
+    click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen)."),
+)
+
+
+def _with(*options: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply several click options, the first one listed first in --help."""
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
 
 
 def meeting_options(command: F) -> F:
@@ -396,8 +505,15 @@ def create(**options: Any) -> None:
 @cli.command()
 @click.argument("meeting")
 @meeting_options
-def join(meeting: str, **options: Any) -> None:
+@click.option("--discover", "find_server", is_flag=True, help="Find the server on the local network (SSDP).")
+def join(meeting: str, find_server: bool, **options: Any) -> None:
     """Join MEETING."""
+    if find_server:
+        try:
+            options["server_url"] = _discovered_server(_machine_mode(options["json_flag"]))
+        except ConfError as exc:
+            click.echo(f"conf: {exc}", err=True)
+            sys.exit(exc.exit_code)
     _attend(meeting, None, **options)
 
 
@@ -406,13 +522,7 @@ def join(meeting: str, **options: Any) -> None:
 @click.argument("path", required=False)
 @click.option("--meeting", required=True, help="Meeting ID to share into.")
 @meeting_options
-@click.option("--width", type=click.IntRange(16, 7680), default=None, help="Picture width (pattern, camera).")
-@click.option("--height", type=click.IntRange(16, 4320), default=None, help="Picture height.")
-@click.option("--fps", type=click.FloatRange(0.1, 240), default=None, help="Frames per second.")
-@click.option("--bitrate", type=click.IntRange(10_000), default=None, help="Video bit rate in bit/s.")
-@click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz.")
-@click.option("--device", default=None, help="Device to capture from (see `conf devices`).")
-@click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen).")
+@_with(*SOURCE_OPTIONS)
 def share(
     kind: str,
     path: str | None,
@@ -430,24 +540,107 @@ def share(
 
     Stays in the meeting like `conf join`: commands still work (/unshare KIND, /leave).
     """
+    source_options = _source_options(
+        path=path,
+        width=width,
+        height=height,
+        fps=fps,
+        bitrate=bitrate,
+        frequency=frequency,
+        device=device,
+        region=region,
+    )
+    _attend(meeting, (kind, source_options), **options)
+
+
+def _source_options(**given: Any) -> dict[str, Any]:
+    """The source options given on the command line (a file to share must exist)."""
+    path = given.get("path")
     if path is not None and not Path(path).exists():
         click.echo(f"conf: no such file: {path}", err=True)
         sys.exit(1)
-    source_options = {
-        key: value
-        for key, value in {
-            "path": path,
-            "width": width,
-            "height": height,
-            "fps": fps,
-            "bitrate": bitrate,
-            "frequency": frequency,
-            "device": device,
-            "region": region,
-        }.items()
-        if value is not None
-    }
-    _attend(meeting, (kind, source_options), **options)
+    return {key: value for key, value in given.items() if value is not None}
+
+
+@cli.command()
+@click.argument("peer", required=False)
+@click.option("--listen", is_flag=True, help="Stay online and wait for calls instead of calling PEER.")
+@server_option
+@transport_option
+@name_option
+@json_option
+@click.option("--accept", "auto_accept", is_flag=True, help="Accept incoming calls without asking.")
+@click.option(
+    "--ring-timeout", type=click.IntRange(1, 120), default=None, help="Seconds to ring before giving up (30)."
+)
+@click.option("--share", "share_kind", default=None, metavar="KIND", help="Share this source once connected.")
+@click.option("--path", "share_path", default=None, help="File to share (with --share file).")
+@_with(*SOURCE_OPTIONS)
+@play_option
+@speaker_option
+@click.option(
+    "--view",
+    type=click.Choice(["window", "none"]),
+    default=None,
+    help="Show received video in a desktop window, or not (default: none).",
+)
+def call(
+    peer: str | None,
+    listen: bool,
+    server_url: str,
+    transport: str | None,
+    name: str,
+    json_flag: bool,
+    auto_accept: bool,
+    ring_timeout: int | None,
+    share_kind: str | None,
+    share_path: str | None,
+    play: bool | None,
+    speaker: str | None,
+    view: str | None,
+    **source: Any,
+) -> None:
+    """Call PEER (a name online on the server), or wait for calls with --listen.
+
+    Media flows directly between the two ends when a path through the NATs can be found, else through
+    the server's relay; it is encrypted end to end either way. Exit codes: 0 after the call, 11 if it was
+    declined, busy or not answered, 4 if the server was lost.
+    """
+    from conf_cli.calls.runner import run_call
+    from conf_cli.meeting_runner import prepare_outputs
+
+    if (peer is None) == (not listen):
+        raise click.UsageError("give a PEER to call, or --listen to wait for calls (not both)")
+    share = (share_kind, _source_options(path=share_path, **source)) if share_kind else None
+    machine = _machine_mode(json_flag)
+
+    def make_ui() -> Any:
+        if machine:
+            from conf_cli.ui.machine import MachineUI
+
+            return MachineUI()
+        from conf_cli.calls.console import CallConsole
+
+        return CallConsole()
+
+    async def main() -> int:
+        if share is not None:
+            from conf_cli.media.publisher import find_source_factory
+
+            find_source_factory(registry().sources, share[0])  # an unknown source fails now, in one line
+        outputs = await prepare_outputs(machine, play=play, speaker=speaker, view=view or "none")
+        return await run_call(
+            parse_server_url(server_url, transport=transport),
+            name,
+            peer,
+            make_ui(),
+            share=share,
+            auto_accept=auto_accept,
+            ring_timeout=ring_timeout,
+            outputs=outputs,
+        )
+
+    _run(main)
 
 
 @cli.command()

@@ -44,6 +44,8 @@ class Client:
         self.meeting: str | None = None
         self.name: str | None = None
         self.closed_reason: str | None = None
+        self.welcome: Message | None = None
+        """The server's ``welcome``, once connected."""
         self._last_heard = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = HEARTBEAT_INTERVAL
@@ -88,6 +90,7 @@ class Client:
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        self.welcome = welcome
         self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
         self._heartbeat = asyncio.create_task(self._beat())
         return welcome
@@ -153,6 +156,11 @@ class Client:
         """We are in (``joined``) or waiting to be let in (``waiting``, which says nothing of E2EE yet)."""
         self.meeting, self.name = joined["meeting"], joined["name"]
         self.e2ee = joined.get("e2ee") is True
+
+    async def request(self, message: Message, wanted: set[str]) -> Message:
+        """Send ``message`` and wait for one of ``wanted``; RequestRefused if the server refuses it."""
+        self.send(message)
+        return await self._expect(wanted, str(message["type"]))
 
     async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:
         """Wait for one of ``wanted``; an error or a lost link raises."""

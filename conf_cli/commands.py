@@ -34,6 +34,9 @@ HELP: list[tuple[str, str]] = [
     ("/control NAME", "ask NAME for control of their desktop (it shows in a window)"),
     ("/accept, /reject", "answer a request for control of your desktop (y, n)"),
     ("/revoke", "end remote control: take your desktop back, or let go"),
+    ("/call NAME [KIND]", "call NAME one to one (media goes straight between you), sharing KIND"),
+    ("/answer [KIND], /decline", "answer a call (sharing KIND: audio, camera, pattern ...)"),
+    ("/hangup", "end the call"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +71,7 @@ async def attend(
     ``waiting_room`` gives a meeting this call creates a waiting room.
     """
     from conf_cli.media.manager import MediaManager, share_settings
-    from conf_cli.media.playback import find_sink_factory
     from conf_cli.media.publisher import open_source
-    from conf_cli.media.viewing import check_sink, resolve_view
     from conf_cli.remote_control import RemoteControl, check_viewer
 
     reg = registry()
@@ -80,14 +79,7 @@ async def attend(
         await asyncio.to_thread(check_viewer, reg.sinks)
     if record_dir is not None and "recorder" not in reg.sinks:
         raise ConfError("--record needs the 'recorder' sink of the capture plugin; see `conf plugins`")
-    shown = resolve_view(view, machine)
-    if shown != "none" and shown not in reg.sinks:
-        if view is not None:  # asked for: say what is missing; by default: go on without a preview
-            find_sink_factory(reg.sinks, shown)
-        shown = "none"
-    if shown == "window":
-        await asyncio.to_thread(check_sink, reg.sinks[shown])
-    speaker_factory = await _speaker(reg.sinks, machine if play is None else not play, play is True, speaker)
+    outputs = await prepare_outputs(machine, play=play, speaker=speaker, view=view)
     if record_dir is not None:
         try:
             record_dir.mkdir(parents=True, exist_ok=True)
@@ -123,14 +115,9 @@ async def attend(
             source.close()
         raise
     ui = ui or make_ui(machine, name)
-    open_sinks = None
-    if speaker_factory is not None:
-        from conf_cli.media.playback import speaker_opener
-
-        open_sinks = speaker_opener(speaker_factory, _speaker_options(speaker), ui.show)
-    open_sinks = _with_viewer(open_sinks, shown, reg.sinks, ui)
-    media = MediaManager(client, ui.show, record_dir, open_sinks)
+    media = MediaManager(client, ui.show, record_dir, outputs.opener(ui))
     remote = RemoteControl(client, media, ui.show, leave_when_done=control is not None)
+    from conf_cli.calls.runner import MeetingCalls
 
     def start() -> None:  # once in: at once, or when admitted from the waiting room
         if share is not None and source is not None:
@@ -139,7 +126,8 @@ async def attend(
             with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
                 client.send({"type": "control_request", "name": control})
 
-    code = await run_meeting(client, ui, first, media, remote, on_joined=start)
+    calls = MeetingCalls(client, ui, outputs.opener(ui))
+    code = await run_meeting(client, ui, first, media, remote, calls, on_joined=start)
     if source is not None and not media.publishers:
         source.close()  # never admitted: the source was never handed on
     if code == EXIT_DENIED:
@@ -151,6 +139,44 @@ def _denied(meeting: object) -> ConfError:
     error = ConfError(f"you were not admitted to meeting {meeting}")
     error.exit_code = EXIT_DENIED
     return error
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where received media goes: the speaker (a sink factory, or None) and the video view."""
+
+    speaker: Any
+    speaker_device: str | None
+    view: str
+    sinks: Mapping[str, Any]
+
+    def opener(self, ui: MeetingUI) -> SinkOpener | None:
+        """The sinks each received track gets, for a meeting (or call) shown by ``ui``."""
+        open_sinks = None
+        if self.speaker is not None:
+            from conf_cli.media.playback import speaker_opener
+
+            open_sinks = speaker_opener(self.speaker, _speaker_options(self.speaker_device), ui.show)
+        return _with_viewer(open_sinks, self.view, self.sinks, ui)
+
+
+async def prepare_outputs(
+    machine: bool, *, play: bool | None = None, speaker: str | None = None, view: str | None = None
+) -> Outputs:
+    """Check the speaker and the view asked for (see :func:`attend`) before connecting; ConfError if not."""
+    from conf_cli.media.playback import find_sink_factory
+    from conf_cli.media.viewing import check_sink, resolve_view
+
+    sinks = registry().sinks
+    shown = resolve_view(view, machine)
+    if shown != "none" and shown not in sinks:
+        if view is not None:  # asked for: say what is missing; by default: go on without a preview
+            find_sink_factory(sinks, shown)
+        shown = "none"
+    if shown == "window":
+        await asyncio.to_thread(check_sink, sinks[shown])
+    speaker_factory = await _speaker(sinks, machine if play is None else not play, play is True, speaker)
+    return Outputs(speaker_factory, speaker, shown, sinks)
 
 
 def _with_viewer(

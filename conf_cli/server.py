@@ -7,7 +7,9 @@ Blocking work the hub asks for (passcode hashing) runs in a thread so no partici
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -38,9 +40,12 @@ class Endpoint:
 class Server:
     """One conf server process: many meetings, many transports."""
 
-    def __init__(self, registry: Registry, hub: Hub | None = None) -> None:
+    def __init__(self, registry: Registry, hub: Hub | None = None, *, call_port: int | None = 0) -> None:
         self.registry = registry
         self.hub = hub or Hub()
+        self.call_port = call_port
+        """UDP port for STUN and call relaying (0: a free one, None: none); after start, the bound one."""
+        self._call_udp: asyncio.DatagramTransport | None = None
         self.listeners: list[Listener] = []
         self.services: list[RunningService] = []
         self.links: dict[int, Link] = {}
@@ -57,6 +62,8 @@ class Server:
             listener = await transport.listen(endpoint.host, endpoint.port, self, options)
             self.listeners.append(listener)
             log.info("listening on %s", listener.url)
+        if self.call_port is not None and endpoints:
+            await self._open_call_port(endpoints[0].host, self.call_port)
         self._ticker = asyncio.create_task(self._tick_forever())
         return [listener.url for listener in self.listeners]
 
@@ -77,7 +84,34 @@ class Server:
             "type": "server_stats",
             "hub": asdict(self.hub.stats),
             "listeners": {listener.url: listener.stats() for listener in self.listeners},
+            "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
         }
+
+    async def _open_call_port(self, host: str, port: int) -> None:
+        """Bind the UDP socket that answers STUN and relays calls (conf_cli.calls.relay)."""
+        from conf_cli.errors import ConfError
+
+        loop = asyncio.get_running_loop()
+        relay = self.hub.calls.relay
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+            family, _, _, _, address = infos[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfError(f"cannot open the call port {host}:{port} (UDP): {exc.strerror or exc}") from None
+
+        class _CallPort(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple) -> None:
+                for out, where in relay.datagram(data, addr):
+                    with contextlib.suppress(OSError):
+                        sock.sendto(out, where)
+
+        transport, _ = await loop.create_datagram_endpoint(_CallPort, sock=sock)
+        self._call_udp = transport
+        self.call_port = sock.getsockname()[1]
+        self.hub.calls.stun_port = self.call_port
 
     async def close(self) -> None:
         if self._ticker is not None:
@@ -90,6 +124,9 @@ class Server:
         for listener in self.listeners:
             await listener.close()
         self.listeners.clear()
+        if self._call_udp is not None:
+            self._call_udp.close()
+            self._call_udp = None
 
     # -- ServerEvents -------------------------------------------------------------------------------
 

@@ -62,12 +62,27 @@ class MeetingUI(Protocol):
         """Restore the terminal."""
 
 
+class CallHandler(Protocol):
+    """One-to-one calls beside a meeting (``/call NAME``): conf_cli.calls.runner.MeetingCalls."""
+
+    def wants(self, event: Message) -> bool:
+        """Whether ``event`` is about a call (then :meth:`handle` shows it, not the meeting)."""
+
+    async def handle(self, event: Message) -> None: ...
+
+    async def command(self, line: str) -> bool:
+        """Run a call command; False if ``line`` is not one."""
+
+    async def close(self) -> None: ...
+
+
 async def run_meeting(
     client: Client,
     ui: MeetingUI,
     first_events: list[Message],
     media: MediaManager | None = None,
     control: RemoteControl | None = None,
+    calls: CallHandler | None = None,
     on_joined: Callable[[], None] | None = None,
 ) -> int:
     """Show ``first_events``, then relay lines and events until we leave; return the exit code.
@@ -75,6 +90,7 @@ async def run_meeting(
     ``media`` sees every event too (to start and end tracks) and runs ``/share`` and ``/unshare``;
     ``control`` sees them after it and runs ``/control`` and ``/accept``; when it returns an exit code
     (``conf control`` after control ends) we leave with that code.
+    ``calls`` takes the call events and commands.
     ``on_joined`` is called once we are in: at once, or when admitted from a waiting room.
     """
 
@@ -90,7 +106,7 @@ async def run_meeting(
 
     for event in first_events:
         handle(event)
-    reader = asyncio.create_task(_relay_input(client, ui, media, control))
+    reader = asyncio.create_task(_relay_input(client, ui, media, control, calls))
     outcome: int | None = None  # remote control ended the call: leave, then exit with this
     try:
         while True:
@@ -102,6 +118,9 @@ async def run_meeting(
                         event = await client.events.get()
                 except TimeoutError:
                     return outcome
+            if calls is not None and calls.wants(event):
+                await calls.handle(event)
+                continue
             handle(event)
             code = _FINAL.get(event["type"])
             if code is not None:
@@ -116,6 +135,8 @@ async def run_meeting(
             await reader
         if control is not None:
             await control.close()
+        if calls is not None:
+            await calls.close()
         if media is not None:
             await media.close()
         await client.close()
@@ -164,9 +185,15 @@ async def _local(
 
 
 async def _relay_input(
-    client: Client, ui: MeetingUI, media: MediaManager | None = None, control: RemoteControl | None = None
+    client: Client,
+    ui: MeetingUI,
+    media: MediaManager | None = None,
+    control: RemoteControl | None = None,
+    calls: CallHandler | None = None,
 ) -> None:
     async for line in ui.lines():
+        if calls is not None and await calls.command(line):
+            continue
         try:
             command = parse_line(control.translate(line) if control is not None else line)
         except CommandError as exc:

@@ -25,9 +25,8 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from conf_cli.client import Client
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.e2ee import protect, unprotect
 from conf_cli.media.publisher import DEFAULT_FPS, DEFAULT_VIDEO_BITRATE, Publisher, open_source
@@ -39,7 +38,35 @@ from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, pa
 from conf_cli.protocol.rtcp_xr import read_xr
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from conf_cli.plugins import Registry
+    from conf_cli.transport import Link
+
 Notify = Callable[[Message], None]
+
+
+class MediaClient(Protocol):
+    """What media needs of a client: a :class:`~conf_cli.client.Client`, or a call's direct path."""
+
+    registry: Registry
+    name: str | None
+    link: Link | None
+    media_handler: Callable[[bytes], None] | None
+
+    def send(self, message: Message) -> None: ...
+
+    # End-to-end encryption (SFrame) is a meeting's: a call's client has no meeting and no key here.
+    @property
+    def meeting(self) -> str | None: ...
+
+    @property
+    def e2ee(self) -> bool: ...
+
+    @property
+    def e2ee_private(self) -> X25519PrivateKey | None: ...
+
 
 RECORDER_SINK = "recorder"
 
@@ -51,7 +78,7 @@ class MediaManager:
 
     def __init__(
         self,
-        client: Client,
+        client: MediaClient,
         notify: Notify,
         record_dir: Path | None = None,
         open_sinks: Callable[[Message], list[Sink]] | None = None,
@@ -68,7 +95,7 @@ class MediaManager:
         self.unknown = 0
         self._closing: set[asyncio.Task[None]] = set()
         self.keys: KeyRing | None = None
-        if client.e2ee and client.meeting and client.name:
+        if client.e2ee and client.meeting and client.name and client.e2ee_private is not None:
             self.keys = KeyRing(client.meeting, client.name, client.e2ee_private)
         client.media_handler = self.media_received
 
@@ -121,10 +148,10 @@ class MediaManager:
         """React to a server event (after the face has shown it)."""
         kind = event.get("type")
         me = self.client.name
-        if kind == "joined" and self.keys is None and event.get("e2ee") is True:
+        private = self.client.e2ee_private
+        if kind == "joined" and self.keys is None and event.get("e2ee") is True and private is not None:
             # Admitted from a waiting room: only now do we know the meeting is end-to-end encrypted.
-            self.client.e2ee = True
-            self.keys = KeyRing(str(event["meeting"]), str(event["name"]), self.client.e2ee_private)
+            self.keys = KeyRing(str(event["meeting"]), str(event["name"]), private)
         if self.keys is not None:
             self._e2ee_event(event)
         if kind == "joined":

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from conf_cli import __version__
+from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send
 from conf_cli.meeting.limiter import AttemptLimiter, seconds_text
@@ -31,6 +32,9 @@ HELLO_TIMEOUT = 5.0
 MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
 INPUT_BURST = 250.0  # ... and at once
+CALL_REQUESTS = frozenset(
+    ("online", "offline", "call", "call_accept", "call_decline", "call_connected", "call_path", "call_hangup")
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class Hub:
     limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
     accounts: Accounts | None = None
     require_login: bool = False
+    calls: CallBoard = field(default_factory=CallBoard)
+    """One-to-one calls between online connections (conf_cli.calls.board)."""
     generation: int = 0
     """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
 
@@ -155,7 +161,7 @@ class Hub:
         self.stats.connections = len(self._conns)
         if conn is None:
             return []
-        return self._leave(conn, reason)
+        return [*self.calls.disconnected(cid), *self._leave(conn, reason)]
 
     def seen(self, cid: int, now: float) -> bool:
         """Media or a keep-alive from ``cid`` proves it is alive; False if it has not said hello yet."""
@@ -181,8 +187,9 @@ class Hub:
             return [_error(conn.cid, refusal.code, str(refusal), message)]
 
     def tick(self, now: float) -> list[Action]:
-        """Close connections that never said hello or went silent; deny unanswered control requests."""
-        actions: list[Action] = []
+        """Close connections that never said hello or went silent; deny unanswered control requests;
+        end calls that rang too long."""
+        actions: list[Action] = list(self.calls.tick(now))
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
         for conn in list(self._conns.values()):
@@ -269,6 +276,8 @@ class Hub:
             return [Send((conn.cid,), {"type": "pong"})]
         if kind in ("pong", "hello"):
             return []
+        if kind in CALL_REQUESTS:
+            return self._call_request(conn, message, now)
         if conn.busy:
             raise RequestRefused("busy", "a create or join request is still being processed")
         meeting = conn.meeting
@@ -349,6 +358,26 @@ class Hub:
         sender = meeting.participants[conn.cid].name
         return [Send((target,), {"type": "control_input", "from": sender, **event})]
 
+    def _call_request(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        """Call signalling. In a meeting, ``call`` reaches its participants by name, and the caller needs
+        no ``online`` name (its meeting name stands in)."""
+        if message["type"] == "online":
+            if self.require_login and conn.user is None:
+                raise RequestRefused(
+                    "login_required", "this server requires you to log in first (--user NAME)"
+                )
+            if conn.user is not None:  # logged in, one is reachable under one's account name only
+                message = {**message, "name": conn.user}
+        meeting = conn.meeting
+        if message["type"] != "call" or meeting is None or conn.cid not in meeting.participants:
+            return list(self.calls.handle(conn.cid, message, now))
+        me = self.calls.name_of(conn.cid) or meeting.participants[conn.cid].name
+        folded = message["to"].casefold()
+        target = next(
+            ((p.pid, p.name) for p in meeting.participants.values() if p.name.casefold() == folded), None
+        )
+        return list(self.calls.handle(conn.cid, message, now, me=me, callee=target))
+
     def _hello(self, conn: _Connection, message: Message) -> list[Action]:
         if message["protocol"] != PROTOCOL_VERSION:
             theirs = message["protocol"]
@@ -361,6 +390,8 @@ class Hub:
             "server": f"conf/{__version__}",
             "heartbeat": HEARTBEAT_INTERVAL,
         }
+        if self.calls.stun_port:
+            welcome["stun_port"] = self.calls.stun_port  # calls are offered (docs/protocol.md, "Calls")
         return [Send((conn.cid,), welcome)]
 
     def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:

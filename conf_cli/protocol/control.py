@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import re
 from typing import Any
@@ -26,6 +27,12 @@ MAX_BOX_CHARS = 128  # one sealed SFrame key, base64
 MAX_INPUT_TEXT_CHARS = 256  # text typed on a controlled desktop in one control_input
 MAX_KEY_CHARS = 32
 MAX_SCROLL_STEPS = 100
+MAX_CANDIDATES = 8
+MAX_CANDIDATE_CHARS = 64  # "HOST:PORT", HOST an IPv4 or IPv6 literal
+KEY_CHARS = 43  # 32 bytes, unpadded URL-safe base64 (an X25519 public key)
+MAX_CALL_ID_CHARS = 32
+MAX_RING_TIMEOUT = 120
+CALL_PATHS = ("direct", "relayed")
 
 Message = dict[str, Any]
 
@@ -34,7 +41,9 @@ Message = dict[str, Any]
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
 # "password" (up to MAX_PASSWORD_CHARS); for control_input: "input_action" (one of INPUT_ACTIONS),
 # "fraction" (a number 0..1), "button" (1..3), "key" (a key name), "input_text" (typed text),
-# "steps" (wheel steps)
+# "steps" (wheel steps); for calls: "call_key" (an X25519 public key, KEY_CHARS of base64url),
+# "candidates" (a list of at most MAX_CANDIDATES "HOST:PORT" strings), "call" (a call ID), "path" (one of
+# CALL_PATHS), "ring_timeout" (1..MAX_RING_TIMEOUT s)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
@@ -85,11 +94,26 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "dx": ("steps", False),
         "dy": ("steps", False),
     },
+    # One-to-one calls (docs/protocol.md, "Calls"): the server introduces two clients and relays if need be.
+    "online": {"name": ("name", True)},
+    "offline": {},
+    "call": {
+        "to": ("name", True),
+        "key": ("call_key", True),
+        "candidates": ("candidates", True),
+        "timeout": ("ring_timeout", False),
+    },
+    "call_accept": {"call": ("call", True), "key": ("call_key", True), "candidates": ("candidates", True)},
+    "call_decline": {"call": ("call", True)},
+    "call_connected": {"call": ("call", True)},
+    "call_path": {"call": ("call", True), "path": ("path", True)},
+    "call_hangup": {"call": ("call", True)},
 }
 # Any request may carry an ``id``, which the server echoes in its error reply.
 _COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
 # Lone UTF-16 surrogates, which JSON escapes can produce but UTF-8 cannot carry on.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_KEY = re.compile("[A-Za-z0-9_-]+")
 
 ROLES = ("host", "admin", "member")
 PERMISSIONS = ("audio", "video", "screen", "control", "chat")
@@ -184,9 +208,14 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     if field_kind == "key_boxes":
         _check_key_boxes(where, value)
         return
-    if field_kind == "int":
+    if field_kind in ("int", "ring_timeout"):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"{where} must be an integer")
+        if field_kind == "ring_timeout" and not 1 <= value <= MAX_RING_TIMEOUT:
+            raise ProtocolError(f"{where} must be 1 to {MAX_RING_TIMEOUT} seconds")
+        return
+    if field_kind == "candidates":
+        check_candidates(value, where)
         return
     if field_kind in _NUMBER_RANGES:
         low, high = _NUMBER_RANGES[field_kind]
@@ -238,6 +267,15 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "input_text":
         if not value or len(value) > MAX_INPUT_TEXT_CHARS:
             raise ProtocolError(f"{where} must be 1 to {MAX_INPUT_TEXT_CHARS} characters")
+    elif field_kind == "call_key":
+        if len(value) != KEY_CHARS or not _KEY.fullmatch(value):
+            raise ProtocolError(f"{where} must be {KEY_CHARS} characters of unpadded base64url (32 bytes)")
+    elif field_kind == "call":
+        if not value or len(value) > MAX_CALL_ID_CHARS or not value.isalnum() or not value.isascii():
+            raise ProtocolError(f"{where} must be 1 to {MAX_CALL_ID_CHARS} ASCII letters and digits")
+    elif field_kind == "path":
+        if value not in CALL_PATHS:
+            raise ProtocolError(f"{where} must be one of {', '.join(CALL_PATHS)}")
     elif len(value) > 256:
         raise ProtocolError(f"{where} is longer than 256 characters")
 
@@ -265,6 +303,28 @@ def _check_key_boxes(where: str, value: Any) -> None:
         if folded in recipients:
             raise ProtocolError(f"{where} names {entry['to']!r} twice")
         recipients.add(folded)
+
+
+def check_candidates(value: Any, where: str = "candidates") -> list[tuple[str, int]]:
+    """A call's candidate addresses: a list of at most MAX_CANDIDATES "HOST:PORT" (IP literals)."""
+    if not isinstance(value, list) or len(value) > MAX_CANDIDATES:
+        raise ProtocolError(f"{where} must be a list of at most {MAX_CANDIDATES} HOST:PORT strings")
+    found: list[tuple[str, int]] = []
+    for item in value:
+        if not isinstance(item, str) or len(item) > MAX_CANDIDATE_CHARS:
+            raise ProtocolError(
+                f"{where} must hold HOST:PORT strings of at most {MAX_CANDIDATE_CHARS} characters"
+            )
+        host, _, port = item.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ProtocolError(f"{where}: {item[:64]!r} is not IP:PORT") from None
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ProtocolError(f"{where}: {item[:64]!r} has no port 1..65535")
+        found.append((str(address), int(port)))
+    return found
 
 
 def check_name(name: str, where: str = "name") -> None:

@@ -95,6 +95,12 @@ class MeetingView:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(event)
+        elif str(kind).startswith("call_"):
+            from conf_cli.calls.console import describe
+
+            line = describe(event)
+            if line is not None:
+                self._note(line, "magenta")
 
     def _note(self, text: str, style: str = "dim") -> None:
         self.log.append((style, text))

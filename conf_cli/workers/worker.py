@@ -76,7 +76,9 @@ class Worker:
             raise ConfError("the tcp transport plugin cannot adopt connections (--workers)")
         self.transport = cast(AdoptingTransport, transport)
         self.server = Server(
-            self.registry, Hub(new_id=self._new_id, limiter=AttemptLimiter(limits or Limits()))
+            self.registry,
+            Hub(new_id=self._new_id, limiter=AttemptLimiter(limits or Limits())),
+            call_port=None,
         )
         self.listener = self.transport.adoption_listener(url)
         self.events = _Adopted(self.server)

@@ -788,6 +788,14 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "admit": ("name", "all"),
     "deny": ("name",),
     "set_waiting_room": ("enabled",),
+    "online": ("name",),
+    "offline": (),
+    "call": ("to", "key", "candidates", "timeout"),
+    "call_accept": ("call", "key", "candidates"),
+    "call_decline": ("call",),
+    "call_connected": ("call",),
+    "call_path": ("call", "path"),
+    "call_hangup": ("call",),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)
@@ -800,6 +808,7 @@ field_values = (
     st.sampled_from(["Ada", "bob", "Cy", "Zed", "admin", "host", "member", "chat", "screen", "pw", MID_A])
     | st.sampled_from(["audio", "video", "opus", "h264", 1, 0xFFFFFFFF])
     | st.sampled_from(["move", "button", "key", "text", 0.5, True, -3])
+    | st.sampled_from(["B" * 43, ["10.0.0.1:4000"], [], "direct", "relayed", "c1", 5])
     | any_text
     | json_values
 )
@@ -915,3 +924,30 @@ def test_a_vanished_controller_ends_the_session():
     assert {"type": "control_revoked", "controller": "Bob", "controlled": "Ada", "reason": "left"} in to(
         actions, 1
     )
+
+
+# -- calls ---------------------------------------------------------------------------------------------
+
+KEY = "K" * 42 + "Q"
+
+
+def test_participants_call_each_other_by_their_meeting_names_and_others_go_online() -> None:
+    hub = three_in_a_meeting()
+    hub.calls.stun_port = 3478
+    hub.connected(9, 0.0, "peer-9")
+    welcome = to(send(hub, 9, {"type": "hello", "protocol": PROTOCOL_VERSION}), 9)[0]
+    assert welcome["stun_port"] == 3478  # calls are offered
+    call = {"type": "call", "to": "cy", "key": KEY, "candidates": ["10.0.0.1:4000"]}
+    actions = send(hub, 2, call)
+    assert to(actions, 2)[0]["type"] == "call_ringing" and to(actions, 2)[0]["peer"] == "Cy"
+    incoming = to(actions, 3)[0]
+    assert incoming["type"] == "call_incoming" and incoming["peer"] == "Bob" and incoming["stun_port"] == 3478
+    # Someone outside the meeting reaches nobody by a meeting name, only online names.
+    refused = to(send(hub, 9, {**call, "to": "Ada"}), 9)[0]
+    assert refused["code"] == "not_online"
+    send(hub, 9, {"type": "online", "name": "dee"})
+    assert to(send(hub, 9, {**call, "to": "Ada"}), 9)[0]["code"] == "unknown_peer"
+    assert to(send(hub, 1, {**call, "to": "dee"}), 9)[0]["type"] == "call_incoming"
+    # A connection that goes ends its call.
+    ended = hub.disconnected(3)
+    assert next(a.message for a in ended if isinstance(a, Send) and 2 in a.to)["reason"] == "offline"

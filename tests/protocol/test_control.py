@@ -25,7 +25,8 @@ from conf_cli.protocol.control import (
     encode,
 )
 
-KEY = "A" * 43 + "="  # a 32-byte X25519 public key in base64
+KEY = "A" * 43 + "="  # a 32-byte X25519 public key in base64 (E2EE meetings)
+CALL_KEY = "A" * 42 + "Q"  # 32 bytes of unpadded base64url (calls)
 
 # One valid example of every client message, with every optional field.
 VALID: dict[str, dict[str, Any]] = {
@@ -70,6 +71,20 @@ VALID: dict[str, dict[str, Any]] = {
     "admit": {"type": "admit", "name": "Bob", "all": False},
     "deny": {"type": "deny", "name": "Bob"},
     "set_waiting_room": {"type": "set_waiting_room", "enabled": True},
+    "online": {"type": "online", "name": "Ada"},
+    "offline": {"type": "offline"},
+    "call": {
+        "type": "call",
+        "to": "Bob",
+        "key": CALL_KEY,
+        "candidates": ["10.0.0.2:4000", "[::1]:5"],
+        "timeout": 30,
+    },
+    "call_accept": {"type": "call_accept", "call": "a1b2", "key": CALL_KEY, "candidates": []},
+    "call_decline": {"type": "call_decline", "call": "a1b2"},
+    "call_connected": {"type": "call_connected", "call": "a1b2"},
+    "call_path": {"type": "call_path", "call": "a1b2", "path": "relayed"},
+    "call_hangup": {"type": "call_hangup", "call": "a1b2"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("protocol",),
@@ -88,6 +103,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "login": ("user", "password"),
     "deny": ("name",),
     "set_waiting_room": ("enabled",),
+    "online": ("name",),
+    "call": ("to", "key", "candidates"),
+    "call_accept": ("call", "key", "candidates"),
+    "call_decline": ("call",),
+    "call_connected": ("call",),
+    "call_path": ("call", "path"),
+    "call_hangup": ("call",),
 }
 
 
@@ -583,3 +605,38 @@ def test_input_events_of_every_action_are_accepted(fields):
 )
 def test_bad_input_events_are_refused_with_the_reason(fields, why):
     assert refused(input_event(**fields)) == why
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (
+            {**VALID["call"], "key": "short"},
+            "call.key must be 43 characters of unpadded base64url (32 bytes)",
+        ),
+        (
+            {**VALID["call"], "key": "+" * 43},
+            "call.key must be 43 characters of unpadded base64url (32 bytes)",
+        ),
+        ({**VALID["call"], "candidates": "1.2.3.4:5"}, "call.candidates must be a list of at most 8"),
+        ({**VALID["call"], "candidates": ["1.2.3.4:5"] * 9}, "call.candidates must be a list of at most 8"),
+        (
+            {**VALID["call"], "candidates": ["example.com:5"]},
+            "call.candidates: 'example.com:5' is not IP:PORT",
+        ),
+        ({**VALID["call"], "candidates": ["1.2.3.4:0"]}, "call.candidates: '1.2.3.4:0' has no port 1..65535"),
+        ({**VALID["call"], "candidates": [7]}, "call.candidates must hold HOST:PORT strings"),
+        ({**VALID["call"], "timeout": 0}, "call.timeout must be 1 to 120 seconds"),
+        ({**VALID["call_path"], "path": "sideways"}, "call_path.path must be one of direct, relayed"),
+        (
+            {**VALID["call_hangup"], "call": "x" * 33},
+            "call_hangup.call must be 1 to 32 ASCII letters and digits",
+        ),
+        (
+            {**VALID["call_hangup"], "call": "a-b"},
+            "call_hangup.call must be 1 to 32 ASCII letters and digits",
+        ),
+    ],
+)
+def test_call_fields_are_bounded(message, error):
+    assert refused(raw(message)).startswith(error)

@@ -1,5 +1,5 @@
 """The RTP/UDP transport: real conf processes over rtp://, hostile datagrams, a cut network, an impaired
-media path (through conf_cli.testing_relay), and a client behind a NAT in network namespaces."""
+media path (through conf_cli.testing_relay), and a client behind a NAT (conf_cli.testing_netns)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from conf_transport_udp_rtp.latch import Latches, new_token
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.stun import StunMessage, binding_request
 from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing_netns import NetLab, netns_unavailable, two_nats
 from conf_cli.testing_relay import start_relay
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -214,131 +215,26 @@ def test_media_survives_loss_delay_and_reordering(pool: ClientPool) -> None:
 
 # -- a client behind a NAT -----------------------------------------------------------------------------
 
-NS = ("conf-nat-client", "conf-nat-router", "conf-nat-server")
 
-
-def _ip(*args: str) -> None:
-    import subprocess
-
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-def _netns_available() -> str | None:
-    import shutil
-    import subprocess
-
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    if not shutil.which("ip") or not shutil.which("iptables"):
-        return "ip or iptables is not installed"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=10, check=False)
-    return None if probe.returncode == 0 else "ip netns is unavailable"
-
-
-def _in(ns: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, *args]
-
-
-@pytest.mark.skipif(_netns_available() is not None, reason=str(_netns_available()))
+@pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
 def test_a_client_behind_nat_sends_and_receives_media() -> None:
-    import subprocess
-    import sys
-
-    client_ns, router_ns, server_ns = NS
-    try:
-        for ns in NS:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
-            _ip("netns", "add", ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _ip(
-            "link",
-            "add",
-            "cnat0",
-            "netns",
-            client_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "rnat0",
-            "netns",
-            router_ns,
+    with NetLab() as lab:
+        picture = two_nats(lab, count=1)
+        server = lab.conf(
+            picture.server,
+            ["server", "--json", "--host", picture.server_ip, "--port", "0", "--transport", "rtp"],
         )
-        _ip(
-            "link",
-            "add",
-            "rnat1",
-            "netns",
-            router_ns,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "snat0",
-            "netns",
-            server_ns,
+        url = server.expect("server_started")["urls"][0]
+        common = ("--server", url, "--passcode", "nat-pass", "--json")
+        inside = lab.conf(picture.server, ["create", "--name", "inside", *common])
+        meeting = inside.expect("meeting_created")["meeting"]
+        inside.send("/share pattern width=320 height=240 fps=15")
+        behind = lab.conf(
+            picture.clients[0],
+            ["share", "pattern", "--meeting", meeting, "--name", "behind", *common, *SMALL],
         )
-        _ip("-n", client_ns, "addr", "add", "10.203.1.2/24", "dev", "cnat0")
-        _ip("-n", router_ns, "addr", "add", "10.203.1.1/24", "dev", "rnat0")
-        _ip("-n", router_ns, "addr", "add", "10.203.2.1/24", "dev", "rnat1")
-        _ip("-n", server_ns, "addr", "add", "10.203.2.2/24", "dev", "snat0")
-        for ns, dev in (
-            (client_ns, "cnat0"),
-            (router_ns, "rnat0"),
-            (router_ns, "rnat1"),
-            (server_ns, "snat0"),
-        ):
-            _ip("-n", ns, "link", "set", dev, "up")
-        _ip("-n", client_ns, "route", "add", "default", "via", "10.203.1.1")
-        subprocess.run(_in(router_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"), check=True, timeout=10)
-        subprocess.run(
-            _in(router_ns, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "rnat1", "-j", "MASQUERADE"),
-            check=True,
-            timeout=10,
-        )
-        conf = [sys.executable, "-m", "conf_cli"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-        def run_in(ns: str, *args: str) -> ConfProcess:
-            process = subprocess.Popen(
-                _in(ns, *conf, *args),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            return ConfProcess(process)
-
-        server = run_in(
-            server_ns, "server", "--json", "--host", "10.203.2.2", "--port", "0", "--transport", "rtp"
-        )
-        started: list[ConfProcess] = [server]
-        try:
-            url = server.expect("server_started")["urls"][0]
-            common = ("--server", url, "--passcode", "nat-pass", "--json")
-            inside = run_in(server_ns, "create", "--name", "inside", *common)
-            started.append(inside)
-            meeting = inside.expect("meeting_created")["meeting"]
-            inside.send("/share pattern width=320 height=240 fps=15")
-            behind = run_in(
-                client_ns, "share", "pattern", "--meeting", meeting, "--name", "behind", *common, *SMALL
-            )
-            started.append(behind)
-            behind.expect("joined")
-            got = behind.expect("track_stats", lambda e: e["name"] == "inside" and has_frames(e), timeout=10)
-            assert got["malformed"] == 0
-            sent = inside.expect("track_stats", lambda e: e["name"] == "behind" and has_frames(e), timeout=10)
-            assert sent["malformed"] == 0
-        finally:
-            for process in started:
-                process.stop()
-    finally:
-        subprocess.run(
-            _in(router_ns, "iptables", "-t", "nat", "-F", "POSTROUTING"),
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
-        for ns in NS:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+        behind.expect("joined")
+        got = behind.expect("track_stats", lambda e: e["name"] == "inside" and has_frames(e), timeout=10)
+        assert got["malformed"] == 0
+        sent = inside.expect("track_stats", lambda e: e["name"] == "behind" and has_frames(e), timeout=10)
+        assert sent["malformed"] == 0

@@ -1,0 +1,114 @@
+"""End-to-end keys of a call: X25519, HKDF-SHA256, SRTP (AEAD AES-128-GCM, RFC 7714) and a SAS.
+
+Each end makes a fresh X25519 key pair per call and sends the public key through signalling (``call``,
+``call_accept``). Both then compute the same shared secret and expand it with HKDF-SHA256 (salt: the
+call ID; info: ``conf call v1`` and both public keys, the caller's first) into 80 bytes:
+
+- 28 bytes: the SRTP master key and salt for media from the caller to the callee,
+- 28 bytes: the same for media from the callee to the caller,
+- 20 bytes: the key of the connectivity checks' STUN MESSAGE-INTEGRITY,
+- 4 bytes: the short authentication string, shown as six digits at both ends.
+
+The server relays signalling, so it could swap the public keys; the two people then see different
+digits. Reading the digits to each other proves that nobody is in the middle.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pylibsrtp
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from conf_cli.errors import ProtocolError
+from conf_cli.protocol.rtp import is_rtcp
+
+MASTER_BYTES = 28  # AEAD_AES_128_GCM: 16-byte key + 12-byte salt
+CHECK_KEY_BYTES = 20
+SAS_BYTES = 4
+INFO = b"conf call v1"
+
+
+def encode_key(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_key(text: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raise ProtocolError("a call key is not base64url") from None
+    if len(raw) != 32:
+        raise ProtocolError(f"a call key is {len(raw)} bytes, not 32")
+    return raw
+
+
+class KeyPair:
+    """One end's X25519 key pair for one call."""
+
+    def __init__(self) -> None:
+        self._private = X25519PrivateKey.generate()
+        self.public = encode_key(self._private.public_key().public_bytes_raw())
+
+    def derive(self, call_id: str, peer_public: str, *, caller: bool) -> CallKeys:
+        """The call's keys, from our private key and the peer's public key (ProtocolError if it is bad)."""
+        peer_raw = decode_key(peer_public)
+        try:
+            shared = self._private.exchange(X25519PublicKey.from_public_bytes(peer_raw))
+        except ValueError:
+            raise ProtocolError("the peer's call key is not a usable X25519 key") from None
+        ours = decode_key(self.public)
+        first, second = (ours, peer_raw) if caller else (peer_raw, ours)
+        length = 2 * MASTER_BYTES + CHECK_KEY_BYTES + SAS_BYTES
+        okm = HKDF(hashes.SHA256(), length, call_id.encode(), INFO + first + second).derive(shared)
+        to_callee, to_caller = okm[:MASTER_BYTES], okm[MASTER_BYTES : 2 * MASTER_BYTES]
+        check = okm[2 * MASTER_BYTES : 2 * MASTER_BYTES + CHECK_KEY_BYTES]
+        sas = int.from_bytes(okm[-SAS_BYTES:], "big") % 1_000_000
+        return CallKeys(
+            send=to_callee if caller else to_caller,
+            receive=to_caller if caller else to_callee,
+            check=check,
+            sas=f"{sas:06d}",
+        )
+
+
+@dataclass(frozen=True)
+class CallKeys:
+    send: bytes
+    receive: bytes
+    check: bytes
+    sas: str
+
+
+class SrtpPair:
+    """Protects what we send and unprotects what we receive (RTP and RTCP, told apart per RFC 5761)."""
+
+    def __init__(self, keys: CallKeys) -> None:
+        self._out = pylibsrtp.Session(_policy(keys.send, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+        self._in = pylibsrtp.Session(_policy(keys.receive, pylibsrtp.Policy.SSRC_ANY_INBOUND))
+
+    def protect(self, packet: bytes) -> bytes:
+        """SRTP or SRTCP of a plain packet; ProtocolError if libsrtp refuses it."""
+        try:
+            return self._out.protect_rtcp(packet) if is_rtcp(packet) else self._out.protect(packet)
+        except pylibsrtp.Error as exc:
+            raise ProtocolError(f"cannot protect a media packet: {exc}") from None
+
+    def unprotect(self, packet: bytes) -> bytes:
+        """The plain packet; ProtocolError if it is not authentic (or a replay)."""
+        try:
+            return self._in.unprotect_rtcp(packet) if is_rtcp(packet) else self._in.unprotect(packet)
+        except pylibsrtp.Error as exc:
+            raise ProtocolError(f"media packet refused: {exc}") from None
+
+
+def _policy(master: bytes, direction: int) -> pylibsrtp.Policy:
+    policy = pylibsrtp.Policy(
+        key=master, ssrc_type=direction, srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
+    )
+    policy.allow_repeat_tx = True  # NACKed packets are sent again as they were
+    policy.window_size = 1024
+    return policy
