@@ -309,3 +309,14 @@ def test_login_on_a_server_without_accounts_is_a_bad_request():
 )
 def test_the_address_is_the_peer_host_without_port(peer: str, host: str):
     assert peer_host(peer) == host
+
+
+def test_with_login_required_one_is_online_for_calls_under_ones_account_name_only():
+    hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"), require_login=True)
+    hello(hub, 1, "10.0.0.1")
+    hub.calls.stun_port = 3478  # the server offers calls
+    (refusal,) = send(hub, 1, {"type": "online", "name": "Ada"})
+    assert refusal.message["code"] == "login_required"
+    send(hub, 1, {"type": "login", "user": "ada", "password": "hunter2"})
+    (online,) = to(send(hub, 1, {"type": "online", "name": "Someone Else"}), 1)
+    assert online["type"] == "online" and online["name"] == "Ada"
