@@ -40,7 +40,7 @@ def test_the_host_sees_who_waits_and_admits_them(server_url: str) -> None:
         )
         waiter.read_until("you are waiting to be admitted", timeout=20)
         host.read_until("bob is waiting to be admitted")
-        host.read_until("bob waiting")  # the participants panel lists who waits
+        host.read_until("\x1b[2;33mwaiting")  # the participants panel lists who waits, dimmed
         host.type("/admit bob\r")
         waiter.read_until("you joined meeting", timeout=20)
         host.read_until("bob joined")
