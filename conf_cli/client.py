@@ -43,6 +43,8 @@ class Client:
         self.meeting: str | None = None
         self.name: str | None = None
         self.closed_reason: str | None = None
+        self.welcome: Message = {}
+        self.passcode: str | None = None
         self._last_heard = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = HEARTBEAT_INTERVAL
@@ -83,6 +85,7 @@ class Client:
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        self.welcome = welcome
         self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
         self._heartbeat = asyncio.create_task(self._beat())
         return welcome
@@ -111,6 +114,7 @@ class Client:
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
         self.meeting, self.name = joined["meeting"], joined["name"]
+        self.passcode = created.get("passcode")
         return created, joined
 
     async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
@@ -121,6 +125,7 @@ class Client:
         self.send(request)
         joined = await self._expect({"joined"}, "join")
         self.meeting, self.name = joined["meeting"], joined["name"]
+        self.passcode = passcode
         return joined
 
     async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:

@@ -28,6 +28,7 @@ HELP: list[tuple[str, str]] = [
         "share pattern, tone, screen, audio, camera or a file (fps=15 ...)",
     ),
     ("/unshare KIND", "stop sharing audio, video or screen"),
+    ("/invite [NAME]", "show the web page's link that joins this meeting (for NAME)"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
 ]
@@ -39,7 +40,7 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True)
 class LocalCommand:
-    """A command the client handles itself: ``help``, ``share`` and ``unshare`` (the client captures)."""
+    """A command the client handles itself: ``help``, ``invite``, ``share`` and ``unshare``."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -75,6 +76,8 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             if kind not in ("audio", "video", "screen"):
                 raise CommandError("usage: /unshare audio|video|screen")
             return LocalCommand("unshare", (kind,))
+        case "invite":
+            return LocalCommand("invite", (_only_name(rest, "/invite [NAME]"),) if rest else ())
         case "leave" | "quit" | "exit":
             return {"type": "leave"}
         case "end":

@@ -12,7 +12,7 @@ from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
 from conf_cli.session import MeetingUI, run_meeting
-from conf_cli.urls import ServerAddress
+from conf_cli.urls import ServerAddress, invite_link
 
 if TYPE_CHECKING:
     from conf_cli.media.playback import SinkOpener
@@ -89,6 +89,9 @@ async def attend(
         first: list[Message]
         if meeting is None:
             created, joined = await client.create(name, passcode)
+            invite = invite_link(client.welcome, created["meeting"], created.get("passcode"))
+            if invite is not None:
+                created = {**created, "invite": invite}
             first = [created, joined]
             if on_created is not None:
                 on_created(created)

@@ -85,6 +85,8 @@ class Hub:
     new_passcode: Callable[[], str] = new_passcode
     meetings: dict[str, Meeting] = field(default_factory=dict)
     stats: HubStats = field(default_factory=HubStats)
+    services: dict[str, list[str]] = field(default_factory=dict)
+    """The URLs of the server's services by name (``web`` ...), listed in ``welcome``."""
     generation: int = 0
     """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
 
@@ -269,6 +271,8 @@ class Hub:
             "server": f"conf/{__version__}",
             "heartbeat": HEARTBEAT_INTERVAL,
         }
+        if self.services:
+            welcome["services"] = {name: list(urls) for name, urls in self.services.items()}
         return [Send((conn.cid,), welcome)]
 
     def _create(self, conn: _Connection, message: Message) -> list[Action]:
