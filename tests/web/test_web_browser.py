@@ -117,6 +117,17 @@ def test_a_browser_meets_terminal_clients(namespace: str) -> None:
                 timeout=60,
             )
 
+        # A terminal client starts a tone after the browser joined: the page negotiates a new track and
+        # hears it.
+        tone = _conf(
+            "share", "tone", "--meeting", meeting, "--server", tcp_url, "--name", "speaker",
+            "--passcode", PASSCODE, "--json",
+        )  # fmt: skip
+        started.append(tone)
+        tone.expect("publish_started", timeout=30)
+        browser.wait_for("window.confStats().then(s => s.audioSamplesReceived > 48000)", timeout=60)
+        assert browser.evaluate("document.querySelectorAll('audio').length") == 1
+
         # A screenshot shows the remote video, not a blank tile.
         rect = browser.wait_for(
             "(() => { const v = document.querySelector('.tile:not(.local) video');"

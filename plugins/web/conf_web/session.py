@@ -164,8 +164,8 @@ class BrowserSession:
         while True:
             event = await self.client.events.get()
             kind = event["type"]
-            await self._observe(event)
             await self._send(event)
+            await self._observe(event)
             if kind in FINAL:
                 await self._stop_media()
                 if kind == "disconnected":

@@ -433,12 +433,21 @@ function endView(text) {
 // -- figures, for people and tests --------------------------------------------------------------------------
 
 window.confStats = async function () {
-  const out = { framesDecoded: 0, audioPacketsReceived: 0, videoPacketsSent: 0, audioPacketsSent: 0 };
+  const out = {
+    framesDecoded: 0,
+    audioPacketsReceived: 0,
+    audioSamplesReceived: 0,
+    videoPacketsSent: 0,
+    audioPacketsSent: 0,
+  };
   if (!state.pc) return out;
   const report = await state.pc.getStats();
   report.forEach((s) => {
     if (s.type === "inbound-rtp" && s.kind === "video") out.framesDecoded += s.framesDecoded || 0;
-    if (s.type === "inbound-rtp" && s.kind === "audio") out.audioPacketsReceived += s.packetsReceived || 0;
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      out.audioPacketsReceived += s.packetsReceived || 0;
+      out.audioSamplesReceived += (s.totalSamplesReceived || 0) - (s.concealedSamples || 0); // not made up
+    }
     if (s.type === "outbound-rtp" && s.kind === "video") out.videoPacketsSent += s.packetsSent || 0;
     if (s.type === "outbound-rtp" && s.kind === "audio") out.audioPacketsSent += s.packetsSent || 0;
   });
