@@ -117,6 +117,16 @@ def test_a_browser_meets_terminal_clients(namespace: str) -> None:
                 timeout=60,
             )
 
+        # The browser shares its screen (Chromium's fake one), then stops.
+        browser.evaluate("document.getElementById('toggle-screen').click(); true")
+        host.expect(
+            "track_stats",
+            lambda e: e["name"] == "web" and e["kind"] == "screen" and e["frames"] > 5,
+            timeout=60,
+        )
+        browser.evaluate("document.getElementById('toggle-screen').click(); true")
+        host.expect("share_stopped", lambda e: e["name"] == "web" and e["kind"] == "screen", timeout=30)
+
         # A terminal client starts a tone after the browser joined: the page negotiates a new track and
         # hears it.
         tone = _conf(
@@ -152,6 +162,14 @@ def test_a_browser_meets_terminal_clients(namespace: str) -> None:
         assert browser.evaluate("document.getElementById('end').hidden") is True
         host.send("/admin web")
         browser.wait_for("!document.getElementById('end').hidden")
+        # ... and an admin's powers: the page removes a member.
+        browser.evaluate(
+            "[...document.querySelectorAll('#participants li')]"
+            ".find(li => li.firstChild.textContent === 'camera')"
+            ".querySelector('button:last-child').click(); true"
+        )
+        assert camera.expect("kicked", timeout=30)["by"] == "web"
+        browser.wait_for("document.getElementById('chat-log').textContent.includes('camera left (kicked)')")
 
         # The host ends the meeting: the page says so.
         host.send("/end")

@@ -160,7 +160,7 @@ class Browser:
         """Evaluate JavaScript in the page (promises are awaited); return its JSON value."""
         result = self.command(
             "Runtime.evaluate",
-            {"expression": expression, "awaitPromise": True, "returnByValue": True},
+            {"expression": expression, "awaitPromise": True, "returnByValue": True, "userGesture": True},
             session=self.session,
             timeout=timeout,
         )

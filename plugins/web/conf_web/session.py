@@ -43,7 +43,7 @@ log = logging.getLogger("conf.web")
 
 SEND_QUEUE = 1000  # packets waiting for one browser; a slow browser loses media, nobody else notices
 FINAL = ("left", "meeting_closed", "kicked", "disconnected")
-NEGOTIATION_TIMEOUT = 20.0
+JOIN_TIMEOUT = 300.0  # seconds a page may stay connected without being in a meeting
 
 
 class BrowserSession:
@@ -83,7 +83,11 @@ class BrowserSession:
         await self._send(
             {"type": "web_ready", "ice_servers": [s.for_page() for s in self.config.ice_servers]}
         )
-        self._tasks = [asyncio.create_task(self._events()), asyncio.create_task(self._pump())]
+        self._tasks = [
+            asyncio.create_task(self._events()),
+            asyncio.create_task(self._pump()),
+            asyncio.create_task(self._join_deadline()),
+        ]
         from websockets.exceptions import ConnectionClosed
 
         try:
@@ -93,6 +97,13 @@ class BrowserSession:
             pass
         finally:
             await self.close()
+
+    async def _join_deadline(self) -> None:
+        """A page that has not joined a meeting within JOIN_TIMEOUT is disconnected."""
+        await asyncio.sleep(JOIN_TIMEOUT)
+        if self.me is None:
+            await self._send({"type": "disconnected", "reason": "no meeting joined in time"})
+            await self.ws.close()
 
     async def close(self) -> None:
         if self._closed:

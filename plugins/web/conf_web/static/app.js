@@ -24,6 +24,7 @@ const state = {
   locked: false,
   ended: null,
   answered: false,
+  joining: false,
 };
 window.conf = state; // for people and tests poking at the page
 
@@ -81,7 +82,18 @@ async function join(event) {
     }
     showLocal();
   }
-  connect();
+  state.joining = true;
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) sendJoin();
+  else connect();
+}
+
+function sendJoin() {
+  send({
+    type: "join",
+    meeting: $("meeting").value.trim(),
+    name: $("name").value.trim(),
+    passcode: $("passcode").value,
+  });
 }
 
 function connect() {
@@ -90,8 +102,10 @@ function connect() {
   state.ws = ws;
   ws.onmessage = (e) => handle(JSON.parse(e.data)).catch((err) => console.error(err));
   ws.onclose = () => {
-    if (state.ws === ws && !state.ended && state.me) endView("The connection to the server was lost.");
-    else if (state.ws === ws && !state.me) formError("Cannot reach the conf server.");
+    if (state.ws !== ws) return;
+    state.ws = null;
+    if (state.me && !state.ended) endView("The connection to the server was lost.");
+    else if (!state.me && state.joining) formError("Cannot reach the conf server.");
   };
 }
 
@@ -105,14 +119,10 @@ async function handle(m) {
   switch (m.type) {
     case "web_ready":
       state.iceServers = m.ice_servers || [];
-      send({
-        type: "join",
-        meeting: $("meeting").value.trim(),
-        name: $("name").value.trim(),
-        passcode: $("passcode").value,
-      });
+      if (state.joining) sendJoin();
       break;
     case "joined":
+      state.joining = false;
       state.me = m.name;
       state.meeting = m.meeting;
       state.role = m.role;
@@ -176,7 +186,10 @@ async function handle(m) {
       chatLine(m.from, m.text, m.private ? `to ${m.to}` : "");
       break;
     case "error":
-      if (!state.me) formError(m.message);
+      if (!state.me) {
+        state.joining = false;
+        formError(m.message);
+      }
       else note(`${m.message}`, "error");
       break;
     case "meeting_closed":
