@@ -91,7 +91,11 @@ def test_away_from_loopback_the_servers_own_certificate_is_used(
 async def test_bad_settings_are_one_clear_error(server: Server, tmp_path: Path) -> None:
     with pytest.raises(ConfError, match="--cert and --key go together"):
         await _web(server, cert=tmp_path / "c.pem")
-    with pytest.raises(ConfError, match="no such certificate or key file"):
+    with pytest.raises(ConfError, match=f"no such certificate or key file: {tmp_path / 'c.pem'}$"):
+        await _web(server, cert=tmp_path / "c.pem", key=tmp_path / "k.pem")
+    (tmp_path / "c.pem").write_text("not a certificate")
+    (tmp_path / "k.pem").write_text("not a key")
+    with pytest.raises(ConfError, match="cannot use certificate"):
         await _web(server, cert=tmp_path / "c.pem", key=tmp_path / "k.pem")
     web = await _web(server)
     port = int(web.urls[0].rsplit(":", 1)[1].rstrip("/"))

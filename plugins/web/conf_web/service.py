@@ -134,7 +134,6 @@ class WebServer(RunningService):
         self.config = config
         self.tls = tls
         self.sessions: set[Any] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
         self._ws: WsServer | None = None
         self.urls: list[str] = []
 
@@ -220,11 +219,12 @@ def _tls_context(config: WebConfig) -> ssl.SSLContext | None:
         from conf_web.certs import own_certificate
 
         cert, key = own_certificate([_url_host(config.host)])
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise ConfError(f"no such certificate or key file: {path}")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
-    except FileNotFoundError as exc:
-        raise ConfError(f"no such certificate or key file: {exc.filename}") from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfError(f"cannot use certificate {cert} with key {key}: {exc}") from None
     return context
