@@ -180,12 +180,22 @@ class Browser:
             time.sleep(0.05)
 
     def wait_for(self, expression: str, timeout: float = 30) -> Any:
-        """Evaluate ``expression`` until it is truthy; return its value."""
+        """Evaluate ``expression`` until it is truthy; return its value.
+
+        A script error counts as not yet (the page may still be loading) until the time is up.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
+            value: Any
+            try:
+                value = self.evaluate(expression)
+            except BrowserError as exc:
+                if "page script failed" not in str(exc):
+                    raise
+                value = str(exc)
+            else:
+                if value:
+                    return value
             if time.monotonic() > deadline:
                 raise BrowserError(
                     f"{expression} stayed {value!r} for {timeout} s; console: {self.console[-5:]}"
