@@ -18,8 +18,9 @@ import subprocess
 import sys
 import time
 
-from conf_cli.testing import ConfProcess
 from conf_web.browser import Browser
+
+from conf_cli.testing import ConfProcess
 
 NS = f"confwebbench{os.getpid()}"
 PASSCODE = "bench-pass"
