@@ -158,6 +158,20 @@ def test_a_browser_meets_terminal_clients(namespace: str) -> None:
         )
         host.expect("chat", lambda e: e["from"] == "web" and e["text"] == "hello from the browser")
 
+        # Forbids apply to the browser as to anyone: its camera stops, and starting it again is refused.
+        host.send("/forbid video web")
+        host.expect("share_stopped", lambda e: e["name"] == "web" and e["reason"] == "forbidden")
+        browser.wait_for("document.getElementById('toggle-video').textContent === 'Start camera'")
+        assert browser.evaluate("document.querySelectorAll('#chat-log li.error').length") == 0
+        browser.evaluate("document.getElementById('toggle-video').click(); true")
+        refusal = browser.wait_for("document.querySelector('#chat-log li.error')?.textContent")
+        assert "forb" in refusal
+        browser.wait_for("document.getElementById('toggle-video').textContent === 'Start camera'")
+        host.send("/permit video web")
+        browser.wait_for("document.getElementById('chat-log').textContent.includes('video allowed for web')")
+        browser.evaluate("document.getElementById('toggle-video').click(); true")
+        host.expect("share_started", lambda e: e["name"] == "web" and e["kind"] == "video")
+
         # Roles: made an admin, the page shows the leaders' controls.
         assert browser.evaluate("document.getElementById('end').hidden") is True
         host.send("/admin web")

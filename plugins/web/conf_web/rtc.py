@@ -31,6 +31,7 @@ class PeerConnection:
         config: WebConfig,
         on_rtp: Callable[[str, int, int, int, bool, bytes], None],
         on_feedback: Callable[[Outbound, bool, list[int]], None],
+        on_connected: Callable[[], None] = lambda: None,
     ) -> None:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
@@ -46,6 +47,12 @@ class PeerConnection:
             )
         )
         self.receivers: dict[str, Any] = {}
+
+        @self.pc.on("connectionstatechange")
+        def changed() -> None:
+            if self.pc.connectionState == "connected":
+                on_connected()
+
         for kind in RECEIVE_KINDS:
             transceiver = self.pc.addTransceiver(
                 "audio" if kind == "audio" else "video", direction="recvonly"

@@ -230,7 +230,9 @@ class BrowserSession:
             self._again = True
             return
         if self.rtc is None:
-            self.rtc = PeerConnection(self.config, self._from_browser, self._feedback_from_browser)
+            self.rtc = PeerConnection(
+                self.config, self._from_browser, self._feedback_from_browser, self._connected
+            )
             self.inbound = {k: Inbound(k, random.getrandbits(32)) for k in ("audio", "video", "screen")}
         reused = self.rtc.assign(self.tracks)
         for slot in reused:
@@ -265,6 +267,13 @@ class BrowserSession:
         if self._again:
             self._again = False
             await self._negotiate()
+
+    def _connected(self) -> None:
+        """Media can flow now: keyframes asked for before (and lost to the handshake) are asked again."""
+        if self.rtc is not None:
+            for slot in self.rtc.by_source.values():
+                if slot.ssrc:
+                    self._ask_keyframe(slot)
 
     def _ask_keyframe(self, slot: Outbound) -> None:
         if slot.source is not None and self.client is not None and self.client.link is not None:

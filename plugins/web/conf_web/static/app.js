@@ -191,6 +191,10 @@ async function handle(m) {
         formError(m.message);
       }
       else note(`${m.message}`, "error");
+      if (typeof m.id === "string" && m.id.startsWith("publish-")) {
+        const kind = m.id.slice("publish-".length);
+        if (kind in state.sending) stopSending(kind, false); // refused (forbidden): stop sending it
+      }
       break;
     case "meeting_closed":
       endView(`The meeting was ended${m.by ? ` by ${m.by}` : ""}.`);
@@ -264,7 +268,7 @@ function gathered(pc) {
 
 function publish(kind) {
   state.sending[kind] = true;
-  send({ type: "publish", kind });
+  send({ type: "publish", kind, id: `publish-${kind}` }); // a refusal names this id
   renderButtons();
 }
 
