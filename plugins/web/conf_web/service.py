@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import ipaddress
@@ -199,8 +200,9 @@ class WebServer(RunningService):
             await session.close()
         if self._ws is not None:
             self._ws.close()
-            async with asyncio.timeout(5):
-                await self._ws.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._ws.wait_closed()
 
 
 def _url_host(host: str) -> str:

@@ -78,6 +78,7 @@ class BrowserSession:
             await self.client.connect()
         except ConfError as exc:
             await self._send({"type": "error", "code": "unavailable", "message": str(exc)})
+            await self.client.close()
             return
         self.client.media_handler = self._from_meeting
         await self._send(
