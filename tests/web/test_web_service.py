@@ -20,6 +20,7 @@ from conf_web.service import WebConfig, WebServer, WebService, _tls_context
 from conf_cli.client import Client
 from conf_cli.errors import ConfError
 from conf_cli.plugins import create_registry
+from conf_cli.protocol.stun import StunMessage, binding_success
 from conf_cli.server import Endpoint, Server
 from conf_cli.testing import run_conf
 from conf_cli.urls import ServerAddress
@@ -148,8 +149,29 @@ async def _event(client: Client, kind: str) -> dict[str, Any]:
                 return event
 
 
+class _StunServer(asyncio.DatagramProtocol):
+    """Answers every Binding request with a made-up address, to spot in candidates."""
+
+    MAPPED = ("192.0.2.99", 4242)
+
+    def __init__(self) -> None:
+        self.transport: Any = None
+        self.requests = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        request = StunMessage.parse(data)
+        self.requests += 1
+        self.transport.sendto(bytes(binding_success(request.transaction_id, *self.MAPPED, None)), addr)
+
+
 async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server) -> None:
-    settings = {"host": "127.0.0.1", "web_port": 0, "ice_servers": ("stun:127.0.0.1:3478",)}
+    loop = asyncio.get_running_loop()
+    stun_transport, stun = await loop.create_datagram_endpoint(_StunServer, local_addr=("127.0.0.1", 0))
+    stun_port = stun_transport.get_extra_info("sockname")[1]
+    settings = {"host": "127.0.0.1", "web_port": 0, "ice_servers": (f"stun:127.0.0.1:{stun_port}",)}
     (url,) = await server.start_services(settings)
     host = Client(server.registry, ServerAddress("local", "host", 0), transport=_local(server))
     await host.connect()
@@ -159,7 +181,7 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
     try:
         async with websockets.connect(ws_url) as ws:
             ready = await _next(ws, "web_ready")
-            assert ready["ice_servers"] == [{"urls": "stun:127.0.0.1:3478"}]
+            assert ready["ice_servers"] == [{"urls": f"stun:127.0.0.1:{stun_port}"}]
             await ws.send("not json")
             assert (await _next(ws, "error"))["message"] == "expected a JSON object"
             await ws.send(json.dumps({"type": "web_answer", "sdp": "v=0"}))
@@ -181,6 +203,8 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
             assert "H264/90000" in sdp and "opus/48000" in sdp
             assert "VP8" not in sdp and "rtx" not in sdp and "PCMU" not in sdp
             assert "127.0.0.1" in sdp and offer["tracks"] == {}
+            # The server's own ICE asked the configured STUN server for its outside address.
+            assert stun.requests > 0 and "192.0.2.99 4242 typ srflx" in sdp
 
             await ws.send(json.dumps({"type": "chat", "text": "hi from the page"}))
             chat = await _event(host, "chat")
@@ -191,6 +215,7 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
         assert (await _event(host, "participant_left"))["name"] == "web"
     finally:
         await host.close()
+        stun_transport.close()
 
 
 def _local(server: Server) -> Any:
