@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conf_web.browser import Browser, chromium_path
+from conf_web.certs import own_certificate
 
 from conf_cli.testing import ConfProcess
 
@@ -190,6 +192,38 @@ def test_a_browser_meets_terminal_clients(namespace: str) -> None:
         text = browser.wait_for("document.getElementById('ended').hidden ? '' : "
                                 "document.getElementById('ended-text').textContent")  # fmt: skip
         assert "ended by host" in text
+    finally:
+        if browser is not None:
+            browser.close()
+        for process in reversed(started):
+            process.stop()
+
+
+def test_a_browser_joins_over_https(namespace: str, tmp_path: Path) -> None:
+    cert, key = own_certificate(["127.0.0.1"], tmp_path)
+    started: list[ConfProcess] = []
+    browser: Browser | None = None
+    try:
+        server = _conf(
+            "server", "--json", "--host", "127.0.0.1", "--port", "0", "--web-port", "0",
+            "--cert", str(cert), "--key", str(key),
+        )  # fmt: skip
+        started.append(server)
+        tcp_url, web_url = server.expect("server_started", timeout=30)["urls"]
+        assert web_url.startswith("https://127.0.0.1:")
+        host = _conf("create", "--json", "--server", tcp_url, "--name", "host", "--passcode", PASSCODE)
+        started.append(host)
+        invite = host.expect("meeting_created", timeout=30)["invite"]
+        assert invite.startswith(web_url)
+        # The certificate is self-signed: this browser is told to accept it, as a person would.
+        browser = Browser(f"{invite}&name=web", prefix=_in_ns(), extra_flags=["--ignore-certificate-errors"])
+        host.expect("participant_joined", lambda e: e["name"] == "web", timeout=45)
+        assert browser.evaluate("location.protocol") == "https:"
+        host.expect(
+            "track_stats",
+            lambda e: e["name"] == "web" and e["kind"] == "video" and e["frames"] > 5,
+            timeout=60,
+        )
     finally:
         if browser is not None:
             browser.close()
