@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser-installed
 
 .PHONY: setup demo test lint typecheck check bench clean
 
@@ -20,7 +21,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/conf demo
 
-test: $(STAMP)
+# The web page's tests drive a headless Chromium.
+$(BROWSER_STAMP): $(STAMP)
+	./scripts/setup-system.sh --browser
+	touch $(BROWSER_STAMP)
+
+test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy conf_cli plugins examples

@@ -44,8 +44,10 @@ class Client:
         self.meeting: str | None = None
         self.name: str | None = None
         self.closed_reason: str | None = None
-        self.welcome: Message | None = None
+        self.welcome: Message = {}
         """The server's ``welcome``, once connected."""
+        self.passcode: str | None = None
+        """The passcode of the meeting we created or joined (for invite links)."""
         self._last_heard = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = HEARTBEAT_INTERVAL
@@ -135,6 +137,7 @@ class Client:
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
         self._joined(joined)
+        self.passcode = created.get("passcode")
         return created, joined
 
     async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
@@ -150,6 +153,7 @@ class Client:
         self.send(request)
         answer = await self._expect({"joined", "waiting"}, "join")
         self._joined(answer)
+        self.passcode = passcode
         return answer
 
     def _joined(self, joined: Message) -> None:

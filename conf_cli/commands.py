@@ -37,6 +37,7 @@ HELP: list[tuple[str, str]] = [
     ("/call NAME [KIND]", "call NAME one to one (media goes straight between you), sharing KIND"),
     ("/answer [KIND], /decline", "answer a call (sharing KIND: audio, camera, pattern ...)"),
     ("/hangup", "end the call"),
+    ("/invite [NAME]", "show the web page's link that joins this meeting (for NAME)"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
 ]
@@ -48,8 +49,9 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True)
 class LocalCommand:
-    """A command the client handles itself: ``help``, ``share``, ``unshare`` (the client captures),
-    ``control`` and ``accept`` (the client opens a viewer, or a screen and an input injector, first)."""
+    """A command the client handles itself: ``help``, ``invite``, ``share``, ``unshare`` (the client
+    captures), ``control`` and ``accept`` (the client opens a viewer, or a screen and an input injector,
+    first)."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -96,6 +98,8 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             return reject
         case "revoke":
             return {"type": "control_revoke"}
+        case "invite":
+            return LocalCommand("invite", (_only_name(rest, "/invite [NAME]"),) if rest else ())
         case "leave" | "quit" | "exit":
             return {"type": "leave"}
         case "end":

@@ -14,7 +14,7 @@ from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
 from conf_cli.session import EXIT_DENIED, REFUSAL_EXIT_CODES, MeetingUI, run_meeting
-from conf_cli.urls import ServerAddress
+from conf_cli.urls import ServerAddress, invite_link
 
 if TYPE_CHECKING:
     from conf_cli.media.playback import SinkOpener
@@ -97,6 +97,9 @@ async def attend(
         first: list[Message]
         if meeting is None:
             created, joined = await client.create(name, passcode, e2ee=e2ee, waiting_room=waiting_room)
+            invite = invite_link(client.welcome, created["meeting"], created.get("passcode"))
+            if invite is not None:
+                created = {**created, "invite": invite}
             first = [created, joined]
             if on_created is not None:
                 on_created(created)

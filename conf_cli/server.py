@@ -74,6 +74,7 @@ class Server:
             if service.wanted(settings):
                 running = await service.start(self, settings)
                 self.services.append(running)
+                self.hub.services[service.name] = list(running.urls)
                 urls += running.urls
                 log.info("%s serving on %s", service.name, ", ".join(running.urls))
         return urls

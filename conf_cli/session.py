@@ -11,6 +11,7 @@ from conf_cli.client import Client
 from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol.control import Message
+from conf_cli.urls import invite_link
 
 if TYPE_CHECKING:
     from conf_cli.media.manager import MediaManager
@@ -150,11 +151,31 @@ async def _share(media: MediaManager, ui: MeetingUI, name: str, options: Mapping
         ui.show({"type": "error", "code": "media", "message": str(exc)})
 
 
+def _invite(client: Client, ui: MeetingUI, name: str | None) -> None:
+    link = (
+        invite_link(client.welcome, client.meeting or "", client.passcode, name) if client.meeting else None
+    )
+    if link is None:
+        text = (
+            "this server serves no web page (conf server --web-port PORT)" if client.meeting else "join first"
+        )
+        ui.show({"type": "error", "code": "bad_command", "message": text})
+        return
+    ui.show({"type": "invite", "meeting": client.meeting, "url": link})
+
+
 async def _local(
-    command: LocalCommand, ui: MeetingUI, media: MediaManager | None, control: RemoteControl | None
+    command: LocalCommand,
+    ui: MeetingUI,
+    media: MediaManager | None,
+    control: RemoteControl | None,
+    client: Client,
 ) -> None:
     if command.name == "help":
         ui.show_help()
+        return
+    if command.name == "invite":
+        _invite(client, ui, command.args[0] if command.args else None)
         return
     if command.name in ("control", "accept"):
         if control is None:
@@ -202,7 +223,7 @@ async def _relay_input(
         if command is None:
             continue
         if isinstance(command, LocalCommand):
-            await _local(command, ui, media, control)
+            await _local(command, ui, media, control, client)
             continue
         try:
             client.send(command)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from conf_cli.errors import ConfError
 
@@ -36,3 +37,23 @@ def parse_server_url(text: str, *, transport: str | None = None) -> ServerAddres
         )
     scheme = transport or parts.scheme
     return ServerAddress(scheme, parts.hostname, DEFAULT_PORT if port is None else port)
+
+
+def invite_link(
+    welcome: dict[str, Any], meeting: str, passcode: str | None, name: str | None = None
+) -> str | None:
+    """The web page's link that joins ``meeting``, if the server serves one (its ``welcome`` lists it).
+
+    ``WEB_URL?meeting=ID&passcode=CODE`` (and ``&name=NAME`` when given): with the passcode in it, the
+    page joins at once.
+    """
+    services = welcome.get("services")
+    urls = services.get("web") if isinstance(services, dict) else None
+    if not urls or not isinstance(urls[0], str):
+        return None
+    query = {
+        "meeting": meeting,
+        **({"passcode": passcode} if passcode else {}),
+        **({"name": name} if name else {}),
+    }
+    return f"{urls[0]}?{urlencode(query)}"

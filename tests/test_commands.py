@@ -85,6 +85,14 @@ def test_help_lists_every_command_it_parses():
         assert f"/{command}" in listed
 
 
+@pytest.mark.parametrize(
+    ("line", "args"),
+    [("/invite", ()), ("/INVITE Ada Lovelace", ("Ada Lovelace",)), ('/invite "Bo"', ("Bo",))],
+)
+def test_invite_is_handled_locally(line, args):
+    assert parse_line(line) == LocalCommand("invite", args)
+
+
 @pytest.mark.parametrize("line", ["/frobnicate", "/Frobnicate now", "/", "/ who"])
 def test_unknown_commands_are_refused(line):
     command = line[1:].partition(" ")[0].lower()
@@ -233,7 +241,7 @@ def test_parse_line_only_ever_raises_command_error(line):
     if isinstance(result, dict):
         assert result["type"] in client_message_types()
     else:
-        assert result is None or result.name in ("help", "share", "unshare")
+        assert result is None or result.name in ("help", "invite", "share", "unshare")
 
 
 @given(st.text().map(lambda text: "/" + text))

@@ -104,7 +104,7 @@ class MeetingCalls:
 
     async def _session(self) -> CallSession | None:
         if self.session is None:
-            welcome = self.client.welcome or {}
+            welcome = self.client.welcome
             port = welcome.get("stun_port")
             if not isinstance(port, int) or not 0 < port < 65536:
                 self.ui.show(

@@ -135,6 +135,8 @@ class Hub:
     require_login: bool = False
     calls: CallBoard = field(default_factory=CallBoard)
     """One-to-one calls between online connections (conf_cli.calls.board)."""
+    services: dict[str, list[str]] = field(default_factory=dict)
+    """The URLs of the server's services by name (``web`` ...), listed in ``welcome``."""
     generation: int = 0
     """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
 
@@ -392,6 +394,8 @@ class Hub:
         }
         if self.calls.stun_port:
             welcome["stun_port"] = self.calls.stun_port  # calls are offered (docs/protocol.md, "Calls")
+        if self.services:
+            welcome["services"] = {name: list(urls) for name, urls in self.services.items()}
         return [Send((conn.cid,), welcome)]
 
     def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:

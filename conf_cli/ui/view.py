@@ -120,6 +120,11 @@ class MeetingView:
     def _on_meeting_created(self, e: Message) -> None:
         self.meeting, self.passcode = e["meeting"], e.get("passcode")
         self._note(f"meeting {e['meeting']} created, passcode {e.get('passcode')}", "bold green")
+        if e.get("invite"):
+            self._note(f"browsers join at {e['invite']}", "green")
+
+    def _on_invite(self, e: Message) -> None:
+        self._note(f"invite: {e['url']}", "bold green")
 
     def _on_joined(self, e: Message) -> None:
         self.me = e["name"]

@@ -126,6 +126,14 @@ def test_hello_gets_a_welcome():
     assert hub.stats.connections == 1
 
 
+def test_the_welcome_lists_the_servers_services():
+    hub = make_hub()
+    hub.services["web"] = ["http://127.0.0.1:8080/"]
+    hub.connected(1, 0.0)
+    actions = send(hub, 1, {"type": "hello", "protocol": PROTOCOL_VERSION})
+    assert actions == [Send((1,), {**WELCOME, "services": {"web": ["http://127.0.0.1:8080/"]}})]
+
+
 def test_hello_with_another_protocol_version_is_refused_and_closed():
     hub = make_hub()
     hub.connected(1, 0.0)

@@ -57,6 +57,17 @@ def test_meeting_created_keeps_the_passcode():
     assert list(view.log) == [("bold green", f"meeting {MID} created, passcode sesame")]
 
 
+def test_the_invite_link_is_shown():
+    view = MeetingView(me="Ada")
+    link = f"http://127.0.0.1:8080/?meeting={MID}&passcode=sesame"
+    view.apply({"type": "meeting_created", "meeting": MID, "passcode": "sesame", "invite": link})
+    view.apply({"type": "invite", "meeting": MID, "url": link + "&name=Bo"})
+    assert list(view.log)[1:] == [
+        ("green", f"browsers join at {link}"),
+        ("bold green", f"invite: {link}&name=Bo"),
+    ]
+
+
 def test_joined_loads_the_snapshot():
     view = MeetingView(me="typed name")
     view.apply({"type": "joined", "name": "Cy", "role": "member", **snapshot(locked=True)})

@@ -1,0 +1,219 @@
+"""The server's end of one browser's WebRTC connection (aiortc), made to forward instead of decode.
+
+- Three receive slots take the browser's microphone, camera and screen. aiortc still does the RTP
+  bookkeeping (receiver reports, NACKs, REMB) but its decoder is stopped: each packet is handed to
+  ``on_rtp`` as it arrives, still encoded.
+- Send slots carry meeting tracks. They have no aiortc track: packets are written to the DTLS transport
+  as they come from the meeting, already encoded and packetised. The browser's keyframe requests and
+  NACKs for a slot go to ``on_feedback`` (and on to the track's publisher) instead of an encoder.
+- Only H.264 (packetisation mode 1) and Opus are negotiated: what the meeting carries. There is no
+  transcoding; a browser that cannot do H.264 is told so by the page before it joins.
+- ICE host candidates are the address the page is served on (``--host``), every interface's when that is
+  a wildcard; STUN and TURN servers come from ``--ice-server``.
+
+aiortc has no public API for any of this, so this module (and only this one) reaches into it: a
+receiver's ``_handle_rtp_packet``, ``_send_rtcp_pli``, ``_send_rtcp_nack`` and its decoder thread; a
+sender's ``_ssrc`` and ``_handle_rtcp_packet``; a transceiver's negotiated ``_codecs``; the DTLS
+transport's ``_send_rtp``; aioice's candidate gathering. Checked with aiortc 1.16 and aioice 0.13; the web
+tests exercise every one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from conf_web.media import Outbound
+
+if TYPE_CHECKING:
+    from conf_web.service import WebConfig
+
+RECEIVE_KINDS = ("audio", "video", "screen")
+
+
+class PeerConnection:
+    def __init__(
+        self,
+        config: WebConfig,
+        on_rtp: Callable[[str, int, int, int, bool, bytes], None],
+        on_feedback: Callable[[Outbound, bool, list[int]], None],
+        on_connected: Callable[[], None] = lambda: None,
+    ) -> None:
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+
+        self.config = config
+        self.on_rtp = on_rtp
+        self.on_feedback = on_feedback
+        # One transport for every track (the page bundles them all); aiortc's default ("balanced") would
+        # leave tracks added later on a transport that never connects.
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=[s.for_aiortc() for s in config.ice_servers],
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            )
+        )
+        self.receivers: dict[str, Any] = {}
+
+        @self.pc.on("connectionstatechange")
+        def changed() -> None:
+            if self.pc.connectionState == "connected":
+                on_connected()
+
+        for kind in RECEIVE_KINDS:
+            transceiver = self.pc.addTransceiver(
+                "audio" if kind == "audio" else "video", direction="recvonly"
+            )
+            self._prepare(transceiver)
+            self.receivers[kind] = transceiver
+        self.slots: dict[int, tuple[Any, Outbound]] = {}  # id(slot) → (transceiver, slot)
+        self.by_source: dict[int, Outbound] = {}
+        self._offered = False
+        self._unanswered: list[Outbound] = []
+        self._receiving = False
+
+    # -- slots ----------------------------------------------------------------------------------------
+
+    def assign(self, tracks: dict[int, dict[str, Any]]) -> list[Outbound]:
+        """Give each meeting track without one a send slot; return the negotiated slots reused for one."""
+        reused: list[Outbound] = []
+        for ssrc, track in tracks.items():
+            if ssrc in self.by_source:
+                continue
+            media = "audio" if track["kind"] == "audio" else "video"
+            slot = next((s for _, s in self.slots.values() if s.kind == media and s.source is None), None)
+            if slot is None:
+                transceiver = self.pc.addTransceiver(media, direction="sendonly")
+                self._prepare(transceiver)
+                slot = Outbound(mid="", kind=media)
+                self.slots[id(slot)] = (transceiver, slot)
+                self._unanswered.append(slot)
+            slot.assign(ssrc, track["name"], track["kind"])
+            self.by_source[ssrc] = slot
+            if slot.ssrc:
+                reused.append(slot)
+        return reused
+
+    def describe(self) -> dict[str, dict[str, object]]:
+        """What each negotiated send slot carries, by MID (as the page sees its transceivers)."""
+        return {
+            str(transceiver.mid): slot.describe()
+            for transceiver, slot in self.slots.values()
+            if transceiver.mid is not None
+        }
+
+    def needs_offer(self) -> bool:
+        return not self._offered or any(s.ssrc == 0 for s in self._unanswered)
+
+    # -- negotiation ----------------------------------------------------------------------------------
+
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._offered = True
+        for transceiver, slot in self.slots.values():
+            slot.mid = str(transceiver.mid)
+        return str(self.pc.localDescription.sdp)
+
+    async def answer(self, sdp: str) -> list[Outbound]:
+        """Apply the page's answer; return the send slots that now carry media."""
+        from aiortc import RTCSessionDescription
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        if not self._receiving:
+            self._receiving = True
+            for kind, transceiver in self.receivers.items():
+                self._forward_received(kind, transceiver.receiver)
+        started: list[Outbound] = []
+        for slot in self._unanswered:
+            transceiver, _ = self.slots[id(slot)]
+            if not transceiver._codecs:
+                continue  # the page refused the slot
+            slot.ssrc = transceiver.sender._ssrc
+            slot.payload_type = transceiver._codecs[0].payloadType
+            self._take_feedback(slot, transceiver.sender)
+            started.append(slot)
+        self._unanswered = []
+        return started
+
+    # -- media ----------------------------------------------------------------------------------------
+
+    async def send_rtp(self, slot: Outbound, data: bytes) -> None:
+        entry = self.slots.get(id(slot))
+        if entry is not None and slot.ssrc:
+            await entry[0].sender.transport._send_rtp(data)
+
+    async def request_keyframe(self, kind: str, browser_ssrc: int) -> None:
+        await self.receivers[kind].receiver._send_rtcp_pli(browser_ssrc)
+
+    async def nack(self, kind: str, browser_ssrc: int, lost: list[int]) -> None:
+        await self.receivers[kind].receiver._send_rtcp_nack(browser_ssrc, lost)
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+    # -- aiortc, adapted ------------------------------------------------------------------------------
+
+    def _prepare(self, transceiver: Any) -> None:
+        """Negotiate only what meetings carry, and offer host candidates only where the page is served."""
+        from aiortc import RTCRtpSender
+
+        media = transceiver.kind
+        wanted = "video/h264" if media == "video" else "audio/opus"
+        codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities(media).codecs
+            if c.mimeType.lower() == wanted and c.parameters.get("packetization-mode", "1") == "1"
+        ]
+        transceiver.setCodecPreferences(codecs)
+        addresses = self.config.ice_addresses
+        if addresses is not None:
+            _gather_on(transceiver.sender.transport.transport.iceGatherer._connection, addresses)
+
+    def _forward_received(self, kind: str, receiver: Any) -> None:
+        handle = receiver._handle_rtp_packet
+        on_rtp = self.on_rtp
+
+        async def forward_then_handle(packet: Any, arrival_time_ms: int) -> None:
+            on_rtp(
+                kind,
+                packet.ssrc,
+                packet.sequence_number,
+                packet.timestamp,
+                bool(packet.marker),
+                bytes(packet.payload),
+            )
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = forward_then_handle
+        receiver._RTCRtpReceiver__stop_decoder()  # forwarded as it is: nothing here decodes
+
+    def _take_feedback(self, slot: Outbound, sender: Any) -> None:
+        from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
+
+        handle = sender._handle_rtcp_packet
+        on_feedback = self.on_feedback
+
+        async def feedback_or_handle(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                on_feedback(slot, True, [])
+            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                on_feedback(slot, False, list(packet.lost))
+            else:
+                await handle(packet)
+
+        sender._handle_rtcp_packet = feedback_or_handle
+
+
+def _gather_on(connection: Any, addresses: list[str]) -> None:
+    """Make an aioice connection gather host candidates on ``addresses`` only (loopback included)."""
+
+    async def gather_candidates() -> None:
+        if connection._local_candidates_start:
+            return
+        connection._local_candidates_start = True
+        for component in connection._components:
+            connection._local_candidates += await connection.get_component_candidates(
+                component=component, addresses=addresses
+            )
+        connection._local_candidates_end = True
+
+    connection.gather_candidates = gather_candidates

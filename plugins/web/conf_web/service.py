@@ -1,0 +1,232 @@
+"""The web service: ``conf server --web-port PORT`` serves the page and its WebSocket on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import ipaddress
+import logging
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from conf_cli.errors import ConfError
+from conf_cli.services import RunningService, ServerService
+from conf_web.ice import IceServer, parse_ice_server
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server as WsServer
+    from websockets.asyncio.server import ServerConnection
+    from websockets.http11 import Request, Response
+
+    from conf_cli.server import Server
+
+log = logging.getLogger("conf.web")
+
+WS_PATH = "/ws"
+MAX_MESSAGE = 64 * 1024  # bytes in one WebSocket message from a page (an SDP answer fits easily)
+MAX_PAGES = 200  # browsers connected at once
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str
+    port: int
+    cert: Path | None = None
+    key: Path | None = None
+    ice_servers: list[IceServer] = field(default_factory=list)
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
+    def ice_addresses(self) -> list[str] | None:
+        """The addresses ICE offers as host candidates: the one served on, or every interface's (None)."""
+        if self.host in ("", "0.0.0.0", "::"):
+            return None
+        try:
+            return [str(ipaddress.ip_address(self.host))]
+        except ValueError:
+            return None if not self.loopback else ["127.0.0.1"]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WebService(ServerService):
+    name = "web"
+    description = "a web page where browsers join meetings over WebRTC"
+
+    def options(self) -> list[click.Option]:
+        return [
+            click.Option(
+                ["--web-port"],
+                type=click.IntRange(0, 65535),
+                default=None,
+                help="Serve the browser page (WebRTC) on this port of --host (0 picks a free one).",
+            ),
+            click.Option(
+                ["--cert"],
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="TLS certificate (PEM) for the web page; default: plain HTTP on a loopback --host, "
+                "else the server's own self-signed certificate.",
+            ),
+            click.Option(
+                ["--key"],
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Its key (PEM).",
+            ),
+            click.Option(
+                ["--ice-server", "ice_servers"],
+                multiple=True,
+                default=(),
+                metavar="URL",
+                help="STUN or TURN server for browsers across networks: stun:HOST[:PORT] or "
+                "turn:USER:PASSWORD@HOST[:PORT][?transport=udp|tcp]; repeat for several.",
+            ),
+        ]
+
+    def wanted(self, settings: Mapping[str, Any]) -> bool:
+        return settings.get("web_port") is not None
+
+    async def start(self, server: Server, settings: Mapping[str, Any]) -> RunningService:
+        cert, key = settings.get("cert"), settings.get("key")
+        if (cert is None) != (key is None):
+            raise ConfError("--cert and --key go together: give both, or neither for the server's own")
+        config = WebConfig(
+            host=str(settings.get("host") or "127.0.0.1"),
+            port=int(settings["web_port"]),
+            cert=cert,
+            key=key,
+            ice_servers=[parse_ice_server(url) for url in settings.get("ice_servers") or ()],
+        )
+        return await WebServer.start(server, config)
+
+
+class WebServer(RunningService):
+    """The page's files over HTTP(S), and each page's WebSocket as one :class:`BrowserSession`."""
+
+    def __init__(self, server: Server, config: WebConfig, tls: ssl.SSLContext | None) -> None:
+        self.server = server
+        self.config = config
+        self.tls = tls
+        self.sessions: set[Any] = set()
+        self._ws: WsServer | None = None
+        self.urls: list[str] = []
+
+    @classmethod
+    async def start(cls, server: Server, config: WebConfig) -> WebServer:
+        from websockets.asyncio.server import serve
+
+        web = cls(server, config, _tls_context(config))
+        try:
+            web._ws = await serve(
+                web._page,
+                config.host,
+                config.port,
+                process_request=web._http,
+                ssl=web.tls,
+                max_size=MAX_MESSAGE,
+                server_header="conf",
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfError(f"web port {config.port} on {config.host} is busy; pick another") from None
+            raise ConfError(f"cannot serve the web page on {config.host}:{config.port}: {exc}") from None
+        port = web._ws.sockets[0].getsockname()[1]
+        scheme = "https" if web.tls else "http"
+        web.urls = [f"{scheme}://{_url_host(config.host)}:{port}/"]
+        return web
+
+    def _http(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == WS_PATH and request.headers.get("Upgrade", "").lower() == "websocket":
+            if len(self.sessions) >= MAX_PAGES:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many browsers connected\n")
+            return None
+        static = STATIC.get(path)
+        if static is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        file_name, content_type = static
+        body = resources.files("conf_web").joinpath("static", file_name).read_bytes()
+        response = connection.respond(HTTPStatus.OK, "")
+        for name, value in (
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-cache"),
+        ):
+            if name in response.headers:
+                del response.headers[name]
+            response.headers[name] = value
+        response.headers["Content-Security-Policy"] = "default-src 'self'; connect-src 'self' ws: wss:"
+        return dataclasses.replace(response, body=body)
+
+    async def _page(self, websocket: ServerConnection) -> None:
+        from conf_web.session import BrowserSession
+
+        session = BrowserSession(websocket, self.server, self.config)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+
+    async def close(self) -> None:
+        for session in list(self.sessions):
+            await session.close()
+        if self._ws is not None:
+            self._ws.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._ws.wait_closed()
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        return socket.getfqdn()
+    return f"[{host}]" if ":" in host else host
+
+
+def _tls_context(config: WebConfig) -> ssl.SSLContext | None:
+    """TLS as configured: the given certificate, else plain on loopback, else the server's own."""
+    if config.cert is not None and config.key is not None:
+        cert, key = config.cert, config.key
+    elif config.loopback:
+        return None
+    else:
+        from conf_web.certs import own_certificate
+
+        cert, key = own_certificate([_url_host(config.host)])
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise ConfError(f"no such certificate or key file: {path}")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfError(f"cannot use certificate {cert} with key {key}: {exc}") from None
+    return context

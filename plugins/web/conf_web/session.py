@@ -1,0 +1,362 @@
+"""One browser page in a meeting: its WebSocket, its conf client, and its WebRTC peer connection.
+
+The page speaks the conf protocol (docs/protocol.md) over the WebSocket; the session relays it both
+ways through an ordinary :class:`~conf_cli.client.Client` on the in-process link, so every rule of the
+server applies to the browser as to any participant. Besides, the session says:
+
+- ``{"type": "web_ready", "ice_servers": [...]}`` once connected to the server;
+- ``{"type": "web_offer", "sdp": ..., "tracks": {mid: {name, kind, ssrc}}}`` whenever the peer
+  connection needs (re)negotiating, which the page answers with ``{"type": "web_answer", "sdp": ...}``;
+- ``{"type": "web_tracks", "tracks": {...}}`` when a send slot passes to another meeting track.
+
+The page's ``publish`` needs only ``kind``: the session picks the SSRC and codec. The server is always
+the offerer, and aiortc does not trickle: offers and answers carry every ICE candidate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from conf_cli.client import Client
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.local_link import LocalTransport
+from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
+from conf_cli.protocol.rtp import is_rtcp
+from conf_cli.urls import ServerAddress
+from conf_web.media import CODECS, Inbound, Outbound
+from conf_web.rtc import PeerConnection
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import ServerConnection
+
+    from conf_cli.server import Server
+    from conf_web.service import WebConfig
+
+log = logging.getLogger("conf.web")
+
+SEND_QUEUE = 1000  # packets waiting for one browser; a slow browser loses media, nobody else notices
+FINAL = ("left", "meeting_closed", "kicked", "disconnected")
+JOIN_TIMEOUT = 300.0  # seconds a page may stay connected without being in a meeting
+
+
+class BrowserSession:
+    def __init__(self, websocket: ServerConnection, server: Server, config: WebConfig) -> None:
+        self.ws = websocket
+        self.server = server
+        self.config = config
+        self.client: Client | None = None
+        self.rtc: PeerConnection | None = None
+        self.me: str | None = None
+        self.inbound: dict[str, Inbound] = {}
+        self.tracks: dict[int, dict[str, Any]] = {}  # meeting tracks of others, by SSRC
+        self.feedback_ssrc = random.getrandbits(32)
+        self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(SEND_QUEUE)
+        self._negotiating = False
+        self._again = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.dropped = 0
+
+    # -- life -----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        peer = self.ws.remote_address
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "browser"
+        self.client = Client(
+            self.server.registry,
+            ServerAddress("local", f"web {where}", 0),
+            transport=LocalTransport(self.server),
+        )
+        try:
+            await self.client.connect()
+        except ConfError as exc:
+            await self._send({"type": "error", "code": "unavailable", "message": str(exc)})
+            await self.client.close()
+            return
+        self.client.media_handler = self._from_meeting
+        await self._send(
+            {"type": "web_ready", "ice_servers": [s.for_page() for s in self.config.ice_servers]}
+        )
+        self._tasks = [
+            asyncio.create_task(self._events()),
+            asyncio.create_task(self._pump()),
+            asyncio.create_task(self._join_deadline()),
+        ]
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                await self._from_page(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            await self.close()
+
+    async def _join_deadline(self) -> None:
+        """A page that has not joined a meeting within JOIN_TIMEOUT is disconnected."""
+        await asyncio.sleep(JOIN_TIMEOUT)
+        if self.me is None:
+            await self._send({"type": "disconnected", "reason": "no meeting joined in time"})
+            await self.ws.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._stop_media()
+        if self.client is not None:
+            with contextlib.suppress(ConfError):
+                self.client.send({"type": "leave"})
+            await self.client.close()
+        await self.ws.close()
+
+    async def _stop_media(self) -> None:
+        if self.rtc is not None:
+            rtc, self.rtc = self.rtc, None
+            await rtc.close()
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.send(json.dumps(message))
+
+    # -- from the page --------------------------------------------------------------------------------
+
+    async def _from_page(self, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            await self._send({"type": "error", "code": "bad_request", "message": "expected a JSON object"})
+            return
+        kind = message["type"]
+        assert self.client is not None
+        if kind == "web_answer":
+            await self._answer(message.get("sdp"))
+            return
+        if kind in ("hello", "ping", "pong"):
+            return  # the session's own client does the handshake and heartbeats
+        if kind in ("publish", "unpublish"):
+            slot = self.inbound.get(str(message.get("kind")))
+            if slot is None:
+                await self._refuse(message, "join first, and share audio, video or screen")
+                return
+            if kind == "publish":
+                message = {**message, "ssrc": slot.ssrc, "codec": CODECS[slot.kind]}
+            else:
+                slot.published = False
+        try:
+            self.client.send(message)
+        except ProtocolError as exc:
+            await self._refuse(message, str(exc))
+        except ConfError as exc:
+            await self._send({"type": "disconnected", "reason": str(exc)})
+
+    async def _refuse(self, message: dict[str, Any], text: str) -> None:
+        await self._send({"type": "error", "code": "bad_request", "message": text, "re": message["type"]})
+
+    # -- from the server ------------------------------------------------------------------------------
+
+    async def _events(self) -> None:
+        assert self.client is not None
+        while True:
+            event = await self.client.events.get()
+            kind = event["type"]
+            await self._send(event)
+            await self._observe(event)
+            if kind in FINAL:
+                await self._stop_media()
+                if kind == "disconnected":
+                    await self.ws.close()
+                    return
+
+    async def _observe(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "joined":
+            self.me = event["name"]
+            for track in event.get("tracks") or ():
+                self._track_started(track)
+            await self._negotiate()
+        elif kind == "share_started":
+            if event["name"] == self.me:
+                slot = self.inbound.get(event["kind"])
+                if slot is not None and slot.ssrc == event["ssrc"]:
+                    slot.published = True
+            else:
+                self._track_started(event)
+                await self._negotiate()
+        elif kind == "share_stopped":
+            if event["name"] == self.me:
+                slot = self.inbound.get(event["kind"])
+                if slot is not None and slot.ssrc == event["ssrc"]:
+                    slot.published = False
+            else:
+                await self._track_stopped(event["ssrc"])
+        elif kind == "participant_left":
+            for ssrc, track in list(self.tracks.items()):
+                if track["name"] == event["name"]:
+                    await self._track_stopped(ssrc)
+
+    def _track_started(self, track: dict[str, Any]) -> None:
+        if track["name"] != self.me and track.get("codec") in ("H264", "opus"):
+            self.tracks[track["ssrc"]] = {k: track[k] for k in ("name", "kind", "ssrc", "codec")}
+
+    async def _track_stopped(self, ssrc: int) -> None:
+        self.tracks.pop(ssrc, None)
+        if self.rtc is not None:
+            slot = self.rtc.by_source.pop(ssrc, None)
+            if slot is not None:
+                slot.assign(None)
+                await self._send({"type": "web_tracks", "tracks": self.rtc.describe()})
+
+    # -- negotiation ----------------------------------------------------------------------------------
+
+    async def _negotiate(self) -> None:
+        """Give every meeting track a send slot; offer again if that needs new slots."""
+        if self._negotiating:
+            self._again = True
+            return
+        if self.rtc is None:
+            self.rtc = PeerConnection(
+                self.config, self._from_browser, self._feedback_from_browser, self._connected
+            )
+            self.inbound = {k: Inbound(k, random.getrandbits(32)) for k in ("audio", "video", "screen")}
+        reused = self.rtc.assign(self.tracks)
+        for slot in reused:
+            self._ask_keyframe(slot)
+        if reused:
+            await self._send({"type": "web_tracks", "tracks": self.rtc.describe()})
+        if not self.rtc.needs_offer():
+            return
+        self._negotiating = True
+        try:
+            sdp = await self.rtc.offer()
+        except Exception as exc:
+            self._negotiating = False
+            log.warning("cannot make a WebRTC offer: %s", exc)
+            await self._send({"type": "error", "code": "media", "message": f"WebRTC failed: {exc}"})
+            return
+        await self._send({"type": "web_offer", "sdp": sdp, "tracks": self.rtc.describe()})
+
+    async def _answer(self, sdp: object) -> None:
+        if self.rtc is None or not self._negotiating or not isinstance(sdp, str):
+            await self._send({"type": "error", "code": "bad_request", "message": "no offer to answer"})
+            return
+        try:
+            started = await self.rtc.answer(sdp)
+        except Exception as exc:
+            await self._send({"type": "error", "code": "media", "message": f"WebRTC failed: {exc}"})
+            return
+        finally:
+            self._negotiating = False
+        for slot in started:
+            self._ask_keyframe(slot)
+        if self._again:
+            self._again = False
+            await self._negotiate()
+
+    def _connected(self) -> None:
+        """Media can flow now: keyframes asked for before (and lost to the handshake) are asked again."""
+        if self.rtc is not None:
+            for slot in self.rtc.by_source.values():
+                if slot.ssrc:
+                    self._ask_keyframe(slot)
+
+    def _ask_keyframe(self, slot: Outbound) -> None:
+        if slot.source is not None and self.client is not None and self.client.link is not None:
+            self.client.link.send_media(bytes(Pli(self.feedback_ssrc, slot.source)))
+
+    # -- media ----------------------------------------------------------------------------------------
+
+    def _queue(self, job: Callable[[], Awaitable[None]]) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _pump(self) -> None:
+        """Send what is queued for the browser, in order, one packet at a time."""
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+            except ConnectionError as exc:  # not connected yet, or any more: the packet is lost
+                self.dropped += 1
+                log.debug("dropped a packet for the browser: %s", exc)
+
+    def _from_meeting(self, packet: bytes) -> None:
+        """A packet the server forwarded to this participant."""
+        rtc = self.rtc
+        if rtc is None:
+            return
+        if is_rtcp(packet):
+            self._feedback_from_meeting(packet)
+            return
+        if len(packet) < 12:
+            return
+        slot = rtc.by_source.get(int.from_bytes(packet[8:12], "big"))
+        if slot is None or not slot.ssrc:
+            return
+        data = slot.rewrite(packet)
+        if data is not None:
+            self._queue(lambda: rtc.send_rtp(slot, data))
+
+    def _feedback_from_meeting(self, packet: bytes) -> None:
+        """Keyframe requests and NACKs for the browser's tracks go to the browser."""
+        rtc = self.rtc
+        try:
+            parts = parse_compound(packet)
+        except ProtocolError:
+            return
+        if rtc is None:
+            return
+        mine = {s.ssrc: (s, s.browser_ssrc) for s in self.inbound.values() if s.browser_ssrc is not None}
+        for part in parts:
+            asked: list[int] = []
+            if isinstance(part, Pli):
+                asked = [part.media_ssrc]
+            elif isinstance(part, Fir):
+                asked = [ssrc for ssrc, _ in part.entries]
+            for ssrc in asked:
+                if ssrc in mine:
+                    slot, browser_ssrc = mine[ssrc]
+                    self._queue(partial(rtc.request_keyframe, slot.kind, browser_ssrc))
+            if isinstance(part, Nack) and part.media_ssrc in mine:
+                slot, browser_ssrc = mine[part.media_ssrc]
+                lost = [slot.browser_sequence(s) for s in part.lost]
+                self._queue(partial(rtc.nack, slot.kind, browser_ssrc, lost))
+
+    def _from_browser(
+        self, kind: str, ssrc: int, sequence: int, timestamp: int, marker: bool, payload: bytes
+    ) -> None:
+        """An RTP packet of the browser's ``kind`` track: into the meeting once published."""
+        slot = self.inbound.get(kind)
+        if slot is None or not slot.published or self.client is None or self.client.link is None:
+            return
+        data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
+        if data is not None:
+            self.client.link.send_media(data)
+
+    def _feedback_from_browser(self, slot: Outbound, keyframe: bool, lost: list[int]) -> None:
+        """The browser asks a meeting track it receives for a keyframe or for lost packets."""
+        if slot.source is None or self.client is None or self.client.link is None:
+            return
+        if keyframe:
+            self._ask_keyframe(slot)
+        if lost:
+            nack = Nack(self.feedback_ssrc, slot.source, [slot.source_sequence(s) for s in lost])
+            self.client.link.send_media(bytes(nack))
