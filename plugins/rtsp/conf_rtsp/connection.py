@@ -181,8 +181,8 @@ class Connection(asyncio.Protocol):
         if local:
             self.local_host = str(local[0])
         if len(self.gateway.connections) >= MAX_CONNECTIONS:
-            transport.write(bytes(self._response(503, None, "too many RTSP connections")))
-            transport.close()
+            self.transport.write(bytes(self._response(503, None, "too many RTSP connections")))
+            self.transport.close()
             return
         self.gateway.connections.add(self)
         self.gateway.stats["connections"] += 1
