@@ -84,6 +84,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(folder / "clip_mjpeg.avi"),
     )
     assert made.returncode == 0, made.stderr
+    made = _ffmpeg(*sources, "-t", "2", "-c:v", "mpeg4", "-c:a", "aac", str(folder / "clip_mpeg4_aac.mp4"))
+    assert made.returncode == 0, made.stderr
     (folder / "notes.txt").write_text("not media")
     return folder
 
@@ -198,7 +200,12 @@ def _video_frames(path: Path) -> int:
 
 def test_describe_gives_sdp_that_ffprobe_accepts(gateway: tuple[ConfProcess, str, str]) -> None:
     _, _, rtsp = gateway
-    for name, codecs in (("clip.mp4", ["h264", "opus"]), ("clip_mjpeg.avi", ["mjpeg", "opus"])):
+    served = (
+        ("clip.mp4", ["h264", "opus"]),
+        ("clip_mjpeg.avi", ["mjpeg", "opus"]),
+        ("clip_mpeg4_aac.mp4", ["h264", "opus"]),  # coded again: a meeting's codecs
+    )
+    for name, codecs in served:
         result = _probe(
             "-show_entries", "stream=codec_name,width,height", "-of", "json", f"{rtsp}/files/{name}"
         )

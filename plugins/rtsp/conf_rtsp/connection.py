@@ -62,10 +62,14 @@ class FilePresentation:
         if delivery is not None:
             delivery.send(packet, rtcp)
 
-    def play(self) -> None:
+    def prepare(self) -> FileStream:
+        """The session's stream, made at its first PLAY (before it sends, so RTP-Info names its start)."""
         if self.stream is None:
-            self.stream = FileStream(self.media, list(self.deliveries), self._send, lambda: None)
-        self.stream.play()
+            self.stream = FileStream(self.media, list(self.deliveries), self._send)
+        return self.stream
+
+    def play(self) -> None:
+        self.prepare().play()
 
     def pause(self) -> None:
         if self.stream is not None:
@@ -566,15 +570,15 @@ class Connection(asyncio.Protocol):
             raise _Reply(455, "PLAY is not valid on a published stream; use RECORD")
         parse_npt_range(request.headers.get("Range"))
         session.apply("PLAY")
-        resource.play()
         response = self._response(200, request)
-        if isinstance(resource, FilePresentation) and resource.stream is not None:
-            position = resource.stream.position
+        if isinstance(resource, FilePresentation):
+            stream = resource.prepare()
             end = f"{resource.media.duration:.3f}" if resource.media.duration else ""
-            response.headers.set("Range", f"npt={position:.3f}-{end}")
-            response.headers.set("RTP-Info", resource.stream.rtp_info(resource.base))
+            response.headers.set("Range", f"npt={stream.position:.3f}-{end}")
+            response.headers.set("RTP-Info", stream.rtp_info(resource.base))
         else:
             response.headers.set("Range", "npt=now-")
+        resource.play()
         return self._with_session(response, session)
 
     async def _pause(self, request: RtspRequest, session: Session | None) -> RtspResponse:

@@ -268,12 +268,11 @@ Send = Callable[[int, bytes, bool], None]
 class FileStream:
     """A file's streams sent as RTP in real time from a thread; ``play``, ``pause`` and ``close``."""
 
-    def __init__(self, media: MediaFile, indexes: list[int], send: Send, on_end: Callable[[], None]) -> None:
+    def __init__(self, media: MediaFile, indexes: list[int], send: Send) -> None:
         self.media = media
         self.tracks = [t for t in media.tracks if t.index in indexes]
         self.senders = {t.index: RtpSender(_new_ssrc(), t.payload_type, t.clock_rate) for t in self.tracks}
         self._send = send
-        self._on_end = on_end
         self._loop = asyncio.get_running_loop()
         self._playing = threading.Event()
         self._stop = threading.Event()
@@ -330,8 +329,6 @@ class FileStream:
                 for track in self.tracks:
                     sender = self.senders[track.index]
                     self._deliver(track.index, [build_compound([Bye([sender.ssrc])])], rtcp=True)
-                with contextlib.suppress(RuntimeError):
-                    self._loop.call_soon_threadsafe(self._on_end)
 
     def _stream(self) -> None:
         container = av.open(str(self.media.path), "r")
