@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conf_cli.protocol.rtsp import Headers, Interleaved, RtspReader, RtspRequest, RtspResponse
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing import ClientPool, ConfProcess, conf_command, spawn, start_server
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="needs ffmpeg (scripts/setup-system.sh)"
@@ -489,3 +489,25 @@ def test_a_client_that_never_finishes_its_request_is_cut_off(gateway: tuple[Conf
         assert time.monotonic() - start < 12
     finally:
         raw.close()
+
+
+def test_conf_play_in_a_terminal_pauses_plays_and_tears_down_from_the_keyboard(
+    gateway: tuple[ConfProcess, str, str],
+) -> None:
+    from test_terminal_ui import Terminal  # type: ignore[import-not-found]
+
+    _, _, rtsp = gateway
+    terminal = Terminal([*conf_command(), "play", f"{rtsp}/files/clip_mjpeg.avi"])
+    try:
+        terminal.read_until("RTSP playing")
+        terminal.read_until("JPEG")
+        mark = len(terminal.screen)
+        terminal.type(" ")
+        terminal.read_until("RTSP paused", since=mark)
+        mark = len(terminal.screen)
+        terminal.type(" ")
+        terminal.read_until("RTSP playing", since=mark)
+        terminal.type("t")
+        assert terminal.wait() == 0
+    finally:
+        terminal.close()
