@@ -47,17 +47,20 @@ async def test_a_viewer_needs_the_passcode_and_asks_for_a_keyframe_when_it_plays
     server, host, meeting = await _meeting()
     try:
         with pytest.raises(Refused) as refused:
-            await join_meeting(server, meeting, "eve (RTSP viewer)", "wrong", "rtsp test")
+            await join_meeting(server, meeting, ["eve (RTSP viewer)"], "wrong", "rtsp test")
         assert refused.value.status == 401
         with pytest.raises(Refused) as missing:
-            await join_meeting(server, "zzz-zzzz-zzz", "eve (RTSP viewer)", "secret", "rtsp test")
+            await join_meeting(server, "zzz-zzzz-zzz", ["eve (RTSP viewer)"], "secret", "rtsp test")
         assert missing.value.status == 404
 
         received: list[bytes] = []
         host.media_handler = received.append
         host.send({"type": "publish", "kind": "video", "ssrc": 0xABCD, "codec": "H264"})
         await _event(host, "share_started")
-        client, joined = await join_meeting(server, meeting, "tv (RTSP viewer)", "secret", "rtsp test")
+        client, joined = await join_meeting(
+            server, meeting, ["ada", "tv (RTSP viewer)"], "secret", "rtsp test"
+        )
+        assert joined["name"] == "tv (RTSP viewer)"  # "ada" is taken
         ended: list[str] = []
         viewer = Viewer(client, joined, "ADA", "video", ended.append)
         sent: list[tuple[bytes, bool]] = []
@@ -88,7 +91,7 @@ async def test_a_publisher_restamps_its_packets_and_puts_parameter_sets_before_k
     try:
         received: list[RtpPacket] = []
         host.media_handler = lambda data: None if is_rtcp(data) else received.append(RtpPacket.parse(data))
-        client, _ = await join_meeting(server, meeting, "cam (RTSP)", "secret", "rtsp test")
+        client, _ = await join_meeting(server, meeting, ["cam (RTSP)"], "secret", "rtsp test")
         stream = Announced("streamid=0", "video", "H264", 97, parameter_sets=[SPS, PPS])
         publisher = Publisher(client, [stream], lambda reason: None)
         publisher.receive(stream, bytes(RtpPacket(97, 100, 5000, 0x1234, b"\x65early")))  # before RECORD

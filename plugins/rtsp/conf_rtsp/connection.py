@@ -395,9 +395,13 @@ class Connection(asyncio.Protocol):
     async def _join_viewer(self, request: RtspRequest, target: TrackTarget) -> Viewer:
         credentials = self._credentials(request)
         user = credentials[0] if credentials and credentials[0] else self.peer[0]
-        name = f"{user} (RTSP viewer)"[:64]
+        names = [f"{user[:40]} (RTSP viewer)", f"{user[:40]} (RTSP viewer {self.peer[1]})"]
         client, joined = await join_meeting(
-            self.gateway.server, target.meeting, name, credentials[1] if credentials else None, self._origin()
+            self.gateway.server,
+            target.meeting,
+            names,
+            credentials[1] if credentials else None,
+            self._origin(),
         )
         try:
             return Viewer(
@@ -433,7 +437,7 @@ class Connection(asyncio.Protocol):
         client, _ = await join_meeting(
             self.gateway.server,
             target.meeting,
-            f"{target.name} (RTSP)"[:64],
+            [f"{target.name[:48]} (RTSP)", f"{target.name[:40]} (RTSP {self.peer[1]})"],
             credentials[1] if credentials else None,
             self._origin(),
         )

@@ -37,7 +37,6 @@ log = logging.getLogger("conf.rtsp")
 PT_H264, PT_OPUS = 96, 111
 STAP_A, FU_A = 24, 28
 NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
-MAX_NAME_TRIES = 9
 
 _STATUS = {
     "wrong_passcode": 401,
@@ -68,18 +67,17 @@ def refuse_if_encrypted(meeting: str, joined: Message) -> None:
 
 
 async def join_meeting(
-    server: Server, meeting: str, name: str, passcode: str | None, origin: str
+    server: Server, meeting: str, names: list[str], passcode: str | None, origin: str
 ) -> tuple[Client, Message]:
-    """Join ``meeting`` as ``name`` (or ``name 2`` ... if taken); raise Refused with the hub's reason."""
+    """Join ``meeting`` as the first of ``names`` not taken; raise Refused with the hub's reason."""
     client = Client(server.registry, ServerAddress("local", origin, 0), transport=LocalTransport(server))
     try:
         await client.connect()
-        for attempt in range(1, MAX_NAME_TRIES + 1):
-            candidate = name if attempt == 1 else f"{name} {attempt}"
+        for attempt, name in enumerate(names, 1):
             try:
-                joined = await client.join(meeting, candidate, passcode or None)
+                joined = await client.join(meeting, name[:64], passcode or None)
             except RequestRefused as exc:
-                if exc.code == "name_taken" and attempt < MAX_NAME_TRIES:
+                if exc.code == "name_taken" and attempt < len(names):
                     continue
                 raise Refused(_STATUS.get(exc.code, 403), str(exc)) from None
             refuse_if_encrypted(meeting, joined)
