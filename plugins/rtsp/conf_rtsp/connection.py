@@ -376,9 +376,9 @@ class Connection(asyncio.Protocol):
         elif isinstance(target, TrackTarget):
             viewer = await self._join_viewer(request, target)
             old = self.viewers.pop(resolved.base, None)
+            self.viewers[resolved.base] = viewer  # held before any await: the connection frees it
             if old is not None:
                 await old.close()
-            self.viewers[resolved.base] = viewer
             sdp = viewer.describe(resolved.base, self.local_host)
         else:
             raise _Reply(
@@ -443,9 +443,9 @@ class Connection(asyncio.Protocol):
         )
         publisher = Publisher(client, streams, lambda reason: self._publisher_ended(client, reason))
         old = self.publishers.pop(resolved.base, None)
+        self.publishers[resolved.base] = PublisherPresentation(publisher, resolved.base)
         if old is not None:
             await old.close()
-        self.publishers[resolved.base] = PublisherPresentation(publisher, resolved.base)
         return self._response(200, request)
 
     def _publisher_ended(self, client: Any, reason: str) -> None:
@@ -504,6 +504,9 @@ class Connection(asyncio.Protocol):
             return FilePresentation(self._media_file(target), resolved.base)
         if isinstance(target, TrackTarget):
             viewer = self.viewers.pop(resolved.base, None)
+            if viewer is not None and viewer.ended:  # the meeting ended for it since DESCRIBE
+                await viewer.close()
+                viewer = None
             if viewer is None:
                 viewer = await self._join_viewer(request, target)
             return ViewerPresentation(viewer)

@@ -130,6 +130,7 @@ class Viewer:
         self.on_end = on_end
         self.sink: Callable[[bytes, bool], None] | None = None
         self.playing = False
+        self.ended = False
         self.local_ssrc = secrets.randbelow((1 << 32) - 1) + 1
         self.ssrc: int | None = None
         self.codec = "opus" if kind == "audio" else "H264"
@@ -190,6 +191,7 @@ class Viewer:
             elif kind == "share_stopped" and self._matches(event):
                 self.ssrc = None
             elif kind in ("meeting_closed", "kicked", "disconnected", "left"):
+                self.ended = True
                 self.on_end(kind)
                 return
 
