@@ -329,6 +329,20 @@ def test_conf_play_counts_frames_and_pauses_over_udp(gateway: tuple[ConfProcess,
         player.stop()
 
 
+def test_conf_play_stops_at_the_end_of_a_file(gateway: tuple[ConfProcess, str, str]) -> None:
+    _, _, rtsp = gateway
+    player = spawn(["play", "--json", f"{rtsp}/files/clip_mpeg4_aac.mp4"])  # 2 s, coded again on the way
+    try:
+        ended = player.expect("rtsp_stats", lambda e: e["state"] == "ended", timeout=20)
+        video, audio = ended["streams"]
+        assert abs(video["frame"] - 2 * FPS) <= 1 and video["packets_lost"] == 0
+        assert abs(audio["frame"] - 100) <= 3  # 20 ms Opus packets
+        player.expect("rtsp_closed")
+        assert player.wait() == 0
+    finally:
+        player.stop()
+
+
 def test_sessions_time_out(gateway: tuple[ConfProcess, str, str]) -> None:
     _, _, rtsp = gateway
     url = f"{rtsp}/files/clip.mp4"

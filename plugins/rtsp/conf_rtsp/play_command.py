@@ -104,7 +104,7 @@ async def _machine(player: Player, duration: float) -> None:
                 async with asyncio.timeout(STATS_INTERVAL):
                     await done.wait()
             emit(player.stats())
-            if deadline is not None and time.monotonic() >= deadline:
+            if player.ended or (deadline is not None and time.monotonic() >= deadline):
                 break
     finally:
         task.cancel()
@@ -164,7 +164,7 @@ async def _terminal(player: Player, duration: float) -> None:
                 live.update(_table(player.stats()))
                 if player.client.closed_reason is not None:
                     raise ConfError(player.client.closed_reason)
-                if deadline is not None and time.monotonic() >= deadline:
+                if player.ended or (deadline is not None and time.monotonic() >= deadline):
                     break
     finally:
         loop.remove_reader(fd)

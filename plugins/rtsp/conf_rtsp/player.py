@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.rtp_stream import RateMeter, ReceiverStats
+from conf_cli.protocol.rtcp import Bye, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.protocol.rtsp import (
     Headers,
@@ -164,10 +165,13 @@ class StreamStats:
     receiver: ReceiverStats | None = None
     packets: int = 0
     malformed: int = 0
-    _timestamp: int | None = None
+    ended: bool = False
+    """The sender said BYE (RTCP): a file played to its end."""
 
     def receive(self, data: bytes, now: float) -> None:
         if is_rtcp(data):
+            with contextlib.suppress(ProtocolError):
+                self.ended |= any(isinstance(part, Bye) for part in parse_compound(data))
             return
         try:
             packet = RtpPacket.parse(data)
@@ -222,9 +226,14 @@ class Player:
         self.client.on_packet = self._interleaved
 
     def _interleaved(self, channel: int, data: bytes) -> None:
-        stream = self._channels.get(channel)
+        stream = self._channels.get(channel) or self._channels.get(channel - 1)  # RTP, or its RTCP
         if stream is not None:
             stream.receive(data, time.monotonic())
+
+    @property
+    def ended(self) -> bool:
+        """Every stream has ended (RTCP BYE from the server)."""
+        return bool(self.streams) and all(s.ended for s in self.streams)
 
     async def open(self) -> None:
         """Connect, DESCRIBE and SETUP every stream."""
@@ -296,7 +305,8 @@ class Player:
                 continue
             try:
                 rtcp, _ = await loop.create_datagram_endpoint(
-                    lambda: _UdpReceiver(lambda data: None), local_addr=(host, port + 1)
+                    lambda: _UdpReceiver(lambda data: stream.receive(data, time.monotonic())),
+                    local_addr=(host, port + 1),
                 )
             except OSError:
                 rtp.close()
@@ -340,7 +350,7 @@ class Player:
         now = time.monotonic()
         return {
             "type": "rtsp_stats",
-            "state": self.state,
+            "state": "ended" if self.ended and self.state == "playing" else self.state,
             "time": round(now - self.started, 3),
             "streams": [s.as_dict(now) for s in self.streams],
         }
