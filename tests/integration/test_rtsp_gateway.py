@@ -241,6 +241,31 @@ def test_five_seconds_captured_decode_with_every_frame(
     assert decoded.returncode == 0 and decoded.stderr == "", decoded.stderr
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_ffmpeg_stops_at_the_end_of_a_file_and_seeks(
+    gateway: tuple[ConfProcess, str, str], tmp_path: Path, transport: str
+) -> None:
+    _, _, rtsp = gateway
+    out = tmp_path / "whole.mkv"
+    started = time.monotonic()
+    whole = _ffmpeg(
+        "-rtsp_transport", transport, "-i", f"{rtsp}/files/clip_mpeg4_aac.mp4", "-c", "copy", str(out)
+    )
+    assert whole.returncode == 0, whole.stderr  # ended by the server's RTCP BYE, not a timeout
+    assert abs(_video_frames(out) - 2 * FPS) <= 1
+    assert time.monotonic() - started < 20
+    out = tmp_path / "end.mkv"
+    started = time.monotonic()
+    seek = _ffmpeg(
+        "-ss", "8", "-rtsp_transport", transport, "-i", f"{rtsp}/files/clip.mp4", "-c", "copy", str(out)
+    )
+    assert seek.returncode == 0, seek.stderr
+    assert (
+        2 * FPS - 1 <= _video_frames(out) <= 3 * FPS + 1
+    )  # from the keyframe at or before 8 s (one a second)
+    assert time.monotonic() - started < 8
+
+
 def test_a_meeting_track_plays_with_its_passcode(
     gateway: tuple[ConfProcess, str, str], pool: ClientPool, tmp_path: Path
 ) -> None:

@@ -575,11 +575,17 @@ class Connection(asyncio.Protocol):
         resource = session.resource
         if isinstance(resource, PublisherPresentation):
             raise _Reply(455, "PLAY is not valid on a published stream; use RECORD")
-        parse_npt_range(request.headers.get("Range"))
+        start = parse_npt_range(request.headers.get("Range"))
+        if isinstance(resource, FilePresentation) and start is not None:
+            duration = resource.media.duration
+            if duration is not None and start >= duration:
+                raise _Reply(457, f"the file lasts {duration:.3f} s")
         session.apply("PLAY")
         response = self._response(200, request)
         if isinstance(resource, FilePresentation):
             stream = resource.prepare()
+            if start is not None:
+                stream.seek(start)
             end = f"{resource.media.duration:.3f}" if resource.media.duration else ""
             response.headers.set("Range", f"npt={stream.position:.3f}-{end}")
             response.headers.set("RTP-Info", stream.rtp_info(resource.base))

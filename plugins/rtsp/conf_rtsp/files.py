@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import secrets
 import threading
 import time
@@ -30,6 +31,8 @@ from conf_cli.media.jpeg_rtp import PT_JPEG, JpegPacketizer, parse_jpeg
 from conf_cli.media.rtp_stream import RtpSender
 from conf_cli.protocol.rtcp import Bye, build_compound
 from conf_cli.protocol.sdp import MediaDescription, SessionDescription
+
+log = logging.getLogger("conf.rtsp")
 
 PT_H264 = 96
 PT_OPUS = 111
@@ -187,6 +190,12 @@ class _Converter:
         self.jpeg_decoder: Any = None
         self.rate = float(stream.average_rate or 25) if track.kind == "video" else 50.0
 
+    def reset(self) -> None:
+        """Forget decoding state after a seek."""
+        if self.decoder is not None:
+            with contextlib.suppress(AttributeError):
+                self.decoder.flush_buffers()
+
     def ticks(self, pts: int | None) -> int:
         if pts is None:
             return 0
@@ -256,10 +265,6 @@ class _Converter:
                     units.append((self.h264.packetize(split_annexb(unit.data)), unit.pts, True))
         return units
 
-    def request_keyframe(self) -> None:
-        if self.video_encoder is not None:
-            self.video_encoder.request_keyframe()
-
 
 Send = Callable[[int, bytes, bool], None]
 """``send(stream index, packet, rtcp)``: called on the event loop."""
@@ -281,6 +286,8 @@ class FileStream:
         """Media time (seconds) of the last packet sent."""
         self.ended = False
         self.error: str | None = None
+        self._lock = threading.Lock()
+        self._seek_to: float | None = None
 
     def rtp_info(self, base: str) -> str:
         parts = []
@@ -291,6 +298,20 @@ class FileStream:
                 f"url={base}/{track.control};seq={sender.sequence_number};rtptime={sender.rtp_timestamp(ticks)}"
             )
         return ",".join(parts)
+
+    def seek(self, seconds: float) -> None:
+        """Go on from ``seconds`` (the keyframe at or before it); a file played to its end starts again."""
+        with self._lock:
+            self._seek_to = seconds
+            self.position = seconds
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None
+            self.ended = False
+
+    def _take_seek(self) -> float | None:
+        with self._lock:
+            target, self._seek_to = self._seek_to, None
+            return target
 
     def play(self) -> None:
         if self._thread is None:
@@ -321,14 +342,16 @@ class FileStream:
     def _run(self) -> None:
         try:
             self._stream()
-        except (av.FFmpegError, OSError, ValueError, ProtocolError, ConfError) as exc:
+        except Exception as exc:  # a damaged file ends its stream, never the server
             self.error = _reason(exc)
+            log.warning("RTSP: %s stopped: %s", self.media.path.name, self.error)
         finally:
             self.ended = True
-            if not self._stop.is_set():
+            if not self._stop.is_set():  # the end: a report and a BYE (a compound starts with a report)
                 for track in self.tracks:
                     sender = self.senders[track.index]
-                    self._deliver(track.index, [build_compound([Bye([sender.ssrc])])], rtcp=True)
+                    report = sender.sender_report(time.time(), round(self.position * track.clock_rate))
+                    self._deliver(track.index, [build_compound([report, Bye([sender.ssrc])])], rtcp=True)
 
     def _stream(self) -> None:
         container = av.open(str(self.media.path), "r")
@@ -340,6 +363,13 @@ class FileStream:
             for packet in container.demux(*streams):
                 if self._stop.is_set():
                     return
+                target = self._take_seek()
+                if target is not None:  # this packet is from before the seek: dropped
+                    container.seek(round(target * av.time_base), backward=True, any_frame=False)
+                    for converter in converters.values():
+                        converter.reset()
+                    origin = None
+                    continue
                 if packet.size == 0:
                     continue
                 converter = converters[packet.stream.index]
@@ -362,7 +392,7 @@ class FileStream:
                     continue_time = time.monotonic()
                     self._playing.wait()
                     origin += time.monotonic() - continue_time
-                self.position = max(self.position, media_time)
+                self.position = media_time
                 sender = self.senders[packet.stream.index]
                 for payloads, ticks, marker in converter.convert(packet):
                     self._deliver(packet.stream.index, sender.packetize(payloads, ticks, marker=marker))

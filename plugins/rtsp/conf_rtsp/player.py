@@ -316,7 +316,9 @@ class Player:
         raise ConfError("cannot find two free UDP ports to receive on")
 
     async def play(self) -> None:
-        _check(await self.client.request("PLAY", self.client.url, {"Range": "npt=0.000-"}), "PLAY")
+        """PLAY: from the start the first time, then from where PAUSE stopped."""
+        headers = {"Range": "npt=0.000-"} if self.state == "ready" else {}
+        _check(await self.client.request("PLAY", self.client.url, headers), "PLAY")
         self.state = "playing"
 
     async def pause(self) -> None:
