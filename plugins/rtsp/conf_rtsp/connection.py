@@ -295,7 +295,8 @@ class Connection(asyncio.Protocol):
 
     async def _join_viewer(self, request: RtspRequest, target: TrackTarget) -> Viewer:
         credentials = self._credentials(request)
-        user = credentials[0] if credentials and credentials[0] else self.peer[0]
+        given = "".join(c for c in credentials[0] if c.isprintable()) if credentials else ""
+        user = given.lstrip("/ ").strip() or self.peer[0]  # a meeting name is printable, never a /command
         names = [f"{user[:40]} (RTSP viewer)", f"{user[:40]} (RTSP viewer {self.peer[1]})"]
         client, joined = await join_meeting(
             self.gateway.server,
