@@ -287,6 +287,9 @@ def test_a_meeting_track_plays_with_its_passcode(
             ).status
             == 404
         )
+        odd = rtsp.replace("rtsp://", f"rtsp://%2Fkick%07:{PASSCODE}@")  # "/kick" and a bell
+        assert raw.request("DESCRIBE", f"{odd}/{meeting}/bob/video").status == 200
+        host.expect("participant_joined", lambda e: e["name"] == "kick (RTSP viewer)")
     finally:
         raw.close()
 
