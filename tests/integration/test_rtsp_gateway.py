@@ -378,9 +378,13 @@ def test_sessions_time_out(gateway: tuple[ConfProcess, str, str]) -> None:
     try:
         setup = raw.request("SETUP", f"{url}/trackID=0", Transport="RTP/AVP;unicast;client_port=9-10")
         assert setup.status == 200, setup.reason
-        assert "server_port=" in (setup.headers.get("Transport") or "")
+        server_ports = (setup.headers.get("Transport") or "").split("server_port=")[1].split(";")[0]
         session, _, timeout = (setup.headers.get("Session") or "").partition(";timeout=")
         assert timeout == "3"
+        loop = raw.request(
+            "SETUP", f"{url}/trackID=0", Transport=f"RTP/AVP;unicast;client_port={server_ports}"
+        )
+        assert loop.status == 461  # the server never sends to itself
     finally:
         raw.close()  # a UDP session outlives its connection ...
     again = Raw(rtsp)
@@ -488,11 +492,9 @@ def test_ffmpeg_record_reaches_a_meeting_participant(
             461,
             False,
         ),
-        (
-            SETUP + b"Transport: RTP/AVP;multicast\r\n\r\n",
-            461,
-            False,
-        ),
+        (SETUP + b"Transport: RTP/AVP;multicast\r\n\r\n", 461, False),
+        (SETUP + b"Transport: RTP/AVP;unicast;client_port=5000-5000\r\n\r\n", 461, False),
+        (SETUP + b"Transport: RTP/AVP/TCP;interleaved=3-3\r\n\r\n", 461, False),
         (
             SETUP.replace(b"trackID=0", b"trackID=7") + b"Transport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n",
             404,

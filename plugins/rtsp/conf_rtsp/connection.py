@@ -444,12 +444,16 @@ class Connection(asyncio.Protocol):
                 used = set(self.channels)
                 first = next(c for c in range(0, 254, 2) if c not in used and c + 1 not in used)
                 channels = (first, first + 1)
+            if channels[0] == channels[1]:
+                raise _Reply(461, "interleaved needs two channels, for RTP and RTCP")
             if channels[0] in self.channels or channels[1] in self.channels:
                 raise _Reply(461, f"interleaved channels {channels[0]}-{channels[1]} are in use")
             return InterleavedDelivery(self.transport, channels, None)
         assert spec.client_port is not None
         if spec.client_port[0] == spec.client_port[1]:
             raise _Reply(461, "client_port needs two ports, for RTP and RTCP")
+        if set(spec.client_port) & set(self.gateway.udp.ports) and self.peer[0] == self.local_host:
+            raise _Reply(461, "client_port names the server's own RTP ports")
         return UdpDelivery(self.gateway.udp, self.peer[0], spec.client_port, None)
 
     def _attach(self, session: Session, track: SessionTrack, delivery: Delivery) -> None:
