@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conf_rtsp.meeting import Announced, Publisher, Refused, Viewer, join_meeting
+from conf_rtsp.meeting import Announced, Publisher, Refused, Viewer, join_meeting, refuse_if_encrypted
 
 from conf_cli.client import Client
 from conf_cli.local_link import LocalTransport
@@ -116,3 +116,12 @@ async def test_a_publisher_restamps_its_packets_and_puts_parameter_sets_before_k
     finally:
         await host.close()
         await server.close()
+
+
+def test_an_end_to_end_encrypted_meeting_is_refused() -> None:
+    refuse_if_encrypted("k7m", {"type": "joined", "encryption": "none"})
+    refuse_if_encrypted("k7m", {"type": "joined"})
+    for joined in ({"e2ee": True}, {"encrypted": True}, {"encryption": "e2ee-aes-gcm"}):
+        with pytest.raises(Refused) as refused:
+            refuse_if_encrypted("k7m", joined)
+        assert refused.value.status == 403 and "end-to-end encrypted" in str(refused.value)

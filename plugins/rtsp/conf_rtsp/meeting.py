@@ -62,7 +62,8 @@ def refuse_if_encrypted(meeting: str, joined: Message) -> None:
 
     The one place where such a meeting is refused, whatever the ``joined`` event calls it.
     """
-    if joined.get("e2ee") or joined.get("encrypted") or joined.get("encryption"):
+    scheme = joined.get("encryption")
+    if joined.get("e2ee") or joined.get("encrypted") or (scheme and scheme != "none"):
         raise Refused(403, f"meeting {meeting} is end-to-end encrypted; RTSP players cannot take part")
 
 
