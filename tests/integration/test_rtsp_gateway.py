@@ -501,6 +501,12 @@ def test_ffmpeg_record_reaches_a_meeting_participant(
             False,
         ),
         (b"DESCRIBE rtsp://h/nope RTSP/1.0\r\nCSeq: 1\r\n\r\n", 404, False),
+        (b"DESCRIBE rtsp://[::1/files/clip.mp4 RTSP/1.0\r\nCSeq: 1\r\n\r\n", 404, False),
+        (
+            b"SETUP rtsp://h:99999/files/clip.mp4 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP/TCP\r\n\r\n",
+            404,
+            False,
+        ),
     ],
 )
 def test_malformed_requests_get_an_error_never_a_crash(

@@ -9,9 +9,11 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conf_cli.errors import ProtocolError
-from conf_cli.media.jpeg_rtp import JpegPacketizer, parse_jpeg
+from conf_cli.media.jpeg_rtp import JpegFrame, JpegPacketizer, parse_jpeg
 
 
 def _jpeg(width: int, height: int, pix_fmt: str = "yuvj420p", huffman: str = "default") -> bytes:
@@ -97,3 +99,18 @@ def test_truncated_pictures_raise_protocol_error_only() -> None:
     for cut in range(0, 700, 7):
         with contextlib.suppress(ProtocolError):
             parse_jpeg(data[:cut])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=20_000), st.integers(160, 1500), st.booleans())
+def test_any_scan_is_cut_and_put_back_together(scan: bytes, mtu: int, restart: bool) -> None:
+    frame = JpegFrame(640, 480, 65 if restart else 1, bytes(range(128)), 4 if restart else 0, scan, True)
+    payloads = JpegPacketizer(mtu).packetize(frame)
+    rebuilt = b""
+    for index, payload in enumerate(payloads):
+        assert len(payload) <= mtu
+        offset = int.from_bytes(payload[1:4], "big")
+        assert offset == len(rebuilt)
+        header = 8 + (4 if restart else 0) + (132 if index == 0 else 0)
+        rebuilt += payload[header:]
+    assert rebuilt == scan

@@ -195,3 +195,15 @@ def test_written_requests_read_back(method: str, headers: list[tuple[str, str]],
     assert [h for h in parsed.headers if h[0] != "Content-Length"] == [
         h for h in headers if h[0].lower() != "content-length"
     ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_transport_header_parses_or_raises_protocol_error(value: str) -> None:
+    try:
+        for spec in parse_transport(value):
+            for pair in (spec.client_port, spec.server_port):
+                assert pair is None or all(1 <= port <= 65535 for port in pair)
+            assert spec.interleaved is None or all(0 <= c <= 255 for c in spec.interleaved)
+    except ProtocolError:
+        pass

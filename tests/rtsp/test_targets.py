@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from conf_rtsp.session import StateError, next_state
 from conf_rtsp.targets import FileTarget, PublishTarget, TrackTarget, parse_target
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conf_cli.errors import ProtocolError
 
@@ -47,3 +49,14 @@ def test_session_states() -> None:
     for state, method in (("init", "PLAY"), ("init", "RECORD"), ("playing", "RECORD"), ("playing", "SETUP")):
         with pytest.raises(StateError):
             next_state(state, method)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_any_path_resolves_or_raises_protocol_error(path: str) -> None:
+    try:
+        resolved = parse_target("rtsp://h:1/" + path)
+    except ProtocolError:
+        return
+    if isinstance(resolved.target, FileTarget):
+        assert "/" not in resolved.target.name and resolved.target.name not in (".", "..")

@@ -183,6 +183,9 @@ class Connection(asyncio.Protocol):
             except (ProtocolError, ConfError) as exc:
                 status = exc.status if isinstance(exc, RtspParseError) else 400
                 response = self._response(status, request, str(exc))
+            except Exception as exc:  # a fault of the gateway's own: this request fails, nothing else
+                log.warning("RTSP %s %s failed: %r", request.method[:32], request.url[:200], exc)
+                response = self._response(500, request, "the server could not handle this request")
             if self.transport is None or self.transport.is_closing():
                 return
             self.transport.write(bytes(response))
@@ -249,7 +252,10 @@ class Connection(asyncio.Protocol):
     def _credentials(self, request: RtspRequest) -> tuple[str, str] | None:
         found = basic_credentials(request.headers.get("Authorization"))
         if found is None:
-            parts = urlsplit(request.url)
+            try:
+                parts = urlsplit(request.url)
+            except ValueError:
+                return None
             if parts.password is not None:
                 found = (unquote(parts.username or ""), unquote(parts.password))
         return found

@@ -53,7 +53,11 @@ def parse_target(url: str) -> Resolved:
     """Resolve a request URL; raise ProtocolError (answered 404) if it names nothing conf serves."""
     if len(url) > MAX_URL:
         raise ProtocolError(f"URL longer than {MAX_URL} characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ProtocolError(f"bad URL {url[:80]!r}: {exc}") from None
     if parts.scheme.lower() not in ("rtsp", "rtspu") or not parts.hostname:
         raise ProtocolError(f"not an rtsp:// URL: {url[:80]!r}")
     raw = [s for s in parts.path.split("/") if s]
@@ -62,9 +66,9 @@ def parse_target(url: str) -> Resolved:
     if segments and "=" in segments[-1] and len(segments) >= 2:
         control = segments.pop()
         raw.pop()
-    netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    if ":" in (parts.hostname or "") and parts.port is not None:
-        netloc = f"[{parts.hostname}]:{parts.port}"
+    netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
+    if ":" in parts.hostname and port is not None:
+        netloc = f"[{parts.hostname}]:{port}"
     base = f"rtsp://{netloc}/" + "/".join(raw)
     target: Target
     if len(segments) == 2 and segments[0] == "files":
