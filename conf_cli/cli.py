@@ -157,6 +157,16 @@ def server(
     from conf_cli.server import Server
     from conf_cli.ui.machine import emit
 
+    settings = {
+        "host": host,
+        "port": port,
+        "transports": transports,
+        "json_flag": json_flag,
+        "stats_interval": stats_interval,
+        "workers": workers,
+        **service_settings,
+    }  # what services see: every option by name
+
     async def main() -> int:
         srv: Any
         endpoints = endpoints_for(transports, host, port)
@@ -167,7 +177,7 @@ def server(
                 raise ConfError(
                     "--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now"
                 )
-            if any(s.wanted(service_settings) for s in registry().services.values()):
+            if any(s.wanted(settings) for s in registry().services.values()):
                 raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
             srv = Front(workers, logging.getLogger().getEffectiveLevel())
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
@@ -175,7 +185,7 @@ def server(
             srv = Server(registry())
             try:
                 urls = await srv.start(endpoints)
-                urls += await srv.start_services(service_settings)
+                urls += await srv.start_services(settings)
             except BaseException:
                 await srv.close()
                 raise
