@@ -549,15 +549,15 @@ def test_conf_play_in_a_terminal_pauses_plays_and_tears_down_from_the_keyboard(
     _, _, rtsp = gateway
     terminal = Terminal([*conf_command(), "play", f"{rtsp}/files/clip_mjpeg.avi"])
     try:
-        terminal.read_until("RTSP playing")
-        terminal.read_until("JPEG")
+        terminal.read_until("RTSP playing", timeout=30)
+        terminal.read_until("JPEG", timeout=30)
         mark = len(terminal.screen)
         terminal.type(" ")
-        terminal.read_until("RTSP paused", since=mark)
+        terminal.read_until("RTSP paused", timeout=30, since=mark)
         mark = len(terminal.screen)
         terminal.type(" ")
-        terminal.read_until("RTSP playing", since=mark)
+        terminal.read_until("RTSP playing", timeout=30, since=mark)
         terminal.type("t")
-        assert terminal.wait() == 0
+        assert terminal.wait(timeout=30) == 0
     finally:
         terminal.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import time
 from typing import Any
@@ -149,7 +150,12 @@ async def _terminal(player: Player, duration: float) -> None:
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     tty.setcbreak(fd)
-    loop.add_reader(fd, lambda: keys.put_nowait(sys.stdin.read(1)))
+
+    def typed() -> None:  # raw bytes: a buffered text read could hold keys back from the next wake-up
+        for key in os.read(fd, 64).decode(errors="ignore"):
+            keys.put_nowait(key)
+
+    loop.add_reader(fd, typed)
     deadline = time.monotonic() + duration if duration else None
     try:
         with Live(_table(player.stats()), refresh_per_second=4, transient=False) as live:
