@@ -213,7 +213,7 @@ def server(
     workers: int,
     call_port: int,
     announce: bool | None,
-    **service_settings: Any,
+    **service_settings: Any,  # service plugins' options; services get them in `settings` below
 ) -> None:
     """Run a conf server hosting any number of meetings.
 
@@ -225,6 +225,8 @@ def server(
     from conf_cli.meeting.limiter import AttemptLimiter, Limits
     from conf_cli.server import Server
     from conf_cli.ui.machine import emit
+
+    settings = dict(click.get_current_context().params)  # what services see: every option by name
 
     async def main() -> int:
         srv: Any
@@ -246,7 +248,7 @@ def server(
                 raise ConfError(
                     "accounts (--require-login, --accounts) need a server in one process, without --workers"
                 )
-            if any(s.wanted(service_settings) for s in registry().services.values()):
+            if any(s.wanted(settings) for s in registry().services.values()):
                 raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
             srv = Front(workers, logging.getLogger().getEffectiveLevel(), limits)
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
@@ -255,7 +257,7 @@ def server(
             srv = Server(registry(), hub, call_port=call_port)
             try:
                 urls = await srv.start(endpoints)
-                urls += await srv.start_services(service_settings)
+                urls += await srv.start_services(settings)
             except BaseException:
                 await srv.close()
                 raise

@@ -33,9 +33,13 @@ class Client:
         address: ServerAddress,
         options: TransportOptions | None = None,
         transport: Transport | None = None,
+        *,
+        e2ee_capable: bool = True,
     ) -> None:
         self.registry = registry
         self.transport = transport
+        self.e2ee_capable = e2ee_capable
+        """Offer our E2EE key when joining; a server-side gateway, which cannot hold media keys, does not."""
         """Overrides the registry's transport for the address's scheme (a service's in-process link)."""
         self.address = address
         self.options = options or TransportOptions()
@@ -149,7 +153,8 @@ class Client:
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
         if passcode:
             request["passcode"] = passcode
-        request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
+        if self.e2ee_capable:
+            request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         self.send(request)
         answer = await self._expect({"joined", "waiting"}, "join")
         self._joined(answer)

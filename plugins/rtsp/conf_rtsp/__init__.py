@@ -1,0 +1,30 @@
+"""conf's RTSP plugin: a gateway inside ``conf server`` for the players people have, and ``conf play``.
+
+``conf server --rtsp-port PORT`` serves every meeting track as ``rtsp://HOST:PORT/MEETING/NAME/KIND``,
+the files of ``--media-dir`` as ``rtsp://HOST:PORT/files/NAME``, and takes published streams (ANNOUNCE,
+RECORD) into meetings. ``conf play rtsp://...`` is an RTSP client with a live statistics view.
+See docs/rtsp.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from conf_cli.hookspecs import hookimpl
+
+from .service import RtspService
+
+
+@hookimpl
+def conf_register_server_services(register: Callable[[Any], None]) -> None:
+    register(RtspService())
+
+
+@hookimpl
+def conf_add_commands(cli: click.Group) -> None:
+    from .play_command import play
+
+    cli.add_command(play)
