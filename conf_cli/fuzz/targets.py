@@ -16,7 +16,7 @@ from conf_cli.media.opus_rtp import OPUS_MAX_PACKET_SAMPLES, opus_packet_samples
 from conf_cli.meeting.hub import Hub
 from conf_cli.protocol import control, rtcp, rtcp_xr, stun
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
-from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
+from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 from conf_cli.workers import channel
 
 
@@ -48,7 +48,9 @@ def tcp_stream(data: bytes) -> object:
 
 def rtp_packet(data: bytes) -> object:
     """One RTP packet; written back it must parse to the same packet, and its SSRC peek must agree."""
+    fits = header_fits(data)
     packet = RtpPacket.parse(data)
+    assert fits
     again = RtpPacket.parse(bytes(packet))
     assert again == packet, (again, packet)
     if not is_rtcp(data):
