@@ -43,6 +43,8 @@ PUB_SNDHWM = 1_000
 """Media messages queued per subscriber on the PUB (about 1.2 MB of video); beyond, that subscriber
 loses media and nobody else notices."""
 ZMTP_HEARTBEAT_MS = 2_000
+ZMTP_HANDSHAKE_MS = 5_000
+"""A connection that has not finished ZeroMQ's handshake by then is dropped (libzmq's default is 30 s)."""
 BATCH = 64
 """Messages handled before the reader yields to the event loop."""
 SWEEP_SECONDS = 10.0
@@ -67,6 +69,7 @@ def configure(sock: zmq.Socket[Any], host: str, **options: int) -> None:
     sock.setsockopt(zmq.MAXMSGSIZE, wire.SOCKET_MAX_FRAME)
     sock.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * ZMTP_HEARTBEAT_MS)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, ZMTP_HANDSHAKE_MS)
     if ":" in host:
         sock.setsockopt(zmq.IPV6, 1)
     for name, value in options.items():
