@@ -166,3 +166,45 @@ def arrivals() -> list[bytes]:
     ]
     damaged = [*records[:3], records[4], records[3], *records[6:]]
     return [b"".join(records), b"".join(damaged)]
+
+
+def client_streams() -> list[bytes]:
+    """What a client receives: video and audio RTP interleaved with RTCP about them, length-prefixed."""
+    packets = [*video_rtp(), *audio_rtp(), *rtcp_compounds()]
+    return [b"".join(frame(packet) for packet in packets)]
+
+
+def hub_sessions() -> list[bytes]:
+    """A meeting in records for the hub-session target: connection (top bit: media), then the message."""
+
+    def say(cid: int, message: dict[str, object]) -> bytes:
+        return frame(bytes((cid,)) + encode(message))
+
+    def media(cid: int, packet: bytes) -> bytes:
+        return frame(bytes((0x80 | cid,)) + packet)
+
+    hello = {"type": "hello", "protocol": 1}
+    join = {"type": "join", "meeting": "abc-defg-hij", "passcode": "pass-123"}
+    records = [
+        say(0, hello),
+        say(0, {"type": "create", "name": "Ada", "passcode": "pass-123"}),
+        say(1, hello),
+        say(1, {**join, "name": "Grace"}),
+        say(2, hello),
+        say(2, {**join, "name": "Eve"}),
+        say(0, {"type": "publish", "kind": "video", "ssrc": VIDEO_SSRC, "codec": "H264"}),
+        say(1, {"type": "publish", "kind": "audio", "ssrc": AUDIO_SSRC, "codec": "opus"}),
+        media(0, video_rtp()[0]),
+        media(1, audio_rtp()[0]),
+        media(2, rtcp_compounds()[3]),
+        say(1, {"type": "chat", "text": "hi", "to": "Ada"}),
+        say(0, {"type": "set_role", "name": "Grace", "role": "admin"}),
+        say(1, {"type": "forbid", "what": "video"}),
+        say(1, {"type": "kick", "name": "Eve"}),
+        say(0, {"type": "lock"}),
+        say(0, {"type": "set_role", "name": "Grace", "role": "host"}),
+        say(1, {"type": "unpublish", "kind": "audio"}),
+        say(0, {"type": "leave"}),
+        say(1, {"type": "end"}),
+    ]
+    return [b"".join(records), b"".join(records[:8])]

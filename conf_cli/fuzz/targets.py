@@ -8,12 +8,16 @@ as a crash like any other unexpected exception. Add a parser's target here with 
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 from conf_cli.errors import ProtocolError
 from conf_cli.fuzz import register, seeds
 from conf_cli.media.h264 import H264Depacketizer, H264Packetizer, join_annexb, parse_stap_a, split_annexb
 from conf_cli.media.jitter import Gap, JitterBuffer
 from conf_cli.media.opus_rtp import OPUS_MAX_PACKET_SAMPLES, opus_packet_samples
-from conf_cli.meeting.hub import Hub
+from conf_cli.meeting.hub import Deferred, Hub
+from conf_cli.meeting.passcode import PasscodeHash
 from conf_cli.protocol import control, rtcp, rtcp_xr, stun
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
@@ -200,6 +204,65 @@ def hub_control(data: bytes) -> object:
     return tuple(type(action).__name__ for action in actions)
 
 
+def client_media(data: bytes) -> object:
+    """A run of RTP/RTCP packets into a client's media pipeline (a video and an audio track, RTCP to
+    publishers and receivers): malformed packets are counted, nothing raises."""
+    from conf_cli.client import Client
+    from conf_cli.media.manager import MediaManager
+    from conf_cli.media.receiver import RemoteTrack
+
+    manager = MediaManager(Client(None, None), lambda event: None)  # type: ignore[arg-type]
+    for ssrc, kind, codec in ((seeds.VIDEO_SSRC, "video", "H264"), (seeds.AUDIO_SSRC, "audio", "opus")):
+        info = {"name": "ada", "kind": kind, "ssrc": ssrc, "codec": codec}
+        manager.receivers[ssrc] = RemoteTrack(
+            info, local_ssrc=1, send_media=lambda packet: None, notify=print
+        )
+    for record in _media_stream(data):
+        manager.media_received(record)
+    return manager.malformed + sum(track.malformed for track in manager.receivers.values())
+
+
+HUB_MEETING = "abc-defg-hij"
+
+
+@functools.cache
+def _hub_passcode() -> PasscodeHash:
+    return PasscodeHash.of("pass-123")
+
+
+def hub_session(data: bytes) -> object:
+    """Records (connection, then a control message or, with the top bit set, a media packet) into the
+    server's core from three connections, passcode checks answered at once: it answers, never raises,
+    and keeps its state consistent."""
+    numbers = itertools.count()
+    hub = Hub(new_id=lambda: f"m{n}" if (n := next(numbers)) else HUB_MEETING)  # unique, as random IDs are
+    now = 0.0
+    for cid in (1, 2, 3):
+        hub.connected(cid, now, f"192.0.2.{cid}:4000")
+    for record in _media_stream(data):
+        if not record:
+            continue
+        cid, body = 1 + (record[0] & 0x7F) % 3, record[1:]
+        now += 0.01
+        if record[0] & 0x80:
+            hub.route_media(cid, body, now)
+            continue
+        pending = list(hub.received(cid, body, now))
+        while pending:
+            action = pending.pop()
+            if isinstance(action, Deferred):
+                kind = control.decode_client_message(body)["type"]
+                pending += action.resume(_hub_passcode() if kind == "create" else True, now)
+        hub.tick(now)
+    for meeting_id, meeting in hub.meetings.items():
+        assert meeting.id == meeting_id and not meeting.closed
+        assert all(track.owner in meeting.participants for track in meeting.tracks.values())
+        assert sum(p.role.name == "HOST" for p in meeting.participants.values()) == 1
+    for conn in hub._conns.values():
+        assert conn.meeting is None or conn.cid in conn.meeting.participants
+    return tuple(sorted((len(m.participants), len(m.tracks), m.locked) for m in hub.meetings.values()))
+
+
 def worker_record(data: bytes) -> object:
     """A record on the front-to-worker channel (``conf server --workers``)."""
     if data[:1] == b"R":
@@ -221,6 +284,8 @@ register("opus", opus_packet, seeds.opus_payloads)
 register("zmq", zmq_message, seeds.zmq_messages, max_size=2048)
 register("stun-latch", stun_latch, seeds.stun_messages, expected=(), max_size=1600)
 register("hub", hub_control, seeds.control_messages, expected=())
+register("hub-session", hub_session, seeds.hub_sessions, expected=(), max_size=8192)
+register("client-media", client_media, seeds.client_streams, expected=(), max_size=16_384)
 register(
     "worker-channel", worker_record, lambda: [channel.handoff_record({"peer": "x"}, b"ab")], (ValueError,)
 )
