@@ -28,6 +28,7 @@ from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.testing import ClientPool, ConfProcess, spawn
 from conf_cli.testing_hostile import (
     RawLink,
+    RtpRawLink,
     Trickler,
     address_of,
     closed_within,
@@ -169,6 +170,7 @@ def pre_hello_abuse(url: str, transport: str) -> tuple[list[socket.socket], list
 
 def udp_abuse(url: str, alice_ssrc: int, mallory: RawLink) -> list[str]:
     """Datagrams from addresses that never proved themselves, and a replayed STUN request."""
+    assert isinstance(mallory, RtpRawLink)
     logged: list[str] = []
     stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     replayer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -180,7 +182,7 @@ def udp_abuse(url: str, alice_ssrc: int, mallory: RawLink) -> list[str]:
         stranger.send(bytes(1600))  # longer than any datagram the server takes
         logged.append(peer_tag(stranger))
         replayer.connect(address_of(url))
-        replayer.send(mallory.binding)  # type: ignore[attr-defined]  # mallory's own signed request, copied
+        replayer.send(mallory.binding)  # mallory's own signed request, copied
         replayer.settimeout(1.0)
         with pytest.raises(TimeoutError):
             replayer.recv(2048)  # no answer: a replay from another address latches nothing
