@@ -279,6 +279,25 @@ class ZmqRawLink(RawLink):
         self.dealer.close(0)
 
 
+def zmq_stranger(url: str, routing_id: bytes, messages: list[list[bytes]]) -> str:
+    """A DEALER that sends ``messages`` as they are (no greeting first), then closes; its log tag."""
+    import zmq
+
+    host, port = address_of(url)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    try:
+        dealer.setsockopt(zmq.LINGER, 2000)
+        dealer.setsockopt(zmq.ROUTING_ID, routing_id)
+        dealer.connect(f"tcp://{host}:{port}")
+        for message in messages:
+            dealer.send_multipart(message)
+        dealer.poll(2000)  # the server's answer (a goodbye), or nothing: either way it has them
+    finally:
+        dealer.close()
+    return f"zmq id {routing_id.hex()[:16]}"
+
+
 def open_raw_link(url: str) -> RawLink:
     """A raw link to the server at ``url``, connected (and, on ``rtp://``, with its UDP address latched)."""
     scheme = url.split("://", 1)[0]

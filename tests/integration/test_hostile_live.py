@@ -37,6 +37,7 @@ from conf_cli.testing_hostile import (
     peer_tag,
     raw_join,
     tricklers,
+    zmq_stranger,
     zmtp_frame_header,
     zmtp_handshake,
 )
@@ -152,6 +153,12 @@ def pre_hello_abuse(url: str, transport: str) -> tuple[list[socket.socket], list
         raw = open_raw_socket(url)
         raw.sendall(b"\xff" + bytes(8))  # a ZMTP greeting cut short
         sockets.append(raw)
+        # ZeroMQ peers that never greet properly: each is answered with a goodbye and logged once.
+        media = [b"M", rtp(1, 1)]
+        logged.append(zmq_stranger(url, b"\x01stranger", [media] * 5))  # media without a greeting
+        logged.append(zmq_stranger(url, b"\x01badgreet", [[b"G", b"{}"]] * 5))
+        logged.append(zmq_stranger(url, b"\x01threefr", [[b"C", b"{}", b"{}"]] * 5))  # three frames
+        logged.append(zmq_stranger(url, b"\x01bigkind", [[b"MM" * 5000, b""]] * 5))  # an unknown kind
         return sockets, trickling, logged
     hello = frame(json.dumps({"type": "hello", "protocol": 1}).encode())
     connect(b"\x00")  # a truncated length header, never finished
