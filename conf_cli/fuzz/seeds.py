@@ -208,3 +208,17 @@ def hub_sessions() -> list[bytes]:
         say(1, {"type": "end"}),
     ]
     return [b"".join(records), b"".join(records[:8])]
+
+
+def server_events() -> list[bytes]:
+    """Events a server sends that start and end a client's tracks."""
+    track = {"name": "Grace", "kind": "video", "ssrc": VIDEO_SSRC, "codec": "H264"}
+    events: list[dict[str, object]] = [
+        {"type": "joined", "meeting": "abc-defg-hij", "name": "ada", "tracks": [track]},
+        {"type": "share_started", **track},
+        {"type": "share_started", **track, "name": "ada"},
+        {"type": "share_stopped", **track, "reason": "stopped"},
+        {"type": "participant_left", "name": "Grace", "reason": "left"},
+        {"type": "error", "code": "forbidden", "message": "no", "re": "publish"},
+    ]
+    return [encode(event) for event in events]

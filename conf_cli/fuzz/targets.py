@@ -8,8 +8,11 @@ as a crash like any other unexpected exception. Add a parser's target here with 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 from conf_cli.errors import ProtocolError
 from conf_cli.fuzz import register, seeds
@@ -263,6 +266,36 @@ def hub_session(data: bytes) -> object:
     return tuple(sorted((len(m.participants), len(m.tracks), m.locked) for m in hub.meetings.values()))
 
 
+def client_events(data: bytes) -> object:
+    """A server's control message, as a client's media manager reacts to it (tracks start and end)."""
+    from conf_cli.client import Client
+    from conf_cli.media.manager import MediaManager
+
+    message = control.decode_any(data)
+    client = Client(None, None)  # type: ignore[arg-type]
+    client.name = "ada"
+    manager = MediaManager(client, lambda event: None)
+    with _no_tasks():
+        manager.handle_event(message)
+    return len(manager.receivers)
+
+
+@contextlib.contextmanager
+def _no_tasks() -> Iterator[None]:
+    """Let code that starts asyncio tasks run outside an event loop: the coroutines are closed unrun."""
+    import asyncio
+
+    def closed(coroutine: Coroutine[Any, Any, Any], **kwargs: object) -> None:
+        coroutine.close()
+
+    saved = asyncio.create_task
+    asyncio.create_task = closed  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        asyncio.create_task = saved
+
+
 def worker_record(data: bytes) -> object:
     """A record on the front-to-worker channel (``conf server --workers``)."""
     if data[:1] == b"R":
@@ -286,6 +319,7 @@ register("stun-latch", stun_latch, seeds.stun_messages, expected=(), max_size=16
 register("hub", hub_control, seeds.control_messages, expected=())
 register("hub-session", hub_session, seeds.hub_sessions, expected=(), max_size=8192)
 register("client-media", client_media, seeds.client_streams, expected=(), max_size=16_384)
+register("client-events", client_events, seeds.server_events)
 register(
     "worker-channel", worker_record, lambda: [channel.handoff_record({"peer": "x"}, b"ab")], (ValueError,)
 )
