@@ -197,6 +197,13 @@ def stun_latch(data: bytes) -> object:
     return None if result is None else result.link
 
 
+def rtp_token_frame(data: bytes) -> object:
+    """The first frame an rtp:// client reads from the server: the token that signs its STUN requests."""
+    from conf_transport_udp_rtp.latch import read_token_frame
+
+    return len(read_token_frame(data))
+
+
 def hub_control(data: bytes) -> object:
     """A control message to the server's core from a greeted connection: answered, never raised."""
     hub = Hub()
@@ -316,6 +323,7 @@ register("jitter", jitter_buffer, seeds.arrivals, expected=())
 register("opus", opus_packet, seeds.opus_payloads)
 register("zmq", zmq_message, seeds.zmq_messages, max_size=2048)
 register("stun-latch", stun_latch, seeds.stun_messages, expected=(), max_size=1600)
+register("rtp-token", rtp_token_frame, lambda: [b"\x01" + bytes(range(16))])
 register("hub", hub_control, seeds.control_messages, expected=())
 register("hub-session", hub_session, seeds.hub_sessions, expected=(), max_size=8192)
 register("client-media", client_media, seeds.client_streams, expected=(), max_size=16_384)
