@@ -5,7 +5,9 @@ state, which :attr:`Hub.generation` tracks. :class:`Forwarder` therefore asks th
 (link, SSRC) and keeps the answer, already resolved to links grouped by listener, until the generation
 changes (a join, a leave, a publish, any request or connection event). A packet that hits the cache costs
 two dict lookups and one ``forward_media`` call per listener; no tuples, lists or dicts are built for it.
-RTCP and short packets always take the hub's full path.
+RTCP and short packets always take the hub's full path. RTP whose header (CSRC list, extension) runs past
+the end of the packet is dropped before the cache, as the hub would; ``on_malformed`` hears of each
+malformed packet and its sender.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from conf_cli.meeting.hub import Hub
+from conf_cli.protocol.rtp import header_fits
 from conf_cli.transport import Link, Listener
 
 Send = Callable[[bytes, Sequence[Link]], object]
@@ -28,9 +31,12 @@ def _each(packet: bytes, links: Iterable[Link]) -> None:
 
 
 class Forwarder:
-    def __init__(self, hub: Hub, links: dict[int, Link]) -> None:
+    def __init__(
+        self, hub: Hub, links: dict[int, Link], on_malformed: Callable[[Link, str], None] | None = None
+    ) -> None:
         self.hub = hub
         self.links = links
+        self.on_malformed = on_malformed
         self.active: set[int] = set()
         """Links whose cached media arrived since :meth:`take_active`: alive, as far as the hub cares."""
         self._routes: dict[int, dict[bytes, Groups]] = {}
@@ -44,6 +50,13 @@ class Forwarder:
             self._generation = hub.generation
         rtp = len(packet) >= 12 and not 64 <= (packet[1] & 0x7F) <= 95
         if rtp:
+            if not header_fits(packet):
+                if not hub.seen(link.id, now):
+                    return False
+                hub.stats.media_malformed += 1
+                if self.on_malformed is not None:
+                    self.on_malformed(link, "RTP header runs past the end of the packet")
+                return True
             routes = self._routes.get(link.id)
             if routes is not None:
                 groups = routes.get(packet[8:12])
@@ -55,10 +68,12 @@ class Forwarder:
                     for send, group in groups:
                         send(packet, group)
                     return True
-        refused = hub.stats.media_refused
+        refused, malformed = hub.stats.media_refused, hub.stats.media_malformed
         recipients = hub.route_media(link.id, packet, now)
         if recipients is None:
             return False
+        if hub.stats.media_malformed != malformed and self.on_malformed is not None:
+            self.on_malformed(link, "malformed RTP or RTCP")
         groups = self._resolve(recipients)
         if rtp:
             routes = self._routes.get(link.id)

@@ -52,7 +52,7 @@ class Server:
         self._ticker: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
-        self.forwarder = Forwarder(self.hub, self.links)
+        self.forwarder = Forwarder(self.hub, self.links, self._malformed)
 
     async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
         """Listen on every endpoint; return the URLs clients use."""
@@ -142,6 +142,15 @@ class Server:
         if not self.forwarder.media(link, packet, time.monotonic()):
             self._apply([Close(link.id, "media before hello")])
 
+    def _malformed(self, link: Link, what: str) -> None:
+        self._log_once(link.id, f"dropping {what} from %s (logged once per peer)", link.peer or link.id)
+
+    def _log_once(self, cid: int, message: str, *args: object) -> None:
+        """Log the first thing a peer did wrong, once: a hostile peer cannot flood the log."""
+        if cid not in self._warned:
+            self._warned.add(cid)
+            log.info(message, *args)
+
     def keepalive_received(self, link: Link) -> None:
         self.hub.seen(link.id, time.monotonic())
 
@@ -164,9 +173,7 @@ class Server:
             elif isinstance(action, Close):
                 link = self.links.get(action.conn)
                 if link is not None:
-                    if action.conn not in self._warned:
-                        self._warned.add(action.conn)
-                        log.info("closing %s: %s", link.peer or link.id, action.reason)
+                    self._log_once(action.conn, "closing %s: %s", link.peer or link.id, action.reason)
                     link.close()
             elif isinstance(action, Forward):
                 self.forwarder.send(action.packet, action.to)

@@ -25,7 +25,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.e2ee import protect, unprotect
@@ -155,13 +155,16 @@ class MediaManager:
         if self.keys is not None:
             self._e2ee_event(event)
         if kind == "joined":
-            for track in event.get("tracks") or []:
-                if track.get("name") != me:
+            tracks = event.get("tracks")
+            for track in tracks if isinstance(tracks, list) else []:
+                if isinstance(track, dict) and track.get("name") != me:
                     self._start_receiver(track)
         elif kind == "share_started":
             if event.get("name") == me:
-                for publisher in self.publishers:
-                    publisher.confirm(int(event["ssrc"]))
+                ssrc = event.get("ssrc")
+                if _is_ssrc(ssrc):
+                    for publisher in self.publishers:
+                        publisher.confirm(ssrc)
             else:
                 self._start_receiver(event)
         elif kind == "share_stopped":
@@ -237,7 +240,7 @@ class MediaManager:
 
     def _start_receiver(self, info: Message) -> None:
         ssrc = info.get("ssrc")
-        if not isinstance(ssrc, int) or ssrc in self.receivers:
+        if not _is_ssrc(ssrc) or ssrc in self.receivers:
             return
         receiver = RemoteTrack(
             info,
@@ -330,6 +333,11 @@ class MediaManager:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         self.client.media_handler = None
+
+
+def _is_ssrc(value: object) -> TypeGuard[int]:
+    """Whether a field of a server's event is an SSRC (a server's events are checked, not trusted)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF
 
 
 def share_settings(options: Mapping[str, Any]) -> dict[str, Any]:

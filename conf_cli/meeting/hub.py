@@ -24,7 +24,7 @@ from conf_cli.meeting.limiter import AttemptLimiter, seconds_text
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
 from conf_cli.protocol.control import INPUT_FIELDS, PROTOCOL_VERSION, Message, decode_client_message
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
-from conf_cli.protocol.rtp import is_rtcp
+from conf_cli.protocol.rtp import header_fits, is_rtcp
 
 HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TIMEOUT = 6.0
@@ -208,7 +208,9 @@ class Hub:
 
         RTP is forwarded only for a track its sender owns, to everyone else in the meeting. RTCP
         feedback (PLI, FIR, NACK) goes to the owner of the track it is about; other RTCP (sender
-        reports, SDES, BYE) goes to the sender's audience. This is the forwarding path: keep it lean.
+        reports, SDES, BYE) goes to the sender's audience. RTP whose header runs past its end and RTCP
+        that does not parse go nowhere (counted in ``media_malformed``). This is the forwarding path: keep
+        it lean.
         For RTP of at least 12 bytes the answer depends only on ``cid``, the SSRC and the hub's state, so
         the edge may reuse it for that pair until :attr:`generation` changes.
         """
@@ -222,7 +224,7 @@ class Hub:
             return ()
         if is_rtcp(packet):
             return self._route_rtcp(cid, meeting, packet)
-        if len(packet) < 12:
+        if not header_fits(packet):  # too short, or a CSRC list or extension past its end
             self.stats.media_malformed += 1
             return ()
         track = meeting.tracks.get(int.from_bytes(packet[8:12], "big"))

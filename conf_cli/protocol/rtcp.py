@@ -277,7 +277,7 @@ class Bye:
                 raise ProtocolError(
                     f"RTCP BYE reason of {length} bytes runs past the end of the {size + 4}-byte packet"
                 )
-            reason = body[pos + 1 : pos + 1 + length].decode("utf-8", errors="replace")
+            reason = _reason_text(body[pos + 1 : pos + 1 + length])
         return cls(sources, reason)
 
     def __bytes__(self) -> bytes:
@@ -289,6 +289,15 @@ class Bye:
             reason = bytes((len(text),)) + text
             body += reason + bytes(-len(reason) % 4)
         return _header(len(self.sources), RTCP_BYE, body)
+
+
+def _reason_text(raw: bytes) -> str:
+    """A BYE reason as text that can be written back: invalid UTF-8 becomes U+FFFD (three bytes each), so
+    the text is cut at a character boundary to the 255 bytes a reason may hold."""
+    text = raw.decode("utf-8", errors="replace")
+    if len(text.encode()) > 255:
+        text = text.encode()[:255].decode("utf-8", errors="ignore")
+    return text
 
 
 def _nack_pairs(lost: Iterable[int]) -> list[tuple[int, int]]:

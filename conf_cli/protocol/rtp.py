@@ -19,7 +19,7 @@ from typing import TypeAlias
 
 from conf_cli.errors import ProtocolError
 
-__all__ = ["RTP_HEADER_SIZE", "RTP_VERSION", "Buffer", "RtpPacket", "is_rtcp", "peek_ssrc"]
+__all__ = ["RTP_HEADER_SIZE", "RTP_VERSION", "Buffer", "RtpPacket", "header_fits", "is_rtcp", "peek_ssrc"]
 
 RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
@@ -151,6 +151,24 @@ def is_rtcp(data: Buffer) -> bool:
     Only the second octet is read, so RTP payload types 64..95 must not be used on a multiplexed port.
     """
     return len(data) >= 2 and 64 <= (data[1] & 0x7F) <= 95
+
+
+def header_fits(data: Buffer) -> bool:
+    """Whether an RTP packet is version 2 with its CSRC list and header extension inside the packet.
+
+    What a forwarder can check without touching the payload: padding is not checked, as SRTP encrypts the
+    padding count (RFC 3711 section 3.1) and the packet ends with its authentication tag.
+    """
+    size = len(data)
+    if size < RTP_HEADER_SIZE or data[0] >> 6 != RTP_VERSION:
+        return False
+    first = data[0]
+    end = RTP_HEADER_SIZE + 4 * (first & 0x0F)
+    if first & 0x10:
+        if end + 4 > size:
+            return False
+        end += 4 + 4 * (data[end + 2] << 8 | data[end + 3])
+    return end <= size
 
 
 def peek_ssrc(data: Buffer) -> int:

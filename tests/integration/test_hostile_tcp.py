@@ -9,35 +9,11 @@ import time
 
 from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.testing import ClientPool
-
-
-def _address(url: str) -> tuple[str, int]:
-    host, port = url.removeprefix("tcp://").rsplit(":", 1)
-    return host, int(port)
-
-
-def _connect(url: str) -> socket.socket:
-    sock = socket.create_connection(_address(url), timeout=5)
-    return sock
-
-
-def _closed_within(sock: socket.socket, seconds: float) -> bool:
-    """True if the server closes the connection within ``seconds`` (reads until EOF)."""
-    sock.settimeout(seconds)
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            if not sock.recv(65536):
-                return True
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
-    return False
+from conf_cli.testing_hostile import closed_within, open_raw_socket
 
 
 def _raw_join(url: str, meeting: str, name: str) -> tuple[socket.socket, FrameDecoder]:
-    sock = _connect(url)
+    sock = open_raw_socket(url)
     sock.sendall(frame(json.dumps({"type": "hello", "protocol": 1}).encode()))
     sock.sendall(
         frame(json.dumps({"type": "join", "meeting": meeting, "name": name, "passcode": "pass-123"}).encode())
@@ -57,21 +33,21 @@ def test_hostile_connections_do_not_disturb_a_meeting(clients: ClientPool, serve
     bob = clients.joined(meeting, "bob")
 
     noise = random.Random(1234)
-    random_bytes = _connect(server_url)
+    random_bytes = open_raw_socket(server_url)
     random_bytes.sendall(b"\x00\x10" + noise.randbytes(4016))
-    fake_rtp = _connect(server_url)
+    fake_rtp = open_raw_socket(server_url)
     fake_rtp.sendall(frame(b"\x80\x60" + noise.randbytes(30)))
-    huge = _connect(server_url)
+    huge = open_raw_socket(server_url)
     huge.sendall(b"\xff\xff\xff\xff" + noise.randbytes(100))
-    http = _connect(server_url)
+    http = open_raw_socket(server_url)
     http.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    empties = _connect(server_url)
+    empties = open_raw_socket(server_url)
     empties.sendall(b"\x00\x00" * 5000)
-    half = _connect(server_url)
+    half = open_raw_socket(server_url)
     half.sendall(frame(json.dumps({"type": "hello", "protocol": 1}).encode())[:7])
-    not_json = _connect(server_url)
+    not_json = open_raw_socket(server_url)
     not_json.sendall(frame(b"{not json at all"))
-    wrong_version = _connect(server_url)
+    wrong_version = open_raw_socket(server_url)
     wrong_version.sendall(frame(json.dumps({"type": "hello", "protocol": 99}).encode()))
 
     # The meeting carries on meanwhile.
@@ -79,12 +55,12 @@ def test_hostile_connections_do_not_disturb_a_meeting(clients: ClientPool, serve
     bob.expect("chat", lambda e: e["text"] == "through the storm")
 
     # Garbage is refused at once; stalled or never-greeting connections are closed within seconds.
-    assert _closed_within(random_bytes, 3)
-    assert _closed_within(fake_rtp, 3)
-    assert _closed_within(not_json, 3)
-    assert _closed_within(wrong_version, 3)
+    assert closed_within(random_bytes, 3)
+    assert closed_within(fake_rtp, 3)
+    assert closed_within(not_json, 3)
+    assert closed_within(wrong_version, 3)
     for sock in (huge, http, empties, half):
-        assert _closed_within(sock, 10)
+        assert closed_within(sock, 10)
     for sock in (random_bytes, fake_rtp, huge, http, empties, half, not_json, wrong_version):
         sock.close()
 

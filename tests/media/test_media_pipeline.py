@@ -174,3 +174,26 @@ async def test_malformed_media_is_counted_never_raised() -> None:
     assert media.malformed + media.unknown + receiver.malformed >= 5
     await media.close()
     assert events[-1]["type"] == "track_ended" and events[-1]["reason"] == "closed"
+
+
+async def test_a_servers_malformed_events_start_nothing_and_raise_nothing() -> None:
+    client = Client(create_registry(), parse_server_url("tcp://127.0.0.1:1"))
+    client.name = "me"
+    events: list[Message] = []
+    media = MediaManager(client, events.append)
+    for event in [
+        {"type": "joined", "tracks": 5},
+        {"type": "joined", "tracks": [5, None, "x", {"name": "bob", "ssrc": "7"}]},
+        {"type": "joined", "tracks": [{"name": "bob", "ssrc": 1 << 40}, {"name": "bob", "ssrc": True}]},
+        {"type": "share_started", "name": "me", "ssrc": "x"},
+        {"type": "share_started", "name": "bob", "ssrc": -1},
+        {"type": "share_stopped", "name": "bob", "ssrc": [1]},
+        {"type": "participant_left", "name": {"a": 1}},
+    ]:
+        media.handle_event(event)
+    assert media.receivers == {} and events == []
+    media.handle_event(
+        {"type": "joined", "tracks": [{"name": "bob", "kind": "audio", "ssrc": 7, "codec": "opus"}]}
+    )
+    assert list(media.receivers) == [7]
+    await media.close()

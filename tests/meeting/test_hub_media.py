@@ -81,6 +81,59 @@ def test_truncated_packets_are_dropped() -> None:
     assert hub.stats.media_malformed == 2
 
 
+def test_rtp_whose_header_runs_past_its_end_is_not_forwarded() -> None:
+    """The publisher's own SSRC, but a CSRC count or extension length that the packet cannot hold."""
+    hub = publishing_meeting()
+    good = rtp(VIDEO_SSRC)
+    fifteen_csrcs = bytes((good[0] | 0x0F,)) + good[1:]
+    long_extension = bytes((good[0] | 0x10,)) + good[1:12] + b"\xbe\xde\xff\xff" + good[12:]
+    assert hub.route_media(1, fifteen_csrcs, 1.0) == ()
+    assert hub.route_media(1, long_extension, 1.0) == ()
+    assert hub.stats.media_malformed == 2
+    assert hub.route_media(1, good, 1.0) == (2, 3)
+
+
+def test_forwarder_drops_malformed_rtp_before_its_cache_and_reports_the_sender() -> None:
+    from conf_cli.forwarding import Forwarder
+    from conf_cli.transport import Link
+
+    class Recorder(Link):
+        def __init__(self, cid: int) -> None:
+            super().__init__(peer=f"peer{cid}")
+            self.id = cid
+            self.got: list[bytes] = []
+
+        def send_control(self, data: bytes) -> None:
+            pass
+
+        def send_media(self, packet: bytes) -> bool:
+            self.got.append(packet)
+            return True
+
+        def close(self) -> None:
+            pass
+
+        @property
+        def is_closing(self) -> bool:
+            return False
+
+    hub = publishing_meeting()
+    links: dict[int, Link] = {cid: Recorder(cid) for cid in (1, 2, 3)}
+    reports: list[tuple[str, str]] = []
+    forwarder = Forwarder(hub, links, lambda link, what: reports.append((link.peer, what)))
+    good = rtp(VIDEO_SSRC)
+    assert forwarder.media(links[1], good, 1.0)  # the route is cached now
+    bad = bytes((good[0] | 0x0F,)) + good[1:]
+    assert forwarder.media(links[1], bad, 1.0)
+    assert forwarder.media(links[1], b"\x81\xc9\xff\xff" + bytes(8), 1.0)  # RTCP past its end
+    assert [r.got for r in links.values()] == [[], [good], [good]]  # type: ignore[attr-defined]
+    assert reports == [
+        ("peer1", "RTP header runs past the end of the packet"),
+        ("peer1", "malformed RTP or RTCP"),
+    ]
+    assert hub.stats.media_malformed == 2
+
+
 def test_feedback_goes_to_the_publisher_only() -> None:
     hub = publishing_meeting()
     assert hub.route_media(3, bytes(Pli(0x33, VIDEO_SSRC)), 1.0) == (1,)

@@ -159,6 +159,16 @@ def test_sdes_and_bye_hand_built() -> None:
     assert parse_compound(bytes(Bye([1], "ciao"))) == [Bye([1], "ciao")]
 
 
+def test_bye_reason_of_invalid_utf8_can_be_written_back() -> None:
+    """Each invalid byte reads as U+FFFD, three bytes of UTF-8: the text is cut to the 255 a reason holds."""
+    body = struct.pack("!I", 1) + bytes((255,)) + b"\xff" * 255
+    data = bytes((0x81, 203)) + struct.pack("!H", len(body) // 4) + body
+    (bye,) = parse_compound(data)
+    assert isinstance(bye, Bye)
+    assert bye.reason == "\ufffd" * 85
+    assert parse_compound(bytes(bye)) == [bye]
+
+
 def test_padding_on_the_last_packet() -> None:
     data = bytes.fromhex("a0c90002 00000001 00000004")
     assert parse_compound(data) == [ReceiverReport(1)]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conf_cli.errors import ProtocolError
-from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
+from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 
 # RFC 3550 section 5.1, field by field: V=2 P=0 X=0 CC=0 | M=1 PT=96 | seq 0x1234 | timestamp | SSRC.
 HAND_BUILT = bytes.fromhex("80e01234deadbeef12345678") + b"hello"
@@ -164,6 +164,27 @@ def test_is_rtcp_demultiplexes_per_rfc_5761() -> None:
     assert not is_rtcp(HAND_BUILT)
     assert not is_rtcp(b"")
     assert not is_rtcp(b"\x80")
+
+
+def test_header_fits() -> None:
+    assert header_fits(bytes.fromhex("80600001 00000002 00000003"))
+    assert not header_fits(bytes.fromhex("40600001 00000002 00000003"))  # version 1
+    assert not header_fits(bytes.fromhex("8f600001 00000002 00000003"))  # 15 CSRCs in a bare header
+    assert header_fits(bytes.fromhex("81600001 00000002 00000003 00000004"))
+    assert not header_fits(bytes.fromhex("90600001 00000002 00000003 bede"))  # extension header cut
+    assert not header_fits(bytes.fromhex("90600001 00000002 00000003 bedeffff 00000000"))
+    assert header_fits(bytes.fromhex("90600001 00000002 00000003 bede0001 00000000"))
+    assert header_fits(bytes.fromhex("a0600001 00000002 00000003 ff"))  # padding is not looked at (SRTP)
+
+
+@given(st.binary(max_size=80))
+def test_header_fits_agrees_with_parse_but_for_padding(data: bytes) -> None:
+    try:
+        RtpPacket.parse(data)
+        fits = True
+    except ProtocolError as exc:
+        fits = "padding" in str(exc)
+    assert header_fits(data) == fits
 
 
 def test_peek_ssrc() -> None:

@@ -92,6 +92,28 @@ def test_latch_needs_a_signed_token_and_follows_the_latest_proof() -> None:
     assert latches.bind(bytes(binding_request(b"5" * 12, token.hex(), token)), ("10.0.0.1", 4001)) is None
 
 
+def test_a_replayed_binding_request_cannot_take_a_link() -> None:
+    """Someone who saw alice's signed request sends it again from their own address: refused."""
+    latches: Latches[str] = Latches()
+    token = new_token()
+    latches.add("alice", token)
+    request = bytes(binding_request(b"6" * 12, token.hex(), token))
+    assert latches.bind(request, ("10.0.0.1", 4000)) is not None
+    again = latches.bind(request, ("10.0.0.1", 4000))  # a retransmission is answered again
+    assert again is not None and again.moved_from is None
+    assert latches.bind(request, ("10.6.6.6", 6666)) is None
+    assert latches.stats.stun_replayed == 1
+    assert latches.lookup(("10.0.0.1", 4000)) == "alice" and latches.lookup(("10.6.6.6", 6666)) is None
+    # A fresh request (a new transaction) from a new address is a real move, as behind a NAT.
+    moved = latches.bind(bytes(binding_request(b"7" * 12, token.hex(), token)), ("10.0.0.1", 4002))
+    assert moved is not None and moved.moved_from == ("10.0.0.1", 4000)
+    # Only the last few transactions are remembered, per link.
+    for index in range(100):
+        fresh = bytes(binding_request(index.to_bytes(12, "big"), token.hex(), token))
+        latches.bind(fresh, ("10.0.0.1", 4002))
+    assert len(latches._transactions[id("alice")]) <= 32
+
+
 # -- real processes ------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,12 @@ token's hex and whose MESSAGE-INTEGRITY is keyed by that token proves the reques
 to the link: :meth:`Latches.bind` latches the link to it, replacing any earlier address. Media from an
 address no link has latched (never proved, or left behind by a re-latch) is dropped by the edge and
 counted in :class:`UdpStats`.
+
+A signed request proves nothing when it is a copy: anyone who sees a link's Binding request on the path
+could send it again from their own address and take the link's media. So each link remembers the
+transaction IDs of its last :data:`REMEMBERED_TRANSACTIONS` requests and where they came from: a
+retransmission from the same address is answered again (RFC 5389 section 7.2.1), the same transaction
+from another address is refused as a replay. A client uses a new transaction ID for every binding.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
 
 TOKEN_BYTES = 16
 SOFTWARE = "conf"
+REMEMBERED_TRANSACTIONS = 32
 
 Address = tuple  # (host, port) or (host, port, flowinfo, scope_id) as the socket reports it
 L = TypeVar("L")
@@ -50,6 +57,7 @@ class UdpStats:
     dropped_oversize: int = 0
     dropped_malformed: int = 0  # neither RTP/RTCP nor a valid STUN message
     stun_refused: int = 0  # a STUN request with an unknown token or a bad signature
+    stun_replayed: int = 0  # a signed request seen before, from another address
     send_dropped: int = 0  # media not sent: no latched address yet, or the socket buffer was full
 
     def as_dict(self) -> dict[str, int]:
@@ -73,12 +81,14 @@ class Latches(Generic[L]):
     _by_token: dict[str, tuple[bytes, L]] = field(default_factory=dict)
     _by_address: dict[Address, L] = field(default_factory=dict)
     _address_of: dict[int, Address] = field(default_factory=dict)  # id(link) -> latched address
+    _transactions: dict[int, dict[bytes, Address]] = field(default_factory=dict)  # id(link) -> recent ones
 
     def add(self, link: L, token: bytes) -> None:
         self._by_token[token.hex()] = (token, link)
 
     def remove(self, link: L, token: bytes) -> None:
         self._by_token.pop(token.hex(), None)
+        self._transactions.pop(id(link), None)
         address = self._address_of.pop(id(link), None)
         if address is not None and self._by_address.get(address) is link:
             del self._by_address[address]
@@ -107,6 +117,15 @@ class Latches(Generic[L]):
             self.stats.stun_refused += 1
             return None
         token, link = entry
+        seen = self._transactions.setdefault(id(link), {})
+        first_from = seen.get(request.transaction_id)
+        if first_from is not None and first_from != source:
+            self.stats.stun_replayed += 1
+            return None
+        if first_from is None:
+            seen[request.transaction_id] = source
+            if len(seen) > REMEMBERED_TRANSACTIONS:
+                del seen[next(iter(seen))]
         self.stats.bindings += 1
         before = self._address_of.get(id(link))
         moved_from = None

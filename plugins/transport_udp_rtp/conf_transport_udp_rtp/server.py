@@ -20,6 +20,8 @@ from .latch import Address, Latches, new_token, token_frame
 log = logging.getLogger("conf.transport.rtp")
 
 MAX_DATAGRAM = 1500
+MAX_LOGGED_SOURCES = 256
+"""Addresses whose first bad datagram is logged; past that many, bad datagrams are only counted."""
 SOCKET_BUFFER = 2 * 1024 * 1024
 PORT_ATTEMPTS = 10
 
@@ -69,6 +71,18 @@ class _MediaSocket(asyncio.DatagramProtocol):
         self.latches = latches
         self.events = events
         self.transport: asyncio.DatagramTransport | None = None
+        self._logged: set[Address] = set()
+
+    def _log_once(self, addr: Address, why: str) -> None:
+        """Log the first bad datagram from each address (up to MAX_LOGGED_SOURCES of them)."""
+        logged = self._logged
+        if addr in logged or len(logged) > MAX_LOGGED_SOURCES:
+            return
+        logged.add(addr)
+        if len(logged) > MAX_LOGGED_SOURCES:
+            log.info("more addresses send bad datagrams; they are counted, no longer logged")
+        else:
+            log.info("dropping datagrams from %s:%s: %s (logged once per address)", addr[0], addr[1], why)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -84,14 +98,18 @@ class _MediaSocket(asyncio.DatagramProtocol):
             link = self.latches.lookup(addr)
             if link is None:
                 stats.dropped_unknown += 1
+                self._log_once(addr, "media from an address no link has proved")
                 return
             stats.media_in += 1
             link.stats.media_in += 1
             link.stats.bytes_in += size
             self.events.media_received(link, data)
         elif size >= 20 and data[0] < 0x40:
+            replayed = stats.stun_replayed
             result = self.latches.bind(data, addr)
             if result is None:
+                if stats.stun_replayed != replayed:
+                    self._log_once(addr, "a replayed STUN request")
                 return
             link = result.link
             if result.moved_from is not None:

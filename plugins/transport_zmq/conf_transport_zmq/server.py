@@ -43,9 +43,13 @@ PUB_SNDHWM = 1_000
 """Media messages queued per subscriber on the PUB (about 1.2 MB of video); beyond, that subscriber
 loses media and nobody else notices."""
 ZMTP_HEARTBEAT_MS = 2_000
+ZMTP_HANDSHAKE_MS = 5_000
+"""A connection that has not finished ZeroMQ's handshake by then is dropped (libzmq's default is 30 s)."""
 BATCH = 64
 """Messages handled before the reader yields to the event loop."""
 SWEEP_SECONDS = 10.0
+MAX_LOGGED_STRANGERS = 256
+"""Routing ids without a link whose first bad message is logged; past that many, only counted."""
 
 
 @dataclass
@@ -67,6 +71,7 @@ def configure(sock: zmq.Socket[Any], host: str, **options: int) -> None:
     sock.setsockopt(zmq.MAXMSGSIZE, wire.SOCKET_MAX_FRAME)
     sock.setsockopt(zmq.HEARTBEAT_IVL, ZMTP_HEARTBEAT_MS)
     sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3 * ZMTP_HEARTBEAT_MS)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, ZMTP_HANDSHAKE_MS)
     if ":" in host:
         sock.setsockopt(zmq.IPV6, 1)
     for name, value in options.items():
@@ -164,6 +169,8 @@ class ZmqListener(Listener):
         self.topics = TopicOwners()
         self._greeting = wire.server_greeting(self.pub_port)
         self._sender: ZmqServerLink | None = None
+        self._logged: set[bytes] = set()
+        self._recently_closed: dict[bytes, None] = {}  # their late messages are no news: not logged
         self._closed = False
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._sweep())]
 
@@ -260,15 +267,31 @@ class ZmqListener(Listener):
             if handled % BATCH == 0:
                 await asyncio.sleep(0)
 
+    def _log_stranger(self, identity: bytes, why: str) -> None:
+        """Log the first bad message of a routing id that has no link (up to MAX_LOGGED_STRANGERS ids)."""
+        if identity in self._logged or identity in self._recently_closed:
+            return
+        if len(self._logged) > MAX_LOGGED_STRANGERS:
+            return
+        self._logged.add(identity)
+        if len(self._logged) > MAX_LOGGED_STRANGERS:
+            log.info("more zmq peers send bad messages; they are counted, no longer logged")
+        else:
+            log.info("dropping messages from zmq id %s: %s (logged once per peer)", identity.hex()[:16], why)
+
     def _handle(self, frames: list[zmq.Frame]) -> None:
-        if len(frames) != 3 or len(frames[0]) > wire.MAX_ROUTING_ID:
+        if len(frames[0]) > wire.MAX_ROUTING_ID:
             self.counters.malformed += 1
             return
         identity = frames[0].bytes
         try:
+            if len(frames) != 3:
+                raise ProtocolError(f"message of {len(frames) - 1} frames, expected 2")
             kind, payload = wire.split([frames[1].bytes, frames[2].bytes])
-        except ProtocolError:
+        except ProtocolError as exc:
             self.counters.malformed += 1
+            if identity not in self.links:
+                self._log_stranger(identity, str(exc))
             return
         link = self.links.get(identity)
         if link is None:
@@ -276,6 +299,7 @@ class ZmqListener(Listener):
                 self._greet(identity, payload, frames[1])
             elif kind != wire.BYE:
                 self.counters.unknown_sender += 1
+                self._log_stranger(identity, "not greeted")
                 self.send(identity, wire.BYE, wire.bye("not connected; greet first"))
             return
         stats = link.stats
@@ -303,6 +327,7 @@ class ZmqListener(Listener):
             wire.parse_client_greeting(payload)
         except ProtocolError as exc:
             self.counters.bad_greetings += 1
+            self._log_stranger(identity, f"bad greeting: {exc}")
             self.send(identity, wire.BYE, wire.bye(f"bad greeting: {exc}"))
             return
         if len(self.links) >= self.max_links:
@@ -322,6 +347,9 @@ class ZmqListener(Listener):
         """Drop a link's routing id and tell the server, from the event loop (never re-entrantly)."""
         if self.links.get(link.identity) is link:
             del self.links[link.identity]
+        self._recently_closed[link.identity] = None
+        if len(self._recently_closed) > MAX_LOGGED_STRANGERS:
+            del self._recently_closed[next(iter(self._recently_closed))]
         self.topics.release(link.id)
         asyncio.get_running_loop().call_soon(self._events.link_closed, link, reason)
 

@@ -1,0 +1,336 @@
+"""Hostile peers for tests: raw connections to a conf server that send what no good client would.
+
+:func:`open_raw_link` opens a link speaking conf's plain wire protocol on any built-in transport
+(``tcp://``, ``zmq://``, ``rtp://``) with nothing but the standard library, pyzmq and conf's own encoders,
+so a test can send malformed frames, packets and messages at the byte level. :func:`open_raw_socket`
+is a bare TCP connection to a server's port for abuse below the framing (truncated headers, trickled
+bytes), and :func:`zmtp_handshake` does ZeroMQ's own handshake (ZMTP 3.0, NULL mechanism) over one.
+
+If a transport is later wrapped in encryption (TLS, CURVE, SRTP), these are the functions to adapt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from conf_cli.protocol.control import encode
+from conf_cli.protocol.framing import FrameDecoder, frame, is_control
+from conf_cli.protocol.stun import StunMessage, binding_request
+
+Message = dict[str, Any]
+
+
+def address_of(url: str) -> tuple[str, int]:
+    """``(host, port)`` of a server URL such as ``tcp://127.0.0.1:7450``."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def open_raw_socket(url: str, timeout: float = 5.0) -> socket.socket:
+    """A plain TCP connection to the server's port (the control port for ``rtp://``, ZMTP for ``zmq://``)."""
+    return socket.create_connection(address_of(url), timeout=timeout)
+
+
+def peer_tag(sock: socket.socket) -> str:
+    """How the server's log names the peer behind ``sock``: its address as the server sees it."""
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True if the server closes ``sock`` within ``seconds`` (what it sends meanwhile is read and dropped)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(65536):
+                return True
+    except TimeoutError:
+        return False
+    except OSError:  # reset by the server
+        return True
+    return False
+
+
+class Trickler:
+    """Sends ``data`` one byte every ``interval`` seconds from a thread until the socket fails or stop()."""
+
+    def __init__(self, sock: socket.socket, data: bytes, interval: float = 0.25) -> None:
+        self.sock = sock
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(data, interval), daemon=True)
+        self._thread.start()
+
+    def _run(self, data: bytes, interval: float) -> None:
+        for byte in data:
+            if self._stop.wait(interval):
+                return
+            try:
+                self.sock.send(bytes((byte,)))
+            except OSError:
+                return
+            self.sent += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+# -- ZMTP 3.0 (the wire protocol under ZeroMQ), enough to misbehave below ZeroMQ's message layer --------
+
+
+def zmtp_handshake(sock: socket.socket, socket_type: bytes = b"DEALER") -> None:
+    """Greet as a ZMTP 3.0 peer with the NULL mechanism and send READY; the server's replies are not read."""
+    greeting = b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\x00") + b"\x00" + bytes(31)
+    properties = b"\x0bSocket-Type" + len(socket_type).to_bytes(4, "big") + socket_type
+    ready = b"\x05READY" + properties
+    sock.sendall(greeting + b"\x04" + bytes((len(ready),)) + ready)
+
+
+def zmtp_frame_header(size: int, more: bool = False) -> bytes:
+    """The header of a ZMTP message frame of ``size`` bytes (the long form: an 8-byte size)."""
+    return bytes((0x02 | (0x01 if more else 0),)) + size.to_bytes(8, "big")
+
+
+# -- raw links -----------------------------------------------------------------------------------------
+
+
+class RawLink:
+    """A conf connection with no client logic: what is sent is exactly what the test asks for."""
+
+    tag: str
+    """How the server's log names this peer."""
+
+    def send_control(self, message: Message | bytes) -> None:
+        raise NotImplementedError
+
+    def send_media(self, packet: bytes) -> None:
+        raise NotImplementedError
+
+    def receive(self, timeout: float) -> list[Message]:
+        """Control messages that arrive within ``timeout`` seconds (media is read and dropped)."""
+        raise NotImplementedError
+
+    def is_closed(self, timeout: float) -> bool:
+        """Whether the server closes this link within ``timeout`` seconds."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def expect(
+        self, kind: str, where: Callable[[Message], bool] | None = None, timeout: float = 10.0
+    ) -> Message:
+        deadline = time.monotonic() + timeout
+        seen: list[Message] = []
+        while (remaining := deadline - time.monotonic()) > 0:
+            for message in self.receive(min(remaining, 0.5)):
+                seen.append(message)
+                if message.get("type") == kind and (where is None or where(message)):
+                    return message
+        raise AssertionError(f"no {kind!r} within {timeout} s; got {seen[-10:]}")
+
+
+def _encoded(message: Message | bytes) -> bytes:
+    return message if isinstance(message, bytes) else encode(message)
+
+
+class TcpRawLink(RawLink):
+    """``tcp://``: RFC 4571 frames on one connection."""
+
+    def __init__(self, url: str) -> None:
+        self.sock = open_raw_socket(url)
+        self.tag = peer_tag(self.sock)
+        self.decoder = FrameDecoder()
+        self._eof = False
+
+    def send_control(self, message: Message | bytes) -> None:
+        self.sock.sendall(frame(_encoded(message)))
+
+    def send_media(self, packet: bytes) -> None:
+        self.sock.sendall(frame(packet))
+
+    def _frames(self, timeout: float) -> list[bytes]:
+        if self._eof:
+            return []
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            self._eof = True
+            return []
+        return self.decoder.feed(data)
+
+    def receive(self, timeout: float) -> list[Message]:
+        return [json.loads(p) for p in self._frames(timeout) if is_control(p)]
+
+    def is_closed(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._eof and (remaining := deadline - time.monotonic()) > 0:
+            self._frames(remaining)
+        return self._eof
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RtpRawLink(TcpRawLink):
+    """``rtp://``: control as on TCP after the server's token frame; media over UDP once a STUN Binding
+    request signed with the token has latched the UDP socket's address."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        token_frame = self._first_frame()
+        self.token = token_frame[1:]
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.connect(address_of(url))
+        self.binding = bytes(binding_request(secrets.token_bytes(12), self.token.hex(), self.token))
+        self._bind()
+
+    def _first_frame(self) -> bytes:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            frames = self._frames(1.0)
+            if frames:
+                assert len(frames) == 1, "the token frame comes alone, before any conf message"
+                return frames[0]
+        raise AssertionError("no token frame from the rtp:// server")
+
+    def _bind(self) -> None:
+        self.udp.settimeout(0.5)
+        for _ in range(20):
+            self.udp.send(self.binding)
+            try:
+                response = StunMessage.parse(self.udp.recv(2048))
+            except TimeoutError:
+                continue
+            if response.check_integrity(self.token):
+                return
+        raise AssertionError("the rtp:// server never answered the STUN Binding request")
+
+    def send_media(self, packet: bytes) -> None:
+        self.udp.send(packet)
+
+    def close(self) -> None:
+        super().close()
+        self.udp.close()
+
+
+class ZmqRawLink(RawLink):
+    """``zmq://``: a DEALER sending ``[KIND, PAYLOAD]`` messages, greeted at the transport level."""
+
+    def __init__(self, url: str, routing_id: bytes | None = None) -> None:
+        import zmq
+
+        host, port = address_of(url)
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.dealer = context.socket(zmq.DEALER)
+        self.dealer.setsockopt(zmq.LINGER, 0)
+        self.routing_id = routing_id or b"\x01" + secrets.token_bytes(7)
+        self.dealer.setsockopt(zmq.ROUTING_ID, self.routing_id)
+        self.dealer.connect(f"tcp://{host}:{port}")
+        self.tag = f"zmq id {self.routing_id.hex()[:16]}"
+        self._closed = False
+        self.send_frames([b"G", json.dumps({"transport": "conf-zmq", "version": 1}).encode()])
+        if not self.dealer.poll(10_000) or self.dealer.recv_multipart()[0] != b"G":
+            raise AssertionError("the zmq:// server did not answer the greeting")
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        self.dealer.send_multipart(frames)
+
+    def send_control(self, message: Message | bytes) -> None:
+        self.send_frames([b"C", _encoded(message)])
+
+    def send_media(self, packet: bytes) -> None:
+        self.send_frames([b"M", packet])
+
+    def receive(self, timeout: float) -> list[Message]:
+        messages: list[Message] = []
+        wait = int(timeout * 1000)
+        while not self._closed and self.dealer.poll(wait):
+            wait = 0
+            frames = self.dealer.recv_multipart()
+            if frames[0] == b"B":
+                self._closed = True
+            elif frames[0] == b"C":
+                messages.append(json.loads(frames[1]))
+        return messages
+
+    def is_closed(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._closed and (remaining := deadline - time.monotonic()) > 0:
+            self.receive(remaining)
+        return self._closed
+
+    def close(self) -> None:
+        self.dealer.close(0)
+
+
+def zmq_stranger(url: str, routing_id: bytes, messages: list[list[bytes]]) -> str:
+    """A DEALER that sends ``messages`` as they are (no greeting first), then closes; its log tag."""
+    import zmq
+
+    host, port = address_of(url)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    try:
+        dealer.setsockopt(zmq.LINGER, 2000)
+        dealer.setsockopt(zmq.ROUTING_ID, routing_id)
+        dealer.connect(f"tcp://{host}:{port}")
+        for message in messages:
+            dealer.send_multipart(message)
+        dealer.poll(2000)  # the server's answer (a goodbye), or nothing: either way it has them
+    finally:
+        dealer.close()
+    return f"zmq id {routing_id.hex()[:16]}"
+
+
+def open_raw_link(url: str) -> RawLink:
+    """A raw link to the server at ``url``, connected (and, on ``rtp://``, with its UDP address latched)."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "tcp":
+        return TcpRawLink(url)
+    if scheme == "rtp":
+        return RtpRawLink(url)
+    if scheme == "zmq":
+        return ZmqRawLink(url)
+    raise ValueError(f"no raw link for {scheme}://")
+
+
+def raw_join(url: str, meeting: str, name: str, passcode: str) -> RawLink:
+    """A raw link that said hello and joined ``meeting`` as ``name``."""
+    link = open_raw_link(url)
+    link.send_control({"type": "hello", "protocol": 1})
+    link.send_control({"type": "join", "meeting": meeting, "name": name, "passcode": passcode})
+    link.expect("joined", timeout=15)
+    return link
+
+
+def log_lines_about(lines: list[str], tag: str) -> list[str]:
+    """The lines of a server's log that name the peer ``tag`` (an address not followed by more digits)."""
+    pattern = re.compile(re.escape(tag) + r"(?![0-9])")
+    return [line for line in lines if pattern.search(line)]
+
+
+@contextlib.contextmanager
+def tricklers() -> Any:
+    """Collects :class:`Trickler` objects and stops them all at the end."""
+    started: list[Trickler] = []
+    try:
+        yield started
+    finally:
+        for trickler in started:
+            trickler.stop()
