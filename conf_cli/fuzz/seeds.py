@@ -222,3 +222,55 @@ def server_events() -> list[bytes]:
         {"type": "error", "code": "forbidden", "message": "no", "re": "publish"},
     ]
     return [encode(event) for event in events]
+
+
+def rtsp_streams() -> list[bytes]:
+    """A player's requests as ffmpeg sends them, a response, and an interleaved RTP frame."""
+    describe = (
+        b"DESCRIBE rtsp://127.0.0.1:8554/files/clip.mkv RTSP/1.0\r\nAccept: application/sdp\r\nCSeq: 2\r\n"
+        b"User-Agent: Lavf59.27.100\r\n\r\n"
+    )
+    setup = (
+        b"SETUP rtsp://127.0.0.1:8554/files/clip.mkv/trackID=0 RTSP/1.0\r\n"
+        b"Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nCSeq: 3\r\n\r\n"
+    )
+    body = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\n"
+    response = b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    interleaved = b"$\x00\x00\x0c" + video_rtp()[0][:12]
+    return [describe, setup, response, describe + setup + interleaved]
+
+
+def sdp_texts() -> list[bytes]:
+    """A gateway's DESCRIBE answer with H.264 and Opus tracks."""
+    return [
+        b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=conf\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+        b"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n"
+        b"a=control:trackID=0\r\nm=audio 0 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"
+        b"a=control:trackID=1\r\n"
+    ]
+
+
+def sframe_headers() -> list[bytes]:
+    """SFrame headers with short and long key IDs and counters."""
+    from conf_cli.protocol import sframe
+
+    return [sframe.encode_header(kid, ctr) for kid, ctr in ((0, 0), (7, 7), (8, 255), (0xFFFF, 1 << 40))]
+
+
+def ssdp_datagrams() -> list[bytes]:
+    """A discovery search and a server's answer."""
+    from conf_cli.protocol import ssdp
+
+    return [ssdp.search()]
+
+
+def jpeg_pictures() -> list[bytes]:
+    """A small baseline JPEG as an MJPEG file holds it."""
+    import av
+    import numpy as np
+
+    encoder = av.CodecContext.create("mjpeg", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 64, 48, "yuvj420p"
+    picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 90, dtype=np.uint8), format="rgb24")
+    packets = encoder.encode(picture.reformat(format="yuvj420p")) + encoder.encode(None)
+    return [bytes(packets[0])]

@@ -18,12 +18,15 @@ from conf_cli.errors import ProtocolError
 from conf_cli.fuzz import register, seeds
 from conf_cli.media.h264 import H264Depacketizer, H264Packetizer, join_annexb, parse_stap_a, split_annexb
 from conf_cli.media.jitter import Gap, JitterBuffer
+from conf_cli.media.jpeg_rtp import parse_jpeg
 from conf_cli.media.opus_rtp import OPUS_MAX_PACKET_SAMPLES, opus_packet_samples
 from conf_cli.meeting.hub import Deferred, Hub
 from conf_cli.meeting.passcode import PasscodeHash
-from conf_cli.protocol import control, rtcp, rtcp_xr, stun
+from conf_cli.protocol import control, rtcp, rtcp_xr, sframe, ssdp, stun
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
+from conf_cli.protocol.rtsp import RtspReader
+from conf_cli.protocol.sdp import SessionDescription
 from conf_cli.workers import channel
 
 
@@ -311,6 +314,45 @@ def worker_record(data: bytes) -> object:
     return len(rest)
 
 
+def rtsp_stream(data: bytes) -> object:
+    """RTSP requests, responses and interleaved frames fed in uneven chunks, as a connection reads them."""
+    reader = RtspReader()
+    messages = []
+    step = 1 + (data[0] if data else 0) % 13
+    for start in range(0, len(data), step):
+        messages += reader.feed(data[start : start + step])
+    return tuple(type(message).__name__ for message in messages)
+
+
+def sdp_text(data: bytes) -> object:
+    """An SDP (DESCRIBE's answer, ANNOUNCE's body); writing it out must reach a fixed point in one step."""
+    description = SessionDescription.parse(data)
+    written = str(description)
+    assert str(SessionDescription.parse(written)) == written, written
+    return len(description.media)
+
+
+def sframe_header(data: bytes) -> object:
+    """An SFrame header (RFC 9605): its KID and counter, encoded again (minimally), parse to the same."""
+    kid, ctr, size = sframe.parse_header(data)
+    encoded = sframe.encode_header(kid, ctr)
+    assert len(encoded) <= size and sframe.parse_header(encoded) == (kid, ctr, len(encoded))
+    return size
+
+
+def ssdp_datagram(data: bytes) -> object:
+    """A discovery datagram: an M-SEARCH the server answers, or an answer the client reads."""
+    try:
+        return ssdp.parse_search(data)
+    except ProtocolError:
+        return ssdp.parse_response(data)
+
+
+def jpeg_picture(data: bytes) -> object:
+    """A JPEG picture the RTSP gateway sends as RFC 2435."""
+    return parse_jpeg(data, check_huffman=False).width
+
+
 register("control", control_message, seeds.control_messages)
 register("framing", tcp_stream, seeds.tcp_streams, expected=(), max_size=70_000)
 register("rtp", rtp_packet, seeds.rtp_packets, max_size=1500)
@@ -331,3 +373,8 @@ register("client-events", client_events, seeds.server_events)
 register(
     "worker-channel", worker_record, lambda: [channel.handoff_record({"peer": "x"}, b"ab")], (ValueError,)
 )
+register("rtsp", rtsp_stream, seeds.rtsp_streams, expected=(ProtocolError,), max_size=8192)
+register("sdp", sdp_text, seeds.sdp_texts, expected=(ProtocolError, ValueError))
+register("sframe", sframe_header, seeds.sframe_headers, max_size=32)
+register("ssdp", ssdp_datagram, seeds.ssdp_datagrams, expected=(ProtocolError, ValueError), max_size=2048)
+register("jpeg", jpeg_picture, seeds.jpeg_pictures, max_size=65_536)
