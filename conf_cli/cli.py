@@ -89,6 +89,21 @@ view_option = click.option(
     "(a desktop window; needs a window system and pygame) or none. Default: preview in the interactive "
     "terminal, none in machine mode.",
 )
+encryption_option = click.option(
+    "--encryption",
+    type=click.Choice(["on", "none"]),
+    default="on",
+    show_default=True,
+    help="on: TLS, CURVE or SRTP as the transport needs, with the server's key pinned; none: plaintext, "
+    "for debugging only (both ends must agree).",
+)
+fingerprint_option = click.option(
+    "--fingerprint",
+    default=None,
+    metavar="SHA256:...",
+    help="The server key's fingerprint as `conf server` prints it: trust it instead of pinning on first "
+    "use (a server presenting another key is refused).",
+)
 speaker_option = click.option(
     "--speaker",
     default=None,
@@ -127,6 +142,15 @@ def cli(verbose: int) -> None:
     "transport takes --port and each further one --port plus 2, 4 ... (a transport may use two ports).",
 )
 @json_option
+@encryption_option
+@click.option(
+    "--identity",
+    "identity_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The server's key file (created, mode 0600, if missing). Default: identity.key in the server "
+    "folder of $CONF_HOME (~/.config/conf).",
+)
 @click.option(
     "--stats-interval",
     type=click.FloatRange(0),
@@ -142,15 +166,26 @@ def cli(verbose: int) -> None:
     "that holds its meeting. TCP only; ZeroMQ and RTP servers run in one process.",
 )
 def server(
-    host: str, port: int, transports: tuple[str, ...], json_flag: bool, stats_interval: float, workers: int
+    host: str,
+    port: int,
+    transports: tuple[str, ...],
+    json_flag: bool,
+    encryption: str,
+    identity_file: Path | None,
+    stats_interval: float,
+    workers: int,
 ) -> None:
     """Run a conf server hosting any number of meetings."""
+    from conf_cli.security import server_security
     from conf_cli.server import Server
+    from conf_cli.transport import TransportOptions
     from conf_cli.ui.machine import emit
 
     async def main() -> int:
         srv: Any
         endpoints = endpoints_for(transports, host, port)
+        security = server_security(registry().ciphers, encryption, identity_file)
+        fingerprint = security.identity.fingerprint if security and security.identity else None
         if workers > 1:
             from conf_cli.workers.front import Front
 
@@ -158,13 +193,13 @@ def server(
                 raise ConfError(
                     "--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now"
                 )
-            srv = Front(workers, logging.getLogger().getEffectiveLevel())
+            srv = Front(workers, logging.getLogger().getEffectiveLevel(), security)
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
             srv = Server(registry())
-            urls = await srv.start(endpoints)
+            urls = await srv.start(endpoints, TransportOptions(security=security))
         if json_flag:
-            started: dict[str, Any] = {"type": "server_started", "urls": urls}
+            started: dict[str, Any] = {"type": "server_started", "urls": urls, "fingerprint": fingerprint}
             if workers > 1:
                 started["workers"] = [worker.process.pid for worker in srv.workers]
             emit(started)
@@ -172,6 +207,8 @@ def server(
             for url in urls:
                 click.echo(url)
             sys.stdout.flush()
+            if fingerprint is not None:
+                click.echo(f"conf server key: {fingerprint}", err=True)
             click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
         try:
             while True:
@@ -214,6 +251,8 @@ def meeting_options(command: F) -> F:
             play_option,
             speaker_option,
             view_option,
+            encryption_option,
+            fingerprint_option,
         )
     ):
         command = option(command)
@@ -233,6 +272,8 @@ def _attend(
     play: bool | None,
     speaker: str | None,
     view: str | None,
+    encryption: str,
+    fingerprint: str | None,
 ) -> None:
     from conf_cli.meeting_runner import attend
 
@@ -248,6 +289,8 @@ def _attend(
             play=play,
             speaker=speaker,
             view=view,
+            encryption=encryption,
+            fingerprint=fingerprint,
         )
     )
 

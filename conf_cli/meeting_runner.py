@@ -11,7 +11,9 @@ from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
+from conf_cli.security import client_security
 from conf_cli.session import MeetingUI, run_meeting
+from conf_cli.transport import TransportOptions
 from conf_cli.urls import ServerAddress
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ async def attend(
     view: str | None = None,
     ui: MeetingUI | None = None,
     on_created: Callable[[Message], None] | None = None,
+    encryption: str = "on",
+    fingerprint: str | None = None,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -57,6 +61,8 @@ async def attend(
     ``view`` shows received video: ``preview`` in the terminal view, ``window`` in a desktop window,
     ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
     cannot be opened (no window system, no pygame) fails at once, in one line.
+    ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
+    or ``none``.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.playback import find_sink_factory
@@ -64,6 +70,7 @@ async def attend(
     from conf_cli.media.viewing import check_sink, resolve_view
 
     reg = registry()
+    security = client_security(reg.ciphers, str(address), encryption, fingerprint)
     if record_dir is not None and "recorder" not in reg.sinks:
         raise ConfError("--record needs the 'recorder' sink of the capture plugin; see `conf plugins`")
     shown = resolve_view(view, machine)
@@ -83,7 +90,7 @@ async def attend(
     settings = share_settings(share[1]) if share is not None else {}
     if share is not None:
         source = await asyncio.to_thread(open_source, reg.sources, share[0], share[1])
-    client = Client(reg, address)
+    client = Client(reg, address, TransportOptions(security=security))
     try:
         await client.connect()
         first: list[Message]

@@ -1,4 +1,8 @@
-"""The server side of the RTP transport: TCP control links, one UDP socket per listening address."""
+"""The server side of the RTP transport: TCP control links, one UDP socket per listening address.
+
+With encryption on, each control link is TLS and each link has its own SRTP keys, sent in its token frame:
+media from a client is checked and decrypted as it arrives, and protected again for each receiver.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from conf_transport_tcp import TcpLink
+from conf_transport_tcp import HANDSHAKE_TIMEOUT, TcpLink, server_tls
 
 from conf_cli.errors import ConfError
-from conf_cli.transport import Link, Listener, ServerEvents
+from conf_cli.security import MediaCipher, MediaSession
+from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from .latch import Address, Latches, new_token, token_frame
 
@@ -43,6 +48,7 @@ class RtpServerLink(TcpLink):
         self.media_socket: socket.socket | None = None
         self.media_address: Address | None = None
         self.send_dropped: Callable[[], None] = lambda: None
+        self.srtp: MediaSession | None = None
 
     def send_media(self, packet: bytes) -> bool:
         sock, address = self.media_socket, self.media_address
@@ -50,6 +56,8 @@ class RtpServerLink(TcpLink):
             self.stats.media_dropped += 1
             self.send_dropped()
             return False
+        if self.srtp is not None:
+            packet = self.srtp.protect(packet)
         try:
             sock.sendto(packet, address)
         except OSError:  # the socket buffer is full (EAGAIN), or the network says no: drop, never wait
@@ -85,6 +93,12 @@ class _MediaSocket(asyncio.DatagramProtocol):
             if link is None:
                 stats.dropped_unknown += 1
                 return
+            if link.srtp is not None:
+                clear = link.srtp.unprotect(data)
+                if clear is None:
+                    stats.dropped_unauthenticated += 1
+                    return
+                data = clear
             stats.media_in += 1
             link.stats.media_in += 1
             link.stats.bytes_in += size
@@ -125,8 +139,9 @@ class RtpListener(Listener):
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
                 continue
+            srtp = link.srtp  # type: ignore[attr-defined]
             try:
-                sock.sendto(packet, address)
+                sock.sendto(packet if srtp is None else srtp.protect(packet), address)
             except OSError:
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
@@ -150,10 +165,15 @@ class RtpListener(Listener):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
-    async def start(self, host: str, port: int, events: ServerEvents) -> None:
+    async def start(
+        self, host: str, port: int, events: ServerEvents, options: TransportOptions | None = None
+    ) -> None:
         """Listen on TCP ``host:port`` and on UDP at the same address(es) and port."""
         loop = asyncio.get_running_loop()
         latches = self.latches
+        options = options or TransportOptions()
+        tls = server_tls(options)
+        srtp = options.security.cipher("srtp", MediaCipher) if options.security is not None else None
 
         def make_link() -> RtpServerLink:
             link: RtpServerLink
@@ -162,7 +182,10 @@ class RtpListener(Listener):
                 link.listener = self
                 self.links.add(link)
                 latches.add(link, link.token)
-                link.send_control(token_frame(link.token))  # before any conf message
+                keys = srtp.new_keys() if srtp is not None else None
+                if srtp is not None and keys is not None:
+                    link.srtp = srtp.session(keys, server_side=True)
+                link.send_control(token_frame(link.token, keys))  # before any conf message
                 events.link_opened(link)
 
             def closed(reason: str) -> None:
@@ -182,11 +205,19 @@ class RtpListener(Listener):
                 token=new_token(),
             )
             link.send_dropped = dropped
+            link.refuse_tls = tls is None
             return link
 
         for attempt in range(PORT_ATTEMPTS):
             try:
-                server = await loop.create_server(make_link, host, port, reuse_address=True)
+                server = await loop.create_server(
+                    make_link,
+                    host,
+                    port,
+                    reuse_address=True,
+                    ssl=tls,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
+                )
             except OSError as exc:
                 raise _listen_error(host, port, exc) from None
             socks: list[socket.socket] = []

@@ -26,9 +26,11 @@ import zmq
 import zmq.asyncio
 
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.security import MessageCipher
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from . import wire
+from .keys import KeyService, open_service
 from .topics import TopicOwners
 
 log = logging.getLogger("conf.transport.zmq")
@@ -166,25 +168,46 @@ class ZmqListener(Listener):
         self._sender: ZmqServerLink | None = None
         self._closed = False
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._sweep())]
+        self.key_service: KeyService | None = None
 
     @classmethod
     async def open(cls, host: str, port: int, events: ServerEvents, options: TransportOptions) -> ZmqListener:
         context = zmq.asyncio.Context.instance()
         router = context.socket(zmq.ROUTER)
         pub: zmq.Socket[Any] = zmq.Socket(context, zmq.PUB)  # write-only: a plain socket
+        security = options.security
+        service: KeyService | None = None
         try:
             # Mandatory routing makes a full or vanished peer's queue an error we see, not a silent drop.
             configure(router, host, ROUTER_MANDATORY=1, SNDHWM=ROUTER_SNDHWM, RCVHWM=ROUTER_RCVHWM)
             configure(pub, host, SNDHWM=PUB_SNDHWM)
+            if security is not None:
+                if security.identity is None:
+                    raise ConfError("a CURVE server needs an identity key")
+                curve = security.cipher("curve", MessageCipher)
+                curve.secure_server(router, security.identity)
+                curve.secure_server(pub, security.identity)
             _bind(router, host, port, "")
+            if security is not None and security.identity is not None:
+                bound = bound_port(router)
+                try:
+                    service = await open_service(host, bound, security.identity.public_key)
+                except OSError as exc:
+                    raise ConfError(
+                        f"cannot open the ZeroMQ key service on UDP {host}:{bound}: {exc.strerror or exc}"
+                    ) from None
             pub_port = int(options.extra.get("zmq_pub_port") or (port + 1 if 0 < port < 65_535 else 0))
             _bind(pub, host, pub_port, f" (the ZeroMQ media port is --port + 1, here {pub_port})")
         except BaseException:
             router.close(0)
             pub.close(0)
+            if service is not None:
+                service.close()
             raise
         max_links = int(options.extra.get("zmq_max_links") or MAX_LINKS)
-        return cls(context, router, pub, events, max_links=max_links)
+        listener = cls(context, router, pub, events, max_links=max_links)
+        listener.key_service = service
+        return listener
 
     def stats(self) -> dict[str, int]:
         return {
@@ -344,6 +367,8 @@ class ZmqListener(Listener):
                 await task
         self._router.close(linger=0)
         self._pub.close(linger=0)
+        if self.key_service is not None:
+            self.key_service.close()
 
 
 def _bind(sock: zmq.Socket[Any], host: str, port: int, what: str) -> None:
