@@ -475,6 +475,7 @@ def demo(participants: int, duration: float | None, name: str, play: bool) -> No
     "--procs", default=1, show_default=True, type=click.IntRange(1, 64), help="Load-generator processes."
 )
 @click.option("--server-arg", "server_args", multiple=True, help="Extra argument for the started server.")
+@encryption_option
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG plot."
 )
@@ -492,6 +493,7 @@ def bench(
     interval: float,
     procs: int,
     server_args: tuple[str, ...],
+    encryption: str,
     plot: Path | None,
     json_flag: bool,
 ) -> None:
@@ -512,6 +514,7 @@ def bench(
         server_url=server_url,
         server_pid=server_pid,
         server_args=server_args,
+        encryption=encryption,
     )
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
 

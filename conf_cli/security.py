@@ -17,12 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity, KnownHosts, fingerprint
-
-C = TypeVar("C", bound="Cipher")
 
 ENCRYPTION_CHOICES = ("on", "none")
 PLAINTEXT_WARNING = (
@@ -101,8 +99,11 @@ class Trust:
         expected: str | None = None,
         known_hosts: KnownHosts | None = None,
         notice: Callable[[str], None] | None = None,
+        pin: bool = True,
     ) -> None:
         self.url = url
+        self.pin = pin
+        """False: check ``expected`` only and leave known_hosts alone (a benchmark's throwaway server)."""
         self.expected = expected
         self.known_hosts = known_hosts or KnownHosts()
         self.notice = notice or (lambda text: print(f"conf: {text}", file=sys.stderr, flush=True))
@@ -124,7 +125,7 @@ class Trust:
                     f"the server at {self.url} presented key {shown}, not {self.expected} given with "
                     "--fingerprint: refusing to connect (a man in the middle, or the wrong fingerprint)"
                 )
-            if self.known_hosts.get(self.url) != key:
+            if self.pin and self.known_hosts.get(self.url) != key:
                 self.known_hosts.add(self.url, key)
             self.accepted = key
             return
@@ -154,15 +155,39 @@ class Security:
     trust: Trust | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def cipher(self, name: str, kind: type[C]) -> C:
-        """The cipher plugin ``name``; ConfError if none of that kind is loaded."""
-        cipher = self.ciphers.get(name)
-        if not isinstance(cipher, kind):
-            raise ConfError(
-                f"no {name!r} cipher plugin is loaded (see `conf plugins`); it is needed for encryption, "
-                "or run with --encryption none"
-            )
+    def stream(self, name: str = "tls") -> StreamCipher:
+        """The stream cipher plugin ``name`` (TLS)."""
+        cipher = self._find(name)
+        if not isinstance(cipher, StreamCipher):
+            raise self._missing(name)
         return cipher
+
+    def message(self, name: str = "curve") -> MessageCipher:
+        """The message cipher plugin ``name`` (ZeroMQ CURVE)."""
+        cipher = self._find(name)
+        if not isinstance(cipher, MessageCipher):
+            raise self._missing(name)
+        return cipher
+
+    def media(self, name: str = "srtp") -> MediaCipher:
+        """The media cipher plugin ``name`` (SRTP)."""
+        cipher = self._find(name)
+        if not isinstance(cipher, MediaCipher):
+            raise self._missing(name)
+        return cipher
+
+    def _find(self, name: str) -> Cipher:
+        cipher = self.ciphers.get(name)
+        if cipher is None:
+            raise self._missing(name)
+        return cipher
+
+    @staticmethod
+    def _missing(name: str) -> ConfError:
+        return ConfError(
+            f"no {name!r} cipher plugin is loaded (see `conf plugins`); it is needed for encryption, "
+            "or run with --encryption none"
+        )
 
     def check_server(self, key: bytes) -> None:
         """Client side: accept the server's key or raise ConfError."""
@@ -181,9 +206,16 @@ def check_fingerprint(text: str) -> str:
 
 
 def client_security(
-    ciphers: Mapping[str, Cipher], url: str, encryption: str = "on", expected: str | None = None
+    ciphers: Mapping[str, Cipher],
+    url: str,
+    encryption: str = "on",
+    expected: str | None = None,
+    *,
+    pin: bool = True,
 ) -> Security | None:
-    """What a client to ``url`` uses: None with ``encryption="none"`` (after saying so on stderr)."""
+    """What a client to ``url`` uses: None with ``encryption="none"`` (after saying so on stderr).
+
+    ``pin=False`` needs ``expected`` and leaves known_hosts alone."""
     if encryption == "none":
         if expected is not None:
             raise ConfError("--fingerprint needs encryption; drop --encryption none")
@@ -191,7 +223,10 @@ def client_security(
         return None
     if encryption != "on":
         raise ConfError(f"bad --encryption {encryption!r}: expected one of {', '.join(ENCRYPTION_CHOICES)}")
-    return Security(ciphers, trust=Trust(url, check_fingerprint(expected) if expected else None))
+    if not pin and expected is None:
+        raise ConfError("a client that does not pin the server's key must be given its fingerprint")
+    trust = Trust(url, check_fingerprint(expected) if expected else None, pin=pin)
+    return Security(ciphers, trust=trust)
 
 
 def server_security(

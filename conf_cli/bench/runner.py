@@ -13,6 +13,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import IO, Any
 
+from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.plan import PASSCODE, BenchConfig, WorkerPlan, assign, audience, ssrcs
 from conf_cli.bench.proc import CpuMeter, rss_bytes
@@ -71,6 +72,7 @@ class Bench:
         self.config = config
         self.progress = progress
         self.server: ConfProcess | None = None
+        self.fingerprint: str | None = None
         self.workers: list[_WorkerProcess] = []
         self.intervals: dict[int, Interval] = {}
         self.messages: asyncio.Queue[tuple[_WorkerProcess, tuple[Any, ...]]] = asyncio.Queue()
@@ -92,12 +94,19 @@ class Bench:
         url, pid = config.server_url, config.server_pid
         if url is None:
             server, url = await asyncio.to_thread(
-                start_server, *config.server_args, transport=config.transport
+                start_server,
+                "--encryption",
+                config.encryption,
+                *config.server_args,
+                transport=config.transport,
             )
             self.server, pid = server, server.pid
+            started = next(e for e in server.seen if e.get("type") == "server_started")
+            self.fingerprint = started.get("fingerprint")
         address = parse_server_url(str(url), transport=config.transport if config.server_url else None)
         url = f"{address.scheme}://{address.host}:{address.port}"
-        hosts = [Client(registry(), address) for _ in range(config.meetings)]
+        options = client_options(url, config.encryption, self.fingerprint)
+        hosts = [Client(registry(), address, options) for _ in range(config.meetings)]
         try:
             meetings = []
             for index, host in enumerate(hosts):
@@ -128,6 +137,8 @@ class Bench:
                 config.interval,
                 audience(config),
                 ssrcs(config),
+                config.encryption,
+                self.fingerprint,
             )
             worker = _WorkerProcess(plan)
             self.workers.append(worker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import time
 
 from conf_cli.protocol.framing import FrameDecoder, frame
@@ -17,8 +18,12 @@ def _address(url: str) -> tuple[str, int]:
 
 
 def _connect(url: str) -> socket.socket:
+    """A TLS connection (the server's default), so the hostile bytes reach conf's own parsers."""
     sock = socket.create_connection(_address(url), timeout=5)
-    return sock
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context.wrap_socket(sock)
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> bool:

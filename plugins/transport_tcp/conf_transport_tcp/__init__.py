@@ -25,7 +25,6 @@ from typing import cast
 from conf_cli.errors import ConfError
 from conf_cli.hookspecs import hookimpl
 from conf_cli.protocol.framing import FrameDecoder, frame, is_media
-from conf_cli.security import StreamCipher
 from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
 
 log = logging.getLogger("conf.transport.tcp")
@@ -70,10 +69,10 @@ class TcpLink(Link, asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
         self._transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
-        if peername:
+        if peername and isinstance(peername, tuple):
             self.peer = f"{peername[0]}:{peername[1]}"
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):  # not a relay's Unix socket
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._on_open is not None:
             self._on_open()
@@ -276,7 +275,7 @@ def server_tls(options: TransportOptions) -> ssl.SSLContext | None:
         return None
     if security.identity is None:
         raise ConfError("a TLS server needs an identity key")
-    return security.cipher("tls", StreamCipher).server_context(security.identity)
+    return security.stream().server_context(security.identity)
 
 
 async def open_stream(link: TcpLink, host: str, port: int, options: TransportOptions, scheme: str) -> None:
@@ -286,7 +285,7 @@ async def open_stream(link: TcpLink, host: str, port: int, options: TransportOpt
     shown = f"[{host}]" if ":" in host else host
     url = f"{scheme}://{shown}:{port}"
     security = options.security
-    cipher = security.cipher("tls", StreamCipher) if security is not None else None
+    cipher = security.stream() if security is not None else None
     context = cipher.client_context() if cipher is not None else None
     try:
         async with asyncio.timeout(options.connect_timeout):

@@ -19,7 +19,7 @@ from conf_transport_tcp import TcpLink, open_stream
 from conf_cli import __version__
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol.stun import CLASS_SUCCESS, StunMessage, binding_request, is_stun
-from conf_cli.security import MediaCipher, MediaSession, Security
+from conf_cli.security import MediaSession, Security
 from conf_cli.transport import ClientEvents, Link, TransportOptions
 
 from .latch import read_token_frame
@@ -80,7 +80,7 @@ class RtpClientLink(Link):
             raise ConfError(
                 f"{self._url} sends media in plaintext; refusing (it runs with --encryption none)"
             )
-        return self._security.cipher("srtp", MediaCipher).session(keys, server_side=False)
+        return self._security.media().session(keys, server_side=False)
 
     def _closed(self, reason: str) -> None:
         if not self.token.done():

@@ -17,7 +17,7 @@ from typing import Any
 from conf_transport_tcp import HANDSHAKE_TIMEOUT, TcpLink, server_tls
 
 from conf_cli.errors import ConfError
-from conf_cli.security import MediaCipher, MediaSession
+from conf_cli.security import MediaSession
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from .latch import Address, Latches, new_token, token_frame
@@ -173,7 +173,7 @@ class RtpListener(Listener):
         latches = self.latches
         options = options or TransportOptions()
         tls = server_tls(options)
-        srtp = options.security.cipher("srtp", MediaCipher) if options.security is not None else None
+        srtp = options.security.media() if options.security is not None else None
 
         def make_link() -> RtpServerLink:
             link: RtpServerLink

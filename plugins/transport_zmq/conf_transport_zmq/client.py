@@ -17,7 +17,7 @@ import zmq
 import zmq.asyncio
 
 from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.security import MessageCipher, Security
+from conf_cli.security import Security
 from conf_cli.transport import ClientEvents, Link, TransportOptions
 
 from . import wire
@@ -193,7 +193,7 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
         dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
         configure(sub, host, RCVHWM=SUB_RCVHWM)
         if security is not None and server_key is not None:
-            curve = security.cipher("curve", MessageCipher)
+            curve = security.message()
             curve.secure_client(dealer, server_key)
             curve.secure_client(sub, server_key)
         dealer.connect(tcp_endpoint(host, port))

@@ -26,7 +26,6 @@ import zmq
 import zmq.asyncio
 
 from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.security import MessageCipher
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from . import wire
@@ -184,7 +183,7 @@ class ZmqListener(Listener):
             if security is not None:
                 if security.identity is None:
                     raise ConfError("a CURVE server needs an identity key")
-                curve = security.cipher("curve", MessageCipher)
+                curve = security.message()
                 curve.secure_server(router, security.identity)
                 curve.secure_server(pub, security.identity)
             _bind(router, host, port, "")
