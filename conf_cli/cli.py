@@ -21,6 +21,7 @@ from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 SERVER_ENV = "CONF_SERVER"
 DEFAULT_SERVER = f"tcp://127.0.0.1:{DEFAULT_PORT}"
@@ -396,6 +397,47 @@ def devices() -> None:
     Console().print(table)
 
 
+@cli.group("known-hosts")
+def known_hosts() -> None:
+    """The server keys this client trusts (pinned on first connection), one per server URL."""
+
+
+@known_hosts.command("list")
+def known_hosts_list() -> None:
+    """List pinned servers and their key fingerprints."""
+    from conf_cli.identity import KnownHosts, fingerprint
+
+    hosts = KnownHosts()
+    entries = _or_exit(hosts.entries)
+    if not entries:
+        click.echo(f"no pinned servers (in {hosts.path})", err=True)
+    for url, key in sorted(entries.items()):
+        click.echo(f"{url} {fingerprint(key)}")
+
+
+@known_hosts.command("forget")
+@click.argument("url")
+def known_hosts_forget(url: str) -> None:
+    """Forget URL's pinned key: the next connection trusts (and pins) the key it presents."""
+    from conf_cli.identity import KnownHosts
+    from conf_cli.urls import parse_server_url
+
+    hosts = KnownHosts()
+    shown = str(_or_exit(lambda: parse_server_url(url)))
+    if not _or_exit(lambda: hosts.forget(shown)):
+        click.echo(f"conf: {shown} is not in {hosts.path}; see `conf known-hosts list`", err=True)
+        sys.exit(1)
+    click.echo(f"forgot the key of {shown}", err=True)
+
+
+def _or_exit(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except ConfError as exc:
+        click.echo(f"conf: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
 @cli.command()
 def plugins() -> None:
     """List the loaded plugins, their hooks and where each came from."""
@@ -417,6 +459,7 @@ def plugins() -> None:
     )
     console.print("sources: " + (", ".join(sorted(reg.sources)) or "none"))
     console.print("sinks: " + (", ".join(sorted(reg.sinks)) or "none"))
+    console.print("ciphers: " + (", ".join(sorted(reg.ciphers)) or "none"))
 
 
 @cli.command()

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages conf and its tests use: FFmpeg (interop peer), PortAudio (sound devices),
 # PulseAudio (a sound server for headless audio), Xvfb and xdotool (virtual screens and input), iproute2
-# and iptables (network namespaces for NAT and loss tests). Installs only what is missing.
+# and iptables (network namespaces for NAT and loss tests), tcpdump (captures proving links are encrypted).
+# Installs only what is missing.
 set -euo pipefail
 
 PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
-          x11-xserver-utils iproute2 iptables)
+          x11-xserver-utils iproute2 iptables tcpdump)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
