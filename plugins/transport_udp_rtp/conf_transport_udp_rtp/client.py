@@ -85,6 +85,7 @@ class RtpClientLink(Link):
     def _closed(self, reason: str) -> None:
         if not self.token.done():
             self.token.set_exception(ConfError(f"the server at {self._url} closed the connection: {reason}"))
+            self.token.exception()  # retrieved: nobody waits for it when the connection was refused
         self._stop_media()
         self._events.closed(reason)
 
@@ -232,9 +233,17 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
     url = f"rtp://{shown}:{port}"
     link = RtpClientLink(events, url, options.security)
     deadline = loop.time() + options.connect_timeout
+    await open_stream(link.control, host, port, options, "rtp")
     try:
-        await open_stream(link.control, host, port, options, "rtp")
-        await asyncio.wait_for(asyncio.shield(link.token), max(0.01, deadline - loop.time()))
+        try:
+            await asyncio.wait_for(asyncio.shield(link.token), max(0.01, deadline - loop.time()))
+        except TimeoutError:
+            if options.security is None:  # a TLS server waits for our handshake; we wait for its token
+                raise ConfError(
+                    f"{url} accepted the connection but sent nothing in {options.connect_timeout:g} s: it "
+                    "probably requires encryption (drop --encryption none)"
+                ) from None
+            raise
         await link.open_media(host, port, max(0.5, deadline - loop.time()))
     except TimeoutError:
         link.close()
