@@ -14,7 +14,7 @@ import re
 import ssl
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,9 +61,9 @@ class MessageCipher(Cipher):
         """Make ``sock`` (before bind) a server presenting ``identity``."""
 
     @abstractmethod
-    def secure_client(self, sock: Any, server_key: bytes) -> None:
-        """Make ``sock`` (before connect) a client that only talks to the holder of ``server_key``
-        (a raw Ed25519 public key)."""
+    def secure_client(self, socks: Sequence[Any], server_key: bytes) -> None:
+        """Make ``socks`` (before connect; one connection's sockets, one client key pair) clients that
+        only talk to the holder of ``server_key`` (a raw Ed25519 public key)."""
 
 
 class MediaSession(ABC):

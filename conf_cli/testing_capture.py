@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-import struct
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections import defaultdict

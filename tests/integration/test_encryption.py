@@ -263,3 +263,34 @@ def test_a_man_in_the_middle_with_another_key_is_refused(tmp_path: Path) -> None
         assert direct.returncode == 0, direct.stderr
     finally:
         server.stop()
+
+
+def test_a_stranger_cannot_subscribe_to_zmq_media(tmp_path: Path) -> None:
+    """The server's CURVE key is public; its PUB admits only clients with a live link (ZAP)."""
+    import zmq
+    import zmq.utils.z85
+
+    from conf_cli.identity import curve_public_from_ed25519
+
+    port = free_port_pair()
+    server, url, _ = serve(port, "zmq", tmp_path / "server.key")
+    clients = ClientPool(url)
+    context = zmq.Context()
+    stranger = context.socket(zmq.SUB)
+    try:
+        public, secret = zmq.curve_keypair()
+        key = Identity.load_or_create(tmp_path / "server.key").public_key
+        stranger.curve_serverkey = zmq.utils.z85.encode(curve_public_from_ed25519(key))
+        stranger.curve_publickey, stranger.curve_secretkey = public, secret
+        stranger.setsockopt(zmq.SUBSCRIBE, b"")
+        stranger.connect(f"tcp://127.0.0.1:{port + 1}")
+        host, meeting = clients.create("host")
+        sharer = clients.share(meeting, "bob", "pattern", *SHARE)
+        sharer.expect("publish_started", timeout=30)
+        host.expect("track_stats", lambda e: int(e["frames"]) > 10, timeout=30)
+        assert stranger.poll(2000) == 0  # nothing for the stranger, while the member receives
+    finally:
+        stranger.close(0)
+        context.term()
+        clients.stop_all()
+        server.stop()

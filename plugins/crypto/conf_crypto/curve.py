@@ -1,12 +1,14 @@
 """ZeroMQ CURVE (CurveZMQ, RFC 26) keyed by the server's identity.
 
 The server's CURVE key pair is the X25519 form of its Ed25519 identity key, so a client that knows the
-identity (pinned, or fetched and checked against ``--fingerprint``) knows the CURVE server key too. Each
-client uses a fresh CURVE key pair per connection.
+identity (pinned, or fetched and checked against ``--fingerprint``) knows the CURVE server key too. A
+client uses one fresh CURVE key pair per connection, for its DEALER and its SUB alike (the server admits
+to its PUB only the keys of clients with a live link).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import zmq
@@ -32,9 +34,11 @@ class CurveCipher(MessageCipher):
         sock.curve_publickey = zmq.utils.z85.encode(identity.curve_public())
         sock.curve_server = True
 
-    def secure_client(self, sock: Any, server_key: bytes) -> None:
+    def secure_client(self, socks: Sequence[Any], server_key: bytes) -> None:
         self._available()
-        public, secret = zmq.curve_keypair()
-        sock.curve_serverkey = zmq.utils.z85.encode(curve_public_from_ed25519(server_key))
-        sock.curve_publickey = public
-        sock.curve_secretkey = secret
+        public, secret = zmq.curve_keypair()  # one fresh key pair for all of this connection's sockets
+        server = zmq.utils.z85.encode(curve_public_from_ed25519(server_key))
+        for sock in socks:
+            sock.curve_serverkey = server
+            sock.curve_publickey = public
+            sock.curve_secretkey = secret

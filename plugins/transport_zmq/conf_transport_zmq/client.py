@@ -193,9 +193,7 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
         dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
         configure(sub, host, RCVHWM=SUB_RCVHWM)
         if security is not None and server_key is not None:
-            curve = security.message()
-            curve.secure_client(dealer, server_key)
-            curve.secure_client(sub, server_key)
+            security.message().secure_client([dealer, sub], server_key)
         dealer.connect(tcp_endpoint(host, port))
         send_now(dealer, [wire.GREETING, wire.client_greeting()])
         pub_port = await _greeting(dealer, url, options.connect_timeout)

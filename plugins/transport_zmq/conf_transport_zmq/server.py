@@ -29,6 +29,7 @@ from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from . import wire
+from .access import guard
 from .keys import KeyService, open_service
 from .topics import TopicOwners
 
@@ -100,9 +101,10 @@ class ZmqServerLink(Link):
 
     media_ordered = True
 
-    def __init__(self, listener: ZmqListener, identity: bytes, peer: str) -> None:
+    def __init__(self, listener: ZmqListener, identity: bytes, peer: str, curve_key: bytes = b"") -> None:
         super().__init__(peer, listener)
         self.identity = identity
+        self.curve_key = curve_key  # the client's CURVE key (z85), empty without encryption
         self._owner = listener
         self._closed = False
 
@@ -168,6 +170,7 @@ class ZmqListener(Listener):
         self._closed = False
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._sweep())]
         self.key_service: KeyService | None = None
+        self.subscribers: set[bytes] = set()
 
     @classmethod
     async def open(cls, host: str, port: int, events: ServerEvents, options: TransportOptions) -> ZmqListener:
@@ -176,6 +179,7 @@ class ZmqListener(Listener):
         pub: zmq.Socket[Any] = zmq.Socket(context, zmq.PUB)  # write-only: a plain socket
         security = options.security
         service: KeyService | None = None
+        subscribers: set[bytes] = set()  # CURVE keys of open links: who may connect to the PUB
         try:
             # Mandatory routing makes a full or vanished peer's queue an error we see, not a silent drop.
             configure(router, host, ROUTER_MANDATORY=1, SNDHWM=ROUTER_SNDHWM, RCVHWM=ROUTER_RCVHWM)
@@ -186,6 +190,7 @@ class ZmqListener(Listener):
                 curve = security.message()
                 curve.secure_server(router, security.identity)
                 curve.secure_server(pub, security.identity)
+                guard(context, router, pub, lambda key: key in subscribers)
             _bind(router, host, port, "")
             if security is not None and security.identity is not None:
                 bound = bound_port(router)
@@ -206,6 +211,7 @@ class ZmqListener(Listener):
         max_links = int(options.extra.get("zmq_max_links") or MAX_LINKS)
         listener = cls(context, router, pub, events, max_links=max_links)
         listener.key_service = service
+        listener.subscribers = subscribers
         return listener
 
     def stats(self) -> dict[str, int]:
@@ -335,8 +341,14 @@ class ZmqListener(Listener):
             address = str(frame.get("Peer-Address"))
         except (zmq.ZMQError, KeyError, ValueError):
             address = "?"
-        link = ZmqServerLink(self, identity, f"{address} (zmq id {identity.hex()[:16]})")
+        try:
+            curve_key = str(frame.get("User-Id")).encode() if self.key_service is not None else b""
+        except (zmq.ZMQError, KeyError, ValueError):
+            curve_key = b""
+        link = ZmqServerLink(self, identity, f"{address} (zmq id {identity.hex()[:16]})", curve_key)
         self.links[identity] = link
+        if curve_key:
+            self.subscribers.add(curve_key)
         self.send(identity, wire.GREETING, self._greeting)
         self._events.link_opened(link)
 
@@ -344,6 +356,8 @@ class ZmqListener(Listener):
         """Drop a link's routing id and tell the server, from the event loop (never re-entrantly)."""
         if self.links.get(link.identity) is link:
             del self.links[link.identity]
+        if link.curve_key and not any(other.curve_key == link.curve_key for other in self.links.values()):
+            self.subscribers.discard(link.curve_key)
         self.topics.release(link.id)
         asyncio.get_running_loop().call_soon(self._events.link_closed, link, reason)
 
