@@ -74,8 +74,11 @@ class MediaSession(ABC):
         """Protect an outgoing RTP or RTCP packet."""
 
     @abstractmethod
-    def unprotect(self, packet: bytes) -> bytes | None:
-        """Check and decrypt an incoming packet; None if it fails authentication or is a replay."""
+    def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:
+        """Check and decrypt an incoming packet; None if it fails authentication or is a replay.
+
+        ``resent``: the packet was asked for again (NACK), so a second copy of it may pass the replay
+        check once (see the RTP transport's ``resend`` module)."""
 
 
 class MediaCipher(Cipher):

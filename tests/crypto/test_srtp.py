@@ -102,3 +102,28 @@ async def test_a_replayed_datagram_on_a_live_link_is_dropped() -> None:
     finally:
         await client.close()
         await server.close()
+
+
+def test_a_packet_asked_for_again_passes_the_replay_check_once() -> None:
+    from conf_transport_udp_rtp.resend import Resends
+
+    from conf_cli.protocol.rtcp import Nack, ReceiverReport, build_compound
+
+    cipher = SrtpCipher()
+    keys = cipher.new_keys()
+    server, client = cipher.session(keys, server_side=True), cipher.session(keys, server_side=False)
+    resends = Resends()
+    first = client.protect(rtp(10))
+    assert server.unprotect(first) == rtp(10)
+    resend = client.protect(rtp(10))  # the publisher sends it again, as a receiver lost it
+    assert not resends.take(resend, 0.0)
+    assert server.unprotect(resend, resent=False) is None
+    nack = build_compound([ReceiverReport(ssrc=5), Nack(sender_ssrc=5, media_ssrc=0x1234, lost=[10, 11])])
+    resends.forwarded(nack, 0.0)
+    assert len(resends) == 2
+    assert resends.take(resend, 1.0)
+    assert server.unprotect(resend, resent=True) == rtp(10)
+    assert not resends.take(resend, 1.0)  # used up: a third copy is a replay again
+    assert server.unprotect(resend, resent=True) is None  # and the resend window has seen it too
+    resends.forwarded(nack, 0.0)
+    assert not resends.take(client.protect(rtp(11)), 10.0)  # too late

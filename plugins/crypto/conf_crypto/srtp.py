@@ -23,6 +23,7 @@ PROFILES = {
 }
 DEFAULT_PROFILE = "AEAD_AES_128_GCM"
 REPLAY_WINDOW = 1024
+RESEND_WINDOW = 0x7FFF  # libsrtp's largest: a resend may be far behind the newest resend
 
 
 def is_rtcp(packet: bytes) -> bool:
@@ -37,9 +38,12 @@ class SrtpSession(MediaSession):
             raise ConfError(f"SRTP keys for {profile} have {size} bytes")
         rx = pylibsrtp.Policy(key=inbound, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=kind)
         rx.window_size = REPLAY_WINDOW
+        resend = pylibsrtp.Policy(key=inbound, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=kind)
+        resend.window_size = RESEND_WINDOW
         tx = pylibsrtp.Policy(key=outbound, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=kind)
         tx.allow_repeat_tx = True  # a packet resent on a NACK keeps its sequence number
         self._rx = pylibsrtp.Session(rx)
+        self._resent = pylibsrtp.Session(resend)  # a second replay window, for packets asked for again
         self._tx = pylibsrtp.Session(tx)
         self.rejected = 0
 
@@ -48,12 +52,17 @@ class SrtpSession(MediaSession):
             return self._tx.protect_rtcp(packet)
         return self._tx.protect(packet)
 
-    def unprotect(self, packet: bytes) -> bytes | None:
+    def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:
         try:
             if is_rtcp(packet):
                 return self._rx.unprotect_rtcp(packet)
             return self._rx.unprotect(packet)
         except pylibsrtp.Error:
+            if resent and not is_rtcp(packet):
+                try:
+                    return self._resent.unprotect(packet)
+                except pylibsrtp.Error:
+                    pass
             self.rejected += 1
             return None
 

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,6 +22,7 @@ from conf_cli.security import MediaSession
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from .latch import Address, Latches, new_token, token_frame
+from .resend import Resends
 
 log = logging.getLogger("conf.transport.rtp")
 
@@ -49,6 +51,7 @@ class RtpServerLink(TcpLink):
         self.media_address: Address | None = None
         self.send_dropped: Callable[[], None] = lambda: None
         self.srtp: MediaSession | None = None
+        self.resends: Resends | None = None  # the listener's, with SRTP: NACKs this link is sent are noted
 
     def send_media(self, packet: bytes) -> bool:
         sock, address = self.media_socket, self.media_address
@@ -57,6 +60,8 @@ class RtpServerLink(TcpLink):
             self.send_dropped()
             return False
         if self.srtp is not None:
+            if self.resends is not None and 192 <= packet[1] <= 223:
+                self.resends.forwarded(packet, time.monotonic())
             packet = self.srtp.protect(packet)
         try:
             sock.sendto(packet, address)
@@ -95,6 +100,8 @@ class _MediaSocket(asyncio.DatagramProtocol):
                 return
             if link.srtp is not None:
                 clear = link.srtp.unprotect(data)
+                if clear is None and link.resends is not None and link.resends.take(data, time.monotonic()):
+                    clear = link.srtp.unprotect(data, resent=True)  # asked for again: see .resend
                 if clear is None:
                     stats.dropped_unauthenticated += 1
                     return
@@ -128,10 +135,13 @@ class RtpListener(Listener):
         self.url = ""
         self._server: asyncio.Server | None = None
         self._media: list[_MediaSocket] = []
+        self.resends: Resends | None = None
 
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
         sent = 0
         stats = self.latches.stats
+        if 192 <= packet[1] <= 223 and self.resends is not None:  # RTCP: NACKs to publishers are noted
+            self.resends.forwarded(packet, time.monotonic())
         for link in links:
             sock = link.media_socket  # type: ignore[attr-defined]
             address = link.media_address  # type: ignore[attr-defined]
@@ -174,6 +184,8 @@ class RtpListener(Listener):
         options = options or TransportOptions()
         tls = server_tls(options)
         srtp = options.security.media() if options.security is not None else None
+        if srtp is not None:
+            self.resends = Resends()
 
         def make_link() -> RtpServerLink:
             link: RtpServerLink
@@ -185,6 +197,7 @@ class RtpListener(Listener):
                 keys = srtp.new_keys() if srtp is not None else None
                 if srtp is not None and keys is not None:
                     link.srtp = srtp.session(keys, server_side=True)
+                    link.resends = self.resends
                 link.send_control(token_frame(link.token, keys))  # before any conf message
                 events.link_opened(link)
 
