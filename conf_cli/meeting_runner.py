@@ -46,6 +46,7 @@ async def attend(
     on_created: Callable[[Message], None] | None = None,
     encryption: str = "on",
     fingerprint: str | None = None,
+    pin: bool = True,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -62,7 +63,7 @@ async def attend(
     ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
     cannot be opened (no window system, no pygame) fails at once, in one line.
     ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
-    or ``none``.
+    or ``none``; ``pin=False`` checks ``fingerprint`` without writing known_hosts.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.playback import find_sink_factory
@@ -70,7 +71,7 @@ async def attend(
     from conf_cli.media.viewing import check_sink, resolve_view
 
     reg = registry()
-    security = client_security(reg.ciphers, str(address), encryption, fingerprint)
+    security = client_security(reg.ciphers, str(address), encryption, fingerprint, pin=pin)
     if record_dir is not None and "recorder" not in reg.sinks:
         raise ConfError("--record needs the 'recorder' sink of the capture plugin; see `conf plugins`")
     shown = resolve_view(view, machine)
