@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -145,6 +146,9 @@ class Bench:
             loop.add_reader(worker.conn.fileno(), self._readable, worker)
 
     def _readable(self, worker: _WorkerProcess) -> None:
+        # uvloop makes a watched descriptor non-blocking; a message that has only begun to arrive would
+        # then fail half read. Its sender writes it whole, so waiting for the rest is short.
+        os.set_blocking(worker.conn.fileno(), True)
         try:
             message = worker.conn.recv()
         except Exception as exc:  # EOF, a broken pipe, a message that does not unpickle
