@@ -198,14 +198,16 @@ def run_conf(*args: str, timeout: float = 30.0, stdin: str = "") -> subprocess.C
 class ClientPool:
     """Starts conf clients against one server and stops every one of them by PID at the end."""
 
-    def __init__(self, url: str, passcode: str = "pass-123") -> None:
+    def __init__(self, url: str, passcode: str = "pass-123", extra: Sequence[str] = ()) -> None:
         self.url = url
         self.passcode = passcode
+        self.extra = tuple(extra)
+        """Arguments every client gets (``--encryption none`` for a plaintext server, say)."""
         self.started: list[ConfProcess] = []
 
     def create(self, name: str, *extra: str) -> tuple[ConfProcess, str]:
         """Create a meeting as ``name``; wait until it is joined; return the client and the meeting ID."""
-        client = start_client(self.url, name, None, self.passcode, *extra)
+        client = start_client(self.url, name, None, self.passcode, *self.extra, *extra)
         self.started.append(client)
         created = client.expect("meeting_created")
         client.expect("joined")
@@ -213,7 +215,7 @@ class ClientPool:
 
     def join(self, meeting: str, name: str, *extra: str, passcode: str | None = None) -> ConfProcess:
         """Start joining; the caller waits for ``joined`` (or an exit) itself."""
-        client = start_client(self.url, name, meeting, passcode or self.passcode, *extra)
+        client = start_client(self.url, name, meeting, passcode or self.passcode, *self.extra, *extra)
         self.started.append(client)
         return client
 
@@ -226,7 +228,7 @@ class ClientPool:
     def share(self, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
         """``conf share KIND`` into ``meeting`` as ``name`` in machine mode; the caller waits for events."""
         args = ["share", kind, "--meeting", meeting, "--server", self.url, "--name", name]
-        client = spawn([*args, "--passcode", self.passcode, "--json", *extra])
+        client = spawn([*args, "--passcode", self.passcode, "--json", *self.extra, *extra])
         self.started.append(client)
         return client
 
