@@ -11,9 +11,12 @@ whichever transport a client uses. A client pins the key per server URL on first
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,17 +188,33 @@ class KnownHosts:
             out.write(lines)
         os.replace(temporary, self.path)
 
-    def add(self, url: str, key: bytes) -> None:
-        entries = self.entries()
-        entries[url] = key
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold an exclusive lock beside the file, so clients pinning at once keep each other's lines."""
+        private_dir(self.path.parent)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
         try:
-            self._write(entries)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def add(self, url: str, key: bytes) -> None:
+        try:
+            with self._locked():
+                entries = self.entries()
+                entries[url] = key
+                self._write(entries)
         except OSError as exc:
             raise ConfError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def forget(self, url: str) -> bool:
-        entries = self.entries()
-        if entries.pop(url, None) is None:
-            return False
-        self._write(entries)
+        try:
+            with self._locked():
+                entries = self.entries()
+                if entries.pop(url, None) is None:
+                    return False
+                self._write(entries)
+        except OSError as exc:
+            raise ConfError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return True

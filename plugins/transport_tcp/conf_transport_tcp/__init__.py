@@ -250,15 +250,22 @@ class TcpTransport(Transport):
         return TcpListener(None, url)
 
     async def adopt(
-        self, listener: TcpListener, sock: socket.socket, already_read: bytes, events: ServerEvents
+        self,
+        listener: TcpListener,
+        sock: socket.socket,
+        already_read: bytes,
+        events: ServerEvents,
+        peer: str = "",
     ) -> TcpLink:
         """Take over a connected client socket that another process accepted and began to read.
 
         ``already_read`` (what was read off the socket but not handled) is fed to the link before
-        anything else arrives, so the server sees the client's stream whole.
+        anything else arrives, so the server sees the client's stream whole. ``peer`` names the client
+        when ``sock`` does not (a Unix socket from a front that terminates TLS).
         """
         loop = asyncio.get_running_loop()
         link = _server_link(listener, events, already_read)
+        link.peer = peer
         await loop.connect_accepted_socket(lambda: link, sock)
         return link
 
