@@ -51,8 +51,24 @@ def capture(path: Path, ports: list[int]) -> Iterator[Path]:
     if tcpdump is None:
         raise RuntimeError("tcpdump is not installed (scripts/setup-system.sh installs it)")
     expression = " or ".join(f"port {port}" for port in ports)
+    # --immediate-mode: without it packets wait in the kernel's ring for up to a second, and those of the
+    # last second (a meeting's final chat line, say) would be lost when tcpdump is stopped.
     process = subprocess.Popen(
-        [tcpdump, "-i", "lo", "-n", "-U", "-B", "16384", "-s", "0", "-w", str(path), expression],
+        [
+            tcpdump,
+            "-i",
+            "lo",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "16384",
+            "-s",
+            "0",
+            "-w",
+            str(path),
+            expression,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -68,7 +84,7 @@ def capture(path: Path, ports: list[int]) -> Iterator[Path]:
         if "listening on" not in line:
             raise RuntimeError(f"tcpdump did not start: {line.strip()}")
         yield path
-        time.sleep(0.5)  # let the last packets reach the file
+        time.sleep(1.0)  # let the last packets reach the file
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
