@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import threading
 import time
@@ -24,7 +25,7 @@ from conf_cli.media.manager import MediaManager
 from conf_cli.media.source import Frame, Sink
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import ClientPool, start_server
+from conf_cli.testing import ClientPool, start_server, test_home
 from conf_cli.urls import parse_server_url
 
 
@@ -73,6 +74,7 @@ async def one_join(url: str, meeting: str, passcode: str, name: str) -> float:
 
 
 def main() -> None:
+    os.environ["CONF_HOME"] = test_home()  # the servers it starts have throwaway keys: pin them there
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--transport", default="tcp")
     parser.add_argument("--joins", type=int, default=10)

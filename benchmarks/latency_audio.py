@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -41,7 +42,7 @@ from conf_cli.media.manager import MediaManager
 from conf_cli.media.source import CapturedFrame, Frame, Pacer, Sink, Source
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import start_server
+from conf_cli.testing import start_server, test_home
 from conf_cli.testing_devices import stop_process
 from conf_cli.urls import parse_server_url
 
@@ -197,6 +198,7 @@ def report(latencies: list[tuple[float, int]], wanted: int, probe: ClickProbe, t
 
 
 def main() -> None:
+    os.environ["CONF_HOME"] = test_home()  # the servers it starts have throwaway keys: pin them there
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between clicks")

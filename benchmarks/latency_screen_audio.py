@@ -33,7 +33,7 @@ from conf_cli.media.manager import MediaManager
 from conf_cli.media.source import Frame, Sink
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import spawn, start_server
+from conf_cli.testing import spawn, start_server, test_home
 from conf_cli.testing_devices import paint_screen, start_screen
 from conf_cli.urls import parse_server_url
 
@@ -163,6 +163,7 @@ def report(latencies: list[float], flips: int, fps: float, frames: int) -> None:
 
 
 def main() -> None:
+    os.environ["CONF_HOME"] = test_home()  # the servers it starts have throwaway keys: pin them there
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--flips", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.4)

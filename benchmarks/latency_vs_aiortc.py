@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +50,7 @@ from conf_cli.media.manager import MediaManager
 from conf_cli.media.source import CapturedFrame, Frame, Pacer, Sink, Source
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import start_server
+from conf_cli.testing import start_server, test_home
 from conf_cli.urls import parse_server_url
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
@@ -350,6 +351,7 @@ async def main_async(seconds: float, warmup: float, only: list[str]) -> None:
 
 
 def main() -> None:
+    os.environ["CONF_HOME"] = test_home()  # the servers it starts have throwaway keys: pin them there
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per pipeline")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted at the start")

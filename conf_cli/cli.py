@@ -21,6 +21,7 @@ from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 SERVER_ENV = "CONF_SERVER"
 DEFAULT_SERVER = f"tcp://127.0.0.1:{DEFAULT_PORT}"
@@ -107,6 +108,21 @@ accounts_option = click.option(
     help="The accounts file (SQLite). Default: accounts.db in the server folder ($CONF_HOME/server).",
 )
 PASSWORD_ENV = "CONF_PASSWORD"
+encryption_option = click.option(
+    "--encryption",
+    type=click.Choice(["on", "none"]),
+    default="on",
+    show_default=True,
+    help="on: TLS, CURVE or SRTP as the transport needs, with the server's key pinned; none: plaintext, "
+    "for debugging only (both ends must agree).",
+)
+fingerprint_option = click.option(
+    "--fingerprint",
+    default=None,
+    metavar="SHA256:...",
+    help="The server key's fingerprint as `conf server` prints it: trust it instead of pinning on first "
+    "use (a server presenting another key is refused).",
+)
 speaker_option = click.option(
     "--speaker",
     default=None,
@@ -145,6 +161,15 @@ def cli(verbose: int) -> None:
     "transport takes --port and each further one --port plus 2, 4 ... (a transport may use two ports).",
 )
 @json_option
+@encryption_option
+@click.option(
+    "--identity",
+    "identity_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The server's key file (created, mode 0600, if missing). Default: identity.key in the server "
+    "folder of $CONF_HOME (~/.config/conf).",
+)
 @click.option(
     "--require-login",
     is_flag=True,
@@ -209,6 +234,8 @@ def server(
     max_failures: int,
     max_failures_per_target: int,
     failure_window: float,
+    encryption: str,
+    identity_file: Path | None,
     stats_interval: float,
     workers: int,
     call_port: int,
@@ -223,7 +250,9 @@ def server(
     from conf_cli.discovery import Announcer, is_loopback
     from conf_cli.meeting.hub import Hub
     from conf_cli.meeting.limiter import AttemptLimiter, Limits
+    from conf_cli.security import server_security
     from conf_cli.server import Server
+    from conf_cli.transport import TransportOptions
     from conf_cli.ui.machine import emit
 
     settings = dict(click.get_current_context().params)  # what services see: every option by name
@@ -237,6 +266,8 @@ def server(
             raise ConfError(
                 f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`"
             )
+        security = server_security(registry().ciphers, encryption, identity_file)
+        fingerprint = security.identity.fingerprint if security and security.identity else None
         if workers > 1:
             from conf_cli.workers.front import Front
 
@@ -250,28 +281,27 @@ def server(
                 )
             if any(s.wanted(settings) for s in registry().services.values()):
                 raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
-            srv = Front(workers, logging.getLogger().getEffectiveLevel(), limits)
+            srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits)
             urls = await srv.start(endpoints[0].host, endpoints[0].port)
         else:
             hub = Hub(limiter=AttemptLimiter(limits), accounts=accounts, require_login=require_login)
             srv = Server(registry(), hub, call_port=call_port)
             try:
-                urls = await srv.start(endpoints)
+                urls = await srv.start(endpoints, TransportOptions(security=security))
                 urls += await srv.start_services(settings)
             except BaseException:
                 await srv.close()
                 raise
         announcer = None
         if announce or (announce is None and not is_loopback(host)):
-            # The server's key fingerprint, once it has an identity: a callable attribute of the server.
-            announcer = Announcer(urls, host, getattr(srv, "fingerprint", None))
+            announcer = Announcer(urls, host, fingerprint)
             try:
                 await announcer.start()
             except BaseException:
                 await srv.close()
                 raise
         if json_flag:
-            started: dict[str, Any] = {"type": "server_started", "urls": urls}
+            started: dict[str, Any] = {"type": "server_started", "urls": urls, "fingerprint": fingerprint}
             if workers == 1:
                 started["call_port"] = srv.call_port
             started["announced"] = announcer is not None
@@ -282,6 +312,8 @@ def server(
             for url in urls:
                 click.echo(url)
             sys.stdout.flush()
+            if fingerprint is not None:
+                click.echo(f"conf server key: {fingerprint}", err=True)
             click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
         try:
             while True:
@@ -408,6 +440,8 @@ def meeting_options(command: F) -> F:
             view_option,
             user_option,
             password_stdin_option,
+            encryption_option,
+            fingerprint_option,
         )
     ):
         command = option(command)
@@ -432,6 +466,8 @@ def _attend(
     user: str | None,
     password_stdin: bool,
     waiting_room: bool = False,
+    encryption: str,
+    fingerprint: str | None,
 ) -> None:
     from conf_cli.meeting_runner import attend
 
@@ -453,6 +489,8 @@ def _attend(
             user=user,
             password=password,
             waiting_room=waiting_room,
+            encryption=encryption,
+            fingerprint=fingerprint,
         )
     )
 
@@ -726,6 +764,47 @@ def devices() -> None:
     Console().print(table)
 
 
+@cli.group("known-hosts")
+def known_hosts() -> None:
+    """The server keys this client trusts (pinned on first connection), one per server URL."""
+
+
+@known_hosts.command("list")
+def known_hosts_list() -> None:
+    """List pinned servers and their key fingerprints."""
+    from conf_cli.identity import KnownHosts, fingerprint
+
+    hosts = KnownHosts()
+    entries = _or_exit(hosts.entries)
+    if not entries:
+        click.echo(f"no pinned servers (in {hosts.path})", err=True)
+    for url, key in sorted(entries.items()):
+        click.echo(f"{url} {fingerprint(key)}")
+
+
+@known_hosts.command("forget")
+@click.argument("url")
+def known_hosts_forget(url: str) -> None:
+    """Forget URL's pinned key: the next connection trusts (and pins) the key it presents."""
+    from conf_cli.identity import KnownHosts
+    from conf_cli.urls import parse_server_url
+
+    hosts = KnownHosts()
+    shown = str(_or_exit(lambda: parse_server_url(url)))
+    if not _or_exit(lambda: hosts.forget(shown)):
+        click.echo(f"conf: {shown} is not in {hosts.path}; see `conf known-hosts list`", err=True)
+        sys.exit(1)
+    click.echo(f"forgot the key of {shown}", err=True)
+
+
+def _or_exit(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except ConfError as exc:
+        click.echo(f"conf: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
 @cli.command()
 def plugins() -> None:
     """List the loaded plugins, their hooks and where each came from."""
@@ -808,6 +887,7 @@ def demo(participants: int, duration: float | None, name: str, play: bool) -> No
     "--procs", default=1, show_default=True, type=click.IntRange(1, 64), help="Load-generator processes."
 )
 @click.option("--server-arg", "server_args", multiple=True, help="Extra argument for the started server.")
+@encryption_option
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG plot."
 )
@@ -825,6 +905,7 @@ def bench(
     interval: float,
     procs: int,
     server_args: tuple[str, ...],
+    encryption: str,
     plot: Path | None,
     json_flag: bool,
 ) -> None:
@@ -845,6 +926,7 @@ def bench(
         server_url=server_url,
         server_pid=server_pid,
         server_args=server_args,
+        encryption=encryption,
     )
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
 

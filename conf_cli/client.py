@@ -18,6 +18,7 @@ from conf_cli.meeting.e2ee import encode_key, new_private_key, public_bytes
 from conf_cli.meeting.hub import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 from conf_cli.plugins import Registry
 from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_any, encode
+from conf_cli.security import client_security
 from conf_cli.transport import Link, Transport, TransportOptions
 from conf_cli.urls import ServerAddress
 
@@ -38,11 +39,13 @@ class Client:
     ) -> None:
         self.registry = registry
         self.transport = transport
+        """Overrides the registry's transport for the address's scheme (a service's in-process link)."""
         self.e2ee_capable = e2ee_capable
         """Offer our E2EE key when joining; a server-side gateway, which cannot hold media keys, does not."""
-        """Overrides the registry's transport for the address's scheme (a service's in-process link)."""
         self.address = address
-        self.options = options or TransportOptions()
+        if options is None:  # encrypted, the server's key pinned on first use
+            options = TransportOptions(security=client_security(registry.ciphers, str(address)))
+        self.options = options
         self.events: asyncio.Queue[Message] = asyncio.Queue()
         self.link: Link | None = None
         self.meeting: str | None = None
@@ -93,9 +96,21 @@ class Client:
     async def connect(self) -> Message:
         """Open the link and shake hands; return the server's welcome."""
         transport = self.transport or self.registry.transport_for(self.address.scheme)
+        if self.options.security is not None and not transport.secure:
+            raise ConfError(
+                f"the {transport.name} transport cannot encrypt its links; use --encryption none with it"
+            )
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
-        welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        try:
+            welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        except ConfError as exc:
+            if self.options.security is None and self.closed_reason is not None:
+                raise ConfError(
+                    f"{self.address} closed the connection at once: it probably requires encryption "
+                    "(drop --encryption none)"
+                ) from exc
+            raise
         self.welcome = welcome
         self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
         self._heartbeat = asyncio.create_task(self._beat())

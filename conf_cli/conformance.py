@@ -6,7 +6,9 @@ runs the same tests against itself once its plugin is installed::
     pytest -p conf_cli.conformance --pyargs conf_cli.conformance --conf-transport mytransport
 
 Without ``--conf-transport`` the suite runs over every registered transport. Each test starts a real
-``conf server`` and real ``conf`` clients in machine mode on loopback, and stops them by PID.
+``conf server`` and real ``conf`` clients in machine mode on loopback, and stops them by PID. Links are
+encrypted, as by default; ``--conf-encryption none`` runs the suite in plaintext, for a transport that
+does not protect its links yet (``Transport.secure``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="transport plugin to run the conf conformance suite over (repeatable; default: all)",
     )
+    parser.addoption(
+        "--conf-encryption",
+        choices=("on", "none"),
+        default="on",
+        help="run the conformance suite with link encryption on (default) or off",
+    )
 
 
 def transports_under_test(config: pytest.Config) -> list[str]:
@@ -48,8 +56,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
-def conf_server(conf_transport: str) -> Iterator[str]:
-    server, url = start_server(transport=conf_transport)
+def conf_encryption(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The client arguments that match the server's --encryption setting."""
+    chosen = request.config.getoption("--conf-encryption", default="on") or "on"
+    return ("--encryption", str(chosen))
+
+
+@pytest.fixture
+def conf_server(conf_transport: str, conf_encryption: tuple[str, ...]) -> Iterator[str]:
+    server, url = start_server(*conf_encryption, transport=conf_transport)
     try:
         yield url
     finally:
@@ -57,8 +72,8 @@ def conf_server(conf_transport: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def pool(conf_server: str) -> Iterator[ClientPool]:
-    clients = ClientPool(conf_server)
+def pool(conf_server: str, conf_encryption: tuple[str, ...]) -> Iterator[ClientPool]:
+    clients = ClientPool(conf_server, extra=conf_encryption)
     try:
         yield clients
     finally:
@@ -118,9 +133,10 @@ def test_forbid_kick_lock(pool: ClientPool) -> None:
 
 def test_refusals(pool: ClientPool, conf_server: str) -> None:
     _, meeting = pool.create("ada")
-    base = ("--server", conf_server, "--name", "eve", "--json")
+    base = ("--server", conf_server, "--name", "eve", "--json", *pool.extra)
     wrong = run_conf("join", meeting, *base, "--passcode", "nope")
-    assert (wrong.returncode, wrong.stderr.strip()) == (1, f"conf: wrong passcode for meeting {meeting}")
+    last = wrong.stderr.strip().splitlines()[-1]  # after the plaintext warning, with --encryption none
+    assert (wrong.returncode, last) == (1, f"conf: wrong passcode for meeting {meeting}")
     unknown = run_conf("join", "abc-defg-hjk", *base)
     assert unknown.returncode == 1 and "no meeting" in unknown.stderr
 

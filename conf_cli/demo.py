@@ -16,10 +16,13 @@ from typing import Any
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError
+from conf_cli.identity import Identity
 from conf_cli.meeting_runner import attend
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
+from conf_cli.security import Security, client_security
 from conf_cli.server import Endpoint, Server
+from conf_cli.transport import TransportOptions
 from conf_cli.ui.machine import MachineUI
 from conf_cli.urls import parse_server_url
 
@@ -42,13 +45,19 @@ SCRIPTED_DURATION = 20.0
 
 
 async def _bot(
-    url: str, meeting: str, passcode: str, name: str, share: tuple[str, dict[str, Any]] | None
+    url: str,
+    meeting: str,
+    passcode: str,
+    name: str,
+    share: tuple[str, dict[str, Any]] | None,
+    fingerprint: str,
 ) -> None:
     """A synthetic participant: joins, shares, chats now and then, answers private messages."""
     from conf_cli.media.manager import MediaManager
 
     rng = random.Random(name)
-    client = Client(registry(), parse_server_url(url))
+    security = client_security(registry().ciphers, url, "on", fingerprint, pin=False)
+    client = Client(registry(), parse_server_url(url), TransportOptions(security=security))
     await client.connect()
     await client.join(meeting, name, passcode)
     media = MediaManager(client, lambda event: None)
@@ -108,7 +117,9 @@ async def run_demo(
     participants: int, duration: float | None, name: str, *, interactive: bool, play: bool = False
 ) -> int:
     server = Server(registry())
-    (url,) = await server.start([Endpoint("tcp", "127.0.0.1", 0)])
+    identity = Identity.generate()  # an embedded server for this demo only: its key is not kept or pinned
+    options = TransportOptions(security=Security(registry().ciphers, identity))
+    (url,) = await server.start([Endpoint("tcp", "127.0.0.1", 0)], options)
     names = [bot for bot in BOT_NAMES if bot.casefold() != name.casefold()][:participants]
     bots: list[asyncio.Task[None]] = []
 
@@ -116,7 +127,9 @@ async def run_demo(
         for index, bot_name in enumerate(names):
             share = BOT_SHARES[index] if index < len(BOT_SHARES) else None
             bots.append(
-                asyncio.create_task(_bot(url, created["meeting"], created["passcode"], bot_name, share))
+                asyncio.create_task(
+                    _bot(url, created["meeting"], created["passcode"], bot_name, share, identity.fingerprint)
+                )
             )
 
     meeting = attend(
@@ -128,6 +141,8 @@ async def run_demo(
         play=play,
         ui=None if interactive else _ScriptedUI(names),
         on_created=start_bots,
+        fingerprint=identity.fingerprint,
+        pin=False,
     )
     try:
         if duration is None:

@@ -15,7 +15,7 @@ import logging
 import socket
 import struct
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from conf_cli.errors import ConfError, ProtocolError
@@ -57,11 +57,11 @@ def localise(url: str, searcher: str) -> str:
 class Announcer(asyncio.DatagramProtocol):
     """Answers SSDP searches for conf servers with this server's URLs."""
 
-    def __init__(self, urls: Sequence[str], host: str, fingerprint: Callable[[], str] | None = None) -> None:
+    def __init__(self, urls: Sequence[str], host: str, fingerprint: str | None = None) -> None:
         self.urls = list(urls)
         self.host = host
         self.fingerprint = fingerprint
-        """Returns the server's key fingerprint (none yet: the field is announced empty)."""
+        """The server's key fingerprint (None with --encryption none: the field is announced empty)."""
         self.server_id = uuid.uuid4().hex
         self.transport: asyncio.DatagramTransport | None = None
         self.answered = 0
@@ -95,7 +95,7 @@ class Announcer(asyncio.DatagramProtocol):
                 return
         except ProtocolError:
             return  # other devices' NOTIFYs and answers share the group
-        fingerprint = self.fingerprint() if self.fingerprint is not None else ""
+        fingerprint = self.fingerprint or ""
         urls = tuple(localise(url, addr[0]) for url in self.urls)
         transports = tuple(dict.fromkeys(url.split("://", 1)[0] for url in urls))
         answer = ssdp.response(ssdp.Announcement(self.server_id, urls, transports, fingerprint))

@@ -118,6 +118,7 @@ class LocalTransport(Transport):
     name = "local"
     schemes = ("local",)
     description = "in-process participants of server services"
+    secure = True  # nothing it carries leaves the server process, so there is no link to protect
 
     def __init__(self, server: Server) -> None:
         self.server = server

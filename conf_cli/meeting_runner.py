@@ -13,7 +13,9 @@ from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
+from conf_cli.security import client_security
 from conf_cli.session import EXIT_DENIED, REFUSAL_EXIT_CODES, MeetingUI, run_meeting
+from conf_cli.transport import TransportOptions
 from conf_cli.urls import ServerAddress, invite_link
 
 if TYPE_CHECKING:
@@ -49,6 +51,9 @@ async def attend(
     user: str | None = None,
     password: str | None = None,
     waiting_room: bool = False,
+    encryption: str = "on",
+    fingerprint: str | None = None,
+    pin: bool = True,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -69,12 +74,15 @@ async def attend(
     viewer window that cannot open fails at once, in one line, and the end of control ends the call.
     ``user`` logs in to that account first (with ``password``); the account name is then our name.
     ``waiting_room`` gives a meeting this call creates a waiting room.
+    ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
+    or ``none``; ``pin=False`` checks ``fingerprint`` without writing known_hosts.
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.publisher import open_source
     from conf_cli.remote_control import RemoteControl, check_viewer
 
     reg = registry()
+    security = client_security(reg.ciphers, str(address), encryption, fingerprint, pin=pin)
     if control is not None:
         await asyncio.to_thread(check_viewer, reg.sinks)
     if record_dir is not None and "recorder" not in reg.sinks:
@@ -89,7 +97,7 @@ async def attend(
     settings = share_settings(share[1]) if share is not None else {}
     if share is not None:
         source = await asyncio.to_thread(open_source, reg.sources, share[0], share[1])
-    client = Client(reg, address)
+    client = Client(reg, address, TransportOptions(security=security))
     try:
         await client.connect()
         if user is not None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from conf_cli.errors import ConfError
 from conf_cli.forwarding import Forwarder
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Action, Close, Deferred, Forward, Hub
@@ -59,6 +60,10 @@ class Server:
         options = options or TransportOptions()
         for endpoint in endpoints:
             transport = self.registry.transport_for(endpoint.transport)
+            if options.security is not None and not transport.secure:
+                raise ConfError(
+                    f"the {transport.name} transport cannot encrypt its links; run it with --encryption none"
+                )
             listener = await transport.listen(endpoint.host, endpoint.port, self, options)
             self.listeners.append(listener)
             log.info("listening on %s", listener.url)

@@ -2,6 +2,10 @@
 
 A third-party plugin's test suite can use these as conf's own does: start a server with
 :func:`start_server`, then clients with :func:`start_client`, and read their JSON events.
+
+Every process started here runs with ``CONF_HOME`` in a temporary folder (:func:`test_home`, one per
+test process, unless the caller's ``env`` names another), so a server's identity key and a client's
+pinned keys never touch the user's own.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +26,22 @@ from typing import Any
 
 Event = dict[str, Any]
 DEFAULT_TIMEOUT = 15.0
+
+
+_home: str | None = None
+
+
+def test_home() -> str:
+    """A temporary ``CONF_HOME`` for the processes this test process starts (removed at exit)."""
+    global _home
+    if _home is None:
+        folder = tempfile.TemporaryDirectory(prefix="conf-home-")
+        _keep.append(folder)
+        _home = folder.name
+    return _home
+
+
+_keep: list[tempfile.TemporaryDirectory[str]] = []
 
 
 def conf_command() -> list[str]:
@@ -136,7 +157,7 @@ class ConfProcess:
 
 
 def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONF_HOME": test_home(), **(env or {})}
     process = subprocess.Popen(
         [*conf_command(), *args],
         stdin=subprocess.PIPE,
@@ -173,21 +194,29 @@ def start_client(
 def run_conf(*args: str, timeout: float = 30.0, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run a conf command to completion."""
     return subprocess.run(
-        [*conf_command(), *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        [*conf_command(), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "CONF_HOME": test_home()},
     )
 
 
 class ClientPool:
     """Starts conf clients against one server and stops every one of them by PID at the end."""
 
-    def __init__(self, url: str, passcode: str = "pass-123") -> None:
+    def __init__(self, url: str, passcode: str = "pass-123", extra: Sequence[str] = ()) -> None:
         self.url = url
         self.passcode = passcode
+        self.extra = tuple(extra)
+        """Arguments every client gets (``--encryption none`` for a plaintext server, say)."""
         self.started: list[ConfProcess] = []
 
     def create(self, name: str, *extra: str) -> tuple[ConfProcess, str]:
         """Create a meeting as ``name``; wait until it is joined; return the client and the meeting ID."""
-        client = start_client(self.url, name, None, self.passcode, *extra)
+        client = start_client(self.url, name, None, self.passcode, *self.extra, *extra)
         self.started.append(client)
         created = client.expect("meeting_created")
         client.expect("joined")
@@ -195,7 +224,7 @@ class ClientPool:
 
     def join(self, meeting: str, name: str, *extra: str, passcode: str | None = None) -> ConfProcess:
         """Start joining; the caller waits for ``joined`` (or an exit) itself."""
-        client = start_client(self.url, name, meeting, passcode or self.passcode, *extra)
+        client = start_client(self.url, name, meeting, passcode or self.passcode, *self.extra, *extra)
         self.started.append(client)
         return client
 
@@ -208,7 +237,7 @@ class ClientPool:
     def share(self, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
         """``conf share KIND`` into ``meeting`` as ``name`` in machine mode; the caller waits for events."""
         args = ["share", kind, "--meeting", meeting, "--server", self.url, "--name", name]
-        client = spawn([*args, "--passcode", self.passcode, "--json", *extra])
+        client = spawn([*args, "--passcode", self.passcode, "--json", *self.extra, *extra])
         self.started.append(client)
         return client
 

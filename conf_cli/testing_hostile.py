@@ -6,7 +6,8 @@ so a test can send malformed frames, packets and messages at the byte level. :fu
 is a bare TCP connection to a server's port for abuse below the framing (truncated headers, trickled
 bytes), and :func:`zmtp_handshake` does ZeroMQ's own handshake (ZMTP 3.0, NULL mechanism) over one.
 
-If a transport is later wrapped in encryption (TLS, CURVE, SRTP), these are the functions to adapt.
+Links are encrypted by default (TLS, CURVE, SRTP): :func:`open_raw_socket` speaks TLS when asked, and
+the other helpers speak the plaintext wire of a server started with ``--encryption none``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,9 +36,18 @@ def address_of(url: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def open_raw_socket(url: str, timeout: float = 5.0) -> socket.socket:
-    """A plain TCP connection to the server's port (the control port for ``rtp://``, ZMTP for ``zmq://``)."""
-    return socket.create_connection(address_of(url), timeout=timeout)
+def open_raw_socket(url: str, timeout: float = 5.0, *, tls: bool = False) -> socket.socket:
+    """A TCP connection to the server's port (the control port for ``rtp://``, ZMTP for ``zmq://``).
+
+    With ``tls`` it speaks TLS first, as conf's own clients do on an encrypted server (the default), so
+    what is sent then reaches conf's own parsers; the server's key is not checked."""
+    sock = socket.create_connection(address_of(url), timeout=timeout)
+    if not tls:
+        return sock
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context.wrap_socket(sock)
 
 
 def peer_tag(sock: socket.socket) -> str:

@@ -14,7 +14,10 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from conf_cli.security import Security
 
 _link_ids = itertools.count(1)
 
@@ -130,6 +133,8 @@ class TransportOptions:
 
     connect_timeout: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
+    security: Security | None = None
+    """How to protect links (see :mod:`conf_cli.security`); None for plaintext (``--encryption none``)."""
 
 
 class Transport(ABC):
@@ -138,6 +143,9 @@ class Transport(ABC):
     name: str
     schemes: tuple[str, ...]
     description: str = ""
+    secure: bool = False
+    """True if the transport protects its links when :attr:`TransportOptions.security` is set. conf refuses
+    to run a transport that does not, unless encryption is off (``--encryption none``)."""
 
     @abstractmethod
     async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:

@@ -88,7 +88,9 @@ def test_discovery_finds_the_server_on_its_own_network_and_nothing_else() -> Non
         assert [e["type"] for e in found] == ["server_found"]
         (server,) = found
         assert server["url"] == f"tcp://10.77.0.1:{port}" and server["transports"] == ["tcp"]
-        assert server["fingerprint"] == ""
+        assert server["fingerprint"] == started["fingerprint"] and started["fingerprint"].startswith(
+            "SHA256:"
+        )
 
         # `conf join --discover` reaches the one server found.
         host = lab.conf(here, ["create", "--json", "--server", f"tcp://10.77.0.1:{port}", "--name", "host"])

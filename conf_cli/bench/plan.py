@@ -28,6 +28,8 @@ class BenchConfig:
     server_pid: int | None = None
     server_args: tuple[str, ...] = ()
     """Extra arguments for a server this run starts (e.g. ``--workers 2``)."""
+    encryption: str = "on"
+    """``on`` (TLS, CURVE or SRTP as the transport needs) or ``none``."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +58,9 @@ class WorkerPlan:
     """Per meeting index: how many receive each of its packets (its members less the sender)."""
     ssrcs: dict[int, list[int]] = field(default_factory=dict)
     """Per meeting index: the SSRCs published in it (clients subscribe to them, for topic transports)."""
+    encryption: str = "on"
+    fingerprint: str | None = None
+    """The key of a server the run started itself: checked, not pinned. None: pin on first use."""
 
 
 def assign(config: BenchConfig) -> list[list[ClientSpec]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import IO, Any
 
+from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.plan import PASSCODE, BenchConfig, WorkerPlan, assign, audience, ssrcs
 from conf_cli.bench.proc import CpuMeter, rss_bytes
@@ -71,6 +73,7 @@ class Bench:
         self.config = config
         self.progress = progress
         self.server: ConfProcess | None = None
+        self.fingerprint: str | None = None
         self.workers: list[_WorkerProcess] = []
         self.intervals: dict[int, Interval] = {}
         self.messages: asyncio.Queue[tuple[_WorkerProcess, tuple[Any, ...]]] = asyncio.Queue()
@@ -92,12 +95,19 @@ class Bench:
         url, pid = config.server_url, config.server_pid
         if url is None:
             server, url = await asyncio.to_thread(
-                start_server, *config.server_args, transport=config.transport
+                start_server,
+                "--encryption",
+                config.encryption,
+                *config.server_args,
+                transport=config.transport,
             )
             self.server, pid = server, server.pid
+            started = next(e for e in server.seen if e.get("type") == "server_started")
+            self.fingerprint = started.get("fingerprint")
         address = parse_server_url(str(url), transport=config.transport if config.server_url else None)
         url = f"{address.scheme}://{address.host}:{address.port}"
-        hosts = [Client(registry(), address) for _ in range(config.meetings)]
+        options = client_options(url, config.encryption, self.fingerprint)
+        hosts = [Client(registry(), address, options) for _ in range(config.meetings)]
         try:
             meetings = []
             for index, host in enumerate(hosts):
@@ -128,12 +138,17 @@ class Bench:
                 config.interval,
                 audience(config),
                 ssrcs(config),
+                config.encryption,
+                self.fingerprint,
             )
             worker = _WorkerProcess(plan)
             self.workers.append(worker)
             loop.add_reader(worker.conn.fileno(), self._readable, worker)
 
     def _readable(self, worker: _WorkerProcess) -> None:
+        # uvloop makes a watched descriptor non-blocking; a message that has only begun to arrive would
+        # then fail half read. Its sender writes it whole, so waiting for the rest is short.
+        os.set_blocking(worker.conn.fileno(), True)
         try:
             message = worker.conn.recv()
         except Exception as exc:  # EOF, a broken pipe, a message that does not unpickle

@@ -16,6 +16,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.packets import PacketMaker
 from conf_cli.bench.plan import ClientSpec, WorkerPlan
@@ -23,7 +24,6 @@ from conf_cli.bench.recorder import Receiver, Recorder
 from conf_cli.client import Client
 from conf_cli.errors import ConfError
 from conf_cli.plugins import registry
-from conf_cli.transport import TransportOptions
 from conf_cli.urls import parse_server_url
 
 JOIN_CONCURRENCY = 8
@@ -67,7 +67,8 @@ class Worker:
     async def _join(self, spec: ClientSpec, gate: asyncio.Semaphore) -> None:
         plan = self.plan
         async with gate:
-            client = Client(registry(), parse_server_url(plan.url), TransportOptions(connect_timeout=15.0))
+            options = client_options(plan.url, plan.encryption, plan.fingerprint, connect_timeout=15.0)
+            client = Client(registry(), parse_server_url(plan.url), options)
             self.clients.append(client)
             await client.connect()
             receiver = Receiver(self.recorder)

@@ -185,7 +185,10 @@ class RemoteTrack:
         now = time.monotonic()
         self.stats.update(packet, now)
         asked = self._nacked.get(packet.sequence_number) if self._nacked else None
-        if asked is not None:
+        if asked is not None and (self.rtt is None or now - asked >= self.rtt):
+            # Sooner than a round trip, it is the original arriving late (reordered), not the resend: it
+            # says nothing of how long resends take. (Under SRTP the resend that follows is dropped as a
+            # replay, so a late original must not stand in for it.)
             self._resent(now - asked)
         jitter = self.jitter
         if jitter.push(packet, now) and jitter.due(now):

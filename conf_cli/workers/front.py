@@ -5,6 +5,12 @@ the handshake only: it answers ``hello`` (or refuses it), ``ping``, and anything
 closes connections that never say hello or fall silent. The first ``create`` or ``join`` is not given to
 it: the connection, with every byte read from that request on, goes to a worker instead (see
 :mod:`conf_cli.workers`). A ``join`` for a meeting no worker can hold is answered here.
+
+With encryption on, the front terminates TLS: a TLS session cannot move to another process, so the
+worker is handed one end of a Unix socket pair instead of the client's socket, and the front relays
+plaintext between it and the client's TLS connection (:class:`_Relay`), with back-pressure both ways.
+The relay costs the front a copy of every byte; with ``--encryption none`` the client's socket itself
+is handed on as before.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from conf_cli.meeting.limiter import Limits
 from conf_cli.meeting.passcode import ID_ALPHABET, new_meeting_id, normalise_meeting_id
 from conf_cli.protocol.control import Message, decode_client_message, encode
 from conf_cli.protocol.framing import frame
+from conf_cli.security import Security
 from conf_cli.transport import next_link_id
 from conf_cli.workers.channel import channel_pair, handoff_record, parse_report
 
@@ -37,6 +44,8 @@ PENDING_MEETING_AGE = 10.0  # seconds a chosen meeting ID counts as load before 
 DRAIN_TIMEOUT = 2.0
 TICK_SECONDS = 0.5
 MAX_WORKERS = len(ID_ALPHABET)
+HANDSHAKE_TIMEOUT = 10.0
+RELAY_BUFFER = 1024 * 1024
 
 
 @dataclass
@@ -63,6 +72,44 @@ class WorkerHandle:
         }
 
 
+class _Relay(asyncio.Protocol):
+    """The front's end of a socket pair to a worker, relaying a TLS client's plaintext both ways."""
+
+    def __init__(self, client: _Greeting) -> None:
+        self.client = client
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.client.relay = self
+        self.client.handing_over = False
+        if self.client.transport is not None:
+            self.client.transport.resume_reading()
+        else:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:  # from the worker, to the client
+        client = self.client.transport
+        if client is None or client.is_closing():
+            return
+        client.write(data)
+        if client.get_write_buffer_size() > RELAY_BUFFER and self.transport is not None:
+            self.transport.pause_reading()  # resumed by the client's resume_writing
+
+    def pause_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client.transport is not None:
+            self.client.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.client.transport is not None:
+            self.client.transport.close()
+
+
 class _Greeting(asyncio.Protocol):
     """One connection until it is handed on: frames are read and kept whole until then."""
 
@@ -72,6 +119,7 @@ class _Greeting(asyncio.Protocol):
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.handing_over = False
+        self.relay: _Relay | None = None  # once handed on through the front's TLS relay
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -80,6 +128,11 @@ class _Greeting(asyncio.Protocol):
         self.front.opened(self)
 
     def data_received(self, data: bytes) -> None:
+        relay = self.relay
+        if relay is not None:  # to the worker
+            if relay.transport is not None:
+                relay.transport.write(data)
+            return
         if self.handing_over:
             return
         self.buffer += data
@@ -96,7 +149,17 @@ class _Greeting(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self.relay is not None and self.relay.transport is not None:
+            self.relay.transport.close()
         self.front.closed(self)
+
+    def pause_writing(self) -> None:
+        if self.relay is not None and self.relay.transport is not None:
+            self.relay.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.relay is not None and self.relay.transport is not None:
+            self.relay.transport.resume_reading()
 
     def send(self, message: Message) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -111,9 +174,16 @@ class _Greeting(asyncio.Protocol):
 class Front:
     """Accepts on one TCP port and spreads meetings over ``workers`` worker processes."""
 
-    def __init__(self, workers: int, log_level: int = logging.WARNING, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        log_level: int = logging.WARNING,
+        security: Security | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ConfError(f"--workers must be between 1 and {MAX_WORKERS}")
+        self.security = security
         self.count = workers
         self.log_level = log_level
         self.limits = limits or Limits()
@@ -128,8 +198,18 @@ class Front:
 
     async def start(self, host: str, port: int) -> list[str]:
         loop = asyncio.get_running_loop()
+        tls = None
+        if self.security is not None and self.security.identity is not None:
+            tls = self.security.stream().server_context(self.security.identity)
         try:
-            self._server = await loop.create_server(lambda: _Greeting(self), host, port, reuse_address=True)
+            self._server = await loop.create_server(
+                lambda: _Greeting(self),
+                host,
+                port,
+                reuse_address=True,
+                ssl=tls,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
+            )
         except OSError as exc:
             raise ConfError(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port"
@@ -243,23 +323,43 @@ class Front:
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while transport.get_write_buffer_size() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)  # the welcome (or a pong) must leave before the socket does
-        sock = transport.get_extra_info("socket")
+        tls = transport.get_extra_info("ssl_object") is not None
         header: dict[str, Any] = {"peer": conn.peer, **({"meeting": meeting} if meeting else {})}
+        ours: socket.socket | None = None
         try:
+            if tls:  # the worker gets one end of a socket pair; we relay the plaintext (module docstring)
+                ours, theirs = socket.socketpair()
+                sock = theirs
+            else:
+                sock = transport.get_extra_info("socket")
             fd = os.dup(sock.fileno())
             try:
                 socket.send_fds(worker.channel, [handoff_record(header, bytes(conn.buffer))], [fd])
             finally:
                 os.close(fd)
+                if tls:
+                    sock.close()
         except OSError as exc:
             log.warning("cannot hand %s to worker %d: %s", conn.peer, worker.index, exc)
+            if ours is not None:
+                ours.close()
             conn.close("no worker could take the connection")
             return
         worker.handed += 1
         worker.connections += 1
         self.greeting.pop(conn.id, None)
         self._apply(self.hub.disconnected(conn.id))
-        transport.abort()  # our copy of the socket only: the worker holds the connection now
+        if ours is None:
+            transport.abort()  # our copy of the socket only: the worker holds the connection now
+            return
+        loop = asyncio.get_running_loop()
+        relay = _Relay(conn)
+        try:
+            await loop.connect_accepted_socket(lambda: relay, ours)
+        except OSError as exc:
+            log.warning("cannot relay %s to worker %d: %s", conn.peer, worker.index, exc)
+            ours.close()
+            conn.close("no worker could take the connection")
 
     # -- workers ------------------------------------------------------------------------------------
 

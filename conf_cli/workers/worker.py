@@ -38,7 +38,7 @@ class AdoptingTransport(Protocol):
     def adoption_listener(self, url: str) -> Listener: ...
 
     async def adopt(
-        self, listener: Any, sock: socket.socket, already_read: bytes, events: ServerEvents
+        self, listener: Any, sock: socket.socket, already_read: bytes, events: ServerEvents, peer: str = ""
     ) -> Link: ...
 
 
@@ -134,13 +134,14 @@ class Worker:
         meeting = header.get("meeting")
         if isinstance(meeting, str):
             self.reserved.append(meeting)
-        task = asyncio.create_task(self._adopt(socks[0], already_read))
+        peer = header.get("peer")
+        task = asyncio.create_task(self._adopt(socks[0], already_read, peer if isinstance(peer, str) else ""))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _adopt(self, sock: socket.socket, already_read: bytes) -> None:
+    async def _adopt(self, sock: socket.socket, already_read: bytes, peer: str) -> None:
         try:
-            await self.transport.adopt(self.listener, sock, already_read, self.events)
+            await self.transport.adopt(self.listener, sock, already_read, self.events, peer)
         except OSError as exc:
             log.info("worker %d: cannot adopt a connection: %s", self.index, exc)
             sock.close()

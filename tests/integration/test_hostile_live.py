@@ -7,8 +7,10 @@ a time; on rtp://, datagrams from addresses that never proved themselves and a r
 zmq://, a ZMTP frame claiming 4 GiB. The server survives, closes or ignores each peer, logs each one once,
 and alice and bob notice nothing: no new loss, no malformed packet in each other's track, chat delivered.
 
-The hostile peers speak the plain protocol through conf_cli.testing_hostile (open_raw_link,
-open_raw_socket): the place to adapt when a transport is encrypted.
+The hostile peers speak the plaintext wire (a server with ``--encryption none``) through
+conf_cli.testing_hostile, so that their bytes reach each transport's own parsers; test_hostile_tcp.py
+sends its catalogue inside TLS to an encrypted server, and test_encryption.py shows that TLS, CURVE and
+SRTP refuse strangers' bytes before any parser sees them.
 """
 
 from __future__ import annotations
@@ -44,18 +46,21 @@ from conf_cli.testing_hostile import (
 
 PASSCODE = "pass-123"
 MALLORY_SSRC = 0x0BAD0BAD
+PLAIN = ["--encryption", "none"]
 Event = dict[str, Any]
 
 
 @pytest.fixture(params=["tcp", "zmq", "rtp"])
 def live(request: pytest.FixtureRequest) -> Iterator[tuple[ConfProcess, str, ClientPool]]:
     """A server logging at INFO level (-v), and a pool of clients for it; all stopped by PID."""
-    options = ["--json", "--host", "127.0.0.1", "--port", "0", "--stats-interval", "1"]
+    # The plaintext wire, so that what the hostile peers send reaches each transport's own parsers; on an
+    # encrypted server TLS, CURVE and SRTP refuse it earlier (tests/integration/test_encryption.py).
+    options = ["--json", "--host", "127.0.0.1", "--port", "0", "--stats-interval", "1", *PLAIN]
     server = spawn(["-v", "server", *options, "--transport", request.param])
     pool: ClientPool | None = None
     try:
         url = server.expect("server_started")["urls"][0]
-        pool = ClientPool(url, PASSCODE)
+        pool = ClientPool(url, PASSCODE, extra=PLAIN)
         yield server, url, pool
     finally:
         if pool is not None:

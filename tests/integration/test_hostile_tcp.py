@@ -13,7 +13,7 @@ from conf_cli.testing_hostile import closed_within, open_raw_socket
 
 
 def _raw_join(url: str, meeting: str, name: str) -> tuple[socket.socket, FrameDecoder]:
-    sock = open_raw_socket(url)
+    sock = open_raw_socket(url, tls=True)
     sock.sendall(frame(json.dumps({"type": "hello", "protocol": 1}).encode()))
     sock.sendall(
         frame(json.dumps({"type": "join", "meeting": meeting, "name": name, "passcode": "pass-123"}).encode())
@@ -33,21 +33,21 @@ def test_hostile_connections_do_not_disturb_a_meeting(clients: ClientPool, serve
     bob = clients.joined(meeting, "bob")
 
     noise = random.Random(1234)
-    random_bytes = open_raw_socket(server_url)
+    random_bytes = open_raw_socket(server_url, tls=True)
     random_bytes.sendall(b"\x00\x10" + noise.randbytes(4016))
-    fake_rtp = open_raw_socket(server_url)
+    fake_rtp = open_raw_socket(server_url, tls=True)
     fake_rtp.sendall(frame(b"\x80\x60" + noise.randbytes(30)))
-    huge = open_raw_socket(server_url)
+    huge = open_raw_socket(server_url, tls=True)
     huge.sendall(b"\xff\xff\xff\xff" + noise.randbytes(100))
-    http = open_raw_socket(server_url)
+    http = open_raw_socket(server_url, tls=True)
     http.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    empties = open_raw_socket(server_url)
+    empties = open_raw_socket(server_url, tls=True)
     empties.sendall(b"\x00\x00" * 5000)
-    half = open_raw_socket(server_url)
+    half = open_raw_socket(server_url, tls=True)
     half.sendall(frame(json.dumps({"type": "hello", "protocol": 1}).encode())[:7])
-    not_json = open_raw_socket(server_url)
+    not_json = open_raw_socket(server_url, tls=True)
     not_json.sendall(frame(b"{not json at all"))
-    wrong_version = open_raw_socket(server_url)
+    wrong_version = open_raw_socket(server_url, tls=True)
     wrong_version.sendall(frame(json.dumps({"type": "hello", "protocol": 99}).encode()))
 
     # The meeting carries on meanwhile.

@@ -71,3 +71,19 @@ def test_on_rtp_a_hole_waits_for_a_resend_and_on_ordered_transports_it_does_not(
 def test_audio_keeps_a_short_smoothing_delay() -> None:
     assert track("audio", ordered=True).jitter.target_delay == ORDERED_AUDIO_DELAY
     assert track("audio", ordered=False).jitter.target_delay == TARGET_DELAY
+
+
+def test_a_nacked_packet_back_sooner_than_a_round_trip_is_not_taken_for_the_resend() -> None:
+    """A late original says nothing of resend time; under SRTP the resend after it never arrives."""
+    import time
+
+    receiver = track("video", ordered=False)
+    released(receiver)
+    receiver.rtt = 0.1
+    now = time.monotonic()
+    receiver._nacked[5] = now - 0.02  # asked 20 ms ago: what arrives now is the reordered original
+    receiver.receive(packet(5, 3000))
+    assert receiver.resend_delay is None
+    receiver._nacked[9] = now - 0.15  # asked 150 ms ago, more than a round trip: a resend
+    receiver.receive(packet(9, 6000))
+    assert receiver.resend_delay is not None and receiver.resend_delay >= 0.15

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import zmq
-from conf_transport_zmq import wire
+from conf_crypto import CurveCipher
+from conf_transport_zmq import keys, wire
 from conf_transport_zmq.client import connect
 from conf_transport_zmq.topics import TopicOwners
 
@@ -57,13 +58,37 @@ def listener_stats(server: ConfProcess, url: str, where: Any = None) -> dict[str
     return dict(event["listeners"][url])
 
 
-class RawDealer:
-    """A hand-made ZeroMQ client speaking the framing of docs/protocol.md, for hostile and odd input."""
+def server_key(url: str) -> bytes:
+    """The server's identity key, from its key service (a UDP datagram to the ROUTER's port)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.5)
+        for _ in range(10):
+            sock.sendto(keys.request(), (host, int(port)))
+            try:
+                key = keys.read_answer(sock.recv(100))
+            except TimeoutError:
+                continue
+            if key is not None:
+                return key
+    raise AssertionError("no answer from the key service")
 
-    def __init__(self, context: zmq.Context[Any], url: str) -> None:
+
+class RawDealer:
+    """A hand-made ZeroMQ client speaking the framing of docs/protocol.md, for hostile and odd input.
+
+    It passes CURVE like a real client (hostile bytes must reach conf's own parsers); ``subscriber``, if
+    given, gets the same client key, as a real client's SUB does."""
+
+    def __init__(
+        self, context: zmq.Context[Any], url: str, subscriber: zmq.Socket[Any] | None = None
+    ) -> None:
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVTIMEO, 5000)
+        CurveCipher().secure_client(
+            [self.sock] + ([subscriber] if subscriber is not None else []), server_key(url)
+        )
         self.sock.connect(endpoint(url))
 
     def send(self, *frames: bytes) -> None:
@@ -149,7 +174,7 @@ async def test_connect_without_a_server_says_so_in_one_line() -> None:
         await connect("127.0.0.1", port, None, TransportOptions(connect_timeout=0.3))  # type: ignore[arg-type]
     assert str(caught.value) == (
         f"cannot reach server zmq://127.0.0.1:{port}: no answer in 0.3 s; "
-        "is `conf server --transport zmq` running?"
+        "is `conf server --transport zmq` running, with the same --encryption setting?"
     )
 
 
@@ -202,12 +227,13 @@ def test_video_is_published_once_per_packet_under_its_ssrc(
     counters = listener_stats(server, url, lambda c: c["published"] > 30)
     assert counters["topics"] >= 1 and counters["malformed"] == 0
 
-    # As documented: PUB/SUB has no access control; a stranger who knows an SSRC can subscribe to it.
-    # Confidentiality between meetings on zmq:// relies on media encryption.
+    # As documented: PUB/SUB filters on the subscriber's word; a client with a link (in no meeting, even)
+    # who knows an SSRC can subscribe to it. Confidentiality between meetings on zmq:// relies on
+    # end-to-end encryption. (Without a link, the PUB does not admit it: tests/integration/test_encryption.)
     stranger = context.socket(zmq.SUB)
     stranger.setsockopt(zmq.RCVTIMEO, 3000)
     stranger.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
-    greeter = RawDealer(context, url)
+    greeter = RawDealer(context, url, stranger)
     greeter.send(wire.GREETING, wire.client_greeting())
     kind, payload = greeter.recv()
     assert kind == wire.GREETING
@@ -295,12 +321,12 @@ def test_another_meetings_ssrc_is_never_published(
     ssrc = sharer.expect("publish_started")["ssrc"]
     ada.expect("track_stats", has_frames, timeout=8)
 
-    # A SUB of meeting ada's track, as ada's own client has.
-    mallory = RawDealer(context, url)
+    # A SUB of meeting ada's track, as ada's own client has (with mallory's key: the PUB admits it).
+    watcher = context.socket(zmq.SUB)
+    mallory = RawDealer(context, url, watcher)
     mallory.send(wire.GREETING, wire.client_greeting())
     kind, payload = mallory.recv()
     assert kind == wire.GREETING
-    watcher = context.socket(zmq.SUB)
     watcher.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
     watcher.connect(f"tcp://127.0.0.1:{wire.parse_server_greeting(payload)}")
 

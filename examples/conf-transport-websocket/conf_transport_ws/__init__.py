@@ -3,6 +3,10 @@
 Control messages travel as text frames, RTP/RTCP packets as binary frames, and an empty binary frame is
 a keep-alive. Each link has one bounded queue of outgoing frames: control messages wait in it, media is
 dropped when it is full, and a peer that lets control messages pile up is disconnected.
+
+With encryption on (conf's default) the WebSocket runs over TLS (``wss``) from conf's ``tls`` cipher
+plugin: the server presents its identity, and the client checks the key against its pin before any conf
+message is sent.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from websockets.exceptions import WebSocketException
 
 from conf_cli.errors import ConfError
 from conf_cli.hookspecs import hookimpl
+from conf_cli.security import Security
 from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
 
 MAX_FRAME = 65_535
@@ -114,7 +119,8 @@ class WsListener(Listener):
 class WsTransport(Transport):
     name = "ws"
     schemes = ("ws",)
-    description = "WebSocket: control as text frames, RTP as binary frames"
+    description = "WebSocket (TLS unless --encryption none): control as text frames, RTP as binary frames"
+    secure = True
 
     async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
         listener = WsListener("")
@@ -129,8 +135,12 @@ class WsTransport(Transport):
             )
             events.link_closed(link, reason)
 
+        security = options.security
+        tls = None
+        if security is not None and security.identity is not None:
+            tls = security.stream().server_context(security.identity)
         try:
-            listener.server = await serve(handle, host, port, max_size=MAX_FRAME, ping_interval=None)
+            listener.server = await serve(handle, host, port, max_size=MAX_FRAME, ping_interval=None, ssl=tls)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ConfError(
@@ -142,15 +152,24 @@ class WsTransport(Transport):
         return listener
 
     async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
-        url = f"ws://{host}:{port}/"
+        security = options.security
+        url = f"{'ws' if security is None else 'wss'}://{host}:{port}/"
+        context = security.stream().client_context() if security is not None else None
         try:
             socket = await connect(
-                url, open_timeout=options.connect_timeout, max_size=MAX_FRAME, ping_interval=None
+                url,
+                open_timeout=options.connect_timeout,
+                max_size=MAX_FRAME,
+                ping_interval=None,
+                ssl=context,
             )
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise ConfError(
-                f"cannot reach server {url}: {exc}; is `conf server --transport ws` running?"
+                f"cannot reach server {url}: {exc}; is `conf server --transport ws` running, with the same "
+                "--encryption setting?"
             ) from None
+        if security is not None:
+            _check_server(socket, security)
         link = WsLink(socket)
 
         async def pump() -> None:
@@ -158,6 +177,18 @@ class WsTransport(Transport):
 
         link.reader = asyncio.create_task(pump())
         return link
+
+
+def _check_server(socket: ClientConnection, security: Security) -> None:
+    """The key the server's TLS certificate holds must be the pinned one (or match --fingerprint)."""
+    ssl_object = socket.transport.get_extra_info("ssl_object")
+    try:
+        if ssl_object is None:
+            raise ConfError("the WebSocket is not on TLS")
+        security.check_server(security.stream().peer_key(ssl_object))
+    except ConfError:
+        socket.transport.abort()
+        raise
 
 
 @hookimpl

@@ -3,6 +3,11 @@
 Every frame is RFC 4571 framed (a 16-bit length, then the payload); a payload starting with ``{`` is a
 JSON control message, one whose first two bits are ``10`` is an RTP/RTCP packet, an empty one is a
 keep-alive. This package is also the worked example of a transport plugin: see docs/plugins.md.
+
+With encryption on (the default) the connection is TLS 1.3 from its first byte (the ``tls`` cipher
+plugin); the client checks the server's key against its pin before it sends anything. A plaintext server
+closes a connection whose first byte is a TLS handshake record (0x16), so a client that wants TLS gets a
+prompt error rather than a hang.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import errno
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Callable, Iterable
 from typing import cast
 
@@ -27,6 +33,8 @@ log = logging.getLogger("conf.transport.tcp")
 CONTROL_BUFFER_LIMIT = 4 * 1024 * 1024
 # Media is dropped for a peer once this much is waiting in its socket buffer.
 MEDIA_BUFFER_LIMIT = 256 * 1024
+TLS_RECORD = 0x16  # the first byte of a TLS handshake
+HANDSHAKE_TIMEOUT = 10.0  # seconds a server gives a client to finish the TLS handshake
 
 
 class TcpLink(Link, asyncio.Protocol):
@@ -54,16 +62,17 @@ class TcpLink(Link, asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._close_reason = "closed by peer"
         self._closed = False
+        self.refuse_tls = False  # a plaintext server's link: a TLS handshake gets closed at once
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one
         self._transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
-        if peername:
+        if peername and isinstance(peername, tuple):
             self.peer = f"{peername[0]}:{peername[1]}"
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):  # not a relay's Unix socket
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._on_open is not None:
             self._on_open()
@@ -73,6 +82,12 @@ class TcpLink(Link, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         stats = self.stats
+        if self.refuse_tls:
+            self.refuse_tls = False
+            if data[:1] == bytes([TLS_RECORD]):
+                log.info("closing %s: it wants TLS, and this server runs with --encryption none", self.peer)
+                self.close("TLS handshake to a plaintext server")
+                return
         stats.bytes_in += len(data)
         for payload in self._decoder.feed(data):
             if self._closed:
@@ -197,17 +212,28 @@ class TcpListener(Listener):
 class TcpTransport(Transport):
     name = "tcp"
     schemes = ("tcp",)
-    description = "raw TCP, RFC 4571 framing; control and media on one connection"
+    description = (
+        "raw TCP (TLS 1.3 unless --encryption none), RFC 4571 framing; control and media on one connection"
+    )
+    secure = True
 
     async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
         loop = asyncio.get_running_loop()
         listener: TcpListener
 
         def make_link() -> TcpLink:
-            return _server_link(listener, events)
+            return _server_link(listener, events, refuse_tls=tls is None)
 
+        tls = server_tls(options)
         try:
-            server = await loop.create_server(make_link, host, port, reuse_address=True)
+            server = await loop.create_server(
+                make_link,
+                host,
+                port,
+                reuse_address=True,
+                ssl=tls,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
+            )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise ConfError(
@@ -224,36 +250,86 @@ class TcpTransport(Transport):
         return TcpListener(None, url)
 
     async def adopt(
-        self, listener: TcpListener, sock: socket.socket, already_read: bytes, events: ServerEvents
+        self,
+        listener: TcpListener,
+        sock: socket.socket,
+        already_read: bytes,
+        events: ServerEvents,
+        peer: str = "",
     ) -> TcpLink:
         """Take over a connected client socket that another process accepted and began to read.
 
         ``already_read`` (what was read off the socket but not handled) is fed to the link before
-        anything else arrives, so the server sees the client's stream whole.
+        anything else arrives, so the server sees the client's stream whole. ``peer`` names the client
+        when ``sock`` does not (a Unix socket from a front that terminates TLS).
         """
         loop = asyncio.get_running_loop()
         link = _server_link(listener, events, already_read)
+        link.peer = peer
         await loop.connect_accepted_socket(lambda: link, sock)
         return link
 
     async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
-        loop = asyncio.get_running_loop()
         link = TcpLink(events.control_received, events.media_received, lambda: None, events.closed)
-        try:
-            await asyncio.wait_for(loop.create_connection(lambda: link, host, port), options.connect_timeout)
-        except TimeoutError:
-            raise ConfError(
-                f"cannot reach server tcp://{host}:{port}: no answer in {options.connect_timeout:g} s"
-            ) from None
-        except OSError as exc:
-            why = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ConfError(
-                f"cannot reach server tcp://{host}:{port}: {why.lower()}; is `conf server` running?"
-            ) from None
+        await open_stream(link, host, port, options, "tcp")
         return link
 
 
-def _server_link(listener: TcpListener, events: ServerEvents, already_read: bytes = b"") -> TcpLink:
+def server_tls(options: TransportOptions) -> ssl.SSLContext | None:
+    """The server's TLS context, or None (and a warning) with --encryption none."""
+    security = options.security
+    if security is None:
+        return None
+    if security.identity is None:
+        raise ConfError("a TLS server needs an identity key")
+    return security.stream().server_context(security.identity)
+
+
+async def open_stream(link: TcpLink, host: str, port: int, options: TransportOptions, scheme: str) -> None:
+    """Connect ``link`` to ``host:port``: TLS with the server's key checked against the pin, unless
+    encryption is off. ConfError (one line) for every way it can fail."""
+    loop = asyncio.get_running_loop()
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{scheme}://{shown}:{port}"
+    security = options.security
+    cipher = security.stream() if security is not None else None
+    context = cipher.client_context() if cipher is not None else None
+    try:
+        async with asyncio.timeout(options.connect_timeout):
+            await loop.create_connection(
+                lambda: link,
+                host,
+                port,
+                ssl=context,
+                server_hostname=host if context is not None else None,
+                ssl_handshake_timeout=options.connect_timeout if context is not None else None,
+            )
+    except TimeoutError:
+        raise ConfError(f"cannot reach server {url}: no answer in {options.connect_timeout:g} s") from None
+    except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError, EOFError) as exc:
+        raise ConfError(
+            f"the TLS handshake with {url} failed ({exc}): the server may run with --encryption none; "
+            "both ends must agree"
+        ) from None
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfError(f"cannot reach server {url}: {why.lower()}; is `conf server` running?") from None
+    if security is None or cipher is None:
+        return
+    transport = link._transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    try:
+        if ssl_object is None:
+            raise ConfError(f"the connection to {url} closed during the TLS handshake")
+        security.check_server(cipher.peer_key(ssl_object))
+    except ConfError:
+        link.close("server key refused")
+        raise
+
+
+def _server_link(
+    listener: TcpListener, events: ServerEvents, already_read: bytes = b"", *, refuse_tls: bool = False
+) -> TcpLink:
     """A server-side link that reports to ``events`` and belongs to ``listener`` once open."""
     link: TcpLink
 
@@ -274,6 +350,7 @@ def _server_link(listener: TcpListener, events: ServerEvents, already_read: byte
         opened,
         already_read,
     )
+    link.refuse_tls = refuse_tls
     return link
 
 

@@ -5,7 +5,9 @@ Control messages travel exactly as on the ``tcp`` transport (RFC 4571 framing, o
 each connection a random token in a first, transport-level frame; the client proves that its UDP address
 is its own with a STUN Binding request (RFC 5389) carrying the token, and the server then sends media to
 the address that request came from (symmetric RTP, so clients behind a NAT need no configuration).
-Datagrams from any address that has not proved itself are dropped and counted. See docs/protocol.md.
+Datagrams from any address that has not proved itself are dropped and counted. With encryption on (the
+default) the control connection is TLS and media is SRTP/SRTCP with per-link keys from the token frame.
+See docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ __all__ = ["RtpClientLink", "RtpListener", "RtpServerLink", "RtpTransport", "Udp
 class RtpTransport(Transport):
     name = "rtp"
     schemes = ("rtp",)
-    description = "RTP/RTCP over UDP (symmetric, STUN-latched) beside a TCP control connection"
+    description = "RTP/RTCP over UDP (symmetric, STUN-latched; SRTP) beside a TCP (TLS) control connection"
+    secure = True
 
     async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
         listener = RtpListener(Latches())
-        await listener.start(host, port, events)
+        await listener.start(host, port, events, options)
         return listener
 
     async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:

@@ -14,11 +14,12 @@ import os
 import secrets
 import socket
 
-from conf_transport_tcp import TcpLink
+from conf_transport_tcp import TcpLink, open_stream
 
 from conf_cli import __version__
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol.stun import CLASS_SUCCESS, StunMessage, binding_request, is_stun
+from conf_cli.security import MediaSession, Security
 from conf_cli.transport import ClientEvents, Link, TransportOptions
 
 from .latch import read_token_frame
@@ -35,8 +36,12 @@ KEEPALIVE_RETRIES = 3
 class RtpClientLink(Link):
     """The server as a client sees it over the RTP transport."""
 
-    def __init__(self, events: ClientEvents, url: str) -> None:
+    def __init__(self, events: ClientEvents, url: str, security: Security | None = None) -> None:
         super().__init__(peer=url)
+        self._security = security
+        self.srtp: MediaSession | None = None
+        self.media_rejected = 0
+        """Media that failed SRTP authentication or was a replay."""
         self._events = events
         self._url = url
         self.token: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -54,16 +59,33 @@ class RtpClientLink(Link):
     def _control(self, data: bytes) -> None:
         if not self.token.done():
             try:
-                self.token.set_result(read_token_frame(data))
+                token, keys = read_token_frame(data)
+                self.srtp = self._media_session(keys)
+                self.token.set_result(token)
             except ProtocolError as exc:
                 self.token.set_exception(ConfError(f"{self._url} does not speak the RTP transport: {exc}"))
                 self.control.close("no token frame")
+            except ConfError as exc:
+                self.token.set_exception(exc)
+                self.control.close("no usable SRTP keys")
             return
         self._events.control_received(data)
+
+    def _media_session(self, keys: dict[str, str] | None) -> MediaSession | None:
+        if self._security is None:
+            if keys is not None:
+                raise ConfError(f"{self._url} encrypts media and this client runs with --encryption none")
+            return None
+        if keys is None:
+            raise ConfError(
+                f"{self._url} sends media in plaintext; refusing (it runs with --encryption none)"
+            )
+        return self._security.media().session(keys, server_side=False)
 
     def _closed(self, reason: str) -> None:
         if not self.token.done():
             self.token.set_exception(ConfError(f"the server at {self._url} closed the connection: {reason}"))
+            self.token.exception()  # retrieved: nobody waits for it when the connection was refused
         self._stop_media()
         self._events.closed(reason)
 
@@ -77,6 +99,8 @@ class RtpClientLink(Link):
         if sock is None or len(packet) > MAX_DATAGRAM:
             self.stats.media_dropped += 1
             return False
+        if self.srtp is not None:
+            packet = self.srtp.protect(packet)
         try:
             sock.send(packet)
         except OSError:  # a full socket buffer (EAGAIN) or an ICMP error: drop, never wait
@@ -90,6 +114,12 @@ class RtpClientLink(Link):
         if len(data) > MAX_DATAGRAM:
             self.media_malformed += 1
         elif len(data) >= 8 and data[0] >> 6 == 2:
+            if self.srtp is not None:
+                clear = self.srtp.unprotect(data)
+                if clear is None:
+                    self.media_rejected += 1
+                    return
+                data = clear
             self.stats.media_in += 1
             self.stats.bytes_in += len(data)
             self._events.media_received(data)
@@ -201,13 +231,19 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
     loop = asyncio.get_running_loop()
     shown = f"[{host}]" if ":" in host else host
     url = f"rtp://{shown}:{port}"
-    link = RtpClientLink(events, url)
+    link = RtpClientLink(events, url, options.security)
     deadline = loop.time() + options.connect_timeout
+    await open_stream(link.control, host, port, options, "rtp")
     try:
-        await asyncio.wait_for(
-            loop.create_connection(lambda: link.control, host, port), options.connect_timeout
-        )
-        await asyncio.wait_for(asyncio.shield(link.token), max(0.01, deadline - loop.time()))
+        try:
+            await asyncio.wait_for(asyncio.shield(link.token), max(0.01, deadline - loop.time()))
+        except TimeoutError:
+            if options.security is None:  # a TLS server waits for our handshake; we wait for its token
+                raise ConfError(
+                    f"{url} accepted the connection but sent nothing in {options.connect_timeout:g} s: it "
+                    "probably requires encryption (drop --encryption none)"
+                ) from None
+            raise
         await link.open_media(host, port, max(0.5, deadline - loop.time()))
     except TimeoutError:
         link.close()

@@ -15,6 +15,7 @@ from another address is refused as a replay. A client uses a new transaction ID 
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Generic, TypeVar
@@ -56,6 +57,7 @@ class UdpStats:
     dropped_unknown: int = 0  # media from an address no link has proved
     dropped_oversize: int = 0
     dropped_malformed: int = 0  # neither RTP/RTCP nor a valid STUN message
+    dropped_unauthenticated: int = 0  # SRTP that fails authentication, or a replay
     stun_refused: int = 0  # a STUN request with an unknown token or a bad signature
     stun_replayed: int = 0  # a signed request seen before, from another address
     send_dropped: int = 0  # media not sent: no latched address yet, or the socket buffer was full
@@ -150,15 +152,31 @@ class Latches(Generic[L]):
 TOKEN_FRAME_TYPE = 0x01
 
 
-def token_frame(token: bytes) -> bytes:
-    """The payload of the token frame (the control framing adds its length prefix)."""
-    return bytes((TOKEN_FRAME_TYPE,)) + token
+MAX_KEYS_BYTES = 1024
 
 
-def read_token_frame(payload: bytes) -> bytes:
-    """The token in a token frame; ProtocolError if ``payload`` is not one."""
-    if len(payload) != 1 + TOKEN_BYTES or payload[0] != TOKEN_FRAME_TYPE:
+def token_frame(token: bytes, keys: dict[str, str] | None = None) -> bytes:
+    """The payload of the token frame (the control framing adds its length prefix): the type, the token,
+    then, when media is encrypted, the link's SRTP keys as a JSON object."""
+    extra = json.dumps(keys, separators=(",", ":")).encode() if keys is not None else b""
+    return bytes((TOKEN_FRAME_TYPE,)) + token + extra
+
+
+def read_token_frame(payload: bytes) -> tuple[bytes, dict[str, str] | None]:
+    """The token and SRTP keys (None: media in plaintext) in a token frame; ProtocolError if it is not one."""
+    if len(payload) < 1 + TOKEN_BYTES or payload[0] != TOKEN_FRAME_TYPE:
         raise ProtocolError(
             f"expected the RTP transport's {1 + TOKEN_BYTES}-byte token frame first, got {len(payload)} bytes"
         )
-    return payload[1:]
+    token, extra = payload[1 : 1 + TOKEN_BYTES], payload[1 + TOKEN_BYTES :]
+    if not extra:
+        return token, None
+    if len(extra) > MAX_KEYS_BYTES:
+        raise ProtocolError(f"SRTP keys of {len(extra)} bytes exceed {MAX_KEYS_BYTES}")
+    try:
+        keys = json.loads(extra)
+    except ValueError:
+        raise ProtocolError("the SRTP keys in the token frame are not JSON") from None
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise ProtocolError("the SRTP keys in the token frame are not an object of strings")
+    return token, keys

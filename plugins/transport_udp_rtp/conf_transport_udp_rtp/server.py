@@ -1,4 +1,8 @@
-"""The server side of the RTP transport: TCP control links, one UDP socket per listening address."""
+"""The server side of the RTP transport: TCP control links, one UDP socket per listening address.
+
+With encryption on, each control link is TLS and each link has its own SRTP keys, sent in its token frame:
+media from a client is checked and decrypted as it arrives, and protected again for each receiver.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,18 @@ import contextlib
 import errno
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from conf_transport_tcp import TcpLink
+from conf_transport_tcp import HANDSHAKE_TIMEOUT, TcpLink, server_tls
 
 from conf_cli.errors import ConfError
-from conf_cli.transport import Link, Listener, ServerEvents
+from conf_cli.security import MediaSession
+from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from .latch import Address, Latches, new_token, token_frame
+from .resend import Resends
 
 log = logging.getLogger("conf.transport.rtp")
 
@@ -45,6 +52,8 @@ class RtpServerLink(TcpLink):
         self.media_socket: socket.socket | None = None
         self.media_address: Address | None = None
         self.send_dropped: Callable[[], None] = lambda: None
+        self.srtp: MediaSession | None = None
+        self.resends: Resends | None = None  # the listener's, with SRTP: NACKs this link is sent are noted
 
     def send_media(self, packet: bytes) -> bool:
         sock, address = self.media_socket, self.media_address
@@ -52,6 +61,10 @@ class RtpServerLink(TcpLink):
             self.stats.media_dropped += 1
             self.send_dropped()
             return False
+        if self.srtp is not None:
+            if self.resends is not None and 192 <= packet[1] <= 223:
+                self.resends.forwarded(packet, time.monotonic())
+            packet = self.srtp.protect(packet)
         try:
             sock.sendto(packet, address)
         except OSError:  # the socket buffer is full (EAGAIN), or the network says no: drop, never wait
@@ -100,6 +113,14 @@ class _MediaSocket(asyncio.DatagramProtocol):
                 stats.dropped_unknown += 1
                 self._log_once(addr, "media from an address no link has proved")
                 return
+            if link.srtp is not None:
+                clear = link.srtp.unprotect(data)
+                if clear is None and link.resends is not None and link.resends.take(data, time.monotonic()):
+                    clear = link.srtp.unprotect(data, resent=True)  # asked for again: see .resend
+                if clear is None:
+                    stats.dropped_unauthenticated += 1
+                    return
+                data = clear
             stats.media_in += 1
             link.stats.media_in += 1
             link.stats.bytes_in += size
@@ -132,10 +153,13 @@ class RtpListener(Listener):
         self.url = ""
         self._server: asyncio.Server | None = None
         self._media: list[_MediaSocket] = []
+        self.resends: Resends | None = None
 
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
         sent = 0
         stats = self.latches.stats
+        if 192 <= packet[1] <= 223 and self.resends is not None:  # RTCP: NACKs to publishers are noted
+            self.resends.forwarded(packet, time.monotonic())
         for link in links:
             sock = link.media_socket  # type: ignore[attr-defined]
             address = link.media_address  # type: ignore[attr-defined]
@@ -143,8 +167,9 @@ class RtpListener(Listener):
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
                 continue
+            srtp = link.srtp  # type: ignore[attr-defined]
             try:
-                sock.sendto(packet, address)
+                sock.sendto(packet if srtp is None else srtp.protect(packet), address)
             except OSError:
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
@@ -168,10 +193,17 @@ class RtpListener(Listener):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
-    async def start(self, host: str, port: int, events: ServerEvents) -> None:
+    async def start(
+        self, host: str, port: int, events: ServerEvents, options: TransportOptions | None = None
+    ) -> None:
         """Listen on TCP ``host:port`` and on UDP at the same address(es) and port."""
         loop = asyncio.get_running_loop()
         latches = self.latches
+        options = options or TransportOptions()
+        tls = server_tls(options)
+        srtp = options.security.media() if options.security is not None else None
+        if srtp is not None:
+            self.resends = Resends()
 
         def make_link() -> RtpServerLink:
             link: RtpServerLink
@@ -180,7 +212,11 @@ class RtpListener(Listener):
                 link.listener = self
                 self.links.add(link)
                 latches.add(link, link.token)
-                link.send_control(token_frame(link.token))  # before any conf message
+                keys = srtp.new_keys() if srtp is not None else None
+                if srtp is not None and keys is not None:
+                    link.srtp = srtp.session(keys, server_side=True)
+                    link.resends = self.resends
+                link.send_control(token_frame(link.token, keys))  # before any conf message
                 events.link_opened(link)
 
             def closed(reason: str) -> None:
@@ -200,11 +236,19 @@ class RtpListener(Listener):
                 token=new_token(),
             )
             link.send_dropped = dropped
+            link.refuse_tls = tls is None
             return link
 
         for attempt in range(PORT_ATTEMPTS):
             try:
-                server = await loop.create_server(make_link, host, port, reuse_address=True)
+                server = await loop.create_server(
+                    make_link,
+                    host,
+                    port,
+                    reuse_address=True,
+                    ssl=tls,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
+                )
             except OSError as exc:
                 raise _listen_error(host, port, exc) from None
             socks: list[socket.socket] = []

@@ -27,7 +27,8 @@ __all__ = ["ZmqClientLink", "ZmqListener", "ZmqServerLink", "ZmqStats", "ZmqTran
 class ZmqTransport(Transport):
     name = "zmq"
     schemes = ("zmq",)
-    description = "ZeroMQ: ROUTER/DEALER control, PUB/SUB media fan-out with a topic per track"
+    description = "ZeroMQ (CURVE unless --encryption none): ROUTER/DEALER control, PUB/SUB media fan-out"
+    secure = True
 
     async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:
         return await ZmqListener.open(host, port, events, options)

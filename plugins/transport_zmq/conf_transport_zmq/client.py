@@ -17,9 +17,11 @@ import zmq
 import zmq.asyncio
 
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.security import Security
 from conf_cli.transport import ClientEvents, Link, TransportOptions
 
 from . import wire
+from .keys import fetch_key
 from .server import BATCH, configure, send_now, tcp_endpoint
 
 log = logging.getLogger("conf.transport.zmq")
@@ -181,6 +183,8 @@ class ZmqClientLink(Link):
 async def connect(host: str, port: int, events: ClientEvents, options: TransportOptions) -> ZmqClientLink:
     """Greet the server's ROUTER, connect the SUB to its PUB; ConfError if there is no answer in time."""
     url = f"zmq://[{host}]:{port}" if ":" in host else f"zmq://{host}:{port}"
+    security = options.security
+    server_key = await _server_key(security, host, port, url, options.connect_timeout)
     context = zmq.asyncio.Context.instance()
     dealer = context.socket(zmq.DEALER)
     sub = context.socket(zmq.SUB)
@@ -188,6 +192,8 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
         configure(dealer, host, SNDHWM=DEALER_HWM, RCVHWM=DEALER_HWM)
         dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
         configure(sub, host, RCVHWM=SUB_RCVHWM)
+        if security is not None and server_key is not None:
+            security.message().secure_client([dealer, sub], server_key)
         dealer.connect(tcp_endpoint(host, port))
         send_now(dealer, [wire.GREETING, wire.client_greeting()])
         pub_port = await _greeting(dealer, url, options.connect_timeout)
@@ -201,6 +207,31 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
         sub.close(0)
         raise
     return ZmqClientLink(dealer, sub, events, url)
+
+
+async def _server_key(
+    security: Security | None, host: str, port: int, url: str, timeout: float
+) -> bytes | None:
+    """The server's identity key, checked against the pin (or --fingerprint); None without encryption.
+
+    The key service is always asked, so that a changed key is reported as such; a pinned key is used
+    if it does not answer (the CURVE handshake then proves the server holds it)."""
+    if security is None:
+        return None
+    if security.trust is None:
+        raise ConfError("no trust settings on a client link")
+    pinned = security.trust.pinned()
+    key = await fetch_key(host, port, min(timeout, 1.0) if pinned is not None else timeout)
+    if key is None:
+        if pinned is None:
+            raise ConfError(
+                f"the server at {url} did not present its key (no answer from its key service, UDP port "
+                f"{port}, in {timeout:g} s): is it running, with encryption on? (both ends must agree on "
+                "--encryption)"
+            )
+        return pinned
+    security.check_server(key)
+    return key
 
 
 async def _greeting(dealer: zmq.asyncio.Socket, url: str, timeout: float) -> int:
@@ -219,5 +250,5 @@ async def _greeting(dealer: zmq.asyncio.Socket, url: str, timeout: float) -> int
     except TimeoutError:
         raise ConfError(
             f"cannot reach server {url}: no answer in {timeout:g} s; "
-            "is `conf server --transport zmq` running?"
+            "is `conf server --transport zmq` running, with the same --encryption setting?"
         ) from None

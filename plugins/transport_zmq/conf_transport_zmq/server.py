@@ -29,6 +29,8 @@ from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from . import wire
+from .access import guard
+from .keys import KeyService, open_service
 from .topics import TopicOwners
 
 log = logging.getLogger("conf.transport.zmq")
@@ -104,9 +106,10 @@ class ZmqServerLink(Link):
 
     media_ordered = True
 
-    def __init__(self, listener: ZmqListener, identity: bytes, peer: str) -> None:
+    def __init__(self, listener: ZmqListener, identity: bytes, peer: str, curve_key: bytes = b"") -> None:
         super().__init__(peer, listener)
         self.identity = identity
+        self.curve_key = curve_key  # the client's CURVE key (z85), empty without encryption
         self._owner = listener
         self._closed = False
 
@@ -173,25 +176,50 @@ class ZmqListener(Listener):
         self._recently_closed: dict[bytes, None] = {}  # their late messages are no news: not logged
         self._closed = False
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._sweep())]
+        self.key_service: KeyService | None = None
+        self.subscribers: set[bytes] = set()
 
     @classmethod
     async def open(cls, host: str, port: int, events: ServerEvents, options: TransportOptions) -> ZmqListener:
         context = zmq.asyncio.Context.instance()
         router = context.socket(zmq.ROUTER)
         pub: zmq.Socket[Any] = zmq.Socket(context, zmq.PUB)  # write-only: a plain socket
+        security = options.security
+        service: KeyService | None = None
+        subscribers: set[bytes] = set()  # CURVE keys of open links: who may connect to the PUB
         try:
             # Mandatory routing makes a full or vanished peer's queue an error we see, not a silent drop.
             configure(router, host, ROUTER_MANDATORY=1, SNDHWM=ROUTER_SNDHWM, RCVHWM=ROUTER_RCVHWM)
             configure(pub, host, SNDHWM=PUB_SNDHWM)
+            if security is not None:
+                if security.identity is None:
+                    raise ConfError("a CURVE server needs an identity key")
+                curve = security.message()
+                curve.secure_server(router, security.identity)
+                curve.secure_server(pub, security.identity)
+                guard(context, router, pub, lambda key: key in subscribers)
             _bind(router, host, port, "")
+            if security is not None and security.identity is not None:
+                bound = bound_port(router)
+                try:
+                    service = await open_service(host, bound, security.identity.public_key)
+                except OSError as exc:
+                    raise ConfError(
+                        f"cannot open the ZeroMQ key service on UDP {host}:{bound}: {exc.strerror or exc}"
+                    ) from None
             pub_port = int(options.extra.get("zmq_pub_port") or (port + 1 if 0 < port < 65_535 else 0))
             _bind(pub, host, pub_port, f" (the ZeroMQ media port is --port + 1, here {pub_port})")
         except BaseException:
             router.close(0)
             pub.close(0)
+            if service is not None:
+                service.close()
             raise
         max_links = int(options.extra.get("zmq_max_links") or MAX_LINKS)
-        return cls(context, router, pub, events, max_links=max_links)
+        listener = cls(context, router, pub, events, max_links=max_links)
+        listener.key_service = service
+        listener.subscribers = subscribers
+        return listener
 
     def stats(self) -> dict[str, int]:
         return {
@@ -338,8 +366,14 @@ class ZmqListener(Listener):
             address = str(frame.get("Peer-Address"))
         except (zmq.ZMQError, KeyError, ValueError):
             address = "?"
-        link = ZmqServerLink(self, identity, f"{address} (zmq id {identity.hex()[:16]})")
+        try:
+            curve_key = str(frame.get("User-Id")).encode() if self.key_service is not None else b""
+        except (zmq.ZMQError, KeyError, ValueError):
+            curve_key = b""
+        link = ZmqServerLink(self, identity, f"{address} (zmq id {identity.hex()[:16]})", curve_key)
         self.links[identity] = link
+        if curve_key:
+            self.subscribers.add(curve_key)
         self.send(identity, wire.GREETING, self._greeting)
         self._events.link_opened(link)
 
@@ -350,6 +384,8 @@ class ZmqListener(Listener):
         self._recently_closed[link.identity] = None
         if len(self._recently_closed) > MAX_LOGGED_STRANGERS:
             del self._recently_closed[next(iter(self._recently_closed))]
+        if link.curve_key and not any(other.curve_key == link.curve_key for other in self.links.values()):
+            self.subscribers.discard(link.curve_key)
         self.topics.release(link.id)
         asyncio.get_running_loop().call_soon(self._events.link_closed, link, reason)
 
@@ -372,6 +408,8 @@ class ZmqListener(Listener):
                 await task
         self._router.close(linger=0)
         self._pub.close(linger=0)
+        if self.key_service is not None:
+            self.key_service.close()
 
 
 def _bind(sock: zmq.Socket[Any], host: str, port: int, what: str) -> None:

@@ -1,0 +1,129 @@
+"""SRTP sessions (libsrtp): both directions, authentication, replays dropped; also on a live rtp:// link."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conf_crypto import SrtpCipher
+
+from conf_cli.client import Client
+from conf_cli.errors import ConfError
+from conf_cli.identity import Identity
+from conf_cli.plugins import create_registry
+from conf_cli.protocol.rtcp import ReceiverReport
+from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.security import Security, client_security
+from conf_cli.server import Endpoint, Server
+from conf_cli.transport import TransportOptions
+from conf_cli.urls import parse_server_url
+
+
+def rtp(seq: int, payload: bytes = b"media payload " * 20) -> bytes:
+    return bytes(
+        RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq * 3000, ssrc=0x1234, payload=payload)
+    )
+
+
+@pytest.mark.parametrize("profile", ["AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"])
+def test_each_direction_has_its_own_key_and_replays_are_dropped(profile: str) -> None:
+    cipher = SrtpCipher(profile)
+    keys = cipher.new_keys()
+    server, client = cipher.session(keys, server_side=True), cipher.session(keys, server_side=False)
+    packet = rtp(1)
+    protected = client.protect(packet)
+    assert protected != packet and packet[12:] not in protected
+    assert server.unprotect(protected) == packet
+    assert server.unprotect(protected) is None  # the same packet again: a replay
+    assert client.unprotect(protected) is None  # the other direction's key does not open it
+    tampered = bytearray(client.protect(rtp(2)))
+    tampered[-1] ^= 1
+    assert server.unprotect(bytes(tampered)) is None
+    assert server.rejected == 2
+    later = client.protect(rtp(3))
+    assert server.unprotect(later) == rtp(3)
+    down = server.protect(rtp(7))
+    assert client.unprotect(down) == rtp(7)
+
+
+def test_rtcp_is_protected_too() -> None:
+    cipher = SrtpCipher()
+    keys = cipher.new_keys()
+    server, client = cipher.session(keys, server_side=True), cipher.session(keys, server_side=False)
+    report = bytes(ReceiverReport(ssrc=0x99, reports=[]))
+    protected = client.protect(report)
+    assert protected != report
+    assert server.unprotect(protected) == report
+    assert server.unprotect(protected) is None
+
+
+def test_bad_keys_are_a_clear_error() -> None:
+    cipher = SrtpCipher()
+    with pytest.raises(ConfError, match="profile"):
+        cipher.session({"profile": "NULL", "up": "", "down": ""}, server_side=False)
+    with pytest.raises(ConfError, match="base64"):
+        cipher.session({"profile": "AEAD_AES_128_GCM", "up": "!!", "down": "!!"}, server_side=False)
+
+
+async def test_a_replayed_datagram_on_a_live_link_is_dropped() -> None:
+    registry = create_registry()
+    identity = Identity.generate()
+    server = Server(registry)
+    [url] = await server.start(
+        [Endpoint("rtp", "127.0.0.1", 0)], TransportOptions(security=Security(registry.ciphers, identity))
+    )
+    listener = server.listeners[0]
+    security = client_security(registry.ciphers, url, "on", identity.fingerprint, pin=False)
+    client = Client(registry, parse_server_url(url), TransportOptions(security=security))
+    try:
+        await client.connect()
+        await client.create("ada", "pass-123")
+        link = client.link
+        assert link is not None and link.srtp is not None  # type: ignore[attr-defined]
+        sent: list[bytes] = []
+        protect = link.srtp.protect  # type: ignore[attr-defined]
+        link.srtp.protect = lambda packet: sent.append(protect(packet)) or sent[-1]  # type: ignore[attr-defined]
+        assert link.send_media(rtp(1))
+        await asyncio.sleep(0.3)
+        before = listener.stats()
+        assert before["dropped_unauthenticated"] == 0 and before["media_in"] >= 1
+        link.sock.send(sent[-1])  # type: ignore[attr-defined]  # the very same datagram, from the same address
+        forged = bytearray(sent[-1])
+        forged[-3] ^= 0x40
+        link.sock.send(bytes(forged))  # type: ignore[attr-defined]
+        link.sock.send(rtp(2))  # type: ignore[attr-defined]  # plain RTP, without SRTP
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if listener.stats()["dropped_unauthenticated"] >= 3:
+                break
+        after = listener.stats()
+        assert after["dropped_unauthenticated"] == 3
+        assert after["media_in"] == before["media_in"]
+    finally:
+        await client.close()
+        await server.close()
+
+
+def test_a_packet_asked_for_again_passes_the_replay_check_once() -> None:
+    from conf_transport_udp_rtp.resend import Resends
+
+    from conf_cli.protocol.rtcp import Nack, ReceiverReport, build_compound
+
+    cipher = SrtpCipher()
+    keys = cipher.new_keys()
+    server, client = cipher.session(keys, server_side=True), cipher.session(keys, server_side=False)
+    resends = Resends()
+    first = client.protect(rtp(10))
+    assert server.unprotect(first) == rtp(10)
+    resend = client.protect(rtp(10))  # the publisher sends it again, as a receiver lost it
+    assert not resends.take(resend, 0.0)
+    assert server.unprotect(resend, resent=False) is None
+    nack = build_compound([ReceiverReport(ssrc=5), Nack(sender_ssrc=5, media_ssrc=0x1234, lost=[10, 11])])
+    resends.forwarded(nack, 0.0)
+    assert len(resends) == 2
+    assert resends.take(resend, 1.0)
+    assert server.unprotect(resend, resent=True) == rtp(10)
+    assert not resends.take(resend, 1.0)  # used up: a third copy is a replay again
+    assert server.unprotect(resend, resent=True) is None  # and the resend window has seen it too
+    resends.forwarded(nack, 0.0)
+    assert not resends.take(client.protect(rtp(11)), 10.0)  # too late
