@@ -16,15 +16,15 @@ digits. Reading the digits to each other proves that nobody is in the middle.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pylibsrtp
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from conf_cli.errors import ProtocolError
-from conf_cli.protocol.rtp import is_rtcp
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.security import MediaCipher
 
 MASTER_BYTES = 28  # AEAD_AES_128_GCM: 16-byte key + 12-byte salt
 CHECK_KEY_BYTES = 20
@@ -84,31 +84,34 @@ class CallKeys:
 
 
 class SrtpPair:
-    """Protects what we send and unprotects what we receive (RTP and RTCP, told apart per RFC 5761)."""
+    """Protects what we send and unprotects what we receive (RTP and RTCP), through the ``srtp`` cipher
+    plugin that protects rtp:// links too; the call's own keys go in where a server's would."""
 
-    def __init__(self, keys: CallKeys) -> None:
-        self._out = pylibsrtp.Session(_policy(keys.send, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-        self._in = pylibsrtp.Session(_policy(keys.receive, pylibsrtp.Policy.SSRC_ANY_INBOUND))
+    PROFILE = "AEAD_AES_128_GCM"
+
+    def __init__(self, keys: CallKeys, ciphers: Mapping[str, object]) -> None:
+        cipher = ciphers.get("srtp")
+        if not isinstance(cipher, MediaCipher):
+            raise ConfError(
+                "calls are encrypted with SRTP, and no 'srtp' cipher plugin is loaded (conf plugins)"
+            )
+        material = {"profile": self.PROFILE, "up": _b64(keys.send), "down": _b64(keys.receive)}
+        self._session = cipher.session(material, server_side=False)  # up: what we send
 
     def protect(self, packet: bytes) -> bytes:
-        """SRTP or SRTCP of a plain packet; ProtocolError if libsrtp refuses it."""
+        """SRTP or SRTCP of a plain packet; ProtocolError if it cannot be protected."""
         try:
-            return self._out.protect_rtcp(packet) if is_rtcp(packet) else self._out.protect(packet)
-        except pylibsrtp.Error as exc:
+            return self._session.protect(packet)
+        except Exception as exc:  # libsrtp's own error type stays inside the cipher plugin
             raise ProtocolError(f"cannot protect a media packet: {exc}") from None
 
     def unprotect(self, packet: bytes) -> bytes:
         """The plain packet; ProtocolError if it is not authentic (or a replay)."""
-        try:
-            return self._in.unprotect_rtcp(packet) if is_rtcp(packet) else self._in.unprotect(packet)
-        except pylibsrtp.Error as exc:
-            raise ProtocolError(f"media packet refused: {exc}") from None
+        plain = self._session.unprotect(packet)
+        if plain is None:
+            raise ProtocolError("media packet refused: not authentic, or a replay")
+        return plain
 
 
-def _policy(master: bytes, direction: int) -> pylibsrtp.Policy:
-    policy = pylibsrtp.Policy(
-        key=master, ssrc_type=direction, srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
-    )
-    policy.allow_repeat_tx = True  # NACKed packets are sent again as they were
-    policy.window_size = 1024
-    return policy
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()

@@ -264,7 +264,7 @@ class CallSession:
         async def keepalive() -> None:
             await self.sock.binding(to, 2.0, username, key)
 
-        self.sock.start_media(SrtpPair(self.derived), to, keepalive)
+        self.sock.start_media(SrtpPair(self.derived, self.client.registry.ciphers), to, keepalive)
         self.ui.show(
             {
                 "type": "call_path",

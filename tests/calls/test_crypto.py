@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from conf_cli.calls.crypto import KeyPair, SrtpPair, decode_key
-from conf_cli.errors import ProtocolError
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.plugins import registry
 from conf_cli.protocol.rtcp import Pli
 from conf_cli.protocol.rtp import RtpPacket
+
+CIPHERS = registry().ciphers
 
 
 def test_both_ends_derive_mirrored_keys_and_the_same_sas() -> None:
@@ -24,8 +27,8 @@ def test_both_ends_derive_mirrored_keys_and_the_same_sas() -> None:
 
 def test_srtp_round_trip_and_refusals() -> None:
     caller, callee = KeyPair(), KeyPair()
-    a = SrtpPair(caller.derive("c1", callee.public, caller=True))
-    b = SrtpPair(callee.derive("c1", caller.public, caller=False))
+    a = SrtpPair(caller.derive("c1", callee.public, caller=True), CIPHERS)
+    b = SrtpPair(callee.derive("c1", caller.public, caller=False), CIPHERS)
     plain = bytes(RtpPacket(96, 7, 1000, 42, b"frame" * 40))
     sealed = a.protect(plain)
     assert sealed != plain and plain[40:80] not in sealed
@@ -48,3 +51,9 @@ def test_bad_keys_are_protocol_errors() -> None:
         decode_key("A" * 10)
     with pytest.raises(ProtocolError):
         KeyPair().derive("c1", "A" * 43, caller=True)  # the all-zero point
+
+
+def test_without_the_srtp_cipher_plugin_a_call_cannot_carry_media() -> None:
+    keys = KeyPair().derive("c1", KeyPair().public, caller=True)
+    with pytest.raises(ConfError, match="no 'srtp' cipher plugin"):
+        SrtpPair(keys, {})

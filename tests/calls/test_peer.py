@@ -10,7 +10,10 @@ from conf_cli.calls.checks import Checks
 from conf_cli.calls.crypto import KeyPair, SrtpPair
 from conf_cli.calls.peer import CallSocket
 from conf_cli.calls.relay import CallRelay
+from conf_cli.plugins import registry
 from conf_cli.protocol.rtp import RtpPacket
+
+CIPHERS = registry().ciphers
 
 
 async def wait_for(condition, timeout: float = 5.0) -> None:
@@ -34,8 +37,8 @@ async def test_checks_then_srtp_media_and_strangers_refused() -> None:
         await wait_for(lambda: checks_a.reached is not None and checks_b.reached is not None)
         assert checks_a.reached == ("127.0.0.1", port_b)
         got: list[bytes] = []
-        a.start_media(SrtpPair(keys_a), checks_a.reached)
-        b.start_media(SrtpPair(keys_b), checks_b.reached)
+        a.start_media(SrtpPair(keys_a, CIPHERS), checks_a.reached)
+        b.start_media(SrtpPair(keys_b, CIPHERS), checks_b.reached)
         b.on_media = got.append
         packet = bytes(RtpPacket(96, 1, 0, 77, b"picture" * 20))
         assert a.send_media(packet)
@@ -47,7 +50,8 @@ async def test_checks_then_srtp_media_and_strangers_refused() -> None:
             stranger.sendto(bytes(RtpPacket(96, 2, 0, 77, b"x" * 50)), ("127.0.0.1", port_b))
             other = KeyPair().derive("c1", callee.public, caller=True)
             stranger.sendto(
-                SrtpPair(other).protect(bytes(RtpPacket(96, 3, 0, 77, b"y" * 50))), ("127.0.0.1", port_b)
+                SrtpPair(other, CIPHERS).protect(bytes(RtpPacket(96, 3, 0, 77, b"y" * 50))),
+                ("127.0.0.1", port_b),
             )
             stranger.sendto(b"hello", ("127.0.0.1", port_b))
         finally:
