@@ -17,6 +17,7 @@ from conf_cli.plugins import create_registry
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.server import Endpoint, Server
 from conf_cli.services import RunningService, ServerService
+from conf_cli.transport import TransportOptions
 from conf_cli.urls import ServerAddress
 
 
@@ -96,7 +97,8 @@ async def test_an_in_process_participant_meets_a_tcp_client() -> None:
     server = Server(registry)
     (url,) = await server.start([Endpoint("tcp", "127.0.0.1", 0)])
     local = Client(registry, ServerAddress("local", "gateway", 0), transport=LocalTransport(server))
-    remote = Client(registry, ServerAddress("tcp", "127.0.0.1", int(url.rsplit(":", 1)[1])))
+    address = ServerAddress("tcp", "127.0.0.1", int(url.rsplit(":", 1)[1]))
+    remote = Client(registry, address, TransportOptions())  # the server above runs without encryption
     try:
         await local.connect()
         created, _ = await local.create("gateway", passcode="pass")

@@ -27,6 +27,7 @@ from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 from conf_cli.protocol.rtsp import RtspReader
 from conf_cli.protocol.sdp import SessionDescription
+from conf_cli.transport import TransportOptions
 from conf_cli.workers import channel
 
 
@@ -224,7 +225,7 @@ def client_media(data: bytes) -> object:
     from conf_cli.media.manager import MediaManager
     from conf_cli.media.receiver import RemoteTrack
 
-    manager = MediaManager(Client(None, None), lambda event: None)  # type: ignore[arg-type]
+    manager = MediaManager(Client(None, None, TransportOptions()), lambda event: None)  # type: ignore[arg-type]
     for ssrc, kind, codec in ((seeds.VIDEO_SSRC, "video", "H264"), (seeds.AUDIO_SSRC, "audio", "opus")):
         info = {"name": "ada", "kind": kind, "ssrc": ssrc, "codec": codec}
         manager.receivers[ssrc] = RemoteTrack(
@@ -282,7 +283,7 @@ def client_events(data: bytes) -> object:
     from conf_cli.media.manager import MediaManager
 
     message = control.decode_any(data)
-    client = Client(None, None)  # type: ignore[arg-type]
+    client = Client(None, None, TransportOptions())  # type: ignore[arg-type]
     client.name = "ada"
     manager = MediaManager(client, lambda event: None)
     with _no_tasks():
