@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from conf_cli.protocol.sframe import (
 )
 from conf_cli.server import Endpoint, Server
 from conf_cli.testing import ClientPool, ConfProcess
+from conf_cli.testing_hostile import open_raw_socket
 from conf_cli.transport import Link
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -99,7 +99,7 @@ def code_for(client: ConfProcess, names: list[str]) -> str:
 @pytest.mark.parametrize("transport", ["tcp", "rtp"])
 def test_e2ee_meeting_media_decodes_for_members_and_is_ciphertext_on_the_server(transport: str) -> None:
     with tapped_server(transport) as running:
-        pool = ClientPool(running.url)
+        pool = ClientPool(running.url, extra=["--encryption", "none"])  # the tap reads the links in plain
         try:
             ada, meeting = pool.create("ada", "--e2ee")
             assert ada.seen[-1]["e2ee"] is True
@@ -158,8 +158,7 @@ def test_e2ee_meeting_media_decodes_for_members_and_is_ciphertext_on_the_server(
 def test_a_client_without_e2ee_is_refused_clearly(clients: ClientPool, server_url: str) -> None:
     """A client that speaks the protocol but brings no key (an older or simpler one) is told why."""
     host, meeting = clients.create("host", "--e2ee")
-    address, port = server_url.removeprefix("tcp://").rsplit(":", 1)
-    with socket.create_connection((address, int(port)), timeout=10) as sock:
+    with open_raw_socket(server_url, timeout=10, tls=True) as sock:
         sock.sendall(frame(json.dumps({"type": "hello", "protocol": 1}).encode()))
         request = {"type": "join", "meeting": meeting, "name": "old", "passcode": clients.passcode}
         sock.sendall(frame(json.dumps(request).encode()))
