@@ -92,7 +92,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def gateway(media: Path) -> Iterator[tuple[ConfProcess, str, str]]:
-    server, _ = start_server("--rtsp-port", "0", "--media-dir", str(media), "--rtsp-session-timeout", "3")
+    # Its tests try wrong passcodes on purpose, all from 127.0.0.1: let the rate limit allow them.
+    server, _ = start_server(
+        "--rtsp-port", "0", "--media-dir", str(media), "--rtsp-session-timeout", "3", "--max-failures", "1000"
+    )
     urls = server.seen[-1]["urls"]
     tcp = next(u for u in urls if u.startswith("tcp://"))
     rtsp = next(u for u in urls if u.startswith("rtsp://")).rstrip("/")

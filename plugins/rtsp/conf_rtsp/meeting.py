@@ -47,6 +47,7 @@ _STATUS = {
     "not_allowed": 403,
     "bad_request": 400,
     "e2ee_required": 403,  # an end-to-end encrypted meeting: a gateway never holds its media keys
+    "rate_limited": 503,  # too many failed attempts from this address: try again later
 }
 ADMIT_TIMEOUT = 30.0  # seconds a player's request waits in a meeting's waiting room for the host
 
