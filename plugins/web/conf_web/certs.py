@@ -1,6 +1,7 @@
 """The server's own TLS certificate for the web page: self-signed, made once and kept.
 
-One function, so that it can later be pointed at a persistent server identity instead.
+It is not the server identity of conf's own links (conf_cli/identity.py): that key is Ed25519, which
+browsers do not accept in TLS certificates, so the page has an ECDSA P-256 key of its own beside it.
 """
 
 from __future__ import annotations
