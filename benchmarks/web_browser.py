@@ -15,31 +15,23 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 
 from conf_web.browser import Browser
 
 from conf_cli.testing import ConfProcess
+from conf_cli.testing_netns import conf_in, inside
 
 NS = f"confwebbench{os.getpid()}"
 PASSCODE = "bench-pass"
 
 
 def in_ns(*args: str) -> list[str]:
-    return ["ip", "netns", "exec", NS, *args]
+    return inside(NS, *args)
 
 
 def conf(*args: str) -> ConfProcess:
-    process = subprocess.Popen(
-        in_ns(sys.executable, "-m", "conf_cli", *args),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    return ConfProcess(process)
+    return conf_in(NS, args)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -39,6 +39,24 @@ def run(*args: str) -> None:
         raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
 
 
+def inside(ns: str, *args: str) -> list[str]:
+    """A command line that runs ``args`` inside network namespace ``ns``."""
+    return ["ip", "netns", "exec", ns, *args]
+
+
+def conf_in(ns: str, args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
+    """Start ``conf ARGS`` inside network namespace ``ns``; the caller stops it (by PID, ``stop()``)."""
+    process = subprocess.Popen(
+        inside(ns, *conf_command(), *args),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    return ConfProcess(process)
+
+
 @dataclass
 class NetLab:
     """Namespaces made for one test; use it as a context manager (everything goes at the end)."""
@@ -86,19 +104,11 @@ class NetLab:
 
     @staticmethod
     def inside(ns: str, *args: str) -> list[str]:
-        return ["ip", "netns", "exec", ns, *args]
+        return inside(ns, *args)
 
     def conf(self, ns: str, args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
         """Start ``conf ARGS`` in ``ns`` (machine mode is the caller's to ask); stopped at close."""
-        process = subprocess.Popen(
-            self.inside(ns, *conf_command(), *args),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        )
-        started = ConfProcess(process)
+        started = conf_in(ns, args, env)
         self.processes.append(started)
         return started
 

@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from conf_web.browser import Browser, chromium_path
 from conf_web.certs import own_certificate
 
 from conf_cli.testing import ConfProcess
+from conf_cli.testing_netns import conf_in, inside
 
 PASSCODE = "pass-123"
 NS = f"confweb{os.getpid()}"
@@ -38,19 +38,11 @@ pytestmark = pytest.mark.skipif(_unavailable() is not None, reason=str(_unavaila
 
 
 def _in_ns(*args: str) -> list[str]:
-    return ["ip", "netns", "exec", NS, *args]
+    return inside(NS, *args)
 
 
 def _conf(*args: str) -> ConfProcess:
-    process = subprocess.Popen(
-        _in_ns(sys.executable, "-m", "conf_cli", *args),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    return ConfProcess(process)
+    return conf_in(NS, args)
 
 
 @pytest.fixture
