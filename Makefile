@@ -30,7 +30,7 @@ test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy conf_cli plugins examples
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -24,7 +24,7 @@ from typing import Any
 
 from conf_cli.client import Client
 from conf_cli.plugins import registry
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server, test_home
 from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
 from conf_cli.urls import parse_server_url
 
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--transport", default="tcp")
     parser.add_argument("--path", choices=("protocol", "viewer", "both"), default="both")
     args = parser.parse_args()
+    os.environ["CONF_HOME"] = test_home()  # the servers it starts have throwaway keys: pin them there
 
     theirs = start_screen(*SIZE)
     server, url = start_server(transport=args.transport)

@@ -8,6 +8,7 @@ order (so text split over two segments is found whole) and each UDP datagram.
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import re
 import shutil
@@ -15,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -44,9 +46,23 @@ def free_port_pair() -> int:
     raise RuntimeError("no free pair of ports found")
 
 
+@functools.cache
+def capture_unavailable() -> str | None:
+    """Why a loopback capture cannot be made here, or None if it can: a real capture is tried, since
+    tcpdump being installed does not mean this user may capture."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            with capture(Path(folder) / "probe.pcap", [free_port_pair()], settle=0.0):
+                pass
+        except (OSError, RuntimeError) as error:
+            return f"cannot capture on lo: {error}"
+    return None
+
+
 @contextlib.contextmanager
-def capture(path: Path, ports: list[int]) -> Iterator[Path]:
-    """tcpdump on ``lo`` for TCP and UDP ``ports`` into ``path`` (pcap) while the block runs."""
+def capture(path: Path, ports: list[int], settle: float = 1.0) -> Iterator[Path]:
+    """tcpdump on ``lo`` for TCP and UDP ``ports`` into ``path`` (pcap) while the block runs, and
+    ``settle`` seconds after it, so that the last packets reach the file."""
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None:
         raise RuntimeError("tcpdump is not installed (scripts/setup-system.sh installs it)")
@@ -84,7 +100,7 @@ def capture(path: Path, ports: list[int]) -> Iterator[Path]:
         if "listening on" not in line:
             raise RuntimeError(f"tcpdump did not start: {line.strip()}")
         yield path
-        time.sleep(1.0)  # let the last packets reach the file
+        time.sleep(settle)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

@@ -11,25 +11,32 @@ own NAT router.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conf_cli.testing import ConfProcess, conf_command
+from conf_cli.testing import ConfProcess, conf_command, test_home
 
 TIMEOUT = 10.0
 
 
+@functools.cache
 def netns_unavailable() -> str | None:
-    """Why network namespaces cannot be used here, or None if they can."""
-    if os.geteuid() != 0:
-        return "network namespaces need root"
+    """Why network namespaces cannot be used here, or None if they can: one is really made and
+    deleted, since listing them succeeds without the privileges that making one needs."""
     if not shutil.which("ip") or not shutil.which("iptables"):
         return "ip or iptables is not installed"
-    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, timeout=TIMEOUT, check=False)
-    return None if probe.returncode == 0 else "ip netns is unavailable"
+    name = f"confprobe{os.getpid()}"
+    made = subprocess.run(
+        ["ip", "netns", "add", name], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    if made.returncode != 0:
+        return f"cannot make a network namespace: {made.stderr.strip() or 'ip netns add failed'}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=TIMEOUT, check=False)
+    return None
 
 
 def run(*args: str) -> None:
@@ -45,14 +52,15 @@ def inside(ns: str, *args: str) -> list[str]:
 
 
 def conf_in(ns: str, args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
-    """Start ``conf ARGS`` inside network namespace ``ns``; the caller stops it (by PID, ``stop()``)."""
+    """Start ``conf ARGS`` inside network namespace ``ns`` with the tests' temporary ``CONF_HOME``; the
+    caller stops it (by PID, ``stop()``)."""
     process = subprocess.Popen(
         inside(ns, *conf_command(), *args),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "CONF_HOME": test_home(), **(env or {})},
     )
     return ConfProcess(process)
 

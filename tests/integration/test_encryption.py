@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -15,12 +14,12 @@ from conf_crypto import TlsCipher
 
 from conf_cli.identity import Identity
 from conf_cli.testing import ClientPool, ConfProcess, conf_command, spawn
-from conf_cli.testing_capture import capture, contains, free_port_pair, payloads
+from conf_cli.testing_capture import capture, capture_unavailable, contains, free_port_pair, payloads
 
 CHAT = "the-eagle-lands-at-noon-7fa3"
 SHARE = ("--width", "320", "--height", "240", "--fps", "15")
 
-needs_tcpdump = pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")
+needs_tcpdump = pytest.mark.skipif(capture_unavailable() is not None, reason=str(capture_unavailable()))
 
 
 def media_chunks(recording: Path) -> list[bytes]:
