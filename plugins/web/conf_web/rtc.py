@@ -14,8 +14,8 @@
 aiortc has no public API for any of this, so this module (and only this one) reaches into it: a
 receiver's ``_handle_rtp_packet``, ``_send_rtcp_pli``, ``_send_rtcp_nack`` and its decoder thread; a
 sender's ``_ssrc`` and ``_handle_rtcp_packet``; a transceiver's negotiated ``_codecs``; the DTLS
-transport's ``_send_rtp``; aioice's candidate gathering. Checked with aiortc 1.16 and aioice 0.13; the web
-tests exercise every one of them.
+transport's ``_send_rtp``; aioice's candidate gathering. Checked with aiortc 1.16 and aioice 0.13, the
+range pyproject.toml allows; the web tests exercise every one of them.
 """
 
 from __future__ import annotations
