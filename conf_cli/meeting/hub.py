@@ -33,7 +33,17 @@ MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
 INPUT_BURST = 250.0  # ... and at once
 CALL_REQUESTS = frozenset(
-    ("online", "offline", "call", "call_accept", "call_decline", "call_connected", "call_path", "call_hangup")
+    (
+        "online",
+        "offline",
+        "call",
+        "call_accept",
+        "call_reveal",
+        "call_decline",
+        "call_connected",
+        "call_path",
+        "call_hangup",
+    )
 )
 
 
