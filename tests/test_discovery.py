@@ -271,3 +271,44 @@ def test_ssdp_answers_amplify_nothing_and_only_on_the_announced_interface() -> N
         assert 0 < len(flood["answers"]) <= ANSWERS_PER_SOURCE
         assert probe(far, "--to", "10.79.0.1", "--count", "3")["answers"] == []  # unicast, other interface
         assert probe(far, "--count", "3")["answers"] == []  # the group, on an interface not announced
+
+
+def _answers(monkeypatch: pytest.MonkeyPatch, *found: ssdp.Announcement) -> None:
+    async def search(timeout: float = 2.0) -> list[ssdp.Announcement]:
+        return list(found)
+
+    monkeypatch.setattr("conf_cli.discovery.discover", search)
+
+
+REAL_KEY = "SHA256:" + "r" * 43
+REAL = ssdp.Announcement("ab12", ("tcp://10.0.0.2:7450",), ("tcp",), REAL_KEY)
+FORGED = ssdp.Announcement("ab12", ("tcp://10.0.0.9:7450",), ("tcp",), IMPOSTOR_KEY)
+
+
+def test_at_a_terminal_a_discovered_key_is_used_only_once_the_person_confirms_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from conf_cli.cli import _discovered_server
+    from conf_cli.errors import ConfError
+
+    monkeypatch.setenv("CONF_HOME", str(tmp_path))
+    _answers(monkeypatch, REAL, FORGED)
+    asked: list[str] = []
+    monkeypatch.setattr("click.prompt", lambda *a, **k: 1)
+    monkeypatch.setattr("click.confirm", lambda text, **k: asked.append(text) or False)
+    with pytest.raises(ConfError, match="not confirmed"):
+        _discovered_server(False, None, "on")
+    assert REAL_KEY in asked[0]
+    monkeypatch.setattr("click.confirm", lambda text, **k: True)
+    # Confirmed: the connection is held to the key shown (and pins it once the server proves it).
+    assert _discovered_server(False, None, "on") == ("tcp://10.0.0.2:7450", REAL_KEY)
+    # Not at a terminal: refused, with what to pass.
+    with pytest.raises(ConfError, match="--fingerprint SHA256"):
+        _discovered_server(True, None, "on")
+    # --fingerprint picks the answer that names it, without asking.
+    assert _discovered_server(True, IMPOSTOR_KEY, "on") == ("tcp://10.0.0.9:7450", IMPOSTOR_KEY)
+    # With --encryption none there is no key to check: only an answer nobody contradicts is used.
+    with pytest.raises(ConfError, match="pick one with --server"):
+        _discovered_server(True, None, "none")
+    _answers(monkeypatch, REAL)
+    assert _discovered_server(True, None, "none") == ("tcp://10.0.0.2:7450", None)
