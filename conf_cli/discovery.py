@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,8 @@ def localise(url: str, searcher: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port}"
 
 
-IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux: 0 = only the groups we joined
+IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49 if sys.platform.startswith("linux") else None)
+"""Linux: set to 0, a socket gets only the groups it joined itself (by default, any the host joined)."""
 
 
 def _interface_indexes() -> list[int]:
@@ -117,7 +119,7 @@ class Announcer(asyncio.DatagramProtocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if hasattr(socket, "SO_REUSEPORT"):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            with contextlib.suppress(OSError):  # not Linux: binding to the group does the filtering
+            if IP_MULTICAST_ALL is not None:  # elsewhere, binding to the group does the filtering
                 sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
             sock.bind((ssdp.GROUP, ssdp.PORT))  # no unicast, no other group
             self._join(sock)
