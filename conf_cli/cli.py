@@ -336,15 +336,20 @@ def server(
 )
 @json_option
 def discover(timeout: float, json_flag: bool) -> None:
-    """List the conf servers on the local network (those started with --announce answer)."""
+    """List the conf servers on the local network (those started with --announce answer).
+
+    Answers that disagree about one server (the same server ID, or the same URL, with other URLs or
+    another key) are all listed and flagged: someone else on the network may be answering for it."""
+    from conf_cli.discovery import conflicts
     from conf_cli.discovery import discover as search
     from conf_cli.ui.machine import emit
 
     async def main() -> int:
         found = await search(timeout)
+        flagged = conflicts(found)
         if json_flag:
-            for announcement in found:
-                emit(announcement.as_event())
+            for announcement, conflict in zip(found, flagged, strict=True):
+                emit({**announcement.as_event(), "conflict": conflict})
             return 0
         if not found:
             click.echo("no conf server answered on the local network", err=True)
@@ -353,37 +358,100 @@ def discover(timeout: float, json_flag: bool) -> None:
         from rich.table import Table
 
         table = Table(title="conf servers")
-        for column in ("url", "transports", "fingerprint"):
+        for column in ("url", "transports", "fingerprint", "id"):
             table.add_column(column)
-        for announcement in found:
+        for announcement, conflict in zip(found, flagged, strict=True):
             table.add_row(
                 "\n".join(announcement.urls),
                 " ".join(announcement.transports),
                 announcement.fingerprint or "-",
+                announcement.server_id + (" CONFLICT" if conflict else ""),
             )
         Console().print(table)
+        if any(flagged):
+            click.echo(_CONFLICT_WARNING, err=True)
         return 0
 
     _run(main)
 
 
-def _discovered_server(machine: bool) -> str:
-    """The URL of the one server on the local network, or the one the user picks; ConfError if none."""
-    from conf_cli.discovery import discover as search
+_CONFLICT_WARNING = (
+    "conf: WARNING: answers marked CONFLICT disagree about one server (its ID or URL with other URLs or "
+    "another key): someone on the local network may be impersonating it; check the key `conf server` "
+    "printed before trusting any of them"
+)
 
+
+def _discovered_server(machine: bool, expected: str | None, encryption: str) -> tuple[str, str | None]:
+    """The URL of the server to join, found on the local network, and the fingerprint to hold it to.
+
+    Discovery never trusts a key on first use: an answer is used only if the key it names is pinned
+    for its URL (known_hosts), is ``expected`` (--fingerprint), or the person confirms it at a
+    terminal. ConfError otherwise (with what to pass)."""
+    from conf_cli.discovery import discover as search
+    from conf_cli.discovery import weigh
+    from conf_cli.identity import KnownHosts, fingerprint
+    from conf_cli.security import check_fingerprint
+
+    if expected is not None:
+        check_fingerprint(expected)
     found = asyncio.run(search())
     if not found:
         raise ConfError("no conf server answered on the local network; give one with --server")
-    if len(found) == 1:
-        return found[0].urls[0]
-    listed = "; ".join(f"{n}: {a.urls[0]}" for n, a in enumerate(found, 1))
+    pins = {url: fingerprint(key) for url, key in KnownHosts().entries().items()}
+    weighed = weigh(found, pins, expected)
+
+    def listed(candidates: list[Any]) -> str:
+        return "; ".join(
+            f"{c.url} key {c.announcement.fingerprint or '(none)'} id {c.announcement.server_id}"
+            + (" CONFLICT" if c.conflict else "")
+            for c in candidates
+        )
+
+    if any(c.conflict for c in weighed):
+        click.echo(f"{_CONFLICT_WARNING}: {listed([c for c in weighed if c.conflict])}", err=True)
+    if encryption == "none":  # nothing to authenticate: only an answer nobody contradicts
+        if len(weighed) == 1 and not weighed[0].conflict:
+            return weighed[0].url, None
+        raise ConfError(f"{len(weighed)} answers ({listed(weighed)}); pick one with --server")
+    trusted = [c for c in weighed if c.trusted]
+    if len(trusted) == 1:
+        return trusted[0].url, expected
+    if len(trusted) > 1:
+        if machine:
+            raise ConfError(
+                f"{len(trusted)} trusted servers answered ({listed(trusted)}); pick one with --server"
+            )
+        for n, c in enumerate(trusted, 1):
+            click.echo(f"{n}. {c.url}  key {c.announcement.fingerprint} ({c.trusted})")
+        choice = click.prompt("server", type=click.IntRange(1, len(trusted)), default=1)
+        return trusted[choice - 1].url, expected
+    if expected is not None:
+        raise ConfError(
+            f"no server on the local network announced key {expected} (answers: {listed(weighed)})"
+        )
     if machine:
-        raise ConfError(f"{len(found)} conf servers answered ({listed}); pick one with --server")
-    for n, announcement in enumerate(found, 1):
-        fingerprint = f"  key {announcement.fingerprint}" if announcement.fingerprint else ""
-        click.echo(f"{n}. {' '.join(announcement.urls)}{fingerprint}")
-    choice = click.prompt("server", type=click.IntRange(1, len(found)), default=1)
-    return found[choice - 1].urls[0]
+        raise ConfError(
+            "no server that answered on the local network has a key pinned here, and discovery does not "
+            f"trust a key on first use (answers: {listed(weighed)}); pass --fingerprint SHA256:... as "
+            "`conf server` printed it, or --server URL --fingerprint SHA256:..."
+        )
+    for n, c in enumerate(weighed, 1):
+        flag = "  CONFLICT" if c.conflict else ""
+        click.echo(
+            f"{n}. {' '.join(c.announcement.urls)}  key {c.announcement.fingerprint or '(none)'}{flag}"
+        )
+    choice = click.prompt("server", type=click.IntRange(1, len(weighed)), default=1)
+    chosen = weighed[choice - 1]
+    shown = chosen.announcement.fingerprint
+    if not shown:
+        raise ConfError(f"{chosen.url} announced no key; give it with --server and --fingerprint")
+    check_fingerprint(shown)
+    if not click.confirm(
+        f"is {shown} the key `conf server` printed at {chosen.url}? (compare every character)", default=False
+    ):
+        raise ConfError("the key was not confirmed; not connecting")
+    return chosen.url, shown
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -550,7 +618,9 @@ def join(meeting: str, find_server: bool, **options: Any) -> None:
     """Join MEETING."""
     if find_server:
         try:
-            options["server_url"] = _discovered_server(_machine_mode(options["json_flag"]))
+            options["server_url"], options["fingerprint"] = _discovered_server(
+                _machine_mode(options["json_flag"]), options["fingerprint"], options["encryption"]
+            )
         except ConfError as exc:
             click.echo(f"conf: {exc}", err=True)
             sys.exit(exc.exit_code)

@@ -14,16 +14,23 @@ import ipaddress
 import logging
 import socket
 import struct
+import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.protocol import ssdp
+from conf_cli.reflection import ReflectionGuard
 
 log = logging.getLogger("conf.discovery")
 
 SEARCH_REPEAT = 0.5
+ANSWERS_PER_SOURCE = 10
+ANSWER_WINDOW = 10.0
+"""An announcer answers one host at most ANSWERS_PER_SOURCE times per ANSWER_WINDOW seconds (a search
+sends one request every SEARCH_REPEAT seconds; the first answer is enough)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -54,8 +61,25 @@ def localise(url: str, searcher: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port}"
 
 
+IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49 if sys.platform.startswith("linux") else None)
+"""Linux: set to 0, a socket gets only the groups it joined itself (by default, any the host joined)."""
+
+
+def _interface_indexes() -> list[int]:
+    """The indexes of this host's network interfaces (Linux, BSD, macOS)."""
+    try:
+        return [index for index, _ in socket.if_nameindex()]
+    except OSError:
+        return []
+
+
 class Announcer(asyncio.DatagramProtocol):
-    """Answers SSDP searches for conf servers with this server's URLs."""
+    """Answers SSDP searches for conf servers with this server's URLs.
+
+    It hears only searches multicast to the SSDP group on the interfaces the server announces on (the
+    one holding ``host``, or every interface when ``host`` is a wildcard): the socket is bound to the
+    group address, not to every address, and takes no group it has not joined. Its answers go through a
+    :class:`~conf_cli.reflection.ReflectionGuard`: none larger than the search, a few per source."""
 
     def __init__(self, urls: Sequence[str], host: str, fingerprint: str | None = None) -> None:
         self.urls = list(urls)
@@ -65,6 +89,29 @@ class Announcer(asyncio.DatagramProtocol):
         self.server_id = uuid.uuid4().hex
         self.transport: asyncio.DatagramTransport | None = None
         self.answered = 0
+        self.guard = ReflectionGuard(per_source=ANSWERS_PER_SOURCE, window=ANSWER_WINDOW)
+
+    def _join(self, sock: socket.socket) -> None:
+        """Join the SSDP group on the announced interfaces (OSError if on none)."""
+        group = socket.inet_aton(ssdp.GROUP)
+        if self.host not in ("", "0.0.0.0", "::"):
+            membership = struct.pack("4s4s", group, socket.inet_aton(self.host))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            return
+        joined, error = 0, None
+        for index in _interface_indexes():  # struct ip_mreqn: group, address (any), interface index
+            try:
+                membership = struct.pack("4s4si", group, socket.inet_aton("0.0.0.0"), index)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+                joined += 1
+            except OSError as exc:  # an interface without multicast or without IPv4
+                error = exc
+        if not joined:
+            membership = struct.pack("4s4s", group, socket.inet_aton("0.0.0.0"))
+            try:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            except OSError:
+                raise error or OSError("no interface to join the SSDP group on") from None
 
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -72,10 +119,10 @@ class Announcer(asyncio.DatagramProtocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if hasattr(socket, "SO_REUSEPORT"):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(("", ssdp.PORT))
-            interface = self.host if self.host not in ("", "0.0.0.0", "::") else "0.0.0.0"
-            membership = struct.pack("4s4s", socket.inet_aton(ssdp.GROUP), socket.inet_aton(interface))
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+            if IP_MULTICAST_ALL is not None:  # elsewhere, binding to the group does the filtering
+                sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+            sock.bind((ssdp.GROUP, ssdp.PORT))  # no unicast, no other group
+            self._join(sock)
             sock.setblocking(False)
         except OSError as exc:
             sock.close()
@@ -99,6 +146,9 @@ class Announcer(asyncio.DatagramProtocol):
         urls = tuple(localise(url, addr[0]) for url in self.urls)
         transports = tuple(dict.fromkeys(url.split("://", 1)[0] for url in urls))
         answer = ssdp.response(ssdp.Announcement(self.server_id, urls, transports, fingerprint))
+        now = asyncio.get_running_loop().time()
+        if not self.guard.allow(str(addr[0]), len(data), len(answer), now):
+            return
         if self.transport is not None:
             with contextlib.suppress(OSError):
                 self.transport.sendto(answer, addr)
@@ -110,16 +160,70 @@ class Announcer(asyncio.DatagramProtocol):
             self.transport = None
 
 
+MAX_ANSWERS = 32
+"""Distinct answers a search keeps; more (a flood of forged ones) are dropped."""
+
+
 class _Collector(asyncio.DatagramProtocol):
+    """Every distinct answer, in the order they came: two answers for one server ID are both kept."""
+
     def __init__(self) -> None:
-        self.found: dict[str, ssdp.Announcement] = {}
+        self.found: dict[ssdp.Announcement, None] = {}
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         try:
             announcement = ssdp.parse_response(data)
         except ProtocolError:
             return
-        self.found.setdefault(announcement.server_id, announcement)
+        if len(self.found) < MAX_ANSWERS:
+            self.found.setdefault(announcement, None)
+
+
+def conflicts(found: Sequence[ssdp.Announcement]) -> list[bool]:
+    """For each answer: whether another answer claims the same server ID, or names one of its URLs,
+    with other URLs or another key (a second answerer pretending to be that server, or a server that
+    changed its key)."""
+    flagged = [False] * len(found)
+    for i, a in enumerate(found):
+        for j, b in enumerate(found):
+            if i == j or (a.urls, a.fingerprint) == (b.urls, b.fingerprint):
+                continue
+            if a.server_id == b.server_id or set(a.urls) & set(b.urls):
+                flagged[i] = True
+    return flagged
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One answer as ``conf join --discover`` weighs it."""
+
+    announcement: ssdp.Announcement
+    url: str
+    """The URL to connect to: the first one whose pinned key the answer names, else its first URL."""
+    trusted: str
+    """Why its key is trusted: ``pinned`` (known_hosts), ``fingerprint`` (--fingerprint), or ``""``."""
+    conflict: bool
+
+
+def weigh(
+    found: Sequence[ssdp.Announcement], pins: Mapping[str, str], expected: str | None
+) -> list[Candidate]:
+    """The answers with what trusts them: ``pins`` maps a URL to its pinned key's fingerprint,
+    ``expected`` is --fingerprint. The connection still checks the key the server proves it holds;
+    this only decides which answers may be used without asking."""
+    weighed = []
+    for announcement, conflict in zip(found, conflicts(found), strict=True):
+        fingerprint = announcement.fingerprint
+        url, trusted = announcement.urls[0], ""
+        if expected is not None:
+            if fingerprint == expected:
+                trusted = "fingerprint"
+        else:
+            pinned = [u for u in announcement.urls if fingerprint and pins.get(u) == fingerprint]
+            if pinned:
+                url, trusted = pinned[0], "pinned"
+        weighed.append(Candidate(announcement, url, trusted, conflict))
+    return weighed
 
 
 async def discover(timeout: float = 2.0) -> list[ssdp.Announcement]:
@@ -148,4 +252,4 @@ async def discover(timeout: float = 2.0) -> list[ssdp.Announcement]:
             await asyncio.sleep(min(SEARCH_REPEAT, remaining))
     finally:
         transport.close()
-    return list(collector.found.values())
+    return list(collector.found)

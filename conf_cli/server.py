@@ -110,7 +110,7 @@ class Server:
 
         class _CallPort(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple) -> None:
-                for out, where in relay.datagram(data, addr):
+                for out, where in relay.datagram(data, addr, loop.time()):
                     with contextlib.suppress(OSError):
                         sock.sendto(out, where)
 

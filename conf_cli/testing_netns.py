@@ -15,6 +15,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -117,6 +118,21 @@ class NetLab:
     def conf(self, ns: str, args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
         """Start ``conf ARGS`` in ``ns`` (machine mode is the caller's to ask); stopped at close."""
         started = conf_in(ns, args, env)
+        self.processes.append(started)
+        return started
+
+    def python(self, ns: str, args: Sequence[str]) -> ConfProcess:
+        """Start ``python ARGS`` (this interpreter) in ``ns``, e.g. ``-m conf_cli.testing_ssdp``; its stdout
+        lines are JSON events as a conf process's are; stopped at close."""
+        process = subprocess.Popen(
+            inside(ns, sys.executable, *args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        started = ConfProcess(process)
         self.processes.append(started)
         return started
 

@@ -1,8 +1,11 @@
 """The server's rules for one-to-one calls. Sans-I/O.
 
 A connection says ``online`` with a name to be reachable; a ``call`` names another online name. The board
-rings the callee (``call_incoming``), tells the caller (``call_ringing``), and on ``call_accept`` gives
-both the other's key and candidate addresses and a relay token each (``call_accepted``). ``call_decline``,
+rings the callee (``call_incoming``, with the caller's key *commitment*), tells the caller
+(``call_ringing``), and on ``call_accept`` gives both the other's candidate addresses and a relay token
+each, and the caller the callee's key (``call_accepted``); the caller's key reaches the callee only after
+that, in ``call_reveal`` (docs/protocol.md, "Calls": the commitment keeps a man in the middle from trying
+keys until the codes match). ``call_decline``,
 a callee already in a call (busy), the ring timeout, a hang-up or a lost connection end the call, and
 each end hears why. Once accepted, the two ends tell each other how their connectivity checks went
 (``call_connected``) and which path the caller chose (``call_path``) through the board, which forwards
@@ -35,10 +38,11 @@ class Call:
     callee: int
     caller_name: str
     callee_name: str
-    caller_key: str
+    caller_commitment: str
     caller_candidates: list[str]
     rings_until: float
     accepted: bool = False
+    revealed: bool = False
     path: str | None = None
 
     def other(self, cid: int) -> int:
@@ -107,6 +111,14 @@ class CallBoard:
                     raise RequestRefused("bad_request", "only the callee declines, before accepting")
                 self.stats.declined += 1
                 return self._end(call, {call.caller: "declined", call.callee: "declined"})
+            case "call_reveal":
+                if cid != call.caller or not call.accepted or call.revealed:
+                    raise RequestRefused(
+                        "bad_request", "the caller reveals its key once, after call_accepted"
+                    )
+                call.revealed = True
+                reveal = {"type": "call_reveal", "call": call.id, "key": message["key"]}
+                return [Send((call.callee,), reveal)]
             case "call_connected":
                 if not call.accepted:
                     raise RequestRefused("bad_request", "the call has not been accepted")
@@ -167,11 +179,16 @@ class CallBoard:
             self.stats.declined += 1
             return [Send((cid,), {"type": "call_declined", "call": call_id, "peer": to, "reason": "busy"})]
         candidates = list(message["candidates"])
-        call = Call(call_id, cid, callee, me, to, message["key"], candidates, now + timeout)
+        call = Call(call_id, cid, callee, me, to, message["commitment"], candidates, now + timeout)
         self._calls[call_id] = call
         self._call_of[cid] = call_id
         self._call_of[callee] = call_id
-        incoming = {"type": "call_incoming", "call": call_id, "peer": me, "key": call.caller_key}
+        incoming = {
+            "type": "call_incoming",
+            "call": call_id,
+            "peer": me,
+            "commitment": call.caller_commitment,
+        }
         return [
             Send((cid,), {"type": "call_ringing", "call": call_id, "peer": to, "timeout": timeout}),
             Send(
@@ -203,7 +220,6 @@ class CallBoard:
                 {
                     **common,
                     "peer": call.caller_name,
-                    "key": call.caller_key,
                     "candidates": call.caller_candidates,
                     "relay": callee_token.hex(),
                 },

@@ -1,7 +1,10 @@
 """End-to-end keys of a call: X25519, HKDF-SHA256, SRTP (AEAD AES-128-GCM, RFC 7714) and a SAS.
 
-Each end makes a fresh X25519 key pair per call and sends the public key through signalling (``call``,
-``call_accept``). Both then compute the same shared secret and expand it with HKDF-SHA256 (salt: the
+Each end makes a fresh X25519 key pair per call. The caller first sends only a *commitment* to its public
+key (``call``: SHA-256 of ``conf call commitment v1`` and the key); the callee answers with its public key
+(``call_accept``); only then does the caller reveal its key (``call_reveal``), which the callee checks
+against the commitment (:func:`check_reveal`) before using it, as ZRTP's hash commitment does. Both then
+compute the same shared secret and expand it with HKDF-SHA256 (salt: the
 call ID; info: ``conf call v1`` and both public keys, the caller's first) into 80 bytes:
 
 - 28 bytes: the SRTP master key and salt for media from the caller to the callee,
@@ -10,12 +13,18 @@ call ID; info: ``conf call v1`` and both public keys, the caller's first) into 8
 - 4 bytes: the short authentication string, shown as six digits at both ends.
 
 The server relays signalling, so it could swap the public keys; the two people then see different
-digits. Reading the digits to each other proves that nobody is in the middle.
+digits. Reading the digits to each other proves that nobody is in the middle. The commitment is what makes
+six digits enough: someone in the middle must fix the key it hands the callee before it sees the callee's
+key, and the key it hands the caller before it sees the caller's, so it cannot try keys until both ends
+show the same digits (about 113 µs a try would find a match among 10^6 in two minutes); it gets one
+guess, right once in a million.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,6 +39,7 @@ MASTER_BYTES = 28  # AEAD_AES_128_GCM: 16-byte key + 12-byte salt
 CHECK_KEY_BYTES = 20
 SAS_BYTES = 4
 INFO = b"conf call v1"
+COMMITMENT_INFO = b"conf call commitment v1"
 
 
 def encode_key(raw: bytes) -> str:
@@ -46,12 +56,24 @@ def decode_key(text: str) -> bytes:
     return raw
 
 
+def commitment(public: str) -> str:
+    """The commitment to a call public key: base64url (unpadded) of SHA-256(COMMITMENT_INFO || key)."""
+    return encode_key(hashlib.sha256(COMMITMENT_INFO + decode_key(public)).digest())
+
+
+def check_reveal(committed: str, public: str) -> None:
+    """ProtocolError unless ``public`` is the key ``committed`` commits to."""
+    if not hmac.compare_digest(commitment(public).encode(), committed.encode()):
+        raise ProtocolError("the caller's key does not match the commitment it sent with its call")
+
+
 class KeyPair:
     """One end's X25519 key pair for one call."""
 
     def __init__(self) -> None:
         self._private = X25519PrivateKey.generate()
         self.public = encode_key(self._private.public_key().public_bytes_raw())
+        self.commitment = commitment(self.public)
 
     def derive(self, call_id: str, peer_public: str, *, caller: bool) -> CallKeys:
         """The call's keys, from our private key and the peer's public key (ProtocolError if it is bad)."""

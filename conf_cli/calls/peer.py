@@ -21,7 +21,7 @@ from conf_cli import __version__
 from conf_cli.calls.checks import OPENING_TTL, Checks
 from conf_cli.calls.crypto import SrtpPair
 from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.protocol.stun import ATTR_USERNAME, StunMessage, binding_request, is_stun
+from conf_cli.protocol.stun import ATTR_USERNAME, StunMessage, binding_request, is_stun, pad_to
 
 log = logging.getLogger("conf.calls")
 
@@ -30,6 +30,9 @@ MAX_RTO = 1.6
 MAX_DATAGRAM = 1500
 SOCKET_BUFFER = 2 * 1024 * 1024
 KEEPALIVE_INTERVAL = 10.0
+REQUEST_SIZE = 64
+"""Binding requests to the server are padded to this size: its answer (at most 60 bytes, for an IPv6
+address, with MESSAGE-INTEGRITY when signed) is never larger than the request (conf_cli.reflection)."""
 
 Address = tuple  # (host, port)
 
@@ -128,7 +131,7 @@ class CallSocket(asyncio.DatagramProtocol):
         request = binding_request(transaction, username or "", key, f"conf/{__version__}")
         if username is None:
             request.attributes = [a for a in request.attributes if a[0] != ATTR_USERNAME]  # no USERNAME
-        data = bytes(request)
+        data = bytes(pad_to(request, REQUEST_SIZE))
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Address | None] = loop.create_future()
         self._pending[transaction] = (waiter, key)

@@ -9,6 +9,11 @@
 - Any other datagram (RTP/SRTP/SRTCP: first two bits ``10``) from a latched address is forwarded, as it
   is, to the latched address of the other end of the same call; from anywhere else it is dropped and
   counted. The relay never reads the media: calls are encrypted end to end.
+
+Every STUN answer goes through a :class:`~conf_cli.reflection.ReflectionGuard`: it is never larger than
+its request (a request too small for it gets none; conf's clients pad theirs) and one source host gets
+at most :data:`ANSWERS_PER_SOURCE` per :data:`ANSWER_WINDOW` seconds, so that a forged source address
+cannot turn the call port into an amplifier. Answers carry no SOFTWARE attribute, to stay small.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from conf_cli.protocol.stun import (
     binding_success,
     is_stun,
 )
+from conf_cli.reflection import ReflectionGuard
 
 TOKEN_BYTES = 16
-SOFTWARE = "conf"
+ANSWERS_PER_SOURCE = 20
+ANSWER_WINDOW = 5.0
 MAX_DATAGRAM = MAX_STUN_BYTES
 
 Address = tuple  # (host, port) as the socket reports it
@@ -44,6 +51,7 @@ class RelayStats:
     dropped_unknown: int = 0  # media from an address no call end has latched, or whose peer has not
     dropped_malformed: int = 0
     stun_refused: int = 0  # an unknown relay token or a bad signature
+    stun_unanswered: int = 0  # answer larger than the request, or too many answers to one source
     allocations: int = 0  # calls with a relay now
 
     def as_dict(self) -> dict[str, int]:
@@ -66,6 +74,9 @@ class CallRelay:
     _by_token: dict[str, _End] = field(default_factory=dict)
     _by_address: dict[Address, _End] = field(default_factory=dict)
     _by_call: dict[str, tuple[_End, _End]] = field(default_factory=dict)
+    guard: ReflectionGuard = field(
+        default_factory=lambda: ReflectionGuard(per_source=ANSWERS_PER_SOURCE, window=ANSWER_WINDOW)
+    )
 
     def allocate(self, call: str) -> tuple[bytes, bytes]:
         """Two new relay tokens for ``call``: the caller's and the callee's."""
@@ -90,8 +101,9 @@ class CallRelay:
             end.peer = None
         self.stats.allocations = len(self._by_call)
 
-    def datagram(self, data: bytes, source: Address) -> list[Datagram]:
-        """A datagram from ``source``; the datagrams to send in answer (a STUN response, or relayed)."""
+    def datagram(self, data: bytes, source: Address, now: float) -> list[Datagram]:
+        """A datagram from ``source`` at ``now`` (seconds, any clock); the datagrams to send in answer
+        (a STUN response, or relayed)."""
         stats = self.stats
         stats.datagrams_in += 1
         if len(data) > MAX_DATAGRAM:
@@ -107,11 +119,17 @@ class CallRelay:
             stats.relayed_bytes += len(data)
             return [(data, peer.address)]
         if is_stun(data):
-            return self._stun(data, source)
+            return self._stun(data, source, now)
         stats.dropped_malformed += 1
         return []
 
-    def _stun(self, data: bytes, source: Address) -> list[Datagram]:
+    def _answer(self, answer: bytes, request: bytes, source: Address, now: float) -> list[Datagram]:
+        if not self.guard.allow(str(source[0]), len(request), len(answer), now):
+            self.stats.stun_unanswered += 1
+            return []
+        return [(answer, source)]
+
+    def _stun(self, data: bytes, source: Address, now: float) -> list[Datagram]:
         stats = self.stats
         try:
             request = StunMessage.parse(data)
@@ -124,8 +142,11 @@ class CallRelay:
             return []
         host, port = source[0], source[1]
         if username is None:
-            stats.stun_answered += 1
-            return [(bytes(binding_success(request.transaction_id, host, port, None, SOFTWARE)), source)]
+            answered = self._answer(
+                bytes(binding_success(request.transaction_id, host, port, None)), data, source, now
+            )
+            stats.stun_answered += len(answered)
+            return answered
         end = self._by_token.get(username)
         if end is None or not request.check_integrity(end.token):
             stats.stun_refused += 1
@@ -136,4 +157,6 @@ class CallRelay:
                 del self._by_address[end.address]
             self._by_address[source] = end
             end.address = source
-        return [(bytes(binding_success(request.transaction_id, host, port, end.token, SOFTWARE)), source)]
+        return self._answer(
+            bytes(binding_success(request.transaction_id, host, port, end.token)), data, source, now
+        )

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conf_cli.calls.checks import Checks
-from conf_cli.calls.crypto import CallKeys, KeyPair, SrtpPair
+from conf_cli.calls.crypto import CallKeys, KeyPair, SrtpPair, check_reveal
 from conf_cli.calls.media import CallMedia
 from conf_cli.calls.peer import Address, CallSocket
 from conf_cli.client import Client
@@ -89,6 +89,10 @@ class CallSession:
         self.accepted = False
         self.keys: KeyPair | None = None
         self.derived: CallKeys | None = None
+        self.peer_commitment = ""
+        """The callee's copy of the caller's key commitment (from ``call_incoming``)."""
+        self.targets: list[Address] | None = None
+        """The callee's copy of the caller's candidates, until the caller's key arrives (``call_reveal``)."""
         self.relay_token = b""
         self.checks: Checks | None = None
         self.media: CallMedia | None = None
@@ -129,7 +133,7 @@ class CallSession:
         message: Message = {
             "type": "call",
             "to": peer,
-            "key": self.keys.public,
+            "commitment": self.keys.commitment,
             "candidates": self.candidates,
         }
         if self.ring_timeout is not None:
@@ -180,11 +184,14 @@ class CallSession:
                 False,
                 False,
             )
-            self.ui.show({k: v for k, v in event.items() if k not in ("key", "candidates")})
+            self.peer_commitment = str(event.get("commitment", ""))
+            self.ui.show({k: v for k, v in event.items() if k not in ("commitment", "candidates")})
             if self.auto_accept:
                 self._spawn(self.accept())
         elif kind == "call_accepted" and event.get("call") == self.call_id:
             self._accepted(event)
+        elif kind == "call_reveal" and event.get("call") == self.call_id:
+            self._revealed(event)
         elif kind == "call_connected" and event.get("call") == self.call_id:
             self.peer_connected.set()
         elif kind == "call_path" and event.get("call") == self.call_id and not self.caller:
@@ -206,9 +213,11 @@ class CallSession:
             self.ui.show(event)
 
     def _accepted(self, event: Message) -> None:
+        """The callee accepted. The caller gets the callee's key and reveals its own; the callee keeps the
+        caller's candidates until that key arrives (``call_reveal``)."""
         assert self.keys is not None and self.call_id is not None
         try:
-            self.derived = self.keys.derive(self.call_id, str(event["key"]), caller=self.caller)
+            derived = self.keys.derive(self.call_id, str(event["key"]), caller=True) if self.caller else None
             targets = check_candidates(event.get("candidates"))
             self.relay_token = bytes.fromhex(str(event["relay"]))
         except (ProtocolError, ValueError, KeyError) as exc:
@@ -216,6 +225,33 @@ class CallSession:
             self.hangup()
             return
         self.accepted = True
+        if derived is None:
+            self.targets = targets
+            return
+        self.client.send({"type": "call_reveal", "call": self.call_id, "key": self.keys.public})
+        self._start(derived, targets)
+
+    def _revealed(self, event: Message) -> None:
+        """The callee gets the caller's key; it must be the one the caller committed to before it could
+        know the callee's key, else someone in the middle chose it, and the call is refused."""
+        if self.caller or self.keys is None or self.call_id is None or self.targets is None:
+            return
+        if self.derived is not None:
+            return
+        try:
+            check_reveal(self.peer_commitment, str(event.get("key", "")))
+            derived = self.keys.derive(self.call_id, str(event["key"]), caller=False)
+        except ProtocolError as exc:
+            message = f"{exc}: someone between you may be changing the keys; the call is refused"
+            self.ui.show({"type": "error", "code": "call_refused", "call": self.call_id, "message": message})
+            self.hangup()
+            return
+        self._start(derived, self.targets)
+
+    def _start(self, derived: CallKeys, targets: list[Address]) -> None:
+        """Both keys are known: run the connectivity checks, show the code, and connect."""
+        assert self.call_id is not None
+        self.derived = derived
         self.checks = Checks(self.call_id, self.derived.check)
         for target in targets:
             self.checks.add_target(target)
@@ -298,6 +334,7 @@ class CallSession:
                 task.cancel()  # checks still waiting, a path being set up
         media, self.media = self.media, None
         self.call_id, self.derived, self.checks, self.accepted = None, None, None, False
+        self.peer_commitment, self.targets = "", None
         self.peer_connected.clear()
         self.sock.reset()
         if media is not None:

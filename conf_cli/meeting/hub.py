@@ -33,7 +33,17 @@ MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
 INPUT_BURST = 250.0  # ... and at once
 CALL_REQUESTS = frozenset(
-    ("online", "offline", "call", "call_accept", "call_decline", "call_connected", "call_path", "call_hangup")
+    (
+        "online",
+        "offline",
+        "call",
+        "call_accept",
+        "call_reveal",
+        "call_decline",
+        "call_connected",
+        "call_path",
+        "call_hangup",
+    )
 )
 
 
@@ -372,6 +382,16 @@ class Hub:
                 )
             if conn.user is not None:  # logged in, one is reachable under one's account name only
                 message = {**message, "name": conn.user}
+            else:  # a guest, as in a meeting, takes no account's name
+                request = message
+
+                def go_online() -> list[Action]:
+                    try:
+                        return list(self.calls.handle(conn.cid, request, now))
+                    except RequestRefused as refusal:
+                        return [_error(conn.cid, refusal.code, str(refusal), request)]
+
+                return self._unless_account_name(conn, message["name"], message, go_online)
         meeting = conn.meeting
         if message["type"] != "call" or meeting is None or conn.cid not in meeting.participants:
             return list(self.calls.handle(conn.cid, message, now))
@@ -548,7 +568,8 @@ class Hub:
         self, conn: _Connection, name: str, request: Message, then: Callable[[], list[Action]]
     ) -> list[Action]:
         """Go on with ``then`` unless a guest (not logged in) picked the name of one of the server's
-        accounts: nobody takes part under an account's name without its password."""
+        accounts: nobody takes part in a meeting, or is online for calls, under an account's name
+        without its password."""
         accounts = self.accounts
         if accounts is None or conn.user is not None:
             return then()

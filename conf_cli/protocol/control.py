@@ -41,7 +41,8 @@ Message = dict[str, Any]
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
 # "password" (up to MAX_PASSWORD_CHARS); for control_input: "input_action" (one of INPUT_ACTIONS),
 # "fraction" (a number 0..1), "button" (1..3), "key" (a key name), "input_text" (typed text),
-# "steps" (wheel steps); for calls: "call_key" (an X25519 public key, KEY_CHARS of base64url),
+# "steps" (wheel steps); for calls: "call_key" (an X25519 public key, or the SHA-256 commitment to one:
+# 32 bytes as KEY_CHARS of base64url),
 # "candidates" (a list of at most MAX_CANDIDATES "HOST:PORT" strings), "call" (a call ID), "path" (one of
 # CALL_PATHS), "ring_timeout" (1..MAX_RING_TIMEOUT s)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
@@ -99,11 +100,12 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "offline": {},
     "call": {
         "to": ("name", True),
-        "key": ("call_key", True),
+        "commitment": ("call_key", True),
         "candidates": ("candidates", True),
         "timeout": ("ring_timeout", False),
     },
     "call_accept": {"call": ("call", True), "key": ("call_key", True), "candidates": ("candidates", True)},
+    "call_reveal": {"call": ("call", True), "key": ("call_key", True)},
     "call_decline": {"call": ("call", True)},
     "call_connected": {"call": ("call", True)},
     "call_path": {"call": ("call", True), "path": ("path", True)},

@@ -9,7 +9,9 @@ that announces itself answers the sender by unicast with ``HTTP/1.1 200 OK`` and
 - ``CONF-FINGERPRINT``: the server's key fingerprint (empty until the server has an identity key)
 - ``CACHE-CONTROL: max-age=N``, ``EXT``, ``SERVER: conf/VERSION UPnP/2.0``
 
-A search for ``ssdp:all`` is answered too. Datagrams are at most :data:`MAX_DATAGRAM` bytes, with at most
+A search for ``ssdp:all`` is answered too, but no search is answered with more bytes than it has: conf's
+searches carry a ``CONF-PADDING`` header that makes them :data:`SEARCH_SIZE` bytes long. Datagrams are
+at most :data:`MAX_DATAGRAM` bytes, with at most
 :data:`MAX_HEADERS` header lines; anything else raises :class:`~conf_cli.errors.ProtocolError`.
 """
 
@@ -27,6 +29,10 @@ MAX_DATAGRAM = 2048
 MAX_HEADERS = 32
 MAX_URLS = 8
 MAX_AGE = 120
+SEARCH_SIZE = 1024
+"""conf's searches are padded to this size: an announcer answers no search smaller than its answer
+(:mod:`conf_cli.reflection`), and a conf server's answer (a few URLs and a fingerprint) fits in it."""
+PADDING_HEADER = "CONF-PADDING"
 
 
 @dataclass(frozen=True)
@@ -55,12 +61,17 @@ class Announcement:
         }
 
 
-def search(target: str = SEARCH_TARGET, wait: int = 1) -> bytes:
-    return (
+def search(target: str = SEARCH_TARGET, wait: int = 1, size: int = SEARCH_SIZE) -> bytes:
+    """An M-SEARCH, padded with a ``CONF-PADDING`` header to ``size`` bytes (0: not padded)."""
+    head = (
         f'M-SEARCH * HTTP/1.1\r\nHOST: {GROUP}:{PORT}\r\nMAN: "ssdp:discover"\r\n'
         f"MX: {wait}\r\nST: {target}\r\n"
-        f"USER-AGENT: conf/{__version__} UPnP/2.0\r\n\r\n"
-    ).encode()
+        f"USER-AGENT: conf/{__version__} UPnP/2.0\r\n"
+    )
+    padding = size - len(head.encode()) - len(f"{PADDING_HEADER}: \r\n\r\n")
+    if padding > 0:
+        head += f"{PADDING_HEADER}: {'.' * padding}\r\n"
+    return (head + "\r\n").encode()
 
 
 def response(announcement: Announcement) -> bytes:

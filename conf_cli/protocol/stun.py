@@ -37,6 +37,7 @@ __all__ = [
     "binding_request",
     "binding_success",
     "is_stun",
+    "pad_to",
 ]
 
 MAGIC_COOKIE = 0x2112A442
@@ -57,6 +58,7 @@ ATTR_USERNAME = 0x0006
 ATTR_MESSAGE_INTEGRITY = 0x0008
 ATTR_ERROR_CODE = 0x0009
 ATTR_XOR_MAPPED_ADDRESS = 0x0020
+ATTR_PADDING = 0x0026  # RFC 5780 section 7.6
 ATTR_SOFTWARE = 0x8022
 ATTR_FINGERPRINT = 0x8028
 
@@ -310,6 +312,15 @@ def binding_request(
     if software:
         attributes.insert(0, (ATTR_SOFTWARE, software.encode()))
     return StunMessage(BINDING, CLASS_REQUEST, transaction_id, attributes, key=key, fingerprint=True)
+
+
+def pad_to(message: StunMessage, size: int) -> StunMessage:
+    """``message`` with a PADDING attribute (RFC 5780) that makes it at least ``size`` bytes long: an
+    answerer that sends no answer larger than its request (conf_cli.reflection) can then answer it."""
+    missing = size - len(bytes(message))
+    if missing > 0:
+        message.attributes.append((ATTR_PADDING, bytes(max(0, missing - 4))))
+    return message
 
 
 def binding_success(

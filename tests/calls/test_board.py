@@ -13,6 +13,7 @@ from conf_cli.meeting.core import Send
 
 KEY_A = "A" * 42 + "Q"
 KEY_B = "B" * 42 + "Q"
+COMMIT_A = "C" * 42 + "Q"  # the commitment the caller sends instead of its key
 
 
 def board() -> CallBoard:
@@ -32,7 +33,7 @@ def to(sends: list[Send]) -> dict[int, list[dict[str, Any]]]:
 
 
 def call(calls: CallBoard, caller: int, callee: str, now: float = 0.0, **extra: Any) -> dict[int, Any]:
-    message = {"type": "call", "to": callee, "key": KEY_A, "candidates": ["10.0.0.1:4000"], **extra}
+    message = {"type": "call", "to": callee, "commitment": COMMIT_A, "candidates": ["10.0.0.1:4000"], **extra}
     return to(calls.handle(caller, message, now))
 
 
@@ -53,7 +54,7 @@ def test_online_names_are_unique_and_report_the_stun_port() -> None:
         calls.handle(5, {"type": "online", "name": "ada"}, 0)
     assert refused.value.code == "name_taken"
     with pytest.raises(RequestRefused) as refused:
-        calls.handle(9, {"type": "call", "to": "ada", "key": KEY_A, "candidates": []}, 0)
+        calls.handle(9, {"type": "call", "to": "ada", "commitment": COMMIT_A, "candidates": []}, 0)
     assert refused.value.code == "not_online"
 
 
@@ -62,16 +63,26 @@ def test_a_call_rings_and_once_accepted_both_get_keys_candidates_and_relay_token
     rung = call(calls, 1, "bob")
     assert rung[1] == [{"type": "call_ringing", "call": "c1", "peer": "bob", "timeout": 30.0}]
     assert rung[2][0]["type"] == "call_incoming" and rung[2][0]["peer"] == "ada"
-    assert rung[2][0]["key"] == KEY_A and rung[2][0]["candidates"] == ["10.0.0.1:4000"]
+    assert rung[2][0]["commitment"] == COMMIT_A and rung[2][0]["candidates"] == ["10.0.0.1:4000"]
+    assert "key" not in rung[2][0]  # the callee sees only the caller's commitment before it answers
+    with pytest.raises(RequestRefused):  # nothing to reveal before the callee has answered
+        calls.handle(1, {"type": "call_reveal", "call": "c1", "key": KEY_A}, 0.5)
     accepted = accept(calls, 2, "c1")
     for cid, key, candidates, peer in (
         (1, KEY_B, ["10.0.1.1:5000"], "bob"),
-        (2, KEY_A, ["10.0.0.1:4000"], "ada"),
+        (2, None, ["10.0.0.1:4000"], "ada"),
     ):
         (message,) = accepted[cid]
         assert message["type"] == "call_accepted" and message["stun_port"] == 3478 and message["peer"] == peer
-        assert message["key"] == key and message["candidates"] == candidates
+        assert message.get("key") == key and message["candidates"] == candidates
         assert len(bytes.fromhex(message["relay"])) == 16
+    # The caller's key reaches the callee only now, once, and only from the caller.
+    with pytest.raises(RequestRefused):
+        calls.handle(2, {"type": "call_reveal", "call": "c1", "key": KEY_B}, 1.5)
+    revealed = to(calls.handle(1, {"type": "call_reveal", "call": "c1", "key": KEY_A}, 1.5))
+    assert revealed == {2: [{"type": "call_reveal", "call": "c1", "key": KEY_A}]}
+    with pytest.raises(RequestRefused):
+        calls.handle(1, {"type": "call_reveal", "call": "c1", "key": KEY_A}, 1.5)
     assert accepted[1][0]["relay"] != accepted[2][0]["relay"]
     assert calls.relay.stats.allocations == 1
     # Only the callee accepts, once.

@@ -127,7 +127,7 @@ def test_decline_busy_timeout_and_nobody(url: str) -> None:
         ada = caller(url, "bob")
         started.append(ada)
         incoming = bob.expect("call_incoming")
-        assert incoming["peer"] == "ada" and "key" not in incoming
+        assert incoming["peer"] == "ada" and "key" not in incoming and "commitment" not in incoming
         bob.send("/decline")
         assert ada.expect("call_declined")["reason"] == "declined"
         assert ada.wait() == EXIT_UNANSWERED

@@ -72,7 +72,7 @@ async def test_stun_and_relay_binding_against_a_relay() -> None:
             self.transport = transport
 
         def datagram_received(self, data: bytes, addr: tuple) -> None:
-            for out, where in relay.datagram(data, addr):
+            for out, where in relay.datagram(data, addr, loop.time()):
                 self.transport.sendto(out, where)  # type: ignore[attr-defined]
 
     transport, _ = await loop.create_datagram_endpoint(Port, local_addr=("127.0.0.1", 0))

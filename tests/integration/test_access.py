@@ -329,3 +329,23 @@ def test_with_optional_accounts_a_guest_cannot_use_an_account_name(tmp_path: Pat
         assert other.returncode == 0, other.stderr
     finally:
         server.stop()
+
+
+def test_a_guest_cannot_go_online_for_calls_under_an_account_name(tmp_path: Path) -> None:
+    """Security review (Low): on a server with accounts (login optional), `conf call --listen --name ada`
+    by a guest took ada's calls. Now it is refused as a meeting name would be; other names still work."""
+    env = {"CONF_HOME": str(tmp_path / "home")}
+    accounts = str(tmp_path / "accounts.db")
+    assert (
+        run(["user", "add", "ada", "--password-stdin", "--accounts", accounts], env, "pw\n").returncode == 0
+    )
+    server, url = start_server("--accounts", accounts, env=env)
+    try:
+        guest = run(["call", "--listen", "--name", "ADA", "--json", "--server", url], env, timeout=30)
+        assert guest.returncode != 0
+        assert "the name 'ADA' belongs to an account on this server" in guest.stderr + guest.stdout
+        assert '"type": "online"' not in guest.stdout and '"type":"online"' not in guest.stdout
+        other = run(["call", "--listen", "--name", "bea", "--json", "--server", url], env, timeout=30)
+        assert '"name": "bea"' in other.stdout or '"name":"bea"' in other.stdout, other.stderr
+    finally:
+        server.stop()

@@ -798,8 +798,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "set_waiting_room": ("enabled",),
     "online": ("name",),
     "offline": (),
-    "call": ("to", "key", "candidates", "timeout"),
+    "call": ("to", "commitment", "candidates", "timeout"),
     "call_accept": ("call", "key", "candidates"),
+    "call_reveal": ("call", "key"),
     "call_decline": ("call",),
     "call_connected": ("call",),
     "call_path": ("call", "path"),
@@ -945,7 +946,7 @@ def test_participants_call_each_other_by_their_meeting_names_and_others_go_onlin
     hub.connected(9, 0.0, "peer-9")
     welcome = to(send(hub, 9, {"type": "hello", "protocol": PROTOCOL_VERSION}), 9)[0]
     assert welcome["stun_port"] == 3478  # calls are offered
-    call = {"type": "call", "to": "cy", "key": KEY, "candidates": ["10.0.0.1:4000"]}
+    call = {"type": "call", "to": "cy", "commitment": KEY, "candidates": ["10.0.0.1:4000"]}
     actions = send(hub, 2, call)
     assert to(actions, 2)[0]["type"] == "call_ringing" and to(actions, 2)[0]["peer"] == "Cy"
     incoming = to(actions, 3)[0]

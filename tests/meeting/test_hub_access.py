@@ -320,3 +320,23 @@ def test_with_login_required_one_is_online_for_calls_under_ones_account_name_onl
     send(hub, 1, {"type": "login", "user": "ada", "password": "hunter2"})
     (online,) = to(send(hub, 1, {"type": "online", "name": "Someone Else"}), 1)
     assert online["type"] == "online" and online["name"] == "Ada"
+
+
+def test_without_required_login_guests_cannot_go_online_for_calls_under_an_account_name():
+    """Security review (Low): a guest went online as an account's name and took its calls."""
+    hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"))
+    hello(hub, 1, "10.0.0.1")
+    hello(hub, 2, "10.0.0.2")
+    hello(hub, 3, "10.0.0.3")
+    hub.calls.stun_port = 3478  # the server offers calls
+    (refusal,) = send(hub, 1, {"type": "online", "name": "ADA", "id": 3})
+    assert refusal.message["code"] == "name_taken" and refusal.message["id"] == 3
+    assert "belongs to an account" in refusal.message["message"]
+    assert hub.calls.name_of(1) is None
+    (online,) = to(send(hub, 1, {"type": "online", "name": "Bea"}), 1)
+    assert online["name"] == "Bea"  # guests are welcome under other names
+    send(hub, 2, {"type": "login", "user": "ada", "password": "hunter2"})
+    (online,) = to(send(hub, 2, {"type": "online", "name": "whatever"}), 2)
+    assert online["name"] == "Ada" and hub.calls.name_of(2) == "Ada"
+    (refusal,) = send(hub, 3, {"type": "online", "name": "Bea"})
+    assert refusal.message["code"] == "name_taken"  # the board's own refusal, after the account check
