@@ -27,6 +27,7 @@ import pytest
 from conf_rtsp import connection as rtsp_connection
 from conf_rtsp.gateway import RtspGateway
 
+from conf_cli.errors import ConfError
 from conf_cli.plugins import create_registry
 from conf_cli.protocol.rtsp import RtspReader, RtspResponse
 from conf_cli.server import Server
@@ -294,3 +295,13 @@ def test_conf_play_never_prints_the_passcode() -> None:
 )
 def test_urls_lose_their_passwords(text: str, shown: str) -> None:
     assert redact_url(text) == shown
+
+
+def test_a_url_given_as_a_file_or_camera_is_shown_without_its_password() -> None:
+    from conf_capture.file import open_media
+
+    with pytest.raises(ConfError) as refused:
+        open_media("rtsp://tv:s3cret-pass@127.0.0.1:8554/files/clip.mp4")
+    assert str(refused.value) == "no such file: rtsp://tv:***@127.0.0.1:8554/files/clip.mp4"
+    result = run_conf("server", "--port", "0", "--web-port", "0", "--ice-server", "turn:ada:s3cret@")
+    assert result.returncode == 1 and "turn:ada:***@" in result.stderr and "s3cret" not in result.stderr
