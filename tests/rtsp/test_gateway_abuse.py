@@ -27,6 +27,7 @@ import pytest
 from conf_rtsp import connection as rtsp_connection
 from conf_rtsp.gateway import RtspGateway
 
+from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
 from conf_cli.plugins import create_registry
 from conf_cli.protocol.rtsp import RtspReader, RtspResponse
@@ -305,3 +306,19 @@ def test_a_url_given_as_a_file_or_camera_is_shown_without_its_password() -> None
     assert str(refused.value) == "no such file: rtsp://tv:***@127.0.0.1:8554/files/clip.mp4"
     result = run_conf("server", "--port", "0", "--web-port", "0", "--ice-server", "turn:ada:s3cret@")
     assert result.returncode == 1 and "turn:ada:***@" in result.stderr and "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "group"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:1:2:3", "2001:db8:1:2::/64"),  # the same client, another address of its /64
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("::1", "::1"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("?", "?"),
+    ],
+)
+def test_limits_count_an_ipv6_client_by_its_64(host: str, group: str) -> None:
+    assert address_group(host) == group

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
 from conf_cli.services import RunningService
 
@@ -64,7 +65,7 @@ class RtspGateway(RunningService):
         self.connections: set[Connection] = set()
         self.per_address = per_address
         self.by_address: dict[str, int] = {}
-        """Open connections per client address."""
+        """Open connections per client address (an IPv6 client's /64: :func:`address_group`)."""
         self.probes = MediaProbes()
         self.udp_routes: dict[tuple[str, int], tuple[Session, SessionTrack]] = {}
         self.udp = UdpPorts(host, self._udp_received)
@@ -106,7 +107,7 @@ class RtspGateway(RunningService):
 
     def admit(self, connection: Connection) -> str | None:
         """Count a new connection in; or say why it is refused (the server's or its address's limit)."""
-        address = connection.peer[0]
+        address = address_group(connection.peer[0])
         if len(self.connections) >= MAX_CONNECTIONS:
             return "too many RTSP connections"
         if self.by_address.get(address, 0) >= self.per_address:
@@ -120,7 +121,7 @@ class RtspGateway(RunningService):
         if connection not in self.connections:
             return
         self.connections.discard(connection)
-        address = connection.peer[0]
+        address = address_group(connection.peer[0])
         left = self.by_address.get(address, 1) - 1
         if left > 0:
             self.by_address[address] = left

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
 from conf_cli.services import RunningService, ServerService
 from conf_web.ice import TURN_TTL, IceServer, parse_ice_server
@@ -299,8 +300,9 @@ class WebServer(RunningService):
 
 
 def _address(connection: ServerConnection) -> str:
+    """The address a page counts under for the limit per address (an IPv6 client's /64)."""
     peer = connection.remote_address
-    return str(peer[0]) if isinstance(peer, tuple) else "?"
+    return address_group(str(peer[0])) if isinstance(peer, tuple) else "?"
 
 
 def _loopback_host(host: str) -> bool:
