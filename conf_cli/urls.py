@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -10,6 +11,17 @@ from conf_cli.errors import ConfError
 
 DEFAULT_PORT = 7450
 DEFAULT_SCHEME = "tcp"
+
+_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*:(?://)?)(?P<user>[^\s:/@]*):[^\s/]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``.
+
+    Covers ``rtsp://USER:PASSWORD@...`` and ``turn:USER:PASSWORD@...``: for logs and error messages,
+    which must never carry credentials.
+    """
+    return _PASSWORD.sub(lambda m: f"{m['head']}{m['user']}:***@", text)
 
 
 @dataclass(frozen=True)
@@ -30,10 +42,10 @@ def parse_server_url(text: str, *, transport: str | None = None) -> ServerAddres
         parts = urlsplit(candidate)
         port = parts.port
     except ValueError as exc:
-        raise ConfError(f"bad server URL {text!r}: {exc}") from None
+        raise ConfError(f"bad server URL {redact_url(text)!r}: {exc}") from None
     if not parts.hostname:
         raise ConfError(
-            f"bad server URL {text!r}: expected SCHEME://HOST:PORT, e.g. tcp://127.0.0.1:{DEFAULT_PORT}"
+            f"bad server URL {redact_url(text)!r}: expected SCHEME://HOST:PORT, e.g. tcp://127.0.0.1:{DEFAULT_PORT}"
         )
     scheme = transport or parts.scheme
     return ServerAddress(scheme, parts.hostname, DEFAULT_PORT if port is None else port)

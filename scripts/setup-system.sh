@@ -2,13 +2,14 @@
 # Installs the system packages conf and its tests use: FFmpeg (interop peer), PortAudio (sound devices),
 # PulseAudio (a sound server for headless audio), Xvfb and xdotool (virtual screens and input), Tk (a text
 # field on a virtual screen for the remote-control tests), iproute2 and iptables (network namespaces for
-# NAT and loss tests), tcpdump (captures proving links are encrypted). Installs only what is missing.
+# NAT and loss tests), tcpdump (captures proving links are encrypted), coturn (a TURN server checking the
+# web service's TURN credentials). Installs only what is missing.
 # With --browser it also installs Chromium, which the web page's tests drive headless (large, so only
 # `make test` asks for it).
 set -euo pipefail
 
 PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
-          x11-xserver-utils python3-tk iproute2 iptables tcpdump)
+          x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
 fi

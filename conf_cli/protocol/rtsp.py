@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from conf_cli.errors import ProtocolError
+from conf_cli.urls import redact_url
 
 __all__ = [
     "MAX_BODY",
@@ -269,7 +270,7 @@ def _parse_head(head: bytes) -> tuple[list[str], Headers]:
         raise RtspParseError(f"more than {MAX_HEADERS} RTSP headers")
     start = lines[0].split(" ", 2)
     if len(start) != 3 or not all(start):
-        raise RtspParseError(f"malformed RTSP start line {lines[0][:80]!r}")
+        raise RtspParseError(f"malformed RTSP start line {redact_url(lines[0])[:80]!r}")
     headers = Headers()
     for line in lines[1:]:
         name, colon, value = line.partition(":")

@@ -129,7 +129,7 @@ def test_conf_server_says_what_is_wrong_in_one_line() -> None:
     result = run_conf("server", "--port", "0", "--web-port", "0", "--ice-server", "turn:nobody")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "conf: bad --ice-server 'turn:nobody': a TURN server needs USER:PASSWORD@"
+        "conf: bad --ice-server 'turn:nobody': a TURN server needs USER:PASSWORD@, or --turn-secret"
     ]
 
 

@@ -23,6 +23,7 @@ import av
 
 from conf_cli.errors import ConfError
 from conf_cli.media.source import CapturedFrame, DeviceInfo, Pacer, Source, SourceFactory
+from conf_cli.urls import redact_url
 
 from .options import opt_float, opt_int, opt_str
 
@@ -138,5 +139,5 @@ class CameraSourceFactory(SourceFactory):
             if options.get("fps"):
                 av_options["framerate"] = f"{opt_float(options, 'fps', 30.0):g}"
         if input_format == "v4l2" and not os.path.exists(url):
-            raise ConfError(f"no camera at {url}: no such device; {HINT}")
-        return CameraSource(input_format, url, av_options, url)
+            raise ConfError(f"no camera at {redact_url(url)}: no such device; {HINT}")
+        return CameraSource(input_format, url, av_options, redact_url(url))

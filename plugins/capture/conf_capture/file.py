@@ -23,6 +23,7 @@ import av
 
 from conf_cli.errors import ConfError
 from conf_cli.media.source import CapturedFrame, Frame, MediaKind, Pacer, Source, SourceFactory
+from conf_cli.urls import redact_url
 
 from .options import opt_bool, opt_str
 
@@ -35,14 +36,15 @@ def _reason(exc: BaseException) -> str:
 
 def open_media(path: str) -> av.container.InputContainer:
     """Open ``path`` for reading, or raise a one-line ConfError saying why it cannot be."""
+    shown = redact_url(path)  # a URL given by mistake may carry a password
     if not Path(path).exists():
-        raise ConfError(f"no such file: {path}")
+        raise ConfError(f"no such file: {shown}")
     if not os.access(path, os.R_OK) or Path(path).is_dir():
-        raise ConfError(f"cannot read {path}: permission denied or not a file")
+        raise ConfError(f"cannot read {shown}: permission denied or not a file")
     try:
         return av.open(path, "r")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise ConfError(f"cannot read {path}: {_reason(exc)}") from None
+        raise ConfError(f"cannot read {shown}: {_reason(exc)}") from None
 
 
 @dataclass(order=True)

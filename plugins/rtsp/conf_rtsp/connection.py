@@ -31,10 +31,11 @@ from conf_cli.protocol.rtsp import (
     parse_transport,
 )
 from conf_cli.protocol.sdp import SessionDescription
+from conf_cli.urls import redact_url
 
 from .delivery import Delivery, InterleavedDelivery, UdpDelivery
 from .files import MediaFile
-from .gateway import IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_SESSIONS, REQUEST_TIMEOUT
+from .gateway import IDLE_TIMEOUT, MAX_SESSIONS, REQUEST_TIMEOUT
 from .meeting import Publisher, Refused, Viewer, announced_streams, join_meeting
 from .presentations import FilePresentation, PublisherPresentation, ViewerPresentation
 from .session import Session, SessionTrack, StateError
@@ -85,12 +86,13 @@ class Connection(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if local:
             self.local_host = str(local[0])
-        if len(self.gateway.connections) >= MAX_CONNECTIONS:
-            self.transport.write(bytes(self._response(503, None, "too many RTSP connections")))
+        refused = self.gateway.admit(self)
+        if refused is not None:
+            log.info("RTSP %s:%s refused: %s", *self.peer, refused)
+            self.closed = True
+            self.transport.write(bytes(self._response(503, None, refused)))
             self.transport.close()
             return
-        self.gateway.connections.add(self)
-        self.gateway.stats["connections"] += 1
         self.worker = asyncio.get_running_loop().create_task(self._work())
 
     def data_received(self, data: bytes) -> None:
@@ -122,7 +124,7 @@ class Connection(asyncio.Protocol):
     # -- life -----------------------------------------------------------------------------------------
 
     def _fail(self, status: int, message: str) -> None:
-        log.info("RTSP %s:%s: %s", *self.peer, message)
+        log.info("RTSP %s:%s: %s", *self.peer, redact_url(message))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(bytes(self._response(status, None, message)))
         self.abort(message)
@@ -137,7 +139,7 @@ class Connection(asyncio.Protocol):
 
     async def release(self) -> None:
         """Free what this connection holds: its waiting participants and its interleaved sessions."""
-        self.gateway.connections.discard(self)
+        self.gateway.forget(self)
         if self.worker is not None and self.worker is not asyncio.current_task():
             self.worker.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -184,7 +186,8 @@ class Connection(asyncio.Protocol):
                 status = exc.status if isinstance(exc, RtspParseError) else 400
                 response = self._response(status, request, str(exc))
             except Exception as exc:  # a fault of the gateway's own: this request fails, nothing else
-                log.warning("RTSP %s %s failed: %r", request.method[:32], request.url[:200], exc)
+                url = redact_url(request.url)[:200]  # never a passcode in the log
+                log.warning("RTSP %s %s failed: %s", request.method[:32], url, redact_url(repr(exc)))
                 response = self._response(500, request, "the server could not handle this request")
             if self.transport is None or self.transport.is_closing():
                 return
@@ -263,7 +266,7 @@ class Connection(asyncio.Protocol):
     def _origin(self) -> str:
         return f"rtsp {self.peer[0]}:{self.peer[1]}"
 
-    def _media_file(self, target: FileTarget) -> MediaFile:
+    async def _media_file(self, target: FileTarget) -> MediaFile:
         folder = self.gateway.media_dir
         if folder is None:
             raise _Reply(404, "this server serves no files (conf server --media-dir DIR)")
@@ -271,7 +274,7 @@ class Connection(asyncio.Protocol):
         if Path(target.name).name != target.name or not path.is_file():
             raise _Reply(404, f"no file {target.name!r}")
         try:
-            return MediaFile(path)
+            return await self.gateway.probes.get(path)
         except ConfError as exc:
             raise _Reply(415, str(exc)) from None
 
@@ -279,7 +282,7 @@ class Connection(asyncio.Protocol):
         resolved = self._resolve(request)
         target = resolved.target
         if isinstance(target, FileTarget):
-            sdp = self._media_file(target).describe(resolved.base, self.local_host)
+            sdp = (await self._media_file(target)).describe(resolved.base, self.local_host)
         elif isinstance(target, TrackTarget):
             viewer = await self._join_viewer(request, target)
             old = self.viewers.pop(resolved.base, None)
@@ -409,7 +412,7 @@ class Connection(asyncio.Protocol):
     async def _resource_for(self, request: RtspRequest, resolved: Resolved) -> Any:
         target = resolved.target
         if isinstance(target, FileTarget):
-            return FilePresentation(self._media_file(target), resolved.base)
+            return FilePresentation(await self._media_file(target), resolved.base)
         if isinstance(target, TrackTarget):
             viewer = self.viewers.pop(resolved.base, None)
             if viewer is not None and viewer.ended:  # the meeting ended for it since DESCRIBE

@@ -5,6 +5,10 @@ file (RFC 6184, RFC 7587); MJPEG goes out as RFC 2435 JPEG (payload type 26), ea
 with the standard Huffman tables if the file's are not. Other codecs are decoded and encoded to H.264 or
 Opus with conf's own encoders. A :class:`FileStream` demuxes in a thread, paced by the file's
 timestamps, and hands each packet to the event loop; PAUSE holds it, PLAY carries on where it stopped.
+
+Probing a file (opening it with FFmpeg to learn its streams) never runs on the event loop:
+:class:`MediaProbes` does it in a small pool of threads, with a timeout, once per version of a file (its
+path, modification time and size), however many players ask.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +45,11 @@ PT_OPUS = 111
 MTU = 1200
 NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 SENDER_REPORT_INTERVAL = 2.0
+PROBE_TIMEOUT = 10.0
+"""Seconds a request waits for a file to be probed."""
+PROBE_THREADS = 2
+PROBE_CACHE = 256
+"""Probed files (and probe failures) remembered."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -170,6 +181,60 @@ class MediaFile:
             attributes=attributes,
             media=[track.media() for track in self.tracks],
         )
+
+
+_ProbeKey = tuple[str, int, int]
+
+
+class MediaProbes:
+    """Files probed in worker threads and remembered by (path, mtime, size): one probe per file version.
+
+    Requests for a file being probed share that probe. A probe that outlasts ``timeout`` fails the
+    requests waiting for it (its thread finishes on its own; the pool has ``threads`` of them, so slow
+    files delay other probes, never the event loop). Failures are remembered like successes, until the
+    file changes.
+    """
+
+    def __init__(
+        self, timeout: float = PROBE_TIMEOUT, threads: int = PROBE_THREADS, size: int = PROBE_CACHE
+    ) -> None:
+        self.timeout = timeout
+        self.size = size
+        self.probed = 0
+        """Files opened to probe them, for the statistics (and the tests)."""
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="conf-rtsp-probe")
+        self._known: OrderedDict[_ProbeKey, asyncio.Future[MediaFile]] = OrderedDict()
+
+    async def get(self, path: Path) -> MediaFile:
+        """The probed file at ``path``; :class:`ConfError` if it cannot be read or takes too long."""
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise ConfError(f"cannot read {path.name}: {_reason(exc)}") from None
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        future = self._known.get(key)
+        if future is None:
+            for old in [k for k in self._known if k[0] == key[0]]:  # an earlier version of the file
+                del self._known[old]
+            future = asyncio.get_running_loop().run_in_executor(self._pool, self._probe, path)
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen, if never awaited
+            self._known[key] = future
+            while len(self._known) > self.size:
+                self._known.popitem(last=False)
+        else:
+            self._known.move_to_end(key)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+        except TimeoutError:
+            raise ConfError(f"{path.name} could not be read within {self.timeout:g} s") from None
+
+    def _probe(self, path: Path) -> MediaFile:
+        self.probed += 1
+        return MediaFile(path)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._known.clear()
 
 
 class _Converter:

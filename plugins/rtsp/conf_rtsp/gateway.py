@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
 from conf_cli.services import RunningService
 
 from .delivery import UdpPorts
+from .files import MediaProbes
 from .session import Session, SessionTrack
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ REQUEST_TIMEOUT = 5.0
 IDLE_TIMEOUT = 120.0
 """Seconds a connection without sessions may stay silent."""
 MAX_CONNECTIONS = 256
+MAX_CONNECTIONS_PER_ADDRESS = 16
+"""Connections one client address may hold at once (``--rtsp-max-connections-per-address``)."""
 MAX_SESSIONS = 512
 SWEEP_INTERVAL = 0.5
 
@@ -50,6 +54,7 @@ class RtspGateway(RunningService):
         port: int,
         media_dir: Path | None,
         session_timeout: float = SESSION_TIMEOUT,
+        per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     ) -> None:
         self.server = server
         self.host = host
@@ -58,6 +63,10 @@ class RtspGateway(RunningService):
         self.session_timeout = session_timeout
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
+        self.per_address = per_address
+        self.by_address: dict[str, int] = {}
+        """Open connections per client address (an IPv6 client's /64: :func:`address_group`)."""
+        self.probes = MediaProbes()
         self.udp_routes: dict[tuple[str, int], tuple[Session, SessionTrack]] = {}
         self.udp = UdpPorts(host, self._udp_received)
         self.urls: list[str] = []
@@ -92,6 +101,32 @@ class RtspGateway(RunningService):
         for connection in list(self.connections):
             await connection.release()
         self.udp.close()
+        self.probes.close()
+
+    # -- connections ----------------------------------------------------------------------------------
+
+    def admit(self, connection: Connection) -> str | None:
+        """Count a new connection in; or say why it is refused (the server's or its address's limit)."""
+        address = address_group(connection.peer[0])
+        if len(self.connections) >= MAX_CONNECTIONS:
+            return "too many RTSP connections"
+        if self.by_address.get(address, 0) >= self.per_address:
+            return f"too many RTSP connections from {address}"
+        self.connections.add(connection)
+        self.by_address[address] = self.by_address.get(address, 0) + 1
+        self.stats["connections"] += 1
+        return None
+
+    def forget(self, connection: Connection) -> None:
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        address = address_group(connection.peer[0])
+        left = self.by_address.get(address, 1) - 1
+        if left > 0:
+            self.by_address[address] = left
+        else:
+            self.by_address.pop(address, None)
 
     # -- sessions -------------------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from conf_cli.protocol.rtsp import (
     parse_transport,
 )
 from conf_cli.protocol.sdp import MediaDescription, SessionDescription
+from conf_cli.urls import redact_url
 
 REQUEST_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
@@ -44,7 +45,7 @@ class RtspClient:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme.lower() != "rtsp" or not parts.hostname:
-            raise ConfError(f"not an rtsp:// URL: {url}")
+            raise ConfError(f"not an rtsp:// URL: {redact_url(url)}")
         self.host = parts.hostname
         self.port = parts.port or DEFAULT_PORT
         self.user = unquote(parts.username or "")

@@ -11,7 +11,7 @@ import click
 from conf_cli.errors import ConfError
 from conf_cli.services import RunningService, ServerService
 
-from .gateway import SESSION_TIMEOUT, RtspGateway
+from .gateway import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS, SESSION_TIMEOUT, RtspGateway
 
 if TYPE_CHECKING:
     from conf_cli.server import Server
@@ -44,6 +44,14 @@ class RtspService(ServerService):
                 show_default=True,
                 help="Seconds an RTSP session lives without a word from its player.",
             ),
+            click.Option(
+                ["--rtsp-max-connections-per-address"],
+                type=click.IntRange(1, MAX_CONNECTIONS),
+                default=MAX_CONNECTIONS_PER_ADDRESS,
+                show_default=True,
+                help="RTSP connections one client address may hold at once "
+                f"(the server takes {MAX_CONNECTIONS} in all).",
+            ),
         ]
 
     def wanted(self, settings: Mapping[str, Any]) -> bool:
@@ -61,6 +69,7 @@ class RtspService(ServerService):
             int(settings["rtsp_port"]),
             Path(media_dir) if media_dir is not None else None,
             float(settings.get("rtsp_session_timeout") or SESSION_TIMEOUT),
+            int(settings.get("rtsp_max_connections_per_address") or MAX_CONNECTIONS_PER_ADDRESS),
         )
         await gateway.start()
         return gateway

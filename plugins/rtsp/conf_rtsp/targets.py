@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from conf_cli.errors import ProtocolError
+from conf_cli.urls import redact_url
 
 KINDS = ("audio", "video", "screen")
 MAX_URL = 2048
@@ -57,9 +58,9 @@ def parse_target(url: str) -> Resolved:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ProtocolError(f"bad URL {url[:80]!r}: {exc}") from None
+        raise ProtocolError(f"bad URL {redact_url(url)[:80]!r}: {exc}") from None
     if parts.scheme.lower() not in ("rtsp", "rtspu") or not parts.hostname:
-        raise ProtocolError(f"not an rtsp:// URL: {url[:80]!r}")
+        raise ProtocolError(f"not an rtsp:// URL: {redact_url(url)[:80]!r}")
     raw = [s for s in parts.path.split("/") if s]
     segments = [unquote(s) for s in raw]
     control: str | None = None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from conf_web.media import Outbound
 
 if TYPE_CHECKING:
+    from conf_web.ice import IceServer
     from conf_web.service import WebConfig
 
 RECEIVE_KINDS = ("audio", "video", "screen")
@@ -38,8 +39,11 @@ class PeerConnection:
         on_rtp: Callable[[str, int, int, int, bool, bytes], None],
         on_feedback: Callable[[Outbound, bool, list[int]], None],
         on_connected: Callable[[], None] = lambda: None,
+        ice_servers: list[IceServer] | None = None,
     ) -> None:
         from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+
+        servers = config.ice_servers if ice_servers is None else ice_servers
 
         self.config = config
         self.on_rtp = on_rtp
@@ -48,7 +52,7 @@ class PeerConnection:
         # leave tracks added later on a transport that never connects.
         self.pc = RTCPeerConnection(
             RTCConfiguration(
-                iceServers=[s.for_aiortc() for s in config.ice_servers],
+                iceServers=[s.for_aiortc() for s in servers],
                 bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
             )
         )

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
 from conf_cli.services import RunningService, ServerService
-from conf_web.ice import IceServer, parse_ice_server
+from conf_web.ice import TURN_TTL, IceServer, parse_ice_server
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsServer
@@ -35,6 +36,7 @@ log = logging.getLogger("conf.web")
 WS_PATH = "/ws"
 MAX_MESSAGE = 64 * 1024  # bytes in one WebSocket message from a page (an SDP answer fits easily)
 MAX_PAGES = 200  # browsers connected at once
+MAX_PAGES_PER_ADDRESS = 20  # of them from one address (--web-max-pages-per-address)
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -50,6 +52,11 @@ class WebConfig:
     cert: Path | None = None
     key: Path | None = None
     ice_servers: list[IceServer] = field(default_factory=list)
+    origins: tuple[str, ...] = ()
+    """Origins besides the page's own whose pages may open the WebSocket (``--web-origin``)."""
+    turn_secret: str | None = None
+    turn_ttl: int = TURN_TTL
+    pages_per_address: int = MAX_PAGES_PER_ADDRESS
 
     @property
     def loopback(self) -> bool:
@@ -106,7 +113,39 @@ class WebService(ServerService):
                 default=(),
                 metavar="URL",
                 help="STUN or TURN server for browsers across networks: stun:HOST[:PORT] or "
-                "turn:USER:PASSWORD@HOST[:PORT][?transport=udp|tcp]; repeat for several.",
+                "turn:USER:PASSWORD@HOST[:PORT][?transport=udp|tcp] (turn:HOST[:PORT] with --turn-secret); "
+                "repeat for several.",
+            ),
+            click.Option(
+                ["--turn-secret"],
+                default=None,
+                envvar="CONF_TURN_SECRET",
+                metavar="SECRET",
+                help="The secret shared with the TURN servers (coturn's static-auth-secret): each page gets "
+                "credentials of its own, valid --turn-ttl seconds, after it is admitted to a meeting. "
+                "Also read from $CONF_TURN_SECRET, which keeps it out of the process list.",
+            ),
+            click.Option(
+                ["--turn-ttl"],
+                type=click.IntRange(60, 7 * 86400),
+                default=TURN_TTL,
+                show_default=True,
+                help="Seconds the TURN credentials made from --turn-secret stay valid.",
+            ),
+            click.Option(
+                ["--web-origin", "web_origins"],
+                multiple=True,
+                default=(),
+                metavar="ORIGIN",
+                help="Another origin (SCHEME://HOST[:PORT]) whose pages may connect to the web service's "
+                "WebSocket; by default only the page's own; repeat for several.",
+            ),
+            click.Option(
+                ["--web-max-pages-per-address"],
+                type=click.IntRange(1, MAX_PAGES),
+                default=MAX_PAGES_PER_ADDRESS,
+                show_default=True,
+                help=f"Browser pages one address may have connected at once (the server takes {MAX_PAGES}).",
             ),
         ]
 
@@ -117,12 +156,20 @@ class WebService(ServerService):
         cert, key = settings.get("cert"), settings.get("key")
         if (cert is None) != (key is None):
             raise ConfError("--cert and --key go together: give both, or neither for the server's own")
+        secret = settings.get("turn_secret") or None
         config = WebConfig(
             host=str(settings.get("host") or "127.0.0.1"),
             port=int(settings["web_port"]),
             cert=cert,
             key=key,
-            ice_servers=[parse_ice_server(url) for url in settings.get("ice_servers") or ()],
+            ice_servers=[
+                parse_ice_server(url, turn_secret=secret is not None)
+                for url in settings.get("ice_servers") or ()
+            ],
+            origins=tuple(parse_origin(o) for o in settings.get("web_origins") or ()),
+            turn_secret=secret,
+            turn_ttl=int(settings.get("turn_ttl") or TURN_TTL),
+            pages_per_address=int(settings.get("web_max_pages_per_address") or MAX_PAGES_PER_ADDRESS),
         )
         return await WebServer.start(server, config)
 
@@ -135,6 +182,8 @@ class WebServer(RunningService):
         self.config = config
         self.tls = tls
         self.sessions: set[Any] = set()
+        self.by_address: dict[str, int] = {}
+        """Pages connected per address."""
         self._ws: WsServer | None = None
         self.urls: list[str] = []
 
@@ -165,8 +214,16 @@ class WebServer(RunningService):
     def _http(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == WS_PATH and request.headers.get("Upgrade", "").lower() == "websocket":
-            if len(self.sessions) >= MAX_PAGES:
-                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many browsers connected\n")
+            origins, hosts = request.headers.get_all("Origin"), request.headers.get_all("Host")
+            if len(origins) > 1 or len(hosts) > 1:
+                return connection.respond(HTTPStatus.BAD_REQUEST, "one Origin and one Host, please\n")
+            origin = origins[0] if origins else None
+            if origin is not None and not self._origin_allowed(origin, hosts[0] if hosts else None):
+                log.info("web: a page from %s may not connect", origin[:100])
+                return connection.respond(HTTPStatus.FORBIDDEN, "pages from another origin may not connect\n")
+            refused = self._full(_address(connection))
+            if refused is not None:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, refused + "\n")
             return None
         static = STATIC.get(path)
         if static is None:
@@ -185,15 +242,52 @@ class WebServer(RunningService):
         response.headers["Content-Security-Policy"] = "default-src 'self'; connect-src 'self' ws: wss:"
         return dataclasses.replace(response, body=body)
 
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        """Whether a page from ``origin`` may use the WebSocket: the page's own origin, or a --web-origin.
+
+        Browsers always send ``Origin`` on a WebSocket, and a page cannot forge it; the page's own origin is
+        the scheme and the ``Host`` it was reached by, which on a loopback server must be a loopback name
+        (so a page of another site whose name is made to resolve to 127.0.0.1 is not taken for it).
+        """
+        given = origin.strip().lower().rstrip("/")
+        if given in self.config.origins:
+            return True
+        if host is None:
+            return False
+        scheme = "https" if self.tls else "http"
+        own = f"{scheme}://{host.strip().lower()}"
+        if given != own:
+            return False
+        return not self.config.loopback or _loopback_host(host)
+
+    def _full(self, address: str) -> str | None:
+        """Why one more page from ``address`` is refused, if it is."""
+        if len(self.sessions) >= MAX_PAGES:
+            return "too many browsers connected"
+        if self.by_address.get(address, 0) >= self.config.pages_per_address:
+            return f"too many browsers connected from {address}"
+        return None
+
     async def _page(self, websocket: ServerConnection) -> None:
         from conf_web.session import BrowserSession
 
+        address = _address(websocket)
+        refused = self._full(address)  # again: other pages from it may have finished their handshakes
+        if refused is not None:
+            await websocket.close(1013, refused)
+            return
         session = BrowserSession(websocket, self.server, self.config)
         self.sessions.add(session)
+        self.by_address[address] = self.by_address.get(address, 0) + 1
         try:
             await session.run()
         finally:
             self.sessions.discard(session)
+            left = self.by_address.get(address, 1) - 1
+            if left > 0:
+                self.by_address[address] = left
+            else:
+                self.by_address.pop(address, None)
 
     async def close(self) -> None:
         for session in list(self.sessions):
@@ -203,6 +297,31 @@ class WebServer(RunningService):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self._ws.wait_closed()
+
+
+def _address(connection: ServerConnection) -> str:
+    """The address a page counts under for the limit per address (an IPv6 client's /64)."""
+    peer = connection.remote_address
+    return address_group(str(peer[0])) if isinstance(peer, tuple) else "?"
+
+
+def _loopback_host(host: str) -> bool:
+    """Whether a ``Host`` header (``NAME[:PORT]``, ``[V6]:PORT``) names this machine's loopback."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    return is_loopback(name)
+
+
+def parse_origin(text: str) -> str:
+    """A ``--web-origin``: ``SCHEME://HOST[:PORT]``, as browsers write it in ``Origin`` (lower case)."""
+    origin = text.strip().lower().rstrip("/")
+    scheme, sep, rest = origin.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or any(c in rest for c in "/?#@ "):
+        raise ConfError(f"bad --web-origin {text[:80]!r}: expected http(s)://HOST[:PORT]")
+    return origin
 
 
 def _url_host(host: str) -> str:

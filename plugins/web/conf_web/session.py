@@ -4,13 +4,20 @@ The page speaks the conf protocol (docs/protocol.md) over the WebSocket; the ses
 ways through an ordinary :class:`~conf_cli.client.Client` on the in-process link, so every rule of the
 server applies to the browser as to any participant. Besides, the session says:
 
-- ``{"type": "web_ready", "ice_servers": [...]}`` once connected to the server;
+- ``{"type": "web_ready", "ice_servers": [...]}`` once connected to the server (STUN servers only);
+- ``{"type": "web_ice", "ice_servers": [...]}`` just before ``joined``: every STUN and TURN server, TURN
+  credentials included (made for this page when they come from ``--turn-secret``), so a page gets them
+  only once it is admitted to a meeting;
 - ``{"type": "web_offer", "sdp": ..., "tracks": {mid: {name, kind, ssrc}}}`` whenever the peer
   connection needs (re)negotiating, which the page answers with ``{"type": "web_answer", "sdp": ...}``;
 - ``{"type": "web_tracks", "tracks": {...}}`` when a send slot passes to another meeting track.
 
 The page's ``publish`` needs only ``kind``: the session picks the SSRC and codec. The server is always
 the offerer, and aiortc does not trickle: offers and answers carry every ICE candidate.
+
+What goes to the page waits in a bounded outbox, written by a task of its own, so a page that stops
+reading never holds up the session, nor makes the server keep more than ``OUTBOX_BYTES`` for it: when the
+outbox is full, or one message takes longer than ``SEND_TIMEOUT`` to go out, the page is disconnected.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import contextlib
 import json
 import logging
 import random
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -30,6 +39,7 @@ from conf_cli.local_link import LocalTransport
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.urls import ServerAddress
+from conf_web.ice import IceServer
 from conf_web.media import CODECS, Inbound, Outbound
 from conf_web.rtc import PeerConnection
 
@@ -44,6 +54,9 @@ log = logging.getLogger("conf.web")
 SEND_QUEUE = 1000  # packets waiting for one browser; a slow browser loses media, nobody else notices
 FINAL = ("left", "meeting_closed", "kicked", "disconnected")
 JOIN_TIMEOUT = 300.0  # seconds a page may stay connected without being in a meeting
+OUTBOX_MESSAGES = 512  # messages waiting to go to one page
+OUTBOX_BYTES = 1 << 20  # and their size: past either, the page does not read and is disconnected
+SEND_TIMEOUT = 30.0  # seconds one message may take to go out to the page
 
 
 class BrowserSession:
@@ -63,10 +76,17 @@ class BrowserSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.dropped = 0
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.outbox_bytes = 0
+        """Bytes of the messages waiting in the outbox."""
+        self._cut_off = False
+        self.turn_user = f"web-{secrets.token_hex(4)}"
+        """This page's name towards TURN servers (credentials from ``--turn-secret``)."""
 
     # -- life -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._tasks = [asyncio.create_task(self._write())]
         peer = self.ws.remote_address
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "browser"
         self.client = Client(
@@ -77,14 +97,15 @@ class BrowserSession:
         try:
             await self.client.connect()
         except ConfError as exc:
-            await self._send({"type": "error", "code": "unavailable", "message": str(exc)})
+            self._send({"type": "error", "code": "unavailable", "message": str(exc)})
+            self._finish()
             await self.client.close()
+            await self._tasks[0]
             return
         self.client.media_handler = self._from_meeting
-        await self._send(
-            {"type": "web_ready", "ice_servers": [s.for_page() for s in self.config.ice_servers]}
-        )
-        self._tasks = [
+        stun = [s.for_page() for s in self.config.ice_servers if not s.turn]
+        self._send({"type": "web_ready", "ice_servers": stun})
+        self._tasks += [
             asyncio.create_task(self._events()),
             asyncio.create_task(self._pump()),
             asyncio.create_task(self._join_deadline()),
@@ -103,8 +124,8 @@ class BrowserSession:
         """A page that has not joined a meeting within JOIN_TIMEOUT is disconnected."""
         await asyncio.sleep(JOIN_TIMEOUT)
         if self.me is None:
-            await self._send({"type": "disconnected", "reason": "no meeting joined in time"})
-            await self.ws.close()
+            self._send({"type": "disconnected", "reason": "no meeting joined in time"})
+            self._finish()
 
     async def close(self) -> None:
         if self._closed:
@@ -127,11 +148,50 @@ class BrowserSession:
             rtc, self.rtc = self.rtc, None
             await rtc.close()
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any]) -> None:
+        """Queue ``message`` for the page; a page that lets too much wait is cut off."""
+        if self._cut_off:
+            return
+        text = json.dumps(message)
+        if self._outbox.qsize() >= OUTBOX_MESSAGES or self.outbox_bytes + len(text) > OUTBOX_BYTES:
+            self._cut("it does not read what the server sends")
+            return
+        self.outbox_bytes += len(text)
+        self._outbox.put_nowait(text)
+
+    def _finish(self) -> None:
+        """Close the WebSocket once what is queued before has gone out."""
+        self._outbox.put_nowait(None)
+
+    def _cut(self, reason: str) -> None:
+        """Drop the page's connection at once, unsent messages and all."""
+        if self._cut_off:
+            return
+        self._cut_off = True
+        log.info("web: disconnecting the page %s (%s): %s", self.me or "", self.turn_user, reason)
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        self.outbox_bytes = 0
+        transport = getattr(self.ws, "transport", None)
+        if transport is not None:
+            transport.abort()
+
+    async def _write(self) -> None:
+        """Send the outbox to the page, in order."""
         from websockets.exceptions import ConnectionClosed
 
+        while (text := await self._outbox.get()) is not None:
+            self.outbox_bytes -= len(text)
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT):
+                    await self.ws.send(text)
+            except TimeoutError:
+                self._cut(f"a message took longer than {SEND_TIMEOUT:g} s to go out")
+                return
+            except ConnectionClosed:
+                return
         with contextlib.suppress(ConnectionClosed):
-            await self.ws.send(json.dumps(message))
+            await self.ws.close()
 
     # -- from the page --------------------------------------------------------------------------------
 
@@ -141,7 +201,7 @@ class BrowserSession:
         except (ValueError, UnicodeDecodeError):
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            await self._send({"type": "error", "code": "bad_request", "message": "expected a JSON object"})
+            self._send({"type": "error", "code": "bad_request", "message": "expected a JSON object"})
             return
         kind = message["type"]
         assert self.client is not None
@@ -153,7 +213,7 @@ class BrowserSession:
         if kind in ("publish", "unpublish"):
             slot = self.inbound.get(str(message.get("kind")))
             if slot is None:
-                await self._refuse(message, "join first, and share audio, video or screen")
+                self._refuse(message, "join first, and share audio, video or screen")
                 return
             if kind == "publish":
                 message = {**message, "ssrc": slot.ssrc, "codec": CODECS[slot.kind]}
@@ -162,12 +222,12 @@ class BrowserSession:
         try:
             self.client.send(message)
         except ProtocolError as exc:
-            await self._refuse(message, str(exc))
+            self._refuse(message, str(exc))
         except ConfError as exc:
-            await self._send({"type": "disconnected", "reason": str(exc)})
+            self._send({"type": "disconnected", "reason": str(exc)})
 
-    async def _refuse(self, message: dict[str, Any], text: str) -> None:
-        await self._send({"type": "error", "code": "bad_request", "message": text, "re": message["type"]})
+    def _refuse(self, message: dict[str, Any], text: str) -> None:
+        self._send({"type": "error", "code": "bad_request", "message": text, "re": message["type"]})
 
     # -- from the server ------------------------------------------------------------------------------
 
@@ -176,13 +236,24 @@ class BrowserSession:
         while True:
             event = await self.client.events.get()
             kind = event["type"]
-            await self._send(event)
+            if kind == "joined":  # admitted: now the page may have the TURN servers' credentials
+                self._send({"type": "web_ice", "ice_servers": [s.for_page() for s in self._ice_servers()]})
+            self._send(event)
             await self._observe(event)
             if kind in FINAL:
                 await self._stop_media()
                 if kind == "disconnected":
-                    await self.ws.close()
+                    self._finish()
                     return
+
+    def _ice_servers(self, user: str | None = None) -> list[IceServer]:
+        """The STUN and TURN servers, with credentials for ``user`` (this page's) where they are made."""
+        config = self.config
+        now = time.time()
+        return [
+            s.for_user(config.turn_secret, user or self.turn_user, now, config.turn_ttl)
+            for s in config.ice_servers
+        ]
 
     async def _observe(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -221,7 +292,7 @@ class BrowserSession:
             slot = self.rtc.by_source.pop(ssrc, None)
             if slot is not None:
                 slot.assign(None)
-                await self._send({"type": "web_tracks", "tracks": self.rtc.describe()})
+                self._send({"type": "web_tracks", "tracks": self.rtc.describe()})
 
     # -- negotiation ----------------------------------------------------------------------------------
 
@@ -232,14 +303,18 @@ class BrowserSession:
             return
         if self.rtc is None:
             self.rtc = PeerConnection(
-                self.config, self._from_browser, self._feedback_from_browser, self._connected
+                self.config,
+                self._from_browser,
+                self._feedback_from_browser,
+                self._connected,
+                self._ice_servers(f"{self.turn_user}-server"),
             )
             self.inbound = {k: Inbound(k, random.getrandbits(32)) for k in ("audio", "video", "screen")}
         reused = self.rtc.assign(self.tracks)
         for slot in reused:
             self._ask_keyframe(slot)
         if reused:
-            await self._send({"type": "web_tracks", "tracks": self.rtc.describe()})
+            self._send({"type": "web_tracks", "tracks": self.rtc.describe()})
         if not self.rtc.needs_offer():
             return
         self._negotiating = True
@@ -248,18 +323,18 @@ class BrowserSession:
         except Exception as exc:
             self._negotiating = False
             log.warning("cannot make a WebRTC offer: %s", exc)
-            await self._send({"type": "error", "code": "media", "message": f"WebRTC failed: {exc}"})
+            self._send({"type": "error", "code": "media", "message": f"WebRTC failed: {exc}"})
             return
-        await self._send({"type": "web_offer", "sdp": sdp, "tracks": self.rtc.describe()})
+        self._send({"type": "web_offer", "sdp": sdp, "tracks": self.rtc.describe()})
 
     async def _answer(self, sdp: object) -> None:
         if self.rtc is None or not self._negotiating or not isinstance(sdp, str):
-            await self._send({"type": "error", "code": "bad_request", "message": "no offer to answer"})
+            self._send({"type": "error", "code": "bad_request", "message": "no offer to answer"})
             return
         try:
             started = await self.rtc.answer(sdp)
         except Exception as exc:
-            await self._send({"type": "error", "code": "media", "message": f"WebRTC failed: {exc}"})
+            self._send({"type": "error", "code": "media", "message": f"WebRTC failed: {exc}"})
             return
         finally:
             self._negotiating = False

@@ -121,6 +121,9 @@ async function handle(m) {
       state.iceServers = m.ice_servers || [];
       if (state.joining) sendJoin();
       break;
+    case "web_ice": // every STUN and TURN server, with this page's TURN credentials: sent once admitted
+      state.iceServers = m.ice_servers || [];
+      break;
     case "joined":
       state.joining = false;
       state.me = m.name;
