@@ -45,16 +45,16 @@ def waiting_room_meeting() -> Hub:
     Cy (3) waits."""
     hub = make_hub(MID)
     hello(hub, 1, "10.0.0.1")
-    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw", "waiting_room": True})
+    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-123", "waiting_room": True})
     hello(hub, 2, "10.0.0.2")
-    assert types(send(hub, 2, {"type": "join", "meeting": MID, "name": "Bob", "passcode": "pw"}), 2) == [
+    assert types(send(hub, 2, {"type": "join", "meeting": MID, "name": "Bob", "passcode": "pw-123"}), 2) == [
         "waiting"
     ]
     send(hub, 1, {"type": "admit", "name": "Bob"})
     send(hub, 1, {"type": "publish", "kind": "video", "ssrc": VIDEO, "codec": "H264"})
     send(hub, 2, {"type": "publish", "kind": "audio", "ssrc": AUDIO, "codec": "opus"})
     hello(hub, 3, "10.0.0.3")
-    actions = send(hub, 3, {"type": "join", "meeting": MID, "name": "Cy", "passcode": "pw"})
+    actions = send(hub, 3, {"type": "join", "meeting": MID, "name": "Cy", "passcode": "pw-123"})
     assert to(actions, 3) == [{"type": "waiting", "meeting": MID, "name": "Cy"}]
     assert to(actions, 1) == [{"type": "waiting_joined", "name": "Cy"}]
     assert to(actions, 2) == []
@@ -152,11 +152,11 @@ def attempt(hub: Hub, cid: int, passcode: str, now: float) -> dict[str, Any]:
 def test_wrong_passcodes_are_refused_for_a_while_without_hashing_then_allowed():
     hub = limited_hub()
     hello(hub, 1, "10.0.0.1")
-    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw"})
+    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-123"})
     hello(hub, 2, "10.6.6.6")
     assert attempt(hub, 2, "guess1", 0.0)["code"] == "wrong_passcode"
     assert attempt(hub, 2, "guess2", 1.0)["code"] == "wrong_passcode"
-    request = {"type": "join", "meeting": MID, "name": "p2", "passcode": "pw"}
+    request = {"type": "join", "meeting": MID, "name": "p2", "passcode": "pw-123"}
     raw = hub.received(2, encode(request), 2.0)
     assert not any(isinstance(a, Deferred) for a in raw)  # refused before any scrypt work
     refusal = raw[0].message
@@ -168,8 +168,8 @@ def test_wrong_passcodes_are_refused_for_a_while_without_hashing_then_allowed():
         "retry_after": 8.0,
     }
     assert hub.stats.attempts_refused == 1
-    assert attempt(hub, 2, "pw", 9.9)["code"] == "rate_limited"  # even the right passcode, for now
-    assert attempt(hub, 2, "pw", 10.0)["type"] == "joined"
+    assert attempt(hub, 2, "pw-123", 9.9)["code"] == "rate_limited"  # even the right passcode, for now
+    assert attempt(hub, 2, "pw-123", 10.0)["type"] == "joined"
 
 
 def test_guessing_meeting_ids_counts_too():
@@ -187,20 +187,22 @@ def test_an_attack_from_many_addresses_cannot_keep_the_host_out():
     the meeting, Bob from where he joined) still get back in."""
     hub = limited_hub(per_address=2, per_target=3)
     hello(hub, 1, "10.0.0.1")
-    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw"})
+    send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-123"})
     hello(hub, 2, "10.0.0.2")
-    assert attempt(hub, 2, "pw", 0.5)["type"] == "joined"
+    assert attempt(hub, 2, "pw-123", 0.5)["type"] == "joined"
     for n in range(3):
         hello(hub, 10 + n, f"10.6.6.{n}")
         assert attempt(hub, 10 + n, "guess", 1.0)["code"] == "wrong_passcode"
     hello(hub, 20, "10.6.7.7")
-    assert attempt(hub, 20, "pw", 2.0)["code"] == "rate_limited"  # a stranger: the meeting is shut for now
+    assert (
+        attempt(hub, 20, "pw-123", 2.0)["code"] == "rate_limited"
+    )  # a stranger: the meeting is shut for now
     send(hub, 1, {"type": "leave"}, 2.0)  # the host steps out; Bob keeps the meeting going
-    assert attempt(hub, 1, "pw", 2.5)["type"] == "joined"
+    assert attempt(hub, 1, "pw-123", 2.5)["type"] == "joined"
     hub.disconnected(2)
     hello(hub, 3, "10.0.0.2", 3.0)  # Bob's connection dropped: he comes back on a new one
-    assert attempt(hub, 3, "pw", 3.0)["type"] == "joined"
-    assert attempt(hub, 20, "pw", 11.0)["type"] == "joined"  # and the window does end for the others
+    assert attempt(hub, 3, "pw-123", 3.0)["type"] == "joined"
+    assert attempt(hub, 20, "pw-123", 11.0)["type"] == "joined"  # and the window does end for the others
 
 
 # -- logins -------------------------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def test_logged_in_the_account_name_is_the_display_name():
     ]
     (refusal,) = send(hub, 1, {"type": "login", "user": "ada", "password": "hunter2"})
     assert refusal.message["code"] == "bad_request"  # once per connection
-    actions = send(hub, 1, {"type": "create", "name": "The Boss", "passcode": "pw"})
+    actions = send(hub, 1, {"type": "create", "name": "The Boss", "passcode": "pw-123"})
     joined = to(actions, 1)[1]
     assert joined["type"] == "joined" and joined["name"] == "Ada"
 
@@ -272,19 +274,19 @@ def test_failed_logins_are_rate_limited_per_account_and_address():
 def test_without_required_login_guests_cannot_take_an_account_name():
     hub = limited_hub(accounts=FakeAccounts(Ada="hunter2"))
     hello(hub, 1, "10.0.0.1")
-    (refusal,) = send(hub, 1, {"type": "create", "name": "ADA", "passcode": "pw"})
+    (refusal,) = send(hub, 1, {"type": "create", "name": "ADA", "passcode": "pw-123"})
     assert refusal.message["code"] == "name_taken"
     assert refusal.message["message"] == (
         "the name 'ADA' belongs to an account on this server; log in with --user ADA"
     )
-    created = to(send(hub, 1, {"type": "create", "name": "Bea", "passcode": "pw"}), 1)
+    created = to(send(hub, 1, {"type": "create", "name": "Bea", "passcode": "pw-123"}), 1)
     assert created[1]["name"] == "Bea"  # guests are welcome under other names
     hello(hub, 2, "10.0.0.2")
-    (refusal,) = send(hub, 2, {"type": "join", "meeting": MID, "name": "ada", "passcode": "pw"})
+    (refusal,) = send(hub, 2, {"type": "join", "meeting": MID, "name": "ada", "passcode": "pw-123"})
     assert refusal.message["code"] == "name_taken"
     send(hub, 2, {"type": "login", "user": "ada", "password": "hunter2"})
     assert (
-        to(send(hub, 2, {"type": "join", "meeting": MID, "name": "x", "passcode": "pw"}), 2)[0]["name"]
+        to(send(hub, 2, {"type": "join", "meeting": MID, "name": "x", "passcode": "pw-123"}), 2)[0]["name"]
         == "Ada"
     )
 
