@@ -35,16 +35,18 @@ TRUST_SECONDS = 24 * 3600.0
 def address_key(address: str) -> str:
     """What the limiter counts per: an IPv4 address as it is, an IPv6 address as its /64 (one host
     usually has a whole /64 to pick addresses from), an IPv4-mapped IPv6 address as its IPv4 address.
-    Anything else (a name, an empty string) as it is."""
+    A server service's participant (``web 2001:db8::7``, ``rtsp 10.0.0.7``) keeps its prefix. Anything
+    else (a name, an empty string) as it is."""
+    prefix, space, host = address.rpartition(" ")
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        ip = ipaddress.ip_address(host.removeprefix("[").removesuffix("]").split("%", 1)[0])
     except ValueError:
         return address
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+            return f"{prefix}{space}{ip.ipv4_mapped}"
+        return f"{prefix}{space}{ipaddress.IPv6Network((ip, 64), strict=False)}"
+    return f"{prefix}{space}{ip}"
 
 
 @dataclass(frozen=True)

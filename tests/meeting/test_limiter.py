@@ -152,6 +152,9 @@ def test_creates_have_a_window_of_their_own():
         ("::1", "::/64"),
         ("", ""),
         ("not an address", "not an address"),
+        ("web 2001:db8:1:2::7", "web 2001:db8:1:2::/64"),
+        ("web [2001:db8:1:2::7]", "web 2001:db8:1:2::/64"),
+        ("rtsp 10.0.0.7", "rtsp 10.0.0.7"),
     ],
 )
 def test_ipv6_addresses_count_per_64(address: str, key: str):
