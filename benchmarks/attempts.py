@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--hashes", type=int, default=20)
     args = parser.parse_args()
 
-    digest = PasscodeHash.of("right")
+    digest = PasscodeHash.of("right-1")
     started = time.perf_counter()
     for _ in range(args.hashes):
         digest.matches("wrong")
@@ -33,7 +33,7 @@ def main() -> None:
     hub = Hub(new_id=lambda: "abc-defg-hjk", limiter=AttemptLimiter(Limits(5, 20, 60.0)))
     hub.connected(1, 0.0, "10.0.0.1:5000")
     hub.received(1, encode({"type": "hello", "protocol": PROTOCOL_VERSION}), 0.0)
-    for action in hub.received(1, encode({"type": "create", "name": "host", "passcode": "right"}), 0.0):
+    for action in hub.received(1, encode({"type": "create", "name": "host", "passcode": "right-1"}), 0.0):
         if isinstance(action, Deferred):
             action.resume(action.work(), 0.0)
     hub.connected(2, 0.0, "10.6.6.6:6000")

@@ -2,7 +2,8 @@
 
 ``conf user add|remove|list`` edits the file; ``conf server --require-login`` reads it. The server opens
 the file afresh for each login (in a worker thread: hashing blocks), so accounts added or removed while
-it runs count at once. Names are compared case-insensitively and stored as given.
+it runs count at once. Names are compared as :func:`~conf_cli.protocol.control.name_key` does (NFKC,
+case-folded) and stored as given.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.meeting.passcode import PasscodeHash
 from conf_cli.paths import private_dir, server_dir
-from conf_cli.protocol.control import MAX_PASSWORD_CHARS, check_name
+from conf_cli.protocol.control import MAX_PASSWORD_CHARS, check_name, name_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -79,14 +80,14 @@ class AccountStore:
             try:
                 db.execute(
                     "INSERT INTO accounts (name, folded, salt, digest) VALUES (?, ?, ?, ?)",
-                    (name, name.casefold(), hashed.salt, hashed.digest),
+                    (name, name_key(name), hashed.salt, hashed.digest),
                 )
             except sqlite3.IntegrityError:
                 raise ConfError(f"an account named {name!r} exists already") from None
 
     def remove(self, name: str) -> None:
         with self._db() as db:
-            if db.execute("DELETE FROM accounts WHERE folded = ?", (name.casefold(),)).rowcount == 0:
+            if db.execute("DELETE FROM accounts WHERE folded = ?", (name_key(name),)).rowcount == 0:
                 raise ConfError(f"no account named {name!r}")
 
     def names(self) -> list[str]:
@@ -96,12 +97,12 @@ class AccountStore:
             return [row[0] for row in db.execute("SELECT name FROM accounts ORDER BY folded")]
 
     def exists(self, name: str) -> bool:
-        """Whether ``name`` is an account's (case-insensitively)."""
+        """Whether ``name`` is an account's (compared by ``name_key``)."""
         if not self.path.exists():
             return False
         with self._db() as db:
             return (
-                db.execute("SELECT 1 FROM accounts WHERE folded = ?", (name.casefold(),)).fetchone()
+                db.execute("SELECT 1 FROM accounts WHERE folded = ?", (name_key(name),)).fetchone()
                 is not None
             )
 
@@ -113,7 +114,7 @@ class AccountStore:
         if self.path.exists():
             with self._db() as db:
                 row = db.execute(
-                    "SELECT name, salt, digest FROM accounts WHERE folded = ?", (name.casefold(),)
+                    "SELECT name, salt, digest FROM accounts WHERE folded = ?", (name_key(name),)
                 ).fetchone()
         if row is None:
             _NOBODY.matches(password)

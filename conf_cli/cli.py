@@ -192,6 +192,13 @@ def cli(verbose: int) -> None:
     "never got into it.",
 )
 @click.option(
+    "--max-creates",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Meetings one address may create per --failure-window (each costs the server a passcode hash).",
+)
+@click.option(
     "--failure-window",
     default=60.0,
     show_default=True,
@@ -233,6 +240,7 @@ def server(
     accounts_path: Path | None,
     max_failures: int,
     max_failures_per_target: int,
+    max_creates: int,
     failure_window: float,
     encryption: str,
     identity_file: Path | None,
@@ -261,7 +269,7 @@ def server(
         srv: Any
         endpoints = endpoints_for(transports, host, port)
         accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
-        limits = Limits(max_failures, max_failures_per_target, failure_window)
+        limits = Limits(max_failures, max_failures_per_target, failure_window, max_creates)
         if require_login and accounts is not None and not accounts.names():
             raise ConfError(
                 f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`"

@@ -20,7 +20,8 @@ HELP: list[tuple[str, str]] = [
     ("/host NAME", "hand the host role to NAME (host)"),
     ("/forbid WHAT [NAME]", f"forbid {'|'.join(PERMISSIONS)} for members, or for NAME (host, admins)"),
     ("/permit WHAT [NAME]", "allow it again (host, admins)"),
-    ("/kick NAME", "remove NAME from the meeting (host, admins)"),
+    ("/kick NAME", "remove NAME from the meeting; they stay out until /unban (host, admins)"),
+    ("/unban NAME", "let NAME, once kicked, join again (host, admins)"),
     ("/lock, /unlock", "stop or allow new people joining (host, admins)"),
     ("/admit NAME, /admit all", "let NAME (or everyone) in from the waiting room (host, admins)"),
     ("/deny NAME", "turn NAME away from the waiting room (host, admins)"),
@@ -116,6 +117,8 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             return {"type": "set_role", "name": name, "role": command}
         case "kick":
             return {"type": "kick", "name": _only_name(rest, "/kick NAME")}
+        case "unban":
+            return {"type": "unban", "name": _only_name(rest, "/unban NAME")}
         case "admit":
             if rest.lower() == "all":
                 return {"type": "admit", "all": True}

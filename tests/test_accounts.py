@@ -72,3 +72,14 @@ def test_the_default_file_lives_in_the_server_folder(tmp_path: Path, monkeypatch
     assert default_accounts_path() == tmp_path / "server" / "accounts.db"
     AccountStore().add("Ada", "pw")
     assert (tmp_path / "server" / "accounts.db").exists()
+
+
+def test_names_that_differ_only_in_width_or_case_are_one_account(tmp_path: Path):
+    """A guest must not take a full-width "Ada" beside the account "Ada", nor add it as a second one."""
+    store = AccountStore(tmp_path / "accounts.db")
+    store.add("Ada", "hunter2")
+    full_width = "\uff21\uff44\uff41"
+    assert store.exists(full_width) and store.exists("\uff41\uff44\uff41")
+    assert store.verify(full_width, "hunter2") == ("ok", "Ada")
+    with pytest.raises(ConfError, match="exists already"):
+        store.add(full_width, "other")

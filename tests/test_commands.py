@@ -182,6 +182,12 @@ def test_kick_needs_a_name(line, error):
     assert usage_error(line) == f"usage: /kick NAME{error}"
 
 
+def test_unban():
+    assert parse_line('/unban "Ada Lovelace"') == {"type": "unban", "name": "Ada Lovelace"}
+    assert parse_line("/unban Bob") == {"type": "unban", "name": "Bob"}
+    assert usage_error("/unban") == "usage: /unban NAME"
+
+
 # -- forbid and permit --------------------------------------------------------------------------------
 
 

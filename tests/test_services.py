@@ -101,9 +101,9 @@ async def test_an_in_process_participant_meets_a_tcp_client() -> None:
     remote = Client(registry, address, TransportOptions())  # the server above runs without encryption
     try:
         await local.connect()
-        created, _ = await local.create("gateway", passcode="pass")
+        created, _ = await local.create("gateway", passcode="pass-123")
         await remote.connect()
-        await remote.join(created["meeting"], "bob", passcode="pass")
+        await remote.join(created["meeting"], "bob", passcode="pass-123")
         assert (await _next(local, "participant_joined"))["name"] == "bob"
 
         local.send({"type": "chat", "text": "from inside"})

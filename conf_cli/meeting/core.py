@@ -11,6 +11,13 @@ Nobody may forbid the host anything, so whoever becomes host loses any forbids n
 A meeting may have a *waiting room*: then everyone but its creator waits in it after a correct passcode
 until the host or an admin admits or denies them. Waiting people are not participants: no chat, media,
 participant list or track announcement reaches them, and only the host and admins learn who waits.
+
+Names are compared by :func:`~conf_cli.protocol.control.name_key` (NFKC, case-folded): "Ada", "ada"
+and full-width "Ada" (U+FF21 U+FF44 U+FF41) are one name. Someone kicked stays out: their name, and
+their *origin* (where they connect from, as the hub tells: an address, or an IPv6 /64), are banned from
+the meeting until the host or an admin unbans the name. An origin that someone still in the meeting
+shares is not banned (the host behind the same NAT as the person they remove must not lock themselves
+out).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 from conf_cli.errors import RequestRefused
 from conf_cli.meeting.control import RemoteControl
 from conf_cli.meeting.passcode import PasscodeHash
+from conf_cli.protocol.control import name_key
 
 Message = dict[str, Any]
 
@@ -44,6 +52,8 @@ MEDIA_KINDS = ("audio", "video", "screen")
 # Keeps the meeting's snapshot (``joined``, ``participants``) within one control frame.
 MAX_PARTICIPANTS = 100
 MAX_WAITING = 50
+MAX_BANS = 1_000
+"""Bans kept per meeting; beyond, the oldest goes."""
 
 
 @dataclass
@@ -81,6 +91,14 @@ class Participant:
         return described
 
 
+@dataclass
+class Ban:
+    """A kicked name, as it was spelt, and the origins it was kicked from."""
+
+    name: str
+    origins: set[str] = field(default_factory=set)
+
+
 class Meeting:
     """One meeting: its participants, roles, permissions, lock and waiting room."""
 
@@ -95,6 +113,9 @@ class Meeting:
         self.waiting_room = waiting_room
         self.waiting: dict[int, str] = {}  # pid -> name, in order of arrival
         self._waiting_keys: dict[int, str] = {}  # pid -> E2EE public key of those waiting
+        self._origins: dict[int, str] = {}  # pid -> where it connects from (participants and waiting)
+        self.bans: dict[str, Ban] = {}
+        """name_key of a kicked name -> its ban, oldest first."""
         self.locked = False
         self.forbidden: set[str] = set()
         self.closed = False
@@ -111,9 +132,9 @@ class Meeting:
         return next((p for p in self.participants.values() if p.role is Role.HOST), None)
 
     def find(self, name: str) -> Participant:
-        folded = name.casefold()
+        folded = name_key(name)
         for participant in self.participants.values():
-            if participant.name.casefold() == folded:
+            if name_key(participant.name) == folded:
                 return participant
         raise RequestRefused("unknown_participant", f"no participant named {name!r} in this meeting")
 
@@ -160,10 +181,13 @@ class Meeting:
 
     # -- membership ---------------------------------------------------------------------------------
 
-    def join(self, pid: int, name: str, *, passcode_ok: bool, key: str | None = None) -> list[Send]:
+    def join(
+        self, pid: int, name: str, *, passcode_ok: bool, key: str | None = None, origin: str | None = None
+    ) -> list[Send]:
         """Let a participant in (the first one becomes host), or into the waiting room if there is one.
 
-        ``key``: its E2EE public key, if it has one (kept while it waits).
+        ``key``: its E2EE public key, if it has one (kept while it waits). ``origin``: where it connects
+        from (the hub's address key), for bans.
         """
         if self.closed:
             raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
@@ -177,10 +201,19 @@ class Meeting:
             )
         if self.locked:
             raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
+        folded = name_key(name)
+        ban = self.bans.get(folded)
+        if ban is None and origin is not None:
+            ban = next((b for b in self.bans.values() if origin in b.origins), None)
+        if ban is not None:
+            raise RequestRefused(
+                "banned",
+                f"you were removed from meeting {self.id} and cannot rejoin until the host lets you back in "
+                f"(/unban {ban.name})",
+            )
         self._check_room()
-        folded = name.casefold()
-        if any(p.name.casefold() == folded for p in self.participants.values()) or any(
-            waiting.casefold() == folded for waiting in self.waiting.values()
+        if any(name_key(p.name) == folded for p in self.participants.values()) or any(
+            name_key(waiting) == folded for waiting in self.waiting.values()
         ):
             raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
         if self.waiting_room and self.participants:
@@ -191,10 +224,14 @@ class Meeting:
             self.waiting[pid] = name
             if key is not None:
                 self._waiting_keys[pid] = key
+            if origin is not None:
+                self._origins[pid] = origin
             return [
                 Send((pid,), {"type": "waiting", "meeting": self.id, "name": name}),
                 Send(self._staff(), {"type": "waiting_joined", "name": name}),
             ]
+        if origin is not None:
+            self._origins[pid] = origin
         return self._enter(pid, name, key)
 
     def _check_room(self) -> None:
@@ -221,6 +258,7 @@ class Meeting:
 
     def leave(self, pid: int, reason: str = "left") -> list[Send]:
         """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
+        self._origins.pop(pid, None)
         if pid in self.waiting:
             name = self.waiting.pop(pid)
             self._waiting_keys.pop(pid, None)
@@ -326,8 +364,30 @@ class Meeting:
             raise RequestRefused("bad_request", "you cannot remove yourself; use /leave")
         if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
             raise RequestRefused("not_allowed", f"you cannot remove {target.name}")
+        origin = self._origins.get(target.pid)
         sends = [Send((target.pid,), {"type": "kicked", "by": actor.name})]
-        return sends + self.leave(target.pid, "kicked")
+        sends += self.leave(target.pid, "kicked")
+        self._ban(target.name, origin)
+        return sends
+
+    def unban(self, pid: int, name: str) -> list[Send]:
+        """Host and admins: let a kicked name (and where it connected from) join again."""
+        actor = self._require(pid, Role.ADMIN, "let removed people back in")
+        ban = self.bans.pop(name_key(name), None)
+        if ban is None:
+            raise RequestRefused(
+                "unknown_participant", f"nobody named {name!r} was removed from this meeting"
+            )
+        return [Send(self._staff(), {"type": "unbanned", "name": ban.name, "by": actor.name})]
+
+    def _ban(self, name: str, origin: str | None) -> None:
+        """Keep ``name``, and ``origin`` unless someone still here connects from it, out of the meeting."""
+        ban = self.bans.pop(name_key(name), None) or Ban(name)
+        if origin is not None and origin not in self._origins.values():
+            ban.origins.add(origin)
+        self.bans[name_key(name)] = ban  # the newest goes last
+        while len(self.bans) > MAX_BANS:
+            del self.bans[next(iter(self.bans))]
 
     def set_locked(self, pid: int, locked: bool) -> list[Send]:
         actor = self._require(pid, Role.ADMIN, "lock or unlock the meeting")
@@ -356,10 +416,10 @@ class Meeting:
         if not self.e2ee:
             raise RequestRefused("bad_request", f"meeting {self.id} is not end-to-end encrypted")
         sender = self.participants[pid]
-        by_name = {p.name.casefold(): p for p in self.participants.values()}
+        by_name = {name_key(p.name): p for p in self.participants.values()}
         sends: list[Send] = []
         for entry in keys:
-            target = by_name.get(str(entry["to"]).casefold())
+            target = by_name.get(name_key(str(entry["to"])))
             if target is not None and target.pid != pid:
                 sealed = {"type": "e2ee_key", "from": sender.name, "box": entry["box"]}
                 sends.append(Send((target.pid,), sealed))
@@ -399,6 +459,7 @@ class Meeting:
         waiter = self._find_waiting(name)
         denied_name = self.waiting.pop(waiter)
         self._waiting_keys.pop(waiter, None)
+        self._origins.pop(waiter, None)
         return [
             Send((waiter,), {"type": "denied", "meeting": self.id, "by": actor.name}),
             Send(
@@ -408,9 +469,9 @@ class Meeting:
         ]
 
     def _find_waiting(self, name: str) -> int:
-        folded = name.casefold()
+        folded = name_key(name)
         for pid, waiting in self.waiting.items():
-            if waiting.casefold() == folded:
+            if name_key(waiting) == folded:
                 return pid
         raise RequestRefused("unknown_participant", f"nobody named {name!r} is waiting")
 
@@ -441,6 +502,7 @@ class Meeting:
         waiting = tuple(self.waiting)
         self.waiting.clear()
         self._waiting_keys.clear()
+        self._origins.clear()
         return [Send(waiting, closed)]
 
     # -- helpers ------------------------------------------------------------------------------------

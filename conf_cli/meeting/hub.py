@@ -5,9 +5,11 @@ message arrived, a connection closed, time passed — and carries out the action
 :class:`Send` a message, :class:`Close` a connection, or run a :class:`Deferred` piece of blocking work
 (passcode and password hashing) off the event loop and hand its result back.
 
-Who gets in: failed passcodes and logins are rate-limited per address and per meeting or account
-(:mod:`conf_cli.meeting.limiter`); a server may require clients to log in to an account first
-(:class:`Accounts`), and then their display name is their account name.
+Who gets in: passcode and login attempts are rate-limited per address and per meeting or account, and
+creates per address (:mod:`conf_cli.meeting.limiter`); an attempt counts from when its check starts, so
+attempts on many connections at once cannot run more checks than the limit. A server may require
+clients to log in to an account first (:class:`Accounts`), and then their display name is their account
+name.
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from conf_cli import __version__
 from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send
-from conf_cli.meeting.limiter import AttemptLimiter, seconds_text
+from conf_cli.meeting.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
-from conf_cli.protocol.control import INPUT_FIELDS, PROTOCOL_VERSION, Message, decode_client_message
+from conf_cli.protocol.control import (
+    INPUT_FIELDS,
+    PROTOCOL_VERSION,
+    Message,
+    decode_client_message,
+    name_key,
+)
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 
+MIN_PASSCODE_CHARS = 6
+"""A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""
 HEARTBEAT_INTERVAL = 2.0
 HEARTBEAT_TIMEOUT = 6.0
 HELLO_TIMEOUT = 5.0
@@ -127,7 +137,10 @@ class HubStats:
     input_relayed: int = 0  # remote-control input events passed to the controlled participant
     input_refused: int = 0  # input events from someone without a current grant, dropped
     input_limited: int = 0  # input events over the rate limit, dropped
-    attempts_refused: int = 0  # passcode or login attempts refused by the rate limit
+    attempts_refused: int = 0  # passcode, login or create attempts refused by the rate limit
+    passcode_checks: int = 0  # joins whose passcode was hashed and checked
+    login_checks: int = 0  # logins whose password was hashed and checked
+    creates_hashed: int = 0  # creates whose passcode was hashed
 
 
 @dataclass
@@ -306,7 +319,9 @@ class Hub:
                 raise RequestRefused(
                     "login_required", "this server requires you to log in first (--user NAME)"
                 )
-            return self._create(conn, message) if kind == "create" else self._join(conn, message, now)
+            if kind == "create":
+                return self._create(conn, message, now)
+            return self._join(conn, message, now)
         if meeting is None:
             raise RequestRefused("not_in_meeting", "join or create a meeting first")
         pid = conn.cid
@@ -336,6 +351,8 @@ class Hub:
                 )
             case "kick":
                 return self._after(meeting, meeting.kick(pid, message["name"]))
+            case "unban":
+                return list(meeting.unban(pid, message["name"]))
             case "lock" | "unlock":
                 return list(meeting.set_locked(pid, kind == "lock"))
             case "publish":
@@ -385,20 +402,20 @@ class Hub:
             else:  # a guest, as in a meeting, takes no account's name
                 request = message
 
-                def go_online() -> list[Action]:
+                def go_online(now: float) -> list[Action]:
                     try:
                         return list(self.calls.handle(conn.cid, request, now))
                     except RequestRefused as refusal:
                         return [_error(conn.cid, refusal.code, str(refusal), request)]
 
-                return self._unless_account_name(conn, message["name"], message, go_online)
+                return self._unless_account_name(conn, message["name"], message, now, go_online)
         meeting = conn.meeting
         if message["type"] != "call" or meeting is None or conn.cid not in meeting.participants:
             return list(self.calls.handle(conn.cid, message, now))
         me = self.calls.name_of(conn.cid) or meeting.participants[conn.cid].name
-        folded = message["to"].casefold()
+        folded = name_key(message["to"])
         target = next(
-            ((p.pid, p.name) for p in meeting.participants.values() if p.name.casefold() == folded), None
+            ((p.pid, p.name) for p in meeting.participants.values() if name_key(p.name) == folded), None
         )
         return list(self.calls.handle(conn.cid, message, now, me=me, callee=target))
 
@@ -434,25 +451,29 @@ class Hub:
         if conn.user is not None:
             raise RequestRefused("bad_request", f"already logged in as {conn.user}")
         user, password = message["user"], message["password"]
-        target = f"user:{user.casefold()}"
+        target = f"user:{name_key(user)}"
         refused = self._rate_limited(conn, target, now, message)
         if refused:
             return refused
+        attempt = self.limiter.begin(conn.address, target, now)  # counts while it is being checked
+        self.stats.login_checks += 1
         conn.busy = True
 
         def resume(result: tuple[str, str], now: float) -> list[Action]:
             conn.busy = False
             self.generation += 1
-            if self._conns.get(conn.cid) is not conn:
-                return []
             status, name = result
             if status == "ok":
-                self.limiter.succeeded(conn.address, target, now)
+                self.limiter.got_in(attempt, now)
+            elif status == "error":
+                self.limiter.void(attempt)
+            if self._conns.get(conn.cid) is not conn:
+                return []
+            if status == "ok":
                 conn.user = name
                 return [Send((conn.cid,), {"type": "logged_in", "user": name})]
             if status == "error":
                 return [_error(conn.cid, "unavailable", "the server cannot check accounts now", message)]
-            self.limiter.failed(conn.address, target, now)
             if status == "unknown":
                 return [
                     _error(conn.cid, "unknown_user", f"no account named {user!r} on this server", message)
@@ -472,16 +493,30 @@ class Hub:
     ) -> list[Action]:
         """The refusal of an attempt the rate limit does not allow now (empty if it may go ahead)."""
         wait = self.limiter.retry_after(conn.address, target, now)
+        return self._refusal(conn, wait, "too many failed attempts", request)
+
+    def _refusal(self, conn: _Connection, wait: float, why: str, request: Message) -> list[Action]:
+        """A ``rate_limited`` refusal if ``wait`` is above 0, else nothing."""
         if wait <= 0:
             return []
         self.stats.attempts_refused += 1
-        text = f"too many failed attempts; try again in {seconds_text(wait)}"
+        text = f"{why}; try again in {seconds_text(wait)}"
         refusal = _error(conn.cid, "rate_limited", text, request)
         refusal.message["retry_after"] = round(wait, 1)
         return [refusal]
 
-    def _create(self, conn: _Connection, message: Message) -> list[Action]:
-        passcode = message.get("passcode") or self.new_passcode()
+    def _create(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        chosen = message.get("passcode")
+        if chosen and len(chosen) < MIN_PASSCODE_CHARS:
+            raise RequestRefused(
+                "passcode_too_short",
+                f"a passcode needs at least {MIN_PASSCODE_CHARS} characters; choose a longer one, "
+                "or give none and the server draws one",
+            )
+        refused = self._create_limited(conn, now, message)
+        if refused:
+            return refused
+        passcode = chosen or self.new_passcode()
         name = conn.user or message["name"]
         waiting_room = bool(message.get("waiting_room"))
         e2ee = bool(message.get("e2ee"))
@@ -492,12 +527,33 @@ class Hub:
             conn,
             name,
             message,
-            lambda: self._create_now(conn, name, passcode, waiting_room=waiting_room, e2ee=e2ee, key=key),
+            now,
+            lambda now: self._create_now(
+                conn, name, passcode, message, now, waiting_room=waiting_room, e2ee=e2ee, key=key
+            ),
         )
 
+    def _create_limited(self, conn: _Connection, now: float, request: Message) -> list[Action]:
+        wait = self.limiter.create_retry_after(conn.address, now)
+        return self._refusal(conn, wait, "too many meetings created from your address", request)
+
     def _create_now(
-        self, conn: _Connection, name: str, passcode: str, *, waiting_room: bool, e2ee: bool, key: str | None
+        self,
+        conn: _Connection,
+        name: str,
+        passcode: str,
+        request: Message,
+        now: float,
+        *,
+        waiting_room: bool,
+        e2ee: bool,
+        key: str | None,
     ) -> list[Action]:
+        refused = self._create_limited(conn, now, request)  # checked again: time passed since
+        if refused:
+            return refused
+        self.limiter.created(conn.address, now)
+        self.stats.creates_hashed += 1
         conn.busy = True
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
@@ -515,7 +571,8 @@ class Hub:
             created: Message = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
             if e2ee:
                 created["e2ee"] = True
-            sends = [Send((conn.cid,), created), *meeting.join(conn.cid, name, passcode_ok=True, key=key)]
+            joined = meeting.join(conn.cid, name, passcode_ok=True, key=key, origin=address_key(conn.address))
+            sends = [Send((conn.cid,), created), *joined]
             conn.meeting = meeting
             return list(sends)
 
@@ -533,27 +590,43 @@ class Hub:
             raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
         name = conn.user or message["name"]
         return self._unless_account_name(
-            conn, name, message, lambda: self._join_now(conn, meeting, name, message)
+            conn, name, message, now, lambda now: self._join_now(conn, meeting, name, message, now)
         )
 
-    def _join_now(self, conn: _Connection, meeting: Meeting, name: str, message: Message) -> list[Action]:
+    def _join_now(
+        self, conn: _Connection, meeting: Meeting, name: str, message: Message, now: float
+    ) -> list[Action]:
         meeting_id = meeting.id
+        target = f"meeting:{meeting_id}"
         passcode = message.get("passcode") or ""
+        # Checked again, and counted, in the same step as the hash is started: attempts still being
+        # checked count, so many at once cannot run more checks than the limit allows.
+        refused = self._rate_limited(conn, target, now, message)
+        if refused:
+            return refused
+        attempt = self.limiter.begin(conn.address, target, now)
+        self.stats.passcode_checks += 1
         conn.busy = True
 
         def resume(ok: bool, now: float) -> list[Action]:
             conn.busy = False
             self.generation += 1
+            if ok:
+                self.limiter.got_in(attempt, now)
+            elif meeting.closed:
+                self.limiter.void(attempt)
             if self._conns.get(conn.cid) is not conn:
                 return []
-            if ok:
-                self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
-            elif not meeting.closed:
-                self.limiter.failed(conn.address, f"meeting:{meeting_id}", now)
             try:
                 if meeting.closed:
                     raise RequestRefused("unknown_meeting", f"meeting {meeting_id} has ended")
-                sends = meeting.join(conn.cid, name, passcode_ok=ok, key=message.get("e2ee_key"))
+                sends = meeting.join(
+                    conn.cid,
+                    name,
+                    passcode_ok=ok,
+                    key=message.get("e2ee_key"),
+                    origin=address_key(conn.address),
+                )
             except RequestRefused as refusal:
                 return [_error(conn.cid, refusal.code, str(refusal), message)]
             if conn.cid in meeting.waiting:
@@ -565,14 +638,19 @@ class Hub:
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
 
     def _unless_account_name(
-        self, conn: _Connection, name: str, request: Message, then: Callable[[], list[Action]]
+        self,
+        conn: _Connection,
+        name: str,
+        request: Message,
+        now: float,
+        then: Callable[[float], list[Action]],
     ) -> list[Action]:
         """Go on with ``then`` unless a guest (not logged in) picked the name of one of the server's
         accounts: nobody takes part in a meeting, or is online for calls, under an account's name
         without its password."""
         accounts = self.accounts
         if accounts is None or conn.user is not None:
-            return then()
+            return then(now)
         conn.busy = True
 
         def work() -> bool:
@@ -589,7 +667,7 @@ class Hub:
             if taken:
                 text = f"the name {name!r} belongs to an account on this server; log in with --user {name}"
                 return [_error(conn.cid, "name_taken", text, request)]
-            return then()
+            return then(now)
 
         return [Deferred(work, resume)]
 

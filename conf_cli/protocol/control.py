@@ -11,6 +11,7 @@ import binascii
 import ipaddress
 import json
 import re
+import unicodedata
 from typing import Any
 
 from conf_cli.errors import ProtocolError
@@ -71,6 +72,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "forbid": {"what": ("permission", True), "name": ("name", False)},
     "permit": {"what": ("permission", True), "name": ("name", False)},
     "kick": {"name": ("name", True)},
+    "unban": {"name": ("name", True)},
     "lock": {},
     "unlock": {},
     "end": {},
@@ -301,7 +303,7 @@ def _check_key_boxes(where: str, value: Any) -> None:
         box = entry.get("box")
         if not isinstance(box, str) or not 0 < len(box) <= MAX_BOX_CHARS or _base64(box) is None:
             raise ProtocolError(f"{where}.box must be base64 of at most {MAX_BOX_CHARS} characters")
-        folded = entry["to"].casefold()
+        folded = name_key(entry["to"])
         if folded in recipients:
             raise ProtocolError(f"{where} names {entry['to']!r} twice")
         recipients.add(folded)
@@ -327,6 +329,14 @@ def check_candidates(value: Any, where: str = "candidates") -> list[tuple[str, i
             raise ProtocolError(f"{where}: {item[:64]!r} has no port 1..65535")
         found.append((str(address), int(port)))
     return found
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: NFKC, case-folded, NFKC again (Unicode's NFKC_Casefold, less the
+    default-ignorable characters that check_name refuses anyway). "Ada", "ADA" and full-width "Ada"
+    (U+FF21 U+FF44 U+FF41) are one name; look-alikes from other scripts (a Cyrillic U+0430 for "a") are
+    not."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def check_name(name: str, where: str = "name") -> None:

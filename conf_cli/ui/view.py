@@ -157,6 +157,8 @@ class MeetingView:
     def _on_participant_left(self, e: Message) -> None:
         self.peers.pop(e["name"], None)
         reason = e.get("reason", "left")
+        if reason == "kicked":  # the server keeps them out until the host or an admin lets them back
+            reason = f"kicked; they stay out until /unban {e['name']}"
         self._note(f"{e['name']} left" + ("" if reason == "left" else f" ({reason})"), "yellow")
 
     def _on_role_changed(self, e: Message) -> None:
@@ -316,6 +318,9 @@ class MeetingView:
             self._note(f"{e['name']} was {reason}{by}", "dim")
         else:
             self._note(f"{e['name']} stopped waiting ({reason})", "dim")
+
+    def _on_unbanned(self, e: Message) -> None:
+        self._note(f"{e['by']} let {e['name']} join again", "dim")
 
     def _on_left(self, e: Message) -> None:
         self.ended = "you left the meeting"

@@ -227,7 +227,12 @@ class Front:
     def _spawn(self, index: int) -> WorkerHandle:
         ours, theirs = channel_pair()
         args = [sys.executable, "-m", "conf_cli.workers.worker", str(theirs.fileno()), str(index)]
-        limits = (str(self.limits.per_address), str(self.limits.per_target), str(self.limits.window))
+        limits = (
+            str(self.limits.per_address),
+            str(self.limits.per_target),
+            str(self.limits.window),
+            str(self.limits.creates_per_address),
+        )
         process = subprocess.Popen(
             [*args, self.url, str(self.log_level), *limits],
             pass_fds=(theirs.fileno(),),

@@ -164,7 +164,7 @@ class Worker:
 
 def main(argv: list[str]) -> None:
     fd, index, url, level = int(argv[0]), int(argv[1]), argv[2], int(argv[3])
-    limits = Limits(int(argv[4]), int(argv[5]), float(argv[6])) if len(argv) >= 7 else Limits()
+    limits = Limits(int(argv[4]), int(argv[5]), float(argv[6]), int(argv[7])) if len(argv) >= 8 else Limits()
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
     )

@@ -223,7 +223,7 @@ def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
 
     server, url = start_server("--require-login", "--accounts", accounts, transport=transport, env=env)
     try:
-        create = ["create", "--json", "--server", url, "--name", "Mallory", "--passcode", "pw"]
+        create = ["create", "--json", "--server", url, "--name", "Mallory", "--passcode", "pw-123"]
         cases = [
             (
                 [],
@@ -281,7 +281,7 @@ def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
                     "--name",
                     "ada2",
                     "--passcode",
-                    "pw",
+                    "pw-123",
                     "--user",
                     "ada",
                 ],
@@ -316,7 +316,7 @@ def test_with_optional_accounts_a_guest_cannot_use_an_account_name(tmp_path: Pat
     assert run(["user", "add", "ada", "--password-stdin"], env, "pw\n").returncode == 0
     server, url = start_server("--accounts", str(tmp_path / "home" / "server" / "accounts.db"), env=env)
     try:
-        create = ["create", "--json", "--server", url, "--passcode", "pw"]
+        create = ["create", "--json", "--server", url, "--passcode", "pw-123"]
         guest = run([*create, "--name", "Ada"], env)
         assert guest.returncode == 1
         assert (

@@ -74,7 +74,7 @@ def greet(hub: Hub, cid: int, now: float = 0.0) -> None:
     assert send(hub, cid, {"type": "hello", "protocol": PROTOCOL_VERSION}, now) == [Send((cid,), WELCOME)]
 
 
-def create(hub: Hub, cid: int, name: str, passcode: str | None = "pw", now: float = 0.0) -> str:
+def create(hub: Hub, cid: int, name: str, passcode: str | None = "pw-123", now: float = 0.0) -> str:
     greet(hub, cid, now)
     request: dict[str, Any] = {"type": "create", "name": name}
     if passcode is not None:
@@ -85,7 +85,9 @@ def create(hub: Hub, cid: int, name: str, passcode: str | None = "pw", now: floa
     return created.message["meeting"]
 
 
-def join(hub: Hub, cid: int, meeting: str, name: str, passcode: str = "pw", now: float = 0.0) -> list[Action]:
+def join(
+    hub: Hub, cid: int, meeting: str, name: str, passcode: str = "pw-123", now: float = 0.0
+) -> list[Action]:
     greet(hub, cid, now)
     actions = send(hub, cid, {"type": "join", "meeting": meeting, "name": name, "passcode": passcode}, now)
     assert [a.message["type"] for a in actions if isinstance(a, Send)][:1] == ["joined"], actions
@@ -241,14 +243,14 @@ def test_refused_requests_do_not_count_as_bad_messages():
 def test_create_hashes_off_the_loop_then_makes_the_creator_host():
     hub = make_hub(MID_A)
     greet(hub, 1)
-    actions = hub.received(1, encode({"type": "create", "name": "Ada", "passcode": "pw"}), 0.0)
+    actions = hub.received(1, encode({"type": "create", "name": "Ada", "passcode": "pw-123"}), 0.0)
     assert len(actions) == 1 and isinstance(actions[0], Deferred)
     assert hub.meetings == {}
     digest = actions[0].work()
-    assert digest.matches("pw") and not digest.matches("wrong")
+    assert digest.matches("pw-123") and not digest.matches("wrong")
     result = actions[0].resume(digest, 1.0)
     assert result == [
-        Send((1,), {"type": "meeting_created", "meeting": MID_A, "passcode": "pw"}),
+        Send((1,), {"type": "meeting_created", "meeting": MID_A, "passcode": "pw-123"}),
         Send(
             (1,),
             {
@@ -373,11 +375,11 @@ def test_join_refused_by_the_meeting_rules():
     hub = make_hub(MID_A)
     create(hub, 1, "Ada")
     greet(hub, 2)
-    taken = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "ADA", "passcode": "pw"})
+    taken = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "ADA", "passcode": "pw-123"})
     assert to(taken, 2)[0]["code"] == "name_taken"
     assert to(taken, 1) == []
     send(hub, 1, {"type": "lock"})
-    locked = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"})
+    locked = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw-123"})
     assert to(locked, 2)[0]["code"] == "meeting_locked"
     assert hub.meeting_of(2) is None
 
@@ -386,8 +388,10 @@ def test_join_while_join_is_pending_is_busy():
     hub = make_hub(MID_A)
     create(hub, 1, "Ada")
     greet(hub, 2)
-    pending = hub.received(2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"}), 0)
-    again = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"})
+    pending = hub.received(
+        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw-123"}), 0
+    )
+    again = send(hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw-123"})
     assert to(again, 2)[0]["code"] == "busy"
     assert to(settle(pending), 2)[0]["type"] == "joined"
 
@@ -397,7 +401,7 @@ def test_disconnect_while_join_is_pending_changes_nothing():
     create(hub, 1, "Ada")
     greet(hub, 2)
     (deferred,) = hub.received(
-        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"}), 0
+        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw-123"}), 0
     )
     assert isinstance(deferred, Deferred)
     assert hub.disconnected(2) == []
@@ -410,7 +414,7 @@ def test_meeting_that_closes_while_a_join_is_pending():
     create(hub, 1, "Ada")
     greet(hub, 2)
     (deferred,) = hub.received(
-        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw"}), 0
+        2, encode({"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw-123"}), 0
     )
     assert isinstance(deferred, Deferred)
     send(hub, 1, {"type": "leave"})
@@ -480,8 +484,8 @@ def test_two_meetings_in_one_hub_are_isolated():
     hub = make_hub(MID_A, MID_B)
     create(hub, 1, "Ada")
     join(hub, 2, MID_A, "Bob")
-    create(hub, 3, "Ada", passcode="other")
-    actions = join(hub, 4, MID_B, "Bob", passcode="other")
+    create(hub, 3, "Ada", passcode="other-1")
+    actions = join(hub, 4, MID_B, "Bob", passcode="other-1")
     assert to(actions, 1) == [] and to(actions, 2) == []
     assert actions[1] == Send((3,), {"type": "participant_joined", "name": "Bob", "role": "member"})
     assert send(hub, 2, {"type": "chat", "text": "in A"})[0].to == (1, 2)  # type: ignore[union-attr]
@@ -489,7 +493,9 @@ def test_two_meetings_in_one_hub_are_isolated():
     # A passcode of one meeting does not open the other.
     greet(hub, 5)
     assert (
-        to(send(hub, 5, {"type": "join", "meeting": MID_B, "name": "Eve", "passcode": "pw"}), 5)[0]["code"]
+        to(send(hub, 5, {"type": "join", "meeting": MID_B, "name": "Eve", "passcode": "pw-123"}), 5)[0][
+            "code"
+        ]
         == "wrong_passcode"
     )
     # Names are per meeting; kicking "Bob" in B leaves A's Bob alone.
@@ -517,10 +523,14 @@ def test_kick_removes_the_connection_from_the_meeting():
     assert hub.meeting_of(3) is None
     assert hub.meeting_of(1) is hub.meetings[MID_A]
     assert to(send(hub, 3, {"type": "chat", "text": "hey"}), 3)[0]["code"] == "not_in_meeting"
-    # The connection stays open and may join again.
+    # The connection stays open, and may join again once the host lets Cy back in.
     assert closes(actions) == []
-    rejoined = send(hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw"})
-    assert to(rejoined, 3)[0]["type"] == "joined"
+    rejoin = {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw-123"}
+    assert to(send(hub, 3, rejoin), 3)[0]["code"] == "banned"
+    assert to(send(hub, 1, {"type": "unban", "name": "CY"}), 1) == [
+        {"type": "unbanned", "name": "Cy", "by": "Ada"}
+    ]
+    assert to(send(hub, 3, rejoin), 3)[0]["type"] == "joined"
 
 
 def test_kick_refusals_reach_the_kicker_only():
@@ -570,7 +580,7 @@ def test_last_one_out_closes_the_meeting_and_the_hub_forgets_it():
     assert hub.stats.meetings == 0
     greet(hub, 3)
     assert (
-        to(send(hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw"}), 3)[0]["code"]
+        to(send(hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw-123"}), 3)[0]["code"]
         == "unknown_meeting"
     )
 
@@ -782,6 +792,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "forbid": ("what", "name"),
     "permit": ("what", "name"),
     "kick": ("name",),
+    "unban": ("name",),
     "lock": (),
     "unlock": (),
     "end": (),
@@ -814,7 +825,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 field_values = (
-    st.sampled_from(["Ada", "bob", "Cy", "Zed", "admin", "host", "member", "chat", "screen", "pw", MID_A])
+    st.sampled_from(["Ada", "bob", "Cy", "Zed", "admin", "host", "member", "chat", "screen", "pw-123", MID_A])
     | st.sampled_from(["audio", "video", "opus", "h264", 1, 0xFFFFFFFF])
     | st.sampled_from(["move", "button", "key", "text", 0.5, True, -3])
     | st.sampled_from(["B" * 43, ["10.0.0.1:4000"], [], "direct", "relayed", "c1", 5])

@@ -27,18 +27,20 @@ def e2ee_meeting() -> tuple[Hub, list[dict[str, Any]], list[dict[str, Any]]]:
     """Ada (1) creates an E2EE meeting, Bob (2) joins: what Ada and Bob were sent."""
     hub = make_hub(MID_A)
     greet(hub, 1)
-    create = {"type": "create", "name": "Ada", "passcode": "pw", "e2ee": True, "e2ee_key": KEYS["Ada"]}
+    create = {"type": "create", "name": "Ada", "passcode": "pw-123", "e2ee": True, "e2ee_key": KEYS["Ada"]}
     ada = to(send(hub, 1, create), 1)
     greet(hub, 2)
     joining = send(
-        hub, 2, {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw", "e2ee_key": KEYS["Bob"]}
+        hub,
+        2,
+        {"type": "join", "meeting": MID_A, "name": "Bob", "passcode": "pw-123", "e2ee_key": KEYS["Bob"]},
     )
     return hub, ada + to(joining, 1), to(joining, 2)
 
 
 def test_the_snapshot_says_e2ee_and_carries_every_public_key() -> None:
     _, ada, bob = e2ee_meeting()
-    assert ada[0] == {"type": "meeting_created", "meeting": MID_A, "passcode": "pw", "e2ee": True}
+    assert ada[0] == {"type": "meeting_created", "meeting": MID_A, "passcode": "pw-123", "e2ee": True}
     assert ada[1]["e2ee"] is True
     assert ada[2] == {"type": "participant_joined", "name": "Bob", "role": "member", "key": KEYS["Bob"]}
     joined = bob[0]
@@ -52,7 +54,7 @@ def test_the_snapshot_says_e2ee_and_carries_every_public_key() -> None:
 def test_a_client_without_a_key_is_refused_clearly() -> None:
     hub, _, _ = e2ee_meeting()
     greet(hub, 3)
-    request = {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw"}
+    request = {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw-123"}
     assert to(send(hub, 3, request), 3) == [
         error(
             "e2ee_required",
@@ -71,7 +73,9 @@ def test_a_client_without_a_key_is_refused_clearly() -> None:
 def test_sealed_keys_go_each_to_its_one_recipient() -> None:
     hub, _, _ = e2ee_meeting()
     greet(hub, 3)
-    send(hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw", "e2ee_key": KEYS["Cy"]})
+    send(
+        hub, 3, {"type": "join", "meeting": MID_A, "name": "Cy", "passcode": "pw-123", "e2ee_key": KEYS["Cy"]}
+    )
     boxes = [{"to": "bob", "box": "Ym9i"}, {"to": "Cy", "box": "Y3k="}, {"to": "Gone", "box": "eA=="}]
     actions = send(hub, 1, {"type": "e2ee_keys", "keys": boxes})
     assert to(actions, 2) == [{"type": "e2ee_key", "from": "Ada", "box": "Ym9i"}]

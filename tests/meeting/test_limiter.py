@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conf_cli.meeting.limiter import MAX_KEYS, AttemptLimiter, Limits, seconds_text
+from conf_cli.meeting.limiter import MAX_KEYS, AttemptLimiter, Limits, address_key, seconds_text
 
 MEETING = "meeting:abc-defg-hjk"
 
@@ -107,3 +107,63 @@ def test_trust_is_bounded_per_target_and_in_targets():
     assert not lim.trusted("10.0.0.1", "meeting:0", 1.0) and lim.trusted(
         "10.0.0.1", f"meeting:{MAX_KEYS}", 1.0
     )
+
+
+def test_an_attempt_counts_from_its_start_and_only_a_success_takes_it_off():
+    lim = limiter(per_address=2)
+    first = lim.begin("10.6.6.6", MEETING, 0.0)
+    lim.begin("10.6.6.6", MEETING, 0.0)
+    assert lim.retry_after("10.6.6.6", MEETING, 0.1) == pytest.approx(59.9)  # two being checked: full
+    lim.got_in(first, 0.5)
+    assert lim.retry_after("10.6.6.6", MEETING, 0.6) == 0
+    assert lim.trusted("10.6.6.6", MEETING, 0.6)
+
+
+def test_a_void_attempt_no_longer_counts_and_voiding_after_the_window_is_harmless():
+    lim = limiter(per_address=1, window=10.0)
+    attempt = lim.begin("10.6.6.6", None, 0.0)
+    lim.void(attempt)
+    assert lim.retry_after("10.6.6.6", None, 0.1) == 0
+    late = lim.begin("10.6.6.6", None, 1.0)
+    assert lim.retry_after("10.6.6.6", None, 20.0) == 0
+    lim.void(late)  # it had left the window already
+    assert lim.retry_after("10.6.6.6", None, 20.0) == 0
+
+
+def test_creates_have_a_window_of_their_own():
+    lim = AttemptLimiter(Limits(per_address=5, per_target=5, window=60.0, creates_per_address=2))
+    for now in (0.0, 1.0):
+        assert lim.create_retry_after("10.6.6.6", now) == 0
+        lim.created("10.6.6.6", now)
+    assert lim.create_retry_after("10.6.6.6", 2.0) == pytest.approx(58.0)
+    assert lim.retry_after("10.6.6.6", MEETING, 2.0) == 0  # creating is not failing
+    assert lim.create_retry_after("10.6.6.7", 2.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("10.0.0.7", "10.0.0.7"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:10.0.0.7", "10.0.0.7"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::1", "::1"),  # loopback is one host: its own group
+        ("", ""),
+        ("not an address", "not an address"),
+        ("web 2001:db8:1:2::7", "web 2001:db8:1:2::/64"),
+        ("web [2001:db8:1:2::7]", "web 2001:db8:1:2::/64"),
+        ("rtsp 10.0.0.7", "rtsp 10.0.0.7"),
+    ],
+)
+def test_ipv6_addresses_count_per_64(address: str, key: str):
+    assert address_key(address) == key
+
+
+def test_one_64_shares_one_window_and_one_trust():
+    lim = limiter(per_address=2)
+    lim.failed("2001:db8::1", None, 0.0)
+    lim.failed("2001:db8::2", None, 0.0)
+    assert lim.retry_after("2001:db8::abcd", None, 1.0) > 0
+    assert lim.retry_after("2001:db8:0:1::1", None, 1.0) == 0

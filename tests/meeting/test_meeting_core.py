@@ -531,9 +531,13 @@ def test_kick_an_unknown_name():
     refused("unknown_participant", meeting.kick, ADA, "Zed")
 
 
-def test_kicked_participant_may_come_back_unless_locked():
+def test_kicked_participant_may_come_back_once_unbanned():
     meeting = meeting_with(ADA, BOB)
     meeting.kick(ADA, "Bob")
+    with pytest.raises(RequestRefused) as refused:
+        meeting.join(BOB, "Bob", passcode_ok=True)
+    assert refused.value.code == "banned"
+    meeting.unban(ADA, "bob")
     assert meeting.join(BOB, "Bob", passcode_ok=True)[0].message["role"] == "member"
 
 

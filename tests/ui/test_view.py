@@ -117,7 +117,7 @@ def test_participant_joined():
     ("reason", "note"),
     [
         ("left", "Bob left"),
-        ("kicked", "Bob left (kicked)"),
+        ("kicked", "Bob left (kicked; they stay out until /unban Bob)"),
         ("timeout", "Bob left (timeout)"),
         (None, "Bob left"),
     ],

@@ -176,7 +176,7 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
     host = Client(server.registry, ServerAddress("local", "host", 0), transport=_local(server))
     await host.connect()
     assert host.welcome["services"] == {"web": [url]}
-    created, _ = await host.create("host", passcode="pass")
+    created, _ = await host.create("host", passcode="pass-123")
     ws_url = url.replace("http://", "ws://") + "ws"
     try:
         async with websockets.connect(ws_url) as ws:
@@ -191,7 +191,7 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
             join = {"type": "join", "meeting": created["meeting"], "name": "web", "passcode": "nope"}
             await ws.send(json.dumps(join))
             assert (await _next(ws, "error"))["code"] == "wrong_passcode"
-            await ws.send(json.dumps({**join, "passcode": "pass"}))
+            await ws.send(json.dumps({**join, "passcode": "pass-123"}))
             joined = await _next(ws, "joined")
             assert [p["name"] for p in joined["participants"]] == ["host", "web"]
             assert (await _event(host, "participant_joined"))["name"] == "web"
