@@ -10,6 +10,7 @@ from conf_transport_udp_rtp.latch import (
     CHECK_ATTEMPTS,
     CHECK_BURST,
     CHECK_RATE,
+    CHECK_RTO,
     CHECK_SUFFIX,
     CONSENT_INTERVAL,
     CONSENT_TIMEOUT,
@@ -188,6 +189,7 @@ def test_a_lost_check_is_repeated_then_the_candidate_is_given_up() -> None:
     latches, client = fresh()
     first = client.request()
     (check,) = checks(latches.receive(first, CLIENT, 0.0))
+    assert latches.new_deadline == latches.next_deadline() == CHECK_RTO  # the edge's clock must wake by then
     assert latches.receive(first, CLIENT, 0.05) == [Alive("alice")]  # a retransmission: no second check yet
     times = [0.0]
     now = 0.0
@@ -195,6 +197,7 @@ def test_a_lost_check_is_repeated_then_the_candidate_is_given_up() -> None:
         now = deadline
         if checks(latches.tick(now)):
             times.append(now)
+        assert latches.new_deadline is None
     assert len(times) == CHECK_ATTEMPTS
     assert [round(b - a, 2) for a, b in itertools.pairwise(times)] == [0.1, 0.2, 0.4, 0.8, 1.6]
     assert latches.stats.consent_failed == 1 and latches.lookup(CLIENT) is None

@@ -249,6 +249,9 @@ class Latches(Generic[L]):
     _by_username: dict[str, _Link[L]] = field(default_factory=dict)
     _by_address: dict[Address, _Link[L]] = field(default_factory=dict)
     _checks: dict[bytes, tuple[_Link[L], Address]] = field(default_factory=dict)  # check transaction ->
+    new_deadline: float | None = None
+    """The earliest deadline :meth:`receive` set since the last :meth:`tick` (the edge's clock may need to
+    wake sooner); None if none."""
 
     def add(self, link: L, token: bytes) -> None:
         state = _Link(link, Credentials.of(token))
@@ -368,6 +371,7 @@ class Latches(Generic[L]):
         state.address, state.via = address, candidate.via
         state.consent_until = now + CONSENT_TIMEOUT
         state.next_refresh = now + self._interval()
+        self._deadline(state.next_refresh)
         actions.append(Latched(state.link, address, candidate.via, moved_from))
         for transaction in candidate.answers:
             actions.append(Transmit(self._success(state, transaction, address), address, candidate.via))
@@ -398,6 +402,7 @@ class Latches(Generic[L]):
                     self._checks.pop(state.refreshes.pop(0), None)
                 self.stats.consent_checks += 1
                 actions.append(Transmit(state.credentials.check(transaction), address, state.via))
+        self.new_deadline = None  # the edge reads next_deadline() after a tick
         return actions
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -414,9 +419,14 @@ class Latches(Generic[L]):
             return []
         candidate.attempts += 1
         candidate.next_send = now + candidate.rto
+        self._deadline(candidate.next_send)
         candidate.rto = min(candidate.rto * 2, MAX_CHECK_RTO)
         self.stats.consent_checks += 1
         return [Transmit(state.credentials.check(candidate.transaction), candidate.address, candidate.via)]
+
+    def _deadline(self, when: float) -> None:
+        if self.new_deadline is None or when < self.new_deadline:
+            self.new_deadline = when
 
     def _spend(self, state: _Link[L], now: float) -> bool:
         """Take one check from the link's budget for addresses that have not consented, if there is one."""

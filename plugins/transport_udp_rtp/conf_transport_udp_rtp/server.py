@@ -32,6 +32,8 @@ log = logging.getLogger("conf.transport.rtp")
 MAX_DATAGRAM = 1500
 MAX_TICK = 1.0
 """The longest the consent timer sleeps; a datagram that starts checks wakes it sooner."""
+MIN_TICK = 0.02
+"""The shortest: with many links, their checks are sent in batches, at most 50 times a second."""
 MAX_LOGGED_SOURCES = 256
 """Addresses whose first bad datagram is logged; past that many, bad datagrams are only counted."""
 SOCKET_BUFFER = 2 * 1024 * 1024
@@ -160,7 +162,15 @@ class RtpListener(Listener):
         self.resends: Resends | None = None
         self._events: ServerEvents | None = None
         self._wake = asyncio.Event()
+        self._wake_at = 0.0  # when the consent timer wakes next
         self._timer: asyncio.Task[None] | None = None
+
+    def stun_received(self, actions: list[Action]) -> None:
+        """Carry out what a STUN datagram caused, and wake the clock if it has something due sooner."""
+        self.apply(actions)
+        due = self.latches.new_deadline
+        if due is not None and due < self._wake_at:
+            self._wake.set()
 
     def apply(self, actions: list[Action]) -> None:
         """Carry out what the latches decided."""
@@ -168,7 +178,6 @@ class RtpListener(Listener):
             if isinstance(action, Transmit):
                 with contextlib.suppress(OSError):
                     action.via.sendto(action.datagram, action.address)
-                self._wake.set()  # a check went out: its retransmission is due soon
             elif isinstance(action, Alive):
                 if self._events is not None:
                     self._events.keepalive_received(action.link)
@@ -191,7 +200,9 @@ class RtpListener(Listener):
         """Run the latches' clock: check retransmissions, consent refreshes and expiries."""
         while True:
             deadline = self.latches.next_deadline()
-            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(0.0, deadline - time.monotonic()))
+            now = time.monotonic()
+            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(MIN_TICK, deadline - now))
+            self._wake_at = now + wait
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
@@ -314,7 +325,7 @@ class RtpListener(Listener):
         self._events = events
         self._timer = asyncio.create_task(self._consent_timer(), name="rtp-consent")
         for sock in socks:
-            protocol = _MediaSocket(sock, latches, events, self.apply)
+            protocol = _MediaSocket(sock, latches, events, self.stun_received)
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=sock)  # type: ignore[misc]
             self._media.append(protocol)
         bound = server.sockets[0].getsockname()
