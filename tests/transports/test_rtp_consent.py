@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conf_transport_udp_rtp.latch import CHECK_BURST, CHECK_RATE, request_transaction
+from conf_transport_udp_rtp.latch import CHECK_BURST, CHECK_RATE, CONSENT_TIMEOUT, request_transaction
 
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, binding_request, is_stun
 from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
@@ -214,5 +214,40 @@ def test_a_client_whose_port_changes_keeps_its_media(rtp_server: tuple[ConfProce
             seen = frames_of(viewer, "cam")
             time.sleep(2.0)
             assert frames_of(viewer, "cam") > seen + 10, "the video flows to the new port"
+    finally:
+        pool.stop_all()
+
+
+@pytest.mark.slow
+def test_consent_expires_when_the_media_path_dies_and_comes_back_with_it(
+    rtp_server: tuple[ConfProcess, str],
+) -> None:
+    """UDP between the viewer and the server is cut (the control connection stays up) for longer than the
+    consent timeout: the server stops sending the viewer media (consent expired) instead of sending into
+    the void forever; when the path comes back, the viewer's keep-alive proves it again and video flows."""
+    server, url = rtp_server
+    pool = ClientPool(url)
+    try:
+        _, meeting = pool.create("host")
+        with start_relay("127.0.0.1", port_of(url)) as relay:
+            viewer = join_through(pool, meeting, relay.port)
+            pool.share(meeting, "cam", "pattern", *SMALL).expect("publish_started")
+            viewer.expect("track_stats", lambda e: e["name"] == "cam" and e["frames"] > 0, timeout=10)
+            before = udp_stats(server, url, lambda s: True)
+            relay.set_cut(True)
+            expired = udp_stats(
+                server,
+                url,
+                lambda s: s["consent_expired"] > before["consent_expired"],
+                timeout=CONSENT_TIMEOUT + 15,
+            )
+            assert expired["consent_checks"] > before["consent_checks"]
+            dropped = udp_stats(server, url, lambda s: s["send_dropped"] > expired["send_dropped"] + 50)
+            assert dropped["consent_expired"] == expired["consent_expired"]
+            relay.set_cut(False)
+            udp_stats(server, url, lambda s: s["bindings"] > dropped["bindings"], timeout=20)
+            seen = frames_of(viewer, "cam")
+            time.sleep(2.0)
+            assert frames_of(viewer, "cam") > seen + 10, "the video flows again"
     finally:
         pool.stop_all()
