@@ -25,7 +25,7 @@ from typing import Any
 
 from conf_cli.protocol.control import encode
 from conf_cli.protocol.framing import FrameDecoder, frame, is_control
-from conf_cli.protocol.stun import StunMessage, binding_request
+from conf_cli.protocol.stun import StunMessage
 
 Message = dict[str, Any]
 
@@ -200,15 +200,19 @@ class TcpRawLink(RawLink):
 
 class RtpRawLink(TcpRawLink):
     """``rtp://``: control as on TCP after the server's token frame; media over UDP once a STUN Binding
-    request signed with the token has latched the UDP socket's address."""
+    request signed with the key derived from the token has latched the UDP socket's address (after the
+    socket answered the server's consent check)."""
 
     def __init__(self, url: str) -> None:
+        from conf_transport_udp_rtp.latch import Credentials, request_transaction
+
         super().__init__(url)
         token_frame = self._first_frame()
         self.token = token_frame[1:]
+        self.credentials = Credentials.of(self.token)
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.connect(address_of(url))
-        self.binding = bytes(binding_request(secrets.token_bytes(12), self.token.hex(), self.token))
+        self.binding = self.credentials.request(request_transaction(1))
         self._bind()
 
     def _first_frame(self) -> bytes:
@@ -221,15 +225,24 @@ class RtpRawLink(TcpRawLink):
         raise AssertionError("no token frame from the rtp:// server")
 
     def _bind(self) -> None:
+        from conf_transport_udp_rtp.latch import answer_check
+
         self.udp.settimeout(0.5)
+        host, port = self.udp.getpeername()[:2]
         for _ in range(20):
             self.udp.send(self.binding)
             try:
-                response = StunMessage.parse(self.udp.recv(2048))
+                while True:  # the consent check comes first, then the answer to our request
+                    data = self.udp.recv(2048)
+                    answer = answer_check(data, self.credentials, host, port)
+                    if answer is not None:
+                        self.udp.send(answer)
+                        continue
+                    response = StunMessage.parse(data)
+                    if response.check_integrity(self.credentials.key):
+                        return
             except TimeoutError:
                 continue
-            if response.check_integrity(self.token):
-                return
         raise AssertionError("the rtp:// server never answered the STUN Binding request")
 
     def send_media(self, packet: bytes) -> None:

@@ -9,6 +9,11 @@ one ``random.Random(seed)``, so a schedule repeats run to run (timing aside)::
     with start_relay("127.0.0.1", server_port, loss=0.05, delay=0.05, jitter=0.01, reorder=0.02) as relay:
         ...  # clients use rtp://127.0.0.1:{relay.port}
         print(relay.stats())
+
+It is also a tap and a NAT: with ``capture=True`` it keeps a copy of the first datagrams clients send
+(:meth:`RelayHandle.captured`, what an eavesdropper on the path reads), and :meth:`RelayHandle.rebind`
+gives every client a new upstream socket, so the target sees each client move to a new port (a NAT
+rebinding).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 MAX_DATAGRAM = 65_535
 MAX_PENDING = 10_000
 MAX_CLIENTS = 256
+MAX_CAPTURED = 1000
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,13 @@ class _Front(asyncio.DatagramProtocol):
 class Relay:
     """The relay itself, on the running event loop (see :func:`start_relay` for a thread of its own)."""
 
-    def __init__(self, target: tuple[str, int], impairment: Impairment, seed: int = 1) -> None:
+    def __init__(
+        self, target: tuple[str, int], impairment: Impairment, seed: int = 1, capture: bool = False
+    ) -> None:
         self.target = target
+        self.capture = capture
+        self.captured: list[bytes] = []
+        """With ``capture``: the first MAX_CAPTURED datagrams from clients, as they arrived."""
         self.impairment = impairment
         self.rng = random.Random(seed)
         self.stats = RelayStats()
@@ -121,7 +132,17 @@ class Relay:
 
     # -- UDP --------------------------------------------------------------------------------------------
 
+    def rebind(self) -> None:
+        """Forget every client's upstream socket: each next datagram leaves from a new port."""
+        for upstream in self._upstreams.values():
+            if upstream.transport is not None:
+                upstream.transport.close()
+            upstream.sock = None
+        self._upstreams.clear()
+
     def from_client(self, data: bytes, client: tuple[Any, ...]) -> None:
+        if self.capture and len(self.captured) < MAX_CAPTURED:
+            self.captured.append(data)
         upstream = self._upstreams.get(client)
         if upstream is None:
             if len(self._upstreams) >= MAX_CLIENTS:
@@ -224,6 +245,17 @@ class RelayHandle:
     def set_cut(self, cut: bool) -> None:
         self.loop.call_soon_threadsafe(setattr, self.relay, "cut", cut)
 
+    def captured(self) -> list[bytes]:
+        """The datagrams clients sent so far (with ``capture=True``)."""
+        return asyncio.run_coroutine_threadsafe(self._copy(), self.loop).result(5.0)
+
+    async def _copy(self) -> list[bytes]:
+        return list(self.relay.captured)
+
+    def rebind(self) -> None:
+        """A NAT rebinding: every client's datagrams leave from a new port from now on."""
+        self.loop.call_soon_threadsafe(self.relay.rebind)
+
     def close(self) -> None:
         future = asyncio.run_coroutine_threadsafe(self.relay.close(), self.loop)
         with contextlib.suppress(Exception):
@@ -243,9 +275,10 @@ def start_relay(
     reorder: float = 0.0,
     seed: int = 1,
     host: str = "127.0.0.1",
+    capture: bool = False,
 ) -> Iterator[RelayHandle]:
     """Run a relay to ``target_host:target_port`` in a thread; yield its handle; stop it on exit."""
-    relay = Relay((target_host, target_port), Impairment(loss, delay, jitter, reorder), seed)
+    relay = Relay((target_host, target_port), Impairment(loss, delay, jitter, reorder), seed, capture)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     failure: list[BaseException] = []

@@ -105,11 +105,15 @@ def rtcp_compounds() -> list[bytes]:
 
 
 def stun_messages() -> list[bytes]:
+    from conf_transport_udp_rtp.latch import Credentials  # the rtp:// request and consent check
+
     tid = bytes(range(12))
     token = bytes(range(16))
     error = stun.StunMessage(stun.BINDING, stun.CLASS_ERROR, tid, [(0x0009, b"\x00\x00\x04\x01Unauthorized")])
     return [
         bytes(stun.binding_request(tid, token.hex(), token, "conf/0.1")),
+        Credentials.of(token).request(tid, "conf/0.1"),
+        Credentials.of(token).check(tid),
         bytes(stun.binding_success(tid, "192.0.2.1", 40000, token, "conf")),
         bytes(stun.binding_success(tid, "2001:db8::1", 40000, None)),
         bytes(error),

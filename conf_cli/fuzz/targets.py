@@ -197,8 +197,8 @@ def stun_latch(data: bytes) -> object:
 
     latches: Latches[str] = Latches()
     latches.add("link", bytes(range(16)))
-    result = latches.bind(data, ("192.0.2.7", 4000))
-    return None if result is None else result.link
+    actions = latches.receive(data, ("192.0.2.7", 4000), 0.0)
+    return [type(action).__name__ for action in actions + latches.tick(1.0)]
 
 
 def rtp_token_frame(data: bytes) -> object:

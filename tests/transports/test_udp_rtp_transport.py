@@ -12,10 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conf_transport_udp_rtp.latch import Latches, new_token
 
 from conf_cli.protocol.rtp import RtpPacket
-from conf_cli.protocol.stun import StunMessage, binding_request
 from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
 from conf_cli.testing_netns import NetLab, netns_unavailable, two_nats
 from conf_cli.testing_relay import start_relay
@@ -61,57 +59,6 @@ def udp_stats(server: ConfProcess, url: str, where: Any, timeout: float = 5.0) -
     event = server.expect("server_stats", lambda e: where(e["listeners"][url]), timeout=timeout)
     stats: dict[str, int] = event["listeners"][url]
     return stats
-
-
-# -- sans-I/O latching ---------------------------------------------------------------------------------
-
-
-def test_latch_needs_a_signed_token_and_follows_the_latest_proof() -> None:
-    latches: Latches[str] = Latches()
-    token = new_token()
-    latches.add("alice", token)
-    unsigned = bytes(binding_request(b"1" * 12, token.hex(), None))
-    forged = bytes(binding_request(b"2" * 12, token.hex(), b"guess" * 4))
-    assert latches.bind(unsigned, ("10.0.0.9", 5000)) is None
-    assert latches.bind(forged, ("10.0.0.9", 5000)) is None
-    assert latches.bind(b"\x00\x01junk", ("10.0.0.9", 5000)) is None
-    assert latches.stats.stun_refused == 2 and latches.stats.dropped_malformed == 1
-
-    first = latches.bind(bytes(binding_request(b"3" * 12, token.hex(), token)), ("10.0.0.1", 4000))
-    assert first is not None and first.link == "alice" and first.moved_from is None
-    response = StunMessage.parse(first.response)
-    assert response.check_integrity(token) and response.xor_mapped_address == ("10.0.0.1", 4000)
-    assert latches.lookup(("10.0.0.1", 4000)) == "alice"
-
-    # A new mapping (NAT rebinding) re-latches; the old address no longer speaks for alice.
-    moved = latches.bind(bytes(binding_request(b"4" * 12, token.hex(), token)), ("10.0.0.1", 4001))
-    assert moved is not None and moved.moved_from == ("10.0.0.1", 4000)
-    assert latches.lookup(("10.0.0.1", 4000)) is None and latches.lookup(("10.0.0.1", 4001)) == "alice"
-    latches.remove("alice", token)
-    assert latches.lookup(("10.0.0.1", 4001)) is None
-    assert latches.bind(bytes(binding_request(b"5" * 12, token.hex(), token)), ("10.0.0.1", 4001)) is None
-
-
-def test_a_replayed_binding_request_cannot_take_a_link() -> None:
-    """Someone who saw alice's signed request sends it again from their own address: refused."""
-    latches: Latches[str] = Latches()
-    token = new_token()
-    latches.add("alice", token)
-    request = bytes(binding_request(b"6" * 12, token.hex(), token))
-    assert latches.bind(request, ("10.0.0.1", 4000)) is not None
-    again = latches.bind(request, ("10.0.0.1", 4000))  # a retransmission is answered again
-    assert again is not None and again.moved_from is None
-    assert latches.bind(request, ("10.6.6.6", 6666)) is None
-    assert latches.stats.stun_replayed == 1
-    assert latches.lookup(("10.0.0.1", 4000)) == "alice" and latches.lookup(("10.6.6.6", 6666)) is None
-    # A fresh request (a new transaction) from a new address is a real move, as behind a NAT.
-    moved = latches.bind(bytes(binding_request(b"7" * 12, token.hex(), token)), ("10.0.0.1", 4002))
-    assert moved is not None and moved.moved_from == ("10.0.0.1", 4000)
-    # Only the last few transactions are remembered, per link.
-    for index in range(100):
-        fresh = bytes(binding_request(index.to_bytes(12, "big"), token.hex(), token))
-        latches.bind(fresh, ("10.0.0.1", 4002))
-    assert len(latches._transactions[id("alice")]) <= 32
 
 
 # -- real processes ------------------------------------------------------------------------------------

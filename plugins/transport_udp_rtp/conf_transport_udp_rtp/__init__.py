@@ -2,10 +2,12 @@
 
 Control messages travel exactly as on the ``tcp`` transport (RFC 4571 framing, one TCP connection), on
 ``HOST:PORT``; media travels as plain RTP/RTCP datagrams on UDP at the same port number. The server gives
-each connection a random token in a first, transport-level frame; the client proves that its UDP address
-is its own with a STUN Binding request (RFC 5389) carrying the token, and the server then sends media to
-the address that request came from (symmetric RTP, so clients behind a NAT need no configuration).
-Datagrams from any address that has not proved itself are dropped and counted. With encryption on (the
+each connection a random token in a first, transport-level frame; the client sends a STUN Binding request
+(RFC 5389) signed with a key derived from the token (the token and key never travel on UDP), the server
+checks that the request's source address consents (it answers a signed check, RFC 7675 style) and then
+sends media to that address (symmetric RTP, so clients behind a NAT need no configuration), checking
+consent again every few seconds. Datagrams from any address that has not proved itself are dropped and
+counted. With encryption on (the
 default) the control connection is TLS and media is SRTP/SRTCP with per-link keys from the token frame.
 See docs/protocol.md.
 """

@@ -1,8 +1,11 @@
 """The client side of the RTP transport: a TCP control link, a UDP media socket, and the STUN binder.
 
-The first control frame carries the link's token; the binder then sends STUN Binding requests from the
-media socket until the server answers (retransmitting as RFC 5389 section 7.2.1 does, within the connect
-timeout), and repeats one every :data:`KEEPALIVE_INTERVAL` seconds so that a NAT keeps its mapping.
+The first control frame carries the link's token, from which come the STUN USERNAME and key (see
+:class:`~.latch.Credentials`); the binder then sends signed STUN Binding requests from the media socket
+until the server answers (retransmitting as RFC 5389 section 7.2.1 does, within the connect timeout), and
+repeats one every :data:`KEEPALIVE_INTERVAL` seconds so that a NAT keeps its mapping. The server answers a
+request from a new address only after that address has answered its consent check, which this client
+does for every check signed with the link's key, for as long as the link lives.
 """
 
 from __future__ import annotations
@@ -11,18 +14,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import socket
 
 from conf_transport_tcp import TcpLink, open_stream
 
 from conf_cli import __version__
 from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.protocol.stun import CLASS_SUCCESS, StunMessage, binding_request, is_stun
+from conf_cli.protocol.stun import CLASS_REQUEST, CLASS_SUCCESS, StunMessage, is_stun
 from conf_cli.security import MediaSession, Security
 from conf_cli.transport import ClientEvents, Link, TransportOptions
 
-from .latch import read_token_frame
+from .latch import Credentials, answer_check, read_token_frame, request_transaction
 from .server import MAX_DATAGRAM, tune
 
 log = logging.getLogger("conf.transport.rtp")
@@ -45,6 +47,9 @@ class RtpClientLink(Link):
         self._events = events
         self._url = url
         self.token: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.credentials: Credentials | None = None
+        self._bindings = 0  # numbers this link's Binding requests (see latch.request_transaction)
+        self.checks_answered = 0
         self.control = TcpLink(self._control, events.media_received, lambda: None, self._closed)
         self.sock: socket.socket | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -61,6 +66,7 @@ class RtpClientLink(Link):
             try:
                 token, keys = read_token_frame(data)
                 self.srtp = self._media_session(keys)
+                self.credentials = Credentials.of(token)
                 self.token.set_result(token)
             except ProtocolError as exc:
                 self.token.set_exception(ConfError(f"{self._url} does not speak the RTP transport: {exc}"))
@@ -129,18 +135,36 @@ class RtpClientLink(Link):
             self.media_malformed += 1
 
     def _stun_response(self, data: bytes) -> None:
+        credentials = self.credentials
+        if credentials is None:
+            return
         try:
             response = StunMessage.parse(data)
-            waiter = self._pending.get(response.transaction_id)
-            if waiter is None or waiter.done() or not self.token.done():
+            if response.message_class == CLASS_REQUEST:
+                self._answer_check(data, credentials)
                 return
-            if response.message_class != CLASS_SUCCESS or not response.check_integrity(self.token.result()):
+            waiter = self._pending.get(response.transaction_id)
+            if waiter is None or waiter.done():
+                return
+            if response.message_class != CLASS_SUCCESS or not response.check_integrity(credentials.key):
                 return
             mapped = response.xor_mapped_address
         except ProtocolError:
             self.media_malformed += 1
             return
         waiter.set_result(mapped)
+
+    def _answer_check(self, data: bytes, credentials: Credentials) -> None:
+        """Answer the server's consent check: media may keep coming to this socket."""
+        sock = self.sock
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            host, port = sock.getpeername()[:2]
+            answer = answer_check(data, credentials, host, port)
+            if answer is not None:
+                sock.send(answer)
+                self.checks_answered += 1
 
     async def open_media(self, host: str, port: int, timeout: float) -> None:
         """Open the UDP socket towards ``host:port`` and prove it within ``timeout``; ConfError if not."""
@@ -177,9 +201,13 @@ class RtpClientLink(Link):
 
     async def bind(self, timeout: float) -> tuple[str, int] | None:
         """One STUN transaction, retransmitted with a doubling timeout; our mapped address, or None."""
-        token = await asyncio.wait_for(asyncio.shield(self.token), timeout)
-        transaction = secrets.token_bytes(12)
-        request = bytes(binding_request(transaction, token.hex(), token, f"conf/{__version__}"))
+        await asyncio.wait_for(asyncio.shield(self.token), timeout)
+        credentials = self.credentials
+        if credentials is None:
+            return None
+        self._bindings += 1
+        transaction = request_transaction(self._bindings)
+        request = credentials.request(transaction, f"conf/{__version__}")
         waiter: asyncio.Future[tuple[str, int] | None] = asyncio.get_running_loop().create_future()
         self._pending[transaction] = waiter
         loop = asyncio.get_running_loop()

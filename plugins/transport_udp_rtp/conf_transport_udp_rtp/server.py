@@ -1,5 +1,8 @@
 """The server side of the RTP transport: TCP control links, one UDP socket per listening address.
 
+The sans-I/O :class:`~.latch.Latches` decides which address speaks for which link and where its media may
+go (after consent); this edge feeds it datagrams and the time, and carries out its actions.
+
 With encryption on, each control link is TLS and each link has its own SRTP keys, sent in its token frame:
 media from a client is checked and decrypted as it arrives, and protected again for each receiver.
 """
@@ -21,12 +24,16 @@ from conf_cli.errors import ConfError
 from conf_cli.security import MediaSession
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
-from .latch import Address, Latches, new_token, token_frame
+from .latch import Action, Address, Alive, Latched, Latches, Transmit, Unlatched, new_token, token_frame
 from .resend import Resends
 
 log = logging.getLogger("conf.transport.rtp")
 
 MAX_DATAGRAM = 1500
+MAX_TICK = 1.0
+"""The longest the consent timer sleeps; a datagram that starts checks wakes it sooner."""
+MIN_TICK = 0.02
+"""The shortest: with many links, their checks are sent in batches, at most 50 times a second."""
 MAX_LOGGED_SOURCES = 256
 """Addresses whose first bad datagram is logged; past that many, bad datagrams are only counted."""
 SOCKET_BUFFER = 2 * 1024 * 1024
@@ -79,10 +86,17 @@ class RtpServerLink(TcpLink):
 class _MediaSocket(asyncio.DatagramProtocol):
     """Datagrams on one UDP socket: STUN binds, RTP/RTCP from latched addresses, everything else counted."""
 
-    def __init__(self, sock: socket.socket, latches: Latches[RtpServerLink], events: ServerEvents) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        latches: Latches[RtpServerLink],
+        events: ServerEvents,
+        apply: Callable[[list[Action]], None],
+    ) -> None:
         self.sock = sock
         self.latches = latches
         self.events = events
+        self.apply = apply
         self.transport: asyncio.DatagramTransport | None = None
         self._logged: set[Address] = set()
 
@@ -127,18 +141,10 @@ class _MediaSocket(asyncio.DatagramProtocol):
             self.events.media_received(link, data)
         elif size >= 20 and data[0] < 0x40:
             replayed = stats.stun_replayed
-            result = self.latches.bind(data, addr)
-            if result is None:
-                if stats.stun_replayed != replayed:
-                    self._log_once(addr, "a replayed STUN request")
-                return
-            link = result.link
-            if result.moved_from is not None:
-                log.info("link %s re-latched from %s to %s", link.id, result.moved_from, addr)
-            link.media_socket, link.media_address = self.sock, addr
-            with contextlib.suppress(OSError):
-                self.sock.sendto(result.response, addr)
-            self.events.keepalive_received(link)
+            actions = self.latches.receive(data, addr, time.monotonic(), self.sock)
+            if stats.stun_replayed != replayed:
+                self._log_once(addr, "a replayed STUN request")
+            self.apply(actions)
         else:
             stats.dropped_malformed += 1
 
@@ -154,6 +160,56 @@ class RtpListener(Listener):
         self._server: asyncio.Server | None = None
         self._media: list[_MediaSocket] = []
         self.resends: Resends | None = None
+        self._events: ServerEvents | None = None
+        self._wake = asyncio.Event()
+        self._wake_at = 0.0  # when the consent timer wakes next
+        self._timer: asyncio.Task[None] | None = None
+
+    def stun_received(self, actions: list[Action]) -> None:
+        """Carry out what a STUN datagram caused, and wake the clock if it has something due sooner."""
+        self.apply(actions)
+        due = self.latches.new_deadline
+        if due is not None and due < self._wake_at:
+            self._wake.set()
+
+    def apply(self, actions: list[Action]) -> None:
+        """Carry out what the latches decided."""
+        for action in actions:
+            if isinstance(action, Transmit):
+                with contextlib.suppress(OSError):
+                    action.via.sendto(action.datagram, action.address)
+            elif isinstance(action, Alive):
+                if self._events is not None:
+                    self._events.keepalive_received(action.link)
+            elif isinstance(action, Latched):
+                link = action.link
+                if action.moved_from is not None:
+                    log.info("link %s re-latched from %s to %s", link.id, action.moved_from, action.address)
+                link.media_socket, link.media_address = action.via, action.address
+            elif isinstance(action, Unlatched):
+                link = action.link
+                log.info(
+                    "link %s: %s stopped answering consent checks; no media goes there",
+                    link.id,
+                    action.address,
+                )
+                if link.media_address == action.address:
+                    link.media_socket = link.media_address = None
+
+    async def _consent_timer(self) -> None:
+        """Run the latches' clock: check retransmissions, consent refreshes and expiries."""
+        while True:
+            deadline = self.latches.next_deadline()
+            now = time.monotonic()
+            wait = MAX_TICK if deadline is None else min(MAX_TICK, max(MIN_TICK, deadline - now))
+            self._wake_at = now + wait
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            try:
+                self.apply(self.latches.tick(time.monotonic()))
+            except Exception:  # never let one bad state stop consent for every link
+                log.exception("RTP consent timer")
 
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
         sent = 0
@@ -182,6 +238,8 @@ class RtpListener(Listener):
         return {**self.latches.stats.as_dict(), "links": len(self.links)}
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self._server is not None:
             self._server.close()
         for link in list(self.links):
@@ -221,7 +279,7 @@ class RtpListener(Listener):
 
             def closed(reason: str) -> None:
                 self.links.discard(link)
-                latches.remove(link, link.token)
+                latches.remove(link)
                 events.link_closed(link, reason)
 
             def dropped() -> None:
@@ -264,8 +322,10 @@ class RtpListener(Listener):
                 raise _listen_error(host, port, exc) from None
             break
         self._server = server
+        self._events = events
+        self._timer = asyncio.create_task(self._consent_timer(), name="rtp-consent")
         for sock in socks:
-            protocol = _MediaSocket(sock, latches, events)
+            protocol = _MediaSocket(sock, latches, events, self.stun_received)
             await loop.create_datagram_endpoint(lambda p=protocol: p, sock=sock)  # type: ignore[misc]
             self._media.append(protocol)
         bound = server.sockets[0].getsockname()
