@@ -36,7 +36,9 @@ def _run(main: Callable[[], Coroutine[Any, Any, int | None]], *, fast_loop: bool
         with asyncio.Runner(loop_factory=fast_loop_factory() if fast_loop else None) as runner:
             code = runner.run(main())
     except ConfError as exc:
-        click.echo(f"conf: {exc}", err=True)
+        from conf_cli.ui.text import printable
+
+        click.echo(f"conf: {printable(exc)}", err=True)  # it may quote the server
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -351,15 +353,18 @@ def discover(timeout: float, json_flag: bool) -> None:
             return 0
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
+
+        from conf_cli.ui.text import printable
 
         table = Table(title="conf servers")
         for column in ("url", "transports", "fingerprint"):
             table.add_column(column)
-        for announcement in found:
+        for announcement in found:  # what anyone on the network announced: Text, never markup
             table.add_row(
-                "\n".join(announcement.urls),
-                " ".join(announcement.transports),
-                announcement.fingerprint or "-",
+                Text("\n".join(printable(url) for url in announcement.urls)),
+                Text(printable(" ".join(announcement.transports))),
+                Text(printable(announcement.fingerprint or "-")),
             )
         Console().print(table)
         return 0
@@ -379,9 +384,11 @@ def _discovered_server(machine: bool) -> str:
     listed = "; ".join(f"{n}: {a.urls[0]}" for n, a in enumerate(found, 1))
     if machine:
         raise ConfError(f"{len(found)} conf servers answered ({listed}); pick one with --server")
+    from conf_cli.ui.text import printable
+
     for n, announcement in enumerate(found, 1):
         fingerprint = f"  key {announcement.fingerprint}" if announcement.fingerprint else ""
-        click.echo(f"{n}. {' '.join(announcement.urls)}{fingerprint}")
+        click.echo(printable(f"{n}. {' '.join(announcement.urls)}{fingerprint}"))
     choice = click.prompt("server", type=click.IntRange(1, len(found)), default=1)
     return found[choice - 1].urls[0]
 

@@ -14,6 +14,7 @@ from conf_cli.protocol.control import (
     MAX_CHAT_CHARS,
     MAX_CONTROL_BYTES,
     MAX_ID_CHARS,
+    MAX_NAME_BYTES,
     MAX_NAME_CHARS,
     MAX_PASSCODE_CHARS,
     PERMISSIONS,
@@ -332,9 +333,23 @@ def test_surrogate_pairs_written_as_escapes_are_fine():
     assert decode_client_message(b'{"type": "chat", "text": "\\ud83d\\ude00"}')["text"] == "😀"
 
 
+TOO_MANY_BYTES = "is too long: at most 64 bytes of UTF-8 ('\"' and '\\' count two)"
+
+
 @pytest.mark.parametrize(
     "name",
-    ["A", "Ada Lovelace", "x" * MAX_NAME_CHARS, "Zoë", "李雷", "O'Brien", "a/b", "🦊" * MAX_NAME_CHARS],
+    [
+        "A",
+        "Ada Lovelace",
+        "x" * MAX_NAME_CHARS,
+        "Zoë",
+        "李雷",
+        "O'Brien",
+        "a/b",
+        "🦊" * (MAX_NAME_BYTES // 4),
+        "é" * (MAX_NAME_BYTES // 2),
+        '"' * (MAX_NAME_BYTES // 2),
+    ],
 )
 def test_good_names(name):
     assert decode_client_message(with_field("create", "name", name))["name"] == name
@@ -355,6 +370,12 @@ def test_good_names(name):
         ("\u3000Ada", "must be printable with no leading or trailing spaces"),
         ("/Ada", "must not start with '/'"),
         ("/", "must not start with '/'"),
+        ("Ada\x1b]52;c;ZXZpbA==\x07", "must be printable with no leading or trailing spaces"),
+        ("Ada\x9b2J", "must be printable with no leading or trailing spaces"),
+        ("🦊" * (MAX_NAME_BYTES // 4 + 1), TOO_MANY_BYTES),
+        ("é" * (MAX_NAME_BYTES // 2 + 1), TOO_MANY_BYTES),
+        ('"' * (MAX_NAME_BYTES // 2 + 1), TOO_MANY_BYTES),
+        ("\\" * (MAX_NAME_BYTES // 2 + 1), TOO_MANY_BYTES),
     ],
 )
 def test_bad_names(name, why):
@@ -376,7 +397,7 @@ def test_chat_text_bounds():
         decode_client_message(with_field("chat", "text", "x" * MAX_CHAT_CHARS))["text"]
         == "x" * MAX_CHAT_CHARS
     )
-    assert decode_client_message(with_field("chat", "text", "  padded\n"))["text"] == "  padded\n"
+    assert decode_client_message(with_field("chat", "text", "  padded "))["text"] == "  padded "
     assert (
         refused(with_field("chat", "text", "x" * (MAX_CHAT_CHARS + 1)))
         == "chat.text is longer than 4000 characters"
