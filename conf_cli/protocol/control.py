@@ -18,7 +18,7 @@ from conf_cli.errors import ProtocolError
 PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 65_535  # one RFC 4571 frame
 MAX_NAME_CHARS = 64
-MAX_NAME_BYTES = 64  # a name's bytes in a JSON string (UTF-8; '"' and '\\' count two): see snapshot_bound
+MAX_NAME_BYTES = 64  # a name's bytes in a JSON string (UTF-8; '"' and '\\' count two): bounds the snapshot
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
 MAX_PASSWORD_CHARS = 1_024
