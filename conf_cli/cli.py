@@ -36,7 +36,9 @@ def _run(main: Callable[[], Coroutine[Any, Any, int | None]], *, fast_loop: bool
         with asyncio.Runner(loop_factory=fast_loop_factory() if fast_loop else None) as runner:
             code = runner.run(main())
     except ConfError as exc:
-        click.echo(f"conf: {exc}", err=True)
+        from conf_cli.ui.text import printable
+
+        click.echo(f"conf: {printable(exc)}", err=True)  # it may quote the server
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -364,16 +366,20 @@ def discover(timeout: float, json_flag: bool) -> None:
             return 0
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
+
+        from conf_cli.ui.text import printable
 
         table = Table(title="conf servers")
         for column in ("url", "transports", "fingerprint", "id"):
             table.add_column(column)
         for announcement, conflict in zip(found, flagged, strict=True):
+            # what anyone on the network announced: Text, never markup
             table.add_row(
-                "\n".join(announcement.urls),
-                " ".join(announcement.transports),
-                announcement.fingerprint or "-",
-                announcement.server_id + (" CONFLICT" if conflict else ""),
+                Text("\n".join(printable(url) for url in announcement.urls)),
+                Text(printable(" ".join(announcement.transports))),
+                Text(printable(announcement.fingerprint or "-")),
+                Text(printable(announcement.server_id) + (" CONFLICT" if conflict else "")),
             )
         Console().print(table)
         if any(flagged):
@@ -406,14 +412,18 @@ def _discovered_server(machine: bool, expected: str | None, encryption: str) -> 
     found = asyncio.run(search())
     if not found:
         raise ConfError("no conf server answered on the local network; give one with --server")
+    from conf_cli.ui.text import printable
+
     pins = {url: fingerprint(key) for url, key in KnownHosts().entries().items()}
     weighed = weigh(found, pins, expected)
 
-    def listed(candidates: list[Any]) -> str:
-        return "; ".join(
-            f"{c.url} key {c.announcement.fingerprint or '(none)'} id {c.announcement.server_id}"
-            + (" CONFLICT" if c.conflict else "")
-            for c in candidates
+    def listed(candidates: list[Any]) -> str:  # what anyone on the network announced: printable only
+        return printable(
+            "; ".join(
+                f"{c.url} key {c.announcement.fingerprint or '(none)'} id {c.announcement.server_id}"
+                + (" CONFLICT" if c.conflict else "")
+                for c in candidates
+            )
         )
 
     if any(c.conflict for c in weighed):
@@ -431,7 +441,7 @@ def _discovered_server(machine: bool, expected: str | None, encryption: str) -> 
                 f"{len(trusted)} trusted servers answered ({listed(trusted)}); pick one with --server"
             )
         for n, c in enumerate(trusted, 1):
-            click.echo(f"{n}. {c.url}  key {c.announcement.fingerprint} ({c.trusted})")
+            click.echo(printable(f"{n}. {c.url}  key {c.announcement.fingerprint} ({c.trusted})"))
         choice = click.prompt("server", type=click.IntRange(1, len(trusted)), default=1)
         return trusted[choice - 1].url, expected
     if expected is not None:
@@ -446,9 +456,8 @@ def _discovered_server(machine: bool, expected: str | None, encryption: str) -> 
         )
     for n, c in enumerate(weighed, 1):
         flag = "  CONFLICT" if c.conflict else ""
-        click.echo(
-            f"{n}. {' '.join(c.announcement.urls)}  key {c.announcement.fingerprint or '(none)'}{flag}"
-        )
+        urls = " ".join(c.announcement.urls)
+        click.echo(printable(f"{n}. {urls}  key {c.announcement.fingerprint or '(none)'}{flag}"))
     choice = click.prompt("server", type=click.IntRange(1, len(weighed)), default=1)
     chosen = weighed[choice - 1]
     shown = chosen.announcement.fingerprint
@@ -456,7 +465,8 @@ def _discovered_server(machine: bool, expected: str | None, encryption: str) -> 
         raise ConfError(f"{chosen.url} announced no key; give it with --server and --fingerprint")
     check_fingerprint(shown)
     if not click.confirm(
-        f"is {shown} the key `conf server` printed at {chosen.url}? (compare every character)", default=False
+        f"is {shown} the key `conf server` printed at {printable(chosen.url)}? (compare every character)",
+        default=False,
     ):
         raise ConfError("the key was not confirmed; not connecting")
     return chosen.url, shown

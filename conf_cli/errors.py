@@ -19,6 +19,8 @@ class ProtocolError(ValueError):
 class RequestRefused(ConfError):
     """The server refused a request; ``code`` is the machine-readable error code of docs/protocol.md."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.retry_after = retry_after
+        """For ``rate_limited``: the seconds until the request would be allowed."""

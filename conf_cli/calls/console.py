@@ -9,6 +9,7 @@ import click
 
 from conf_cli.protocol.control import Message
 from conf_cli.ui.machine import read_lines
+from conf_cli.ui.text import printable_event
 
 _DECLINED = {
     "declined": "declined the call",
@@ -56,7 +57,7 @@ def describe(event: Message) -> str | None:
 
 class CallConsole:
     def show(self, event: Message) -> None:
-        line = describe(event)
+        line = describe(printable_event(event))  # names and reasons come from the server
         if line is not None:
             click.echo(line)
 

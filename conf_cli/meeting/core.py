@@ -28,8 +28,9 @@ from typing import Any
 
 from conf_cli.errors import RequestRefused
 from conf_cli.meeting.control import RemoteControl
+from conf_cli.meeting.limiter import seconds_text
 from conf_cli.meeting.passcode import PasscodeHash
-from conf_cli.protocol.control import name_key
+from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
 
 Message = dict[str, Any]
 
@@ -48,12 +49,15 @@ class Send:
     message: Message
 
 
-MEDIA_KINDS = ("audio", "video", "screen")
-# Keeps the meeting's snapshot (``joined``, ``participants``) within one control frame.
+# These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
+# most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
+# (tests/meeting/test_snapshot_bound.py builds the largest one).
 MAX_PARTICIPANTS = 100
 MAX_WAITING = 50
 MAX_BANS = 1_000
 """Bans kept per meeting; beyond, the oldest goes."""
+CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
+CHAT_BURST = 10.0  # ... and at once
 
 
 @dataclass
@@ -78,6 +82,8 @@ class Participant:
     sharing: set[str] = field(default_factory=set)
     forbidden: set[str] = field(default_factory=set)
     key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
+    chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
+    chat_stamp: float | None = None  # ... as of this time (None: never chatted)
 
     def describe(self) -> Message:
         described: Message = {
@@ -291,17 +297,36 @@ class Meeting:
 
     # -- requests from participants -----------------------------------------------------------------
 
-    def chat(self, pid: int, text: str, to: str | None = None) -> list[Send]:
+    def chat(self, pid: int, text: str, to: str | None = None, *, now: float) -> list[Send]:
+        """Relay chat; each participant may send :data:`CHAT_BURST` messages at once and
+        :data:`CHAT_RATE` a second on average (more is refused with ``rate_limited``, and lost)."""
         sender = self.participants[pid]
         if not self.allowed(sender, "chat"):
             raise RequestRefused("forbidden", "chat is forbidden for you in this meeting")
+        target = self.find(to) if to is not None else None
+        self._take_chat_token(sender, now)
         message: Message = {"type": "chat", "from": sender.name, "text": text, "private": to is not None}
         if to is None:
             return [Send(self._everyone(), message)]
-        target = self.find(to)
+        assert target is not None
         message["to"] = target.name
         recipients = (pid,) if target.pid == pid else (target.pid, pid)
         return [Send(recipients, message)]
+
+    @staticmethod
+    def _take_chat_token(sender: Participant, now: float) -> None:
+        if sender.chat_stamp is not None:
+            elapsed = max(0.0, now - sender.chat_stamp)
+            sender.chat_tokens = min(CHAT_BURST, sender.chat_tokens + elapsed * CHAT_RATE)
+        sender.chat_stamp = now
+        if sender.chat_tokens < 1:
+            wait = (1 - sender.chat_tokens) / CHAT_RATE
+            raise RequestRefused(
+                "rate_limited",
+                f"you are sending chat messages too fast; try again in {seconds_text(wait)}",
+                retry_after=wait,
+            )
+        sender.chat_tokens -= 1
 
     def set_role(self, pid: int, name: str, role: str) -> list[Send]:
         """Host only: make someone admin or member, or hand the host role to them."""
@@ -551,6 +576,9 @@ class Meeting:
             raise RequestRefused("forbidden", f"{kind} is forbidden for you in this meeting")
         if not 0 <= ssrc <= 0xFFFFFFFF:
             raise RequestRefused("bad_request", "ssrc must be a 32-bit unsigned integer")
+        if codec.casefold() != CODECS[kind].casefold():
+            raise RequestRefused("bad_request", f"{kind} is carried as {CODECS[kind]}, not {codec}")
+        codec = CODECS[kind]
         existing = self.tracks.get(ssrc)
         if existing is not None and (existing.owner != pid or existing.kind != kind):
             raise RequestRefused("bad_request", f"SSRC {ssrc:#010x} is already in use in this meeting")

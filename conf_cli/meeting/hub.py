@@ -209,7 +209,7 @@ class Hub:
         try:
             return self._dispatch(conn, message, now)
         except RequestRefused as refusal:
-            return [_error(conn.cid, refusal.code, str(refusal), message)]
+            return [_refused(conn.cid, refusal, message)]
 
     def tick(self, now: float) -> list[Action]:
         """Close connections that never said hello or went silent; deny unanswered control requests;
@@ -342,7 +342,7 @@ class Hub:
             case "who":
                 return list(meeting.who(pid))
             case "chat":
-                return list(meeting.chat(pid, message["text"], message.get("to")))
+                return list(meeting.chat(pid, message["text"], message.get("to"), now=now))
             case "set_role":
                 return list(meeting.set_role(pid, message["name"], message["role"]))
             case "forbid" | "permit":
@@ -628,7 +628,7 @@ class Hub:
                     origin=address_key(conn.address),
                 )
             except RequestRefused as refusal:
-                return [_error(conn.cid, refusal.code, str(refusal), message)]
+                return [_refused(conn.cid, refusal, message)]
             if conn.cid in meeting.waiting:
                 conn.waiting = meeting
                 return list(sends)
@@ -711,6 +711,14 @@ class Hub:
         if not conn.greeted or conn.bad_messages > MAX_BAD_MESSAGES:
             actions.append(Close(conn.cid, f"protocol errors: {why}"))
         return actions
+
+
+def _refused(cid: int, refusal: RequestRefused, request: Message) -> Send:
+    """The error answering a refused request (with ``retry_after`` if it was rate-limited)."""
+    refused = _error(cid, refusal.code, str(refusal), request)
+    if refusal.retry_after is not None:
+        refused.message["retry_after"] = round(refusal.retry_after, 1)
+    return refused
 
 
 def _error(cid: int, code: str, text: str, request: Message) -> Send:

@@ -19,6 +19,7 @@ from conf_cli.errors import ProtocolError
 PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 65_535  # one RFC 4571 frame
 MAX_NAME_CHARS = 64
+MAX_NAME_BYTES = 64  # a name's bytes in a JSON string (UTF-8; '"' and '\\' count two): bounds the snapshot
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
 MAX_PASSWORD_CHARS = 1_024
@@ -34,10 +35,14 @@ KEY_CHARS = 43  # 32 bytes, unpadded URL-safe base64 (an X25519 public key)
 MAX_CALL_ID_CHARS = 32
 MAX_RING_TIMEOUT = 120
 CALL_PATHS = ("direct", "relayed")
+MEDIA_KINDS = ("audio", "video", "screen")
+CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
+"""The codec of each kind of track: all a meeting carries (names compared case-insensitively)."""
 
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
+# "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values),
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
 # "password" (up to MAX_PASSWORD_CHARS); for control_input: "input_action" (one of INPUT_ACTIONS),
@@ -79,8 +84,8 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "admit": {"name": ("name", False), "all": ("bool", False)},
     "deny": {"name": ("name", True)},
     "set_waiting_room": {"enabled": ("bool", True)},
-    "publish": {"kind": ("str", True), "ssrc": ("int", True), "codec": ("str", True)},
-    "unpublish": {"kind": ("str", True)},
+    "publish": {"kind": ("media_kind", True), "ssrc": ("int", True), "codec": ("codec", True)},
+    "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},
     "control_accept": {"name": ("name", False)},
@@ -117,6 +122,8 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 _COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
 # Lone UTF-16 surrogates, which JSON escapes can produce but UTF-8 cannot carry on.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts OSC 52, title and screen sequences).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY = re.compile("[A-Za-z0-9_-]+")
 
 ROLES = ("host", "admin", "member")
@@ -238,6 +245,11 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         raise ProtocolError(f"{where} must be a string")
     if _SURROGATE.search(value):
         raise ProtocolError(f"{where} is not valid Unicode text (it holds a lone surrogate)")
+    # No control characters in relayed text: plain strings and ids here, chat text below; names and keys
+    # must be printable. Passcodes and passwords are never relayed or shown, and a remote-control ``text``
+    # is typed on a desktop, never drawn (it may type Enter or Tab).
+    if field_kind in ("str", "id"):
+        check_no_controls(value, where)
     if field_kind == "id":
         return
     if field_kind == "name":
@@ -247,6 +259,7 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
             raise ProtocolError(f"{where} is empty")
         if len(value) > MAX_CHAT_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_CHAT_CHARS} characters")
+        check_no_controls(value, where)
     elif field_kind == "passcode":
         if len(value) > MAX_PASSCODE_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_PASSCODE_CHARS} characters")
@@ -277,6 +290,12 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "call":
         if not value or len(value) > MAX_CALL_ID_CHARS or not value.isalnum() or not value.isascii():
             raise ProtocolError(f"{where} must be 1 to {MAX_CALL_ID_CHARS} ASCII letters and digits")
+    elif field_kind == "media_kind":
+        if value not in MEDIA_KINDS:
+            raise ProtocolError(f"{where} must be one of {', '.join(MEDIA_KINDS)}")
+    elif field_kind == "codec":
+        if value.casefold() not in {codec.casefold() for codec in CODECS.values()}:
+            raise ProtocolError(f"{where} must be one of {', '.join(sorted(set(CODECS.values())))}")
     elif field_kind == "path":
         if value not in CALL_PATHS:
             raise ProtocolError(f"{where} must be one of {', '.join(CALL_PATHS)}")
@@ -339,10 +358,31 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
+def check_no_controls(text: str, where: str) -> None:
+    """Refuse C0 and C1 control characters and DEL: relayed to a terminal, ESC and its kin act there."""
+    found = CONTROL_CHARS.search(text)
+    if found:
+        raise ProtocolError(
+            f"{where} holds the control character U+{ord(found.group()):04X}; "
+            "control characters (C0, DEL, C1) are not allowed"
+        )
+
+
+def json_bytes(text: str) -> int:
+    """The bytes ``text`` takes inside a JSON string as :func:`encode` writes it (control characters
+    aside, which no relayed field holds): UTF-8, with '"' and '\\' escaped."""
+    return len(text.encode("utf-8", "surrogatepass")) + text.count('"') + text.count("\\")
+
+
 def check_name(name: str, where: str = "name") -> None:
-    """A display name: 1..64 printable characters, no leading or trailing space, no '/' at the start."""
+    """A display name: 1..64 printable characters taking at most 64 bytes (see :func:`json_bytes`), no
+    leading or trailing space, no '/' at the start."""
     if not name or len(name) > MAX_NAME_CHARS:
         raise ProtocolError(f"{where} must be 1 to {MAX_NAME_CHARS} characters")
+    if json_bytes(name) > MAX_NAME_BYTES:
+        raise ProtocolError(
+            f"{where} is too long: at most {MAX_NAME_BYTES} bytes of UTF-8 ('\"' and '\\' count two)"
+        )
     if name != name.strip() or not name.isprintable():
         raise ProtocolError(f"{where} must be printable with no leading or trailing spaces")
     if name.startswith("/"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -12,12 +11,13 @@ from typing import TextIO
 
 from conf_cli.commands import HELP
 from conf_cli.protocol.control import Message
+from conf_cli.ui.text import json_line
 
 
 def emit(event: Message, out: TextIO | None = None) -> None:
-    """Write one event as a JSON line and flush."""
+    """Write one event as a JSON line (no raw control character in it: see json_line) and flush."""
     stream = out or sys.stdout
-    stream.write(json.dumps(event, ensure_ascii=False) + "\n")
+    stream.write(json_line(event) + "\n")
     stream.flush()
 
 

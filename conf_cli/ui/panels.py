@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conf_cli.ui.previews import PreviewDeck
+from conf_cli.ui.text import printable
 from conf_cli.ui.view import TrackView
 
 MEDIA_ROWS = 6  # tracks listed at most; the rest are summed up in one line
@@ -29,8 +30,8 @@ def media_table(tracks: list[TrackView], limit: int = MEDIA_ROWS) -> Table:
     for track in tracks[:limit]:
         loss = track.loss_rate * 100
         table.add_row(
-            track.name,
-            track.kind,
+            Text(printable(track.name)),  # a plain str cell would be read as markup
+            Text(printable(track.kind)),
             _figure(track.fps),
             _figure(track.bitrate / 1000, 0),
             Text(_figure(loss), style="red" if loss >= 1 else ""),
@@ -59,4 +60,4 @@ def preview_panel(deck: PreviewDeck) -> Panel | None:
     count = len(deck.previews)
     position = list(deck.previews).index(preview.ssrc) + 1
     subtitle = f"{position}/{count}, Tab: next" if count > 1 else None
-    return Panel(body, title=preview.label, subtitle=subtitle, padding=0)
+    return Panel(body, title=Text(printable(preview.label)), subtitle=subtitle, padding=0)

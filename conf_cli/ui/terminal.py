@@ -30,6 +30,7 @@ from conf_cli.media.source import Sink
 from conf_cli.protocol.control import Message
 from conf_cli.ui.panels import PREVIEW_COLUMNS, PREVIEW_LINES, media_panel_height, media_table, preview_panel
 from conf_cli.ui.previews import Picture, Preview, PreviewDeck
+from conf_cli.ui.text import printable
 from conf_cli.ui.view import MeetingView
 
 ROLE_STYLE = {"host": "bold yellow", "admin": "bold cyan", "member": ""}
@@ -148,7 +149,7 @@ class TerminalUI:
         if not isinstance(sink, Picture) or not isinstance(track.get("ssrc"), int):
             return
         self.previews.add(
-            Preview(track["ssrc"], str(track.get("name", "")), str(track.get("kind", "")), sink)
+            Preview(track["ssrc"], printable(track.get("name", "")), printable(track.get("kind", "")), sink)
         )
         self._refresh()
 
@@ -169,9 +170,9 @@ class TerminalUI:
         self._live.stop()
         termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
         if self.view.ended:
-            if self.view.control_outcome:
-                self.console.print(f"conf: {self.view.control_outcome}")
-            self.console.print(f"conf: {self.view.ended}")
+            if self.view.control_outcome:  # Text: names in it are never read as markup
+                self.console.print(Text(f"conf: {printable(self.view.control_outcome)}"))
+            self.console.print(Text(f"conf: {printable(self.view.ended)}"))
 
     # -- drawing ------------------------------------------------------------------------------------
 

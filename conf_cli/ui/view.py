@@ -9,6 +9,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from conf_cli.ui.text import printable_event
+
 Message = dict[str, Any]
 
 
@@ -90,7 +92,11 @@ class MeetingView:
         return peer.role if peer else "member"
 
     def apply(self, event: Message) -> None:
-        """Update the view from one event and add a line to the log where a person would want one."""
+        """Update the view from one event and add a line to the log where a person would want one.
+
+        Every string of the event is made printable first: what the view keeps is safe to draw (as
+        rich Text, never as markup)."""
+        event = printable_event(event)
         kind = event.get("type")
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from conf_cli import __version__
 from conf_cli.meeting import passcode as passcode_module
 from conf_cli.meeting.control import CONSENT_TIMEOUT
-from conf_cli.meeting.core import Send
+from conf_cli.meeting.core import CHAT_BURST, Send
 from conf_cli.meeting.hub import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TIMEOUT,
@@ -971,3 +971,20 @@ def test_participants_call_each_other_by_their_meeting_names_and_others_go_onlin
     # A connection that goes ends its call.
     ended = hub.disconnected(3)
     assert next(a.message for a in ended if isinstance(a, Send) and 2 in a.to)["reason"] == "offline"
+
+
+def test_the_hub_answers_rate_limited_chat_with_retry_after():
+    hub = three_in_a_meeting()
+    for n in range(int(CHAT_BURST)):
+        assert to(send(hub, 2, {"type": "chat", "text": f"hi {n}"}, now=5.0), 1)
+    actions = send(hub, 2, {"type": "chat", "text": "flood", "id": 7}, now=5.0)
+    assert to(actions, 1) == [] and to(actions, 3) == []
+    assert to(actions, 2) == [
+        error(
+            "rate_limited",
+            "you are sending chat messages too fast; try again in 1 s",
+            "chat",
+            id=7,
+            retry_after=1.0,
+        )
+    ]

@@ -310,7 +310,7 @@ def test_becoming_host_by_transfer_lifts_personal_forbids():
     meeting.set_permission(ADA, "chat", False, "Bob")
     meeting.set_role(ADA, "Bob", "host")
     assert meeting.participants[BOB].forbidden == set()
-    assert meeting.chat(BOB, "free at last") == [
+    assert meeting.chat(BOB, "free at last", now=0.0) == [
         Send((ADA, BOB), {"type": "chat", "from": "Bob", "text": "free at last", "private": False})
     ]
 
@@ -395,7 +395,7 @@ def test_host_may_forbid_an_admin_by_name_and_it_binds_the_admin():
     meeting = meeting_with(ADA, BOB, admins=(BOB,))
     meeting.set_permission(ADA, "chat", False, "Bob")
     assert not meeting.allowed(meeting.participants[BOB], "chat")
-    refused("forbidden", meeting.chat, BOB, "hello?")
+    refused("forbidden", meeting.chat, BOB, "hello?", now=0.0)
 
 
 def test_admin_may_forbid_a_member_by_name():
@@ -604,48 +604,48 @@ def test_member_may_not_end_the_meeting():
 
 def test_public_chat_goes_to_everyone_including_the_sender():
     meeting = meeting_with(ADA, BOB, CY)
-    assert meeting.chat(BOB, "hello all") == [
+    assert meeting.chat(BOB, "hello all", now=0.0) == [
         Send((ADA, BOB, CY), {"type": "chat", "from": "Bob", "text": "hello all", "private": False})
     ]
 
 
 def test_private_chat_goes_to_the_target_and_the_sender_only():
     meeting = meeting_with(ADA, BOB, CY)
-    assert meeting.chat(ADA, "psst", to="cy") == [
+    assert meeting.chat(ADA, "psst", to="cy", now=0.0) == [
         Send((CY, ADA), {"type": "chat", "from": "Ada", "text": "psst", "private": True, "to": "Cy"})
     ]
 
 
 def test_private_chat_to_oneself_is_delivered_once():
     meeting = meeting_with(ADA, BOB)
-    assert meeting.chat(BOB, "note to self", to="Bob") == [
+    assert meeting.chat(BOB, "note to self", to="Bob", now=0.0) == [
         Send((BOB,), {"type": "chat", "from": "Bob", "text": "note to self", "private": True, "to": "Bob"})
     ]
 
 
 def test_private_chat_to_an_unknown_name():
     meeting = meeting_with(ADA, BOB)
-    error = refused("unknown_participant", meeting.chat, ADA, "hi", to="Zed")
+    error = refused("unknown_participant", meeting.chat, ADA, "hi", to="Zed", now=0.0)
     assert str(error) == "no participant named 'Zed' in this meeting"
 
 
 def test_forbidden_chat_is_refused_for_members_but_not_host_or_admins():
     meeting = meeting_with(ADA, BOB, CY, admins=(BOB,))
     meeting.set_permission(ADA, "chat", False)
-    error = refused("forbidden", meeting.chat, CY, "let me speak")
+    error = refused("forbidden", meeting.chat, CY, "let me speak", now=0.0)
     assert str(error) == "chat is forbidden for you in this meeting"
-    refused("forbidden", meeting.chat, CY, "psst", to="Ada")
-    assert meeting.chat(ADA, "quiet please")[0].to == (ADA, BOB, CY)
-    assert meeting.chat(BOB, "indeed")[0].to == (ADA, BOB, CY)
+    refused("forbidden", meeting.chat, CY, "psst", to="Ada", now=0.0)
+    assert meeting.chat(ADA, "quiet please", now=0.0)[0].to == (ADA, BOB, CY)
+    assert meeting.chat(BOB, "indeed", now=0.0)[0].to == (ADA, BOB, CY)
     meeting.set_permission(ADA, "chat", True)
-    assert meeting.chat(CY, "thanks")[0].message["from"] == "Cy"
+    assert meeting.chat(CY, "thanks", now=0.0)[0].message["from"] == "Cy"
 
 
 def test_chat_forbidden_by_name():
     meeting = meeting_with(ADA, BOB, CY)
     meeting.set_permission(ADA, "chat", False, "Bob")
-    refused("forbidden", meeting.chat, BOB, "hi")
-    assert meeting.chat(CY, "hi")[0].message["from"] == "Cy"
+    refused("forbidden", meeting.chat, BOB, "hi", now=0.0)
+    assert meeting.chat(CY, "hi", now=0.0)[0].message["from"] == "Cy"
 
 
 # -- who and the snapshot -----------------------------------------------------------------------------

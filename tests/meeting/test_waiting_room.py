@@ -61,7 +61,7 @@ def test_only_the_host_and_admins_hear_of_waiting_people():
 def test_nothing_reaches_a_waiting_person():
     meeting = room()
     meeting.join(DEE, "Dee", passcode_ok=True)
-    sends = meeting.chat(BOB, "secret plans")
+    sends = meeting.chat(BOB, "secret plans", now=0.0)
     sends += meeting.publish(BOB, "video", 0x1234, "H264")
     sends += meeting.set_permission(ADA, "screen", False)
     sends += meeting.set_locked(ADA, True)

@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from conf_cli.errors import ProtocolError
 from conf_cli.protocol.control import (
+    CONTROL_CHARS,
     MAX_CHAT_CHARS,
     MAX_CONTROL_BYTES,
     MAX_ID_CHARS,
+    MAX_NAME_BYTES,
     MAX_NAME_CHARS,
     MAX_PASSCODE_CHARS,
     PERMISSIONS,
@@ -23,6 +25,7 @@ from conf_cli.protocol.control import (
     decode_any,
     decode_client_message,
     encode,
+    json_bytes,
 )
 
 KEY = "A" * 43 + "="  # a 32-byte X25519 public key in base64 (E2EE meetings)
@@ -336,9 +339,23 @@ def test_surrogate_pairs_written_as_escapes_are_fine():
     assert decode_client_message(b'{"type": "chat", "text": "\\ud83d\\ude00"}')["text"] == "😀"
 
 
+TOO_MANY_BYTES = "is too long: at most 64 bytes of UTF-8 ('\"' and '\\' count two)"
+
+
 @pytest.mark.parametrize(
     "name",
-    ["A", "Ada Lovelace", "x" * MAX_NAME_CHARS, "Zoë", "李雷", "O'Brien", "a/b", "🦊" * MAX_NAME_CHARS],
+    [
+        "A",
+        "Ada Lovelace",
+        "x" * MAX_NAME_CHARS,
+        "Zoë",
+        "李雷",
+        "O'Brien",
+        "a/b",
+        "🦊" * (MAX_NAME_BYTES // 4),
+        "é" * (MAX_NAME_BYTES // 2),
+        '"' * (MAX_NAME_BYTES // 2),
+    ],
 )
 def test_good_names(name):
     assert decode_client_message(with_field("create", "name", name))["name"] == name
@@ -359,6 +376,12 @@ def test_good_names(name):
         ("\u3000Ada", "must be printable with no leading or trailing spaces"),
         ("/Ada", "must not start with '/'"),
         ("/", "must not start with '/'"),
+        ("Ada\x1b]52;c;ZXZpbA==\x07", "must be printable with no leading or trailing spaces"),
+        ("Ada\x9b2J", "must be printable with no leading or trailing spaces"),
+        ("🦊" * (MAX_NAME_BYTES // 4 + 1), TOO_MANY_BYTES),
+        ("é" * (MAX_NAME_BYTES // 2 + 1), TOO_MANY_BYTES),
+        ('"' * (MAX_NAME_BYTES // 2 + 1), TOO_MANY_BYTES),
+        ("\\" * (MAX_NAME_BYTES // 2 + 1), TOO_MANY_BYTES),
     ],
 )
 def test_bad_names(name, why):
@@ -380,7 +403,7 @@ def test_chat_text_bounds():
         decode_client_message(with_field("chat", "text", "x" * MAX_CHAT_CHARS))["text"]
         == "x" * MAX_CHAT_CHARS
     )
-    assert decode_client_message(with_field("chat", "text", "  padded\n"))["text"] == "  padded\n"
+    assert decode_client_message(with_field("chat", "text", "  padded "))["text"] == "  padded "
     assert (
         refused(with_field("chat", "text", "x" * (MAX_CHAT_CHARS + 1)))
         == "chat.text is longer than 4000 characters"
@@ -644,3 +667,71 @@ def test_bad_input_events_are_refused_with_the_reason(fields, why):
 )
 def test_call_fields_are_bounded(message, error):
     assert refused(raw(message)).startswith(error)
+
+
+# -- control characters, codecs and kinds (the security review: escape injection, snapshot size) -------
+
+CONTROL = st.sampled_from([chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))])
+SAFE_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=0, max_size=30
+)  # Cc is exactly C0, DEL and C1; "x" + 30 + 1 + 30 characters fit every field, an id's 64 too
+RELAYED_TEXT = [("chat", "text"), ("join", "meeting"), ("hello", "client"), ("chat", "id")]
+
+
+@given(before=SAFE_TEXT, control=CONTROL, after=SAFE_TEXT)
+def test_a_control_character_anywhere_in_relayed_text_is_refused_by_name(before, control, after):
+    value = "x" + before + control + after
+    for kind, field in RELAYED_TEXT:
+        assert refused(with_field(kind, field, value)) == (
+            f"{kind}.{field} holds the control character U+{ord(control):04X}; "
+            "control characters (C0, DEL, C1) are not allowed"
+        )
+
+
+@given(text=SAFE_TEXT.filter(lambda t: t.strip()))
+def test_text_without_control_characters_is_relayed_as_it_is(text):
+    for kind, field in RELAYED_TEXT:
+        assert decode_client_message(with_field(kind, field, text))[field] == text
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "\x1b]52;c;ZXZpbCBjbGlwYm9hcmQ=\x07",  # OSC 52: write the clipboard
+        "\x1b]0;pwned\x07",  # the window title
+        "\x1b[2J\x1b[H",  # clear the screen
+        "\x9b2J",  # the same with a C1 CSI
+        "a\x7fb",
+        "line\nfake: message",
+    ],
+)
+def test_terminal_escapes_in_chat_are_refused(attack):
+    assert "control characters (C0, DEL, C1) are not allowed" in refused(with_field("chat", "text", attack))
+
+
+@given(name=st.text(min_size=1, max_size=MAX_NAME_CHARS))
+def test_every_accepted_name_is_printable_and_fits_its_bytes(name):
+    try:
+        check_name(name)
+    except ProtocolError:
+        return
+    assert name.isprintable() and not CONTROL_CHARS.search(name)
+    assert len(encode({"n": name})) - len('{"n":""}') == json_bytes(name) <= MAX_NAME_BYTES
+
+
+@pytest.mark.parametrize("codec", ["H264", "h264", "opus", "OPUS"])
+def test_known_codecs_are_accepted(codec):
+    assert decode_client_message(with_field("publish", "codec", codec))["codec"] == codec
+
+
+@given(codec=st.text(max_size=300).filter(lambda c: c.casefold() not in ("h264", "opus")))
+def test_any_other_codec_is_refused(codec):
+    assert refused(with_field("publish", "codec", codec)) == "publish.codec must be one of H264, opus"
+
+
+@pytest.mark.parametrize("kind", ["publish", "unpublish"])
+def test_media_kinds_are_a_known_set(kind):
+    assert decode_client_message(with_field(kind, "kind", "screen"))["kind"] == "screen"
+    assert (
+        refused(with_field(kind, "kind", "\x01" * 256)) == f"{kind}.kind must be one of audio, video, screen"
+    )

@@ -370,3 +370,12 @@ def test_port_zero_prints_the_url_and_a_busy_port_is_one_line() -> None:
         assert line.startswith("zmq://127.0.0.1:") and int(line.rsplit(":", 1)[1]) > 0
     finally:
         server.stop()
+
+
+def test_a_goodbye_reason_is_read_without_control_characters() -> None:
+    """A peer's goodbye reason ends up in a log line or a message on a terminal: no ESC gets through."""
+    assert (
+        wire.read_bye("bye \x1b]52;c;ZXZpbA==\x07 \x9b2J".encode())
+        == "bye \ufffd]52;c;ZXZpbA==\ufffd \ufffd2J"
+    )
+    assert wire.read_bye(b"") == "closed"

@@ -121,14 +121,17 @@ def _size(count: float) -> str:
 
 def _table(stats: dict[str, Any]) -> Any:
     from rich.table import Table
+    from rich.text import Text
+
+    from conf_cli.ui.text import printable
 
     table = Table(title=f"RTSP {stats['state']} - {stats['time']:.0f} s   [space] pause/play   [t] teardown")
     for column in ("stream", "codec", "frame", "fps", "received", "rate", "lost", "loss"):
         table.add_column(column, justify="left" if column in ("stream", "codec") else "right")
     for s in stats["streams"]:
-        table.add_row(
-            f"{s['media']} ({s['control']})",
-            s["codec"],
+        table.add_row(  # the RTSP server named these: Text, never markup
+            Text(printable(f"{s['media']} ({s['control']})")),
+            Text(printable(s["codec"])),
             str(s["frame"]),
             f"{s['fps']:.1f}",
             _size(s["bytes"]),

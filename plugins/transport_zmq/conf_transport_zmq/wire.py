@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 
 from conf_cli.errors import ProtocolError
+from conf_cli.protocol.control import CONTROL_CHARS
 from conf_cli.protocol.rtp import is_rtcp
 
 GREETING = b"G"
@@ -96,7 +97,9 @@ def bye(reason: str) -> bytes:
 
 
 def read_bye(payload: bytes) -> str:
-    return payload[:MAX_REASON].decode(errors="replace") or "closed"
+    """The peer's reason, for a log line or a message: control characters (a terminal acts on them)
+    become U+FFFD."""
+    return CONTROL_CHARS.sub("\ufffd", payload[:MAX_REASON].decode(errors="replace")) or "closed"
 
 
 def topic(ssrc: int) -> bytes:
