@@ -141,8 +141,8 @@ class Client:
     ) -> tuple[Message, Message]:
         """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events.
 
-        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md); with
-        ``waiting_room`` the host admits each newcomer.
+        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md): ConfError if the
+        server answers with a meeting that is not; with ``waiting_room`` the host admits each newcomer.
         """
         request: dict[str, Any] = {"type": "create", "name": name}
         if passcode:
@@ -155,6 +155,12 @@ class Client:
         self.send(request)
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
+        if e2ee and not (created.get("e2ee") is True and joined.get("e2ee") is True):
+            # A server that answers with a plain meeting would see (and could change) all media.
+            raise ConfError(
+                "the server created a meeting without end-to-end encryption although --e2ee asked for "
+                "one; refusing to take part (media would not be end-to-end encrypted)"
+            )
         self._joined(joined)
         self.passcode = created.get("passcode")
         return created, joined
