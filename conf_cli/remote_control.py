@@ -281,10 +281,20 @@ class RemoteControl:
 
         On the controlled side the injector stops before this returns (what it had queued is dropped),
         the screen share started for control stops and later input is ignored; on the controller's side
-        nothing more is sent. None of it waits for the server, which may answer late or never."""
+        nothing more is sent. None of it waits for the server, which may answer late or never; the
+        ``control_stopped`` shown says it is done here."""
+        me = str(self.client.name)
+        if self.controlled_by is not None:
+            stopped: Message | None = {"controller": self.controlled_by, "controlled": me}
+        elif self.controlling is not None:
+            stopped = {"controller": me, "controlled": self.controlling}
+        else:
+            stopped = None
         self._ended()
         with contextlib.suppress(ConfError):
             self.client.send({"type": "control_revoke"})
+        if stopped is not None:
+            self.notify({"type": "control_stopped", **stopped})
 
     def _prepare(self) -> tuple[Injector, Source | None]:
         """Open the screen source (unless shared already) and an injector over the rectangle it shows."""

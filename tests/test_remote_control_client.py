@@ -364,7 +364,7 @@ def test_revoking_stops_injection_at_once_and_drops_the_queue_without_the_server
     # The security review: the controlled person revokes while the controller floods; the server never
     # answers. Nothing may be replayed after the revoke, nor from what was queued.
     async def run() -> None:
-        control, client, media, registry, _ = setup("Ada")
+        control, client, media, registry, notes = setup("Ada")
         registry.injectors["fake"].delay = 0.002  # as slow as a real injector: a queue builds up
         control.handle_event(event("control_requested", timeout=30.0, request=1))
         await control.accept()
@@ -374,6 +374,7 @@ def test_revoking_stops_injection_at_once_and_drops_the_queue_without_the_server
         control.revoke()
         revoked_at = time.monotonic()
         assert client.sent[-1] == {"type": "control_revoke"}
+        assert notes[-1] == {"type": "control_stopped", "controller": "Bob", "controlled": "Ada"}
         _flood(control, 100)  # the server has not heard (or ignores) the revoke: input keeps coming
         await asyncio.sleep(0.5)
         [injector] = registry.injectors["fake"].opened
