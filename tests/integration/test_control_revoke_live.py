@@ -196,3 +196,37 @@ def test_revoke_stops_input_at_once_when_the_server_never_answers(plain_server: 
     ages = [when - sent[round(float(event["x"]) * FLOOD)] for when, event in injector.replayed]
     assert max(ages) < 1.0, f"input replayed {max(ages):.2f} s after it was sent"
     assert injector.closed.wait(WAIT)  # and whatever it held is released
+
+
+def test_an_answer_for_a_request_that_has_gone_grants_nobody(plain_server: str) -> None:
+    """Ada's yes was for Bob; Bob withdrew and Eve asked before it arrived: the server grants no one."""
+
+    async def scenario() -> None:
+        people: dict[str, Client] = {}
+        for name in ("Ada", "Bob", "Eve"):
+            people[name] = plain_client(registry(), plain_server)
+            await people[name].connect()
+        created, _ = await people["Ada"].create("Ada", "pass-123")
+        for name in ("Bob", "Eve"):
+            await people[name].join(created["meeting"], name, "pass-123")
+        ada, bob, eve = people["Ada"], people["Bob"], people["Eve"]
+        try:
+            bob.send({"type": "control_request", "name": "Ada"})
+            asked = await until("control_requested", ada)
+            bob.send({"type": "control_revoke"})
+            assert (await until("control_denied", ada))["reason"] == "withdrawn"
+            eve.send({"type": "control_request", "name": "Ada"})
+            assert (await until("control_requested", ada))["controller"] == "Eve"
+            # Ada's answer, typed for Bob's request, arrives now.
+            ada.send({"type": "control_accept", "request": asked["request"]})
+            refused = await until("error", ada)
+            assert refused["code"] == "no_request" and refused["re"] == "control_accept"
+            eve.send({"type": "who"})
+            async with asyncio.timeout(WAIT):
+                while (event := await eve.events.get())["type"] != "participants":
+                    assert event["type"] != "control_granted", "Eve was granted control by Bob's answer"
+        finally:
+            for client in people.values():
+                await client.close()
+
+    asyncio.run(scenario())
