@@ -122,6 +122,8 @@ async def run_meeting(
             if calls is not None and calls.wants(event):
                 await calls.handle(event)
                 continue
+            if event["type"] == "joined":  # admitted from a waiting room: is it what we asked for?
+                client.check_e2ee(event)
             handle(event)
             code = _FINAL.get(event["type"])
             if code is not None:

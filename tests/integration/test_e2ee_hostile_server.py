@@ -92,3 +92,33 @@ def test_a_server_that_swaps_whose_key_is_whose_changes_the_code_it_shows(plain_
                 fooled.stop_all()
     finally:
         pool.stop_all()
+
+
+@pytest.mark.parametrize("waiting_room", [False, True], ids=["joined-at-once", "admitted-from-waiting-room"])
+def test_join_e2ee_refuses_a_meeting_the_server_says_is_plain(plain_server: str, waiting_room: bool) -> None:
+    pool = ClientPool(plain_server, extra=PLAIN)
+    try:
+        host, meeting = pool.create("ada", "--e2ee", *(["--waiting-room"] if waiting_room else []))
+        honest = pool.join(meeting, "bob", "--e2ee")  # the same meeting, told the truth: in
+        if waiting_room:
+            honest.expect("waiting", timeout=WAIT)
+            host.send("/admit bob")
+        assert honest.expect("joined", timeout=WAIT)["e2ee"] is True
+        with start_tap(plain_server, downstream=claim_plain) as tap:
+            fooled = ClientPool(tap.url, extra=PLAIN)
+            try:
+                cy = fooled.join(meeting, "cy", "--e2ee")
+                if waiting_room:
+                    cy.expect("waiting", timeout=WAIT)
+                    host.send("/admit cy")
+                try:
+                    code = cy.wait(WAIT)
+                except subprocess.TimeoutExpired:
+                    code = None  # it stayed, and would send its media in clear
+            finally:
+                fooled.stop_all()
+        assert code == 1
+        assert any("is not end-to-end encrypted" in line for line in cy.stderr_lines), cy.stderr_lines
+        assert not [e for e in cy.seen if e.get("type") == "joined"]
+    finally:
+        pool.stop_all()
