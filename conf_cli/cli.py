@@ -628,10 +628,17 @@ def create(**options: Any) -> None:
     _attend(None, None, **options)
 
 
+REQUIRE_E2EE_HELP = (
+    "Take part only if the meeting is end-to-end encrypted: refuse (exit code 1) a meeting the server "
+    "says is plain."
+)
+
+
 @cli.command()
 @click.argument("meeting")
 @meeting_options
 @click.option("--discover", "find_server", is_flag=True, help="Find the server on the local network (SSDP).")
+@click.option("--e2ee", is_flag=True, help=REQUIRE_E2EE_HELP)
 def join(meeting: str, find_server: bool, **options: Any) -> None:
     """Join MEETING."""
     if find_server:
@@ -651,6 +658,7 @@ def join(meeting: str, find_server: bool, **options: Any) -> None:
 @click.option("--meeting", required=True, help="Meeting ID to share into.")
 @meeting_options
 @_with(*SOURCE_OPTIONS)
+@click.option("--e2ee", is_flag=True, help=REQUIRE_E2EE_HELP)
 def share(
     kind: str,
     path: str | None,

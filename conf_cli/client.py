@@ -60,6 +60,8 @@ class Client:
         self._interval = HEARTBEAT_INTERVAL
         self.e2ee = False
         """The meeting we are in is end-to-end encrypted (its ``joined`` said so)."""
+        self.require_e2ee = False
+        """We take part only in an end-to-end encrypted meeting (``--e2ee``): see :meth:`check_e2ee`."""
         self.e2ee_private = new_private_key()
         """Our X25519 key for end-to-end encrypted meetings; its public half goes with create and join."""
         self.media_handler: Callable[[bytes], None] | None = None
@@ -141,8 +143,8 @@ class Client:
     ) -> tuple[Message, Message]:
         """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events.
 
-        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md); with
-        ``waiting_room`` the host admits each newcomer.
+        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md): ConfError if the
+        server answers with a meeting that is not; with ``waiting_room`` the host admits each newcomer.
         """
         request: dict[str, Any] = {"type": "create", "name": name}
         if passcode:
@@ -155,16 +157,28 @@ class Client:
         self.send(request)
         created = await self._expect({"meeting_created"}, "create")
         joined = await self._expect({"joined"}, "create")
+        if e2ee and not (created.get("e2ee") is True and joined.get("e2ee") is True):
+            # A server that answers with a plain meeting would see (and could change) all media.
+            raise ConfError(
+                "the server created a meeting without end-to-end encryption although --e2ee asked for "
+                "one; refusing to take part (media would not be end-to-end encrypted)"
+            )
+        self.require_e2ee = e2ee
         self._joined(joined)
         self.passcode = created.get("passcode")
         return created, joined
 
-    async def join(self, meeting: str, name: str, passcode: str | None = None) -> Message:
+    async def join(
+        self, meeting: str, name: str, passcode: str | None = None, *, require_e2ee: bool = False
+    ) -> Message:
         """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
 
         After ``waiting``, ``joined`` (admitted), ``denied`` or ``meeting_closed`` follows on :attr:`events`.
-        Our E2EE key goes along, in case the meeting is end-to-end encrypted.
+        Our E2EE key goes along, in case the meeting is end-to-end encrypted. With ``require_e2ee`` a
+        ``joined`` that does not say the meeting is end-to-end encrypted is refused: ConfError here, or
+        from :meth:`check_e2ee` for the ``joined`` that admits us from a waiting room.
         """
+        self.require_e2ee = require_e2ee
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
         if passcode:
             request["passcode"] = passcode
@@ -172,9 +186,19 @@ class Client:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         self.send(request)
         answer = await self._expect({"joined", "waiting"}, "join")
+        if answer["type"] == "joined":
+            self.check_e2ee(answer)
         self._joined(answer)
         self.passcode = passcode
         return answer
+
+    def check_e2ee(self, joined: Message) -> None:
+        """ConfError if we asked for an end-to-end encrypted meeting and ``joined`` says this one is not."""
+        if self.require_e2ee and joined.get("e2ee") is not True:
+            raise ConfError(
+                f"meeting {joined.get('meeting')} is not end-to-end encrypted (the server says so), "
+                "although --e2ee asked for it; refusing to take part"
+            )
 
     def _joined(self, joined: Message) -> None:
         """We are in (``joined``) or waiting to be let in (``waiting``, which says nothing of E2EE yet)."""

@@ -52,11 +52,15 @@ class CommandError(ValueError):
 class LocalCommand:
     """A command the client handles itself: ``help``, ``invite``, ``share``, ``unshare`` (the client
     captures), ``control`` and ``accept`` (the client opens a viewer, or a screen and an input injector,
-    first)."""
+    first), ``reject`` (bound to the request it answers) and ``revoke`` (the client stops being
+    controlled at once, before it tells the server)."""
 
     name: str
     args: tuple[str, ...] = ()
     options: tuple[tuple[str, str], ...] = ()
+    request: object = None
+    """For ``accept`` and ``reject``: the request for control the answer was typed for (the client's
+    :class:`~conf_cli.remote_control.Asking`), or None for whichever waits when it is carried out."""
 
 
 def parse_line(line: str) -> Message | LocalCommand | None:
@@ -93,12 +97,9 @@ def parse_line(line: str) -> Message | LocalCommand | None:
         case "accept":
             return LocalCommand("accept", (_only_name(rest, "/accept [NAME]"),) if rest else ())
         case "reject":
-            reject: Message = {"type": "control_reject"}
-            if rest:
-                reject["name"] = _only_name(rest, "/reject [NAME]")
-            return reject
+            return LocalCommand("reject", (_only_name(rest, "/reject [NAME]"),) if rest else ())
         case "revoke":
-            return {"type": "control_revoke"}
+            return LocalCommand("revoke")
         case "invite":
             return LocalCommand("invite", (_only_name(rest, "/invite [NAME]"),) if rest else ())
         case "leave" | "quit" | "exit":

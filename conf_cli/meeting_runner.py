@@ -69,7 +69,8 @@ async def attend(
     ``view`` shows received video: ``preview`` in the terminal view, ``window`` in a desktop window,
     ``none``; ``None`` means preview in the interactive terminal, none in machine mode. A window that
     cannot be opened (no window system, no pygame) fails at once, in one line.
-    ``e2ee`` creates an end-to-end encrypted meeting; joining one needs nothing more.
+    ``e2ee`` creates an end-to-end encrypted meeting, or joins only one that is (a meeting the server says
+    is plain is refused, also when it admits us from a waiting room); joining one needs nothing more.
     ``control`` names a participant to ask for control of their desktop once in (``conf control``): a
     viewer window that cannot open fails at once, in one line, and the end of control ends the call.
     ``user`` logs in to that account first (with ``password``); the account name is then our name.
@@ -112,7 +113,7 @@ async def attend(
             if on_created is not None:
                 on_created(created)
         else:
-            first = [await client.join(meeting, name, passcode)]
+            first = [await client.join(meeting, name, passcode, require_e2ee=e2ee)]
     except RequestRefused as refusal:
         await client.close()
         if source is not None:

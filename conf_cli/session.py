@@ -122,6 +122,8 @@ async def run_meeting(
             if calls is not None and calls.wants(event):
                 await calls.handle(event)
                 continue
+            if event["type"] == "joined":  # admitted from a waiting room: is it what we asked for?
+                client.check_e2ee(event)
             handle(event)
             code = _FINAL.get(event["type"])
             if code is not None:
@@ -177,16 +179,25 @@ async def _local(
     if command.name == "invite":
         _invite(client, ui, command.args[0] if command.args else None)
         return
-    if command.name in ("control", "accept"):
+    if command.name in ("control", "accept", "reject", "revoke"):
         if control is None:
-            ui.show(
-                {"type": "error", "code": "bad_command", "message": "remote control is not available here"}
-            )
+            if command.name == "revoke":
+                with contextlib.suppress(ConfError):
+                    client.send({"type": "control_revoke"})
+            else:
+                message = "remote control is not available here"
+                ui.show({"type": "error", "code": "bad_command", "message": message})
             return
+        name = command.args[0] if command.args else None
         try:
-            await (
-                control.ask(command.args[0]) if command.name == "control" else control.accept(*command.args)
-            )
+            if command.name == "control":
+                await control.ask(command.args[0])
+            elif command.name == "accept":
+                await control.accept(name, command.request)
+            elif command.name == "reject":
+                control.reject(name, command.request)
+            else:
+                control.revoke()
         except ConfError as exc:
             ui.show({"type": "error", "code": "control", "message": str(exc)})
         return
@@ -212,28 +223,73 @@ async def _relay_input(
     control: RemoteControl | None = None,
     calls: CallHandler | None = None,
 ) -> None:
-    async for line in ui.lines():
-        if calls is not None and await calls.command(line):
-            continue
+    """Carry out typed lines in order, but ``/revoke`` (and Ctrl-R) at once, as it is typed: taking
+    one's desktop back must not wait behind a command still running (a screen or device opening)."""
+    lines: asyncio.Queue[str | LocalCommand | None] = asyncio.Queue()
+
+    async def read() -> None:
         try:
-            command = parse_line(control.translate(line) if control is not None else line)
-        except CommandError as exc:
-            ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
-            continue
-        if command is None:
-            continue
-        if isinstance(command, LocalCommand):
-            await _local(command, ui, media, control, client)
-            continue
-        try:
-            client.send(command)
-        except ProtocolError as exc:
-            ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
-        except ConfError as exc:
-            ui.show({"type": "error", "code": "not_connected", "message": str(exc)})
-            return
+            async for line in ui.lines():
+                bound = control.bind(line) if control is not None else line
+                if control is not None and isinstance(bound, str) and _is_revoke(bound):
+                    control.revoke()
+                    continue
+                lines.put_nowait(bound)
+        finally:
+            lines.put_nowait(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (line := await lines.get()) is not None:
+            if not await _carry_out(line, client, ui, media, control, calls):
+                return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
     # End of input: leave politely, and give the server a moment to confirm.
     with contextlib.suppress(ConfError):
         client.send({"type": "leave"})
     await asyncio.sleep(LEAVE_TIMEOUT)
     client.closed("left without confirmation")
+
+
+def _is_revoke(line: str) -> bool:
+    with contextlib.suppress(CommandError):
+        command = parse_line(line)
+        return isinstance(command, LocalCommand) and command.name == "revoke"
+    return False
+
+
+async def _carry_out(
+    line: str | LocalCommand,
+    client: Client,
+    ui: MeetingUI,
+    media: MediaManager | None,
+    control: RemoteControl | None,
+    calls: CallHandler | None,
+) -> bool:
+    """One typed line (or an answer already bound to its request); False once the link is gone."""
+    if isinstance(line, LocalCommand):
+        command: Message | LocalCommand | None = line
+    else:
+        if calls is not None and await calls.command(line):
+            return True
+        try:
+            command = parse_line(line)
+        except CommandError as exc:
+            ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
+            return True
+    if command is None:
+        return True
+    if isinstance(command, LocalCommand):
+        await _local(command, ui, media, control, client)
+        return True
+    try:
+        client.send(command)
+    except ProtocolError as exc:
+        ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
+    except ConfError as exc:
+        ui.show({"type": "error", "code": "not_connected", "message": str(exc)})
+        return False
+    return True

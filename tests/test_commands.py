@@ -299,10 +299,10 @@ def test_text_not_starting_with_a_slash_is_chat_as_typed(text):
         ("/control Ada Lovelace", LocalCommand("control", ("Ada Lovelace",))),
         ("/accept", LocalCommand("accept")),
         ("/accept Bob", LocalCommand("accept", ("Bob",))),
-        ("/reject", {"type": "control_reject"}),
-        ("/reject Bob", {"type": "control_reject", "name": "Bob"}),
-        ("/revoke", {"type": "control_revoke"}),
-        ("/REVOKE", {"type": "control_revoke"}),
+        ("/reject", LocalCommand("reject")),  # the client binds it to the request it answers
+        ("/reject Bob", LocalCommand("reject", ("Bob",))),
+        ("/revoke", LocalCommand("revoke")),  # the client stops being controlled before telling the server
+        ("/REVOKE", LocalCommand("revoke")),
     ],
 )
 def test_remote_control_commands(line, parsed):

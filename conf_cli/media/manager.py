@@ -14,7 +14,8 @@ installs the keys others seal for it (``e2ee_key``), encrypts what publishers se
 receivers get (:mod:`conf_cli.media.e2ee`), and reports the meeting's ``security_code``.
 
 With a recording directory, every received track (video and audio) is written there by the ``recorder``
-sink a plugin registers, as ``<name>-<kind>-<ssrc>.mkv``.
+sink a plugin registers, as ``<name>-<kind>-<ssrc>.mkv`` (name and kind made safe for a file name, so
+that nothing the server says can place a file outside that directory or overwrite one).
 """
 
 from __future__ import annotations
@@ -262,9 +263,12 @@ class MediaManager:
         """A recorder for a new track, when recording; a failure is reported and the track plays anyway."""
         if self.record_dir is None:
             return None
-        path = recording_path(
-            self.record_dir, str(info.get("name", "")), str(info.get("kind", "")), ssrc, "mkv"
-        )
+        name, kind = str(info.get("name", "")), str(info.get("kind", ""))
+        try:  # name and kind come from the server: the path is made safe, inside record_dir
+            path = recording_path(self.record_dir, name, kind, ssrc, "mkv")
+        except ConfError as exc:
+            self.notify({"type": "error", "code": "record", "message": str(exc)})
+            return None
         try:
             recorder = self.client.registry.sinks[RECORDER_SINK].open({"path": str(path)})
         except Exception as exc:  # no recorder plugin, or it cannot write there

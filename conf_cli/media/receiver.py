@@ -36,7 +36,7 @@ from pathlib import Path
 
 import av
 
-from conf_cli.errors import ProtocolError
+from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.codecs import H264Decoder, OpusDecoder
 from conf_cli.media.h264 import AccessUnit, H264Depacketizer
 from conf_cli.media.jitter import Gap, JitterBuffer
@@ -77,12 +77,32 @@ Unprotect = Callable[[RtpPacket], RtpPacket]
 Notify = Callable[[Message], None]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+MAX_FILE_PART = 64  # characters kept of a server-supplied name or kind in a file name
+MAX_SAME_NAME = 1000  # numbered alternatives tried before a recording is refused
+
+
+def _safe_part(text: str, default: str) -> str:
+    """``text`` (from the server) as one harmless piece of a file name: letters, digits, ``_``, ``-``
+    and inner dots only, never empty, ``.`` or ``..``, at most :data:`MAX_FILE_PART` characters."""
+    return _UNSAFE.sub("_", text)[:MAX_FILE_PART].strip("._") or default
 
 
 def recording_path(directory: Path, name: str, kind: str, ssrc: int, suffix: str) -> Path:
-    """``DIR/<name>-<kind>-<ssrc>.<suffix>``, with the name made safe for a file system."""
-    safe = _UNSAFE.sub("_", name).strip("._") or "peer"
-    return directory / f"{safe}-{kind}-{ssrc}.{suffix}"
+    """``DIR/<name>-<kind>-<ssrc>.<suffix>``, a new file directly inside ``directory``.
+
+    ``name`` and ``kind`` come from the server, so each is made safe (:func:`_safe_part`): no separator
+    or ``..`` survives, and the result is checked to lie in ``directory``. An existing file is never
+    chosen (a server that announces the same track twice must not overwrite a recording): ``-2``,
+    ``-3`` ... are added instead. ConfError if no such name can be found."""
+    stem = f"{_safe_part(name, 'peer')}-{_safe_part(kind, 'track')}-{int(ssrc) & 0xFFFFFFFF}"
+    folder = directory.resolve()
+    for number in range(1, MAX_SAME_NAME + 1):
+        path = directory / (f"{stem}.{suffix}" if number == 1 else f"{stem}-{number}.{suffix}")
+        if path.resolve().parent != folder:  # cannot happen with the parts above; checked all the same
+            raise ConfError(f"refusing to record outside {directory}: {path.name}")
+        if not path.exists() and not path.is_symlink():
+            return path
+    raise ConfError(f"cannot record {stem}: {MAX_SAME_NAME} files of that name exist already")
 
 
 class RemoteTrack:

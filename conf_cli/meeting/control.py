@@ -31,6 +31,9 @@ class ControlSession:
     controller: int
     controlled: int
     deadline: float
+    request: int
+    """The number of the request that opened this session (unique in the meeting), carried by every
+    event about it; an answer that names another request is refused."""
     granted: bool = False
 
 
@@ -42,6 +45,7 @@ class RemoteControl:
         self.timeout = timeout
         self.sessions: list[ControlSession] = []
         self._targets: dict[int, int] = {}  # grant holder -> the participant they control
+        self._requests = 0  # request numbers given out
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -72,15 +76,21 @@ class RemoteControl:
             )
         if self.session_of(target.pid) is not None:
             raise RequestRefused("busy", f"{target.name} already takes part in a remote-control session")
-        session = ControlSession(pid, target.pid, now + self.timeout)
+        self._requests += 1
+        session = ControlSession(pid, target.pid, now + self.timeout, self._requests)
         self.sessions.append(session)
         return [self._send(session, "control_requested", timeout=self.timeout)]
 
-    def answer(self, pid: int, accept: bool, name: str | None = None) -> list[Send]:
-        """The controlled participant accepts or rejects the request waiting for them."""
+    def answer(self, pid: int, accept: bool, name: str | None = None, request: object = None) -> list[Send]:
+        """The controlled participant accepts or rejects the request waiting for them (the one numbered
+        ``request``, when given: an answer typed for a request that has since gone answers nothing)."""
         session = self.session_of(pid)
         if session is None or session.controlled != pid or session.granted:
             raise RequestRefused("no_request", "nobody is waiting for your answer about remote control")
+        if request is not None and request != session.request:
+            raise RequestRefused(
+                "no_request", "the request you answered is no longer waiting; nothing was answered"
+            )
         if name is not None and self.meeting.find(name).pid != session.controller:
             raise RequestRefused("no_request", f"{name} is not waiting for your answer about remote control")
         if not accept:
@@ -149,6 +159,7 @@ class RemoteControl:
             "type": kind,
             "controller": people[session.controller].name,
             "controlled": people[session.controlled].name,
+            "request": session.request,
             **fields,
         }
         return Send((session.controller, session.controlled), message)

@@ -16,8 +16,9 @@ The scheme (docs/security.md, "End-to-end encryption"):
 - Whenever someone joins or leaves, every participant makes a new sender key and seals it for those
   present: a newcomer cannot read what was sent before it came, a leaver nothing sent after it left.
   A receiver retires a sender's older keys as soon as a frame under a newer one arrives.
-- The security code is a hash of the meeting ID and every participant's public key, in groups of digits:
-  the same on every screen unless someone (the server) substituted a key.
+- The security code is a hash of the meeting ID and every participant's name with its public key, in
+  groups of digits: the same on every screen unless someone (the server) substituted a key or swapped
+  whose key is whose.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ KEYS_PER_SENDER = 4  # a sender's keys a receiver holds at once (the newest)
 CODE_GROUPS = 6  # security code: groups of 5 digits
 _PAIRWISE_INFO = b"conf e2ee pairwise v1"
 _BOX_AAD = b"conf e2ee sender key v1"
-_CODE_LABEL = b"conf e2ee security code v1"
+_CODE_LABEL = b"conf e2ee security code v2"
 
 
 class E2eeError(ProtocolError):
@@ -82,11 +83,18 @@ def decode_key(text: object, where: str = "e2ee key") -> bytes:
     return raw
 
 
-def security_code(meeting: str, public_keys: Iterable[bytes]) -> str:
-    """Groups of five digits from the meeting ID and every participant's public key, in any order."""
-    digest = hashlib.sha256(_CODE_LABEL + meeting.encode() + b"".join(sorted(public_keys))).digest()
+def security_code(meeting: str, participants: Iterable[tuple[str, bytes]]) -> str:
+    """Groups of five digits from the meeting ID and every participant's name with its public key
+    (in any order): a server that gives anyone another key, or tells anyone that a key is someone
+    else's, changes the code on that screen."""
+    entries = sorted(_length_prefixed(name.encode()) + key for name, key in participants)
+    digest = hashlib.sha256(_CODE_LABEL + _length_prefixed(meeting.encode()) + b"".join(entries)).digest()
     groups = [int.from_bytes(digest[5 * i : 5 * i + 5], "big") % 100_000 for i in range(CODE_GROUPS)]
     return " ".join(f"{g:05d}" for g in groups)
+
+
+def _length_prefixed(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
 
 
 class KeyRing:
@@ -162,7 +170,7 @@ class KeyRing:
             self.receive.remove_key(kid)
 
     def security_code(self) -> str:
-        return security_code(self.meeting, [self.public, *self.peers.values()])
+        return security_code(self.meeting, [(self.me, self.public), *self.peers.items()])
 
     # -- sender keys --------------------------------------------------------------------------------
 

@@ -366,7 +366,9 @@ class Hub:
             case "control_request":
                 return list(meeting.control.request(pid, message["name"], now))
             case "control_accept" | "control_reject":
-                return list(meeting.control.answer(pid, kind == "control_accept", message.get("name")))
+                accept = kind == "control_accept"
+                answer = meeting.control.answer(pid, accept, message.get("name"), message.get("request"))
+                return list(answer)
             case "control_revoke":
                 return list(meeting.control.revoke(pid))
         raise RequestRefused("bad_request", f"{kind} is not handled")

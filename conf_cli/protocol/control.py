@@ -88,8 +88,8 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},
-    "control_accept": {"name": ("name", False)},
-    "control_reject": {"name": ("name", False)},
+    "control_accept": {"name": ("name", False), "request": ("int", False)},
+    "control_reject": {"name": ("name", False), "request": ("int", False)},
     "control_revoke": {},
     "control_input": {
         "action": ("input_action", True),

@@ -266,6 +266,13 @@ class MeetingView:
         self.control_outcome = f"remote control of {e['controlled']}'s desktop by {e['controller']}: {why}"
         self._note(self.control_outcome, "yellow")
 
+    def _on_control_stopped(self, e: Message) -> None:
+        if e["controlled"] == self.me:
+            text = f"you took your desktop back from {e['controller']}: nothing more of theirs is replayed"
+        else:
+            text = f"you let go of {e['controlled']}'s desktop"
+        self._note(text, "yellow")
+
     def _on_control_revoked(self, e: Message) -> None:
         by = f" by {e['by']}" if e.get("by") else ""
         whose = f"{e['controlled']}'s desktop by {e['controller']}"

@@ -119,11 +119,12 @@ def test_the_controller_moves_clicks_and_types_on_the_controlled_desktop(
 
         # Ada takes control back: both hear of it, Bob's call ends, and his input goes nowhere.
         ada.send("/revoke")
+        assert ada.expect("control_stopped", timeout=WAIT)["controller"] == "Bob"  # here, at once
         revoked = ada.expect("control_revoked", timeout=WAIT)
         assert revoked["reason"] == "revoked" and revoked["by"] == "Ada"
         assert bob.expect("control_revoked", timeout=WAIT)["reason"] == "revoked"
         assert bob.wait(WAIT) == 0
-        ada.expect("publish_stopped", lambda e: e.get("kind") == "screen", timeout=WAIT)
+        ada.latest("publish_stopped", lambda e: e.get("kind") == "screen", timeout=WAIT)
         assert field.state()["text"] == "Hello conf"
     finally:
         field.stop()

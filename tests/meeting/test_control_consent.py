@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
+import pytest
 from test_meeting_core import ADA, BOB, CY, DEE, meeting_with, refused  # type: ignore[import-not-found]
 
 from conf_cli.meeting.control import CONSENT_TIMEOUT
@@ -13,6 +16,7 @@ def requested(controller: int, controlled: int, names: dict[int, str]) -> Send:
         "type": "control_requested",
         "controller": names[controller],
         "controlled": names[controlled],
+        "request": ANY,  # its number: see test_an_answer_names_the_request_it_was_typed_for
         "timeout": CONSENT_TIMEOUT,
     }
     return Send((controller, controlled), message)
@@ -22,7 +26,13 @@ NAMES = {ADA: "Ada", BOB: "Bob", CY: "Cy", DEE: "Dee"}
 
 
 def pair(kind: str, controller: int, controlled: int, **fields: object) -> Send:
-    message = {"type": kind, "controller": NAMES[controller], "controlled": NAMES[controlled], **fields}
+    message = {
+        "type": kind,
+        "controller": NAMES[controller],
+        "controlled": NAMES[controlled],
+        "request": ANY,
+        **fields,
+    }
     return Send((controller, controlled), message)
 
 
@@ -173,3 +183,33 @@ def test_ending_the_meeting_ends_control():
     meeting.end(ADA)
     assert meeting.control.target_of(BOB) is None
     assert meeting.control.sessions == []
+
+
+def test_an_answer_names_the_request_it_was_typed_for():
+    # The security review: an answer typed for one request must not land on the next one. Every event
+    # about a session carries its request number; an answer naming another number answers nothing.
+    meeting = meeting_with(ADA, BOB, CY)
+    [first] = meeting.control.request(BOB, "Ada", 0.0)
+    number = first.message["request"]
+    assert meeting.control.revoke(BOB)[0].message == {
+        "type": "control_denied",
+        "controller": "Bob",
+        "controlled": "Ada",
+        "request": number,
+        "reason": "withdrawn",
+        "by": "Bob",
+    }
+    [second] = meeting.control.request(CY, "Ada", 1.0)
+    assert second.message["request"] != number
+    refused("no_request", meeting.control.answer, ADA, True, None, number)  # Ada's yes was for Bob
+    assert meeting.control.target_of(CY) is None
+    assert meeting.control.answer(ADA, True, "Cy", second.message["request"]) == [
+        pair("control_granted", CY, ADA, request=second.message["request"])
+    ]
+
+
+@pytest.mark.parametrize("number", [1, None])
+def test_an_answer_may_leave_the_number_out(number: int | None):
+    meeting = meeting_with(ADA, BOB)
+    meeting.control.request(BOB, "Ada", 0.0)
+    assert meeting.control.answer(ADA, False, None, number)[0].message["reason"] == "rejected"

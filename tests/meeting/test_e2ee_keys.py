@@ -166,6 +166,32 @@ def test_public_key_encoding_is_checked() -> None:
 
 
 def test_security_code_ignores_order() -> None:
-    keys = [bytes([i]) * 32 for i in range(4)]
-    assert security_code(MEETING, keys) == security_code(MEETING, list(reversed(keys)))
-    assert security_code(MEETING, keys) != security_code("other", keys)
+    people = [(name, bytes([i]) * 32) for i, name in enumerate(("ada", "bob", "cy", "dee"))]
+    assert security_code(MEETING, people) == security_code(MEETING, list(reversed(people)))
+
+
+def test_security_code_binds_each_name_to_its_key() -> None:
+    # The security review: a server that tells one participant that ada's key is bob's and bob's is
+    # ada's (the same keys, the names swapped) must change the code on that screen.
+    ada_key, bob_key, cy_key = (bytes([i]) * 32 for i in (1, 2, 3))
+    honest = security_code(MEETING, [("ada", ada_key), ("bob", bob_key), ("cy", cy_key)])
+    swapped = security_code(MEETING, [("ada", bob_key), ("bob", ada_key), ("cy", cy_key)])
+    assert honest != swapped
+    # Names and keys cannot be shifted into each other either: the name is length-prefixed.
+    assert security_code(MEETING, [("a", b"b" + bytes(31))]) != security_code(MEETING, [("ab", bytes(32))])
+    assert security_code(MEETING, [("ada", ada_key)]) != security_code("other-meeting", [("ada", ada_key)])
+
+
+def test_a_swap_of_names_shows_in_the_key_rings_code() -> None:
+    room = Room()
+    ada, bob, cy = room.join("ada"), room.join("bob"), room.join("cy")
+    # cy learns the keys from a server that swapped who is who.
+    fooled = KeyRing(MEETING, "cy", cy._private)
+    fooled.start(
+        [
+            {"name": "ada", "key": encode_key(bob.public)},
+            {"name": "bob", "key": encode_key(ada.public)},
+        ]
+    )
+    assert ada.security_code() == bob.security_code() == cy.security_code()
+    assert fooled.security_code() != ada.security_code()

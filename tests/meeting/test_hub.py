@@ -924,7 +924,13 @@ def test_an_unanswered_request_is_denied_by_the_ticks():
     assert to(hub.tick(101.0), 1) == []
     denied = [m for m in to(hub.tick(100.0 + CONSENT_TIMEOUT + 0.5), 1) if m["type"] == "control_denied"]
     assert denied == [
-        {"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"}
+        {
+            "type": "control_denied",
+            "controller": "Bob",
+            "controlled": "Ada",
+            "request": 1,
+            "reason": "timeout",
+        }
     ]
 
 
@@ -941,9 +947,13 @@ def test_control_refusals_are_errors_to_the_asker():
 def test_a_vanished_controller_ends_the_session():
     hub = granted_bob_over_ada()
     actions = hub.disconnected(2)
-    assert {"type": "control_revoked", "controller": "Bob", "controlled": "Ada", "reason": "left"} in to(
-        actions, 1
-    )
+    assert {
+        "type": "control_revoked",
+        "controller": "Bob",
+        "controlled": "Ada",
+        "request": 1,
+        "reason": "left",
+    } in to(actions, 1)
 
 
 # -- calls ---------------------------------------------------------------------------------------------

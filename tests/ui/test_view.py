@@ -466,3 +466,12 @@ def test_how_remote_control_ended_is_kept_for_the_goodbye():
     assert view.control_outcome is None
     view.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "rejected"})
     assert view.control_outcome == "remote control of Ada's desktop by Bob: refused"
+
+
+def test_taking_control_back_here_is_said_at_once():
+    view = joined_view("Ada")
+    view.apply({"type": "control_stopped", "controller": "Bob", "controlled": "Ada"})
+    assert "you took your desktop back from Bob" in last_note(view)[1]
+    view = joined_view("Bob")
+    view.apply({"type": "control_stopped", "controller": "Bob", "controlled": "Ada"})
+    assert "you let go of Ada's desktop" in last_note(view)[1]
