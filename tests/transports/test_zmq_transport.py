@@ -308,6 +308,52 @@ def test_another_meetings_ssrc_stays_in_its_meeting(pool: ClientPool, context: z
     assert witness.expect("track_stats", lambda e: e["packets"] > 0, timeout=8)["name"] == "mallory"
 
 
+def test_a_client_too_slow_for_media_still_gets_its_control_messages(
+    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
+) -> None:
+    """Media and control share a client's ROUTER queue: when media has filled it, a control message
+    waits in the link's backlog (and media to it is dropped) instead of closing the link."""
+    server, url = zmq_server
+    ada, meeting = pool.create("ada")
+
+    def member(name: str, **options: int) -> RawDealer:
+        one = RawDealer(context, url, **options)
+        one.send(wire.GREETING, wire.client_greeting())
+        assert one.recv()[0] == wire.GREETING
+        one.control({"type": "hello", "protocol": 1})
+        one.control({"type": "join", "meeting": meeting, "name": name, "passcode": pool.passcode})
+        one.expect_control("joined")
+        return one
+
+    slow = member("slow", RCVHWM=1, RCVBUF=4096)  # reads nothing from here on but its own keep-alives
+    flood = member("flood")
+    flood.control({"type": "publish", "kind": "video", "ssrc": 0x5EED, "codec": "H264"})
+    flood.expect_control("share_started")
+    last_keepalive = 0.0
+    for seq in range(12_000):  # about 14 MB: more than the ROUTER's queue and the socket buffers hold
+        flood.send(wire.MEDIA, bytes(RtpPacket(96, seq, seq, 0x5EED, b"\x7c\x85" + bytes(1_150))))
+        if time.monotonic() - last_keepalive > 1.0:
+            slow.send(wire.KEEPALIVE, b"")
+            flood.send(wire.KEEPALIVE, b"")
+            last_keepalive = time.monotonic()
+    listener_stats(server, url, lambda c: c["send_failures"] > 0)  # slow's queue is full
+    ada.send("after the flood")
+    listener_stats(server, url, lambda c: c["control_delayed"] > 0)
+
+    texts: list[str] = []
+    kinds: set[bytes] = set()
+    deadline = time.monotonic() + 20
+    while "after the flood" not in texts and time.monotonic() < deadline:
+        if slow.sock.poll(200):
+            kind, payload = slow.recv()
+            kinds.add(kind)
+            if kind == wire.CONTROL and json.loads(payload).get("type") == "chat":
+                texts.append(json.loads(payload)["text"])
+        slow.send(wire.KEEPALIVE, b"")
+    assert texts == ["after the flood"] and wire.BYE not in kinds
+    assert not [e for e in ada.drain(1.0) if e["type"] == "participant_left"]  # slow is still in
+
+
 def test_port_zero_prints_the_url_and_a_busy_port_is_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

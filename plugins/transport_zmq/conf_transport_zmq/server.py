@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -249,6 +250,38 @@ class ZmqListener(Listener):
         finally:
             self._wake()  # a send may have taken in the news of waiting input: look again
         return True
+
+    def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
+        """Send one packet to each of ``links`` (the meeting core's choice), each on its own routing id.
+
+        The same as a loop of :meth:`ZmqServerLink.send_media`, with the per-message work hoisted out."""
+        targets = cast("Iterable[ZmqServerLink]", links)  # the server groups links by their listener
+        if self._closed or len(packet) > wire.MAX_PAYLOAD:
+            for link in targets:
+                link.stats.media_dropped += 1
+            return 0
+        send = self._router.send
+        more, last = zmq.SNDMORE | zmq.DONTWAIT, zmq.DONTWAIT
+        size = len(packet)
+        sent = 0
+        for link in targets:
+            stats = link.stats
+            if link._closed or link._backlog:
+                stats.media_dropped += 1
+                continue
+            try:  # with ROUTER_MANDATORY a full or unknown peer fails here, at the first frame
+                send(link.identity, more)
+            except zmq.ZMQError:
+                self.counters.send_failures += 1
+                stats.media_dropped += 1
+                continue
+            send(wire.MEDIA, more)
+            send(packet, last)
+            stats.media_out += 1
+            stats.bytes_out += size
+            sent += 1
+        self._wake()  # the sends may have taken in the news of waiting input
+        return sent
 
     def backlogged(self, link: ZmqServerLink) -> None:
         """``link`` has control messages waiting: retry them until its queue takes them."""
