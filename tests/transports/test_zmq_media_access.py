@@ -35,20 +35,27 @@ PASSCODE = "pass-123"
 class Stranger:
     """A DEALER and a SUB sharing one fresh CURVE key, driven by hand; counts every media message."""
 
-    def __init__(self, context: zmq.Context[Any], url: str, topics: list[bytes]) -> None:
+    def __init__(
+        self, context: zmq.Context[Any], url: str, topics: list[bytes], routing_id: bytes | None = None
+    ) -> None:
         host, port = url.removeprefix("zmq://").rsplit(":", 1)
         self.dealer = context.socket(zmq.DEALER)
         self.sub = context.socket(zmq.SUB)
         for sock in (self.dealer, self.sub):
             sock.setsockopt(zmq.LINGER, 0)
+        if routing_id is not None:
+            self.dealer.setsockopt(zmq.ROUTING_ID, routing_id)
         key = asyncio.run(fetch_key(host, int(port), 5.0))
         assert key is not None, "no answer from the key service"
         CurveCipher().secure_client([self.dealer, self.sub], key)
         self.dealer.connect(f"tcp://{host}:{port}")
-        self.dealer.send_multipart([wire.GREETING, wire.client_greeting()])
-        kind, payload = self._recv(10.0)
-        assert kind == wire.GREETING, (kind, payload)
-        media_port = json.loads(payload).get("pub_port") or int(port) + 1
+        self.routing_id = routing_id
+        media_port = int(port) + 1
+        if routing_id is None:  # greet, as a client does; a copied routing id gets no answer
+            self.dealer.send_multipart([wire.GREETING, wire.client_greeting()])
+            kind, payload = self._recv(10.0)
+            assert kind == wire.GREETING, (kind, payload)
+            media_port = json.loads(payload).get("pub_port") or media_port
         for name in [b"", *topics]:
             self.sub.setsockopt(zmq.SUBSCRIBE, name)
         self.sub.connect(f"tcp://{host}:{media_port}")
@@ -246,6 +253,44 @@ def test_rtcp_and_rtp_both_reach_a_member_on_the_router(context: zmq.Context[Any
         assert one.sub.poll(500) == 0
     finally:
         if one is not None:
+            one.close()
+        if pool is not None:
+            pool.stop_all()
+        server.stop()
+
+
+def test_a_copied_routing_id_gets_nothing(context: zmq.Context[Any]) -> None:
+    """A second connection that presents a member's routing id (as if it had learnt it) gets none of the
+    media addressed to that member, who keeps receiving it."""
+    port = free_port_pair()
+    server = spawn(["server", "--json", "--host", "127.0.0.1", "--port", str(port), "--transport", "zmq"])
+    pool: ClientPool | None = None
+    ones: list[Stranger] = []
+    try:
+        url = server.expect("server_started")["urls"][0]
+        pool = ClientPool(url, PASSCODE)
+        _host, meeting = pool.create("ada")
+        sharer = pool.share(meeting, "pat", "pattern", *SMALL)
+        sharer.expect("publish_started", timeout=15)
+        routing_id = b"\x01" + bytes(range(15))
+        member = Stranger(context, url, [], routing_id=routing_id)
+        ones.append(member)
+        member.dealer.send_multipart([wire.GREETING, wire.client_greeting()])
+        assert member._recv(10.0)[0] == wire.GREETING
+        member.control({"type": "hello", "protocol": 1})
+        member.control({"type": "join", "meeting": meeting, "name": "mem", "passcode": PASSCODE})
+        member.expect("joined")
+        copycat = Stranger(context, url, [], routing_id=routing_id)
+        ones.append(copycat)
+        copycat.dealer.send_multipart([wire.GREETING, wire.client_greeting()])
+        member.received()
+        for _ in range(20):  # about 4 s
+            member.pump(0.1)
+            copycat.pump(0.1)
+        assert member.received() > 0 and not member.closed
+        assert copycat.received() == 0 and copycat.controls == [] and not copycat.closed
+    finally:
+        for one in ones:
             one.close()
         if pool is not None:
             pool.stop_all()
