@@ -26,7 +26,8 @@ READY_TIMEOUT = 10.0
 
 
 def free_port_pair() -> int:
-    """A port P such that TCP and UDP P and P + 1 are free on 127.0.0.1 (zmq uses P + 1 for media)."""
+    """A port P such that TCP and UDP P and P + 1 are free on 127.0.0.1 (P + 1: zmq's media port before
+    protocol version 2, which tests still watch and probe)."""
     chooser = random.Random()
     for _ in range(200):
         port = chooser.randrange(20_000, 60_000, 2)

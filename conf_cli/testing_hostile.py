@@ -268,7 +268,7 @@ class ZmqRawLink(RawLink):
         self.dealer.connect(f"tcp://{host}:{port}")
         self.tag = f"zmq id {self.routing_id.hex()[:16]}"
         self._closed = False
-        self.send_frames([b"G", json.dumps({"transport": "conf-zmq", "version": 1}).encode()])
+        self.send_frames([b"G", json.dumps({"transport": "conf-zmq", "version": 2}).encode()])
         if not self.dealer.poll(10_000) or self.dealer.recv_multipart()[0] != b"G":
             raise AssertionError("the zmq:// server did not answer the greeting")
 

@@ -4,7 +4,7 @@ A transport moves bytes and nothing else. The server gets a :class:`Listener` th
 opening, control messages and media packets arriving, and links closing; the client gets one
 :class:`Link` to the server. Control messages are reliable and ordered; media packets (RTP/RTCP) are
 best effort and are dropped, never queued without bound, when a peer cannot keep up. Who receives a
-packet is the meeting core's decision; how it is sent (a loop of sends, a PUB topic) is the transport's,
+packet is the meeting core's decision; how it is sent (a loop of sends, one batched write) is the transport's,
 through :meth:`Listener.forward_media`.
 """
 
@@ -75,7 +75,7 @@ class Link(ABC):
     def subscribe(self, ssrc: int) -> None:  # noqa: B027 - optional, empty unless a transport needs it
         """Client side: the client wants the media track ``ssrc`` (called when a track starts).
 
-        Transports that fan media out by topic (ZeroMQ PUB/SUB) subscribe here; others need nothing.
+        Transports that deliver media by topic subscribe here; the built-in ones need nothing.
         """
 
     def unsubscribe(self, ssrc: int) -> None:  # noqa: B027 - optional, empty unless a transport needs it

@@ -156,7 +156,7 @@ def media_streams() -> list[bytes]:
 
 def zmq_messages() -> list[bytes]:
     """A ZeroMQ message as the fuzz target reads it: the kind byte, then the payload."""
-    greeting = json.dumps({"transport": "conf-zmq", "version": 1}).encode()
+    greeting = json.dumps({"transport": "conf-zmq", "version": 2}).encode()
     return [b"G" + greeting, b"C" + control_messages()[0], b"M" + video_rtp()[0], b"K", b"Bgoodbye"]
 
 

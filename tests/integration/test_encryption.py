@@ -265,7 +265,9 @@ def test_a_man_in_the_middle_with_another_key_is_refused(tmp_path: Path) -> None
 
 
 def test_a_stranger_cannot_subscribe_to_zmq_media(tmp_path: Path) -> None:
-    """The server's CURVE key is public; its PUB admits only clients with a live link (ZAP)."""
+    """The server's CURVE key is public; a fresh key pair subscribing at PORT + 1, where protocol version 1
+    published media, gets nothing (the server sends media only on its members' own connections:
+    tests/transports/test_zmq_media_access.py tries every kind of stranger)."""
     import zmq
     import zmq.utils.z85
 

@@ -1,5 +1,6 @@
-"""The ZeroMQ transport: its framing and topic rules, then real conf processes over zmq://, a server on
-TCP and ZeroMQ at once, hostile input to the ROUTER port, and a cross-meeting SSRC collision."""
+"""The ZeroMQ transport: its framing, then real conf processes over zmq://, a server on TCP and ZeroMQ at
+once, hostile input to the ROUTER port, a cross-meeting SSRC collision and a client too slow to read.
+(Who receives a meeting's media: test_zmq_media_access.py.)"""
 
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ import zmq
 from conf_crypto import CurveCipher
 from conf_transport_zmq import keys, wire
 from conf_transport_zmq.client import connect
-from conf_transport_zmq.topics import TopicOwners
 
 from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.testing import ClientPool, ConfProcess, run_conf, spawn, start_server
 from conf_cli.transport import TransportOptions
 
@@ -77,18 +77,15 @@ def server_key(url: str) -> bytes:
 class RawDealer:
     """A hand-made ZeroMQ client speaking the framing of docs/protocol.md, for hostile and odd input.
 
-    It passes CURVE like a real client (hostile bytes must reach conf's own parsers); ``subscriber``, if
-    given, gets the same client key, as a real client's SUB does."""
+    It passes CURVE like a real client (hostile bytes must reach conf's own parsers)."""
 
-    def __init__(
-        self, context: zmq.Context[Any], url: str, subscriber: zmq.Socket[Any] | None = None
-    ) -> None:
+    def __init__(self, context: zmq.Context[Any], url: str, **options: int) -> None:
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVTIMEO, 5000)
-        CurveCipher().secure_client(
-            [self.sock] + ([subscriber] if subscriber is not None else []), server_key(url)
-        )
+        for name, value in options.items():
+            self.sock.setsockopt(getattr(zmq, name), value)
+        CurveCipher().secure_client([self.sock], server_key(url))
         self.sock.connect(endpoint(url))
 
     def send(self, *frames: bytes) -> None:
@@ -121,11 +118,11 @@ def context() -> Iterator[zmq.Context[Any]]:
         ctx.destroy(linger=0)
 
 
-# -- framing and topics, no network -------------------------------------------------------------------
+# -- framing, no network ------------------------------------------------------------------------------
 
 
 def test_framing_checks_every_message() -> None:
-    assert wire.parse_server_greeting(wire.server_greeting(7451)) == 7451
+    wire.parse_server_greeting(wire.server_greeting())
     wire.parse_client_greeting(wire.client_greeting())
     assert wire.split([b"C", b'{"type":"ping"}']) == (b"C", b'{"type":"ping"}')
     for bad in (
@@ -138,32 +135,14 @@ def test_framing_checks_every_message() -> None:
     ):
         with pytest.raises(ProtocolError):
             wire.split(bad)
-    for greeting in (b"hello", b"[]", b'{"transport": "conf-zmq", "version": 2}', bytes(600)):
+    # Version 1 sent media down on a PUB socket: its clients are refused with a reason, not left waiting.
+    old = b'{"transport": "conf-zmq", "version": 1, "pub_port": 7451}'
+    for greeting in (b"hello", b"[]", b'{"transport": "conf-zmq", "version": 3}', old, bytes(600)):
         with pytest.raises(ProtocolError):
             wire.parse_client_greeting(greeting)
-    rtp = bytes(RtpPacket(96, 1, 0, 0xDEADBEEF, b"x"))
-    assert wire.rtp_topic(rtp) == wire.topic(0xDEADBEEF) == b"\xde\xad\xbe\xef"
-    assert wire.rtp_topic(bytes([0x81, 201]) + bytes(30)) is None  # RTCP goes point to point
-    assert wire.split_published([b"\xde\xad\xbe\xef", rtp]) == rtp
-    with pytest.raises(ProtocolError):
-        wire.split_published([b"\x00\x00\x00\x01", rtp])
+        with pytest.raises(ProtocolError):
+            wire.parse_server_greeting(greeting)
     assert len(wire.bye("é" * 500)) <= wire.MAX_REASON
-
-
-def test_a_topic_belongs_to_one_publisher() -> None:
-    topics = TopicOwners(limit=3, idle=30)
-    a, b = b"aaaa", b"bbbb"
-    assert topics.may_publish(a, 1, 0.0) and topics.may_publish(a, 1, 1.0)
-    assert not topics.may_publish(a, 2, 2.0)  # someone else's SSRC: contested, point to point for both
-    assert not topics.may_publish(a, 1, 3.0) and topics.contested == 1
-    assert not topics.may_publish(b, None, 0.0)  # first seen from another transport
-    assert not topics.may_publish(b, 3, 1.0)
-    assert topics.may_publish(b"cccc", 4, 1.0)
-    assert not topics.may_publish(b"dddd", 5, 1.0)  # table full: point to point
-    topics.release(4)
-    assert topics.may_publish(b"dddd", 5, 2.0)
-    topics.expire(40.0)
-    assert len(topics) == 0 and topics.may_publish(a, 2, 41.0)
 
 
 async def test_connect_without_a_server_says_so_in_one_line() -> None:
@@ -213,9 +192,7 @@ def test_a_killed_client_is_dropped_by_the_heartbeat(pool: ClientPool) -> None:
     assert cy.expect("chat")["text"] == "carry on"
 
 
-def test_video_is_published_once_per_packet_under_its_ssrc(
-    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
-) -> None:
+def test_video_reaches_every_viewer(pool: ClientPool, zmq_server: tuple[ConfProcess, str]) -> None:
     server, url = zmq_server
     ada, meeting = pool.create("ada")
     bob = pool.joined(meeting, "bob")
@@ -224,22 +201,8 @@ def test_video_is_published_once_per_packet_under_its_ssrc(
     for viewer in (ada, bob):
         stats = viewer.expect("track_stats", has_frames, timeout=8)
         assert stats["ssrc"] == ssrc and stats["malformed"] == 0
-    counters = listener_stats(server, url, lambda c: c["published"] > 30)
-    assert counters["topics"] >= 1 and counters["malformed"] == 0
-
-    # As documented: PUB/SUB filters on the subscriber's word; a client with a link (in no meeting, even)
-    # who knows an SSRC can subscribe to it. Confidentiality between meetings on zmq:// relies on
-    # end-to-end encryption. (Without a link, the PUB does not admit it: tests/integration/test_encryption.)
-    stranger = context.socket(zmq.SUB)
-    stranger.setsockopt(zmq.RCVTIMEO, 3000)
-    stranger.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
-    greeter = RawDealer(context, url, stranger)
-    greeter.send(wire.GREETING, wire.client_greeting())
-    kind, payload = greeter.recv()
-    assert kind == wire.GREETING
-    stranger.connect(f"tcp://127.0.0.1:{wire.parse_server_greeting(payload)}")
-    topic, packet = stranger.recv_multipart()
-    assert topic == wire.topic(ssrc) and RtpPacket.parse(packet).ssrc == ssrc
+    counters = listener_stats(server, url, lambda c: c["links"] == 3)
+    assert counters["malformed"] == 0 and counters["send_failures"] == 0
 
 
 def test_tcp_and_zmq_clients_in_one_meeting() -> None:
@@ -312,25 +275,16 @@ def test_hostile_input_does_not_disturb_a_meeting(
     assert ada.expect("chat", lambda e: e["private"])["text"] == "fine"
 
 
-def test_another_meetings_ssrc_is_never_published(
-    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
-) -> None:
-    server, url = zmq_server
+def test_another_meetings_ssrc_stays_in_its_meeting(pool: ClientPool, context: zmq.Context[Any]) -> None:
     ada, meeting = pool.create("ada")
     sharer = pool.share(meeting, "pat", "pattern", *SMALL)
     ssrc = sharer.expect("publish_started")["ssrc"]
     ada.expect("track_stats", has_frames, timeout=8)
 
-    # A SUB of meeting ada's track, as ada's own client has (with mallory's key: the PUB admits it).
-    watcher = context.socket(zmq.SUB)
-    mallory = RawDealer(context, url, watcher)
-    mallory.send(wire.GREETING, wire.client_greeting())
-    kind, payload = mallory.recv()
-    assert kind == wire.GREETING
-    watcher.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
-    watcher.connect(f"tcp://127.0.0.1:{wire.parse_server_greeting(payload)}")
-
     # Someone in another meeting publishes a track with the same SSRC and sends garbage under it.
+    mallory = RawDealer(context, pool.url)
+    mallory.send(wire.GREETING, wire.client_greeting())
+    assert mallory.recv()[0] == wire.GREETING
     mallory.control({"type": "hello", "protocol": 1})
     mallory.control({"type": "create", "name": "mallory", "passcode": pool.passcode})
     other = mallory.expect_control("meeting_created")["meeting"]
@@ -338,21 +292,66 @@ def test_another_meetings_ssrc_is_never_published(
     mallory.control({"type": "publish", "kind": "video", "ssrc": ssrc, "codec": "H264"})
     mallory.expect_control("share_started")
     witness.expect("track_started")
+    theirs = 0
     for seq in range(200):
         mallory.send(wire.MEDIA, bytes(RtpPacket(96, 40_000 + seq, seq, ssrc, b"\x7c\x85garbage")))
+        while mallory.sock.poll(0):
+            kind, payload = mallory.recv()
+            theirs += kind == wire.MEDIA and not is_rtcp(payload)  # RTP is only ever ada's meeting's
         time.sleep(0.002)
+    assert theirs == 0
 
-    counters = listener_stats(server, url, lambda c: c["topics_contested"] >= 1)
-    assert counters["point_to_point"] > 0
-    published: list[bytes] = []
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and watcher.poll(500):
-        published.append(watcher.recv_multipart()[1])
-    assert published and not [p for p in published if p.endswith(b"garbage")]
-    # The meeting's own track is still delivered (point to point now) and undamaged.
+    # Each meeting keeps its own track: ada's is delivered undamaged, the witness sees mallory's.
     ada.drain(1.0)
     stats = ada.expect("track_stats", has_frames, timeout=8)
-    assert stats["malformed"] == 0 and stats["decode_errors"] == 0
+    assert stats["malformed"] == 0 and stats["decode_errors"] == 0 and stats["name"] == "pat"
+    assert witness.expect("track_stats", lambda e: e["packets"] > 0, timeout=8)["name"] == "mallory"
+
+
+def test_a_client_too_slow_for_media_still_gets_its_control_messages(
+    pool: ClientPool, zmq_server: tuple[ConfProcess, str], context: zmq.Context[Any]
+) -> None:
+    """Media and control share a client's ROUTER queue: when media has filled it, a control message
+    waits in the link's backlog (and media to it is dropped) instead of closing the link."""
+    server, url = zmq_server
+    ada, meeting = pool.create("ada")
+
+    def member(name: str, **options: int) -> RawDealer:
+        one = RawDealer(context, url, **options)
+        one.send(wire.GREETING, wire.client_greeting())
+        assert one.recv()[0] == wire.GREETING
+        one.control({"type": "hello", "protocol": 1})
+        one.control({"type": "join", "meeting": meeting, "name": name, "passcode": pool.passcode})
+        one.expect_control("joined")
+        return one
+
+    slow = member("slow", RCVHWM=1, RCVBUF=4096)  # reads nothing from here on but its own keep-alives
+    flood = member("flood")
+    flood.control({"type": "publish", "kind": "video", "ssrc": 0x5EED, "codec": "H264"})
+    flood.expect_control("share_started")
+    last_keepalive = 0.0
+    for seq in range(12_000):  # about 14 MB: more than the ROUTER's queue and the socket buffers hold
+        flood.send(wire.MEDIA, bytes(RtpPacket(96, seq, seq, 0x5EED, b"\x7c\x85" + bytes(1_150))))
+        if time.monotonic() - last_keepalive > 1.0:
+            slow.send(wire.KEEPALIVE, b"")
+            flood.send(wire.KEEPALIVE, b"")
+            last_keepalive = time.monotonic()
+    listener_stats(server, url, lambda c: c["send_failures"] > 0)  # slow's queue is full
+    ada.send("after the flood")
+    listener_stats(server, url, lambda c: c["control_delayed"] > 0)
+
+    texts: list[str] = []
+    kinds: set[bytes] = set()
+    deadline = time.monotonic() + 20
+    while "after the flood" not in texts and time.monotonic() < deadline:
+        if slow.sock.poll(200):
+            kind, payload = slow.recv()
+            kinds.add(kind)
+            if kind == wire.CONTROL and json.loads(payload).get("type") == "chat":
+                texts.append(json.loads(payload)["text"])
+        slow.send(wire.KEEPALIVE, b"")
+    assert texts == ["after the flood"] and wire.BYE not in kinds
+    assert not [e for e in ada.drain(1.0) if e["type"] == "participant_left"]  # slow is still in
 
 
 def test_port_zero_prints_the_url_and_a_busy_port_is_one_line() -> None:

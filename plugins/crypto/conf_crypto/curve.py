@@ -2,8 +2,7 @@
 
 The server's CURVE key pair is the X25519 form of its Ed25519 identity key, so a client that knows the
 identity (pinned, or fetched and checked against ``--fingerprint``) knows the CURVE server key too. A
-client uses one fresh CURVE key pair per connection, for its DEALER and its SUB alike (the server admits
-to its PUB only the keys of clients with a live link).
+client uses one fresh CURVE key pair per connection.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
-"""ZeroMQ transport for conf: ROUTER/DEALER for control, PUB/SUB for media fan-out (``zmq://HOST:PORT``).
+"""ZeroMQ transport for conf: a ROUTER/DEALER connection per client (``zmq://HOST:PORT``).
 
 A client's DEALER talks to the server's ROUTER at ``tcp://HOST:PORT``: a transport-level greeting, then
-conf control messages, keep-alives, goodbyes and the client's own media going up, each message two
-frames ``[KIND, PAYLOAD]``. Media coming down is published once on the server's PUB socket (port
-``PORT + 1``, or a free one with ``--port 0``; the greeting names it) under a topic per track, the SSRC,
-and each client's SUB subscribes to the tracks it receives. High-water marks bound every queue: a slow
-subscriber loses media, the server keeps its memory. RTCP goes point to point through the ROUTER.
-
-Anyone who can reach the PUB port can subscribe to any track's SSRC; media confidentiality between
-meetings on this transport relies on media encryption. See docs/protocol.md ("ZeroMQ").
+conf control messages, keep-alives, goodbyes and media both ways, each message two frames
+``[KIND, PAYLOAD]``. The server sends each media packet to each client the meeting core chose, addressed
+by its routing id, so a connection receives a meeting's media only while it is a participant of it.
+High-water marks bound every queue: a slow client loses media, the server keeps its memory. See
+docs/protocol.md ("ZeroMQ").
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ __all__ = ["ZmqClientLink", "ZmqListener", "ZmqServerLink", "ZmqStats", "ZmqTran
 class ZmqTransport(Transport):
     name = "zmq"
     schemes = ("zmq",)
-    description = "ZeroMQ (CURVE unless --encryption none): ROUTER/DEALER control, PUB/SUB media fan-out"
+    description = "ZeroMQ (CURVE unless --encryption none): ROUTER/DEALER for control and media"
     secure = True
 
     async def listen(self, host: str, port: int, events: ServerEvents, options: TransportOptions) -> Listener:

@@ -1,9 +1,8 @@
-"""The client side of the ZeroMQ transport: a DEALER to the server's ROUTER, a SUB to its PUB.
+"""The client side of the ZeroMQ transport: a DEALER to the server's ROUTER, for control and media.
 
-The DEALER greets first (``G``); the server's greeting names its PUB port, and the SUB connects there on
-the same host. The SUB subscribes to a track's SSRC when the media pipeline starts receiving it
-(:meth:`ZmqClientLink.subscribe`). Control messages that do not fit in the DEALER's queue wait in a
-bounded backlog; while they wait, media going up is dropped.
+The DEALER greets first (``G``) and waits for the server's greeting; then control messages, keep-alives
+and media go both ways on it. Control messages that do not fit in the DEALER's queue wait in a bounded
+backlog; while they wait, media going up is dropped.
 """
 
 from __future__ import annotations
@@ -27,10 +26,8 @@ from .server import BATCH, configure, send_now, tcp_endpoint
 log = logging.getLogger("conf.transport.zmq")
 
 DEALER_HWM = 1_000
-SUB_RCVHWM = 1_000
 CONTROL_BACKLOG_LIMIT = 4 * 1024 * 1024
 """Unsent control bytes beyond which the server is too slow to keep (as on TCP)."""
-MAX_SUBSCRIPTIONS = 4_096
 BACKLOG_POLL = 0.01
 BYE_LINGER_MS = 500
 
@@ -43,22 +40,18 @@ def new_routing_id() -> bytes:
 class ZmqClientLink(Link):
     """The server as a client sees it."""
 
-    media_ordered = True  # one TCP stream per socket: what a slow subscriber loses is dropped, not reordered
+    media_ordered = True  # one TCP stream: what a slow client loses is dropped, not reordered
 
-    def __init__(
-        self, dealer: zmq.asyncio.Socket, sub: zmq.asyncio.Socket, events: ClientEvents, url: str
-    ) -> None:
+    def __init__(self, dealer: zmq.asyncio.Socket, events: ClientEvents, url: str) -> None:
         super().__init__(url)
         self._dealer = dealer
-        self._sub = sub
         self._events = events
         self._closed = False
         self._backlog: deque[bytes] = deque()
         self._backlog_bytes = 0
         self._flusher: asyncio.Task[None] | None = None
-        self.subscribed: set[int] = set()
         self.malformed = 0
-        self._tasks = [asyncio.create_task(self._read_dealer()), asyncio.create_task(self._read_sub())]
+        self._tasks = [asyncio.create_task(self._read_dealer())]
 
     # -- Link --------------------------------------------------------------------------------------
 
@@ -91,21 +84,8 @@ class ZmqClientLink(Link):
         self.stats.bytes_out += len(packet)
         return True
 
-    def subscribe(self, ssrc: int) -> None:
-        """Receive track ``ssrc`` from the server's PUB socket."""
-        if self._closed or ssrc in self.subscribed or len(self.subscribed) >= MAX_SUBSCRIPTIONS:
-            return
-        self.subscribed.add(ssrc)
-        self._sub.setsockopt(zmq.SUBSCRIBE, wire.topic(ssrc))
-
-    def unsubscribe(self, ssrc: int) -> None:
-        if self._closed or ssrc not in self.subscribed:
-            return
-        self.subscribed.discard(ssrc)
-        self._sub.setsockopt(zmq.UNSUBSCRIBE, wire.topic(ssrc))
-
     def close(self, reason: str = "closed") -> None:
-        """Say goodbye (``B``, best effort) and close both sockets."""
+        """Say goodbye (``B``, best effort) and close the socket."""
         if self._closed:
             return
         self._closed = True
@@ -115,7 +95,6 @@ class ZmqClientLink(Link):
         for task in self._tasks:
             task.cancel()
         self._dealer.close(linger=BYE_LINGER_MS)
-        self._sub.close(linger=0)
         asyncio.get_running_loop().call_soon(self._events.closed, reason)
 
     @property
@@ -159,54 +138,29 @@ class ZmqClientLink(Link):
             if handled % BATCH == 0:
                 await asyncio.sleep(0)
 
-    async def _read_sub(self) -> None:
-        handled = 0
-        while not self._closed:
-            try:
-                frames = await self._sub.recv_multipart()
-                packet = wire.split_published(frames)
-            except ProtocolError:
-                self.malformed += 1
-                continue
-            except zmq.ZMQError:
-                return
-            if int.from_bytes(frames[0], "big") not in self.subscribed:
-                continue  # in flight when we unsubscribed
-            self.stats.media_in += 1
-            self.stats.bytes_in += len(packet)
-            self._events.media_received(packet)
-            handled += 1
-            if handled % BATCH == 0:
-                await asyncio.sleep(0)
-
 
 async def connect(host: str, port: int, events: ClientEvents, options: TransportOptions) -> ZmqClientLink:
-    """Greet the server's ROUTER, connect the SUB to its PUB; ConfError if there is no answer in time."""
+    """Greet the server's ROUTER; ConfError if there is no answer in time."""
     url = f"zmq://[{host}]:{port}" if ":" in host else f"zmq://{host}:{port}"
     security = options.security
     server_key = await _server_key(security, host, port, url, options.connect_timeout)
     context = zmq.asyncio.Context.instance()
     dealer = context.socket(zmq.DEALER)
-    sub = context.socket(zmq.SUB)
     try:
         configure(dealer, host, SNDHWM=DEALER_HWM, RCVHWM=DEALER_HWM)
         dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
-        configure(sub, host, RCVHWM=SUB_RCVHWM)
         if security is not None and server_key is not None:
-            security.message().secure_client([dealer, sub], server_key)
+            security.message().secure_client([dealer], server_key)
         dealer.connect(tcp_endpoint(host, port))
         send_now(dealer, [wire.GREETING, wire.client_greeting()])
-        pub_port = await _greeting(dealer, url, options.connect_timeout)
-        sub.connect(tcp_endpoint(host, pub_port))
+        await _greeting(dealer, url, options.connect_timeout)
     except zmq.ZMQError as exc:
         dealer.close(0)
-        sub.close(0)
         raise ConfError(f"cannot reach server {url}: {exc.strerror.lower()}") from None
     except BaseException:
         dealer.close(0)
-        sub.close(0)
         raise
-    return ZmqClientLink(dealer, sub, events, url)
+    return ZmqClientLink(dealer, events, url)
 
 
 async def _server_key(
@@ -234,15 +188,16 @@ async def _server_key(
     return key
 
 
-async def _greeting(dealer: zmq.asyncio.Socket, url: str, timeout: float) -> int:
-    """Wait for the server's greeting; return its PUB port."""
+async def _greeting(dealer: zmq.asyncio.Socket, url: str, timeout: float) -> None:
+    """Wait for the server's greeting."""
     try:
         async with asyncio.timeout(timeout):
             while True:
                 try:
                     kind, payload = wire.split(await dealer.recv_multipart())
                     if kind == wire.GREETING:
-                        return wire.parse_server_greeting(payload)
+                        wire.parse_server_greeting(payload)
+                        return
                 except ProtocolError as exc:
                     raise ConfError(f"{url} does not speak the conf ZeroMQ protocol: {exc}") from None
                 if kind == wire.BYE:

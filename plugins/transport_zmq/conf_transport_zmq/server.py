@@ -1,15 +1,20 @@
-"""The server side of the ZeroMQ transport: a ROUTER for control (and media upstream), a PUB for media.
+"""The server side of the ZeroMQ transport: one ROUTER, for control and for media both ways.
 
 Each DEALER routing id that greets becomes one :class:`ZmqServerLink`. ZeroMQ does not tell the ROUTER
 when a peer vanishes, so a link lives until it says goodbye (``B``), or until the meeting core closes it:
 conf's heartbeat timeout (6 s) is what drops a killed client. A closed link's routing id is forgotten; its
 later messages are dropped (answered with ``B``) unless it greets again.
 
-Security: PUB/SUB has no access control. Anyone who can reach the PUB port can subscribe to any topic,
-including the SSRC of a track in a meeting they are not in. The listener refuses to publish a topic for
-two senders (see :mod:`.topics`), so no one can inject packets into another meeting's track through the
-PUB socket, but media *confidentiality* across meetings on this transport relies on media encryption
-(end-to-end encryption plugin), not on the transport. Bind to a trusted interface until that is in place.
+Media going down is sent to each link the meeting core chose, addressed by its routing id, exactly as
+TCP and RTP send to each chosen connection: nothing of a meeting is ever written to a connection that is
+not a participant of it (not even ciphertext, so not its timing either), and a link the server has
+closed gets nothing more, its routing id being forgotten. (PUB/SUB, which this transport used before,
+filters on the subscriber's word, and ZeroMQ cannot drop one peer of a PUB socket; an XPUB whose
+subscriptions the server sets still cannot take them back from a peer that sends nothing.)
+
+The ROUTER is a plain socket read from the event loop's reader callback: sends do not go through
+futures, and after every send the reader checks the socket again, since ZeroMQ's file descriptor only
+signals changes and a send may have taken in the news of waiting input.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -29,27 +34,25 @@ from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
 from . import wire
-from .access import guard
 from .keys import KeyService, open_service
-from .topics import TopicOwners
 
 log = logging.getLogger("conf.transport.zmq")
 
 MAX_LINKS = 2_000
 """Routing ids greeted at once; more are answered ``B`` ("server full")."""
 ROUTER_SNDHWM = 2_000
-"""Messages queued per client on the ROUTER (control and point-to-point RTCP); beyond, media is dropped
-and a client that cannot take control messages is disconnected."""
+"""Messages queued per client on the ROUTER (control and media, about 2.4 MB of video); beyond, media
+for that client is dropped and its control messages wait in its backlog."""
 ROUTER_RCVHWM = 2_000
-PUB_SNDHWM = 1_000
-"""Media messages queued per subscriber on the PUB (about 1.2 MB of video); beyond, that subscriber
-loses media and nobody else notices."""
+CONTROL_BACKLOG_LIMIT = 4 * 1024 * 1024
+"""Control bytes waiting for a client's full queue beyond which it is too slow to keep (as on TCP)."""
+BACKLOG_POLL = 0.01
+"""Seconds between tries to move waiting control messages into the ROUTER's queue."""
 ZMTP_HEARTBEAT_MS = 2_000
 ZMTP_HANDSHAKE_MS = 5_000
 """A connection that has not finished ZeroMQ's handshake by then is dropped (libzmq's default is 30 s)."""
 BATCH = 64
 """Messages handled before the reader yields to the event loop."""
-SWEEP_SECONDS = 10.0
 MAX_LOGGED_STRANGERS = 256
 """Routing ids without a link whose first bad message is logged; past that many, only counted."""
 
@@ -62,9 +65,8 @@ class ZmqStats:
     unknown_sender: int = 0
     bad_greetings: int = 0
     refused_full: int = 0
-    published: int = 0
-    point_to_point: int = 0
     send_failures: int = 0
+    control_delayed: int = 0
 
 
 def configure(sock: zmq.Socket[Any], host: str, **options: int) -> None:
@@ -89,7 +91,7 @@ def bound_port(sock: zmq.Socket[Any]) -> int:
 
 
 def send_now(sock: zmq.asyncio.Socket, parts: list[bytes]) -> bool:
-    """Send without waiting; False if the message was not queued."""
+    """Send on an asyncio socket without waiting; False if the message was not queued."""
     future = cast("asyncio.Future[object]", sock.send_multipart(parts, flags=zmq.DONTWAIT))
     if not future.done():  # only when sends were already waiting, which this package never does
         return True
@@ -106,26 +108,45 @@ class ZmqServerLink(Link):
 
     media_ordered = True
 
-    def __init__(self, listener: ZmqListener, identity: bytes, peer: str, curve_key: bytes = b"") -> None:
+    def __init__(self, listener: ZmqListener, identity: bytes, peer: str) -> None:
         super().__init__(peer, listener)
         self.identity = identity
-        self.curve_key = curve_key  # the client's CURVE key (z85), empty without encryption
         self._owner = listener
         self._closed = False
+        self._backlog: deque[bytes] = deque()
+        self._backlog_bytes = 0
 
     def send_control(self, data: bytes) -> None:
+        """Queue a control message; one that does not fit in the ROUTER's queue waits in a bounded backlog."""
         if self._closed:
             return
         if len(data) > wire.MAX_PAYLOAD:
             raise ProtocolError(f"control message of {len(data)} bytes exceeds {wire.MAX_PAYLOAD}")
-        if self._owner.send(self.identity, wire.CONTROL, data):
-            self.stats.control_out += 1
-            self.stats.bytes_out += len(data)
-        else:  # its queue is full (or it is gone): as on TCP, a peer that cannot keep up is let go
+        self.stats.control_out += 1
+        self.stats.bytes_out += len(data)
+        if not self._backlog and self._owner.send(self.identity, wire.CONTROL, data):
+            return
+        self._backlog.append(data)
+        self._backlog_bytes += len(data)
+        self._owner.counters.control_delayed += 1
+        if self._backlog_bytes > CONTROL_BACKLOG_LIMIT:  # as on TCP, a peer that cannot keep up is let go
             self.close("peer too slow to read control messages")
+        else:
+            self._owner.backlogged(self)
+
+    def flush(self) -> bool:
+        """Move waiting control messages into the ROUTER's queue, in order; True once none wait."""
+        while self._backlog and not self._closed:
+            data = self._backlog[0]
+            if not self._owner.send(self.identity, wire.CONTROL, data):
+                return False
+            self._backlog.popleft()
+            self._backlog_bytes -= len(data)
+        return True
 
     def send_media(self, packet: bytes) -> bool:
-        if self._closed or len(packet) > wire.MAX_PAYLOAD:
+        """Send one packet to this client alone; dropped while its queue is full or control waits."""
+        if self._closed or self._backlog or len(packet) > wire.MAX_PAYLOAD:
             self.stats.media_dropped += 1
             return False
         if not self._owner.send(self.identity, wire.MEDIA, packet):
@@ -136,10 +157,11 @@ class ZmqServerLink(Link):
         return True
 
     def close(self, reason: str = "closed") -> None:
-        """Say goodbye (``B``) and forget the routing id."""
+        """Say goodbye (``B``) and forget the routing id: nothing more is sent to it."""
         if self._closed:
             return
         self._closed = True
+        self._backlog.clear()
         self._owner.send(self.identity, wire.BYE, wire.bye(reason))
         self._owner.forget(self, reason)
 
@@ -149,55 +171,47 @@ class ZmqServerLink(Link):
 
 
 class ZmqListener(Listener):
-    """A ROUTER bound at ``tcp://HOST:PORT`` and a PUB bound at ``pub_port`` on the same host."""
+    """A ROUTER bound at ``tcp://HOST:PORT``, read from the event loop."""
 
     def __init__(
         self,
-        context: zmq.asyncio.Context,
-        router: zmq.asyncio.Socket,
-        pub: zmq.Socket[Any],
+        router: zmq.Socket[Any],
         events: ServerEvents,
         *,
         max_links: int = MAX_LINKS,
     ) -> None:
-        self._context = context
         self._router = router
-        self._pub = pub
         self._events = events
         self.max_links = max_links
-        self.pub_port = bound_port(pub)
         self.url = "zmq://" + router.getsockopt_string(zmq.LAST_ENDPOINT).removeprefix("tcp://")
         self.links: dict[bytes, ZmqServerLink] = {}
         self.counters = ZmqStats()
-        self.topics = TopicOwners()
-        self._greeting = wire.server_greeting(self.pub_port)
-        self._sender: ZmqServerLink | None = None
+        self._greeting = wire.server_greeting()
         self._logged: set[bytes] = set()
         self._recently_closed: dict[bytes, None] = {}  # their late messages are no news: not logged
         self._closed = False
-        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._sweep())]
+        self._loop = asyncio.get_running_loop()
+        self._read_pending = False
+        self._backlogged: set[ZmqServerLink] = set()
+        self._flusher: asyncio.Task[None] | None = None
         self.key_service: KeyService | None = None
-        self.subscribers: set[bytes] = set()
+        self._fd = int(router.getsockopt(zmq.FD))
+        self._loop.add_reader(self._fd, self._wake)
+        self._wake()
 
     @classmethod
     async def open(cls, host: str, port: int, events: ServerEvents, options: TransportOptions) -> ZmqListener:
         context = zmq.asyncio.Context.instance()
-        router = context.socket(zmq.ROUTER)
-        pub: zmq.Socket[Any] = zmq.Socket(context, zmq.PUB)  # write-only: a plain socket
+        router: zmq.Socket[Any] = zmq.Socket(context, zmq.ROUTER)  # read through the loop's reader: plain
         security = options.security
         service: KeyService | None = None
-        subscribers: set[bytes] = set()  # CURVE keys of open links: who may connect to the PUB
         try:
             # Mandatory routing makes a full or vanished peer's queue an error we see, not a silent drop.
             configure(router, host, ROUTER_MANDATORY=1, SNDHWM=ROUTER_SNDHWM, RCVHWM=ROUTER_RCVHWM)
-            configure(pub, host, SNDHWM=PUB_SNDHWM)
             if security is not None:
                 if security.identity is None:
                     raise ConfError("a CURVE server needs an identity key")
-                curve = security.message()
-                curve.secure_server(router, security.identity)
-                curve.secure_server(pub, security.identity)
-                guard(context, router, pub, lambda key: key in subscribers)
+                security.message().secure_server(router, security.identity)
             _bind(router, host, port, "")
             if security is not None and security.identity is not None:
                 bound = bound_port(router)
@@ -207,93 +221,111 @@ class ZmqListener(Listener):
                     raise ConfError(
                         f"cannot open the ZeroMQ key service on UDP {host}:{bound}: {exc.strerror or exc}"
                     ) from None
-            pub_port = int(options.extra.get("zmq_pub_port") or (port + 1 if 0 < port < 65_535 else 0))
-            _bind(pub, host, pub_port, f" (the ZeroMQ media port is --port + 1, here {pub_port})")
         except BaseException:
             router.close(0)
-            pub.close(0)
             if service is not None:
                 service.close()
             raise
         max_links = int(options.extra.get("zmq_max_links") or MAX_LINKS)
-        listener = cls(context, router, pub, events, max_links=max_links)
+        listener = cls(router, events, max_links=max_links)
         listener.key_service = service
-        listener.subscribers = subscribers
         return listener
 
     def stats(self) -> dict[str, int]:
-        return {
-            **asdict(self.counters),
-            "links": len(self.links),
-            "topics": len(self.topics),
-            "topics_contested": self.topics.contested,
-        }
+        return {**asdict(self.counters), "links": len(self.links)}
 
     # -- sending -----------------------------------------------------------------------------------
 
     def send(self, identity: bytes, kind: bytes, payload: bytes) -> bool:
+        """Queue one message for one routing id; False if its queue is full or it is not connected."""
         if self._closed:
             return False
-        if send_now(self._router, [identity, kind, payload]):
-            return True
-        self.counters.send_failures += 1
-        return False
+        try:
+            self._router.send_multipart([identity, kind, payload], flags=zmq.DONTWAIT)
+        except zmq.ZMQError as exc:
+            if not isinstance(exc, zmq.Again):
+                log.debug("zmq send failed: %s", exc)
+            self.counters.send_failures += 1
+            return False
+        finally:
+            self._wake()  # a send may have taken in the news of waiting input: look again
+        return True
 
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
-        """Publish an RTP packet once, under its SSRC; send anything else point to point.
+        """Send one packet to each of ``links`` (the meeting core's choice), each on its own routing id.
 
-        The meeting core chose ``links`` (everyone in the meeting but the publisher); on the PUB socket the
-        packet reaches the SUBs subscribed to its SSRC, which are the clients that were told of the track.
-        RTCP, and RTP whose topic another sender uses too (see :mod:`.topics`), go to each of ``links``
-        through the ROUTER instead. Drops at the PUB's high-water mark are not visible per subscriber.
-        """
-        targets = [link for link in links if not link.is_closing]
-        if not targets:
-            return 0
-        name = wire.rtp_topic(packet)
-        sender = self._sender.id if self._sender is not None else None
-        if (
-            name is not None
-            and len(packet) <= wire.MAX_PAYLOAD
-            and not self._closed
-            and self.topics.may_publish(name, sender, time.monotonic())
-        ):
-            try:
-                self._pub.send_multipart([name, packet], flags=zmq.DONTWAIT)
-            except zmq.ZMQError:
-                for link in targets:
-                    link.stats.media_dropped += 1
-                return 0
-            self.counters.published += 1
-            size = len(packet)
+        The same as a loop of :meth:`ZmqServerLink.send_media`, with the per-message work hoisted out."""
+        targets = cast("Iterable[ZmqServerLink]", links)  # the server groups links by their listener
+        if self._closed or len(packet) > wire.MAX_PAYLOAD:
             for link in targets:
-                link.stats.media_out += 1
-                link.stats.bytes_out += size
-            return len(targets)
-        self.counters.point_to_point += 1
-        return sum(link.send_media(packet) for link in targets)
+                link.stats.media_dropped += 1
+            return 0
+        send = self._router.send
+        more, last = zmq.SNDMORE | zmq.DONTWAIT, zmq.DONTWAIT
+        size = len(packet)
+        sent = 0
+        for link in targets:
+            stats = link.stats
+            if link._closed or link._backlog:
+                stats.media_dropped += 1
+                continue
+            try:  # with ROUTER_MANDATORY a full or unknown peer fails here, at the first frame
+                send(link.identity, more)
+            except zmq.ZMQError:
+                self.counters.send_failures += 1
+                stats.media_dropped += 1
+                continue
+            send(wire.MEDIA, more)
+            send(packet, last)
+            stats.media_out += 1
+            stats.bytes_out += size
+            sent += 1
+        self._wake()  # the sends may have taken in the news of waiting input
+        return sent
+
+    def backlogged(self, link: ZmqServerLink) -> None:
+        """``link`` has control messages waiting: retry them until its queue takes them."""
+        self._backlogged.add(link)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._backlogged and not self._closed:
+            await asyncio.sleep(BACKLOG_POLL)
+            for link in list(self._backlogged):
+                if link.is_closing or link.flush():
+                    self._backlogged.discard(link)
 
     # -- receiving ---------------------------------------------------------------------------------
 
-    async def _read(self) -> None:
+    def _wake(self) -> None:
+        """Read the ROUTER soon (once per event-loop turn, however many times asked)."""
+        if not self._read_pending and not self._closed:
+            self._read_pending = True
+            self._loop.call_soon(self._read)
+
+    def _read(self) -> None:
+        """Handle up to BATCH messages; ask to be called again if more may wait."""
+        self._read_pending = False
         router = self._router
-        handled = 0
-        while True:
+        for _ in range(BATCH):
+            if self._closed:
+                return
             try:
-                frames = await router.recv_multipart(copy=False)
+                frames = router.recv_multipart(flags=zmq.DONTWAIT, copy=False)
+            except zmq.Again:
+                return
             except zmq.ZMQError as exc:
                 if self._closed or exc.errno in (zmq.ETERM, zmq.ENOTSOCK):
                     return
                 log.warning("zmq receive failed: %s", exc)
-                await asyncio.sleep(0.1)
-                continue
+                self._loop.call_later(0.1, self._wake)
+                return
             try:
                 self._handle(frames)
             except Exception:  # a bug in one message's handling must not stop the listener
                 log.exception("error handling a zmq message")
-            handled += 1
-            if handled % BATCH == 0:
-                await asyncio.sleep(0)
+        self._wake()
 
     def _log_stranger(self, identity: bytes, why: str) -> None:
         """Log the first bad message of a routing id that has no link (up to MAX_LOGGED_STRANGERS ids)."""
@@ -337,15 +369,12 @@ class ZmqListener(Listener):
             self._events.control_received(link, payload)
         elif kind == wire.MEDIA:
             stats.media_in += 1
-            self._sender = link
-            try:
-                self._events.media_received(link, payload)
-            finally:
-                self._sender = None
+            self._events.media_received(link, payload)
         elif kind == wire.KEEPALIVE:
             self._events.keepalive_received(link)
         elif kind == wire.BYE:
             link._closed = True
+            link._backlog.clear()
             self.forget(link, f"closed by peer: {wire.read_bye(payload)}")
         else:  # a repeated greeting: answer it again, the link stays
             self.send(identity, wire.GREETING, self._greeting)
@@ -366,14 +395,8 @@ class ZmqListener(Listener):
             address = str(frame.get("Peer-Address"))
         except (zmq.ZMQError, KeyError, ValueError):
             address = "?"
-        try:
-            curve_key = str(frame.get("User-Id")).encode() if self.key_service is not None else b""
-        except (zmq.ZMQError, KeyError, ValueError):
-            curve_key = b""
-        link = ZmqServerLink(self, identity, f"{address} (zmq id {identity.hex()[:16]})", curve_key)
+        link = ZmqServerLink(self, identity, f"{address} (zmq id {identity.hex()[:16]})")
         self.links[identity] = link
-        if curve_key:
-            self.subscribers.add(curve_key)
         self.send(identity, wire.GREETING, self._greeting)
         self._events.link_opened(link)
 
@@ -381,33 +404,25 @@ class ZmqListener(Listener):
         """Drop a link's routing id and tell the server, from the event loop (never re-entrantly)."""
         if self.links.get(link.identity) is link:
             del self.links[link.identity]
+        self._backlogged.discard(link)
         self._recently_closed[link.identity] = None
         if len(self._recently_closed) > MAX_LOGGED_STRANGERS:
             del self._recently_closed[next(iter(self._recently_closed))]
-        if link.curve_key and not any(other.curve_key == link.curve_key for other in self.links.values()):
-            self.subscribers.discard(link.curve_key)
-        self.topics.release(link.id)
-        asyncio.get_running_loop().call_soon(self._events.link_closed, link, reason)
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_SECONDS)
-            self.topics.expire(time.monotonic())
+        self._loop.call_soon(self._events.link_closed, link, reason)
 
     async def close(self) -> None:
         if self._closed:
             return
         for link in list(self.links.values()):
             link.close("server shutting down")
-        await asyncio.sleep(0.05)  # let libzmq write the goodbyes before the sockets go
+        await asyncio.sleep(0.05)  # let libzmq write the goodbyes before the socket goes
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        self._loop.remove_reader(self._fd)
+        if self._flusher is not None:
+            self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._flusher
         self._router.close(linger=0)
-        self._pub.close(linger=0)
         if self.key_service is not None:
             self.key_service.close()
 
