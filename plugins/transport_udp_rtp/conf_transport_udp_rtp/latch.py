@@ -61,6 +61,7 @@ class UdpStats:
     stun_refused: int = 0  # a STUN request with an unknown token or a bad signature
     stun_replayed: int = 0  # a signed request seen before, from another address
     send_dropped: int = 0  # media not sent: no latched address yet, or the socket buffer was full
+    protect_refused: int = 0  # media not sent to one receiver: SRTP would not protect it (see srtp.py)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
