@@ -21,6 +21,7 @@ from typing import Any
 
 from conf_cli.errors import RequestRefused
 from conf_cli.meeting.control import RemoteControl
+from conf_cli.meeting.feedback import TrackFeedback
 from conf_cli.meeting.passcode import PasscodeHash
 
 Message = dict[str, Any]
@@ -54,6 +55,8 @@ class Track:
     owner: int
     kind: str
     codec: str
+    feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
+    """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
 
     def describe(self, owner_name: str) -> Message:
         return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
