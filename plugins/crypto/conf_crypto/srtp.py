@@ -115,7 +115,7 @@ class SrtpSession(MediaSession):
                 self.refused += 1
                 return None
             return self._tx.protect(packet)
-        except pylibsrtp.Error:
+        except (pylibsrtp.Error, ValueError):  # ValueError: longer than libsrtp's buffer
             self.refused += 1
             return None
 
