@@ -1,4 +1,5 @@
-"""RTCP abuse over real sockets: a hostile participant on rtp:// with real SRTP against a real server.
+"""RTCP abuse over real sockets: a hostile participant on rtp:// (with real SRTP, and without) against
+a real server and real clients.
 
 - A NACK naming one sequence number hundreds of times, and a flood of NACKs, make the publisher resend
   each packet once per request at most, the resends reach the one who asked and nobody else, and what it
@@ -23,7 +24,7 @@ from conf_cli.meeting.feedback import RESEND_BURST, RESEND_RATE
 from conf_cli.protocol.rtcp import Nack, SenderReport, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.testing import ClientPool, ConfProcess, start_server
-from conf_cli.testing_hostile import SrtpRawLink, srtp_join
+from conf_cli.testing_hostile import RtpRawLink, raw_join, srtp_join
 
 FORGED_COUNT = 0xDEADBEEF  # the packet count of the forged sender report, to recognise it
 NACKER_SSRC = 0x4D414C4C
@@ -32,7 +33,7 @@ NACKER_SSRC = 0x4D414C4C
 class Tap:
     """Everything one raw participant receives, kept as it came off its UDP socket and decrypted."""
 
-    def __init__(self, link: SrtpRawLink) -> None:
+    def __init__(self, link: RtpRawLink) -> None:
         self.link = link
         self.rtp: dict[tuple[int, int], list[bytes]] = defaultdict(list)
         """(SSRC, sequence number) -> the SRTP datagrams that came with them (the RTP header is in clear;
@@ -59,9 +60,9 @@ class Tap:
                 with self._lock:
                     self.rtp[key].append(data)
                 continue
-            plain = link.srtp.unprotect(data)
+            srtp = getattr(link, "srtp", None)  # None: a server running --encryption none
+            plain = data if srtp is None else srtp.unprotect(data)
             if plain is None:
-                link.unauthenticated += 1
                 continue
             with self._lock:
                 self.rtcp.append(plain)
@@ -117,10 +118,15 @@ def wait_for(what: str, check: object, timeout: float = 20.0) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def rtp_meeting() -> Iterator[tuple[ConfProcess, str, ClientPool, ConfProcess, str]]:
-    server, url = start_server("--stats-interval", "0.5", transport="rtp")
-    clients = ClientPool(url)
+Meeting = tuple[ConfProcess, str, ClientPool, ConfProcess, str]
+
+
+@pytest.fixture(params=["srtp", "none"])
+def rtp_meeting(request: pytest.FixtureRequest) -> Iterator[Meeting]:
+    """A server on rtp:// (SRTP, or --encryption none) and a meeting its host created."""
+    plain = ("--encryption", "none") if request.param == "none" else ()
+    server, url = start_server("--stats-interval", "0.5", *plain, transport="rtp")
+    clients = ClientPool(url, extra=plain)
     try:
         host, meeting = clients.create("host")
         yield server, url, clients, host, meeting
@@ -129,13 +135,22 @@ def rtp_meeting() -> Iterator[tuple[ConfProcess, str, ClientPool, ConfProcess, s
         server.stop()
 
 
+def join(url: str, meeting: str, name: str, clients: ClientPool) -> RtpRawLink:
+    """A raw participant: with real SRTP, unless the server runs --encryption none."""
+    if "none" in clients.extra:
+        link = raw_join(url, meeting, name, clients.passcode)
+        assert isinstance(link, RtpRawLink)
+        return link
+    return srtp_join(url, meeting, name, clients.passcode)
+
+
 def test_a_nack_flood_gets_each_packet_resent_once_to_the_requester_alone(
-    rtp_meeting: tuple[ConfProcess, str, ClientPool, ConfProcess, str],
+    rtp_meeting: Meeting,
 ) -> None:
     server, url, clients, host, meeting = rtp_meeting
-    mallory = srtp_join(url, meeting, "mallory", clients.passcode)
-    carol = srtp_join(url, meeting, "carol", clients.passcode)
-    dave = srtp_join(url, meeting, "dave", clients.passcode)
+    mallory = join(url, meeting, "mallory", clients)
+    carol = join(url, meeting, "carol", clients)
+    dave = join(url, meeting, "dave", clients)
     taps = {name: Tap(link) for name, link in (("mallory", mallory), ("carol", carol), ("dave", dave))}
     try:
         host.send("/share pattern width=320 height=240 fps=15")
@@ -199,16 +214,17 @@ def rtp(ssrc: int, seq: int, payload: bytes) -> bytes:
     )
 
 
+@pytest.mark.parametrize("rtp_meeting", ["srtp"], indirect=True)
 def test_no_receiver_gets_two_different_packets_under_one_srtp_index(
-    rtp_meeting: tuple[ConfProcess, str, ClientPool, ConfProcess, str],
+    rtp_meeting: Meeting,
 ) -> None:
     """A publisher that answers a NACK with other bytes under the same sequence number: forwarded, each
     receiver's SRTP would encrypt two plaintexts with one key stream. The tap on each receiver's socket
     (what the server sent it) must hold one SRTP packet per (SSRC, index), or the very same one twice."""
     server, url, clients, _, meeting = rtp_meeting
-    mallory = srtp_join(url, meeting, "mallory", clients.passcode)
-    carol = srtp_join(url, meeting, "carol", clients.passcode)
-    publisher = srtp_join(url, meeting, "pub", clients.passcode)
+    mallory = join(url, meeting, "mallory", clients)
+    carol = join(url, meeting, "carol", clients)
+    publisher = join(url, meeting, "pub", clients)
     taps = {"mallory": Tap(mallory), "carol": Tap(carol)}
     ssrc = 0x51515151
     try:
