@@ -6,11 +6,11 @@ state, which :attr:`Hub.generation` tracks. :class:`Forwarder` therefore asks th
 the generation changes (a join, a leave, a publish, any request or connection event). A packet that hits
 the cache costs two dict lookups, the track's check that its sequence number is new, and one
 ``forward_media`` call per listener; no tuples, lists or dicts are built for it. A packet seen before (a
-resend) goes only to whoever asked for it (:meth:`Hub.route_resend`). RTCP, which the hub may rewrite (a
-NACK) or split (feedback to publishers, reports to the audience), and short packets always take the hub's
-full path. RTP whose header (CSRC list, extension) runs past
-the end of the packet is dropped before the cache, as the hub would; ``on_malformed`` hears of each
-malformed packet and its sender.
+resend) goes only to whoever asked for it (:meth:`Hub.route_resend`), on each one's own link. RTCP, which
+the hub may rewrite (a NACK) or split (feedback to publishers, reports to the audience), and short packets
+always take the hub's full path. RTP whose header (CSRC list, extension) runs past the end of the packet
+is dropped before the cache, as the hub would; ``on_malformed`` hears of each malformed packet and its
+sender.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Forwarder:
                         for send, group in groups:
                             send(packet, group)
                     else:
-                        self.send(packet, hub.route_resend(link.id, track, packet, now))
+                        self.send_each(packet, hub.route_resend(link.id, track, packet, now))
                     return True
             return self._uncached_rtp(link, packet, now)
         malformed = hub.stats.media_malformed
@@ -104,7 +104,10 @@ class Forwarder:
             routes = self._routes[link.id] = {}
         found = hub.rtp_route(link.id, int.from_bytes(packet[8:12], "big"))
         routes[packet[8:12]] = _REFUSED if found is None else (self._resolve(found[0]), found[1])
-        self.send(packet, recipients)
+        if found is not None and recipients != found[0]:  # a resend: to whoever asked, point to point
+            self.send_each(packet, recipients)
+        else:
+            self.send(packet, recipients)
         return True
 
     def send(self, packet: bytes, recipients: tuple[int, ...]) -> None:
@@ -113,6 +116,15 @@ class Forwarder:
             return
         for send, group in self._resolve(recipients):
             send(packet, group)
+
+    def send_each(self, packet: bytes, recipients: tuple[int, ...]) -> None:
+        """Send ``packet`` to each of ``recipients`` on its own link, never by a listener's fan-out: a
+        resend is for whoever asked, and a fan-out (ZeroMQ's PUB) would reach every subscriber."""
+        links = self.links
+        for cid in recipients:
+            link = links.get(cid)
+            if link is not None:
+                link.send_media(packet)
 
     def take_active(self) -> set[int]:
         active, self.active = self.active, set()

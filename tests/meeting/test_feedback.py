@@ -222,7 +222,7 @@ def test_a_compound_packet_is_split_feedback_to_publishers_reports_to_the_audien
     assert [type(p) for p in forwards[(2,)]] == [Pli]
 
 
-def test_the_forwarder_sends_a_resend_to_the_requester_alone_even_with_its_route_cached() -> None:
+def test_the_forwarder_sends_a_resend_to_the_requester_alone_on_its_own_link() -> None:
     from conf_cli.forwarding import Forwarder
     from conf_cli.transport import Link
 
@@ -246,8 +246,21 @@ def test_the_forwarder_sends_a_resend_to_the_requester_alone_even_with_its_route
         def is_closing(self) -> bool:
             return False
 
+    class Fanout:
+        """A listener's one-send-for-all (as ZeroMQ's PUB: it reaches every subscriber of the SSRC)."""
+
+        def __init__(self) -> None:
+            self.packets: list[bytes] = []
+
+        def forward_media(self, packet: bytes, links: list[Recorder]) -> int:
+            self.packets.append(packet)
+            return sum(link.send_media(packet) for link in links)
+
     hub = publishing()
+    fanout = Fanout()
     links: dict[int, Recorder] = {cid: Recorder(cid) for cid in (1, 2, 3)}
+    for link in links.values():
+        link.listener = fanout  # type: ignore[assignment]
     forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
     for seq in range(20):
         assert forwarder.media(links[1], rtp(VIDEO, seq), 1.0)
@@ -260,3 +273,4 @@ def test_the_forwarder_sends_a_resend_to_the_requester_alone_even_with_its_route
         forwarder.media(links[1], rtp(VIDEO, 6), 1.2)
     assert len(links[2].got) == 20  # nothing more for who did not ask
     assert links[3].got[20:] == [rtp(VIDEO, 5), rtp(VIDEO, 6)]  # each once for who did
+    assert len(fanout.packets) == 20 + 1  # the originals and the NACK; resends went link by link
