@@ -201,6 +201,9 @@ def test_a_nack_flood_gets_each_packet_resent_once_to_the_requester_alone(
     assert hub["nack_duplicates"] >= 330 * 17 - 17
     assert hub["feedback_limited"] > 0  # 300 NACKs at once is past the rate limit
     assert hub["resends_out"] <= hub["resends_in"] + 50
+    # Whatever was resent is byte for byte what was first sent: one SRTP packet per (SSRC, index).
+    for name, tap in taps.items():
+        assert all(len(set(got)) == 1 for got in tap.packets_of(ssrc).values()), name
     # The forged sender report went nowhere.
     for name in ("carol", "dave"):
         assert not [sr for sr in taps[name].sender_reports() if sr.packet_count == FORGED_COUNT], name
