@@ -257,3 +257,32 @@ def test_no_receiver_gets_two_different_packets_under_one_srtp_index(
     assert len(taps["mallory"].packets_of(ssrc)[121]) == 2  # the faithful resend did reach who asked
     assert len(taps["carol"].packets_of(ssrc)[121]) == 1  # and only who asked
     assert next(iter(udp.values()))["protect_refused"] >= 1
+
+
+@pytest.mark.parametrize("rtp_meeting", ["srtp"], indirect=True)
+def test_a_sender_report_forged_for_another_participants_track_is_not_forwarded(
+    rtp_meeting: Meeting,
+) -> None:
+    server, url, clients, _, meeting = rtp_meeting
+    mallory = join(url, meeting, "mallory", clients)
+    carol = join(url, meeting, "carol", clients)
+    publisher = join(url, meeting, "pub", clients)
+    tap = Tap(carol)
+    ssrc = 0x52525252
+    try:
+        publisher.send_control({"type": "publish", "kind": "video", "ssrc": ssrc, "codec": "H264"})
+        publisher.expect("share_started", lambda e: e["ssrc"] == ssrc)
+        mallory.send_media(bytes(SenderReport(ssrc, 1 << 32, 1234, FORGED_COUNT, 5678)))
+        publisher.send_media(bytes(SenderReport(ssrc, 1 << 32, 1234, 10, 5678)))  # the owner's own
+        wait_for(
+            "the publisher's report at carol",
+            lambda: any(sr.packet_count == 10 for sr in tap.sender_reports()),
+        )
+        time.sleep(0.5)
+        hub = server_stats(server)["hub"]
+    finally:
+        tap.stop()
+        for link in (mallory, carol, publisher):
+            link.close()
+    assert [sr.packet_count for sr in tap.sender_reports()] == [10]
+    assert hub["rtcp_forged"] == 1
