@@ -84,6 +84,14 @@ def is_rtcp(packet: bytes) -> bool:
     return len(packet) >= 2 and 192 <= packet[1] <= 223
 
 
+class _RefuseAll(SentIndexes):
+    def allow(self, packet: bytes) -> bool:
+        return False
+
+
+_REFUSE_ALL = _RefuseAll(1)
+
+
 class SrtpSession(MediaSession):
     def __init__(self, profile: str, inbound: bytes, outbound: bytes) -> None:
         kind, size = PROFILES[profile]
@@ -99,8 +107,10 @@ class SrtpSession(MediaSession):
         self._rx = pylibsrtp.Session(rx)
         self._resent = pylibsrtp.Session(resend)  # a second replay window, for packets asked for again
         self._tx = pylibsrtp.Session(tx)
-        self._sent: OrderedDict[int, SentIndexes] = OrderedDict()
-        self._retired: set[int] = set()  # SSRCs evicted from _sent: their indexes are no longer known
+        self._sent: OrderedDict[bytes, SentIndexes] = OrderedDict()
+        self._retired: set[bytes] = set()  # SSRCs evicted from _sent: their indexes are no longer known
+        self._last_ssrc = b""  # the SSRC protected last, and its indexes: most packets follow their own
+        self._last: SentIndexes = _REFUSE_ALL
         self.rejected = 0
         self.refused = 0
         """Packets :meth:`protect` refused: an index already used for other bytes, or too old."""
@@ -111,7 +121,9 @@ class SrtpSession(MediaSession):
         try:
             if is_rtcp(packet):
                 return self._tx.protect_rtcp(packet)  # SRTCP numbers each packet itself: no repeats
-            if len(packet) < 12 or not self._sent_indexes(int.from_bytes(packet[8:12], "big")).allow(packet):
+            ssrc = packet[8:12]
+            sent = self._last if ssrc == self._last_ssrc else self._sent_indexes(ssrc)
+            if not sent.allow(packet):
                 self.refused += 1
                 return None
             return self._tx.protect(packet)
@@ -119,17 +131,21 @@ class SrtpSession(MediaSession):
             self.refused += 1
             return None
 
-    def _sent_indexes(self, ssrc: int) -> SentIndexes:
+    def _sent_indexes(self, ssrc: bytes) -> SentIndexes:
+        """The sent indexes of ``ssrc`` (4 bytes, as in the header), most recently used last."""
         sent = self._sent.get(ssrc)
         if sent is not None:
             self._sent.move_to_end(ssrc)
-            return sent
-        if ssrc in self._retired:
-            return _REFUSE_ALL
-        sent = self._sent[ssrc] = SentIndexes()
-        if len(self._sent) > MAX_SENT_SSRCS:
-            old, _ = self._sent.popitem(last=False)
-            self._retired.add(old)
+        elif ssrc in self._retired or len(ssrc) != 4:
+            sent = _REFUSE_ALL
+        else:
+            sent = self._sent[ssrc] = SentIndexes()
+            if len(self._sent) > MAX_SENT_SSRCS:
+                old, _ = self._sent.popitem(last=False)
+                self._retired.add(old)
+                if old == self._last_ssrc:
+                    self._last_ssrc = b""
+        self._last_ssrc, self._last = ssrc, sent
         return sent
 
     def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:
@@ -145,14 +161,6 @@ class SrtpSession(MediaSession):
                     pass
             self.rejected += 1
             return None
-
-
-class _RefuseAll(SentIndexes):
-    def allow(self, packet: bytes) -> bool:
-        return False
-
-
-_REFUSE_ALL = _RefuseAll(1)
 
 
 class SrtpCipher(MediaCipher):
