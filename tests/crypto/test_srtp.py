@@ -228,3 +228,20 @@ async def _one_receiver_fails() -> None:
         for client in clients:
             await client.close()
         await server.close()
+
+
+def test_a_stream_whose_indexes_were_forgotten_is_refused_from_then_on() -> None:
+    from conf_crypto.srtp import MAX_SENT_SSRCS
+
+    cipher = SrtpCipher()
+    server = cipher.session(cipher.new_keys(), server_side=True)
+
+    def packet(ssrc: int, seq: int) -> bytes:
+        return bytes(
+            RtpPacket(payload_type=96, sequence_number=seq, timestamp=0, ssrc=ssrc, payload=b"x" * 40)
+        )
+
+    for ssrc in range(1, MAX_SENT_SSRCS + 2):  # one more stream than is remembered: the first is forgotten
+        assert server.protect(packet(ssrc, 1)) is not None
+    assert server.protect(packet(1, 2)) is None  # its used indexes are unknown now: nothing is risked
+    assert server.protect(packet(MAX_SENT_SSRCS + 1, 2)) is not None
