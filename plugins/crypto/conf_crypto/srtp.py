@@ -35,8 +35,9 @@ REPLAY_WINDOW = 1024
 RESEND_WINDOW = 0x7FFF  # libsrtp's largest: a resend may be far behind the newest resend
 SEND_WINDOW = 512
 """Indexes behind the newest one sent that may be sent again (a publisher keeps 512 packets to resend)."""
-MAX_SENT_SSRCS = 256
-"""SSRCs whose sent indexes are remembered at once; a stream evicted past that is refused from then on."""
+MAX_SENT_SSRCS = 1024
+"""SSRCs whose sent indexes are remembered at once, least recently used first out (a meeting holds at most
+100 participants of 3 tracks); a stream evicted is refused from then on."""
 
 
 class SentIndexes:
