@@ -70,8 +70,9 @@ class MediaSession(ABC):
     """One link's media protection, both directions."""
 
     @abstractmethod
-    def protect(self, packet: bytes) -> bytes:
-        """Protect an outgoing RTP or RTCP packet."""
+    def protect(self, packet: bytes) -> bytes | None:
+        """Protect an outgoing RTP or RTCP packet; None if it must not be sent (e.g. an RTP index already
+        protected with other bytes: under SRTP that would reuse a key stream)."""
 
     @abstractmethod
     def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:

@@ -7,7 +7,9 @@ is a bare TCP connection to a server's port for abuse below the framing (truncat
 bytes), and :func:`zmtp_handshake` does ZeroMQ's own handshake (ZMTP 3.0, NULL mechanism) over one.
 
 Links are encrypted by default (TLS, CURVE, SRTP): :func:`open_raw_socket` speaks TLS when asked, and
-the other helpers speak the plaintext wire of a server started with ``--encryption none``.
+the other helpers speak the plaintext wire of a server started with ``--encryption none``, except
+:class:`SrtpRawLink`: an ``rtp://`` link with TLS and real SRTP (the ``srtp`` cipher plugin), for attacks
+that must get past the server's media authentication, and a receiver that counts exactly what it gets.
 """
 
 from __future__ import annotations
@@ -156,10 +158,10 @@ def _encoded(message: Message | bytes) -> bytes:
 
 
 class TcpRawLink(RawLink):
-    """``tcp://``: RFC 4571 frames on one connection."""
+    """``tcp://``: RFC 4571 frames on one connection (in TLS with ``tls``)."""
 
-    def __init__(self, url: str) -> None:
-        self.sock = open_raw_socket(url)
+    def __init__(self, url: str, *, tls: bool = False) -> None:
+        self.sock = open_raw_socket(url, tls=tls)
         self.tag = peer_tag(self.sock)
         self.decoder = FrameDecoder()
         self._eof = False
@@ -203,12 +205,13 @@ class RtpRawLink(TcpRawLink):
     request signed with the key derived from the token has latched the UDP socket's address (after the
     socket answered the server's consent check)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, tls: bool = False) -> None:
         from conf_transport_udp_rtp.latch import Credentials, request_transaction
 
-        super().__init__(url)
+        super().__init__(url, tls=tls)
         token_frame = self._first_frame()
-        self.token = token_frame[1:]
+        self.token = token_frame[1:17]
+        self.keys: dict[str, str] | None = json.loads(token_frame[17:]) if len(token_frame) > 17 else None
         self.credentials = Credentials.of(self.token)
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.connect(address_of(url))
@@ -251,6 +254,68 @@ class RtpRawLink(TcpRawLink):
     def close(self) -> None:
         super().close()
         self.udp.close()
+
+
+class SrtpRawLink(RtpRawLink):
+    """``rtp://`` as an encrypting client speaks it: control in TLS, media in SRTP with the link's keys.
+
+    What is sent is still exactly what the test asks for, protected by libsrtp as it is, whatever it says
+    (other bytes under an index already sent too: a hostile client has no reason to refuse);
+    :meth:`media` returns what arrived on the UDP socket, authenticated and decrypted."""
+
+    def __init__(self, url: str) -> None:
+        import base64
+
+        import pylibsrtp
+        from conf_crypto.srtp import PROFILES, SrtpCipher  # the cipher plugin: test code only
+
+        super().__init__(url, tls=True)
+        if self.keys is None:
+            raise AssertionError("the rtp:// server sent no SRTP keys (is it running --encryption none?)")
+        self.srtp = SrtpCipher(self.keys["profile"]).session(self.keys, server_side=False)
+        policy = pylibsrtp.Policy(
+            key=base64.b64decode(self.keys["up"]),
+            ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=PROFILES[self.keys["profile"]][0],
+        )
+        policy.allow_repeat_tx = True
+        self._tx = pylibsrtp.Session(policy)
+        self.unauthenticated = 0
+
+    def send_media(self, packet: bytes) -> None:
+        rtcp = len(packet) >= 2 and 192 <= packet[1] <= 223
+        self.udp.send(self._tx.protect_rtcp(packet) if rtcp else self._tx.protect(packet))
+
+    def media(self, timeout: float) -> list[bytes]:
+        """The RTP and RTCP packets that arrive within ``timeout`` seconds, decrypted (STUN is skipped;
+        what fails authentication is counted in ``unauthenticated``)."""
+        packets: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            self.udp.settimeout(remaining)
+            try:
+                data = self.udp.recv(2048)
+            except TimeoutError:
+                break
+            except OSError:
+                break
+            if not data or data[0] >> 6 != 2:
+                continue
+            plain = self.srtp.unprotect(data)
+            if plain is None:
+                self.unauthenticated += 1
+            else:
+                packets.append(plain)
+        return packets
+
+
+def srtp_join(url: str, meeting: str, name: str, passcode: str) -> SrtpRawLink:
+    """An :class:`SrtpRawLink` that said hello and joined ``meeting`` as ``name``."""
+    link = SrtpRawLink(url)
+    link.send_control({"type": "hello", "protocol": 1})
+    link.send_control({"type": "join", "meeting": meeting, "name": name, "passcode": passcode})
+    link.expect("joined", timeout=15)
+    return link
 
 
 class ZmqRawLink(RawLink):

@@ -123,9 +123,12 @@ class SrtpPair:
     def protect(self, packet: bytes) -> bytes:
         """SRTP or SRTCP of a plain packet; ProtocolError if it cannot be protected."""
         try:
-            return self._session.protect(packet)
+            protected = self._session.protect(packet)
         except Exception as exc:  # libsrtp's own error type stays inside the cipher plugin
             raise ProtocolError(f"cannot protect a media packet: {exc}") from None
+        if protected is None:
+            raise ProtocolError("cannot protect a media packet: its index was used for other bytes")
+        return protected
 
     def unprotect(self, packet: bytes) -> bytes:
         """The plain packet; ProtocolError if it is not authentic (or a replay)."""

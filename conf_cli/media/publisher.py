@@ -31,6 +31,7 @@ from conf_cli.media.codecs import H264Encoder, OpusEncoder
 from conf_cli.media.h264 import H264Packetizer, split_annexb
 from conf_cli.media.rtp_stream import RtpSender
 from conf_cli.media.source import CapturedFrame, EncodedUnit, Source, SourceFactory, ThreadedSource
+from conf_cli.meeting.feedback import TokenBucket
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, RtcpPacket, build_compound, ntp_middle
 from conf_cli.protocol.rtcp_xr import dlrr
@@ -45,6 +46,8 @@ DEFAULT_VIDEO_BITRATE = 1_500_000
 DEFAULT_FPS = 30.0
 MAX_REFERENCE_TIMES = 64  # receivers whose XR reference time is answered
 REFERENCE_TIME_AGE = 5.0  # seconds an unanswered reference time is kept
+RESEND_INTERVAL = 0.05  # a packet is resent at most once in this many seconds ...
+RESEND_RATE = 1_000_000.0  # ... and a track resends at most this many bytes a second (at once too)
 
 SendMedia = Callable[[bytes], None]
 Protect = Callable[[bytes], bytes | None]
@@ -95,6 +98,10 @@ class OutgoingTrack:
         self.last_pts = 0
         self.last_capture = 0.0
         self.last_report = 0.0
+        self.resent = 0
+        """Packets sent again on a NACK."""
+        self.resend_budget = TokenBucket(RESEND_RATE, RESEND_RATE)
+        self._resent_at: dict[int, float] = {}  # sequence number -> when it was last resent
         self._first = True
 
     def encode(self, captured: CapturedFrame) -> list[EncodedUnit]:
@@ -132,6 +139,27 @@ class OutgoingTrack:
         if entries:
             parts.append(dlrr(self.ssrc, entries))
         return build_compound(parts)
+
+    def resends(self, nack: Nack, now: float) -> list[bytes]:
+        """The packets to send again for ``nack``: each still kept, at most once per
+        :data:`RESEND_INTERVAL`, within the track's byte budget (the server limits NACKs too; this keeps
+        a publisher from being made to flood by whoever its NACKs come from)."""
+        out: list[bytes] = []
+        resent_at = self._resent_at
+        for packet in self.sender.handle_nack(nack):
+            seq = packet[2] << 8 | packet[3]
+            last = resent_at.get(seq)
+            if last is not None and now - last < RESEND_INTERVAL:
+                continue
+            if not self.resend_budget.take(len(packet), now):
+                break
+            resent_at.pop(seq, None)
+            resent_at[seq] = now
+            out.append(packet)
+        while len(resent_at) > 1024:
+            del resent_at[next(iter(resent_at))]
+        self.resent += len(out)
+        return out
 
     def describe(self) -> Message:
         return {"kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
@@ -227,17 +255,15 @@ class Publisher:
             self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
         return None if track.stopped else track
 
-    def _send_rtp(self, packet: bytes) -> None:
-        if self._protect is not None:
-            protected = self._protect(packet)
-            if protected is None:
-                return
-            packet = protected
-        self._send_media(packet)
-
     def _send(self, track: OutgoingTrack, unit: EncodedUnit) -> None:
         for packet in track.packets(unit):
-            self._send_rtp(packet)
+            if self._protect is not None:
+                protected = self._protect(packet)
+                if protected is None:
+                    continue
+                packet = protected
+                track.sender.remember(packet)  # a resend is these very bytes
+            self._send_media(packet)
         now = time.time()
         if now - track.last_report >= SENDER_REPORT_INTERVAL:
             track.last_report = now
@@ -268,8 +294,8 @@ class Publisher:
         elif isinstance(part, Nack):
             track = self.owns(part.media_ssrc)
             if track is not None and not track.stopped:
-                for packet in track.sender.handle_nack(part):
-                    self._send_rtp(packet)  # the history holds plaintext: a resend gets a fresh SFrame
+                for packet in track.resends(part, time.monotonic()):
+                    self._send_media(packet)  # as first sent (end-to-end encrypted): byte for byte
 
     def request_keyframes(self) -> None:
         """Make the next picture of every video track a keyframe (a new key in an E2EE meeting)."""
@@ -322,6 +348,7 @@ class Publisher:
                 **track.describe(),
                 "reason": reason,
                 "frames": track.frames,
+                "resent": track.resent,
             }
         )
 

@@ -88,9 +88,17 @@ class RtpSender:
                 del self._history[next(iter(self._history))]
         return packets
 
+    def remember(self, packet: bytes) -> None:
+        """Keep ``packet`` (as sent: e.g. end-to-end encrypted) as what a NACK for its sequence number gets:
+        a resend must be byte for byte what was sent, or SRTP would protect other bytes under its index."""
+        seq = packet[2] << 8 | packet[3]
+        if seq in self._history:
+            self._history[seq] = packet
+
     def retransmit(self, seqs: Iterable[int]) -> list[bytes]:
-        """The packets still in the history among ``seqs``, unchanged, in the order asked."""
-        return [self._history[seq] for seq in seqs if seq in self._history]
+        """The packets still in the history among ``seqs``, unchanged, each once, in the order asked."""
+        history = self._history
+        return [history[seq] for seq in dict.fromkeys(s & 0xFFFF for s in seqs) if seq in history]
 
     def handle_nack(self, nack: Nack) -> list[bytes]:
         """The packets to send again for a NACK about this stream."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from conf_cli.errors import RequestRefused
 from conf_cli.meeting.control import RemoteControl
+from conf_cli.meeting.feedback import TrackFeedback
 from conf_cli.meeting.limiter import seconds_text
 from conf_cli.meeting.passcode import PasscodeHash
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
@@ -68,6 +69,8 @@ class Track:
     owner: int
     kind: str
     codec: str
+    feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
+    """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
 
     def describe(self, owner_name: str) -> Message:
         return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}

@@ -21,7 +21,15 @@ from typing import Any, Protocol
 from conf_cli import __version__
 from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
-from conf_cli.meeting.core import Meeting, Send
+from conf_cli.meeting.core import Meeting, Send, Track
+from conf_cli.meeting.feedback import (
+    FEEDBACK_BURST,
+    FEEDBACK_RATE,
+    RESEND_BURST,
+    RESEND_RATE,
+    FeedbackStats,
+    TokenBucket,
+)
 from conf_cli.meeting.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.meeting.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
 from conf_cli.protocol.control import (
@@ -31,7 +39,21 @@ from conf_cli.protocol.control import (
     decode_client_message,
     name_key,
 )
-from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
+from conf_cli.protocol.rtcp import (
+    RTCP_PSFB,
+    RTCP_RTPFB,
+    Bye,
+    Fir,
+    Nack,
+    Pli,
+    ReceiverReport,
+    RtcpPacket,
+    Sdes,
+    SenderReport,
+    UnknownRtcp,
+    build_compound,
+    parse_compound,
+)
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 
 MIN_PASSCODE_CHARS = 6
@@ -120,6 +142,10 @@ class _Connection:
     bad_messages: int = 0
     input_tokens: float = INPUT_BURST
     input_stamp: float = 0.0
+    feedback: TokenBucket = field(default_factory=lambda: TokenBucket(FEEDBACK_RATE, FEEDBACK_BURST))
+    """RTCP feedback (NACK, PLI, FIR) this connection may still send."""
+    resends: TokenBucket = field(default_factory=lambda: TokenBucket(RESEND_RATE, RESEND_BURST))
+    """Bytes of resends this connection may still ask for (conf_cli.meeting.feedback)."""
 
     @property
     def address(self) -> str:
@@ -127,7 +153,7 @@ class _Connection:
 
 
 @dataclass
-class HubStats:
+class HubStats(FeedbackStats):
     connections: int = 0
     meetings: int = 0
     protocol_errors: int = 0
@@ -141,6 +167,9 @@ class HubStats:
     passcode_checks: int = 0  # joins whose passcode was hashed and checked
     login_checks: int = 0  # logins whose password was hashed and checked
     creates_hashed: int = 0  # creates whose passcode was hashed
+    feedback_limited: int = 0  # RTCP feedback (NACK, PLI, FIR) over a participant's rate limit, dropped
+    feedback_refused: int = 0  # RTCP feedback about a track its sender does not receive, dropped
+    rtcp_forged: int = 0  # RTCP speaking for an SSRC its sender does not publish, dropped
 
 
 @dataclass
@@ -229,14 +258,19 @@ class Hub:
     def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
         """Who receives a media packet from ``cid``: a tuple of connections, or None if ``cid`` must go.
 
-        RTP is forwarded only for a track its sender owns, to everyone else in the meeting. RTCP
-        feedback (PLI, FIR, NACK) goes to the owner of the track it is about; other RTCP (sender
-        reports, SDES, BYE) goes to the sender's audience. RTP whose header runs past its end and RTCP
-        that does not parse go nowhere (counted in ``media_malformed``). This is the forwarding path: keep
-        it lean.
-        For RTP of at least 12 bytes the answer depends only on ``cid``, the SSRC and the hub's state, so
-        the edge may reuse it for that pair until :attr:`generation` changes.
+        RTP is forwarded only for a track its sender owns: to everyone else in the meeting the first time
+        its sequence number is seen, and a packet seen before (a resend) only to those who asked for it
+        (:mod:`conf_cli.meeting.feedback`). RTP whose header runs past its end goes nowhere (counted in
+        ``media_malformed``). RTCP is routed by :meth:`route_rtcp`, which may rewrite it; here its
+        recipients are those of all its parts. This is the forwarding path: keep it lean.
+        For RTP of at least 12 bytes, :meth:`rtp_route` gives the route of first-seen packets, which the
+        edge may reuse for that (``cid``, SSRC) pair until :attr:`generation` changes.
         """
+        if is_rtcp(packet) and len(packet) >= 8:
+            forwards = self.route_rtcp(cid, packet, now)
+            if forwards is None:
+                return None
+            return tuple(dict.fromkeys(to for forward in forwards for to in forward.to))
         conn = self._conns.get(cid)
         if conn is None or not conn.greeted:
             return None
@@ -245,8 +279,6 @@ class Hub:
         if meeting is None or len(packet) < 8:
             self.stats.media_refused += 1
             return ()
-        if is_rtcp(packet):
-            return self._route_rtcp(cid, meeting, packet)
         if not header_fits(packet):  # too short, or a CSRC list or extension past its end
             self.stats.media_malformed += 1
             return ()
@@ -254,29 +286,106 @@ class Hub:
         if track is None or track.owner != cid:
             self.stats.media_refused += 1
             return ()
-        return meeting.audience(cid)
+        if track.feedback.first(packet):
+            return meeting.audience(cid)
+        return self.route_resend(cid, track, packet, now)
 
-    def _route_rtcp(self, cid: int, meeting: Meeting, packet: bytes) -> tuple[int, ...]:
+    def rtp_route(self, cid: int, ssrc: int) -> tuple[tuple[int, ...], Track] | None:
+        """The audience and track of ``cid``'s RTP on ``ssrc``, or None if that RTP goes nowhere."""
+        conn = self._conns.get(cid)
+        meeting = conn.meeting if conn is not None else None
+        track = meeting.tracks.get(ssrc) if meeting is not None else None
+        if meeting is None or track is None or track.owner != cid:
+            return None
+        return meeting.audience(cid), track
+
+    def route_resend(self, cid: int, track: Track, packet: bytes, now: float) -> tuple[int, ...]:
+        """Who gets a packet of ``track`` seen before: whoever asked for it (still in the meeting)."""
+        to = track.feedback.resend(packet, now, self.stats)
+        if not to:
+            return ()
+        meeting = self.meeting_of(cid)
+        members = meeting.participants if meeting is not None else {}
+        return tuple(requester for requester in to if requester in members and requester != cid)
+
+    def route_rtcp(self, cid: int, packet: bytes, now: float) -> list[Forward] | None:
+        """Where the parts of an RTCP packet from ``cid`` go, rewritten as needed; None if ``cid`` must go.
+
+        Feedback (PLI, FIR, generic NACK) goes to the owner of the track it names, if ``cid`` receives that
+        track (it is in the meeting and not ``cid``'s), within ``cid``'s rate limit; a NACK is cut to what
+        the publisher should resend (:meth:`conf_cli.meeting.feedback.TrackFeedback.nack`). Other RTCP
+        (sender and receiver reports, SDES, BYE, XR) goes to ``cid``'s audience if it speaks for ``cid``'s
+        own sources only: a sender report for a track ``cid`` publishes, anything else for an SSRC that is
+        no other participant's track. RTCP that does not parse goes nowhere (``media_malformed``).
+        """
+        conn = self._conns.get(cid)
+        if conn is None or not conn.greeted:
+            return None
+        conn.last_seen = now
+        meeting = conn.meeting
+        if meeting is None:
+            self.stats.media_refused += 1
+            return []
         try:
             parts = parse_compound(packet)
         except ProtocolError:
             self.stats.media_malformed += 1
-            return ()
-        owners: set[int] = set()
-        to_audience = False
+            return []
+        tracks = meeting.tracks
+        to_owner: dict[int, list[RtcpPacket]] = {}
+        to_audience: list[RtcpPacket] = []
+        unchanged = True
         for part in parts:
-            if isinstance(part, Pli | Nack):
-                track = meeting.tracks.get(part.media_ssrc)
-                if track is not None:
-                    owners.add(track.owner)
-            elif isinstance(part, Fir):
-                owners.update(meeting.tracks[s].owner for s, _ in part.entries if s in meeting.tracks)
+            if isinstance(part, Nack | Pli | Fir) or (
+                isinstance(part, UnknownRtcp) and part.packet_type in (RTCP_RTPFB, RTCP_PSFB)
+            ):
+                unchanged = False
+                if not conn.feedback.take(1, now):
+                    self.stats.feedback_limited += 1
+                    continue
+                for owner, routed in self._feedback(conn, tracks, part, now):
+                    to_owner.setdefault(owner, []).append(routed)
+            elif _speaks_for(cid, part, tracks):
+                to_audience.append(part)
             else:
-                to_audience = True
+                unchanged = False
+                self.stats.rtcp_forged += 1
+        forwards: list[Forward] = []
         if to_audience:
-            owners.update(meeting.audience(cid))
-        owners.discard(cid)
-        return tuple(owners)
+            audience = meeting.audience(cid)
+            if audience:
+                forwards.append(Forward(audience, packet if unchanged else build_compound(to_audience)))
+        for owner, routed_parts in to_owner.items():
+            forwards.append(Forward((owner,), build_compound(routed_parts)))
+        return forwards
+
+    def _feedback(
+        self, conn: _Connection, tracks: dict[int, Track], part: RtcpPacket, now: float
+    ) -> list[tuple[int, RtcpPacket]]:
+        """One feedback part from ``conn``, as it goes to each track owner it concerns."""
+        cid = conn.cid
+        if isinstance(part, Fir):
+            by_owner: dict[int, list[tuple[int, int]]] = {}
+            for ssrc, number in part.entries:
+                track = tracks.get(ssrc)
+                if track is None or track.owner == cid:
+                    self.stats.feedback_refused += 1
+                    continue
+                by_owner.setdefault(track.owner, []).append((ssrc, number))
+            return [(owner, Fir(part.sender_ssrc, entries)) for owner, entries in by_owner.items()]
+        if isinstance(part, Nack | Pli):
+            media = part.media_ssrc
+        else:
+            body = part.body  # type: ignore[union-attr]
+            media = int.from_bytes(body[4:8], "big") if len(body) >= 8 else -1
+        track = tracks.get(media)
+        if track is None or track.owner == cid:
+            self.stats.feedback_refused += 1
+            return []
+        if isinstance(part, Nack):
+            lost = track.feedback.nack(cid, part.lost, now, conn.resends, self.stats)
+            return [(track.owner, Nack(part.sender_ssrc, media, lost))] if lost else []
+        return [(track.owner, part)]
 
     # -- queries for the edge -----------------------------------------------------------------------
 
@@ -721,6 +830,29 @@ def _refused(cid: int, refusal: RequestRefused, request: Message) -> Send:
     if refusal.retry_after is not None:
         refused.message["retry_after"] = round(refusal.retry_after, 1)
     return refused
+
+
+def _speaks_for(cid: int, part: RtcpPacket, tracks: dict[int, Track]) -> bool:
+    """Whether a non-feedback RTCP part from ``cid`` speaks only for its own sources: a sender report
+    only for a track ``cid`` publishes; a receiver report, SDES, BYE or other packet only for SSRCs that
+    are no other participant's track (a receiver's own SSRC is random and not published)."""
+
+    def own(ssrc: int) -> bool:
+        track = tracks.get(ssrc)
+        return track is None or track.owner == cid
+
+    if isinstance(part, SenderReport):
+        track = tracks.get(part.ssrc)
+        return track is not None and track.owner == cid
+    if isinstance(part, ReceiverReport):
+        return own(part.ssrc)
+    if isinstance(part, Sdes):
+        return all(own(chunk.ssrc) for chunk in part.chunks)
+    if isinstance(part, Bye):
+        return all(own(source) for source in part.sources)
+    if isinstance(part, UnknownRtcp):  # XR, APP ...: the sender's SSRC comes first
+        return len(part.body) >= 4 and own(int.from_bytes(part.body[:4], "big"))
+    return False
 
 
 def _error(cid: int, code: str, text: str, request: Message) -> Send:

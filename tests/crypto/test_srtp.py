@@ -127,3 +127,121 @@ def test_a_packet_asked_for_again_passes_the_replay_check_once() -> None:
     assert server.unprotect(resend, resent=True) is None  # and the resend window has seen it too
     resends.forwarded(nack, 0.0)
     assert not resends.take(client.protect(rtp(11)), 10.0)  # too late
+
+
+def test_an_index_is_never_protected_twice_with_different_bytes() -> None:
+    """With AES-GCM the nonce is the SSRC and the index: other bytes under a used index reuse a key stream."""
+    cipher = SrtpCipher()
+    keys = cipher.new_keys()
+    server, client = cipher.session(keys, server_side=True), cipher.session(keys, server_side=False)
+    first = server.protect(rtp(40))
+    assert first is not None and client.unprotect(first) == rtp(40)
+    assert server.protect(rtp(40)) == first  # the very same bytes again (a resend): the very same packet
+    assert server.protect(rtp(40, b"other bytes " * 20)) is None  # other bytes: refused
+    for seq in range(41, 300):
+        assert server.protect(rtp(seq)) is not None
+    assert server.protect(rtp(40, b"still other bytes " * 20)) is None  # refused however much later
+    assert server.protect(rtp(40)) == first  # and a faithful resend still goes
+    assert server.protect(rtp(35)) is not None  # an index never used, behind the newest: new, allowed
+    assert server.protect(rtp(35, b"x" * 30)) is None
+    assert server.refused == 3
+
+
+def test_an_index_too_old_to_send_again_is_refused_not_raised() -> None:
+    cipher = SrtpCipher()
+    server = cipher.session(cipher.new_keys(), server_side=True)
+    assert server.protect(rtp(1)) is not None
+    assert server.protect(rtp(2000)) is not None
+    assert server.protect(rtp(1)) is None  # far behind the newest: libsrtp would refuse it too
+    assert server.refused == 1
+
+
+def test_protect_refusing_one_receiver_does_not_affect_the_others() -> None:
+    """The server protects a packet for each receiver in turn; a receiver whose SRTP refuses (or fails)
+    loses that packet alone, and the server says so once for that link."""
+    asyncio.run(_one_receiver_fails())
+
+
+async def _one_receiver_fails() -> None:
+    import logging
+
+    registry = create_registry()
+    identity = Identity.generate()
+    server = Server(registry)
+    [url] = await server.start(
+        [Endpoint("rtp", "127.0.0.1", 0)], TransportOptions(security=Security(registry.ciphers, identity))
+    )
+    listener = server.listeners[0]
+    security = client_security(registry.ciphers, url, "on", identity.fingerprint, pin=False)
+    clients = [Client(registry, parse_server_url(url), TransportOptions(security=security)) for _ in range(4)]
+    got: dict[int, list[bytes]] = {i: [] for i in range(4)}
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    transport_log = logging.getLogger("conf.transport.rtp")
+    level = transport_log.level
+    transport_log.setLevel(logging.INFO)
+    transport_log.addHandler(handler)
+    try:
+        publisher, *receivers = clients
+        await publisher.connect()
+        created, _ = await publisher.create("pub", "pass-123")
+        meeting = created["meeting"]
+        for index, client in enumerate(receivers, start=1):
+            await client.connect()
+            await client.join(meeting, f"r{index}", "pass-123")
+            client.media_handler = got[index].append
+        publish = {"type": "publish", "kind": "video", "ssrc": 0x1234, "codec": "H264"}
+        await publisher.request(publish, {"share_started"})
+        await asyncio.sleep(0.3)
+        participants = server.hub.meetings[meeting].participants.values()
+        first = server.links[next(p.pid for p in participants if p.name == "r1")]
+        assert (
+            server.hub.meetings[meeting].audience(next(p.pid for p in participants if p.name == "pub"))[0]
+            == first.id
+        )
+
+        def broken(packet: bytes) -> bytes:
+            raise RuntimeError("replay check failed (index too old)")
+
+        first.srtp.protect = broken  # type: ignore[attr-defined]  # the first in the fan-out fails each time
+        for seq in range(1, 31):
+            assert publisher.link is not None and publisher.link.send_media(rtp(seq))
+            await asyncio.sleep(0.01)
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if len(got[2]) >= 30 and len(got[3]) >= 30:
+                break
+        assert got[1] == []
+        assert len(got[2]) == 30 and len(got[3]) == 30
+        assert listener.stats()["protect_refused"] == 30
+        assert first.protect_refused == 30  # type: ignore[attr-defined]
+        said = [r for r in records if "could not be protected" in r.getMessage()]
+        assert len(said) == 1
+    finally:
+        transport_log.removeHandler(handler)
+        transport_log.setLevel(level)
+        for client in clients:
+            await client.close()
+        await server.close()
+
+
+def test_a_stream_whose_indexes_were_forgotten_is_refused_from_then_on() -> None:
+    from conf_crypto.srtp import MAX_SENT_SSRCS
+
+    cipher = SrtpCipher()
+    server = cipher.session(cipher.new_keys(), server_side=True)
+
+    def packet(ssrc: int, seq: int) -> bytes:
+        return bytes(
+            RtpPacket(payload_type=96, sequence_number=seq, timestamp=0, ssrc=ssrc, payload=b"x" * 40)
+        )
+
+    for ssrc in range(1, MAX_SENT_SSRCS + 2):  # one more stream than is remembered: the first is forgotten
+        assert server.protect(packet(ssrc, 1)) is not None
+    assert server.protect(packet(1, 2)) is None  # its used indexes are unknown now: nothing is risked
+    assert server.protect(packet(MAX_SENT_SSRCS + 1, 2)) is not None

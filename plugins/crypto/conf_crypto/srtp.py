@@ -3,12 +3,21 @@
 The server makes each link's keys and sends them over the link's TLS control channel; the client
 protects what it sends with the ``up`` key and checks what it receives with the ``down`` key. libsrtp's
 replay window drops a packet whose index it has already accepted.
+
+A packet resent after a NACK keeps its sequence number, so the sending side must be allowed to protect an
+index twice (libsrtp's ``allow_repeat_tx``). With AES-GCM (and AES-CM) the nonce is made of the SSRC and the
+index, so protecting *different* bytes under an index already used would reuse a key stream: it reveals the
+XOR of the two plaintexts and, for GCM, lets the authentication key be recovered. :class:`SentIndexes`
+therefore remembers, per SSRC, the packet protected under each of the last :data:`SEND_WINDOW` indexes, and
+:meth:`SrtpSession.protect` refuses (returns None) a packet whose index was used for other bytes; protecting
+the very same bytes again gives the very same output, which reveals nothing new.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,11 +33,64 @@ PROFILES = {
 DEFAULT_PROFILE = "AEAD_AES_128_GCM"
 REPLAY_WINDOW = 1024
 RESEND_WINDOW = 0x7FFF  # libsrtp's largest: a resend may be far behind the newest resend
+SEND_WINDOW = 512
+"""Indexes behind the newest one sent that may be sent again (a publisher keeps 512 packets to resend)."""
+MAX_SENT_SSRCS = 1024
+"""SSRCs whose sent indexes are remembered at once, least recently used first out (a meeting holds at most
+100 participants of 3 tracks); a stream evicted is refused from then on."""
+
+
+class SentIndexes:
+    """The packets one SSRC's last :data:`SEND_WINDOW` indexes were protected with, sans-I/O.
+
+    :meth:`allow` says whether a packet may be protected: a new index yes; an index already used only
+    with the same bytes; an index older than the window no (libsrtp would refuse it too)."""
+
+    __slots__ = ("_highest", "_size", "_slots")
+
+    def __init__(self, size: int = SEND_WINDOW) -> None:
+        self._size = size
+        self._slots: list[bytes | None] = [None] * size
+        self._highest = -1  # extended sequence number of the newest packet protected
+
+    def allow(self, packet: bytes) -> bool:
+        seq = packet[2] << 8 | packet[3]
+        size, slots, highest = self._size, self._slots, self._highest
+        if highest < 0:
+            self._highest = seq
+            slots[seq % size] = packet
+            return True
+        delta = (seq - highest + 0x8000) % 0x10000 - 0x8000  # signed distance from the newest
+        index = highest + delta
+        if delta > 0:
+            if delta >= size:
+                slots[:] = [None] * size
+            else:
+                for skipped in range(highest + 1, index):
+                    slots[skipped % size] = None
+            self._highest = index
+            slots[index % size] = packet
+            return True
+        if -delta >= size:
+            return False
+        previous = slots[index % size]
+        if previous is None:
+            slots[index % size] = packet
+            return True
+        return previous is packet or previous == packet
 
 
 def is_rtcp(packet: bytes) -> bool:
     """RTCP packet types 200-223 share the port with RTP (RFC 5761): their second byte is 192-223."""
     return len(packet) >= 2 and 192 <= packet[1] <= 223
+
+
+class _RefuseAll(SentIndexes):
+    def allow(self, packet: bytes) -> bool:
+        return False
+
+
+_REFUSE_ALL = _RefuseAll(1)
 
 
 class SrtpSession(MediaSession):
@@ -41,16 +103,51 @@ class SrtpSession(MediaSession):
         resend = pylibsrtp.Policy(key=inbound, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND, srtp_profile=kind)
         resend.window_size = RESEND_WINDOW
         tx = pylibsrtp.Policy(key=outbound, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND, srtp_profile=kind)
-        tx.allow_repeat_tx = True  # a packet resent on a NACK keeps its sequence number
+        tx.allow_repeat_tx = True  # a packet resent on a NACK keeps its sequence number (see SentIndexes)
+        tx.window_size = SEND_WINDOW
         self._rx = pylibsrtp.Session(rx)
         self._resent = pylibsrtp.Session(resend)  # a second replay window, for packets asked for again
         self._tx = pylibsrtp.Session(tx)
+        self._sent: OrderedDict[bytes, SentIndexes] = OrderedDict()
+        self._retired: set[bytes] = set()  # SSRCs evicted from _sent: their indexes are no longer known
+        self._last_ssrc = b""  # the SSRC protected last, and its indexes: most packets follow their own
+        self._last: SentIndexes = _REFUSE_ALL
         self.rejected = 0
+        self.refused = 0
+        """Packets :meth:`protect` refused: an index already used for other bytes, or too old."""
 
-    def protect(self, packet: bytes) -> bytes:
-        if is_rtcp(packet):
-            return self._tx.protect_rtcp(packet)
-        return self._tx.protect(packet)
+    def protect(self, packet: bytes) -> bytes | None:
+        """The SRTP (SRTCP) packet, or None if it must not be sent: its index was protected before with
+        other bytes, or libsrtp refuses it (an index too far behind the newest)."""
+        try:
+            if is_rtcp(packet):
+                return self._tx.protect_rtcp(packet)  # SRTCP numbers each packet itself: no repeats
+            ssrc = packet[8:12]
+            sent = self._last if ssrc == self._last_ssrc else self._sent_indexes(ssrc)
+            if not sent.allow(packet):
+                self.refused += 1
+                return None
+            return self._tx.protect(packet)
+        except (pylibsrtp.Error, ValueError):  # ValueError: longer than libsrtp's buffer
+            self.refused += 1
+            return None
+
+    def _sent_indexes(self, ssrc: bytes) -> SentIndexes:
+        """The sent indexes of ``ssrc`` (4 bytes, as in the header), most recently used last."""
+        sent = self._sent.get(ssrc)
+        if sent is not None:
+            self._sent.move_to_end(ssrc)
+        elif ssrc in self._retired or len(ssrc) != 4:
+            sent = _REFUSE_ALL
+        else:
+            sent = self._sent[ssrc] = SentIndexes()
+            if len(self._sent) > MAX_SENT_SSRCS:
+                old, _ = self._sent.popitem(last=False)
+                self._retired.add(old)
+                if old == self._last_ssrc:
+                    self._last_ssrc = b""
+        self._last_ssrc, self._last = ssrc, sent
+        return sent
 
     def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:
         try:

@@ -106,7 +106,11 @@ class RtpClientLink(Link):
             self.stats.media_dropped += 1
             return False
         if self.srtp is not None:
-            packet = self.srtp.protect(packet)
+            protected = self.srtp.protect(packet)
+            if protected is None:  # an index already sent with other bytes, or too old: never sent
+                self.stats.media_dropped += 1
+                return False
+            packet = protected
         try:
             sock.send(packet)
         except OSError:  # a full socket buffer (EAGAIN) or an ICMP error: drop, never wait

@@ -167,6 +167,7 @@ class UdpStats:
     consent_expired: int = 0  # a latched address that stopped answering: no more media to it
     checks_limited: int = 0  # a check not sent: the link's budget for unconsented addresses was spent
     send_dropped: int = 0  # media not sent: no latched address yet, or the socket buffer was full
+    protect_refused: int = 0  # media not sent to one receiver: SRTP would not protect it (see srtp.py)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

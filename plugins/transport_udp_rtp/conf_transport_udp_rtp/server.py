@@ -59,8 +59,35 @@ class RtpServerLink(TcpLink):
         self.media_socket: socket.socket | None = None
         self.media_address: Address | None = None
         self.send_dropped: Callable[[], None] = lambda: None
+        self.refused: Callable[[], None] = lambda: None
         self.srtp: MediaSession | None = None
         self.resends: Resends | None = None  # the listener's, with SRTP: NACKs this link is sent are noted
+        self.protect_refused = 0
+        """Packets SRTP would not protect for this link (an index reused with other bytes, or too old)."""
+
+    def protect(self, packet: bytes) -> bytes | None:
+        """``packet`` protected for this link; None (counted, logged once per link) if SRTP refuses it.
+
+        A refusal concerns this receiver alone: whoever else gets the packet gets it."""
+        srtp = self.srtp
+        if srtp is None:
+            return packet
+        try:
+            protected = srtp.protect(packet)
+        except Exception:  # whatever a cipher plugin raises stays with this link
+            log.debug("protecting a packet for link %s failed", self.id, exc_info=True)
+            protected = None
+        if protected is None:
+            self.protect_refused += 1
+            self.stats.media_dropped += 1
+            if self.protect_refused == 1:
+                log.info(
+                    "link %s (%s): a media packet could not be protected (an index already used for "
+                    "other bytes, or too old); dropped for this receiver (logged once per link)",
+                    self.id,
+                    self.peer,
+                )
+        return protected
 
     def send_media(self, packet: bytes) -> bool:
         sock, address = self.media_socket, self.media_address
@@ -71,7 +98,11 @@ class RtpServerLink(TcpLink):
         if self.srtp is not None:
             if self.resends is not None and 192 <= packet[1] <= 223:
                 self.resends.forwarded(packet, time.monotonic())
-            packet = self.srtp.protect(packet)
+            protected = self.protect(packet)
+            if protected is None:
+                self.refused()
+                return False
+            packet = protected
         try:
             sock.sendto(packet, address)
         except OSError:  # the socket buffer is full (EAGAIN), or the network says no: drop, never wait
@@ -223,9 +254,12 @@ class RtpListener(Listener):
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
                 continue
-            srtp = link.srtp  # type: ignore[attr-defined]
+            out = packet if link.srtp is None else link.protect(packet)  # type: ignore[attr-defined]
+            if out is None:  # refused for this receiver only (counted, logged once by the link)
+                stats.protect_refused += 1
+                continue
             try:
-                sock.sendto(packet if srtp is None else srtp.protect(packet), address)
+                sock.sendto(out, address)
             except OSError:
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
@@ -285,6 +319,9 @@ class RtpListener(Listener):
             def dropped() -> None:
                 latches.stats.send_dropped += 1
 
+            def refused() -> None:
+                latches.stats.protect_refused += 1
+
             link = RtpServerLink(
                 lambda data: events.control_received(link, data),
                 lambda packet: events.media_received(link, packet),
@@ -294,6 +331,7 @@ class RtpListener(Listener):
                 token=new_token(),
             )
             link.send_dropped = dropped
+            link.refused = refused
             link.refuse_tls = tls is None
             return link
 
