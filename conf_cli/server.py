@@ -27,6 +27,9 @@ from conf_cli.transport import Link, Listener, TransportOptions
 log = logging.getLogger("conf.server")
 
 TICK_SECONDS = 0.5
+CALL_CLOCK_MIN = 0.01
+CALL_CLOCK_MAX = 1.0
+"""Bounds, in seconds, of the call relay's clock between two ticks (its next deadline in between)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Server:
         self.services: list[RunningService] = []
         self.links: dict[int, Link] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._call_clock: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
         self.forwarder = Forwarder(self.hub, self.links, self._malformed)
@@ -108,14 +112,33 @@ class Server:
         except OSError as exc:
             raise ConfError(f"cannot open the call port {host}:{port} (UDP): {exc.strerror or exc}") from None
 
+        wake = asyncio.Event()
+
+        def send(datagrams: list[tuple[bytes, tuple]]) -> None:
+            for out, where in datagrams:
+                with contextlib.suppress(OSError):
+                    sock.sendto(out, where)
+
         class _CallPort(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple) -> None:
-                for out, where in relay.datagram(data, addr, loop.time()):
-                    with contextlib.suppress(OSError):
-                        sock.sendto(out, where)
+                send(relay.datagram(data, addr, loop.time()))
+                if relay.latches.new_deadline is not None:
+                    wake.set()  # a consent check is to be repeated: the clock may have to run sooner
+
+        async def clock() -> None:
+            """Run the relay's latch clock: consent check retransmissions, refreshes and expiries."""
+            while True:
+                deadline = relay.next_deadline()
+                wait = CALL_CLOCK_MAX if deadline is None else deadline - loop.time()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(CALL_CLOCK_MAX, max(CALL_CLOCK_MIN, wait))):
+                        await wake.wait()
+                wake.clear()
+                send(relay.tick(loop.time()))
 
         transport, _ = await loop.create_datagram_endpoint(_CallPort, sock=sock)
         self._call_udp = transport
+        self._call_clock = asyncio.create_task(clock(), name="call-relay-clock")
         self.call_port = sock.getsockname()[1]
         self.hub.calls.stun_port = self.call_port
 
@@ -130,6 +153,9 @@ class Server:
         for listener in self.listeners:
             await listener.close()
         self.listeners.clear()
+        if self._call_clock is not None:
+            self._call_clock.cancel()
+            self._call_clock = None
         if self._call_udp is not None:
             self._call_udp.close()
             self._call_udp = None

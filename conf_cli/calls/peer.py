@@ -2,7 +2,8 @@
 
 One socket does everything, so that the public address the server's STUN answerer reports is the one
 the peer's checks and media reach. Datagrams are told apart as RFC 7983 says: STUN (first byte 0..3)
-answers our own requests to the server or goes to :class:`~conf_cli.calls.checks.Checks`; SRTP/SRTCP
+answers our own requests to the server, is the relay's consent check (answered when it is signed with
+the relay key, :mod:`conf_cli.latch`) or goes to :class:`~conf_cli.calls.checks.Checks`; SRTP/SRTCP
 (first two bits ``10``) is authenticated and decrypted, then handed to :attr:`CallSocket.on_media`.
 Media that does not authenticate is dropped and counted, whoever sent it.
 """
@@ -21,6 +22,7 @@ from conf_cli import __version__
 from conf_cli.calls.checks import OPENING_TTL, Checks
 from conf_cli.calls.crypto import SrtpPair
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.latch import Credentials, answer_check, request_transaction
 from conf_cli.protocol.stun import ATTR_USERNAME, StunMessage, binding_request, is_stun, pad_to
 
 log = logging.getLogger("conf.calls")
@@ -44,6 +46,7 @@ class PeerStats:
     media_refused: int = 0  # did not authenticate (a stranger, a replay, tampering)
     send_failed: int = 0
     malformed: int = 0
+    consent_answered: int = 0  # the relay's consent checks answered
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -60,6 +63,9 @@ class CallSocket(asyncio.DatagramProtocol):
         self.media_to: Address | None = None
         self.on_media: Callable[[bytes], None] | None = None
         self.stats = PeerStats()
+        self.relay: Credentials | None = None
+        """The relay end's credentials while the call goes through the server (its checks are answered)."""
+        self._relay_bindings = 0  # numbers this call's relay Binding requests (latch.request_transaction)
         self._pending: dict[bytes, tuple[asyncio.Future[Address | None], bytes | None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -94,6 +100,8 @@ class CallSocket(asyncio.DatagramProtocol):
         self.srtp = None
         self.media_to = None
         self.on_media = None
+        self.relay = None
+        self._relay_bindings = 0
 
     def close(self) -> None:
         for task in self._tasks:
@@ -124,14 +132,29 @@ class CallSocket(asyncio.DatagramProtocol):
     ) -> Address | None:
         """One Binding transaction with ``server`` (retransmitted, RFC 5389 7.2.1): our mapped address.
 
-        With ``username`` and ``key`` the request is signed (a relay binding), and so must be the answer.
-        None if nothing answered within ``timeout``.
+        With ``username`` and ``key`` the request is signed (a check to the peer), and so must be the
+        answer. None if nothing answered within ``timeout``.
         """
         transaction = secrets.token_bytes(12)
         request = binding_request(transaction, username or "", key, f"conf/{__version__}")
         if username is None:
             request.attributes = [a for a in request.attributes if a[0] != ATTR_USERNAME]  # no USERNAME
+        return await self._transact(server, transaction, bytes(pad_to(request, REQUEST_SIZE)), key, timeout)
+
+    async def relay_binding(self, server: Address, relay: Credentials, timeout: float) -> Address | None:
+        """Latch our end of a relayed call to this socket: a Binding request signed with the relay key and
+        numbered above every earlier one (a copy of it is refused). The relay answers once this socket
+        has answered its consent check (:meth:`_stun`), so an answer means media will come here."""
+        self.relay = relay
+        self._relay_bindings += 1
+        transaction = request_transaction(self._relay_bindings)
+        request = binding_request(transaction, relay.username, relay.key, f"conf/{__version__}")
         data = bytes(pad_to(request, REQUEST_SIZE))
+        return await self._transact(server, transaction, data, relay.key, timeout)
+
+    async def _transact(
+        self, server: Address, transaction: bytes, data: bytes, key: bytes | None, timeout: float
+    ) -> Address | None:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Address | None] = loop.create_future()
         self._pending[transaction] = (waiter, key)
@@ -255,6 +278,12 @@ class CallSocket(asyncio.DatagramProtocol):
             return
         if self._server_answer(message):
             return
+        if self.relay is not None:
+            answer = answer_check(data, self.relay, str(addr[0]), int(addr[1]))
+            if answer is not None:  # the relay's consent check: media may keep coming here
+                self.stats.consent_answered += 1
+                self.sendto(answer, addr)
+                return
         if self.checks is not None:
             for out, where in self.checks.received(data, addr):
                 self.sendto(out, where)

@@ -22,9 +22,11 @@ from conf_cli.calls.checks import Checks
 from conf_cli.calls.crypto import CallKeys, KeyPair, SrtpPair, check_reveal
 from conf_cli.calls.media import CallMedia
 from conf_cli.calls.peer import Address, CallSocket
+from conf_cli.calls.relay import PURPOSE as RELAY_PURPOSE
 from conf_cli.client import Client
 from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.latch import Credentials
 from conf_cli.media.playback import SinkOpener
 from conf_cli.protocol.control import Message, check_candidates
 from conf_cli.session import EXIT_DISCONNECTED, EXIT_OK, MeetingUI
@@ -282,14 +284,13 @@ class CallSession:
     async def _use_path(self, path: str) -> None:
         if self.derived is None or self.checks is None or self.media is not None:
             return
-        call_id = self.call_id
+        call_id, derived = self.call_id, self.derived
+        relay = Credentials.of(self.relay_token, RELAY_PURPOSE)
         if path == "direct" and self.checks.reached is not None:
             to: Address = self.checks.reached
-            username, key = call_id, self.derived.check
         else:
             path, to = "relayed", self.stun
-            username, key = self.relay_token.hex(), self.relay_token
-            if await self.sock.binding(to, RELAY_TIMEOUT, username, key) is None:
+            if await self.sock.relay_binding(to, relay, RELAY_TIMEOUT) is None:
                 message = f"the server's relay did not answer in {RELAY_TIMEOUT:g} s"
                 self.ui.show({"type": "error", "code": "call_path", "message": message})
                 self.hangup()
@@ -298,9 +299,12 @@ class CallSession:
             return
 
         async def keepalive() -> None:
-            await self.sock.binding(to, 2.0, username, key)
+            if path == "direct":
+                await self.sock.binding(to, 2.0, call_id, derived.check)
+            else:
+                await self.sock.relay_binding(to, relay, 2.0)
 
-        self.sock.start_media(SrtpPair(self.derived, self.client.registry.ciphers), to, keepalive)
+        self.sock.start_media(SrtpPair(derived, self.client.registry.ciphers), to, keepalive)
         self.ui.show(
             {
                 "type": "call_path",

@@ -105,7 +105,7 @@ def rtcp_compounds() -> list[bytes]:
 
 
 def stun_messages() -> list[bytes]:
-    from conf_transport_udp_rtp.latch import Credentials  # the rtp:// request and consent check
+    from conf_cli.latch import Credentials  # the rtp:// and call relay requests, and the consent check
 
     tid = bytes(range(12))
     token = bytes(range(16))
@@ -114,6 +114,7 @@ def stun_messages() -> list[bytes]:
         bytes(stun.binding_request(tid, token.hex(), token, "conf/0.1")),
         Credentials.of(token).request(tid, "conf/0.1"),
         Credentials.of(token).check(tid),
+        Credentials.of(token, "call relay").request(tid, "conf/0.1"),
         bytes(stun.binding_success(tid, "192.0.2.1", 40000, token, "conf")),
         bytes(stun.binding_success(tid, "2001:db8::1", 40000, None)),
         bytes(error),

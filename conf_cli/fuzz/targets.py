@@ -197,6 +197,17 @@ def stun_latch(data: bytes) -> object:
     return [type(action).__name__ for action in actions + latches.tick(1.0)]
 
 
+def call_port(data: bytes) -> object:
+    """A datagram to the server's call port (STUN answerer and call relay), which must answer, relay or
+    drop it, never raise."""
+    from conf_cli.calls.relay import CallRelay
+
+    relay = CallRelay()
+    relay.allocate("c1")
+    out = relay.datagram(data, ("192.0.2.7", 4000), 0.0) + relay.tick(1.0)
+    return [len(datagram) for datagram, _ in out]
+
+
 def rtp_token_frame(data: bytes) -> object:
     """The first frame an rtp:// client reads from the server: the token that signs its STUN requests."""
     from conf_transport_udp_rtp.latch import read_token_frame
@@ -362,6 +373,7 @@ register("jitter", jitter_buffer, seeds.arrivals, expected=())
 register("opus", opus_packet, seeds.opus_payloads)
 register("zmq", zmq_message, seeds.zmq_messages, max_size=2048)
 register("stun-latch", stun_latch, seeds.stun_messages, expected=(), max_size=1600)
+register("call-port", call_port, seeds.stun_messages, expected=(), max_size=1600)
 register("rtp-token", rtp_token_frame, lambda: [b"\x01" + bytes(range(16))])
 register("hub", hub_control, seeds.control_messages, expected=())
 register("hub-session", hub_session, seeds.hub_sessions, expected=(), max_size=8192)

@@ -9,7 +9,8 @@ import socket
 from conf_cli.calls.checks import Checks
 from conf_cli.calls.crypto import KeyPair, SrtpPair
 from conf_cli.calls.peer import CallSocket
-from conf_cli.calls.relay import CallRelay
+from conf_cli.calls.relay import PURPOSE, CallRelay
+from conf_cli.latch import Credentials
 from conf_cli.plugins import registry
 from conf_cli.protocol.rtp import RtpPacket
 
@@ -82,9 +83,16 @@ async def test_stun_and_relay_binding_against_a_relay() -> None:
     try:
         assert await sock.binding(server, 2.0) == ("127.0.0.1", port)
         token, _ = relay.allocate("c1")
-        assert await sock.binding(server, 2.0, token.hex(), token) == ("127.0.0.1", port)
-        assert await sock.binding(server, 0.5, token.hex(), b"wrong key 16 byt") is None  # refused
-        assert relay.stats.bindings == 1 and relay.stats.stun_refused >= 1
+        # The old scheme (the token in hex as USERNAME, the token as key) is refused.
+        assert await sock.binding(server, 0.5, token.hex(), token) is None
+        assert relay.stats.stun_refused >= 1 and relay.stats.bindings == 0
+        # The relay answers once the socket has answered its consent check: media may come here.
+        credentials = Credentials.of(token, PURPOSE)
+        assert await sock.relay_binding(server, credentials, 2.0) == ("127.0.0.1", port)
+        assert sock.stats.consent_answered == 1 and relay.stats.bindings == 1
+        assert relay.latches.lookup(("127.0.0.1", port)) is not None
+        wrong = Credentials.of(b"another token 16", PURPOSE)
+        assert await sock.relay_binding(server, wrong, 0.5) is None  # refused
     finally:
         sock.close()
         transport.close()
