@@ -109,11 +109,11 @@ async def test_coturn_accepts_the_credentials_an_admitted_page_gets(server: Serv
     assert isinstance(running, WebServer)
     host = Client(server.registry, ServerAddress("local", "host", 0), transport=LocalTransport(server))
     await host.connect()
-    created, _ = await host.create("host", passcode="pass")
+    created, _ = await host.create("host", passcode="pass-123")
     url = running.urls[0].replace("http://", "ws://") + "ws"
     try:
         async with websockets.connect(url, proxy=None) as ws:
-            join = {"type": "join", "meeting": created["meeting"], "name": "web", "passcode": "pass"}
+            join = {"type": "join", "meeting": created["meeting"], "name": "web", "passcode": "pass-123"}
             await ws.send(json.dumps(join))
             ice: dict[str, Any] = {}
             async with asyncio.timeout(15):

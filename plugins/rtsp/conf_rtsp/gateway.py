@@ -22,7 +22,6 @@ from conf_cli.errors import ConfError
 from conf_cli.services import RunningService
 
 from .delivery import UdpPorts
-from .files import MediaProbes
 from .session import Session, SessionTrack
 
 if TYPE_CHECKING:
@@ -66,6 +65,8 @@ class RtspGateway(RunningService):
         self.per_address = per_address
         self.by_address: dict[str, int] = {}
         """Open connections per client address (an IPv6 client's /64: :func:`address_group`)."""
+        from .files import MediaProbes  # PyAV: loaded when a gateway starts, not with the plugin
+
         self.probes = MediaProbes()
         self.udp_routes: dict[tuple[str, int], tuple[Session, SessionTrack]] = {}
         self.udp = UdpPorts(host, self._udp_received)
