@@ -10,6 +10,7 @@ pinned keys never touch the user's own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,3 +245,46 @@ class ClientPool:
     def stop_all(self) -> None:
         for client in self.started:
             client.stop()
+
+
+@dataclass
+class ThreadLoop:
+    """An event loop running in a daemon thread of its own: what a test's helper server (the impairment
+    relay, a control tap) runs on, beside the test's own code."""
+
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    def stop(self, closing: Coroutine[Any, Any, object], timeout: float = 5.0) -> None:
+        """Run ``closing`` on the loop (waiting up to ``timeout``), then stop the loop and its thread."""
+        future = asyncio.run_coroutine_threadsafe(closing, self.loop)
+        with contextlib.suppress(Exception):
+            future.result(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+
+
+def start_thread_loop(starting: Coroutine[Any, Any, object], name: str, timeout: float = 10.0) -> ThreadLoop:
+    """Start a thread running a new event loop, run ``starting`` on it first, and return once it is done;
+    if it raises or takes over ``timeout`` seconds, raise RuntimeError naming ``name``."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(starting)
+        except BaseException as exc:
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+        loop.close()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    if not started.wait(timeout) or failure:
+        raise RuntimeError(f"the {name} did not start: {failure[0] if failure else 'timeout'}")
+    return ThreadLoop(loop, thread)

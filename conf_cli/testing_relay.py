@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from conf_cli.testing import ThreadLoop, start_thread_loop
+
 MAX_DATAGRAM = 65_535
 MAX_PENDING = 10_000
 MAX_CLIENTS = 256
@@ -257,11 +259,7 @@ class RelayHandle:
         self.loop.call_soon_threadsafe(self.relay.rebind)
 
     def close(self) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.relay.close(), self.loop)
-        with contextlib.suppress(Exception):
-            future.result(5.0)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5.0)
+        ThreadLoop(self.loop, self.thread).stop(self.relay.close())
 
 
 @contextlib.contextmanager
@@ -279,27 +277,8 @@ def start_relay(
 ) -> Iterator[RelayHandle]:
     """Run a relay to ``target_host:target_port`` in a thread; yield its handle; stop it on exit."""
     relay = Relay((target_host, target_port), Impairment(loss, delay, jitter, reorder), seed, capture)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(relay.start(host))
-        except BaseException as exc:
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-        loop.close()
-
-    thread = threading.Thread(target=run, name="impairment-relay", daemon=True)
-    thread.start()
-    if not started.wait(10.0) or failure:
-        raise RuntimeError(f"the relay did not start: {failure[0] if failure else 'timeout'}")
-    handle = RelayHandle(relay, loop, thread)
+    running = start_thread_loop(relay.start(host), "impairment relay")
+    handle = RelayHandle(relay, running.loop, running.thread)
     try:
         yield handle
     finally:

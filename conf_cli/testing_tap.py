@@ -32,6 +32,7 @@ from typing import Any
 
 from conf_cli.protocol.control import encode
 from conf_cli.protocol.framing import FrameDecoder, frame, is_control
+from conf_cli.testing import ThreadLoop, start_thread_loop
 
 Message = dict[str, Any]
 Rewrite = Callable[[int, Message], Message | None]
@@ -128,11 +129,7 @@ class TapHandle:
         return f"tcp://127.0.0.1:{self.tap.port}"
 
     def close(self) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.tap.close(), self.loop)
-        with contextlib.suppress(Exception):
-            future.result(5.0)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5.0)
+        ThreadLoop(self.loop, self.thread).stop(self.tap.close())
 
 
 @contextlib.contextmanager
@@ -142,27 +139,8 @@ def start_tap(
     """Run a :class:`ControlTap` in front of the ``tcp://`` server at ``server_url``; stop it on exit."""
     host, port = server_url.split("://", 1)[1].rsplit(":", 1)
     tap = ControlTap((host.strip("[]"), int(port)), upstream, downstream)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(tap.start())
-        except BaseException as exc:
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-        loop.close()
-
-    thread = threading.Thread(target=run, name="control-tap", daemon=True)
-    thread.start()
-    if not started.wait(10.0) or failure:
-        raise RuntimeError(f"the tap did not start: {failure[0] if failure else 'timeout'}")
-    handle = TapHandle(tap, loop, thread)
+    running = start_thread_loop(tap.start(), "control tap")
+    handle = TapHandle(tap, running.loop, running.thread)
     try:
         yield handle
     finally:
