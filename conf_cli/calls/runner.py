@@ -14,10 +14,10 @@ from conf_cli.calls.session import CALL_USAGE, CallSession, server_stun
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.media.playback import SinkOpener
+from conf_cli.meeting_loop import EXIT_OK, MeetingUI
 from conf_cli.meeting_runner import Outputs
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
-from conf_cli.session import EXIT_OK, MeetingUI
 from conf_cli.urls import ServerAddress
 
 

@@ -24,12 +24,12 @@ from conf_cli.calls.media import CallMedia
 from conf_cli.calls.peer import Address, CallSocket
 from conf_cli.calls.relay import PURPOSE as RELAY_PURPOSE
 from conf_cli.client import Client
-from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.latch import Credentials
 from conf_cli.media.playback import SinkOpener
+from conf_cli.meeting_loop import EXIT_DISCONNECTED, EXIT_OK, MeetingUI
+from conf_cli.prompt import CommandError, LocalCommand, parse_line
 from conf_cli.protocol.control import Message, check_candidates
-from conf_cli.session import EXIT_DISCONNECTED, EXIT_OK, MeetingUI
 
 CHECK_TIMEOUT = 5.0
 RELAY_TIMEOUT = 5.0

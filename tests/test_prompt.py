@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conf_cli.commands import HELP, CommandError, LocalCommand, parse_line
 from conf_cli.errors import ProtocolError
+from conf_cli.prompt import HELP, CommandError, LocalCommand, parse_line
 from conf_cli.protocol.control import (
     PERMISSIONS,
     check_name,
