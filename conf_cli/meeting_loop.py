@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.prompt import CommandError, LocalCommand, parse_line
+from conf_cli.prompt import CALL_USAGE, CommandError, LocalCommand, parse_line, unknown_command
 from conf_cli.protocol.control import Message
 from conf_cli.urls import invite_link
 
@@ -71,8 +71,8 @@ class CallHandler(Protocol):
 
     async def handle(self, event: Message) -> None: ...
 
-    async def command(self, line: str) -> bool:
-        """Run a call command; False if ``line`` is not one."""
+    async def command(self, command: LocalCommand) -> None:
+        """Run a call command (one of :data:`~conf_cli.prompt.CALL_USAGE`)."""
 
     async def close(self) -> None: ...
 
@@ -273,8 +273,6 @@ async def _carry_out(
     if isinstance(line, LocalCommand):
         command: Message | LocalCommand | None = line
     else:
-        if calls is not None and await calls.command(line):
-            return True
         try:
             command = parse_line(line)
         except CommandError as exc:
@@ -283,7 +281,12 @@ async def _carry_out(
     if command is None:
         return True
     if isinstance(command, LocalCommand):
-        await _local(command, ui, media, control, client)
+        if command.name not in CALL_USAGE:
+            await _local(command, ui, media, control, client)
+        elif calls is not None:
+            await calls.command(command)
+        else:
+            ui.show({"type": "error", "code": "bad_command", "message": str(unknown_command(command))})
         return True
     try:
         client.send(command)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.errors import ConfError
 from conf_cli.media.source import Sink, Source
-from conf_cli.prompt import CommandError, LocalCommand, parse_line
+from conf_cli.prompt import CommandError, LocalCommand, parse_answer, parse_line
 from conf_cli.protocol.control import Message
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ MOVE_INTERVAL = 1 / 120  # seconds: pointer moves sent at most this often (the n
 MAX_PENDING_INPUT = 1024  # input events waiting for the injector; more are dropped (the server limits rate)
 MAX_INPUT_AGE = 0.25  # seconds: input that has waited here longer is dropped, never replayed late
 STOP_WAIT = 0.5  # seconds a revoke waits for an injector call already under way
-ANSWERS = {"y": "accept", "yes": "accept", "n": "reject", "no": "reject"}
 
 
 class Injector(Protocol):
@@ -218,7 +217,7 @@ class DesktopControl:
         asking = self.asking_us
         if asking is None:
             return line
-        answer = ANSWERS.get(line.strip().lower())
+        answer = parse_answer(line)
         if answer is not None:
             return LocalCommand(answer, request=asking)
         try:
