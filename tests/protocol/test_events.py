@@ -266,6 +266,7 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
     call = next(m["call"] for m in server.sent if m["type"] == "call_ringing")
     server.send(2, {"type": "call_accept", "call": call, "key": CALL_KEY, "candidates": ["10.0.1.1:5000"]})
     server.send(1, {"type": "call_reveal", "call": call, "key": CALL_KEY})
+    server.send(4, {"type": "call", "to": "Bob", "commitment": CALL_KEY, "candidates": []})  # busy
     server.send(2, {"type": "call_connected", "call": call})
     server.send(1, {"type": "call_path", "call": call, "path": "direct"})
     server.send(1, {"type": "call_hangup", "call": call})
@@ -284,6 +285,5 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
         assert list(event.to_message()) == list(message)  # in the server's order
         seen.add(message["type"])
     missing = set(EVENT_TYPES) - seen
-    # Those the scenario does not reach: a login needs accounts, a declined call a third party.
-    assert missing == {"logged_in", "call_declined"}
+    assert missing == {"logged_in"}  # a login needs accounts
     assert isinstance(next(parse_event(m) for m in server.sent if m["type"] == "joined"), Joined)
