@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
+from conf_cli.meeting_loop import EXIT_DENIED, REFUSAL_EXIT_CODES, MeetingUI, run_meeting
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import Message
 from conf_cli.security import client_security
-from conf_cli.session import EXIT_DENIED, REFUSAL_EXIT_CODES, MeetingUI, run_meeting
 from conf_cli.transport import TransportOptions
 from conf_cli.urls import ServerAddress, invite_link
 
@@ -80,7 +80,7 @@ async def attend(
     """
     from conf_cli.media.manager import MediaManager, share_settings
     from conf_cli.media.publisher import open_source
-    from conf_cli.remote_control import RemoteControl, check_viewer
+    from conf_cli.remote_control import DesktopControl, check_viewer
 
     reg = registry()
     security = client_security(reg.ciphers, str(address), encryption, fingerprint, pin=pin)
@@ -128,7 +128,7 @@ async def attend(
         raise
     ui = ui or make_ui(machine, name)
     media = MediaManager(client, ui.show, record_dir, outputs.opener(ui))
-    remote = RemoteControl(client, media, ui.show, leave_when_done=control is not None)
+    remote = DesktopControl(client, media, ui.show, leave_when_done=control is not None)
     from conf_cli.calls.runner import MeetingCalls
 
     def start() -> None:  # once in: at once, or when admitted from the waiting room

@@ -13,7 +13,7 @@ the injector, in a thread of its own; input that has waited here longer than :da
 dropped, never replayed late. When control ends (revoked, released, either party leaving, forbidden) the
 injector releases what it holds and the screen share we started stops.
 
-Taking control back (``/revoke``, Ctrl-R) happens here first: :meth:`RemoteControl.revoke` stops the
+Taking control back (``/revoke``, Ctrl-R) happens here first: :meth:`DesktopControl.revoke` stops the
 injector and drops what it still had queued before it tells the server, so that no input is replayed
 after that instant, whenever (or whether) the server answers.
 
@@ -36,9 +36,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError
 from conf_cli.media.source import Sink, Source
+from conf_cli.prompt import CommandError, LocalCommand, parse_answer, parse_line
 from conf_cli.protocol.control import Message
 
 if TYPE_CHECKING:
@@ -57,7 +57,6 @@ MOVE_INTERVAL = 1 / 120  # seconds: pointer moves sent at most this often (the n
 MAX_PENDING_INPUT = 1024  # input events waiting for the injector; more are dropped (the server limits rate)
 MAX_INPUT_AGE = 0.25  # seconds: input that has waited here longer is dropped, never replayed late
 STOP_WAIT = 0.5  # seconds a revoke waits for an injector call already under way
-ANSWERS = {"y": "accept", "yes": "accept", "n": "reject", "no": "reject"}
 
 
 class Injector(Protocol):
@@ -177,7 +176,7 @@ class Asking:
     request: object  # the server's number for it (None from a server that gives none)
 
 
-class RemoteControl:
+class DesktopControl:
     """One meeting client's part in remote control, on either side."""
 
     def __init__(
@@ -218,7 +217,7 @@ class RemoteControl:
         asking = self.asking_us
         if asking is None:
             return line
-        answer = ANSWERS.get(line.strip().lower())
+        answer = parse_answer(line)
         if answer is not None:
             return LocalCommand(answer, request=asking)
         try:

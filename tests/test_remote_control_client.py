@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from conf_cli.commands import LocalCommand
 from conf_cli.errors import ConfError
+from conf_cli.prompt import LocalCommand
 from conf_cli.remote_control import (
     EXIT_DENIED,
     MAX_INPUT_AGE,
     MAX_PENDING_INPUT,
     MOVE_INTERVAL,
-    RemoteControl,
+    DesktopControl,
     _InjectorThread,
 )
 
@@ -163,7 +163,7 @@ def setup(me: str, *, fail: str | None = None, leave_when_done: bool = False):
     client = FakeClient(me, registry)
     media = FakeMedia()
     notes: list[Message] = []
-    control = RemoteControl(client, media, notes.append, leave_when_done=leave_when_done)  # type: ignore[arg-type]
+    control = DesktopControl(client, media, notes.append, leave_when_done=leave_when_done)  # type: ignore[arg-type]
     return control, client, media, registry, notes
 
 
@@ -355,7 +355,7 @@ def test_pointer_moves_are_thinned_and_never_overtake_a_click():
 # -- taking control back ------------------------------------------------------------------------------
 
 
-def _flood(control: RemoteControl, count: int, sender: str = "Bob") -> None:
+def _flood(control: DesktopControl, count: int, sender: str = "Bob") -> None:
     for i in range(count):
         control.handle_event({"type": "control_input", "from": sender, "action": "text", "text": f"<{i}>"})
 
@@ -414,7 +414,7 @@ def test_input_that_waited_too_long_is_dropped_but_a_late_release_still_lets_go(
 
 
 def test_revoke_typed_while_a_command_is_still_running_takes_effect_at_once():
-    from conf_cli.session import _relay_input
+    from conf_cli.meeting_loop import _relay_input
 
     class Lines:
         def __init__(self) -> None:

@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from conf_cli.calls.session import CALL_USAGE, CallSession, server_stun
+from conf_cli.calls.session import CallSession, server_stun
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.media.playback import SinkOpener
+from conf_cli.meeting_loop import EXIT_OK, MeetingUI
 from conf_cli.meeting_runner import Outputs
 from conf_cli.plugins import registry
+from conf_cli.prompt import LocalCommand
 from conf_cli.protocol.control import Message
-from conf_cli.session import EXIT_OK, MeetingUI
 from conf_cli.urls import ServerAddress
 
 
@@ -94,8 +94,6 @@ async def run_call(
 class MeetingCalls:
     """``/call NAME`` in a meeting: a :class:`CallSession` made when first needed, beside the meeting."""
 
-    COMMANDS = ("/call", "/answer", "/decline", "/hangup")
-
     def __init__(self, client: Client, ui: MeetingUI, open_sinks: SinkOpener | None = None) -> None:
         self.client = client
         self.ui = ui
@@ -135,39 +133,27 @@ class MeetingCalls:
         else:
             self.ui.show(event)
 
-    async def command(self, line: str) -> bool:
-        """Run ``/call NAME [KIND]``, ``/answer [KIND]``, ``/decline`` or ``/hangup``; False for other lines.
+    async def command(self, command: LocalCommand) -> None:
+        """Run ``/call NAME [KIND]``, ``/answer [KIND]``, ``/decline`` or ``/hangup`` (one of
+        :data:`~conf_cli.prompt.CALL_USAGE`, as :func:`~conf_cli.prompt.parse_line` read it).
 
         KIND (``audio``, ``camera``, ``pattern`` ...) is a source the call shares once connected.
         """
-        word = line.strip().split(" ", 1)[0].lower()
-        if word not in self.COMMANDS:
-            return False
-        try:
-            words = shlex.split(line.strip())[1:]
-        except ValueError:
-            self.ui.show({"type": "error", "code": "bad_command", "message": f"usage: {CALL_USAGE[word]}"})
-            return True
-        if len(words) > (2 if word == "/call" else 1 if word == "/answer" else 0) or (
-            word == "/call" and not words
-        ):
-            self.ui.show({"type": "error", "code": "bad_command", "message": f"usage: {CALL_USAGE[word]}"})
-            return True
+        words = command.args
         try:
             session = await self._session()
             if session is None:
-                return True
-            if word == "/call" and session.call_id is None:
+                return
+            if command.name == "call" and session.call_id is None:
                 session.share = (words[1], {}) if len(words) == 2 else None
-            elif word == "/answer" and session.call_id is not None and not session.accepted:
+            elif command.name == "answer" and session.call_id is not None and not session.accepted:
                 session.share = (words[0], {}) if words else None
-            if word == "/call":
+            if command.name == "call":
                 await session.place(words[0])
             else:
-                await session.command(word)
+                await session.command(f"/{command.name}")
         except ConfError as exc:
             self.ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
-        return True
 
     async def close(self) -> None:
         """Hang up any call (nobody reads the server's answer any more) and stop its media."""

@@ -24,12 +24,12 @@ from conf_cli.calls.media import CallMedia
 from conf_cli.calls.peer import Address, CallSocket
 from conf_cli.calls.relay import PURPOSE as RELAY_PURPOSE
 from conf_cli.client import Client
-from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.latch import Credentials
 from conf_cli.media.playback import SinkOpener
+from conf_cli.meeting_loop import EXIT_DISCONNECTED, EXIT_OK, MeetingUI
+from conf_cli.prompt import CommandError, LocalCommand, parse_line, unknown_command
 from conf_cli.protocol.control import Message, check_candidates
-from conf_cli.session import EXIT_DISCONNECTED, EXIT_OK, MeetingUI
 
 CHECK_TIMEOUT = 5.0
 RELAY_TIMEOUT = 5.0
@@ -38,12 +38,6 @@ HANGUP_TIMEOUT = 2.0
 STALE_CANDIDATES = 5.0
 EXIT_UNANSWERED = 11  # conf call: declined, busy, unanswered or nobody of that name
 
-CALL_USAGE = {
-    "/call": "/call NAME [KIND]",
-    "/answer": "/answer [KIND]",
-    "/decline": "/decline",
-    "/hangup": "/hangup",
-}
 CALL_HELP: list[tuple[str, str]] = [
     ("/answer, /decline", "answer a ringing call"),
     ("/hangup", "end the call (or stop ringing)"),
@@ -373,16 +367,6 @@ class CallSession:
 
     async def command(self, line: str) -> bool:
         """Run one typed line; False to quit."""
-        word = line.strip().split(" ", 1)[0].lower()
-        if word == "/answer":
-            await self.accept()
-            return True
-        if word == "/decline":
-            self.decline()
-            return True
-        if word == "/hangup":
-            self.hangup()
-            return True
         try:
             command = parse_line(line)
         except CommandError as exc:
@@ -391,7 +375,17 @@ class CallSession:
         if command is None:
             return True
         if isinstance(command, LocalCommand):
-            if command.name == "help":
+            if command.name == "answer":
+                await self.accept()
+            elif command.name == "decline":
+                self.decline()
+            elif command.name == "hangup":
+                self.hangup()
+            elif command.name == "call":  # one call at a time: `conf call PEER` places it
+                self.ui.show(
+                    {"type": "error", "code": "bad_command", "message": str(unknown_command(command))}
+                )
+            elif command.name == "help":
                 self.ui.show(
                     {"type": "help", "commands": [{"usage": u, "description": d} for u, d in CALL_HELP]}
                 )

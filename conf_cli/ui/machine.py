@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import TextIO
 
-from conf_cli.commands import HELP
+from conf_cli.prompt import HELP
 from conf_cli.protocol.control import Message
 from conf_cli.ui.text import json_line
 

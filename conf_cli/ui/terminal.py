@@ -25,8 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from conf_cli.commands import HELP
 from conf_cli.media.source import Sink
+from conf_cli.prompt import HELP
 from conf_cli.protocol.control import Message
 from conf_cli.ui.panels import PREVIEW_COLUMNS, PREVIEW_LINES, media_panel_height, media_table, preview_panel
 from conf_cli.ui.previews import Picture, Preview, PreviewDeck

@@ -21,9 +21,9 @@ import pytest
 
 from conf_cli.client import Client
 from conf_cli.media.manager import MediaManager
+from conf_cli.meeting_loop import run_meeting
 from conf_cli.plugins import registry
-from conf_cli.remote_control import RemoteControl
-from conf_cli.session import run_meeting
+from conf_cli.remote_control import DesktopControl
 from conf_cli.testing import ConfProcess, start_server
 from conf_cli.testing_tap import start_tap
 from conf_cli.transport import TransportOptions
@@ -143,7 +143,7 @@ def test_revoke_stops_input_at_once_when_the_server_never_answers(plain_server: 
         created, joined = await ada.create("Ada", "pass-123")
         ui = TypedLines()
         media = MediaManager(ada, ui.show)
-        control = RemoteControl(ada, media, ui.show)
+        control = DesktopControl(ada, media, ui.show)
         meeting = asyncio.create_task(run_meeting(ada, ui, [created, joined], media, control))  # type: ignore[arg-type]
 
         bob = plain_client(registry(), plain_server)

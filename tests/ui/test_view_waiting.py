@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_cli.commands import parse_line
+from conf_cli.prompt import parse_line
 from conf_cli.ui.view import MeetingView
 
 MID = "abc-defg-hjk"

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.client import Client
-from conf_cli.commands import CommandError, LocalCommand, parse_line
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.prompt import CALL_USAGE, CommandError, LocalCommand, parse_line, unknown_command
 from conf_cli.protocol.control import Message
 from conf_cli.urls import invite_link
 
 if TYPE_CHECKING:
     from conf_cli.media.manager import MediaManager
-    from conf_cli.remote_control import RemoteControl
+    from conf_cli.remote_control import DesktopControl
 
 EXIT_OK = 0
 EXIT_KICKED = 3
@@ -71,8 +71,8 @@ class CallHandler(Protocol):
 
     async def handle(self, event: Message) -> None: ...
 
-    async def command(self, line: str) -> bool:
-        """Run a call command; False if ``line`` is not one."""
+    async def command(self, command: LocalCommand) -> None:
+        """Run a call command (one of :data:`~conf_cli.prompt.CALL_USAGE`)."""
 
     async def close(self) -> None: ...
 
@@ -82,7 +82,7 @@ async def run_meeting(
     ui: MeetingUI,
     first_events: list[Message],
     media: MediaManager | None = None,
-    control: RemoteControl | None = None,
+    control: DesktopControl | None = None,
     calls: CallHandler | None = None,
     on_joined: Callable[[], None] | None = None,
 ) -> int:
@@ -170,7 +170,7 @@ async def _local(
     command: LocalCommand,
     ui: MeetingUI,
     media: MediaManager | None,
-    control: RemoteControl | None,
+    control: DesktopControl | None,
     client: Client,
 ) -> None:
     if command.name == "help":
@@ -220,7 +220,7 @@ async def _relay_input(
     client: Client,
     ui: MeetingUI,
     media: MediaManager | None = None,
-    control: RemoteControl | None = None,
+    control: DesktopControl | None = None,
     calls: CallHandler | None = None,
 ) -> None:
     """Carry out typed lines in order, but ``/revoke`` (and Ctrl-R) at once, as it is typed: taking
@@ -266,15 +266,13 @@ async def _carry_out(
     client: Client,
     ui: MeetingUI,
     media: MediaManager | None,
-    control: RemoteControl | None,
+    control: DesktopControl | None,
     calls: CallHandler | None,
 ) -> bool:
     """One typed line (or an answer already bound to its request); False once the link is gone."""
     if isinstance(line, LocalCommand):
         command: Message | LocalCommand | None = line
     else:
-        if calls is not None and await calls.command(line):
-            return True
         try:
             command = parse_line(line)
         except CommandError as exc:
@@ -283,7 +281,12 @@ async def _carry_out(
     if command is None:
         return True
     if isinstance(command, LocalCommand):
-        await _local(command, ui, media, control, client)
+        if command.name not in CALL_USAGE:
+            await _local(command, ui, media, control, client)
+        elif calls is not None:
+            await calls.command(command)
+        else:
+            ui.show({"type": "error", "code": "bad_command", "message": str(unknown_command(command))})
         return True
     try:
         client.send(command)

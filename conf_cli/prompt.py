@@ -1,7 +1,9 @@
-"""The meeting prompt: turning a typed line into a control message. Sans-I/O.
+"""The prompt's one grammar: turning a typed line into a control message or a local command. Sans-I/O.
 
 Plain text is chat to everyone; a line starting with ``/`` is a command. Names containing spaces are
-quoted: ``/msg "Ada Lovelace" hello``.
+quoted: ``/msg "Ada Lovelace" hello``. The meeting loop, the calls beside a meeting, ``conf call`` and the
+answer to a request for control (``y``, ``n``) all read lines with :func:`parse_line` and
+:func:`parse_answer`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ HELP: list[tuple[str, str]] = [
 ]
 
 
+CALL_USAGE = {
+    "call": "/call NAME [KIND]",
+    "answer": "/answer [KIND]",
+    "decline": "/decline",
+    "hangup": "/hangup",
+}
+"""The call commands (``/call NAME [KIND]`` and the answers to a call) and how each is written."""
+ANSWERS = {"y": "accept", "yes": "accept", "n": "reject", "no": "reject"}
+"""Short answers to a request for control of our desktop, while one waits."""
+
+
 class CommandError(ValueError):
     """A line that is not a valid command; the message says how to write it."""
 
@@ -52,8 +65,8 @@ class CommandError(ValueError):
 class LocalCommand:
     """A command the client handles itself: ``help``, ``invite``, ``share``, ``unshare`` (the client
     captures), ``control`` and ``accept`` (the client opens a viewer, or a screen and an input injector,
-    first), ``reject`` (bound to the request it answers) and ``revoke`` (the client stops being
-    controlled at once, before it tells the server)."""
+    first), ``reject`` (bound to the request it answers), ``revoke`` (the client stops being
+    controlled at once, before it tells the server), and the call commands of :data:`CALL_USAGE`."""
 
     name: str
     args: tuple[str, ...] = ()
@@ -100,6 +113,8 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             return LocalCommand("reject", (_only_name(rest, "/reject [NAME]"),) if rest else ())
         case "revoke":
             return LocalCommand("revoke")
+        case "call" | "answer" | "decline" | "hangup":
+            return _call_command(command, rest)
         case "invite":
             return LocalCommand("invite", (_only_name(rest, "/invite [NAME]"),) if rest else ())
         case "leave" | "quit" | "exit":
@@ -140,6 +155,29 @@ def parse_line(line: str) -> Message | LocalCommand | None:
                 message["name"] = _only_name(who, f"/{command} WHAT NAME")
             return message
     raise CommandError(f"unknown command /{command}; type /help for the list")
+
+
+def parse_answer(line: str) -> str | None:
+    """``accept`` or ``reject`` for a short answer (``y``, ``n`` ...) to a request for control; else None."""
+    return ANSWERS.get(line.strip().lower())
+
+
+def unknown_command(command: LocalCommand) -> CommandError:
+    """The error for a command the grammar knows but the place it was typed in does not take."""
+    return CommandError(f"unknown command /{command.name}; type /help for the list")
+
+
+def _call_command(command: str, rest: str) -> LocalCommand:
+    """``/call NAME [KIND]``, ``/answer [KIND]``, ``/decline``, ``/hangup``: shell-like words."""
+    usage = CALL_USAGE[command]
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        raise CommandError(f"usage: {usage}") from None
+    most = 2 if command == "call" else 1 if command == "answer" else 0
+    if len(words) > most or (command == "call" and not words):
+        raise CommandError(f"usage: {usage}")
+    return LocalCommand(command, tuple(words))
 
 
 def _split(rest: str, usage: str) -> list[str]:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conf_cli.commands import HELP, CommandError, LocalCommand, parse_line
 from conf_cli.errors import ProtocolError
+from conf_cli.prompt import (
+    ANSWERS,
+    HELP,
+    CommandError,
+    LocalCommand,
+    parse_answer,
+    parse_line,
+    unknown_command,
+)
 from conf_cli.protocol.control import (
     PERMISSIONS,
     check_name,
@@ -313,3 +322,57 @@ def test_remote_control_commands(line, parsed):
 
 def test_control_needs_a_name():
     assert usage_error("/control") == "usage: /control NAME"
+
+
+# -- the call commands and the short answers: the same grammar ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("/call Bob", LocalCommand("call", ("Bob",))),
+        ('/call "Ada Lovelace" camera', LocalCommand("call", ("Ada Lovelace", "camera"))),
+        ("/CALL Bob", LocalCommand("call", ("Bob",))),
+        ("/answer", LocalCommand("answer")),
+        ("/answer audio", LocalCommand("answer", ("audio",))),
+        ("/decline", LocalCommand("decline")),
+        ("/hangup", LocalCommand("hangup")),
+    ],
+)
+def test_call_commands(line: str, command: LocalCommand) -> None:
+    assert parse_line(line) == command
+
+
+@pytest.mark.parametrize(
+    ("line", "usage"),
+    [
+        ("/call", "/call NAME [KIND]"),
+        ("/call a b c", "/call NAME [KIND]"),
+        ('/call "Bob', "/call NAME [KIND]"),
+        ("/answer a b", "/answer [KIND]"),
+        ("/decline now", "/decline"),
+        ("/hangup x", "/hangup"),
+    ],
+)
+def test_call_commands_say_how_they_are_written(line: str, usage: str) -> None:
+    with pytest.raises(CommandError, match=f"^usage: {re.escape(usage)}$"):
+        parse_line(line)
+
+
+def test_short_answers_to_a_request_for_control() -> None:
+    assert [parse_answer(word) for word in ("y", " YES ", "n", "No")] == [
+        "accept",
+        "accept",
+        "reject",
+        "reject",
+    ]
+    assert parse_answer("maybe") is None
+    assert parse_answer("/accept") is None  # a command: parse_line reads it
+    assert set(ANSWERS.values()) == {"accept", "reject"}
+
+
+def test_an_unknown_command_error_names_the_command() -> None:
+    assert (
+        str(unknown_command(LocalCommand("call", ("Bob",))))
+        == "unknown command /call; type /help for the list"
+    )

@@ -1,0 +1,743 @@
+"""Server-to-client messages as typed events: one dataclass per message ``type``. Sans-I/O.
+
+``parse_event(message)`` checks a decoded control message (see :func:`~conf_cli.protocol.control.decode_any`)
+against its type's fields, once, and returns the event, or raises
+:class:`~conf_cli.errors.ProtocolError` saying which field is wrong. ``event.to_message()`` gives back the
+dict the server sends (its fields in the server's order, absent optional fields left out), so
+``parse_event(event.to_message()) == event``. docs/events.md lists every event and its fields.
+
+Each field declares its *kind* (``name``, ``text``, ``role`` ...): the bounds a client request's field of
+that kind has in :mod:`conf_cli.protocol.control`, and a few more for what only the server sends
+(``number``, ``port``, ``ssrc``, ``participants`` ...). Fields the dataclass does not list are ignored, as
+the protocol asks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from conf_cli.errors import ProtocolError
+from conf_cli.protocol.control import (
+    _SURROGATE,
+    CONTROL_CHARS,
+    MAX_BOX_CHARS,
+    MEDIA_KINDS,
+    PERMISSIONS,
+    Message,
+    _base64,
+    _check_field,
+    _check_input,
+    check_name,
+)
+
+# The server's own bounds (docs/protocol.md, "Requests"): they keep a snapshot within one control frame.
+MAX_PARTICIPANT_ENTRIES = 100
+MAX_WAITING_ENTRIES = 50
+
+MAX_ERROR_CHARS = 1_024
+"""An error's ``message``: the server's sentence, which may quote a name or a field."""
+MAX_REASON_CHARS = 64
+MAX_SERVICES = 16
+MAX_SERVICE_URLS = 8
+MAX_RELAY_CHARS = 64  # a relay token in hex
+
+E = TypeVar("E", bound="Event")
+
+
+def _field(kind: str, *, key: str | None = None, optional: bool = False) -> Any:
+    """A message field of ``kind``; ``key`` when its JSON name is not the attribute's (``from``)."""
+    metadata = {"kind": kind, "key": key}
+    if optional:
+        return field(default=None, metadata=metadata)
+    return field(metadata=metadata)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One server-to-client message. Subclasses set ``TYPE`` and declare their fields with a kind."""
+
+    TYPE: ClassVar[str] = ""
+
+    @classmethod
+    def parse(cls: type[E], message: Message) -> E:
+        """The event ``message`` holds; ProtocolError naming the first field that is wrong."""
+        if message.get("type") != cls.TYPE:
+            raise ProtocolError(f"{cls.TYPE}: the message's type is {str(message.get('type'))[:40]!r}")
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            key = spec.metadata.get("key") or spec.name
+            value = message.get(key)
+            if value is None:
+                if spec.default is dataclasses.MISSING:
+                    raise ProtocolError(f"{cls.TYPE}: missing field {key!r}")
+                continue
+            values[spec.name] = _check(cls.TYPE, key, spec.metadata["kind"], value)
+        cls._check_together(message)
+        return cls(**values)
+
+    @classmethod
+    def _check_together(cls, message: Message) -> None:
+        """Rules that tie fields together (each field alone is already checked)."""
+
+    def to_message(self) -> Message:
+        """The message as the server sends it."""
+        message: Message = {"type": self.TYPE}
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if value is not None:
+                message[spec.metadata.get("key") or spec.name] = _plain(value)
+        return message
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantEntry:
+    """One participant in a snapshot (``joined``, ``participants``)."""
+
+    name: str
+    role: str
+    sharing: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+    key: str | None = None
+    """Their X25519 public key (base64), in an end-to-end encrypted meeting."""
+
+    def to_message(self) -> Message:
+        entry: Message = {
+            "name": self.name,
+            "role": self.role,
+            "sharing": list(self.sharing),
+            "forbidden": list(self.forbidden),
+        }
+        if self.key is not None:
+            entry["key"] = self.key
+        return entry
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackEntry:
+    """One live track in a snapshot."""
+
+    name: str
+    kind: str
+    ssrc: int
+    codec: str
+
+    def to_message(self) -> Message:
+        return {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as JSON holds it."""
+    if isinstance(value, ParticipantEntry | TrackEntry):
+        return value.to_message()
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+# -- field kinds -----------------------------------------------------------------------------------------
+
+
+def _check(kind: str, key: str, field_kind: str, value: Any) -> Any:
+    """``value`` checked as a ``field_kind``, converted to what the dataclass holds (lists to tuples)."""
+    where = f"{kind}.{key}"
+    own = _KINDS.get(field_kind)
+    if own is not None:
+        return own(where, value)
+    _check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
+    return value
+
+
+def _integer(where: str, value: Any, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ProtocolError(f"{where} must be an integer from {low} to {high}")
+    return value
+
+
+def _number(where: str, value: Any) -> float | int:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or value > 86_400
+    ):
+        raise ProtocolError(f"{where} must be a number of seconds from 0 to 86400")
+    return value
+
+
+def _string(where: str, value: Any, most: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= most:
+        raise ProtocolError(f"{where} must be a string of 1 to {most} characters")
+    if _SURROGATE.search(value) or CONTROL_CHARS.search(value):
+        raise ProtocolError(f"{where} must be printable Unicode text")
+    return value
+
+
+def _names(where: str, value: Any, most: int) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > most:
+        raise ProtocolError(f"{where} must be a list of at most {most} names")
+    for name in value:
+        if not isinstance(name, str):
+            raise ProtocolError(f"{where} must hold names")
+        check_name(name, where)
+    return tuple(value)
+
+
+def _words(where: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(item not in allowed for item in value):
+        raise ProtocolError(f"{where} must be a list of {', '.join(allowed)}")
+    if len(set(value)) != len(value):
+        raise ProtocolError(f"{where} names one of them twice")
+    return tuple(value)
+
+
+def _object(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{where} entries must be objects")
+    return value
+
+
+def _participants(where: str, value: Any) -> tuple[ParticipantEntry, ...]:
+    if not isinstance(value, list) or len(value) > MAX_PARTICIPANT_ENTRIES:
+        raise ProtocolError(f"{where} must be a list of at most {MAX_PARTICIPANT_ENTRIES} participants")
+    entries = []
+    for item in value:
+        entry = _object(where, item)
+        for required in ("name", "role"):
+            if entry.get(required) is None:
+                raise ProtocolError(f"{where}: missing field {required!r}")
+        _check_field(where, "name", "name", entry["name"])
+        _check_field(where, "role", "role", entry["role"])
+        key = entry.get("key")
+        if key is not None:
+            _check_field(where, "key", "e2ee_key", key)
+        entries.append(
+            ParticipantEntry(
+                name=entry["name"],
+                role=entry["role"],
+                sharing=_words(f"{where}.sharing", entry.get("sharing", []), MEDIA_KINDS),
+                forbidden=_words(f"{where}.forbidden", entry.get("forbidden", []), PERMISSIONS),
+                key=key,
+            )
+        )
+    return tuple(entries)
+
+
+def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
+    if not isinstance(value, list) or len(value) > 3 * MAX_PARTICIPANT_ENTRIES:
+        raise ProtocolError(f"{where} must be a list of at most {3 * MAX_PARTICIPANT_ENTRIES} tracks")
+    entries = []
+    for item in value:
+        entry = _object(where, item)
+        for required in ("name", "kind", "ssrc", "codec"):
+            if entry.get(required) is None:
+                raise ProtocolError(f"{where}: missing field {required!r}")
+        _check_field(where, "name", "name", entry["name"])
+        _check_field(where, "kind", "media_kind", entry["kind"])
+        _ssrc(f"{where}.ssrc", entry["ssrc"])
+        _check_field(where, "codec", "codec", entry["codec"])
+        entries.append(
+            TrackEntry(name=entry["name"], kind=entry["kind"], ssrc=entry["ssrc"], codec=entry["codec"])
+        )
+    return tuple(entries)
+
+
+def _ssrc(where: str, value: Any) -> int:
+    return _integer(where, value, 0, 0xFFFFFFFF)
+
+
+def _services(where: str, value: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict) or len(value) > MAX_SERVICES:
+        raise ProtocolError(f"{where} must be an object of at most {MAX_SERVICES} services")
+    services: dict[str, tuple[str, ...]] = {}
+    for name, urls in value.items():
+        _string(f"{where}.name", name, 64)
+        if not isinstance(urls, list) or len(urls) > MAX_SERVICE_URLS:
+            raise ProtocolError(f"{where}.{name[:64]} must be a list of at most {MAX_SERVICE_URLS} URLs")
+        services[name] = tuple(_string(f"{where}.url", url, 256) for url in urls)
+    return services
+
+
+def _true(where: str, value: Any) -> bool:
+    if value is not True:
+        raise ProtocolError(f"{where} is true or absent")
+    return True
+
+
+def _box(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_BOX_CHARS or _base64(value) is None:
+        raise ProtocolError(f"{where} must be base64 of at most {MAX_BOX_CHARS} characters")
+    return value
+
+
+def _relay(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_RELAY_CHARS:
+        raise ProtocolError(f"{where} must be 1 to {MAX_RELAY_CHARS} hex digits")
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise ProtocolError(f"{where} must be 1 to {MAX_RELAY_CHARS} hex digits") from None
+    return value
+
+
+def _candidates(where: str, value: Any) -> tuple[str, ...]:
+    kind, key = where.split(".", 1)
+    _check_field(kind, key, "candidates", value)
+    return tuple(value)
+
+
+_KINDS: dict[str, Any] = {
+    "number": _number,
+    "port": lambda where, value: _integer(where, value, 1, 65535),
+    "count": lambda where, value: _integer(where, value, 0, 2**53),
+    "ssrc": _ssrc,
+    "meeting": lambda where, value: _string(where, value, 64),
+    "server": lambda where, value: _string(where, value, 256),
+    "reason": lambda where, value: _string(where, value, MAX_REASON_CHARS),
+    "code": lambda where, value: _string(where, value, MAX_REASON_CHARS),
+    "error_message": lambda where, value: _string(where, value, MAX_ERROR_CHARS),
+    "names": lambda where, value: _names(where, value, MAX_PARTICIPANT_ENTRIES),
+    "waiting": lambda where, value: _names(where, value, MAX_WAITING_ENTRIES),
+    "permissions": lambda where, value: _words(where, value, PERMISSIONS),
+    "participants": _participants,
+    "tracks": _tracks,
+    "services": _services,
+    "true": _true,
+    "box": _box,
+    "relay": _relay,
+    "candidates": _candidates,
+}
+
+
+# -- getting in ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Welcome(Event):
+    TYPE: ClassVar[str] = "welcome"
+    protocol: int = _field("int")
+    server: str = _field("server")
+    heartbeat: float = _field("number")
+    stun_port: int | None = _field("port", optional=True)
+    """The UDP port of the server's STUN answerer and call relay, when it offers calls."""
+    services: dict[str, tuple[str, ...]] | None = _field("services", optional=True)  # noqa: RUF009
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pong(Event):
+    TYPE: ClassVar[str] = "pong"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggedIn(Event):
+    TYPE: ClassVar[str] = "logged_in"
+    user: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingCreated(Event):
+    TYPE: ClassVar[str] = "meeting_created"
+    meeting: str = _field("meeting")
+    passcode: str = _field("passcode")
+    e2ee: bool | None = _field("true", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot(Event):
+    """What ``joined`` and ``participants`` both carry: the whole meeting as one participant sees it."""
+
+    meeting: str = _field("meeting")
+    participants: tuple[ParticipantEntry, ...] = _field("participants")
+    tracks: tuple[TrackEntry, ...] = _field("tracks")
+    locked: bool = _field("bool")
+    forbidden: tuple[str, ...] = _field("permissions")
+    e2ee: bool | None = _field("true", optional=True)
+    waiting_room: bool | None = _field("bool", optional=True)
+    waiting: tuple[str, ...] | None = _field("waiting", optional=True)
+    """Who waits to be admitted: only the host and admins are told."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Joined(Snapshot):
+    TYPE: ClassVar[str] = "joined"
+    name: str = _field("name")
+    role: str = _field("role")
+
+    def to_message(self) -> Message:
+        # The server puts our name and role first, then the snapshot.
+        message = super().to_message()
+        return {"type": self.TYPE, "name": self.name, "role": self.role, **message}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Participants(Snapshot):
+    TYPE: ClassVar[str] = "participants"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Waiting(Event):
+    TYPE: ClassVar[str] = "waiting"
+    meeting: str = _field("meeting")
+    name: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Denied(Event):
+    TYPE: ClassVar[str] = "denied"
+    meeting: str = _field("meeting")
+    by: str = _field("name")
+
+
+# -- who is here -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantJoined(Event):
+    TYPE: ClassVar[str] = "participant_joined"
+    name: str = _field("name")
+    role: str = _field("role")
+    key: str | None = _field("e2ee_key", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantLeft(Event):
+    TYPE: ClassVar[str] = "participant_left"
+    name: str = _field("name")
+    reason: str = _field("reason")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleChanged(Event):
+    TYPE: ClassVar[str] = "role_changed"
+    name: str = _field("name")
+    role: str = _field("role")
+    by: str | None = _field("name", optional=True)
+    """None when the host role passed on because the host left."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PermissionChanged(Event):
+    TYPE: ClassVar[str] = "permission_changed"
+    what: str = _field("permission")
+    allowed: bool = _field("bool")
+    by: str = _field("name")
+    name: str | None = _field("name", optional=True)
+    """Whom it concerns; None: every member."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kicked(Event):
+    TYPE: ClassVar[str] = "kicked"
+    by: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unbanned(Event):
+    TYPE: ClassVar[str] = "unbanned"
+    name: str = _field("name")
+    by: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Left(Event):
+    TYPE: ClassVar[str] = "left"
+    meeting: str = _field("meeting")
+    reason: str = _field("reason")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingLocked(Event):
+    TYPE: ClassVar[str] = "meeting_locked"
+    locked: bool = _field("bool")
+    by: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingClosed(Event):
+    TYPE: ClassVar[str] = "meeting_closed"
+    by: str | None = _field("name", optional=True)
+    reason: str = _field("reason")
+
+
+# -- the waiting room ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingJoined(Event):
+    TYPE: ClassVar[str] = "waiting_joined"
+    name: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingLeft(Event):
+    TYPE: ClassVar[str] = "waiting_left"
+    name: str = _field("name")
+    reason: str = _field("reason")
+    by: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingRoom(Event):
+    TYPE: ClassVar[str] = "waiting_room"
+    enabled: bool = _field("bool")
+    waiting: tuple[str, ...] = _field("waiting")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingRoomChanged(Event):
+    TYPE: ClassVar[str] = "waiting_room_changed"
+    enabled: bool = _field("bool")
+    by: str = _field("name")
+
+
+# -- chat, tracks, keys ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chat(Event):
+    TYPE: ClassVar[str] = "chat"
+    sender: str = _field("name", key="from")
+    text: str = _field("text")
+    private: bool = _field("bool")
+    to: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShareStarted(Event):
+    TYPE: ClassVar[str] = "share_started"
+    name: str = _field("name")
+    kind: str = _field("media_kind")
+    ssrc: int = _field("ssrc")
+    codec: str = _field("codec")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShareStopped(Event):
+    TYPE: ClassVar[str] = "share_stopped"
+    name: str = _field("name")
+    kind: str = _field("media_kind")
+    ssrc: int | None = _field("ssrc", optional=True)
+    """None when a forbid ended every track of a kind at once."""
+    codec: str | None = _field("codec", optional=True)
+    reason: str = _field("reason")
+
+
+@dataclass(frozen=True, kw_only=True)
+class E2eeKey(Event):
+    TYPE: ClassVar[str] = "e2ee_key"
+    sender: str = _field("name", key="from")
+    box: str = _field("box")
+
+
+# -- remote control --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlEvent(Event):
+    """What every remote-control event names: who drives whose desktop, and the request's number."""
+
+    controller: str = _field("name")
+    controlled: str = _field("name")
+    request: int = _field("count")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlRequested(ControlEvent):
+    TYPE: ClassVar[str] = "control_requested"
+    timeout: float = _field("number")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlGranted(ControlEvent):
+    TYPE: ClassVar[str] = "control_granted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlDenied(ControlEvent):
+    TYPE: ClassVar[str] = "control_denied"
+    reason: str = _field("reason")
+    by: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlRevoked(ControlEvent):
+    TYPE: ClassVar[str] = "control_revoked"
+    reason: str = _field("reason")
+    by: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlInput(Event):
+    TYPE: ClassVar[str] = "control_input"
+    sender: str = _field("name", key="from")
+    action: str = _field("input_action")
+    x: float | None = _field("fraction", optional=True)
+    y: float | None = _field("fraction", optional=True)
+    button: int | None = _field("button", optional=True)
+    pressed: bool | None = _field("bool", optional=True)
+    key: str | None = _field("key", optional=True)
+    text: str | None = _field("input_text", optional=True)
+    dx: int | None = _field("steps", optional=True)
+    dy: int | None = _field("steps", optional=True)
+
+    @classmethod
+    def _check_together(cls, message: Message) -> None:
+        _check_input(message)  # the fields each action needs, as the server checked them
+
+
+# -- errors ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Error(Event):
+    TYPE: ClassVar[str] = "error"
+    code: str = _field("code")
+    message: str = _field("error_message")
+    re: str | None = _field("code", optional=True)
+    """The type of the request refused."""
+    id: int | str | None = _field("id", optional=True)
+    """The refused request's ``id``, echoed."""
+    retry_after: float | None = _field("number", optional=True)
+    """(``rate_limited``) seconds to wait before trying again."""
+
+
+# -- calls -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Online(Event):
+    TYPE: ClassVar[str] = "online"
+    name: str = _field("name")
+    stun_port: int = _field("port")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Offline(Event):
+    TYPE: ClassVar[str] = "offline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEvent(Event):
+    call: str = _field("call")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallRinging(CallEvent):
+    TYPE: ClassVar[str] = "call_ringing"
+    peer: str = _field("name")
+    timeout: float = _field("number")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallIncoming(CallEvent):
+    TYPE: ClassVar[str] = "call_incoming"
+    peer: str = _field("name")
+    commitment: str = _field("call_key")
+    candidates: tuple[str, ...] = _field("candidates")
+    timeout: float = _field("number")
+    stun_port: int = _field("port")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallAccepted(CallEvent):
+    TYPE: ClassVar[str] = "call_accepted"
+    stun_port: int = _field("port")
+    peer: str = _field("name")
+    key: str | None = _field("call_key", optional=True)
+    """The callee's key, for the caller only."""
+    candidates: tuple[str, ...] = _field("candidates")
+    relay: str = _field("relay")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallReveal(CallEvent):
+    TYPE: ClassVar[str] = "call_reveal"
+    key: str = _field("call_key")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallConnected(CallEvent):
+    TYPE: ClassVar[str] = "call_connected"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallPath(CallEvent):
+    TYPE: ClassVar[str] = "call_path"
+    path: str = _field("path")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallDeclined(CallEvent):
+    TYPE: ClassVar[str] = "call_declined"
+    peer: str = _field("name")
+    reason: str = _field("reason")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEnded(CallEvent):
+    TYPE: ClassVar[str] = "call_ended"
+    peer: str = _field("name")
+    reason: str = _field("reason")
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        Welcome,
+        Pong,
+        LoggedIn,
+        MeetingCreated,
+        Joined,
+        Participants,
+        Waiting,
+        Denied,
+        ParticipantJoined,
+        ParticipantLeft,
+        RoleChanged,
+        PermissionChanged,
+        Kicked,
+        Unbanned,
+        Left,
+        MeetingLocked,
+        MeetingClosed,
+        WaitingJoined,
+        WaitingLeft,
+        WaitingRoom,
+        WaitingRoomChanged,
+        Chat,
+        ShareStarted,
+        ShareStopped,
+        E2eeKey,
+        ControlRequested,
+        ControlGranted,
+        ControlDenied,
+        ControlRevoked,
+        ControlInput,
+        Error,
+        Online,
+        Offline,
+        CallRinging,
+        CallIncoming,
+        CallAccepted,
+        CallReveal,
+        CallConnected,
+        CallPath,
+        CallDeclined,
+        CallEnded,
+    )
+}
+"""Every message type the server sends, and its event class."""
+
+
+def parse_event(message: Message) -> Event:
+    """The typed event of a server message; ProtocolError for an unknown type or a wrong field."""
+    kind = message.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown event type {str(kind)[:40]!r}")
+    return cls.parse(message)
