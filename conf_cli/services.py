@@ -2,8 +2,10 @@
 
 An RTSP gateway or a web page for browsers is a service. A service adds its own options to
 ``conf server`` (``--rtsp-port``, ``--web-port`` ...), starts when they ask for it, and takes part in
-meetings through :class:`conf_cli.local_link.LocalTransport`: an in-process link that the server treats
-like any client's, so the hub's rules (passcodes, roles, forbids) apply to it unchanged.
+meetings through the :class:`ServiceContext` it is started with: each
+:meth:`ServiceContext.participant` is an ordinary conf client on an in-process link that the server
+treats like any client's, so the hub's rules (passcodes, roles, forbids) apply to it unchanged. A service
+never sees the server itself.
 
 Register a service through the ``conf_register_server_services`` hook::
 
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import click
 
-    from conf_cli.server import Server
+    from conf_cli.client import Client
 
 
 class RunningService(ABC):
@@ -33,6 +35,19 @@ class RunningService(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Stop serving and release every socket and participant link."""
+
+
+class ServiceContext(ABC):
+    """What a running service may use of the server it runs in."""
+
+    @abstractmethod
+    def participant(self, origin: str, *, e2ee_capable: bool = True) -> Client:
+        """A new in-process participant, not yet connected: ``await client.connect()``, then ``join``.
+
+        ``origin`` names it in the server's log and in ``server_stats`` (``"rtsp 192.0.2.1:5000"``).
+        A participant that cannot read end-to-end encrypted media says ``e2ee_capable=False`` so that
+        the hub refuses it such a meeting. Close it with ``await client.close()``.
+        """
 
 
 class ServerService(ABC):
@@ -50,5 +65,5 @@ class ServerService(ABC):
         """Whether the server's settings (every ``conf server`` option by name) ask for this service."""
 
     @abstractmethod
-    async def start(self, server: Server, settings: Mapping[str, Any]) -> RunningService:
+    async def start(self, context: ServiceContext, settings: Mapping[str, Any]) -> RunningService:
         """Start serving; raise :class:`conf_cli.errors.ConfError` with a clear message if it cannot."""

@@ -34,6 +34,7 @@ from conf_cli.meeting.passcode import ID_ALPHABET, new_meeting_id, normalise_mee
 from conf_cli.protocol.control import Message, decode_client_message, encode
 from conf_cli.protocol.framing import frame
 from conf_cli.security import Security
+from conf_cli.stream import HANDSHAKE_TIMEOUT, server_tls
 from conf_cli.transport import next_link_id
 from conf_cli.workers.channel import channel_pair, handoff_record, parse_report
 
@@ -44,7 +45,6 @@ PENDING_MEETING_AGE = 10.0  # seconds a chosen meeting ID counts as load before 
 DRAIN_TIMEOUT = 2.0
 TICK_SECONDS = 0.5
 MAX_WORKERS = len(ID_ALPHABET)
-HANDSHAKE_TIMEOUT = 10.0
 RELAY_BUFFER = 1024 * 1024
 
 
@@ -198,9 +198,7 @@ class Front:
 
     async def start(self, host: str, port: int) -> list[str]:
         loop = asyncio.get_running_loop()
-        tls = None
-        if self.security is not None and self.security.identity is not None:
-            tls = self.security.stream().server_context(self.security.identity)
+        tls = server_tls(self.security)  # TLS ends here: see the module's docstring
         try:
             self._server = await loop.create_server(
                 lambda: _Greeting(self),

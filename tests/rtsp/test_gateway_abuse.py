@@ -29,6 +29,7 @@ from conf_rtsp.gateway import RtspGateway
 
 from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
+from conf_cli.local_link import LocalServiceContext
 from conf_cli.plugins import create_registry
 from conf_cli.protocol.rtsp import RtspReader, RtspResponse
 from conf_cli.server import Server
@@ -63,7 +64,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def gateway(media: Path) -> AsyncIterator[RtspGateway]:
     server = Server(create_registry())
-    running = RtspGateway(server, "127.0.0.1", 0, media)
+    running = RtspGateway(LocalServiceContext(server), "127.0.0.1", 0, media)
     await running.start()
     try:
         yield running

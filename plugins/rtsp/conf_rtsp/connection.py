@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
-from conf_cli import __version__
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli import ConfError, ProtocolError, __version__
 from conf_cli.protocol.rtsp import (
     Headers,
     Interleaved,
@@ -308,7 +307,7 @@ class Connection(asyncio.Protocol):
         user = given.lstrip("/ ").strip() or self.peer[0]  # a meeting name is printable, never a /command
         names = [f"{user[:40]} (RTSP viewer)", f"{user[:40]} (RTSP viewer {self.peer[1]})"]
         client, joined = await join_meeting(
-            self.gateway.server,
+            self.gateway.context,
             target.meeting,
             names,
             credentials[1] if credentials else None,
@@ -346,7 +345,7 @@ class Connection(asyncio.Protocol):
             raise _Reply(400, f"bad SDP: {exc}") from None
         credentials = self._credentials(request)
         client, _ = await join_meeting(
-            self.gateway.server,
+            self.gateway.context,
             target.meeting,
             [f"{target.name[:48]} (RTSP)", f"{target.name[:40]} (RTSP {self.peer[1]})"],
             credentials[1] if credentials else None,

@@ -13,7 +13,7 @@ import random
 import socket
 from collections.abc import Callable
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError
 from conf_cli.protocol.rtsp import Interleaved
 
 log = logging.getLogger("conf.rtsp")

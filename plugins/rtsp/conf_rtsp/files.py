@@ -30,7 +30,7 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli import ConfError, ProtocolError
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
 from conf_cli.media.h264 import H264Packetizer, split_annexb
 from conf_cli.media.jpeg_rtp import PT_JPEG, JpegPacketizer, parse_jpeg

@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conf_cli import ConfError, RunningService
 from conf_cli.addresses import address_group
-from conf_cli.errors import ConfError
-from conf_cli.services import RunningService
 
 from .delivery import UdpPorts
 from .session import Session, SessionTrack
 
 if TYPE_CHECKING:
-    from conf_cli.server import Server
+    from conf_cli import ServiceContext
 
     from .connection import Connection
 
@@ -48,14 +47,14 @@ class RtspGateway(RunningService):
 
     def __init__(
         self,
-        server: Server,
+        context: ServiceContext,
         host: str,
         port: int,
         media_dir: Path | None,
         session_timeout: float = SESSION_TIMEOUT,
         per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     ) -> None:
-        self.server = server
+        self.context = context
         self.host = host
         self.port = port
         self.media_dir = media_dir

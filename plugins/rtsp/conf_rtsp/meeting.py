@@ -20,17 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from conf_cli.client import Client
-from conf_cli.errors import ConfError, ProtocolError, RequestRefused
-from conf_cli.local_link import LocalTransport
+from conf_cli import ConfError, ProtocolError, RequestRefused
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import Pli
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 from conf_cli.protocol.sdp import MediaDescription, SessionDescription
-from conf_cli.urls import ServerAddress
 
 if TYPE_CHECKING:
-    from conf_cli.server import Server
+    from conf_cli import Client, ServiceContext
 
 log = logging.getLogger("conf.rtsp")
 
@@ -75,15 +72,11 @@ async def _admitted(client: Client, meeting: str) -> Message:
 
 
 async def join_meeting(
-    server: Server, meeting: str, names: list[str], passcode: str | None, origin: str
+    context: ServiceContext, meeting: str, names: list[str], passcode: str | None, origin: str
 ) -> tuple[Client, Message]:
     """Join ``meeting`` as the first of ``names`` not taken; raise Refused with the hub's reason."""
-    client = Client(
-        server.registry,
-        ServerAddress("local", origin, 0),
-        transport=LocalTransport(server),
-        e2ee_capable=False,  # the hub refuses us an end-to-end encrypted meeting: we cannot read its media
-    )
+    # the hub refuses us an end-to-end encrypted meeting: we cannot read its media
+    client = context.participant(origin, e2ee_capable=False)
     try:
         await client.connect()
         for attempt, name in enumerate(names, 1):

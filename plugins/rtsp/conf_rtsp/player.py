@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli import ConfError, ProtocolError
 from conf_cli.media.rtp_stream import RateMeter, ReceiverStats
 from conf_cli.protocol.rtcp import Bye, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp

@@ -19,17 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from conf_cli import ConfError, RunningService, ServerService, ServiceContext
 from conf_cli.addresses import address_group
-from conf_cli.errors import ConfError
-from conf_cli.services import RunningService, ServerService
 from conf_web.ice import TURN_TTL, IceServer, parse_ice_server
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsServer
     from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
-
-    from conf_cli.server import Server
 
 log = logging.getLogger("conf.web")
 
@@ -152,7 +149,7 @@ class WebService(ServerService):
     def wanted(self, settings: Mapping[str, Any]) -> bool:
         return settings.get("web_port") is not None
 
-    async def start(self, server: Server, settings: Mapping[str, Any]) -> RunningService:
+    async def start(self, context: ServiceContext, settings: Mapping[str, Any]) -> RunningService:
         cert, key = settings.get("cert"), settings.get("key")
         if (cert is None) != (key is None):
             raise ConfError("--cert and --key go together: give both, or neither for the server's own")
@@ -171,14 +168,14 @@ class WebService(ServerService):
             turn_ttl=int(settings.get("turn_ttl") or TURN_TTL),
             pages_per_address=int(settings.get("web_max_pages_per_address") or MAX_PAGES_PER_ADDRESS),
         )
-        return await WebServer.start(server, config)
+        return await WebServer.start(context, config)
 
 
 class WebServer(RunningService):
     """The page's files over HTTP(S), and each page's WebSocket as one :class:`BrowserSession`."""
 
-    def __init__(self, server: Server, config: WebConfig, tls: ssl.SSLContext | None) -> None:
-        self.server = server
+    def __init__(self, context: ServiceContext, config: WebConfig, tls: ssl.SSLContext | None) -> None:
+        self.context = context
         self.config = config
         self.tls = tls
         self.sessions: set[Any] = set()
@@ -188,10 +185,10 @@ class WebServer(RunningService):
         self.urls: list[str] = []
 
     @classmethod
-    async def start(cls, server: Server, config: WebConfig) -> WebServer:
+    async def start(cls, context: ServiceContext, config: WebConfig) -> WebServer:
         from websockets.asyncio.server import serve
 
-        web = cls(server, config, _tls_context(config))
+        web = cls(context, config, _tls_context(config))
         try:
             web._ws = await serve(
                 web._page,
@@ -276,7 +273,7 @@ class WebServer(RunningService):
         if refused is not None:
             await websocket.close(1013, refused)
             return
-        session = BrowserSession(websocket, self.server, self.config)
+        session = BrowserSession(websocket, self.context, self.config)
         self.sessions.add(session)
         self.by_address[address] = self.by_address.get(address, 0) + 1
         try:
