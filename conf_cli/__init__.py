@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from conf_cli.client import Client
     from conf_cli.errors import ConfError, ProtocolError, RequestRefused
     from conf_cli.hookspecs import hookimpl, hookspec
     from conf_cli.injector import Injector, InjectorFactory
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
         ThreadedSource,
     )
     from conf_cli.security import Cipher, MediaCipher, MediaSession, MessageCipher, Security, StreamCipher
-    from conf_cli.services import RunningService, ServerService, ServiceContext
+    from conf_cli.services import Participant, RunningService, ServerService, ServiceContext
     from conf_cli.stream import (
         CONTROL_BUFFER_LIMIT,
         HANDSHAKE_TIMEOUT,
@@ -111,8 +110,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     # input injectors (remote control)
     "conf_cli.injector": ("Injector", "InjectorFactory"),
     # server services
-    "conf_cli.services": ("RunningService", "ServerService", "ServiceContext"),
-    "conf_cli.client": ("Client",),
+    "conf_cli.services": ("Participant", "RunningService", "ServerService", "ServiceContext"),
     # commands
     "conf_cli.loops": ("run_main",),
 }
@@ -124,7 +122,6 @@ __all__ = [
     "MEDIA_BUFFER_LIMIT",
     "CapturedFrame",
     "Cipher",
-    "Client",
     "ClientEvents",
     "ConfError",
     "DeviceInfo",
@@ -142,6 +139,7 @@ __all__ = [
     "MediaSession",
     "MessageCipher",
     "Pacer",
+    "Participant",
     "ProtocolError",
     "RequestRefused",
     "RunningService",
@@ -166,8 +164,6 @@ __all__ = [
     "run_main",
     "server_tls",
 ]
-
-assert set(__all__) == {"__version__", *_WHERE}, "every export is in __all__"
 
 
 def __getattr__(name: str) -> Any:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from conf_rtsp.gateway import RtspGateway
+from conf_rtsp.wire import RtspReader, RtspResponse
 
 from conf_cli.local_link import LocalServiceContext
 from conf_cli.plugins import create_registry
-from conf_cli.protocol.rtsp import RtspReader, RtspResponse
 from conf_cli.server import Server
 
 SDP = (

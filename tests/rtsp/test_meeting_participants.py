@@ -62,7 +62,7 @@ async def test_a_viewer_needs_the_passcode_and_asks_for_a_keyframe_when_it_plays
         host.send({"type": "publish", "kind": "video", "ssrc": 0xABCD, "codec": "H264"})
         await _event(host, "share_started")
         client, joined = await join_meeting(
-            server, meeting, ["ada", "tv (RTSP viewer)"], "secret", "rtsp test"
+            LocalServiceContext(server), meeting, ["ada", "tv (RTSP viewer)"], "secret", "rtsp test"
         )
         assert joined["name"] == "tv (RTSP viewer)"  # "ada" is taken
         ended: list[str] = []

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from conf_cli import ConfError, ProtocolError, __version__
-from conf_cli.protocol.rtsp import (
+from conf_cli.protocol.sdp import SessionDescription
+from conf_cli.urls import redact_url
+
+from .delivery import Delivery, InterleavedDelivery, UdpDelivery
+from .files import MediaFile
+from .gateway import IDLE_TIMEOUT, MAX_SESSIONS, REQUEST_TIMEOUT
+from .meeting import Publisher, Refused, Viewer, announced_streams, join_meeting
+from .presentations import FilePresentation, PublisherPresentation, ViewerPresentation
+from .session import Session, SessionTrack, StateError
+from .targets import FileTarget, PublishTarget, Resolved, TrackTarget, parse_target
+from .wire import (
     Headers,
     Interleaved,
     RtspParseError,
@@ -29,16 +39,6 @@ from conf_cli.protocol.rtsp import (
     parse_npt_range,
     parse_transport,
 )
-from conf_cli.protocol.sdp import SessionDescription
-from conf_cli.urls import redact_url
-
-from .delivery import Delivery, InterleavedDelivery, UdpDelivery
-from .files import MediaFile
-from .gateway import IDLE_TIMEOUT, MAX_SESSIONS, REQUEST_TIMEOUT
-from .meeting import Publisher, Refused, Viewer, announced_streams, join_meeting
-from .presentations import FilePresentation, PublisherPresentation, ViewerPresentation
-from .session import Session, SessionTrack, StateError
-from .targets import FileTarget, PublishTarget, Resolved, TrackTarget, parse_target
 
 if TYPE_CHECKING:
     from .gateway import RtspGateway

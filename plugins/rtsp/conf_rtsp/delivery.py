@@ -14,7 +14,8 @@ import socket
 from collections.abc import Callable
 
 from conf_cli import ConfError
-from conf_cli.protocol.rtsp import Interleaved
+
+from .wire import Interleaved
 
 log = logging.getLogger("conf.rtsp")
 

@@ -1,6 +1,6 @@
 """The RTSP gateway's asyncio edge: the listener, its sessions, its UDP ports and its timers.
 
-Requests on each connection are read by :class:`~conf_cli.protocol.rtsp.RtspReader` and answered in
+Requests on each connection are read by :class:`~conf_rtsp.wire.RtspReader` and answered in
 order by :class:`~conf_rtsp.connection.Connection`. Sessions belong to the gateway, not to a
 connection (RFC 2326): a session whose packets go by UDP outlives the connection that set it up and ends
 at TEARDOWN or when its client has been silent for the session timeout; one whose packets are

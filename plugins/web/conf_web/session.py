@@ -43,7 +43,7 @@ from conf_web.rtc import PeerConnection
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from conf_cli import Client, ServiceContext
+    from conf_cli import Participant, ServiceContext
     from conf_web.service import WebConfig
 
 log = logging.getLogger("conf.web")
@@ -61,7 +61,7 @@ class BrowserSession:
         self.ws = websocket
         self.context = context
         self.config = config
-        self.client: Client | None = None
+        self.client: Participant | None = None
         self.rtc: PeerConnection | None = None
         self.me: str | None = None
         self.inbound: dict[str, Inbound] = {}
