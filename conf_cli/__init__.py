@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from conf_cli.version import __version__
 
 if TYPE_CHECKING:
     from conf_cli.errors import ConfError, ProtocolError, RequestRefused

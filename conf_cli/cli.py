@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 
 import click
 
-from conf_cli import __version__
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
 from conf_cli.plugins import Registry, registry
 from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
+from conf_cli.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

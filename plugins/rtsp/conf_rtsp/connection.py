@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
 from conf_cli import ConfError, ProtocolError, __version__
@@ -22,7 +22,6 @@ from conf_cli.urls import redact_url
 
 from .delivery import Delivery, InterleavedDelivery, UdpDelivery
 from .files import MediaFile
-from .gateway import IDLE_TIMEOUT, MAX_SESSIONS, REQUEST_TIMEOUT
 from .meeting import Publisher, Refused, Viewer, announced_streams, join_meeting
 from .presentations import FilePresentation, PublisherPresentation, ViewerPresentation
 from .session import Session, SessionTrack, StateError
@@ -41,12 +40,44 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from .gateway import RtspGateway
+    from conf_cli import ServiceContext
+
+    from .delivery import UdpPorts
+    from .files import MediaProbes
 
 log = logging.getLogger("conf.rtsp")
 
 METHODS = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, ANNOUNCE, RECORD"
 MAX_QUEUED = 16
+REQUEST_TIMEOUT = 5.0
+"""Seconds a client may take to finish a request it has started sending."""
+IDLE_TIMEOUT = 120.0
+"""Seconds a connection without sessions may stay silent."""
+MAX_SESSIONS = 512
+
+
+class Gateway(Protocol):
+    """What a connection uses of the gateway that accepted it (:class:`~conf_rtsp.gateway.RtspGateway`)."""
+
+    context: ServiceContext
+    host: str
+    media_dir: Path | None
+    sessions: dict[str, Session]
+    stats: dict[str, int]
+    udp: UdpPorts
+    probes: MediaProbes
+
+    def admit(self, connection: Connection) -> str | None: ...
+
+    def forget(self, connection: Connection) -> None: ...
+
+    def new_session(self, owner: Connection, resource: Any) -> Session: ...
+
+    def route_udp(self, session: Session, track: SessionTrack, host: str, ports: tuple[int, int]) -> None: ...
+
+    async def end_session(self, session: Session, reason: str) -> None: ...
+
+    def end_session_soon(self, session: Session, reason: str) -> None: ...
 
 
 @dataclass
@@ -59,7 +90,7 @@ class _Reply(Exception):
 class Connection(asyncio.Protocol):
     """One client's RTSP connection."""
 
-    def __init__(self, gateway: RtspGateway) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.reader = RtspReader()
         self.transport: asyncio.Transport | None = None

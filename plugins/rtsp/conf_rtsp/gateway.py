@@ -31,14 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("conf.rtsp")
 
 SESSION_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 5.0
-"""Seconds a client may take to finish a request it has started sending."""
-IDLE_TIMEOUT = 120.0
-"""Seconds a connection without sessions may stay silent."""
 MAX_CONNECTIONS = 256
 MAX_CONNECTIONS_PER_ADDRESS = 16
 """Connections one client address may hold at once (``--rtsp-max-connections-per-address``)."""
-MAX_SESSIONS = 512
 SWEEP_INTERVAL = 0.5
 
 

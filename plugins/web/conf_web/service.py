@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import ipaddress
 import logging
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -21,7 +19,8 @@ import click
 
 from conf_cli import ConfError, RunningService, ServerService, ServiceContext
 from conf_cli.addresses import address_group
-from conf_web.ice import TURN_TTL, IceServer, parse_ice_server
+from conf_web.config import MAX_PAGES_PER_ADDRESS, WebConfig, is_loopback
+from conf_web.ice import TURN_TTL, parse_ice_server
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsServer
@@ -33,50 +32,12 @@ log = logging.getLogger("conf.web")
 WS_PATH = "/ws"
 MAX_MESSAGE = 64 * 1024  # bytes in one WebSocket message from a page (an SDP answer fits easily)
 MAX_PAGES = 200  # browsers connected at once
-MAX_PAGES_PER_ADDRESS = 20  # of them from one address (--web-max-pages-per-address)
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    host: str
-    port: int
-    cert: Path | None = None
-    key: Path | None = None
-    ice_servers: list[IceServer] = field(default_factory=list)
-    origins: tuple[str, ...] = ()
-    """Origins besides the page's own whose pages may open the WebSocket (``--web-origin``)."""
-    turn_secret: str | None = None
-    turn_ttl: int = TURN_TTL
-    pages_per_address: int = MAX_PAGES_PER_ADDRESS
-
-    @property
-    def loopback(self) -> bool:
-        return is_loopback(self.host)
-
-    @property
-    def ice_addresses(self) -> list[str] | None:
-        """The addresses ICE offers as host candidates: the one served on, or every interface's (None)."""
-        if self.host in ("", "0.0.0.0", "::"):
-            return None
-        try:
-            return [str(ipaddress.ip_address(self.host))]
-        except ValueError:
-            return None if not self.loopback else ["127.0.0.1"]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WebService(ServerService):

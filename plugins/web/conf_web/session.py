@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
     from conf_cli import Participant, ServiceContext
-    from conf_web.service import WebConfig
+    from conf_web.config import WebConfig
 
 log = logging.getLogger("conf.web")
 
