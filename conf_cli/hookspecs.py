@@ -10,9 +10,9 @@ Collections are registered through a ``register`` callable handed to the plugin:
     def conf_register_transports(register):
         register(MyTransport())
 
-Each collection is keyed by name: when two plugins register the same name, the first registered keeps
-it and conf logs a warning naming both. A hook implementation that matches no hookspec (a misspelt
-hook name) is an error when the plugins are loaded.
+Each collection is keyed by name: when two plugins register the same name, the first to register it
+keeps it (pluggy calls the plugin loaded last first) and conf logs a warning naming both. A hook
+implementation that matches no hookspec (a misspelt hook name) leaves its plugin out, with a warning.
 """
 
 from __future__ import annotations
