@@ -57,6 +57,23 @@ class Registry:
         self._collect("conf_register_ciphers", "cipher", self.ciphers)
         self._collect("conf_register_server_services", "server service", self.services)
         self._collect("conf_register_injectors", "injector", self.injectors)
+        self._warn_shared_schemes()
+
+    def _warn_shared_schemes(self) -> None:
+        """Two transports claiming one URL scheme: the first registered serves it (:meth:`transport_for`)."""
+        served: dict[str, str] = {}
+        for transport in self.transports.values():
+            for scheme in transport.schemes:
+                if scheme in served:
+                    log.warning(
+                        "transports %s and %s both claim %s://: %s serves it",
+                        served[scheme],
+                        transport.name,
+                        scheme,
+                        served[scheme],
+                    )
+                else:
+                    served[scheme] = transport.name
 
     def _collect(self, hook_name: str, what: str, into: dict[str, Any]) -> None:
         """Call one register hook, plugin by plugin in pluggy's order, keeping the first of each name."""

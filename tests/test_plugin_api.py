@@ -68,6 +68,27 @@ def test_a_name_clash_keeps_the_first_and_warns(
     assert len(clash) == 1 and "already registered" in clash[0]
 
 
+def test_two_transports_claiming_one_scheme_warn(
+    no_entry_points: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conf_transport_tcp import TcpTransport
+
+    class Imitation(TcpTransport):
+        name = "imitation"
+
+    def conf_register_transports(register: Callable[[Transport], None]) -> None:
+        register(Imitation())
+
+    real = _plugin("real", conf_register_transports=lambda register: register(TcpTransport()))
+    copy = _plugin("copy", conf_register_transports=conf_register_transports)
+    with caplog.at_level(logging.WARNING, logger="conf.plugins"):
+        registry = create_registry((copy, real))
+    assert registry.transport_for("tcp").name == "tcp"
+    assert [r.getMessage() for r in caplog.records] == [
+        "transports tcp and imitation both claim tcp://: tcp serves it"
+    ]
+
+
 def test_a_hook_conf_does_not_know_is_refused(
     no_entry_points: None, caplog: pytest.LogCaptureFixture
 ) -> None:
