@@ -30,11 +30,13 @@ test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy conf_cli plugins examples
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -rs
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/fanout.py

@@ -7,42 +7,24 @@ import getpass
 import logging
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from conf_cli import __version__
 from conf_cli.errors import ConfError
-from conf_cli.loops import fast_loop_factory
+from conf_cli.loops import run_main as _run
 from conf_cli.plugins import Registry, registry
 from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
+from conf_cli.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 SERVER_ENV = "CONF_SERVER"
 DEFAULT_SERVER = f"tcp://127.0.0.1:{DEFAULT_PORT}"
-
-
-def _run(main: Callable[[], Coroutine[Any, Any, int | None]], *, fast_loop: bool = False) -> None:
-    """Run a coroutine; turn ConfError into one line on stderr and Ctrl-C into a quiet exit.
-
-    With ``fast_loop`` (the server and the benchmark) the coroutine runs on uvloop when it is installed.
-    """
-    try:
-        with asyncio.Runner(loop_factory=fast_loop_factory() if fast_loop else None) as runner:
-            code = runner.run(main())
-    except ConfError as exc:
-        from conf_cli.ui.text import printable
-
-        click.echo(f"conf: {printable(exc)}", err=True)  # it may quote the server
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(code or 0)
 
 
 def _default_name() -> str:
@@ -1027,6 +1009,18 @@ def bench(
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
 
 
+def add_plugin_commands(reg: Registry) -> None:
+    """Add the commands plugins register to ``conf``; one whose name is taken is left out, with a warning."""
+    for name, command in reg.commands.items():
+        if name in cli.commands:
+            logging.getLogger("conf.plugins").warning(
+                "a plugin's command %r is left out: conf already has a command of that name", name
+            )
+            continue
+        cli.add_command(command, name)
+    reg.pm.hook.conf_add_commands(cli=cli)  # deprecated: pluggy warns each plugin that implements it
+
+
 def add_plugin_options(reg: Registry) -> None:
     """Give ``conf server`` the options of every service plugin, once."""
     known = {param.name for param in server.params}
@@ -1039,8 +1033,7 @@ def add_plugin_options(reg: Registry) -> None:
 
 def main() -> None:
     reg = registry()
-    for plugin_commands in reg.pm.hook.conf_add_commands(cli=cli):
-        del plugin_commands
+    add_plugin_commands(reg)
     add_plugin_options(reg)
     cli()
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conf_cli import __version__
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.meeting.e2ee import encode_key, new_private_key, public_bytes
 from conf_cli.meeting.hub import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
@@ -21,6 +20,7 @@ from conf_cli.protocol.control import PROTOCOL_VERSION, Message, decode_any, enc
 from conf_cli.security import client_security
 from conf_cli.transport import Link, Transport, TransportOptions
 from conf_cli.urls import ServerAddress
+from conf_cli.version import __version__
 
 REQUEST_TIMEOUT = 10.0
 

@@ -2,7 +2,7 @@
 
 Server services (an RTSP gateway, a browser page) take part in meetings through it. The server sees an
 ordinary :class:`~conf_cli.transport.Link`, so every rule of the hub applies; the service drives an
-ordinary :class:`~conf_cli.client.Client` (``Client(..., transport=LocalTransport(server))``). Control
+ordinary :class:`~conf_cli.client.Client`, which :class:`LocalServiceContext` makes for it. Control
 messages cross on the next turn of the event loop in both directions, so neither side is re-entered from
 inside its own handler; media is handed over at once, as a transport's send would.
 """
@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from conf_cli.errors import ConfError
-from conf_cli.transport import ClientEvents, Link, Listener, Transport, TransportOptions
+from conf_cli.services import ServiceContext
+from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
 
 if TYPE_CHECKING:
-    from conf_cli.server import Server
-    from conf_cli.transport import ServerEvents
+    from conf_cli.client import Client
+    from conf_cli.plugins import Registry
+
+
+class Server(ServerEvents, Protocol):
+    """What the in-process transport needs of a server (:class:`conf_cli.server.Server` is one)."""
+
+    registry: Registry
+
 
 _names = itertools.count(1)
 
@@ -130,3 +138,21 @@ class LocalTransport(Transport):
         pair = _Pair(self.server, events, host or f"local-{next(_names)}")
         self.server.link_opened(pair.server_end)
         return pair.client_end
+
+
+class LocalServiceContext(ServiceContext):
+    """The context a server starts its services with: in-process participants of that server."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+
+    def participant(self, origin: str, *, e2ee_capable: bool = True) -> Client:
+        from conf_cli.client import Client
+        from conf_cli.urls import ServerAddress
+
+        return Client(
+            self._server.registry,
+            ServerAddress("local", origin, 0),
+            transport=LocalTransport(self._server),
+            e2ee_capable=e2ee_capable,
+        )

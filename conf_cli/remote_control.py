@@ -34,9 +34,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from conf_cli.errors import ConfError
+from conf_cli.injector import Injector
 from conf_cli.media.source import Sink, Source
 from conf_cli.prompt import CommandError, LocalCommand, parse_answer, parse_line
 from conf_cli.protocol.control import Message
@@ -57,26 +58,6 @@ MOVE_INTERVAL = 1 / 120  # seconds: pointer moves sent at most this often (the n
 MAX_PENDING_INPUT = 1024  # input events waiting for the injector; more are dropped (the server limits rate)
 MAX_INPUT_AGE = 0.25  # seconds: input that has waited here longer is dropped, never replayed late
 STOP_WAIT = 0.5  # seconds a revoke waits for an injector call already under way
-
-
-class Injector(Protocol):
-    """Replays ``control_input`` events on this desktop (blocking calls; run in a thread)."""
-
-    def inject(self, event: Mapping[str, Any]) -> None: ...
-
-    def close(self) -> None:
-        """Release every button and key still held."""
-
-
-class InjectorFactory(Protocol):
-    """What a plugin registers with ``conf_register_injectors``."""
-
-    name: str
-
-    def open(self, options: Mapping[str, Any]) -> Injector:
-        """Options: ``area``, the desktop rectangle (left, top, width, height) the shared picture shows.
-        ConfError, in one line, where this desktop cannot be driven."""
-        ...
 
 
 def screen_area(source: object) -> tuple[int, int, int, int] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.forwarding import Forwarder
+from conf_cli.local_link import LocalServiceContext
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Action, Close, Deferred, Forward, Hub
 from conf_cli.plugins import Registry
@@ -81,7 +82,7 @@ class Server:
         urls: list[str] = []
         for service in self.registry.services.values():
             if service.wanted(settings):
-                running = await service.start(self, settings)
+                running = await service.start(LocalServiceContext(self), settings)
                 self.services.append(running)
                 self.hub.services[service.name] = list(running.urls)
                 urls += running.urls

@@ -11,6 +11,7 @@ through :meth:`Listener.forward_media`.
 from __future__ import annotations
 
 import itertools
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -154,3 +155,27 @@ class Transport(ABC):
     @abstractmethod
     async def connect(self, host: str, port: int, events: ClientEvents, options: TransportOptions) -> Link:
         """Open a link to a server. Raise ConfError if it cannot be reached within the timeout."""
+
+    adopts: bool = False
+    """True if the transport can take over connections another process accepted (:meth:`adopt`): what
+    ``conf server --workers`` asks of the ``tcp`` transport."""
+
+    def adoption_listener(self, url: str) -> Listener:
+        """A listener that accepts nothing itself: its links arrive through :meth:`adopt`."""
+        raise NotImplementedError(f"the {self.name} transport cannot adopt connections")
+
+    async def adopt(
+        self,
+        listener: Listener,
+        sock: socket.socket,
+        already_read: bytes,
+        events: ServerEvents,
+        peer: str = "",
+    ) -> Link:
+        """Take over a connected client socket that another process accepted and began to read.
+
+        ``already_read`` (what was read off the socket but not handled) reaches the link before anything
+        else, so the server sees the client's stream whole. ``peer`` names the client when ``sock`` does
+        not (a Unix socket from a front that terminates TLS). Only for transports with :attr:`adopts`.
+        """
+        raise NotImplementedError(f"the {self.name} transport cannot adopt connections")

@@ -18,12 +18,12 @@ import socket
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from conf_cli import __version__
 from conf_cli.calls.checks import OPENING_TTL, Checks
 from conf_cli.calls.crypto import SrtpPair
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.latch import Credentials, answer_check, request_transaction
 from conf_cli.protocol.stun import ATTR_USERNAME, StunMessage, binding_request, is_stun, pad_to
+from conf_cli.version import __version__
 
 log = logging.getLogger("conf.calls")
 

@@ -18,14 +18,12 @@ from conf_cli.errors import ProtocolError
 from conf_cli.fuzz import register, seeds
 from conf_cli.media.h264 import H264Depacketizer, H264Packetizer, join_annexb, parse_stap_a, split_annexb
 from conf_cli.media.jitter import Gap, JitterBuffer
-from conf_cli.media.jpeg_rtp import parse_jpeg
 from conf_cli.media.opus_rtp import OPUS_MAX_PACKET_SAMPLES, opus_packet_samples
 from conf_cli.meeting.hub import Deferred, Hub
 from conf_cli.meeting.passcode import PasscodeHash
 from conf_cli.protocol import control, rtcp, rtcp_xr, sframe, ssdp, stun
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
-from conf_cli.protocol.rtsp import RtspReader
 from conf_cli.protocol.sdp import SessionDescription
 from conf_cli.transport import TransportOptions
 from conf_cli.workers import channel
@@ -324,6 +322,8 @@ def worker_record(data: bytes) -> object:
 
 def rtsp_stream(data: bytes) -> object:
     """RTSP requests, responses and interleaved frames fed in uneven chunks, as a connection reads them."""
+    from conf_rtsp.wire import RtspReader  # the RTSP plugin's wire format
+
     reader = RtspReader()
     messages = []
     step = 1 + (data[0] if data else 0) % 13
@@ -358,6 +358,8 @@ def ssdp_datagram(data: bytes) -> object:
 
 def jpeg_picture(data: bytes) -> object:
     """A JPEG picture the RTSP gateway sends as RFC 2435."""
+    from conf_rtsp.jpeg_rtp import parse_jpeg  # the RTSP plugin's payload format
+
     return parse_jpeg(data, check_huffman=False).width
 
 

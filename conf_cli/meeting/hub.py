@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from conf_cli import __version__
 from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.meeting.core import Meeting, Send, Track
@@ -55,6 +54,7 @@ from conf_cli.protocol.rtcp import (
     parse_compound,
 )
 from conf_cli.protocol.rtp import header_fits, is_rtcp
+from conf_cli.version import __version__
 
 MIN_PASSCODE_CHARS = 6
 """A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""

@@ -59,3 +59,30 @@ class FrameDecoder:
         if offset:
             del buffer[:offset]
         return frames
+
+    # One frame at a time, for a reader that may stop after any frame and hand on the rest unread (the
+    # worker front hands a connection, from its first create or join on, to a worker).
+
+    def push(self, data: bytes) -> None:
+        """Add bytes without taking frames out."""
+        self._buffer += data
+
+    def peek(self) -> bytes | None:
+        """The next complete frame, left in place; None until one is whole."""
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return None
+        (length,) = _LENGTH.unpack_from(buffer)
+        if len(buffer) - 2 < length:
+            return None
+        return bytes(buffer[2 : 2 + length])
+
+    def skip(self) -> None:
+        """Drop the frame :meth:`peek` returned."""
+        if self.peek() is not None:
+            (length,) = _LENGTH.unpack_from(self._buffer)
+            del self._buffer[: 2 + length]
+
+    def held(self) -> bytes:
+        """Every byte held, from the next frame on, framing included."""
+        return bytes(self._buffer)

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conf_cli import __version__
 from conf_cli.errors import ProtocolError
+from conf_cli.version import __version__
 
 GROUP = "239.255.255.250"
 PORT = 1900

@@ -32,8 +32,9 @@ from conf_cli.meeting.hub import Action, Close, Hub
 from conf_cli.meeting.limiter import Limits
 from conf_cli.meeting.passcode import ID_ALPHABET, new_meeting_id, normalise_meeting_id
 from conf_cli.protocol.control import Message, decode_client_message, encode
-from conf_cli.protocol.framing import frame
+from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.security import Security
+from conf_cli.stream import HANDSHAKE_TIMEOUT, server_tls
 from conf_cli.transport import next_link_id
 from conf_cli.workers.channel import channel_pair, handoff_record, parse_report
 
@@ -44,7 +45,6 @@ PENDING_MEETING_AGE = 10.0  # seconds a chosen meeting ID counts as load before 
 DRAIN_TIMEOUT = 2.0
 TICK_SECONDS = 0.5
 MAX_WORKERS = len(ID_ALPHABET)
-HANDSHAKE_TIMEOUT = 10.0
 RELAY_BUFFER = 1024 * 1024
 
 
@@ -116,7 +116,7 @@ class _Greeting(asyncio.Protocol):
     def __init__(self, front: Front) -> None:
         self.front = front
         self.id = next_link_id()
-        self.buffer = bytearray()
+        self.decoder = FrameDecoder()
         self.transport: asyncio.Transport | None = None
         self.handing_over = False
         self.relay: _Relay | None = None  # once handed on through the front's TLS relay
@@ -135,16 +135,13 @@ class _Greeting(asyncio.Protocol):
             return
         if self.handing_over:
             return
-        self.buffer += data
-        while len(self.buffer) >= 2 and not self.handing_over:
-            size = int.from_bytes(self.buffer[:2], "big")
-            if len(self.buffer) < 2 + size:
-                break
-            payload = bytes(self.buffer[2 : 2 + size])
+        decoder = self.decoder
+        decoder.push(data)
+        while not self.handing_over and (payload := decoder.peek()) is not None:
             if self.front.frame(self, payload):  # handed on: this frame and all after it go along
                 return
-            del self.buffer[: 2 + size]
-        if len(self.buffer) > MAX_PENDING_BYTES and not self.handing_over:
+            decoder.skip()
+        if decoder.pending > MAX_PENDING_BYTES and not self.handing_over:
             self.close("too much data before a create or join")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -198,9 +195,7 @@ class Front:
 
     async def start(self, host: str, port: int) -> list[str]:
         loop = asyncio.get_running_loop()
-        tls = None
-        if self.security is not None and self.security.identity is not None:
-            tls = self.security.stream().server_context(self.security.identity)
+        tls = server_tls(self.security)  # TLS ends here: see the module's docstring
         try:
             self._server = await loop.create_server(
                 lambda: _Greeting(self),
@@ -339,7 +334,7 @@ class Front:
                 sock = transport.get_extra_info("socket")
             fd = os.dup(sock.fileno())
             try:
-                socket.send_fds(worker.channel, [handoff_record(header, bytes(conn.buffer))], [fd])
+                socket.send_fds(worker.channel, [handoff_record(header, conn.decoder.held())], [fd])
             finally:
                 os.close(fd)
                 if tls:

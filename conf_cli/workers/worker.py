@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 from collections import deque
-from typing import Any, Protocol, cast
+from typing import Any
 
 from conf_cli.errors import ConfError
 from conf_cli.loops import fast_loop_factory
@@ -24,22 +24,12 @@ from conf_cli.meeting.limiter import AttemptLimiter, Limits
 from conf_cli.meeting.passcode import ID_ALPHABET, new_meeting_id
 from conf_cli.plugins import registry
 from conf_cli.server import Server
-from conf_cli.transport import Link, Listener, ServerEvents
+from conf_cli.transport import Link
 from conf_cli.workers.channel import MAX_RECORD, parse_handoff, report_record
 
 log = logging.getLogger("conf.worker")
 
 REPORT_INTERVAL = 0.25
-
-
-class AdoptingTransport(Protocol):
-    """A transport that can take over sockets another process accepted (the TCP transport)."""
-
-    def adoption_listener(self, url: str) -> Listener: ...
-
-    async def adopt(
-        self, listener: Any, sock: socket.socket, already_read: bytes, events: ServerEvents, peer: str = ""
-    ) -> Link: ...
 
 
 class _Adopted:
@@ -72,9 +62,9 @@ class Worker:
         self.reserved: deque[str] = deque()  # meeting IDs the front chose for creates handed to us
         self.registry = registry()
         transport = self.registry.transport_for("tcp")
-        if not hasattr(transport, "adopt"):
+        if not transport.adopts:
             raise ConfError("the tcp transport plugin cannot adopt connections (--workers)")
-        self.transport = cast(AdoptingTransport, transport)
+        self.transport = transport
         self.server = Server(
             self.registry,
             Hub(new_id=self._new_id, limiter=AttemptLimiter(limits or Limits())),

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conf_rtsp.wire import Headers, Interleaved, RtspReader, RtspRequest, RtspResponse
 
-from conf_cli.protocol.rtsp import Headers, Interleaved, RtspReader, RtspRequest, RtspResponse
 from conf_cli.testing import ClientPool, ConfProcess, conf_command, spawn, start_server
 
 pytestmark = pytest.mark.skipif(

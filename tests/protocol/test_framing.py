@@ -158,3 +158,40 @@ def test_an_unfinished_frame_stays_pending(frames, last, data):
     decoder = FrameDecoder()
     assert decoder.feed(complete + tail) == frames
     assert decoder.pending == len(tail)
+
+
+# -- one frame at a time (the worker front) -------------------------------------------------------------
+
+
+@given(
+    payloads=st.lists(st.binary(max_size=300), max_size=8),
+    tail=st.binary(max_size=5),
+    cut=st.integers(min_value=1, max_value=50),
+)
+def test_peek_and_skip_give_the_frames_feed_gives_and_held_keeps_the_rest(
+    payloads: list[bytes], tail: bytes, cut: int
+) -> None:
+    stream = b"".join(frame(p) for p in payloads) + frame(b"x" * 400)[: min(len(tail), 3)]
+    decoder = FrameDecoder()
+    taken: list[bytes] = []
+    for start in range(0, len(stream), cut):
+        decoder.push(stream[start : start + cut])
+        while (payload := decoder.peek()) is not None:
+            assert decoder.peek() == payload  # peeking takes nothing
+            taken.append(payload)
+            decoder.skip()
+    assert taken == payloads
+    assert decoder.held() == stream[len(b"".join(frame(p) for p in payloads)) :]
+    assert decoder.pending == len(decoder.held())
+
+
+def test_held_starts_with_the_frame_peeked() -> None:
+    decoder = FrameDecoder()
+    decoder.push(frame(b"first") + frame(CONTROL) + b"\x00")
+    assert decoder.peek() == b"first"
+    decoder.skip()
+    assert decoder.peek() == CONTROL
+    assert decoder.held() == frame(CONTROL) + b"\x00"  # what a hand-off carries on
+    decoder.skip()
+    decoder.skip()  # nothing whole left: nothing dropped
+    assert decoder.peek() is None and decoder.held() == b"\x00"

@@ -26,11 +26,12 @@ import av
 import pytest
 from conf_rtsp import connection as rtsp_connection
 from conf_rtsp.gateway import RtspGateway
+from conf_rtsp.wire import RtspReader, RtspResponse
 
 from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
+from conf_cli.local_link import LocalServiceContext
 from conf_cli.plugins import create_registry
-from conf_cli.protocol.rtsp import RtspReader, RtspResponse
 from conf_cli.server import Server
 from conf_cli.testing import run_conf, spawn
 from conf_cli.urls import redact_url
@@ -63,7 +64,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 async def gateway(media: Path) -> AsyncIterator[RtspGateway]:
     server = Server(create_registry())
-    running = RtspGateway(server, "127.0.0.1", 0, media)
+    running = RtspGateway(LocalServiceContext(server), "127.0.0.1", 0, media)
     await running.start()
     try:
         yield running

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from conf_rtsp.gateway import RtspGateway
+from conf_rtsp.wire import RtspReader, RtspResponse
 
+from conf_cli.local_link import LocalServiceContext
 from conf_cli.plugins import create_registry
-from conf_cli.protocol.rtsp import RtspReader, RtspResponse
 from conf_cli.server import Server
 
 SDP = (
@@ -78,7 +79,7 @@ async def test_mutated_requests_never_break_the_gateway(
     problems: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _, context: problems.append(context))
     server = Server(create_registry())
-    gateway = RtspGateway(server, "127.0.0.1", 0, tmp_path)
+    gateway = RtspGateway(LocalServiceContext(server), "127.0.0.1", 0, tmp_path)
     await gateway.start()
     rng = random.Random(2326)
     try:

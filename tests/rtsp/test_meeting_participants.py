@@ -9,7 +9,7 @@ import pytest
 from conf_rtsp.meeting import Announced, Publisher, Refused, Viewer, join_meeting
 
 from conf_cli.client import Client
-from conf_cli.local_link import LocalTransport
+from conf_cli.local_link import LocalServiceContext, LocalTransport
 from conf_cli.plugins import create_registry
 from conf_cli.protocol.rtcp import Pli, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
@@ -47,10 +47,14 @@ async def test_a_viewer_needs_the_passcode_and_asks_for_a_keyframe_when_it_plays
     server, host, meeting = await _meeting()
     try:
         with pytest.raises(Refused) as refused:
-            await join_meeting(server, meeting, ["eve (RTSP viewer)"], "wrong", "rtsp test")
+            await join_meeting(
+                LocalServiceContext(server), meeting, ["eve (RTSP viewer)"], "wrong", "rtsp test"
+            )
         assert refused.value.status == 401
         with pytest.raises(Refused) as missing:
-            await join_meeting(server, "zzz-zzzz-zzz", ["eve (RTSP viewer)"], "secret", "rtsp test")
+            await join_meeting(
+                LocalServiceContext(server), "zzz-zzzz-zzz", ["eve (RTSP viewer)"], "secret", "rtsp test"
+            )
         assert missing.value.status == 404
 
         received: list[bytes] = []
@@ -58,7 +62,7 @@ async def test_a_viewer_needs_the_passcode_and_asks_for_a_keyframe_when_it_plays
         host.send({"type": "publish", "kind": "video", "ssrc": 0xABCD, "codec": "H264"})
         await _event(host, "share_started")
         client, joined = await join_meeting(
-            server, meeting, ["ada", "tv (RTSP viewer)"], "secret", "rtsp test"
+            LocalServiceContext(server), meeting, ["ada", "tv (RTSP viewer)"], "secret", "rtsp test"
         )
         assert joined["name"] == "tv (RTSP viewer)"  # "ada" is taken
         ended: list[str] = []
@@ -91,7 +95,9 @@ async def test_a_publisher_restamps_its_packets_and_puts_parameter_sets_before_k
     try:
         received: list[RtpPacket] = []
         host.media_handler = lambda data: None if is_rtcp(data) else received.append(RtpPacket.parse(data))
-        client, _ = await join_meeting(server, meeting, ["cam (RTSP)"], "secret", "rtsp test")
+        client, _ = await join_meeting(
+            LocalServiceContext(server), meeting, ["cam (RTSP)"], "secret", "rtsp test"
+        )
         stream = Announced("streamid=0", "video", "H264", 97, parameter_sets=[SPS, PPS])
         publisher = Publisher(client, [stream], lambda reason: None)
         publisher.receive(stream, bytes(RtpPacket(97, 100, 5000, 0x1234, b"\x65early")))  # before RECORD
@@ -126,7 +132,9 @@ async def test_an_end_to_end_encrypted_meeting_is_refused_without_joining() -> N
         await host.connect()
         created, _ = await host.create("ada", passcode="secret", e2ee=True)
         with pytest.raises(Refused) as refused:
-            await join_meeting(server, created["meeting"], ["eve (RTSP viewer)"], "secret", "rtsp test")
+            await join_meeting(
+                LocalServiceContext(server), created["meeting"], ["eve (RTSP viewer)"], "secret", "rtsp test"
+            )
         assert refused.value.status == 403 and "end-to-end encrypted" in str(refused.value)
         assert [p.name for p in server.hub.meetings[created["meeting"]].participants.values()] == ["ada"]
     finally:
@@ -142,14 +150,18 @@ async def test_a_viewer_waits_in_the_waiting_room_until_the_host_admits_it() -> 
         await host.connect()
         created, _ = await host.create("ada", passcode="secret", waiting_room=True)
         meeting = created["meeting"]
-        joining = asyncio.create_task(join_meeting(server, meeting, ["eve (RTSP viewer)"], "secret", "rtsp"))
+        joining = asyncio.create_task(
+            join_meeting(LocalServiceContext(server), meeting, ["eve (RTSP viewer)"], "secret", "rtsp")
+        )
         assert (await _event(host, "waiting_joined"))["name"] == "eve (RTSP viewer)"
         host.send({"type": "admit", "name": "eve (RTSP viewer)"})
         client, joined = await joining
         assert joined["type"] == "joined" and joined["name"] == "eve (RTSP viewer)"
         await client.close()
 
-        denied = asyncio.create_task(join_meeting(server, meeting, ["mal (RTSP viewer)"], "secret", "rtsp"))
+        denied = asyncio.create_task(
+            join_meeting(LocalServiceContext(server), meeting, ["mal (RTSP viewer)"], "secret", "rtsp")
+        )
         await _event(host, "waiting_joined")
         host.send({"type": "deny", "name": "mal (RTSP viewer)"})
         with pytest.raises(Refused) as refused:

@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError
-from conf_cli.local_link import LocalTransport
+from conf_cli.local_link import LocalServiceContext, LocalTransport
 from conf_cli.meeting import core as meeting_core
 from conf_cli.plugins import create_registry
 from conf_cli.server import Endpoint, Server
@@ -51,7 +51,9 @@ async def server() -> AsyncIterator[Server]:
 
 
 async def _web(server: Server, **settings: Any) -> tuple[WebServer, str]:
-    running = await WebService().start(server, {"host": "127.0.0.1", "web_port": 0, **settings})
+    running = await WebService().start(
+        LocalServiceContext(server), {"host": "127.0.0.1", "web_port": 0, **settings}
+    )
     server.services.append(running)  # closed with the server
     assert isinstance(running, WebServer)
     return running, running.urls[0].replace("http://", "ws://") + "ws"

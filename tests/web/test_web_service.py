@@ -19,6 +19,7 @@ from conf_web.service import WebConfig, WebServer, WebService, _tls_context
 
 from conf_cli.client import Client
 from conf_cli.errors import ConfError
+from conf_cli.local_link import LocalServiceContext
 from conf_cli.plugins import create_registry
 from conf_cli.protocol.stun import StunMessage, binding_success
 from conf_cli.server import Endpoint, Server
@@ -37,7 +38,9 @@ async def server() -> AsyncIterator[Server]:
 
 
 async def _web(server: Server, **settings: Any) -> WebServer:
-    running = await WebService().start(server, {"host": "127.0.0.1", "web_port": 0, **settings})
+    running = await WebService().start(
+        LocalServiceContext(server), {"host": "127.0.0.1", "web_port": 0, **settings}
+    )
     server.services.append(running)  # closed with the server
     assert isinstance(running, WebServer)
     return running

@@ -25,7 +25,7 @@ from conf_web.ice import turn_credentials
 from conf_web.service import WebServer, WebService
 
 from conf_cli.client import Client
-from conf_cli.local_link import LocalTransport
+from conf_cli.local_link import LocalServiceContext, LocalTransport
 from conf_cli.plugins import create_registry
 from conf_cli.server import Endpoint, Server
 from conf_cli.urls import ServerAddress
@@ -97,7 +97,7 @@ async def _allocate(port: int, username: str, password: str) -> tuple[str, int]:
 
 async def test_coturn_accepts_the_credentials_an_admitted_page_gets(server: Server, coturn: int) -> None:
     running = await WebService().start(
-        server,
+        LocalServiceContext(server),
         {
             "host": "127.0.0.1",
             "web_port": 0,

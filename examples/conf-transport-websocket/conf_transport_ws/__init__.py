@@ -20,10 +20,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import WebSocketException
 
-from conf_cli.errors import ConfError
-from conf_cli.hookspecs import hookimpl
-from conf_cli.security import Security
-from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
+from conf_cli import (
+    ClientEvents,
+    ConfError,
+    Link,
+    Listener,
+    Security,
+    ServerEvents,
+    Transport,
+    TransportOptions,
+    hookimpl,
+)
 
 MAX_FRAME = 65_535
 QUEUE_LIMIT = 512  # frames waiting to be written to one peer

@@ -44,10 +44,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from conf_cli.hookspecs import hookimpl
-from conf_cli.lazy import LazyFactory
+from conf_cli import LazyFactory, hookimpl
+
+if TYPE_CHECKING:  # not at run time: conf_cli.media.source imports PyAV
+    from conf_cli import InjectorFactory, SinkFactory, SourceFactory
 
 log = logging.getLogger("conf.capture")
 
@@ -163,21 +165,21 @@ def _optional(parts: tuple[LazyFactory, ...]) -> list[LazyFactory]:
 
 
 @hookimpl
-def conf_register_sources(register: Callable[[Any], None]) -> None:
+def conf_register_sources(register: Callable[[SourceFactory | LazyFactory], None]) -> None:
     """Register pattern, tone, file, camera, screen and audio (microphone)."""
     for factory in (*SOURCES, *_optional(DEVICE_SOURCES)):
         register(factory)
 
 
 @hookimpl
-def conf_register_sinks(register: Callable[[Any], None]) -> None:
+def conf_register_sinks(register: Callable[[SinkFactory | LazyFactory], None]) -> None:
     """Register recorder, preview, window and speaker."""
     for factory in (*SINKS, *_optional(DEVICE_SINKS)):
         register(factory)
 
 
 @hookimpl
-def conf_register_injectors(register: Callable[[Any], None]) -> None:
+def conf_register_injectors(register: Callable[[InjectorFactory | LazyFactory], None]) -> None:
     """Register the pynput input injector (for remote control of this desktop)."""
     for factory in _optional(INJECTORS):
         register(factory)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import DeviceInfo
+from conf_cli import ConfError, DeviceInfo
 
 Direction = Literal["input", "output"]
 

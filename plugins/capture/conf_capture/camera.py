@@ -21,8 +21,7 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import CapturedFrame, DeviceInfo, Pacer, Source, SourceFactory
+from conf_cli import CapturedFrame, ConfError, DeviceInfo, Pacer, Source, SourceFactory
 from conf_cli.urls import redact_url
 
 from .options import opt_float, opt_int, opt_str

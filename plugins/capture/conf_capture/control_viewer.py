@@ -18,8 +18,7 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import Frame, Sink, SinkFactory
+from conf_cli import ConfError, Frame, Sink, SinkFactory
 from conf_cli.protocol.control import MAX_KEY_CHARS, MAX_SCROLL_STEPS, Message
 
 from .options import opt_str

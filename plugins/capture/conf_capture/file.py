@@ -21,8 +21,7 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import CapturedFrame, Frame, MediaKind, Pacer, Source, SourceFactory
+from conf_cli import CapturedFrame, ConfError, Frame, MediaKind, Pacer, Source, SourceFactory
 from conf_cli.urls import redact_url
 
 from .options import opt_bool, opt_str

@@ -22,8 +22,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import DeviceInfo
+from conf_cli import ConfError, DeviceInfo
 
 Area = tuple[int, int, int, int]  # left, top, width, height
 

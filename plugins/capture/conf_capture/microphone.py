@@ -22,8 +22,7 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import CapturedFrame, DeviceInfo, Source, SourceFactory
+from conf_cli import CapturedFrame, ConfError, DeviceInfo, Source, SourceFactory
 
 from . import audio_devices
 from .options import opt_str

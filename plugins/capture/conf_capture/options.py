@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError
 
 
 def opt_int(options: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:

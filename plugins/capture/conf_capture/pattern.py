@@ -26,8 +26,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import CapturedFrame, Pacer, Source, SourceFactory
+from conf_cli import CapturedFrame, ConfError, Pacer, Source, SourceFactory
 
 from .options import opt_float, opt_size
 

@@ -23,8 +23,7 @@ from rich.console import Console, ConsoleOptions
 from rich.segment import Segment
 from rich.style import Style
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import Frame, Sink, SinkFactory
+from conf_cli import ConfError, Frame, Sink, SinkFactory
 
 from .options import opt_int
 

@@ -17,10 +17,9 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError, EncodedSink, EncodedUnit, SinkFactory
 from conf_cli.media.codecs import H264Decoder
 from conf_cli.media.h264 import split_annexb
-from conf_cli.media.source import EncodedSink, EncodedUnit, SinkFactory
 
 from .options import opt_str
 

@@ -19,8 +19,7 @@ from typing import Any
 import av
 from av.audio.resampler import AudioResampler
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import DeviceInfo, Frame, Sink, SinkFactory
+from conf_cli import ConfError, DeviceInfo, Frame, Sink, SinkFactory
 
 from . import audio_devices
 from .options import opt_float, opt_str

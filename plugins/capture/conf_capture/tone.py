@@ -14,8 +14,7 @@ from typing import Any
 import av
 import numpy as np
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import CapturedFrame, Pacer, Source, SourceFactory
+from conf_cli import CapturedFrame, ConfError, Pacer, Source, SourceFactory
 
 from .options import opt_float
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError
-from conf_cli.media.source import Frame, Sink, SinkFactory
+from conf_cli import ConfError, Frame, Sink, SinkFactory
 
 from .options import opt_str
 from .video_window import VideoWindow

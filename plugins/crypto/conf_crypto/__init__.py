@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conf_cli.hookspecs import hookimpl
-from conf_cli.security import Cipher
+from conf_cli import Cipher, hookimpl
 
 from .curve import CurveCipher
 from .srtp import SrtpCipher, SrtpSession

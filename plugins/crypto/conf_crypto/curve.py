@@ -13,9 +13,8 @@ from typing import Any
 import zmq
 import zmq.utils.z85
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError, MessageCipher
 from conf_cli.identity import Identity, curve_public_from_ed25519
-from conf_cli.security import MessageCipher
 
 
 class CurveCipher(MessageCipher):

@@ -23,8 +23,7 @@ from typing import Any
 
 import pylibsrtp
 
-from conf_cli.errors import ConfError
-from conf_cli.security import MediaCipher, MediaSession
+from conf_cli import ConfError, MediaCipher, MediaSession
 
 PROFILES = {
     "AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16 + 12),

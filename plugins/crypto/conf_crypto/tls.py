@@ -13,9 +13,8 @@ import ssl
 import tempfile
 from pathlib import Path
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError, StreamCipher
 from conf_cli.identity import Identity, public_key_of_certificate
-from conf_cli.security import StreamCipher
 
 
 class TlsCipher(StreamCipher):

@@ -9,22 +9,21 @@ See docs/rtsp.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import click
 
-from conf_cli.hookspecs import hookimpl
+from conf_cli import ServerService, hookimpl
 
 from .service import RtspService
 
 
 @hookimpl
-def conf_register_server_services(register: Callable[[Any], None]) -> None:
+def conf_register_server_services(register: Callable[[ServerService], None]) -> None:
     register(RtspService())
 
 
 @hookimpl
-def conf_add_commands(cli: click.Group) -> None:
+def conf_register_commands(register: Callable[[click.Command], None]) -> None:
     from .play_command import play
 
-    cli.add_command(play)
+    register(play)

@@ -13,12 +13,20 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
 
-from conf_cli import __version__
-from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.protocol.rtsp import (
+from conf_cli import ConfError, ProtocolError, __version__
+from conf_cli.protocol.sdp import SessionDescription
+from conf_cli.urls import redact_url
+
+from .delivery import Delivery, InterleavedDelivery, UdpDelivery
+from .files import MediaFile
+from .meeting import Publisher, Refused, Viewer, announced_streams, join_meeting
+from .presentations import FilePresentation, PublisherPresentation, ViewerPresentation
+from .session import Session, SessionTrack, StateError
+from .targets import FileTarget, PublishTarget, Resolved, TrackTarget, parse_target
+from .wire import (
     Headers,
     Interleaved,
     RtspParseError,
@@ -30,24 +38,46 @@ from conf_cli.protocol.rtsp import (
     parse_npt_range,
     parse_transport,
 )
-from conf_cli.protocol.sdp import SessionDescription
-from conf_cli.urls import redact_url
-
-from .delivery import Delivery, InterleavedDelivery, UdpDelivery
-from .files import MediaFile
-from .gateway import IDLE_TIMEOUT, MAX_SESSIONS, REQUEST_TIMEOUT
-from .meeting import Publisher, Refused, Viewer, announced_streams, join_meeting
-from .presentations import FilePresentation, PublisherPresentation, ViewerPresentation
-from .session import Session, SessionTrack, StateError
-from .targets import FileTarget, PublishTarget, Resolved, TrackTarget, parse_target
 
 if TYPE_CHECKING:
-    from .gateway import RtspGateway
+    from conf_cli import ServiceContext
+
+    from .delivery import UdpPorts
+    from .files import MediaProbes
 
 log = logging.getLogger("conf.rtsp")
 
 METHODS = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, ANNOUNCE, RECORD"
 MAX_QUEUED = 16
+REQUEST_TIMEOUT = 5.0
+"""Seconds a client may take to finish a request it has started sending."""
+IDLE_TIMEOUT = 120.0
+"""Seconds a connection without sessions may stay silent."""
+MAX_SESSIONS = 512
+
+
+class Gateway(Protocol):
+    """What a connection uses of the gateway that accepted it (:class:`~conf_rtsp.gateway.RtspGateway`)."""
+
+    context: ServiceContext
+    host: str
+    media_dir: Path | None
+    sessions: dict[str, Session]
+    stats: dict[str, int]
+    udp: UdpPorts
+    probes: MediaProbes
+
+    def admit(self, connection: Connection) -> str | None: ...
+
+    def forget(self, connection: Connection) -> None: ...
+
+    def new_session(self, owner: Connection, resource: Any) -> Session: ...
+
+    def route_udp(self, session: Session, track: SessionTrack, host: str, ports: tuple[int, int]) -> None: ...
+
+    async def end_session(self, session: Session, reason: str) -> None: ...
+
+    def end_session_soon(self, session: Session, reason: str) -> None: ...
 
 
 @dataclass
@@ -60,7 +90,7 @@ class _Reply(Exception):
 class Connection(asyncio.Protocol):
     """One client's RTSP connection."""
 
-    def __init__(self, gateway: RtspGateway) -> None:
+    def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.reader = RtspReader()
         self.transport: asyncio.Transport | None = None
@@ -308,7 +338,7 @@ class Connection(asyncio.Protocol):
         user = given.lstrip("/ ").strip() or self.peer[0]  # a meeting name is printable, never a /command
         names = [f"{user[:40]} (RTSP viewer)", f"{user[:40]} (RTSP viewer {self.peer[1]})"]
         client, joined = await join_meeting(
-            self.gateway.server,
+            self.gateway.context,
             target.meeting,
             names,
             credentials[1] if credentials else None,
@@ -346,7 +376,7 @@ class Connection(asyncio.Protocol):
             raise _Reply(400, f"bad SDP: {exc}") from None
         credentials = self._credentials(request)
         client, _ = await join_meeting(
-            self.gateway.server,
+            self.gateway.context,
             target.meeting,
             [f"{target.name[:48]} (RTSP)", f"{target.name[:40]} (RTSP {self.peer[1]})"],
             credentials[1] if credentials else None,

@@ -13,8 +13,9 @@ import random
 import socket
 from collections.abc import Callable
 
-from conf_cli.errors import ConfError
-from conf_cli.protocol.rtsp import Interleaved
+from conf_cli import ConfError
+
+from .wire import Interleaved
 
 log = logging.getLogger("conf.rtsp")
 

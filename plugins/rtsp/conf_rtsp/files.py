@@ -30,13 +30,14 @@ from typing import Any
 
 import av
 
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli import ConfError, ProtocolError
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
 from conf_cli.media.h264 import H264Packetizer, split_annexb
-from conf_cli.media.jpeg_rtp import PT_JPEG, JpegPacketizer, parse_jpeg
 from conf_cli.media.rtp_stream import RtpSender
 from conf_cli.protocol.rtcp import Bye, build_compound
 from conf_cli.protocol.sdp import MediaDescription, SessionDescription
+
+from .jpeg_rtp import PT_JPEG, JpegPacketizer, parse_jpeg
 
 log = logging.getLogger("conf.rtsp")
 

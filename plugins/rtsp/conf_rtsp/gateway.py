@@ -1,6 +1,6 @@
 """The RTSP gateway's asyncio edge: the listener, its sessions, its UDP ports and its timers.
 
-Requests on each connection are read by :class:`~conf_cli.protocol.rtsp.RtspReader` and answered in
+Requests on each connection are read by :class:`~conf_rtsp.wire.RtspReader` and answered in
 order by :class:`~conf_rtsp.connection.Connection`. Sessions belong to the gateway, not to a
 connection (RFC 2326): a session whose packets go by UDP outlives the connection that set it up and ends
 at TEARDOWN or when its client has been silent for the session timeout; one whose packets are
@@ -17,29 +17,23 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conf_cli import ConfError, RunningService
 from conf_cli.addresses import address_group
-from conf_cli.errors import ConfError
-from conf_cli.services import RunningService
 
 from .delivery import UdpPorts
 from .session import Session, SessionTrack
 
 if TYPE_CHECKING:
-    from conf_cli.server import Server
+    from conf_cli import ServiceContext
 
     from .connection import Connection
 
 log = logging.getLogger("conf.rtsp")
 
 SESSION_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 5.0
-"""Seconds a client may take to finish a request it has started sending."""
-IDLE_TIMEOUT = 120.0
-"""Seconds a connection without sessions may stay silent."""
 MAX_CONNECTIONS = 256
 MAX_CONNECTIONS_PER_ADDRESS = 16
 """Connections one client address may hold at once (``--rtsp-max-connections-per-address``)."""
-MAX_SESSIONS = 512
 SWEEP_INTERVAL = 0.5
 
 
@@ -48,14 +42,14 @@ class RtspGateway(RunningService):
 
     def __init__(
         self,
-        server: Server,
+        context: ServiceContext,
         host: str,
         port: int,
         media_dir: Path | None,
         session_timeout: float = SESSION_TIMEOUT,
         per_address: int = MAX_CONNECTIONS_PER_ADDRESS,
     ) -> None:
-        self.server = server
+        self.context = context
         self.host = host
         self.port = port
         self.media_dir = media_dir

@@ -20,17 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from conf_cli.client import Client
-from conf_cli.errors import ConfError, ProtocolError, RequestRefused
-from conf_cli.local_link import LocalTransport
+from conf_cli import ConfError, ProtocolError, RequestRefused
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import Pli
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 from conf_cli.protocol.sdp import MediaDescription, SessionDescription
-from conf_cli.urls import ServerAddress
 
 if TYPE_CHECKING:
-    from conf_cli.server import Server
+    from conf_cli import Participant, ServiceContext
 
 log = logging.getLogger("conf.rtsp")
 
@@ -60,7 +57,7 @@ class Refused(Exception):
         self.status = status
 
 
-async def _admitted(client: Client, meeting: str) -> Message:
+async def _admitted(client: Participant, meeting: str) -> Message:
     """Wait in the meeting's waiting room until the host admits us (``joined``); Refused otherwise."""
     try:
         async with asyncio.timeout(ADMIT_TIMEOUT):
@@ -75,15 +72,11 @@ async def _admitted(client: Client, meeting: str) -> Message:
 
 
 async def join_meeting(
-    server: Server, meeting: str, names: list[str], passcode: str | None, origin: str
-) -> tuple[Client, Message]:
+    context: ServiceContext, meeting: str, names: list[str], passcode: str | None, origin: str
+) -> tuple[Participant, Message]:
     """Join ``meeting`` as the first of ``names`` not taken; raise Refused with the hub's reason."""
-    client = Client(
-        server.registry,
-        ServerAddress("local", origin, 0),
-        transport=LocalTransport(server),
-        e2ee_capable=False,  # the hub refuses us an end-to-end encrypted meeting: we cannot read its media
-    )
+    # the hub refuses us an end-to-end encrypted meeting: we cannot read its media
+    client = context.participant(origin, e2ee_capable=False)
     try:
         await client.connect()
         for attempt, name in enumerate(names, 1):
@@ -136,7 +129,7 @@ class Viewer:
     """A player watching one participant's track through a meeting link of its own."""
 
     def __init__(
-        self, client: Client, joined: Message, participant: str, kind: str, on_end: Callable[[str], None]
+        self, client: Participant, joined: Message, participant: str, kind: str, on_end: Callable[[str], None]
     ) -> None:
         self.client = client
         self.participant = participant
@@ -287,7 +280,7 @@ def _nal_types(payload: bytes) -> tuple[list[int], bool]:
 class Publisher:
     """An RTSP publisher's streams, announced in a meeting and forwarded into it."""
 
-    def __init__(self, client: Client, streams: list[Announced], on_end: Callable[[str], None]) -> None:
+    def __init__(self, client: Participant, streams: list[Announced], on_end: Callable[[str], None]) -> None:
         self.client = client
         self.streams = streams
         self.on_end = on_end

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError, run_main
 from conf_cli.ui.machine import emit, read_lines
 
 from .player import Player
@@ -42,10 +42,8 @@ STATS_INTERVAL = 1.0
 )
 def play(url: str, udp: bool, json_flag: bool, duration: float) -> None:
     """Play an RTSP URL (rtsp://[user:passcode@]HOST:PORT/PATH) with live statistics."""
-    from conf_cli.cli import _run
-
     machine = json_flag or not sys.stdin.isatty()
-    _run(lambda: _play(url, udp, machine, duration))
+    run_main(lambda: _play(url, udp, machine, duration))
 
 
 async def _play(url: str, udp: bool, machine: bool, duration: float) -> int:

@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli import ConfError, ProtocolError
 from conf_cli.media.rtp_stream import RateMeter, ReceiverStats
 from conf_cli.protocol.rtcp import Bye, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
-from conf_cli.protocol.rtsp import (
+from conf_cli.protocol.sdp import MediaDescription, SessionDescription
+from conf_cli.urls import redact_url
+
+from .wire import (
     Headers,
     Interleaved,
     RtspReader,
@@ -31,8 +34,6 @@ from conf_cli.protocol.rtsp import (
     RtspResponse,
     parse_transport,
 )
-from conf_cli.protocol.sdp import MediaDescription, SessionDescription
-from conf_cli.urls import redact_url
 
 REQUEST_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0

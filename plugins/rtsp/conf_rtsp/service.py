@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from conf_cli.errors import ConfError
-from conf_cli.services import RunningService, ServerService
+from conf_cli import ConfError, RunningService, ServerService, ServiceContext
 
 from .gateway import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS, SESSION_TIMEOUT, RtspGateway
-
-if TYPE_CHECKING:
-    from conf_cli.server import Server
 
 
 class RtspService(ServerService):
@@ -59,12 +55,12 @@ class RtspService(ServerService):
             raise ConfError("--media-dir needs --rtsp-port: files are served over RTSP")
         return settings.get("rtsp_port") is not None
 
-    async def start(self, server: Server, settings: Mapping[str, Any]) -> RunningService:
+    async def start(self, context: ServiceContext, settings: Mapping[str, Any]) -> RunningService:
         media_dir = settings.get("media_dir")
         if media_dir is not None and not Path(media_dir).is_dir():
             raise ConfError(f"--media-dir {media_dir}: no such folder")
         gateway = RtspGateway(
-            server,
+            context,
             str(settings.get("host") or "127.0.0.1"),
             int(settings["rtsp_port"]),
             Path(media_dir) if media_dir is not None else None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 from conf_cli.urls import redact_url
 
 KINDS = ("audio", "video", "screen")

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conf_cli.hookspecs import hookimpl
-from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions
+from conf_cli import ClientEvents, Link, Listener, ServerEvents, Transport, TransportOptions, hookimpl
 
 from .client import RtpClientLink, connect
 from .latch import Latches, UdpStats

@@ -16,13 +16,19 @@ import logging
 import os
 import socket
 
-from conf_transport_tcp import TcpLink, open_stream
-
-from conf_cli import __version__
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli import (
+    ClientEvents,
+    ConfError,
+    Link,
+    MediaSession,
+    ProtocolError,
+    Security,
+    StreamLink,
+    TransportOptions,
+    __version__,
+    open_stream,
+)
 from conf_cli.protocol.stun import CLASS_REQUEST, CLASS_SUCCESS, StunMessage, is_stun
-from conf_cli.security import MediaSession, Security
-from conf_cli.transport import ClientEvents, Link, TransportOptions
 
 from .latch import Credentials, answer_check, read_token_frame, request_transaction
 from .server import MAX_DATAGRAM, tune
@@ -50,7 +56,7 @@ class RtpClientLink(Link):
         self.credentials: Credentials | None = None
         self._bindings = 0  # numbers this link's Binding requests (see latch.request_transaction)
         self.checks_answered = 0
-        self.control = TcpLink(self._control, events.media_received, lambda: None, self._closed)
+        self.control = StreamLink(self._control, events.media_received, lambda: None, self._closed)
         self.sock: socket.socket | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._pending: dict[bytes, asyncio.Future[tuple[str, int] | None]] = {}

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 from conf_cli.latch import (
     CHECK_ATTEMPTS,
     CHECK_BURST,

@@ -11,7 +11,7 @@ A replay of any packet nobody asked for stays dropped.
 
 from __future__ import annotations
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 from conf_cli.protocol.rtcp import Nack, parse_compound
 
 TTL = 3.0

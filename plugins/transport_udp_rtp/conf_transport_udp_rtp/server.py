@@ -18,11 +18,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from conf_transport_tcp import HANDSHAKE_TIMEOUT, TcpLink, server_tls
-
-from conf_cli.errors import ConfError
-from conf_cli.security import MediaSession
-from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
+from conf_cli import (
+    HANDSHAKE_TIMEOUT,
+    ConfError,
+    Link,
+    Listener,
+    MediaSession,
+    ServerEvents,
+    StreamLink,
+    TransportOptions,
+    server_tls,
+)
 
 from .latch import Action, Address, Alive, Latched, Latches, Transmit, Unlatched, new_token, token_frame
 from .resend import Resends
@@ -48,7 +54,7 @@ def tune(sock: socket.socket) -> None:
             sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
 
 
-class RtpServerLink(TcpLink):
+class RtpServerLink(StreamLink):
     """A client as the server sees it: control over TCP, media by UDP to its latched address."""
 
     media_ordered = False
@@ -292,7 +298,7 @@ class RtpListener(Listener):
         loop = asyncio.get_running_loop()
         latches = self.latches
         options = options or TransportOptions()
-        tls = server_tls(options)
+        tls = server_tls(options.security)
         srtp = options.security.media() if options.security is not None else None
         if srtp is not None:
             self.resends = Resends()

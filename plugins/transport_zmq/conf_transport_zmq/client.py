@@ -15,9 +15,7 @@ from collections import deque
 import zmq
 import zmq.asyncio
 
-from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.security import Security
-from conf_cli.transport import ClientEvents, Link, TransportOptions
+from conf_cli import ClientEvents, ConfError, Link, ProtocolError, Security, TransportOptions
 
 from . import wire
 from .keys import fetch_key

@@ -30,8 +30,7 @@ from typing import Any, cast
 import zmq
 import zmq.asyncio
 
-from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
+from conf_cli import ConfError, Link, Listener, ProtocolError, ServerEvents, TransportOptions
 
 from . import wire
 from .keys import KeyService, open_service

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 from conf_cli.protocol.control import CONTROL_CHARS
 
 GREETING = b"G"

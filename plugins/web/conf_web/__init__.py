@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conf_cli.hookspecs import hookimpl
+from conf_cli import hookimpl
 
 
 @hookimpl

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from pathlib import Path
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError
 from conf_cli.paths import private_dir, server_dir
 
 VALID_DAYS = 825

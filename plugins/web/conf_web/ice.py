@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from conf_cli.errors import ConfError
+from conf_cli import ConfError
 from conf_cli.urls import redact_url
 
 _URL = re.compile(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 from conf_cli.protocol.rtp import RtpPacket
 
 PAYLOAD_TYPES = {"audio": 111, "video": 96, "screen": 96}

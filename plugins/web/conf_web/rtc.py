@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from conf_web.media import Outbound
 
 if TYPE_CHECKING:
+    from conf_web.config import WebConfig
     from conf_web.ice import IceServer
-    from conf_web.service import WebConfig
 
 RECEIVE_KINDS = ("audio", "video", "screen")
 

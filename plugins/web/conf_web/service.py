@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
-import ipaddress
 import logging
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -19,67 +17,27 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from conf_cli import ConfError, RunningService, ServerService, ServiceContext
 from conf_cli.addresses import address_group
-from conf_cli.errors import ConfError
-from conf_cli.services import RunningService, ServerService
-from conf_web.ice import TURN_TTL, IceServer, parse_ice_server
+from conf_web.config import MAX_PAGES_PER_ADDRESS, WebConfig, is_loopback
+from conf_web.ice import TURN_TTL, parse_ice_server
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsServer
     from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
 
-    from conf_cli.server import Server
-
 log = logging.getLogger("conf.web")
 
 WS_PATH = "/ws"
 MAX_MESSAGE = 64 * 1024  # bytes in one WebSocket message from a page (an SDP answer fits easily)
 MAX_PAGES = 200  # browsers connected at once
-MAX_PAGES_PER_ADDRESS = 20  # of them from one address (--web-max-pages-per-address)
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    host: str
-    port: int
-    cert: Path | None = None
-    key: Path | None = None
-    ice_servers: list[IceServer] = field(default_factory=list)
-    origins: tuple[str, ...] = ()
-    """Origins besides the page's own whose pages may open the WebSocket (``--web-origin``)."""
-    turn_secret: str | None = None
-    turn_ttl: int = TURN_TTL
-    pages_per_address: int = MAX_PAGES_PER_ADDRESS
-
-    @property
-    def loopback(self) -> bool:
-        return is_loopback(self.host)
-
-    @property
-    def ice_addresses(self) -> list[str] | None:
-        """The addresses ICE offers as host candidates: the one served on, or every interface's (None)."""
-        if self.host in ("", "0.0.0.0", "::"):
-            return None
-        try:
-            return [str(ipaddress.ip_address(self.host))]
-        except ValueError:
-            return None if not self.loopback else ["127.0.0.1"]
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class WebService(ServerService):
@@ -152,7 +110,7 @@ class WebService(ServerService):
     def wanted(self, settings: Mapping[str, Any]) -> bool:
         return settings.get("web_port") is not None
 
-    async def start(self, server: Server, settings: Mapping[str, Any]) -> RunningService:
+    async def start(self, context: ServiceContext, settings: Mapping[str, Any]) -> RunningService:
         cert, key = settings.get("cert"), settings.get("key")
         if (cert is None) != (key is None):
             raise ConfError("--cert and --key go together: give both, or neither for the server's own")
@@ -171,14 +129,14 @@ class WebService(ServerService):
             turn_ttl=int(settings.get("turn_ttl") or TURN_TTL),
             pages_per_address=int(settings.get("web_max_pages_per_address") or MAX_PAGES_PER_ADDRESS),
         )
-        return await WebServer.start(server, config)
+        return await WebServer.start(context, config)
 
 
 class WebServer(RunningService):
     """The page's files over HTTP(S), and each page's WebSocket as one :class:`BrowserSession`."""
 
-    def __init__(self, server: Server, config: WebConfig, tls: ssl.SSLContext | None) -> None:
-        self.server = server
+    def __init__(self, context: ServiceContext, config: WebConfig, tls: ssl.SSLContext | None) -> None:
+        self.context = context
         self.config = config
         self.tls = tls
         self.sessions: set[Any] = set()
@@ -188,10 +146,10 @@ class WebServer(RunningService):
         self.urls: list[str] = []
 
     @classmethod
-    async def start(cls, server: Server, config: WebConfig) -> WebServer:
+    async def start(cls, context: ServiceContext, config: WebConfig) -> WebServer:
         from websockets.asyncio.server import serve
 
-        web = cls(server, config, _tls_context(config))
+        web = cls(context, config, _tls_context(config))
         try:
             web._ws = await serve(
                 web._page,
@@ -276,7 +234,7 @@ class WebServer(RunningService):
         if refused is not None:
             await websocket.close(1013, refused)
             return
-        session = BrowserSession(websocket, self.server, self.config)
+        session = BrowserSession(websocket, self.context, self.config)
         self.sessions.add(session)
         self.by_address[address] = self.by_address.get(address, 0) + 1
         try:

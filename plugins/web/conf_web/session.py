@@ -33,12 +33,9 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from conf_cli.client import Client
-from conf_cli.errors import ConfError, ProtocolError
-from conf_cli.local_link import LocalTransport
+from conf_cli import ConfError, ProtocolError
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import is_rtcp
-from conf_cli.urls import ServerAddress
 from conf_web.ice import IceServer
 from conf_web.media import CODECS, Inbound, Outbound
 from conf_web.rtc import PeerConnection
@@ -46,8 +43,8 @@ from conf_web.rtc import PeerConnection
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from conf_cli.server import Server
-    from conf_web.service import WebConfig
+    from conf_cli import Participant, ServiceContext
+    from conf_web.config import WebConfig
 
 log = logging.getLogger("conf.web")
 
@@ -60,11 +57,11 @@ SEND_TIMEOUT = 30.0  # seconds one message may take to go out to the page
 
 
 class BrowserSession:
-    def __init__(self, websocket: ServerConnection, server: Server, config: WebConfig) -> None:
+    def __init__(self, websocket: ServerConnection, context: ServiceContext, config: WebConfig) -> None:
         self.ws = websocket
-        self.server = server
+        self.context = context
         self.config = config
-        self.client: Client | None = None
+        self.client: Participant | None = None
         self.rtc: PeerConnection | None = None
         self.me: str | None = None
         self.inbound: dict[str, Inbound] = {}
@@ -89,11 +86,7 @@ class BrowserSession:
         self._tasks = [asyncio.create_task(self._write())]
         peer = self.ws.remote_address
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "browser"
-        self.client = Client(
-            self.server.registry,
-            ServerAddress("local", f"web {where}", 0),
-            transport=LocalTransport(self.server),
-        )
+        self.client = self.context.participant(f"web {where}")
         try:
             await self.client.connect()
         except ConfError as exc:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 from conf_cli.urls import redact_url
 
 __all__ = [

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 
-from conf_cli.errors import ProtocolError
+from conf_cli import ProtocolError
 
 __all__ = ["JPEG_CLOCK_RATE", "PT_JPEG", "JpegFrame", "JpegPacketizer", "parse_jpeg", "standard_huffman"]
 

@@ -9,11 +9,11 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from conf_rtsp.jpeg_rtp import JpegFrame, JpegPacketizer, parse_jpeg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conf_cli.errors import ProtocolError
-from conf_cli.media.jpeg_rtp import JpegFrame, JpegPacketizer, parse_jpeg
 
 
 def _jpeg(width: int, height: int, pix_fmt: str = "yuvj420p", huffman: str = "default") -> bytes:

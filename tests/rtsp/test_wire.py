@@ -6,11 +6,7 @@ import base64
 import contextlib
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from conf_cli.errors import ProtocolError
-from conf_cli.protocol.rtsp import (
+from conf_rtsp.wire import (
     MAX_BODY,
     MAX_HEAD_BYTES,
     Headers,
@@ -24,6 +20,10 @@ from conf_cli.protocol.rtsp import (
     parse_npt_range,
     parse_transport,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conf_cli.errors import ProtocolError
 
 # What ffmpeg 5.1 sends to publish a clip (captured on loopback).
 FFMPEG_PUBLISH = (
