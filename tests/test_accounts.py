@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conf_cli.accounts import AccountStore, default_accounts_path
 from conf_cli.errors import ConfError
-from conf_cli.meeting import passcode as passcode_module
 
-
-@pytest.fixture(autouse=True)
-def cheap_scrypt() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passcode_module, "_SCRYPT", {"n": 2, "r": 1, "p": 1})
-        yield
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
 
 def test_add_verify_list_remove(tmp_path: Path):

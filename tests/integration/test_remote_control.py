@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_terminal_ui import Terminal  # type: ignore[import-not-found]
 
 from conf_cli.client import Client
 from conf_cli.plugins import registry
@@ -24,6 +23,7 @@ from conf_cli.testing import ClientPool, ConfProcess, conf_command, run_conf, sp
 from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
 from conf_cli.testing_input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
 from conf_cli.urls import parse_server_url
+from tests.helpers.terminal import Terminal
 
 VIEWER = "conf control: Ada's desktop"
 WAIT = 30.0  # generous: two cores shared by many

@@ -14,6 +14,7 @@ import pytest
 from conf_rtsp.wire import Headers, Interleaved, RtspReader, RtspRequest, RtspResponse
 
 from conf_cli.testing import ClientPool, ConfProcess, conf_command, spawn, start_server
+from tests.helpers.terminal import Terminal
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="needs ffmpeg (scripts/setup-system.sh)"
@@ -548,8 +549,6 @@ def test_a_client_that_never_finishes_its_request_is_cut_off(gateway: tuple[Conf
 def test_conf_play_in_a_terminal_pauses_plays_and_tears_down_from_the_keyboard(
     gateway: tuple[ConfProcess, str, str],
 ) -> None:
-    from test_terminal_ui import Terminal  # type: ignore[import-not-found]
-
     _, _, rtsp = gateway
     terminal = Terminal([*conf_command(), "play", f"{rtsp}/files/clip_mjpeg.avi"])
     try:

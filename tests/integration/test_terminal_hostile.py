@@ -15,12 +15,11 @@ import threading
 import time
 from collections.abc import Iterator
 
-from test_terminal_ui import Terminal  # type: ignore[import-not-found]
-
 from conf_cli.plugins import registry
 from conf_cli.protocol.control import encode
 from conf_cli.server import Endpoint, Server
 from conf_cli.testing import conf_command
+from tests.helpers.terminal import Terminal
 
 OSC52 = "\x1b]52;c;ZXZpbCBjbGlwYm9hcmQ=\x07"  # "evil clipboard"
 TITLE = "\x1b]0;pwned\x07"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from test_terminal_ui import Terminal  # type: ignore[import-not-found]
-
 from conf_cli.testing import conf_command
+from tests.helpers.terminal import Terminal
 
 
 def test_the_host_sees_who_waits_and_admits_them(server_url: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from unittest.mock import ANY
 
 import pytest
-from test_meeting_core import ADA, BOB, CY, DEE, meeting_with, refused  # type: ignore[import-not-found]
 
 from conf_cli.meeting.control import CONSENT_TIMEOUT
 from conf_cli.meeting.core import Meeting, Send
+from tests.helpers.meeting import ADA, BOB, CY, DEE, meeting_with, refused
 
 
 def requested(controller: int, controlled: int, names: dict[int, str]) -> Send:

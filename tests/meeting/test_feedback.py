@@ -3,12 +3,8 @@ only to who asked; feedback rate-limited; RTCP speaking for another's SSRC dropp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from test_hub import send, three_in_a_meeting  # type: ignore[import-not-found]
 
-from conf_cli.meeting import passcode as passcode_module
 from conf_cli.meeting.feedback import (
     FEEDBACK_BURST,
     MAX_NACK_SEQUENCES,
@@ -32,17 +28,13 @@ from conf_cli.protocol.rtcp import (
     parse_compound,
 )
 from conf_cli.protocol.rtp import RtpPacket
+from tests.helpers.hub import send, three_in_a_meeting
 
 VIDEO = 0x1111
 AUDIO = 0x2222
 
 
-@pytest.fixture(autouse=True, scope="module")
-def cheap_scrypt() -> Iterator[None]:
-    saved = passcode_module._SCRYPT
-    passcode_module._SCRYPT = {"n": 2, "r": 1, "p": 1}
-    yield
-    passcode_module._SCRYPT = saved
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
 
 def rtp(ssrc: int, seq: int, payload: bytes = b"\x65payload") -> bytes:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from itertools import count
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conf_cli import __version__
-from conf_cli.meeting import passcode as passcode_module
 from conf_cli.meeting.control import CONSENT_TIMEOUT
 from conf_cli.meeting.core import CHAT_BURST, Send
 from conf_cli.meeting.hub import (
@@ -22,98 +18,28 @@ from conf_cli.meeting.hub import (
     INPUT_BURST,
     INPUT_RATE,
     MAX_BAD_MESSAGES,
-    Action,
     Close,
     Deferred,
     Hub,
 )
 from conf_cli.protocol.control import MAX_CONTROL_BYTES, PROTOCOL_VERSION, client_message_types, encode
+from tests.helpers.hub import (
+    MID_A,
+    MID_B,
+    WELCOME,
+    closes,
+    create,
+    error,
+    greet,
+    join,
+    make_hub,
+    send,
+    settle,
+    three_in_a_meeting,
+    to,
+)
 
-MID_A = "aaa-bbbb-ccc"
-MID_B = "ddd-eeee-fff"
-WELCOME = {"type": "welcome", "protocol": PROTOCOL_VERSION, "server": f"conf/{__version__}", "heartbeat": 2.0}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def cheap_scrypt() -> Iterator[None]:
-    """Passcode hashing at a trivial cost: these tests are about the hub, not about scrypt."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passcode_module, "_SCRYPT", {"n": 2, "r": 1, "p": 1})
-        yield
-
-
-def make_hub(*ids: str, **kwargs: Any) -> Hub:
-    """A hub that hands out ``ids`` in order (then ``m-1``, ``m-2`` …) and the passcode ``sesame``."""
-    queue = list(ids)
-    numbers = count(1)
-    return Hub(
-        new_id=lambda: queue.pop(0) if queue else f"m-{next(numbers)}",
-        new_passcode=lambda: "sesame",
-        **kwargs,
-    )
-
-
-def settle(actions: list[Action], now: float = 0.0) -> list[Action]:
-    """Carry out every :class:`Deferred` inline, as the edge would in a thread, and collect the rest."""
-    done: list[Action] = []
-    for action in actions:
-        if isinstance(action, Deferred):
-            done += settle(action.resume(action.work(), now), now)
-        else:
-            done.append(action)
-    return done
-
-
-def send(hub: Hub, cid: int, message: dict[str, Any] | bytes, now: float = 0.0) -> list[Action]:
-    data = message if isinstance(message, bytes) else encode(message)
-    return settle(hub.received(cid, data, now), now)
-
-
-def greet(hub: Hub, cid: int, now: float = 0.0) -> None:
-    hub.connected(cid, now, f"peer-{cid}")
-    assert send(hub, cid, {"type": "hello", "protocol": PROTOCOL_VERSION}, now) == [Send((cid,), WELCOME)]
-
-
-def create(hub: Hub, cid: int, name: str, passcode: str | None = "pw-123", now: float = 0.0) -> str:
-    greet(hub, cid, now)
-    request: dict[str, Any] = {"type": "create", "name": name}
-    if passcode is not None:
-        request["passcode"] = passcode
-    actions = send(hub, cid, request, now)
-    created = actions[0]
-    assert isinstance(created, Send) and created.message["type"] == "meeting_created"
-    return created.message["meeting"]
-
-
-def join(
-    hub: Hub, cid: int, meeting: str, name: str, passcode: str = "pw-123", now: float = 0.0
-) -> list[Action]:
-    greet(hub, cid, now)
-    actions = send(hub, cid, {"type": "join", "meeting": meeting, "name": name, "passcode": passcode}, now)
-    assert [a.message["type"] for a in actions if isinstance(a, Send)][:1] == ["joined"], actions
-    return actions
-
-
-def to(actions: list[Action], cid: int) -> list[dict[str, Any]]:
-    """The messages ``actions`` send to ``cid``, in order."""
-    return [a.message for a in actions if isinstance(a, Send) and cid in a.to]
-
-
-def error(code: str, message: str, re: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "re": re, **extra}
-
-
-def closes(actions: list[Action]) -> list[int]:
-    return [a.conn for a in actions if isinstance(a, Close)]
-
-
-def three_in_a_meeting() -> Hub:
-    """Ada (cid 1) hosts MID_A; Bob (2) and Cy (3) joined."""
-    hub = make_hub(MID_A)
-    create(hub, 1, "Ada")
-    join(hub, 2, MID_A, "Bob")
-    join(hub, 3, MID_A, "Cy")
-    return hub
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")  # these tests are about the hub, not about scrypt
 
 
 # -- handshake ----------------------------------------------------------------------------------------

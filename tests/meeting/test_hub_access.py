@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_hub import WELCOME, make_hub, send, to  # type: ignore[import-not-found]
 
-from conf_cli.meeting import passcode as passcode_module
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Deferred, Forward, Hub, peer_host
 from conf_cli.meeting.limiter import AttemptLimiter, Limits
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
 from conf_cli.protocol.rtcp import Pli, ReceiverReport, build_compound
 from conf_cli.protocol.rtp import RtpPacket
+from tests.helpers.hub import WELCOME, make_hub, send, to
 
 MID = "aaa-bbbb-ccc"
 VIDEO, AUDIO = 0x1111, 0x2222
 
 
-@pytest.fixture(autouse=True, scope="module")
-def cheap_scrypt() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passcode_module, "_SCRYPT", {"n": 2, "r": 1, "p": 1})
-        yield
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
 
 def hello(hub: Hub, cid: int, address: str, now: float = 0.0) -> None:

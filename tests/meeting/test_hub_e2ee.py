@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_hub import MID_A, error, greet, make_hub, send, to  # type: ignore[import-not-found]
 
-from conf_cli.meeting import passcode as passcode_module
 from conf_cli.meeting.hub import Hub
+from tests.helpers.hub import MID_A, error, greet, make_hub, send, to
 
 KEYS = {name: base64.b64encode(bytes([i + 1]) * 32).decode() for i, name in enumerate(("Ada", "Bob", "Cy"))}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def cheap_scrypt() -> Iterator[None]:
-    saved = passcode_module._SCRYPT
-    passcode_module._SCRYPT = {"n": 2, "r": 1, "p": 1}
-    yield
-    passcode_module._SCRYPT = saved
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
 
 def e2ee_meeting() -> tuple[Hub, list[dict[str, Any]], list[dict[str, Any]]]:

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from test_hub import MID_A, create, join, make_hub, send, three_in_a_meeting  # type: ignore[import-not-found]
 
-from conf_cli.meeting import passcode as passcode_module
 from conf_cli.meeting.core import Send
 from conf_cli.meeting.hub import Forward
 from conf_cli.protocol.rtcp import Nack, Pli, ReceiverReport, SenderReport, build_compound, parse_compound
 from conf_cli.protocol.rtp import RtpPacket
+from tests.helpers.hub import MID_A, create, join, make_hub, send, three_in_a_meeting
 
 VIDEO_SSRC = 0x1111
 AUDIO_SSRC = 0x2222
 
 
-@pytest.fixture(autouse=True, scope="module")
-def cheap_scrypt() -> Iterator[None]:
-    saved = passcode_module._SCRYPT
-    passcode_module._SCRYPT = {"n": 2, "r": 1, "p": 1}
-    yield
-    passcode_module._SCRYPT = saved
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
 
 def rtp(ssrc: int, seq: int = 1) -> bytes:

@@ -21,7 +21,6 @@ import json
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,20 +33,9 @@ from conf_cli.client import Client
 from conf_cli.errors import ConfError
 from conf_cli.local_link import LocalServiceContext, LocalTransport
 from conf_cli.meeting import core as meeting_core
-from conf_cli.plugins import create_registry
-from conf_cli.server import Endpoint, Server
+from conf_cli.server import Server
 from conf_cli.testing import run_conf
 from conf_cli.urls import ServerAddress
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server(create_registry())
-    await srv.start([Endpoint("tcp", "127.0.0.1", 0)])
-    try:
-        yield srv
-    finally:
-        await srv.close()
 
 
 async def _web(server: Server, **settings: Any) -> tuple[WebServer, str]:

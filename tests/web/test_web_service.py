@@ -7,7 +7,6 @@ import json
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,10 @@ from conf_web.service import WebConfig, WebServer, WebService, _tls_context
 from conf_cli.client import Client
 from conf_cli.errors import ConfError
 from conf_cli.local_link import LocalServiceContext
-from conf_cli.plugins import create_registry
 from conf_cli.protocol.stun import StunMessage, binding_success
-from conf_cli.server import Endpoint, Server
+from conf_cli.server import Server
 from conf_cli.testing import run_conf
 from conf_cli.urls import ServerAddress
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server(create_registry())
-    await srv.start([Endpoint("tcp", "127.0.0.1", 0)])
-    try:
-        yield srv
-    finally:
-        await srv.close()
 
 
 async def _web(server: Server, **settings: Any) -> WebServer:

@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,7 @@ from conf_web.service import WebServer, WebService
 
 from conf_cli.client import Client
 from conf_cli.local_link import LocalServiceContext, LocalTransport
-from conf_cli.plugins import create_registry
-from conf_cli.server import Endpoint, Server
+from conf_cli.server import Server
 from conf_cli.urls import ServerAddress
 
 pytestmark = pytest.mark.skipif(shutil.which("turnserver") is None, reason="needs coturn (turnserver)")
@@ -63,16 +62,6 @@ def coturn(tmp_path: Path) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[Server]:
-    srv = Server(create_registry())
-    await srv.start([Endpoint("tcp", "127.0.0.1", 0)])
-    try:
-        yield srv
-    finally:
-        await srv.close()
 
 
 async def _allocate(port: int, username: str, password: str) -> tuple[str, int]:

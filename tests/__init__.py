@@ -1,0 +1,1 @@
+"""conf's tests; shared helpers live in :mod:`tests.helpers`."""
