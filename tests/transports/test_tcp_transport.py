@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conf_transport_tcp import CONTROL_BUFFER_LIMIT, MEDIA_BUFFER_LIMIT, TcpLink, TcpListener, TcpTransport
+from conf_transport_tcp import TcpLink, TcpListener, TcpTransport
 
+from conf_cli import CONTROL_BUFFER_LIMIT, MEDIA_BUFFER_LIMIT
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity
 from conf_cli.plugins import registry
