@@ -725,7 +725,7 @@ def call(
     declined, busy or not answered, 4 if the server was lost.
     """
     from conf_cli.calls.runner import run_call
-    from conf_cli.meeting_runner import prepare_outputs
+    from conf_cli.media.outputs import prepare_outputs
 
     if (peer is None) == (not listen):
         raise click.UsageError("give a PEER to call, or --listen to wait for calls (not both)")

@@ -12,9 +12,9 @@ from typing import Any
 from conf_cli.calls.session import CallSession, server_stun
 from conf_cli.client import Client
 from conf_cli.errors import ConfError, RequestRefused
+from conf_cli.media.outputs import Outputs
 from conf_cli.media.playback import SinkOpener
 from conf_cli.meeting_loop import EXIT_OK, MeetingUI
-from conf_cli.meeting_runner import Outputs
 from conf_cli.plugins import registry
 from conf_cli.prompt import LocalCommand
 from conf_cli.protocol.control import Message
@@ -34,7 +34,7 @@ async def run_call(
 ) -> int:
     """Go online as ``name``; call ``peer`` (and quit when that call ends) or wait for calls.
 
-    ``outputs`` (see :func:`~conf_cli.meeting_runner.prepare_outputs`) plays and shows what is received.
+    ``outputs`` (see :func:`~conf_cli.media.outputs.prepare_outputs`) plays and shows what is received.
     """
     client = Client(registry(), address)
     session: CallSession | None = None
