@@ -23,32 +23,14 @@ out).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 from conf_cli.errors import RequestRefused
 from conf_cli.meeting.control import RemoteControl
 from conf_cli.meeting.feedback import TrackFeedback
 from conf_cli.meeting.limiter import seconds_text
 from conf_cli.meeting.passcode import PasscodeHash
+from conf_cli.meeting.people import CHAT_BURST, CHAT_RATE, Message, Participant, Role, Send
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
-
-Message = dict[str, Any]
-
-
-class Role(StrEnum):
-    HOST = "host"
-    ADMIN = "admin"
-    MEMBER = "member"
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send ``message`` to each participant in ``to``."""
-
-    to: tuple[int, ...]
-    message: Message
-
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
 # most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
@@ -57,8 +39,6 @@ MAX_PARTICIPANTS = 100
 MAX_WAITING = 50
 MAX_BANS = 1_000
 """Bans kept per meeting; beyond, the oldest goes."""
-CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
-CHAT_BURST = 10.0  # ... and at once
 
 
 @dataclass
@@ -74,30 +54,6 @@ class Track:
 
     def describe(self, owner_name: str) -> Message:
         return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
-
-
-@dataclass
-class Participant:
-    pid: int
-    name: str
-    role: Role
-    seniority: int
-    sharing: set[str] = field(default_factory=set)
-    forbidden: set[str] = field(default_factory=set)
-    key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
-    chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
-    chat_stamp: float | None = None  # ... as of this time (None: never chatted)
-
-    def describe(self) -> Message:
-        described: Message = {
-            "name": self.name,
-            "role": str(self.role),
-            "sharing": sorted(self.sharing),
-            "forbidden": sorted(self.forbidden),
-        }
-        if self.key is not None:
-            described["key"] = self.key
-        return described
 
 
 @dataclass
