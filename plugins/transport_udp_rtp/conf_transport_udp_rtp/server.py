@@ -21,6 +21,7 @@ from typing import Any
 from conf_transport_tcp import HANDSHAKE_TIMEOUT, TcpLink, server_tls
 
 from conf_cli.errors import ConfError
+from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.security import MediaSession
 from conf_cli.transport import Link, Listener, ServerEvents, TransportOptions
 
@@ -96,7 +97,7 @@ class RtpServerLink(TcpLink):
             self.send_dropped()
             return False
         if self.srtp is not None:
-            if self.resends is not None and 192 <= packet[1] <= 223:
+            if self.resends is not None and is_rtcp(packet):
                 self.resends.forwarded(packet, time.monotonic())
             protected = self.protect(packet)
             if protected is None:
@@ -245,7 +246,7 @@ class RtpListener(Listener):
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
         sent = 0
         stats = self.latches.stats
-        if 192 <= packet[1] <= 223 and self.resends is not None:  # RTCP: NACKs to publishers are noted
+        if is_rtcp(packet) and self.resends is not None:  # RTCP: NACKs to publishers are noted
             self.resends.forwarded(packet, time.monotonic())
         for link in links:
             sock = link.media_socket  # type: ignore[attr-defined]
