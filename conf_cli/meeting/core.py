@@ -41,6 +41,20 @@ MAX_BANS = 1_000
 """Bans kept per meeting; beyond, the oldest goes."""
 
 
+class RouteVersion:
+    """A number that changes whenever who receives whose media may have changed: a participant came or
+    went, a track was published, replaced or stopped. The hub shares one among all its meetings, and an
+    edge may keep the routes it asked for while the number stays the same (:mod:`conf_cli.forwarding`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
 @dataclass
 class Track:
     """One published media stream: an RTP SSRC owned by a participant."""
@@ -68,7 +82,13 @@ class Meeting:
     """One meeting: its participants, roles, permissions, lock and waiting room."""
 
     def __init__(
-        self, meeting_id: str, passcode: PasscodeHash, *, e2ee: bool = False, waiting_room: bool = False
+        self,
+        meeting_id: str,
+        passcode: PasscodeHash,
+        *,
+        e2ee: bool = False,
+        waiting_room: bool = False,
+        version: RouteVersion | None = None,
     ) -> None:
         self.id = meeting_id
         self.passcode = passcode
@@ -87,6 +107,8 @@ class Meeting:
         self.tracks: dict[int, Track] = {}
         self._seniority = 0
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
+        self.version = version if version is not None else RouteVersion()
+        """Bumped by :meth:`_routes_changed` whenever participants or tracks change."""
         self.control = RemoteControl(self)
         """Remote-control sessions: requests, grants (see :mod:`conf_cli.meeting.control`)."""
 
@@ -136,6 +158,11 @@ class Meeting:
         if audience is None:
             audience = self._audience[owner] = self._everyone(but=owner)
         return audience
+
+    def _routes_changed(self) -> None:
+        """Participants changed: audiences are rebuilt, and cached routes are stale."""
+        self._audience.clear()
+        self.version.bump()
 
     def _everyone(self, *, but: int | None = None) -> tuple[int, ...]:
         return tuple(pid for pid in self.participants if pid != but)
@@ -211,7 +238,7 @@ class Meeting:
         participant = Participant(pid, name, role, self._seniority, key=key if self.e2ee else None)
         others = self._everyone()
         self.participants[pid] = participant
-        self._audience.clear()
+        self._routes_changed()
         joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot(pid)}
         sends = [Send((pid,), joined)]
         if others:
@@ -234,7 +261,7 @@ class Meeting:
         control = self.control.leaving(pid)
         sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
         del self.participants[pid]
-        self._audience.clear()
+        self._routes_changed()
         if not self.participants:
             self.closed = True
             return self._close_waiting_room(None)
@@ -386,7 +413,7 @@ class Meeting:
         everyone = self._everyone()
         self.participants.clear()
         self.tracks.clear()
-        self._audience.clear()
+        self._routes_changed()
         self.control.clear()
         self.closed = True
         closed = Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})
@@ -545,6 +572,7 @@ class Meeting:
         sends = [self._stop_track(track, "replaced") for track in replaced]
         track = Track(ssrc, pid, kind, codec)
         self.tracks[ssrc] = track
+        self.version.bump()
         participant.sharing.add(kind)
         sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
         return sends
@@ -564,6 +592,7 @@ class Meeting:
 
     def _stop_track(self, track: Track, reason: str) -> Send:
         del self.tracks[track.ssrc]
+        self.version.bump()
         owner = self.participants[track.owner]
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
             owner.sharing.discard(track.kind)
