@@ -120,9 +120,10 @@ class Verdict(Enum):
     """Media before hello, or from a connection the hub does not know: the sender must go."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Routed:
-    """Where one media packet goes (:meth:`Hub.route`)."""
+    """Where one media packet goes (:meth:`Hub.route`). Not frozen only because a frozen dataclass is
+    slower to build, on the forwarding path: treat it as read-only (some are shared constants)."""
 
     verdict: Verdict
     to: tuple[int, ...] = ()
