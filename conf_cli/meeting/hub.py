@@ -5,6 +5,11 @@ message arrived, a connection closed, time passed — and carries out the action
 :class:`Send` a message, :class:`Close` a connection, or run a :class:`Deferred` piece of blocking work
 (passcode and password hashing) off the event loop and hand its result back.
 
+A connection's life is a :class:`Phase` (opened, greeted, closed) that moves only as ``_PHASES``
+allows; which meeting it takes part in or waits to enter, the meeting alone holds. Media is routed by
+:meth:`Hub.route`, whose :class:`Routed` answer says where a packet goes, why (a :class:`Verdict`) and
+whether an edge may cache it while :attr:`Hub.version` stays the same (:mod:`conf_cli.forwarding`).
+
 Who gets in: passcode and login attempts are rate-limited per address and per meeting or account, and
 creates per address (:mod:`conf_cli.meeting.limiter`); an attempt counts from when its check starts, so
 attempts on many connections at once cannot run more checks than the limit. A server may require
@@ -285,6 +290,9 @@ class Hub:
     # -- events from the edge -----------------------------------------------------------------------
 
     def connected(self, cid: int, now: float, peer: str = "") -> list[Action]:
+        replaced = self._conns.get(cid)
+        if replaced is not None:  # the edge reused an id: work finishing for the old one is dropped
+            replaced.advance(Phase.CLOSED)
         self._conns[cid] = _Connection(cid, peer, now, now)
         self.stats.connections = len(self._conns)
         return []
