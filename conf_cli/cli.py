@@ -16,7 +16,6 @@ import click
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
 from conf_cli.plugins import Registry, registry
-from conf_cli.server import Endpoint
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 from conf_cli.version import __version__
 
@@ -238,88 +237,28 @@ def server(
 
     Service plugins (see `conf plugins`) add options of their own below.
     """
-    from conf_cli.accounts import AccountStore
-    from conf_cli.discovery import Announcer, is_loopback
-    from conf_cli.meeting.hub import Hub
-    from conf_cli.meeting.limiter import AttemptLimiter, Limits
-    from conf_cli.security import server_security
-    from conf_cli.server import Server
-    from conf_cli.transport import TransportOptions
-    from conf_cli.ui.machine import emit
+    from conf_cli.server_run import ServerConfig, run_server
 
-    settings = dict(click.get_current_context().params)  # what services see: every option by name
-
-    async def main() -> int:
-        srv: Any
-        endpoints = endpoints_for(transports, host, port)
-        accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
-        limits = Limits(max_failures, max_failures_per_target, failure_window, max_creates)
-        if require_login and accounts is not None and not accounts.names():
-            raise ConfError(
-                f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`"
-            )
-        security = server_security(registry().ciphers, encryption, identity_file)
-        fingerprint = security.identity.fingerprint if security and security.identity else None
-        if workers > 1:
-            from conf_cli.workers.front import Front
-
-            if len(endpoints) != 1 or endpoints[0].transport != "tcp":
-                raise ConfError(
-                    "--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now"
-                )
-            if accounts is not None:
-                raise ConfError(
-                    "accounts (--require-login, --accounts) need a server in one process, without --workers"
-                )
-            if any(s.wanted(settings) for s in registry().services.values()):
-                raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
-            srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits)
-            urls = await srv.start(endpoints[0].host, endpoints[0].port)
-        else:
-            hub = Hub(limiter=AttemptLimiter(limits), accounts=accounts, require_login=require_login)
-            srv = Server(registry(), hub, call_port=call_port)
-            try:
-                urls = await srv.start(endpoints, TransportOptions(security=security))
-                urls += await srv.start_services(settings)
-            except BaseException:
-                await srv.close()
-                raise
-        announcer = None
-        if announce or (announce is None and not is_loopback(host)):
-            announcer = Announcer(urls, host, fingerprint)
-            try:
-                await announcer.start()
-            except BaseException:
-                await srv.close()
-                raise
-        if json_flag:
-            started: dict[str, Any] = {"type": "server_started", "urls": urls, "fingerprint": fingerprint}
-            if workers == 1:
-                started["call_port"] = srv.call_port
-            started["announced"] = announcer is not None
-            if workers > 1:
-                started["workers"] = [worker.process.pid for worker in srv.workers]
-            emit(started)
-        else:
-            for url in urls:
-                click.echo(url)
-            sys.stdout.flush()
-            if fingerprint is not None:
-                click.echo(f"conf server key: {fingerprint}", err=True)
-            click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
-        try:
-            while True:
-                if json_flag and stats_interval > 0:
-                    await asyncio.sleep(stats_interval)
-                    emit(srv.stats())
-                else:
-                    await asyncio.Event().wait()
-        finally:
-            if announcer is not None:
-                announcer.close()
-            await srv.close()
-
-    _run(main, fast_loop=True)
+    config = ServerConfig(
+        host=host,
+        port=port,
+        transports=transports,
+        json_flag=json_flag,
+        require_login=require_login,
+        accounts_path=accounts_path,
+        max_failures=max_failures,
+        max_failures_per_target=max_failures_per_target,
+        max_creates=max_creates,
+        failure_window=failure_window,
+        encryption=encryption,
+        identity_file=identity_file,
+        stats_interval=stats_interval,
+        workers=workers,
+        call_port=call_port,
+        announce=announce,
+        settings=dict(click.get_current_context().params),  # what services see: every option by name
+    )
+    _run(lambda: run_server(config), fast_loop=True)
 
 
 @cli.command()
@@ -452,21 +391,6 @@ def _discovered_server(machine: bool, expected: str | None, encryption: str) -> 
     ):
         raise ConfError("the key was not confirmed; not connecting")
     return chosen.url, shown
-
-
-def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
-    """``tcp``, ``zmq:7460`` ... → endpoints; transports without a port get --port, --port+2, --port+4 ..."""
-    endpoints: list[Endpoint] = []
-    for index, spec in enumerate(transports):
-        name, _, given = spec.partition(":")
-        if given:
-            if not given.isdigit() or not 0 <= int(given) <= 65535:
-                raise ConfError(f"bad transport {spec!r}: expected NAME or NAME:PORT with PORT 0..65535")
-            chosen = int(given)
-        else:
-            chosen = 0 if port == 0 else port + 2 * index
-        endpoints.append(Endpoint(name, host, chosen))
-    return endpoints
 
 
 SOURCE_OPTIONS = (

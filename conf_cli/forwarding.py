@@ -1,10 +1,12 @@
 """The server's media fan-out: the hub decides who receives a packet, this module sends it there fast.
 
-Who receives a first-seen RTP packet depends only on the sending connection, the SSRC and the hub's
-state, which :attr:`Hub.generation` tracks. :class:`Forwarder` therefore asks the hub once per
-(link, SSRC) and keeps the answer, already resolved to links grouped by listener, with the track, until
-the generation changes (a join, a leave, a publish, any request or connection event). A packet that hits
-the cache costs two dict lookups, the track's check that its sequence number is new, and one
+The hub answers each packet with a :class:`~conf_cli.meeting.hub.Routed`: its recipients, a verdict
+(forwarded, refused, malformed, or close: the sender must go) and whether the route is cacheable. Who
+receives a first-seen RTP packet depends only on the sending connection, the SSRC, and the meeting's
+participants and tracks, which :attr:`Hub.version` tracks. :class:`Forwarder` therefore keeps a cacheable
+answer per (link, SSRC), already resolved to links grouped by listener, with the track, until that
+version changes (a participant comes or goes, a track is published, replaced or stopped). A packet that
+hits the cache costs two dict lookups, the track's check that its sequence number is new, and one
 ``forward_media`` call per listener; no tuples, lists or dicts are built for it. A packet seen before (a
 resend) goes only to whoever asked for it (:meth:`Hub.route_resend`), on each one's own link. RTCP, which
 the hub may rewrite (a NACK) or split (feedback to publishers, reports to the audience), and short packets
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from conf_cli.meeting.core import Track
-from conf_cli.meeting.hub import Hub
+from conf_cli.meeting.hub import Hub, Verdict
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 from conf_cli.transport import Link, Listener
 
@@ -45,16 +47,16 @@ class Forwarder:
         self.active: set[int] = set()
         """Links whose cached media arrived since :meth:`take_active`: alive, as far as the hub cares."""
         self._routes: dict[int, dict[bytes, Route]] = {}
-        self._generation = -1
+        self._version = hub.version
+        self._cached = -1  # the version the cached routes are for
 
     def media(self, link: Link, packet: bytes, now: float) -> bool:
         """Forward ``packet`` from ``link``; False if the link must be closed (media before hello)."""
         hub = self.hub
-        if self._generation != hub.generation:
+        if self._cached != self._version.value:
             self._routes.clear()
-            self._generation = hub.generation
-        rtp = len(packet) >= 12 and not 64 <= (packet[1] & 0x7F) <= 95
-        if rtp:
+            self._cached = self._version.value
+        if len(packet) >= 12 and not is_rtcp(packet):
             if not header_fits(packet):
                 if not hub.seen(link.id, now):
                     return False
@@ -76,39 +78,32 @@ class Forwarder:
                     else:
                         self.send_each(packet, hub.route_resend(link.id, track, packet, now))
                     return True
-            return self._uncached_rtp(link, packet, now)
-        malformed = hub.stats.media_malformed
-        if is_rtcp(packet) and len(packet) >= 8:
-            forwards = hub.route_rtcp(link.id, packet, now)
-            if forwards is None:
-                return False
-            for forward in forwards:
+        routed = hub.route(link.id, packet, now)
+        verdict = routed.verdict
+        if verdict is Verdict.CLOSE:
+            return False
+        if verdict is Verdict.MALFORMED:
+            if self.on_malformed is not None:
+                self.on_malformed(link, "malformed RTP or RTCP")
+            return True
+        if routed.cacheable:
+            routes = self._routes.get(link.id)
+            if routes is None:
+                routes = self._routes[link.id] = {}
+            track = routed.track
+            routes[packet[8:12]] = _REFUSED if track is None else (self._resolve(routed.to), track)
+        if routed.forwards:
+            for forward in routed.forwards:
                 self.send(forward.packet, forward.to)
-        else:  # too short to be RTP
-            recipients = hub.route_media(link.id, packet, now)
-            if recipients is None:
-                return False
-            self.send(packet, recipients)
-        if hub.stats.media_malformed != malformed and self.on_malformed is not None:
-            self.on_malformed(link, "malformed RTP or RTCP")
+        elif routed.resend:  # to whoever asked, point to point
+            self.send_each(packet, routed.to)
+        else:
+            self.send(packet, routed.to)
         return True
 
-    def _uncached_rtp(self, link: Link, packet: bytes, now: float) -> bool:
-        """RTP whose route is not cached: the hub routes it, and its route is cached for what follows."""
-        hub = self.hub
-        recipients = hub.route_media(link.id, packet, now)
-        if recipients is None:
-            return False
-        routes = self._routes.get(link.id)
-        if routes is None:
-            routes = self._routes[link.id] = {}
-        found = hub.rtp_route(link.id, int.from_bytes(packet[8:12], "big"))
-        routes[packet[8:12]] = _REFUSED if found is None else (self._resolve(found[0]), found[1])
-        if found is not None and recipients != found[0]:  # a resend: to whoever asked, point to point
-            self.send_each(packet, recipients)
-        else:
-            self.send(packet, recipients)
-        return True
+    def forget(self, link: Link) -> None:
+        """Drop the routes cached for ``link``'s media (it closed)."""
+        self._routes.pop(link.id, None)
 
     def send(self, packet: bytes, recipients: tuple[int, ...]) -> None:
         """Send ``packet`` to ``recipients`` (a keyframe request the server made, a resend, RTCP)."""

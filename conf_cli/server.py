@@ -188,6 +188,7 @@ class Server:
 
     def link_closed(self, link: Link, reason: str) -> None:
         self.links.pop(link.id, None)
+        self.forwarder.forget(link)
         self._warned.discard(link.id)
         log.debug("link %s (%s) closed: %s", link.id, link.peer, reason)
         self._apply(self.hub.disconnected(link.id, "disconnected"))

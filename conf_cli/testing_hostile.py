@@ -27,6 +27,7 @@ from typing import Any
 
 from conf_cli.protocol.control import encode
 from conf_cli.protocol.framing import FrameDecoder, frame, is_control
+from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.protocol.stun import StunMessage
 
 Message = dict[str, Any]
@@ -283,7 +284,7 @@ class SrtpRawLink(RtpRawLink):
         self.unauthenticated = 0
 
     def send_media(self, packet: bytes) -> None:
-        rtcp = len(packet) >= 2 and 192 <= packet[1] <= 223
+        rtcp = is_rtcp(packet)
         self.udp.send(self._tx.protect_rtcp(packet) if rtcp else self._tx.protect(packet))
 
     def media(self, timeout: float) -> list[bytes]:

@@ -12,6 +12,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from conf_cli.bench.packets import HEADER_BYTES, MIN_PAYLOAD
+from conf_cli.protocol.rtp import is_rtcp
 
 _SEQ_SSRC_STAMP = struct.Struct("!H4xIQ")
 _MIN_BYTES = HEADER_BYTES + MIN_PAYLOAD
@@ -44,7 +45,7 @@ class Receiver:
     def __call__(self, packet: bytes) -> None:
         now = time.monotonic_ns()
         recorder = self.recorder
-        if len(packet) < _MIN_BYTES or 64 <= (packet[1] & 0x7F) <= 95:  # short, or RTCP (RFC 5761)
+        if len(packet) < _MIN_BYTES or is_rtcp(packet):  # short, or RTCP (RFC 5761)
             recorder.ignored += 1
             return
         seq, ssrc, stamp = _SEQ_SSRC_STAMP.unpack_from(packet, 2)

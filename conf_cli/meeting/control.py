@@ -15,12 +15,9 @@ both parties (a meeting-wide forbid applies to members, as for media). Events go
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from conf_cli.errors import RequestRefused
-
-if TYPE_CHECKING:
-    from conf_cli.meeting.core import Meeting, Message, Send
+from conf_cli.meeting.people import Message, Roster, Send
 
 CONSENT_TIMEOUT = 30.0
 """Seconds a request waits for an answer before it counts as denied."""
@@ -40,7 +37,7 @@ class ControlSession:
 class RemoteControl:
     """The control sessions of one meeting."""
 
-    def __init__(self, meeting: Meeting, timeout: float = CONSENT_TIMEOUT) -> None:
+    def __init__(self, meeting: Roster, timeout: float = CONSENT_TIMEOUT) -> None:
         self.meeting = meeting
         self.timeout = timeout
         self.sessions: list[ControlSession] = []
@@ -152,8 +149,6 @@ class RemoteControl:
         return [self._send(session, kind, **fields)]
 
     def _send(self, session: ControlSession, kind: str, **fields: object) -> Send:
-        from conf_cli.meeting.core import Send  # core imports this module
-
         people = self.meeting.participants
         message: Message = {
             "type": kind,

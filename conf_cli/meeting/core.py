@@ -23,32 +23,14 @@ out).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 from conf_cli.errors import RequestRefused
 from conf_cli.meeting.control import RemoteControl
 from conf_cli.meeting.feedback import TrackFeedback
 from conf_cli.meeting.limiter import seconds_text
 from conf_cli.meeting.passcode import PasscodeHash
+from conf_cli.meeting.people import CHAT_BURST, CHAT_RATE, Message, Participant, Role, Send
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
-
-Message = dict[str, Any]
-
-
-class Role(StrEnum):
-    HOST = "host"
-    ADMIN = "admin"
-    MEMBER = "member"
-
-
-@dataclass(frozen=True)
-class Send:
-    """Send ``message`` to each participant in ``to``."""
-
-    to: tuple[int, ...]
-    message: Message
-
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
 # most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
@@ -57,8 +39,20 @@ MAX_PARTICIPANTS = 100
 MAX_WAITING = 50
 MAX_BANS = 1_000
 """Bans kept per meeting; beyond, the oldest goes."""
-CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
-CHAT_BURST = 10.0  # ... and at once
+
+
+class RouteVersion:
+    """A number that changes whenever who receives whose media may have changed: a participant came or
+    went, a track was published, replaced or stopped. The hub shares one among all its meetings, and an
+    edge may keep the routes it asked for while the number stays the same (:mod:`conf_cli.forwarding`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
 
 
 @dataclass
@@ -77,30 +71,6 @@ class Track:
 
 
 @dataclass
-class Participant:
-    pid: int
-    name: str
-    role: Role
-    seniority: int
-    sharing: set[str] = field(default_factory=set)
-    forbidden: set[str] = field(default_factory=set)
-    key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
-    chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
-    chat_stamp: float | None = None  # ... as of this time (None: never chatted)
-
-    def describe(self) -> Message:
-        described: Message = {
-            "name": self.name,
-            "role": str(self.role),
-            "sharing": sorted(self.sharing),
-            "forbidden": sorted(self.forbidden),
-        }
-        if self.key is not None:
-            described["key"] = self.key
-        return described
-
-
-@dataclass
 class Ban:
     """A kicked name, as it was spelt, and the origins it was kicked from."""
 
@@ -112,7 +82,13 @@ class Meeting:
     """One meeting: its participants, roles, permissions, lock and waiting room."""
 
     def __init__(
-        self, meeting_id: str, passcode: PasscodeHash, *, e2ee: bool = False, waiting_room: bool = False
+        self,
+        meeting_id: str,
+        passcode: PasscodeHash,
+        *,
+        e2ee: bool = False,
+        waiting_room: bool = False,
+        version: RouteVersion | None = None,
     ) -> None:
         self.id = meeting_id
         self.passcode = passcode
@@ -131,6 +107,8 @@ class Meeting:
         self.tracks: dict[int, Track] = {}
         self._seniority = 0
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
+        self.version = version if version is not None else RouteVersion()
+        """Bumped by :meth:`_routes_changed` whenever participants or tracks change."""
         self.control = RemoteControl(self)
         """Remote-control sessions: requests, grants (see :mod:`conf_cli.meeting.control`)."""
 
@@ -180,6 +158,11 @@ class Meeting:
         if audience is None:
             audience = self._audience[owner] = self._everyone(but=owner)
         return audience
+
+    def _routes_changed(self) -> None:
+        """Participants changed: audiences are rebuilt, and cached routes are stale."""
+        self._audience.clear()
+        self.version.bump()
 
     def _everyone(self, *, but: int | None = None) -> tuple[int, ...]:
         return tuple(pid for pid in self.participants if pid != but)
@@ -255,7 +238,7 @@ class Meeting:
         participant = Participant(pid, name, role, self._seniority, key=key if self.e2ee else None)
         others = self._everyone()
         self.participants[pid] = participant
-        self._audience.clear()
+        self._routes_changed()
         joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot(pid)}
         sends = [Send((pid,), joined)]
         if others:
@@ -278,7 +261,7 @@ class Meeting:
         control = self.control.leaving(pid)
         sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
         del self.participants[pid]
-        self._audience.clear()
+        self._routes_changed()
         if not self.participants:
             self.closed = True
             return self._close_waiting_room(None)
@@ -430,7 +413,7 @@ class Meeting:
         everyone = self._everyone()
         self.participants.clear()
         self.tracks.clear()
-        self._audience.clear()
+        self._routes_changed()
         self.control.clear()
         self.closed = True
         closed = Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})
@@ -589,6 +572,7 @@ class Meeting:
         sends = [self._stop_track(track, "replaced") for track in replaced]
         track = Track(ssrc, pid, kind, codec)
         self.tracks[ssrc] = track
+        self.version.bump()
         participant.sharing.add(kind)
         sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
         return sends
@@ -608,6 +592,7 @@ class Meeting:
 
     def _stop_track(self, track: Track, reason: str) -> Send:
         del self.tracks[track.ssrc]
+        self.version.bump()
         owner = self.participants[track.owner]
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
             owner.sharing.discard(track.kind)

@@ -5,6 +5,11 @@ message arrived, a connection closed, time passed — and carries out the action
 :class:`Send` a message, :class:`Close` a connection, or run a :class:`Deferred` piece of blocking work
 (passcode and password hashing) off the event loop and hand its result back.
 
+A connection's life is a :class:`Phase` (opened, greeted, closed) that moves only as ``_PHASES``
+allows; which meeting it takes part in or waits to enter, the meeting alone holds. Media is routed by
+:meth:`Hub.route`, whose :class:`Routed` answer says where a packet goes, why (a :class:`Verdict`) and
+whether an edge may cache it while :attr:`Hub.version` stays the same (:mod:`conf_cli.forwarding`).
+
 Who gets in: passcode and login attempts are rate-limited per address and per meeting or account, and
 creates per address (:mod:`conf_cli.meeting.limiter`); an attempt counts from when its check starts, so
 attempts on many connections at once cannot run more checks than the limit. A server may require
@@ -16,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
 from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
-from conf_cli.meeting.core import Meeting, Send, Track
+from conf_cli.meeting.core import Meeting, RouteVersion, Send, Track
 from conf_cli.meeting.feedback import (
     FEEDBACK_BURST,
     FEEDBACK_RATE,
@@ -106,6 +112,44 @@ class Deferred:
 Action = Send | Close | Forward | Deferred
 
 
+class Verdict(Enum):
+    """What the hub made of a media packet (:meth:`Hub.route`)."""
+
+    FORWARDED = "forwarded"
+    """Routed by the meeting's rules (possibly to nobody: feedback over its limit, forged RTCP parts)."""
+    REFUSED = "refused"
+    """From outside a meeting, or RTP for a track its sender does not own (``media_refused``)."""
+    MALFORMED = "malformed"
+    """RTP whose header runs past its end, or RTCP that does not parse (``media_malformed``)."""
+    CLOSE = "close"
+    """Media before hello, or from a connection the hub does not know: the sender must go."""
+
+
+@dataclass(slots=True)
+class Routed:
+    """Where one media packet goes (:meth:`Hub.route`). Not frozen only because a frozen dataclass is
+    slower to build, on the forwarding path: treat it as read-only (some are shared constants)."""
+
+    verdict: Verdict
+    to: tuple[int, ...] = ()
+    """Who receives the packet as it came (RTP)."""
+    forwards: tuple[Forward, ...] = ()
+    """RTCP: its parts, as they go to each set of recipients (the hub may rewrite or split it)."""
+    track: Track | None = None
+    """The track of a first-seen RTP packet (its feedback state notes what was forwarded)."""
+    resend: bool = False
+    """``to`` asked for this packet again: send it on each one's own link, never by a fan-out."""
+    cacheable: bool = False
+    """RTP only: every later packet from this sender on this SSRC takes the same route (to ``to`` if it
+    is first seen, nowhere if REFUSED) while :attr:`Hub.version` stays the same."""
+
+
+_CLOSE = Routed(Verdict.CLOSE)
+_REFUSED = Routed(Verdict.REFUSED)
+_REFUSED_CACHEABLE = Routed(Verdict.REFUSED, cacheable=True)
+_MALFORMED = Routed(Verdict.MALFORMED)
+
+
 class Accounts(Protocol):
     """The server's accounts (:class:`conf_cli.accounts.AccountStore`); ``verify`` blocks (it hashes)."""
 
@@ -128,17 +172,38 @@ def peer_host(peer: str) -> str:
     return host if sep and port.isdigit() else peer
 
 
+class Phase(Enum):
+    """Where a connection is in its life. Which meeting it takes part in, or waits to enter, is not a
+    phase: the meeting holds that (:attr:`_Connection.meeting`, :attr:`_Connection.waiting`)."""
+
+    OPENED = "opened"
+    """Connected; nothing but ``hello`` is accepted, within the hello timeout."""
+    GREETED = "greeted"
+    """Said hello (or another process answered it): may log in, create, join, go online for calls."""
+    CLOSED = "closed"
+    """Gone: work finishing later for it (a passcode check) is dropped."""
+
+
+_PHASES: dict[Phase, frozenset[Phase]] = {
+    Phase.OPENED: frozenset((Phase.GREETED, Phase.CLOSED)),
+    Phase.GREETED: frozenset((Phase.CLOSED,)),
+    Phase.CLOSED: frozenset(),
+}
+"""The phases a connection may move to from each phase: the only legal transitions."""
+
+
 @dataclass
 class _Connection:
     cid: int
     peer: str
     opened: float
     last_seen: float
-    greeted: bool = False
-    meeting: Meeting | None = None
-    waiting: Meeting | None = None  # in this meeting's waiting room: not a participant yet
+    phase: Phase = Phase.OPENED
+    entered: Meeting | None = None
+    """The meeting this connection last joined or created (as a participant or waiting to be admitted);
+    whether it is still in it, and how, only the meeting knows."""
     user: str | None = None  # the account logged in to on this connection
-    busy: bool = False  # a login, create or join is being worked on
+    busy: bool = False  # a login, create, join or name check is being worked on (a Deferred is pending)
     bad_messages: int = 0
     input_tokens: float = INPUT_BURST
     input_stamp: float = 0.0
@@ -150,6 +215,28 @@ class _Connection:
     @property
     def address(self) -> str:
         return peer_host(self.peer)
+
+    @property
+    def greeted(self) -> bool:
+        return self.phase is Phase.GREETED
+
+    @property
+    def meeting(self) -> Meeting | None:
+        """The meeting this connection takes part in, if any."""
+        entered = self.entered
+        return entered if entered is not None and self.cid in entered.participants else None
+
+    @property
+    def waiting(self) -> Meeting | None:
+        """The meeting in whose waiting room this connection waits, if any."""
+        entered = self.entered
+        return entered if entered is not None and self.cid in entered.waiting else None
+
+    def advance(self, phase: Phase) -> None:
+        """Move to ``phase``; a transition :data:`_PHASES` does not allow is a bug, and raises."""
+        if phase not in _PHASES[self.phase]:
+            raise ValueError(f"connection {self.cid}: no transition from {self.phase.name} to {phase.name}")
+        self.phase = phase
 
 
 @dataclass
@@ -189,16 +276,23 @@ class Hub:
     """One-to-one calls between online connections (conf_cli.calls.board)."""
     services: dict[str, list[str]] = field(default_factory=dict)
     """The URLs of the server's services by name (``web`` ...), listed in ``welcome``."""
-    generation: int = 0
-    """Changes whenever who-receives-what may have changed (a connection, a request, a join resuming).
+    version: RouteVersion = field(default_factory=RouteVersion)
+    """Shared by every meeting of this hub: changes whenever participants or tracks change.
 
-    An edge may cache the answers of :meth:`route_media` for RTP while this stays the same."""
+    An edge may keep a cacheable :class:`Routed` for RTP while ``version.value`` stays the same."""
     _conns: dict[int, _Connection] = field(default_factory=dict)
+
+    @property
+    def generation(self) -> int:
+        """The current :attr:`version` number."""
+        return self.version.value
 
     # -- events from the edge -----------------------------------------------------------------------
 
     def connected(self, cid: int, now: float, peer: str = "") -> list[Action]:
-        self.generation += 1
+        replaced = self._conns.get(cid)
+        if replaced is not None:  # the edge reused an id: work finishing for the old one is dropped
+            replaced.advance(Phase.CLOSED)
         self._conns[cid] = _Connection(cid, peer, now, now)
         self.stats.connections = len(self._conns)
         return []
@@ -206,15 +300,15 @@ class Hub:
     def greet(self, cid: int) -> None:
         """Count ``cid`` as having said hello: another process (``conf server --workers``) answered it."""
         conn = self._conns.get(cid)
-        if conn is not None:
-            conn.greeted = True
+        if conn is not None and conn.phase is Phase.OPENED:
+            conn.advance(Phase.GREETED)
 
     def disconnected(self, cid: int, reason: str = "disconnected") -> list[Action]:
         conn = self._conns.pop(cid, None)
-        self.generation += 1
         self.stats.connections = len(self._conns)
         if conn is None:
             return []
+        conn.advance(Phase.CLOSED)
         return [*self.calls.disconnected(cid), *self._leave(conn, reason)]
 
     def seen(self, cid: int, now: float) -> bool:
@@ -255,49 +349,48 @@ class Hub:
                 actions += self.disconnected(conn.cid, "timeout")
         return actions
 
-    def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
-        """Who receives a media packet from ``cid``: a tuple of connections, or None if ``cid`` must go.
+    def route(self, cid: int, packet: bytes, now: float) -> Routed:
+        """Where a media packet from ``cid`` goes, and why: the forwarding path, so keep it lean.
 
         RTP is forwarded only for a track its sender owns: to everyone else in the meeting the first time
-        its sequence number is seen, and a packet seen before (a resend) only to those who asked for it
-        (:mod:`conf_cli.meeting.feedback`). RTP whose header runs past its end goes nowhere (counted in
-        ``media_malformed``). RTCP is routed by :meth:`route_rtcp`, which may rewrite it; here its
-        recipients are those of all its parts. This is the forwarding path: keep it lean.
-        For RTP of at least 12 bytes, :meth:`rtp_route` gives the route of first-seen packets, which the
-        edge may reuse for that (``cid``, SSRC) pair until :attr:`generation` changes.
+        its sequence number is seen (a cacheable route: every later first-seen packet of that sender's
+        SSRC goes the same way while :attr:`version` stays the same), and a packet seen before (a resend)
+        only to those who asked for it (:mod:`conf_cli.meeting.feedback`), each on its own link. RTP whose
+        header runs past its end is MALFORMED; RTP from outside a meeting, or for a track its sender does
+        not own, is REFUSED (cacheable too). RTCP (:func:`conf_cli.protocol.rtp.is_rtcp`) is routed by
+        :meth:`route_rtcp`'s rules, which may rewrite or split it. Media from a connection that has not
+        said hello is CLOSE: the sender must go.
         """
         if is_rtcp(packet) and len(packet) >= 8:
-            forwards = self.route_rtcp(cid, packet, now)
-            if forwards is None:
-                return None
-            return tuple(dict.fromkeys(to for forward in forwards for to in forward.to))
+            return self._route_rtcp(cid, packet, now)
         conn = self._conns.get(cid)
         if conn is None or not conn.greeted:
-            return None
+            return _CLOSE
         conn.last_seen = now
         meeting = conn.meeting
         if meeting is None or len(packet) < 8:
             self.stats.media_refused += 1
-            return ()
+            return _REFUSED_CACHEABLE if meeting is None and len(packet) >= 12 else _REFUSED
         if not header_fits(packet):  # too short, or a CSRC list or extension past its end
             self.stats.media_malformed += 1
-            return ()
+            return _MALFORMED
         track = meeting.tracks.get(int.from_bytes(packet[8:12], "big"))
         if track is None or track.owner != cid:
             self.stats.media_refused += 1
-            return ()
+            return _REFUSED_CACHEABLE
         if track.feedback.first(packet):
-            return meeting.audience(cid)
-        return self.route_resend(cid, track, packet, now)
+            return Routed(Verdict.FORWARDED, meeting.audience(cid), track=track, cacheable=True)
+        return Routed(Verdict.FORWARDED, self.route_resend(cid, track, packet, now), resend=True)
 
-    def rtp_route(self, cid: int, ssrc: int) -> tuple[tuple[int, ...], Track] | None:
-        """The audience and track of ``cid``'s RTP on ``ssrc``, or None if that RTP goes nowhere."""
-        conn = self._conns.get(cid)
-        meeting = conn.meeting if conn is not None else None
-        track = meeting.tracks.get(ssrc) if meeting is not None else None
-        if meeting is None or track is None or track.owner != cid:
+    def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
+        """Who receives a media packet from ``cid`` (:meth:`route`): a tuple of connections, every
+        recipient of an RTCP packet's parts for RTCP, or None if ``cid`` must go."""
+        routed = self.route(cid, packet, now)
+        if routed.verdict is Verdict.CLOSE:
             return None
-        return meeting.audience(cid), track
+        if routed.forwards:
+            return tuple(dict.fromkeys(to for forward in routed.forwards for to in forward.to))
+        return routed.to
 
     def route_resend(self, cid: int, track: Track, packet: bytes, now: float) -> tuple[int, ...]:
         """Who gets a packet of ``track`` seen before: whoever asked for it (still in the meeting)."""
@@ -318,19 +411,23 @@ class Hub:
         own sources only: a sender report for a track ``cid`` publishes, anything else for an SSRC that is
         no other participant's track. RTCP that does not parse goes nowhere (``media_malformed``).
         """
+        routed = self._route_rtcp(cid, packet, now)
+        return None if routed.verdict is Verdict.CLOSE else list(routed.forwards)
+
+    def _route_rtcp(self, cid: int, packet: bytes, now: float) -> Routed:
         conn = self._conns.get(cid)
         if conn is None or not conn.greeted:
-            return None
+            return _CLOSE
         conn.last_seen = now
         meeting = conn.meeting
         if meeting is None:
             self.stats.media_refused += 1
-            return []
+            return _REFUSED
         try:
             parts = parse_compound(packet)
         except ProtocolError:
             self.stats.media_malformed += 1
-            return []
+            return _MALFORMED
         tracks = meeting.tracks
         to_owner: dict[int, list[RtcpPacket]] = {}
         to_audience: list[RtcpPacket] = []
@@ -357,7 +454,7 @@ class Hub:
                 forwards.append(Forward(audience, packet if unchanged else build_compound(to_audience)))
         for owner, routed_parts in to_owner.items():
             forwards.append(Forward((owner,), build_compound(routed_parts)))
-        return forwards
+        return Routed(Verdict.FORWARDED, forwards=tuple(forwards))
 
     def _feedback(
         self, conn: _Connection, tracks: dict[int, Track], part: RtcpPacket, now: float
@@ -398,9 +495,7 @@ class Hub:
     def _dispatch(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         kind = message["type"]
         if kind == "control_input" and conn.greeted:
-            return self._input(conn, message, now)  # changes no routes: keep the forwarding cache
-        if kind != "ping":
-            self.generation += 1
+            return self._input(conn, message, now)
         if not conn.greeted:
             if kind != "hello":
                 return [
@@ -441,13 +536,14 @@ class Hub:
             case "admit":
                 if not message.get("all") and message.get("name") is None:
                     raise RequestRefused("bad_request", "admit: give a name, or all")
-                return self._after(
-                    meeting, meeting.admit(pid, None if message.get("all") else message["name"])
-                )
+                before = len(meeting.participants)
+                admitted = meeting.admit(pid, None if message.get("all") else message["name"])
+                return self._after(meeting, before, admitted)
             case "deny":
-                return self._after(meeting, meeting.deny(pid, message["name"]))
+                return self._after(meeting, len(meeting.participants), meeting.deny(pid, message["name"]))
             case "set_waiting_room":
-                return self._after(meeting, meeting.set_waiting_room(pid, message["enabled"]))
+                before = len(meeting.participants)
+                return self._after(meeting, before, meeting.set_waiting_room(pid, message["enabled"]))
             case "who":
                 return list(meeting.who(pid))
             case "chat":
@@ -459,7 +555,7 @@ class Hub:
                     meeting.set_permission(pid, message["what"], kind == "permit", message.get("name"))
                 )
             case "kick":
-                return self._after(meeting, meeting.kick(pid, message["name"]))
+                return self._after(meeting, len(meeting.participants), meeting.kick(pid, message["name"]))
             case "unban":
                 return list(meeting.unban(pid, message["name"]))
             case "lock" | "unlock":
@@ -471,7 +567,7 @@ class Hub:
             case "e2ee_keys":
                 return list(meeting.relay_keys(pid, message["keys"]))
             case "end":
-                return self._after(meeting, meeting.end(pid))
+                return self._after(meeting, len(meeting.participants), meeting.end(pid))
             case "control_request":
                 return list(meeting.control.request(pid, message["name"], now))
             case "control_accept" | "control_reject":
@@ -535,7 +631,7 @@ class Hub:
             theirs = message["protocol"]
             text = f"server speaks protocol {PROTOCOL_VERSION}, client speaks {theirs}; upgrade conf"
             return [_error(conn.cid, "protocol_version", text, message), Close(conn.cid, "protocol version")]
-        conn.greeted = True
+        conn.advance(Phase.GREETED)
         welcome = {
             "type": "welcome",
             "protocol": PROTOCOL_VERSION,
@@ -572,13 +668,12 @@ class Hub:
 
         def resume(result: tuple[str, str], now: float) -> list[Action]:
             conn.busy = False
-            self.generation += 1
             status, name = result
             if status == "ok":
                 self.limiter.got_in(attempt, now)
             elif status == "error":
                 self.limiter.void(attempt)
-            if self._conns.get(conn.cid) is not conn:
+            if conn.phase is Phase.CLOSED:
                 return []
             if status == "ok":
                 conn.user = name
@@ -669,13 +764,12 @@ class Hub:
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
             conn.busy = False
-            self.generation += 1
-            if self._conns.get(conn.cid) is not conn:
+            if conn.phase is Phase.CLOSED:
                 return []
             meeting_id = self.new_id()
             while meeting_id in self.meetings:
                 meeting_id = self.new_id()
-            meeting = Meeting(meeting_id, digest, e2ee=e2ee, waiting_room=waiting_room)
+            meeting = Meeting(meeting_id, digest, e2ee=e2ee, waiting_room=waiting_room, version=self.version)
             self.meetings[meeting_id] = meeting
             self.stats.meetings = len(self.meetings)
             self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
@@ -683,9 +777,8 @@ class Hub:
             if e2ee:
                 created["e2ee"] = True
             joined = meeting.join(conn.cid, name, passcode_ok=True, key=key, origin=address_key(conn.address))
-            sends = [Send((conn.cid,), created), *joined]
-            conn.meeting = meeting
-            return list(sends)
+            conn.entered = meeting
+            return [Send((conn.cid,), created), *joined]
 
         return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
 
@@ -721,12 +814,11 @@ class Hub:
 
         def resume(ok: bool, now: float) -> list[Action]:
             conn.busy = False
-            self.generation += 1
             if ok:
                 self.limiter.got_in(attempt, now)
             elif meeting.closed:
                 self.limiter.void(attempt)
-            if self._conns.get(conn.cid) is not conn:
+            if conn.phase is Phase.CLOSED:
                 return []
             try:
                 if meeting.closed:
@@ -740,10 +832,9 @@ class Hub:
                 )
             except RequestRefused as refusal:
                 return [_refused(conn.cid, refusal, message)]
+            conn.entered = meeting
             if conn.cid in meeting.waiting:
-                conn.waiting = meeting
                 return list(sends)
-            conn.meeting = meeting
             return [*sends, *self._keyframes_for(meeting)]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
@@ -772,8 +863,7 @@ class Hub:
 
         def resume(taken: bool, now: float) -> list[Action]:
             conn.busy = False
-            self.generation += 1
-            if self._conns.get(conn.cid) is not conn:
+            if conn.phase is Phase.CLOSED:
                 return []
             if taken:
                 text = f"the name {name!r} belongs to an account on this server; log in with --user {name}"
@@ -788,30 +878,20 @@ class Hub:
 
     def _leave(self, conn: _Connection, reason: str) -> list[Action]:
         meeting = conn.meeting or conn.waiting
+        conn.entered = None
         if meeting is None:
             return []
-        conn.meeting = conn.waiting = None
-        return self._after(meeting, meeting.leave(conn.cid, reason))
+        return self._after(meeting, len(meeting.participants), meeting.leave(conn.cid, reason))
 
-    def _after(self, meeting: Meeting, sends: list[Send]) -> list[Action]:
-        """Attach the connections ``meeting`` admitted, detach those it no longer holds (left, kicked,
-        denied); forget the meeting once it has closed."""
+    def _after(self, meeting: Meeting, before: int, sends: list[Send]) -> list[Action]:
+        """The actions of a change to ``meeting`` that had ``before`` participants: keyframe requests if
+        it admitted someone; the meeting forgotten once it has closed."""
         actions: list[Action] = list(sends)
         if meeting.closed:
             self.meetings.pop(meeting.id, None)
             self.stats.meetings = len(self.meetings)
             self.limiter.forget(f"meeting:{meeting.id}")
-        admitted = False
-        for conn in self._conns.values():
-            if conn.waiting is meeting and conn.cid not in meeting.waiting:
-                conn.waiting = None
-                if conn.cid in meeting.participants:
-                    conn.meeting = meeting
-                    admitted = True
-            if conn.meeting is meeting and conn.cid not in meeting.participants:
-                conn.meeting = None
-        if admitted:
-            self.generation += 1
+        elif len(meeting.participants) > before:
             actions += self._keyframes_for(meeting)
         return actions
 

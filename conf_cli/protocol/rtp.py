@@ -146,9 +146,13 @@ class RtpPacket:
 
 
 def is_rtcp(data: Buffer) -> bool:
-    """Tell RTCP from RTP on a shared port (RFC 5761 section 4): RTCP packet types 192..223.
+    """Tell RTCP from RTP on a shared port (RFC 5761 section 4): conf's one demultiplexing rule.
 
-    Only the second octet is read, so RTP payload types 64..95 must not be used on a multiplexed port.
+    Only the second octet is read. RTCP packet types 192..223 are RTP payload types 64..95 with the
+    marker bit set, so the test is on the payload type with the marker bit masked off: 64..95 is RTCP,
+    whatever the marker bit. Hence RTP payload types 64..95 must not be used on a multiplexed port (as
+    RFC 5761 says); every part of conf that tells the two apart (hub, forwarder, transports, SRTP, the
+    bench, the test peers) calls this function.
     """
     return len(data) >= 2 and 64 <= (data[1] & 0x7F) <= 95
 
@@ -173,7 +177,7 @@ def header_fits(data: Buffer) -> bool:
 
 def peek_ssrc(data: Buffer) -> int:
     """Read the SSRC of an RTP packet, or the sender SSRC of an RTCP packet, without parsing it."""
-    if len(data) >= 2 and 64 <= (data[1] & 0x7F) <= 95:
+    if is_rtcp(data):
         if len(data) < 8:
             raise ProtocolError(f"RTCP packet too short: {len(data)} bytes, the sender SSRC needs 8")
         return int(_WORD.unpack_from(data, 4)[0])

@@ -24,6 +24,7 @@ from typing import Any
 import pylibsrtp
 
 from conf_cli import ConfError, MediaCipher, MediaSession
+from conf_cli.protocol.rtp import is_rtcp
 
 PROFILES = {
     "AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16 + 12),
@@ -77,11 +78,6 @@ class SentIndexes:
             slots[index % size] = packet
             return True
         return previous is packet or previous == packet
-
-
-def is_rtcp(packet: bytes) -> bool:
-    """RTCP packet types 200-223 share the port with RTP (RFC 5761): their second byte is 192-223."""
-    return len(packet) >= 2 and 192 <= packet[1] <= 223
 
 
 class _RefuseAll(SentIndexes):

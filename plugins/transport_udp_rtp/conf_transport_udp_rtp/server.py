@@ -29,6 +29,7 @@ from conf_cli import (
     TransportOptions,
     server_tls,
 )
+from conf_cli.protocol.rtp import is_rtcp
 
 from .latch import Action, Address, Alive, Latched, Latches, Transmit, Unlatched, new_token, token_frame
 from .resend import Resends
@@ -102,7 +103,7 @@ class RtpServerLink(StreamLink):
             self.send_dropped()
             return False
         if self.srtp is not None:
-            if self.resends is not None and 192 <= packet[1] <= 223:
+            if self.resends is not None and is_rtcp(packet):
                 self.resends.forwarded(packet, time.monotonic())
             protected = self.protect(packet)
             if protected is None:
@@ -251,7 +252,7 @@ class RtpListener(Listener):
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
         sent = 0
         stats = self.latches.stats
-        if 192 <= packet[1] <= 223 and self.resends is not None:  # RTCP: NACKs to publishers are noted
+        if is_rtcp(packet) and self.resends is not None:  # RTCP: NACKs to publishers are noted
             self.resends.forwarded(packet, time.monotonic())
         for link in links:
             sock = link.media_socket  # type: ignore[attr-defined]
