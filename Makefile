@@ -29,7 +29,7 @@ $(BROWSER_STAMP): $(STAMP)
 test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy conf_cli plugins examples
+	$(VENV)/bin/mypy conf_cli plugins examples fuzz
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -rs
 
@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/fanout.py
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy conf_cli plugins examples
+	$(VENV)/bin/mypy conf_cli plugins examples fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from conf_cli import fuzz
+import fuzz
 from conf_cli.errors import ProtocolError
-from conf_cli.fuzz.mutate import Mutator
-from conf_cli.fuzz.runner import fuzz as run_fuzz
-from conf_cli.fuzz.runner import replay
+from fuzz.mutate import Mutator
+from fuzz.runner import fuzz as run_fuzz
+from fuzz.runner import replay
 
 
 def _fragile(data: bytes) -> object:
@@ -71,7 +71,8 @@ def test_long_run_every_target(name: str, tmp_path: Path) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "conf_cli.fuzz", *args],
+        [sys.executable, "-m", "fuzz", *args],
+        cwd=Path(__file__).resolve().parents[2],  # the fuzzers live in the repository, not the package
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,8 +1,8 @@
 """Every parser of bytes from the network, over random, mutated and boundary input (hypothesis).
 
-The checks are the fuzz targets' own (conf_cli/fuzz/targets.py): only the documented exception type may
+The checks are the fuzz targets' own (fuzz/targets.py): only the documented exception type may
 escape, an encoder gives back what was parsed, and bounds hold. Here hypothesis drives them, so a
-failure shrinks to a small input; ``python -m conf_cli.fuzz`` drives the same targets for longer.
+failure shrinks to a small input; ``python -m fuzz`` drives the same targets for longer.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conf_cli import fuzz
+import fuzz
 
 NAMES = fuzz.names()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

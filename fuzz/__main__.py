@@ -1,10 +1,10 @@
-"""``python -m conf_cli.fuzz``: fuzz conf's parsers for a while and report crashes and hangs.
+"""``python -m fuzz``: fuzz conf's parsers for a while and report crashes and hangs.
 
-    python -m conf_cli.fuzz --list
-    python -m conf_cli.fuzz --target rtp --seconds 60
-    python -m conf_cli.fuzz --all --seconds 10 --out fuzz-findings
-    python -m conf_cli.fuzz --target rtcp --replay fuzz-findings/rtcp-crash-0123abcd.bin
-    python -m conf_cli.fuzz --target rtp --engine atheris --seconds 60   # coverage-guided
+    python -m fuzz --list
+    python -m fuzz --target rtp --seconds 60
+    python -m fuzz --all --seconds 10 --out fuzz-findings
+    python -m fuzz --target rtcp --replay fuzz-findings/rtcp-crash-0123abcd.bin
+    python -m fuzz --target rtp --engine atheris --seconds 60   # coverage-guided
 
 Exit status 0 when nothing was found, 1 when a crash or hang was (each saved under --out), 2 for a usage
 error.
@@ -17,13 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conf_cli import fuzz
-from conf_cli.fuzz.runner import fuzz as run_fuzz
-from conf_cli.fuzz.runner import replay
+import fuzz
+from fuzz.runner import fuzz as run_fuzz
+from fuzz.runner import replay
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conf_cli.fuzz", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n")[0])
     parser.add_argument("--target", action="append", default=[], help="a target (repeatable); see --list")
     parser.add_argument("--all", action="store_true", help="every target, one after another")
     parser.add_argument("--list", action="store_true", help="list the targets and stop")

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conf_cli.fuzz import Target
-from conf_cli.fuzz.mutate import Mutator
+from fuzz import Target
+from fuzz.mutate import Mutator
 
 __all__ = ["Finding", "FuzzReport", "Hang", "fuzz", "replay"]
 

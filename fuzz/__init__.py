@@ -3,9 +3,9 @@
 A *target* is a function taking bytes that either returns (a short signature of what it parsed) or
 raises one of the exception types the parser documents (``ProtocolError`` for every sans-I/O wire
 format). Anything else that escapes is a crash; an input that runs longer than the per-input time limit
-is a hang. Both are saved so they can be replayed. ``python -m conf_cli.fuzz --help`` runs them.
+is a hang. Both are saved so they can be replayed. ``python -m fuzz --help`` runs them.
 
-A new parser adds its target in one line (see :mod:`conf_cli.fuzz.targets`)::
+A new parser adds its target in one line (see :mod:`fuzz.targets`)::
 
     register("sdp", parse_sdp, seeds=lambda: [SAMPLE_SDP])
 
@@ -62,7 +62,7 @@ def register(
 
 def _load() -> None:
     if not _TARGETS:
-        from conf_cli.fuzz import targets  # noqa: F401  (registers the built-in targets)
+        from fuzz import targets  # noqa: F401  (registers the built-in targets)
 
 
 def names() -> list[str]:

@@ -15,7 +15,6 @@ from collections.abc import Coroutine, Iterator
 from typing import Any
 
 from conf_cli.errors import ProtocolError
-from conf_cli.fuzz import register, seeds
 from conf_cli.media.h264 import H264Depacketizer, H264Packetizer, join_annexb, parse_stap_a, split_annexb
 from conf_cli.media.jitter import Gap, JitterBuffer
 from conf_cli.media.opus_rtp import OPUS_MAX_PACKET_SAMPLES, opus_packet_samples
@@ -27,6 +26,7 @@ from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 from conf_cli.protocol.sdp import SessionDescription
 from conf_cli.transport import TransportOptions
 from conf_cli.workers import channel
+from fuzz import register, seeds
 
 
 def control_message(data: bytes) -> object:
