@@ -14,17 +14,14 @@ import asyncio
 import copy
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
-
-import pytest
 
 from conf_cli.client import Client
 from conf_cli.media.manager import MediaManager
 from conf_cli.meeting_loop import run_meeting
 from conf_cli.plugins import registry
 from conf_cli.remote_control import DesktopControl
-from conf_cli.testing import ConfProcess, start_server
 from conf_cli.testing_tap import start_tap
 from conf_cli.transport import TransportOptions
 from conf_cli.urls import parse_server_url
@@ -100,16 +97,6 @@ class TypedLines:
                     return event
             await asyncio.sleep(0.02)
         raise AssertionError(f"no {kind!r} within {timeout} s; got {[e['type'] for e in self.events][-10:]}")
-
-
-@pytest.fixture
-def plain_server() -> Iterator[str]:
-    server: ConfProcess
-    server, url = start_server("--encryption", "none")
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 def plain_client(reg: Any, url: str) -> Client:

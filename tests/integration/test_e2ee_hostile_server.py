@@ -8,27 +8,16 @@ and a server that swaps whose key is whose must change the security code on the 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing import ClientPool, spawn
 from conf_cli.testing_tap import start_tap
 
 Message = dict[str, Any]
 PLAIN = ("--encryption", "none")  # the tap reads the wire; a server holds its link keys anyway
 WAIT = 20.0
-
-
-@pytest.fixture
-def plain_server() -> Iterator[str]:
-    server: ConfProcess
-    server, url = start_server(*PLAIN)
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 def make_plain(conn: int, message: Message) -> Message | None:

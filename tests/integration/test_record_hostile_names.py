@@ -7,30 +7,19 @@ may be written anywhere else, even where a folder the attack needs happens to ex
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conf_cli.media.receiver import MAX_FILE_PART, recording_path
-from conf_cli.testing import ClientPool, ConfProcess, start_server
+from conf_cli.testing import ClientPool
 from conf_cli.testing_tap import start_tap
 
 Message = dict[str, Any]
 PLAIN = ("--encryption", "none")
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 ESCAPE = "/../../escaped"  # after "<name>-": up out of the record folder, and out of its parent
-
-
-@pytest.fixture
-def plain_server() -> Iterator[str]:
-    server: ConfProcess
-    server, url = start_server(*PLAIN)
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 def hostile_kind(conn: int, message: Message) -> Message | None:
