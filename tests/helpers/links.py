@@ -166,3 +166,27 @@ class LinkPair:
             return  # no event loop: the test calls flush()
         self._scheduled = True
         loop.call_soon(self.flush)
+
+
+class RecordingLink(Link):
+    """A server-side link that keeps the media sent to it (``got``) and drops control: for tests of the
+    forwarder, which only sends."""
+
+    def __init__(self, cid: int) -> None:
+        super().__init__(peer=f"peer{cid}")
+        self.id = cid
+        self.got: list[bytes] = []
+
+    def send_control(self, data: bytes) -> None:
+        pass
+
+    def send_media(self, packet: bytes) -> bool:
+        self.got.append(packet)
+        return True
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def is_closing(self) -> bool:
+        return False

@@ -29,6 +29,7 @@ from conf_cli.protocol.rtcp import (
 )
 from conf_cli.protocol.rtp import RtpPacket
 from tests.helpers.hub import send, three_in_a_meeting
+from tests.helpers.links import RecordingLink
 
 VIDEO = 0x1111
 AUDIO = 0x2222
@@ -216,27 +217,6 @@ def test_a_compound_packet_is_split_feedback_to_publishers_reports_to_the_audien
 
 def test_the_forwarder_sends_a_resend_to_the_requester_alone_on_its_own_link() -> None:
     from conf_cli.forwarding import Forwarder
-    from conf_cli.transport import Link
-
-    class Recorder(Link):
-        def __init__(self, cid: int) -> None:
-            super().__init__(peer=f"peer{cid}")
-            self.id = cid
-            self.got: list[bytes] = []
-
-        def send_control(self, data: bytes) -> None:
-            pass
-
-        def send_media(self, packet: bytes) -> bool:
-            self.got.append(packet)
-            return True
-
-        def close(self) -> None:
-            pass
-
-        @property
-        def is_closing(self) -> bool:
-            return False
 
     class Fanout:
         """A listener's one-send-for-all (as ZeroMQ's PUB: it reaches every subscriber of the SSRC)."""
@@ -244,13 +224,13 @@ def test_the_forwarder_sends_a_resend_to_the_requester_alone_on_its_own_link() -
         def __init__(self) -> None:
             self.packets: list[bytes] = []
 
-        def forward_media(self, packet: bytes, links: list[Recorder]) -> int:
+        def forward_media(self, packet: bytes, links: list[RecordingLink]) -> int:
             self.packets.append(packet)
             return sum(link.send_media(packet) for link in links)
 
     hub = publishing()
     fanout = Fanout()
-    links: dict[int, Recorder] = {cid: Recorder(cid) for cid in (1, 2, 3)}
+    links: dict[int, RecordingLink] = {cid: RecordingLink(cid) for cid in (1, 2, 3)}
     for link in links.values():
         link.listener = fanout  # type: ignore[assignment]
     forwarder = Forwarder(hub, links)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from conf_cli.meeting.hub import Forward
 from conf_cli.protocol.rtcp import Nack, Pli, ReceiverReport, SenderReport, build_compound, parse_compound
 from conf_cli.protocol.rtp import RtpPacket
 from tests.helpers.hub import MID_A, create, join, make_hub, send, three_in_a_meeting
+from tests.helpers.links import RecordingLink
 
 VIDEO_SSRC = 0x1111
 AUDIO_SSRC = 0x2222
@@ -87,30 +88,9 @@ def test_rtp_whose_header_runs_past_its_end_is_not_forwarded() -> None:
 
 def test_forwarder_drops_malformed_rtp_before_its_cache_and_reports_the_sender() -> None:
     from conf_cli.forwarding import Forwarder
-    from conf_cli.transport import Link
-
-    class Recorder(Link):
-        def __init__(self, cid: int) -> None:
-            super().__init__(peer=f"peer{cid}")
-            self.id = cid
-            self.got: list[bytes] = []
-
-        def send_control(self, data: bytes) -> None:
-            pass
-
-        def send_media(self, packet: bytes) -> bool:
-            self.got.append(packet)
-            return True
-
-        def close(self) -> None:
-            pass
-
-        @property
-        def is_closing(self) -> bool:
-            return False
 
     hub = publishing_meeting()
-    links: dict[int, Link] = {cid: Recorder(cid) for cid in (1, 2, 3)}
+    links: dict[int, RecordingLink] = {cid: RecordingLink(cid) for cid in (1, 2, 3)}
     reports: list[tuple[str, str]] = []
     forwarder = Forwarder(hub, links, lambda link, what: reports.append((link.peer, what)))
     good = rtp(VIDEO_SSRC)
@@ -118,7 +98,7 @@ def test_forwarder_drops_malformed_rtp_before_its_cache_and_reports_the_sender()
     bad = bytes((good[0] | 0x0F,)) + good[1:]
     assert forwarder.media(links[1], bad, 1.0)
     assert forwarder.media(links[1], b"\x81\xc9\xff\xff" + bytes(8), 1.0)  # RTCP past its end
-    assert [r.got for r in links.values()] == [[], [good], [good]]  # type: ignore[attr-defined]
+    assert [r.got for r in links.values()] == [[], [good], [good]]
     assert reports == [
         ("peer1", "RTP header runs past the end of the packet"),
         ("peer1", "malformed RTP or RTCP"),
