@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 READY_TIMEOUT = 10.0
@@ -61,20 +61,31 @@ def capture_unavailable() -> str | None:
 
 
 @contextlib.contextmanager
-def capture(path: Path, ports: list[int], settle: float = 1.0) -> Iterator[Path]:
-    """tcpdump on ``lo`` for TCP and UDP ``ports`` into ``path`` (pcap) while the block runs, and
-    ``settle`` seconds after it, so that the last packets reach the file."""
+def capture(
+    path: Path,
+    ports: list[int],
+    settle: float = 1.0,
+    *,
+    interface: str = "lo",
+    expression: str | None = None,
+    inside: Sequence[str] = (),
+) -> Iterator[Path]:
+    """tcpdump on ``interface`` for TCP and UDP ``ports`` (or a tcpdump ``expression``) into ``path``
+    (pcap) while the block runs, and ``settle`` seconds after it, so that the last packets reach the
+    file. ``inside`` prefixes the command (``NetLab.inside(ns)``: capture in a network namespace)."""
     tcpdump = shutil.which("tcpdump")
     if tcpdump is None:
         raise RuntimeError("tcpdump is not installed (scripts/setup-system.sh installs it)")
-    expression = " or ".join(f"port {port}" for port in ports)
+    if expression is None:
+        expression = " or ".join(f"port {port}" for port in ports)
     # --immediate-mode: without it packets wait in the kernel's ring for up to a second, and those of the
     # last second (a meeting's final chat line, say) would be lost when tcpdump is stopped.
     process = subprocess.Popen(
         [
+            *inside,
             tcpdump,
             "-i",
-            "lo",
+            interface,
             "-n",
             "-U",
             "--immediate-mode",

@@ -14,8 +14,6 @@ to the relay off the wire (tcpdump on that link) and sends them from its own add
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ import pytest
 from conf_cli.latch import CHECK_SUFFIX
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
 from conf_cli.testing import ConfProcess
-from conf_cli.testing_capture import payloads
+from conf_cli.testing_capture import capture, payloads
 from conf_cli.testing_netns import NatPicture, NetLab, netns_unavailable, two_nats
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -87,29 +85,10 @@ def relayed_call(lab: NetLab, picture: NatPicture) -> tuple[ConfProcess, ConfPro
     return server, ada, bob, int(path["address"].rsplit(":", 1)[1])
 
 
-@contextlib.contextmanager
-def tap(lab: NetLab, ns: str, device: str, port: int, path: Path) -> Iterator[Path]:
+def tap(lab: NetLab, ns: str, device: str, port: int, path: Path) -> contextlib.AbstractContextManager[Path]:
     """tcpdump on ``device`` in ``ns`` for UDP to ``port`` while the block runs: the attacker's view."""
-    command = lab.inside(ns, "tcpdump", "-i", device, "-n", "-U", "-Z", "root", "-s", "0", "-w", str(path))
-    process = subprocess.Popen(
-        [*command, "udp", "and", "dst", "port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        assert "listening on" in line, f"tcpdump did not start: {line}"
-        yield path
-        time.sleep(0.5)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    expression = f"udp and dst port {port}"
+    return capture(path, [], settle=0.5, interface=device, expression=expression, inside=lab.inside(ns))
 
 
 def bindings(pcap: Path) -> list[bytes]:
