@@ -73,15 +73,6 @@ class Link(ABC):
     def is_closing(self) -> bool:
         """True once the link is closed or closing."""
 
-    def subscribe(self, ssrc: int) -> None:  # noqa: B027 - optional, empty unless a transport needs it
-        """Client side: the client wants the media track ``ssrc`` (called when a track starts).
-
-        Transports that deliver media by topic subscribe here; the built-in ones need nothing.
-        """
-
-    def unsubscribe(self, ssrc: int) -> None:  # noqa: B027 - optional, empty unless a transport needs it
-        """Client side: the track ``ssrc`` ended."""
-
 
 class ServerEvents(Protocol):
     """What a listener reports to the server."""

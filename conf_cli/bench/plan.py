@@ -56,8 +56,6 @@ class WorkerPlan:
     interval: float
     audience: dict[int, int] = field(default_factory=dict)
     """Per meeting index: how many receive each of its packets (its members less the sender)."""
-    ssrcs: dict[int, list[int]] = field(default_factory=dict)
-    """Per meeting index: the SSRCs published in it (clients subscribe to them, for topic transports)."""
     encryption: str = "on"
     fingerprint: str | None = None
     """The key of a server the run started itself: checked, not pinned. None: pin on first use."""
@@ -72,14 +70,6 @@ def assign(config: BenchConfig) -> list[list[ClientSpec]]:
     for index, spec in enumerate(specs):
         shares[index % procs].append(spec)
     return shares
-
-
-def ssrcs(config: BenchConfig) -> dict[int, list[int]]:
-    """The SSRCs published in each meeting."""
-    tracks: dict[int, list[int]] = {index: [] for index in range(config.meetings)}
-    for i in range(config.publishers):
-        tracks[i % config.meetings].append(FIRST_SSRC + i)
-    return tracks
 
 
 def audience(config: BenchConfig) -> dict[int, int]:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
-from conf_cli.bench.plan import PASSCODE, BenchConfig, WorkerPlan, assign, audience, ssrcs
+from conf_cli.bench.plan import PASSCODE, BenchConfig, WorkerPlan, assign, audience
 from conf_cli.bench.proc import CpuMeter, rss_bytes
 from conf_cli.bench.result import BenchResult, Interval
 from conf_cli.client import Client
@@ -144,7 +144,6 @@ class Bench:
                 config.duration,
                 config.interval,
                 audience(config),
-                ssrcs(config),
                 config.encryption,
                 self.fingerprint,
             )

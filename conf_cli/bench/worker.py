@@ -75,10 +75,6 @@ class Worker:
             client.media_handler = receiver
             self.receivers.append(receiver)
             await client.join(plan.meetings[spec.meeting], spec.name, plan.passcode)
-            assert client.link is not None
-            for ssrc in plan.ssrcs.get(spec.meeting, []):
-                if ssrc != spec.ssrc:
-                    client.link.subscribe(ssrc)
             if spec.ssrc is not None:
                 client.send({"type": "publish", "kind": "video", "ssrc": spec.ssrc, "codec": "H264"})
                 await _next_event(client, "share_started", {"ssrc": spec.ssrc, "name": spec.name}, 15.0)

@@ -255,9 +255,6 @@ class MediaManager:
         )
         self.receivers[ssrc] = receiver
         receiver.start()
-        link = self.client.link
-        if link is not None and not link.is_closing:
-            link.subscribe(ssrc)  # a transport that fans out by topic (ZeroMQ) starts delivering it
 
     def _open_recorder(self, info: Message, ssrc: int) -> EncodedSink | None:
         """A recorder for a new track, when recording; a failure is reported and the track plays anyway."""
@@ -280,9 +277,6 @@ class MediaManager:
     def _end_receiver(self, ssrc: int, reason: str) -> None:
         receiver = self.receivers.pop(ssrc, None)
         if receiver is not None:
-            link = self.client.link
-            if link is not None and not link.is_closing:
-                link.unsubscribe(ssrc)
             task = asyncio.create_task(receiver.close(reason))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

@@ -219,7 +219,7 @@ def test_the_forwarder_sends_a_resend_to_the_requester_alone_on_its_own_link() -
     from conf_cli.forwarding import Forwarder
 
     class Fanout:
-        """A listener's one-send-for-all (as ZeroMQ's PUB: it reaches every subscriber of the SSRC)."""
+        """A listener's one-send-for-all (as a publish/subscribe fan-out would: it reaches everyone)."""
 
         def __init__(self) -> None:
             self.packets: list[bytes] = []
