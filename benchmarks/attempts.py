@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from conf_cli.meeting.hub import Deferred, Hub
-from conf_cli.meeting.limiter import AttemptLimiter, Limits
-from conf_cli.meeting.passcode import PasscodeHash
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+from conf_cli.server.hub import Deferred, Hub
+from conf_cli.server.limiter import AttemptLimiter, Limits
+from conf_cli.server.passcode import PasscodeHash
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """How long a call takes to connect through two NATs: from the callee accepting to media flowing.
 
-Two clients, each behind its own MASQUERADE NAT in network namespaces (conf_cli.testing_netns, needs
+Two clients, each behind its own MASQUERADE NAT in network namespaces (conf_cli.testing.netns, needs
 root), call each other through a real ``conf server`` several times: first with UDP between the NATs
 open (the path is direct), then with it cut (the call falls back to the server's relay). For each call
 it prints the time from ``call_accepted`` to ``call_path`` at the caller (connectivity checks, and for the
@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-from conf_cli.testing_netns import NetLab, netns_unavailable, two_nats
+from conf_cli.testing.netns import NetLab, netns_unavailable, two_nats
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 

@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from conf_cli.client import Client
-from conf_cli.plugins import registry
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server, test_home
-from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
+from conf_cli.client.link import Client
+from conf_cli.plugin.registry import registry
+from conf_cli.testing.devices import VirtualScreen, start_screen, window_geometry
+from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server, test_home
 from conf_cli.urls import parse_server_url
 
 SIZE = (1280, 720)

@@ -20,12 +20,12 @@ import statistics
 import threading
 import time
 
-from conf_cli.client import Client
-from conf_cli.media.manager import MediaManager
+from conf_cli.client.link import Client
+from conf_cli.client.media.manager import MediaManager
 from conf_cli.media.source import Frame, Sink
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import ClientPool, start_server, test_home
+from conf_cli.testing.processes import ClientPool, start_server, test_home
 from conf_cli.urls import parse_server_url
 
 

@@ -37,13 +37,13 @@ import av
 import numpy as np
 from latency_screen_audio import PASSCODE, Receiver, summary
 
-from conf_cli.client import Client
-from conf_cli.media.manager import MediaManager
+from conf_cli.client.link import Client
+from conf_cli.client.media.manager import MediaManager
 from conf_cli.media.source import CapturedFrame, Frame, Pacer, Sink, Source
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import start_server, test_home
-from conf_cli.testing_devices import stop_process
+from conf_cli.testing.devices import stop_process
+from conf_cli.testing.processes import start_server, test_home
 from conf_cli.urls import parse_server_url
 
 RATE = 48_000

@@ -2,7 +2,7 @@
 
 Method: a 1280x720 Xvfb screen is shared by a real ``conf share screen --fps 30`` process into a meeting
 on a real ``conf server`` (TCP, loopback). The receiver runs in this process: a
-:class:`~conf_cli.media.manager.MediaManager` whose video sink looks at the centre of every decoded
+:class:`~conf_cli.client.media.manager.MediaManager` whose video sink looks at the centre of every decoded
 picture. Every ``--interval`` seconds the screen flips between black and white (``xsetroot -solid``);
 the time is taken when ``xsetroot`` returns, the X server having drawn the new colour by then. The
 latency of a flip is the wall-clock time of the first decoded picture whose centre has the new
@@ -28,13 +28,13 @@ from collections.abc import Callable
 
 import av
 
-from conf_cli.client import Client
-from conf_cli.media.manager import MediaManager
+from conf_cli.client.link import Client
+from conf_cli.client.media.manager import MediaManager
 from conf_cli.media.source import Frame, Sink
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import spawn, start_server, test_home
-from conf_cli.testing_devices import paint_screen, start_screen
+from conf_cli.testing.devices import paint_screen, start_screen
+from conf_cli.testing.processes import spawn, start_server, test_home
 from conf_cli.urls import parse_server_url
 
 PASSCODE = "bench-123"

@@ -19,7 +19,7 @@ Pipelines:
   :class:`MediaStreamTrack` subclasses producing the frames above; the receiver awaits ``track.recv()``.
   No server sits between the peers.
 * ``conf tcp`` / ``conf rtp``: a real ``conf server`` subprocess on loopback and two conf clients in this
-  process (a :class:`~conf_cli.media.manager.MediaManager` each): one publishes both sources, the other
+  process (a :class:`~conf_cli.client.media.manager.MediaManager` each): one publishes both sources, the other
   receives them through the server into probe sinks.
 
 Everything runs on one host, so clocks agree. The first ``--warmup`` seconds of each pipeline are not
@@ -45,12 +45,12 @@ import av
 import numpy as np
 from conf_capture.pattern import PatternGenerator, PatternSource, read_pattern_stamp
 
-from conf_cli.client import Client
-from conf_cli.media.manager import MediaManager
+from conf_cli.client.link import Client
+from conf_cli.client.media.manager import MediaManager
 from conf_cli.media.source import CapturedFrame, Frame, Pacer, Sink, Source
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
 from conf_cli.protocol.control import Message
-from conf_cli.testing import start_server, test_home
+from conf_cli.testing.processes import start_server, test_home
 from conf_cli.urls import parse_server_url
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30

@@ -24,7 +24,7 @@ from conf_rtsp.player import Player, RtspClient
 
 from conf_cli.bench.proc import cpu_seconds
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
-from conf_cli.testing import ClientPool, start_server
+from conf_cli.testing.processes import ClientPool, start_server
 
 PASSCODE = "pass-123"
 

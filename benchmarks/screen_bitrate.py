@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 from conf_capture.pattern import PatternGenerator
 
+from conf_cli.client.media.publisher import DEFAULT_VIDEO_BITRATE
 from conf_cli.media.codecs import H264Decoder, H264Encoder
-from conf_cli.media.publisher import DEFAULT_VIDEO_BITRATE
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 Picture = npt.NDArray[np.uint8]

@@ -12,8 +12,8 @@ import argparse
 import os
 import time
 
-from conf_cli.media.e2ee import protect, unprotect
-from conf_cli.meeting.e2ee import KeyRing, encode_key, new_private_key
+from conf_cli.client.keyring import KeyRing, encode_key, new_private_key
+from conf_cli.client.media.e2ee import protect, unprotect
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.sframe import SUITES, CipherSuite, ReceiveContext, SendContext
 

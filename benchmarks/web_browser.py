@@ -19,8 +19,8 @@ import time
 
 from conf_web.browser import Browser
 
-from conf_cli.testing import ConfProcess
-from conf_cli.testing_netns import conf_in, inside
+from conf_cli.testing.netns import conf_in, inside
+from conf_cli.testing.processes import ConfProcess
 
 NS = f"confwebbench{os.getpid()}"
 PASSCODE = "bench-pass"

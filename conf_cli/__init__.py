@@ -4,8 +4,8 @@ This package's top level is the API for plugin authors: everything a plugin need
 ``conf_cli`` itself (``from conf_cli import hookimpl, Transport, Link``), and the names in ``__all__`` are
 the whole of it, together with the wire formats and media payloads a plugin may speak (the modules
 ``conf_cli.protocol.*``, ``conf_cli.media.*``, and ``conf_cli.urls``, ``conf_cli.identity``,
-``conf_cli.latch``, ``conf_cli.paths``, ``conf_cli.addresses``, ``conf_cli.ui.machine``,
-``conf_cli.ui.text``). Nothing else of conf_cli is for plugins: the server, the client's meeting loop and
+``conf_cli.latch``, ``conf_cli.paths``, ``conf_cli.addresses``, ``conf_cli.machine``,
+``conf_cli.text``). Nothing else of conf_cli is for plugins: the server, the client's meeting loop and
 the command line may change without notice. See docs/plugins.md.
 
 The names are imported on first use, so that ``import conf_cli`` (and loading a plugin) stays cheap.
@@ -20,9 +20,6 @@ from conf_cli.version import __version__
 
 if TYPE_CHECKING:
     from conf_cli.errors import ConfError, ProtocolError, RequestRefused
-    from conf_cli.hookspecs import hookimpl, hookspec
-    from conf_cli.injector import Injector, InjectorFactory
-    from conf_cli.lazy import LazyFactory
     from conf_cli.loops import run_main
     from conf_cli.media.source import (
         CapturedFrame,
@@ -38,9 +35,19 @@ if TYPE_CHECKING:
         SourceFactory,
         ThreadedSource,
     )
-    from conf_cli.security import Cipher, MediaCipher, MediaSession, MessageCipher, Security, StreamCipher
-    from conf_cli.services import Participant, RunningService, ServerService, ServiceContext
-    from conf_cli.stream import (
+    from conf_cli.plugin.hookspecs import hookimpl, hookspec
+    from conf_cli.plugin.injector import Injector, InjectorFactory
+    from conf_cli.plugin.lazy import LazyFactory
+    from conf_cli.plugin.security import (
+        Cipher,
+        MediaCipher,
+        MediaSession,
+        MessageCipher,
+        Security,
+        StreamCipher,
+    )
+    from conf_cli.plugin.services import Participant, RunningService, ServerService, ServiceContext
+    from conf_cli.plugin.stream import (
         CONTROL_BUFFER_LIMIT,
         HANDSHAKE_TIMEOUT,
         MEDIA_BUFFER_LIMIT,
@@ -48,7 +55,7 @@ if TYPE_CHECKING:
         open_stream,
         server_tls,
     )
-    from conf_cli.transport import (
+    from conf_cli.plugin.transport import (
         ClientEvents,
         Link,
         LinkStats,
@@ -61,11 +68,11 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
     # plugins and their hooks
-    "conf_cli.hookspecs": ("hookimpl", "hookspec"),
-    "conf_cli.lazy": ("LazyFactory",),
+    "conf_cli.plugin.hookspecs": ("hookimpl", "hookspec"),
+    "conf_cli.plugin.lazy": ("LazyFactory",),
     "conf_cli.errors": ("ConfError", "ProtocolError", "RequestRefused"),
     # transports
-    "conf_cli.transport": (
+    "conf_cli.plugin.transport": (
         "ClientEvents",
         "Link",
         "LinkStats",
@@ -75,7 +82,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "TransportOptions",
         "next_link_id",
     ),
-    "conf_cli.stream": (
+    "conf_cli.plugin.stream": (
         "CONTROL_BUFFER_LIMIT",
         "HANDSHAKE_TIMEOUT",
         "MEDIA_BUFFER_LIMIT",
@@ -99,7 +106,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ThreadedSource",
     ),
     # ciphers
-    "conf_cli.security": (
+    "conf_cli.plugin.security": (
         "Cipher",
         "MediaCipher",
         "MediaSession",
@@ -108,9 +115,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "StreamCipher",
     ),
     # input injectors (remote control)
-    "conf_cli.injector": ("Injector", "InjectorFactory"),
+    "conf_cli.plugin.injector": ("Injector", "InjectorFactory"),
     # server services
-    "conf_cli.services": ("Participant", "RunningService", "ServerService", "ServiceContext"),
+    "conf_cli.plugin.services": ("Participant", "RunningService", "ServerService", "ServiceContext"),
     # commands
     "conf_cli.loops": ("run_main",),
 }

@@ -15,7 +15,7 @@ import click
 
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
-from conf_cli.plugins import Registry, registry
+from conf_cli.plugin.registry import Registry, registry
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 from conf_cli.version import __version__
 
@@ -237,7 +237,7 @@ def server(
 
     Service plugins (see `conf plugins`) add options of their own below.
     """
-    from conf_cli.server_run import ServerConfig, run_server
+    from conf_cli.server.run import ServerConfig, run_server
 
     config = ServerConfig(
         host=host,
@@ -273,7 +273,7 @@ def discover(timeout: float, json_flag: bool) -> None:
     another key) are all listed and flagged: someone else on the network may be answering for it."""
     from conf_cli.discovery import conflicts
     from conf_cli.discovery import discover as search
-    from conf_cli.ui.machine import emit
+    from conf_cli.machine import emit
 
     async def main() -> int:
         found = await search(timeout)
@@ -289,7 +289,7 @@ def discover(timeout: float, json_flag: bool) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        from conf_cli.ui.text import printable
+        from conf_cli.text import printable
 
         table = Table(title="conf servers")
         for column in ("url", "transports", "fingerprint", "id"):
@@ -326,14 +326,14 @@ def _discovered_server(machine: bool, expected: str | None, encryption: str) -> 
     from conf_cli.discovery import discover as search
     from conf_cli.discovery import weigh
     from conf_cli.identity import KnownHosts, fingerprint
-    from conf_cli.security import check_fingerprint
+    from conf_cli.plugin.security import check_fingerprint
 
     if expected is not None:
         check_fingerprint(expected)
     found = asyncio.run(search())
     if not found:
         raise ConfError("no conf server answered on the local network; give one with --server")
-    from conf_cli.ui.text import printable
+    from conf_cli.text import printable
 
     pins = {url: fingerprint(key) for url, key in KnownHosts().entries().items()}
     weighed = weigh(found, pins, expected)
@@ -461,7 +461,7 @@ def _attend(
     encryption: str,
     fingerprint: str | None,
 ) -> None:
-    from conf_cli.meeting_runner import attend
+    from conf_cli.client.runner import attend
 
     password = _password(user, password_stdin)
     _run(
@@ -648,8 +648,8 @@ def call(
     the server's relay; it is encrypted end to end either way. Exit codes: 0 after the call, 11 if it was
     declined, busy or not answered, 4 if the server was lost.
     """
-    from conf_cli.calls.runner import run_call
-    from conf_cli.media.outputs import prepare_outputs
+    from conf_cli.client.calls.runner import run_call
+    from conf_cli.client.media.outputs import prepare_outputs
 
     if (peer is None) == (not listen):
         raise click.UsageError("give a PEER to call, or --listen to wait for calls (not both)")
@@ -658,16 +658,16 @@ def call(
 
     def make_ui() -> Any:
         if machine:
-            from conf_cli.ui.machine import MachineUI
+            from conf_cli.client.ui.machine import MachineUI
 
             return MachineUI()
-        from conf_cli.calls.console import CallConsole
+        from conf_cli.client.ui.call_console import CallConsole
 
         return CallConsole()
 
     async def main() -> int:
         if share is not None:
-            from conf_cli.media.publisher import find_source_factory
+            from conf_cli.client.media.publisher import find_source_factory
 
             find_source_factory(registry().sources, share[0])  # an unknown source fails now, in one line
         outputs = await prepare_outputs(machine, play=play, speaker=speaker, view=view or "none")
@@ -709,7 +709,7 @@ def user() -> None:
 @accounts_option
 def user_add(name: str, password_stdin: bool, accounts_path: Path | None) -> None:
     """Add account NAME; password from a prompt (asked twice), $CONF_PASSWORD or --password-stdin."""
-    from conf_cli.accounts import AccountStore
+    from conf_cli.server.accounts import AccountStore
 
     password = _password(name, password_stdin, confirm=True) or ""
     store = AccountStore(accounts_path)
@@ -721,7 +721,7 @@ def user_add(name: str, password_stdin: bool, accounts_path: Path | None) -> Non
 @accounts_option
 def user_remove(name: str, accounts_path: Path | None) -> None:
     """Remove account NAME."""
-    from conf_cli.accounts import AccountStore
+    from conf_cli.server.accounts import AccountStore
 
     store = AccountStore(accounts_path)
     _run(lambda: asyncio.to_thread(store.remove, name))
@@ -731,7 +731,7 @@ def user_remove(name: str, accounts_path: Path | None) -> None:
 @accounts_option
 def user_list(accounts_path: Path | None) -> None:
     """List the account names."""
-    from conf_cli.accounts import AccountStore
+    from conf_cli.server.accounts import AccountStore
 
     async def main() -> None:
         for account in await asyncio.to_thread(AccountStore(accounts_path).names):

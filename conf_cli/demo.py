@@ -14,16 +14,16 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from conf_cli.client import Client
+from conf_cli.client.link import Client
+from conf_cli.client.runner import attend
+from conf_cli.client.ui.machine import MachineUI
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity
-from conf_cli.meeting_runner import attend
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
+from conf_cli.plugin.security import Security, client_security
+from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol.control import Message
-from conf_cli.security import Security, client_security
-from conf_cli.server import Endpoint, Server
-from conf_cli.transport import TransportOptions
-from conf_cli.ui.machine import MachineUI
+from conf_cli.server.edge import Endpoint, Server
 from conf_cli.urls import parse_server_url
 
 BOT_NAMES = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Radia", "Edsger", "Frances"]
@@ -53,7 +53,7 @@ async def _bot(
     fingerprint: str,
 ) -> None:
     """A synthetic participant: joins, shares, chats now and then, answers private messages."""
-    from conf_cli.media.manager import MediaManager
+    from conf_cli.client.media.manager import MediaManager
 
     rng = random.Random(name)
     security = client_security(registry().ciphers, url, "on", fingerprint, pin=False)

@@ -72,6 +72,10 @@ __all__ = [
 
 TOKEN_BYTES = 16
 SOFTWARE = "conf"
+CALL_RELAY_PURPOSE = "call relay"
+"""The purpose of a call relay's tokens in :meth:`Credentials.of` (the server's relay and both ends derive
+them).
+"""
 CHECK_SUFFIX = ":consent"
 """Appended to the link's USERNAME in the server's consent checks: a check is never taken for a client's
 request, nor a client's request for a check."""

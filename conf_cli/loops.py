@@ -37,7 +37,7 @@ def run_main(main: Callable[[], Coroutine[Any, Any, int | None]], *, fast_loop: 
         with asyncio.Runner(loop_factory=fast_loop_factory() if fast_loop else None) as runner:
             code = runner.run(main())
     except ConfError as exc:
-        from conf_cli.ui.text import printable
+        from conf_cli.text import printable
 
         click.echo(f"conf: {printable(exc)}", err=True)  # it may quote the server
         sys.exit(exc.exit_code)

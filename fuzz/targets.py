@@ -18,14 +18,14 @@ from conf_cli.errors import ProtocolError
 from conf_cli.media.h264 import H264Depacketizer, H264Packetizer, join_annexb, parse_stap_a, split_annexb
 from conf_cli.media.jitter import Gap, JitterBuffer
 from conf_cli.media.opus_rtp import OPUS_MAX_PACKET_SAMPLES, opus_packet_samples
-from conf_cli.meeting.hub import Deferred, Hub
-from conf_cli.meeting.passcode import PasscodeHash
+from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol import control, rtcp, rtcp_xr, sframe, ssdp, stun
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 from conf_cli.protocol.sdp import SessionDescription
-from conf_cli.transport import TransportOptions
-from conf_cli.workers import channel
+from conf_cli.server.hub import Deferred, Hub
+from conf_cli.server.passcode import PasscodeHash
+from conf_cli.server.workers import channel
 from fuzz import register, seeds
 
 
@@ -198,7 +198,7 @@ def stun_latch(data: bytes) -> object:
 def call_port(data: bytes) -> object:
     """A datagram to the server's call port (STUN answerer and call relay), which must answer, relay or
     drop it, never raise."""
-    from conf_cli.calls.relay import CallRelay
+    from conf_cli.server.call_relay import CallRelay
 
     relay = CallRelay()
     relay.allocate("c1")
@@ -226,9 +226,9 @@ def hub_control(data: bytes) -> object:
 def client_media(data: bytes) -> object:
     """A run of RTP/RTCP packets into a client's media pipeline (a video and an audio track, RTCP to
     publishers and receivers): malformed packets are counted, nothing raises."""
-    from conf_cli.client import Client
-    from conf_cli.media.manager import MediaManager
-    from conf_cli.media.receiver import RemoteTrack
+    from conf_cli.client.link import Client
+    from conf_cli.client.media.manager import MediaManager
+    from conf_cli.client.media.receiver import RemoteTrack
 
     manager = MediaManager(Client(None, None, TransportOptions()), lambda event: None)  # type: ignore[arg-type]
     for ssrc, kind, codec in ((seeds.VIDEO_SSRC, "video", "H264"), (seeds.AUDIO_SSRC, "audio", "opus")):
@@ -284,8 +284,8 @@ def hub_session(data: bytes) -> object:
 
 def client_events(data: bytes) -> object:
     """A server's control message, as a client's media manager reacts to it (tracks start and end)."""
-    from conf_cli.client import Client
-    from conf_cli.media.manager import MediaManager
+    from conf_cli.client.link import Client
+    from conf_cli.client.media.manager import MediaManager
 
     message = control.decode_any(data)
     client = Client(None, None, TransportOptions())  # type: ignore[arg-type]

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from conf_cli.meeting import passcode as passcode_module
-from conf_cli.plugins import ONLY_ENV, plugins_of
-from conf_cli.testing import test_home
+from conf_cli.plugin.registry import ONLY_ENV, plugins_of
+from conf_cli.server import passcode as passcode_module
+from conf_cli.testing.processes import test_home
 from tests.helpers import skips
 
 EXAMPLE_PLUGINS = ("transport_ws",)

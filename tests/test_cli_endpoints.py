@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conf_cli.errors import ConfError
-from conf_cli.server import Endpoint
-from conf_cli.server_run import endpoints_for
+from conf_cli.server.edge import Endpoint
+from conf_cli.server.run import endpoints_for
 
 
 def test_each_further_transport_takes_the_next_free_pair_of_ports() -> None:

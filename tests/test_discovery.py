@@ -10,8 +10,8 @@ import pytest
 from conf_cli.discovery import ANSWERS_PER_SOURCE, conflicts, localise, weigh
 from conf_cli.errors import ProtocolError
 from conf_cli.protocol import ssdp
-from conf_cli.testing import ConfProcess
-from conf_cli.testing_netns import NetLab, netns_unavailable
+from conf_cli.testing.netns import NetLab, netns_unavailable
+from conf_cli.testing.processes import ConfProcess
 
 needs_netns = pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
 IMPOSTOR_URL = "tcp://10.77.0.2:7999"
@@ -163,7 +163,7 @@ def _impostor(lab: NetLab, ns: str, server_id: str) -> ConfProcess:
         "--listen",
         "10.77.0.2:7999",
     ]
-    impostor = lab.python(ns, ["-m", "conf_cli.testing_ssdp", "impostor", *args])
+    impostor = lab.python(ns, ["-m", "conf_cli.testing.ssdp", "impostor", *args])
     impostor.expect("ready")
     return impostor
 
@@ -256,7 +256,7 @@ def test_ssdp_answers_amplify_nothing_and_only_on_the_announced_interface() -> N
         assert server.expect("server_started")["announced"] is True
 
         def probe(ns: str, *args: str) -> dict:
-            done = lab.python(ns, ["-m", "conf_cli.testing_ssdp", "probe", *args])
+            done = lab.python(ns, ["-m", "conf_cli.testing.ssdp", "probe", *args])
             result: dict = done.expect("probe", timeout=30)
             return result
 

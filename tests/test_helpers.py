@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from conf_cli.plugins import ONLY_ENV, create_registry, registry
+from conf_cli.plugin.registry import ONLY_ENV, create_registry, registry
+from conf_cli.plugin.transport import Link
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
 from conf_cli.protocol.rtp import RtpPacket
-from conf_cli.server import Server
-from conf_cli.transport import Link
+from conf_cli.server.edge import Server
 from tests.helpers.links import LinkPair, Loss
 from tests.helpers.skips import FAIL_ON_SKIP_ENV
 

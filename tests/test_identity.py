@@ -14,7 +14,7 @@ from cryptography.x509 import load_pem_x509_certificate
 
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity, KnownHosts, curve_public_from_ed25519, fingerprint
-from conf_cli.security import Trust, check_fingerprint
+from conf_cli.plugin.security import Trust, check_fingerprint
 
 
 def test_fingerprint_is_ssh_style_sha256_of_the_raw_key() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conf_cli.plugins import registry
-from conf_cli.security import client_security
-from conf_cli.transport import TransportOptions
+from conf_cli.plugin.registry import registry
+from conf_cli.plugin.security import client_security
+from conf_cli.plugin.transport import TransportOptions
 
 
 def client_options(

@@ -19,10 +19,10 @@ from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.plan import PASSCODE, BenchConfig, WorkerPlan, assign, audience
 from conf_cli.bench.proc import CpuMeter, rss_bytes
 from conf_cli.bench.result import BenchResult, Interval
-from conf_cli.client import Client
+from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
-from conf_cli.plugins import registry
-from conf_cli.testing import ConfProcess, start_server
+from conf_cli.plugin.registry import registry
+from conf_cli.testing.processes import ConfProcess, start_server
 from conf_cli.urls import parse_server_url
 
 READY_TIMEOUT = 120.0

@@ -21,9 +21,9 @@ from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.packets import PacketMaker
 from conf_cli.bench.plan import ClientSpec, WorkerPlan
 from conf_cli.bench.recorder import Receiver, Recorder
-from conf_cli.client import Client
+from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
 from conf_cli.urls import parse_server_url
 
 JOIN_CONCURRENCY = 8

@@ -16,6 +16,11 @@ from typing import Any
 
 from conf_cli.errors import ProtocolError
 
+HEARTBEAT_INTERVAL = 2.0
+"""Seconds between heartbeats each side sends when it has nothing else to say."""
+HEARTBEAT_TIMEOUT = 6.0
+"""Seconds of silence after which either side gives the link up."""
+
 PROTOCOL_VERSION = 1
 MAX_CONTROL_BYTES = 65_535  # one RFC 4571 frame
 MAX_NAME_CHARS = 64

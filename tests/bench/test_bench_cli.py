@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conf_cli.testing import run_conf
+from conf_cli.testing.processes import run_conf
 
 
 @pytest.mark.parametrize("transport", ["tcp", "rtp"])

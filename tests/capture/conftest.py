@@ -1,7 +1,7 @@
 """Virtual devices for capture tests: an Xvfb screen and a PulseAudio server, stopped by PID afterwards.
 
 The fixtures skip (with the reason) when Xvfb or PulseAudio is not installed; see
-:mod:`conf_cli.testing_devices` and scripts/setup-system.sh. The sound server is shared by the tests of a
+:mod:`conf_cli.testing.devices` and scripts/setup-system.sh. The sound server is shared by the tests of a
 module (a new one takes about two seconds before sound flows); each test gets ``PULSE_SERVER`` set.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conf_cli.testing_devices import (
+from conf_cli.testing.devices import (
     VirtualScreen,
     VirtualSound,
     missing_screen_tools,

@@ -19,7 +19,7 @@ from conf_capture.speaker import SpeakerSinkFactory
 from conf_capture.tone import ToneSource
 
 from conf_cli.errors import ConfError
-from conf_cli.testing_devices import VirtualSound, recording
+from conf_cli.testing.devices import VirtualSound, recording
 
 RATE = 48_000
 

@@ -11,7 +11,7 @@ import pytest
 from conf_capture.file import FileSource, FileSourceFactory
 
 from conf_cli.errors import ConfError
-from conf_cli.testing_media import make_clip
+from conf_cli.testing.media import make_clip
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from conf_capture.video_window import WindowEvent
 
 from conf_cli.errors import ConfError
 from conf_cli.protocol.control import decode_client_message, encode
-from conf_cli.testing_devices import VirtualScreen
-from conf_cli.testing_input import InputProbe, missing_input_tools, pointer, wait_for
+from conf_cli.testing.devices import VirtualScreen
+from conf_cli.testing.input import InputProbe, missing_input_tools, pointer, wait_for
 
 # -- plain functions ----------------------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from conf_cli.plugins import create_registry
-from conf_cli.testing import run_conf
+from conf_cli.plugin.registry import create_registry
+from conf_cli.testing.processes import run_conf
 
 SOURCES = {"pattern", "tone", "file", "camera", "screen", "audio"}
 SINKS = {"recorder", "preview", "speaker", "window", "control"}
@@ -26,7 +26,7 @@ def test_registry_has_every_source_and_sink() -> None:
 
 def test_loading_the_plugin_imports_no_device_library() -> None:
     code = (
-        "import sys; from conf_cli.plugins import create_registry; create_registry(); "
+        "import sys; from conf_cli.plugin.registry import create_registry; create_registry(); "
         "print(sorted(m for m in ('mss', 'sounddevice', 'pynput', 'pygame') if m in sys.modules))"
     )
     import subprocess

@@ -14,7 +14,7 @@ from conf_cli.errors import ConfError
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
 from conf_cli.media.h264 import split_annexb
 from conf_cli.media.source import CapturedFrame, EncodedUnit
-from conf_cli.testing_media import ffprobe
+from conf_cli.testing.media import ffprobe
 
 RTP_OFFSET = (1 << 32) - 30_000  # the RTP clock wraps a third of a second into the recording
 

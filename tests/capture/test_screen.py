@@ -11,7 +11,7 @@ import pytest
 from conf_capture.screen import ScreenSourceFactory
 
 from conf_cli.errors import ConfError
-from conf_cli.testing_devices import VirtualScreen, paint_screen
+from conf_cli.testing.devices import VirtualScreen, paint_screen
 
 
 def video(frame: av.VideoFrame | av.AudioFrame) -> av.VideoFrame:

@@ -13,7 +13,7 @@ from conf_capture.pattern import PatternSource, read_pattern_stamp
 from conf_capture.tone import FRAME_SAMPLES, ToneSource
 
 from conf_cli.media.source import CapturedFrame, Source, ThreadedSource
-from conf_cli.testing_media import make_clip
+from conf_cli.testing.media import make_clip
 
 
 async def test_frames_arrive_in_order_in_real_time() -> None:

@@ -17,7 +17,7 @@ from conf_capture.video_window import VideoWindow, WindowEvent, fit, initial_siz
 from conf_capture.window import NO_WINDOW_SYSTEM, WindowSinkFactory, window_system_problem
 
 from conf_cli.errors import ConfError
-from conf_cli.testing_devices import (
+from conf_cli.testing.devices import (
     VirtualScreen,
     grab_screen,
     missing_window_tools,

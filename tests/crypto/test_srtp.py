@@ -7,15 +7,15 @@ import asyncio
 import pytest
 from conf_crypto import SrtpCipher
 
-from conf_cli.client import Client
+from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity
-from conf_cli.plugins import create_registry
+from conf_cli.plugin.registry import create_registry
+from conf_cli.plugin.security import Security, client_security
+from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol.rtcp import ReceiverReport
 from conf_cli.protocol.rtp import RtpPacket
-from conf_cli.security import Security, client_security
-from conf_cli.server import Endpoint, Server
-from conf_cli.transport import TransportOptions
+from conf_cli.server.edge import Endpoint, Server
 from conf_cli.urls import parse_server_url
 
 

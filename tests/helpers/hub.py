@@ -11,9 +11,9 @@ from itertools import count
 from typing import Any
 
 from conf_cli import __version__
-from conf_cli.meeting.core import Send
-from conf_cli.meeting.hub import Action, Close, Deferred, Hub
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+from conf_cli.server.hub import Action, Close, Deferred, Hub
+from conf_cli.server.meeting import Send
 
 MID_A = "aaa-bbbb-ccc"
 MID_B = "ddd-eeee-fff"

@@ -1,4 +1,5 @@
-"""An in-memory pair of :class:`conf_cli.transport.Link`: a client and the server's side of it, no sockets.
+"""An in-memory pair of :class:`conf_cli.plugin.transport.Link`: a client and the server's side of it, no
+sockets.
 
 Control messages are reliable and ordered, as on every transport; media packets may be lost by a
 :class:`Loss`, a seeded random rate or a fixed pattern, so a test of loss recovery sees the same losses on
@@ -18,7 +19,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 
-from conf_cli.transport import ClientEvents, Link, Listener, ServerEvents
+from conf_cli.plugin.transport import ClientEvents, Link, Listener, ServerEvents
 
 
 class Loss:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from conf_cli.errors import RequestRefused
-from conf_cli.meeting.core import Meeting
-from conf_cli.meeting.passcode import PasscodeHash
+from conf_cli.server.meeting import Meeting
+from conf_cli.server.passcode import PasscodeHash
 
 # The meeting core never checks the passcode itself (the hub does, off the event loop), so a fixed
 # hash stands in for a real one.

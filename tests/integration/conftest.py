@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conf_cli.testing import ClientPool, start_server
+from conf_cli.testing.processes import ClientPool, start_server
 
 
 @pytest.fixture

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from conf_cli.client import Client
-from conf_cli.meeting_loop import (
+from conf_cli.client.link import Client
+from conf_cli.client.meeting_loop import (
     EXIT_DENIED,
     EXIT_LOGIN_REQUIRED,
     EXIT_RATE_LIMITED,
     EXIT_UNKNOWN_USER,
     EXIT_WRONG_PASSWORD,
 )
-from conf_cli.plugins import registry
-from conf_cli.testing import ClientPool, ConfProcess, Event, conf_command, start_server
+from conf_cli.plugin.registry import registry
+from conf_cli.testing.processes import ClientPool, ConfProcess, Event, conf_command, start_server
 from conf_cli.urls import parse_server_url
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")

@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
-from conf_cli.client import Client
+from conf_cli.client.link import Client
+from conf_cli.client.meeting_loop import EXIT_KICKED
 from conf_cli.errors import RequestRefused
-from conf_cli.meeting_loop import EXIT_KICKED
-from conf_cli.plugins import registry
-from conf_cli.testing import ClientPool, ConfProcess, Event, conf_command, start_server
+from conf_cli.plugin.registry import registry
+from conf_cli.testing.processes import ClientPool, ConfProcess, Event, conf_command, start_server
 from conf_cli.urls import parse_server_url
 
 PASSCODE = "right-passcode"

@@ -17,13 +17,13 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from conf_cli.client import Client
-from conf_cli.media.manager import MediaManager
-from conf_cli.meeting_loop import run_meeting
-from conf_cli.plugins import registry
-from conf_cli.remote_control import DesktopControl
-from conf_cli.testing_tap import start_tap
-from conf_cli.transport import TransportOptions
+from conf_cli.client.desktop_control import DesktopControl
+from conf_cli.client.link import Client
+from conf_cli.client.media.manager import MediaManager
+from conf_cli.client.meeting_loop import run_meeting
+from conf_cli.plugin.registry import registry
+from conf_cli.plugin.transport import TransportOptions
+from conf_cli.testing.tap import start_tap
 from conf_cli.urls import parse_server_url
 
 Message = dict[str, Any]

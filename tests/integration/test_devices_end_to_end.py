@@ -15,8 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from conf_cli.testing import ClientPool, run_conf
-from conf_cli.testing_devices import (
+from conf_cli.testing.devices import (
     VirtualScreen,
     VirtualSound,
     missing_screen_tools,
@@ -26,6 +25,7 @@ from conf_cli.testing_devices import (
     start_screen,
     start_sound,
 )
+from conf_cli.testing.processes import ClientPool, run_conf
 
 RATE = 48_000
 RED, GREEN = (255, 0, 0), (0, 255, 0)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from conf_cli.testing import ClientPool, spawn
-from conf_cli.testing_tap import start_tap
+from conf_cli.testing.processes import ClientPool, spawn
+from conf_cli.testing.tap import start_tap
 
 Message = dict[str, Any]
 PLAIN = ("--encryption", "none")  # the tap reads the wire; a server holds its link keys anyway

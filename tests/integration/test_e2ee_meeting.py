@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from conf_cli.client.keyring import KeyRing, new_private_key
+from conf_cli.client.media.e2ee import rtp_metadata
 from conf_cli.media.codecs import H264Decoder
-from conf_cli.media.e2ee import rtp_metadata
 from conf_cli.media.h264 import H264Depacketizer
-from conf_cli.meeting.e2ee import KeyRing, new_private_key
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
+from conf_cli.plugin.transport import Link
 from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.protocol.sframe import (
@@ -27,10 +28,9 @@ from conf_cli.protocol.sframe import (
     UnknownKey,
     parse_header,
 )
-from conf_cli.server import Endpoint, Server
-from conf_cli.testing import ClientPool, ConfProcess
-from conf_cli.testing_hostile import open_raw_socket
-from conf_cli.transport import Link
+from conf_cli.server.edge import Endpoint, Server
+from conf_cli.testing.hostile import open_raw_socket
+from conf_cli.testing.processes import ClientPool, ConfProcess
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 

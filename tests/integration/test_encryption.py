@@ -13,8 +13,8 @@ import pytest
 from conf_crypto import TlsCipher
 
 from conf_cli.identity import Identity
-from conf_cli.testing import ClientPool, ConfProcess, conf_command, spawn
-from conf_cli.testing_capture import capture, capture_unavailable, contains, free_port_pair, payloads
+from conf_cli.testing.capture import capture, capture_unavailable, contains, free_port_pair, payloads
+from conf_cli.testing.processes import ClientPool, ConfProcess, conf_command, spawn
 
 CHAT = "the-eagle-lands-at-noon-7fa3"
 SHARE = ("--width", "320", "--height", "240", "--fps", "15")

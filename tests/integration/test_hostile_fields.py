@@ -1,7 +1,7 @@
 """Hostile field contents sent to a live server over real sockets (the security review: a meeting made
 unjoinable by long control-character codecs; terminal escapes in chat and names; chat floods).
 
-Hostile peers speak the plaintext wire (``--encryption none``) through conf_cli.testing_hostile, so what
+Hostile peers speak the plaintext wire (``--encryption none``) through conf_cli.testing.hostile, so what
 they send reaches the server's own parsers; the real clients beside them are ``conf`` processes.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from conf_cli.meeting.core import MEDIA_KINDS
-from conf_cli.testing import ClientPool, spawn
-from conf_cli.testing_hostile import RawLink, open_raw_link, raw_join
+from conf_cli.server.meeting import MEDIA_KINDS
+from conf_cli.testing.hostile import RawLink, open_raw_link, raw_join
+from conf_cli.testing.processes import ClientPool, spawn
 
 PASSCODE = "pass-123"
 PLAIN = ["--encryption", "none"]
@@ -148,7 +148,7 @@ def test_terminal_escapes_in_chat_and_names_are_refused_and_reach_nobody(
 
 
 def test_a_chat_flood_is_refused_past_the_burst(live: tuple[str, ClientPool]) -> None:
-    from conf_cli.meeting.core import CHAT_BURST
+    from conf_cli.server.meeting import CHAT_BURST
 
     url, clients = live
     host, meeting = clients.create("host")

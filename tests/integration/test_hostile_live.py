@@ -8,7 +8,7 @@ zmq://, a ZMTP frame claiming 4 GiB. The server survives, closes or ignores each
 and alice and bob notice nothing: no new loss, no malformed packet in each other's track, chat delivered.
 
 The hostile peers speak the plaintext wire (a server with ``--encryption none``) through
-conf_cli.testing_hostile, so that their bytes reach each transport's own parsers; test_hostile_tcp.py
+conf_cli.testing.hostile, so that their bytes reach each transport's own parsers; test_hostile_tcp.py
 sends its catalogue inside TLS to an encrypted server, and test_encryption.py shows that TLS, CURVE and
 SRTP refuse strangers' bytes before any parser sees them.
 """
@@ -27,8 +27,7 @@ import pytest
 from conf_cli.protocol.framing import frame
 from conf_cli.protocol.rtcp import Bye, ReceiverReport, ReportBlock, SenderReport, build_compound
 from conf_cli.protocol.rtp import RtpPacket
-from conf_cli.testing import ClientPool, ConfProcess, spawn
-from conf_cli.testing_hostile import (
+from conf_cli.testing.hostile import (
     RawLink,
     RtpRawLink,
     Trickler,
@@ -43,6 +42,7 @@ from conf_cli.testing_hostile import (
     zmtp_frame_header,
     zmtp_handshake,
 )
+from conf_cli.testing.processes import ClientPool, ConfProcess, spawn
 
 PASSCODE = "pass-123"
 MALLORY_SSRC = 0x0BAD0BAD

@@ -8,8 +8,8 @@ import socket
 import time
 
 from conf_cli.protocol.framing import FrameDecoder, frame
-from conf_cli.testing import ClientPool
-from conf_cli.testing_hostile import closed_within, open_raw_socket
+from conf_cli.testing.hostile import closed_within, open_raw_socket
+from conf_cli.testing.processes import ClientPool
 
 
 def _raw_join(url: str, meeting: str, name: str) -> tuple[socket.socket, FrameDecoder]:

@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from conf_cli.testing import ClientPool, ConfProcess, run_conf
-from conf_cli.testing_media import ffprobe, make_clip
+from conf_cli.testing.media import ffprobe, make_clip
+from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 

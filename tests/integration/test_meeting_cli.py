@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from conf_cli.testing import ClientPool, run_conf
+from conf_cli.testing.processes import ClientPool, run_conf
 
 
 def test_create_join_and_chat(clients: ClientPool) -> None:

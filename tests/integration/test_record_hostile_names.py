@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from conf_cli.media.receiver import MAX_FILE_PART, recording_path
-from conf_cli.testing import ClientPool
-from conf_cli.testing_tap import start_tap
+from conf_cli.client.media.receiver import MAX_FILE_PART, recording_path
+from conf_cli.testing.processes import ClientPool
+from conf_cli.testing.tap import start_tap
 
 Message = dict[str, Any]
 PLAIN = ("--encryption", "none")

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conf_cli.client import Client
-from conf_cli.plugins import registry
-from conf_cli.remote_control import EXIT_DENIED
-from conf_cli.testing import ClientPool, ConfProcess, conf_command, run_conf, spawn, start_server
-from conf_cli.testing_devices import VirtualScreen, start_screen, window_geometry
-from conf_cli.testing_input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
+from conf_cli.client.desktop_control import EXIT_DENIED
+from conf_cli.client.link import Client
+from conf_cli.plugin.registry import registry
+from conf_cli.testing.devices import VirtualScreen, start_screen, window_geometry
+from conf_cli.testing.input import InputProbe, missing_input_tools, near, pointer, wait_for, xdotool
+from conf_cli.testing.processes import ClientPool, ConfProcess, conf_command, run_conf, spawn, start_server
 from conf_cli.urls import parse_server_url
 from tests.helpers.terminal import Terminal
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from conf_cli.meeting.feedback import RESEND_BURST, RESEND_RATE
 from conf_cli.protocol.rtcp import Nack, SenderReport, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
-from conf_cli.testing import ClientPool, ConfProcess, start_server
-from conf_cli.testing_hostile import RtpRawLink, raw_join, srtp_join
+from conf_cli.server.feedback import RESEND_BURST, RESEND_RATE
+from conf_cli.testing.hostile import RtpRawLink, raw_join, srtp_join
+from conf_cli.testing.processes import ClientPool, ConfProcess, start_server
 
 FORGED_COUNT = 0xDEADBEEF  # the packet count of the forged sender report, to recognise it
 NACKER_SSRC = 0x4D414C4C

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conf_rtsp.wire import Headers, Interleaved, RtspReader, RtspRequest, RtspResponse
 
-from conf_cli.testing import ClientPool, ConfProcess, conf_command, spawn, start_server
+from conf_cli.testing.processes import ClientPool, ConfProcess, conf_command, spawn, start_server
 from tests.helpers.terminal import Terminal
 
 pytestmark = pytest.mark.skipif(

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Iterator
 
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
 from conf_cli.protocol.control import encode
-from conf_cli.server import Endpoint, Server
-from conf_cli.testing import conf_command
+from conf_cli.server.edge import Endpoint, Server
+from conf_cli.testing.processes import conf_command
 from tests.helpers.terminal import Terminal
 
 OSC52 = "\x1b]52;c;ZXZpbCBjbGlwYm9hcmQ=\x07"  # "evil clipboard"

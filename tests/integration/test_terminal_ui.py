@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_cli.testing import ClientPool, conf_command
+from conf_cli.testing.processes import ClientPool, conf_command
 from tests.helpers.terminal import Terminal
 
 SMALL_PATTERN = ("--width", "320", "--height", "240", "--fps", "10")

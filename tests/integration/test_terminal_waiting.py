@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_cli.testing import conf_command
+from conf_cli.testing.processes import conf_command
 from tests.helpers.terminal import Terminal
 
 

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import pytest
 from conf_capture.pattern import read_pattern_stamp
 
-from conf_cli.testing import ClientPool, run_conf
-from conf_cli.testing_devices import (
+from conf_cli.testing.devices import (
     VirtualScreen,
     grab_screen,
     missing_window_tools,
     start_screen,
     window_geometry,
 )
+from conf_cli.testing.processes import ClientPool, run_conf
 
 SCREENSHOT = os.environ.get("CONF_WINDOW_SCREENSHOT")  # where to keep a screenshot, when set
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from conf_cli.meeting.passcode import ID_ALPHABET
-from conf_cli.testing import ClientPool, ConfProcess, run_conf, spawn
+from conf_cli.server.passcode import ID_ALPHABET
+from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, spawn
 
 
 @pytest.fixture

@@ -12,11 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conf_cli.calls.board import CallBoard
 from conf_cli.errors import ProtocolError
-from conf_cli.meeting import passcode as passcode_module
-from conf_cli.meeting.core import MAX_PARTICIPANTS, MAX_WAITING, Send
-from conf_cli.meeting.hub import Deferred, Hub
 from conf_cli.protocol import events
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, PERMISSIONS, PROTOCOL_VERSION, ROLES, encode
 from conf_cli.protocol.events import (
@@ -28,6 +24,10 @@ from conf_cli.protocol.events import (
     TrackEntry,
     parse_event,
 )
+from conf_cli.server import passcode as passcode_module
+from conf_cli.server.call_board import CallBoard
+from conf_cli.server.hub import Deferred, Hub
+from conf_cli.server.meeting import MAX_PARTICIPANTS, MAX_WAITING, Send
 
 KEY = "A" * 43 + "="
 CALL_KEY = "C" * 42 + "Q"

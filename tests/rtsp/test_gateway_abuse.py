@@ -30,10 +30,10 @@ from conf_rtsp.wire import RtspReader, RtspResponse
 
 from conf_cli.addresses import address_group
 from conf_cli.errors import ConfError
-from conf_cli.local_link import LocalServiceContext
-from conf_cli.plugins import create_registry
-from conf_cli.server import Server
-from conf_cli.testing import run_conf, spawn
+from conf_cli.plugin.registry import create_registry
+from conf_cli.server.edge import Server
+from conf_cli.server.local_link import LocalServiceContext
+from conf_cli.testing.processes import run_conf, spawn
 from conf_cli.urls import redact_url
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")

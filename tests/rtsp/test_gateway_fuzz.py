@@ -12,9 +12,9 @@ import pytest
 from conf_rtsp.gateway import RtspGateway
 from conf_rtsp.wire import RtspReader, RtspResponse
 
-from conf_cli.local_link import LocalServiceContext
-from conf_cli.plugins import create_registry
-from conf_cli.server import Server
+from conf_cli.plugin.registry import create_registry
+from conf_cli.server.edge import Server
+from conf_cli.server.local_link import LocalServiceContext
 
 SDP = (
     b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from conf_rtsp.meeting import Announced, Publisher, Refused, Viewer, join_meeting
 
-from conf_cli.client import Client
-from conf_cli.local_link import LocalServiceContext, LocalTransport
-from conf_cli.plugins import create_registry
+from conf_cli.client.link import Client
+from conf_cli.plugin.registry import create_registry
 from conf_cli.protocol.rtcp import Pli, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
-from conf_cli.server import Server
+from conf_cli.server.edge import Server
+from conf_cli.server.local_link import LocalServiceContext, LocalTransport
 from conf_cli.urls import ServerAddress
 
 SPS = b"\x67\x42\xc0\x1f\xaa"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_cli.testing import run_conf, spawn
+from conf_cli.testing.processes import run_conf, spawn
 
 
 def test_the_gateway_listens_on_the_servers_host() -> None:

@@ -21,9 +21,9 @@ import pytest
 from conf_transport_udp_rtp.latch import CHECK_BURST, CHECK_RATE, CONSENT_TIMEOUT, request_transaction
 
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, binding_request, is_stun
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
-from conf_cli.testing_hostile import RtpRawLink, raw_join
-from conf_cli.testing_relay import start_relay
+from conf_cli.testing.hostile import RtpRawLink, raw_join
+from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing.relay import start_relay
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 PLAIN = ("--encryption", "none")

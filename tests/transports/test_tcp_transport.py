@@ -17,11 +17,11 @@ from conf_transport_tcp import TcpLink, TcpListener, TcpTransport
 from conf_cli import CONTROL_BUFFER_LIMIT, MEDIA_BUFFER_LIMIT
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity
-from conf_cli.plugins import registry
+from conf_cli.plugin.registry import registry
+from conf_cli.plugin.security import Security, Trust
+from conf_cli.plugin.transport import Link, TransportOptions
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, frame
 from conf_cli.protocol.rtp import RtpPacket
-from conf_cli.security import Security, Trust
-from conf_cli.transport import Link, TransportOptions
 
 WAIT = 10.0  # generous: the machine is shared
 HELLO = b'{"type":"hello","protocol":1}'

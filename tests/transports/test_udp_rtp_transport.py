@@ -1,5 +1,5 @@
 """The RTP/UDP transport: real conf processes over rtp://, hostile datagrams, a cut network, an impaired
-media path (through conf_cli.testing_relay), and a client behind a NAT (conf_cli.testing_netns)."""
+media path (through conf_cli.testing.relay), and a client behind a NAT (conf_cli.testing.netns)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from conf_cli.protocol.rtp import RtpPacket
-from conf_cli.testing import ClientPool, ConfProcess, spawn, start_server
-from conf_cli.testing_netns import NetLab, netns_unavailable, two_nats
-from conf_cli.testing_relay import start_relay
+from conf_cli.testing.netns import NetLab, netns_unavailable, two_nats
+from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing.relay import start_relay
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 
@@ -126,8 +126,8 @@ def test_a_client_cut_off_is_dropped_and_the_others_carry_on(pool: ClientPool) -
 
 
 def test_media_survives_loss_delay_and_reordering(pool: ClientPool) -> None:
-    from conf_cli.media.publisher import find_source_factory
-    from conf_cli.plugins import registry
+    from conf_cli.client.media.publisher import find_source_factory
+    from conf_cli.plugin.registry import registry
 
     try:
         find_source_factory(registry().sources, "tone")

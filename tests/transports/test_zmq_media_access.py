@@ -25,8 +25,8 @@ from conf_transport_zmq import wire
 from conf_transport_zmq.keys import fetch_key
 
 from conf_cli.protocol.rtp import is_rtcp
-from conf_cli.testing import ClientPool, ConfProcess, spawn
-from conf_cli.testing_capture import free_port_pair
+from conf_cli.testing.capture import free_port_pair
+from conf_cli.testing.processes import ClientPool, ConfProcess, spawn
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 PASSCODE = "pass-123"

@@ -20,9 +20,9 @@ from conf_transport_zmq import keys, wire
 from conf_transport_zmq.client import connect
 
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
-from conf_cli.testing import ClientPool, ConfProcess, run_conf, spawn, start_server
-from conf_cli.transport import TransportOptions
+from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, spawn, start_server
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 

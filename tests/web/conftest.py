@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from conf_cli.plugins import create_registry
-from conf_cli.server import Endpoint, Server
+from conf_cli.plugin.registry import create_registry
+from conf_cli.server.edge import Endpoint, Server
 
 
 @pytest.fixture

@@ -29,12 +29,12 @@ from conf_web import session as web_session
 from conf_web.service import WebServer, WebService
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conf_cli.client import Client
+from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
-from conf_cli.local_link import LocalServiceContext, LocalTransport
-from conf_cli.meeting import core as meeting_core
-from conf_cli.server import Server
-from conf_cli.testing import run_conf
+from conf_cli.server import meeting as meeting_core
+from conf_cli.server.edge import Server
+from conf_cli.server.local_link import LocalServiceContext, LocalTransport
+from conf_cli.testing.processes import run_conf
 from conf_cli.urls import ServerAddress
 
 

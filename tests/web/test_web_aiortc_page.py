@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import websockets
 
-from conf_cli.testing import ClientPool, ConfProcess, start_server
+from conf_cli.testing.processes import ClientPool, ConfProcess, start_server
 
 aiortc = pytest.importorskip("aiortc")
 av = pytest.importorskip("av")

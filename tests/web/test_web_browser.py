@@ -18,8 +18,8 @@ import pytest
 from conf_web.browser import Browser, chromium_path
 from conf_web.certs import own_certificate
 
-from conf_cli.testing import ConfProcess
-from conf_cli.testing_netns import conf_in, inside
+from conf_cli.testing.netns import conf_in, inside
+from conf_cli.testing.processes import ConfProcess
 
 PASSCODE = "pass-123"
 NS = f"confweb{os.getpid()}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from conf_cli.testing import ClientPool, start_server
+from conf_cli.testing.processes import ClientPool, start_server
 from conf_cli.urls import invite_link
 
 

@@ -16,12 +16,12 @@ from conf_web.certs import own_certificate
 from conf_web.ice import IceServer, parse_ice_server
 from conf_web.service import WebConfig, WebServer, WebService, _tls_context
 
-from conf_cli.client import Client
+from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
-from conf_cli.local_link import LocalServiceContext
 from conf_cli.protocol.stun import StunMessage, binding_success
-from conf_cli.server import Server
-from conf_cli.testing import run_conf
+from conf_cli.server.edge import Server
+from conf_cli.server.local_link import LocalServiceContext
+from conf_cli.testing.processes import run_conf
 from conf_cli.urls import ServerAddress
 
 
@@ -210,6 +210,6 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
 
 
 def _local(server: Server) -> Any:
-    from conf_cli.local_link import LocalTransport
+    from conf_cli.server.local_link import LocalTransport
 
     return LocalTransport(server)

@@ -24,9 +24,9 @@ from aioice.turn import create_turn_endpoint
 from conf_web.ice import turn_credentials
 from conf_web.service import WebServer, WebService
 
-from conf_cli.client import Client
-from conf_cli.local_link import LocalServiceContext, LocalTransport
-from conf_cli.server import Server
+from conf_cli.client.link import Client
+from conf_cli.server.edge import Server
+from conf_cli.server.local_link import LocalServiceContext, LocalTransport
 from conf_cli.urls import ServerAddress
 
 pytestmark = pytest.mark.skipif(shutil.which("turnserver") is None, reason="needs coturn (turnserver)")

@@ -2,7 +2,7 @@
 
 A capture plugin is an ordinary package registered in the ``conf`` entry-point group (this one is
 ``capture = "conf_capture"`` in conf's pyproject.toml; a third party declares its own the same way). Its
-module implements two hooks from :mod:`conf_cli.hookspecs`, each handed a ``register`` callable:
+module implements two hooks from :mod:`conf_cli.plugin.hookspecs`, each handed a ``register`` callable:
 
 * ``conf_register_sources(register)``: register one :class:`~conf_cli.media.source.SourceFactory` per
   word the user can type after ``conf share`` (or ``/share`` in a meeting). A factory lists its devices
@@ -11,7 +11,7 @@ module implements two hooks from :mod:`conf_cli.hookspecs`, each handed a ``regi
 * ``conf_register_sinks(register)``: register :class:`~conf_cli.media.source.SinkFactory` objects that
   consume decoded frames (``preview``, ``speaker``, ``window``) or encoded units as received (``recorder``).
 * ``conf_register_injectors(register)``: register input injectors, which replay a remote controller's
-  pointer and keys on this desktop (:mod:`conf_cli.remote_control` says what one implements).
+  pointer and keys on this desktop (:mod:`conf_cli.client.desktop_control` says what one implements).
 
 What this package provides:
 

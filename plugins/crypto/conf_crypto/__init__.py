@@ -1,6 +1,6 @@
 """Link encryption for conf: TLS 1.3 for TCP, CURVE for ZeroMQ, SRTP for RTP over UDP.
 
-Each is a cipher plugin registered through ``conf_register_ciphers`` (see :mod:`conf_cli.security` for
+Each is a cipher plugin registered through ``conf_register_ciphers`` (see :mod:`conf_cli.plugin.security` for
 the interface), from the ``conf`` entry-point group like any third-party plugin. Every one of them presents
 the server's one identity key, so a client pins one fingerprint whatever the transport.
 """

@@ -1,7 +1,7 @@
 """TLS 1.3 (the standard library's ``ssl``) with a certificate self-signed by the server's identity key.
 
 No certificate authority is involved: the client accepts any certificate in the handshake, then checks
-the Ed25519 key in it against its pin (:class:`conf_cli.security.Trust`). The handshake's
+the Ed25519 key in it against its pin (:class:`conf_cli.plugin.security.Trust`). The handshake's
 CertificateVerify proves the server holds that key's secret, so a relay presenting another key is caught
 by the pin, and one presenting this key cannot finish the handshake.
 """

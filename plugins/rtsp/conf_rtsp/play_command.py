@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from conf_cli import ConfError, run_main
-from conf_cli.ui.machine import emit, read_lines
+from conf_cli.machine import emit, read_lines
 
 from .player import Player
 
@@ -121,7 +121,7 @@ def _table(stats: dict[str, Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from conf_cli.ui.text import printable
+    from conf_cli.text import printable
 
     table = Table(title=f"RTSP {stats['state']} - {stats['time']:.0f} s   [space] pause/play   [t] teardown")
     for column in ("stream", "codec", "frame", "fps", "received", "rate", "lost", "loss"):

@@ -34,7 +34,7 @@ from conf_cli import (
     server_tls,
 )
 
-TcpLink = StreamLink  # the stream is shared with rtp:// and the worker front: see conf_cli.stream
+TcpLink = StreamLink  # the stream is shared with rtp:// and the worker front: see conf_cli.plugin.stream
 
 
 class TcpListener(Listener):

@@ -1,7 +1,7 @@
 """Browsers in conf meetings: ``conf server --web-port PORT`` serves a page that joins over WebRTC.
 
 Each browser takes part as an ordinary participant of the server, over the in-process link
-(:class:`conf_cli.local_link.LocalTransport`): its control messages are the JSON of docs/protocol.md,
+(:class:`conf_cli.server.local_link.LocalTransport`): its control messages are the JSON of docs/protocol.md,
 relayed over the page's WebSocket, and its media is forwarded without decoding (H.264 and Opus). See
 docs/web.md.
 """

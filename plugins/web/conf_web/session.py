@@ -1,7 +1,7 @@
 """One browser page in a meeting: its WebSocket, its conf client, and its WebRTC peer connection.
 
 The page speaks the conf protocol (docs/protocol.md) over the WebSocket; the session relays it both
-ways through an ordinary :class:`~conf_cli.client.Client` on the in-process link, so every rule of the
+ways through an ordinary :class:`~conf_cli.client.link.Client` on the in-process link, so every rule of the
 server applies to the browser as to any participant. Besides, the session says:
 
 - ``{"type": "web_ready", "ice_servers": [...]}`` once connected to the server (STUN servers only);

@@ -1,0 +1,251 @@
+"""The conf client: one link to a server, the handshake, heartbeats, and meeting requests.
+
+Server messages arrive on :attr:`Client.events` as dicts (docs/protocol.md lists them). A lost link
+appears there too, as ``{"type": "disconnected", "reason": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from conf_cli.client.keyring import encode_key, new_private_key, public_bytes
+from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.plugin.registry import Registry
+from conf_cli.plugin.security import client_security
+from conf_cli.plugin.transport import Link, Transport, TransportOptions
+from conf_cli.protocol.control import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT,
+    PROTOCOL_VERSION,
+    Message,
+    decode_any,
+    encode,
+)
+from conf_cli.urls import ServerAddress
+from conf_cli.version import __version__
+
+REQUEST_TIMEOUT = 10.0
+
+
+class Client:
+    """A connection to a conf server."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        address: ServerAddress,
+        options: TransportOptions | None = None,
+        transport: Transport | None = None,
+        *,
+        e2ee_capable: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.transport = transport
+        """Overrides the registry's transport for the address's scheme (a service's in-process link)."""
+        self.e2ee_capable = e2ee_capable
+        """Offer our E2EE key when joining; a server-side gateway, which cannot hold media keys, does not."""
+        self.address = address
+        if options is None:  # encrypted, the server's key pinned on first use
+            options = TransportOptions(security=client_security(registry.ciphers, str(address)))
+        self.options = options
+        self.events: asyncio.Queue[Message] = asyncio.Queue()
+        self.link: Link | None = None
+        self.meeting: str | None = None
+        self.name: str | None = None
+        self.closed_reason: str | None = None
+        self.welcome: Message = {}
+        """The server's ``welcome``, once connected."""
+        self.passcode: str | None = None
+        """The passcode of the meeting we created or joined (for invite links)."""
+        self._last_heard = time.monotonic()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._interval = HEARTBEAT_INTERVAL
+        self.e2ee = False
+        """The meeting we are in is end-to-end encrypted (its ``joined`` said so)."""
+        self.require_e2ee = False
+        """We take part only in an end-to-end encrypted meeting (``--e2ee``): see :meth:`check_e2ee`."""
+        self.e2ee_private = new_private_key()
+        """Our X25519 key for end-to-end encrypted meetings; its public half goes with create and join."""
+        self.media_handler: Callable[[bytes], None] | None = None
+        """Called with each RTP/RTCP packet from the server (the media pipeline sets it)."""
+
+    # -- ClientEvents -------------------------------------------------------------------------------
+
+    def control_received(self, data: bytes) -> None:
+        self._last_heard = time.monotonic()
+        try:
+            message = decode_any(data)
+        except ProtocolError as exc:
+            self.events.put_nowait({"type": "error", "code": "bad_server_message", "message": str(exc)})
+            return
+        if message["type"] == "pong":
+            return
+        if message["type"] == "ping":
+            self.send({"type": "pong"})
+            return
+        self.events.put_nowait(message)
+
+    def media_received(self, packet: bytes) -> None:
+        self._last_heard = time.monotonic()
+        if self.media_handler is not None:
+            self.media_handler(packet)
+
+    def closed(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+            self.events.put_nowait({"type": "disconnected", "reason": reason})
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    async def connect(self) -> Message:
+        """Open the link and shake hands; return the server's welcome."""
+        transport = self.transport or self.registry.transport_for(self.address.scheme)
+        if self.options.security is not None and not transport.secure:
+            raise ConfError(
+                f"the {transport.name} transport cannot encrypt its links; use --encryption none with it"
+            )
+        self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
+        self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
+        try:
+            welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+        except ConfError as exc:
+            if self.options.security is None and self.closed_reason is not None:
+                raise ConfError(
+                    f"{self.address} closed the connection at once: it probably requires encryption "
+                    "(drop --encryption none)"
+                ) from exc
+            raise
+        self.welcome = welcome
+        self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
+        self._heartbeat = asyncio.create_task(self._beat())
+        return welcome
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self.link is not None:
+            self.link.close()
+
+    def send(self, message: Message) -> None:
+        if self.link is None or self.link.is_closing:
+            raise ConfError("not connected to the server")
+        self.link.send_control(encode(message))
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    async def login(self, user: str, password: str) -> Message:
+        """Log in to an account on the server; return the ``logged_in`` event."""
+        self.send({"type": "login", "user": user, "password": password})
+        return await self._expect({"logged_in"}, "login")
+
+    async def create(
+        self, name: str, passcode: str | None = None, *, e2ee: bool = False, waiting_room: bool = False
+    ) -> tuple[Message, Message]:
+        """Create a meeting and join it as host; return the ``meeting_created`` and ``joined`` events.
+
+        With ``e2ee`` the meeting's media is end-to-end encrypted (docs/security.md): ConfError if the
+        server answers with a meeting that is not; with ``waiting_room`` the host admits each newcomer.
+        """
+        request: dict[str, Any] = {"type": "create", "name": name}
+        if passcode:
+            request["passcode"] = passcode
+        if e2ee:
+            request["e2ee"] = True
+            request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
+        if waiting_room:
+            request["waiting_room"] = True
+        self.send(request)
+        created = await self._expect({"meeting_created"}, "create")
+        joined = await self._expect({"joined"}, "create")
+        if e2ee and not (created.get("e2ee") is True and joined.get("e2ee") is True):
+            # A server that answers with a plain meeting would see (and could change) all media.
+            raise ConfError(
+                "the server created a meeting without end-to-end encryption although --e2ee asked for "
+                "one; refusing to take part (media would not be end-to-end encrypted)"
+            )
+        self.require_e2ee = e2ee
+        self._joined(joined)
+        self.passcode = created.get("passcode")
+        return created, joined
+
+    async def join(
+        self, meeting: str, name: str, passcode: str | None = None, *, require_e2ee: bool = False
+    ) -> Message:
+        """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
+
+        After ``waiting``, ``joined`` (admitted), ``denied`` or ``meeting_closed`` follows on :attr:`events`.
+        Our E2EE key goes along, in case the meeting is end-to-end encrypted. With ``require_e2ee`` a
+        ``joined`` that does not say the meeting is end-to-end encrypted is refused: ConfError here, or
+        from :meth:`check_e2ee` for the ``joined`` that admits us from a waiting room.
+        """
+        self.require_e2ee = require_e2ee
+        request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
+        if passcode:
+            request["passcode"] = passcode
+        if self.e2ee_capable:
+            request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
+        self.send(request)
+        answer = await self._expect({"joined", "waiting"}, "join")
+        if answer["type"] == "joined":
+            self.check_e2ee(answer)
+        self._joined(answer)
+        self.passcode = passcode
+        return answer
+
+    def check_e2ee(self, joined: Message) -> None:
+        """ConfError if we asked for an end-to-end encrypted meeting and ``joined`` says this one is not."""
+        if self.require_e2ee and joined.get("e2ee") is not True:
+            raise ConfError(
+                f"meeting {joined.get('meeting')} is not end-to-end encrypted (the server says so), "
+                "although --e2ee asked for it; refusing to take part"
+            )
+
+    def _joined(self, joined: Message) -> None:
+        """We are in (``joined``) or waiting to be let in (``waiting``, which says nothing of E2EE yet)."""
+        self.meeting, self.name = joined["meeting"], joined["name"]
+        self.e2ee = joined.get("e2ee") is True
+
+    async def request(self, message: Message, wanted: set[str]) -> Message:
+        """Send ``message`` and wait for one of ``wanted``; RequestRefused if the server refuses it."""
+        self.send(message)
+        return await self._expect(wanted, str(message["type"]))
+
+    async def _expect(self, wanted: set[str], request: str, timeout: float = REQUEST_TIMEOUT) -> Message:
+        """Wait for one of ``wanted``; an error or a lost link raises."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConfError(f"the server did not answer {request!r} within {timeout:g} s")
+            try:
+                async with asyncio.timeout(remaining):
+                    message = await self.events.get()
+            except TimeoutError:
+                continue
+            kind = message["type"]
+            if kind in wanted:
+                return message
+            if kind == "error":
+                raise RequestRefused(
+                    str(message.get("code", "error")), str(message.get("message", "refused"))
+                )
+            if kind == "disconnected":
+                raise ConfError(f"the server closed the connection during {request!r}: {message['reason']}")
+
+    async def _beat(self) -> None:
+        """Send a ping every interval; give up on a server that has gone silent."""
+        while True:
+            await asyncio.sleep(self._interval)
+            if self.link is None or self.link.is_closing:
+                return
+            if time.monotonic() - self._last_heard > HEARTBEAT_TIMEOUT:
+                self.link.close()
+                self.closed(f"the server stopped answering for {HEARTBEAT_TIMEOUT:g} s")
+                return
+            self.send({"type": "ping"})

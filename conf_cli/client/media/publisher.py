@@ -1,0 +1,369 @@
+"""Publishing local media: capture, encode, packetise and send one source's tracks into the meeting.
+
+A :class:`Publisher` runs one open :class:`~conf_cli.media.source.Source`. Frames come off the capture
+thread through a :class:`~conf_cli.media.source.ThreadedSource` (which drops the oldest frame when encoding
+falls behind); each is encoded in a worker thread, so the event loop never waits on a codec. Video (camera,
+screen, file, pattern) becomes H.264 (payload type 96, 90 kHz), audio becomes Opus (payload type 111,
+48 kHz). A source that yields both kinds (a file with sound) gives two tracks. Each track has its own random
+SSRC and is announced with a ``publish`` request before its first packet.
+
+In an end-to-end encrypted meeting each RTP packet's payload is encrypted (``protect``, an SFrame per
+payload, :mod:`conf_cli.client.media.e2ee`) just before it is sent; RTCP stays in the clear.
+
+Feedback from receivers (routed by the server to the owner of ``media_ssrc``) is answered here: PLI and FIR
+make the next frame a keyframe, NACK resends the packets still in the sender's history. Every
+:data:`SENDER_REPORT_INTERVAL` seconds each track sends a sender report, with a DLRR block (RFC 3611 4.5)
+answering the reference times receivers sent, so that each receiver can time its round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from conf_cli.errors import ConfError
+from conf_cli.media.codecs import H264Encoder, OpusEncoder
+from conf_cli.media.h264 import H264Packetizer, split_annexb
+from conf_cli.media.rtp_stream import RtpSender
+from conf_cli.media.source import CapturedFrame, EncodedUnit, Source, SourceFactory, ThreadedSource
+from conf_cli.protocol.control import Message
+from conf_cli.protocol.rtcp import Fir, Nack, Pli, RtcpPacket, build_compound, ntp_middle
+from conf_cli.protocol.rtcp_xr import dlrr
+from conf_cli.token_bucket import TokenBucket
+
+log = logging.getLogger(__name__)
+
+PT_H264 = 96
+PT_OPUS = 111
+MTU = 1200
+SENDER_REPORT_INTERVAL = 2.0
+DEFAULT_VIDEO_BITRATE = 1_500_000
+DEFAULT_FPS = 30.0
+MAX_REFERENCE_TIMES = 64  # receivers whose XR reference time is answered
+REFERENCE_TIME_AGE = 5.0  # seconds an unanswered reference time is kept
+RESEND_INTERVAL = 0.05  # a packet is resent at most once in this many seconds ...
+RESEND_RATE = 1_000_000.0  # ... and a track resends at most this many bytes a second (at once too)
+
+SendMedia = Callable[[bytes], None]
+Protect = Callable[[bytes], bytes | None]
+SendControl = Callable[[Message], None]
+Notify = Callable[[Message], None]
+
+
+def find_source_factory(sources: Mapping[str, Any], name: str) -> SourceFactory:
+    """The factory registered as ``name``; ConfError naming the loaded ones if there is none."""
+    factory = sources.get(name)
+    if factory is not None:
+        return factory
+    known = ", ".join(sorted(sources)) or "none"
+    raise ConfError(f"no source plugin named {name!r} (loaded: {known}); see `conf plugins`")
+
+
+def open_source(sources: Mapping[str, Any], name: str, options: Mapping[str, Any]) -> Source:
+    """Open source ``name`` (blocking: call it from a thread); ConfError with one clear line if it fails."""
+    factory = find_source_factory(sources, name)
+    try:
+        return factory.open(options)
+    except ConfError:
+        raise
+    except Exception as exc:  # a device or a file that cannot be opened, whatever the library raised
+        raise ConfError(f"cannot open {name}: {exc}") from None
+
+
+class OutgoingTrack:
+    """One published track: its encoder, its RTP sender and what it has sent."""
+
+    def __init__(self, kind: str, audio: bool, fps: float, bitrate: int, rng: random.Random) -> None:
+        self.kind = kind
+        self.audio = audio
+        self.codec = "opus" if audio else "H264"
+        self.ssrc = rng.randrange(1, 1 << 32)
+        self.sender = RtpSender(
+            self.ssrc, PT_OPUS if audio else PT_H264, 48_000 if audio else 90_000, rng=rng
+        )
+        self.packetizer = None if audio else H264Packetizer(MTU)
+        self.fps = fps
+        self.bitrate = bitrate
+        self.video_encoder: H264Encoder | None = None
+        self.audio_encoder: OpusEncoder | None = OpusEncoder() if audio else None
+        self.confirmed = False
+        self.stopped = False
+        self.frames = 0
+        self.keyframes = 0
+        self.last_pts = 0
+        self.last_capture = 0.0
+        self.last_report = 0.0
+        self.resent = 0
+        """Packets sent again on a NACK."""
+        self.resend_budget = TokenBucket(RESEND_RATE, RESEND_RATE)
+        self._resent_at: dict[int, float] = {}  # sequence number -> when it was last resent
+        self._first = True
+
+    def encode(self, captured: CapturedFrame) -> list[EncodedUnit]:
+        """Encode one frame (blocking: runs in a worker thread)."""
+        if self.audio_encoder is not None:
+            return self.audio_encoder.encode(captured)
+        if self.video_encoder is None:
+            frame = captured.frame
+            self.video_encoder = H264Encoder(frame.width, frame.height, self.fps, self.bitrate)  # type: ignore[union-attr]
+        return self.video_encoder.encode(captured)
+
+    def request_keyframe(self) -> None:
+        if self.video_encoder is not None:
+            self.video_encoder.request_keyframe()
+
+    def packets(self, unit: EncodedUnit) -> list[bytes]:
+        """The RTP packets of one encoded unit."""
+        self.frames += 1
+        self.keyframes += unit.keyframe
+        self.last_pts, self.last_capture = unit.pts, unit.capture_time
+        if self.packetizer is None:
+            marker, self._first = self._first, False
+            return self.sender.packetize([unit.data], unit.pts, marker=marker)
+        payloads = self.packetizer.packetize(split_annexb(unit.data))
+        return self.sender.packetize(payloads, unit.pts, marker=True)
+
+    def sender_report(self, now: float, references: Mapping[int, tuple[int, float]]) -> bytes:
+        """An SR, and a DLRR for the receivers' reference times: ``{ssrc: (NTP time, when it came)}``."""
+        ticks = self.last_pts + self.sender.ticks(max(0.0, now - self.last_capture))
+        parts: list[RtcpPacket] = [self.sender.sender_report(now, ticks)]
+        entries = [
+            (ssrc, ntp_middle(ntp), min(0xFFFFFFFF, int((now - arrived) * 65536)))
+            for ssrc, (ntp, arrived) in references.items()
+        ]
+        if entries:
+            parts.append(dlrr(self.ssrc, entries))
+        return build_compound(parts)
+
+    def resends(self, nack: Nack, now: float) -> list[bytes]:
+        """The packets to send again for ``nack``: each still kept, at most once per
+        :data:`RESEND_INTERVAL`, within the track's byte budget (the server limits NACKs too; this keeps
+        a publisher from being made to flood by whoever its NACKs come from)."""
+        out: list[bytes] = []
+        resent_at = self._resent_at
+        for packet in self.sender.handle_nack(nack):
+            seq = packet[2] << 8 | packet[3]
+            last = resent_at.get(seq)
+            if last is not None and now - last < RESEND_INTERVAL:
+                continue
+            if not self.resend_budget.take(len(packet), now):
+                break
+            resent_at.pop(seq, None)
+            resent_at[seq] = now
+            out.append(packet)
+        while len(resent_at) > 1024:
+            del resent_at[next(iter(resent_at))]
+        self.resent += len(out)
+        return out
+
+    def describe(self) -> Message:
+        return {"kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+
+
+class Publisher:
+    """Publishes the tracks of one open source until it ends, is stopped, or the server stops them."""
+
+    def __init__(
+        self,
+        source_name: str,
+        source: Source,
+        *,
+        send_control: SendControl,
+        send_media: SendMedia,
+        notify: Notify,
+        fps: float = DEFAULT_FPS,
+        bitrate: int = DEFAULT_VIDEO_BITRATE,
+        rng: random.Random | None = None,
+        protect: Protect | None = None,
+    ) -> None:
+        self.source_name = source_name
+        self.source = source
+        self.kind: str = source.kind
+        self._send_control = send_control
+        self._send_media = send_media
+        self._notify = notify
+        self._fps = fps
+        self._bitrate = bitrate
+        self._rng = rng or random.SystemRandom()
+        self._protect = protect
+        """Encrypts each RTP packet's payload (an E2EE meeting); None drops a packet it cannot encrypt."""
+        self.tracks: dict[bool, OutgoingTrack] = {}  # by "is audio"
+        self._references: dict[int, tuple[int, float]] = {}  # receiver SSRC -> (its NTP time, arrival)
+        self._frames: ThreadedSource | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.finished = False
+
+    @property
+    def kinds(self) -> set[str]:
+        kinds = {t.kind for t in self.tracks.values() if not t.stopped}
+        return kinds or ({self.kind} if not self.tracks else set())
+
+    def owns(self, ssrc: int) -> OutgoingTrack | None:
+        for track in self.tracks.values():
+            if track.ssrc == ssrc:
+                return track
+        return None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"publish-{self.source_name}")
+
+    async def _run(self) -> None:
+        reason = "ended"
+        frames = ThreadedSource(self.source, maxsize=4, name=f"capture-{self.source_name}")
+        self._frames = frames
+        try:
+            async with frames:
+                async for captured in frames:
+                    track = self._track_for(captured)
+                    if track is None:
+                        if self.tracks and all(t.stopped for t in self.tracks.values()):
+                            reason = "stopped"
+                            break
+                        continue
+                    units = await asyncio.to_thread(track.encode, captured)
+                    if track.stopped:
+                        continue
+                    for unit in units:
+                        self._send(track, unit)
+        except asyncio.CancelledError:
+            reason = "stopped"
+            raise
+        except Exception as exc:  # a device, codec or library failure ends this share, never the meeting
+            reason = "error"
+            log.debug("publishing %s failed", self.source_name, exc_info=True)
+            self._notify({"type": "error", "code": "media", "message": f"{self.source_name}: {exc}"})
+        finally:
+            self.finished = True
+            for track in self.tracks.values():
+                self._end_track(track, reason, unpublish=reason in ("ended", "error"))
+
+    def _track_for(self, captured: CapturedFrame) -> OutgoingTrack | None:
+        audio = captured.is_audio
+        track = self.tracks.get(audio)
+        if track is None:
+            if self.tracks and all(t.stopped for t in self.tracks.values()):
+                return None
+            kind = "audio" if audio else ("video" if self.kind == "audio" else self.kind)
+            track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
+            self.tracks[audio] = track
+            self._send_control({"type": "publish", **track.describe()})
+            self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
+        return None if track.stopped else track
+
+    def _send(self, track: OutgoingTrack, unit: EncodedUnit) -> None:
+        for packet in track.packets(unit):
+            if self._protect is not None:
+                protected = self._protect(packet)
+                if protected is None:
+                    continue
+                packet = protected
+                track.sender.remember(packet)  # a resend is these very bytes
+            self._send_media(packet)
+        now = time.time()
+        if now - track.last_report >= SENDER_REPORT_INTERVAL:
+            track.last_report = now
+            references = self._references
+            for ssrc in [s for s, (_, arrived) in references.items() if now - arrived > REFERENCE_TIME_AGE]:
+                del references[ssrc]
+            self._send_media(track.sender_report(now, references))
+
+    def reference_time(self, ssrc: int, ntp_timestamp: int) -> None:
+        """A receiver's XR reference time (RFC 3611 4.4), answered in the next sender reports."""
+        references = self._references
+        references.pop(ssrc, None)
+        references[ssrc] = (ntp_timestamp, time.time())
+        while len(references) > MAX_REFERENCE_TIMES:
+            del references[next(iter(references))]
+
+    def feedback(self, part: RtcpPacket) -> None:
+        """Answer a PLI, FIR or NACK about one of our tracks."""
+        if isinstance(part, Pli):
+            track = self.owns(part.media_ssrc)
+            if track is not None:
+                track.request_keyframe()
+        elif isinstance(part, Fir):
+            for ssrc, _ in part.entries:
+                track = self.owns(ssrc)
+                if track is not None:
+                    track.request_keyframe()
+        elif isinstance(part, Nack):
+            track = self.owns(part.media_ssrc)
+            if track is not None and not track.stopped:
+                for packet in track.resends(part, time.monotonic()):
+                    self._send_media(packet)  # as first sent (end-to-end encrypted): byte for byte
+
+    def request_keyframes(self) -> None:
+        """Make the next picture of every video track a keyframe (a new key in an E2EE meeting)."""
+        for track in self.tracks.values():
+            track.request_keyframe()
+
+    def confirm(self, ssrc: int) -> None:
+        track = self.owns(ssrc)
+        if track is not None:
+            track.confirmed = True
+
+    def track_stopped(self, ssrc: int, reason: str) -> None:
+        """The server stopped one of our tracks (forbidden, replaced ...): stop sending it."""
+        track = self.owns(ssrc)
+        if track is not None:
+            self._end_track(track, reason, unpublish=False)
+            self._stop_if_idle()
+
+    def refused(self) -> None:
+        """The server refused a ``publish``: stop the tracks it has not confirmed."""
+        for track in self.tracks.values():
+            if not track.confirmed:
+                self._end_track(track, "refused", unpublish=False)
+        self._stop_if_idle()
+
+    def unpublish(self, kind: str) -> bool:
+        """Stop sending ``kind`` and ask the server to end it; True if this publisher had it."""
+        found = False
+        for track in self.tracks.values():
+            if track.kind == kind and not track.stopped:
+                found = True
+                self._end_track(track, "stopped", unpublish=True)
+        if not self.tracks and self.kind == kind:
+            found = True
+        if found:
+            self._stop_if_idle(force=not self.tracks)
+        return found
+
+    def _end_track(self, track: OutgoingTrack, reason: str, *, unpublish: bool) -> None:
+        if track.stopped:
+            return
+        track.stopped = True
+        if unpublish:
+            with contextlib.suppress(ConfError):
+                self._send_control({"type": "unpublish", "kind": track.kind})
+        self._notify(
+            {
+                "type": "publish_stopped",
+                "source": self.source_name,
+                **track.describe(),
+                "reason": reason,
+                "frames": track.frames,
+                "resent": track.resent,
+            }
+        )
+
+    def _stop_if_idle(self, force: bool = False) -> None:
+        if force or (self.tracks and all(t.stopped for t in self.tracks.values())):
+            self.source.close()
+
+    async def stop(self) -> None:
+        """Stop capturing and sending; the server is asked to end every live track."""
+        for track in self.tracks.values():
+            self._end_track(track, "stopped", unpublish=True)
+        self.source.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._frames is not None:
+            await self._frames.stop()

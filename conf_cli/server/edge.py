@@ -1,0 +1,246 @@
+"""The conf server: the asyncio edge around the sans-I/O :class:`~conf_cli.server.hub.Hub`.
+
+It listens on one or more transports, feeds the hub what arrives, and carries out the hub's actions.
+Blocking work the hub asks for (passcode hashing) runs in a thread so no participant's media stalls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.plugin.registry import Registry
+from conf_cli.plugin.services import RunningService
+from conf_cli.plugin.transport import Link, Listener, TransportOptions
+from conf_cli.protocol.control import encode
+from conf_cli.server.forwarding import Forwarder
+from conf_cli.server.hub import Action, Close, Deferred, Forward, Hub
+from conf_cli.server.local_link import LocalServiceContext
+from conf_cli.server.meeting import Send
+
+log = logging.getLogger("conf.server")
+
+TICK_SECONDS = 0.5
+CALL_CLOCK_MIN = 0.01
+CALL_CLOCK_MAX = 1.0
+"""Bounds, in seconds, of the call relay's clock between two ticks (its next deadline in between)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to listen: a transport name, a host and a port (0 picks a free one)."""
+
+    transport: str
+    host: str
+    port: int
+
+
+class Server:
+    """One conf server process: many meetings, many transports."""
+
+    def __init__(self, registry: Registry, hub: Hub | None = None, *, call_port: int | None = 0) -> None:
+        self.registry = registry
+        self.hub = hub or Hub()
+        self.call_port = call_port
+        """UDP port for STUN and call relaying (0: a free one, None: none); after start, the bound one."""
+        self._call_udp: asyncio.DatagramTransport | None = None
+        self.listeners: list[Listener] = []
+        self.services: list[RunningService] = []
+        self.links: dict[int, Link] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._call_clock: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._warned: set[int] = set()
+        self.forwarder = Forwarder(self.hub, self.links, self._malformed)
+
+    async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
+        """Listen on every endpoint; return the URLs clients use."""
+        options = options or TransportOptions()
+        for endpoint in endpoints:
+            transport = self.registry.transport_for(endpoint.transport)
+            if options.security is not None and not transport.secure:
+                raise ConfError(
+                    f"the {transport.name} transport cannot encrypt its links; run it with --encryption none"
+                )
+            listener = await transport.listen(endpoint.host, endpoint.port, self, options)
+            self.listeners.append(listener)
+            log.info("listening on %s", listener.url)
+        if self.call_port is not None and endpoints:
+            await self._open_call_port(endpoints[0].host, self.call_port)
+        self._ticker = asyncio.create_task(self._tick_forever())
+        return [listener.url for listener in self.listeners]
+
+    async def start_services(self, settings: Mapping[str, Any]) -> list[str]:
+        """Start every registered service that ``settings`` ask for; return the URLs they serve."""
+        urls: list[str] = []
+        for service in self.registry.services.values():
+            if service.wanted(settings):
+                running = await service.start(LocalServiceContext(self), settings)
+                self.services.append(running)
+                self.hub.services[service.name] = list(running.urls)
+                urls += running.urls
+                log.info("%s serving on %s", service.name, ", ".join(running.urls))
+        return urls
+
+    def stats(self) -> dict[str, object]:
+        """A ``server_stats`` event: the hub's counters and each listener's transport counters."""
+        return {
+            "type": "server_stats",
+            "hub": asdict(self.hub.stats),
+            "listeners": {listener.url: listener.stats() for listener in self.listeners},
+            "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
+        }
+
+    async def _open_call_port(self, host: str, port: int) -> None:
+        """Bind the UDP socket that answers STUN and relays calls (conf_cli.server.call_relay)."""
+        from conf_cli.errors import ConfError
+
+        loop = asyncio.get_running_loop()
+        relay = self.hub.calls.relay
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+            family, _, _, _, address = infos[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfError(f"cannot open the call port {host}:{port} (UDP): {exc.strerror or exc}") from None
+
+        wake = asyncio.Event()
+
+        def send(datagrams: list[tuple[bytes, tuple]]) -> None:
+            for out, where in datagrams:
+                with contextlib.suppress(OSError):
+                    sock.sendto(out, where)
+
+        class _CallPort(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple) -> None:
+                send(relay.datagram(data, addr, loop.time()))
+                if relay.latches.new_deadline is not None:
+                    wake.set()  # a consent check is to be repeated: the clock may have to run sooner
+
+        async def clock() -> None:
+            """Run the relay's latch clock: consent check retransmissions, refreshes and expiries."""
+            while True:
+                deadline = relay.next_deadline()
+                wait = CALL_CLOCK_MAX if deadline is None else deadline - loop.time()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(CALL_CLOCK_MAX, max(CALL_CLOCK_MIN, wait))):
+                        await wake.wait()
+                wake.clear()
+                send(relay.tick(loop.time()))
+
+        transport, _ = await loop.create_datagram_endpoint(_CallPort, sock=sock)
+        self._call_udp = transport
+        self._call_clock = asyncio.create_task(clock(), name="call-relay-clock")
+        self.call_port = sock.getsockname()[1]
+        self.hub.calls.stun_port = self.call_port
+
+    async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for task in list(self._pending):
+            task.cancel()
+        for service in self.services:
+            await service.close()
+        self.services.clear()
+        for listener in self.listeners:
+            await listener.close()
+        self.listeners.clear()
+        if self._call_clock is not None:
+            self._call_clock.cancel()
+            self._call_clock = None
+        if self._call_udp is not None:
+            self._call_udp.close()
+            self._call_udp = None
+
+    # -- ServerEvents -------------------------------------------------------------------------------
+
+    def link_opened(self, link: Link) -> None:
+        self.links[link.id] = link
+        self._apply(self.hub.connected(link.id, time.monotonic(), link.peer))
+
+    def control_received(self, link: Link, data: bytes) -> None:
+        self._apply(self.hub.received(link.id, data, time.monotonic()))
+
+    def media_received(self, link: Link, packet: bytes) -> None:
+        if not self.forwarder.media(link, packet, time.monotonic()):
+            self._apply([Close(link.id, "media before hello")])
+
+    def _malformed(self, link: Link, what: str) -> None:
+        self._log_once(link.id, f"dropping {what} from %s (logged once per peer)", link.peer or link.id)
+
+    def _log_once(self, cid: int, message: str, *args: object) -> None:
+        """Log the first thing a peer did wrong, once: a hostile peer cannot flood the log."""
+        if cid not in self._warned:
+            self._warned.add(cid)
+            log.info(message, *args)
+
+    def keepalive_received(self, link: Link) -> None:
+        self.hub.seen(link.id, time.monotonic())
+
+    def link_closed(self, link: Link, reason: str) -> None:
+        self.links.pop(link.id, None)
+        self.forwarder.forget(link)
+        self._warned.discard(link.id)
+        log.debug("link %s (%s) closed: %s", link.id, link.peer, reason)
+        self._apply(self.hub.disconnected(link.id, "disconnected"))
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                try:
+                    data = encode(action.message)
+                except ProtocolError as exc:  # the meeting's bounds keep every message in a frame: a bug
+                    log.error("not sending a %s message: %s", action.message.get("type"), exc)
+                    continue
+                for cid in action.to:
+                    link = self.links.get(cid)
+                    if link is not None:
+                        link.send_control(data)
+            elif isinstance(action, Close):
+                link = self.links.get(action.conn)
+                if link is not None:
+                    self._log_once(action.conn, "closing %s: %s", link.peer or link.id, action.reason)
+                    link.close()
+            elif isinstance(action, Forward):
+                self.forwarder.send(action.packet, action.to)
+            elif isinstance(action, Deferred):
+                task = asyncio.create_task(self._run_deferred(action))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _run_deferred(self, action: Deferred) -> None:
+        result = await asyncio.to_thread(action.work)
+        self._apply(action.resume(result, time.monotonic()))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            now = time.monotonic()
+            for cid in self.forwarder.take_active():  # media whose route was cached proves life too
+                self.hub.seen(cid, now)
+            self._apply(self.hub.tick(now))
+
+
+async def serve(
+    registry: Registry, endpoints: list[Endpoint], ready: asyncio.Future[list[str]] | None = None
+) -> None:
+    """Run a server until cancelled."""
+    server = Server(registry)
+    try:
+        urls = await server.start(endpoints)
+        if ready is not None and not ready.done():
+            ready.set_result(urls)
+        await asyncio.Event().wait()
+    finally:
+        await server.close()

@@ -1,0 +1,138 @@
+"""The server's media fan-out: the hub decides who receives a packet, this module sends it there fast.
+
+The hub answers each packet with a :class:`~conf_cli.server.hub.Routed`: its recipients, a verdict
+(forwarded, refused, malformed, or close: the sender must go) and whether the route is cacheable. Who
+receives a first-seen RTP packet depends only on the sending connection, the SSRC, and the meeting's
+participants and tracks, which :attr:`Hub.version` tracks. :class:`Forwarder` therefore keeps a cacheable
+answer per (link, SSRC), already resolved to links grouped by listener, with the track, until that
+version changes (a participant comes or goes, a track is published, replaced or stopped). A packet that
+hits the cache costs two dict lookups, the track's check that its sequence number is new, and one
+``forward_media`` call per listener; no tuples, lists or dicts are built for it. A packet seen before (a
+resend) goes only to whoever asked for it (:meth:`Hub.route_resend`), on each one's own link. RTCP, which
+the hub may rewrite (a NACK) or split (feedback to publishers, reports to the audience), and short packets
+always take the hub's full path. RTP whose header (CSRC list, extension) runs past the end of the packet
+is dropped before the cache, as the hub would; ``on_malformed`` hears of each malformed packet and its
+sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from conf_cli.plugin.transport import Link, Listener
+from conf_cli.protocol.rtp import header_fits, is_rtcp
+from conf_cli.server.hub import Hub, Verdict
+from conf_cli.server.meeting import Track
+
+Send = Callable[[bytes, Sequence[Link]], object]
+Groups = tuple[tuple[Send, tuple[Link, ...]], ...]
+Route = tuple[Groups, Track | None]
+
+_REFUSED: Route = ((), None)
+"""Cached for a (link, SSRC) whose RTP the hub refuses: counted, sent nowhere."""
+
+
+def _each(packet: bytes, links: Iterable[Link]) -> None:
+    for link in links:
+        link.send_media(packet)
+
+
+class Forwarder:
+    def __init__(
+        self, hub: Hub, links: dict[int, Link], on_malformed: Callable[[Link, str], None] | None = None
+    ) -> None:
+        self.hub = hub
+        self.links = links
+        self.on_malformed = on_malformed
+        self.active: set[int] = set()
+        """Links whose cached media arrived since :meth:`take_active`: alive, as far as the hub cares."""
+        self._routes: dict[int, dict[bytes, Route]] = {}
+        self._version = hub.version
+        self._cached = -1  # the version the cached routes are for
+
+    def media(self, link: Link, packet: bytes, now: float) -> bool:
+        """Forward ``packet`` from ``link``; False if the link must be closed (media before hello)."""
+        hub = self.hub
+        if self._cached != self._version.value:
+            self._routes.clear()
+            self._cached = self._version.value
+        if len(packet) >= 12 and not is_rtcp(packet):
+            if not header_fits(packet):
+                if not hub.seen(link.id, now):
+                    return False
+                hub.stats.media_malformed += 1
+                if self.on_malformed is not None:
+                    self.on_malformed(link, "RTP header runs past the end of the packet")
+                return True
+            routes = self._routes.get(link.id)
+            if routes is not None:
+                route = routes.get(packet[8:12])
+                if route is not None:
+                    self.active.add(link.id)
+                    groups, track = route
+                    if track is None:
+                        hub.stats.media_refused += 1
+                    elif track.feedback.first(packet):
+                        for send, group in groups:
+                            send(packet, group)
+                    else:
+                        self.send_each(packet, hub.route_resend(link.id, track, packet, now))
+                    return True
+        routed = hub.route(link.id, packet, now)
+        verdict = routed.verdict
+        if verdict is Verdict.CLOSE:
+            return False
+        if verdict is Verdict.MALFORMED:
+            if self.on_malformed is not None:
+                self.on_malformed(link, "malformed RTP or RTCP")
+            return True
+        if routed.cacheable:
+            routes = self._routes.get(link.id)
+            if routes is None:
+                routes = self._routes[link.id] = {}
+            track = routed.track
+            routes[packet[8:12]] = _REFUSED if track is None else (self._resolve(routed.to), track)
+        if routed.forwards:
+            for forward in routed.forwards:
+                self.send(forward.packet, forward.to)
+        elif routed.resend:  # to whoever asked, point to point
+            self.send_each(packet, routed.to)
+        else:
+            self.send(packet, routed.to)
+        return True
+
+    def forget(self, link: Link) -> None:
+        """Drop the routes cached for ``link``'s media (it closed)."""
+        self._routes.pop(link.id, None)
+
+    def send(self, packet: bytes, recipients: tuple[int, ...]) -> None:
+        """Send ``packet`` to ``recipients`` (a keyframe request the server made, a resend, RTCP)."""
+        if not recipients:
+            return
+        for send, group in self._resolve(recipients):
+            send(packet, group)
+
+    def send_each(self, packet: bytes, recipients: tuple[int, ...]) -> None:
+        """Send ``packet`` to each of ``recipients`` on its own link, never by a listener's fan-out: a
+        resend is for whoever asked, and a fan-out (ZeroMQ's PUB) would reach every subscriber."""
+        links = self.links
+        for cid in recipients:
+            link = links.get(cid)
+            if link is not None:
+                link.send_media(packet)
+
+    def take_active(self) -> set[int]:
+        active, self.active = self.active, set()
+        return active
+
+    def _resolve(self, recipients: tuple[int, ...]) -> Groups:
+        """Recipients' links grouped by the listener that fans out to them, as it does best."""
+        by_listener: dict[Listener | None, list[Link]] = {}
+        for cid in recipients:
+            link = self.links.get(cid)
+            if link is not None:
+                by_listener.setdefault(link.listener, []).append(link)
+        return tuple(
+            (listener.forward_media if listener is not None else _each, tuple(group))
+            for listener, group in by_listener.items()
+        )

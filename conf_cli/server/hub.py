@@ -1,0 +1,944 @@
+"""The server's core: connections, the handshake, many meetings, heartbeats. Sans-I/O.
+
+The asyncio edge (:mod:`conf_cli.server.edge`) feeds the hub events — a connection opened, a control
+message arrived, a connection closed, time passed — and carries out the actions the hub returns:
+:class:`Send` a message, :class:`Close` a connection, or run a :class:`Deferred` piece of blocking work
+(passcode and password hashing) off the event loop and hand its result back.
+
+A connection's life is a :class:`Phase` (opened, greeted, closed) that moves only as ``_PHASES``
+allows; which meeting it takes part in or waits to enter, the meeting alone holds. Media is routed by
+:meth:`Hub.route`, whose :class:`Routed` answer says where a packet goes, why (a :class:`Verdict`) and
+whether an edge may cache it while :attr:`Hub.version` stays the same (:mod:`conf_cli.server.forwarding`).
+
+Who gets in: passcode and login attempts are rate-limited per address and per meeting or account, and
+creates per address (:mod:`conf_cli.server.limiter`); an attempt counts from when its check starts, so
+attempts on many connections at once cannot run more checks than the limit. A server may require
+clients to log in to an account first (:class:`Accounts`), and then their display name is their account
+name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.protocol.control import (
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT,
+    INPUT_FIELDS,
+    PROTOCOL_VERSION,
+    Message,
+    decode_client_message,
+    name_key,
+)
+from conf_cli.protocol.rtcp import (
+    RTCP_PSFB,
+    RTCP_RTPFB,
+    Bye,
+    Fir,
+    Nack,
+    Pli,
+    ReceiverReport,
+    RtcpPacket,
+    Sdes,
+    SenderReport,
+    UnknownRtcp,
+    build_compound,
+    parse_compound,
+)
+from conf_cli.protocol.rtp import header_fits, is_rtcp
+from conf_cli.server.call_board import CallBoard
+from conf_cli.server.feedback import (
+    FEEDBACK_BURST,
+    FEEDBACK_RATE,
+    RESEND_BURST,
+    RESEND_RATE,
+    FeedbackStats,
+    TokenBucket,
+)
+from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
+from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
+from conf_cli.server.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
+from conf_cli.version import __version__
+
+MIN_PASSCODE_CHARS = 6
+"""A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""
+HELLO_TIMEOUT = 5.0
+MAX_BAD_MESSAGES = 20
+INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
+INPUT_BURST = 250.0  # ... and at once
+CALL_REQUESTS = frozenset(
+    (
+        "online",
+        "offline",
+        "call",
+        "call_accept",
+        "call_reveal",
+        "call_decline",
+        "call_connected",
+        "call_path",
+        "call_hangup",
+    )
+)
+
+
+@dataclass(frozen=True)
+class Close:
+    """Close connection ``conn``; ``reason`` is for the log."""
+
+    conn: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Send a media packet (RTP/RTCP) the server made itself, e.g. a keyframe request, to ``to``."""
+
+    to: tuple[int, ...]
+    packet: bytes
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Run ``work`` off the event loop, then call ``resume(result, now)`` and carry out its actions."""
+
+    work: Callable[[], Any]
+    resume: Callable[[Any, float], list[Action]]
+
+
+Action = Send | Close | Forward | Deferred
+
+
+class Verdict(Enum):
+    """What the hub made of a media packet (:meth:`Hub.route`)."""
+
+    FORWARDED = "forwarded"
+    """Routed by the meeting's rules (possibly to nobody: feedback over its limit, forged RTCP parts)."""
+    REFUSED = "refused"
+    """From outside a meeting, or RTP for a track its sender does not own (``media_refused``)."""
+    MALFORMED = "malformed"
+    """RTP whose header runs past its end, or RTCP that does not parse (``media_malformed``)."""
+    CLOSE = "close"
+    """Media before hello, or from a connection the hub does not know: the sender must go."""
+
+
+@dataclass(slots=True)
+class Routed:
+    """Where one media packet goes (:meth:`Hub.route`). Not frozen only because a frozen dataclass is
+    slower to build, on the forwarding path: treat it as read-only (some are shared constants)."""
+
+    verdict: Verdict
+    to: tuple[int, ...] = ()
+    """Who receives the packet as it came (RTP)."""
+    forwards: tuple[Forward, ...] = ()
+    """RTCP: its parts, as they go to each set of recipients (the hub may rewrite or split it)."""
+    track: Track | None = None
+    """The track of a first-seen RTP packet (its feedback state notes what was forwarded)."""
+    resend: bool = False
+    """``to`` asked for this packet again: send it on each one's own link, never by a fan-out."""
+    cacheable: bool = False
+    """RTP only: every later packet from this sender on this SSRC takes the same route (to ``to`` if it
+    is first seen, nowhere if REFUSED) while :attr:`Hub.version` stays the same."""
+
+
+_CLOSE = Routed(Verdict.CLOSE)
+_REFUSED = Routed(Verdict.REFUSED)
+_REFUSED_CACHEABLE = Routed(Verdict.REFUSED, cacheable=True)
+_MALFORMED = Routed(Verdict.MALFORMED)
+
+
+class Accounts(Protocol):
+    """The server's accounts (:class:`conf_cli.server.accounts.AccountStore`); ``verify`` blocks (it
+    hashes).
+    """
+
+    def verify(self, name: str, password: str) -> tuple[str, str]:
+        """``("ok", account name as stored)``, ``("unknown", name)`` or ``("wrong", name)``."""
+        ...
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is an account's (compared case-insensitively)."""
+        ...
+
+
+def peer_host(peer: str) -> str:
+    """The host of a link's peer, without its port: ``127.0.0.1:5000`` → ``127.0.0.1``."""
+    if " (" in peer:  # ZeroMQ: "ADDRESS (zmq id ...)", no port
+        return peer.split(" (", 1)[0]
+    if peer.startswith("["):
+        return peer[1 : peer.find("]")] if "]" in peer else peer
+    host, sep, port = peer.rpartition(":")
+    return host if sep and port.isdigit() else peer
+
+
+class Phase(Enum):
+    """Where a connection is in its life. Which meeting it takes part in, or waits to enter, is not a
+    phase: the meeting holds that (:attr:`_Connection.meeting`, :attr:`_Connection.waiting`)."""
+
+    OPENED = "opened"
+    """Connected; nothing but ``hello`` is accepted, within the hello timeout."""
+    GREETED = "greeted"
+    """Said hello (or another process answered it): may log in, create, join, go online for calls."""
+    CLOSED = "closed"
+    """Gone: work finishing later for it (a passcode check) is dropped."""
+
+
+_PHASES: dict[Phase, frozenset[Phase]] = {
+    Phase.OPENED: frozenset((Phase.GREETED, Phase.CLOSED)),
+    Phase.GREETED: frozenset((Phase.CLOSED,)),
+    Phase.CLOSED: frozenset(),
+}
+"""The phases a connection may move to from each phase: the only legal transitions."""
+
+
+@dataclass
+class _Connection:
+    cid: int
+    peer: str
+    opened: float
+    last_seen: float
+    phase: Phase = Phase.OPENED
+    entered: Meeting | None = None
+    """The meeting this connection last joined or created (as a participant or waiting to be admitted);
+    whether it is still in it, and how, only the meeting knows."""
+    user: str | None = None  # the account logged in to on this connection
+    busy: bool = False  # a login, create, join or name check is being worked on (a Deferred is pending)
+    bad_messages: int = 0
+    input_tokens: float = INPUT_BURST
+    input_stamp: float = 0.0
+    feedback: TokenBucket = field(default_factory=lambda: TokenBucket(FEEDBACK_RATE, FEEDBACK_BURST))
+    """RTCP feedback (NACK, PLI, FIR) this connection may still send."""
+    resends: TokenBucket = field(default_factory=lambda: TokenBucket(RESEND_RATE, RESEND_BURST))
+    """Bytes of resends this connection may still ask for (conf_cli.server.feedback)."""
+
+    @property
+    def address(self) -> str:
+        return peer_host(self.peer)
+
+    @property
+    def greeted(self) -> bool:
+        return self.phase is Phase.GREETED
+
+    @property
+    def meeting(self) -> Meeting | None:
+        """The meeting this connection takes part in, if any."""
+        entered = self.entered
+        return entered if entered is not None and self.cid in entered.participants else None
+
+    @property
+    def waiting(self) -> Meeting | None:
+        """The meeting in whose waiting room this connection waits, if any."""
+        entered = self.entered
+        return entered if entered is not None and self.cid in entered.waiting else None
+
+    def advance(self, phase: Phase) -> None:
+        """Move to ``phase``; a transition :data:`_PHASES` does not allow is a bug, and raises."""
+        if phase not in _PHASES[self.phase]:
+            raise ValueError(f"connection {self.cid}: no transition from {self.phase.name} to {phase.name}")
+        self.phase = phase
+
+
+@dataclass
+class HubStats(FeedbackStats):
+    connections: int = 0
+    meetings: int = 0
+    protocol_errors: int = 0
+    timeouts: int = 0
+    media_refused: int = 0  # packets for a track the sender does not own, or from outside a meeting
+    media_malformed: int = 0
+    input_relayed: int = 0  # remote-control input events passed to the controlled participant
+    input_refused: int = 0  # input events from someone without a current grant, dropped
+    input_limited: int = 0  # input events over the rate limit, dropped
+    attempts_refused: int = 0  # passcode, login or create attempts refused by the rate limit
+    passcode_checks: int = 0  # joins whose passcode was hashed and checked
+    login_checks: int = 0  # logins whose password was hashed and checked
+    creates_hashed: int = 0  # creates whose passcode was hashed
+    feedback_limited: int = 0  # RTCP feedback (NACK, PLI, FIR) over a participant's rate limit, dropped
+    feedback_refused: int = 0  # RTCP feedback about a track its sender does not receive, dropped
+    rtcp_forged: int = 0  # RTCP speaking for an SSRC its sender does not publish, dropped
+
+
+@dataclass
+class Hub:
+    """Every connection and meeting on one server."""
+
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT
+    hello_timeout: float = HELLO_TIMEOUT
+    new_id: Callable[[], str] = new_meeting_id
+    new_passcode: Callable[[], str] = new_passcode
+    meetings: dict[str, Meeting] = field(default_factory=dict)
+    stats: HubStats = field(default_factory=HubStats)
+    limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
+    accounts: Accounts | None = None
+    require_login: bool = False
+    calls: CallBoard = field(default_factory=CallBoard)
+    """One-to-one calls between online connections (conf_cli.server.call_board)."""
+    services: dict[str, list[str]] = field(default_factory=dict)
+    """The URLs of the server's services by name (``web`` ...), listed in ``welcome``."""
+    version: RouteVersion = field(default_factory=RouteVersion)
+    """Shared by every meeting of this hub: changes whenever participants or tracks change.
+
+    An edge may keep a cacheable :class:`Routed` for RTP while ``version.value`` stays the same."""
+    _conns: dict[int, _Connection] = field(default_factory=dict)
+
+    @property
+    def generation(self) -> int:
+        """The current :attr:`version` number."""
+        return self.version.value
+
+    # -- events from the edge -----------------------------------------------------------------------
+
+    def connected(self, cid: int, now: float, peer: str = "") -> list[Action]:
+        replaced = self._conns.get(cid)
+        if replaced is not None:  # the edge reused an id: work finishing for the old one is dropped
+            replaced.advance(Phase.CLOSED)
+        self._conns[cid] = _Connection(cid, peer, now, now)
+        self.stats.connections = len(self._conns)
+        return []
+
+    def greet(self, cid: int) -> None:
+        """Count ``cid`` as having said hello: another process (``conf server --workers``) answered it."""
+        conn = self._conns.get(cid)
+        if conn is not None and conn.phase is Phase.OPENED:
+            conn.advance(Phase.GREETED)
+
+    def disconnected(self, cid: int, reason: str = "disconnected") -> list[Action]:
+        conn = self._conns.pop(cid, None)
+        self.stats.connections = len(self._conns)
+        if conn is None:
+            return []
+        conn.advance(Phase.CLOSED)
+        return [*self.calls.disconnected(cid), *self._leave(conn, reason)]
+
+    def seen(self, cid: int, now: float) -> bool:
+        """Media or a keep-alive from ``cid`` proves it is alive; False if it has not said hello yet."""
+        conn = self._conns.get(cid)
+        if conn is None or not conn.greeted:
+            return False
+        conn.last_seen = now
+        return True
+
+    def received(self, cid: int, data: bytes, now: float) -> list[Action]:
+        """A control message arrived from ``cid``."""
+        conn = self._conns.get(cid)
+        if conn is None:
+            return []
+        conn.last_seen = now
+        try:
+            message = decode_client_message(data)
+        except ProtocolError as exc:
+            return self._bad(conn, str(exc))
+        try:
+            return self._dispatch(conn, message, now)
+        except RequestRefused as refusal:
+            return [_refused(conn.cid, refusal, message)]
+
+    def tick(self, now: float) -> list[Action]:
+        """Close connections that never said hello or went silent; deny unanswered control requests;
+        end calls that rang too long."""
+        actions: list[Action] = list(self.calls.tick(now))
+        for meeting in self.meetings.values():
+            actions += meeting.control.expire(now)
+        for conn in list(self._conns.values()):
+            if not conn.greeted and now - conn.opened > self.hello_timeout:
+                actions.append(Close(conn.cid, "no hello"))
+            elif now - conn.last_seen > self.heartbeat_timeout:
+                self.stats.timeouts += 1
+                actions.append(Close(conn.cid, "heartbeat timeout"))
+                actions += self.disconnected(conn.cid, "timeout")
+        return actions
+
+    def route(self, cid: int, packet: bytes, now: float) -> Routed:
+        """Where a media packet from ``cid`` goes, and why: the forwarding path, so keep it lean.
+
+        RTP is forwarded only for a track its sender owns: to everyone else in the meeting the first time
+        its sequence number is seen (a cacheable route: every later first-seen packet of that sender's
+        SSRC goes the same way while :attr:`version` stays the same), and a packet seen before (a resend)
+        only to those who asked for it (:mod:`conf_cli.server.feedback`), each on its own link. RTP whose
+        header runs past its end is MALFORMED; RTP from outside a meeting, or for a track its sender does
+        not own, is REFUSED (cacheable too). RTCP (:func:`conf_cli.protocol.rtp.is_rtcp`) is routed by
+        :meth:`route_rtcp`'s rules, which may rewrite or split it. Media from a connection that has not
+        said hello is CLOSE: the sender must go.
+        """
+        if is_rtcp(packet) and len(packet) >= 8:
+            return self._route_rtcp(cid, packet, now)
+        conn = self._conns.get(cid)
+        if conn is None or not conn.greeted:
+            return _CLOSE
+        conn.last_seen = now
+        meeting = conn.meeting
+        if meeting is None or len(packet) < 8:
+            self.stats.media_refused += 1
+            return _REFUSED_CACHEABLE if meeting is None and len(packet) >= 12 else _REFUSED
+        if not header_fits(packet):  # too short, or a CSRC list or extension past its end
+            self.stats.media_malformed += 1
+            return _MALFORMED
+        track = meeting.tracks.get(int.from_bytes(packet[8:12], "big"))
+        if track is None or track.owner != cid:
+            self.stats.media_refused += 1
+            return _REFUSED_CACHEABLE
+        if track.feedback.first(packet):
+            return Routed(Verdict.FORWARDED, meeting.audience(cid), track=track, cacheable=True)
+        return Routed(Verdict.FORWARDED, self.route_resend(cid, track, packet, now), resend=True)
+
+    def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
+        """Who receives a media packet from ``cid`` (:meth:`route`): a tuple of connections, every
+        recipient of an RTCP packet's parts for RTCP, or None if ``cid`` must go."""
+        routed = self.route(cid, packet, now)
+        if routed.verdict is Verdict.CLOSE:
+            return None
+        if routed.forwards:
+            return tuple(dict.fromkeys(to for forward in routed.forwards for to in forward.to))
+        return routed.to
+
+    def route_resend(self, cid: int, track: Track, packet: bytes, now: float) -> tuple[int, ...]:
+        """Who gets a packet of ``track`` seen before: whoever asked for it (still in the meeting)."""
+        to = track.feedback.resend(packet, now, self.stats)
+        if not to:
+            return ()
+        meeting = self.meeting_of(cid)
+        members = meeting.participants if meeting is not None else {}
+        return tuple(requester for requester in to if requester in members and requester != cid)
+
+    def route_rtcp(self, cid: int, packet: bytes, now: float) -> list[Forward] | None:
+        """Where the parts of an RTCP packet from ``cid`` go, rewritten as needed; None if ``cid`` must go.
+
+        Feedback (PLI, FIR, generic NACK) goes to the owner of the track it names, if ``cid`` receives that
+        track (it is in the meeting and not ``cid``'s), within ``cid``'s rate limit; a NACK is cut to what
+        the publisher should resend (:meth:`conf_cli.server.feedback.TrackFeedback.nack`). Other RTCP
+        (sender and receiver reports, SDES, BYE, XR) goes to ``cid``'s audience if it speaks for ``cid``'s
+        own sources only: a sender report for a track ``cid`` publishes, anything else for an SSRC that is
+        no other participant's track. RTCP that does not parse goes nowhere (``media_malformed``).
+        """
+        routed = self._route_rtcp(cid, packet, now)
+        return None if routed.verdict is Verdict.CLOSE else list(routed.forwards)
+
+    def _route_rtcp(self, cid: int, packet: bytes, now: float) -> Routed:
+        conn = self._conns.get(cid)
+        if conn is None or not conn.greeted:
+            return _CLOSE
+        conn.last_seen = now
+        meeting = conn.meeting
+        if meeting is None:
+            self.stats.media_refused += 1
+            return _REFUSED
+        try:
+            parts = parse_compound(packet)
+        except ProtocolError:
+            self.stats.media_malformed += 1
+            return _MALFORMED
+        tracks = meeting.tracks
+        to_owner: dict[int, list[RtcpPacket]] = {}
+        to_audience: list[RtcpPacket] = []
+        unchanged = True
+        for part in parts:
+            if isinstance(part, Nack | Pli | Fir) or (
+                isinstance(part, UnknownRtcp) and part.packet_type in (RTCP_RTPFB, RTCP_PSFB)
+            ):
+                unchanged = False
+                if not conn.feedback.take(1, now):
+                    self.stats.feedback_limited += 1
+                    continue
+                for owner, routed in self._feedback(conn, tracks, part, now):
+                    to_owner.setdefault(owner, []).append(routed)
+            elif _speaks_for(cid, part, tracks):
+                to_audience.append(part)
+            else:
+                unchanged = False
+                self.stats.rtcp_forged += 1
+        forwards: list[Forward] = []
+        if to_audience:
+            audience = meeting.audience(cid)
+            if audience:
+                forwards.append(Forward(audience, packet if unchanged else build_compound(to_audience)))
+        for owner, routed_parts in to_owner.items():
+            forwards.append(Forward((owner,), build_compound(routed_parts)))
+        return Routed(Verdict.FORWARDED, forwards=tuple(forwards))
+
+    def _feedback(
+        self, conn: _Connection, tracks: dict[int, Track], part: RtcpPacket, now: float
+    ) -> list[tuple[int, RtcpPacket]]:
+        """One feedback part from ``conn``, as it goes to each track owner it concerns."""
+        cid = conn.cid
+        if isinstance(part, Fir):
+            by_owner: dict[int, list[tuple[int, int]]] = {}
+            for ssrc, number in part.entries:
+                track = tracks.get(ssrc)
+                if track is None or track.owner == cid:
+                    self.stats.feedback_refused += 1
+                    continue
+                by_owner.setdefault(track.owner, []).append((ssrc, number))
+            return [(owner, Fir(part.sender_ssrc, entries)) for owner, entries in by_owner.items()]
+        if isinstance(part, Nack | Pli):
+            media = part.media_ssrc
+        else:
+            body = part.body  # type: ignore[union-attr]
+            media = int.from_bytes(body[4:8], "big") if len(body) >= 8 else -1
+        track = tracks.get(media)
+        if track is None or track.owner == cid:
+            self.stats.feedback_refused += 1
+            return []
+        if isinstance(part, Nack):
+            lost = track.feedback.nack(cid, part.lost, now, conn.resends, self.stats)
+            return [(track.owner, Nack(part.sender_ssrc, media, lost))] if lost else []
+        return [(track.owner, part)]
+
+    # -- queries for the edge -----------------------------------------------------------------------
+
+    def meeting_of(self, cid: int) -> Meeting | None:
+        conn = self._conns.get(cid)
+        return conn.meeting if conn else None
+
+    # -- dispatch -----------------------------------------------------------------------------------
+
+    def _dispatch(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        kind = message["type"]
+        if kind == "control_input" and conn.greeted:
+            return self._input(conn, message, now)
+        if not conn.greeted:
+            if kind != "hello":
+                return [
+                    _error(conn.cid, "bad_request", "say hello first", message),
+                    Close(conn.cid, "no hello"),
+                ]
+            return self._hello(conn, message)
+        if kind == "ping":
+            return [Send((conn.cid,), {"type": "pong"})]
+        if kind in ("pong", "hello"):
+            return []
+        if kind in CALL_REQUESTS:
+            return self._call_request(conn, message, now)
+        if conn.busy:
+            raise RequestRefused("busy", "a create or join request is still being processed")
+        meeting = conn.meeting
+        if conn.waiting is not None:
+            return self._while_waiting(conn, conn.waiting, kind)
+        if kind in ("create", "join", "login"):
+            if meeting is not None:
+                raise RequestRefused("bad_request", f"already in meeting {meeting.id}; /leave first")
+            if kind == "login":
+                return self._login(conn, message, now)
+            if self.require_login and conn.user is None:
+                raise RequestRefused(
+                    "login_required", "this server requires you to log in first (--user NAME)"
+                )
+            if kind == "create":
+                return self._create(conn, message, now)
+            return self._join(conn, message, now)
+        if meeting is None:
+            raise RequestRefused("not_in_meeting", "join or create a meeting first")
+        pid = conn.cid
+        match kind:
+            case "leave":
+                left = Send((pid,), {"type": "left", "meeting": meeting.id, "reason": "left"})
+                return [left, *self._leave(conn, "left")]
+            case "admit":
+                if not message.get("all") and message.get("name") is None:
+                    raise RequestRefused("bad_request", "admit: give a name, or all")
+                before = len(meeting.participants)
+                admitted = meeting.admit(pid, None if message.get("all") else message["name"])
+                return self._after(meeting, before, admitted)
+            case "deny":
+                return self._after(meeting, len(meeting.participants), meeting.deny(pid, message["name"]))
+            case "set_waiting_room":
+                before = len(meeting.participants)
+                return self._after(meeting, before, meeting.set_waiting_room(pid, message["enabled"]))
+            case "who":
+                return list(meeting.who(pid))
+            case "chat":
+                return list(meeting.chat(pid, message["text"], message.get("to"), now=now))
+            case "set_role":
+                return list(meeting.set_role(pid, message["name"], message["role"]))
+            case "forbid" | "permit":
+                return list(
+                    meeting.set_permission(pid, message["what"], kind == "permit", message.get("name"))
+                )
+            case "kick":
+                return self._after(meeting, len(meeting.participants), meeting.kick(pid, message["name"]))
+            case "unban":
+                return list(meeting.unban(pid, message["name"]))
+            case "lock" | "unlock":
+                return list(meeting.set_locked(pid, kind == "lock"))
+            case "publish":
+                return list(meeting.publish(pid, message["kind"], message["ssrc"], message["codec"]))
+            case "unpublish":
+                return list(meeting.unpublish(pid, message["kind"]))
+            case "e2ee_keys":
+                return list(meeting.relay_keys(pid, message["keys"]))
+            case "end":
+                return self._after(meeting, len(meeting.participants), meeting.end(pid))
+            case "control_request":
+                return list(meeting.control.request(pid, message["name"], now))
+            case "control_accept" | "control_reject":
+                accept = kind == "control_accept"
+                answer = meeting.control.answer(pid, accept, message.get("name"), message.get("request"))
+                return list(answer)
+            case "control_revoke":
+                return list(meeting.control.revoke(pid))
+        raise RequestRefused("bad_request", f"{kind} is not handled")
+
+    def _input(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        """Relay a remote-control input event to whom its sender controls; drop (and count) the rest."""
+        meeting = conn.meeting
+        target = meeting.control.target_of(conn.cid) if meeting is not None else None
+        if meeting is None or target is None:
+            self.stats.input_refused += 1
+            return []
+        conn.input_tokens = min(INPUT_BURST, conn.input_tokens + (now - conn.input_stamp) * INPUT_RATE)
+        conn.input_stamp = now
+        if conn.input_tokens < 1:
+            self.stats.input_limited += 1
+            return []
+        conn.input_tokens -= 1
+        self.stats.input_relayed += 1
+        event = {key: message[key] for key in INPUT_FIELDS if message.get(key) is not None}
+        sender = meeting.participants[conn.cid].name
+        return [Send((target,), {"type": "control_input", "from": sender, **event})]
+
+    def _call_request(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        """Call signalling. In a meeting, ``call`` reaches its participants by name, and the caller needs
+        no ``online`` name (its meeting name stands in)."""
+        if message["type"] == "online":
+            if self.require_login and conn.user is None:
+                raise RequestRefused(
+                    "login_required", "this server requires you to log in first (--user NAME)"
+                )
+            if conn.user is not None:  # logged in, one is reachable under one's account name only
+                message = {**message, "name": conn.user}
+            else:  # a guest, as in a meeting, takes no account's name
+                request = message
+
+                def go_online(now: float) -> list[Action]:
+                    try:
+                        return list(self.calls.handle(conn.cid, request, now))
+                    except RequestRefused as refusal:
+                        return [_error(conn.cid, refusal.code, str(refusal), request)]
+
+                return self._unless_account_name(conn, message["name"], message, now, go_online)
+        meeting = conn.meeting
+        if message["type"] != "call" or meeting is None or conn.cid not in meeting.participants:
+            return list(self.calls.handle(conn.cid, message, now))
+        me = self.calls.name_of(conn.cid) or meeting.participants[conn.cid].name
+        folded = name_key(message["to"])
+        target = next(
+            ((p.pid, p.name) for p in meeting.participants.values() if name_key(p.name) == folded), None
+        )
+        return list(self.calls.handle(conn.cid, message, now, me=me, callee=target))
+
+    def _hello(self, conn: _Connection, message: Message) -> list[Action]:
+        if message["protocol"] != PROTOCOL_VERSION:
+            theirs = message["protocol"]
+            text = f"server speaks protocol {PROTOCOL_VERSION}, client speaks {theirs}; upgrade conf"
+            return [_error(conn.cid, "protocol_version", text, message), Close(conn.cid, "protocol version")]
+        conn.advance(Phase.GREETED)
+        welcome = {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "server": f"conf/{__version__}",
+            "heartbeat": HEARTBEAT_INTERVAL,
+        }
+        if self.calls.stun_port:
+            welcome["stun_port"] = self.calls.stun_port  # calls are offered (docs/protocol.md, "Calls")
+        if self.services:
+            welcome["services"] = {name: list(urls) for name, urls in self.services.items()}
+        return [Send((conn.cid,), welcome)]
+
+    def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:
+        """A waiting person may only leave; nothing else of the meeting is theirs yet."""
+        if kind == "leave":
+            left = Send((conn.cid,), {"type": "left", "meeting": meeting.id, "reason": "left"})
+            return [left, *self._leave(conn, "left")]
+        raise RequestRefused("waiting", f"you are waiting to be admitted to meeting {meeting.id}")
+
+    def _login(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        accounts = self.accounts
+        if accounts is None:
+            raise RequestRefused("bad_request", "this server has no accounts; join without --user")
+        if conn.user is not None:
+            raise RequestRefused("bad_request", f"already logged in as {conn.user}")
+        user, password = message["user"], message["password"]
+        target = f"user:{name_key(user)}"
+        refused = self._rate_limited(conn, target, now, message)
+        if refused:
+            return refused
+        attempt = self.limiter.begin(conn.address, target, now)  # counts while it is being checked
+        self.stats.login_checks += 1
+        conn.busy = True
+
+        def resume(result: tuple[str, str], now: float) -> list[Action]:
+            conn.busy = False
+            status, name = result
+            if status == "ok":
+                self.limiter.got_in(attempt, now)
+            elif status == "error":
+                self.limiter.void(attempt)
+            if conn.phase is Phase.CLOSED:
+                return []
+            if status == "ok":
+                conn.user = name
+                return [Send((conn.cid,), {"type": "logged_in", "user": name})]
+            if status == "error":
+                return [_error(conn.cid, "unavailable", "the server cannot check accounts now", message)]
+            if status == "unknown":
+                return [
+                    _error(conn.cid, "unknown_user", f"no account named {user!r} on this server", message)
+                ]
+            return [_error(conn.cid, "wrong_password", f"wrong password for {user!r}", message)]
+
+        def work() -> tuple[str, str]:
+            try:
+                return accounts.verify(user, password)
+            except ConfError as exc:  # an unreadable accounts file: the server says so, and goes on
+                return "error", str(exc)
+
+        return [Deferred(work, resume)]
+
+    def _rate_limited(
+        self, conn: _Connection, target: str | None, now: float, request: Message
+    ) -> list[Action]:
+        """The refusal of an attempt the rate limit does not allow now (empty if it may go ahead)."""
+        wait = self.limiter.retry_after(conn.address, target, now)
+        return self._refusal(conn, wait, "too many failed attempts", request)
+
+    def _refusal(self, conn: _Connection, wait: float, why: str, request: Message) -> list[Action]:
+        """A ``rate_limited`` refusal if ``wait`` is above 0, else nothing."""
+        if wait <= 0:
+            return []
+        self.stats.attempts_refused += 1
+        text = f"{why}; try again in {seconds_text(wait)}"
+        refusal = _error(conn.cid, "rate_limited", text, request)
+        refusal.message["retry_after"] = round(wait, 1)
+        return [refusal]
+
+    def _create(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        chosen = message.get("passcode")
+        if chosen and len(chosen) < MIN_PASSCODE_CHARS:
+            raise RequestRefused(
+                "passcode_too_short",
+                f"a passcode needs at least {MIN_PASSCODE_CHARS} characters; choose a longer one, "
+                "or give none and the server draws one",
+            )
+        refused = self._create_limited(conn, now, message)
+        if refused:
+            return refused
+        passcode = chosen or self.new_passcode()
+        name = conn.user or message["name"]
+        waiting_room = bool(message.get("waiting_room"))
+        e2ee = bool(message.get("e2ee"))
+        key = message.get("e2ee_key")
+        if e2ee and key is None:
+            raise RequestRefused("bad_request", "an end-to-end encrypted meeting needs your e2ee_key")
+        return self._unless_account_name(
+            conn,
+            name,
+            message,
+            now,
+            lambda now: self._create_now(
+                conn, name, passcode, message, now, waiting_room=waiting_room, e2ee=e2ee, key=key
+            ),
+        )
+
+    def _create_limited(self, conn: _Connection, now: float, request: Message) -> list[Action]:
+        wait = self.limiter.create_retry_after(conn.address, now)
+        return self._refusal(conn, wait, "too many meetings created from your address", request)
+
+    def _create_now(
+        self,
+        conn: _Connection,
+        name: str,
+        passcode: str,
+        request: Message,
+        now: float,
+        *,
+        waiting_room: bool,
+        e2ee: bool,
+        key: str | None,
+    ) -> list[Action]:
+        refused = self._create_limited(conn, now, request)  # checked again: time passed since
+        if refused:
+            return refused
+        self.limiter.created(conn.address, now)
+        self.stats.creates_hashed += 1
+        conn.busy = True
+
+        def resume(digest: PasscodeHash, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            meeting_id = self.new_id()
+            while meeting_id in self.meetings:
+                meeting_id = self.new_id()
+            meeting = Meeting(meeting_id, digest, e2ee=e2ee, waiting_room=waiting_room, version=self.version)
+            self.meetings[meeting_id] = meeting
+            self.stats.meetings = len(self.meetings)
+            self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
+            created: Message = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
+            if e2ee:
+                created["e2ee"] = True
+            joined = meeting.join(conn.cid, name, passcode_ok=True, key=key, origin=address_key(conn.address))
+            conn.entered = meeting
+            return [Send((conn.cid,), created), *joined]
+
+        return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
+
+    def _join(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        meeting_id = normalise_meeting_id(message["meeting"])
+        meeting = self.meetings.get(meeting_id)
+        target = f"meeting:{meeting_id}" if meeting is not None else None
+        refused = self._rate_limited(conn, target, now, message)
+        if refused:
+            return refused
+        if meeting is None:
+            self.limiter.failed(conn.address, None, now)  # guessing meeting IDs costs like guessing passcodes
+            raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
+        name = conn.user or message["name"]
+        return self._unless_account_name(
+            conn, name, message, now, lambda now: self._join_now(conn, meeting, name, message, now)
+        )
+
+    def _join_now(
+        self, conn: _Connection, meeting: Meeting, name: str, message: Message, now: float
+    ) -> list[Action]:
+        meeting_id = meeting.id
+        target = f"meeting:{meeting_id}"
+        passcode = message.get("passcode") or ""
+        # Checked again, and counted, in the same step as the hash is started: attempts still being
+        # checked count, so many at once cannot run more checks than the limit allows.
+        refused = self._rate_limited(conn, target, now, message)
+        if refused:
+            return refused
+        attempt = self.limiter.begin(conn.address, target, now)
+        self.stats.passcode_checks += 1
+        conn.busy = True
+
+        def resume(ok: bool, now: float) -> list[Action]:
+            conn.busy = False
+            if ok:
+                self.limiter.got_in(attempt, now)
+            elif meeting.closed:
+                self.limiter.void(attempt)
+            if conn.phase is Phase.CLOSED:
+                return []
+            try:
+                if meeting.closed:
+                    raise RequestRefused("unknown_meeting", f"meeting {meeting_id} has ended")
+                sends = meeting.join(
+                    conn.cid,
+                    name,
+                    passcode_ok=ok,
+                    key=message.get("e2ee_key"),
+                    origin=address_key(conn.address),
+                )
+            except RequestRefused as refusal:
+                return [_refused(conn.cid, refusal, message)]
+            conn.entered = meeting
+            if conn.cid in meeting.waiting:
+                return list(sends)
+            return [*sends, *self._keyframes_for(meeting)]
+
+        return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
+
+    def _unless_account_name(
+        self,
+        conn: _Connection,
+        name: str,
+        request: Message,
+        now: float,
+        then: Callable[[float], list[Action]],
+    ) -> list[Action]:
+        """Go on with ``then`` unless a guest (not logged in) picked the name of one of the server's
+        accounts: nobody takes part in a meeting, or is online for calls, under an account's name
+        without its password."""
+        accounts = self.accounts
+        if accounts is None or conn.user is not None:
+            return then(now)
+        conn.busy = True
+
+        def work() -> bool:
+            try:
+                return accounts.exists(name)
+            except ConfError:  # an unreadable accounts file reserves no names
+                return False
+
+        def resume(taken: bool, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            if taken:
+                text = f"the name {name!r} belongs to an account on this server; log in with --user {name}"
+                return [_error(conn.cid, "name_taken", text, request)]
+            return then(now)
+
+        return [Deferred(work, resume)]
+
+    def _keyframes_for(self, meeting: Meeting) -> list[Action]:
+        """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""
+        return [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
+
+    def _leave(self, conn: _Connection, reason: str) -> list[Action]:
+        meeting = conn.meeting or conn.waiting
+        conn.entered = None
+        if meeting is None:
+            return []
+        return self._after(meeting, len(meeting.participants), meeting.leave(conn.cid, reason))
+
+    def _after(self, meeting: Meeting, before: int, sends: list[Send]) -> list[Action]:
+        """The actions of a change to ``meeting`` that had ``before`` participants: keyframe requests if
+        it admitted someone; the meeting forgotten once it has closed."""
+        actions: list[Action] = list(sends)
+        if meeting.closed:
+            self.meetings.pop(meeting.id, None)
+            self.stats.meetings = len(self.meetings)
+            self.limiter.forget(f"meeting:{meeting.id}")
+        elif len(meeting.participants) > before:
+            actions += self._keyframes_for(meeting)
+        return actions
+
+    def _bad(self, conn: _Connection, why: str) -> list[Action]:
+        conn.bad_messages += 1
+        self.stats.protocol_errors += 1
+        actions: list[Action] = [Send((conn.cid,), {"type": "error", "code": "bad_request", "message": why})]
+        if not conn.greeted or conn.bad_messages > MAX_BAD_MESSAGES:
+            actions.append(Close(conn.cid, f"protocol errors: {why}"))
+        return actions
+
+
+def _refused(cid: int, refusal: RequestRefused, request: Message) -> Send:
+    """The error answering a refused request (with ``retry_after`` if it was rate-limited)."""
+    refused = _error(cid, refusal.code, str(refusal), request)
+    if refusal.retry_after is not None:
+        refused.message["retry_after"] = round(refusal.retry_after, 1)
+    return refused
+
+
+def _speaks_for(cid: int, part: RtcpPacket, tracks: dict[int, Track]) -> bool:
+    """Whether a non-feedback RTCP part from ``cid`` speaks only for its own sources: a sender report
+    only for a track ``cid`` publishes; a receiver report, SDES, BYE or other packet only for SSRCs that
+    are no other participant's track (a receiver's own SSRC is random and not published)."""
+
+    def own(ssrc: int) -> bool:
+        track = tracks.get(ssrc)
+        return track is None or track.owner == cid
+
+    if isinstance(part, SenderReport):
+        track = tracks.get(part.ssrc)
+        return track is not None and track.owner == cid
+    if isinstance(part, ReceiverReport):
+        return own(part.ssrc)
+    if isinstance(part, Sdes):
+        return all(own(chunk.ssrc) for chunk in part.chunks)
+    if isinstance(part, Bye):
+        return all(own(source) for source in part.sources)
+    if isinstance(part, UnknownRtcp):  # XR, APP ...: the sender's SSRC comes first
+        return len(part.body) >= 4 and own(int.from_bytes(part.body[:4], "big"))
+    return False
+
+
+def _error(cid: int, code: str, text: str, request: Message) -> Send:
+    message: Message = {"type": "error", "code": code, "message": text, "re": request.get("type")}
+    if isinstance(request.get("id"), str | int):
+        message["id"] = request["id"]
+    return Send((cid,), message)

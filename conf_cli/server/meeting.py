@@ -1,0 +1,607 @@
+"""The rules of one meeting, as a sans-I/O state machine.
+
+Each method takes an event from one participant (identified by an opaque ``pid``) and returns the
+messages to send and to whom, as :class:`Send` objects, or raises :class:`RequestRefused` with an error
+code from docs/protocol.md. Nothing here touches a socket or a clock.
+
+Roles: the *host* runs the meeting; *admins* help (forbid/permit, kick members, lock, end); *members*
+take part. Meeting-wide forbids apply to members; a forbid naming a participant applies to that person.
+Nobody may forbid the host anything, so whoever becomes host loses any forbids naming them.
+
+A meeting may have a *waiting room*: then everyone but its creator waits in it after a correct passcode
+until the host or an admin admits or denies them. Waiting people are not participants: no chat, media,
+participant list or track announcement reaches them, and only the host and admins learn who waits.
+
+Names are compared by :func:`~conf_cli.protocol.control.name_key` (NFKC, case-folded): "Ada", "ada"
+and full-width "Ada" (U+FF21 U+FF44 U+FF41) are one name. Someone kicked stays out: their name, and
+their *origin* (where they connect from, as the hub tells: an address, or an IPv6 /64), are banned from
+the meeting until the host or an admin unbans the name. An origin that someone still in the meeting
+shares is not banned (the host behind the same NAT as the person they remove must not lock themselves
+out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conf_cli.errors import RequestRefused
+from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
+from conf_cli.server.feedback import TrackFeedback
+from conf_cli.server.limiter import seconds_text
+from conf_cli.server.passcode import PasscodeHash
+from conf_cli.server.people import CHAT_BURST, CHAT_RATE, Message, Participant, Role, Send
+from conf_cli.server.remote_control import RemoteControl
+
+# These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
+# most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
+# (tests/server/test_snapshot_bound.py builds the largest one).
+MAX_PARTICIPANTS = 100
+MAX_WAITING = 50
+MAX_BANS = 1_000
+"""Bans kept per meeting; beyond, the oldest goes."""
+
+
+class RouteVersion:
+    """A number that changes whenever who receives whose media may have changed: a participant came or
+    went, a track was published, replaced or stopped. The hub shares one among all its meetings, and an
+    edge may keep the routes it asked for while the number stays the same
+    (:mod:`conf_cli.server.forwarding`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+@dataclass
+class Track:
+    """One published media stream: an RTP SSRC owned by a participant."""
+
+    ssrc: int
+    owner: int
+    kind: str
+    codec: str
+    feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
+    """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
+
+    def describe(self, owner_name: str) -> Message:
+        return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+
+
+@dataclass
+class Ban:
+    """A kicked name, as it was spelt, and the origins it was kicked from."""
+
+    name: str
+    origins: set[str] = field(default_factory=set)
+
+
+class Meeting:
+    """One meeting: its participants, roles, permissions, lock and waiting room."""
+
+    def __init__(
+        self,
+        meeting_id: str,
+        passcode: PasscodeHash,
+        *,
+        e2ee: bool = False,
+        waiting_room: bool = False,
+        version: RouteVersion | None = None,
+    ) -> None:
+        self.id = meeting_id
+        self.passcode = passcode
+        self.e2ee = e2ee
+        """Media is end-to-end encrypted: everyone must bring a public key, and sealed keys are relayed."""
+        self.participants: dict[int, Participant] = {}
+        self.waiting_room = waiting_room
+        self.waiting: dict[int, str] = {}  # pid -> name, in order of arrival
+        self._waiting_keys: dict[int, str] = {}  # pid -> E2EE public key of those waiting
+        self._origins: dict[int, str] = {}  # pid -> where it connects from (participants and waiting)
+        self.bans: dict[str, Ban] = {}
+        """name_key of a kicked name -> its ban, oldest first."""
+        self.locked = False
+        self.forbidden: set[str] = set()
+        self.closed = False
+        self.tracks: dict[int, Track] = {}
+        self._seniority = 0
+        self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
+        self.version = version if version is not None else RouteVersion()
+        """Bumped by :meth:`_routes_changed` whenever participants or tracks change."""
+        self.control = RemoteControl(self)
+        """Remote-control sessions: requests, grants (see :mod:`conf_cli.server.remote_control`)."""
+
+    # -- queries ------------------------------------------------------------------------------------
+
+    @property
+    def host(self) -> Participant | None:
+        return next((p for p in self.participants.values() if p.role is Role.HOST), None)
+
+    def find(self, name: str) -> Participant:
+        folded = name_key(name)
+        for participant in self.participants.values():
+            if name_key(participant.name) == folded:
+                return participant
+        raise RequestRefused("unknown_participant", f"no participant named {name!r} in this meeting")
+
+    def allowed(self, participant: Participant, what: str) -> bool:
+        """Whether ``participant`` may use ``what`` (audio, video, screen, control, chat) now."""
+        if what in participant.forbidden:
+            return False
+        return not (what in self.forbidden and participant.role is Role.MEMBER)
+
+    def snapshot(self, pid: int | None = None) -> Message:
+        """The whole state participant ``pid`` needs to draw the meeting.
+
+        With a waiting room (or people still waiting in one), ``waiting_room`` says whether it is on and,
+        for the host and admins only, ``waiting`` lists who waits."""
+        ordered = sorted(self.participants.values(), key=lambda p: p.seniority)
+        snapshot: Message = {
+            "meeting": self.id,
+            "participants": [p.describe() for p in ordered],
+            "tracks": [t.describe(self.participants[t.owner].name) for t in self.tracks.values()],
+            "locked": self.locked,
+            "forbidden": sorted(self.forbidden),
+        }
+        if self.e2ee:  # every participant's public key is in ``participants``
+            snapshot["e2ee"] = True
+        if self.waiting_room or self.waiting:
+            snapshot["waiting_room"] = self.waiting_room
+            if pid is not None and pid in self._staff():
+                snapshot["waiting"] = list(self.waiting.values())
+        return snapshot
+
+    def audience(self, owner: int) -> tuple[int, ...]:
+        """Everyone who receives ``owner``'s media: all the others. Cached: this is the forwarding path."""
+        audience = self._audience.get(owner)
+        if audience is None:
+            audience = self._audience[owner] = self._everyone(but=owner)
+        return audience
+
+    def _routes_changed(self) -> None:
+        """Participants changed: audiences are rebuilt, and cached routes are stale."""
+        self._audience.clear()
+        self.version.bump()
+
+    def _everyone(self, *, but: int | None = None) -> tuple[int, ...]:
+        return tuple(pid for pid in self.participants if pid != but)
+
+    def _staff(self) -> tuple[int, ...]:
+        """The host and admins: they see and decide who waits."""
+        return tuple(pid for pid, p in self.participants.items() if p.role is not Role.MEMBER)
+
+    # -- membership ---------------------------------------------------------------------------------
+
+    def join(
+        self, pid: int, name: str, *, passcode_ok: bool, key: str | None = None, origin: str | None = None
+    ) -> list[Send]:
+        """Let a participant in (the first one becomes host), or into the waiting room if there is one.
+
+        ``key``: its E2EE public key, if it has one (kept while it waits). ``origin``: where it connects
+        from (the hub's address key), for bans.
+        """
+        if self.closed:
+            raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
+        if not passcode_ok:
+            raise RequestRefused("wrong_passcode", f"wrong passcode for meeting {self.id}")
+        if self.e2ee and key is None:
+            raise RequestRefused(
+                "e2ee_required",
+                f"meeting {self.id} is end-to-end encrypted and this client offered no E2EE key; "
+                "join with a client that supports E2EE",
+            )
+        if self.locked:
+            raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
+        folded = name_key(name)
+        ban = self.bans.get(folded)
+        if ban is None and origin is not None:
+            ban = next((b for b in self.bans.values() if origin in b.origins), None)
+        if ban is not None:
+            raise RequestRefused(
+                "banned",
+                f"you were removed from meeting {self.id} and cannot rejoin until the host lets you back in "
+                f"(/unban {ban.name})",
+            )
+        self._check_room()
+        if any(name_key(p.name) == folded for p in self.participants.values()) or any(
+            name_key(waiting) == folded for waiting in self.waiting.values()
+        ):
+            raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
+        if self.waiting_room and self.participants:
+            if len(self.waiting) >= MAX_WAITING:
+                raise RequestRefused(
+                    "waiting_room_full", f"the waiting room of meeting {self.id} is full; try again later"
+                )
+            self.waiting[pid] = name
+            if key is not None:
+                self._waiting_keys[pid] = key
+            if origin is not None:
+                self._origins[pid] = origin
+            return [
+                Send((pid,), {"type": "waiting", "meeting": self.id, "name": name}),
+                Send(self._staff(), {"type": "waiting_joined", "name": name}),
+            ]
+        if origin is not None:
+            self._origins[pid] = origin
+        return self._enter(pid, name, key)
+
+    def _check_room(self) -> None:
+        if len(self.participants) >= MAX_PARTICIPANTS:
+            raise RequestRefused(
+                "meeting_full", f"meeting {self.id} is full ({MAX_PARTICIPANTS} participants)"
+            )
+
+    def _enter(self, pid: int, name: str, key: str | None) -> list[Send]:
+        role = Role.HOST if not self.participants else Role.MEMBER
+        self._seniority += 1
+        participant = Participant(pid, name, role, self._seniority, key=key if self.e2ee else None)
+        others = self._everyone()
+        self.participants[pid] = participant
+        self._routes_changed()
+        joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot(pid)}
+        sends = [Send((pid,), joined)]
+        if others:
+            arrived: Message = {"type": "participant_joined", "name": name, "role": str(role)}
+            if participant.key is not None:
+                arrived["key"] = participant.key
+            sends.append(Send(others, arrived))
+        return sends
+
+    def leave(self, pid: int, reason: str = "left") -> list[Send]:
+        """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
+        self._origins.pop(pid, None)
+        if pid in self.waiting:
+            name = self.waiting.pop(pid)
+            self._waiting_keys.pop(pid, None)
+            return [Send(self._staff(), {"type": "waiting_left", "name": name, "reason": reason})]
+        participant = self.participants.get(pid)
+        if participant is None:
+            return []
+        control = self.control.leaving(pid)
+        sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
+        del self.participants[pid]
+        self._routes_changed()
+        if not self.participants:
+            self.closed = True
+            return self._close_waiting_room(None)
+        sends = [*control, *(Send(self._everyone(), s.message) for s in sends)]
+        sends.append(
+            Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
+        )
+        if participant.role is Role.HOST:
+            successor = min(
+                self.participants.values(),
+                key=lambda p: (p.role is not Role.ADMIN, p.seniority),
+            )
+            was_staff = successor.role is not Role.MEMBER
+            self._make_host(successor)
+            sends.append(self._role_changed(successor, by=None))
+            if not was_staff and (self.waiting_room or self.waiting):
+                sends.append(self._waiting_room_state(successor.pid))
+        return sends
+
+    # -- requests from participants -----------------------------------------------------------------
+
+    def chat(self, pid: int, text: str, to: str | None = None, *, now: float) -> list[Send]:
+        """Relay chat; each participant may send :data:`CHAT_BURST` messages at once and
+        :data:`CHAT_RATE` a second on average (more is refused with ``rate_limited``, and lost)."""
+        sender = self.participants[pid]
+        if not self.allowed(sender, "chat"):
+            raise RequestRefused("forbidden", "chat is forbidden for you in this meeting")
+        target = self.find(to) if to is not None else None
+        self._take_chat_token(sender, now)
+        message: Message = {"type": "chat", "from": sender.name, "text": text, "private": to is not None}
+        if to is None:
+            return [Send(self._everyone(), message)]
+        assert target is not None
+        message["to"] = target.name
+        recipients = (pid,) if target.pid == pid else (target.pid, pid)
+        return [Send(recipients, message)]
+
+    @staticmethod
+    def _take_chat_token(sender: Participant, now: float) -> None:
+        if sender.chat_stamp is not None:
+            elapsed = max(0.0, now - sender.chat_stamp)
+            sender.chat_tokens = min(CHAT_BURST, sender.chat_tokens + elapsed * CHAT_RATE)
+        sender.chat_stamp = now
+        if sender.chat_tokens < 1:
+            wait = (1 - sender.chat_tokens) / CHAT_RATE
+            raise RequestRefused(
+                "rate_limited",
+                f"you are sending chat messages too fast; try again in {seconds_text(wait)}",
+                retry_after=wait,
+            )
+        sender.chat_tokens -= 1
+
+    def set_role(self, pid: int, name: str, role: str) -> list[Send]:
+        """Host only: make someone admin or member, or hand the host role to them."""
+        actor = self._require(pid, Role.HOST, "change roles")
+        target = self.find(name)
+        new_role = Role(role)
+        if target.pid == pid:
+            raise RequestRefused(
+                "bad_request", "you cannot change your own role; hand the host role on instead"
+            )
+        if target.role is new_role:
+            return []
+        sends: list[Send] = []
+        was_staff = target.role is not Role.MEMBER
+        if new_role is Role.HOST:
+            actor.role = Role.ADMIN
+            self._make_host(target)
+            sends.append(self._role_changed(target, by=actor.name))
+            sends.append(self._role_changed(actor, by=actor.name))
+        else:
+            target.role = new_role
+            sends.append(self._role_changed(target, by=actor.name))
+            sends += self._stop_forbidden_shares(target, sorted(target.sharing))
+        if not was_staff and (self.waiting_room or self.waiting):
+            sends.append(self._waiting_room_state(target.pid))
+        return sends + self.control.enforce()
+
+    def set_permission(self, pid: int, what: str, allowed: bool, name: str | None = None) -> list[Send]:
+        """Host and admins: forbid or permit a kind of media, control or chat, meeting-wide or for one."""
+        actor = self._require(pid, Role.ADMIN, "forbid or permit")
+        sends: list[Send] = []
+        affected: list[Participant]
+        if name is None:
+            if allowed:
+                self.forbidden.discard(what)
+            else:
+                self.forbidden.add(what)
+            affected = [p for p in self.participants.values() if p.role is Role.MEMBER]
+        else:
+            target = self.find(name)
+            if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
+                raise RequestRefused("not_allowed", f"you cannot forbid or permit for {target.name}")
+            if allowed:
+                target.forbidden.discard(what)
+            else:
+                target.forbidden.add(what)
+            affected = [target]
+        change: Message = {"type": "permission_changed", "what": what, "allowed": allowed, "by": actor.name}
+        if name is not None:
+            change["name"] = affected[0].name
+        sends.append(Send(self._everyone(), change))
+        for participant in affected:
+            sends += self._stop_forbidden_shares(participant, [what])
+        return sends + self.control.enforce()
+
+    def kick(self, pid: int, name: str) -> list[Send]:
+        actor = self._require(pid, Role.ADMIN, "remove participants")
+        target = self.find(name)
+        if target.pid == pid:
+            raise RequestRefused("bad_request", "you cannot remove yourself; use /leave")
+        if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
+            raise RequestRefused("not_allowed", f"you cannot remove {target.name}")
+        origin = self._origins.get(target.pid)
+        sends = [Send((target.pid,), {"type": "kicked", "by": actor.name})]
+        sends += self.leave(target.pid, "kicked")
+        self._ban(target.name, origin)
+        return sends
+
+    def unban(self, pid: int, name: str) -> list[Send]:
+        """Host and admins: let a kicked name (and where it connected from) join again."""
+        actor = self._require(pid, Role.ADMIN, "let removed people back in")
+        ban = self.bans.pop(name_key(name), None)
+        if ban is None:
+            raise RequestRefused(
+                "unknown_participant", f"nobody named {name!r} was removed from this meeting"
+            )
+        return [Send(self._staff(), {"type": "unbanned", "name": ban.name, "by": actor.name})]
+
+    def _ban(self, name: str, origin: str | None) -> None:
+        """Keep ``name``, and ``origin`` unless someone still here connects from it, out of the meeting."""
+        ban = self.bans.pop(name_key(name), None) or Ban(name)
+        if origin is not None and origin not in self._origins.values():
+            ban.origins.add(origin)
+        self.bans[name_key(name)] = ban  # the newest goes last
+        while len(self.bans) > MAX_BANS:
+            del self.bans[next(iter(self.bans))]
+
+    def set_locked(self, pid: int, locked: bool) -> list[Send]:
+        actor = self._require(pid, Role.ADMIN, "lock or unlock the meeting")
+        if self.locked == locked:
+            return []
+        self.locked = locked
+        return [Send(self._everyone(), {"type": "meeting_locked", "locked": locked, "by": actor.name})]
+
+    def end(self, pid: int) -> list[Send]:
+        """Close the meeting for everyone (host and admins)."""
+        actor = self._require(pid, Role.ADMIN, "end the meeting for everyone")
+        everyone = self._everyone()
+        self.participants.clear()
+        self.tracks.clear()
+        self._routes_changed()
+        self.control.clear()
+        self.closed = True
+        closed = Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})
+        return [closed, *self._close_waiting_room(actor.name)]
+
+    def relay_keys(self, pid: int, keys: list[Message]) -> list[Send]:
+        """Hand each sealed sender key (``{"to": name, "box": ...}``) to its one recipient, as it is.
+
+        The server cannot open them; a recipient who has just left is skipped.
+        """
+        if not self.e2ee:
+            raise RequestRefused("bad_request", f"meeting {self.id} is not end-to-end encrypted")
+        sender = self.participants[pid]
+        by_name = {name_key(p.name): p for p in self.participants.values()}
+        sends: list[Send] = []
+        for entry in keys:
+            target = by_name.get(name_key(str(entry["to"])))
+            if target is not None and target.pid != pid:
+                sealed = {"type": "e2ee_key", "from": sender.name, "box": entry["box"]}
+                sends.append(Send((target.pid,), sealed))
+        return sends
+
+    def who(self, pid: int) -> list[Send]:
+        return [Send((pid,), {"type": "participants", **self.snapshot(pid)})]
+
+    # -- the waiting room ---------------------------------------------------------------------------
+
+    def set_waiting_room(self, pid: int, enabled: bool) -> list[Send]:
+        """Host and admins: turn the waiting room on or off; turning it off lets everyone waiting in."""
+        actor = self._require(pid, Role.ADMIN, "turn the waiting room on or off")
+        if self.waiting_room == enabled:
+            return []
+        self.waiting_room = enabled
+        change = {"type": "waiting_room_changed", "enabled": enabled, "by": actor.name}
+        sends = [Send(self._everyone(), change)]
+        if not enabled:
+            sends += self._admit_all(actor)
+        return sends
+
+    def admit(self, pid: int, name: str | None) -> list[Send]:
+        """Host and admins: let ``name`` (None: everyone waiting, as far as there is room) in."""
+        actor = self._require(pid, Role.ADMIN, "admit people")
+        if name is None:
+            if not self.waiting:
+                raise RequestRefused("unknown_participant", "nobody is waiting")
+            return self._admit_all(actor)
+        waiter = self._find_waiting(name)
+        self._check_room()
+        return self._admit(waiter, actor)
+
+    def deny(self, pid: int, name: str) -> list[Send]:
+        """Host and admins: turn ``name`` away from the waiting room."""
+        actor = self._require(pid, Role.ADMIN, "deny people")
+        waiter = self._find_waiting(name)
+        denied_name = self.waiting.pop(waiter)
+        self._waiting_keys.pop(waiter, None)
+        self._origins.pop(waiter, None)
+        return [
+            Send((waiter,), {"type": "denied", "meeting": self.id, "by": actor.name}),
+            Send(
+                self._staff(),
+                {"type": "waiting_left", "name": denied_name, "reason": "denied", "by": actor.name},
+            ),
+        ]
+
+    def _find_waiting(self, name: str) -> int:
+        folded = name_key(name)
+        for pid, waiting in self.waiting.items():
+            if name_key(waiting) == folded:
+                return pid
+        raise RequestRefused("unknown_participant", f"nobody named {name!r} is waiting")
+
+    def _admit(self, waiter: int, actor: Participant) -> list[Send]:
+        name = self.waiting.pop(waiter)
+        left = {"type": "waiting_left", "name": name, "reason": "admitted", "by": actor.name}
+        return [Send(self._staff(), left), *self._enter(waiter, name, self._waiting_keys.pop(waiter, None))]
+
+    def _admit_all(self, actor: Participant) -> list[Send]:
+        sends: list[Send] = []
+        for waiter in list(self.waiting):
+            if len(self.participants) >= MAX_PARTICIPANTS:
+                break
+            sends += self._admit(waiter, actor)
+        return sends
+
+    def _waiting_room_state(self, pid: int) -> Send:
+        """Tell a new host or admin whether there is a waiting room and who waits in it."""
+        state = {"type": "waiting_room", "enabled": self.waiting_room, "waiting": list(self.waiting.values())}
+        return Send((pid,), state)
+
+    def _close_waiting_room(self, by: str | None) -> list[Send]:
+        if not self.waiting:
+            return []
+        closed: Message = {"type": "meeting_closed", "reason": "ended"}
+        if by is not None:
+            closed["by"] = by
+        waiting = tuple(self.waiting)
+        self.waiting.clear()
+        self._waiting_keys.clear()
+        self._origins.clear()
+        return [Send(waiting, closed)]
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _require(self, pid: int, at_least: Role, action: str) -> Participant:
+        actor = self.participants[pid]
+        if at_least is Role.HOST and actor.role is not Role.HOST:
+            raise RequestRefused("not_allowed", f"only the host can {action}")
+        if at_least is Role.ADMIN and actor.role is Role.MEMBER:
+            raise RequestRefused("not_allowed", f"only the host and admins can {action}")
+        return actor
+
+    def _make_host(self, participant: Participant) -> None:
+        participant.role = Role.HOST
+        participant.forbidden.clear()
+
+    def _stop_forbidden_shares(self, participant: Participant, kinds: list[str]) -> list[Send]:
+        """Stop each of ``kinds`` that ``participant`` shares but may no longer share."""
+        sends: list[Send] = []
+        for kind in kinds:
+            if kind in participant.sharing and not self.allowed(participant, kind):
+                tracks = [t for t in self._tracks_of(participant.pid) if t.kind == kind]
+                participant.sharing.discard(kind)
+                if tracks:
+                    sends += [self._stop_track(track, "forbidden") for track in tracks]
+                    continue
+                stopped = {
+                    "type": "share_stopped",
+                    "name": participant.name,
+                    "kind": kind,
+                    "reason": "forbidden",
+                }
+                sends.append(Send(self._everyone(), stopped))
+        return sends
+
+    # -- media --------------------------------------------------------------------------------------
+
+    def publish(self, pid: int, kind: str, ssrc: int, codec: str) -> list[Send]:
+        """Start a track; a participant has at most one track of each kind (a new one replaces it)."""
+        participant = self.participants[pid]
+        if kind not in MEDIA_KINDS:
+            raise RequestRefused(
+                "bad_request", f"cannot publish {kind!r}; kinds are {', '.join(MEDIA_KINDS)}"
+            )
+        if not self.allowed(participant, kind):
+            raise RequestRefused("forbidden", f"{kind} is forbidden for you in this meeting")
+        if not 0 <= ssrc <= 0xFFFFFFFF:
+            raise RequestRefused("bad_request", "ssrc must be a 32-bit unsigned integer")
+        if codec.casefold() != CODECS[kind].casefold():
+            raise RequestRefused("bad_request", f"{kind} is carried as {CODECS[kind]}, not {codec}")
+        codec = CODECS[kind]
+        existing = self.tracks.get(ssrc)
+        if existing is not None and (existing.owner != pid or existing.kind != kind):
+            raise RequestRefused("bad_request", f"SSRC {ssrc:#010x} is already in use in this meeting")
+        replaced = [t for t in self._tracks_of(pid) if t.kind == kind and t.ssrc != ssrc]
+        sends = [self._stop_track(track, "replaced") for track in replaced]
+        track = Track(ssrc, pid, kind, codec)
+        self.tracks[ssrc] = track
+        self.version.bump()
+        participant.sharing.add(kind)
+        sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
+        return sends
+
+    def unpublish(self, pid: int, kind: str) -> list[Send]:
+        tracks = [t for t in self._tracks_of(pid) if t.kind == kind]
+        if not tracks:
+            raise RequestRefused("bad_request", f"you are not sharing {kind}")
+        return [self._stop_track(track, "stopped") for track in tracks]
+
+    def video_tracks(self) -> list[Track]:
+        """Tracks whose receivers need keyframes (camera and screen)."""
+        return [t for t in self.tracks.values() if t.kind != "audio"]
+
+    def _tracks_of(self, pid: int) -> list[Track]:
+        return [t for t in self.tracks.values() if t.owner == pid]
+
+    def _stop_track(self, track: Track, reason: str) -> Send:
+        del self.tracks[track.ssrc]
+        self.version.bump()
+        owner = self.participants[track.owner]
+        if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
+            owner.sharing.discard(track.kind)
+        message = {"type": "share_stopped", **track.describe(owner.name), "reason": reason}
+        return Send(self._everyone(), message)
+
+    def _role_changed(self, participant: Participant, *, by: str | None) -> Send:
+        message: Message = {"type": "role_changed", "name": participant.name, "role": str(participant.role)}
+        if by is not None:
+            message["by"] = by
+        return Send(self._everyone(), message)

@@ -1,0 +1,70 @@
+"""Who takes part in a meeting and what the meeting rules send them: the vocabulary that the meeting's
+rules (:mod:`conf_cli.server.meeting`) and remote control (:mod:`conf_cli.server.remote_control`) share.
+
+This module sits below both, so neither imports the other to name a participant or a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+Message = dict[str, Any]
+
+CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
+CHAT_BURST = 10.0  # ... and at once
+
+__all__ = ["CHAT_BURST", "CHAT_RATE", "Message", "Participant", "Role", "Roster", "Send"]
+
+
+class Role(StrEnum):
+    HOST = "host"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``message`` to each participant in ``to``."""
+
+    to: tuple[int, ...]
+    message: Message
+
+
+@dataclass
+class Participant:
+    pid: int
+    name: str
+    role: Role
+    seniority: int
+    sharing: set[str] = field(default_factory=set)
+    forbidden: set[str] = field(default_factory=set)
+    key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
+    chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
+    chat_stamp: float | None = None  # ... as of this time (None: never chatted)
+
+    def describe(self) -> Message:
+        described: Message = {
+            "name": self.name,
+            "role": str(self.role),
+            "sharing": sorted(self.sharing),
+            "forbidden": sorted(self.forbidden),
+        }
+        if self.key is not None:
+            described["key"] = self.key
+        return described
+
+
+class Roster(Protocol):
+    """What remote control reads of its meeting (:class:`conf_cli.server.meeting.Meeting` is one)."""
+
+    participants: dict[int, Participant]
+
+    def find(self, name: str) -> Participant:
+        """The participant called ``name``; RequestRefused ``unknown_participant`` if none."""
+        ...
+
+    def allowed(self, participant: Participant, what: str) -> bool:
+        """Whether ``participant`` may use ``what`` (audio, video, screen, control, chat) now."""
+        ...
