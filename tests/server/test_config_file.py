@@ -120,3 +120,10 @@ def test_a_real_server_runs_from_the_file_with_a_flag_overriding_it(tmp_path: Pa
         assert (tmp_path / "server.key").exists()  # identity, relative to the file
     finally:
         server.stop()
+
+
+def test_the_example_file_in_docs_is_a_valid_configuration() -> None:
+    example = Path(__file__).parents[2] / "docs" / "conf.example.toml"
+    ctx = server.make_context("server", ["--config", str(example)])
+    assert ctx.get_parameter_source("metrics_port") is ParameterSource.DEFAULT_MAP
+    assert ctx.params["transports"] == ("tcp", "rtp")

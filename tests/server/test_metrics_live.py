@@ -70,3 +70,21 @@ def test_a_busy_metrics_port_is_a_clear_error() -> None:
         done = run_conf("server", "--port", "0", "--metrics-port", str(port), timeout=30)
     assert done.returncode == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_stalled_or_oversized_request_holds_up_no_one() -> None:
+    server, _ = start_server("--metrics-port", "0")
+    try:
+        metrics = server.latest("server_started")["metrics"]
+        host, port = metrics.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as stalled:
+            stalled.sendall(b"GET /metr")  # and never the rest
+            status, text = _get(metrics)  # another scraper is served meanwhile
+            assert status == 200 and "conf_participants{" in text
+        with socket.create_connection((host, int(port)), timeout=10) as flood:
+            flood.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+            answer = flood.recv(200)
+            assert answer.split(b" ")[1] == b"400", answer  # refused, not buffered without bound
+        assert _get(metrics)[0] == 200
+    finally:
+        server.stop()
