@@ -24,6 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from conf_cli.protocol.control import MEDIA_KINDS
 from conf_cli.version import __version__
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ class ServerCollector(Collector):
             "People waiting in waiting rooms to be admitted.",
             sum(len(m.waiting) for m in meetings),
         )
-        kinds: Counter[str] = Counter(t.kind for m in meetings for t in m.tracks.values())
+        kinds: Counter[str] = Counter({kind: 0 for kind in MEDIA_KINDS})  # each kind has a series, 0 too
+        kinds.update(t.kind for m in meetings for t in m.tracks.values())
         yield by("conf_tracks", "Published media tracks, by kind.", "kind", dict(kinds), GaugeMetricFamily)
         yield gauge("conf_connections", "Open client connections (in a meeting or not).", stats.connections)
 

@@ -143,6 +143,7 @@ def test_the_collector_reads_meetings_tracks_and_traffic_per_transport() -> None
     assert samples["conf_participants"][node] == 3
     assert samples["conf_tracks"][(("kind", "audio"), ("node", "n1"))] == 1
     assert samples["conf_tracks"][(("kind", "screen"), ("node", "n1"))] == 1
+    assert samples["conf_tracks"][(("kind", "video"), ("node", "n1"))] == 0
     tcp, rtp = (("node", "n1"), ("transport", "tcp")), (("node", "n1"), ("transport", "rtp"))
     assert samples["conf_packets_received_total"][tcp] == 115  # the closed link's count is kept
     assert samples["conf_packets_received_total"][rtp] == 7

@@ -88,3 +88,9 @@ def test_a_stalled_or_oversized_request_holds_up_no_one() -> None:
         assert _get(metrics)[0] == 200
     finally:
         server.stop()
+
+
+def test_metrics_with_workers_is_refused_with_a_reason() -> None:
+    done = run_conf("server", "--port", "0", "--workers", "2", "--metrics-port", "0", timeout=30)
+    assert done.returncode == 1
+    assert "--metrics-port needs a server in one process, without --workers" in done.stderr
