@@ -16,6 +16,7 @@ import click
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
 from conf_cli.plugin.registry import Registry, registry
+from conf_cli.server.config_file import config_option_callback
 from conf_cli.urls import DEFAULT_PORT, parse_server_url
 from conf_cli.version import __version__
 
@@ -214,6 +215,36 @@ def cli(verbose: int) -> None:
     default=None,
     help="Answer `conf discover` on the local network (SSDP). Default: on unless --host is loopback.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics at http://METRICS-HOST:PORT/metrics (0: a free port). "
+    "See docs/operations.md.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics are served on: loopback unless widened (0.0.0.0, ::).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines on stderr as text, or as one JSON object per line (then at INFO at least).",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    is_eager=True,
+    expose_value=False,
+    callback=config_option_callback,
+    help="Read options from this TOML file: keys are the long option names (port, max-failures ...); "
+    "options given on the command line win. See docs/conf.example.toml.",
+)
 def server(
     host: str,
     port: int,
@@ -231,6 +262,9 @@ def server(
     workers: int,
     call_port: int,
     announce: bool | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    log_format: str,
     **service_settings: Any,  # service plugins' options; services get them in `settings` below
 ) -> None:
     """Run a conf server hosting any number of meetings.
@@ -256,8 +290,15 @@ def server(
         workers=workers,
         call_port=call_port,
         announce=announce,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        log_format=log_format,
         settings=dict(click.get_current_context().params),  # what services see: every option by name
     )
+    if log_format == "json":
+        from conf_cli.server.json_log import use_json_logs
+
+        use_json_logs()
     _run(lambda: run_server(config), fast_loop=True)
 
 

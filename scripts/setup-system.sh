@@ -10,6 +10,8 @@ set -euo pipefail
 
 PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
           x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn)
+# Prometheus (Debian's server) scrapes a real `conf server --metrics-port` in the metrics tests.
+PACKAGES+=(prometheus)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
 fi

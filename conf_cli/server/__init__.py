@@ -11,4 +11,9 @@
   :mod:`~conf_cli.server.forwarding` the media fan-out; :mod:`~conf_cli.server.local_link` in-process
   participants for services; :mod:`~conf_cli.server.accounts` the accounts file;
   :mod:`~conf_cli.server.run` the body of ``conf server``; :mod:`~conf_cli.server.workers` ``--workers N``.
+- Operations: :mod:`~conf_cli.server.metrics` the Prometheus collector (reading
+  :mod:`~conf_cli.server.traffic`'s per-transport counts and the hub's counters and
+  :mod:`~conf_cli.server.histogram`), served by :mod:`~conf_cli.server.metrics_http`;
+  :mod:`~conf_cli.server.config_file` ``--config``; :mod:`~conf_cli.server.json_log` ``--log-format json``
+  and :mod:`~conf_cli.server.meeting_log` the meeting lines it carries.
 """

@@ -24,6 +24,8 @@ from conf_cli.server.forwarding import Forwarder
 from conf_cli.server.hub import Action, Close, Deferred, Forward, Hub
 from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
+from conf_cli.server.meeting_log import MeetingLog
+from conf_cli.server.traffic import TrafficTotals
 
 log = logging.getLogger("conf.server")
 
@@ -59,6 +61,9 @@ class Server:
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
         self.forwarder = Forwarder(self.hub, self.links, self._malformed)
+        self.traffic = TrafficTotals()
+        """Traffic counts of the links that closed, per transport (the open ones count their own)."""
+        self.meeting_log = MeetingLog(self.hub.meetings, self._peer_of)
 
     async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
         """Listen on every endpoint; return the URLs clients use."""
@@ -175,23 +180,32 @@ class Server:
             self._apply([Close(link.id, "media before hello")])
 
     def _malformed(self, link: Link, what: str) -> None:
-        self._log_once(link.id, f"dropping {what} from %s (logged once per peer)", link.peer or link.id)
+        peer = link.peer or str(link.id)
+        self._log_once(link.id, f"dropping {what} from %s (logged once per peer)", peer, extra={"peer": peer})
 
-    def _log_once(self, cid: int, message: str, *args: object) -> None:
+    def _log_once(
+        self, cid: int, message: str, *args: object, extra: Mapping[str, object] | None = None
+    ) -> None:
         """Log the first thing a peer did wrong, once: a hostile peer cannot flood the log."""
         if cid not in self._warned:
             self._warned.add(cid)
-            log.info(message, *args)
+            log.info(message, *args, extra=extra)
 
     def keepalive_received(self, link: Link) -> None:
         self.hub.seen(link.id, time.monotonic())
 
     def link_closed(self, link: Link, reason: str) -> None:
-        self.links.pop(link.id, None)
+        if self.links.pop(link.id, None) is not None:
+            self.traffic.retire(link)
         self.forwarder.forget(link)
         self._warned.discard(link.id)
-        log.debug("link %s (%s) closed: %s", link.id, link.peer, reason)
+        log.debug("link %s (%s) closed: %s", link.id, link.peer, reason, extra={"peer": link.peer})
         self._apply(self.hub.disconnected(link.id, "disconnected"))
+        self.meeting_log.gone(link.id, "disconnected")
+
+    def _peer_of(self, cid: int) -> str:
+        link = self.links.get(cid)
+        return link.peer if link is not None else ""
 
     # -- actions ------------------------------------------------------------------------------------
 
@@ -207,10 +221,13 @@ class Server:
                     link = self.links.get(cid)
                     if link is not None:
                         link.send_control(data)
+                self.meeting_log.sent(action.message, action.to)
             elif isinstance(action, Close):
                 link = self.links.get(action.conn)
                 if link is not None:
-                    self._log_once(action.conn, "closing %s: %s", link.peer or link.id, action.reason)
+                    peer = link.peer or str(link.id)
+                    extra = {"peer": peer, "reason": action.reason}
+                    self._log_once(action.conn, "closing %s: %s", peer, action.reason, extra=extra)
                     link.close()
             elif isinstance(action, Forward):
                 self.forwarder.send(action.packet, action.to)

@@ -42,6 +42,7 @@ from conf_cli.protocol.rtcp import (
     Nack,
     Pli,
     ReceiverReport,
+    ReportBlock,
     RtcpPacket,
     Sdes,
     SenderReport,
@@ -59,6 +60,7 @@ from conf_cli.server.feedback import (
     FeedbackStats,
     TokenBucket,
 )
+from conf_cli.server.histogram import Histogram
 from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
@@ -207,6 +209,7 @@ class _Connection:
     user: str | None = None  # the account logged in to on this connection
     busy: bool = False  # a login, create, join or name check is being worked on (a Deferred is pending)
     bad_messages: int = 0
+    requested: float = 0.0  # when the latest create or join arrived: the join latency runs from there
     input_tokens: float = INPUT_BURST
     input_stamp: float = 0.0
     feedback: TokenBucket = field(default_factory=lambda: TokenBucket(FEEDBACK_RATE, FEEDBACK_BURST))
@@ -259,6 +262,11 @@ class HubStats(FeedbackStats):
     feedback_limited: int = 0  # RTCP feedback (NACK, PLI, FIR) over a participant's rate limit, dropped
     feedback_refused: int = 0  # RTCP feedback about a track its sender does not receive, dropped
     rtcp_forged: int = 0  # RTCP speaking for an SSRC its sender does not publish, dropped
+    plis_forwarded: int = 0  # picture loss indications passed from a receiver to a publisher
+    firs_forwarded: int = 0  # full intra request entries passed from a receiver to a publisher
+    keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined
+    loss_reports: int = 0  # RTCP report blocks (receivers' loss reports) seen on their way
+    loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
 
 
 @dataclass
@@ -272,6 +280,8 @@ class Hub:
     meetings: dict[str, Meeting] = field(default_factory=dict)
     stats: HubStats = field(default_factory=HubStats)
     limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
+    join_latency: Histogram = field(default_factory=Histogram)
+    """Seconds from each create or join request to being in the meeting (not for a waiting room)."""
     accounts: Accounts | None = None
     require_login: bool = False
     calls: CallBoard = field(default_factory=CallBoard)
@@ -446,6 +456,8 @@ class Hub:
                     to_owner.setdefault(owner, []).append(routed)
             elif _speaks_for(cid, part, tracks):
                 to_audience.append(part)
+                if isinstance(part, ReceiverReport | SenderReport):
+                    self._count_loss(part.reports)
             else:
                 unchanged = False
                 self.stats.rtcp_forged += 1
@@ -457,6 +469,13 @@ class Hub:
         for owner, routed_parts in to_owner.items():
             forwards.append(Forward((owner,), build_compound(routed_parts)))
         return Routed(Verdict.FORWARDED, forwards=tuple(forwards))
+
+    def _count_loss(self, reports: list[ReportBlock]) -> None:
+        """Add up the loss receivers report (RFC 3550's fraction lost, in 256ths), for the metrics."""
+        stats = self.stats
+        for block in reports:
+            stats.loss_reports += 1
+            stats.loss_reported += block.fraction_lost / 256
 
     def _feedback(
         self, conn: _Connection, tracks: dict[int, Track], part: RtcpPacket, now: float
@@ -471,6 +490,7 @@ class Hub:
                     self.stats.feedback_refused += 1
                     continue
                 by_owner.setdefault(track.owner, []).append((ssrc, number))
+                self.stats.firs_forwarded += 1
             return [(owner, Fir(part.sender_ssrc, entries)) for owner, entries in by_owner.items()]
         if isinstance(part, Nack | Pli):
             media = part.media_ssrc
@@ -484,6 +504,8 @@ class Hub:
         if isinstance(part, Nack):
             lost = track.feedback.nack(cid, part.lost, now, conn.resends, self.stats)
             return [(track.owner, Nack(part.sender_ssrc, media, lost))] if lost else []
+        if isinstance(part, Pli):
+            self.stats.plis_forwarded += 1
         return [(track.owner, part)]
 
     # -- queries for the edge -----------------------------------------------------------------------
@@ -675,6 +697,8 @@ class Hub:
                 self.limiter.got_in(attempt, now)
             elif status == "error":
                 self.limiter.void(attempt)
+            else:
+                self.limiter.wrong(attempt)
             if conn.phase is Phase.CLOSED:
                 return []
             if status == "ok":
@@ -724,6 +748,7 @@ class Hub:
         refused = self._create_limited(conn, now, message)
         if refused:
             return refused
+        conn.requested = now
         passcode = chosen or self.new_passcode()
         name = conn.user or message["name"]
         waiting_room = bool(message.get("waiting_room"))
@@ -780,6 +805,8 @@ class Hub:
                 created["e2ee"] = True
             joined = meeting.join(conn.cid, name, passcode_ok=True, key=key, origin=address_key(conn.address))
             conn.entered = meeting
+            if conn.cid in meeting.participants:
+                self.join_latency.observe(now - conn.requested)
             return [Send((conn.cid,), created), *joined]
 
         return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
@@ -795,6 +822,7 @@ class Hub:
             self.limiter.failed(conn.address, None, now)  # guessing meeting IDs costs like guessing passcodes
             raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
         name = conn.user or message["name"]
+        conn.requested = now
         return self._unless_account_name(
             conn, name, message, now, lambda now: self._join_now(conn, meeting, name, message, now)
         )
@@ -820,6 +848,8 @@ class Hub:
                 self.limiter.got_in(attempt, now)
             elif meeting.closed:
                 self.limiter.void(attempt)
+            else:
+                self.limiter.wrong(attempt)
             if conn.phase is Phase.CLOSED:
                 return []
             try:
@@ -837,6 +867,7 @@ class Hub:
             conn.entered = meeting
             if conn.cid in meeting.waiting:
                 return list(sends)
+            self.join_latency.observe(now - conn.requested)
             return [*sends, *self._keyframes_for(meeting)]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
@@ -876,7 +907,9 @@ class Hub:
 
     def _keyframes_for(self, meeting: Meeting) -> list[Action]:
         """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""
-        return [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
+        asks: list[Action] = [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
+        self.stats.keyframes_requested += len(asks)
+        return asks
 
     def _leave(self, conn: _Connection, reason: str) -> list[Action]:
         meeting = conn.meeting or conn.waiting

@@ -68,6 +68,8 @@ class AttemptLimiter:
     _failures: OrderedDict[str, deque[float]] = field(default_factory=OrderedDict)
     _trusted: OrderedDict[str, OrderedDict[str, float]] = field(default_factory=OrderedDict)
     """target -> address key -> when it last got in"""
+    failed_total: int = 0
+    """Attempts that failed (a wrong secret, an unknown meeting) since the server started: a metric."""
 
     def retry_after(self, address: str, target: str | None, now: float) -> float:
         """0 if an attempt from ``address`` at ``target`` may go ahead now, else seconds to wait."""
@@ -91,6 +93,11 @@ class AttemptLimiter:
     def failed(self, address: str, target: str | None, now: float) -> None:
         """Count an attempt that failed without a check (a ``join`` naming no meeting)."""
         self.begin(address, target, now)
+        self.failed_total += 1
+
+    def wrong(self, attempt: Attempt) -> None:
+        """The attempt was checked and was wrong (a wrong passcode or password): it keeps counting."""
+        self.failed_total += 1
 
     def got_in(self, attempt: Attempt, now: float) -> None:
         """The attempt succeeded: it no longer counts, and from now on only the address's own window

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from conf_cli.errors import ConfError
 from conf_cli.plugin.registry import registry
 from conf_cli.server.edge import Endpoint
+
+if TYPE_CHECKING:
+    from conf_cli.server.metrics_http import MetricsEndpoint
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,19 @@ class ServerConfig:
     workers: int
     call_port: int
     announce: bool | None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    log_format: str = "text"
     settings: dict[str, Any] = field(default_factory=dict)
     """Every option by name, service plugins' own included: what services see."""
+
+
+log = logging.getLogger("conf.server")
+
+
+def node_name(settings: dict[str, Any]) -> str:
+    """The server's name in its metrics: its cluster node name where it has one, else the host name."""
+    return str(settings.get("node") or socket.gethostname())
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -76,6 +91,7 @@ async def run_server(config: ServerConfig) -> int:
     host, workers, json_flag = config.host, config.workers, config.json_flag
     require_login, accounts_path, settings = config.require_login, config.accounts_path, config.settings
     srv: Any
+    metrics: MetricsEndpoint | None = None
     endpoints = endpoints_for(config.transports, host, config.port)
     accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
     limits = Limits(
@@ -96,6 +112,8 @@ async def run_server(config: ServerConfig) -> int:
             )
         if any(s.wanted(settings) for s in registry().services.values()):
             raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
+        if config.metrics_port is not None:
+            raise ConfError("--metrics-port needs a server in one process, without --workers")
         srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits)
         urls = await srv.start(endpoints[0].host, endpoints[0].port)
     else:
@@ -104,6 +122,12 @@ async def run_server(config: ServerConfig) -> int:
         try:
             urls = await srv.start(endpoints, TransportOptions(security=security))
             urls += await srv.start_services(settings)
+            if config.metrics_port is not None:
+                from conf_cli.server.metrics_http import serve_metrics
+
+                metrics = await serve_metrics(
+                    srv, node_name(settings), config.metrics_host, config.metrics_port
+                )
         except BaseException:
             await srv.close()
             raise
@@ -113,6 +137,8 @@ async def run_server(config: ServerConfig) -> int:
         try:
             await announcer.start()
         except BaseException:
+            if metrics is not None:
+                await metrics.close()
             await srv.close()
             raise
     if json_flag:
@@ -122,14 +148,26 @@ async def run_server(config: ServerConfig) -> int:
         started["announced"] = announcer is not None
         if workers > 1:
             started["workers"] = [worker.process.pid for worker in srv.workers]
+        if metrics is not None:
+            started["metrics"] = metrics.url
         emit(started)
     else:
         for url in urls:
             click.echo(url)
         sys.stdout.flush()
+
+        def notice(text: str) -> None:
+            """A line for whoever started the server (a JSON log line with --log-format json)."""
+            if config.log_format == "json":
+                log.info(text)
+            else:
+                click.echo(text, err=True)
+
         if fingerprint is not None:
-            click.echo(f"conf server key: {fingerprint}", err=True)
-        click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
+            notice(f"conf server key: {fingerprint}")
+        if metrics is not None:
+            notice(f"conf metrics: {metrics.url}")
+        notice("conf server running; clients use the URL above. Ctrl-C stops it.")
     try:
         while True:
             if json_flag and config.stats_interval > 0:
@@ -140,4 +178,6 @@ async def run_server(config: ServerConfig) -> int:
     finally:
         if announcer is not None:
             announcer.close()
+        if metrics is not None:
+            await metrics.close()
         await srv.close()

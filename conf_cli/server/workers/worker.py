@@ -23,6 +23,7 @@ from conf_cli.plugin.registry import registry
 from conf_cli.plugin.transport import Link
 from conf_cli.server.edge import Server
 from conf_cli.server.hub import Hub
+from conf_cli.server.json_log import LOG_FORMAT_ENV, use_json_logs
 from conf_cli.server.limiter import AttemptLimiter, Limits
 from conf_cli.server.passcode import ID_ALPHABET, new_meeting_id
 from conf_cli.server.workers.channel import MAX_RECORD, parse_handoff, report_record
@@ -158,6 +159,8 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
     )
+    if os.environ.get(LOG_FORMAT_ENV) == "json":
+        use_json_logs()
     channel = socket.socket(fileno=fd)
 
     async def run() -> None:

@@ -271,7 +271,9 @@ class RtpListener(Listener):
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1
                 continue
-            link.stats.media_out += 1
+            link_stats = link.stats
+            link_stats.media_out += 1
+            link_stats.bytes_out += len(out)  # as the one-link path counts it, for the metrics
             sent += 1
         return sent
 

@@ -1,0 +1,96 @@
+"""``conf server --metrics-port``: a real server with real participants, scraped over HTTP and by a real
+Prometheus (Debian's package, started here on a free port), queried with PromQL."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conf_cli.testing.processes import ClientPool, run_conf, start_server
+from conf_cli.testing.prometheus import start_prometheus
+
+pytestmark = pytest.mark.timeout(180)
+
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with _direct.open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def test_prometheus_scrapes_the_participant_count_of_a_real_server() -> None:
+    server, url = start_server("--metrics-port", "0")
+    pool = ClientPool(url)
+    prometheus = None
+    try:
+        metrics = server.latest("server_started")["metrics"]
+        assert metrics.startswith("http://127.0.0.1:") and metrics.endswith("/metrics")  # loopback by default
+        _, meeting = pool.create("ada")
+        pool.joined(meeting, "bob")
+        pool.joined(meeting, "cy")
+        prometheus = start_prometheus(metrics)
+        result = prometheus.wait_for("conf_participants", 3)
+        assert result[0]["metric"]["node"] == socket.gethostname()
+        assert result[0]["metric"]["job"] == "conf"
+        prometheus.wait_for("conf_meetings", 1)
+        prometheus.wait_for("sum(conf_join_latency_seconds_count)", 3)
+        pool.started[-1].stop()  # cy leaves
+        prometheus.wait_for("conf_participants", 2)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        pool.stop_all()
+        server.stop()
+
+
+def test_metrics_endpoint_serves_only_metrics() -> None:
+    server, _ = start_server("--metrics-port", "0", "--metrics-host", "127.0.0.1")
+    try:
+        metrics = server.latest("server_started")["metrics"]
+        status, text = _get(metrics)
+        assert status == 200
+        assert "conf_meetings{" in text and "conf_process_cpu_seconds_total{" in text
+        assert _get(metrics.replace("/metrics", "/admin"))[0] == 404
+    finally:
+        server.stop()
+
+
+def test_a_busy_metrics_port_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_conf("server", "--port", "0", "--metrics-port", str(port), timeout=30)
+    assert done.returncode == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_stalled_or_oversized_request_holds_up_no_one() -> None:
+    server, _ = start_server("--metrics-port", "0")
+    try:
+        metrics = server.latest("server_started")["metrics"]
+        host, port = metrics.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as stalled:
+            stalled.sendall(b"GET /metr")  # and never the rest
+            status, text = _get(metrics)  # another scraper is served meanwhile
+            assert status == 200 and "conf_participants{" in text
+        with socket.create_connection((host, int(port)), timeout=10) as flood:
+            flood.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+            answer = flood.recv(200)
+            assert answer.split(b" ")[1] == b"400", answer  # refused, not buffered without bound
+        assert _get(metrics)[0] == 200
+    finally:
+        server.stop()
+
+
+def test_metrics_with_workers_is_refused_with_a_reason() -> None:
+    done = run_conf("server", "--port", "0", "--workers", "2", "--metrics-port", "0", timeout=30)
+    assert done.returncode == 1
+    assert "--metrics-port needs a server in one process, without --workers" in done.stderr
