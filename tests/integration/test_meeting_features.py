@@ -276,3 +276,39 @@ def test_a_member_on_a_raw_connection_cannot_run_the_meeting(server_url: str, cl
         }
     finally:
         mallory.close()
+
+
+def test_spotlight_rename_and_an_ask_to_unmute_that_only_asks(clients: ClientPool) -> None:
+    ada, meeting = clients.create("ada")
+    bob = clients.joined(meeting, "bob")
+    cy = clients.joined(meeting, "cy")
+
+    ada.send("/spotlight bob")
+    assert cy.expect("spotlight") == {"type": "spotlight", "name": "bob", "by": "ada"}
+    bob.send("/spotlight cy")
+    assert bob.expect("error", lambda e: e.get("re") == "spotlight")["code"] == "not_allowed"
+
+    ada.send("/ask-unmute bob")
+    assert bob.expect("unmute_requested") == {"type": "unmute_requested", "name": "bob", "by": "ada"}
+    ada.expect("unmute_requested")
+    cy.send("/ask-unmute bob")
+    assert cy.expect("error", lambda e: e.get("re") == "ask_unmute")["code"] == "not_allowed"
+    # Asking turned nothing on: nobody announced a track.
+    bob.send("/who")
+    assert all(not p["sharing"] for p in bob.expect("participants")["participants"])
+
+    ada.send('/rename bob "Robert B"')
+    assert cy.expect("participant_renamed") == {
+        "type": "participant_renamed",
+        "name": "bob",
+        "new_name": "Robert B",
+        "by": "ada",
+    }
+    bob.expect("participant_renamed")
+    bob.send("hello as Robert")
+    assert cy.expect("chat", lambda e: e["text"] == "hello as Robert")["from"] == "Robert B"
+    ada.send("/rename cy robert b")
+    assert ada.expect("error", lambda e: e.get("re") == "rename")["code"] == "name_taken"
+    bob.send("/leave")
+    assert cy.expect("participant_left")["name"] == "Robert B"
+    assert cy.expect("spotlight") == {"type": "spotlight"}  # the pinned person left
