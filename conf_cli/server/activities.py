@@ -26,8 +26,9 @@ from conf_cli.token_bucket import TokenBucket
 GESTURE_RATE, GESTURE_BURST = 1.0, 5.0
 """``hand`` and ``react``: 5 at once, then 1 a second on average."""
 VOTE_RATE, VOTE_BURST = 1.0, 5.0
-MODERATION_RATE, MODERATION_BURST = 2.0, 20.0
-"""The host's (and admins') requests here and in breakout rooms: 20 at once, then 2 a second."""
+MODERATION_RATE, MODERATION_BURST = 5.0, 100.0
+"""The host's (and admins') requests here and in breakout rooms: 100 at once (one per participant a
+meeting may hold, to assign everyone a room), then 5 a second."""
 
 
 class Venue(Roster, Protocol):
@@ -97,7 +98,7 @@ class Activities:
         self.allowances = Allowances()
 
     def moderate(self, pid: int, now: float) -> None:
-        """Take one of the host's (or an admin's) moderation allowance: 20 at once, then 2 a second."""
+        """Take one of the host's (or an admin's) moderation allowance (:data:`MODERATION_BURST`)."""
         self.allowances.take(pid, "moderation", MODERATION_RATE, MODERATION_BURST, now, "moderating")
 
     # -- hands ----------------------------------------------------------------------------------------
