@@ -38,6 +38,10 @@ class Venue(Roster, Protocol):
         """Everyone in ``pid``'s room (the whole meeting while no breakout room is open), ``pid`` too."""
         ...
 
+    def require(self, pid: int, at_least: Role, action: str) -> Participant:
+        """``pid``'s participant if its role is ``at_least`` that, else RequestRefused ``not_allowed``."""
+        ...
+
 
 @dataclass
 class Poll:
@@ -125,7 +129,7 @@ class Activities:
         actor = self.meeting.participants[pid]
         targets = list(self.hands) if everyone else [self.meeting.find(name or "").pid]
         if targets != [pid]:
-            _at_least_admin(actor, "lower other people's hands")
+            self.meeting.require(pid, Role.ADMIN, "lower other people's hands")
             self.moderate(pid, now)
         else:
             self.allowances.take(pid, "gesture", GESTURE_RATE, GESTURE_BURST, now, "lowering your hand")
@@ -156,7 +160,7 @@ class Activities:
     # -- polls ----------------------------------------------------------------------------------------
 
     def start_poll(self, pid: int, question: str, options: list[str], named: bool, now: float) -> list[Send]:
-        actor = _host(self.meeting.participants[pid], "start a poll")
+        actor = self.meeting.require(pid, Role.HOST, "start a poll")
         if self.poll is not None:
             raise RequestRefused(
                 "busy", f"poll {self.poll.number} is still open; close it first (/poll close)"
@@ -182,7 +186,7 @@ class Activities:
         return [Send((pid,), {"type": "vote_recorded", "poll": current.number, "choice": choice})]
 
     def close_poll(self, pid: int, now: float) -> list[Send]:
-        actor = _host(self.meeting.participants[pid], "close the poll")
+        actor = self.meeting.require(pid, Role.HOST, "close the poll")
         current = self.poll
         if current is None:
             raise RequestRefused("no_poll", "no poll is open")
@@ -207,7 +211,7 @@ class Activities:
     # -- spotlight and asking to unmute --------------------------------------------------------------
 
     def set_spotlight(self, pid: int, name: str | None, now: float) -> list[Send]:
-        actor = _host(self.meeting.participants[pid], "pin someone's video for everyone")
+        actor = self.meeting.require(pid, Role.HOST, "pin someone's video for everyone")
         target = self.meeting.find(name).pid if name is not None else None
         self.moderate(pid, now)
         if target == self.spotlight:
@@ -225,7 +229,7 @@ class Activities:
 
     def ask_unmute(self, pid: int, name: str, now: float) -> list[Send]:
         """The host asks ``name`` to turn their microphone on. Only they can: nothing here starts it."""
-        actor = _host(self.meeting.participants[pid], "ask people to unmute")
+        actor = self.meeting.require(pid, Role.HOST, "ask people to unmute")
         target = self.meeting.find(name)
         if target.pid == pid:
             raise RequestRefused("bad_request", "you cannot ask yourself to unmute")
@@ -274,15 +278,3 @@ class Activities:
 
     def _everyone(self) -> tuple[int, ...]:
         return tuple(self.meeting.participants)
-
-
-def _host(actor: Participant, action: str) -> Participant:
-    if actor.role is not Role.HOST:
-        raise RequestRefused("not_allowed", f"only the host can {action}")
-    return actor
-
-
-def _at_least_admin(actor: Participant, action: str) -> Participant:
-    if actor.role is Role.MEMBER:
-        raise RequestRefused("not_allowed", f"only the host and admins can {action}")
-    return actor

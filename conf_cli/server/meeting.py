@@ -728,6 +728,11 @@ class Meeting:
 
     # -- helpers ------------------------------------------------------------------------------------
 
+    def require(self, pid: int, at_least: Role, action: str) -> Participant:
+        """``pid``'s participant if its role is at least ``at_least`` (host, or host and admins), else
+        RequestRefused ``not_allowed`` naming ``action``: every role check of the meeting's rules."""
+        return self._require(pid, at_least, action)
+
     def _require(self, pid: int, at_least: Role, action: str) -> Participant:
         actor = self.participants[pid]
         if at_least is Role.HOST and actor.role is not Role.HOST:
