@@ -132,6 +132,12 @@ def control_messages() -> list[bytes]:
         {"type": "publish", "kind": "video", "ssrc": VIDEO_SSRC, "codec": "H264"},
         {"type": "kick", "name": "Eve"},
         {"type": "ping"},
+        {"type": "hand", "raised": True},
+        {"type": "react", "emoji": "\U0001f44d"},
+        {"type": "poll_start", "question": "Lunch?", "options": ["Pizza", "Soup"], "named": True},
+        {"type": "vote", "choice": 2, "poll": 1},
+        {"type": "breakout_assign", "name": "Ada", "room": 1},
+        {"type": "breakout_open", "minutes": 5},
     ]
     return [encode(message) for message in messages]
 

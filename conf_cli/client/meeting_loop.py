@@ -109,6 +109,8 @@ async def run_meeting(
                 continue
             if event["type"] == "joined":  # admitted from a waiting room: is it what we asked for?
                 client.check_e2ee(event)
+            if event["type"] == "participant_renamed" and event.get("name") == client.name:
+                client.name = str(event.get("new_name"))  # the host renamed us: our own tracks say so now
             handle(event)
             code = _FINAL.get(event["type"])
             if code is not None:

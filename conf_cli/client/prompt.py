@@ -11,7 +11,14 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from conf_cli.protocol.control import PERMISSIONS, Message
+from conf_cli.protocol.control import (
+    MAX_POLL_OPTIONS,
+    MIN_POLL_OPTIONS,
+    PERMISSIONS,
+    REACTION_EMOJI,
+    REACTIONS,
+    Message,
+)
 
 HELP: list[tuple[str, str]] = [
     ("TEXT", "chat to everyone"),
@@ -40,6 +47,31 @@ HELP: list[tuple[str, str]] = [
     ("/call NAME [KIND]", "call NAME one to one (media goes straight between you), sharing KIND"),
     ("/answer [KIND], /decline", "answer a call (sharing KIND: audio, camera, pattern ...)"),
     ("/hangup", "end the call"),
+    ("/hand [up|down]", "raise or lower your hand (without a word: the other way round)"),
+    ("/lower NAME|all", "lower someone's raised hand, or every hand (host, admins)"),
+    (
+        "/react EMOJI",
+        f"a reaction everyone in your room sees briefly: {' '.join(REACTION_EMOJI)} (or thumbsup, clap ...)",
+    ),
+    (
+        "/poll [--named] QUESTION | OPTION | OPTION ...",
+        "ask everyone a question; --named shows who chose what (host)",
+    ),
+    ("/poll close", "close the poll: everyone sees the results (host)"),
+    ("/vote N", "vote for option N of the open poll (again to change your vote)"),
+    ("/breakout create N", "plan N breakout rooms (host)"),
+    (
+        "/breakout assign NAME ROOM",
+        "put NAME in room ROOM (0: the main room); at once if the rooms are open (host)",
+    ),
+    ("/breakout shuffle", "spread everyone over the rooms at random (host)"),
+    ("/breakout open [MINUTES]", "send everyone to their rooms, for MINUTES if given (host)"),
+    ("/breakout broadcast TEXT", "a message to every room (host)"),
+    ("/breakout visit ROOM|main", "go to a room yourself (host)"),
+    ("/breakout close", "bring everyone back to the main room (host)"),
+    ("/spotlight NAME|off", "pin NAME's video for everyone, or unpin (host)"),
+    ("/rename NAME NEW_NAME", "give NAME another name (host)"),
+    ("/ask-unmute NAME", "ask NAME to turn their microphone on; only they can (host)"),
     ("/invite [NAME]", "show the web page's link that joins this meeting (for NAME)"),
     ("/leave", "leave the meeting"),
     ("/help", "this list"),
@@ -154,6 +186,37 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             if who.strip():
                 message["name"] = _only_name(who, f"/{command} WHAT NAME")
             return message
+        case "hand":
+            word = rest.lower()
+            if word not in ("", "up", "down"):
+                raise CommandError("usage: /hand [up|down]")
+            hand: Message = {"type": "hand"}
+            if word:
+                hand["raised"] = word == "up"
+            return hand
+        case "lower":
+            if rest.lower() == "all":
+                return {"type": "lower_hand", "all": True}
+            return {"type": "lower_hand", "name": _only_name(rest, "/lower NAME|all")}
+        case "react":
+            return {"type": "react", "emoji": reaction(rest)}
+        case "poll":
+            return _poll_command(rest)
+        case "vote":
+            if not rest.isascii() or not rest.isdigit() or len(rest) > 3:
+                raise CommandError("usage: /vote N (the option's number, from 1)")
+            return {"type": "vote", "choice": int(rest)}
+        case "breakout":
+            return _breakout_command(rest)
+        case "spotlight":
+            if rest.lower() in ("off", "none"):
+                return {"type": "spotlight"}
+            return {"type": "spotlight", "name": _only_name(rest, "/spotlight NAME|off")}
+        case "rename":
+            name, new_name = _name_then_rest(rest, "/rename NAME NEW_NAME")
+            return {"type": "rename", "name": name, "new_name": _only_name(new_name, "/rename NAME NEW_NAME")}
+        case "ask-unmute":
+            return {"type": "ask_unmute", "name": _only_name(rest, "/ask-unmute NAME")}
     raise CommandError(f"unknown command /{command}; type /help for the list")
 
 
@@ -215,3 +278,75 @@ def _name_then_rest(rest: str, usage: str) -> tuple[str, str]:
     if not name.strip():
         raise CommandError(f"usage: {usage}")
     return name, tail.strip()
+
+
+def reaction(word: str) -> str:
+    """The reaction a typed word stands for: an emoji of REACTION_EMOJI, or one of REACTIONS' names."""
+    word = word.strip()
+    emoji = REACTIONS.get(word.lower(), word)
+    if emoji not in REACTION_EMOJI and emoji + "\ufe0f" in REACTION_EMOJI:  # ❤ typed without VS16
+        emoji += "\ufe0f"
+    if emoji not in REACTION_EMOJI:
+        raise CommandError(
+            f"usage: /react EMOJI, one of {' '.join(REACTION_EMOJI)} (or {', '.join(REACTIONS)})"
+        )
+    return emoji
+
+
+POLL_USAGE = "/poll [--named] QUESTION | OPTION | OPTION ... (or /poll close)"
+
+
+def _poll_command(rest: str) -> Message:
+    if rest.lower() == "close":
+        return {"type": "poll_close"}
+    named = rest.startswith("--named")
+    if named:
+        rest = rest[len("--named") :]
+    parts = [part.strip() for part in rest.split("|")]
+    if len(parts) < 1 + MIN_POLL_OPTIONS or not all(parts):
+        raise CommandError(f"usage: {POLL_USAGE}")
+    if len(parts) > 1 + MAX_POLL_OPTIONS:
+        raise CommandError(f"a poll has at most {MAX_POLL_OPTIONS} options")
+    poll: Message = {"type": "poll_start", "question": parts[0], "options": parts[1:]}
+    if named:
+        poll["named"] = True
+    return poll
+
+
+BREAKOUT_USAGE = (
+    "/breakout create N | assign NAME ROOM | shuffle | open [MINUTES] | broadcast TEXT | visit ROOM | close"
+)
+
+
+def _number(word: str, usage: str) -> int:
+    if not word.isascii() or not word.isdigit() or len(word) > 4:
+        raise CommandError(f"usage: {usage}")
+    return int(word)
+
+
+def _room(word: str, usage: str) -> int:
+    return 0 if word.lower() == "main" else _number(word, usage)
+
+
+def _breakout_command(rest: str) -> Message:
+    action, _, args = rest.partition(" ")
+    action, args = action.lower(), args.strip()
+    match action:
+        case "create":
+            return {"type": "breakout_create", "rooms": _number(args, "/breakout create N")}
+        case "assign":
+            usage = "/breakout assign NAME ROOM"
+            who, _, room = args.rpartition(" ")
+            return {"type": "breakout_assign", "name": _only_name(who, usage), "room": _room(room, usage)}
+        case "shuffle" | "close" if not args:
+            return {"type": f"breakout_{action}"}
+        case "open":
+            opened: Message = {"type": "breakout_open"}
+            if args:
+                opened["minutes"] = _number(args, "/breakout open [MINUTES]")
+            return opened
+        case "broadcast" if args:
+            return {"type": "breakout_broadcast", "text": args}
+        case "visit":
+            return {"type": "breakout_visit", "room": _room(args, "/breakout visit ROOM|main")}
+    raise CommandError(f"usage: {BREAKOUT_USAGE}")

@@ -44,6 +44,32 @@ MEDIA_KINDS = ("audio", "video", "screen")
 CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
 """The codec of each kind of track: all a meeting carries (names compared case-insensitively)."""
 
+MAX_POLL_QUESTION_CHARS = 200
+MIN_POLL_OPTIONS = 2
+MAX_POLL_OPTIONS = 10
+MAX_POLL_OPTION_CHARS = 80
+MAX_ROOMS = 20  # breakout rooms of one meeting
+MAX_BREAKOUT_MINUTES = 240
+REACTION_EMOJI = ("👍", "👎", "👏", "🎉", "❤️", "😂", "😮", "🤔", "🙏", "👋", "✅", "❌")
+"""The reactions a ``react`` may carry: exactly these strings."""
+REACTIONS = {
+    "thumbsup": "👍",
+    "+1": "👍",
+    "thumbsdown": "👎",
+    "-1": "👎",
+    "clap": "👏",
+    "tada": "🎉",
+    "heart": "❤️",
+    "laugh": "😂",
+    "wow": "😮",
+    "think": "🤔",
+    "pray": "🙏",
+    "wave": "👋",
+    "yes": "✅",
+    "no": "❌",
+}
+"""Names the conf client (and the web page) take for each reaction."""
+
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
@@ -55,7 +81,9 @@ Message = dict[str, Any]
 # "steps" (wheel steps); for calls: "call_key" (an X25519 public key, or the SHA-256 commitment to one:
 # 32 bytes as KEY_CHARS of base64url),
 # "candidates" (a list of at most MAX_CANDIDATES "HOST:PORT" strings), "call" (a call ID), "path" (one of
-# CALL_PATHS), "ring_timeout" (1..MAX_RING_TIMEOUT s)
+# CALL_PATHS), "ring_timeout" (1..MAX_RING_TIMEOUT s); in the meeting: "emoji" (one of REACTION_EMOJI),
+# "question" (a poll's), "options" (a poll's, see _check_options), "choice" (1..MAX_POLL_OPTIONS),
+# "rooms" (1..MAX_ROOMS), "room" (0..MAX_ROOMS; 0 the main room), "minutes" (1..MAX_BREAKOUT_MINUTES)
 _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     # type: {field: (kind, required)}
     "hello": {"protocol": ("int", True), "client": ("str", False)},
@@ -107,6 +135,23 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "dx": ("steps", False),
         "dy": ("steps", False),
     },
+    # In the meeting (docs/protocol.md, "In the meeting"): hands, reactions, polls, breakout rooms ...
+    "hand": {"raised": ("bool", False)},
+    "lower_hand": {"name": ("name", False), "all": ("bool", False)},
+    "react": {"emoji": ("emoji", True)},
+    "poll_start": {"question": ("question", True), "options": ("options", True), "named": ("bool", False)},
+    "vote": {"choice": ("choice", True), "poll": ("int", False)},
+    "poll_close": {},
+    "breakout_create": {"rooms": ("rooms", True)},
+    "breakout_assign": {"name": ("name", True), "room": ("room", True)},
+    "breakout_shuffle": {},
+    "breakout_open": {"minutes": ("minutes", False)},
+    "breakout_visit": {"room": ("room", True)},
+    "breakout_broadcast": {"text": ("text", True)},
+    "breakout_close": {},
+    "spotlight": {"name": ("name", False)},
+    "rename": {"name": ("name", True), "new_name": ("name", True)},
+    "ask_unmute": {"name": ("name", True)},
     # One-to-one calls (docs/protocol.md, "Calls"): the server introduces two clients and relays if need be.
     "online": {"name": ("name", True)},
     "offline": {},
@@ -149,6 +194,10 @@ _NUMBER_RANGES: dict[str, tuple[int, int]] = {
     "fraction": (0, 1),
     "button": (1, 3),
     "steps": (-MAX_SCROLL_STEPS, MAX_SCROLL_STEPS),
+    "choice": (1, MAX_POLL_OPTIONS),
+    "rooms": (1, MAX_ROOMS),
+    "room": (0, MAX_ROOMS),
+    "minutes": (1, MAX_BREAKOUT_MINUTES),
 }
 
 
@@ -233,6 +282,9 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     if field_kind == "candidates":
         check_candidates(value, where)
         return
+    if field_kind == "options":
+        _check_options(where, value)
+        return
     if field_kind in _NUMBER_RANGES:
         low, high = _NUMBER_RANGES[field_kind]
         allowed = (int, float) if field_kind == "fraction" else int
@@ -265,6 +317,13 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         if len(value) > MAX_CHAT_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_CHAT_CHARS} characters")
         check_no_controls(value, where)
+    elif field_kind == "question":
+        if not value.strip() or len(value) > MAX_POLL_QUESTION_CHARS:
+            raise ProtocolError(f"{where} must be 1 to {MAX_POLL_QUESTION_CHARS} characters")
+        check_no_controls(value, where)
+    elif field_kind == "emoji":
+        if value not in REACTION_EMOJI:
+            raise ProtocolError(f"{where} must be one of {' '.join(REACTION_EMOJI)}")
     elif field_kind == "passcode":
         if len(value) > MAX_PASSCODE_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_PASSCODE_CHARS} characters")
@@ -313,6 +372,21 @@ def _base64(text: str) -> bytes | None:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _check_options(where: str, value: Any) -> None:
+    """A poll's options: MIN_POLL_OPTIONS..MAX_POLL_OPTIONS printable strings of 1..MAX_POLL_OPTION_CHARS
+    characters, no two the same (compared as names are)."""
+    if not isinstance(value, list) or not MIN_POLL_OPTIONS <= len(value) <= MAX_POLL_OPTIONS:
+        raise ProtocolError(f"{where} must be a list of {MIN_POLL_OPTIONS} to {MAX_POLL_OPTIONS} options")
+    for option in value:
+        if not isinstance(option, str) or not option.strip() or len(option) > MAX_POLL_OPTION_CHARS:
+            raise ProtocolError(f"{where} must hold strings of 1 to {MAX_POLL_OPTION_CHARS} characters")
+        if _SURROGATE.search(option):
+            raise ProtocolError(f"{where} is not valid Unicode text (it holds a lone surrogate)")
+        check_no_controls(option, where)
+    if len({name_key(option) for option in value}) != len(value):
+        raise ProtocolError(f"{where} names one option twice")
 
 
 def _check_key_boxes(where: str, value: Any) -> None:

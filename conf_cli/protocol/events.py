@@ -24,6 +24,7 @@ from conf_cli.protocol.control import (
     _SURROGATE,
     CONTROL_CHARS,
     MAX_BOX_CHARS,
+    MAX_POLL_OPTIONS,
     MEDIA_KINDS,
     PERMISSIONS,
     Message,
@@ -130,7 +131,7 @@ class TrackEntry:
 
 def _plain(value: Any) -> Any:
     """A field's value as JSON holds it."""
-    if isinstance(value, ParticipantEntry | TrackEntry):
+    if isinstance(value, ParticipantEntry | TrackEntry | VoteEntry | RoomEntry):
         return value.to_message()
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
@@ -685,6 +686,193 @@ class CallEnded(CallEvent):
     reason: str = _field("reason")
 
 
+# -- in the meeting: hands, reactions, polls, breakout rooms, spotlight ---------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoteEntry:
+    """One vote in a named poll's result."""
+
+    name: str
+    choice: int
+
+    def to_message(self) -> Message:
+        return {"name": self.name, "choice": self.choice}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomEntry:
+    """Where one participant goes in the breakout plan."""
+
+    name: str
+    room: int
+
+    def to_message(self) -> Message:
+        return {"name": self.name, "room": self.room}
+
+
+def _entries(where: str, value: Any, number_key: str, number_kind: str) -> list[tuple[str, int]]:
+    """A list of at most MAX_PARTICIPANT_ENTRIES objects ``{name, <number_key>}``."""
+    if not isinstance(value, list) or len(value) > MAX_PARTICIPANT_ENTRIES:
+        raise ProtocolError(f"{where} must be a list of at most {MAX_PARTICIPANT_ENTRIES} entries")
+    pairs = []
+    for item in value:
+        entry = _object(where, item)
+        for required in ("name", number_key):
+            if entry.get(required) is None:
+                raise ProtocolError(f"{where}: missing field {required!r}")
+        _check_field(where, "name", "name", entry["name"])
+        _check_field(where, number_key, number_kind, entry[number_key])
+        pairs.append((entry["name"], entry[number_key]))
+    return pairs
+
+
+def _options(where: str, value: Any) -> tuple[str, ...]:
+    kind, key = where.split(".", 1)
+    _check_field(kind, key, "options", value)
+    return tuple(value)
+
+
+def _counts(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > MAX_POLL_OPTIONS:
+        raise ProtocolError(f"{where} must be a list of at most {MAX_POLL_OPTIONS} counts")
+    return tuple(_integer(where, count, 0, MAX_PARTICIPANT_ENTRIES) for count in value)
+
+
+_KINDS.update(
+    {
+        "position": lambda where, value: _integer(where, value, 1, MAX_PARTICIPANT_ENTRIES),
+        "options": _options,
+        "counts": _counts,
+        "votes": lambda where, value: tuple(
+            VoteEntry(name=name, choice=choice) for name, choice in _entries(where, value, "choice", "choice")
+        ),
+        "assignments": lambda where, value: tuple(
+            RoomEntry(name=name, room=room) for name, room in _entries(where, value, "room", "room")
+        ),
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandRaised(Event):
+    TYPE: ClassVar[str] = "hand_raised"
+    name: str = _field("name")
+    position: int = _field("position")
+    """Place in the queue of raised hands, from 1."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandLowered(Event):
+    TYPE: ClassVar[str] = "hand_lowered"
+    name: str = _field("name")
+    by: str | None = _field("name", optional=True)
+    """Who lowered it, when not its owner."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reaction(Event):
+    TYPE: ClassVar[str] = "reaction"
+    name: str = _field("name")
+    emoji: str = _field("emoji")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollEvent(Event):
+    """What every poll event but ``vote_recorded`` carries."""
+
+    poll: int = _field("count")
+    question: str = _field("question")
+    options: tuple[str, ...] = _field("options")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollStarted(PollEvent):
+    TYPE: ClassVar[str] = "poll_started"
+    named: bool = _field("bool")
+    by: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoteRecorded(Event):
+    TYPE: ClassVar[str] = "vote_recorded"
+    poll: int = _field("count")
+    choice: int = _field("choice")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollClosed(PollEvent):
+    TYPE: ClassVar[str] = "poll_closed"
+    counts: tuple[int, ...] = _field("counts")
+    voters: int = _field("count")
+    by: str = _field("name")
+    votes: tuple[VoteEntry, ...] | None = _field("votes", optional=True)
+    """Who chose what, in a named poll."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakoutRooms(Event):
+    TYPE: ClassVar[str] = "breakout_rooms"
+    rooms: int = _field("rooms")
+    open: bool = _field("bool")
+    assignments: tuple[RoomEntry, ...] = _field("assignments")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakoutOpened(Event):
+    TYPE: ClassVar[str] = "breakout_opened"
+    rooms: int = _field("rooms")
+    by: str | None = _field("name", optional=True)
+    ends_in: float | None = _field("number", optional=True)
+    """Seconds until the rooms close by themselves, when the host gave a time."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakoutMoved(Event):
+    TYPE: ClassVar[str] = "breakout_moved"
+    name: str = _field("name")
+    room: int = _field("room")
+    """0: the main room."""
+    by: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakoutBroadcast(Event):
+    TYPE: ClassVar[str] = "breakout_broadcast"
+    sender: str = _field("name", key="from")
+    text: str = _field("text")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BreakoutClosed(Event):
+    TYPE: ClassVar[str] = "breakout_closed"
+    reason: str = _field("reason")
+    by: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spotlight(Event):
+    TYPE: ClassVar[str] = "spotlight"
+    name: str | None = _field("name", optional=True)
+    """Whose video is pinned for everyone; None: nobody's."""
+    by: str | None = _field("name", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParticipantRenamed(Event):
+    TYPE: ClassVar[str] = "participant_renamed"
+    name: str = _field("name")
+    new_name: str = _field("name")
+    by: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnmuteRequested(Event):
+    TYPE: ClassVar[str] = "unmute_requested"
+    name: str = _field("name")
+    by: str = _field("name")
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -729,6 +917,20 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallPath,
         CallDeclined,
         CallEnded,
+        HandRaised,
+        HandLowered,
+        Reaction,
+        PollStarted,
+        VoteRecorded,
+        PollClosed,
+        BreakoutRooms,
+        BreakoutOpened,
+        BreakoutMoved,
+        BreakoutBroadcast,
+        BreakoutClosed,
+        Spotlight,
+        ParticipantRenamed,
+        UnmuteRequested,
     )
 }
 """Every message type the server sends, and its event class."""

@@ -348,10 +348,11 @@ class Hub:
 
     def tick(self, now: float) -> list[Action]:
         """Close connections that never said hello or went silent; deny unanswered control requests;
-        end calls that rang too long."""
+        end calls that rang too long; close breakout rooms whose time is up."""
         actions: list[Action] = list(self.calls.tick(now))
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
+            actions += self._moved(meeting, meeting.expire(now))
         for conn in list(self._conns.values()):
             if not conn.greeted and now - conn.opened > self.hello_timeout:
                 actions.append(Close(conn.cid, "no hello"))
@@ -405,21 +406,29 @@ class Hub:
         return routed.to
 
     def route_resend(self, cid: int, track: Track, packet: bytes, now: float) -> tuple[int, ...]:
-        """Who gets a packet of ``track`` seen before: whoever asked for it (still in the meeting)."""
+        """Who gets a packet of ``track`` seen before: whoever asked for it (still in the meeting, and in
+        the track's room)."""
         to = track.feedback.resend(packet, now, self.stats)
         if not to:
             return ()
         meeting = self.meeting_of(cid)
-        members = meeting.participants if meeting is not None else {}
-        return tuple(requester for requester in to if requester in members and requester != cid)
+        if meeting is None:
+            return ()
+        members = meeting.participants
+        return tuple(
+            requester
+            for requester in to
+            if requester in members and requester != cid and meeting.together(requester, cid)
+        )
 
     def route_rtcp(self, cid: int, packet: bytes, now: float) -> list[Forward] | None:
         """Where the parts of an RTCP packet from ``cid`` go, rewritten as needed; None if ``cid`` must go.
 
         Feedback (PLI, FIR, generic NACK) goes to the owner of the track it names, if ``cid`` receives that
-        track (it is in the meeting and not ``cid``'s), within ``cid``'s rate limit; a NACK is cut to what
-        the publisher should resend (:meth:`conf_cli.server.feedback.TrackFeedback.nack`). Other RTCP
-        (sender and receiver reports, SDES, BYE, XR) goes to ``cid``'s audience if it speaks for ``cid``'s
+        track (it is in the meeting, in ``cid``'s room, and not ``cid``'s), within ``cid``'s rate limit; a
+        NACK is cut to what the publisher should resend
+        (:meth:`conf_cli.server.feedback.TrackFeedback.nack`). Other RTCP (sender and receiver reports,
+        SDES, BYE, XR) goes to ``cid``'s audience if it speaks for ``cid``'s
         own sources only: a sender report for a track ``cid`` publishes, anything else for an SSRC that is
         no other participant's track. RTCP that does not parse goes nowhere (``media_malformed``).
         """
@@ -486,7 +495,7 @@ class Hub:
             by_owner: dict[int, list[tuple[int, int]]] = {}
             for ssrc, number in part.entries:
                 track = tracks.get(ssrc)
-                if track is None or track.owner == cid:
+                if track is None or track.owner == cid or not self._together(conn, track.owner):
                     self.stats.feedback_refused += 1
                     continue
                 by_owner.setdefault(track.owner, []).append((ssrc, number))
@@ -498,7 +507,7 @@ class Hub:
             body = part.body  # type: ignore[union-attr]
             media = int.from_bytes(body[4:8], "big") if len(body) >= 8 else -1
         track = tracks.get(media)
-        if track is None or track.owner == cid:
+        if track is None or track.owner == cid or not self._together(conn, track.owner):
             self.stats.feedback_refused += 1
             return []
         if isinstance(part, Nack):
@@ -507,6 +516,11 @@ class Hub:
         if isinstance(part, Pli):
             self.stats.plis_forwarded += 1
         return [(track.owner, part)]
+
+    @staticmethod
+    def _together(conn: _Connection, owner: int) -> bool:
+        meeting = conn.meeting
+        return meeting is not None and meeting.together(conn.cid, owner)
 
     # -- queries for the edge -----------------------------------------------------------------------
 
@@ -600,7 +614,59 @@ class Hub:
                 return list(answer)
             case "control_revoke":
                 return list(meeting.control.revoke(pid))
+            case "hand":
+                return list(meeting.activities.hand(pid, message.get("raised"), now))
+            case "lower_hand":
+                if not message.get("all") and message.get("name") is None:
+                    raise RequestRefused("bad_request", "lower_hand: give a name, or all")
+                everyone = bool(message.get("all"))
+                return list(meeting.activities.lower_hand(pid, message.get("name"), everyone, now))
+            case "react":
+                return list(meeting.activities.react(pid, message["emoji"], now))
+            case "poll_start":
+                named = bool(message.get("named"))
+                return list(
+                    meeting.activities.start_poll(pid, message["question"], message["options"], named, now)
+                )
+            case "vote":
+                return list(meeting.activities.vote(pid, message["choice"], message.get("poll"), now))
+            case "poll_close":
+                return list(meeting.activities.close_poll(pid, now))
+            case "spotlight":
+                return list(meeting.activities.set_spotlight(pid, message.get("name"), now))
+            case "ask_unmute":
+                return list(meeting.activities.ask_unmute(pid, message["name"], now))
+            case "rename":
+                return list(meeting.rename(pid, message["name"], message["new_name"], now))
+            case "breakout_create":
+                return list(meeting.breakout_create(pid, message["rooms"], now))
+            case "breakout_broadcast":
+                return list(meeting.breakout_broadcast(pid, message["text"], now))
+            case (
+                "breakout_assign" | "breakout_shuffle" | "breakout_open" | "breakout_visit" | "breakout_close"
+            ):
+                return self._moved(meeting, self._breakout(meeting, pid, kind, message, now))
         raise RequestRefused("bad_request", f"{kind} is not handled")
+
+    @staticmethod
+    def _breakout(meeting: Meeting, pid: int, kind: str, message: Message, now: float) -> list[Send]:
+        """The breakout requests that move people (docs/protocol.md, "Breakout rooms")."""
+        if kind == "breakout_assign":
+            return meeting.breakout_assign(pid, message["name"], message["room"], now)
+        if kind == "breakout_shuffle":
+            return meeting.breakout_shuffle(pid, now)
+        if kind == "breakout_open":
+            return meeting.breakout_open(pid, message.get("minutes"), now)
+        if kind == "breakout_visit":
+            return meeting.breakout_visit(pid, message["room"], now)
+        return meeting.breakout_close(pid, now)
+
+    def _moved(self, meeting: Meeting, sends: list[Send]) -> list[Action]:
+        """After people moved between rooms: a keyframe from each video publisher, for those who now
+        receive its track."""
+        if any(send.message["type"] == "breakout_moved" for send in sends):
+            return [*sends, *self._keyframes_for(meeting)]
+        return list(sends)
 
     def _input(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         """Relay a remote-control input event to whom its sender controls; drop (and count) the rest."""

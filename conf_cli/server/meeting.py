@@ -18,14 +18,23 @@ their *origin* (where they connect from, as the hub tells: an address, or an IPv
 the meeting until the host or an admin unbans the name. An origin that someone still in the meeting
 shares is not banned (the host behind the same NAT as the person they remove must not lock themselves
 out).
+
+While *breakout rooms* are open (:mod:`conf_cli.server.breakout`), each room is a meeting of its own for
+media and chat: :meth:`Meeting.audience` (the forwarding path), public chat, reactions and track
+announcements reach the sender's room only, and a move tells each participant which tracks left its
+room and which came in. Hands, polls, the spotlight and asks to unmute are
+:mod:`conf_cli.server.activities`'.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from conf_cli.errors import RequestRefused
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
+from conf_cli.server.activities import Activities
+from conf_cli.server.breakout import Breakout
 from conf_cli.server.feedback import TrackFeedback
 from conf_cli.server.limiter import seconds_text
 from conf_cli.server.passcode import PasscodeHash
@@ -90,6 +99,7 @@ class Meeting:
         e2ee: bool = False,
         waiting_room: bool = False,
         version: RouteVersion | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.id = meeting_id
         self.passcode = passcode
@@ -112,6 +122,15 @@ class Meeting:
         """Bumped by :meth:`_routes_changed` whenever participants or tracks change."""
         self.control = RemoteControl(self)
         """Remote-control sessions: requests, grants (see :mod:`conf_cli.server.remote_control`)."""
+        self.activities = Activities(self)
+        """Hands, reactions, polls, the spotlight, asks to unmute (:mod:`conf_cli.server.activities`)."""
+        self.breakout = Breakout()
+        """Breakout rooms: who is in which (:mod:`conf_cli.server.breakout`); media and chat follow it."""
+        self._breakout_by: str | None = None
+        self._rng = rng if rng is not None else random.SystemRandom()
+        """Shuffles people into breakout rooms."""
+        self._now = 0.0
+        """The latest time the hub told us (:meth:`expire`), for the time left in breakout rooms."""
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -133,7 +152,8 @@ class Meeting:
         return not (what in self.forbidden and participant.role is Role.MEMBER)
 
     def snapshot(self, pid: int | None = None) -> Message:
-        """The whole state participant ``pid`` needs to draw the meeting.
+        """The whole state participant ``pid`` needs to draw the meeting: everyone in it, and the tracks of
+        its room (every track while no breakout room is open).
 
         With a waiting room (or people still waiting in one), ``waiting_room`` says whether it is on and,
         for the host and admins only, ``waiting`` lists who waits."""
@@ -141,7 +161,11 @@ class Meeting:
         snapshot: Message = {
             "meeting": self.id,
             "participants": [p.describe() for p in ordered],
-            "tracks": [t.describe(self.participants[t.owner].name) for t in self.tracks.values()],
+            "tracks": [
+                t.describe(self.participants[t.owner].name)
+                for t in self.tracks.values()
+                if pid is None or self.together(pid, t.owner)
+            ],
             "locked": self.locked,
             "forbidden": sorted(self.forbidden),
         }
@@ -154,10 +178,11 @@ class Meeting:
         return snapshot
 
     def audience(self, owner: int) -> tuple[int, ...]:
-        """Everyone who receives ``owner``'s media: all the others. Cached: this is the forwarding path."""
+        """Everyone who receives ``owner``'s media: all the others in its room. Cached: this is the
+        forwarding path."""
         audience = self._audience.get(owner)
         if audience is None:
-            audience = self._audience[owner] = self._everyone(but=owner)
+            audience = self._audience[owner] = tuple(pid for pid in self.room_mates(owner) if pid != owner)
         return audience
 
     def _routes_changed(self) -> None:
@@ -247,7 +272,8 @@ class Meeting:
             if participant.key is not None:
                 arrived["key"] = participant.key
             sends.append(Send(others, arrived))
-        return sends
+        catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
+        return sends + [Send((pid,), message) for message in catch_up]
 
     def leave(self, pid: int, reason: str = "left") -> list[Send]:
         """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
@@ -262,14 +288,17 @@ class Meeting:
         control = self.control.leaving(pid)
         sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
         del self.participants[pid]
+        self.breakout.forget(pid)
         self._routes_changed()
         if not self.participants:
             self.closed = True
             return self._close_waiting_room(None)
-        sends = [*control, *(Send(self._everyone(), s.message) for s in sends)]
+        stopped = [Send(to, s.message) for s in sends if (to := tuple(p for p in s.to if p != pid))]
+        sends = [*control, *stopped]
         sends.append(
             Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
         )
+        sends += self.activities.leaving(pid)
         if participant.role is Role.HOST:
             successor = min(
                 self.participants.values(),
@@ -285,16 +314,19 @@ class Meeting:
     # -- requests from participants -----------------------------------------------------------------
 
     def chat(self, pid: int, text: str, to: str | None = None, *, now: float) -> list[Send]:
-        """Relay chat; each participant may send :data:`CHAT_BURST` messages at once and
-        :data:`CHAT_RATE` a second on average (more is refused with ``rate_limited``, and lost)."""
+        """Relay chat to the sender's room (or privately, within it); each participant may send
+        :data:`CHAT_BURST` messages at once and :data:`CHAT_RATE` a second on average (more is refused
+        with ``rate_limited``, and lost)."""
         sender = self.participants[pid]
         if not self.allowed(sender, "chat"):
             raise RequestRefused("forbidden", "chat is forbidden for you in this meeting")
         target = self.find(to) if to is not None else None
+        if target is not None and not self.together(pid, target.pid):
+            raise RequestRefused("not_in_room", f"{target.name} is in another breakout room")
         self._take_chat_token(sender, now)
         message: Message = {"type": "chat", "from": sender.name, "text": text, "private": to is not None}
         if to is None:
-            return [Send(self._everyone(), message)]
+            return [Send(self.room_mates(pid), message)]
         assert target is not None
         message["to"] = target.name
         recipients = (pid,) if target.pid == pid else (target.pid, pid)
@@ -517,7 +549,189 @@ class Meeting:
         self._origins.clear()
         return [Send(waiting, closed)]
 
+    # -- breakout rooms, renaming ----------------------------------------------------------------------
+
+    def room_mates(self, pid: int) -> tuple[int, ...]:
+        """Everyone in ``pid``'s room, ``pid`` too: the whole meeting while no breakout room is open."""
+        breakout = self.breakout
+        if not breakout.where:
+            return self._everyone()
+        room = breakout.room_of(pid)
+        return tuple(other for other in self.participants if breakout.room_of(other) == room)
+
+    def together(self, pid: int, other: int) -> bool:
+        """Whether ``pid`` and ``other`` are in the same room (media and chat pass between them)."""
+        return self.breakout.room_of(pid) == self.breakout.room_of(other)
+
+    def breakout_create(self, pid: int, rooms: int, now: float) -> list[Send]:
+        self._moderate(pid, now, "create breakout rooms")
+        self.breakout.create(rooms)
+        return [self._breakout_plan()]
+
+    def breakout_assign(self, pid: int, name: str, room: int, now: float) -> list[Send]:
+        actor = self._moderate(pid, now, "assign breakout rooms")
+        moves = self.breakout.assign(self.find(name).pid, room)
+        return [self._breakout_plan(), *self._move(moves, actor.name)]
+
+    def breakout_shuffle(self, pid: int, now: float) -> list[Send]:
+        """Everyone but the host, spread over the rooms at random."""
+        actor = self._moderate(pid, now, "assign breakout rooms")
+        moves = self.breakout.shuffle([other for other in self.participants if other != pid], self._rng)
+        return [self._breakout_plan(), *self._move(moves, actor.name)]
+
+    def breakout_open(self, pid: int, minutes: int | None, now: float) -> list[Send]:
+        actor = self._moderate(pid, now, "open breakout rooms")
+        self._now = now
+        moves = self.breakout.open_rooms(now + 60 * minutes if minutes else None)
+        self._breakout_by = actor.name
+        opened = Send(self._everyone(), self._breakout_opened())
+        return [opened, *self._move(moves, actor.name), self._breakout_plan()]
+
+    def breakout_visit(self, pid: int, room: int, now: float) -> list[Send]:
+        """The host goes to ``room`` (0: the main room) while the rooms are open."""
+        actor = self._moderate(pid, now, "visit breakout rooms")
+        return self._move(self.breakout.visit(pid, room), actor.name)
+
+    def breakout_broadcast(self, pid: int, text: str, now: float) -> list[Send]:
+        """The host's message to every room (it takes a chat token, as chat does)."""
+        actor = self._require(pid, Role.HOST, "broadcast to breakout rooms")
+        if not self.breakout.open:
+            raise RequestRefused("bad_request", "breakout rooms are not open; this is ordinary chat")
+        self._take_chat_token(actor, now)
+        return [Send(self._everyone(), {"type": "breakout_broadcast", "from": actor.name, "text": text})]
+
+    def breakout_close(self, pid: int, now: float) -> list[Send]:
+        actor = self._moderate(pid, now, "close breakout rooms")
+        moves = self.breakout.close_rooms()
+        closed = {"type": "breakout_closed", "reason": "closed", "by": actor.name}
+        return [*self._move(moves, actor.name), Send(self._everyone(), closed), self._breakout_plan()]
+
+    def expire(self, now: float) -> list[Send]:
+        """Time passed: open breakout rooms whose time is up close (everyone back to the main room)."""
+        self._now = now
+        breakout = self.breakout
+        if not breakout.open or breakout.deadline is None or now < breakout.deadline:
+            return []
+        moves = breakout.close_rooms()
+        closed = {"type": "breakout_closed", "reason": "timeout"}
+        return [*self._move(moves, None), Send(self._everyone(), closed), self._breakout_plan()]
+
+    def _moderate(self, pid: int, now: float, action: str) -> Participant:
+        actor = self._require(pid, Role.HOST, action)
+        self.activities.moderate(pid, now)
+        return actor
+
+    def _breakout_plan(self) -> Send:
+        """The plan, for the host and admins."""
+        breakout = self.breakout
+        assignments = [
+            {"name": self.participants[pid].name, "room": room}
+            for pid, room in breakout.plan.items()
+            if pid in self.participants
+        ]
+        plan = {
+            "type": "breakout_rooms",
+            "rooms": breakout.rooms,
+            "open": breakout.open,
+            "assignments": assignments,
+        }
+        return Send(self._staff(), plan)
+
+    def _breakout_opened(self) -> Message:
+        opened: Message = {"type": "breakout_opened", "rooms": self.breakout.rooms}
+        if self._breakout_by is not None:
+            opened["by"] = self._breakout_by
+        deadline = self.breakout.deadline
+        if deadline is not None:
+            opened["ends_in"] = round(max(0.0, deadline - self._now), 1)
+        return opened
+
+    def _breakout_catch_up(self) -> list[Message]:
+        """What a newcomer is told of open rooms: that they are open, and who is in which."""
+        if not self.breakout.open:
+            return []
+        moved = [
+            {"type": "breakout_moved", "name": self.participants[pid].name, "room": room}
+            for pid, room in self.breakout.where.items()
+        ]
+        return [self._breakout_opened(), *moved]
+
+    def _visible(self, pid: int) -> set[int]:
+        """The SSRCs of the tracks ``pid`` receives: the others' in its room."""
+        return {
+            ssrc
+            for ssrc, track in self.tracks.items()
+            if track.owner != pid and self.together(pid, track.owner)
+        }
+
+    def _move(self, moves: dict[int, int], by: str | None) -> list[Send]:
+        """Carry out ``moves`` (pid -> room): tell everyone, and tell each participant whose view changes
+        which tracks left it (``share_stopped``, reason ``moved``) and which came into it."""
+        if not moves:
+            return []
+        before = {pid: self._visible(pid) for pid in self.participants}
+        for pid, room in moves.items():
+            self.breakout.move(pid, room)
+        self._routes_changed()
+        sends: list[Send] = []
+        everyone = self._everyone()
+        for pid, room in moves.items():
+            moved: Message = {"type": "breakout_moved", "name": self.participants[pid].name, "room": room}
+            if by is not None:
+                moved["by"] = by
+            sends.append(Send(everyone, moved))
+        lost: dict[int, list[int]] = {}
+        gained: dict[int, list[int]] = {}
+        for pid, seen in before.items():
+            now_seen = self._visible(pid)
+            for ssrc in seen - now_seen:
+                lost.setdefault(ssrc, []).append(pid)
+            for ssrc in now_seen - seen:
+                gained.setdefault(ssrc, []).append(pid)
+        for ssrc, pids in sorted(lost.items()):
+            track = self.tracks[ssrc]
+            stopped = {
+                "type": "share_stopped",
+                **track.describe(self.participants[track.owner].name),
+                "reason": "moved",
+            }
+            sends.append(Send(tuple(pids), stopped))
+        for ssrc, pids in sorted(gained.items()):
+            track = self.tracks[ssrc]
+            started = {"type": "share_started", **track.describe(self.participants[track.owner].name)}
+            sends.append(Send(tuple(pids), started))
+        return sends + self.control.apart()
+
+    def rename(self, pid: int, name: str, new_name: str, now: float) -> list[Send]:
+        """Host only: give ``name`` another name (not in an end-to-end encrypted meeting, where names are
+        bound to keys and to the security code)."""
+        actor = self._require(pid, Role.HOST, "rename people")
+        if self.e2ee:
+            raise RequestRefused(
+                "not_allowed",
+                "names cannot change in an end-to-end encrypted meeting: each is bound to its key",
+            )
+        target = self.find(name)
+        folded = name_key(new_name)
+        taken = [p.name for p in self.participants.values() if p is not target] + list(self.waiting.values())
+        if any(name_key(other) == folded for other in taken):
+            raise RequestRefused(
+                "name_taken", f"the name {new_name!r} is taken in this meeting; pick another"
+            )
+        self.activities.moderate(pid, now)
+        if new_name == target.name:
+            return []
+        old, target.name = target.name, new_name
+        self.activities.renamed(target.pid, new_name)
+        renamed = {"type": "participant_renamed", "name": old, "new_name": new_name, "by": actor.name}
+        return [Send(self._everyone(), renamed)]
+
     # -- helpers ------------------------------------------------------------------------------------
+
+    def require(self, pid: int, at_least: Role, action: str) -> Participant:
+        """``pid``'s participant if its role is at least ``at_least`` (host, or host and admins), else
+        RequestRefused ``not_allowed`` naming ``action``: every role check of the meeting's rules."""
+        return self._require(pid, at_least, action)
 
     def _require(self, pid: int, at_least: Role, action: str) -> Participant:
         actor = self.participants[pid]
@@ -575,7 +789,9 @@ class Meeting:
         self.tracks[ssrc] = track
         self.version.bump()
         participant.sharing.add(kind)
-        sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
+        sends.append(
+            Send(self.room_mates(pid), {"type": "share_started", **track.describe(participant.name)})
+        )
         return sends
 
     def unpublish(self, pid: int, kind: str) -> list[Send]:
@@ -598,7 +814,7 @@ class Meeting:
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
             owner.sharing.discard(track.kind)
         message = {"type": "share_stopped", **track.describe(owner.name), "reason": reason}
-        return Send(self._everyone(), message)
+        return Send(self.room_mates(track.owner), message)
 
     def _role_changed(self, participant: Participant, *, by: str | None) -> Send:
         message: Message = {"type": "role_changed", "name": participant.name, "role": str(participant.role)}

@@ -68,3 +68,7 @@ class Roster(Protocol):
     def allowed(self, participant: Participant, what: str) -> bool:
         """Whether ``participant`` may use ``what`` (audio, video, screen, control, chat) now."""
         ...
+
+    def together(self, pid: int, other: int) -> bool:
+        """Whether two participants are in the same room (always, unless breakout rooms are open)."""
+        ...

@@ -9,7 +9,8 @@ and a forbid of ``control`` that now applies to either party.
 
 Rules: a participant takes part in at most one control session at a time (pending or granted, on either
 side), so one person has one controller at a time; nobody asks themself; ``control`` must be allowed for
-both parties (a meeting-wide forbid applies to members, as for media). Events go to both parties only.
+both parties (a meeting-wide forbid applies to members, as for media); while breakout rooms are open both
+parties are in one room. Events go to both parties only.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class RemoteControl:
             if not meeting.allowed(who, "control"):
                 whose = "you" if who is asker else who.name
                 raise RequestRefused("forbidden", f"remote control is forbidden for {whose} in this meeting")
+        if not meeting.together(pid, target.pid):
+            raise RequestRefused("not_in_room", f"{target.name} is in another breakout room")
         if self.session_of(pid) is not None:
             raise RequestRefused(
                 "busy", "you already take part in a remote-control session; /revoke it first"
@@ -134,6 +137,15 @@ class RemoteControl:
                 continue
             kind = "control_revoked" if session.granted else "control_denied"
             sends += self._end(session, kind, reason="forbidden")
+        return sends
+
+    def apart(self) -> list[Send]:
+        """End every session whose two parties are no longer in the same (breakout) room."""
+        sends: list[Send] = []
+        for session in list(self.sessions):
+            if not self.meeting.together(session.controller, session.controlled):
+                kind = "control_revoked" if session.granted else "control_denied"
+                sends += self._end(session, kind, reason="moved")
         return sends
 
     def clear(self) -> None:

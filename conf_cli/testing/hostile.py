@@ -191,6 +191,14 @@ class TcpRawLink(RawLink):
     def receive(self, timeout: float) -> list[Message]:
         return [json.loads(p) for p in self._frames(timeout) if is_control(p)]
 
+    def receive_all(self, timeout: float) -> tuple[list[Message], list[bytes]]:
+        """The control messages and the media packets (RTP, RTCP) that arrive within ``timeout`` seconds,
+        each in the order they came: what a test counts at a receiver."""
+        frames = self._frames(timeout)
+        return [json.loads(p) for p in frames if is_control(p)], [
+            p for p in frames if p and not is_control(p)
+        ]
+
     def is_closed(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while not self._eof and (remaining := deadline - time.monotonic()) > 0:

@@ -90,6 +90,22 @@ VALID: dict[str, dict[str, Any]] = {
     "call_connected": {"type": "call_connected", "call": "a1b2"},
     "call_path": {"type": "call_path", "call": "a1b2", "path": "relayed"},
     "call_hangup": {"type": "call_hangup", "call": "a1b2"},
+    "hand": {"type": "hand", "raised": True},
+    "lower_hand": {"type": "lower_hand", "name": "Bob", "all": False},
+    "react": {"type": "react", "emoji": "❤️"},
+    "poll_start": {"type": "poll_start", "question": "Lunch?", "options": ["Pizza", "Soup"], "named": True},
+    "vote": {"type": "vote", "choice": 10, "poll": 3},
+    "poll_close": {"type": "poll_close"},
+    "breakout_create": {"type": "breakout_create", "rooms": 20},
+    "breakout_assign": {"type": "breakout_assign", "name": "Bob", "room": 0},
+    "breakout_shuffle": {"type": "breakout_shuffle"},
+    "breakout_open": {"type": "breakout_open", "minutes": 240},
+    "breakout_visit": {"type": "breakout_visit", "room": 1},
+    "breakout_broadcast": {"type": "breakout_broadcast", "text": "five minutes left"},
+    "breakout_close": {"type": "breakout_close"},
+    "spotlight": {"type": "spotlight", "name": "Bob"},
+    "rename": {"type": "rename", "name": "Bob", "new_name": "Robert"},
+    "ask_unmute": {"type": "ask_unmute", "name": "Bob"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("protocol",),
@@ -117,6 +133,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "call_connected": ("call",),
     "call_path": ("call", "path"),
     "call_hangup": ("call",),
+    "react": ("emoji",),
+    "poll_start": ("question", "options"),
+    "vote": ("choice",),
+    "breakout_create": ("rooms",),
+    "breakout_assign": ("name", "room"),
+    "breakout_visit": ("room",),
+    "breakout_broadcast": ("text",),
+    "rename": ("name", "new_name"),
+    "ask_unmute": ("name",),
 }
 
 
@@ -735,3 +760,47 @@ def test_media_kinds_are_a_known_set(kind):
     assert (
         refused(with_field(kind, "kind", "\x01" * 256)) == f"{kind}.kind must be one of audio, video, screen"
     )
+
+
+# -- in the meeting: the bounds of reactions, polls and breakout rooms ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value", "error"),
+    [
+        ("react", "emoji", "🦊", "react.emoji must be one of 👍 👎 👏 🎉 ❤️ 😂 😮 🤔 🙏 👋 ✅ ❌"),
+        ("react", "emoji", "❤", "react.emoji must be one of 👍 👎 👏 🎉 ❤️ 😂 😮 🤔 🙏 👋 ✅ ❌"),
+        ("poll_start", "question", "", "poll_start.question must be 1 to 200 characters"),
+        ("poll_start", "question", "?" * 201, "poll_start.question must be 1 to 200 characters"),
+        ("poll_start", "options", ["one"], "poll_start.options must be a list of 2 to 10 options"),
+        (
+            "poll_start",
+            "options",
+            list("abcdefghijk"),
+            "poll_start.options must be a list of 2 to 10 options",
+        ),
+        ("poll_start", "options", ["a", " "], "poll_start.options must hold strings of 1 to 80 characters"),
+        (
+            "poll_start",
+            "options",
+            ["a", "b" * 81],
+            "poll_start.options must hold strings of 1 to 80 characters",
+        ),
+        ("poll_start", "options", ["a", 1], "poll_start.options must hold strings of 1 to 80 characters"),
+        ("poll_start", "options", ["\uff21", "a"], "poll_start.options names one option twice"),
+        ("vote", "choice", 0, "vote.choice must be a number from 1 to 10"),
+        ("vote", "choice", True, "vote.choice must be a number from 1 to 10"),
+        ("breakout_create", "rooms", 21, "breakout_create.rooms must be a number from 1 to 20"),
+        ("breakout_assign", "room", -1, "breakout_assign.room must be a number from 0 to 20"),
+        ("breakout_open", "minutes", 0, "breakout_open.minutes must be a number from 1 to 240"),
+        ("breakout_open", "minutes", 1.5, "breakout_open.minutes must be a number from 1 to 240"),
+    ],
+)
+def test_meeting_request_bounds(kind, field, value, error):
+    assert refused(with_field(kind, field, value)) == error
+
+
+@pytest.mark.parametrize("text", ["Q?\x1b[2J", "Q?\u009b"])
+def test_poll_text_holds_no_control_characters(text):
+    assert "control character" in refused(with_field("poll_start", "question", text))
+    assert "control character" in refused(with_field("poll_start", "options", ["a", text]))

@@ -14,14 +14,24 @@ from hypothesis import strategies as st
 
 from conf_cli.errors import ProtocolError
 from conf_cli.protocol import events
-from conf_cli.protocol.control import CODECS, MEDIA_KINDS, PERMISSIONS, PROTOCOL_VERSION, ROLES, encode
+from conf_cli.protocol.control import (
+    CODECS,
+    MEDIA_KINDS,
+    PERMISSIONS,
+    PROTOCOL_VERSION,
+    REACTION_EMOJI,
+    ROLES,
+    encode,
+)
 from conf_cli.protocol.events import (
     EVENT_TYPES,
     ControlInput,
     Event,
     Joined,
     ParticipantEntry,
+    RoomEntry,
     TrackEntry,
+    VoteEntry,
     parse_event,
 )
 from conf_cli.server import passcode as passcode_module
@@ -95,6 +105,16 @@ KIND_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "button": st.integers(1, 3),
     "key": st.just("Return"),
     "steps": st.integers(-100, 100),
+    "position": st.integers(1, 100),
+    "emoji": st.sampled_from(REACTION_EMOJI),
+    "question": words,
+    "options": st.lists(words, min_size=2, max_size=10, unique=True).map(tuple),
+    "choice": st.integers(1, 10),
+    "counts": st.lists(st.integers(0, 100), max_size=10).map(tuple),
+    "votes": st.lists(st.builds(VoteEntry, name=names, choice=st.integers(1, 10)), max_size=4).map(tuple),
+    "assignments": st.lists(st.builds(RoomEntry, name=names, room=st.integers(0, 20)), max_size=4).map(tuple),
+    "rooms": st.integers(1, 20),
+    "room": st.integers(0, 20),
 }
 
 
@@ -274,6 +294,26 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
     server.send(1, {"type": "unban", "name": "Di"})
     server.send(2, {"type": "leave"})
     server.send(1, {"type": "end"})
+    # In the meeting: hands, reactions, polls, breakout rooms, spotlight, renames, asks to unmute.
+    for cid in (5, 6):
+        server.greet(cid)
+    server.send(5, {"type": "create", "name": "Eve"})
+    server.send(6, {"type": "join", "meeting": "k7m-q2xw-9fd", "name": "Fay", "passcode": "sesame"})
+    server.send(6, {"type": "hand"})
+    server.send(5, {"type": "lower_hand", "name": "Fay"})
+    server.send(6, {"type": "react", "emoji": "🎉"})
+    server.send(5, {"type": "ask_unmute", "name": "Fay"})
+    server.send(5, {"type": "poll_start", "question": "Lunch?", "options": ["Pizza", "Soup"], "named": True})
+    server.send(6, {"type": "vote", "choice": 2})
+    server.send(5, {"type": "poll_close"})
+    server.send(6, {"type": "publish", "kind": "audio", "ssrc": 77, "codec": "opus"})
+    server.send(5, {"type": "breakout_create", "rooms": 2})
+    server.send(5, {"type": "breakout_assign", "name": "Fay", "room": 1})
+    server.send(5, {"type": "breakout_open", "minutes": 5})
+    server.send(5, {"type": "breakout_broadcast", "text": "time"})
+    server.send(5, {"type": "breakout_close"})
+    server.send(5, {"type": "spotlight", "name": "Fay"})
+    server.send(5, {"type": "rename", "name": "Fay", "new_name": "Faye"})
     server.send(3, {"type": "online", "name": "Cy"})
     server.send(3, {"type": "offline"})
     server.send(3, {"type": "nonsense"})

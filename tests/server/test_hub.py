@@ -742,6 +742,22 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "call_connected": ("call",),
     "call_path": ("call", "path"),
     "call_hangup": ("call",),
+    "hand": ("raised",),
+    "lower_hand": ("name", "all"),
+    "react": ("emoji",),
+    "poll_start": ("question", "options", "named"),
+    "vote": ("choice", "poll"),
+    "poll_close": (),
+    "breakout_create": ("rooms",),
+    "breakout_assign": ("name", "room"),
+    "breakout_shuffle": (),
+    "breakout_open": ("minutes",),
+    "breakout_visit": ("room",),
+    "breakout_broadcast": ("text",),
+    "breakout_close": (),
+    "spotlight": ("name",),
+    "rename": ("name", "new_name"),
+    "ask_unmute": ("name",),
 }
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)
@@ -755,6 +771,7 @@ field_values = (
     | st.sampled_from(["audio", "video", "opus", "h264", 1, 0xFFFFFFFF])
     | st.sampled_from(["move", "button", "key", "text", 0.5, True, -3])
     | st.sampled_from(["B" * 43, ["10.0.0.1:4000"], [], "direct", "relayed", "c1", 5])
+    | st.sampled_from(["👍", "🎉", ["Pizza", "Soup"], ["a", "b", "c"], 2, "Lunch?", "Bob"])
     | any_text
     | json_values
 )

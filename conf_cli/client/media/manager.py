@@ -180,6 +180,10 @@ class MediaManager:
             for receiver in list(self.receivers.values()):
                 if receiver.name == event.get("name"):
                     self._end_receiver(receiver.ssrc, "left")
+        elif kind == "participant_renamed":
+            for receiver in self.receivers.values():
+                if receiver.name == event.get("name"):
+                    receiver.name = str(event.get("new_name"))
         elif kind == "error" and event.get("re") == "publish":
             for publisher in self.publishers:
                 publisher.refused()

@@ -40,13 +40,30 @@ class PreviewDeck:
 
     def __init__(self) -> None:
         self.previews: dict[int, Preview] = {}
+        self.pinned: str | None = None
+        """Whose video the host pinned for everyone (the spotlight): it stays on show while there is one."""
         self._chosen: int | None = None
         self._drawn: tuple[int | None, int] = (None, -1)  # (ssrc, frames) last drawn
 
     def add(self, preview: Preview) -> None:
-        """A new track: it goes on show (the newest video is the one people want to see)."""
+        """A new track: it goes on show (the newest video is the one people want to see), unless the
+        pinned person's is on show and this one is someone else's."""
         self.previews[preview.ssrc] = preview
-        self._chosen = preview.ssrc
+        current = self.current
+        if (
+            self.pinned is None
+            or preview.name == self.pinned
+            or current is None
+            or current.name != self.pinned
+        ):
+            self._chosen = preview.ssrc
+
+    def pin(self, name: str | None) -> None:
+        """Show ``name``'s newest video now and keep it on show (None: unpin; what shows stays)."""
+        self.pinned = name
+        pinned = [ssrc for ssrc, preview in self.previews.items() if preview.name == name]
+        if pinned:
+            self._chosen = pinned[-1]
 
     def remove(self, ssrc: int) -> None:
         """A track ended: the newest remaining one goes on show if it was this one."""

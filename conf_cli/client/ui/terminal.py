@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conf_cli.client.prompt import HELP
+from conf_cli.client.ui.activity import REACTION_SECONDS, Activity
 from conf_cli.client.ui.panels import (
     PREVIEW_COLUMNS,
     PREVIEW_LINES,
@@ -141,8 +142,18 @@ class TerminalUI:
 
     def show(self, event: Message) -> None:
         self.view.apply(event)
-        if event.get("type") == "track_ended" and isinstance(event.get("ssrc"), int):
+        kind = event.get("type")
+        if kind == "track_ended" and isinstance(event.get("ssrc"), int):
             self.previews.remove(event["ssrc"])
+        elif kind == "reaction":  # on show beside the name for a few seconds
+            name, emoji = printable(str(event.get("name"))), printable(str(event.get("emoji")))
+            asyncio.get_running_loop().call_later(REACTION_SECONDS, self._reaction_over, name, emoji)
+        elif kind == "spotlight":
+            self.previews.pin(self.view.activity.spotlight)
+        self._refresh()
+
+    def _reaction_over(self, name: str, emoji: str) -> None:
+        self.view.activity.forget_reaction(name, emoji)
         self._refresh()
 
     def show_help(self) -> None:
@@ -198,6 +209,7 @@ class TerminalUI:
             ("  WAITING ROOM" if view.waiting_room else "", "yellow"),
             ("  you are waiting to be admitted" if view.held else "", "bold yellow"),
             (f"  forbidden: {', '.join(sorted(view.forbidden))}" if view.forbidden else "", "red"),
+            *activity_header(view.activity, view.me),
         )
         people = Table.grid(padding=(0, 1))
         people.add_column()
@@ -206,7 +218,9 @@ class TerminalUI:
             shares = " ".join(sorted(peer.sharing))
             people.add_row(
                 Text(peer.name, style=ROLE_STYLE.get(peer.role, "")),
-                Text(f"{peer.role} {shares}".strip(), style="dim"),
+                Text.assemble(
+                    (f"{peer.role} {shares}".strip(), "dim"), *activity_marks(view.activity, peer.name)
+                ),
             )
         for waiting in view.waiting:
             people.add_row(Text(waiting, style="yellow"), Text("waiting", style="dim yellow"))
@@ -239,3 +253,33 @@ class TerminalUI:
         layout.split_column(*parts)
         layout["body"].split_row(left, Layout(Panel(chat, title="chat"), name="chat"))
         return layout
+
+
+def activity_header(activity: Activity, me: str) -> list[tuple[str, str]]:
+    """What the header says of breakout rooms and the open poll."""
+    parts: list[tuple[str, str]] = []
+    room = activity.room_of(me)
+    if activity.breakout_open:
+        parts.append(
+            (f"  breakout room {room}" if room else "  main room (breakout rooms open)", "bold cyan")
+        )
+    poll = activity.poll
+    if poll is not None:
+        voted = f", you voted {activity.my_vote}" if activity.my_vote else ": /vote N"
+        parts.append((f"  POLL {poll.get('poll')} open{voted}", "bold magenta"))
+    return parts
+
+
+def activity_marks(activity: Activity, name: str) -> list[tuple[str, str]]:
+    """What the participants list shows beside a name: raised hand (place in line), room, spotlight,
+    the latest reaction."""
+    marks: list[tuple[str, str]] = []
+    if name in activity.hands:
+        marks.append((f" ✋{activity.hands.index(name) + 1}", "bold yellow"))
+    if activity.room_of(name):
+        marks.append((f" room {activity.room_of(name)}", "cyan"))
+    if activity.spotlight == name:
+        marks.append((" ★", "bold magenta"))
+    if name in activity.reactions:
+        marks.append((f" {activity.reactions[name]}", ""))
+    return marks

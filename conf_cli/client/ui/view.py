@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from conf_cli.client.ui.activity import Activity
 from conf_cli.text import printable_event
 
 Message = dict[str, Any]
@@ -85,6 +86,8 @@ class MeetingView:
     """In an end-to-end encrypted meeting: the code everyone compares aloud (the same on every screen)."""
     control_outcome: str | None = None
     """How the last remote-control request or session we took part in ended (said again on leaving)."""
+    activity: Activity = field(default_factory=Activity)
+    """Hands, reactions, the open poll, breakout rooms, the spotlight (:mod:`conf_cli.client.ui.activity`)."""
 
     @property
     def my_role(self) -> str:
@@ -107,6 +110,8 @@ class MeetingView:
             line = describe(event)
             if line is not None:
                 self._note(line, "magenta")
+        for style, text in self.activity.apply(event, self.me):
+            self._note(text, style)
 
     def _note(self, text: str, style: str = "dim") -> None:
         self.log.append((style, text))
@@ -159,6 +164,23 @@ class MeetingView:
     def _on_participant_joined(self, e: Message) -> None:
         self.peers[e["name"]] = PeerView(e["name"], e["role"])
         self._note(f"{e['name']} joined", "green")
+
+    def _on_participant_renamed(self, e: Message) -> None:
+        old, new = e["name"], e["new_name"]
+        self.peers = {(new if name == old else name): peer for name, peer in self.peers.items()}
+        if new in self.peers:
+            self.peers[new].name = new
+        self.tracks = {
+            ((new if who == old else who), kind): track for (who, kind), track in self.tracks.items()
+        }
+        for track in self.tracks.values():
+            if track.name == old:
+                track.name = new
+        if old == self.me:
+            self.me = new
+            self._note(f"{e['by']} renamed you {new}", "bold magenta")
+        else:
+            self._note(f"{e['by']} renamed {old} {new}", "magenta")
 
     def _on_participant_left(self, e: Message) -> None:
         self.peers.pop(e["name"], None)

@@ -274,6 +274,12 @@ class BrowserSession:
             for ssrc, track in list(self.tracks.items()):
                 if track["name"] == event["name"]:
                     await self._track_stopped(ssrc)
+        elif kind == "participant_renamed":  # the host renamed someone, perhaps this page
+            if event["name"] == self.me:
+                self.me = event["new_name"]
+            for track in self.tracks.values():
+                if track["name"] == event["name"]:
+                    track["name"] = event["new_name"]
 
     def _track_started(self, track: dict[str, Any]) -> None:
         if track["name"] != self.me and track.get("codec") in ("H264", "opus"):
