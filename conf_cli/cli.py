@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from conf_cli.admin_command import admin
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
 from conf_cli.plugin.registry import Registry, registry
@@ -214,6 +215,27 @@ def cli(verbose: int) -> None:
     default=None,
     help="Answer `conf discover` on the local network (SSDP). Default: on unless --host is loopback.",
 )
+@click.option(
+    "--admin-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the admin HTTP API (see `conf admin`) on this port (0: a free one); its key is admin.key "
+    "in the server folder of $CONF_HOME.",
+)
+@click.option(
+    "--admin-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the admin API listens on (plain HTTP: keep it on loopback, or behind a TLS proxy).",
+)
+@click.option(
+    "--webhook",
+    "webhooks",
+    multiple=True,
+    metavar="URL",
+    help="POST each meeting event (signed with webhook.key in the server folder) to this http(s) URL; "
+    "repeat for several.",
+)
 def server(
     host: str,
     port: int,
@@ -231,6 +253,9 @@ def server(
     workers: int,
     call_port: int,
     announce: bool | None,
+    admin_port: int | None,
+    admin_host: str,
+    webhooks: tuple[str, ...],
     **service_settings: Any,  # service plugins' options; services get them in `settings` below
 ) -> None:
     """Run a conf server hosting any number of meetings.
@@ -256,6 +281,9 @@ def server(
         workers=workers,
         call_port=call_port,
         announce=announce,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        webhooks=webhooks,
         settings=dict(click.get_current_context().params),  # what services see: every option by name
     )
     _run(lambda: run_server(config), fast_loop=True)
@@ -931,6 +959,9 @@ def bench(
         encryption=encryption,
     )
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
+
+
+cli.add_command(admin)
 
 
 def add_plugin_commands(reg: Registry) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from conf_cli.errors import ConfError
+from conf_cli.paths import server_dir
 from conf_cli.plugin.registry import registry
 from conf_cli.server.edge import Endpoint
 
@@ -42,6 +43,11 @@ class ServerConfig:
     workers: int
     call_port: int
     announce: bool | None
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    """Serve the admin HTTP API on this port of ``admin_host`` (None: no admin API)."""
+    webhooks: tuple[str, ...] = ()
+    """URLs that get a signed POST for each meeting event."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Every option by name, service plugins' own included: what services see."""
 
@@ -72,10 +78,12 @@ async def run_server(config: ServerConfig) -> int:
     from conf_cli.server.edge import Server
     from conf_cli.server.hub import Hub
     from conf_cli.server.limiter import AttemptLimiter, Limits
+    from conf_cli.server.operations import Operations, start_operations
 
     host, workers, json_flag = config.host, config.workers, config.json_flag
     require_login, accounts_path, settings = config.require_login, config.accounts_path, config.settings
     srv: Any
+    operations: Operations | None = None
     endpoints = endpoints_for(config.transports, host, config.port)
     accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
     limits = Limits(
@@ -96,6 +104,8 @@ async def run_server(config: ServerConfig) -> int:
             )
         if any(s.wanted(settings) for s in registry().services.values()):
             raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
+        if config.admin_port is not None or config.webhooks:
+            raise ConfError("--admin-port and --webhook need a server in one process; drop --workers")
         srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits)
         urls = await srv.start(endpoints[0].host, endpoints[0].port)
     else:
@@ -104,6 +114,13 @@ async def run_server(config: ServerConfig) -> int:
         try:
             urls = await srv.start(endpoints, TransportOptions(security=security))
             urls += await srv.start_services(settings)
+            operations = await start_operations(
+                srv,
+                server_dir(),
+                admin_host=config.admin_host,
+                admin_port=config.admin_port,
+                webhooks=config.webhooks,
+            )
         except BaseException:
             await srv.close()
             raise
@@ -113,13 +130,18 @@ async def run_server(config: ServerConfig) -> int:
         try:
             await announcer.start()
         except BaseException:
+            if operations is not None:
+                await operations.close()
             await srv.close()
             raise
+    admin_url = operations.admin_url if operations is not None else None
     if json_flag:
         started: dict[str, Any] = {"type": "server_started", "urls": urls, "fingerprint": fingerprint}
         if workers == 1:
             started["call_port"] = srv.call_port
         started["announced"] = announcer is not None
+        if admin_url is not None:
+            started["admin"] = admin_url
         if workers > 1:
             started["workers"] = [worker.process.pid for worker in srv.workers]
         emit(started)
@@ -129,6 +151,8 @@ async def run_server(config: ServerConfig) -> int:
         sys.stdout.flush()
         if fingerprint is not None:
             click.echo(f"conf server key: {fingerprint}", err=True)
+        if admin_url is not None:
+            click.echo(f"admin API: {admin_url} (key in {server_dir() / 'admin.key'})", err=True)
         click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
     try:
         while True:
@@ -140,4 +164,6 @@ async def run_server(config: ServerConfig) -> int:
     finally:
         if announcer is not None:
             announcer.close()
+        if operations is not None:
+            await operations.close()
         await srv.close()
