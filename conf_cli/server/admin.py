@@ -155,7 +155,9 @@ class AdminApi:
         if request.path != OPENAPI_PATH:
             presented = request.headers.get("Authorization", "")
             scheme, _, token = presented.partition(" ")
-            key_ok = scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._key)
+            key_ok = scheme.lower() == "bearer" and hmac.compare_digest(
+                token.strip().encode("utf-8", "replace"), self._key
+            )
             check = self.operator.check_key(request.remote or "", key_ok, time.monotonic())
             if check.retry_after > 0:
                 wait = check.retry_after
@@ -181,6 +183,10 @@ class AdminApi:
             return _error(STATUS.get(refusal.code, 409), refusal.code, str(refusal))
         except web.HTTPRequestEntityTooLarge:
             return _error(413, "too_large", f"the body is larger than {MAX_BODY} bytes")
+        except web.HTTPException as exc:  # no such route (404), or not with that method (405)
+            text = "no such route; see /openapi.json" if exc.status in (404, 405) else exc.reason
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+            return _error(exc.status, code, text)
         except TimeoutError:
             return _error(503, "timeout", "the server did not finish in time")
 

@@ -79,8 +79,8 @@ def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: float
         raise BadSignature("malformed signature header: expected t=TIMESTAMP,v1=HEX")
     if abs(now - timestamp) > tolerance:
         raise BadSignature(f"signature timestamp is {abs(now - timestamp):.0f} s away from now; a replay?")
-    expected = sign(secret, timestamp, body).partition(",v1=")[2]
-    if not any(hmac.compare_digest(expected, mac) for mac in macs):
+    expected = sign(secret, timestamp, body).partition(",v1=")[2].encode("ascii")
+    if not any(hmac.compare_digest(expected, mac.encode("utf-8", "replace")) for mac in macs):
         raise BadSignature("signature does not match the body")
     return timestamp
 

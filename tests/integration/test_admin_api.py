@@ -179,6 +179,9 @@ def test_bad_bodies_are_refused_clearly(served: tuple[ConfProcess, str, str], cl
     assert raw(served[2], "POST", f"/meetings/{meeting}/kick", key, b'{"name": "nobody"}')[0] == 404
     status, _, body = raw(served[2], "POST", f"/meetings/{meeting}/mute", key, b'{"name": "ada"}')
     assert status == 409 and body["error"] == "not_allowed"  # the meeting's rules refuse it
+    status, _, body = raw(served[2], "GET", "/no/such/route", key)
+    assert status == 404 and "openapi.json" in body["message"]
+    assert raw(served[2], "PUT", "/meetings", key)[0] == 405
     big = json.dumps({"name": "x" * 100_000}).encode()
     assert raw(served[2], "POST", f"/meetings/{meeting}/kick", key, big)[0] == 413
 
@@ -192,7 +195,7 @@ def test_guessing_the_key_gets_locked_out_like_a_passcode(served: tuple[ConfProc
     assert (
         status == 401 and body["error"] == "unauthorized" and headers["WWW-Authenticate"].startswith("Bearer")
     )
-    assert raw(admin_url, "DELETE", "/meetings/abc-defg-hjk", "guess-2")[0] == 401
+    assert raw(admin_url, "DELETE", "/meetings/abc-defg-hjk", "gu\u00e9ss-\u00ff")[0] == 401  # not UTF-8
     # locked out now: even the right key waits, as a right passcode does
     status, headers, body = raw(admin_url, "GET", "/meetings", key)
     assert status == 429 and body["error"] == "rate_limited" and int(headers["Retry-After"]) >= 1
@@ -210,3 +213,11 @@ def test_the_openapi_document_is_served_without_a_key(served: tuple[ConfProcess,
     status, _, document = raw(served[2], "GET", "/openapi.json", None)
     assert status == 200 and document["openapi"].startswith("3.")
     assert "/meetings/{meeting}/kick" in document["paths"]
+
+
+def test_the_admin_api_and_webhooks_need_one_process() -> None:
+    for option in (("--admin-port", "0"), ("--webhook", "http://127.0.0.1:9/hook")):
+        done = run_conf("server", "--port", "0", "--workers", "2", *option)
+        assert done.returncode == 1 and "need a server in one process" in done.stderr
+    bad = run_conf("server", "--port", "0", "--webhook", "ftp://127.0.0.1/hook")
+    assert bad.returncode == 1 and "expected an http:// or https:// URL" in bad.stderr
