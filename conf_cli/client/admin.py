@@ -75,7 +75,9 @@ class AdminClient:
             raise AdminError(exc.code, code, f"{message} (HTTP {exc.code})") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ConfError(f"cannot reach the admin API at {self.url}: {reason}") from None
+            raise ConfError(
+                f"cannot reach the admin API at {self.url} (is the server running?): {reason}"
+            ) from None
 
 
 def meeting_path(meeting: str, action: str = "") -> str:

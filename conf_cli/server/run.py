@@ -153,6 +153,12 @@ async def run_server(config: ServerConfig) -> int:
             click.echo(f"conf server key: {fingerprint}", err=True)
         if admin_url is not None:
             click.echo(f"admin API: {admin_url} (key in {server_dir() / 'admin.key'})", err=True)
+    if admin_url is not None and not is_loopback(config.admin_host):
+        click.echo(
+            f"conf: the admin API at {admin_url} is plain HTTP beyond loopback: its key crosses the network "
+            "readable; reach it through a TLS proxy, or keep --admin-host on loopback",
+            err=True,
+        )
         click.echo("conf server running; clients use the URL above. Ctrl-C stops it.", err=True)
     try:
         while True:
