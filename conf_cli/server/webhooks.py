@@ -210,7 +210,7 @@ class Webhooks:
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout),
-            connector=aiohttp.TCPConnector(limit_per_host=1, force_close=False),
+            connector=aiohttp.TCPConnector(limit=len(self.lanes)),  # one delivery per lane at a time
         )
         for lane in self.lanes:
             lane.task = asyncio.create_task(lane.run(self._session), name=f"webhook {lane.url}")

@@ -79,9 +79,14 @@ class Receiver:
         self.got.append(event)
         return web.Response(status=204)
 
+    async def never(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        return web.Response(status=204)
+
     async def up(self) -> None:
         app = web.Application()
         app.router.add_post("/hook", self.handle)
+        app.router.add_post("/hang", self.never)
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()
@@ -153,11 +158,13 @@ async def test_each_url_has_its_own_lane() -> None:
     await dead.up()
     dead_url = dead.url
     await dead.down()
-    hooks = Webhooks([dead_url, alive.url], SECRET, first_backoff=0.2)
+    hanging = alive.url.replace("/hook", "/hang")  # the same host and port as a good one
+    hooks = Webhooks([dead_url, hanging, alive.url], SECRET, first_backoff=0.2, timeout=60)
     await hooks.start()
     try:
-        hooks.post([joined("ada")])
-        await until(lambda: len(alive.got) == 1)  # not held up by the dead one
+        hooks.post([joined("ada"), joined("bob")])
+        # held up by neither the dead one nor the hanging one (whose delivery would take 60 s)
+        await until(lambda: len(alive.got) == 2, timeout=10)
     finally:
         await hooks.close()
         await alive.down()
