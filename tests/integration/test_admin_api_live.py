@@ -209,6 +209,16 @@ def test_guessing_the_key_gets_locked_out_like_a_passcode(served: tuple[ConfProc
     assert done.returncode == 1 and "401" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_conf_admin_finds_the_server_through_its_folder(served: tuple[ConfProcess, str, str]) -> None:
+    folder = Path(conf_home()) / "server"
+    found = run_conf("admin", "--server-dir", str(folder), "--json", "meetings")
+    assert found.returncode == 0 and json.loads(found.stdout) == {"meetings": []}
+    elsewhere = Path(conf_home()) / "no-server-here"
+    missing = run_conf("admin", "--server-dir", str(elsewhere), "meetings")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().startswith("conf: no running admin API found") and "--url" in missing.stderr
+
+
 def test_the_openapi_document_is_served_without_a_key(served: tuple[ConfProcess, str, str]) -> None:
     status, _, document = raw(served[2], "GET", "/openapi.json", None)
     assert status == 200 and document["openapi"].startswith("3.")
