@@ -140,6 +140,14 @@ def admin_kick(meeting: str, name: str) -> None:
     _call("POST", _path(meeting, "/kick"), {"name": name}, _meeting_text)
 
 
+@admin.command("unban")
+@click.argument("meeting")
+@click.argument("name")
+def admin_unban(meeting: str, name: str) -> None:
+    """Let NAME, removed from MEETING, join it again (as /unban NAME)."""
+    _call("POST", _path(meeting, "/unban"), {"name": name}, _meeting_text)
+
+
 @admin.command("mute")
 @click.argument("meeting")
 @click.argument("name")

@@ -262,6 +262,13 @@ class AdminApi:
         self._carry_out(self.operator.kick(meeting_id, name))
         return self._meeting_state(meeting_id)
 
+    async def unban(self, request: web.Request) -> web.Response:
+        meeting_id = request.match_info["meeting"]
+        name = await self._name(request)
+        assert name is not None
+        self._carry_out(self.operator.unban(meeting_id, name))
+        return self._meeting_state(meeting_id)
+
     async def mute(self, request: web.Request) -> web.Response:
         meeting_id = request.match_info["meeting"]
         body = await self._body(request)

@@ -193,6 +193,14 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        "/meetings/{meeting}/unban",
+        "unban",
+        "Let a removed name join again (as /unban NAME)",
+        "Meeting",
+        body="Name",
+    ),
+    Route(
+        "POST",
         "/meetings/{meeting}/mute",
         "mute",
         "Forbid a participant audio (as /forbid audio NAME)",

@@ -102,6 +102,10 @@ class Operator:
         meeting = self.meeting(meeting_id)
         return self.hub.after_change(meeting, len(meeting.participants), meeting.kick(OPERATOR, name))
 
+    def unban(self, meeting_id: str, name: str) -> list[Action]:
+        """Let a removed name (and where it connected from) join again: ``/unban NAME``."""
+        return list(self.meeting(meeting_id).unban(OPERATOR, name))
+
     def mute(self, meeting_id: str, name: str, muted: bool) -> list[Action]:
         """Forbid ``name`` audio (stopping what they share), or permit it again: ``/forbid audio NAME``."""
         return list(self.meeting(meeting_id).set_permission(OPERATOR, "audio", not muted, name))

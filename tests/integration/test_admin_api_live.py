@@ -96,6 +96,9 @@ def test_kick_through_conf_admin_sends_what_a_host_kick_sends(
     assert again.wait() == 1 and any("removed" in line for line in again.stderr_lines)
     left = conf_admin(admin_url, "participants", meeting)
     assert [p["name"] for p in left["participants"]] == ["ada"]
+    conf_admin(admin_url, "unban", meeting, "bob")  # as /unban bob
+    assert ada.expect("unbanned") == {"type": "unbanned", "name": "bob", "by": "server admin"}
+    clients.joined(meeting, "bob")
 
 
 def test_meetings_mute_lock_waiting_room_and_end(

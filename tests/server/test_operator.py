@@ -35,6 +35,9 @@ def test_a_kick_by_the_operator_sends_what_the_hosts_kick_sends() -> None:
     with pytest.raises(RequestRefused) as refused:
         hub.meetings[MID_A].join(9, "BOB", passcode_ok=True)
     assert refused.value.code == "banned"
+    unbanned = operator.unban(MID_A, "bob")
+    assert to(unbanned, ADA) == [{"type": "unbanned", "name": "bob", "by": "server admin"}]
+    assert to(hub.meetings[MID_A].join(9, "BOB", passcode_ok=True), 9)[0]["type"] == "joined"
 
 
 def test_the_operator_may_remove_the_host_whose_role_passes_on() -> None:
