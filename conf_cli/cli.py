@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from conf_cli.admin_command import admin
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
 from conf_cli.plugin.registry import Registry, registry
@@ -245,6 +246,27 @@ def cli(verbose: int) -> None:
     help="Read options from this TOML file: keys are the long option names (port, max-failures ...); "
     "options given on the command line win. See docs/conf.example.toml.",
 )
+@click.option(
+    "--admin-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the admin HTTP API (see `conf admin`) on this port (0: a free one); its key is admin.key "
+    "in the server folder of $CONF_HOME.",
+)
+@click.option(
+    "--admin-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the admin API listens on (plain HTTP: keep it on loopback, or behind a TLS proxy).",
+)
+@click.option(
+    "--webhook",
+    "webhooks",
+    multiple=True,
+    metavar="URL",
+    help="POST each meeting event (signed with webhook.key in the server folder) to this http(s) URL; "
+    "repeat for several.",
+)
 def server(
     host: str,
     port: int,
@@ -265,6 +287,9 @@ def server(
     metrics_port: int | None,
     metrics_host: str,
     log_format: str,
+    admin_port: int | None,
+    admin_host: str,
+    webhooks: tuple[str, ...],
     **service_settings: Any,  # service plugins' options; services get them in `settings` below
 ) -> None:
     """Run a conf server hosting any number of meetings.
@@ -293,6 +318,9 @@ def server(
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         log_format=log_format,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        webhooks=webhooks,
         settings=dict(click.get_current_context().params),  # what services see: every option by name
     )
     if log_format == "json":
@@ -972,6 +1000,9 @@ def bench(
         encryption=encryption,
     )
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
+
+
+cli.add_command(admin)
 
 
 def add_plugin_commands(reg: Registry) -> None:

@@ -23,6 +23,7 @@ from conf_cli.protocol import control, rtcp, rtcp_xr, sframe, ssdp, stun
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, FrameDecoder, frame
 from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 from conf_cli.protocol.sdp import SessionDescription
+from conf_cli.server import webhooks
 from conf_cli.server.hub import Deferred, Hub
 from conf_cli.server.passcode import PasscodeHash
 from conf_cli.server.workers import channel
@@ -356,6 +357,22 @@ def ssdp_datagram(data: bytes) -> object:
         return ssdp.parse_response(data)
 
 
+def webhook_signature(data: bytes) -> object:
+    """A webhook's ``Conf-Signature`` header (the line before the first newline) over a body (the rest):
+    verifying raises only BadSignature, and a body signed here verifies under its own timestamp only."""
+    head, _, body = data.partition(b"\n")
+    header = head.decode("utf-8", "replace")
+    with contextlib.suppress(webhooks.BadSignature):
+        webhooks.verify(b"fuzz-secret", header, body, now=1765010000.0)
+    signed = webhooks.sign(b"fuzz-secret", 1765010000, body)
+    assert webhooks.verify(b"fuzz-secret", signed, body, now=1765010000.0) == 1765010000
+    try:
+        webhooks.verify(b"fuzz-secret", signed, body + b"x", now=1765010000.0)
+    except webhooks.BadSignature:
+        return len(body)
+    raise AssertionError("a signature held for a changed body")
+
+
 def jpeg_picture(data: bytes) -> object:
     """A JPEG picture the RTSP gateway sends as RFC 2435."""
     from conf_rtsp.jpeg_rtp import parse_jpeg  # the RTSP plugin's payload format
@@ -388,4 +405,11 @@ register("rtsp", rtsp_stream, seeds.rtsp_streams, expected=(ProtocolError,), max
 register("sdp", sdp_text, seeds.sdp_texts, expected=(ProtocolError, ValueError))
 register("sframe", sframe_header, seeds.sframe_headers, max_size=32)
 register("ssdp", ssdp_datagram, seeds.ssdp_datagrams, expected=(ProtocolError, ValueError), max_size=2048)
+register(
+    "webhook",
+    webhook_signature,
+    lambda: [b"t=1765010000,v1=" + b"0" * 64 + b'\n{"id":"evt_1","type":"meeting_started"}'],
+    expected=(),
+    max_size=4096,
+)
 register("jpeg", jpeg_picture, seeds.jpeg_pictures, max_size=65_536)

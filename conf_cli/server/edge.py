@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.plugin.registry import Registry
@@ -26,6 +26,9 @@ from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
 from conf_cli.server.traffic import TrafficTotals
+
+if TYPE_CHECKING:
+    from conf_cli.server.webhooks import Webhooks
 
 log = logging.getLogger("conf.server")
 
@@ -64,6 +67,13 @@ class Server:
         self.traffic = TrafficTotals()
         """Traffic counts of the links that closed, per transport (the open ones count their own)."""
         self.meeting_log = MeetingLog(self.hub.meetings, self._peer_of)
+        self.webhooks: Webhooks | None = None
+        """Where what happens in meetings goes (``--webhook``); see :meth:`use_webhooks`."""
+
+    def use_webhooks(self, webhooks: Webhooks) -> None:
+        """Hand what meetings note from now on to ``webhooks``, which deliver it beside the server."""
+        self.webhooks = webhooks
+        self.hub.journal.enabled = True
 
     async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
         """Listen on every endpoint; return the URLs clients use."""
@@ -101,6 +111,7 @@ class Server:
             "hub": asdict(self.hub.stats),
             "listeners": {listener.url: listener.stats() for listener in self.listeners},
             "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
+            **({"webhooks": self.webhooks.stats_dict()} if self.webhooks is not None else {}),
         }
 
     async def _open_call_port(self, host: str, port: int) -> None:
@@ -151,6 +162,9 @@ class Server:
     async def close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.webhooks is not None:
+            await self.webhooks.close()
+            self.webhooks = None
         for task in list(self._pending):
             task.cancel()
         for service in self.services:
@@ -209,7 +223,18 @@ class Server:
 
     # -- actions ------------------------------------------------------------------------------------
 
+    def apply(self, actions: list[Action]) -> None:
+        """Carry out actions of the hub's (the admin API's among them), as for a participant's message."""
+        self._apply(actions)
+
     def _apply(self, actions: list[Action]) -> None:
+        self._carry_out(actions)
+        if self.webhooks is not None:
+            happened = self.hub.journal.take()
+            if happened:
+                self.webhooks.post(happened)  # only queues: deliveries run beside the server
+
+    def _carry_out(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
                 try:

@@ -61,6 +61,7 @@ from conf_cli.server.feedback import (
     TokenBucket,
 )
 from conf_cli.server.histogram import Histogram
+from conf_cli.server.journal import Journal
 from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
@@ -292,6 +293,8 @@ class Hub:
     """Shared by every meeting of this hub: changes whenever participants or tracks change.
 
     An edge may keep a cacheable :class:`Routed` for RTP while ``version.value`` stays the same."""
+    journal: Journal = field(default_factory=Journal)
+    """Shared by every meeting of this hub: what happens in meetings, for webhooks (off by default)."""
     _conns: dict[int, _Connection] = field(default_factory=dict)
 
     @property
@@ -576,12 +579,14 @@ class Hub:
                     raise RequestRefused("bad_request", "admit: give a name, or all")
                 before = len(meeting.participants)
                 admitted = meeting.admit(pid, None if message.get("all") else message["name"])
-                return self._after(meeting, before, admitted)
+                return self.after_change(meeting, before, admitted)
             case "deny":
-                return self._after(meeting, len(meeting.participants), meeting.deny(pid, message["name"]))
+                return self.after_change(
+                    meeting, len(meeting.participants), meeting.deny(pid, message["name"])
+                )
             case "set_waiting_room":
                 before = len(meeting.participants)
-                return self._after(meeting, before, meeting.set_waiting_room(pid, message["enabled"]))
+                return self.after_change(meeting, before, meeting.set_waiting_room(pid, message["enabled"]))
             case "who":
                 return list(meeting.who(pid))
             case "chat":
@@ -593,7 +598,9 @@ class Hub:
                     meeting.set_permission(pid, message["what"], kind == "permit", message.get("name"))
                 )
             case "kick":
-                return self._after(meeting, len(meeting.participants), meeting.kick(pid, message["name"]))
+                return self.after_change(
+                    meeting, len(meeting.participants), meeting.kick(pid, message["name"])
+                )
             case "unban":
                 return list(meeting.unban(pid, message["name"]))
             case "lock" | "unlock":
@@ -605,7 +612,7 @@ class Hub:
             case "e2ee_keys":
                 return list(meeting.relay_keys(pid, message["keys"]))
             case "end":
-                return self._after(meeting, len(meeting.participants), meeting.end(pid))
+                return self.after_change(meeting, len(meeting.participants), meeting.end(pid))
             case "control_request":
                 return list(meeting.control.request(pid, message["name"], now))
             case "control_accept" | "control_reject":
@@ -859,12 +866,8 @@ class Hub:
             conn.busy = False
             if conn.phase is Phase.CLOSED:
                 return []
-            meeting_id = self.new_id()
-            while meeting_id in self.meetings:
-                meeting_id = self.new_id()
-            meeting = Meeting(meeting_id, digest, e2ee=e2ee, waiting_room=waiting_room, version=self.version)
-            self.meetings[meeting_id] = meeting
-            self.stats.meetings = len(self.meetings)
+            meeting = self.open_meeting(digest, by=name, waiting_room=waiting_room, e2ee=e2ee)
+            meeting_id = meeting.id
             self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
             created: Message = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
             if e2ee:
@@ -876,6 +879,24 @@ class Hub:
             return [Send((conn.cid,), created), *joined]
 
         return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
+
+    def open_meeting(self, passcode: PasscodeHash, *, by: str, waiting_room: bool, e2ee: bool) -> Meeting:
+        """A new meeting under a fresh ID, with nobody in it yet; ``by`` names who created it."""
+        meeting_id = self.new_id()
+        while meeting_id in self.meetings:
+            meeting_id = self.new_id()
+        meeting = Meeting(
+            meeting_id,
+            passcode,
+            e2ee=e2ee,
+            waiting_room=waiting_room,
+            version=self.version,
+            journal=self.journal,
+        )
+        self.meetings[meeting_id] = meeting
+        self.stats.meetings = len(self.meetings)
+        self.journal.note("meeting_started", meeting_id, by=by, waiting_room=waiting_room, e2ee=e2ee)
+        return meeting
 
     def _join(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         meeting_id = normalise_meeting_id(message["meeting"])
@@ -982,9 +1003,9 @@ class Hub:
         conn.entered = None
         if meeting is None:
             return []
-        return self._after(meeting, len(meeting.participants), meeting.leave(conn.cid, reason))
+        return self.after_change(meeting, len(meeting.participants), meeting.leave(conn.cid, reason))
 
-    def _after(self, meeting: Meeting, before: int, sends: list[Send]) -> list[Action]:
+    def after_change(self, meeting: Meeting, before: int, sends: list[Send]) -> list[Action]:
         """The actions of a change to ``meeting`` that had ``before`` participants: keyframe requests if
         it admitted someone; the meeting forgotten once it has closed."""
         actions: list[Action] = list(sends)

@@ -24,6 +24,9 @@ media and chat: :meth:`Meeting.audience` (the forwarding path), public chat, rea
 announcements reach the sender's room only, and a move tells each participant which tracks left its
 room and which came in. Hands, polls, the spotlight and asks to unmute are
 :mod:`conf_cli.server.activities`'.
+The server's operator (the admin API) acts through these same methods as :data:`OPERATOR`, with the
+host's role and the same checks; it may also remove the host. Every meeting notes its end, who enters
+and leaves and what is published in its :class:`~conf_cli.server.journal.Journal`, for webhooks.
 """
 
 from __future__ import annotations
@@ -36,9 +39,19 @@ from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
 from conf_cli.server.activities import Activities
 from conf_cli.server.breakout import Breakout
 from conf_cli.server.feedback import TrackFeedback
+from conf_cli.server.journal import Journal
 from conf_cli.server.limiter import seconds_text
 from conf_cli.server.passcode import PasscodeHash
-from conf_cli.server.people import CHAT_BURST, CHAT_RATE, Message, Participant, Role, Send
+from conf_cli.server.people import (
+    CHAT_BURST,
+    CHAT_RATE,
+    OPERATOR,
+    OPERATOR_NAME,
+    Message,
+    Participant,
+    Role,
+    Send,
+)
 from conf_cli.server.remote_control import RemoteControl
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
@@ -100,6 +113,7 @@ class Meeting:
         waiting_room: bool = False,
         version: RouteVersion | None = None,
         rng: random.Random | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.id = meeting_id
         self.passcode = passcode
@@ -120,6 +134,10 @@ class Meeting:
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
         self.version = version if version is not None else RouteVersion()
         """Bumped by :meth:`_routes_changed` whenever participants or tracks change."""
+        self.journal = journal if journal is not None else Journal()
+        """Where the meeting notes what happens in it for webhooks (shared by the hub's meetings)."""
+        self._operator = Participant(OPERATOR, OPERATOR_NAME, Role.HOST, 0)
+        """The server's operator as an actor (:mod:`conf_cli.server.operator`): never a participant."""
         self.control = RemoteControl(self)
         """Remote-control sessions: requests, grants (see :mod:`conf_cli.server.remote_control`)."""
         self.activities = Activities(self)
@@ -173,7 +191,7 @@ class Meeting:
             snapshot["e2ee"] = True
         if self.waiting_room or self.waiting:
             snapshot["waiting_room"] = self.waiting_room
-            if pid is not None and pid in self._staff():
+            if pid is not None and (pid == OPERATOR or pid in self._staff()):
                 snapshot["waiting"] = list(self.waiting.values())
         return snapshot
 
@@ -265,6 +283,7 @@ class Meeting:
         others = self._everyone()
         self.participants[pid] = participant
         self._routes_changed()
+        self.journal.note("participant_joined", self.id, name=name, role=str(role))
         joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot(pid)}
         sends = [Send((pid,), joined)]
         if others:
@@ -290,8 +309,10 @@ class Meeting:
         del self.participants[pid]
         self.breakout.forget(pid)
         self._routes_changed()
+        self.journal.note("participant_left", self.id, name=participant.name, reason=reason)
         if not self.participants:
             self.closed = True
+            self.journal.note("meeting_ended", self.id, reason="empty")
             return self._close_waiting_room(None)
         stopped = [Send(to, s.message) for s in sends if (to := tuple(p for p in s.to if p != pid))]
         sends = [*control, *stopped]
@@ -406,7 +427,9 @@ class Meeting:
         target = self.find(name)
         if target.pid == pid:
             raise RequestRefused("bad_request", "you cannot remove yourself; use /leave")
-        if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
+        if (target.role is Role.HOST and pid != OPERATOR) or (
+            target.role is Role.ADMIN and actor.role is not Role.HOST
+        ):
             raise RequestRefused("not_allowed", f"you cannot remove {target.name}")
         origin = self._origins.get(target.pid)
         sends = [Send((target.pid,), {"type": "kicked", "by": actor.name})]
@@ -444,6 +467,12 @@ class Meeting:
         """Close the meeting for everyone (host and admins)."""
         actor = self._require(pid, Role.ADMIN, "end the meeting for everyone")
         everyone = self._everyone()
+        for track in self.tracks.values():
+            owner = self.participants[track.owner].name
+            self.journal.note("track_unpublished", self.id, **track.describe(owner), reason="ended")
+        for participant in self.participants.values():
+            self.journal.note("participant_left", self.id, name=participant.name, reason="ended")
+        self.journal.note("meeting_ended", self.id, reason="ended", by=actor.name)
         self.participants.clear()
         self.tracks.clear()
         self._routes_changed()
@@ -734,7 +763,9 @@ class Meeting:
         return self._require(pid, at_least, action)
 
     def _require(self, pid: int, at_least: Role, action: str) -> Participant:
-        actor = self.participants[pid]
+        """The participant ``pid`` if its role allows ``action``, else RequestRefused ``not_allowed``.
+        The operator (:data:`OPERATOR`) acts with the host's role."""
+        actor = self._operator if pid == OPERATOR else self.participants[pid]
         if at_least is Role.HOST and actor.role is not Role.HOST:
             raise RequestRefused("not_allowed", f"only the host can {action}")
         if at_least is Role.ADMIN and actor.role is Role.MEMBER:
@@ -792,6 +823,8 @@ class Meeting:
         sends.append(
             Send(self.room_mates(pid), {"type": "share_started", **track.describe(participant.name)})
         )
+        self.journal.note("track_published", self.id, **track.describe(participant.name))
+        sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
         return sends
 
     def unpublish(self, pid: int, kind: str) -> list[Send]:
@@ -813,6 +846,7 @@ class Meeting:
         owner = self.participants[track.owner]
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
             owner.sharing.discard(track.kind)
+        self.journal.note("track_unpublished", self.id, **track.describe(owner.name), reason=reason)
         message = {"type": "share_stopped", **track.describe(owner.name), "reason": reason}
         return Send(self.room_mates(track.owner), message)
 

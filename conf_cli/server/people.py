@@ -15,7 +15,23 @@ Message = dict[str, Any]
 CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
 CHAT_BURST = 10.0  # ... and at once
 
-__all__ = ["CHAT_BURST", "CHAT_RATE", "Message", "Participant", "Role", "Roster", "Send"]
+OPERATOR = -1
+"""The actor id of the server's operator (the admin API, :mod:`conf_cli.server.operator`): never a
+connection's, and never among a meeting's participants."""
+OPERATOR_NAME = "server admin"
+"""The name participants see in ``by`` when the operator acts (``kicked``, ``meeting_locked`` ...)."""
+
+__all__ = [
+    "CHAT_BURST",
+    "CHAT_RATE",
+    "OPERATOR",
+    "OPERATOR_NAME",
+    "Message",
+    "Participant",
+    "Role",
+    "Roster",
+    "Send",
+]
 
 
 class Role(StrEnum):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conf_cli.errors import ConfError
+from conf_cli.paths import server_dir
 from conf_cli.plugin.registry import registry
 from conf_cli.server.edge import Endpoint
 
@@ -49,6 +50,11 @@ class ServerConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     log_format: str = "text"
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    """Serve the admin HTTP API on this port of ``admin_host`` (None: no admin API)."""
+    webhooks: tuple[str, ...] = ()
+    """URLs that get a signed POST for each meeting event."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Every option by name, service plugins' own included: what services see."""
 
@@ -87,11 +93,13 @@ async def run_server(config: ServerConfig) -> int:
     from conf_cli.server.edge import Server
     from conf_cli.server.hub import Hub
     from conf_cli.server.limiter import AttemptLimiter, Limits
+    from conf_cli.server.operations import Operations, start_operations
 
     host, workers, json_flag = config.host, config.workers, config.json_flag
     require_login, accounts_path, settings = config.require_login, config.accounts_path, config.settings
     srv: Any
     metrics: MetricsEndpoint | None = None
+    operations: Operations | None = None
     endpoints = endpoints_for(config.transports, host, config.port)
     accounts = AccountStore(accounts_path) if require_login or accounts_path is not None else None
     limits = Limits(
@@ -114,6 +122,8 @@ async def run_server(config: ServerConfig) -> int:
             raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
         if config.metrics_port is not None:
             raise ConfError("--metrics-port needs a server in one process, without --workers")
+        if config.admin_port is not None or config.webhooks:
+            raise ConfError("--admin-port and --webhook need a server in one process; drop --workers")
         srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits)
         urls = await srv.start(endpoints[0].host, endpoints[0].port)
     else:
@@ -128,6 +138,13 @@ async def run_server(config: ServerConfig) -> int:
                 metrics = await serve_metrics(
                     srv, node_name(settings), config.metrics_host, config.metrics_port
                 )
+            operations = await start_operations(
+                srv,
+                server_dir(),
+                admin_host=config.admin_host,
+                admin_port=config.admin_port,
+                webhooks=config.webhooks,
+            )
         except BaseException:
             await srv.close()
             raise
@@ -139,13 +156,18 @@ async def run_server(config: ServerConfig) -> int:
         except BaseException:
             if metrics is not None:
                 await metrics.close()
+            if operations is not None:
+                await operations.close()
             await srv.close()
             raise
+    admin_url = operations.admin_url if operations is not None else None
     if json_flag:
         started: dict[str, Any] = {"type": "server_started", "urls": urls, "fingerprint": fingerprint}
         if workers == 1:
             started["call_port"] = srv.call_port
         started["announced"] = announcer is not None
+        if admin_url is not None:
+            started["admin"] = admin_url
         if workers > 1:
             started["workers"] = [worker.process.pid for worker in srv.workers]
         if metrics is not None:
@@ -167,7 +189,15 @@ async def run_server(config: ServerConfig) -> int:
             notice(f"conf server key: {fingerprint}")
         if metrics is not None:
             notice(f"conf metrics: {metrics.url}")
+        if admin_url is not None:
+            notice(f"admin API: {admin_url} (key in {server_dir() / 'admin.key'})")
         notice("conf server running; clients use the URL above. Ctrl-C stops it.")
+    if admin_url is not None and not is_loopback(config.admin_host):
+        click.echo(
+            f"conf: the admin API at {admin_url} is plain HTTP beyond loopback: its key crosses the network "
+            "readable; reach it through a TLS proxy, or keep --admin-host on loopback",
+            err=True,
+        )
     try:
         while True:
             if json_flag and config.stats_interval > 0:
@@ -180,4 +210,6 @@ async def run_server(config: ServerConfig) -> int:
             announcer.close()
         if metrics is not None:
             await metrics.close()
+        if operations is not None:
+            await operations.close()
         await srv.close()

@@ -1,0 +1,63 @@
+"""What ``conf server`` runs for its operators beside the meetings: the admin API (``--admin-port``)
+and webhooks (``--webhook``). Both need the server in one process; their secrets live in the server's
+folder (:mod:`conf_cli.paths`)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from conf_cli.errors import ConfError
+from conf_cli.paths import ADMIN_KEY_FILE, ADMIN_URL_FILE, WEBHOOK_KEY_FILE, load_or_create_secret
+from conf_cli.server.admin import AdminApi
+from conf_cli.server.edge import Server
+from conf_cli.server.webhooks import Webhooks, check_url
+
+
+@dataclass
+class Operations:
+    """The admin API and webhooks of a running server; :meth:`close` stops both."""
+
+    server: Server
+    admin: AdminApi | None = None
+    url_file: Path | None = None
+
+    @property
+    def admin_url(self) -> str | None:
+        return self.admin.url if self.admin is not None else None
+
+    async def close(self) -> None:
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
+        if self.url_file is not None:  # unless another server wrote its own meanwhile
+            with contextlib.suppress(OSError):
+                if self.url_file.read_text(encoding="utf-8").strip() == self.admin_url:
+                    self.url_file.unlink()
+            self.url_file = None
+        # the webhooks close with the server (Server.close)
+
+
+async def start_operations(
+    server: Server, folder: Path, *, admin_host: str, admin_port: int | None, webhooks: tuple[str, ...]
+) -> Operations:
+    """Start the webhooks and the admin API that the options ask for (either may be absent)."""
+    for url in webhooks:
+        check_url(url)
+    operations = Operations(server)
+    if webhooks:
+        hooks = Webhooks(list(webhooks), load_or_create_secret(folder / WEBHOOK_KEY_FILE).encode("utf-8"))
+        await hooks.start()
+        server.use_webhooks(hooks)
+    if admin_port is not None:
+        api = AdminApi(server, load_or_create_secret(folder / ADMIN_KEY_FILE))
+        url = await api.start(admin_host, admin_port)
+        operations.admin = api
+        operations.url_file = folder / ADMIN_URL_FILE
+        try:
+            operations.url_file.write_text(url + "\n", encoding="utf-8")
+        except OSError as exc:
+            await operations.close()
+            raise ConfError(f"cannot write {operations.url_file}: {exc.strerror or exc}") from None
+    return operations
