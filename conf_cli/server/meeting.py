@@ -824,7 +824,6 @@ class Meeting:
             Send(self.room_mates(pid), {"type": "share_started", **track.describe(participant.name)})
         )
         self.journal.note("track_published", self.id, **track.describe(participant.name))
-        sends.append(Send(self._everyone(), {"type": "share_started", **track.describe(participant.name)}))
         return sends
 
     def unpublish(self, pid: int, kind: str) -> list[Send]:
