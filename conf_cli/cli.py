@@ -90,6 +90,14 @@ accounts_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The accounts file (SQLite). Default: accounts.db in the server folder ($CONF_HOME/server).",
 )
+token_key_option = click.option(
+    "--token-key",
+    "token_key_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The key access tokens are signed with (created, mode 0600, if missing). Default: token.key in "
+    "the server folder of $CONF_HOME (~/.config/conf).",
+)
 PASSWORD_ENV = "CONF_PASSWORD"
 encryption_option = click.option(
     "--encryption",
@@ -159,6 +167,7 @@ def cli(verbose: int) -> None:
     help="Refuse create and join until the client has logged in to an account (see `conf user`).",
 )
 @accounts_option
+@token_key_option
 @click.option(
     "--max-failures",
     default=5,
@@ -227,6 +236,7 @@ def server(
     failure_window: float,
     encryption: str,
     identity_file: Path | None,
+    token_key_file: Path | None,
     stats_interval: float,
     workers: int,
     call_port: int,
@@ -252,6 +262,7 @@ def server(
         failure_window=failure_window,
         encryption=encryption,
         identity_file=identity_file,
+        token_key_file=token_key_file,
         stats_interval=stats_interval,
         workers=workers,
         call_port=call_port,

@@ -15,7 +15,7 @@ Message = dict[str, Any]
 CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
 CHAT_BURST = 10.0  # ... and at once
 
-__all__ = ["CHAT_BURST", "CHAT_RATE", "Message", "Participant", "Role", "Roster", "Send"]
+__all__ = ["CHAT_BURST", "CHAT_RATE", "Grant", "Message", "Participant", "Role", "Roster", "Send"]
 
 
 class Role(StrEnum):
@@ -32,6 +32,15 @@ class Send:
     message: Message
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What an access token gives its holder in a meeting (:mod:`conf_cli.server.tokens`): the role they
+    enter with, and the media kinds they may ever publish there, whatever their role becomes."""
+
+    role: Role
+    can_publish: frozenset[str]
+
+
 @dataclass
 class Participant:
     pid: int
@@ -43,6 +52,8 @@ class Participant:
     key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
     chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
     chat_stamp: float | None = None  # ... as of this time (None: never chatted)
+    can_publish: frozenset[str] | None = None
+    """The kinds an access token lets this participant publish; None: no token, no such limit."""
 
     def describe(self) -> Message:
         described: Message = {
