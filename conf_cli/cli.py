@@ -98,6 +98,14 @@ token_key_option = click.option(
     help="The key access tokens are signed with (created, mode 0600, if missing). Default: token.key in "
     "the server folder of $CONF_HOME (~/.config/conf).",
 )
+TOKEN_ENV = "CONF_TOKEN"
+token_option = click.option(
+    "--token",
+    default=lambda: os.environ.get(TOKEN_ENV) or None,
+    metavar="TOKEN",
+    help=f"An access token (`conf token create`): join as the name and role it names, without the passcode. "
+    f"Default: ${TOKEN_ENV} (which, unlike the command line, other users of this machine cannot read).",
+)
 PASSWORD_ENV = "CONF_PASSWORD"
 encryption_option = click.option(
     "--encryption",
@@ -471,10 +479,17 @@ def _attend(
     waiting_room: bool = False,
     encryption: str,
     fingerprint: str | None,
+    token: str | None = None,
 ) -> None:
     from conf_cli.client.runner import attend
 
     password = _password(user, password_stdin)
+    context = click.get_current_context(silent=True)
+    if token is not None and context is not None:
+        from conf_cli.server.tokens import peek
+
+        if context.get_parameter_source("name") is click.core.ParameterSource.DEFAULT:
+            name = str(_or_exit(lambda: peek(token)).get("sub") or name)  # the name the token is for
     _run(
         lambda: attend(
             parse_server_url(server_url, transport=transport),
@@ -494,6 +509,7 @@ def _attend(
             waiting_room=waiting_room,
             encryption=encryption,
             fingerprint=fingerprint,
+            token=token,
         )
     )
 
@@ -556,6 +572,7 @@ REQUIRE_E2EE_HELP = (
 @meeting_options
 @click.option("--discover", "find_server", is_flag=True, help="Find the server on the local network (SSDP).")
 @click.option("--e2ee", is_flag=True, help=REQUIRE_E2EE_HELP)
+@token_option
 def join(meeting: str, find_server: bool, **options: Any) -> None:
     """Join MEETING."""
     if find_server:
@@ -576,6 +593,7 @@ def join(meeting: str, find_server: bool, **options: Any) -> None:
 @meeting_options
 @_with(*SOURCE_OPTIONS)
 @click.option("--e2ee", is_flag=True, help=REQUIRE_E2EE_HELP)
+@token_option
 def share(
     kind: str,
     path: str | None,
@@ -700,6 +718,7 @@ def call(
 @click.argument("peer")
 @click.option("--meeting", required=True, help="Meeting ID.")
 @meeting_options
+@token_option
 def control(peer: str, meeting: str, **options: Any) -> None:
     """Join MEETING and ask PEER for control of their desktop; they must agree.
 
@@ -707,6 +726,67 @@ def control(peer: str, meeting: str, **options: Any) -> None:
     back, ends control and the call (exit code 0; 10 when PEER refuses or does not answer in time).
     """
     _attend(meeting, None, control=peer, **options)
+
+
+@cli.group()
+def token() -> None:
+    """Access tokens: let one person into a meeting as a name and role, without the passcode."""
+
+
+@token.command("create")
+@click.option("--meeting", default=None, metavar="ID", help="The meeting the token opens.")
+@click.option("--any", "any_meeting", is_flag=True, help="Open any meeting on this server instead.")
+@click.option("--name", required=True, help="The name its holder takes part under.")
+@click.option(
+    "--role",
+    type=click.Choice(["host", "admin", "member"]),
+    default="member",
+    show_default=True,
+    help="The role its holder enters with (a host's token makes the present host an admin).",
+)
+@click.option("--ttl", default="1h", show_default=True, help="How long it is valid: 90s, 30m, 1h, 7d.")
+@click.option(
+    "--can-publish",
+    default="audio,video,screen",
+    show_default=True,
+    metavar="KINDS",
+    help="What its holder may share, comma-separated (empty: nothing).",
+)
+@token_key_option
+def token_create(
+    meeting: str | None,
+    any_meeting: bool,
+    name: str,
+    role: str,
+    ttl: str,
+    can_publish: str,
+    token_key_file: Path | None,
+) -> None:
+    """Print a token signed with this server's token key (run it where the server keeps its folder).
+
+    The holder joins with `conf join ID --token TOKEN`, or the web page's `?token=TOKEN`.
+    """
+    import time
+
+    from conf_cli.server.people import Role
+    from conf_cli.server.tokens import TokenKey, issue, parse_ttl
+
+    if (meeting is None) == (not any_meeting):
+        _fail("give --meeting ID or --any (any meeting on this server)")
+    kinds = [kind.strip() for kind in can_publish.split(",") if kind.strip()]
+    key = _or_exit(lambda: TokenKey.load_or_create(token_key_file))
+    text = _or_exit(
+        lambda: issue(
+            key,
+            name=name,
+            meeting=meeting,
+            role=Role(role),
+            can_publish=kinds,
+            ttl=parse_ttl(ttl),
+            now=time.time(),
+        )
+    )
+    click.echo(text)
 
 
 @cli.group()

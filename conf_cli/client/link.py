@@ -175,7 +175,13 @@ class Client:
         return created, joined
 
     async def join(
-        self, meeting: str, name: str, passcode: str | None = None, *, require_e2ee: bool = False
+        self,
+        meeting: str,
+        name: str,
+        passcode: str | None = None,
+        *,
+        require_e2ee: bool = False,
+        token: str | None = None,
     ) -> Message:
         """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
 
@@ -186,7 +192,9 @@ class Client:
         """
         self.require_e2ee = require_e2ee
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
-        if passcode:
+        if token:  # an access token instead of the passcode (docs/protocol.md)
+            request["token"] = token
+        elif passcode:
             request["passcode"] = passcode
         if self.e2ee_capable:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))

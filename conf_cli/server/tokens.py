@@ -161,10 +161,14 @@ def issue(
         raise ConfError(f"--can-publish: unknown kind {unknown[0]!r}; kinds are {', '.join(MEDIA_KINDS)}")
     if not 0 < ttl <= MAX_TTL:
         raise ConfError(f"--ttl must be more than 0 and at most {MAX_TTL / 86400:g} days")
+    if meeting is not None:
+        meeting = normalise_meeting_id(meeting)
+        if len(meeting) != 12 or not meeting.replace("-", "").isalnum():
+            raise ConfError(f"--meeting {meeting!r} is not a meeting ID (they look like k7m-q2xw-9fd)")
     payload: dict[str, Any] = {
         "iss": ISSUER,
         "sub": name,
-        "meeting": ANY_MEETING if meeting is None else normalise_meeting_id(meeting),
+        "meeting": ANY_MEETING if meeting is None else meeting,
         "role": str(role),
         "can_publish": kinds,
         "iat": int(now),
@@ -222,8 +226,8 @@ def peek(token: str) -> dict[str, Any]:
     """A token's claims, unchecked: for showing what it says, never for deciding anything."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
-        raise ConfError(f"this is not an access token: {exc}") from None
+    except jwt.PyJWTError:
+        raise ConfError("this is not an access token (not a JSON Web Token)") from None
     return claims if isinstance(claims, dict) else {}
 
 
