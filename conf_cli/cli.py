@@ -857,6 +857,52 @@ def devices() -> None:
     Console().print(table)
 
 
+@cli.command()
+@click.argument("url", required=False)
+@encryption_option
+@fingerprint_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.5, 60),
+    default=5.0,
+    show_default=True,
+    help="Seconds each check waits.",
+)
+@click.option(
+    "--json", "json_flag", is_flag=True, help="One JSON object per check (doctor_check), for scripts."
+)
+def doctor(
+    url: str | None, encryption: str, fingerprint: str | None, timeout: float, json_flag: bool
+) -> None:
+    """Check what a meeting on the server at URL needs, one line per check with what to do.
+
+    Name resolution, TCP, TLS and the pinned key, UDP (rtp://'s media path, or the STUN port), the NAT,
+    the clock, and this machine's capture and playback devices. Exit code 1 when a meeting would fail.
+    URL defaults to $CONF_SERVER, else tcp://127.0.0.1:7450.
+    """
+    from conf_cli.client.doctor import FAIL, Check, Doctor
+    from conf_cli.machine import emit
+
+    address = _or_exit(lambda: parse_server_url(url or os.environ.get(SERVER_ENV, DEFAULT_SERVER)))
+    if fingerprint is not None:
+        from conf_cli.plugin.security import check_fingerprint
+
+        _or_exit(lambda: check_fingerprint(fingerprint))
+
+    def report(check: Check) -> None:
+        if json_flag:
+            emit(check.as_event())
+        else:
+            click.echo(check.line())
+
+    async def main() -> int:
+        doctor = Doctor(registry(), address, encryption=encryption, expected=fingerprint, timeout=timeout)
+        checks = await doctor.run(report)
+        return 1 if any(check.status == FAIL for check in checks) else 0
+
+    _run(main)
+
+
 @cli.group("known-hosts")
 def known_hosts() -> None:
     """The server keys this client trusts (pinned on first connection), one per server URL."""
