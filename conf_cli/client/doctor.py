@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import ssl
@@ -183,10 +184,11 @@ class Doctor:
                 "a firewall drops the connection, or the server is down",
             )
         except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
             return Check(
                 "tcp",
                 FAIL,
-                f"cannot connect to {_hostport(target, port)}: {(exc.strerror or str(exc)).lower()}",
+                f"cannot connect to {_hostport(target, port)}: {why.lower()}",
                 "is `conf server` running there, on this port?",
             )
         writer.close()
@@ -299,7 +301,6 @@ class Doctor:
         client = Client(
             self.registry, self.address, TransportOptions(connect_timeout=self.timeout, security=security)
         )
-        sent = time.time()
         try:
             welcome = await client.connect()
         except ConfError as exc:
@@ -321,6 +322,7 @@ class Doctor:
         found.client, found.welcome = client, welcome
         server_time = welcome.get("time")
         if isinstance(server_time, int | float) and not isinstance(server_time, bool):
+            sent = client.hello_sent
             found.clock = (float(server_time) - (sent + answered) / 2, (answered - sent) / 2)
         checks = []
         link = client.link
@@ -421,8 +423,8 @@ class Doctor:
                 "clock",
                 WARN,
                 f"this clock is {text}",
-                "set it right (NTP: `timedatectl set-ntp true`): times in logs and recordings disagree, "
-                "and tokens made here expire by the server's clock",
+                "set it right (NTP: `timedatectl set-ntp true`); times in logs and recordings disagree with "
+                "the server's otherwise",
             )
         return Check("clock", OK, f"this clock is {text}")
 

@@ -59,6 +59,8 @@ class Client:
         self.closed_reason: str | None = None
         self.welcome: Message = {}
         """The server's ``welcome``, once connected."""
+        self.hello_sent = 0.0
+        """When (Unix time) ``hello`` went out: with the ``time`` in ``welcome``, the clocks compare."""
         self.passcode: str | None = None
         """The passcode of the meeting we created or joined (for invite links)."""
         self._last_heard = time.monotonic()
@@ -109,6 +111,7 @@ class Client:
                 f"the {transport.name} transport cannot encrypt its links; use --encryption none with it"
             )
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
+        self.hello_sent = time.time()
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         try:
             welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)

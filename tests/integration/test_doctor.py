@@ -114,3 +114,31 @@ def test_a_changed_server_key_names_the_pin_to_forget(lab: tuple[NetLab, NatPict
     assert tls["status"] == "fail" and "has CHANGED" in tls["detail"], tls
     assert f"`conf known-hosts forget {URL}`" in tls["advice"] and str(home / "known_hosts") in tls["advice"]
     assert "server" not in checks  # nothing more is tried with a server whose key is not trusted
+
+
+@needs_netns
+def test_a_nat_that_maps_per_destination_is_told_and_fails_nothing(
+    lab: tuple[NetLab, NatPicture], tmp_path: Path
+) -> None:
+    netlab, picture = lab
+    server = serve(netlab, picture)
+    # A new random port for every new flow: a mapping per destination (a "symmetric" NAT).
+    netlab.iptables(
+        picture.routers[0],
+        "-t",
+        "nat",
+        "-I",
+        "POSTROUTING",
+        "1",
+        "-o",
+        "up0",
+        "-j",
+        "MASQUERADE",
+        "--random-fully",
+    )
+    fingerprint = server.seen[-1]["fingerprint"]
+    checks, code, _ = doctor(netlab, picture, tmp_path / "home", "--fingerprint", fingerprint)
+    nat = checks["nat"]
+    assert nat["status"] == "warn" and "maps per destination" in nat["detail"], nat
+    assert "relay" in nat["advice"]
+    assert checks["udp"]["status"] == "ok" and code == 0  # meetings work through it
