@@ -201,3 +201,18 @@ def test_bad_tokens_count_like_wrong_passcodes(token_key: Path, tmp_path: Path) 
     finally:
         pool.stop_all()
         server.stop()
+
+
+def test_the_workers_of_a_server_check_its_tokens(token_key: Path, tmp_path: Path) -> None:
+    """`conf server --workers 2`: the worker that holds the meeting reads the same token key."""
+    server, url = start_server("--token-key", str(token_key), "--workers", "2")
+    pool = ClientPool(url)
+    try:
+        _, meeting = pool.create("ada")
+        bob = with_token(pool, meeting, make_token(token_key, "--meeting", meeting, "--name", "bob"))
+        assert bob.expect("joined")["name"] == "bob"
+        foreign = make_token(tmp_path / "other.key", "--meeting", meeting, "--name", "cy")
+        assert "signed with another key" in refused(pool, meeting, foreign)
+    finally:
+        pool.stop_all()
+        server.stop()
