@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conf_cli.client.link import Client
-from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.errors import ConfError, MediaUnreachable, ProtocolError
 from conf_cli.identity import KnownHosts, fingerprint
 from conf_cli.latch import Credentials, answer_check, request_transaction
 from conf_cli.plugin.registry import Registry
@@ -67,6 +67,8 @@ DOCTOR_BINDING = 0x40000000
 
 @dataclass(frozen=True)
 class Check:
+    """One check's outcome: ``status`` is ok, warn, fail or skip; ``advice`` what to do about it."""
+
     name: str
     status: str
     detail: str
@@ -96,7 +98,6 @@ class _Found:
     client: Client | None = None
     welcome: Message | None = None
     clock: tuple[float, float] | None = None  # (offset, uncertainty) in seconds
-    media_address: tuple[str, int] | None = None
 
 
 class Doctor:
@@ -303,20 +304,21 @@ class Doctor:
         )
         try:
             welcome = await client.connect()
+        except MediaUnreachable as exc:  # rtp://: the control connection worked, UDP did not
+            await client.close()
+            return [
+                Check(
+                    "udp",
+                    FAIL,
+                    str(exc),
+                    f"UDP to port {self.address.port} is blocked on the way, so media over "
+                    f"{self.address.scheme}:// cannot flow: use tcp:// instead "
+                    "(`conf server --transport tcp` serves it; a meeting mixes transports)",
+                ),
+                Check("server", SKIP, "no conf session without the media path (see udp)"),
+            ]
         except ConfError as exc:
             await client.close()
-            if self.address.scheme == "rtp":
-                return [
-                    Check(
-                        "udp",
-                        FAIL,
-                        f"{exc}",
-                        f"UDP to port {self.address.port} is blocked on the way, so media over rtp:// cannot "
-                        "flow: use tcp:// instead (`conf server --transport tcp` serves it; a meeting mixes "
-                        "transports)",
-                    ),
-                    Check("server", SKIP, "no conf session without the media path (see udp)"),
-                ]
             return [Check("server", FAIL, str(exc), "is `conf server` running there, with this transport?")]
         answered = time.time()
         found.client, found.welcome = client, welcome
@@ -327,9 +329,8 @@ class Doctor:
         checks = []
         link = client.link
         if self.address.scheme == "rtp":
-            mapped = getattr(link, "media_address", None)
+            mapped = link.media_address if link is not None else None
             seen = f": the server sees you at {_hostport(*mapped)}" if mapped else ""
-            found.media_address = mapped
             checks.append(
                 Check("udp", OK, f"a STUN binding to UDP port {self.address.port} was answered{seen}")
             )
@@ -371,8 +372,9 @@ class Doctor:
         destinations: list[tuple[str, tuple[str, int], Credentials | None]] = []
         if isinstance(stun_port, int):
             destinations.append(("STUN port", (target, stun_port), None))
-        credentials = getattr(found.client.link if found.client else None, "media_credentials", None)
-        if isinstance(credentials, Credentials):
+        link = found.client.link if found.client is not None else None
+        credentials = link.media_credentials if link is not None else None
+        if credentials is not None:
             destinations.append(("media port", (target, self.address.port), credentials))
         if not destinations:
             return Check("nat", SKIP, "the server offers no STUN port: the NAT's behaviour cannot be told")

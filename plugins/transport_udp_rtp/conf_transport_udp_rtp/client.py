@@ -21,6 +21,7 @@ from conf_cli import (
     ConfError,
     Link,
     MediaSession,
+    MediaUnreachable,
     ProtocolError,
     Security,
     StreamLink,
@@ -200,7 +201,7 @@ class RtpClientLink(Link):
         transport, _ = await loop.create_datagram_endpoint(_Protocol, sock=sock)
         self._udp = transport
         if await self.bind(timeout) is None:
-            raise ConfError(
+            raise MediaUnreachable(
                 f"no answer over UDP from {self._url} in {timeout:g} s: media needs UDP to that port "
                 "(is a firewall in the way?)"
             )
