@@ -475,7 +475,7 @@ def _usable(label: str, factory: Any) -> tuple[bool, str]:
         return False, f"{label}: {exc}"
     usable = [d for d in devices if d.available]
     if usable:
-        return True, f"{label}: " + ", ".join(d.description or d.id for d in usable[:3])
+        return True, f"{label}: " + " / ".join(d.description or d.id for d in usable[:3])
     reasons = [d.reason for d in devices if d.reason]
     return False, f"{label}: none ({reasons[0] if reasons else 'no device'})"
 
