@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from conf_cli.version import __version__
 
 if TYPE_CHECKING:
-    from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+    from conf_cli.errors import ConfError, MediaUnreachable, ProtocolError, RequestRefused
     from conf_cli.loops import run_main
     from conf_cli.media.source import (
         CapturedFrame,
@@ -70,7 +70,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     # plugins and their hooks
     "conf_cli.plugin.hookspecs": ("hookimpl", "hookspec"),
     "conf_cli.plugin.lazy": ("LazyFactory",),
-    "conf_cli.errors": ("ConfError", "ProtocolError", "RequestRefused"),
+    "conf_cli.errors": ("ConfError", "MediaUnreachable", "ProtocolError", "RequestRefused"),
     # transports
     "conf_cli.plugin.transport": (
         "ClientEvents",
@@ -144,6 +144,7 @@ __all__ = [
     "MediaCipher",
     "MediaKind",
     "MediaSession",
+    "MediaUnreachable",
     "MessageCipher",
     "Pacer",
     "Participant",

@@ -92,6 +92,22 @@ accounts_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The accounts file (SQLite). Default: accounts.db in the server folder ($CONF_HOME/server).",
 )
+token_key_option = click.option(
+    "--token-key",
+    "token_key_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The key access tokens are signed with (created, mode 0600, if missing). Default: token.key in "
+    "the server folder of $CONF_HOME (~/.config/conf).",
+)
+TOKEN_ENV = "CONF_TOKEN"
+token_option = click.option(
+    "--token",
+    default=lambda: os.environ.get(TOKEN_ENV) or None,
+    metavar="TOKEN",
+    help=f"An access token (`conf token create`): join as the name and role it names, without the passcode. "
+    f"Default: ${TOKEN_ENV} (which, unlike the command line, other users of this machine cannot read).",
+)
 PASSWORD_ENV = "CONF_PASSWORD"
 encryption_option = click.option(
     "--encryption",
@@ -161,6 +177,7 @@ def cli(verbose: int) -> None:
     help="Refuse create and join until the client has logged in to an account (see `conf user`).",
 )
 @accounts_option
+@token_key_option
 @click.option(
     "--max-failures",
     default=5,
@@ -280,6 +297,7 @@ def server(
     failure_window: float,
     encryption: str,
     identity_file: Path | None,
+    token_key_file: Path | None,
     stats_interval: float,
     workers: int,
     call_port: int,
@@ -311,6 +329,7 @@ def server(
         failure_window=failure_window,
         encryption=encryption,
         identity_file=identity_file,
+        token_key_file=token_key_file,
         stats_interval=stats_interval,
         workers=workers,
         call_port=call_port,
@@ -529,10 +548,17 @@ def _attend(
     waiting_room: bool = False,
     encryption: str,
     fingerprint: str | None,
+    token: str | None = None,
 ) -> None:
     from conf_cli.client.runner import attend
 
     password = _password(user, password_stdin)
+    context = click.get_current_context(silent=True)
+    if token is not None and context is not None:
+        from conf_cli.server.tokens import peek
+
+        if context.get_parameter_source("name") is click.core.ParameterSource.DEFAULT:
+            name = str(_or_exit(lambda: peek(token)).get("sub") or name)  # the name the token is for
     _run(
         lambda: attend(
             parse_server_url(server_url, transport=transport),
@@ -552,6 +578,7 @@ def _attend(
             waiting_room=waiting_room,
             encryption=encryption,
             fingerprint=fingerprint,
+            token=token,
         )
     )
 
@@ -614,6 +641,7 @@ REQUIRE_E2EE_HELP = (
 @meeting_options
 @click.option("--discover", "find_server", is_flag=True, help="Find the server on the local network (SSDP).")
 @click.option("--e2ee", is_flag=True, help=REQUIRE_E2EE_HELP)
+@token_option
 def join(meeting: str, find_server: bool, **options: Any) -> None:
     """Join MEETING."""
     if find_server:
@@ -634,6 +662,7 @@ def join(meeting: str, find_server: bool, **options: Any) -> None:
 @meeting_options
 @_with(*SOURCE_OPTIONS)
 @click.option("--e2ee", is_flag=True, help=REQUIRE_E2EE_HELP)
+@token_option
 def share(
     kind: str,
     path: str | None,
@@ -758,6 +787,7 @@ def call(
 @click.argument("peer")
 @click.option("--meeting", required=True, help="Meeting ID.")
 @meeting_options
+@token_option
 def control(peer: str, meeting: str, **options: Any) -> None:
     """Join MEETING and ask PEER for control of their desktop; they must agree.
 
@@ -765,6 +795,67 @@ def control(peer: str, meeting: str, **options: Any) -> None:
     back, ends control and the call (exit code 0; 10 when PEER refuses or does not answer in time).
     """
     _attend(meeting, None, control=peer, **options)
+
+
+@cli.group()
+def token() -> None:
+    """Access tokens: let one person into a meeting as a name and role, without the passcode."""
+
+
+@token.command("create")
+@click.option("--meeting", default=None, metavar="ID", help="The meeting the token opens.")
+@click.option("--any", "any_meeting", is_flag=True, help="Open any meeting on this server instead.")
+@click.option("--name", required=True, help="The name its holder takes part under.")
+@click.option(
+    "--role",
+    type=click.Choice(["host", "admin", "member"]),
+    default="member",
+    show_default=True,
+    help="The role its holder enters with (a host's token makes the present host an admin).",
+)
+@click.option("--ttl", default="1h", show_default=True, help="How long it is valid: 90s, 30m, 1h, 7d.")
+@click.option(
+    "--can-publish",
+    default="audio,video,screen",
+    show_default=True,
+    metavar="KINDS",
+    help="What its holder may share, comma-separated (empty: nothing).",
+)
+@token_key_option
+def token_create(
+    meeting: str | None,
+    any_meeting: bool,
+    name: str,
+    role: str,
+    ttl: str,
+    can_publish: str,
+    token_key_file: Path | None,
+) -> None:
+    """Print a token signed with this server's token key (run it where the server keeps its folder).
+
+    The holder joins with `conf join ID --token TOKEN`, or the web page's `?token=TOKEN`.
+    """
+    import time
+
+    from conf_cli.server.people import Role
+    from conf_cli.server.tokens import TokenKey, issue, parse_ttl
+
+    if (meeting is None) == (not any_meeting):
+        _fail("give --meeting ID or --any (any meeting on this server)")
+    kinds = [kind.strip() for kind in can_publish.split(",") if kind.strip()]
+    key = _or_exit(lambda: TokenKey.load_or_create(token_key_file))
+    text = _or_exit(
+        lambda: issue(
+            key,
+            name=name,
+            meeting=meeting,
+            role=Role(role),
+            can_publish=kinds,
+            ttl=parse_ttl(ttl),
+            now=time.time(),
+        )
+    )
+    click.echo(text)
 
 
 @cli.group()
@@ -833,6 +924,52 @@ def devices() -> None:
                 usable = "yes" if device.available else f"no: {device.reason}"
                 table.add_row(f"{label} {name}", kind, device.id, device.description, usable)
     Console().print(table)
+
+
+@cli.command()
+@click.argument("url", required=False)
+@encryption_option
+@fingerprint_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.5, 60),
+    default=5.0,
+    show_default=True,
+    help="Seconds each check waits.",
+)
+@click.option(
+    "--json", "json_flag", is_flag=True, help="One JSON object per check (doctor_check), for scripts."
+)
+def doctor(
+    url: str | None, encryption: str, fingerprint: str | None, timeout: float, json_flag: bool
+) -> None:
+    """Check what a meeting on the server at URL needs, one line per check with what to do.
+
+    Name resolution, TCP, TLS and the pinned key, UDP (rtp://'s media path, or the STUN port), the NAT,
+    the clock, and this machine's capture and playback devices. Exit code 1 when a meeting would fail.
+    URL defaults to $CONF_SERVER, else tcp://127.0.0.1:7450.
+    """
+    from conf_cli.client.doctor import FAIL, Check, Doctor
+    from conf_cli.machine import emit
+
+    address = _or_exit(lambda: parse_server_url(url or os.environ.get(SERVER_ENV, DEFAULT_SERVER)))
+    if fingerprint is not None:
+        from conf_cli.plugin.security import check_fingerprint
+
+        _or_exit(lambda: check_fingerprint(fingerprint))
+
+    def report(check: Check) -> None:
+        if json_flag:
+            emit(check.as_event())
+        else:
+            click.echo(check.line())
+
+    async def main() -> int:
+        doctor = Doctor(registry(), address, encryption=encryption, expected=fingerprint, timeout=timeout)
+        checks = await doctor.run(report)
+        return 1 if any(check.status == FAIL for check in checks) else 0
+
+    _run(main)
 
 
 @cli.group("known-hosts")

@@ -9,6 +9,12 @@ class ConfError(Exception):
     exit_code = 1
 
 
+class MediaUnreachable(ConfError):
+    """The link's control connection works but its media path does not (``rtp://``: no answer over UDP).
+
+    ``conf doctor`` tells this apart from a server that cannot be reached at all."""
+
+
 class ProtocolError(ValueError):
     """Bytes that do not parse: a malformed frame, packet or message.
 

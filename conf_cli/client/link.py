@@ -59,6 +59,8 @@ class Client:
         self.closed_reason: str | None = None
         self.welcome: Message = {}
         """The server's ``welcome``, once connected."""
+        self.hello_sent = 0.0
+        """When (Unix time) ``hello`` went out: with the ``time`` in ``welcome``, the clocks compare."""
         self.passcode: str | None = None
         """The passcode of the meeting we created or joined (for invite links)."""
         self._last_heard = time.monotonic()
@@ -109,6 +111,7 @@ class Client:
                 f"the {transport.name} transport cannot encrypt its links; use --encryption none with it"
             )
         self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
+        self.hello_sent = time.time()
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         try:
             welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
@@ -175,7 +178,13 @@ class Client:
         return created, joined
 
     async def join(
-        self, meeting: str, name: str, passcode: str | None = None, *, require_e2ee: bool = False
+        self,
+        meeting: str,
+        name: str,
+        passcode: str | None = None,
+        *,
+        require_e2ee: bool = False,
+        token: str | None = None,
     ) -> Message:
         """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
 
@@ -186,7 +195,9 @@ class Client:
         """
         self.require_e2ee = require_e2ee
         request: dict[str, Any] = {"type": "join", "meeting": meeting, "name": name}
-        if passcode:
+        if token:  # an access token instead of the passcode (docs/protocol.md)
+            request["token"] = token
+        elif passcode:
             request["passcode"] = passcode
         if self.e2ee_capable:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))

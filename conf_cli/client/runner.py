@@ -56,6 +56,7 @@ async def attend(
     encryption: str = "on",
     fingerprint: str | None = None,
     pin: bool = True,
+    token: str | None = None,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -76,6 +77,7 @@ async def attend(
     ``control`` names a participant to ask for control of their desktop once in (``conf control``): a
     viewer window that cannot open fails at once, in one line, and the end of control ends the call.
     ``user`` logs in to that account first (with ``password``); the account name is then our name.
+    ``token`` joins with an access token instead of ``passcode`` (``conf token create``).
     ``waiting_room`` gives a meeting this call creates a waiting room.
     ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
     or ``none``; ``pin=False`` checks ``fingerprint`` without writing known_hosts.
@@ -115,7 +117,7 @@ async def attend(
             if on_created is not None:
                 on_created(created)
         else:
-            first = [await client.join(meeting, name, passcode, require_e2ee=e2ee)]
+            first = [await client.join(meeting, name, passcode, require_e2ee=e2ee, token=token)]
     except RequestRefused as refusal:
         await client.close()
         if source is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from conf_cli.latch import Credentials
     from conf_cli.plugin.security import Security
 
 _link_ids = itertools.count(1)
@@ -46,6 +47,14 @@ class Link(ABC):
     """Media arrives in the order it was sent, if at all (a stream: TCP, ZeroMQ, WebSocket).
 
     A receiver then never waits for a reordered or resent packet. False for datagrams (RTP over UDP)."""
+
+    media_address: tuple[str, int] | None = None
+    """A transport whose media goes by UDP with STUN bindings (rtp://): the client's media address as the
+    server sees it (behind a NAT, the NAT's). On the server, where the link's media goes (the latched
+    address); on the client, what the server's last binding answer said. None for other transports."""
+    media_credentials: Credentials | None = None
+    """Client side, such a transport: what this link's STUN bindings are signed with (conf_cli.latch), so
+    that ``conf doctor`` can bind to the server's media port from a socket of its own. None otherwise."""
 
     def __init__(self, peer: str, listener: Listener | None = None) -> None:
         self.id = next_link_id()

@@ -27,6 +27,8 @@ MAX_NAME_CHARS = 64
 MAX_NAME_BYTES = 64  # a name's bytes in a JSON string (UTF-8; '"' and '\\' count two): bounds the snapshot
 MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
+MAX_TOKEN_CHARS = 2048
+"""An access token (a JSON Web Token: three base64url parts joined by dots) in ``join``."""
 MAX_PASSWORD_CHARS = 1_024
 MAX_ID_CHARS = 64
 MAX_KEY_BOXES = 100  # sealed keys in one e2ee_keys request: one per other participant
@@ -73,6 +75,7 @@ REACTIONS = {
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
+# "token" (an access token, see MAX_TOKEN_CHARS),
 # "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values),
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
@@ -102,6 +105,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "name": ("name", True),
         "passcode": ("passcode", False),
         "e2ee_key": ("e2ee_key", False),
+        "token": ("token", False),
     },
     "leave": {},
     "who": {},
@@ -175,6 +179,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts OSC 52, title and screen sequences).
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY = re.compile("[A-Za-z0-9_-]+")
+_TOKEN = re.compile("[A-Za-z0-9_.-]+")
 
 ROLES = ("host", "admin", "member")
 PERMISSIONS = ("audio", "video", "screen", "control", "chat")
@@ -327,6 +332,11 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "passcode":
         if len(value) > MAX_PASSCODE_CHARS:
             raise ProtocolError(f"{where} is longer than {MAX_PASSCODE_CHARS} characters")
+    elif field_kind == "token":
+        if len(value) > MAX_TOKEN_CHARS or not _TOKEN.fullmatch(value):
+            raise ProtocolError(
+                f"{where} must be an access token: at most {MAX_TOKEN_CHARS} characters of base64url and dots"
+            )
     elif field_kind == "password":
         if not value or len(value) > MAX_PASSWORD_CHARS:
             raise ProtocolError(f"{where} must be 1 to {MAX_PASSWORD_CHARS} characters")

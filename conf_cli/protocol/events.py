@@ -327,6 +327,8 @@ class Welcome(Event):
     stun_port: int | None = _field("port", optional=True)
     """The UDP port of the server's STUN answerer and call relay, when it offers calls."""
     services: dict[str, tuple[str, ...]] | None = _field("services", optional=True)  # noqa: RUF009
+    time: float | None = _field("number", optional=True)
+    """The server's clock when it answered (Unix seconds)."""
 
 
 @dataclass(frozen=True, kw_only=True)

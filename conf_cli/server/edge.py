@@ -53,6 +53,8 @@ class Server:
     def __init__(self, registry: Registry, hub: Hub | None = None, *, call_port: int | None = 0) -> None:
         self.registry = registry
         self.hub = hub or Hub()
+        if self.hub.wall_clock is None:  # the hub tells the time in welcome, and tokens expire by it
+            self.hub.wall_clock = time.time
         self.call_port = call_port
         """UDP port for STUN and call relaying (0: a free one, None: none); after start, the bound one."""
         self._call_udp: asyncio.DatagramTransport | None = None

@@ -14,7 +14,9 @@ Who gets in: passcode and login attempts are rate-limited per address and per me
 creates per address (:mod:`conf_cli.server.limiter`); an attempt counts from when its check starts, so
 attempts on many connections at once cannot run more checks than the limit. A server may require
 clients to log in to an account first (:class:`Accounts`), and then their display name is their account
-name.
+name. A ``join`` may carry an access token instead of the passcode (:mod:`conf_cli.server.tokens`): it is
+checked at once (an HMAC, no hashing), counted by the same limiter as a passcode when it fails, and lets
+its holder in under its name and role, as the operator who made it decided.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ from conf_cli.server.journal import Journal
 from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
+from conf_cli.server.tokens import TokenKey, TokenRefused
+from conf_cli.server.tokens import read as read_token
 from conf_cli.version import __version__
 
 MIN_PASSCODE_CHARS = 6
@@ -289,6 +293,11 @@ class Hub:
     """One-to-one calls between online connections (conf_cli.server.call_board)."""
     services: dict[str, list[str]] = field(default_factory=dict)
     """The URLs of the server's services by name (``web`` ...), listed in ``welcome``."""
+    token_key: TokenKey | None = None
+    """Checks the access tokens of ``join`` (``conf token create``); None: this hub takes none."""
+    wall_clock: Callable[[], float] | None = None
+    """Unix time (the edge gives ``time.time``): ``welcome`` reports it, and access tokens expire by it.
+    None: no ``time`` in ``welcome``, and no token is taken."""
     version: RouteVersion = field(default_factory=RouteVersion)
     """Shared by every meeting of this hub: changes whenever participants or tracks change.
 
@@ -560,7 +569,7 @@ class Hub:
                 raise RequestRefused("bad_request", f"already in meeting {meeting.id}; /leave first")
             if kind == "login":
                 return self._login(conn, message, now)
-            if self.require_login and conn.user is None:
+            if self.require_login and conn.user is None and not (kind == "join" and message.get("token")):
                 raise RequestRefused(
                     "login_required", "this server requires you to log in first (--user NAME)"
                 )
@@ -739,6 +748,8 @@ class Hub:
             welcome["stun_port"] = self.calls.stun_port  # calls are offered (docs/protocol.md, "Calls")
         if self.services:
             welcome["services"] = {name: list(urls) for name, urls in self.services.items()}
+        if self.wall_clock is not None:
+            welcome["time"] = round(self.wall_clock(), 3)  # for clients that check their clock (conf doctor)
         return [Send((conn.cid,), welcome)]
 
     def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:
@@ -910,6 +921,8 @@ class Hub:
             raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
         name = conn.user or message["name"]
         conn.requested = now
+        if message.get("token") is not None:
+            return self._join_with_token(conn, meeting, name, message, now)
         return self._unless_account_name(
             conn, name, message, now, lambda now: self._join_now(conn, meeting, name, message, now)
         )
@@ -958,6 +971,35 @@ class Hub:
             return [*sends, *self._keyframes_for(meeting)]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
+
+    def _join_with_token(
+        self, conn: _Connection, meeting: Meeting, name: str, message: Message, now: float
+    ) -> list[Action]:
+        """A ``join`` with an access token instead of the passcode: a bad token counts as a failed attempt
+        (the caller checked the limit); a good one lets ``name`` in with what it grants."""
+        target = f"meeting:{meeting.id}"
+        try:
+            if self.token_key is None or self.wall_clock is None:
+                raise TokenRefused("this server takes no access tokens; join with the passcode")
+            token = read_token(message["token"], self.token_key)
+            token.admits(meeting.id, name, self.wall_clock())
+        except TokenRefused as refusal:
+            self.limiter.failed(conn.address, target, now)
+            raise RequestRefused("bad_token", str(refusal)) from None
+        self.limiter.succeeded(conn.address, target, now)
+        sends = meeting.join(
+            conn.cid,
+            token.name,
+            passcode_ok=True,
+            key=message.get("e2ee_key"),
+            origin=address_key(conn.address),
+            grant=token.grant,
+        )
+        conn.entered = meeting
+        if conn.cid in meeting.waiting:
+            return list(sends)
+        self.join_latency.observe(now - conn.requested)
+        return [*sends, *self._keyframes_for(meeting)]
 
     def _unless_account_name(
         self,

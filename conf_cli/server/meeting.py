@@ -47,6 +47,7 @@ from conf_cli.server.people import (
     CHAT_RATE,
     OPERATOR,
     OPERATOR_NAME,
+    Grant,
     Message,
     Participant,
     Role,
@@ -123,6 +124,7 @@ class Meeting:
         self.waiting_room = waiting_room
         self.waiting: dict[int, str] = {}  # pid -> name, in order of arrival
         self._waiting_keys: dict[int, str] = {}  # pid -> E2EE public key of those waiting
+        self._waiting_grants: dict[int, Grant] = {}  # pid -> what the access token of one waiting gives
         self._origins: dict[int, str] = {}  # pid -> where it connects from (participants and waiting)
         self.bans: dict[str, Ban] = {}
         """name_key of a kicked name -> its ban, oldest first."""
@@ -218,13 +220,23 @@ class Meeting:
     # -- membership ---------------------------------------------------------------------------------
 
     def join(
-        self, pid: int, name: str, *, passcode_ok: bool, key: str | None = None, origin: str | None = None
+        self,
+        pid: int,
+        name: str,
+        *,
+        passcode_ok: bool,
+        key: str | None = None,
+        origin: str | None = None,
+        grant: Grant | None = None,
     ) -> list[Send]:
         """Let a participant in (the first one becomes host), or into the waiting room if there is one.
 
         ``key``: its E2EE public key, if it has one (kept while it waits). ``origin``: where it connects
-        from (the hub's address key), for bans.
+        from (the hub's address key), for bans. ``grant``: what its access token gives (the hub checked
+        the token instead of a passcode): its role, and the kinds it may publish. A host's or an admin's
+        token passes a lock and the waiting room; a member's waits like anyone.
         """
+        staff = grant is not None and grant.role is not Role.MEMBER
         if self.closed:
             raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
         if not passcode_ok:
@@ -235,7 +247,7 @@ class Meeting:
                 f"meeting {self.id} is end-to-end encrypted and this client offered no E2EE key; "
                 "join with a client that supports E2EE",
             )
-        if self.locked:
+        if self.locked and not staff:
             raise RequestRefused("meeting_locked", f"meeting {self.id} is locked; ask the host to /unlock it")
         folded = name_key(name)
         ban = self.bans.get(folded)
@@ -252,7 +264,7 @@ class Meeting:
             name_key(waiting) == folded for waiting in self.waiting.values()
         ):
             raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
-        if self.waiting_room and self.participants:
+        if self.waiting_room and self.participants and not staff:
             if len(self.waiting) >= MAX_WAITING:
                 raise RequestRefused(
                     "waiting_room_full", f"the waiting room of meeting {self.id} is full; try again later"
@@ -260,6 +272,8 @@ class Meeting:
             self.waiting[pid] = name
             if key is not None:
                 self._waiting_keys[pid] = key
+            if grant is not None:
+                self._waiting_grants[pid] = grant
             if origin is not None:
                 self._origins[pid] = origin
             return [
@@ -268,7 +282,7 @@ class Meeting:
             ]
         if origin is not None:
             self._origins[pid] = origin
-        return self._enter(pid, name, key)
+        return self._enter(pid, name, key, grant)
 
     def _check_room(self) -> None:
         if len(self.participants) >= MAX_PARTICIPANTS:
@@ -276,10 +290,20 @@ class Meeting:
                 "meeting_full", f"meeting {self.id} is full ({MAX_PARTICIPANTS} participants)"
             )
 
-    def _enter(self, pid: int, name: str, key: str | None) -> list[Send]:
-        role = Role.HOST if not self.participants else Role.MEMBER
+    def _enter(self, pid: int, name: str, key: str | None, grant: Grant | None = None) -> list[Send]:
+        role = Role.HOST if not self.participants else grant.role if grant is not None else Role.MEMBER
+        former = self.host if self.participants and role is Role.HOST else None
+        if former is not None:  # a host's token: the host until now becomes an admin
+            former.role = Role.ADMIN
         self._seniority += 1
-        participant = Participant(pid, name, role, self._seniority, key=key if self.e2ee else None)
+        participant = Participant(
+            pid,
+            name,
+            role,
+            self._seniority,
+            key=key if self.e2ee else None,
+            can_publish=grant.can_publish if grant is not None else None,
+        )
         others = self._everyone()
         self.participants[pid] = participant
         self._routes_changed()
@@ -291,6 +315,8 @@ class Meeting:
             if participant.key is not None:
                 arrived["key"] = participant.key
             sends.append(Send(others, arrived))
+        if former is not None:
+            sends.append(self._role_changed(former, by=name))
         catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
         return sends + [Send((pid,), message) for message in catch_up]
 
@@ -300,6 +326,7 @@ class Meeting:
         if pid in self.waiting:
             name = self.waiting.pop(pid)
             self._waiting_keys.pop(pid, None)
+            self._waiting_grants.pop(pid, None)
             return [Send(self._staff(), {"type": "waiting_left", "name": name, "reason": reason})]
         participant = self.participants.get(pid)
         if participant is None:
@@ -532,6 +559,7 @@ class Meeting:
         waiter = self._find_waiting(name)
         denied_name = self.waiting.pop(waiter)
         self._waiting_keys.pop(waiter, None)
+        self._waiting_grants.pop(waiter, None)
         self._origins.pop(waiter, None)
         return [
             Send((waiter,), {"type": "denied", "meeting": self.id, "by": actor.name}),
@@ -551,7 +579,8 @@ class Meeting:
     def _admit(self, waiter: int, actor: Participant) -> list[Send]:
         name = self.waiting.pop(waiter)
         left = {"type": "waiting_left", "name": name, "reason": "admitted", "by": actor.name}
-        return [Send(self._staff(), left), *self._enter(waiter, name, self._waiting_keys.pop(waiter, None))]
+        key, grant = self._waiting_keys.pop(waiter, None), self._waiting_grants.pop(waiter, None)
+        return [Send(self._staff(), left), *self._enter(waiter, name, key, grant)]
 
     def _admit_all(self, actor: Participant) -> list[Send]:
         sends: list[Send] = []
@@ -575,6 +604,7 @@ class Meeting:
         waiting = tuple(self.waiting)
         self.waiting.clear()
         self._waiting_keys.clear()
+        self._waiting_grants.clear()
         self._origins.clear()
         return [Send(waiting, closed)]
 
@@ -804,6 +834,8 @@ class Meeting:
             raise RequestRefused(
                 "bad_request", f"cannot publish {kind!r}; kinds are {', '.join(MEDIA_KINDS)}"
             )
+        if participant.can_publish is not None and kind not in participant.can_publish:
+            raise RequestRefused("forbidden", f"your access token does not let you publish {kind}")
         if not self.allowed(participant, kind):
             raise RequestRefused("forbidden", f"{kind} is forbidden for you in this meeting")
         if not 0 <= ssrc <= 0xFFFFFFFF:

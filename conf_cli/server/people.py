@@ -26,6 +26,7 @@ __all__ = [
     "CHAT_RATE",
     "OPERATOR",
     "OPERATOR_NAME",
+    "Grant",
     "Message",
     "Participant",
     "Role",
@@ -48,6 +49,15 @@ class Send:
     message: Message
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What an access token gives its holder in a meeting (:mod:`conf_cli.server.tokens`): the role they
+    enter with, and the media kinds they may ever publish there, whatever their role becomes."""
+
+    role: Role
+    can_publish: frozenset[str]
+
+
 @dataclass
 class Participant:
     pid: int
@@ -59,6 +69,8 @@ class Participant:
     key: str | None = None  # X25519 public key (base64) in an end-to-end encrypted meeting
     chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
     chat_stamp: float | None = None  # ... as of this time (None: never chatted)
+    can_publish: frozenset[str] | None = None
+    """The kinds an access token lets this participant publish; None: no token, no such limit."""
 
     def describe(self) -> Message:
         described: Message = {

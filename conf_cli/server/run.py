@@ -55,6 +55,8 @@ class ServerConfig:
     """Serve the admin HTTP API on this port of ``admin_host`` (None: no admin API)."""
     webhooks: tuple[str, ...] = ()
     """URLs that get a signed POST for each meeting event."""
+    token_key_file: Path | None = None
+    """Where the key of access tokens is (``conf token create``); None: token.key in the server folder."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Every option by name, service plugins' own included: what services see."""
 
@@ -94,6 +96,7 @@ async def run_server(config: ServerConfig) -> int:
     from conf_cli.server.hub import Hub
     from conf_cli.server.limiter import AttemptLimiter, Limits
     from conf_cli.server.operations import Operations, start_operations
+    from conf_cli.server.tokens import TokenKey
 
     host, workers, json_flag = config.host, config.workers, config.json_flag
     require_login, accounts_path, settings = config.require_login, config.accounts_path, config.settings
@@ -109,6 +112,7 @@ async def run_server(config: ServerConfig) -> int:
         raise ConfError(f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`")
     security = server_security(registry().ciphers, config.encryption, config.identity_file)
     fingerprint = security.identity.fingerprint if security and security.identity else None
+    token_key = TokenKey.load_or_create(config.token_key_file)  # made on first start, as the identity is
     if workers > 1:
         from conf_cli.server.workers.front import Front
 
@@ -124,10 +128,15 @@ async def run_server(config: ServerConfig) -> int:
             raise ConfError("--metrics-port needs a server in one process, without --workers")
         if config.admin_port is not None or config.webhooks:
             raise ConfError("--admin-port and --webhook need a server in one process; drop --workers")
-        srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits)
+        srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits, token_key.path)
         urls = await srv.start(endpoints[0].host, endpoints[0].port)
     else:
-        hub = Hub(limiter=AttemptLimiter(limits), accounts=accounts, require_login=require_login)
+        hub = Hub(
+            limiter=AttemptLimiter(limits),
+            accounts=accounts,
+            require_login=require_login,
+            token_key=token_key,
+        )
         srv = Server(registry(), hub, call_port=config.call_port)
         try:
             urls = await srv.start(endpoints, TransportOptions(security=security))

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from conf_cli.testing.processes import ConfProcess, conf_command, test_home
 
@@ -73,6 +74,8 @@ class NetLab:
     prefix: str = field(default_factory=lambda: f"conf{os.getpid()}")
     namespaces: list[str] = field(default_factory=list)
     processes: list[ConfProcess] = field(default_factory=list)
+    etc: list[Path] = field(default_factory=list)
+    """Folders under /etc/netns made for the namespaces (their own /etc/hosts), removed at close."""
 
     def __enter__(self) -> NetLab:
         return self
@@ -95,6 +98,14 @@ class NetLab:
         for ns, dev, addr in ((a, a_dev, a_addr), (b, b_dev, b_addr)):
             run("ip", "-n", ns, "addr", "add", addr, "dev", dev)
             run("ip", "-n", ns, "link", "set", dev, "up")
+
+    def hosts(self, ns: str, lines: Sequence[str]) -> None:
+        """Give ``ns`` an /etc/hosts of its own, ``ADDRESS NAME`` ``lines`` after localhost: names for the
+        lab's addresses without DNS (``ip netns exec`` mounts /etc/netns/NS/hosts over /etc/hosts)."""
+        folder = Path("/etc/netns") / ns
+        folder.mkdir(parents=True, exist_ok=True)
+        self.etc.append(folder)
+        (folder / "hosts").write_text("127.0.0.1 localhost\n" + "".join(f"{line}\n" for line in lines))
 
     def route(self, ns: str, *args: str) -> None:
         run("ip", "-n", ns, "route", "add", *args)
@@ -144,6 +155,9 @@ class NetLab:
             for ns in self.namespaces:
                 subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=TIMEOUT, check=False)
             self.namespaces.clear()
+            for folder in self.etc:
+                shutil.rmtree(folder, ignore_errors=True)
+            self.etc.clear()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from conf_web.browser import Browser, chromium_path
 from conf_web.certs import own_certificate
 
 from conf_cli.testing.netns import conf_in, inside
-from conf_cli.testing.processes import ConfProcess
+from conf_cli.testing.processes import ConfProcess, run_conf
 
 PASSCODE = "pass-123"
 NS = f"confweb{os.getpid()}"
@@ -216,6 +216,47 @@ def test_a_browser_joins_over_https(namespace: str, tmp_path: Path) -> None:
             lambda e: e["name"] == "web" and e["kind"] == "video" and e["frames"] > 5,
             timeout=60,
         )
+    finally:
+        if browser is not None:
+            browser.close()
+        for process in reversed(started):
+            process.stop()
+
+
+def test_a_personal_link_with_a_token_joins_without_the_passcode(namespace: str, tmp_path: Path) -> None:
+    """`?token=` alone: the page takes the meeting and the name from the token, and the server the role."""
+    started: list[ConfProcess] = []
+    browser: Browser | None = None
+    try:
+        server = _conf("server", "--json", "--host", "127.0.0.1", "--port", "0", "--web-port", "0")
+        started.append(server)
+        tcp_url, web_url = server.expect("server_started", timeout=30)["urls"]
+        host = _conf("create", "--json", "--server", tcp_url, "--name", "host", "--passcode", PASSCODE)
+        started.append(host)
+        meeting = host.expect("meeting_created", timeout=30)["meeting"]
+        host.expect("joined")
+
+        # A token of another server's key: refused, and the page says why.
+        foreign = run_conf(
+            "token",
+            "create",
+            "--meeting",
+            meeting,
+            "--name",
+            "web",
+            "--token-key",
+            str(tmp_path / "other.key"),
+        ).stdout.strip()
+        browser = Browser(f"{web_url}?token={foreign}", prefix=_in_ns())
+        error = browser.wait_for("document.getElementById('form-error')?.textContent", timeout=45)
+        assert "signed with another key" in error
+        assert browser.evaluate("document.getElementById('passcode').closest('label').hidden") is True
+
+        token = run_conf("token", "create", "--meeting", meeting, "--name", "webby", "--role", "admin")
+        browser.navigate(f"{web_url}?token={token.stdout.strip()}")
+        joined = host.expect("participant_joined", timeout=45)
+        assert (joined["name"], joined["role"]) == ("webby", "admin")
+        browser.wait_for("!document.getElementById('end').hidden")  # an admin's controls
     finally:
         if browser is not None:
             browser.close()

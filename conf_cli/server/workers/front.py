@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from conf_cli.errors import ConfError, ProtocolError
@@ -177,6 +178,7 @@ class Front:
         log_level: int = logging.WARNING,
         security: Security | None = None,
         limits: Limits | None = None,
+        token_key: Path | None = None,
     ) -> None:
         if not 1 <= workers <= MAX_WORKERS:
             raise ConfError(f"--workers must be between 1 and {MAX_WORKERS}")
@@ -184,7 +186,9 @@ class Front:
         self.count = workers
         self.log_level = log_level
         self.limits = limits or Limits()
-        self.hub = Hub()
+        self.hub = Hub(wall_clock=time.time)  # it answers hello: welcome tells the time
+        self.token_key = token_key
+        """The access tokens' key file, which each worker reads (None: the server folder's)."""
         self.workers: list[WorkerHandle] = []
         self.greeting: dict[int, _Greeting] = {}
         self.url = ""
@@ -229,7 +233,7 @@ class Front:
             str(self.limits.creates_per_address),
         )
         process = subprocess.Popen(
-            [*args, self.url, str(self.log_level), *limits],
+            [*args, self.url, str(self.log_level), *limits, str(self.token_key or "")],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
         )

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from conf_cli.errors import ConfError
@@ -26,6 +27,7 @@ from conf_cli.server.hub import Hub
 from conf_cli.server.json_log import LOG_FORMAT_ENV, use_json_logs
 from conf_cli.server.limiter import AttemptLimiter, Limits
 from conf_cli.server.passcode import ID_ALPHABET, new_meeting_id
+from conf_cli.server.tokens import TokenKey
 from conf_cli.server.workers.channel import MAX_RECORD, parse_handoff, report_record
 
 log = logging.getLogger("conf.worker")
@@ -57,7 +59,14 @@ class _Adopted:
 
 
 class Worker:
-    def __init__(self, channel: socket.socket, index: int, url: str, limits: Limits | None = None) -> None:
+    def __init__(
+        self,
+        channel: socket.socket,
+        index: int,
+        url: str,
+        limits: Limits | None = None,
+        token_key: TokenKey | None = None,
+    ) -> None:
         self.channel = channel
         self.index = index
         self.reserved: deque[str] = deque()  # meeting IDs the front chose for creates handed to us
@@ -68,7 +77,7 @@ class Worker:
         self.transport = transport
         self.server = Server(
             self.registry,
-            Hub(new_id=self._new_id, limiter=AttemptLimiter(limits or Limits())),
+            Hub(new_id=self._new_id, limiter=AttemptLimiter(limits or Limits()), token_key=token_key),
             call_port=None,
         )
         self.listener = self.transport.adoption_listener(url)
@@ -156,6 +165,7 @@ class Worker:
 def main(argv: list[str]) -> None:
     fd, index, url, level = int(argv[0]), int(argv[1]), argv[2], int(argv[3])
     limits = Limits(int(argv[4]), int(argv[5]), float(argv[6]), int(argv[7])) if len(argv) >= 8 else Limits()
+    token_key = TokenKey.load_or_create(Path(argv[8]) if len(argv) >= 9 and argv[8] else None)
     logging.basicConfig(
         level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr
     )
@@ -164,7 +174,7 @@ def main(argv: list[str]) -> None:
     channel = socket.socket(fileno=fd)
 
     async def run() -> None:
-        await Worker(channel, index, url, limits).run()
+        await Worker(channel, index, url, limits, token_key).run()
 
     with asyncio.Runner(loop_factory=fast_loop_factory()) as runner, contextlib.suppress(KeyboardInterrupt):
         runner.run(run())

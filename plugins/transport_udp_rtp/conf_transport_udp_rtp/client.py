@@ -21,6 +21,7 @@ from conf_cli import (
     ConfError,
     Link,
     MediaSession,
+    MediaUnreachable,
     ProtocolError,
     Security,
     StreamLink,
@@ -53,7 +54,6 @@ class RtpClientLink(Link):
         self._events = events
         self._url = url
         self.token: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.credentials: Credentials | None = None
         self._bindings = 0  # numbers this link's Binding requests (see latch.request_transaction)
         self.checks_answered = 0
         self.control = StreamLink(self._control, events.media_received, lambda: None, self._closed)
@@ -61,8 +61,6 @@ class RtpClientLink(Link):
         self._udp: asyncio.DatagramTransport | None = None
         self._pending: dict[bytes, asyncio.Future[tuple[str, int] | None]] = {}
         self._binder: asyncio.Task[None] | None = None
-        self.mapped_address: tuple[str, int] | None = None
-        """Our media address as the server saw it (behind a NAT, the NAT's)."""
         self.media_malformed = 0
 
     # -- control ----------------------------------------------------------------------------------------
@@ -72,7 +70,7 @@ class RtpClientLink(Link):
             try:
                 token, keys = read_token_frame(data)
                 self.srtp = self._media_session(keys)
-                self.credentials = Credentials.of(token)
+                self.media_credentials = Credentials.of(token)
                 self.token.set_result(token)
             except ProtocolError as exc:
                 self.token.set_exception(ConfError(f"{self._url} does not speak the RTP transport: {exc}"))
@@ -145,7 +143,7 @@ class RtpClientLink(Link):
             self.media_malformed += 1
 
     def _stun_response(self, data: bytes) -> None:
-        credentials = self.credentials
+        credentials = self.media_credentials
         if credentials is None:
             return
         try:
@@ -203,7 +201,7 @@ class RtpClientLink(Link):
         transport, _ = await loop.create_datagram_endpoint(_Protocol, sock=sock)
         self._udp = transport
         if await self.bind(timeout) is None:
-            raise ConfError(
+            raise MediaUnreachable(
                 f"no answer over UDP from {self._url} in {timeout:g} s: media needs UDP to that port "
                 "(is a firewall in the way?)"
             )
@@ -212,7 +210,7 @@ class RtpClientLink(Link):
     async def bind(self, timeout: float) -> tuple[str, int] | None:
         """One STUN transaction, retransmitted with a doubling timeout; our mapped address, or None."""
         await asyncio.wait_for(asyncio.shield(self.token), timeout)
-        credentials = self.credentials
+        credentials = self.media_credentials
         if credentials is None:
             return None
         self._bindings += 1
@@ -234,7 +232,7 @@ class RtpClientLink(Link):
                 except TimeoutError:
                     rto = min(rto * 2, MAX_RTO)
                     continue
-                self.mapped_address = mapped
+                self.media_address = mapped
                 return mapped
             return None
         finally:

@@ -256,7 +256,7 @@ class RtpListener(Listener):
             self.resends.forwarded(packet, time.monotonic())
         for link in links:
             sock = link.media_socket  # type: ignore[attr-defined]
-            address = link.media_address  # type: ignore[attr-defined]
+            address = link.media_address
             if address is None or sock is None:
                 link.stats.media_dropped += 1
                 stats.send_dropped += 1

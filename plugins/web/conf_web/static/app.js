@@ -25,15 +25,37 @@ const state = {
   ended: null,
   answered: false,
   joining: false,
+  token: null, // an access token from the link (?token=): joins without the passcode
 };
 window.conf = state; // for people and tests poking at the page
 
 // -- the join form --------------------------------------------------------------------------------------
 
+function tokenClaims(token) {
+  // What an access token says (unchecked: the server checks it); {} if it does not read as one.
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const text = new TextDecoder().decode(Uint8Array.from(atob(part), (c) => c.charCodeAt(0)));
+    const claims = JSON.parse(text);
+    return claims && typeof claims === "object" ? claims : {};
+  } catch (err) {
+    return {};
+  }
+}
+
 function fillFromLink() {
   const params = new URLSearchParams(location.search);
   for (const key of ["meeting", "name", "passcode"]) {
     if (params.get(key)) $(key).value = params.get(key);
+  }
+  if (params.get("token")) {
+    // A personal link: the token names the person and (unless it opens any meeting) the meeting.
+    state.token = params.get("token");
+    const claims = tokenClaims(state.token);
+    if (typeof claims.sub === "string") $("name").value = claims.sub;
+    if (typeof claims.meeting === "string" && claims.meeting !== "*") $("meeting").value = claims.meeting;
+    $("passcode").closest("label").hidden = true;
+    return Boolean($("meeting").value && $("name").value);
   }
   const ready = Boolean(params.get("meeting") && params.get("passcode"));
   if (ready && !$("name").value) $("name").value = `guest-${Math.random().toString(36).slice(2, 6)}`;
@@ -88,12 +110,10 @@ async function join(event) {
 }
 
 function sendJoin() {
-  send({
-    type: "join",
-    meeting: $("meeting").value.trim(),
-    name: $("name").value.trim(),
-    passcode: $("passcode").value,
-  });
+  const request = { type: "join", meeting: $("meeting").value.trim(), name: $("name").value.trim() };
+  if (state.token) request.token = state.token;
+  else request.passcode = $("passcode").value;
+  send(request);
 }
 
 function connect() {
