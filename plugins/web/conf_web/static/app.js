@@ -1,13 +1,22 @@
-// conf in the browser: join a meeting over WebRTC.
+// conf in the browser: a meeting page over WebRTC.
 //
 // The page speaks the conf protocol (docs/protocol.md) over a WebSocket to the server's web service,
 // which takes part in the meeting for it. The server offers the WebRTC session (web_offer) and the page
 // answers (web_answer); the first three m-lines are the page's microphone, camera and screen, the
 // others carry the meeting's tracks, described by MID in `tracks`.
+//
+// The view: one tile per person (camera or initials, name, microphone, raised hand) and one per shared
+// screen, in a grid sized to the stage or in a speaker view; the active speaker is outlined. The server
+// sends no speaker signal: the page finds it from the audio levels of the tracks it receives (WebRTC's
+// own statistics: totalAudioEnergy over totalSamplesDuration per track, and the microphone's level).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const SLOTS = ["audio", "video", "screen"]; // the page's own send slots, in m-line order
+const LEADERS = ["host", "admin"];
+const SPEAKING = 0.02; // RMS level (0..1) above which a track counts as someone speaking
+const LEVEL_EVERY = 250; // ms between two readings of the audio levels
+const TILE_RATIO = 16 / 9;
 
 const state = {
   ws: null,
@@ -16,17 +25,68 @@ const state = {
   me: null,
   role: "member",
   meeting: null,
-  participants: new Map(), // name -> {role, sharing, forbidden}
+  participants: new Map(), // name -> {name, role, sharing, forbidden}
   tracks: {}, // mid -> {name, kind, ssrc}
   local: null, // MediaStream from the camera and microphone
   screen: null, // MediaStream of a shared screen
   sending: { audio: false, video: false, screen: false },
+  meetingForbidden: [], // what members may not do, meeting-wide
   locked: false,
+  waitingRoom: false,
+  waiting: [], // names in the waiting room (host and admins see them)
+  hands: [], // names with a raised hand, in order
+  spotlight: null, // the name the host pinned for everyone
+  pinned: null, // the name this page pinned for itself (speaker view)
+  view: "grid",
+  speaker: null, // the active speaker's name
+  levels: new Map(), // name -> audio level (0..1), last reading
+  panel: null, // "chat" | "people" | null
+  unread: 0,
   ended: null,
   answered: false,
   joining: false,
+  features: new Set(), // meeting features the server announced (see features())
 };
 window.conf = state; // for people and tests poking at the page
+
+// -- small helpers --------------------------------------------------------------------------------------
+
+const ICONS = {
+  mic: '<path d="M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3"/>',
+  micoff: '<path d="M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3M4 4l16 16"/>',
+  camera: '<path d="M3 7h12v10H3zM15 10l6-3v10l-6-3"/>',
+  screen: '<path d="M3 4h18v12H3zM8 20h8M12 16v4"/>',
+  hand: '<path d="M8 13V6a1.5 1.5 0 0 1 3 0v5M11 11V4.5a1.5 1.5 0 0 1 3 0V11M14 11V6a1.5 1.5 0 0 1 3 0v8a7 7 0 0 1-7 7h-.5a5 5 0 0 1-4-2L3.8 15a1.6 1.6 0 0 1 2.4-2L8 15"/>',
+  smile: '<circle cx="12" cy="12" r="9"/><path d="M8.5 14.5a4.5 4.5 0 0 0 7 0M9 9.5h.01M15 9.5h.01"/>',
+  speaker: '<path d="M3 4h18v11H3zM3 18h5v3H3zM10 18h4v3h-4zM16 18h5v3h-5z"/>',
+  grid: '<path d="M4 4h7v7H4zM13 4h7v7h-7zM4 13h7v7H4zM13 13h7v7h-7z"/>',
+  chat: '<path d="M4 5h16v10H9l-5 4z"/>',
+  people: '<circle cx="9" cy="8" r="3"/><path d="M3 20a6 6 0 0 1 12 0M16 5a3 3 0 0 1 0 6M18 14a5 5 0 0 1 3 6"/>',
+  leave: '<path d="M10 17l-5-5 5-5M5 12h11M14 4h5v16h-5"/>',
+};
+
+function icon(name) {
+  return `<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"` +
+    ` stroke-linejoin="round" aria-hidden="true" focusable="false">${ICONS[name] || ""}</svg>`;
+}
+
+function drawIcons(root = document) {
+  for (const el of root.querySelectorAll("[data-icon]")) el.innerHTML = icon(el.dataset.icon);
+}
+
+function leader() {
+  return LEADERS.includes(state.role);
+}
+
+function initials(name) {
+  const words = name.split(/[\s._-]+/).filter(Boolean);
+  return ((words[0]?.[0] || "?") + (words[1]?.[0] || "")).toUpperCase();
+}
+
+function ordinal(n) {
+  return `${n}${n % 10 === 1 && n % 100 !== 11 ? "st" : n % 10 === 2 && n % 100 !== 12 ? "nd" :
+    n % 10 === 3 && n % 100 !== 13 ? "rd" : "th"}`;
+}
 
 // -- the join form --------------------------------------------------------------------------------------
 
@@ -80,7 +140,6 @@ async function join(event) {
         setStatus(`No camera or microphone (${err2.name}): you can watch, listen and chat.`);
       }
     }
-    showLocal();
   }
   state.joining = true;
   if (state.ws && state.ws.readyState === WebSocket.OPEN) sendJoin();
@@ -115,6 +174,19 @@ function send(message) {
 
 // -- what the server says -------------------------------------------------------------------------------
 
+function snapshot(m) {
+  state.participants = new Map(m.participants.map((p) => [p.name, { sharing: [], forbidden: [], ...p }]));
+  state.locked = Boolean(m.locked);
+  state.meetingForbidden = m.forbidden || [];
+  if ("waiting_room" in m) state.waitingRoom = Boolean(m.waiting_room);
+  if (Array.isArray(m.waiting)) state.waiting = [...m.waiting];
+}
+
+function setRole(role) {
+  state.role = role;
+  if (!leader()) state.waiting = [];
+}
+
 async function handle(m) {
   switch (m.type) {
     case "web_ready":
@@ -124,19 +196,27 @@ async function handle(m) {
     case "web_ice": // every STUN and TURN server, with this page's TURN credentials: sent once admitted
       state.iceServers = m.ice_servers || [];
       break;
+    case "waiting":
+      setStatus("Waiting for the host to let you in...");
+      break;
+    case "denied":
+      state.joining = false;
+      formError(`You were not let in${m.by ? ` by ${m.by}` : ""}.`);
+      break;
     case "joined":
       state.joining = false;
       state.me = m.name;
       state.meeting = m.meeting;
-      state.role = m.role;
-      state.locked = Boolean(m.locked);
-      state.participants = new Map(m.participants.map((p) => [p.name, p]));
+      setRole(m.role);
+      snapshot(m);
       $("join-form").hidden = true;
       $("meeting-view").hidden = false;
       $("meeting-label").textContent = `meeting ${m.meeting}`;
+      setStatus("");
       history.replaceState(null, "", `?meeting=${encodeURIComponent(m.meeting)}`);
       note(`You joined as ${m.role}.`);
-      renderParticipants();
+      render();
+      $("toggle-audio").focus();
       break;
     case "web_offer":
       await answer(m);
@@ -146,29 +226,32 @@ async function handle(m) {
       renderTiles();
       break;
     case "participants":
-      state.participants = new Map(m.participants.map((p) => [p.name, p]));
-      state.locked = Boolean(m.locked);
-      renderParticipants();
+      snapshot(m);
+      render();
       break;
     case "participant_joined":
-      state.participants.set(m.name, { name: m.name, role: m.role, sharing: [] });
+      state.participants.set(m.name, { name: m.name, role: m.role, sharing: [], forbidden: [] });
       note(`${m.name} joined.`);
-      renderParticipants();
+      render();
       break;
     case "participant_left":
       state.participants.delete(m.name);
+      state.hands = state.hands.filter((n) => n !== m.name);
+      state.levels.delete(m.name);
+      if (state.speaker === m.name) state.speaker = null;
+      if (state.pinned === m.name) state.pinned = null;
       note(`${m.name} left (${m.reason}).`);
-      renderParticipants();
+      render();
       break;
     case "role_changed":
       if (state.participants.has(m.name)) state.participants.get(m.name).role = m.role;
-      if (m.name === state.me) state.role = m.role;
+      if (m.name === state.me) setRole(m.role);
       note(`${m.name} is now ${m.role}${m.by ? ` (by ${m.by})` : ""}.`);
-      renderParticipants();
+      render();
       break;
     case "permission_changed":
       note(`${m.what} ${m.allowed ? "allowed" : "forbidden"} for ${m.name || "members"} by ${m.by}.`);
-      send({ type: "who" });
+      send({ type: "who" }); // the snapshot says who may do what now
       break;
     case "share_started":
       sharing(m.name, m.kind, true);
@@ -177,13 +260,33 @@ async function handle(m) {
       sharing(m.name, m.kind, false);
       if (m.name === state.me && m.reason !== "stopped") {
         stopSending(m.kind, false);
-        note(`Your ${m.kind} was stopped: ${m.reason}.`);
+        note(`Your ${kindName(m.kind)} was stopped: ${m.reason}.`, "note", true);
       }
       break;
     case "meeting_locked":
       state.locked = m.locked;
       note(`The meeting was ${m.locked ? "locked" : "unlocked"} by ${m.by}.`);
-      renderParticipants();
+      renderPeople();
+      break;
+    case "waiting_room":
+      state.waitingRoom = Boolean(m.enabled);
+      state.waiting = [...(m.waiting || [])];
+      renderPeople();
+      break;
+    case "waiting_room_changed":
+      state.waitingRoom = Boolean(m.enabled);
+      if (!m.enabled) state.waiting = [];
+      note(`The waiting room was turned ${m.enabled ? "on" : "off"} by ${m.by}.`);
+      renderPeople();
+      break;
+    case "waiting_joined":
+      if (!state.waiting.includes(m.name)) state.waiting.push(m.name);
+      note(`${m.name} is waiting to be let in.`, "note", true);
+      renderPeople();
+      break;
+    case "waiting_left":
+      state.waiting = state.waiting.filter((n) => n !== m.name);
+      renderPeople();
       break;
     case "chat":
       chatLine(m.from, m.text, m.private ? `to ${m.to}` : "");
@@ -192,8 +295,7 @@ async function handle(m) {
       if (!state.me) {
         state.joining = false;
         formError(m.message);
-      }
-      else note(`${m.message}`, "error");
+      } else note(`${m.message}`, "error");
       if (typeof m.id === "string" && m.id.startsWith("publish-")) {
         const kind = m.id.slice("publish-".length);
         if (kind in state.sending) stopSending(kind, false); // refused (forbidden): stop sending it
@@ -212,8 +314,13 @@ async function handle(m) {
       if (state.me) endView(`Disconnected from the server: ${m.reason}.`);
       else formError(`Disconnected from the server: ${m.reason}.`);
       break;
+    default:
+      if (FEATURES[m.type]) FEATURES[m.type](m);
   }
 }
+
+// Meeting features beyond the core protocol: each event's handler, filled in by the features below.
+const FEATURES = {};
 
 // -- WebRTC -----------------------------------------------------------------------------------------------
 
@@ -233,10 +340,8 @@ async function answer(offer) {
   if (first) {
     const own = ownTransceivers();
     for (const slot of SLOTS) own[slot].direction = "sendonly";
-    const audio = state.local.getAudioTracks()[0] || null;
-    const video = state.local.getVideoTracks()[0] || null;
-    await own.audio.sender.replaceTrack(audio);
-    await own.video.sender.replaceTrack(video);
+    await own.audio.sender.replaceTrack(state.local.getAudioTracks()[0] || null);
+    await own.video.sender.replaceTrack(state.local.getVideoTracks()[0] || null);
   }
   await pc.setLocalDescription(await pc.createAnswer());
   await gathered(pc);
@@ -272,7 +377,7 @@ function gathered(pc) {
 function publish(kind) {
   state.sending[kind] = true;
   send({ type: "publish", kind, id: `publish-${kind}` }); // a refusal names this id
-  renderButtons();
+  render();
 }
 
 async function stopSending(kind, tell = true) {
@@ -284,7 +389,7 @@ async function stopSending(kind, tell = true) {
   }
   if (tell && state.sending[kind]) send({ type: "unpublish", kind });
   state.sending[kind] = false;
-  renderButtons();
+  render();
 }
 
 async function toggle(kind) {
@@ -301,24 +406,38 @@ async function toggle(kind) {
     track.onended = () => stopSending("screen");
   } else {
     track = kind === "audio" ? state.local.getAudioTracks()[0] : state.local.getVideoTracks()[0];
-    if (!track) return note(`There is no ${kind === "audio" ? "microphone" : "camera"}.`, "error");
+    if (!track) return note(`There is no ${kindName(kind)}.`, "error");
   }
   await ownTransceivers()[kind].sender.replaceTrack(track);
   publish(kind);
 }
 
-// -- the view ---------------------------------------------------------------------------------------------
+function kindName(kind) {
+  return { audio: "microphone", video: "camera", screen: "screen" }[kind] || kind;
+}
+
+// -- notes, chat and prompts --------------------------------------------------------------------------------
 
 function setStatus(text) {
   $("status").textContent = text;
 }
 
-function note(text, cls = "note") {
+function toast(text, cls = "") {
+  const div = document.createElement("div");
+  div.className = `toast ${cls}`;
+  div.textContent = text;
+  $("toasts").append(div);
+  while ($("toasts").children.length > 3) $("toasts").firstChild.remove();
+  setTimeout(() => div.remove(), cls === "error" ? 6000 : 4000);
+}
+
+// A line in the meeting's log (the chat panel); errors, and notes that are `loud`, show over the stage too.
+function note(text, cls = "note", loud = false) {
   const li = document.createElement("li");
   li.className = cls;
   li.textContent = text;
-  $("chat-log").append(li);
-  li.scrollIntoView({ block: "end" });
+  logLine(li);
+  if (loud || cls === "error") toast(text, cls);
 }
 
 function chatLine(from, text, extra) {
@@ -327,9 +446,43 @@ function chatLine(from, text, extra) {
   who.className = "from";
   who.textContent = extra ? `${from} (${extra})` : from;
   li.append(who, document.createTextNode(text));
-  $("chat-log").append(li);
-  li.scrollIntoView({ block: "end" });
+  logLine(li);
+  if (state.panel !== "chat" && from !== state.me) {
+    state.unread += 1;
+    toast(`${from}: ${text.length > 80 ? `${text.slice(0, 80)}...` : text}`);
+    renderControls();
+  }
 }
+
+function logLine(li) {
+  const log = $("chat-log");
+  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(li);
+  while (log.children.length > 500) log.firstChild.remove();
+  if (atEnd) log.scrollTop = log.scrollHeight;
+}
+
+// A question for this person (say, the host asking to unmute): text and buttons, keyboard first.
+function ask(text, choices) {
+  const box = $("prompt");
+  $("prompt-text").textContent = text;
+  const buttons = box.querySelector(".prompt-buttons");
+  buttons.replaceChildren();
+  for (const [label, act] of choices) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.onclick = () => {
+      box.hidden = true;
+      act?.();
+    };
+    buttons.append(b);
+  }
+  box.hidden = false;
+  buttons.firstChild?.focus();
+}
+
+// -- the people, their tiles ----------------------------------------------------------------------------
 
 function sharing(name, kind, on) {
   const p = state.participants.get(name);
@@ -338,105 +491,365 @@ function sharing(name, kind, on) {
   if (on) now.add(kind);
   else now.delete(kind);
   p.sharing = [...now];
-  renderParticipants();
+  render();
 }
 
-function showLocal() {
-  if (!state.local.getVideoTracks().length) return;
-  const tile = tileFor("local", true);
-  tile.querySelector("video").srcObject = new MediaStream(state.local.getVideoTracks());
-  tile.querySelector("span").textContent = "you";
+function micState(name) {
+  const p = state.participants.get(name);
+  if (!p) return "off";
+  const forbidden = (p.forbidden || []).includes("audio") ||
+    (p.role === "member" && state.meetingForbidden.includes("audio"));
+  const on = name === state.me ? state.sending.audio : (p.sharing || []).includes("audio");
+  if (on) return "on";
+  return forbidden ? "forbidden" : "off";
 }
 
-function tileFor(key, local = false) {
-  let tile = document.querySelector(`.tile[data-key="${key}"]`);
+// The receiving slots' tracks by owner: {name: {video, screen}} (MediaStreamTracks), live ones only.
+function remoteTracks() {
+  const out = {};
+  if (!state.pc) return out;
+  for (const t of state.pc.getTransceivers().slice(SLOTS.length)) {
+    const info = state.tracks[t.mid];
+    const track = t.receiver.track;
+    if (!info || info.ssrc === null || !track) continue;
+    if (track.kind === "audio") {
+      attachAudio(t.mid, track);
+      continue;
+    }
+    const p = state.participants.get(info.name);
+    if (!p || !(p.sharing || []).includes(info.kind)) continue; // stopped: show no stale picture
+    (out[info.name] ||= {})[info.kind] = track;
+  }
+  return out;
+}
+
+function attachAudio(mid, track) {
+  const key = `mid-${mid}`;
+  if (document.querySelector(`audio[data-key="${key}"]`)) return;
+  const audio = document.createElement("audio");
+  audio.autoplay = true;
+  audio.dataset.key = key;
+  audio.srcObject = new MediaStream([track]);
+  document.body.append(audio);
+}
+
+function tileFor(key, name, kind) {
+  let tile = [...$("videos").children].find((t) => t.dataset.key === key);
   if (!tile) {
     tile = document.createElement("div");
-    tile.className = local ? "tile local" : "tile";
+    tile.className = "tile";
     tile.dataset.key = key;
+    tile.dataset.name = name;
+    tile.dataset.kind = kind;
+    tile.setAttribute("role", "listitem");
+    tile.tabIndex = 0; // keyboard: focus a tile, Enter pins it in the speaker view
     const video = document.createElement("video");
     video.autoplay = true;
     video.playsInline = true;
     video.muted = true; // sound plays through the <audio> elements
-    tile.append(video, document.createElement("span"));
+    const avatar = document.createElement("div");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = kind === "screen" ? "screen" : initials(name);
+    const badges = document.createElement("div");
+    badges.className = "badges";
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = name;
+    badges.append(label);
+    if (kind === "person") {
+      const mic = document.createElement("span");
+      mic.className = "mic";
+      mic.setAttribute("role", "img");
+      const hand = document.createElement("span");
+      hand.className = "hand";
+      hand.setAttribute("role", "img");
+      hand.hidden = true;
+      badges.append(mic, hand);
+    } else {
+      const what = document.createElement("span");
+      what.textContent = "screen";
+      badges.append(what);
+    }
+    tile.append(video, avatar, badges);
+    tile.addEventListener("dblclick", () => pin(name));
+    tile.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        pin(name);
+      }
+    });
     $("videos").append(tile);
   }
   return tile;
 }
 
+function show(tile, track) {
+  const video = tile.querySelector("video");
+  const current = video.srcObject ? video.srcObject.getVideoTracks()[0] : null;
+  if (current !== (track || null)) video.srcObject = track ? new MediaStream([track]) : null;
+  tile.classList.toggle("has-video", Boolean(track));
+}
+
 function renderTiles() {
-  if (!state.pc) return;
-  const seen = new Set(["local"]);
-  for (const t of state.pc.getTransceivers().slice(SLOTS.length)) {
-    const info = state.tracks[t.mid];
-    const track = t.receiver.track;
-    if (!info || info.ssrc === null || !track) continue;
-    const key = `mid-${t.mid}`;
-    if (track.kind === "audio") {
-      let audio = document.querySelector(`audio[data-key="${key}"]`);
-      if (!audio) {
-        audio = document.createElement("audio");
-        audio.autoplay = true;
-        audio.dataset.key = key;
-        audio.srcObject = new MediaStream([track]);
-        document.body.append(audio);
-      }
-      continue;
+  if (!state.me) return;
+  const tracks = remoteTracks();
+  const wanted = new Set();
+  for (const [name] of state.participants) {
+    const key = `person:${name}`;
+    wanted.add(key);
+    const tile = tileFor(key, name, "person");
+    const local = name === state.me;
+    tile.classList.toggle("local", local);
+    const camera = local
+      ? (state.sending.video ? state.local?.getVideoTracks()[0] : null)
+      : tracks[name]?.video;
+    show(tile, camera);
+    const mic = micState(name);
+    tile.dataset.mic = mic;
+    const micEl = tile.querySelector(".mic");
+    micEl.innerHTML = icon(mic === "on" ? "mic" : "micoff");
+    const micText = { on: "microphone on", off: "microphone off", forbidden: "microphone muted by the host" }[mic];
+    micEl.setAttribute("aria-label", micText);
+    const position = state.hands.indexOf(name) + 1;
+    const hand = tile.querySelector(".hand");
+    hand.hidden = position === 0;
+    hand.textContent = position ? `✋ ${position}` : "";
+    hand.setAttribute("aria-label", position ? `hand raised, ${ordinal(position)}` : "");
+    tile.querySelector(".name").textContent = local ? `${name} (you)` : name;
+    tile.classList.toggle("active-speaker", state.speaker === name);
+    const parts = [local ? `${name} (you)` : name, micText];
+    if (position) parts.push(`hand raised, ${ordinal(position)} in line`);
+    if (state.speaker === name) parts.push("speaking");
+    tile.setAttribute("aria-label", parts.join(", "));
+    const screen = tracks[name]?.screen || (local && state.sending.screen ? state.screen?.getVideoTracks()[0] : null);
+    if (screen) {
+      const key2 = `screen:${name}`;
+      wanted.add(key2);
+      const st = tileFor(key2, name, "screen");
+      show(st, screen);
+      st.setAttribute("aria-label", `${name}'s screen`);
     }
-    seen.add(key);
-    const tile = tileFor(key);
-    const video = tile.querySelector("video");
-    if (!video.srcObject) video.srcObject = new MediaStream([track]);
-    tile.querySelector("span").textContent = `${info.name} (${info.kind === "screen" ? "screen" : "camera"})`;
   }
-  for (const tile of document.querySelectorAll(".tile")) if (!seen.has(tile.dataset.key)) tile.remove();
+  for (const tile of [...$("videos").children]) if (!wanted.has(tile.dataset.key)) tile.remove();
+  layout();
 }
 
-function renderButtons() {
-  $("toggle-audio").textContent = state.sending.audio ? "Mute" : "Unmute";
-  $("toggle-video").textContent = state.sending.video ? "Stop camera" : "Start camera";
-  $("toggle-screen").textContent = state.sending.screen ? "Stop sharing" : "Share screen";
-  const leader = state.role === "host" || state.role === "admin";
-  for (const el of document.querySelectorAll(".host-only")) el.hidden = !leader;
+// Which tile the speaker view shows large: a pinned one, the host's spotlight, a shared screen, the
+// active speaker, or anyone else.
+function mainTile() {
+  const tiles = [...$("videos").children];
+  const find = (key) => tiles.find((t) => t.dataset.key === key);
+  return (state.pinned && find(`person:${state.pinned}`)) ||
+    (state.spotlight && find(`person:${state.spotlight}`)) ||
+    tiles.find((t) => t.dataset.kind === "screen") ||
+    (state.speaker && state.speaker !== state.me && find(`person:${state.speaker}`)) ||
+    tiles.find((t) => t.dataset.name !== state.me) || tiles[0];
+}
+
+// Tiles fill the stage: the grid's columns and rows are chosen so that 16:9 tiles come out largest.
+function layout() {
+  const box = $("videos");
+  const tiles = [...box.children];
+  const width = box.clientWidth - 16;
+  const height = box.clientHeight - 16;
+  const speaker = state.view === "speaker" || Boolean(state.spotlight);
+  box.classList.toggle("speaker", speaker);
+  const main = speaker ? mainTile() : null;
+  for (const t of tiles) t.classList.toggle("main", t === main);
+  if (speaker) {
+    const others = tiles.length - 1;
+    box.classList.toggle("alone", others === 0);
+    const strip = Math.max(64, Math.min(140, height * 0.22));
+    const fit = Math.max(1, Math.floor(width / (strip * 1.2))); // strip tiles no narrower than 6:5
+    box.style.setProperty("--cols", String(Math.max(1, Math.min(others, fit))));
+    box.style.setProperty("--strip", `${strip}px`);
+    return;
+  }
+  const n = Math.max(1, tiles.length);
+  let best = { cols: 1, rows: n, size: 0 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const size = Math.min(width / cols, (height / rows) * TILE_RATIO);
+    if (size > best.size) best = { cols, rows, size };
+  }
+  box.style.setProperty("--cols", String(best.cols));
+  box.style.setProperty("--rows", String(best.rows));
+}
+
+function pin(name) {
+  state.pinned = state.pinned === name ? null : name;
+  if (state.pinned) state.view = "speaker";
+  render();
+}
+
+// -- the active speaker: audio levels from WebRTC's statistics ---------------------------------------------
+
+const energy = new Map(); // stats id -> [totalAudioEnergy, totalSamplesDuration]
+
+function level(id, s) {
+  const before = energy.get(id);
+  energy.set(id, [s.totalAudioEnergy || 0, s.totalSamplesDuration || 0]);
+  if (before && s.totalSamplesDuration > before[1]) {
+    return Math.sqrt(Math.max(0, (s.totalAudioEnergy - before[0]) / (s.totalSamplesDuration - before[1])));
+  }
+  return s.audioLevel || 0;
+}
+
+let loudest = { name: null, times: 0 };
+
+async function readLevels() {
+  const pc = state.pc;
+  if (!pc || !state.me) return;
+  const levels = new Map();
+  const report = await pc.getStats();
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      const info = state.tracks[s.mid];
+      if (info && info.ssrc !== null) levels.set(info.name, Math.max(levels.get(info.name) || 0, level(s.id, s)));
+    }
+    if (s.type === "media-source" && s.kind === "audio" && state.sending.audio) {
+      levels.set(state.me, level(s.id, s));
+    }
+  });
+  state.levels = levels;
+  let top = null;
+  for (const [name, value] of levels) {
+    if (value >= SPEAKING && (top === null || value > levels.get(top))) top = name;
+  }
+  // A new speaker takes over after two readings in a row, so that a cough does not flip the view.
+  if (top && top !== state.speaker) {
+    loudest = loudest.name === top ? { name: top, times: loudest.times + 1 } : { name: top, times: 1 };
+    if (loudest.times >= 2) {
+      state.speaker = top;
+      renderTiles();
+    }
+  } else loudest = { name: null, times: 0 };
+}
+
+setInterval(() => readLevels().catch(() => {}), LEVEL_EVERY);
+
+// -- the control bar and the panels ------------------------------------------------------------------------
+
+function setLabel(id, text) {
+  $(id).querySelector(".label").textContent = text;
+}
+
+function renderControls() {
+  const s = state.sending;
+  setLabel("toggle-audio", s.audio ? "Mute" : "Unmute");
+  $("toggle-audio").setAttribute("aria-pressed", String(s.audio));
+  $("toggle-audio").querySelector(".icon").innerHTML = icon(s.audio ? "mic" : "micoff");
+  setLabel("toggle-video", s.video ? "Stop camera" : "Start camera");
+  $("toggle-video").setAttribute("aria-pressed", String(s.video));
+  setLabel("toggle-screen", s.screen ? "Stop sharing" : "Share screen");
+  $("toggle-screen").setAttribute("aria-pressed", String(s.screen));
+  $("toggle-screen").hidden = !navigator.mediaDevices?.getDisplayMedia;
+  const speaker = state.view === "speaker";
+  setLabel("toggle-view", speaker ? "Grid view" : "Speaker view");
+  $("toggle-view").setAttribute("aria-pressed", String(speaker));
+  $("toggle-view").querySelector(".icon").innerHTML = icon(speaker ? "grid" : "speaker");
+  for (const panel of ["chat", "people"]) {
+    $(`toggle-${panel}`).setAttribute("aria-expanded", String(state.panel === panel));
+    $(`panel-${panel}`).hidden = state.panel !== panel;
+  }
+  $("unread").hidden = state.unread === 0;
+  $("unread").textContent = String(state.unread);
+  $("unread").setAttribute("aria-label", `${state.unread} unread`);
+  $("people-count").textContent = String(state.participants.size + state.waiting.length);
+  $("people-count").setAttribute("aria-label", `${state.participants.size} in the meeting`);
+  for (const el of document.querySelectorAll(".host-only")) el.hidden = !leader();
   $("toggle-lock").textContent = state.locked ? "Unlock" : "Lock";
+  $("toggle-waiting").textContent = state.waitingRoom ? "Waiting room off" : "Waiting room on";
+  for (const f of Object.values(FEATURE_CONTROLS)) f();
 }
 
-function button(label, message) {
+// Controls of meeting features beyond the core protocol: each redraws its own buttons.
+const FEATURE_CONTROLS = {};
+
+function openPanel(panel) {
+  const next = state.panel === panel ? null : panel;
+  state.panel = next;
+  if (next === "chat") state.unread = 0;
+  renderControls();
+  if (next === "chat") $("chat-input").focus();
+  else if (next) $(`panel-${next}`).focus();
+  else $(`toggle-${panel}`).focus();
+  layout();
+}
+
+function button(label, message, title, cls = "small") {
   const b = document.createElement("button");
   b.type = "button";
-  b.className = "small";
+  b.className = cls;
   b.textContent = label;
-  b.onclick = () => send(message);
+  if (title) b.setAttribute("aria-label", title);
+  b.onclick = typeof message === "function" ? message : () => send(message);
   return b;
 }
 
-function renderParticipants() {
+// The list of people, with the host's and admins' controls for each.
+function renderPeople() {
   const list = $("participants");
   list.replaceChildren();
-  const leader = state.role === "host" || state.role === "admin";
+  const isHost = state.role === "host";
   for (const [name, p] of state.participants) {
     const li = document.createElement("li");
+    li.dataset.name = name;
     const who = document.createElement("span");
+    who.className = "who";
     who.textContent = name === state.me ? `${name} (you)` : name;
     const role = document.createElement("span");
     role.className = "role";
     const shares = (p.sharing || []).join(", ");
-    role.textContent = `${p.role}${shares ? ` · ${shares}` : ""}`;
+    const hand = state.hands.indexOf(name) + 1;
+    role.textContent = `${p.role}${shares ? ` · ${shares}` : ""}${hand ? ` · hand ${hand}` : ""}`;
     li.append(who, role);
-    if (leader && name !== state.me && p.role !== "host") {
-      if (state.role === "host") {
+    const other = name !== state.me && p.role !== "host";
+    if (leader() && other && (isHost || p.role === "member")) {
+      const muted = (p.forbidden || []).includes("audio");
+      if (isHost) {
         li.append(p.role === "admin"
-          ? button("make member", { type: "set_role", name, role: "member" })
-          : button("make admin", { type: "set_role", name, role: "admin" }));
-        li.append(button("make host", { type: "set_role", name, role: "host" }));
+          ? button("make member", { type: "set_role", name, role: "member" }, `Make ${name} a member`)
+          : button("make admin", { type: "set_role", name, role: "admin" }, `Make ${name} an admin`));
+        li.append(button("make host", { type: "set_role", name, role: "host" }, `Make ${name} the host`));
       }
-      li.append(button("mute", { type: "forbid", what: "audio", name }));
-      li.append(button("allow audio", { type: "permit", what: "audio", name }));
-      li.append(button("kick", { type: "kick", name }));
+      li.append(muted
+        ? button("allow audio", { type: "permit", what: "audio", name }, `Allow ${name}'s microphone`)
+        : button("mute", { type: "forbid", what: "audio", name }, `Mute ${name}`));
+      for (const f of Object.values(PERSON_CONTROLS)) f(li, name, p);
+      li.append(button("kick", { type: "kick", name }, `Remove ${name} from the meeting`, "small danger"));
     }
     list.append(li);
   }
-  renderButtons();
+  const waiting = $("waiting");
+  waiting.replaceChildren();
+  $("waiting-section").hidden = !leader() || state.waiting.length === 0;
+  for (const name of state.waiting) {
+    const li = document.createElement("li");
+    li.dataset.name = name;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = name;
+    li.append(who,
+      button("admit", { type: "admit", name }, `Let ${name} in`),
+      button("deny", { type: "deny", name }, `Do not let ${name} in`, "small danger"));
+    waiting.append(li);
+  }
+  if (leader() && state.waiting.length > 1) {
+    const li = document.createElement("li");
+    li.append(button("admit all", { type: "admit", all: true }, "Let everyone waiting in"));
+    waiting.append(li);
+  }
+  renderControls();
+}
+
+// The host's controls of meeting features beyond the core protocol, per person in the list.
+const PERSON_CONTROLS = {};
+
+function render() {
+  renderPeople();
+  renderTiles();
 }
 
 function endView(text) {
@@ -445,12 +858,14 @@ function endView(text) {
   state.pc = null;
   $("meeting-view").hidden = true;
   $("join-form").hidden = true;
+  $("prompt").hidden = true;
   $("ended").hidden = false;
   $("ended-text").textContent = text;
+  $("rejoin").focus();
   if (state.ws) state.ws.close();
 }
 
-// -- figures, for people and tests --------------------------------------------------------------------------
+// -- figures and geometry, for people and tests ----------------------------------------------------------
 
 window.confStats = async function () {
   const out = {
@@ -476,6 +891,7 @@ window.confStats = async function () {
 
 // -- wiring -------------------------------------------------------------------------------------------------
 
+drawIcons();
 $("join-form").addEventListener("submit", join);
 $("chat-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -487,11 +903,33 @@ $("chat-form").addEventListener("submit", (e) => {
 $("toggle-audio").onclick = () => toggle("audio");
 $("toggle-video").onclick = () => toggle("video");
 $("toggle-screen").onclick = () => toggle("screen");
+$("toggle-view").onclick = () => {
+  state.view = state.view === "speaker" ? "grid" : "speaker";
+  if (state.view === "grid") state.pinned = null;
+  render();
+};
+$("toggle-chat").onclick = () => openPanel("chat");
+$("toggle-people").onclick = () => openPanel("people");
+for (const b of document.querySelectorAll("[data-close]")) b.onclick = () => openPanel(b.dataset.close);
 $("toggle-lock").onclick = () => send({ type: state.locked ? "unlock" : "lock" });
+$("toggle-waiting").onclick = () => send({ type: "set_waiting_room", enabled: !state.waitingRoom });
 $("end").onclick = () => send({ type: "end" });
 $("leave").onclick = () => send({ type: "leave" });
 $("rejoin").onclick = () => location.reload();
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  if (!$("reaction-menu").hidden) closeReactions();
+  else if (state.panel) openPanel(state.panel);
+});
+new ResizeObserver(() => layout()).observe($("videos"));
 if (!navigator.mediaDevices?.getUserMedia) {
   formError("This page needs HTTPS (or localhost) for the camera and microphone.");
 }
+
+function closeReactions() {
+  $("reaction-menu").hidden = true;
+  $("toggle-reactions").setAttribute("aria-expanded", "false");
+  $("toggle-reactions").focus();
+}
+
 if (fillFromLink()) join();
