@@ -12,9 +12,6 @@ and the host's controls (mute, kick) from the page.
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +21,6 @@ from conf_cli.testing.netns import conf_in, inside, netns_unavailable
 from conf_cli.testing.processes import ConfProcess
 
 PASSCODE = "pass-123"
-NS = f"confpage{os.getpid()}"
 DESKTOP = (1280, 720)
 PHONE = (390, 844)
 
@@ -61,25 +57,6 @@ GEOMETRY = """(() => {
     panel: panel ? box(panel) : null,
   };
 })()"""
-
-
-def _in_ns(*args: str) -> list[str]:
-    return inside(NS, *args)
-
-
-def _conf(*args: str) -> ConfProcess:
-    return conf_in(NS, args)
-
-
-@pytest.fixture
-def namespace() -> Iterator[str]:
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True, timeout=10, check=False)
-    subprocess.run(["ip", "netns", "add", NS], check=True, capture_output=True, timeout=10)
-    try:
-        subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True, timeout=10)
-        yield NS
-    finally:
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True, timeout=10, check=False)
 
 
 def _inside(box: dict[str, Any], width: int, height: int, what: str) -> None:
@@ -154,7 +131,12 @@ def _speaker_view(browser: Browser, size: tuple[int, int], names: set[str]) -> N
     browser.wait_for("document.querySelector('#videos.speaker') === null")
 
 
-def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(namespace: str) -> None:
+def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(browser_namespace: str) -> None:
+    ns = browser_namespace
+
+    def _conf(*args: str) -> ConfProcess:
+        return conf_in(ns, args)
+
     started: list[ConfProcess] = []
     browser: Browser | None = None
     try:
@@ -176,7 +158,7 @@ def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(namespace: str) -> Non
 
         browser = Browser(
             f"{created['invite']}&name=web",
-            prefix=_in_ns(),
+            prefix=inside(ns),
             extra_flags=["--autoplay-policy=no-user-gesture-required"],
         )
         browser.viewport(*DESKTOP)

@@ -8,6 +8,14 @@ numbers after them are shifted down so that receivers see no loss, and NACKs are
 Meeting → browser (:class:`Outbound`): one negotiated send slot carries one meeting track at a time,
 under the slot's own SSRC and payload type. When the slot passes to another track, sequence numbers
 and timestamps continue from where the last track left them, so the browser's receiver sees one stream.
+
+In an end-to-end encrypted meeting a payload is an SFrame bound to 11 bytes of its RTP header (the SFrame
+*metadata*, docs/protocol.md). The page encrypts and decrypts whole frames and never sees the RTP headers
+the meeting uses, so between the page and this service each SFrame travels behind its metadata: towards
+the page the service puts the meeting packet's metadata in front of the payload (:meth:`Outbound.rewrite`
+with ``sealed``); from the page it takes the metadata the page bound its SFrame to and makes the meeting
+packet's header of it (:meth:`Inbound.rewrite_sealed`). The service reads no payload: a page or a sender
+that lies about the header only makes its own frames fail authentication at the receivers.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import dataclass, field
 
 from conf_cli import ProtocolError
 from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.sframe import RTP_METADATA, rtp_metadata
 
 PAYLOAD_TYPES = {"audio": 111, "video": 96, "screen": 96}
 CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
@@ -52,6 +61,22 @@ class Inbound:
         )
         return bytes(packet)
 
+    def rewrite_sealed(self, payload: bytes) -> bytes | None:
+        """In an E2EE meeting: the conf packet for one of the browser's payloads, which is the SFrame
+        metadata the page chose (its marker, payload type, sequence number, timestamp and our SSRC) and
+        the SFrame. None if it names another SSRC or payload type, or carries no SFrame."""
+        if len(payload) <= RTP_METADATA.size:
+            self.skipped += 1
+            return None
+        first, sequence, timestamp, ssrc = RTP_METADATA.unpack_from(payload)
+        if ssrc != self.ssrc or first & 0x7F != PAYLOAD_TYPES[self.kind]:
+            return None
+        self.packets += 1
+        packet = RtpPacket(
+            first & 0x7F, sequence, timestamp, ssrc, payload[RTP_METADATA.size :], bool(first & 0x80)
+        )
+        return bytes(packet)
+
     def browser_sequence(self, sequence: int) -> int:
         """The browser's sequence number for one the meeting asks for again (a NACK)."""
         return (sequence + self.skipped) & 0xFFFF
@@ -79,8 +104,9 @@ class Outbound:
         self.source, self.owner, self.source_kind = source, owner, source_kind
         self._seq_offset = None
 
-    def rewrite(self, data: bytes) -> bytes | None:
-        """The packet to send to the browser for one of the track's RTP packets (None if malformed)."""
+    def rewrite(self, data: bytes, sealed: bool = False) -> bytes | None:
+        """The packet to send to the browser for one of the track's RTP packets (None if malformed);
+        ``sealed`` (an E2EE meeting): its payload goes behind the packet's own SFrame metadata."""
         try:
             packet = RtpPacket.parse(data)
         except ProtocolError:
@@ -95,7 +121,8 @@ class Outbound:
         if ((sequence - self._last_seq) & 0xFFFF) < 0x8000 or self.packets == 0:
             self._last_seq, self._last_ts = sequence, timestamp
         self.packets += 1
-        out = RtpPacket(self.payload_type, sequence, timestamp, self.ssrc, packet.payload, packet.marker)
+        payload = rtp_metadata(packet) + packet.payload if sealed else packet.payload
+        out = RtpPacket(self.payload_type, sequence, timestamp, self.ssrc, payload, packet.marker)
         return bytes(out)
 
     def source_sequence(self, sequence: int) -> int:

@@ -37,6 +37,9 @@ STATIC = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/sframe.js": ("sframe.js", "text/javascript; charset=utf-8"),
+    "/e2ee.js": ("e2ee.js", "text/javascript; charset=utf-8"),
+    "/sframe-worker.js": ("sframe-worker.js", "text/javascript; charset=utf-8"),
 }
 
 

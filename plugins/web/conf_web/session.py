@@ -54,6 +54,7 @@ JOIN_TIMEOUT = 300.0  # seconds a page may stay connected without being in a mee
 OUTBOX_MESSAGES = 512  # messages waiting to go to one page
 OUTBOX_BYTES = 1 << 20  # and their size: past either, the page does not read and is disconnected
 SEND_TIMEOUT = 30.0  # seconds one message may take to go out to the page
+E2EE_SOUND_ONLY = "in an end-to-end encrypted meeting a browser sends sound only (no camera or screen yet)"
 
 
 class BrowserSession:
@@ -66,6 +67,9 @@ class BrowserSession:
         self.me: str | None = None
         self.inbound: dict[str, Inbound] = {}
         self.tracks: dict[int, dict[str, Any]] = {}  # meeting tracks of others, by SSRC
+        self.e2ee = False
+        """The meeting is end-to-end encrypted: the page encrypts and decrypts sound (SFrame), and the
+        session carries each SFrame behind its RTP metadata (conf_web.media); no video either way."""
         self.feedback_ssrc = random.getrandbits(32)
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(SEND_QUEUE)
         self._negotiating = False
@@ -209,6 +213,9 @@ class BrowserSession:
                 self._refuse(message, "join first, and share audio, video or screen")
                 return
             if kind == "publish":
+                if self.e2ee and slot.kind != "audio":
+                    self._refuse(message, E2EE_SOUND_ONLY)
+                    return
                 message = {**message, "ssrc": slot.ssrc, "codec": CODECS[slot.kind]}
             else:
                 slot.published = False
@@ -252,6 +259,7 @@ class BrowserSession:
         kind = event["type"]
         if kind == "joined":
             self.me = event["name"]
+            self.e2ee = event.get("e2ee") is True
             for track in event.get("tracks") or ():
                 self._track_started(track)
             await self._negotiate()
@@ -276,6 +284,8 @@ class BrowserSession:
                     await self._track_stopped(ssrc)
 
     def _track_started(self, track: dict[str, Any]) -> None:
+        if self.e2ee and track.get("kind") != "audio":
+            return  # the page cannot decrypt video (docs/web.md): it gets no slot for it
         if track["name"] != self.me and track.get("codec") in ("H264", "opus"):
             self.tracks[track["ssrc"]] = {k: track[k] for k in ("name", "kind", "ssrc", "codec")}
 
@@ -379,7 +389,7 @@ class BrowserSession:
         slot = rtc.by_source.get(int.from_bytes(packet[8:12], "big"))
         if slot is None or not slot.ssrc:
             return
-        data = slot.rewrite(packet)
+        data = slot.rewrite(packet, sealed=self.e2ee)
         if data is not None:
             self._queue(lambda: rtc.send_rtp(slot, data))
 
@@ -415,7 +425,10 @@ class BrowserSession:
         slot = self.inbound.get(kind)
         if slot is None or not slot.published or self.client is None or self.client.link is None:
             return
-        data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
+        if self.e2ee:
+            data = slot.rewrite_sealed(payload)
+        else:
+            data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
         if data is not None:
             self.client.link.send_media(data)
 

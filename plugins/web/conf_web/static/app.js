@@ -45,7 +45,11 @@ const state = {
   ended: null,
   answered: false,
   joining: false,
-  features: new Set(), // meeting features the server announced (see features())
+  ring: null, // E2ee.KeyRing: this page's keys, made before joining where the browser can encrypt
+  e2ee: false, // in an end-to-end encrypted meeting
+  worker: null, // the media worker that runs SFrame (sframe-worker.js)
+  securityCode: null,
+  e2eeQueue: Promise.resolve(), // key events are handled one after another, in order
 };
 window.conf = state; // for people and tests poking at the page
 
@@ -141,6 +145,7 @@ async function join(event) {
       }
     }
   }
+  if (!state.ring && canEncrypt()) state.ring = await E2ee.KeyRing.create().catch(() => null);
   state.joining = true;
   if (state.ws && state.ws.readyState === WebSocket.OPEN) sendJoin();
   else connect();
@@ -152,6 +157,8 @@ function sendJoin() {
     meeting: $("meeting").value.trim(),
     name: $("name").value.trim(),
     passcode: $("passcode").value,
+    // Sent with every join, as conf clients do: a plain meeting ignores it, an encrypted one needs it.
+    ...(state.ring ? { e2ee_key: state.ring.publicText } : {}),
   });
 }
 
@@ -215,6 +222,7 @@ async function handle(m) {
       setStatus("");
       history.replaceState(null, "", `?meeting=${encodeURIComponent(m.meeting)}`);
       note(`You joined as ${m.role}.`);
+      if (m.e2ee) startE2ee(m);
       render();
       $("toggle-audio").focus();
       break;
@@ -223,6 +231,7 @@ async function handle(m) {
       break;
     case "web_tracks":
       state.tracks = m.tracks;
+      state.worker?.postMessage({ type: "tracks", tracks: m.tracks });
       renderTiles();
       break;
     case "participants":
@@ -232,6 +241,7 @@ async function handle(m) {
     case "participant_joined":
       state.participants.set(m.name, { name: m.name, role: m.role, sharing: [], forbidden: [] });
       note(`${m.name} joined.`);
+      if (state.e2ee) e2ee(async () => rekeyed(await state.ring.peerJoined(m.name, m.key)));
       render();
       break;
     case "participant_left":
@@ -241,6 +251,7 @@ async function handle(m) {
       if (state.speaker === m.name) state.speaker = null;
       if (state.pinned === m.name) state.pinned = null;
       note(`${m.name} left (${m.reason}).`);
+      if (state.e2ee) e2ee(async () => rekeyed(await state.ring.peerLeft(m.name)));
       render();
       break;
     case "role_changed":
@@ -254,7 +265,11 @@ async function handle(m) {
       send({ type: "who" }); // the snapshot says who may do what now
       break;
     case "share_started":
+      if (m.name === state.me && m.kind === "audio") state.worker?.postMessage({ type: "ssrc", ssrc: m.ssrc });
       sharing(m.name, m.kind, true);
+      break;
+    case "e2ee_key":
+      if (state.e2ee) e2ee(() => state.ring.open(m.from, m.box));
       break;
     case "share_stopped":
       sharing(m.name, m.kind, false);
@@ -328,20 +343,27 @@ async function answer(offer) {
   if (!state.pc) {
     const pc = new RTCPeerConnection({ iceServers: state.iceServers });
     state.pc = pc;
-    pc.ontrack = () => renderTiles();
+    pc.ontrack = (e) => {
+      // In an encrypted meeting each received microphone goes through the media worker to be decrypted.
+      if (state.e2ee && e.track.kind === "audio" && !e.receiver.transform)
+        e.receiver.transform = new RTCRtpScriptTransform(state.worker, { side: "receive", mid: e.transceiver.mid });
+      renderTiles();
+    };
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "failed") note("The media connection failed (firewall? try --ice-server).", "error");
     };
   }
   const pc = state.pc;
   state.tracks = offer.tracks;
+  state.worker?.postMessage({ type: "tracks", tracks: offer.tracks });
   await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
   const first = !state.answered;
   if (first) {
     const own = ownTransceivers();
     for (const slot of SLOTS) own[slot].direction = "sendonly";
+    if (state.e2ee) own.audio.sender.transform = new RTCRtpScriptTransform(state.worker, { side: "send" });
     await own.audio.sender.replaceTrack(state.local.getAudioTracks()[0] || null);
-    await own.video.sender.replaceTrack(state.local.getVideoTracks()[0] || null);
+    if (!state.e2ee) await own.video.sender.replaceTrack(state.local.getVideoTracks()[0] || null);
   }
   await pc.setLocalDescription(await pc.createAnswer());
   await gathered(pc);
@@ -349,7 +371,7 @@ async function answer(offer) {
   state.answered = true;
   if (first) {
     if (state.local.getAudioTracks().length) publish("audio");
-    if (state.local.getVideoTracks().length) publish("video");
+    if (state.local.getVideoTracks().length && !state.e2ee) publish("video");
   }
   renderTiles();
 }
@@ -395,6 +417,8 @@ async function stopSending(kind, tell = true) {
 async function toggle(kind) {
   if (!state.pc) return;
   if (state.sending[kind]) return stopSending(kind);
+  if (state.e2ee && kind !== "audio")
+    return note("In an end-to-end encrypted meeting a browser carries sound only (see docs/web.md).", "error");
   let track = null;
   if (kind === "screen") {
     try {
@@ -414,6 +438,56 @@ async function toggle(kind) {
 
 function kindName(kind) {
   return { audio: "microphone", video: "camera", screen: "screen" }[kind] || kind;
+}
+
+// -- end-to-end encryption -------------------------------------------------------------------------------
+
+// Whether this browser can take part in an end-to-end encrypted meeting: Encoded Transform in a worker
+// and X25519 in WebCrypto (KeyRing.create fails without it).
+function canEncrypt() {
+  return typeof RTCRtpScriptTransform === "function" && typeof Worker === "function" && window.isSecureContext;
+}
+
+function e2ee(job) {
+  state.e2eeQueue = state.e2eeQueue.then(job).then(showCode).catch((err) => note(`${err.message || err}`, "error"));
+}
+
+function rekeyed(message) {
+  if (message) send(message);
+}
+
+// In an encrypted meeting: the media worker at once (the offer that follows `joined` needs it), then the
+// keys, in the order of the key events.
+function startE2ee(m) {
+  state.e2ee = true;
+  const ring = state.ring;
+  const worker = new Worker("/sframe-worker.js");
+  state.worker = worker;
+  worker.postMessage({ type: "tracks", tracks: state.tracks });
+  const stats = new Map();
+  worker.onmessage = (e) => stats.get(e.data.id)?.(e.data.counts);
+  let asked = 0;
+  window.confE2ee = () => new Promise((resolve) => {
+    asked += 1;
+    stats.set(asked, resolve);
+    worker.postMessage({ type: "stats", id: asked });
+  });
+  ring.onsend = (kid, base) => worker.postMessage({ type: "send", kid, base });
+  ring.onreceive = (name, kid, base) => worker.postMessage({ type: "receive", name, kid, base });
+  ring.onforget = (name, kids) => worker.postMessage({ type: "forget", name, kids });
+  e2ee(async () => {
+    rekeyed(await ring.start(m.meeting, m.name, m.participants));
+    for (const why of ring.unusable) note(why, "error");
+  });
+  note("This meeting is end-to-end encrypted: compare the security code aloud. " +
+    "A browser carries sound only in it.", "note", true);
+}
+
+async function showCode() {
+  if (!state.e2ee) return;
+  state.securityCode = await state.ring.securityCode();
+  $("security").hidden = false;
+  $("security-code").textContent = state.securityCode;
 }
 
 // -- notes, chat and prompts --------------------------------------------------------------------------------
