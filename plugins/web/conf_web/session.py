@@ -4,7 +4,8 @@ The page speaks the conf protocol (docs/protocol.md) over the WebSocket; the ses
 ways through an ordinary :class:`~conf_cli.client.link.Client` on the in-process link, so every rule of the
 server applies to the browser as to any participant. Besides, the session says:
 
-- ``{"type": "web_ready", "ice_servers": [...]}`` once connected to the server (STUN servers only);
+- ``{"type": "web_ready", "ice_servers": [...], "requests": [...]}`` once connected to the server (STUN
+  servers only; ``requests``: the message types the server takes, whose controls the page shows);
 - ``{"type": "web_ice", "ice_servers": [...]}`` just before ``joined``: every STUN and TURN server, TURN
   credentials included (made for this page when they come from ``--turn-secret``), so a page gets them
   only once it is admitted to a meeting;
@@ -34,6 +35,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from conf_cli import ConfError, ProtocolError
+from conf_cli.protocol.control import client_message_types
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import is_rtcp
 from conf_web.ice import IceServer
@@ -101,7 +103,8 @@ class BrowserSession:
             return
         self.client.media_handler = self._from_meeting
         stun = [s.for_page() for s in self.config.ice_servers if not s.turn]
-        self._send({"type": "web_ready", "ice_servers": stun})
+        # The page shows the controls of the requests this server takes (hands, polls ...), no others.
+        self._send({"type": "web_ready", "ice_servers": stun, "requests": list(client_message_types())})
         self._tasks += [
             asyncio.create_task(self._events()),
             asyncio.create_task(self._pump()),

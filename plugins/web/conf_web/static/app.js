@@ -45,6 +45,11 @@ const state = {
   ended: null,
   answered: false,
   joining: false,
+  requests: new Set(), // the message types the server takes (web_ready): features show only if there
+  poll: null, // the open or last closed poll
+  breakout: null, // (host and admins) the breakout plan: {rooms, open, assignments: Map}
+  rooms: new Map(), // name -> breakout room, while rooms are open
+  room: 0, // our breakout room (0: the main room)
   ring: null, // E2ee.KeyRing: this page's keys, made before joining where the browser can encrypt
   e2ee: false, // in an end-to-end encrypted meeting
   worker: null, // the media worker that runs SFrame (sframe-worker.js)
@@ -198,6 +203,7 @@ async function handle(m) {
   switch (m.type) {
     case "web_ready":
       state.iceServers = m.ice_servers || [];
+      state.requests = new Set(m.requests || []);
       if (state.joining) sendJoin();
       break;
     case "web_ice": // every STUN and TURN server, with this page's TURN credentials: sent once admitted
@@ -877,7 +883,9 @@ function renderPeople() {
     role.className = "role";
     const shares = (p.sharing || []).join(", ");
     const hand = state.hands.indexOf(name) + 1;
-    role.textContent = `${p.role}${shares ? ` · ${shares}` : ""}${hand ? ` · hand ${hand}` : ""}`;
+    const room = state.rooms.get(name);
+    role.textContent = `${p.role}${shares ? ` · ${shares}` : ""}${hand ? ` · hand ${hand}` : ""}` +
+      `${room ? ` · room ${room}` : ""}`;
     li.append(who, role);
     const other = name !== state.me && p.role !== "host";
     if (leader() && other && (isHost || p.role === "member")) {
