@@ -5,6 +5,7 @@ from __future__ import annotations
 from conf_web.media import Inbound, Outbound
 
 from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.sframe import rtp_metadata
 
 
 def _rtp(seq: int, ts: int, ssrc: int = 0x1111, payload: bytes = b"abc", pt: int = 102) -> bytes:
@@ -57,3 +58,30 @@ def test_a_slot_passing_to_another_track_continues_its_numbers() -> None:
     later = RtpPacket.parse(slot.rewrite(_rtp(40_001, 3123, ssrc=0x3333)) or b"")
     assert (later.sequence_number, later.timestamp) == (21, 19 * 3000 + 6000)
     assert slot.describe() == {"name": "bo", "kind": "screen", "ssrc": 0x3333}
+
+
+def test_in_an_e2ee_meeting_a_payload_travels_behind_the_header_it_is_bound_to() -> None:
+    # Towards the page: the meeting packet's own metadata, then its payload (an SFrame), whatever
+    # header the slot gives the packet.
+    slot = Outbound(mid="3", kind="audio", ssrc=0x2222, payload_type=109)
+    slot.assign(0x1111, "ada", "audio")
+    slot.rewrite(_rtp(500, 96000, payload=b"first"))
+    slot.assign(0x3333, "bob", "audio")  # another track: numbers continue, the metadata does not
+    original = _rtp(7, 1234, ssrc=0x3333, payload=b"sframe", pt=111)
+    out = RtpPacket.parse(slot.rewrite(original, sealed=True) or b"")
+    assert (out.ssrc, out.sequence_number) == (0x2222, 501)
+    assert out.payload == rtp_metadata(RtpPacket.parse(original)) + b"sframe"
+
+    # From the page: the meeting packet's header is the metadata the page bound its SFrame to.
+    mic = Inbound("audio", ssrc=0xABCD)
+    bound = RtpPacket(111, 40_000, 77_777, 0xABCD, b"", marker=True)
+    made = RtpPacket.parse(mic.rewrite_sealed(rtp_metadata(bound) + b"sealed") or b"")
+    assert (made.payload_type, made.sequence_number, made.timestamp, made.ssrc, made.marker) == (
+        111, 40_000, 77_777, 0xABCD, True
+    )  # fmt: skip
+    assert made.payload == b"sealed"
+    # Another SSRC or payload type than the track's, or no SFrame at all, goes nowhere.
+    for wrong in (RtpPacket(111, 1, 2, 0x9999, b""), RtpPacket(96, 1, 2, 0xABCD, b"")):
+        assert mic.rewrite_sealed(rtp_metadata(wrong) + b"sealed") is None
+    assert mic.rewrite_sealed(rtp_metadata(bound)) is None
+    assert mic.rewrite_sealed(b"short") is None
