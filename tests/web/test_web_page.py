@@ -249,6 +249,18 @@ def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(browser_namespace: str
         assert camera.expect("kicked", timeout=30)["by"] == "web"
         browser.wait_for("!document.querySelector('.tile[data-name=\"camera\"]')")
         _check_layout(browser, DESKTOP, names - {"camera"}, "web")
+
+        # The waiting room, from the page: turned on, and someone let in.
+        browser.evaluate("document.getElementById('toggle-waiting').click(); true")
+        assert host.expect("waiting_room_changed")["by"] == "web"
+        late = _conf("join", meeting, "--name", "late", "--json", "--server", tcp_url, "--passcode", PASSCODE)
+        started.append(late)
+        late.expect("waiting", timeout=30)
+        browser.wait_for("document.querySelector('[aria-label=\"Let late in\"]') !== null")
+        browser.evaluate("document.querySelector('[aria-label=\"Let late in\"]').click(); true")
+        late.expect("joined", timeout=30)
+        browser.wait_for("document.querySelector('.tile[data-name=\"late\"]') !== null")
+        _check_layout(browser, DESKTOP, names - {"camera"} | {"late"}, "web")
     finally:
         if browser is not None:
             browser.close()
