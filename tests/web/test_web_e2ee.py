@@ -103,11 +103,10 @@ def test_a_browser_and_terminal_clients_in_an_e2ee_meeting(browser_namespace: st
         counts = browser.evaluate("window.confE2ee()")
         assert counts["encrypted"] > 100 and counts["failed"] == 0 and counts["refused"] == 0
 
-        # Sound only: the page publishes no camera in an encrypted meeting, and says why if asked.
-        assert not any(e["type"] == "share_started" and e["name"] == "web" and e["kind"] == "video"
-                       for e in host.seen)  # fmt: skip
-        browser.evaluate("document.getElementById('toggle-video').click(); true")
-        browser.wait_for("document.querySelector('#chat-log li.error')?.textContent.includes('sound only')")
+        # The terminal host decrypts and decodes the page's camera too.
+        camera = host.latest("share_started", lambda e: e["name"] == "web" and e["kind"] == "video")["ssrc"]
+        stats = host.expect("track_stats", lambda e: e["ssrc"] == camera and e["frames"] > 30, timeout=60)
+        assert stats["undecryptable"] == 0 and stats["decode_errors"] == 0
     finally:
         if browser is not None:
             browser.close()
@@ -122,7 +121,7 @@ def test_a_browser_and_terminal_clients_in_an_e2ee_meeting(browser_namespace: st
             packet = RtpPacket.parse(bytes.fromhex(event["packet"]))
             packets.setdefault((event["conn"], event["direction"], packet.ssrc), []).append(packet)
     host_link, speaker_link = 1, 2  # the tap numbers links in the order they came
-    for key in ((host_link, "down", mic), (speaker_link, "up", tone)):
+    for key in ((host_link, "down", mic), (host_link, "down", camera), (speaker_link, "up", tone)):
         assert len(packets.get(key, [])) > 50, f"the tap saw too little of {key}: {list(packets)}"
         counters: set[tuple[int, int]] = set()
         for packet in packets[key]:

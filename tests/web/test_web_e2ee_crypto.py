@@ -19,8 +19,11 @@ from typing import Any
 
 import pytest
 from conf_web.browser import Browser, BrowserError, chromium_path
+from conf_web.media import SealedVideo
 
 from conf_cli.client.keyring import KeyRing, encode_key, new_private_key
+from conf_cli.media.h264 import H264Depacketizer, split_annexb
+from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.sframe import SFrameError
 from conf_cli.testing.netns import inside, netns_unavailable
 
@@ -41,7 +44,7 @@ def page(browser_namespace: str, tmp_path: Path) -> Iterator[Browser]:
     static = resources.files("conf_web").joinpath("static")
     scripts = "".join(
         f'<script src="{Path(str(static.joinpath(name))).as_uri()}"></script>'
-        for name in ("sframe.js", "e2ee.js")
+        for name in ("sframe.js", "e2ee.js", "h264.js")
     )
     html = tmp_path / "keys.html"
     html.write_text(f"<!doctype html><html><body>{scripts}</body></html>")
@@ -154,3 +157,34 @@ def test_the_page_agrees_keys_and_codes_with_conf_and_refuses_what_a_server_migh
     zero = _b64(bytes(32))
     assert "not usable" in _refused(page, f"await ring.peerJoined('mallory', {zero!r});")
     assert _js(page, "return ring.peers.has('mallory');") is False
+
+
+def test_the_pages_h264_framing_is_conf_s(page: Browser) -> None:
+    """The page's RTP packetisation of a frame depacketises in conf to the same NAL units, and a sealed
+    payload it wraps for Chromium's packetiser comes out of the web service's unwrapping unchanged."""
+    import random
+
+    rng = random.Random(7)
+    nals = [
+        b"\x67" + bytes(rng.randrange(1, 256) for _ in range(12)),  # SPS
+        b"\x68" + bytes(rng.randrange(1, 256) for _ in range(4)),  # PPS
+        b"\x65" + bytes(rng.randrange(1, 256) for _ in range(3000)),  # an IDR slice: FU-A fragments
+    ]
+    frame = b"".join(b"\x00\x00\x00\x01" + nal for nal in nals)
+    payloads = _js(
+        page,
+        f"return H264.packetize(E2ee.unb64({_b64(frame)!r}), 800).map((p) => E2ee.b64(p));",
+    )
+    assert all(len(base64.b64decode(p)) <= 800 for p in payloads) and len(payloads) == 2 + 4
+    depacketizer = H264Depacketizer()
+    units = []
+    for i, payload in enumerate(payloads):
+        packet = RtpPacket(96, i, 9000, 1, base64.b64decode(payload), marker=i == len(payloads) - 1)
+        units += depacketizer.push(packet)
+    assert len(units) == 1 and units[0].keyframe
+    assert split_annexb(units[0].data) == nals
+
+    sealed = bytes([0, 0, 0, 1, 0, 0, 3, 0, 0, 2, 0, 0]) + bytes(rng.randrange(256) for _ in range(700))
+    wrapped = base64.b64decode(_js(page, f"return E2ee.b64(H264.wrap(E2ee.unb64({_b64(sealed)!r})));"))
+    assert wrapped[:4] == b"\x00\x00\x00\x01" and b"\x00\x00\x01" not in wrapped[4:]
+    assert SealedVideo().payloads(1, wrapped[4:]) == [sealed]

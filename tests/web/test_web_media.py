@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_web.media import Inbound, Outbound
+from conf_web.media import Inbound, Outbound, SealedVideo
 
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.sframe import rtp_metadata
@@ -85,3 +85,36 @@ def test_in_an_e2ee_meeting_a_payload_travels_behind_the_header_it_is_bound_to()
         assert mic.rewrite_sealed(rtp_metadata(wrong) + b"sealed") is None
     assert mic.rewrite_sealed(rtp_metadata(bound)) is None
     assert mic.rewrite_sealed(b"short") is None
+
+
+def _wrapped(sealed: bytes) -> bytes:
+    """What the page's h264.js makes of one sealed payload (tested against it in test_web_e2ee_crypto)."""
+    out, zeros = bytearray([0x61]), 0
+    for byte in sealed:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out + b"\x80")
+
+
+def test_sealed_video_comes_out_of_single_units_stap_a_and_fu_a() -> None:
+    video = SealedVideo()
+    tricky = b"\x00\x00\x00\x01\x00\x00\x03\x00\x00"  # start codes and escapes inside
+    assert video.payloads(1, _wrapped(tricky)) == [tricky]
+    one, two = _wrapped(b"one\x00\x00\x01"), _wrapped(b"two")
+    stap = b"\x78" + len(one).to_bytes(2, "big") + one + len(two).to_bytes(2, "big") + two
+    assert video.payloads(2, stap) == [b"one\x00\x00\x01", b"two"]
+    big = bytes(range(256)) * 8
+    unit = _wrapped(big)
+    flags = [0x80, 0, 0, 0, 0x40]  # start, ..., end
+    fu = [b"\x7c" + bytes([flags[i] | 1]) + unit[1:][i * 500 : (i + 1) * 500] for i in range(5)]
+    assert [video.payloads(10 + i, part) for i, part in enumerate(fu)] == [[], [], [], [], [big]]
+    # A fragment missing: that unit is lost, the next one comes out whole.
+    assert [video.payloads(20 + i, part) for i, part in enumerate(fu) if i != 2] == [[], [], [], []]
+    assert video.payloads(30, fu[0]) == [] and video.payloads(31, fu[1]) == []
+    # Anything but a wrapped payload goes nowhere: plain H.264 (an IDR slice), or a unit without its end.
+    assert video.payloads(40, b"\x65" + b"\x88" * 20) == []
+    assert video.payloads(41, _wrapped(b"x")[:-1]) == []
+    assert video.payloads(42, b"") == []

@@ -15,7 +15,6 @@ import websockets
 from conf_web.certs import own_certificate
 from conf_web.ice import IceServer, parse_ice_server
 from conf_web.service import WebConfig, WebServer, WebService, _tls_context
-from conf_web.session import E2EE_SOUND_ONLY
 
 from conf_cli.client.keyring import encode_key, new_private_key, public_bytes
 from conf_cli.client.link import Client
@@ -222,7 +221,7 @@ def _local(server: Server) -> Any:
     return LocalTransport(server)
 
 
-async def test_a_page_in_an_e2ee_meeting_brings_a_key_and_sends_sound_only(server: Server) -> None:
+async def test_a_page_in_an_e2ee_meeting_brings_a_key(server: Server) -> None:
     (url,) = await server.start_services({"host": "127.0.0.1", "web_port": 0})
     host = Client(server.registry, ServerAddress("local", "host", 0), transport=_local(server))
     await host.connect()
@@ -239,11 +238,8 @@ async def test_a_page_in_an_e2ee_meeting_brings_a_key_and_sends_sound_only(serve
             assert joined["e2ee"] is True
             assert (await _event(host, "participant_joined"))["key"] == key
             await _next(ws, "web_offer")
-            for kind in ("video", "screen"):
-                await ws.send(json.dumps({"type": "publish", "kind": kind}))
-                assert (await _next(ws, "error"))["message"] == E2EE_SOUND_ONLY
-            await ws.send(json.dumps({"type": "publish", "kind": "audio"}))
+            await ws.send(json.dumps({"type": "publish", "kind": "video"}))
             started = await _event(host, "share_started")
-            assert (started["name"], started["kind"]) == ("web", "audio")
+            assert (started["name"], started["kind"]) == ("web", "video")
     finally:
         await host.close()

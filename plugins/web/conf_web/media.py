@@ -20,6 +20,7 @@ that lies about the header only makes its own frames fail authentication at the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from conf_cli import ProtocolError
@@ -29,6 +30,57 @@ from conf_cli.protocol.sframe import RTP_METADATA, rtp_metadata
 PAYLOAD_TYPES = {"audio": 111, "video": 96, "screen": 96}
 CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
 TIMESTAMP_GAP = {"audio": 960, "video": 3000, "screen": 3000}  # one frame's worth between two tracks
+WRAP_HEADER = 0x61  # the NAL header (type 1) of a sealed payload wrapped by the page (static/h264.js)
+MAX_WRAPPED = 4096  # bytes of one wrapped payload: the page's are under 1,000
+_EMULATION = re.compile(b"\x00\x00\x03")
+
+
+class SealedVideo:
+    """In an E2EE meeting, the sealed H.264 payloads in the RTP packets of the page's camera or screen.
+
+    conf seals each H.264 RTP payload, so the page packetises its frames itself and gives Chromium's
+    H.264 packetiser one NAL unit per sealed payload: ``0x61``, the payload (SFrame metadata and SFrame)
+    with emulation prevention, ``0x80``. Chromium sends such units whole, several in a STAP-A, or in
+    FU-A fragments; this takes them out again. A fragmented unit with a packet missing is dropped.
+    """
+
+    def __init__(self) -> None:
+        self._fragments = bytearray()
+        self._next: int | None = None  # the sequence number the next FU-A fragment must have
+
+    def payloads(self, sequence: int, payload: bytes) -> list[bytes]:
+        """The sealed payloads completed by one of the browser's RTP packets."""
+        if not payload:
+            return []
+        kind = payload[0] & 0x1F
+        if kind == 28 and len(payload) > 2:  # FU-A
+            start, end = payload[1] & 0x80, payload[1] & 0x40
+            if start:
+                self._fragments = bytearray([(payload[0] & 0xE0) | (payload[1] & 0x1F)])
+            elif self._next != sequence or len(self._fragments) + len(payload) > MAX_WRAPPED:
+                self._next = None  # a fragment is missing: the unit is lost
+                return []
+            self._fragments += payload[2:]
+            self._next = (sequence + 1) & 0xFFFF
+            if not end:
+                return []
+            self._next = None
+            return self._unwrap(bytes(self._fragments))
+        if kind == 24:  # STAP-A
+            out: list[bytes] = []
+            at = 1
+            while at + 2 <= len(payload):
+                size = int.from_bytes(payload[at : at + 2], "big")
+                out += self._unwrap(payload[at + 2 : at + 2 + size])
+                at += 2 + size
+            return out
+        return self._unwrap(payload)
+
+    @staticmethod
+    def _unwrap(nal: bytes) -> list[bytes]:
+        if len(nal) < 3 or nal[0] != WRAP_HEADER or nal[-1] != 0x80 or len(nal) > MAX_WRAPPED:
+            return []  # not a sealed payload (nothing else may leave the page in such a meeting)
+        return [_EMULATION.sub(b"\x00\x00", nal[1:-1])]
 
 
 @dataclass
@@ -41,6 +93,7 @@ class Inbound:
     browser_ssrc: int | None = None
     skipped: int = 0
     packets: int = 0
+    sealed_video: SealedVideo = field(default_factory=SealedVideo)
 
     def rewrite(self, ssrc: int, sequence: int, timestamp: int, marker: bool, payload: bytes) -> bytes | None:
         """The conf packet for one of the browser's RTP packets, or None if it carries no media."""
@@ -60,6 +113,13 @@ class Inbound:
             marker,
         )
         return bytes(packet)
+
+    def rewrite_sealed_packet(self, ssrc: int, sequence: int, payload: bytes) -> list[bytes]:
+        """In an E2EE meeting: the conf packets for one of the browser's RTP packets (Opus: one; H.264:
+        one per sealed payload it completes, see :class:`SealedVideo`)."""
+        self.browser_ssrc = ssrc
+        sealed = [payload] if self.kind == "audio" else self.sealed_video.payloads(sequence, payload)
+        return [p for p in map(self.rewrite_sealed, sealed) if p is not None]
 
     def rewrite_sealed(self, payload: bytes) -> bytes | None:
         """In an E2EE meeting: the conf packet for one of the browser's payloads, which is the SFrame

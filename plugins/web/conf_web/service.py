@@ -40,6 +40,7 @@ STATIC = {
     "/sframe.js": ("sframe.js", "text/javascript; charset=utf-8"),
     "/e2ee.js": ("e2ee.js", "text/javascript; charset=utf-8"),
     "/sframe-worker.js": ("sframe-worker.js", "text/javascript; charset=utf-8"),
+    "/h264.js": ("h264.js", "text/javascript; charset=utf-8"),
     "/features.js": ("features.js", "text/javascript; charset=utf-8"),
 }
 

@@ -56,7 +56,6 @@ JOIN_TIMEOUT = 300.0  # seconds a page may stay connected without being in a mee
 OUTBOX_MESSAGES = 512  # messages waiting to go to one page
 OUTBOX_BYTES = 1 << 20  # and their size: past either, the page does not read and is disconnected
 SEND_TIMEOUT = 30.0  # seconds one message may take to go out to the page
-E2EE_SOUND_ONLY = "in an end-to-end encrypted meeting a browser sends sound only (no camera or screen yet)"
 
 
 class BrowserSession:
@@ -70,8 +69,9 @@ class BrowserSession:
         self.inbound: dict[str, Inbound] = {}
         self.tracks: dict[int, dict[str, Any]] = {}  # meeting tracks of others, by SSRC
         self.e2ee = False
-        """The meeting is end-to-end encrypted: the page encrypts and decrypts sound (SFrame), and the
-        session carries each SFrame behind its RTP metadata (conf_web.media); no video either way."""
+        """The meeting is end-to-end encrypted: the page encrypts what it sends and decrypts the sound it
+        receives (SFrame), the session carries each SFrame with its RTP metadata (conf_web.media), and
+        gives the page no video (which it cannot decrypt yet)."""
         self.feedback_ssrc = random.getrandbits(32)
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(SEND_QUEUE)
         self._negotiating = False
@@ -216,9 +216,6 @@ class BrowserSession:
                 self._refuse(message, "join first, and share audio, video or screen")
                 return
             if kind == "publish":
-                if self.e2ee and slot.kind != "audio":
-                    self._refuse(message, E2EE_SOUND_ONLY)
-                    return
                 message = {**message, "ssrc": slot.ssrc, "codec": CODECS[slot.kind]}
             else:
                 slot.published = False
@@ -429,9 +426,10 @@ class BrowserSession:
         if slot is None or not slot.published or self.client is None or self.client.link is None:
             return
         if self.e2ee:
-            data = slot.rewrite_sealed(payload)
-        else:
-            data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
+            for sealed in slot.rewrite_sealed_packet(ssrc, sequence, payload):
+                self.client.link.send_media(sealed)
+            return
+        data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
         if data is not None:
             self.client.link.send_media(data)
 

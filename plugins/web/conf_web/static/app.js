@@ -271,7 +271,7 @@ async function handle(m) {
       send({ type: "who" }); // the snapshot says who may do what now
       break;
     case "share_started":
-      if (m.name === state.me && m.kind === "audio") state.worker?.postMessage({ type: "ssrc", ssrc: m.ssrc });
+      if (m.name === state.me) state.worker?.postMessage({ type: "ssrc", kind: m.kind, ssrc: m.ssrc });
       sharing(m.name, m.kind, true);
       break;
     case "e2ee_key":
@@ -367,9 +367,11 @@ async function answer(offer) {
   if (first) {
     const own = ownTransceivers();
     for (const slot of SLOTS) own[slot].direction = "sendonly";
-    if (state.e2ee) own.audio.sender.transform = new RTCRtpScriptTransform(state.worker, { side: "send" });
+    if (state.e2ee) { // what the page sends is sealed in the media worker first
+      for (const kind of SLOTS) own[kind].sender.transform = new RTCRtpScriptTransform(state.worker, { side: "send", kind });
+    }
     await own.audio.sender.replaceTrack(state.local.getAudioTracks()[0] || null);
-    if (!state.e2ee) await own.video.sender.replaceTrack(state.local.getVideoTracks()[0] || null);
+    await own.video.sender.replaceTrack(state.local.getVideoTracks()[0] || null);
   }
   await pc.setLocalDescription(await pc.createAnswer());
   await gathered(pc);
@@ -377,7 +379,7 @@ async function answer(offer) {
   state.answered = true;
   if (first) {
     if (state.local.getAudioTracks().length) publish("audio");
-    if (state.local.getVideoTracks().length && !state.e2ee) publish("video");
+    if (state.local.getVideoTracks().length) publish("video");
   }
   renderTiles();
 }
@@ -423,8 +425,6 @@ async function stopSending(kind, tell = true) {
 async function toggle(kind) {
   if (!state.pc) return;
   if (state.sending[kind]) return stopSending(kind);
-  if (state.e2ee && kind !== "audio")
-    return note("In an end-to-end encrypted meeting a browser carries sound only (see docs/web.md).", "error");
   let track = null;
   if (kind === "screen") {
     try {
@@ -486,7 +486,7 @@ function startE2ee(m) {
     for (const why of ring.unusable) note(why, "error");
   });
   note("This meeting is end-to-end encrypted: compare the security code aloud. " +
-    "A browser carries sound only in it.", "note", true);
+    "A browser sends its camera and screen in it, but shows no one's video yet.", "note", true);
 }
 
 async function showCode() {

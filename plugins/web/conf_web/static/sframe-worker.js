@@ -1,17 +1,24 @@
 // The page's media worker in an end-to-end encrypted meeting: the RTCRtpScriptTransforms of app.js run
-// here (Chromium's Encoded Transform). It encrypts the microphone's Opus frames and decrypts those it
-// receives with SFrame (sframe.js), under the keys the page's keyring (e2ee.js) posts to it.
+// here (Chromium's Encoded Transform). It encrypts what the page sends (Opus frames, and H.264 frames
+// packetised here: h264.js) and decrypts the sound it receives with SFrame (sframe.js), under the keys
+// the page's keyring (e2ee.js) posts to it.
 //
 // conf binds each SFrame to 11 bytes of its RTP header (M << 7 | PT, sequence number, timestamp, SSRC).
 // A page sees frames, not packets, and the server rewrites the RTP headers on the way to and from a
 // browser; so these 11 bytes travel in front of each SFrame between the page and the server's web
 // service, which puts them back into (and takes them from) the RTP header of the meeting's packets.
 "use strict";
-importScripts("/sframe.js");
+importScripts("/sframe.js", "/h264.js");
 
-const OPUS = 111;
+const PAYLOAD_TYPES = { audio: 111, video: 96, screen: 96 }; // conf's Opus and H.264
 const META = 11;
-const sending = { key: null, ctr: 0, seq: Math.floor(Math.random() * 65536), ssrc: 0 };
+const PIECE = 800; // bytes of H.264 in one RTP payload: with its SFrame and framing, one browser packet
+const sending = { key: null, ctr: 0 };
+const tracks_out = { // our own tracks: conf SSRC (from share_started) and RTP sequence numbers
+  audio: { ssrc: 0, seq: Math.floor(Math.random() * 65536) },
+  video: { ssrc: 0, seq: Math.floor(Math.random() * 65536) },
+  screen: { ssrc: 0, seq: Math.floor(Math.random() * 65536) },
+};
 const keys = new Map(); // kid -> {name, k}
 const order = new Map(); // name -> its KIDs, oldest first
 const inUse = new Map(); // name -> KID of its newest frame
@@ -49,21 +56,37 @@ onmessage = async (event) => {
   } else if (m.type === "tracks") {
     tracks = m.tracks;
   } else if (m.type === "ssrc") {
-    sending.ssrc = m.ssrc;
+    tracks_out[m.kind].ssrc = m.ssrc;
   } else if (m.type === "stats") {
     postMessage({ type: "stats", id: m.id, counts });
   }
 };
 
-async function encrypt(frame, controller) {
+async function encrypt(frame, controller, kind) {
   const k = sending.key;
-  if (!k || !sending.ssrc) return; // no key, or not published yet: nothing leaves in the clear
-  const ctr = sending.ctr++;
-  sending.seq = (sending.seq + 1) & 0xffff;
+  const out = tracks_out[kind];
+  if (!k || !out.ssrc) return; // no key, or not published yet: nothing leaves in the clear
   const ts = frame.getMetadata().rtpTimestamp ?? frame.timestamp;
-  const meta = metadata(false, OPUS, sending.seq, ts, sending.ssrc);
-  const sealed = await SFrame.encrypt(k, ctr, new Uint8Array(frame.data), meta);
-  frame.data = SFrame.concat(meta, sealed).buffer;
+  if (kind === "audio") {
+    const ctr = sending.ctr++;
+    out.seq = (out.seq + 1) & 0xffff;
+    const meta = metadata(false, PAYLOAD_TYPES.audio, out.seq, ts, out.ssrc);
+    const sealed = await SFrame.encrypt(k, ctr, new Uint8Array(frame.data), meta);
+    frame.data = SFrame.concat(meta, sealed).buffer;
+  } else {
+    // conf encrypts each H.264 RTP payload: packetise the frame here (RFC 6184, as conf does), seal
+    // each payload, and hand Chromium's H.264 packetiser one NAL unit per sealed payload, escaped
+    // against start codes, which the server's web service unwraps (conf_web.media.SealedVideo).
+    const payloads = H264.packetize(new Uint8Array(frame.data), PIECE);
+    const units = [];
+    for (let i = 0; i < payloads.length; i++) {
+      const ctr = sending.ctr++;
+      out.seq = (out.seq + 1) & 0xffff;
+      const meta = metadata(i === payloads.length - 1, PAYLOAD_TYPES[kind], out.seq, ts, out.ssrc);
+      units.push(H264.wrap(SFrame.concat(meta, await SFrame.encrypt(k, ctr, payloads[i], meta))));
+    }
+    frame.data = SFrame.concat(...units).buffer;
+  }
   counts.encrypted++;
   controller.enqueue(frame);
 }
@@ -102,7 +125,9 @@ async function decrypt(frame, controller, mid) {
 
 onrtctransform = (event) => {
   const transformer = event.transformer;
-  const { side, mid } = transformer.options;
-  const transform = side === "send" ? encrypt : (frame, controller) => decrypt(frame, controller, mid);
+  const { side, mid, kind } = transformer.options;
+  const transform = side === "send"
+    ? (frame, controller) => encrypt(frame, controller, kind)
+    : (frame, controller) => decrypt(frame, controller, mid);
   transformer.readable.pipeThrough(new TransformStream({ transform })).pipeTo(transformer.writable);
 };
