@@ -11,6 +11,7 @@ All of it runs in a loopback-only network namespace, as the other browser tests 
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -33,6 +34,15 @@ from conf_cli.testing.processes import ConfProcess
 from conf_cli.testing.processes import test_home as conf_home
 
 PASSCODE = "pass-123"
+
+
+def _variety(png: bytes) -> float:
+    """The standard deviation of a PNG's pixel values (0 for a uniform picture)."""
+    import av
+
+    with av.open(io.BytesIO(png), format="png_pipe") as container:
+        frame = next(container.decode(video=0))
+    return float(frame.to_ndarray(format="rgb24").std())
 
 
 def _unavailable() -> str | None:
@@ -77,6 +87,9 @@ def test_a_browser_and_terminal_clients_in_an_e2ee_meeting(browser_namespace: st
         meeting = created["meeting"]
         speaker = conf("share", "tone", "--meeting", meeting, "--name", "speaker", *common)
         tone = speaker.expect("publish_started", timeout=30)["ssrc"]
+        pattern = conf("share", "pattern", "--meeting", meeting, "--name", "pattern", "--width", "320",
+                       "--height", "240", "--fps", "15", *common)  # fmt: skip
+        picture = pattern.expect("publish_started", timeout=30)["ssrc"]
 
         browser = Browser(
             f"{created['invite']}&name=web",
@@ -87,7 +100,7 @@ def test_a_browser_and_terminal_clients_in_an_e2ee_meeting(browser_namespace: st
         assert browser.wait_for("window.conf.e2ee", timeout=30) is True
 
         # The same security code on every screen, the page's included.
-        everyone = ["host", "speaker", "web"]
+        everyone = ["host", "pattern", "speaker", "web"]
         code = host.latest("security_code", lambda e: e["participants"] == everyone, timeout=30)["code"]
         assert speaker.latest("security_code", lambda e: e["participants"] == everyone)["code"] == code
         browser.wait_for(f"window.conf.securityCode === {code!r}", timeout=30)
@@ -96,6 +109,16 @@ def test_a_browser_and_terminal_clients_in_an_e2ee_meeting(browser_namespace: st
         # The page decrypts the terminal's tone and plays it ...
         browser.wait_for("window.confE2ee().then(c => c.decrypted > 100)", timeout=60)
         browser.wait_for("window.confStats().then(s => s.audioSamplesReceived > 48000)", timeout=30)
+        # ... and the terminal's moving pattern, and shows it.
+        browser.wait_for("window.confStats().then(s => s.framesDecoded > 30)", timeout=60)
+        browser.wait_for(
+            "document.querySelector('.tile[data-name=\"pattern\"]')?.classList.contains('has-video')"
+        )
+        rect = browser.evaluate(
+            "(() => { const r = document.querySelector('.tile[data-name=\"pattern\"] video')"
+            ".getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height}; })()"
+        )
+        assert _variety(browser.screenshot(rect)) > 20, "the pattern's tile shows no picture"
         # ... and the terminal host decrypts and decodes the page's microphone.
         mic = host.latest("share_started", lambda e: e["name"] == "web" and e["kind"] == "audio")["ssrc"]
         stats = host.expect("track_stats", lambda e: e["ssrc"] == mic and e["frames"] > 100, timeout=60)
@@ -121,7 +144,13 @@ def test_a_browser_and_terminal_clients_in_an_e2ee_meeting(browser_namespace: st
             packet = RtpPacket.parse(bytes.fromhex(event["packet"]))
             packets.setdefault((event["conn"], event["direction"], packet.ssrc), []).append(packet)
     host_link, speaker_link = 1, 2  # the tap numbers links in the order they came
-    for key in ((host_link, "down", mic), (host_link, "down", camera), (speaker_link, "up", tone)):
+    pattern_link = 3
+    for key in (
+        (host_link, "down", mic),
+        (host_link, "down", camera),
+        (speaker_link, "up", tone),
+        (pattern_link, "up", picture),
+    ):
         assert len(packets.get(key, [])) > 50, f"the tap saw too little of {key}: {list(packets)}"
         counters: set[tuple[int, int]] = set()
         for packet in packets[key]:

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 from conf_web.browser import Browser, BrowserError, chromium_path
-from conf_web.media import SealedVideo
+from conf_web.media import FRAME_PPS, FRAME_SPS, Outbound, SealedVideo
 
 from conf_cli.client.keyring import KeyRing, encode_key, new_private_key
-from conf_cli.media.h264 import H264Depacketizer, split_annexb
+from conf_cli.media.h264 import H264Depacketizer, H264Packetizer, split_annexb
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.sframe import SFrameError
 from conf_cli.testing.netns import inside, netns_unavailable
@@ -188,3 +188,34 @@ def test_the_pages_h264_framing_is_conf_s(page: Browser) -> None:
     wrapped = base64.b64decode(_js(page, f"return E2ee.b64(H264.wrap(E2ee.unb64({_b64(sealed)!r})));"))
     assert wrapped[:4] == b"\x00\x00\x00\x01" and b"\x00\x00\x01" not in wrapped[4:]
     assert SealedVideo().payloads(1, wrapped[4:]) == [sealed]
+
+    # Towards the page: what the service makes of a terminal's sealed payloads, as Chromium's
+    # depacketiser hands it to the transform, gives the page those payloads back, and the page puts
+    # conf's packetisation of a frame back together.
+    conf_payloads = H264Packetizer(mtu=1000).packetize(nals)
+    slot = Outbound(mid="3", kind="video", ssrc=5, payload_type=102)
+    slot.assign(9, "ada", "video")
+    annexb = b""
+    for i, payload in enumerate(conf_payloads):
+        sent = RtpPacket.parse(slot.rewrite(bytes(RtpPacket(96, i, 3000, 9, payload)), sealed=True) or b"")
+        inner = sent.payload
+        if inner[0] & 0x1F == 24:  # the STAP-A of a frame's first packet: its units one by one
+            at, parts = 1, []
+            while at < len(inner):
+                size = int.from_bytes(inner[at : at + 2], "big")
+                parts.append(inner[at + 2 : at + 2 + size])
+                at += 2 + size
+            assert parts[:2] == [FRAME_SPS, FRAME_PPS]
+        else:
+            parts = [inner]
+        annexb += b"".join(b"\x00\x00\x00\x01" + part for part in parts)
+    opened = _js(
+        page,
+        f"return H264.sealedPayloads(E2ee.unb64({_b64(annexb)!r})).map((u) => E2ee.b64(u.subarray(11)));",
+    )
+    assert [base64.b64decode(p) for p in opened] == conf_payloads
+    frame_back = _js(
+        page,
+        f"return E2ee.b64(H264.depacketize({json.dumps([_b64(p) for p in conf_payloads])}.map(E2ee.unb64)));",
+    )
+    assert split_annexb(base64.b64decode(frame_back)) == nals

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_web.media import Inbound, Outbound, SealedVideo
+from conf_web.media import FRAME_PPS, FRAME_SPS, SEALED_IDR, Inbound, Outbound, SealedVideo, escape
 
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.sframe import rtp_metadata
@@ -118,3 +118,25 @@ def test_sealed_video_comes_out_of_single_units_stap_a_and_fu_a() -> None:
     assert video.payloads(40, b"\x65" + b"\x88" * 20) == []
     assert video.payloads(41, _wrapped(b"x")[:-1]) == []
     assert video.payloads(42, b"") == []
+
+
+def test_sealed_video_towards_the_page_is_one_idr_unit_per_payload_and_parameter_sets_per_frame() -> None:
+    slot = Outbound(mid="4", kind="video", ssrc=0x2222, payload_type=102)
+    slot.assign(0x1111, "ada", "video")
+    first = RtpPacket.parse(_rtp(10, 3000, payload=b"\x00\x00\x01sealed", pt=96))
+    second = RtpPacket.parse(_rtp(11, 3000, payload=b"more", pt=96))
+    next_frame = RtpPacket.parse(_rtp(12, 6000, payload=b"next", pt=96))
+    unit = SEALED_IDR + escape(rtp_metadata(first) + first.payload) + b"\x80"
+    assert b"\x00\x00\x01" not in unit
+    out = RtpPacket.parse(slot.rewrite(bytes(first), sealed=True) or b"").payload
+    sizes = [
+        len(FRAME_SPS).to_bytes(2, "big"),
+        len(FRAME_PPS).to_bytes(2, "big"),
+        len(unit).to_bytes(2, "big"),
+    ]
+    assert out == b"\x78" + sizes[0] + FRAME_SPS + sizes[1] + FRAME_PPS + sizes[2] + unit  # a STAP-A
+    out = RtpPacket.parse(slot.rewrite(bytes(second), sealed=True) or b"").payload
+    assert out == SEALED_IDR + rtp_metadata(second) + b"more\x80"  # the same frame: the unit alone
+    out = RtpPacket.parse(slot.rewrite(bytes(next_frame), sealed=True) or b"").payload
+    assert out.startswith(b"\x78")  # a new frame: parameter sets again
+    assert escape(b"\x00\x00\x00\x00\x03") == b"\x00\x00\x03\x00\x00\x03\x03"

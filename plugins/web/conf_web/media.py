@@ -14,8 +14,12 @@ In an end-to-end encrypted meeting a payload is an SFrame bound to 11 bytes of i
 the meeting uses, so between the page and this service each SFrame travels behind its metadata: towards
 the page the service puts the meeting packet's metadata in front of the payload (:meth:`Outbound.rewrite`
 with ``sealed``); from the page it takes the metadata the page bound its SFrame to and makes the meeting
-packet's header of it (:meth:`Inbound.rewrite_sealed`). The service reads no payload: a page or a sender
-that lies about the header only makes its own frames fail authentication at the receivers.
+packet's header of it (:meth:`Inbound.rewrite_sealed`). Video needs framing besides, since conf seals
+each H.264 RTP payload while Chromium packetises and depacketises H.264 itself: :class:`SealedVideo`
+takes the page's sealed payloads out of the NAL units it wrapped them in, and towards the page each
+sealed payload goes in an IDR slice NAL unit of its own (docs/web.md says why). The service reads no
+payload: a page or a sender that lies about the header only makes its own frames fail authentication at
+the receivers.
 """
 
 from __future__ import annotations
@@ -33,6 +37,33 @@ TIMESTAMP_GAP = {"audio": 960, "video": 3000, "screen": 3000}  # one frame's wor
 WRAP_HEADER = 0x61  # the NAL header (type 1) of a sealed payload wrapped by the page (static/h264.js)
 MAX_WRAPPED = 4096  # bytes of one wrapped payload: the page's are under 1,000
 _EMULATION = re.compile(b"\x00\x00\x03")
+# Towards the page, each sealed payload of a meeting's video goes in an IDR slice NAL unit (first_mb 0,
+# slice_type 7, pps_id 0, then the payload escaped, then 0x80), and each frame's first packet is a STAP-A
+# that also carries this parameter set pair (H.264 baseline): Chromium then takes every frame for a
+# keyframe and hands it to the page's receive transform, which opens the payloads and puts the frame
+# together itself. The service cannot tell a real keyframe in sealed payloads.
+SEALED_IDR = bytes([0x65, 0x88, 0x80])
+FRAME_SPS = bytes.fromhex("6742c03eda0507e840000003004007a12023c2010a80")
+FRAME_PPS = bytes.fromhex("68ce0fc8")
+
+
+def escape(data: bytes) -> bytes:
+    """``data`` with H.264 emulation prevention: ``03`` before any byte up to 3 that follows two zeros."""
+    if b"\x00\x00" not in data:
+        return data
+    out = bytearray()
+    zeros = 0
+    for byte in data:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+def _stap_a(*nals: bytes) -> bytes:
+    return b"\x78" + b"".join(len(nal).to_bytes(2, "big") + nal for nal in nals)
 
 
 class SealedVideo:
@@ -157,6 +188,7 @@ class Outbound:
     _ts_offset: int = 0
     _last_seq: int = field(default=0)
     _last_ts: int = field(default=0)
+    _frame_ts: int | None = None  # the RTP timestamp of the last sealed video packet
     packets: int = 0
 
     def assign(self, source: int | None, owner: str = "", source_kind: str = "") -> None:
@@ -181,7 +213,14 @@ class Outbound:
         if ((sequence - self._last_seq) & 0xFFFF) < 0x8000 or self.packets == 0:
             self._last_seq, self._last_ts = sequence, timestamp
         self.packets += 1
-        payload = rtp_metadata(packet) + packet.payload if sealed else packet.payload
+        payload = packet.payload
+        if sealed:
+            payload = rtp_metadata(packet) + payload
+            if self.kind == "video":
+                unit = SEALED_IDR + escape(payload) + b"\x80"
+                first = packet.timestamp != self._frame_ts
+                self._frame_ts = packet.timestamp
+                payload = _stap_a(FRAME_SPS, FRAME_PPS, unit) if first else unit
         out = RtpPacket(self.payload_type, sequence, timestamp, self.ssrc, payload, packet.marker)
         return bytes(out)
 

@@ -69,9 +69,8 @@ class BrowserSession:
         self.inbound: dict[str, Inbound] = {}
         self.tracks: dict[int, dict[str, Any]] = {}  # meeting tracks of others, by SSRC
         self.e2ee = False
-        """The meeting is end-to-end encrypted: the page encrypts what it sends and decrypts the sound it
-        receives (SFrame), the session carries each SFrame with its RTP metadata (conf_web.media), and
-        gives the page no video (which it cannot decrypt yet)."""
+        """The meeting is end-to-end encrypted: the page encrypts what it sends and decrypts what it
+        receives (SFrame), and the session carries each SFrame with its RTP metadata (conf_web.media)."""
         self.feedback_ssrc = random.getrandbits(32)
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(SEND_QUEUE)
         self._negotiating = False
@@ -284,8 +283,6 @@ class BrowserSession:
                     await self._track_stopped(ssrc)
 
     def _track_started(self, track: dict[str, Any]) -> None:
-        if self.e2ee and track.get("kind") != "audio":
-            return  # the page cannot decrypt video (docs/web.md): it gets no slot for it
         if track["name"] != self.me and track.get("codec") in ("H264", "opus"):
             self.tracks[track["ssrc"]] = {k: track[k] for k in ("name", "kind", "ssrc", "codec")}
 

@@ -350,8 +350,8 @@ async function answer(offer) {
     const pc = new RTCPeerConnection({ iceServers: state.iceServers });
     state.pc = pc;
     pc.ontrack = (e) => {
-      // In an encrypted meeting each received microphone goes through the media worker to be decrypted.
-      if (state.e2ee && e.track.kind === "audio" && !e.receiver.transform)
+      // In an encrypted meeting each received track goes through the media worker to be decrypted.
+      if (state.e2ee && !e.receiver.transform)
         e.receiver.transform = new RTCRtpScriptTransform(state.worker, { side: "receive", mid: e.transceiver.mid });
       renderTiles();
     };
@@ -485,8 +485,7 @@ function startE2ee(m) {
     rekeyed(await ring.start(m.meeting, m.name, m.participants));
     for (const why of ring.unusable) note(why, "error");
   });
-  note("This meeting is end-to-end encrypted: compare the security code aloud. " +
-    "A browser sends its camera and screen in it, but shows no one's video yet.", "note", true);
+  note("This meeting is end-to-end encrypted: compare the security code aloud.", "note", true);
 }
 
 async function showCode() {

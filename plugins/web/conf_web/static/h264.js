@@ -62,5 +62,59 @@ const H264 = (() => {
     return new Uint8Array(out);
   }
 
-  return { units, packetize, wrap, WRAP_HEADER };
+  function unescape(data) {
+    const out = new Uint8Array(data.length);
+    let n = 0;
+    let zeros = 0;
+    for (const byte of data) {
+      if (zeros >= 2 && byte === 3) {
+        zeros = 0;
+        continue;
+      }
+      out[n++] = byte;
+      zeros = byte === 0 ? zeros + 1 : 0;
+    }
+    return out.subarray(0, n);
+  }
+
+  // The sealed payloads in a frame the web service sent (conf_web.media: an IDR slice header, the
+  // payload escaped, 0x80); the parameter sets it adds are skipped.
+  const SEALED_IDR = [0x65, 0x88, 0x80];
+  function sealedPayloads(data) {
+    return units(data)
+      .filter((u) => u.length > 4 && u[0] === SEALED_IDR[0] && u[1] === SEALED_IDR[1] && u[2] === SEALED_IDR[2])
+      .map((u) => unescape(u.subarray(3, u.length - 1)));
+  }
+
+  // An Annex B access unit from RTP payloads in order (single NAL units, STAP-A, FU-A); a payload
+  // missing (null) drops the fragmented NAL unit it belonged to.
+  function depacketize(payloads) {
+    const nals = [];
+    let fragments = null;
+    for (const p of payloads) {
+      if (!p || !p.length) {
+        fragments = null;
+        continue;
+      }
+      const type = p[0] & 0x1f;
+      if (type === 28 && p.length > 2) {
+        if (p[1] & 0x80) fragments = [new Uint8Array([(p[0] & 0xe0) | (p[1] & 0x1f)])];
+        if (fragments) fragments.push(p.subarray(2));
+        if (p[1] & 0x40 && fragments) {
+          nals.push(SFrame.concat(...fragments));
+          fragments = null;
+        }
+      } else if (type === 24) {
+        for (let at = 1; at + 2 <= p.length; ) {
+          const size = (p[at] << 8) | p[at + 1];
+          nals.push(p.subarray(at + 2, at + 2 + size));
+          at += 2 + size;
+        }
+      } else nals.push(p);
+    }
+    const start = new Uint8Array([0, 0, 0, 1]);
+    return SFrame.concat(...nals.flatMap((nal) => [start, nal]));
+  }
+
+  return { units, packetize, wrap, unescape, sealedPayloads, depacketize, WRAP_HEADER };
 })();

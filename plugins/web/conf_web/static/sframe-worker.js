@@ -91,35 +91,54 @@ async function encrypt(frame, controller, kind) {
   controller.enqueue(frame);
 }
 
-async function decrypt(frame, controller, mid) {
-  const data = new Uint8Array(frame.data);
-  const track = tracks[mid];
-  if (data.length <= META || !track) return void counts.failed++;
-  const meta = data.subarray(0, META);
-  const sealed = data.subarray(META);
-  if (new DataView(meta.buffer, meta.byteOffset).getUint32(7) !== track.ssrc) return void counts.refused++;
+function fail(what) {
+  counts[what]++;
+  return null;
+}
+
+// The payload of one sealed unit (11 bytes of metadata, then an SFrame) on `track`, or null.
+async function open(unit, track) {
+  if (unit.length <= META) return fail("failed");
+  const meta = unit.subarray(0, META);
+  const sealed = unit.subarray(META);
+  if (new DataView(meta.buffer, meta.byteOffset).getUint32(7) !== track.ssrc) return fail("refused");
   let header;
   try {
     header = SFrame.parseHeader(sealed);
   } catch (err) {
-    return void counts.failed++;
+    return fail("failed");
   }
   const entry = keys.get(header.kid);
-  if (!entry) return void counts.noKey++;
-  if (entry.name !== track.name) return void counts.refused++; // someone else's key on this track
+  if (!entry) return fail("noKey");
+  if (entry.name !== track.name) return fail("refused"); // someone else's key on this track
   let plain;
   try {
     plain = await SFrame.decrypt(entry.k, sealed, meta);
   } catch (err) {
-    return void counts.failed++;
+    return fail("failed");
   }
   if (inUse.get(entry.name) !== header.kid) { // the sender has moved on from its older keys
     inUse.set(entry.name, header.kid);
     const held = order.get(entry.name) || [];
     for (const old of held.slice(0, held.indexOf(header.kid))) forget(old);
   }
-  frame.data = plain.buffer;
   counts.decrypted++;
+  return plain;
+}
+
+async function decrypt(frame, controller, mid) {
+  const track = tracks[mid];
+  if (!track) return void counts.failed++;
+  const data = new Uint8Array(frame.data);
+  let plain;
+  if (track.kind === "audio") plain = await open(data, track);
+  else {
+    const payloads = [];
+    for (const unit of H264.sealedPayloads(data)) payloads.push(await open(unit, track));
+    if (payloads.some(Boolean)) plain = H264.depacketize(payloads);
+  }
+  if (!plain) return;
+  frame.data = plain.buffer.byteLength === plain.length ? plain.buffer : plain.slice().buffer;
   controller.enqueue(frame);
 }
 
