@@ -241,6 +241,8 @@ def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(browser_namespace: str
         host.expect(
             "permission_changed", lambda e: e.get("name") == "speaker" and e["allowed"] and e["by"] == "web"
         )
+        # The list is drawn again once the page hears who may speak now; then the page removes the camera.
+        browser.wait_for("document.querySelector('[aria-label=\"Mute speaker\"]') !== null")
         browser.wait_for("document.querySelector('[aria-label=\"Remove camera from the meeting\"]') !== null")
         browser.evaluate(
             "document.querySelector('[aria-label=\"Remove camera from the meeting\"]').focus(); true"

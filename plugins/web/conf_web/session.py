@@ -410,7 +410,9 @@ class BrowserSession:
                 if ssrc in mine:
                     slot, browser_ssrc = mine[ssrc]
                     self._queue(partial(rtc.request_keyframe, slot.kind, browser_ssrc))
-            if isinstance(part, Nack) and part.media_ssrc in mine:
+            # In an E2EE meeting the page numbers its sealed packets itself, which the browser's own
+            # numbers do not map to: a loss there is not resent (keyframe requests still go through).
+            if isinstance(part, Nack) and part.media_ssrc in mine and not self.e2ee:
                 slot, browser_ssrc = mine[part.media_ssrc]
                 lost = [slot.browser_sequence(s) for s in part.lost]
                 self._queue(partial(rtc.nack, slot.kind, browser_ssrc, lost))

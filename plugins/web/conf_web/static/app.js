@@ -869,6 +869,10 @@ function button(label, message, title, cls = "small") {
 
 // The list of people, with the host's and admins' controls for each.
 function renderPeople() {
+  // The list is drawn anew on every change: a keyboard user keeps the button they were on.
+  const focused = document.activeElement;
+  const keep = $("panel-people").contains(focused) && focused.tagName === "BUTTON"
+    ? focused.getAttribute("aria-label") || focused.textContent : null;
   const list = $("participants");
   list.replaceChildren();
   const isHost = state.role === "host";
@@ -923,6 +927,11 @@ function renderPeople() {
     waiting.append(li);
   }
   renderControls();
+  if (keep && !$("panel-people").contains(document.activeElement)) {
+    const again = [...$("panel-people").querySelectorAll("button")]
+      .find((b) => (b.getAttribute("aria-label") || b.textContent) === keep);
+    again?.focus();
+  }
 }
 
 // The host's controls of meeting features beyond the core protocol, per person in the list.
