@@ -55,7 +55,7 @@ async def test_the_page_and_its_files_are_served(server: Server) -> None:
     assert (status, kind) == (200, "text/javascript; charset=utf-8") and b"RTCPeerConnection" in body
     status, kind, _ = await asyncio.to_thread(_get, url + "style.css")
     assert (status, kind) == (200, "text/css; charset=utf-8")
-    for script in ("features.js", "e2ee.js", "sframe.js", "sframe-worker.js"):
+    for script in ("view.js", "features.js", "e2ee.js", "sframe.js", "sframe-worker.js", "h264.js"):
         status, kind, body = await asyncio.to_thread(_get, url + script)
         assert (status, kind) == (200, "text/javascript; charset=utf-8") and b'"use strict"' in body
     assert (await asyncio.to_thread(_get, url + "../etc/passwd"))[0] == 404
