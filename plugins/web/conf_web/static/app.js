@@ -45,6 +45,7 @@ const state = {
   breakout: null, // (host and admins) the breakout plan: {rooms, open, assignments: Map}
   rooms: new Map(), // name -> breakout room, while rooms are open
   room: 0, // our breakout room (0: the main room)
+  renaming: null, // (host) {name, value}: the person being renamed and the name typed so far
   ring: null, // E2ee.KeyRing: this page's keys, made before joining where the browser can encrypt
   e2ee: false, // in an end-to-end encrypted meeting
   worker: null, // the media worker that runs SFrame (sframe-worker.js)

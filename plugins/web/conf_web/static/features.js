@@ -302,25 +302,41 @@ PERSON_CONTROLS.host = (li, name, p) => {
   if (can("ask_unmute") && micState(name) === "off")
     li.append(button("ask to unmute", { type: "ask_unmute", name }, `Ask ${name} to turn their microphone on`));
   if (can("rename") && !state.e2ee) {
-    li.append(button("rename", () => {
-      const form = document.createElement("form");
-      form.className = "rename";
-      const input = document.createElement("input");
-      input.value = name;
-      input.maxLength = 64;
-      input.setAttribute("aria-label", `New name for ${name}`);
-      form.append(input, button("OK", () => form.requestSubmit(), `Rename ${name}`));
-      form.onsubmit = (e) => {
-        e.preventDefault();
-        if (input.value.trim() && input.value.trim() !== name) send({ type: "rename", name, new_name: input.value.trim() });
-        renderPeople();
-      };
-      li.append(form);
-      input.focus();
-      input.select();
+    if (state.renaming?.name === name) li.append(renameForm(name));
+    else li.append(button("rename", () => {
+      state.renaming = { name, value: name };
+      renderPeople();
+      $("rename-input")?.select();
     }, `Rename ${name}`));
   }
 };
+
+// The host types a new name in the person's row; the form outlives the list being drawn anew.
+function renameForm(name) {
+  const form = document.createElement("form");
+  form.className = "rename";
+  const input = document.createElement("input");
+  input.id = "rename-input";
+  input.value = state.renaming.value;
+  input.maxLength = 64;
+  input.setAttribute("aria-label", `New name for ${name}`);
+  input.oninput = () => { state.renaming.value = input.value; };
+  input.onkeydown = (e) => {
+    if (e.key !== "Escape") return;
+    e.stopPropagation();
+    state.renaming = null;
+    renderPeople();
+  };
+  form.append(input, button("OK", () => form.requestSubmit(), `Save the new name for ${name}`));
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    const wanted = input.value.trim();
+    if (wanted && wanted !== name) send({ type: "rename", name, new_name: wanted });
+    state.renaming = null;
+    renderPeople();
+  };
+  return form;
+}
 
 // The host's meeting-wide tools, under the list of people: polls and breakout rooms.
 FEATURE_CONTROLS.hostTools = () => {

@@ -385,6 +385,7 @@ function button(label, message, title, cls = "small") {
 function renderPeople() {
   // The list is drawn anew on every change: a keyboard user keeps the button they were on.
   const focused = document.activeElement;
+  const typing = focused?.id === "rename-input";
   const keep = $("panel-people").contains(focused) && focused.tagName === "BUTTON"
     ? focused.getAttribute("aria-label") || focused.textContent : null;
   const list = $("participants");
@@ -441,7 +442,8 @@ function renderPeople() {
     waiting.append(li);
   }
   renderControls();
-  if (keep && !$("panel-people").contains(document.activeElement)) {
+  if (typing) $("rename-input")?.focus();
+  else if (keep && !$("panel-people").contains(document.activeElement)) {
     const again = [...$("panel-people").querySelectorAll("button")]
       .find((b) => (b.getAttribute("aria-label") || b.textContent) === keep);
     again?.focus();
