@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -28,6 +29,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from conf_cli.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from conf_cli.protocol.rtp import RtpPacket
 
 MAX_KID = (1 << 64) - 1
 MAX_CTR = (1 << 64) - 1
@@ -307,3 +311,15 @@ class ReceiveContext:
         else:
             key.seen |= 1 << age
         return Decrypted(plaintext, kid, ctr, key.owner)
+
+
+# -- conf's binding of an SFrame to its RTP packet (docs/protocol.md, "End-to-end encrypted media") --------
+
+RTP_METADATA = struct.Struct("!BHII")
+"""The RTP header fields an SFrame payload is bound to: ``M << 7 | PT``, sequence number, timestamp, SSRC."""
+
+
+def rtp_metadata(packet: RtpPacket) -> bytes:
+    """The SFrame metadata (11 bytes) of an RTP packet whose payload is, or will be, an SFrame."""
+    first = (0x80 if packet.marker else 0) | packet.payload_type
+    return RTP_METADATA.pack(first, packet.sequence_number, packet.timestamp, packet.ssrc)

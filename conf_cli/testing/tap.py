@@ -16,7 +16,12 @@ keys anyway, so link encryption changes nothing about what a lying server can do
         ...  # clients use tap.url
 
 The functions run in the tap's own thread; ``conn`` numbers the client connections from 1 in the order
-they were accepted.
+they were accepted. A ``media`` function, when given, sees a copy of every media frame as it passes
+(``"up"`` from a client, ``"down"`` to it).
+
+``python -m conf_cli.testing.tap tcp://HOST:PORT`` runs a tap that changes nothing (say, in a network
+namespace) and writes JSON lines on stdout: ``{"type": "tap_started", "url": ...}``, then one
+``{"type": "tapped", "conn": N, "direction": "up"|"down", "packet": HEX}`` per RTP packet (not RTCP).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from conf_cli.testing.processes import ThreadLoop, start_thread_loop
 
 Message = dict[str, Any]
 Rewrite = Callable[[int, Message], Message | None]
+Observe = Callable[[int, str, bytes], None]
 CONNECT_TIMEOUT = 5.0
 
 
@@ -46,10 +52,13 @@ def unchanged(conn: int, message: Message) -> Message | None:
 class ControlTap:
     """The proxy itself, on the running event loop (see :func:`start_tap` for a thread of its own)."""
 
-    def __init__(self, target: tuple[str, int], upstream: Rewrite, downstream: Rewrite) -> None:
+    def __init__(
+        self, target: tuple[str, int], upstream: Rewrite, downstream: Rewrite, media: Observe | None = None
+    ) -> None:
         self.target = target
         self.upstream = upstream
         self.downstream = downstream
+        self.media = media
         self.port = 0
         self._numbers = itertools.count(1)
         self._server: asyncio.Server | None = None
@@ -81,8 +90,8 @@ class ControlTap:
             )
             up_writer = upstream
             await asyncio.gather(
-                self._copy(conn, reader, upstream, self.upstream),
-                self._copy(conn, up_reader, writer, self.downstream),
+                self._copy(conn, reader, upstream, self.upstream, self._observer("up")),
+                self._copy(conn, up_reader, writer, self.downstream, self._observer("down")),
             )
         except (OSError, TimeoutError, asyncio.CancelledError):
             pass
@@ -93,9 +102,19 @@ class ControlTap:
                     with contextlib.suppress(OSError, RuntimeError):
                         stream.close()
 
+    def _observer(self, direction: str) -> Callable[[int, bytes], None] | None:
+        media = self.media
+        if media is None:
+            return None
+        return lambda conn, payload: media(conn, direction, payload)
+
     @staticmethod
     async def _copy(
-        conn: int, source: asyncio.StreamReader, sink: asyncio.StreamWriter, rewrite: Rewrite
+        conn: int,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        rewrite: Rewrite,
+        observe: Callable[[int, bytes], None] | None = None,
     ) -> None:
         decoder = FrameDecoder()
         try:
@@ -107,6 +126,8 @@ class ControlTap:
                         if changed is None:
                             continue
                         payload = encode(changed)
+                    elif payload and observe is not None:
+                        observe(conn, bytes(payload))
                     out += frame(payload)
                 if out:
                     sink.write(bytes(out))
@@ -134,14 +155,42 @@ class TapHandle:
 
 @contextlib.contextmanager
 def start_tap(
-    server_url: str, *, upstream: Rewrite = unchanged, downstream: Rewrite = unchanged
+    server_url: str,
+    *,
+    upstream: Rewrite = unchanged,
+    downstream: Rewrite = unchanged,
+    media: Observe | None = None,
 ) -> Iterator[TapHandle]:
     """Run a :class:`ControlTap` in front of the ``tcp://`` server at ``server_url``; stop it on exit."""
     host, port = server_url.split("://", 1)[1].rsplit(":", 1)
-    tap = ControlTap((host.strip("[]"), int(port)), upstream, downstream)
+    tap = ControlTap((host.strip("[]"), int(port)), upstream, downstream, media)
     running = start_thread_loop(tap.start(), "control tap")
     handle = TapHandle(tap, running.loop, running.thread)
     try:
         yield handle
     finally:
         handle.close()
+
+
+def main(argv: list[str]) -> int:
+    """A tap that changes nothing in front of ``argv[0]`` and writes every RTP packet it sees."""
+    from conf_cli.machine import emit
+    from conf_cli.protocol.rtp import is_rtcp
+
+    lock = threading.Lock()
+
+    def media(conn: int, direction: str, packet: bytes) -> None:
+        if not is_rtcp(packet):
+            with lock:
+                emit({"type": "tapped", "conn": conn, "direction": direction, "packet": packet.hex()})
+
+    with start_tap(argv[0], media=media) as tap:
+        emit({"type": "tap_started", "url": tap.url})
+        threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,8 +1,10 @@
-"""The web plugin's tests share one in-process server."""
+"""The web plugin's tests share one in-process server, and the browser tests a loopback-only namespace."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -19,3 +21,17 @@ async def server() -> AsyncIterator[Server]:
         yield srv
     finally:
         await srv.close()
+
+
+@pytest.fixture
+def browser_namespace() -> Iterator[str]:
+    """A network namespace with only ``lo`` (up), deleted afterwards: a browser in it offers ICE only
+    127.0.0.1, and nothing leaves the machine."""
+    name = f"confpage{os.getpid()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10, check=False)
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=10)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10, check=False)

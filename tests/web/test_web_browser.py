@@ -134,7 +134,7 @@ def test_a_browser_meets_terminal_clients(namespace: str) -> None:
 
         # A screenshot shows the remote video, not a blank tile.
         rect = browser.wait_for(
-            "(() => { const v = document.querySelector('.tile:not(.local) video');"
+            "(() => { const v = document.querySelector('.tile.has-video:not(.local) video');"
             " if (!v || v.videoWidth === 0) return null; const r = v.getBoundingClientRect();"
             " return {x: r.x, y: r.y, width: r.width, height: r.height}; })()",
             timeout=30,

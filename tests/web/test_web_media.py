@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from conf_web.media import Inbound, Outbound
+from conf_web.media import FRAME_PPS, FRAME_SPS, SEALED_IDR, Inbound, Outbound, SealedVideo, escape
 
 from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.sframe import rtp_metadata
 
 
 def _rtp(seq: int, ts: int, ssrc: int = 0x1111, payload: bytes = b"abc", pt: int = 102) -> bytes:
@@ -57,3 +58,85 @@ def test_a_slot_passing_to_another_track_continues_its_numbers() -> None:
     later = RtpPacket.parse(slot.rewrite(_rtp(40_001, 3123, ssrc=0x3333)) or b"")
     assert (later.sequence_number, later.timestamp) == (21, 19 * 3000 + 6000)
     assert slot.describe() == {"name": "bo", "kind": "screen", "ssrc": 0x3333}
+
+
+def test_in_an_e2ee_meeting_a_payload_travels_behind_the_header_it_is_bound_to() -> None:
+    # Towards the page: the meeting packet's own metadata, then its payload (an SFrame), whatever
+    # header the slot gives the packet.
+    slot = Outbound(mid="3", kind="audio", ssrc=0x2222, payload_type=109)
+    slot.assign(0x1111, "ada", "audio")
+    slot.rewrite(_rtp(500, 96000, payload=b"first"))
+    slot.assign(0x3333, "bob", "audio")  # another track: numbers continue, the metadata does not
+    original = _rtp(7, 1234, ssrc=0x3333, payload=b"sframe", pt=111)
+    out = RtpPacket.parse(slot.rewrite(original, sealed=True) or b"")
+    assert (out.ssrc, out.sequence_number) == (0x2222, 501)
+    assert out.payload == rtp_metadata(RtpPacket.parse(original)) + b"sframe"
+
+    # From the page: the meeting packet's header is the metadata the page bound its SFrame to.
+    mic = Inbound("audio", ssrc=0xABCD)
+    bound = RtpPacket(111, 40_000, 77_777, 0xABCD, b"", marker=True)
+    made = RtpPacket.parse(mic.rewrite_sealed(rtp_metadata(bound) + b"sealed") or b"")
+    assert (made.payload_type, made.sequence_number, made.timestamp, made.ssrc, made.marker) == (
+        111, 40_000, 77_777, 0xABCD, True
+    )  # fmt: skip
+    assert made.payload == b"sealed"
+    # Another SSRC or payload type than the track's, or no SFrame at all, goes nowhere.
+    for wrong in (RtpPacket(111, 1, 2, 0x9999, b""), RtpPacket(96, 1, 2, 0xABCD, b"")):
+        assert mic.rewrite_sealed(rtp_metadata(wrong) + b"sealed") is None
+    assert mic.rewrite_sealed(rtp_metadata(bound)) is None
+    assert mic.rewrite_sealed(b"short") is None
+
+
+def _wrapped(sealed: bytes) -> bytes:
+    """What the page's h264.js makes of one sealed payload (tested against it in test_web_e2ee_crypto)."""
+    out, zeros = bytearray([0x61]), 0
+    for byte in sealed:
+        if zeros >= 2 and byte <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out + b"\x80")
+
+
+def test_sealed_video_comes_out_of_single_units_stap_a_and_fu_a() -> None:
+    video = SealedVideo()
+    tricky = b"\x00\x00\x00\x01\x00\x00\x03\x00\x00"  # start codes and escapes inside
+    assert video.payloads(1, _wrapped(tricky)) == [tricky]
+    one, two = _wrapped(b"one\x00\x00\x01"), _wrapped(b"two")
+    stap = b"\x78" + len(one).to_bytes(2, "big") + one + len(two).to_bytes(2, "big") + two
+    assert video.payloads(2, stap) == [b"one\x00\x00\x01", b"two"]
+    big = bytes(range(256)) * 8
+    unit = _wrapped(big)
+    flags = [0x80, 0, 0, 0, 0x40]  # start, ..., end
+    fu = [b"\x7c" + bytes([flags[i] | 1]) + unit[1:][i * 500 : (i + 1) * 500] for i in range(5)]
+    assert [video.payloads(10 + i, part) for i, part in enumerate(fu)] == [[], [], [], [], [big]]
+    # A fragment missing: that unit is lost, the next one comes out whole.
+    assert [video.payloads(20 + i, part) for i, part in enumerate(fu) if i != 2] == [[], [], [], []]
+    assert video.payloads(30, fu[0]) == [] and video.payloads(31, fu[1]) == []
+    # Anything but a wrapped payload goes nowhere: plain H.264 (an IDR slice), or a unit without its end.
+    assert video.payloads(40, b"\x65" + b"\x88" * 20) == []
+    assert video.payloads(41, _wrapped(b"x")[:-1]) == []
+    assert video.payloads(42, b"") == []
+
+
+def test_sealed_video_towards_the_page_is_one_idr_unit_per_payload_and_parameter_sets_per_frame() -> None:
+    slot = Outbound(mid="4", kind="video", ssrc=0x2222, payload_type=102)
+    slot.assign(0x1111, "ada", "video")
+    first = RtpPacket.parse(_rtp(10, 3000, payload=b"\x00\x00\x01sealed", pt=96))
+    second = RtpPacket.parse(_rtp(11, 3000, payload=b"more", pt=96))
+    next_frame = RtpPacket.parse(_rtp(12, 6000, payload=b"next", pt=96))
+    unit = SEALED_IDR + escape(rtp_metadata(first) + first.payload) + b"\x80"
+    assert b"\x00\x00\x01" not in unit
+    out = RtpPacket.parse(slot.rewrite(bytes(first), sealed=True) or b"").payload
+    sizes = [
+        len(FRAME_SPS).to_bytes(2, "big"),
+        len(FRAME_PPS).to_bytes(2, "big"),
+        len(unit).to_bytes(2, "big"),
+    ]
+    assert out == b"\x78" + sizes[0] + FRAME_SPS + sizes[1] + FRAME_PPS + sizes[2] + unit  # a STAP-A
+    out = RtpPacket.parse(slot.rewrite(bytes(second), sealed=True) or b"").payload
+    assert out == SEALED_IDR + rtp_metadata(second) + b"more\x80"  # the same frame: the unit alone
+    out = RtpPacket.parse(slot.rewrite(bytes(next_frame), sealed=True) or b"").payload
+    assert out.startswith(b"\x78")  # a new frame: parameter sets again
+    assert escape(b"\x00\x00\x00\x00\x03") == b"\x00\x00\x03\x00\x00\x03\x03"

@@ -16,8 +16,10 @@ from conf_web.certs import own_certificate
 from conf_web.ice import IceServer, parse_ice_server
 from conf_web.service import WebConfig, WebServer, WebService, _tls_context
 
+from conf_cli.client.keyring import encode_key, new_private_key, public_bytes
 from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
+from conf_cli.protocol.control import client_message_types
 from conf_cli.protocol.stun import StunMessage, binding_success
 from conf_cli.server.edge import Server
 from conf_cli.server.local_link import LocalServiceContext
@@ -53,6 +55,9 @@ async def test_the_page_and_its_files_are_served(server: Server) -> None:
     assert (status, kind) == (200, "text/javascript; charset=utf-8") and b"RTCPeerConnection" in body
     status, kind, _ = await asyncio.to_thread(_get, url + "style.css")
     assert (status, kind) == (200, "text/css; charset=utf-8")
+    for script in ("view.js", "features.js", "e2ee.js", "sframe.js", "sframe-worker.js", "h264.js"):
+        status, kind, body = await asyncio.to_thread(_get, url + script)
+        assert (status, kind) == (200, "text/javascript; charset=utf-8") and b'"use strict"' in body
     assert (await asyncio.to_thread(_get, url + "../etc/passwd"))[0] == 404
     assert (await asyncio.to_thread(_get, url + "static/app.js"))[0] == 404
 
@@ -173,6 +178,7 @@ async def test_a_page_speaks_the_conf_protocol_over_its_websocket(server: Server
         async with websockets.connect(ws_url) as ws:
             ready = await _next(ws, "web_ready")
             assert ready["ice_servers"] == [{"urls": f"stun:127.0.0.1:{stun_port}"}]
+            assert ready["requests"] == list(client_message_types())  # the page shows what the server has
             await ws.send("not json")
             assert (await _next(ws, "error"))["message"] == "expected a JSON object"
             await ws.send(json.dumps({"type": "web_answer", "sdp": "v=0"}))
@@ -213,3 +219,27 @@ def _local(server: Server) -> Any:
     from conf_cli.server.local_link import LocalTransport
 
     return LocalTransport(server)
+
+
+async def test_a_page_in_an_e2ee_meeting_brings_a_key(server: Server) -> None:
+    (url,) = await server.start_services({"host": "127.0.0.1", "web_port": 0})
+    host = Client(server.registry, ServerAddress("local", "host", 0), transport=_local(server))
+    await host.connect()
+    created, _ = await host.create("host", passcode="pass-123", e2ee=True)
+    join = {"type": "join", "meeting": created["meeting"], "name": "web", "passcode": "pass-123"}
+    try:
+        async with websockets.connect(url.replace("http://", "ws://") + "ws") as ws:
+            await _next(ws, "web_ready")
+            await ws.send(json.dumps(join))  # a browser that cannot encrypt brings no key: refused
+            assert (await _next(ws, "error"))["code"] == "e2ee_required"
+            key = encode_key(public_bytes(new_private_key()))
+            await ws.send(json.dumps({**join, "e2ee_key": key}))
+            joined = await _next(ws, "joined")
+            assert joined["e2ee"] is True
+            assert (await _event(host, "participant_joined"))["key"] == key
+            await _next(ws, "web_offer")
+            await ws.send(json.dumps({"type": "publish", "kind": "video"}))
+            started = await _event(host, "share_started")
+            assert (started["name"], started["kind"]) == ("web", "video")
+    finally:
+        await host.close()

@@ -10,18 +10,11 @@ docs/protocol.md ("End-to-end encrypted media") says why per payload rather than
 
 from __future__ import annotations
 
-import struct
-
 from conf_cli.client.keyring import KeyRing
 from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.protocol.sframe import rtp_metadata
 
-_METADATA = struct.Struct("!BHII")
-
-
-def rtp_metadata(packet: RtpPacket) -> bytes:
-    """The RTP header fields an SFrame payload is bound to (11 bytes)."""
-    first = (0x80 if packet.marker else 0) | packet.payload_type
-    return _METADATA.pack(first, packet.sequence_number, packet.timestamp, packet.ssrc)
+__all__ = ["protect", "rtp_metadata", "unprotect"]
 
 
 def protect(keys: KeyRing, data: bytes) -> bytes:

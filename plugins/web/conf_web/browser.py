@@ -24,6 +24,8 @@ from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 
+_KEYS = {"Enter": (13, "\r"), "Escape": (27, ""), "Tab": (9, "")}  # key: (key code, text typed)
+
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -209,6 +211,23 @@ class Browser:
             params["clip"] = {**clip, "scale": 1}
         data = self.command("Page.captureScreenshot", params, session=self.session)["data"]
         return base64.b64decode(data)
+
+    def viewport(self, width: int, height: int, mobile: bool = False) -> None:
+        """Lay the page out in a window of ``width`` x ``height`` CSS pixels (a phone's, with ``mobile``)."""
+        self.command(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+            session=self.session,
+        )
+
+    def press(self, key: str) -> None:
+        """Press and release one key (``Enter``, ``Escape``, ``Tab`` ...) in the page, as a person would."""
+        code, text = _KEYS[key]
+        for kind in ("keyDown", "keyUp"):
+            event: dict[str, Any] = {"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code}
+            if kind == "keyDown" and text:
+                event["text"] = text
+            self.command("Input.dispatchKeyEvent", event, session=self.session)
 
     def close(self) -> None:
         """Stop the browser by its PID and remove its profile."""

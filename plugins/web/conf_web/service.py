@@ -36,7 +36,13 @@ STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/view.js": ("view.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/sframe.js": ("sframe.js", "text/javascript; charset=utf-8"),
+    "/e2ee.js": ("e2ee.js", "text/javascript; charset=utf-8"),
+    "/sframe-worker.js": ("sframe-worker.js", "text/javascript; charset=utf-8"),
+    "/h264.js": ("h264.js", "text/javascript; charset=utf-8"),
+    "/features.js": ("features.js", "text/javascript; charset=utf-8"),
 }
 
 

@@ -4,7 +4,8 @@ The page speaks the conf protocol (docs/protocol.md) over the WebSocket; the ses
 ways through an ordinary :class:`~conf_cli.client.link.Client` on the in-process link, so every rule of the
 server applies to the browser as to any participant. Besides, the session says:
 
-- ``{"type": "web_ready", "ice_servers": [...]}`` once connected to the server (STUN servers only);
+- ``{"type": "web_ready", "ice_servers": [...], "requests": [...]}`` once connected to the server (STUN
+  servers only; ``requests``: the message types the server takes, whose controls the page shows);
 - ``{"type": "web_ice", "ice_servers": [...]}`` just before ``joined``: every STUN and TURN server, TURN
   credentials included (made for this page when they come from ``--turn-secret``), so a page gets them
   only once it is admitted to a meeting;
@@ -34,6 +35,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from conf_cli import ConfError, ProtocolError
+from conf_cli.protocol.control import client_message_types
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import is_rtcp
 from conf_web.ice import IceServer
@@ -66,6 +68,9 @@ class BrowserSession:
         self.me: str | None = None
         self.inbound: dict[str, Inbound] = {}
         self.tracks: dict[int, dict[str, Any]] = {}  # meeting tracks of others, by SSRC
+        self.e2ee = False
+        """The meeting is end-to-end encrypted: the page encrypts what it sends and decrypts what it
+        receives (SFrame), and the session carries each SFrame with its RTP metadata (conf_web.media)."""
         self.feedback_ssrc = random.getrandbits(32)
         self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(SEND_QUEUE)
         self._negotiating = False
@@ -97,7 +102,8 @@ class BrowserSession:
             return
         self.client.media_handler = self._from_meeting
         stun = [s.for_page() for s in self.config.ice_servers if not s.turn]
-        self._send({"type": "web_ready", "ice_servers": stun})
+        # The page shows the controls of the requests this server takes (hands, polls ...), no others.
+        self._send({"type": "web_ready", "ice_servers": stun, "requests": list(client_message_types())})
         self._tasks += [
             asyncio.create_task(self._events()),
             asyncio.create_task(self._pump()),
@@ -252,6 +258,7 @@ class BrowserSession:
         kind = event["type"]
         if kind == "joined":
             self.me = event["name"]
+            self.e2ee = event.get("e2ee") is True
             for track in event.get("tracks") or ():
                 self._track_started(track)
             await self._negotiate()
@@ -385,7 +392,7 @@ class BrowserSession:
         slot = rtc.by_source.get(int.from_bytes(packet[8:12], "big"))
         if slot is None or not slot.ssrc:
             return
-        data = slot.rewrite(packet)
+        data = slot.rewrite(packet, sealed=self.e2ee)
         if data is not None:
             self._queue(lambda: rtc.send_rtp(slot, data))
 
@@ -409,7 +416,9 @@ class BrowserSession:
                 if ssrc in mine:
                     slot, browser_ssrc = mine[ssrc]
                     self._queue(partial(rtc.request_keyframe, slot.kind, browser_ssrc))
-            if isinstance(part, Nack) and part.media_ssrc in mine:
+            # In an E2EE meeting the page numbers its sealed packets itself, which the browser's own
+            # numbers do not map to: a loss there is not resent (keyframe requests still go through).
+            if isinstance(part, Nack) and part.media_ssrc in mine and not self.e2ee:
                 slot, browser_ssrc = mine[part.media_ssrc]
                 lost = [slot.browser_sequence(s) for s in part.lost]
                 self._queue(partial(rtc.nack, slot.kind, browser_ssrc, lost))
@@ -420,6 +429,10 @@ class BrowserSession:
         """An RTP packet of the browser's ``kind`` track: into the meeting once published."""
         slot = self.inbound.get(kind)
         if slot is None or not slot.published or self.client is None or self.client.link is None:
+            return
+        if self.e2ee:
+            for sealed in slot.rewrite_sealed_packet(ssrc, sequence, payload):
+                self.client.link.send_media(sealed)
             return
         data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
         if data is not None:

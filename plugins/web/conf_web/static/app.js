@@ -1,13 +1,17 @@
-// conf in the browser: join a meeting over WebRTC.
+// conf in the browser: a meeting page over WebRTC.
 //
 // The page speaks the conf protocol (docs/protocol.md) over a WebSocket to the server's web service,
 // which takes part in the meeting for it. The server offers the WebRTC session (web_offer) and the page
 // answers (web_answer); the first three m-lines are the page's microphone, camera and screen, the
 // others carry the meeting's tracks, described by MID in `tracks`.
+//
+// The view (view.js): one tile per person (camera or initials, name, microphone, raised hand) and one per
+// shared screen, in a grid sized to the stage or in a speaker view; the active speaker is outlined.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const SLOTS = ["audio", "video", "screen"]; // the page's own send slots, in m-line order
+const LEADERS = ["host", "admin"];
 
 const state = {
   ws: null,
@@ -16,18 +20,79 @@ const state = {
   me: null,
   role: "member",
   meeting: null,
-  participants: new Map(), // name -> {role, sharing, forbidden}
+  participants: new Map(), // name -> {name, role, sharing, forbidden}
   tracks: {}, // mid -> {name, kind, ssrc}
   local: null, // MediaStream from the camera and microphone
   screen: null, // MediaStream of a shared screen
   sending: { audio: false, video: false, screen: false },
+  meetingForbidden: [], // what members may not do, meeting-wide
   locked: false,
+  waitingRoom: false,
+  waiting: [], // names in the waiting room (host and admins see them)
+  hands: [], // names with a raised hand, in order
+  spotlight: null, // the name the host pinned for everyone
+  pinned: null, // the name this page pinned for itself (speaker view)
+  view: "grid",
+  speaker: null, // the active speaker's name
+  levels: new Map(), // name -> audio level (0..1), last reading
+  panel: null, // "chat" | "people" | null
+  unread: 0,
   ended: null,
   answered: false,
   joining: false,
   token: null, // an access token from the link (?token=): joins without the passcode
+  requests: new Set(), // the message types the server takes (web_ready): features show only if there
+  poll: null, // the open or last closed poll
+  breakout: null, // (host and admins) the breakout plan: {rooms, open, assignments: Map}
+  rooms: new Map(), // name -> breakout room, while rooms are open
+  room: 0, // our breakout room (0: the main room)
+  renaming: null, // (host) {name, value}: the person being renamed and the name typed so far
+  ring: null, // E2ee.KeyRing: this page's keys, made before joining where the browser can encrypt
+  e2ee: false, // in an end-to-end encrypted meeting
+  worker: null, // the media worker that runs SFrame (sframe-worker.js)
+  securityCode: null,
+  e2eeQueue: Promise.resolve(), // key events are handled one after another, in order
 };
 window.conf = state; // for people and tests poking at the page
+
+// -- small helpers --------------------------------------------------------------------------------------
+
+const ICONS = {
+  mic: '<path d="M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3"/>',
+  micoff: '<path d="M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3z"/><path d="M5 11a7 7 0 0 0 14 0M12 18v3M4 4l16 16"/>',
+  camera: '<path d="M3 7h12v10H3zM15 10l6-3v10l-6-3"/>',
+  screen: '<path d="M3 4h18v12H3zM8 20h8M12 16v4"/>',
+  hand: '<path d="M8 13V6a1.5 1.5 0 0 1 3 0v5M11 11V4.5a1.5 1.5 0 0 1 3 0V11M14 11V6a1.5 1.5 0 0 1 3 0v8a7 7 0 0 1-7 7h-.5a5 5 0 0 1-4-2L3.8 15a1.6 1.6 0 0 1 2.4-2L8 15"/>',
+  smile: '<circle cx="12" cy="12" r="9"/><path d="M8.5 14.5a4.5 4.5 0 0 0 7 0M9 9.5h.01M15 9.5h.01"/>',
+  speaker: '<path d="M3 4h18v11H3zM3 18h5v3H3zM10 18h4v3h-4zM16 18h5v3h-5z"/>',
+  grid: '<path d="M4 4h7v7H4zM13 4h7v7h-7zM4 13h7v7H4zM13 13h7v7h-7z"/>',
+  chat: '<path d="M4 5h16v10H9l-5 4z"/>',
+  people: '<circle cx="9" cy="8" r="3"/><path d="M3 20a6 6 0 0 1 12 0M16 5a3 3 0 0 1 0 6M18 14a5 5 0 0 1 3 6"/>',
+  leave: '<path d="M10 17l-5-5 5-5M5 12h11M14 4h5v16h-5"/>',
+};
+
+function icon(name) {
+  return `<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"` +
+    ` stroke-linejoin="round" aria-hidden="true" focusable="false">${ICONS[name] || ""}</svg>`;
+}
+
+function drawIcons(root = document) {
+  for (const el of root.querySelectorAll("[data-icon]")) el.innerHTML = icon(el.dataset.icon);
+}
+
+function leader() {
+  return LEADERS.includes(state.role);
+}
+
+function initials(name) {
+  const words = name.split(/[\s._-]+/).filter(Boolean);
+  return ((words[0]?.[0] || "?") + (words[1]?.[0] || "")).toUpperCase();
+}
+
+function ordinal(n) {
+  return `${n}${n % 10 === 1 && n % 100 !== 11 ? "st" : n % 10 === 2 && n % 100 !== 12 ? "nd" :
+    n % 10 === 3 && n % 100 !== 13 ? "rd" : "th"}`;
+}
 
 // -- the join form --------------------------------------------------------------------------------------
 
@@ -102,8 +167,8 @@ async function join(event) {
         setStatus(`No camera or microphone (${err2.name}): you can watch, listen and chat.`);
       }
     }
-    showLocal();
   }
+  if (!state.ring && canEncrypt()) state.ring = await E2ee.KeyRing.create().catch(() => null);
   state.joining = true;
   if (state.ws && state.ws.readyState === WebSocket.OPEN) sendJoin();
   else connect();
@@ -113,6 +178,8 @@ function sendJoin() {
   const request = { type: "join", meeting: $("meeting").value.trim(), name: $("name").value.trim() };
   if (state.token) request.token = state.token;
   else request.passcode = $("passcode").value;
+  // Sent with every join, as conf clients do: a plain meeting ignores it, an encrypted one needs it.
+  if (state.ring) request.e2ee_key = state.ring.publicText;
   send(request);
 }
 
@@ -135,75 +202,128 @@ function send(message) {
 
 // -- what the server says -------------------------------------------------------------------------------
 
+function snapshot(m) {
+  state.participants = new Map(m.participants.map((p) => [p.name, { sharing: [], forbidden: [], ...p }]));
+  state.locked = Boolean(m.locked);
+  state.meetingForbidden = m.forbidden || [];
+  if ("waiting_room" in m) state.waitingRoom = Boolean(m.waiting_room);
+  if (Array.isArray(m.waiting)) state.waiting = [...m.waiting];
+}
+
+function setRole(role) {
+  state.role = role;
+  if (!leader()) state.waiting = [];
+}
+
 async function handle(m) {
   switch (m.type) {
     case "web_ready":
       state.iceServers = m.ice_servers || [];
+      state.requests = new Set(m.requests || []);
       if (state.joining) sendJoin();
       break;
     case "web_ice": // every STUN and TURN server, with this page's TURN credentials: sent once admitted
       state.iceServers = m.ice_servers || [];
       break;
+    case "waiting":
+      setStatus("Waiting for the host to let you in...");
+      break;
+    case "denied":
+      state.joining = false;
+      formError(`You were not let in${m.by ? ` by ${m.by}` : ""}.`);
+      break;
     case "joined":
       state.joining = false;
       state.me = m.name;
       state.meeting = m.meeting;
-      state.role = m.role;
-      state.locked = Boolean(m.locked);
-      state.participants = new Map(m.participants.map((p) => [p.name, p]));
+      setRole(m.role);
+      snapshot(m);
       $("join-form").hidden = true;
       $("meeting-view").hidden = false;
       $("meeting-label").textContent = `meeting ${m.meeting}`;
+      setStatus("");
       history.replaceState(null, "", `?meeting=${encodeURIComponent(m.meeting)}`);
       note(`You joined as ${m.role}.`);
-      renderParticipants();
+      if (m.e2ee) startE2ee(m);
+      render();
+      $("toggle-audio").focus();
       break;
     case "web_offer":
       await answer(m);
       break;
     case "web_tracks":
       state.tracks = m.tracks;
+      state.worker?.postMessage({ type: "tracks", tracks: m.tracks });
       renderTiles();
       break;
     case "participants":
-      state.participants = new Map(m.participants.map((p) => [p.name, p]));
-      state.locked = Boolean(m.locked);
-      renderParticipants();
+      snapshot(m);
+      render();
       break;
     case "participant_joined":
-      state.participants.set(m.name, { name: m.name, role: m.role, sharing: [] });
+      state.participants.set(m.name, { name: m.name, role: m.role, sharing: [], forbidden: [] });
       note(`${m.name} joined.`);
-      renderParticipants();
+      if (state.e2ee) e2ee(async () => rekeyed(await state.ring.peerJoined(m.name, m.key)));
+      render();
       break;
     case "participant_left":
       state.participants.delete(m.name);
+      state.hands = state.hands.filter((n) => n !== m.name);
+      state.levels.delete(m.name);
+      if (state.speaker === m.name) state.speaker = null;
+      if (state.pinned === m.name) state.pinned = null;
       note(`${m.name} left (${m.reason}).`);
-      renderParticipants();
+      if (state.e2ee) e2ee(async () => rekeyed(await state.ring.peerLeft(m.name)));
+      render();
       break;
     case "role_changed":
       if (state.participants.has(m.name)) state.participants.get(m.name).role = m.role;
-      if (m.name === state.me) state.role = m.role;
+      if (m.name === state.me) setRole(m.role);
       note(`${m.name} is now ${m.role}${m.by ? ` (by ${m.by})` : ""}.`);
-      renderParticipants();
+      render();
       break;
     case "permission_changed":
       note(`${m.what} ${m.allowed ? "allowed" : "forbidden"} for ${m.name || "members"} by ${m.by}.`);
-      send({ type: "who" });
+      send({ type: "who" }); // the snapshot says who may do what now
       break;
     case "share_started":
+      if (m.name === state.me) state.worker?.postMessage({ type: "ssrc", kind: m.kind, ssrc: m.ssrc });
       sharing(m.name, m.kind, true);
+      break;
+    case "e2ee_key":
+      if (state.e2ee) e2ee(() => state.ring.open(m.from, m.box));
       break;
     case "share_stopped":
       sharing(m.name, m.kind, false);
       if (m.name === state.me && m.reason !== "stopped") {
         stopSending(m.kind, false);
-        note(`Your ${m.kind} was stopped: ${m.reason}.`);
+        note(`Your ${kindName(m.kind)} was stopped: ${m.reason}.`, "note", true);
       }
       break;
     case "meeting_locked":
       state.locked = m.locked;
       note(`The meeting was ${m.locked ? "locked" : "unlocked"} by ${m.by}.`);
-      renderParticipants();
+      renderPeople();
+      break;
+    case "waiting_room":
+      state.waitingRoom = Boolean(m.enabled);
+      state.waiting = [...(m.waiting || [])];
+      renderPeople();
+      break;
+    case "waiting_room_changed":
+      state.waitingRoom = Boolean(m.enabled);
+      if (!m.enabled) state.waiting = [];
+      note(`The waiting room was turned ${m.enabled ? "on" : "off"} by ${m.by}.`);
+      renderPeople();
+      break;
+    case "waiting_joined":
+      if (!state.waiting.includes(m.name)) state.waiting.push(m.name);
+      note(`${m.name} is waiting to be let in.`, "note", true);
+      renderPeople();
+      break;
+    case "waiting_left":
+      state.waiting = state.waiting.filter((n) => n !== m.name);
+      renderPeople();
       break;
     case "chat":
       chatLine(m.from, m.text, m.private ? `to ${m.to}` : "");
@@ -212,8 +332,7 @@ async function handle(m) {
       if (!state.me) {
         state.joining = false;
         formError(m.message);
-      }
-      else note(`${m.message}`, "error");
+      } else note(`${m.message}`, "error");
       if (typeof m.id === "string" && m.id.startsWith("publish-")) {
         const kind = m.id.slice("publish-".length);
         if (kind in state.sending) stopSending(kind, false); // refused (forbidden): stop sending it
@@ -232,8 +351,13 @@ async function handle(m) {
       if (state.me) endView(`Disconnected from the server: ${m.reason}.`);
       else formError(`Disconnected from the server: ${m.reason}.`);
       break;
+    default:
+      if (FEATURES[m.type]) FEATURES[m.type](m);
   }
 }
+
+// Meeting features beyond the core protocol: each event's handler, filled in by the features below.
+const FEATURES = {};
 
 // -- WebRTC -----------------------------------------------------------------------------------------------
 
@@ -241,22 +365,29 @@ async function answer(offer) {
   if (!state.pc) {
     const pc = new RTCPeerConnection({ iceServers: state.iceServers });
     state.pc = pc;
-    pc.ontrack = () => renderTiles();
+    pc.ontrack = (e) => {
+      // In an encrypted meeting each received track goes through the media worker to be decrypted.
+      if (state.e2ee && !e.receiver.transform)
+        e.receiver.transform = new RTCRtpScriptTransform(state.worker, { side: "receive", mid: e.transceiver.mid });
+      renderTiles();
+    };
     pc.onconnectionstatechange = () => {
       if (pc.connectionState === "failed") note("The media connection failed (firewall? try --ice-server).", "error");
     };
   }
   const pc = state.pc;
   state.tracks = offer.tracks;
+  state.worker?.postMessage({ type: "tracks", tracks: offer.tracks });
   await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
   const first = !state.answered;
   if (first) {
     const own = ownTransceivers();
     for (const slot of SLOTS) own[slot].direction = "sendonly";
-    const audio = state.local.getAudioTracks()[0] || null;
-    const video = state.local.getVideoTracks()[0] || null;
-    await own.audio.sender.replaceTrack(audio);
-    await own.video.sender.replaceTrack(video);
+    if (state.e2ee) { // what the page sends is sealed in the media worker first
+      for (const kind of SLOTS) own[kind].sender.transform = new RTCRtpScriptTransform(state.worker, { side: "send", kind });
+    }
+    await own.audio.sender.replaceTrack(state.local.getAudioTracks()[0] || null);
+    await own.video.sender.replaceTrack(state.local.getVideoTracks()[0] || null);
   }
   await pc.setLocalDescription(await pc.createAnswer());
   await gathered(pc);
@@ -292,7 +423,7 @@ function gathered(pc) {
 function publish(kind) {
   state.sending[kind] = true;
   send({ type: "publish", kind, id: `publish-${kind}` }); // a refusal names this id
-  renderButtons();
+  render();
 }
 
 async function stopSending(kind, tell = true) {
@@ -304,7 +435,7 @@ async function stopSending(kind, tell = true) {
   }
   if (tell && state.sending[kind]) send({ type: "unpublish", kind });
   state.sending[kind] = false;
-  renderButtons();
+  render();
 }
 
 async function toggle(kind) {
@@ -321,156 +452,66 @@ async function toggle(kind) {
     track.onended = () => stopSending("screen");
   } else {
     track = kind === "audio" ? state.local.getAudioTracks()[0] : state.local.getVideoTracks()[0];
-    if (!track) return note(`There is no ${kind === "audio" ? "microphone" : "camera"}.`, "error");
+    if (!track) return note(`There is no ${kindName(kind)}.`, "error");
   }
   await ownTransceivers()[kind].sender.replaceTrack(track);
   publish(kind);
 }
 
-// -- the view ---------------------------------------------------------------------------------------------
-
-function setStatus(text) {
-  $("status").textContent = text;
+function kindName(kind) {
+  return { audio: "microphone", video: "camera", screen: "screen" }[kind] || kind;
 }
 
-function note(text, cls = "note") {
-  const li = document.createElement("li");
-  li.className = cls;
-  li.textContent = text;
-  $("chat-log").append(li);
-  li.scrollIntoView({ block: "end" });
+// -- end-to-end encryption -------------------------------------------------------------------------------
+
+// Whether this browser can take part in an end-to-end encrypted meeting: Encoded Transform in a worker
+// and X25519 in WebCrypto (KeyRing.create fails without it).
+function canEncrypt() {
+  return typeof RTCRtpScriptTransform === "function" && typeof Worker === "function" && window.isSecureContext;
 }
 
-function chatLine(from, text, extra) {
-  const li = document.createElement("li");
-  const who = document.createElement("span");
-  who.className = "from";
-  who.textContent = extra ? `${from} (${extra})` : from;
-  li.append(who, document.createTextNode(text));
-  $("chat-log").append(li);
-  li.scrollIntoView({ block: "end" });
+function e2ee(job) {
+  state.e2eeQueue = state.e2eeQueue.then(job).then(showCode).catch((err) => note(`${err.message || err}`, "error"));
 }
 
-function sharing(name, kind, on) {
-  const p = state.participants.get(name);
-  if (!p) return;
-  const now = new Set(p.sharing || []);
-  if (on) now.add(kind);
-  else now.delete(kind);
-  p.sharing = [...now];
-  renderParticipants();
+function rekeyed(message) {
+  if (message) send(message);
 }
 
-function showLocal() {
-  if (!state.local.getVideoTracks().length) return;
-  const tile = tileFor("local", true);
-  tile.querySelector("video").srcObject = new MediaStream(state.local.getVideoTracks());
-  tile.querySelector("span").textContent = "you";
+// In an encrypted meeting: the media worker at once (the offer that follows `joined` needs it), then the
+// keys, in the order of the key events.
+function startE2ee(m) {
+  state.e2ee = true;
+  const ring = state.ring;
+  const worker = new Worker("/sframe-worker.js");
+  state.worker = worker;
+  worker.postMessage({ type: "tracks", tracks: state.tracks });
+  const stats = new Map();
+  worker.onmessage = (e) => stats.get(e.data.id)?.(e.data.counts);
+  let asked = 0;
+  window.confE2ee = () => new Promise((resolve) => {
+    asked += 1;
+    stats.set(asked, resolve);
+    worker.postMessage({ type: "stats", id: asked });
+  });
+  ring.onsend = (kid, base) => worker.postMessage({ type: "send", kid, base });
+  ring.onreceive = (name, kid, base) => worker.postMessage({ type: "receive", name, kid, base });
+  ring.onforget = (name, kids) => worker.postMessage({ type: "forget", name, kids });
+  e2ee(async () => {
+    rekeyed(await ring.start(m.meeting, m.name, m.participants));
+    for (const why of ring.unusable) note(why, "error");
+  });
+  note("This meeting is end-to-end encrypted: compare the security code aloud.", "note", true);
 }
 
-function tileFor(key, local = false) {
-  let tile = document.querySelector(`.tile[data-key="${key}"]`);
-  if (!tile) {
-    tile = document.createElement("div");
-    tile.className = local ? "tile local" : "tile";
-    tile.dataset.key = key;
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.playsInline = true;
-    video.muted = true; // sound plays through the <audio> elements
-    tile.append(video, document.createElement("span"));
-    $("videos").append(tile);
-  }
-  return tile;
+async function showCode() {
+  if (!state.e2ee) return;
+  state.securityCode = await state.ring.securityCode();
+  $("security").hidden = false;
+  $("security-code").textContent = state.securityCode;
 }
 
-function renderTiles() {
-  if (!state.pc) return;
-  const seen = new Set(["local"]);
-  for (const t of state.pc.getTransceivers().slice(SLOTS.length)) {
-    const info = state.tracks[t.mid];
-    const track = t.receiver.track;
-    if (!info || info.ssrc === null || !track) continue;
-    const key = `mid-${t.mid}`;
-    if (track.kind === "audio") {
-      let audio = document.querySelector(`audio[data-key="${key}"]`);
-      if (!audio) {
-        audio = document.createElement("audio");
-        audio.autoplay = true;
-        audio.dataset.key = key;
-        audio.srcObject = new MediaStream([track]);
-        document.body.append(audio);
-      }
-      continue;
-    }
-    seen.add(key);
-    const tile = tileFor(key);
-    const video = tile.querySelector("video");
-    if (!video.srcObject) video.srcObject = new MediaStream([track]);
-    tile.querySelector("span").textContent = `${info.name} (${info.kind === "screen" ? "screen" : "camera"})`;
-  }
-  for (const tile of document.querySelectorAll(".tile")) if (!seen.has(tile.dataset.key)) tile.remove();
-}
-
-function renderButtons() {
-  $("toggle-audio").textContent = state.sending.audio ? "Mute" : "Unmute";
-  $("toggle-video").textContent = state.sending.video ? "Stop camera" : "Start camera";
-  $("toggle-screen").textContent = state.sending.screen ? "Stop sharing" : "Share screen";
-  const leader = state.role === "host" || state.role === "admin";
-  for (const el of document.querySelectorAll(".host-only")) el.hidden = !leader;
-  $("toggle-lock").textContent = state.locked ? "Unlock" : "Lock";
-}
-
-function button(label, message) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.className = "small";
-  b.textContent = label;
-  b.onclick = () => send(message);
-  return b;
-}
-
-function renderParticipants() {
-  const list = $("participants");
-  list.replaceChildren();
-  const leader = state.role === "host" || state.role === "admin";
-  for (const [name, p] of state.participants) {
-    const li = document.createElement("li");
-    const who = document.createElement("span");
-    who.textContent = name === state.me ? `${name} (you)` : name;
-    const role = document.createElement("span");
-    role.className = "role";
-    const shares = (p.sharing || []).join(", ");
-    role.textContent = `${p.role}${shares ? ` · ${shares}` : ""}`;
-    li.append(who, role);
-    if (leader && name !== state.me && p.role !== "host") {
-      if (state.role === "host") {
-        li.append(p.role === "admin"
-          ? button("make member", { type: "set_role", name, role: "member" })
-          : button("make admin", { type: "set_role", name, role: "admin" }));
-        li.append(button("make host", { type: "set_role", name, role: "host" }));
-      }
-      li.append(button("mute", { type: "forbid", what: "audio", name }));
-      li.append(button("allow audio", { type: "permit", what: "audio", name }));
-      li.append(button("kick", { type: "kick", name }));
-    }
-    list.append(li);
-  }
-  renderButtons();
-}
-
-function endView(text) {
-  state.ended = text;
-  if (state.pc) state.pc.close();
-  state.pc = null;
-  $("meeting-view").hidden = true;
-  $("join-form").hidden = true;
-  $("ended").hidden = false;
-  $("ended-text").textContent = text;
-  if (state.ws) state.ws.close();
-}
-
-// -- figures, for people and tests --------------------------------------------------------------------------
+// -- figures and geometry, for people and tests ----------------------------------------------------------
 
 window.confStats = async function () {
   const out = {
@@ -496,6 +537,7 @@ window.confStats = async function () {
 
 // -- wiring -------------------------------------------------------------------------------------------------
 
+drawIcons();
 $("join-form").addEventListener("submit", join);
 $("chat-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -507,11 +549,27 @@ $("chat-form").addEventListener("submit", (e) => {
 $("toggle-audio").onclick = () => toggle("audio");
 $("toggle-video").onclick = () => toggle("video");
 $("toggle-screen").onclick = () => toggle("screen");
+$("toggle-view").onclick = () => {
+  state.view = state.view === "speaker" ? "grid" : "speaker";
+  if (state.view === "grid") state.pinned = null;
+  render();
+};
+$("toggle-chat").onclick = () => openPanel("chat");
+$("toggle-people").onclick = () => openPanel("people");
+for (const b of document.querySelectorAll("[data-close]")) b.onclick = () => openPanel(b.dataset.close);
 $("toggle-lock").onclick = () => send({ type: state.locked ? "unlock" : "lock" });
+$("toggle-waiting").onclick = () => send({ type: "set_waiting_room", enabled: !state.waitingRoom });
 $("end").onclick = () => send({ type: "end" });
 $("leave").onclick = () => send({ type: "leave" });
 $("rejoin").onclick = () => location.reload();
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  if (!$("reaction-menu").hidden) closeReactions();
+  else if (state.panel) openPanel(state.panel);
+});
+new ResizeObserver(() => layout()).observe($("videos"));
 if (!navigator.mediaDevices?.getUserMedia) {
   formError("This page needs HTTPS (or localhost) for the camera and microphone.");
 }
+
 if (fillFromLink()) join();
