@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 READY_TIMEOUT = 10.0
+PROBE_ATTEMPTS = 3
 
 
 def free_port_pair() -> int:
@@ -51,13 +52,17 @@ def free_port_pair() -> int:
 def capture_unavailable() -> str | None:
     """Why a loopback capture cannot be made here, or None if it can: a real capture is tried, since
     tcpdump being installed does not mean this user may capture."""
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            with capture(Path(folder) / "probe.pcap", [free_port_pair()], settle=0.0):
-                pass
-        except (OSError, RuntimeError) as error:
-            return f"cannot capture on lo: {error}"
-    return None
+    why = ""
+    for _ in range(PROBE_ATTEMPTS):  # a loaded machine may stall one probe; a missing permission fails all
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                with capture(Path(folder) / "probe.pcap", [free_port_pair()], settle=0.0):
+                    pass
+            except (OSError, RuntimeError) as error:
+                why = f"cannot capture on lo: {error}"
+                continue
+        return None
+    return why
 
 
 @contextlib.contextmanager
