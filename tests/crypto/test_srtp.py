@@ -156,9 +156,20 @@ def test_an_index_too_old_to_send_again_is_refused_not_raised() -> None:
     assert server.refused == 1
 
 
-def test_protect_refusing_one_receiver_does_not_affect_the_others() -> None:
+@pytest.mark.parametrize("path", ["compiled", "pure"])
+def test_protect_refusing_one_receiver_does_not_affect_the_others(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server protects a packet for each receiver (in one batch); a receiver whose SRTP refuses it (its
-    index was used for other bytes) loses that packet alone, and the server says so once for that link."""
+    index was used for other bytes) loses that packet alone, and the server says so once for that link.
+    ``pure``: without the compiled modules (libsrtp and one sendto per receiver)."""
+    if path == "pure":
+        from conf_crypto import srtp
+        from conf_transport_udp_rtp import server as rtp_server
+
+        monkeypatch.setattr(rtp_server, "send_many", None)
+        monkeypatch.setattr(srtp, "NativeSender", None)
+        monkeypatch.setattr(srtp, "protect_many", None)
     asyncio.run(_one_receiver_fails())
 
 
