@@ -164,3 +164,40 @@ def test_the_session_key_is_derived_as_libsrtp_derives_it() -> None:
     assert sender.protect(data) == slow.protect(data)
     wrong = NativeSender(os.urandom(16), salt, 512, 16, srtp.MAX_PROTECT)
     assert wrong.protect(data) != slow.protect(data)
+
+
+def receiving_reference(keys: dict[str, str]) -> SrtpSession:
+    """A server-side session whose RTP is checked by libsrtp (its two replay windows)."""
+    session = SrtpCipher().session(keys, server_side=True)
+    session.native_rx = None
+    return session
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_receiver_accepts_and_drops_what_libsrtp_does(seed: int) -> None:
+    """Packets a client protected, delivered late, twice, far ahead, forged, cut short, and some marked as
+    asked for again (the second replay window): the same verdict and the same plain packet each time."""
+    rnd = random.Random(seed)
+    keys = SrtpCipher().new_keys()
+    client = SrtpCipher().session(keys, server_side=False)
+    fast, slow = SrtpCipher().session(keys, server_side=True), receiving_reference(keys)
+    assert fast.native_rx is not None
+    protected = [p for p in (client.protect(data) for data in walk(rnd, [1, 2, 0xFFFFFFFF], 3000)) if p]
+    accepted = dropped = 0
+    for index, data in enumerate(protected):
+        move = rnd.random()
+        if move < 0.1 and index:
+            data = protected[rnd.randrange(index)]  # an old packet again: a replay, or a late one
+        elif move < 0.15:
+            forged = bytearray(data)
+            forged[rnd.randrange(len(forged))] ^= 1 << rnd.randrange(8)
+            data = bytes(forged)
+        elif move < 0.17:
+            data = data[: rnd.randrange(len(data))]
+        resent = rnd.random() < 0.2
+        clear = fast.unprotect(data, resent=resent)
+        assert clear == slow.unprotect(data, resent=resent), f"packet {index}, {len(data)} bytes, {resent=}"
+        accepted += clear is not None
+        dropped += clear is None
+    assert fast.rejected == slow.rejected == dropped
+    assert accepted > 200 and dropped > 100  # the walk reached both

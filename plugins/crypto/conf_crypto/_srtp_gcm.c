@@ -5,11 +5,14 @@
  * and what conf_crypto.srtp.SentIndexes keeps (the packet protected under each of the last `window`
  * indexes, so that an index is never protected twice with different bytes). Its output is byte for byte
  * libsrtp's for the same keys and packets (the tests compare them). protect_many() protects one packet
- * for many Senders in one call, into the slots of a preallocated buffer.
+ * for many Senders in one call, into the slots of a preallocated buffer. A Receiver checks and decrypts what
+ * a link sends, with libsrtp's replay database (the same window, rounded up to 32 as libsrtp does).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -288,11 +291,14 @@ static Py_ssize_t sender_protect(Sender *self, PyObject *packet, uint8_t *out) {
     EVP_CIPHER_CTX *ctx = self->ctx;
     int n = 0, m = 0;
     Py_ssize_t body = len - header;
-    if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 ||
+    /* (the tag read through a parameter and the IV set by EVP_CipherInit_ex2: a little less of OpenSSL
+     * 3's per-call bookkeeping than EVP_CIPHER_CTX_ctrl and EVP_EncryptInit_ex) */
+    OSSL_PARAM tag[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + len, TAG_LEN),
+                         OSSL_PARAM_END};
+    if (EVP_CipherInit_ex2(ctx, NULL, NULL, iv, 1, NULL) != 1 ||
         EVP_EncryptUpdate(ctx, NULL, &n, in, (int)header) != 1 ||
         EVP_EncryptUpdate(ctx, out + header, &n, in + header, (int)body) != 1 ||
-        EVP_EncryptFinal_ex(ctx, out + header + n, &m) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + len) != 1) {
+        EVP_EncryptFinal_ex(ctx, out + header + n, &m) != 1 || EVP_CIPHER_CTX_get_params(ctx, tag) != 1) {
         PyErr_SetString(PyExc_RuntimeError, "OpenSSL failed to encrypt with AES-128-GCM");
         return -2;
     }
@@ -326,8 +332,12 @@ static PyObject *Sender_protect(Sender *self, PyObject *packet) {
     return result;
 }
 
-static PyObject *Sender_get_refused(Sender *self, void *closure) { return PyLong_FromSsize_t(self->refused); }
+static PyObject *Sender_get_refused(Sender *self, void *closure) {
+    (void)closure;
+    return PyLong_FromSsize_t(self->refused);
+}
 static PyObject *Sender_get_streams(Sender *self, void *closure) {
+    (void)closure;
     return PyLong_FromSsize_t(self->streams == NULL ? 0 : PyDict_GET_SIZE(self->streams));
 }
 
@@ -388,6 +398,214 @@ end:
     return result;
 }
 
+
+/* -- the receiving side: decryption, authentication and libsrtp's replay database ---------------------- */
+
+typedef struct {
+    uint64_t index;     /* the newest packet index accepted (rollover counter << 16 | sequence number) */
+    uint32_t *bits;     /* which of the last `window` indexes were accepted, by index % window */
+} Replay;
+
+typedef struct {
+    PyObject_HEAD
+    EVP_CIPHER_CTX *ctx;
+    uint8_t salt[SALT_LEN];
+    Py_ssize_t window;    /* libsrtp's bit vector length: the window size rounded up to 32 */
+    Py_ssize_t max_packet;
+    PyObject *streams;    /* dict: SSRC (int) -> capsule of a Replay */
+    uint32_t last_ssrc;
+    Replay *last;
+} Receiver;
+
+static void replay_free(PyObject *capsule) {
+    Replay *replay = PyCapsule_GetPointer(capsule, NULL);
+    if (replay != NULL) {
+        PyMem_Free(replay->bits);
+        PyMem_Free(replay);
+    }
+}
+
+static void Receiver_dealloc(Receiver *self) {
+    if (self->ctx != NULL) EVP_CIPHER_CTX_free(self->ctx);
+    Py_XDECREF(self->streams);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Receiver_init(Receiver *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"key", "salt", "window", "max_packet", NULL};
+    Py_buffer key, salt;
+    Py_ssize_t window, max_packet;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*nn", kwlist, &key, &salt, &window, &max_packet)) return -1;
+    int ok = 0;
+    if (key.len != KEY_LEN || salt.len != SALT_LEN) {
+        PyErr_SetString(PyExc_ValueError, "an AES-128-GCM session key has 16 bytes and its salt 12");
+    } else if (window < 64 || window >= MAX_WINDOW || max_packet < 12) {
+        PyErr_SetString(PyExc_ValueError, "window (64 to 32767) or max_packet out of range");
+    } else {
+        if (self->ctx == NULL) self->ctx = EVP_CIPHER_CTX_new();
+        if (self->ctx == NULL ||
+            EVP_DecryptInit_ex(self->ctx, EVP_aes_128_gcm(), NULL, (const unsigned char *)key.buf, NULL) != 1) {
+            PyErr_SetString(PyExc_RuntimeError, "OpenSSL could not set up AES-128-GCM");
+        } else {
+            memcpy(self->salt, salt.buf, SALT_LEN);
+            self->window = (window + 31) & ~(Py_ssize_t)31;  /* as libsrtp's bitvector_alloc */
+            self->max_packet = max_packet;
+            Py_XSETREF(self->streams, PyDict_New());
+            self->last = NULL;
+            ok = self->streams != NULL;
+        }
+    }
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&salt);
+    return ok ? 0 : -1;
+}
+
+static inline int replay_bit(Receiver *self, Replay *r, uint64_t index) {
+    uint64_t slot = index % (uint64_t)self->window;
+    return (r->bits[slot / 32] >> (slot % 32)) & 1;
+}
+
+static inline void replay_set(Receiver *self, Replay *r, uint64_t index) {
+    uint64_t slot = index % (uint64_t)self->window;
+    r->bits[slot / 32] |= (uint32_t)1 << (slot % 32);
+}
+
+/* libsrtp's srtp_rdbx_add_index: note `delta` from the newest index as accepted. */
+static void replay_add(Receiver *self, Replay *r, int32_t delta) {
+    if (delta > 0) {
+        uint64_t from = r->index + 1, to = r->index + (uint64_t)delta;
+        if ((uint64_t)delta >= (uint64_t)self->window) {
+            memset(r->bits, 0, (size_t)self->window / 8);
+        } else {
+            for (uint64_t i = from; i <= to; i++) {  /* the window slides: indexes it passes are new */
+                uint64_t slot = i % (uint64_t)self->window;
+                r->bits[slot / 32] &= ~((uint32_t)1 << (slot % 32));
+            }
+        }
+        r->index = to;
+        replay_set(self, r, to);
+    } else {
+        replay_set(self, r, r->index + (uint64_t)(int64_t)delta);
+    }
+}
+
+/* The plain RTP packet, None if it fails authentication or is a replay (libsrtp's srtp_unprotect). */
+static PyObject *Receiver_unprotect(Receiver *self, PyObject *packet) {
+    if (!PyBytes_CheckExact(packet)) {
+        PyErr_SetString(PyExc_TypeError, "packet must be bytes");
+        return NULL;
+    }
+    if (self->ctx == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Receiver not initialised");
+        return NULL;
+    }
+    const uint8_t *in = (const uint8_t *)PyBytes_AS_STRING(packet);
+    Py_ssize_t len = PyBytes_GET_SIZE(packet);
+    if (len < 12 || len > self->max_packet) Py_RETURN_NONE;
+    Py_ssize_t header = 12 + 4 * (in[0] & 0x0F);
+    if (header > len) Py_RETURN_NONE;
+    if (in[0] & 0x10) {
+        if (header + 4 > len) Py_RETURN_NONE;
+        header += 4 + 4 * (Py_ssize_t)(in[header + 2] << 8 | in[header + 3]);
+        if (header > len) Py_RETURN_NONE;
+    }
+    if (header > len - TAG_LEN) Py_RETURN_NONE;  /* no room for the tag */
+    uint32_t ssrc = (uint32_t)in[8] << 24 | (uint32_t)in[9] << 16 | (uint32_t)in[10] << 8 | in[11];
+    uint16_t seq = (uint16_t)(in[2] << 8 | in[3]);
+    Replay *replay = NULL;
+    if (self->last != NULL && self->last_ssrc == ssrc) {
+        replay = self->last;
+    } else {
+        PyObject *key = PyLong_FromUnsignedLong(ssrc);
+        if (key == NULL) return NULL;
+        PyObject *capsule = PyDict_GetItemWithError(self->streams, key);
+        Py_DECREF(key);
+        if (capsule == NULL && PyErr_Occurred()) return NULL;
+        if (capsule != NULL) replay = PyCapsule_GetPointer(capsule, NULL);
+    }
+    uint64_t est;
+    int32_t delta;
+    if (replay == NULL) {  /* a new stream: libsrtp takes the sequence number as the index, unchecked */
+        est = seq;
+        delta = seq;
+    } else {
+        delta = estimate_index(replay->index, &est, seq);
+        if (delta <= 0) {
+            if ((int64_t)self->window - 1 + delta < 0) Py_RETURN_NONE;   /* replay_old */
+            if (replay_bit(self, replay, replay->index + (uint64_t)(int64_t)delta)) Py_RETURN_NONE;  /* replay */
+        }
+    }
+    uint32_t roc = (uint32_t)(est >> 16);
+    uint8_t iv[SALT_LEN] = {0, 0, in[8], in[9], in[10], in[11],
+                            (uint8_t)(roc >> 24), (uint8_t)(roc >> 16), (uint8_t)(roc >> 8), (uint8_t)roc,
+                            in[2], in[3]};
+    for (int i = 0; i < SALT_LEN; i++) iv[i] ^= self->salt[i];
+    Py_ssize_t body = len - header - TAG_LEN;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, len - TAG_LEN);
+    if (result == NULL) return NULL;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    EVP_CIPHER_CTX *ctx = self->ctx;
+    int n = 0, m = 0;
+    OSSL_PARAM tag[2] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)(in + len - TAG_LEN), TAG_LEN),
+        OSSL_PARAM_END};
+    if (EVP_CipherInit_ex2(ctx, NULL, NULL, iv, 0, NULL) != 1 ||
+        EVP_DecryptUpdate(ctx, NULL, &n, in, (int)header) != 1 ||
+        EVP_DecryptUpdate(ctx, out + header, &n, in + header, (int)body) != 1 ||
+        EVP_CIPHER_CTX_set_params(ctx, tag) != 1 || EVP_DecryptFinal_ex(ctx, out + header + n, &m) != 1) {
+        Py_DECREF(result);
+        Py_RETURN_NONE;  /* authentication failed */
+    }
+    if (replay == NULL) {
+        replay = PyMem_Calloc(1, sizeof(Replay));
+        uint32_t *bits = PyMem_Calloc((size_t)self->window / 32, sizeof(uint32_t));
+        PyObject *capsule = NULL, *key = NULL;
+        if (replay == NULL || bits == NULL) {
+            PyMem_Free(replay);
+            PyMem_Free(bits);
+            Py_DECREF(result);
+            return PyErr_NoMemory();
+        }
+        replay->bits = bits;
+        capsule = PyCapsule_New(replay, NULL, replay_free);
+        key = PyLong_FromUnsignedLong(ssrc);
+        if (capsule == NULL || key == NULL || PyDict_SetItem(self->streams, key, capsule) < 0) {
+            if (capsule == NULL) {
+                PyMem_Free(bits);
+                PyMem_Free(replay);
+            }
+            Py_XDECREF(capsule);
+            Py_XDECREF(key);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(capsule);
+        Py_DECREF(key);
+    }
+    replay_add(self, replay, delta);
+    self->last = replay;
+    self->last_ssrc = ssrc;
+    memcpy(out, in, (size_t)header);
+    return result;
+}
+
+static PyMethodDef Receiver_methods[] = {
+    {"unprotect", (PyCFunction)Receiver_unprotect, METH_O,
+     "unprotect(packet: bytes) -> bytes | None: the RTP packet, or None (failed authentication, a replay)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ReceiverType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "conf_crypto._srtp_gcm.Receiver",
+    .tp_doc = "Receiver(key, salt, window, max_packet): one link's inbound SRTP (AES-128-GCM).",
+    .tp_basicsize = sizeof(Receiver),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Receiver_init,
+    .tp_dealloc = (destructor)Receiver_dealloc,
+    .tp_methods = Receiver_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"protect_many", protect_many, METH_VARARGS,
      "protect_many(senders, packet, out, stride, lengths) -> int: protect `packet` for each Sender in the "
@@ -397,15 +615,17 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_srtp_gcm",
                                        "SRTP AEAD_AES_128_GCM sending (RFC 7714) in one native call per batch.",
-                                       -1, module_methods};
+                                       -1, module_methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__srtp_gcm(void) {
-    if (PyType_Ready(&StreamType) < 0 || PyType_Ready(&SenderType) < 0) return NULL;
+    if (PyType_Ready(&StreamType) < 0 || PyType_Ready(&SenderType) < 0 || PyType_Ready(&ReceiverType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
     Py_INCREF(&SenderType);
-    if (PyModule_AddObject(m, "Sender", (PyObject *)&SenderType) < 0) {
-        Py_DECREF(&SenderType);
+    Py_INCREF(&ReceiverType);
+    if (PyModule_AddObject(m, "Sender", (PyObject *)&SenderType) < 0 ||
+        PyModule_AddObject(m, "Receiver", (PyObject *)&ReceiverType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -18,7 +18,9 @@ libsrtp derives them, RFC 3711 section 4.3), the same rollover counter and the s
 :class:`SentIndexes` rules, so its output is byte for byte libsrtp's, and
 :meth:`SrtpCipher.batch_protector` protects one packet for a whole fan-out in one call. Without the
 compiled module (or with ``CONF_PURE_PYTHON=1`` in the environment) libsrtp protects each packet, as
-before. SRTCP, decryption and the other profile always go through libsrtp.
+before. Checking and decrypting RTP runs there too (``Receiver``: libsrtp's replay window and the second
+window for packets asked for again, the same verdicts). SRTCP and the other profile always go through
+libsrtp.
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ from conf_cli import BatchProtect, ConfError, MediaCipher, MediaSession
 from conf_cli.protocol.rtp import is_rtcp
 
 NativeSender: Any
+NativeReceiver: Any
 protect_many: Any
 try:
+    from ._srtp_gcm import Receiver as NativeReceiver
     from ._srtp_gcm import Sender as NativeSender
     from ._srtp_gcm import protect_many
 except ImportError:  # not built: libsrtp protects each packet (the same bytes, more CPU)
-    NativeSender = protect_many = None
+    NativeSender = NativeReceiver = protect_many = None
 if os.environ.get("CONF_PURE_PYTHON"):
-    NativeSender = protect_many = None
+    NativeSender = NativeReceiver = protect_many = None
 
 PROFILES = {
     "AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16 + 12),
@@ -65,6 +69,8 @@ TAG_BYTES = 16
 """What AEAD_AES_128_GCM adds to an RTP packet."""
 LABEL_RTP_KEY = 0x00
 LABEL_RTP_SALT = 0x02
+MAX_UNPROTECT = 1500
+"""The longest packet checked: pylibsrtp's buffer."""
 
 
 def derive(master_key: bytes, master_salt: bytes, label: int, length: int) -> bytes:
@@ -161,6 +167,18 @@ class SrtpSession(MediaSession):
                 MAX_SENT_SSRCS,
                 MAX_PROTECT,
             )
+        self.native_rx: Any = None
+        """The compiled RTP receivers (``_srtp_gcm.Receiver``: the replay window, and the one for packets
+        asked for again) when they check this session's RTP, or None."""
+        self._native_resent: Any = None
+        if NativeReceiver is not None and profile == "AEAD_AES_128_GCM":
+            key, salt = inbound[:16], inbound[16:]
+            session_key, session_salt = (
+                derive(key, salt, LABEL_RTP_KEY, 16),
+                derive(key, salt, LABEL_RTP_SALT, 12),
+            )
+            self.native_rx = NativeReceiver(session_key, session_salt, REPLAY_WINDOW, MAX_UNPROTECT)
+            self._native_resent = NativeReceiver(session_key, session_salt, RESEND_WINDOW, MAX_UNPROTECT)
         self.rejected = 0
         self._refused = 0
 
@@ -205,6 +223,14 @@ class SrtpSession(MediaSession):
         return sent
 
     def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:
+        if self.native_rx is not None and not is_rtcp(packet):
+            data = packet if type(packet) is bytes else bytes(packet)
+            clear: bytes | None = self.native_rx.unprotect(data)
+            if clear is None and resent:
+                clear = self._native_resent.unprotect(data)
+            if clear is None:
+                self.rejected += 1
+            return clear
         try:
             if is_rtcp(packet):
                 return self._rx.unprotect_rtcp(packet)
