@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +25,8 @@ from typing import Any
 from conf_cli.bench.display import encryption_name
 
 
-def bench(transport: str, encryption: str, args: argparse.Namespace) -> dict[str, Any]:
+def bench(transport: str, encryption: str, args: argparse.Namespace, pure: bool = False) -> dict[str, Any]:
+    """One ``conf bench --json`` run; ``pure``: server and clients without the compiled modules."""
     command = [
         sys.executable,
         "-m",
@@ -48,8 +50,9 @@ def bench(transport: str, encryption: str, args: argparse.Namespace) -> dict[str
         "--procs",
         str(args.procs),
     ]
+    env = {**os.environ, "CONF_PURE_PYTHON": "1"} if pure else None
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=args.duration * 10 + 120, check=False
+        command, capture_output=True, text=True, timeout=args.duration * 10 + 120, check=False, env=env
     )
     if done.returncode != 0:
         raise SystemExit(f"conf bench failed ({transport}, {encryption}): {done.stderr.strip()[-400:]}")
