@@ -24,6 +24,9 @@ from typing import Any
 
 from conf_cli.bench.display import encryption_name
 
+ATTEMPTS = 2
+"""A run that fails (a load generator lost on a crowded machine) is run once more before giving up."""
+
 
 def bench(transport: str, encryption: str, args: argparse.Namespace, pure: bool = False) -> dict[str, Any]:
     """One ``conf bench --json`` run; ``pure``: server and clients without the compiled modules."""
@@ -51,11 +54,16 @@ def bench(transport: str, encryption: str, args: argparse.Namespace, pure: bool 
         str(args.procs),
     ]
     env = {**os.environ, "CONF_PURE_PYTHON": "1"} if pure else None
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=args.duration * 10 + 120, check=False, env=env
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"conf bench failed ({transport}, {encryption}): {done.stderr.strip()[-400:]}")
+    for attempt in range(ATTEMPTS):
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=args.duration * 10 + 120, check=False, env=env
+        )
+        if done.returncode == 0:
+            break
+        why = done.stderr.strip()[-400:]
+        if attempt + 1 == ATTEMPTS:
+            raise SystemExit(f"conf bench failed ({transport}, {encryption}): {why}")
+        print(f"conf bench failed ({transport}, {encryption}), once more: {why.splitlines()[-1]}", flush=True)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 

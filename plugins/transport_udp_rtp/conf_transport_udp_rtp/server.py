@@ -315,7 +315,7 @@ class RtpListener(Listener):
                 if action.moved_from is not None:
                     log.info("link %s re-latched from %s to %s", link.id, action.moved_from, action.address)
                 link.latch(action.via, action.address)
-                self._epoch += 1
+                self._links_changed()
             elif isinstance(action, Unlatched):
                 link = action.link
                 log.info(
@@ -325,7 +325,7 @@ class RtpListener(Listener):
                 )
                 if link.media_address == action.address:
                     link.latch(None, None)
-                    self._epoch += 1
+                    self._links_changed()
 
     async def _consent_timer(self) -> None:
         """Run the latches' clock: check retransmissions, consent refreshes and expiries."""
@@ -423,6 +423,12 @@ class RtpListener(Listener):
         plan = self._plans[id(group)] = _Plan(group, self._epoch, segments, unlatched)
         return plan
 
+    def _links_changed(self) -> None:
+        """A link latched, moved, unlatched, opened or closed: every plan is redone (and none holds a link
+        that has gone)."""
+        self._epoch += 1
+        self._plans.clear()
+
     def _grow(self, count: int) -> None:
         self._slots = max(count, 2 * self._slots)
         self._buffer = bytearray(self._slots * SLOT)
@@ -489,7 +495,7 @@ class RtpListener(Listener):
             link: RtpServerLink
 
             def opened() -> None:
-                self._epoch += 1
+                self._links_changed()
                 link.listener = self
                 self.links.add(link)
                 latches.add(link, link.token)
@@ -501,7 +507,7 @@ class RtpListener(Listener):
                 events.link_opened(link)
 
             def closed(reason: str) -> None:
-                self._epoch += 1
+                self._links_changed()
                 self.links.discard(link)
                 latches.remove(link)
                 events.link_closed(link, reason)
