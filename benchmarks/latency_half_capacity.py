@@ -6,7 +6,7 @@ For each transport, two ``conf bench`` runs (4 publishers x 16 subscribers in on
    hence its capacity: the packets/s out that would keep one core busy (``1e6 / us_per_packet``);
 2. a run at half that capacity (the publisher rate that makes it, spread over the same clients) gives
    one-way latency percentiles from each publisher's send to each subscriber's receive, through the
-   server.
+   server (the probe's p99 is printed too).
 
 The latency is measured in the load generator's clients (their encryption and Python receive path
 included, on the same two shared cores as the server), so it is an upper bound of what the server adds.
@@ -76,7 +76,8 @@ def main() -> None:
         f"payloads, {args.duration:g} s per run; probe at {args.probe_rate:g} pkt/s per publisher"
     )
     print(
-        f"{'transport':10}{'encryption':>31}{'probe us/pkt':>13}{'capacity/core':>14}{'half: out pkt/s':>16}"
+        f"{'transport':10}{'encryption':>31}{'probe p99':>10}{'probe us/pkt':>13}{'capacity/core':>14}"
+        f"{'half: out pkt/s':>16}"
         f"{'loss %':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU %':>7}"
     )
     for transport in args.transports.split(","):
@@ -85,12 +86,14 @@ def main() -> None:
         if not us:
             print(f"{transport:10} the probe delivered nothing or the server's CPU could not be read")
             continue
+        probe_p99 = (probe["latency_ms"] or {"p99": float("nan")})["p99"]
         capacity = 1e6 / us
         rate = capacity / 2 / (args.publishers * audience)
         half = bench(transport, args.encryption, rate, args)
         latency = half["latency_ms"] or {"p50": float("nan"), "p99": float("nan")}
         print(
-            f"{transport:10}{encryption_name(transport, args.encryption):>31}{us:>13.2f}{capacity:>14,.0f}"
+            f"{transport:10}{encryption_name(transport, args.encryption):>31}{probe_p99:>10.2f}{us:>13.2f}"
+            f"{capacity:>14,.0f}"
             f"{half['rates']['out_pps']:>16,.0f}{100 * half['packets']['loss']:>8.3f}{latency['p50']:>8.2f}"
             f"{latency['p99']:>8.2f}{half['server']['cpu_pct'] or 0:>7.1f}",
             flush=True,
