@@ -8,7 +8,9 @@ BROWSER_STAMP := $(VENV)/.browser-installed
 
 .PHONY: setup demo test lint typecheck check bench clean
 
-$(STAMP): pyproject.toml scripts/setup-system.sh
+NATIVE := setup.py plugins/crypto/conf_crypto/_srtp_gcm.c plugins/transport_udp_rtp/conf_transport_udp_rtp/_sendmany.c
+
+$(STAMP): pyproject.toml scripts/setup-system.sh $(NATIVE)
 	./scripts/setup-system.sh
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip

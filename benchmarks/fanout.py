@@ -5,7 +5,8 @@ publishers and M subscribers in one meeting, and reports packets/s delivered, lo
 server's CPU. Every packet reaches the other N + M - 1 members. The host's two cores are shared with the
 load generator, so the figure to compare is the server's CPU time per delivered packet and the capacity
 per core it implies; "best at zero loss" is the highest delivered rate among the tried rates that lost
-nothing. Figures are printed, never asserted.
+nothing. Every row names its encryption (``--encryption on``, the default: TLS, CURVE or TLS + SRTP;
+``none``: plain). Figures are printed, never asserted.
 
 Run: ``.venv/bin/python benchmarks/fanout.py [--publishers 4] [--subscribers 16] [--rates 250,500,1000]``
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from conf_cli.bench.display import encryption_name
 from conf_cli.bench.plan import BenchConfig
 from conf_cli.bench.runner import run_bench
 
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=1000)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--encryption", choices=["on", "none"], default="on")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     print(
@@ -35,11 +38,12 @@ def main() -> None:
         f"{args.payload} B payloads, {args.duration:g} s per point"
     )
     print(
-        f"{'transport':10}{'rate':>7}{'in pkt/s':>10}{'out pkt/s':>11}{'loss %':>9}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'CPU %':>8}{'us/pkt':>8}"
+        f"{'transport':10}{'encryption':>31}{'rate':>7}{'in pkt/s':>10}{'out pkt/s':>11}{'loss %':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'us/pkt':>8}"
     )
     summary: list[str] = []
     for transport in args.transports.split(","):
+        mode = encryption_name(transport, args.encryption)
         best = 0.0
         per_packet: list[float] = []
         for rate in rates:
@@ -51,6 +55,7 @@ def main() -> None:
                 payload=args.payload,
                 duration=args.duration,
                 procs=args.procs,
+                encryption=args.encryption,
             )
             figures = asyncio.run(run_bench(config)).as_dict()
             rates_, packets, server = figures["rates"], figures["packets"], figures["server"]
@@ -61,7 +66,7 @@ def main() -> None:
             if packets["loss"] == 0:
                 best = max(best, rates_["out_pps"])
             print(
-                f"{transport:10}{rate:>7g}{rates_['in_pps']:>10,.0f}{rates_['out_pps']:>11,.0f}"
+                f"{transport:10}{mode:>31}{rate:>7g}{rates_['in_pps']:>10,.0f}{rates_['out_pps']:>11,.0f}"
                 f"{100 * packets['loss']:>9.3f}{latency['p50']:>9.3f}{latency['p99']:>9.3f}"
                 f"{server['cpu_pct'] or 0:>8.1f}{us or 0:>8.2f}",
                 flush=True,
@@ -69,7 +74,8 @@ def main() -> None:
         low = min(per_packet) if per_packet else 0.0
         capacity = f"~{1e6 / low:,.0f} pkt/s per core" if low else "n/a"
         summary.append(
-            f"{transport}: best at zero loss {best:,.0f} pkt/s out; CPU {low:.2f} us/pkt -> {capacity}"
+            f"{transport} ({mode}): best at zero loss {best:,.0f} pkt/s out; "
+            f"CPU {low:.2f} us/pkt -> {capacity}"
         )
     print()
     for line in summary:

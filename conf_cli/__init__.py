@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from conf_cli.plugin.injector import Injector, InjectorFactory
     from conf_cli.plugin.lazy import LazyFactory
     from conf_cli.plugin.security import (
+        BatchProtect,
         Cipher,
         MediaCipher,
         MediaSession,
@@ -107,6 +108,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     # ciphers
     "conf_cli.plugin.security": (
+        "BatchProtect",
         "Cipher",
         "MediaCipher",
         "MediaSession",
@@ -127,6 +129,7 @@ __all__ = [
     "CONTROL_BUFFER_LIMIT",
     "HANDSHAKE_TIMEOUT",
     "MEDIA_BUFFER_LIMIT",
+    "BatchProtect",
     "CapturedFrame",
     "Cipher",
     "ClientEvents",

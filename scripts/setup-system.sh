@@ -3,13 +3,14 @@
 # PulseAudio (a sound server for headless audio), Xvfb and xdotool (virtual screens and input), Tk (a text
 # field on a virtual screen for the remote-control tests), iproute2 and iptables (network namespaces for
 # NAT and loss tests), tcpdump (captures proving links are encrypted), coturn (a TURN server checking the
-# web service's TURN credentials). Installs only what is missing.
+# web service's TURN credentials), a C compiler with Python's and OpenSSL's headers (the rtp:// server's
+# compiled fan-out: sendmmsg and SRTP AES-GCM, see setup.py). Installs only what is missing.
 # With --browser it also installs Chromium, which the web page's tests drive headless (large, so only
 # `make test` asks for it).
 set -euo pipefail
 
 PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
-          x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn)
+          x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn gcc libc6-dev python3-dev libssl-dev)
 # Prometheus (Debian's server) scrapes a real `conf server --metrics-port` in the metrics tests.
 PACKAGES+=(prometheus)
 if [ "${1:-}" = "--browser" ]; then

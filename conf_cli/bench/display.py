@@ -9,6 +9,15 @@ from rich.table import Table
 
 from conf_cli.bench.result import BenchResult
 
+LINK_ENCRYPTION = {"tcp": "TLS 1.3", "zmq": "CURVE", "rtp": "TLS + SRTP (AEAD_AES_128_GCM)"}
+
+
+def encryption_name(transport: str, encryption: str) -> str:
+    """What protects a run's links: ``none``, or the transport's mechanism when encryption is on."""
+    if encryption == "none":
+        return "none"
+    return LINK_ENCRYPTION.get(transport, encryption)
+
 
 def live_line(result: BenchResult) -> str:
     """One progress line from the latest interval."""
@@ -38,6 +47,7 @@ def summary_table(figures: dict[str, Any]) -> Table:
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows: list[tuple[str, str]] = [
+        ("encryption", encryption_name(config["transport"], config["encryption"])),
         ("packets/s in (published)", f"{rates['in_pps']:,.0f}"),
         ("packets/s out (delivered)", f"{rates['out_pps']:,.0f}"),
         ("bitrate in", _bits(rates["in_bitrate"])),

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf_cli.errors import ConfError
 from conf_cli.identity import Identity, KnownHosts, fingerprint
@@ -27,6 +27,9 @@ PLAINTEXT_WARNING = (
     "encryption is off (--encryption none): this link is NOT protected; "
     "anyone on the path can read and change it"
 )
+if TYPE_CHECKING:
+    from array import array
+
 _FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 
@@ -66,6 +69,10 @@ class MessageCipher(Cipher):
         only talk to the holder of ``server_key`` (a raw Ed25519 public key)."""
 
 
+BatchProtect = Callable[[bytes, bytearray, int, "array[int]"], int]
+"""``protect(packet, out, stride, lengths) -> protected``: see :meth:`MediaCipher.batch_protector`."""
+
+
 class MediaSession(ABC):
     """One link's media protection, both directions."""
 
@@ -92,6 +99,18 @@ class MediaCipher(Cipher):
     @abstractmethod
     def session(self, keys: Mapping[str, Any], *, server_side: bool) -> MediaSession:
         """The session one end of a link uses; ConfError if ``keys`` are not valid."""
+
+    def batch_protector(self, sessions: Sequence[MediaSession]) -> BatchProtect | None:
+        """One call that protects a packet for every one of ``sessions`` (a server's fan-out), or None.
+
+        The call, ``protect(packet, out, stride, lengths)``, writes the packet protected for
+        ``sessions[i]`` at ``out[i * stride:]`` and its length in ``lengths[i]`` (an ``array("i")``), or -1
+        where that session refuses it (as :meth:`MediaSession.protect` returning None); it returns how
+        many were protected. ``stride`` leaves room for the packet and the cipher's overhead. The result
+        must be byte for byte what each session's :meth:`~MediaSession.protect` would have given, and
+        change each session's state the same way. None (the default): the transport calls each
+        session's ``protect`` in turn."""
+        return None
 
 
 class Trust:

@@ -11,20 +11,45 @@ XOR of the two plaintexts and, for GCM, lets the authentication key be recovered
 therefore remembers, per SSRC, the packet protected under each of the last :data:`SEND_WINDOW` indexes, and
 :meth:`SrtpSession.protect` refuses (returns None) a packet whose index was used for other bytes; protecting
 the very same bytes again gives the very same output, which reveals nothing new.
+
+With the default profile (AEAD_AES_128_GCM, RFC 7714) the sending side of RTP runs in the compiled
+:mod:`._srtp_gcm` (OpenSSL's AES-GCM; built by ``make setup``): the same session keys (derived here as
+libsrtp derives them, RFC 3711 section 4.3), the same rollover counter and the same
+:class:`SentIndexes` rules, so its output is byte for byte libsrtp's, and
+:meth:`SrtpCipher.batch_protector` protects one packet for a whole fan-out in one call. Without the
+compiled module (or with ``CONF_PURE_PYTHON=1`` in the environment) libsrtp protects each packet, as
+before. Checking and decrypting RTP runs there too (``Receiver``: libsrtp's replay window and the second
+window for packets asked for again, the same verdicts). SRTCP and the other profile always go through
+libsrtp.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import os
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pylibsrtp
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from conf_cli import ConfError, MediaCipher, MediaSession
+from conf_cli import BatchProtect, ConfError, MediaCipher, MediaSession
 from conf_cli.protocol.rtp import is_rtcp
+
+NativeSender: Any
+NativeReceiver: Any
+protect_many: Any
+try:
+    from ._srtp_gcm import Receiver as NativeReceiver
+    from ._srtp_gcm import Sender as NativeSender
+    from ._srtp_gcm import protect_many
+except ImportError:  # not built: libsrtp protects each packet (the same bytes, more CPU)
+    NativeSender = NativeReceiver = protect_many = None
+if os.environ.get("CONF_PURE_PYTHON"):
+    NativeSender = NativeReceiver = protect_many = None
 
 PROFILES = {
     "AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16 + 12),
@@ -38,6 +63,30 @@ SEND_WINDOW = 512
 MAX_SENT_SSRCS = 1024
 """SSRCs whose sent indexes are remembered at once, least recently used first out (a meeting holds at most
 100 participants of 3 tracks); a stream evicted is refused from then on."""
+MAX_PROTECT = 1500 - (16 + 128)
+"""The longest packet protected: pylibsrtp's 1,500-byte buffer less libsrtp's largest trailer."""
+TAG_BYTES = 16
+"""What AEAD_AES_128_GCM adds to an RTP packet."""
+LABEL_RTP_KEY = 0x00
+LABEL_RTP_SALT = 0x02
+MAX_UNPROTECT = 1500
+"""The longest packet checked: pylibsrtp's buffer."""
+
+
+def derive(master_key: bytes, master_salt: bytes, label: int, length: int) -> bytes:
+    """An SRTP session key or salt (RFC 3711 section 4.3.1, key derivation rate 0), as libsrtp derives it:
+    the AES-CM key stream under the master key, from (master salt, zero-padded to 14 bytes, with ``label``
+    XORed into byte 7) followed by a 16-bit block counter."""
+    block = bytearray(master_salt.ljust(14, b"\0") + b"\0\0")
+    block[7] ^= label
+    encryptor = Cipher(algorithms.AES(master_key), modes.ECB()).encryptor()
+    stream = b""
+    counter = 0
+    while len(stream) < length:
+        block[14:16] = counter.to_bytes(2, "big")
+        stream += encryptor.update(bytes(block))
+        counter += 1
+    return stream[:length]
 
 
 class SentIndexes:
@@ -107,9 +156,36 @@ class SrtpSession(MediaSession):
         self._retired: set[bytes] = set()  # SSRCs evicted from _sent: their indexes are no longer known
         self._last_ssrc = b""  # the SSRC protected last, and its indexes: most packets follow their own
         self._last: SentIndexes = _REFUSE_ALL
+        self.native: Any = None
+        """The compiled RTP sender (``_srtp_gcm.Sender``) when it protects this session's RTP, or None."""
+        if NativeSender is not None and profile == "AEAD_AES_128_GCM":
+            key, salt = outbound[:16], outbound[16:]
+            self.native = NativeSender(
+                derive(key, salt, LABEL_RTP_KEY, 16),
+                derive(key, salt, LABEL_RTP_SALT, 12),
+                SEND_WINDOW,
+                MAX_SENT_SSRCS,
+                MAX_PROTECT,
+            )
+        self.native_rx: Any = None
+        """The compiled RTP receivers (``_srtp_gcm.Receiver``: the replay window, and the one for packets
+        asked for again) when they check this session's RTP, or None."""
+        self._native_resent: Any = None
+        if NativeReceiver is not None and profile == "AEAD_AES_128_GCM":
+            key, salt = inbound[:16], inbound[16:]
+            session_key, session_salt = (
+                derive(key, salt, LABEL_RTP_KEY, 16),
+                derive(key, salt, LABEL_RTP_SALT, 12),
+            )
+            self.native_rx = NativeReceiver(session_key, session_salt, REPLAY_WINDOW, MAX_UNPROTECT)
+            self._native_resent = NativeReceiver(session_key, session_salt, RESEND_WINDOW, MAX_UNPROTECT)
         self.rejected = 0
-        self.refused = 0
+        self._refused = 0
+
+    @property
+    def refused(self) -> int:
         """Packets :meth:`protect` refused: an index already used for other bytes, or too old."""
+        return self._refused + (self.native.refused if self.native is not None else 0)
 
     def protect(self, packet: bytes) -> bytes | None:
         """The SRTP (SRTCP) packet, or None if it must not be sent: its index was protected before with
@@ -117,14 +193,16 @@ class SrtpSession(MediaSession):
         try:
             if is_rtcp(packet):
                 return self._tx.protect_rtcp(packet)  # SRTCP numbers each packet itself: no repeats
+            if self.native is not None:
+                return self.native.protect(packet if type(packet) is bytes else bytes(packet))
             ssrc = packet[8:12]
             sent = self._last if ssrc == self._last_ssrc else self._sent_indexes(ssrc)
             if not sent.allow(packet):
-                self.refused += 1
+                self._refused += 1
                 return None
             return self._tx.protect(packet)
         except (pylibsrtp.Error, ValueError):  # ValueError: longer than libsrtp's buffer
-            self.refused += 1
+            self._refused += 1
             return None
 
     def _sent_indexes(self, ssrc: bytes) -> SentIndexes:
@@ -145,6 +223,14 @@ class SrtpSession(MediaSession):
         return sent
 
     def unprotect(self, packet: bytes, *, resent: bool = False) -> bytes | None:
+        if self.native_rx is not None and not is_rtcp(packet):
+            data = packet if type(packet) is bytes else bytes(packet)
+            clear: bytes | None = self.native_rx.unprotect(data)
+            if clear is None and resent:
+                clear = self._native_resent.unprotect(data)
+            if clear is None:
+                self.rejected += 1
+            return clear
         try:
             if is_rtcp(packet):
                 return self._rx.unprotect_rtcp(packet)
@@ -173,6 +259,16 @@ class SrtpCipher(MediaCipher):
             "up": base64.b64encode(secrets.token_bytes(size)).decode(),
             "down": base64.b64encode(secrets.token_bytes(size)).decode(),
         }
+
+    def batch_protector(self, sessions: Sequence[MediaSession]) -> BatchProtect | None:
+        """One compiled call for the whole fan-out when every session protects RTP natively; else None."""
+        senders = []
+        for session in sessions:
+            native = session.native if isinstance(session, SrtpSession) else None
+            if native is None or protect_many is None:
+                return None
+            senders.append(native)
+        return functools.partial(protect_many, tuple(senders))
 
     def session(self, keys: Mapping[str, Any], *, server_side: bool) -> SrtpSession:
         profile = keys.get("profile")

@@ -5,6 +5,13 @@ go (after consent); this edge feeds it datagrams and the time, and carries out i
 
 With encryption on, each control link is TLS and each link has its own SRTP keys, sent in its token frame:
 media from a client is checked and decrypted as it arrives, and protected again for each receiver.
+
+A fan-out (:meth:`RtpListener.forward_media`) costs two compiled calls, whatever the number of receivers:
+the media cipher's batch protector (one packet protected for every receiver, into the slots of one
+preallocated buffer) and one ``sendmmsg`` (:mod:`._sendmany`) for the datagrams. What a fan-out needs
+of its receivers (socket, packed address, SRTP session) is worked out once per receiver group and kept
+until a link latches, moves or closes. Without the compiled module (or with ``CONF_PURE_PYTHON=1``) each
+datagram is protected and sent in turn, with the same result on the wire.
 """
 
 from __future__ import annotations
@@ -13,16 +20,21 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
+import struct
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from conf_cli import (
     HANDSHAKE_TIMEOUT,
+    BatchProtect,
     ConfError,
     Link,
     Listener,
+    MediaCipher,
     MediaSession,
     ServerEvents,
     StreamLink,
@@ -33,6 +45,13 @@ from conf_cli.protocol.rtp import is_rtcp
 
 from .latch import Action, Address, Alive, Latched, Latches, Transmit, Unlatched, new_token, token_frame
 from .resend import Resends
+
+try:
+    from ._sendmany import send_many
+except ImportError:  # not built: one sendto per datagram (the same datagrams, more CPU)
+    send_many = None  # type: ignore[assignment]
+if os.environ.get("CONF_PURE_PYTHON"):
+    send_many = None  # type: ignore[assignment]
 
 log = logging.getLogger("conf.transport.rtp")
 
@@ -45,6 +64,25 @@ MAX_LOGGED_SOURCES = 256
 """Addresses whose first bad datagram is logged; past that many, bad datagrams are only counted."""
 SOCKET_BUFFER = 2 * 1024 * 1024
 PORT_ATTEMPTS = 10
+SLOT = 2048
+"""Bytes per receiver in the fan-out buffer: the largest datagram and a cipher's overhead fit."""
+MAX_PLANS = 1024
+"""Receiver groups whose fan-out plan is kept at once (all are dropped when there are more)."""
+SENT, REFUSED = 0, -1  # (a receiver's status after a fan-out; the send failed below -1)
+
+
+def pack_sockaddr(family: int, address: Address | tuple[Any, ...]) -> bytes:
+    """``address`` (as ``socket`` gives it) as the kernel's ``sockaddr_in``/``sockaddr_in6`` bytes."""
+    host, port = address[0], address[1]
+    if family == socket.AF_INET6:
+        flowinfo, scope = (address[2], address[3]) if len(address) >= 4 else (0, 0)
+        return (
+            struct.pack("=H", family)
+            + struct.pack("!HI", port, flowinfo)
+            + socket.inet_pton(family, host)
+            + struct.pack("=I", scope)
+        )
+    return struct.pack("=H", family) + struct.pack("!H", port) + socket.inet_pton(family, host) + bytes(8)
 
 
 def tune(sock: socket.socket) -> None:
@@ -65,6 +103,8 @@ class RtpServerLink(StreamLink):
         self.token = token
         self.media_socket: socket.socket | None = None
         self.media_address: Address | None = None
+        self.media_sockaddr: bytes | None = None
+        """:attr:`media_address` packed for ``sendmmsg``."""
         self.send_dropped: Callable[[], None] = lambda: None
         self.refused: Callable[[], None] = lambda: None
         self.srtp: MediaSession | None = None
@@ -85,16 +125,25 @@ class RtpServerLink(StreamLink):
             log.debug("protecting a packet for link %s failed", self.id, exc_info=True)
             protected = None
         if protected is None:
-            self.protect_refused += 1
-            self.stats.media_dropped += 1
-            if self.protect_refused == 1:
-                log.info(
-                    "link %s (%s): a media packet could not be protected (an index already used for "
-                    "other bytes, or too old); dropped for this receiver (logged once per link)",
-                    self.id,
-                    self.peer,
-                )
+            self.not_protected()
         return protected
+
+    def not_protected(self) -> None:
+        """Count (and log once per link) a packet SRTP would not protect for this receiver."""
+        self.protect_refused += 1
+        self.stats.media_dropped += 1
+        if self.protect_refused == 1:
+            log.info(
+                "link %s (%s): a media packet could not be protected (an index already used for "
+                "other bytes, or too old); dropped for this receiver (logged once per link)",
+                self.id,
+                self.peer,
+            )
+
+    def latch(self, sock: socket.socket | None, address: Address | None) -> None:
+        """Send media to ``address`` through ``sock`` from now on (None: nowhere)."""
+        self.media_socket, self.media_address = sock, address
+        self.media_sockaddr = None if sock is None or address is None else pack_sockaddr(sock.family, address)
 
     def send_media(self, packet: bytes) -> bool:
         sock, address = self.media_socket, self.media_address
@@ -190,6 +239,42 @@ class _MediaSocket(asyncio.DatagramProtocol):
         log.debug("UDP error: %s", exc)
 
 
+class _Segment:
+    """The receivers of a fan-out that share one UDP socket, ready for two compiled calls."""
+
+    __slots__ = ("addresses", "each", "fd", "links", "protect")
+
+    def __init__(
+        self,
+        fd: int,
+        links: tuple[RtpServerLink, ...],
+        addresses: tuple[bytes, ...],
+        protect: BatchProtect | None,
+        each: bool = False,
+    ) -> None:
+        self.fd = fd
+        self.links = links
+        self.addresses = addresses
+        self.protect = protect
+        """The media cipher's batch protector for these links; None without encryption."""
+        self.each = each
+        """Protect and send for each link in turn: their cipher has no batch protector."""
+
+
+class _Plan:
+    """What a fan-out to one group of links needs, worked out once (see :meth:`RtpListener.forward_media`)."""
+
+    __slots__ = ("epoch", "group", "segments", "unlatched")
+
+    def __init__(
+        self, group: tuple[Link, ...], epoch: int, segments: list[_Segment], unlatched: list[Link]
+    ) -> None:
+        self.group = group  # held, so that its id() names no other group while the plan lives
+        self.epoch = epoch
+        self.segments = segments
+        self.unlatched = unlatched
+
+
 class RtpListener(Listener):
     def __init__(self, latches: Latches[RtpServerLink]) -> None:
         self.latches = latches
@@ -202,6 +287,12 @@ class RtpListener(Listener):
         self._wake = asyncio.Event()
         self._wake_at = 0.0  # when the consent timer wakes next
         self._timer: asyncio.Task[None] | None = None
+        self.cipher: MediaCipher | None = None
+        self._plans: dict[int, _Plan] = {}  # by id() of the links tuple a fan-out is asked for
+        self._epoch = 0  # bumped when a link latches, moves, unlatches, opens or closes: plans redone
+        self._slots = 0
+        self._buffer = bytearray()
+        self._status = array("i")
 
     def stun_received(self, actions: list[Action]) -> None:
         """Carry out what a STUN datagram caused, and wake the clock if it has something due sooner."""
@@ -223,7 +314,8 @@ class RtpListener(Listener):
                 link = action.link
                 if action.moved_from is not None:
                     log.info("link %s re-latched from %s to %s", link.id, action.moved_from, action.address)
-                link.media_socket, link.media_address = action.via, action.address
+                link.latch(action.via, action.address)
+                self._links_changed()
             elif isinstance(action, Unlatched):
                 link = action.link
                 log.info(
@@ -232,7 +324,8 @@ class RtpListener(Listener):
                     action.address,
                 )
                 if link.media_address == action.address:
-                    link.media_socket = link.media_address = None
+                    link.latch(None, None)
+                    self._links_changed()
 
     async def _consent_timer(self) -> None:
         """Run the latches' clock: check retransmissions, consent refreshes and expiries."""
@@ -250,6 +343,99 @@ class RtpListener(Listener):
                 log.exception("RTP consent timer")
 
     def forward_media(self, packet: bytes, links: Iterable[Link]) -> int:
+        """Send ``packet`` to each of ``links``: protected for each (SRTP) and sent in one ``sendmmsg``.
+
+        RTCP (whose NACKs are noted for resends), a packet too long for a slot, and a listener without the
+        compiled sender go through :meth:`forward_each`."""
+        if send_many is None or len(packet) + 64 > SLOT or is_rtcp(packet):
+            return self.forward_each(packet, links)
+        group = links if type(links) is tuple else tuple(links)
+        plan = self._plans.get(id(group))
+        if plan is None or plan.group is not group or plan.epoch != self._epoch:
+            plan = self._plan(group)
+        stats = self.latches.stats
+        if plan.unlatched:
+            for link in plan.unlatched:
+                link.stats.media_dropped += 1
+            stats.send_dropped += len(plan.unlatched)
+        sent = 0
+        for segment in plan.segments:
+            count = len(segment.links)
+            if count > self._slots:
+                self._grow(count)
+            status = self._status
+            protect = segment.protect
+            if segment.each:
+                sent += self.forward_each(packet, segment.links)
+                continue
+            if protect is None:
+                done = send_many(segment.fd, packet, 0, status, segment.addresses)
+            else:
+                try:
+                    protect(packet, self._buffer, SLOT, status)
+                except Exception:  # whatever a cipher plugin raises: each receiver on its own
+                    log.debug("protecting a fan-out failed; protecting for each receiver", exc_info=True)
+                    sent += self.forward_each(packet, segment.links)
+                    continue
+                done = send_many(segment.fd, self._buffer, SLOT, status, segment.addresses)
+            sent += done
+            if done == count:
+                for link in segment.links:
+                    link.stats.media_out += 1
+                continue
+            for index, link in enumerate(segment.links):
+                result = status[index]
+                if result >= SENT:
+                    link.stats.media_out += 1
+                elif result == REFUSED:  # for this receiver only (counted, logged once by the link)
+                    link.not_protected()
+                    stats.protect_refused += 1
+                else:  # the socket buffer is full, or the network said no: dropped, never waited for
+                    link.stats.media_dropped += 1
+                    stats.send_dropped += 1
+        return sent
+
+    def _plan(self, group: tuple[Link, ...]) -> _Plan:
+        """Group ``group``'s latched links by socket, with their packed addresses and batch protector."""
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
+        by_socket: dict[int, list[RtpServerLink]] = {}
+        unlatched: list[Link] = []
+        for link in group:
+            sock = link.media_socket  # type: ignore[attr-defined]
+            if sock is None or link.media_sockaddr is None or link.is_closing:  # type: ignore[attr-defined]
+                unlatched.append(link)
+            else:
+                by_socket.setdefault(sock.fileno(), []).append(link)  # type: ignore[arg-type]
+        segments = []
+        for fd, members in by_socket.items():
+            protect: BatchProtect | None = None
+            sessions = [link.srtp for link in members]
+            encrypted = [session for session in sessions if session is not None]
+            if encrypted:
+                if self.cipher is not None and len(encrypted) == len(sessions):
+                    protect = self.cipher.batch_protector(encrypted)
+                if protect is None:  # the cipher protects one packet at a time
+                    segments.append(_Segment(fd, tuple(members), (), None, each=True))
+                    continue
+            addresses = tuple(link.media_sockaddr for link in members)
+            segments.append(_Segment(fd, tuple(members), addresses, protect))  # type: ignore[arg-type]
+        plan = self._plans[id(group)] = _Plan(group, self._epoch, segments, unlatched)
+        return plan
+
+    def _links_changed(self) -> None:
+        """A link latched, moved, unlatched, opened or closed: every plan is redone (and none holds a link
+        that has gone)."""
+        self._epoch += 1
+        self._plans.clear()
+
+    def _grow(self, count: int) -> None:
+        self._slots = max(count, 2 * self._slots)
+        self._buffer = bytearray(self._slots * SLOT)
+        self._status = array("i", bytes(4 * self._slots))
+
+    def forward_each(self, packet: bytes, links: Iterable[Link]) -> int:
+        """Protect and send ``packet`` for each of ``links`` in turn (one ``sendto`` each)."""
         sent = 0
         stats = self.latches.stats
         if is_rtcp(packet) and self.resends is not None:  # RTCP: NACKs to publishers are noted
@@ -305,11 +491,13 @@ class RtpListener(Listener):
         srtp = options.security.media() if options.security is not None else None
         if srtp is not None:
             self.resends = Resends()
+            self.cipher = srtp
 
         def make_link() -> RtpServerLink:
             link: RtpServerLink
 
             def opened() -> None:
+                self._links_changed()
                 link.listener = self
                 self.links.add(link)
                 latches.add(link, link.token)
@@ -321,6 +509,7 @@ class RtpListener(Listener):
                 events.link_opened(link)
 
             def closed(reason: str) -> None:
+                self._links_changed()
                 self.links.discard(link)
                 latches.remove(link)
                 events.link_closed(link, reason)

@@ -1,0 +1,104 @@
+"""Latency through the server at half its measured capacity, per transport, in one run.
+
+For each transport, two ``conf bench`` runs (4 publishers x 16 subscribers in one meeting by default):
+
+1. a probe at ``--probe-rate`` packets/s per publisher gives the server's CPU time per delivered packet,
+   hence its capacity: the packets/s out that would keep one core busy (``1e6 / us_per_packet``);
+2. a run at half that capacity (the publisher rate that makes it, spread over the same clients) gives
+   one-way latency percentiles from each publisher's send to each subscriber's receive, through the
+   server (the probe's p99 is printed too).
+
+The latency is measured in the load generator's clients (their encryption and Python receive path
+included, on the same two shared cores as the server), so it is an upper bound of what the server adds.
+Every table line names its encryption mode. Figures are printed, never asserted.
+
+Run: ``.venv/bin/python benchmarks/latency_half_capacity.py [--transports tcp,zmq,rtp] [--encryption on]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+from conf_cli.bench.display import encryption_name
+
+
+def bench(transport: str, encryption: str, rate: float, args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "conf_cli",
+        "bench",
+        "--json",
+        "--transport",
+        transport,
+        "--encryption",
+        encryption,
+        "--publishers",
+        str(args.publishers),
+        "--subscribers",
+        str(args.subscribers),
+        "--rate",
+        f"{rate:.1f}",
+        "--payload",
+        str(args.payload),
+        "--duration",
+        str(args.duration),
+        "--procs",
+        str(args.procs),
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.duration * 10 + 120, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"conf bench failed ({transport}, {encryption}): {done.stderr.strip()[-400:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transports", default="tcp,zmq,rtp")
+    parser.add_argument("--encryption", choices=["on", "none"], default="on")
+    parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--subscribers", type=int, default=16)
+    parser.add_argument("--probe-rate", type=float, default=1500, help="packets/s per publisher in the probe")
+    parser.add_argument("--payload", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    args = parser.parse_args()
+    audience = args.publishers + args.subscribers - 1
+    print(
+        f"{args.publishers} publishers x {args.subscribers} subscribers in one meeting, {args.payload} B "
+        f"payloads, {args.duration:g} s per run; probe at {args.probe_rate:g} pkt/s per publisher"
+    )
+    print(
+        f"{'transport':10}{'encryption':>31}{'probe p99':>10}{'probe us/pkt':>13}{'capacity/core':>14}"
+        f"{'half: out pkt/s':>16}"
+        f"{'loss %':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU %':>7}"
+    )
+    for transport in args.transports.split(","):
+        probe = bench(transport, args.encryption, args.probe_rate, args)
+        us = probe["server"]["cpu_us_per_packet_out"]
+        if not us:
+            print(f"{transport:10} the probe delivered nothing or the server's CPU could not be read")
+            continue
+        probe_p99 = (probe["latency_ms"] or {"p99": float("nan")})["p99"]
+        capacity = 1e6 / us
+        rate = capacity / 2 / (args.publishers * audience)
+        half = bench(transport, args.encryption, rate, args)
+        latency = half["latency_ms"] or {"p50": float("nan"), "p99": float("nan")}
+        print(
+            f"{transport:10}{encryption_name(transport, args.encryption):>31}{probe_p99:>10.2f}{us:>13.2f}"
+            f"{capacity:>14,.0f}"
+            f"{half['rates']['out_pps']:>16,.0f}{100 * half['packets']['loss']:>8.3f}{latency['p50']:>8.2f}"
+            f"{latency['p99']:>8.2f}{half['server']['cpu_pct'] or 0:>7.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The compiled parts of conf: everything else is in pyproject.toml.
+
+Two small C extensions, each with a pure-Python fallback that gives the same bytes on the wire (slower):
+the rtp:// server's batched UDP sends (sendmmsg) and SRTP AEAD_AES_128_GCM protection for many receivers
+in one call (OpenSSL's libcrypto). ``make setup`` builds them (scripts/setup-system.sh installs a C
+compiler and the OpenSSL headers).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "conf_transport_udp_rtp._sendmany",
+            ["plugins/transport_udp_rtp/conf_transport_udp_rtp/_sendmany.c"],
+        ),
+        Extension(
+            "conf_crypto._srtp_gcm",
+            ["plugins/crypto/conf_crypto/_srtp_gcm.c"],
+            libraries=["crypto"],
+        ),
+    ]
+)
