@@ -135,6 +135,26 @@ class AttemptLimiter:
         self._failures.pop(f"t:{target}", None)
         self._trusted.pop(target, None)
 
+    def prune(self, now: float) -> None:
+        """Drop the windows every attempt has left, and the targets whose every trust has expired: the
+        tables then hold only what still decides something, not every address ever seen."""
+        failures = self._failures
+        while failures:
+            key, times = next(iter(failures.items()))  # the least recently counted first
+            if times and now - times[-1] < self.limits.window:
+                break
+            del failures[key]
+        trusted = self._trusted
+        while trusted:
+            target, addresses = next(iter(trusted.items()))  # the least recently trusted first
+            if addresses and now - next(reversed(addresses.values())) < TRUST_SECONDS:
+                break
+            del trusted[target]
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held: attempt windows, and targets with trusted addresses."""
+        return {"attempt_windows": len(self._failures), "trusted_targets": len(self._trusted)}
+
     def _trusted_key(self, address: str, target: str, now: float) -> bool:
         trusted = self._trusted.get(target)
         since = trusted.get(address) if trusted is not None else None
