@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from conf_cli.addresses import address_group
 
@@ -33,10 +34,16 @@ MAX_TRUSTED_PER_TARGET = 256
 TRUST_SECONDS = 24 * 3600.0
 
 
+ADDRESS_KEYS = 4_096
+"""Addresses whose key :func:`address_key` remembers: parsing an address is a good part of a join's work."""
+
+
+@lru_cache(maxsize=ADDRESS_KEYS)
 def address_key(address: str) -> str:
     """What the limiter counts per: the address's group (:func:`conf_cli.addresses.address_group`: an
     IPv6 address as its /64, an IPv4-mapped one as its IPv4 address). A server service's participant
-    (``web 2001:db8::7``, ``rtsp 10.0.0.7``) keeps its prefix."""
+    (``web 2001:db8::7``, ``rtsp 10.0.0.7``) keeps its prefix. The last :data:`ADDRESS_KEYS` answers are
+    remembered."""
     prefix, space, host = address.rpartition(" ")
     return f"{prefix}{space}{address_group(host.removeprefix('[').removesuffix(']'))}"
 
