@@ -64,7 +64,7 @@ class Server:
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
         self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="conf-hash")
-        return_large_blocks()  # scrypt's 16 MiB go back to the system after each check (.memory)
+        return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
         self.forwarder = Forwarder(self.hub, self.links, self._malformed)
 
     async def start(self, endpoints: list[Endpoint], options: TransportOptions | None = None) -> list[str]:
