@@ -34,3 +34,14 @@ def test_churn_refuses_more_clients_than_a_meeting_holds() -> None:
     done = run_conf("bench", "--churn", "0", "--clients", "150", timeout=60)
     assert done.returncode == 2
     assert "a meeting holds 100 with its host; add --meetings" in done.stderr
+
+
+def test_churn_at_a_rate_starts_joins_on_schedule() -> None:
+    """``--churn 10``: 10 joins start 100 ms apart, so the run cannot end before the last one starts (as
+    fast as they go, 5 at a time, they take a fraction of that)."""
+    done = run_conf("bench", "--churn", "10", "--joins", "10", "--clients", "5", "--json", timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["joins"]["joined"] == 10 and figures["joins"]["failed"] == 0
+    assert figures["seconds"] >= 0.9
+    assert figures["config"]["rate"] == 10.0
