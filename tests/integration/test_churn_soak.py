@@ -23,6 +23,7 @@ SETTLE_SECONDS = 30.0
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 900)  # the run, then the server's return to idle
 def test_a_long_churn_of_a_hundred_clients_keeps_memory_flat_and_files_at_idle() -> None:
     server, url = start_server("--stats-interval", "1", "--failure-window", "5")
     try:
