@@ -898,6 +898,7 @@ def demo(participants: int, duration: float | None, name: str, play: bool) -> No
     "--churn",
     type=click.FloatRange(0),
     default=None,
+    metavar="RATE",
     help="Join churn instead of media: start RATE joins a second (0: as fast as --clients allow), each "
     "with the passcode, a chat, then a leave or a dropped connection; report join latency, joins/s and "
     "the server's CPU per join.",

@@ -115,11 +115,14 @@ class ChurnRun:
     generators: list[_Generator] = field(default_factory=list)
     anchors: list[Client] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    draining: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def run(self) -> dict[str, Any]:
         try:
             return await self._run()
         finally:
+            for task in self.draining:
+                task.cancel()
             for anchor in self.anchors:
                 with contextlib.suppress(ConfError):
                     anchor.send({"type": "leave"})
@@ -185,8 +188,7 @@ class ChurnRun:
             await anchor.connect()
             created, _ = await anchor.create(f"churn-host-{index}", CHURN_PASSCODE)
             meetings.append(str(created["meeting"]))
-        for anchor in self.anchors:
-            asyncio.get_running_loop().create_task(_drain(anchor))
+        self.draining = [asyncio.create_task(_drain(anchor)) for anchor in self.anchors]
         return meetings
 
     async def _measure(self, url: str, pid: int | None) -> dict[str, Any]:
