@@ -43,6 +43,7 @@ def test_a_long_churn_of_a_hundred_clients_keeps_memory_flat_and_files_at_idle()
         end = samples[-1]["rss_bytes"]
         rss = [(s["t"], round(s["rss_bytes"] / 2**20, 1)) for s in samples]
         assert abs(end - reference) <= 0.05 * reference, rss
+        print(f"\n{joins['joined']} joins; server RSS (s, MiB): {rss}")  # shown with pytest -s
         server.expect(
             "server_stats",
             lambda e: e["hub"]["passcode_checks"] >= joins["joined"] and e["tables"] == idle,
