@@ -1100,6 +1100,39 @@ def demo(participants: int, duration: float | None, name: str, play: bool) -> No
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG plot."
 )
 @click.option("--json", "json_flag", is_flag=True, help="Print the figures as one JSON object.")
+@click.option(
+    "--churn",
+    type=click.FloatRange(0),
+    default=None,
+    metavar="RATE",
+    help="Join churn instead of media: start RATE joins a second (0: as fast as --clients allow), each "
+    "with the passcode, a chat, then a leave or a dropped connection; report join latency, joins/s and "
+    "the server's CPU per join.",
+)
+@click.option(
+    "--joins",
+    default=300,
+    show_default=True,
+    type=click.IntRange(0),
+    help="--churn: joins (0: for --duration).",
+)
+@click.option(
+    "--clients", default=30, show_default=True, type=click.IntRange(1), help="--churn: clients at once."
+)
+@click.option(
+    "--drop-every",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0),
+    help="--churn: every Nth client drops its connection instead of leaving (0: none).",
+)
+@click.option(
+    "--stay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="--churn: seconds in the meeting.",
+)
 def bench(
     transport: str,
     server_url: str | None,
@@ -1116,11 +1149,21 @@ def bench(
     encryption: str,
     plot: Path | None,
     json_flag: bool,
+    churn: float | None,
+    joins: int,
+    clients: int,
+    drop_every: int,
+    stay: float,
 ) -> None:
-    """Load a server with synthetic RTP; report packets/s, loss, latency, server CPU and memory."""
+    """Load a server with synthetic RTP (or, with --churn, with clients joining and leaving); report
+    packets/s, loss, latency, server CPU and memory."""
     from conf_cli.bench.command import bench as run
     from conf_cli.bench.plan import BenchConfig
 
+    if churn is not None:
+        _churn(churn, joins, clients, drop_every, stay, transport, server_url, server_pid, meetings,
+               duration, interval, procs, server_args, encryption, json_flag)  # fmt: skip
+        return
     config = BenchConfig(
         transport=transport,
         publishers=publishers,
@@ -1140,6 +1183,50 @@ def bench(
 
 
 cli.add_command(admin)
+
+
+def _churn(
+    rate: float,
+    joins: int,
+    clients: int,
+    drop_every: int,
+    stay: float,
+    transport: str,
+    server_url: str | None,
+    server_pid: int | None,
+    meetings: int,
+    duration: float,
+    interval: float,
+    procs: int,
+    server_args: tuple[str, ...],
+    encryption: str,
+    json_flag: bool,
+) -> None:
+    """``conf bench --churn``: joins, chat, leaves and dropped connections (conf_cli.bench.churn)."""
+    from conf_cli.bench.churn_display import churn
+    from conf_cli.bench.churn_plan import ChurnConfig
+
+    config = ChurnConfig(
+        rate=rate,
+        joins=joins,
+        clients=clients,
+        meetings=meetings,
+        duration=duration,
+        drop_every=drop_every,
+        stay=stay,
+        transport=transport,
+        encryption=encryption,
+        procs=procs,
+        interval=interval,
+        server_url=server_url,
+        server_pid=server_pid,
+        server_args=server_args,
+    )
+    try:
+        config.check()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _run(lambda: churn(config, json_flag), fast_loop=True)
 
 
 def add_plugin_commands(reg: Registry) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -94,3 +95,16 @@ class CpuMeter:
         if cpu is None or self._first_cpu is None or wall <= self._first_wall:
             return None
         return 100.0 * (cpu - self._first_cpu) / (wall - self._first_wall)
+
+
+def open_fds(pid: int) -> int | None:
+    """Open file descriptors of ``pid`` and its descendants, or None if they cannot be read."""
+    try:
+        own = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    others = 0
+    for child in process_tree(pid)[1:]:
+        with contextlib.suppress(OSError):
+            others += len(os.listdir(f"/proc/{child}/fd"))
+    return own + others

@@ -72,6 +72,10 @@ class CallBoard:
     _calls: dict[str, Call] = field(default_factory=dict)
     _call_of: dict[int, str] = field(default_factory=dict)  # connection -> its call
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held: connections online for calls, and calls ringing or going on."""
+        return {"online": len(self._names), "calls": len(self._calls)}
+
     # -- requests ---------------------------------------------------------------------------------------
 
     def handle(

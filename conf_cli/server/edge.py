@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from conf_cli.server.hub import Action, Close, Deferred, Forward, Hub
 from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
+from conf_cli.server.memory import return_large_blocks
 from conf_cli.server.traffic import TrafficTotals
 
 if TYPE_CHECKING:
@@ -36,6 +38,9 @@ TICK_SECONDS = 0.5
 CALL_CLOCK_MIN = 0.01
 CALL_CLOCK_MAX = 1.0
 """Bounds, in seconds, of the call relay's clock between two ticks (its next deadline in between)."""
+HASHING_THREADS = 2
+"""Threads that run the hub's blocking work (passcode and password hashing): each scrypt check holds
+16 MiB while it runs, and on two cores more threads would only wait for each other while holding more."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class Server:
         self._call_clock: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
+        self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="conf-hash")
+        return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
         self.forwarder = Forwarder(self.hub, self.links, self._malformed)
         self.traffic = TrafficTotals()
         """Traffic counts of the links that closed, per transport (the open ones count their own)."""
@@ -114,6 +121,16 @@ class Server:
             "listeners": {listener.url: listener.stats() for listener in self.listeners},
             "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
             **({"webhooks": self.webhooks.stats_dict()} if self.webhooks is not None else {}),
+            "tables": self.tables(),
+        }
+
+    def tables(self) -> dict[str, int]:
+        """How many entries the server's tables hold: the hub's, and the edge's own per link."""
+        return {
+            **self.hub.table_sizes(),
+            "links": len(self.links),
+            "logged_peers": len(self._warned),
+            "deferred": len(self._pending),
         }
 
     async def _open_call_port(self, host: str, port: int) -> None:
@@ -181,6 +198,7 @@ class Server:
         if self._call_udp is not None:
             self._call_udp.close()
             self._call_udp = None
+        self._hashing.shutdown(wait=False, cancel_futures=True)
 
     # -- ServerEvents -------------------------------------------------------------------------------
 
@@ -264,7 +282,7 @@ class Server:
                 task.add_done_callback(self._pending.discard)
 
     async def _run_deferred(self, action: Deferred) -> None:
-        result = await asyncio.to_thread(action.work)
+        result = await asyncio.get_running_loop().run_in_executor(self._hashing, action.work)
         self._apply(action.resume(result, time.monotonic()))
 
     async def _tick_forever(self) -> None:

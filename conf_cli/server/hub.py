@@ -66,7 +66,13 @@ from conf_cli.server.histogram import Histogram
 from conf_cli.server.journal import Journal
 from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
-from conf_cli.server.passcode import PasscodeHash, new_meeting_id, new_passcode, normalise_meeting_id
+from conf_cli.server.passcode import (
+    PasscodeCache,
+    PasscodeHash,
+    new_meeting_id,
+    new_passcode,
+    normalise_meeting_id,
+)
 from conf_cli.server.tokens import TokenKey, TokenRefused
 from conf_cli.server.tokens import read as read_token
 from conf_cli.version import __version__
@@ -261,7 +267,8 @@ class HubStats(FeedbackStats):
     input_refused: int = 0  # input events from someone without a current grant, dropped
     input_limited: int = 0  # input events over the rate limit, dropped
     attempts_refused: int = 0  # passcode, login or create attempts refused by the rate limit
-    passcode_checks: int = 0  # joins whose passcode was hashed and checked
+    passcode_checks: int = 0  # joins whose passcode was checked (by the meeting's key or by scrypt)
+    passcode_hashed: int = 0  # of those, checked by a scrypt hash (no key kept for the meeting)
     login_checks: int = 0  # logins whose password was hashed and checked
     creates_hashed: int = 0  # creates whose passcode was hashed
     feedback_limited: int = 0  # RTCP feedback (NACK, PLI, FIR) over a participant's rate limit, dropped
@@ -287,6 +294,8 @@ class Hub:
     limiter: AttemptLimiter = field(default_factory=AttemptLimiter)
     join_latency: Histogram = field(default_factory=Histogram)
     """Seconds from each create or join request to being in the meeting (not for a waiting room)."""
+    passcodes: PasscodeCache = field(default_factory=PasscodeCache)
+    """Keys that check a meeting's passcode without hashing once it is known (conf_cli.server.passcode)."""
     accounts: Accounts | None = None
     require_login: bool = False
     calls: CallBoard = field(default_factory=CallBoard)
@@ -360,7 +369,10 @@ class Hub:
 
     def tick(self, now: float) -> list[Action]:
         """Close connections that never said hello or went silent; deny unanswered control requests;
-        end calls that rang too long; close breakout rooms whose time is up."""
+        end calls that rang too long; close breakout rooms whose time is up; drop rate-limit windows and
+        passcode keys that no longer decide anything."""
+        self.limiter.prune(now)
+        self.passcodes.prune(now)
         actions: list[Action] = list(self.calls.tick(now))
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
@@ -535,6 +547,18 @@ class Hub:
         return meeting is not None and meeting.together(conn.cid, owner)
 
     # -- queries for the edge -----------------------------------------------------------------------
+
+    def table_sizes(self) -> dict[str, int]:
+        """How many entries the hub's tables hold (``server_stats.tables``): none of them may grow with
+        the number of connections that came and went, only with those still here."""
+        return {
+            "connections": len(self._conns),
+            "meetings": len(self.meetings),
+            "in_meetings": sum(len(m.participants) + len(m.waiting) for m in self.meetings.values()),
+            "passcode_keys": len(self.passcodes),
+            **self.limiter.sizes(),
+            **self.calls.sizes(),
+        }
 
     def meeting_of(self, cid: int) -> Meeting | None:
         conn = self._conns.get(cid)
@@ -880,6 +904,7 @@ class Hub:
             meeting = self.open_meeting(digest, by=name, waiting_room=waiting_room, e2ee=e2ee)
             meeting_id = meeting.id
             self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
+            self.passcodes.remember(f"meeting:{meeting_id}", passcode, digest, now)
             created: Message = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
             if e2ee:
                 created["e2ee"] = True
@@ -970,7 +995,17 @@ class Hub:
             self.join_latency.observe(now - conn.requested)
             return [*sends, *self._keyframes_for(meeting)]
 
-        return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
+        known = self.passcodes.check(target, passcode, meeting.passcode, now)
+        if known is not None:  # the meeting's key answers at once, right or wrong: no hashing
+            return resume(known, now)
+        self.stats.passcode_hashed += 1
+
+        def hashed(ok: bool, now: float) -> list[Action]:
+            if ok and not meeting.closed:  # from now on the key answers for this meeting
+                self.passcodes.remember(target, passcode, meeting.passcode, now)
+            return resume(ok, now)
+
+        return [Deferred(lambda: meeting.passcode.matches(passcode), hashed)]
 
     def _join_with_token(
         self, conn: _Connection, meeting: Meeting, name: str, message: Message, now: float
@@ -1055,6 +1090,7 @@ class Hub:
             self.meetings.pop(meeting.id, None)
             self.stats.meetings = len(self.meetings)
             self.limiter.forget(f"meeting:{meeting.id}")
+            self.passcodes.forget(f"meeting:{meeting.id}")
         elif len(meeting.participants) > before:
             actions += self._keyframes_for(meeting)
         return actions

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from conf_cli.addresses import address_group
 
@@ -33,10 +34,16 @@ MAX_TRUSTED_PER_TARGET = 256
 TRUST_SECONDS = 24 * 3600.0
 
 
+ADDRESS_KEYS = 4_096
+"""Addresses whose key :func:`address_key` remembers: parsing an address is a good part of a join's work."""
+
+
+@lru_cache(maxsize=ADDRESS_KEYS)
 def address_key(address: str) -> str:
     """What the limiter counts per: the address's group (:func:`conf_cli.addresses.address_group`: an
     IPv6 address as its /64, an IPv4-mapped one as its IPv4 address). A server service's participant
-    (``web 2001:db8::7``, ``rtsp 10.0.0.7``) keeps its prefix."""
+    (``web 2001:db8::7``, ``rtsp 10.0.0.7``) keeps its prefix. The last :data:`ADDRESS_KEYS` answers are
+    remembered."""
     prefix, space, host = address.rpartition(" ")
     return f"{prefix}{space}{address_group(host.removeprefix('[').removesuffix(']'))}"
 
@@ -141,6 +148,26 @@ class AttemptLimiter:
         """The target is gone (a meeting ended): drop its window and its trusted addresses."""
         self._failures.pop(f"t:{target}", None)
         self._trusted.pop(target, None)
+
+    def prune(self, now: float) -> None:
+        """Drop the windows every attempt has left, and the targets whose every trust has expired: the
+        tables then hold only what still decides something, not every address ever seen."""
+        failures = self._failures
+        while failures:
+            key, times = next(iter(failures.items()))  # the least recently counted first
+            if times and now - times[-1] < self.limits.window:
+                break
+            del failures[key]
+        trusted = self._trusted
+        while trusted:
+            target, addresses = next(iter(trusted.items()))  # the least recently trusted first
+            if addresses and now - next(reversed(addresses.values())) < TRUST_SECONDS:
+                break
+            del trusted[target]
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held: attempt windows, and targets with trusted addresses."""
+        return {"attempt_windows": len(self._failures), "trusted_targets": len(self._trusted)}
 
     def _trusted_key(self, address: str, target: str, now: float) -> bool:
         trusted = self._trusted.get(target)

@@ -22,6 +22,7 @@ from conf_cli.server.hub import (
     Hub,
 )
 from conf_cli.server.meeting import CHAT_BURST, Send
+from conf_cli.server.passcode import PasscodeCache
 from conf_cli.server.remote_control import CONSENT_TIMEOUT
 from tests.helpers.hub import (
     MID_A,
@@ -310,8 +311,14 @@ def test_join_refused_by_the_meeting_rules():
     assert hub.meeting_of(2) is None
 
 
+def hashing_hub() -> Hub:
+    """A hub that keeps no meeting key: every join's passcode is hashed in a Deferred, the state the next
+    tests are about (a meeting whose key was dropped; the key itself: tests/server/test_passcode_cache.py)."""
+    return make_hub(MID_A, passcodes=PasscodeCache(limit=0))
+
+
 def test_join_while_join_is_pending_is_busy():
-    hub = make_hub(MID_A)
+    hub = hashing_hub()
     create(hub, 1, "Ada")
     greet(hub, 2)
     pending = hub.received(
@@ -323,7 +330,7 @@ def test_join_while_join_is_pending_is_busy():
 
 
 def test_disconnect_while_join_is_pending_changes_nothing():
-    hub = make_hub(MID_A)
+    hub = hashing_hub()
     create(hub, 1, "Ada")
     greet(hub, 2)
     (deferred,) = hub.received(
@@ -336,7 +343,7 @@ def test_disconnect_while_join_is_pending_changes_nothing():
 
 
 def test_meeting_that_closes_while_a_join_is_pending():
-    hub = make_hub(MID_A)
+    hub = hashing_hub()
     create(hub, 1, "Ada")
     greet(hub, 2)
     (deferred,) = hub.received(

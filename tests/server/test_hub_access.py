@@ -12,6 +12,7 @@ from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.server.hub import Deferred, Forward, Hub, peer_host
 from conf_cli.server.limiter import AttemptLimiter, Limits
 from conf_cli.server.meeting import Send
+from conf_cli.server.passcode import PasscodeCache
 from tests.helpers.hub import WELCOME, make_hub, send, to
 
 MID = "aaa-bbbb-ccc"
@@ -341,6 +342,10 @@ def test_without_required_login_guests_cannot_go_online_for_calls_under_an_accou
 # -- attempts counted while they are checked (the security review: simultaneous guesses) -------------
 
 
+# These hubs keep no meeting key, so every check is a scrypt hash that runs while others arrive; with the
+# key, checks are answered at once (tests/server/test_passcode_cache.py) and cannot overlap at all.
+
+
 def started(hub: Hub, cid: int, request: dict[str, Any], now: float = 0.0) -> list[Any]:
     """What the hub answers at once, before any hashing is carried out: the edge has not run a single
     Deferred yet, as when many requests arrive together."""
@@ -348,7 +353,7 @@ def started(hub: Hub, cid: int, request: dict[str, Any], now: float = 0.0) -> li
 
 
 def test_simultaneous_wrong_passcodes_from_one_address_get_at_most_the_limit_of_checks():
-    hub = limited_hub(per_address=3, per_target=20)
+    hub = limited_hub(per_address=3, per_target=20, passcodes=PasscodeCache(limit=0))
     hello(hub, 1, "10.0.0.1")
     send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-123"})
     pending: list[Deferred] = []
@@ -371,7 +376,7 @@ def test_simultaneous_wrong_passcodes_from_one_address_get_at_most_the_limit_of_
 
 
 def test_a_right_passcode_being_checked_counts_until_it_succeeds_then_not():
-    hub = limited_hub(per_address=1)
+    hub = limited_hub(per_address=1, passcodes=PasscodeCache(limit=0))
     hello(hub, 1, "10.0.0.1")
     send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-123"})
     hello(hub, 2, "10.0.0.2")
@@ -385,7 +390,7 @@ def test_a_right_passcode_being_checked_counts_until_it_succeeds_then_not():
 
 
 def test_a_guess_whose_connection_closes_before_the_answer_still_counts():
-    hub = limited_hub(per_address=2)
+    hub = limited_hub(per_address=2, passcodes=PasscodeCache(limit=0))
     hello(hub, 1, "10.0.0.1")
     send(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-123"})
     for cid in (2, 3):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conf_cli.server.limiter import MAX_KEYS, AttemptLimiter, Limits, address_key, seconds_text
+from conf_cli.server.limiter import (
+    MAX_KEYS,
+    TRUST_SECONDS,
+    AttemptLimiter,
+    Limits,
+    address_key,
+    seconds_text,
+)
 
 MEETING = "meeting:abc-defg-hjk"
 
@@ -167,3 +174,20 @@ def test_one_64_shares_one_window_and_one_trust():
     lim.failed("2001:db8::2", None, 0.0)
     assert lim.retry_after("2001:db8::abcd", None, 1.0) > 0
     assert lim.retry_after("2001:db8:0:1::1", None, 1.0) == 0
+
+
+def test_prune_keeps_only_the_windows_and_trust_that_still_decide_something():
+    """Attempts from 1,000 addresses leave 1,000 windows; once the window has passed they all go, and a
+    target's trusted addresses go when their trust has expired: the tables follow what is recent."""
+    limiter = AttemptLimiter(Limits(per_address=5, per_target=10_000, window=60.0))
+    for n in range(1_000):
+        limiter.failed(f"10.{n // 250}.{n % 250}.1", "meeting:m", float(n) / 100)
+    limiter.succeeded("10.9.9.9", "meeting:m", 5.0)
+    assert limiter.sizes() == {"attempt_windows": 1_001, "trusted_targets": 1}
+    limiter.prune(65.0)  # the attempts up to 5 s have left the window; later ones decide still
+    assert 0 < limiter.sizes()["attempt_windows"] < 1_001
+    limiter.prune(70.0)
+    assert limiter.sizes() == {"attempt_windows": 0, "trusted_targets": 1}
+    assert limiter.trusted("10.9.9.9", "meeting:m", 70.0)
+    limiter.prune(5.0 + TRUST_SECONDS)
+    assert limiter.sizes() == {"attempt_windows": 0, "trusted_targets": 0}

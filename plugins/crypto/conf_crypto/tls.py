@@ -23,6 +23,7 @@ class TlsCipher(StreamCipher):
 
     def __init__(self) -> None:
         self._server_contexts: dict[bytes, ssl.SSLContext] = {}
+        self._client_context: ssl.SSLContext | None = None
 
     def server_context(self, identity: Identity) -> ssl.SSLContext:
         cached = self._server_contexts.get(identity.public_key)
@@ -30,6 +31,9 @@ class TlsCipher(StreamCipher):
             return cached
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_3
+        # Clients open a new session every time (nothing resumes one), so tickets would be work for nothing
+        # in every handshake.
+        context.num_tickets = 0
         certificate, key = identity.certificate_pem()
         # load_cert_chain reads files only: write them where only we can read, load, and remove them.
         with tempfile.TemporaryDirectory(prefix="conf-tls-") as folder:
@@ -43,10 +47,15 @@ class TlsCipher(StreamCipher):
         return context
 
     def client_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # no CA: the key is pinned instead (see module docstring)
+        """One context for every connection (making one costs more than a handshake); it holds no key and
+        checks nothing of the server: :meth:`peer_key` and the pin do, per connection."""
+        context = self._client_context
+        if context is None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # no CA: the key is pinned instead (see module docstring)
+            self._client_context = context
         return context
 
     def peer_key(self, ssl_object: ssl.SSLObject | ssl.SSLSocket) -> bytes:
