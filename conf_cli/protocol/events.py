@@ -10,6 +10,11 @@ Each field declares its *kind* (``name``, ``text``, ``role`` ...): the bounds a 
 that kind has in :mod:`conf_cli.protocol.control`, and a few more for what only the server sends
 (``number``, ``port``, ``ssrc``, ``participants`` ...). Fields the dataclass does not list are ignored, as
 the protocol asks.
+
+``parse_event(message, lenient=True)`` is the *client profile* (docs/protocol.md, "The client profile"),
+what conf's client reads server messages with: text it will draw may hold control characters (each becomes
+U+FFFD before the field is checked), a few fields may be left out (each has a ``client_default``), and an
+E2EE key need only be a short string (the key ring judges it).
 """
 
 from __future__ import annotations
@@ -21,16 +26,16 @@ from typing import Any, ClassVar, TypeVar
 
 from conf_cli.errors import ProtocolError
 from conf_cli.protocol.control import (
-    _SURROGATE,
     CONTROL_CHARS,
     MAX_BOX_CHARS,
     MEDIA_KINDS,
     PERMISSIONS,
+    SURROGATE,
     Message,
-    _base64,
-    _check_field,
-    _check_input,
+    check_field,
+    check_input,
     check_name,
+    decode_base64,
 )
 
 # The server's own bounds (docs/protocol.md, "Requests"): they keep a snapshot within one control frame.
@@ -43,15 +48,26 @@ MAX_REASON_CHARS = 64
 MAX_SERVICES = 16
 MAX_SERVICE_URLS = 8
 MAX_RELAY_CHARS = 64  # a relay token in hex
+MAX_CLIENT_KEY_CHARS = 64  # an E2EE key as the client profile takes it (the key ring checks it)
 
 E = TypeVar("E", bound="Event")
 
 
-def _field(kind: str, *, key: str | None = None, optional: bool = False) -> Any:
-    """A message field of ``kind``; ``key`` when its JSON name is not the attribute's (``from``)."""
+_REQUIRED: Any = object()
+
+
+def _field(
+    kind: str, *, key: str | None = None, optional: bool = False, client_default: Any = _REQUIRED
+) -> Any:
+    """A message field of ``kind``; ``key`` when its JSON name is not the attribute's (``from``).
+
+    ``client_default``: a field the server always sends, which the client profile does without, taking
+    this value instead."""
     metadata = {"kind": kind, "key": key}
     if optional:
         return field(default=None, metadata=metadata)
+    if client_default is not _REQUIRED:
+        return field(default_factory=lambda: client_default, metadata={**metadata, "client_default": True})
     return field(metadata=metadata)
 
 
@@ -62,8 +78,10 @@ class Event:
     TYPE: ClassVar[str] = ""
 
     @classmethod
-    def parse(cls: type[E], message: Message) -> E:
-        """The event ``message`` holds; ProtocolError naming the first field that is wrong."""
+    def parse(cls: type[E], message: Message, *, lenient: bool = False) -> E:
+        """The event ``message`` holds; ProtocolError naming the first field that is wrong.
+
+        ``lenient``: read it with the client profile (see :func:`parse_event`)."""
         if message.get("type") != cls.TYPE:
             raise ProtocolError(f"{cls.TYPE}: the message's type is {str(message.get('type'))[:40]!r}")
         values: dict[str, Any] = {}
@@ -71,10 +89,15 @@ class Event:
             key = spec.metadata.get("key") or spec.name
             value = message.get(key)
             if value is None:
-                if spec.default is dataclasses.MISSING:
+                if spec.default is dataclasses.MISSING and not (
+                    lenient and spec.metadata.get("client_default")
+                ):
                     raise ProtocolError(f"{cls.TYPE}: missing field {key!r}")
                 continue
-            values[spec.name] = _check(cls.TYPE, key, spec.metadata["kind"], value)
+            kind = spec.metadata["kind"]
+            if lenient:
+                value, kind = _client_profile(kind, value)
+            values[spec.name] = _check(cls.TYPE, key, kind, value)
         cls._check_together(message)
         return cls(**values)
 
@@ -148,7 +171,7 @@ def _check(kind: str, key: str, field_kind: str, value: Any) -> Any:
     own = _KINDS.get(field_kind)
     if own is not None:
         return own(where, value)
-    _check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
+    check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
     return value
 
 
@@ -173,7 +196,7 @@ def _number(where: str, value: Any) -> float | int:
 def _string(where: str, value: Any, most: int) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= most:
         raise ProtocolError(f"{where} must be a string of 1 to {most} characters")
-    if _SURROGATE.search(value) or CONTROL_CHARS.search(value):
+    if SURROGATE.search(value) or CONTROL_CHARS.search(value):
         raise ProtocolError(f"{where} must be printable Unicode text")
     return value
 
@@ -202,7 +225,7 @@ def _object(where: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _participants(where: str, value: Any) -> tuple[ParticipantEntry, ...]:
+def _participants(where: str, value: Any, key_kind: str = "e2ee_key") -> tuple[ParticipantEntry, ...]:
     if not isinstance(value, list) or len(value) > MAX_PARTICIPANT_ENTRIES:
         raise ProtocolError(f"{where} must be a list of at most {MAX_PARTICIPANT_ENTRIES} participants")
     entries = []
@@ -211,11 +234,11 @@ def _participants(where: str, value: Any) -> tuple[ParticipantEntry, ...]:
         for required in ("name", "role"):
             if entry.get(required) is None:
                 raise ProtocolError(f"{where}: missing field {required!r}")
-        _check_field(where, "name", "name", entry["name"])
-        _check_field(where, "role", "role", entry["role"])
+        check_field(where, "name", "name", entry["name"])
+        check_field(where, "role", "role", entry["role"])
         key = entry.get("key")
         if key is not None:
-            _check_field(where, "key", "e2ee_key", key)
+            _check(where, "key", key_kind, key)
         entries.append(
             ParticipantEntry(
                 name=entry["name"],
@@ -237,10 +260,10 @@ def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
         for required in ("name", "kind", "ssrc", "codec"):
             if entry.get(required) is None:
                 raise ProtocolError(f"{where}: missing field {required!r}")
-        _check_field(where, "name", "name", entry["name"])
-        _check_field(where, "kind", "media_kind", entry["kind"])
+        check_field(where, "name", "name", entry["name"])
+        check_field(where, "kind", "media_kind", entry["kind"])
         _ssrc(f"{where}.ssrc", entry["ssrc"])
-        _check_field(where, "codec", "codec", entry["codec"])
+        check_field(where, "codec", "codec", entry["codec"])
         entries.append(
             TrackEntry(name=entry["name"], kind=entry["kind"], ssrc=entry["ssrc"], codec=entry["codec"])
         )
@@ -270,7 +293,7 @@ def _true(where: str, value: Any) -> bool:
 
 
 def _box(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_BOX_CHARS or _base64(value) is None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_BOX_CHARS or decode_base64(value) is None:
         raise ProtocolError(f"{where} must be base64 of at most {MAX_BOX_CHARS} characters")
     return value
 
@@ -287,7 +310,7 @@ def _relay(where: str, value: Any) -> str:
 
 def _candidates(where: str, value: Any) -> tuple[str, ...]:
     kind, key = where.split(".", 1)
-    _check_field(kind, key, "candidates", value)
+    check_field(kind, key, "candidates", value)
     return tuple(value)
 
 
@@ -311,7 +334,37 @@ _KINDS: dict[str, Any] = {
     "box": _box,
     "relay": _relay,
     "candidates": _candidates,
+    # The client profile's own kinds (see _client_profile):
+    "client_key": lambda where, value: _string(where, value, MAX_CLIENT_KEY_CHARS),
+    "client_participants": lambda where, value: _participants(where, value, key_kind="client_key"),
 }
+
+
+# -- the client profile ----------------------------------------------------------------------------------
+
+_RAW_KINDS = frozenset({"input_text", "key"})
+"""Kinds never drawn (typed on a controlled desktop): checked as they came, as in the strict profile."""
+_CLIENT_KINDS = {"e2ee_key": "client_key", "participants": "client_participants"}
+"""Kinds the client profile checks its own way: an E2EE key is the key ring's to judge."""
+
+
+def _client_profile(kind: str, value: Any) -> tuple[Any, str]:
+    """A field's value and kind as the client profile checks them: text made printable, keys left to the
+    key ring."""
+    if kind not in _RAW_KINDS:
+        value = _printable(value)
+    return value, _CLIENT_KINDS.get(kind, kind)
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every control character and lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return SURROGATE.sub("\ufffd", CONTROL_CHARS.sub("\ufffd", value))
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    return value
 
 
 # -- getting in ------------------------------------------------------------------------------------------
@@ -353,9 +406,9 @@ class Snapshot(Event):
 
     meeting: str = _field("meeting")
     participants: tuple[ParticipantEntry, ...] = _field("participants")
-    tracks: tuple[TrackEntry, ...] = _field("tracks")
-    locked: bool = _field("bool")
-    forbidden: tuple[str, ...] = _field("permissions")
+    tracks: tuple[TrackEntry, ...] = _field("tracks", client_default=())
+    locked: bool = _field("bool", client_default=False)
+    forbidden: tuple[str, ...] = _field("permissions", client_default=())
     e2ee: bool | None = _field("true", optional=True)
     waiting_room: bool | None = _field("bool", optional=True)
     waiting: tuple[str, ...] | None = _field("waiting", optional=True)
@@ -408,7 +461,7 @@ class ParticipantJoined(Event):
 class ParticipantLeft(Event):
     TYPE: ClassVar[str] = "participant_left"
     name: str = _field("name")
-    reason: str = _field("reason")
+    reason: str = _field("reason", client_default="left")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -524,7 +577,7 @@ class ShareStopped(Event):
     ssrc: int | None = _field("ssrc", optional=True)
     """None when a forbid ended every track of a kind at once."""
     codec: str | None = _field("codec", optional=True)
-    reason: str = _field("reason")
+    reason: str = _field("reason", client_default="stopped")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -543,7 +596,8 @@ class ControlEvent(Event):
 
     controller: str = _field("name")
     controlled: str = _field("name")
-    request: int = _field("count")
+    request: int | None = _field("count", client_default=None)
+    """None only from a server that numbers no request (the client profile)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -587,7 +641,7 @@ class ControlInput(Event):
 
     @classmethod
     def _check_together(cls, message: Message) -> None:
-        _check_input(message)  # the fields each action needs, as the server checked them
+        check_input(message)  # the fields each action needs, as the server checked them
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -734,10 +788,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
 """Every message type the server sends, and its event class."""
 
 
-def parse_event(message: Message) -> Event:
-    """The typed event of a server message; ProtocolError for an unknown type or a wrong field."""
+def parse_event(message: Message, *, lenient: bool = False) -> Event:
+    """The typed event of a server message; ProtocolError for an unknown type or a wrong field.
+
+    ``lenient`` reads it with the client profile (docs/protocol.md): text to be drawn may hold control
+    characters, each made U+FFFD; the fields with a ``client_default`` may be left out; an E2EE key need
+    only be a string of at most :data:`MAX_CLIENT_KEY_CHARS`."""
     kind = message.get("type")
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown event type {str(kind)[:40]!r}")
-    return cls.parse(message)
+    return cls.parse(message, lenient=lenient)
