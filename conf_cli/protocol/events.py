@@ -344,8 +344,9 @@ _KINDS: dict[str, Any] = {
 
 _RAW_KINDS = frozenset({"input_text", "key"})
 """Kinds never drawn (typed on a controlled desktop): checked as they came, as in the strict profile."""
-_CLIENT_KINDS = {"e2ee_key": "client_key", "participants": "client_participants"}
-"""Kinds the client profile checks its own way: an E2EE key is the key ring's to judge."""
+_CLIENT_KINDS = {"e2ee_key": "client_key", "participants": "client_participants", "true": "bool"}
+"""Kinds the client profile checks its own way: an E2EE key is the key ring's to judge; a flag that is
+true or absent may also be false (a meeting said to be plain: the client decides what to make of it)."""
 
 
 def _client_profile(kind: str, value: Any) -> tuple[Any, str]:
