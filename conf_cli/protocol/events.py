@@ -251,7 +251,7 @@ def _participants(where: str, value: Any, key_kind: str = "e2ee_key") -> tuple[P
     return tuple(entries)
 
 
-def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
+def _tracks(where: str, value: Any, kind_kind: str = "media_kind") -> tuple[TrackEntry, ...]:
     if not isinstance(value, list) or len(value) > 3 * MAX_PARTICIPANT_ENTRIES:
         raise ProtocolError(f"{where} must be a list of at most {3 * MAX_PARTICIPANT_ENTRIES} tracks")
     entries = []
@@ -261,7 +261,7 @@ def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
             if entry.get(required) is None:
                 raise ProtocolError(f"{where}: missing field {required!r}")
         check_field(where, "name", "name", entry["name"])
-        check_field(where, "kind", "media_kind", entry["kind"])
+        _check(where, "kind", kind_kind, entry["kind"])
         _ssrc(f"{where}.ssrc", entry["ssrc"])
         check_field(where, "codec", "codec", entry["codec"])
         entries.append(
@@ -337,6 +337,8 @@ _KINDS: dict[str, Any] = {
     # The client profile's own kinds (see _client_profile):
     "client_key": lambda where, value: _string(where, value, MAX_CLIENT_KEY_CHARS),
     "client_participants": lambda where, value: _participants(where, value, key_kind="client_key"),
+    "client_media_kind": lambda where, value: _string(where, value, MAX_REASON_CHARS),
+    "client_tracks": lambda where, value: _tracks(where, value, kind_kind="client_media_kind"),
 }
 
 
@@ -344,9 +346,16 @@ _KINDS: dict[str, Any] = {
 
 _RAW_KINDS = frozenset({"input_text", "key"})
 """Kinds never drawn (typed on a controlled desktop): checked as they came, as in the strict profile."""
-_CLIENT_KINDS = {"e2ee_key": "client_key", "participants": "client_participants", "true": "bool"}
+_CLIENT_KINDS = {
+    "e2ee_key": "client_key",
+    "participants": "client_participants",
+    "true": "bool",
+    "media_kind": "client_media_kind",
+    "tracks": "client_tracks",
+}
 """Kinds the client profile checks its own way: an E2EE key is the key ring's to judge; a flag that is
-true or absent may also be false (a meeting said to be plain: the client decides what to make of it)."""
+true or absent may also be false (a meeting said to be plain: the client decides what to make of it); a
+track's kind may be one the client does not know (a newer server's: a word of at most 64 characters)."""
 
 
 def _client_profile(kind: str, value: Any) -> tuple[Any, str]:

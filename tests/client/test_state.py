@@ -306,7 +306,7 @@ def test_the_link_parses_each_message_once_and_hands_on_the_message_with_its_eve
 def test_the_link_drops_a_wrong_message_and_says_which_field_is_wrong() -> None:
     client = link()
     client.control_received(
-        encode({"type": "share_started", "name": "Ada", "kind": "smell", "ssrc": 5, "codec": "H264"})
+        encode({"type": "share_started", "name": "Ada", "kind": "video", "ssrc": -5, "codec": "H264"})
     )
     client.control_received(encode({"type": "participant_joined", "name": "Ada"}))
     errors = [client.events.get_nowait() for _ in range(2)]
@@ -314,7 +314,7 @@ def test_the_link_drops_a_wrong_message_and_says_which_field_is_wrong() -> None:
         {
             "type": "error",
             "code": "bad_server_message",
-            "message": "share_started.kind must be one of audio, video, screen",
+            "message": "share_started.ssrc must be an integer from 0 to 4294967295",
         },
         {
             "type": "error",
