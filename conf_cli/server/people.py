@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from conf_cli.protocol.events import ParticipantEntry
+
 Message = dict[str, Any]
 
 CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
@@ -44,16 +46,15 @@ class Participant:
     chat_tokens: float = CHAT_BURST  # the chat rate limit's bucket ...
     chat_stamp: float | None = None  # ... as of this time (None: never chatted)
 
-    def describe(self) -> Message:
-        described: Message = {
-            "name": self.name,
-            "role": str(self.role),
-            "sharing": sorted(self.sharing),
-            "forbidden": sorted(self.forbidden),
-        }
-        if self.key is not None:
-            described["key"] = self.key
-        return described
+    def describe(self) -> ParticipantEntry:
+        """This participant as a snapshot lists them."""
+        return ParticipantEntry(
+            name=self.name,
+            role=str(self.role),
+            sharing=tuple(sorted(self.sharing)),
+            forbidden=tuple(sorted(self.forbidden)),
+            key=self.key,
+        )
 
 
 class Roster(Protocol):
