@@ -13,8 +13,9 @@ the protocol asks.
 
 ``parse_event(message, lenient=True)`` is the *client profile* (docs/protocol.md, "The client profile"),
 what conf's client reads server messages with: text it will draw may hold control characters (each becomes
-U+FFFD before the field is checked), a few fields may be left out (each has a ``client_default``), and an
-E2EE key need only be a short string (the key ring judges it).
+U+FFFD before the field is checked), a few fields may be left out (each has a ``client_default``), an
+E2EE key need only be a short string (the key ring judges it), an ``e2ee`` flag may be false, and a track
+may be of a kind the client does not know (see ``_CLIENT_KINDS``).
 """
 
 from __future__ import annotations
@@ -802,8 +803,8 @@ def parse_event(message: Message, *, lenient: bool = False) -> Event:
     """The typed event of a server message; ProtocolError for an unknown type or a wrong field.
 
     ``lenient`` reads it with the client profile (docs/protocol.md): text to be drawn may hold control
-    characters, each made U+FFFD; the fields with a ``client_default`` may be left out; an E2EE key need
-    only be a string of at most :data:`MAX_CLIENT_KEY_CHARS`."""
+    characters, each made U+FFFD; the fields with a ``client_default`` may be left out; some kinds are
+    checked as ``_CLIENT_KINDS`` says (an E2EE key, a flag, a track's kind)."""
     kind = message.get("type")
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
