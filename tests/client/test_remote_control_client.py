@@ -332,12 +332,8 @@ def test_conf_control_ends_with_the_answer():
     control, *_ = setup("Bob", leave_when_done=True)
     assert control.handle_event(event("control_denied", reason="rejected")) == EXIT_DENIED
     control, *_ = setup("Bob", leave_when_done=True)
-    assert (
-        control.handle_event(
-            receive({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"})
-        )
-        == 1
-    )
+    busy = receive({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"})
+    assert control.handle_event(busy) == 1
     control, *_ = setup("Bob")  # /control in a meeting: the meeting goes on
     assert control.handle_event(event("control_denied", reason="rejected")) is None
 
