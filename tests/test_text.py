@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
+from conf_cli.client.state import receive
 from conf_cli.client.ui.call_console import CallConsole
 from conf_cli.client.ui.panels import media_table, preview_panel
 from conf_cli.client.ui.previews import Preview, PreviewDeck
@@ -77,9 +78,9 @@ def test_machine_mode_escapes_control_characters_in_its_json():
 
 def test_the_view_keeps_names_and_chat_without_control_characters():
     view = MeetingView("ada")
-    view.apply({"type": "participant_joined", "name": EVIL, "role": "member"})
-    view.apply({"type": "chat", "from": EVIL, "text": f"hi {OSC52}", "private": False})
-    view.apply({"type": "kicked", "by": EVIL})
+    view.apply(receive({"type": "participant_joined", "name": EVIL, "role": "member"}))
+    view.apply(receive({"type": "chat", "from": EVIL, "text": f"hi {OSC52}", "private": False}))
+    view.apply(receive({"type": "kicked", "by": EVIL}))
     texts = [text for _, text in view.log] + list(view.peers) + [view.ended or ""]
     assert texts and not any(CONTROL_CHARS.search(text) for text in texts)
     assert any(text.startswith(f"{LINK}") for text in texts)  # markup stays as its text

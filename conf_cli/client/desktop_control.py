@@ -37,10 +37,20 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from conf_cli.client.prompt import CommandError, LocalCommand, parse_answer, parse_line
+from conf_cli.client.state import event_of
 from conf_cli.errors import ConfError
 from conf_cli.media.source import Sink, Source
 from conf_cli.plugin.injector import Injector
 from conf_cli.protocol.control import Message
+from conf_cli.protocol.events import (
+    ControlDenied,
+    ControlGranted,
+    ControlInput,
+    ControlRequested,
+    ControlRevoked,
+    Error,
+    ShareStarted,
+)
 
 if TYPE_CHECKING:
     from conf_cli.client.link import Client
@@ -154,7 +164,7 @@ class Asking:
     """A request for control of our desktop, waiting for our answer."""
 
     controller: str
-    request: object  # the server's number for it (None from a server that gives none)
+    request: int | None  # the server's number for it (None from a server that gives none)
 
 
 class DesktopControl:
@@ -299,43 +309,42 @@ class DesktopControl:
 
     # -- server events ----------------------------------------------------------------------------------
 
-    def handle_event(self, event: Message) -> int | None:
-        """React to a server event (after the media manager); an exit code when the meeting should end."""
-        kind = event.get("type")
+    def handle_event(self, message: Message) -> int | None:
+        """React to a server message (after the media manager), through its typed event; an exit code
+        when the meeting should end."""
+        event = event_of(message)
         me = self.client.name
-        if kind == "control_input":  # the server relays only the grant holder's; check anyway
-            if self._injector is not None and event.get("from") == self.controlled_by:
-                self._injector.put(event, self.clock())
-            return None
-        if kind == "control_requested":
-            if event.get("controlled") == me:
-                self.asking_us = Asking(str(event.get("controller")), event.get("request"))
-            elif event.get("controller") == me:
-                self.asked = str(event.get("controlled"))
-        elif kind == "control_granted":
-            if event.get("controlled") == me:
-                self._granted(str(event.get("controller")), event.get("request"))
-            elif event.get("controller") == me:
+        match event:
+            case ControlInput():  # the server relays only the grant holder's; check anyway
+                if self._injector is not None and event.sender == self.controlled_by:
+                    self._injector.put(event.to_message(), self.clock())
+            case ControlRequested() if event.controlled == me:
+                self.asking_us = Asking(event.controller, event.request)
+            case ControlRequested() if event.controller == me:
+                self.asked = event.controlled
+            case ControlGranted() if event.controlled == me:
+                self._granted(event.controller, event.request)
+            case ControlGranted() if event.controller == me:
                 self.asked = None
-                self.controlling = str(event.get("controlled"))
+                self.controlling = event.controlled
                 self._attach_viewer()
-        elif kind in ("control_denied", "control_revoked"):
-            was_controller = event.get("controller") == me
-            self._ended()
-            if self.leave_when_done and was_controller:
-                return EXIT_DENIED if kind == "control_denied" else 0
-        elif kind == "share_started" and self.controlling is not None:
-            self._attach_viewer()
-        elif kind == "track_ended" and self._viewer_track is not None:
-            if event.get("ssrc") == self._viewer_track.ssrc:  # the receiver closed the viewer with it
-                self._viewer, self._viewer_track = None, None
-        elif kind == "error" and event.get("re") == "control_accept":
-            self._drop_prepared()
-        elif kind == "error" and event.get("re") == "control_request" and self.leave_when_done:
-            return EXIT_REFUSED
+            case ControlDenied() | ControlRevoked():
+                was_controller = event.controller == me
+                self._ended()
+                if self.leave_when_done and was_controller:
+                    return EXIT_DENIED if isinstance(event, ControlDenied) else 0
+            case ShareStarted() if self.controlling is not None:
+                self._attach_viewer()
+            case Error(re="control_accept"):
+                self._drop_prepared()
+            case Error(re="control_request") if self.leave_when_done:
+                return EXIT_REFUSED
+            case None if message.get("type") == "track_ended" and self._viewer_track is not None:
+                if message.get("ssrc") == self._viewer_track.ssrc:  # the receiver closed the viewer with it
+                    self._viewer, self._viewer_track = None, None
         return None
 
-    def _granted(self, controller: str, request: object) -> None:
+    def _granted(self, controller: str, request: int | None) -> None:
         self.asking_us = None
         prepared, self._prepared = self._prepared, None
         if prepared is not None and (prepared[0].controller != controller or prepared[0].request != request):

@@ -1,7 +1,10 @@
 """The conf client: one link to a server, the handshake, heartbeats, and meeting requests.
 
-Server messages arrive on :attr:`Client.events` as dicts (docs/protocol.md lists them). A lost link
-appears there too, as ``{"type": "disconnected", "reason": ...}``.
+Server messages arrive on :attr:`Client.events` as dicts (docs/protocol.md lists them), each parsed here
+once with the client profile: a :class:`~conf_cli.client.state.ServerMessage` holds its typed event. A
+message of a known type that the client profile refuses is dropped and reported in its place as
+``{"type": "error", "code": "bad_server_message", ...}``, like one that is not JSON. A lost link appears
+there too, as ``{"type": "disconnected", "reason": ...}``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conf_cli.client.keyring import encode_key, new_private_key, public_bytes
+from conf_cli.client.state import receive
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.plugin.registry import Registry
 from conf_cli.plugin.security import client_security
@@ -81,15 +85,15 @@ class Client:
         self._last_heard = time.monotonic()
         try:
             message = decode_any(data)
+            if message["type"] == "pong":
+                return
+            if message["type"] != "ping":
+                self.events.put_nowait(receive(message))
+                return
         except ProtocolError as exc:
             self.events.put_nowait({"type": "error", "code": "bad_server_message", "message": str(exc)})
             return
-        if message["type"] == "pong":
-            return
-        if message["type"] == "ping":
-            self.send({"type": "pong"})
-            return
-        self.events.put_nowait(message)
+        self.send({"type": "pong"})
 
     def media_received(self, packet: bytes) -> None:
         self._last_heard = time.monotonic()

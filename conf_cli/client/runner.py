@@ -12,6 +12,7 @@ from conf_cli.client.calls.runner import MeetingCalls
 from conf_cli.client.link import Client
 from conf_cli.client.media.outputs import prepare_outputs
 from conf_cli.client.meeting_loop import EXIT_DENIED, REFUSAL_EXIT_CODES, run_meeting
+from conf_cli.client.state import with_fields
 from conf_cli.client.ui.meeting_ui import MeetingUI
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugin.registry import registry
@@ -112,7 +113,7 @@ async def attend(
             created, joined = await client.create(name, passcode, e2ee=e2ee, waiting_room=waiting_room)
             invite = invite_link(client.welcome, created["meeting"], created.get("passcode"))
             if invite is not None:
-                created = {**created, "invite": invite}
+                created = with_fields(created, invite=invite)
             first = [created, joined]
             if on_created is not None:
                 on_created(created)

@@ -175,7 +175,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
 # Any request may carry an ``id``, which the server echoes in its error reply.
 _COMMON_FIELDS: dict[str, tuple[str, bool]] = {"id": ("id", False)}
 # Lone UTF-16 surrogates, which JSON escapes can produce but UTF-8 cannot carry on.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 # C0 controls, DEL and C1 controls: a terminal acts on them (ESC starts OSC 52, title and screen sequences).
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY = re.compile("[A-Za-z0-9_-]+")
@@ -252,13 +252,14 @@ def decode_client_message(data: bytes) -> Message:
             if required:
                 raise ProtocolError(f"{kind}: missing field {field!r}")
             continue
-        _check_field(kind, field, field_kind, message[field])
+        check_field(kind, field, field_kind, message[field])
     if kind == "control_input":
-        _check_input(message)
+        check_input(message)
     return message
 
 
-def _check_input(message: Message) -> None:
+def check_input(message: Message) -> None:
+    """The fields a ``control_input``'s action needs, given together (each field alone is checked)."""
     action = message["action"]
     for field in INPUT_NEEDS[action]:
         if message.get(field) is None:
@@ -269,7 +270,9 @@ def _check_input(message: Message) -> None:
         raise ProtocolError("control_input: a 'scroll' action needs 'dx' or 'dy'")
 
 
-def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
+def check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
+    """ProtocolError, naming ``kind.field``, unless ``value`` is a valid field of ``field_kind`` (the field
+    kinds listed above); shared by client requests and the server's events."""
     where = f"{kind}.{field}"
     if field_kind == "bool":
         if not isinstance(value, bool):
@@ -305,7 +308,7 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
             )
     if not isinstance(value, str):
         raise ProtocolError(f"{where} must be a string")
-    if _SURROGATE.search(value):
+    if SURROGATE.search(value):
         raise ProtocolError(f"{where} is not valid Unicode text (it holds a lone surrogate)")
     # No control characters in relayed text: plain strings and ids here, chat text below; names and keys
     # must be printable. Passcodes and passwords are never relayed or shown, and a remote-control ``text``
@@ -347,7 +350,7 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         if value not in PERMISSIONS:
             raise ProtocolError(f"{where} must be one of {', '.join(PERMISSIONS)}")
     elif field_kind == "e2ee_key":
-        if len(value) != 44 or len(_base64(value) or b"") != 32:
+        if len(value) != 44 or len(decode_base64(value) or b"") != 32:
             raise ProtocolError(f"{where} must be a 32-byte X25519 public key in base64 (44 characters)")
     elif field_kind == "input_action":
         if value not in INPUT_ACTIONS:
@@ -377,7 +380,8 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         raise ProtocolError(f"{where} is longer than 256 characters")
 
 
-def _base64(text: str) -> bytes | None:
+def decode_base64(text: str) -> bytes | None:
+    """The bytes ``text`` holds in standard base64, or None if it is not base64."""
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -392,7 +396,7 @@ def _check_options(where: str, value: Any) -> None:
     for option in value:
         if not isinstance(option, str) or not option.strip() or len(option) > MAX_POLL_OPTION_CHARS:
             raise ProtocolError(f"{where} must hold strings of 1 to {MAX_POLL_OPTION_CHARS} characters")
-        if _SURROGATE.search(option):
+        if SURROGATE.search(option):
             raise ProtocolError(f"{where} is not valid Unicode text (it holds a lone surrogate)")
         check_no_controls(option, where)
     if len({name_key(option) for option in value}) != len(value):
@@ -409,7 +413,7 @@ def _check_key_boxes(where: str, value: Any) -> None:
             raise ProtocolError(f"{where} entries must be objects with a 'to' name and a 'box'")
         check_name(entry["to"], f"{where}.to")
         box = entry.get("box")
-        if not isinstance(box, str) or not 0 < len(box) <= MAX_BOX_CHARS or _base64(box) is None:
+        if not isinstance(box, str) or not 0 < len(box) <= MAX_BOX_CHARS or decode_base64(box) is None:
             raise ProtocolError(f"{where}.box must be base64 of at most {MAX_BOX_CHARS} characters")
         folded = name_key(entry["to"])
         if folded in recipients:

@@ -10,6 +10,12 @@ Each field declares its *kind* (``name``, ``text``, ``role`` ...): the bounds a 
 that kind has in :mod:`conf_cli.protocol.control`, and a few more for what only the server sends
 (``number``, ``port``, ``ssrc``, ``participants`` ...). Fields the dataclass does not list are ignored, as
 the protocol asks.
+
+``parse_event(message, lenient=True)`` is the *client profile* (docs/protocol.md, "The client profile"),
+what conf's client reads server messages with: text it will draw may hold control characters (each becomes
+U+FFFD before the field is checked), a few fields may be left out (each has a ``client_default``), an
+E2EE key need only be a short string (the key ring judges it), an ``e2ee`` flag may be false, and a track
+may be of a kind the client does not know (see ``_CLIENT_KINDS``).
 """
 
 from __future__ import annotations
@@ -21,17 +27,17 @@ from typing import Any, ClassVar, TypeVar
 
 from conf_cli.errors import ProtocolError
 from conf_cli.protocol.control import (
-    _SURROGATE,
     CONTROL_CHARS,
     MAX_BOX_CHARS,
     MAX_POLL_OPTIONS,
     MEDIA_KINDS,
     PERMISSIONS,
+    SURROGATE,
     Message,
-    _base64,
-    _check_field,
-    _check_input,
+    check_field,
+    check_input,
     check_name,
+    decode_base64,
 )
 
 # The server's own bounds (docs/protocol.md, "Requests"): they keep a snapshot within one control frame.
@@ -44,15 +50,26 @@ MAX_REASON_CHARS = 64
 MAX_SERVICES = 16
 MAX_SERVICE_URLS = 8
 MAX_RELAY_CHARS = 64  # a relay token in hex
+MAX_CLIENT_KEY_CHARS = 64  # an E2EE key as the client profile takes it (the key ring checks it)
 
 E = TypeVar("E", bound="Event")
 
 
-def _field(kind: str, *, key: str | None = None, optional: bool = False) -> Any:
-    """A message field of ``kind``; ``key`` when its JSON name is not the attribute's (``from``)."""
+_REQUIRED: Any = object()
+
+
+def _field(
+    kind: str, *, key: str | None = None, optional: bool = False, client_default: Any = _REQUIRED
+) -> Any:
+    """A message field of ``kind``; ``key`` when its JSON name is not the attribute's (``from``).
+
+    ``client_default``: a field the server always sends, which the client profile does without, taking
+    this value instead."""
     metadata = {"kind": kind, "key": key}
     if optional:
         return field(default=None, metadata=metadata)
+    if client_default is not _REQUIRED:
+        return field(default_factory=lambda: client_default, metadata={**metadata, "client_default": True})
     return field(metadata=metadata)
 
 
@@ -63,8 +80,10 @@ class Event:
     TYPE: ClassVar[str] = ""
 
     @classmethod
-    def parse(cls: type[E], message: Message) -> E:
-        """The event ``message`` holds; ProtocolError naming the first field that is wrong."""
+    def parse(cls: type[E], message: Message, *, lenient: bool = False) -> E:
+        """The event ``message`` holds; ProtocolError naming the first field that is wrong.
+
+        ``lenient``: read it with the client profile (see :func:`parse_event`)."""
         if message.get("type") != cls.TYPE:
             raise ProtocolError(f"{cls.TYPE}: the message's type is {str(message.get('type'))[:40]!r}")
         values: dict[str, Any] = {}
@@ -72,10 +91,15 @@ class Event:
             key = spec.metadata.get("key") or spec.name
             value = message.get(key)
             if value is None:
-                if spec.default is dataclasses.MISSING:
+                if spec.default is dataclasses.MISSING and not (
+                    lenient and spec.metadata.get("client_default")
+                ):
                     raise ProtocolError(f"{cls.TYPE}: missing field {key!r}")
                 continue
-            values[spec.name] = _check(cls.TYPE, key, spec.metadata["kind"], value)
+            kind = spec.metadata["kind"]
+            if lenient:
+                value, kind = _client_profile(kind, value)
+            values[spec.name] = _check(cls.TYPE, key, kind, value)
         cls._check_together(message)
         return cls(**values)
 
@@ -149,7 +173,7 @@ def _check(kind: str, key: str, field_kind: str, value: Any) -> Any:
     own = _KINDS.get(field_kind)
     if own is not None:
         return own(where, value)
-    _check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
+    check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
     return value
 
 
@@ -174,7 +198,7 @@ def _number(where: str, value: Any) -> float | int:
 def _string(where: str, value: Any, most: int) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= most:
         raise ProtocolError(f"{where} must be a string of 1 to {most} characters")
-    if _SURROGATE.search(value) or CONTROL_CHARS.search(value):
+    if SURROGATE.search(value) or CONTROL_CHARS.search(value):
         raise ProtocolError(f"{where} must be printable Unicode text")
     return value
 
@@ -203,7 +227,7 @@ def _object(where: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _participants(where: str, value: Any) -> tuple[ParticipantEntry, ...]:
+def _participants(where: str, value: Any, key_kind: str = "e2ee_key") -> tuple[ParticipantEntry, ...]:
     if not isinstance(value, list) or len(value) > MAX_PARTICIPANT_ENTRIES:
         raise ProtocolError(f"{where} must be a list of at most {MAX_PARTICIPANT_ENTRIES} participants")
     entries = []
@@ -212,11 +236,11 @@ def _participants(where: str, value: Any) -> tuple[ParticipantEntry, ...]:
         for required in ("name", "role"):
             if entry.get(required) is None:
                 raise ProtocolError(f"{where}: missing field {required!r}")
-        _check_field(where, "name", "name", entry["name"])
-        _check_field(where, "role", "role", entry["role"])
+        check_field(where, "name", "name", entry["name"])
+        check_field(where, "role", "role", entry["role"])
         key = entry.get("key")
         if key is not None:
-            _check_field(where, "key", "e2ee_key", key)
+            _check(where, "key", key_kind, key)
         entries.append(
             ParticipantEntry(
                 name=entry["name"],
@@ -229,7 +253,7 @@ def _participants(where: str, value: Any) -> tuple[ParticipantEntry, ...]:
     return tuple(entries)
 
 
-def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
+def _tracks(where: str, value: Any, kind_kind: str = "media_kind") -> tuple[TrackEntry, ...]:
     if not isinstance(value, list) or len(value) > 3 * MAX_PARTICIPANT_ENTRIES:
         raise ProtocolError(f"{where} must be a list of at most {3 * MAX_PARTICIPANT_ENTRIES} tracks")
     entries = []
@@ -238,10 +262,10 @@ def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
         for required in ("name", "kind", "ssrc", "codec"):
             if entry.get(required) is None:
                 raise ProtocolError(f"{where}: missing field {required!r}")
-        _check_field(where, "name", "name", entry["name"])
-        _check_field(where, "kind", "media_kind", entry["kind"])
+        check_field(where, "name", "name", entry["name"])
+        _check(where, "kind", kind_kind, entry["kind"])
         _ssrc(f"{where}.ssrc", entry["ssrc"])
-        _check_field(where, "codec", "codec", entry["codec"])
+        check_field(where, "codec", "codec", entry["codec"])
         entries.append(
             TrackEntry(name=entry["name"], kind=entry["kind"], ssrc=entry["ssrc"], codec=entry["codec"])
         )
@@ -271,7 +295,7 @@ def _true(where: str, value: Any) -> bool:
 
 
 def _box(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_BOX_CHARS or _base64(value) is None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_BOX_CHARS or decode_base64(value) is None:
         raise ProtocolError(f"{where} must be base64 of at most {MAX_BOX_CHARS} characters")
     return value
 
@@ -288,7 +312,7 @@ def _relay(where: str, value: Any) -> str:
 
 def _candidates(where: str, value: Any) -> tuple[str, ...]:
     kind, key = where.split(".", 1)
-    _check_field(kind, key, "candidates", value)
+    check_field(kind, key, "candidates", value)
     return tuple(value)
 
 
@@ -312,7 +336,47 @@ _KINDS: dict[str, Any] = {
     "box": _box,
     "relay": _relay,
     "candidates": _candidates,
+    # The client profile's own kinds (see _client_profile):
+    "client_key": lambda where, value: _string(where, value, MAX_CLIENT_KEY_CHARS),
+    "client_participants": lambda where, value: _participants(where, value, key_kind="client_key"),
+    "client_media_kind": lambda where, value: _string(where, value, MAX_REASON_CHARS),
+    "client_tracks": lambda where, value: _tracks(where, value, kind_kind="client_media_kind"),
 }
+
+
+# -- the client profile ----------------------------------------------------------------------------------
+
+_RAW_KINDS = frozenset({"input_text", "key"})
+"""Kinds never drawn (typed on a controlled desktop): checked as they came, as in the strict profile."""
+_CLIENT_KINDS = {
+    "e2ee_key": "client_key",
+    "participants": "client_participants",
+    "true": "bool",
+    "media_kind": "client_media_kind",
+    "tracks": "client_tracks",
+}
+"""Kinds the client profile checks its own way: an E2EE key is the key ring's to judge; a flag that is
+true or absent may also be false (a meeting said to be plain: the client decides what to make of it); a
+track's kind may be one the client does not know (a newer server's: a word of at most 64 characters)."""
+
+
+def _client_profile(kind: str, value: Any) -> tuple[Any, str]:
+    """A field's value and kind as the client profile checks them: text made printable, keys left to the
+    key ring."""
+    if kind not in _RAW_KINDS:
+        value = _printable(value)
+    return value, _CLIENT_KINDS.get(kind, kind)
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every control character and lone surrogate in its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return SURROGATE.sub("\ufffd", CONTROL_CHARS.sub("\ufffd", value))
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    if isinstance(value, dict):
+        return {_printable(key): _printable(item) for key, item in value.items()}
+    return value
 
 
 # -- getting in ------------------------------------------------------------------------------------------
@@ -356,9 +420,9 @@ class Snapshot(Event):
 
     meeting: str = _field("meeting")
     participants: tuple[ParticipantEntry, ...] = _field("participants")
-    tracks: tuple[TrackEntry, ...] = _field("tracks")
-    locked: bool = _field("bool")
-    forbidden: tuple[str, ...] = _field("permissions")
+    tracks: tuple[TrackEntry, ...] = _field("tracks", client_default=())
+    locked: bool = _field("bool", client_default=False)
+    forbidden: tuple[str, ...] = _field("permissions", client_default=())
     e2ee: bool | None = _field("true", optional=True)
     waiting_room: bool | None = _field("bool", optional=True)
     waiting: tuple[str, ...] | None = _field("waiting", optional=True)
@@ -411,7 +475,7 @@ class ParticipantJoined(Event):
 class ParticipantLeft(Event):
     TYPE: ClassVar[str] = "participant_left"
     name: str = _field("name")
-    reason: str = _field("reason")
+    reason: str = _field("reason", client_default="left")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -527,7 +591,7 @@ class ShareStopped(Event):
     ssrc: int | None = _field("ssrc", optional=True)
     """None when a forbid ended every track of a kind at once."""
     codec: str | None = _field("codec", optional=True)
-    reason: str = _field("reason")
+    reason: str = _field("reason", client_default="stopped")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -546,7 +610,8 @@ class ControlEvent(Event):
 
     controller: str = _field("name")
     controlled: str = _field("name")
-    request: int = _field("count")
+    request: int | None = _field("count", client_default=None)
+    """None only from a server that numbers no request (the client profile)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -590,7 +655,7 @@ class ControlInput(Event):
 
     @classmethod
     def _check_together(cls, message: Message) -> None:
-        _check_input(message)  # the fields each action needs, as the server checked them
+        check_input(message)  # the fields each action needs, as the server checked them
 
 
 # -- errors ----------------------------------------------------------------------------------------------
@@ -723,15 +788,15 @@ def _entries(where: str, value: Any, number_key: str, number_kind: str) -> list[
         for required in ("name", number_key):
             if entry.get(required) is None:
                 raise ProtocolError(f"{where}: missing field {required!r}")
-        _check_field(where, "name", "name", entry["name"])
-        _check_field(where, number_key, number_kind, entry[number_key])
+        check_field(where, "name", "name", entry["name"])
+        check_field(where, number_key, number_kind, entry[number_key])
         pairs.append((entry["name"], entry[number_key]))
     return pairs
 
 
 def _options(where: str, value: Any) -> tuple[str, ...]:
     kind, key = where.split(".", 1)
-    _check_field(kind, key, "options", value)
+    check_field(kind, key, "options", value)
     return tuple(value)
 
 
@@ -938,10 +1003,14 @@ EVENT_TYPES: dict[str, type[Event]] = {
 """Every message type the server sends, and its event class."""
 
 
-def parse_event(message: Message) -> Event:
-    """The typed event of a server message; ProtocolError for an unknown type or a wrong field."""
+def parse_event(message: Message, *, lenient: bool = False) -> Event:
+    """The typed event of a server message; ProtocolError for an unknown type or a wrong field.
+
+    ``lenient`` reads it with the client profile (docs/protocol.md): text to be drawn may hold control
+    characters, each made U+FFFD; the fields with a ``client_default`` may be left out; some kinds are
+    checked as ``_CLIENT_KINDS`` says (an E2EE key, a flag, a track's kind)."""
     kind = message.get("type")
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ProtocolError(f"unknown event type {str(kind)[:40]!r}")
-    return cls.parse(message)
+    return cls.parse(message, lenient=lenient)

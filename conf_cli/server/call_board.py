@@ -20,6 +20,18 @@ from dataclasses import dataclass, field
 
 from conf_cli.errors import RequestRefused
 from conf_cli.protocol.control import Message
+from conf_cli.protocol.events import (
+    CallAccepted,
+    CallConnected,
+    CallDeclined,
+    CallEnded,
+    CallIncoming,
+    CallPath,
+    CallReveal,
+    CallRinging,
+    Offline,
+    Online,
+)
 from conf_cli.server.call_relay import CallRelay
 from conf_cli.server.meeting import Send
 
@@ -121,12 +133,12 @@ class CallBoard:
                         "bad_request", "the caller reveals its key once, after call_accepted"
                     )
                 call.revealed = True
-                reveal = {"type": "call_reveal", "call": call.id, "key": message["key"]}
-                return [Send((call.callee,), reveal)]
+                reveal = CallReveal(call=call.id, key=message["key"])
+                return [Send((call.callee,), reveal.to_message())]
             case "call_connected":
                 if not call.accepted:
                     raise RequestRefused("bad_request", "the call has not been accepted")
-                return [Send((call.other(cid),), {"type": "call_connected", "call": call.id})]
+                return [Send((call.other(cid),), CallConnected(call=call.id).to_message())]
             case "call_path":
                 if cid != call.caller or not call.accepted:
                     raise RequestRefused("bad_request", "the caller chooses the path, once accepted")
@@ -136,7 +148,7 @@ class CallBoard:
                     else:
                         self.stats.relayed += 1
                 call.path = message["path"]
-                return [Send((call.callee,), {"type": "call_path", "call": call.id, "path": call.path})]
+                return [Send((call.callee,), CallPath(call=call.id, path=call.path).to_message())]
             case "call_hangup":
                 return self._end(call, {call.caller: "hangup", call.callee: "hangup"}, by=cid)
         raise RequestRefused("bad_request", f"{kind} is not handled")
@@ -150,14 +162,14 @@ class CallBoard:
             self._online.pop(old, None)
         self._online[name] = cid
         self._names[cid] = name
-        return [Send((cid,), {"type": "online", "name": name, "stun_port": self.stun_port})]
+        return [Send((cid,), Online(name=name, stun_port=self.stun_port).to_message())]
 
     def _go_offline(self, cid: int) -> list[Send]:
         sends = self.disconnected(cid, "hangup")
         name = self._names.pop(cid, None)
         if name is not None:
             self._online.pop(name, None)
-        return [*sends, Send((cid,), {"type": "offline"})]
+        return [*sends, Send((cid,), Offline().to_message())]
 
     def _call(
         self, cid: int, me: str, message: Message, now: float, introduced: tuple[int, str] | None
@@ -181,24 +193,24 @@ class CallBoard:
         self.stats.calls += 1
         if callee in self._call_of:
             self.stats.declined += 1
-            return [Send((cid,), {"type": "call_declined", "call": call_id, "peer": to, "reason": "busy"})]
+            busy = CallDeclined(call=call_id, peer=to, reason="busy")
+            return [Send((cid,), busy.to_message())]
         candidates = list(message["candidates"])
         call = Call(call_id, cid, callee, me, to, message["commitment"], candidates, now + timeout)
         self._calls[call_id] = call
         self._call_of[cid] = call_id
         self._call_of[callee] = call_id
-        incoming = {
-            "type": "call_incoming",
-            "call": call_id,
-            "peer": me,
-            "commitment": call.caller_commitment,
-        }
+        incoming = CallIncoming(
+            call=call_id,
+            peer=me,
+            commitment=call.caller_commitment,
+            candidates=tuple(candidates),
+            timeout=timeout,
+            stun_port=self.stun_port,
+        )
         return [
-            Send((cid,), {"type": "call_ringing", "call": call_id, "peer": to, "timeout": timeout}),
-            Send(
-                (callee,),
-                {**incoming, "candidates": candidates, "timeout": timeout, "stun_port": self.stun_port},
-            ),
+            Send((cid,), CallRinging(call=call_id, peer=to, timeout=timeout).to_message()),
+            Send((callee,), incoming.to_message()),
         ]
 
     def _accept(self, cid: int, call: Call, message: Message) -> list[Send]:
@@ -207,28 +219,22 @@ class CallBoard:
         call.accepted = True
         self.stats.accepted += 1
         caller_token, callee_token = self.relay.allocate(call.id)
-        common = {"type": "call_accepted", "call": call.id, "stun_port": self.stun_port}
-        return [
-            Send(
-                (call.caller,),
-                {
-                    **common,
-                    "peer": call.callee_name,
-                    "key": message["key"],
-                    "candidates": list(message["candidates"]),
-                    "relay": caller_token.hex(),
-                },
-            ),
-            Send(
-                (call.callee,),
-                {
-                    **common,
-                    "peer": call.caller_name,
-                    "candidates": call.caller_candidates,
-                    "relay": callee_token.hex(),
-                },
-            ),
-        ]
+        to_caller = CallAccepted(
+            call=call.id,
+            stun_port=self.stun_port,
+            peer=call.callee_name,
+            key=message["key"],
+            candidates=tuple(message["candidates"]),
+            relay=caller_token.hex(),
+        )
+        to_callee = CallAccepted(
+            call=call.id,
+            stun_port=self.stun_port,
+            peer=call.caller_name,
+            candidates=tuple(call.caller_candidates),
+            relay=callee_token.hex(),
+        )
+        return [Send((call.caller,), to_caller.to_message()), Send((call.callee,), to_callee.to_message())]
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -268,16 +274,12 @@ class CallBoard:
         sends: list[Send] = []
         for cid, reason in reasons.items():
             peer = call.callee_name if cid == call.caller else call.caller_name
-            if cid == call.caller and not call.accepted:
-                message = {"type": "call_declined", "call": call.id, "peer": peer, "reason": reason}
-            else:
-                message = {"type": "call_ended", "call": call.id, "peer": peer, "reason": reason}
-            sends.append(Send((cid,), message))
+            kind = CallDeclined if cid == call.caller and not call.accepted else CallEnded
+            sends.append(Send((cid,), kind(call=call.id, peer=peer, reason=reason).to_message()))
         if by is not None and by in (call.caller, call.callee) and by not in reasons:
             peer = call.callee_name if by == call.caller else call.caller_name
-            sends.append(
-                Send((by,), {"type": "call_ended", "call": call.id, "peer": peer, "reason": "hangup"})
-            )
+            hung_up = CallEnded(call=call.id, peer=peer, reason="hangup")
+            sends.append(Send((by,), hung_up.to_message()))
         return sends
 
     # -- queries ----------------------------------------------------------------------------------------

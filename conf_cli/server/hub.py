@@ -36,6 +36,15 @@ from conf_cli.protocol.control import (
     decode_client_message,
     name_key,
 )
+from conf_cli.protocol.events import (
+    ControlInput,
+    Error,
+    Left,
+    LoggedIn,
+    MeetingCreated,
+    Pong,
+    Welcome,
+)
 from conf_cli.protocol.rtcp import (
     RTCP_PSFB,
     RTCP_RTPFB,
@@ -578,7 +587,7 @@ class Hub:
                 ]
             return self._hello(conn, message)
         if kind == "ping":
-            return [Send((conn.cid,), {"type": "pong"})]
+            return [Send((conn.cid,), Pong().to_message())]
         if kind in ("pong", "hello"):
             return []
         if kind in CALL_REQUESTS:
@@ -605,7 +614,7 @@ class Hub:
         pid = conn.cid
         match kind:
             case "leave":
-                left = Send((pid,), {"type": "left", "meeting": meeting.id, "reason": "left"})
+                left = Send((pid,), Left(meeting=meeting.id, reason="left").to_message())
                 return [left, *self._leave(conn, "left")]
             case "admit":
                 if not message.get("all") and message.get("name") is None:
@@ -724,7 +733,7 @@ class Hub:
         self.stats.input_relayed += 1
         event = {key: message[key] for key in INPUT_FIELDS if message.get(key) is not None}
         sender = meeting.participants[conn.cid].name
-        return [Send((target,), {"type": "control_input", "from": sender, **event})]
+        return [Send((target,), ControlInput(sender=sender, **event).to_message())]
 
     def _call_request(self, conn: _Connection, message: Message, now: float) -> list[Action]:
         """Call signalling. In a meeting, ``call`` reaches its participants by name, and the caller needs
@@ -762,24 +771,21 @@ class Hub:
             text = f"server speaks protocol {PROTOCOL_VERSION}, client speaks {theirs}; upgrade conf"
             return [_error(conn.cid, "protocol_version", text, message), Close(conn.cid, "protocol version")]
         conn.advance(Phase.GREETED)
-        welcome = {
-            "type": "welcome",
-            "protocol": PROTOCOL_VERSION,
-            "server": f"conf/{__version__}",
-            "heartbeat": HEARTBEAT_INTERVAL,
-        }
-        if self.calls.stun_port:
-            welcome["stun_port"] = self.calls.stun_port  # calls are offered (docs/protocol.md, "Calls")
-        if self.services:
-            welcome["services"] = {name: list(urls) for name, urls in self.services.items()}
-        if self.wall_clock is not None:
-            welcome["time"] = round(self.wall_clock(), 3)  # for clients that check their clock (conf doctor)
-        return [Send((conn.cid,), welcome)]
+        welcome = Welcome(
+            protocol=PROTOCOL_VERSION,
+            server=f"conf/{__version__}",
+            heartbeat=HEARTBEAT_INTERVAL,
+            stun_port=self.calls.stun_port or None,  # calls are offered (docs/protocol.md, "Calls")
+            services={name: tuple(urls) for name, urls in self.services.items()} or None,
+            # for clients that check their clock (conf doctor)
+            time=round(self.wall_clock(), 3) if self.wall_clock is not None else None,
+        )
+        return [Send((conn.cid,), welcome.to_message())]
 
     def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:
         """A waiting person may only leave; nothing else of the meeting is theirs yet."""
         if kind == "leave":
-            left = Send((conn.cid,), {"type": "left", "meeting": meeting.id, "reason": "left"})
+            left = Send((conn.cid,), Left(meeting=meeting.id, reason="left").to_message())
             return [left, *self._leave(conn, "left")]
         raise RequestRefused("waiting", f"you are waiting to be admitted to meeting {meeting.id}")
 
@@ -811,7 +817,7 @@ class Hub:
                 return []
             if status == "ok":
                 conn.user = name
-                return [Send((conn.cid,), {"type": "logged_in", "user": name})]
+                return [Send((conn.cid,), LoggedIn(user=name).to_message())]
             if status == "error":
                 return [_error(conn.cid, "unavailable", "the server cannot check accounts now", message)]
             if status == "unknown":
@@ -905,14 +911,12 @@ class Hub:
             meeting_id = meeting.id
             self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
             self.passcodes.remember(f"meeting:{meeting_id}", passcode, digest, now)
-            created: Message = {"type": "meeting_created", "meeting": meeting_id, "passcode": passcode}
-            if e2ee:
-                created["e2ee"] = True
+            created = MeetingCreated(meeting=meeting_id, passcode=passcode, e2ee=True if e2ee else None)
             joined = meeting.join(conn.cid, name, passcode_ok=True, key=key, origin=address_key(conn.address))
             conn.entered = meeting
             if conn.cid in meeting.participants:
                 self.join_latency.observe(now - conn.requested)
-            return [Send((conn.cid,), created), *joined]
+            return [Send((conn.cid,), created.to_message()), *joined]
 
         return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
 
@@ -1098,7 +1102,8 @@ class Hub:
     def _bad(self, conn: _Connection, why: str) -> list[Action]:
         conn.bad_messages += 1
         self.stats.protocol_errors += 1
-        actions: list[Action] = [Send((conn.cid,), {"type": "error", "code": "bad_request", "message": why})]
+        bad = Error(code="bad_request", message=why)
+        actions: list[Action] = [Send((conn.cid,), bad.to_message())]
         if not conn.greeted or conn.bad_messages > MAX_BAD_MESSAGES:
             actions.append(Close(conn.cid, f"protocol errors: {why}"))
         return actions
@@ -1136,7 +1141,8 @@ def _speaks_for(cid: int, part: RtcpPacket, tracks: dict[int, Track]) -> bool:
 
 
 def _error(cid: int, code: str, text: str, request: Message) -> Send:
-    message: Message = {"type": "error", "code": code, "message": text, "re": request.get("type")}
-    if isinstance(request.get("id"), str | int):
-        message["id"] = request["id"]
-    return Send((cid,), message)
+    ident = request.get("id")
+    error = Error(
+        code=code, message=text, re=request.get("type"), id=ident if isinstance(ident, str | int) else None
+    )
+    return Send((cid,), error.to_message())

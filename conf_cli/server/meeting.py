@@ -33,9 +33,33 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from conf_cli.errors import RequestRefused
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
+from conf_cli.protocol.events import (
+    Chat,
+    Denied,
+    E2eeKey,
+    Joined,
+    Kicked,
+    MeetingClosed,
+    MeetingLocked,
+    ParticipantJoined,
+    ParticipantLeft,
+    Participants,
+    PermissionChanged,
+    RoleChanged,
+    ShareStarted,
+    ShareStopped,
+    TrackEntry,
+    Unbanned,
+    Waiting,
+    WaitingJoined,
+    WaitingLeft,
+    WaitingRoom,
+    WaitingRoomChanged,
+)
 from conf_cli.server.activities import Activities
 from conf_cli.server.breakout import Breakout
 from conf_cli.server.feedback import TrackFeedback
@@ -90,8 +114,9 @@ class Track:
     feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
     """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
 
-    def describe(self, owner_name: str) -> Message:
-        return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+    def describe(self, owner_name: str) -> TrackEntry:
+        """This track as a snapshot lists it."""
+        return TrackEntry(name=owner_name, kind=self.kind, ssrc=self.ssrc, codec=self.codec)
 
 
 @dataclass
@@ -177,25 +202,30 @@ class Meeting:
 
         With a waiting room (or people still waiting in one), ``waiting_room`` says whether it is on and,
         for the host and admins only, ``waiting`` lists who waits."""
+        snapshot = Participants(**self._snapshot(pid)).to_message()
+        del snapshot["type"]
+        return snapshot
+
+    def _snapshot(self, pid: int | None) -> dict[str, Any]:
+        """The fields of a snapshot (``joined``, ``participants``) for participant ``pid``."""
         ordered = sorted(self.participants.values(), key=lambda p: p.seniority)
-        snapshot: Message = {
+        fields: dict[str, Any] = {
             "meeting": self.id,
-            "participants": [p.describe() for p in ordered],
-            "tracks": [
+            "participants": tuple(p.describe() for p in ordered),
+            "tracks": tuple(
                 t.describe(self.participants[t.owner].name)
                 for t in self.tracks.values()
                 if pid is None or self.together(pid, t.owner)
-            ],
+            ),
             "locked": self.locked,
-            "forbidden": sorted(self.forbidden),
+            "forbidden": tuple(sorted(self.forbidden)),
+            "e2ee": True if self.e2ee else None,  # every participant's public key is in ``participants``
         }
-        if self.e2ee:  # every participant's public key is in ``participants``
-            snapshot["e2ee"] = True
         if self.waiting_room or self.waiting:
-            snapshot["waiting_room"] = self.waiting_room
+            fields["waiting_room"] = self.waiting_room
             if pid is not None and (pid == OPERATOR or pid in self._staff()):
-                snapshot["waiting"] = list(self.waiting.values())
-        return snapshot
+                fields["waiting"] = tuple(self.waiting.values())
+        return fields
 
     def audience(self, owner: int) -> tuple[int, ...]:
         """Everyone who receives ``owner``'s media: all the others in its room. Cached: this is the
@@ -277,8 +307,8 @@ class Meeting:
             if origin is not None:
                 self._origins[pid] = origin
             return [
-                Send((pid,), {"type": "waiting", "meeting": self.id, "name": name}),
-                Send(self._staff(), {"type": "waiting_joined", "name": name}),
+                Send((pid,), Waiting(meeting=self.id, name=name).to_message()),
+                Send(self._staff(), WaitingJoined(name=name).to_message()),
             ]
         if origin is not None:
             self._origins[pid] = origin
@@ -308,13 +338,11 @@ class Meeting:
         self.participants[pid] = participant
         self._routes_changed()
         self.journal.note("participant_joined", self.id, name=name, role=str(role))
-        joined = {"type": "joined", "name": name, "role": str(role), **self.snapshot(pid)}
-        sends = [Send((pid,), joined)]
+        joined = Joined(name=name, role=str(role), **self._snapshot(pid))
+        sends = [Send((pid,), joined.to_message())]
         if others:
-            arrived: Message = {"type": "participant_joined", "name": name, "role": str(role)}
-            if participant.key is not None:
-                arrived["key"] = participant.key
-            sends.append(Send(others, arrived))
+            arrived = ParticipantJoined(name=name, role=str(role), key=participant.key)
+            sends.append(Send(others, arrived.to_message()))
         if former is not None:
             sends.append(self._role_changed(former, by=name))
         catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
@@ -327,7 +355,7 @@ class Meeting:
             name = self.waiting.pop(pid)
             self._waiting_keys.pop(pid, None)
             self._waiting_grants.pop(pid, None)
-            return [Send(self._staff(), {"type": "waiting_left", "name": name, "reason": reason})]
+            return [Send(self._staff(), WaitingLeft(name=name, reason=reason).to_message())]
         participant = self.participants.get(pid)
         if participant is None:
             return []
@@ -344,7 +372,7 @@ class Meeting:
         stopped = [Send(to, s.message) for s in sends if (to := tuple(p for p in s.to if p != pid))]
         sends = [*control, *stopped]
         sends.append(
-            Send(self._everyone(), {"type": "participant_left", "name": participant.name, "reason": reason})
+            Send(self._everyone(), ParticipantLeft(name=participant.name, reason=reason).to_message())
         )
         sends += self.activities.leaving(pid)
         if participant.role is Role.HOST:
@@ -372,11 +400,10 @@ class Meeting:
         if target is not None and not self.together(pid, target.pid):
             raise RequestRefused("not_in_room", f"{target.name} is in another breakout room")
         self._take_chat_token(sender, now)
-        message: Message = {"type": "chat", "from": sender.name, "text": text, "private": to is not None}
-        if to is None:
-            return [Send(self.room_mates(pid), message)]
-        assert target is not None
-        message["to"] = target.name
+        if target is None:
+            public = Chat(sender=sender.name, text=text, private=False).to_message()
+            return [Send(self.room_mates(pid), public)]
+        message = Chat(sender=sender.name, text=text, private=True, to=target.name).to_message()
         recipients = (pid,) if target.pid == pid else (target.pid, pid)
         return [Send(recipients, message)]
 
@@ -441,10 +468,9 @@ class Meeting:
             else:
                 target.forbidden.add(what)
             affected = [target]
-        change: Message = {"type": "permission_changed", "what": what, "allowed": allowed, "by": actor.name}
-        if name is not None:
-            change["name"] = affected[0].name
-        sends.append(Send(self._everyone(), change))
+        whom = affected[0].name if name is not None else None
+        change = PermissionChanged(what=what, allowed=allowed, by=actor.name, name=whom)
+        sends.append(Send(self._everyone(), change.to_message()))
         for participant in affected:
             sends += self._stop_forbidden_shares(participant, [what])
         return sends + self.control.enforce()
@@ -459,7 +485,7 @@ class Meeting:
         ):
             raise RequestRefused("not_allowed", f"you cannot remove {target.name}")
         origin = self._origins.get(target.pid)
-        sends = [Send((target.pid,), {"type": "kicked", "by": actor.name})]
+        sends = [Send((target.pid,), Kicked(by=actor.name).to_message())]
         sends += self.leave(target.pid, "kicked")
         self._ban(target.name, origin)
         return sends
@@ -472,7 +498,7 @@ class Meeting:
             raise RequestRefused(
                 "unknown_participant", f"nobody named {name!r} was removed from this meeting"
             )
-        return [Send(self._staff(), {"type": "unbanned", "name": ban.name, "by": actor.name})]
+        return [Send(self._staff(), Unbanned(name=ban.name, by=actor.name).to_message())]
 
     def _ban(self, name: str, origin: str | None) -> None:
         """Keep ``name``, and ``origin`` unless someone still here connects from it, out of the meeting."""
@@ -488,7 +514,7 @@ class Meeting:
         if self.locked == locked:
             return []
         self.locked = locked
-        return [Send(self._everyone(), {"type": "meeting_locked", "locked": locked, "by": actor.name})]
+        return [Send(self._everyone(), MeetingLocked(locked=locked, by=actor.name).to_message())]
 
     def end(self, pid: int) -> list[Send]:
         """Close the meeting for everyone (host and admins)."""
@@ -496,7 +522,9 @@ class Meeting:
         everyone = self._everyone()
         for track in self.tracks.values():
             owner = self.participants[track.owner].name
-            self.journal.note("track_unpublished", self.id, **track.describe(owner), reason="ended")
+            self.journal.note(
+                "track_unpublished", self.id, **track.describe(owner).to_message(), reason="ended"
+            )
         for participant in self.participants.values():
             self.journal.note("participant_left", self.id, name=participant.name, reason="ended")
         self.journal.note("meeting_ended", self.id, reason="ended", by=actor.name)
@@ -505,7 +533,7 @@ class Meeting:
         self._routes_changed()
         self.control.clear()
         self.closed = True
-        closed = Send(everyone, {"type": "meeting_closed", "by": actor.name, "reason": "ended"})
+        closed = Send(everyone, MeetingClosed(by=actor.name, reason="ended").to_message())
         return [closed, *self._close_waiting_room(actor.name)]
 
     def relay_keys(self, pid: int, keys: list[Message]) -> list[Send]:
@@ -521,12 +549,12 @@ class Meeting:
         for entry in keys:
             target = by_name.get(name_key(str(entry["to"])))
             if target is not None and target.pid != pid:
-                sealed = {"type": "e2ee_key", "from": sender.name, "box": entry["box"]}
-                sends.append(Send((target.pid,), sealed))
+                sealed = E2eeKey(sender=sender.name, box=entry["box"])
+                sends.append(Send((target.pid,), sealed.to_message()))
         return sends
 
     def who(self, pid: int) -> list[Send]:
-        return [Send((pid,), {"type": "participants", **self.snapshot(pid)})]
+        return [Send((pid,), Participants(**self._snapshot(pid)).to_message())]
 
     # -- the waiting room ---------------------------------------------------------------------------
 
@@ -536,8 +564,8 @@ class Meeting:
         if self.waiting_room == enabled:
             return []
         self.waiting_room = enabled
-        change = {"type": "waiting_room_changed", "enabled": enabled, "by": actor.name}
-        sends = [Send(self._everyone(), change)]
+        change = WaitingRoomChanged(enabled=enabled, by=actor.name)
+        sends = [Send(self._everyone(), change.to_message())]
         if not enabled:
             sends += self._admit_all(actor)
         return sends
@@ -562,11 +590,8 @@ class Meeting:
         self._waiting_grants.pop(waiter, None)
         self._origins.pop(waiter, None)
         return [
-            Send((waiter,), {"type": "denied", "meeting": self.id, "by": actor.name}),
-            Send(
-                self._staff(),
-                {"type": "waiting_left", "name": denied_name, "reason": "denied", "by": actor.name},
-            ),
+            Send((waiter,), Denied(meeting=self.id, by=actor.name).to_message()),
+            Send(self._staff(), WaitingLeft(name=denied_name, reason="denied", by=actor.name).to_message()),
         ]
 
     def _find_waiting(self, name: str) -> int:
@@ -578,9 +603,9 @@ class Meeting:
 
     def _admit(self, waiter: int, actor: Participant) -> list[Send]:
         name = self.waiting.pop(waiter)
-        left = {"type": "waiting_left", "name": name, "reason": "admitted", "by": actor.name}
+        left = WaitingLeft(name=name, reason="admitted", by=actor.name)
         key, grant = self._waiting_keys.pop(waiter, None), self._waiting_grants.pop(waiter, None)
-        return [Send(self._staff(), left), *self._enter(waiter, name, key, grant)]
+        return [Send(self._staff(), left.to_message()), *self._enter(waiter, name, key, grant)]
 
     def _admit_all(self, actor: Participant) -> list[Send]:
         sends: list[Send] = []
@@ -592,15 +617,13 @@ class Meeting:
 
     def _waiting_room_state(self, pid: int) -> Send:
         """Tell a new host or admin whether there is a waiting room and who waits in it."""
-        state = {"type": "waiting_room", "enabled": self.waiting_room, "waiting": list(self.waiting.values())}
-        return Send((pid,), state)
+        state = WaitingRoom(enabled=self.waiting_room, waiting=tuple(self.waiting.values()))
+        return Send((pid,), state.to_message())
 
     def _close_waiting_room(self, by: str | None) -> list[Send]:
         if not self.waiting:
             return []
-        closed: Message = {"type": "meeting_closed", "reason": "ended"}
-        if by is not None:
-            closed["by"] = by
+        closed = MeetingClosed(by=by, reason="ended").to_message()
         waiting = tuple(self.waiting)
         self.waiting.clear()
         self._waiting_keys.clear()
@@ -749,16 +772,16 @@ class Meeting:
                 gained.setdefault(ssrc, []).append(pid)
         for ssrc, pids in sorted(lost.items()):
             track = self.tracks[ssrc]
-            stopped = {
-                "type": "share_stopped",
-                **track.describe(self.participants[track.owner].name),
-                "reason": "moved",
-            }
-            sends.append(Send(tuple(pids), stopped))
+            owner = self.participants[track.owner].name
+            stopped = ShareStopped(
+                name=owner, kind=track.kind, ssrc=track.ssrc, codec=track.codec, reason="moved"
+            )
+            sends.append(Send(tuple(pids), stopped.to_message()))
         for ssrc, pids in sorted(gained.items()):
             track = self.tracks[ssrc]
-            started = {"type": "share_started", **track.describe(self.participants[track.owner].name)}
-            sends.append(Send(tuple(pids), started))
+            owner = self.participants[track.owner].name
+            started = ShareStarted(name=owner, kind=track.kind, ssrc=track.ssrc, codec=track.codec)
+            sends.append(Send(tuple(pids), started.to_message()))
         return sends + self.control.apart()
 
     def rename(self, pid: int, name: str, new_name: str, now: float) -> list[Send]:
@@ -816,13 +839,8 @@ class Meeting:
                 if tracks:
                     sends += [self._stop_track(track, "forbidden") for track in tracks]
                     continue
-                stopped = {
-                    "type": "share_stopped",
-                    "name": participant.name,
-                    "kind": kind,
-                    "reason": "forbidden",
-                }
-                sends.append(Send(self._everyone(), stopped))
+                stopped = ShareStopped(name=participant.name, kind=kind, reason="forbidden")
+                sends.append(Send(self._everyone(), stopped.to_message()))
         return sends
 
     # -- media --------------------------------------------------------------------------------------
@@ -852,10 +870,9 @@ class Meeting:
         self.tracks[ssrc] = track
         self.version.bump()
         participant.sharing.add(kind)
-        sends.append(
-            Send(self.room_mates(pid), {"type": "share_started", **track.describe(participant.name)})
-        )
-        self.journal.note("track_published", self.id, **track.describe(participant.name))
+        started = ShareStarted(name=participant.name, kind=track.kind, ssrc=track.ssrc, codec=track.codec)
+        sends.append(Send(self.room_mates(pid), started.to_message()))
+        self.journal.note("track_published", self.id, **track.describe(participant.name).to_message())
         return sends
 
     def unpublish(self, pid: int, kind: str) -> list[Send]:
@@ -877,12 +894,14 @@ class Meeting:
         owner = self.participants[track.owner]
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
             owner.sharing.discard(track.kind)
-        self.journal.note("track_unpublished", self.id, **track.describe(owner.name), reason=reason)
-        message = {"type": "share_stopped", **track.describe(owner.name), "reason": reason}
-        return Send(self.room_mates(track.owner), message)
+        self.journal.note(
+            "track_unpublished", self.id, **track.describe(owner.name).to_message(), reason=reason
+        )
+        stopped = ShareStopped(
+            name=owner.name, kind=track.kind, ssrc=track.ssrc, codec=track.codec, reason=reason
+        )
+        return Send(self.room_mates(track.owner), stopped.to_message())
 
     def _role_changed(self, participant: Participant, *, by: str | None) -> Send:
-        message: Message = {"type": "role_changed", "name": participant.name, "role": str(participant.role)}
-        if by is not None:
-            message["by"] = by
-        return Send(self._everyone(), message)
+        message = RoleChanged(name=participant.name, role=str(participant.role), by=by)
+        return Send(self._everyone(), message.to_message())

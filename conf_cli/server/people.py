@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from conf_cli.protocol.events import ParticipantEntry
+
 Message = dict[str, Any]
 
 CHAT_RATE = 1.0  # chat messages a participant may send per second, on average ...
@@ -72,16 +74,15 @@ class Participant:
     can_publish: frozenset[str] | None = None
     """The kinds an access token lets this participant publish; None: no token, no such limit."""
 
-    def describe(self) -> Message:
-        described: Message = {
-            "name": self.name,
-            "role": str(self.role),
-            "sharing": sorted(self.sharing),
-            "forbidden": sorted(self.forbidden),
-        }
-        if self.key is not None:
-            described["key"] = self.key
-        return described
+    def describe(self) -> ParticipantEntry:
+        """This participant as a snapshot lists them."""
+        return ParticipantEntry(
+            name=self.name,
+            role=str(self.role),
+            sharing=tuple(sorted(self.sharing)),
+            forbidden=tuple(sorted(self.forbidden)),
+            key=self.key,
+        )
 
 
 class Roster(Protocol):

@@ -16,9 +16,17 @@ parties are in one room. Events go to both parties only.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from conf_cli.errors import RequestRefused
-from conf_cli.server.people import Message, Roster, Send
+from conf_cli.protocol.events import (
+    ControlDenied,
+    ControlEvent,
+    ControlGranted,
+    ControlRequested,
+    ControlRevoked,
+)
+from conf_cli.server.people import Roster, Send
 
 CONSENT_TIMEOUT = 30.0
 """Seconds a request waits for an answer before it counts as denied."""
@@ -79,7 +87,7 @@ class RemoteControl:
         self._requests += 1
         session = ControlSession(pid, target.pid, now + self.timeout, self._requests)
         self.sessions.append(session)
-        return [self._send(session, "control_requested", timeout=self.timeout)]
+        return [self._send(session, ControlRequested, timeout=self.timeout)]
 
     def answer(self, pid: int, accept: bool, name: str | None = None, request: object = None) -> list[Send]:
         """The controlled participant accepts or rejects the request waiting for them (the one numbered
@@ -94,10 +102,10 @@ class RemoteControl:
         if name is not None and self.meeting.find(name).pid != session.controller:
             raise RequestRefused("no_request", f"{name} is not waiting for your answer about remote control")
         if not accept:
-            return self._end(session, "control_denied", reason="rejected")
+            return self._end(session, ControlDenied, reason="rejected")
         session.granted = True
         self._targets[session.controller] = session.controlled
-        return [self._send(session, "control_granted")]
+        return [self._send(session, ControlGranted)]
 
     def revoke(self, pid: int) -> list[Send]:
         """Either party ends their session: the controlled takes control back, the controller lets go
@@ -107,16 +115,16 @@ class RemoteControl:
             raise RequestRefused("no_control", "you take part in no remote-control session")
         by = self.meeting.participants[pid].name
         if not session.granted:
-            return self._end(session, "control_denied", reason="withdrawn", by=by)
+            return self._end(session, ControlDenied, reason="withdrawn", by=by)
         reason = "revoked" if pid == session.controlled else "released"
-        return self._end(session, "control_revoked", reason=reason, by=by)
+        return self._end(session, ControlRevoked, reason=reason, by=by)
 
     # -- consequences of other events ---------------------------------------------------------------
 
     def expire(self, now: float) -> list[Send]:
         """Deny every request whose deadline has passed."""
         late = [s for s in self.sessions if not s.granted and now >= s.deadline]
-        return [send for session in late for send in self._end(session, "control_denied", reason="timeout")]
+        return [send for session in late for send in self._end(session, ControlDenied, reason="timeout")]
 
     def leaving(self, pid: int) -> list[Send]:
         """``pid`` is leaving (still in the meeting): end their session, telling the other party."""
@@ -124,7 +132,7 @@ class RemoteControl:
         if session is None:
             return []
         other = session.controlled if pid == session.controller else session.controller
-        kind = "control_revoked" if session.granted else "control_denied"
+        kind = ControlRevoked if session.granted else ControlDenied
         return [replace(send, to=(other,)) for send in self._end(session, kind, reason="left")]
 
     def enforce(self) -> list[Send]:
@@ -135,7 +143,7 @@ class RemoteControl:
             parties = (meeting.participants[session.controller], meeting.participants[session.controlled])
             if all(meeting.allowed(p, "control") for p in parties):
                 continue
-            kind = "control_revoked" if session.granted else "control_denied"
+            kind = ControlRevoked if session.granted else ControlDenied
             sends += self._end(session, kind, reason="forbidden")
         return sends
 
@@ -144,7 +152,7 @@ class RemoteControl:
         sends: list[Send] = []
         for session in list(self.sessions):
             if not self.meeting.together(session.controller, session.controlled):
-                kind = "control_revoked" if session.granted else "control_denied"
+                kind = ControlRevoked if session.granted else ControlDenied
                 sends += self._end(session, kind, reason="moved")
         return sends
 
@@ -154,19 +162,18 @@ class RemoteControl:
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _end(self, session: ControlSession, kind: str, **fields: object) -> list[Send]:
+    def _end(self, session: ControlSession, kind: type[ControlEvent], **fields: Any) -> list[Send]:
         self.sessions.remove(session)
         if self._targets.get(session.controller) == session.controlled:
             del self._targets[session.controller]
         return [self._send(session, kind, **fields)]
 
-    def _send(self, session: ControlSession, kind: str, **fields: object) -> Send:
+    def _send(self, session: ControlSession, kind: type[ControlEvent], **fields: Any) -> Send:
         people = self.meeting.participants
-        message: Message = {
-            "type": kind,
-            "controller": people[session.controller].name,
-            "controlled": people[session.controlled].name,
-            "request": session.request,
+        event = kind(
+            controller=people[session.controller].name,
+            controlled=people[session.controlled].name,
+            request=session.request,
             **fields,
-        }
-        return Send((session.controller, session.controlled), message)
+        )
+        return Send((session.controller, session.controlled), event.to_message())

@@ -20,6 +20,7 @@ from conf_cli.client.desktop_control import (
     _InjectorThread,
 )
 from conf_cli.client.prompt import LocalCommand
+from conf_cli.client.state import receive
 from conf_cli.errors import ConfError
 
 Message = dict[str, Any]
@@ -168,7 +169,7 @@ def setup(me: str, *, fail: str | None = None, leave_when_done: bool = False):
 
 
 def event(kind: str, controller: str = "Bob", controlled: str = "Ada", **fields: Any) -> Message:
-    return {"type": kind, "controller": controller, "controlled": controlled, **fields}
+    return receive({"type": kind, "controller": controller, "controlled": controlled, **fields})
 
 
 def test_y_and_n_answer_only_while_a_request_waits():
@@ -243,7 +244,7 @@ def test_a_grant_for_another_request_than_the_one_accepted_is_refused():
         control.handle_event(event("control_granted", "Eve", request=2))
         assert client.sent[-1] == {"type": "control_revoke"}
         assert media.published == []
-        control.handle_event({"type": "control_input", "from": "Eve", "action": "text", "text": "x"})
+        control.handle_event(receive({"type": "control_input", "from": "Eve", "action": "text", "text": "x"}))
         await control.close()
         [injector] = registry.injectors["fake"].opened
         assert injector.events == [] and injector.closed.is_set()
@@ -262,8 +263,12 @@ def test_the_controlled_side_shares_its_screen_injects_the_controller_only_and_c
         control.handle_event(event("control_granted"))
         [(name, screen)] = media.published
         assert name == "screen" and screen is registry.sources["screen"].opened[0]
-        control.handle_event({"type": "control_input", "from": "Bob", "action": "move", "x": 0.5, "y": 0.5})
-        control.handle_event({"type": "control_input", "from": "Dee", "action": "move", "x": 0.9, "y": 0.9})
+        control.handle_event(
+            receive({"type": "control_input", "from": "Bob", "action": "move", "x": 0.5, "y": 0.5})
+        )
+        control.handle_event(
+            receive({"type": "control_input", "from": "Dee", "action": "move", "x": 0.9, "y": 0.9})
+        )
         [injector] = registry.injectors["fake"].opened
         for _ in range(500):  # replayed in the injector's thread
             if injector.events:
@@ -304,7 +309,9 @@ def test_the_viewer_follows_the_controlled_screen_track():
         assert registry.sinks["control"].opened == []  # no screen track yet
         track = FakeTrack("Ada", "screen", 7)
         media.receivers[7] = track
-        control.handle_event({"type": "share_started", "name": "Ada", "kind": "screen", "ssrc": 7})
+        control.handle_event(
+            receive({"type": "share_started", "name": "Ada", "kind": "screen", "ssrc": 7, "codec": "H264"})
+        )
         [viewer] = registry.sinks["control"].opened
         assert track.sinks == [viewer]
         viewer.options["on_input"]({"type": "control_input", "action": "move", "x": 0.1, "y": 0.2})
@@ -325,7 +332,8 @@ def test_conf_control_ends_with_the_answer():
     control, *_ = setup("Bob", leave_when_done=True)
     assert control.handle_event(event("control_denied", reason="rejected")) == EXIT_DENIED
     control, *_ = setup("Bob", leave_when_done=True)
-    assert control.handle_event({"type": "error", "code": "busy", "re": "control_request"}) == 1
+    busy = receive({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"})
+    assert control.handle_event(busy) == 1
     control, *_ = setup("Bob")  # /control in a meeting: the meeting goes on
     assert control.handle_event(event("control_denied", reason="rejected")) is None
 
@@ -357,7 +365,9 @@ def test_pointer_moves_are_thinned_and_never_overtake_a_click():
 
 def _flood(control: DesktopControl, count: int, sender: str = "Bob") -> None:
     for i in range(count):
-        control.handle_event({"type": "control_input", "from": sender, "action": "text", "text": f"<{i}>"})
+        control.handle_event(
+            receive({"type": "control_input", "from": sender, "action": "text", "text": f"<{i}>"})
+        )
 
 
 def test_revoking_stops_injection_at_once_and_drops_the_queue_without_the_server():

@@ -16,10 +16,12 @@ from conf_cli.client.calls.peer import CallSocket
 from conf_cli.client.media.manager import MediaManager
 from conf_cli.client.media.playback import SinkOpener
 from conf_cli.client.media.publisher import PT_H264, PT_OPUS
+from conf_cli.client.state import ServerMessage
 from conf_cli.errors import ConfError
 from conf_cli.plugin.registry import Registry
 from conf_cli.plugin.transport import Link
 from conf_cli.protocol.control import Message
+from conf_cli.protocol.events import ShareStarted
 from conf_cli.protocol.rtp import is_rtcp, peek_ssrc
 
 MAX_TRACKS = 8
@@ -73,7 +75,10 @@ class CallMedia:
     def send(self, message: Message) -> None:
         """The pipeline's control requests: confirm a publish at once; nothing else needs an answer."""
         if message.get("type") == "publish":
-            self.manager.handle_event({"type": "share_started", "name": self.name, **message})
+            started = ShareStarted(
+                name=self.name or "", kind=message["kind"], ssrc=message["ssrc"], codec=message["codec"]
+            )
+            self.manager.handle_event(ServerMessage.of(started))
 
     def received(self, packet: bytes) -> None:
         if not is_rtcp(packet) and len(packet) >= 12:
@@ -86,14 +91,8 @@ class CallMedia:
                 if not kind or len(self.manager.receivers) >= MAX_TRACKS:
                     self.ignored += 1
                     return
-                track = {
-                    "type": "share_started",
-                    "name": self.peer,
-                    "kind": kind,
-                    "ssrc": ssrc,
-                    "codec": codec,
-                }
-                self.manager.handle_event(track)
+                track = ShareStarted(name=self.peer, kind=kind, ssrc=ssrc, codec=codec)
+                self.manager.handle_event(ServerMessage.of(track))
         if self.media_handler is not None:
             self.media_handler(packet)
 

@@ -15,10 +15,12 @@ from conf_cli.client.media.outputs import Outputs
 from conf_cli.client.media.playback import SinkOpener
 from conf_cli.client.meeting_loop import EXIT_OK
 from conf_cli.client.prompt import LocalCommand
+from conf_cli.client.state import event_of
 from conf_cli.client.ui.meeting_ui import MeetingUI
 from conf_cli.errors import ConfError, RequestRefused
 from conf_cli.plugin.registry import registry
 from conf_cli.protocol.control import Message
+from conf_cli.protocol.events import Online, Welcome
 from conf_cli.urls import ServerAddress
 
 
@@ -49,7 +51,7 @@ async def run_call(
         session = CallSession(
             client,
             ui,
-            await server_stun(client, int(online["stun_port"])),
+            await server_stun(client, _online_port(online)),
             share=share,
             auto_accept=auto_accept,
             ring_timeout=ring_timeout,
@@ -92,6 +94,14 @@ async def run_call(
         ui.close()
 
 
+def _online_port(online: Message) -> int:
+    """The port of the server's STUN answerer and relay, which its ``online`` (checked by the link) gives."""
+    event = event_of(online)
+    if not isinstance(event, Online):
+        raise ConfError("the server did not say where its STUN answerer is")
+    return event.stun_port
+
+
 class MeetingCalls:
     """``/call NAME`` in a meeting: a :class:`CallSession` made when first needed, beside the meeting."""
 
@@ -103,9 +113,9 @@ class MeetingCalls:
 
     async def _session(self) -> CallSession | None:
         if self.session is None:
-            welcome = self.client.welcome
-            port = welcome.get("stun_port")
-            if not isinstance(port, int) or not 0 < port < 65536:
+            welcome = event_of(self.client.welcome)
+            port = welcome.stun_port if isinstance(welcome, Welcome) else None
+            if port is None:
                 self.ui.show(
                     {"type": "error", "code": "bad_command", "message": "this server offers no calls"}
                 )

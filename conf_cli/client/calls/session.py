@@ -27,11 +27,23 @@ from conf_cli.client.link import Client
 from conf_cli.client.media.playback import SinkOpener
 from conf_cli.client.meeting_loop import EXIT_DISCONNECTED, EXIT_OK
 from conf_cli.client.prompt import CommandError, LocalCommand, parse_line, unknown_command
+from conf_cli.client.state import event_of
 from conf_cli.client.ui.meeting_ui import MeetingUI
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.latch import CALL_RELAY_PURPOSE as RELAY_PURPOSE
 from conf_cli.latch import Credentials
 from conf_cli.protocol.control import Message, check_candidates
+from conf_cli.protocol.events import (
+    CallAccepted,
+    CallConnected,
+    CallDeclined,
+    CallEnded,
+    CallIncoming,
+    CallPath,
+    CallReveal,
+    CallRinging,
+    Error,
+)
 
 CHECK_TIMEOUT = 5.0
 RELAY_TIMEOUT = 5.0
@@ -168,57 +180,61 @@ class CallSession:
 
     # -- server events -------------------------------------------------------------------------------------
 
-    def handle(self, event: Message) -> None:
-        kind = event.get("type")
-        if kind == "call_ringing":
-            self.call_id, self.peer = str(event["call"]), str(event["peer"])
-            self.ui.show(event)
-        elif kind == "call_incoming":
-            if self.call_id is not None:  # the server rings only the free; be safe anyway
-                return
-            self.call_id, self.peer, self.caller, self.accepted = (
-                str(event["call"]),
-                str(event["peer"]),
-                False,
-                False,
-            )
-            self.peer_commitment = str(event.get("commitment", ""))
-            self.ui.show({k: v for k, v in event.items() if k not in ("commitment", "candidates")})
-            if self.auto_accept:
-                self._spawn(self.accept())
-        elif kind == "call_accepted" and event.get("call") == self.call_id:
-            self._accepted(event)
-        elif kind == "call_reveal" and event.get("call") == self.call_id:
-            self._revealed(event)
-        elif kind == "call_connected" and event.get("call") == self.call_id:
-            self.peer_connected.set()
-        elif kind == "call_path" and event.get("call") == self.call_id and not self.caller:
-            self._spawn(self._use_path(str(event["path"])))
-        elif kind in ("call_declined", "call_ended"):
-            if event.get("call") not in (self.call_id, None) and kind == "call_ended":
-                return
-            self.ui.show(event)
-            self._spawn(self._finish(EXIT_UNANSWERED if kind == "call_declined" else EXIT_OK))
-        elif kind == "disconnected":
-            self.ui.show(event)
-            if not self.done.done():
-                self.done.set_result(EXIT_DISCONNECTED)
-        elif kind == "error":
-            self.ui.show(event)
-            if event.get("re") == "call" and self.once and not self.done.done():
-                self.done.set_result(EXIT_UNANSWERED)
-        else:
-            self.ui.show(event)
+    def handle(self, message: Message) -> None:
+        """A server message (through its typed event) or one of the client's own, shown as it came."""
+        event = event_of(message)
+        match event:
+            case CallRinging():
+                self.call_id, self.peer = event.call, event.peer
+                self.ui.show(message)
+            case CallIncoming():
+                if self.call_id is not None:  # the server rings only the free; be safe anyway
+                    return
+                self.call_id, self.peer, self.caller, self.accepted = event.call, event.peer, False, False
+                self.peer_commitment = event.commitment
+                self.ui.show({k: v for k, v in message.items() if k not in ("commitment", "candidates")})
+                if self.auto_accept:
+                    self._spawn(self.accept())
+            case CallAccepted() if event.call == self.call_id:
+                self._accepted(event)
+            case CallReveal() if event.call == self.call_id:
+                self._revealed(event)
+            case CallConnected() if event.call == self.call_id:
+                self.peer_connected.set()
+            case CallPath() if event.call == self.call_id and not self.caller:
+                self._spawn(self._use_path(event.path))
+            case CallDeclined():
+                self.ui.show(message)
+                self._spawn(self._finish(EXIT_UNANSWERED))
+            case CallEnded():
+                if event.call != self.call_id:
+                    return
+                self.ui.show(message)
+                self._spawn(self._finish(EXIT_OK))
+            case Error():
+                self.ui.show(message)
+                if event.re == "call" and self.once and not self.done.done():
+                    self.done.set_result(EXIT_UNANSWERED)
+            case _ if message.get("type") == "disconnected":
+                self.ui.show(message)
+                if not self.done.done():
+                    self.done.set_result(EXIT_DISCONNECTED)
+            case _:
+                self.ui.show(message)
 
-    def _accepted(self, event: Message) -> None:
+    def _accepted(self, event: CallAccepted) -> None:
         """The callee accepted. The caller gets the callee's key and reveals its own; the callee keeps the
         caller's candidates until that key arrives (``call_reveal``)."""
         assert self.keys is not None and self.call_id is not None
         try:
-            derived = self.keys.derive(self.call_id, str(event["key"]), caller=True) if self.caller else None
-            targets = check_candidates(event.get("candidates"))
-            self.relay_token = bytes.fromhex(str(event["relay"]))
-        except (ProtocolError, ValueError, KeyError) as exc:
+            derived = None
+            if self.caller:
+                if event.key is None:
+                    raise ProtocolError("missing field 'key'")
+                derived = self.keys.derive(self.call_id, event.key, caller=True)
+            targets = check_candidates(list(event.candidates))
+            self.relay_token = bytes.fromhex(event.relay)
+        except (ProtocolError, ValueError) as exc:
             self.ui.show({"type": "error", "code": "bad_server_message", "message": f"call_accepted: {exc}"})
             self.hangup()
             return
@@ -229,7 +245,7 @@ class CallSession:
         self.client.send({"type": "call_reveal", "call": self.call_id, "key": self.keys.public})
         self._start(derived, targets)
 
-    def _revealed(self, event: Message) -> None:
+    def _revealed(self, event: CallReveal) -> None:
         """The callee gets the caller's key; it must be the one the caller committed to before it could
         know the callee's key, else someone in the middle chose it, and the call is refused."""
         if self.caller or self.keys is None or self.call_id is None or self.targets is None:
@@ -237,8 +253,8 @@ class CallSession:
         if self.derived is not None:
             return
         try:
-            check_reveal(self.peer_commitment, str(event.get("key", "")))
-            derived = self.keys.derive(self.call_id, str(event["key"]), caller=False)
+            check_reveal(self.peer_commitment, event.key)
+            derived = self.keys.derive(self.call_id, event.key, caller=False)
         except ProtocolError as exc:
             message = f"{exc}: someone between you may be changing the keys; the call is refused"
             self.ui.show({"type": "error", "code": "call_refused", "call": self.call_id, "message": message})

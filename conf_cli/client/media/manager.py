@@ -1,12 +1,13 @@
 """A participant's media: the tracks it publishes and the remote tracks it receives.
 
 :class:`MediaManager` sits between the :class:`~conf_cli.client.link.Client` and the meeting's face. It
-watches the server's events (``joined``, ``share_started``, ``share_stopped``, ``participant_left``, refused
-``publish`` requests) to start and end :class:`~conf_cli.client.media.receiver.RemoteTrack` objects and to
-stop publishers the server has stopped; it sorts incoming media packets: RTP to the receiver of its SSRC, RTCP
-feedback (PLI, FIR, NACK) to the publisher that owns the track, sender reports to their receiver, and
-extended reports (RFC 3611) both ways: a receiver's reference time to the publishers, their answer back to
-the receiver of the track, which then knows its round-trip time.
+watches the server's typed events (:func:`~conf_cli.client.state.event_of`, checked once by the link:
+``joined``, ``share_started``, ``share_stopped``, ``participant_left``, refused ``publish`` requests) to
+start and end :class:`~conf_cli.client.media.receiver.RemoteTrack` objects and to stop publishers the
+server has stopped; it sorts incoming media packets: RTP to the receiver of its SSRC, RTCP feedback (PLI,
+FIR, NACK) to the publisher that owns the track, sender reports to their receiver, and extended reports
+(RFC 3611) both ways: a receiver's reference time to the publishers, their answer back to the receiver of
+the track, which then knows its round-trip time.
 
 In an end-to-end encrypted meeting it also holds the participant's
 :class:`~conf_cli.client.keyring.KeyRing`: it sends a new sealed sender key whenever someone joins or leaves,
@@ -26,15 +27,28 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol
 
 from conf_cli.client.keyring import KeyRing
 from conf_cli.client.media.e2ee import protect, unprotect
 from conf_cli.client.media.publisher import DEFAULT_FPS, DEFAULT_VIDEO_BITRATE, Publisher, open_source
 from conf_cli.client.media.receiver import RemoteTrack, recording_path
+from conf_cli.client.state import event_of
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.source import EncodedSink, Sink, Source
 from conf_cli.protocol.control import Message
+from conf_cli.protocol.events import (
+    E2eeKey,
+    Error,
+    Event,
+    Joined,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantRenamed,
+    ShareStarted,
+    ShareStopped,
+    TrackEntry,
+)
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, parse_compound
 from conf_cli.protocol.rtcp_xr import read_xr
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
@@ -145,78 +159,76 @@ class MediaManager:
 
     # -- events -----------------------------------------------------------------------------------------
 
-    def handle_event(self, event: Message) -> None:
-        """React to a server event (after the face has shown it)."""
-        kind = event.get("type")
+    def handle_event(self, message: Message) -> None:
+        """React to a server message (after the face has shown it) through its typed event; the
+        client's own messages, which have none, are not the media's business."""
+        event = event_of(message)
+        if event is None:
+            return
         me = self.client.name
         private = self.client.e2ee_private
-        if kind == "joined" and self.keys is None and event.get("e2ee") is True and private is not None:
+        if isinstance(event, Joined) and self.keys is None and event.e2ee and private is not None:
             # Admitted from a waiting room: only now do we know the meeting is end-to-end encrypted.
-            self.keys = KeyRing(str(event["meeting"]), str(event["name"]), private)
+            self.keys = KeyRing(event.meeting, event.name, private)
         if self.keys is not None:
             self._e2ee_event(event)
-        if kind == "joined":
-            tracks = event.get("tracks")
-            for track in tracks if isinstance(tracks, list) else []:
-                if isinstance(track, dict) and track.get("name") != me:
-                    self._start_receiver(track)
-        elif kind == "share_started":
-            if event.get("name") == me:
-                ssrc = event.get("ssrc")
-                if _is_ssrc(ssrc):
+        match event:
+            case Joined():
+                for track in event.tracks:
+                    if track.name != me:
+                        self._start_receiver(track)
+            case ShareStarted() if event.name == me:
+                for publisher in self.publishers:
+                    publisher.confirm(event.ssrc)
+            case ShareStarted():
+                self._start_receiver(
+                    TrackEntry(name=event.name, kind=event.kind, ssrc=event.ssrc, codec=event.codec)
+                )
+            case ShareStopped() if event.ssrc is not None:
+                if event.name == me:
                     for publisher in self.publishers:
-                        publisher.confirm(ssrc)
-            else:
-                self._start_receiver(event)
-        elif kind == "share_stopped":
-            ssrc = event.get("ssrc")
-            if event.get("name") == me:
-                if isinstance(ssrc, int):
-                    for publisher in self.publishers:
-                        publisher.track_stopped(ssrc, str(event.get("reason", "stopped")))
-            elif isinstance(ssrc, int):
-                self._end_receiver(ssrc, str(event.get("reason", "stopped")))
-        elif kind == "participant_left":
-            for receiver in list(self.receivers.values()):
-                if receiver.name == event.get("name"):
-                    self._end_receiver(receiver.ssrc, "left")
-        elif kind == "participant_renamed":
-            for receiver in self.receivers.values():
-                if receiver.name == event.get("name"):
-                    receiver.name = str(event.get("new_name"))
-        elif kind == "error" and event.get("re") == "publish":
-            for publisher in self.publishers:
-                publisher.refused()
+                        publisher.track_stopped(event.ssrc, event.reason)
+                else:
+                    self._end_receiver(event.ssrc, event.reason)
+            case ParticipantLeft():
+                for receiver in list(self.receivers.values()):
+                    if receiver.name == event.name:
+                        self._end_receiver(receiver.ssrc, "left")
+            case ParticipantRenamed():
+                for receiver in self.receivers.values():
+                    if receiver.name == event.name:
+                        receiver.name = event.new_name
+            case Error(re="publish"):
+                for publisher in self.publishers:
+                    publisher.refused()
 
     # -- end-to-end encryption --------------------------------------------------------------------------
 
-    def _e2ee_event(self, event: Message) -> None:
+    def _e2ee_event(self, event: Event) -> None:
         keys = self.keys
         assert keys is not None
-        kind = event.get("type")
-        if kind not in ("joined", "participant_joined", "participant_left", "e2ee_key"):
+        if not isinstance(event, Joined | ParticipantJoined | ParticipantLeft | E2eeKey):
             return
         try:
-            if kind == "e2ee_key":
-                sender = str(event.get("from"))
-                keys.open(sender, event.get("box"))
+            if isinstance(event, E2eeKey):
+                keys.open(event.sender, event.box)
                 for receiver in self.receivers.values():
-                    if receiver.name == sender:
+                    if receiver.name == event.sender:
                         receiver.key_arrived()
                 return
-            if kind == "joined":
-                self._send_keys(keys.start(event.get("participants") or []))
+            if isinstance(event, Joined):
+                self._send_keys(keys.start(entry.to_message() for entry in event.participants))
                 for problem in keys.unusable:
                     self.notify({"type": "error", "code": "e2ee", "message": problem})
-            elif kind == "participant_joined":
-                self._send_keys(keys.peer_joined(str(event.get("name")), event.get("key")))
+            elif isinstance(event, ParticipantJoined):
+                self._send_keys(keys.peer_joined(event.name, event.key))
                 for publisher in self.publishers:  # the newcomer can decrypt only pictures after this key
                     publisher.request_keyframes()
             else:
-                self._send_keys(keys.peer_left(str(event.get("name"))))
+                self._send_keys(keys.peer_left(event.name))
         except ProtocolError as exc:  # a key that cannot be used: said, and that peer stays unreadable
             self.notify({"type": "error", "code": "e2ee", "message": str(exc)})
-            if kind == "e2ee_key":
+            if isinstance(event, E2eeKey):
                 return
         names = sorted([keys.me, *keys.peers], key=str.casefold)
         self.notify({"type": "security_code", "code": keys.security_code(), "participants": names})
@@ -243,30 +255,29 @@ class MediaManager:
 
     # -- tracks -----------------------------------------------------------------------------------------
 
-    def _start_receiver(self, info: Message) -> None:
-        ssrc = info.get("ssrc")
-        if not _is_ssrc(ssrc) or ssrc in self.receivers:
+    def _start_receiver(self, track: TrackEntry) -> None:
+        if track.ssrc in self.receivers:
             return
+        info = track.to_message()
         receiver = RemoteTrack(
             info,
             local_ssrc=self.local_ssrc,
             send_media=self._send_media,
             notify=self.notify,
-            recorder=self._open_recorder(info, ssrc),
+            recorder=self._open_recorder(track),
             sinks=self.open_sinks(info) if self.open_sinks is not None else None,
             ordered=self.client.link is not None and self.client.link.media_ordered,
-            unprotect=self._unprotect_for(str(info.get("name", ""))),
+            unprotect=self._unprotect_for(track.name),
         )
-        self.receivers[ssrc] = receiver
+        self.receivers[track.ssrc] = receiver
         receiver.start()
 
-    def _open_recorder(self, info: Message, ssrc: int) -> EncodedSink | None:
+    def _open_recorder(self, track: TrackEntry) -> EncodedSink | None:
         """A recorder for a new track, when recording; a failure is reported and the track plays anyway."""
         if self.record_dir is None:
             return None
-        name, kind = str(info.get("name", "")), str(info.get("kind", ""))
         try:  # name and kind come from the server: the path is made safe, inside record_dir
-            path = recording_path(self.record_dir, name, kind, ssrc, "mkv")
+            path = recording_path(self.record_dir, track.name, track.kind, track.ssrc, "mkv")
         except ConfError as exc:
             self.notify({"type": "error", "code": "record", "message": str(exc)})
             return None
@@ -335,11 +346,6 @@ class MediaManager:
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         self.client.media_handler = None
-
-
-def _is_ssrc(value: object) -> TypeGuard[int]:
-    """Whether a field of a server's event is an SSRC (a server's events are checked, not trusted)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFFFFFFFF
 
 
 def share_settings(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,26 +1,55 @@
-"""What a participant knows about the meeting, kept from server events. Sans-I/O.
+"""What the terminal shows of the meeting, kept from events. Sans-I/O.
 
+The meeting itself (who is in, roles, permissions, the lock, the waiting room) is a
+:class:`~conf_cli.client.state.MeetingState`, updated from the typed event of each server message; the view
+adds what a person reads: a log of lines, the received tracks' figures (from the client's own
+``track_started`` and ``track_stats``), the security code, and why the meeting or remote control ended.
 The terminal UI draws from this; tests check it without a terminal.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from conf_cli.client.state import MeetingState, Participant, event_of
 from conf_cli.client.ui.activity import Activity
+from conf_cli.protocol.events import (
+    Chat,
+    ControlDenied,
+    ControlGranted,
+    ControlRequested,
+    ControlRevoked,
+    Denied,
+    Error,
+    Event,
+    Joined,
+    Kicked,
+    Left,
+    MeetingClosed,
+    MeetingLocked,
+    ParticipantJoined,
+    ParticipantLeft,
+    Participants,
+    PermissionChanged,
+    RoleChanged,
+    ShareStarted,
+    ShareStopped,
+    Unbanned,
+    Waiting,
+    WaitingJoined,
+    WaitingLeft,
+    WaitingRoom,
+    WaitingRoomChanged,
+)
 from conf_cli.text import printable_event
 
 Message = dict[str, Any]
 
-
-@dataclass
-class PeerView:
-    name: str
-    role: str
-    sharing: set[str] = field(default_factory=set)
-    forbidden: set[str] = field(default_factory=set)
+PeerView = Participant
+"""One participant as the view shows them (the meeting state's :class:`Participant`)."""
 
 
 @dataclass
@@ -64,72 +93,223 @@ def _number(value: Any, kind: type[int] | type[float]) -> Any:
     return kind(0)
 
 
-@dataclass
 class MeetingView:
-    me: str
-    meeting: str = ""
-    passcode: str | None = None
-    locked: bool = False
-    forbidden: set[str] = field(default_factory=set)
-    waiting_room: bool = False
-    waiting: list[str] = field(default_factory=list)
-    """Who waits to be admitted (known to the host and admins only)."""
-    held: bool = False
-    """We ourselves wait in the meeting's waiting room."""
-    peers: dict[str, PeerView] = field(default_factory=dict)
-    log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (style, text)
-    ended: str | None = None
-    tracks: dict[tuple[str, str], TrackView] = field(default_factory=dict)
-    """Received tracks by (name, kind), in the order they started, with their latest figures."""
-    e2ee: bool = False
-    security_code: str | None = None
-    """In an end-to-end encrypted meeting: the code everyone compares aloud (the same on every screen)."""
-    control_outcome: str | None = None
-    """How the last remote-control request or session we took part in ended (said again on leaving)."""
-    activity: Activity = field(default_factory=Activity)
-    """Hands, reactions, the open poll, breakout rooms, the spotlight (:mod:`conf_cli.client.ui.activity`)."""
+    """The meeting as one participant's terminal shows it."""
+
+    def __init__(self, me: str) -> None:
+        self.state = MeetingState(me=me)
+        self.log: deque[tuple[str, str]] = deque(maxlen=500)  # (style, text)
+        self.ended: str | None = None
+        """Why the meeting ended for us, in words."""
+        self.tracks: dict[tuple[str, str], TrackView] = {}
+        """Received tracks by (name, kind), in the order they started, with their latest figures."""
+        self.security_code: str | None = None
+        """In an end-to-end encrypted meeting: the code everyone compares aloud (the same on every screen)."""
+        self.control_outcome: str | None = None
+        """How the last remote-control request or session we took part in ended (said again on leaving)."""
+        self.activity = Activity()
+        """Hands, reactions, the open poll, breakout rooms, the spotlight
+        (:mod:`conf_cli.client.ui.activity`)."""
+
+    # What the meeting state knows, as the terminal reads it.
+
+    @property
+    def me(self) -> str:
+        return self.state.me
+
+    @property
+    def meeting(self) -> str:
+        return self.state.meeting
+
+    @property
+    def passcode(self) -> str | None:
+        return self.state.passcode
+
+    @property
+    def locked(self) -> bool:
+        return self.state.locked
+
+    @property
+    def forbidden(self) -> set[str]:
+        return self.state.forbidden
+
+    @property
+    def waiting_room(self) -> bool:
+        return self.state.waiting_room
+
+    @property
+    def waiting(self) -> list[str]:
+        return self.state.waiting
+
+    @property
+    def held(self) -> bool:
+        return self.state.held
+
+    @property
+    def peers(self) -> dict[str, Participant]:
+        return self.state.participants
+
+    @property
+    def e2ee(self) -> bool:
+        return self.state.e2ee
 
     @property
     def my_role(self) -> str:
-        peer = self.peers.get(self.me)
-        return peer.role if peer else "member"
+        return self.state.role
 
-    def apply(self, event: Message) -> None:
+    def apply(self, message: Message) -> None:
         """Update the view from one event and add a line to the log where a person would want one.
 
-        Every string of the event is made printable first: what the view keeps is safe to draw (as
-        rich Text, never as markup)."""
-        event = printable_event(event)
-        kind = event.get("type")
+        A server message's typed event updates the meeting state and is told from its checked fields
+        (the client profile has made their text printable); the client's own events are made printable
+        first. What the view keeps is safe to draw (as rich Text, never as markup)."""
+        event = event_of(message)
+        if event is not None:
+            self.state.apply(event)
+            tell = _TELL.get(type(event))
+            if tell is not None:
+                tell(self, event)
+                return
+        message = printable_event(message)
+        kind = message.get("type")
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
-            handler(event)
+            handler(message)
         elif str(kind).startswith("call_"):
             from conf_cli.client.ui.call_console import describe
 
-            line = describe(event)
+            line = describe(message)
             if line is not None:
                 self._note(line, "magenta")
-        for style, text in self.activity.apply(event, self.me):
+        for style, text in self.activity.apply(message, self.me):
             self._note(text, style)
 
     def _note(self, text: str, style: str = "dim") -> None:
         self.log.append((style, text))
 
-    def _load(self, snapshot: Message) -> None:
-        self.meeting = snapshot.get("meeting", self.meeting)
-        self.locked = bool(snapshot.get("locked"))
-        self.forbidden = set(snapshot.get("forbidden", ()))
-        self.e2ee = snapshot.get("e2ee") is True or self.e2ee
-        self.waiting_room = bool(snapshot.get("waiting_room"))
-        self.waiting = [str(name) for name in snapshot.get("waiting", ())]
-        self.peers = {
-            p["name"]: PeerView(p["name"], p["role"], set(p.get("sharing", ())), set(p.get("forbidden", ())))
-            for p in snapshot.get("participants", ())
-        }
+    # -- server events (typed) ----------------------------------------------------------------------
+
+    def _joined(self, e: Joined) -> None:
+        self._note(f"you joined meeting {e.meeting} as {e.role}; type /help for commands", "green")
+
+    def _participants(self, e: Participants) -> None:
+        listing = ", ".join(
+            f"{p.name} ({p.role}{'; ' + ', '.join(sorted(p.sharing)) if p.sharing else ''})"
+            for p in self.peers.values()
+        )
+        self._note(f"in the meeting: {listing}", "cyan")
+
+    def _participant_joined(self, e: ParticipantJoined) -> None:
+        self._note(f"{e.name} joined", "green")
+
+    def _participant_left(self, e: ParticipantLeft) -> None:
+        reason = e.reason
+        if reason == "kicked":  # the server keeps them out until the host or an admin lets them back
+            reason = f"kicked; they stay out until /unban {e.name}"
+        self._note(f"{e.name} left" + ("" if reason == "left" else f" ({reason})"), "yellow")
+
+    def _role_changed(self, e: RoleChanged) -> None:
+        by = f" by {e.by}" if e.by else ""
+        who = "you are" if e.name == self.me else f"{e.name} is"
+        self._note(f"{who} now {e.role}{by}", "magenta")
+
+    def _permission_changed(self, e: PermissionChanged) -> None:
+        scope = f"for {e.name}" if e.name else "for members"
+        self._note(f"{e.by} {'permitted' if e.allowed else 'forbade'} {e.what} {scope}", "magenta")
+
+    def _share_started(self, e: ShareStarted) -> None:
+        self._note(f"{e.name} is sharing {e.kind}", "blue")
+
+    def _share_stopped(self, e: ShareStopped) -> None:
+        self._note(f"{e.name} stopped sharing {e.kind}", "blue")
+
+    def _meeting_locked(self, e: MeetingLocked) -> None:
+        self._note(f"{e.by} {'locked' if e.locked else 'unlocked'} the meeting", "magenta")
+
+    def _chat(self, e: Chat) -> None:
+        if e.private:
+            self.log.append(("italic yellow", f"[private] {e.sender} → {e.to}: {e.text}"))
+        else:
+            self.log.append(("bold" if e.sender == self.me else "", f"{e.sender}: {e.text}"))
+
+    def _control_requested(self, e: ControlRequested) -> None:
+        self.control_outcome = None
+        if e.controlled == self.me:
+            text = f"{e.controller} asks to control your desktop: y to allow, n to refuse ({e.timeout:g} s)"
+            self._note(text, "bold yellow")
+        else:
+            self._note(f"asked {e.controlled} for control of their desktop; waiting for an answer", "yellow")
+
+    def _control_granted(self, e: ControlGranted) -> None:
+        if e.controlled == self.me:
+            self._note(
+                f"{e.controller} controls your desktop: Ctrl-R or /revoke takes it back", "bold yellow"
+            )
+        else:
+            self._note(f"you control {e.controlled}'s desktop (in its window; close it to let go)", "yellow")
+
+    def _control_denied(self, e: ControlDenied) -> None:
+        reason = {"rejected": "refused", "timeout": "no answer in time", "withdrawn": "request withdrawn"}
+        why = reason.get(e.reason, e.reason)
+        self.control_outcome = f"remote control of {e.controlled}'s desktop by {e.controller}: {why}"
+        self._note(self.control_outcome, "yellow")
+
+    def _control_revoked(self, e: ControlRevoked) -> None:
+        by = f" by {e.by}" if e.by else ""
+        whose = f"{e.controlled}'s desktop by {e.controller}"
+        self.control_outcome = f"remote control of {whose} ended{by} ({e.reason})"
+        self._note(self.control_outcome, "yellow")
+
+    def _error(self, e: Error) -> None:
+        if e.re == "control_request":
+            self.control_outcome = f"remote control refused: {e.message}"
+        self._note(f"error: {e.message}", "bold red")
+
+    def _kicked(self, e: Kicked) -> None:
+        self.ended = f"{e.by} removed you from the meeting"
+        self._note(self.ended, "bold red")
+
+    def _meeting_closed(self, e: MeetingClosed) -> None:
+        self.ended = f"{e.by} ended the meeting" if e.by else "the meeting ended"
+        self._note(self.ended, "bold red")
+
+    def _waiting(self, e: Waiting) -> None:
+        self._note(f"you are in the waiting room of meeting {e.meeting}; the host will let you in", "yellow")
+
+    def _denied(self, e: Denied) -> None:
+        self.ended = f"{e.by} did not admit you to the meeting"
+        self._note(self.ended, "bold red")
+
+    def _waiting_room(self, e: WaitingRoom) -> None:
+        if self.waiting:
+            self._note(
+                f"waiting to be admitted: {', '.join(self.waiting)} (/admit NAME, /deny NAME)", "yellow"
+            )
+
+    def _waiting_room_changed(self, e: WaitingRoomChanged) -> None:
+        self._note(f"{e.by} turned the waiting room {'on' if e.enabled else 'off'}", "magenta")
+
+    def _waiting_joined(self, e: WaitingJoined) -> None:
+        self._note(f"{e.name} is waiting to be admitted (/admit {e.name}, /deny {e.name})", "bold yellow")
+
+    def _waiting_left(self, e: WaitingLeft) -> None:
+        by = f" by {e.by}" if e.by else ""
+        if e.reason in ("admitted", "denied"):
+            self._note(f"{e.name} was {e.reason}{by}", "dim")
+        else:
+            self._note(f"{e.name} stopped waiting ({e.reason})", "dim")
+
+    def _unbanned(self, e: Unbanned) -> None:
+        self._note(f"{e.by} let {e.name} join again", "dim")
+
+    def _left(self, e: Left) -> None:
+        self.ended = "you left the meeting"
+        self._note(self.ended, "yellow")
+
+    # -- the client's own events (dicts, made printable) --------------------------------------------
 
     def _on_meeting_created(self, e: Message) -> None:
-        self.meeting, self.passcode = e["meeting"], e.get("passcode")
+        """Told from the message as shown: the client adds its invite link to it (the state has the rest)."""
         self._note(f"meeting {e['meeting']} created, passcode {e.get('passcode')}", "bold green")
         if e.get("invite"):
             self._note(f"browsers join at {e['invite']}", "green")
@@ -137,14 +317,8 @@ class MeetingView:
     def _on_invite(self, e: Message) -> None:
         self._note(f"invite: {e['url']}", "bold green")
 
-    def _on_joined(self, e: Message) -> None:
-        self.me = e["name"]
-        self.held = False
-        self._load(e)
-        self._note(f"you joined meeting {self.meeting} as {e['role']}; type /help for commands", "green")
-
     def _on_security_code(self, e: Message) -> None:
-        self.e2ee = True
+        self.state.e2ee = True
         self.security_code = str(e.get("code", ""))
         names = ", ".join(str(n) for n in e.get("participants") or ())
         self._note(
@@ -153,75 +327,19 @@ class MeetingView:
             "bold cyan",
         )
 
-    def _on_participants(self, e: Message) -> None:
-        self._load(e)
-        listing = ", ".join(
-            f"{p.name} ({p.role}{'; ' + ', '.join(sorted(p.sharing)) if p.sharing else ''})"
-            for p in self.peers.values()
-        )
-        self._note(f"in the meeting: {listing}", "cyan")
-
-    def _on_participant_joined(self, e: Message) -> None:
-        self.peers[e["name"]] = PeerView(e["name"], e["role"])
-        self._note(f"{e['name']} joined", "green")
-
     def _on_participant_renamed(self, e: Message) -> None:
+        """The meeting state renamed them (and us); the view's tracks follow, and the log says who did."""
         old, new = e["name"], e["new_name"]
-        self.peers = {(new if name == old else name): peer for name, peer in self.peers.items()}
-        if new in self.peers:
-            self.peers[new].name = new
         self.tracks = {
             ((new if who == old else who), kind): track for (who, kind), track in self.tracks.items()
         }
         for track in self.tracks.values():
             if track.name == old:
                 track.name = new
-        if old == self.me:
-            self.me = new
+        if new == self.me:
             self._note(f"{e['by']} renamed you {new}", "bold magenta")
         else:
             self._note(f"{e['by']} renamed {old} {new}", "magenta")
-
-    def _on_participant_left(self, e: Message) -> None:
-        self.peers.pop(e["name"], None)
-        reason = e.get("reason", "left")
-        if reason == "kicked":  # the server keeps them out until the host or an admin lets them back
-            reason = f"kicked; they stay out until /unban {e['name']}"
-        self._note(f"{e['name']} left" + ("" if reason == "left" else f" ({reason})"), "yellow")
-
-    def _on_role_changed(self, e: Message) -> None:
-        peer = self.peers.get(e["name"])
-        if peer:
-            peer.role = e["role"]
-            if peer.role == "host":  # nobody may forbid the host anything
-                peer.forbidden.clear()
-        by = f" by {e['by']}" if e.get("by") else ""
-        who = "you are" if e["name"] == self.me else f"{e['name']} is"
-        self._note(f"{who} now {e['role']}{by}", "magenta")
-
-    def _on_permission_changed(self, e: Message) -> None:
-        what, allowed = e["what"], e["allowed"]
-        target = e.get("name")
-        if target:
-            peer = self.peers.get(target)
-            if peer:
-                (peer.forbidden.discard if allowed else peer.forbidden.add)(what)
-        else:
-            (self.forbidden.discard if allowed else self.forbidden.add)(what)
-        scope = f"for {target}" if target else "for members"
-        self._note(f"{e.get('by', 'host')} {'permitted' if allowed else 'forbade'} {what} {scope}", "magenta")
-
-    def _on_share_started(self, e: Message) -> None:
-        peer = self.peers.get(e["name"])
-        if peer:
-            peer.sharing.add(e["kind"])
-        self._note(f"{e['name']} is sharing {e['kind']}", "blue")
-
-    def _on_share_stopped(self, e: Message) -> None:
-        peer = self.peers.get(e["name"])
-        if peer:
-            peer.sharing.discard(e["kind"])
-        self._note(f"{e['name']} stopped sharing {e['kind']}", "blue")
 
     def _on_publish_started(self, e: Message) -> None:
         self._note(f"you are sharing {e['kind']} from {e['source']}", "blue")
@@ -249,45 +367,6 @@ class MeetingView:
         if known is not None and (known.ssrc is None or e.get("ssrc") in (None, known.ssrc)):
             del self.tracks[key]
 
-    def _on_meeting_locked(self, e: Message) -> None:
-        self.locked = e["locked"]
-        self._note(f"{e['by']} {'locked' if e['locked'] else 'unlocked'} the meeting", "magenta")
-
-    def _on_chat(self, e: Message) -> None:
-        if e.get("private"):
-            arrow = f"{e['from']} → {e.get('to')}"
-            self.log.append(("italic yellow", f"[private] {arrow}: {e['text']}"))
-        else:
-            style = "bold" if e["from"] == self.me else ""
-            self.log.append((style, f"{e['from']}: {e['text']}"))
-
-    def _on_control_requested(self, e: Message) -> None:
-        self.control_outcome = None
-        if e["controlled"] == self.me:
-            wait = f" ({e['timeout']:g} s)" if isinstance(e.get("timeout"), int | float) else ""
-            text = f"{e['controller']} asks to control your desktop: y to allow, n to refuse{wait}"
-            self._note(text, "bold yellow")
-        else:
-            self._note(
-                f"asked {e['controlled']} for control of their desktop; waiting for an answer", "yellow"
-            )
-
-    def _on_control_granted(self, e: Message) -> None:
-        if e["controlled"] == self.me:
-            self._note(
-                f"{e['controller']} controls your desktop: Ctrl-R or /revoke takes it back", "bold yellow"
-            )
-        else:
-            self._note(
-                f"you control {e['controlled']}'s desktop (in its window; close it to let go)", "yellow"
-            )
-
-    def _on_control_denied(self, e: Message) -> None:
-        reason = {"rejected": "refused", "timeout": "no answer in time", "withdrawn": "request withdrawn"}
-        why = reason.get(str(e.get("reason")), str(e.get("reason")))
-        self.control_outcome = f"remote control of {e['controlled']}'s desktop by {e['controller']}: {why}"
-        self._note(self.control_outcome, "yellow")
-
     def _on_control_stopped(self, e: Message) -> None:
         if e["controlled"] == self.me:
             text = f"you took your desktop back from {e['controller']}: nothing more of theirs is replayed"
@@ -295,72 +374,39 @@ class MeetingView:
             text = f"you let go of {e['controlled']}'s desktop"
         self._note(text, "yellow")
 
-    def _on_control_revoked(self, e: Message) -> None:
-        by = f" by {e['by']}" if e.get("by") else ""
-        whose = f"{e['controlled']}'s desktop by {e['controller']}"
-        self.control_outcome = f"remote control of {whose} ended{by} ({e.get('reason')})"
-        self._note(self.control_outcome, "yellow")
-
     def _on_error(self, e: Message) -> None:
-        if e.get("re") == "control_request":
-            self.control_outcome = f"remote control refused: {e.get('message')}"
         self._note(f"error: {e.get('message')}", "bold red")
-
-    def _on_kicked(self, e: Message) -> None:
-        self.ended = f"{e.get('by')} removed you from the meeting"
-        self._note(self.ended, "bold red")
-
-    def _on_meeting_closed(self, e: Message) -> None:
-        self.ended = f"{e['by']} ended the meeting" if e.get("by") else "the meeting ended"
-        self._note(self.ended, "bold red")
-
-    # -- the waiting room ---------------------------------------------------------------------------
-
-    def _on_waiting(self, e: Message) -> None:
-        self.me, self.meeting, self.held = e["name"], e["meeting"], True
-        self._note(
-            f"you are in the waiting room of meeting {self.meeting}; the host will let you in", "yellow"
-        )
-
-    def _on_denied(self, e: Message) -> None:
-        self.ended = f"{e.get('by')} did not admit you to the meeting"
-        self._note(self.ended, "bold red")
-
-    def _on_waiting_room(self, e: Message) -> None:
-        self.waiting_room = bool(e.get("enabled"))
-        self.waiting = [str(name) for name in e.get("waiting", ())]
-        if self.waiting:
-            self._note(
-                f"waiting to be admitted: {', '.join(self.waiting)} (/admit NAME, /deny NAME)", "yellow"
-            )
-
-    def _on_waiting_room_changed(self, e: Message) -> None:
-        self.waiting_room = bool(e["enabled"])
-        self._note(f"{e['by']} turned the waiting room {'on' if e['enabled'] else 'off'}", "magenta")
-
-    def _on_waiting_joined(self, e: Message) -> None:
-        if e["name"] not in self.waiting:
-            self.waiting.append(e["name"])
-        self._note(
-            f"{e['name']} is waiting to be admitted (/admit {e['name']}, /deny {e['name']})", "bold yellow"
-        )
-
-    def _on_waiting_left(self, e: Message) -> None:
-        if e["name"] in self.waiting:
-            self.waiting.remove(e["name"])
-        reason, by = e.get("reason", "left"), f" by {e['by']}" if e.get("by") else ""
-        if reason in ("admitted", "denied"):
-            self._note(f"{e['name']} was {reason}{by}", "dim")
-        else:
-            self._note(f"{e['name']} stopped waiting ({reason})", "dim")
-
-    def _on_unbanned(self, e: Message) -> None:
-        self._note(f"{e['by']} let {e['name']} join again", "dim")
-
-    def _on_left(self, e: Message) -> None:
-        self.ended = "you left the meeting"
-        self._note(self.ended, "yellow")
 
     def _on_disconnected(self, e: Message) -> None:
         self.ended = f"connection lost: {e.get('reason')}"
         self._note(self.ended, "bold red")
+
+
+_TELL: dict[type[Event], Callable[[MeetingView, Any], None]] = {
+    Joined: MeetingView._joined,
+    Participants: MeetingView._participants,
+    ParticipantJoined: MeetingView._participant_joined,
+    ParticipantLeft: MeetingView._participant_left,
+    RoleChanged: MeetingView._role_changed,
+    PermissionChanged: MeetingView._permission_changed,
+    ShareStarted: MeetingView._share_started,
+    ShareStopped: MeetingView._share_stopped,
+    MeetingLocked: MeetingView._meeting_locked,
+    Chat: MeetingView._chat,
+    ControlRequested: MeetingView._control_requested,
+    ControlGranted: MeetingView._control_granted,
+    ControlDenied: MeetingView._control_denied,
+    ControlRevoked: MeetingView._control_revoked,
+    Error: MeetingView._error,
+    Kicked: MeetingView._kicked,
+    MeetingClosed: MeetingView._meeting_closed,
+    Waiting: MeetingView._waiting,
+    Denied: MeetingView._denied,
+    WaitingRoom: MeetingView._waiting_room,
+    WaitingRoomChanged: MeetingView._waiting_room_changed,
+    WaitingJoined: MeetingView._waiting_joined,
+    WaitingLeft: MeetingView._waiting_left,
+    Unbanned: MeetingView._unbanned,
+    Left: MeetingView._left,
+}
+"""How the view tells each server event it has words for (the state has already taken it in)."""

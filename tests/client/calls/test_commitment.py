@@ -14,6 +14,7 @@ import pytest
 
 from conf_cli.client.calls.crypto import KeyPair, check_reveal, commitment
 from conf_cli.client.calls.session import CallSession
+from conf_cli.client.state import receive
 from conf_cli.errors import ProtocolError
 from conf_cli.plugin.registry import registry
 from conf_cli.testing.processes import ConfProcess, spawn
@@ -70,17 +71,20 @@ async def test_the_caller_commits_first_and_reveals_its_key_only_after_the_calle
         assert session.keys is not None
         assert session.keys.public not in json.dumps(call) and "key" not in call
         assert call["commitment"] == commitment(session.keys.public)
-        session.handle({"type": "call_ringing", "call": "c1", "peer": "bob"})
+        session.handle(receive({"type": "call_ringing", "call": "c1", "peer": "bob", "timeout": 30}))
         callee = KeyPair()
         session.handle(
-            {
-                "type": "call_accepted",
-                "call": "c1",
-                "peer": "bob",
-                "key": callee.public,
-                "candidates": [],
-                "relay": RELAY,
-            }
+            receive(
+                {
+                    "type": "call_accepted",
+                    "call": "c1",
+                    "stun_port": 3478,
+                    "peer": "bob",
+                    "key": callee.public,
+                    "candidates": [],
+                    "relay": RELAY,
+                }
+            )
         )
         assert client.sent[-1] == {"type": "call_reveal", "call": "c1", "key": session.keys.public}
         assert session.derived is not None
@@ -94,16 +98,20 @@ async def test_a_callee_refuses_a_revealed_key_that_does_not_match_the_commitmen
         session, client, ui = _session()
         caller, mallory = KeyPair(), KeyPair()
         try:
-            session.handle(
-                {"type": "call_incoming", "call": "c1", "peer": "ada", "commitment": caller.commitment}
-            )
+            incoming = {"type": "call_incoming", "call": "c1", "peer": "ada", "commitment": caller.commitment}
+            session.handle(receive({**incoming, "candidates": [], "timeout": 30, "stun_port": 3478}))
             await session.accept()
-            session.handle(
-                {"type": "call_accepted", "call": "c1", "peer": "ada", "candidates": [], "relay": RELAY}
-            )
+            accepted = {
+                "type": "call_accepted",
+                "call": "c1",
+                "peer": "ada",
+                "candidates": [],
+                "relay": RELAY,
+            }
+            session.handle(receive({**accepted, "stun_port": 3478}))
             assert session.derived is None  # no key to use yet
             revealed = caller if honest else mallory
-            session.handle({"type": "call_reveal", "call": "c1", "key": revealed.public})
+            session.handle(receive({"type": "call_reveal", "call": "c1", "key": revealed.public}))
             if honest:
                 assert session.derived is not None and session.checks is not None
                 assert any(e["type"] == "call_accepted" and "sas" in e for e in ui.shown)

@@ -8,6 +8,7 @@ import json
 from conf_cli.client.keyring import KeyRing, encode_key
 from conf_cli.client.link import Client
 from conf_cli.client.media.manager import MediaManager
+from conf_cli.client.state import receive
 from conf_cli.plugin.registry import create_registry
 from conf_cli.plugin.transport import Link
 from conf_cli.protocol.control import Message
@@ -39,6 +40,13 @@ class Captured(Link):
         return False
 
 
+def joined(me: str, participants: list[Message]) -> Message:
+    """A ``joined`` as the link hands it on; the fields this test does not look at are filled in."""
+    entries = [{"role": "member", **participant} for participant in participants]
+    message = {"type": "joined", "name": me, "role": "member", "meeting": MEETING, "participants": entries}
+    return receive({**message, "locked": False, "forbidden": []})
+
+
 def e2ee_client(name: str) -> tuple[Client, Captured]:
     client = Client(create_registry(), parse_server_url("tcp://127.0.0.1:1"))
     link = Captured()
@@ -60,13 +68,15 @@ async def test_keys_go_out_on_every_change_and_the_code_follows() -> None:
     bob_media = MediaManager(bob, bob_events.append)
     assert ada_media.keys is not None and bob_media.keys is not None
 
-    ada_media.handle_event({"type": "joined", "participants": [{"name": "ada", "key": peer(ada)}]})
+    ada_media.handle_event(joined("ada", [{"name": "ada", "key": peer(ada)}]))
     assert ada_link.control == []  # alone: nobody to seal for
     assert ada_events[-1]["participants"] == ["ada"]
 
     everyone = [{"name": "ada", "key": peer(ada)}, {"name": "bob", "key": peer(bob)}]
-    bob_media.handle_event({"type": "joined", "participants": everyone})
-    ada_media.handle_event({"type": "participant_joined", "name": "bob", "role": "member", "key": peer(bob)})
+    bob_media.handle_event(joined("bob", everyone))
+    ada_media.handle_event(
+        receive({"type": "participant_joined", "name": "bob", "role": "member", "key": peer(bob)})
+    )
     (to_bob,) = ada_link.control[-1]["keys"]
     (to_ada,) = bob_link.control[-1]["keys"]
     assert to_bob["to"] == "bob" and to_ada["to"] == "ada"
@@ -80,22 +90,24 @@ async def test_keys_go_out_on_every_change_and_the_code_follows() -> None:
         }
     )
     shown = len(bob_events)
-    bob_media.handle_event({"type": "e2ee_key", "from": "ada", "box": to_bob["box"]})
+    bob_media.handle_event(receive({"type": "e2ee_key", "from": "ada", "box": to_bob["box"]}))
     assert len(bob_events) == shown  # a key that opens is silent
     frame = ada_media.keys.encrypt(b"hi", b"")
     assert bob_media.keys.decrypt(frame, b"", "ada") == b"hi"
 
     # A replayed or foreign sealed key is an e2ee error; the code is not repeated for it.
-    bob_media.handle_event({"type": "e2ee_key", "from": "ada", "box": to_bob["box"]})
+    bob_media.handle_event(receive({"type": "e2ee_key", "from": "ada", "box": to_bob["box"]}))
     assert bob_events[-1]["type"] == "error" and bob_events[-1]["code"] == "e2ee"
     assert "older than one already received" in bob_events[-1]["message"]
 
     # A newcomer with an unusable key is reported and left out; the others still get our key.
-    ada_media.handle_event({"type": "participant_joined", "name": "eve", "role": "member", "key": "bad"})
+    ada_media.handle_event(
+        receive({"type": "participant_joined", "name": "eve", "role": "member", "key": "bad"})
+    )
     assert ada_events[-2]["code"] == "e2ee" and "eve's e2ee key" in ada_events[-2]["message"]
     assert ada_events[-1]["participants"] == ["ada", "bob"]
 
-    ada_media.handle_event({"type": "participant_left", "name": "bob", "reason": "left"})
+    ada_media.handle_event(receive({"type": "participant_left", "name": "bob", "reason": "left"}))
     assert ada_events[-1]["participants"] == ["ada"]
     await ada_media.close()
     await bob_media.close()
@@ -106,8 +118,8 @@ async def test_a_plain_meeting_has_no_keys() -> None:
     client.e2ee = False
     events: list[Message] = []
     media = MediaManager(client, events.append)
-    media.handle_event({"type": "joined", "participants": [{"name": "ada"}], "meeting": MEETING})
-    media.handle_event({"type": "participant_joined", "name": "bob", "role": "member"})
+    media.handle_event(joined("ada", [{"name": "ada"}]))
+    media.handle_event(receive({"type": "participant_joined", "name": "bob", "role": "member"}))
     assert media.keys is None and link.control == [] and events == []
     await media.close()
 

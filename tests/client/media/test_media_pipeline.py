@@ -15,9 +15,10 @@ from conf_cli.client.link import Client
 from conf_cli.client.media.manager import MediaManager
 from conf_cli.client.media.publisher import Publisher, find_source_factory
 from conf_cli.client.media.receiver import RemoteTrack
+from conf_cli.client.state import receive
 from conf_cli.media.source import CapturedFrame, Pacer, Source
 from conf_cli.plugin.registry import create_registry
-from conf_cli.protocol.control import Message
+from conf_cli.protocol.control import Message, encode
 from conf_cli.protocol.rtcp import Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.urls import parse_server_url
@@ -164,7 +165,9 @@ async def test_malformed_media_is_counted_never_raised() -> None:
     client.name = "me"
     events: list[Message] = []
     media = MediaManager(client, events.append)
-    media.handle_event({"type": "share_started", "name": "bob", "kind": "video", "ssrc": 5, "codec": "H264"})
+    media.handle_event(
+        receive({"type": "share_started", "name": "bob", "kind": "video", "ssrc": 5, "codec": "H264"})
+    )
     assert events == [{"type": "track_started", "name": "bob", "kind": "video", "ssrc": 5, "codec": "H264"}]
     garbage = [b"", b"\x80", b"\x80\x60\x00\x01" + b"\x00" * 4, b"\x81\xc9\x00\x09junk", bytes(range(256))]
     good_header = bytes(RtpPacket(payload_type=96, sequence_number=1, timestamp=0, ssrc=5, payload=b"\x7c"))
@@ -190,10 +193,13 @@ async def test_a_servers_malformed_events_start_nothing_and_raise_nothing() -> N
         {"type": "share_stopped", "name": "bob", "ssrc": [1]},
         {"type": "participant_left", "name": {"a": 1}},
     ]:
-        media.handle_event(event)
+        client.control_received(encode(event))  # the link checks it, once, and hands on what it makes of it
+        media.handle_event(client.events.get_nowait())
     assert media.receivers == {} and events == []
+    track = {"name": "bob", "kind": "audio", "ssrc": 7, "codec": "opus"}
+    snapshot = {"meeting": "abc-defg-hjk", "participants": [], "locked": False, "forbidden": []}
     media.handle_event(
-        {"type": "joined", "tracks": [{"name": "bob", "kind": "audio", "ssrc": 7, "codec": "opus"}]}
+        receive({"type": "joined", "name": "me", "role": "member", **snapshot, "tracks": [track]})
     )
     assert list(media.receivers) == [7]
     await media.close()

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from conf_cli.client.state import receive
 from conf_cli.client.ui.view import MeetingView, PeerView, TrackView
 from conf_cli.server.meeting import Meeting, Send
 from conf_cli.server.passcode import PasscodeHash
@@ -29,7 +30,7 @@ def snapshot(**overrides: Any) -> dict[str, Any]:
 
 def joined_view(me: str = "Cy") -> MeetingView:
     view = MeetingView(me="")
-    view.apply({"type": "joined", "name": me, "role": "member", **snapshot()})
+    view.apply(receive({"type": "joined", "name": me, "role": "member", **snapshot()}))
     view.log.clear()
     return view
 
@@ -52,7 +53,7 @@ def test_a_fresh_view_knows_nothing():
 
 def test_meeting_created_keeps_the_passcode():
     view = MeetingView(me="Ada")
-    view.apply({"type": "meeting_created", "meeting": MID, "passcode": "sesame"})
+    view.apply(receive({"type": "meeting_created", "meeting": MID, "passcode": "sesame"}))
     assert (view.meeting, view.passcode) == (MID, "sesame")
     assert list(view.log) == [("bold green", f"meeting {MID} created, passcode sesame")]
 
@@ -60,7 +61,7 @@ def test_meeting_created_keeps_the_passcode():
 def test_the_invite_link_is_shown():
     view = MeetingView(me="Ada")
     link = f"http://127.0.0.1:8080/?meeting={MID}&passcode=sesame"
-    view.apply({"type": "meeting_created", "meeting": MID, "passcode": "sesame", "invite": link})
+    view.apply(receive({"type": "meeting_created", "meeting": MID, "passcode": "sesame", "invite": link}))
     view.apply({"type": "invite", "meeting": MID, "url": link + "&name=Bo"})
     assert list(view.log)[1:] == [
         ("green", f"browsers join at {link}"),
@@ -70,7 +71,7 @@ def test_the_invite_link_is_shown():
 
 def test_joined_loads_the_snapshot():
     view = MeetingView(me="typed name")
-    view.apply({"type": "joined", "name": "Cy", "role": "member", **snapshot(locked=True)})
+    view.apply(receive({"type": "joined", "name": "Cy", "role": "member", **snapshot(locked=True)}))
     assert view.me == "Cy"
     assert view.meeting == MID
     assert view.locked is True
@@ -87,8 +88,8 @@ def test_joined_loads_the_snapshot():
 
 def test_participants_reloads_everything_and_lists_them():
     view = joined_view()
-    view.apply({"type": "participant_joined", "name": "Ghost", "role": "member"})
-    view.apply({"type": "participants", **snapshot(locked=True, forbidden=[])})
+    view.apply(receive({"type": "participant_joined", "name": "Ghost", "role": "member"}))
+    view.apply(receive({"type": "participants", **snapshot(locked=True, forbidden=[])}))
     assert "Ghost" not in view.peers
     assert view.locked is True
     assert view.forbidden == set()
@@ -98,7 +99,7 @@ def test_participants_reloads_everything_and_lists_them():
 def test_participants_listing_shows_every_share_sorted():
     view = joined_view()
     participants = [{"name": "Ada", "role": "host", "sharing": ["video", "audio", "screen"], "forbidden": []}]
-    view.apply({"type": "participants", **snapshot(participants=participants)})
+    view.apply(receive({"type": "participants", **snapshot(participants=participants)}))
     assert last_note(view) == ("cyan", "in the meeting: Ada (host; audio, screen, video)")
 
 
@@ -107,7 +108,7 @@ def test_participants_listing_shows_every_share_sorted():
 
 def test_participant_joined():
     view = joined_view()
-    view.apply({"type": "participant_joined", "name": "Dee", "role": "member"})
+    view.apply(receive({"type": "participant_joined", "name": "Dee", "role": "member"}))
     assert view.peers["Dee"] == PeerView("Dee", "member")
     assert list(view.peers)[-1] == "Dee"
     assert last_note(view) == ("green", "Dee joined")
@@ -127,14 +128,14 @@ def test_participant_left(reason, note):
     event = {"type": "participant_left", "name": "Bob"}
     if reason:
         event["reason"] = reason
-    view.apply(event)
+    view.apply(receive(event))
     assert "Bob" not in view.peers
     assert last_note(view) == ("yellow", note)
 
 
 def test_participant_left_for_someone_unknown_is_harmless():
     view = joined_view()
-    view.apply({"type": "participant_left", "name": "Zed", "reason": "left"})
+    view.apply(receive({"type": "participant_left", "name": "Zed", "reason": "left"}))
     assert set(view.peers) == {"Ada", "Bob", "Cy"}
 
 
@@ -143,28 +144,28 @@ def test_participant_left_for_someone_unknown_is_harmless():
 
 def test_role_changed_for_someone_else():
     view = joined_view()
-    view.apply({"type": "role_changed", "name": "Bob", "role": "member", "by": "Ada"})
+    view.apply(receive({"type": "role_changed", "name": "Bob", "role": "member", "by": "Ada"}))
     assert view.peers["Bob"].role == "member"
     assert last_note(view) == ("magenta", "Bob is now member by Ada")
 
 
 def test_role_changed_for_me():
     view = joined_view()
-    view.apply({"type": "role_changed", "name": "Cy", "role": "admin", "by": "Ada"})
+    view.apply(receive({"type": "role_changed", "name": "Cy", "role": "admin", "by": "Ada"}))
     assert view.my_role == "admin"
     assert last_note(view) == ("magenta", "you are now admin by Ada")
 
 
 def test_role_changed_without_by_is_a_succession():
     view = joined_view()
-    view.apply({"type": "role_changed", "name": "Bob", "role": "host"})
+    view.apply(receive({"type": "role_changed", "name": "Bob", "role": "host"}))
     assert view.peers["Bob"].role == "host"
     assert last_note(view) == ("magenta", "Bob is now host")
 
 
 def test_becoming_host_lifts_personal_forbids():
     view = joined_view()
-    view.apply({"type": "role_changed", "name": "Cy", "role": "host"})
+    view.apply(receive({"type": "role_changed", "name": "Cy", "role": "host"}))
     assert view.peers["Cy"].forbidden == set()
     assert view.my_role == "host"
 
@@ -174,17 +175,17 @@ def test_role_changed_for_someone_unknown_is_only_noted():
     before = {
         name: PeerView(p.name, p.role, set(p.sharing), set(p.forbidden)) for name, p in view.peers.items()
     }
-    view.apply({"type": "role_changed", "name": "Zed", "role": "admin", "by": "Ada"})
+    view.apply(receive({"type": "role_changed", "name": "Zed", "role": "admin", "by": "Ada"}))
     assert view.peers == before
     assert last_note(view) == ("magenta", "Zed is now admin by Ada")
 
 
 def test_meeting_wide_permission_changes():
     view = joined_view()
-    view.apply({"type": "permission_changed", "what": "chat", "allowed": False, "by": "Ada"})
+    view.apply(receive({"type": "permission_changed", "what": "chat", "allowed": False, "by": "Ada"}))
     assert view.forbidden == {"chat", "video"}
     assert last_note(view) == ("magenta", "Ada forbade chat for members")
-    view.apply({"type": "permission_changed", "what": "video", "allowed": True, "by": "Bob"})
+    view.apply(receive({"type": "permission_changed", "what": "video", "allowed": True, "by": "Bob"}))
     assert view.forbidden == {"chat"}
     assert last_note(view) == ("magenta", "Bob permitted video for members")
     # Nobody's own list changes.
@@ -193,18 +194,24 @@ def test_meeting_wide_permission_changes():
 
 def test_named_permission_changes():
     view = joined_view()
-    view.apply({"type": "permission_changed", "what": "audio", "allowed": False, "by": "Ada", "name": "Bob"})
+    view.apply(
+        receive({"type": "permission_changed", "what": "audio", "allowed": False, "by": "Ada", "name": "Bob"})
+    )
     assert view.peers["Bob"].forbidden == {"audio"}
     assert view.forbidden == {"video"}
     assert last_note(view) == ("magenta", "Ada forbade audio for Bob")
-    view.apply({"type": "permission_changed", "what": "chat", "allowed": True, "by": "Ada", "name": "Cy"})
+    view.apply(
+        receive({"type": "permission_changed", "what": "chat", "allowed": True, "by": "Ada", "name": "Cy"})
+    )
     assert view.peers["Cy"].forbidden == set()
     assert last_note(view) == ("magenta", "Ada permitted chat for Cy")
 
 
 def test_named_permission_for_someone_unknown_changes_nothing():
     view = joined_view()
-    view.apply({"type": "permission_changed", "what": "audio", "allowed": False, "by": "Ada", "name": "Zed"})
+    view.apply(
+        receive({"type": "permission_changed", "what": "audio", "allowed": False, "by": "Ada", "name": "Zed"})
+    )
     assert view.forbidden == {"video"}
     assert all("audio" not in p.forbidden for p in view.peers.values())
 
@@ -214,13 +221,13 @@ def test_named_permission_for_someone_unknown_changes_nothing():
 
 def test_share_started_and_stopped():
     view = joined_view()
-    view.apply({"type": "share_started", "name": "Ada", "kind": "video", "ssrc": 1, "codec": "h264"})
+    view.apply(receive({"type": "share_started", "name": "Ada", "kind": "video", "ssrc": 1, "codec": "h264"}))
     assert view.peers["Ada"].sharing == {"video"}
     assert last_note(view) == ("blue", "Ada is sharing video")
-    view.apply({"type": "share_stopped", "name": "Bob", "kind": "screen", "reason": "forbidden"})
+    view.apply(receive({"type": "share_stopped", "name": "Bob", "kind": "screen", "reason": "forbidden"}))
     assert view.peers["Bob"].sharing == set()
     assert last_note(view) == ("blue", "Bob stopped sharing screen")
-    view.apply({"type": "share_stopped", "name": "Zed", "kind": "screen"})
+    view.apply(receive({"type": "share_stopped", "name": "Zed", "kind": "screen"}))
     assert last_note(view) == ("blue", "Zed stopped sharing screen")
 
 
@@ -229,19 +236,19 @@ def test_share_started_and_stopped():
 
 def test_meeting_locked_and_unlocked():
     view = joined_view()
-    view.apply({"type": "meeting_locked", "locked": True, "by": "Bob"})
+    view.apply(receive({"type": "meeting_locked", "locked": True, "by": "Bob"}))
     assert view.locked is True
     assert last_note(view) == ("magenta", "Bob locked the meeting")
-    view.apply({"type": "meeting_locked", "locked": False, "by": "Ada"})
+    view.apply(receive({"type": "meeting_locked", "locked": False, "by": "Ada"}))
     assert view.locked is False
     assert last_note(view) == ("magenta", "Ada unlocked the meeting")
 
 
 def test_chat_lines():
     view = joined_view("Cy")
-    view.apply({"type": "chat", "from": "Ada", "text": "hello", "private": False})
-    view.apply({"type": "chat", "from": "Cy", "text": "hi!", "private": False})
-    view.apply({"type": "chat", "from": "Bob", "text": "psst", "private": True, "to": "Cy"})
+    view.apply(receive({"type": "chat", "from": "Ada", "text": "hello", "private": False}))
+    view.apply(receive({"type": "chat", "from": "Cy", "text": "hi!", "private": False}))
+    view.apply(receive({"type": "chat", "from": "Bob", "text": "psst", "private": True, "to": "Cy"}))
     assert list(view.log) == [
         ("", "Ada: hello"),
         ("bold", "Cy: hi!"),
@@ -251,7 +258,7 @@ def test_chat_lines():
 
 def test_error_is_shown():
     view = joined_view()
-    view.apply({"type": "error", "code": "not_allowed", "message": "only the host can change roles"})
+    view.apply(receive({"type": "error", "code": "not_allowed", "message": "only the host can change roles"}))
     assert last_note(view) == ("bold red", "error: only the host can change roles")
     assert view.ended is None
 
@@ -270,7 +277,7 @@ def test_error_is_shown():
 )
 def test_events_that_end_the_meeting_for_me(event, ended, style):
     view = joined_view()
-    view.apply(event)
+    view.apply(receive(event))
     assert view.ended == ended
     assert list(view.log) == [(style, ended)]
 
@@ -290,7 +297,7 @@ def test_other_events_change_nothing(event):
 def test_the_log_keeps_the_latest_500_lines():
     view = joined_view()
     for number in range(600):
-        view.apply({"type": "chat", "from": "Ada", "text": str(number), "private": False})
+        view.apply(receive({"type": "chat", "from": "Ada", "text": str(number), "private": False}))
     assert len(view.log) == 500
     assert view.log[0] == ("", "Ada: 100")
     assert view.log[-1] == ("", "Ada: 599")
@@ -307,7 +314,7 @@ def test_views_fed_by_the_meeting_agree_with_its_state():
     def deliver(sends: list[Send]) -> None:
         for send in sends:
             for pid in send.to:
-                views.setdefault(pid, MeetingView(me=names[pid])).apply(send.message)
+                views.setdefault(pid, MeetingView(me=names[pid])).apply(receive(send.message))
 
     for pid in (1, 2, 3, 4):
         deliver(meeting.join(pid, names[pid], passcode_ok=True))
@@ -350,7 +357,15 @@ def test_local_media_events_are_noted_and_stats_are_not() -> None:
     view.apply({"type": "track_started", "name": "Bob", "kind": "screen", "ssrc": 2, "codec": "H264"})
     view.apply({"type": "track_stats", "name": "Bob", "kind": "screen", "ssrc": 2, "frames": 3, "fps": 3.0})
     view.apply(
-        {"type": "publish_stopped", "source": "pattern", "kind": "video", "ssrc": 1, "reason": "forbidden"}
+        receive(
+            {
+                "type": "publish_stopped",
+                "source": "pattern",
+                "kind": "video",
+                "ssrc": 1,
+                "reason": "forbidden",
+            }
+        )
     )
     assert [text for _, text in list(view.log)[before:]] == [
         "you are sharing video from pattern",
@@ -422,7 +437,7 @@ def test_odd_figures_do_not_break_the_view() -> None:
 
 def test_an_e2ee_meeting_shows_its_security_code():
     view = MeetingView(me="")
-    view.apply({"type": "joined", "name": "Cy", "role": "member", **snapshot(e2ee=True)})
+    view.apply(receive({"type": "joined", "name": "Cy", "role": "member", **snapshot(e2ee=True)}))
     assert view.e2ee is True and view.security_code is None
     code = "01234 56789 01234 56789 01234 56789"
     view.apply({"type": "security_code", "code": code, "participants": ["Ada", "Bob", "Cy"]})
@@ -437,34 +452,46 @@ def test_an_e2ee_meeting_shows_its_security_code():
 
 def test_remote_control_events_are_told_in_words():
     view = MeetingView("Ada")
-    view.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    view.apply(
+        receive({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    )
     assert view.log[-1] == ("bold yellow", "Bob asks to control your desktop: y to allow, n to refuse (30 s)")
-    view.apply({"type": "control_granted", "controller": "Bob", "controlled": "Ada"})
+    view.apply(receive({"type": "control_granted", "controller": "Bob", "controlled": "Ada"}))
     assert "Ctrl-R or /revoke takes it back" in view.log[-1][1]
     view.apply(
-        {
-            "type": "control_revoked",
-            "controller": "Bob",
-            "controlled": "Ada",
-            "by": "Ada",
-            "reason": "revoked",
-        }
+        receive(
+            {
+                "type": "control_revoked",
+                "controller": "Bob",
+                "controlled": "Ada",
+                "by": "Ada",
+                "reason": "revoked",
+            }
+        )
     )
     assert view.log[-1][1] == "remote control of Ada's desktop by Bob ended by Ada (revoked)"
     bob = MeetingView("Bob")
-    bob.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    bob.apply(
+        receive({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    )
     assert "asked Ada for control" in bob.log[-1][1]
-    bob.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"})
+    bob.apply(
+        receive({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "timeout"})
+    )
     assert bob.log[-1][1] == "remote control of Ada's desktop by Bob: no answer in time"
 
 
 def test_how_remote_control_ended_is_kept_for_the_goodbye():
     view = MeetingView("Bob")
-    view.apply({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"})
+    view.apply(receive({"type": "error", "code": "busy", "message": "Ada is busy", "re": "control_request"}))
     assert view.control_outcome == "remote control refused: Ada is busy"
-    view.apply({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    view.apply(
+        receive({"type": "control_requested", "controller": "Bob", "controlled": "Ada", "timeout": 30.0})
+    )
     assert view.control_outcome is None
-    view.apply({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "rejected"})
+    view.apply(
+        receive({"type": "control_denied", "controller": "Bob", "controlled": "Ada", "reason": "rejected"})
+    )
     assert view.control_outcome == "remote control of Ada's desktop by Bob: refused"
 
 

@@ -1,0 +1,139 @@
+"""Every message type the server can send, made by the server's own rules, is the events.py dataclass it
+claims to be: it parses with the strict profile and comes back unchanged, in the server's field order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import count
+from typing import Any
+
+import pytest
+
+from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+from conf_cli.protocol.events import EVENT_TYPES, parse_event
+from conf_cli.server.call_board import CallBoard
+from conf_cli.server.hub import Action, Deferred, Hub
+from conf_cli.server.meeting import Send
+
+pytestmark = pytest.mark.usefixtures("cheap_scrypt")
+
+KEY = "A" * 43 + "="
+CALL_KEY = "C" * 42 + "Q"
+MID = "k7m-q2xw-9fd"
+
+
+class Accounts:
+    """One account, Ada's."""
+
+    def verify(self, name: str, password: str) -> tuple[str, str]:
+        if name.casefold() != "ada":
+            return "unknown", name
+        return ("ok", "Ada") if password == "hunter2" else ("wrong", name)
+
+    def exists(self, name: str) -> bool:
+        return name.casefold() == "ada"
+
+
+class Server:
+    """A hub with accounts, calls and a service, driven request by request; it keeps what it sends."""
+
+    def __init__(self) -> None:
+        numbers = count(1)
+        self.hub = Hub(
+            new_id=lambda: MID,
+            new_passcode=lambda: "sesame",
+            accounts=Accounts(),
+            calls=CallBoard(new_id=lambda: f"c{next(numbers)}", stun_port=3478),
+            services={"web": ["http://127.0.0.1:8080/"]},
+        )
+        self.sent: list[dict[str, Any]] = []
+
+    def keep(self, actions: Iterable[Action], now: float) -> None:
+        for action in actions:
+            if isinstance(action, Deferred):
+                self.keep(action.resume(action.work(), now), now)
+            elif isinstance(action, Send):
+                self.sent.append(action.message)
+
+    def send(self, cid: int, message: dict[str, Any], now: float = 0.0) -> None:
+        self.keep(self.hub.received(cid, encode(message), now), now)
+
+    def greet(self, *cids: int) -> None:
+        for cid in cids:
+            self.hub.connected(cid, 0.0, f"10.0.0.{cid}")
+            self.send(cid, {"type": "hello", "protocol": PROTOCOL_VERSION})
+
+    def join(self, cid: int, name: str) -> None:
+        self.send(cid, {"type": "join", "meeting": MID, "name": name, "passcode": "sesame", "e2ee_key": KEY})
+
+
+def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> None:
+    server = Server()
+    server.greet(1, 2, 3, 4, 5, 6, 7, 8)
+    server.send(1, {"type": "ping"})
+    server.send(1, {"type": "login", "user": "ada", "password": "hunter2"})
+    server.send(1, {"type": "create", "name": "Ada", "e2ee": True, "e2ee_key": KEY, "waiting_room": True})
+    server.join(2, "Bob")
+    server.send(2, {"type": "leave"})  # gives up waiting
+    server.join(3, "Cy")
+    server.send(1, {"type": "admit", "name": "Cy"})
+    server.join(4, "Di")
+    server.send(1, {"type": "deny", "name": "Di"})
+    server.join(5, "Eve")
+    server.send(1, {"type": "set_role", "name": "Cy", "role": "admin"})  # Cy is told who waits
+    server.send(1, {"type": "set_waiting_room", "enabled": False})  # Eve is let in
+    server.send(3, {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "H264"})
+    server.send(1, {"type": "forbid", "what": "video", "name": "Cy"})
+    server.send(1, {"type": "chat", "text": "hello", "id": 1})
+    server.send(1, {"type": "chat", "text": "psst", "to": "Cy"})
+    server.send(1, {"type": "e2ee_keys", "keys": [{"to": "Cy", "box": "AAAA"}]})
+    server.send(1, {"type": "lock"})
+    server.send(3, {"type": "who"})
+    server.send(3, {"type": "control_request", "name": "Ada"})
+    server.send(1, {"type": "control_accept"})
+    server.send(3, {"type": "control_input", "action": "key", "key": "a", "pressed": True})
+    server.send(1, {"type": "control_revoke"})
+    server.send(3, {"type": "control_request", "name": "Ada"})
+    server.send(1, {"type": "control_reject"})
+    server.send(1, {"type": "kick", "name": "Eve"})
+    server.send(1, {"type": "unban", "name": "Eve"})
+    server.send(1, {"type": "kick", "name": "Nobody", "id": 9})  # refused: an error echoing the id
+    server.send(1, {"type": "nonsense"})
+    server.send(1, {"type": "unlock"})
+    server.send(1, {"type": "set_waiting_room", "enabled": True})
+    server.join(4, "Di")  # waits again
+    server.send(1, {"type": "leave"})  # the host leaves: Cy, an admin, succeeds
+    server.send(3, {"type": "leave"})  # the last one out: the meeting closes for those waiting
+
+    server.send(6, {"type": "online", "name": "Gus"})
+    server.send(7, {"type": "online", "name": "Hal"})
+    server.send(8, {"type": "online", "name": "Ivy"})
+    server.send(6, {"type": "call", "to": "Hal", "commitment": CALL_KEY, "candidates": ["10.0.0.6:4000"]})
+    server.send(7, {"type": "call_accept", "call": "c1", "key": CALL_KEY, "candidates": ["10.0.0.7:5000"]})
+    server.send(6, {"type": "call_reveal", "call": "c1", "key": CALL_KEY})
+    server.send(7, {"type": "call_connected", "call": "c1"})
+    server.send(6, {"type": "call_path", "call": "c1", "path": "relayed"})
+    server.send(8, {"type": "call", "to": "Hal", "commitment": CALL_KEY, "candidates": []})  # busy
+    server.send(6, {"type": "call_hangup", "call": "c1"})
+    server.send(7, {"type": "offline"})
+    server.send(8, {"type": "call", "to": "Gus", "commitment": CALL_KEY, "candidates": [], "timeout": 5})
+    server.keep(server.hub.tick(6.0), 6.0)  # nobody answered
+
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for message in server.sent:
+        event = parse_event(message)  # the strict profile: what every conforming server sends
+        assert event.to_message() == message
+        assert list(event.to_message()) == list(message)  # in the server's order
+        seen.setdefault(message["type"], []).append(message)
+    assert set(seen) == set(EVENT_TYPES)
+    # The variants a client must tell apart came too.
+    assert any(m.get("id") == 9 and m.get("re") == "kick" for m in seen["error"])
+    assert any("by" not in m for m in seen["role_changed"])  # a succession
+    assert any("ssrc" in m for m in seen["share_stopped"])
+    assert {m["reason"] for m in seen["waiting_left"]} == {"left", "admitted", "denied"}
+    assert {m["reason"] for m in seen["call_declined"]} == {"busy", "timeout"}
+    assert any("key" in m for m in seen["call_accepted"]) and any(
+        "key" not in m for m in seen["call_accepted"]
+    )
+    assert any(m["waiting"] for m in seen["waiting_room"])
+    assert any("by" not in m for m in seen["meeting_closed"])  # to those still waiting
