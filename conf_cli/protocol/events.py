@@ -310,6 +310,13 @@ def _relay(where: str, value: Any) -> str:
     return value
 
 
+def _clock(where: str, value: Any) -> float | int:
+    """A wall-clock time in Unix seconds (a server's clock; ``conf doctor`` compares it with its own)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 2**33:
+        raise ProtocolError(f"{where} must be a time in Unix seconds")
+    return value
+
+
 def _candidates(where: str, value: Any) -> tuple[str, ...]:
     kind, key = where.split(".", 1)
     check_field(kind, key, "candidates", value)
@@ -318,6 +325,7 @@ def _candidates(where: str, value: Any) -> tuple[str, ...]:
 
 _KINDS: dict[str, Any] = {
     "number": _number,
+    "clock": _clock,
     "port": lambda where, value: _integer(where, value, 1, 65535),
     "count": lambda where, value: _integer(where, value, 0, 2**53),
     "ssrc": _ssrc,
@@ -391,7 +399,7 @@ class Welcome(Event):
     stun_port: int | None = _field("port", optional=True)
     """The UDP port of the server's STUN answerer and call relay, when it offers calls."""
     services: dict[str, tuple[str, ...]] | None = _field("services", optional=True)  # noqa: RUF009
-    time: float | None = _field("number", optional=True)
+    time: float | None = _field("clock", optional=True)
     """The server's clock when it answered (Unix seconds)."""
 
 

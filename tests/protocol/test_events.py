@@ -79,6 +79,7 @@ KIND_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "passcode": st.text(max_size=128),
     "e2ee_key": st.just(KEY),
     "number": seconds,
+    "clock": st.one_of(st.integers(0, 2**33 - 1), st.floats(0, 2**33 - 1, allow_nan=False, exclude_max=True)),
     "port": st.integers(1, 65535),
     "count": st.integers(0, 2**53),
     "ssrc": st.integers(0, 0xFFFFFFFF),

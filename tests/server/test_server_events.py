@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+from conf_cli.protocol.control import PROTOCOL_VERSION, REACTION_EMOJI, encode
 from conf_cli.protocol.events import EVENT_TYPES, parse_event
 from conf_cli.server.call_board import CallBoard
 from conf_cli.server.hub import Action, Deferred, Hub
@@ -104,6 +104,28 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     server.join(4, "Di")  # waits again
     server.send(1, {"type": "leave"})  # the host leaves: Cy, an admin, succeeds
     server.send(3, {"type": "leave"})  # the last one out: the meeting closes for those waiting
+
+    # A plain meeting for what an end-to-end encrypted one refuses (renaming) and the meeting's activities.
+    server.greet(9, 10, 11)
+    server.send(9, {"type": "create", "name": "Jo", "passcode": "sesame"})
+    meeting = server.hub.meeting_of(9)
+    assert meeting is not None
+    for cid, name in ((10, "Kim"), (11, "Lu")):
+        server.send(cid, {"type": "join", "meeting": meeting.id, "name": name, "passcode": "sesame"})
+    server.send(10, {"type": "hand", "raised": True})
+    server.send(9, {"type": "lower_hand", "name": "Kim"})
+    server.send(11, {"type": "react", "emoji": REACTION_EMOJI[0]})
+    server.send(9, {"type": "poll_start", "question": "Lunch?", "options": ["yes", "no"], "named": True})
+    server.send(10, {"type": "vote", "choice": 1})
+    server.send(9, {"type": "poll_close"})
+    server.send(9, {"type": "spotlight", "name": "Kim"})
+    server.send(9, {"type": "rename", "name": "Lu", "new_name": "Lou"})
+    server.send(9, {"type": "ask_unmute", "name": "Kim"})
+    server.send(9, {"type": "breakout_create", "rooms": 2})
+    server.send(9, {"type": "breakout_assign", "name": "Kim", "room": 1})
+    server.send(9, {"type": "breakout_open"})
+    server.send(9, {"type": "breakout_broadcast", "text": "two minutes"})
+    server.send(9, {"type": "breakout_close"})
 
     server.send(6, {"type": "online", "name": "Gus"})
     server.send(7, {"type": "online", "name": "Hal"})

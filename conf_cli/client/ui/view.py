@@ -164,13 +164,22 @@ class MeetingView:
         (the client profile has made their text printable); the client's own events are made printable
         first. What the view keeps is safe to draw (as rich Text, never as markup)."""
         event = event_of(message)
+        message = printable_event(message)
         if event is not None:
             self.state.apply(event)
             tell = _TELL.get(type(event))
             if tell is not None:
                 tell(self, event)
-                return
-        message = printable_event(message)
+            else:
+                self._tell_untyped(message)
+        else:
+            self._tell_untyped(message)
+        for style, text in self.activity.apply(message, self.me):
+            self._note(text, style)
+
+    def _tell_untyped(self, message: Message) -> None:
+        """A line for an event the view tells from its (printable) fields: the client's own events, and
+        server events with no typed handler."""
         kind = message.get("type")
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
@@ -181,8 +190,6 @@ class MeetingView:
             line = describe(message)
             if line is not None:
                 self._note(line, "magenta")
-        for style, text in self.activity.apply(message, self.me):
-            self._note(text, style)
 
     def _note(self, text: str, style: str = "dim") -> None:
         self.log.append((style, text))

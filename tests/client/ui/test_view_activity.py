@@ -1,7 +1,9 @@
-"""What the terminal view keeps of hands, reactions, polls, rooms, the spotlight and renames."""
+"""What the terminal view keeps of hands, reactions, polls, rooms, the spotlight and renames (server
+messages handed over as the client link does, parsed once)."""
 
 from __future__ import annotations
 
+from conf_cli.client.state import receive
 from conf_cli.client.ui.view import MeetingView
 
 
@@ -9,7 +11,9 @@ def view_with(*names: str) -> MeetingView:
     view = MeetingView("ada")
     participants = [{"name": n, "role": "host" if n == "ada" else "member"} for n in ("ada", *names)]
     view.apply(
-        {"type": "joined", "meeting": "m", "name": "ada", "role": "host", "participants": participants}
+        receive(
+            {"type": "joined", "meeting": "m", "name": "ada", "role": "host", "participants": participants}
+        )
     )
     return view
 
@@ -21,10 +25,10 @@ def texts(view: MeetingView) -> list[str]:
 def test_hands_keep_their_order_and_leave_with_their_owner() -> None:
     view = view_with("bob", "cy", "dee")
     for position, name in enumerate(("bob", "cy", "dee"), 1):
-        view.apply({"type": "hand_raised", "name": name, "position": position})
-    view.apply({"type": "hand_lowered", "name": "bob", "by": "ada"})
+        view.apply(receive({"type": "hand_raised", "name": name, "position": position}))
+    view.apply(receive({"type": "hand_lowered", "name": "bob", "by": "ada"}))
     assert view.activity.hands == ["cy", "dee"]
-    view.apply({"type": "participant_left", "name": "cy", "reason": "left"})
+    view.apply(receive({"type": "participant_left", "name": "cy", "reason": "left"}))
     assert view.activity.hands == ["dee"]
     assert "✋ dee raises a hand (3rd in line)" in texts(view)
     assert "bob's hand is down (ada lowered it)" in texts(view)
@@ -33,12 +37,12 @@ def test_hands_keep_their_order_and_leave_with_their_owner() -> None:
 def test_a_poll_is_shown_with_its_options_and_its_results() -> None:
     view = view_with("bob")
     started = {"poll": 1, "question": "Lunch?", "options": ["Pizza", "Soup"], "named": True, "by": "ada"}
-    view.apply({"type": "poll_started", **started})
+    view.apply(receive({"type": "poll_started", **started}))
     assert view.activity.poll is not None and "  2. Soup" in texts(view)
-    view.apply({"type": "vote_recorded", "poll": 1, "choice": 2})
+    view.apply(receive({"type": "vote_recorded", "poll": 1, "choice": 2}))
     assert view.activity.my_vote == 2
     closed = {"counts": [0, 1], "voters": 1, "votes": [{"name": "bob", "choice": 2}]}
-    view.apply({"type": "poll_closed", **started, **closed})
+    view.apply(receive({"type": "poll_closed", **started, **closed}))
     assert view.activity.poll is None
     assert "  2. Soup: 1 ████████████████████ (bob)" in texts(view)
     assert "  1. Pizza: 0 " in texts(view)
@@ -46,35 +50,35 @@ def test_a_poll_is_shown_with_its_options_and_its_results() -> None:
 
 def test_rooms_spotlight_reactions_and_a_rename() -> None:
     view = view_with("bob", "cy")
-    view.apply({"type": "breakout_opened", "rooms": 2, "by": "ada", "ends_in": 600})
-    view.apply({"type": "breakout_moved", "name": "bob", "room": 1, "by": "ada"})
-    view.apply({"type": "breakout_moved", "name": "ada", "room": 2, "by": "ada"})
+    view.apply(receive({"type": "breakout_opened", "rooms": 2, "by": "ada", "ends_in": 600}))
+    view.apply(receive({"type": "breakout_moved", "name": "bob", "room": 1, "by": "ada"}))
+    view.apply(receive({"type": "breakout_moved", "name": "ada", "room": 2, "by": "ada"}))
     activity = view.activity
     assert activity.rooms == {"bob": 1, "ada": 2} and activity.room_of(view.me) == 2
     assert "you are now in breakout room 2: media and chat stay in it" in texts(view)
-    view.apply({"type": "reaction", "name": "bob", "emoji": "👍"})
-    view.apply({"type": "spotlight", "name": "bob", "by": "ada"})
-    view.apply({"type": "participant_renamed", "name": "bob", "new_name": "Robert", "by": "ada"})
+    view.apply(receive({"type": "reaction", "name": "bob", "emoji": "👍"}))
+    view.apply(receive({"type": "spotlight", "name": "bob", "by": "ada"}))
+    view.apply(receive({"type": "participant_renamed", "name": "bob", "new_name": "Robert", "by": "ada"}))
     assert list(view.peers) == ["ada", "Robert", "cy"] and view.peers["Robert"].name == "Robert"
     assert activity.rooms["Robert"] == 1 and activity.spotlight == "Robert"
     assert activity.reactions == {"Robert": "👍"}
     activity.forget_reaction("Robert", "👍")
     assert activity.reactions == {}
-    view.apply({"type": "breakout_closed", "reason": "timeout"})
+    view.apply(receive({"type": "breakout_closed", "reason": "timeout"}))
     assert activity.rooms == {} and not activity.breakout_open
-    view.apply({"type": "participant_renamed", "name": "ada", "new_name": "Ada L", "by": "ada"})
+    view.apply(receive({"type": "participant_renamed", "name": "ada", "new_name": "Ada L", "by": "ada"}))
     assert view.me == "Ada L" and view.my_role == "host"
 
 
 def test_an_ask_to_unmute_says_who_can_turn_the_microphone_on() -> None:
     view = view_with("bob")
-    view.apply({"type": "unmute_requested", "name": "ada", "by": "bob"})
+    view.apply(receive({"type": "unmute_requested", "name": "ada", "by": "bob"}))
     assert texts(view)[-1] == "bob asks you to turn your microphone on: /share audio (only you can)"
 
 
 def test_what_the_view_keeps_is_printable() -> None:
     view = view_with("bob")
-    view.apply({"type": "reaction", "name": "bob\x1b[2J", "emoji": "👍"})
+    view.apply(receive({"type": "reaction", "name": "bob\x1b[2J", "emoji": "👍"}))
     view.apply(
         {"type": "poll_started", "poll": 1, "question": "Q\x1b]52;c;x\x07", "options": ["a"], "by": "b"}
     )
@@ -85,11 +89,11 @@ def test_the_participants_list_and_header_show_hands_rooms_spotlight_and_reactio
     from conf_cli.client.ui.terminal import activity_header, activity_marks
 
     view = view_with("bob", "cy")
-    view.apply({"type": "hand_raised", "name": "cy", "position": 1})
-    view.apply({"type": "breakout_opened", "rooms": 2, "by": "ada"})
-    view.apply({"type": "breakout_moved", "name": "cy", "room": 2, "by": "ada"})
-    view.apply({"type": "spotlight", "name": "cy", "by": "ada"})
-    view.apply({"type": "reaction", "name": "cy", "emoji": "🎉"})
+    view.apply(receive({"type": "hand_raised", "name": "cy", "position": 1}))
+    view.apply(receive({"type": "breakout_opened", "rooms": 2, "by": "ada"}))
+    view.apply(receive({"type": "breakout_moved", "name": "cy", "room": 2, "by": "ada"}))
+    view.apply(receive({"type": "spotlight", "name": "cy", "by": "ada"}))
+    view.apply(receive({"type": "reaction", "name": "cy", "emoji": "🎉"}))
     assert "".join(text for text, _ in activity_marks(view.activity, "cy")) == " ✋1 room 2 ★ 🎉"
     assert activity_marks(view.activity, "bob") == []
     view.apply(
