@@ -528,6 +528,15 @@ class ShareStopped(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ActiveSpeaker(Event):
+    """The meeting's dominant speaker changed: ``name``'s audio track ``ssrc`` (from its audio levels)."""
+
+    TYPE: ClassVar[str] = "active_speaker"
+    name: str = _field("name")
+    ssrc: int = _field("ssrc")
+
+
+@dataclass(frozen=True, kw_only=True)
 class E2eeKey(Event):
     TYPE: ClassVar[str] = "e2ee_key"
     sender: str = _field("name", key="from")
@@ -712,6 +721,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Chat,
         ShareStarted,
         ShareStopped,
+        ActiveSpeaker,
         E2eeKey,
         ControlRequested,
         ControlGranted,

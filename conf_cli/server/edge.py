@@ -60,7 +60,7 @@ class Server:
         self._call_clock: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
-        self.forwarder = Forwarder(self.hub, self.links, self._malformed)
+        self.forwarder = Forwarder(self.hub, self.links, self._malformed, self._apply)
         self.traffic = TrafficTotals()
         """Traffic counts of the links that closed, per transport (the open ones count their own)."""
         self.meeting_log = MeetingLog(self.hub.meetings, self._peer_of)

@@ -35,7 +35,15 @@ from conf_cli.client.media.receiver import RemoteTrack, recording_path
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.source import EncodedSink, Sink, Source
 from conf_cli.protocol.control import Message
-from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, parse_compound
+from conf_cli.protocol.rtcp import (
+    Fir,
+    Nack,
+    Pli,
+    ReceiverReport,
+    SenderReport,
+    UnknownRtcp,
+    parse_compound,
+)
 from conf_cli.protocol.rtcp_xr import read_xr
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
     from conf_cli.plugin.transport import Link
 
 Notify = Callable[[Message], None]
+MAX_VOLUMES = 256  # names whose /volume is remembered
 
 
 class MediaClient(Protocol):
@@ -95,6 +104,8 @@ class MediaManager:
         self.malformed = 0
         self.unknown = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self.volumes: dict[str, float] = {}
+        """Playback gain by participant name (``/volume``)."""
         self.keys: KeyRing | None = None
         if client.e2ee and client.meeting and client.name and client.e2ee_private is not None:
             self.keys = KeyRing(client.meeting, client.name, client.e2ee_private)
@@ -123,13 +134,16 @@ class MediaManager:
 
     def _rtcp(self, data: bytes) -> None:
         for part in parse_compound(data):
-            if isinstance(part, Pli | Fir | Nack):
+            if isinstance(part, Pli | Fir | Nack | ReceiverReport):
                 for publisher in self.publishers:
                     publisher.feedback(part)
             elif isinstance(part, SenderReport):
                 receiver = self.receivers.get(part.ssrc)
                 if receiver is not None:
                     receiver.sender_report(part)
+                if part.reports:
+                    for publisher in self.publishers:
+                        publisher.feedback(part)
             elif isinstance(part, UnknownRtcp) and (report := read_xr(part)) is not None:
                 if report.rrtr is not None:  # a receiver asks the senders to time a round trip
                     for publisher in self.publishers:
@@ -253,8 +267,19 @@ class MediaManager:
             ordered=self.client.link is not None and self.client.link.media_ordered,
             unprotect=self._unprotect_for(str(info.get("name", ""))),
         )
+        receiver.volume = self.volumes.get(receiver.name, 1.0)
         self.receivers[ssrc] = receiver
         receiver.start()
+
+    def set_volume(self, name: str, percent: int) -> None:
+        """Play ``name``'s audio at ``percent`` (0 to 200) of its level, now and in their later tracks."""
+        gain = max(0, min(200, percent)) / 100
+        self.volumes[name] = gain
+        while len(self.volumes) > MAX_VOLUMES:
+            del self.volumes[next(iter(self.volumes))]
+        for receiver in self.receivers.values():
+            if receiver.name == name:
+                receiver.volume = gain
 
     def _open_recorder(self, info: Message, ssrc: int) -> EncodedSink | None:
         """A recorder for a new track, when recording; a failure is reported and the track plays anyway."""

@@ -143,6 +143,12 @@ class TerminalUI:
         self.view.apply(event)
         if event.get("type") == "track_ended" and isinstance(event.get("ssrc"), int):
             self.previews.remove(event["ssrc"])
+        elif event.get("type") == "follow":
+            self.previews.follow = bool(event.get("on"))
+            if self.previews.follow and self.view.speaker:
+                self.previews.speaker(self.view.speaker)
+        elif event.get("type") == "active_speaker":
+            self.previews.speaker(printable(str(event.get("name", ""))))
         self._refresh()
 
     def show_help(self) -> None:
@@ -204,8 +210,9 @@ class TerminalUI:
         people.add_column()
         for peer in view.peers.values():
             shares = " ".join(sorted(peer.sharing))
+            speaking = peer.name == view.speaker
             people.add_row(
-                Text(peer.name, style=ROLE_STYLE.get(peer.role, "")),
+                Text(("▶ " if speaking else "") + peer.name, style=ROLE_STYLE.get(peer.role, "")),
                 Text(f"{peer.role} {shares}".strip(), style="dim"),
             )
         for waiting in view.waiting:

@@ -78,6 +78,8 @@ class MeetingView:
     peers: dict[str, PeerView] = field(default_factory=dict)
     log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=500))  # (style, text)
     ended: str | None = None
+    speaker: str | None = None
+    """Who the server last named the active speaker (``active_speaker``)."""
     tracks: dict[tuple[str, str], TrackView] = field(default_factory=dict)
     """Received tracks by (name, kind), in the order they started, with their latest figures."""
     e2ee: bool = False
@@ -188,6 +190,15 @@ class MeetingView:
             (self.forbidden.discard if allowed else self.forbidden.add)(what)
         scope = f"for {target}" if target else "for members"
         self._note(f"{e.get('by', 'host')} {'permitted' if allowed else 'forbade'} {what} {scope}", "magenta")
+
+    def _on_active_speaker(self, e: Message) -> None:
+        self.speaker = str(e.get("name", "")) or None
+
+    def _on_follow(self, e: Message) -> None:
+        self._note("the preview follows the active speaker" if e.get("on") else "the preview stays put")
+
+    def _on_volume(self, e: Message) -> None:
+        self._note(f"{e.get('name')}'s volume is now {e.get('volume')} %")
 
     def _on_share_started(self, e: Message) -> None:
         peer = self.peers.get(e["name"])

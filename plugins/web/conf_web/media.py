@@ -6,7 +6,8 @@ extensions. Packets without payload (the browser's bandwidth probes) are not for
 numbers after them are shifted down so that receivers see no loss, and NACKs are shifted back.
 
 Meeting → browser (:class:`Outbound`): one negotiated send slot carries one meeting track at a time,
-under the slot's own SSRC and payload type. When the slot passes to another track, sequence numbers
+under the slot's own SSRC and payload type, without header extensions; a RED packet (RFC 2198) goes as its
+primary Opus block, which every browser plays. When the slot passes to another track, sequence numbers
 and timestamps continue from where the last track left them, so the browser's receiver sees one stream.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conf_cli import ProtocolError
+from conf_cli.media.red import primary_only
 from conf_cli.protocol.rtp import RtpPacket
 
 PAYLOAD_TYPES = {"audio": 111, "video": 96, "screen": 96}
@@ -82,7 +84,7 @@ class Outbound:
     def rewrite(self, data: bytes) -> bytes | None:
         """The packet to send to the browser for one of the track's RTP packets (None if malformed)."""
         try:
-            packet = RtpPacket.parse(data)
+            packet = primary_only(RtpPacket.parse(data))  # browsers get plain Opus, not RED
         except ProtocolError:
             return None
         if self._seq_offset is None:
