@@ -114,13 +114,14 @@ class Encoder:
         dtx: bool = True,
         packet_loss: int = 10,
     ) -> None:
+        self._state: int | None = None
         if application not in _APPLICATIONS:
             raise ValueError(f"Opus application {application!r} is not one of {', '.join(_APPLICATIONS)}")
         error = ctypes.c_int(0)
         state = _lib().opus_encoder_create(SAMPLE_RATE, 1, _APPLICATIONS[application], ctypes.byref(error))
         if not state or error.value != 0:
             raise OpusError(f"opus_encoder_create failed with {error.value}")
-        self._state: int | None = state
+        self._state = state
         self._out = ctypes.create_string_buffer(MAX_PACKET)
         self.set_bitrate(bitrate)
         _ctl(state, _SET_INBAND_FEC, int(fec))
@@ -155,11 +156,12 @@ class Decoder:
     """A libopus decoder, 48 kHz mono; bad packets raise :class:`OpusError`."""
 
     def __init__(self) -> None:
+        self._state: int | None = None
         error = ctypes.c_int(0)
         state = _lib().opus_decoder_create(SAMPLE_RATE, 1, ctypes.byref(error))
         if not state or error.value != 0:
             raise OpusError(f"opus_decoder_create failed with {error.value}")
-        self._state: int | None = state
+        self._state = state
         self._pcm = np.zeros(MAX_FRAME_SAMPLES, dtype=np.int16)
 
     def _run(self, data: bytes | None, samples: int, fec: bool) -> npt.NDArray[np.int16]:

@@ -548,5 +548,6 @@ def scale_volume(frame: av.AudioFrame, gain: float) -> av.AudioFrame:
     )
     scaled.sample_rate = frame.sample_rate
     scaled.pts = frame.pts
-    scaled.time_base = frame.time_base
+    if frame.time_base is not None:
+        scaled.time_base = frame.time_base
     return scaled

@@ -77,8 +77,10 @@ class ToneSource(Source):
         if self.tremolo:
             seconds = (self.samples + self._offsets) / SAMPLE_RATE
             wave *= 0.6 + 0.4 * np.sin(2 * np.pi * self.tremolo * seconds)
-        if self.off and (self.offset + self.samples / SAMPLE_RATE) % (self.on + self.off) >= self.on:
-            wave *= 0
+        if self.off:  # in whole samples, so that the schedule does not drift with float error
+            on, cycle = round(self.on * SAMPLE_RATE), round((self.on + self.off) * SAMPLE_RATE)
+            if (round(self.offset * SAMPLE_RATE) + self.samples) % cycle >= on:
+                wave *= 0
         frame = av.AudioFrame.from_ndarray(wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self.samples
