@@ -3,11 +3,11 @@
 A RED payload is a list of blocks: one 4-byte header per redundant block (F bit set, the block's payload
 type, its timestamp offset back from the packet's timestamp in 14 bits and its length in 10 bits), then
 the 1-byte header of the primary block (F bit clear, its payload type), then the blocks' data in the same
-order, the primary last (RFC 2198 section 3). conf sends one redundant block, an older Opus packet of the
-same stream, under the RED payload type :data:`PT_RED` (``a=rtpmap:63 red/48000/2`` and ``a=fmtp:63
-111/111`` in SDP terms): a receiver that misses a packet rebuilds it from the redundant copy carried by a
-later one. :func:`red_sequence` says which packet a redundant block was: conf's sender always repeats the
-packet sent ``distance`` packets earlier, and the block's timestamp offset confirms it.
+order, the primary last (RFC 2198 section 3). conf sends one or two redundant blocks, older Opus packets
+of the same stream (:class:`RedEncoder` says which), under the RED payload type :data:`PT_RED`
+(``a=rtpmap:63 red/48000/2`` and ``a=fmtp:63 111/111`` in SDP terms): a receiver that misses a packet
+rebuilds it from the redundant copy carried by a later one. Conf's sender only repeats the packets just
+before, so a block's timestamp offset over the packet duration says how many packets back it is.
 """
 
 from __future__ import annotations
@@ -118,19 +118,21 @@ class RedSwitch:
 
 
 class RedEncoder:
-    """Builds the RED payloads of one Opus stream: each packet's Opus data as the primary block and one
-    older packet's as the redundant block.
+    """Builds the RED payloads of one Opus stream: each packet's Opus data as the primary block, and as
+    redundant blocks the two packets before it, but for the one just before when the new packet carries
+    in-band FEC for it (Opus LBRR): then that one block, as in WebRTC, is all it takes.
 
-    Which older packet: the one before, unless the new packet carries in-band FEC for it (Opus LBRR), in
-    which case the one before that; so FEC and RED together rebuild any loss of up to two packets in a
-    row. ``distance`` of the last payload says which it was (0: none yet). Only packets that follow each
-    other without a gap in time (DTX leaves gaps) are repeated, so a receiver finds a redundant block's
-    sequence number from its timestamp offset: ``offset / duration`` packets back.
+    So FEC and RED together rebuild any loss of up to two packets in a row, at the cost of one copy
+    where the encoder coded FEC and two where it did not (silence-like frames its voice activity detector
+    passes over, usually small). ``distances`` of the last payload says which packets back it repeated.
+    Only packets that follow each other without a gap in time (DTX leaves gaps) are repeated, so a
+    receiver finds a redundant block's sequence number from its timestamp offset: ``offset / duration``
+    packets back.
     """
 
     def __init__(self, payload_type: int) -> None:
         self.payload_type = payload_type
-        self.distance = 0
+        self.distances: tuple[int, ...] = ()
         self._history: list[tuple[int, bytes]] = []  # (timestamp, Opus data) of the last two packets
 
     def wrap(self, data: bytes, timestamp: int, duration: int, fec: bool) -> bytes:
@@ -139,17 +141,16 @@ class RedEncoder:
         history = self._history
         if history and (timestamp - history[-1][0]) & 0xFFFFFFFF != duration:
             history.clear()  # a gap in time (DTX) or a restart: what came before is not adjacent
-        want = 2 if fec else 1
         redundant: list[RedBlock] = []
-        self.distance = 0
-        for distance in (want, 1):
+        used = []
+        for distance in (2,) if fec else (2, 1):  # oldest first, as RFC 2198 orders blocks
             if len(history) >= distance:
                 old_ts, old = history[-distance]
                 offset = (timestamp - old_ts) & 0xFFFFFFFF
                 if 0 < offset <= MAX_OFFSET and len(old) <= MAX_BLOCK:
                     redundant.append(RedBlock(self.payload_type, offset, old))
-                    self.distance = distance
-                    break
+                    used.append(distance)
+        self.distances = tuple(used)
         history.append((timestamp, data))
         del history[:-2]
         return pack_red(self.payload_type, data, redundant)

@@ -67,14 +67,23 @@ def test_fields_that_do_not_fit_are_refused_when_packing() -> None:
         pack_red(128, b"x", [])
 
 
-def test_the_encoder_repeats_the_previous_packet_or_the_one_before_when_fec_covers_the_previous() -> None:
+def test_the_encoder_repeats_two_packets_back_and_the_previous_one_unless_fec_covers_it() -> None:
     red = RedEncoder(111)
     assert unpack_red(red.wrap(b"p0", 1000, 960, fec=False)) == [RedBlock(111, 0, b"p0")]
-    assert red.distance == 0
-    assert unpack_red(red.wrap(b"p1", 1960, 960, fec=False))[0] == RedBlock(111, 960, b"p0")
-    assert red.distance == 1
-    assert unpack_red(red.wrap(b"p2", 2920, 960, fec=True))[0] == RedBlock(111, 1920, b"p0")
-    assert red.distance == 2
+    assert red.distances == ()
+    assert unpack_red(red.wrap(b"p1", 1960, 960, fec=False))[:-1] == [RedBlock(111, 960, b"p0")]
+    assert red.distances == (1,)
+    assert unpack_red(red.wrap(b"p2", 2920, 960, fec=False))[:-1] == [
+        RedBlock(111, 1920, b"p0"),
+        RedBlock(111, 960, b"p1"),
+    ]
+    assert red.distances == (2, 1)
+    # p3 carries FEC for p2: one block, p1, is enough.
+    assert unpack_red(red.wrap(b"p3", 3880, 960, fec=True)) == [
+        RedBlock(111, 1920, b"p1"),
+        RedBlock(111, 0, b"p3"),
+    ]
+    assert red.distances == (2,)
 
 
 def test_the_encoder_never_repeats_across_a_gap_in_time() -> None:
@@ -83,7 +92,7 @@ def test_the_encoder_never_repeats_across_a_gap_in_time() -> None:
     red.wrap(b"p1", 1960, 960, fec=False)
     after_dtx = unpack_red(red.wrap(b"p2", 50_000, 960, fec=True))  # silence was not sent
     assert after_dtx == [RedBlock(111, 0, b"p2")]
-    assert unpack_red(red.wrap(b"p3", 50_960, 960, fec=True))[0] == RedBlock(111, 960, b"p2")
+    assert unpack_red(red.wrap(b"p3", 50_960, 960, fec=False))[0] == RedBlock(111, 960, b"p2")
 
 
 def test_the_timestamp_offset_wraps_with_the_rtp_timestamp() -> None:

@@ -86,6 +86,7 @@ MAX_VIDEO_DELAY = 0.4  # the jitter buffer never waits longer than this for a re
 RESEND_MARGIN = 0.03
 MAX_CONCEALED = 10  # frames of concealment played for one gap (200 ms); longer ones are counted only
 
+MAX_RED_DISTANCE = 2  # packets back a RED block may repeat (what conf's sender sends)
 AUDIO_ADAPT_INTERVAL = 0.1  # seconds between two updates of the audio jitter buffer's target
 
 
@@ -261,7 +262,7 @@ class RemoteTrack:
             level = read_level(packet)
             if level is not None:
                 self.level = level
-        recovered: RtpPacket | None = None
+        recovered: list[RtpPacket] = []
         if packet.payload_type == PT_RED:
             try:
                 blocks = unpack_red(packet.payload)
@@ -272,13 +273,15 @@ class RemoteTrack:
                 return
             for block in blocks[:-1]:
                 back = block.offset // samples if block.offset % samples == 0 else 0
-                if block.data and 1 <= back <= 2:
-                    recovered = RtpPacket(
-                        block.payload_type,
-                        (packet.sequence_number - back) & 0xFFFF,
-                        (packet.timestamp - block.offset) & 0xFFFFFFFF,
-                        packet.ssrc,
-                        block.data,
+                if block.data and 1 <= back <= MAX_RED_DISTANCE:
+                    recovered.append(
+                        RtpPacket(
+                            block.payload_type,
+                            (packet.sequence_number - back) & 0xFFFF,
+                            (packet.timestamp - block.offset) & 0xFFFFFFFF,
+                            packet.ssrc,
+                            block.data,
+                        )
                     )
             packet = RtpPacket(
                 primary.payload_type,
@@ -289,13 +292,15 @@ class RemoteTrack:
                 packet.marker,
             )
         pushed = jitter.push(packet, now)
-        missing = recovered is not None and recovered.sequence_number in jitter.missing(now)
-        if missing and recovered is not None and jitter.push(recovered, now):
-            self.red_recovered += 1
+        if recovered:
+            missing = set(jitter.missing(now))
+            for copy in recovered:
+                if copy.sequence_number in missing and jitter.push(copy, now):
+                    self.red_recovered += 1
         if not self.ordered and now >= self._next_adapt:
             self._next_adapt = now + AUDIO_ADAPT_INTERVAL
             jitter.target_delay = adaptive_delay(self.stats.jitter / self._clock_rate)
-        if (pushed or recovered is not None) and jitter.due(now):
+        if (pushed or recovered) and jitter.due(now):
             for item in jitter.pop(now):
                 self._play(item)
 
@@ -483,6 +488,7 @@ class RemoteTrack:
                     "red_recovered": self.red_recovered,
                     "fec_recovered": self.fec_recovered,
                     "concealed": self.concealed,
+                    "late": self.jitter.late,
                     "target_delay_ms": round(self.jitter.target_delay * 1000, 1),
                     **({"level": self.level} if self.level is not None else {}),
                 }

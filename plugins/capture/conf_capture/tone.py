@@ -6,7 +6,9 @@ come from a sample counter, so the frequency stays exact however long the tone r
 Options shape the tone for tests of speech features: ``tremolo`` (Hz) modulates its loudness as syllables
 do (Opus codes in-band FEC only for what its voice activity detector takes for speech, never for a steady
 tone), and ``on``/``off`` (seconds) make it sound ``on`` seconds then fall silent ``off`` seconds, over
-and over, starting ``offset`` seconds into that cycle (two speakers taking turns).
+and over, starting ``offset`` seconds into that cycle (two speakers taking turns); with ``sync`` the cycle
+runs on the wall clock instead (Unix time plus ``offset``), so tones in separate processes take turns at
+known instants.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from conf_cli import CapturedFrame, ConfError, Pacer, Source, SourceFactory
 
-from .options import opt_float
+from .options import opt_bool, opt_float
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -43,6 +45,7 @@ class ToneSource(Source):
         on: float = 0.0,
         off: float = 0.0,
         offset: float = 0.0,
+        sync: bool = False,
     ) -> None:
         if not 0 < frequency < SAMPLE_RATE / 2:
             raise ConfError(f"tone frequency {frequency:g} Hz must be above 0 and below {SAMPLE_RATE // 2}")
@@ -60,6 +63,7 @@ class ToneSource(Source):
         self.on = on
         self.off = off
         self.offset = offset
+        self.sync = sync
         self.samples = 0  # samples produced so far
         self._step = 2 * np.pi * frequency / SAMPLE_RATE
         self._offsets = np.arange(FRAME_SAMPLES, dtype=np.float64)
@@ -79,7 +83,8 @@ class ToneSource(Source):
             wave *= 0.6 + 0.4 * np.sin(2 * np.pi * self.tremolo * seconds)
         if self.off:  # in whole samples, so that the schedule does not drift with float error
             on, cycle = round(self.on * SAMPLE_RATE), round((self.on + self.off) * SAMPLE_RATE)
-            if (round(self.offset * SAMPLE_RATE) + self.samples) % cycle >= on:
+            position = round(capture_time * SAMPLE_RATE) if self.sync else self.samples
+            if (round(self.offset * SAMPLE_RATE) + position) % cycle >= on:
                 wave *= 0
         frame = av.AudioFrame.from_ndarray(wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
@@ -99,12 +104,13 @@ class ToneSourceFactory(SourceFactory):
     name = "tone"
     kind = "audio"
     description = (
-        "sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1; tremolo Hz; on/off/offset s)"
+        "sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1; tremolo Hz; on/off/offset s; sync)"
     )
 
     def open(self, options: Mapping[str, Any]) -> ToneSource:
-        """Options: ``frequency`` in Hz (default 440), ``volume`` from 0 to 1 (default 0.3), ``tremolo`` in
-        Hz (default 0: steady), ``on``, ``off`` and ``offset`` in seconds (default: always on)."""
+        """Options: ``frequency`` in Hz (default 440), ``volume`` from 0 to 1 (default 0.3), ``tremolo``
+        in Hz (default 0: steady), ``on``, ``off`` and ``offset`` in seconds (default: always on),
+        ``sync`` (the cycle on the wall clock)."""
         return ToneSource(
             opt_float(options, "frequency", DEFAULT_FREQUENCY),
             opt_float(options, "volume", DEFAULT_VOLUME),
@@ -112,4 +118,5 @@ class ToneSourceFactory(SourceFactory):
             on=opt_float(options, "on", 0.0, -1.0),
             off=opt_float(options, "off", 0.0, -1.0),
             offset=opt_float(options, "offset", 0.0, -1.0),
+            sync=opt_bool(options, "sync", False),
         )

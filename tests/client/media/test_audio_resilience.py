@@ -101,8 +101,8 @@ def test_a_lost_packet_is_rebuilt_from_the_next_packets_red_block() -> None:
 
 
 def test_two_lost_in_a_row_red_rebuilds_the_first_and_fec_is_left_the_second() -> None:
-    """With FEC in every packet RED repeats the packet two back: 104 brings 102; 103 stays a gap that the
-    decoder fills from 104's FEC."""
+    """With FEC in every packet RED repeats only the packet two back: 104 brings 102; 103 stays a gap
+    that the decoder fills from 104's FEC."""
     receiver = track()
     out = released(receiver)
     packets = red_stream([bytes([0xF8, i]) for i in range(6)], [True] * 6)
@@ -116,6 +116,18 @@ def test_two_lost_in_a_row_red_rebuilds_the_first_and_fec_is_left_the_second() -
     assert receiver.red_recovered == 1
     assert Gap(103, 1) in out
     assert 102 in [item.sequence_number for item in out if isinstance(item, RtpPacket)]
+
+
+def test_without_fec_two_lost_in_a_row_both_come_back_from_red() -> None:
+    receiver = track()
+    out = released(receiver)
+    packets = red_stream([bytes([0xF8, i]) for i in range(6)], [False] * 6)
+    for i, packet in enumerate(packets):
+        if i not in (2, 3):
+            receiver._audio_arrived(packet, 0.02 * i)
+    receiver._audio_arrived(RtpPacket(111, 110, 960 * 10, SSRC, b"\xf8\x0a"), 1.0)
+    assert receiver.red_recovered == 2
+    assert not any(isinstance(item, Gap) for item in out)
 
 
 def test_a_malformed_red_payload_is_counted_and_dropped() -> None:
