@@ -57,3 +57,16 @@ def test_a_slot_passing_to_another_track_continues_its_numbers() -> None:
     later = RtpPacket.parse(slot.rewrite(_rtp(40_001, 3123, ssrc=0x3333)) or b"")
     assert (later.sequence_number, later.timestamp) == (21, 19 * 3000 + 6000)
     assert slot.describe() == {"name": "bo", "kind": "screen", "ssrc": 0x3333}
+
+
+def test_a_red_packet_reaches_the_browser_as_its_primary_opus() -> None:
+    from conf_cli.media.red import PT_RED, RedBlock, pack_red
+
+    slot = Outbound(mid="0", kind="audio", ssrc=0x3333, payload_type=109)
+    slot.assign(0x1111, "ada", "audio")
+    red = pack_red(111, b"\xf8primary", [RedBlock(111, 960, b"\xf8older")])
+    level = (0xBEDE, b"\x10\x85\x00\x00")
+    data = bytes(RtpPacket(PT_RED, 5, 1920, 0x1111, red, marker=True, extension=level))
+    out = RtpPacket.parse(slot.rewrite(data) or b"")
+    assert (out.payload_type, out.ssrc, out.payload, out.extension) == (109, 0x3333, b"\xf8primary", None)
+    assert slot.rewrite(bytes(RtpPacket(PT_RED, 6, 2880, 0x1111, b"\xef\x0f"))) is None  # malformed RED
