@@ -70,3 +70,13 @@ def test_a_red_packet_reaches_the_browser_as_its_primary_opus() -> None:
     out = RtpPacket.parse(slot.rewrite(data) or b"")
     assert (out.payload_type, out.ssrc, out.payload, out.extension) == (109, 0x3333, b"\xf8primary", None)
     assert slot.rewrite(bytes(RtpPacket(PT_RED, 6, 2880, 0x1111, b"\xef\x0f"))) is None  # malformed RED
+
+
+def test_the_browsers_audio_level_goes_on_in_confs_extension() -> None:
+    from conf_cli.media.audio_level import read_audio_level
+
+    audio = Inbound("audio", ssrc=7)
+    assert read_audio_level(audio.rewrite(1, 2, 3, False, b"x", 33) or b"") == (33, True)
+    assert read_audio_level(audio.rewrite(1, 3, 963, False, b"x") or b"") is None  # the browser sent none
+    video = Inbound("video", ssrc=8)
+    assert RtpPacket.parse(video.rewrite(1, 2, 3, False, b"x", 33) or b"").extension is None
