@@ -326,6 +326,9 @@ class MediaManager:
             fps=fps,
             bitrate=bitrate,
             protect=self._protect if self.keys is not None else None,
+            # RED is for datagram paths; where media is delivered in order a loss is the server shedding
+            # load for a slow receiver, which redundancy would only add to.
+            red=self.client.link is not None and not self.client.link.media_ordered,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

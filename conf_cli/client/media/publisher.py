@@ -219,8 +219,11 @@ class Publisher:
         bitrate: int = DEFAULT_VIDEO_BITRATE,
         rng: random.Random | None = None,
         protect: Protect | None = None,
+        red: bool = True,
     ) -> None:
         self.source_name = source_name
+        self.red = red
+        """Whether receiver reports of loss may turn RED on (rtp://; not on transports delivering in order)."""
         self.source = source
         self.kind: str = source.kind
         self._send_control = send_control
@@ -322,6 +325,8 @@ class Publisher:
     def feedback(self, part: RtcpPacket) -> None:
         """Answer a PLI, FIR or NACK about one of our tracks; note the loss receiver reports show."""
         if isinstance(part, ReceiverReport | SenderReport):
+            if not self.red:
+                return
             now = time.monotonic()
             for outgoing in self.tracks.values():
                 if outgoing.audio:

@@ -55,7 +55,17 @@ def test_the_first_packet_after_dtx_silence_has_the_marker() -> None:
 
 def test_the_publisher_hands_receiver_reports_to_its_audio_tracks() -> None:
     publisher = Publisher.__new__(Publisher)
+    publisher.red = True
     track = OutgoingTrack("audio", True, 30.0, 0, random.Random(1))
     publisher.tracks = {True: track}
     publisher.feedback(report(track.ssrc, 30))
     assert track.red_switch.active(time.monotonic())
+
+
+def test_red_is_never_turned_on_where_media_is_delivered_in_order() -> None:
+    publisher = Publisher.__new__(Publisher)
+    publisher.red = False
+    track = OutgoingTrack("audio", True, 30.0, 0, random.Random(1))
+    publisher.tracks = {True: track}
+    publisher.feedback(report(track.ssrc, 30))
+    assert not track.red_switch.active(time.monotonic())
