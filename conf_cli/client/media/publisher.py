@@ -223,7 +223,7 @@ class Publisher:
     ) -> None:
         self.source_name = source_name
         self.red = red
-        """Whether receiver reports of loss may turn RED on (rtp://; not on transports delivering in order)."""
+        """Whether loss in receiver reports may turn RED on (rtp://; not where media comes in order)."""
         self.source = source
         self.kind: str = source.kind
         self._send_control = send_control
