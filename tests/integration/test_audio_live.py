@@ -96,36 +96,16 @@ def turn_of(at: float) -> str:
     return "ada" if at % 4.0 < 2.0 else "bob"
 
 
-def test_active_speaker_follows_two_tones_taking_turns(pool: ClientPool) -> None:
-    host, meeting = pool.create("host")
-    ada = share(
-        pool,
-        meeting,
-        "ada",
-        "--frequency",
-        "440",
-        "--source-option",
-        "on=2",
-        "--source-option",
-        "off=2",
-        "--source-option",
-        "sync=1",
-    )
-    bob = share(
-        pool,
-        meeting,
-        "bob",
-        "--frequency",
-        "660",
-        "--source-option",
-        "on=2",
-        "--source-option",
-        "off=2",
-        "--source-option",
-        "offset=2",
-        "--source-option",
-        "sync=1",
-    )
+TURNS = ("--source-option", "on=2", "--source-option", "off=2", "--source-option", "sync=1")
+
+
+@pytest.mark.parametrize("e2ee", [False, True], ids=["plain", "e2ee"])
+def test_active_speaker_follows_two_tones_taking_turns(pool: ClientPool, e2ee: bool) -> None:
+    """In an end-to-end encrypted meeting too: the level extension stays readable by the server."""
+    secure = ("--e2ee",) if e2ee else ()
+    host, meeting = pool.create("host", *secure)
+    ada = share(pool, meeting, "ada", "--frequency", "440", *TURNS, *secure)
+    bob = share(pool, meeting, "bob", "--frequency", "660", *TURNS, "--source-option", "offset=2", *secure)
     host.expect("track_stats", audio_stats, timeout=10)
     start = time.time()
     time.sleep(12.5)
@@ -148,5 +128,6 @@ def test_active_speaker_follows_two_tones_taking_turns(pool: ClientPool) -> None
         assert name == turn_of(turn + 0.5), (turn - start, after)
         assert [n for _, n in after] == [name]  # one switch per turn: no flapping
         delays.append(at - turn)
-    print(f"\nactive_speaker delays after each turn (rtp://, SRTP): {[round(d * 1000) for d in delays]} ms")
+    mode = "SRTP + SFrame E2EE" if e2ee else "SRTP"
+    print(f"\nactive_speaker delays after each turn (rtp://, {mode}): {[round(d * 1000) for d in delays]} ms")
     assert max(delays) <= 0.8  # 300 ms in the design; generous here, the machine is shared
