@@ -888,7 +888,7 @@ class Hub:
             if conn.cid in meeting.waiting:
                 return list(sends)
             self.join_latency.observe(now - conn.requested)
-            return [*sends, *self._keyframes_for(meeting)]
+            return [*sends, *self._keyframes_for(meeting), *self._speaker_for(meeting, conn.cid)]
 
         return [Deferred(lambda: meeting.passcode.matches(passcode), resume)]
 
@@ -924,6 +924,15 @@ class Hub:
             return then(now)
 
         return [Deferred(work, resume)]
+
+    def _speaker_for(self, meeting: Meeting, cid: int) -> list[Action]:
+        """Tell a newcomer who the meeting's active speaker is, if anyone spoke yet."""
+        speaker = meeting.speakers.current
+        participant = meeting.participants.get(speaker) if speaker is not None else None
+        ssrc = meeting.speakers.ssrc_of(speaker) if speaker is not None else None
+        if participant is None or ssrc is None or speaker == cid:
+            return []
+        return [Send((cid,), {"type": "active_speaker", "name": participant.name, "ssrc": ssrc})]
 
     def _keyframes_for(self, meeting: Meeting) -> list[Action]:
         """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""

@@ -131,3 +131,18 @@ def test_the_route_of_an_audio_packet_names_its_track_for_the_level() -> None:
     routed = hub.route(2, packet, 0.0)
     assert routed.verdict is Verdict.FORWARDED and routed.track is not None
     assert routed.track.kind == "audio" and set(routed.to) == {1, 3}
+
+
+@pytest.mark.usefixtures("cheap_scrypt")
+def test_a_newcomer_is_told_who_is_speaking() -> None:
+    from tests.helpers.hub import MID_A, join
+
+    hub = three_in_a_meeting()
+    send(hub, 2, {"type": "publish", "kind": "audio", "ssrc": 2222, "codec": "opus"})
+    meeting = hub.meeting_of(2)
+    assert meeting is not None
+    for step in range(30):
+        hub.audio_level(2, meeting.tracks[2222], LOUD, step * PACKET)
+    actions = join(hub, 4, MID_A, "Di")
+    assert {"type": "active_speaker", "name": "Bob", "ssrc": 2222} in to(actions, 4)
+    assert [m for m in to(actions, 1) if m["type"] == "active_speaker"] == []  # the others know already
