@@ -449,7 +449,7 @@ SOURCE_OPTIONS = (
         "source_option",
         multiple=True,
         metavar="KEY=VALUE",
-        help="Any other option of the source, e.g. tremolo=4 or on=2 off=2 for the tone (repeatable).",
+        help="Any other option of the source, e.g. tremolo=4 or on=2 for the tone (once per option).",
     ),
 )
 
