@@ -491,6 +491,13 @@ SOURCE_OPTIONS = (
     click.option("--frequency", type=click.FloatRange(1, 24_000), default=None, help="Tone frequency in Hz."),
     click.option("--device", default=None, help="Device to capture from (see `conf devices`)."),
     click.option("--region", default=None, metavar="X,Y,W,H", help="Screen region to share (screen)."),
+    click.option(
+        "--source-option",
+        "source_option",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Any other option of the source, e.g. tremolo=4 or on=2 for the tone (once per option).",
+    ),
 )
 
 
@@ -674,6 +681,7 @@ def share(
     frequency: float | None,
     device: str | None,
     region: str | None,
+    source_option: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Join MEETING and share screen, camera, audio, a file (PATH), a test pattern or a tone into it.
@@ -689,6 +697,7 @@ def share(
         frequency=frequency,
         device=device,
         region=region,
+        source_option=source_option,
     )
     _attend(meeting, (kind, source_options), **options)
 
@@ -699,7 +708,15 @@ def _source_options(**given: Any) -> dict[str, Any]:
     if path is not None and not Path(path).exists():
         click.echo(f"conf: no such file: {path}", err=True)
         sys.exit(1)
-    return {key: value for key, value in given.items() if value is not None}
+    extra = given.pop("source_option", None) or ()
+    options = {key: value for key, value in given.items() if value is not None}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            click.echo(f"conf: --source-option wants KEY=VALUE, not {item!r}", err=True)
+            sys.exit(2)
+        options.setdefault(key, value)
+    return options
 
 
 @cli.command()

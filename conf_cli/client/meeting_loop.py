@@ -166,6 +166,9 @@ async def _local(
     if command.name == "invite":
         _invite(client, ui, command.args[0] if command.args else None)
         return
+    if command.name == "follow":
+        ui.show({"type": "follow", "on": command.args[0] == "on"})
+        return
     if command.name in ("control", "accept", "reject", "revoke"):
         if control is None:
             if command.name == "revoke":
@@ -196,6 +199,10 @@ async def _local(
         if len(command.args) > 1:
             options["path"] = command.args[1]
         await _share(media, ui, command.args[0], options)
+    elif command.name == "volume":
+        name, percent = command.args[0], int(command.args[1])
+        media.set_volume(name, percent)
+        ui.show({"type": "volume", "name": name, "volume": percent})
     elif command.name == "unshare":
         try:
             await media.unshare(command.args[0])

@@ -41,6 +41,8 @@ HELP: list[tuple[str, str]] = [
         "share pattern, tone, screen, audio, camera or a file (fps=15 ...)",
     ),
     ("/unshare KIND", "stop sharing audio, video or screen"),
+    ("/volume NAME 0-200", "play NAME's audio louder or softer here (100 is as sent, 0 mutes)"),
+    ("/follow [on|off]", "the preview shows whoever is speaking (the active speaker)"),
     ("/control NAME", "ask NAME for control of their desktop (it shows in a window)"),
     ("/accept, /reject", "answer a request for control of your desktop (y, n)"),
     ("/revoke", "end remote control: take your desktop back, or let go"),
@@ -137,6 +139,15 @@ def parse_line(line: str) -> Message | LocalCommand | None:
             if kind not in ("audio", "video", "screen"):
                 raise CommandError("usage: /unshare audio|video|screen")
             return LocalCommand("unshare", (kind,))
+        case "volume":
+            name, level = _name_then_rest(rest, "/volume NAME 0-200")
+            if not level.isdigit() or not 0 <= int(level) <= 200:
+                raise CommandError("usage: /volume NAME 0-200 (percent: 100 is as sent, 0 mutes)")
+            return LocalCommand("volume", (name, str(int(level))))
+        case "follow":
+            if rest.lower() not in ("", "on", "off"):
+                raise CommandError("usage: /follow [on|off]")
+            return LocalCommand("follow", (rest.lower() or "on",))
         case "control":
             return LocalCommand("control", (_only_name(rest, "/control NAME"),))
         case "accept":

@@ -15,11 +15,15 @@ from fractions import Fraction
 from typing import Any
 
 import av
+import numpy as np
+import numpy.typing as npt
 from av.audio.fifo import AudioFifo
 from av.audio.resampler import AudioResampler
 from av.video.frame import PictureType
 from av.video.reformatter import VideoReformatter
 
+from conf_cli.media import libopus
+from conf_cli.media.audio_level import level_dbov
 from conf_cli.media.source import CapturedFrame, EncodedUnit
 
 VIDEO_CLOCK_RATE = 90_000
@@ -185,31 +189,40 @@ class OpusEncoder:
 
     Input is resampled to 48 kHz mono and buffered until a whole 960-sample frame is ready, so a call may
     return zero, one or several units. Unit timestamps count samples (48 kHz) from the first one, and each
-    unit's capture time is that of its first sample.
+    unit's capture time is that of its first sample; each unit's ``level`` is its audio's level in -dBov
+    (RFC 6464), measured before encoding. libopus (:mod:`conf_cli.media.libopus`) encodes with in-band FEC
+    (``fec``, sized for ``packet_loss`` percent) and, with ``dtx``, discontinuous transmission: a frame of
+    silence gives no unit at all (the next unit's timestamp jumps), except the short packet libopus sends
+    every 400 ms to keep the receiver's comfort noise going.
     """
 
-    def __init__(self, bitrate: int = 32_000, application: str = "voip") -> None:
+    def __init__(
+        self,
+        bitrate: int = 32_000,
+        application: str = "voip",
+        *,
+        fec: bool = True,
+        dtx: bool = False,
+        packet_loss: int = 10,
+    ) -> None:
         self._bitrate = bitrate
         self.application = application
+        self.fec = fec
+        self.dtx = dtx
+        self.packet_loss = packet_loss
+        self.silent_frames = 0
+        """Frames not sent because DTX found them silent."""
         self._resampler = AudioResampler(format="s16", layout="mono", rate=OPUS_SAMPLE_RATE)
         self._fifo = AudioFifo()
         self._samples_in = 0  # samples written into the FIFO so far
         self._samples_out = 0  # samples taken out of the FIFO so far
         self._chunks: deque[tuple[int, float]] = deque(maxlen=256)  # (first sample, capture time)
-        self._pending: deque[tuple[int, float]] = deque()  # frames inside the encoder
         self._codec = self._open_codec()
 
-    def _open_codec(self) -> av.AudioCodecContext:
-        codec = av.CodecContext.create("libopus", "w")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = OPUS_SAMPLE_RATE
-        codec.layout = "mono"
-        codec.format = "s16"
-        codec.bit_rate = self._bitrate
-        codec.time_base = _OPUS_TIME_BASE
-        codec.options = {"application": self.application, "frame_duration": "20"}
-        codec.open()
-        return codec
+    def _open_codec(self) -> libopus.Encoder:
+        return libopus.Encoder(
+            self._bitrate, self.application, fec=self.fec, dtx=self.dtx, packet_loss=self.packet_loss
+        )
 
     @property
     def bitrate(self) -> int:
@@ -217,11 +230,10 @@ class OpusEncoder:
         return self._bitrate
 
     def set_bitrate(self, bitrate: int) -> None:
-        """Change the target bit rate (the encoder restarts at the next 20 ms frame)."""
+        """Change the target bit rate from the next 20 ms frame on."""
         if bitrate != self._bitrate:
             self._bitrate = bitrate
-            self._pending.clear()
-            self._codec = self._open_codec()
+            self._codec.set_bitrate(bitrate)
 
     def encode(
         self, frame: av.AudioFrame | CapturedFrame, capture_time: float | None = None
@@ -242,11 +254,23 @@ class OpusEncoder:
             assert chunk is not None
             start = self._samples_out
             self._samples_out += OPUS_FRAME_SAMPLES
-            chunk.pts = start
-            chunk.time_base = _OPUS_TIME_BASE
-            chunk.sample_rate = OPUS_SAMPLE_RATE
-            self._pending.append((start, self._time_of(start)))
-            units.extend(self._units(self._codec.encode(chunk)))
+            pcm: npt.NDArray[np.int16] = chunk.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+            data = self._codec.encode(pcm)
+            if self.dtx and len(data) <= libopus.DTX_PACKET_BYTES:
+                self.silent_frames += 1
+                continue
+            units.append(
+                EncodedUnit(
+                    "opus",
+                    data,
+                    start,
+                    OPUS_SAMPLE_RATE,
+                    True,
+                    self._time_of(start),
+                    OPUS_FRAME_SAMPLES,
+                    level_dbov(pcm),
+                )
+            )
         return units
 
     def _time_of(self, sample: int) -> float:
@@ -259,36 +283,58 @@ class OpusEncoder:
             self._chunks.popleft()
         return when + (sample - first) / OPUS_SAMPLE_RATE
 
-    def _units(self, packets: list[av.Packet]) -> list[EncodedUnit]:
-        units = []
-        for packet in packets:
-            if not self._pending:
-                break
-            pts, when = self._pending.popleft()
-            units.append(
-                EncodedUnit("opus", bytes(packet), pts, OPUS_SAMPLE_RATE, True, when, OPUS_FRAME_SAMPLES)
-            )
-        return units
-
 
 class OpusDecoder:
-    """Decode Opus packets to 48 kHz mono frames; damaged packets yield ``[]`` and never raise."""
+    """Decode Opus packets to 48 kHz mono frames with libopus; damaged packets yield ``[]`` and never raise.
+
+    :meth:`decode_fec` rebuilds a lost frame from the in-band FEC data of the packet after it, and
+    :meth:`conceal` fills a lost frame nothing can rebuild with Opus packet loss concealment.
+    """
 
     def __init__(self) -> None:
-        codec = av.CodecContext.create("opus", "r")
-        assert isinstance(codec, av.AudioCodecContext)
-        codec.sample_rate = OPUS_SAMPLE_RATE
-        codec.layout = "mono"
-        self._codec = codec
+        self._codec = libopus.Decoder()
         self.errors = 0
+        self._samples = 0
+
+    def _frame(self, pcm: npt.NDArray[np.int16]) -> list[av.AudioFrame]:
+        if pcm.size == 0:
+            return []
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = OPUS_SAMPLE_RATE
+        frame.pts = self._samples
+        frame.time_base = _OPUS_TIME_BASE
+        self._samples += pcm.size
+        return [frame]
 
     def decode(self, packet: bytes) -> list[av.AudioFrame]:
         """Decode one Opus packet (usually 20 ms: 960 samples)."""
-        frames = _decode_quietly(self, packet)
-        return [f for f in frames if isinstance(f, av.AudioFrame)]
+        if not packet:
+            return []
+        try:
+            return self._frame(self._codec.decode(packet))
+        except libopus.OpusError:
+            self.errors += 1
+            return []
+
+    def decode_fec(self, packet: bytes, samples: int = OPUS_FRAME_SAMPLES) -> list[av.AudioFrame]:
+        """The frame before ``packet`` (``samples`` long), rebuilt from ``packet``'s in-band FEC data (or
+        concealed by libopus if it has none)."""
+        try:
+            return self._frame(self._codec.decode(packet, fec=True, samples=samples))
+        except libopus.OpusError:
+            self.errors += 1
+            return []
+
+    def conceal(self, samples: int = OPUS_FRAME_SAMPLES) -> list[av.AudioFrame]:
+        """``samples`` of packet loss concealment for a lost frame."""
+        try:
+            return self._frame(self._codec.conceal(samples))
+        except libopus.OpusError:
+            self.errors += 1
+            return []
 
 
-def _decode_quietly(decoder: H264Decoder | OpusDecoder, data: bytes) -> list[Any]:
+def _decode_quietly(decoder: H264Decoder, data: bytes) -> list[Any]:
     """Decode one packet with the decoder's codec; damaged input only counts in ``errors``, never raises."""
     if not data:
         return []

@@ -13,7 +13,8 @@ lost ``target_delay`` after it was noticed, which leaves that long for a reorder
 ``hold`` (default: ``target_delay``) replaces the target for packets that are present: a video receiver,
 which needs no smoothing, passes 0 so that packets in order leave at once and only a hole waits (for a
 resend); on an ordered transport a receiver passes a ``target_delay`` of 0 too, as there is nothing to wait
-for.
+for. :func:`adaptive_delay` is the audio receiver's target on a path that may reorder: a small multiple of
+the measured interarrival jitter, within bounds.
 
 Bounds. The buffer spans at most ``max_packets`` sequence numbers; beyond that the oldest are dropped and
 reported as a gap. Duplicates and packets older than what was already handed out are dropped and counted.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 from conf_cli.protocol.rtp import RtpPacket
 
-__all__ = ["Gap", "JitterBuffer"]
+__all__ = ["Gap", "JitterBuffer", "adaptive_delay"]
 
 _MAX_PENDING = 16
 _SLACK = 1e-6  # seconds: float rounding must not hold a packet that is due now (transit minus itself)
@@ -246,3 +247,26 @@ class JitterBuffer:
             if first >= seq:
                 break
             del self._missing[first]
+
+
+AUDIO_DELAY_FACTOR = 2.0
+"""Audio waits this many times the measured interarrival jitter (RFC 3550 A.8; for normally distributed
+transit times that covers about 99 % of packets: the estimate is about 1.13 standard deviations) ..."""
+AUDIO_DELAY_MIN = 0.01
+"""... but at least this long (seconds: what scheduling on a loaded host costs) ..."""
+AUDIO_DELAY_MAX = 0.3
+"""... and at most this long."""
+
+
+def adaptive_delay(
+    jitter: float,
+    *,
+    factor: float = AUDIO_DELAY_FACTOR,
+    minimum: float = AUDIO_DELAY_MIN,
+    maximum: float = AUDIO_DELAY_MAX,
+) -> float:
+    """The target delay for audio on a path whose interarrival jitter is ``jitter`` seconds:
+    ``factor * jitter`` within ``[minimum, maximum]``. A clean path gets the minimum; the target grows only
+    as far as the measured jitter requires, and falls back as the jitter estimate (smoothed over about 16
+    packets) does."""
+    return max(minimum, min(maximum, factor * max(0.0, jitter)))

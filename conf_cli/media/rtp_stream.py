@@ -58,10 +58,20 @@ class RtpSender:
     def rtp_timestamp(self, ticks: int) -> int:
         return (self.timestamp_offset + ticks) & 0xFFFFFFFF
 
-    def packetize(self, payloads: Sequence[bytes], ticks: int, *, marker: bool) -> list[bytes]:
+    def packetize(
+        self,
+        payloads: Sequence[bytes],
+        ticks: int,
+        *,
+        marker: bool,
+        extension: tuple[int, bytes] | None = None,
+        payload_type: int | None = None,
+    ) -> list[bytes]:
         """One RTP packet per payload, all with the media time ``ticks``; ``marker`` goes on the last one.
 
         For video the marker ends a frame (RFC 6184); for audio it starts a talkspurt (RFC 7587).
+        ``extension`` (``(profile, data)``) goes on every packet; ``payload_type`` replaces the stream's
+        for these packets (RED, RFC 2198).
         """
         timestamp = self.rtp_timestamp(ticks)
         packets: list[bytes] = []
@@ -70,12 +80,13 @@ class RtpSender:
             seq = self.sequence_number
             data = bytes(
                 RtpPacket(
-                    payload_type=self.payload_type,
+                    payload_type=self.payload_type if payload_type is None else payload_type,
                     sequence_number=seq,
                     timestamp=timestamp,
                     ssrc=self.ssrc,
                     payload=payload,
                     marker=marker and index == last,
+                    extension=extension,
                 )
             )
             packets.append(data)

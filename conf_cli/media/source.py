@@ -88,6 +88,8 @@ class EncodedUnit:
     keyframe: bool
     capture_time: float
     duration: int = 0
+    level: int | None = None
+    """Audio only: the level of the unit's audio in -dBov (RFC 6464: 0 loudest, 127 silence)."""
 
     @property
     def is_audio(self) -> bool:

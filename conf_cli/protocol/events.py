@@ -603,6 +603,15 @@ class ShareStopped(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ActiveSpeaker(Event):
+    """The meeting's dominant speaker changed: ``name``'s audio track ``ssrc`` (from its audio levels)."""
+
+    TYPE: ClassVar[str] = "active_speaker"
+    name: str = _field("name")
+    ssrc: int = _field("ssrc")
+
+
+@dataclass(frozen=True, kw_only=True)
 class E2eeKey(Event):
     TYPE: ClassVar[str] = "e2ee_key"
     sender: str = _field("name", key="from")
@@ -975,6 +984,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Chat,
         ShareStarted,
         ShareStopped,
+        ActiveSpeaker,
         E2eeKey,
         ControlRequested,
         ControlGranted,

@@ -72,7 +72,7 @@ class Server:
         self._warned: set[int] = set()
         self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="conf-hash")
         return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
-        self.forwarder = Forwarder(self.hub, self.links, self._malformed)
+        self.forwarder = Forwarder(self.hub, self.links, self._malformed, self._apply)
         self.traffic = TrafficTotals()
         """Traffic counts of the links that closed, per transport (the open ones count their own)."""
         self.meeting_log = MeetingLog(self.hub.meetings, self._peer_of)

@@ -12,16 +12,18 @@ resend) goes only to whoever asked for it (:meth:`Hub.route_resend`), on each on
 the hub may rewrite (a NACK) or split (feedback to publishers, reports to the audience), and short packets
 always take the hub's full path. RTP whose header (CSRC list, extension) runs past the end of the packet
 is dropped before the cache, as the hub would; ``on_malformed`` hears of each malformed packet and its
-sender.
+sender. An audio packet's level (RFC 6464 header extension) goes to :meth:`Hub.audio_level`, and the
+``active_speaker`` messages that come of it to ``on_actions``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from conf_cli.media.audio_level import read_audio_level
 from conf_cli.plugin.transport import Link, Listener
 from conf_cli.protocol.rtp import header_fits, is_rtcp
-from conf_cli.server.hub import Hub, Verdict
+from conf_cli.server.hub import Action, Hub, Verdict
 from conf_cli.server.meeting import Track
 
 Send = Callable[[bytes, Sequence[Link]], object]
@@ -39,9 +41,14 @@ def _each(packet: bytes, links: Iterable[Link]) -> None:
 
 class Forwarder:
     def __init__(
-        self, hub: Hub, links: dict[int, Link], on_malformed: Callable[[Link, str], None] | None = None
+        self,
+        hub: Hub,
+        links: dict[int, Link],
+        on_malformed: Callable[[Link, str], None] | None = None,
+        on_actions: Callable[[list[Action]], None] | None = None,
     ) -> None:
         self.hub = hub
+        self.on_actions = on_actions
         self.links = links
         self.on_malformed = on_malformed
         self.active: set[int] = set()
@@ -75,6 +82,8 @@ class Forwarder:
                     elif track.feedback.first(packet):
                         for send, group in groups:
                             send(packet, group)
+                        if track.kind == "audio":
+                            self._level(link, track, packet, now)
                     else:
                         self.send_each(packet, hub.route_resend(link.id, track, packet, now))
                     return True
@@ -92,6 +101,8 @@ class Forwarder:
                 routes = self._routes[link.id] = {}
             track = routed.track
             routes[packet[8:12]] = _REFUSED if track is None else (self._resolve(routed.to), track)
+        if routed.track is not None and routed.track.kind == "audio" and not routed.resend:
+            self._level(link, routed.track, packet, now)
         if routed.forwards:
             for forward in routed.forwards:
                 self.send(forward.packet, forward.to)
@@ -100,6 +111,15 @@ class Forwarder:
         else:
             self.send(packet, routed.to)
         return True
+
+    def _level(self, link: Link, track: Track, packet: bytes, now: float) -> None:
+        """The audio level on a forwarded packet, to the speaker detector."""
+        level = read_audio_level(packet)
+        if level is None:
+            return
+        actions = self.hub.audio_level(link.id, track, level[0], now)
+        if actions and self.on_actions is not None:
+            self.on_actions(list(actions))
 
     def forget(self, link: Link) -> None:
         """Drop the routes cached for ``link``'s media (it closed)."""

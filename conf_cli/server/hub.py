@@ -288,6 +288,7 @@ class HubStats(FeedbackStats):
     keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined
     loss_reports: int = 0  # RTCP report blocks (receivers' loss reports) seen on their way
     loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
+    speaker_switches: int = 0  # active_speaker changes announced
 
 
 @dataclass
@@ -427,6 +428,25 @@ class Hub:
         if track.feedback.first(packet):
             return Routed(Verdict.FORWARDED, meeting.audience(cid), track=track, cacheable=True)
         return Routed(Verdict.FORWARDED, self.route_resend(cid, track, packet, now), resend=True)
+
+    def audio_level(self, cid: int, track: Track, level: int, now: float) -> list[Send]:
+        """An audio packet of ``cid``'s ``track`` with ``level`` (RFC 6464) was forwarded at ``now``: when
+        the meeting's dominant speaker changes, ``active_speaker`` to everyone in it
+        (:mod:`conf_cli.server.speaker`)."""
+        meeting = self.meeting_of(cid)
+        if meeting is None or track.owner != cid:
+            return []
+        speakers = meeting.speakers
+        speaker = speakers.observe(cid, track.ssrc, level, now)
+        if speaker is None:
+            return []
+        participant = meeting.participants.get(speaker)
+        ssrc = speakers.ssrc_of(speaker)
+        if participant is None or ssrc is None:
+            return []
+        self.stats.speaker_switches += 1
+        message: Message = {"type": "active_speaker", "name": participant.name, "ssrc": ssrc}
+        return [Send(tuple(meeting.participants), message)]
 
     def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
         """Who receives a media packet from ``cid`` (:meth:`route`): a tuple of connections, every
@@ -997,7 +1017,7 @@ class Hub:
             if conn.cid in meeting.waiting:
                 return list(sends)
             self.join_latency.observe(now - conn.requested)
-            return [*sends, *self._keyframes_for(meeting)]
+            return [*sends, *self._keyframes_for(meeting), *self._speaker_for(meeting, conn.cid)]
 
         known = self.passcodes.check(target, passcode, meeting.passcode, now)
         if known is not None:  # the meeting's key answers at once, right or wrong: no hashing
@@ -1072,6 +1092,15 @@ class Hub:
             return then(now)
 
         return [Deferred(work, resume)]
+
+    def _speaker_for(self, meeting: Meeting, cid: int) -> list[Action]:
+        """Tell a newcomer who the meeting's active speaker is, if anyone spoke yet."""
+        speaker = meeting.speakers.current
+        participant = meeting.participants.get(speaker) if speaker is not None else None
+        ssrc = meeting.speakers.ssrc_of(speaker) if speaker is not None else None
+        if participant is None or ssrc is None or speaker == cid:
+            return []
+        return [Send((cid,), {"type": "active_speaker", "name": participant.name, "ssrc": ssrc})]
 
     def _keyframes_for(self, meeting: Meeting) -> list[Action]:
         """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""

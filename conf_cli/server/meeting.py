@@ -78,6 +78,7 @@ from conf_cli.server.people import (
     Send,
 )
 from conf_cli.server.remote_control import RemoteControl
+from conf_cli.server.speaker import SpeakerDetector
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
 # most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
@@ -157,6 +158,8 @@ class Meeting:
         self.forbidden: set[str] = set()
         self.closed = False
         self.tracks: dict[int, Track] = {}
+        self.speakers = SpeakerDetector()
+        """The dominant speaker, from the audio levels on the meeting's audio packets."""
         self._seniority = 0
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
         self.version = version if version is not None else RouteVersion()
@@ -363,6 +366,7 @@ class Meeting:
         sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
         del self.participants[pid]
         self.breakout.forget(pid)
+        self.speakers.forget(pid)
         self._routes_changed()
         self.journal.note("participant_left", self.id, name=participant.name, reason=reason)
         if not self.participants:

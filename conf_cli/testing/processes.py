@@ -27,6 +27,7 @@ from typing import Any
 
 Event = dict[str, Any]
 DEFAULT_TIMEOUT = 15.0
+MAX_TIMELINE = 10_000  # events kept with their arrival time (ConfProcess.timeline)
 
 
 _home: str | None = None
@@ -58,6 +59,8 @@ class ConfProcess:
     events: queue.Queue[Event | None] = field(default_factory=queue.Queue)
     seen: list[Event] = field(default_factory=list)
     stderr_lines: list[str] = field(default_factory=list)
+    timeline: list[tuple[float, Event]] = field(default_factory=list)
+    """Every event with the wall-clock time (``time.time()``) its line was read, for timing tests."""
 
     def __post_init__(self) -> None:
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -73,6 +76,8 @@ class ConfProcess:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 event = {"type": "_text", "text": line}
+            self.timeline.append((time.time(), event))
+            del self.timeline[:-MAX_TIMELINE]
             self.events.put(event)
         self.events.put(None)
 

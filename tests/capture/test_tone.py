@@ -68,3 +68,20 @@ def test_bad_options_fail_in_one_line() -> None:
         ToneSourceFactory().open({"frequency": "loud"})
     with pytest.raises(ConfError, match="below 24000"):
         ToneSourceFactory().open({"frequency": 30_000})
+
+
+def test_on_off_schedule_and_tremolo_shape_the_tone() -> None:
+    source = ToneSource(440.0, volume=0.5, on=0.1, off=0.1, offset=0.0, tremolo=4.0)
+    source._pacer.interval = 0
+    frames = [source.read() for _ in range(20)]  # 400 ms: on, off, on, off
+    peaks = [int(np.abs(f.frame.to_ndarray()).max()) for f in frames if f is not None]
+    assert all(p > 1000 for p in peaks[0:5]) and all(p == 0 for p in peaks[5:10])
+    assert all(p > 1000 for p in peaks[10:15]) and all(p == 0 for p in peaks[15:20])
+    late = ToneSource(440.0, on=0.1, off=0.1, offset=0.1)  # starts in the silent half
+    late._pacer.interval = 0
+    first = late.read()
+    assert first is not None and int(np.abs(first.frame.to_ndarray()).max()) == 0
+    with pytest.raises(ConfError):
+        ToneSource(off=1.0)
+    with pytest.raises(ConfError):
+        ToneSource(tremolo=-1.0)

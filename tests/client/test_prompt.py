@@ -377,3 +377,30 @@ def test_an_unknown_command_error_names_the_command() -> None:
         str(unknown_command(LocalCommand("call", ("Bob",))))
         == "unknown command /call; type /help for the list"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "args"),
+    [
+        ("/volume Bob 150", ("Bob", "150")),
+        ('/volume "Ada L" 0', ("Ada L", "0")),
+        ("/VOLUME Cy 200", ("Cy", "200")),
+    ],
+)
+def test_volume_is_handled_locally(line, args):
+    assert parse_line(line) == LocalCommand("volume", args)
+
+
+@pytest.mark.parametrize(
+    "line", ["/volume", "/volume Bob", "/volume Bob 201", "/volume Bob -1", "/volume Bob x"]
+)
+def test_a_volume_outside_0_to_200_is_refused(line):
+    assert usage_error(line).startswith("usage: /volume NAME 0-200")
+
+
+def test_follow_is_handled_locally():
+    assert parse_line("/follow") == LocalCommand("follow", ("on",))
+    assert parse_line("/follow off") == LocalCommand("follow", ("off",))
+    assert usage_error("/follow maybe") == "usage: /follow [on|off]"
+    listed = " ".join(usage for usage, _ in HELP)
+    assert "/volume" in listed and "/follow" in listed

@@ -270,6 +270,10 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
     server.send(2, {"type": "who", "id": 7})
     server.send(2, {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "h264"})
     server.send(1, {"type": "publish", "kind": "audio", "ssrc": 99, "codec": "opus"})
+    meeting = server.hub.meeting_of(1)
+    assert meeting is not None
+    for step in range(20):  # Ada speaks: her levels make her the active speaker
+        server._settle(server.hub.audio_level(1, meeting.tracks[99], 10, step * 0.02), step * 0.02)
     server.send(1, {"type": "forbid", "what": "audio", "name": "Ada"})  # the host: refused
     server.send(2, {"type": "forbid", "what": "audio"})
     server.send(2, {"type": "unpublish", "kind": "video"})

@@ -140,3 +140,26 @@ def test_sealed_video_towards_the_page_is_one_idr_unit_per_payload_and_parameter
     out = RtpPacket.parse(slot.rewrite(bytes(next_frame), sealed=True) or b"").payload
     assert out.startswith(b"\x78")  # a new frame: parameter sets again
     assert escape(b"\x00\x00\x00\x00\x03") == b"\x00\x00\x03\x00\x00\x03\x03"
+
+
+def test_a_red_packet_reaches_the_browser_as_its_primary_opus() -> None:
+    from conf_cli.media.red import PT_RED, RedBlock, pack_red
+
+    slot = Outbound(mid="0", kind="audio", ssrc=0x3333, payload_type=109)
+    slot.assign(0x1111, "ada", "audio")
+    red = pack_red(111, b"\xf8primary", [RedBlock(111, 960, b"\xf8older")])
+    level = (0xBEDE, b"\x10\x85\x00\x00")
+    data = bytes(RtpPacket(PT_RED, 5, 1920, 0x1111, red, marker=True, extension=level))
+    out = RtpPacket.parse(slot.rewrite(data) or b"")
+    assert (out.payload_type, out.ssrc, out.payload, out.extension) == (109, 0x3333, b"\xf8primary", None)
+    assert slot.rewrite(bytes(RtpPacket(PT_RED, 6, 2880, 0x1111, b"\xef\x0f"))) is None  # malformed RED
+
+
+def test_the_browsers_audio_level_goes_on_in_confs_extension() -> None:
+    from conf_cli.media.audio_level import read_audio_level
+
+    audio = Inbound("audio", ssrc=7)
+    assert read_audio_level(audio.rewrite(1, 2, 3, False, b"x", 33) or b"") == (33, True)
+    assert read_audio_level(audio.rewrite(1, 3, 963, False, b"x") or b"") is None  # the browser sent none
+    video = Inbound("video", ssrc=8)
+    assert RtpPacket.parse(video.rewrite(1, 2, 3, False, b"x", 33) or b"").extension is None

@@ -49,7 +49,15 @@ from conf_cli.protocol.events import (
     ShareStopped,
     TrackEntry,
 )
-from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, parse_compound
+from conf_cli.protocol.rtcp import (
+    Fir,
+    Nack,
+    Pli,
+    ReceiverReport,
+    SenderReport,
+    UnknownRtcp,
+    parse_compound,
+)
 from conf_cli.protocol.rtcp_xr import read_xr
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 
@@ -60,6 +68,7 @@ if TYPE_CHECKING:
     from conf_cli.plugin.transport import Link
 
 Notify = Callable[[Message], None]
+MAX_VOLUMES = 256  # names whose /volume is remembered
 
 
 class MediaClient(Protocol):
@@ -109,6 +118,8 @@ class MediaManager:
         self.malformed = 0
         self.unknown = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self.volumes: dict[str, float] = {}
+        """Playback gain by participant name (``/volume``)."""
         self.keys: KeyRing | None = None
         if client.e2ee and client.meeting and client.name and client.e2ee_private is not None:
             self.keys = KeyRing(client.meeting, client.name, client.e2ee_private)
@@ -137,13 +148,16 @@ class MediaManager:
 
     def _rtcp(self, data: bytes) -> None:
         for part in parse_compound(data):
-            if isinstance(part, Pli | Fir | Nack):
+            if isinstance(part, Pli | Fir | Nack | ReceiverReport):
                 for publisher in self.publishers:
                     publisher.feedback(part)
             elif isinstance(part, SenderReport):
                 receiver = self.receivers.get(part.ssrc)
                 if receiver is not None:
                     receiver.sender_report(part)
+                if part.reports:
+                    for publisher in self.publishers:
+                        publisher.feedback(part)
             elif isinstance(part, UnknownRtcp) and (report := read_xr(part)) is not None:
                 if report.rrtr is not None:  # a receiver asks the senders to time a round trip
                     for publisher in self.publishers:
@@ -269,8 +283,19 @@ class MediaManager:
             ordered=self.client.link is not None and self.client.link.media_ordered,
             unprotect=self._unprotect_for(track.name),
         )
+        receiver.volume = self.volumes.get(receiver.name, 1.0)
         self.receivers[track.ssrc] = receiver
         receiver.start()
+
+    def set_volume(self, name: str, percent: int) -> None:
+        """Play ``name``'s audio at ``percent`` (0 to 200) of its level, now and in their later tracks."""
+        gain = max(0, min(200, percent)) / 100
+        self.volumes[name] = gain
+        while len(self.volumes) > MAX_VOLUMES:
+            del self.volumes[next(iter(self.volumes))]
+        for receiver in self.receivers.values():
+            if receiver.name == name:
+                receiver.volume = gain
 
     def _open_recorder(self, track: TrackEntry) -> EncodedSink | None:
         """A recorder for a new track, when recording; a failure is reported and the track plays anyway."""
@@ -316,6 +341,9 @@ class MediaManager:
             fps=fps,
             bitrate=bitrate,
             protect=self._protect if self.keys is not None else None,
+            # RED is for datagram paths; where media is delivered in order a loss is the server shedding
+            # load for a slow receiver, which redundancy would only add to.
+            red=self.client.link is not None and not self.client.link.media_ordered,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

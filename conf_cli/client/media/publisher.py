@@ -27,12 +27,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from conf_cli.errors import ConfError
+from conf_cli.media import libopus
+from conf_cli.media.audio_level import SILENCE, audio_level_extension
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
 from conf_cli.media.h264 import H264Packetizer, split_annexb
+from conf_cli.media.red import PT_RED, RedEncoder, RedSwitch
 from conf_cli.media.rtp_stream import RtpSender
 from conf_cli.media.source import CapturedFrame, EncodedUnit, Source, SourceFactory, ThreadedSource
 from conf_cli.protocol.control import Message
-from conf_cli.protocol.rtcp import Fir, Nack, Pli, RtcpPacket, build_compound, ntp_middle
+from conf_cli.protocol.rtcp import (
+    Fir,
+    Nack,
+    Pli,
+    ReceiverReport,
+    RtcpPacket,
+    SenderReport,
+    build_compound,
+    ntp_middle,
+)
 from conf_cli.protocol.rtcp_xr import dlrr
 from conf_cli.token_bucket import TokenBucket
 
@@ -90,7 +102,13 @@ class OutgoingTrack:
         self.fps = fps
         self.bitrate = bitrate
         self.video_encoder: H264Encoder | None = None
-        self.audio_encoder: OpusEncoder | None = OpusEncoder() if audio else None
+        self.audio_encoder: OpusEncoder | None = OpusEncoder(dtx=True) if audio else None
+        self.red_switch = RedSwitch()
+        """RED (RFC 2198) goes on while receivers report loss of this track."""
+        self.red = RedEncoder(PT_OPUS)
+        self.red_packets = 0
+        """Packets sent with a redundant block."""
+        self._red_was_on = False
         self.confirmed = False
         self.stopped = False
         self.frames = 0
@@ -117,14 +135,29 @@ class OutgoingTrack:
         if self.video_encoder is not None:
             self.video_encoder.request_keyframe()
 
-    def packets(self, unit: EncodedUnit) -> list[bytes]:
-        """The RTP packets of one encoded unit."""
+    def packets(self, unit: EncodedUnit, now: float | None = None) -> list[bytes]:
+        """The RTP packets of one encoded unit. An audio packet carries its level (RFC 6464) and, while
+        receivers report loss (``now`` is the monotonic clock), a RED payload with an older packet."""
         self.frames += 1
         self.keyframes += unit.keyframe
+        talkspurt = unit.pts != self.last_pts + unit.duration  # after DTX's silence, or the first
         self.last_pts, self.last_capture = unit.pts, unit.capture_time
         if self.packetizer is None:
-            marker, self._first = self._first, False
-            return self.sender.packetize([unit.data], unit.pts, marker=marker)
+            marker, self._first = self._first or talkspurt, False
+            level = SILENCE if unit.level is None else unit.level
+            extension = audio_level_extension(level)
+            red = self.red_switch.active(time.monotonic() if now is None else now)
+            if red != self._red_was_on:
+                self._red_was_on = red
+                self.red.reset()
+            if not red:
+                return self.sender.packetize([unit.data], unit.pts, marker=marker, extension=extension)
+            timestamp = self.sender.rtp_timestamp(unit.pts)
+            payload = self.red.wrap(unit.data, timestamp, unit.duration, libopus.has_fec(unit.data))
+            self.red_packets += 1
+            return self.sender.packetize(
+                [payload], unit.pts, marker=marker, extension=extension, payload_type=PT_RED
+            )
         payloads = self.packetizer.packetize(split_annexb(unit.data))
         return self.sender.packetize(payloads, unit.pts, marker=True)
 
@@ -161,6 +194,12 @@ class OutgoingTrack:
         self.resent += len(out)
         return out
 
+    def loss_reported(self, part: ReceiverReport | SenderReport, now: float) -> None:
+        """A receiver's report: its blocks about this track turn RED on while they show loss."""
+        for block in part.reports:
+            if block.ssrc == self.ssrc:
+                self.red_switch.report(block.fraction_lost, now)
+
     def describe(self) -> Message:
         return {"kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
 
@@ -180,8 +219,11 @@ class Publisher:
         bitrate: int = DEFAULT_VIDEO_BITRATE,
         rng: random.Random | None = None,
         protect: Protect | None = None,
+        red: bool = True,
     ) -> None:
         self.source_name = source_name
+        self.red = red
+        """Whether loss in receiver reports may turn RED on (rtp://; not where media comes in order)."""
         self.source = source
         self.kind: str = source.kind
         self._send_control = send_control
@@ -281,8 +323,15 @@ class Publisher:
             del references[next(iter(references))]
 
     def feedback(self, part: RtcpPacket) -> None:
-        """Answer a PLI, FIR or NACK about one of our tracks."""
-        if isinstance(part, Pli):
+        """Answer a PLI, FIR or NACK about one of our tracks; note the loss receiver reports show."""
+        if isinstance(part, ReceiverReport | SenderReport):
+            if not self.red:
+                return
+            now = time.monotonic()
+            for outgoing in self.tracks.values():
+                if outgoing.audio:
+                    outgoing.loss_reported(part, now)
+        elif isinstance(part, Pli):
             track = self.owns(part.media_ssrc)
             if track is not None:
                 track.request_keyframe()
@@ -349,6 +398,7 @@ class Publisher:
                 "reason": reason,
                 "frames": track.frames,
                 "resent": track.resent,
+                **({"red_packets": track.red_packets} if track.audio else {}),
             }
         )
 

@@ -22,6 +22,13 @@ an XR reference time (RFC 3611 4.4) whose answer gives the round-trip time, and,
 buffer notices a hole in a video track, a generic NACK (RFC 4585 6.2.1) for the missing sequence numbers,
 once each. How long a resent packet takes to come back is measured, and the video jitter buffer waits
 that long (within :data:`MAX_VIDEO_DELAY`) before it gives a hole up as lost, so a resend can fill it.
+
+Audio is never resent: a lost Opus packet is rebuilt, best first, from the redundant copy a later RED
+packet carries (RFC 2198: the copy is pushed into the jitter buffer as the missing packet, if it is still
+waited for), from the in-band FEC data of the packet after it (decoded with libopus's FEC flag), and only
+then concealed (Opus packet loss concealment). On a transport that may reorder, the audio jitter buffer's
+target follows the path's measured interarrival jitter (:func:`~conf_cli.media.jitter.adaptive_delay`).
+docs/media.md describes all of it.
 """
 
 from __future__ import annotations
@@ -32,14 +39,20 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 
 from conf_cli.errors import ConfError, ProtocolError
+from conf_cli.media import libopus
+from conf_cli.media.audio_level import read_audio_level
 from conf_cli.media.codecs import H264Decoder, OpusDecoder
 from conf_cli.media.h264 import AccessUnit, H264Depacketizer
-from conf_cli.media.jitter import Gap, JitterBuffer
+from conf_cli.media.jitter import Gap, JitterBuffer, adaptive_delay
+from conf_cli.media.opus_rtp import opus_packet_samples
+from conf_cli.media.red import PT_RED, unpack_red
 from conf_cli.media.rtp_stream import RateMeter, ReceiverStats, track_stats
 from conf_cli.media.source import EncodedSink, EncodedUnit, Sink
 from conf_cli.protocol.control import Message
@@ -71,6 +84,18 @@ NACK_MEMORY = 1024  # sequence numbers remembered as already asked for
 NACK_MIN_AGE = 0.01  # a hole younger than this may be reordering, not loss
 MAX_VIDEO_DELAY = 0.4  # the jitter buffer never waits longer than this for a resent packet
 RESEND_MARGIN = 0.03
+MAX_CONCEALED = 10  # frames of concealment played for one gap (200 ms); longer ones are counted only
+
+MAX_RED_DISTANCE = 2  # packets back a RED block may repeat (what conf's sender sends)
+AUDIO_ADAPT_INTERVAL = 0.1  # seconds between two updates of the audio jitter buffer's target
+
+
+@dataclass(frozen=True, slots=True)
+class LostAudio:
+    """``count`` audio frames the jitter buffer gave up on, just before the packet queued after this."""
+
+    count: int
+
 
 SendMedia = Callable[[bytes], None]
 Unprotect = Callable[[RtpPacket], RtpPacket]
@@ -131,7 +156,7 @@ class RemoteTrack:
         self.ordered = ordered
         """The transport delivers media in order, if at all: never wait for a reordered or resent packet."""
         if self.audio:
-            self.jitter = JitterBuffer(clock_rate, ORDERED_AUDIO_DELAY if ordered else TARGET_DELAY)
+            self.jitter = JitterBuffer(clock_rate, ORDERED_AUDIO_DELAY if ordered else adaptive_delay(0.0))
         else:
             self.jitter = JitterBuffer(clock_rate, 0.0 if ordered else TARGET_DELAY, hold=0.0)
         self.depacketizer = None if self.audio else H264Depacketizer()
@@ -139,6 +164,17 @@ class RemoteTrack:
         self.dropped = 0
         self.decode_errors = 0
         self.concealed = 0
+        """Audio frames lost and concealed (nothing could rebuild them)."""
+        self.red_recovered = 0
+        """Audio packets rebuilt from a later packet's redundant (RED) block."""
+        self.fec_recovered = 0
+        """Audio frames rebuilt from the next packet's in-band FEC data."""
+        self.volume = 1.0
+        """Playback gain of an audio track (``/volume``: 0 to 2)."""
+        self.level: int | None = None
+        """The last audio level (RFC 6464, -dBov) the publisher put on a packet."""
+        self._lost_frames = 0  # frames lost just before the next packet to decode (decoder thread)
+        self._next_adapt = 0.0
         self.keyframe_requests = 0
         self.recorder = recorder
         self._clock_rate = clock_rate
@@ -146,7 +182,7 @@ class RemoteTrack:
         self._local_ssrc = local_ssrc
         self._send_media = send_media
         self._notify = notify
-        self._queue: asyncio.Queue[AccessUnit | RtpPacket | None] = asyncio.Queue(DECODE_QUEUE)
+        self._queue: asyncio.Queue[AccessUnit | RtpPacket | LostAudio | None] = asyncio.Queue(DECODE_QUEUE)
         self._video_decoder: H264Decoder | None = None
         self._audio_decoder: OpusDecoder | None = None
         self._last_pli = float("-inf")
@@ -211,7 +247,60 @@ class RemoteTrack:
             # replay, so a late original must not stand in for it.)
             self._resent(now - asked)
         jitter = self.jitter
+        if self.audio:
+            self._audio_arrived(packet, now)
+            return
         if jitter.push(packet, now) and jitter.due(now):
+            for item in jitter.pop(now):
+                self._play(item)
+
+    def _audio_arrived(self, packet: RtpPacket, now: float) -> None:
+        """Into the jitter buffer: the packet (its RED primary), and the older packet its redundant block
+        repeats if that one is still missing; the target delay follows the measured jitter."""
+        jitter = self.jitter
+        if packet.extension is not None:
+            level = read_level(packet)
+            if level is not None:
+                self.level = level
+        recovered: list[RtpPacket] = []
+        if packet.payload_type == PT_RED:
+            try:
+                blocks = unpack_red(packet.payload)
+                primary = blocks[-1]
+                samples = opus_packet_samples(primary.data)
+            except ProtocolError:
+                self.malformed += 1
+                return
+            for block in blocks[:-1]:
+                back = block.offset // samples if block.offset % samples == 0 else 0
+                if block.data and 1 <= back <= MAX_RED_DISTANCE:
+                    recovered.append(
+                        RtpPacket(
+                            block.payload_type,
+                            (packet.sequence_number - back) & 0xFFFF,
+                            (packet.timestamp - block.offset) & 0xFFFFFFFF,
+                            packet.ssrc,
+                            block.data,
+                        )
+                    )
+            packet = RtpPacket(
+                primary.payload_type,
+                packet.sequence_number,
+                packet.timestamp,
+                packet.ssrc,
+                primary.data,
+                packet.marker,
+            )
+        pushed = jitter.push(packet, now)
+        if recovered:
+            missing = set(jitter.missing(now))
+            for copy in recovered:
+                if copy.sequence_number in missing and jitter.push(copy, now):
+                    self.red_recovered += 1
+        if not self.ordered and now >= self._next_adapt:
+            self._next_adapt = now + AUDIO_ADAPT_INTERVAL
+            jitter.target_delay = adaptive_delay(self.stats.jitter / self._clock_rate)
+        if (pushed or recovered) and jitter.due(now):
             for item in jitter.pop(now):
                 self._play(item)
 
@@ -292,15 +381,12 @@ class RemoteTrack:
 
     def _play(self, item: RtpPacket | Gap) -> None:
         if self.depacketizer is None:
-            if isinstance(item, Gap):
-                self.concealed += item.count
-            else:
-                self._enqueue(item)
+            self._enqueue(LostAudio(item.count) if isinstance(item, Gap) else item)
             return
         for unit in self.depacketizer.push(item):
             self._enqueue(unit)
 
-    def _enqueue(self, item: AccessUnit | RtpPacket) -> None:
+    def _enqueue(self, item: AccessUnit | RtpPacket | LostAudio) -> None:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -320,6 +406,9 @@ class RemoteTrack:
 
     async def _decode(self) -> None:
         while (item := await self._queue.get()) is not None:
+            if isinstance(item, LostAudio):
+                self._lost_frames += item.count  # rebuilt or concealed with the packet that follows
+                continue
             size = len(item.data) if isinstance(item, AccessUnit) else len(item.payload)
             frames = await asyncio.to_thread(self._process, item)
             self.meter.record(time.monotonic(), size, frames)
@@ -352,8 +441,22 @@ class RemoteTrack:
             )
             if self._audio_decoder is None:
                 self._audio_decoder = OpusDecoder()
-            frames = self._audio_decoder.decode(item.payload)
-            self.decode_errors = self._audio_decoder.errors
+            decoder = self._audio_decoder
+            audio: list[av.AudioFrame] = []
+            lost, self._lost_frames = self._lost_frames, 0
+            if lost:  # in order: concealment for the older frames, then FEC for the one just before
+                fec = libopus.has_fec(item.payload)
+                concealed = lost - 1 if fec else lost
+                for _ in range(min(concealed, MAX_CONCEALED)):
+                    audio += decoder.conceal()
+                self.concealed += concealed
+                if fec:
+                    audio += decoder.decode_fec(item.payload)
+                    self.fec_recovered += 1
+            frames = audio + decoder.decode(item.payload)
+            self.decode_errors = decoder.errors
+            if self.volume != 1.0:
+                frames = [scale_volume(frame, self.volume) for frame in frames]
         for sink in self._sinks:
             for frame in frames:
                 sink.write(frame)
@@ -379,6 +482,19 @@ class RemoteTrack:
             "keyframe_requests": self.keyframe_requests,
             "nacks": self.nacks_sent,
             **({"rtt_ms": round(self.rtt * 1000, 1)} if self.rtt is not None else {}),
+            **(
+                {
+                    "recovered": self.red_recovered + self.fec_recovered,
+                    "red_recovered": self.red_recovered,
+                    "fec_recovered": self.fec_recovered,
+                    "concealed": self.concealed,
+                    "late": self.jitter.late,
+                    "target_delay_ms": round(self.jitter.target_delay * 1000, 1),
+                    **({"level": self.level} if self.level is not None else {}),
+                }
+                if self.audio
+                else {}
+            ),
             **(
                 {"no_key": self.no_key, "undecryptable": self.undecryptable}
                 if self._unprotect is not None
@@ -422,3 +538,22 @@ class RemoteTrack:
             await asyncio.to_thread(self.recorder.close)
         for sink in self._sinks:
             await asyncio.to_thread(sink.close)
+
+
+def read_level(packet: RtpPacket) -> int | None:
+    """The audio level (RFC 6464) in a parsed packet's header extension, or None."""
+    level = read_audio_level(bytes(RtpPacket(0, 0, 0, 0, extension=packet.extension)))
+    return None if level is None else level[0]
+
+
+def scale_volume(frame: av.AudioFrame, gain: float) -> av.AudioFrame:
+    """A 16-bit audio frame ``gain`` times as loud (clipped to full scale)."""
+    samples = frame.to_ndarray().astype(np.float32) * gain
+    scaled = av.AudioFrame.from_ndarray(
+        np.clip(samples, -32768, 32767).astype(np.int16), format=frame.format.name, layout=frame.layout.name
+    )
+    scaled.sample_rate = frame.sample_rate
+    scaled.pts = frame.pts
+    if frame.time_base is not None:
+        scaled.time_base = frame.time_base
+    return scaled

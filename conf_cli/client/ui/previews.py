@@ -43,6 +43,8 @@ class PreviewDeck:
         self.pinned: str | None = None
         """Whose video the host pinned for everyone (the spotlight): it stays on show while there is one."""
         self._chosen: int | None = None
+        self.follow = False
+        """Show the active speaker's video whenever the speaker changes (``/follow``)."""
         self._drawn: tuple[int | None, int] = (None, -1)  # (ssrc, frames) last drawn
 
     def add(self, preview: Preview) -> None:
@@ -74,6 +76,15 @@ class PreviewDeck:
     @property
     def current(self) -> Preview | None:
         return None if self._chosen is None else self.previews.get(self._chosen)
+
+    def speaker(self, name: str) -> Preview | None:
+        """``name`` is the active speaker: when following, their newest video goes on show."""
+        if not self.follow:
+            return None
+        theirs = [ssrc for ssrc, preview in self.previews.items() if preview.name == name]
+        if theirs:
+            self._chosen = theirs[-1]
+        return self.current if theirs else None
 
     def cycle(self) -> Preview | None:
         """Show the next track (in order of arrival, wrapping round); the one now on show."""

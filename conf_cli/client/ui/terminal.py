@@ -150,6 +150,12 @@ class TerminalUI:
             asyncio.get_running_loop().call_later(REACTION_SECONDS, self._reaction_over, name, emoji)
         elif kind == "spotlight":
             self.previews.pin(self.view.activity.spotlight)
+        elif kind == "follow":
+            self.previews.follow = bool(event.get("on"))
+            if self.previews.follow and self.view.speaker:
+                self.previews.speaker(self.view.speaker)
+        elif kind == "active_speaker":
+            self.previews.speaker(printable(str(event.get("name", ""))))
         self._refresh()
 
     def _reaction_over(self, name: str, emoji: str) -> None:
@@ -216,8 +222,9 @@ class TerminalUI:
         people.add_column()
         for peer in view.peers.values():
             shares = " ".join(sorted(peer.sharing))
+            speaking = peer.name == view.speaker
             people.add_row(
-                Text(peer.name, style=ROLE_STYLE.get(peer.role, "")),
+                Text(("▶ " if speaking else "") + peer.name, style=ROLE_STYLE.get(peer.role, "")),
                 Text.assemble(
                     (f"{peer.role} {shares}".strip(), "dim"), *activity_marks(view.activity, peer.name)
                 ),

@@ -107,6 +107,8 @@ class MeetingView:
         """In an end-to-end encrypted meeting: the code everyone compares aloud (the same on every screen)."""
         self.control_outcome: str | None = None
         """How the last remote-control request or session we took part in ended (said again on leaving)."""
+        self.speaker: str | None = None
+        """Who the server last named the active speaker (``active_speaker``)."""
         self.activity = Activity()
         """Hands, reactions, the open poll, breakout rooms, the spotlight
         (:mod:`conf_cli.client.ui.activity`)."""
@@ -347,6 +349,16 @@ class MeetingView:
             self._note(f"{e['by']} renamed you {new}", "bold magenta")
         else:
             self._note(f"{e['by']} renamed {old} {new}", "magenta")
+
+    def _on_active_speaker(self, e: Message) -> None:
+        self.speaker = str(e.get("name", "")) or None
+
+    def _on_follow(self, e: Message) -> None:
+        self._note("the preview follows the active speaker" if e.get("on") else "the preview stays put")
+
+    def _on_volume(self, e: Message) -> None:
+        self._note(f"{e.get('name')}'s volume is now {e.get('volume')} %")
+
 
     def _on_publish_started(self, e: Message) -> None:
         self._note(f"you are sharing {e['kind']} from {e['source']}", "blue")

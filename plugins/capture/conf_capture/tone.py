@@ -2,6 +2,13 @@
 
 The phase carries over from one frame to the next, so the tone has no clicks at frame edges; samples
 come from a sample counter, so the frequency stays exact however long the tone runs.
+
+Options shape the tone for tests of speech features: ``tremolo`` (Hz) modulates its loudness as syllables
+do (Opus codes in-band FEC only for what its voice activity detector takes for speech, never for a steady
+tone), and ``on``/``off`` (seconds) make it sound ``on`` seconds then fall silent ``off`` seconds, over
+and over, starting ``offset`` seconds into that cycle (two speakers taking turns); with ``sync`` the cycle
+runs on the wall clock instead (Unix time plus ``offset``), so tones in separate processes take turns at
+known instants.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 
 from conf_cli import CapturedFrame, ConfError, Pacer, Source, SourceFactory
 
-from .options import opt_float
+from .options import opt_bool, opt_float
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms
@@ -29,13 +36,34 @@ class ToneSource(Source):
 
     kind = "audio"
 
-    def __init__(self, frequency: float = DEFAULT_FREQUENCY, volume: float = DEFAULT_VOLUME) -> None:
+    def __init__(
+        self,
+        frequency: float = DEFAULT_FREQUENCY,
+        volume: float = DEFAULT_VOLUME,
+        *,
+        tremolo: float = 0.0,
+        on: float = 0.0,
+        off: float = 0.0,
+        offset: float = 0.0,
+        sync: bool = False,
+    ) -> None:
         if not 0 < frequency < SAMPLE_RATE / 2:
             raise ConfError(f"tone frequency {frequency:g} Hz must be above 0 and below {SAMPLE_RATE // 2}")
         if not 0 < volume <= 1:
             raise ConfError(f"tone volume {volume:g} must be above 0 and at most 1")
+        if tremolo < 0 or tremolo >= 100:
+            raise ConfError(f"tone tremolo {tremolo:g} Hz must be from 0 to below 100")
+        if on < 0 or off < 0 or offset < 0:
+            raise ConfError("tone on, off and offset must not be negative")
+        if off > 0 and on == 0:
+            raise ConfError("tone off needs on: how long the tone sounds in each cycle")
         self.frequency = frequency
         self.volume = volume
+        self.tremolo = tremolo
+        self.on = on
+        self.off = off
+        self.offset = offset
+        self.sync = sync
         self.samples = 0  # samples produced so far
         self._step = 2 * np.pi * frequency / SAMPLE_RATE
         self._offsets = np.arange(FRAME_SAMPLES, dtype=np.float64)
@@ -50,6 +78,14 @@ class ToneSource(Source):
         # Phase from the sample counter modulo one period's worth of radians keeps float error bounded.
         phase = (self.samples * self._step) % (2 * np.pi)
         wave = np.sin(phase + self._step * self._offsets) * (self.volume * 32767)
+        if self.tremolo:
+            seconds = (self.samples + self._offsets) / SAMPLE_RATE
+            wave *= 0.6 + 0.4 * np.sin(2 * np.pi * self.tremolo * seconds)
+        if self.off:  # in whole samples, so that the schedule does not drift with float error
+            on, cycle = round(self.on * SAMPLE_RATE), round((self.on + self.off) * SAMPLE_RATE)
+            position = round(capture_time * SAMPLE_RATE) if self.sync else self.samples
+            if (round(self.offset * SAMPLE_RATE) + position) % cycle >= on:
+                wave *= 0
         frame = av.AudioFrame.from_ndarray(wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self.samples
@@ -67,11 +103,20 @@ class ToneSourceFactory(SourceFactory):
 
     name = "tone"
     kind = "audio"
-    description = "sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1)"
+    description = (
+        "sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1; tremolo Hz; on/off/offset s; sync)"
+    )
 
     def open(self, options: Mapping[str, Any]) -> ToneSource:
-        """Options: ``frequency`` in Hz (default 440), ``volume`` from 0 to 1 (default 0.3)."""
+        """Options: ``frequency`` in Hz (default 440), ``volume`` from 0 to 1 (default 0.3), ``tremolo``
+        in Hz (default 0: steady), ``on``, ``off`` and ``offset`` in seconds (default: always on),
+        ``sync`` (the cycle on the wall clock)."""
         return ToneSource(
             opt_float(options, "frequency", DEFAULT_FREQUENCY),
             opt_float(options, "volume", DEFAULT_VOLUME),
+            tremolo=opt_float(options, "tremolo", 0.0, -1.0),
+            on=opt_float(options, "on", 0.0, -1.0),
+            off=opt_float(options, "off", 0.0, -1.0),
+            offset=opt_float(options, "offset", 0.0, -1.0),
+            sync=opt_bool(options, "sync", False),
         )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from conf_cli import ConfError, ProtocolError, RequestRefused
+from conf_cli.media.red import PT_RED, primary_only
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import Pli
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
@@ -183,9 +184,12 @@ class Viewer:
         try:
             if peek_ssrc(packet) != self.ssrc:
                 return
+            rtcp = is_rtcp(packet)
+            if not rtcp and packet[1] & 0x7F == PT_RED:  # players get plain Opus, not RED
+                packet = bytes(primary_only(RtpPacket.parse(packet)))
         except ProtocolError:
             return
-        self.sink(packet, is_rtcp(packet))
+        self.sink(packet, rtcp)
 
     async def _watch(self) -> None:
         while True:

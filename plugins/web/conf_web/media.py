@@ -2,11 +2,13 @@
 
 Browser → meeting (:class:`Inbound`): the browser's packets keep their payload, sequence numbers and
 timestamps; they take the track's conf SSRC and payload type (96 H.264, 111 Opus) and lose their header
-extensions. Packets without payload (the browser's bandwidth probes) are not forwarded; the sequence
-numbers after them are shifted down so that receivers see no loss, and NACKs are shifted back.
+extensions, but for the audio level (RFC 6464), which audio packets carry on in conf's own extension.
+Packets without payload (the browser's bandwidth probes) are not forwarded; the sequence numbers after
+them are shifted down so that receivers see no loss, and NACKs are shifted back.
 
 Meeting → browser (:class:`Outbound`): one negotiated send slot carries one meeting track at a time,
-under the slot's own SSRC and payload type. When the slot passes to another track, sequence numbers
+under the slot's own SSRC and payload type, without header extensions; a RED packet (RFC 2198) goes as its
+primary Opus block, which every browser plays. When the slot passes to another track, sequence numbers
 and timestamps continue from where the last track left them, so the browser's receiver sees one stream.
 
 In an end-to-end encrypted meeting a payload is an SFrame bound to 11 bytes of its RTP header (the SFrame
@@ -28,6 +30,8 @@ import re
 from dataclasses import dataclass, field
 
 from conf_cli import ProtocolError
+from conf_cli.media.audio_level import audio_level_extension
+from conf_cli.media.red import primary_only
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.sframe import RTP_METADATA, rtp_metadata
 
@@ -126,8 +130,12 @@ class Inbound:
     packets: int = 0
     sealed_video: SealedVideo = field(default_factory=SealedVideo)
 
-    def rewrite(self, ssrc: int, sequence: int, timestamp: int, marker: bool, payload: bytes) -> bytes | None:
-        """The conf packet for one of the browser's RTP packets, or None if it carries no media."""
+    def rewrite(
+        self, ssrc: int, sequence: int, timestamp: int, marker: bool, payload: bytes, level: int | None = None
+    ) -> bytes | None:
+        """The conf packet for one of the browser's RTP packets, or None if it carries no media. An audio
+        packet gets conf's audio level extension with the browser's ``level`` (RFC 6464), when it sent one:
+        the server's active speaker counts browsers too."""
         if self.browser_ssrc != ssrc:
             self.browser_ssrc = ssrc
             self.skipped = 0
@@ -142,6 +150,7 @@ class Inbound:
             self.ssrc,
             payload,
             marker,
+            extension=audio_level_extension(level) if level is not None and self.kind == "audio" else None,
         )
         return bytes(packet)
 
@@ -200,7 +209,7 @@ class Outbound:
         """The packet to send to the browser for one of the track's RTP packets (None if malformed);
         ``sealed`` (an E2EE meeting): its payload goes behind the packet's own SFrame metadata."""
         try:
-            packet = RtpPacket.parse(data)
+            packet = primary_only(RtpPacket.parse(data))  # browsers get plain Opus, not RED
         except ProtocolError:
             return None
         if self._seq_offset is None:

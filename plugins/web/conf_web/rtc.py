@@ -36,7 +36,7 @@ class PeerConnection:
     def __init__(
         self,
         config: WebConfig,
-        on_rtp: Callable[[str, int, int, int, bool, bytes], None],
+        on_rtp: Callable[[str, int, int, int, bool, bytes, int | None], None],
         on_feedback: Callable[[Outbound, bool, list[int]], None],
         on_connected: Callable[[], None] = lambda: None,
         ice_servers: list[IceServer] | None = None,
@@ -184,6 +184,7 @@ class PeerConnection:
                 packet.timestamp,
                 bool(packet.marker),
                 bytes(packet.payload),
+                _audio_level(packet),
             )
             await handle(packet, arrival_time_ms)
 
@@ -221,3 +222,11 @@ def _gather_on(connection: Any, addresses: list[str]) -> None:
         connection._local_candidates_end = True
 
     connection.gather_candidates = gather_candidates
+
+
+def _audio_level(packet: Any) -> int | None:
+    """The audio level (RFC 6464, -dBov) the browser put on a packet, if it did (aiortc parses it)."""
+    level = getattr(getattr(packet, "extensions", None), "audio_level", None)
+    if isinstance(level, tuple) and len(level) == 2 and isinstance(level[1], int) and 0 <= level[1] <= 127:
+        return level[1]
+    return None

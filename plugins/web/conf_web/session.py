@@ -424,7 +424,14 @@ class BrowserSession:
                 self._queue(partial(rtc.nack, slot.kind, browser_ssrc, lost))
 
     def _from_browser(
-        self, kind: str, ssrc: int, sequence: int, timestamp: int, marker: bool, payload: bytes
+        self,
+        kind: str,
+        ssrc: int,
+        sequence: int,
+        timestamp: int,
+        marker: bool,
+        payload: bytes,
+        level: int | None = None,
     ) -> None:
         """An RTP packet of the browser's ``kind`` track: into the meeting once published."""
         slot = self.inbound.get(kind)
@@ -434,7 +441,7 @@ class BrowserSession:
             for sealed in slot.rewrite_sealed_packet(ssrc, sequence, payload):
                 self.client.link.send_media(sealed)
             return
-        data = slot.rewrite(ssrc, sequence, timestamp, marker, payload)
+        data = slot.rewrite(ssrc, sequence, timestamp, marker, payload, level)
         if data is not None:
             self.client.link.send_media(data)
 

@@ -502,3 +502,26 @@ def test_taking_control_back_here_is_said_at_once():
     view = joined_view("Bob")
     view.apply({"type": "control_stopped", "controller": "Bob", "controlled": "Ada"})
     assert "you let go of Ada's desktop" in last_note(view)[1]
+
+
+def test_the_active_speaker_is_remembered_and_the_preview_can_follow_them() -> None:
+    from conf_cli.client.ui.previews import Preview, PreviewDeck
+
+    view = joined_view()
+    view.apply({"type": "active_speaker", "name": "Bob", "ssrc": 42})
+    assert view.speaker == "Bob"
+
+    class Picture:
+        frames = 0
+
+    deck = PreviewDeck()
+    deck.add(Preview(1, "Ada", "video", Picture()))  # type: ignore[arg-type]
+    deck.add(Preview(2, "Bob", "screen", Picture()))  # type: ignore[arg-type]
+    deck.add(Preview(3, "Cy", "video", Picture()))  # type: ignore[arg-type]
+    assert (
+        deck.speaker("Bob") is None and deck.current is not None and deck.current.ssrc == 3
+    )  # not following
+    deck.follow = True
+    followed = deck.speaker("Bob")
+    assert followed is not None and followed.ssrc == 2 and deck.current is followed
+    assert deck.speaker("Nobody") is None and deck.current is followed  # no video of theirs: stays put
