@@ -112,6 +112,9 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     assert meeting is not None
     for cid, name in ((10, "Kim"), (11, "Lu")):
         server.send(cid, {"type": "join", "meeting": meeting.id, "name": name, "passcode": "sesame"})
+    server.send(10, {"type": "publish", "kind": "audio", "ssrc": 99, "codec": "opus"})
+    for step in range(20):  # Kim speaks: her levels make her the active speaker
+        server.keep(server.hub.audio_level(10, meeting.tracks[99], 10, step * 0.02), step * 0.02)
     server.send(10, {"type": "hand", "raised": True})
     server.send(9, {"type": "lower_hand", "name": "Kim"})
     server.send(11, {"type": "react", "emoji": REACTION_EMOJI[0]})
@@ -120,7 +123,7 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     server.send(9, {"type": "poll_close"})
     server.send(9, {"type": "spotlight", "name": "Kim"})
     server.send(9, {"type": "rename", "name": "Lu", "new_name": "Lou"})
-    server.send(9, {"type": "ask_unmute", "name": "Kim"})
+    server.send(9, {"type": "ask_unmute", "name": "Lou"})
     server.send(9, {"type": "breakout_create", "rooms": 2})
     server.send(9, {"type": "breakout_assign", "name": "Kim", "room": 1})
     server.send(9, {"type": "breakout_open"})

@@ -359,7 +359,6 @@ class MeetingView:
     def _on_volume(self, e: Message) -> None:
         self._note(f"{e.get('name')}'s volume is now {e.get('volume')} %")
 
-
     def _on_publish_started(self, e: Message) -> None:
         self._note(f"you are sharing {e['kind']} from {e['source']}", "blue")
 
