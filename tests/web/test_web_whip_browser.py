@@ -34,11 +34,32 @@ PAGE = """<!doctype html>
 import { WHIPClient } from "./whip.js";
 import { WHEPClient } from "./whep.js";
 
-// Publish the fake camera and microphone with WHIP.
+// Colour bars on a canvas, redrawn 15 times a second, for the camera.
+const BARS = ["#c0c0c0", "#c0c000", "#00c0c0", "#00c000", "#c000c0", "#c00000", "#0000c0"];
+function bars() {
+  const canvas = document.createElement("canvas");
+  canvas.width = 320;
+  canvas.height = 240;
+  const context = canvas.getContext("2d");
+  let tick = 0;
+  const draw = () => {
+    BARS.forEach((colour, i) => {
+      context.fillStyle = colour;
+      context.fillRect(i * 320 / 7, 0, 320 / 7 + 1, 240);
+    });
+    context.fillStyle = "#000000";
+    context.fillRect((tick++ * 4) % 320, 200, 16, 16);  // something moves: frames keep coming
+  };
+  draw();
+  setInterval(draw, 1000 / 15);
+  return canvas.captureStream(15).getVideoTracks()[0];
+}
+
+// Publish the bars and the fake microphone with WHIP.
 window.publish = async (url, token) => {
-  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 320, height: 240}});
+  const audio = await navigator.mediaDevices.getUserMedia({audio: true});
   const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
-  for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: "sendonly"});
+  for (const track of [...audio.getTracks(), bars()]) pc.addTransceiver(track, {direction: "sendonly"});
   const client = new WHIPClient();
   try {
     await client.publish(pc, url, token);
@@ -116,6 +137,25 @@ def _site(folder: Path) -> Path:
     return folder
 
 
+def _bar_colours(recording: Path) -> list[tuple[int, int, int]]:
+    """The mean colour of each of the seven bars, above the moving square, in the recording's last frame."""
+    import av
+
+    with av.open(str(recording)) as container:
+        frame = None
+        for frame in container.decode(video=0):  # noqa: B007 (the last one is kept)
+            pass
+    assert frame is not None
+    picture = frame.to_ndarray(format="rgb24")
+    height, width = picture.shape[:2]
+    colours = []
+    for bar in range(7):
+        left, right = bar * width // 7 + 4, (bar + 1) * width // 7 - 4
+        block = picture[height // 8 : height // 2, left:right].reshape(-1, 3).mean(axis=0)
+        colours.append((int(block[0]), int(block[1]), int(block[2])))
+    return colours
+
+
 def _not_blank(png: bytes) -> float:
     import av
 
@@ -132,9 +172,13 @@ def test_chromium_publishes_with_whip_and_plays_with_whep(namespace: str, tmp_pa
         server = conf_in(NS, ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--web-port", "0"])
         started.append(server)
         tcp_url, web_url = server.expect("server_started", timeout=30)["urls"]
+        recordings = tmp_path / "recordings"
+        recordings.mkdir()
         host = conf_in(
-            NS, ["create", "--json", "--server", tcp_url, "--name", "host", "--passcode", PASSCODE]
-        )
+            NS,
+            ["create", "--json", "--server", tcp_url, "--name", "host", "--passcode", PASSCODE,
+             "--record", str(recordings)],
+        )  # fmt: skip
         started.append(host)
         meeting = host.expect("meeting_created", timeout=30)["meeting"]
         host.expect("joined")
@@ -198,6 +242,18 @@ def test_chromium_publishes_with_whip_and_plays_with_whep(namespace: str, tmp_pa
         # DELETE on the publisher's resource ends it: it leaves the meeting.
         browser.evaluate("unpublish()")
         host.expect("participant_left", lambda e: e["name"] == "cam (WHIP)", timeout=30)
+
+        # What the host recorded of the WHIP camera is the colour bars the page drew and Chromium encoded:
+        # grey, yellow, cyan, green, magenta, red, blue from left to right.
+        (recording,) = [p for p in recordings.iterdir() if p.name.startswith("cam_WHIP-video")]
+        grey, yellow, cyan, green, magenta, red, blue = _bar_colours(recording)
+        assert min(grey) > 150 and max(grey) - min(grey) < 30
+        assert yellow[0] > 150 and yellow[1] > 150 and yellow[2] < 80
+        assert cyan[0] < 80 and cyan[1] > 150 and cyan[2] > 150
+        assert green[1] > 150 and green[0] < 80 and green[2] < 80
+        assert magenta[0] > 150 and magenta[2] > 150 and magenta[1] < 80
+        assert red[0] > 150 and red[1] < 80 and red[2] < 80
+        assert blue[2] > 150 and blue[0] < 80 and blue[1] < 80
     finally:
         if browser is not None:
             browser.close()
