@@ -69,3 +69,47 @@ def test_a_response_carries_cors_its_length_and_closes() -> None:
     assert "Access-Control-Expose-Headers: Location, ETag" in lines
     assert body == b"v=0\r\n"
     assert is_whip_path("/whip/m") and is_whip_path("/whep/m/a/video") and not is_whip_path("/ws")
+
+
+def test_a_retransmission_is_forwarded_as_the_packet_it_repeats_and_rtx_padding_not_at_all() -> None:
+    """Chromium answers NACKs and probes bandwidth with RTX (RFC 4588): forwarded as such, a meeting
+    would get the original sequence number glued to the payload, under another SSRC."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from conf_web.rtc import _forward_received
+
+    class RTCRtpReceiver:  # the two members of aiortc's receiver the forwarding replaces and stops
+        def __init__(self) -> None:
+            self.handled = 0
+            self.stopped = False
+
+        async def _handle_rtp_packet(self, packet: object, arrival_time_ms: int) -> None:
+            self.handled += 1
+
+        def __stop_decoder(self) -> None:
+            self.stopped = True
+
+    receiver = RTCRtpReceiver()
+    codecs = [
+        SimpleNamespace(mimeType="video/H264", payloadType=102),
+        SimpleNamespace(mimeType="video/rtx", payloadType=103),
+    ]
+    got: list[tuple[object, ...]] = []
+    _forward_received("video", SimpleNamespace(receiver=receiver, _codecs=codecs), lambda *a: got.append(a))
+    assert receiver.stopped
+
+    def packet(pt: int, ssrc: int, seq: int, payload: bytes) -> object:
+        return SimpleNamespace(
+            payload_type=pt, ssrc=ssrc, sequence_number=seq, timestamp=9000, marker=1, payload=payload
+        )
+
+    async def run() -> None:
+        await receiver._handle_rtp_packet(packet(103, 77, 5, b"\x00\x07NAL"), 0)  # RTX before any media
+        await receiver._handle_rtp_packet(packet(102, 11, 8, b"\x65NAL"), 0)
+        await receiver._handle_rtp_packet(packet(103, 77, 6, b"\x00\x07\x65NAL"), 0)  # repeats number 7
+        await receiver._handle_rtp_packet(packet(103, 77, 7, b""), 0)  # padding
+
+    asyncio.run(run())
+    assert got == [("video", 11, 8, 9000, True, b"\x65NAL"), ("video", 11, 7, 9000, True, b"\x65NAL")]
+    assert receiver.handled == 4  # aiortc still sees every packet (its statistics, NACKs, RTX unwrapping)

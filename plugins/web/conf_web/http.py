@@ -5,7 +5,7 @@ websockets' HTTP parser takes GET requests only. This connection looks at a requ
 GET goes on to websockets (the page's files and its WebSocket), anything else is read here (a head
 of at most ``MAX_HEAD`` bytes and a body of at most ``MAX_SDP``, within ``READ_TIMEOUT``) and
 answered by :meth:`http`, then the connection is closed. It overrides ``data_received``,
-``eof_received``, ``connection_lost`` and ``handshake`` of websockets 15-17's
+``eof_received``, ``connection_lost`` and ``handshake`` of websockets' (checked with 17.4)
 ``ServerConnection``, which the web tests exercise.
 """
 
@@ -20,6 +20,8 @@ from websockets.asyncio.server import ServerConnection
 
 from conf_cli.addresses import address_group
 from conf_web.whip import MAX_HEAD, MAX_SDP, READ_TIMEOUT, Request, Response, error, is_whip_path, parse_head
+
+WS_OPEN_TIMEOUT = 10.0  # seconds for a page's WebSocket handshake
 
 
 def address_of(connection: ServerConnection) -> str:
@@ -71,10 +73,14 @@ class HttpOrWebSocket(ServerConnection):
         super().connection_lost(exc)
 
     async def handshake(self, *args: Any, **kwargs: Any) -> None:
-        await self._decided.wait()
+        """A WebSocket's handshake within ``WS_OPEN_TIMEOUT`` (websockets' own default), or a WHIP/WHEP
+        request read within ``READ_TIMEOUT`` and answered (the server's ``open_timeout`` bounds both)."""
         if self._mode != "http":
-            await super().handshake(*args, **kwargs)
-            return
+            async with asyncio.timeout(WS_OPEN_TIMEOUT):
+                await self._decided.wait()
+                if self._mode != "http":
+                    await super().handshake(*args, **kwargs)
+                    return
         response = await self._answer()
         self.transport.write(response.encode())
         self.transport.close()

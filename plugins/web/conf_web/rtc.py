@@ -125,7 +125,7 @@ class PeerConnection:
         if not self._receiving:
             self._receiving = True
             for kind, transceiver in self.receivers.items():
-                self._forward_received(kind, transceiver.receiver)
+                self._forward_received(kind, transceiver)
         started: list[Outbound] = []
         for slot in self._unanswered:
             transceiver, _ = self.slots[id(slot)]
@@ -159,8 +159,8 @@ class PeerConnection:
     def _prepare(self, transceiver: Any) -> None:
         _prepare(transceiver, self.config)
 
-    def _forward_received(self, kind: str, receiver: Any) -> None:
-        _forward_received(kind, receiver, self.on_rtp)
+    def _forward_received(self, kind: str, transceiver: Any) -> None:
+        _forward_received(kind, transceiver, self.on_rtp)
 
     def _take_feedback(self, slot: Outbound, sender: Any) -> None:
         _take_feedback(slot, sender, self.on_feedback)
@@ -232,7 +232,7 @@ class Answerer:
         for kind, transceiver in used.items():
             if send is None:
                 self.receivers[kind] = transceiver
-                _forward_received(kind, transceiver.receiver, self.on_rtp)
+                _forward_received(kind, transceiver, self.on_rtp)
             else:
                 slot = Outbound(mid=str(transceiver.mid), kind=kind)
                 slot.ssrc = transceiver.sender._ssrc
@@ -288,20 +288,28 @@ def _prepare(transceiver: Any, config: WebConfig) -> None:
 
 
 def _forward_received(
-    kind: str, receiver: Any, on_rtp: Callable[[str, int, int, int, bool, bytes], None]
+    kind: str, transceiver: Any, on_rtp: Callable[[str, int, int, int, bool, bytes], None]
 ) -> None:
-    """Hand each RTP packet ``receiver`` gets to ``on_rtp`` as it is, and stop its decoder."""
+    """Hand each RTP packet the transceiver's receiver gets to ``on_rtp`` as it is, and stop its decoder.
+
+    A retransmission (RFC 4588 RTX, which Chromium sends for NACKs and as padding to probe bandwidth) is
+    handed on as the packet it repeats (the original sequence number and the media stream's SSRC); an
+    RTX packet without a payload is not handed on at all.
+    """
+    receiver = transceiver.receiver
     handle = receiver._handle_rtp_packet
+    rtx = {c.payloadType for c in transceiver._codecs if c.mimeType.lower().endswith("/rtx")}
+    media_ssrc: int | None = None
 
     async def forward_then_handle(packet: Any, arrival_time_ms: int) -> None:
-        on_rtp(
-            kind,
-            packet.ssrc,
-            packet.sequence_number,
-            packet.timestamp,
-            bool(packet.marker),
-            bytes(packet.payload),
-        )
+        nonlocal media_ssrc
+        payload = bytes(packet.payload)
+        if packet.payload_type not in rtx:
+            media_ssrc = packet.ssrc
+            on_rtp(kind, packet.ssrc, packet.sequence_number, packet.timestamp, bool(packet.marker), payload)
+        elif len(payload) > 2 and media_ssrc is not None:
+            original = int.from_bytes(payload[:2], "big")
+            on_rtp(kind, media_ssrc, original, packet.timestamp, bool(packet.marker), payload[2:])
         await handle(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = forward_then_handle
