@@ -4,8 +4,7 @@
 # field on a virtual screen for the remote-control tests), iproute2 and iptables (network namespaces for
 # NAT and loss tests), tcpdump (captures proving links are encrypted), coturn (a TURN server checking the
 # web service's TURN credentials). Installs only what is missing.
-# With --browser it also installs Chromium, which the web page's tests drive headless, and node and npm,
-# which fetch the WHIP/WHEP client library those tests run in it (large, so only
+# With --browser it also installs Chromium, which the web page's tests drive headless (large, so only
 # `make test` asks for it).
 set -euo pipefail
 
@@ -15,7 +14,8 @@ PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xv
 PACKAGES+=(prometheus)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
-  # Any node with npm will do (one from another source may provide npm without Debian's package).
+  # node and npm fetch the WHIP/WHEP client library the browser tests run in Chromium (any node with npm
+  # will do: one from another source may provide npm without Debian's package).
   command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 fi
 
