@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,10 +142,18 @@ def _bar_colours(recording: Path) -> list[tuple[int, int, int]]:
     """The mean colour of each of the seven bars, above the moving square, in the recording's last frame."""
     import av
 
-    with av.open(str(recording)) as container:
-        frame = None
-        for frame in container.decode(video=0):  # noqa: B007 (the last one is kept)
-            pass
+    deadline = time.monotonic() + 15  # the host closes the file just after it reports track_ended
+    while True:
+        try:
+            with av.open(str(recording)) as container:
+                frame = None
+                for frame in container.decode(video=0):  # noqa: B007 (the last one is kept)
+                    pass
+            break
+        except av.error.InvalidDataError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     assert frame is not None
     picture = frame.to_ndarray(format="rgb24")
     height, width = picture.shape[:2]
@@ -245,6 +254,7 @@ def test_chromium_publishes_with_whip_and_plays_with_whep(namespace: str, tmp_pa
 
         # What the host recorded of the WHIP camera is the colour bars the page drew and Chromium encoded:
         # grey, yellow, cyan, green, magenta, red, blue from left to right.
+        host.expect("track_ended", lambda e: e["name"] == "cam (WHIP)" and e["kind"] == "video", timeout=30)
         (recording,) = [p for p in recordings.iterdir() if p.name.startswith("cam_WHIP-video")]
         grey, yellow, cyan, green, magenta, red, blue = _bar_colours(recording)
         assert min(grey) > 150 and max(grey) - min(grey) < 30

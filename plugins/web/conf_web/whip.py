@@ -29,8 +29,9 @@ import json
 import logging
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -237,10 +238,31 @@ class Session:
         self.connected = False
         self.ended = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue(SEND_QUEUE)
+        """What goes to the peer (packets, keyframe requests, NACKs), in order; full: dropped."""
+        self.dropped = 0
         client.media_handler = self._from_meeting
 
     def start_tasks(self) -> None:
-        self._tasks = [asyncio.create_task(self._events()), asyncio.create_task(self._deadline())]
+        self._tasks = [
+            asyncio.create_task(self._events()),
+            asyncio.create_task(self._deadline()),
+            asyncio.create_task(self._pump()),
+        ]
+
+    def queue(self, job: Callable[[], Awaitable[None]]) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except asyncio.QueueFull:  # a slow peer loses packets; nobody else notices
+            self.dropped += 1
+
+    async def _pump(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+            except ConnectionError:  # not connected yet, or any more: lost
+                self.dropped += 1
 
     async def _deadline(self) -> None:
         await asyncio.sleep(CONNECT_TIMEOUT)
@@ -266,7 +288,9 @@ class Session:
             self.ended = True
             log.info("web: %s ends: %s", self.client.name or "a WHIP/WHEP session", reason)
             self.endpoints.forget(self)
-            asyncio.get_running_loop().create_task(self.close())
+            task = asyncio.get_running_loop().create_task(self.close())
+            self.endpoints.closing.add(task)
+            task.add_done_callback(self.endpoints.closing.discard)
 
     async def close(self) -> None:
         current = asyncio.current_task()
@@ -335,14 +359,7 @@ class Publisher(Session):
     def _keyframe(self, kind: str) -> None:
         slot = self.inbound.get(kind)
         if slot is not None and slot.browser_ssrc is not None:
-            asyncio.get_running_loop().create_task(
-                self._quietly(self.answerer.request_keyframe(kind, slot.browser_ssrc))
-            )
-
-    @staticmethod
-    async def _quietly(job: Any) -> None:
-        with contextlib.suppress(ConnectionError):
-            await job
+            self.queue(partial(self.answerer.request_keyframe, kind, slot.browser_ssrc))
 
     def _from_meeting(self, packet: bytes) -> None:
         """Keyframe requests and NACKs for the publisher's tracks go to the WHIP client."""
@@ -364,9 +381,7 @@ class Publisher(Session):
                 slot = mine[part.media_ssrc]
                 assert slot.browser_ssrc is not None
                 lost = [slot.browser_sequence(s) for s in part.lost]
-                asyncio.get_running_loop().create_task(
-                    self._quietly(self.answerer.nack(slot.kind, slot.browser_ssrc, lost))
-                )
+                self.queue(partial(self.answerer.nack, slot.kind, slot.browser_ssrc, lost))
 
 
 class Player(Session):
@@ -376,8 +391,6 @@ class Player(Session):
         self.participant, self.kind = "", ""
         self.source: int | None = None  # the meeting track played, once begun
         self.slot: Outbound | None = None
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(SEND_QUEUE)
-        self.dropped = 0
         super().__init__(endpoints, client, bearer, address)
 
     async def begin(self, offer: str, participant: str, kind: str, joined: dict[str, Any]) -> str:
@@ -397,7 +410,6 @@ class Player(Session):
         self.slot.assign(source, participant, kind)
         self.source = source
         self.start_tasks()
-        self._tasks.append(asyncio.create_task(self._pump()))
         return answer
 
     def _matches(self, event: dict[str, Any]) -> bool:
@@ -434,20 +446,8 @@ class Player(Session):
         except ProtocolError:
             return
         data = self.slot.rewrite(packet)
-        if data is None:
-            return
-        try:
-            self._queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    async def _pump(self) -> None:
-        while True:
-            data = await self._queue.get()
-            try:
-                await self.answerer.send_rtp(data)
-            except ConnectionError:  # not connected yet, or any more: the packet is lost
-                self.dropped += 1
+        if data is not None:
+            self.queue(partial(self.answerer.send_rtp, data))
 
     def _feedback_from_peer(self, slot: Outbound, keyframe: bool, lost: list[int]) -> None:
         if keyframe:
@@ -476,6 +476,7 @@ class Endpoints:
         """Why one more session from an address is refused (the web service's limits), if it is."""
         self._count = count
         self.sessions: dict[str, Session] = {}
+        self.closing: set[asyncio.Task[None]] = set()
 
     def forget(self, session: Session) -> None:
         if self.sessions.pop(session.id, None) is not None:
