@@ -142,6 +142,24 @@ def test_whip_publisher_joins_by_passcode_or_token_and_delete_ends_it(
     # ... which is refused for another meeting.
     assert web.post("/whip/zzz-zzzz-zzz", token)[0] in (401, 404)
 
+    # What a token lets its holder share holds for WHIP too: only the audio, or nothing at all.
+    def token_for(name: str, can_publish: str) -> str:
+        args = ["--meeting", meeting, "--name", name, "--can-publish", can_publish]
+        return run_conf("token", "create", "--token-key", str(token_key), *args).stdout.strip()
+
+    assert web.post(f"/whip/{meeting}", token_for("radio", "audio"))[0] == 201
+    host.expect("participant_joined", lambda e: e["name"] == "radio (WHIP)")
+    assert host.expect("share_started", lambda e: e["name"] == "radio (WHIP)")["kind"] == "audio"
+    status, _, body = web.post(f"/whip/{meeting}", token_for("kiosk", ""))
+    assert status == 403 and b"video" in body, body
+    host.expect("participant_left", lambda e: e["name"] == "kiosk (WHIP)")
+    assert not [
+        e for e in host.seen if e["type"] == "share_started" and e.get("name", "").startswith("kiosk")
+    ]
+    assert [e["kind"] for e in host.seen if e["type"] == "share_started" and e["name"] == "radio (WHIP)"] == [
+        "audio"
+    ]
+
 
 def test_whip_and_whep_refuse_what_they_cannot_take(lab: tuple[ClientPool, Web]) -> None:
     pool, web = lab

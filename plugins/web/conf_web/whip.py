@@ -56,6 +56,8 @@ READ_TIMEOUT = 10.0  # seconds to send the whole request
 ADMIT_TIMEOUT = 15.0  # seconds a session waits in a meeting's waiting room for the host
 CONNECT_TIMEOUT = 30.0  # seconds from the answer to a connected peer; else the session ends
 SEND_QUEUE = 1000  # packets waiting for one WHEP player; a slow player loses media, nobody else notices
+PUBLISH_TIMEOUT = 10.0  # seconds for the server to take (or refuse) a WHIP publisher's tracks
+FINAL = ("left", "meeting_closed", "kicked", "disconnected")
 NAME_CHARS = 48  # of the NAME in ``NAME (WHIP)``: the tag fits in a name's 64
 KINDS = ("audio", "video", "screen")
 STATUS = {
@@ -272,7 +274,7 @@ class Session:
     async def _events(self) -> None:
         while True:
             event = await self.client.events.get()
-            if event["type"] in ("left", "meeting_closed", "kicked", "disconnected"):
+            if event["type"] in FINAL:
                 self.end(f"the meeting ended for it ({event['type']})")
                 return
             self.observe(event)
@@ -327,10 +329,34 @@ class Publisher(Session):
         super().__init__(endpoints, client, bearer, address)
 
     async def begin(self, offer: str) -> str:
+        """Answer the offer and share its tracks; Refused (403) if the meeting lets it share none of them
+        (a host's forbid, or a token's ``can_publish``)."""
         answer = await self.answerer.answer(offer, None)
         self.inbound = {k: Inbound(k, random.getrandbits(32)) for k in self.answerer.receivers}
         for kind, slot in self.inbound.items():
-            self.client.send({"type": "publish", "kind": kind, "ssrc": slot.ssrc, "codec": CODECS[kind]})
+            self.client.send(
+                {"type": "publish", "kind": kind, "ssrc": slot.ssrc, "codec": CODECS[kind], "id": kind}
+            )
+        pending, refusals = set(self.inbound), []
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                while pending:
+                    event = await self.client.events.get()
+                    self.observe(event)
+                    if event["type"] == "share_started" and event.get("name") == self.client.name:
+                        pending.discard(str(event.get("kind")))
+                    elif event["type"] == "error" and event.get("re") == "publish":
+                        pending.discard(str(event.get("id")))
+                        refusals.append(str(event.get("message")))
+                    elif event["type"] in FINAL:
+                        raise Refused(HTTPStatus.FORBIDDEN, f"the meeting ended for it ({event['type']})")
+        except TimeoutError:
+            raise Refused(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"the server did not take the tracks within {PUBLISH_TIMEOUT:g} s",
+            ) from None
+        if refusals and not any(slot.published for slot in self.inbound.values()):
+            raise Refused(HTTPStatus.FORBIDDEN, "; ".join(refusals))
         self.start_tasks()
         return answer
 
@@ -340,7 +366,7 @@ class Publisher(Session):
             if slot is not None and slot.ssrc == event.get("ssrc"):
                 slot.published = event["type"] == "share_started"
         elif event["type"] == "error" and event.get("re") == "publish":
-            log.info("web: WHIP publisher %s refused: %s", self.client.name, event.get("message"))
+            log.info("web: WHIP publisher %s may not share: %s", self.client.name, event.get("message"))
 
     def _from_peer(
         self, kind: str, ssrc: int, sequence: int, timestamp: int, marker: bool, data: bytes
