@@ -57,10 +57,15 @@ function bars() {
 }
 
 // Publish the bars and the fake microphone with WHIP.
-window.publish = async (url, token) => {
+// With layers: the camera offered as simulcast (three RIDs), as OBS and others may.
+window.publish = async (url, token, layers = false) => {
   const audio = await navigator.mediaDevices.getUserMedia({audio: true});
   const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
-  for (const track of [...audio.getTracks(), bars()]) pc.addTransceiver(track, {direction: "sendonly"});
+  pc.addTransceiver(audio.getAudioTracks()[0], {direction: "sendonly"});
+  const sendEncodings = layers
+    ? [{rid: "f"}, {rid: "h", scaleResolutionDownBy: 2}, {rid: "q", scaleResolutionDownBy: 4}]
+    : undefined;
+  pc.addTransceiver(bars(), {direction: "sendonly", sendEncodings});
   const client = new WHIPClient();
   try {
     await client.publish(pc, url, token);
@@ -68,7 +73,7 @@ window.publish = async (url, token) => {
     pc.close();
     return String(e.message);
   }
-  window.publisher = {client, pc};
+  window.publisher = {client, pc, offer: pc.localDescription.sdp};
   return "published";
 };
 window.unpublish = async () => { await window.publisher.client.stop(); return true; };
@@ -247,6 +252,18 @@ def test_chromium_publishes_with_whip_and_plays_with_whep(namespace: str, tmp_pa
             timeout=30,
         )
         assert _not_blank(browser.screenshot({**rect, "scale": 1})) > 10
+
+        # A second publisher offers simulcast: the server takes one layer, which the host decodes.
+        second = f"publish('{web_url}whip/{meeting}?name=layers', '{PASSCODE}', true)"
+        browser.evaluate("window.first = window.publisher; true")
+        assert browser.evaluate(second, timeout=60) == "published"
+        assert "a=simulcast:send" in browser.evaluate("window.publisher.offer")
+        host.expect(
+            "track_stats",
+            lambda e: e["name"] == "layers (WHIP)" and e["kind"] == "video" and e["frames"] > 20,
+            timeout=60,
+        )
+        browser.evaluate("window.publisher = window.first; true")
 
         # DELETE on the publisher's resource ends it: it leaves the meeting.
         browser.evaluate("unpublish()")
