@@ -15,6 +15,9 @@ PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xv
 PACKAGES+=(prometheus)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
+  # node and npm fetch the WHIP/WHEP client library the browser tests run in Chromium (any node with npm
+  # will do: one from another source may provide npm without Debian's package).
+  command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 fi
 
 missing=()

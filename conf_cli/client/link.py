@@ -247,8 +247,11 @@ class Client:
             if kind in wanted:
                 return message
             if kind == "error":
+                wait = message.get("retry_after")
                 raise RequestRefused(
-                    str(message.get("code", "error")), str(message.get("message", "refused"))
+                    str(message.get("code", "error")),
+                    str(message.get("message", "refused")),
+                    retry_after=float(wait) if isinstance(wait, int | float) else None,
                 )
             if kind == "disconnected":
                 raise ConfError(f"the server closed the connection during {request!r}: {message['reason']}")

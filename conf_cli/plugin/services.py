@@ -60,9 +60,16 @@ class Participant(Protocol):
         ...
 
     async def join(
-        self, meeting: str, name: str, passcode: str | None = None, *, require_e2ee: bool = False
+        self,
+        meeting: str,
+        name: str,
+        passcode: str | None = None,
+        *,
+        require_e2ee: bool = False,
+        token: str | None = None,
     ) -> Message:
-        """``joined``, or ``waiting`` when a waiting room holds us; RequestRefused with the hub's reason."""
+        """``joined``, or ``waiting`` when a waiting room holds us; RequestRefused with the hub's reason.
+        ``token``: an access token instead of the passcode."""
         ...
 
     async def request(self, message: Message, wanted: set[str]) -> Message:

@@ -1048,7 +1048,7 @@ class Hub:
         self.limiter.succeeded(conn.address, target, now)
         sends = meeting.join(
             conn.cid,
-            token.name,
+            token.name_for(name),
             passcode_ok=True,
             key=message.get("e2ee_key"),
             origin=address_key(conn.address),

@@ -48,6 +48,9 @@ LEEWAY = 10.0
 """Seconds a token is still taken after its ``exp`` (and before its ``iat``): clocks drift a little."""
 MAX_TTL = 366 * 24 * 3600.0
 _KID_LABEL = b"conf token key id"
+GATEWAY_TAGS = ("WHIP", "WHEP")
+"""A token for NAME also lets ``NAME (WHIP)`` and ``NAME (WHEP)`` in: the web service's WHIP publisher and
+WHEP player of the same person, named for what they are."""
 
 
 class TokenRefused(Exception):
@@ -136,8 +139,15 @@ class AccessToken:
             )
         if self.meeting is not None and self.meeting != meeting_id:
             raise TokenRefused(f"this access token is for meeting {self.meeting}, not {meeting_id}")
-        if name_key(name) != name_key(self.name):
-            raise TokenRefused(f"this access token is for {self.name!r}, not {name!r}")
+        self.name_for(name)
+
+    def name_for(self, name: str) -> str:
+        """The name this token lets ``name`` in under: its own (as the token spells it), or its own and a
+        gateway's tag (:data:`GATEWAY_TAGS`); raise TokenRefused for any other."""
+        for candidate in (self.name, *(f"{self.name} ({tag})" for tag in GATEWAY_TAGS)):
+            if name_key(name) == name_key(candidate):
+                return candidate
+        raise TokenRefused(f"this access token is for {self.name!r}, not {name!r}")
 
 
 def issue(

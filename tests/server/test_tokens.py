@@ -145,3 +145,15 @@ def test_the_key_file_is_made_once_private_and_read_back(tmp_path: Path) -> None
     path.write_text("short\n")
     with pytest.raises(ConfError, match="is not 32 bytes in base64"):
         TokenKey.load_or_create(path)
+
+
+def test_a_token_lets_its_holders_whip_publisher_and_whep_player_in_by_their_tagged_names() -> None:
+    key = TokenKey.generate()
+    claims = read(token(key), key)
+    assert claims.name_for("ADA") == "ada"
+    assert claims.name_for("Ada (WHIP)") == "ada (WHIP)"
+    assert claims.name_for("ada (whep)") == "ada (WHEP)"
+    claims.admits(MEETING, "ada (WHIP)", NOW)
+    for other in ("ada (RTSP)", "ada(WHIP)", "eve (WHIP)", "ada (WHIP) (WHIP)"):
+        with pytest.raises(TokenRefused, match="is for 'ada'"):
+            claims.admits(MEETING, other, NOW)

@@ -125,7 +125,7 @@ class PeerConnection:
         if not self._receiving:
             self._receiving = True
             for kind, transceiver in self.receivers.items():
-                self._forward_received(kind, transceiver.receiver)
+                self._forward_received(kind, transceiver)
         started: list[Outbound] = []
         for slot in self._unanswered:
             transceiver, _ = self.slots[id(slot)]
@@ -157,55 +157,192 @@ class PeerConnection:
     # -- aiortc, adapted ------------------------------------------------------------------------------
 
     def _prepare(self, transceiver: Any) -> None:
-        """Negotiate only what meetings carry, and offer host candidates only where the page is served."""
-        from aiortc import RTCRtpSender
+        _prepare(transceiver, self.config)
 
-        media = transceiver.kind
-        wanted = "video/h264" if media == "video" else "audio/opus"
-        codecs = [
-            c
-            for c in RTCRtpSender.getCapabilities(media).codecs
-            if c.mimeType.lower() == wanted and c.parameters.get("packetization-mode", "1") == "1"
-        ]
-        transceiver.setCodecPreferences(codecs)
-        addresses = self.config.ice_addresses
-        if addresses is not None:
-            _gather_on(transceiver.sender.transport.transport.iceGatherer._connection, addresses)
+    def _forward_received(self, kind: str, transceiver: Any) -> None:
+        _forward_received(kind, transceiver, self.on_rtp)
 
-    def _forward_received(self, kind: str, receiver: Any) -> None:
-        handle = receiver._handle_rtp_packet
-        on_rtp = self.on_rtp
+    def _take_feedback(self, slot: Outbound, sender: Any) -> None:
+        _take_feedback(slot, sender, self.on_feedback)
 
-        async def forward_then_handle(packet: Any, arrival_time_ms: int) -> None:
+
+class Answerer:
+    """The server's end of a WHIP or WHEP connection, which the client offers (docs/web.md, WHIP and WHEP).
+
+    WHIP (``receive``): one audio and one video m-line of the offer are answered ``recvonly``, H.264 and
+    Opus only, and their packets go to ``on_rtp`` undecoded, as a page's do. WHEP: the m-line of ``kind``
+    is answered ``sendonly`` as one :class:`Outbound` slot, whose packets :meth:`send_rtp` writes to the
+    DTLS transport. Any other m-line is answered ``inactive``. The answer carries every ICE candidate
+    (aiortc gathers before answering); the client's own trickled candidates come by :meth:`add_candidates`.
+    """
+
+    def __init__(
+        self,
+        config: WebConfig,
+        on_rtp: Callable[[str, int, int, int, bool, bytes, int | None], None],
+        on_feedback: Callable[[Outbound, bool, list[int]], None],
+        on_connected: Callable[[], None],
+        on_failed: Callable[[], None],
+        ice_servers: list[IceServer],
+    ) -> None:
+        from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
+
+        self.config = config
+        self.on_rtp = on_rtp
+        self.on_feedback = on_feedback
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=[s.for_aiortc() for s in ice_servers], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+            )
+        )
+        self.receivers: dict[str, Any] = {}
+        self.slot: Outbound | None = None
+
+        @self.pc.on("connectionstatechange")
+        def changed() -> None:
+            if self.pc.connectionState == "connected":
+                on_connected()
+            elif self.pc.connectionState in ("failed", "closed"):
+                on_failed()
+
+    async def answer(self, offer: str, send: str | None) -> str:
+        """Answer ``offer``: receive its audio and video (``send`` None, WHIP) or send one meeting track
+        of media kind ``send`` (WHEP). Raise ValueError when the offer has nothing to take or give."""
+        from aiortc import RTCSessionDescription
+
+        mine: dict[str, Any] = {}
+        for media in ("audio", "video") if send is None else (send,):
+            transceiver = self.pc.addTransceiver(media, direction="recvonly" if send is None else "sendonly")
+            _prepare(transceiver, self.config)
+            mine[media] = transceiver
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except Exception as exc:  # aiortc's refusal of a malformed offer, or of one without our codecs
+            raise ValueError(f"cannot take this offer: {exc}") from None
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid is None:
+                continue
+            if all(transceiver is not t for t in mine.values()):
+                transceiver.direction = "inactive"  # a second m-line of a kind: not taken
+        used = {k: t for k, t in mine.items() if t.mid is not None and t._codecs}
+        if not used:
+            wanted = "audio or video" if send is None else ("audio" if send == "audio" else "video")
+            raise ValueError(f"the offer has no {wanted} m-line in H.264 or Opus")
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        for kind, transceiver in used.items():
+            if send is None:
+                self.receivers[kind] = transceiver
+                _forward_received(kind, transceiver, self.on_rtp)
+            else:
+                slot = Outbound(mid=str(transceiver.mid), kind=kind)
+                slot.ssrc = transceiver.sender._ssrc
+                slot.payload_type = transceiver._codecs[0].payloadType
+                _take_feedback(slot, transceiver.sender, self.on_feedback)
+                self.slot = slot
+                self._sender = transceiver.sender
+        return str(self.pc.localDescription.sdp)
+
+    async def add_candidates(self, lines: list[str], end: bool) -> None:
+        """The client's trickled ICE candidates (``candidate:...`` attribute values) for the bundle."""
+        from aiortc.sdp import candidate_from_sdp
+
+        first = next((t for t in self.pc.getTransceivers() if t.mid is not None), None)
+        if first is None:
+            return
+        for line in lines:
+            candidate = candidate_from_sdp(line.removeprefix("candidate:"))
+            candidate.sdpMid = first.mid
+            await self.pc.addIceCandidate(candidate)
+        if end:
+            await self.pc.addIceCandidate(None)
+
+    async def send_rtp(self, data: bytes) -> None:
+        if self.slot is not None:
+            await self._sender.transport._send_rtp(data)
+
+    async def request_keyframe(self, kind: str, remote_ssrc: int) -> None:
+        await self.receivers[kind].receiver._send_rtcp_pli(remote_ssrc)
+
+    async def nack(self, kind: str, remote_ssrc: int, lost: list[int]) -> None:
+        await self.receivers[kind].receiver._send_rtcp_nack(remote_ssrc, lost)
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+def _prepare(transceiver: Any, config: WebConfig) -> None:
+    """Negotiate only what meetings carry, and offer host candidates only where the page is served."""
+    from aiortc import RTCRtpSender
+
+    media = transceiver.kind
+    wanted = "video/h264" if media == "video" else "audio/opus"
+    codecs = [
+        c
+        for c in RTCRtpSender.getCapabilities(media).codecs
+        if c.mimeType.lower() == wanted and c.parameters.get("packetization-mode", "1") == "1"
+    ]
+    transceiver.setCodecPreferences(codecs)
+    addresses = config.ice_addresses
+    if addresses is not None:
+        _gather_on(transceiver.sender.transport.transport.iceGatherer._connection, addresses)
+
+
+def _forward_received(
+    kind: str, transceiver: Any, on_rtp: Callable[[str, int, int, int, bool, bytes, int | None], None]
+) -> None:
+    """Hand each RTP packet the transceiver's receiver gets to ``on_rtp`` as it is, and stop its decoder.
+
+    A retransmission (RFC 4588 RTX, which Chromium sends for NACKs and as padding to probe bandwidth) is
+    handed on as the packet it repeats (the original sequence number and the media stream's SSRC); an
+    RTX packet without a payload is not handed on at all.
+    """
+    receiver = transceiver.receiver
+    handle = receiver._handle_rtp_packet
+    rtx = {c.payloadType for c in transceiver._codecs if c.mimeType.lower().endswith("/rtx")}
+    media_ssrc: int | None = None
+
+    async def forward_then_handle(packet: Any, arrival_time_ms: int) -> None:
+        nonlocal media_ssrc
+        payload = bytes(packet.payload)
+        if packet.payload_type not in rtx:
+            media_ssrc = packet.ssrc
+            level = _audio_level(packet)
             on_rtp(
                 kind,
                 packet.ssrc,
                 packet.sequence_number,
                 packet.timestamp,
                 bool(packet.marker),
-                bytes(packet.payload),
-                _audio_level(packet),
+                payload,
+                level,
             )
-            await handle(packet, arrival_time_ms)
+        elif len(payload) > 2 and media_ssrc is not None:
+            original = int.from_bytes(payload[:2], "big")
+            level = _audio_level(packet)
+            on_rtp(kind, media_ssrc, original, packet.timestamp, bool(packet.marker), payload[2:], level)
+        await handle(packet, arrival_time_ms)
 
-        receiver._handle_rtp_packet = forward_then_handle
-        receiver._RTCRtpReceiver__stop_decoder()  # forwarded as it is: nothing here decodes
+    receiver._handle_rtp_packet = forward_then_handle
+    receiver._RTCRtpReceiver__stop_decoder()  # forwarded as it is: nothing here decodes
 
-    def _take_feedback(self, slot: Outbound, sender: Any) -> None:
-        from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
-        handle = sender._handle_rtcp_packet
-        on_feedback = self.on_feedback
+def _take_feedback(
+    slot: Outbound, sender: Any, on_feedback: Callable[[Outbound, bool, list[int]], None]
+) -> None:
+    """Keyframe requests and NACKs the remote end sends ``sender`` go to ``on_feedback``."""
+    from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RTCP_RTPFB_NACK, RtcpPsfbPacket, RtcpRtpfbPacket
 
-        async def feedback_or_handle(packet: Any) -> None:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-                on_feedback(slot, True, [])
-            elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-                on_feedback(slot, False, list(packet.lost))
-            else:
-                await handle(packet)
+    handle = sender._handle_rtcp_packet
 
-        sender._handle_rtcp_packet = feedback_or_handle
+    async def feedback_or_handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            on_feedback(slot, True, [])
+        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            on_feedback(slot, False, list(packet.lost))
+        else:
+            await handle(packet)
+
+    sender._handle_rtcp_packet = feedback_or_handle
 
 
 def _gather_on(connection: Any, addresses: list[str]) -> None:

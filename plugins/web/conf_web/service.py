@@ -18,20 +18,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from conf_cli import ConfError, RunningService, ServerService, ServiceContext
-from conf_cli.addresses import address_group
 from conf_web.config import MAX_PAGES_PER_ADDRESS, WebConfig, is_loopback
-from conf_web.ice import TURN_TTL, parse_ice_server
+from conf_web.ice import TURN_TTL, IceServer, parse_ice_server
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsServer
     from websockets.asyncio.server import ServerConnection
     from websockets.http11 import Request, Response
 
+    from conf_web.whip import Endpoints
+
 log = logging.getLogger("conf.web")
 
 WS_PATH = "/ws"
 MAX_MESSAGE = 64 * 1024  # bytes in one WebSocket message from a page (an SDP answer fits easily)
-MAX_PAGES = 200  # browsers connected at once
+MAX_PAGES = 200  # browsers connected at once (pages, WHIP publishers and WHEP players together)
+OPEN_TIMEOUT = 30.0  # seconds for a WebSocket's handshake, or a WHIP/WHEP request to be read and answered
 STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -150,12 +152,26 @@ class WebServer(RunningService):
         """Pages connected per address."""
         self._ws: WsServer | None = None
         self.urls: list[str] = []
+        self.endpoints: Endpoints | None = None
+        """WHIP and WHEP (conf_web.whip), answered on the same port."""
 
     @classmethod
     async def start(cls, context: ServiceContext, config: WebConfig) -> WebServer:
         from websockets.asyncio.server import serve
 
+        from conf_web.http import HttpOrWebSocket
+        from conf_web.whip import Endpoints
+        from conf_web.whip import Request as WhipRequest
+        from conf_web.whip import Response as WhipResponse
+
         web = cls(context, config, _tls_context(config))
+        web.endpoints = Endpoints(context, config, web._server_ice, web._full, web._count)
+        endpoints = web.endpoints
+
+        class Connection(HttpOrWebSocket):
+            async def http(self, request: WhipRequest, address: str) -> WhipResponse:
+                return await endpoints.respond(request, address)
+
         try:
             web._ws = await serve(
                 web._page,
@@ -165,6 +181,8 @@ class WebServer(RunningService):
                 ssl=web.tls,
                 max_size=MAX_MESSAGE,
                 server_header="conf",
+                create_connection=Connection,
+                open_timeout=OPEN_TIMEOUT,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -225,12 +243,32 @@ class WebServer(RunningService):
         return not self.config.loopback or _loopback_host(host)
 
     def _full(self, address: str) -> str | None:
-        """Why one more page from ``address`` is refused, if it is."""
-        if len(self.sessions) >= MAX_PAGES:
+        """Why one more page (or WHIP/WHEP session) from ``address`` is refused, if it is."""
+        whip = len(self.endpoints.sessions) if self.endpoints is not None else 0
+        if len(self.sessions) + whip >= MAX_PAGES:
             return "too many browsers connected"
         if self.by_address.get(address, 0) >= self.config.pages_per_address:
             return f"too many browsers connected from {address}"
         return None
+
+    def _count(self, address: str, change: int) -> None:
+        """One more (or one fewer) connection from ``address`` towards the limit per address."""
+        left = self.by_address.get(address, 0) + change
+        if left > 0:
+            self.by_address[address] = left
+        else:
+            self.by_address.pop(address, None)
+
+    def _server_ice(self) -> list[IceServer]:
+        """The STUN and TURN servers for the server's own end of a WHIP/WHEP connection."""
+        import secrets
+        import time
+
+        user = f"whip-{secrets.token_hex(4)}-server"
+        config = self.config
+        return [
+            s.for_user(config.turn_secret, user, time.time(), config.turn_ttl) for s in config.ice_servers
+        ]
 
     async def _page(self, websocket: ServerConnection) -> None:
         from conf_web.session import BrowserSession
@@ -242,20 +280,18 @@ class WebServer(RunningService):
             return
         session = BrowserSession(websocket, self.context, self.config)
         self.sessions.add(session)
-        self.by_address[address] = self.by_address.get(address, 0) + 1
+        self._count(address, 1)
         try:
             await session.run()
         finally:
             self.sessions.discard(session)
-            left = self.by_address.get(address, 1) - 1
-            if left > 0:
-                self.by_address[address] = left
-            else:
-                self.by_address.pop(address, None)
+            self._count(address, -1)
 
     async def close(self) -> None:
         for session in list(self.sessions):
             await session.close()
+        if self.endpoints is not None:
+            await self.endpoints.close()
         if self._ws is not None:
             self._ws.close()
             with contextlib.suppress(TimeoutError):
@@ -265,8 +301,9 @@ class WebServer(RunningService):
 
 def _address(connection: ServerConnection) -> str:
     """The address a page counts under for the limit per address (an IPv6 client's /64)."""
-    peer = connection.remote_address
-    return address_group(str(peer[0])) if isinstance(peer, tuple) else "?"
+    from conf_web.http import address_of
+
+    return address_of(connection)
 
 
 def _loopback_host(host: str) -> bool:

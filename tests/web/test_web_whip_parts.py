@@ -1,0 +1,115 @@
+"""The sans-I/O parts of WHIP and WHEP: reading a request's head, telling a token from a passcode, and
+writing a response with its CORS headers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+
+import pytest
+from conf_web.whip import Response, is_whip_path, parse_head, token_name
+
+
+def test_a_request_head_is_read_into_method_path_query_and_headers() -> None:
+    request = parse_head(
+        b"POST /whip/k7m-q2xw-9fd?name=Ada%20L HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/sdp; charset=utf-8\r\nAuthorization: Bearer  4hx9qe \r\n\r\n"
+    )
+    assert request.method == "POST"
+    assert request.path == ["whip", "k7m-q2xw-9fd"]
+    assert request.query == {"name": ["Ada L"]}
+    assert request.content_type == "application/sdp"
+    assert request.bearer == "4hx9qe"
+    assert parse_head(b"DELETE /whep/m/ada%2Fx/video/ID HTTP/1.1\r\n\r\n").path == [
+        "whep", "m", "ada/x", "video", "ID",
+    ]  # fmt: skip
+    assert parse_head(b"POST /whip/m HTTP/1.1\r\nAuthorization: Basic eDp5\r\n\r\n").bearer is None
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /whip/m\r\n\r\n",  # no version
+        b"POST /whip/m FTP/1.0\r\n\r\n",
+        b"POST /whip/m HTTP/1.1\r\nNo colon here\r\n\r\n",
+        b"POST /whip/m HTTP/1.1\r\nA: 1\r\na: 2\r\n\r\n",  # the same header twice
+        b"POST /whip/m HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+    ],
+)
+def test_a_malformed_head_is_refused(head: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_head(head)
+
+
+def test_a_bearer_that_looks_like_a_jwt_names_its_holder_anything_else_is_a_passcode() -> None:
+    def part(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    token = f"{part({'alg': 'HS256'})}.{part({'sub': 'grace', 'meeting': 'm'})}.c2ln"
+    assert token_name(token) == "grace"
+    assert token_name("4hx9qe") is None
+    assert token_name("a.b.c") is None
+    assert token_name(f"{part({'alg': 'HS256'})}.!!!.c2ln") is None
+    assert token_name(f"{part({'alg': 'HS256'})}.{part(['sub'])}.c2ln") is None
+    assert token_name(f"{part({'alg': 'HS256'})}.{part({'sub': 7})}.c2ln") is None
+
+
+def test_a_response_carries_cors_its_length_and_closes() -> None:
+    wire = Response(HTTPStatus.CREATED, b"v=0\r\n", {"Location": "/whip/m/ID"}).encode()
+    head, body = wire.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 201 Created"
+    assert {
+        "Access-Control-Allow-Origin: *",
+        "Location: /whip/m/ID",
+        "Content-Length: 5",
+        "Connection: close",
+    } <= set(lines)
+    assert "Access-Control-Expose-Headers: Location, ETag" in lines
+    assert body == b"v=0\r\n"
+    assert is_whip_path("/whip/m") and is_whip_path("/whep/m/a/video") and not is_whip_path("/ws")
+
+
+def test_a_retransmission_is_forwarded_as_the_packet_it_repeats_and_rtx_padding_not_at_all() -> None:
+    """Chromium answers NACKs and probes bandwidth with RTX (RFC 4588): forwarded as such, a meeting
+    would get the original sequence number glued to the payload, under another SSRC."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from conf_web.rtc import _forward_received
+
+    class RTCRtpReceiver:  # the two members of aiortc's receiver the forwarding replaces and stops
+        def __init__(self) -> None:
+            self.handled = 0
+            self.stopped = False
+
+        async def _handle_rtp_packet(self, packet: object, arrival_time_ms: int) -> None:
+            self.handled += 1
+
+        def __stop_decoder(self) -> None:
+            self.stopped = True
+
+    receiver = RTCRtpReceiver()
+    codecs = [
+        SimpleNamespace(mimeType="video/H264", payloadType=102),
+        SimpleNamespace(mimeType="video/rtx", payloadType=103),
+    ]
+    got: list[tuple[object, ...]] = []
+    _forward_received("video", SimpleNamespace(receiver=receiver, _codecs=codecs), lambda *a: got.append(a))
+    assert receiver.stopped
+
+    def packet(pt: int, ssrc: int, seq: int, payload: bytes) -> object:
+        return SimpleNamespace(
+            payload_type=pt, ssrc=ssrc, sequence_number=seq, timestamp=9000, marker=1, payload=payload
+        )
+
+    async def run() -> None:
+        await receiver._handle_rtp_packet(packet(103, 77, 5, b"\x00\x07NAL"), 0)  # RTX before any media
+        await receiver._handle_rtp_packet(packet(102, 11, 8, b"\x65NAL"), 0)
+        await receiver._handle_rtp_packet(packet(103, 77, 6, b"\x00\x07\x65NAL"), 0)  # repeats number 7
+        await receiver._handle_rtp_packet(packet(103, 77, 7, b""), 0)  # padding
+
+    asyncio.run(run())
+    assert got == [("video", 11, 8, 9000, True, b"\x65NAL"), ("video", 11, 7, 9000, True, b"\x65NAL")]
+    assert receiver.handled == 4  # aiortc still sees every packet (its statistics, NACKs, RTX unwrapping)
