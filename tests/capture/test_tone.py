@@ -58,7 +58,10 @@ def test_paced_in_real_time_with_capture_times_and_closes_promptly() -> None:
     elapsed = time.monotonic() - start
     assert 0.45 <= elapsed <= 0.8  # 25 intervals of 20 ms after the first frame
     times = [f.capture_time for f in frames if f is not None]
-    assert all(0.005 < b - a < 0.05 for a, b in itertools.pairwise(times))
+    # Each frame is stamped when it was due: the stamps rise by 20 ms a frame (a stall on a loaded machine
+    # shows in one interval and is caught up in the next, so it is the typical interval that says the pace).
+    intervals = sorted(b - a for a, b in itertools.pairwise(times))
+    assert intervals[0] > 0 and 0.015 <= intervals[len(intervals) // 2] <= 0.025
     source.close()
     assert source.read() is None
 
