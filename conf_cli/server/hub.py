@@ -961,6 +961,7 @@ class Hub:
                     passcode_ok=ok,
                     key=message.get("e2ee_key"),
                     origin=address_key(conn.address),
+                    recorder=message.get("recorder") is True,
                 )
             except RequestRefused as refusal:
                 return [_refused(conn.cid, refusal, message)]
@@ -994,6 +995,7 @@ class Hub:
             key=message.get("e2ee_key"),
             origin=address_key(conn.address),
             grant=token.grant,
+            recorder=message.get("recorder") is True,
         )
         conn.entered = meeting
         if conn.cid in meeting.waiting:

@@ -71,6 +71,8 @@ class Participant:
     chat_stamp: float | None = None  # ... as of this time (None: never chatted)
     can_publish: frozenset[str] | None = None
     """The kinds an access token lets this participant publish; None: no token, no such limit."""
+    recorder: bool = False
+    """Joined as a recorder (``conf record``): everyone is told it records; it never becomes host."""
 
     def describe(self) -> Message:
         described: Message = {
@@ -81,6 +83,8 @@ class Participant:
         }
         if self.key is not None:
             described["key"] = self.key
+        if self.recorder:
+            described["recorder"] = True
         return described
 
 
