@@ -586,9 +586,11 @@ class Meeting:
         self._routes_changed()
         self.control.clear()
         self.closed = True
-        closed: Message = {"type": "meeting_closed", "reason": reason}
-        if by is not None:
-            closed["by"] = by
+        closed: Message = {
+            "type": "meeting_closed",
+            **({"by": by} if by is not None else {}),
+            "reason": reason,
+        }
         return [Send(everyone, closed), *self._close_waiting_room(by)]
 
     def relay_keys(self, pid: int, keys: list[Message]) -> list[Send]:
