@@ -12,6 +12,8 @@ PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xv
           x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn)
 # Prometheus (Debian's server) scrapes a real `conf server --metrics-port` in the metrics tests.
 PACKAGES+=(prometheus)
+# nginx with its RTMP module receives `conf record --rtmp` in the live-out tests.
+PACKAGES+=(nginx-light libnginx-mod-rtmp)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
 fi
