@@ -43,8 +43,10 @@ def test_hls_plays_while_the_playlist_grows_and_after(clients: ClientPool, tmp_p
     playlist = (folder / "index.m3u8").read_text()
     assert "#EXT-X-ENDLIST" not in playlist  # still growing
     growing = subprocess.run(  # a live playlist: ffprobe reads its streams without waiting for the end
-        [shutil.which("ffprobe") or "ffprobe", "-v", "error"]
-        + ["-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0", str(folder / "index.m3u8")],
+        [
+            *(shutil.which("ffprobe") or "ffprobe", "-v", "error"),
+            *("-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0", str(folder / "index.m3u8")),
+        ],
         capture_output=True,
         text=True,
         timeout=40,
@@ -93,8 +95,10 @@ def test_rtmp_push_reaches_nginx_and_reads_back(clients: ClientPool, tmp_path: P
         recorder.expect("joined")
         time.sleep(2)
         probe = subprocess.run(
-            [shutil.which("ffprobe") or "ffprobe", "-v", "error", "-rw_timeout", "10000000"]
-            + ["-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0", url],
+            [
+                *(shutil.which("ffprobe") or "ffprobe", "-v", "error", "-rw_timeout", "10000000"),
+                *("-show_entries", "stream=codec_type,codec_name", "-of", "csv=p=0", url),
+            ],
             capture_output=True,
             text=True,
             timeout=40,
