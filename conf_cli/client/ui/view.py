@@ -21,6 +21,8 @@ class PeerView:
     role: str
     sharing: set[str] = field(default_factory=set)
     forbidden: set[str] = field(default_factory=set)
+    recorder: bool = False
+    """It records the meeting (``conf record``)."""
 
 
 @dataclass
@@ -90,6 +92,11 @@ class MeetingView:
     """Hands, reactions, the open poll, breakout rooms, the spotlight (:mod:`conf_cli.client.ui.activity`)."""
 
     @property
+    def recorders(self) -> list[str]:
+        """Who records the meeting now, in order of arrival."""
+        return [peer.name for peer in self.peers.values() if peer.recorder]
+
+    @property
     def my_role(self) -> str:
         peer = self.peers.get(self.me)
         return peer.role if peer else "member"
@@ -124,7 +131,13 @@ class MeetingView:
         self.waiting_room = bool(snapshot.get("waiting_room"))
         self.waiting = [str(name) for name in snapshot.get("waiting", ())]
         self.peers = {
-            p["name"]: PeerView(p["name"], p["role"], set(p.get("sharing", ())), set(p.get("forbidden", ())))
+            p["name"]: PeerView(
+                p["name"],
+                p["role"],
+                set(p.get("sharing", ())),
+                set(p.get("forbidden", ())),
+                recorder=p.get("recorder") is True,
+            )
             for p in snapshot.get("participants", ())
         }
 
@@ -162,8 +175,21 @@ class MeetingView:
         self._note(f"in the meeting: {listing}", "cyan")
 
     def _on_participant_joined(self, e: Message) -> None:
-        self.peers[e["name"]] = PeerView(e["name"], e["role"])
+        self.peers[e["name"]] = PeerView(e["name"], e["role"], recorder=e.get("recorder") is True)
         self._note(f"{e['name']} joined", "green")
+
+    def _on_recording_started(self, e: Message) -> None:
+        peer = self.peers.get(e["by"])
+        if peer is not None:
+            peer.recorder = True
+        self._note(f"this meeting is being recorded by {e['by']}", "bold red")
+
+    def _on_recording_stopped(self, e: Message) -> None:
+        peer = self.peers.get(e["by"])
+        if peer is not None:
+            peer.recorder = False
+        reason = e.get("reason", "left")
+        self._note(f"{e['by']} stopped recording" + ("" if reason == "left" else f" ({reason})"), "red")
 
     def _on_participant_renamed(self, e: Message) -> None:
         old, new = e["name"], e["new_name"]

@@ -475,3 +475,17 @@ def test_taking_control_back_here_is_said_at_once():
     view = joined_view("Bob")
     view.apply({"type": "control_stopped", "controller": "Bob", "controlled": "Ada"})
     assert "you let go of Ada's desktop" in last_note(view)[1]
+
+
+def test_the_view_knows_who_records_from_the_snapshot_and_the_events() -> None:
+    view = MeetingView(me="")
+    participants = [*snapshot()["participants"], {"name": "R (recorder)", "role": "member", "recorder": True}]
+    view.apply({"type": "joined", "name": "Cy", "role": "member", **snapshot(participants=participants)})
+    assert view.recorders == ["R (recorder)"]
+    view.apply({"type": "participant_joined", "name": "S (recorder)", "role": "member", "recorder": True})
+    view.apply({"type": "recording_started", "by": "S (recorder)"})
+    assert view.recorders == ["R (recorder)", "S (recorder)"]
+    assert last_note(view) == ("bold red", "this meeting is being recorded by S (recorder)")
+    view.apply({"type": "recording_stopped", "by": "R (recorder)", "reason": "recording_forbidden"})
+    view.apply({"type": "participant_left", "name": "R (recorder)", "reason": "recording_forbidden"})
+    assert view.recorders == ["S (recorder)"]
