@@ -148,7 +148,9 @@ async def attend(
         opener = combine(opener, composite[0].sinks_for)
         with contextlib.suppress(NotImplementedError, RuntimeError):  # stop cleanly: the trailer is written
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _leave_on_signal, client)
-    media = MediaManager(client, ui.show, record_dir, opener)
+    media = MediaManager(
+        client, ui.show, record_dir, opener, on_close=composite[0].hold if composite is not None else None
+    )
     remote = DesktopControl(client, media, ui.show, leave_when_done=control is not None)
 
     def start() -> None:  # once in: at once, or when admitted from the waiting room

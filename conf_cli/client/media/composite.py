@@ -243,6 +243,8 @@ class Composite:
         self.voices: list[AudioInput] = []
         self.speakers = SpeakerTracker()
         self.speaker: str | None = None
+        self.held = False
+        """We are leaving: tracks that close now keep their last picture until the recording stops."""
         self.font = LabelFont()
         self._lock = threading.Lock()
         self._buffer = np.empty((height * 3 // 2, width), dtype=np.uint8)
@@ -268,7 +270,14 @@ class Composite:
             self.tiles = [*self.tiles, tile]
             return [tile]
 
+    def hold(self) -> None:
+        """Keep every tile as it is from now on (the recording's last frames show the meeting, not the
+        empty canvas of tracks closing as we leave)."""
+        self.held = True
+
     def remove(self, sink: Sink) -> None:
+        if self.held:
+            return
         with self._lock:
             self.tiles = [t for t in self.tiles if t is not sink]
             self.voices = [v for v in self.voices if v is not sink]

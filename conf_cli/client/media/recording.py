@@ -17,6 +17,7 @@ of frames always matches the time recorded: ``frames == round(seconds * fps)``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -105,6 +106,13 @@ class Output:
         except (av.FFmpegError, ValueError) as exc:
             self.container.close()
             raise ConfError(f"cannot encode for {target.describe()}: {exc}") from None
+        try:  # the header now: an RTMP server that does not answer fails here, not at the first picture
+            self.container.start_encoding()
+        except (av.FFmpegError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            with contextlib.suppress(av.FFmpegError, OSError):
+                self.container.close()
+            raise ConfError(f"cannot open {target.describe()}: {reason}") from None
         self.video, self.audio = video, audio
         self.failed: str | None = None
 
