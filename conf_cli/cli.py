@@ -555,7 +555,7 @@ def _attend(
 
     password = _password(user, password_stdin)
     context = click.get_current_context(silent=True)
-    if token is not None and context is not None:
+    if token is not None and context is not None and composite is None:
         from conf_cli.server.tokens import peek
 
         if context.get_parameter_source("name") is click.core.ParameterSource.DEFAULT:
@@ -877,6 +877,14 @@ def record(
     ]
     if not targets:
         raise click.UsageError("say where the recording goes: --out FILE.mp4, --hls DIR or --rtmp URL")
+    token = options.get("token")
+    context = click.get_current_context()
+    if token is not None and context.get_parameter_source("name") is click.core.ParameterSource.DEFAULT:
+        from conf_cli.server.tokens import peek
+
+        name = str(
+            _or_exit(lambda: peek(token)).get("sub") or name
+        )  # recording on behalf of the token's name
     if not name.endswith(RECORDER_SUFFIX):
         name += RECORDER_SUFFIX
     width, height = size
