@@ -2,11 +2,12 @@
 
 Prints the CPU time per second of recording as a fraction of one core (below 1.0: real time fits in
 one core). Runs in one process, without a network (no encryption involved).
-Usage: python benchmarks/composite.py [SECONDS]
+Usage: python benchmarks/composite.py [--seconds N]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,9 @@ def encoded_streams(seconds: float) -> list[list[bytes]]:
 
 
 def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the streams (10)")
+    seconds = parser.parse_args().seconds
     streams = encoded_streams(seconds)
     composite = Composite(1280, 720)
     sinks = [

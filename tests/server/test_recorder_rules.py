@@ -67,3 +67,18 @@ def test_in_an_e2ee_meeting_a_recorder_waits_for_the_host_and_only_recorders_lef
     assert meeting.participants[REC].key == KEY  # it holds keys like anyone
     closing = meeting.leave(ADA)
     assert meeting.closed and messages(closing, "meeting_closed")
+
+
+def test_a_forbid_of_record_for_one_name_stops_that_recorder_only() -> None:
+    meeting = Meeting(MID, PASSCODE)
+    meeting.join(ADA, "Ada", passcode_ok=True)
+    meeting.join(BOB, "Bob", passcode_ok=True)
+    meeting.join(REC, "R (recorder)", passcode_ok=True, recorder=True)
+    with pytest.raises(RequestRefused, match="not a recorder"):
+        meeting.set_permission(ADA, "record", False, "Bob")
+    with pytest.raises(RequestRefused, match="always a member"):
+        meeting.set_role(ADA, "R (recorder)", "admin")
+    meeting.set_permission(ADA, "record", False, "R (recorder)")
+    assert REC not in meeting.participants and "record" not in meeting.forbidden
+    meeting.join(REC, "S (recorder)", passcode_ok=True, recorder=True)  # others may still record
+    assert meeting.participants[REC].recorder
