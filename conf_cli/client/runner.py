@@ -168,7 +168,12 @@ async def attend(
     finally:
         if composite is not None:
             failed = await asyncio.to_thread(composite[1].stop)
-            ui.show({"type": "recording_written", **composite[1].summary(), "failed": failed})
+            written = {"type": "recording_written", **composite[1].summary(), "failed": failed}
+            if machine:
+                ui.show(written)
+            else:  # the terminal view has closed: one line
+                problems = "".join(f"; {failure}" for failure in failed)
+                print(f"conf: recorded {written['seconds']} s ({written['frames']} frames){problems}")
     if source is not None and not media.publishers:
         source.close()  # never admitted: the source was never handed on
     if code == EXIT_DENIED:
