@@ -556,12 +556,13 @@ def _attend(
     encryption: str,
     fingerprint: str | None,
     token: str | None = None,
+    composite: Any = None,
 ) -> None:
     from conf_cli.client.runner import attend
 
     password = _password(user, password_stdin)
     context = click.get_current_context(silent=True)
-    if token is not None and context is not None:
+    if token is not None and context is not None and composite is None:
         from conf_cli.server.tokens import peek
 
         if context.get_parameter_source("name") is click.core.ParameterSource.DEFAULT:
@@ -586,6 +587,7 @@ def _attend(
             encryption=encryption,
             fingerprint=fingerprint,
             token=token,
+            composite=composite,
         )
     )
 
@@ -798,6 +800,130 @@ def call(
         )
 
     _run(main)
+
+
+def _size(_context: Any, _param: Any, value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter("give WIDTHxHEIGHT, such as 1280x720") from None
+    if not (160 <= width <= 3840 and 120 <= height <= 2160) or width % 2 or height % 2:
+        raise click.BadParameter("even numbers, from 160x120 to 3840x2160")
+    return width, height
+
+
+@cli.command()
+@click.argument("meeting")
+@click.option(
+    "--out",
+    "out_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the composite to this file (MP4: H.264 and AAC).",
+)
+@click.option(
+    "--hls",
+    "hls_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the composite as HLS into this folder (index.m3u8 and ~2 s segments).",
+)
+@click.option(
+    "--rtmp",
+    "rtmp_url",
+    default=None,
+    metavar="rtmp://HOST/APP/STREAM",
+    help="Push the composite to an RTMP server (FLV: H.264 and AAC).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["grid", "speaker"]),
+    default="grid",
+    show_default=True,
+    help="grid: equal tiles; speaker: the active speaker large, the others in a strip.",
+)
+@click.option("--size", default="1280x720", show_default=True, callback=_size, help="Picture size.")
+@click.option("--fps", type=click.IntRange(1, 60), default=30, show_default=True, help="Frames per second.")
+@click.option(
+    "--tracks",
+    "tracks_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also keep every received track as it arrived (.mkv per track, as join --record).",
+)
+@server_option
+@transport_option
+@name_option
+@passcode_option
+@json_option
+@user_option
+@password_stdin_option
+@encryption_option
+@fingerprint_option
+@token_option
+def record(
+    meeting: str,
+    out_file: Path | None,
+    hls_dir: Path | None,
+    rtmp_url: str | None,
+    layout: str,
+    size: tuple[int, int],
+    fps: int,
+    tracks_dir: Path | None,
+    name: str,
+    **options: Any,
+) -> None:
+    """Join MEETING as a recorder and record it: every shared picture tiled (names on the tiles, the
+    speaker framed), every voice mixed, into one H.264 and one AAC stream.
+
+    Everyone in the meeting is told that it is recorded, and by whom (the recorder is called
+    "NAME (recorder)"); the host can forbid it (/forbid record). In an end-to-end encrypted meeting the
+    recorder holds the keys like any participant and waits for the host to /admit it. /leave (or
+    SIGTERM) stops and finishes the recording.
+    """
+    from conf_cli.client.media.composite import Composite
+    from conf_cli.client.media.recording import CompositeRecorder, Target, open_outputs
+    from conf_cli.protocol.control import RECORDER_SUFFIX
+
+    if rtmp_url is not None and not rtmp_url.startswith(("rtmp://", "rtmps://")):
+        raise click.BadParameter("an rtmp:// URL", param_hint="--rtmp")
+    targets = [
+        *([Target("file", str(out_file))] if out_file is not None else []),
+        *([Target("hls", str(hls_dir))] if hls_dir is not None else []),
+        *([Target("rtmp", rtmp_url)] if rtmp_url is not None else []),
+    ]
+    if not targets:
+        raise click.UsageError("say where the recording goes: --out FILE.mp4, --hls DIR or --rtmp URL")
+    token = options.get("token")
+    context = click.get_current_context()
+    if token is not None and context.get_parameter_source("name") is click.core.ParameterSource.DEFAULT:
+        from conf_cli.server.tokens import peek
+
+        name = str(
+            _or_exit(lambda: peek(token)).get("sub") or name
+        )  # recording on behalf of the token's name
+    if not name.endswith(RECORDER_SUFFIX):
+        name += RECORDER_SUFFIX
+    width, height = size
+    composite = Composite(width, height, layout)
+    outputs = _or_exit(lambda: open_outputs(targets, width, height, fps))
+    recorder = CompositeRecorder(composite, outputs, fps)
+    try:
+        _attend(
+            meeting,
+            None,
+            name=name,
+            record_dir=tracks_dir,
+            play=False,
+            speaker=None,
+            view="none",
+            composite=(composite, recorder),
+            **options,
+        )
+    finally:
+        recorder.stop()
+        if recorder.frames == 0 and out_file is not None:
+            out_file.unlink(missing_ok=True)  # nothing recorded (not admitted, refused): no empty file
 
 
 @cli.command()

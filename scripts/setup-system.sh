@@ -13,6 +13,8 @@ PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xv
           x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn gcc libc6-dev python3-dev libssl-dev)
 # Prometheus (Debian's server) scrapes a real `conf server --metrics-port` in the metrics tests.
 PACKAGES+=(prometheus)
+# nginx with its RTMP module receives `conf record --rtmp` in the live-out tests.
+PACKAGES+=(nginx-light libnginx-mod-rtmp)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
   # node and npm fetch the WHIP/WHEP client library the browser tests run in Chromium (any node with npm

@@ -189,8 +189,11 @@ class Client:
         *,
         require_e2ee: bool = False,
         token: str | None = None,
+        recorder: bool = False,
     ) -> Message:
         """Join a meeting; return the ``joined`` event, or ``waiting`` if a waiting room holds us.
+
+        ``recorder`` joins as a recorder (``conf record``): everyone is told it records.
 
         After ``waiting``, ``joined`` (admitted), ``denied`` or ``meeting_closed`` follows on :attr:`events`.
         Our E2EE key goes along, in case the meeting is end-to-end encrypted. With ``require_e2ee`` a
@@ -205,6 +208,8 @@ class Client:
             request["passcode"] = passcode
         if self.e2ee_capable:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
+        if recorder:
+            request["recorder"] = True
         self.send(request)
         answer = await self._expect({"joined", "waiting"}, "join")
         if answer["type"] == "joined":

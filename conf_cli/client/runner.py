@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,8 @@ from conf_cli.protocol.control import Message
 from conf_cli.urls import ServerAddress, invite_link
 
 if TYPE_CHECKING:
-    pass
+    from conf_cli.client.media.composite import Composite
+    from conf_cli.client.media.recording import CompositeRecorder
 
 
 def make_ui(machine: bool, me: str) -> MeetingUI:
@@ -58,6 +60,7 @@ async def attend(
     fingerprint: str | None = None,
     pin: bool = True,
     token: str | None = None,
+    composite: tuple[Composite, CompositeRecorder] | None = None,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -82,6 +85,9 @@ async def attend(
     ``waiting_room`` gives a meeting this call creates a waiting room.
     ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
     or ``none``; ``pin=False`` checks ``fingerprint`` without writing known_hosts.
+    ``composite`` (``conf record``) joins as a recorder: every received track goes into the composite,
+    which the recorder encodes from the moment we are in until we leave (SIGTERM leaves too); a
+    ``recording_written`` event then says what was written.
     """
     from conf_cli.client.desktop_control import DesktopControl, check_viewer
     from conf_cli.client.media.manager import MediaManager, share_settings
@@ -118,7 +124,11 @@ async def attend(
             if on_created is not None:
                 on_created(created)
         else:
-            first = [await client.join(meeting, name, passcode, require_e2ee=e2ee, token=token)]
+            first = [
+                await client.join(
+                    meeting, name, passcode, require_e2ee=e2ee, token=token, recorder=composite is not None
+                )
+            ]
     except RequestRefused as refusal:
         await client.close()
         if source is not None:
@@ -132,7 +142,16 @@ async def attend(
             source.close()
         raise
     ui = ui or make_ui(machine, name)
-    media = MediaManager(client, ui.show, record_dir, outputs.opener(ui))
+    opener = outputs.opener(ui)
+    if composite is not None:
+        from conf_cli.client.media.viewing import combine
+
+        opener = combine(opener, composite[0].sinks_for)
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # stop cleanly: the trailer is written
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _leave_on_signal, client)
+    media = MediaManager(
+        client, ui.show, record_dir, opener, on_close=composite[0].hold if composite is not None else None
+    )
     remote = DesktopControl(client, media, ui.show, leave_when_done=control is not None)
 
     def start() -> None:  # once in: at once, or when admitted from the waiting room
@@ -141,14 +160,31 @@ async def attend(
         if control is not None:
             with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
                 client.send({"type": "control_request", "name": control})
+        if composite is not None:
+            composite[1].start()
 
     calls = MeetingCalls(client, ui, outputs.opener(ui))
-    code = await run_meeting(client, ui, first, media, remote, calls, on_joined=start)
+    try:
+        code = await run_meeting(client, ui, first, media, remote, calls, on_joined=start)
+    finally:
+        if composite is not None:
+            failed = await asyncio.to_thread(composite[1].stop)
+            written = {"type": "recording_written", **composite[1].summary(), "failed": failed}
+            if machine:
+                ui.show(written)
+            else:  # the terminal view has closed: one line
+                problems = "".join(f"; {failure}" for failure in failed)
+                print(f"conf: recorded {written['seconds']} s ({written['frames']} frames){problems}")
     if source is not None and not media.publishers:
         source.close()  # never admitted: the source was never handed on
     if code == EXIT_DENIED:
         raise _denied(first[-1].get("meeting"))
     return code
+
+
+def _leave_on_signal(client: Client) -> None:
+    with contextlib.suppress(ConfError):
+        client.send({"type": "leave"})
 
 
 def _denied(meeting: object) -> ConfError:

@@ -38,6 +38,8 @@ from conf_cli.protocol.events import (
     ParticipantRenamed,
     Participants,
     PermissionChanged,
+    RecordingStarted,
+    RecordingStopped,
     RoleChanged,
     ShareStarted,
     ShareStopped,
@@ -100,6 +102,8 @@ class Participant:
     """What the host forbade them in particular."""
     key: str | None = None
     """Their X25519 public key (base64), in an end-to-end encrypted meeting: the key ring checks it."""
+    recorder: bool = False
+    """They record the meeting (``conf record``)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,12 @@ class MeetingState:
             case Waiting():
                 self.me, self.meeting, self.held = event.name, event.meeting, True
             case ParticipantJoined():
-                self.participants[event.name] = Participant(event.name, event.role, key=event.key)
+                self.participants[event.name] = Participant(
+                    event.name, event.role, key=event.key, recorder=event.recorder is True
+                )
+            case RecordingStarted() | RecordingStopped():
+                if (peer := self.participants.get(event.by)) is not None:
+                    peer.recorder = isinstance(event, RecordingStarted)
             case ParticipantLeft():
                 self._gone(event.name)
             case ParticipantRenamed():
@@ -210,7 +219,7 @@ class MeetingState:
         self.waiting = list(snapshot.waiting or ())
         self.participants = {
             entry.name: Participant(
-                entry.name, entry.role, set(entry.sharing), set(entry.forbidden), entry.key
+                entry.name, entry.role, set(entry.sharing), set(entry.forbidden), entry.key, entry.recorder
             )
             for entry in snapshot.participants
         }

@@ -106,6 +106,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "passcode": ("passcode", False),
         "e2ee_key": ("e2ee_key", False),
         "token": ("token", False),
+        "recorder": ("bool", False),
     },
     "leave": {},
     "who": {},
@@ -182,7 +183,9 @@ _KEY = re.compile("[A-Za-z0-9_-]+")
 _TOKEN = re.compile("[A-Za-z0-9_.-]+")
 
 ROLES = ("host", "admin", "member")
-PERMISSIONS = ("audio", "video", "screen", "control", "chat")
+RECORDER_SUFFIX = " (recorder)"
+"""How a recorder's name ends (``conf record``), so that everyone sees what it is."""
+PERMISSIONS = ("audio", "video", "screen", "control", "chat", "record")
 INPUT_ACTIONS = ("move", "button", "scroll", "key", "text")
 # The fields each control_input action needs besides ``action``.
 INPUT_NEEDS: dict[str, tuple[str, ...]] = {

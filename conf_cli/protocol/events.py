@@ -127,6 +127,8 @@ class ParticipantEntry:
     forbidden: tuple[str, ...] = ()
     key: str | None = None
     """Their X25519 public key (base64), in an end-to-end encrypted meeting."""
+    recorder: bool = False
+    """They record the meeting (``conf record``)."""
 
     def to_message(self) -> Message:
         entry: Message = {
@@ -137,6 +139,8 @@ class ParticipantEntry:
         }
         if self.key is not None:
             entry["key"] = self.key
+        if self.recorder:
+            entry["recorder"] = True
         return entry
 
 
@@ -248,6 +252,7 @@ def _participants(where: str, value: Any, key_kind: str = "e2ee_key") -> tuple[P
                 sharing=_words(f"{where}.sharing", entry.get("sharing", []), MEDIA_KINDS),
                 forbidden=_words(f"{where}.forbidden", entry.get("forbidden", []), PERMISSIONS),
                 key=key,
+                recorder=entry.get("recorder") is True,
             )
         )
     return tuple(entries)
@@ -477,6 +482,23 @@ class ParticipantJoined(Event):
     name: str = _field("name")
     role: str = _field("role")
     key: str | None = _field("e2ee_key", optional=True)
+    recorder: bool | None = _field("true", optional=True)
+    """Present (true) when the newcomer is a recorder."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingStarted(Event):
+    """A recorder (``conf record``) is in the meeting: everything shared is being recorded by ``by``."""
+
+    TYPE: ClassVar[str] = "recording_started"
+    by: str = _field("name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordingStopped(Event):
+    TYPE: ClassVar[str] = "recording_stopped"
+    by: str = _field("name")
+    reason: str = _field("reason")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -970,6 +992,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Denied,
         ParticipantJoined,
         ParticipantLeft,
+        RecordingStarted,
+        RecordingStopped,
         RoleChanged,
         PermissionChanged,
         Kicked,

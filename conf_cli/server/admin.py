@@ -320,7 +320,8 @@ class AdminApi:
             501,
             "not_implemented",
             "this server does not record meetings (it forwards media without decoding it); "
-            "record on a participant's side with `conf join MEETING --record DIR`",
+            "record on a participant's side: `conf record MEETING --out FILE.mp4` (a composite, announced "
+            "to everyone) or `conf join MEETING --record DIR` (each track as it arrived)",
         )
 
 

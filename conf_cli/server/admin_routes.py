@@ -157,7 +157,8 @@ class Route:
 
 RECORDING = (
     "This server does not record: it forwards media without decoding it. The answer is always 501 "
-    "`not_implemented`. Record on a client that takes part (`conf join --record DIR`)."
+    "`not_implemented`. Record on a client that takes part: `conf record MEETING --out FILE.mp4` (a "
+    "composite; everyone is told) or `conf join --record DIR` (each track as it arrived)."
 )
 
 ROUTES: tuple[Route, ...] = (

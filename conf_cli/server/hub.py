@@ -32,6 +32,7 @@ from conf_cli.protocol.control import (
     HEARTBEAT_TIMEOUT,
     INPUT_FIELDS,
     PROTOCOL_VERSION,
+    RECORDER_SUFFIX,
     Message,
     decode_client_message,
     name_key,
@@ -1010,6 +1011,7 @@ class Hub:
                     passcode_ok=ok,
                     key=message.get("e2ee_key"),
                     origin=address_key(conn.address),
+                    recorder=message.get("recorder") is True,
                 )
             except RequestRefused as refusal:
                 return [_refused(conn.cid, refusal, message)]
@@ -1041,18 +1043,20 @@ class Hub:
             if self.token_key is None or self.wall_clock is None:
                 raise TokenRefused("this server takes no access tokens; join with the passcode")
             token = read_token(message["token"], self.token_key)
-            token.admits(meeting.id, name, self.wall_clock())
+            recorder = message.get("recorder") is True
+            token.admits(meeting.id, _on_behalf_of(name, token.name, recorder), self.wall_clock())
         except TokenRefused as refusal:
             self.limiter.failed(conn.address, target, now)
             raise RequestRefused("bad_token", str(refusal)) from None
         self.limiter.succeeded(conn.address, target, now)
         sends = meeting.join(
             conn.cid,
-            token.name_for(name),
+            _recorder_name(token.name) if recorder else token.name_for(name),
             passcode_ok=True,
             key=message.get("e2ee_key"),
             origin=address_key(conn.address),
             grant=token.grant,
+            recorder=message.get("recorder") is True,
         )
         conn.entered = meeting
         if conn.cid in meeting.waiting:
@@ -1136,6 +1140,18 @@ class Hub:
         if not conn.greeted or conn.bad_messages > MAX_BAD_MESSAGES:
             actions.append(Close(conn.cid, f"protocol errors: {why}"))
         return actions
+
+
+def _on_behalf_of(name: str, token_name: str, recorder: bool) -> str:
+    """The name a token must be for: a recorder ``X (recorder)`` records on behalf of ``X``, whose token
+    lets it in (a token for ``X (recorder)`` itself does too)."""
+    if recorder and name_key(name) != name_key(token_name):
+        return name[: -len(RECORDER_SUFFIX)] if name_key(name).endswith(name_key(RECORDER_SUFFIX)) else name
+    return name
+
+
+def _recorder_name(name: str) -> str:
+    return name if name_key(name).endswith(name_key(RECORDER_SUFFIX)) else name + RECORDER_SUFFIX
 
 
 def _refused(cid: int, refusal: RequestRefused, request: Message) -> Send:

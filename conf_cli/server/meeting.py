@@ -27,6 +27,13 @@ room and which came in. Hands, polls, the spotlight and asks to unmute are
 The server's operator (the admin API) acts through these same methods as :data:`OPERATOR`, with the
 host's role and the same checks; it may also remove the host. Every meeting notes its end, who enters
 and leaves and what is published in its :class:`~conf_cli.server.journal.Journal`, for webhooks.
+
+A *recorder* (``conf record``) joins with ``recorder: true`` under a name ending in
+:data:`RECORDER_SUFFIX` (and nobody else may take such a name): everyone is told ``recording_started``
+when it enters and ``recording_stopped`` when it goes, it is always a member (never host: when only
+recorders are left the meeting ends), ``record`` is a permission like the others (forbidding it refuses
+recorders and removes those in the meeting), and in an end-to-end encrypted meeting it waits for the
+host's admission even without a waiting room, since it will hold the media keys.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conf_cli.errors import RequestRefused
-from conf_cli.protocol.control import CODECS, MEDIA_KINDS, name_key
+from conf_cli.protocol.control import CODECS, MEDIA_KINDS, RECORDER_SUFFIX, name_key
 from conf_cli.protocol.events import (
     Chat,
     Denied,
@@ -49,6 +56,8 @@ from conf_cli.protocol.events import (
     ParticipantLeft,
     Participants,
     PermissionChanged,
+    RecordingStarted,
+    RecordingStopped,
     RoleChanged,
     ShareStarted,
     ShareStopped,
@@ -151,6 +160,7 @@ class Meeting:
         self.waiting: dict[int, str] = {}  # pid -> name, in order of arrival
         self._waiting_keys: dict[int, str] = {}  # pid -> E2EE public key of those waiting
         self._waiting_grants: dict[int, Grant] = {}  # pid -> what the access token of one waiting gives
+        self._waiting_recorders: set[int] = set()  # pids of recorders that wait
         self._origins: dict[int, str] = {}  # pid -> where it connects from (participants and waiting)
         self.bans: dict[str, Ban] = {}
         """name_key of a kicked name -> its ban, oldest first."""
@@ -261,15 +271,19 @@ class Meeting:
         key: str | None = None,
         origin: str | None = None,
         grant: Grant | None = None,
+        recorder: bool = False,
     ) -> list[Send]:
         """Let a participant in (the first one becomes host), or into the waiting room if there is one.
+
+        ``recorder``: it joins to record (see the module's notes): its name must end in
+        :data:`RECORDER_SUFFIX`, ``record`` must be allowed, and in an E2EE meeting it waits for admission.
 
         ``key``: its E2EE public key, if it has one (kept while it waits). ``origin``: where it connects
         from (the hub's address key), for bans. ``grant``: what its access token gives (the hub checked
         the token instead of a passcode): its role, and the kinds it may publish. A host's or an admin's
         token passes a lock and the waiting room; a member's waits like anyone.
         """
-        staff = grant is not None and grant.role is not Role.MEMBER
+        staff = grant is not None and grant.role is not Role.MEMBER and not recorder
         if self.closed:
             raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
         if not passcode_ok:
@@ -292,12 +306,13 @@ class Meeting:
                 f"you were removed from meeting {self.id} and cannot rejoin until the host lets you back in "
                 f"(/unban {ban.name})",
             )
+        self._check_recorder(name, recorder)
         self._check_room()
         if any(name_key(p.name) == folded for p in self.participants.values()) or any(
             name_key(waiting) == folded for waiting in self.waiting.values()
         ):
             raise RequestRefused("name_taken", f"the name {name!r} is taken in this meeting; pick another")
-        if self.waiting_room and self.participants and not staff:
+        if self.participants and (self.waiting_room or (recorder and self.e2ee)) and not staff:
             if len(self.waiting) >= MAX_WAITING:
                 raise RequestRefused(
                     "waiting_room_full", f"the waiting room of meeting {self.id} is full; try again later"
@@ -307,6 +322,8 @@ class Meeting:
                 self._waiting_keys[pid] = key
             if grant is not None:
                 self._waiting_grants[pid] = grant
+            if recorder:
+                self._waiting_recorders.add(pid)
             if origin is not None:
                 self._origins[pid] = origin
             return [
@@ -315,7 +332,30 @@ class Meeting:
             ]
         if origin is not None:
             self._origins[pid] = origin
-        return self._enter(pid, name, key, grant)
+        return self._enter(pid, name, key, grant, recorder=recorder)
+
+    @staticmethod
+    def check_recorder_name(name: str, recorder: bool) -> None:
+        """A recorder must say what it is in its name (NAME (recorder)), and nobody else may."""
+        named = name_key(name).endswith(name_key(RECORDER_SUFFIX))
+        if not recorder and named:
+            raise RequestRefused(
+                "bad_request", f"names ending in {RECORDER_SUFFIX.strip()!r} are for recorders (conf record)"
+            )
+        if recorder and (not named or not name_key(name).removesuffix(name_key(RECORDER_SUFFIX)).strip()):
+            raise RequestRefused("bad_request", f"a recorder's name must be NAME{RECORDER_SUFFIX}")
+
+    def _check_recorder(self, name: str, recorder: bool) -> None:
+        """The name rule, and for a recorder: ``record`` allowed, and someone to record."""
+        self.check_recorder_name(name, recorder)
+        if not recorder:
+            return
+        if "record" in self.forbidden:
+            raise RequestRefused(
+                "forbidden", f"recording is forbidden in meeting {self.id}; the host can /permit record"
+            )
+        if not self.participants:
+            raise RequestRefused("unknown_meeting", f"meeting {self.id} has nobody to record")
 
     def _check_room(self) -> None:
         if len(self.participants) >= MAX_PARTICIPANTS:
@@ -323,7 +363,11 @@ class Meeting:
                 "meeting_full", f"meeting {self.id} is full ({MAX_PARTICIPANTS} participants)"
             )
 
-    def _enter(self, pid: int, name: str, key: str | None, grant: Grant | None = None) -> list[Send]:
+    def _enter(
+        self, pid: int, name: str, key: str | None, grant: Grant | None = None, *, recorder: bool = False
+    ) -> list[Send]:
+        if recorder:
+            grant = None  # a recorder is a member, whatever a token says
         role = Role.HOST if not self.participants else grant.role if grant is not None else Role.MEMBER
         former = self.host if self.participants and role is Role.HOST else None
         if former is not None:  # a host's token: the host until now becomes an admin
@@ -336,6 +380,7 @@ class Meeting:
             self._seniority,
             key=key if self.e2ee else None,
             can_publish=grant.can_publish if grant is not None else None,
+            recorder=recorder,
         )
         others = self._everyone()
         self.participants[pid] = participant
@@ -344,8 +389,12 @@ class Meeting:
         joined = Joined(name=name, role=str(role), **self._snapshot(pid))
         sends = [Send((pid,), joined.to_message())]
         if others:
-            arrived = ParticipantJoined(name=name, role=str(role), key=participant.key)
+            arrived = ParticipantJoined(
+                name=name, role=str(role), key=participant.key, recorder=True if recorder else None
+            )
             sends.append(Send(others, arrived.to_message()))
+        if recorder:
+            sends.append(Send(self._everyone(), RecordingStarted(by=name).to_message()))
         if former is not None:
             sends.append(self._role_changed(former, by=name))
         catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
@@ -358,6 +407,7 @@ class Meeting:
             name = self.waiting.pop(pid)
             self._waiting_keys.pop(pid, None)
             self._waiting_grants.pop(pid, None)
+            self._waiting_recorders.discard(pid)
             return [Send(self._staff(), WaitingLeft(name=name, reason=reason).to_message())]
         participant = self.participants.get(pid)
         if participant is None:
@@ -378,10 +428,15 @@ class Meeting:
         sends.append(
             Send(self._everyone(), ParticipantLeft(name=participant.name, reason=reason).to_message())
         )
+        if participant.recorder:
+            stopped_recording = RecordingStopped(by=participant.name, reason=reason).to_message()
+            sends.append(Send(self._everyone(), stopped_recording))
         sends += self.activities.leaving(pid)
+        if all(p.recorder for p in self.participants.values()):
+            return sends + self._close("empty", None)  # recorders alone: nobody is left to record
         if participant.role is Role.HOST:
             successor = min(
-                self.participants.values(),
+                (p for p in self.participants.values() if not p.recorder),
                 key=lambda p: (p.role is not Role.ADMIN, p.seniority),
             )
             was_staff = successor.role is not Role.MEMBER
@@ -437,6 +492,8 @@ class Meeting:
             )
         if target.role is new_role:
             return []
+        if target.recorder:
+            raise RequestRefused("not_allowed", f"{target.name} records: a recorder is always a member")
         sends: list[Send] = []
         was_staff = target.role is not Role.MEMBER
         if new_role is Role.HOST:
@@ -467,7 +524,12 @@ class Meeting:
             target = self.find(name)
             if target.role is Role.HOST or (target.role is Role.ADMIN and actor.role is not Role.HOST):
                 raise RequestRefused("not_allowed", f"you cannot forbid or permit for {target.name}")
-            if allowed:
+            if what == "record":  # nothing to remember: it stops that recorder, which records nothing else
+                if not target.recorder:
+                    raise RequestRefused("bad_request", f"{target.name} is not a recorder")
+                if allowed:
+                    return []
+            elif allowed:
                 target.forbidden.discard(what)
             else:
                 target.forbidden.add(what)
@@ -477,7 +539,24 @@ class Meeting:
         sends.append(Send(self._everyone(), change.to_message()))
         for participant in affected:
             sends += self._stop_forbidden_shares(participant, [what])
+        if what == "record" and not allowed:
+            for participant in [p for p in affected if p.recorder]:
+                sends += self._stop_recorder(participant, actor.name)
         return sends + self.control.enforce()
+
+    def _stop_recorder(self, recorder: Participant, by: str) -> list[Send]:
+        """``record`` was forbidden: the recorder is told why and leaves (everyone hears it stopped)."""
+        refused = {
+            "type": "error",
+            "code": "forbidden",
+            "message": f"recording was forbidden in this meeting by {by}",
+        }
+        left = {"type": "left", "meeting": self.id, "reason": "recording_forbidden"}
+        return [
+            Send((recorder.pid,), refused),
+            Send((recorder.pid,), left),
+            *self.leave(recorder.pid, "recording_forbidden"),
+        ]
 
     def kick(self, pid: int, name: str) -> list[Send]:
         actor = self._require(pid, Role.ADMIN, "remove participants")
@@ -523,6 +602,10 @@ class Meeting:
     def end(self, pid: int) -> list[Send]:
         """Close the meeting for everyone (host and admins)."""
         actor = self._require(pid, Role.ADMIN, "end the meeting for everyone")
+        return self._close("ended", actor.name)
+
+    def _close(self, reason: str, by: str | None) -> list[Send]:
+        """End the meeting for everyone still in it."""
         everyone = self._everyone()
         for track in self.tracks.values():
             owner = self.participants[track.owner].name
@@ -530,15 +613,15 @@ class Meeting:
                 "track_unpublished", self.id, **track.describe(owner).to_message(), reason="ended"
             )
         for participant in self.participants.values():
-            self.journal.note("participant_left", self.id, name=participant.name, reason="ended")
-        self.journal.note("meeting_ended", self.id, reason="ended", by=actor.name)
+            self.journal.note("participant_left", self.id, name=participant.name, reason=reason)
+        self.journal.note("meeting_ended", self.id, reason=reason, **({"by": by} if by else {}))
         self.participants.clear()
         self.tracks.clear()
         self._routes_changed()
         self.control.clear()
         self.closed = True
-        closed = Send(everyone, MeetingClosed(by=actor.name, reason="ended").to_message())
-        return [closed, *self._close_waiting_room(actor.name)]
+        closed = Send(everyone, MeetingClosed(by=by, reason=reason).to_message())
+        return [closed, *self._close_waiting_room(by)]
 
     def relay_keys(self, pid: int, keys: list[Message]) -> list[Send]:
         """Hand each sealed sender key (``{"to": name, "box": ...}``) to its one recipient, as it is.
@@ -592,6 +675,7 @@ class Meeting:
         denied_name = self.waiting.pop(waiter)
         self._waiting_keys.pop(waiter, None)
         self._waiting_grants.pop(waiter, None)
+        self._waiting_recorders.discard(waiter)
         self._origins.pop(waiter, None)
         return [
             Send((waiter,), Denied(meeting=self.id, by=actor.name).to_message()),
@@ -609,7 +693,12 @@ class Meeting:
         name = self.waiting.pop(waiter)
         left = WaitingLeft(name=name, reason="admitted", by=actor.name)
         key, grant = self._waiting_keys.pop(waiter, None), self._waiting_grants.pop(waiter, None)
-        return [Send(self._staff(), left.to_message()), *self._enter(waiter, name, key, grant)]
+        recorder = waiter in self._waiting_recorders
+        self._waiting_recorders.discard(waiter)
+        return [
+            Send(self._staff(), left.to_message()),
+            *self._enter(waiter, name, key, grant, recorder=recorder),
+        ]
 
     def _admit_all(self, actor: Participant) -> list[Send]:
         sends: list[Send] = []
@@ -798,6 +887,7 @@ class Meeting:
                 "names cannot change in an end-to-end encrypted meeting: each is bound to its key",
             )
         target = self.find(name)
+        self.check_recorder_name(new_name, target.recorder)
         folded = name_key(new_name)
         taken = [p.name for p in self.participants.values() if p is not target] + list(self.waiting.values())
         if any(name_key(other) == folded for other in taken):
@@ -856,6 +946,8 @@ class Meeting:
             raise RequestRefused(
                 "bad_request", f"cannot publish {kind!r}; kinds are {', '.join(MEDIA_KINDS)}"
             )
+        if participant.recorder:
+            raise RequestRefused("forbidden", "a recorder publishes nothing")
         if participant.can_publish is not None and kind not in participant.can_publish:
             raise RequestRefused("forbidden", f"your access token does not let you publish {kind}")
         if not self.allowed(participant, kind):

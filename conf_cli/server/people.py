@@ -73,6 +73,8 @@ class Participant:
     chat_stamp: float | None = None  # ... as of this time (None: never chatted)
     can_publish: frozenset[str] | None = None
     """The kinds an access token lets this participant publish; None: no token, no such limit."""
+    recorder: bool = False
+    """Joined as a recorder (``conf record``): everyone is told it records; it never becomes host."""
 
     def describe(self) -> ParticipantEntry:
         """This participant as a snapshot lists them."""
@@ -82,6 +84,7 @@ class Participant:
             sharing=tuple(sorted(self.sharing)),
             forbidden=tuple(sorted(self.forbidden)),
             key=self.key,
+            recorder=self.recorder,
         )
 
 

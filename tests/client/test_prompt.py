@@ -224,7 +224,10 @@ def test_forbid_and_permit_for_one(line, message):
 @pytest.mark.parametrize("command", ["forbid", "permit"])
 @pytest.mark.parametrize("rest", ["", "microphone", "chat,video", "everything Bob"])
 def test_forbid_and_permit_need_a_known_kind(command, rest):
-    assert usage_error(f"/{command} {rest}") == f"usage: /{command} audio|video|screen|control|chat [NAME]"
+    assert (
+        usage_error(f"/{command} {rest}")
+        == f"usage: /{command} audio|video|screen|control|chat|record [NAME]"
+    )
 
 
 def test_forbid_with_an_empty_quoted_name():

@@ -216,3 +216,20 @@ def test_the_workers_of_a_server_check_its_tokens(token_key: Path, tmp_path: Pat
     finally:
         pool.stop_all()
         server.stop()
+
+
+def test_a_token_for_a_name_lets_its_recorder_in_as_that_name_and_no_other(
+    pool: ClientPool, token_key: Path, tmp_path: Path
+) -> None:
+    _host, meeting = pool.create("host")
+    token = make_token(token_key, "--meeting", meeting, "--name", "bob", "--role", "host")
+    args = ["record", meeting, "--json", "--server", pool.url, "--token", token, "--out"]
+    recorder = spawn([*args, str(tmp_path / "bob.mp4")])
+    pool.started.append(recorder)
+    joined = recorder.expect("joined")
+    assert (joined["name"], joined["role"]) == ("bob (recorder)", "member")  # a recorder, whatever the token
+    recorder.send("/leave")
+    recorder.expect("recording_written", timeout=20)
+    assert recorder.wait(20) == 0
+    other = run_conf(*args, str(tmp_path / "eve.mp4"), "--name", "eve")
+    assert other.returncode == 1 and "this access token is for 'bob'" in other.stderr

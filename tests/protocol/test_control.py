@@ -461,7 +461,7 @@ def test_permissions(kind):
         assert decode_client_message(with_field(kind, "what", what))["what"] == what
     for what in ("microphone", "Chat", "", "all"):
         assert refused(with_field(kind, "what", what)) == (
-            f"{kind}.what must be one of audio, video, screen, control, chat"
+            f"{kind}.what must be one of audio, video, screen, control, chat, record"
         )
 
 

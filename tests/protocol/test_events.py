@@ -267,6 +267,11 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
     )
     server.send(1, {"type": "set_role", "name": "Bob", "role": "admin"})
     server.send(1, {"type": "set_waiting_room", "enabled": False})
+    server.greet(5)  # a recorder in an E2EE meeting waits for the host even without a waiting room
+    recorder = {"type": "join", "meeting": "k7m-q2xw-9fd", "name": "Rec (recorder)", "passcode": "sesame"}
+    server.send(5, {**recorder, "e2ee_key": KEY, "recorder": True})
+    server.send(1, {"type": "admit", "name": "Rec (recorder)"})
+    server.send(1, {"type": "forbid", "what": "record"})
     server.send(2, {"type": "who", "id": 7})
     server.send(2, {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "h264"})
     server.send(1, {"type": "publish", "kind": "audio", "ssrc": 99, "codec": "opus"})

@@ -51,7 +51,7 @@ def largest_meeting() -> tuple[Meeting, list[Send]]:
     for pid in range(WAITING_BASE, WAITING_BASE + MAX_WAITING):
         meeting.waiting[pid] = longest_name(pid)
     for participant in meeting.participants.values():
-        participant.forbidden = set(PERMISSIONS)
+        participant.forbidden = set(PERMISSIONS) - {"record"}  # a forbid of record per name is not kept
     meeting.forbidden = set(PERMISSIONS)
     meeting.locked = True
     return meeting, joined

@@ -106,8 +106,11 @@ class MediaManager:
         notify: Notify,
         record_dir: Path | None = None,
         open_sinks: Callable[[Message], list[Sink]] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
+        self.on_close = on_close
+        """Called first thing when every track is about to close (we leave): a recording holds its picture."""
         self.notify = notify
         self.record_dir = record_dir
         self.open_sinks = open_sinks
@@ -366,6 +369,8 @@ class MediaManager:
 
     async def close(self) -> None:
         """Stop every publisher and receiver."""
+        if self.on_close is not None:
+            self.on_close()
         for publisher in self.publishers:
             with contextlib.suppress(ConfError):
                 await publisher.stop()

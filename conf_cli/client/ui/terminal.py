@@ -212,6 +212,7 @@ class TerminalUI:
             (f"  E2EE code {view.security_code or '…'}" if view.e2ee else "", "bold cyan"),
             (f"  you: {view.me} ({view.my_role})", ROLE_STYLE.get(view.my_role, "")),
             ("  LOCKED" if view.locked else "", "bold red"),
+            (f"  ● REC by {', '.join(view.recorders)}" if view.recorders else "", "bold red"),
             ("  WAITING ROOM" if view.waiting_room else "", "yellow"),
             ("  you are waiting to be admitted" if view.held else "", "bold yellow"),
             (f"  forbidden: {', '.join(sorted(view.forbidden))}" if view.forbidden else "", "red"),

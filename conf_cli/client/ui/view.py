@@ -156,6 +156,11 @@ class MeetingView:
         return self.state.e2ee
 
     @property
+    def recorders(self) -> list[str]:
+        """Who records the meeting now, in order of arrival."""
+        return [peer.name for peer in self.peers.values() if peer.recorder]
+
+    @property
     def my_role(self) -> str:
         return self.state.role
 
@@ -335,6 +340,19 @@ class MeetingView:
             "compare it aloud, everyone must see the same",
             "bold cyan",
         )
+
+    def _on_recording_started(self, e: Message) -> None:
+        peer = self.peers.get(e["by"])
+        if peer is not None:
+            peer.recorder = True
+        self._note(f"this meeting is being recorded by {e['by']}", "bold red")
+
+    def _on_recording_stopped(self, e: Message) -> None:
+        peer = self.peers.get(e["by"])
+        if peer is not None:
+            peer.recorder = False
+        reason = e.get("reason", "left")
+        self._note(f"{e['by']} stopped recording" + ("" if reason == "left" else f" ({reason})"), "red")
 
     def _on_participant_renamed(self, e: Message) -> None:
         """The meeting state renamed them (and us); the view's tracks follow, and the log says who did."""

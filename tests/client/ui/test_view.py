@@ -525,3 +525,21 @@ def test_the_active_speaker_is_remembered_and_the_preview_can_follow_them() -> N
     followed = deck.speaker("Bob")
     assert followed is not None and followed.ssrc == 2 and deck.current is followed
     assert deck.speaker("Nobody") is None and deck.current is followed  # no video of theirs: stays put
+
+
+def test_the_view_knows_who_records_from_the_snapshot_and_the_events() -> None:
+    view = MeetingView(me="")
+    participants = [*snapshot()["participants"], {"name": "R (recorder)", "role": "member", "recorder": True}]
+    view.apply(
+        receive({"type": "joined", "name": "Cy", "role": "member", **snapshot(participants=participants)})
+    )
+    assert view.recorders == ["R (recorder)"]
+    view.apply(
+        receive({"type": "participant_joined", "name": "S (recorder)", "role": "member", "recorder": True})
+    )
+    view.apply(receive({"type": "recording_started", "by": "S (recorder)"}))
+    assert view.recorders == ["R (recorder)", "S (recorder)"]
+    assert last_note(view) == ("bold red", "this meeting is being recorded by S (recorder)")
+    view.apply(receive({"type": "recording_stopped", "by": "R (recorder)", "reason": "recording_forbidden"}))
+    view.apply(receive({"type": "participant_left", "name": "R (recorder)", "reason": "recording_forbidden"}))
+    assert view.recorders == ["S (recorder)"]

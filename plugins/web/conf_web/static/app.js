@@ -261,7 +261,9 @@ async function handle(m) {
       render();
       break;
     case "participant_joined":
-      state.participants.set(m.name, { name: m.name, role: m.role, sharing: [], forbidden: [] });
+      state.participants.set(m.name, {
+        name: m.name, role: m.role, sharing: [], forbidden: [], recorder: m.recorder === true,
+      });
       note(`${m.name} joined.`);
       if (state.e2ee) e2ee(async () => rekeyed(await state.ring.peerJoined(m.name, m.key)));
       render();
@@ -299,6 +301,13 @@ async function handle(m) {
         stopSending(m.kind, false);
         note(`Your ${kindName(m.kind)} was stopped: ${m.reason}.`, "note", true);
       }
+      break;
+    case "recording_started":
+      note(`This meeting is being recorded by ${m.by}.`, "note", true);
+      renderPeople();
+      break;
+    case "recording_stopped":
+      note(`${m.by} stopped recording.`);
       break;
     case "meeting_locked":
       state.locked = m.locked;

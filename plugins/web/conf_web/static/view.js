@@ -381,8 +381,17 @@ function button(label, message, title, cls = "small") {
   return b;
 }
 
+// "REC by NAME" in the header while a recorder (conf record) is in the meeting.
+function renderRecording() {
+  const recorders = [...state.participants.values()].filter((p) => p.recorder).map((p) => p.name);
+  const label = $("recording");
+  label.hidden = recorders.length === 0;
+  label.textContent = recorders.length ? `\u25CF REC by ${recorders.join(", ")}` : "";
+}
+
 // The list of people, with the host's and admins' controls for each.
 function renderPeople() {
+  renderRecording();
   // The list is drawn anew on every change: a keyboard user keeps the button they were on.
   const focused = document.activeElement;
   const typing = focused?.id === "rename-input";
