@@ -129,6 +129,10 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     server.send(9, {"type": "breakout_open"})
     server.send(9, {"type": "breakout_broadcast", "text": "two minutes"})
     server.send(9, {"type": "breakout_close"})
+    server.greet(12)
+    recorder = {"type": "join", "meeting": meeting.id, "name": "Jo (recorder)", "passcode": "sesame"}
+    server.send(12, {**recorder, "recorder": True})
+    server.send(12, {"type": "leave"})
 
     server.send(6, {"type": "online", "name": "Gus"})
     server.send(7, {"type": "online", "name": "Hal"})
