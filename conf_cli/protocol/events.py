@@ -31,6 +31,7 @@ from conf_cli.protocol.control import (
     _base64,
     _check_field,
     _check_input,
+    check_layers,
     check_name,
 )
 
@@ -124,9 +125,14 @@ class TrackEntry:
     kind: str
     ssrc: int
     codec: str
+    layers: tuple[Any, ...] | None = None
+    """A simulcast track's layers, lowest first."""
 
     def to_message(self) -> Message:
-        return {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        entry: Message = {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        if self.layers is not None:
+            entry["layers"] = list(self.layers)
+        return entry
 
 
 def _plain(value: Any) -> Any:
@@ -151,6 +157,17 @@ def _check(kind: str, key: str, field_kind: str, value: Any) -> Any:
         return own(where, value)
     _check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
     return value
+
+
+def _layers(where: str, value: Any) -> tuple[Any, ...]:
+    check_layers(value, where)
+    return tuple(value)
+
+
+def _ssrcs(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > 8:
+        raise ProtocolError(f"{where} must be a list of at most 8 SSRCs")
+    return tuple(_ssrc(where, item) for item in value)
 
 
 def _integer(where: str, value: Any, low: int, high: int) -> int:
@@ -242,8 +259,17 @@ def _tracks(where: str, value: Any) -> tuple[TrackEntry, ...]:
         _check_field(where, "kind", "media_kind", entry["kind"])
         _ssrc(f"{where}.ssrc", entry["ssrc"])
         _check_field(where, "codec", "codec", entry["codec"])
+        layers = entry.get("layers")
+        if layers is not None:
+            check_layers(layers, f"{where}.layers")
         entries.append(
-            TrackEntry(name=entry["name"], kind=entry["kind"], ssrc=entry["ssrc"], codec=entry["codec"])
+            TrackEntry(
+                name=entry["name"],
+                kind=entry["kind"],
+                ssrc=entry["ssrc"],
+                codec=entry["codec"],
+                layers=None if layers is None else tuple(layers),
+            )
         )
     return tuple(entries)
 
@@ -297,6 +323,8 @@ _KINDS: dict[str, Any] = {
     "port": lambda where, value: _integer(where, value, 1, 65535),
     "count": lambda where, value: _integer(where, value, 0, 2**53),
     "ssrc": _ssrc,
+    "ssrcs": lambda where, value: _ssrcs(where, value),
+    "layers_list": lambda where, value: _layers(where, value),
     "meeting": lambda where, value: _string(where, value, 64),
     "server": lambda where, value: _string(where, value, 256),
     "reason": lambda where, value: _string(where, value, MAX_REASON_CHARS),
@@ -517,6 +545,17 @@ class ShareStarted(Event):
     kind: str = _field("media_kind")
     ssrc: int = _field("ssrc")
     codec: str = _field("codec")
+    layers: tuple[Any, ...] | None = _field("layers_list", optional=True)
+    """A simulcast track's layers, lowest first (docs/protocol.md, "Simulcast")."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayersActive(Event):
+    """Dynacast: which layers of one of the recipient's simulcast tracks someone receives."""
+
+    TYPE: ClassVar[str] = "layers_active"
+    ssrc: int = _field("ssrc")
+    active: tuple[int, ...] = _field("ssrcs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -901,6 +940,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WaitingRoomChanged,
         Chat,
         ShareStarted,
+        LayersActive,
         ShareStopped,
         E2eeKey,
         ControlRequested,

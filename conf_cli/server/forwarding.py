@@ -21,14 +21,16 @@ from collections.abc import Callable, Iterable, Sequence
 
 from conf_cli.plugin.transport import Link, Listener
 from conf_cli.protocol.rtp import header_fits, is_rtcp
-from conf_cli.server.hub import Hub, Verdict
+from conf_cli.server.hub import Hub, Routed, Verdict
 from conf_cli.server.meeting import Track
 
 Send = Callable[[bytes, Sequence[Link]], object]
 Groups = tuple[tuple[Send, tuple[Link, ...]], ...]
-Route = tuple[Groups, Track | None]
+Rewrite = Callable[[bytes, float], bytes | None]
+Rewrites = tuple[tuple[Rewrite, Link], ...]
+Route = tuple[Groups, Track | None, Rewrites]
 
-_REFUSED: Route = ((), None)
+_REFUSED: Route = ((), None, ())
 """Cached for a (link, SSRC) whose RTP the hub refuses: counted, sent nowhere."""
 
 
@@ -69,15 +71,22 @@ class Forwarder:
                 route = routes.get(packet[8:12])
                 if route is not None:
                     self.active.add(link.id)
-                    groups, track = route
+                    groups, track, rewrites = route
                     if track is None:
                         hub.stats.media_refused += 1
-                    elif track.feedback.first(packet):
+                        return True
+                    if track.feedback.first(packet):
                         for send, group in groups:
                             send(packet, group)
-                    else:
+                        for rewrite, to in rewrites:  # a simulcast layer, into each one's stream
+                            out = rewrite(packet, now)
+                            if out is not None:
+                                to.send_media(out)
+                        return True
+                    if not rewrites:
                         self.send_each(packet, hub.route_resend(link.id, track, packet, now))
-                    return True
+                        return True
+                    # a resend of a rewritten layer: the hub's full path rewrites it for each requester
         routed = hub.route(link.id, packet, now)
         verdict = routed.verdict
         if verdict is Verdict.CLOSE:
@@ -91,7 +100,9 @@ class Forwarder:
             if routes is None:
                 routes = self._routes[link.id] = {}
             track = routed.track
-            routes[packet[8:12]] = _REFUSED if track is None else (self._resolve(routed.to), track)
+            routes[packet[8:12]] = (
+                _REFUSED if track is None else (self._resolve(routed.to), track, self._rewrites(routed))
+            )
         if routed.forwards:
             for forward in routed.forwards:
                 self.send(forward.packet, forward.to)
@@ -99,7 +110,15 @@ class Forwarder:
             self.send_each(packet, routed.to)
         else:
             self.send(packet, routed.to)
+        for rewrite, to in self._rewrites(routed):
+            out = rewrite(packet, now)
+            if out is not None:
+                to.send_media(out)
         return True
+
+    def _rewrites(self, routed: Routed) -> Rewrites:
+        links = self.links
+        return tuple((rewriter.rewrite, links[cid]) for cid, rewriter in routed.rewrites if cid in links)
 
     def forget(self, link: Link) -> None:
         """Drop the routes cached for ``link``'s media (it closed)."""

@@ -31,6 +31,7 @@ and leaves and what is published in its :class:`~conf_cli.server.journal.Journal
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ from conf_cli.server.people import (
     Send,
 )
 from conf_cli.server.remote_control import RemoteControl
+from conf_cli.server.simulcast import Layer
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
 # most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
@@ -89,9 +91,25 @@ class Track:
     codec: str
     feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
     """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
+    layers: tuple[Layer, ...] = ()
+    """Simulcast: its layers, lowest first, the last one with the track's own SSRC; empty for one layer."""
+    parent: Track | None = field(default=None, compare=False, repr=False)
+    """For a lower simulcast layer (kept in :attr:`Meeting.layer_tracks`): the track it is a layer of."""
+    index: int = 0
+    """Which of its parent's layers this is (0 the lowest); a track's own SSRC is its highest layer."""
+    active: frozenset[int] | None = field(default=None, compare=False, repr=False)
+    """Dynacast: the layers the publisher was last told to send (None: not told yet, all of them)."""
+
+    def summary(self, owner_name: str) -> Message:
+        """Whose track it is, its kind, SSRC and codec (what ``share_stopped`` says)."""
+        return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
 
     def describe(self, owner_name: str) -> Message:
-        return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        """:meth:`summary` and, for a simulcast track, its layers (``share_started``, snapshots)."""
+        described = self.summary(owner_name)
+        if self.layers:
+            described["layers"] = [layer.describe() for layer in self.layers]
+        return described
 
 
 @dataclass
@@ -132,6 +150,8 @@ class Meeting:
         self.forbidden: set[str] = set()
         self.closed = False
         self.tracks: dict[int, Track] = {}
+        self.layer_tracks: dict[int, Track] = {}
+        """The lower simulcast layers of :attr:`tracks`, by their own SSRC."""
         self._seniority = 0
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
         self.version = version if version is not None else RouteVersion()
@@ -502,6 +522,7 @@ class Meeting:
         self.journal.note("meeting_ended", self.id, reason="ended", by=actor.name)
         self.participants.clear()
         self.tracks.clear()
+        self.layer_tracks.clear()
         self._routes_changed()
         self.control.clear()
         self.closed = True
@@ -751,7 +772,7 @@ class Meeting:
             track = self.tracks[ssrc]
             stopped = {
                 "type": "share_stopped",
-                **track.describe(self.participants[track.owner].name),
+                **track.summary(self.participants[track.owner].name),
                 "reason": "moved",
             }
             sends.append(Send(tuple(pids), stopped))
@@ -827,8 +848,12 @@ class Meeting:
 
     # -- media --------------------------------------------------------------------------------------
 
-    def publish(self, pid: int, kind: str, ssrc: int, codec: str) -> list[Send]:
-        """Start a track; a participant has at most one track of each kind (a new one replaces it)."""
+    def publish(
+        self, pid: int, kind: str, ssrc: int, codec: str, layers: list[Message] | None = None
+    ) -> list[Send]:
+        """Start a track; a participant has at most one track of each kind (a new one replaces it).
+
+        A simulcast video track lists its ``layers`` (lowest first, the last one with ``ssrc``)."""
         participant = self.participants[pid]
         if kind not in MEDIA_KINDS:
             raise RequestRefused(
@@ -846,10 +871,16 @@ class Meeting:
         existing = self.tracks.get(ssrc)
         if existing is not None and (existing.owner != pid or existing.kind != kind):
             raise RequestRefused("bad_request", f"SSRC {ssrc:#010x} is already in use in this meeting")
+        described = self._layers(pid, kind, ssrc, layers) if layers else ()
         replaced = [t for t in self._tracks_of(pid) if t.kind == kind and t.ssrc != ssrc]
         sends = [self._stop_track(track, "replaced") for track in replaced]
-        track = Track(ssrc, pid, kind, codec)
+        if existing is not None and existing.ssrc in self.tracks:
+            self._drop_layers(existing)
+        track = Track(ssrc, pid, kind, codec, layers=described)
         self.tracks[ssrc] = track
+        for index, layer in enumerate(described[:-1]):
+            self.layer_tracks[layer.ssrc] = Track(layer.ssrc, pid, kind, codec, parent=track, index=index)
+        track.index = len(described) - 1 if described else 0
         self.version.bump()
         participant.sharing.add(kind)
         sends.append(
@@ -871,14 +902,46 @@ class Meeting:
     def _tracks_of(self, pid: int) -> list[Track]:
         return [t for t in self.tracks.values() if t.owner == pid]
 
+    def _layers(self, pid: int, kind: str, ssrc: int, layers: list[Message]) -> tuple[Layer, ...]:
+        """The layers a ``publish`` lists, checked: video only, lowest first, the last one the track's
+        SSRC, each SSRC new in this meeting (docs/protocol.md, "Simulcast")."""
+        if kind == "audio":
+            raise RequestRefused("bad_request", "audio has no simulcast layers")
+        if self.e2ee:
+            raise RequestRefused(
+                "bad_request",
+                "an end-to-end encrypted meeting takes one layer per track (the server cannot rewrite "
+                "headers that SFrame authenticates)",
+            )
+        described = tuple(
+            Layer(int(layer["ssrc"]), int(layer["width"]), int(layer["height"]), int(layer["bitrate"]))
+            for layer in layers
+        )
+        if described[-1].ssrc != ssrc:
+            raise RequestRefused("bad_request", "the last (highest) layer must have the track's ssrc")
+        if len({layer.ssrc for layer in described}) != len(described):
+            raise RequestRefused("bad_request", "each layer needs its own ssrc")
+        if any(a.bitrate > b.bitrate for a, b in itertools.pairwise(described)):
+            raise RequestRefused("bad_request", "layers go from the lowest bit rate to the highest")
+        for layer in described[:-1]:
+            taken = self.tracks.get(layer.ssrc) or self.layer_tracks.get(layer.ssrc)
+            if taken is not None and taken.owner != pid:
+                raise RequestRefused("bad_request", f"SSRC {layer.ssrc:#010x} is already in use")
+        return described
+
+    def _drop_layers(self, track: Track) -> None:
+        for layer in track.layers[:-1]:
+            self.layer_tracks.pop(layer.ssrc, None)
+
     def _stop_track(self, track: Track, reason: str) -> Send:
         del self.tracks[track.ssrc]
+        self._drop_layers(track)
         self.version.bump()
         owner = self.participants[track.owner]
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):
             owner.sharing.discard(track.kind)
         self.journal.note("track_unpublished", self.id, **track.describe(owner.name), reason=reason)
-        message = {"type": "share_stopped", **track.describe(owner.name), "reason": reason}
+        message = {"type": "share_stopped", **track.summary(owner.name), "reason": reason}
         return Send(self.room_mates(track.owner), message)
 
     def _role_changed(self, participant: Participant, *, by: str | None) -> Send:

@@ -83,8 +83,11 @@ class MediaManager:
         notify: Notify,
         record_dir: Path | None = None,
         open_sinks: Callable[[Message], list[Sink]] | None = None,
+        simulcast: bool = True,
     ) -> None:
         self.client = client
+        self.simulcast = simulcast
+        """Publish video as simulcast layers when it is large enough (``--no-simulcast``: one layer)."""
         self.notify = notify
         self.record_dir = record_dir
         self.open_sinks = open_sinks
@@ -184,6 +187,11 @@ class MediaManager:
             for receiver in self.receivers.values():
                 if receiver.name == event.get("name"):
                     receiver.name = str(event.get("new_name"))
+        elif kind == "layers_active":
+            ssrc, active = event.get("ssrc"), event.get("active")
+            if _is_ssrc(ssrc) and isinstance(active, list):
+                for publisher in self.publishers:
+                    publisher.layers_active(ssrc, [a for a in active if _is_ssrc(a)])
         elif kind == "error" and event.get("re") == "publish":
             for publisher in self.publishers:
                 publisher.refused()
@@ -305,6 +313,7 @@ class MediaManager:
             fps=fps,
             bitrate=bitrate,
             protect=self._protect if self.keys is not None else None,
+            simulcast=self.simulcast,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

@@ -1,0 +1,141 @@
+"""Simulcast routing for a hub, sans-I/O: each subscriber's layer of each simulcast track, kept in step
+with the meetings (:meth:`LayerRouter.sync`) and applied to each packet (:meth:`LayerRouter.route`).
+
+The choice is made when routes are computed, not per packet: :meth:`route` answers one layer's packet with
+who receives it unchanged and who receives it rewritten (:class:`~conf_cli.server.simulcast.Rewriter`),
+and says the answer may be cached (:mod:`conf_cli.server.forwarding`) unless a subscriber of the track
+waits for a keyframe to switch. A switch bumps the hub's route version, so cached routes are rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conf_cli.media.h264 import opens_keyframe
+from conf_cli.protocol.rtp import payload_offset
+from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
+from conf_cli.server.simulcast import Downlink, Rewriter, Subscription, needed, pick
+
+Rewrites = tuple[tuple[int, Rewriter], ...]
+
+
+@dataclass
+class LayerRouter:
+    version: RouteVersion
+    subscriptions: dict[int, dict[int, Subscription]] = field(default_factory=dict)
+    """Track SSRC -> subscriber -> its subscription."""
+    caps: dict[int, int] = field(default_factory=dict)
+    """Subscriber -> the most bit/s it wants per video track (``receive``'s ``max_bitrate``)."""
+    downlinks: dict[int, Downlink] = field(default_factory=dict)
+    dirty: bool = False
+    """Something changed that :meth:`sync` should look at (a switch, a downlink estimate)."""
+    switches: int = 0
+    synced: int = -1
+    """The route version last synced at."""
+
+    def budget(self, cid: int) -> float | None:
+        """What ``cid`` may receive per video track, bit/s; None: no limit known."""
+        cap = self.caps.get(cid)
+        downlink = self.downlinks.get(cid)
+        estimate = downlink.estimate if downlink is not None else None
+        if cap is None:
+            return estimate
+        return cap if estimate is None else min(cap, estimate)
+
+    def forget(self, cid: int) -> None:
+        self.caps.pop(cid, None)
+        self.downlinks.pop(cid, None)
+        for subs in self.subscriptions.values():
+            subs.pop(cid, None)
+
+    def subscription(self, ssrc: int, cid: int) -> Subscription | None:
+        subs = self.subscriptions.get(ssrc)
+        return subs.get(cid) if subs is not None else None
+
+    def report(self, cid: int, track: Track, fraction_lost: float, now: float) -> None:
+        """A receiver report from ``cid`` about simulcast ``track``: its downlink estimate follows."""
+        sub = self.subscription(track.ssrc, cid)
+        if sub is None or sub.current is None:
+            return
+        downlink = self.downlinks.get(cid)
+        if downlink is None:
+            downlink = self.downlinks[cid] = Downlink()
+        if downlink.report(fraction_lost, track.layers[sub.current].bitrate, now):
+            downlink.forget_limit_above(track.layers[-1].bitrate)
+            self.dirty = True
+
+    def sync(self, meetings: list[Meeting]) -> tuple[list[tuple[int, int]], list[Send]]:
+        """Bring every subscription in line with the meetings and budgets: ``(keyframe requests as
+        (publisher, layer SSRC), dynacast messages)``."""
+        self.dirty = False
+        self.synced = self.version.value
+        asks: list[tuple[int, int]] = []
+        sends: list[Send] = []
+        live: set[int] = set()
+        changed = False
+        for meeting in meetings:
+            for track in meeting.tracks.values():
+                if not track.layers:
+                    continue
+                live.add(track.ssrc)
+                subs = self.subscriptions.setdefault(track.ssrc, {})
+                audience = meeting.audience(track.owner)
+                for cid in [cid for cid in subs if cid not in audience]:
+                    del subs[cid]
+                for cid in audience:
+                    sub = subs.get(cid)
+                    target = pick(track.layers, self.budget(cid), None if sub is None else sub.current)
+                    if sub is None:
+                        sub = subs[cid] = Subscription(track.ssrc, target)
+                        asks.append((track.owner, track.layers[target].ssrc))
+                        changed = True
+                    elif target != sub.target:
+                        sub.target = target
+                        if sub.pending:
+                            asks.append((track.owner, track.layers[target].ssrc))
+                        changed = True
+                active = needed(track.layers, subs.values())
+                if active != track.active:
+                    track.active = active
+                    ssrcs = [track.layers[index].ssrc for index in sorted(active)]
+                    message = {"type": "layers_active", "ssrc": track.ssrc, "active": ssrcs}
+                    sends.append(Send((track.owner,), message))
+        for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
+            del self.subscriptions[ssrc]
+        if changed:
+            self.version.bump()
+            self.synced = self.version.value
+        return list(dict.fromkeys(asks)), sends
+
+    def route(
+        self, track: Track, index: int, packet: bytes, now: float
+    ) -> tuple[tuple[int, ...], Rewrites, bool]:
+        """Who receives this first-seen packet of layer ``index`` of simulcast ``track``: ``(unchanged,
+        rewritten, cacheable)``. A subscriber waiting for this layer switches to it at its keyframe."""
+        subs = self.subscriptions.get(track.ssrc)
+        if not subs:
+            return (), (), True
+        plain: list[int] = []
+        rewritten: list[tuple[int, Rewriter]] = []
+        settled = True
+        keyframe: bool | None = None
+        for cid, sub in subs.items():
+            if sub.target == index and sub.current != index:
+                if keyframe is None:
+                    keyframe = opens_keyframe(packet[payload_offset(packet) :])
+                if keyframe:
+                    sub.rewriter.switch(packet, now)
+                    sub.current = index
+                    self.switches += 1
+                    self.dirty = True
+                    self.version.bump()
+            if sub.pending:
+                settled = False
+            if sub.current == index:
+                rewriter = sub.rewriter
+                if rewriter.identity:
+                    rewriter.seen(packet, now)
+                    plain.append(cid)
+                else:
+                    rewritten.append((cid, rewriter))
+        return tuple(plain), tuple(rewritten), settled
