@@ -57,6 +57,8 @@ async def attend(
     fingerprint: str | None = None,
     pin: bool = True,
     token: str | None = None,
+    max_bitrate: int | None = None,
+    simulcast: bool = True,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -79,6 +81,9 @@ async def attend(
     ``user`` logs in to that account first (with ``password``); the account name is then our name.
     ``token`` joins with an access token instead of ``passcode`` (``conf token create``).
     ``waiting_room`` gives a meeting this call creates a waiting room.
+    ``max_bitrate`` (bit/s) caps the simulcast layer the server sends of each video; the view asks for
+    the layer that fits it too (the terminal preview the smallest). ``simulcast=False`` publishes video
+    as one layer.
     ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
     or ``none``; ``pin=False`` checks ``fingerprint`` without writing known_hosts.
     """
@@ -131,10 +136,14 @@ async def attend(
             source.close()
         raise
     ui = ui or make_ui(machine, name)
-    media = MediaManager(client, ui.show, record_dir, outputs.opener(ui))
+    media = MediaManager(client, ui.show, record_dir, outputs.opener(ui), simulcast=simulcast)
+    wanted = receive_request(max_bitrate, outputs.view if control is None else "none")  # control: full size
     remote = DesktopControl(client, media, ui.show, leave_when_done=control is not None)
 
     def start() -> None:  # once in: at once, or when admitted from the waiting room
+        if wanted is not None:
+            with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
+                client.send(wanted)
         if share is not None and source is not None:
             media.publish(share[0], source, **settings)
         if control is not None:
@@ -148,6 +157,26 @@ async def attend(
     if code == EXIT_DENIED:
         raise _denied(first[-1].get("meeting"))
     return code
+
+
+PREVIEW_HEIGHT = 180
+"""The terminal preview is a few dozen character cells: the smallest simulcast layer is plenty."""
+WINDOW_HEIGHT = 720
+"""A video window's height (it shows up to 720p): the layer that fits it."""
+
+
+def receive_request(max_bitrate: int | None, view: str) -> Message | None:
+    """The ``receive`` request telling the server which simulcast layers to send us: at most
+    ``max_bitrate`` bit/s, and no more lines than ``view`` (``preview``, ``window``, ``none``) shows;
+    None if there is nothing to ask."""
+    request: Message = {"type": "receive"}
+    if max_bitrate is not None:
+        request["max_bitrate"] = max_bitrate
+    if view == "preview":
+        request["max_height"] = PREVIEW_HEIGHT
+    elif view == "window":
+        request["max_height"] = WINDOW_HEIGHT
+    return request if len(request) > 1 else None
 
 
 def _denied(meeting: object) -> ConfError:

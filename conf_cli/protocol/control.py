@@ -132,7 +132,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "codec": ("codec", True),
         "layers": ("layers", False),
     },
-    "receive": {"max_bitrate": ("bitrate", False)},
+    "receive": {"max_bitrate": ("bitrate", False), "max_height": ("height", False)},
     "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},
@@ -214,6 +214,7 @@ _NUMBER_RANGES: dict[str, tuple[int, int]] = {
     "rooms": (1, MAX_ROOMS),
     "room": (0, MAX_ROOMS),
     "minutes": (1, MAX_BREAKOUT_MINUTES),
+    "height": (16, 4320),
 }
 
 

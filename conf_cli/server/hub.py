@@ -686,11 +686,14 @@ class Hub:
                     )
                 )
             case "receive":
-                cap = message.get("max_bitrate")
-                if cap is None:
-                    self.layers.caps.pop(pid, None)
-                else:
-                    self.layers.caps[pid] = cap
+                for wanted, limits in (
+                    ("max_bitrate", self.layers.caps),
+                    ("max_height", self.layers.heights),
+                ):
+                    if message.get(wanted) is None:
+                        limits.pop(pid, None)
+                    else:
+                        limits[pid] = message[wanted]
                 return self.sync_layers(force=True)
             case "unpublish":
                 return list(meeting.unpublish(pid, message["kind"]))

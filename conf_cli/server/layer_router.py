@@ -26,6 +26,8 @@ class LayerRouter:
     """Track SSRC -> subscriber -> its subscription."""
     caps: dict[int, int] = field(default_factory=dict)
     """Subscriber -> the most bit/s it wants per video track (``receive``'s ``max_bitrate``)."""
+    heights: dict[int, int] = field(default_factory=dict)
+    """Subscriber -> the most lines its view shows (``receive``'s ``max_height``)."""
     downlinks: dict[int, Downlink] = field(default_factory=dict)
     dirty: bool = False
     """Something changed that :meth:`sync` should look at (a switch, a downlink estimate)."""
@@ -44,6 +46,7 @@ class LayerRouter:
 
     def forget(self, cid: int) -> None:
         self.caps.pop(cid, None)
+        self.heights.pop(cid, None)
         self.downlinks.pop(cid, None)
         for subs in self.subscriptions.values():
             subs.pop(cid, None)
@@ -84,7 +87,8 @@ class LayerRouter:
                     del subs[cid]
                 for cid in audience:
                     sub = subs.get(cid)
-                    target = pick(track.layers, self.budget(cid), None if sub is None else sub.current)
+                    current = None if sub is None else sub.current
+                    target = pick(track.layers, self.budget(cid), current, self.heights.get(cid))
                     if sub is None:
                         sub = subs[cid] = Subscription(track.ssrc, target)
                         asks.append((track.owner, track.layers[target].ssrc))

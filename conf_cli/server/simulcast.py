@@ -51,17 +51,20 @@ class Layer:
         return {"ssrc": self.ssrc, "width": self.width, "height": self.height, "bitrate": self.bitrate}
 
 
-def pick(layers: tuple[Layer, ...], budget: float | None, current: int | None) -> int:
-    """The index of the best layer (lowest first) within ``budget`` bit/s (None: no limit).
+def pick(
+    layers: tuple[Layer, ...], budget: float | None, current: int | None, max_height: int | None = None
+) -> int:
+    """The index of the best layer (lowest first) within ``budget`` bit/s (None: no limit) and at most
+    ``max_height`` lines (what the subscriber's view shows; None: any).
 
     Climbing above ``current`` needs :data:`UP_MARGIN` times the layer's bit rate, so that a budget near
     a layer's rate does not flip between two layers. The lowest layer when none fits."""
-    if budget is None:
-        return len(layers) - 1
     best = 0
     for index, layer in enumerate(layers):
+        if max_height is not None and layer.height > max_height:
+            break
         margin = UP_MARGIN if current is not None and index > current else 1.0
-        if layer.bitrate * margin <= budget:
+        if budget is None or layer.bitrate * margin <= budget:
             best = index
     return best
 

@@ -723,7 +723,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "unlock": (),
     "end": (),
     "publish": ("kind", "ssrc", "codec", "layers"),
-    "receive": ("max_bitrate",),
+    "receive": ("max_bitrate", "max_height"),
     "unpublish": ("kind",),
     "e2ee_keys": ("keys",),
     "control_request": ("name",),
