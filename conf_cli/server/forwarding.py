@@ -26,8 +26,8 @@ from conf_cli.server.meeting import Track
 
 Send = Callable[[bytes, Sequence[Link]], object]
 Groups = tuple[tuple[Send, tuple[Link, ...]], ...]
-Rewrite = Callable[[bytes, float], bytes | None]
-Rewrites = tuple[tuple[Rewrite, Link], ...]
+Rewrite = Callable[[bytes], bytes | None]
+Rewrites = tuple[tuple[Rewrite, Groups], ...]
 Route = tuple[Groups, Track | None, Rewrites]
 
 _REFUSED: Route = ((), None, ())
@@ -78,10 +78,11 @@ class Forwarder:
                     if track.feedback.first(packet):
                         for send, group in groups:
                             send(packet, group)
-                        for rewrite, to in rewrites:  # a simulcast layer, into each one's stream
-                            out = rewrite(packet, now)
+                        for rewrite, rewritten in rewrites:  # a simulcast layer, into the track's stream
+                            out = rewrite(packet)
                             if out is not None:
-                                to.send_media(out)
+                                for send, group in rewritten:
+                                    send(out, group)
                         return True
                     if not rewrites:
                         self.send_each(packet, hub.route_resend(link.id, track, packet, now))
@@ -110,15 +111,18 @@ class Forwarder:
             self.send_each(packet, routed.to)
         else:
             self.send(packet, routed.to)
-        for rewrite, to in self._rewrites(routed):
-            out = rewrite(packet, now)
-            if out is not None:
-                to.send_media(out)
+        for rewriter, to in routed.rewrites:
+            out = rewriter.rewrite(packet)
+            if out is None:
+                continue
+            if routed.resend:
+                self.send_each(out, to)
+            else:
+                self.send(out, to)
         return True
 
     def _rewrites(self, routed: Routed) -> Rewrites:
-        links = self.links
-        return tuple((rewriter.rewrite, links[cid]) for cid, rewriter in routed.rewrites if cid in links)
+        return tuple((rewriter.rewrite, self._resolve(to)) for rewriter, to in routed.rewrites)
 
     def forget(self, link: Link) -> None:
         """Drop the routes cached for ``link``'s media (it closed)."""

@@ -344,7 +344,7 @@ class Hub:
             return []
         conn.advance(Phase.CLOSED)
         self.layers.forget(cid)
-        return [*self.calls.disconnected(cid), *self._leave(conn, reason), *self.sync_layers()]
+        return [*self.calls.disconnected(cid), *self._leave(conn, reason), *self.sync_layers(conn.last_seen)]
 
     def seen(self, cid: int, now: float) -> bool:
         """Media or a keep-alive from ``cid`` proves it is alive; False if it has not said hello yet."""
@@ -365,7 +365,7 @@ class Hub:
         except ProtocolError as exc:
             return self._bad(conn, str(exc))
         try:
-            return [*self._dispatch(conn, message, now), *self.sync_layers()]
+            return [*self._dispatch(conn, message, now), *self.sync_layers(now)]
         except RequestRefused as refusal:
             return [_refused(conn.cid, refusal, message)]
 
@@ -374,7 +374,7 @@ class Hub:
         end calls that rang too long; close breakout rooms whose time is up."""
         actions: list[Action] = list(self.calls.tick(now))
         if self.layers.dirty:
-            actions += self.sync_layers(force=True)
+            actions += self.sync_layers(now, force=True)
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
@@ -427,7 +427,7 @@ class Hub:
         asked = self.route_resend(cid, track, packet, now)
         if main.layers and asked:  # each requester gets it as its stream numbers it
             plain_to: list[int] = []
-            rewritten: list[tuple[int, Any]] = []
+            rewritten: list[tuple[Any, tuple[int, ...]]] = []
             for requester in asked:
                 sub = self.layers.subscription(main.ssrc, requester)
                 if sub is None or sub.current != track.index:
@@ -435,17 +435,17 @@ class Hub:
                 if sub.rewriter.identity:
                     plain_to.append(requester)
                 else:
-                    rewritten.append((requester, sub.rewriter))
+                    rewritten.append((sub.rewriter, (requester,)))
             return Routed(Verdict.FORWARDED, tuple(plain_to), resend=True, rewrites=tuple(rewritten))
         return Routed(Verdict.FORWARDED, asked, resend=True)
 
-    def sync_layers(self, *, force: bool = False) -> list[Action]:
+    def sync_layers(self, now: float, *, force: bool = False) -> list[Action]:
         """Keep simulcast subscriptions in step after a change: keyframe requests for the layers
         subscribers now wait for, and dynacast messages to publishers (docs/protocol.md, "Simulcast")."""
         layers = self.layers
         if not force and layers.synced == self.version.value:
             return []
-        asks, sends = layers.sync(list(self.meetings.values()))
+        asks, sends = layers.sync(list(self.meetings.values()), now)
         self.stats.keyframes_requested += len(asks)
         return [*sends, *(Forward((owner,), bytes(Pli(0, ssrc))) for owner, ssrc in asks)]
 
@@ -694,7 +694,7 @@ class Hub:
                         limits.pop(pid, None)
                     else:
                         limits[pid] = message[wanted]
-                return self.sync_layers(force=True)
+                return self.sync_layers(now, force=True)
             case "unpublish":
                 return list(meeting.unpublish(pid, message["kind"]))
             case "e2ee_keys":

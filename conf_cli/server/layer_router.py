@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from conf_cli.media.h264 import opens_keyframe
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
-from conf_cli.server.simulcast import Downlink, Rewriter, Subscription, needed, pick
+from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
 
-Rewrites = tuple[tuple[int, Rewriter], ...]
+Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
+"""Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
 
 
 @dataclass
@@ -29,6 +30,8 @@ class LayerRouter:
     heights: dict[int, int] = field(default_factory=dict)
     """Subscriber -> the most lines its view shows (``receive``'s ``max_height``)."""
     downlinks: dict[int, Downlink] = field(default_factory=dict)
+    last: dict[int, LastPacket] = field(default_factory=dict)
+    """Layer SSRC -> its newest packet the hub saw (while routes are not cached: a switch is pending)."""
     dirty: bool = False
     """Something changed that :meth:`sync` should look at (a switch, a downlink estimate)."""
     switches: int = 0
@@ -67,7 +70,7 @@ class LayerRouter:
             downlink.forget_limit_above(track.layers[-1].bitrate)
             self.dirty = True
 
-    def sync(self, meetings: list[Meeting]) -> tuple[list[tuple[int, int]], list[Send]]:
+    def sync(self, meetings: list[Meeting], now: float) -> tuple[list[tuple[int, int]], list[Send]]:
         """Bring every subscription in line with the meetings and budgets: ``(keyframe requests as
         (publisher, layer SSRC), dynacast messages)``."""
         self.dirty = False
@@ -90,11 +93,12 @@ class LayerRouter:
                     current = None if sub is None else sub.current
                     target = pick(track.layers, self.budget(cid), current, self.heights.get(cid))
                     if sub is None:
-                        sub = subs[cid] = Subscription(track.ssrc, target)
+                        sub = subs[cid] = Subscription(track.ssrc, target, now)
                         asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
                     elif target != sub.target:
                         sub.target = target
+                        sub.asked = now
                         if sub.pending:
                             asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
@@ -106,6 +110,9 @@ class LayerRouter:
                     sends.append(Send((track.owner,), message))
         for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
             del self.subscriptions[ssrc]
+        layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
+        for ssrc in [ssrc for ssrc in self.last if ssrc not in layers]:
+            del self.last[ssrc]
         if changed:
             self.version.bump()
             self.synced = self.version.value
@@ -119,8 +126,13 @@ class LayerRouter:
         subs = self.subscriptions.get(track.ssrc)
         if not subs:
             return (), (), True
+        layers = track.layers
+        ssrc = layers[index].ssrc
+        last = self.last.get(ssrc)
+        if last is None:
+            last = self.last[ssrc] = LastPacket()
         plain: list[int] = []
-        rewritten: list[tuple[int, Rewriter]] = []
+        rewritten: dict[tuple[int, int, int, int], tuple[Rewriter, list[int]]] = {}
         settled = True
         keyframe: bool | None = None
         for cid, sub in subs.items():
@@ -128,18 +140,36 @@ class LayerRouter:
                 if keyframe is None:
                     keyframe = opens_keyframe(packet[payload_offset(packet) :])
                 if keyframe:
-                    sub.rewriter.switch(packet, now)
-                    sub.current = index
-                    self.switches += 1
-                    self.dirty = True
-                    self.version.bump()
+                    self._switch(sub, layers, index, packet, now)
             if sub.pending:
                 settled = False
             if sub.current == index:
                 rewriter = sub.rewriter
                 if rewriter.identity:
-                    rewriter.seen(packet, now)
                     plain.append(cid)
                 else:
-                    rewritten.append((cid, rewriter))
-        return tuple(plain), tuple(rewritten), settled
+                    group = rewritten.get(rewriter.key)
+                    if group is None:
+                        rewritten[rewriter.key] = (rewriter, [cid])
+                    else:
+                        group[1].append(cid)
+        last.note(packet, now)
+        return tuple(plain), tuple((r, tuple(cids)) for r, cids in rewritten.values()), settled
+
+    def _switch(
+        self, sub: Subscription, layers: tuple[Layer, ...], index: int, packet: bytes, now: float
+    ) -> None:
+        """Move ``sub`` to layer ``index`` at ``packet``, continuing its stream from where it stands: the
+        last packet of its old layer seen since it was asked to move (until one is, it waits for the next
+        keyframe)."""
+        ending: tuple[int, int, float] | None = None
+        if sub.current is not None:
+            old = self.last.get(layers[sub.current].ssrc)
+            if old is None or old.seq is None or old.at < sub.asked:
+                return
+            ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
+        sub.rewriter.switch(packet, now, ending)
+        sub.current = index
+        self.switches += 1
+        self.dirty = True
+        self.version.bump()

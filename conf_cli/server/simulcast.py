@@ -99,14 +99,15 @@ class Downlink:
 
 
 class Rewriter:
-    """Turns the packets of whichever layer a subscriber receives into one stream: the track's SSRC,
-    sequence numbers and timestamps continuing across switches.
+    """Maps the packets of the layer a subscriber receives into one stream: the track's SSRC, sequence
+    numbers and timestamps continuing across switches. Immutable between switches, so subscribers that
+    switched at the same packet share one (:attr:`key`) and each packet is rewritten once for them all.
 
-    ``switch`` is called with the first packet (a keyframe's) of the new layer; the packets of that layer
-    from before it (reordered) are dropped, as are any of the old layer after it (the caller sends only
-    the current layer's)."""
+    :meth:`switch` is called with the first packet (a keyframe's) of the new layer and where the stream
+    stood (the last packet sent out); the packets of that layer from before it (reordered) are dropped.
+    """
 
-    __slots__ = ("_ssrc", "_start", "last_at", "last_seq", "last_ts", "layer_ssrc", "seq_offset", "ts_offset")
+    __slots__ = ("_ssrc", "_start", "key", "layer_ssrc", "seq_offset", "ts_offset")
 
     def __init__(self, ssrc: int) -> None:
         self._ssrc = ssrc.to_bytes(4, "big")
@@ -114,10 +115,8 @@ class Rewriter:
         self.seq_offset = 0
         self.ts_offset = 0
         self._start = 0
-        self.last_seq: int | None = None
-        """The last sequence number sent out (the highest, in RFC 3550's 16-bit order)."""
-        self.last_ts = 0
-        self.last_at = 0.0
+        self.key: tuple[int, int, int, int] = (-1, 0, 0, 0)
+        """What decides the rewriting: the layer, the offsets and the switch point."""
 
     @property
     def identity(self) -> bool:
@@ -128,30 +127,28 @@ class Rewriter:
             and self.layer_ssrc == int.from_bytes(self._ssrc, "big")
         )
 
-    def switch(self, packet: bytes, now: float) -> None:
-        """Start forwarding the layer of ``packet`` (the first packet of one of its keyframes)."""
+    def switch(self, packet: bytes, now: float, last: tuple[int, int, float] | None) -> None:
+        """Start forwarding the layer of ``packet`` (the first packet of one of its keyframes); ``last``
+        is the stream's last packet sent out, ``(sequence number, timestamp, when)``, None at the start."""
         seq = packet[2] << 8 | packet[3]
         ts = int.from_bytes(packet[4:8], "big")
         self.layer_ssrc = int.from_bytes(packet[8:12], "big")
         self._start = seq
-        if self.last_seq is None:  # the first layer: numbers as they come
+        if last is None:  # the first layer: numbers as they come
             self.seq_offset = 0
             self.ts_offset = 0
         else:
-            self.seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
-            elapsed = max(1, round((now - self.last_at) * VIDEO_CLOCK))
-            self.ts_offset = (self.last_ts + elapsed - ts) & 0xFFFFFFFF
+            last_seq, last_ts, last_at = last
+            self.seq_offset = (last_seq + 1 - seq) & 0xFFFF
+            elapsed = max(1, round((now - last_at) * VIDEO_CLOCK))
+            self.ts_offset = (last_ts + elapsed - ts) & 0xFFFFFFFF
+        self.key = (self.layer_ssrc, self.seq_offset, self.ts_offset, seq)
 
-    def seen(self, packet: bytes, now: float) -> None:
-        """Note a packet forwarded unchanged (an identity stream), so that a switch continues from it."""
-        seq = packet[2] << 8 | packet[3]
-        last = self.last_seq
-        if last is None or 0 < (seq - last) & 0xFFFF < 0x8000:
-            self.last_seq = seq
-            self.last_ts = int.from_bytes(packet[4:8], "big")
-            self.last_at = now
+    def out(self, seq: int, ts: int) -> tuple[int, int]:
+        """The sequence number and timestamp a packet of the current layer goes out with."""
+        return (seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF
 
-    def rewrite(self, packet: bytes, now: float) -> bytes | None:
+    def rewrite(self, packet: bytes) -> bytes | None:
         """``packet`` (of the current layer) as the subscriber receives it; None for one from before the
         switch point."""
         seq = packet[2] << 8 | packet[3]
@@ -159,11 +156,6 @@ class Rewriter:
             return None
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (int.from_bytes(packet[4:8], "big") + self.ts_offset) & 0xFFFFFFFF
-        last = self.last_seq
-        if last is None or 0 < (out_seq - last) & 0xFFFF < 0x8000:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self.last_at = now
         return b"".join(
             (packet[:2], out_seq.to_bytes(2, "big"), out_ts.to_bytes(4, "big"), self._ssrc, packet[12:])
         )
@@ -173,15 +165,36 @@ class Rewriter:
         return (seq - self.seq_offset) & 0xFFFF
 
 
+class LastPacket:
+    """The newest packet seen of one layer: where a subscriber's stream stands when it leaves it."""
+
+    __slots__ = ("at", "seq", "ts")
+
+    def __init__(self) -> None:
+        self.seq: int | None = None
+        self.ts = 0
+        self.at = float("-inf")
+
+    def note(self, packet: bytes, now: float) -> None:
+        seq = packet[2] << 8 | packet[3]
+        last = self.seq
+        if last is None or 0 < (seq - last) & 0xFFFF < 0x8000:
+            self.seq = seq
+            self.ts = int.from_bytes(packet[4:8], "big")
+            self.at = now
+
+
 class Subscription:
     """One subscriber of one simulcast track."""
 
-    __slots__ = ("current", "rewriter", "target")
+    __slots__ = ("asked", "current", "rewriter", "target")
 
-    def __init__(self, ssrc: int, target: int) -> None:
+    def __init__(self, ssrc: int, target: int, now: float = 0.0) -> None:
         self.current: int | None = None
         """The layer it receives; None until the first keyframe of its target."""
         self.target = target
+        self.asked = now
+        """When its target last changed: it switches at a keyframe once its old layer was seen since."""
         self.rewriter = Rewriter(ssrc)
 
     @property

@@ -20,6 +20,7 @@ from conf_cli.server.simulcast import (
     HOLD,
     UP_MARGIN,
     Downlink,
+    LastPacket,
     Layer,
     Rewriter,
     Subscription,
@@ -108,23 +109,23 @@ def header(data: bytes) -> tuple[int, int, int]:
 
 def test_a_subscriber_on_the_tracks_own_layer_gets_packets_unchanged() -> None:
     rewriter = Rewriter(0xA2)
-    rewriter.switch(packet(0xA2, 100, 5000, IDR), 0.0)
+    rewriter.switch(packet(0xA2, 100, 5000, IDR), 0.0, None)
     assert rewriter.identity
 
 
 def test_a_lower_layer_goes_out_under_the_tracks_ssrc_with_the_payload_untouched() -> None:
     rewriter = Rewriter(0xA2)
     first = packet(0xA0, 7, 900, IDR)
-    rewriter.switch(first, 0.0)
+    rewriter.switch(first, 0.0, None)
     assert not rewriter.identity
-    out = rewriter.rewrite(first, 0.0)
+    out = rewriter.rewrite(first)
     assert out is not None and header(out) == (7, 900, 0xA2) and out[12:] == first[12:]
 
 
 def test_a_packet_from_before_the_switch_point_is_dropped() -> None:
     rewriter = Rewriter(0xA2)
-    rewriter.switch(packet(0xA0, 7, 900, IDR), 0.0)
-    assert rewriter.rewrite(packet(0xA0, 6, 900), 0.0) is None
+    rewriter.switch(packet(0xA0, 7, 900, IDR), 0.0, None)
+    assert rewriter.rewrite(packet(0xA0, 6, 900)) is None
 
 
 # Each step: the layer (0..2) the subscriber is on for a run of packets, and how many packets.
@@ -142,21 +143,35 @@ def test_sequence_numbers_run_on_without_a_gap_or_a_repeat_across_switches(
     rewriter = Rewriter(0xA2)
     next_seq = list(starts)
     next_ts = [ts_start, ts_start + 12345, ts_start + 999_999]
+    last = [LastPacket() for _ in range(3)]
     received: list[tuple[int, int, int]] = []
     now = 0.0
     current: int | None = None
     for layer, count in steps:
         for i in range(count):
-            # Every layer keeps sending meanwhile: the subscriber only sees its own.
+            now += 1 / 30
+            # Every layer keeps sending meanwhile (the router notes each one's newest packet); the
+            # subscriber gets only its own.
             for other in range(3):
                 next_seq[other] += 1
                 next_ts[other] += 3000
-            now += 1 / 30
+                if other != layer:
+                    meanwhile = packet(LAYERS[other].ssrc, next_seq[other], next_ts[other])
+                    last[other].note(meanwhile, now)
+                    if other == current:  # it comes before the new layer's keyframe: still received
+                        out = rewriter.rewrite(meanwhile)
+                        assert out is not None
+                        received.append(header(out))
             data = packet(LAYERS[layer].ssrc, next_seq[layer], next_ts[layer], IDR if i == 0 else SLICE)
             if layer != current:
-                rewriter.switch(data, now)
+                old = None if current is None else last[current]
+                ending = None
+                if old is not None and old.seq is not None:
+                    ending = (*rewriter.out(old.seq, old.ts), old.at)
+                rewriter.switch(data, now, ending)
                 current = layer
-            out = rewriter.rewrite(data, now)
+            last[layer].note(data, now)
+            out = rewriter.rewrite(data)
             assert out is not None
             received.append(header(out))
     assert {ssrc for _, _, ssrc in received} == {0xA2}
@@ -167,10 +182,9 @@ def test_sequence_numbers_run_on_without_a_gap_or_a_repeat_across_switches(
 
 def test_a_nack_maps_back_to_the_layers_own_numbers() -> None:
     rewriter = Rewriter(0xA2)
-    rewriter.switch(packet(0xA2, 500, 0, IDR), 0.0)
-    rewriter.seen(packet(0xA2, 510, 3000), 0.1)
-    rewriter.switch(packet(0xA0, 40_000, 77, IDR), 0.2)
-    out = rewriter.rewrite(packet(0xA0, 40_005, 77), 0.3)
+    rewriter.switch(packet(0xA2, 500, 0, IDR), 0.0, None)
+    rewriter.switch(packet(0xA0, 40_000, 77, IDR), 0.2, (510, 3000, 0.1))
+    out = rewriter.rewrite(packet(0xA0, 40_005, 77))
     assert out is not None
     assert rewriter.original(header(out)[0]) == 40_005
 
@@ -248,8 +262,8 @@ def test_a_capped_subscriber_gets_the_low_layer_under_the_tracks_ssrc_at_its_key
     high = hub.route(1, packet(0xA2, 50, 9000, IDR), 1.0)
     assert high.to == (2,) and high.rewrites == ()
     routed = hub.route(1, packet(0xA0, 11, 200, IDR), 1.1)
-    assert routed.to == () and [cid for cid, _ in routed.rewrites] == [3]
-    out = routed.rewrites[0][1].rewrite(packet(0xA0, 11, 200, IDR), 1.1)
+    assert routed.to == () and [cids for _, cids in routed.rewrites] == [(3,)]
+    out = routed.rewrites[0][0].rewrite(packet(0xA0, 11, 200, IDR))
     assert out is not None and header(out)[2] == 0xA2
     assert hub.stats.layer_switches == 2
     # Settled: the routes may be cached again.
@@ -271,7 +285,14 @@ def test_nobody_on_the_high_layer_pauses_it() -> None:
     # Bob still receives the high layer until the low one's keyframe: both are needed until then.
     sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
     assert sent == [] or set(sent[-1]["active"]) == {0xA0, 0xA2}
-    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
+    # A keyframe of the low layer before any high-layer packet since the ask: Bob's stream could not go on
+    # from where it stands, so he waits for the next one.
+    hub.route(1, packet(0xA0, 1, 0, IDR), 0.7)
+    sub = hub.layers.subscription(0xA2, 2)
+    assert sub is not None and sub.current == 2
+    hub.route(1, packet(0xA2, 2, 3000), 0.8)
+    hub.route(1, packet(0xA0, 2, 3000, IDR), 1.0)
+    assert sub.current == 0
     actions = hub.tick(1.1)
     sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
     assert sent and sent[-1]["active"] == [0xA0]

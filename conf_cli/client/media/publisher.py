@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import av
+import numpy as np
 
 from conf_cli.errors import ConfError
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
@@ -94,8 +95,8 @@ def open_source(sources: Mapping[str, Any], name: str, options: Mapping[str, Any
 def plan_layers(kind: str, width: int, height: int, bitrate: int) -> list[tuple[int, int, int, int]]:
     """The simulcast layers of a ``kind`` picture of ``width`` x ``height`` at ``bitrate``: ``(width,
     height, bit rate, frame divisor)`` for each, lowest first. A camera, file or pattern halves its size
-    for each lower layer; a screen keeps its full size for the middle layer at a third of the frames (text
-    stays readable), and halves it for the lowest at a sixth."""
+    for each lower layer (the lowest at half the frame rate); a screen keeps its full size for the middle
+    layer at a third of the frames (text stays readable), and halves it for the lowest at a sixth."""
     layers: list[tuple[int, int, int, int]] = [(width, height, bitrate, 1)]
     for step in (1, 2):
         if height >> step < MIN_LAYER_HEIGHT:
@@ -104,8 +105,8 @@ def plan_layers(kind: str, width: int, height: int, bitrate: int) -> list[tuple[
         if kind == "screen":
             scale = 0 if step == 1 else 1
             layers.append((width >> scale, height >> scale, share, 3 * step))
-        else:
-            layers.append((width >> step, height >> step, share, 1))
+        else:  # the smallest at half the frame rate: a thumbnail needs no more, and costs half as much
+            layers.append((width >> step, height >> step, share, step))
     return layers[::-1]
 
 
@@ -169,13 +170,24 @@ class OutgoingTrack:
         self.paused = paused
 
     def encode_layers(self, captured: CapturedFrame) -> list[tuple[OutgoingTrack, list[EncodedUnit]]]:
-        """Encode one frame in every layer that is not paused (blocking: runs in a worker thread)."""
+        """Encode one frame in every layer that is not paused (blocking: runs in a worker thread).
+
+        Highest first: each smaller picture is scaled from the last one scaled, not from the source, so
+        the three layers of a 720p picture cost one conversion each, the smaller ones on fewer pixels
+        (:func:`scaled`)."""
         out = []
-        for layer in self.layers:
+        picture = captured.frame
+        for layer in reversed(self.layers):
             layer._count += 1
             if layer.paused or (layer._count - 1) % layer.divisor:
                 continue
-            out.append((layer, layer.encode(captured)))
+            given = captured
+            if layer is not self and isinstance(picture, av.VideoFrame) and layer.size is not None:
+                width, height = layer.size
+                if (picture.width, picture.height) != (width, height):
+                    picture = scaled(picture, width, height)
+                given = CapturedFrame(picture, captured.capture_time)
+            out.append((layer, layer.encode(given)))
         return out
 
     def encode(self, captured: CapturedFrame) -> list[EncodedUnit]:
@@ -244,6 +256,37 @@ class OutgoingTrack:
                 for layer, (width, height) in ((layer, layer.size or (0, 0)) for layer in self.layers)
             ]
         return described
+
+
+def scaled(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``picture`` at ``width`` x ``height`` in ``yuv420p``. Halving a ``yuv420p`` picture keeps every
+    other sample of each plane (a third of what swscale costs here, and a small layer loses little to
+    it); any other size goes through swscale's fast bilinear scaler."""
+    w, h = picture.width, picture.height
+    if (
+        picture.format.name == "yuv420p"
+        and (w, h) == (2 * width, 2 * height)
+        and width % 2 == 0 == height % 2
+    ):
+        half = av.VideoFrame(width, height, "yuv420p")
+        for source, target in zip(picture.planes, half.planes, strict=True):
+            rows = np.frombuffer(memoryview(source), np.uint8).reshape(-1, source.line_size)
+            out = np.frombuffer(memoryview(target), np.uint8).reshape(-1, target.line_size)
+            out[:, : target.width] = rows[::2, : 2 * target.width : 2]
+        return half
+    return picture.reformat(width, height, "yuv420p", interpolation="FAST_BILINEAR")
+
+
+def simulcast_track(
+    kind: str, width: int, height: int, fps: float, bitrate: int, rng: random.Random
+) -> OutgoingTrack:
+    """A video track of ``width`` x ``height`` with the simulcast layers :func:`plan_layers` gives it."""
+    planned = plan_layers(kind, width, height, bitrate)
+    track = OutgoingTrack(kind, False, fps, bitrate, rng, (width, height))
+    for layer_width, layer_height, layer_bitrate, divisor in planned[:-1]:
+        size = (layer_width, layer_height)
+        track.lower.append(OutgoingTrack(kind, False, fps, layer_bitrate, rng, size, divisor))
+    return track
 
 
 class Publisher:
@@ -345,15 +388,11 @@ class Publisher:
             if self.tracks and all(t.stopped for t in self.tracks.values()):
                 return None
             kind = "audio" if audio else ("video" if self.kind == "audio" else self.kind)
-            track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
             frame = captured.frame
             if not audio and self._simulcast and isinstance(frame, av.VideoFrame):
-                planned = plan_layers(kind, frame.width, frame.height, self._bitrate)
-                track.size = planned[-1][:2]
-                for width, height, bitrate, divisor in planned[:-1]:
-                    track.lower.append(
-                        OutgoingTrack(kind, False, self._fps, bitrate, self._rng, (width, height), divisor)
-                    )
+                track = simulcast_track(kind, frame.width, frame.height, self._fps, self._bitrate, self._rng)
+            else:
+                track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
             self.tracks[audio] = track
             self._send_control({"type": "publish", **track.describe()})
             self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
