@@ -559,6 +559,17 @@ class LayersActive(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LayerSwitched(Event):
+    """Which layer of a simulcast track the recipient receives now (under the track's SSRC)."""
+
+    TYPE: ClassVar[str] = "layer_switched"
+    ssrc: int = _field("ssrc")
+    layer: int = _field("count")
+    width: int = _field("count")
+    height: int = _field("count")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ShareStopped(Event):
     TYPE: ClassVar[str] = "share_stopped"
     name: str = _field("name")
@@ -941,6 +952,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Chat,
         ShareStarted,
         LayersActive,
+        LayerSwitched,
         ShareStopped,
         E2eeKey,
         ControlRequested,

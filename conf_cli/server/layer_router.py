@@ -35,6 +35,8 @@ class LayerRouter:
     dirty: bool = False
     """Something changed that :meth:`sync` should look at (a switch, a downlink estimate)."""
     switches: int = 0
+    switched: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(subscriber, track SSRC) -> the layer it moved to, for :meth:`sync` to tell it."""
     synced: int = -1
     """The route version last synced at."""
 
@@ -108,6 +110,15 @@ class LayerRouter:
                     ssrcs = [track.layers[index].ssrc for index in sorted(active)]
                     message = {"type": "layers_active", "ssrc": track.ssrc, "active": ssrcs}
                     sends.append(Send((track.owner,), message))
+        for (cid, ssrc), index in self.switched.items():
+            sub = self.subscription(ssrc, cid)
+            told_of = next((t for m in meetings if (t := m.tracks.get(ssrc)) is not None), None)
+            if sub is None or told_of is None or sub.current != index:
+                continue
+            layer = told_of.layers[index]
+            told = {"type": "layer_switched", "ssrc": ssrc, "layer": index}
+            sends.append(Send((cid,), {**told, "width": layer.width, "height": layer.height}))
+        self.switched.clear()
         for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
             del self.subscriptions[ssrc]
         layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
@@ -140,7 +151,7 @@ class LayerRouter:
                 if keyframe is None:
                     keyframe = opens_keyframe(packet[payload_offset(packet) :])
                 if keyframe:
-                    self._switch(sub, layers, index, packet, now)
+                    self._switch(cid, sub, layers, index, packet, now)
             if sub.pending:
                 settled = False
             if sub.current == index:
@@ -157,7 +168,7 @@ class LayerRouter:
         return tuple(plain), tuple((r, tuple(cids)) for r, cids in rewritten.values()), settled
 
     def _switch(
-        self, sub: Subscription, layers: tuple[Layer, ...], index: int, packet: bytes, now: float
+        self, cid: int, sub: Subscription, layers: tuple[Layer, ...], index: int, packet: bytes, now: float
     ) -> None:
         """Move ``sub`` to layer ``index`` at ``packet``, continuing its stream from where it stands: the
         last packet of its old layer seen since it was asked to move (until one is, it waits for the next
@@ -170,6 +181,7 @@ class LayerRouter:
             ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
         sub.rewriter.switch(packet, now, ending)
         sub.current = index
+        self.switched[(cid, layers[-1].ssrc)] = index
         self.switches += 1
         self.dirty = True
         self.version.bump()

@@ -201,8 +201,8 @@ class Meeting:
         snapshot: Message = {
             "meeting": self.id,
             "participants": [p.describe() for p in ordered],
-            "tracks": [
-                t.describe(self.participants[t.owner].name)
+            "tracks": [  # without simulcast layers: they would not fit one frame (layer_switched tells)
+                t.summary(self.participants[t.owner].name)
                 for t in self.tracks.values()
                 if pid is None or self.together(pid, t.owner)
             ],

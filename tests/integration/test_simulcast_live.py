@@ -113,3 +113,16 @@ def test_nobody_on_the_high_layer_cuts_the_publishers_cpu(rtp_url: str) -> None:
         assert low <= 0.7 * high
     finally:
         pool.stop_all()
+
+
+def test_no_simulcast_publishes_one_layer_that_everyone_receives(rtp_url: str) -> None:
+    pool = ClientPool(rtp_url)
+    try:
+        host, meeting = pool.create("host", "--max-bitrate", "300k")
+        sharer = pool.share(meeting, "cam", "pattern", *HD, "--no-simulcast")
+        published = sharer.expect("publish_started")
+        assert "layers" not in published
+        # The cap has nothing to choose from: the one 720p layer arrives.
+        host.expect("track_stats", video("cam", layer=0, height=720), timeout=20)
+    finally:
+        pool.stop_all()

@@ -344,3 +344,36 @@ def test_the_forwarder_caches_the_route_and_rewrites_for_each_subscriber() -> No
     assert {header(p)[2] for p in links[3].sent} == {0xA2}
     assert [header(p)[0] for p in links[3].sent] == [1, 2, 3, 4, 5]
     assert len(links[2].sent) == 5
+
+
+def test_share_started_lists_the_layers_but_snapshots_do_not() -> None:
+    """A snapshot must fit one control frame with every participant sharing (test_snapshot_bound.py):
+    its tracks carry no layers; ``share_started`` does, and ``layer_switched`` tells each subscriber."""
+    hub, _ = simulcast_meeting()
+    meeting = next(iter(hub.meetings.values()))
+    assert "layers" not in meeting.snapshot()["tracks"][0]
+    started = meeting.tracks[0xA2].describe("Ada")
+    assert [layer["ssrc"] for layer in started["layers"]] == [0xA0, 0xA1, 0xA2]
+
+
+def test_a_subscriber_is_told_the_layer_it_switched_to() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
+    told = [a for a in hub.tick(1.1) if isinstance(a, Send) and a.message["type"] == "layer_switched"]
+    assert [(a.to, a.message["layer"], a.message["height"]) for a in told] == [((3,), 0, 180)]
+
+
+def test_layers_a_publish_may_not_list_are_refused() -> None:
+    hub, _ = simulcast_meeting()
+    bad = [
+        [LAYERS[2].describe(), LAYERS[0].describe()],  # highest first
+        [LAYERS[0].describe(), {**LAYERS[2].describe(), "ssrc": 0xB0}],  # the last is not the track's SSRC
+        [LAYERS[0].describe(), LAYERS[0].describe(), LAYERS[2].describe()],  # an SSRC twice
+    ]
+    for layers in bad:
+        answer = ask(
+            hub, 2, {"type": "publish", "kind": "video", "ssrc": 0xA2, "codec": "H264", "layers": layers}
+        )
+        assert [a.message["code"] for a in answer if isinstance(a, Send)] == ["bad_request"]
+    answer = ask(hub, 2, {"type": "publish", "kind": "audio", "ssrc": 0xC2, "codec": "opus", "layers": [{}]})
+    assert [a.message["code"] for a in answer if isinstance(a, Send)] == ["bad_request"]

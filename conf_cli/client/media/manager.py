@@ -187,6 +187,11 @@ class MediaManager:
             for receiver in self.receivers.values():
                 if receiver.name == event.get("name"):
                     receiver.name = str(event.get("new_name"))
+        elif kind == "layer_switched":
+            ssrc, layer = event.get("ssrc"), event.get("layer")
+            switched = self.receivers.get(ssrc) if _is_ssrc(ssrc) else None
+            if switched is not None and isinstance(layer, int):
+                switched.told_layer = layer
         elif kind == "layers_active":
             ssrc, active = event.get("ssrc"), event.get("active")
             if _is_ssrc(ssrc) and isinstance(active, list):

@@ -135,6 +135,8 @@ class RemoteTrack:
             else []
         )
         """A simulcast track's layers' heights, lowest first: which one a decoded picture is from."""
+        self.told_layer: int | None = None
+        """The simulcast layer the server last said it sends us (``layer_switched``)."""
         self.size: tuple[int, int] | None = None
         """The size of the latest decoded picture (it changes when the server switches layers)."""
         self.audio = self.codec.lower() == "opus" or self.kind == "audio"
@@ -378,8 +380,10 @@ class RemoteTrack:
 
     @property
     def layer(self) -> int:
-        """Which simulcast layer the pictures come from (0 the lowest): the one nearest their height; 0
-        for a track of one layer."""
+        """Which simulcast layer the pictures come from (0 the lowest): as the server last said
+        (``layer_switched``), else the one nearest their height; 0 for a track of one layer."""
+        if self.told_layer is not None:
+            return self.told_layer
         if self.size is None or not self.layer_heights:
             return 0
         height = self.size[1]
