@@ -9,7 +9,13 @@ from types import SimpleNamespace
 import av
 import numpy as np
 
-from conf_cli.client.media.publisher import Publisher, plan_layers, scaled, simulcast_track
+from conf_cli.client.media.publisher import (
+    Publisher,
+    plan_layers,
+    scaled,
+    simulcast_track,
+    split_target,
+)
 from conf_cli.media.source import CapturedFrame
 from conf_cli.protocol.rtcp import Pli
 
@@ -29,6 +35,14 @@ def test_a_screen_keeps_its_resolution_and_gives_up_frame_rate_first() -> None:
     (low, middle, top) = plan_layers("screen", 1920, 1080, 2_000_000)
     assert middle[:2] == (1920, 1080) and middle[3] == 3
     assert top[3] == 1 and low[3] > middle[3]
+
+
+def test_a_narrow_uplink_shrinks_the_highest_layers_first() -> None:
+    nominal = [120_000, 400_000, 1_200_000]
+    assert split_target(2_000_000, nominal) == nominal
+    assert split_target(600_000, nominal) == [120_000, 400_000, 80_000]
+    assert split_target(100_000, nominal) == [100_000, 0, 0]
+    assert split_target(600_000, nominal, [True, False, True]) == [120_000, 0, 480_000]
 
 
 def test_halving_keeps_every_other_sample_of_each_plane() -> None:

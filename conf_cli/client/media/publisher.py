@@ -258,6 +258,23 @@ class OutgoingTrack:
         return described
 
 
+def split_target(target: int, nominal: list[int], active: list[bool] | None = None) -> list[int]:
+    """Share a video track's target bit rate (what its uplink carries, from congestion control) among
+    its simulcast layers, lowest first: each active layer in turn gets up to its nominal rate, so when the
+    uplink narrows the highest layers shrink first and the lowest keeps its picture; a paused layer gets
+    nothing. What is left over stays unused (a layer never runs above its nominal rate)."""
+    shares: list[int] = []
+    left = max(0, target)
+    for index, rate in enumerate(nominal):
+        if active is not None and not active[index]:
+            shares.append(0)
+            continue
+        share = min(rate, left)
+        shares.append(share)
+        left -= share
+    return shares
+
+
 def scaled(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
     """``picture`` at ``width`` x ``height`` in ``yuv420p``. Halving a ``yuv420p`` picture keeps every
     other sample of each plane (a third of what swscale costs here, and a small layer loses little to
