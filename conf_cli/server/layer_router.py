@@ -30,6 +30,8 @@ class LayerRouter:
     heights: dict[int, int] = field(default_factory=dict)
     """Subscriber -> the most lines its view shows (``receive``'s ``max_height``)."""
     downlinks: dict[int, Downlink] = field(default_factory=dict)
+    rates: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Track SSRC -> its layers' nominal bit rates, lowest first."""
     last: dict[int, LastPacket] = field(default_factory=dict)
     """Layer SSRC -> its newest packet the hub saw (while routes are not cached: a switch is pending)."""
     dirty: bool = False
@@ -72,6 +74,23 @@ class LayerRouter:
             downlink.forget_limit_above(track.layers[-1].bitrate)
             self.dirty = True
 
+    def stream_report(self, cid: int, dropped: float, now: float) -> None:
+        """On a stream transport (tcp://, which never loses packets), the share of the media for ``cid``
+        that its full send queue made the server drop: its downlink estimate follows, as it does the loss
+        a receiver reports on rtp://."""
+        receiving = [
+            self.rates[ssrc][sub.current]
+            for ssrc, subs in self.subscriptions.items()
+            if (sub := subs.get(cid)) is not None and sub.current is not None and ssrc in self.rates
+        ]
+        if not receiving:
+            return
+        downlink = self.downlinks.get(cid)
+        if downlink is None:
+            downlink = self.downlinks[cid] = Downlink()
+        if downlink.report(dropped, max(receiving), now):
+            self.dirty = True
+
     def sync(self, meetings: list[Meeting], now: float) -> tuple[list[tuple[int, int]], list[Send]]:
         """Bring every subscription in line with the meetings and budgets: ``(keyframe requests as
         (publisher, layer SSRC), dynacast messages)``."""
@@ -86,6 +105,7 @@ class LayerRouter:
                 if not track.layers:
                     continue
                 live.add(track.ssrc)
+                self.rates[track.ssrc] = tuple(layer.bitrate for layer in track.layers)
                 subs = self.subscriptions.setdefault(track.ssrc, {})
                 audience = meeting.audience(track.owner)
                 for cid in [cid for cid in subs if cid not in audience]:
@@ -121,6 +141,8 @@ class LayerRouter:
         self.switched.clear()
         for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
             del self.subscriptions[ssrc]
+        for ssrc in [ssrc for ssrc in self.rates if ssrc not in live]:
+            del self.rates[ssrc]
         layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
         for ssrc in [ssrc for ssrc in self.last if ssrc not in layers]:
             del self.last[ssrc]

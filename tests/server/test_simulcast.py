@@ -377,3 +377,16 @@ def test_layers_a_publish_may_not_list_are_refused() -> None:
         assert [a.message["code"] for a in answer if isinstance(a, Send)] == ["bad_request"]
     answer = ask(hub, 2, {"type": "publish", "kind": "audio", "ssrc": 0xC2, "codec": "opus", "layers": [{}]})
     assert [a.message["code"] for a in answer if isinstance(a, Send)] == ["bad_request"]
+
+
+def test_a_stream_link_dropping_media_moves_its_subscriber_down() -> None:
+    """tcp:// never loses a packet: a full send queue makes the server drop media instead, and that share
+    is the subscriber's downlink signal."""
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)  # Bob on the high layer
+    hub.layers.stream_report(2, 0.0, 1.5)  # nothing dropped: no limit learnt
+    assert hub.layers.budget(2) is None
+    hub.layers.stream_report(2, 0.7, 2.0)
+    hub.tick(2.1)
+    sub = hub.layers.subscription(0xA2, 2)
+    assert sub is not None and sub.target == 0
