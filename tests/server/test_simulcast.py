@@ -390,3 +390,45 @@ def test_a_stream_link_dropping_media_moves_its_subscriber_down() -> None:
     hub.tick(2.1)
     sub = hub.layers.subscription(0xA2, 2)
     assert sub is not None and sub.target == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([2, 3]), st.sampled_from([None, 150_000, 500_000, 2_000_000])),
+        max_size=8,
+    ),
+    st.integers(2, 9),
+)
+def test_what_each_subscriber_receives_through_the_forwarder_is_one_continuous_stream(
+    caps: list[tuple[int, int | None]], keyframe_every: int
+) -> None:
+    """Through the hub and the forwarder's route cache: whatever caps the subscribers set, and whenever
+    each layer's keyframes come, each subscriber receives one stream under the track's SSRC with every
+    sequence number one more than the last, and timestamps that only go forward."""
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    starts = (100, 65_000, 30_000)
+    changes = iter(caps)
+    now = 1.0
+    for tick in range(120):
+        now += 1 / 30
+        if tick % 12 == 11:
+            change = next(changes, None)
+            if change is not None:
+                cid, cap = change
+                ask(hub, cid, {"type": "receive", "max_bitrate": cap}, now)
+        if tick % 15 == 14:
+            hub.tick(now)
+        for index, layer in enumerate(LAYERS):
+            payload = IDR if tick % keyframe_every == 0 else SLICE
+            data = packet(layer.ssrc, starts[index] + tick, 9000 * index + 3000 * tick, payload)
+            forwarder.media(links[1], data, now)  # type: ignore[arg-type]
+    for cid in (2, 3):
+        got = [header(p) for p in links[cid].sent]
+        assert got, f"subscriber {cid} received nothing"
+        assert {ssrc for _, _, ssrc in got} == {0xA2}
+        for (seq_a, ts_a, _), (seq_b, ts_b, _) in itertools.pairwise(got):
+            assert seq_b == (seq_a + 1) & 0xFFFF
+            assert 0 < (ts_b - ts_a) & 0xFFFFFFFF < 0x80000000
