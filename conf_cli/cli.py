@@ -117,6 +117,42 @@ encryption_option = click.option(
     help="on: TLS, CURVE or SRTP as the transport needs, with the server's key pinned; none: plaintext, "
     "for debugging only (both ends must agree).",
 )
+
+
+class BitRate(click.ParamType):
+    """A bit rate in bit/s: ``300000``, ``300k`` or ``1.2M``."""
+
+    name = "bitrate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+        try:
+            bits = round(float(text[:-1] if scale > 1 else text) * scale)
+        except ValueError:
+            self.fail(f"{value!r} is not a bit rate (300000, 300k or 1.2M)", param, ctx)
+        low, high = 10_000, 100_000_000
+        if not low <= bits <= high:
+            self.fail(f"{value!r} is not between 10k and 100M bit/s", param, ctx)
+        return bits
+
+
+max_bitrate_option = click.option(
+    "--max-bitrate",
+    type=BitRate(),
+    default=None,
+    help="Receive at most this bit rate per video (300k, 1.2M): the server sends a simulcast track's "
+    "layer that fits.",
+)
+simulcast_option = click.option(
+    "--no-simulcast",
+    "simulcast",
+    flag_value=False,
+    default=True,
+    help="Publish video as one layer (default: up to three simulcast layers when the picture is large).",
+)
 fingerprint_option = click.option(
     "--fingerprint",
     default=None,
@@ -529,6 +565,8 @@ def meeting_options(command: F) -> F:
             password_stdin_option,
             encryption_option,
             fingerprint_option,
+            max_bitrate_option,
+            simulcast_option,
         )
     ):
         command = option(command)
@@ -557,6 +595,8 @@ def _attend(
     fingerprint: str | None,
     token: str | None = None,
     composite: Any = None,
+    max_bitrate: int | None = None,
+    simulcast: bool = True,
 ) -> None:
     from conf_cli.client.runner import attend
 
@@ -588,6 +628,8 @@ def _attend(
             fingerprint=fingerprint,
             token=token,
             composite=composite,
+            max_bitrate=max_bitrate,
+            simulcast=simulcast,
         )
     )
 

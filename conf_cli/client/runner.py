@@ -61,6 +61,8 @@ async def attend(
     pin: bool = True,
     token: str | None = None,
     composite: tuple[Composite, CompositeRecorder] | None = None,
+    max_bitrate: int | None = None,
+    simulcast: bool = True,
 ) -> int:
     """Create (``meeting`` is None) or join a meeting and stay until it ends for us.
 
@@ -83,6 +85,9 @@ async def attend(
     ``user`` logs in to that account first (with ``password``); the account name is then our name.
     ``token`` joins with an access token instead of ``passcode`` (``conf token create``).
     ``waiting_room`` gives a meeting this call creates a waiting room.
+    ``max_bitrate`` (bit/s) caps the simulcast layer the server sends of each video; the view asks for
+    the layer that fits it too (the terminal preview the smallest). ``simulcast=False`` publishes video
+    as one layer.
     ``encryption`` is ``on`` (the server's key pinned on first use, or checked against ``fingerprint``)
     or ``none``; ``pin=False`` checks ``fingerprint`` without writing known_hosts.
     ``composite`` (``conf record``) joins as a recorder: every received track goes into the composite,
@@ -150,11 +155,20 @@ async def attend(
         with contextlib.suppress(NotImplementedError, RuntimeError):  # stop cleanly: the trailer is written
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _leave_on_signal, client)
     media = MediaManager(
-        client, ui.show, record_dir, opener, on_close=composite[0].hold if composite is not None else None
+        client,
+        ui.show,
+        record_dir,
+        opener,
+        on_close=composite[0].hold if composite is not None else None,
+        simulcast=simulcast,
     )
+    wanted = receive_request(max_bitrate, outputs.view if control is None else "none")  # control: full size
     remote = DesktopControl(client, media, ui.show, leave_when_done=control is not None)
 
     def start() -> None:  # once in: at once, or when admitted from the waiting room
+        if wanted is not None:
+            with contextlib.suppress(ConfError):  # the link went: run_meeting reports it
+                client.send(wanted)
         if share is not None and source is not None:
             media.publish(share[0], source, **settings)
         if control is not None:
@@ -185,6 +199,26 @@ async def attend(
 def _leave_on_signal(client: Client) -> None:
     with contextlib.suppress(ConfError):
         client.send({"type": "leave"})
+
+
+PREVIEW_HEIGHT = 180
+"""The terminal preview is a few dozen character cells: the smallest simulcast layer is plenty."""
+WINDOW_HEIGHT = 720
+"""A video window's height (it shows up to 720p): the layer that fits it."""
+
+
+def receive_request(max_bitrate: int | None, view: str) -> Message | None:
+    """The ``receive`` request telling the server which simulcast layers to send us: at most
+    ``max_bitrate`` bit/s, and no more lines than ``view`` (``preview``, ``window``, ``none``) shows;
+    None if there is nothing to ask."""
+    request: Message = {"type": "receive"}
+    if max_bitrate is not None:
+        request["max_bitrate"] = max_bitrate
+    if view == "preview":
+        request["max_height"] = PREVIEW_HEIGHT
+    elif view == "window":
+        request["max_height"] = WINDOW_HEIGHT
+    return request if len(request) > 1 else None
 
 
 def _denied(meeting: object) -> ConfError:

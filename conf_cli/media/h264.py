@@ -31,6 +31,7 @@ __all__ = [
     "H264Depacketizer",
     "H264Packetizer",
     "join_annexb",
+    "opens_keyframe",
     "parse_stap_a",
     "split_annexb",
 ]
@@ -313,6 +314,20 @@ class H264Depacketizer:
             self.needs_keyframe = False
         self.frames += 1
         return [AccessUnit(join_annexb(nals), timestamp, keyframe)]
+
+
+def opens_keyframe(payload: Buffer) -> bool:
+    """Whether an RTP payload is the first packet of a keyframe: an SPS (conf's encoder repeats its
+    parameter sets before every IDR picture), alone or first in a STAP-A, or an IDR slice, whole or the
+    start of its fragments (FU-A). The server switches a subscriber between simulcast layers here."""
+    if not payload:
+        return False
+    kind = payload[0] & 0x1F
+    if kind in (NAL_SPS, NAL_IDR):
+        return True
+    if kind == STAP_A:
+        return len(payload) > 3 and payload[3] & 0x1F in (NAL_SPS, NAL_IDR)
+    return kind == FU_A and len(payload) > 1 and payload[1] & 0x80 != 0 and payload[1] & 0x1F == NAL_IDR
 
 
 def _opens_with_sps(payload: bytes) -> bool:

@@ -42,6 +42,11 @@ KEY_CHARS = 43  # 32 bytes, unpadded URL-safe base64 (an X25519 public key)
 MAX_CALL_ID_CHARS = 32
 MAX_RING_TIMEOUT = 120
 CALL_PATHS = ("direct", "relayed")
+MAX_LAYERS = 3
+"""Simulcast layers of one video track (``publish``'s ``layers``)."""
+MIN_BITRATE = 10_000
+MAX_BITRATE = 100_000_000
+"""bit/s: the bounds of a layer's bit rate and of ``receive``'s ``max_bitrate``."""
 MEDIA_KINDS = ("audio", "video", "screen")
 CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
 """The codec of each kind of track: all a meeting carries (names compared case-insensitively)."""
@@ -122,7 +127,13 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "admit": {"name": ("name", False), "all": ("bool", False)},
     "deny": {"name": ("name", True)},
     "set_waiting_room": {"enabled": ("bool", True)},
-    "publish": {"kind": ("media_kind", True), "ssrc": ("int", True), "codec": ("codec", True)},
+    "publish": {
+        "kind": ("media_kind", True),
+        "ssrc": ("int", True),
+        "codec": ("codec", True),
+        "layers": ("layers", False),
+    },
+    "receive": {"max_bitrate": ("bitrate", False), "max_height": ("height", False)},
     "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},
@@ -206,6 +217,7 @@ _NUMBER_RANGES: dict[str, tuple[int, int]] = {
     "rooms": (1, MAX_ROOMS),
     "room": (0, MAX_ROOMS),
     "minutes": (1, MAX_BREAKOUT_MINUTES),
+    "height": (16, 4320),
 }
 
 
@@ -261,6 +273,26 @@ def decode_client_message(data: bytes) -> Message:
     return message
 
 
+def check_layers(value: Any, where: str) -> None:
+    """A list of 1 to :data:`MAX_LAYERS` simulcast layers: objects with an ``ssrc`` (32-bit), a
+    ``width`` and ``height`` (16 to 7680 by 4320) and a ``bitrate`` (bit/s)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_LAYERS:
+        raise ProtocolError(f"{where} must be a list of 1 to {MAX_LAYERS} layers")
+    bounds = {
+        "ssrc": (0, 0xFFFFFFFF),
+        "width": (16, 7680),
+        "height": (16, 4320),
+        "bitrate": (MIN_BITRATE, MAX_BITRATE),
+    }
+    for layer in value:
+        if not isinstance(layer, dict):
+            raise ProtocolError(f"{where} must hold objects")
+        for key, (low, high) in bounds.items():
+            number = layer.get(key)
+            if not isinstance(number, int) or isinstance(number, bool) or not low <= number <= high:
+                raise ProtocolError(f"{where}: each layer's {key} must be an integer from {low} to {high}")
+
+
 def check_input(message: Message) -> None:
     """The fields a ``control_input``'s action needs, given together (each field alone is checked)."""
     action = message["action"]
@@ -292,6 +324,13 @@ def check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         return
     if field_kind == "candidates":
         check_candidates(value, where)
+        return
+    if field_kind == "bitrate":
+        if not isinstance(value, int) or isinstance(value, bool) or not MIN_BITRATE <= value <= MAX_BITRATE:
+            raise ProtocolError(f"{where} must be an integer from {MIN_BITRATE} to {MAX_BITRATE} bit/s")
+        return
+    if field_kind == "layers":
+        check_layers(value, where)
         return
     if field_kind == "options":
         _check_options(where, value)

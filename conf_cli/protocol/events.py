@@ -36,6 +36,7 @@ from conf_cli.protocol.control import (
     Message,
     check_field,
     check_input,
+    check_layers,
     check_name,
     decode_base64,
 )
@@ -152,9 +153,14 @@ class TrackEntry:
     kind: str
     ssrc: int
     codec: str
+    layers: tuple[Any, ...] | None = None
+    """A simulcast track's layers, lowest first."""
 
     def to_message(self) -> Message:
-        return {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        entry: Message = {"name": self.name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        if self.layers is not None:
+            entry["layers"] = list(self.layers)
+        return entry
 
 
 def _plain(value: Any) -> Any:
@@ -179,6 +185,17 @@ def _check(kind: str, key: str, field_kind: str, value: Any) -> Any:
         return own(where, value)
     check_field(kind, key, field_kind, value)  # the kinds client requests share with server messages
     return value
+
+
+def _layers(where: str, value: Any) -> tuple[Any, ...]:
+    check_layers(value, where)
+    return tuple(value)
+
+
+def _ssrcs(where: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > 8:
+        raise ProtocolError(f"{where} must be a list of at most 8 SSRCs")
+    return tuple(_ssrc(where, item) for item in value)
 
 
 def _integer(where: str, value: Any, low: int, high: int) -> int:
@@ -271,8 +288,17 @@ def _tracks(where: str, value: Any, kind_kind: str = "media_kind") -> tuple[Trac
         _check(where, "kind", kind_kind, entry["kind"])
         _ssrc(f"{where}.ssrc", entry["ssrc"])
         check_field(where, "codec", "codec", entry["codec"])
+        layers = entry.get("layers")
+        if layers is not None:
+            check_layers(layers, f"{where}.layers")
         entries.append(
-            TrackEntry(name=entry["name"], kind=entry["kind"], ssrc=entry["ssrc"], codec=entry["codec"])
+            TrackEntry(
+                name=entry["name"],
+                kind=entry["kind"],
+                ssrc=entry["ssrc"],
+                codec=entry["codec"],
+                layers=None if layers is None else tuple(layers),
+            )
         )
     return tuple(entries)
 
@@ -334,6 +360,8 @@ _KINDS: dict[str, Any] = {
     "port": lambda where, value: _integer(where, value, 1, 65535),
     "count": lambda where, value: _integer(where, value, 0, 2**53),
     "ssrc": _ssrc,
+    "ssrcs": lambda where, value: _ssrcs(where, value),
+    "layers_list": lambda where, value: _layers(where, value),
     "meeting": lambda where, value: _string(where, value, 64),
     "server": lambda where, value: _string(where, value, 256),
     "reason": lambda where, value: _string(where, value, MAX_REASON_CHARS),
@@ -611,6 +639,28 @@ class ShareStarted(Event):
     kind: str = _field("media_kind")
     ssrc: int = _field("ssrc")
     codec: str = _field("codec")
+    layers: tuple[Any, ...] | None = _field("layers_list", optional=True)
+    """A simulcast track's layers, lowest first (docs/protocol.md, "Simulcast")."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayersActive(Event):
+    """Dynacast: which layers of one of the recipient's simulcast tracks someone receives."""
+
+    TYPE: ClassVar[str] = "layers_active"
+    ssrc: int = _field("ssrc")
+    active: tuple[int, ...] = _field("ssrcs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerSwitched(Event):
+    """Which layer of a simulcast track the recipient receives now (under the track's SSRC)."""
+
+    TYPE: ClassVar[str] = "layer_switched"
+    ssrc: int = _field("ssrc")
+    layer: int = _field("count")
+    width: int = _field("count")
+    height: int = _field("count")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1007,6 +1057,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WaitingRoomChanged,
         Chat,
         ShareStarted,
+        LayersActive,
+        LayerSwitched,
         ShareStopped,
         ActiveSpeaker,
         E2eeKey,

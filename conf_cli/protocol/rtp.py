@@ -19,7 +19,16 @@ from typing import TypeAlias
 
 from conf_cli.errors import ProtocolError
 
-__all__ = ["RTP_HEADER_SIZE", "RTP_VERSION", "Buffer", "RtpPacket", "header_fits", "is_rtcp", "peek_ssrc"]
+__all__ = [
+    "RTP_HEADER_SIZE",
+    "RTP_VERSION",
+    "Buffer",
+    "RtpPacket",
+    "header_fits",
+    "is_rtcp",
+    "payload_offset",
+    "peek_ssrc",
+]
 
 RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
@@ -173,6 +182,16 @@ def header_fits(data: Buffer) -> bool:
             return False
         end += 4 + 4 * (data[end + 2] << 8 | data[end + 3])
     return end <= size
+
+
+def payload_offset(data: Buffer) -> int:
+    """Where the payload of an RTP packet starts (after its CSRC list and header extension); the packet
+    must pass :func:`header_fits`."""
+    first = data[0]
+    end = RTP_HEADER_SIZE + 4 * (first & 0x0F)
+    if first & 0x10:
+        end += 4 + 4 * (data[end + 2] << 8 | data[end + 3])
+    return end
 
 
 def peek_ssrc(data: Buffer) -> int:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("conf.server")
 
 TICK_SECONDS = 0.5
+MIN_STREAM_REPORT = 20
+"""Packets a stream link must have been given since the last tick for its drops to count as a report."""
 CALL_CLOCK_MIN = 0.01
 CALL_CLOCK_MAX = 1.0
 """Bounds, in seconds, of the call relay's clock between two ticks (its next deadline in between)."""
@@ -72,6 +74,8 @@ class Server:
         self._warned: set[int] = set()
         self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="conf-hash")
         return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
+        self._media_counts: dict[int, tuple[int, int]] = {}
+        """Per stream link: its media dropped and sent at the last tick (:meth:`_stream_reports`)."""
         self.forwarder = Forwarder(self.hub, self.links, self._malformed, self._apply)
         self.traffic = TrafficTotals()
         """Traffic counts of the links that closed, per transport (the open ones count their own)."""
@@ -285,12 +289,30 @@ class Server:
         result = await asyncio.get_running_loop().run_in_executor(self._hashing, action.work)
         self._apply(action.resume(result, time.monotonic()))
 
+    def _stream_reports(self, now: float) -> None:
+        """Tell the hub how much media each stream link (tcp://) dropped since the last tick because its
+        send queue was full: the downlink signal for its simulcast layers (docs/media.md)."""
+        seen = self._media_counts
+        for cid, link in self.links.items():
+            if not link.media_ordered:
+                continue
+            stats = link.stats
+            dropped, sent = stats.media_dropped, stats.media_out
+            before = seen.get(cid, (dropped, sent))
+            seen[cid] = (dropped, sent)
+            lost, total = dropped - before[0], dropped - before[0] + sent - before[1]
+            if total >= MIN_STREAM_REPORT:
+                self.hub.layers.stream_report(cid, lost / total, now)
+        for cid in [cid for cid in seen if cid not in self.links]:
+            del seen[cid]
+
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             now = time.monotonic()
             for cid in self.forwarder.take_active():  # media whose route was cached proves life too
                 self.hub.seen(cid, now)
+            self._stream_reports(now)
             self._apply(self.hub.tick(now))
 
 

@@ -23,14 +23,16 @@ from collections.abc import Callable, Iterable, Sequence
 from conf_cli.media.audio_level import read_audio_level
 from conf_cli.plugin.transport import Link, Listener
 from conf_cli.protocol.rtp import header_fits, is_rtcp
-from conf_cli.server.hub import Action, Hub, Verdict
+from conf_cli.server.hub import Action, Hub, Routed, Verdict
 from conf_cli.server.meeting import Track
 
 Send = Callable[[bytes, Sequence[Link]], object]
 Groups = tuple[tuple[Send, tuple[Link, ...]], ...]
-Route = tuple[Groups, Track | None]
+Rewrite = Callable[[bytes], bytes | None]
+Rewrites = tuple[tuple[Rewrite, Groups], ...]
+Route = tuple[Groups, Track | None, Rewrites]
 
-_REFUSED: Route = ((), None)
+_REFUSED: Route = ((), None, ())
 """Cached for a (link, SSRC) whose RTP the hub refuses: counted, sent nowhere."""
 
 
@@ -76,17 +78,25 @@ class Forwarder:
                 route = routes.get(packet[8:12])
                 if route is not None:
                     self.active.add(link.id)
-                    groups, track = route
+                    groups, track, rewrites = route
                     if track is None:
                         hub.stats.media_refused += 1
-                    elif track.feedback.first(packet):
+                        return True
+                    if track.feedback.first(packet):
                         for send, group in groups:
                             send(packet, group)
+                        for rewrite, rewritten in rewrites:  # a simulcast layer, into the track's stream
+                            out = rewrite(packet)
+                            if out is not None:
+                                for send, group in rewritten:
+                                    send(out, group)
                         if track.kind == "audio":
                             self._level(link, track, packet, now)
-                    else:
+                        return True
+                    if not rewrites:
                         self.send_each(packet, hub.route_resend(link.id, track, packet, now))
-                    return True
+                        return True
+                    # a resend of a rewritten layer: the hub's full path rewrites it for each requester
         routed = hub.route(link.id, packet, now)
         verdict = routed.verdict
         if verdict is Verdict.CLOSE:
@@ -100,7 +110,9 @@ class Forwarder:
             if routes is None:
                 routes = self._routes[link.id] = {}
             track = routed.track
-            routes[packet[8:12]] = _REFUSED if track is None else (self._resolve(routed.to), track)
+            routes[packet[8:12]] = (
+                _REFUSED if track is None else (self._resolve(routed.to), track, self._rewrites(routed))
+            )
         if routed.track is not None and routed.track.kind == "audio" and not routed.resend:
             self._level(link, routed.track, packet, now)
         if routed.forwards:
@@ -110,6 +122,14 @@ class Forwarder:
             self.send_each(packet, routed.to)
         else:
             self.send(packet, routed.to)
+        for rewriter, to in routed.rewrites:
+            out = rewriter.rewrite(packet)
+            if out is None:
+                continue
+            if routed.resend:
+                self.send_each(out, to)
+            else:
+                self.send(out, to)
         return True
 
     def _level(self, link: Link, track: Track, packet: bytes, now: float) -> None:
@@ -120,6 +140,9 @@ class Forwarder:
         actions = self.hub.audio_level(link.id, track, level[0], now)
         if actions and self.on_actions is not None:
             self.on_actions(list(actions))
+
+    def _rewrites(self, routed: Routed) -> Rewrites:
+        return tuple((rewriter.rewrite, self._resolve(to)) for rewriter, to in routed.rewrites)
 
     def forget(self, link: Link) -> None:
         """Drop the routes cached for ``link``'s media (it closed)."""

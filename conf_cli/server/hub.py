@@ -74,6 +74,7 @@ from conf_cli.server.feedback import (
 )
 from conf_cli.server.histogram import Histogram
 from conf_cli.server.journal import Journal
+from conf_cli.server.layer_router import LayerRouter, Rewrites
 from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.passcode import (
@@ -165,6 +166,9 @@ class Routed:
     cacheable: bool = False
     """RTP only: every later packet from this sender on this SSRC takes the same route (to ``to`` if it
     is first seen, nowhere if REFUSED) while :attr:`Hub.version` stays the same."""
+    rewrites: Rewrites = ()
+    """RTP of a simulcast layer: who receives it rewritten into the track's one stream, and how
+    (:mod:`conf_cli.server.simulcast`); ``to`` receives it unchanged."""
 
 
 _CLOSE = Routed(Verdict.CLOSE)
@@ -287,6 +291,7 @@ class HubStats(FeedbackStats):
     plis_forwarded: int = 0  # picture loss indications passed from a receiver to a publisher
     firs_forwarded: int = 0  # full intra request entries passed from a receiver to a publisher
     keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined
+    layer_switches: int = 0  # subscribers moved from one simulcast layer to another (or to their first)
     loss_reports: int = 0  # RTCP report blocks (receivers' loss reports) seen on their way
     loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
     speaker_switches: int = 0  # active_speaker changes announced
@@ -325,6 +330,11 @@ class Hub:
     journal: Journal = field(default_factory=Journal)
     """Shared by every meeting of this hub: what happens in meetings, for webhooks (off by default)."""
     _conns: dict[int, _Connection] = field(default_factory=dict)
+    layers: LayerRouter = field(init=False)
+    """Each subscriber's layer of each simulcast track (:mod:`conf_cli.server.layer_router`)."""
+
+    def __post_init__(self) -> None:
+        self.layers = LayerRouter(self.version)
 
     @property
     def generation(self) -> int:
@@ -353,7 +363,8 @@ class Hub:
         if conn is None:
             return []
         conn.advance(Phase.CLOSED)
-        return [*self.calls.disconnected(cid), *self._leave(conn, reason)]
+        self.layers.forget(cid)
+        return [*self.calls.disconnected(cid), *self._leave(conn, reason), *self.sync_layers(conn.last_seen)]
 
     def seen(self, cid: int, now: float) -> bool:
         """Media or a keep-alive from ``cid`` proves it is alive; False if it has not said hello yet."""
@@ -374,7 +385,7 @@ class Hub:
         except ProtocolError as exc:
             return self._bad(conn, str(exc))
         try:
-            return self._dispatch(conn, message, now)
+            return [*self._dispatch(conn, message, now), *self.sync_layers(now)]
         except RequestRefused as refusal:
             return [_refused(conn.cid, refusal, message)]
 
@@ -385,6 +396,8 @@ class Hub:
         self.limiter.prune(now)
         self.passcodes.prune(now)
         actions: list[Action] = list(self.calls.tick(now))
+        if self.layers.dirty:
+            actions += self.sync_layers(now, force=True)
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
@@ -422,13 +435,42 @@ class Hub:
         if not header_fits(packet):  # too short, or a CSRC list or extension past its end
             self.stats.media_malformed += 1
             return _MALFORMED
-        track = meeting.tracks.get(int.from_bytes(packet[8:12], "big"))
+        ssrc = int.from_bytes(packet[8:12], "big")
+        track = meeting.tracks.get(ssrc) or meeting.layer_tracks.get(ssrc)
         if track is None or track.owner != cid:
             self.stats.media_refused += 1
             return _REFUSED_CACHEABLE
+        main = track.parent or track
         if track.feedback.first(packet):
+            if main.layers:
+                plain, rewrites, cacheable = self.layers.route(main, track.index, packet, now)
+                self.stats.layer_switches = self.layers.switches
+                return Routed(Verdict.FORWARDED, plain, track=track, cacheable=cacheable, rewrites=rewrites)
             return Routed(Verdict.FORWARDED, meeting.audience(cid), track=track, cacheable=True)
-        return Routed(Verdict.FORWARDED, self.route_resend(cid, track, packet, now), resend=True)
+        asked = self.route_resend(cid, track, packet, now)
+        if main.layers and asked:  # each requester gets it as its stream numbers it
+            plain_to: list[int] = []
+            rewritten: list[tuple[Any, tuple[int, ...]]] = []
+            for requester in asked:
+                sub = self.layers.subscription(main.ssrc, requester)
+                if sub is None or sub.current != track.index:
+                    continue
+                if sub.rewriter.identity:
+                    plain_to.append(requester)
+                else:
+                    rewritten.append((sub.rewriter, (requester,)))
+            return Routed(Verdict.FORWARDED, tuple(plain_to), resend=True, rewrites=tuple(rewritten))
+        return Routed(Verdict.FORWARDED, asked, resend=True)
+
+    def sync_layers(self, now: float, *, force: bool = False) -> list[Action]:
+        """Keep simulcast subscriptions in step after a change: keyframe requests for the layers
+        subscribers now wait for, and dynacast messages to publishers (docs/protocol.md, "Simulcast")."""
+        layers = self.layers
+        if not force and layers.synced == self.version.value:
+            return []
+        asks, sends = layers.sync(list(self.meetings.values()), now)
+        self.stats.keyframes_requested += len(asks)
+        return [*sends, *(Forward((owner,), bytes(Pli(0, ssrc))) for owner, ssrc in asks)]
 
     def audio_level(self, cid: int, track: Track, level: int, now: float) -> list[Send]:
         """An audio packet of ``cid``'s ``track`` with ``level`` (RFC 6464) was forwarded at ``now``: when
@@ -517,10 +559,16 @@ class Hub:
                     continue
                 for owner, routed in self._feedback(conn, tracks, part, now):
                     to_owner.setdefault(owner, []).append(routed)
+            elif isinstance(part, SenderReport) and part.ssrc in meeting.layer_tracks:
+                unchanged = False  # a lower simulcast layer's: its subscribers know only the track's SSRC
             elif _speaks_for(cid, part, tracks):
                 to_audience.append(part)
                 if isinstance(part, ReceiverReport | SenderReport):
                     self._count_loss(part.reports)
+                    for block in part.reports:
+                        reported = tracks.get(block.ssrc)
+                        if reported is not None and reported.layers:
+                            self.layers.report(cid, reported, block.fraction_lost / 256, now)
             else:
                 unchanged = False
                 self.stats.rtcp_forged += 1
@@ -564,6 +612,23 @@ class Hub:
         if track is None or track.owner == cid or not self._together(conn, track.owner):
             self.stats.feedback_refused += 1
             return []
+        if track.layers:  # about the stream it receives: pass it on for the layer that stream carries
+            sub = self.layers.subscription(track.ssrc, cid)
+            if sub is None or sub.current is None:
+                return []
+            meeting = conn.meeting
+            media = track.layers[sub.current].ssrc
+            layer = track if media == track.ssrc or meeting is None else meeting.layer_tracks.get(media)
+            if layer is None:
+                return []
+            if isinstance(part, Nack):
+                original = [sub.rewriter.original(seq) for seq in part.lost]
+                lost = layer.feedback.nack(cid, original, now, conn.resends, self.stats)
+                return [(track.owner, Nack(part.sender_ssrc, media, lost))] if lost else []
+            if isinstance(part, Pli):
+                self.stats.plis_forwarded += 1
+                return [(track.owner, Pli(part.sender_ssrc, media))]
+            return [(track.owner, part)]
         if isinstance(part, Nack):
             lost = track.feedback.nack(cid, part.lost, now, conn.resends, self.stats)
             return [(track.owner, Nack(part.sender_ssrc, media, lost))] if lost else []
@@ -669,7 +734,21 @@ class Hub:
             case "lock" | "unlock":
                 return list(meeting.set_locked(pid, kind == "lock"))
             case "publish":
-                return list(meeting.publish(pid, message["kind"], message["ssrc"], message["codec"]))
+                return list(
+                    meeting.publish(
+                        pid, message["kind"], message["ssrc"], message["codec"], message.get("layers")
+                    )
+                )
+            case "receive":
+                for wanted, limits in (
+                    ("max_bitrate", self.layers.caps),
+                    ("max_height", self.layers.heights),
+                ):
+                    if message.get(wanted) is None:
+                        limits.pop(pid, None)
+                    else:
+                        limits[pid] = message[wanted]
+                return self.sync_layers(now, force=True)
             case "unpublish":
                 return list(meeting.unpublish(pid, message["kind"]))
             case "e2ee_keys":
@@ -1108,7 +1187,9 @@ class Hub:
 
     def _keyframes_for(self, meeting: Meeting) -> list[Action]:
         """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""
-        asks: list[Action] = [Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks()]
+        asks: list[Action] = [
+            Forward((t.owner,), bytes(Pli(0, t.ssrc))) for t in meeting.video_tracks() if not t.layers
+        ]  # a simulcast track's newcomers ask for the layer each one gets (sync_layers)
         self.stats.keyframes_requested += len(asks)
         return asks
 

@@ -38,6 +38,7 @@ host's admission even without a waiting room, since it will hold the media keys.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,7 @@ from conf_cli.server.people import (
     Send,
 )
 from conf_cli.server.remote_control import RemoteControl
+from conf_cli.server.simulcast import Layer
 from conf_cli.server.speaker import SpeakerDetector
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
@@ -123,10 +125,30 @@ class Track:
     codec: str
     feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
     """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
+    layers: tuple[Layer, ...] = ()
+    """Simulcast: its layers, lowest first, the last one with the track's own SSRC; empty for one layer."""
+    parent: Track | None = field(default=None, compare=False, repr=False)
+    """For a lower simulcast layer (kept in :attr:`Meeting.layer_tracks`): the track it is a layer of."""
+    index: int = 0
+    """Which of its parent's layers this is (0 the lowest); a track's own SSRC is its highest layer."""
+    active: frozenset[int] | None = field(default=None, compare=False, repr=False)
+    """Dynacast: the layers the publisher was last told to send (None: not told yet, all of them)."""
+
+    def summary(self, owner_name: str) -> TrackEntry:
+        """Whose track it is, its kind, SSRC and codec (what ``share_stopped`` and snapshots say)."""
+        return TrackEntry(name=owner_name, kind=self.kind, ssrc=self.ssrc, codec=self.codec)
 
     def describe(self, owner_name: str) -> TrackEntry:
-        """This track as a snapshot lists it."""
-        return TrackEntry(name=owner_name, kind=self.kind, ssrc=self.ssrc, codec=self.codec)
+        """:meth:`summary` and, for a simulcast track, its layers."""
+        layers = tuple(layer.describe() for layer in self.layers) if self.layers else None
+        return TrackEntry(name=owner_name, kind=self.kind, ssrc=self.ssrc, codec=self.codec, layers=layers)
+
+    def started(self, owner_name: str) -> ShareStarted:
+        """The ``share_started`` that announces this track (with its layers, for a simulcast track)."""
+        entry = self.describe(owner_name)
+        return ShareStarted(
+            name=entry.name, kind=entry.kind, ssrc=entry.ssrc, codec=entry.codec, layers=entry.layers
+        )
 
 
 @dataclass
@@ -170,6 +192,8 @@ class Meeting:
         self.tracks: dict[int, Track] = {}
         self.speakers = SpeakerDetector()
         """The dominant speaker, from the audio levels on the meeting's audio packets."""
+        self.layer_tracks: dict[int, Track] = {}
+        """The lower simulcast layers of :attr:`tracks`, by their own SSRC."""
         self._seniority = 0
         self._audience: dict[int, tuple[int, ...]] = {}  # owner -> everyone else, rebuilt on change
         self.version = version if version is not None else RouteVersion()
@@ -225,8 +249,8 @@ class Meeting:
         fields: dict[str, Any] = {
             "meeting": self.id,
             "participants": tuple(p.describe() for p in ordered),
-            "tracks": tuple(
-                t.describe(self.participants[t.owner].name)
+            "tracks": tuple(  # without simulcast layers: they would not fit one frame (layer_switched tells)
+                t.summary(self.participants[t.owner].name)
                 for t in self.tracks.values()
                 if pid is None or self.together(pid, t.owner)
             ),
@@ -617,6 +641,7 @@ class Meeting:
         self.journal.note("meeting_ended", self.id, reason=reason, **({"by": by} if by else {}))
         self.participants.clear()
         self.tracks.clear()
+        self.layer_tracks.clear()
         self._routes_changed()
         self.control.clear()
         self.closed = True
@@ -872,8 +897,7 @@ class Meeting:
             sends.append(Send(tuple(pids), stopped.to_message()))
         for ssrc, pids in sorted(gained.items()):
             track = self.tracks[ssrc]
-            owner = self.participants[track.owner].name
-            started = ShareStarted(name=owner, kind=track.kind, ssrc=track.ssrc, codec=track.codec)
+            started = track.started(self.participants[track.owner].name)
             sends.append(Send(tuple(pids), started.to_message()))
         return sends + self.control.apart()
 
@@ -939,8 +963,12 @@ class Meeting:
 
     # -- media --------------------------------------------------------------------------------------
 
-    def publish(self, pid: int, kind: str, ssrc: int, codec: str) -> list[Send]:
-        """Start a track; a participant has at most one track of each kind (a new one replaces it)."""
+    def publish(
+        self, pid: int, kind: str, ssrc: int, codec: str, layers: list[Message] | None = None
+    ) -> list[Send]:
+        """Start a track; a participant has at most one track of each kind (a new one replaces it).
+
+        A simulcast video track lists its ``layers`` (lowest first, the last one with ``ssrc``)."""
         participant = self.participants[pid]
         if kind not in MEDIA_KINDS:
             raise RequestRefused(
@@ -960,14 +988,19 @@ class Meeting:
         existing = self.tracks.get(ssrc)
         if existing is not None and (existing.owner != pid or existing.kind != kind):
             raise RequestRefused("bad_request", f"SSRC {ssrc:#010x} is already in use in this meeting")
+        described = self._layers(pid, kind, ssrc, layers) if layers else ()
         replaced = [t for t in self._tracks_of(pid) if t.kind == kind and t.ssrc != ssrc]
         sends = [self._stop_track(track, "replaced") for track in replaced]
-        track = Track(ssrc, pid, kind, codec)
+        if existing is not None and existing.ssrc in self.tracks:
+            self._drop_layers(existing)
+        track = Track(ssrc, pid, kind, codec, layers=described)
         self.tracks[ssrc] = track
+        for index, layer in enumerate(described[:-1]):
+            self.layer_tracks[layer.ssrc] = Track(layer.ssrc, pid, kind, codec, parent=track, index=index)
+        track.index = len(described) - 1 if described else 0
         self.version.bump()
         participant.sharing.add(kind)
-        started = ShareStarted(name=participant.name, kind=track.kind, ssrc=track.ssrc, codec=track.codec)
-        sends.append(Send(self.room_mates(pid), started.to_message()))
+        sends.append(Send(self.room_mates(pid), track.started(participant.name).to_message()))
         self.journal.note("track_published", self.id, **track.describe(participant.name).to_message())
         return sends
 
@@ -984,8 +1017,40 @@ class Meeting:
     def _tracks_of(self, pid: int) -> list[Track]:
         return [t for t in self.tracks.values() if t.owner == pid]
 
+    def _layers(self, pid: int, kind: str, ssrc: int, layers: list[Message]) -> tuple[Layer, ...]:
+        """The layers a ``publish`` lists, checked: video only, lowest first, the last one the track's
+        SSRC, each SSRC new in this meeting (docs/protocol.md, "Simulcast")."""
+        if kind == "audio":
+            raise RequestRefused("bad_request", "audio has no simulcast layers")
+        if self.e2ee:
+            raise RequestRefused(
+                "bad_request",
+                "an end-to-end encrypted meeting takes one layer per track (the server cannot rewrite "
+                "headers that SFrame authenticates)",
+            )
+        described = tuple(
+            Layer(int(layer["ssrc"]), int(layer["width"]), int(layer["height"]), int(layer["bitrate"]))
+            for layer in layers
+        )
+        if described[-1].ssrc != ssrc:
+            raise RequestRefused("bad_request", "the last (highest) layer must have the track's ssrc")
+        if len({layer.ssrc for layer in described}) != len(described):
+            raise RequestRefused("bad_request", "each layer needs its own ssrc")
+        if any(a.bitrate > b.bitrate for a, b in itertools.pairwise(described)):
+            raise RequestRefused("bad_request", "layers go from the lowest bit rate to the highest")
+        for layer in described[:-1]:
+            taken = self.tracks.get(layer.ssrc) or self.layer_tracks.get(layer.ssrc)
+            if taken is not None and taken.owner != pid:
+                raise RequestRefused("bad_request", f"SSRC {layer.ssrc:#010x} is already in use")
+        return described
+
+    def _drop_layers(self, track: Track) -> None:
+        for layer in track.layers[:-1]:
+            self.layer_tracks.pop(layer.ssrc, None)
+
     def _stop_track(self, track: Track, reason: str) -> Send:
         del self.tracks[track.ssrc]
+        self._drop_layers(track)
         self.version.bump()
         owner = self.participants[track.owner]
         if not any(t.kind == track.kind for t in self._tracks_of(track.owner)):

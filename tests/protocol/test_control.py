@@ -58,6 +58,7 @@ VALID: dict[str, dict[str, Any]] = {
     "unlock": {"type": "unlock"},
     "end": {"type": "end"},
     "publish": {"type": "publish", "kind": "video", "ssrc": 1234, "codec": "h264"},
+    "receive": {"type": "receive", "max_bitrate": 300_000},
     "unpublish": {"type": "unpublish", "kind": "video"},
     "e2ee_keys": {"type": "e2ee_keys", "keys": [{"to": "Bob", "box": "c2VhbGVk"}]},
     "control_request": {"type": "control_request", "name": "Ada"},

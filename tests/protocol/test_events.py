@@ -34,6 +34,7 @@ from conf_cli.protocol.events import (
     VoteEntry,
     parse_event,
 )
+from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.server import passcode as passcode_module
 from conf_cli.server.call_board import CallBoard
 from conf_cli.server.hub import Deferred, Hub
@@ -83,6 +84,19 @@ KIND_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "port": st.integers(1, 65535),
     "count": st.integers(0, 2**53),
     "ssrc": st.integers(0, 0xFFFFFFFF),
+    "ssrcs": st.lists(st.integers(0, 0xFFFFFFFF), max_size=3).map(tuple),
+    "layers_list": st.lists(
+        st.fixed_dictionaries(
+            {
+                "ssrc": st.integers(0, 0xFFFFFFFF),
+                "width": st.integers(16, 7680),
+                "height": st.integers(16, 4320),
+                "bitrate": st.integers(10_000, 100_000_000),
+            }
+        ),
+        min_size=1,
+        max_size=3,
+    ).map(tuple),
     "meeting": words,
     "server": words,
     "reason": words,
@@ -317,6 +331,15 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
     server.send(6, {"type": "vote", "choice": 2})
     server.send(5, {"type": "poll_close"})
     server.send(6, {"type": "publish", "kind": "audio", "ssrc": 77, "codec": "opus"})
+    layers = [
+        {"ssrc": 501, "width": 320, "height": 180, "bitrate": 120_000},
+        {"ssrc": 500, "width": 1280, "height": 720, "bitrate": 1_200_000},
+    ]
+    server.send(5, {"type": "publish", "kind": "video", "ssrc": 500, "codec": "H264", "layers": layers})
+    server.send(6, {"type": "receive", "max_bitrate": 300_000})  # dynacast: layers_active to Eve
+    keyframe = bytes(RtpPacket(96, 1, 0, 501, b"\x65idr"))
+    server.hub.route(5, keyframe, 0.0)  # Fay switches to the low layer ...
+    server._settle(server.hub.tick(0.1), 0.1)  # ... and is told: layer_switched
     server.send(5, {"type": "breakout_create", "rooms": 2})
     server.send(5, {"type": "breakout_assign", "name": "Fay", "room": 1})
     server.send(5, {"type": "breakout_open", "minutes": 5})

@@ -729,7 +729,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "lock": (),
     "unlock": (),
     "end": (),
-    "publish": ("kind", "ssrc", "codec"),
+    "publish": ("kind", "ssrc", "codec", "layers"),
+    "receive": ("max_bitrate", "max_height"),
     "unpublish": ("kind",),
     "e2ee_keys": ("keys",),
     "control_request": ("name",),
@@ -766,6 +767,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "rename": ("name", "new_name"),
     "ask_unmute": ("name",),
 }
+LAYER_TOP = {"ssrc": 0xFFFFFFFF, "width": 1280, "height": 720, "bitrate": 1_200_000}
 # Any text, lone surrogates included (JSON escapes can carry them).
 any_text = st.lists(st.characters() | st.sampled_from("\ud800\udbff\udc00\udfff"), max_size=40).map("".join)
 json_values = st.recursive(
@@ -779,6 +781,7 @@ field_values = (
     | st.sampled_from(["move", "button", "key", "text", 0.5, True, -3])
     | st.sampled_from(["B" * 43, ["10.0.0.1:4000"], [], "direct", "relayed", "c1", 5])
     | st.sampled_from(["👍", "🎉", ["Pizza", "Soup"], ["a", "b", "c"], 2, "Lunch?", "Bob"])
+    | st.sampled_from([300_000, [{"ssrc": 7, "width": 320, "height": 180, "bitrate": 120_000}, LAYER_TOP]])
     | any_text
     | json_values
 )

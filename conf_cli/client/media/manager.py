@@ -42,6 +42,8 @@ from conf_cli.protocol.events import (
     Error,
     Event,
     Joined,
+    LayersActive,
+    LayerSwitched,
     ParticipantJoined,
     ParticipantLeft,
     ParticipantRenamed,
@@ -107,10 +109,13 @@ class MediaManager:
         record_dir: Path | None = None,
         open_sinks: Callable[[Message], list[Sink]] | None = None,
         on_close: Callable[[], None] | None = None,
+        simulcast: bool = True,
     ) -> None:
         self.client = client
         self.on_close = on_close
         """Called first thing when every track is about to close (we leave): a recording holds its picture."""
+        self.simulcast = simulcast
+        """Publish video as simulcast layers when it is large enough (``--no-simulcast``: one layer)."""
         self.notify = notify
         self.record_dir = record_dir
         self.open_sinks = open_sinks
@@ -215,6 +220,13 @@ class MediaManager:
                 for receiver in self.receivers.values():
                     if receiver.name == event.name:
                         receiver.name = event.new_name
+            case LayerSwitched():
+                switched = self.receivers.get(event.ssrc)
+                if switched is not None:
+                    switched.told_layer = event.layer
+            case LayersActive():
+                for publisher in self.publishers:
+                    publisher.layers_active(event.ssrc, list(event.active))
             case Error(re="publish"):
                 for publisher in self.publishers:
                     publisher.refused()
@@ -347,6 +359,7 @@ class MediaManager:
             # RED is for datagram paths; where media is delivered in order a loss is the server shedding
             # load for a slow receiver, which redundancy would only add to.
             red=self.client.link is not None and not self.client.link.media_ordered,
+            simulcast=self.simulcast,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

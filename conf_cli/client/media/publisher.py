@@ -7,6 +7,15 @@ screen, file, pattern) becomes H.264 (payload type 96, 90 kHz), audio becomes Op
 48 kHz). A source that yields both kinds (a file with sound) gives two tracks. Each track has its own random
 SSRC and is announced with a ``publish`` request before its first packet.
 
+A video track is published as up to three simulcast layers when its picture is large enough
+(:func:`plan_layers`): the full picture and, for each halving down to :data:`MIN_LAYER_HEIGHT` lines, a
+smaller encoding of the same frames at a third and a tenth of the bit rate (a screen keeps its resolution
+for the middle layer and gives up frame rate instead). Each layer has its own encoder, RTP sender and
+SSRC; the track's SSRC is its highest layer's, and ``publish`` lists them all (docs/protocol.md,
+"Simulcast"). The server tells the publisher which layers someone receives (``layers_active``): the
+others are paused (not encoded at all), and a paused layer resumes with a keyframe when it is asked for
+again (by ``layers_active`` or a PLI for it). An end-to-end encrypted meeting gets one layer.
+
 In an end-to-end encrypted meeting each RTP packet's payload is encrypted (``protect``, an SFrame per
 payload, :mod:`conf_cli.client.media.e2ee`) just before it is sent; RTCP stays in the clear.
 
@@ -25,6 +34,9 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import av
+import numpy as np
 
 from conf_cli.errors import ConfError
 from conf_cli.media import libopus
@@ -60,6 +72,11 @@ MAX_REFERENCE_TIMES = 64  # receivers whose XR reference time is answered
 REFERENCE_TIME_AGE = 5.0  # seconds an unanswered reference time is kept
 RESEND_INTERVAL = 0.05  # a packet is resent at most once in this many seconds ...
 RESEND_RATE = 1_000_000.0  # ... and a track resends at most this many bytes a second (at once too)
+MIN_LAYER_HEIGHT = 180
+"""A simulcast layer below the highest has at least this many lines: a 720p source gives three layers
+(720, 360, 180), a 360p one two, anything smaller one."""
+LAYER_SHARES = (1.0, 1 / 3, 1 / 10)
+"""Each layer's share of the video bit rate, highest first (1.2 Mbit/s, 400 and 120 kbit/s)."""
 
 SendMedia = Callable[[bytes], None]
 Protect = Callable[[bytes], bytes | None]
@@ -87,10 +104,38 @@ def open_source(sources: Mapping[str, Any], name: str, options: Mapping[str, Any
         raise ConfError(f"cannot open {name}: {exc}") from None
 
 
-class OutgoingTrack:
-    """One published track: its encoder, its RTP sender and what it has sent."""
+def plan_layers(kind: str, width: int, height: int, bitrate: int) -> list[tuple[int, int, int, int]]:
+    """The simulcast layers of a ``kind`` picture of ``width`` x ``height`` at ``bitrate``: ``(width,
+    height, bit rate, frame divisor)`` for each, lowest first. A camera, file or pattern halves its size
+    for each lower layer (the lowest at half the frame rate); a screen keeps its full size for the middle
+    layer at a third of the frames (text stays readable), and halves it for the lowest at a sixth."""
+    layers: list[tuple[int, int, int, int]] = [(width, height, bitrate, 1)]
+    for step in (1, 2):
+        if height >> step < MIN_LAYER_HEIGHT:
+            break
+        share = int(bitrate * LAYER_SHARES[step])
+        if kind == "screen":
+            scale = 0 if step == 1 else 1
+            layers.append((width >> scale, height >> scale, share, 3 * step))
+        else:  # the smallest at half the frame rate: a thumbnail needs no more, and costs half as much
+            layers.append((width >> step, height >> step, share, step))
+    return layers[::-1]
 
-    def __init__(self, kind: str, audio: bool, fps: float, bitrate: int, rng: random.Random) -> None:
+
+class OutgoingTrack:
+    """One published track (or one simulcast layer of one): its encoder, its RTP sender and what it has
+    sent. A simulcast track holds its lower layers in :attr:`lower`."""
+
+    def __init__(
+        self,
+        kind: str,
+        audio: bool,
+        fps: float,
+        bitrate: int,
+        rng: random.Random,
+        size: tuple[int, int] | None = None,
+        divisor: int = 1,
+    ) -> None:
         self.kind = kind
         self.audio = audio
         self.codec = "opus" if audio else "H264"
@@ -121,6 +166,47 @@ class OutgoingTrack:
         self.resend_budget = TokenBucket(RESEND_RATE, RESEND_RATE)
         self._resent_at: dict[int, float] = {}  # sequence number -> when it was last resent
         self._first = True
+        self.size = size
+        """The picture size this layer encodes; None: the source's own."""
+        self.divisor = divisor
+        """Encode one frame in this many (a screen's lower layers give up frame rate)."""
+        self.lower: list[OutgoingTrack] = []
+        """Simulcast: the lower layers, lowest first (this track is the highest)."""
+        self.paused = False
+        """Dynacast: nobody receives this layer, so it is not encoded."""
+        self._count = 0
+
+    @property
+    def layers(self) -> list[OutgoingTrack]:
+        """Every layer of this track, lowest first (itself alone without simulcast)."""
+        return [*self.lower, self]
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume this layer; it resumes with a keyframe."""
+        if self.paused and not paused:
+            self.request_keyframe()
+        self.paused = paused
+
+    def encode_layers(self, captured: CapturedFrame) -> list[tuple[OutgoingTrack, list[EncodedUnit]]]:
+        """Encode one frame in every layer that is not paused (blocking: runs in a worker thread).
+
+        Highest first: each smaller picture is scaled from the last one scaled, not from the source, so
+        the three layers of a 720p picture cost one conversion each, the smaller ones on fewer pixels
+        (:func:`scaled`)."""
+        out = []
+        picture = captured.frame
+        for layer in reversed(self.layers):
+            layer._count += 1
+            if layer.paused or (layer._count - 1) % layer.divisor:
+                continue
+            given = captured
+            if layer is not self and isinstance(picture, av.VideoFrame) and layer.size is not None:
+                width, height = layer.size
+                if (picture.width, picture.height) != (width, height):
+                    picture = scaled(picture, width, height)
+                given = CapturedFrame(picture, captured.capture_time)
+            out.append((layer, layer.encode(given)))
+        return out
 
     def encode(self, captured: CapturedFrame) -> list[EncodedUnit]:
         """Encode one frame (blocking: runs in a worker thread)."""
@@ -128,7 +214,8 @@ class OutgoingTrack:
             return self.audio_encoder.encode(captured)
         if self.video_encoder is None:
             frame = captured.frame
-            self.video_encoder = H264Encoder(frame.width, frame.height, self.fps, self.bitrate)  # type: ignore[union-attr]
+            width, height = self.size or (frame.width, frame.height)  # type: ignore[union-attr]
+            self.video_encoder = H264Encoder(width, height, self.fps / self.divisor, self.bitrate)
         return self.video_encoder.encode(captured)
 
     def request_keyframe(self) -> None:
@@ -201,7 +288,61 @@ class OutgoingTrack:
                 self.red_switch.report(block.fraction_lost, now)
 
     def describe(self) -> Message:
-        return {"kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        described: Message = {"kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
+        if self.lower:
+            described["layers"] = [
+                {"ssrc": layer.ssrc, "width": width, "height": height, "bitrate": layer.bitrate}
+                for layer, (width, height) in ((layer, layer.size or (0, 0)) for layer in self.layers)
+            ]
+        return described
+
+
+def split_target(target: int, nominal: list[int], active: list[bool] | None = None) -> list[int]:
+    """Share a video track's target bit rate (what its uplink carries, from congestion control) among
+    its simulcast layers, lowest first: each active layer in turn gets up to its nominal rate, so when the
+    uplink narrows the highest layers shrink first and the lowest keeps its picture; a paused layer gets
+    nothing. What is left over stays unused (a layer never runs above its nominal rate)."""
+    shares: list[int] = []
+    left = max(0, target)
+    for index, rate in enumerate(nominal):
+        if active is not None and not active[index]:
+            shares.append(0)
+            continue
+        share = min(rate, left)
+        shares.append(share)
+        left -= share
+    return shares
+
+
+def scaled(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """``picture`` at ``width`` x ``height`` in ``yuv420p``. Halving a ``yuv420p`` picture keeps every
+    other sample of each plane (a third of what swscale costs here, and a small layer loses little to
+    it); any other size goes through swscale's fast bilinear scaler."""
+    w, h = picture.width, picture.height
+    if (
+        picture.format.name == "yuv420p"
+        and (w, h) == (2 * width, 2 * height)
+        and width % 2 == 0 == height % 2
+    ):
+        half = av.VideoFrame(width, height, "yuv420p")
+        for source, target in zip(picture.planes, half.planes, strict=True):
+            rows = np.frombuffer(memoryview(source), np.uint8).reshape(-1, source.line_size)
+            out = np.frombuffer(memoryview(target), np.uint8).reshape(-1, target.line_size)
+            out[:, : target.width] = rows[::2, : 2 * target.width : 2]
+        return half
+    return picture.reformat(width, height, "yuv420p", interpolation="FAST_BILINEAR")
+
+
+def simulcast_track(
+    kind: str, width: int, height: int, fps: float, bitrate: int, rng: random.Random
+) -> OutgoingTrack:
+    """A video track of ``width`` x ``height`` with the simulcast layers :func:`plan_layers` gives it."""
+    planned = plan_layers(kind, width, height, bitrate)
+    track = OutgoingTrack(kind, False, fps, bitrate, rng, (width, height))
+    for layer_width, layer_height, layer_bitrate, divisor in planned[:-1]:
+        size = (layer_width, layer_height)
+        track.lower.append(OutgoingTrack(kind, False, fps, layer_bitrate, rng, size, divisor))
+    return track
 
 
 class Publisher:
@@ -220,6 +361,7 @@ class Publisher:
         rng: random.Random | None = None,
         protect: Protect | None = None,
         red: bool = True,
+        simulcast: bool = True,
     ) -> None:
         self.source_name = source_name
         self.red = red
@@ -234,6 +376,8 @@ class Publisher:
         self._rng = rng or random.SystemRandom()
         self._protect = protect
         """Encrypts each RTP packet's payload (an E2EE meeting); None drops a packet it cannot encrypt."""
+        self._simulcast = simulcast and protect is None
+        """Publish video as simulcast layers (never end-to-end encrypted: the server rewrites headers)."""
         self.tracks: dict[bool, OutgoingTrack] = {}  # by "is audio"
         self._references: dict[int, tuple[int, float]] = {}  # receiver SSRC -> (its NTP time, arrival)
         self._frames: ThreadedSource | None = None
@@ -246,10 +390,21 @@ class Publisher:
         return kinds or ({self.kind} if not self.tracks else set())
 
     def owns(self, ssrc: int) -> OutgoingTrack | None:
+        """The track, or simulcast layer, whose SSRC is ``ssrc``."""
         for track in self.tracks.values():
-            if track.ssrc == ssrc:
-                return track
+            for layer in track.layers:
+                if layer.ssrc == ssrc:
+                    return layer
         return None
+
+    def layers_active(self, ssrc: int, active: list[int]) -> None:
+        """Dynacast (``layers_active``): encode only the layers of track ``ssrc`` someone receives."""
+        track = next((t for t in self.tracks.values() if t.ssrc == ssrc), None)
+        if track is None or not track.lower:
+            return
+        wanted = set(active)
+        for layer in track.layers:
+            layer.set_paused(layer.ssrc not in wanted)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"publish-{self.source_name}")
@@ -267,11 +422,12 @@ class Publisher:
                             reason = "stopped"
                             break
                         continue
-                    units = await asyncio.to_thread(track.encode, captured)
+                    encoded = await asyncio.to_thread(track.encode_layers, captured)
                     if track.stopped:
                         continue
-                    for unit in units:
-                        self._send(track, unit)
+                    for layer, units in encoded:
+                        for unit in units:
+                            self._send(layer, unit)
         except asyncio.CancelledError:
             reason = "stopped"
             raise
@@ -291,7 +447,11 @@ class Publisher:
             if self.tracks and all(t.stopped for t in self.tracks.values()):
                 return None
             kind = "audio" if audio else ("video" if self.kind == "audio" else self.kind)
-            track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
+            frame = captured.frame
+            if not audio and self._simulcast and isinstance(frame, av.VideoFrame):
+                track = simulcast_track(kind, frame.width, frame.height, self._fps, self._bitrate, self._rng)
+            else:
+                track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
             self.tracks[audio] = track
             self._send_control({"type": "publish", **track.describe()})
             self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
@@ -333,7 +493,8 @@ class Publisher:
                     outgoing.loss_reported(part, now)
         elif isinstance(part, Pli):
             track = self.owns(part.media_ssrc)
-            if track is not None:
+            if track is not None:  # someone needs this layer: a paused one resumes
+                track.set_paused(False)
                 track.request_keyframe()
         elif isinstance(part, Fir):
             for ssrc, _ in part.entries:
@@ -349,7 +510,8 @@ class Publisher:
     def request_keyframes(self) -> None:
         """Make the next picture of every video track a keyframe (a new key in an E2EE meeting)."""
         for track in self.tracks.values():
-            track.request_keyframe()
+            for layer in track.layers:
+                layer.request_keyframe()
 
     def confirm(self, ssrc: int) -> None:
         track = self.owns(ssrc)

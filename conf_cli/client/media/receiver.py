@@ -149,6 +149,21 @@ class RemoteTrack:
         self.kind = str(info.get("kind", ""))
         self.ssrc = int(info["ssrc"])
         self.codec = str(info.get("codec", ""))
+        layers = info.get("layers")
+        self.layer_heights = (
+            [
+                int(layer["height"])
+                for layer in layers
+                if isinstance(layer, dict) and isinstance(layer.get("height"), int)
+            ]
+            if isinstance(layers, list)
+            else []
+        )
+        """A simulcast track's layers' heights, lowest first: which one a decoded picture is from."""
+        self.told_layer: int | None = None
+        """The simulcast layer the server last said it sends us (``layer_switched``)."""
+        self.size: tuple[int, int] | None = None
+        """The size of the latest decoded picture (it changes when the server switches layers)."""
         self.audio = self.codec.lower() == "opus" or self.kind == "audio"
         clock_rate = 48_000 if self.audio else 90_000
         self.stats = ReceiverStats(self.ssrc, clock_rate)
@@ -435,6 +450,8 @@ class RemoteTrack:
                 self._video_decoder = H264Decoder()
             frames = self._video_decoder.decode(item.data)
             self.decode_errors = self._video_decoder.errors
+            if frames:
+                self.size = (frames[-1].width, frames[-1].height)
         else:
             self._record(
                 EncodedUnit("opus", item.payload, item.timestamp, self._clock_rate, True, time.time())
@@ -463,6 +480,17 @@ class RemoteTrack:
         return len(frames)
 
     # -- statistics -------------------------------------------------------------------------------------
+
+    @property
+    def layer(self) -> int:
+        """Which simulcast layer the pictures come from (0 the lowest): as the server last said
+        (``layer_switched``), else the one nearest their height; 0 for a track of one layer."""
+        if self.told_layer is not None:
+            return self.told_layer
+        if self.size is None or not self.layer_heights:
+            return 0
+        height = self.size[1]
+        return min(range(len(self.layer_heights)), key=lambda i: abs(self.layer_heights[i] - height))
 
     def stats_event(self) -> Message:
         now = time.monotonic()
@@ -493,6 +521,8 @@ class RemoteTrack:
                     **({"level": self.level} if self.level is not None else {}),
                 }
                 if self.audio
+                else {"width": self.size[0], "height": self.size[1], "layer": self.layer}
+                if self.size is not None
                 else {}
             ),
             **(

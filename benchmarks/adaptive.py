@@ -1,0 +1,282 @@
+"""Media that adapts: figures of each scenario, one function per scenario, one run each.
+
+Run with ``PYTHONPATH=.:plugins/capture python benchmarks/adaptive.py [SCENARIO ...]``; prints figures and
+asserts nothing (docs/media.md says what they mean). Ratios compare like with like within the same run.
+
+Scenarios:
+
+- ``simulcast_encoding``: the encoding CPU of a 720p30 source published as three simulcast layers
+  (1280x720, 640x360, 320x180; each layer's encoder converts the picture once) against one layer.
+- ``simulcast_forwarding``: the server's forwarding cost per packet (hub and forwarder, in process: no
+  transport and no encryption) for a track of one layer, a simulcast track whose subscribers all receive
+  the highest layer, and one where half of them receive a lower layer rewritten into the track's stream.
+- ``capped_and_lossy``: real processes over rtp:// (SRTP): how long a subscriber with ``--max-bitrate
+  300k`` waits for its first picture of the low layer, and how long one whose path starts losing 30 %
+  takes to be moved down, with the loss each sees afterwards.
+- ``dynacast_cpu``: real processes: the publisher's CPU while someone receives 720p, and while its only
+  subscriber receives the low layer (the high and middle layers paused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+SCENARIOS: dict[str, Callable[[], None]] = {}
+
+
+def scenario(function: Callable[[], None]) -> Callable[[], None]:
+    SCENARIOS[function.__name__] = function
+    return function
+
+
+@scenario
+def simulcast_encoding() -> None:
+    import random
+
+    from conf_capture.pattern import PatternGenerator
+
+    from conf_cli.client.media.publisher import OutgoingTrack, simulcast_track
+    from conf_cli.media.source import CapturedFrame
+
+    frames = 121
+    generator = PatternGenerator(1280, 720)
+    pictures = [
+        CapturedFrame(generator.render(i, 1_700_000_000 + i / 30), 1_700_000_000 + i / 30)
+        for i in range(frames)
+    ]
+
+    def cost(track: OutgoingTrack) -> Callable[[], float]:
+        track.encode_layers(pictures[0])  # opens the encoders
+        at = [1]
+
+        def run() -> float:
+            start, first = time.process_time(), at[0]
+            for picture in pictures[first : first + 30]:
+                track.encode_layers(picture)
+            at[0] = first + 30
+            return (time.process_time() - start) / 30
+
+        return run
+
+    rng = random.Random(1)
+    runs = {
+        "one": cost(OutgoingTrack("video", False, 30, 1_200_000, rng)),
+        "three": cost(simulcast_track("video", 1280, 720, 30, 1_200_000, rng)),
+    }
+    best = {name: float("inf") for name in runs}
+    for _ in range(4):  # interleaved, best of 4 rounds of 30 frames: the machine's other load counts least
+        for name, run in runs.items():
+            best[name] = min(best[name], run())
+    one, three = best["one"], best["three"]
+    print("simulcast_encoding (720p30 pattern, encoding CPU per frame, as the publisher does it)")
+    print(f"  one layer     {one * 1000:7.2f} ms")
+    print(f"  three layers  {three * 1000:7.2f} ms  ({three / one:.2f}x one layer; the issue allows 1.5x)")
+
+
+@scenario
+def simulcast_forwarding() -> None:
+    from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+    from conf_cli.protocol.rtp import RtpPacket
+    from conf_cli.server import passcode
+    from conf_cli.server.forwarding import Forwarder
+    from conf_cli.server.hub import Deferred, Hub
+
+    passcode._SCRYPT = {"n": 2, "r": 1, "p": 1}  # type: ignore[attr-defined]
+    subscribers = 10
+    packets = 5_000
+
+    class Link:
+        def __init__(self, cid: int) -> None:
+            self.id = cid
+            self.listener = None
+            self.sent = 0
+
+        def send_media(self, data: bytes) -> None:
+            self.sent += 1
+
+    def ask(hub: Hub, cid: int, message: dict[str, Any]) -> list[Any]:
+        pending, done = hub.received(cid, encode(message), 0.0), []
+        while pending:
+            action = pending.pop(0)
+            if isinstance(action, Deferred):
+                pending += action.resume(action.work(), 0.0)
+            else:
+                done.append(action)
+        return done
+
+    def meeting(layers: list[dict[str, int]] | None, capped: int) -> tuple[Forwarder, Link]:
+        hub = Hub()
+        links: dict[int, Any] = {}
+        for cid in range(1, subscribers + 2):
+            hub.connected(cid, 0.0, f"10.0.0.{cid}:5000")
+            ask(hub, cid, {"type": "hello", "protocol": PROTOCOL_VERSION})
+            links[cid] = Link(cid)
+            if cid == 1:
+                created = ask(hub, 1, {"type": "create", "name": "pub", "passcode": "pw-1234"})
+                meeting_id = created[0].message["meeting"]
+            else:
+                ask(
+                    hub,
+                    cid,
+                    {"type": "join", "meeting": meeting_id, "name": f"s{cid}", "passcode": "pw-1234"},
+                )
+            if 2 <= cid < 2 + capped:
+                ask(hub, cid, {"type": "receive", "max_bitrate": 150_000})
+        request: dict[str, Any] = {"type": "publish", "kind": "video", "ssrc": 0xA2, "codec": "H264"}
+        if layers:
+            request["layers"] = layers
+        ask(hub, 1, request)
+        return Forwarder(hub, links), links[1]
+
+    layers = [
+        {"ssrc": 0xA0, "width": 320, "height": 180, "bitrate": 120_000},
+        {"ssrc": 0xA1, "width": 640, "height": 360, "bitrate": 400_000},
+        {"ssrc": 0xA2, "width": 1280, "height": 720, "bitrate": 1_200_000},
+    ]
+
+    def runner(
+        layers: list[dict[str, int]] | None, capped: int, ssrcs: tuple[int, ...]
+    ) -> Callable[[], float]:
+        forwarder, publisher = meeting(layers, capped)
+        seq = [0]
+
+        def run() -> float:
+            first = seq[0]
+            seq[0] += packets
+            stream = [
+                bytes(
+                    RtpPacket(96, n & 0xFFFF, n * 3000, ssrc, (b"\x65" if n == 0 else b"\x41") + bytes(1000))
+                )
+                for n in range(first, first + packets)
+                for ssrc in ssrcs
+            ]
+            media = forwarder.media
+            start = time.perf_counter()
+            for packet in stream:
+                media(publisher, packet, 1.0)  # type: ignore[arg-type]
+            return (time.perf_counter() - start) / len(stream)
+
+        return run
+
+    runs = {
+        "plain": runner(None, 0, (0xA2,)),
+        "top": runner(layers, 0, (0xA2,)),
+        "mixed": runner(layers, subscribers // 2, (0xA0, 0xA2)),
+    }
+    best = {name: float("inf") for name in runs}
+    for _ in range(7):  # interleaved, best of 7: the machine's other load counts least
+        for name, run in runs.items():
+            best[name] = min(best[name], run())
+    plain, top, mixed = best["plain"], best["top"], best["mixed"]
+    print(f"simulcast_forwarding ({subscribers} subscribers, in process, no transport or encryption)")
+    print(f"  one layer                  {plain * 1e6:7.2f} us/packet")
+    print(f"  simulcast, all on the top  {top * 1e6:7.2f} us/packet ({top / plain - 1:+.1%})")
+    rise = mixed / plain - 1
+    print(f"  simulcast, half rewritten  {mixed * 1e6:7.2f} us/packet ({rise:+.1%}, per packet in)")
+
+
+def _video(name: str, **wanted: Any) -> Callable[[dict[str, Any]], bool]:
+    def match(event: dict[str, Any]) -> bool:
+        if event.get("name") != name or event.get("kind") != "video" or "height" not in event:
+            return False
+        return all(
+            check(event.get(k)) if callable(check) else event.get(k) == check for k, check in wanted.items()
+        )
+
+    return match
+
+
+HD = ("--width", "1280", "--height", "720", "--fps", "15")
+
+
+@scenario
+def capped_and_lossy() -> None:
+    from conf_cli.testing.processes import ClientPool, spawn, start_server
+    from conf_cli.testing.relay import Impairment, start_relay
+
+    server, url = start_server(transport="rtp")
+    pool = ClientPool(url)
+    try:
+        host, meeting = pool.create("host")
+        sharer = pool.share(meeting, "cam", "pattern", *HD)
+        sharer.expect("publish_started")
+        host.expect("track_stats", _video("cam", layer=2), timeout=30)
+        joined = time.monotonic()
+        capped = pool.joined(meeting, "capped", "--max-bitrate", "300k")
+        capped.expect("track_stats", _video("cam", layer=0), timeout=30)
+        first_low = time.monotonic() - joined
+        later = capped.expect("track_stats", _video("cam", layer=0), timeout=10)
+        with start_relay("127.0.0.1", int(url.rsplit(":", 1)[1]), seed=7) as relay:
+            args = ["join", meeting, "--server", f"rtp://127.0.0.1:{relay.port}", "--name", "lossy"]
+            lossy = spawn([*args, "--passcode", pool.passcode, "--json"])
+            pool.started.append(lossy)
+            lossy.expect("track_stats", _video("cam", layer=2), timeout=30)
+            relay.loop.call_soon_threadsafe(setattr, relay.relay, "impairment", Impairment(loss=0.3))
+            bad = time.monotonic()
+            moved = lossy.expect("track_stats", _video("cam", layer=lambda layer: layer < 2), timeout=60)
+            to_switch = time.monotonic() - bad
+        print("capped_and_lossy (rtp:// with SRTP, 720p15 pattern, three layers)")
+        loss = later["loss_rate"]
+        print(f"  --max-bitrate 300k: low-layer stats {first_low:.2f} s after joining, loss {loss:.2%}")
+        print(
+            f"  30 % loss on the path: on layer {moved['layer']} after {to_switch:.2f} s (stats each second)"
+        )
+    finally:
+        pool.stop_all()
+        server.stop()
+
+
+@scenario
+def dynacast_cpu() -> None:
+    import os
+
+    from conf_cli.testing.processes import ClientPool, ConfProcess, start_server
+
+    def cpu(process: ConfProcess, seconds: float) -> float:
+        def used() -> float:
+            with open(f"/proc/{process.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        before, start = used(), time.monotonic()
+        time.sleep(seconds)
+        return (used() - before) / (time.monotonic() - start)
+
+    server, url = start_server(transport="rtp")
+    pool = ClientPool(url)
+    try:
+        host, meeting = pool.create("host")
+        sharer = pool.share(meeting, "cam", "pattern", *HD)
+        host.expect("track_stats", _video("cam", layer=2), timeout=30)
+        high = cpu(sharer, 5.0)
+        host.send("/leave")
+        host.wait()
+        capped = pool.joined(meeting, "capped", "--max-bitrate", "150k")
+        capped.expect("track_stats", _video("cam", layer=0), timeout=30)
+        time.sleep(1.0)
+        low = cpu(sharer, 5.0)
+        print("dynacast_cpu (rtp:// with SRTP, 720p15 pattern)")
+        change = low / high - 1
+        print(
+            f"  someone on 720p: {high:.2f} core; only the low layer wanted: {low:.2f} core ({change:+.0%})"
+        )
+    finally:
+        pool.stop_all()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], help="which to run (default: all)")
+    names = parser.parse_args().scenarios or list(SCENARIOS)
+    for name in names:
+        SCENARIOS[name]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Simulcast routing for a hub, sans-I/O: each subscriber's layer of each simulcast track, kept in step
+with the meetings (:meth:`LayerRouter.sync`) and applied to each packet (:meth:`LayerRouter.route`).
+
+The choice is made when routes are computed, not per packet: :meth:`route` answers one layer's packet with
+who receives it unchanged and who receives it rewritten (:class:`~conf_cli.server.simulcast.Rewriter`),
+and says the answer may be cached (:mod:`conf_cli.server.forwarding`) unless a subscriber of the track
+waits for a keyframe to switch. A switch bumps the hub's route version, so cached routes are rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from conf_cli.media.h264 import opens_keyframe
+from conf_cli.protocol.rtp import payload_offset
+from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
+from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
+
+Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
+"""Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
+
+
+@dataclass
+class LayerRouter:
+    version: RouteVersion
+    subscriptions: dict[int, dict[int, Subscription]] = field(default_factory=dict)
+    """Track SSRC -> subscriber -> its subscription."""
+    caps: dict[int, int] = field(default_factory=dict)
+    """Subscriber -> the most bit/s it wants per video track (``receive``'s ``max_bitrate``)."""
+    heights: dict[int, int] = field(default_factory=dict)
+    """Subscriber -> the most lines its view shows (``receive``'s ``max_height``)."""
+    downlinks: dict[int, Downlink] = field(default_factory=dict)
+    rates: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Track SSRC -> its layers' nominal bit rates, lowest first."""
+    last: dict[int, LastPacket] = field(default_factory=dict)
+    """Layer SSRC -> its newest packet the hub saw (while routes are not cached: a switch is pending)."""
+    dirty: bool = False
+    """Something changed that :meth:`sync` should look at (a switch, a downlink estimate)."""
+    switches: int = 0
+    switched: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(subscriber, track SSRC) -> the layer it moved to, for :meth:`sync` to tell it."""
+    synced: int = -1
+    """The route version last synced at."""
+
+    def budget(self, cid: int) -> float | None:
+        """What ``cid`` may receive per video track, bit/s; None: no limit known."""
+        cap = self.caps.get(cid)
+        downlink = self.downlinks.get(cid)
+        estimate = downlink.estimate if downlink is not None else None
+        if cap is None:
+            return estimate
+        return cap if estimate is None else min(cap, estimate)
+
+    def forget(self, cid: int) -> None:
+        self.caps.pop(cid, None)
+        self.heights.pop(cid, None)
+        self.downlinks.pop(cid, None)
+        for subs in self.subscriptions.values():
+            subs.pop(cid, None)
+
+    def subscription(self, ssrc: int, cid: int) -> Subscription | None:
+        subs = self.subscriptions.get(ssrc)
+        return subs.get(cid) if subs is not None else None
+
+    def report(self, cid: int, track: Track, fraction_lost: float, now: float) -> None:
+        """A receiver report from ``cid`` about simulcast ``track``: its downlink estimate follows."""
+        sub = self.subscription(track.ssrc, cid)
+        if sub is None or sub.current is None:
+            return
+        downlink = self.downlinks.get(cid)
+        if downlink is None:
+            downlink = self.downlinks[cid] = Downlink()
+        if downlink.report(fraction_lost, track.layers[sub.current].bitrate, now):
+            downlink.forget_limit_above(track.layers[-1].bitrate)
+            self.dirty = True
+
+    def stream_report(self, cid: int, dropped: float, now: float) -> None:
+        """On a stream transport (tcp://, which never loses packets), the share of the media for ``cid``
+        that its full send queue made the server drop: its downlink estimate follows, as it does the loss
+        a receiver reports on rtp://."""
+        receiving = [
+            self.rates[ssrc][sub.current]
+            for ssrc, subs in self.subscriptions.items()
+            if (sub := subs.get(cid)) is not None and sub.current is not None and ssrc in self.rates
+        ]
+        if not receiving:
+            return
+        downlink = self.downlinks.get(cid)
+        if downlink is None:
+            downlink = self.downlinks[cid] = Downlink()
+        if downlink.report(dropped, max(receiving), now):
+            self.dirty = True
+
+    def sync(self, meetings: list[Meeting], now: float) -> tuple[list[tuple[int, int]], list[Send]]:
+        """Bring every subscription in line with the meetings and budgets: ``(keyframe requests as
+        (publisher, layer SSRC), dynacast messages)``."""
+        self.dirty = False
+        self.synced = self.version.value
+        asks: list[tuple[int, int]] = []
+        sends: list[Send] = []
+        live: set[int] = set()
+        changed = False
+        for meeting in meetings:
+            for track in meeting.tracks.values():
+                if not track.layers:
+                    continue
+                live.add(track.ssrc)
+                self.rates[track.ssrc] = tuple(layer.bitrate for layer in track.layers)
+                subs = self.subscriptions.setdefault(track.ssrc, {})
+                audience = meeting.audience(track.owner)
+                for cid in [cid for cid in subs if cid not in audience]:
+                    del subs[cid]
+                for cid in audience:
+                    sub = subs.get(cid)
+                    current = None if sub is None else sub.current
+                    target = pick(track.layers, self.budget(cid), current, self.heights.get(cid))
+                    if sub is None:
+                        sub = subs[cid] = Subscription(track.ssrc, target, now)
+                        asks.append((track.owner, track.layers[target].ssrc))
+                        changed = True
+                    elif target != sub.target:
+                        sub.target = target
+                        sub.asked = now
+                        if sub.pending:
+                            asks.append((track.owner, track.layers[target].ssrc))
+                        changed = True
+                active = needed(track.layers, subs.values())
+                if active != track.active:
+                    track.active = active
+                    ssrcs = [track.layers[index].ssrc for index in sorted(active)]
+                    message = {"type": "layers_active", "ssrc": track.ssrc, "active": ssrcs}
+                    sends.append(Send((track.owner,), message))
+        for (cid, ssrc), index in self.switched.items():
+            sub = self.subscription(ssrc, cid)
+            told_of = next((t for m in meetings if (t := m.tracks.get(ssrc)) is not None), None)
+            if sub is None or told_of is None or sub.current != index:
+                continue
+            layer = told_of.layers[index]
+            told = {"type": "layer_switched", "ssrc": ssrc, "layer": index}
+            sends.append(Send((cid,), {**told, "width": layer.width, "height": layer.height}))
+        self.switched.clear()
+        for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
+            del self.subscriptions[ssrc]
+        for ssrc in [ssrc for ssrc in self.rates if ssrc not in live]:
+            del self.rates[ssrc]
+        layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
+        for ssrc in [ssrc for ssrc in self.last if ssrc not in layers]:
+            del self.last[ssrc]
+        if changed:
+            self.version.bump()
+            self.synced = self.version.value
+        return list(dict.fromkeys(asks)), sends
+
+    def route(
+        self, track: Track, index: int, packet: bytes, now: float
+    ) -> tuple[tuple[int, ...], Rewrites, bool]:
+        """Who receives this first-seen packet of layer ``index`` of simulcast ``track``: ``(unchanged,
+        rewritten, cacheable)``. A subscriber waiting for this layer switches to it at its keyframe."""
+        subs = self.subscriptions.get(track.ssrc)
+        if not subs:
+            return (), (), True
+        layers = track.layers
+        ssrc = layers[index].ssrc
+        last = self.last.get(ssrc)
+        if last is None:
+            last = self.last[ssrc] = LastPacket()
+        plain: list[int] = []
+        rewritten: dict[tuple[int, int, int, int], tuple[Rewriter, list[int]]] = {}
+        settled = True
+        keyframe: bool | None = None
+        for cid, sub in subs.items():
+            if sub.target == index and sub.current != index:
+                if keyframe is None:
+                    keyframe = opens_keyframe(packet[payload_offset(packet) :])
+                if keyframe:
+                    self._switch(cid, sub, layers, index, packet, now)
+            if sub.pending:
+                settled = False
+            if sub.current == index:
+                rewriter = sub.rewriter
+                if rewriter.identity:
+                    plain.append(cid)
+                else:
+                    group = rewritten.get(rewriter.key)
+                    if group is None:
+                        rewritten[rewriter.key] = (rewriter, [cid])
+                    else:
+                        group[1].append(cid)
+        last.note(packet, now)
+        return tuple(plain), tuple((r, tuple(cids)) for r, cids in rewritten.values()), settled
+
+    def _switch(
+        self, cid: int, sub: Subscription, layers: tuple[Layer, ...], index: int, packet: bytes, now: float
+    ) -> None:
+        """Move ``sub`` to layer ``index`` at ``packet``, continuing its stream from where it stands: the
+        last packet of its old layer seen since it was asked to move (until one is, it waits for the next
+        keyframe)."""
+        ending: tuple[int, int, float] | None = None
+        if sub.current is not None:
+            old = self.last.get(layers[sub.current].ssrc)
+            if old is None or old.seq is None or old.at < sub.asked:
+                return
+            ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
+        sub.rewriter.switch(packet, now, ending)
+        sub.current = index
+        self.switched[(cid, layers[-1].ssrc)] = index
+        self.switches += 1
+        self.dirty = True
+        self.version.bump()

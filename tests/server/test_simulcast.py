@@ -1,0 +1,434 @@
+"""Simulcast in the server: the layer selector, the downlink estimate, SSRC/sequence/timestamp rewriting
+across switches, dynacast decisions, and the hub routing a simulcast track per subscriber."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conf_cli.protocol.control import PROTOCOL_VERSION, encode
+from conf_cli.protocol.rtcp import Nack, Pli, ReceiverReport, ReportBlock, build_compound, parse_compound
+from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.server import passcode as passcode_module
+from conf_cli.server.forwarding import Forwarder
+from conf_cli.server.hub import Action, Deferred, Forward, Hub, Send
+from conf_cli.server.simulcast import (
+    HOLD,
+    UP_MARGIN,
+    Downlink,
+    LastPacket,
+    Layer,
+    Rewriter,
+    Subscription,
+    needed,
+    pick,
+)
+
+LAYERS = (
+    Layer(0xA0, 320, 180, 120_000),
+    Layer(0xA1, 640, 360, 400_000),
+    Layer(0xA2, 1280, 720, 1_200_000),
+)
+IDR = b"\x65idr"  # an IDR slice: a keyframe starts here
+SLICE = b"\x41p"  # a P slice
+
+
+# -- the layer selector ----------------------------------------------------------------------------------
+
+
+def test_no_budget_gets_the_highest_layer() -> None:
+    assert pick(LAYERS, None, None) == 2
+
+
+@pytest.mark.parametrize(
+    ("budget", "layer"), [(50_000, 0), (120_000, 0), (300_000, 0), (400_000, 1), (1_199_999, 1), (2e6, 2)]
+)
+def test_the_best_layer_within_the_budget(budget: float, layer: int) -> None:
+    assert pick(LAYERS, budget, None) == layer
+
+
+def test_a_view_of_few_lines_gets_the_layer_that_fits_it() -> None:
+    assert pick(LAYERS, None, None, max_height=180) == 0  # the terminal preview
+    assert pick(LAYERS, None, None, max_height=400) == 1
+    assert pick(LAYERS, None, None, max_height=100) == 0  # nothing fits: the lowest
+    assert pick(LAYERS, 150_000, None, max_height=720) == 0  # the budget still counts
+
+
+def test_climbing_needs_a_margin_above_the_layer_but_staying_does_not() -> None:
+    # On the middle layer, 1.2 Mbit/s is not enough to climb (hysteresis) ...
+    assert pick(LAYERS, 1_200_000, 1) == 1
+    assert pick(LAYERS, 1_200_000 * UP_MARGIN, 1) == 2
+    # ... but a subscriber already on the highest layer keeps it at exactly its rate.
+    assert pick(LAYERS, 1_200_000, 2) == 2
+    assert pick(LAYERS, 1_199_999, 2) == 1
+
+
+# -- the downlink estimate -------------------------------------------------------------------------------
+
+
+def test_loss_lowers_the_estimate_to_what_got_through() -> None:
+    downlink = Downlink()
+    assert downlink.estimate is None
+    assert downlink.report(0.5, 1_200_000, 10.0)
+    assert downlink.estimate == pytest.approx(1_200_000 * 0.5 * 0.85)
+    assert pick(LAYERS, downlink.estimate, 2) == 1
+
+
+def test_the_estimate_grows_only_after_the_hold_time_on_clean_reports() -> None:
+    downlink = Downlink()
+    downlink.report(0.5, 800_000, 0.0)
+    low = downlink.estimate
+    assert not downlink.report(0.0, 400_000, HOLD / 2)  # too soon after the drop
+    assert downlink.estimate == low
+    assert downlink.report(0.0, 400_000, HOLD + 0.1)
+    assert downlink.estimate is not None and low is not None and downlink.estimate > low
+
+
+def test_loss_between_the_thresholds_changes_nothing() -> None:
+    downlink = Downlink()
+    downlink.report(0.5, 800_000, 0.0)
+    before = downlink.estimate
+    assert not downlink.report(0.05, 400_000, 100.0)
+    assert downlink.estimate == before
+
+
+# -- rewriting -------------------------------------------------------------------------------------------
+
+
+def packet(ssrc: int, seq: int, ts: int, payload: bytes = SLICE) -> bytes:
+    return bytes(RtpPacket(96, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, payload))
+
+
+def header(data: bytes) -> tuple[int, int, int]:
+    return data[2] << 8 | data[3], int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
+
+
+def test_a_subscriber_on_the_tracks_own_layer_gets_packets_unchanged() -> None:
+    rewriter = Rewriter(0xA2)
+    rewriter.switch(packet(0xA2, 100, 5000, IDR), 0.0, None)
+    assert rewriter.identity
+
+
+def test_a_lower_layer_goes_out_under_the_tracks_ssrc_with_the_payload_untouched() -> None:
+    rewriter = Rewriter(0xA2)
+    first = packet(0xA0, 7, 900, IDR)
+    rewriter.switch(first, 0.0, None)
+    assert not rewriter.identity
+    out = rewriter.rewrite(first)
+    assert out is not None and header(out) == (7, 900, 0xA2) and out[12:] == first[12:]
+
+
+def test_a_packet_from_before_the_switch_point_is_dropped() -> None:
+    rewriter = Rewriter(0xA2)
+    rewriter.switch(packet(0xA0, 7, 900, IDR), 0.0, None)
+    assert rewriter.rewrite(packet(0xA0, 6, 900)) is None
+
+
+# Each step: the layer (0..2) the subscriber is on for a run of packets, and how many packets.
+runs = st.lists(st.tuples(st.integers(0, 2), st.integers(1, 40)), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(runs, st.lists(st.integers(0, 0xFFFF), min_size=3, max_size=3), st.integers(0, 0xFFFFFFFF))
+def test_sequence_numbers_run_on_without_a_gap_or_a_repeat_across_switches(
+    steps: list[tuple[int, int]], starts: list[int], ts_start: int
+) -> None:
+    """Whatever layer the subscriber is moved to, and wherever each layer's numbers start and wrap, what
+    it receives is one stream: every sequence number one more than the last, timestamps never going
+    back, one SSRC."""
+    rewriter = Rewriter(0xA2)
+    next_seq = list(starts)
+    next_ts = [ts_start, ts_start + 12345, ts_start + 999_999]
+    last = [LastPacket() for _ in range(3)]
+    received: list[tuple[int, int, int]] = []
+    now = 0.0
+    current: int | None = None
+    for layer, count in steps:
+        for i in range(count):
+            now += 1 / 30
+            # Every layer keeps sending meanwhile (the router notes each one's newest packet); the
+            # subscriber gets only its own.
+            for other in range(3):
+                next_seq[other] += 1
+                next_ts[other] += 3000
+                if other != layer:
+                    meanwhile = packet(LAYERS[other].ssrc, next_seq[other], next_ts[other])
+                    last[other].note(meanwhile, now)
+                    if other == current:  # it comes before the new layer's keyframe: still received
+                        out = rewriter.rewrite(meanwhile)
+                        assert out is not None
+                        received.append(header(out))
+            data = packet(LAYERS[layer].ssrc, next_seq[layer], next_ts[layer], IDR if i == 0 else SLICE)
+            if layer != current:
+                old = None if current is None else last[current]
+                ending = None
+                if old is not None and old.seq is not None:
+                    ending = (*rewriter.out(old.seq, old.ts), old.at)
+                rewriter.switch(data, now, ending)
+                current = layer
+            last[layer].note(data, now)
+            out = rewriter.rewrite(data)
+            assert out is not None
+            received.append(header(out))
+    assert {ssrc for _, _, ssrc in received} == {0xA2}
+    for (seq_a, ts_a, _), (seq_b, ts_b, _) in itertools.pairwise(received):
+        assert seq_b == (seq_a + 1) & 0xFFFF
+        assert 0 < (ts_b - ts_a) & 0xFFFFFFFF < 0x80000000
+
+
+def test_a_nack_maps_back_to_the_layers_own_numbers() -> None:
+    rewriter = Rewriter(0xA2)
+    rewriter.switch(packet(0xA2, 500, 0, IDR), 0.0, None)
+    rewriter.switch(packet(0xA0, 40_000, 77, IDR), 0.2, (510, 3000, 0.1))
+    out = rewriter.rewrite(packet(0xA0, 40_005, 77))
+    assert out is not None
+    assert rewriter.original(header(out)[0]) == 40_005
+
+
+# -- dynacast --------------------------------------------------------------------------------------------
+
+
+def subscription(current: int | None, target: int) -> Subscription:
+    sub = Subscription(0xA2, target)
+    sub.current = current
+    return sub
+
+
+def test_dynacast_keeps_only_the_layers_someone_receives_or_switches_to() -> None:
+    assert needed(LAYERS, [subscription(0, 0), subscription(0, 0)]) == {0}
+    assert needed(LAYERS, [subscription(2, 0), subscription(0, 0)]) == {0, 2}  # one still switching
+    assert needed(LAYERS, [subscription(None, 1)]) == {1}
+
+
+def test_dynacast_keeps_every_layer_while_nobody_subscribes() -> None:
+    assert needed(LAYERS, []) == {0, 1, 2}
+
+
+# -- the hub ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def cheap_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passcode_module, "_SCRYPT", {"n": 2, "r": 1, "p": 1})
+
+
+def ask(hub: Hub, cid: int, message: dict[str, Any], now: float = 0.0) -> list[Action]:
+    pending, done = hub.received(cid, encode(message), now), []
+    while pending:
+        action = pending.pop(0)
+        if isinstance(action, Deferred):
+            pending += action.resume(action.work(), now)
+        else:
+            done.append(action)
+    return done
+
+
+def simulcast_meeting() -> tuple[Hub, list[Action]]:
+    """Ada (1) publishes LAYERS; Bob (2) and Cy (3) joined; Cy asks for at most 300 kbit/s."""
+    hub = Hub()
+    hub.connected(1, 0.0, "10.0.0.1:5000")
+    ask(hub, 1, {"type": "hello", "protocol": PROTOCOL_VERSION})
+    created = ask(hub, 1, {"type": "create", "name": "Ada", "passcode": "pw-1234"})
+    meeting = created[0].message["meeting"]  # type: ignore[union-attr]
+    for cid, name in ((2, "Bob"), (3, "Cy")):
+        hub.connected(cid, 0.0, f"10.0.0.{cid}:5000")
+        ask(hub, cid, {"type": "hello", "protocol": PROTOCOL_VERSION})
+        ask(hub, cid, {"type": "join", "meeting": meeting, "name": name, "passcode": "pw-1234"})
+    layers = [layer.describe() for layer in LAYERS]
+    ask(hub, 1, {"type": "publish", "kind": "video", "ssrc": 0xA2, "codec": "H264", "layers": layers})
+    actions = ask(hub, 3, {"type": "receive", "max_bitrate": 300_000})
+    return hub, actions
+
+
+def plis(actions: list[Action]) -> set[int]:
+    found = set()
+    for action in actions:
+        if isinstance(action, Forward):
+            for part in parse_compound(action.packet):
+                if isinstance(part, Pli):
+                    found.add(part.media_ssrc)
+    return found
+
+
+def test_a_capped_subscriber_gets_the_low_layer_under_the_tracks_ssrc_at_its_keyframe() -> None:
+    hub, actions = simulcast_meeting()
+    assert 0xA0 in plis(actions)  # the low layer's keyframe is asked for
+    # Before a keyframe of the low layer, Cy gets nothing of it; Bob gets the high layer unchanged.
+    assert hub.route(1, packet(0xA0, 10, 100), 1.0).to == ()
+    high = hub.route(1, packet(0xA2, 50, 9000, IDR), 1.0)
+    assert high.to == (2,) and high.rewrites == ()
+    routed = hub.route(1, packet(0xA0, 11, 200, IDR), 1.1)
+    assert routed.to == () and [cids for _, cids in routed.rewrites] == [(3,)]
+    out = routed.rewrites[0][0].rewrite(packet(0xA0, 11, 200, IDR))
+    assert out is not None and header(out)[2] == 0xA2
+    assert hub.stats.layer_switches == 2
+    # Settled: the routes may be cached again.
+    assert hub.route(1, packet(0xA0, 12, 300), 1.2).cacheable
+
+
+def test_dynacast_pauses_the_middle_layer_nobody_receives() -> None:
+    _, actions = simulcast_meeting()
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent and sent[-1]["ssrc"] == 0xA2
+    assert set(sent[-1]["active"]) == {0xA0, 0xA2}
+    assert all(a.to == (1,) for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active")
+
+
+def test_nobody_on_the_high_layer_pauses_it() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 0.5)  # Bob on the high layer
+    actions = ask(hub, 2, {"type": "receive", "max_bitrate": 150_000}, 0.6)
+    # Bob still receives the high layer until the low one's keyframe: both are needed until then.
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent == [] or set(sent[-1]["active"]) == {0xA0, 0xA2}
+    # A keyframe of the low layer before any high-layer packet since the ask: Bob's stream could not go on
+    # from where it stands, so he waits for the next one.
+    hub.route(1, packet(0xA0, 1, 0, IDR), 0.7)
+    sub = hub.layers.subscription(0xA2, 2)
+    assert sub is not None and sub.current == 2
+    hub.route(1, packet(0xA2, 2, 3000), 0.8)
+    hub.route(1, packet(0xA0, 2, 3000, IDR), 1.0)
+    assert sub.current == 0
+    actions = hub.tick(1.1)
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent and sent[-1]["active"] == [0xA0]
+
+
+def test_loss_reports_move_a_subscriber_down_a_layer() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)  # Bob on the high layer
+    report = ReceiverReport(0xBB, [ReportBlock(0xA2, int(0.6 * 256), 100, 1, 0, 0, 0)])
+    hub.route(2, build_compound([report]), 2.0)
+    actions = hub.tick(2.1)
+    assert 0xA0 in plis(actions) or 0xA1 in plis(actions)
+    sub = hub.layers.subscription(0xA2, 2)
+    assert sub is not None and sub.target < 2
+
+
+def test_a_nack_for_a_rewritten_stream_reaches_the_publisher_for_the_layer() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA0, 1000, 0, IDR), 1.0)  # Cy switches to the low layer at 1000
+    hub.route(1, packet(0xA0, 1001, 0), 1.0)
+    sub = hub.layers.subscription(0xA2, 3)
+    assert sub is not None
+    seen_seq = (1001 + sub.rewriter.seq_offset) & 0xFFFF
+    forwards = hub.route_rtcp(3, build_compound([Nack(0xCC, 0xA2, [seen_seq])]), 1.5) or []
+    nacks = [p for f in forwards for p in parse_compound(f.packet) if isinstance(p, Nack)]
+    assert nacks and nacks[0].media_ssrc == 0xA0 and nacks[0].lost == [1001]
+
+
+class FakeLink:
+    def __init__(self, cid: int) -> None:
+        self.id = cid
+        self.listener = None
+        self.sent: list[bytes] = []
+
+    def send_media(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+def test_the_forwarder_caches_the_route_and_rewrites_for_each_subscriber() -> None:
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    assert forwarder.media(links[1], packet(0xA2, 1, 0, IDR), 1.0)  # type: ignore[arg-type]
+    assert forwarder.media(links[1], packet(0xA0, 1, 0, IDR), 1.0)  # type: ignore[arg-type]
+    for seq in range(2, 6):
+        forwarder.media(links[1], packet(0xA2, seq, seq * 3000), 1.0)  # type: ignore[arg-type]
+        forwarder.media(links[1], packet(0xA0, seq, seq * 3000), 1.0)  # type: ignore[arg-type]
+    assert {header(p)[2] for p in links[2].sent} == {0xA2}
+    assert {header(p)[2] for p in links[3].sent} == {0xA2}
+    assert [header(p)[0] for p in links[3].sent] == [1, 2, 3, 4, 5]
+    assert len(links[2].sent) == 5
+
+
+def test_share_started_lists_the_layers_but_snapshots_do_not() -> None:
+    """A snapshot must fit one control frame with every participant sharing (test_snapshot_bound.py):
+    its tracks carry no layers; ``share_started`` does, and ``layer_switched`` tells each subscriber."""
+    hub, _ = simulcast_meeting()
+    meeting = next(iter(hub.meetings.values()))
+    assert "layers" not in meeting.snapshot()["tracks"][0]
+    started = meeting.tracks[0xA2].describe("Ada")
+    assert [layer["ssrc"] for layer in started["layers"]] == [0xA0, 0xA1, 0xA2]
+
+
+def test_a_subscriber_is_told_the_layer_it_switched_to() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
+    told = [a for a in hub.tick(1.1) if isinstance(a, Send) and a.message["type"] == "layer_switched"]
+    assert [(a.to, a.message["layer"], a.message["height"]) for a in told] == [((3,), 0, 180)]
+
+
+def test_layers_a_publish_may_not_list_are_refused() -> None:
+    hub, _ = simulcast_meeting()
+    bad = [
+        [LAYERS[2].describe(), LAYERS[0].describe()],  # highest first
+        [LAYERS[0].describe(), {**LAYERS[2].describe(), "ssrc": 0xB0}],  # the last is not the track's SSRC
+        [LAYERS[0].describe(), LAYERS[0].describe(), LAYERS[2].describe()],  # an SSRC twice
+    ]
+    for layers in bad:
+        answer = ask(
+            hub, 2, {"type": "publish", "kind": "video", "ssrc": 0xA2, "codec": "H264", "layers": layers}
+        )
+        assert [a.message["code"] for a in answer if isinstance(a, Send)] == ["bad_request"]
+    answer = ask(hub, 2, {"type": "publish", "kind": "audio", "ssrc": 0xC2, "codec": "opus", "layers": [{}]})
+    assert [a.message["code"] for a in answer if isinstance(a, Send)] == ["bad_request"]
+
+
+def test_a_stream_link_dropping_media_moves_its_subscriber_down() -> None:
+    """tcp:// never loses a packet: a full send queue makes the server drop media instead, and that share
+    is the subscriber's downlink signal."""
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)  # Bob on the high layer
+    hub.layers.stream_report(2, 0.0, 1.5)  # nothing dropped: no limit learnt
+    assert hub.layers.budget(2) is None
+    hub.layers.stream_report(2, 0.7, 2.0)
+    hub.tick(2.1)
+    sub = hub.layers.subscription(0xA2, 2)
+    assert sub is not None and sub.target == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([2, 3]), st.sampled_from([None, 150_000, 500_000, 2_000_000])),
+        max_size=8,
+    ),
+    st.integers(2, 9),
+)
+def test_what_each_subscriber_receives_through_the_forwarder_is_one_continuous_stream(
+    caps: list[tuple[int, int | None]], keyframe_every: int
+) -> None:
+    """Through the hub and the forwarder's route cache: whatever caps the subscribers set, and whenever
+    each layer's keyframes come, each subscriber receives one stream under the track's SSRC with every
+    sequence number one more than the last, and timestamps that only go forward."""
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    starts = (100, 65_000, 30_000)
+    changes = iter(caps)
+    now = 1.0
+    for tick in range(120):
+        now += 1 / 30
+        if tick % 12 == 11:
+            change = next(changes, None)
+            if change is not None:
+                cid, cap = change
+                ask(hub, cid, {"type": "receive", "max_bitrate": cap}, now)
+        if tick % 15 == 14:
+            hub.tick(now)
+        for index, layer in enumerate(LAYERS):
+            payload = IDR if tick % keyframe_every == 0 else SLICE
+            data = packet(layer.ssrc, starts[index] + tick, 9000 * index + 3000 * tick, payload)
+            forwarder.media(links[1], data, now)  # type: ignore[arg-type]
+    for cid in (2, 3):
+        got = [header(p) for p in links[cid].sent]
+        assert got, f"subscriber {cid} received nothing"
+        assert {ssrc for _, _, ssrc in got} == {0xA2}
+        for (seq_a, ts_a, _), (seq_b, ts_b, _) in itertools.pairwise(got):
+            assert seq_b == (seq_a + 1) & 0xFFFF
+            assert 0 < (ts_b - ts_a) & 0xFFFFFFFF < 0x80000000
