@@ -11,6 +11,7 @@ import pytest
 
 from conf_cli.protocol.control import PROTOCOL_VERSION, REACTION_EMOJI, encode
 from conf_cli.protocol.events import EVENT_TYPES, parse_event
+from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.server.call_board import CallBoard
 from conf_cli.server.hub import Action, Deferred, Hub
 from conf_cli.server.meeting import Send
@@ -129,6 +130,15 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     server.send(9, {"type": "breakout_open"})
     server.send(9, {"type": "breakout_broadcast", "text": "two minutes"})
     server.send(9, {"type": "breakout_close"})
+    layers = [
+        {"ssrc": 0xA0, "width": 320, "height": 180, "bitrate": 120_000},
+        {"ssrc": 0xA1, "width": 640, "height": 360, "bitrate": 400_000},
+        {"ssrc": 0xA2, "width": 1280, "height": 720, "bitrate": 1_200_000},
+    ]
+    server.send(9, {"type": "publish", "kind": "video", "ssrc": 0xA2, "codec": "H264", "layers": layers})
+    server.send(10, {"type": "receive", "max_bitrate": 300_000})  # the low layer: layers_active to Jo
+    server.hub.route(9, bytes(RtpPacket(96, 1, 0, 0xA0, b"\x65" + bytes(20))), 1.0)  # its keyframe
+    server.keep(server.hub.tick(1.1), 1.1)  # layer_switched to Kim
     server.greet(12)
     recorder = {"type": "join", "meeting": meeting.id, "name": "Jo (recorder)", "passcode": "sesame"}
     server.send(12, {**recorder, "recorder": True})

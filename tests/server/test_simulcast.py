@@ -352,7 +352,7 @@ def test_share_started_lists_the_layers_but_snapshots_do_not() -> None:
     hub, _ = simulcast_meeting()
     meeting = next(iter(hub.meetings.values()))
     assert "layers" not in meeting.snapshot()["tracks"][0]
-    started = meeting.tracks[0xA2].describe("Ada")
+    started = meeting.tracks[0xA2].describe("Ada").to_message()
     assert [layer["ssrc"] for layer in started["layers"]] == [0xA0, 0xA1, 0xA2]
 
 
