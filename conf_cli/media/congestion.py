@@ -72,12 +72,16 @@ GROUP_SPAN = 0.005
 TRENDLINE_WINDOW = 20
 SMOOTHING = 0.9
 TREND_GAIN = 4.0
-THRESHOLD_START = 0.0125
-"""The over-use threshold (seconds of modified trend) before it adapts."""
-THRESHOLD_MIN = 0.006
-THRESHOLD_MAX = 0.6
+THRESHOLD_START = 12.5
+"""The over-use threshold before it adapts, in the units of the modified trend: the delay's slope (seconds of
+queueing per second) times min(groups, 60) times :data:`TREND_GAIN` (as libwebrtc's, in milliseconds)."""
+THRESHOLD_MIN = 6.0
+THRESHOLD_MAX = 600.0
+THRESHOLD_SPIKE = 15.0
+"""A modified trend further than this over the threshold does not move it (a spike, not a new normal)."""
 K_UP = 0.0087
 K_DOWN = 0.039
+"""How fast the threshold follows the trend up and down, per millisecond."""
 OVERUSE_TIME = 0.01
 """Seconds the trend must stay over the threshold before it is over-use."""
 
@@ -85,6 +89,7 @@ OVERUSE_TIME = 0.01
 LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
 LOSS_WINDOW = 1.0
+"""Seconds between the loss-based controller's decisions (about a receiver report's interval)."""
 
 # queue (streams)
 QUEUE_HIGH = 0.15
@@ -184,6 +189,12 @@ class AimdRate:
         if calm > 60:
             return MAX_INCREASE_PER_SECOND
         return min(MAX_INCREASE_PER_SECOND, INCREASE_PER_SECOND * 2 ** (calm / INCREASE_DOUBLING))
+
+    def limit(self, target: float, now: float) -> None:
+        """Another controller decreased the estimate to ``target``: start from there, as after a decrease."""
+        if target < self.target:
+            self.target = max(self.low, target)
+            self._last_decrease = now
 
     def cut(self, factor: float, now: float) -> float:
         """Scale the target down by ``factor`` (loss, silence) and hold before growing again."""
@@ -309,11 +320,11 @@ class DelayBasedEstimator:
     def _adapt_threshold(self, modified: float, now: float) -> None:
         last = self._last_threshold_update
         self._last_threshold_update = now
-        if last is None or abs(modified) > self.threshold + 0.015:  # a spike: do not chase it
+        if last is None or abs(modified) > self.threshold + THRESHOLD_SPIKE:  # a spike: do not chase it
             return
         k = K_DOWN if abs(modified) < self.threshold else K_UP
-        dt = min(0.1, max(0.0, now - last))
-        self.threshold += k * (abs(modified) - self.threshold) * dt
+        dt_ms = min(100.0, max(0.0, now - last) * 1000)
+        self.threshold += min(1.0, k * dt_ms) * (abs(modified) - self.threshold)
         self.threshold = min(THRESHOLD_MAX, max(THRESHOLD_MIN, self.threshold))
 
 
@@ -327,8 +338,9 @@ def _slope(points: Sequence[tuple[float, float]]) -> float | None:
 
 
 class LossBasedEstimator:
-    """GCC's loss-based controller: over :data:`LOSS_WINDOW`, more than :data:`LOSS_HIGH` lost cuts the
-    target by half the loss; less than :data:`LOSS_LOW` lets it follow the delay-based one up."""
+    """GCC's loss-based controller, deciding once per :data:`LOSS_WINDOW` (as on a receiver report): more
+    than :data:`LOSS_HIGH` of the packets reported on since the last decision lost cuts the target by half
+    the loss; less than :data:`LOSS_LOW` lets it follow the delay-based one; in between it holds."""
 
     def __init__(
         self, start: float = START_BITRATE, low: float = MIN_BITRATE, high: float = MAX_BITRATE
@@ -337,22 +349,23 @@ class LossBasedEstimator:
         self.high = high
         self.target = min(high, max(low, start))
         self.loss = 0.0
-        self._window: deque[tuple[float, int, int]] = deque(maxlen=256)  # (when, lost, packets)
-        self._last_cut = -math.inf
+        """The loss fraction of the last decision."""
+        self._lost = 0
+        self._packets = 0
+        self._since: float | None = None
 
     def update(self, results: Sequence[PacketResult], delay_target: float, now: float) -> float:
-        if results:
-            lost = sum(1 for r in results if r.arrival is None)
-            self._window.append((now, lost, len(results)))
-        while self._window and self._window[0][0] < now - LOSS_WINDOW:
-            self._window.popleft()
-        packets = sum(w[2] for w in self._window)
-        self.loss = sum(w[1] for w in self._window) / packets if packets >= 20 else 0.0
-        if self.loss > LOSS_HIGH:
-            if now - self._last_cut >= HOLD_AFTER_DECREASE:
-                self.target = max(self.low, self.target * (1 - 0.5 * self.loss))
-                self._last_cut = now
-        elif self.loss < LOSS_LOW:
+        if self._since is None:
+            self._since = now
+        self._lost += sum(1 for r in results if r.arrival is None)
+        self._packets += len(results)
+        if now - self._since >= LOSS_WINDOW and self._packets >= 20:
+            self.loss = self._lost / self._packets
+            self._lost = self._packets = 0
+            self._since = now
+            if self.loss > LOSS_HIGH:
+                self.target = max(self.low, min(self.target, delay_target) * (1 - 0.5 * self.loss))
+        if self.loss < LOSS_LOW:
             self.target = delay_target
         self.target = min(self.high, max(self.low, self.target))
         return self.target
@@ -454,8 +467,8 @@ class BitrateController:
         results = self.history.results(reports)
         delay_target = self.delay.update(results, now)
         self.target = min(delay_target, self.loss.update(results, delay_target, now))
-        if self.target < delay_target:  # loss rules: the delay controller starts from there
-            self.delay.rate.target = self.target
+        if self.target < delay_target:  # loss rules: the delay controller starts again from there
+            self.delay.rate.limit(self.target, now)
         return self.target
 
     def on_queue(self, queued: int, written: int, now: float, dropped: int = 0) -> float:

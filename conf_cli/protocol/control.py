@@ -44,6 +44,9 @@ MAX_RING_TIMEOUT = 120
 CALL_PATHS = ("direct", "relayed")
 MEDIA_KINDS = ("audio", "video", "screen")
 CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
+FEEDBACK_FORMATS = ("ccfb",)
+"""What a publisher may ask the server for in ``publish``'s ``feedback``: RFC 8888 congestion control
+feedback about its packets' arrival (:mod:`conf_cli.server.uplink`)."""
 """The codec of each kind of track: all a meeting carries (names compared case-insensitively)."""
 
 MAX_POLL_QUESTION_CHARS = 200
@@ -76,7 +79,7 @@ Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
 # "token" (an access token, see MAX_TOKEN_CHARS),
-# "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values),
+# "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values), "feedback" (one of FEEDBACK_FORMATS),
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
 # "password" (up to MAX_PASSWORD_CHARS); for control_input: "input_action" (one of INPUT_ACTIONS),
@@ -121,7 +124,12 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "admit": {"name": ("name", False), "all": ("bool", False)},
     "deny": {"name": ("name", True)},
     "set_waiting_room": {"enabled": ("bool", True)},
-    "publish": {"kind": ("media_kind", True), "ssrc": ("int", True), "codec": ("codec", True)},
+    "publish": {
+        "kind": ("media_kind", True),
+        "ssrc": ("int", True),
+        "codec": ("codec", True),
+        "feedback": ("feedback", False),
+    },
     "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},
@@ -367,6 +375,9 @@ def _check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "media_kind":
         if value not in MEDIA_KINDS:
             raise ProtocolError(f"{where} must be one of {', '.join(MEDIA_KINDS)}")
+    elif field_kind == "feedback":
+        if value not in FEEDBACK_FORMATS:
+            raise ProtocolError(f"{where} must be one of {', '.join(FEEDBACK_FORMATS)}")
     elif field_kind == "codec":
         if value.casefold() not in {codec.casefold() for codec in CODECS.values()}:
             raise ProtocolError(f"{where} must be one of {', '.join(sorted(set(CODECS.values())))}")

@@ -615,7 +615,11 @@ class Hub:
             case "lock" | "unlock":
                 return list(meeting.set_locked(pid, kind == "lock"))
             case "publish":
-                return list(meeting.publish(pid, message["kind"], message["ssrc"], message["codec"]))
+                return list(
+                    meeting.publish(
+                        pid, message["kind"], message["ssrc"], message["codec"], message.get("feedback")
+                    )
+                )
             case "unpublish":
                 return list(meeting.unpublish(pid, message["kind"]))
             case "e2ee_keys":

@@ -54,6 +54,7 @@ from conf_cli.server.people import (
     Send,
 )
 from conf_cli.server.remote_control import RemoteControl
+from conf_cli.server.uplink import UplinkFeedback
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
 # most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
@@ -89,6 +90,8 @@ class Track:
     codec: str
     feedback: TrackFeedback = field(default_factory=TrackFeedback, compare=False, repr=False)
     """Which of its packets were forwarded, and who waits for a resend (the hub's business)."""
+    uplink: UplinkFeedback | None = field(default=None, compare=False, repr=False)
+    """The RFC 8888 feedback its publisher asked for (``"feedback": "ccfb"``), else None."""
 
     def describe(self, owner_name: str) -> Message:
         return {"name": owner_name, "kind": self.kind, "ssrc": self.ssrc, "codec": self.codec}
@@ -827,8 +830,9 @@ class Meeting:
 
     # -- media --------------------------------------------------------------------------------------
 
-    def publish(self, pid: int, kind: str, ssrc: int, codec: str) -> list[Send]:
-        """Start a track; a participant has at most one track of each kind (a new one replaces it)."""
+    def publish(self, pid: int, kind: str, ssrc: int, codec: str, feedback: str | None = None) -> list[Send]:
+        """Start a track; a participant has at most one track of each kind (a new one replaces it).
+        ``feedback="ccfb"``: the server reports the track's packet arrivals to its publisher (RFC 8888)."""
         participant = self.participants[pid]
         if kind not in MEDIA_KINDS:
             raise RequestRefused(
@@ -849,6 +853,8 @@ class Meeting:
         replaced = [t for t in self._tracks_of(pid) if t.kind == kind and t.ssrc != ssrc]
         sends = [self._stop_track(track, "replaced") for track in replaced]
         track = Track(ssrc, pid, kind, codec)
+        if feedback == "ccfb":
+            track.uplink = UplinkFeedback(ssrc)
         self.tracks[ssrc] = track
         self.version.bump()
         participant.sharing.add(kind)

@@ -114,7 +114,7 @@ def test_a_draining_queue_is_underuse_and_holds_the_target() -> None:
 def test_heavy_loss_cuts_the_target_light_loss_does_not() -> None:
     heavy = LossBasedEstimator(start=1_000_000)
     light = LossBasedEstimator(start=1_000_000)
-    for step in range(10):
+    for step in range(25):  # 2.5 s: two decisions
         now = step * 0.1
         heavy.update(
             [PacketResult(now, 1000, None if i % 4 == 0 else now) for i in range(40)], 1_000_000, now
@@ -126,7 +126,7 @@ def test_heavy_loss_cuts_the_target_light_loss_does_not() -> None:
 
 def test_the_controller_follows_loss_on_a_lossy_path() -> None:
     controller = BitrateController(start=1_500_000)
-    run(controller, Bottleneck(None, loss=0.3), 5.0)
+    run(controller, Bottleneck(None, loss=0.3), 10.0)
     assert controller.target < 1_000_000
 
 

@@ -35,7 +35,15 @@ from conf_cli.client.media.receiver import RemoteTrack, recording_path
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.source import EncodedSink, Sink, Source
 from conf_cli.protocol.control import Message
-from conf_cli.protocol.rtcp import Fir, Nack, Pli, SenderReport, UnknownRtcp, parse_compound
+from conf_cli.protocol.rtcp import (
+    CongestionFeedback,
+    Fir,
+    Nack,
+    Pli,
+    SenderReport,
+    UnknownRtcp,
+    parse_compound,
+)
 from conf_cli.protocol.rtcp_xr import read_xr
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 
@@ -126,6 +134,9 @@ class MediaManager:
             if isinstance(part, Pli | Fir | Nack):
                 for publisher in self.publishers:
                     publisher.feedback(part)
+            elif isinstance(part, CongestionFeedback):
+                for publisher in self.publishers:
+                    publisher.congestion_feedback(part)
             elif isinstance(part, SenderReport):
                 receiver = self.receivers.get(part.ssrc)
                 if receiver is not None:
@@ -137,6 +148,13 @@ class MediaManager:
                 receiver = self.receivers.get(report.ssrc)
                 if receiver is not None and report.dlrr:
                     receiver.extended_report(report)
+
+    def _send_queue(self) -> tuple[int, int, int] | None:
+        """The link's send queue: (bytes waiting, bytes written, packets refused); None without a link."""
+        link = self.client.link
+        if link is None or link.is_closing:
+            return None
+        return link.media_backlog() or 0, link.stats.bytes_out, link.stats.media_dropped
 
     def _send_media(self, packet: bytes) -> None:
         link = self.client.link
@@ -295,7 +313,10 @@ class MediaManager:
         fps: float = DEFAULT_FPS,
         bitrate: int = DEFAULT_VIDEO_BITRATE,
     ) -> Publisher:
-        """Start publishing an open source."""
+        """Start publishing an open source; its encoders follow the uplink: on a datagram link (rtp://) from
+        the server's RFC 8888 feedback, on a stream link (tcp://, zmq://) from the link's send queue."""
+        link = self.client.link
+        datagrams = link is not None and not link.media_ordered
         publisher = Publisher(
             name,
             source,
@@ -305,6 +326,8 @@ class MediaManager:
             fps=fps,
             bitrate=bitrate,
             protect=self._protect if self.keys is not None else None,
+            feedback=datagrams,
+            queue=None if datagrams else self._send_queue,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

@@ -1,0 +1,57 @@
+"""The server's RFC 8888 reports on a publisher's packets: arrivals, losses, bounds, the hub's wiring."""
+
+from __future__ import annotations
+
+from conf_cli.protocol.rtcp import CongestionFeedback, parse_compound
+from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.server.uplink import MAX_REPORTED, REPORT_INTERVAL, UplinkFeedback
+
+
+def rtp(seq: int, ssrc: int = 7) -> bytes:
+    return bytes(
+        RtpPacket(payload_type=96, sequence_number=seq & 0xFFFF, timestamp=0, ssrc=ssrc, payload=b"x")
+    )
+
+
+def report(data: bytes | None) -> CongestionFeedback:
+    assert data is not None
+    (part,) = parse_compound(data)
+    assert isinstance(part, CongestionFeedback)
+    return part
+
+
+def test_arrivals_and_gaps_are_reported_once_the_interval_passes() -> None:
+    uplink = UplinkFeedback(7)
+    assert uplink.arrived(rtp(65534), 10.0) is None  # the first packet starts the interval
+    assert uplink.arrived(rtp(65535), 10.01) is None
+    assert uplink.arrived(rtp(1), 10.02) is None  # 0 is missing (the sequence number wrapped)
+    part = report(uplink.arrived(rtp(2), 10.0 + REPORT_INTERVAL))
+    assert part.report_timestamp == int((10.0 + REPORT_INTERVAL) * 65536) & 0xFFFFFFFF
+    (block,) = part.blocks
+    assert block.ssrc == 7
+    arrivals = block.arrivals()
+    assert [seq for seq, _ in arrivals] == [65534, 65535, 0, 1, 2]
+    assert arrivals[2][1] is None
+    offsets = [offset for _, offset in arrivals if offset is not None]
+    assert offsets == [round((10.0 + REPORT_INTERVAL - t) * 1024) for t in (10.0, 10.01, 10.02, 10.05)]
+    # the next report starts after the last one; a late packet already reported lost is not reported
+    assert uplink.arrived(rtp(0), 10.06) is None
+    part = report(uplink.arrived(rtp(3), 10.0 + 2 * REPORT_INTERVAL + 0.01))
+    assert [seq for seq, _ in part.blocks[0].arrivals()] == [3]
+
+
+def test_a_report_is_sent_early_when_many_packets_wait() -> None:
+    uplink = UplinkFeedback(7)
+    sent = [uplink.arrived(rtp(seq), 1.0) for seq in range(MAX_REPORTED + 1)]
+    reports = [s for s in sent if s is not None]
+    assert len(reports) == 1
+    assert len(report(reports[0]).blocks[0].metrics) == MAX_REPORTED
+
+
+def test_a_jump_in_sequence_numbers_starts_afresh_instead_of_reporting_thousands_lost() -> None:
+    uplink = UplinkFeedback(7)
+    uplink.arrived(rtp(100), 1.0)
+    part = report(uplink.arrived(rtp(30_000), 1.01))
+    assert len(part.blocks[0].metrics) == 1  # only 100, not the 29,900 between
+    part = report(uplink.arrived(rtp(30_001), 1.1))
+    assert [seq for seq, _ in part.blocks[0].arrivals()] == [30_000, 30_001]
