@@ -96,6 +96,9 @@ QUEUE_HIGH = 0.15
 """Seconds of send queue (queued bytes over the drain rate) that count as over-use."""
 QUEUE_LOW = 0.03
 """... and below which the link keeps up (the target may grow)."""
+QUEUE_DRAIN_WAIT = 2.0
+"""After a decrease, a long queue is not over-use again until it has had its own length in seconds (at
+most this many) to drain."""
 QUEUE_MIN_BYTES = 4_000
 """A queue this small is never congestion, whatever the rate (one video frame's burst)."""
 
@@ -387,6 +390,7 @@ class QueueEstimator:
         self._last: tuple[float, int, int] | None = None  # (when, queued, written)
         self._drained: deque[tuple[float, int]] = deque(maxlen=256)
         self._dropped = 0
+        self._hold_until = -math.inf
 
     @property
     def target(self) -> float:
@@ -413,12 +417,17 @@ class QueueEstimator:
         full = dropped > self._dropped
         self._dropped = dropped
         if full or (queued > QUEUE_MIN_BYTES and self.queue_delay > QUEUE_HIGH):
-            self.usage = Usage.OVERUSE
+            # after a decrease the queue needs time to drain at the lower rate: until then it is no news
+            self.usage = Usage.OVERUSE if now >= self._hold_until else Usage.UNDERUSE
         elif queued > QUEUE_MIN_BYTES and self.queue_delay > QUEUE_LOW:
             self.usage = Usage.UNDERUSE
         else:
             self.usage = Usage.NORMAL
-        return self.rate.update(self.usage, self.drain_rate, now)
+        before = self.rate.target
+        target = self.rate.update(self.usage, self.drain_rate, now)
+        if target < before:
+            self._hold_until = now + min(QUEUE_DRAIN_WAIT, max(HOLD_AFTER_DECREASE, self.queue_delay))
+        return target
 
 
 class BitrateController:

@@ -66,11 +66,11 @@ MAX_REFERENCE_TIMES = 64  # receivers whose XR reference time is answered
 REFERENCE_TIME_AGE = 5.0  # seconds an unanswered reference time is kept
 RESEND_INTERVAL = 0.05  # a packet is resent at most once in this many seconds ...
 RESEND_RATE = 1_000_000.0  # ... and a track resends at most this many bytes a second (at once too)
-RETARGET_CHANGE = 0.1
+RETARGET_CHANGE = 0.15
 """A new encoder target must differ from the current one by more than this share ..."""
-RETARGET_DOWN = 0.5
+RETARGET_DOWN = 1.0
 """... and come at least this many seconds after the last change when it lowers the rate ..."""
-RETARGET_UP = 1.0
+RETARGET_UP = 2.0
 """... or this many when it raises it (an H.264 encoder restarts, with a keyframe, on each change)."""
 QUEUE_SAMPLE_INTERVAL = 0.05
 """Seconds between samples of a stream link's send queue."""
