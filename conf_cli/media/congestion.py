@@ -4,12 +4,12 @@ Time is always passed in (``now``, seconds on any monotonic clock); nothing here
 
 Two ways to learn about the uplink, one per kind of transport:
 
-- **Datagrams (rtp://)**: the server, the first hop, tells the publisher when each RTP packet arrived
+- **Feedback (rtp://, zmq://)**: the server, the first hop, tells the publisher when each RTP packet arrived
   (RFC 8888 congestion control feedback, :class:`~conf_cli.protocol.rtcp.CongestionFeedback`). The
   publisher matches the reports with what it sent (:class:`SentHistory`) and feeds the results
   (:class:`PacketResult`) to a :class:`DelayBasedEstimator` (Google Congestion Control's trendline filter and
   over-use detector, draft-ietf-rmcat-gcc-02) and a :class:`LossBasedEstimator`.
-- **Streams (tcp://, zmq://)**: the bytes waiting in the link's send queue say the same thing sooner: a
+- **Send queue (tcp://)**: the bytes waiting in the link's send queue say the same thing sooner: a
   queue that grows means the link drains slower than we write. :class:`QueueEstimator` is fed queue
   samples and measures the drain rate.
 
@@ -433,8 +433,8 @@ class QueueEstimator:
 class BitrateController:
     """A publisher's estimate of its uplink and the share each of its tracks gets (audio first).
 
-    Feed it :meth:`on_feedback` (rtp://: results of RFC 8888 feedback) or :meth:`on_queue` (tcp://, zmq://:
-    send-queue samples), and call :meth:`on_sent` for each packet sent (it notices when feedback stops
+    Feed it :meth:`on_feedback` (rtp://, zmq://: RFC 8888 feedback) or :meth:`on_queue` (tcp://: send-queue
+    samples), and call :meth:`on_sent` for each packet sent (it notices when feedback stops
     coming). Read :attr:`target` (bit/s for everything), :meth:`audio_bitrate` and :meth:`video_bitrate`.
     """
 
@@ -458,7 +458,7 @@ class BitrateController:
         self._sending_since: float | None = None
 
     def on_sent(self, ssrc: int, seq: int, size: int, now: float) -> None:
-        """A packet went out (only needed with feedback: rtp://)."""
+        """A packet went out (only needed with feedback)."""
         self.history.sent(ssrc, seq, size, now)
         if self._sending_since is None:
             self._sending_since = now

@@ -1,8 +1,9 @@
 """Publisher congestion control end to end: real `conf` processes, a real server, a rate-limited relay.
 
 A publisher shares a 720p30 pattern at 1.5 Mbit/s through the impairment relay; the relay then limits its
-uplink to 600 kbit/s, and later lifts the limit. On rtp:// the server's RFC 8888 feedback drives the
-estimate, on tcp:// the publisher's send queue does. The figures are printed (``-s``) for the record.
+uplink to 600 kbit/s, and later lifts the limit. On rtp:// and zmq:// the server's RFC 8888 feedback
+drives the estimate, on tcp:// the publisher's send queue does. The figures are printed (``-s``) for the
+record.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from conf_cli.testing.uplink import run_uplink_scenario
 LIMIT = 600_000
 
 
-@pytest.mark.parametrize(("transport", "adapt_within"), [("rtp", 3.5), ("tcp", 5.0)])
+@pytest.mark.parametrize(("transport", "adapt_within"), [("rtp", 3.5), ("tcp", 5.0), ("zmq", 3.5)])
 def test_a_limited_uplink_brings_the_target_under_the_limit_and_it_climbs_back_when_lifted(
     transport: str, adapt_within: float
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conf_cli.protocol.rtcp import CongestionFeedback, parse_compound
+from conf_cli.protocol.rtcp import CcfbBlock, CongestionFeedback, parse_compound
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.server.uplink import MAX_REPORTED, REPORT_INTERVAL, UplinkFeedback
 
@@ -55,3 +55,43 @@ def test_a_jump_in_sequence_numbers_starts_afresh_instead_of_reporting_thousands
     assert len(part.blocks[0].metrics) == 1  # only 100, not the 29,900 between
     part = report(uplink.arrived(rtp(30_001), 1.1))
     assert [seq for seq, _ in part.blocks[0].arrivals()] == [30_000, 30_001]
+
+
+def test_the_forwarder_reports_arrivals_to_a_publisher_that_asked_and_to_no_one_else() -> None:
+    import pytest
+
+    from conf_cli.errors import ProtocolError
+    from conf_cli.protocol.control import decode_client_message
+    from conf_cli.server.forwarding import Forwarder
+    from tests.helpers.hub import send, three_in_a_meeting
+    from tests.helpers.links import RecordingLink
+
+    hub = three_in_a_meeting()
+    send(hub, 1, {"type": "publish", "kind": "video", "ssrc": 7, "codec": "H264", "feedback": "ccfb"})
+    send(hub, 2, {"type": "publish", "kind": "audio", "ssrc": 8, "codec": "opus"})
+    links = {cid: RecordingLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)
+    for i in range(10):  # the first takes the hub's path, the rest the cached route; 5 is lost
+        if i != 5:
+            assert forwarder.media(links[1], rtp(100 + i), 1.0 + i * 0.01)
+        assert forwarder.media(links[2], rtp(200 + i, ssrc=8), 1.0 + i * 0.01)
+    assert forwarder.media(links[1], rtp(110), 1.2)
+    reports = [report(p) for p in links[1].got if p[1] == 205]
+    assert len(reports) == 2  # one when 50 ms had passed, one at the last packet
+    arrivals = [a for r in reports for block in r.blocks if block.ssrc == 7 for a in block.arrivals()]
+    assert [seq for seq, _ in arrivals] == list(range(100, 111))  # each packet reported once, in order
+    assert [seq for seq, offset in arrivals if offset is None] == [105]
+    assert not [p for cid in (2, 3) for p in links[cid].got if p[1] == 205]  # nobody else hears of it
+    # only the feedback conf knows can be asked for
+    with pytest.raises(ProtocolError, match="feedback must be one of ccfb"):
+        decode_client_message(b'{"type":"publish","kind":"video","ssrc":1,"codec":"H264","feedback":"twcc"}')
+
+
+def test_a_participant_cannot_send_congestion_feedback_about_someone_elses_track() -> None:
+    from tests.helpers.hub import send, three_in_a_meeting
+
+    hub = three_in_a_meeting()
+    send(hub, 1, {"type": "publish", "kind": "video", "ssrc": 7, "codec": "H264", "feedback": "ccfb"})
+    forged = bytes(CongestionFeedback(0x33, [CcfbBlock.received(7, 0, [None] * 50)], 0))
+    assert hub.route_media(3, forged, 1.0) == ()
+    assert hub.stats.rtcp_forged == 1

@@ -313,10 +313,12 @@ class MediaManager:
         fps: float = DEFAULT_FPS,
         bitrate: int = DEFAULT_VIDEO_BITRATE,
     ) -> Publisher:
-        """Start publishing an open source; its encoders follow the uplink: on a datagram link (rtp://) from
-        the server's RFC 8888 feedback, on a stream link (tcp://, zmq://) from the link's send queue."""
+        """Start publishing an open source; its encoders follow the uplink: on a link whose send queue can be
+        measured (tcp://) from that queue, otherwise (rtp://, zmq://) from the server's RFC 8888 feedback."""
         link = self.client.link
-        datagrams = link is not None and not link.media_ordered
+        # the send queue tells on a stream link that can measure it (tcp://); otherwise (rtp://, and zmq://,
+        # whose queue ZeroMQ keeps to itself) the server's feedback on arrivals does
+        queue = link is not None and link.media_ordered and link.media_backlog() is not None
         publisher = Publisher(
             name,
             source,
@@ -326,8 +328,8 @@ class MediaManager:
             fps=fps,
             bitrate=bitrate,
             protect=self._protect if self.keys is not None else None,
-            feedback=datagrams,
-            queue=None if datagrams else self._send_queue,
+            feedback=not queue,
+            queue=self._send_queue if queue else None,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

@@ -12,8 +12,8 @@ payload, :mod:`conf_cli.client.media.e2ee`) just before it is sent; RTCP stays i
 
 The encoders follow the uplink (:mod:`conf_cli.media.congestion`): each publisher holds a
 :class:`~conf_cli.media.congestion.BitrateController`, fed either the server's RFC 8888 reports on its
-packets' arrival (rtp://: ``"feedback": "ccfb"`` in ``publish``) or samples of the link's send queue
-(tcp://, zmq://). Audio keeps its share; video gets the rest (never more than the ``bitrate`` asked for). An
+packets' arrival (``"feedback": "ccfb"`` in ``publish``: rtp://, zmq://) or samples of the link's send
+queue (tcp://). Audio keeps its share; video gets the rest (never more than the ``bitrate`` asked for). An
 H.264 encoder restarts on a new bit rate, so a video target changes only by more than
 :data:`RETARGET_CHANGE`, at most every :data:`RETARGET_DOWN` seconds down and :data:`RETARGET_UP` up. Every
 :data:`STATS_INTERVAL` seconds a ``publish_stats`` event tells each track's ``target_bitrate`` and the
@@ -247,9 +247,9 @@ class Publisher:
         self._protect = protect
         """Encrypts each RTP packet's payload (an E2EE meeting); None drops a packet it cannot encrypt."""
         self._feedback = feedback
-        """Ask the server for RFC 8888 feedback on each track (a datagram transport: rtp://)."""
+        """Ask the server for RFC 8888 feedback on each track (rtp://, zmq://)."""
         self._queue = queue
-        """Samples the link's send queue (a stream transport: tcp://, zmq://)."""
+        """Samples the link's send queue (a stream link that can measure it: tcp://)."""
         start = (bitrate + AUDIO_BITRATE) / 0.95
         self.controller = BitrateController(start, high=max(MAX_BITRATE, start))
         """The uplink's estimate; its video share is what the video encoder is asked for."""
