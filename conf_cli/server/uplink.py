@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from conf_cli.protocol.rtcp import CCFB_ATO_UNKNOWN, CcfbBlock, CongestionFeedback
 
-__all__ = ["MAX_REPORTED", "REPORT_INTERVAL", "UplinkFeedback"]
+__all__ = ["LATE", "MAX_REPORTED", "REPORT_INTERVAL", "UplinkFeedback"]
 REPORT_INTERVAL = 0.05
 """Seconds between reports about one track (RFC 8888 suggests one per frame to one per RTT)."""
 MAX_REPORTED = 256
-"""Packets one report covers: more waiting sends the report at once (bounds the report and the state)."""
-MAX_GAP = 1024
-"""A jump in sequence numbers larger than this starts afresh (a new sender, not a loss of a thousand)."""
+"""Sequence numbers one report covers (about 550 bytes): more waiting sends the report at once, and a packet
+this far or further past the first not yet reported starts afresh from itself (the ones between are not
+reported). This bounds the report, one datagram well under the MTU, and the state."""
+LATE = 1024
+"""A packet this far behind the first not yet reported is late (already reported as lost), and ignored."""
 
 
 class UplinkFeedback:
@@ -44,8 +46,8 @@ class UplinkFeedback:
             self._begin = seq
             self._last_report = now
         offset = (seq - self._begin) & 0xFFFF
-        if offset >= MAX_GAP:
-            if offset > 0xFFFF - MAX_GAP:  # late: already reported (as lost); RFC 8888 allows no update
+        if offset >= MAX_REPORTED:
+            if offset > 0xFFFF - LATE:  # late: already reported (as lost); RFC 8888 allows no update
                 return None
             report = self._report(now)  # a jump: report what we have, then start from here
             self._begin = seq
@@ -53,7 +55,7 @@ class UplinkFeedback:
             return report
         self._arrivals.setdefault(offset, now)
         if (
-            len(self._arrivals) >= MAX_REPORTED
+            offset == MAX_REPORTED - 1
             or self._last_report is None
             or now - self._last_report >= REPORT_INTERVAL
         ):
