@@ -193,6 +193,11 @@ class AimdRate:
             return MAX_INCREASE_PER_SECOND
         return min(MAX_INCREASE_PER_SECOND, INCREASE_PER_SECOND * 2 ** (calm / INCREASE_DOUBLING))
 
+    @property
+    def last_decrease(self) -> float:
+        """When the target last went down (-inf: never)."""
+        return self._last_decrease
+
     def limit(self, target: float, now: float) -> None:
         """Another controller decreased the estimate to ``target``: start from there, as after a decrease."""
         if target < self.target:
@@ -475,7 +480,10 @@ class BitrateController:
         self._last_feedback = now
         results = self.history.results(reports)
         delay_target = self.delay.update(results, now)
-        self.target = min(delay_target, self.loss.update(results, delay_target, now))
+        # packets sent before the last decrease were sent at the old rate: their loss is no news
+        since = self.delay.rate.last_decrease
+        recent = [r for r in results if r.send_time >= since]
+        self.target = min(delay_target, self.loss.update(recent, delay_target, now))
         if self.target < delay_target:  # loss rules: the delay controller starts again from there
             self.delay.rate.limit(self.target, now)
         return self.target
