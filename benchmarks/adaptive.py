@@ -1,10 +1,15 @@
-"""Media that adapts: figures of each scenario, one function per scenario, one run each.
+"""Media that adapts to the network: one function per scenario, each printing its figures, one run each.
 
-Run with ``PYTHONPATH=.:plugins/capture python benchmarks/adaptive.py [SCENARIO ...]``; prints figures and
-asserts nothing (docs/media.md says what they mean). Ratios compare like with like within the same run.
+Run with ``PYTHONPATH=.:plugins/capture .venv/bin/python benchmarks/adaptive.py [--scenario NAME ...]``;
+prints figures and asserts nothing (docs/media.md says what they mean). Ratios compare like with like
+within the same run.
 
-Scenarios:
-
+- ``uplink``: a ``conf share pattern`` publisher (1280x720@30, asked for 1.5 Mbit/s) behind the impairment
+  relay, on a real ``conf server``; the relay limits the publisher's uplink (600 kbit/s by default) and
+  later lifts the limit (:func:`conf_cli.testing.uplink.run_uplink_scenario`). Printed per transport: the
+  time until the publisher's encoder target was under the limit, the receiver's loss and bit rate once it
+  was, the time until the target climbed back over 1.5 times the limit, and the target and estimate each
+  second. Encryption is each transport's default (rtp: SRTP, tcp: TLS, zmq: CURVE).
 - ``simulcast_encoding``: the encoding CPU of a 720p30 source published as three simulcast layers
   (1280x720, 640x360, 320x180; each layer's encoder converts the picture once) against one layer.
 - ``simulcast_forwarding``: the server's forwarding cost per packet (hub and forwarder, in process: no
@@ -15,6 +20,11 @@ Scenarios:
   takes to be moved down, with the loss each sees afterwards.
 - ``dynacast_cpu``: real processes: the publisher's CPU while someone receives 720p, and while its only
   subscriber receives the low layer (the high and middle layers paused).
+
+    .venv/bin/python benchmarks/adaptive.py --scenario uplink --transport rtp tcp zmq --limit 600k
+
+Add a scenario as a function and register it: ``@scenario`` for one that takes no arguments, or in
+``SCENARIOS`` for one that takes the parsed arguments.
 """
 
 from __future__ import annotations
@@ -24,11 +34,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-SCENARIOS: dict[str, Callable[[], None]] = {}
+from conf_cli.testing.uplink import run_uplink_scenario
+
+PLAIN: dict[str, Callable[[], None]] = {}
 
 
 def scenario(function: Callable[[], None]) -> Callable[[], None]:
-    SCENARIOS[function.__name__] = function
+    PLAIN[function.__name__] = function
     return function
 
 
@@ -268,14 +280,56 @@ def dynacast_cpu() -> None:
         server.stop()
 
 
+def rate(text: str) -> float:
+    """``600k``, ``1.2M`` or a plain number of bit/s."""
+    scale = {"k": 1e3, "m": 1e6}.get(text[-1:].lower(), 1.0)
+    return float(text[:-1] if scale != 1.0 else text) * scale
+
+
+def seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def uplink(args: argparse.Namespace) -> None:
+    """A publisher's uplink limited, then freed: how the encoder target follows (congestion control)."""
+    print(f"uplink limited to {args.limit / 1000:.0f} kbit/s for {args.hold:.0f} s, then lifted")
+    print(f"{'transport':<10}{'before':>10}{'adapted':>10}{'loss after':>12}{'received':>12}{'climbed':>10}")
+    results = []
+    for transport in args.transport:
+        result = run_uplink_scenario(transport, limit=args.limit, hold=args.hold, release=args.release)
+        results.append(result)
+        loss = "-" if result.loss_after is None else f"{result.loss_after * 100:.2f} %"
+        received = "-" if result.received_bitrate is None else f"{result.received_bitrate / 1000:.0f} k"
+        print(
+            f"{transport:<10}{result.before / 1000:>9.0f}k{seconds(result.adapted_after):>10}{loss:>12}"
+            f"{received:>12}{seconds(result.climbed_after):>10}"
+        )
+    for result in results:
+        print(f"\n{result.transport}: seconds since the limit, encoder target, estimate (kbit/s)")
+        for at, target, estimate in result.timeline:
+            print(f"  {at:5.1f}  {target / 1000:7.0f}  {estimate / 1000:7.0f}")
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "uplink": uplink,
+    **{name: (lambda args, run=run: run()) for name, run in PLAIN.items()},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("scenarios", nargs="*", choices=[[], *SCENARIOS], help="which to run (default: all)")
-    names = parser.parse_args().scenarios or list(SCENARIOS)
-    for name in names:
-        SCENARIOS[name]()
+    parser.add_argument("--scenario", nargs="+", choices=sorted(SCENARIOS), default=sorted(SCENARIOS))
+    parser.add_argument(
+        "--transport", nargs="+", choices=("rtp", "tcp", "zmq"), default=["rtp", "tcp", "zmq"]
+    )
+    parser.add_argument("--limit", type=rate, default=600_000.0, help="the uplink limit (bit/s; 600k)")
+    parser.add_argument("--hold", type=float, default=10.0, help="seconds the limit holds")
+    parser.add_argument("--release", type=float, default=12.0, help="seconds watched after it lifts")
+    args = parser.parse_args()
+    for name in args.scenario:
+        SCENARIOS[name](args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ message, one whose first two bits are ``10`` is an RTP/RTCP packet, an empty one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -32,6 +33,8 @@ log = logging.getLogger("conf.transport.tcp")
 CONTROL_BUFFER_LIMIT = 4 * 1024 * 1024
 # Media is dropped for a peer once this much is waiting in its socket buffer.
 MEDIA_BUFFER_LIMIT = 256 * 1024
+NOTSENT_LOWAT = 16 * 1024
+"""Unsent bytes a TCP socket holds in the kernel before writes wait in the transport's buffer."""
 TLS_RECORD = 0x16  # the first byte of a TLS handshake
 HANDSHAKE_TIMEOUT = 10.0  # seconds a server gives a client to finish the TLS handshake
 
@@ -73,6 +76,12 @@ class StreamLink(Link, asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):  # not a relay's Unix socket
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                # little unsent data waits in the kernel: what the link cannot carry yet waits in the
+                # transport's buffer, where media_backlog() sees it (a sender's congestion signal) and
+                # MEDIA_BUFFER_LIMIT bounds it, instead of seconds of it in a large kernel buffer
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
         if self._on_open is not None:
             self._on_open()
         if self._already_read:
@@ -133,6 +142,10 @@ class StreamLink(Link, asyncio.Protocol):
         self.stats.media_out += 1
         self.stats.bytes_out += len(packet) + 2
         return True
+
+    def media_backlog(self) -> int | None:
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     def send_keepalive(self) -> None:
         transport = self._transport

@@ -73,6 +73,11 @@ class Link(ABC):
     def send_media(self, packet: bytes) -> bool:
         """Send an RTP/RTCP packet best-effort; return False if it was dropped (peer congested)."""
 
+    def media_backlog(self) -> int | None:
+        """Bytes waiting in this link's send queue (what a sender's congestion control watches on a stream
+        transport), or None if the transport cannot tell."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Close the link; the other side's events receive ``closed``."""

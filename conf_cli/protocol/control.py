@@ -49,6 +49,9 @@ MAX_BITRATE = 100_000_000
 """bit/s: the bounds of a layer's bit rate and of ``receive``'s ``max_bitrate``."""
 MEDIA_KINDS = ("audio", "video", "screen")
 CODECS = {"audio": "opus", "video": "H264", "screen": "H264"}
+FEEDBACK_FORMATS = ("ccfb",)
+"""What a publisher may ask the server for in ``publish``'s ``feedback``: RFC 8888 congestion control
+feedback about its packets' arrival (:mod:`conf_cli.server.uplink`)."""
 """The codec of each kind of track: all a meeting carries (names compared case-insensitively)."""
 
 MAX_POLL_QUESTION_CHARS = 200
@@ -81,7 +84,7 @@ Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
 # "token" (an access token, see MAX_TOKEN_CHARS),
-# "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values),
+# "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values), "feedback" (one of FEEDBACK_FORMATS),
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
 # "password" (up to MAX_PASSWORD_CHARS); for control_input: "input_action" (one of INPUT_ACTIONS),
@@ -132,6 +135,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "ssrc": ("int", True),
         "codec": ("codec", True),
         "layers": ("layers", False),
+        "feedback": ("feedback", False),
     },
     "receive": {"max_bitrate": ("bitrate", False), "max_height": ("height", False)},
     "unpublish": {"kind": ("media_kind", True)},
@@ -412,6 +416,9 @@ def check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
     elif field_kind == "media_kind":
         if value not in MEDIA_KINDS:
             raise ProtocolError(f"{where} must be one of {', '.join(MEDIA_KINDS)}")
+    elif field_kind == "feedback":
+        if value not in FEEDBACK_FORMATS:
+            raise ProtocolError(f"{where} must be one of {', '.join(FEEDBACK_FORMATS)}")
     elif field_kind == "codec":
         if value.casefold() not in {codec.casefold() for codec in CODECS.values()}:
             raise ProtocolError(f"{where} must be one of {', '.join(sorted(set(CODECS.values())))}")

@@ -2,7 +2,8 @@
 
 One dataclass per packet type conf uses: :class:`SenderReport` and :class:`ReceiverReport` with their
 :class:`ReportBlock` (RFC 3550 sections 6.4.1, 6.4.2), :class:`Sdes` (6.5), :class:`Bye` (6.6), the generic
-:class:`Nack` (RFC 4585 6.2.1), :class:`Pli` (RFC 4585 6.3.1) and :class:`Fir` (RFC 5104 4.3.1). Any other
+:class:`Nack` (RFC 4585 6.2.1), :class:`Pli` (RFC 4585 6.3.1), :class:`Fir` (RFC 5104 4.3.1) and
+:class:`CongestionFeedback` (RFC 8888 3.1, with its :class:`CcfbBlock` per stream). Any other
 packet type or feedback format is kept as :class:`UnknownRtcp` so a compound packet still parses.
 
 :func:`parse_compound` reads a datagram into a list of packets, ``bytes(packet)`` writes one packet and
@@ -36,6 +37,8 @@ __all__ = [
     "RTCP_SR",
     "SDES_CNAME",
     "Bye",
+    "CcfbBlock",
+    "CongestionFeedback",
     "Fir",
     "Nack",
     "Pli",
@@ -66,6 +69,11 @@ SDES_CNAME = 1
 FMT_NACK = 1
 FMT_PLI = 1
 FMT_FIR = 4
+FMT_CCFB = 11
+MAX_CCFB_REPORTS = 16_384
+"""Packets one RFC 8888 report block may report on (section 3.1)."""
+CCFB_ATO_UNKNOWN = 0x1FFF
+"""An arrival time offset of 8191/1024 s or more (RFC 8888 section 3.1: too long ago to say)."""
 
 NTP_UNIX_OFFSET = 2_208_988_800
 """Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01)."""
@@ -77,6 +85,7 @@ _BLOCK = struct.Struct("!IIIIII")
 _FEEDBACK = struct.Struct("!II")
 _NACK_PAIR = struct.Struct("!HH")
 _FIR_ENTRY = struct.Struct("!IB3x")
+_CCFB_BLOCK = struct.Struct("!IHH")
 
 
 def _pack(st: struct.Struct, *values: int) -> bytes:
@@ -377,6 +386,92 @@ class Fir:
 
 
 @dataclass(slots=True)
+class CcfbBlock:
+    """One RTP stream's part of an RFC 8888 report: a metric per packet from ``begin_seq`` on.
+
+    Each metric is the 16-bit field of section 3.1: R (received, top bit), ECN (2 bits) and the arrival
+    time offset (13 bits, 1/1024 s before the report timestamp). A packet not received has metric 0.
+    """
+
+    ssrc: int
+    begin_seq: int
+    metrics: list[int] = field(default_factory=list)
+
+    def arrivals(self) -> list[tuple[int, int | None]]:
+        """``(sequence number, arrival time offset in 1/1024 s, or None if lost)`` per reported packet;
+        a packet received too long before the report (offset 0x1FFF) counts as received at that offset."""
+        begin = self.begin_seq
+        return [
+            ((begin + i) & 0xFFFF, metric & 0x1FFF if metric & 0x8000 else None)
+            for i, metric in enumerate(self.metrics)
+        ]
+
+    @classmethod
+    def received(cls, ssrc: int, begin_seq: int, offsets: list[int | None]) -> CcfbBlock:
+        """A block from arrival time offsets (1/1024 s, capped at 0x1FFF; None: not received), ECN 0."""
+        return cls(
+            ssrc,
+            begin_seq & 0xFFFF,
+            [0 if o is None else 0x8000 | min(CCFB_ATO_UNKNOWN, max(0, o)) for o in offsets],
+        )
+
+
+@dataclass(slots=True)
+class CongestionFeedback:
+    """RTP congestion control feedback (RFC 8888, RTPFB FMT 11): which packets of each stream arrived and
+    when, relative to ``report_timestamp`` (compact NTP, the middle 32 bits of the NTP time it was sent)."""
+
+    sender_ssrc: int
+    blocks: list[CcfbBlock] = field(default_factory=list)
+    report_timestamp: int = 0
+
+    @classmethod
+    def _parse(cls, body: bytes) -> CongestionFeedback:
+        if len(body) < 8:
+            raise ProtocolError(f"RTCP congestion feedback needs 12 bytes, has {len(body) + 4}")
+        sender = _SSRC.unpack_from(body)[0]
+        end = len(body) - 4
+        offset = 4
+        blocks: list[CcfbBlock] = []
+        while offset < end:
+            if end - offset < _CCFB_BLOCK.size:
+                raise ProtocolError(
+                    f"RTCP congestion feedback report block at byte {offset + 4} needs 8 bytes, has "
+                    f"{end - offset}"
+                )
+            ssrc, begin, count = _CCFB_BLOCK.unpack_from(body, offset)
+            if count > MAX_CCFB_REPORTS:
+                raise ProtocolError(
+                    f"RTCP congestion feedback block reports {count} packets, at most {MAX_CCFB_REPORTS}"
+                )
+            offset += _CCFB_BLOCK.size
+            size = 2 * count + (2 * count) % 4
+            if end - offset < size:
+                raise ProtocolError(
+                    f"RTCP congestion feedback block of {count} reports needs {size} bytes, has "
+                    f"{end - offset}"
+                )
+            metrics = list(struct.unpack_from(f"!{count}H", body, offset))
+            blocks.append(CcfbBlock(ssrc, begin, metrics))
+            offset += size
+        return cls(sender, blocks, _SSRC.unpack_from(body, end)[0])
+
+    def __bytes__(self) -> bytes:
+        parts = [_pack(_SSRC, self.sender_ssrc)]
+        for block in self.blocks:
+            count = len(block.metrics)
+            if count > MAX_CCFB_REPORTS:
+                raise ValueError(f"RFC 8888 block of {count} reports: at most {MAX_CCFB_REPORTS}")
+            parts.append(_pack(_CCFB_BLOCK, block.ssrc, block.begin_seq, count))
+            try:
+                parts.append(struct.pack(f"!{count}H", *block.metrics) + bytes((2 * count) % 4))
+            except struct.error as exc:
+                raise ValueError(f"RTCP field out of range: {exc}") from None
+        parts.append(_pack(_SSRC, self.report_timestamp))
+        return _header(FMT_CCFB, RTCP_RTPFB, b"".join(parts))
+
+
+@dataclass(slots=True)
 class UnknownRtcp:
     """A packet type (or feedback format, in ``count``) conf does not interpret; kept so it can be relayed."""
 
@@ -392,10 +487,14 @@ class UnknownRtcp:
         return _header(self.count, self.packet_type, self.body)
 
 
-RtcpPacket: TypeAlias = SenderReport | ReceiverReport | Sdes | Bye | Nack | Pli | Fir | UnknownRtcp
+RtcpPacket: TypeAlias = (
+    SenderReport | ReceiverReport | Sdes | Bye | Nack | Pli | Fir | CongestionFeedback | UnknownRtcp
+)
 
 
 def _parse_feedback(packet_type: int, fmt: int, body: bytes) -> RtcpPacket:
+    if packet_type == RTCP_RTPFB and fmt == FMT_CCFB:
+        return CongestionFeedback._parse(body)
     if len(body) < 8:
         raise ProtocolError(f"RTCP feedback packet needs 12 bytes, has {len(body) + 4}")
     sender, media = _FEEDBACK.unpack_from(body)

@@ -7,7 +7,9 @@ participants and tracks, which :attr:`Hub.version` tracks. :class:`Forwarder` th
 answer per (link, SSRC), already resolved to links grouped by listener, with the track, until that
 version changes (a participant comes or goes, a track is published, replaced or stopped). A packet that
 hits the cache costs two dict lookups, the track's check that its sequence number is new, and one
-``forward_media`` call per listener; no tuples, lists or dicts are built for it. A packet seen before (a
+``forward_media`` call per listener; no tuples, lists or dicts are built for it. A track whose publisher
+asked for congestion feedback (:mod:`conf_cli.server.uplink`) also has each arrival noted, and a report
+sent back to the publisher when one is due. A packet seen before (a
 resend) goes only to whoever asked for it (:meth:`Hub.route_resend`), on each one's own link. RTCP, which
 the hub may rewrite (a NACK) or split (feedback to publishers, reports to the audience), and short packets
 always take the hub's full path. RTP whose header (CSRC list, extension) runs past the end of the packet
@@ -82,6 +84,8 @@ class Forwarder:
                     if track is None:
                         hub.stats.media_refused += 1
                         return True
+                    if track.uplink is not None:  # the publisher asked to hear of each arrival
+                        self._uplink(link, track, packet, now)
                     if track.feedback.first(packet):
                         for send, group in groups:
                             send(packet, group)
@@ -105,6 +109,8 @@ class Forwarder:
             if self.on_malformed is not None:
                 self.on_malformed(link, "malformed RTP or RTCP")
             return True
+        if routed.track is not None and routed.track.uplink is not None:
+            self._uplink(link, routed.track, packet, now)
         if routed.cacheable:
             routes = self._routes.get(link.id)
             if routes is None:
@@ -143,6 +149,14 @@ class Forwarder:
 
     def _rewrites(self, routed: Routed) -> Rewrites:
         return tuple((rewriter.rewrite, self._resolve(to)) for rewriter, to in routed.rewrites)
+
+    @staticmethod
+    def _uplink(link: Link, track: Track, packet: bytes, now: float) -> None:
+        """Note an RTP packet's arrival for its publisher's congestion control; send the report if due."""
+        assert track.uplink is not None
+        report = track.uplink.arrived(packet, now)
+        if report is not None:
+            link.send_media(report)
 
     def forget(self, link: Link) -> None:
         """Drop the routes cached for ``link``'s media (it closed)."""

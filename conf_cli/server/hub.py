@@ -736,7 +736,12 @@ class Hub:
             case "publish":
                 return list(
                     meeting.publish(
-                        pid, message["kind"], message["ssrc"], message["codec"], message.get("layers")
+                        pid,
+                        message["kind"],
+                        message["ssrc"],
+                        message["codec"],
+                        message.get("layers"),
+                        message.get("feedback"),
                     )
                 )
             case "receive":

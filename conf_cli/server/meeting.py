@@ -90,6 +90,7 @@ from conf_cli.server.people import (
 from conf_cli.server.remote_control import RemoteControl
 from conf_cli.server.simulcast import Layer
 from conf_cli.server.speaker import SpeakerDetector
+from conf_cli.server.uplink import UplinkFeedback
 
 # These bounds, with at most one track of each kind per participant, a codec from CODECS and names of at
 # most MAX_NAME_BYTES, keep the meeting's snapshot (``joined``, ``participants``) within one control frame
@@ -133,6 +134,8 @@ class Track:
     """Which of its parent's layers this is (0 the lowest); a track's own SSRC is its highest layer."""
     active: frozenset[int] | None = field(default=None, compare=False, repr=False)
     """Dynacast: the layers the publisher was last told to send (None: not told yet, all of them)."""
+    uplink: UplinkFeedback | None = field(default=None, compare=False, repr=False)
+    """The RFC 8888 feedback its publisher asked for (``"feedback": "ccfb"``), else None."""
 
     def summary(self, owner_name: str) -> TrackEntry:
         """Whose track it is, its kind, SSRC and codec (what ``share_stopped`` and snapshots say)."""
@@ -964,11 +967,18 @@ class Meeting:
     # -- media --------------------------------------------------------------------------------------
 
     def publish(
-        self, pid: int, kind: str, ssrc: int, codec: str, layers: list[Message] | None = None
+        self,
+        pid: int,
+        kind: str,
+        ssrc: int,
+        codec: str,
+        layers: list[Message] | None = None,
+        feedback: str | None = None,
     ) -> list[Send]:
         """Start a track; a participant has at most one track of each kind (a new one replaces it).
 
-        A simulcast video track lists its ``layers`` (lowest first, the last one with ``ssrc``)."""
+        A simulcast video track lists its ``layers`` (lowest first, the last one with ``ssrc``).
+        ``feedback="ccfb"``: the server reports the track's packet arrivals to its publisher (RFC 8888)."""
         participant = self.participants[pid]
         if kind not in MEDIA_KINDS:
             raise RequestRefused(
@@ -994,6 +1004,8 @@ class Meeting:
         if existing is not None and existing.ssrc in self.tracks:
             self._drop_layers(existing)
         track = Track(ssrc, pid, kind, codec, layers=described)
+        if feedback == "ccfb":
+            track.uplink = UplinkFeedback(ssrc)
         self.tracks[ssrc] = track
         for index, layer in enumerate(described[:-1]):
             self.layer_tracks[layer.ssrc] = Track(layer.ssrc, pid, kind, codec, parent=track, index=index)

@@ -10,6 +10,12 @@ one ``random.Random(seed)``, so a schedule repeats run to run (timing aside)::
         ...  # clients use rtp://127.0.0.1:{relay.port}
         print(relay.stats())
 
+It is also a bottleneck: ``rate_up`` / ``rate_down`` (bit/s, each client alone, :meth:`RelayHandle.set_rate`
+changes them while it runs) make each client's datagrams wait their turn on a link of that rate, with a
+drop-tail queue of ``queue`` bytes (a datagram that does not fit is dropped: ``queue_dropped``), as a slow
+access link does; the TCP connections are paced at the same rates, with small socket buffers so that a
+sender's own queue, not the relay's, holds what the link cannot carry yet.
+
 It is also a tap and a NAT: with ``capture=True`` it keeps a copy of the first datagrams clients send
 (:meth:`RelayHandle.captured`, what an eavesdropper on the path reads), and :meth:`RelayHandle.rebind`
 gives every client a new upstream socket, so the target sees each client move to a new port (a NAT
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import socket
 import threading
@@ -33,6 +40,9 @@ MAX_DATAGRAM = 65_535
 MAX_PENDING = 10_000
 MAX_CLIENTS = 256
 MAX_CAPTURED = 1000
+TCP_BUFFER = 32_768
+"""Socket buffer sizes of the relay's TCP connections: what waits for a paced link waits at the sender."""
+TCP_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,12 @@ class Impairment:
     jitter: float = 0.0
     reorder: float = 0.0
     reorder_delay: float = 0.03
+    rate_up: float | None = None
+    """Bits a second each client may send through (None: no limit)."""
+    rate_down: float | None = None
+    """Bits a second each client may receive through (None: no limit)."""
+    queue: int = 64_000
+    """Bytes that may wait for the rate-limited link, per client and direction."""
 
 
 @dataclass
@@ -54,6 +70,8 @@ class DirectionStats:
     dropped: int = 0
     reordered: int = 0
     overflow: int = 0
+    queue_dropped: int = 0
+    """Datagrams dropped because the rate-limited link's queue was full."""
 
 
 @dataclass
@@ -75,7 +93,8 @@ class _Upstream(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.relay.schedule(data, self.relay.stats.downstream, self.relay.reply, self.client)
+        relay = self.relay
+        relay.schedule(data, relay.stats.downstream, relay.reply, self.client, relay.impairment.rate_down, 1)
 
 
 class _Front(asyncio.DatagramProtocol):
@@ -104,13 +123,17 @@ class Relay:
         self._tcp: asyncio.Server | None = None
         self._upstreams: dict[tuple[Any, ...], _Upstream] = {}
         self._pending = 0
+        self._busy_until: dict[tuple[int, Any], float] = {}  # (direction, client) -> when its link is free
         self._tasks: set[asyncio.Task[None]] = set()
         self.cut = False
         """While True every datagram is dropped both ways (a network cut)."""
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         loop = asyncio.get_running_loop()
-        self._tcp = await asyncio.start_server(self._pipe, host, port)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.create_server((host, port), family=family)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_BUFFER)  # accepted sockets inherit it
+        self._tcp = await asyncio.start_server(self._pipe, sock=listening)
         self.port = self._tcp.sockets[0].getsockname()[1]
         self._front, _ = await loop.create_datagram_endpoint(
             lambda: _Front(self), local_addr=(host, self.port)
@@ -161,7 +184,7 @@ class Relay:
                 asyncio.get_running_loop().create_datagram_endpoint(lambda: upstream, sock=sock)
             )
             task.add_done_callback(lambda _: None)
-        self.schedule(data, self.stats.upstream, self._send_up, upstream)
+        self.schedule(data, self.stats.upstream, self._send_up, upstream, self.impairment.rate_up, 0)
 
     def _send_up(self, data: bytes, upstream: _Upstream) -> None:
         if upstream.sock is not None:
@@ -171,8 +194,16 @@ class Relay:
         if self._front is not None:
             self._front.sendto(data, client)
 
-    def schedule(self, data: bytes, stats: DirectionStats, send: Any, where: Any) -> None:
-        """Drop, or send after the impairment's delay."""
+    def schedule(
+        self,
+        data: bytes,
+        stats: DirectionStats,
+        send: Any,
+        where: Any,
+        rate: float | None = None,
+        direction: int = 0,
+    ) -> None:
+        """Drop, or send after the impairment's delay (and its turn on a link of ``rate`` bit/s)."""
         stats.received += 1
         rule = self.impairment
         rng = self.rng
@@ -183,6 +214,15 @@ class Relay:
             stats.overflow += 1
             return
         delay = rule.delay + (rng.uniform(-rule.jitter, rule.jitter) if rule.jitter else 0.0)
+        if rate:
+            now = asyncio.get_running_loop().time()
+            key = (direction, where)
+            start = max(now, self._busy_until.get(key, now))
+            if (start - now) * rate / 8 + len(data) > rule.queue:
+                stats.queue_dropped += 1
+                return
+            self._busy_until[key] = start + len(data) * 8 / rate
+            delay += self._busy_until[key] - now
         if rule.reorder and rng.random() < rule.reorder:
             delay += rule.reorder_delay
             stats.reordered += 1
@@ -210,16 +250,29 @@ class Relay:
             self._tasks.discard(task)
             return
 
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        for stream in (writer, up_writer):
+            sock = stream.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_BUFFER)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_BUFFER)
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
+            loop = asyncio.get_running_loop()
+            free_at = loop.time()
             with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await src.read(65_536):
+                while data := await src.read(TCP_CHUNK):
+                    rate = self.impairment.rate_up if up else self.impairment.rate_down
+                    if rate:  # pace: this chunk leaves when the link has carried the ones before it
+                        free_at = max(free_at, loop.time()) + len(data) * 8 / rate
+                        await asyncio.sleep(max(0.0, free_at - loop.time()))
                     dst.write(data)
                     await dst.drain()
             with contextlib.suppress(OSError):
                 dst.close()
 
         try:
-            await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+            await asyncio.gather(copy(reader, up_writer, True), copy(up_reader, writer, False))
         except asyncio.CancelledError:
             pass  # the relay is closing: end quietly, as a finished connection
         finally:
@@ -246,6 +299,11 @@ class RelayHandle:
 
     def set_cut(self, cut: bool) -> None:
         self.loop.call_soon_threadsafe(setattr, self.relay, "cut", cut)
+
+    def set_rate(self, up: float | None, down: float | None = None) -> None:
+        """Limit each client's sending (``up``) and receiving (``down``) to so many bit/s; None lifts it."""
+        impairment = dataclasses.replace(self.relay.impairment, rate_up=up, rate_down=down)
+        self.loop.call_soon_threadsafe(setattr, self.relay, "impairment", impairment)
 
     def captured(self) -> list[bytes]:
         """The datagrams clients sent so far (with ``capture=True``)."""
@@ -274,9 +332,13 @@ def start_relay(
     seed: int = 1,
     host: str = "127.0.0.1",
     capture: bool = False,
+    rate_up: float | None = None,
+    rate_down: float | None = None,
+    queue: int = 64_000,
 ) -> Iterator[RelayHandle]:
     """Run a relay to ``target_host:target_port`` in a thread; yield its handle; stop it on exit."""
-    relay = Relay((target_host, target_port), Impairment(loss, delay, jitter, reorder), seed, capture)
+    impairment = Impairment(loss, delay, jitter, reorder, rate_up=rate_up, rate_down=rate_down, queue=queue)
+    relay = Relay((target_host, target_port), impairment, seed, capture)
     running = start_thread_loop(relay.start(host), "impairment relay")
     handle = RelayHandle(relay, running.loop, running.thread)
     try:

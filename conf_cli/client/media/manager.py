@@ -52,6 +52,7 @@ from conf_cli.protocol.events import (
     TrackEntry,
 )
 from conf_cli.protocol.rtcp import (
+    CongestionFeedback,
     Fir,
     Nack,
     Pli,
@@ -159,6 +160,9 @@ class MediaManager:
             if isinstance(part, Pli | Fir | Nack | ReceiverReport):
                 for publisher in self.publishers:
                     publisher.feedback(part)
+            elif isinstance(part, CongestionFeedback):
+                for publisher in self.publishers:
+                    publisher.congestion_feedback(part)
             elif isinstance(part, SenderReport):
                 receiver = self.receivers.get(part.ssrc)
                 if receiver is not None:
@@ -173,6 +177,13 @@ class MediaManager:
                 receiver = self.receivers.get(report.ssrc)
                 if receiver is not None and report.dlrr:
                     receiver.extended_report(report)
+
+    def _send_queue(self) -> tuple[int, int, int] | None:
+        """The link's send queue: (bytes waiting, bytes written, packets refused); None without a link."""
+        link = self.client.link
+        if link is None or link.is_closing:
+            return None
+        return link.media_backlog() or 0, link.stats.bytes_out, link.stats.media_dropped
 
     def _send_media(self, packet: bytes) -> None:
         link = self.client.link
@@ -346,7 +357,12 @@ class MediaManager:
         fps: float = DEFAULT_FPS,
         bitrate: int = DEFAULT_VIDEO_BITRATE,
     ) -> Publisher:
-        """Start publishing an open source."""
+        """Start publishing an open source; its encoders follow the uplink: on a link whose send queue can be
+        measured (tcp://) from that queue, otherwise (rtp://, zmq://) from the server's RFC 8888 feedback."""
+        link = self.client.link
+        # the send queue tells on a stream link that can measure it (tcp://); otherwise (rtp://, and zmq://,
+        # whose queue ZeroMQ keeps to itself) the server's feedback on arrivals does
+        queue = link is not None and link.media_ordered and link.media_backlog() is not None
         publisher = Publisher(
             name,
             source,
@@ -360,6 +376,8 @@ class MediaManager:
             # load for a slow receiver, which redundancy would only add to.
             red=self.client.link is not None and not self.client.link.media_ordered,
             simulcast=self.simulcast,
+            feedback=not queue,
+            queue=self._send_queue if queue else None,
         )
         self.publishers = [p for p in self.publishers if not p.finished]
         self.publishers.append(publisher)

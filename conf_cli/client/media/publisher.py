@@ -19,6 +19,15 @@ again (by ``layers_active`` or a PLI for it). An end-to-end encrypted meeting ge
 In an end-to-end encrypted meeting each RTP packet's payload is encrypted (``protect``, an SFrame per
 payload, :mod:`conf_cli.client.media.e2ee`) just before it is sent; RTCP stays in the clear.
 
+The encoders follow the uplink (:mod:`conf_cli.media.congestion`): each publisher holds a
+:class:`~conf_cli.media.congestion.BitrateController`, fed either the server's RFC 8888 reports on its
+packets' arrival (``"feedback": "ccfb"`` in ``publish``: rtp://, zmq://) or samples of the link's send
+queue (tcp://). Audio keeps its share; video gets the rest (never more than the ``bitrate`` asked for). An
+H.264 encoder restarts on a new bit rate, so a video target changes only by more than
+:data:`RETARGET_CHANGE`, at most every :data:`RETARGET_DOWN` seconds down and :data:`RETARGET_UP` up. Every
+:data:`STATS_INTERVAL` seconds a ``publish_stats`` event tells each track's ``target_bitrate`` and the
+estimate, ``available_bitrate``.
+
 Feedback from receivers (routed by the server to the owner of ``media_ssrc``) is answered here: PLI and FIR
 make the next frame a keyframe, NACK resends the packets still in the sender's history. Every
 :data:`SENDER_REPORT_INTERVAL` seconds each track sends a sender report, with a DLRR block (RFC 3611 4.5)
@@ -42,12 +51,14 @@ from conf_cli.errors import ConfError
 from conf_cli.media import libopus
 from conf_cli.media.audio_level import SILENCE, audio_level_extension
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
+from conf_cli.media.congestion import AUDIO_BITRATE, MAX_BITRATE, BitrateController
 from conf_cli.media.h264 import H264Packetizer, split_annexb
 from conf_cli.media.red import PT_RED, RedEncoder, RedSwitch
-from conf_cli.media.rtp_stream import RtpSender
+from conf_cli.media.rtp_stream import RateMeter, RtpSender
 from conf_cli.media.source import CapturedFrame, EncodedUnit, Source, SourceFactory, ThreadedSource
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import (
+    CongestionFeedback,
     Fir,
     Nack,
     Pli,
@@ -77,11 +88,22 @@ MIN_LAYER_HEIGHT = 180
 (720, 360, 180), a 360p one two, anything smaller one."""
 LAYER_SHARES = (1.0, 1 / 3, 1 / 10)
 """Each layer's share of the video bit rate, highest first (1.2 Mbit/s, 400 and 120 kbit/s)."""
+RETARGET_CHANGE = 0.15
+"""A new encoder target must differ from the current one by more than this share ..."""
+RETARGET_DOWN = 1.0
+"""... and come at least this many seconds after the last change when it lowers the rate ..."""
+RETARGET_UP = 2.0
+"""... or this many when it raises it (an H.264 encoder restarts, with a keyframe, on each change)."""
+QUEUE_SAMPLE_INTERVAL = 0.05
+"""Seconds between samples of a stream link's send queue."""
+STATS_INTERVAL = 1.0
 
 SendMedia = Callable[[bytes], None]
 Protect = Callable[[bytes], bytes | None]
 SendControl = Callable[[Message], None]
 Notify = Callable[[Message], None]
+QueueProbe = Callable[[], tuple[int, int, int] | None]
+"""A stream link's send queue: (bytes waiting, bytes written since it opened, packets it refused), or None."""
 
 
 def find_source_factory(sources: Mapping[str, Any], name: str) -> SourceFactory:
@@ -146,6 +168,10 @@ class OutgoingTrack:
         self.packetizer = None if audio else H264Packetizer(MTU)
         self.fps = fps
         self.bitrate = bitrate
+        self.target_bitrate = AUDIO_BITRATE if audio else bitrate
+        """What the encoder is asked for (bit/s); congestion control moves it."""
+        self.meter = RateMeter(1.0)
+        self._retargeted = -1e9
         self.video_encoder: H264Encoder | None = None
         self.audio_encoder: OpusEncoder | None = OpusEncoder(dtx=True) if audio else None
         self.red_switch = RedSwitch()
@@ -210,13 +236,32 @@ class OutgoingTrack:
 
     def encode(self, captured: CapturedFrame) -> list[EncodedUnit]:
         """Encode one frame (blocking: runs in a worker thread)."""
+        target = self.target_bitrate
         if self.audio_encoder is not None:
+            if self.audio_encoder.bitrate != target:
+                self.audio_encoder.set_bitrate(target)
             return self.audio_encoder.encode(captured)
         if self.video_encoder is None:
             frame = captured.frame
             width, height = self.size or (frame.width, frame.height)  # type: ignore[union-attr]
-            self.video_encoder = H264Encoder(width, height, self.fps / self.divisor, self.bitrate)
+            self.video_encoder = H264Encoder(width, height, self.fps / self.divisor, target)
+        elif self.video_encoder.bitrate != target:
+            self.video_encoder.set_bitrate(target)
         return self.video_encoder.encode(captured)
+
+    def retarget(self, bitrate: int, now: float) -> bool:
+        """Ask the encoder for ``bitrate`` from its next frame, if the change is worth a restart (see
+        :data:`RETARGET_CHANGE`); True if the target changed."""
+        current = self.target_bitrate
+        change = (bitrate - current) / current
+        back_to_full = not self.audio and bitrate == self.bitrate != current
+        if abs(change) <= RETARGET_CHANGE and not back_to_full:
+            return False
+        if now - self._retargeted < (RETARGET_DOWN if change < 0 else RETARGET_UP):
+            return False
+        self.target_bitrate = bitrate
+        self._retargeted = now
+        return True
 
     def request_keyframe(self) -> None:
         if self.video_encoder is not None:
@@ -362,6 +407,8 @@ class Publisher:
         protect: Protect | None = None,
         red: bool = True,
         simulcast: bool = True,
+        feedback: bool = False,
+        queue: QueueProbe | None = None,
     ) -> None:
         self.source_name = source_name
         self.red = red
@@ -378,6 +425,17 @@ class Publisher:
         """Encrypts each RTP packet's payload (an E2EE meeting); None drops a packet it cannot encrypt."""
         self._simulcast = simulcast and protect is None
         """Publish video as simulcast layers (never end-to-end encrypted: the server rewrites headers)."""
+        self._feedback = feedback
+        """Ask the server for RFC 8888 feedback on each track (rtp://, zmq://)."""
+        self._queue = queue
+        """Samples the link's send queue (a stream link that can measure it: tcp://)."""
+        start = (bitrate + AUDIO_BITRATE) / 0.95
+        self.controller = BitrateController(start, high=max(MAX_BITRATE, start))
+        """The uplink's estimate; its video share is what the video encoder is asked for."""
+        self._report_clock: float | None = None  # the last feedback report's timestamp, unwrapped, in s
+        self._report_stamp = 0
+        self._last_queue_sample = -1e9
+        self._stats_task: asyncio.Task[None] | None = None
         self.tracks: dict[bool, OutgoingTrack] = {}  # by "is audio"
         self._references: dict[int, tuple[int, float]] = {}  # receiver SSRC -> (its NTP time, arrival)
         self._frames: ThreadedSource | None = None
@@ -408,6 +466,29 @@ class Publisher:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"publish-{self.source_name}")
+        self._stats_task = asyncio.create_task(self._report_stats(), name=f"stats-{self.source_name}")
+
+    async def _report_stats(self) -> None:
+        while not self.finished:
+            await asyncio.sleep(STATS_INTERVAL)
+            for track in list(self.tracks.values()):
+                if not track.stopped:
+                    self._notify(self.stats_event(track))
+
+    def stats_event(self, track: OutgoingTrack) -> Message:
+        """A ``publish_stats`` event: what ``track`` sends, what its encoder is asked for, the estimate."""
+        now = time.monotonic()
+        controller = self.controller
+        return {
+            "type": "publish_stats",
+            "source": self.source_name,
+            **track.describe(),
+            "frames": track.frames,
+            "bitrate": round(track.meter.bitrate(now)),
+            "target_bitrate": track.target_bitrate,
+            "available_bitrate": round(controller.target),
+            "estimator": "feedback" if self._feedback else ("queue" if self._queue is not None else "none"),
+        }
 
     async def _run(self) -> None:
         reason = "ended"
@@ -437,6 +518,8 @@ class Publisher:
             self._notify({"type": "error", "code": "media", "message": f"{self.source_name}: {exc}"})
         finally:
             self.finished = True
+            if self._stats_task is not None:
+                self._stats_task.cancel()
             for track in self.tracks.values():
                 self._end_track(track, reason, unpublish=reason in ("ended", "error"))
 
@@ -453,11 +536,17 @@ class Publisher:
             else:
                 track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
             self.tracks[audio] = track
-            self._send_control({"type": "publish", **track.describe()})
+            self._adapt(time.monotonic())
+            publish: Message = {"type": "publish", **track.describe()}
+            if self._feedback:
+                publish["feedback"] = "ccfb"
+            self._send_control(publish)
             self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
         return None if track.stopped else track
 
     def _send(self, track: OutgoingTrack, unit: EncodedUnit) -> None:
+        clock = time.monotonic()
+        controller = self.controller
         for packet in track.packets(unit):
             if self._protect is not None:
                 protected = self._protect(packet)
@@ -466,6 +555,16 @@ class Publisher:
                 packet = protected
                 track.sender.remember(packet)  # a resend is these very bytes
             self._send_media(packet)
+            track.meter.record(clock, len(packet))
+            if self._feedback:
+                controller.on_sent(track.ssrc, packet[2] << 8 | packet[3], len(packet), clock)
+        if self._queue is not None and clock - self._last_queue_sample >= QUEUE_SAMPLE_INTERVAL:
+            self._last_queue_sample = clock
+            sample = self._queue()
+            if sample is not None:
+                queued, written, dropped = sample
+                controller.on_queue(queued, written, clock, dropped)
+        self._adapt(clock)
         now = time.time()
         if now - track.last_report >= SENDER_REPORT_INTERVAL:
             track.last_report = now
@@ -473,6 +572,39 @@ class Publisher:
             for ssrc in [s for s, (_, arrived) in references.items() if now - arrived > REFERENCE_TIME_AGE]:
                 del references[ssrc]
             self._send_media(track.sender_report(now, references))
+
+    def _adapt(self, now: float) -> None:
+        """Give each live track its share of the estimate (audio first), within the bit rate asked for."""
+        live = [t for t in self.tracks.values() if not t.stopped]
+        audio_tracks = sum(1 for t in live if t.audio)
+        controller = self.controller
+        for track in live:
+            if track.audio:
+                track.retarget(controller.audio_bitrate(), now)
+            else:
+                track.retarget(min(track.bitrate, controller.video_bitrate(audio_tracks)), now)
+
+    def congestion_feedback(self, report: CongestionFeedback) -> None:
+        """The server's RFC 8888 report on our packets' arrival: feed the estimator, retarget encoders."""
+        ours = [block for block in report.blocks if self.owns(block.ssrc) is not None]
+        if not ours:
+            return
+        stamp = report.report_timestamp
+        if self._report_clock is None:
+            self._report_clock = 0.0
+        else:  # the 32-bit timestamp (1/65536 s) wraps; only its steps matter
+            step = ((stamp - self._report_stamp + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            self._report_clock += step / 65536
+        self._report_stamp = stamp
+        clock = self._report_clock
+        reports = [
+            (block.ssrc, seq, None if offset is None else clock - offset / 1024)
+            for block in ours
+            for seq, offset in block.arrivals()
+        ]
+        now = time.monotonic()
+        self.controller.on_feedback(reports, now)
+        self._adapt(now)
 
     def reference_time(self, ssrc: int, ntp_timestamp: int) -> None:
         """A receiver's XR reference time (RFC 3611 4.4), answered in the next sender reports."""
@@ -573,6 +705,8 @@ class Publisher:
         for track in self.tracks.values():
             self._end_track(track, "stopped", unpublish=True)
         self.source.close()
+        if self._stats_task is not None:
+            self._stats_task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
