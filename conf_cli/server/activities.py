@@ -19,6 +19,17 @@ from typing import Protocol
 
 from conf_cli.errors import RequestRefused
 from conf_cli.protocol.control import REACTION_EMOJI, name_key
+from conf_cli.protocol.events import (
+    HandLowered,
+    HandRaised,
+    PollClosed,
+    PollStarted,
+    Reaction,
+    Spotlight,
+    UnmuteRequested,
+    VoteEntry,
+    VoteRecorded,
+)
 from conf_cli.server.limiter import seconds_text
 from conf_cli.server.people import Message, Participant, Role, Roster, Send
 from conf_cli.token_bucket import TokenBucket
@@ -54,14 +65,10 @@ class Poll:
     """pid -> (their name, their choice from 1), in the order the votes were last cast."""
 
     def started(self) -> Message:
-        return {
-            "type": "poll_started",
-            "poll": self.number,
-            "question": self.question,
-            "options": list(self.options),
-            "named": self.named,
-            "by": self.by,
-        }
+        started = PollStarted(
+            poll=self.number, question=self.question, options=self.options, named=self.named, by=self.by
+        )
+        return started.to_message()
 
 
 class Allowances:
@@ -121,8 +128,8 @@ class Activities:
             return self._lower(pid, by=None)
         self.hands.append(pid)
         name = self.meeting.participants[pid].name
-        message = {"type": "hand_raised", "name": name, "position": len(self.hands)}
-        return [Send(self._everyone(), message)]
+        raised_hand = HandRaised(name=name, position=len(self.hands))
+        return [Send(self._everyone(), raised_hand.to_message())]
 
     def lower_hand(self, pid: int, name: str | None, everyone: bool, now: float) -> list[Send]:
         """Lower ``name``'s hand (or every hand): the host and admins may lower anyone's."""
@@ -141,10 +148,8 @@ class Activities:
 
     def _lower(self, pid: int, by: str | None) -> list[Send]:
         self.hands.remove(pid)
-        message: Message = {"type": "hand_lowered", "name": self.meeting.participants[pid].name}
-        if by is not None:
-            message["by"] = by
-        return [Send(self._everyone(), message)]
+        lowered = HandLowered(name=self.meeting.participants[pid].name, by=by)
+        return [Send(self._everyone(), lowered.to_message())]
 
     # -- reactions ------------------------------------------------------------------------------------
 
@@ -155,7 +160,8 @@ class Activities:
         if not self.meeting.allowed(sender, "chat"):
             raise RequestRefused("forbidden", "chat, and so reactions, are forbidden for you in this meeting")
         self.allowances.take(pid, "gesture", GESTURE_RATE, GESTURE_BURST, now, "reacting")
-        return [Send(self.meeting.room_mates(pid), {"type": "reaction", "name": sender.name, "emoji": emoji})]
+        reaction = Reaction(name=sender.name, emoji=emoji)
+        return [Send(self.meeting.room_mates(pid), reaction.to_message())]
 
     # -- polls ----------------------------------------------------------------------------------------
 
@@ -183,7 +189,7 @@ class Activities:
         self.allowances.take(pid, "vote", VOTE_RATE, VOTE_BURST, now, "voting")
         current.votes.pop(pid, None)  # a changed vote counts as cast now
         current.votes[pid] = (self.meeting.participants[pid].name, choice)
-        return [Send((pid,), {"type": "vote_recorded", "poll": current.number, "choice": choice})]
+        return [Send((pid,), VoteRecorded(poll=current.number, choice=choice).to_message())]
 
     def close_poll(self, pid: int, now: float) -> list[Send]:
         actor = self.meeting.require(pid, Role.HOST, "close the poll")
@@ -195,18 +201,17 @@ class Activities:
         counts = [0] * len(current.options)
         for _, choice in current.votes.values():
             counts[choice - 1] += 1
-        closed: Message = {
-            "type": "poll_closed",
-            "poll": current.number,
-            "question": current.question,
-            "options": list(current.options),
-            "counts": counts,
-            "voters": len(current.votes),
-            "by": actor.name,
-        }
-        if current.named:
-            closed["votes"] = [{"name": name, "choice": choice} for name, choice in current.votes.values()]
-        return [Send(self._everyone(), closed)]
+        votes = tuple(VoteEntry(name=name, choice=choice) for name, choice in current.votes.values())
+        closed = PollClosed(
+            poll=current.number,
+            question=current.question,
+            options=current.options,
+            counts=tuple(counts),
+            voters=len(current.votes),
+            by=actor.name,
+            votes=votes if current.named else None,
+        )
+        return [Send(self._everyone(), closed.to_message())]
 
     # -- spotlight and asking to unmute --------------------------------------------------------------
 
@@ -220,12 +225,8 @@ class Activities:
         return [Send(self._everyone(), self._spotlight_message())]
 
     def _spotlight_message(self) -> Message:
-        message: Message = {"type": "spotlight"}
-        if self.spotlight is not None:
-            message["name"] = self.meeting.participants[self.spotlight].name
-        if self.spotlight_by is not None:
-            message["by"] = self.spotlight_by
-        return message
+        name = self.meeting.participants[self.spotlight].name if self.spotlight is not None else None
+        return Spotlight(name=name, by=self.spotlight_by).to_message()
 
     def ask_unmute(self, pid: int, name: str, now: float) -> list[Send]:
         """The host asks ``name`` to turn their microphone on. Only they can: nothing here starts it."""
@@ -240,8 +241,8 @@ class Activities:
         if "audio" in target.sharing:
             raise RequestRefused("bad_request", f"{target.name} already shares audio")
         self.moderate(pid, now)
-        message = {"type": "unmute_requested", "name": target.name, "by": actor.name}
-        return [Send((target.pid, pid), message)]
+        asked = UnmuteRequested(name=target.name, by=actor.name)
+        return [Send((target.pid, pid), asked.to_message())]
 
     # -- consequences of other events ----------------------------------------------------------------
 
@@ -249,7 +250,7 @@ class Activities:
         """What a newcomer is told after ``joined``: the hands up, an open poll, the spotlight."""
         people = self.meeting.participants
         messages: list[Message] = [
-            {"type": "hand_raised", "name": people[pid].name, "position": position}
+            HandRaised(name=people[pid].name, position=position).to_message()
             for position, pid in enumerate(self.hands, 1)
         ]
         if self.poll is not None:
@@ -269,7 +270,7 @@ class Activities:
         if self.spotlight != pid:
             return []
         self.spotlight = self.spotlight_by = None
-        return [Send(self._everyone(), {"type": "spotlight"})]
+        return [Send(self._everyone(), Spotlight().to_message())]
 
     def renamed(self, pid: int, name: str) -> None:
         """``pid`` is now called ``name``: a named poll's result names them so."""

@@ -38,6 +38,7 @@ from conf_cli.protocol.control import (
     name_key,
 )
 from conf_cli.protocol.events import (
+    ActiveSpeaker,
     ControlInput,
     Error,
     Left,
@@ -488,8 +489,8 @@ class Hub:
         if participant is None or ssrc is None:
             return []
         self.stats.speaker_switches += 1
-        message: Message = {"type": "active_speaker", "name": participant.name, "ssrc": ssrc}
-        return [Send(tuple(meeting.participants), message)]
+        speaking = ActiveSpeaker(name=participant.name, ssrc=ssrc)
+        return [Send(tuple(meeting.participants), speaking.to_message())]
 
     def route_media(self, cid: int, packet: bytes, now: float) -> tuple[int, ...] | None:
         """Who receives a media packet from ``cid`` (:meth:`route`): a tuple of connections, every
@@ -1188,7 +1189,7 @@ class Hub:
         ssrc = meeting.speakers.ssrc_of(speaker) if speaker is not None else None
         if participant is None or ssrc is None or speaker == cid:
             return []
-        return [Send((cid,), {"type": "active_speaker", "name": participant.name, "ssrc": ssrc})]
+        return [Send((cid,), ActiveSpeaker(name=participant.name, ssrc=ssrc).to_message())]
 
     def _keyframes_for(self, meeting: Meeting) -> list[Action]:
         """Ask every video publisher for a keyframe so a newcomer sees a picture at once."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conf_cli.media.h264 import opens_keyframe
+from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
@@ -128,16 +129,16 @@ class LayerRouter:
                 if active != track.active:
                     track.active = active
                     ssrcs = [track.layers[index].ssrc for index in sorted(active)]
-                    message = {"type": "layers_active", "ssrc": track.ssrc, "active": ssrcs}
-                    sends.append(Send((track.owner,), message))
+                    told_active = LayersActive(ssrc=track.ssrc, active=tuple(ssrcs))
+                    sends.append(Send((track.owner,), told_active.to_message()))
         for (cid, ssrc), index in self.switched.items():
             sub = self.subscription(ssrc, cid)
             told_of = next((t for m in meetings if (t := m.tracks.get(ssrc)) is not None), None)
             if sub is None or told_of is None or sub.current != index:
                 continue
             layer = told_of.layers[index]
-            told = {"type": "layer_switched", "ssrc": ssrc, "layer": index}
-            sends.append(Send((cid,), {**told, "width": layer.width, "height": layer.height}))
+            told = LayerSwitched(ssrc=ssrc, layer=index, width=layer.width, height=layer.height)
+            sends.append(Send((cid,), told.to_message()))
         self.switched.clear()
         for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
             del self.subscriptions[ssrc]

@@ -46,20 +46,29 @@ from typing import Any
 from conf_cli.errors import RequestRefused
 from conf_cli.protocol.control import CODECS, MEDIA_KINDS, RECORDER_SUFFIX, name_key
 from conf_cli.protocol.events import (
+    BreakoutBroadcast,
+    BreakoutClosed,
+    BreakoutMoved,
+    BreakoutOpened,
+    BreakoutRooms,
     Chat,
     Denied,
     E2eeKey,
+    Error,
     Joined,
     Kicked,
+    Left,
     MeetingClosed,
     MeetingLocked,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantRenamed,
     Participants,
     PermissionChanged,
     RecordingStarted,
     RecordingStopped,
     RoleChanged,
+    RoomEntry,
     ShareStarted,
     ShareStopped,
     TrackEntry,
@@ -573,15 +582,11 @@ class Meeting:
 
     def _stop_recorder(self, recorder: Participant, by: str) -> list[Send]:
         """``record`` was forbidden: the recorder is told why and leaves (everyone hears it stopped)."""
-        refused = {
-            "type": "error",
-            "code": "forbidden",
-            "message": f"recording was forbidden in this meeting by {by}",
-        }
-        left = {"type": "left", "meeting": self.id, "reason": "recording_forbidden"}
+        refused = Error(code="forbidden", message=f"recording was forbidden in this meeting by {by}")
+        left = Left(meeting=self.id, reason="recording_forbidden")
         return [
-            Send((recorder.pid,), refused),
-            Send((recorder.pid,), left),
+            Send((recorder.pid,), refused.to_message()),
+            Send((recorder.pid,), left.to_message()),
             *self.leave(recorder.pid, "recording_forbidden"),
         ]
 
@@ -801,12 +806,12 @@ class Meeting:
         if not self.breakout.open:
             raise RequestRefused("bad_request", "breakout rooms are not open; this is ordinary chat")
         self._take_chat_token(actor, now)
-        return [Send(self._everyone(), {"type": "breakout_broadcast", "from": actor.name, "text": text})]
+        return [Send(self._everyone(), BreakoutBroadcast(sender=actor.name, text=text).to_message())]
 
     def breakout_close(self, pid: int, now: float) -> list[Send]:
         actor = self._moderate(pid, now, "close breakout rooms")
         moves = self.breakout.close_rooms()
-        closed = {"type": "breakout_closed", "reason": "closed", "by": actor.name}
+        closed = BreakoutClosed(reason="closed", by=actor.name).to_message()
         return [*self._move(moves, actor.name), Send(self._everyone(), closed), self._breakout_plan()]
 
     def expire(self, now: float) -> list[Send]:
@@ -816,7 +821,7 @@ class Meeting:
         if not breakout.open or breakout.deadline is None or now < breakout.deadline:
             return []
         moves = breakout.close_rooms()
-        closed = {"type": "breakout_closed", "reason": "timeout"}
+        closed = BreakoutClosed(reason="timeout").to_message()
         return [*self._move(moves, None), Send(self._everyone(), closed), self._breakout_plan()]
 
     def _moderate(self, pid: int, now: float, action: str) -> Participant:
@@ -827,34 +832,25 @@ class Meeting:
     def _breakout_plan(self) -> Send:
         """The plan, for the host and admins."""
         breakout = self.breakout
-        assignments = [
-            {"name": self.participants[pid].name, "room": room}
+        assignments = tuple(
+            RoomEntry(name=self.participants[pid].name, room=room)
             for pid, room in breakout.plan.items()
             if pid in self.participants
-        ]
-        plan = {
-            "type": "breakout_rooms",
-            "rooms": breakout.rooms,
-            "open": breakout.open,
-            "assignments": assignments,
-        }
+        )
+        plan = BreakoutRooms(rooms=breakout.rooms, open=breakout.open, assignments=assignments).to_message()
         return Send(self._staff(), plan)
 
     def _breakout_opened(self) -> Message:
-        opened: Message = {"type": "breakout_opened", "rooms": self.breakout.rooms}
-        if self._breakout_by is not None:
-            opened["by"] = self._breakout_by
         deadline = self.breakout.deadline
-        if deadline is not None:
-            opened["ends_in"] = round(max(0.0, deadline - self._now), 1)
-        return opened
+        ends_in = round(max(0.0, deadline - self._now), 1) if deadline is not None else None
+        return BreakoutOpened(rooms=self.breakout.rooms, by=self._breakout_by, ends_in=ends_in).to_message()
 
     def _breakout_catch_up(self) -> list[Message]:
         """What a newcomer is told of open rooms: that they are open, and who is in which."""
         if not self.breakout.open:
             return []
         moved = [
-            {"type": "breakout_moved", "name": self.participants[pid].name, "room": room}
+            BreakoutMoved(name=self.participants[pid].name, room=room).to_message()
             for pid, room in self.breakout.where.items()
         ]
         return [self._breakout_opened(), *moved]
@@ -879,10 +875,8 @@ class Meeting:
         sends: list[Send] = []
         everyone = self._everyone()
         for pid, room in moves.items():
-            moved: Message = {"type": "breakout_moved", "name": self.participants[pid].name, "room": room}
-            if by is not None:
-                moved["by"] = by
-            sends.append(Send(everyone, moved))
+            moved = BreakoutMoved(name=self.participants[pid].name, room=room, by=by)
+            sends.append(Send(everyone, moved.to_message()))
         lost: dict[int, list[int]] = {}
         gained: dict[int, list[int]] = {}
         for pid, seen in before.items():
@@ -926,8 +920,8 @@ class Meeting:
             return []
         old, target.name = target.name, new_name
         self.activities.renamed(target.pid, new_name)
-        renamed = {"type": "participant_renamed", "name": old, "new_name": new_name, "by": actor.name}
-        return [Send(self._everyone(), renamed)]
+        renamed = ParticipantRenamed(name=old, new_name=new_name, by=actor.name)
+        return [Send(self._everyone(), renamed.to_message())]
 
     # -- helpers ------------------------------------------------------------------------------------
 
