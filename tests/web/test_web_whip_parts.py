@@ -8,7 +8,7 @@ import json
 from http import HTTPStatus
 
 import pytest
-from conf_web.whip import Response, is_whip_path, parse_head, token_name
+from conf_web.whip import Response, SpeakerFollower, is_whip_path, parse_head, token_name
 
 
 def test_a_request_head_is_read_into_method_path_query_and_headers() -> None:
@@ -115,3 +115,48 @@ def test_a_retransmission_is_forwarded_as_the_packet_it_repeats_and_rtx_padding_
     asyncio.run(run())
     assert got == [("video", 11, 8, 9000, True, b"\x65NAL"), ("video", 11, 7, 9000, True, b"\x65NAL")]
     assert receiver.handled == 4  # aiortc still sees every packet (its statistics, NACKs, RTX unwrapping)
+
+
+def _share(name: str, kind: str, ssrc: int, started: bool = True) -> dict[str, object]:
+    return {"type": "share_started" if started else "share_stopped", "name": name, "kind": kind, "ssrc": ssrc}
+
+
+def _speaks(name: str, ssrc: int = 99) -> dict[str, object]:
+    return {"type": "active_speaker", "name": name, "ssrc": ssrc}
+
+
+def test_the_speaker_follower_shows_the_speakers_camera_else_their_screen() -> None:
+    follower = SpeakerFollower()
+    # Before anyone is named the speaker: the first video shared (ada's camera), not audio.
+    first = follower.start(
+        [{"name": "ada", "kind": "audio", "ssrc": 1}, {"name": "ada", "kind": "video", "ssrc": 2}]
+    )
+    assert first == 2 and follower.owner == "ada"
+    follower.observe(_share("bob", "screen", 4))
+    assert follower.source == 2
+    # Bob speaks: his screen, the only video he shares; then his camera, preferred to the screen.
+    assert follower.observe(_speaks("Bob")) and (follower.source, follower.kind) == (4, "screen")
+    assert follower.observe(_share("bob", "video", 3)) and (follower.source, follower.kind) == (3, "video")
+    assert not follower.observe(_share("carol", "video", 5))  # someone else's camera: no switch
+    # Back to ada; named again while she speaks: no switch.
+    assert follower.observe(_speaks("ada")) and follower.source == 2
+    assert not follower.observe(_speaks("ada"))
+    # Bob's camera stops while ada speaks: nothing changes; ada's camera stops: her picture is gone, so
+    # the first video still shared (bob's screen) rather than a frozen picture.
+    assert not follower.observe(_share("bob", "video", 3, started=False))
+    assert follower.observe(_share("ada", "video", 2, started=False)) and follower.source == 4
+
+
+def test_the_speaker_follower_keeps_the_picture_when_the_speaker_has_no_video() -> None:
+    follower = SpeakerFollower()
+    assert follower.start([]) is None
+    assert not follower.observe(_speaks("dan"))  # nobody shares video: nothing to show yet
+    assert follower.observe(_share("ada", "video", 2)) and follower.source == 2
+    assert not follower.observe(_speaks("dan"))  # dan has no video: ada's picture stays
+    assert follower.observe(_share("dan", "screen", 7)) and follower.source == 7  # dan still speaks
+    # A stale share_stopped (another SSRC) changes nothing; dan leaving moves the picture back to ada.
+    assert not follower.observe(_share("dan", "screen", 8, started=False))
+    assert follower.observe({"type": "participant_left", "name": "dan", "reason": "left"})
+    assert follower.source == 2
+    assert follower.observe(_share("ada", "video", 2, started=False)) and follower.source is None
+    assert not follower.observe({"type": "chat", "name": "ada", "text": "hi"})
