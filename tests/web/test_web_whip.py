@@ -170,11 +170,11 @@ def test_whip_and_whep_refuse_what_they_cannot_take(lab: tuple[ClientPool, Web])
     )  # fmt: skip
     pool.started.append(camera)
 
-    status, headers, body = web.post(f"/whip/{meeting}", None)
+    status, headers, _ = web.post(f"/whip/{meeting}", None)
     assert status == 401 and headers["www-authenticate"] == "Bearer"
     assert web.post(f"/whip/{meeting}", "wrong")[0] == 401
     assert web.post("/whip/zzz-zzzz-zzz", PASSCODE)[0] == 404
-    status, _, body = web.request(
+    status, _, _ = web.request(
         "POST",
         f"/whip/{meeting}",
         "v=0",
