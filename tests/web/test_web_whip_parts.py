@@ -3,12 +3,19 @@ writing a response with its CORS headers."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from http import HTTPStatus
+from types import SimpleNamespace
 
 import pytest
-from conf_web.whip import Response, SpeakerFollower, is_whip_path, parse_head, token_name
+from conf_web.config import WebConfig
+from conf_web.media import Outbound
+from conf_web.whip import Response, SpeakerFollower, SpeakerPlayer, is_whip_path, parse_head, token_name
+
+from conf_cli.protocol.rtcp import Pli, parse_compound
+from conf_cli.protocol.rtp import RtpPacket
 
 
 def test_a_request_head_is_read_into_method_path_query_and_headers() -> None:
@@ -160,3 +167,62 @@ def test_the_speaker_follower_keeps_the_picture_when_the_speaker_has_no_video() 
     assert follower.source == 2
     assert follower.observe(_share("ada", "video", 2, started=False)) and follower.source is None
     assert not follower.observe({"type": "chat", "name": "ada", "text": "hi"})
+
+
+class _Link:
+    is_closing = False
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_media(self, packet: bytes) -> None:
+        self.sent.append(packet)
+
+
+class _Client:
+    name = "wall (WHEP)"
+    media_handler: object = None
+
+    def __init__(self) -> None:
+        self.link = _Link()
+
+
+def _video(ssrc: int, sequence: int, payload: bytes) -> bytes:
+    return bytes(RtpPacket(96, sequence, sequence * 3000, ssrc, payload))
+
+
+def test_the_speaker_player_switches_its_slot_at_the_new_tracks_keyframe() -> None:
+    """No network: the player's session fed meeting events and packets as the server would."""
+
+    async def run() -> None:
+        endpoints = SimpleNamespace(config=WebConfig("127.0.0.1", 0), ice_servers=list)
+        client = _Client()
+        player = SpeakerPlayer(endpoints, client, "pass", "127.0.0.1")  # type: ignore[arg-type]
+        try:
+            player.slot = Outbound("0", "video", ssrc=1234, payload_type=96)
+            player.source = player.follower.start([{"name": "ada", "kind": "video", "ssrc": 2}])
+            player.slot.assign(2, "ada", "video")
+            delta, idr = b"\x41\x9a", b"\x65\x88"  # a P slice, an IDR slice (NAL types 1 and 5)
+            player._from_meeting(_video(2, 1, delta))
+            assert player._jobs.qsize() == 1
+            # Bob, with a camera, takes the floor: a PLI for his track, ada's picture goes on meanwhile.
+            player.observe({"type": "share_started", "name": "bob", "kind": "video", "ssrc": 3})
+            player.observe({"type": "active_speaker", "name": "bob", "ssrc": 9})
+            plis = [parse_compound(p)[0] for p in client.link.sent]
+            assert [(type(p), p.media_ssrc) for p in plis] == [(Pli, 3)]  # type: ignore[attr-defined]
+            player._from_meeting(_video(3, 50, delta))  # bob's delta frame: not yet
+            player._from_meeting(_video(2, 2, delta))  # ada's: still shown
+            assert (player.slot.source, player._jobs.qsize()) == (2, 2)
+            player._from_meeting(_video(3, 51, idr))  # bob's keyframe: the slot switches here
+            player._from_meeting(_video(2, 3, delta))  # ada's packets are no longer sent
+            assert (player.slot.source, player.slot.owner, player._jobs.qsize()) == (3, "bob", 3)
+            # Dan speaks without video: bob's picture stays.
+            player.observe({"type": "active_speaker", "name": "dan", "ssrc": 8})
+            player._from_meeting(_video(3, 52, delta))
+            assert (player.slot.source, player.pending, player._jobs.qsize()) == (3, None, 4)
+            assert player.switches == 1
+        finally:
+            player.ended = True  # closed here, not through the endpoints
+            await player.answerer.close()
+
+    asyncio.run(run())
