@@ -170,11 +170,11 @@ def test_whip_and_whep_refuse_what_they_cannot_take(lab: tuple[ClientPool, Web])
     )  # fmt: skip
     pool.started.append(camera)
 
-    status, headers, body = web.post(f"/whip/{meeting}", None)
+    status, headers, _ = web.post(f"/whip/{meeting}", None)
     assert status == 401 and headers["www-authenticate"] == "Bearer"
     assert web.post(f"/whip/{meeting}", "wrong")[0] == 401
     assert web.post("/whip/zzz-zzzz-zzz", PASSCODE)[0] == 404
-    status, _, body = web.request(
+    status, _, _ = web.request(
         "POST",
         f"/whip/{meeting}",
         "v=0",
@@ -186,8 +186,6 @@ def test_whip_and_whep_refuse_what_they_cannot_take(lab: tuple[ClientPool, Web])
     assert web.post(f"/whip/{meeting}?name=%1b%5b31m", PASSCODE)[0] == 400  # no control characters
     assert web.request("GET", f"/whip/{meeting}")[0] == 404  # websockets' side: not a page
     assert web.request("PUT", f"/whip/{meeting}", headers={"Authorization": f"Bearer {PASSCODE}"})[0] == 405
-    status, _, body = web.post(f"/whep/{meeting}/speaker", PASSCODE)
-    assert status == 501 and b"active-speaker" in body  # no active-speaker signal on this server yet
 
     # WHEP: an unknown participant or kind, then the camera, which is shared.
     assert web.post(f"/whep/{meeting}/nobody/video", PASSCODE, make_offer(("video",)))[0] == 404
@@ -199,6 +197,18 @@ def test_whip_and_whep_refuse_what_they_cannot_take(lab: tuple[ClientPool, Web])
     assert b"a=sendonly" in answer and b"H264" in answer
     assert headers["location"].startswith(f"/whep/{meeting}/camera/video/")
     host.expect("participant_joined", lambda e: e["name"] == "tv (WHEP)")
+
+    # The active speaker's player: the same credential, an answer, and a resource DELETE ends.
+    assert web.post(f"/whep/{meeting}/speaker", "wrong", offer)[0] == 401
+    assert web.request("PUT", f"/whep/{meeting}/speaker")[0] == 405
+    status, headers, answer = web.post(f"/whep/{meeting}/speaker?name=wall", PASSCODE, offer)
+    assert status == 201 and b"a=sendonly" in answer and b"H264" in answer, answer
+    location = headers["location"]
+    assert location.startswith(f"/whep/{meeting}/speaker/")
+    host.expect("participant_joined", lambda e: e["name"] == "wall (WHEP)")
+    assert web.request("DELETE", location, headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert web.request("DELETE", location, headers={"Authorization": f"Bearer {PASSCODE}"})[0] == 200
+    host.expect("participant_left", lambda e: e["name"] == "wall (WHEP)")
 
     # A malformed request line or header is a 400, not a stalled or crashed service.
     with socket.create_connection((web.host, web.port), timeout=10) as raw:
@@ -213,6 +223,7 @@ def test_an_e2ee_meeting_refuses_whip_and_whep_with_409(lab: tuple[ClientPool, W
     status, _, body = web.post(f"/whip/{meeting}", PASSCODE)
     assert status == 409 and b"end-to-end encrypted" in body
     assert web.post(f"/whep/{meeting}/host/audio", PASSCODE)[0] == 409
+    assert web.post(f"/whep/{meeting}/speaker", PASSCODE)[0] == 409
 
 
 def test_guessing_the_passcode_over_whip_is_rate_limited_like_joins() -> None:

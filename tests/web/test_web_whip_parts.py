@@ -3,12 +3,19 @@ writing a response with its CORS headers."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from http import HTTPStatus
+from types import SimpleNamespace
 
 import pytest
-from conf_web.whip import Response, is_whip_path, parse_head, token_name
+from conf_web.config import WebConfig
+from conf_web.media import Outbound
+from conf_web.whip import Response, SpeakerFollower, SpeakerPlayer, is_whip_path, parse_head, token_name
+
+from conf_cli.protocol.rtcp import Pli, parse_compound
+from conf_cli.protocol.rtp import RtpPacket
 
 
 def test_a_request_head_is_read_into_method_path_query_and_headers() -> None:
@@ -115,3 +122,107 @@ def test_a_retransmission_is_forwarded_as_the_packet_it_repeats_and_rtx_padding_
     asyncio.run(run())
     assert got == [("video", 11, 8, 9000, True, b"\x65NAL"), ("video", 11, 7, 9000, True, b"\x65NAL")]
     assert receiver.handled == 4  # aiortc still sees every packet (its statistics, NACKs, RTX unwrapping)
+
+
+def _share(name: str, kind: str, ssrc: int, started: bool = True) -> dict[str, object]:
+    return {"type": "share_started" if started else "share_stopped", "name": name, "kind": kind, "ssrc": ssrc}
+
+
+def _speaks(name: str, ssrc: int = 99) -> dict[str, object]:
+    return {"type": "active_speaker", "name": name, "ssrc": ssrc}
+
+
+def test_the_speaker_follower_shows_the_speakers_camera_else_their_screen() -> None:
+    follower = SpeakerFollower()
+    # Before anyone is named the speaker: the first video shared (ada's camera), not audio.
+    first = follower.start(
+        [{"name": "ada", "kind": "audio", "ssrc": 1}, {"name": "ada", "kind": "video", "ssrc": 2}]
+    )
+    assert first == 2 and follower.owner == "ada"
+    follower.observe(_share("bob", "screen", 4))
+    assert follower.source == 2
+    # Bob speaks: his screen, the only video he shares; then his camera, preferred to the screen.
+    assert follower.observe(_speaks("Bob")) and (follower.source, follower.kind) == (4, "screen")
+    assert follower.observe(_share("bob", "video", 3)) and (follower.source, follower.kind) == (3, "video")
+    assert not follower.observe(_share("carol", "video", 5))  # someone else's camera: no switch
+    # Back to ada; named again while she speaks: no switch.
+    assert follower.observe(_speaks("ada")) and follower.source == 2
+    assert not follower.observe(_speaks("ada"))
+    # Bob's camera stops while ada speaks: nothing changes; ada's camera stops: her picture is gone, so
+    # the first video still shared (bob's screen) rather than a frozen picture.
+    assert not follower.observe(_share("bob", "video", 3, started=False))
+    assert follower.observe(_share("ada", "video", 2, started=False)) and follower.source == 4
+
+
+def test_the_speaker_follower_keeps_the_picture_when_the_speaker_has_no_video() -> None:
+    follower = SpeakerFollower()
+    assert follower.start([]) is None
+    assert not follower.observe(_speaks("dan"))  # nobody shares video: nothing to show yet
+    assert follower.observe(_share("ada", "video", 2)) and follower.source == 2
+    assert not follower.observe(_speaks("dan"))  # dan has no video: ada's picture stays
+    assert follower.observe(_share("dan", "screen", 7)) and follower.source == 7  # dan still speaks
+    # A stale share_stopped (another SSRC) changes nothing; dan leaving moves the picture back to ada.
+    assert not follower.observe(_share("dan", "screen", 8, started=False))
+    assert follower.observe({"type": "participant_left", "name": "dan", "reason": "left"})
+    assert follower.source == 2
+    assert follower.observe(_share("ada", "video", 2, started=False)) and follower.source is None
+    assert not follower.observe({"type": "chat", "name": "ada", "text": "hi"})
+
+
+class _Link:
+    is_closing = False
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_media(self, packet: bytes) -> None:
+        self.sent.append(packet)
+
+
+class _Client:
+    name = "wall (WHEP)"
+    media_handler: object = None
+
+    def __init__(self) -> None:
+        self.link = _Link()
+
+
+def _video(ssrc: int, sequence: int, payload: bytes) -> bytes:
+    return bytes(RtpPacket(96, sequence, sequence * 3000, ssrc, payload))
+
+
+def test_the_speaker_player_switches_its_slot_at_the_new_tracks_keyframe() -> None:
+    """No network: the player's session fed meeting events and packets as the server would."""
+
+    async def run() -> None:
+        endpoints = SimpleNamespace(config=WebConfig("127.0.0.1", 0), ice_servers=list)
+        client = _Client()
+        player = SpeakerPlayer(endpoints, client, "pass", "127.0.0.1")  # type: ignore[arg-type]
+        try:
+            player.slot = Outbound("0", "video", ssrc=1234, payload_type=96)
+            player.source = player.follower.start([{"name": "ada", "kind": "video", "ssrc": 2}])
+            player.slot.assign(2, "ada", "video")
+            delta, idr = b"\x41\x9a", b"\x65\x88"  # a P slice, an IDR slice (NAL types 1 and 5)
+            player._from_meeting(_video(2, 1, delta))
+            assert player._jobs.qsize() == 1
+            # Bob, with a camera, takes the floor: a PLI for his track, ada's picture goes on meanwhile.
+            player.observe({"type": "share_started", "name": "bob", "kind": "video", "ssrc": 3})
+            player.observe({"type": "active_speaker", "name": "bob", "ssrc": 9})
+            plis = [parse_compound(p)[0] for p in client.link.sent]
+            assert [(type(p), p.media_ssrc) for p in plis] == [(Pli, 3)]  # type: ignore[attr-defined]
+            player._from_meeting(_video(3, 50, delta))  # bob's delta frame: not yet
+            player._from_meeting(_video(2, 2, delta))  # ada's: still shown
+            assert (player.slot.source, player._jobs.qsize()) == (2, 2)
+            player._from_meeting(_video(3, 51, idr))  # bob's keyframe: the slot switches here
+            player._from_meeting(_video(2, 3, delta))  # ada's packets are no longer sent
+            assert (player.slot.source, player.slot.owner, player._jobs.qsize()) == (3, "bob", 3)
+            # Dan speaks without video: bob's picture stays.
+            player.observe({"type": "active_speaker", "name": "dan", "ssrc": 8})
+            player._from_meeting(_video(3, 52, delta))
+            assert (player.slot.source, player.pending, player._jobs.qsize()) == (3, None, 4)
+            assert player.switches == 1
+        finally:
+            player.ended = True  # closed here, not through the endpoints
+            await player.answerer.close()
+
+    asyncio.run(run())

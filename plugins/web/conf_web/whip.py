@@ -6,6 +6,9 @@
   ``Location`` naming the session's resource, ``/whip/MEETING/ID``.
 - ``POST /whep/MEETING/NAME/KIND`` (KIND audio, video or screen): a player joins as ``NAME (WHEP)`` and
   receives that participant's track. ``201`` and the resource ``/whep/MEETING/NAME/KIND/ID``.
+- ``POST /whep/MEETING/speaker``: a player receives the active speaker's video (camera, else screen) in
+  one stream, switched at the next keyframe when ``active_speaker`` names someone else with video
+  (:class:`SpeakerFollower` decides). The resource is ``/whep/MEETING/speaker/ID``.
 - ``PATCH`` on a resource with ``application/trickle-ice-sdpfrag`` adds the client's trickled ICE
   candidates (``204``); ``DELETE`` ends the session. Both need the bearer the session was made with.
 - ``OPTIONS`` answers CORS preflights, and every answer carries ``Access-Control-Allow-Origin: *`` and
@@ -37,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from conf_cli import ConfError, ProtocolError, RequestRefused
+from conf_cli.media.h264 import opens_keyframe
 from conf_cli.protocol.control import MAX_PASSCODE_CHARS, MAX_TOKEN_CHARS, check_name
 from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
-from conf_cli.protocol.rtp import is_rtcp, peek_ssrc
+from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 from conf_web.media import CODECS, Inbound, Outbound
 from conf_web.rtc import Answerer
 
@@ -60,6 +64,9 @@ PUBLISH_TIMEOUT = 10.0  # seconds for the server to take (or refuse) a WHIP publ
 FINAL = ("left", "meeting_closed", "kicked", "disconnected")
 NAME_CHARS = 48  # of the NAME in ``NAME (WHIP)``: the tag fits in a name's 64
 KINDS = ("audio", "video", "screen")
+SPEAKER = "speaker"  # /whep/MEETING/speaker: the active speaker's video
+SPEAKER_KINDS = ("video", "screen")  # what a speaker player shows of someone, camera first
+KEYFRAME_RETRY = 1.0  # seconds between two keyframe requests for a track the player switches to
 STATUS = {
     "wrong_passcode": HTTPStatus.UNAUTHORIZED,
     "bad_token": HTTPStatus.UNAUTHORIZED,
@@ -498,6 +505,135 @@ class Player(Session):
             )
 
 
+class SpeakerFollower:
+    """Which meeting video a ``/whep/MEETING/speaker`` player shows. Sans-I/O: fed the meeting's events
+    (the ``joined`` tracks, ``share_started``, ``share_stopped``, ``participant_left``,
+    ``active_speaker``), it answers with the source SSRC to show from now on.
+
+    The speaker's camera, else their screen. When the speaker shares no video, the picture stays on
+    whoever it shows; when that track stops, it moves to the speaker's other video, else to the first
+    video still shared (someone rather than a frozen picture), else to nothing.
+    """
+
+    def __init__(self) -> None:
+        self.videos: dict[str, dict[str, tuple[str, int]]] = {}
+        """Casefolded name: kind (video or screen): (name as given, SSRC); in the order they shared."""
+        self.speaker: str | None = None
+        """The active speaker's casefolded name, once named."""
+        self.source: int | None = None
+        self.owner, self.kind = "", ""
+
+    def start(self, tracks: list[dict[str, Any]]) -> int | None:
+        """The tracks of the ``joined`` answer; the source to show first (None: no video yet)."""
+        for track in tracks:
+            self._track(track, True)
+        self._choose()
+        return self.source
+
+    def observe(self, event: dict[str, Any]) -> bool:
+        """One meeting event; True if the source to show (:attr:`source`, None for nothing) changed."""
+        kind = event.get("type")
+        if kind in ("share_started", "share_stopped"):
+            self._track(event, kind == "share_started")
+        elif kind == "participant_left":
+            self.videos.pop(str(event.get("name", "")).casefold(), None)
+        elif kind == "active_speaker":
+            self.speaker = str(event.get("name", "")).casefold()
+        else:
+            return False
+        before = self.source
+        self._choose()
+        return self.source != before
+
+    def _track(self, event: dict[str, Any], started: bool) -> None:
+        kind, name, ssrc = event.get("kind"), str(event.get("name", "")), event.get("ssrc")
+        if kind not in SPEAKER_KINDS or not isinstance(ssrc, int):
+            return
+        shared = self.videos.setdefault(name.casefold(), {})
+        if started:
+            shared[kind] = (name, ssrc)
+        elif kind in shared and shared[kind][1] == ssrc:
+            del shared[kind]
+        if not shared:
+            del self.videos[name.casefold()]
+
+    def _choose(self) -> None:
+        speaker = self.videos.get(self.speaker or "")
+        if speaker:
+            self._show(speaker)
+        elif not any(self.source == ssrc for shared in self.videos.values() for _, ssrc in shared.values()):
+            self._show(next(iter(self.videos.values()), {}))
+
+    def _show(self, shared: dict[str, tuple[str, int]]) -> None:
+        for kind in SPEAKER_KINDS:
+            if kind in shared:
+                (self.owner, self.source), self.kind = shared[kind], kind
+                return
+        self.source, self.owner, self.kind = None, "", ""
+
+
+class SpeakerPlayer(Player):
+    """A WHEP player of the active speaker's video: one outbound slot, switched between the meeting's
+    video tracks as :class:`SpeakerFollower` says, at the new track's first keyframe (asked for with a
+    PLI); until it comes, the old track goes on."""
+
+    def __init__(self, endpoints: Endpoints, client: Participant, bearer: str, address: str) -> None:
+        self.follower = SpeakerFollower()
+        self.pending: int | None = None
+        """The track switched to, whose keyframe has not come yet."""
+        self._asked = 0.0  # when the pending track's keyframe was last asked for (loop time)
+        self.switches = 0
+        super().__init__(endpoints, client, bearer, address)
+
+    async def begin_speaker(self, offer: str, joined: dict[str, Any]) -> str:
+        self.kind = "video"
+        first = self.follower.start(list(joined.get("tracks") or ()))
+        try:
+            answer = await self.answerer.answer(offer, "video")
+        except ValueError as exc:
+            raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+        assert self.answerer.slot is not None
+        self.slot = self.answerer.slot
+        if first is not None:
+            self.slot.assign(first, self.follower.owner, self.follower.kind)
+        self.source = first
+        self.start_tasks()
+        return answer
+
+    def observe(self, event: dict[str, Any]) -> None:
+        if self.slot is None or not self.follower.observe(event):
+            return
+        wanted = self.follower.source
+        if wanted is None:  # no video left in the meeting
+            self.pending, self.source = None, None
+            self.slot.assign(None)
+        elif wanted == self.source:  # back to the track shown before the keyframe came
+            self.pending = None
+        else:
+            self.pending = wanted
+            self._ask_pending()
+
+    def _ask_pending(self) -> None:
+        if self.pending is not None:
+            self._asked = asyncio.get_running_loop().time()
+            self.send_media(bytes(Pli(self.feedback_ssrc, self.pending)))
+
+    def _from_meeting(self, packet: bytes) -> None:
+        if self.pending is not None and self.slot is not None and not is_rtcp(packet):
+            try:
+                pending = peek_ssrc(packet) == self.pending
+                if pending and opens_keyframe(RtpPacket.parse(packet).payload):
+                    self.slot.assign(self.pending, self.follower.owner, self.follower.kind)
+                    self.source, self.pending = self.pending, None
+                    self.switches += 1
+                    log.info("web: %s now shows %s", self.client.name, self.follower.owner)
+                elif pending and asyncio.get_running_loop().time() - self._asked >= KEYFRAME_RETRY:
+                    self._ask_pending()
+            except ProtocolError:
+                return
+        super()._from_meeting(packet)
+
+
 class Endpoints:
     """The WHIP and WHEP endpoints of one web service, and their sessions."""
 
@@ -539,11 +675,19 @@ class Endpoints:
         whip = path[0] == "whip"
         if request.method == "OPTIONS":
             return Response(HTTPStatus.NO_CONTENT, headers=PREFLIGHT)
-        if len(path) == (2 if whip else 4):  # the endpoint
+        speaker = not whip and len(path) >= 3 and path[2] == SPEAKER
+        if speaker and len(path) == 3:  # the active speaker's endpoint
             if request.method != "POST":
                 raise Refused(HTTPStatus.METHOD_NOT_ALLOWED, "POST an SDP offer here", Allow="POST, OPTIONS")
             return await self._create(request, address)
-        if len(path) == (3 if whip else 5):  # a session's resource
+        if len(path) == (2 if whip else 4) and not (speaker and request.method != "POST"):  # the endpoint
+            if request.method != "POST":
+                raise Refused(HTTPStatus.METHOD_NOT_ALLOWED, "POST an SDP offer here", Allow="POST, OPTIONS")
+            return await self._create(request, address)
+        resource = len(path) == (3 if whip else 5) or (
+            speaker and len(path) == 4 and request.method != "POST"
+        )
+        if resource:  # a session's resource
             session = self.sessions.get(path[-1])
             if session is None or session.client.meeting is None:
                 raise Refused(HTTPStatus.NOT_FOUND, "no such session (it has ended)")
@@ -556,13 +700,9 @@ class Endpoints:
             raise Refused(
                 HTTPStatus.METHOD_NOT_ALLOWED, "PATCH or DELETE a session", Allow="PATCH, DELETE, OPTIONS"
             )
-        if not whip and len(path) == 3 and path[2] == "speaker":
-            raise Refused(
-                HTTPStatus.NOT_IMPLEMENTED,
-                "this server has no active-speaker signal yet: play a named track, /whep/MEETING/NAME/KIND",
-            )
         raise Refused(
-            HTTPStatus.NOT_FOUND, "WHIP: /whip/MEETING; WHEP: /whep/MEETING/NAME/audio|video|screen"
+            HTTPStatus.NOT_FOUND,
+            "WHIP: /whip/MEETING; WHEP: /whep/MEETING/NAME/audio|video|screen or /whep/MEETING/speaker",
         )
 
     @staticmethod
@@ -601,8 +741,9 @@ class Endpoints:
                 "give the meeting's passcode or an access token: Authorization: Bearer CODE",
                 **{"WWW-Authenticate": "Bearer"},
             )
-        kind = ""
-        if not whip:
+        kind, participant = "", ""
+        speaker = not whip and len(request.path) == 3
+        if not whip and not speaker:
             participant, kind = request.path[2], request.path[3]
             if kind not in KINDS:
                 raise Refused(HTTPStatus.NOT_FOUND, f"KIND is audio, video or screen, not {kind[:20]!r}")
@@ -631,9 +772,13 @@ class Endpoints:
         except BaseException:
             self._count(address, -1)
             raise
-        session: Session = (
-            Publisher(self, client, bearer, address) if whip else Player(self, client, bearer, address)
-        )
+        session: Session
+        if whip:
+            session = Publisher(self, client, bearer, address)
+        elif speaker:
+            session = SpeakerPlayer(self, client, bearer, address)
+        else:
+            session = Player(self, client, bearer, address)
         self.sessions[session.id] = session
         try:
             if isinstance(session, Publisher):
@@ -641,6 +786,8 @@ class Endpoints:
                     answer = await session.begin(offer)
                 except ValueError as exc:
                     raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+            elif isinstance(session, SpeakerPlayer):
+                answer = await session.begin_speaker(offer, joined)
             else:
                 assert isinstance(session, Player)
                 answer = await session.begin(offer, participant, kind, joined)
