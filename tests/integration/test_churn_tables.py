@@ -27,7 +27,7 @@ def test_hundreds_of_joins_and_leaves_leave_the_tables_and_files_at_idle(transpo
         idle_fds = open_fds(server.pid)
         done = run_conf(
             "bench", "--churn", "0", "--joins", "300", "--clients", "20", "--transport", transport,
-            "--server", url, "--server-pid", str(server.pid), "--json", timeout=300,
+            "--server", url, "--server-pid", str(server.pid), "--interval", "0.1", "--json", timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         figures = json.loads(done.stdout.strip().splitlines()[-1])
