@@ -68,7 +68,10 @@ SOURCES = (
         "ToneSourceFactory",
         name="tone",
         kind="audio",
-        description="sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1)",
+        description=(
+            "sine wave, 48 kHz mono (frequency, default 440 Hz; volume 0-1; tremolo Hz; "
+            "on/off/offset s; sync)"
+        ),
     ),
     LazyFactory(
         f"{__name__}.file",
