@@ -13,21 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from conf_cli.bench.churn_plan import CHURN_PASSCODE, ChurnConfig, ChurnPlan, ChurnTotals, shares
+from conf_cli.bench.generator import GeneratorProcess
 from conf_cli.bench.links import client_options
 from conf_cli.bench.proc import CpuMeter, cpu_seconds, open_fds, rss_bytes
 from conf_cli.client.link import Client
@@ -37,7 +33,6 @@ from conf_cli.testing.processes import ConfProcess, start_server
 from conf_cli.urls import parse_server_url
 
 READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 10.0
 ATTEMPTS = 1_000_000
 """Attempts and creates the server the run starts allows one address per window: every client of the run
 joins from this one address, many at once; the limits are for people, not for this."""
@@ -58,52 +53,12 @@ class Sample:
     cpu_pct: float | None
 
 
-class _Generator:
-    """One churn load-generator process, and the pipe to it."""
+class _Generator(GeneratorProcess):
+    """One churn load-generator process."""
 
     def __init__(self, plan: ChurnPlan) -> None:
-        ours, theirs = socket.socketpair()
-        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "conf_cli.bench.churn_worker", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-        )
-        theirs.close()
-        self.conn = Connection(ours.detach())
-        self.conn.send(plan)
-        self.cpu = CpuMeter(self.process.pid)
+        super().__init__("conf_cli.bench.churn_worker", plan)
         self.totals: ChurnTotals | None = None
-
-    def receive(self, timeout: float) -> tuple[Any, ...]:
-        """The next message (blocking, run it in a thread); ConfError if none comes in time."""
-        if not self.conn.poll(timeout):
-            raise ConfError(f"the load generator did not report within {timeout:g} s")
-        try:
-            message: tuple[Any, ...] = self.conn.recv()
-        except (EOFError, OSError):
-            raise ConfError(f"lost the load generator: {self.error_text()}") from None
-        if message[0] == "error":
-            raise ConfError(f"load generator: {message[1]}")
-        return message
-
-    def error_text(self) -> str:
-        self.stderr.seek(0)
-        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else f"exit code {self.process.poll()}"
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(("stop",))
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-        self.conn.close()
-        self.stderr.close()
 
 
 @dataclass

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from conf_cli.bench.churn_plan import ChurnPlan, ChurnTotals
+from conf_cli.bench.generator import run_generator
 from conf_cli.bench.links import client_options
 from conf_cli.client.link import Client
 from conf_cli.errors import ConfError, RequestRefused
@@ -178,16 +179,5 @@ async def _main(conn: Connection) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfError) else str(exc)))
 
 
-def main(argv: list[str]) -> int:
-    conn = Connection(int(argv[1]))
-    try:
-        import uvloop  # optional: a faster event loop makes the load generator less of a bottleneck
-    except ImportError:
-        asyncio.run(_main(conn))
-    else:
-        uvloop.run(_main(conn))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run_generator(sys.argv, _main))

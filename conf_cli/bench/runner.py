@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import IO, Any
+from typing import Any
 
+from conf_cli.bench.generator import GeneratorProcess
 from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.plan import PASSCODE, BenchConfig, WorkerPlan, assign, audience
@@ -26,7 +22,6 @@ from conf_cli.testing.processes import ConfProcess, start_server
 from conf_cli.urls import parse_server_url
 
 READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 10.0
 START_DELAY = 0.3
 
 Progress = Callable[[BenchResult], None]
@@ -36,40 +31,12 @@ BENCH_ATTEMPTS = 100_000
 """Attempts and creates the server the bench starts allows one address per window."""
 
 
-class _WorkerProcess:
-    """One load-generator process, and the pipe to it."""
+class _WorkerProcess(GeneratorProcess):
+    """One ``conf bench`` load-generator process."""
 
     def __init__(self, plan: WorkerPlan) -> None:
-        ours, theirs = socket.socketpair()
-        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "conf_cli.bench.worker", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-        )
-        theirs.close()
-        self.conn = Connection(ours.detach())
-        self.conn.send(plan)
-        self.cpu = CpuMeter(self.process.pid)
+        super().__init__("conf_cli.bench.worker", plan)
         self.totals: Totals | None = None
-
-    def error_text(self) -> str:
-        self.stderr.seek(0)
-        lines = self.stderr.read().decode(errors="replace").strip().splitlines()
-        return lines[-1] if lines else f"exit code {self.process.poll()}"
-
-    def stop(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(("stop",))
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-        self.conn.close()
-        self.stderr.close()
 
 
 class Bench:

@@ -16,6 +16,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from conf_cli.bench.generator import run_generator
 from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.packets import PacketMaker
@@ -193,16 +194,5 @@ async def _main(conn: Connection) -> None:
         await worker.close()
 
 
-def main(argv: list[str]) -> int:
-    conn = Connection(int(argv[1]))
-    try:
-        import uvloop  # optional: a faster event loop makes the load generator less of a bottleneck
-    except ImportError:
-        asyncio.run(_main(conn))
-    else:
-        uvloop.run(_main(conn))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(run_generator(sys.argv, _main))
