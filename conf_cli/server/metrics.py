@@ -44,6 +44,22 @@ def _rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+TRAFFIC_COUNTERS = (
+    ("conf_packets_received", "Media packets (RTP and RTCP) received, by transport.", "media_in"),
+    ("conf_packets_sent", "Media packets (RTP and RTCP) sent, by transport.", "media_out"),
+    (
+        "conf_packets_dropped",
+        "Media packets not sent because a receiver's link could not take them (congestion), by transport.",
+        "media_dropped",
+    ),
+    ("conf_received_bytes", "Bytes received (media and control), by transport.", "bytes_in"),
+    ("conf_sent_bytes", "Bytes sent (media and control), by transport.", "bytes_out"),
+    ("conf_control_messages_received", "Control messages received, by transport.", "control_in"),
+    ("conf_control_messages_sent", "Control messages sent, by transport.", "control_out"),
+)
+"""The per-transport counters: metric name, help text, and the LinkStats count it reads."""
+
+
 class ServerCollector(Collector):
     """The metrics of ``server``, labelled ``node=NODE``."""
 
@@ -106,56 +122,9 @@ class ServerCollector(Collector):
             {name: opened for name, (_, opened) in traffic.items()},
             GaugeMetricFamily,
         )
-        yield by(
-            "conf_packets_received",
-            "Media packets (RTP and RTCP) received, by transport.",
-            "transport",
-            {name: c.media_in for name, c in per.items()},
-            CounterMetricFamily,
-        )
-        yield by(
-            "conf_packets_sent",
-            "Media packets (RTP and RTCP) sent, by transport.",
-            "transport",
-            {name: c.media_out for name, c in per.items()},
-            CounterMetricFamily,
-        )
-        yield by(
-            "conf_packets_dropped",
-            "Media packets not sent because a receiver's link could not take them (congestion), "
-            "by transport.",
-            "transport",
-            {name: c.media_dropped for name, c in per.items()},
-            CounterMetricFamily,
-        )
-        yield by(
-            "conf_received_bytes",
-            "Bytes received (media and control), by transport.",
-            "transport",
-            {name: c.bytes_in for name, c in per.items()},
-            CounterMetricFamily,
-        )
-        yield by(
-            "conf_sent_bytes",
-            "Bytes sent (media and control), by transport.",
-            "transport",
-            {name: c.bytes_out for name, c in per.items()},
-            CounterMetricFamily,
-        )
-        yield by(
-            "conf_control_messages_received",
-            "Control messages received, by transport.",
-            "transport",
-            {name: c.control_in for name, c in per.items()},
-            CounterMetricFamily,
-        )
-        yield by(
-            "conf_control_messages_sent",
-            "Control messages sent, by transport.",
-            "transport",
-            {name: c.control_out for name, c in per.items()},
-            CounterMetricFamily,
-        )
+        for name, text, count in TRAFFIC_COUNTERS:
+            values = {transport: getattr(c, count) for transport, c in per.items()}
+            yield by(name, text, "transport", values, CounterMetricFamily)
 
         # -- loss, NACKs, resends, keyframe requests --------------------------------------------------
         loss = SummaryMetricFamily(
