@@ -28,8 +28,11 @@ ATTEMPTS = 2
 """A run that fails (a load generator lost on a crowded machine) is run once more before giving up."""
 
 
-def bench(transport: str, encryption: str, args: argparse.Namespace, pure: bool = False) -> dict[str, Any]:
-    """One ``conf bench --json`` run; ``pure``: server and clients without the compiled modules."""
+def bench(
+    transport: str, encryption: str, args: argparse.Namespace, pure: bool = False, rate: float | None = None
+) -> dict[str, Any]:
+    """One ``conf bench --json`` run at ``rate`` packets/s per publisher (``args.rate`` unless given);
+    ``pure``: server and clients without the compiled modules."""
     command = [
         sys.executable,
         "-m",
@@ -45,7 +48,7 @@ def bench(transport: str, encryption: str, args: argparse.Namespace, pure: bool 
         "--subscribers",
         str(args.subscribers),
         "--rate",
-        str(args.rate),
+        f"{args.rate if rate is None else rate:.1f}",
         "--payload",
         str(args.payload),
         "--duration",

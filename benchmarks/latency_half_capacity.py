@@ -18,45 +18,10 @@ Run: ``.venv/bin/python benchmarks/latency_half_capacity.py [--transports tcp,zm
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
-from typing import Any
+
+from encryption_cost import bench
 
 from conf_cli.bench.display import encryption_name
-
-
-def bench(transport: str, encryption: str, rate: float, args: argparse.Namespace) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "conf_cli",
-        "bench",
-        "--json",
-        "--transport",
-        transport,
-        "--encryption",
-        encryption,
-        "--publishers",
-        str(args.publishers),
-        "--subscribers",
-        str(args.subscribers),
-        "--rate",
-        f"{rate:.1f}",
-        "--payload",
-        str(args.payload),
-        "--duration",
-        str(args.duration),
-        "--procs",
-        str(args.procs),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=args.duration * 10 + 120, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"conf bench failed ({transport}, {encryption}): {done.stderr.strip()[-400:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
 
 
 def main() -> None:
@@ -81,7 +46,7 @@ def main() -> None:
         f"{'loss %':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU %':>7}"
     )
     for transport in args.transports.split(","):
-        probe = bench(transport, args.encryption, args.probe_rate, args)
+        probe = bench(transport, args.encryption, args, rate=args.probe_rate)
         us = probe["server"]["cpu_us_per_packet_out"]
         if not us:
             print(f"{transport:10} the probe delivered nothing or the server's CPU could not be read")
@@ -89,7 +54,7 @@ def main() -> None:
         probe_p99 = (probe["latency_ms"] or {"p99": float("nan")})["p99"]
         capacity = 1e6 / us
         rate = capacity / 2 / (args.publishers * audience)
-        half = bench(transport, args.encryption, rate, args)
+        half = bench(transport, args.encryption, args, rate=rate)
         latency = half["latency_ms"] or {"p50": float("nan"), "p99": float("nan")}
         print(
             f"{transport:10}{encryption_name(transport, args.encryption):>31}{probe_p99:>10.2f}{us:>13.2f}"
