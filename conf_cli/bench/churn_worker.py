@@ -173,10 +173,7 @@ def _short(text: str) -> str:
 
 async def _main(conn: Connection) -> None:
     plan: ChurnPlan = conn.recv()
-    try:
-        await ChurnWorker(conn, plan).run()
-    except (ConfError, TimeoutError, OSError) as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfError) else str(exc)))
+    await ChurnWorker(conn, plan).run()
 
 
 if __name__ == "__main__":

@@ -74,8 +74,17 @@ class GeneratorProcess:
 
 def run_generator(argv: list[str], main: Callable[[Connection], Coroutine[Any, Any, None]]) -> int:
     """The child's side: run ``main`` on the pipe whose descriptor is ``argv[1]``, on uvloop when it is
-    installed (a faster event loop makes the load generator less of a bottleneck)."""
+    installed (a faster event loop makes the load generator less of a bottleneck); a ConfError, timeout
+    or socket error is reported to the parent."""
     conn = Connection(int(argv[1]))
     with asyncio.Runner(loop_factory=fast_loop_factory()) as runner:
-        runner.run(main(conn))
+        runner.run(_reporting(main, conn))
     return 0
+
+
+async def _reporting(main: Callable[[Connection], Coroutine[Any, Any, None]], conn: Connection) -> None:
+    """Run ``main``; a failure it can name goes to the parent as ``("error", text)``."""
+    try:
+        await main(conn)
+    except (ConfError, TimeoutError, OSError) as exc:
+        conn.send(("error", str(exc) if isinstance(exc, ConfError) else f"{type(exc).__name__}: {exc}"))

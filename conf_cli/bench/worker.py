@@ -188,8 +188,6 @@ async def _main(conn: Connection) -> None:
     worker = Worker(conn, plan)
     try:
         await worker.run()
-    except (ConfError, TimeoutError, OSError) as exc:
-        conn.send(("error", f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConfError) else str(exc)))
     finally:
         await worker.close()
 
