@@ -5,6 +5,7 @@ a real server and real clients.
   each packet once per request at most, the resends reach the one who asked and nobody else, and what it
   gets stays within its byte budget.
 - A sender report forged for another participant's track is not forwarded.
+- Congestion feedback (RFC 8888) forged about a publisher's track never reaches the publisher.
 - A publisher that "resends" other bytes under a sequence number already sent: no receiver ever gets two
   different SRTP packets under one (SSRC, index), which with AES-GCM would reuse a key stream.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conf_cli.protocol.rtcp import Nack, SenderReport, parse_compound
+from conf_cli.protocol.rtcp import CcfbBlock, CongestionFeedback, Nack, SenderReport, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.server.feedback import RESEND_BURST, RESEND_RATE
 from conf_cli.testing.hostile import RtpRawLink, raw_join, srtp_join
@@ -28,6 +29,7 @@ from conf_cli.testing.processes import ClientPool, ConfProcess, start_server
 
 FORGED_COUNT = 0xDEADBEEF  # the packet count of the forged sender report, to recognise it
 NACKER_SSRC = 0x4D414C4C
+MALLORY_SSRC = 0x4D414C4D  # the forger's own (unpublished) SSRC
 
 
 class Tap:
@@ -286,3 +288,42 @@ def test_a_sender_report_forged_for_another_participants_track_is_not_forwarded(
             link.close()
     assert [sr.packet_count for sr in tap.sender_reports()] == [10]
     assert hub["rtcp_forged"] == 1
+
+
+@pytest.mark.parametrize("rtp_meeting", ["srtp"], indirect=True)
+def test_congestion_feedback_forged_about_a_publishers_track_never_reaches_it(rtp_meeting: Meeting) -> None:
+    # A publisher that asked for RFC 8888 feedback trusts every report it gets: a participant that could
+    # send one naming the publisher's track as "lost" would throttle it. Only the server sends them.
+    server, url, clients, _, meeting = rtp_meeting
+    mallory = join(url, meeting, "mallory", clients)
+    publisher = join(url, meeting, "pub", clients)
+    tap = Tap(publisher)
+    ssrc = 0x43434342
+    forged = CongestionFeedback(MALLORY_SSRC, [CcfbBlock.received(ssrc, 100, [None] * 64)], 1234)
+
+    def feedback_at_the_publisher() -> list[CongestionFeedback]:
+        with tap._lock:
+            packets = list(tap.rtcp)
+        return [p for packet in packets for p in parse_compound(packet) if isinstance(p, CongestionFeedback)]
+
+    try:
+        publish = {"type": "publish", "kind": "video", "ssrc": ssrc, "codec": "H264", "feedback": "ccfb"}
+        publisher.send_control(publish)
+        publisher.expect("share_started", lambda e: e["ssrc"] == ssrc)
+        for _ in range(5):
+            mallory.send_media(bytes(forged))
+        forged_count = 0
+
+        def settled() -> bool:
+            nonlocal forged_count
+            forged_count = server_stats(server)["hub"]["rtcp_forged"]
+            return forged_count >= 5 or bool(feedback_at_the_publisher())
+
+        wait_for("the forged reports to be refused or delivered", settled)
+        time.sleep(0.5)
+    finally:
+        tap.stop()
+        for link in (mallory, publisher):
+            link.close()
+    assert feedback_at_the_publisher() == []  # the publisher sent no RTP: no report of the server's either
+    assert forged_count >= 5
