@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.bind(("0.0.0.0", 0))
 for datagram in datagrams:
     sock.sendto(bytes.fromhex(datagram), (host, port))
+print(json.dumps({"type": "sent", "datagrams": len(datagrams)}), flush=True)
 media = stun = 0
 checks = []
 deadline = time.monotonic() + seconds
@@ -103,12 +104,34 @@ def bindings(pcap: Path) -> list[bytes]:
     return found
 
 
-def attack(lab: NetLab, picture: NatPicture, port: int, datagrams: list[bytes], seconds: float) -> Any:
+def attack(
+    lab: NetLab,
+    picture: NatPicture,
+    port: int,
+    datagrams: list[bytes],
+    seconds: float,
+    on_sent: Callable[[], None] = lambda: None,
+) -> Any:
+    """Send ``datagrams`` to the relay from the attacker's own address and report what came back in
+    ``seconds``; ``on_sent`` is called once the attacker has sent them all."""
     attacker = lab.python(
         picture.wan,
         ["-c", ATTACKER, picture.server_ip, str(port), str(seconds), *(d.hex() for d in datagrams)],
     )
+    attacker.expect("sent", timeout=20)
+    on_sent()
     return attacker.expect("attacked", timeout=seconds + 20)
+
+
+@contextlib.contextmanager
+def held_back(lab: NetLab, picture: NatPicture) -> Iterator[None]:
+    """ada's UDP to the server dropped on the wide-area network while the block runs."""
+    hold = ("FORWARD", "-p", "udp", "-s", picture.public_ips[0], "-d", picture.server_ip, "-j", "DROP")
+    lab.iptables(picture.wan, "-I", *hold)
+    try:
+        yield
+    finally:
+        lab.iptables(picture.wan, "-D", *hold)
 
 
 def frames_of(client: ConfProcess, name: str, seconds: float = 2.0) -> int:
@@ -156,16 +179,15 @@ def test_an_address_that_never_answers_consent_checks_gets_no_media(
     and never media; once ada's UDP gets through again, ada's call goes on."""
     lab, picture = nats
     server, ada, bob, port = relayed_call(lab, picture)
-    hold = ("FORWARD", "-p", "udp", "-s", picture.public_ips[0], "-d", picture.server_ip, "-j", "DROP")
-    lab.iptables(picture.wan, "-I", *hold)
-    try:
+    with contextlib.ExitStack() as hold:
+        hold.enter_context(held_back(lab, picture))
         with tap(lab, picture.wan, "w1", port, tmp_path / "tap.pcap") as pcap:
             time.sleep(TAP_SECONDS)
-    finally:
-        lab.iptables(picture.wan, "-D", *hold)
-    held = bindings(pcap)
-    assert held, "the tap held back ada's binding"
-    report = attack(lab, picture, port, held, 8.0)
+        held = bindings(pcap)
+        assert held, "the tap held back ada's binding"
+        # The hold is lifted only once the attacker's copies are in: ada's retransmissions of the same
+        # bindings, let through before them, would make the attacker's copies replays, not fresh.
+        report = attack(lab, picture, port, held, 8.0, on_sent=hold.close)
     assert report["media"] == 0, f"the attacker got {report['media']} media datagrams"
     checks = [StunMessage.parse(bytes.fromhex(d)) for d in report["datagrams"]]
     assert checks and all(c.username is not None and c.username.endswith(CHECK_SUFFIX) for c in checks)
