@@ -43,24 +43,14 @@ from conf_cli.plugin.registry import Registry
 from conf_cli.plugin.security import Security, StreamCipher, client_security
 from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol.control import Message
-from conf_cli.protocol.stun import (
-    ATTR_USERNAME,
-    CLASS_REQUEST,
-    CLASS_SUCCESS,
-    StunMessage,
-    binding_request,
-    is_stun,
-    pad_to,
-)
+from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
+from conf_cli.stun_transactions import StunTransactions, unsigned_binding
 from conf_cli.urls import ServerAddress
 from conf_cli.version import __version__
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 CLOCK_WARN = 2.0
 """Seconds of clock difference past which ``clock`` warns."""
-REQUEST_SIZE = 64  # Binding requests are padded so that the server's STUN port may answer (reflection rule)
-FIRST_RTO = 0.1
-MAX_RTO = 1.6
 DOCTOR_BINDING = 0x40000000
 """The binding number of the doctor's signed request on rtp://: above any the link itself used."""
 
@@ -492,7 +482,7 @@ class _Prober(asyncio.DatagramProtocol):
         self.family = socket.AF_INET6 if ":" in target else socket.AF_INET
         self.transport: asyncio.DatagramTransport | None = None
         self.local: tuple[str, int] = ("", 0)
-        self._pending: dict[bytes, tuple[asyncio.Future[tuple[str, int] | None], bytes | None]] = {}
+        self._transactions = StunTransactions()
         self._credentials: list[Credentials] = []
         self._target = target
 
@@ -519,31 +509,19 @@ class _Prober(asyncio.DatagramProtocol):
         key: bytes | None = None
         if credentials is None:  # the STUN port answers anyone, a request at least as large as its answer
             transaction = secrets.token_bytes(12)
-            request = binding_request(transaction, "", None, f"conf/{__version__}")
-            request.attributes = [a for a in request.attributes if a[0] != ATTR_USERNAME]
-            data = bytes(pad_to(request, REQUEST_SIZE))
+            data = unsigned_binding(transaction)
         else:  # the media port answers the link's signed requests, once this socket answered its check
             self._credentials.append(credentials)
             transaction = request_transaction(DOCTOR_BINDING)
             data = credentials.request(transaction, f"conf/{__version__}")
             key = credentials.key
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[tuple[str, int] | None] = loop.create_future()
-        self._pending[transaction] = (waiter, key)
-        deadline = loop.time() + timeout
-        rto = FIRST_RTO
-        try:
-            while (remaining := deadline - loop.time()) > 0:
-                with contextlib.suppress(OSError):
-                    self.transport.sendto(data, server)
-                try:
-                    async with asyncio.timeout(min(rto, remaining)):
-                        return await asyncio.shield(waiter)
-                except TimeoutError:
-                    rto = min(rto * 2, MAX_RTO)
-            return None
-        finally:
-            self._pending.pop(transaction, None)
+        return await self._transactions.run(lambda d: self._send(d, server), transaction, data, key, timeout)
+
+    def _send(self, data: bytes, address: tuple[str, int]) -> bool:
+        if self.transport is None:
+            return False
+        self.transport.sendto(data, address)
+        return True
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if not is_stun(data):
@@ -559,16 +537,7 @@ class _Prober(asyncio.DatagramProtocol):
                     self.transport.sendto(answer, addr)
                     return
             return
-        entry = self._pending.get(message.transaction_id)
-        if entry is None or message.message_class != CLASS_SUCCESS:
-            return
-        waiter, key = entry
-        if waiter.done() or (key is not None and not message.check_integrity(key)):
-            return
-        try:
-            waiter.set_result(message.xor_mapped_address)
-        except ProtocolError:
-            waiter.set_result(None)
+        self._transactions.answer(message)
 
 
 def _local_address(target: str, family: int) -> str:

@@ -4,12 +4,12 @@ media."""
 
 from __future__ import annotations
 
-from conf_cli.client.calls.peer import REQUEST_SIZE
 from conf_cli.latch import CHECK_ATTEMPTS, CHECK_SUFFIX, CONSENT_TIMEOUT, Credentials, answer_check
 from conf_cli.latch import request_transaction as numbered
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.protocol.stun import BINDING, CLASS_REQUEST, CLASS_SUCCESS, StunMessage, binding_request, pad_to
 from conf_cli.server.call_relay import ANSWER_WINDOW, ANSWERS_PER_SOURCE, PURPOSE, CallRelay
+from conf_cli.stun_transactions import REQUEST_SIZE
 
 A = ("10.0.0.1", 4000)
 B = ("10.0.1.1", 5000)

@@ -22,19 +22,15 @@ from conf_cli.client.calls.checks import OPENING_TTL, Checks
 from conf_cli.client.calls.crypto import SrtpPair
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.latch import Credentials, answer_check, request_transaction
-from conf_cli.protocol.stun import ATTR_USERNAME, StunMessage, binding_request, is_stun, pad_to
+from conf_cli.protocol.stun import StunMessage, binding_request, is_stun, pad_to
+from conf_cli.stun_transactions import REQUEST_SIZE, StunTransactions, unsigned_binding
 from conf_cli.version import __version__
 
 log = logging.getLogger("conf.calls")
 
-FIRST_RTO = 0.1
-MAX_RTO = 1.6
 MAX_DATAGRAM = 1500
 SOCKET_BUFFER = 2 * 1024 * 1024
 KEEPALIVE_INTERVAL = 10.0
-REQUEST_SIZE = 64
-"""Binding requests to the server are padded to this size: its answer (at most 60 bytes, for an IPv6
-address, with MESSAGE-INTEGRITY when signed) is never larger than the request (conf_cli.reflection)."""
 
 Address = tuple  # (host, port)
 
@@ -66,7 +62,7 @@ class CallSocket(asyncio.DatagramProtocol):
         self.relay: Credentials | None = None
         """The relay end's credentials while the call goes through the server (its checks are answered)."""
         self._relay_bindings = 0  # numbers this call's relay Binding requests (latch.request_transaction)
-        self._pending: dict[bytes, tuple[asyncio.Future[Address | None], bytes | None]] = {}
+        self._transactions = StunTransactions()
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- life cycle -------------------------------------------------------------------------------------
@@ -136,9 +132,9 @@ class CallSocket(asyncio.DatagramProtocol):
         answer. None if nothing answered within ``timeout``.
         """
         transaction = secrets.token_bytes(12)
-        request = binding_request(transaction, username or "", key, f"conf/{__version__}")
         if username is None:
-            request.attributes = [a for a in request.attributes if a[0] != ATTR_USERNAME]  # no USERNAME
+            return await self._transact(server, transaction, unsigned_binding(transaction), None, timeout)
+        request = binding_request(transaction, username, key, f"conf/{__version__}")
         return await self._transact(server, transaction, bytes(pad_to(request, REQUEST_SIZE)), key, timeout)
 
     async def relay_binding(self, server: Address, relay: Credentials, timeout: float) -> Address | None:
@@ -155,35 +151,7 @@ class CallSocket(asyncio.DatagramProtocol):
     async def _transact(
         self, server: Address, transaction: bytes, data: bytes, key: bytes | None, timeout: float
     ) -> Address | None:
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Address | None] = loop.create_future()
-        self._pending[transaction] = (waiter, key)
-        deadline = loop.time() + timeout
-        rto = FIRST_RTO
-        try:
-            while (remaining := deadline - loop.time()) > 0:
-                self.sendto(data, server)
-                try:
-                    async with asyncio.timeout(min(rto, remaining)):
-                        return await asyncio.shield(waiter)
-                except TimeoutError:
-                    rto = min(rto * 2, MAX_RTO)
-            return None
-        finally:
-            self._pending.pop(transaction, None)
-
-    def _server_answer(self, message: StunMessage) -> bool:
-        entry = self._pending.get(message.transaction_id)
-        if entry is None:
-            return False
-        waiter, key = entry
-        if waiter.done() or (key is not None and not message.check_integrity(key)):
-            return True
-        try:
-            waiter.set_result(message.xor_mapped_address)
-        except ProtocolError:
-            waiter.set_result(None)
-        return True
+        return await self._transactions.run(lambda d: self.sendto(d, server), transaction, data, key, timeout)
 
     # -- checks and media ---------------------------------------------------------------------------------
 
@@ -276,7 +244,7 @@ class CallSocket(asyncio.DatagramProtocol):
         except ProtocolError:
             self.stats.malformed += 1
             return
-        if self._server_answer(message):
+        if self._transactions.answer(message):
             return
         if self.relay is not None:
             answer = answer_check(data, self.relay, str(addr[0]), int(addr[1]))

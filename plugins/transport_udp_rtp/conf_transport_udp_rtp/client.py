@@ -29,15 +29,14 @@ from conf_cli import (
     __version__,
     open_stream,
 )
-from conf_cli.protocol.stun import CLASS_REQUEST, CLASS_SUCCESS, StunMessage, is_stun
+from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
+from conf_cli.stun_transactions import StunTransactions
 
 from .latch import Credentials, answer_check, read_token_frame, request_transaction
 from .server import MAX_DATAGRAM, tune
 
 log = logging.getLogger("conf.transport.rtp")
 
-FIRST_RTO = 0.1
-MAX_RTO = 1.6
 KEEPALIVE_INTERVAL = 12.0
 KEEPALIVE_RETRIES = 3
 
@@ -59,7 +58,7 @@ class RtpClientLink(Link):
         self.control = StreamLink(self._control, events.media_received, lambda: None, self._closed)
         self.sock: socket.socket | None = None
         self._udp: asyncio.DatagramTransport | None = None
-        self._pending: dict[bytes, asyncio.Future[tuple[str, int] | None]] = {}
+        self._transactions = StunTransactions()
         self._binder: asyncio.Task[None] | None = None
         self.media_malformed = 0
 
@@ -148,19 +147,13 @@ class RtpClientLink(Link):
             return
         try:
             response = StunMessage.parse(data)
-            if response.message_class == CLASS_REQUEST:
-                self._answer_check(data, credentials)
-                return
-            waiter = self._pending.get(response.transaction_id)
-            if waiter is None or waiter.done():
-                return
-            if response.message_class != CLASS_SUCCESS or not response.check_integrity(credentials.key):
-                return
-            mapped = response.xor_mapped_address
         except ProtocolError:
             self.media_malformed += 1
             return
-        waiter.set_result(mapped)
+        if response.message_class == CLASS_REQUEST:
+            self._answer_check(data, credentials)
+        else:
+            self._transactions.answer(response)
 
     def _answer_check(self, data: bytes, credentials: Credentials) -> None:
         """Answer the server's consent check: media may keep coming to this socket."""
@@ -216,27 +209,16 @@ class RtpClientLink(Link):
         self._bindings += 1
         transaction = request_transaction(self._bindings)
         request = credentials.request(transaction, f"conf/{__version__}")
-        waiter: asyncio.Future[tuple[str, int] | None] = asyncio.get_running_loop().create_future()
-        self._pending[transaction] = waiter
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        rto = FIRST_RTO
-        try:
-            while (remaining := deadline - loop.time()) > 0:
-                if self.sock is None:
-                    return None
-                with contextlib.suppress(OSError):
-                    self.sock.send(request)
-                try:
-                    mapped = await asyncio.wait_for(asyncio.shield(waiter), min(rto, remaining))
-                except TimeoutError:
-                    rto = min(rto * 2, MAX_RTO)
-                    continue
-                self.media_address = mapped
-                return mapped
-            return None
-        finally:
-            self._pending.pop(transaction, None)
+        mapped = await self._transactions.run(self._send, transaction, request, credentials.key, timeout)
+        if mapped is not None:
+            self.media_address = mapped
+        return mapped
+
+    def _send(self, data: bytes) -> bool:
+        if self.sock is None:
+            return False
+        self.sock.send(data)
+        return True
 
     async def _keep_alive(self) -> None:
         while True:
