@@ -167,7 +167,8 @@ def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(browser_namespace: str
         names = {p["name"] for p in host.expect("participants")["participants"]}
         assert names == {"host", "camera", "speaker", "web"}
 
-        # The page shows the camera's picture, and outlines the speaker (the one sending a tone).
+        # The page shows the camera's picture, and outlines the speaker (the one sending a tone): the
+        # server's active speaker, the one the terminal participants are told of too.
         browser.wait_for("window.confStats().then(s => s.framesDecoded > 10)", timeout=60)
         browser.wait_for(
             "document.querySelector('.tile[data-name=\"camera\"]')?.classList.contains('has-video')"
@@ -176,6 +177,8 @@ def test_the_page_is_a_meeting_at_desktop_and_phone_sizes(browser_namespace: str
             "document.querySelector('.tile[data-name=\"speaker\"]')?.classList.contains('active-speaker')",
             timeout=30,
         )
+        assert host.latest("active_speaker")["name"] == "speaker"
+        assert browser.evaluate("document.querySelectorAll('.tile.active-speaker').length") == 1
         # Microphones: the speaker's is on, the host's (a terminal without audio) off.
         tiles = 'document.querySelector(\'.tile[data-kind="person"][data-name="{}"]\')'
         assert browser.evaluate(tiles.format("speaker") + ".dataset.mic") == "on"

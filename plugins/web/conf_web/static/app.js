@@ -33,8 +33,7 @@ const state = {
   spotlight: null, // the name the host pinned for everyone
   pinned: null, // the name this page pinned for itself (speaker view)
   view: "grid",
-  speaker: null, // the active speaker's name
-  levels: new Map(), // name -> audio level (0..1), last reading
+  speaker: null, // the active speaker's name, as the server names it (active_speaker)
   panel: null, // "chat" | "people" | null
   unread: 0,
   ended: null,
@@ -271,7 +270,6 @@ async function handle(m) {
     case "participant_left":
       state.participants.delete(m.name);
       state.hands = state.hands.filter((n) => n !== m.name);
-      state.levels.delete(m.name);
       if (state.speaker === m.name) state.speaker = null;
       if (state.pinned === m.name) state.pinned = null;
       note(`${m.name} left (${m.reason}).`);
@@ -287,6 +285,10 @@ async function handle(m) {
     case "permission_changed":
       note(`${m.what} ${m.allowed ? "allowed" : "forbidden"} for ${m.name || "members"} by ${m.by}.`);
       send({ type: "who" }); // the snapshot says who may do what now
+      break;
+    case "active_speaker": // the server's choice, from every audio track's level (RFC 6464)
+      state.speaker = m.name;
+      renderTiles();
       break;
     case "share_started":
       if (m.name === state.me) state.worker?.postMessage({ type: "ssrc", kind: m.kind, ssrc: m.ssrc });

@@ -3,8 +3,6 @@
 // is called by app.js (loaded after this file), which holds the page's state and speaks to the server.
 "use strict";
 
-const SPEAKING = 0.02; // RMS level (0..1) above which a track counts as someone speaking
-const LEVEL_EVERY = 250; // ms between two readings of the audio levels
 const TILE_RATIO = 16 / 9;
 
 // -- notes, chat and prompts --------------------------------------------------------------------------------
@@ -273,54 +271,6 @@ function pin(name) {
   if (state.pinned) state.view = "speaker";
   render();
 }
-
-// -- the active speaker: audio levels from WebRTC's statistics ---------------------------------------------
-// The server sends no speaker signal: the page finds it from the audio levels of the tracks it receives
-// (totalAudioEnergy over totalSamplesDuration per track, and its own microphone's level).
-
-const energy = new Map(); // stats id -> [totalAudioEnergy, totalSamplesDuration]
-
-function level(id, s) {
-  const before = energy.get(id);
-  energy.set(id, [s.totalAudioEnergy || 0, s.totalSamplesDuration || 0]);
-  if (before && s.totalSamplesDuration > before[1]) {
-    return Math.sqrt(Math.max(0, (s.totalAudioEnergy - before[0]) / (s.totalSamplesDuration - before[1])));
-  }
-  return s.audioLevel || 0;
-}
-
-let loudest = { name: null, times: 0 };
-
-async function readLevels() {
-  const pc = state.pc;
-  if (!pc || !state.me) return;
-  const levels = new Map();
-  const report = await pc.getStats();
-  report.forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "audio") {
-      const info = state.tracks[s.mid];
-      if (info && info.ssrc !== null) levels.set(info.name, Math.max(levels.get(info.name) || 0, level(s.id, s)));
-    }
-    if (s.type === "media-source" && s.kind === "audio" && state.sending.audio) {
-      levels.set(state.me, level(s.id, s));
-    }
-  });
-  state.levels = levels;
-  let top = null;
-  for (const [name, value] of levels) {
-    if (value >= SPEAKING && (top === null || value > levels.get(top))) top = name;
-  }
-  // A new speaker takes over after two readings in a row, so that a cough does not flip the view.
-  if (top && top !== state.speaker) {
-    loudest = loudest.name === top ? { name: top, times: loudest.times + 1 } : { name: top, times: 1 };
-    if (loudest.times >= 2) {
-      state.speaker = top;
-      renderTiles();
-    }
-  } else loudest = { name: null, times: 0 };
-}
-
-setInterval(() => readLevels().catch(() => {}), LEVEL_EVERY);
 
 // -- the control bar and the panels ------------------------------------------------------------------------
 
