@@ -33,7 +33,7 @@ test: $(STAMP) $(BROWSER_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy conf_cli plugins examples fuzz
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q -rs
+	$(VENV)/bin/pytest -q -rs --durations=30
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
