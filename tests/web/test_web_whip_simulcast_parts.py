@@ -22,6 +22,8 @@ from conf_web.simulcast import (
     add_to_answer,
     parse_offer,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conf_cli.media.h264 import payload_picture_size, sps_picture_size
 from conf_cli.protocol.rtp import RtpPacket
@@ -369,3 +371,52 @@ def test_losses_are_tracked_per_stream_not_across_the_layers() -> None:
     for ssrc in range(100, 120):
         add(ssrc, 1)
     assert len(nacks.streams) <= 8
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["q", "h", "f", "x"]),
+            st.sampled_from(["key", "delta", "padding", "junk"]),
+            st.floats(min_value=0, max_value=1.5),
+            st.binary(max_size=40),
+        ),
+        max_size=120,
+    ),
+    st.sampled_from(["qhf", "fhq", "hf"]),
+)
+def test_each_layer_is_one_continuous_stream_whatever_the_rids_send(
+    steps: list[tuple[str, str, float, bytes]], order: str
+) -> None:
+    """Random packets of the offered RIDs (and one not offered), keyframes, padding and junk, with pauses:
+    nothing raises, only the layers' SSRCs go out, and each layer's sequence numbers run on by one
+    across every change of the RID it carries."""
+    simulcast = chromium(order)
+    layers = SimulcastLayers(simulcast, SSRCS[-len(order) :])
+    sizes = {"q": (320, 180), "h": (640, 360), "f": (1280, 720)}
+    sequence = dict.fromkeys([*BROWSER, "x"], 0)
+    now = 0.0
+    last: dict[int, int] = {}
+    for rid, what, wait, junk in steps:
+        now += wait
+        sequence[rid] += 1
+        payload = {"key": keyframe(*sizes.get(rid, (320, 180))), "delta": DELTA, "padding": b""}.get(
+            what, junk
+        )
+        packets, asks = layers.packet(rid, BROWSER.get(rid, 9), sequence[rid], 9000, True, payload, now)
+        assert set(asks) <= set(BROWSER.values())
+        for data in packets:
+            packet = RtpPacket.parse(data)
+            assert packet.ssrc in SSRCS
+            if packet.ssrc in last:
+                assert packet.sequence_number == (last[packet.ssrc] + 1) & 0xFFFF
+            last[packet.ssrc] = packet.sequence_number
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_a_hostile_parameter_set_gives_a_size_or_none(data: bytes) -> None:
+    for nal in (b"\x67" + data, b"\x78\x00" + bytes([len(data) + 1]) + b"\x67" + data):
+        size = payload_picture_size(nal)
+        assert size is None or (size[0] > 0 and size[1] > 0)
