@@ -338,3 +338,103 @@ def _opens_with_sps(payload: bytes) -> bool:
     if kind == NAL_SPS:
         return True
     return kind == STAP_A and len(payload) > 3 and payload[3] & 0x1F == NAL_SPS
+
+
+_HIGH_PROFILES = frozenset((100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135))
+
+
+class _Bits:
+    """Reads an RBSP (emulation prevention removed) bit by bit; IndexError past its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def bit(self) -> int:
+        byte = self.data[self.at >> 3]
+        self.at += 1
+        return (byte >> (7 - ((self.at - 1) & 7))) & 1
+
+    def bits(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = value << 1 | self.bit()
+        return value
+
+    def ue(self) -> int:
+        zeros = 0
+        while not self.bit():
+            zeros += 1
+            if zeros > 31:
+                raise IndexError("exp-Golomb code too long")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+    def se(self) -> int:
+        value = self.ue()
+        return (value + 1) // 2 if value & 1 else -(value // 2)
+
+
+def sps_picture_size(nal: bytes) -> tuple[int, int] | None:
+    """The picture size (width, height, after cropping) a sequence parameter set NAL unit gives; None if
+    ``nal`` is not one or is malformed (ITU-T H.264 section 7.3.2.1.1)."""
+    if len(nal) < 5 or nal[0] & 0x1F != NAL_SPS:
+        return None
+    bits = _Bits(nal[1:].replace(b"\x00\x00\x03", b"\x00\x00"))
+    try:
+        profile = bits.bits(8)
+        bits.bits(16)  # constraint flags, level
+        bits.ue()  # seq_parameter_set_id
+        chroma = 1
+        if profile in _HIGH_PROFILES:
+            chroma = bits.ue()
+            separate = bits.bit() if chroma == 3 else 0
+            if separate:
+                chroma = 0
+            bits.ue(), bits.ue(), bits.bit()  # bit depths, transform bypass
+            if bits.bit():  # seq_scaling_matrix_present_flag
+                for index in range(12 if chroma == 3 else 8):
+                    if bits.bit():
+                        last = following = 8
+                        for _ in range(16 if index < 6 else 64):
+                            if following:
+                                following = (last + bits.se() + 256) % 256
+                            last = following or last
+        bits.ue()  # log2_max_frame_num_minus4
+        order = bits.ue()
+        if order == 0:
+            bits.ue()
+        elif order == 1:
+            bits.bit(), bits.se(), bits.se()
+            for _ in range(min(bits.ue(), 255)):
+                bits.se()
+        bits.ue(), bits.bit()  # max_num_ref_frames, gaps_in_frame_num_value_allowed_flag
+        width_mbs, height_units = bits.ue() + 1, bits.ue() + 1
+        frames_only = bits.bit()
+        if not frames_only:
+            bits.bit()
+        bits.bit()  # direct_8x8_inference_flag
+        crop = (bits.ue(), bits.ue(), bits.ue(), bits.ue()) if bits.bit() else (0, 0, 0, 0)
+    except IndexError:
+        return None
+    unit_x = 2 if chroma in (1, 2) else 1
+    unit_y = (2 if chroma == 1 else 1) * (2 - frames_only)
+    width = width_mbs * 16 - unit_x * (crop[0] + crop[1])
+    height = (2 - frames_only) * height_units * 16 - unit_y * (crop[2] + crop[3])
+    return (width, height) if width > 0 and height > 0 else None
+
+
+def payload_picture_size(payload: bytes) -> tuple[int, int] | None:
+    """The picture size of the SPS an RTP payload carries (alone or in a STAP-A), if it carries one."""
+    if not payload:
+        return None
+    kind = payload[0] & 0x1F
+    if kind == NAL_SPS:
+        return sps_picture_size(payload)
+    if kind == STAP_A:
+        at = 1
+        while at + 2 <= len(payload):
+            size = int.from_bytes(payload[at : at + 2], "big")
+            nal = payload[at + 2 : at + 2 + size]
+            if nal and nal[0] & 0x1F == NAL_SPS:
+                return sps_picture_size(nal)
+            at += 2 + size
+    return None

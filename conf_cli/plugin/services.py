@@ -38,6 +38,11 @@ class RunningService(ABC):
     async def close(self) -> None:
         """Stop serving and release every socket and participant link."""
 
+    def service_stats(self) -> dict[str, object]:
+        """The service's counters for ``server_stats`` (under ``services``, by the service's name); empty
+        for none."""
+        return {}
+
 
 class Participant(Protocol):
     """An in-process participant of a meeting, as a service drives it (a

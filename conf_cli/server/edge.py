@@ -67,6 +67,7 @@ class Server:
         self._call_udp: asyncio.DatagramTransport | None = None
         self.listeners: list[Listener] = []
         self.services: list[RunningService] = []
+        self.service_names: dict[int, str] = {}  # id(running service): its name
         self.links: dict[int, Link] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._call_clock: asyncio.Task[None] | None = None
@@ -112,6 +113,7 @@ class Server:
             if service.wanted(settings):
                 running = await service.start(LocalServiceContext(self), settings)
                 self.services.append(running)
+                self.service_names[id(running)] = service.name
                 self.hub.services[service.name] = list(running.urls)
                 urls += running.urls
                 log.info("%s serving on %s", service.name, ", ".join(running.urls))
@@ -119,12 +121,14 @@ class Server:
 
     def stats(self) -> dict[str, object]:
         """A ``server_stats`` event: the hub's counters and each listener's transport counters."""
+        services = {self.service_names.get(id(s), "?"): s.service_stats() for s in self.services}
         return {
             "type": "server_stats",
             "hub": asdict(self.hub.stats),
             "listeners": {listener.url: listener.stats() for listener in self.listeners},
             "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
             **({"webhooks": self.webhooks.stats_dict()} if self.webhooks is not None else {}),
+            **({"services": {k: v for k, v in services.items() if v}} if any(services.values()) else {}),
             "tables": self.tables(),
         }
 
@@ -193,6 +197,7 @@ class Server:
         for service in self.services:
             await service.close()
         self.services.clear()
+        self.service_names.clear()
         for listener in self.listeners:
             await listener.close()
         self.listeners.clear()

@@ -255,3 +255,48 @@ def test_one_address_gets_its_share_of_whip_sessions() -> None:
     finally:
         pool.stop_all()
         server.stop()
+
+
+def simulcast_offer(*lines: str, extension: bool = True) -> str:
+    """An aiortc offer of video alone, with ``lines`` (a=rid, a=simulcast) and the RID header extension
+    added to its m-section, as a simulcasting WHIP client sends."""
+    added = (["a=extmap:9 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"] if extension else []) + list(lines)
+    return make_offer(("video",)).replace("a=mid:0\r\n", "a=mid:0\r\n" + "".join(f"{x}\r\n" for x in added))
+
+
+def test_whip_takes_a_simulcast_offer_and_refuses_one_it_cannot_take(lab: tuple[ClientPool, Web]) -> None:
+    """An offer of three RIDs is answered with them and published as one track of three layers; one the
+    server cannot take is refused with 400 and the reason, before anyone joins, and the server goes on."""
+    pool, web = lab
+    host, meeting = pool.create("host")
+    refused = {
+        "too many rids": simulcast_offer(*[f"a=rid:{r} send" for r in "abcd"], "a=simulcast:send a;b;c;d"),
+        "a rid not declared": simulcast_offer("a=rid:q send", "a=simulcast:send q;zz"),
+        "a restriction to no H.264": simulcast_offer("a=rid:q send pt=97", "a=simulcast:send q"),
+        "a layered rid": simulcast_offer("a=rid:q send", "a=rid:h send depend=q", "a=simulcast:send q;h"),
+        "no RID extension": simulcast_offer("a=rid:q send", "a=simulcast:send q", extension=False),
+        "a malformed rid": simulcast_offer("a=rid:q\x1b[31m send", "a=simulcast:send q\x1b[31m"),
+    }
+    for what, offer in refused.items():
+        status, headers, body = web.post(f"/whip/{meeting}?name=bad", PASSCODE, offer)
+        assert status == 400, (what, body)
+        assert body.startswith(b"cannot take this simulcast: "), body
+        assert headers["access-control-allow-origin"] == "*"
+    # Nobody joined for them, and the server still answers a good simulcast offer.
+    status, _, answer = web.post(
+        f"/whip/{meeting}?name=obs",
+        PASSCODE,
+        simulcast_offer(
+            "a=rid:q send", "a=rid:h send", "a=rid:f send max-height=720", "a=simulcast:send q;h;f"
+        ),
+    )
+    assert status == 201, answer
+    text = answer.decode()
+    assert "a=simulcast:recv q;h;f" in text
+    assert "a=rid:q recv" in text and "a=rid:f recv max-height=720" in text
+    assert "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in text
+    joined = host.expect("participant_joined", lambda e: "(WHIP" in e["name"])
+    assert joined["name"] == "obs (WHIP)"
+    shared = host.expect("share_started", lambda e: e["name"] == "obs (WHIP)")
+    assert shared["kind"] == "video" and [layer["height"] for layer in shared["layers"]] == [180, 360, 720]
+    assert shared["layers"][-1]["ssrc"] == shared["ssrc"]

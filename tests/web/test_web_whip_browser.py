@@ -57,7 +57,7 @@ function bars() {
 }
 
 // Publish the bars and the fake microphone with WHIP.
-// With layers: the camera offered as simulcast (three RIDs), as OBS and others may.
+// With layers: the camera offered as simulcast (three RIDs, highest first), as OBS and others may.
 window.publish = async (url, token, layers = false) => {
   const audio = await navigator.mediaDevices.getUserMedia({audio: true});
   const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
@@ -253,7 +253,9 @@ def test_chromium_publishes_with_whip_and_plays_with_whep(namespace: str, tmp_pa
         )
         assert _not_blank(browser.screenshot({**rect, "scale": 1})) > 10
 
-        # A second publisher offers simulcast: the server takes one layer, which the host decodes.
+        # A second publisher offers simulcast (three RIDs, highest first) of a 320x240 picture: the server
+        # takes the three, Chromium sends only the whole picture for one so small, and the layers whose
+        # RIDs send nothing carry it, so the host (put on the highest layer) decodes it.
         second = f"publish('{web_url}whip/{meeting}?name=layers', '{PASSCODE}', true)"
         browser.evaluate("window.first = window.publisher; true")
         assert browser.evaluate(second, timeout=60) == "published"

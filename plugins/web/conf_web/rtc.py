@@ -14,8 +14,10 @@
 aiortc has no public API for any of this, so this module (and only this one) reaches into it: a
 receiver's ``_handle_rtp_packet``, ``_send_rtcp_pli``, ``_send_rtcp_nack`` and its decoder thread; a
 sender's ``_ssrc`` and ``_handle_rtcp_packet``; a transceiver's negotiated ``_codecs``; the DTLS
-transport's ``_send_rtp``; aioice's candidate gathering. Checked with aiortc 1.16 and aioice 0.13, the
-range pyproject.toml allows; the web tests exercise every one of them.
+transport's ``_send_rtp``; the peer connection's list of transceivers (a WHIP offer without audio
+leaves the answerer's audio transceiver out); a receiver's NACK generator and jitter buffer (a simulcast's
+three streams); aioice's candidate gathering. Checked with aiortc 1.16 and aioice 0.13, the range
+pyproject.toml allows; the web tests exercise every one of them.
 """
 
 from __future__ import annotations
@@ -24,19 +26,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from conf_web.media import Outbound
+from conf_web.simulcast import REPAIRED_RID_URI, RID_URI, RidStreams, SimulcastOffer, add_to_answer
 
 if TYPE_CHECKING:
     from conf_web.config import WebConfig
     from conf_web.ice import IceServer
 
 RECEIVE_KINDS = ("audio", "video", "screen")
+MAX_NACKED_STREAMS = 8  # SSRCs whose losses one receiver tracks (a simulcast has three, a page's track one)
+
+OnRtp = Callable[[str, int, int, int, bool, bytes, "int | None", "str | None"], None]
+"""A received RTP packet: kind, SSRC, sequence number, timestamp, marker, payload, audio level (RFC 6464)
+and, in a simulcast, the RID of its stream (RFC 8852; None otherwise)."""
 
 
 class PeerConnection:
     def __init__(
         self,
         config: WebConfig,
-        on_rtp: Callable[[str, int, int, int, bool, bytes, int | None], None],
+        on_rtp: OnRtp,
         on_feedback: Callable[[Outbound, bool, list[int]], None],
         on_connected: Callable[[], None] = lambda: None,
         ice_servers: list[IceServer] | None = None,
@@ -179,7 +187,7 @@ class Answerer:
     def __init__(
         self,
         config: WebConfig,
-        on_rtp: Callable[[str, int, int, int, bool, bytes, int | None], None],
+        on_rtp: OnRtp,
         on_feedback: Callable[[Outbound, bool, list[int]], None],
         on_connected: Callable[[], None],
         on_failed: Callable[[], None],
@@ -197,6 +205,8 @@ class Answerer:
         )
         self.receivers: dict[str, Any] = {}
         self.slot: Outbound | None = None
+        self.streams: RidStreams | None = None
+        """A simulcast's RTP streams by RID, when the answer took one."""
 
         @self.pc.on("connectionstatechange")
         def changed() -> None:
@@ -205,10 +215,15 @@ class Answerer:
             elif self.pc.connectionState in ("failed", "closed"):
                 on_failed()
 
-    async def answer(self, offer: str, send: str | None) -> str:
+    async def answer(self, offer: str, send: str | None, simulcast: SimulcastOffer | None = None) -> str:
         """Answer ``offer``: receive its audio and video (``send`` None, WHIP) or send one meeting track
-        of media kind ``send`` (WHEP). Raise ValueError when the offer has nothing to take or give."""
+        of media kind ``send`` (WHEP). Raise ValueError when the offer has nothing to take or give.
+
+        ``simulcast`` (WHIP): the video m-line's simulcast, which the answer takes (its RIDs and the RID
+        header extensions); each packet of the video then reaches ``on_rtp`` with the RID of its stream,
+        told by :attr:`streams`, and one without a RID the server knows is dropped."""
         from aiortc import RTCSessionDescription
+        from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 
         mine: dict[str, Any] = {}
         for media in ("audio", "video") if send is None else (send,):
@@ -220,19 +235,33 @@ class Answerer:
         except Exception as exc:  # aiortc's refusal of a malformed offer, or of one without our codecs
             raise ValueError(f"cannot take this offer: {exc}") from None
         for transceiver in self.pc.getTransceivers():
-            if transceiver.mid is None:
-                continue
-            if all(transceiver is not t for t in mine.values()):
+            if transceiver.mid is None:  # ours, of a kind the offer has no m-line for: not answered
+                self.pc._RTCPeerConnection__transceivers.remove(transceiver)  # type: ignore[attr-defined]
+            elif all(transceiver is not t for t in mine.values()):
                 transceiver.direction = "inactive"  # a second m-line of a kind: not taken
         used = {k: t for k, t in mine.items() if t.mid is not None and t._codecs}
         if not used:
             wanted = "audio or video" if send is None else ("audio" if send == "audio" else "video")
             raise ValueError(f"the offer has no {wanted} m-line in H.264 or Opus")
+        video = used.get("video")
+        if simulcast is not None and (send is not None or video is None or video.mid != simulcast.mid):
+            simulcast = None  # the simulcast m-line is not the one taken
+        if simulcast is not None:
+            assert video is not None
+            video._headerExtensions += [
+                RTCRtpHeaderExtensionParameters(id=simulcast.rid_extension, uri=RID_URI)
+            ] + (
+                [RTCRtpHeaderExtensionParameters(id=simulcast.repaired_extension, uri=REPAIRED_RID_URI)]
+                if simulcast.repaired_extension is not None
+                else []
+            )
+            self.streams = RidStreams(simulcast.ids)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         for kind, transceiver in used.items():
             if send is None:
                 self.receivers[kind] = transceiver
-                _forward_received(kind, transceiver, self.on_rtp)
+                streams = self.streams if kind == "video" else None
+                _forward_received(kind, transceiver, self.on_rtp, streams)
             else:
                 slot = Outbound(mid=str(transceiver.mid), kind=kind)
                 slot.ssrc = transceiver.sender._ssrc
@@ -240,7 +269,8 @@ class Answerer:
                 _take_feedback(slot, transceiver.sender, self.on_feedback)
                 self.slot = slot
                 self._sender = transceiver.sender
-        return str(self.pc.localDescription.sdp)
+        answer = str(self.pc.localDescription.sdp)
+        return answer if simulcast is None else add_to_answer(answer, simulcast)
 
     async def add_candidates(self, lines: list[str], end: bool) -> None:
         """The client's trickled ICE candidates (``candidate:...`` attribute values) for the bundle."""
@@ -287,9 +317,7 @@ def _prepare(transceiver: Any, config: WebConfig) -> None:
         _gather_on(transceiver.sender.transport.transport.iceGatherer._connection, addresses)
 
 
-def _forward_received(
-    kind: str, transceiver: Any, on_rtp: Callable[[str, int, int, int, bool, bytes, int | None], None]
-) -> None:
+def _forward_received(kind: str, transceiver: Any, on_rtp: OnRtp, streams: RidStreams | None = None) -> None:
     """Hand each RTP packet the transceiver's receiver gets to ``on_rtp`` as it is, and stop its decoder.
 
     A retransmission (RFC 4588 RTX, which Chromium sends for NACKs and as padding to probe bandwidth) is
@@ -304,26 +332,74 @@ def _forward_received(
     async def forward_then_handle(packet: Any, arrival_time_ms: int) -> None:
         nonlocal media_ssrc
         payload = bytes(packet.payload)
-        if packet.payload_type not in rtx:
+        level = _audio_level(packet)
+        marker = bool(packet.marker)
+        if streams is not None:  # a simulcast: each stream is told by its RID
+            extensions = packet.extensions
+            if packet.payload_type not in rtx:
+                rid = streams.media(packet.ssrc, extensions.rtp_stream_id)
+                if rid is not None:
+                    on_rtp(
+                        kind,
+                        packet.ssrc,
+                        packet.sequence_number,
+                        packet.timestamp,
+                        marker,
+                        payload,
+                        level,
+                        rid,
+                    )
+            elif len(payload) > 2:
+                repaired = streams.repaired(packet.ssrc, extensions.repaired_rtp_stream_id)
+                if repaired is not None:
+                    original = int.from_bytes(payload[:2], "big")
+                    ssrc, rid = repaired
+                    on_rtp(kind, ssrc, original, packet.timestamp, marker, payload[2:], level, rid)
+        elif packet.payload_type not in rtx:
             media_ssrc = packet.ssrc
-            level = _audio_level(packet)
-            on_rtp(
-                kind,
-                packet.ssrc,
-                packet.sequence_number,
-                packet.timestamp,
-                bool(packet.marker),
-                payload,
-                level,
-            )
+            on_rtp(kind, packet.ssrc, packet.sequence_number, packet.timestamp, marker, payload, level, None)
         elif len(payload) > 2 and media_ssrc is not None:
             original = int.from_bytes(payload[:2], "big")
-            level = _audio_level(packet)
-            on_rtp(kind, media_ssrc, original, packet.timestamp, bool(packet.marker), payload[2:], level)
+            on_rtp(kind, media_ssrc, original, packet.timestamp, marker, payload[2:], level, None)
         await handle(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = forward_then_handle
     receiver._RTCRtpReceiver__stop_decoder()  # forwarded as it is: nothing here decodes
+    if streams is not None:
+        # One NACK generator per stream, not one for all the layers' sequence numbers; and no frames put
+        # together (nothing decodes them): one jitter buffer fed three streams would take their
+        # sequence numbers for gaps and send keyframe requests all the time.
+        receiver._RTCRtpReceiver__nack_generator = NacksPerStream()
+        receiver._RTCRtpReceiver__jitter_buffer = NoFrames()
+
+
+class NoFrames:
+    """Stands in for aiortc's jitter buffer where nothing decodes: no frames, no keyframe requests."""
+
+    def add(self, packet: Any) -> tuple[bool, None]:
+        return False, None
+
+
+class NacksPerStream:
+    """aiortc's NACK generator for a receiver of several RTP streams (a simulcast): each SSRC's losses
+    are tracked apart (one generator would take another layer's sequence numbers for losses). At most
+    :data:`MAX_NACKED_STREAMS` SSRCs, the oldest forgotten first."""
+
+    def __init__(self) -> None:
+        self.streams: dict[int, Any] = {}
+        self.missing: set[int] = set()
+
+    def add(self, packet: Any) -> bool:
+        from aiortc.rtcrtpreceiver import NackGenerator
+
+        generator = self.streams.get(packet.ssrc)
+        if generator is None:
+            if len(self.streams) >= MAX_NACKED_STREAMS:
+                del self.streams[next(iter(self.streams))]
+            generator = self.streams[packet.ssrc] = NackGenerator()
+        missed = bool(generator.add(packet))
+        self.missing = generator.missing
+        return missed
 
 
 def _take_feedback(

@@ -242,6 +242,11 @@ class WebServer(RunningService):
             return False
         return not self.config.loopback or _loopback_host(host)
 
+    def service_stats(self) -> dict[str, object]:
+        """``server_stats.services.web``: each WHIP publisher's tracks (and simulcast layers), when any."""
+        publishers = self.endpoints.publisher_stats() if self.endpoints is not None else []
+        return {"whip": publishers} if publishers else {}
+
     def _full(self, address: str) -> str | None:
         """Why one more page (or WHIP/WHEP session) from ``address`` is refused, if it is."""
         whip = len(self.endpoints.sessions) if self.endpoints is not None else 0

@@ -432,6 +432,7 @@ class BrowserSession:
         marker: bool,
         payload: bytes,
         level: int | None = None,
+        rid: str | None = None,
     ) -> None:
         """An RTP packet of the browser's ``kind`` track: into the meeting once published."""
         slot = self.inbound.get(kind)

@@ -46,6 +46,7 @@ from conf_cli.protocol.rtcp import Fir, Nack, Pli, parse_compound
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp, peek_ssrc
 from conf_web.media import CODECS, Inbound, Outbound
 from conf_web.rtc import Answerer
+from conf_web.simulcast import SimulcastError, SimulcastLayers, SimulcastOffer, parse_offer
 
 if TYPE_CHECKING:
     from conf_cli import Participant, ServiceContext
@@ -320,6 +321,7 @@ class Session:
         marker: bool,
         data: bytes,
         level: int | None = None,
+        rid: str | None = None,
     ) -> None:
         """An RTP packet the WHIP client sent (a WHEP player sends none), with its audio level if any."""
 
@@ -340,17 +342,28 @@ class Publisher(Session):
 
     def __init__(self, endpoints: Endpoints, client: Participant, bearer: str, address: str) -> None:
         self.inbound: dict[str, Inbound] = {}  # before any packet can come
+        self.simulcast: SimulcastLayers | None = None
+        """The video's layers, one per RID, when the offer is a simulcast."""
         super().__init__(endpoints, client, bearer, address)
 
-    async def begin(self, offer: str) -> str:
-        """Answer the offer and share its tracks; Refused (403) if the meeting lets it share none of them
-        (a host's forbid, or a token's ``can_publish``)."""
-        answer = await self.answerer.answer(offer, None)
+    async def begin(self, offer: str, simulcast: SimulcastOffer | None = None) -> str:
+        """Answer the offer (its video's ``simulcast`` too, if any) and share its tracks; Refused (403) if
+        the meeting lets it share none of them (a host's forbid, or a token's ``can_publish``)."""
+        try:
+            answer = await self.answerer.answer(offer, None, simulcast)
+        except SimulcastError as exc:
+            raise Refused(HTTPStatus.BAD_REQUEST, f"cannot take this simulcast: {exc}") from None
         self.inbound = {k: Inbound(k, random.getrandbits(32)) for k in self.answerer.receivers}
+        if simulcast is not None and self.answerer.streams is not None and "video" in self.inbound:
+            ssrcs = [random.getrandbits(32) for _ in simulcast.rids[:-1]] + [self.inbound["video"].ssrc]
+            self.simulcast = SimulcastLayers(simulcast, ssrcs)
         for kind, slot in self.inbound.items():
-            self.client.send(
-                {"type": "publish", "kind": kind, "ssrc": slot.ssrc, "codec": CODECS[kind], "id": kind}
-            )
+            message: dict[str, Any] = {
+                "type": "publish", "kind": kind, "ssrc": slot.ssrc, "codec": CODECS[kind], "id": kind
+            }  # fmt: skip
+            if kind == "video" and self.simulcast is not None and len(self.simulcast.positions) > 1:
+                message["layers"] = self.simulcast.described()
+            self.client.send(message)
         pending, refusals = set(self.inbound), []
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
@@ -381,6 +394,23 @@ class Publisher(Session):
                 slot.published = event["type"] == "share_started"
         elif event["type"] == "error" and event.get("re") == "publish":
             log.info("web: WHIP publisher %s may not share: %s", self.client.name, event.get("message"))
+        elif event["type"] == "layers_active" and self.simulcast is not None:
+            active = event.get("active")
+            if isinstance(active, list) and isinstance(event.get("ssrc"), int):
+                for ssrc in self.simulcast.set_active(event["ssrc"], active):
+                    self._keyframe("video", ssrc)  # a layer wanted again starts at a keyframe
+
+    def stats(self) -> dict[str, object]:
+        """What ``server_stats`` says of this publisher (its simulcast layers, when it sends some)."""
+        out: dict[str, object] = {"name": self.client.name, "meeting": self.client.meeting}
+        for kind, slot in self.inbound.items():
+            out[kind] = {"ssrc": slot.ssrc, "packets": slot.packets}
+        if self.simulcast is not None:
+            out.update(self.simulcast.stats())
+            streams = self.answerer.streams
+            if streams is not None:
+                out["unknown_rid"], out["unknown_ssrc"] = streams.unknown_rid, streams.unknown_ssrc
+        return out
 
     def _from_peer(
         self,
@@ -391,9 +421,20 @@ class Publisher(Session):
         marker: bool,
         data: bytes,
         level: int | None = None,
+        rid: str | None = None,
     ) -> None:
         slot = self.inbound.get(kind)
         if slot is None or not slot.published:
+            return
+        if kind == "video" and self.simulcast is not None:
+            if rid is None:
+                return
+            now = asyncio.get_running_loop().time()
+            packets, asks = self.simulcast.packet(rid, ssrc, sequence, timestamp, marker, data, now)
+            for browser_ssrc in asks:
+                self._keyframe("video", browser_ssrc)
+            for layer_packet in packets:
+                self.send_media(layer_packet)
             return
         packet = slot.rewrite(ssrc, sequence, timestamp, marker, data, level)
         if packet is not None:
@@ -401,15 +442,16 @@ class Publisher(Session):
 
     def _connected(self) -> None:
         super()._connected()
-        self._keyframe("video")
+        video = self.inbound.get("video")
+        if video is not None and video.browser_ssrc is not None:
+            self._keyframe("video", video.browser_ssrc)
 
-    def _keyframe(self, kind: str) -> None:
-        slot = self.inbound.get(kind)
-        if slot is not None and slot.browser_ssrc is not None:
-            self.queue(partial(self.answerer.request_keyframe, kind, slot.browser_ssrc))
+    def _keyframe(self, kind: str, browser_ssrc: int) -> None:
+        self.queue(partial(self.answerer.request_keyframe, kind, browser_ssrc))
 
     def _from_meeting(self, packet: bytes) -> None:
-        """Keyframe requests and NACKs for the publisher's tracks go to the WHIP client."""
+        """Keyframe requests and NACKs for the publisher's tracks (or simulcast layers) go to the WHIP
+        client, for the RTP stream they are about."""
         if not is_rtcp(packet):
             return
         try:
@@ -417,14 +459,26 @@ class Publisher(Session):
         except ProtocolError:
             return
         mine = {s.ssrc: s for s in self.inbound.values() if s.browser_ssrc is not None}
+        layers = self.simulcast
         for part in parts:
             asked = [part.media_ssrc] if isinstance(part, Pli) else []
             if isinstance(part, Fir):
                 asked = [ssrc for ssrc, _ in part.entries]
             for ssrc in asked:
-                if ssrc in mine:
-                    self._keyframe(mine[ssrc].kind)
-            if isinstance(part, Nack) and part.media_ssrc in mine:
+                if layers is not None and layers.position(ssrc) is not None:
+                    for browser_ssrc in layers.sources(ssrc):
+                        self._keyframe("video", browser_ssrc)
+                elif ssrc in mine:
+                    slot = mine[ssrc]
+                    assert slot.browser_ssrc is not None
+                    self._keyframe(slot.kind, slot.browser_ssrc)
+            if not isinstance(part, Nack):
+                continue
+            if layers is not None and layers.position(part.media_ssrc) is not None:
+                asking = layers.nack(part.media_ssrc, list(part.lost))
+                if asking is not None:
+                    self.queue(partial(self.answerer.nack, "video", *asking))
+            elif part.media_ssrc in mine:
                 slot = mine[part.media_ssrc]
                 assert slot.browser_ssrc is not None
                 lost = [slot.browser_sequence(s) for s in part.lost]
@@ -654,6 +708,9 @@ class Endpoints:
         self.sessions: dict[str, Session] = {}
         self.closing: set[asyncio.Task[None]] = set()
 
+    def publisher_stats(self) -> list[dict[str, object]]:
+        return [s.stats() for s in self.sessions.values() if isinstance(s, Publisher)]
+
     def forget(self, session: Session) -> None:
         if self.sessions.pop(session.id, None) is not None:
             self._count(session.address, -1)
@@ -764,6 +821,12 @@ class Endpoints:
         if refused is not None:
             raise Refused(HTTPStatus.SERVICE_UNAVAILABLE, refused)
         offer = request.body.decode("utf-8", "replace")
+        simulcast = None
+        if whip:
+            try:
+                simulcast = parse_offer(offer)
+            except SimulcastError as exc:
+                raise Refused(HTTPStatus.BAD_REQUEST, f"cannot take this simulcast: {exc}") from None
         self._count(address, 1)  # held while joining, so that many at once cannot pass the limit
         try:
             client, joined = await _join(
@@ -783,7 +846,7 @@ class Endpoints:
         try:
             if isinstance(session, Publisher):
                 try:
-                    answer = await session.begin(offer)
+                    answer = await session.begin(offer, simulcast)
                 except ValueError as exc:
                     raise Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
             elif isinstance(session, SpeakerPlayer):
