@@ -113,6 +113,14 @@ def place(nodes: Mapping[str, NodeInfo], here: str) -> str:
     return min(candidates, key=lambda node: (load(node), node.name)).name
 
 
+def is_meeting_key(meeting: str) -> bool:
+    """Whether ``meeting`` can be a meeting ID in the directory (letters, digits and dashes): anything
+    else is no meeting of the cluster, and is never sent to the directory."""
+    return 0 < len(meeting) <= MAX_NAME_CHARS and all(
+        c.isascii() and (c.isalnum() or c == "-") for c in meeting
+    )
+
+
 def url_for(node: NodeInfo, scheme: str) -> str | None:
     """``node``'s URL for the transport ``scheme`` (``tcp``, ``zmq`` ...), or None if it has none."""
     for url in node.urls:

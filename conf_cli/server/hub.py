@@ -74,6 +74,7 @@ from conf_cli.server.directory import (
     Holder,
     NodeInfo,
     Question,
+    is_meeting_key,
     url_for,
 )
 from conf_cli.server.feedback import (
@@ -1151,7 +1152,7 @@ class Hub:
         refused = self._rate_limited(conn, target, now, message)
         if refused:
             return refused
-        if meeting is None and self.cluster is not None:
+        if meeting is None and self.cluster is not None and is_meeting_key(meeting_id):
             return self._find(conn, meeting_id, message)
         if meeting is None:
             self.limiter.failed(conn.address, None, now)  # guessing meeting IDs costs like guessing passcodes
