@@ -62,7 +62,20 @@ class Directory:
             binary = shutil.which("redis-server")
             if binary is None:
                 raise AssertionError("redis-server is not installed: run scripts/setup-system.sh")
-            return [binary, "--port", str(self.port), "--bind", self.host, "--save", "", "--appendonly", "no"]
+            command = [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            if not self.host.startswith("127."):  # a test's own namespace: reached from other namespaces
+                command += ["--protected-mode", "no"]
+            return command
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not Path(binary).exists():
             raise AssertionError("nats-server is not installed: run scripts/setup-system.sh")

@@ -17,7 +17,8 @@ import pytest
 
 from conf_cli.plugin.registry import create_registry
 from conf_cli.server.directory import CLAIM_TTL, NODE_TTL, REFRESH_INTERVAL
-from conf_cli.testing.directories import Directory, start_directory
+from conf_cli.testing.directories import Directory, start_directory, start_redis
+from conf_cli.testing.netns import NetLab, netns_unavailable
 from conf_cli.testing.processes import ConfProcess, run_conf, spawn, start_client, start_server
 
 PASSCODE = "cluster-pass-1"
@@ -29,14 +30,15 @@ SETTLE = REFRESH_INTERVAL + 1.5
 class Cluster:
     """A directory and the nodes started on it; everything stopped by process ID at the end."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, transport: str = "tcp") -> None:
         self.directory = directory
+        self.transport = transport
         self.nodes: dict[str, tuple[ConfProcess, str]] = {}
         self.clients: list[ConfProcess] = []
 
-    def node(self, name: str, *extra: str, transport: str = "tcp") -> str:
+    def node(self, name: str, *extra: str) -> str:
         process, url = start_server(
-            "--cluster", self.directory.url, "--node", name, *extra, transport=transport
+            "--cluster", self.directory.url, "--node", name, *extra, transport=self.transport
         )
         self.nodes[name] = (process, url)
         return url
@@ -92,6 +94,17 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         made.close()
 
 
+@pytest.fixture(params=[("redis", "tcp"), ("nats", "tcp"), ("redis", "zmq")], ids=lambda p: "-".join(p))
+def any_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A directory of either kind, and nodes listening on one transport."""
+    kind, transport = request.param
+    made = Cluster(start_directory(kind), transport)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
 @pytest.fixture
 def redis_cluster() -> Iterator[Cluster]:
     made = Cluster(start_directory("redis"))
@@ -110,8 +123,9 @@ def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_meeting_created_via_a_and_joined_via_b_and_c_carries_media_and_chat_among_everyone(
-    cluster: Cluster,
+    any_cluster: Cluster,
 ) -> None:
+    cluster = any_cluster
     for name in "abc":
         cluster.node(name)
     cluster.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=15)
@@ -330,3 +344,88 @@ def test_a_redirect_to_a_node_presenting_another_key_is_refused(
     time.sleep(1.0)
     stats = impostor.latest("server_stats")
     assert stats["hub"]["passcode_checks"] == 0 and stats["hub"]["meetings"] == 0
+
+
+def test_a_redirect_loop_is_a_clear_error(redis_cluster: Cluster) -> None:
+    """A directory that names, as a meeting's holder, a node whose URL is the node asked: the client is
+    sent back to where it was, sees the loop, and stops with an error instead of going round."""
+    url_b = redis_cluster.node("b")
+    real = redis_cluster.wait_status(lambda s: node_names(s) == {"b"}, timeout=15)["nodes"][0]
+
+    async def plant() -> None:
+        factory = create_registry().cluster_backend_for(redis_cluster.directory.url)
+        backend = await factory.connect(redis_cluster.directory.url, timeout=2.0)
+        record = {"name": "y", "urls": [url_b], "fingerprint": real["fingerprint"]}
+        try:
+            await backend.put_node("y", json.dumps(record).encode(), 120)
+            assert await backend.claim("lup-lupl-upl", "y", 120)
+        finally:
+            await backend.close()
+
+    asyncio.run(plant())
+    time.sleep(SETTLE)
+    looping = redis_cluster.client("b", "Lou", "lup-lupl-upl")
+    assert looping.wait(30) != 0
+    stderr = "\n".join(looping.stderr_lines)
+    assert "a loop between its nodes" in stderr, stderr
+
+
+@pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
+def test_nodes_each_in_its_own_network_namespace_and_address() -> None:
+    """Nodes a, b and c each in a namespace of its own (10.77.N.2, the same port on each), Redis and the
+    clients in others, routed through one router: the redirects name each node's own address."""
+    with NetLab() as lab:
+        router = lab.ns("r")
+        lab.forward(router)
+        spaces: dict[str, str] = {}
+        for n, name in enumerate(("a", "b", "c", "cl", "dir"), start=1):
+            spaces[name] = lab.ns(name)
+            lab.link(router, f"r{n}", f"10.77.{n}.1/24", spaces[name], "eth0", f"10.77.{n}.2/24")
+            lab.route(spaces[name], "default", "via", f"10.77.{n}.1")
+        redis = start_redis("10.77.5.2", prefix=lab.inside(spaces["dir"]), port=6379)
+        try:
+            urls = {}
+            for n, name in enumerate("abc", start=1):
+                server = lab.conf(
+                    spaces[name],
+                    [
+                        "server",
+                        "--json",
+                        "--host",
+                        f"10.77.{n}.2",
+                        "--port",
+                        "7450",
+                        "--transport",
+                        "tcp",
+                        "--cluster",
+                        redis.url,
+                        "--node",
+                        name,
+                    ],
+                )
+                urls[name] = server.expect("server_started")["urls"][0]
+            assert urls == {name: f"tcp://10.77.{n}.2:7450" for n, name in enumerate("abc", start=1)}
+            time.sleep(SETTLE)
+
+            def client(node: str, name: str, *args: str) -> ConfProcess:
+                return lab.conf(
+                    spaces["cl"],
+                    [*args, "--json", "--server", urls[node], "--name", name, "--passcode", PASSCODE],
+                )
+
+            ada = client("a", "Ada", "create")
+            meeting = ada.expect("meeting_created")["meeting"]
+            ada.expect("joined")
+            bob = client("b", "Bob", "share", "tone", "--meeting", meeting)
+            assert bob.expect("redirect")["url"] == urls["a"]
+            bob.expect("joined")
+            cy = client("c", "Cy", "join", meeting)
+            assert cy.expect("redirect")["url"] == urls["a"]
+            cy.expect("joined")
+            ada.expect("track_stats", has_packets("audio"), timeout=20)
+            cy.expect("track_stats", has_packets("audio"), timeout=20)
+            cy.send("across namespaces")
+            ada.expect("chat", chat_from("Cy", "across namespaces"))
+            bob.expect("chat", chat_from("Cy", "across namespaces"))
+        finally:
+            redis.close()

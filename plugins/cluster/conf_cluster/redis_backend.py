@@ -52,8 +52,8 @@ def _ms(ttl: float) -> int:
 class RedisBackend(ClusterBackend):
     def __init__(self, url: str, timeout: float) -> None:
         import redis.asyncio as aioredis
-        from redis.backoff import NoBackoff
         from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         self.url = url
         self.timeout = timeout
