@@ -365,5 +365,6 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
         assert list(event.to_message()) == list(message)  # in the server's order
         seen.add(message["type"])
     missing = set(EVENT_TYPES) - seen
-    assert missing == {"logged_in"}  # a login needs accounts
+    assert missing == {"logged_in", "redirect"}  # a login needs accounts, a redirect a cluster (both in
+    # tests/server/test_server_events.py)
     assert isinstance(next(parse_event(m) for m in server.sent if m["type"] == "joined"), Joined)
