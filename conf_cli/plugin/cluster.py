@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from conf_cli.errors import ConfError
 
 MAX_NAME_CHARS = 64
-"""A node's name and a meeting ID are at most this long (and printable ASCII without spaces)."""
+"""A node's name and a meeting ID are at most this long (ASCII letters, digits, ``-`` and ``_``)."""
 
 
 class DirectoryUnavailable(ConfError):
@@ -117,11 +117,10 @@ class ClusterBackendFactory(ABC):
 
 
 def check_key(what: str, value: str) -> str:
-    """``value`` if it can name a node or meeting in any backend's keys; ConfError otherwise."""
-    if not value or len(value) > MAX_NAME_CHARS or not all(33 <= ord(c) < 127 for c in value):
-        raise ConfError(
-            f"bad {what} {value[:80]!r}: 1 to {MAX_NAME_CHARS} printable ASCII characters, no spaces"
-        )
-    if any(c in value for c in "*>.:/"):
-        raise ConfError(f"bad {what} {value!r}: it may not hold '*', '>', '.', ':' or '/'")
+    """``value`` if it can name a node or meeting in any backend's keys (1 to 64 ASCII letters, digits,
+    ``-`` and ``_``); ConfError otherwise."""
+    if not 0 < len(value) <= MAX_NAME_CHARS or not all(
+        c.isascii() and (c.isalnum() or c in "-_") for c in value
+    ):
+        raise ConfError(f"bad {what} {value[:80]!r}: 1 to {MAX_NAME_CHARS} ASCII letters, digits, '-' or '_'")
     return value
