@@ -249,9 +249,12 @@ def test_a_killed_node_disappears_within_its_ttl_and_its_meeting_can_be_claimed_
     assert redis_cluster.status()["meetings"] == {meeting: "b"}
 
 
-def test_redis_restarted_under_a_running_meeting_the_meeting_goes_on_and_the_directory_fills_again(
-    redis_cluster: Cluster,
+def test_the_directory_restarted_under_a_running_meeting_the_meeting_goes_on_and_fills_again(
+    cluster: Cluster,
 ) -> None:
+    """Redis (or NATS) restarted empty on the same port: the meeting goes on, and within a refresh the
+    nodes register again and claim their meetings again."""
+    redis_cluster = cluster
     redis_cluster.node("a")
     redis_cluster.node("b")
     redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
@@ -276,8 +279,9 @@ def test_redis_restarted_under_a_running_meeting_the_meeting_goes_on_and_the_dir
 
 
 def test_while_the_directory_is_down_creates_are_refused_clearly_and_running_meetings_go_on(
-    redis_cluster: Cluster,
+    cluster: Cluster,
 ) -> None:
+    redis_cluster = cluster
     redis_cluster.node("a")
     redis_cluster.node("b")
     redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)

@@ -36,13 +36,18 @@ class NatsBackend(ClusterBackend):
     async def _connection(self) -> Any:
         import nats
 
-        if self._nc is not None and not self._nc.is_closed:
+        async with self._lock:  # one connection attempt at a time
+            if self._nc is not None and not self._nc.is_closed:
+                return self._nc
+            self._nc = await self._connect(nats)
+            self._buckets.clear()
             return self._nc
 
+    async def _connect(self, nats: Any) -> Any:
         async def quiet(*_: object) -> None:  # nats-py logs every failed reconnect otherwise
             return None
 
-        self._nc = await nats.connect(
+        return await nats.connect(
             servers=[self.url],
             connect_timeout=self.timeout,
             allow_reconnect=True,
@@ -52,8 +57,6 @@ class NatsBackend(ClusterBackend):
             disconnected_cb=quiet,
             reconnected_cb=quiet,
         )
-        self._buckets.clear()
-        return self._nc
 
     async def _bucket(self, name: str, ttl: float | None) -> Any:
         """The bucket ``name``, created with ``ttl`` if missing; None if missing and ``ttl`` is None."""
@@ -76,16 +79,14 @@ class NatsBackend(ClusterBackend):
     async def _run(self, work: Callable[[], Awaitable[T]]) -> T:
         from nats.errors import Error as NatsError
 
-        async with self._lock:  # one connection attempt at a time
-            try:
-                async with asyncio.timeout(self.timeout):
-                    return await work()
-            except (NatsError, OSError, TimeoutError) as exc:
-                if self._nc is not None and not self._nc.is_connected:
-                    self._buckets.clear()
-                raise DirectoryUnavailable(
-                    f"the cluster directory {self.url} cannot be reached: {exc or type(exc).__name__}"
-                ) from None
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await work()
+        except (NatsError, OSError, TimeoutError) as exc:
+            self._buckets.clear()  # a server that restarted empty has none of them: look again next time
+            raise DirectoryUnavailable(
+                f"the cluster directory {self.url} cannot be reached: {exc or type(exc).__name__}"
+            ) from None
 
     async def _all(self, name: str) -> dict[str, bytes]:
         from nats.js.errors import KeyNotFoundError, NoKeysError
