@@ -433,3 +433,28 @@ def test_nodes_each_in_its_own_network_namespace_and_address() -> None:
             bob.expect("chat", chat_from("Cy", "across namespaces"))
         finally:
             redis.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--cluster", "redis://127.0.0.1:1/0"], "--cluster needs --node NAME"),
+        (["--node", "a"], "--node and --advertise go with --cluster URL"),
+        (["--cluster", "etcd://127.0.0.1:1", "--node", "a"], "no cluster backend for 'etcd://127.0.0.1:1'"),
+        (["--cluster", "redis://127.0.0.1:1/0", "--node", "eu.1"], "bad --node 'eu.1'"),
+        (["--cluster", "redis://127.0.0.1:1/0", "--node", "a", "--advertise", "host:1"], "bad --advertise"),
+        (["--cluster", "redis://127.0.0.1:1/0", "--node", "a", "--workers", "2"], "drop --workers"),
+    ],
+)
+def test_bad_cluster_options_are_one_clear_line(args: list[str], words: str) -> None:
+    done = run_conf("server", "--port", "0", *args, timeout=30)
+    assert done.returncode != 0
+    assert words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_cluster_status_of_a_directory_that_is_not_there_is_one_clear_line() -> None:
+    from conf_cli.testing.directories import free_port
+
+    done = run_conf("cluster", "status", "--cluster", f"redis://127.0.0.1:{free_port()}/0", timeout=30)
+    assert done.returncode == 1
+    assert "cannot be reached" in done.stderr and "Traceback" not in done.stderr, done.stderr
