@@ -89,34 +89,38 @@ class NatsBackend(ClusterBackend):
             ) from None
 
     async def _all(self, name: str) -> dict[str, bytes]:
-        from nats.js.errors import KeyNotFoundError, NoKeysError
+        """Every live entry of bucket ``name``. The keys come from the stream's subjects (what the server
+        stores now), not from a watcher, so that a key just purged or just written is seen as it is."""
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
 
         bucket = await self._bucket(name, None)
         if bucket is None:
             return {}
-        try:
-            keys = await bucket.keys()
-        except NoKeysError:
-            return {}
+        prefix = f"$KV.{name}."
+        info = await self._nc.jetstream(timeout=self.timeout).stream_info(f"KV_{name}", subjects_filter=">")
+        subjects = info.state.subjects or {}
         found: dict[str, bytes] = {}
-        for key in keys[:MAX_KEYS]:
+        for subject in list(subjects)[:MAX_KEYS]:
+            if not subject.startswith(prefix):
+                continue
+            key = subject[len(prefix) :]
             try:
                 entry = await bucket.get(key)
-            except KeyNotFoundError:
+            except (KeyNotFoundError, KeyDeletedError):
                 continue
             if entry.value:
                 found[key] = entry.value
         return found
 
     async def _get(self, name: str, key: str) -> Any:
-        from nats.js.errors import KeyNotFoundError
+        from nats.js.errors import KeyDeletedError, KeyNotFoundError
 
         bucket = await self._bucket(name, None)
         if bucket is None:
             return None
         try:
             return await bucket.get(key)
-        except KeyNotFoundError:
+        except (KeyNotFoundError, KeyDeletedError):  # never written, or deleted (purged, released)
             return None
 
     # -- nodes --------------------------------------------------------------------------------------------
