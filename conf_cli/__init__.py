@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         SourceFactory,
         ThreadedSource,
     )
+    from conf_cli.plugin.cluster import ClusterBackend, ClusterBackendFactory, DirectoryUnavailable
     from conf_cli.plugin.hookspecs import hookimpl, hookspec
     from conf_cli.plugin.injector import Injector, InjectorFactory
     from conf_cli.plugin.lazy import LazyFactory
@@ -95,6 +96,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "conf_cli.media.source": (
         "CapturedFrame",
         "DeviceInfo",
+        "DirectoryUnavailable",
         "EncodedSink",
         "EncodedUnit",
         "Frame",
@@ -120,6 +122,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "conf_cli.plugin.injector": ("Injector", "InjectorFactory"),
     # server services
     "conf_cli.plugin.services": ("Participant", "RunningService", "ServerService", "ServiceContext"),
+    # cluster backends (the directory of conf server --cluster)
+    "conf_cli.plugin.cluster": ("ClusterBackend", "ClusterBackendFactory", "DirectoryUnavailable"),
     # commands
     "conf_cli.loops": ("run_main",),
 }
@@ -133,8 +137,11 @@ __all__ = [
     "CapturedFrame",
     "Cipher",
     "ClientEvents",
+    "ClusterBackend",
+    "ClusterBackendFactory",
     "ConfError",
     "DeviceInfo",
+    "DirectoryUnavailable",
     "EncodedSink",
     "EncodedUnit",
     "Frame",

@@ -320,6 +320,28 @@ def cli(verbose: int) -> None:
     help="POST each meeting event (signed with webhook.key in the server folder) to this http(s) URL; "
     "repeat for several.",
 )
+@click.option(
+    "--cluster",
+    "cluster_url",
+    default=None,
+    metavar="URL",
+    help="Run as a node of the cluster whose directory is at URL (redis://HOST:PORT/DB, "
+    "nats://HOST:PORT): any node takes any client. Needs --node. See docs/cluster.md.",
+)
+@click.option("--node", default=None, metavar="NAME", help="This server's name in its cluster (--cluster).")
+@click.option(
+    "--advertise",
+    multiple=True,
+    metavar="URL",
+    help="A URL other nodes send clients to (repeat per transport). Default: the URLs it listens on.",
+)
+@click.option(
+    "--capacity",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Participants this node takes in its cluster before new meetings go to other nodes.",
+)
 def server(
     host: str,
     port: int,
@@ -344,6 +366,10 @@ def server(
     admin_port: int | None,
     admin_host: str,
     webhooks: tuple[str, ...],
+    cluster_url: str | None,
+    node: str | None,
+    advertise: tuple[str, ...],
+    capacity: int,
     **service_settings: Any,  # service plugins' options; services get them in `settings` below
 ) -> None:
     """Run a conf server hosting any number of meetings.
@@ -376,6 +402,10 @@ def server(
         admin_host=admin_host,
         admin_port=admin_port,
         webhooks=webhooks,
+        cluster=cluster_url,
+        node=node,
+        advertise=advertise,
+        capacity=capacity,
         settings=dict(click.get_current_context().params),  # what services see: every option by name
     )
     if log_format == "json":
@@ -1041,6 +1071,36 @@ def token_create(
         )
     )
     click.echo(text)
+
+
+@cli.group()
+def cluster() -> None:
+    """Look at a cluster of conf servers (see `conf server --cluster` and docs/cluster.md)."""
+
+
+@cluster.command("status")
+@click.option(
+    "--cluster",
+    "cluster_url",
+    required=True,
+    metavar="URL",
+    help="The cluster's directory: redis://HOST:PORT/DB or nats://HOST:PORT.",
+)
+@click.option("--json", "json_flag", is_flag=True, help="Print one cluster_status JSON object.")
+def cluster_status_command(cluster_url: str, json_flag: bool) -> None:
+    """List the cluster's nodes (their URLs, key, load) and the meetings each holds."""
+    from conf_cli.machine import emit
+    from conf_cli.server.cluster_status import cluster_status, status_lines
+
+    async def main() -> None:
+        status = await cluster_status(registry(), cluster_url)
+        if json_flag:
+            emit(status)
+        else:
+            for line in status_lines(status):
+                click.echo(line)
+
+    _run(main)
 
 
 @cli.group()

@@ -15,6 +15,9 @@ PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xv
 PACKAGES+=(prometheus)
 # nginx with its RTMP module receives `conf record --rtmp` in the live-out tests.
 PACKAGES+=(nginx-light libnginx-mod-rtmp)
+# Redis and NATS (JetStream) are the directories of `conf server --cluster`: the cluster tests and
+# benchmarks/cluster.py start them on free ports (conf_cli/testing/directories.py).
+PACKAGES+=(redis-server nats-server)
 if [ "${1:-}" = "--browser" ]; then
   PACKAGES+=(chromium)
   # node and npm fetch the WHIP/WHEP client library the browser tests run in Chromium (any node with npm

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from conf_cli.client.keyring import encode_key, new_private_key, public_bytes
 from conf_cli.client.state import receive
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.plugin.registry import Registry
-from conf_cli.plugin.security import client_security
+from conf_cli.plugin.security import Trust, client_security
 from conf_cli.plugin.transport import Link, Transport, TransportOptions
 from conf_cli.protocol.control import (
     HEARTBEAT_INTERVAL,
@@ -29,10 +30,36 @@ from conf_cli.protocol.control import (
     decode_any,
     encode,
 )
-from conf_cli.urls import ServerAddress
+from conf_cli.urls import ServerAddress, parse_server_url
 from conf_cli.version import __version__
 
 REQUEST_TIMEOUT = 10.0
+MAX_REDIRECTS = 3
+"""Redirects one create or join follows (docs/cluster.md); more is a loop in the cluster, and an error."""
+
+
+class _LinkEvents:
+    """Hands one link's events to its client while that link is the client's current one: a link left
+    behind by a redirect may still report its closing, which must not end the meeting."""
+
+    def __init__(self, client: Client, generation: int) -> None:
+        self.client = client
+        self.generation = generation
+
+    def _current(self) -> bool:
+        return self.client.generation == self.generation
+
+    def control_received(self, data: bytes) -> None:
+        if self._current():
+            self.client.control_received(data)
+
+    def media_received(self, packet: bytes) -> None:
+        if self._current():
+            self.client.media_received(packet)
+
+    def closed(self, reason: str) -> None:
+        if self._current():
+            self.client.closed(reason)
 
 
 class Client:
@@ -78,6 +105,11 @@ class Client:
         """Our X25519 key for end-to-end encrypted meetings; its public half goes with create and join."""
         self.media_handler: Callable[[bytes], None] | None = None
         """Called with each RTP/RTCP packet from the server (the media pipeline sets it)."""
+        self.generation = 0
+        """Counts the links this client opened (a redirect opens another)."""
+        self.redirects: list[Message] = []
+        """The ``redirect`` events followed to get into the meeting (the machine mode shows them)."""
+        self._login: tuple[str, str] | None = None
 
     # -- ClientEvents -------------------------------------------------------------------------------
 
@@ -114,7 +146,9 @@ class Client:
             raise ConfError(
                 f"the {transport.name} transport cannot encrypt its links; use --encryption none with it"
             )
-        self.link = await transport.connect(self.address.host, self.address.port, self, self.options)
+        self.generation += 1
+        events = _LinkEvents(self, self.generation)
+        self.link = await transport.connect(self.address.host, self.address.port, events, self.options)
         self.hello_sent = time.time()
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         try:
@@ -149,7 +183,9 @@ class Client:
     async def login(self, user: str, password: str) -> Message:
         """Log in to an account on the server; return the ``logged_in`` event."""
         self.send({"type": "login", "user": user, "password": password})
-        return await self._expect({"logged_in"}, "login")
+        answer = await self._expect({"logged_in"}, "login")
+        self._login = (user, password)  # a redirect logs in again on the other node
+        return answer
 
     async def create(
         self, name: str, passcode: str | None = None, *, e2ee: bool = False, waiting_room: bool = False
@@ -167,8 +203,7 @@ class Client:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         if waiting_room:
             request["waiting_room"] = True
-        self.send(request)
-        created = await self._expect({"meeting_created"}, "create")
+        created = await self._ask_cluster(request, {"meeting_created"})
         joined = await self._expect({"joined"}, "create")
         if e2ee and not (created.get("e2ee") is True and joined.get("e2ee") is True):
             # A server that answers with a plain meeting would see (and could change) all media.
@@ -210,13 +245,65 @@ class Client:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
         if recorder:
             request["recorder"] = True
-        self.send(request)
-        answer = await self._expect({"joined", "waiting"}, "join")
+        answer = await self._ask_cluster(request, {"joined", "waiting"})
         if answer["type"] == "joined":
             self.check_e2ee(answer)
         self._joined(answer)
         self.passcode = passcode
         return answer
+
+    async def _ask_cluster(self, request: Message, wanted: set[str]) -> Message:
+        """Send a create or join and wait for one of ``wanted``, following the ``redirect`` of a cluster
+        node that sends us to another (at most :data:`MAX_REDIRECTS`)."""
+        seen = {str(self.address)}
+        while True:
+            self.send(request)
+            answer = await self._expect({*wanted, "redirect"}, str(request["type"]))
+            if answer["type"] != "redirect":
+                return answer
+            if answer.get("re") != request["type"]:
+                raise ConfError(
+                    f"the server redirected a {request['type']} as a {answer.get('re')}: refusing"
+                )
+            if len(self.redirects) >= MAX_REDIRECTS or answer["url"] in seen:
+                raise ConfError(
+                    f"the cluster redirected this {request['type']} {len(self.redirects) + 1} times "
+                    f"(last to node {answer['node']} at {answer['url']}): a loop between its nodes; "
+                    "try again in a few seconds, or tell the servers' operator"
+                )
+            seen.add(str(answer["url"]))
+            await self._follow(answer)
+
+    async def _follow(self, redirect: Message) -> None:
+        """Leave this node for the one ``redirect`` names: connect there, check that it presents the key
+        the redirect named (the redirect came over a link whose key we checked), log in again if we had."""
+        url, node, expected = str(redirect["url"]), redirect["node"], redirect.get("fingerprint")
+        try:
+            address = parse_server_url(url)
+        except ConfError as exc:
+            raise ConfError(f"the server redirected us to a bad URL {url!r}: {exc}") from None
+        options = self.options
+        if options.security is not None:
+            if expected is None:
+                raise ConfError(
+                    f"the server redirected us to node {node} at {url} without naming its key: refusing "
+                    "(the link would not be authenticated)"
+                )
+            trust = Trust(url, expected, pin=False, expected_from=f"that the redirect to node {node} named")
+            security = dataclasses.replace(options.security, trust=trust)
+            options = dataclasses.replace(options, security=security)
+        old = self.link
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        self.generation += 1  # whatever the old link still says is not ours any more
+        if old is not None:
+            old.close()
+        self.address, self.options, self.closed_reason = address, options, None
+        self.redirects.append(redirect)
+        await self.connect()
+        if self._login is not None:
+            await self.login(*self._login)
 
     def check_e2ee(self, joined: Message) -> None:
         """ConfError if we asked for an end-to-end encrypted meeting and ``joined`` says this one is not."""

@@ -134,6 +134,8 @@ async def attend(
                     meeting, name, passcode, require_e2ee=e2ee, token=token, recorder=composite is not None
                 )
             ]
+        if machine:  # the person sees nothing of a cluster's redirect; machine mode one line each
+            first = [*client.redirects, *first]
     except RequestRefused as refusal:
         await client.close()
         if source is not None:

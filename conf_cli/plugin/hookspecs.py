@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import click
 
     from conf_cli.media.source import SinkFactory, SourceFactory
+    from conf_cli.plugin.cluster import ClusterBackendFactory
     from conf_cli.plugin.injector import InjectorFactory
     from conf_cli.plugin.lazy import LazyFactory
     from conf_cli.plugin.security import Cipher
@@ -100,6 +101,20 @@ def conf_register_server_services(register: Callable[[ServerService], None]) -> 
     :class:`conf_cli.plugin.services.ServerService`).
 
     Each adds its own ``conf server`` options and joins meetings through an in-process link.
+    """
+
+
+# --------------------------------------------------------------------------------------------------
+# Clusters: the directory many servers share
+# --------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def conf_register_cluster_backends(register: Callable[[ClusterBackendFactory], None]) -> None:
+    """Register cluster backend factories (see :class:`conf_cli.ClusterBackendFactory`).
+
+    Each names the URL schemes it serves (``redis``, ``nats`` ...): ``conf server --cluster URL`` and
+    ``conf cluster status --cluster URL`` use the factory of the URL's scheme.
     """
 
 

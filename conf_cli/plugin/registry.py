@@ -20,6 +20,7 @@ import pluggy
 
 from conf_cli.errors import ConfError
 from conf_cli.plugin import hookspecs
+from conf_cli.plugin.cluster import ClusterBackendFactory
 from conf_cli.plugin.services import ServerService
 from conf_cli.plugin.transport import Transport
 
@@ -51,12 +52,14 @@ class Registry:
         self.ciphers: dict[str, Any] = {}
         self.services: dict[str, ServerService] = {}
         self.injectors: dict[str, Any] = {}
+        self.cluster_backends: dict[str, ClusterBackendFactory] = {}
         self._collect("conf_register_transports", "transport", self.transports)
         self._collect("conf_register_sources", "source", self.sources)
         self._collect("conf_register_sinks", "sink", self.sinks)
         self._collect("conf_register_ciphers", "cipher", self.ciphers)
         self._collect("conf_register_server_services", "server service", self.services)
         self._collect("conf_register_injectors", "injector", self.injectors)
+        self._collect("conf_register_cluster_backends", "cluster backend", self.cluster_backends)
         self._warn_shared_schemes()
 
     def _warn_shared_schemes(self) -> None:
@@ -115,6 +118,18 @@ class Registry:
                 return transport
         known = ", ".join(sorted(s for t in self.transports.values() for s in t.schemes)) or "none"
         raise ConfError(f"no transport plugin for {scheme!r} (loaded: {known}); see `conf plugins`")
+
+    def cluster_backend_for(self, url: str) -> ClusterBackendFactory:
+        """The cluster backend serving ``url``'s scheme (``redis://``, ``nats://`` ...)."""
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        for factory in self.cluster_backends.values():
+            if scheme in factory.schemes:
+                return factory
+        known = ", ".join(sorted(s for f in self.cluster_backends.values() for s in f.schemes)) or "none"
+        raise ConfError(
+            f"no cluster backend for {url[:80]!r} (expected SCHEME://HOST:PORT with a scheme of: {known}); "
+            "see `conf plugins`"
+        )
 
     def describe(self) -> list[PluginInfo]:
         infos: list[PluginInfo] = []

@@ -123,9 +123,12 @@ class Trust:
         known_hosts: KnownHosts | None = None,
         notice: Callable[[str], None] | None = None,
         pin: bool = True,
+        expected_from: str = "given with --fingerprint",
     ) -> None:
         self.url = url
         self.pin = pin
+        self.expected_from = expected_from
+        """Where ``expected`` came from, for the refusal (a cluster's redirect names it too)."""
         """False: check ``expected`` only and leave known_hosts alone (a benchmark's throwaway server)."""
         self.expected = expected
         self.known_hosts = known_hosts or KnownHosts()
@@ -145,8 +148,9 @@ class Trust:
         if self.expected is not None:
             if shown != self.expected:
                 raise ConfError(
-                    f"the server at {self.url} presented key {shown}, not {self.expected} given with "
-                    "--fingerprint: refusing to connect (a man in the middle, or the wrong fingerprint)"
+                    f"the server at {self.url} presented key {shown}, not {self.expected} "
+                    f"{self.expected_from}: refusing to connect (a man in the middle, or the wrong "
+                    "fingerprint)"
                 )
             if self.pin and self.known_hosts.get(self.url) != key:
                 self.known_hosts.add(self.url, key)

@@ -51,6 +51,8 @@ MAX_REASON_CHARS = 64
 MAX_SERVICES = 16
 MAX_SERVICE_URLS = 8
 MAX_RELAY_CHARS = 64  # a relay token in hex
+MAX_URL_CHARS = 256  # a redirect's URL
+MAX_FINGERPRINT_CHARS = 64  # SHA256: and 43 base64 characters
 MAX_CLIENT_KEY_CHARS = 64  # an E2EE key as the client profile takes it (the key ring checks it)
 
 E = TypeVar("E", bound="Event")
@@ -303,6 +305,21 @@ def _tracks(where: str, value: Any, kind_kind: str = "media_kind") -> tuple[Trac
     return tuple(entries)
 
 
+def _url(where: str, value: Any) -> str:
+    text = _string(where, value, MAX_URL_CHARS)
+    scheme, sep, rest = text.partition("://")
+    if not sep or not scheme.isalnum() or not rest or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ProtocolError(f"{where} must be a URL (SCHEME://HOST:PORT)")
+    return text
+
+
+def _fingerprint(where: str, value: Any) -> str:
+    text = _string(where, value, MAX_FINGERPRINT_CHARS)
+    if not text.startswith("SHA256:") or not all(c.isalnum() or c in "+/=" for c in text[7:]):
+        raise ProtocolError(f"{where} must be a key fingerprint (SHA256:...)")
+    return text
+
+
 def _ssrc(where: str, value: Any) -> int:
     return _integer(where, value, 0, 0xFFFFFFFF)
 
@@ -377,6 +394,8 @@ _KINDS: dict[str, Any] = {
     "box": _box,
     "relay": _relay,
     "candidates": _candidates,
+    "url": lambda where, value: _url(where, value),
+    "fingerprint": lambda where, value: _fingerprint(where, value),
     # The client profile's own kinds (see _client_profile):
     "client_key": lambda where, value: _string(where, value, MAX_CLIENT_KEY_CHARS),
     "client_participants": lambda where, value: _participants(where, value, key_kind="client_key"),
@@ -453,6 +472,24 @@ class MeetingCreated(Event):
     meeting: str = _field("meeting")
     passcode: str = _field("passcode")
     e2ee: bool | None = _field("true", optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Redirect(Event):
+    """(A cluster, docs/cluster.md) the meeting is on another node: connect there, check that it presents
+    ``fingerprint``, and send the same ``create`` or ``join`` again."""
+
+    TYPE: ClassVar[str] = "redirect"
+    re: str = _field("code")
+    """The request to send again there: ``create`` or ``join``."""
+    url: str = _field("url")
+    """The node's URL for the transport this client came in on."""
+    node: str = _field("reason")
+    """The node's name in the cluster."""
+    meeting: str | None = _field("meeting", optional=True)
+    """(``join``) the meeting the node holds."""
+    fingerprint: str | None = _field("fingerprint", optional=True)
+    """The node's key fingerprint; absent when the cluster runs without encryption."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1036,6 +1073,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Pong,
         LoggedIn,
         MeetingCreated,
+        Redirect,
         Joined,
         Participants,
         Waiting,

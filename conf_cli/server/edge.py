@@ -22,14 +22,15 @@ from conf_cli.plugin.services import RunningService
 from conf_cli.plugin.transport import Link, Listener, TransportOptions
 from conf_cli.protocol.control import encode
 from conf_cli.server.forwarding import Forwarder
-from conf_cli.server.hub import Action, Close, Deferred, Forward, Hub
+from conf_cli.server.hub import Action, Ask, Close, Deferred, Forward, Hub
 from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
 from conf_cli.server.memory import return_large_blocks
-from conf_cli.server.traffic import TrafficTotals
+from conf_cli.server.traffic import TrafficTotals, transport_of
 
 if TYPE_CHECKING:
+    from conf_cli.server.cluster_node import ClusterNode
     from conf_cli.server.webhooks import Webhooks
 
 log = logging.getLogger("conf.server")
@@ -83,6 +84,8 @@ class Server:
         self.meeting_log = MeetingLog(self.hub.meetings, self._peer_of)
         self.webhooks: Webhooks | None = None
         """Where what happens in meetings goes (``--webhook``); see :meth:`use_webhooks`."""
+        self.cluster: ClusterNode | None = None
+        """This server's duties as a node of a cluster (``--cluster``); see :meth:`join_cluster`."""
 
     def use_webhooks(self, webhooks: Webhooks) -> None:
         """Hand what meetings note from now on to ``webhooks``, which deliver it beside the server."""
@@ -106,6 +109,15 @@ class Server:
         self._ticker = asyncio.create_task(self._tick_forever())
         return [listener.url for listener in self.listeners]
 
+    async def join_cluster(self, node: ClusterNode) -> None:
+        """Be ``node`` of its cluster from now on (its directory's questions answered, its record kept)."""
+        self.cluster = node
+        await node.start()
+
+    def media_packets_in(self) -> int:
+        """Media packets received so far, over every link (closed ones included)."""
+        return sum(stats.media_in for stats, _ in self.traffic.by_transport(self.links.values()).values())
+
     async def start_services(self, settings: Mapping[str, Any]) -> list[str]:
         """Start every registered service that ``settings`` ask for; return the URLs they serve."""
         urls: list[str] = []
@@ -124,6 +136,7 @@ class Server:
         services = {self.service_names.get(id(s), "?"): s.service_stats() for s in self.services}
         return {
             "type": "server_stats",
+            **({"node": self.cluster.name, "cluster": self.cluster.stats()} if self.cluster else {}),
             "hub": asdict(self.hub.stats),
             "listeners": {listener.url: listener.stats() for listener in self.listeners},
             "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
@@ -187,6 +200,9 @@ class Server:
         self.hub.calls.stun_port = self.call_port
 
     async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.close()
+            self.cluster = None
         if self._ticker is not None:
             self._ticker.cancel()
         if self.webhooks is not None:
@@ -213,7 +229,7 @@ class Server:
 
     def link_opened(self, link: Link) -> None:
         self.links[link.id] = link
-        self._apply(self.hub.connected(link.id, time.monotonic(), link.peer))
+        self._apply(self.hub.connected(link.id, time.monotonic(), link.peer, transport_of(link)))
 
     def control_received(self, link: Link, data: bytes) -> None:
         self._apply(self.hub.received(link.id, data, time.monotonic()))
@@ -285,13 +301,20 @@ class Server:
                     link.close()
             elif isinstance(action, Forward):
                 self.forwarder.send(action.packet, action.to)
-            elif isinstance(action, Deferred):
+            elif isinstance(action, Deferred | Ask):
                 task = asyncio.create_task(self._run_deferred(action))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
 
-    async def _run_deferred(self, action: Deferred) -> None:
-        result = await asyncio.get_running_loop().run_in_executor(self._hashing, action.work)
+    async def _run_deferred(self, action: Deferred | Ask) -> None:
+        result: object
+        if isinstance(action, Ask):
+            if self.cluster is None:  # the hub asks only when it has a cluster view: a bug
+                log.error("a question for the cluster's directory, but this server is in no cluster")
+                return
+            result = await self.cluster.answer(action.question)
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(self._hashing, action.work)
         self._apply(action.resume(result, time.monotonic()))
 
     def _stream_reports(self, now: float) -> None:

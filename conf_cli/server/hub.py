@@ -45,6 +45,7 @@ from conf_cli.protocol.events import (
     LoggedIn,
     MeetingCreated,
     Pong,
+    Redirect,
     Welcome,
 )
 from conf_cli.protocol.rtcp import (
@@ -65,6 +66,17 @@ from conf_cli.protocol.rtcp import (
 )
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 from conf_cli.server.call_board import CallBoard
+from conf_cli.server.directory import (
+    UNREACHABLE,
+    ClaimMeeting,
+    ClusterView,
+    FindHolder,
+    Holder,
+    NodeInfo,
+    Question,
+    is_meeting_key,
+    url_for,
+)
 from conf_cli.server.feedback import (
     FEEDBACK_BURST,
     FEEDBACK_RATE,
@@ -134,7 +146,20 @@ class Deferred:
     resume: Callable[[Any, float], list[Action]]
 
 
-Action = Send | Close | Forward | Deferred
+@dataclass(frozen=True)
+class Ask:
+    """Ask the cluster's directory ``question`` (conf_cli.server.directory), then call
+    ``resume(answer, now)`` and carry out its actions."""
+
+    question: Question
+    resume: Callable[[Any, float], list[Action]]
+
+
+Action = Send | Close | Forward | Deferred | Ask
+
+CLAIM_ATTEMPTS = 3
+"""Meeting IDs a create tries to claim in the cluster's directory before giving up (each taken one is a
+collision with another node's meeting)."""
 
 
 class Verdict(Enum):
@@ -228,6 +253,8 @@ class _Connection:
     peer: str
     opened: float
     last_seen: float
+    scheme: str = ""
+    """The transport it came in on (``tcp``, ``zmq`` ...): a redirect names the other node's URL for it."""
     phase: Phase = Phase.OPENED
     entered: Meeting | None = None
     """The meeting this connection last joined or created (as a participant or waiting to be admitted);
@@ -296,6 +323,7 @@ class HubStats(FeedbackStats):
     loss_reports: int = 0  # RTCP report blocks (receivers' loss reports) seen on their way
     loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
     speaker_switches: int = 0  # active_speaker changes announced
+    redirects: int = 0  # creates and joins sent on to another node of the cluster
 
 
 @dataclass
@@ -330,6 +358,9 @@ class Hub:
     An edge may keep a cacheable :class:`Routed` for RTP while ``version.value`` stays the same."""
     journal: Journal = field(default_factory=Journal)
     """Shared by every meeting of this hub: what happens in meetings, for webhooks (off by default)."""
+    cluster: ClusterView | None = None
+    """This node's view of its cluster (``conf server --cluster``): creates are placed and claimed, and a
+    join of a meeting held elsewhere is redirected there. None: a server on its own."""
     _conns: dict[int, _Connection] = field(default_factory=dict)
     layers: LayerRouter = field(init=False)
     """Each subscriber's layer of each simulcast track (:mod:`conf_cli.server.layer_router`)."""
@@ -344,11 +375,11 @@ class Hub:
 
     # -- events from the edge -----------------------------------------------------------------------
 
-    def connected(self, cid: int, now: float, peer: str = "") -> list[Action]:
+    def connected(self, cid: int, now: float, peer: str = "", scheme: str = "") -> list[Action]:
         replaced = self._conns.get(cid)
         if replaced is not None:  # the edge reused an id: work finishing for the old one is dropped
             replaced.advance(Phase.CLOSED)
-        self._conns[cid] = _Connection(cid, peer, now, now)
+        self._conns[cid] = _Connection(cid, peer, now, now, scheme)
         self.stats.connections = len(self._conns)
         return []
 
@@ -968,6 +999,13 @@ class Hub:
         refused = self._create_limited(conn, now, message)
         if refused:
             return refused
+        cluster = self.cluster
+        if cluster is not None:
+            if not cluster.reachable:
+                raise RequestRefused("directory_unavailable", cluster.unavailable_text("create a meeting"))
+            elsewhere = cluster.placement()
+            if elsewhere is not None:
+                return [self._redirect(conn, elsewhere, message, None)]
         conn.requested = now
         passcode = chosen or self.new_passcode()
         name = conn.user or message["name"]
@@ -1010,10 +1048,17 @@ class Hub:
         conn.busy = True
 
         def resume(digest: PasscodeHash, now: float) -> list[Action]:
+            if self.cluster is not None:
+                return self._claim(conn, request, lambda mid, now: opened(digest, mid, now))
+            return opened(digest, None, now)
+
+        def opened(digest: PasscodeHash, meeting_id: str | None, now: float) -> list[Action]:
             conn.busy = False
             if conn.phase is Phase.CLOSED:
                 return []
-            meeting = self.open_meeting(digest, by=name, waiting_room=waiting_room, e2ee=e2ee)
+            meeting = self.open_meeting(
+                digest, by=name, waiting_room=waiting_room, e2ee=e2ee, meeting_id=meeting_id
+            )
             meeting_id = meeting.id
             self.limiter.succeeded(conn.address, f"meeting:{meeting_id}", now)
             self.passcodes.remember(f"meeting:{meeting_id}", passcode, digest, now)
@@ -1026,11 +1071,67 @@ class Hub:
 
         return [Deferred(lambda: PasscodeHash.of(passcode), resume)]
 
-    def open_meeting(self, passcode: PasscodeHash, *, by: str, waiting_room: bool, e2ee: bool) -> Meeting:
-        """A new meeting under a fresh ID, with nobody in it yet; ``by`` names who created it."""
+    def _claim(
+        self,
+        conn: _Connection,
+        request: Message,
+        then: Callable[[str, float], list[Action]],
+        attempt: int = 1,
+    ) -> list[Action]:
+        """Claim a fresh meeting ID in the cluster's directory, then ``then(meeting_id, now)``; a refusal
+        if the directory cannot be reached (or every ID tried was taken)."""
+        cluster = self.cluster
+        assert cluster is not None
+        meeting_id = self._fresh_id()
+
+        def claimed(answer: object, now: float) -> list[Action]:
+            if answer is True:
+                return then(meeting_id, now)
+            if answer is False and attempt < CLAIM_ATTEMPTS:
+                return self._claim(conn, request, then, attempt + 1)
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            text = cluster.unavailable_text("create a meeting")
+            if answer is False:
+                text = "no free meeting ID could be claimed in the cluster's directory; try again"
+            return [_error(conn.cid, "directory_unavailable", text, request)]
+
+        return [Ask(ClaimMeeting(meeting_id), claimed)]
+
+    def _fresh_id(self) -> str:
         meeting_id = self.new_id()
         while meeting_id in self.meetings:
             meeting_id = self.new_id()
+        return meeting_id
+
+    def _redirect(self, conn: _Connection, node: NodeInfo, request: Message, meeting: str | None) -> Send:
+        """Send the client on to ``node`` (which holds ``meeting``, or takes the meeting to create)."""
+        url = url_for(node, conn.scheme)
+        if url is None:
+            raise RequestRefused(
+                "unavailable",
+                f"the meeting is on node {node.name}, which has no {conn.scheme or 'such'}:// URL; "
+                f"connect to one of {', '.join(node.urls) or 'its URLs'}",
+            )
+        self.stats.redirects += 1
+        redirect = Redirect(
+            re=request["type"], url=url, node=node.name, meeting=meeting, fingerprint=node.fingerprint
+        )
+        return Send((conn.cid,), redirect.to_message())
+
+    def open_meeting(
+        self,
+        passcode: PasscodeHash,
+        *,
+        by: str,
+        waiting_room: bool,
+        e2ee: bool,
+        meeting_id: str | None = None,
+    ) -> Meeting:
+        """A new meeting, with nobody in it yet, under ``meeting_id`` (one claimed in the cluster's
+        directory) or a fresh ID; ``by`` names who created it."""
+        meeting_id = meeting_id if meeting_id is not None else self._fresh_id()
         meeting = Meeting(
             meeting_id,
             passcode,
@@ -1051,6 +1152,8 @@ class Hub:
         refused = self._rate_limited(conn, target, now, message)
         if refused:
             return refused
+        if meeting is None and self.cluster is not None and is_meeting_key(meeting_id):
+            return self._find(conn, meeting_id, message)
         if meeting is None:
             self.limiter.failed(conn.address, None, now)  # guessing meeting IDs costs like guessing passcodes
             raise RequestRefused("unknown_meeting", f"no meeting {message['meeting']!r} on this server")
@@ -1061,6 +1164,41 @@ class Hub:
         return self._unless_account_name(
             conn, name, message, now, lambda now: self._join_now(conn, meeting, name, message, now)
         )
+
+    def _find(self, conn: _Connection, meeting_id: str, message: Message) -> list[Action]:
+        """A join of a meeting this node does not hold: ask the directory which node does, and send the
+        client there."""
+        cluster = self.cluster
+        assert cluster is not None
+        conn.busy = True
+
+        def found(answer: object, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            try:
+                if meeting_id in self.meetings:  # it started here meanwhile
+                    return self._join(conn, message, now)
+                if answer == UNREACHABLE:
+                    raise RequestRefused(
+                        "directory_unavailable", cluster.unavailable_text("find that meeting")
+                    )
+                if not isinstance(answer, Holder) or answer.name == cluster.name:
+                    self.limiter.failed(conn.address, None, now)  # guessing IDs costs as on one server
+                    raise RequestRefused(
+                        "unknown_meeting", f"no meeting {message['meeting']!r} in this cluster"
+                    )
+                if answer.node is None:
+                    raise RequestRefused(
+                        "unavailable",
+                        f"meeting {meeting_id} is on node {answer.name}, which is not answering; "
+                        "try again in a few seconds",
+                    )
+                return [self._redirect(conn, answer.node, message, meeting_id)]
+            except RequestRefused as refusal:
+                return [_refused(conn.cid, refusal, message)]
+
+        return [Ask(FindHolder(meeting_id), found)]
 
     def _join_now(
         self, conn: _Connection, meeting: Meeting, name: str, message: Message, now: float

@@ -24,6 +24,7 @@ from conf_cli.plugin.registry import registry
 from conf_cli.server.edge import Endpoint
 
 if TYPE_CHECKING:
+    from conf_cli.plugin.cluster import ClusterBackend
     from conf_cli.server.metrics_http import MetricsEndpoint
 
 
@@ -57,6 +58,12 @@ class ServerConfig:
     """URLs that get a signed POST for each meeting event."""
     token_key_file: Path | None = None
     """Where the key of access tokens is (``conf token create``); None: token.key in the server folder."""
+    cluster: str | None = None
+    """The directory's URL (``--cluster``): the server is a node of that cluster. None: on its own."""
+    node: str | None = None
+    advertise: tuple[str, ...] = ()
+    """URLs other nodes send clients to; empty: the URLs it listens on."""
+    capacity: int = 500
     settings: dict[str, Any] = field(default_factory=dict)
     """Every option by name, service plugins' own included: what services see."""
 
@@ -67,6 +74,28 @@ log = logging.getLogger("conf.server")
 def node_name(settings: dict[str, Any]) -> str:
     """The server's name in its metrics: its cluster node name where it has one, else the host name."""
     return str(settings.get("node") or socket.gethostname())
+
+
+DIRECTORY_TIMEOUT = 1.0
+"""Seconds any one operation on the cluster's directory may take before it counts as unreachable."""
+
+
+async def _cluster_backend(config: ServerConfig) -> ClusterBackend | None:
+    """The directory of ``--cluster`` (not reached yet: a node starts while it is down), or None."""
+    if config.cluster is None:
+        if config.node is not None or config.advertise:
+            raise ConfError("--node and --advertise go with --cluster URL; give the cluster's directory")
+        return None
+    from conf_cli.plugin.cluster import check_key
+
+    if config.node is None:
+        raise ConfError("--cluster needs --node NAME: this server's name in the cluster")
+    check_key("--node", config.node)
+    for url in config.advertise:
+        if "://" not in url:
+            raise ConfError(f"bad --advertise {url!r}: expected a URL such as tcp://HOST:PORT")
+    factory = registry().cluster_backend_for(config.cluster)
+    return await factory.connect(config.cluster, timeout=DIRECTORY_TIMEOUT)
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -110,12 +139,16 @@ async def run_server(config: ServerConfig) -> int:
     )
     if require_login and accounts is not None and not accounts.names():
         raise ConfError(f"--require-login: no accounts in {accounts.path}; add one with `conf user add NAME`")
+    cluster = await _cluster_backend(config)
     security = server_security(registry().ciphers, config.encryption, config.identity_file)
     fingerprint = security.identity.fingerprint if security and security.identity else None
     token_key = TokenKey.load_or_create(config.token_key_file)  # made on first start, as the identity is
     if workers > 1:
         from conf_cli.server.workers.front import Front
 
+        if cluster is not None:
+            await cluster.close()
+            raise ConfError("--cluster runs one process per node; drop --workers (start more nodes)")
         if len(endpoints) != 1 or endpoints[0].transport != "tcp":
             raise ConfError("--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now")
         if accounts is not None:
@@ -140,6 +173,22 @@ async def run_server(config: ServerConfig) -> int:
         srv = Server(registry(), hub, call_port=config.call_port)
         try:
             urls = await srv.start(endpoints, TransportOptions(security=security))
+            if cluster is not None:
+                from conf_cli.server.cluster_node import ClusterNode
+
+                assert config.node is not None
+                await srv.join_cluster(
+                    ClusterNode(
+                        cluster,
+                        hub,
+                        config.node,
+                        list(config.advertise) or urls,
+                        fingerprint,
+                        config.capacity,
+                        srv.media_packets_in,
+                    )
+                )
+                cluster = None  # the server closes it from now on
             urls += await srv.start_services(settings)
             if config.metrics_port is not None:
                 from conf_cli.server.metrics_http import serve_metrics
@@ -155,6 +204,8 @@ async def run_server(config: ServerConfig) -> int:
                 webhooks=config.webhooks,
             )
         except BaseException:
+            if cluster is not None:
+                await cluster.close()
             await srv.close()
             raise
     announcer = None
@@ -181,6 +232,9 @@ async def run_server(config: ServerConfig) -> int:
             started["workers"] = [worker.process.pid for worker in srv.workers]
         if metrics is not None:
             started["metrics"] = metrics.url
+        if config.cluster is not None:
+            started["node"] = config.node
+            started["cluster"] = config.cluster
         emit(started)
     else:
         for url in urls:
@@ -200,6 +254,8 @@ async def run_server(config: ServerConfig) -> int:
             notice(f"conf metrics: {metrics.url}")
         if admin_url is not None:
             notice(f"admin API: {admin_url} (key in {server_dir() / 'admin.key'})")
+        if config.cluster is not None:
+            notice(f"conf cluster node {config.node} of {config.cluster}")
         notice("conf server running; clients use the URL above. Ctrl-C stops it.")
     if admin_url is not None and not is_loopback(config.admin_host):
         click.echo(

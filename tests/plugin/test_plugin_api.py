@@ -170,6 +170,7 @@ def test_tests_load_only_conf_s_own_plugins() -> None:
         "crypto",
         "rtsp",
         "web",
+        "cluster",
     }
     assert create_registry().pm.get_plugin("transport_ws") is not None  # the example, as tests/conftest says
 

@@ -114,6 +114,8 @@ KIND_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "call_key": st.just(CALL_KEY),
     "candidates": st.lists(st.just("10.0.0.1:4000") | st.just("[::1]:5000"), max_size=8).map(tuple),
     "path": st.sampled_from(("direct", "relayed")),
+    "url": st.sampled_from(("tcp://10.0.0.2:7450", "zmq://[::1]:7452", "rtp://node-b.example:7454")),
+    "fingerprint": st.just("SHA256:" + "K" * 42 + "="),
     "input_action": st.just("text"),  # the action's own needs are drawn in control_inputs below
     "input_text": st.text(min_size=1, max_size=256),
     "fraction": st.floats(0, 1),
@@ -206,6 +208,11 @@ def test_the_errors_say_which_field_is_wrong() -> None:
         parse_event({"type": "share_started", "name": "Ada", "kind": "video", "ssrc": -1, "codec": "H264"})
     with pytest.raises(ProtocolError, match=r"^chat.from must be printable with no leading"):
         parse_event({"type": "chat", "from": "Ada\x1b[2J", "text": "hi", "private": False})
+    redirect = {"type": "redirect", "re": "join", "node": "b", "url": "tcp://10.0.0.2:7450"}
+    with pytest.raises(ProtocolError, match=r"^redirect.url must be a URL"):
+        parse_event({**redirect, "url": "10.0.0.2:7450"})
+    with pytest.raises(ProtocolError, match=r"^redirect.fingerprint must be a key fingerprint"):
+        parse_event({**redirect, "fingerprint": "MD5:abc"})
     with pytest.raises(ProtocolError, match=r"^unknown event type 'nonsense'$"):
         parse_event({"type": "nonsense"})
     with pytest.raises(ProtocolError, match=r"^control_input: a 'move' action needs 'x'$"):
@@ -358,5 +365,6 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
         assert list(event.to_message()) == list(message)  # in the server's order
         seen.add(message["type"])
     missing = set(EVENT_TYPES) - seen
-    assert missing == {"logged_in"}  # a login needs accounts
+    assert missing == {"logged_in", "redirect"}  # a login needs accounts, a redirect a cluster (both in
+    # tests/server/test_server_events.py)
     assert isinstance(next(parse_event(m) for m in server.sent if m["type"] == "joined"), Joined)

@@ -13,7 +13,8 @@ from conf_cli.protocol.control import PROTOCOL_VERSION, REACTION_EMOJI, encode
 from conf_cli.protocol.events import EVENT_TYPES, parse_event
 from conf_cli.protocol.rtp import RtpPacket
 from conf_cli.server.call_board import CallBoard
-from conf_cli.server.hub import Action, Deferred, Hub
+from conf_cli.server.directory import ClaimMeeting, ClusterView, Holder, NodeInfo, Question
+from conf_cli.server.hub import Action, Ask, Deferred, Hub
 from conf_cli.server.meeting import Send
 
 pytestmark = pytest.mark.usefixtures("cheap_scrypt")
@@ -21,6 +22,12 @@ pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 KEY = "A" * 43 + "="
 CALL_KEY = "C" * 42 + "Q"
 MID = "k7m-q2xw-9fd"
+NODE_B = NodeInfo("b", ("tcp://10.0.1.2:7450", "zmq://10.0.1.2:7452"), "SHA256:" + "B" * 43)
+
+
+def directory(question: Question) -> object:
+    """The cluster's directory as the scenario has it: node b holds every meeting asked about."""
+    return True if isinstance(question, ClaimMeeting) else Holder("b", NODE_B)
 
 
 class Accounts:
@@ -53,6 +60,8 @@ class Server:
         for action in actions:
             if isinstance(action, Deferred):
                 self.keep(action.resume(action.work(), now), now)
+            elif isinstance(action, Ask):
+                self.keep(action.resume(directory(action.question), now), now)
             elif isinstance(action, Send):
                 self.sent.append(action.message)
 
@@ -61,7 +70,7 @@ class Server:
 
     def greet(self, *cids: int) -> None:
         for cid in cids:
-            self.hub.connected(cid, 0.0, f"10.0.0.{cid}")
+            self.hub.connected(cid, 0.0, f"10.0.0.{cid}", "tcp")
             self.send(cid, {"type": "hello", "protocol": PROTOCOL_VERSION})
 
     def join(self, cid: int, name: str) -> None:
@@ -158,6 +167,15 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     server.send(8, {"type": "call", "to": "Gus", "commitment": CALL_KEY, "candidates": [], "timeout": 5})
     server.keep(server.hub.tick(6.0), 6.0)  # nobody answered
 
+    # A node of a cluster, full: a create and a join of a meeting node b holds are sent on to b.
+    full = NodeInfo("a", ("tcp://10.0.1.1:7450",), participants=500, capacity=500)
+    server.hub.cluster = ClusterView(
+        "a", "redis://10.0.0.1:6379/0", nodes={"a": full, "b": NODE_B}, reachable=True
+    )
+    server.greet(13)
+    server.send(13, {"type": "join", "meeting": "zzz-zzzz-zzz", "name": "Max", "passcode": "sesame"})
+    server.send(13, {"type": "create", "name": "Max"}, now=7.0)
+
     seen: dict[str, list[dict[str, Any]]] = {}
     for message in server.sent:
         event = parse_event(message)  # the strict profile: what every conforming server sends
@@ -176,3 +194,7 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     )
     assert any(m["waiting"] for m in seen["waiting_room"])
     assert any("by" not in m for m in seen["meeting_closed"])  # to those still waiting
+    assert {(m["re"], m.get("meeting"), m["url"]) for m in seen["redirect"]} == {
+        ("join", "zzz-zzzz-zzz", "tcp://10.0.1.2:7450"),
+        ("create", None, "tcp://10.0.1.2:7450"),
+    }

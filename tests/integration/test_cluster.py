@@ -1,0 +1,460 @@
+"""Many servers as one, end to end: real `conf server --cluster` nodes on a real Redis or NATS
+(conf_cli.testing.directories), real clients. The nodes share the tests' CONF_HOME, hence one identity
+key, as a cluster's nodes do (docs/cluster.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conf_cli.plugin.registry import create_registry
+from conf_cli.server.directory import CLAIM_TTL, NODE_TTL, REFRESH_INTERVAL
+from conf_cli.testing.directories import Directory, start_directory, start_redis
+from conf_cli.testing.netns import NetLab, netns_unavailable
+from conf_cli.testing.processes import ConfProcess, run_conf, spawn, start_client, start_server
+
+PASSCODE = "cluster-pass-1"
+SMALL = ("--width", "320", "--height", "240", "--fps", "10")
+SETTLE = REFRESH_INTERVAL + 1.5
+"""Long enough for every node to have written its record and read the others' once."""
+
+
+class Cluster:
+    """A directory and the nodes started on it; everything stopped by process ID at the end."""
+
+    def __init__(self, directory: Directory, transport: str = "tcp") -> None:
+        self.directory = directory
+        self.transport = transport
+        self.nodes: dict[str, tuple[ConfProcess, str]] = {}
+        self.clients: list[ConfProcess] = []
+
+    def node(self, name: str, *extra: str) -> str:
+        process, url = start_server(
+            "--cluster", self.directory.url, "--node", name, *extra, transport=self.transport
+        )
+        self.nodes[name] = (process, url)
+        return url
+
+    def url(self, name: str) -> str:
+        return self.nodes[name][1]
+
+    def client(self, node: str, name: str, meeting: str | None = None, *extra: str) -> ConfProcess:
+        process = start_client(self.url(node), name, meeting, PASSCODE, *extra)
+        self.clients.append(process)
+        return process
+
+    def share(self, node: str, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
+        args = ["share", kind, "--meeting", meeting, "--server", self.url(node), "--name", name]
+        process = spawn([*args, "--passcode", PASSCODE, "--json", *extra])
+        self.clients.append(process)
+        return process
+
+    def status(self) -> dict[str, Any]:
+        done = run_conf("cluster", "status", "--cluster", self.directory.url, "--json")
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    def wait_status(self, ok: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status = self.status()
+        while not ok(status):
+            assert time.monotonic() < deadline, (
+                f"the directory never came to that within {timeout} s: {status}"
+            )
+            time.sleep(0.3)
+            status = self.status()
+        return status
+
+    def close(self) -> None:
+        for process in self.clients:
+            process.stop()
+        for process, _ in self.nodes.values():
+            process.stop()
+        self.directory.close()
+
+
+def node_names(status: dict[str, Any]) -> set[str]:
+    return {node["name"] for node in status["nodes"]}
+
+
+@pytest.fixture(params=["redis", "nats"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    made = Cluster(start_directory(request.param))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(params=[("redis", "tcp"), ("nats", "tcp"), ("redis", "zmq")], ids=lambda p: "-".join(p))
+def any_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A directory of either kind, and nodes listening on one transport."""
+    kind, transport = request.param
+    made = Cluster(start_directory(kind), transport)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[Cluster]:
+    made = Cluster(start_directory("redis"))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def has_packets(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("kind") == kind and int(e.get("packets", 0)) > 0
+
+
+def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("from") == name and e.get("text") == text
+
+
+def test_meeting_created_via_a_and_joined_via_b_and_c_carries_media_and_chat_among_everyone(
+    any_cluster: Cluster,
+) -> None:
+    cluster = any_cluster
+    for name in "abc":
+        cluster.node(name)
+    cluster.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=15)
+    ada = cluster.client("a", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]
+    ada.expect("joined")
+
+    # Bob shares a tone through node b, Cy a picture through node c: each is sent on to node a.
+    bob = cluster.share("b", meeting, "Bob", "tone")
+    redirect = bob.expect("redirect")
+    assert redirect["re"] == "join" and redirect["node"] == "a" and redirect["meeting"] == meeting
+    assert redirect["url"] == cluster.url("a")
+    assert redirect["fingerprint"].startswith("SHA256:")
+    bob.expect("joined")
+    cy = cluster.share("c", meeting, "Cy", "pattern", *SMALL)
+    assert cy.expect("redirect")["node"] == "a"
+    cy.expect("joined")
+
+    # Media among everyone: each hears or sees the others' tracks.
+    ada.expect("track_stats", has_packets("audio"), timeout=20)
+    ada.expect("track_stats", has_packets("video"), timeout=20)
+    bob.expect("track_stats", has_packets("video"), timeout=20)
+    cy.expect("track_stats", has_packets("audio"), timeout=20)
+
+    # Chat among everyone.
+    bob.send("hello from b")
+    ada.expect("chat", chat_from("Bob", "hello from b"))
+    cy.expect("chat", chat_from("Bob", "hello from b"))
+    cy.send("hello from c")
+    ada.expect("chat", chat_from("Cy", "hello from c"))
+    bob.expect("chat", chat_from("Cy", "hello from c"))
+    ada.send("hello from a")
+    bob.expect("chat", chat_from("Ada", "hello from a"))
+    cy.expect("chat", chat_from("Ada", "hello from a"))
+
+    # The meeting's one holder, and server_stats names each node.
+    status = cluster.status()
+    assert status["meetings"] == {meeting: "a"}
+
+
+def test_cluster_status_shows_the_nodes_their_urls_and_the_meeting(cluster: Cluster) -> None:
+    url_a, url_b = cluster.node("a"), cluster.node("b")
+    cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    ada = cluster.client("b", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]  # node b has room: the meeting stays on b
+    assert not [e for e in ada.seen if e.get("type") == "redirect"]
+    ada.expect("joined")
+    status = cluster.wait_status(lambda s: s["meetings"] == {meeting: "b"}, timeout=10)
+    by_name = {node["name"]: node for node in status["nodes"]}
+    assert by_name["a"]["urls"] == [url_a] and by_name["b"]["urls"] == [url_b]
+    assert by_name["b"]["meetings"] == [meeting] and by_name["a"]["meetings"] == []
+    assert by_name["a"]["fingerprint"] == by_name["b"]["fingerprint"]  # one identity for the cluster
+    status = cluster.wait_status(lambda s: any(n["participants"] == 1 for n in s["nodes"]), timeout=10)
+    assert {n["name"]: n["participants"] for n in status["nodes"]} == {"a": 0, "b": 1}
+
+    text = run_conf("cluster", "status", "--cluster", cluster.directory.url)
+    assert text.returncode == 0, text.stderr
+    assert "2 node(s), 1 meeting(s)" in text.stdout
+    assert f"urls: {url_a}" in text.stdout and f"meetings: {meeting}" in text.stdout
+
+
+def test_server_stats_names_the_node(redis_cluster: Cluster) -> None:
+    process, _ = start_server(
+        "--cluster", redis_cluster.directory.url, "--node", "n1", "--stats-interval", "0.5"
+    )
+    redis_cluster.nodes["n1"] = (process, "")
+    stats = process.expect("server_stats", lambda e: e.get("cluster", {}).get("refreshes", 0) > 0)
+    assert stats["node"] == "n1"
+    assert stats["cluster"]["directory"] == redis_cluster.directory.url
+    assert stats["cluster"]["reachable"] is True and stats["cluster"]["nodes"] == ["n1"]
+
+
+def test_a_meeting_of_a_full_node_is_placed_on_the_least_loaded_one(redis_cluster: Cluster) -> None:
+    """Node a takes one participant: the second create through a goes to b, the least-loaded node."""
+    redis_cluster.node("a", "--capacity", "1")
+    redis_cluster.node("b")
+    redis_cluster.node("c", "--capacity", "2")
+    redis_cluster.wait_status(lambda s: len(s["nodes"]) == 3, timeout=15)
+    first = redis_cluster.client("a", "Ada")
+    first.expect("joined")
+    redis_cluster.wait_status(lambda s: any(n["participants"] == 1 for n in s["nodes"]), timeout=10)
+    # b and c are both idle; c is made half full (one of two) so that b is the least loaded.
+    busy = redis_cluster.client("c", "Cy")
+    busy.expect("joined")
+    redis_cluster.wait_status(lambda s: sum(n["participants"] for n in s["nodes"]) == 2, timeout=10)
+    second = redis_cluster.client("a", "Bob")
+    redirect = second.expect("redirect")
+    assert redirect["re"] == "create" and redirect["node"] == "b" and "meeting" not in redirect
+    meeting = second.expect("meeting_created")["meeting"]
+    second.expect("joined")
+    assert redis_cluster.status()["meetings"][meeting] == "b"
+
+
+def test_a_killed_node_disappears_within_its_ttl_and_its_meeting_can_be_claimed_by_another(
+    redis_cluster: Cluster,
+) -> None:
+    redis_cluster.node("a")
+    redis_cluster.node("b")
+    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    ada = redis_cluster.client("a", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]
+    ada.expect("joined")
+    redis_cluster.wait_status(lambda s: s["meetings"] == {meeting: "a"}, timeout=10)
+
+    os.kill(redis_cluster.nodes["a"][0].pid, signal.SIGKILL)
+    killed = time.monotonic()
+    redis_cluster.wait_status(lambda s: node_names(s) == {"b"} and not s["meetings"], timeout=30)
+    gone = time.monotonic() - killed
+    # Its record and claim lapse by their TTL (generous margin: the machine is loaded).
+    assert gone <= max(NODE_TTL, CLAIM_TTL) + 6.0, gone
+
+    async def claim() -> bool:
+        factory = create_registry().cluster_backend_for(redis_cluster.directory.url)
+        backend = await factory.connect(redis_cluster.directory.url, timeout=2.0)
+        try:
+            return await backend.claim(meeting, "b", CLAIM_TTL)
+        finally:
+            await backend.close()
+
+    assert asyncio.run(claim())
+    assert redis_cluster.status()["meetings"] == {meeting: "b"}
+
+
+def test_the_directory_restarted_under_a_running_meeting_the_meeting_goes_on_and_fills_again(
+    cluster: Cluster,
+) -> None:
+    """Redis (or NATS) restarted empty on the same port: the meeting goes on, and within a refresh the
+    nodes register again and claim their meetings again."""
+    redis_cluster = cluster
+    redis_cluster.node("a")
+    redis_cluster.node("b")
+    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    ada = redis_cluster.client("a", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]
+    ada.expect("joined")
+    bob = redis_cluster.client("b", "Bob", meeting)
+    bob.expect("redirect")
+    bob.expect("joined")
+
+    redis_cluster.directory.restart(pause=REFRESH_INTERVAL + 1.0)  # empty, on the same port
+    bob.send("still here")
+    ada.expect("chat", chat_from("Bob", "still here"))
+    status = redis_cluster.wait_status(
+        lambda s: node_names(s) == {"a", "b"} and s["meetings"] == {meeting: "a"}, timeout=20
+    )
+    assert {n["name"]: n["meetings"] for n in status["nodes"]} == {"a": [meeting], "b": []}
+    # A join through b works again: the directory knows the meeting's holder again.
+    cy = redis_cluster.client("b", "Cy", meeting)
+    cy.expect("joined")
+    ada.expect("participant_joined", lambda e: e["name"] == "Cy")
+
+
+def test_while_the_directory_is_down_creates_are_refused_clearly_and_running_meetings_go_on(
+    cluster: Cluster,
+) -> None:
+    redis_cluster = cluster
+    redis_cluster.node("a")
+    redis_cluster.node("b")
+    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    ada = redis_cluster.client("a", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]
+    ada.expect("joined")
+    redis_cluster.directory.stop()
+
+    refused = run_conf("create", "--json", "--server", redis_cluster.url("a"), "--name", "Eve", timeout=30)
+    assert refused.returncode != 0
+    assert "cluster's directory" in refused.stderr and "cannot be reached" in refused.stderr, refused.stderr
+    # A join through a node that does not hold the meeting needs the directory too ...
+    lost = run_conf(
+        "join",
+        meeting,
+        "--json",
+        "--server",
+        redis_cluster.url("b"),
+        "--name",
+        "Bo",
+        "--passcode",
+        PASSCODE,
+        timeout=30,
+    )
+    assert lost.returncode != 0 and "cannot be reached" in lost.stderr, lost.stderr
+    # ... but the node holding it takes joins, and the meeting goes on.
+    bob = redis_cluster.client("a", "Bob", meeting)
+    bob.expect("joined")
+    bob.send("no directory needed")
+    ada.expect("chat", chat_from("Bob", "no directory needed"))
+
+
+def test_a_redirect_to_a_node_presenting_another_key_is_refused(
+    redis_cluster: Cluster, tmp_path: Path
+) -> None:
+    """A man in the middle: the directory sends clients of a meeting to an address where a server with
+    a key of its own answers. The redirect came over the authenticated link and names the cluster's key,
+    so the client refuses the impostor and never sends it the passcode."""
+    redis_cluster.node("b")
+    impostor, impostor_url = start_server(
+        "--identity", str(tmp_path / "other.key"), "--stats-interval", "0.5"
+    )
+    redis_cluster.nodes["impostor"] = (impostor, impostor_url)
+    real = redis_cluster.wait_status(lambda s: node_names(s) == {"b"}, timeout=15)["nodes"][0]
+
+    async def plant() -> None:  # a node record and a claim pointing at the impostor, under the real key
+        factory = create_registry().cluster_backend_for(redis_cluster.directory.url)
+        backend = await factory.connect(redis_cluster.directory.url, timeout=2.0)
+        record = {"name": "z", "urls": [impostor_url], "fingerprint": real["fingerprint"]}
+        try:
+            await backend.put_node("z", json.dumps(record).encode(), 120)
+            assert await backend.claim("abc-defg-hij", "z", 120)
+        finally:
+            await backend.close()
+
+    asyncio.run(plant())
+    time.sleep(SETTLE)
+    victim = redis_cluster.client("b", "Vic", "abc-defg-hij")
+    assert victim.wait(30) != 0
+    stderr = "\n".join(victim.stderr_lines)
+    assert f"the server at {impostor_url} presented key" in stderr, stderr
+    assert f"not {real['fingerprint']} that the redirect to node z named: refusing" in stderr, stderr
+    impostor.expect("server_stats")
+    time.sleep(1.0)
+    stats = impostor.latest("server_stats")
+    assert stats["hub"]["passcode_checks"] == 0 and stats["hub"]["meetings"] == 0
+
+
+def test_a_redirect_loop_is_a_clear_error(redis_cluster: Cluster) -> None:
+    """A directory that names, as a meeting's holder, a node whose URL is the node asked: the client is
+    sent back to where it was, sees the loop, and stops with an error instead of going round."""
+    url_b = redis_cluster.node("b")
+    real = redis_cluster.wait_status(lambda s: node_names(s) == {"b"}, timeout=15)["nodes"][0]
+
+    async def plant() -> None:
+        factory = create_registry().cluster_backend_for(redis_cluster.directory.url)
+        backend = await factory.connect(redis_cluster.directory.url, timeout=2.0)
+        record = {"name": "y", "urls": [url_b], "fingerprint": real["fingerprint"]}
+        try:
+            await backend.put_node("y", json.dumps(record).encode(), 120)
+            assert await backend.claim("lup-lupl-upl", "y", 120)
+        finally:
+            await backend.close()
+
+    asyncio.run(plant())
+    time.sleep(SETTLE)
+    looping = redis_cluster.client("b", "Lou", "lup-lupl-upl")
+    assert looping.wait(30) != 0
+    stderr = "\n".join(looping.stderr_lines)
+    assert "a loop between its nodes" in stderr, stderr
+
+
+@pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
+def test_nodes_each_in_its_own_network_namespace_and_address() -> None:
+    """Nodes a, b and c each in a namespace of its own (10.77.N.2, the same port on each), Redis and the
+    clients in others, routed through one router: the redirects name each node's own address."""
+    with NetLab() as lab:
+        router = lab.ns("r")
+        lab.forward(router)
+        spaces: dict[str, str] = {}
+        for n, name in enumerate(("a", "b", "c", "cl", "dir"), start=1):
+            spaces[name] = lab.ns(name)
+            lab.link(router, f"r{n}", f"10.77.{n}.1/24", spaces[name], "eth0", f"10.77.{n}.2/24")
+            lab.route(spaces[name], "default", "via", f"10.77.{n}.1")
+        redis = start_redis("10.77.5.2", prefix=lab.inside(spaces["dir"]), port=6379)
+        try:
+            urls = {}
+            for n, name in enumerate("abc", start=1):
+                server = lab.conf(
+                    spaces[name],
+                    [
+                        "server",
+                        "--json",
+                        "--host",
+                        f"10.77.{n}.2",
+                        "--port",
+                        "7450",
+                        "--transport",
+                        "tcp",
+                        "--cluster",
+                        redis.url,
+                        "--node",
+                        name,
+                    ],
+                )
+                urls[name] = server.expect("server_started")["urls"][0]
+            assert urls == {name: f"tcp://10.77.{n}.2:7450" for n, name in enumerate("abc", start=1)}
+            time.sleep(SETTLE)
+
+            def client(node: str, name: str, *args: str) -> ConfProcess:
+                return lab.conf(
+                    spaces["cl"],
+                    [*args, "--json", "--server", urls[node], "--name", name, "--passcode", PASSCODE],
+                )
+
+            ada = client("a", "Ada", "create")
+            meeting = ada.expect("meeting_created")["meeting"]
+            ada.expect("joined")
+            bob = client("b", "Bob", "share", "tone", "--meeting", meeting)
+            assert bob.expect("redirect")["url"] == urls["a"]
+            bob.expect("joined")
+            cy = client("c", "Cy", "join", meeting)
+            assert cy.expect("redirect")["url"] == urls["a"]
+            cy.expect("joined")
+            ada.expect("track_stats", has_packets("audio"), timeout=20)
+            cy.expect("track_stats", has_packets("audio"), timeout=20)
+            cy.send("across namespaces")
+            ada.expect("chat", chat_from("Cy", "across namespaces"))
+            bob.expect("chat", chat_from("Cy", "across namespaces"))
+        finally:
+            redis.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--cluster", "redis://127.0.0.1:1/0"], "--cluster needs --node NAME"),
+        (["--node", "a"], "--node and --advertise go with --cluster URL"),
+        (["--cluster", "etcd://127.0.0.1:1", "--node", "a"], "no cluster backend for 'etcd://127.0.0.1:1'"),
+        (["--cluster", "redis://127.0.0.1:1/0", "--node", "eu.1"], "bad --node 'eu.1'"),
+        (["--cluster", "redis://127.0.0.1:1/0", "--node", "a", "--advertise", "host:1"], "bad --advertise"),
+        (["--cluster", "redis://127.0.0.1:1/0", "--node", "a", "--workers", "2"], "drop --workers"),
+    ],
+)
+def test_bad_cluster_options_are_one_clear_line(args: list[str], words: str) -> None:
+    done = run_conf("server", "--port", "0", *args, timeout=30)
+    assert done.returncode != 0
+    assert words in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_cluster_status_of_a_directory_that_is_not_there_is_one_clear_line() -> None:
+    from conf_cli.testing.directories import free_port
+
+    done = run_conf("cluster", "status", "--cluster", f"redis://127.0.0.1:{free_port()}/0", timeout=30)
+    assert done.returncode == 1
+    assert "cannot be reached" in done.stderr and "Traceback" not in done.stderr, done.stderr
