@@ -2,8 +2,8 @@
 
 Two small C extensions, each with a pure-Python fallback that gives the same bytes on the wire (slower):
 the rtp:// server's batched UDP sends (sendmmsg) and SRTP AEAD_AES_128_GCM protection for many receivers
-in one call (OpenSSL's libcrypto). ``make setup`` builds them (scripts/setup-system.sh installs a C
-compiler and the OpenSSL headers).
+in one call (AES-GCM with AVX-512 VAES where the CPU has it, else OpenSSL's libcrypto). ``make setup``
+builds them (scripts/setup-system.sh installs a C compiler and the OpenSSL headers).
 """
 
 from setuptools import Extension, setup
@@ -17,6 +17,7 @@ setup(
         Extension(
             "conf_crypto._srtp_gcm",
             ["plugins/crypto/conf_crypto/_srtp_gcm.c"],
+            depends=["plugins/crypto/conf_crypto/_gcm_vaes.h"],
             libraries=["crypto"],
         ),
     ]
