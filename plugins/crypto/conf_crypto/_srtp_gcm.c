@@ -236,6 +236,7 @@ static Stream *sender_stream(Sender *self, uint32_t ssrc) {
 }
 
 static inline Py_ssize_t slot_of(int64_t index, Py_ssize_t size) {
+    if ((size & (size - 1)) == 0) return (Py_ssize_t)(index & (size - 1));  /* (the usual window: no division) */
     int64_t slot = index % size;
     return (Py_ssize_t)(slot < 0 ? slot + size : slot);  /* as Python's %: an index may be below 0 */
 }
