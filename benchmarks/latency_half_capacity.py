@@ -8,13 +8,14 @@ For each transport, two ``conf bench`` runs (4 publishers x 16 subscribers in on
    one-way latency percentiles from each publisher's send to each subscriber's receive, through the
    server (the probe's p99 is printed too).
 
-The latency is measured in the load generator's clients, on the same host, so it is an upper bound of
-what the server adds. rtp:// runs with ``conf bench --generator compiled`` (``--generator``): sendmmsg and
-recvmmsg in C, the clients' SRTP in the compiled module, the receive time taken as recvmmsg returns (before
-decryption), so that half of the server's capacity (about 200,000 packets/s out) can be offered at all;
-Python clients cannot drive that. tcp:// and zmq:// have only the Python generator. On a two-core host
-the generator and the server share the cores: the generator's CPU is printed next to the figures.
-Every table line names its encryption mode. Figures are printed, never asserted.
+The latency is measured in the load generator's clients, on the same host, so it is an upper bound of what
+the server adds. rtp:// runs with ``conf bench --generator compiled`` (``--generator``): sendmmsg and
+recvmmsg in C, the clients' SRTP in the compiled module, a packet's arrival the kernel's time stamp (when it
+reached the client's socket, not when the generator got a core to read it), so that half of the server's
+capacity (about 200,000 packets/s out) can be offered at all; Python clients cannot drive that. tcp:// and
+zmq:// have only the Python generator. On a two-core host the generator and the server share the cores: the
+generator's CPU is printed next to the figures. Every table line names its encryption mode. Figures are
+printed, never asserted.
 
 Run: ``.venv/bin/python benchmarks/latency_half_capacity.py [--transports tcp,zmq,rtp] [--encryption on]``
 """

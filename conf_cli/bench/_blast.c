@@ -3,6 +3,8 @@
  * sends each publisher's synthetic RTP at a fixed rate (sendmmsg, a batch per publisher per turn) and reads
  * every socket (epoll, recvmmsg), recording one-way latency from the send time in the payload
  * (conf_cli/bench/packets.py's layout), bytes and sequence gaps, as conf_cli/bench/recorder.py does.
+ * The arrival time is the kernel's (SO_TIMESTAMPNS: when the datagram reached the socket), so the latency
+ * is the server's and the network's, not the time this process waited for a core before reading.
  *
  * SRTP stays the link's own: each publisher's `protect` and each client's `unprotect` (the compiled SRTP
  * sender and receiver where there are, a Python callable otherwise) are called with the GIL held; the GIL
@@ -171,14 +173,32 @@ static int record(Blaster *self, Client *c, const uint8_t *p, Py_ssize_t len, in
     return 0;
 }
 
+#define CONTROL 64  /* room for an SCM_TIMESTAMPNS message */
+
+/* When datagram `msg` reached the socket, on the monotonic clock (`offset`: realtime less monotonic), or
+ * `fallback` if the kernel gave no time stamp. */
+static int64_t arrival(struct msghdr *msg, int64_t offset, int64_t fallback) {
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec t;
+            memcpy(&t, CMSG_DATA(cm), sizeof(t));
+            return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec - offset;
+        }
+    }
+    return fallback;
+}
+
 /* Read everything waiting on client `c`'s socket (GIL held on entry and exit). */
 static int drain(Blaster *self, Client *c, uint8_t (*bufs)[DATAGRAM], struct mmsghdr *msgs, struct iovec *iovs) {
+    uint8_t control[BATCH][CONTROL];
     for (;;) {
         for (int i = 0; i < BATCH; i++) {
             iovs[i] = (struct iovec){bufs[i], DATAGRAM};
             memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
             msgs[i].msg_hdr.msg_iov = &iovs[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = control[i];
+            msgs[i].msg_hdr.msg_controllen = CONTROL;
         }
         int n;
         Py_BEGIN_ALLOW_THREADS
@@ -186,7 +206,11 @@ static int drain(Blaster *self, Client *c, uint8_t (*bufs)[DATAGRAM], struct mms
         Py_END_ALLOW_THREADS
         if (n <= 0) return 0;  /* nothing more (EAGAIN), or an ICMP error: read again next turn */
         int64_t now = now_ns();
+        struct timespec real;
+        clock_gettime(CLOCK_REALTIME, &real);
+        int64_t offset = (int64_t)real.tv_sec * 1000000000 + real.tv_nsec - now_ns();
         for (int i = 0; i < n; i++) {
+            int64_t at = arrival(&msgs[i].msg_hdr, offset, now);
             const uint8_t *data = bufs[i];
             Py_ssize_t len = msgs[i].msg_len;
             if (len < 1 || data[0] >> 6 != 2) {  /* not RTP: a STUN consent check, for the link */
@@ -196,7 +220,7 @@ static int drain(Blaster *self, Client *c, uint8_t (*bufs)[DATAGRAM], struct mms
                 continue;
             }
             if (c->unprotect == NULL) {
-                if (record(self, c, data, len, now) < 0) return -1;
+                if (record(self, c, data, len, at) < 0) return -1;
                 continue;
             }
             PyObject *packet = PyBytes_FromStringAndSize((const char *)data, len);
@@ -205,7 +229,7 @@ static int drain(Blaster *self, Client *c, uint8_t (*bufs)[DATAGRAM], struct mms
             Py_DECREF(packet);
             if (clear == NULL) return -1;
             if (PyBytes_Check(clear)) {
-                if (record(self, c, (const uint8_t *)PyBytes_AS_STRING(clear), PyBytes_GET_SIZE(clear), now) < 0) {
+                if (record(self, c, (const uint8_t *)PyBytes_AS_STRING(clear), PyBytes_GET_SIZE(clear), at) < 0) {
                     Py_DECREF(clear);
                     return -1;
                 }
@@ -302,7 +326,9 @@ static PyObject *Blaster_run(Blaster *self, PyObject *args) {
     if (ep < 0) return PyErr_SetFromErrno(PyExc_OSError);
     for (Py_ssize_t i = 0; i < self->count; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, self->clients[i].fd, &ev) < 0) {
+        int on = 1;
+        if (setsockopt(self->clients[i].fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0 ||
+            epoll_ctl(ep, EPOLL_CTL_ADD, self->clients[i].fd, &ev) < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
             close(ep);
             return NULL;

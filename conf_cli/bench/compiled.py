@@ -4,9 +4,9 @@ The clients join as usual (control link, SRTP keys, the STUN latch of their UDP 
 :class:`CompiledMedia` takes their media sockets (``detach_media``, rtp:// only) and hands them to
 ``conf_cli.bench._blast.Blaster`` (``_blast.c``), which sends each publisher's packets at the planned rate
 with ``sendmmsg`` and reads every socket with ``recvmmsg``, recording what :mod:`conf_cli.bench.recorder`
-records. SRTP stays each link's own session (its compiled sender and receiver where it has them). The
-event loop keeps running the control links (heartbeats) while the loop runs in a thread.
-"""
+records (a packet's arrival is the kernel's time stamp of when it reached the socket). SRTP stays each
+link's own session (its compiled sender and receiver where it has them). The event loop keeps running the
+control links (heartbeats) while the loop runs in a thread."""
 
 from __future__ import annotations
 

@@ -134,3 +134,22 @@ def test_the_compiled_generator_needs_rtp() -> None:
     done = run_conf("bench", "--transport", "tcp", "--generator", "compiled", "--duration", "1", timeout=90)
     assert done.returncode != 0
     assert "--generator compiled needs rtp://" in done.stderr
+
+
+def test_latency_is_taken_when_the_datagram_arrives_not_when_it_is_read(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A packet that waits 300 ms in the socket before the loop reads it counts its arrival (the kernel's
+    time stamp), so the latency is what the path added, not how long the reader was away."""
+    a, b = pair
+    blaster = Blaster([(a.fileno(), None, print, None, None)], 16)
+    t0 = time.monotonic_ns()
+    blaster.run(t0, t0, 0.0, 1_000_000)  # turns the kernel's time stamps on
+    b.send(PacketMaker(0x55, 16).make(time.monotonic_ns()))
+    time.sleep(0.3)
+    t0 = time.monotonic_ns()
+    blaster.run(t0, t0, 0.0, 50_000_000)
+    received, latencies = blaster.take()[3::3]
+    assert received == 1
+    (latency,) = array("q", latencies)
+    assert 0 <= latency < 100_000_000  # it arrived within a few microseconds of being sent
