@@ -2,8 +2,9 @@
 
 Two small C extensions, each with a pure-Python fallback that gives the same bytes on the wire (slower):
 the rtp:// server's batched UDP sends (sendmmsg) and SRTP AEAD_AES_128_GCM protection for many receivers
-in one call (OpenSSL's libcrypto). ``make setup`` builds them (scripts/setup-system.sh installs a C
-compiler and the OpenSSL headers).
+in one call (AES-GCM with AVX-512 VAES where the CPU has it, else OpenSSL's libcrypto). A third is
+``conf bench --generator compiled``'s media loop (sendmmsg, recvmmsg; Linux). ``make setup`` builds them
+(scripts/setup-system.sh installs a C compiler and the OpenSSL headers).
 """
 
 from setuptools import Extension, setup
@@ -14,9 +15,11 @@ setup(
             "conf_transport_udp_rtp._sendmany",
             ["plugins/transport_udp_rtp/conf_transport_udp_rtp/_sendmany.c"],
         ),
+        Extension("conf_cli.bench._blast", ["conf_cli/bench/_blast.c"]),
         Extension(
             "conf_crypto._srtp_gcm",
             ["plugins/crypto/conf_crypto/_srtp_gcm.c"],
+            depends=["plugins/crypto/conf_crypto/_gcm_vaes.h"],
             libraries=["crypto"],
         ),
     ]

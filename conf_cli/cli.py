@@ -1342,6 +1342,14 @@ def demo(participants: int, duration: float | None, name: str, play: bool) -> No
 @click.option("--server-arg", "server_args", multiple=True, help="Extra argument for the started server.")
 @encryption_option
 @click.option(
+    "--generator",
+    type=click.Choice(["python", "compiled"]),
+    default="python",
+    show_default=True,
+    help="How the load generator sends and receives media: python (each client's link) or compiled "
+    "(rtp:// only: sendmmsg/recvmmsg in C, for rates Python clients cannot drive).",
+)
+@click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG plot."
 )
 @click.option("--json", "json_flag", is_flag=True, help="Print the figures as one JSON object.")
@@ -1392,6 +1400,7 @@ def bench(
     procs: int,
     server_args: tuple[str, ...],
     encryption: str,
+    generator: str,
     plot: Path | None,
     json_flag: bool,
     churn: float | None,
@@ -1423,6 +1432,7 @@ def bench(
         server_pid=server_pid,
         server_args=server_args,
         encryption=encryption,
+        generator=generator,
     )
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
 

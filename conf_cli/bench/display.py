@@ -68,7 +68,7 @@ def summary_table(figures: dict[str, Any]) -> Table:
     if server["rss_bytes"] is not None:
         rows.append(("server RSS", f"{server['rss_bytes'] / 2**20:.1f} MiB"))
     loads = ", ".join(f"{c}%" for c in figures["generator_cpu_pct"] if c is not None)
-    rows.append(("load generator CPU per process", loads or "-"))
+    rows.append((f"load generator ({config.get('generator', 'python')}) CPU per process", loads or "-"))
     for name, value in rows:
         table.add_row(name, value)
     return table

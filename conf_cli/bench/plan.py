@@ -30,6 +30,9 @@ class BenchConfig:
     """Extra arguments for a server this run starts (e.g. ``--workers 2``)."""
     encryption: str = "on"
     """``on`` (TLS, CURVE or SRTP as the transport needs) or ``none``."""
+    generator: str = "python"
+    """How the load generator sends and receives media: ``python`` (each client's link, in the event loop)
+    or ``compiled`` (rtp:// only: conf_cli/bench/compiled.py)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +62,7 @@ class WorkerPlan:
     encryption: str = "on"
     fingerprint: str | None = None
     """The key of a server the run started itself: checked, not pinned. None: pin on first use."""
+    generator: str = "python"
 
 
 def assign(config: BenchConfig) -> list[list[ClientSpec]]:

@@ -113,6 +113,7 @@ class Bench:
                 audience(config),
                 config.encryption,
                 self.fingerprint,
+                config.generator,
             )
             worker = _WorkerProcess(plan)
             self.workers.append(worker)

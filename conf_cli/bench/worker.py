@@ -16,6 +16,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from conf_cli.bench.compiled import CompiledMedia
 from conf_cli.bench.generator import run_generator
 from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
@@ -63,6 +64,8 @@ class Worker:
         self.clients: list[Client] = []
         self.receivers: list[Receiver] = []
         self.publishers: list[_Publisher] = []
+        self.joined: list[tuple[Client, ClientSpec]] = []
+        self.compiled: CompiledMedia | None = None
         self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
 
     async def _join(self, spec: ClientSpec, gate: asyncio.Semaphore) -> None:
@@ -76,6 +79,7 @@ class Worker:
             client.media_handler = receiver
             self.receivers.append(receiver)
             await client.join(plan.meetings[spec.meeting], spec.name, plan.passcode)
+            self.joined.append((client, spec))
             if spec.ssrc is not None:
                 client.send({"type": "publish", "kind": "video", "ssrc": spec.ssrc, "codec": "H264"})
                 await _next_event(client, "share_started", {"ssrc": spec.ssrc, "name": spec.name}, 15.0)
@@ -90,6 +94,8 @@ class Worker:
         threading.Thread(target=self._read_pipe, args=(loop,), daemon=True).start()
         gate = asyncio.Semaphore(JOIN_CONCURRENCY)
         await asyncio.gather(*(self._join(spec, gate) for spec in self.plan.clients))
+        if self.plan.generator == "compiled":
+            self.compiled = CompiledMedia(self.joined, self.plan.payload, self.plan.audience)
         self.conn.send(("ready", len(self.clients)))
         message = await asyncio.wait_for(self.inbox.get(), START_TIMEOUT)
         if message[0] != "start":
@@ -97,13 +103,19 @@ class Worker:
         t0 = int(message[1])
         ticker = asyncio.create_task(self._report(t0))
         try:
-            await self._send(t0)
-            await asyncio.sleep(DRAIN_SECONDS)
+            if self.compiled is not None:
+                await self._send_compiled(t0, self.compiled)
+            else:
+                await self._send(t0)
+                await asyncio.sleep(DRAIN_SECONDS)
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         self._tick(int((time.monotonic_ns() - t0) / (self.plan.interval * 1e9)))
+        if self.compiled is not None:
+            self.conn.send(("done", self.compiled.totals()))
+            return
         totals = Totals(
             sent=sum(p.sent for p in self.publishers),
             send_failed=sum(p.failed for p in self.publishers),
@@ -147,6 +159,19 @@ class Worker:
                         pub.failed += 1
             await asyncio.sleep(PACE_SECONDS)
 
+    async def _send_compiled(self, t0: int, compiled: CompiledMedia) -> None:
+        """The compiled loop sends and receives in a thread; a stop from the parent ends it early."""
+        end = t0 + int(self.plan.duration * 1e9)
+        running = asyncio.ensure_future(
+            asyncio.to_thread(compiled.run, t0, end, self.plan.rate, int(DRAIN_SECONDS * 1e9))
+        )
+        stop = asyncio.ensure_future(self.inbox.get())
+        await asyncio.wait({running, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            compiled.stop()
+        stop.cancel()
+        await running
+
     async def _report(self, t0: int) -> None:
         interval_ns = int(self.plan.interval * 1e9)
         index = 0
@@ -161,6 +186,9 @@ class Worker:
     _sent_bytes = 0
 
     def _tick(self, index: int) -> None:
+        if self.compiled is not None:
+            self.conn.send(("tick", self.compiled.tick(index)))
+            return
         sent = sum(p.sent for p in self.publishers)
         failed = sum(p.failed for p in self.publishers)
         received, received_bytes, _, latencies = self.recorder.take()

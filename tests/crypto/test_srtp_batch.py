@@ -2,7 +2,8 @@
 
 The reference is the per-packet path conf had before: :class:`SentIndexes` deciding what may be protected
 and libsrtp protecting it. The compiled sender must give the very same bytes (same session keys, same
-rollover counter, same nonce and tag), refuse the very same packets, and forget the same streams.
+rollover counter, same nonce and tag), refuse the very same packets, and forget the same streams. The
+tests that compare with libsrtp run once per AES-GCM engine this machine has (``srtp.ENGINES``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,62 @@ from array import array
 
 import pytest
 from conf_crypto import SrtpCipher, srtp
-from conf_crypto.srtp import NativeSender, SrtpSession
+from conf_crypto.srtp import NativeReceiver, NativeSender, SrtpSession
 
 from conf_cli.protocol.rtp import RtpPacket
+
+
+@pytest.fixture(params=srtp.ENGINES)
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each AES-GCM engine of the compiled module: the sessions made in the test use it."""
+    monkeypatch.setattr(srtp, "ENGINE", request.param)
+    return str(request.param)
+
+
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def test_the_vaes_engine_is_the_default_where_the_cpu_has_its_instructions() -> None:
+    needed = {"aes", "pclmulqdq", "avx512f", "avx512bw", "avx512vl", "vaes", "vpclmulqdq"}
+    expected = ("vaes", "openssl") if needed <= cpu_flags() else ("openssl",)
+    assert expected == srtp.ENGINES
+    session = SrtpCipher().session(SrtpCipher().new_keys(), server_side=True)
+    assert session.native.engine == session.native_rx.engine == expected[0]
+    with pytest.raises(ValueError, match="unknown AES-GCM engine"):
+        NativeSender(bytes(16), bytes(12), 512, 16, srtp.MAX_PROTECT, engine="rot13")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_engine_gives_the_same_bytes_and_verdicts(seed: int) -> None:
+    """Every payload length up to 600 bytes and random ones up to the largest, headers with CSRCs and
+    extensions: each engine's SRTP packet is the same, each engine's receiver opens it, and each refuses
+    the same forgeries (one bit flipped anywhere, the tag cut)."""
+    rnd = random.Random(seed)
+    key, salt = rnd.randbytes(16), rnd.randbytes(12)
+    senders = [NativeSender(key, salt, 512, 16, srtp.MAX_PROTECT, engine=e) for e in srtp.ENGINES]
+    receivers = [NativeReceiver(key, salt, 1024, srtp.MAX_UNPROTECT, engine=e) for e in srtp.ENGINES]
+    sizes = list(range(601)) + [rnd.randrange(srtp.MAX_PROTECT - 100) for _ in range(200)]
+    for seq, size in enumerate(sizes):
+        csrcs = rnd.choice([0, 1, 3, 15])
+        extension = rnd.randbytes(4 * rnd.randrange(4)) if rnd.random() < 0.3 else None
+        header = bytes([0x80 | csrcs | (0x10 if extension is not None else 0), 96]) + seq.to_bytes(2, "big")
+        header += rnd.randbytes(4) + b"\x00\x00\x00\x07" + rnd.randbytes(4 * csrcs)
+        if extension is not None:
+            header += b"\xbe\xde" + (len(extension) // 4).to_bytes(2, "big") + extension
+        data = header + rnd.randbytes(max(0, size - len(header)))
+        outs = [sender.protect(data) for sender in senders]
+        assert outs[0] is not None and all(out == outs[0] for out in outs), f"{len(data)} bytes"
+        forged = bytearray(outs[0])
+        forged[rnd.randrange(len(forged))] ^= 1 << rnd.randrange(8)
+        for receiver in receivers:
+            assert receiver.unprotect(bytes(forged)) is None
+            assert receiver.unprotect(outs[0][:-1]) is None
+            assert receiver.unprotect(outs[0]) == data
 
 
 def test_the_compiled_sender_is_built() -> None:
@@ -80,13 +134,15 @@ def walk(rnd: random.Random, ssrcs: list[int], count: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_compiled_sender_gives_libsrtps_bytes(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_compiled_sender_gives_libsrtps_bytes(
+    seed: int, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Byte for byte, and refusal for refusal, with streams forgotten (few remembered, to reach that)."""
     monkeypatch.setattr(srtp, "MAX_SENT_SSRCS", 4)
     rnd = random.Random(seed)
     keys = SrtpCipher().new_keys()
     fast, slow = SrtpCipher().session(keys, server_side=True), reference(keys)
-    assert fast.native is not None
+    assert fast.native is not None and fast.native.engine == engine
     protected = refused = 0
     for data in walk(rnd, [1, 2, 3, 4, 5, 6] if seed % 2 else [0x1234, 0xFFFFFFFF], 4000):
         out = fast.protect(data)
@@ -97,7 +153,7 @@ def test_the_compiled_sender_gives_libsrtps_bytes(seed: int, monkeypatch: pytest
     assert protected > 500 and refused > 100  # the walk reached both
 
 
-def test_the_rollover_counter_follows_the_sequence_number_round() -> None:
+def test_the_rollover_counter_follows_the_sequence_number_round(engine: str) -> None:
     keys = SrtpCipher().new_keys()
     fast, slow = SrtpCipher().session(keys, server_side=True), reference(keys)
     client = SrtpCipher().session(keys, server_side=False)
@@ -111,7 +167,7 @@ def test_the_rollover_counter_follows_the_sequence_number_round() -> None:
             slow.protect(data)
 
 
-def test_a_batch_is_each_sessions_own_protection() -> None:
+def test_a_batch_is_each_sessions_own_protection(engine: str) -> None:
     """batch_protector: slot i holds what session i's protect gives (-1 where it refuses), and each
     session's state moves as if it had protected the packet itself."""
     cipher = SrtpCipher()
@@ -152,7 +208,7 @@ def test_a_batch_needs_room_and_compiled_senders() -> None:
     assert plain.batch_protector([plain.session(plain.new_keys(), server_side=True)]) is None
 
 
-def test_the_session_key_is_derived_as_libsrtp_derives_it() -> None:
+def test_the_session_key_is_derived_as_libsrtp_derives_it(engine: str) -> None:
     """RFC 3711's AES-CM key derivation, checked against libsrtp through a packet it protected."""
     keys = SrtpCipher().new_keys()
     slow = reference(keys)
@@ -160,9 +216,9 @@ def test_the_session_key_is_derived_as_libsrtp_derives_it() -> None:
     outbound = base64.b64decode(keys["down"])  # what the server protects with
     master_key, master_salt = outbound[:16], outbound[16:]
     key, salt = srtp.derive(master_key, master_salt, 0, 16), srtp.derive(master_key, master_salt, 2, 12)
-    sender = NativeSender(key, salt, 512, 16, srtp.MAX_PROTECT)
+    sender = NativeSender(key, salt, 512, 16, srtp.MAX_PROTECT, engine=engine)
     assert sender.protect(data) == slow.protect(data)
-    wrong = NativeSender(os.urandom(16), salt, 512, 16, srtp.MAX_PROTECT)
+    wrong = NativeSender(os.urandom(16), salt, 512, 16, srtp.MAX_PROTECT, engine=engine)
     assert wrong.protect(data) != slow.protect(data)
 
 
@@ -174,14 +230,14 @@ def receiving_reference(keys: dict[str, str]) -> SrtpSession:
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_compiled_receiver_accepts_and_drops_what_libsrtp_does(seed: int) -> None:
+def test_the_compiled_receiver_accepts_and_drops_what_libsrtp_does(seed: int, engine: str) -> None:
     """Packets a client protected, delivered late, twice, far ahead, forged, cut short, and some marked as
     asked for again (the second replay window): the same verdict and the same plain packet each time."""
     rnd = random.Random(seed)
     keys = SrtpCipher().new_keys()
     client = SrtpCipher().session(keys, server_side=False)
     fast, slow = SrtpCipher().session(keys, server_side=True), receiving_reference(keys)
-    assert fast.native_rx is not None
+    assert fast.native_rx is not None and fast.native_rx.engine == engine
     protected = [p for p in (client.protect(data) for data in walk(rnd, [1, 2, 0xFFFFFFFF], 3000)) if p]
     accepted = dropped = 0
     for index, data in enumerate(protected):

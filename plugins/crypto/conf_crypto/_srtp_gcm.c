@@ -7,10 +7,16 @@
  * libsrtp's for the same keys and packets (the tests compare them). protect_many() protects one packet
  * for many Senders in one call, into the slots of a preallocated buffer. A Receiver checks and decrypts what
  * a link sends, with libsrtp's replay database (the same window, rounded up to 32 as libsrtp does).
+ *
+ * AES-GCM itself runs in one of two engines, chosen per object (`engine`, the best one by default):
+ * "vaes" (_gcm_vaes.h: AVX-512 VAES and VPCLMULQDQ, the key schedule and GHASH's key powers computed once
+ * per key, one call per packet) where the CPU has those instructions, else "openssl" (OpenSSL's EVP
+ * AES-128-GCM, its key schedule kept in the context, the IV set per packet). Both give the same bytes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdint.h>
@@ -21,6 +27,61 @@
 #define KEY_LEN 16
 #define MAX_WINDOW 0x8000
 #define CACHE 16
+
+#include "_gcm_vaes.h"
+#ifndef GCM_VAES
+typedef struct Gcm Gcm; /* (never allocated without VAES) */
+#endif
+
+static int vaes_ok; /* set at import: this CPU can run the "vaes" engine */
+
+/* The AES-GCM state for `engine` ("vaes", "openssl", or "" for the best here) and `key`: *gcm for VAES,
+ * else *ctx (EVP, set up to encrypt or decrypt). 0 with an exception set if the engine is not available. */
+static int engine_setup(const char *engine, const uint8_t *key, int encrypt, Gcm **gcm, EVP_CIPHER_CTX **ctx) {
+    int vaes = strcmp(engine, "vaes") == 0 || (engine[0] == '\0' && vaes_ok);
+    if (vaes && !vaes_ok) {
+        PyErr_SetString(PyExc_ValueError, "the vaes engine needs a CPU with AVX-512 VAES and VPCLMULQDQ");
+        return 0;
+    }
+    if (!vaes && engine[0] != '\0' && strcmp(engine, "openssl") != 0) {
+        PyErr_Format(PyExc_ValueError, "unknown AES-GCM engine %s (vaes or openssl)", engine);
+        return 0;
+    }
+    if (*gcm != NULL) {
+        OPENSSL_cleanse(*gcm, sizeof(**gcm));
+        PyMem_Free(*gcm);
+        *gcm = NULL;
+    }
+    if (*ctx != NULL) {
+        EVP_CIPHER_CTX_free(*ctx);
+        *ctx = NULL;
+    }
+#ifdef GCM_VAES
+    if (vaes) {
+        *gcm = PyMem_Malloc(sizeof(Gcm));
+        if (*gcm == NULL) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        gcm_init(*gcm, key);
+        return 1;
+    }
+#endif
+    *ctx = EVP_CIPHER_CTX_new();
+    if (*ctx == NULL || EVP_CipherInit_ex(*ctx, EVP_aes_128_gcm(), NULL, key, NULL, encrypt) != 1) {
+        PyErr_SetString(PyExc_RuntimeError, "OpenSSL could not set up AES-128-GCM");
+        return 0;
+    }
+    return 1;
+}
+
+static void engine_free(Gcm *gcm, EVP_CIPHER_CTX *ctx) {
+    if (ctx != NULL) EVP_CIPHER_CTX_free(ctx);
+    if (gcm != NULL) {
+        OPENSSL_cleanse(gcm, sizeof(*gcm));
+        PyMem_Free(gcm);
+    }
+}
 
 typedef struct {
     PyObject_HEAD
@@ -50,7 +111,8 @@ static PyTypeObject StreamType = {
 
 typedef struct {
     PyObject_HEAD
-    EVP_CIPHER_CTX *ctx;
+    EVP_CIPHER_CTX *ctx; /* the "openssl" engine's, or NULL */
+    Gcm *gcm;            /* the "vaes" engine's, or NULL */
     uint8_t salt[SALT_LEN];
     Py_ssize_t window;
     Py_ssize_t max_streams;
@@ -66,40 +128,35 @@ typedef struct {
 } Sender;
 
 static void Sender_dealloc(Sender *self) {
-    if (self->ctx != NULL) EVP_CIPHER_CTX_free(self->ctx);
+    engine_free(self->gcm, self->ctx);
     Py_XDECREF(self->streams);
     Py_XDECREF(self->retired);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Sender_init(Sender *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"key", "salt", "window", "max_streams", "max_packet", NULL};
+    static char *kwlist[] = {"key", "salt", "window", "max_streams", "max_packet", "engine", NULL};
     Py_buffer key, salt;
     Py_ssize_t window, max_streams, max_packet;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*nnn", kwlist, &key, &salt, &window, &max_streams,
-                                     &max_packet))
+    const char *engine = "";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*nnn|s", kwlist, &key, &salt, &window, &max_streams,
+                                     &max_packet, &engine))
         return -1;
     int ok = 0;
     if (key.len != KEY_LEN || salt.len != SALT_LEN) {
         PyErr_SetString(PyExc_ValueError, "an AES-128-GCM session key has 16 bytes and its salt 12");
     } else if (window < 1 || window > MAX_WINDOW || max_streams < 1 || max_packet < 12) {
         PyErr_SetString(PyExc_ValueError, "window, max_streams or max_packet out of range");
-    } else {
-        if (self->ctx == NULL) self->ctx = EVP_CIPHER_CTX_new();
-        if (self->ctx == NULL ||
-            EVP_EncryptInit_ex(self->ctx, EVP_aes_128_gcm(), NULL, (const unsigned char *)key.buf, NULL) != 1) {
-            PyErr_SetString(PyExc_RuntimeError, "OpenSSL could not set up AES-128-GCM");
-        } else {
-            memcpy(self->salt, salt.buf, SALT_LEN);
-            self->window = window;
-            self->max_streams = max_streams;
-            self->max_packet = max_packet;
-            Py_XSETREF(self->streams, PyDict_New());
-            Py_XSETREF(self->retired, PySet_New(NULL));
-            self->last = NULL;
-            memset(self->cached, 0, sizeof(self->cached));
-            ok = self->streams != NULL && self->retired != NULL;
-        }
+    } else if (engine_setup(engine, key.buf, 1, &self->gcm, &self->ctx)) {
+        memcpy(self->salt, salt.buf, SALT_LEN);
+        self->window = window;
+        self->max_streams = max_streams;
+        self->max_packet = max_packet;
+        Py_XSETREF(self->streams, PyDict_New());
+        Py_XSETREF(self->retired, PySet_New(NULL));
+        self->last = NULL;
+        memset(self->cached, 0, sizeof(self->cached));
+        ok = self->streams != NULL && self->retired != NULL;
     }
     PyBuffer_Release(&key);
     PyBuffer_Release(&salt);
@@ -179,6 +236,7 @@ static Stream *sender_stream(Sender *self, uint32_t ssrc) {
 }
 
 static inline Py_ssize_t slot_of(int64_t index, Py_ssize_t size) {
+    if ((size & (size - 1)) == 0) return (Py_ssize_t)(index & (size - 1));  /* (the usual window: no division) */
     int64_t slot = index % size;
     return (Py_ssize_t)(slot < 0 ? slot + size : slot);  /* as Python's %: an index may be below 0 */
 }
@@ -288,9 +346,16 @@ static Py_ssize_t sender_protect(Sender *self, PyObject *packet, uint8_t *out) {
                             (uint8_t)(roc >> 24), (uint8_t)(roc >> 16), (uint8_t)(roc >> 8), (uint8_t)roc,
                             in[2], in[3]};
     for (int i = 0; i < SALT_LEN; i++) iv[i] ^= self->salt[i];
+    Py_ssize_t body = len - header;
+#ifdef GCM_VAES
+    if (self->gcm != NULL) {
+        gcm_crypt(self->gcm, iv, in, (size_t)header, in + header, out + header, (size_t)body, 1, out + len);
+        memcpy(out, in, (size_t)header);
+        return len + TAG_LEN;
+    }
+#endif
     EVP_CIPHER_CTX *ctx = self->ctx;
     int n = 0, m = 0;
-    Py_ssize_t body = len - header;
     /* (the tag read through a parameter and the IV set by EVP_CipherInit_ex2: a little less of OpenSSL
      * 3's per-call bookkeeping than EVP_CIPHER_CTX_ctrl and EVP_EncryptInit_ex) */
     OSSL_PARAM tag[2] = {OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, out + len, TAG_LEN),
@@ -314,7 +379,7 @@ static PyObject *Sender_protect(Sender *self, PyObject *packet) {
         PyErr_SetString(PyExc_TypeError, "packet must be bytes");
         return NULL;
     }
-    if (self->ctx == NULL) {
+    if (self->ctx == NULL && self->gcm == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Sender not initialised");
         return NULL;
     }
@@ -340,6 +405,13 @@ static PyObject *Sender_get_streams(Sender *self, void *closure) {
     (void)closure;
     return PyLong_FromSsize_t(self->streams == NULL ? 0 : PyDict_GET_SIZE(self->streams));
 }
+static PyObject *engine_name(Gcm *gcm, EVP_CIPHER_CTX *ctx) {
+    return PyUnicode_FromString(gcm != NULL ? "vaes" : ctx != NULL ? "openssl" : "");
+}
+static PyObject *Sender_get_engine(Sender *self, void *closure) {
+    (void)closure;
+    return engine_name(self->gcm, self->ctx);
+}
 
 static PyMethodDef Sender_methods[] = {
     {"protect", (PyCFunction)Sender_protect, METH_O,
@@ -349,12 +421,13 @@ static PyMethodDef Sender_methods[] = {
 static PyGetSetDef Sender_getset[] = {
     {"refused", (getter)Sender_get_refused, NULL, "packets refused so far", NULL},
     {"streams", (getter)Sender_get_streams, NULL, "SSRCs whose sent indexes are remembered", NULL},
+    {"engine", (getter)Sender_get_engine, NULL, "the AES-GCM engine: vaes or openssl", NULL},
     {NULL}};
 
 static PyTypeObject SenderType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "conf_crypto._srtp_gcm.Sender",
-    .tp_doc = "Sender(key, salt, window, max_streams, max_packet): one link's outbound SRTP (AES-128-GCM).",
+    .tp_doc = "Sender(key, salt, window, max_streams, max_packet, engine=''): one link's outbound SRTP (AES-128-GCM).",
     .tp_basicsize = sizeof(Sender),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -382,7 +455,7 @@ static PyObject *protect_many(PyObject *module, PyObject *args) {
     int32_t *len_out = (int32_t *)lengths.buf;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *sender = PyTuple_GET_ITEM(senders, i);
-        if (Py_TYPE(sender) != &SenderType || ((Sender *)sender)->ctx == NULL) {
+        if (Py_TYPE(sender) != &SenderType || (((Sender *)sender)->ctx == NULL && ((Sender *)sender)->gcm == NULL)) {
             PyErr_SetString(PyExc_TypeError, "senders must be initialised Sender objects");
             goto end;
         }
@@ -408,7 +481,8 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    EVP_CIPHER_CTX *ctx;
+    EVP_CIPHER_CTX *ctx;  /* the "openssl" engine's, or NULL */
+    Gcm *gcm;             /* the "vaes" engine's, or NULL */
     uint8_t salt[SALT_LEN];
     Py_ssize_t window;    /* libsrtp's bit vector length: the window size rounded up to 32 */
     Py_ssize_t max_packet;
@@ -426,34 +500,30 @@ static void replay_free(PyObject *capsule) {
 }
 
 static void Receiver_dealloc(Receiver *self) {
-    if (self->ctx != NULL) EVP_CIPHER_CTX_free(self->ctx);
+    engine_free(self->gcm, self->ctx);
     Py_XDECREF(self->streams);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int Receiver_init(Receiver *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"key", "salt", "window", "max_packet", NULL};
+    static char *kwlist[] = {"key", "salt", "window", "max_packet", "engine", NULL};
     Py_buffer key, salt;
     Py_ssize_t window, max_packet;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*nn", kwlist, &key, &salt, &window, &max_packet)) return -1;
+    const char *engine = "";
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*y*nn|s", kwlist, &key, &salt, &window, &max_packet, &engine))
+        return -1;
     int ok = 0;
     if (key.len != KEY_LEN || salt.len != SALT_LEN) {
         PyErr_SetString(PyExc_ValueError, "an AES-128-GCM session key has 16 bytes and its salt 12");
     } else if (window < 64 || window >= MAX_WINDOW || max_packet < 12) {
         PyErr_SetString(PyExc_ValueError, "window (64 to 32767) or max_packet out of range");
-    } else {
-        if (self->ctx == NULL) self->ctx = EVP_CIPHER_CTX_new();
-        if (self->ctx == NULL ||
-            EVP_DecryptInit_ex(self->ctx, EVP_aes_128_gcm(), NULL, (const unsigned char *)key.buf, NULL) != 1) {
-            PyErr_SetString(PyExc_RuntimeError, "OpenSSL could not set up AES-128-GCM");
-        } else {
-            memcpy(self->salt, salt.buf, SALT_LEN);
-            self->window = (window + 31) & ~(Py_ssize_t)31;  /* as libsrtp's bitvector_alloc */
-            self->max_packet = max_packet;
-            Py_XSETREF(self->streams, PyDict_New());
-            self->last = NULL;
-            ok = self->streams != NULL;
-        }
+    } else if (engine_setup(engine, key.buf, 0, &self->gcm, &self->ctx)) {
+        memcpy(self->salt, salt.buf, SALT_LEN);
+        self->window = (window + 31) & ~(Py_ssize_t)31;  /* as libsrtp's bitvector_alloc */
+        self->max_packet = max_packet;
+        Py_XSETREF(self->streams, PyDict_New());
+        self->last = NULL;
+        ok = self->streams != NULL;
     }
     PyBuffer_Release(&key);
     PyBuffer_Release(&salt);
@@ -489,13 +559,34 @@ static void replay_add(Receiver *self, Replay *r, int32_t delta) {
     }
 }
 
+/* Decrypt and authenticate `in` (header, then body, then the tag) into out + header: 1 if the tag is right. */
+static int receiver_open(Receiver *self, const uint8_t *iv, const uint8_t *in, Py_ssize_t header, Py_ssize_t body,
+                         uint8_t *out) {
+#ifdef GCM_VAES
+    if (self->gcm != NULL) {
+        uint8_t tag[TAG_LEN];
+        gcm_crypt(self->gcm, iv, in, (size_t)header, in + header, out + header, (size_t)body, 0, tag);
+        return CRYPTO_memcmp(tag, in + header + body, TAG_LEN) == 0;
+    }
+#endif
+    EVP_CIPHER_CTX *ctx = self->ctx;
+    int n = 0, m = 0;
+    OSSL_PARAM tag[2] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)(in + header + body), TAG_LEN),
+        OSSL_PARAM_END};
+    return EVP_CipherInit_ex2(ctx, NULL, NULL, iv, 0, NULL) == 1 &&
+           EVP_DecryptUpdate(ctx, NULL, &n, in, (int)header) == 1 &&
+           EVP_DecryptUpdate(ctx, out + header, &n, in + header, (int)body) == 1 &&
+           EVP_CIPHER_CTX_set_params(ctx, tag) == 1 && EVP_DecryptFinal_ex(ctx, out + header + n, &m) == 1;
+}
+
 /* The plain RTP packet, None if it fails authentication or is a replay (libsrtp's srtp_unprotect). */
 static PyObject *Receiver_unprotect(Receiver *self, PyObject *packet) {
     if (!PyBytes_CheckExact(packet)) {
         PyErr_SetString(PyExc_TypeError, "packet must be bytes");
         return NULL;
     }
-    if (self->ctx == NULL) {
+    if (self->ctx == NULL && self->gcm == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Receiver not initialised");
         return NULL;
     }
@@ -544,15 +635,7 @@ static PyObject *Receiver_unprotect(Receiver *self, PyObject *packet) {
     PyObject *result = PyBytes_FromStringAndSize(NULL, len - TAG_LEN);
     if (result == NULL) return NULL;
     uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
-    EVP_CIPHER_CTX *ctx = self->ctx;
-    int n = 0, m = 0;
-    OSSL_PARAM tag[2] = {
-        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *)(in + len - TAG_LEN), TAG_LEN),
-        OSSL_PARAM_END};
-    if (EVP_CipherInit_ex2(ctx, NULL, NULL, iv, 0, NULL) != 1 ||
-        EVP_DecryptUpdate(ctx, NULL, &n, in, (int)header) != 1 ||
-        EVP_DecryptUpdate(ctx, out + header, &n, in + header, (int)body) != 1 ||
-        EVP_CIPHER_CTX_set_params(ctx, tag) != 1 || EVP_DecryptFinal_ex(ctx, out + header + n, &m) != 1) {
+    if (!receiver_open(self, iv, in, header, body, out)) {
         Py_DECREF(result);
         Py_RETURN_NONE;  /* authentication failed */
     }
@@ -589,6 +672,15 @@ static PyObject *Receiver_unprotect(Receiver *self, PyObject *packet) {
     return result;
 }
 
+static PyObject *Receiver_get_engine(Receiver *self, void *closure) {
+    (void)closure;
+    return engine_name(self->gcm, self->ctx);
+}
+
+static PyGetSetDef Receiver_getset[] = {
+    {"engine", (getter)Receiver_get_engine, NULL, "the AES-GCM engine: vaes or openssl", NULL},
+    {NULL}};
+
 static PyMethodDef Receiver_methods[] = {
     {"unprotect", (PyCFunction)Receiver_unprotect, METH_O,
      "unprotect(packet: bytes) -> bytes | None: the RTP packet, or None (failed authentication, a replay)."},
@@ -597,13 +689,14 @@ static PyMethodDef Receiver_methods[] = {
 static PyTypeObject ReceiverType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "conf_crypto._srtp_gcm.Receiver",
-    .tp_doc = "Receiver(key, salt, window, max_packet): one link's inbound SRTP (AES-128-GCM).",
+    .tp_doc = "Receiver(key, salt, window, max_packet, engine=''): one link's inbound SRTP (AES-128-GCM).",
     .tp_basicsize = sizeof(Receiver),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Receiver_init,
     .tp_dealloc = (destructor)Receiver_dealloc,
     .tp_methods = Receiver_methods,
+    .tp_getset = Receiver_getset,
 };
 
 static PyMethodDef module_methods[] = {
@@ -620,8 +713,17 @@ static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_srtp_gcm",
 PyMODINIT_FUNC PyInit__srtp_gcm(void) {
     if (PyType_Ready(&StreamType) < 0 || PyType_Ready(&SenderType) < 0 || PyType_Ready(&ReceiverType) < 0)
         return NULL;
+#ifdef GCM_VAES
+    vaes_ok = gcm_vaes_available();
+#endif
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL) return NULL;
+    PyObject *engines = vaes_ok ? Py_BuildValue("(ss)", "vaes", "openssl") : Py_BuildValue("(s)", "openssl");
+    if (engines == NULL || PyModule_AddObject(m, "ENGINES", engines) < 0) {
+        Py_XDECREF(engines);
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&SenderType);
     Py_INCREF(&ReceiverType);
     if (PyModule_AddObject(m, "Sender", (PyObject *)&SenderType) < 0 ||

@@ -21,6 +21,10 @@ compiled module (or with ``CONF_PURE_PYTHON=1`` in the environment) libsrtp prot
 before. Checking and decrypting RTP runs there too (``Receiver``: libsrtp's replay window and the second
 window for packets asked for again, the same verdicts). SRTCP and the other profile always go through
 libsrtp.
+
+AES-GCM itself runs in the compiled module's best engine for this CPU (:data:`ENGINES`): ``vaes`` (AVX-512
+VAES and VPCLMULQDQ, a key's schedule and GHASH powers computed once) or ``openssl`` (OpenSSL's EVP).
+``CONF_SRTP_ENGINE=openssl`` chooses OpenSSL's (for comparing the two; the bytes are the same).
 """
 
 from __future__ import annotations
@@ -42,14 +46,22 @@ from conf_cli.protocol.rtp import is_rtcp
 NativeSender: Any
 NativeReceiver: Any
 protect_many: Any
+ENGINES: tuple[str, ...]
+"""The compiled module's AES-GCM engines on this CPU, the best first (empty without the module)."""
 try:
+    from ._srtp_gcm import ENGINES, protect_many
     from ._srtp_gcm import Receiver as NativeReceiver
     from ._srtp_gcm import Sender as NativeSender
-    from ._srtp_gcm import protect_many
 except ImportError:  # not built: libsrtp protects each packet (the same bytes, more CPU)
     NativeSender = NativeReceiver = protect_many = None
+    ENGINES = ()
 if os.environ.get("CONF_PURE_PYTHON"):
     NativeSender = NativeReceiver = protect_many = None
+    ENGINES = ()
+ENGINE = os.environ.get("CONF_SRTP_ENGINE", "")
+"""The AES-GCM engine the compiled sender and receiver use: one of :data:`ENGINES`, or "" for the best."""
+if ENGINE and ENGINES and ENGINE not in ENGINES:
+    raise ConfError(f"CONF_SRTP_ENGINE={ENGINE!r}: this build and CPU have {', '.join(ENGINES)}")
 
 PROFILES = {
     "AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16 + 12),
@@ -166,6 +178,7 @@ class SrtpSession(MediaSession):
                 SEND_WINDOW,
                 MAX_SENT_SSRCS,
                 MAX_PROTECT,
+                engine=ENGINE,
             )
         self.native_rx: Any = None
         """The compiled RTP receivers (``_srtp_gcm.Receiver``: the replay window, and the one for packets
@@ -177,8 +190,12 @@ class SrtpSession(MediaSession):
                 derive(key, salt, LABEL_RTP_KEY, 16),
                 derive(key, salt, LABEL_RTP_SALT, 12),
             )
-            self.native_rx = NativeReceiver(session_key, session_salt, REPLAY_WINDOW, MAX_UNPROTECT)
-            self._native_resent = NativeReceiver(session_key, session_salt, RESEND_WINDOW, MAX_UNPROTECT)
+            self.native_rx = NativeReceiver(
+                session_key, session_salt, REPLAY_WINDOW, MAX_UNPROTECT, engine=ENGINE
+            )
+            self._native_resent = NativeReceiver(
+                session_key, session_salt, RESEND_WINDOW, MAX_UNPROTECT, engine=ENGINE
+            )
         self.rejected = 0
         self._refused = 0
 

@@ -227,6 +227,21 @@ class RtpClientLink(Link):
                 if await self.bind(2.0) is not None:
                     break
 
+    def detach_media(self) -> socket.socket | None:
+        """Hand the media socket to a caller that reads it itself (``conf bench --generator compiled``).
+
+        The event loop stops reading it and the NAT keep-alive stops (loopback needs none); the socket
+        stays open and latched, :meth:`send_media` still works, and the caller passes every datagram it
+        reads that is not RTP (the server's consent checks) to :meth:`datagram_received`, which answers
+        them. The link closes the socket when it closes. None if there is no media socket."""
+        sock = self.sock
+        if sock is None or self._udp is None:
+            return None
+        kept = socket.socket(fileno=os.dup(sock.fileno()))
+        self._stop_media()  # closes the event loop's copy
+        self.sock = kept
+        return kept
+
     def _stop_media(self) -> None:
         if self._binder is not None:
             self._binder.cancel()
@@ -234,6 +249,8 @@ class RtpClientLink(Link):
         if self._udp is not None:
             self._udp.close()
             self._udp = None
+        elif self.sock is not None:  # detached: ours to close
+            self.sock.close()
         self.sock = None
 
     def close(self) -> None:
