@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.plugin.registry import Registry
 from conf_cli.plugin.services import RunningService
-from conf_cli.plugin.transport import Link, Listener, TransportOptions
+from conf_cli.plugin.transport import Link, Listener, TransportOptions, next_link_id
 from conf_cli.protocol.control import encode
 from conf_cli.server.forwarding import Forwarder
-from conf_cli.server.hub import Action, Close, Deferred, Forward, Hub
+from conf_cli.server.hub import Action, Close, Deferred, Forward, Hub, Rebind
 from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
@@ -103,7 +103,9 @@ class Server:
         if self.call_port is not None and endpoints:
             await self._open_call_port(endpoints[0].host, self.call_port)
         self._ticker = asyncio.create_task(self._tick_forever())
-        return [listener.url for listener in self.listeners]
+        urls = [listener.url for listener in self.listeners]
+        self.hub.urls = [url for url in urls if url not in self.hub.urls] + self.hub.urls
+        return urls
 
     async def start_services(self, settings: Mapping[str, Any]) -> list[str]:
         """Start every registered service that ``settings`` ask for; return the URLs they serve."""
@@ -238,7 +240,7 @@ class Server:
         self.forwarder.forget(link)
         self._warned.discard(link.id)
         log.debug("link %s (%s) closed: %s", link.id, link.peer, reason, extra={"peer": link.peer})
-        self._apply(self.hub.disconnected(link.id, "disconnected"))
+        self._apply(self.hub.disconnected(link.id, "disconnected", time.monotonic()))
         self.meeting_log.gone(link.id, "disconnected")
 
     def _peer_of(self, cid: int) -> str:
@@ -284,6 +286,32 @@ class Server:
                 task = asyncio.create_task(self._run_deferred(action))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+            elif isinstance(action, Rebind):
+                self._rebind(action)
+
+    def _rebind(self, action: Rebind) -> None:
+        """A link took a seat back (a resume): it is known as the seat's connection from now on, and a
+        link still known so (its owner was still connected) is told so, given an unused id and closed."""
+        displaced = self.links.pop(action.to, None)
+        if displaced is not None:
+            self.forwarder.forget(displaced)
+            self._warned.discard(displaced.id)
+            displaced.id = next_link_id()  # its close is no longer the seat's
+            self.links[displaced.id] = displaced
+            if action.notice is not None:
+                with contextlib.suppress(ProtocolError):
+                    displaced.send_control(encode(action.notice))
+            displaced.close()
+        link = self.links.pop(action.conn, None)
+        if link is None:  # gone meanwhile: the seat's connection vanished again
+            self._apply(self.hub.disconnected(action.to, "disconnected", time.monotonic()))
+            return
+        self.forwarder.forget(link)
+        self._warned.discard(link.id)
+        self._media_counts.pop(link.id, None)
+        link.id = action.to
+        self.links[action.to] = link
+        log.debug("link of %s resumed seat %s", link.peer, action.to, extra={"peer": link.peer})
 
     async def _run_deferred(self, action: Deferred) -> None:
         result = await asyncio.get_running_loop().run_in_executor(self._hashing, action.work)

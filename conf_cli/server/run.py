@@ -96,6 +96,7 @@ async def run_server(config: ServerConfig) -> int:
     from conf_cli.server.hub import Hub
     from conf_cli.server.limiter import AttemptLimiter, Limits
     from conf_cli.server.operations import Operations, start_operations
+    from conf_cli.server.resume import ResumeKey
     from conf_cli.server.tokens import TokenKey
 
     host, workers, json_flag = config.host, config.workers, config.json_flag
@@ -136,6 +137,10 @@ async def run_server(config: ServerConfig) -> int:
             accounts=accounts,
             require_login=require_login,
             token_key=token_key,
+            # resume tokens travel only inside the links' encryption: a server without it gives none
+            resume_key=ResumeKey.from_identity(security.identity.seed())
+            if security is not None and security.identity is not None
+            else None,
         )
         srv = Server(registry(), hub, call_port=config.call_port)
         try:
