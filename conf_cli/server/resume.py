@@ -45,7 +45,7 @@ LEEWAY_SECONDS = 10.0
 """Clocks of the nodes sharing an identity drift a little."""
 MAX_TOKEN_CHARS = MAX_RESUME_TOKEN_CHARS
 """A token's length at most (the largest, a 64-byte name escaped in JSON, is about 500)."""
-SEAT_GRACE = 8.0
+SEAT_GRACE = 5.0
 """Seconds a vanished participant's seat is kept (nobody is told it left) for it to resume quietly."""
 SEAT_CHARS = 16
 """A seat ID: 16 hex digits (64 random bits), the participant's ID that outlives its connections."""
