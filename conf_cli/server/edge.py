@@ -30,6 +30,7 @@ from conf_cli.server.memory import return_large_blocks
 from conf_cli.server.traffic import TrafficTotals
 
 if TYPE_CHECKING:
+    from conf_cli.server.record import MeetingStore
     from conf_cli.server.webhooks import Webhooks
 
 log = logging.getLogger("conf.server")
@@ -73,6 +74,9 @@ class Server:
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
         self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="conf-hash")
+        self._records = ThreadPoolExecutor(1, thread_name_prefix="conf-records")
+        """Writes meeting records, one at a time and in order (a save, then the delete of a meeting that
+        ended, never the other way round)."""
         return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
         self._media_counts: dict[int, tuple[int, int]] = {}
         """Per stream link: its media dropped and sent at the last tick (:meth:`_stream_reports`)."""
@@ -205,6 +209,7 @@ class Server:
             self._call_udp.close()
             self._call_udp = None
         self._hashing.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._records.shutdown)  # what is queued lands
 
     # -- ServerEvents -------------------------------------------------------------------------------
 
@@ -255,6 +260,11 @@ class Server:
 
     def _apply(self, actions: list[Action]) -> None:
         self._carry_out(actions)
+        store = self.hub.records
+        if store is not None:
+            for meeting, data in self.hub.take_records():
+                with contextlib.suppress(RuntimeError):  # the server is closing: the record stays as it was
+                    self._records.submit(_keep_record, store, meeting, data)
         if self.webhooks is not None:
             happened = self.hub.journal.take()
             if happened:
@@ -342,6 +352,18 @@ class Server:
                 self.hub.seen(cid, now)
             self._stream_reports(now)
             self._apply(self.hub.tick(now))
+
+
+def _keep_record(store: MeetingStore, meeting: str, data: bytes | None) -> None:
+    """Write (or, for a meeting that ended, remove) a meeting's record; a failure is logged, never raised:
+    the meeting goes on, it just could not be recreated elsewhere."""
+    try:
+        if data is None:
+            store.delete(meeting)
+        else:
+            store.save(meeting, data)
+    except (ConfError, OSError) as exc:
+        log.warning("cannot keep the record of meeting %s: %s", meeting, exc)
 
 
 async def serve(

@@ -87,6 +87,15 @@ from conf_cli.server.passcode import (
     normalise_meeting_id,
 )
 from conf_cli.server.people import Participant, Role
+from conf_cli.server.record import (
+    MeetingRecord,
+    MeetingStore,
+    RecordError,
+    decode,
+    passcode_of,
+    record_of,
+    restore,
+)
 from conf_cli.server.resume import REFRESH_SECONDS as TOKEN_REFRESH
 from conf_cli.server.resume import SEAT_GRACE, ResumeKey, ResumeRefused, Seat, seat_for
 from conf_cli.server.tokens import TokenKey, TokenRefused
@@ -96,6 +105,8 @@ from conf_cli.version import __version__
 MIN_PASSCODE_CHARS = 6
 """A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""
 HELLO_TIMEOUT = 5.0
+HOST_RETURN_WAIT = 15.0
+"""Seconds a meeting recreated from its record waits for its host to resume before the role passes on."""
 MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
 INPUT_BURST = 250.0  # ... and at once
@@ -323,6 +334,7 @@ class HubStats(FeedbackStats):
     seats_held: int = 0  # participants whose connection vanished and whose seat was kept for a while
     resumes: int = 0  # resume tokens that seated their holder again (quietly or not)
     resumes_refused: int = 0  # resume tokens refused (altered, expired, another server's, a seat that left)
+    meetings_restored: int = 0  # meetings recreated from their record for a resume
 
 
 @dataclass
@@ -366,6 +378,12 @@ class Hub:
     """The URLs clients reach this server at, listed in ``welcome`` (where to reconnect)."""
     held: dict[int, _Held] = field(default_factory=dict)
     """Seats kept for vanished participants, by their (former) connection."""
+    records: MeetingStore | None = None
+    """Where meeting records are kept (:mod:`conf_cli.server.record`), so that a resume can recreate a
+    meeting this server does not hold; None: no records, a meeting lives only here. The hub reads it (in a
+    :class:`Deferred`) and says what to write in :meth:`take_records`; the edge writes."""
+    _dirty: dict[str, Meeting] = field(default_factory=dict)
+    _records_touched: float | None = None
     _conns: dict[int, _Connection] = field(default_factory=dict)
     layers: LayerRouter = field(init=False)
     """Each subscriber's layer of each simulcast track (:mod:`conf_cli.server.layer_router`)."""
@@ -455,6 +473,16 @@ class Hub:
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
         actions += self._refresh_tokens()
+        if self.records is not None and (
+            self._records_touched is None or now - self._records_touched >= TOKEN_REFRESH
+        ):  # a record stays fresh while its meeting lives (record_store.prune drops stale ones)
+            self._records_touched = now
+            for meeting in self.meetings.values():
+                self._record_changed(meeting)
+        for meeting in self.meetings.values():
+            if meeting.recreated_at is not None and now - meeting.recreated_at >= HOST_RETURN_WAIT:
+                meeting.recreated_at = None  # its host had time to come back: a meeting always has one
+                actions += meeting.ensure_host()
         for cid, held in list(self.held.items()):
             if now < held.until and not held.meeting.closed:
                 continue
@@ -472,6 +500,35 @@ class Hub:
                 actions.append(Close(conn.cid, "heartbeat timeout"))
                 actions += self.disconnected(conn.cid, "timeout", now)
         return actions
+
+    def _record_changed(self, meeting: Meeting) -> None:
+        if self.records is not None:
+            self._dirty[meeting.id] = meeting
+
+    def take_records(self) -> list[tuple[str, bytes | None]]:
+        """The meeting records to write since the last call: ``(meeting ID, bytes)``, or ``(meeting ID,
+        None)`` for a meeting that ended (its record goes)."""
+        dirty, self._dirty = self._dirty, {}
+        return [(mid, None if m.closed else record_of(m).encode()) for mid, m in dirty.items()]
+
+    def _restore(self, record: MeetingRecord, now: float) -> Meeting:
+        """Recreate a meeting this hub does not hold from its record; its people come back by resuming."""
+        meeting = Meeting(
+            record.meeting,
+            passcode_of(record),
+            e2ee=record.e2ee,
+            waiting_room=record.waiting_room,
+            version=self.version,
+            journal=self.journal,
+        )
+        restore(record, meeting)
+        meeting.recreated_at = now
+        meeting.tokens = self._issue_token
+        meeting.on_change = self._record_changed
+        self.meetings[meeting.id] = meeting
+        self.stats.meetings = len(self.meetings)
+        self.stats.meetings_restored += 1
+        return meeting
 
     def _issue_token(self, meeting: Meeting, participant: Participant) -> Message | None:
         """A ``resume_token`` event for ``participant`` (:mod:`conf_cli.server.resume`), or None when this
@@ -1139,6 +1196,8 @@ class Hub:
             journal=self.journal,
         )
         meeting.tokens = self._issue_token
+        meeting.on_change = self._record_changed
+        self._record_changed(meeting)
         self.meetings[meeting_id] = meeting
         self.stats.meetings = len(self.meetings)
         self.journal.note("meeting_started", meeting_id, by=by, waiting_room=waiting_room, e2ee=e2ee)
@@ -1267,12 +1326,9 @@ class Hub:
             self.limiter.failed(conn.address, None, now)
             raise RequestRefused("resume_refused", str(refusal)) from None
         meeting = self.meetings.get(seat.meeting)
-        if meeting is None:
-            self.stats.resumes_refused += 1
-            raise RequestRefused(
-                "unknown_meeting", f"meeting {seat.meeting} is not on this server any more; it has ended"
-            )
         conn.requested = now
+        if meeting is None:
+            return self._resume_recorded(conn, seat, message, now)
         try:
             actions = self._resume_into(conn, meeting, seat, message.get("e2ee_key"), now)
         except RequestRefused:
@@ -1282,6 +1338,44 @@ class Hub:
         self.limiter.succeeded(conn.address, f"meeting:{meeting.id}", now)
         self.join_latency.observe(now - conn.requested)
         return actions
+
+    def _resume_recorded(self, conn: _Connection, seat: Seat, message: Message, now: float) -> list[Action]:
+        """A resume for a meeting this hub does not hold: recreated from its record, if there is one."""
+        store = self.records
+        gone = f"meeting {seat.meeting} is not on this server any more; it has ended"
+        if store is None:
+            self.stats.resumes_refused += 1
+            raise RequestRefused("unknown_meeting", gone)
+        conn.busy = True
+
+        def load() -> MeetingRecord | None:
+            try:
+                data = store.load(seat.meeting)
+                return decode(data) if data is not None else None
+            except (ConfError, OSError, RecordError):
+                return None
+
+        def loaded(record: MeetingRecord | None, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            meeting = self.meetings.get(seat.meeting)  # another resume may have recreated it meanwhile
+            if meeting is None:
+                if record is None or record.meeting != seat.meeting:
+                    self.stats.resumes_refused += 1
+                    return [_error(conn.cid, "unknown_meeting", gone, message)]
+                meeting = self._restore(record, now)
+            try:
+                actions = self._resume_into(conn, meeting, seat, message.get("e2ee_key"), now)
+            except RequestRefused as refusal:
+                self.stats.resumes_refused += 1
+                return [_refused(conn.cid, refusal, message)]
+            self.stats.resumes += 1
+            self.limiter.succeeded(conn.address, f"meeting:{meeting.id}", now)
+            self.join_latency.observe(now - conn.requested)
+            return actions
+
+        return [Deferred(load, loaded)]
 
     def _resume_into(
         self, conn: _Connection, meeting: Meeting, seat: Seat, key: str | None, now: float

@@ -237,9 +237,16 @@ class Meeting:
         self._departed: dict[str, Role | None] = {}
         """Seats that left, oldest first: the role each had if it vanished (it may resume with at most
         that role), None if it left, was removed or stopped recording (it may not resume)."""
-        self.roles: dict[str, Role] | None = None
-        """A meeting recreated from its record: the roles its record gave by name (name_key), which a
-        resume token cannot exceed; None for a meeting that lived here all along."""
+        self.recreated = False
+        """Recreated from its record (:mod:`conf_cli.server.record`): a resume token's role is at most
+        what the record gave that name (:attr:`pending`), and a member's otherwise."""
+        self.pending: dict[str, tuple[str, Role, set[str]]] = {}
+        """A recreated meeting's people (by name_key) the record names and who are not back yet: their
+        name, role and own forbids, given back when they resume (and kept in the record meanwhile)."""
+        self.recreated_at: float | None = None
+        """When (the hub's clock) it was recreated: a host who does not come back is succeeded."""
+        self.on_change: Callable[[Meeting], None] | None = None
+        """Told whenever what the meeting's record holds changes (:mod:`conf_cli.server.record`)."""
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -434,8 +441,9 @@ class Meeting:
                     "resume_refused", f"you left meeting {self.id}; join it again with its passcode"
                 )
             role = min(role, had, key=_RANK.__getitem__)
-        if self.roles is not None:
-            role = min(role, self.roles.get(name_key(name), Role.MEMBER), key=_RANK.__getitem__)
+        elif self.recreated:
+            kept = self.pending.get(name_key(name))
+            role = min(role, kept[1] if kept is not None else Role.MEMBER, key=_RANK.__getitem__)
         if self.e2ee and key is None:
             raise RequestRefused("e2ee_required", f"meeting {self.id} is end-to-end encrypted: send your key")
         ban = self.bans.get(name_key(name))
@@ -499,6 +507,11 @@ class Meeting:
         others = self._everyone()
         self.participants[pid] = participant
         self._departed.pop(participant.seat, None)
+        kept = self.pending.pop(name_key(name), None)
+        if kept is not None and role is not Role.HOST:
+            participant.forbidden |= kept[2]
+        if role is not Role.MEMBER:
+            self._changed()
         self._routes_changed()
         self.journal.note("participant_joined", self.id, name=name, role=str(role))
         joined = Joined(name=name, role=str(role), resumed=True if seat else None, **self._snapshot(pid))
@@ -514,6 +527,26 @@ class Meeting:
             sends += self._role_changed(former, by=name)
         catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
         return sends + [Send((pid,), message) for message in catch_up]
+
+    def ensure_host(self) -> list[Send]:
+        """A recreated meeting whose host did not come back: the role passes on as when a host leaves."""
+        if self.host is not None or not any(not p.recorder for p in self.participants.values()):
+            return []
+        self.pending = {key: kept for key, kept in self.pending.items() if kept[1] is not Role.HOST}
+        return self._succeed()
+
+    def _succeed(self) -> list[Send]:
+        """The longest-present admin, else member (never a recorder), becomes host."""
+        successor = min(
+            (p for p in self.participants.values() if not p.recorder),
+            key=lambda p: (p.role is not Role.ADMIN, p.seniority),
+        )
+        was_staff = successor.role is not Role.MEMBER
+        self._make_host(successor)
+        sends = self._role_changed(successor, by=None)
+        if not was_staff and (self.waiting_room or self.waiting):
+            sends.append(self._waiting_room_state(successor.pid))
+        return sends
 
     def reseated(self, pid: int) -> list[Send]:
         """Participant ``pid`` took its seat back on a new connection (a resume): what it may have missed,
@@ -553,6 +586,8 @@ class Meeting:
         self.speakers.forget(pid)
         self._routes_changed()
         self.journal.note("participant_left", self.id, name=participant.name, reason=reason)
+        if participant.role is not Role.MEMBER or participant.forbidden or not self.participants:
+            self._changed()
         if not self.participants:
             self.closed = True
             self.journal.note("meeting_ended", self.id, reason="empty")
@@ -569,15 +604,7 @@ class Meeting:
         if all(p.recorder for p in self.participants.values()):
             return sends + self._close("empty", None)  # recorders alone: nobody is left to record
         if participant.role is Role.HOST:
-            successor = min(
-                (p for p in self.participants.values() if not p.recorder),
-                key=lambda p: (p.role is not Role.ADMIN, p.seniority),
-            )
-            was_staff = successor.role is not Role.MEMBER
-            self._make_host(successor)
-            sends += self._role_changed(successor, by=None)
-            if not was_staff and (self.waiting_room or self.waiting):
-                sends.append(self._waiting_room_state(successor.pid))
+            sends += self._succeed()
         return sends
 
     # -- requests from participants -----------------------------------------------------------------
@@ -669,6 +696,7 @@ class Meeting:
                 target.forbidden.add(what)
             affected = [target]
         whom = affected[0].name if name is not None else None
+        self._changed()
         change = PermissionChanged(what=what, allowed=allowed, by=actor.name, name=whom)
         sends.append(Send(self._everyone(), change.to_message()))
         for participant in affected:
@@ -711,6 +739,7 @@ class Meeting:
             raise RequestRefused(
                 "unknown_participant", f"nobody named {name!r} was removed from this meeting"
             )
+        self._changed()
         return [Send(self._staff(), Unbanned(name=ban.name, by=actor.name).to_message())]
 
     def _ban(self, name: str, origin: str | None) -> None:
@@ -721,12 +750,14 @@ class Meeting:
         self.bans[name_key(name)] = ban  # the newest goes last
         while len(self.bans) > MAX_BANS:
             del self.bans[next(iter(self.bans))]
+        self._changed()
 
     def set_locked(self, pid: int, locked: bool) -> list[Send]:
         actor = self._require(pid, Role.ADMIN, "lock or unlock the meeting")
         if self.locked == locked:
             return []
         self.locked = locked
+        self._changed()
         return [Send(self._everyone(), MeetingLocked(locked=locked, by=actor.name).to_message())]
 
     def end(self, pid: int) -> list[Send]:
@@ -751,6 +782,7 @@ class Meeting:
         self._routes_changed()
         self.control.clear()
         self.closed = True
+        self._changed()
         closed = Send(everyone, MeetingClosed(by=by, reason=reason).to_message())
         return [closed, *self._close_waiting_room(by)]
 
@@ -782,6 +814,7 @@ class Meeting:
         if self.waiting_room == enabled:
             return []
         self.waiting_room = enabled
+        self._changed()
         change = WaitingRoomChanged(enabled=enabled, by=actor.name)
         sends = [Send(self._everyone(), change.to_message())]
         if not enabled:
@@ -1018,6 +1051,7 @@ class Meeting:
             return []
         old, target.name = target.name, new_name
         self.activities.renamed(target.pid, new_name)
+        self._changed()
         renamed = ParticipantRenamed(name=old, new_name=new_name, by=actor.name)
         return [Send(self._everyone(), renamed.to_message()), *self.resume_token(target)]
 
@@ -1176,7 +1210,13 @@ class Meeting:
     def _role_changed(self, participant: Participant, *, by: str | None) -> list[Send]:
         """Everyone is told of ``participant``'s new role; they get a resume token that says it."""
         message = RoleChanged(name=participant.name, role=str(participant.role), by=by)
+        self._changed()
         return [Send(self._everyone(), message.to_message()), *self.resume_token(participant)]
+
+    def _changed(self) -> None:
+        """What the meeting's record holds (settings, roles, forbids, bans) changed, or it ended."""
+        if self.on_change is not None:
+            self.on_change(self)
 
     def resume_token(self, participant: Participant) -> list[Send]:
         """A new resume token for ``participant`` (entering, after a change of role or name, or when

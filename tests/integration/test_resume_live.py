@@ -3,12 +3,17 @@ on its own and takes its seat back with its resume token (docs/protocol.md, "Res
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from conf_cli.testing.processes import ClientPool, ConfProcess, start_server
+from conf_cli.testing import processes
+from conf_cli.testing.capture import free_port_pair
+from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
 from conf_cli.testing.relay import RelayHandle, start_relay
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -74,3 +79,68 @@ def test_a_network_blip_keeps_every_seat_quietly_and_media_and_chat_go_on(
         since = {event["type"] for at, event in process.timeline if at >= dropped}
         assert not since & {"participant_left", "participant_joined", "share_stopped", "disconnected"}, since
         assert not any(event["type"] == "resume_token" for _, event in process.timeline)  # a secret
+
+
+def test_a_killed_server_restarted_takes_every_participant_back_with_its_role_and_media() -> None:
+    """SIGKILL of ``conf server``, then the same server (identity, ports, folder) again: every client, on
+    tcp:// and rtp://, is back in the same meeting under the same name and role within 10 s; the meeting,
+    recreated from its record, carries media and chat again."""
+    tcp, rtp = free_port_pair(), free_port_pair()
+    args = [
+        "server",
+        "--json",
+        "--host",
+        "127.0.0.1",
+        "--transport",
+        f"tcp:{tcp}",
+        "--transport",
+        f"rtp:{rtp}",
+    ]
+    server = spawn(args)
+    pool = ClientPool(f"tcp://127.0.0.1:{tcp}")
+    try:
+        server.expect("server_started")
+        host, meeting = pool.create("ada")
+        member = pool.joined(meeting, "bob", "--server", f"rtp://127.0.0.1:{rtp}")
+        sharer = pool.share(meeting, "cy", "pattern", *SMALL)
+        sharer.expect("joined")
+        pool.joined(meeting, "dee")  # a member who stays through it all, on tcp://
+        host.send("/lock")
+        host.expect("meeting_locked")
+        frames_of(member, "cy")
+        record = Path(processes.test_home()) / "server" / "meetings" / f"{meeting}.meeting"
+        deadline = time.monotonic() + 10
+        while b'"locked":true' not in (record.read_bytes() if record.exists() else b""):  # written beside
+            assert time.monotonic() < deadline, "the meeting's record never said it was locked"
+            time.sleep(0.05)
+
+        os.kill(server.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        server.wait()
+        server = spawn(args)
+        server.expect("server_started")
+        roles = {}
+        for process, name in ((host, "ada"), (member, "bob"), (sharer, "cy")):
+            joined = back(process, timeout=15)
+            assert joined["name"] == name and joined["meeting"] == meeting
+            roles[name] = joined["role"]
+        assert time.monotonic() - killed < 10
+        assert roles == {"ada": "host", "bob": "member", "cy": "member"}
+
+        # The recreated meeting is the one it was (locked, everyone back), and media flows again.
+        first = frames_of(member, "cy", timeout=15)
+        assert frames_of(member, "cy", timeout=15) > first
+        host.send("/who")
+        who = host.expect("participants")
+        assert who["locked"] is True
+        assert {p["name"]: p["role"] for p in who["participants"]} == {
+            "ada": "host",
+            "bob": "member",
+            "cy": "member",
+            "dee": "member",
+        }
+        member.send("back again")
+        assert host.expect("chat", lambda e: e["text"] == "back again")["from"] == "bob"
+    finally:
+        pool.stop_all()
+        server.stop()
