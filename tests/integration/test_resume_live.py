@@ -3,6 +3,9 @@ on its own and takes its seat back with its resume token (docs/protocol.md, "Res
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import os
 import signal
 import time
@@ -11,10 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from conf_cli.client.link import Client
+from conf_cli.errors import RequestRefused
+from conf_cli.identity import Identity
+from conf_cli.plugin.registry import registry
+from conf_cli.protocol.control import Message
+from conf_cli.server.resume import ResumeKey, seat_for
 from conf_cli.testing import processes
 from conf_cli.testing.capture import free_port_pair
 from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
 from conf_cli.testing.relay import RelayHandle, start_relay
+from conf_cli.urls import parse_server_url
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 
@@ -144,3 +154,76 @@ def test_a_killed_server_restarted_takes_every_participant_back_with_its_role_an
     finally:
         pool.stop_all()
         server.stop()
+
+
+def _forge(token: str, **changes: object) -> str:
+    """``token`` with its claims changed and its tag kept: what a participant editing its own gets."""
+    text, tag = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    claims.update(changes)
+    return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=") + "." + tag
+
+
+async def _resume_with(url: str, token: str) -> tuple[Client, Message | RequestRefused]:
+    """A fresh connection presenting ``token``: the answer, or the refusal."""
+    attacker = Client(registry(), parse_server_url(url))
+    await attacker.connect()
+    attacker.send({"type": "resume", "token": token})
+    try:
+        return attacker, await attacker._expect({"joined"}, "resume")
+    except RequestRefused as refusal:
+        return attacker, refusal
+
+
+async def test_altered_tokens_are_refused_and_a_stolen_one_moves_the_seat_without_cloning_it(
+    server_url: str, clients: ClientPool
+) -> None:
+    """Over real sockets, as an attacker would: a token whose role was raised, or that names another
+    meeting, an expired one and one signed by another server's key are refused, and the connection that
+    presented them hears nothing of the meeting; a good token presented while its owner is connected
+    takes the seat over (its owner is told ``left``, reason ``resumed``) and never makes a second one."""
+    host, meeting = clients.create("ada")
+    owner = Client(registry(), parse_server_url(server_url))
+    await owner.connect()
+    await owner.join(meeting, "bob", clients.passcode)
+    async with asyncio.timeout(10):
+        while owner.resume_token is None:
+            await asyncio.sleep(0.05)
+    good = owner.resume_token
+    seat = json.loads(base64.urlsafe_b64decode(good.split(".")[0] + "=="))
+    identity = Identity.load_or_create(Path(processes.test_home()) / "server" / "identity.key")
+    ours = ResumeKey.from_identity(identity.seed())
+    theirs = ResumeKey.from_identity(bytes(32))
+    expired = seat_for(meeting, seat["s"], "bob", "member", time.time() - 3600)
+    forged = {
+        "role raised to host": _forge(good, r="host"),
+        "another meeting": _forge(good, m="zzz-zzzz-zzz"),
+        "expired": ours.issue(expired),
+        "another server's key": theirs.issue(seat_for(meeting, seat["s"], "bob", "host", time.time())),
+    }
+    for why, token in forged.items():
+        attacker, answer = await _resume_with(server_url, token)
+        try:
+            assert isinstance(answer, RequestRefused) and answer.code == "resume_refused", why
+            await asyncio.sleep(0.3)
+            leaked = [attacker.events.get_nowait()["type"] for _ in range(attacker.events.qsize())]
+            assert leaked == [], (why, leaked)  # not one event of the meeting
+        finally:
+            await attacker.close()
+    host.send("/who")
+    assert [p["name"] for p in host.expect("participants")["participants"]] == ["ada", "bob"]
+
+    thief, answer = await _resume_with(server_url, good)
+    try:
+        assert isinstance(answer, dict) and answer["resumed"] is True and answer["name"] == "bob"
+        async with asyncio.timeout(10):
+            while (event := await owner.events.get())["type"] != "left":
+                pass
+        assert event["reason"] == "resumed"
+        host.send("/who")
+        assert [p["name"] for p in host.expect("participants")["participants"]] == ["ada", "bob"]
+        joins = [e["name"] for e in host.seen if e["type"] in ("participant_joined", "participant_left")]
+        assert joins == ["bob"]  # bob came in once, at the start; the takeover was not seen
+    finally:
+        await thief.close()
+        await owner.close()
