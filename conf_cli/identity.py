@@ -110,12 +110,15 @@ class Identity:
     def fingerprint(self) -> str:
         return fingerprint(self.public_key)
 
-    def curve_secret(self) -> bytes:
-        """The X25519 secret key for ZeroMQ CURVE: SHA-512 of the Ed25519 seed, first half, clamped."""
-        seed = self.private.private_bytes(
+    def seed(self) -> bytes:
+        """The 32-byte Ed25519 seed: what keys derived from the identity are derived from."""
+        return self.private.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
-        scalar = bytearray(hashlib.sha512(seed).digest()[:32])
+
+    def curve_secret(self) -> bytes:
+        """The X25519 secret key for ZeroMQ CURVE: SHA-512 of the Ed25519 seed, first half, clamped."""
+        scalar = bytearray(hashlib.sha512(self.seed()).digest()[:32])
         scalar[0] &= 248
         scalar[31] &= 127
         scalar[31] |= 64

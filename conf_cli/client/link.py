@@ -5,6 +5,10 @@ once with the client profile: a :class:`~conf_cli.client.state.ServerMessage` ho
 message of a known type that the client profile refuses is dropped and reported in its place as
 ``{"type": "error", "code": "bad_server_message", ...}``, like one that is not JSON. A lost link appears
 there too, as ``{"type": "disconnected", "reason": ...}``.
+
+In a meeting the server gives a resume token (``resume_token``, kept here and never handed on). When
+the link drops, :meth:`Client.reconnect` connects again (with backoff, to the server's URL and the others
+its ``welcome`` listed, each held to the same server key) and takes our seat back with it.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conf_cli.client.backoff import Backoff
 from conf_cli.client.keyring import encode_key, new_private_key, public_bytes
 from conf_cli.client.state import receive
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.identity import fingerprint
 from conf_cli.plugin.registry import Registry
-from conf_cli.plugin.security import Trust, client_security
+from conf_cli.plugin.security import Security, Trust, client_security
 from conf_cli.plugin.transport import Link, Transport, TransportOptions
 from conf_cli.protocol.control import (
     HEARTBEAT_INTERVAL,
@@ -36,18 +42,20 @@ from conf_cli.version import __version__
 REQUEST_TIMEOUT = 10.0
 MAX_REDIRECTS = 3
 """Redirects one create or join follows (docs/cluster.md); more is a loop in the cluster, and an error."""
+MAX_RESUME_URLS = 8
+"""URLs a reconnecting client tries in turn: its own, then those the server's ``welcome`` listed."""
 
 
 class _LinkEvents:
-    """Hands one link's events to its client while that link is the client's current one: a link left
-    behind by a redirect may still report its closing, which must not end the meeting."""
+    """What one link reports, passed to its client only while it is the client's current link: a link
+    that dropped and was replaced says nothing more."""
 
-    def __init__(self, client: Client, generation: int) -> None:
+    def __init__(self, client: Client, number: int) -> None:
         self.client = client
-        self.generation = generation
+        self.number = number
 
     def _current(self) -> bool:
-        return self.client.generation == self.generation
+        return self.client.link_number == self.number
 
     def control_received(self, data: bytes) -> None:
         if self._current():
@@ -105,11 +113,17 @@ class Client:
         """Our X25519 key for end-to-end encrypted meetings; its public half goes with create and join."""
         self.media_handler: Callable[[bytes], None] | None = None
         """Called with each RTP/RTCP packet from the server (the media pipeline sets it)."""
-        self.generation = 0
-        """Counts the links this client opened (a redirect opens another)."""
         self.redirects: list[Message] = []
         """The ``redirect`` events followed to get into the meeting (the machine mode shows them)."""
         self._login: tuple[str, str] | None = None
+        self.resume_token: str | None = None
+        """Our latest resume token (a bearer secret: never shown, never logged)."""
+        self.link_number = 0
+        """Counts the links opened: only the current one's reports count (:class:`_LinkEvents`)."""
+        self.reconnecting = False
+        """The link dropped and :meth:`reconnect` is at work: requests wait for it."""
+        self.leaving = False
+        """We asked to leave: a drop now ends the meeting for us, there is nothing to resume."""
 
     # -- ClientEvents -------------------------------------------------------------------------------
 
@@ -118,6 +132,10 @@ class Client:
         try:
             message = decode_any(data)
             if message["type"] == "pong":
+                return
+            if message["type"] == "resume_token":  # kept, never handed on: it is a bearer secret
+                token = receive(message).get("token")
+                self.resume_token = token if isinstance(token, str) else self.resume_token
                 return
             if message["type"] != "ping":
                 self.events.put_nowait(receive(message))
@@ -139,22 +157,30 @@ class Client:
 
     # -- life cycle ---------------------------------------------------------------------------------
 
-    async def connect(self) -> Message:
-        """Open the link and shake hands; return the server's welcome."""
-        transport = self.transport or self.registry.transport_for(self.address.scheme)
-        if self.options.security is not None and not transport.secure:
+    async def connect(
+        self, address: ServerAddress | None = None, options: TransportOptions | None = None
+    ) -> Message:
+        """Open the link (to :attr:`address`, or another of the server's) and shake hands; return the
+        server's welcome."""
+        address = address or self.address
+        options = options or self.options
+        own = address == self.address and self.transport is not None
+        transport = self.transport if own and self.transport else self.registry.transport_for(address.scheme)
+        if options.security is not None and not transport.secure:
             raise ConfError(
                 f"the {transport.name} transport cannot encrypt its links; use --encryption none with it"
             )
-        self.generation += 1
-        events = _LinkEvents(self, self.generation)
-        self.link = await transport.connect(self.address.host, self.address.port, events, self.options)
+        self.link_number += 1
+        self.closed_reason = None
+        self._last_heard = time.monotonic()
+        events = _LinkEvents(self, self.link_number)
+        self.link = await transport.connect(address.host, address.port, events, options)
         self.hello_sent = time.time()
         self.send({"type": "hello", "protocol": PROTOCOL_VERSION, "client": f"conf/{__version__}"})
         try:
-            welcome = await self._expect({"welcome"}, "hello", timeout=self.options.connect_timeout)
+            welcome = await self._expect({"welcome"}, "hello", timeout=options.connect_timeout)
         except ConfError as exc:
-            if self.options.security is None and self.closed_reason is not None:
+            if options.security is None and self.closed_reason is not None:
                 raise ConfError(
                     f"{self.address} closed the connection at once: it probably requires encryption "
                     "(drop --encryption none)"
@@ -164,6 +190,128 @@ class Client:
         self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
         self._heartbeat = asyncio.create_task(self._beat())
         return welcome
+
+    @property
+    def can_resume(self) -> bool:
+        """Whether a dropped link is worth reconnecting: we are in a meeting, hold a resume token and did
+        not ask to leave."""
+        return self.resume_token is not None and self.meeting is not None and not self.leaving
+
+    def _resume_targets(self) -> list[tuple[ServerAddress, TransportOptions]]:
+        """Where to reconnect: our URL first, then the others the server listed in ``welcome``, each held
+        to the key this server presented (never pinned anew)."""
+        targets = [(self.address, self.options)]
+        security = self.options.security
+        accepted = security.trust.accepted if security is not None and security.trust else None
+        listed = self.welcome.get("urls")
+        for url in listed if isinstance(listed, list) else []:
+            if len(targets) >= MAX_RESUME_URLS:
+                break
+            try:
+                address = parse_server_url(str(url))
+                self.registry.transport_for(address.scheme)
+            except ConfError:
+                continue
+            if address == self.address or any(address == known for known, _ in targets):
+                continue
+            if security is not None:
+                if accepted is None:
+                    continue
+                trust = Trust(str(address), fingerprint(accepted), pin=False)
+                options = TransportOptions(
+                    self.options.connect_timeout,
+                    dict(self.options.extra),
+                    Security(security.ciphers, trust=trust),
+                )
+            else:
+                options = TransportOptions(self.options.connect_timeout, dict(self.options.extra))
+            targets.append((address, options))
+        return targets
+
+    async def reconnect(self, notify: Callable[[Message], None]) -> Message:
+        """The link dropped: connect again and take our seat back with the resume token; return the
+        ``joined`` that says we are back (``resumed``). Tries follow :class:`Backoff`, in turn to each of
+        :meth:`_resume_targets`; each is told with ``notify`` (a ``reconnecting`` event), and so is the
+        success (``reconnected``). ConfError when giving up, or when the server refuses us back."""
+        token = self.resume_token
+        if token is None or self.meeting is None:
+            raise ConfError("not in a meeting: nothing to resume")
+        self.reconnecting = True
+        try:
+            await self._drop_link()
+            started = time.monotonic()
+            backoff = Backoff(started)
+            targets = self._resume_targets()
+            why = self.closed_reason or "the link dropped"
+            while True:
+                delay = backoff.next_delay(time.monotonic())
+                if delay is None:
+                    raise ConfError(
+                        f"could not get back into meeting {self.meeting} within "
+                        f"{time.monotonic() - started:.0f} s ({backoff.attempt} tries); last: {why}"
+                    )
+                address, options = targets[(backoff.attempt - 1) % len(targets)]
+                notify(
+                    {
+                        "type": "reconnecting",
+                        "attempt": backoff.attempt,
+                        "delay": round(delay, 2),
+                        "url": str(address),
+                        "reason": why,
+                    }
+                )
+                await asyncio.sleep(delay)
+                try:
+                    joined = await self._resume(address, options, self.resume_token or token)
+                except RequestRefused as refusal:
+                    await self._drop_link()
+                    if refusal.code == "rate_limited":
+                        why = str(refusal)
+                        continue
+                    raise ConfError(
+                        f"the server would not take us back into meeting {self.meeting}: {refusal}"
+                    ) from None
+                except Exception as exc:  # the server is not back yet, or the path fails: try again
+                    await self._drop_link()
+                    why = str(exc) or type(exc).__name__
+                    continue
+                self.address, self.options = address, options  # the next drop tries here first
+                notify(
+                    {
+                        "type": "reconnected",
+                        "meeting": joined["meeting"],
+                        "url": str(address),
+                        "attempts": backoff.attempt,
+                        "seconds": round(time.monotonic() - started, 2),
+                    }
+                )
+                return joined
+        finally:
+            self.reconnecting = False
+
+    async def _resume(self, address: ServerAddress, options: TransportOptions, token: str) -> Message:
+        await self.connect(address, options)
+        request: dict[str, Any] = {"type": "resume", "token": token}
+        if self.e2ee_capable:
+            request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
+        self.send(request)
+        joined = await self._expect({"joined"}, "resume")
+        self.check_e2ee(joined)
+        self._joined(joined)
+        return joined
+
+    async def _drop_link(self) -> None:
+        """Forget the current link (closed, its heartbeat stopped): whatever it says now is not heard."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        self.link_number += 1
+        if self.link is not None:
+            self.link.close()
+        while not self.events.empty():  # what a dropped link said last (its disconnected) is stale
+            self.events.get_nowait()
 
     async def close(self) -> None:
         if self._heartbeat is not None:
@@ -176,6 +324,8 @@ class Client:
     def send(self, message: Message) -> None:
         if self.link is None or self.link.is_closing:
             raise ConfError("not connected to the server")
+        if message.get("type") == "leave":
+            self.leaving = True
         self.link.send_control(encode(message))
 
     # -- requests -----------------------------------------------------------------------------------
@@ -296,7 +446,7 @@ class Client:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             self._heartbeat = None
-        self.generation += 1  # whatever the old link still says is not ours any more
+        self.link_number += 1  # whatever the old link still says is not ours any more
         if old is not None:
             old.close()
         self.address, self.options, self.closed_reason = address, options, None

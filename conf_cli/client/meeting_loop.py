@@ -29,7 +29,7 @@ EXIT_RATE_LIMITED = 9
 LEAVE_TIMEOUT = 3.0
 
 # Events for the media layer alone (a sealed key): not shown.
-_UNSHOWN = frozenset({"e2ee_key", "control_input"})  # the media pipeline's and injector's business
+_UNSHOWN = frozenset({"e2ee_key", "control_input", "resume_token"})  # media's, injector's; a secret
 
 # Events after which we are no longer in the meeting, and the exit code each gives.
 _FINAL = {
@@ -70,6 +70,7 @@ async def run_meeting(
     control: DesktopControl | None = None,
     calls: CallHandler | None = None,
     on_joined: Callable[[], None] | None = None,
+    on_resumed: Callable[[], None] | None = None,
 ) -> int:
     """Show ``first_events``, then relay lines and events until we leave; return the exit code.
 
@@ -78,6 +79,11 @@ async def run_meeting(
     (``conf control`` after control ends) we leave with that code.
     ``calls`` takes the call events and commands.
     ``on_joined`` is called once we are in: at once, or when admitted from a waiting room.
+
+    When the link drops while we are in (the server was restarted, the network blinked), the client
+    reconnects and resumes our seat (:meth:`Client.reconnect`; ``reconnecting`` and ``reconnected`` are
+    shown); our shares are published again and ``on_resumed`` is called. Only if that fails for good is
+    the meeting over for us (``disconnected``).
     """
 
     def handle(event: Message) -> None:
@@ -107,6 +113,18 @@ async def run_meeting(
             if calls is not None and calls.wants(event):
                 await calls.handle(event)
                 continue
+            if event["type"] == "disconnected" and client.can_resume and outcome is None:
+                try:
+                    joined = await client.reconnect(ui.show)
+                except ConfError as exc:
+                    event = {"type": "disconnected", "reason": str(exc)}
+                else:
+                    handle(joined)
+                    if media is not None:
+                        media.resumed()
+                    if on_resumed is not None:
+                        on_resumed()
+                    continue
             if event["type"] == "joined":  # admitted from a waiting room: is it what we asked for?
                 client.check_e2ee(event)
             if event["type"] == "participant_renamed" and event.get("name") == client.name:
@@ -287,6 +305,10 @@ async def _carry_out(
     except ProtocolError as exc:
         ui.show({"type": "error", "code": "bad_command", "message": str(exc)})
     except ConfError as exc:
+        if client.reconnecting:  # the link is coming back: this line is lost, the next ones are not
+            message = f"{exc} (reconnecting; try again in a moment)"
+            ui.show({"type": "error", "code": "not_connected", "message": message})
+            return True
         ui.show({"type": "error", "code": "not_connected", "message": str(exc)})
         return False
     return True

@@ -179,9 +179,14 @@ async def attend(
         if composite is not None:
             composite[1].start()
 
+    def resumed() -> None:  # back in our seat after the link dropped: the server forgot what we asked
+        if wanted is not None:
+            with contextlib.suppress(ConfError):
+                client.send(wanted)
+
     calls = MeetingCalls(client, ui, outputs.opener(ui))
     try:
-        code = await run_meeting(client, ui, first, media, remote, calls, on_joined=start)
+        code = await run_meeting(client, ui, first, media, remote, calls, on_joined=start, on_resumed=resumed)
     finally:
         if composite is not None:
             failed = await asyncio.to_thread(composite[1].stop)

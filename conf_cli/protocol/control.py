@@ -29,6 +29,8 @@ MAX_CHAT_CHARS = 4_000
 MAX_PASSCODE_CHARS = 128
 MAX_TOKEN_CHARS = 2048
 """An access token (a JSON Web Token: three base64url parts joined by dots) in ``join``."""
+MAX_RESUME_TOKEN_CHARS = 1_024
+"""A resume token (``resume``; docs/protocol.md, "Resuming"): base64url, a dot, base64url."""
 MAX_PASSWORD_CHARS = 1_024
 MAX_ID_CHARS = 64
 MAX_KEY_BOXES = 100  # sealed keys in one e2ee_keys request: one per other participant
@@ -83,7 +85,7 @@ REACTIONS = {
 Message = dict[str, Any]
 
 # Field kinds: "int", "str" (up to 256 characters), "name" (see check_name), "text" (chat), "passcode",
-# "token" (an access token, see MAX_TOKEN_CHARS),
+# "token" (an access token, see MAX_TOKEN_CHARS), "resume_token" (see MAX_RESUME_TOKEN_CHARS),
 # "media_kind" (one of MEDIA_KINDS), "codec" (one of CODECS' values), "feedback" (one of FEEDBACK_FORMATS),
 # "role" (one of ROLES), "permission" (one of PERMISSIONS), "id" (an integer or a short string),
 # "bool", "e2ee_key" (an X25519 public key: base64 of 32 bytes), "key_boxes" (sealed keys, see e2ee_keys),
@@ -116,6 +118,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "token": ("token", False),
         "recorder": ("bool", False),
     },
+    "resume": {"token": ("resume_token", True), "e2ee_key": ("e2ee_key", False)},
     "leave": {},
     "who": {},
     "chat": {"text": ("text", True), "to": ("name", False)},
@@ -196,6 +199,7 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _KEY = re.compile("[A-Za-z0-9_-]+")
 _TOKEN = re.compile("[A-Za-z0-9_.-]+")
+_RESUME_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 ROLES = ("host", "admin", "member")
 RECORDER_SUFFIX = " (recorder)"
@@ -385,6 +389,12 @@ def check_field(kind: str, field: str, field_kind: str, value: Any) -> None:
         if len(value) > MAX_TOKEN_CHARS or not _TOKEN.fullmatch(value):
             raise ProtocolError(
                 f"{where} must be an access token: at most {MAX_TOKEN_CHARS} characters of base64url and dots"
+            )
+    elif field_kind == "resume_token":
+        if len(value) > MAX_RESUME_TOKEN_CHARS or not _RESUME_TOKEN.fullmatch(value):
+            raise ProtocolError(
+                f"{where} must be a resume token: at most {MAX_RESUME_TOKEN_CHARS} characters of base64url "
+                "and one dot"
             )
     elif field_kind == "password":
         if not value or len(value) > MAX_PASSWORD_CHARS:

@@ -50,6 +50,8 @@ MAX_ERROR_CHARS = 1_024
 MAX_REASON_CHARS = 64
 MAX_SERVICES = 16
 MAX_SERVICE_URLS = 8
+MAX_WELCOME_URLS = 16
+"""URLs a ``welcome`` lists where the server (or its cluster) is reached."""
 MAX_RELAY_CHARS = 64  # a relay token in hex
 MAX_URL_CHARS = 256  # a redirect's URL
 MAX_FINGERPRINT_CHARS = 64  # SHA256: and 43 base64 characters
@@ -336,6 +338,12 @@ def _services(where: str, value: Any) -> dict[str, tuple[str, ...]]:
     return services
 
 
+def _urls(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_WELCOME_URLS:
+        raise ProtocolError(f"{where} must be a list of at most {MAX_WELCOME_URLS} URLs")
+    return tuple(_string(f"{where}[]", url, 256) for url in value)
+
+
 def _true(where: str, value: Any) -> bool:
     if value is not True:
         raise ProtocolError(f"{where} is true or absent")
@@ -390,6 +398,7 @@ _KINDS: dict[str, Any] = {
     "participants": _participants,
     "tracks": _tracks,
     "services": _services,
+    "urls": _urls,
     "true": _true,
     "box": _box,
     "relay": _relay,
@@ -453,6 +462,19 @@ class Welcome(Event):
     services: dict[str, tuple[str, ...]] | None = _field("services", optional=True)  # noqa: RUF009
     time: float | None = _field("clock", optional=True)
     """The server's clock when it answered (Unix seconds)."""
+    urls: tuple[str, ...] | None = _field("urls", optional=True)
+    """The URLs this server is reached at (its own listeners; a cluster's other nodes later): where a
+    client whose link dropped may reconnect to resume."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeToken(Event):
+    """Your resume token (docs/protocol.md, "Resuming"): a bearer secret, never shown."""
+
+    TYPE: ClassVar[str] = "resume_token"
+    token: str = _field("resume_token")
+    expires: float = _field("clock")
+    """When it stops being good (Unix seconds); a new one comes well before."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -512,6 +534,8 @@ class Joined(Snapshot):
     TYPE: ClassVar[str] = "joined"
     name: str = _field("name")
     role: str = _field("role")
+    resumed: bool | None = _field("true", optional=True)
+    """You are back in your seat after a resume (docs/protocol.md, "Resuming"): this is the meeting now."""
 
     def to_message(self) -> Message:
         # The server puts our name and role first, then the snapshot.
@@ -1070,6 +1094,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         Welcome,
+        ResumeToken,
         Pong,
         LoggedIn,
         MeetingCreated,

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.plugin.registry import Registry
 from conf_cli.plugin.services import RunningService
-from conf_cli.plugin.transport import Link, Listener, TransportOptions
+from conf_cli.plugin.transport import Link, Listener, TransportOptions, next_link_id
 from conf_cli.protocol.control import encode
 from conf_cli.server.forwarding import Forwarder
-from conf_cli.server.hub import Action, Ask, Close, Deferred, Forward, Hub
+from conf_cli.server.hub import Action, Ask, Close, Deferred, Forward, Hub, Rebind
 from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
@@ -31,6 +31,7 @@ from conf_cli.server.traffic import TrafficTotals, transport_of
 
 if TYPE_CHECKING:
     from conf_cli.server.cluster_node import ClusterNode
+    from conf_cli.server.record import MeetingStore
     from conf_cli.server.webhooks import Webhooks
 
 log = logging.getLogger("conf.server")
@@ -75,6 +76,9 @@ class Server:
         self._pending: set[asyncio.Task[None]] = set()
         self._warned: set[int] = set()
         self._hashing = ThreadPoolExecutor(HASHING_THREADS, thread_name_prefix="conf-hash")
+        self._records = ThreadPoolExecutor(1, thread_name_prefix="conf-records")
+        """Writes meeting records, one at a time and in order (a save, then the delete of a meeting that
+        ended, never the other way round)."""
         return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
         self._media_counts: dict[int, tuple[int, int]] = {}
         """Per stream link: its media dropped and sent at the last tick (:meth:`_stream_reports`)."""
@@ -107,7 +111,9 @@ class Server:
         if self.call_port is not None and endpoints:
             await self._open_call_port(endpoints[0].host, self.call_port)
         self._ticker = asyncio.create_task(self._tick_forever())
-        return [listener.url for listener in self.listeners]
+        urls = [listener.url for listener in self.listeners]
+        self.hub.urls = [url for url in urls if url not in self.hub.urls] + self.hub.urls
+        return urls
 
     async def join_cluster(self, node: ClusterNode) -> None:
         """Be ``node`` of its cluster from now on (its directory's questions answered, its record kept)."""
@@ -224,6 +230,7 @@ class Server:
             self._call_udp.close()
             self._call_udp = None
         self._hashing.shutdown(wait=False, cancel_futures=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._records.shutdown)  # what is queued lands
 
     # -- ServerEvents -------------------------------------------------------------------------------
 
@@ -259,7 +266,7 @@ class Server:
         self.forwarder.forget(link)
         self._warned.discard(link.id)
         log.debug("link %s (%s) closed: %s", link.id, link.peer, reason, extra={"peer": link.peer})
-        self._apply(self.hub.disconnected(link.id, "disconnected"))
+        self._apply(self.hub.disconnected(link.id, "disconnected", time.monotonic()))
         self.meeting_log.gone(link.id, "disconnected")
 
     def _peer_of(self, cid: int) -> str:
@@ -274,6 +281,11 @@ class Server:
 
     def _apply(self, actions: list[Action]) -> None:
         self._carry_out(actions)
+        store = self.hub.records
+        if store is not None:
+            for meeting, data in self.hub.take_records():
+                with contextlib.suppress(RuntimeError):  # the server is closing: the record stays as it was
+                    self._records.submit(_keep_record, store, meeting, data)
         if self.webhooks is not None:
             happened = self.hub.journal.take()
             if happened:
@@ -305,6 +317,32 @@ class Server:
                 task = asyncio.create_task(self._run_deferred(action))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+            elif isinstance(action, Rebind):
+                self._rebind(action)
+
+    def _rebind(self, action: Rebind) -> None:
+        """A link took a seat back (a resume): it is known as the seat's connection from now on, and a
+        link still known so (its owner was still connected) is told so, given an unused id and closed."""
+        displaced = self.links.pop(action.to, None)
+        if displaced is not None:
+            self.forwarder.forget(displaced)
+            self._warned.discard(displaced.id)
+            displaced.id = next_link_id()  # its close is no longer the seat's
+            self.links[displaced.id] = displaced
+            if action.notice is not None:
+                with contextlib.suppress(ProtocolError):
+                    displaced.send_control(encode(action.notice))
+            displaced.close()
+        link = self.links.pop(action.conn, None)
+        if link is None:  # gone meanwhile: the seat's connection vanished again
+            self._apply(self.hub.disconnected(action.to, "disconnected", time.monotonic()))
+            return
+        self.forwarder.forget(link)
+        self._warned.discard(link.id)
+        self._media_counts.pop(link.id, None)
+        link.id = action.to
+        self.links[action.to] = link
+        log.debug("link of %s resumed seat %s", link.peer, action.to, extra={"peer": link.peer})
 
     async def _run_deferred(self, action: Deferred | Ask) -> None:
         result: object
@@ -342,6 +380,18 @@ class Server:
                 self.hub.seen(cid, now)
             self._stream_reports(now)
             self._apply(self.hub.tick(now))
+
+
+def _keep_record(store: MeetingStore, meeting: str, data: bytes | None) -> None:
+    """Write (or, for a meeting that ended, remove) a meeting's record; a failure is logged, never raised:
+    the meeting goes on, it just could not be recreated elsewhere."""
+    try:
+        if data is None:
+            store.delete(meeting)
+        else:
+            store.save(meeting, data)
+    except (ConfError, OSError) as exc:
+        log.warning("cannot keep the record of meeting %s: %s", meeting, exc)
 
 
 async def serve(

@@ -46,6 +46,7 @@ from conf_cli.protocol.events import (
     MeetingCreated,
     Pong,
     Redirect,
+    ResumeToken,
     Welcome,
 )
 from conf_cli.protocol.rtcp import (
@@ -89,7 +90,7 @@ from conf_cli.server.histogram import Histogram
 from conf_cli.server.journal import Journal
 from conf_cli.server.layer_router import LayerRouter, Rewrites
 from conf_cli.server.limiter import AttemptLimiter, address_key, seconds_text
-from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
+from conf_cli.server.meeting import RESUMABLE, Meeting, RouteVersion, Send, Track
 from conf_cli.server.passcode import (
     PasscodeCache,
     PasscodeHash,
@@ -97,6 +98,18 @@ from conf_cli.server.passcode import (
     new_passcode,
     normalise_meeting_id,
 )
+from conf_cli.server.people import Participant, Role
+from conf_cli.server.record import (
+    MeetingRecord,
+    MeetingStore,
+    RecordError,
+    decode,
+    passcode_of,
+    record_of,
+    restore,
+)
+from conf_cli.server.resume import REFRESH_SECONDS as TOKEN_REFRESH
+from conf_cli.server.resume import SEAT_GRACE, ResumeKey, ResumeRefused, Seat, seat_for
 from conf_cli.server.tokens import TokenKey, TokenRefused
 from conf_cli.server.tokens import read as read_token
 from conf_cli.version import __version__
@@ -104,6 +117,8 @@ from conf_cli.version import __version__
 MIN_PASSCODE_CHARS = 6
 """A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""
 HELLO_TIMEOUT = 5.0
+HOST_RETURN_WAIT = 15.0
+"""Seconds a meeting recreated from its record waits for its host to resume before the role passes on."""
 MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
 INPUT_BURST = 250.0  # ... and at once
@@ -155,11 +170,31 @@ class Ask:
     resume: Callable[[Any, float], list[Action]]
 
 
-Action = Send | Close | Forward | Deferred | Ask
+@dataclass(frozen=True)
+class Rebind:
+    """Connection ``conn`` took participant ``to``'s seat back with a resume token: from now on the edge
+    knows its link as ``to``. A link still known as ``to`` (its owner was still connected) is told
+    ``notice`` and closed: one seat never has two connections."""
+
+    conn: int
+    to: int
+    notice: Message | None = None
+
+
+Action = Send | Close | Forward | Deferred | Ask | Rebind
 
 CLAIM_ATTEMPTS = 3
 """Meeting IDs a create tries to claim in the cluster's directory before giving up (each taken one is a
 collision with another node's meeting)."""
+
+
+@dataclass
+class _Held:
+    """A seat kept for a participant whose connection vanished, until ``until`` (the hub's clock)."""
+
+    meeting: Meeting
+    until: float
+    reason: str
 
 
 class Verdict(Enum):
@@ -324,6 +359,10 @@ class HubStats(FeedbackStats):
     loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
     speaker_switches: int = 0  # active_speaker changes announced
     redirects: int = 0  # creates and joins sent on to another node of the cluster
+    seats_held: int = 0  # participants whose connection vanished and whose seat was kept for a while
+    resumes: int = 0  # resume tokens that seated their holder again (quietly or not)
+    resumes_refused: int = 0  # resume tokens refused (altered, expired, another server's, a seat that left)
+    meetings_restored: int = 0  # meetings recreated from their record for a resume
 
 
 @dataclass
@@ -361,6 +400,21 @@ class Hub:
     cluster: ClusterView | None = None
     """This node's view of its cluster (``conf server --cluster``): creates are placed and claimed, and a
     join of a meeting held elsewhere is redirected there. None: a server on its own."""
+    resume_key: ResumeKey | None = None
+    """Signs and checks resume tokens (from the server's identity); None: this hub gives none and takes
+    none (a server without encryption)."""
+    seat_grace: float = SEAT_GRACE
+    """Seconds a vanished participant's seat is kept for it to resume quietly."""
+    urls: list[str] = field(default_factory=list)
+    """The URLs clients reach this server at, listed in ``welcome`` (where to reconnect)."""
+    held: dict[int, _Held] = field(default_factory=dict)
+    """Seats kept for vanished participants, by their (former) connection."""
+    records: MeetingStore | None = None
+    """Where meeting records are kept (:mod:`conf_cli.server.record`), so that a resume can recreate a
+    meeting this server does not hold; None: no records, a meeting lives only here. The hub reads it (in a
+    :class:`Deferred`) and says what to write in :meth:`take_records`; the edge writes."""
+    _dirty: dict[str, Meeting] = field(default_factory=dict)
+    _records_touched: float | None = None
     _conns: dict[int, _Connection] = field(default_factory=dict)
     layers: LayerRouter = field(init=False)
     """Each subscriber's layer of each simulcast track (:mod:`conf_cli.server.layer_router`)."""
@@ -389,14 +443,30 @@ class Hub:
         if conn is not None and conn.phase is Phase.OPENED:
             conn.advance(Phase.GREETED)
 
-    def disconnected(self, cid: int, reason: str = "disconnected") -> list[Action]:
+    def disconnected(self, cid: int, reason: str = "disconnected", now: float | None = None) -> list[Action]:
+        """Connection ``cid`` is gone (``reason`` ``disconnected`` or ``timeout``). A participant holding
+        a resume token keeps its seat for :attr:`seat_grace` seconds from ``now`` (nobody is told), so
+        that it can take it back quietly; then it leaves as ``reason`` says."""
         conn = self._conns.pop(cid, None)
         self.stats.connections = len(self._conns)
         if conn is None:
             return []
         conn.advance(Phase.CLOSED)
+        when = conn.last_seen if now is None else now
+        meeting = conn.meeting
+        calls = self.calls.disconnected(cid)
+        if meeting is not None and reason in RESUMABLE and self._holds(meeting, cid):
+            self.held[cid] = _Held(meeting, when + self.seat_grace, reason)
+            self.stats.seats_held += 1
+            return list(calls)
         self.layers.forget(cid)
-        return [*self.calls.disconnected(cid), *self._leave(conn, reason), *self.sync_layers(conn.last_seen)]
+        return [*calls, *self._leave(conn, reason), *self.sync_layers(when)]
+
+    def _holds(self, meeting: Meeting, pid: int) -> bool:
+        """Whether ``pid``'s seat is kept when its connection vanishes: it holds a resume token, and the
+        meeting is not end-to-end encrypted (there, coming back is a new entry, so that keys go round)."""
+        participant = meeting.participants.get(pid)
+        return participant is not None and participant.token_issued is not None and not meeting.e2ee
 
     def seen(self, cid: int, now: float) -> bool:
         """Media or a keep-alive from ``cid`` proves it is alive; False if it has not said hello yet."""
@@ -433,13 +503,95 @@ class Hub:
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
+        actions += self._refresh_tokens()
+        if self.records is not None and (
+            self._records_touched is None or now - self._records_touched >= TOKEN_REFRESH
+        ):  # a record stays fresh while its meeting lives (record_store.prune drops stale ones)
+            self._records_touched = now
+            for meeting in self.meetings.values():
+                self._record_changed(meeting)
+        for meeting in self.meetings.values():
+            if meeting.recreated_at is not None and now - meeting.recreated_at >= HOST_RETURN_WAIT:
+                meeting.recreated_at = None  # its host had time to come back: a meeting always has one
+                actions += meeting.ensure_host()
+        for cid, held in list(self.held.items()):
+            if now < held.until and not held.meeting.closed:
+                continue
+            del self.held[cid]  # its grace ran out: it leaves, and everyone is told
+            meeting = held.meeting
+            if cid in meeting.participants and not meeting.closed:
+                self.layers.forget(cid)
+                before = len(meeting.participants)
+                actions += self.after_change(meeting, before, meeting.leave(cid, held.reason))
         for conn in list(self._conns.values()):
             if not conn.greeted and now - conn.opened > self.hello_timeout:
                 actions.append(Close(conn.cid, "no hello"))
             elif now - conn.last_seen > self.heartbeat_timeout:
                 self.stats.timeouts += 1
                 actions.append(Close(conn.cid, "heartbeat timeout"))
-                actions += self.disconnected(conn.cid, "timeout")
+                actions += self.disconnected(conn.cid, "timeout", now)
+        return actions
+
+    def _record_changed(self, meeting: Meeting) -> None:
+        if self.records is not None:
+            self._dirty[meeting.id] = meeting
+
+    def take_records(self) -> list[tuple[str, bytes | None]]:
+        """The meeting records to write since the last call: ``(meeting ID, bytes)``, or ``(meeting ID,
+        None)`` for a meeting that ended (its record goes)."""
+        dirty, self._dirty = self._dirty, {}
+        return [(mid, None if m.closed else record_of(m).encode()) for mid, m in dirty.items()]
+
+    def _restore(self, record: MeetingRecord, now: float) -> Meeting:
+        """Recreate a meeting this hub does not hold from its record; its people come back by resuming."""
+        meeting = Meeting(
+            record.meeting,
+            passcode_of(record),
+            e2ee=record.e2ee,
+            waiting_room=record.waiting_room,
+            version=self.version,
+            journal=self.journal,
+        )
+        restore(record, meeting)
+        meeting.recreated_at = now
+        meeting.tokens = self._issue_token
+        meeting.on_change = self._record_changed
+        self.meetings[meeting.id] = meeting
+        self.stats.meetings = len(self.meetings)
+        self.stats.meetings_restored += 1
+        return meeting
+
+    def _issue_token(self, meeting: Meeting, participant: Participant) -> Message | None:
+        """A ``resume_token`` event for ``participant`` (:mod:`conf_cli.server.resume`), or None when this
+        hub gives none."""
+        key, clock = self.resume_key, self.wall_clock
+        if key is None or clock is None:
+            return None
+        now = clock()
+        seat = seat_for(
+            meeting.id,
+            participant.seat,
+            participant.name,
+            str(participant.role),
+            now,
+            can_publish=participant.can_publish,
+            recorder=participant.recorder,
+        )
+        participant.token_issued = now
+        return ResumeToken(token=key.issue(seat), expires=seat.expires).to_message()
+
+    def _refresh_tokens(self) -> list[Action]:
+        """A new resume token for every participant whose token is getting old."""
+        clock = self.wall_clock
+        if self.resume_key is None or clock is None:
+            return []
+        now = clock()
+        actions: list[Action] = []
+        for meeting in self.meetings.values():
+            for participant in meeting.participants.values():
+                issued = participant.token_issued
+                if issued is not None and now - issued >= TOKEN_REFRESH and participant.pid not in self.held:
+                    actions += meeting.resume_token(participant)
         return actions
 
     def route(self, cid: int, packet: bytes, now: float) -> Routed:
@@ -683,6 +835,7 @@ class Hub:
             "meetings": len(self.meetings),
             "in_meetings": sum(len(m.participants) + len(m.waiting) for m in self.meetings.values()),
             "passcode_keys": len(self.passcodes),
+            "held_seats": len(self.held),
             **self.limiter.sizes(),
             **self.calls.sizes(),
         }
@@ -715,11 +868,13 @@ class Hub:
         meeting = conn.meeting
         if conn.waiting is not None:
             return self._while_waiting(conn, conn.waiting, kind)
-        if kind in ("create", "join", "login"):
+        if kind in ("create", "join", "login", "resume"):
             if meeting is not None:
                 raise RequestRefused("bad_request", f"already in meeting {meeting.id}; /leave first")
             if kind == "login":
                 return self._login(conn, message, now)
+            if kind == "resume":  # the token proves what a login or a passcode would
+                return self._resume(conn, message, now)
             if self.require_login and conn.user is None and not (kind == "join" and message.get("token")):
                 raise RequestRefused(
                     "login_required", "this server requires you to log in first (--user NAME)"
@@ -916,6 +1071,7 @@ class Hub:
             services={name: tuple(urls) for name, urls in self.services.items()} or None,
             # for clients that check their clock (conf doctor)
             time=round(self.wall_clock(), 3) if self.wall_clock is not None else None,
+            urls=tuple(self.urls) if self.urls else None,  # where a client may reconnect to resume
         )
         return [Send((conn.cid,), welcome.to_message())]
 
@@ -1140,6 +1296,9 @@ class Hub:
             version=self.version,
             journal=self.journal,
         )
+        meeting.tokens = self._issue_token
+        meeting.on_change = self._record_changed
+        self._record_changed(meeting)
         self.meetings[meeting_id] = meeting
         self.stats.meetings = len(self.meetings)
         self.journal.note("meeting_started", meeting_id, by=by, waiting_room=waiting_room, e2ee=e2ee)
@@ -1286,6 +1445,135 @@ class Hub:
             return list(sends)
         self.join_latency.observe(now - conn.requested)
         return [*sends, *self._keyframes_for(meeting)]
+
+    def _resume(self, conn: _Connection, message: Message, now: float) -> list[Action]:
+        """``resume``: take one's seat back with a resume token (docs/protocol.md, "Resuming"). A token
+        that does not check counts as a failed attempt, as a wrong passcode does."""
+        refused = self._rate_limited(conn, None, now, message)
+        if refused:
+            return refused
+        key, clock = self.resume_key, self.wall_clock
+        if key is None or clock is None:
+            raise RequestRefused(
+                "resume_refused", "this server gives no resume tokens (it runs without encryption)"
+            )
+        try:
+            seat = key.read(message["token"], clock())
+        except ResumeRefused as refusal:
+            self.stats.resumes_refused += 1
+            self.limiter.failed(conn.address, None, now)
+            raise RequestRefused("resume_refused", str(refusal)) from None
+        meeting = self.meetings.get(seat.meeting)
+        conn.requested = now
+        if meeting is None:
+            return self._resume_recorded(conn, seat, message, now)
+        try:
+            actions = self._resume_into(conn, meeting, seat, message.get("e2ee_key"), now)
+        except RequestRefused:
+            self.stats.resumes_refused += 1
+            raise
+        self.stats.resumes += 1
+        self.limiter.succeeded(conn.address, f"meeting:{meeting.id}", now)
+        self.join_latency.observe(now - conn.requested)
+        return actions
+
+    def _resume_recorded(self, conn: _Connection, seat: Seat, message: Message, now: float) -> list[Action]:
+        """A resume for a meeting this hub does not hold: recreated from its record, if there is one."""
+        store = self.records
+        gone = f"meeting {seat.meeting} is not on this server any more; it has ended"
+        if store is None:
+            self.stats.resumes_refused += 1
+            raise RequestRefused("unknown_meeting", gone)
+        conn.busy = True
+
+        def load() -> MeetingRecord | None:
+            try:
+                data = store.load(seat.meeting)
+                return decode(data) if data is not None else None
+            except (ConfError, OSError, RecordError):
+                return None
+
+        def loaded(record: MeetingRecord | None, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            meeting = self.meetings.get(seat.meeting)  # another resume may have recreated it meanwhile
+            if meeting is None:
+                if record is None or record.meeting != seat.meeting:
+                    self.stats.resumes_refused += 1
+                    return [_error(conn.cid, "unknown_meeting", gone, message)]
+                meeting = self._restore(record, now)
+            try:
+                actions = self._resume_into(conn, meeting, seat, message.get("e2ee_key"), now)
+            except RequestRefused as refusal:
+                self.stats.resumes_refused += 1
+                return [_refused(conn.cid, refusal, message)]
+            self.stats.resumes += 1
+            self.limiter.succeeded(conn.address, f"meeting:{meeting.id}", now)
+            self.join_latency.observe(now - conn.requested)
+            return actions
+
+        return [Deferred(load, loaded)]
+
+    def _resume_into(
+        self, conn: _Connection, meeting: Meeting, seat: Seat, key: str | None, now: float
+    ) -> list[Action]:
+        """Seat ``conn`` in ``seat``: quietly in the seat itself if it is still here (kept after its
+        connection vanished, or still connected: then that connection is closed, told ``left`` with
+        reason ``resumed``), else as someone coming back (:meth:`Meeting.resume`)."""
+        sitting = meeting.seat_of(seat.seat)
+        actions: list[Action] = []
+        if sitting is not None and meeting.e2ee:  # a new entry, so that keys go round: the old one leaves
+            actions += self._displace(sitting.pid, meeting)
+            self.held.pop(sitting.pid, None)
+            gone = meeting.leave(sitting.pid, "disconnected")
+            actions += self.after_change(meeting, len(meeting.participants), gone)
+            sitting = None
+        if sitting is None:
+            before = len(meeting.participants)
+            sends = meeting.resume(
+                conn.cid,
+                seat.name,
+                Role(seat.role),
+                seat.seat,
+                key=key,
+                origin=address_key(conn.address),
+                can_publish=seat.can_publish,
+                recorder=seat.recorder,
+            )
+            conn.entered = meeting
+            speaker = self._speaker_for(meeting, conn.cid)
+            return [*actions, *self.after_change(meeting, before, sends), *speaker]
+        old = sitting.pid
+        if self.held.pop(old, None) is None:
+            actions += self._displace(old, meeting)
+        new = conn.cid
+        del self._conns[new]
+        conn.cid = old
+        conn.entered = meeting
+        self._conns[old] = conn
+        self.version.bump()  # the seat's media goes to another link now
+        rebind = Rebind(new, old, Left(meeting=meeting.id, reason="resumed").to_message())
+        return [
+            *actions,
+            rebind,
+            *meeting.reseated(old),
+            *self._keyframes_for(meeting),
+            *self._speaker_for(meeting, old),
+        ]
+
+    def _displace(self, pid: int, meeting: Meeting) -> list[Action]:
+        """The connection of ``pid`` gives its seat up to a resume: it is forgotten here (the edge closes
+        it when it carries out the :class:`Rebind`)."""
+        displaced = self._conns.pop(pid, None)
+        if displaced is None:
+            return []
+        displaced.advance(Phase.CLOSED)
+        self.stats.connections = len(self._conns)
+        if meeting.e2ee:
+            notice = Left(meeting=meeting.id, reason="resumed").to_message()
+            return [Send((pid,), notice), Close(pid, "its seat was resumed on another connection")]
+        return list(self.calls.disconnected(pid))
 
     def _unless_account_name(
         self,

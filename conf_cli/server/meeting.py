@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,7 @@ from conf_cli.server.people import (
     Send,
 )
 from conf_cli.server.remote_control import RemoteControl
+from conf_cli.server.resume import new_seat
 from conf_cli.server.simulcast import Layer
 from conf_cli.server.speaker import SpeakerDetector
 from conf_cli.server.uplink import UplinkFeedback
@@ -108,6 +110,11 @@ MAX_PARTICIPANTS = 100
 MAX_WAITING = 50
 MAX_BANS = 1_000
 """Bans kept per meeting; beyond, the oldest goes."""
+MAX_DEPARTED = 1_000
+"""Seats that left that a meeting remembers (for resume tokens); beyond, the oldest goes."""
+RESUMABLE = frozenset(("disconnected", "timeout"))
+"""The reasons for leaving after which a resume token still seats its holder again."""
+_RANK = {Role.MEMBER: 0, Role.ADMIN: 1, Role.HOST: 2}
 
 
 class RouteVersion:
@@ -225,6 +232,21 @@ class Meeting:
         """Shuffles people into breakout rooms."""
         self._now = 0.0
         """The latest time the hub told us (:meth:`expire`), for the time left in breakout rooms."""
+        self.tokens: Callable[[Meeting, Participant], Message | None] | None = None
+        """Makes a participant's ``resume_token`` event (the hub's, when its server gives them)."""
+        self._departed: dict[str, Role | None] = {}
+        """Seats that left, oldest first: the role each had if it vanished (it may resume with at most
+        that role), None if it left, was removed or stopped recording (it may not resume)."""
+        self.recreated = False
+        """Recreated from its record (:mod:`conf_cli.server.record`): a resume token's role is at most
+        what the record gave that name (:attr:`pending`), and a member's otherwise."""
+        self.pending: dict[str, tuple[str, Role, set[str]]] = {}
+        """A recreated meeting's people (by name_key) the record names and who are not back yet: their
+        name, role and own forbids, given back when they resume (and kept in the record meanwhile)."""
+        self.recreated_at: float | None = None
+        """When (the hub's clock) it was recreated: a host who does not come back is succeeded."""
+        self.on_change: Callable[[Meeting], None] | None = None
+        """Told whenever what the meeting's record holds changes (:mod:`conf_cli.server.record`)."""
 
     # -- queries ------------------------------------------------------------------------------------
 
@@ -393,6 +415,58 @@ class Meeting:
         if not self.participants:
             raise RequestRefused("unknown_meeting", f"meeting {self.id} has nobody to record")
 
+    def resume(
+        self,
+        pid: int,
+        name: str,
+        role: Role,
+        seat: str,
+        *,
+        key: str | None = None,
+        origin: str | None = None,
+        can_publish: frozenset[str] | None = None,
+        recorder: bool = False,
+    ) -> list[Send]:
+        """Someone comes back with a resume token whose seat is no longer here: its grace ran out, or
+        the meeting was recreated from its record. As a join, without the passcode and past the lock and
+        the waiting room (they were in), but not past a ban; under the token's seat and name, and its role
+        at most as high as the seat had when it vanished (or as the record says), and never a second host.
+        RequestRefused ``resume_refused`` for a seat that left, was removed or stopped recording."""
+        if self.closed:
+            raise RequestRefused("unknown_meeting", f"meeting {self.id} has ended")
+        if seat in self._departed:
+            had = self._departed[seat]
+            if had is None:
+                raise RequestRefused(
+                    "resume_refused", f"you left meeting {self.id}; join it again with its passcode"
+                )
+            role = min(role, had, key=_RANK.__getitem__)
+        elif self.recreated:
+            kept = self.pending.get(name_key(name))
+            role = min(role, kept[1] if kept is not None else Role.MEMBER, key=_RANK.__getitem__)
+        if self.e2ee and key is None:
+            raise RequestRefused("e2ee_required", f"meeting {self.id} is end-to-end encrypted: send your key")
+        ban = self.bans.get(name_key(name))
+        if ban is None and origin is not None:
+            ban = next((b for b in self.bans.values() if origin in b.origins), None)
+        if ban is not None:
+            raise RequestRefused("banned", f"you were removed from meeting {self.id}")
+        self.check_recorder_name(name, recorder)
+        self._check_room()
+        folded = name_key(name)
+        if any(name_key(p.name) == folded for p in self.participants.values()) or any(
+            name_key(waiting) == folded for waiting in self.waiting.values()
+        ):
+            raise RequestRefused("name_taken", f"the name {name!r} was taken in meeting {self.id} meanwhile")
+        if recorder:
+            role = Role.MEMBER
+        elif role is Role.HOST and self.host is not None:
+            role = Role.ADMIN
+        if origin is not None:
+            self._origins[pid] = origin
+        grant = Grant(role, can_publish) if can_publish is not None else None
+        return self._enter(pid, name, key, grant, recorder=recorder, seat=seat, role=role)
+
     def _check_room(self) -> None:
         if len(self.participants) >= MAX_PARTICIPANTS:
             raise RequestRefused(
@@ -400,11 +474,22 @@ class Meeting:
             )
 
     def _enter(
-        self, pid: int, name: str, key: str | None, grant: Grant | None = None, *, recorder: bool = False
+        self,
+        pid: int,
+        name: str,
+        key: str | None,
+        grant: Grant | None = None,
+        *,
+        recorder: bool = False,
+        seat: str | None = None,
+        role: Role | None = None,
     ) -> list[Send]:
+        """Seat ``name``; ``seat`` and ``role`` are given by a resume token (:meth:`resume`), else the
+        seat is new and the role the rules': the first one in hosts, a token's holder has its role."""
         if recorder:
             grant = None  # a recorder is a member, whatever a token says
-        role = Role.HOST if not self.participants else grant.role if grant is not None else Role.MEMBER
+        if role is None:
+            role = Role.HOST if not self.participants else grant.role if grant is not None else Role.MEMBER
         former = self.host if self.participants and role is Role.HOST else None
         if former is not None:  # a host's token: the host until now becomes an admin
             former.role = Role.ADMIN
@@ -417,13 +502,20 @@ class Meeting:
             key=key if self.e2ee else None,
             can_publish=grant.can_publish if grant is not None else None,
             recorder=recorder,
+            seat=seat or new_seat(),
         )
         others = self._everyone()
         self.participants[pid] = participant
+        self._departed.pop(participant.seat, None)
+        kept = self.pending.pop(name_key(name), None)
+        if kept is not None and role is not Role.HOST:
+            participant.forbidden |= kept[2]
+        if role is not Role.MEMBER:
+            self._changed()
         self._routes_changed()
         self.journal.note("participant_joined", self.id, name=name, role=str(role))
-        joined = Joined(name=name, role=str(role), **self._snapshot(pid))
-        sends = [Send((pid,), joined.to_message())]
+        joined = Joined(name=name, role=str(role), resumed=True if seat else None, **self._snapshot(pid))
+        sends = [Send((pid,), joined.to_message()), *self.resume_token(participant)]
         if others:
             arrived = ParticipantJoined(
                 name=name, role=str(role), key=participant.key, recorder=True if recorder else None
@@ -432,9 +524,43 @@ class Meeting:
         if recorder:
             sends.append(Send(self._everyone(), RecordingStarted(by=name).to_message()))
         if former is not None:
-            sends.append(self._role_changed(former, by=name))
+            sends += self._role_changed(former, by=name)
         catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
         return sends + [Send((pid,), message) for message in catch_up]
+
+    def ensure_host(self) -> list[Send]:
+        """A recreated meeting whose host did not come back: the role passes on as when a host leaves."""
+        if self.host is not None or not any(not p.recorder for p in self.participants.values()):
+            return []
+        self.pending = {key: kept for key, kept in self.pending.items() if kept[1] is not Role.HOST}
+        return self._succeed()
+
+    def _succeed(self) -> list[Send]:
+        """The longest-present admin, else member (never a recorder), becomes host."""
+        successor = min(
+            (p for p in self.participants.values() if not p.recorder),
+            key=lambda p: (p.role is not Role.ADMIN, p.seniority),
+        )
+        was_staff = successor.role is not Role.MEMBER
+        self._make_host(successor)
+        sends = self._role_changed(successor, by=None)
+        if not was_staff and (self.waiting_room or self.waiting):
+            sends.append(self._waiting_room_state(successor.pid))
+        return sends
+
+    def reseated(self, pid: int) -> list[Send]:
+        """Participant ``pid`` took its seat back on a new connection (a resume): what it may have missed,
+        as a newcomer is told it (``joined`` with ``resumed``, then what is going on), and a new resume
+        token. Nobody else is told anything."""
+        participant = self.participants[pid]
+        role = str(participant.role)
+        joined = Joined(name=participant.name, role=role, resumed=True, **self._snapshot(pid))
+        catch_up = [*self.activities.catch_up(), *self._breakout_catch_up()]
+        return [
+            Send((pid,), joined.to_message()),
+            *self.resume_token(participant),
+            *(Send((pid,), message) for message in catch_up),
+        ]
 
     def leave(self, pid: int, reason: str = "left") -> list[Send]:
         """Remove a participant (left, kicked, timeout, disconnected); hand on the host role if needed."""
@@ -451,10 +577,17 @@ class Meeting:
         control = self.control.leaving(pid)
         sends = [self._stop_track(track, "left") for track in self._tracks_of(pid)]
         del self.participants[pid]
+        # Whoever vanished may come back with their resume token, with at most the role they had; whoever
+        # left, was removed or stopped recording may not.
+        self._departed[participant.seat] = participant.role if reason in RESUMABLE else None
+        while len(self._departed) > MAX_DEPARTED:
+            del self._departed[next(iter(self._departed))]
         self.breakout.forget(pid)
         self.speakers.forget(pid)
         self._routes_changed()
         self.journal.note("participant_left", self.id, name=participant.name, reason=reason)
+        if participant.role is not Role.MEMBER or participant.forbidden or not self.participants:
+            self._changed()
         if not self.participants:
             self.closed = True
             self.journal.note("meeting_ended", self.id, reason="empty")
@@ -471,15 +604,7 @@ class Meeting:
         if all(p.recorder for p in self.participants.values()):
             return sends + self._close("empty", None)  # recorders alone: nobody is left to record
         if participant.role is Role.HOST:
-            successor = min(
-                (p for p in self.participants.values() if not p.recorder),
-                key=lambda p: (p.role is not Role.ADMIN, p.seniority),
-            )
-            was_staff = successor.role is not Role.MEMBER
-            self._make_host(successor)
-            sends.append(self._role_changed(successor, by=None))
-            if not was_staff and (self.waiting_room or self.waiting):
-                sends.append(self._waiting_room_state(successor.pid))
+            sends += self._succeed()
         return sends
 
     # -- requests from participants -----------------------------------------------------------------
@@ -535,11 +660,11 @@ class Meeting:
         if new_role is Role.HOST:
             actor.role = Role.ADMIN
             self._make_host(target)
-            sends.append(self._role_changed(target, by=actor.name))
-            sends.append(self._role_changed(actor, by=actor.name))
+            sends += self._role_changed(target, by=actor.name)
+            sends += self._role_changed(actor, by=actor.name)
         else:
             target.role = new_role
-            sends.append(self._role_changed(target, by=actor.name))
+            sends += self._role_changed(target, by=actor.name)
             sends += self._stop_forbidden_shares(target, sorted(target.sharing))
         if not was_staff and (self.waiting_room or self.waiting):
             sends.append(self._waiting_room_state(target.pid))
@@ -571,6 +696,7 @@ class Meeting:
                 target.forbidden.add(what)
             affected = [target]
         whom = affected[0].name if name is not None else None
+        self._changed()
         change = PermissionChanged(what=what, allowed=allowed, by=actor.name, name=whom)
         sends.append(Send(self._everyone(), change.to_message()))
         for participant in affected:
@@ -613,6 +739,7 @@ class Meeting:
             raise RequestRefused(
                 "unknown_participant", f"nobody named {name!r} was removed from this meeting"
             )
+        self._changed()
         return [Send(self._staff(), Unbanned(name=ban.name, by=actor.name).to_message())]
 
     def _ban(self, name: str, origin: str | None) -> None:
@@ -623,12 +750,14 @@ class Meeting:
         self.bans[name_key(name)] = ban  # the newest goes last
         while len(self.bans) > MAX_BANS:
             del self.bans[next(iter(self.bans))]
+        self._changed()
 
     def set_locked(self, pid: int, locked: bool) -> list[Send]:
         actor = self._require(pid, Role.ADMIN, "lock or unlock the meeting")
         if self.locked == locked:
             return []
         self.locked = locked
+        self._changed()
         return [Send(self._everyone(), MeetingLocked(locked=locked, by=actor.name).to_message())]
 
     def end(self, pid: int) -> list[Send]:
@@ -653,6 +782,7 @@ class Meeting:
         self._routes_changed()
         self.control.clear()
         self.closed = True
+        self._changed()
         closed = Send(everyone, MeetingClosed(by=by, reason=reason).to_message())
         return [closed, *self._close_waiting_room(by)]
 
@@ -684,6 +814,7 @@ class Meeting:
         if self.waiting_room == enabled:
             return []
         self.waiting_room = enabled
+        self._changed()
         change = WaitingRoomChanged(enabled=enabled, by=actor.name)
         sends = [Send(self._everyone(), change.to_message())]
         if not enabled:
@@ -920,8 +1051,9 @@ class Meeting:
             return []
         old, target.name = target.name, new_name
         self.activities.renamed(target.pid, new_name)
+        self._changed()
         renamed = ParticipantRenamed(name=old, new_name=new_name, by=actor.name)
-        return [Send(self._everyone(), renamed.to_message())]
+        return [Send(self._everyone(), renamed.to_message()), *self.resume_token(target)]
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -993,6 +1125,12 @@ class Meeting:
         if existing is not None and (existing.owner != pid or existing.kind != kind):
             raise RequestRefused("bad_request", f"SSRC {ssrc:#010x} is already in use in this meeting")
         described = self._layers(pid, kind, ssrc, layers) if layers else ()
+        if (
+            existing is not None
+            and existing.layers == described
+            and (existing.uplink is None) == (feedback != "ccfb")
+        ):
+            return []  # published again as it is (a client that resumed its seat): nothing changes
         replaced = [t for t in self._tracks_of(pid) if t.kind == kind and t.ssrc != ssrc]
         sends = [self._stop_track(track, "replaced") for track in replaced]
         if existing is not None and existing.ssrc in self.tracks:
@@ -1069,6 +1207,24 @@ class Meeting:
         )
         return Send(self.room_mates(track.owner), stopped.to_message())
 
-    def _role_changed(self, participant: Participant, *, by: str | None) -> Send:
+    def _role_changed(self, participant: Participant, *, by: str | None) -> list[Send]:
+        """Everyone is told of ``participant``'s new role; they get a resume token that says it."""
         message = RoleChanged(name=participant.name, role=str(participant.role), by=by)
-        return Send(self._everyone(), message.to_message())
+        self._changed()
+        return [Send(self._everyone(), message.to_message()), *self.resume_token(participant)]
+
+    def _changed(self) -> None:
+        """What the meeting's record holds (settings, roles, forbids, bans) changed, or it ended."""
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def resume_token(self, participant: Participant) -> list[Send]:
+        """A new resume token for ``participant`` (entering, after a change of role or name, or when
+        its token is old), if this meeting's server gives them (:attr:`tokens`)."""
+        issue = self.tokens
+        message = issue(self, participant) if issue is not None else None
+        return [Send((participant.pid,), message)] if message is not None else []
+
+    def seat_of(self, seat: str) -> Participant | None:
+        """The participant in ``seat`` (its ID that outlives its connections), if here."""
+        return next((p for p in self.participants.values() if p.seat == seat), None)

@@ -75,6 +75,10 @@ class Participant:
     """The kinds an access token lets this participant publish; None: no token, no such limit."""
     recorder: bool = False
     """Joined as a recorder (``conf record``): everyone is told it records; it never becomes host."""
+    seat: str = ""
+    """Its ID that outlives its connections (:mod:`conf_cli.server.resume`): a resume token names it."""
+    token_issued: float | None = None
+    """When (the hub's clock) its latest resume token was issued; None: it holds none."""
 
     def describe(self) -> ParticipantEntry:
         """This participant as a snapshot lists them."""

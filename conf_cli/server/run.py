@@ -125,6 +125,8 @@ async def run_server(config: ServerConfig) -> int:
     from conf_cli.server.hub import Hub
     from conf_cli.server.limiter import AttemptLimiter, Limits
     from conf_cli.server.operations import Operations, start_operations
+    from conf_cli.server.record_store import RECORD_MAX_AGE, FileMeetingStore
+    from conf_cli.server.resume import ResumeKey
     from conf_cli.server.tokens import TokenKey
 
     host, workers, json_flag = config.host, config.workers, config.json_flag
@@ -169,7 +171,15 @@ async def run_server(config: ServerConfig) -> int:
             accounts=accounts,
             require_login=require_login,
             token_key=token_key,
+            # resume tokens travel only inside the links' encryption: a server without it gives none
+            resume_key=ResumeKey.from_identity(security.identity.seed())
+            if security is not None and security.identity is not None
+            else None,
         )
+        if hub.resume_key is not None:  # a meeting's record lets a restarted server take its people back
+            store = FileMeetingStore(server_dir() / "meetings")
+            await asyncio.to_thread(store.prune, RECORD_MAX_AGE)
+            hub.records = store
         srv = Server(registry(), hub, call_port=config.call_port)
         try:
             urls = await srv.start(endpoints, TransportOptions(security=security))

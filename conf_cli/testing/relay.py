@@ -238,6 +238,11 @@ class Relay:
 
     # -- TCP --------------------------------------------------------------------------------------------
 
+    def drop_connections(self) -> None:
+        """End every TCP connection piped now (see :meth:`RelayHandle.drop_connections`)."""
+        for task in list(self._tasks):
+            task.cancel()
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.tcp_connections += 1
         task = asyncio.current_task()
@@ -315,6 +320,11 @@ class RelayHandle:
     def rebind(self) -> None:
         """A NAT rebinding: every client's datagrams leave from a new port from now on."""
         self.loop.call_soon_threadsafe(self.relay.rebind)
+
+    def drop_connections(self) -> None:
+        """Cut every TCP connection through the relay now (both ends see it close), as a network blip
+        does; new connections go through as before."""
+        self.loop.call_soon_threadsafe(self.relay.drop_connections)
 
     def close(self) -> None:
         ThreadLoop(self.loop, self.thread).stop(self.relay.close())

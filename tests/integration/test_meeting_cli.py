@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+from conf_cli.server.resume import SEAT_GRACE
 from conf_cli.testing.processes import ClientPool, run_conf
 
 
@@ -132,9 +133,10 @@ def test_killed_client_is_noticed_and_meeting_goes_on(clients: ClientPool) -> No
     carol = clients.joined(meeting, "carol")
     os.kill(bob.pid, signal.SIGKILL)
     started = time.monotonic()
-    left = alice.expect("participant_left", lambda e: e["name"] == "bob", timeout=10)
+    left = alice.expect("participant_left", lambda e: e["name"] == "bob", timeout=15)
     assert left["reason"] in ("disconnected", "timeout")
-    assert time.monotonic() - started < 8
+    # noticed at once, then bob's seat is kept SEAT_GRACE seconds in case he resumes it (he cannot: killed)
+    assert SEAT_GRACE <= time.monotonic() - started < SEAT_GRACE + 5
     alice.send("still here")
     carol.expect("chat", lambda e: e["text"] == "still here")
 

@@ -46,6 +46,7 @@ VALID: dict[str, dict[str, Any]] = {
         "waiting_room": True,
     },
     "join": {"type": "join", "meeting": "abc-defg-hjk", "name": "Bob", "passcode": "sesame", "e2ee_key": KEY},
+    "resume": {"type": "resume", "token": "eyJ2IjoxfQ.c2lnbmF0dXJl", "e2ee_key": KEY},
     "leave": {"type": "leave"},
     "who": {"type": "who"},
     "chat": {"type": "chat", "text": "hello", "to": "Ada"},
@@ -112,6 +113,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "hello": ("protocol",),
     "create": ("name",),
     "join": ("meeting", "name"),
+    "resume": ("token",),
     "chat": ("text",),
     "set_role": ("name", "role"),
     "forbid": ("what",),
@@ -805,3 +807,8 @@ def test_meeting_request_bounds(kind, field, value, error):
 def test_poll_text_holds_no_control_characters(text):
     assert "control character" in refused(with_field("poll_start", "question", text))
     assert "control character" in refused(with_field("poll_start", "options", ["a", text]))
+
+
+@pytest.mark.parametrize("token", ["", "no-dot", "a.b.c", "a.b\n", "x" * 1025 + ".y", "a b.c"])
+def test_resume_takes_only_a_token_s_shape(token):
+    assert "resume.token must be a resume token" in refused(raw({"type": "resume", "token": token}))

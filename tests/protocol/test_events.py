@@ -39,6 +39,7 @@ from conf_cli.server import passcode as passcode_module
 from conf_cli.server.call_board import CallBoard
 from conf_cli.server.hub import Deferred, Hub
 from conf_cli.server.meeting import MAX_PARTICIPANTS, MAX_WAITING, Send
+from conf_cli.server.resume import ResumeKey
 
 KEY = "A" * 43 + "="
 CALL_KEY = "C" * 42 + "Q"
@@ -108,6 +109,8 @@ KIND_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "participants": st.lists(participant_entries, max_size=4).map(tuple),
     "tracks": st.lists(track_entries, max_size=4).map(tuple),
     "services": st.dictionaries(words, st.lists(words, max_size=3).map(tuple), max_size=3),
+    "urls": st.lists(words, max_size=3).map(tuple),
+    "resume_token": st.from_regex(r"[A-Za-z0-9_-]{1,40}\.[A-Za-z0-9_-]{1,40}", fullmatch=True),
     "box": st.just("AAAA"),
     "relay": st.binary(min_size=1, max_size=16).map(bytes.hex),
     "call": st.text(alphabet="abc123", min_size=1, max_size=32),
@@ -251,6 +254,8 @@ class Server:
             new_passcode=lambda: "sesame",
             calls=calls,
             services={"web": ["http://127.0.0.1:8080/"]},
+            resume_key=ResumeKey.from_identity(bytes(32)),  # resume_token, to each who enters
+            wall_clock=lambda: 1_800_000_000.0,
         )
         self.sent: list[dict[str, Any]] = []
 

@@ -718,6 +718,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "login": ("user", "password"),
     "create": ("name", "passcode", "e2ee", "e2ee_key", "waiting_room"),
     "join": ("meeting", "name", "passcode", "e2ee_key"),
+    "resume": ("token", "e2ee_key"),
     "leave": (),
     "who": (),
     "chat": ("text", "to"),
@@ -782,6 +783,7 @@ field_values = (
     | st.sampled_from(["B" * 43, ["10.0.0.1:4000"], [], "direct", "relayed", "c1", 5])
     | st.sampled_from(["👍", "🎉", ["Pizza", "Soup"], ["a", "b", "c"], 2, "Lunch?", "Bob"])
     | st.sampled_from([300_000, [{"ssrc": 7, "width": 320, "height": 180, "bitrate": 120_000}, LAYER_TOP]])
+    | st.sampled_from(["eyJ2IjoxfQ.AAAA", "a.b"])  # resume tokens' shape, never good ones
     | any_text
     | json_values
 )

@@ -16,6 +16,7 @@ from conf_cli.server.call_board import CallBoard
 from conf_cli.server.directory import ClaimMeeting, ClusterView, Holder, NodeInfo, Question
 from conf_cli.server.hub import Action, Ask, Deferred, Hub
 from conf_cli.server.meeting import Send
+from conf_cli.server.resume import ResumeKey
 
 pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
@@ -53,8 +54,12 @@ class Server:
             accounts=Accounts(),
             calls=CallBoard(new_id=lambda: f"c{next(numbers)}", stun_port=3478),
             services={"web": ["http://127.0.0.1:8080/"]},
+            resume_key=ResumeKey.from_identity(bytes(range(32))),
+            wall_clock=lambda: 1_700_000_000.0,
+            urls=["tcp://127.0.0.1:7447"],
         )
         self.sent: list[dict[str, Any]] = []
+        self.to: list[tuple[int, ...]] = []
 
     def keep(self, actions: Iterable[Action], now: float) -> None:
         for action in actions:
@@ -64,6 +69,12 @@ class Server:
                 self.keep(action.resume(directory(action.question), now), now)
             elif isinstance(action, Send):
                 self.sent.append(action.message)
+                self.to.append(action.to)
+
+    def token_of(self, cid: int) -> str:
+        """The latest resume token sent to ``cid``."""
+        sent = zip(self.sent, self.to, strict=True)
+        return [m["token"] for m, to in sent if m["type"] == "resume_token" and to == (cid,)][-1]
 
     def send(self, cid: int, message: dict[str, Any], now: float = 0.0) -> None:
         self.keep(self.hub.received(cid, encode(message), now), now)
@@ -145,6 +156,10 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
         {"ssrc": 0xA2, "width": 1280, "height": 720, "bitrate": 1_200_000},
     ]
     server.send(9, {"type": "publish", "kind": "video", "ssrc": 0xA2, "codec": "H264", "layers": layers})
+    # Lou's link drops; a new connection takes the seat back with the resume token (joined, resumed).
+    server.keep(server.hub.disconnected(11, "disconnected", 1.0), 1.0)
+    server.greet(13)
+    server.send(13, {"type": "resume", "token": server.token_of(11)})
     server.send(10, {"type": "receive", "max_bitrate": 300_000})  # the low layer: layers_active to Jo
     server.hub.route(9, bytes(RtpPacket(96, 1, 0, 0xA0, b"\x65" + bytes(20))), 1.0)  # its keyframe
     server.keep(server.hub.tick(1.1), 1.1)  # layer_switched to Kim
@@ -198,3 +213,5 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
         ("join", "zzz-zzzz-zzz", "tcp://10.0.1.2:7450"),
         ("create", None, "tcp://10.0.1.2:7450"),
     }
+    assert any(m.get("resumed") for m in seen["joined"])
+    assert all(m["urls"] == ["tcp://127.0.0.1:7447"] for m in seen["welcome"])

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conf_cli.protocol.rtp import RtpPacket
+from conf_cli.server.resume import SEAT_GRACE
 from conf_cli.testing.netns import NetLab, netns_unavailable, two_nats
 from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
 from conf_cli.testing.relay import start_relay
@@ -116,7 +117,8 @@ def test_a_client_cut_off_is_dropped_and_the_others_carry_on(pool: ClientPool) -
     frozen = pool.joined(meeting, "frozen")
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
-        left = host.expect("participant_left", lambda e: e["name"] == "frozen", timeout=12)
+        # 6 s of silence, then its seat is kept SEAT_GRACE seconds for a resume
+        left = host.expect("participant_left", lambda e: e["name"] == "frozen", timeout=12 + SEAT_GRACE)
         assert left["reason"] == "timeout"
     finally:
         os.kill(frozen.pid, signal.SIGKILL)

@@ -207,6 +207,10 @@ class MediaManager:
             self._e2ee_event(event)
         match event:
             case Joined():
+                if event.resumed:  # back after the link dropped: tracks that ended meanwhile are gone
+                    listed = {track.ssrc for track in event.tracks}
+                    for ssrc in [ssrc for ssrc in self.receivers if ssrc not in listed]:
+                        self._end_receiver(ssrc, "left")
                 for track in event.tracks:
                     if track.name != me:
                         self._start_receiver(track)
@@ -383,6 +387,13 @@ class MediaManager:
         self.publishers.append(publisher)
         publisher.start()
         return publisher
+
+    def resumed(self) -> None:
+        """We took our seat back on a new link: every track we still send is published again (a server
+        that kept our seat changes nothing; one that recreated the meeting announces them anew)."""
+        for publisher in self.publishers:
+            if not publisher.finished:
+                publisher.republish()
 
     async def share(self, name: str, options: Mapping[str, Any]) -> Publisher:
         """Open source ``name`` (in a thread) and publish it; ConfError if it cannot be opened."""

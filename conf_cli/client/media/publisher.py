@@ -537,12 +537,25 @@ class Publisher:
                 track = OutgoingTrack(kind, audio, self._fps, self._bitrate, self._rng)
             self.tracks[audio] = track
             self._adapt(time.monotonic())
-            publish: Message = {"type": "publish", **track.describe()}
-            if self._feedback:
-                publish["feedback"] = "ccfb"
-            self._send_control(publish)
+            with contextlib.suppress(ConfError):  # the link is down: republish() sends it once back
+                self._send_control(self._publish_request(track))
             self._notify({"type": "publish_started", "source": self.source_name, **track.describe()})
         return None if track.stopped else track
+
+    def _publish_request(self, track: OutgoingTrack) -> Message:
+        publish: Message = {"type": "publish", **track.describe()}
+        if self._feedback:
+            publish["feedback"] = "ccfb"
+        return publish
+
+    def republish(self) -> None:
+        """Publish every live track again, as it was (after a resume), and make its next picture a
+        keyframe for those who receive it anew."""
+        for track in self.tracks.values():
+            if not track.stopped:
+                with contextlib.suppress(ConfError):
+                    self._send_control(self._publish_request(track))
+        self.request_keyframes()
 
     def _send(self, track: OutgoingTrack, unit: EncodedUnit) -> None:
         clock = time.monotonic()

@@ -413,6 +413,13 @@ class MeetingView:
     def _on_error(self, e: Message) -> None:
         self._note(f"error: {e.get('message')}", "bold red")
 
+    def _on_reconnecting(self, e: Message) -> None:
+        if e.get("attempt") == 1:  # one line for the whole outage
+            self._note(f"connection lost ({e.get('reason')}); reconnecting ...", "yellow")
+
+    def _on_reconnected(self, e: Message) -> None:
+        self._note(f"reconnected to {e.get('url')} after {e.get('seconds')} s: back in the meeting", "green")
+
     def _on_disconnected(self, e: Message) -> None:
         self.ended = f"connection lost: {e.get('reason')}"
         self._note(self.ended, "bold red")
