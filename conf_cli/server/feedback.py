@@ -28,6 +28,8 @@ from conf_cli.token_bucket import TokenBucket
 
 WINDOW = 1024
 """Sequence numbers per track remembered as forwarded (a publisher keeps 512 packets to resend)."""
+NEWEST_GAP = 64
+"""Missing sequence numbers in a row :meth:`TrackFeedback.newest` steps over (lost on the way in)."""
 MAX_NACK_SEQUENCES = 512
 """Distinct sequence numbers one NACK may ask for: as many as a publisher keeps."""
 MAX_ASKED = 1024
@@ -85,6 +87,30 @@ class TrackFeedback:
         """How long a request holds: one round trip (publisher side, as the server measures it)."""
         rtt = self.rtt if self.rtt is not None else FIRST_RTT
         return min(MAX_INTERVAL, max(MIN_INTERVAL, 1.5 * rtt))
+
+    def newest(self, after: int | None = None) -> int | None:
+        """The newest sequence number forwarded (None: none yet), found without touching the forwarding
+        path: walking on from ``after`` (the newest found last time; gaps of lost packets up to
+        :data:`NEWEST_GAP` are stepped over), or by looking at the whole window when ``after`` is None."""
+        seen = self._seen
+        if after is None:
+            known = [seq for seq in seen if seq >= 0]
+            if not known:
+                return None
+            ref = known[-1]
+            return (ref + max(((seq - ref + 0x8000) & 0xFFFF) - 0x8000 for seq in known)) & 0xFFFF
+        newest = after
+        misses = 0
+        for step in range(1, WINDOW):
+            seq = (after + step) & 0xFFFF
+            if seen[seq % WINDOW] == seq:
+                newest = seq
+                misses = 0
+            else:
+                misses += 1
+                if misses > NEWEST_GAP:
+                    break
+        return newest
 
     def first(self, packet: bytes) -> bool:
         """True the first time RTP ``packet``'s sequence number is forwarded (within the window)."""

@@ -17,6 +17,10 @@ from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
 
+STALL = 0.4
+"""A layer the publisher was asked to send is stalled when it forwarded nothing for this many seconds while
+a lower layer of the track did (its publisher paused it for want of uplink): its subscribers move down."""
+
 Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
 """Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
 
@@ -42,6 +46,48 @@ class LayerRouter:
     """(subscriber, track SSRC) -> the layer it moved to, for :meth:`sync` to tell it."""
     synced: int = -1
     """The route version last synced at."""
+    progress: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """Layer SSRC -> (its newest sequence number forwarded, when that was seen to move on)."""
+    stalled: dict[int, frozenset[int]] = field(default_factory=dict)
+    """Track SSRC -> its layers (indexes) its publisher stopped sending though asked to (:meth:`watch`)."""
+
+    def watch(self, meetings: list[Meeting], now: float) -> None:
+        """Called every tick: note which layers of each simulcast track move on, from what the hub
+        forwarded (nothing on the forwarding path). A layer the publisher was asked for that stopped
+        while a lower one went on is stalled (:data:`STALL`), and no longer picked until it moves again
+        (a publisher's congestion control pauses its upper layers when its uplink narrows)."""
+        progress = self.progress
+        live: set[int] = set()
+        for meeting in meetings:
+            for track in meeting.tracks.values():
+                if not track.layers:
+                    continue
+                moved_below = False
+                stalled: set[int] = set()
+                for index, layer in enumerate(track.layers):
+                    ssrc = layer.ssrc
+                    source = track if ssrc == track.ssrc else meeting.layer_tracks.get(ssrc)
+                    if source is None:
+                        continue
+                    if track.active is not None and index not in track.active:
+                        progress.pop(ssrc, None)  # dynacast paused it: nothing to expect
+                        continue
+                    live.add(ssrc)
+                    before = progress.get(ssrc)
+                    newest = source.feedback.newest(None if before is None else before[0])
+                    if newest is None:
+                        continue
+                    if before is None or newest != before[0]:
+                        progress[ssrc] = (newest, now)
+                        moved_below = True
+                    elif moved_below and now - before[1] >= STALL:
+                        stalled.add(index)
+                frozen = frozenset(stalled)
+                if frozen != self.stalled.get(track.ssrc, frozenset()):
+                    self.stalled[track.ssrc] = frozen
+                    self.dirty = True
+        for ssrc in [ssrc for ssrc in progress if ssrc not in live]:
+            del progress[ssrc]
 
     def budget(self, cid: int) -> float | None:
         """What ``cid`` may receive per video track, bit/s; None: no limit known."""
@@ -111,15 +157,22 @@ class LayerRouter:
                 audience = meeting.audience(track.owner)
                 for cid in [cid for cid in subs if cid not in audience]:
                     del subs[cid]
+                stalled = self.stalled.get(track.ssrc, frozenset())
                 for cid in audience:
                     sub = subs.get(cid)
                     current = None if sub is None else sub.current
-                    target = pick(track.layers, self.budget(cid), current, self.heights.get(cid))
+                    budget, height = self.budget(cid), self.heights.get(cid)
+                    want = pick(track.layers, budget, current, height)
+                    target = pick(track.layers, budget, current, height, stalled) if stalled else want
                     if sub is None:
                         sub = subs[cid] = Subscription(track.ssrc, target, now)
+                        sub.want = want
                         asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
-                    elif target != sub.target:
+                    elif want != sub.want:
+                        sub.want = want
+                        changed = True
+                    if target != sub.target:
                         sub.target = target
                         sub.asked = now
                         if sub.pending:
@@ -142,6 +195,7 @@ class LayerRouter:
         self.switched.clear()
         for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
             del self.subscriptions[ssrc]
+            self.stalled.pop(ssrc, None)
         for ssrc in [ssrc for ssrc in self.rates if ssrc not in live]:
             del self.rates[ssrc]
         layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
@@ -198,10 +252,19 @@ class LayerRouter:
         keyframe)."""
         ending: tuple[int, int, float] | None = None
         if sub.current is not None:
-            old = self.last.get(layers[sub.current].ssrc)
-            if old is None or old.seq is None or old.at < sub.asked:
+            old_ssrc = layers[sub.current].ssrc
+            old = self.last.get(old_ssrc)
+            if old is None or old.seq is None:
                 return
-            ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
+            if old.at < sub.asked:
+                moved = self.progress.get(old_ssrc)
+                if sub.current not in self.stalled.get(layers[-1].ssrc, ()) or moved is None:
+                    return
+                # its old layer stopped: go on from the last packet forwarded of it, the timestamp where
+                # the publisher's clock stands now (the one noted is older; it ran on since)
+                ending = (*sub.rewriter.out(moved[0], old.ts), old.at)
+            else:
+                ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
         sub.rewriter.switch(packet, now, ending)
         sub.current = index
         self.switched[(cid, layers[-1].ssrc)] = index

@@ -52,21 +52,31 @@ class Layer:
 
 
 def pick(
-    layers: tuple[Layer, ...], budget: float | None, current: int | None, max_height: int | None = None
+    layers: tuple[Layer, ...],
+    budget: float | None,
+    current: int | None,
+    max_height: int | None = None,
+    stalled: frozenset[int] = frozenset(),
 ) -> int:
     """The index of the best layer (lowest first) within ``budget`` bit/s (None: no limit) and at most
-    ``max_height`` lines (what the subscriber's view shows; None: any).
+    ``max_height`` lines (what the subscriber's view shows; None: any), leaving out the ``stalled`` ones
+    (their publisher stopped sending them).
 
     Climbing above ``current`` needs :data:`UP_MARGIN` times the layer's bit rate, so that a budget near
-    a layer's rate does not flip between two layers. The lowest layer when none fits."""
-    best = 0
+    a layer's rate does not flip between two layers. The lowest layer that is not stalled when none
+    fits (the lowest when all are)."""
+    best: int | None = None
     for index, layer in enumerate(layers):
+        if index in stalled:
+            continue
+        if best is None:
+            best = index
         if max_height is not None and layer.height > max_height:
             break
         margin = UP_MARGIN if current is not None and index > current else 1.0
         if budget is None or layer.bitrate * margin <= budget:
             best = index
-    return best
+    return 0 if best is None else best
 
 
 class Downlink:
@@ -187,12 +197,15 @@ class LastPacket:
 class Subscription:
     """One subscriber of one simulcast track."""
 
-    __slots__ = ("asked", "current", "rewriter", "target")
+    __slots__ = ("asked", "current", "rewriter", "target", "want")
 
     def __init__(self, ssrc: int, target: int, now: float = 0.0) -> None:
         self.current: int | None = None
         """The layer it receives; None until the first keyframe of its target."""
         self.target = target
+        self.want = target
+        """The layer it would receive if every layer were sent (its publisher may have stopped sending
+        the one it wants for want of uplink: dynacast keeps that one asked for, so it comes back)."""
         self.asked = now
         """When its target last changed: it switches at a keyframe once its old layer was seen since."""
         self.rewriter = Rewriter(ssrc)
@@ -203,13 +216,14 @@ class Subscription:
 
 
 def needed(layers: tuple[Layer, ...], subscriptions: Iterable[Subscription]) -> frozenset[int]:
-    """Dynacast: the layers (indexes) someone receives or is switching to; every layer while nobody
+    """Dynacast: the layers (indexes) someone receives, is switching to or wants; every layer while nobody
     subscribes (a publisher alone keeps encoding as before, so that the first to come sees a picture)."""
     wanted: set[int] = set()
     anyone = False
     for sub in subscriptions:
         anyone = True
         wanted.add(sub.target)
+        wanted.add(sub.want)
         if sub.current is not None:
             wanted.add(sub.current)
     return frozenset(wanted) if anyone else frozenset(range(len(layers)))

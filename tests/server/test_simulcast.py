@@ -432,3 +432,63 @@ def test_what_each_subscriber_receives_through_the_forwarder_is_one_continuous_s
         for (seq_a, ts_a, _), (seq_b, ts_b, _) in itertools.pairwise(got):
             assert seq_b == (seq_a + 1) & 0xFFFF
             assert 0 < (ts_b - ts_a) & 0xFFFFFFFF < 0x80000000
+
+
+def test_a_layer_its_publisher_stops_sending_moves_its_subscribers_down_and_back_when_it_returns() -> None:
+    """The publisher's congestion control pauses its top layer: Bob, who receives it, moves to the best
+    layer still sent at its keyframe, his stream running on without a gap; the top layer back, so is he."""
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    hub.tick(1.1)
+    hub.route(1, packet(0xA0, 2, 3000), 1.2)
+    hub.route(1, packet(0xA2, 2, 3000), 1.2)  # the top layer's last packet before it pauses
+    hub.tick(1.5)
+    hub.route(1, packet(0xA0, 3, 6000), 1.6)  # the low layer goes on
+    actions = hub.tick(2.0)
+    assert hub.layers.stalled[0xA2] == {2}
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.current == 2 and bob.target == 1 and bob.want == 2
+    assert 0xA1 in plis(actions)  # the middle layer's keyframe, for Bob
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent and set(sent[-1]["active"]) == {0xA0, 0xA1, 0xA2}  # the top stays asked for: it returns
+    routed = hub.route(1, packet(0xA1, 50, 90_000, IDR), 2.1)
+    assert bob.current == 1 and [cids for _, cids in routed.rewrites] == [(2,)]
+    out = routed.rewrites[0][0].rewrite(packet(0xA1, 50, 90_000, IDR))
+    assert out is not None
+    seq, ts, ssrc = header(out)
+    assert (ssrc, seq) == (0xA2, 3)  # right after the last packet Bob had of the top layer
+    assert ts > 3000 + round(0.8 * 90_000)  # the clock ran on while the top layer was paused
+    # the top layer comes back (with a keyframe): Bob climbs back at its next keyframe
+    hub.route(1, packet(0xA2, 3, 200_000, IDR), 2.5)
+    actions = hub.tick(2.6)
+    assert hub.layers.stalled[0xA2] == frozenset() and bob.target == 2
+    assert 0xA2 in plis(actions)
+    hub.route(1, packet(0xA1, 51, 93_000), 2.65)
+    routed = hub.route(1, packet(0xA2, 4, 210_000, IDR), 2.7)
+    assert bob.current == 2 and 2 in [cid for _, cids in routed.rewrites for cid in cids]
+
+
+def test_a_layer_paused_by_dynacast_or_never_sent_is_not_stalled() -> None:
+    hub, _ = simulcast_meeting()  # nobody wants the middle layer: it is paused, its silence is no stall
+    for step in range(10):
+        hub.route(1, packet(0xA0, step, step * 3000, IDR if step == 0 else SLICE), 1.0 + step * 0.1)
+        hub.route(1, packet(0xA2, step, step * 3000, IDR if step == 0 else SLICE), 1.0 + step * 0.1)
+        hub.tick(1.05 + step * 0.1)
+    assert hub.layers.stalled.get(0xA2, frozenset()) == frozenset()
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.current == bob.target == 2
+
+
+def test_the_newest_sequence_number_forwarded_is_found_across_losses_and_the_wrap() -> None:
+    from conf_cli.server.feedback import NEWEST_GAP, TrackFeedback
+
+    feedback = TrackFeedback()
+    assert feedback.newest() is None
+    for seq in (65530, 65531, 65533, 65535, 1, 2):
+        feedback.first(packet(0xA0, seq, 0))
+    assert feedback.newest() == 2
+    assert feedback.newest(65530) == 2
+    assert feedback.newest(2) == 2
+    feedback.first(packet(0xA0, 2 + NEWEST_GAP, 0))  # a gap the walk steps over
+    assert feedback.newest(2) == 2 + NEWEST_GAP
