@@ -541,12 +541,16 @@ FAILED_WITHIN = 4.0
 class LayerAllocator:
     """A simulcast track's share of the estimate, split among its layers (lowest first).
 
-    Each layer in turn gets up to its nominal rate (:func:`split_target`), so a narrowing uplink shrinks
-    the highest layer first; a layer whose share falls under :data:`PAUSE_SHARE` of its nominal rate is
-    paused (:attr:`paused`), and so is every layer above it, before the lowest one starves (the lowest
-    layer someone receives is never paused). A paused layer resumes when its share would be
-    :data:`RESUME_SHARE` of its nominal rate again, after :data:`RESUME_AFTER` seconds (longer after a
-    resumption that failed). Layers nobody receives (dynacast, ``active``) get nothing and do not count.
+    What the uplink carries is decided over every layer: each in turn gets up to its nominal rate
+    (:func:`split_target`), so a narrowing uplink shrinks the highest layer first; a layer whose share
+    falls under :data:`PAUSE_SHARE` of its nominal rate is paused (:attr:`paused`), and so is every layer
+    above it, before the lowest one starves (it is never paused). A paused layer resumes when its share
+    would be :data:`RESUME_SHARE` of its nominal rate again, after :data:`RESUME_AFTER` seconds (longer
+    after a resumption that failed).
+
+    What is sent follows what subscribers receive (dynacast, ``active``): each layer someone receives if
+    the uplink carries it, else the best one under it that it carries (the server moves its subscribers
+    there), so that nobody is left without a picture. The target is split among the layers sent.
     """
 
     def __init__(self, nominal: Sequence[int]) -> None:
@@ -554,41 +558,36 @@ class LayerAllocator:
         self.nominal = list(nominal)
         self.paused = [False] * count
         """Per layer: paused for want of uplink."""
+        self.sent = [True] * count
+        """Per layer: sent (after the last :meth:`allocate`)."""
         self._paused_at = [-math.inf] * count
         self._resumed_at = [-math.inf] * count
         self._wait = [RESUME_AFTER] * count
 
     def allocate(self, target: float, now: float, active: Sequence[bool] | None = None) -> list[int]:
-        """Each layer's bit rate for a video target of ``target`` bit/s (0: paused or not wanted);
-        :attr:`paused` is updated."""
-        shares: list[int] = []
+        """Each layer's bit rate for a video target of ``target`` bit/s (0: not sent); :attr:`paused`
+        and :attr:`sent` are updated."""
         left = max(0.0, target)
-        lowest = True  # the lowest layer someone receives: never paused
-        blocked = False  # a lower layer is paused, so every layer above it is too
+        top = 0  # the highest layer the uplink carries
         for index, nominal in enumerate(self.nominal):
-            if active is not None and not active[index]:
-                self.paused[index] = False
-                shares.append(0)
-                continue
-            share = int(min(nominal, left))
-            if lowest:
-                lowest = False
-            elif blocked:
+            share = min(nominal, left)
+            if index == 0:
+                pass
+            elif self.paused[index - 1]:
                 self._pause(index, now)
-                share = 0
             elif self.paused[index]:
                 if share >= RESUME_SHARE * nominal and now - self._paused_at[index] >= self._wait[index]:
                     self.paused[index] = False
                     self._resumed_at[index] = now
-                else:
-                    share = 0
             elif share < PAUSE_SHARE * nominal:
                 self._pause(index, now)
-                share = 0
-            blocked = blocked or self.paused[index]
-            shares.append(share)
-            left -= share
-        return shares
+            if not self.paused[index]:
+                top = index
+                left -= share
+        wanted = range(len(self.nominal)) if active is None else [i for i, on in enumerate(active) if on]
+        sent = {min(index, top) for index in wanted}
+        self.sent = [index in sent for index in range(len(self.nominal))]
+        return split_target(int(target), self.nominal, self.sent)
 
     def _pause(self, index: int, now: float) -> None:
         if self.paused[index]:

@@ -75,10 +75,19 @@ def test_a_resumption_the_uplink_cannot_carry_makes_the_next_wait_longer() -> No
     assert round(now - paused_at, 1) == RESUME_AFTER
 
 
-def test_layers_nobody_receives_get_nothing_and_the_lowest_received_one_is_never_paused() -> None:
+def test_layers_nobody_receives_get_nothing_and_a_paused_one_received_is_replaced_by_the_best_below() -> None:
     allocator = LayerAllocator(NOMINAL)
-    # only the middle and the top are wanted: the middle is the lowest received, the top shrinks
-    assert allocator.allocate(900_000, 0.0, [False, True, True]) == [0, 500_000, 400_000]
-    assert allocator.allocate(300_000, 1.0, [False, True, True]) == [0, 300_000, 0]
+    # only the top layer is received: it alone is sent, with all the target
+    assert allocator.allocate(3_000_000, 0.0, [False, False, True]) == [0, 0, 1_500_000]
+    assert allocator.allocate(1_300_000, 1.0, [False, False, True]) == [0, 0, 1_300_000]
+    # the uplink cannot carry it beside the layers below: the middle is sent instead (its subscribers
+    # move there), and gets the target
+    shares = allocator.allocate(900_000, 2.0, [False, False, True])
+    assert shares == [0, 500_000, 0] and allocator.sent == [False, True, False]
     assert allocator.paused == [False, False, True]
-    assert allocator.allocate(100_000, 2.0, [False, True, False]) == [0, 100_000, 0]
+    # narrower still: the lowest
+    shares = allocator.allocate(200_000, 3.0, [False, False, True])
+    assert shares == [150_000, 0, 0] and allocator.sent == [True, False, False]
+    # the low and the top received, the top paused: the middle stands in for the top
+    shares = allocator.allocate(700_000, 3.0 + RESUME_AFTER, [True, False, True])
+    assert shares == [150_000, 500_000, 0] and allocator.sent == [True, True, False]

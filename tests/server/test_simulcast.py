@@ -309,6 +309,30 @@ def test_loss_reports_move_a_subscriber_down_a_layer() -> None:
     assert sub is not None and sub.target < 2
 
 
+def test_loss_on_the_publishers_uplink_is_not_taken_for_the_subscribers_downlink() -> None:
+    hub, _ = simulcast_meeting()
+    seq = 0
+    for tick in range(4):  # a third of the top layer's packets never reach the server
+        for _ in range(30):
+            seq += 1
+            if seq % 3 or seq == 1:
+                hub.route(1, packet(0xA2, seq, seq * 3000, IDR if seq == 1 else SLICE), 1.0 + tick * 0.5)
+        hub.tick(1.4 + tick * 0.5)
+    assert 0.3 < hub.layers.upstream_loss(0xA2) < 0.37
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.current == 2
+    # Bob reports the same loss: it happened before the server, so he stays on the top layer
+    report = ReceiverReport(0xBB, [ReportBlock(0xA2, int(0.33 * 256), 100, 1, 0, 0, 0)])
+    hub.route(2, build_compound([report]), 3.0)
+    hub.tick(3.1)
+    assert bob.target == 2 and hub.layers.budget(2) is None
+    # more than that: the rest is his downlink's, and he moves down
+    report = ReceiverReport(0xBB, [ReportBlock(0xA2, int(0.7 * 256), 200, 1, 0, 0, 0)])
+    hub.route(2, build_compound([report]), 3.2)
+    hub.tick(3.3)
+    assert bob.target < 2
+
+
 def test_a_nack_for_a_rewritten_stream_reaches_the_publisher_for_the_layer() -> None:
     hub, _ = simulcast_meeting()
     hub.route(1, packet(0xA0, 1000, 0, IDR), 1.0)  # Cy switches to the low layer at 1000
@@ -446,26 +470,40 @@ def test_a_layer_its_publisher_stops_sending_moves_its_subscribers_down_and_back
     hub.tick(1.5)
     hub.route(1, packet(0xA0, 3, 6000), 1.6)  # the low layer goes on
     actions = hub.tick(2.0)
-    assert hub.layers.stalled[0xA2] == {2}
+    assert hub.layers.stalled[0xA2] == {1, 2}  # the top stopped; the middle is not sent either
     bob = hub.layers.subscription(0xA2, 2)
-    assert bob is not None and bob.current == 2 and bob.target == 1 and bob.want == 2
-    assert 0xA1 in plis(actions)  # the middle layer's keyframe, for Bob
+    assert bob is not None and bob.current == 2 and bob.target == 0 and bob.want == 2
+    assert 0xA0 in plis(actions)  # the low layer's keyframe, for Bob
     sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
-    assert sent and set(sent[-1]["active"]) == {0xA0, 0xA1, 0xA2}  # the top stays asked for: it returns
-    routed = hub.route(1, packet(0xA1, 50, 90_000, IDR), 2.1)
-    assert bob.current == 1 and [cids for _, cids in routed.rewrites] == [(2,)]
-    out = routed.rewrites[0][0].rewrite(packet(0xA1, 50, 90_000, IDR))
+    assert sent == [] or 0xA2 in sent[-1]["active"]  # the top stays asked for: it may return
+    routed = hub.route(1, packet(0xA0, 4, 90_000, IDR), 2.1)
+    assert bob.current == 0
+    group = next(rewriter for rewriter, cids in routed.rewrites if 2 in cids)
+    out = group.rewrite(packet(0xA0, 4, 90_000, IDR))
     assert out is not None
     seq, ts, ssrc = header(out)
     assert (ssrc, seq) == (0xA2, 3)  # right after the last packet Bob had of the top layer
     assert ts > 3000 + round(0.8 * 90_000)  # the clock ran on while the top layer was paused
+    hub.route(1, packet(0xA0, 5, 93_000), 2.2)
+    actions = hub.tick(2.2)
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent == [] or 0xA2 in sent[-1]["active"]  # Bob still wants the top layer: it stays asked for
+    # a layer the publisher sends in place of the top one (the middle, though dynacast paused it): the
+    # best one sent now, Bob goes there
+    hub.route(1, packet(0xA1, 50, 95_000, IDR), 2.3)
+    hub.route(1, packet(0xA0, 6, 96_000), 2.3)
+    actions = hub.tick(2.4)
+    assert hub.layers.stalled[0xA2] == {2} and bob.target == 1 and 0xA1 in plis(actions)
+    hub.route(1, packet(0xA0, 7, 99_000), 2.45)
+    hub.route(1, packet(0xA1, 51, 99_000, IDR), 2.5)
+    assert bob.current == 1
     # the top layer comes back (with a keyframe): Bob climbs back at its next keyframe
-    hub.route(1, packet(0xA2, 3, 200_000, IDR), 2.5)
-    actions = hub.tick(2.6)
+    hub.route(1, packet(0xA2, 3, 200_000, IDR), 2.6)
+    actions = hub.tick(2.7)
     assert hub.layers.stalled[0xA2] == frozenset() and bob.target == 2
     assert 0xA2 in plis(actions)
-    hub.route(1, packet(0xA1, 51, 93_000), 2.65)
-    routed = hub.route(1, packet(0xA2, 4, 210_000, IDR), 2.7)
+    hub.route(1, packet(0xA1, 52, 203_000), 2.75)
+    routed = hub.route(1, packet(0xA2, 4, 210_000, IDR), 2.8)
     assert bob.current == 2 and 2 in [cid for _, cids in routed.rewrites for cid in cids]
 
 

@@ -202,6 +202,9 @@ class OutgoingTrack:
         """Dynacast: nobody receives this layer, so it is not encoded."""
         self.congested = False
         """Congestion control: the uplink leaves this layer too little, so it is not encoded."""
+        self.standing_in = False
+        """Congestion control: sent though nobody receives it, in place of a higher layer the uplink cannot
+        carry now (its subscribers are moved here by the server)."""
         self.allocator: LayerAllocator | None = None
         """A simulcast track's split of its video target among its layers (set by :func:`simulcast_track`)."""
         self._count = 0
@@ -214,19 +217,23 @@ class OutgoingTrack:
     @property
     def idle(self) -> bool:
         """Whether this layer is not encoded now (nobody receives it, or the uplink leaves it too little)."""
-        return self.paused or self.congested
+        return (self.paused and not self.standing_in) or self.congested
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume this layer (dynacast); it resumes with a keyframe."""
-        if self.idle and not (paused or self.congested):
-            self.request_keyframe()
+        was = self.idle
         self.paused = paused
+        self._resumed(was)
 
-    def set_congested(self, congested: bool) -> None:
+    def set_congested(self, congested: bool, standing_in: bool = False) -> None:
         """Pause or resume this layer for congestion control; it resumes with a keyframe."""
-        if self.idle and not (congested or self.paused):
+        was = self.idle
+        self.congested, self.standing_in = congested, standing_in
+        self._resumed(was)
+
+    def _resumed(self, was_idle: bool) -> None:
+        if was_idle and not self.idle:
             self.request_keyframe()
-        self.congested = congested
 
     def adapt_layers(self, video: int, now: float) -> None:
         """Share a video target of ``video`` bit/s among this simulcast track's layers
@@ -237,8 +244,8 @@ class OutgoingTrack:
             return
         layers = self.layers
         shares = allocator.allocate(video, now, [not layer.paused for layer in layers])
-        for layer, share, congested in zip(layers, shares, allocator.paused, strict=True):
-            layer.set_congested(congested)
+        for layer, share, sent in zip(layers, shares, allocator.sent, strict=True):
+            layer.set_congested(not sent and not layer.paused, standing_in=sent and layer.paused)
             if share > 0:
                 layer.retarget(share, now)
 
@@ -515,7 +522,7 @@ class Publisher:
                     **described,
                     "target_bitrate": 0 if layer.idle else layer.target_bitrate,
                     "sent_bitrate": round(layer.meter.bitrate(now)),
-                    **({"paused": "dynacast" if layer.paused else "congestion"} if layer.idle else {}),
+                    **({"paused": "congestion" if layer.congested else "dynacast"} if layer.idle else {}),
                 }
                 for layer, described in zip(track.layers, track.describe()["layers"], strict=True)
             ]
