@@ -111,6 +111,19 @@ class Downlink:
             self.estimate = None
 
 
+QUEUE_FLOOR = 32_768
+"""A stream link's send queue shorter than this (bytes) says nothing of its downlink (bursts, keyframes)."""
+
+
+def queued_share(before: int, after: int, written: int) -> float:
+    """Of ``written`` bytes sent to a stream link since its send queue held ``before`` bytes, the share
+    still waiting now that it holds ``after``: what its downlink did not carry, a loss to be (the queue
+    only counts once over :data:`QUEUE_FLOOR`)."""
+    if after < QUEUE_FLOOR or written <= 0 or after <= before:
+        return 0.0
+    return min(1.0, (after - before) / written)
+
+
 class Rewriter:
     """Maps the packets of the layer a subscriber receives into one stream: the track's SSRC, sequence
     numbers and timestamps continuing across switches. Immutable between switches, so subscribers that

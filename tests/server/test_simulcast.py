@@ -530,3 +530,13 @@ def test_the_newest_sequence_number_forwarded_is_found_across_losses_and_the_wra
     assert feedback.newest(2) == 2
     feedback.first(packet(0xA0, 2 + NEWEST_GAP, 0))  # a gap the walk steps over
     assert feedback.newest(2) == 2 + NEWEST_GAP
+
+
+def test_a_growing_send_queue_counts_what_it_kept_as_lost() -> None:
+    from conf_cli.server.simulcast import QUEUE_FLOOR, queued_share
+
+    assert queued_share(0, QUEUE_FLOOR - 1, 50_000) == 0.0  # short: bursts, not the downlink
+    assert queued_share(QUEUE_FLOOR, QUEUE_FLOOR + 25_000, 75_000) == 25_000 / 75_000  # a third stayed
+    assert queued_share(200_000, 150_000, 75_000) == 0.0  # draining: nothing more kept
+    assert queued_share(0, 90_000, 0) == 0.0  # nothing written since
+    assert queued_share(0, 900_000, 75_000) == 1.0
