@@ -10,6 +10,14 @@ within the same run.
   time until the publisher's encoder target was under the limit, the receiver's loss and bit rate once it
   was, the time until the target climbed back over 1.5 times the limit, and the target and estimate each
   second. Encryption is each transport's default (rtp: SRTP, tcp: TLS, zmq: CURVE).
+  The publisher sends simulcast (``--no-simulcast`` for one layer): its estimate is split among the
+  layers, and the top layer pauses under the limit.
+- ``downlink``: a simulcast publisher (1280x720@15, 1.2 Mbit/s top layer), a host receiving directly and a
+  subscriber behind the relay, whose downlink is limited (400 kbit/s by default, ``--downlink-limit``) once
+  both receive 720p (:func:`conf_cli.testing.downlink.run_downlink_scenario`). Printed: the time until the
+  server moved the limited subscriber down, the layer and picture size it ends on, its bit rate and loss
+  once settled, the longest wait between two of its decoded pictures after the limit (the freeze) and over
+  as long before it (the baseline), and the host's layers. rtp:// only (SRTP).
 - ``simulcast_encoding``: the encoding CPU of a 720p30 source published as three simulcast layers
   (1280x720, 640x360, 320x180; each layer's encoder converts the picture once) against one layer.
 - ``simulcast_forwarding``: the server's forwarding cost per packet (hub and forwarder, in process: no
@@ -34,6 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from conf_cli.testing.downlink import run_downlink_scenario
 from conf_cli.testing.uplink import run_uplink_scenario
 
 PLAIN: dict[str, Callable[[], None]] = {}
@@ -292,11 +301,18 @@ def seconds(value: float | None) -> str:
 
 def uplink(args: argparse.Namespace) -> None:
     """A publisher's uplink limited, then freed: how the encoder target follows (congestion control)."""
-    print(f"uplink limited to {args.limit / 1000:.0f} kbit/s for {args.hold:.0f} s, then lifted")
+    layers = "one layer" if args.no_simulcast else "simulcast"
+    print(f"uplink limited to {args.limit / 1000:.0f} kbit/s for {args.hold:.0f} s, then lifted ({layers})")
     print(f"{'transport':<10}{'before':>10}{'adapted':>10}{'loss after':>12}{'received':>12}{'climbed':>10}")
     results = []
     for transport in args.transport:
-        result = run_uplink_scenario(transport, limit=args.limit, hold=args.hold, release=args.release)
+        result = run_uplink_scenario(
+            transport,
+            limit=args.limit,
+            hold=args.hold,
+            release=args.release,
+            simulcast=not args.no_simulcast,
+        )
         results.append(result)
         loss = "-" if result.loss_after is None else f"{result.loss_after * 100:.2f} %"
         received = "-" if result.received_bitrate is None else f"{result.received_bitrate / 1000:.0f} k"
@@ -310,8 +326,27 @@ def uplink(args: argparse.Namespace) -> None:
             print(f"  {at:5.1f}  {target / 1000:7.0f}  {estimate / 1000:7.0f}")
 
 
+def downlink(args: argparse.Namespace) -> None:
+    """A subscriber's downlink limited: the layer it moves to, and how long its picture froze."""
+    result = run_downlink_scenario("rtp", limit=args.downlink_limit, hold=args.hold)
+    print(f"downlink limited to {args.downlink_limit / 1000:.0f} kbit/s for {args.hold:.0f} s (rtp://, SRTP)")
+    loss = "-" if result.loss_after is None else f"{result.loss_after * 100:.2f} %"
+    after = "-" if result.bitrate_after is None else f"{result.bitrate_after / 1000:.0f} kbit/s"
+    size = "-" if result.size is None else f"{result.size[0]}x{result.size[1]}"
+    freeze = "-" if result.freeze is None else f"{result.freeze * 1000:.0f} ms"
+    baseline = "-" if result.freeze_before is None else f"{result.freeze_before * 1000:.0f} ms"
+    print(f"  moved down after       {seconds(result.switched_after)}")
+    print(f"  ends on                layer {result.layer} ({size}), {after}, loss {loss} once settled")
+    print(f"  longest freeze         {freeze} after the limit (before it: {baseline})")
+    print(f"  host (no limit)        layers {sorted(set(result.host_layers))}")
+    print("  seconds since the limit, layer, height, kbit/s, loss, freeze_ms")
+    for at, layer, height, bitrate, loss_rate, freeze_ms in result.timeline:
+        print(f"  {at:5.1f}  {layer}  {height:4d}  {bitrate / 1000:6.0f}  {loss_rate:6.3f}  {freeze_ms:5d}")
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {
     "uplink": uplink,
+    "downlink": downlink,
     **{name: (lambda args, run=run: run()) for name, run in PLAIN.items()},
 }
 
@@ -325,6 +360,10 @@ def main() -> None:
         "--transport", nargs="+", choices=("rtp", "tcp", "zmq"), default=["rtp", "tcp", "zmq"]
     )
     parser.add_argument("--limit", type=rate, default=600_000.0, help="the uplink limit (bit/s; 600k)")
+    parser.add_argument(
+        "--downlink-limit", type=rate, default=400_000.0, help="the downlink limit (bit/s; 400k)"
+    )
+    parser.add_argument("--no-simulcast", action="store_true", help="the uplink publisher sends one layer")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds the limit holds")
     parser.add_argument("--release", type=float, default=12.0, help="seconds watched after it lifts")
     args = parser.parse_args()

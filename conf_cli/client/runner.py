@@ -149,7 +149,10 @@ async def attend(
             source.close()
         raise
     ui = ui or make_ui(machine, name)
-    opener = outputs.opener(ui)
+    resizes = None
+    if outputs.view == "window" and control is None:  # a window asks for the layer that fits its size
+        resizes = ResizeRequests(client.send, max_bitrate, asyncio.get_running_loop())
+    opener = outputs.opener(ui, None if resizes is None else resizes.resized)
     if composite is not None:
         from conf_cli.client.media.viewing import combine
 
@@ -214,18 +217,58 @@ WINDOW_HEIGHT = 720
 """A video window's height (it shows up to 720p): the layer that fits it."""
 
 
-def receive_request(max_bitrate: int | None, view: str) -> Message | None:
+RESIZE_SETTLE = 0.3
+"""Seconds a window's size must hold before the layer that fits it is asked for (a drag resizes often)."""
+MIN_VIEW_HEIGHT = 16
+"""The fewest lines a ``receive`` may name (protocol.md)."""
+
+
+def receive_request(max_bitrate: int | None, view: str, height: int | None = None) -> Message | None:
     """The ``receive`` request telling the server which simulcast layers to send us: at most
-    ``max_bitrate`` bit/s, and no more lines than ``view`` (``preview``, ``window``, ``none``) shows;
-    None if there is nothing to ask."""
+    ``max_bitrate`` bit/s, and no more lines than ``view`` (``preview``, ``window``, ``none``) shows (a
+    window: ``height`` lines once its size is known, else :data:`WINDOW_HEIGHT`); None if there is nothing
+    to ask."""
     request: Message = {"type": "receive"}
     if max_bitrate is not None:
         request["max_bitrate"] = max_bitrate
     if view == "preview":
         request["max_height"] = PREVIEW_HEIGHT
     elif view == "window":
-        request["max_height"] = WINDOW_HEIGHT
+        request["max_height"] = WINDOW_HEIGHT if height is None else max(MIN_VIEW_HEIGHT, height)
     return request if len(request) > 1 else None
+
+
+class ResizeRequests:
+    """A video window's sizes, as ``receive`` requests for the layer that fits: one once a size has held
+    for :data:`RESIZE_SETTLE` seconds, and only when it asks for something new."""
+
+    def __init__(
+        self, send: Callable[[Message], None], max_bitrate: int | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._send = send
+        self._max_bitrate = max_bitrate
+        self._loop = loop
+        self._pending: asyncio.TimerHandle | None = None
+        self._asked = receive_request(max_bitrate, "window")
+
+    def resized(self, width: int, height: int) -> None:
+        """The window is now ``width`` x ``height`` (called from the window's thread)."""
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the meeting is over
+            self._loop.call_soon_threadsafe(self._settle, height)
+
+    def _settle(self, height: int) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = self._loop.call_later(RESIZE_SETTLE, self._ask, height)
+
+    def _ask(self, height: int) -> None:
+        self._pending = None
+        request = receive_request(self._max_bitrate, "window", height)
+        if request is None or request == self._asked:
+            return
+        self._asked = request
+        with contextlib.suppress(ConfError):  # the link went: the meeting loop reports it
+            self._send(request)
 
 
 def _denied(meeting: object) -> ConfError:

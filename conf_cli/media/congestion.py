@@ -35,11 +35,13 @@ __all__ = [
     "AimdRate",
     "BitrateController",
     "DelayBasedEstimator",
+    "LayerAllocator",
     "LossBasedEstimator",
     "PacketResult",
     "QueueEstimator",
     "SentHistory",
     "Usage",
+    "split_target",
 ]
 
 MIN_BITRATE = 80_000
@@ -504,3 +506,93 @@ class BitrateController:
         """What video gets: the estimate less audio's share (per audio track) and packet overhead."""
         left = self.target * 0.95 - audio_tracks * self.audio_bitrate()
         return int(max(VIDEO_MIN_BITRATE, left))
+
+
+def split_target(target: int, nominal: list[int], active: list[bool] | None = None) -> list[int]:
+    """Share a video track's target bit rate (what its uplink carries, from congestion control) among
+    its simulcast layers, lowest first: each active layer in turn gets up to its nominal rate, so when the
+    uplink narrows the highest layers shrink first and the lowest keeps its picture; a paused layer gets
+    nothing. What is left over stays unused (a layer never runs above its nominal rate)."""
+    shares: list[int] = []
+    left = max(0, target)
+    for index, rate in enumerate(nominal):
+        if active is not None and not active[index]:
+            shares.append(0)
+            continue
+        share = min(rate, left)
+        shares.append(share)
+        left -= share
+    return shares
+
+
+PAUSE_SHARE = 0.25
+"""A simulcast layer above the lowest pauses when its share of the target falls under this part of its
+nominal rate (a 720p picture at a quarter of its rate is worth less than the bits it takes) ..."""
+RESUME_SHARE = 0.5
+"""... and resumes (with a keyframe) once its share would be at least this part again ..."""
+RESUME_AFTER = 2.0
+"""... but not sooner than this many seconds after it paused ..."""
+RESUME_AFTER_MAX = 16.0
+"""... a wait that doubles, up to this, each time a layer pauses again within :data:`FAILED_WITHIN`
+seconds of resuming (its resumption was a probe the uplink could not carry)."""
+FAILED_WITHIN = 4.0
+
+
+class LayerAllocator:
+    """A simulcast track's share of the estimate, split among its layers (lowest first).
+
+    What the uplink carries is decided over every layer: each in turn gets up to its nominal rate
+    (:func:`split_target`), so a narrowing uplink shrinks the highest layer first; a layer whose share
+    falls under :data:`PAUSE_SHARE` of its nominal rate is paused (:attr:`paused`), and so is every layer
+    above it, before the lowest one starves (it is never paused). A paused layer resumes when its share
+    would be :data:`RESUME_SHARE` of its nominal rate again, after :data:`RESUME_AFTER` seconds (longer
+    after a resumption that failed).
+
+    What is sent follows what subscribers receive (dynacast, ``active``): each layer someone receives if
+    the uplink carries it, else the best one under it that it carries (the server moves its subscribers
+    there), so that nobody is left without a picture. The target is split among the layers sent.
+    """
+
+    def __init__(self, nominal: Sequence[int]) -> None:
+        count = len(nominal)
+        self.nominal = list(nominal)
+        self.paused = [False] * count
+        """Per layer: paused for want of uplink."""
+        self.sent = [True] * count
+        """Per layer: sent (after the last :meth:`allocate`)."""
+        self._paused_at = [-math.inf] * count
+        self._resumed_at = [-math.inf] * count
+        self._wait = [RESUME_AFTER] * count
+
+    def allocate(self, target: float, now: float, active: Sequence[bool] | None = None) -> list[int]:
+        """Each layer's bit rate for a video target of ``target`` bit/s (0: not sent); :attr:`paused`
+        and :attr:`sent` are updated."""
+        left = max(0.0, target)
+        top = 0  # the highest layer the uplink carries
+        for index, nominal in enumerate(self.nominal):
+            share = min(nominal, left)
+            if index == 0:
+                pass
+            elif self.paused[index - 1]:
+                self._pause(index, now)
+            elif self.paused[index]:
+                if share >= RESUME_SHARE * nominal and now - self._paused_at[index] >= self._wait[index]:
+                    self.paused[index] = False
+                    self._resumed_at[index] = now
+            elif share < PAUSE_SHARE * nominal:
+                self._pause(index, now)
+            if not self.paused[index]:
+                top = index
+                left -= share
+        wanted = range(len(self.nominal)) if active is None else [i for i, on in enumerate(active) if on]
+        sent = {min(index, top) for index in wanted}
+        self.sent = [index in sent for index in range(len(self.nominal))]
+        return split_target(int(target), self.nominal, self.sent)
+
+    def _pause(self, index: int, now: float) -> None:
+        if self.paused[index]:
+            return
+        self.paused[index] = True
+        failed = now - self._resumed_at[index] < FAILED_WITHIN
+        self._wait[index] = min(RESUME_AFTER_MAX, 2 * self._wait[index]) if failed else RESUME_AFTER
+        self._paused_at[index] = now

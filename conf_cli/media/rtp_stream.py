@@ -286,6 +286,30 @@ class ReceiverStats:
         )
 
 
+class FreezeMeter:
+    """How long a received video's picture stood still: the longest wait between two decoded pictures
+    since the last :meth:`take` (the wait still going on included)."""
+
+    __slots__ = ("_last", "_longest")
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+        self._longest = 0.0
+
+    def picture(self, now: float) -> None:
+        """A picture was decoded at ``now``."""
+        if self._last is not None:
+            self._longest = max(self._longest, now - self._last)
+        self._last = now
+
+    def take(self, now: float) -> float | None:
+        """The longest wait (seconds) since the last call; None before the first picture."""
+        if self._last is None:
+            return None
+        longest, self._longest = max(self._longest, now - self._last), 0.0
+        return longest
+
+
 class RateMeter:
     """Frames per second and bits per second over the last ``window`` seconds, from recorded events.
 

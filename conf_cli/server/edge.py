@@ -27,6 +27,7 @@ from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
 from conf_cli.server.memory import return_large_blocks
+from conf_cli.server.simulcast import queued_share
 from conf_cli.server.traffic import TrafficTotals, transport_of
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Server:
         """Writes meeting records, one at a time and in order (a save, then the delete of a meeting that
         ended, never the other way round)."""
         return_large_blocks()  # large blocks (TLS buffers, scrypt) go back when freed (.memory)
-        self._media_counts: dict[int, tuple[int, int]] = {}
+        self._media_counts: dict[int, tuple[int, int, int, int]] = {}
         """Per stream link: its media dropped and sent at the last tick (:meth:`_stream_reports`)."""
         self.forwarder = Forwarder(self.hub, self.links, self._malformed, self._apply)
         self.traffic = TrafficTotals()
@@ -356,19 +357,22 @@ class Server:
         self._apply(action.resume(result, time.monotonic()))
 
     def _stream_reports(self, now: float) -> None:
-        """Tell the hub how much media each stream link (tcp://) dropped since the last tick because its
-        send queue was full: the downlink signal for its simulcast layers (docs/media.md)."""
+        """Tell the hub how much media each stream link (tcp://, zmq://) dropped since the last tick
+        because its send queue was full, or left waiting in a queue that grows (tcp://: the link tells its
+        queue's length): the downlink signal for its simulcast layers (docs/media.md)."""
         seen = self._media_counts
         for cid, link in self.links.items():
             if not link.media_ordered:
                 continue
             stats = link.stats
-            dropped, sent = stats.media_dropped, stats.media_out
-            before = seen.get(cid, (dropped, sent))
-            seen[cid] = (dropped, sent)
+            dropped, sent, written = stats.media_dropped, stats.media_out, stats.bytes_out
+            backlog = link.media_backlog() or 0
+            before = seen.get(cid, (dropped, sent, written, backlog))
+            seen[cid] = (dropped, sent, written, backlog)
             lost, total = dropped - before[0], dropped - before[0] + sent - before[1]
             if total >= MIN_STREAM_REPORT:
-                self.hub.layers.stream_report(cid, lost / total, now)
+                left = queued_share(before[3], backlog, written - before[2])
+                self.hub.layers.stream_report(cid, max(lost / total, left), now)
         for cid in [cid for cid in seen if cid not in self.links]:
             del seen[cid]
 

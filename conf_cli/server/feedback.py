@@ -28,6 +28,8 @@ from conf_cli.token_bucket import TokenBucket
 
 WINDOW = 1024
 """Sequence numbers per track remembered as forwarded (a publisher keeps 512 packets to resend)."""
+NEWEST_GAP = 64
+"""Missing sequence numbers in a row :meth:`TrackFeedback.newest` steps over (lost on the way in)."""
 MAX_NACK_SEQUENCES = 512
 """Distinct sequence numbers one NACK may ask for: as many as a publisher keeps."""
 MAX_ASKED = 1024
@@ -85,6 +87,45 @@ class TrackFeedback:
         """How long a request holds: one round trip (publisher side, as the server measures it)."""
         rtt = self.rtt if self.rtt is not None else FIRST_RTT
         return min(MAX_INTERVAL, max(MIN_INTERVAL, 1.5 * rtt))
+
+    def newest(self, after: int | None = None) -> int | None:
+        """The newest sequence number forwarded (None: none yet); see :meth:`progress`."""
+        return self.progress(after)[0]
+
+    def progress(self, after: int | None = None) -> tuple[int | None, int]:
+        """The newest sequence number forwarded (None: none yet) and how many of those after ``after``
+        were forwarded (the rest were lost on the way in), found without touching the forwarding path:
+        walking on from ``after`` (the newest found last time; gaps of up to :data:`NEWEST_GAP` lost
+        packets are stepped over), or by looking at the whole window when ``after`` is None or the walk
+        finds nothing (a longer gap)."""
+        seen = self._seen
+        if after is not None:
+            newest = after
+            found = misses = 0
+            for step in range(1, WINDOW):
+                seq = (after + step) & 0xFFFF
+                if seen[seq % WINDOW] == seq:
+                    newest = seq
+                    found += 1
+                    misses = 0
+                else:
+                    misses += 1
+                    if misses > NEWEST_GAP:
+                        break
+            if found:
+                return newest, found
+        known = [seq for seq in seen if seq >= 0]
+        if not known:
+            return None, 0
+        ref = known[-1] if after is None else after
+        ahead = [(seq - ref + 0x8000) & 0xFFFF for seq in known]
+        newest = (ref + max(ahead) - 0x8000) & 0xFFFF
+        if after is None:
+            return newest, 0
+        span = (newest - after) & 0xFFFF
+        if span == 0 or span >= 0x8000:
+            return after, 0
+        return newest, sum(1 for seq in known if 0 < (seq - after) & 0xFFFF <= span)
 
     def first(self, packet: bytes) -> bool:
         """True the first time RTP ``packet``'s sequence number is forwarded (within the window)."""

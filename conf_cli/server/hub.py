@@ -498,6 +498,7 @@ class Hub:
         self.limiter.prune(now)
         self.passcodes.prune(now)
         actions: list[Action] = list(self.calls.tick(now))
+        self.layers.watch(list(self.meetings.values()), now)
         if self.layers.dirty:
             actions += self.sync_layers(now, force=True)
         for meeting in self.meetings.values():

@@ -9,6 +9,7 @@ waits for a keyframe to switch. A switch bumps the hub's route version, so cache
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from conf_cli.media.h264 import opens_keyframe
@@ -16,6 +17,14 @@ from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
+
+MAX_PENDING_REPORTS = 4096
+"""Receiver reports kept between two ticks (the oldest go first; the hub limits each sender's RTCP)."""
+UPSTREAM_TICKS = 4
+"""Ticks over which the loss on a publisher's uplink is measured (about two receiver report intervals)."""
+STALL = 0.4
+"""A layer the publisher was asked to send is stalled when it forwarded nothing for this many seconds while
+a lower layer of the track did (its publisher paused it for want of uplink): its subscribers move down."""
 
 Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
 """Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
@@ -42,6 +51,78 @@ class LayerRouter:
     """(subscriber, track SSRC) -> the layer it moved to, for :meth:`sync` to tell it."""
     synced: int = -1
     """The route version last synced at."""
+    progress: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """Layer SSRC -> (its newest sequence number forwarded, when that was seen to move on)."""
+    upstream: dict[int, deque[tuple[int, int]]] = field(default_factory=dict)
+    """Layer SSRC -> (packets expected, packets that arrived) over its last :data:`UPSTREAM_TICKS` ticks:
+    loss on the publisher's uplink, which its subscribers see too and which is not their downlink's."""
+    stalled: dict[int, frozenset[int]] = field(default_factory=dict)
+    """Track SSRC -> its layers (indexes) not to pick: while its publisher stopped sending one it was asked
+    for, every layer not seen moving lately (:meth:`watch`); else none."""
+    reports: list[tuple[int, Track, float, float]] = field(default_factory=list)
+    """Receiver reports not yet applied: (subscriber, track, fraction lost, when)."""
+
+    def watch(self, meetings: list[Meeting], now: float) -> None:
+        """Called every tick: note which layers of each simulcast track move on, from what the hub
+        forwarded (nothing on the forwarding path). A layer the publisher was asked for that stopped
+        while a lower one went on is stalled (:data:`STALL`), and no longer picked until it moves again
+        (a publisher's congestion control pauses its upper layers when its uplink narrows)."""
+        progress = self.progress
+        live: set[int] = set()
+        for meeting in meetings:
+            for track in meeting.tracks.values():
+                if not track.layers:
+                    continue
+                moved_below = False
+                stalled: set[int] = set()
+                quiet: set[int] = set()  # not seen moving lately
+                for index, layer in enumerate(track.layers):
+                    ssrc = layer.ssrc
+                    source = track if ssrc == track.ssrc else meeting.layer_tracks.get(ssrc)
+                    if source is None:
+                        continue
+                    live.add(ssrc)
+                    before = progress.get(ssrc)
+                    newest, arrived = source.feedback.progress(None if before is None else before[0])
+                    if newest is None:
+                        quiet.add(index)
+                        continue
+                    counts = self.upstream.get(ssrc)
+                    if counts is None:
+                        counts = self.upstream[ssrc] = deque(maxlen=UPSTREAM_TICKS)
+                    expected = 0 if before is None else (newest - before[0]) & 0xFFFF
+                    counts.append((expected, min(expected, arrived)))
+                    if before is None or newest != before[0]:
+                        progress[ssrc] = (newest, now)
+                        moved_below = True
+                        continue
+                    if now - before[1] < STALL:
+                        continue
+                    quiet.add(index)
+                    if moved_below and (track.active is None or index in track.active):
+                        stalled.add(index)  # asked for (dynacast), yet it stopped while one below went on
+                # a layer stalled: its subscribers go to a layer that is sent (maybe one standing in for
+                # it though dynacast paused it), not to one that is not
+                frozen = frozenset(stalled | quiet) if stalled else frozenset()
+                if frozen != self.stalled.get(track.ssrc, frozenset()):
+                    self.stalled[track.ssrc] = frozen
+                    self.dirty = True
+        for ssrc in [ssrc for ssrc in progress if ssrc not in live]:
+            del progress[ssrc]
+        for ssrc in [ssrc for ssrc in self.upstream if ssrc not in live]:
+            del self.upstream[ssrc]
+        reports, self.reports = self.reports, []
+        for report in reports:
+            self._report(*report)
+
+    def upstream_loss(self, ssrc: int) -> float:
+        """The share of layer ``ssrc``'s packets lost on the way in: the most in one of the last few
+        ticks (loss on a congested uplink comes in bursts, which a receiver report's interval may hold
+        most of)."""
+        counts = self.upstream.get(ssrc)
+        if not counts:
+            return 0.0
+        return max((1.0 - arrived / expected for expected, arrived in counts if expected), default=0.0)
 
     def budget(self, cid: int) -> float | None:
         """What ``cid`` may receive per video track, bit/s; None: no limit known."""
@@ -64,14 +145,26 @@ class LayerRouter:
         return subs.get(cid) if subs is not None else None
 
     def report(self, cid: int, track: Track, fraction_lost: float, now: float) -> None:
-        """A receiver report from ``cid`` about simulcast ``track``: its downlink estimate follows."""
+        """A receiver report from ``cid`` about simulcast ``track``: its downlink estimate follows, at the
+        next :meth:`watch` (which first counts what the publisher's uplink lost meanwhile)."""
+        reports = self.reports
+        reports.append((cid, track, fraction_lost, now))
+        if len(reports) > MAX_PENDING_REPORTS:
+            del reports[0]
+
+    def _report(self, cid: int, track: Track, fraction_lost: float, now: float) -> None:
         sub = self.subscription(track.ssrc, cid)
         if sub is None or sub.current is None:
             return
         downlink = self.downlinks.get(cid)
         if downlink is None:
             downlink = self.downlinks[cid] = Downlink()
-        if downlink.report(fraction_lost, track.layers[sub.current].bitrate, now):
+        layer = track.layers[sub.current]
+        # what was lost before the server (on the publisher's uplink, which all its layers share) says
+        # nothing of this downlink
+        upstream = max(self.upstream_loss(each.ssrc) for each in track.layers)
+        own = max(0.0, (fraction_lost - upstream) / (1.0 - upstream)) if upstream < 1.0 else 0.0
+        if downlink.report(own, layer.bitrate, now):
             downlink.forget_limit_above(track.layers[-1].bitrate)
             self.dirty = True
 
@@ -111,15 +204,22 @@ class LayerRouter:
                 audience = meeting.audience(track.owner)
                 for cid in [cid for cid in subs if cid not in audience]:
                     del subs[cid]
+                stalled = self.stalled.get(track.ssrc, frozenset())
                 for cid in audience:
                     sub = subs.get(cid)
                     current = None if sub is None else sub.current
-                    target = pick(track.layers, self.budget(cid), current, self.heights.get(cid))
+                    budget, height = self.budget(cid), self.heights.get(cid)
+                    want = pick(track.layers, budget, current, height)
+                    target = pick(track.layers, budget, current, height, stalled) if stalled else want
                     if sub is None:
                         sub = subs[cid] = Subscription(track.ssrc, target, now)
+                        sub.want = want
                         asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
-                    elif target != sub.target:
+                    elif want != sub.want:
+                        sub.want = want
+                        changed = True
+                    if target != sub.target:
                         sub.target = target
                         sub.asked = now
                         if sub.pending:
@@ -142,6 +242,7 @@ class LayerRouter:
         self.switched.clear()
         for ssrc in [ssrc for ssrc in self.subscriptions if ssrc not in live]:
             del self.subscriptions[ssrc]
+            self.stalled.pop(ssrc, None)
         for ssrc in [ssrc for ssrc in self.rates if ssrc not in live]:
             del self.rates[ssrc]
         layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
@@ -198,10 +299,19 @@ class LayerRouter:
         keyframe)."""
         ending: tuple[int, int, float] | None = None
         if sub.current is not None:
-            old = self.last.get(layers[sub.current].ssrc)
-            if old is None or old.seq is None or old.at < sub.asked:
+            old_ssrc = layers[sub.current].ssrc
+            old = self.last.get(old_ssrc)
+            if old is None or old.seq is None:
                 return
-            ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
+            if old.at < sub.asked:
+                moved = self.progress.get(old_ssrc)
+                if sub.current not in self.stalled.get(layers[-1].ssrc, ()) or moved is None:
+                    return
+                # its old layer stopped: go on from the last packet forwarded of it, the timestamp where
+                # the publisher's clock stands now (the one noted is older; it ran on since)
+                ending = (*sub.rewriter.out(moved[0], old.ts), old.at)
+            else:
+                ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
         sub.rewriter.switch(packet, now, ending)
         sub.current = index
         self.switched[(cid, layers[-1].ssrc)] = index

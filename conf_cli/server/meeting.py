@@ -1136,11 +1136,13 @@ class Meeting:
         if existing is not None and existing.ssrc in self.tracks:
             self._drop_layers(existing)
         track = Track(ssrc, pid, kind, codec, layers=described)
-        if feedback == "ccfb":
-            track.uplink = UplinkFeedback(ssrc)
+        if feedback == "ccfb":  # one report covers every layer: the publisher's estimate is for all it sends
+            track.uplink = UplinkFeedback(ssrc, tuple(layer.ssrc for layer in described[:-1]))
         self.tracks[ssrc] = track
         for index, layer in enumerate(described[:-1]):
-            self.layer_tracks[layer.ssrc] = Track(layer.ssrc, pid, kind, codec, parent=track, index=index)
+            self.layer_tracks[layer.ssrc] = Track(
+                layer.ssrc, pid, kind, codec, parent=track, index=index, uplink=track.uplink
+            )
         track.index = len(described) - 1 if described else 0
         self.version.bump()
         participant.sharing.add(kind)

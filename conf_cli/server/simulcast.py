@@ -18,9 +18,12 @@ the publisher's packets unchanged (the common case costs nothing).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+_SEQ_TS = struct.Struct("!HI")
+"""An RTP header's sequence number and timestamp (bytes 2 to 8)."""
 UP_MARGIN = 1.25
 """A subscriber climbs to a higher layer only when its budget is this many times the layer's bit rate."""
 LOSS_HIGH = 0.10
@@ -52,21 +55,31 @@ class Layer:
 
 
 def pick(
-    layers: tuple[Layer, ...], budget: float | None, current: int | None, max_height: int | None = None
+    layers: tuple[Layer, ...],
+    budget: float | None,
+    current: int | None,
+    max_height: int | None = None,
+    stalled: frozenset[int] = frozenset(),
 ) -> int:
     """The index of the best layer (lowest first) within ``budget`` bit/s (None: no limit) and at most
-    ``max_height`` lines (what the subscriber's view shows; None: any).
+    ``max_height`` lines (what the subscriber's view shows; None: any), leaving out the ``stalled`` ones
+    (their publisher stopped sending them).
 
     Climbing above ``current`` needs :data:`UP_MARGIN` times the layer's bit rate, so that a budget near
-    a layer's rate does not flip between two layers. The lowest layer when none fits."""
-    best = 0
+    a layer's rate does not flip between two layers. The lowest layer that is not stalled when none
+    fits (the lowest when all are)."""
+    best: int | None = None
     for index, layer in enumerate(layers):
+        if index in stalled:
+            continue
+        if best is None:
+            best = index
         if max_height is not None and layer.height > max_height:
             break
         margin = UP_MARGIN if current is not None and index > current else 1.0
         if budget is None or layer.bitrate * margin <= budget:
             best = index
-    return best
+    return 0 if best is None else best
 
 
 class Downlink:
@@ -96,6 +109,19 @@ class Downlink:
         """Once the estimate is well above the highest layer there is nothing left to guard: no limit."""
         if self.estimate is not None and self.estimate > 2 * top:
             self.estimate = None
+
+
+QUEUE_FLOOR = 32_768
+"""A stream link's send queue shorter than this (bytes) says nothing of its downlink (bursts, keyframes)."""
+
+
+def queued_share(before: int, after: int, written: int) -> float:
+    """Of ``written`` bytes sent to a stream link since its send queue held ``before`` bytes, the share
+    still waiting now that it holds ``after``: what its downlink did not carry, a loss to be (the queue
+    only counts once over :data:`QUEUE_FLOOR`)."""
+    if after < QUEUE_FLOOR or written <= 0 or after <= before:
+        return 0.0
+    return min(1.0, (after - before) / written)
 
 
 class Rewriter:
@@ -151,14 +177,11 @@ class Rewriter:
     def rewrite(self, packet: bytes) -> bytes | None:
         """``packet`` (of the current layer) as the subscriber receives it; None for one from before the
         switch point."""
-        seq = packet[2] << 8 | packet[3]
+        seq, ts = _SEQ_TS.unpack_from(packet, 2)
         if (seq - self._start) & 0xFFFF >= 0x8000:
             return None
-        out_seq = (seq + self.seq_offset) & 0xFFFF
-        out_ts = (int.from_bytes(packet[4:8], "big") + self.ts_offset) & 0xFFFFFFFF
-        return b"".join(
-            (packet[:2], out_seq.to_bytes(2, "big"), out_ts.to_bytes(4, "big"), self._ssrc, packet[12:])
-        )
+        out = _SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
+        return b"".join((packet[:2], out, self._ssrc, packet[12:]))
 
     def original(self, seq: int) -> int:
         """The layer's sequence number of ``seq`` as the subscriber saw it (to pass a NACK on)."""
@@ -187,12 +210,15 @@ class LastPacket:
 class Subscription:
     """One subscriber of one simulcast track."""
 
-    __slots__ = ("asked", "current", "rewriter", "target")
+    __slots__ = ("asked", "current", "rewriter", "target", "want")
 
     def __init__(self, ssrc: int, target: int, now: float = 0.0) -> None:
         self.current: int | None = None
         """The layer it receives; None until the first keyframe of its target."""
         self.target = target
+        self.want = target
+        """The layer it would receive if every layer were sent (its publisher may have stopped sending
+        the one it wants for want of uplink: dynacast keeps that one asked for, so it comes back)."""
         self.asked = now
         """When its target last changed: it switches at a keyframe once its old layer was seen since."""
         self.rewriter = Rewriter(ssrc)
@@ -203,13 +229,14 @@ class Subscription:
 
 
 def needed(layers: tuple[Layer, ...], subscriptions: Iterable[Subscription]) -> frozenset[int]:
-    """Dynacast: the layers (indexes) someone receives or is switching to; every layer while nobody
+    """Dynacast: the layers (indexes) someone receives, is switching to or wants; every layer while nobody
     subscribes (a publisher alone keeps encoding as before, so that the first to come sees a picture)."""
     wanted: set[int] = set()
     anyone = False
     for sub in subscriptions:
         anyone = True
         wanted.add(sub.target)
+        wanted.add(sub.want)
         if sub.current is not None:
             wanted.add(sub.current)
     return frozenset(wanted) if anyone else frozenset(range(len(layers)))

@@ -42,6 +42,9 @@ MAX_CLIENTS = 256
 MAX_CAPTURED = 1000
 TCP_BUFFER = 32_768
 """Socket buffer sizes of the relay's TCP connections: what waits for a paced link waits at the sender."""
+TCP_READ_LIMIT = 16_384
+"""What the relay reads ahead of a paced TCP stream (asyncio pauses reading at twice this): the
+bottleneck's queue is the relay's, not megabytes of buffers behind it."""
 TCP_CHUNK = 4096
 
 
@@ -133,7 +136,7 @@ class Relay:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listening = socket.create_server((host, port), family=family)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_BUFFER)  # accepted sockets inherit it
-        self._tcp = await asyncio.start_server(self._pipe, sock=listening)
+        self._tcp = await asyncio.start_server(self._pipe, sock=listening, limit=TCP_READ_LIMIT)
         self.port = self._tcp.sockets[0].getsockname()[1]
         self._front, _ = await loop.create_datagram_endpoint(
             lambda: _Front(self), local_addr=(host, self.port)
@@ -243,13 +246,29 @@ class Relay:
         for task in list(self._tasks):
             task.cancel()
 
+    async def _connect_up(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to the target with small buffers set before it connects (a window negotiated
+        with the defaults would hide seconds of media in the kernel, not at the bottleneck)."""
+        host, port = self.target[0], self.target[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_BUFFER)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock, limit=TCP_READ_LIMIT)
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.tcp_connections += 1
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*self.target), 5.0)
+            up_reader, up_writer = await asyncio.wait_for(self._connect_up(), 5.0)
         except (OSError, TimeoutError):
             writer.close()
             self._tasks.discard(task)

@@ -12,6 +12,7 @@ target took to climb back. The tests assert on them; ``benchmarks/adaptive.py`` 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ class UplinkResult:
     """What one run measured (times in seconds from the limit's start or end; None: it never happened)."""
 
     transport: str
+    simulcast: bool
     limit: float
     before: float
     """The publisher's target (bit/s, all tracks) just before the limit."""
@@ -38,6 +40,10 @@ class UplinkResult:
     climbed_after: float | None
     """Seconds from lifting the limit until the target was over ``climb`` bit/s."""
     climb: float
+    layers_limited: list[int] = field(default_factory=list)
+    """The layers (``track_stats.layer``) the receiver reported while the limit held, in order."""
+    layers_after: list[int] = field(default_factory=list)
+    """... and after it lifted."""
     timeline: list[tuple[float, int, int]] = field(default_factory=list)
     """(seconds since the limit, target, estimate) per ``publish_stats`` second."""
     relay: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +51,10 @@ class UplinkResult:
 
 def _target(stats: list[Event]) -> int:
     return sum(int(e["target_bitrate"]) for e in stats)
+
+
+def _layers(stats: Iterable[Event]) -> list[int]:
+    return [int(e["layer"]) for e in stats if e.get("kind") != "audio" and e.get("layer") is not None]
 
 
 def _next_second(publisher: ConfProcess, timeout: float = 5.0) -> tuple[float, list[Event]]:
@@ -68,6 +78,7 @@ def run_uplink_scenario(
     fps: int = 30,
     bitrate: int = 1_500_000,
     warmup: float = 4.0,
+    simulcast: bool = True,
 ) -> UplinkResult:
     """Run the scenario on ``transport`` (rtp, tcp, zmq); see the module's description."""
     climb = 1.5 * limit if climb is None else climb
@@ -92,8 +103,7 @@ def run_uplink_scenario(
                     str(fps),
                     "--bitrate",
                     str(bitrate),
-                    # One layer: the estimate is not yet shared across simulcast layers (docs/media.md).
-                    "--no-simulcast",
+                    *(() if simulcast else ("--no-simulcast",)),
                 )
             )
             publisher.expect("publish_started", timeout=15)
@@ -132,14 +142,17 @@ def run_uplink_scenario(
             relay.set_rate(None)
             released_at = time.monotonic()
             climbed_after = None
+            after: list[Event] = []
             while time.monotonic() < released_at + release:
                 when, stats = _next_second(publisher)
                 target = _target(stats)
                 timeline.append((when - limited_at, target, int(stats[0]["available_bitrate"])))
                 if climbed_after is None and target > climb:
                     climbed_after = when - released_at
+                after += [e for e in receiver.drain(0.01) if e.get("type") == "track_stats"]
             return UplinkResult(
                 transport,
+                simulcast,
                 limit,
                 before,
                 adapted_after,
@@ -147,6 +160,8 @@ def run_uplink_scenario(
                 received_bitrate,
                 climbed_after,
                 climb,
+                _layers(e for _, e in received),
+                _layers(after),
                 timeline,
                 relay.stats(),
             )

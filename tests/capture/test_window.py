@@ -153,3 +153,25 @@ def test_the_window_sink_shows_the_newest_track_and_closes_with_the_last(
     first.close()
     first.close()
     assert window.finished and factory.window is None
+
+
+def test_the_window_sink_tells_its_size_when_it_opens_and_when_it_is_resized(
+    window_screen: VirtualScreen,
+) -> None:
+    sizes: list[tuple[int, int]] = []
+    factory = WindowSinkFactory()
+    sink = factory.open({"title": "conf: resized", "on_resize": lambda w, h: sizes.append((w, h))})
+    try:
+        sink.write(solid((255, 0, 0)))
+        wait_for(lambda: bool(sizes))
+        assert sizes[0] == (320, 180)  # a 320x180 picture opens a window of its size
+        assert window_geometry(window_screen, "conf: resized") is not None  # titled by now
+        env = {"DISPLAY": window_screen.display}
+        info = subprocess.run(
+            ["xwininfo", "-name", "conf: resized"], env=env, capture_output=True, text=True, timeout=10
+        ).stdout
+        window_id = info.split("Window id:")[1].split()[0]
+        subprocess.run(["xdotool", "windowsize", window_id, "640", "360"], env=env, check=True, timeout=10)
+        wait_for(lambda: sizes[-1] == (640, 360))  # heard even with no new picture (the window polls)
+    finally:
+        sink.close()

@@ -14,8 +14,8 @@ from conf_cli.client.media.publisher import (
     plan_layers,
     scaled,
     simulcast_track,
-    split_target,
 )
+from conf_cli.media.congestion import split_target
 from conf_cli.media.source import CapturedFrame
 from conf_cli.protocol.rtcp import Pli
 

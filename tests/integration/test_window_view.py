@@ -100,3 +100,48 @@ def test_view_preview_needs_the_terminal(server_url: str) -> None:
     result = run_conf("join", "abc-defg-hjk", "--server", server_url, "--json", "--view", "preview")
     assert result.returncode == 1
     assert "--view preview draws in the interactive terminal" in result.stderr
+
+
+def test_a_window_asks_for_the_simulcast_layer_that_fits_its_size_and_again_when_resized(
+    screen: VirtualScreen, clients: ClientPool
+) -> None:
+    import subprocess
+
+    _, meeting = clients.create("host")
+    viewer = clients.joined(meeting, "viewer", "--view", "window")
+    sharer = clients.share(meeting, "bob", "pattern", "--width", "1280", "--height", "720", "--fps", "15")
+    published = sharer.expect("publish_started")
+    assert len(published["layers"]) == 3
+
+    def layer(wanted: int) -> None:
+        viewer.expect(
+            "track_stats",
+            lambda e: e.get("kind") == "video" and e.get("layer") == wanted and int(e["fps"]) > 0,
+            timeout=20,
+        )
+
+    # 1280x720 pictures on a 1280x720 screen: the window opens at 90 % (648 lines), so 360p fits it
+    geometry = window_geometry(screen, "conf: bob's video")
+    assert geometry is not None
+    assert geometry[3] < 720
+    layer(1)
+    env = {**os.environ, **screen.env}
+
+    def resize(width: int, height: int) -> None:
+        info = subprocess.run(
+            ["xwininfo", "-name", "conf: bob's video"], env=env, capture_output=True, text=True, timeout=10
+        ).stdout
+        assert "Window id:" in info, [e for e in viewer.seen if e["type"] == "error"]
+        window_id = info.split("Window id:")[1].split()[0]
+        subprocess.run(["xdotool", "windowsize", window_id, str(width), str(height)], env=env, timeout=10)
+        geometry = window_geometry(screen, "conf: bob's video")
+        assert geometry is not None and geometry[2:] == (width, height), geometry
+
+    # made small, it asks for the smallest layer; made larger again, for the middle one again
+    resize(400, 200)
+    layer(0)
+    resize(1000, 600)
+    layer(1)
+    assert not [e for e in viewer.seen if e["type"] == "error"]  # the window drew every size it was given
+    viewer.send("/leave")
+    assert viewer.wait() == 0

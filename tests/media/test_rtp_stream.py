@@ -265,3 +265,16 @@ def test_track_stats() -> None:
     }
     sending = track_stats(0.5, meter)
     assert (sending.packets_lost, sending.loss_rate, sending.jitter_ms) == (0, 0.0, 0.0)
+
+
+def test_the_freeze_meter_gives_the_longest_wait_between_pictures_including_one_going_on() -> None:
+    from conf_cli.media.rtp_stream import FreezeMeter
+
+    meter = FreezeMeter()
+    assert meter.take(1.0) is None  # no picture yet
+    for when in (1.0, 1.033, 1.066, 1.4, 1.433):  # a 334 ms freeze among 33 ms steps
+        meter.picture(when)
+    assert round(meter.take(1.45), 3) == 0.334
+    assert round(meter.take(1.5), 3) == 0.067  # from the last picture, still waiting
+    meter.picture(2.5)  # the wait that went on past the last take counts in full
+    assert round(meter.take(2.6), 3) == 1.067

@@ -309,6 +309,30 @@ def test_loss_reports_move_a_subscriber_down_a_layer() -> None:
     assert sub is not None and sub.target < 2
 
 
+def test_loss_on_the_publishers_uplink_is_not_taken_for_the_subscribers_downlink() -> None:
+    hub, _ = simulcast_meeting()
+    seq = 0
+    for tick in range(4):  # a third of the top layer's packets never reach the server
+        for _ in range(30):
+            seq += 1
+            if seq % 3 or seq == 1:
+                hub.route(1, packet(0xA2, seq, seq * 3000, IDR if seq == 1 else SLICE), 1.0 + tick * 0.5)
+        hub.tick(1.4 + tick * 0.5)
+    assert 0.3 < hub.layers.upstream_loss(0xA2) < 0.37
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.current == 2
+    # Bob reports the same loss: it happened before the server, so he stays on the top layer
+    report = ReceiverReport(0xBB, [ReportBlock(0xA2, int(0.33 * 256), 100, 1, 0, 0, 0)])
+    hub.route(2, build_compound([report]), 3.0)
+    hub.tick(3.1)
+    assert bob.target == 2 and hub.layers.budget(2) is None
+    # more than that: the rest is his downlink's, and he moves down
+    report = ReceiverReport(0xBB, [ReportBlock(0xA2, int(0.7 * 256), 200, 1, 0, 0, 0)])
+    hub.route(2, build_compound([report]), 3.2)
+    hub.tick(3.3)
+    assert bob.target < 2
+
+
 def test_a_nack_for_a_rewritten_stream_reaches_the_publisher_for_the_layer() -> None:
     hub, _ = simulcast_meeting()
     hub.route(1, packet(0xA0, 1000, 0, IDR), 1.0)  # Cy switches to the low layer at 1000
@@ -432,3 +456,87 @@ def test_what_each_subscriber_receives_through_the_forwarder_is_one_continuous_s
         for (seq_a, ts_a, _), (seq_b, ts_b, _) in itertools.pairwise(got):
             assert seq_b == (seq_a + 1) & 0xFFFF
             assert 0 < (ts_b - ts_a) & 0xFFFFFFFF < 0x80000000
+
+
+def test_a_layer_its_publisher_stops_sending_moves_its_subscribers_down_and_back_when_it_returns() -> None:
+    """The publisher's congestion control pauses its top layer: Bob, who receives it, moves to the best
+    layer still sent at its keyframe, his stream running on without a gap; the top layer back, so is he."""
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    hub.tick(1.1)
+    hub.route(1, packet(0xA0, 2, 3000), 1.2)
+    hub.route(1, packet(0xA2, 2, 3000), 1.2)  # the top layer's last packet before it pauses
+    hub.tick(1.5)
+    hub.route(1, packet(0xA0, 3, 6000), 1.6)  # the low layer goes on
+    actions = hub.tick(2.0)
+    assert hub.layers.stalled[0xA2] == {1, 2}  # the top stopped; the middle is not sent either
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.current == 2 and bob.target == 0 and bob.want == 2
+    assert 0xA0 in plis(actions)  # the low layer's keyframe, for Bob
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent == [] or 0xA2 in sent[-1]["active"]  # the top stays asked for: it may return
+    routed = hub.route(1, packet(0xA0, 4, 90_000, IDR), 2.1)
+    assert bob.current == 0
+    group = next(rewriter for rewriter, cids in routed.rewrites if 2 in cids)
+    out = group.rewrite(packet(0xA0, 4, 90_000, IDR))
+    assert out is not None
+    seq, ts, ssrc = header(out)
+    assert (ssrc, seq) == (0xA2, 3)  # right after the last packet Bob had of the top layer
+    assert ts > 3000 + round(0.8 * 90_000)  # the clock ran on while the top layer was paused
+    hub.route(1, packet(0xA0, 5, 93_000), 2.2)
+    actions = hub.tick(2.2)
+    sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
+    assert sent == [] or 0xA2 in sent[-1]["active"]  # Bob still wants the top layer: it stays asked for
+    # a layer the publisher sends in place of the top one (the middle, though dynacast paused it): the
+    # best one sent now, Bob goes there
+    hub.route(1, packet(0xA1, 50, 95_000, IDR), 2.3)
+    hub.route(1, packet(0xA0, 6, 96_000), 2.3)
+    actions = hub.tick(2.4)
+    assert hub.layers.stalled[0xA2] == {2} and bob.target == 1 and 0xA1 in plis(actions)
+    hub.route(1, packet(0xA0, 7, 99_000), 2.45)
+    hub.route(1, packet(0xA1, 51, 99_000, IDR), 2.5)
+    assert bob.current == 1
+    # the top layer comes back (with a keyframe): Bob climbs back at its next keyframe
+    hub.route(1, packet(0xA2, 3, 200_000, IDR), 2.6)
+    actions = hub.tick(2.7)
+    assert hub.layers.stalled[0xA2] == frozenset() and bob.target == 2
+    assert 0xA2 in plis(actions)
+    hub.route(1, packet(0xA1, 52, 203_000), 2.75)
+    routed = hub.route(1, packet(0xA2, 4, 210_000, IDR), 2.8)
+    assert bob.current == 2 and 2 in [cid for _, cids in routed.rewrites for cid in cids]
+
+
+def test_a_layer_paused_by_dynacast_or_never_sent_is_not_stalled() -> None:
+    hub, _ = simulcast_meeting()  # nobody wants the middle layer: it is paused, its silence is no stall
+    for step in range(10):
+        hub.route(1, packet(0xA0, step, step * 3000, IDR if step == 0 else SLICE), 1.0 + step * 0.1)
+        hub.route(1, packet(0xA2, step, step * 3000, IDR if step == 0 else SLICE), 1.0 + step * 0.1)
+        hub.tick(1.05 + step * 0.1)
+    assert hub.layers.stalled.get(0xA2, frozenset()) == frozenset()
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.current == bob.target == 2
+
+
+def test_the_newest_sequence_number_forwarded_is_found_across_losses_and_the_wrap() -> None:
+    from conf_cli.server.feedback import NEWEST_GAP, TrackFeedback
+
+    feedback = TrackFeedback()
+    assert feedback.newest() is None
+    for seq in (65530, 65531, 65533, 65535, 1, 2):
+        feedback.first(packet(0xA0, seq, 0))
+    assert feedback.newest() == 2
+    assert feedback.newest(65530) == 2
+    assert feedback.newest(2) == 2
+    feedback.first(packet(0xA0, 2 + NEWEST_GAP, 0))  # a gap the walk steps over
+    assert feedback.newest(2) == 2 + NEWEST_GAP
+
+
+def test_a_growing_send_queue_counts_what_it_kept_as_lost() -> None:
+    from conf_cli.server.simulcast import QUEUE_FLOOR, queued_share
+
+    assert queued_share(0, QUEUE_FLOOR - 1, 50_000) == 0.0  # short: bursts, not the downlink
+    assert queued_share(QUEUE_FLOOR, QUEUE_FLOOR + 25_000, 75_000) == 25_000 / 75_000  # a third stayed
+    assert queued_share(200_000, 150_000, 75_000) == 0.0  # draining: nothing more kept
+    assert queued_share(0, 90_000, 0) == 0.0  # nothing written since
+    assert queued_share(0, 900_000, 75_000) == 1.0

@@ -98,3 +98,49 @@ def test_a_participant_cannot_send_congestion_feedback_about_someone_elses_track
     forged = bytes(CongestionFeedback(0x33, [CcfbBlock.received(7, 0, [None] * 50)], 0))
     assert hub.route_media(3, forged, 1.0) == ()
     assert hub.stats.rtcp_forged == 1
+
+
+def test_one_report_covers_every_simulcast_layer_within_the_same_bound() -> None:
+    uplink = UplinkFeedback(7, (5, 6))
+    assert uplink.arrived(rtp(10, ssrc=5), 1.0) is None
+    assert uplink.arrived(rtp(500, ssrc=6), 1.01) is None
+    assert uplink.arrived(rtp(11, ssrc=5), 1.02) is None
+    assert uplink.arrived(rtp(99, ssrc=9), 1.03) is None  # not one of the track's SSRCs: ignored
+    part = report(uplink.arrived(rtp(40, ssrc=7), 1.0 + REPORT_INTERVAL))
+    got = {block.ssrc: [seq for seq, _ in block.arrivals()] for block in part.blocks}
+    assert got == {5: [10, 11], 6: [500], 7: [40]}
+    # many packets of one layer: the report goes early, and all layers together stay within the bound
+    sizes = [
+        len(r)
+        for seq in range(1000)
+        for ssrc in (5, 6, 7)
+        if (r := uplink.arrived(rtp(seq * 3 + ssrc, ssrc=ssrc), 2.0)) is not None
+    ]
+    assert sizes and max(sizes) <= 12 + 3 * 8 + 2 * MAX_REPORTED + 4
+
+
+def test_the_server_reports_the_arrivals_of_every_layer_of_a_simulcast_track() -> None:
+    from conf_cli.server.forwarding import Forwarder
+    from tests.helpers.hub import send, three_in_a_meeting
+    from tests.helpers.links import RecordingLink
+
+    hub = three_in_a_meeting()
+    layers = [
+        {"ssrc": 5, "width": 320, "height": 180, "bitrate": 150_000},
+        {"ssrc": 6, "width": 640, "height": 360, "bitrate": 500_000},
+        {"ssrc": 7, "width": 1280, "height": 720, "bitrate": 1_500_000},
+    ]
+    publish = {"type": "publish", "kind": "video", "ssrc": 7, "codec": "H264", "feedback": "ccfb"}
+    send(hub, 1, {**publish, "layers": layers})
+    links = {cid: RecordingLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)
+    for i in range(10):  # the hub's path, then the cached routes
+        for ssrc in (5, 6, 7):
+            assert forwarder.media(links[1], rtp(100 + i, ssrc=ssrc), 1.0 + i * 0.01)
+    assert forwarder.media(links[1], rtp(110, ssrc=7), 1.2)
+    reports = [report(p) for p in links[1].got if p[1] == 205]
+    seen: dict[int, list[int]] = {}
+    for r in reports:
+        for block in r.blocks:
+            seen.setdefault(block.ssrc, []).extend(seq for seq, _ in block.arrivals())
+    assert seen == {5: list(range(100, 110)), 6: list(range(100, 110)), 7: list(range(100, 111))}

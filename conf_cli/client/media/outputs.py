@@ -4,7 +4,7 @@ view (a terminal preview or a window), as sinks opened for each received track."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +25,15 @@ class Outputs:
     view: str
     sinks: Mapping[str, Any]
 
-    def opener(self, ui: MeetingUI) -> SinkOpener | None:
-        """The sinks each received track gets, for a meeting (or call) shown by ``ui``."""
+    def opener(self, ui: MeetingUI, on_resize: Callable[[int, int], None] | None = None) -> SinkOpener | None:
+        """The sinks each received track gets, for a meeting (or call) shown by ``ui``; ``on_resize``
+        hears of a video window's size (see :func:`~conf_cli.client.media.viewing.window_opener`)."""
         open_sinks = None
         if self.speaker is not None:
             from conf_cli.client.media.playback import speaker_opener
 
             open_sinks = speaker_opener(self.speaker, _speaker_options(self.speaker_device), ui.show)
-        return _with_viewer(open_sinks, self.view, self.sinks, ui)
+        return _with_viewer(open_sinks, self.view, self.sinks, ui, on_resize)
 
 
 async def prepare_outputs(
@@ -55,13 +56,17 @@ async def prepare_outputs(
 
 
 def _with_viewer(
-    open_sinks: SinkOpener | None, view: str, sinks: Mapping[str, Any], ui: MeetingUI
+    open_sinks: SinkOpener | None,
+    view: str,
+    sinks: Mapping[str, Any],
+    ui: MeetingUI,
+    on_resize: Callable[[int, int], None] | None = None,
 ) -> SinkOpener | None:
     """``open_sinks`` plus the sinks that show received video as ``view`` asks (its sink is registered)."""
     from conf_cli.client.media.viewing import combine, preview_opener, window_opener
 
     if view == "window":
-        return combine(open_sinks, window_opener(sinks, ui.show))
+        return combine(open_sinks, window_opener(sinks, ui.show, on_resize))
     add_preview = getattr(ui, "add_preview", None)
     if view == "preview" and add_preview is not None:
         return combine(open_sinks, preview_opener(sinks, add_preview))

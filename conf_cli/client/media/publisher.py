@@ -51,7 +51,7 @@ from conf_cli.errors import ConfError
 from conf_cli.media import libopus
 from conf_cli.media.audio_level import SILENCE, audio_level_extension
 from conf_cli.media.codecs import H264Encoder, OpusEncoder
-from conf_cli.media.congestion import AUDIO_BITRATE, MAX_BITRATE, BitrateController
+from conf_cli.media.congestion import AUDIO_BITRATE, MAX_BITRATE, BitrateController, LayerAllocator
 from conf_cli.media.h264 import H264Packetizer, split_annexb
 from conf_cli.media.red import PT_RED, RedEncoder, RedSwitch
 from conf_cli.media.rtp_stream import RateMeter, RtpSender
@@ -200,6 +200,13 @@ class OutgoingTrack:
         """Simulcast: the lower layers, lowest first (this track is the highest)."""
         self.paused = False
         """Dynacast: nobody receives this layer, so it is not encoded."""
+        self.congested = False
+        """Congestion control: the uplink leaves this layer too little, so it is not encoded."""
+        self.standing_in = False
+        """Congestion control: sent though nobody receives it, in place of a higher layer the uplink cannot
+        carry now (its subscribers are moved here by the server)."""
+        self.allocator: LayerAllocator | None = None
+        """A simulcast track's split of its video target among its layers (set by :func:`simulcast_track`)."""
         self._count = 0
 
     @property
@@ -207,11 +214,45 @@ class OutgoingTrack:
         """Every layer of this track, lowest first (itself alone without simulcast)."""
         return [*self.lower, self]
 
+    @property
+    def idle(self) -> bool:
+        """Whether this layer is not encoded now (nobody receives it, or the uplink leaves it too little)."""
+        return (self.paused and not self.standing_in) or self.congested
+
     def set_paused(self, paused: bool) -> None:
-        """Pause or resume this layer; it resumes with a keyframe."""
-        if self.paused and not paused:
-            self.request_keyframe()
+        """Pause or resume this layer (dynacast); it resumes with a keyframe."""
+        was = self.idle
         self.paused = paused
+        self._resumed(was)
+
+    def set_congested(self, congested: bool, standing_in: bool = False) -> None:
+        """Pause or resume this layer for congestion control; it resumes with a keyframe."""
+        was = self.idle
+        self.congested, self.standing_in = congested, standing_in
+        self._resumed(was)
+
+    def _resumed(self, was_idle: bool) -> None:
+        if was_idle and not self.idle:
+            self.request_keyframe()
+
+    def adapt_layers(self, video: int, now: float) -> None:
+        """Share a video target of ``video`` bit/s among this simulcast track's layers
+        (:class:`~conf_cli.media.congestion.LayerAllocator`): each retargets to its share, upper ones
+        pause when the uplink narrows and resume when it widens."""
+        allocator = self.allocator
+        if allocator is None:
+            return
+        layers = self.layers
+        shares = allocator.allocate(video, now, [not layer.paused for layer in layers])
+        for layer, share, sent in zip(layers, shares, allocator.sent, strict=True):
+            layer.set_congested(not sent and not layer.paused, standing_in=sent and layer.paused)
+            if share > 0:
+                layer.retarget(share, now)
+
+    @property
+    def sending_bitrate(self) -> int:
+        """What this track's encoders are asked for now: every layer that is encoded."""
+        return sum(layer.target_bitrate for layer in self.layers if not layer.idle)
 
     def encode_layers(self, captured: CapturedFrame) -> list[tuple[OutgoingTrack, list[EncodedUnit]]]:
         """Encode one frame in every layer that is not paused (blocking: runs in a worker thread).
@@ -223,7 +264,7 @@ class OutgoingTrack:
         picture = captured.frame
         for layer in reversed(self.layers):
             layer._count += 1
-            if layer.paused or (layer._count - 1) % layer.divisor:
+            if layer.idle or (layer._count - 1) % layer.divisor:
                 continue
             given = captured
             if layer is not self and isinstance(picture, av.VideoFrame) and layer.size is not None:
@@ -342,23 +383,6 @@ class OutgoingTrack:
         return described
 
 
-def split_target(target: int, nominal: list[int], active: list[bool] | None = None) -> list[int]:
-    """Share a video track's target bit rate (what its uplink carries, from congestion control) among
-    its simulcast layers, lowest first: each active layer in turn gets up to its nominal rate, so when the
-    uplink narrows the highest layers shrink first and the lowest keeps its picture; a paused layer gets
-    nothing. What is left over stays unused (a layer never runs above its nominal rate)."""
-    shares: list[int] = []
-    left = max(0, target)
-    for index, rate in enumerate(nominal):
-        if active is not None and not active[index]:
-            shares.append(0)
-            continue
-        share = min(rate, left)
-        shares.append(share)
-        left -= share
-    return shares
-
-
 def scaled(picture: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
     """``picture`` at ``width`` x ``height`` in ``yuv420p``. Halving a ``yuv420p`` picture keeps every
     other sample of each plane (a third of what swscale costs here, and a small layer loses little to
@@ -387,6 +411,8 @@ def simulcast_track(
     for layer_width, layer_height, layer_bitrate, divisor in planned[:-1]:
         size = (layer_width, layer_height)
         track.lower.append(OutgoingTrack(kind, False, fps, layer_bitrate, rng, size, divisor))
+    if track.lower:
+        track.allocator = LayerAllocator([layer.bitrate for layer in track.layers])
     return track
 
 
@@ -429,7 +455,8 @@ class Publisher:
         """Ask the server for RFC 8888 feedback on each track (rtp://, zmq://)."""
         self._queue = queue
         """Samples the link's send queue (a stream link that can measure it: tcp://)."""
-        start = (bitrate + AUDIO_BITRATE) / 0.95
+        nominal = bitrate * sum(LAYER_SHARES) if self._simulcast else bitrate  # every layer's, at most
+        start = (nominal + AUDIO_BITRATE) / 0.95
         self.controller = BitrateController(start, high=max(MAX_BITRATE, start))
         """The uplink's estimate; its video share is what the video encoder is asked for."""
         self._report_clock: float | None = None  # the last feedback report's timestamp, unwrapped, in s
@@ -479,16 +506,27 @@ class Publisher:
         """A ``publish_stats`` event: what ``track`` sends, what its encoder is asked for, the estimate."""
         now = time.monotonic()
         controller = self.controller
-        return {
+        event: Message = {
             "type": "publish_stats",
             "source": self.source_name,
             **track.describe(),
             "frames": track.frames,
-            "bitrate": round(track.meter.bitrate(now)),
-            "target_bitrate": track.target_bitrate,
+            "bitrate": round(sum(layer.meter.bitrate(now) for layer in track.layers)),
+            "target_bitrate": track.sending_bitrate,
             "available_bitrate": round(controller.target),
             "estimator": "feedback" if self._feedback else ("queue" if self._queue is not None else "none"),
         }
+        if track.lower:
+            event["layers"] = [
+                {
+                    **described,
+                    "target_bitrate": 0 if layer.idle else layer.target_bitrate,
+                    "sent_bitrate": round(layer.meter.bitrate(now)),
+                    **({"paused": "congestion" if layer.congested else "dynacast"} if layer.idle else {}),
+                }
+                for layer, described in zip(track.layers, track.describe()["layers"], strict=True)
+            ]
+        return event
 
     async def _run(self) -> None:
         reason = "ended"
@@ -594,6 +632,8 @@ class Publisher:
         for track in live:
             if track.audio:
                 track.retarget(controller.audio_bitrate(), now)
+            elif track.allocator is not None:
+                track.adapt_layers(controller.video_bitrate(audio_tracks), now)
             else:
                 track.retarget(min(track.bitrate, controller.video_bitrate(audio_tracks)), now)
 

@@ -53,7 +53,7 @@ from conf_cli.media.h264 import AccessUnit, H264Depacketizer
 from conf_cli.media.jitter import Gap, JitterBuffer, adaptive_delay
 from conf_cli.media.opus_rtp import opus_packet_samples
 from conf_cli.media.red import PT_RED, unpack_red
-from conf_cli.media.rtp_stream import RateMeter, ReceiverStats, track_stats
+from conf_cli.media.rtp_stream import FreezeMeter, RateMeter, ReceiverStats, track_stats
 from conf_cli.media.source import EncodedSink, EncodedUnit, Sink
 from conf_cli.protocol.control import Message
 from conf_cli.protocol.rtcp import (
@@ -178,6 +178,8 @@ class RemoteTrack:
         self.malformed = 0
         self.dropped = 0
         self.decode_errors = 0
+        self.freeze = FreezeMeter()
+        """The longest wait between two decoded pictures (video), reported as ``freeze_ms``."""
         self.concealed = 0
         """Audio frames lost and concealed (nothing could rebuild them)."""
         self.red_recovered = 0
@@ -426,7 +428,10 @@ class RemoteTrack:
                 continue
             size = len(item.data) if isinstance(item, AccessUnit) else len(item.payload)
             frames = await asyncio.to_thread(self._process, item)
-            self.meter.record(time.monotonic(), size, frames)
+            now = time.monotonic()
+            self.meter.record(now, size, frames)
+            if frames and not self.audio:
+                self.freeze.picture(now)
 
     def _record(self, unit: EncodedUnit) -> None:
         recorder = self.recorder
@@ -521,7 +526,12 @@ class RemoteTrack:
                     **({"level": self.level} if self.level is not None else {}),
                 }
                 if self.audio
-                else {"width": self.size[0], "height": self.size[1], "layer": self.layer}
+                else {
+                    "width": self.size[0],
+                    "height": self.size[1],
+                    "layer": self.layer,
+                    "freeze_ms": round((self.freeze.take(now) or 0.0) * 1000),
+                }
                 if self.size is not None
                 else {}
             ),

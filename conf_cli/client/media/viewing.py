@@ -90,8 +90,11 @@ def window_title(track: Message) -> str:
     return f"conf: {track.get('name', 'someone')}'s {track.get('kind', 'video')}"
 
 
-def window_opener(sinks: Mapping[str, Any], notify: Notify) -> SinkOpener:
+def window_opener(
+    sinks: Mapping[str, Any], notify: Notify, on_resize: Callable[[int, int], None] | None = None
+) -> SinkOpener:
     """For each video track, a ``window`` sink opened on its first picture; nothing for audio.
+    ``on_resize`` is called (from any thread) with the window's size when it opens and is resized.
 
     Call it on the event loop; ConfError now if no plugin registered a ``window`` sink.
     """
@@ -101,7 +104,9 @@ def window_opener(sinks: Mapping[str, Any], notify: Notify) -> SinkOpener:
     def open_for(track: Message) -> list[Sink]:
         if not is_video(track):
             return []
-        options = {"title": window_title(track)}
+        options: dict[str, Any] = {"title": window_title(track)}
+        if on_resize is not None:
+            options["on_resize"] = on_resize
 
         def open_sink() -> Sink:
             sink = factory.open(options)

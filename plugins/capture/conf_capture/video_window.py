@@ -270,12 +270,15 @@ class _Drawing:
                 (frame.width, frame.height), (info.current_w, info.current_h)
             )
             self.surface = pg.display.set_mode((width, height), pg.RESIZABLE)
+            self.window._emit(WindowEvent("resized", width=width, height=height))  # its first size
         if title != self.title:
             pg.display.set_caption(title)
             self.title = title
         rect = fit((frame.width, frame.height), self.surface.get_size())
         x, y, w, h = rect
         rgb = self.reformatter.reformat(frame, w, h, "rgb24", interpolation="BILINEAR").to_ndarray()
+        if not rgb.flags.c_contiguous:  # rows padded (most widths): pygame needs the pixels in one run
+            rgb = rgb.copy()
         image = pg.image.frombuffer(rgb, (w, h), "RGB")
         if rect != self.rect:
             self.surface.fill((0, 0, 0))

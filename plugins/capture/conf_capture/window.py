@@ -19,7 +19,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import av
@@ -27,7 +27,7 @@ import av
 from conf_cli import ConfError, Frame, Sink, SinkFactory
 
 from .options import opt_str
-from .video_window import VideoWindow
+from .video_window import VideoWindow, WindowEvent
 
 NO_WINDOW_SYSTEM = "no window system: DISPLAY is not set; use --view preview"
 _LOCAL_DISPLAY = re.compile(r"^(?:unix)?:(\d+)(?:\.\d+)?$")
@@ -91,16 +91,22 @@ class WindowSinkFactory(SinkFactory):
         self.window: VideoWindow | None = None
         self._sinks: list[WindowSink] = []
         self._lock = threading.Lock()
+        self._on_resize: Callable[[int, int], None] | None = None
 
     def open(self, options: Mapping[str, Any]) -> WindowSink:
-        """Options: ``title`` of the window while this sink's pictures are shown."""
+        """Options: ``title`` of the window while this sink's pictures are shown; ``on_resize``, called
+        (from the window's thread) with the window's width and height when it opens and whenever it is
+        resized (so that the layer that fits its size can be asked for)."""
         problem = window_system_problem()
         if problem is not None:
             raise ConfError(problem)
         if importlib.util.find_spec("pygame") is None:
             raise ConfError("the window viewer needs pygame (pip install pygame); or use --view preview")
         sink = WindowSink(self, opt_str(options, "title", "conf") or "conf")
+        on_resize = options.get("on_resize")
         with self._lock:
+            if callable(on_resize):
+                self._on_resize = on_resize
             self._sinks.append(sink)
         return sink
 
@@ -117,8 +123,13 @@ class WindowSinkFactory(SinkFactory):
                 self.window = None
                 return
             if window is None:
-                window = self.window = VideoWindow(sink.title)
+                window = self.window = VideoWindow(sink.title, on_event=self._event)
         window.show(frame, sink.title)
+
+    def _event(self, event: WindowEvent) -> None:
+        on_resize = self._on_resize
+        if event.type == "resized" and on_resize is not None:
+            on_resize(event.width, event.height)
 
     def _release(self, sink: WindowSink) -> None:
         with self._lock:

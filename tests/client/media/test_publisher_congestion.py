@@ -67,3 +67,45 @@ def test_feedback_about_its_own_tracks_feeds_the_estimate_and_nobody_elses_does(
     assert pub.controller.feedback_reports == 1
     assert len(pub.controller.history) == 0  # every packet reported on, and forgotten
     assert pub.stats_event(video)["estimator"] == "feedback"
+
+
+def test_a_simulcast_tracks_estimate_is_split_among_its_layers_and_reported_per_layer() -> None:
+    from conf_cli.client.media.publisher import simulcast_track
+    from conf_cli.media.congestion import RESUME_AFTER
+
+    pub = publisher([])
+    video = pub.tracks[False] = simulcast_track("video", 1280, 720, 30.0, 1_500_000, random.Random(4))
+    low, middle, top = video.layers
+    assert [layer.bitrate for layer in video.layers] == [150_000, 500_000, 1_500_000]
+    # the uplink narrows to about 800 kbit/s: the top layer is paused, the two below keep their rates
+    pub.controller.target = 800_000
+    pub._adapt(10.0)
+    assert (low.congested, middle.congested, top.congested) == (False, False, True)
+    assert top.idle and not low.idle
+    video_share = int(800_000 * 0.95) - AUDIO_BITRATE
+    assert (low.target_bitrate, middle.target_bitrate) == (150_000, min(500_000, video_share - 150_000))
+    stats = pub.stats_event(video)
+    assert stats["target_bitrate"] == low.target_bitrate + middle.target_bitrate
+    assert [layer["target_bitrate"] for layer in stats["layers"]] == [150_000, 500_000, 0]
+    assert stats["layers"][2]["paused"] == "congestion" and "paused" not in stats["layers"][0]
+    # the uplink widens again: the top layer resumes (with a keyframe), at its share
+    encoder = FakeEncoder()
+    top.video_encoder = encoder  # type: ignore[assignment]
+    pub.controller.target = 3_000_000
+    pub._adapt(10.0 + RETARGET_AFTER_PAUSE)
+    assert not top.congested and encoder.keyframes == 1
+    assert top.target_bitrate == 1_500_000
+    assert pub.stats_event(video)["target_bitrate"] == 2_150_000
+    assert RESUME_AFTER <= RETARGET_AFTER_PAUSE
+
+
+RETARGET_AFTER_PAUSE = 3.0
+
+
+class FakeEncoder:
+    def __init__(self) -> None:
+        self.keyframes = 0
+        self.bitrate = 1_500_000
+
+    def request_keyframe(self) -> None:
+        self.keyframes += 1

@@ -1,0 +1,36 @@
+"""A layer per subscriber end to end: real `conf` processes and codecs over rtp:// (SRTP), a subscriber
+whose downlink the impairment relay limits to 400 kbit/s.
+
+A publisher shares a 720p15 pattern as three simulcast layers (1280x720 at 1.2 Mbit/s, 640x360 at 400
+kbit/s, 320x180 at 120 kbit/s). The host receives directly; the other subscriber's every byte goes through
+the relay, which limits what it receives to 400 kbit/s once both receive 720p. The limited subscriber moves
+to a layer that fits (its receiver reports show loss; the server moves it at a keyframe), decodes the
+smaller picture at a bit rate under the limit with low loss, while the host keeps the top layer. The longest
+wait between two decoded pictures (``freeze_ms``) is printed (``-s``); benchmarks/adaptive.py prints it as a
+figure (a timed assertion would fail on a loaded machine).
+"""
+
+from __future__ import annotations
+
+from conf_cli.testing.downlink import run_downlink_scenario
+
+LIMIT = 400_000
+
+
+def test_a_subscriber_limited_to_400k_moves_to_a_layer_that_fits_while_the_host_keeps_720p() -> None:
+    result = run_downlink_scenario("rtp", limit=LIMIT, hold=10.0)
+    print(
+        f"\nrtp (SRTP): switched after {result.switched_after} s to layer {result.layer} {result.size}, "
+        f"loss after {result.loss_after} at {result.bitrate_after} bit/s, longest freeze {result.freeze} s "
+        f"(before the limit {result.freeze_before} s), host layers {result.host_layers}"
+    )
+    # the server moved it down (a layer_switched to a layer under the top), within seconds
+    assert result.switched_after is not None and result.switched_after <= 5.0, result.timeline
+    # it ends on a lower layer, decoding the smaller pictures ...
+    assert result.layer is not None and result.layer < 2, result.timeline
+    assert result.size is not None and result.size[1] <= 360, result.timeline
+    # ... at a rate the limit carries, with under 2 % lost once settled
+    assert result.bitrate_after is not None and result.bitrate_after < LIMIT, result.timeline
+    assert result.loss_after is not None and result.loss_after < 0.02, result.timeline
+    # the host, with no limit, kept the top layer throughout
+    assert result.host_layers and set(result.host_layers) == {2}, result.host_layers
