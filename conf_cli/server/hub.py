@@ -66,6 +66,7 @@ from conf_cli.protocol.rtcp import (
 )
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 from conf_cli.server.call_board import CallBoard
+from conf_cli.server.cascade import should_cascade
 from conf_cli.server.directory import (
     UNREACHABLE,
     ClaimMeeting,
@@ -155,7 +156,17 @@ class Ask:
     resume: Callable[[Any, float], list[Action]]
 
 
-Action = Send | Close | Forward | Deferred | Ask
+@dataclass(frozen=True)
+class Cascade:
+    """Carry connection ``conn`` to ``node``, which holds the meeting it asked to join (``request``), over
+    this node's link to it (:mod:`conf_cli.server.cascade`): from now on that node's hub decides for it."""
+
+    conn: int
+    node: NodeInfo
+    request: Message
+
+
+Action = Send | Close | Forward | Deferred | Ask | Cascade
 
 CLAIM_ATTEMPTS = 3
 """Meeting IDs a create tries to claim in the cluster's directory before giving up (each taken one is a
@@ -324,6 +335,7 @@ class HubStats(FeedbackStats):
     loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
     speaker_switches: int = 0  # active_speaker changes announced
     redirects: int = 0  # creates and joins sent on to another node of the cluster
+    cascaded: int = 0  # joins carried to the meeting's holder over a node link (conf_cli.server.cascade)
 
 
 @dataclass
@@ -388,6 +400,11 @@ class Hub:
         conn = self._conns.get(cid)
         if conn is not None and conn.phase is Phase.OPENED:
             conn.advance(Phase.GREETED)
+
+    def is_greeted(self, cid: int) -> bool:
+        """Whether ``cid`` has said hello (a participant's link, not a node link about to prove itself)."""
+        conn = self._conns.get(cid)
+        return conn is not None and conn.greeted
 
     def disconnected(self, cid: int, reason: str = "disconnected") -> list[Action]:
         conn = self._conns.pop(cid, None)
@@ -1167,7 +1184,7 @@ class Hub:
 
     def _find(self, conn: _Connection, meeting_id: str, message: Message) -> list[Action]:
         """A join of a meeting this node does not hold: ask the directory which node does, and send the
-        client there."""
+        client there, or carry it there when that node is full (:mod:`conf_cli.server.cascade`)."""
         cluster = self.cluster
         assert cluster is not None
         conn.busy = True
@@ -1194,6 +1211,9 @@ class Hub:
                         f"meeting {meeting_id} is on node {answer.name}, which is not answering; "
                         "try again in a few seconds",
                     )
+                if should_cascade(cluster.cascade, answer.node):
+                    self.stats.cascaded += 1
+                    return [Cascade(conn.cid, answer.node, message)]
                 return [self._redirect(conn, answer.node, message, meeting_id)]
             except RequestRefused as refusal:
                 return [_refused(conn.cid, refusal, message)]
