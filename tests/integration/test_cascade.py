@@ -5,17 +5,25 @@ of a meeting held elsewhere (``--cascade always``), as a full holder would make 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from conf_cli.bench.links import client_options
+from conf_cli.bench.packets import PacketMaker
+from conf_cli.client.link import Client
+from conf_cli.plugin.registry import registry
 from conf_cli.protocol.framing import FrameDecoder, frame
+from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.testing.directories import start_directory
-from tests.integration.test_cluster import SMALL, Cluster, chat_from, has_packets, node_names
+from conf_cli.urls import parse_server_url
+from tests.integration.test_cluster import PASSCODE, SMALL, Cluster, chat_from, has_packets, node_names
 
 STATS = ("--stats-interval", "0.5")
 
@@ -132,3 +140,85 @@ def _drained(sock: ssl.SSLSocket) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+PER_NODE = 10
+PACKETS = 300
+"""Packets each of the three publishers sends (one per node), at :data:`RATE` a second."""
+RATE = 100.0
+
+
+class _Participant:
+    """A light participant: an in-process client over a real TLS link, counting what it receives."""
+
+    def __init__(self, url: str, fingerprint: str, name: str) -> None:
+        self.client = Client(registry(), parse_server_url(url), client_options(url, "on", fingerprint, 15.0))
+        self.name = name
+        self.received: dict[int, int] = {}
+        self.client.media_handler = self._count
+
+    def _count(self, packet: bytes) -> None:
+        if len(packet) >= 12 and not is_rtcp(packet):
+            ssrc = int.from_bytes(packet[8:12], "big")
+            self.received[ssrc] = self.received.get(ssrc, 0) + 1
+
+
+def test_thirty_participants_over_three_nodes_get_each_track_once_per_node_pair(cluster: Cluster) -> None:
+    three_nodes(cluster)
+    fingerprint = cluster.status()["nodes"][0]["fingerprint"]
+    publishers = {"a": 0x1000A, "b": 0x1000B, "c": 0x1000C}
+
+    async def scenario() -> tuple[dict[str, list[_Participant]], dict[str, Any]]:
+        people: dict[str, list[_Participant]] = {}
+        host = _Participant(cluster.url("a"), fingerprint, "host")
+        await host.client.connect()
+        meeting = (await host.client.create("host", PASSCODE))[0]["meeting"]
+        people["a"] = [host]
+        for node in "abc":
+            for n in range(PER_NODE - (node == "a")):
+                person = _Participant(cluster.url(node), fingerprint, f"{node}{n}")
+                await person.client.connect()
+                await person.client.join(meeting, person.name, PASSCODE)
+                people.setdefault(node, []).append(person)
+        for node, ssrc in publishers.items():
+            client = people[node][-1].client
+            client.send({"type": "publish", "kind": "video", "ssrc": ssrc, "codec": "H264"})
+        await asyncio.sleep(2.0)  # every share_started is out
+        makers = {node: PacketMaker(ssrc, 200) for node, ssrc in publishers.items()}
+        for _ in range(PACKETS):
+            for node, maker in makers.items():
+                link = people[node][-1].client.link
+                assert link is not None
+                link.send_media(maker.make(time.monotonic_ns()))
+            await asyncio.sleep(1 / RATE)
+        await asyncio.sleep(2.0)  # the last packets arrive
+        loop = asyncio.get_running_loop()
+        stats = await loop.run_in_executor(None, lambda: node_stats(cluster, "a", all_up))
+        for group in people.values():
+            for person in group:
+                await person.client.close()
+        return people, stats
+
+    def all_up(event: dict[str, Any]) -> bool:
+        """Stats taken after both other nodes' tracks went up to a."""
+        links = event.get("cascade", {}).get("links_in", {})
+        return all(links.get(node, {}).get("packets_in", 0) >= PACKETS for node in "bc")
+
+    people, stats = asyncio.run(scenario())
+    assert sum(len(group) for group in people.values()) == 3 * PER_NODE
+    # Everyone received (nearly) every packet of every track but their own.
+    for node, group in people.items():
+        for person in group:
+            for other, ssrc in publishers.items():
+                if person is not people[other][-1]:
+                    assert person.received.get(ssrc, 0) >= PACKETS * 0.9, (node, person.name, other)
+    # Node a (the holder) sent each packet of each track at most once down each node link, though it
+    # was for up to ten participants behind it; it got each of b's and c's tracks up once.
+    links = stats["cascade"]["links_in"]
+    for node in "bc":
+        link = links[node]
+        assert link["participants"] == PER_NODE
+        tracks_packets = PACKETS * len(publishers)
+        assert link["packets_out"] <= tracks_packets + 50, link  # + the server's own keyframe requests
+        assert link["deliveries_out"] >= (PER_NODE - 1) * PACKETS * len(publishers) * 0.95, link
+        assert PACKETS <= link["packets_in"] <= PACKETS + 50, link  # its publisher's track, up once
