@@ -19,6 +19,7 @@ from conf_cli.bench.links import client_options
 from conf_cli.bench.packets import PacketMaker
 from conf_cli.client.link import Client
 from conf_cli.plugin.registry import registry
+from conf_cli.protocol.control import PROTOCOL_VERSION
 from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.testing.directories import start_directory
@@ -114,7 +115,13 @@ def test_a_client_that_claims_to_be_a_node_link_is_refused(cluster: Cluster) -> 
         sock.sendall(frame(json.dumps({"node": "auth", "mac": "00" * 32}).encode()))
         sock.settimeout(10)
         assert _drained(sock), "the node claiming to be a node link was not disconnected"
-    stats = node_stats(cluster, "a", lambda e: e.get("cascade", {}).get("refused", 0) >= 1)
+    # A participant who said hello cannot turn its link into a node link either.
+    with socket.create_connection((host, int(port)), timeout=10) as raw, context.wrap_socket(raw) as sock:
+        sock.sendall(frame(json.dumps({"type": "hello", "protocol": PROTOCOL_VERSION}).encode()))
+        sock.sendall(frame(json.dumps({"node": "hello", "name": "b"}).encode()))
+        sock.settimeout(10)
+        assert _drained(sock), "a participant that said hello then claimed to be a node was not disconnected"
+    stats = node_stats(cluster, "a", lambda e: e.get("cascade", {}).get("refused", 0) >= 2)
     assert stats["cascade"]["links_in"] == {}
 
 
