@@ -153,6 +153,8 @@ class LinkCounts:
     """Media frames sent on the link (each one packet, for any number of participants behind it)."""
     deliveries_out: int = 0
     """Participants those frames were for: what sending to each one alone would have cost."""
+    deliveries_in: int = 0
+    """Participants the frames received were for (each handed its copy on this node)."""
     control_in: int = 0
     control_out: int = 0
     refused: int = 0

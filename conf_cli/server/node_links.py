@@ -357,6 +357,7 @@ class NodeLinks:
         if vlink is None:
             counts.refused += 1
             return True
+        counts.deliveries_in += 1
         self.server.media_received(vlink, unwrapped[1])
         return True
 
@@ -476,6 +477,7 @@ class NodeLinks:
         for local in locals_:
             link = links.get(local)
             if link is not None and node_of(local) == uplink.node:
+                uplink.counts.deliveries_in += 1
                 link.send_media(packet)
 
     def down_close(self, uplink: Uplink, local: int) -> None:
