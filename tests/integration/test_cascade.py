@@ -229,3 +229,37 @@ def test_thirty_participants_over_three_nodes_get_each_track_once_per_node_pair(
         assert link["packets_out"] <= tracks_packets + 50, link  # + the server's own keyframe requests
         assert link["deliveries_out"] >= (PER_NODE - 1) * PACKETS * len(publishers) * 0.95, link
         assert PACKETS <= link["packets_in"] <= PACKETS + 50, link  # its publisher's track, up once
+
+
+def test_an_e2ee_meeting_with_a_waiting_room_behaves_across_nodes_as_on_one(cluster: Cluster) -> None:
+    three_nodes(cluster)
+    ada = cluster.client("a", "Ada", None, "--e2ee", "--waiting-room")
+    meeting = ada.expect("meeting_created")["meeting"]
+    assert ada.expect("joined")["e2ee"] is True
+
+    # Bob, through node b, waits until the host on a lets him in; only then is he in the meeting.
+    bob = cluster.share("b", meeting, "Bob", "pattern", *SMALL)
+    assert bob.expect("waiting")["meeting"] == meeting
+    ada.expect("waiting_joined", lambda e: e["name"] == "Bob")
+    ada.send("/admit Bob")
+    assert bob.expect("joined")["e2ee"] is True
+    video = bob.expect("publish_started", timeout=20)["ssrc"]
+    cy = cluster.share("c", meeting, "Cy", "tone")
+    cy.expect("waiting")
+    ada.expect("waiting_joined", lambda e: e["name"] == "Cy")
+    ada.send("/admit Cy")
+    assert cy.expect("joined")["e2ee"] is True
+    audio = cy.expect("publish_started", timeout=20)["ssrc"]
+
+    # Everyone agrees on one security code, and the media sealed end to end opens for every member,
+    # though it crossed node links (the nodes only carry it).
+    everyone = ["Ada", "Bob", "Cy"]
+    codes = {
+        str(c.latest("security_code", lambda e: e["participants"] == everyone, timeout=20)["code"])
+        for c in (ada, bob, cy)
+    }
+    assert len(codes) == 1
+    assert not [e for c in (bob, cy) for e in c.seen if e.get("type") == "redirect"]  # carried, not sent on
+    for client, ssrc in ((ada, video), (ada, audio), (cy, video), (bob, audio)):
+        stats = client.expect("track_stats", lambda e, s=ssrc: e["ssrc"] == s and e["frames"] > 0, timeout=20)
+        assert stats["undecryptable"] == 0 and stats["decode_errors"] == 0
