@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import ssl
 import time
@@ -263,3 +265,32 @@ def test_an_e2ee_meeting_with_a_waiting_room_behaves_across_nodes_as_on_one(clus
     for client, ssrc in ((ada, video), (ada, audio), (cy, video), (bob, audio)):
         stats = client.expect("track_stats", lambda e, s=ssrc: e["ssrc"] == s and e["frames"] > 0, timeout=20)
         assert stats["undecryptable"] == 0 and stats["decode_errors"] == 0
+
+
+def test_a_join_is_redirected_while_the_holder_has_room_and_carried_once_it_is_full(cluster: Cluster) -> None:
+    cluster.node("a", "--capacity", "2", *STATS)  # full (80 % of its capacity) with two participants
+    cluster.node("b", *STATS)  # --cascade full, the default
+    cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    ada = cluster.client("a", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]
+    ada.expect("joined")
+    bob = cluster.client("b", "Bob", meeting)
+    assert bob.expect("redirect")["node"] == "a"  # a has room: Bob is sent there
+    bob.expect("joined")
+    cluster.wait_status(lambda s: {n["name"]: n["participants"] for n in s["nodes"]}["a"] == 2, timeout=10)
+
+    cy = cluster.client("b", "Cy", meeting)  # a is full now: Cy stays on b, carried to a
+    cy.expect("joined")
+    assert not [e for e in cy.seen if e.get("type") == "redirect"]
+    cy.send("hello from b")
+    ada.expect("chat", chat_from("Cy", "hello from b"))
+    bob.expect("chat", chat_from("Cy", "hello from b"))
+    stats = node_stats(cluster, "a", lambda e: "b" in e.get("cascade", {}).get("links_in", {}))
+    assert stats["cascade"]["links_in"]["b"]["participants"] == 1
+    assert stats["hub"]["redirects"] == 0  # the holder itself sent nobody anywhere
+
+    # Node b dies: its node link drops, and the holder lets everyone know Cy is gone.
+    os.kill(cluster.nodes["b"][0].pid, signal.SIGKILL)
+    ada.expect("participant_left", lambda e: e.get("name") == "Cy", timeout=15)
+    ada.send("still here")
+    bob.expect("chat", chat_from("Ada", "still here"))
