@@ -41,7 +41,7 @@ from conf_cli.server.cascade import (
     wrap_media,
 )
 from conf_cli.server.directory import NodeInfo, url_for
-from conf_cli.server.hub import Close
+from conf_cli.server.hub import Close, peer_host
 from conf_cli.server.meeting import Send
 from conf_cli.urls import parse_server_url
 
@@ -67,6 +67,10 @@ PING_INTERVAL = 2.0
 MAX_QUEUED = 256
 """Control messages an uplink holds while it connects; more, and the participant is refused."""
 CONNECT_TIMEOUT = 5.0
+SILENCE = 3 * PING_INTERVAL
+"""An uplink whose holder answered no ping for this long is closed (the holder is gone)."""
+MAX_PEER = 100
+"""Characters of a participant's address a node passes on."""
 
 
 class NodeFanout(Listener):
@@ -91,8 +95,11 @@ class NodeFanout(Listener):
 class VirtualLink(Link):
     """A participant behind a node link, as the holder's server sees it."""
 
-    def __init__(self, links: NodeLinks, node_link: Link, local: int, node: str, fanout: NodeFanout) -> None:
-        super().__init__(f"node {node}/{local}", fanout)
+    def __init__(
+        self, links: NodeLinks, node_link: Link, local: int, node: str, fanout: NodeFanout, host: str = ""
+    ) -> None:
+        # The participant's own address as its node saw it, so that limits per address count it as theirs.
+        super().__init__(f"{host or f'#{local}'} (via node {node})", fanout)
         self.node_links = links
         self.node_link = node_link
         self.local = local
@@ -133,6 +140,8 @@ class Uplink:
         self.queue: list[bytes] = []
         self.ready = False
         self.counts = LinkCounts()
+        self.heard = time.monotonic()
+        """When the holder last said anything (it answers each ping)."""
         self.task = asyncio.create_task(self._run(), name=f"node-link-{node.name}")
 
     async def _run(self) -> None:
@@ -157,8 +166,10 @@ class Uplink:
                 await asyncio.sleep(PING_INTERVAL)
                 if self.link.is_closing:
                     return
+                if time.monotonic() - self.heard > SILENCE:
+                    raise ConfError(f"node {self.node} said nothing for {SILENCE:g} s")
                 self.link.send_control(node_message("ping"))
-        except (ConfError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # whatever went wrong, its participants must hear of it
             log.warning("node link to %s failed: %s", self.node, exc)
             self.node_links.uplink_closed(self, f"the link to node {self.node} failed: {exc}")
 
@@ -182,6 +193,7 @@ class Uplink:
         link = self.link
         assert link is not None
         self.counts.control_in += 1
+        self.heard = time.monotonic()
         wrapped = unwrap_control(data)
         if wrapped is not None:
             self.node_links.down_control(self, *wrapped)
@@ -326,7 +338,9 @@ class NodeLinks:
         kind, number = message["node"], message.get("p")
         if kind == "open" and isinstance(number, int):
             local = number
-            vlink = VirtualLink(self, link, local, behind.nodes[link.id], self.fanout)
+            host = message.get("peer")
+            host = host if isinstance(host, str) and len(host) <= MAX_PEER else ""
+            vlink = VirtualLink(self, link, local, behind.nodes[link.id], self.fanout, host)
             if not behind.add(link.id, local, vlink.id):
                 counts.refused += 1
                 self.send_wrapped(link, local, encode(_refusal("the node link to this node is full")))
@@ -334,6 +348,8 @@ class NodeLinks:
                 return
             server.link_opened(vlink)
             server.hub.greet(vlink.id)
+        elif kind == "ping":
+            link.send_control(node_message("ping"))
         elif kind == "close" and isinstance(number, int):
             cid = behind.cid(link.id, number)
             vlink = server.links.get(cid) if cid is not None else None
@@ -432,7 +448,8 @@ class NodeLinks:
             )
             return
         uplink.counts.participants = self.relays.count(node.name)
-        if not (uplink.send(node_message("open", p=cid)) and uplink.send(wrapped)):
+        opened = node_message("open", p=cid, peer=peer_host(link.peer)[:MAX_PEER])
+        if not (uplink.send(opened) and uplink.send(wrapped)):
             self.relays.remove(cid)
             self.server.apply([_send(cid, _refusal("the meeting's node is not answering yet", request))])
 

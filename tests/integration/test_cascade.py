@@ -294,3 +294,22 @@ def test_a_join_is_redirected_while_the_holder_has_room_and_carried_once_it_is_f
     ada.expect("participant_left", lambda e: e.get("name") == "Cy", timeout=15)
     ada.send("still here")
     bob.expect("chat", chat_from("Ada", "still here"))
+
+
+def test_a_holder_that_stops_answering_is_given_up_and_its_carried_participants_told(
+    cluster: Cluster,
+) -> None:
+    cluster.node("a", "--cascade", "always")
+    cluster.node("b", "--cascade", "always")
+    cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    ada = cluster.client("a", "Ada")
+    meeting = ada.expect("meeting_created")["meeting"]
+    cy = cluster.client("b", "Cy", meeting)
+    cy.expect("joined")
+    holder = cluster.nodes["a"][0].pid
+    os.kill(holder, signal.SIGSTOP)  # a hangs: its sockets stay open, it answers nothing
+    try:
+        error = cy.expect("error", timeout=20)  # node b gives up after its silence bound (6 s)
+        assert error["code"] == "unavailable" and "node a" in error["message"]
+    finally:
+        os.kill(holder, signal.SIGCONT)
