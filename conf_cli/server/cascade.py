@@ -265,3 +265,7 @@ class Relays:
 
     def count(self, node: str) -> int:
         return len(self._locals.get(node, ()))
+
+    def total(self) -> int:
+        """Local connections relayed over any link."""
+        return len(self._node_of)

@@ -195,7 +195,9 @@ async def run_server(config: ServerConfig) -> int:
 
                 identity = security.identity if security is not None else None
                 secret = identity.curve_secret() if identity is not None else None
-                srv.node_links = NodeLinks(srv, config.node, secret, security)
+                links = srv.node_links = NodeLinks(srv, config.node, secret, security)
+                assert srv.cluster is not None
+                srv.cluster.carried = links.relays.total
                 assert hub.cluster is not None
                 hub.cluster.cascade = config.cascade if secret is not None else "never"
             urls += await srv.start_services(settings)

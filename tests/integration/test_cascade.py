@@ -26,7 +26,15 @@ from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.testing.directories import start_directory
 from conf_cli.urls import parse_server_url
-from tests.integration.test_cluster import PASSCODE, SMALL, Cluster, chat_from, has_packets, node_names
+from tests.integration.test_cluster import (
+    PASSCODE,
+    SETTLE,
+    SMALL,
+    Cluster,
+    chat_from,
+    has_packets,
+    node_names,
+)
 
 STATS = ("--stats-interval", "0.5")
 
@@ -278,6 +286,7 @@ def test_a_join_is_redirected_while_the_holder_has_room_and_carried_once_it_is_f
     assert bob.expect("redirect")["node"] == "a"  # a has room: Bob is sent there
     bob.expect("joined")
     cluster.wait_status(lambda s: {n["name"]: n["participants"] for n in s["nodes"]}["a"] == 2, timeout=10)
+    time.sleep(SETTLE)  # node b has read a's record since (it reads the records every 2 s)
 
     cy = cluster.client("b", "Cy", meeting)  # a is full now: Cy stays on b, carried to a
     cy.expect("joined")
@@ -288,6 +297,11 @@ def test_a_join_is_redirected_while_the_holder_has_room_and_carried_once_it_is_f
     stats = node_stats(cluster, "a", lambda e: "b" in e.get("cascade", {}).get("links_in", {}))
     assert stats["cascade"]["links_in"]["b"]["participants"] == 1
     assert stats["hub"]["redirects"] == 0  # the holder itself sent nobody anywhere
+    # Cy counts in b's load (b carries her) as in a's (a's meeting has her).
+    status = cluster.wait_status(
+        lambda s: {n["name"]: n["participants"] for n in s["nodes"]} == {"a": 3, "b": 1}, timeout=10
+    )
+    assert status["meetings"] == {meeting: "a"}
 
     # Node b dies: its node link drops, and the holder lets everyone know Cy is gone.
     os.kill(cluster.nodes["b"][0].pid, signal.SIGKILL)

@@ -184,6 +184,6 @@ def test_a_node_relays_each_local_participant_over_one_link_within_its_bound() -
     assert relays.add(1, "a") and relays.add(2, "a") and relays.add(3, "x")
     assert not relays.add(4, "a")  # that link carries its limit
     assert relays.add(1, "a") and not relays.add(1, "x")  # one link per participant
-    assert relays.node_of(2) == "a" and relays.count("a") == 2
+    assert relays.node_of(2) == "a" and relays.count("a") == 2 and relays.total() == 3
     assert relays.remove(2) == "a" and relays.node_of(2) is None and relays.count("a") == 1
     assert relays.dropped("a") == [1] and relays.node_of(1) is None and relays.count("a") == 0
