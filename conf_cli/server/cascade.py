@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from conf_cli.protocol.control import MAX_CONTROL_BYTES
 from conf_cli.server.directory import NodeInfo, has_room
+from conf_cli.token_bucket import TokenBucket
 
 CASCADE_MODES = ("full", "always", "never")
 """``conf server --cascade``: cascade a join when the holder is full (no room by placement's rule), for
@@ -50,6 +51,11 @@ MAX_DESTINATIONS = 255
 """Participants one media frame down a node link may name (one byte); more go in further frames."""
 MAX_NODE_MESSAGE = 512
 """A node link's own messages are short; a longer one is refused."""
+RELAY_RATE = 400.0
+"""Control messages a second a node relays for one participant, on average (above the hub's remote-control
+input rate), ...."""
+RELAY_BURST = 500.0
+"""... and at once: one participant cannot fill the node link that carries everyone's."""
 NODE_KINDS = ("hello", "challenge", "auth", "open", "close", "ping")
 _LABEL = b"conf node link v1"
 _WRAPPED = re.compile(rb'\{"p":([0-9]{1,10}),"m":')
@@ -235,6 +241,7 @@ class Relays:
     limit: int = MAX_BEHIND
     _node_of: dict[int, str] = field(default_factory=dict)
     _locals: dict[str, set[int]] = field(default_factory=dict)
+    _budgets: dict[int, TokenBucket] = field(default_factory=dict)
 
     def add(self, cid: int, node: str) -> bool:
         """Relay ``cid`` to ``node`` from now on; False if that link carries :attr:`limit` already."""
@@ -245,13 +252,20 @@ class Relays:
             return False
         here.add(cid)
         self._node_of[cid] = node
+        self._budgets[cid] = TokenBucket(RELAY_RATE, RELAY_BURST)
         return True
+
+    def may_relay(self, cid: int, now: float) -> bool:
+        """Whether one more control message of ``cid`` goes up now (within its budget)."""
+        budget = self._budgets.get(cid)
+        return budget is not None and budget.take(1, now)
 
     def node_of(self, cid: int) -> str | None:
         return self._node_of.get(cid)
 
     def remove(self, cid: int) -> str | None:
         node = self._node_of.pop(cid, None)
+        self._budgets.pop(cid, None)
         if node is not None:
             self._locals[node].discard(cid)
         return node
@@ -261,6 +275,7 @@ class Relays:
         cids = list(self._locals.pop(node, set()))
         for cid in cids:
             self._node_of.pop(cid, None)
+            self._budgets.pop(cid, None)
         return cids
 
     def count(self, node: str) -> int:

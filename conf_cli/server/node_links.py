@@ -461,9 +461,10 @@ class NodeLinks:
         uplink = self.relayed(link.id)
         if uplink is None:
             return False
-        self.server.hub.seen(link.id, time.monotonic())
+        now = time.monotonic()
+        self.server.hub.seen(link.id, now)
         wrapped = wrap_control(link.id, data)
-        if wrapped is None or not uplink.send(wrapped):
+        if wrapped is None or not self.relays.may_relay(link.id, now) or not uplink.send(wrapped):
             uplink.counts.refused += 1
         return True
 

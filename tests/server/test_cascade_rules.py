@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from conf_cli.protocol.control import MAX_CONTROL_BYTES, encode
 from conf_cli.server.cascade import (
     MAX_DESTINATIONS,
+    RELAY_BURST,
+    RELAY_RATE,
     Behind,
     Relays,
     batches,
@@ -187,3 +189,16 @@ def test_a_node_relays_each_local_participant_over_one_link_within_its_bound() -
     assert relays.node_of(2) == "a" and relays.count("a") == 2 and relays.total() == 3
     assert relays.remove(2) == "a" and relays.node_of(2) is None and relays.count("a") == 1
     assert relays.dropped("a") == [1] and relays.node_of(1) is None and relays.count("a") == 0
+
+
+def test_a_participant_s_control_messages_are_relayed_within_a_budget() -> None:
+    relays = Relays()
+    assert not relays.may_relay(1, 0.0)  # not relayed at all
+    relays.add(1, "a")
+    relays.add(2, "a")
+    sent = sum(relays.may_relay(1, 0.0) for _ in range(2 * int(RELAY_BURST)))
+    assert sent == RELAY_BURST  # a burst, then nothing more at once ...
+    assert relays.may_relay(2, 0.0)  # ... for that participant only
+    assert sum(relays.may_relay(1, 1.0) for _ in range(2 * int(RELAY_RATE))) == RELAY_RATE  # a second's worth
+    relays.remove(1)
+    assert not relays.may_relay(1, 10.0)
