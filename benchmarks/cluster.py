@@ -22,6 +22,10 @@ asserts nothing (docs/cluster.md says what they mean).
   :func:`conf_cli.server.directory.place` picks each one's node, with a fresh view of the nodes and with
   a view refreshed only every 25 meetings (the 2 s lag of the records). Printed: participants per node
   (min, mean, max), meetings sent elsewhere, the fullest node's load.
+- **Placement and cascading**: in-process too: 1,000 meetings placed by ``place()``, each participant
+  arriving at a random node and, once the holder is full, carried there (``should_cascade("full", ...)``)
+  instead of redirected. Printed: participants carried, node pairs with a node link, and the fullest
+  node's record (carried participants count on both nodes), for meetings of up to 40 and 80.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from conf_cli.plugin.registry import registry
 from conf_cli.plugin.security import client_security
 from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol.rtp import is_rtcp
+from conf_cli.server.cascade import should_cascade
 from conf_cli.server.directory import REFRESH_INTERVAL, NodeInfo, load, place
 from conf_cli.testing.directories import start_directory
 from conf_cli.testing.processes import ConfProcess, start_server
@@ -274,6 +279,58 @@ def placement_figures(seed: int) -> None:
         )
 
 
+def _simulate_cascading(
+    meetings: int, nodes: int, capacity: int, largest: int, seed: int
+) -> dict[str, float]:
+    """Meetings placed as ``place()`` does; then each participant arrives at a random node and is
+    redirected to the holder while it has room, else carried there (``should_cascade("full", ...)``)."""
+    rng = random.Random(seed)
+    truth = {
+        f"n{i:02d}": NodeInfo(f"n{i:02d}", (f"tcp://n{i:02d}:7450",), capacity=capacity) for i in range(nodes)
+    }
+
+    def add(name: str, people: int) -> None:
+        truth[name] = replace(truth[name], participants=truth[name].participants + people)
+
+    carried = total = 0
+    pairs: set[tuple[str, str]] = set()
+    for _ in range(meetings):
+        holder = place(truth, f"n{rng.randrange(nodes):02d}")
+        truth[holder] = replace(truth[holder], meetings=truth[holder].meetings + 1)
+        add(holder, 1)
+        total += 1
+        for _ in range(rng.randint(1, largest - 1)):
+            reached = f"n{rng.randrange(nodes):02d}"
+            total += 1
+            if reached != holder and should_cascade("full", truth[holder]):
+                carried += 1
+                pairs.add((reached, holder))
+                add(reached, 1)  # the node it reached carries it (its record counts it) ...
+            add(holder, 1)  # ... and the holder's meeting has it
+    return {
+        "participants": total,
+        "carried": carried,
+        "pairs": len(pairs),
+        "fullest": max(truth[name].participants / capacity for name in truth),
+    }
+
+
+def cascading_figures(seed: int) -> None:
+    print("\nCascading, in process (place() and should_cascade('full')), 1,000 meetings over 20 nodes, seed")
+    print(f"{seed}: each participant reaches a random node and is carried to the holder once it is full:\n")
+    print(
+        "| meetings of | capacity per node | participants | carried | node pairs linked "
+        "| fullest node's record |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for largest, capacity in ((40, 1500), (80, 1500), (80, 1000)):
+        f = _simulate_cascading(1000, 20, capacity, largest, seed)
+        print(
+            f"| 2-{largest} | {capacity} | {f['participants']:.0f} | {f['carried']:.0f} "
+            f"({f['carried'] / f['participants']:.0%}) | {f['pairs']:.0f} of 380 | {f['fullest']:.0%} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -311,6 +368,7 @@ def main() -> None:
             process.stop()
         directory.close()
     placement_figures(args.seed)
+    cascading_figures(args.seed)
 
 
 if __name__ == "__main__":
