@@ -9,11 +9,23 @@ asserts nothing (docs/cluster.md says what they mean).
   node a (direct: connect, hello, join, ``joined``) and through node b (connect, hello, join, ``redirect``,
   connect to a, hello, join, ``joined``). Printed: p50/p95/max of each, and the difference of the medians,
   the time a join through a node that does not hold the meeting adds (target: at most 100 ms).
+- **Cascading**: two more nodes, h (the holder) and r, with ``--cascade always``: a meeting on h, 10
+  subscribers connected to h directly and 10 to r (carried to h over r's one node link), and publishers on
+  h sending synthetic RTP (conf_cli.bench.packets) at a moderate rate. Each packet carries its send time
+  (one host, one monotonic clock), so each subscriber measures one-way latency: direct against behind one
+  node-to-node hop, in the same run, both tcp:// with TLS 1.3 (client links and the node link alike).
+  Printed: p50/p99 of each and the difference (target: the hop adds at most 3 ms at p99), and each node's
+  CPU seconds per packet it forwarded (node h: per packet received from a publisher; node r: per packet
+  received on its node link), with the node-link counters of ``server_stats.cascade``.
 - **Placement**: in-process, no I/O: 1,000 meetings (2 to 40 participants, seeded) arrive one by one at
   random nodes of 20 (capacity 1,500 participants each, so the cluster ends about 70 % full) and
   :func:`conf_cli.server.directory.place` picks each one's node, with a fresh view of the nodes and with
   a view refreshed only every 25 meetings (the 2 s lag of the records). Printed: participants per node
   (min, mean, max), meetings sent elsewhere, the fullest node's load.
+- **Placement and cascading**: in-process too: 1,000 meetings placed by ``place()``, each participant
+  arriving at a random node and, once the holder is full, carried there (``should_cascade("full", ...)``)
+  instead of redirected. Printed: participants carried, node pairs with a node link, and the fullest
+  node's record (carried participants count on both nodes), for meetings of up to 40 and 80.
 """
 
 from __future__ import annotations
@@ -23,15 +35,23 @@ import asyncio
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from conf_cli.bench.links import client_options
+from conf_cli.bench.packets import PacketMaker
+from conf_cli.bench.packets import read as read_packet
+from conf_cli.bench.proc import cpu_seconds
 from conf_cli.client.link import Client
 from conf_cli.plugin.registry import registry
 from conf_cli.plugin.security import client_security
 from conf_cli.plugin.transport import TransportOptions
+from conf_cli.protocol.rtp import is_rtcp
+from conf_cli.server.cascade import should_cascade
 from conf_cli.server.directory import REFRESH_INTERVAL, NodeInfo, load, place
 from conf_cli.testing.directories import start_directory
-from conf_cli.testing.processes import start_server
+from conf_cli.testing.processes import ConfProcess, start_server
 from conf_cli.urls import parse_server_url
 
 PASSCODE = "bench-pass-1"
@@ -93,6 +113,126 @@ async def _redirect_figures(url_a: str, url_b: str, fingerprint: str, joins: int
     print(f"\nA redirect adds {added:.1f} ms at the median ({ratio:.2f} x a direct join); target <= 100 ms.")
 
 
+async def _cascade_figures(url_h: str, url_r: str, fingerprint: str, nodes: dict[str, ConfProcess]) -> None:
+    subscribers, publishers, rate, seconds = 10, 4, 100.0, 10.0
+    delays: dict[str, list[float]] = {"direct (on h)": [], "behind one hop (on r)": []}
+
+    def receiver(group: str) -> object:
+        def on_packet(packet: bytes) -> None:
+            if len(packet) >= 20 and not is_rtcp(packet):
+                delays[group].append((time.monotonic_ns() - read_packet(packet)[2]) / 1e6)
+
+        return on_packet
+
+    async def joined(url: str, name: str, meeting: str) -> Client:
+        client = Client(registry(), parse_server_url(url), client_options(url, "on", fingerprint, 15.0))
+        await client.connect()
+        await client.join(meeting, name, PASSCODE)
+        return client
+
+    host = Client(registry(), parse_server_url(url_h), client_options(url_h, "on", fingerprint, 15.0))
+    await host.connect()
+    meeting = (await host.create("host", PASSCODE))[0]["meeting"]
+    clients = [host]
+    try:
+        for group, url in (("direct (on h)", url_h), ("behind one hop (on r)", url_r)):
+            for n in range(subscribers):
+                client = await joined(url, f"{group[0]}{n}", meeting)
+                client.media_handler = receiver(group)  # type: ignore[assignment]
+                clients.append(client)
+        senders = []
+        for n in range(publishers):
+            client = await joined(url_h, f"p{n}", meeting)
+            client.send({"type": "publish", "kind": "video", "ssrc": 0x2000 + n, "codec": "H264"})
+            senders.append((client, PacketMaker(0x2000 + n, 1000)))
+            clients.append(client)
+        await asyncio.sleep(1.5)
+        for values in delays.values():
+            values.clear()
+        pids = {name: process.process.pid for name, process in nodes.items()}
+        before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+        start = time.monotonic()
+        sent = 0
+        while time.monotonic() - start < seconds:
+            due = int((time.monotonic() - start) * rate) + 1
+            for client, maker in senders:
+                while maker.sent < due and client.link is not None:
+                    client.link.send_media(maker.make(time.monotonic_ns()))
+                    sent += 1
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(1.0)
+        after = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+        loop = asyncio.get_running_loop()
+        h_stats, r_stats = await asyncio.gather(
+            loop.run_in_executor(None, lambda: nodes["h"].expect("server_stats", _after(sent), timeout=10)),
+            loop.run_in_executor(
+                None, lambda: nodes["r"].expect("server_stats", _uplink_after(sent), timeout=10)
+            ),
+        )
+    finally:
+        for client in clients:
+            await client.close()
+
+    print(
+        f"\nOne node-to-node hop (tcp://, encryption on: TLS 1.3 on client and node links), {publishers} "
+        f"publishers x {rate:g} packets/s of 1,000 bytes for {seconds:g} s, {subscribers} subscribers on "
+        "each side, one run:\n"
+    )
+    print("| subscriber | packets | p50 ms | p99 ms | max ms |")
+    print("| --- | --- | --- | --- | --- |")
+    p99: dict[str, float] = {}
+    for group, values in delays.items():
+        ordered = sorted(values)
+        p99[group] = ordered[int(0.99 * (len(ordered) - 1))]
+        print(
+            f"| {group} | {len(ordered)} | {statistics.median(ordered):.2f} | {p99[group]:.2f} | "
+            f"{ordered[-1]:.2f} |"
+        )
+    direct, hop = p99["direct (on h)"], p99["behind one hop (on r)"]
+    medians = {group: statistics.median(values) for group, values in delays.items()}
+    print(
+        f"\nThe hop adds {hop - direct:.2f} ms at p99 ({hop / direct:.2f} x direct; target <= 3 ms) and "
+        f"{medians['behind one hop (on r)'] - medians['direct (on h)']:.2f} ms at the median."
+    )
+    down = h_stats["cascade"]["links_in"]["r"]
+    up = r_stats["cascade"]["links_out"]["h"]
+    print(
+        f"\nNode link r -> h: {down['packets_out']} frames down for {down['deliveries_out']} subscriber "
+        f"copies ({down['deliveries_out'] / max(1, down['packets_out']):.1f} per frame); r handed out "
+        f"{up['deliveries_in']} copies of {up['packets_in']} frames."
+    )
+    print("\nCPU per forwarded packet with cascading (process CPU over the sending window, one run):\n")
+    print("| node | packets in | copies out | CPU s | CPU us per packet in | CPU us per copy out |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    direct_out = sent * (subscribers + publishers - 1)  # to h's own participants (not the sender)
+    rows = (
+        ("h (holder)", "h", sent, direct_out + down["packets_out"]),
+        ("r", "r", up["packets_in"], up["deliveries_in"]),
+    )
+    for label, name, packets_in, copies in rows:
+        cpu = after[name] - before[name]
+        print(
+            f"| {label} | {packets_in} | {copies} | {cpu:.2f} | {cpu / max(1, packets_in) * 1e6:.1f} | "
+            f"{cpu / max(1, copies) * 1e6:.2f} |"
+        )
+
+
+def _after(sent: int) -> Callable[[dict[str, Any]], bool]:
+    def done(event: dict[str, Any]) -> bool:
+        link = event.get("cascade", {}).get("links_in", {}).get("r", {})
+        return int(link.get("packets_out", 0)) >= sent * 0.99
+
+    return done
+
+
+def _uplink_after(sent: int) -> Callable[[dict[str, Any]], bool]:
+    def done(event: dict[str, Any]) -> bool:
+        link = event.get("cascade", {}).get("links_out", {}).get("h", {})
+        return int(link.get("packets_in", 0)) >= sent * 0.99
+
+    return done
+
+
 def _simulate(meetings: int, nodes: int, capacity: int, lag: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     truth = {
@@ -139,6 +279,58 @@ def placement_figures(seed: int) -> None:
         )
 
 
+def _simulate_cascading(
+    meetings: int, nodes: int, capacity: int, largest: int, seed: int
+) -> dict[str, float]:
+    """Meetings placed as ``place()`` does; then each participant arrives at a random node and is
+    redirected to the holder while it has room, else carried there (``should_cascade("full", ...)``)."""
+    rng = random.Random(seed)
+    truth = {
+        f"n{i:02d}": NodeInfo(f"n{i:02d}", (f"tcp://n{i:02d}:7450",), capacity=capacity) for i in range(nodes)
+    }
+
+    def add(name: str, people: int) -> None:
+        truth[name] = replace(truth[name], participants=truth[name].participants + people)
+
+    carried = total = 0
+    pairs: set[tuple[str, str]] = set()
+    for _ in range(meetings):
+        holder = place(truth, f"n{rng.randrange(nodes):02d}")
+        truth[holder] = replace(truth[holder], meetings=truth[holder].meetings + 1)
+        add(holder, 1)
+        total += 1
+        for _ in range(rng.randint(1, largest - 1)):
+            reached = f"n{rng.randrange(nodes):02d}"
+            total += 1
+            if reached != holder and should_cascade("full", truth[holder]):
+                carried += 1
+                pairs.add((reached, holder))
+                add(reached, 1)  # the node it reached carries it (its record counts it) ...
+            add(holder, 1)  # ... and the holder's meeting has it
+    return {
+        "participants": total,
+        "carried": carried,
+        "pairs": len(pairs),
+        "fullest": max(truth[name].participants / capacity for name in truth),
+    }
+
+
+def cascading_figures(seed: int) -> None:
+    print("\nCascading, in process (place() and should_cascade('full')), 1,000 meetings over 20 nodes, seed")
+    print(f"{seed}: each participant reaches a random node and is carried to the holder once it is full:\n")
+    print(
+        "| meetings of | capacity per node | participants | carried | node pairs linked "
+        "| fullest node's record |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for largest, capacity in ((40, 1500), (80, 1500), (80, 1000)):
+        f = _simulate_cascading(1000, 20, capacity, largest, seed)
+        print(
+            f"| 2-{largest} | {capacity} | {f['participants']:.0f} | {f['carried']:.0f} "
+            f"({f['carried'] / f['participants']:.0%}) | {f['pairs']:.0f} of 380 | {f['fullest']:.0%} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,11 +353,22 @@ def main() -> None:
         time.sleep(REFRESH_INTERVAL + 1.0)  # every node has read the others' records
         print(f"directory: {args.directory} ({directory.url}); nodes a, b, c on tcp://127.0.0.1")
         asyncio.run(_redirect_figures(urls["a"], urls["b"], fingerprint, args.joins))
+        cascading = {}
+        for name in "hr":
+            process, url = start_server(
+                "--cluster", directory.url, "--node", name, "--cascade", "always", "--stats-interval", "0.5"
+            )
+            nodes.append(process)
+            urls[name] = url
+            cascading[name] = process
+        time.sleep(REFRESH_INTERVAL + 1.0)
+        asyncio.run(_cascade_figures(urls["h"], urls["r"], fingerprint, cascading))
     finally:
         for process in nodes:
             process.stop()
         directory.close()
     placement_figures(args.seed)
+    cascading_figures(args.seed)
 
 
 if __name__ == "__main__":

@@ -342,6 +342,14 @@ def cli(verbose: int) -> None:
     type=click.IntRange(1),
     help="Participants this node takes in its cluster before new meetings go to other nodes.",
 )
+@click.option(
+    "--cascade",
+    type=click.Choice(["full", "always", "never"]),
+    default="full",
+    show_default=True,
+    help="Carry a join of a meeting held on another node there over a node link (the meeting spans "
+    "nodes) when that node is full, always, or never (redirect the client). See docs/cluster.md.",
+)
 def server(
     host: str,
     port: int,
@@ -370,6 +378,7 @@ def server(
     node: str | None,
     advertise: tuple[str, ...],
     capacity: int,
+    cascade: str,
     **service_settings: Any,  # service plugins' options; services get them in `settings` below
 ) -> None:
     """Run a conf server hosting any number of meetings.
@@ -406,6 +415,7 @@ def server(
         node=node,
         advertise=advertise,
         capacity=capacity,
+        cascade=cascade,
         settings=dict(click.get_current_context().params),  # what services see: every option by name
     )
     if log_format == "json":

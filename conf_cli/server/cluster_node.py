@@ -66,6 +66,9 @@ class ClusterNode:
         self.conflicts = 0
         """Refreshes that found another node holding one of this node's meetings."""
         self.refreshes = 0
+        self.carried: Callable[[], int] = lambda: 0
+        """Participants connected here whom this node carries to other nodes' meetings (cascading):
+        they count in its record's participants, as those in its own meetings do."""
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
         hub.cluster = self.view
@@ -98,7 +101,7 @@ class ClusterNode:
             tuple(self.urls),
             self.view.fingerprint,
             cpu=round(cpu, 3),
-            participants=sum(len(m.participants) for m in hub.meetings.values()),
+            participants=sum(len(m.participants) for m in hub.meetings.values()) + self.carried(),
             packets_per_second=round(rate, 1),
             meetings=len(hub.meetings),
             capacity=self.capacity,

@@ -175,6 +175,9 @@ class ClusterView:
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     reachable: bool = False
     """The directory answered the last time it was asked."""
+    cascade: str = "full"
+    """When a join of a meeting held elsewhere is carried there instead of redirected
+    (``conf server --cascade``, :data:`conf_cli.server.cascade.CASCADE_MODES`)."""
     since: float = 0.0
     """When :attr:`reachable` last changed."""
 

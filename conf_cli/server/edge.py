@@ -22,7 +22,7 @@ from conf_cli.plugin.services import RunningService
 from conf_cli.plugin.transport import Link, Listener, TransportOptions, next_link_id
 from conf_cli.protocol.control import encode
 from conf_cli.server.forwarding import Forwarder
-from conf_cli.server.hub import Action, Ask, Close, Deferred, Forward, Hub, Rebind
+from conf_cli.server.hub import Action, Ask, Cascade, Close, Deferred, Forward, Hub, Rebind
 from conf_cli.server.local_link import LocalServiceContext
 from conf_cli.server.meeting import Send
 from conf_cli.server.meeting_log import MeetingLog
@@ -32,6 +32,7 @@ from conf_cli.server.traffic import TrafficTotals, transport_of
 
 if TYPE_CHECKING:
     from conf_cli.server.cluster_node import ClusterNode
+    from conf_cli.server.node_links import NodeLinks
     from conf_cli.server.record import MeetingStore
     from conf_cli.server.webhooks import Webhooks
 
@@ -91,6 +92,8 @@ class Server:
         """Where what happens in meetings goes (``--webhook``); see :meth:`use_webhooks`."""
         self.cluster: ClusterNode | None = None
         """This server's duties as a node of a cluster (``--cluster``); see :meth:`join_cluster`."""
+        self.node_links: NodeLinks | None = None
+        """A cluster's node's links to the others, for cascaded meetings (conf_cli.server.node_links)."""
 
     def use_webhooks(self, webhooks: Webhooks) -> None:
         """Hand what meetings note from now on to ``webhooks``, which deliver it beside the server."""
@@ -144,6 +147,7 @@ class Server:
         return {
             "type": "server_stats",
             **({"node": self.cluster.name, "cluster": self.cluster.stats()} if self.cluster else {}),
+            **({"cascade": self.node_links.stats()} if self.node_links is not None else {}),
             "hub": asdict(self.hub.stats),
             "listeners": {listener.url: listener.stats() for listener in self.listeners},
             "calls": {**asdict(self.hub.calls.stats), **self.hub.calls.relay.stats.as_dict()},
@@ -207,6 +211,8 @@ class Server:
         self.hub.calls.stun_port = self.call_port
 
     async def close(self) -> None:
+        if self.node_links is not None:
+            await self.node_links.close()
         if self.cluster is not None:
             await self.cluster.close()
             self.cluster = None
@@ -240,9 +246,15 @@ class Server:
         self._apply(self.hub.connected(link.id, time.monotonic(), link.peer, transport_of(link)))
 
     def control_received(self, link: Link, data: bytes) -> None:
+        nodes = self.node_links
+        if nodes is not None and (nodes.control_in(link, data) or nodes.up_control(link, data)):
+            return
         self._apply(self.hub.received(link.id, data, time.monotonic()))
 
     def media_received(self, link: Link, packet: bytes) -> None:
+        nodes = self.node_links
+        if nodes is not None and (nodes.media_in(link, packet) or nodes.up_media(link, packet)):
+            return
         if not self.forwarder.media(link, packet, time.monotonic()):
             self._apply([Close(link.id, "media before hello")])
 
@@ -266,6 +278,9 @@ class Server:
             self.traffic.retire(link)
         self.forwarder.forget(link)
         self._warned.discard(link.id)
+        if self.node_links is not None:
+            self.node_links.link_closed(link)
+            self.node_links.local_closed(link)
         log.debug("link %s (%s) closed: %s", link.id, link.peer, reason, extra={"peer": link.peer})
         self._apply(self.hub.disconnected(link.id, "disconnected", time.monotonic()))
         self.meeting_log.gone(link.id, "disconnected")
@@ -314,6 +329,11 @@ class Server:
                     link.close()
             elif isinstance(action, Forward):
                 self.forwarder.send(action.packet, action.to)
+            elif isinstance(action, Cascade):
+                if self.node_links is not None:
+                    self.node_links.relay(action.conn, action.node, action.request)
+                else:  # the hub cascades only in a cluster: a bug
+                    log.error("a join to carry to another node, but this server has no node links")
             elif isinstance(action, Deferred | Ask):
                 task = asyncio.create_task(self._run_deferred(action))
                 self._pending.add(task)

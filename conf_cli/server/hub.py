@@ -67,6 +67,7 @@ from conf_cli.protocol.rtcp import (
 )
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 from conf_cli.server.call_board import CallBoard
+from conf_cli.server.cascade import should_cascade
 from conf_cli.server.directory import (
     UNREACHABLE,
     ClaimMeeting,
@@ -181,7 +182,17 @@ class Rebind:
     notice: Message | None = None
 
 
-Action = Send | Close | Forward | Deferred | Ask | Rebind
+@dataclass(frozen=True)
+class Cascade:
+    """Carry connection ``conn`` to ``node``, which holds the meeting it asked to join (``request``), over
+    this node's link to it (:mod:`conf_cli.server.cascade`): from now on that node's hub decides for it."""
+
+    conn: int
+    node: NodeInfo
+    request: Message
+
+
+Action = Send | Close | Forward | Deferred | Ask | Rebind | Cascade
 
 CLAIM_ATTEMPTS = 3
 """Meeting IDs a create tries to claim in the cluster's directory before giving up (each taken one is a
@@ -363,6 +374,7 @@ class HubStats(FeedbackStats):
     resumes: int = 0  # resume tokens that seated their holder again (quietly or not)
     resumes_refused: int = 0  # resume tokens refused (altered, expired, another server's, a seat that left)
     meetings_restored: int = 0  # meetings recreated from their record for a resume
+    cascaded: int = 0  # joins carried to the meeting's holder over a node link (conf_cli.server.cascade)
 
 
 @dataclass
@@ -442,6 +454,11 @@ class Hub:
         conn = self._conns.get(cid)
         if conn is not None and conn.phase is Phase.OPENED:
             conn.advance(Phase.GREETED)
+
+    def is_greeted(self, cid: int) -> bool:
+        """Whether ``cid`` has said hello (a participant's link, not a node link about to prove itself)."""
+        conn = self._conns.get(cid)
+        return conn is not None and conn.greeted
 
     def disconnected(self, cid: int, reason: str = "disconnected", now: float | None = None) -> list[Action]:
         """Connection ``cid`` is gone (``reason`` ``disconnected`` or ``timeout``). A participant holding
@@ -1327,7 +1344,7 @@ class Hub:
 
     def _find(self, conn: _Connection, meeting_id: str, message: Message) -> list[Action]:
         """A join of a meeting this node does not hold: ask the directory which node does, and send the
-        client there."""
+        client there, or carry it there when that node is full (:mod:`conf_cli.server.cascade`)."""
         cluster = self.cluster
         assert cluster is not None
         conn.busy = True
@@ -1354,6 +1371,9 @@ class Hub:
                         f"meeting {meeting_id} is on node {answer.name}, which is not answering; "
                         "try again in a few seconds",
                     )
+                if should_cascade(cluster.cascade, answer.node):
+                    self.stats.cascaded += 1
+                    return [Cascade(conn.cid, answer.node, message)]
                 return [self._redirect(conn, answer.node, message, meeting_id)]
             except RequestRefused as refusal:
                 return [_refused(conn.cid, refusal, message)]

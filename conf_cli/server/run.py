@@ -64,6 +64,8 @@ class ServerConfig:
     advertise: tuple[str, ...] = ()
     """URLs other nodes send clients to; empty: the URLs it listens on."""
     capacity: int = 500
+    cascade: str = "full"
+    """When a join of a meeting held on another node is carried there (conf_cli.server.cascade)."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Every option by name, service plugins' own included: what services see."""
 
@@ -199,6 +201,15 @@ async def run_server(config: ServerConfig) -> int:
                     )
                 )
                 cluster = None  # the server closes it from now on
+                from conf_cli.server.node_links import NodeLinks
+
+                identity = security.identity if security is not None else None
+                secret = identity.curve_secret() if identity is not None else None
+                links = srv.node_links = NodeLinks(srv, config.node, secret, security)
+                assert srv.cluster is not None
+                srv.cluster.carried = links.relays.total
+                assert hub.cluster is not None
+                hub.cluster.cascade = config.cascade if secret is not None else "never"
             urls += await srv.start_services(settings)
             if config.metrics_port is not None:
                 from conf_cli.server.metrics_http import serve_metrics
