@@ -412,7 +412,12 @@ def server(
         from conf_cli.server.json_log import use_json_logs
 
         use_json_logs()
-    _run(lambda: run_server(config), fast_loop=True)
+    if workers > 1:
+        from conf_cli.server.workers.parent import run_workers
+
+        _run(lambda: run_workers(config), fast_loop=True)
+    else:
+        _run(lambda: run_server(config), fast_loop=True)
 
 
 @cli.command()

@@ -1,68 +1,210 @@
-"""`conf server --workers 2`: meetings spread over worker processes; chat and media work in each."""
+"""`conf server --workers 2`: two worker processes, nodes of one local cluster whose directory the parent
+keeps. Meetings are placed on both, a join reaching a worker that does not hold the meeting is
+redirected, media and chat flow, a killed worker is restarted, and the parent relays nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from conf_cli.server.passcode import ID_ALPHABET
-from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, spawn
+from conf_cli.testing.processes import ConfProcess, run_conf, spawn, start_client
+
+PASSCODE = "workers-pass-1"
+SMALL = ("--width", "320", "--height", "240", "--fps", "10")
 
 
-@pytest.fixture
-def front() -> Iterator[tuple[ConfProcess, str, list[int]]]:
-    server = spawn(
-        ["server", "--json", "--port", "0", "--workers", "2", "--stats-interval", "0.3", "--transport", "tcp"]
-    )
+class Workers:
+    """`conf server --workers 2` and the clients started against it, all stopped by process ID."""
+
+    def __init__(self, transport: str) -> None:
+        self.transport = transport
+        self.server = spawn(
+            [
+                "server",
+                "--json",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--workers",
+                "2",
+                "--transport",
+                transport,
+                "--stats-interval",
+                "0.5",
+            ]
+        )
+        self.clients: list[ConfProcess] = []
+        started = self.server.expect("server_started", timeout=60)
+        self.url: str = started["urls"][0]
+        self.pids: list[int] = started["workers"]
+        assert started["nodes"] == ["worker-1", "worker-2"]
+
+    def stats(
+        self, ok: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 20
+    ) -> dict[str, Any]:
+        return self.server.expect("server_stats", ok, timeout=timeout)
+
+    def worker_urls(self) -> dict[str, str]:
+        stats = self.stats(lambda e: all(w["urls"] for w in e["workers"]))
+        return {w["node"]: w["urls"][0] for w in stats["workers"]}
+
+    def client(self, url: str, name: str, meeting: str | None = None, *extra: str) -> ConfProcess:
+        process = start_client(url, name, meeting, PASSCODE, *extra)
+        self.clients.append(process)
+        return process
+
+    def share(self, url: str, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
+        args = ["share", kind, "--meeting", meeting, "--server", url, "--name", name, "--passcode", PASSCODE]
+        process = spawn([*args, "--json", *extra])
+        self.clients.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in self.clients:
+            process.stop()
+        self.server.stop()
+
+
+@pytest.fixture(params=["tcp", "zmq", "rtp"])
+def workers(request: pytest.FixtureRequest) -> Iterator[Workers]:
+    made = Workers(request.param)
     try:
-        started = server.expect("server_started")
-        yield server, started["urls"][0], started["workers"]
+        yield made
     finally:
-        server.stop()
+        made.close()
 
 
-def test_two_meetings_land_on_two_workers_and_both_work(front: tuple[ConfProcess, str, list[int]]) -> None:
-    server, url, pids = front
-    assert len(pids) == 2 and server.pid not in pids
-    clients = ClientPool(url)
+def has_packets(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("kind") == kind and int(e.get("packets", 0)) > 0
+
+
+def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("from") == name and e.get("text") == text
+
+
+def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirected_and_works(
+    workers: Workers,
+) -> None:
+    urls = workers.worker_urls()
+    assert set(urls) == {"worker-1", "worker-2"}
+    assert all(url.startswith(f"{workers.transport}://") for url in urls.values())
+    assert workers.url not in urls.values()  # each worker listens on ports of its own
+
+    # Two meetings created through the public URL: the parent places one on each worker.
+    ada = workers.client(workers.url, "Ada")
+    bob = workers.client(workers.url, "Bob")
+    placed: dict[str, str] = {}
+    created: list[str] = []
+    for client in (ada, bob):
+        redirect = client.expect("redirect")
+        assert redirect["re"] == "create" and redirect["url"] == urls[redirect["node"]]
+        assert redirect["fingerprint"].startswith("SHA256:")
+        created.append(client.expect("meeting_created")["meeting"])
+        placed[created[-1]] = redirect["node"]
+        client.expect("joined")
+    assert set(placed.values()) == {"worker-1", "worker-2"}
+
+    # server_stats names each worker node and the meeting it holds.
+    def both_held(event: dict[str, Any]) -> bool:
+        return {w["node"]: w["meetings"] for w in event["workers"]} == {
+            node: [meeting] for meeting, node in placed.items()
+        }
+
+    stats = workers.stats(both_held)
+    assert [w["pid"] for w in stats["workers"]] == workers.pids and workers.server.pid not in workers.pids
+
+    # Joins through the worker that does not hold Ada's meeting, and through the public URL.
+    first = created[0]
+    holder = placed[first]
+    other = next(node for node in urls if node != holder)
+    cy = workers.share(urls[other], first, "Cy", "tone")
+    redirect = cy.expect("redirect")
+    assert redirect == {**redirect, "re": "join", "node": holder, "meeting": first, "url": urls[holder]}
+    cy.expect("joined")
+    dee = workers.share(workers.url, first, "Dee", "pattern", *SMALL)
+    assert dee.expect("redirect")["node"] == holder
+    dee.expect("joined")
+
+    ada.expect("track_stats", has_packets("audio"), timeout=30)
+    ada.expect("track_stats", has_packets("video"), timeout=30)
+    cy.expect("track_stats", has_packets("video"), timeout=30)
+    cy.send("hello from the other worker")
+    ada.expect("chat", chat_from("Cy", "hello from the other worker"))
+    dee.expect("chat", chat_from("Cy", "hello from the other worker"))
+    ada.send("hello back")
+    cy.expect("chat", chat_from("Ada", "hello back"))
+
+    # The parent only answered hellos and sent redirects: no media reached it, and the few bytes it
+    # saw are handshakes and requests (media has flowed through the worker meanwhile).
+    stats = workers.stats(lambda e: e["hub"]["redirects"] >= 3)
+    assert stats["hub"]["redirects"] == 3 and stats["hub"]["meetings"] == 0
+    traffic = stats["front"]["traffic"][workers.transport]
+    assert traffic["media_in"] == 0 and traffic["media_out"] == 0
+    assert traffic["bytes_in"] < 40_000, traffic
+
+
+@pytest.mark.parametrize("transport", ["tcp"])
+def test_a_killed_worker_is_restarted_and_takes_meetings_again(transport: str) -> None:
+    workers = Workers(transport)
     try:
-        ada, first = clients.create("ada")
-        bob, second = clients.create("bob")
-        # The least-loaded worker takes each new meeting; an ID's first character names its worker.
-        assert {first[0], second[0]} == {ID_ALPHABET[0], ID_ALPHABET[1]}
+        stats = workers.stats(lambda e: all(w["urls"] for w in e["workers"]))
+        victim = stats["workers"][0]
+        os.kill(victim["pid"], signal.SIGKILL)  # by process ID: the worker the server reported
 
-        def both_reported(event: dict[str, object]) -> bool:
-            workers = event.get("workers")
-            assert isinstance(workers, list)
-            return [w["meetings"] for w in workers] == [[m] for m in sorted([first, second])]
+        def restarted(event: dict[str, Any]) -> bool:
+            worker = event["workers"][0]
+            return worker["restarts"] == 1 and worker["pid"] != victim["pid"] and bool(worker["urls"])
 
-        stats = server.expect("server_stats", both_reported)
-        assert [w["pid"] for w in stats["workers"]] == pids
+        after = workers.stats(restarted, timeout=60)
+        assert after["workers"][0]["node"] == victim["node"]
+        assert after["workers"][1]["pid"] == stats["workers"][1]["pid"]  # the other one ran on
+        assert after["workers"][0]["pid"] not in workers.pids
+        warned = [line for line in workers.server.stderr_lines if "restarting it" in line]
+        assert warned and victim["node"] in warned[0] and "meetings are lost" in warned[0]
 
-        grace = clients.joined(first, "grace")
-        hopper = clients.joined(second, "hopper")
-        grace.send("hello from the first")
-        hopper.send("hello from the second")
-        assert ada.expect("chat")["text"] == "hello from the first"
-        assert bob.expect("chat")["text"] == "hello from the second"
+        # Both workers take meetings again (the restarted one on its new port, once the parent has read
+        # its new record).
+        def listed(event: dict[str, Any]) -> bool:
+            return event["workers"][0]["listed"] == after["workers"][0]["urls"]
 
-        for meeting, name, viewer in ((first, "tone-1", grace), (second, "tone-2", hopper)):
-            sharer = clients.share(meeting, name, "tone")
-            sharer.expect("publish_started")
-            started = viewer.expect("track_started", lambda e, n=name: e["name"] == n)  # type: ignore[misc]
-            assert started["kind"] == "audio"
-            viewer.expect("track_stats", lambda e, n=name: e["name"] == n and e["packets"] > 10)  # type: ignore[misc]
+        workers.stats(listed, timeout=20)
+        nodes = set()
+        for name in ("Ada", "Bob"):
+            client = workers.client(workers.url, name)
+            nodes.add(client.expect("redirect")["node"])
+            client.expect("joined")
+        assert nodes == {"worker-1", "worker-2"}
+    finally:
+        workers.close()
 
-        # A join for a meeting no worker holds is refused by the front, with the usual error.
-        unknown = ID_ALPHABET[5] + first[1:]
-        refused = run_conf("join", unknown, "--json", "--server", url, "--name", "eve", "--passcode", "x")
+
+def test_a_join_for_a_meeting_no_worker_holds_is_refused_with_the_usual_error() -> None:
+    workers = Workers("tcp")
+    try:
+        refused = run_conf(
+            "join", "abc-defg-hij", "--json", "--server", workers.url, "--name", "eve", "--passcode", "x"
+        )
         assert refused.returncode == 1 and "no meeting" in refused.stderr
     finally:
-        clients.stop_all()
+        workers.close()
 
 
-def test_workers_need_tcp() -> None:
-    result = run_conf("server", "--port", "0", "--workers", "2", "--transport", "rtp", timeout=30)
-    assert result.returncode == 1
-    assert "--workers needs one --transport tcp" in result.stderr
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (("--metrics-port", "0"), "--metrics-port needs a server in one process"),
+        (("--admin-port", "0"), "--admin-port and --webhook need a server in one process"),
+        (("--advertise", "tcp://127.0.0.1:1"), "--advertise goes with one node"),
+        (("--node", "n"), "--node goes with --cluster URL"),
+        (("--cluster", "redis://127.0.0.1:1/0"), "--cluster with --workers needs --node NAME"),
+    ],
+)
+def test_what_workers_cannot_serve_is_one_clear_line(options: tuple[str, ...], said: str) -> None:
+    done = run_conf("server", "--port", "0", "--workers", "2", *options)
+    assert done.returncode == 1 and said in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
