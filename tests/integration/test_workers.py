@@ -4,14 +4,18 @@ redirected, media and chat flow, a killed worker is restarted, and the parent re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conf_cli.testing.processes import ConfProcess, run_conf, spawn, start_client
+from conf_cli.testing.directories import start_redis
+from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn
 
 PASSCODE = "workers-pass-1"
 SMALL = ("--width", "320", "--height", "240", "--fps", "10")
@@ -20,8 +24,9 @@ SMALL = ("--width", "320", "--height", "240", "--fps", "10")
 class Workers:
     """`conf server --workers 2` and the clients started against it, all stopped by process ID."""
 
-    def __init__(self, transport: str) -> None:
+    def __init__(self, transport: str, *extra: str, env: dict[str, str] | None = None) -> None:
         self.transport = transport
+        self.env = env
         self.server = spawn(
             [
                 "server",
@@ -36,13 +41,15 @@ class Workers:
                 transport,
                 "--stats-interval",
                 "0.5",
-            ]
+                *extra,
+            ],
+            env,
         )
         self.clients: list[ConfProcess] = []
         started = self.server.expect("server_started", timeout=60)
         self.url: str = started["urls"][0]
         self.pids: list[int] = started["workers"]
-        assert started["nodes"] == ["worker-1", "worker-2"]
+        self.nodes: list[str] = started["nodes"]
 
     def stats(
         self, ok: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 20
@@ -54,7 +61,10 @@ class Workers:
         return {w["node"]: w["urls"][0] for w in stats["workers"]}
 
     def client(self, url: str, name: str, meeting: str | None = None, *extra: str) -> ConfProcess:
-        process = start_client(url, name, meeting, PASSCODE, *extra)
+        args = ["create"] if meeting is None else ["join", meeting]
+        process = spawn(
+            [*args, "--json", "--server", url, "--name", name, "--passcode", PASSCODE, *extra], self.env
+        )
         self.clients.append(process)
         return process
 
@@ -90,6 +100,7 @@ def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
 def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirected_and_works(
     workers: Workers,
 ) -> None:
+    assert workers.nodes == ["worker-1", "worker-2"]
     urls = workers.worker_urls()
     assert set(urls) == {"worker-1", "worker-2"}
     assert all(url.startswith(f"{workers.transport}://") for url in urls.values())
@@ -208,3 +219,52 @@ def test_what_workers_cannot_serve_is_one_clear_line(options: tuple[str, ...], s
     done = run_conf("server", "--port", "0", "--workers", "2", *options)
     assert done.returncode == 1 and said in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_with_required_login_each_worker_checks_the_same_accounts(tmp_path: Path) -> None:
+    env = {"CONF_HOME": str(tmp_path / "home")}
+    added = subprocess.run(
+        [*conf_command(), "user", "add", "ada", "--password-stdin"],
+        input="pw\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    workers = Workers("tcp", "--require-login", env=env)
+    try:
+        ada = spawn(
+            ["create", "--json", "--server", workers.url, "--user", "ada", "--passcode", PASSCODE],
+            {**env, "CONF_PASSWORD": "pw"},
+        )
+        workers.clients.append(ada)
+        assert ada.expect("redirect")["re"] == "create"  # logged in at the public port, then again
+        assert ada.expect("joined")["name"] == "ada"
+        guest = workers.client(workers.url, "eve")
+        assert guest.wait(30) != 0
+        assert "log in" in " ".join(guest.stderr_lines)
+    finally:
+        workers.close()
+
+
+def test_workers_with_a_cluster_are_its_nodes_name_1_to_n() -> None:
+    redis = start_redis()
+    try:
+        workers = Workers("tcp", "--cluster", redis.url, "--node", "eu")
+        try:
+            assert workers.nodes == ["eu-1", "eu-2"]
+            done = run_conf("cluster", "status", "--cluster", redis.url, "--json")
+            assert done.returncode == 0, done.stderr
+            status = json.loads(done.stdout)
+            assert sorted(node["name"] for node in status["nodes"]) == ["eu-1", "eu-2"]  # not the front
+            ada = workers.client(workers.url, "Ada")
+            node = ada.expect("redirect")["node"]
+            meeting = ada.expect("meeting_created")["meeting"]
+            done = run_conf("cluster", "status", "--cluster", redis.url, "--json")
+            assert json.loads(done.stdout)["meetings"] == {meeting: node}
+        finally:
+            workers.close()
+    finally:
+        redis.close()
