@@ -1,11 +1,12 @@
 """Fan-out of ``conf server --workers 2`` against one server process, in one run.
 
-Both servers are loaded by ``conf bench --transport tcp --meetings 2`` with the same publishers,
-subscribers and rate, alternately, ``--repeat`` times each, with conf's default encryption (TLS 1.3 on
-tcp://). With two meetings the public port places one on each worker, so the two meetings' forwarding
-runs on two cores; each client is redirected once and then talks to its worker directly. The load
-generator runs on the same two cores, so the figures show what one host gains when the server may use
-both, not the server's capacity alone; the server's CPU is that of the parent and its workers together.
+Both servers are loaded by ``conf bench --transport tcp --meetings 2`` (or ``--transport zmq|rtp``)
+with the same publishers, subscribers and rate, alternately, ``--repeat`` times each, with conf's
+default encryption (TLS 1.3 on tcp://, CURVE on zmq://, SRTP on rtp://). With two meetings the public
+port places one on each worker, so the two meetings' forwarding runs on two cores; each client is
+redirected once and then talks to its worker directly. The load generator runs on the same two cores,
+so the figures show what one host gains when the server may use both, not the server's capacity alone;
+the server's CPU is that of the parent and its workers together.
 
 ``--previous CONF`` also measures, in the same run, ``CONF server --workers 2`` of another conf (say, a
 checkout from before the workers became local nodes, whose front relayed every TLS byte).
@@ -33,7 +34,7 @@ def measure(
     args: argparse.Namespace, workers: int, server: tuple[str, int] | None = None
 ) -> dict[str, float]:
     config = BenchConfig(
-        transport="tcp",
+        transport=args.transport,
         publishers=args.publishers,
         subscribers=args.subscribers,
         meetings=2,
@@ -82,11 +83,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--previous", help="another conf executable whose --workers 2 is measured too")
+    parser.add_argument("--transport", choices=("tcp", "zmq", "rtp"), default="tcp")
+    parser.add_argument("--previous", help="another conf executable whose --workers 2 (tcp) is measured too")
     args = parser.parse_args()
     os.environ.setdefault("CONF_HOME", tempfile.mkdtemp(prefix="conf-bench-"))  # one identity for all
+    if args.previous and args.transport != "tcp":
+        parser.error("--previous measures a tcp:// server (the only transport --workers had before)")
+    encryption = {"tcp": "TLS 1.3", "zmq": "CURVE", "rtp": "SRTP media, TLS 1.3 control"}[args.transport]
     print(
-        f"tcp (TLS 1.3), 2 meetings, {args.publishers} publishers x {args.subscribers} subscribers in all, "
+        f"{args.transport} ({encryption}), 2 meetings, {args.publishers} publishers x "
+        f"{args.subscribers} subscribers in all, "
         f"{args.rate:g} pkt/s x {args.payload} B per publisher, {args.duration:g} s per run"
     )
     print(f"{'server':22}{'out pkt/s':>11}{'loss %':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'us/pkt':>8}")

@@ -127,7 +127,8 @@ class ClusterNode:
             return
         self.refreshes += 1
         if self.view.answered(time.monotonic()):
-            log.warning("cluster directory %s reachable: node %s registered", self.backend.url, self.name)
+            done = "registered" if self.holds_meetings else "reading the others"
+            log.warning("cluster directory %s reachable: node %s %s", self.backend.url, self.name, done)
         for bad in self.view.seen(records, time.monotonic()):
             log.debug("directory entry %s is not a node record: ignored", bad)
 
