@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from conf_cli.testing.directories import start_redis
-from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn
+from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn, start_thread_loop
+from tests.integration.test_webhooks_live import Receiver, wait_for
 
 PASSCODE = "workers-pass-1"
 SMALL = ("--width", "320", "--height", "240", "--fps", "10")
@@ -209,7 +210,7 @@ def test_a_join_for_a_meeting_no_worker_holds_is_refused_with_the_usual_error() 
     ("options", "said"),
     [
         (("--metrics-port", "0"), "--metrics-port needs a server in one process"),
-        (("--admin-port", "0"), "--admin-port and --webhook need a server in one process"),
+        (("--admin-port", "0"), "--admin-port needs a server in one process"),
         (("--advertise", "tcp://127.0.0.1:1"), "--advertise goes with one node"),
         (("--node", "n"), "--node goes with --cluster URL"),
         (("--cluster", "redis://127.0.0.1:1/0"), "--cluster with --workers needs --node NAME"),
@@ -268,3 +269,34 @@ def test_workers_with_a_cluster_are_its_nodes_name_1_to_n() -> None:
             workers.close()
     finally:
         redis.close()
+
+
+@pytest.fixture
+def hooks() -> Iterator[Receiver]:
+    receiver = Receiver()
+    loop = start_thread_loop(receiver.up(), "webhook receiver")
+    try:
+        yield receiver
+    finally:
+        loop.stop(receiver.down())
+
+
+def test_each_worker_posts_its_meetings_events_to_the_webhook_signed_with_one_key(hooks: Receiver) -> None:
+    workers = Workers("tcp", "--webhook", f"http://127.0.0.1:{hooks.port}/hook")
+    try:
+        placed = {}
+        for name in ("Ada", "Bob"):
+            client = workers.client(workers.url, name)
+            node = client.expect("redirect")["node"]
+            placed[client.expect("meeting_created")["meeting"]] = node
+            client.expect("joined")
+        assert set(placed.values()) == {"worker-1", "worker-2"}
+
+        def started() -> set[str]:
+            with hooks.lock:
+                return {e["meeting"] for e in hooks.events if e["type"] == "meeting_started"}
+
+        wait_for(lambda: started() == set(placed))  # from both workers
+        assert hooks.refused == []  # every post verified with the one webhook.key
+    finally:
+        workers.close()

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from conf_cli.errors import ConfError
+from conf_cli.paths import WEBHOOK_KEY_FILE, load_or_create_secret, server_dir
 from conf_cli.plugin.cluster import ClusterBackend, DirectoryUnavailable, check_key
 from conf_cli.plugin.registry import registry
 from conf_cli.server.run import ServerConfig, connect_directory, endpoints_for, serve
@@ -34,8 +35,8 @@ def refuse_what_workers_cannot_do(config: ServerConfig) -> None:
             "--metrics-port needs a server in one process, without --workers (or run the workers as "
             "--cluster nodes, each with its own --metrics-port)"
         )
-    if config.admin_port is not None or config.webhooks:
-        raise ConfError("--admin-port and --webhook need a server in one process; drop --workers")
+    if config.admin_port is not None:
+        raise ConfError("--admin-port needs a server in one process (the admin API acts on its meetings)")
     if any(s.wanted(config.settings) for s in registry().services.values()):
         raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
     if config.advertise:
@@ -59,6 +60,7 @@ async def run_workers(config: ServerConfig) -> int:
     from conf_cli.server.limiter import AttemptLimiter, Limits
     from conf_cli.server.local_directory import DirectoryServer, LocalStore, StoreBackend
     from conf_cli.server.tokens import TokenKey
+    from conf_cli.server.webhooks import check_url
     from conf_cli.server.workers.supervisor import Workers
 
     refuse_what_workers_cannot_do(config)
@@ -74,6 +76,10 @@ async def run_workers(config: ServerConfig) -> int:
     security = server_security(registry().ciphers, config.encryption, config.identity_file)
     fingerprint = security.identity.fingerprint if security and security.identity else None
     token_key = TokenKey.load_or_create(config.token_key_file)
+    if config.webhooks:  # each worker posts its own meetings' events, signed with the one key made here
+        for url in config.webhooks:
+            check_url(url)
+        load_or_create_secret(server_dir() / WEBHOOK_KEY_FILE)
     config = dataclasses.replace(config, token_key_file=token_key.path)
 
     directory: DirectoryServer | None = None
