@@ -300,3 +300,15 @@ def test_each_worker_posts_its_meetings_events_to_the_webhook_signed_with_one_ke
         assert hooks.refused == []  # every post verified with the one webhook.key
     finally:
         workers.close()
+
+
+def test_workers_on_all_addresses_are_reached_at_the_address_the_client_used() -> None:
+    workers = Workers("tcp", "--host", "0.0.0.0", "--no-announce")
+    try:
+        port = workers.url.rsplit(":", 1)[1]
+        ada = workers.client(f"tcp://127.0.0.1:{port}", "Ada")
+        redirect = ada.expect("redirect")
+        assert redirect["url"].startswith("tcp://0.0.0.0:")  # what the worker listens on
+        ada.expect("joined")  # reached at 127.0.0.1, the host the client used (tests/client)
+    finally:
+        workers.close()

@@ -128,8 +128,8 @@ class Workers:
             await asyncio.sleep(worker.pause)
             try:
                 await self._start(worker)
-            except ConfError as exc:
-                log.warning("%s", exc)
+            except (ConfError, OSError) as exc:
+                log.warning("worker %s: %s", worker.node, exc)
                 continue
             worker.restarts += 1
 
