@@ -160,7 +160,7 @@ def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirecte
     assert traffic["bytes_in"] < 40_000, traffic
 
 
-@pytest.mark.parametrize("transport", ["tcp"])
+@pytest.mark.parametrize("transport", ["tcp", "zmq", "rtp"])
 def test_a_killed_worker_is_restarted_and_takes_meetings_again(transport: str) -> None:
     workers = Workers(transport)
     try:
