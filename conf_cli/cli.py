@@ -254,8 +254,9 @@ def cli(verbose: int) -> None:
     default=1,
     show_default=True,
     type=click.IntRange(1, 31),
-    help="Server processes (use one per core): a front process hands each new client to the worker "
-    "that holds its meeting. TCP only; ZeroMQ and RTP servers run in one process.",
+    help="Worker processes (use one per core), each a full server on ports of its own and a node of a "
+    "local cluster: the public port redirects each create and join to a worker, every transport. A dead "
+    "worker is restarted (its meetings are lost). With --cluster and --node NAME: nodes NAME-1..N.",
 )
 @click.option(
     "--call-port",
@@ -422,7 +423,12 @@ def server(
         from conf_cli.server.json_log import use_json_logs
 
         use_json_logs()
-    _run(lambda: run_server(config), fast_loop=True)
+    if workers > 1:
+        from conf_cli.server.workers.parent import run_workers
+
+        _run(lambda: run_workers(config), fast_loop=True)
+    else:
+        _run(lambda: run_server(config), fast_loop=True)
 
 
 @cli.command()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -33,6 +34,17 @@ class ServerAddress:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
+
+
+def redirected(target: ServerAddress, reached: ServerAddress) -> ServerAddress:
+    """Where a redirect to ``target`` goes from a server reached at ``reached``: ``target`` itself, but a
+    wildcard host (``0.0.0.0``, ``::``, what a ``--workers`` server on all addresses lists for its
+    workers) means the host the client already reached, on ``target``'s port."""
+    try:
+        wildcard = ipaddress.ip_address(target.host).is_unspecified
+    except ValueError:
+        return target
+    return replace(target, host=reached.host) if wildcard else target
 
 
 def parse_server_url(text: str, *, transport: str | None = None) -> ServerAddress:

@@ -25,8 +25,8 @@ from conf_cli.protocol.rtp import RtpPacket, header_fits, is_rtcp, peek_ssrc
 from conf_cli.protocol.sdp import SessionDescription
 from conf_cli.server import webhooks
 from conf_cli.server.hub import Deferred, Hub
+from conf_cli.server.local_directory import LocalStore, StoreBackend, answer
 from conf_cli.server.passcode import PasscodeHash
-from conf_cli.server.workers import channel
 from fuzz import register, seeds
 
 
@@ -313,12 +313,17 @@ def _no_tasks() -> Iterator[None]:
         asyncio.create_task = saved
 
 
-def worker_record(data: bytes) -> object:
-    """A record on the front-to-worker channel (``conf server --workers``)."""
-    if data[:1] == b"R":
-        return channel.parse_report(data)
-    _header, rest = channel.parse_handoff(data)
-    return len(rest)
+def directory_request(data: bytes) -> object:
+    """A request line to the workers' directory (``conf server --workers``): answered or refused with an
+    error answer, never raised, and the store stays within its bounds."""
+    store = LocalStore(max_entries=8)
+    running = answer(StoreBackend(store, "local://", clock=lambda: 1.0), data)
+    try:
+        running.send(None)  # the store is in this process: the answer never waits
+    except StopIteration as done:
+        assert len(store.entries) <= 8
+        return done.value
+    raise AssertionError("the directory's answer waited on something")
 
 
 def rtsp_stream(data: bytes) -> object:
@@ -399,7 +404,15 @@ register("hub-session", hub_session, seeds.hub_sessions, expected=(), max_size=8
 register("client-media", client_media, seeds.client_streams, expected=(), max_size=16_384)
 register("client-events", client_events, seeds.server_events)
 register(
-    "worker-channel", worker_record, lambda: [channel.handoff_record({"peer": "x"}, b"ab")], (ValueError,)
+    "local-directory",
+    directory_request,
+    lambda: [
+        b'{"op": "claim", "meeting": "abc-defg-hij", "node": "worker-1", "ttl": 6}',
+        b'{"op": "put_node", "node": "worker-1", "data": "e30=", "ttl": 6}',
+        b'{"op": "nodes"}',
+    ],
+    expected=(),
+    max_size=4096,
 )
 register("rtsp", rtsp_stream, seeds.rtsp_streams, expected=(ProtocolError,), max_size=8192)
 register("sdp", sdp_text, seeds.sdp_texts, expected=(ProtocolError, ValueError))

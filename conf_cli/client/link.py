@@ -36,7 +36,7 @@ from conf_cli.protocol.control import (
     decode_any,
     encode,
 )
-from conf_cli.urls import ServerAddress, parse_server_url
+from conf_cli.urls import ServerAddress, parse_server_url, redirected
 from conf_cli.version import __version__
 
 REQUEST_TIMEOUT = 10.0
@@ -429,9 +429,10 @@ class Client:
         the redirect named (the redirect came over a link whose key we checked), log in again if we had."""
         url, node, expected = str(redirect["url"]), redirect["node"], redirect.get("fingerprint")
         try:
-            address = parse_server_url(url)
+            address = redirected(parse_server_url(url), self.address)
         except ConfError as exc:
             raise ConfError(f"the server redirected us to a bad URL {url!r}: {exc}") from None
+        url = str(address)
         options = self.options
         if options.security is not None:
             if expected is None:

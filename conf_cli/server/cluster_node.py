@@ -52,14 +52,19 @@ class ClusterNode:
         fingerprint: str | None,
         capacity: int,
         packets: Callable[[], int],
+        *,
+        holds_meetings: bool = True,
     ) -> None:
         self.backend = backend
+        self.holds_meetings = holds_meetings
+        """False for the front of ``conf server --workers``: it writes no record (so no meeting is placed
+        on it) and sends every create and join on to a worker."""
         self.hub = hub
         self.urls = urls
         self.capacity = capacity
         self.packets = packets
         """The media packets the server has received so far (for its load)."""
-        self.view = ClusterView(name, backend.url, fingerprint)
+        self.view = ClusterView(name, backend.url, fingerprint, holds_meetings=holds_meetings)
         self.book = ClaimBook()
         self.meter = LoadMeter()
         self.record = NodeInfo(name, tuple(urls), fingerprint, capacity=capacity)
@@ -108,7 +113,8 @@ class ClusterNode:
         )
         refresh, release = self.book.plan(hub.meetings)
         try:
-            await self.backend.put_node(self.name, self.record.to_bytes(), NODE_TTL)
+            if self.holds_meetings:
+                await self.backend.put_node(self.name, self.record.to_bytes(), NODE_TTL)
             records = await self.backend.nodes()
             for meeting in refresh:
                 holder = await self.backend.refresh(meeting, self.name, CLAIM_TTL)
@@ -124,7 +130,8 @@ class ClusterNode:
             return
         self.refreshes += 1
         if self.view.answered(time.monotonic()):
-            log.warning("cluster directory %s reachable: node %s registered", self.backend.url, self.name)
+            done = "registered" if self.holds_meetings else "reading the others"
+            log.warning("cluster directory %s reachable: node %s %s", self.backend.url, self.name, done)
         for bad in self.view.seen(records, time.monotonic()):
             log.debug("directory entry %s is not a node record: ignored", bad)
 
@@ -173,5 +180,6 @@ class ClusterNode:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 for meeting in sorted(self.book.held | set(self.hub.meetings)):
                     await self.backend.release(meeting, self.name)
-                await self.backend.remove_node(self.name)
+                if self.holds_meetings:
+                    await self.backend.remove_node(self.name)
         await self.backend.close()

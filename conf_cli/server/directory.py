@@ -180,6 +180,10 @@ class ClusterView:
     (``conf server --cascade``, :data:`conf_cli.server.cascade.CASCADE_MODES`)."""
     since: float = 0.0
     """When :attr:`reachable` last changed."""
+    holds_meetings: bool = True
+    """False for the front of ``conf server --workers``: it places every meeting on another node."""
+    placed: dict[str, int] = field(default_factory=dict)
+    """Meetings sent to each node since its records were last read."""
 
     def seen(self, records: Mapping[str, bytes], now: float) -> list[str]:
         """The directory answered with these node records; return the names of those that are not
@@ -192,6 +196,7 @@ class ClusterView:
             except ProtocolError:
                 bad.append(name)
         self.nodes = nodes
+        self.placed = {}
         self.answered(now)
         return bad
 
@@ -212,9 +217,20 @@ class ClusterView:
         return gone
 
     def placement(self) -> NodeInfo | None:
-        """Where a new meeting goes: None for this node, else the other node's record."""
-        chosen = place(self.nodes, self.name)
-        return None if chosen == self.name else self.nodes.get(chosen)
+        """Where a new meeting goes: None for this node, else the other node's record. A node that holds
+        no meetings (the front of ``conf server --workers``) spreads them instead: among the nodes with
+        room, the one with the fewest meetings, counting those it sent there since the last refresh (the
+        records are up to 2 s old), then the least loaded; None when there is no other node."""
+        if self.holds_meetings:
+            chosen = place(self.nodes, self.name)
+            return None if chosen == self.name else self.nodes.get(chosen)
+        others = [node for name, node in self.nodes.items() if name != self.name]
+        candidates = [node for node in others if has_room(node)] or others
+        if not candidates:
+            return None
+        node = min(candidates, key=lambda n: (n.meetings + self.placed.get(n.name, 0), load(n), n.name))
+        self.placed[node.name] = self.placed.get(node.name, 0) + 1
+        return node
 
     def unavailable_text(self, what: str) -> str:
         return (

@@ -1180,6 +1180,8 @@ class Hub:
             elsewhere = cluster.placement()
             if elsewhere is not None:
                 return [self._redirect(conn, elsewhere, message, None)]
+            if not cluster.holds_meetings:
+                raise RequestRefused("unavailable", "no worker of this server is running; try again shortly")
         conn.requested = now
         passcode = chosen or self.new_passcode()
         name = conn.user or message["name"]

@@ -2,8 +2,8 @@
 until stopped.
 
 :mod:`conf_cli.cli` parses the options into a :class:`ServerConfig` and runs :func:`run_server`; the
-server itself is :class:`conf_cli.server.edge.Server` (one process) or
-:class:`conf_cli.server.workers.front.Front` (``--workers``).
+server itself is :class:`conf_cli.server.edge.Server`. ``--workers`` runs
+:func:`conf_cli.server.workers.parent.run_workers` instead, which starts servers built here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,8 +97,16 @@ async def _cluster_backend(config: ServerConfig) -> ClusterBackend | None:
     for url in config.advertise:
         if "://" not in url:
             raise ConfError(f"bad --advertise {url!r}: expected a URL such as tcp://HOST:PORT")
-    factory = registry().cluster_backend_for(config.cluster)
-    return await factory.connect(config.cluster, timeout=DIRECTORY_TIMEOUT)
+    return await connect_directory(config.cluster)
+
+
+async def connect_directory(url: str, timeout: float = DIRECTORY_TIMEOUT) -> ClusterBackend:
+    """A backend for the directory at ``url``: a plugin's, or the one a ``--workers`` parent serves."""
+    from conf_cli.server.local_directory import SCHEME, LocalBackends
+
+    if url.partition("://")[0] == SCHEME:
+        return await LocalBackends().connect(url, timeout=timeout)
+    return await registry().cluster_backend_for(url).connect(url, timeout=timeout)
 
 
 def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[Endpoint]:
@@ -118,8 +127,6 @@ def endpoints_for(transports: tuple[str, ...], host: str, port: int) -> list[End
 async def run_server(config: ServerConfig) -> int:
     """Start the server ``config`` describes, print its URLs (or a ``server_started`` event with
     ``--json``), then serve until cancelled; stop everything it started on the way out."""
-    from conf_cli.discovery import Announcer, is_loopback
-    from conf_cli.machine import emit
     from conf_cli.plugin.security import server_security
     from conf_cli.plugin.transport import TransportOptions
     from conf_cli.server.accounts import AccountStore
@@ -131,9 +138,8 @@ async def run_server(config: ServerConfig) -> int:
     from conf_cli.server.resume import ResumeKey
     from conf_cli.server.tokens import TokenKey
 
-    host, workers, json_flag = config.host, config.workers, config.json_flag
+    host = config.host
     require_login, accounts_path, settings = config.require_login, config.accounts_path, config.settings
-    srv: Any
     metrics: MetricsEndpoint | None = None
     operations: Operations | None = None
     endpoints = endpoints_for(config.transports, host, config.port)
@@ -147,115 +153,123 @@ async def run_server(config: ServerConfig) -> int:
     security = server_security(registry().ciphers, config.encryption, config.identity_file)
     fingerprint = security.identity.fingerprint if security and security.identity else None
     token_key = TokenKey.load_or_create(config.token_key_file)  # made on first start, as the identity is
-    if workers > 1:
-        from conf_cli.server.workers.front import Front
+    hub = Hub(
+        limiter=AttemptLimiter(limits),
+        accounts=accounts,
+        require_login=require_login,
+        token_key=token_key,
+        # resume tokens travel only inside the links' encryption: a server without it gives none
+        resume_key=ResumeKey.from_identity(security.identity.seed())
+        if security is not None and security.identity is not None
+        else None,
+    )
+    if hub.resume_key is not None:  # a meeting's record lets a restarted server take its people back
+        store = FileMeetingStore(server_dir() / "meetings")
+        await asyncio.to_thread(store.prune, RECORD_MAX_AGE)
+        hub.records = store
+    srv = Server(registry(), hub, call_port=config.call_port)
+    try:
+        urls = await srv.start(endpoints, TransportOptions(security=security))
+        if cluster is not None:
+            from conf_cli.server.cluster_node import ClusterNode
 
+            assert config.node is not None
+            await srv.join_cluster(
+                ClusterNode(
+                    cluster,
+                    hub,
+                    config.node,
+                    list(config.advertise) or urls,
+                    fingerprint,
+                    config.capacity,
+                    srv.media_packets_in,
+                )
+            )
+            cluster = None  # the server closes it from now on
+            from conf_cli.server.node_links import NodeLinks
+
+            identity = security.identity if security is not None else None
+            secret = identity.curve_secret() if identity is not None else None
+            links = srv.node_links = NodeLinks(srv, config.node, secret, security)
+            assert srv.cluster is not None
+            srv.cluster.carried = links.relays.total
+            assert hub.cluster is not None
+            hub.cluster.cascade = config.cascade if secret is not None else "never"
+        urls += await srv.start_services(settings)
+        if config.metrics_port is not None:
+            from conf_cli.server.metrics_http import serve_metrics
+
+            metrics = await serve_metrics(srv, node_name(settings), config.metrics_host, config.metrics_port)
+        operations = await start_operations(
+            srv,
+            server_dir(),
+            admin_host=config.admin_host,
+            admin_port=config.admin_port,
+            webhooks=config.webhooks,
+        )
+    except BaseException:
         if cluster is not None:
             await cluster.close()
-            raise ConfError("--cluster runs one process per node; drop --workers (start more nodes)")
-        if len(endpoints) != 1 or endpoints[0].transport != "tcp":
-            raise ConfError("--workers needs one --transport tcp; ZeroMQ and RTP run in one process for now")
-        if accounts is not None:
-            raise ConfError(
-                "accounts (--require-login, --accounts) need a server in one process, without --workers"
-            )
-        if any(s.wanted(settings) for s in registry().services.values()):
-            raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
-        if config.metrics_port is not None:
-            raise ConfError("--metrics-port needs a server in one process, without --workers")
-        if config.admin_port is not None or config.webhooks:
-            raise ConfError("--admin-port and --webhook need a server in one process; drop --workers")
-        srv = Front(workers, logging.getLogger().getEffectiveLevel(), security, limits, token_key.path)
-        urls = await srv.start(endpoints[0].host, endpoints[0].port)
-    else:
-        hub = Hub(
-            limiter=AttemptLimiter(limits),
-            accounts=accounts,
-            require_login=require_login,
-            token_key=token_key,
-            # resume tokens travel only inside the links' encryption: a server without it gives none
-            resume_key=ResumeKey.from_identity(security.identity.seed())
-            if security is not None and security.identity is not None
-            else None,
-        )
-        if hub.resume_key is not None:  # a meeting's record lets a restarted server take its people back
-            store = FileMeetingStore(server_dir() / "meetings")
-            await asyncio.to_thread(store.prune, RECORD_MAX_AGE)
-            hub.records = store
-        srv = Server(registry(), hub, call_port=config.call_port)
-        try:
-            urls = await srv.start(endpoints, TransportOptions(security=security))
-            if cluster is not None:
-                from conf_cli.server.cluster_node import ClusterNode
+        await srv.close()
+        raise
+    started: dict[str, Any] = {"call_port": srv.call_port}
+    if config.cluster is not None:
+        started["node"] = config.node
+        started["cluster"] = config.cluster
 
-                assert config.node is not None
-                await srv.join_cluster(
-                    ClusterNode(
-                        cluster,
-                        hub,
-                        config.node,
-                        list(config.advertise) or urls,
-                        fingerprint,
-                        config.capacity,
-                        srv.media_packets_in,
-                    )
-                )
-                cluster = None  # the server closes it from now on
-                from conf_cli.server.node_links import NodeLinks
+    async def close() -> None:
+        if metrics is not None:
+            await metrics.close()
+        if operations is not None:
+            await operations.close()
+        await srv.close()
 
-                identity = security.identity if security is not None else None
-                secret = identity.curve_secret() if identity is not None else None
-                links = srv.node_links = NodeLinks(srv, config.node, secret, security)
-                assert srv.cluster is not None
-                srv.cluster.carried = links.relays.total
-                assert hub.cluster is not None
-                hub.cluster.cascade = config.cascade if secret is not None else "never"
-            urls += await srv.start_services(settings)
-            if config.metrics_port is not None:
-                from conf_cli.server.metrics_http import serve_metrics
+    return await serve(
+        config,
+        urls,
+        fingerprint,
+        srv.stats,
+        close,
+        started,
+        admin_url=operations.admin_url if operations is not None else None,
+        metrics_url=metrics.url if metrics is not None else None,
+    )
 
-                metrics = await serve_metrics(
-                    srv, node_name(settings), config.metrics_host, config.metrics_port
-                )
-            operations = await start_operations(
-                srv,
-                server_dir(),
-                admin_host=config.admin_host,
-                admin_port=config.admin_port,
-                webhooks=config.webhooks,
-            )
-        except BaseException:
-            if cluster is not None:
-                await cluster.close()
-            await srv.close()
-            raise
+
+async def serve(
+    config: ServerConfig,
+    urls: list[str],
+    fingerprint: str | None,
+    stats: Callable[[], dict[str, object]],
+    close: Callable[[], Awaitable[None]],
+    started_fields: dict[str, Any],
+    *,
+    admin_url: str | None = None,
+    metrics_url: str | None = None,
+) -> int:
+    """Announce a started server, report its URLs (a ``server_started`` event with ``--json``, with
+    ``started_fields``), write ``stats()`` every ``--stats-interval``, and serve until cancelled; then
+    ``close()`` it."""
+    from conf_cli.discovery import Announcer, is_loopback
+    from conf_cli.machine import emit
+
+    host, json_flag = config.host, config.json_flag
     announcer = None
     if config.announce or (config.announce is None and not is_loopback(host)):
         announcer = Announcer(urls, host, fingerprint)
         try:
             await announcer.start()
         except BaseException:
-            if metrics is not None:
-                await metrics.close()
-            if operations is not None:
-                await operations.close()
-            await srv.close()
+            await close()
             raise
-    admin_url = operations.admin_url if operations is not None else None
     if json_flag:
         started: dict[str, Any] = {"type": "server_started", "urls": urls, "fingerprint": fingerprint}
-        if workers == 1:
-            started["call_port"] = srv.call_port
+        started.update(started_fields)
         started["announced"] = announcer is not None
         if admin_url is not None:
             started["admin"] = admin_url
-        if workers > 1:
-            started["workers"] = [worker.process.pid for worker in srv.workers]
-        if metrics is not None:
-            started["metrics"] = metrics.url
-        if config.cluster is not None:
-            started["node"] = config.node
-            started["cluster"] = config.cluster
+        if metrics_url is not None:
+            started["metrics"] = metrics_url
         emit(started)
     else:
         for url in urls:
@@ -271,11 +285,13 @@ async def run_server(config: ServerConfig) -> int:
 
         if fingerprint is not None:
             notice(f"conf server key: {fingerprint}")
-        if metrics is not None:
-            notice(f"conf metrics: {metrics.url}")
+        if metrics_url is not None:
+            notice(f"conf metrics: {metrics_url}")
         if admin_url is not None:
             notice(f"admin API: {admin_url} (key in {server_dir() / 'admin.key'})")
-        if config.cluster is not None:
+        if config.workers > 1:
+            notice(f"conf workers: {', '.join(started_fields.get('nodes', []))}")
+        elif config.cluster is not None:
             notice(f"conf cluster node {config.node} of {config.cluster}")
         notice("conf server running; clients use the URL above. Ctrl-C stops it.")
     if admin_url is not None and not is_loopback(config.admin_host):
@@ -288,14 +304,10 @@ async def run_server(config: ServerConfig) -> int:
         while True:
             if json_flag and config.stats_interval > 0:
                 await asyncio.sleep(config.stats_interval)
-                emit(srv.stats())
+                emit(stats())
             else:
                 await asyncio.Event().wait()
     finally:
         if announcer is not None:
             announcer.close()
-        if metrics is not None:
-            await metrics.close()
-        if operations is not None:
-            await operations.close()
-        await srv.close()
+        await close()

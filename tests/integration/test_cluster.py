@@ -443,7 +443,6 @@ def test_nodes_each_in_its_own_network_namespace_and_address() -> None:
         (["--cluster", "etcd://127.0.0.1:1", "--node", "a"], "no cluster backend for 'etcd://127.0.0.1:1'"),
         (["--cluster", "redis://127.0.0.1:1/0", "--node", "eu.1"], "bad --node 'eu.1'"),
         (["--cluster", "redis://127.0.0.1:1/0", "--node", "a", "--advertise", "host:1"], "bad --advertise"),
-        (["--cluster", "redis://127.0.0.1:1/0", "--node", "a", "--workers", "2"], "drop --workers"),
     ],
 )
 def test_bad_cluster_options_are_one_clear_line(args: list[str], words: str) -> None:

@@ -1,68 +1,314 @@
-"""`conf server --workers 2`: meetings spread over worker processes; chat and media work in each."""
+"""`conf server --workers 2`: two worker processes, nodes of one local cluster whose directory the parent
+keeps. Meetings are placed on both, a join reaching a worker that does not hold the meeting is
+redirected, media and chat flow, a killed worker is restarted, and the parent relays nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from conf_cli.server.passcode import ID_ALPHABET
-from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, spawn
+from conf_cli.testing.directories import start_redis
+from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn, start_thread_loop
+from tests.integration.test_webhooks_live import Receiver, wait_for
+
+PASSCODE = "workers-pass-1"
+SMALL = ("--width", "320", "--height", "240", "--fps", "10")
+
+
+class Workers:
+    """`conf server --workers 2` and the clients started against it, all stopped by process ID."""
+
+    def __init__(self, transport: str, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.transport = transport
+        self.env = env
+        self.server = spawn(
+            [
+                "server",
+                "--json",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--workers",
+                "2",
+                "--transport",
+                transport,
+                "--stats-interval",
+                "0.5",
+                *extra,
+            ],
+            env,
+        )
+        self.clients: list[ConfProcess] = []
+        started = self.server.expect("server_started", timeout=60)
+        self.url: str = started["urls"][0]
+        self.pids: list[int] = started["workers"]
+        self.nodes: list[str] = started["nodes"]
+
+    def stats(
+        self, ok: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 20
+    ) -> dict[str, Any]:
+        return self.server.expect("server_stats", ok, timeout=timeout)
+
+    def worker_urls(self) -> dict[str, str]:
+        stats = self.stats(lambda e: all(w["urls"] for w in e["workers"]))
+        return {w["node"]: w["urls"][0] for w in stats["workers"]}
+
+    def client(self, url: str, name: str, meeting: str | None = None, *extra: str) -> ConfProcess:
+        args = ["create"] if meeting is None else ["join", meeting]
+        process = spawn(
+            [*args, "--json", "--server", url, "--name", name, "--passcode", PASSCODE, *extra], self.env
+        )
+        self.clients.append(process)
+        return process
+
+    def share(self, url: str, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
+        args = ["share", kind, "--meeting", meeting, "--server", url, "--name", name, "--passcode", PASSCODE]
+        process = spawn([*args, "--json", *extra])
+        self.clients.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in self.clients:
+            process.stop()
+        self.server.stop()
+
+
+@pytest.fixture(params=["tcp", "zmq", "rtp"])
+def workers(request: pytest.FixtureRequest) -> Iterator[Workers]:
+    made = Workers(request.param)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def has_packets(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("kind") == kind and int(e.get("packets", 0)) > 0
+
+
+def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("from") == name and e.get("text") == text
+
+
+def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirected_and_works(
+    workers: Workers,
+) -> None:
+    assert workers.nodes == ["worker-1", "worker-2"]
+    urls = workers.worker_urls()
+    assert set(urls) == {"worker-1", "worker-2"}
+    assert all(url.startswith(f"{workers.transport}://") for url in urls.values())
+    assert workers.url not in urls.values()  # each worker listens on ports of its own
+
+    # Two meetings created through the public URL: the parent places one on each worker.
+    ada = workers.client(workers.url, "Ada")
+    bob = workers.client(workers.url, "Bob")
+    placed: dict[str, str] = {}
+    created: list[str] = []
+    for client in (ada, bob):
+        redirect = client.expect("redirect")
+        assert redirect["re"] == "create" and redirect["url"] == urls[redirect["node"]]
+        assert redirect["fingerprint"].startswith("SHA256:")
+        created.append(client.expect("meeting_created")["meeting"])
+        placed[created[-1]] = redirect["node"]
+        client.expect("joined")
+    assert set(placed.values()) == {"worker-1", "worker-2"}
+
+    # server_stats names each worker node and the meeting it holds.
+    def both_held(event: dict[str, Any]) -> bool:
+        return {w["node"]: w["meetings"] for w in event["workers"]} == {
+            node: [meeting] for meeting, node in placed.items()
+        }
+
+    stats = workers.stats(both_held)
+    assert [w["pid"] for w in stats["workers"]] == workers.pids and workers.server.pid not in workers.pids
+
+    # Joins through the worker that does not hold Ada's meeting, and through the public URL.
+    first = created[0]
+    holder = placed[first]
+    other = next(node for node in urls if node != holder)
+    cy = workers.share(urls[other], first, "Cy", "tone")
+    redirect = cy.expect("redirect")
+    assert redirect == {**redirect, "re": "join", "node": holder, "meeting": first, "url": urls[holder]}
+    cy.expect("joined")
+    dee = workers.share(workers.url, first, "Dee", "pattern", *SMALL)
+    assert dee.expect("redirect")["node"] == holder
+    dee.expect("joined")
+
+    ada.expect("track_stats", has_packets("audio"), timeout=30)
+    ada.expect("track_stats", has_packets("video"), timeout=30)
+    cy.expect("track_stats", has_packets("video"), timeout=30)
+    cy.send("hello from the other worker")
+    ada.expect("chat", chat_from("Cy", "hello from the other worker"))
+    dee.expect("chat", chat_from("Cy", "hello from the other worker"))
+    ada.send("hello back")
+    cy.expect("chat", chat_from("Ada", "hello back"))
+
+    # The parent only answered hellos and sent redirects: no media reached it, and the few bytes it
+    # saw are handshakes and requests (media has flowed through the worker meanwhile).
+    stats = workers.stats(lambda e: e["hub"]["redirects"] >= 3)
+    assert stats["hub"]["redirects"] == 3 and stats["hub"]["meetings"] == 0
+    traffic = stats["front"]["traffic"][workers.transport]
+    assert traffic["media_in"] == 0 and traffic["media_out"] == 0
+    assert traffic["bytes_in"] < 40_000, traffic
+
+
+@pytest.mark.parametrize("transport", ["tcp", "zmq", "rtp"])
+def test_a_killed_worker_is_restarted_and_takes_meetings_again(transport: str) -> None:
+    workers = Workers(transport)
+    try:
+        stats = workers.stats(lambda e: all(w["urls"] for w in e["workers"]))
+        victim = stats["workers"][0]
+        os.kill(victim["pid"], signal.SIGKILL)  # by process ID: the worker the server reported
+
+        def restarted(event: dict[str, Any]) -> bool:
+            worker = event["workers"][0]
+            return worker["restarts"] == 1 and worker["pid"] != victim["pid"] and bool(worker["urls"])
+
+        after = workers.stats(restarted, timeout=60)
+        assert after["workers"][0]["node"] == victim["node"]
+        assert after["workers"][1]["pid"] == stats["workers"][1]["pid"]  # the other one ran on
+        assert after["workers"][0]["pid"] not in workers.pids
+        warned = [line for line in workers.server.stderr_lines if "restarting it" in line]
+        assert warned and victim["node"] in warned[0] and "meetings are lost" in warned[0]
+
+        # Both workers take meetings again (the restarted one on its new port, once the parent has read
+        # its new record).
+        def listed(event: dict[str, Any]) -> bool:
+            return event["workers"][0]["listed"] == after["workers"][0]["urls"]
+
+        workers.stats(listed, timeout=20)
+        nodes = set()
+        for name in ("Ada", "Bob"):
+            client = workers.client(workers.url, name)
+            nodes.add(client.expect("redirect")["node"])
+            client.expect("joined")
+        assert nodes == {"worker-1", "worker-2"}
+    finally:
+        workers.close()
+
+
+def test_a_join_for_a_meeting_no_worker_holds_is_refused_with_the_usual_error() -> None:
+    workers = Workers("tcp")
+    try:
+        refused = run_conf(
+            "join", "abc-defg-hij", "--json", "--server", workers.url, "--name", "eve", "--passcode", "x"
+        )
+        assert refused.returncode == 1 and "no meeting" in refused.stderr
+    finally:
+        workers.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (("--metrics-port", "0"), "--metrics-port needs a server in one process"),
+        (("--admin-port", "0"), "--admin-port needs a server in one process"),
+        (("--advertise", "tcp://127.0.0.1:1"), "--advertise goes with one node"),
+        (("--node", "n"), "--node goes with --cluster URL"),
+        (("--cluster", "redis://127.0.0.1:1/0"), "--cluster with --workers needs --node NAME"),
+    ],
+)
+def test_what_workers_cannot_serve_is_one_clear_line(options: tuple[str, ...], said: str) -> None:
+    done = run_conf("server", "--port", "0", "--workers", "2", *options)
+    assert done.returncode == 1 and said in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_with_required_login_each_worker_checks_the_same_accounts(tmp_path: Path) -> None:
+    env = {"CONF_HOME": str(tmp_path / "home")}
+    added = subprocess.run(
+        [*conf_command(), "user", "add", "ada", "--password-stdin"],
+        input="pw\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    workers = Workers("tcp", "--require-login", env=env)
+    try:
+        ada = spawn(
+            ["create", "--json", "--server", workers.url, "--user", "ada", "--passcode", PASSCODE],
+            {**env, "CONF_PASSWORD": "pw"},
+        )
+        workers.clients.append(ada)
+        assert ada.expect("redirect")["re"] == "create"  # logged in at the public port, then again
+        assert ada.expect("joined")["name"] == "ada"
+        guest = workers.client(workers.url, "eve")
+        assert guest.wait(30) != 0
+        assert "log in" in " ".join(guest.stderr_lines)
+    finally:
+        workers.close()
+
+
+def test_workers_with_a_cluster_are_its_nodes_name_1_to_n() -> None:
+    redis = start_redis()
+    try:
+        workers = Workers("tcp", "--cluster", redis.url, "--node", "eu")
+        try:
+            assert workers.nodes == ["eu-1", "eu-2"]
+            done = run_conf("cluster", "status", "--cluster", redis.url, "--json")
+            assert done.returncode == 0, done.stderr
+            status = json.loads(done.stdout)
+            assert sorted(node["name"] for node in status["nodes"]) == ["eu-1", "eu-2"]  # not the front
+            ada = workers.client(workers.url, "Ada")
+            node = ada.expect("redirect")["node"]
+            meeting = ada.expect("meeting_created")["meeting"]
+            done = run_conf("cluster", "status", "--cluster", redis.url, "--json")
+            assert json.loads(done.stdout)["meetings"] == {meeting: node}
+        finally:
+            workers.close()
+    finally:
+        redis.close()
 
 
 @pytest.fixture
-def front() -> Iterator[tuple[ConfProcess, str, list[int]]]:
-    server = spawn(
-        ["server", "--json", "--port", "0", "--workers", "2", "--stats-interval", "0.3", "--transport", "tcp"]
-    )
+def hooks() -> Iterator[Receiver]:
+    receiver = Receiver()
+    loop = start_thread_loop(receiver.up(), "webhook receiver")
     try:
-        started = server.expect("server_started")
-        yield server, started["urls"][0], started["workers"]
+        yield receiver
     finally:
-        server.stop()
+        loop.stop(receiver.down())
 
 
-def test_two_meetings_land_on_two_workers_and_both_work(front: tuple[ConfProcess, str, list[int]]) -> None:
-    server, url, pids = front
-    assert len(pids) == 2 and server.pid not in pids
-    clients = ClientPool(url)
+def test_each_worker_posts_its_meetings_events_to_the_webhook_signed_with_one_key(hooks: Receiver) -> None:
+    workers = Workers("tcp", "--webhook", f"http://127.0.0.1:{hooks.port}/hook")
     try:
-        ada, first = clients.create("ada")
-        bob, second = clients.create("bob")
-        # The least-loaded worker takes each new meeting; an ID's first character names its worker.
-        assert {first[0], second[0]} == {ID_ALPHABET[0], ID_ALPHABET[1]}
+        placed = {}
+        for name in ("Ada", "Bob"):
+            client = workers.client(workers.url, name)
+            node = client.expect("redirect")["node"]
+            placed[client.expect("meeting_created")["meeting"]] = node
+            client.expect("joined")
+        assert set(placed.values()) == {"worker-1", "worker-2"}
 
-        def both_reported(event: dict[str, object]) -> bool:
-            workers = event.get("workers")
-            assert isinstance(workers, list)
-            return [w["meetings"] for w in workers] == [[m] for m in sorted([first, second])]
+        def started() -> set[str]:
+            with hooks.lock:
+                return {e["meeting"] for e in hooks.events if e["type"] == "meeting_started"}
 
-        stats = server.expect("server_stats", both_reported)
-        assert [w["pid"] for w in stats["workers"]] == pids
-
-        grace = clients.joined(first, "grace")
-        hopper = clients.joined(second, "hopper")
-        grace.send("hello from the first")
-        hopper.send("hello from the second")
-        assert ada.expect("chat")["text"] == "hello from the first"
-        assert bob.expect("chat")["text"] == "hello from the second"
-
-        for meeting, name, viewer in ((first, "tone-1", grace), (second, "tone-2", hopper)):
-            sharer = clients.share(meeting, name, "tone")
-            sharer.expect("publish_started")
-            started = viewer.expect("track_started", lambda e, n=name: e["name"] == n)  # type: ignore[misc]
-            assert started["kind"] == "audio"
-            viewer.expect("track_stats", lambda e, n=name: e["name"] == n and e["packets"] > 10)  # type: ignore[misc]
-
-        # A join for a meeting no worker holds is refused by the front, with the usual error.
-        unknown = ID_ALPHABET[5] + first[1:]
-        refused = run_conf("join", unknown, "--json", "--server", url, "--name", "eve", "--passcode", "x")
-        assert refused.returncode == 1 and "no meeting" in refused.stderr
+        wait_for(lambda: started() == set(placed))  # from both workers
+        assert hooks.refused == []  # every post verified with the one webhook.key
     finally:
-        clients.stop_all()
+        workers.close()
 
 
-def test_workers_need_tcp() -> None:
-    result = run_conf("server", "--port", "0", "--workers", "2", "--transport", "rtp", timeout=30)
-    assert result.returncode == 1
-    assert "--workers needs one --transport tcp" in result.stderr
+def test_workers_on_all_addresses_are_reached_at_the_address_the_client_used() -> None:
+    workers = Workers("tcp", "--host", "0.0.0.0", "--no-announce")
+    try:
+        port = workers.url.rsplit(":", 1)[1]
+        ada = workers.client(f"tcp://127.0.0.1:{port}", "Ada")
+        redirect = ada.expect("redirect")
+        assert redirect["url"].startswith("tcp://0.0.0.0:")  # what the worker listens on
+        ada.expect("joined")  # reached at 127.0.0.1, the host the client used (tests/client)
+    finally:
+        workers.close()

@@ -289,3 +289,42 @@ def test_an_id_that_cannot_be_a_meeting_of_the_directory_is_never_asked_about() 
     a = Node()
     a.send({"type": "join", "meeting": "a.*>", "name": "Eve", "passcode": "x"})
     assert a.asked == [] and a.last()["code"] == "unknown_meeting"
+
+
+# -- the front of `conf server --workers`: a node that holds no meeting -------------------------------------
+
+
+def front_view(*others: NodeInfo) -> ClusterView:
+    return ClusterView("front", "local:///d.sock", nodes=nodes(*others), reachable=True, holds_meetings=False)
+
+
+def test_a_front_spreads_creates_in_a_row_over_its_workers_before_their_records_catch_up() -> None:
+    view = front_view(node("w-1", cpu=0.05), node("w-2", cpu=0.3), node("w-3"))
+    chosen = [view.placement() for _ in range(6)]
+    assert [n.name for n in chosen if n is not None] == ["w-3", "w-1", "w-2", "w-3", "w-1", "w-2"]
+    view.seen({"w-1": node("w-1").to_bytes()}, 1.0)  # fresh records: the counts start again
+    assert view.placed == {}
+
+
+def test_a_front_skips_full_workers_and_never_places_on_itself() -> None:
+    view = front_view(node("front"), node("w-1", participants=100), node("w-2", cpu=0.9), node("w-3", 50))
+    assert {view.placement().name for _ in range(3)} == {"w-3"}  # type: ignore[union-attr]
+    assert front_view(node("front")).placement() is None
+
+
+def test_a_front_with_no_worker_refuses_a_create_and_sends_a_join_to_the_holder() -> None:
+    hub = Hub()
+    hub.cluster = front_view()
+    hub.connected(1, 0.0, "10.0.0.1", "tcp")
+    hub.received(1, encode({"type": "hello", "protocol": PROTOCOL_VERSION}), 0.0)
+    sent = [a.message for a in hub.received(1, encode({"type": "create", "name": "Ada"}), 0.0)]
+    assert sent[-1]["code"] == "unavailable" and "no worker" in sent[-1]["message"]
+    assert hub.meetings == {}
+    hub.cluster.nodes = nodes(node("w-1"))
+    sent = [a.message for a in hub.received(1, encode({"type": "create", "name": "Ada"}), 0.0)]
+    assert sent[-1] == {**sent[-1], "type": "redirect", "node": "w-1", "url": "tcp://w-1:7450"}
+    asks = hub.received(1, encode({"type": "join", "meeting": "abc-defg-hij", "name": "Bob"}), 0.0)
+    assert isinstance(asks[0], Ask) and asks[0].question == FindHolder("abc-defg-hij")
+    redirect = asks[0].resume(Holder("w-1", node("w-1")), 0.0)[0]
+    assert isinstance(redirect, Send) and redirect.message["meeting"] == "abc-defg-hij"
+    assert hub.meetings == {}

@@ -1,11 +1,13 @@
-"""``conf server --workers N``: one front process hands each client's connection to one of N servers.
+"""``conf server --workers N``: N worker processes that are the nodes of one local cluster.
 
-The front (:mod:`.front`) accepts TCP connections, answers each client's ``hello`` and reads its first
-``create`` or ``join``; then it passes the connected socket, with the bytes it read from the request on,
-to a worker process (:mod:`.worker`) over a Unix socket pair (``socket.send_fds``). A worker is an
-ordinary :class:`~conf_cli.server.edge.Server` that adopts sockets instead of accepting them. A ``create``
-goes to the worker with the fewest meetings; the front picks the new meeting's ID, whose first character names
-that worker, so a ``join`` goes to the worker whose character the ID starts with. Meeting IDs are therefore
-unique across workers, and no state is shared between them. Only the TCP transport is handed on this way;
-ZeroMQ and RTP/UDP servers run in one process.
+Each worker (:mod:`.node`) is a full ``conf server`` on its own ports, for every transport asked for (tcp,
+zmq, rtp, each with its own TLS, CURVE or SRTP, all under the server's one identity key), and a node of a
+cluster (:mod:`conf_cli.server.cluster_node`). Their directory is kept by the parent process
+(:mod:`conf_cli.server.local_directory`, served over a Unix socket), or is the one ``--cluster URL`` names.
+
+The parent (:mod:`.supervisor`) starts the workers, restarts one that dies, and stops them by process ID.
+Its public ports are a front that holds no meeting: it answers ``hello``, and sends each ``create`` to
+the least-loaded worker and each ``join`` to the worker holding the meeting with a ``redirect`` (what any
+node of a cluster does); the client then talks to that worker directly, so no media or chat byte passes
+through the parent. See docs/cluster.md ("One machine: --workers").
 """
