@@ -47,6 +47,9 @@ MAX_RESUME_URLS = 8
 RETRYABLE = frozenset({"rate_limited", "try_again", "directory_unavailable"})
 """Refusals of a ``resume`` that a reconnecting client waits out and tries again (docs/protocol.md): any
 other refusal ends the reconnecting at once."""
+RESUME_REDIRECT_RETRY = 1.0
+"""Seconds a reconnecting client waits before asking again a node that redirected its resume to a node
+that cannot be reached (a node that just died, still named by the directory)."""
 MAX_RETRY_WAIT = 4.0
 """Seconds a reconnecting client waits at most before the next try, whatever ``retry_after`` asks."""
 
@@ -250,6 +253,8 @@ class Client:
             targets = self._resume_targets()
             why = self.closed_reason or "the link dropped"
             retry_after: float | None = None
+            turn = 0
+            """Which target is tried next: a node that answered and asked us to wait is tried again."""
             while True:
                 delay = backoff.next_delay(time.monotonic())
                 if delay is not None and retry_after is not None:  # the server said when to come back
@@ -259,7 +264,7 @@ class Client:
                         f"could not get back into meeting {self.meeting} within "
                         f"{time.monotonic() - started:.0f} s ({backoff.attempt} tries); last: {why}"
                     )
-                address, options = targets[(backoff.attempt - 1) % len(targets)]
+                address, options = targets[turn % len(targets)]
                 notify(
                     {
                         "type": "reconnecting",
@@ -277,6 +282,7 @@ class Client:
                     self.address, self.options = home
                     if refusal.code in RETRYABLE:
                         why, retry_after = str(refusal), refusal.retry_after
+                        turn += refusal.retry_after is None  # told when to come back: to the same node
                         continue
                     raise ConfError(
                         f"the server would not take us back into meeting {self.meeting}: {refusal}"
@@ -285,6 +291,7 @@ class Client:
                     await self._drop_link()
                     self.address, self.options = home
                     why = str(exc) or type(exc).__name__
+                    turn += 1
                     continue
                 notify(
                     {
@@ -441,7 +448,19 @@ class Client:
             followed += 1
             if request["type"] != "resume":  # shown before meeting_created or joined (machine mode)
                 self.redirects.append(answer)
-            await self._follow(answer)
+                await self._follow(answer)
+                continue
+            try:
+                await self._follow(answer)
+            except (ConfError, OSError) as exc:
+                # The directory still names a node that stopped answering: its claim lapses within
+                # seconds and another node takes the meeting over. Come back to the node that answered.
+                raise RequestRefused(
+                    "try_again",
+                    f"node {answer['node']}, which holds meeting {answer.get('meeting')}, cannot be reached "
+                    f"({exc}); the cluster moves the meeting once its claim lapses",
+                    retry_after=RESUME_REDIRECT_RETRY,
+                ) from None
 
     def _check_resume_redirect(self, redirect: Message) -> None:
         """A resume token goes only to a server of the identity that issued it: a redirect of a resume to
