@@ -56,9 +56,9 @@ class TwoTransports(Cluster):
         return self.status()["meetings"].get(meeting)
 
 
-@pytest.fixture
-def three() -> Iterator[TwoTransports]:
-    made = TwoTransports("redis")
+def _three(kind: str) -> Iterator[TwoTransports]:
+    """Nodes a, b and c on a directory of ``kind``, each having read the others' records."""
+    made = TwoTransports(kind)
     try:
         for name in ("a", "b", "c"):
             made.node(name)
@@ -69,12 +69,24 @@ def three() -> Iterator[TwoTransports]:
         made.close()
 
 
+@pytest.fixture
+def three() -> Iterator[TwoTransports]:
+    yield from _three("redis")
+
+
+@pytest.fixture(params=["redis", "nats"])
+def three_on(request: pytest.FixtureRequest) -> Iterator[TwoTransports]:
+    """As ``three``, on Redis and on NATS."""
+    yield from _three(request.param)
+
+
 def test_a_killed_node_s_meeting_is_taken_over_and_everyone_is_back_with_role_media_and_chat(
-    three: TwoTransports,
+    three_on: TwoTransports,
 ) -> None:
     """SIGKILL of the node holding a meeting: within 10 s of the kill another node holds it and every
     participant (on tcp:// and rtp://) is back as the same name and role, the shared pattern reaching the
     others again (frames rising) and chat going both ways."""
+    three = three_on
     ada = three.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]
     ada.expect("joined")
@@ -212,3 +224,29 @@ def test_a_resume_token_of_another_cluster_identity_is_refused_on_every_node(thr
             await ada.close()
 
     asyncio.run(attack())
+
+
+def test_while_the_directory_is_down_a_resume_on_the_holder_works_and_elsewhere_is_refused_retryably(
+    three: TwoTransports,
+) -> None:
+    """Redis stopped: a seat taken back on the node that holds the meeting needs no directory and works;
+    a resume on another node needs it and is refused with ``directory_unavailable``, a ``retry_after``
+    and a reason that says so (a reconnecting client tries again)."""
+
+    async def down() -> None:
+        ada, _ = await _in_meeting(three.url("a"), None, "Ada")
+        assert ada.meeting is not None
+        bob, token = await _in_meeting(three.url("a"), ada.meeting, "Bob")
+        try:
+            three.directory.stop()
+            elsewhere = await _resume_once(three.url("b"), token)
+            assert isinstance(elsewhere, RequestRefused) and elsewhere.code == "directory_unavailable"
+            assert "cannot be reached" in str(elsewhere) and elsewhere.retry_after is not None
+            here = await _resume_once(three.url("a"), token)  # takes bob's seat over on a
+            assert isinstance(here, dict) and here["type"] == "joined" and here["resumed"] is True
+            assert here["name"] == "Bob" and here["meeting"] == ada.meeting
+        finally:
+            await ada.close()
+            await bob.close()
+
+    asyncio.run(down())
