@@ -21,6 +21,7 @@ from conf_cli.plugin.cluster import ClusterBackend, DirectoryUnavailable
 from conf_cli.server.directory import (
     CLAIM_TTL,
     NODE_TTL,
+    RECORD_REWRITE,
     REFRESH_INTERVAL,
     UNREACHABLE,
     ClaimBook,
@@ -66,6 +67,8 @@ class ClusterNode:
         self.conflicts = 0
         """Refreshes that found another node holding one of this node's meetings."""
         self.refreshes = 0
+        self._records_written: float | None = None
+        """When this node last had every running meeting's record written again (:data:`RECORD_REWRITE`)."""
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
         hub.cluster = self.view
@@ -120,8 +123,12 @@ class ClusterNode:
                 log.warning("%s; running meetings go on, creates and joins from elsewhere wait", exc)
             return
         self.refreshes += 1
-        if self.view.answered(time.monotonic()):
+        back = self.view.answered(time.monotonic())
+        if back:
             log.warning("cluster directory %s reachable: node %s registered", self.backend.url, self.name)
+        if back or self._records_written is None or now - self._records_written >= RECORD_REWRITE:
+            self._records_written = now
+            self.hub.rewrite_records()  # the edge writes them with its next actions
         for bad in self.view.seen(records, time.monotonic()):
             log.debug("directory entry %s is not a node record: ignored", bad)
 

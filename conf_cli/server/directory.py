@@ -24,6 +24,9 @@ NODE_TTL = 4.0
 CLAIM_TTL = 4.0
 """A meeting's claim lapses this long after its holder's last refresh: then another node may claim it
 and restore the meeting from its record (failover). Three refreshes may be missed before it lapses."""
+RECORD_REWRITE = 10.0
+"""Seconds between two writes of each running meeting's record into the directory by its node: a directory
+that restarted empty has every record again within this (and the claims within REFRESH_INTERVAL)."""
 MAX_RECONNECT_URLS = 8
 """URLs of other nodes a ``welcome`` lists for reconnecting (after this node's own)."""
 ROOM = 0.8

@@ -514,8 +514,7 @@ class Hub:
             self._records_touched is None or now - self._records_touched >= TOKEN_REFRESH
         ):  # a record stays fresh while its meeting lives (record_store.prune drops stale ones)
             self._records_touched = now
-            for meeting in self.meetings.values():
-                self._record_changed(meeting)
+            self.rewrite_records()
         for meeting in self.meetings.values():
             if meeting.recreated_at is not None and now - meeting.recreated_at >= HOST_RETURN_WAIT:
                 meeting.recreated_at = None  # its host had time to come back: a meeting always has one
@@ -537,6 +536,12 @@ class Hub:
                 actions.append(Close(conn.cid, "heartbeat timeout"))
                 actions += self.disconnected(conn.cid, "timeout", now)
         return actions
+
+    def rewrite_records(self) -> None:
+        """Write every live meeting's record again (at the next :meth:`take_records`): it stays fresh in
+        its store, and a store that lost it (a cluster's directory restarted empty) has it again."""
+        for meeting in self.meetings.values():
+            self._record_changed(meeting)
 
     def _record_changed(self, meeting: Meeting) -> None:
         if self.records is not None:

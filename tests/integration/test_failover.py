@@ -23,6 +23,8 @@ from conf_cli.errors import RequestRefused
 from conf_cli.identity import Identity
 from conf_cli.plugin.registry import create_registry, registry
 from conf_cli.protocol.control import Message
+from conf_cli.server.directory import RECORD_REWRITE
+from conf_cli.server.record import decode
 from conf_cli.server.resume import ResumeKey, seat_for
 from conf_cli.testing import processes
 from conf_cli.testing.directories import start_directory
@@ -250,3 +252,29 @@ def test_while_the_directory_is_down_a_resume_on_the_holder_works_and_elsewhere_
             await bob.close()
 
     asyncio.run(down())
+
+
+def test_a_directory_restarted_empty_gets_the_meeting_s_record_back_from_its_node(
+    three: TwoTransports,
+) -> None:
+    """Redis restarted empty under a running meeting: its node writes the meeting's record again (within
+    RECORD_REWRITE), so the meeting can still be taken over if its node dies afterwards."""
+
+    async def refill() -> None:
+        ada, _ = await _in_meeting(three.url("a"), None, "Ada")
+        meeting = ada.meeting
+        assert meeting is not None
+        three.directory.restart()
+        factory = create_registry().cluster_backend_for(three.directory.url)
+        backend = await factory.connect(three.directory.url, timeout=2.0)
+        try:
+            async with asyncio.timeout(RECORD_REWRITE + 10):
+                while (data := await backend.get_record(meeting)) is None:
+                    await asyncio.sleep(0.1)
+            assert decode(data).meeting == meeting
+            assert await backend.holder(meeting) == "a"
+        finally:
+            await backend.close()
+            await ada.close()
+
+    asyncio.run(refill())
