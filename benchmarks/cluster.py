@@ -1,7 +1,8 @@
-"""A cluster's figures: what a redirect adds to a join, and how placement spreads meetings.
+"""A cluster's figures: what a redirect adds to a join, how long a failover takes, and how placement
+spreads meetings.
 
-Run with ``.venv/bin/python benchmarks/cluster.py [--joins N] [--directory redis|nats]``; prints figures and
-asserts nothing (docs/cluster.md says what they mean).
+Run with ``.venv/bin/python benchmarks/cluster.py [--joins N] [--kills N] [--directory redis|nats]``;
+prints figures and asserts nothing (docs/cluster.md says what they mean).
 
 - **Redirect cost**: a real directory (Debian's redis-server or nats-server) and three real ``conf server
   --cluster`` nodes on loopback, tcp://, encryption on (TLS 1.3, the key checked against the fingerprint
@@ -17,6 +18,11 @@ asserts nothing (docs/cluster.md says what they mean).
   Printed: p50/p99 of each and the difference (target: the hop adds at most 3 ms at p99), and each node's
   CPU seconds per packet it forwarded (node h: per packet received from a publisher; node r: per packet
   received on its node link), with the node-link counters of ``server_stats.cascade``.
+- **Failover**: a meeting of three ``conf`` clients (tcp://, encryption on: TLS 1.3) on the node holding
+  it; that node is SIGKILLed, and each client's resumed ``joined`` is timed from the kill (as this process
+  sees the client's line); then the node is started again under its name, and the next round kills the
+  meeting's new holder. Printed: per round, when the first and the last client was back; over all rounds
+  the median and max of every client's time, and of "everyone back" (the issue's target: 10 s).
 - **Placement**: in-process, no I/O: 1,000 meetings (2 to 40 participants, seeded) arrive one by one at
   random nodes of 20 (capacity 1,500 participants each, so the cluster ends about 70 % full) and
   :func:`conf_cli.server.directory.place` picks each one's node, with a fresh view of the nodes and with
@@ -32,7 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
+import signal
 import statistics
 import time
 from collections.abc import Callable
@@ -51,7 +60,7 @@ from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.server.cascade import should_cascade
 from conf_cli.server.directory import REFRESH_INTERVAL, NodeInfo, load, place
 from conf_cli.testing.directories import start_directory
-from conf_cli.testing.processes import ConfProcess, start_server
+from conf_cli.testing.processes import ConfProcess, run_conf, start_client, start_server
 from conf_cli.urls import parse_server_url
 
 PASSCODE = "bench-pass-1"
@@ -233,6 +242,54 @@ def _uplink_after(sent: int) -> Callable[[dict[str, Any]], bool]:
     return done
 
 
+def _holder(directory_url: str, meeting: str) -> str | None:
+    done = run_conf("cluster", "status", "--cluster", directory_url, "--json")
+    return json.loads(done.stdout)["meetings"].get(meeting) if done.returncode == 0 else None
+
+
+def failover_figures(
+    directory_url: str, nodes: dict[str, ConfProcess], urls: dict[str, str], kills: int
+) -> None:
+    """Kill the meeting's node ``kills`` times; print how long its clients took to be back."""
+    host = start_client(urls["a"], "host", None, PASSCODE)
+    meeting = host.expect("meeting_created")["meeting"]
+    host.expect("joined")
+    clients = [host] + [start_client(urls["a"], f"member{n}", meeting, PASSCODE) for n in range(2)]
+    rounds: list[list[float]] = []
+    try:
+        for process in clients[1:]:
+            process.expect("joined")
+        for _ in range(kills):
+            holder = _holder(directory_url, meeting)
+            assert holder is not None, "the meeting is held by no node"
+            time.sleep(REFRESH_INTERVAL + 1.0)  # every client's welcome named the other nodes
+            killed = time.time()
+            os.kill(nodes[holder].pid, signal.SIGKILL)
+            nodes[holder].wait()
+            backs = []
+            for process in clients:
+                process.expect("joined", lambda e: e.get("resumed") is True, timeout=60)
+                at = [t for t, e in process.timeline if e["type"] == "joined" and e.get("resumed")][-1]
+                backs.append(at - killed)
+            rounds.append(backs)
+            print(f"kill of node {holder}: first back {min(backs):.2f} s, everyone back {max(backs):.2f} s")
+            nodes[holder], urls[holder] = start_server("--cluster", directory_url, "--node", holder)
+    finally:
+        for process in clients:
+            process.stop()
+    every = [t for backs in rounds for t in backs]
+    last = [max(backs) for backs in rounds]
+    print(
+        "\nFailover, SIGKILL of the meeting's node to each client's resumed `joined` (tcp://, encryption on:"
+    )
+    print(f"TLS 1.3), {len(rounds)} kills, 3 clients, one run:\n")
+    print("| measured | runs | median s | max s |")
+    print("| --- | --- | --- | --- |")
+    print(f"| each client back | {len(every)} | {statistics.median(every):.2f} | {max(every):.2f} |")
+    print(f"| everyone back | {len(last)} | {statistics.median(last):.2f} | {max(last):.2f} |")
+    print("\nTarget: everyone back within 10 s of the kill.")
+
+
 def _simulate(meetings: int, nodes: int, capacity: int, lag: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
     truth = {
@@ -337,17 +394,18 @@ def main() -> None:
     )
     parser.add_argument("--joins", type=int, default=30, help="joins of each kind (alternating)")
     parser.add_argument("--directory", choices=("redis", "nats"), default="redis")
+    parser.add_argument("--kills", type=int, default=3, help="failover rounds (0: none)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
     directory = start_directory(args.directory)
-    nodes = []
+    nodes: dict[str, ConfProcess] = {}
     try:
         urls = {}
         fingerprint = ""
         for name in "abc":
             process, url = start_server("--cluster", directory.url, "--node", name)
-            nodes.append(process)
+            nodes[name] = process
             urls[name] = url
             fingerprint = process.seen[-1]["fingerprint"]
         time.sleep(REFRESH_INTERVAL + 1.0)  # every node has read the others' records
@@ -363,8 +421,13 @@ def main() -> None:
             cascading[name] = process
         time.sleep(REFRESH_INTERVAL + 1.0)
         asyncio.run(_cascade_figures(urls["h"], urls["r"], fingerprint, cascading))
+
+        if args.joins:
+            asyncio.run(_redirect_figures(urls["a"], urls["b"], fingerprint, args.joins))
+        if args.kills:
+            failover_figures(directory.url, nodes, urls, args.kills)
     finally:
-        for process in nodes:
+        for process in nodes.values():
             process.stop()
         directory.close()
     placement_figures(args.seed)

@@ -44,6 +44,14 @@ MAX_REDIRECTS = 3
 """Redirects one create or join follows (docs/cluster.md); more is a loop in the cluster, and an error."""
 MAX_RESUME_URLS = 8
 """URLs a reconnecting client tries in turn: its own, then those the server's ``welcome`` listed."""
+RETRYABLE = frozenset({"rate_limited", "try_again", "directory_unavailable"})
+"""Refusals of a ``resume`` that a reconnecting client waits out and tries again (docs/protocol.md): any
+other refusal ends the reconnecting at once."""
+RESUME_REDIRECT_RETRY = 1.0
+"""Seconds a reconnecting client waits before asking again a node that redirected its resume to a node
+that cannot be reached (a node that just died, still named by the directory)."""
+MAX_RETRY_WAIT = 4.0
+"""Seconds a reconnecting client waits at most before the next try, whatever ``retry_after`` asks."""
 
 
 class _LinkEvents:
@@ -239,18 +247,24 @@ class Client:
         self.reconnecting = True
         try:
             await self._drop_link()
+            home = (self.address, self.options)
             started = time.monotonic()
             backoff = Backoff(started)
             targets = self._resume_targets()
             why = self.closed_reason or "the link dropped"
+            retry_after: float | None = None
+            turn = 0
+            """Which target is tried next: a node that answered and asked us to wait is tried again."""
             while True:
                 delay = backoff.next_delay(time.monotonic())
+                if delay is not None and retry_after is not None:  # the server said when to come back
+                    delay, retry_after = min(retry_after, MAX_RETRY_WAIT), None
                 if delay is None:
                     raise ConfError(
                         f"could not get back into meeting {self.meeting} within "
                         f"{time.monotonic() - started:.0f} s ({backoff.attempt} tries); last: {why}"
                     )
-                address, options = targets[(backoff.attempt - 1) % len(targets)]
+                address, options = targets[turn % len(targets)]
                 notify(
                     {
                         "type": "reconnecting",
@@ -265,22 +279,25 @@ class Client:
                     joined = await self._resume(address, options, self.resume_token or token)
                 except RequestRefused as refusal:
                     await self._drop_link()
-                    if refusal.code == "rate_limited":
-                        why = str(refusal)
+                    self.address, self.options = home
+                    if refusal.code in RETRYABLE:
+                        why, retry_after = str(refusal), refusal.retry_after
+                        turn += refusal.retry_after is None  # told when to come back: to the same node
                         continue
                     raise ConfError(
                         f"the server would not take us back into meeting {self.meeting}: {refusal}"
                     ) from None
                 except Exception as exc:  # the server is not back yet, or the path fails: try again
                     await self._drop_link()
+                    self.address, self.options = home
                     why = str(exc) or type(exc).__name__
+                    turn += 1
                     continue
-                self.address, self.options = address, options  # the next drop tries here first
                 notify(
                     {
                         "type": "reconnected",
                         "meeting": joined["meeting"],
-                        "url": str(address),
+                        "url": str(self.address),  # where we are now (a redirect may have moved us)
                         "attempts": backoff.attempt,
                         "seconds": round(time.monotonic() - started, 2),
                     }
@@ -290,12 +307,15 @@ class Client:
             self.reconnecting = False
 
     async def _resume(self, address: ServerAddress, options: TransportOptions, token: str) -> Message:
+        """Connect to ``address`` and send ``resume``; a cluster node that does not hold the meeting
+        redirects us to the one that does, which we follow (at most :data:`MAX_REDIRECTS`), so that the
+        final address is where we reconnect next time."""
         await self.connect(address, options)
         request: dict[str, Any] = {"type": "resume", "token": token}
         if self.e2ee_capable:
             request["e2ee_key"] = encode_key(public_bytes(self.e2ee_private))
-        self.send(request)
-        joined = await self._expect({"joined"}, "resume")
+        self.address, self.options = address, options
+        joined = await self._ask_cluster(request, {"joined"})
         self.check_e2ee(joined)
         self._joined(joined)
         return joined
@@ -406,6 +426,7 @@ class Client:
         """Send a create or join and wait for one of ``wanted``, following the ``redirect`` of a cluster
         node that sends us to another (at most :data:`MAX_REDIRECTS`)."""
         seen = {str(self.address)}
+        followed = 0
         while True:
             self.send(request)
             answer = await self._expect({*wanted, "redirect"}, str(request["type"]))
@@ -415,14 +436,42 @@ class Client:
                 raise ConfError(
                     f"the server redirected a {request['type']} as a {answer.get('re')}: refusing"
                 )
-            if len(self.redirects) >= MAX_REDIRECTS or answer["url"] in seen:
+            if followed >= MAX_REDIRECTS or answer["url"] in seen:
                 raise ConfError(
-                    f"the cluster redirected this {request['type']} {len(self.redirects) + 1} times "
+                    f"the cluster redirected this {request['type']} {followed + 1} times "
                     f"(last to node {answer['node']} at {answer['url']}): a loop between its nodes; "
                     "try again in a few seconds, or tell the servers' operator"
                 )
+            if request["type"] == "resume":
+                self._check_resume_redirect(answer)
             seen.add(str(answer["url"]))
-            await self._follow(answer)
+            followed += 1
+            if request["type"] != "resume":  # shown before meeting_created or joined (machine mode)
+                self.redirects.append(answer)
+                await self._follow(answer)
+                continue
+            try:
+                await self._follow(answer)
+            except (ConfError, OSError) as exc:
+                # The directory still names a node that stopped answering: its claim lapses within
+                # seconds and another node takes the meeting over. Come back to the node that answered.
+                raise RequestRefused(
+                    "try_again",
+                    f"node {answer['node']}, which holds meeting {answer.get('meeting')}, cannot be reached "
+                    f"({exc}); the cluster moves the meeting once its claim lapses",
+                    retry_after=RESUME_REDIRECT_RETRY,
+                ) from None
+
+    def _check_resume_redirect(self, redirect: Message) -> None:
+        """A resume token goes only to a server of the identity that issued it: a redirect of a resume to
+        a node presenting another key is refused (a cluster shares one identity)."""
+        security = self.options.security
+        accepted = security.trust.accepted if security is not None and security.trust else None
+        if accepted is not None and redirect.get("fingerprint") != fingerprint(accepted):
+            raise ConfError(
+                f"node {redirect['node']} at {redirect['url']} presents another key than this cluster's "
+                f"({fingerprint(accepted)}): not sending it our resume token"
+            )
 
     async def _follow(self, redirect: Message) -> None:
         """Leave this node for the one ``redirect`` names: connect there, check that it presents the key
@@ -451,7 +500,6 @@ class Client:
         if old is not None:
             old.close()
         self.address, self.options, self.closed_reason = address, options, None
-        self.redirects.append(redirect)
         await self.connect()
         if self._login is not None:
             await self.login(*self._login)

@@ -12,8 +12,8 @@ dead node held disappears on its own:
 - **nodes**: one record per node (opaque bytes conf writes and reads back), replaced every few seconds;
 - **claims**: which node holds a meeting. :meth:`ClusterBackend.claim` is atomic: of two nodes claiming
   one meeting ID at once, exactly one gets it (Redis ``SET NX``, a NATS key-value ``create``);
-- **records**: opaque per-meeting bytes (:meth:`ClusterBackend.put_record`), which a node may keep there
-  so that the meeting's state can be read back elsewhere; conf does not write any yet.
+- **records**: opaque per-meeting bytes (:meth:`ClusterBackend.put_record`): each running meeting's record,
+  which the node that takes a meeting over when its node dies reads back (docs/cluster.md, "Failover").
 
 Every method raises :class:`DirectoryUnavailable` when the engine cannot be reached (or does not answer
 within the timeout given to :meth:`ClusterBackendFactory.connect`), and nothing else for that reason:

@@ -503,13 +503,13 @@ class Redirect(Event):
 
     TYPE: ClassVar[str] = "redirect"
     re: str = _field("code")
-    """The request to send again there: ``create`` or ``join``."""
+    """The request to send again there: ``create``, ``join`` or ``resume``."""
     url: str = _field("url")
     """The node's URL for the transport this client came in on."""
     node: str = _field("reason")
     """The node's name in the cluster."""
     meeting: str | None = _field("meeting", optional=True)
-    """(``join``) the meeting the node holds."""
+    """(``join``, ``resume``) the meeting the node holds."""
     fingerprint: str | None = _field("fingerprint", optional=True)
     """The node's key fingerprint; absent when the cluster runs without encryption."""
 

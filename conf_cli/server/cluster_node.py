@@ -21,6 +21,7 @@ from conf_cli.plugin.cluster import ClusterBackend, DirectoryUnavailable
 from conf_cli.server.directory import (
     CLAIM_TTL,
     NODE_TTL,
+    RECORD_REWRITE,
     REFRESH_INTERVAL,
     UNREACHABLE,
     ClaimBook,
@@ -74,6 +75,8 @@ class ClusterNode:
         self.carried: Callable[[], int] = lambda: 0
         """Participants connected here whom this node carries to other nodes' meetings (cascading):
         they count in its record's participants, as those in its own meetings do."""
+        self._records_written: float | None = None
+        """When this node last had every running meeting's record written again (:data:`RECORD_REWRITE`)."""
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
         hub.cluster = self.view
@@ -129,9 +132,13 @@ class ClusterNode:
                 log.warning("%s; running meetings go on, creates and joins from elsewhere wait", exc)
             return
         self.refreshes += 1
-        if self.view.answered(time.monotonic()):
+        back = self.view.answered(time.monotonic())
+        if back:
             done = "registered" if self.holds_meetings else "reading the others"
             log.warning("cluster directory %s reachable: node %s %s", self.backend.url, self.name, done)
+        if back or self._records_written is None or now - self._records_written >= RECORD_REWRITE:
+            self._records_written = now
+            self.hub.rewrite_records()  # the edge writes them with its next actions
         for bad in self.view.seen(records, time.monotonic()):
             log.debug("directory entry %s is not a node record: ignored", bad)
 

@@ -17,12 +17,18 @@ from typing import Any
 from conf_cli.errors import ProtocolError
 from conf_cli.plugin.cluster import MAX_NAME_CHARS
 
-REFRESH_INTERVAL = 2.0
+REFRESH_INTERVAL = 1.0
 """Seconds between two refreshes of a node's record and of its claims."""
-NODE_TTL = 6.0
+NODE_TTL = 4.0
 """A node's record lapses this long after its last refresh: a dead node disappears within it."""
-CLAIM_TTL = 6.0
-"""A meeting's claim lapses this long after its holder's last refresh: then another node may claim it."""
+CLAIM_TTL = 4.0
+"""A meeting's claim lapses this long after its holder's last refresh: then another node may claim it
+and restore the meeting from its record (failover). Three refreshes may be missed before it lapses."""
+RECORD_REWRITE = 10.0
+"""Seconds between two writes of each running meeting's record into the directory by its node: a directory
+that restarted empty has every record again within this (and the claims within REFRESH_INTERVAL)."""
+MAX_RECONNECT_URLS = 8
+"""URLs of other nodes a ``welcome`` lists for reconnecting (after this node's own)."""
 ROOM = 0.8
 """A node has room for a new meeting while its load (:func:`load`) is below this."""
 DEFAULT_CAPACITY = 500
@@ -215,6 +221,15 @@ class ClusterView:
             self.reachable, self.since = False, now
         self.nodes = {}
         return gone
+
+    def reconnect_urls(self, scheme: str, limit: int = MAX_RECONNECT_URLS) -> list[str]:
+        """The other live nodes' URLs for the transport ``scheme``, least loaded first (ties: by name), at
+        most ``limit``: where a client whose node dies reconnects to resume (``welcome.urls``)."""
+        others = sorted(
+            (node for name, node in self.nodes.items() if name != self.name), key=lambda n: (load(n), n.name)
+        )
+        urls = [url for url in (url_for(node, scheme) for node in others) if url is not None]
+        return urls[:limit]
 
     def placement(self) -> NodeInfo | None:
         """Where a new meeting goes: None for this node, else the other node's record. A node that holds

@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
+from conf_cli.plugin.cluster import DirectoryUnavailable
 from conf_cli.protocol.control import (
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TIMEOUT,
@@ -38,6 +39,7 @@ from conf_cli.protocol.control import (
     name_key,
 )
 from conf_cli.protocol.events import (
+    MAX_WELCOME_URLS,
     ActiveSpeaker,
     ControlInput,
     Error,
@@ -119,6 +121,9 @@ MIN_PASSCODE_CHARS = 6
 """A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""
 HELLO_TIMEOUT = 5.0
 HOST_RETURN_WAIT = 15.0
+RESUME_RETRY_AFTER = 1.0
+"""Seconds a ``try_again`` refusal of a ``resume`` asks the client to wait (a dead node's claim lapses
+within :data:`~conf_cli.server.directory.CLAIM_TTL`)."""
 """Seconds a meeting recreated from its record waits for its host to resume before the role passes on."""
 MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
@@ -526,8 +531,7 @@ class Hub:
             self._records_touched is None or now - self._records_touched >= TOKEN_REFRESH
         ):  # a record stays fresh while its meeting lives (record_store.prune drops stale ones)
             self._records_touched = now
-            for meeting in self.meetings.values():
-                self._record_changed(meeting)
+            self.rewrite_records()
         for meeting in self.meetings.values():
             if meeting.recreated_at is not None and now - meeting.recreated_at >= HOST_RETURN_WAIT:
                 meeting.recreated_at = None  # its host had time to come back: a meeting always has one
@@ -549,6 +553,12 @@ class Hub:
                 actions.append(Close(conn.cid, "heartbeat timeout"))
                 actions += self.disconnected(conn.cid, "timeout", now)
         return actions
+
+    def rewrite_records(self) -> None:
+        """Write every live meeting's record again (at the next :meth:`take_records`): it stays fresh in
+        its store, and a store that lost it (a cluster's directory restarted empty) has it again."""
+        for meeting in self.meetings.values():
+            self._record_changed(meeting)
 
     def _record_changed(self, meeting: Meeting) -> None:
         if self.records is not None:
@@ -574,6 +584,7 @@ class Hub:
         meeting.recreated_at = now
         meeting.tokens = self._issue_token
         meeting.on_change = self._record_changed
+        self._record_changed(meeting)  # written again by its new holder
         self.meetings[meeting.id] = meeting
         self.stats.meetings = len(self.meetings)
         self.stats.meetings_restored += 1
@@ -1089,9 +1100,17 @@ class Hub:
             services={name: tuple(urls) for name, urls in self.services.items()} or None,
             # for clients that check their clock (conf doctor)
             time=round(self.wall_clock(), 3) if self.wall_clock is not None else None,
-            urls=tuple(self.urls) if self.urls else None,  # where a client may reconnect to resume
+            urls=self._reconnect_urls(conn) or None,  # where a client may reconnect to resume
         )
         return [Send((conn.cid,), welcome.to_message())]
+
+    def _reconnect_urls(self, conn: _Connection) -> tuple[str, ...]:
+        """Where ``conn``'s client may reconnect to resume: this server's URLs, then (a cluster node) the
+        other live nodes' URLs for the transport it came in on, at most MAX_WELCOME_URLS in all."""
+        urls = list(self.urls)
+        if self.cluster is not None:
+            urls += [url for url in self.cluster.reconnect_urls(conn.scheme) if url not in urls]
+        return tuple(urls[:MAX_WELCOME_URLS])
 
     def _while_waiting(self, conn: _Connection, meeting: Meeting, kind: str) -> list[Action]:
         """A waiting person may only leave; nothing else of the meeting is theirs yet."""
@@ -1507,34 +1526,113 @@ class Hub:
         if store is None:
             self.stats.resumes_refused += 1
             raise RequestRefused("unknown_meeting", gone)
+        if self.cluster is not None and is_meeting_key(seat.meeting):
+            return self._resume_in_cluster(conn, seat, message)
+        return self._resume_from_record(conn, seat, message)
+
+    def _resume_in_cluster(
+        self, conn: _Connection, seat: Seat, message: Message, attempt: int = 1
+    ) -> list[Action]:
+        """A resume for a meeting this node does not hold (docs/cluster.md, "Failover"): sent on to the
+        live node that holds it; taken over when nobody holds it any more (its node died and the claim
+        lapsed: claimed atomically, so of several nodes only one restores it from its record, and the
+        others send their clients there); ``try_again`` while a node that stopped answering still holds
+        it; ``directory_unavailable`` while the directory cannot be asked."""
+        cluster = self.cluster
+        assert cluster is not None
+        meeting_id = seat.meeting
         conn.busy = True
 
-        def load() -> MeetingRecord | None:
+        def later(code: str, text: str, now: float) -> list[Action]:
+            refusal = _error(conn.cid, code, text, message)
+            refusal.message["retry_after"] = RESUME_RETRY_AFTER
+            return [refusal]
+
+        def found(answer: object, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            if meeting_id in self.meetings:  # restored here meanwhile
+                return self._resume_here(conn, seat, message, now)
+            if answer == UNREACHABLE:
+                return later("directory_unavailable", cluster.unavailable_text("find that meeting"), now)
+            if isinstance(answer, Holder) and answer.name != cluster.name:
+                if answer.node is None:
+                    return later(
+                        "try_again",
+                        f"meeting {meeting_id} is held by node {answer.name}, which stopped answering; "
+                        "another node takes it over once that node's claim lapses",
+                        now,
+                    )
+                try:
+                    return [self._redirect(conn, answer.node, message, meeting_id)]
+                except RequestRefused as refusal:
+                    return [_refused(conn.cid, refusal, message)]
+            if isinstance(answer, Holder):  # this node's own claim, left from before: the meeting is ours
+                return self._resume_from_record(conn, seat, message)
+            conn.busy = True
+            return [Ask(ClaimMeeting(meeting_id), claimed)]
+
+        def claimed(answer: object, now: float) -> list[Action]:
+            conn.busy = False
+            if conn.phase is Phase.CLOSED:
+                return []
+            if meeting_id in self.meetings:
+                return self._resume_here(conn, seat, message, now)
+            if answer is True:
+                return self._resume_from_record(conn, seat, message)
+            if answer is False and attempt < 2:  # another node took it first: go there
+                return self._resume_in_cluster(conn, seat, message, attempt + 1)
+            if answer is False:
+                return later("try_again", f"meeting {meeting_id} is moving between nodes", now)
+            return later("directory_unavailable", cluster.unavailable_text("take that meeting over"), now)
+
+        return [Ask(FindHolder(meeting_id), found)]
+
+    def _resume_here(self, conn: _Connection, seat: Seat, message: Message, now: float) -> list[Action]:
+        """Seat a resume in a meeting this hub holds (after waiting for the directory or a record)."""
+        meeting = self.meetings[seat.meeting]
+        try:
+            actions = self._resume_into(conn, meeting, seat, message.get("e2ee_key"), now)
+        except RequestRefused as refusal:
+            self.stats.resumes_refused += 1
+            return [_refused(conn.cid, refusal, message)]
+        self.stats.resumes += 1
+        self.limiter.succeeded(conn.address, f"meeting:{meeting.id}", now)
+        self.join_latency.observe(now - conn.requested)
+        return actions
+
+    def _resume_from_record(self, conn: _Connection, seat: Seat, message: Message) -> list[Action]:
+        """Recreate ``seat``'s meeting from its record (read off the event loop), then seat the resume."""
+        store = self.records
+        assert store is not None
+        gone = f"meeting {seat.meeting} is not on this server any more; it has ended"
+        conn.busy = True
+
+        def load() -> MeetingRecord | DirectoryUnavailable | None:
             try:
                 data = store.load(seat.meeting)
                 return decode(data) if data is not None else None
+            except DirectoryUnavailable as exc:
+                return exc
             except (ConfError, OSError, RecordError):
                 return None
 
-        def loaded(record: MeetingRecord | None, now: float) -> list[Action]:
+        def loaded(record: MeetingRecord | DirectoryUnavailable | None, now: float) -> list[Action]:
             conn.busy = False
             if conn.phase is Phase.CLOSED:
                 return []
             meeting = self.meetings.get(seat.meeting)  # another resume may have recreated it meanwhile
             if meeting is None:
+                if isinstance(record, DirectoryUnavailable):
+                    refusal = _error(conn.cid, "directory_unavailable", f"{record}; try again", message)
+                    refusal.message["retry_after"] = RESUME_RETRY_AFTER
+                    return [refusal]
                 if record is None or record.meeting != seat.meeting:
                     self.stats.resumes_refused += 1
                     return [_error(conn.cid, "unknown_meeting", gone, message)]
-                meeting = self._restore(record, now)
-            try:
-                actions = self._resume_into(conn, meeting, seat, message.get("e2ee_key"), now)
-            except RequestRefused as refusal:
-                self.stats.resumes_refused += 1
-                return [_refused(conn.cid, refusal, message)]
-            self.stats.resumes += 1
-            self.limiter.succeeded(conn.address, f"meeting:{meeting.id}", now)
-            self.join_latency.observe(now - conn.requested)
-            return actions
+                self._restore(record, now)
+            return self._resume_here(conn, seat, message, now)
 
         return [Deferred(load, loaded)]
 

@@ -163,7 +163,11 @@ async def run_server(config: ServerConfig) -> int:
         if security is not None and security.identity is not None
         else None,
     )
-    if hub.resume_key is not None:  # a meeting's record lets a restarted server take its people back
+    if hub.resume_key is not None and cluster is not None:  # any node can take a meeting over
+        from conf_cli.server.cluster_store import ClusterMeetingStore
+
+        hub.records = ClusterMeetingStore(cluster, asyncio.get_running_loop())
+    elif hub.resume_key is not None:  # a meeting's record lets a restarted server take its people back
         store = FileMeetingStore(server_dir() / "meetings")
         await asyncio.to_thread(store.prune, RECORD_MAX_AGE)
         hub.records = store
@@ -174,6 +178,8 @@ async def run_server(config: ServerConfig) -> int:
             from conf_cli.server.cluster_node import ClusterNode
 
             assert config.node is not None
+            if config.advertise:  # where clients reach this node, listed in welcome for reconnecting
+                hub.urls = list(config.advertise)
             await srv.join_cluster(
                 ClusterNode(
                     cluster,

@@ -214,4 +214,6 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
         ("create", None, "tcp://10.0.1.2:7450"),
     }
     assert any(m.get("resumed") for m in seen["joined"])
-    assert all(m["urls"] == ["tcp://127.0.0.1:7447"] for m in seen["welcome"])
+    *alone, node = seen["welcome"]
+    assert all(m["urls"] == ["tcp://127.0.0.1:7447"] for m in alone)
+    assert node["urls"] == ["tcp://127.0.0.1:7447", "tcp://10.0.1.2:7450"]  # then the other nodes
