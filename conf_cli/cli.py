@@ -256,7 +256,8 @@ def cli(verbose: int) -> None:
     type=click.IntRange(1, 31),
     help="Worker processes (use one per core), each a full server on ports of its own and a node of a "
     "local cluster: the public port redirects each create and join to a worker, every transport. A dead "
-    "worker is restarted (its meetings are lost). With --cluster and --node NAME: nodes NAME-1..N.",
+    "worker is restarted; its meetings' participants resume on their own. With --cluster and --node "
+    "NAME: nodes NAME-1..N.",
 )
 @click.option(
     "--call-port",

@@ -177,7 +177,7 @@ def test_a_killed_worker_is_restarted_and_takes_meetings_again(transport: str) -
         assert after["workers"][1]["pid"] == stats["workers"][1]["pid"]  # the other one ran on
         assert after["workers"][0]["pid"] not in workers.pids
         warned = [line for line in workers.server.stderr_lines if "restarting it" in line]
-        assert warned and victim["node"] in warned[0] and "meetings are lost" in warned[0]
+        assert warned and victim["node"] in warned[0] and "resume" in warned[0]
 
         # Both workers take meetings again (the restarted one on its new port, once the parent has read
         # its new record).
@@ -191,6 +191,32 @@ def test_a_killed_worker_is_restarted_and_takes_meetings_again(transport: str) -
             nodes.add(client.expect("redirect")["node"])
             client.expect("joined")
         assert nodes == {"worker-1", "worker-2"}
+    finally:
+        workers.close()
+
+
+def test_a_killed_workers_meeting_goes_on_its_people_resume_as_themselves() -> None:
+    """SIGKILL of the worker holding a meeting: its record is in the parent's directory, so the host and a
+    member come back into it on their own (to the other worker or the restarted one), with their roles,
+    within 10 s, and chat flows again."""
+    workers = Workers("tcp")
+    try:
+        host = workers.client(workers.url, "Ada")
+        holder = host.expect("redirect")["node"]
+        meeting = host.expect("meeting_created")["meeting"]
+        host.expect("joined")
+        member = workers.client(workers.url, "Bob", meeting)
+        member.expect("joined")
+        stats = workers.stats(lambda e: all(w["urls"] for w in e["workers"]))
+        victim = next(w for w in stats["workers"] if w["node"] == holder)
+        os.kill(victim["pid"], signal.SIGKILL)  # by process ID: the worker the server reported
+        back = {}
+        for name, client in (("Ada", host), ("Bob", member)):
+            back[name] = client.expect("joined", lambda e: e.get("resumed") is True, timeout=10)
+            assert back[name]["meeting"] == meeting and back[name]["name"] == name
+        assert back["Ada"]["role"] == "host" and back["Bob"]["role"] == "member"
+        member.send("back again")
+        host.expect("chat", chat_from("Bob", "back again"), timeout=10)
     finally:
         workers.close()
 

@@ -117,7 +117,7 @@ class Workers:
             quick = time.monotonic() - worker.started < QUICK_DEATH
             worker.pause = min(MAX_PAUSE, worker.pause * 2) if quick else 0.5
             log.warning(
-                "worker %s (PID %d) ended with %s; its meetings are lost; restarting it in %.1f s",
+                "worker %s (PID %d) ended with %s; its meetings' people resume; restarting it in %.1f s",
                 worker.node,
                 process.pid,
                 code,
