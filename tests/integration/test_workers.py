@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,10 @@ def test_a_killed_workers_meeting_goes_on_its_people_resume_as_themselves() -> N
     within 10 s, and chat flows again."""
     workers = Workers("tcp")
     try:
+        # A welcome lists the other live nodes a worker knows; a worker reads the others' records every
+        # second, so the clients come once both are listed and a second has passed.
+        workers.stats(lambda e: all(w["listed"] for w in e["workers"]))
+        time.sleep(2.0)
         host = workers.client(workers.url, "Ada")
         holder = host.expect("redirect")["node"]
         meeting = host.expect("meeting_created")["meeting"]
