@@ -35,6 +35,7 @@ __all__ = [
     "AimdRate",
     "BitrateController",
     "DelayBasedEstimator",
+    "DownlinkMonitor",
     "LayerAllocator",
     "LossBasedEstimator",
     "PacketResult",
@@ -596,3 +597,72 @@ class LayerAllocator:
         failed = now - self._resumed_at[index] < FAILED_WITHIN
         self._wait[index] = min(RESUME_AFTER_MAX, 2 * self._wait[index]) if failed else RESUME_AFTER
         self._paused_at[index] = now
+
+
+DOWNLINK_QUEUE = 0.1
+"""Seconds of queueing on a subscriber's downlink (its pictures' transit over the least seen) that, with
+the delay-based detector's over-use, make it tell the server (:class:`DownlinkMonitor`): less is the
+jitter of a loaded host, not a bottleneck's queue."""
+DOWNLINK_WINDOW = 0.3
+"""Seconds over which a subscriber measures what its downlink delivers (what it reports)."""
+DOWNLINK_REPORT_INTERVAL = 0.25
+"""A subscriber tells the server its downlink estimate at most once per this many seconds."""
+
+
+class DownlinkMonitor:
+    """A subscriber's own view of its downlink, sans-I/O: the :class:`DelayBasedEstimator` fed with the
+    video it receives, each packet's RTP timestamp (its picture's capture time, which the publisher sends
+    at once and the server forwards at once) standing for its send time. A queue building at a bottleneck
+    on the way shows as arrival spacing growing over the send spacing long before a packet is lost: on
+    over-use with at least :data:`DOWNLINK_QUEUE` of queueing, :meth:`arrived` returns the bit rate to tell
+    the server (:data:`DECREASE_FACTOR` of what arrived over the last :data:`DOWNLINK_WINDOW`, at most the
+    estimator's target), at most once per :data:`DOWNLINK_REPORT_INTERVAL`. The server only lowers a
+    subscriber's layer on it; growing back is its own (clean receiver reports, with hysteresis)."""
+
+    def __init__(self, clock_rate: int = 90_000) -> None:
+        self.clock_rate = clock_rate
+        self.reports = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over (the stream's timestamps moved: the server switched it to another layer)."""
+        self.estimator = DelayBasedEstimator()
+        self._recent = _Throughput(DOWNLINK_WINDOW)
+        self._last_ts: int | None = None
+        self._ts = 0  # the timestamp unwrapped
+        self._least: float | None = None  # the least transit (arrival - capture) seen
+        self._reported = -math.inf
+        self.queued = 0.0
+        """Seconds of queueing the newest packet saw (its transit over the least)."""
+
+    def arrived(self, timestamp: int, size: int, now: float) -> int | None:
+        """A video packet of ``size`` payload bytes with RTP ``timestamp`` arrived at ``now``: the bit
+        rate to tell the server, or None."""
+        last = self._last_ts
+        if last is None:
+            self._ts = timestamp
+        else:
+            step = (timestamp - last) & 0xFFFFFFFF
+            self._ts += step - 0x1_0000_0000 if step >= 0x8000_0000 else step
+        self._last_ts = timestamp
+        send = self._ts / self.clock_rate
+        transit = now - send
+        if self._least is None or transit < self._least:
+            self._least = transit
+        self.queued = transit - self._least
+        wire = size + PACKET_OVERHEAD
+        self._recent.add(now, wire)
+        estimator = self.estimator
+        estimator.update((PacketResult(send, wire, now),), now)
+        if (
+            estimator.usage is not Usage.OVERUSE
+            or self.queued < DOWNLINK_QUEUE
+            or now - self._reported < DOWNLINK_REPORT_INTERVAL
+        ):
+            return None
+        recent = self._recent.rate()
+        if recent is None:
+            return None
+        self._reported = now
+        self.reports += 1
+        return int(min(estimator.target, DECREASE_FACTOR * recent))

@@ -16,7 +16,16 @@ from conf_cli.media.h264 import opens_keyframe
 from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
-from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
+from conf_cli.server.simulcast import (
+    TOLD_INTERVAL,
+    Downlink,
+    LastPacket,
+    Layer,
+    Rewriter,
+    Subscription,
+    needed,
+    pick,
+)
 
 MAX_PENDING_REPORTS = 4096
 """Receiver reports kept between two ticks (the oldest go first; the hub limits each sender's RTCP)."""
@@ -61,6 +70,10 @@ class LayerRouter:
     for, every layer not seen moving lately (:meth:`watch`); else none."""
     reports: list[tuple[int, Track, float, float]] = field(default_factory=list)
     """Receiver reports not yet applied: (subscriber, track, fraction lost, when)."""
+    told_at: dict[int, float] = field(default_factory=dict)
+    """Subscriber -> when its own estimate (``downlink``) was last taken."""
+    told_ignored: int = 0
+    """``downlink`` requests ignored for coming sooner than :data:`TOLD_INTERVAL` after the last one."""
 
     def watch(self, meetings: list[Meeting], now: float) -> None:
         """Called every tick: note which layers of each simulcast track move on, from what the hub
@@ -137,6 +150,7 @@ class LayerRouter:
         self.caps.pop(cid, None)
         self.heights.pop(cid, None)
         self.downlinks.pop(cid, None)
+        self.told_at.pop(cid, None)
         for subs in self.subscriptions.values():
             subs.pop(cid, None)
 
@@ -167,6 +181,24 @@ class LayerRouter:
         if downlink.report(own, layer.bitrate, now):
             downlink.forget_limit_above(track.layers[-1].bitrate)
             self.dirty = True
+
+    def told(self, cid: int, bitrate: int, now: float) -> bool:
+        """``cid``'s own estimate of its downlink (the ``downlink`` request, bit/s per video track): its
+        budget falls to it at once (:meth:`Downlink.told`), at most once per :data:`TOLD_INTERVAL` (sooner
+        ones are ignored). It moves only ``cid``'s own layers. True if the estimate changed (sync now)."""
+        if now - self.told_at.get(cid, float("-inf")) < TOLD_INTERVAL:
+            self.told_ignored += 1
+            return False
+        self.told_at[cid] = now
+        if not any(cid in subs for subs in self.subscriptions.values()):
+            return False  # it receives no simulcast track: nothing to choose
+        downlink = self.downlinks.get(cid)
+        if downlink is None:
+            downlink = self.downlinks[cid] = Downlink()
+        if downlink.told(bitrate, now):
+            self.dirty = True
+            return True
+        return False
 
     def stream_report(self, cid: int, dropped: float, now: float) -> None:
         """On a stream transport (tcp://, which never loses packets), the share of the media for ``cid``
@@ -222,6 +254,13 @@ class LayerRouter:
                     if target != sub.target:
                         sub.target = target
                         sub.asked = now
+                        downlink = self.downlinks.get(cid)
+                        sub.hurry = (
+                            sub.current is not None
+                            and target < sub.current
+                            and downlink is not None
+                            and downlink.congested(now)
+                        )
                         if sub.pending:
                             asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
@@ -271,7 +310,7 @@ class LayerRouter:
         settled = True
         keyframe: bool | None = None
         for cid, sub in subs.items():
-            if sub.target == index and sub.current != index:
+            if sub.target == index and (sub.current != index or sub.held is not None):
                 if keyframe is None:
                     keyframe = opens_keyframe(packet[payload_offset(packet) :])
                 if keyframe:
@@ -279,6 +318,14 @@ class LayerRouter:
             if sub.pending:
                 settled = False
             if sub.current == index:
+                if sub.held is not None:
+                    continue  # stopped for it: it waits for its target's keyframe
+                if sub.hurry and sub.target < index and last.seq is not None:
+                    # it moves down for want of downlink: nothing more of this layer, so the new layer's
+                    # keyframe does not queue behind it at the bottleneck; its stream stands where the
+                    # last packet sent to it left it
+                    sub.held = (*sub.rewriter.out(last.seq, last.ts), last.at)
+                    continue
                 rewriter = sub.rewriter
                 if rewriter.identity:
                     plain.append(cid)
@@ -298,7 +345,9 @@ class LayerRouter:
         last packet of its old layer seen since it was asked to move (until one is, it waits for the next
         keyframe)."""
         ending: tuple[int, int, float] | None = None
-        if sub.current is not None:
+        if sub.held is not None:
+            ending = sub.held
+        elif sub.current is not None:
             old_ssrc = layers[sub.current].ssrc
             old = self.last.get(old_ssrc)
             if old is None or old.seq is None:
@@ -313,6 +362,8 @@ class LayerRouter:
             else:
                 ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
         sub.rewriter.switch(packet, now, ending)
+        sub.held = None
+        sub.hurry = False
         sub.current = index
         self.switched[(cid, layers[-1].ssrc)] = index
         self.switches += 1
