@@ -599,11 +599,13 @@ class LayerAllocator:
         self._paused_at[index] = now
 
 
-DOWNLINK_QUEUE = 0.1
-"""Seconds of queueing on a subscriber's downlink (its pictures' transit over the least seen) that, with
-the delay-based detector's over-use, make it tell the server (:class:`DownlinkMonitor`): less is the
-jitter of a loaded host, not a bottleneck's queue."""
-DOWNLINK_WINDOW = 0.3
+DOWNLINK_QUEUE = 0.15
+"""Seconds of queueing on a subscriber's downlink (its pictures' transit over the least seen) that say a
+bottleneck's queue is building (:class:`DownlinkMonitor`) ..."""
+DOWNLINK_SUSTAIN = 0.1
+"""... when every packet arriving over this many seconds saw it, while the delay trend still rises (a host
+that stalled delivers what waited in one burst, most of it with less queueing: not a queue)."""
+DOWNLINK_WINDOW = 0.2
 """Seconds over which a subscriber measures what its downlink delivers (what it reports)."""
 DOWNLINK_REPORT_INTERVAL = 0.25
 """A subscriber tells the server its downlink estimate at most once per this many seconds."""
@@ -611,13 +613,19 @@ DOWNLINK_REPORT_INTERVAL = 0.25
 
 class DownlinkMonitor:
     """A subscriber's own view of its downlink, sans-I/O: the :class:`DelayBasedEstimator` fed with the
-    video it receives, each packet's RTP timestamp (its picture's capture time, which the publisher sends
-    at once and the server forwards at once) standing for its send time. A queue building at a bottleneck
-    on the way shows as arrival spacing growing over the send spacing long before a packet is lost: on
-    over-use with at least :data:`DOWNLINK_QUEUE` of queueing, :meth:`arrived` returns the bit rate to tell
-    the server (:data:`DECREASE_FACTOR` of what arrived over the last :data:`DOWNLINK_WINDOW`, at most the
-    estimator's target), at most once per :data:`DOWNLINK_REPORT_INTERVAL`. The server only lowers a
-    subscriber's layer on it; growing back is its own (clean receiver reports, with hysteresis)."""
+    video it receives, each packet's RTP timestamp (its picture's capture time; the publisher sends a
+    picture at once and the server forwards it at once) standing for its send time, so that a queue
+    building at a bottleneck on the way shows long before a packet is lost.
+
+    A picture's packets share one timestamp, so the trendline gets one point per picture and at 15 pictures
+    a second it is slow to see over-use (about a second); the queueing itself (each packet's transit over
+    the least seen) is seen sooner. :meth:`arrived` returns the bit rate to tell the server when the
+    estimator over-uses with at least :data:`DOWNLINK_QUEUE` of queueing, or when every packet over
+    :data:`DOWNLINK_SUSTAIN` saw that much while the estimator's delay trend rises: :data:`DECREASE_FACTOR`
+    of what arrived over the last :data:`DOWNLINK_WINDOW` (what the bottleneck delivers while its queue
+    grows), at most the estimator's target; at most once per :data:`DOWNLINK_REPORT_INTERVAL`. The server
+    only lowers a subscriber's layer on it; growing back is its own (clean receiver reports, with
+    hysteresis)."""
 
     def __init__(self, clock_rate: int = 90_000) -> None:
         self.clock_rate = clock_rate
@@ -631,6 +639,7 @@ class DownlinkMonitor:
         self._last_ts: int | None = None
         self._ts = 0  # the timestamp unwrapped
         self._least: float | None = None  # the least transit (arrival - capture) seen
+        self._queued_since: float | None = None  # since when every packet saw DOWNLINK_QUEUE
         self._reported = -math.inf
         self.queued = 0.0
         """Seconds of queueing the newest packet saw (its transit over the least)."""
@@ -649,16 +658,20 @@ class DownlinkMonitor:
         transit = now - send
         if self._least is None or transit < self._least:
             self._least = transit
-        self.queued = transit - self._least
+        queued = self.queued = transit - self._least
+        if queued < DOWNLINK_QUEUE:
+            self._queued_since = None
+        elif self._queued_since is None:
+            self._queued_since = now
         wire = size + PACKET_OVERHEAD
         self._recent.add(now, wire)
         estimator = self.estimator
         estimator.update((PacketResult(send, wire, now),), now)
-        if (
-            estimator.usage is not Usage.OVERUSE
-            or self.queued < DOWNLINK_QUEUE
-            or now - self._reported < DOWNLINK_REPORT_INTERVAL
-        ):
+        since = self._queued_since
+        building = since is not None and (
+            estimator.usage is Usage.OVERUSE or (now - since >= DOWNLINK_SUSTAIN and estimator.trend > 0)
+        )
+        if not building or now - self._reported < DOWNLINK_REPORT_INTERVAL:
             return None
         recent = self._recent.rate()
         if recent is None:

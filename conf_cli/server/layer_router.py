@@ -17,6 +17,7 @@ from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.simulcast import (
+    SEQ_TS,
     TOLD_INTERVAL,
     Downlink,
     LastPacket,
@@ -320,11 +321,12 @@ class LayerRouter:
             if sub.current == index:
                 if sub.held is not None:
                     continue  # stopped for it: it waits for its target's keyframe
-                if sub.hurry and sub.target < index and last.seq is not None:
+                if sub.hurry and sub.target < index:
                     # it moves down for want of downlink: nothing more of this layer, so the new layer's
-                    # keyframe does not queue behind it at the bottleneck; its stream stands where the
-                    # last packet sent to it left it
-                    sub.held = (*sub.rewriter.out(last.seq, last.ts), last.at)
+                    # keyframe does not queue behind it at the bottleneck; its stream stands just before
+                    # this packet (the routes were cached until now: what was noted of the layer is old)
+                    seq, ts = SEQ_TS.unpack_from(packet, 2)
+                    sub.held = (*sub.rewriter.out((seq - 1) & 0xFFFF, ts), now)
                     continue
                 rewriter = sub.rewriter
                 if rewriter.identity:

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_SEQ_TS = struct.Struct("!HI")
+SEQ_TS = struct.Struct("!HI")
 """An RTP header's sequence number and timestamp (bytes 2 to 8)."""
 UP_MARGIN = 1.25
 """A subscriber climbs to a higher layer only when its budget is this many times the layer's bit rate."""
@@ -198,10 +198,10 @@ class Rewriter:
     def rewrite(self, packet: bytes) -> bytes | None:
         """``packet`` (of the current layer) as the subscriber receives it; None for one from before the
         switch point."""
-        seq, ts = _SEQ_TS.unpack_from(packet, 2)
+        seq, ts = SEQ_TS.unpack_from(packet, 2)
         if (seq - self._start) & 0xFFFF >= 0x8000:
             return None
-        out = _SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
+        out = SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
         return b"".join((packet[:2], out, self._ssrc, packet[12:]))
 
     def original(self, seq: int) -> int:

@@ -540,3 +540,32 @@ def test_a_growing_send_queue_counts_what_it_kept_as_lost() -> None:
     assert queued_share(200_000, 150_000, 75_000) == 0.0  # draining: nothing more kept
     assert queued_share(0, 90_000, 0) == 0.0  # nothing written since
     assert queued_share(0, 900_000, 75_000) == 1.0
+
+
+def test_a_subscribers_own_estimate_moves_it_down_at_once_and_its_old_layer_stops_for_it() -> None:
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA2, 1, 0, IDR), 1.0)  # type: ignore[arg-type]
+    for seq in range(2, 30):  # the route is cached: the hub does not see these
+        forwarder.media(links[1], packet(0xA2, seq, seq * 3000), 1.0)  # type: ignore[arg-type]
+    assert [header(p)[0] for p in links[2].sent] == list(range(1, 30))
+    # Bob's client saw a queue building on his downlink: the server moves him down at once (no tick) ...
+    actions = ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 1.05)
+    assert 0xA0 in plis(actions)
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.target == 0 and bob.current == 2
+    # ... and sends him no more of the top layer, though the low layer's keyframe has not come yet
+    for seq in range(30, 33):
+        forwarder.media(links[1], packet(0xA2, seq, seq * 3000), 1.1)  # type: ignore[arg-type]
+    assert len(links[2].sent) == 29
+    # the low layer's keyframe: his stream goes on from the last packet he got, without a gap
+    forwarder.media(links[1], packet(0xA0, 40, 9000, IDR), 1.2)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA0, 41, 12000), 1.3)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA2, 33, 99000), 1.3)  # type: ignore[arg-type]
+    assert [header(p)[0] for p in links[2].sent] == list(range(1, 32))
+    assert {header(p)[2] for p in links[2].sent} == {0xA2}
+    assert bob.current == 0 and not bob.pending
+    # Cy (capped by her own request) and the host were not moved by Bob's estimate
+    cy = hub.layers.subscription(0xA2, 3)
+    assert cy is not None and cy.target == 0 and hub.layers.budget(3) == 300_000
