@@ -602,9 +602,11 @@ class LayerAllocator:
 DOWNLINK_QUEUE = 0.15
 """Seconds of queueing on a subscriber's downlink (its pictures' transit over the least seen) that say a
 bottleneck's queue is building (:class:`DownlinkMonitor`) ..."""
-DOWNLINK_SUSTAIN = 0.1
-"""... when every packet arriving over this many seconds saw it, while the delay trend still rises (a host
-that stalled delivers what waited in one burst, most of it with less queueing: not a queue)."""
+DOWNLINK_SUSTAIN = 0.08
+"""... when every packet arriving over this many seconds saw it, and the queueing still grows (the delay
+trend rises, or the newest packet saw more than the first: the packets of one large picture share a
+timestamp, so the trend learns nothing from them). A host that stalled delivers what waited in one burst,
+each packet with less queueing than the one before: not a queue."""
 DOWNLINK_WINDOW = 0.2
 """Seconds over which a subscriber measures what its downlink delivers (what it reports)."""
 DOWNLINK_REPORT_INTERVAL = 0.25
@@ -621,7 +623,7 @@ class DownlinkMonitor:
     a second it is slow to see over-use (about a second); the queueing itself (each packet's transit over
     the least seen) is seen sooner. :meth:`arrived` returns the bit rate to tell the server when the
     estimator over-uses with at least :data:`DOWNLINK_QUEUE` of queueing, or when every packet over
-    :data:`DOWNLINK_SUSTAIN` saw that much while the estimator's delay trend rises: :data:`DECREASE_FACTOR`
+    :data:`DOWNLINK_SUSTAIN` saw that much while it still grows: :data:`DECREASE_FACTOR`
     of what arrived over the last :data:`DOWNLINK_WINDOW` (what the bottleneck delivers while its queue
     grows), at most the estimator's target; at most once per :data:`DOWNLINK_REPORT_INTERVAL`. The server
     only lowers a subscriber's layer on it; growing back is its own (clean receiver reports, with
@@ -640,6 +642,7 @@ class DownlinkMonitor:
         self._ts = 0  # the timestamp unwrapped
         self._least: float | None = None  # the least transit (arrival - capture) seen
         self._queued_since: float | None = None  # since when every packet saw DOWNLINK_QUEUE
+        self._queued_from = 0.0  # ... and how much the first of them saw
         self._reported = -math.inf
         self.queued = 0.0
         """Seconds of queueing the newest packet saw (its transit over the least)."""
@@ -663,13 +666,15 @@ class DownlinkMonitor:
             self._queued_since = None
         elif self._queued_since is None:
             self._queued_since = now
+            self._queued_from = queued
         wire = size + PACKET_OVERHEAD
         self._recent.add(now, wire)
         estimator = self.estimator
         estimator.update((PacketResult(send, wire, now),), now)
         since = self._queued_since
         building = since is not None and (
-            estimator.usage is Usage.OVERUSE or (now - since >= DOWNLINK_SUSTAIN and estimator.trend > 0)
+            estimator.usage is Usage.OVERUSE
+            or (now - since >= DOWNLINK_SUSTAIN and (estimator.trend > 0 or queued > self._queued_from))
         )
         if not building or now - self._reported < DOWNLINK_REPORT_INTERVAL:
             return None

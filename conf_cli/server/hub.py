@@ -639,8 +639,8 @@ class Hub:
             rewritten: list[tuple[Any, tuple[int, ...]]] = []
             for requester in asked:
                 sub = self.layers.subscription(main.ssrc, requester)
-                if sub is None or sub.current != track.index:
-                    continue
+                if sub is None or sub.current != track.index or sub.held is not None:
+                    continue  # (held: its old layer was stopped for it; it waits for a keyframe)
                 if sub.rewriter.identity:
                     plain_to.append(requester)
                 else:

@@ -21,6 +21,7 @@ def arrivals(
     jitter: float = 0.0,
     stall: tuple[float, float] | None = None,
     seed: int = 1,
+    keyframe_at_limit: bool = False,
 ) -> list[tuple[float, int, int]]:
     """(arrival, RTP timestamp, size) of each packet that arrived, in arrival order."""
     rng = random.Random(seed)
@@ -30,6 +31,8 @@ def arrivals(
     while frame / 15 < end:
         sent_at = frame / 15
         size = 10_000 * (3 if frame % 30 == 0 else 1)
+        if keyframe_at_limit and frame == round(LIMIT_AT * 15):
+            size = 65_000
         ts = (1_000_000 + int(sent_at * 90_000)) & 0xFFFFFFFF
         for index in range((size + PACKET - 1) // PACKET):
             send = sent_at + index * 0.0005
@@ -89,3 +92,16 @@ def test_timestamps_that_wrap_are_followed() -> None:
     for frame in range(60):  # clean: nothing told across the wrap
         assert monitor.arrived((ts + frame * 6000) & 0xFFFFFFFF, PACKET, frame / 15) is None
     assert monitor.queued < 0.01
+
+
+
+def test_a_large_picture_filling_the_queue_is_told_though_its_packets_share_a_timestamp() -> None:
+    # the limit starts just as a 65 kB keyframe goes out: its packets share one timestamp, so the trendline
+    # gets no new point while it crosses the bottleneck, yet the queue grows with each of its packets
+    packets = arrivals(keyframe_at_limit=True)
+    told = reports(packets)
+    assert told and LIMIT_AT < told[0][0] < LIMIT_AT + 0.4
+    first = next(arrival for arrival, ts, _ in packets if arrival >= LIMIT_AT)
+    keyframe_ts = next(ts for arrival, ts, _ in packets if arrival >= LIMIT_AT)
+    last_of_it = max(arrival for arrival, ts, _ in packets if ts == keyframe_ts)
+    assert first < told[0][0] < last_of_it  # while it still crosses

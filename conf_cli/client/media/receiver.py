@@ -177,13 +177,10 @@ class RemoteTrack:
         else:
             self.jitter = JitterBuffer(clock_rate, 0.0 if ordered else TARGET_DELAY, hold=0.0)
         self.depacketizer = None if self.audio else H264Depacketizer()
-        self.downlink = (
-            DownlinkMonitor(clock_rate)
-            if on_downlink is not None and self.layer_heights and not self.audio
-            else None
-        )
-        """Watches a simulcast video track's arrivals for a queue building on our downlink; what it finds
-        goes to ``on_downlink`` (the ``downlink`` request), so the server moves us down a layer at once."""
+        self.downlink = DownlinkMonitor(clock_rate) if on_downlink is not None and not self.audio else None
+        """Watches a video track's arrivals for a queue building on our downlink; what it finds goes to
+        ``on_downlink`` (the ``downlink`` request) once the track is known to be simulcast (the server told
+        us its layer), so that the server moves us down a layer at once."""
         self._on_downlink = on_downlink
         self.malformed = 0
         self.dropped = 0
@@ -280,7 +277,7 @@ class RemoteTrack:
         monitor = self.downlink
         if monitor is not None and self._on_downlink is not None:
             told = monitor.arrived(packet.timestamp, len(packet.payload), now)
-            if told is not None:
+            if told is not None and self.told_layer is not None:
                 self._on_downlink(told)
         if jitter.push(packet, now) and jitter.due(now):
             for item in jitter.pop(now):
