@@ -94,7 +94,6 @@ def test_timestamps_that_wrap_are_followed() -> None:
     assert monitor.queued < 0.01
 
 
-
 def test_a_large_picture_filling_the_queue_is_told_though_its_packets_share_a_timestamp() -> None:
     # the limit starts just as a 65 kB keyframe goes out: its packets share one timestamp, so the trendline
     # gets no new point while it crosses the bottleneck, yet the queue grows with each of its packets

@@ -569,3 +569,31 @@ def test_a_subscribers_own_estimate_moves_it_down_at_once_and_its_old_layer_stop
     # Cy (capped by her own request) and the host were not moved by Bob's estimate
     cy = hub.layers.subscription(0xA2, 3)
     assert cy is not None and cy.target == 0 and hub.layers.budget(3) == 300_000
+
+
+def test_a_subscribers_own_estimate_only_lowers_its_budget_and_is_taken_five_times_a_second_at_most() -> None:
+    downlink = Downlink()
+    assert downlink.told(300_000, 1.0) and downlink.estimate == 300_000
+    assert not downlink.told(900_000, 1.1) and downlink.estimate == 300_000  # never raised this way
+    assert downlink.told(5_000, 1.2) and downlink.estimate == 30_000  # never under the floor
+    assert downlink.congested(1.9) and not downlink.congested(2.3)
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    router = hub.layers
+    assert router.told(2, 300_000, 2.0)
+    for step in range(1, 20):  # a flood: ignored until the interval passed
+        assert not router.told(2, 100_000, 2.0 + step * 0.01)
+    assert router.told_ignored == 19 and router.budget(2) == 300_000
+    assert router.told(2, 100_000, 2.25) and router.budget(2) == 100_000
+    # it moved nobody else: Cy keeps her own cap, Ada (publishing only) has no budget
+    assert router.budget(3) == 300_000 and router.budget(1) is None
+
+
+def test_a_move_up_or_a_move_down_by_cap_keeps_the_old_layer_until_the_new_ones_keyframe() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    ask(hub, 2, {"type": "receive", "max_bitrate": 150_000}, 1.1)  # a smaller view: no congestion
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.target == 0 and not bob.hurry
+    assert 2 in hub.route(1, packet(0xA2, 2, 3000), 1.2).to  # still the top layer until the keyframe
+    assert bob.held is None
