@@ -41,6 +41,7 @@ __all__ = [
     "PacketResult",
     "QueueEstimator",
     "SentHistory",
+    "Transit",
     "Usage",
     "split_target",
 ]
@@ -613,6 +614,51 @@ DOWNLINK_REPORT_INTERVAL = 0.25
 """A subscriber tells the server its downlink estimate at most once per this many seconds."""
 
 
+class Transit:
+    """How long packets of one RTP stream queued on their way, from their timestamps: each packet's
+    transit (arrival less its timestamp in seconds, unwrapped) over the least seen. The timestamp is the
+    picture's capture time, so this counts every queue between the encoder and here. ``peak`` is the most
+    seen since :meth:`roll` was last called, ``previous`` the most before that."""
+
+    __slots__ = ("_last", "_least", "_ts", "clock_rate", "peak", "previous")
+
+    def __init__(self, clock_rate: int = 90_000) -> None:
+        self.clock_rate = clock_rate
+        self._last: int | None = None
+        self._ts = 0
+        self._least: float | None = None
+        self.peak = 0.0
+        self.previous = 0.0
+
+    def note(self, timestamp: int, now: float) -> tuple[float, float]:
+        """A packet with RTP ``timestamp`` arrived at ``now``: ``(its send time in seconds, unwrapped from
+        the first packet's timestamp; the seconds it queued)``."""
+        last = self._last
+        if last is None:
+            self._ts = timestamp
+        else:
+            step = (timestamp - last) & 0xFFFFFFFF
+            self._ts += step - 0x1_0000_0000 if step >= 0x8000_0000 else step
+        self._last = timestamp
+        send = self._ts / self.clock_rate
+        transit = now - send
+        least = self._least
+        if least is None or transit < least:
+            least = self._least = transit
+        queued = transit - least
+        if queued > self.peak:
+            self.peak = queued
+        return send, queued
+
+    def roll(self) -> None:
+        self.previous, self.peak = self.peak, 0.0
+
+    @property
+    def recent(self) -> float:
+        """The most queueing seen over the last two :meth:`roll` periods."""
+        return max(self.peak, self.previous)
+
+
 class DownlinkMonitor:
     """A subscriber's own view of its downlink, sans-I/O: the :class:`DelayBasedEstimator` fed with the
     video it receives, each packet's RTP timestamp (its picture's capture time; the publisher sends a
@@ -638,9 +684,7 @@ class DownlinkMonitor:
         """Start over (the stream's timestamps moved: the server switched it to another layer)."""
         self.estimator = DelayBasedEstimator()
         self._recent = _Throughput(DOWNLINK_WINDOW)
-        self._last_ts: int | None = None
-        self._ts = 0  # the timestamp unwrapped
-        self._least: float | None = None  # the least transit (arrival - capture) seen
+        self._transit = Transit(self.clock_rate)
         self._queued_since: float | None = None  # since when every packet saw DOWNLINK_QUEUE
         self._queued_from = 0.0  # ... and how much the first of them saw
         self._reported = -math.inf
@@ -650,18 +694,8 @@ class DownlinkMonitor:
     def arrived(self, timestamp: int, size: int, now: float) -> int | None:
         """A video packet of ``size`` payload bytes with RTP ``timestamp`` arrived at ``now``: the bit
         rate to tell the server, or None."""
-        last = self._last_ts
-        if last is None:
-            self._ts = timestamp
-        else:
-            step = (timestamp - last) & 0xFFFFFFFF
-            self._ts += step - 0x1_0000_0000 if step >= 0x8000_0000 else step
-        self._last_ts = timestamp
-        send = self._ts / self.clock_rate
-        transit = now - send
-        if self._least is None or transit < self._least:
-            self._least = transit
-        queued = self.queued = transit - self._least
+        send, queued = self._transit.note(timestamp, now)
+        self.queued = queued
         if queued < DOWNLINK_QUEUE:
             self._queued_since = None
         elif self._queued_since is None:

@@ -87,6 +87,8 @@ class Forwarder:
                     if track.uplink is not None:  # the publisher asked to hear of each arrival
                         self._uplink(link, track, packet, now)
                     if track.feedback.first(packet):
+                        if track.parent is not None or track.layers:  # a simulcast layer
+                            hub.layers.arrived(track.ssrc, packet, now)
                         for send, group in groups:
                             send(packet, group)
                         for rewrite, rewritten in rewrites:  # a simulcast layer, into the track's stream

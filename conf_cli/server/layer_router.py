@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from conf_cli.media.congestion import Transit
 from conf_cli.media.h264 import opens_keyframe
 from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
@@ -28,6 +29,8 @@ from conf_cli.server.simulcast import (
     pick,
 )
 
+MAX_TRANSITS = 65_536
+"""Simulcast layers whose uplink queueing is followed (each a few numbers; the meetings bound them first)."""
 MAX_PENDING_REPORTS = 4096
 """Receiver reports kept between two ticks (the oldest go first; the hub limits each sender's RTCP)."""
 UPSTREAM_TICKS = 4
@@ -35,6 +38,10 @@ UPSTREAM_TICKS = 4
 STALL = 0.4
 """A layer the publisher was asked to send is stalled when it forwarded nothing for this many seconds while
 a lower layer of the track did (its publisher paused it for want of uplink): its subscribers move down."""
+
+UPSTREAM_QUEUE = 0.075
+"""Seconds of queueing before the server (on the publisher's uplink) over which a subscriber's ``downlink``
+request is not taken: what it saw queue was (at least half of it) not its downlink's."""
 
 Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
 """Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
@@ -52,6 +59,8 @@ class LayerRouter:
     downlinks: dict[int, Downlink] = field(default_factory=dict)
     rates: dict[int, tuple[int, ...]] = field(default_factory=dict)
     """Track SSRC -> its layers' nominal bit rates, lowest first."""
+    tracks: dict[int, Track] = field(default_factory=dict)
+    """Track SSRC -> the simulcast track (as of the last :meth:`sync`)."""
     last: dict[int, LastPacket] = field(default_factory=dict)
     """Layer SSRC -> its newest packet the hub saw (while routes are not cached: a switch is pending)."""
     dirty: bool = False
@@ -74,7 +83,11 @@ class LayerRouter:
     told_at: dict[int, float] = field(default_factory=dict)
     """Subscriber -> when its own estimate (``downlink``) was last taken."""
     told_ignored: int = 0
-    """``downlink`` requests ignored for coming sooner than :data:`TOLD_INTERVAL` after the last one."""
+    """``downlink`` requests ignored for coming sooner than :data:`TOLD_INTERVAL` after the last one ..."""
+    told_upstream: int = 0
+    """... and for coming while the queue was on the publisher's uplink (:data:`UPSTREAM_QUEUE`)."""
+    transits: dict[int, Transit] = field(default_factory=dict)
+    """Layer SSRC -> how long its packets queued before they reached the server (:meth:`arrived`)."""
 
     def watch(self, meetings: list[Meeting], now: float) -> None:
         """Called every tick: note which layers of each simulcast track move on, from what the hub
@@ -125,9 +138,31 @@ class LayerRouter:
             del progress[ssrc]
         for ssrc in [ssrc for ssrc in self.upstream if ssrc not in live]:
             del self.upstream[ssrc]
+        for ssrc in [ssrc for ssrc in self.transits if ssrc not in live]:
+            del self.transits[ssrc]
+        for transit in self.transits.values():
+            transit.roll()
         reports, self.reports = self.reports, []
         for report in reports:
             self._report(*report)
+
+    def arrived(self, ssrc: int, packet: bytes, now: float) -> None:
+        """A packet of simulcast layer ``ssrc`` reached the server (first seen; cached routes too): note
+        how long it queued on its publisher's uplink."""
+        transit = self.transits.get(ssrc)
+        if transit is None:
+            if len(self.transits) >= MAX_TRANSITS:
+                return
+            transit = self.transits[ssrc] = Transit()
+        transit.note(int.from_bytes(packet[4:8], "big"), now)
+
+    def upstream_queue(self, track: Track) -> float:
+        """The most a layer of simulcast ``track`` queued before the server lately (seconds)."""
+        transits = self.transits
+        return max(
+            (transit.recent for layer in track.layers if (transit := transits.get(layer.ssrc)) is not None),
+            default=0.0,
+        )
 
     def upstream_loss(self, ssrc: int) -> float:
         """The share of layer ``ssrc``'s packets lost on the way in: the most in one of the last few
@@ -191,8 +226,17 @@ class LayerRouter:
             self.told_ignored += 1
             return False
         self.told_at[cid] = now
-        if not any(cid in subs for subs in self.subscriptions.values()):
+        receiving = [ssrc for ssrc, subs in self.subscriptions.items() if cid in subs]
+        if not receiving:
             return False  # it receives no simulcast track: nothing to choose
+        tracks = self.tracks
+        if any(
+            self.upstream_queue(track) >= UPSTREAM_QUEUE
+            for ssrc in receiving
+            if (track := tracks.get(ssrc)) is not None
+        ):
+            self.told_upstream += 1  # a publisher's uplink queues: every subscriber sees it, not theirs
+            return False
         downlink = self.downlinks.get(cid)
         if downlink is None:
             downlink = self.downlinks[cid] = Downlink()
@@ -233,6 +277,7 @@ class LayerRouter:
                     continue
                 live.add(track.ssrc)
                 self.rates[track.ssrc] = tuple(layer.bitrate for layer in track.layers)
+                self.tracks[track.ssrc] = track
                 subs = self.subscriptions.setdefault(track.ssrc, {})
                 audience = meeting.audience(track.owner)
                 for cid in [cid for cid in subs if cid not in audience]:
@@ -285,6 +330,8 @@ class LayerRouter:
             self.stalled.pop(ssrc, None)
         for ssrc in [ssrc for ssrc in self.rates if ssrc not in live]:
             del self.rates[ssrc]
+        for ssrc in [ssrc for ssrc in self.tracks if ssrc not in live]:
+            del self.tracks[ssrc]
         layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
         for ssrc in [ssrc for ssrc in self.last if ssrc not in layers]:
             del self.last[ssrc]
@@ -338,6 +385,7 @@ class LayerRouter:
                     else:
                         group[1].append(cid)
         last.note(packet, now)
+        self.arrived(ssrc, packet, now)
         return tuple(plain), tuple((r, tuple(cids)) for r, cids in rewritten.values()), settled
 
     def _switch(

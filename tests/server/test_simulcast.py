@@ -597,3 +597,24 @@ def test_a_move_up_or_a_move_down_by_cap_keeps_the_old_layer_until_the_new_ones_
     assert bob is not None and bob.target == 0 and not bob.hurry
     assert 2 in hub.route(1, packet(0xA2, 2, 3000), 1.2).to  # still the top layer until the keyframe
     assert bob.held is None
+
+
+def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publishers_uplink() -> None:
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    for seq in range(1, 11):  # pictures 1/15 s apart arriving on time: no queue before the server
+        payload = IDR if seq == 1 else SLICE
+        forwarder.media(links[1], packet(0xA2, seq, seq * 6000, payload), 1.0 + seq / 15)  # type: ignore[arg-type]
+    assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) < 0.01
+    for seq in range(11, 21):  # then each 0.1 s later than the one before: Ada's uplink queues
+        forwarder.media(links[1], packet(0xA2, seq, seq * 6000), 1.0 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
+    assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) > 0.9
+    # Bob saw that queue too, in everything he received: not his downlink's, so not taken
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 3.0)
+    assert hub.layers.budget(2) is None and hub.layers.told_upstream == 1
+    # once the uplink's queue is two ticks old, his own estimate is taken again
+    hub.tick(3.5)
+    hub.tick(4.0)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 4.1)
+    assert hub.layers.budget(2) == 100_000
