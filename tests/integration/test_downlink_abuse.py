@@ -45,11 +45,13 @@ class Publisher:
 
     def _run(self) -> None:
         seq = 0
+        start = time.monotonic()
         while not self._stop.is_set():
             seq += 1
+            ts = int((time.monotonic() - start) * 90_000)  # the capture time, as an encoder's would be
             for index, layer in enumerate(LAYERS):
                 payload = b"\x65idr" + bytes([index]) * 32
-                self.link.send_media(bytes(RtpPacket(96, seq & 0xFFFF, seq * 1800, layer["ssrc"], payload)))
+                self.link.send_media(bytes(RtpPacket(96, seq & 0xFFFF, ts, layer["ssrc"], payload)))
             for packet in self.link.media(0.02):
                 if is_rtcp(packet):
                     parts = parse_compound(packet)
