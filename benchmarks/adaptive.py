@@ -168,9 +168,16 @@ def simulcast_forwarding() -> None:
         def run() -> float:
             first = seq[0]
             seq[0] += packets
-            stream = [
+            stream = [  # pictures of 8 packets, the last marked (as a 720p picture's would be)
                 bytes(
-                    RtpPacket(96, n & 0xFFFF, n * 3000, ssrc, (b"\x65" if n == 0 else b"\x41") + bytes(1000))
+                    RtpPacket(
+                        96,
+                        n & 0xFFFF,
+                        n // 8 * 6000,
+                        ssrc,
+                        (b"\x65" if n == 0 else b"\x41") + bytes(1000),
+                        marker=n % 8 == 7,
+                    )
                 )
                 for n in range(first, first + packets)
                 for ssrc in ssrcs

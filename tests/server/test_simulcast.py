@@ -103,6 +103,11 @@ def packet(ssrc: int, seq: int, ts: int, payload: bytes = SLICE) -> bytes:
     return bytes(RtpPacket(96, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, payload))
 
 
+def picture_end(ssrc: int, seq: int, ts: int, payload: bytes = SLICE) -> bytes:
+    """The last packet of a picture (its marker bit set)."""
+    return bytes(RtpPacket(96, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, payload, marker=True))
+
+
 def header(data: bytes) -> tuple[int, int, int]:
     return data[2] << 8 | data[3], int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
 
@@ -605,10 +610,10 @@ def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publisher
     forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
     for seq in range(1, 11):  # pictures 1/15 s apart arriving on time: no queue before the server
         payload = IDR if seq == 1 else SLICE
-        forwarder.media(links[1], packet(0xA2, seq, seq * 6000, payload), 1.0 + seq / 15)  # type: ignore[arg-type]
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000, payload), 1.0 + seq / 15)  # type: ignore[arg-type]
     assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) < 0.01
     for seq in range(11, 21):  # then each 0.1 s later than the one before: Ada's uplink queues
-        forwarder.media(links[1], packet(0xA2, seq, seq * 6000), 1.0 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 1.0 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
     assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) > 0.9
     # Bob saw that queue too, in everything he received: not his downlink's, so not taken
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 3.0)
