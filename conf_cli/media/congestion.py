@@ -618,9 +618,13 @@ class Transit:
     """How long packets of one RTP stream queued on their way, from their timestamps: each packet's
     transit (arrival less its timestamp in seconds, unwrapped) over the least seen. The timestamp is the
     picture's capture time, so this counts every queue between the encoder and here. ``peak`` is the most
-    seen since :meth:`roll` was last called, ``previous`` the most before that."""
+    seen since :meth:`roll` was last called, ``previous`` the most in each period before that, newest
+    first."""
 
     __slots__ = ("_last", "_least", "_ts", "clock_rate", "peak", "previous")
+
+    KEPT = 4
+    """:attr:`recent` covers this many :meth:`roll` periods."""
 
     def __init__(self, clock_rate: int = 90_000) -> None:
         self.clock_rate = clock_rate
@@ -628,7 +632,7 @@ class Transit:
         self._ts = 0
         self._least: float | None = None
         self.peak = 0.0
-        self.previous = 0.0
+        self.previous: tuple[float, ...] = ()
 
     def note(self, timestamp: int, now: float) -> tuple[float, float]:
         """A packet with RTP ``timestamp`` arrived at ``now``: ``(its send time in seconds, unwrapped from
@@ -651,12 +655,12 @@ class Transit:
         return send, queued
 
     def roll(self) -> None:
-        self.previous, self.peak = self.peak, 0.0
+        self.previous, self.peak = (self.peak, *self.previous[: self.KEPT - 2]), 0.0
 
     @property
     def recent(self) -> float:
-        """The most queueing seen over the last two :meth:`roll` periods."""
-        return max(self.peak, self.previous)
+        """The most queueing seen over the last :data:`KEPT` :meth:`roll` periods."""
+        return max((self.peak, *self.previous))
 
 
 class DownlinkMonitor:

@@ -41,7 +41,12 @@ a lower layer of the track did (its publisher paused it for want of uplink): its
 
 UPSTREAM_QUEUE = 0.075
 """Seconds of queueing before the server (on the publisher's uplink) over which a subscriber's ``downlink``
-request is not taken: what it saw queue was (at least half of it) not its downlink's."""
+request is not taken: what it saw queue was (at least half of it) not its downlink's ..."""
+
+CONFIRM_WITHIN = 0.6
+"""A ``downlink`` request is acted on only when another came at most this many seconds before it."""
+UPSTREAM_LOSS = 0.02
+"""... nor while more than this share of a layer's packets was lost on the way in."""
 
 Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
 """Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
@@ -84,6 +89,8 @@ class LayerRouter:
     """Subscriber -> when its own estimate (``downlink``) was last taken."""
     told_ignored: int = 0
     """``downlink`` requests ignored for coming sooner than :data:`TOLD_INTERVAL` after the last one ..."""
+    told_before: dict[int, float] = field(default_factory=dict)
+    """Subscriber -> when its previous ``downlink`` request (taken or not) came."""
     told_upstream: int = 0
     """... and for coming while the queue was on the publisher's uplink (:data:`UPSTREAM_QUEUE`)."""
     transits: dict[int, Transit] = field(default_factory=dict)
@@ -165,6 +172,16 @@ class LayerRouter:
             default=0.0,
         )
 
+    def upstream_trouble(self, track: Track) -> bool:
+        """Whether simulcast ``track``'s publisher's uplink is congested lately: its packets queued
+        :data:`UPSTREAM_QUEUE` or more on the way in, some were lost there, or a layer it was asked for
+        stalled (its congestion control paused it)."""
+        return (
+            self.upstream_queue(track) >= UPSTREAM_QUEUE
+            or bool(self.stalled.get(track.ssrc))
+            or any(self.upstream_loss(layer.ssrc) > UPSTREAM_LOSS for layer in track.layers)
+        )
+
     def upstream_loss(self, ssrc: int) -> float:
         """The share of layer ``ssrc``'s packets lost on the way in: the most in one of the last few
         ticks (loss on a congested uplink comes in bursts, which a receiver report's interval may hold
@@ -188,6 +205,7 @@ class LayerRouter:
         self.heights.pop(cid, None)
         self.downlinks.pop(cid, None)
         self.told_at.pop(cid, None)
+        self.told_before.pop(cid, None)
         for subs in self.subscriptions.values():
             subs.pop(cid, None)
 
@@ -221,21 +239,22 @@ class LayerRouter:
 
     def told(self, cid: int, bitrate: int, now: float) -> bool:
         """``cid``'s own estimate of its downlink (the ``downlink`` request, bit/s per video track): its
-        budget falls to it at once (:meth:`Downlink.told`), at most once per :data:`TOLD_INTERVAL` (sooner
-        ones are ignored). It moves only ``cid``'s own layers. True if the estimate changed (sync now)."""
+        budget falls to it at once (:meth:`Downlink.told`) when the request before came within
+        :data:`CONFIRM_WITHIN` (a queue that lasts), no publisher's uplink it receives from is in trouble
+        (:meth:`upstream_trouble`), at most once per :data:`TOLD_INTERVAL` (sooner ones are ignored). It
+        moves only ``cid``'s own layers. True if the estimate changed (sync now)."""
         if now - self.told_at.get(cid, float("-inf")) < TOLD_INTERVAL:
             self.told_ignored += 1
             return False
         self.told_at[cid] = now
+        before, self.told_before[cid] = self.told_before.get(cid, float("-inf")), now
+        if now - before > CONFIRM_WITHIN:
+            return False  # one alone may be a hiccup of its host: a queue that lasts says so again
         receiving = [ssrc for ssrc, subs in self.subscriptions.items() if cid in subs]
         if not receiving:
             return False  # it receives no simulcast track: nothing to choose
         tracks = self.tracks
-        if any(
-            self.upstream_queue(track) >= UPSTREAM_QUEUE
-            for ssrc in receiving
-            if (track := tracks.get(ssrc)) is not None
-        ):
+        if any(self.upstream_trouble(track) for ssrc in receiving if (track := tracks.get(ssrc)) is not None):
             self.told_upstream += 1  # a publisher's uplink queues: every subscriber sees it, not theirs
             return False
         downlink = self.downlinks.get(cid)

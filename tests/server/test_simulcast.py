@@ -555,7 +555,9 @@ def test_a_subscribers_own_estimate_moves_it_down_at_once_and_its_old_layer_stop
     for seq in range(2, 30):  # the route is cached: the hub does not see these
         forwarder.media(links[1], packet(0xA2, seq, seq * 3000), 1.0)  # type: ignore[arg-type]
     assert [header(p)[0] for p in links[2].sent] == list(range(1, 30))
-    # Bob's client saw a queue building on his downlink: the server moves him down at once (no tick) ...
+    # Bob's client saw a queue building on his downlink and says so twice: the server moves him down at
+    # once (no tick) ...
+    assert not plis(ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 0.75))  # one alone: a hiccup?
     actions = ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 1.05)
     assert 0xA0 in plis(actions)
     bob = hub.layers.subscription(0xA2, 2)
@@ -585,6 +587,7 @@ def test_a_subscribers_own_estimate_only_lowers_its_budget_and_is_taken_five_tim
     hub, _ = simulcast_meeting()
     hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
     router = hub.layers
+    assert not router.told(2, 300_000, 1.5) and router.budget(2) is None  # alone: not yet
     assert router.told(2, 300_000, 2.0)
     for step in range(1, 20):  # a flood: ignored until the interval passed
         assert not router.told(2, 100_000, 2.0 + step * 0.01)
@@ -616,10 +619,12 @@ def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publisher
         forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 1.0 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
     assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) > 0.9
     # Bob saw that queue too, in everything he received: not his downlink's, so not taken
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 2.7)
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 3.0)
     assert hub.layers.budget(2) is None and hub.layers.told_upstream == 1
-    # once the uplink's queue is two ticks old, his own estimate is taken again
-    hub.tick(3.5)
-    hub.tick(4.0)
-    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 4.1)
+    # once the uplink's queue is four ticks old, his own estimate is taken again
+    for tick in range(4):
+        hub.tick(3.5 + tick * 0.5)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.3)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.6)
     assert hub.layers.budget(2) == 100_000
