@@ -43,7 +43,7 @@ UPSTREAM_QUEUE = 0.075
 """Seconds of queueing before the server (on the publisher's uplink) over which a subscriber's ``downlink``
 request is not taken: what it saw queue was (at least half of it) not its downlink's ..."""
 
-CONFIRM_WITHIN = 0.6
+CONFIRM_WITHIN = 1.0
 """A ``downlink`` request is acted on only when another came at most this many seconds before it."""
 UPSTREAM_LOSS = 0.02
 """... nor while more than this share of a layer's packets was lost on the way in."""
