@@ -17,7 +17,8 @@ within the same run.
   both receive 720p (:func:`conf_cli.testing.downlink.run_downlink_scenario`). Printed: the time until the
   server moved the limited subscriber down, the layer and picture size it ends on, its bit rate and loss
   once settled, the longest wait between two of its decoded pictures after the limit (the freeze) and over
-  as long before it (the baseline), and the host's layers. rtp:// only (SRTP).
+  as long before it (the baseline), and the host's layers. Per transport (``--transport``), each with its
+  default encryption (rtp: SRTP, tcp: TLS, zmq: CURVE).
 - ``simulcast_encoding``: the encoding CPU of a 720p30 source published as three simulcast layers
   (1280x720, 640x360, 320x180; each layer's encoder converts the picture once) against one layer.
 - ``simulcast_forwarding``: the server's forwarding cost per packet (hub and forwarder, in process: no
@@ -167,9 +168,16 @@ def simulcast_forwarding() -> None:
         def run() -> float:
             first = seq[0]
             seq[0] += packets
-            stream = [
+            stream = [  # pictures of 8 packets, the last marked (as a 720p picture's would be)
                 bytes(
-                    RtpPacket(96, n & 0xFFFF, n * 3000, ssrc, (b"\x65" if n == 0 else b"\x41") + bytes(1000))
+                    RtpPacket(
+                        96,
+                        n & 0xFFFF,
+                        n // 8 * 6000,
+                        ssrc,
+                        (b"\x65" if n == 0 else b"\x41") + bytes(1000),
+                        marker=n % 8 == 7,
+                    )
                 )
                 for n in range(first, first + packets)
                 for ssrc in ssrcs
@@ -328,20 +336,30 @@ def uplink(args: argparse.Namespace) -> None:
 
 def downlink(args: argparse.Namespace) -> None:
     """A subscriber's downlink limited: the layer it moves to, and how long its picture froze."""
-    result = run_downlink_scenario("rtp", limit=args.downlink_limit, hold=args.hold)
-    print(f"downlink limited to {args.downlink_limit / 1000:.0f} kbit/s for {args.hold:.0f} s (rtp://, SRTP)")
-    loss = "-" if result.loss_after is None else f"{result.loss_after * 100:.2f} %"
-    after = "-" if result.bitrate_after is None else f"{result.bitrate_after / 1000:.0f} kbit/s"
-    size = "-" if result.size is None else f"{result.size[0]}x{result.size[1]}"
-    freeze = "-" if result.freeze is None else f"{result.freeze * 1000:.0f} ms"
-    baseline = "-" if result.freeze_before is None else f"{result.freeze_before * 1000:.0f} ms"
-    print(f"  moved down after       {seconds(result.switched_after)}")
-    print(f"  ends on                layer {result.layer} ({size}), {after}, loss {loss} once settled")
-    print(f"  longest freeze         {freeze} after the limit (before it: {baseline})")
-    print(f"  host (no limit)        layers {sorted(set(result.host_layers))}")
-    print("  seconds since the limit, layer, height, kbit/s, loss, freeze_ms")
-    for at, layer, height, bitrate, loss_rate, freeze_ms in result.timeline:
-        print(f"  {at:5.1f}  {layer}  {height:4d}  {bitrate / 1000:6.0f}  {loss_rate:6.3f}  {freeze_ms:5d}")
+    for transport in args.transport:
+        result = run_downlink_scenario(transport, limit=args.downlink_limit, hold=args.hold)
+        encryption = ENCRYPTION[transport]
+        print(
+            f"downlink limited to {args.downlink_limit / 1000:.0f} kbit/s for {args.hold:.0f} s "
+            f"({transport}://, {encryption})"
+        )
+        loss = "-" if result.loss_after is None else f"{result.loss_after * 100:.2f} %"
+        after = "-" if result.bitrate_after is None else f"{result.bitrate_after / 1000:.0f} kbit/s"
+        size = "-" if result.size is None else f"{result.size[0]}x{result.size[1]}"
+        freeze = "-" if result.freeze is None else f"{result.freeze * 1000:.0f} ms"
+        baseline = "-" if result.freeze_before is None else f"{result.freeze_before * 1000:.0f} ms"
+        print(f"  moved down after       {seconds(result.switched_after)}")
+        print(f"  ends on                layer {result.layer} ({size}), {after}, loss {loss} once settled")
+        print(f"  longest freeze         {freeze} after the limit (before it: {baseline})")
+        print(f"  host (no limit)        layers {sorted(set(result.host_layers))}")
+        print("  seconds since the limit, layer, height, kbit/s, loss, freeze_ms")
+        for at, layer, height, bitrate, loss_rate, freeze_ms in result.timeline:
+            row = f"{at:5.1f}  {layer}  {height:4d}  {bitrate / 1000:6.0f}  {loss_rate:6.3f}  {freeze_ms:5d}"
+            print(f"  {row}")
+
+
+ENCRYPTION = {"rtp": "SRTP", "tcp": "TLS", "zmq": "CURVE"}
+"""Each transport's default encryption, which the scenarios run with."""
 
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {

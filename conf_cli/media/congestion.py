@@ -35,11 +35,13 @@ __all__ = [
     "AimdRate",
     "BitrateController",
     "DelayBasedEstimator",
+    "DownlinkMonitor",
     "LayerAllocator",
     "LossBasedEstimator",
     "PacketResult",
     "QueueEstimator",
     "SentHistory",
+    "Transit",
     "Usage",
     "split_target",
 ]
@@ -596,3 +598,127 @@ class LayerAllocator:
         failed = now - self._resumed_at[index] < FAILED_WITHIN
         self._wait[index] = min(RESUME_AFTER_MAX, 2 * self._wait[index]) if failed else RESUME_AFTER
         self._paused_at[index] = now
+
+
+DOWNLINK_QUEUE = 0.15
+"""Seconds of queueing on a subscriber's downlink (its pictures' transit over the least seen) that say a
+bottleneck's queue is building (:class:`DownlinkMonitor`) ..."""
+DOWNLINK_SUSTAIN = 0.08
+"""... when every packet arriving over this many seconds saw it, and the queueing still grows (the delay
+trend rises, or the newest packet saw more than the first: the packets of one large picture share a
+timestamp, so the trend learns nothing from them). A host that stalled delivers what waited in one burst,
+each packet with less queueing than the one before: not a queue."""
+DOWNLINK_WINDOW = 0.2
+"""Seconds over which a subscriber measures what its downlink delivers (what it reports)."""
+DOWNLINK_REPORT_INTERVAL = 0.25
+"""A subscriber tells the server its downlink estimate at most once per this many seconds."""
+
+
+class Transit:
+    """How long packets of one RTP stream queued on their way, from their timestamps: each packet's
+    transit (arrival less its timestamp in seconds, unwrapped) over the least seen. The timestamp is the
+    picture's capture time, so this counts every queue between the encoder and here. ``peak`` is the most
+    seen since :meth:`roll` was last called, ``previous`` the most in each period before that, newest
+    first."""
+
+    __slots__ = ("_last", "_least", "_ts", "clock_rate", "peak", "previous")
+
+    KEPT = 4
+    """:attr:`recent` covers this many :meth:`roll` periods."""
+
+    def __init__(self, clock_rate: int = 90_000) -> None:
+        self.clock_rate = clock_rate
+        self._last: int | None = None
+        self._ts = 0
+        self._least: float | None = None
+        self.peak = 0.0
+        self.previous: tuple[float, ...] = ()
+
+    def note(self, timestamp: int, now: float) -> tuple[float, float]:
+        """A packet with RTP ``timestamp`` arrived at ``now``: ``(its send time in seconds, unwrapped from
+        the first packet's timestamp; the seconds it queued)``."""
+        last = self._last
+        if last is None:
+            self._ts = timestamp
+        else:
+            step = (timestamp - last) & 0xFFFFFFFF
+            self._ts += step - 0x1_0000_0000 if step >= 0x8000_0000 else step
+        self._last = timestamp
+        send = self._ts / self.clock_rate
+        transit = now - send
+        least = self._least
+        if least is None or transit < least:
+            least = self._least = transit
+        queued = transit - least
+        if queued > self.peak:
+            self.peak = queued
+        return send, queued
+
+    def roll(self) -> None:
+        self.previous, self.peak = (self.peak, *self.previous[: self.KEPT - 2]), 0.0
+
+    @property
+    def recent(self) -> float:
+        """The most queueing seen over the last :data:`KEPT` :meth:`roll` periods."""
+        return max((self.peak, *self.previous))
+
+
+class DownlinkMonitor:
+    """A subscriber's own view of its downlink, sans-I/O: the :class:`DelayBasedEstimator` fed with the
+    video it receives, each packet's RTP timestamp (its picture's capture time; the publisher sends a
+    picture at once and the server forwards it at once) standing for its send time, so that a queue
+    building at a bottleneck on the way shows long before a packet is lost.
+
+    A picture's packets share one timestamp, so the trendline gets one point per picture and at 15 pictures
+    a second it is slow to see over-use (about a second); the queueing itself (each packet's transit over
+    the least seen) is seen sooner. :meth:`arrived` returns the bit rate to tell the server when the
+    estimator over-uses with at least :data:`DOWNLINK_QUEUE` of queueing, or when every packet over
+    :data:`DOWNLINK_SUSTAIN` saw that much while it still grows: :data:`DECREASE_FACTOR`
+    of what arrived over the last :data:`DOWNLINK_WINDOW` (what the bottleneck delivers while its queue
+    grows), at most the estimator's target; at most once per :data:`DOWNLINK_REPORT_INTERVAL`. The server
+    only lowers a subscriber's layer on it; growing back is its own (clean receiver reports, with
+    hysteresis)."""
+
+    def __init__(self, clock_rate: int = 90_000) -> None:
+        self.clock_rate = clock_rate
+        self.reports = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Start over (the stream's timestamps moved: the server switched it to another layer)."""
+        self.estimator = DelayBasedEstimator()
+        self._recent = _Throughput(DOWNLINK_WINDOW)
+        self._transit = Transit(self.clock_rate)
+        self._queued_since: float | None = None  # since when every packet saw DOWNLINK_QUEUE
+        self._queued_from = 0.0  # ... and how much the first of them saw
+        self._reported = -math.inf
+        self.queued = 0.0
+        """Seconds of queueing the newest packet saw (its transit over the least)."""
+
+    def arrived(self, timestamp: int, size: int, now: float) -> int | None:
+        """A video packet of ``size`` payload bytes with RTP ``timestamp`` arrived at ``now``: the bit
+        rate to tell the server, or None."""
+        send, queued = self._transit.note(timestamp, now)
+        self.queued = queued
+        if queued < DOWNLINK_QUEUE:
+            self._queued_since = None
+        elif self._queued_since is None:
+            self._queued_since = now
+            self._queued_from = queued
+        wire = size + PACKET_OVERHEAD
+        self._recent.add(now, wire)
+        estimator = self.estimator
+        estimator.update((PacketResult(send, wire, now),), now)
+        since = self._queued_since
+        building = since is not None and (
+            estimator.usage is Usage.OVERUSE
+            or (now - since >= DOWNLINK_SUSTAIN and (estimator.trend > 0 or queued > self._queued_from))
+        )
+        if not building or now - self._reported < DOWNLINK_REPORT_INTERVAL:
+            return None
+        recent = self._recent.rate()
+        if recent is None:
+            return None
+        self._reported = now
+        self.reports += 1
+        return int(min(estimator.target, DECREASE_FACTOR * recent))

@@ -141,6 +141,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "feedback": ("feedback", False),
     },
     "receive": {"max_bitrate": ("bitrate", False), "max_height": ("height", False)},
+    "downlink": {"bitrate": ("bitrate", True)},
     "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},

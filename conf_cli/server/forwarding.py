@@ -87,6 +87,8 @@ class Forwarder:
                     if track.uplink is not None:  # the publisher asked to hear of each arrival
                         self._uplink(link, track, packet, now)
                     if track.feedback.first(packet):
+                        if packet[1] & 0x80 and (track.parent is not None or track.layers):
+                            hub.layers.arrived(track.ssrc, packet, now)  # a picture's last packet
                         for send, group in groups:
                             send(packet, group)
                         for rewrite, rewritten in rewrites:  # a simulcast layer, into the track's stream

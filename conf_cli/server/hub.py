@@ -371,6 +371,8 @@ class HubStats(FeedbackStats):
     firs_forwarded: int = 0  # full intra request entries passed from a receiver to a publisher
     keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined
     layer_switches: int = 0  # subscribers moved from one simulcast layer to another (or to their first)
+    downlink_ignored: int = 0  # subscribers' own downlink estimates ignored for coming too often
+    downlink_upstream: int = 0  # ... and ignored for coming while a publisher's uplink queued
     loss_reports: int = 0  # RTCP report blocks (receivers' loss reports) seen on their way
     loss_reported: float = 0.0  # the sum of those blocks' fraction lost (0 to 1 each)
     speaker_switches: int = 0  # active_speaker changes announced
@@ -666,8 +668,8 @@ class Hub:
             rewritten: list[tuple[Any, tuple[int, ...]]] = []
             for requester in asked:
                 sub = self.layers.subscription(main.ssrc, requester)
-                if sub is None or sub.current != track.index:
-                    continue
+                if sub is None or sub.current != track.index or sub.held is not None:
+                    continue  # (held: its old layer was stopped for it; it waits for a keyframe)
                 if sub.rewriter.identity:
                     plain_to.append(requester)
                 else:
@@ -970,6 +972,11 @@ class Hub:
                     else:
                         limits[pid] = message[wanted]
                 return self.sync_layers(now, force=True)
+            case "downlink":
+                changed = self.layers.told(pid, message["bitrate"], now)
+                self.stats.downlink_ignored = self.layers.told_ignored
+                self.stats.downlink_upstream = self.layers.told_upstream
+                return self.sync_layers(now, force=True) if changed else []
             case "unpublish":
                 return list(meeting.unpublish(pid, message["kind"]))
             case "e2ee_keys":

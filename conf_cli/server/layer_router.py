@@ -12,12 +12,25 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from conf_cli.media.congestion import Transit
 from conf_cli.media.h264 import opens_keyframe
 from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
-from conf_cli.server.simulcast import Downlink, LastPacket, Layer, Rewriter, Subscription, needed, pick
+from conf_cli.server.simulcast import (
+    SEQ_TS,
+    TOLD_INTERVAL,
+    Downlink,
+    LastPacket,
+    Layer,
+    Rewriter,
+    Subscription,
+    needed,
+    pick,
+)
 
+MAX_TRANSITS = 65_536
+"""Simulcast layers whose uplink queueing is followed (each a few numbers; the meetings bound them first)."""
 MAX_PENDING_REPORTS = 4096
 """Receiver reports kept between two ticks (the oldest go first; the hub limits each sender's RTCP)."""
 UPSTREAM_TICKS = 4
@@ -25,6 +38,15 @@ UPSTREAM_TICKS = 4
 STALL = 0.4
 """A layer the publisher was asked to send is stalled when it forwarded nothing for this many seconds while
 a lower layer of the track did (its publisher paused it for want of uplink): its subscribers move down."""
+
+UPSTREAM_QUEUE = 0.075
+"""Seconds of queueing before the server (on the publisher's uplink) over which a subscriber's ``downlink``
+request is not taken: what it saw queue was (at least half of it) not its downlink's ..."""
+
+CONFIRM_WITHIN = 1.0
+"""A ``downlink`` request is acted on only when another came at most this many seconds before it."""
+UPSTREAM_LOSS = 0.02
+"""... nor while more than this share of a layer's packets was lost on the way in."""
 
 Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
 """Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
@@ -42,6 +64,8 @@ class LayerRouter:
     downlinks: dict[int, Downlink] = field(default_factory=dict)
     rates: dict[int, tuple[int, ...]] = field(default_factory=dict)
     """Track SSRC -> its layers' nominal bit rates, lowest first."""
+    tracks: dict[int, Track] = field(default_factory=dict)
+    """Track SSRC -> the simulcast track (as of the last :meth:`sync`)."""
     last: dict[int, LastPacket] = field(default_factory=dict)
     """Layer SSRC -> its newest packet the hub saw (while routes are not cached: a switch is pending)."""
     dirty: bool = False
@@ -61,6 +85,16 @@ class LayerRouter:
     for, every layer not seen moving lately (:meth:`watch`); else none."""
     reports: list[tuple[int, Track, float, float]] = field(default_factory=list)
     """Receiver reports not yet applied: (subscriber, track, fraction lost, when)."""
+    told_at: dict[int, float] = field(default_factory=dict)
+    """Subscriber -> when its own estimate (``downlink``) was last taken."""
+    told_ignored: int = 0
+    """``downlink`` requests ignored for coming sooner than :data:`TOLD_INTERVAL` after the last one ..."""
+    told_before: dict[int, float] = field(default_factory=dict)
+    """Subscriber -> when its previous ``downlink`` request (taken or not) came."""
+    told_upstream: int = 0
+    """... and for coming while the queue was on the publisher's uplink (:data:`UPSTREAM_QUEUE`)."""
+    transits: dict[int, Transit] = field(default_factory=dict)
+    """Layer SSRC -> how long its packets queued before they reached the server (:meth:`arrived`)."""
 
     def watch(self, meetings: list[Meeting], now: float) -> None:
         """Called every tick: note which layers of each simulcast track move on, from what the hub
@@ -111,9 +145,42 @@ class LayerRouter:
             del progress[ssrc]
         for ssrc in [ssrc for ssrc in self.upstream if ssrc not in live]:
             del self.upstream[ssrc]
+        for ssrc in [ssrc for ssrc in self.transits if ssrc not in live]:
+            del self.transits[ssrc]
+        for transit in self.transits.values():
+            transit.roll()
         reports, self.reports = self.reports, []
         for report in reports:
             self._report(*report)
+
+    def arrived(self, ssrc: int, packet: bytes, now: float) -> None:
+        """The last packet of a picture (its marker bit set) of simulcast layer ``ssrc`` reached the server
+        (first seen; cached routes too): note how long it queued on its publisher's uplink. Once a picture,
+        not once a packet: it costs the forwarding path a test of one bit per packet."""
+        transit = self.transits.get(ssrc)
+        if transit is None:
+            if len(self.transits) >= MAX_TRANSITS:
+                return
+            transit = self.transits[ssrc] = Transit()
+        transit.note(int.from_bytes(packet[4:8], "big"), now)
+
+    def upstream_queue(self, track: Track) -> float:
+        """The most a layer of simulcast ``track`` queued before the server lately (seconds)."""
+        transits = self.transits
+        return max(
+            (transit.recent for layer in track.layers if (transit := transits.get(layer.ssrc)) is not None),
+            default=0.0,
+        )
+
+    def upstream_trouble(self, track: Track) -> bool:
+        """Whether simulcast ``track``'s publisher's uplink is congested lately: its packets queued
+        :data:`UPSTREAM_QUEUE` or more on the way in, some were lost there, or a layer it was asked for
+        stalled (its congestion control paused it)."""
+        return (
+            self.upstream_queue(track) >= UPSTREAM_QUEUE
+            or bool(self.stalled.get(track.ssrc))
+            or any(self.upstream_loss(layer.ssrc) > UPSTREAM_LOSS for layer in track.layers)
+        )
 
     def upstream_loss(self, ssrc: int) -> float:
         """The share of layer ``ssrc``'s packets lost on the way in: the most in one of the last few
@@ -137,6 +204,8 @@ class LayerRouter:
         self.caps.pop(cid, None)
         self.heights.pop(cid, None)
         self.downlinks.pop(cid, None)
+        self.told_at.pop(cid, None)
+        self.told_before.pop(cid, None)
         for subs in self.subscriptions.values():
             subs.pop(cid, None)
 
@@ -167,6 +236,34 @@ class LayerRouter:
         if downlink.report(own, layer.bitrate, now):
             downlink.forget_limit_above(track.layers[-1].bitrate)
             self.dirty = True
+
+    def told(self, cid: int, bitrate: int, now: float) -> bool:
+        """``cid``'s own estimate of its downlink (the ``downlink`` request, bit/s per video track): its
+        budget falls to it at once (:meth:`Downlink.told`) when the request before came within
+        :data:`CONFIRM_WITHIN` (a queue that lasts), no publisher's uplink it receives from is in trouble
+        (:meth:`upstream_trouble`), at most once per :data:`TOLD_INTERVAL` (sooner ones are ignored). It
+        moves only ``cid``'s own layers. True if the estimate changed (sync now)."""
+        if now - self.told_at.get(cid, float("-inf")) < TOLD_INTERVAL:
+            self.told_ignored += 1
+            return False
+        self.told_at[cid] = now
+        before, self.told_before[cid] = self.told_before.get(cid, float("-inf")), now
+        if now - before > CONFIRM_WITHIN:
+            return False  # one alone may be a hiccup of its host: a queue that lasts says so again
+        receiving = [ssrc for ssrc, subs in self.subscriptions.items() if cid in subs]
+        if not receiving:
+            return False  # it receives no simulcast track: nothing to choose
+        tracks = self.tracks
+        if any(self.upstream_trouble(track) for ssrc in receiving if (track := tracks.get(ssrc)) is not None):
+            self.told_upstream += 1  # a publisher's uplink queues: every subscriber sees it, not theirs
+            return False
+        downlink = self.downlinks.get(cid)
+        if downlink is None:
+            downlink = self.downlinks[cid] = Downlink()
+        if downlink.told(bitrate, now):
+            self.dirty = True
+            return True
+        return False
 
     def stream_report(self, cid: int, dropped: float, now: float) -> None:
         """On a stream transport (tcp://, which never loses packets), the share of the media for ``cid``
@@ -200,6 +297,7 @@ class LayerRouter:
                     continue
                 live.add(track.ssrc)
                 self.rates[track.ssrc] = tuple(layer.bitrate for layer in track.layers)
+                self.tracks[track.ssrc] = track
                 subs = self.subscriptions.setdefault(track.ssrc, {})
                 audience = meeting.audience(track.owner)
                 for cid in [cid for cid in subs if cid not in audience]:
@@ -222,6 +320,13 @@ class LayerRouter:
                     if target != sub.target:
                         sub.target = target
                         sub.asked = now
+                        downlink = self.downlinks.get(cid)
+                        sub.hurry = (
+                            sub.current is not None
+                            and target < sub.current
+                            and downlink is not None
+                            and downlink.congested(now)
+                        )
                         if sub.pending:
                             asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
@@ -245,6 +350,8 @@ class LayerRouter:
             self.stalled.pop(ssrc, None)
         for ssrc in [ssrc for ssrc in self.rates if ssrc not in live]:
             del self.rates[ssrc]
+        for ssrc in [ssrc for ssrc in self.tracks if ssrc not in live]:
+            del self.tracks[ssrc]
         layers = {layer.ssrc for meeting in meetings for t in meeting.tracks.values() for layer in t.layers}
         for ssrc in [ssrc for ssrc in self.last if ssrc not in layers]:
             del self.last[ssrc]
@@ -271,7 +378,7 @@ class LayerRouter:
         settled = True
         keyframe: bool | None = None
         for cid, sub in subs.items():
-            if sub.target == index and sub.current != index:
+            if sub.target == index and (sub.current != index or sub.held is not None):
                 if keyframe is None:
                     keyframe = opens_keyframe(packet[payload_offset(packet) :])
                 if keyframe:
@@ -279,6 +386,15 @@ class LayerRouter:
             if sub.pending:
                 settled = False
             if sub.current == index:
+                if sub.held is not None:
+                    continue  # stopped for it: it waits for its target's keyframe
+                if sub.hurry and sub.target < index:
+                    # it moves down for want of downlink: nothing more of this layer, so the new layer's
+                    # keyframe does not queue behind it at the bottleneck; its stream stands just before
+                    # this packet (the routes were cached until now: what was noted of the layer is old)
+                    seq, ts = SEQ_TS.unpack_from(packet, 2)
+                    sub.held = (*sub.rewriter.out((seq - 1) & 0xFFFF, ts), now)
+                    continue
                 rewriter = sub.rewriter
                 if rewriter.identity:
                     plain.append(cid)
@@ -289,6 +405,8 @@ class LayerRouter:
                     else:
                         group[1].append(cid)
         last.note(packet, now)
+        if packet[1] & 0x80:
+            self.arrived(ssrc, packet, now)
         return tuple(plain), tuple((r, tuple(cids)) for r, cids in rewritten.values()), settled
 
     def _switch(
@@ -298,7 +416,9 @@ class LayerRouter:
         last packet of its old layer seen since it was asked to move (until one is, it waits for the next
         keyframe)."""
         ending: tuple[int, int, float] | None = None
-        if sub.current is not None:
+        if sub.held is not None:
+            ending = sub.held
+        elif sub.current is not None:
             old_ssrc = layers[sub.current].ssrc
             old = self.last.get(old_ssrc)
             if old is None or old.seq is None:
@@ -313,6 +433,8 @@ class LayerRouter:
             else:
                 ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
         sub.rewriter.switch(packet, now, ending)
+        sub.held = None
+        sub.hurry = False
         sub.current = index
         self.switched[(cid, layers[-1].ssrc)] = index
         self.switches += 1

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_SEQ_TS = struct.Struct("!HI")
+SEQ_TS = struct.Struct("!HI")
 """An RTP header's sequence number and timestamp (bytes 2 to 8)."""
 UP_MARGIN = 1.25
 """A subscriber climbs to a higher layer only when its budget is this many times the layer's bit rate."""
@@ -38,6 +38,11 @@ BACKOFF = 0.85
 VIDEO_CLOCK = 90_000
 MIN_BUDGET = 30_000
 """No estimate falls below this many bit/s: the lowest layer is always tried."""
+TOLD_INTERVAL = 0.2
+"""A subscriber's own estimate (``downlink``) is taken at most once per this many seconds; more often, it
+is ignored (a subscriber cannot make the server work for it by flooding)."""
+CONGESTED_FOR = 1.0
+"""For this many seconds after a subscriber's estimate fell, a move down stops its old layer at once."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,22 @@ class Downlink:
         elif fraction_lost < LOSS_CLEAN and before is not None and now - self.fell_at >= HOLD:
             self.estimate = before * GROWTH
         return self.estimate != before
+
+    def told(self, bitrate: float, now: float) -> bool:
+        """The subscriber's own estimate, sent when its delay-based detector saw a queue building on its
+        downlink (the ``downlink`` request): the estimate falls to it at once, and only falls (a subscriber
+        cannot raise its estimate this way; it grows again from clean reports after :data:`HOLD`). True
+        if the estimate changed."""
+        before = self.estimate
+        lowered = max(MIN_BUDGET, bitrate)
+        if before is None or lowered < before:
+            self.estimate = lowered
+        self.fell_at = now
+        return self.estimate != before
+
+    def congested(self, now: float) -> bool:
+        """Whether the estimate fell in the last :data:`CONGESTED_FOR` seconds."""
+        return now - self.fell_at < CONGESTED_FOR
 
     def forget_limit_above(self, top: float) -> None:
         """Once the estimate is well above the highest layer there is nothing left to guard: no limit."""
@@ -177,10 +198,10 @@ class Rewriter:
     def rewrite(self, packet: bytes) -> bytes | None:
         """``packet`` (of the current layer) as the subscriber receives it; None for one from before the
         switch point."""
-        seq, ts = _SEQ_TS.unpack_from(packet, 2)
+        seq, ts = SEQ_TS.unpack_from(packet, 2)
         if (seq - self._start) & 0xFFFF >= 0x8000:
             return None
-        out = _SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
+        out = SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
         return b"".join((packet[:2], out, self._ssrc, packet[12:]))
 
     def original(self, seq: int) -> int:
@@ -210,7 +231,7 @@ class LastPacket:
 class Subscription:
     """One subscriber of one simulcast track."""
 
-    __slots__ = ("asked", "current", "rewriter", "target", "want")
+    __slots__ = ("asked", "current", "held", "hurry", "rewriter", "target", "want")
 
     def __init__(self, ssrc: int, target: int, now: float = 0.0) -> None:
         self.current: int | None = None
@@ -222,10 +243,16 @@ class Subscription:
         self.asked = now
         """When its target last changed: it switches at a keyframe once its old layer was seen since."""
         self.rewriter = Rewriter(ssrc)
+        self.hurry = False
+        """Its move down is for want of downlink: stop sending its old layer at once (the packets queued
+        at its bottleneck would hold back the new layer's keyframe), not at the new layer's keyframe."""
+        self.held: tuple[int, int, float] | None = None
+        """Where its stream stands (sequence number, timestamp, when) since its old layer was stopped for
+        it; None while it receives one."""
 
     @property
     def pending(self) -> bool:
-        return self.target != self.current
+        return self.target != self.current or self.held is not None
 
 
 def needed(layers: tuple[Layer, ...], subscriptions: Iterable[Subscription]) -> frozenset[int]:

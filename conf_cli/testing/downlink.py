@@ -78,7 +78,7 @@ def run_downlink_scenario(
     bitrate: int = 1_200_000,
     baseline: float = 5.0,
 ) -> DownlinkResult:
-    """Run the scenario on ``transport`` (rtp, tcp); see the module's description."""
+    """Run the scenario on ``transport`` (rtp, tcp, zmq); see the module's description."""
     server, url = start_server(transport=transport)
     pool = ClientPool(url)
     try:

@@ -732,6 +732,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "end": (),
     "publish": ("kind", "ssrc", "codec", "layers"),
     "receive": ("max_bitrate", "max_height"),
+    "downlink": ("bitrate",),
     "unpublish": ("kind",),
     "e2ee_keys": ("keys",),
     "control_request": ("name",),

@@ -103,6 +103,11 @@ def packet(ssrc: int, seq: int, ts: int, payload: bytes = SLICE) -> bytes:
     return bytes(RtpPacket(96, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, payload))
 
 
+def picture_end(ssrc: int, seq: int, ts: int, payload: bytes = SLICE) -> bytes:
+    """The last packet of a picture (its marker bit set)."""
+    return bytes(RtpPacket(96, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc, payload, marker=True))
+
+
 def header(data: bytes) -> tuple[int, int, int]:
     return data[2] << 8 | data[3], int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big")
 
@@ -540,3 +545,86 @@ def test_a_growing_send_queue_counts_what_it_kept_as_lost() -> None:
     assert queued_share(200_000, 150_000, 75_000) == 0.0  # draining: nothing more kept
     assert queued_share(0, 90_000, 0) == 0.0  # nothing written since
     assert queued_share(0, 900_000, 75_000) == 1.0
+
+
+def test_a_subscribers_own_estimate_moves_it_down_at_once_and_its_old_layer_stops_for_it() -> None:
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA2, 1, 0, IDR), 1.0)  # type: ignore[arg-type]
+    for seq in range(2, 30):  # the route is cached: the hub does not see these
+        forwarder.media(links[1], packet(0xA2, seq, seq * 3000), 1.0)  # type: ignore[arg-type]
+    assert [header(p)[0] for p in links[2].sent] == list(range(1, 30))
+    # Bob's client saw a queue building on his downlink and says so twice: the server moves him down at
+    # once (no tick) ...
+    assert not plis(ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 0.75))  # one alone: a hiccup?
+    actions = ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 1.05)
+    assert 0xA0 in plis(actions)
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.target == 0 and bob.current == 2
+    # ... and sends him no more of the top layer, though the low layer's keyframe has not come yet
+    for seq in range(30, 33):
+        forwarder.media(links[1], packet(0xA2, seq, seq * 3000), 1.1)  # type: ignore[arg-type]
+    assert len(links[2].sent) == 29
+    # the low layer's keyframe: his stream goes on from the last packet he got, without a gap
+    forwarder.media(links[1], packet(0xA0, 40, 9000, IDR), 1.2)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA0, 41, 12000), 1.3)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA2, 33, 99000), 1.3)  # type: ignore[arg-type]
+    assert [header(p)[0] for p in links[2].sent] == list(range(1, 32))
+    assert {header(p)[2] for p in links[2].sent} == {0xA2}
+    assert bob.current == 0 and not bob.pending
+    # Cy (capped by her own request) and the host were not moved by Bob's estimate
+    cy = hub.layers.subscription(0xA2, 3)
+    assert cy is not None and cy.target == 0 and hub.layers.budget(3) == 300_000
+
+
+def test_a_subscribers_own_estimate_only_lowers_its_budget_and_is_taken_five_times_a_second_at_most() -> None:
+    downlink = Downlink()
+    assert downlink.told(300_000, 1.0) and downlink.estimate == 300_000
+    assert not downlink.told(900_000, 1.1) and downlink.estimate == 300_000  # never raised this way
+    assert downlink.told(5_000, 1.2) and downlink.estimate == 30_000  # never under the floor
+    assert downlink.congested(1.9) and not downlink.congested(2.3)
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    router = hub.layers
+    assert not router.told(2, 300_000, 1.5) and router.budget(2) is None  # alone: not yet
+    assert router.told(2, 300_000, 2.0)
+    for step in range(1, 20):  # a flood: ignored until the interval passed
+        assert not router.told(2, 100_000, 2.0 + step * 0.01)
+    assert router.told_ignored == 19 and router.budget(2) == 300_000
+    assert router.told(2, 100_000, 2.25) and router.budget(2) == 100_000
+    # it moved nobody else: Cy keeps her own cap, Ada (publishing only) has no budget
+    assert router.budget(3) == 300_000 and router.budget(1) is None
+
+
+def test_a_move_up_or_a_move_down_by_cap_keeps_the_old_layer_until_the_new_ones_keyframe() -> None:
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    ask(hub, 2, {"type": "receive", "max_bitrate": 150_000}, 1.1)  # a smaller view: no congestion
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.target == 0 and not bob.hurry
+    assert 2 in hub.route(1, packet(0xA2, 2, 3000), 1.2).to  # still the top layer until the keyframe
+    assert bob.held is None
+
+
+def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publishers_uplink() -> None:
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    for seq in range(1, 11):  # pictures 1/15 s apart arriving on time: no queue before the server
+        payload = IDR if seq == 1 else SLICE
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000, payload), 1.0 + seq / 15)  # type: ignore[arg-type]
+    assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) < 0.01
+    for seq in range(11, 21):  # then each 0.1 s later than the one before: Ada's uplink queues
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 1.0 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
+    assert hub.layers.upstream_queue(hub.layers.tracks[0xA2]) > 0.9
+    # Bob saw that queue too, in everything he received: not his downlink's, so not taken
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 2.7)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 3.0)
+    assert hub.layers.budget(2) is None and hub.layers.told_upstream == 1
+    # once the uplink's queue is four ticks old, his own estimate is taken again
+    for tick in range(4):
+        hub.tick(3.5 + tick * 0.5)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.3)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.6)
+    assert hub.layers.budget(2) == 100_000

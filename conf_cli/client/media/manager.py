@@ -36,7 +36,7 @@ from conf_cli.client.media.receiver import RemoteTrack, recording_path
 from conf_cli.client.state import event_of
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media.source import EncodedSink, Sink, Source
-from conf_cli.protocol.control import Message
+from conf_cli.protocol.control import MAX_BITRATE, MIN_BITRATE, Message
 from conf_cli.protocol.events import (
     E2eeKey,
     Error,
@@ -239,6 +239,8 @@ class MediaManager:
                 switched = self.receivers.get(event.ssrc)
                 if switched is not None:
                     switched.told_layer = event.layer
+                    if switched.downlink is not None:  # its timestamps jump: the path's delay anew
+                        switched.downlink.reset()
             case LayersActive():
                 for publisher in self.publishers:
                     publisher.layers_active(event.ssrc, list(event.active))
@@ -312,10 +314,18 @@ class MediaManager:
             sinks=self.open_sinks(info) if self.open_sinks is not None else None,
             ordered=self.client.link is not None and self.client.link.media_ordered,
             unprotect=self._unprotect_for(track.name),
+            on_downlink=self._tell_downlink,
         )
         receiver.volume = self.volumes.get(receiver.name, 1.0)
         self.receivers[track.ssrc] = receiver
         receiver.start()
+
+    def _tell_downlink(self, bitrate: int) -> None:
+        """Our downlink is queueing (a received track's :class:`DownlinkMonitor`): tell the server what it
+        carries, so that it moves us down a simulcast layer at once."""
+        request: Message = {"type": "downlink", "bitrate": max(MIN_BITRATE, min(MAX_BITRATE, bitrate))}
+        with contextlib.suppress(ConfError):  # the link went: the meeting loop reports it
+            self.client.send(request)
 
     def set_volume(self, name: str, percent: int) -> None:
         """Play ``name``'s audio at ``percent`` (0 to 200) of its level, now and in their later tracks."""

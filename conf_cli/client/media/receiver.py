@@ -49,6 +49,7 @@ from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.media import libopus
 from conf_cli.media.audio_level import read_audio_level
 from conf_cli.media.codecs import H264Decoder, OpusDecoder
+from conf_cli.media.congestion import DownlinkMonitor
 from conf_cli.media.h264 import AccessUnit, H264Depacketizer
 from conf_cli.media.jitter import Gap, JitterBuffer, adaptive_delay
 from conf_cli.media.opus_rtp import opus_packet_samples
@@ -144,6 +145,7 @@ class RemoteTrack:
         sinks: list[Sink] | None = None,
         ordered: bool = False,
         unprotect: Unprotect | None = None,
+        on_downlink: Callable[[int], None] | None = None,
     ) -> None:
         self.name = str(info.get("name", ""))
         self.kind = str(info.get("kind", ""))
@@ -175,6 +177,11 @@ class RemoteTrack:
         else:
             self.jitter = JitterBuffer(clock_rate, 0.0 if ordered else TARGET_DELAY, hold=0.0)
         self.depacketizer = None if self.audio else H264Depacketizer()
+        self.downlink = DownlinkMonitor(clock_rate) if on_downlink is not None and not self.audio else None
+        """Watches a video track's arrivals for a queue building on our downlink; what it finds goes to
+        ``on_downlink`` (the ``downlink`` request) once the track is known to be simulcast (the server told
+        us its layer), so that the server moves us down a layer at once."""
+        self._on_downlink = on_downlink
         self.malformed = 0
         self.dropped = 0
         self.decode_errors = 0
@@ -267,6 +274,11 @@ class RemoteTrack:
         if self.audio:
             self._audio_arrived(packet, now)
             return
+        monitor = self.downlink
+        if monitor is not None and self._on_downlink is not None:
+            told = monitor.arrived(packet.timestamp, len(packet.payload), now)
+            if told is not None and self.told_layer is not None:
+                self._on_downlink(told)
         if jitter.push(packet, now) and jitter.due(now):
             for item in jitter.pop(now):
                 self._play(item)
