@@ -61,15 +61,22 @@ def _or_exit(work: Callable[[], T]) -> T:
         sys.exit(exc.exit_code)
 
 
-def _call(method: str, path: str, body: Answer | None, text: Callable[[Answer], str]) -> None:
+def _call(
+    method: str,
+    path: str,
+    body: Answer | None,
+    text: Callable[[Answer], str],
+    *,
+    timeout: float | None = None,
+) -> None:
     """Send one request; print its answer (as JSON with --json, else ``text(answer)``)."""
-    from conf_cli.client.admin import AdminClient
+    from conf_cli.client.admin import TIMEOUT, AdminClient
     from conf_cli.paths import server_dir
 
     where = click.get_current_context().find_object(_Where)
     assert where is not None
     client = _or_exit(lambda: AdminClient.locate(where.server_dir or server_dir(), where.url, where.key_file))
-    answer = _or_exit(lambda: client.call(method, path, body))
+    answer = _or_exit(lambda: client.call(method, path, body, timeout=timeout or TIMEOUT))
     click.echo(json.dumps(answer) if where.json_flag else text(answer))
 
 
@@ -201,3 +208,63 @@ def admin_admit(meeting: str, name: str | None, everyone: bool) -> None:
 def admin_deny(meeting: str, name: str) -> None:
     """Turn NAME away from MEETING's waiting room (as /deny NAME)."""
     _call("POST", _path(meeting, "/deny"), {"name": name}, _meeting_text)
+
+
+@admin.group("record")
+def admin_record() -> None:
+    """Record a meeting on the server: a recorder it starts joins, and writes into its recordings/ folder."""
+
+
+@admin_record.command("start")
+@click.argument("meeting")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mp4", "hls"]),
+    default="mp4",
+    show_default=True,
+    help="mp4: one file (H.264 and AAC); hls: a folder with index.m3u8 and its segments.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["grid", "speaker"]),
+    default="grid",
+    show_default=True,
+    help="grid: equal tiles; speaker: the active speaker large, the others in a strip.",
+)
+@click.option(
+    "--file",
+    "chosen",
+    default=None,
+    metavar="NAME",
+    help="A plain name in the server's recordings folder. Default: MEETING-UTCTIME.",
+)
+def admin_record_start(meeting: str, fmt: str, layout: str, chosen: str | None) -> None:
+    """Start recording MEETING: everyone is told; the host can /forbid record. In an end-to-end encrypted
+    meeting the recorder waits for the host to /admit it."""
+    from conf_cli.client.admin import RECORDER_TIMEOUT
+
+    body: Answer = {"format": fmt, "layout": layout}
+    if chosen is not None:
+        body["file"] = chosen
+
+    def text(answer: Answer) -> str:
+        line = f"recording meeting {answer['meeting']} into {answer['file']} (in the server's folder)"
+        return f"{line}\n{answer['message']}" if answer.get("message") else line
+
+    _call("POST", _path(meeting, "/recording/start"), body, text, timeout=RECORDER_TIMEOUT)
+
+
+@admin_record.command("stop")
+@click.argument("meeting")
+def admin_record_stop(meeting: str) -> None:
+    """Stop recording MEETING; say what was written."""
+    from conf_cli.client.admin import RECORDER_TIMEOUT
+
+    def text(answer: Answer) -> str:
+        return (
+            f"recorded meeting {answer['meeting']}: {answer['file']}, {answer['bytes']} bytes, "
+            f"{answer['duration_s']:g} s ({answer['reason']})"
+        )
+
+    _call("POST", _path(meeting, "/recording/stop"), None, text, timeout=RECORDER_TIMEOUT)

@@ -315,6 +315,14 @@ def cli(verbose: int) -> None:
     help="Address the admin API listens on (plain HTTP: keep it on loopback, or behind a TLS proxy).",
 )
 @click.option(
+    "--max-recordings",
+    type=click.IntRange(0, 64),
+    default=4,
+    show_default=True,
+    help="Recorders the admin API may run at once (`conf admin record start`); each takes about half a "
+    "core. 0: none.",
+)
+@click.option(
     "--webhook",
     "webhooks",
     multiple=True,
@@ -375,6 +383,7 @@ def server(
     log_format: str,
     admin_port: int | None,
     admin_host: str,
+    max_recordings: int,
     webhooks: tuple[str, ...],
     cluster_url: str | None,
     node: str | None,
@@ -412,6 +421,7 @@ def server(
         log_format=log_format,
         admin_host=admin_host,
         admin_port=admin_port,
+        max_recordings=max_recordings,
         webhooks=webhooks,
         cluster=cluster_url,
         node=node,

@@ -18,6 +18,8 @@ from conf_cli.errors import ConfError
 from conf_cli.paths import ADMIN_KEY_FILE, ADMIN_URL_FILE
 
 TIMEOUT = 15.0
+RECORDER_TIMEOUT = 90.0
+"""Starting or stopping a recording waits for a recorder process (the server bounds it below this)."""
 MAX_ANSWER = 1 << 20
 
 
@@ -59,14 +61,16 @@ class AdminClient:
             raise ConfError(f"the admin key file {key_path} is empty")
         return cls(url.rstrip("/"), key)
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = TIMEOUT
+    ) -> dict[str, Any]:
         data = json.dumps(body).encode("utf-8") if body is not None else None
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_unredirected_header("Authorization", f"Bearer {self.key}")  # never sent on
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return _json(response.read(MAX_ANSWER))
         except urllib.error.HTTPError as exc:
             answer = _json(exc.read(MAX_ANSWER), strict=False)

@@ -2,13 +2,14 @@
 
 Routes and their OpenAPI document are in :mod:`conf_cli.server.admin_routes`; what each does to a
 meeting, :class:`~conf_cli.server.operator.Operator` decides through the meeting rules, and the
-server carries out the resulting actions as it does a participant's (:meth:`Server.apply`). Every
+server carries out the resulting actions as it does a participant's (:meth:`Server.apply`). Recording
+starts and stops a recorder process (:mod:`conf_cli.server.recorders`). Every
 request but ``GET /openapi.json`` needs ``Authorization: Bearer KEY`` with the key of ``admin.key``; a
 wrong or missing key is 401 and a failed attempt in the server's attempt limiter (429 while locked out).
 
 Bounds: a body of at most :data:`MAX_BODY` bytes, :data:`MAX_CONNECTIONS` connections at once, each
 closed after :data:`CONNECTION_LIFETIME` seconds, and each request answered within
-:data:`REQUEST_TIMEOUT` seconds.
+:data:`REQUEST_TIMEOUT` seconds (a recording's start or stop: within the recorders' own time limits).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
-from conf_cli.protocol.control import check_name
-from conf_cli.server.admin_routes import OPENAPI_PATH, ROUTES, openapi
+from conf_cli.protocol.control import RECORDER_SUFFIX, check_name
+from conf_cli.server.admin_routes import OPENAPI_PATH, RECORDER_OPERATIONS, ROUTES, openapi
 from conf_cli.server.operator import Operator, check_passcode, summary
-from conf_cli.server.passcode import PasscodeHash
+from conf_cli.server.passcode import PasscodeHash, normalise_meeting_id
+from conf_cli.server.people import OPERATOR_NAME
+from conf_cli.server.recorders import TICK, Recorders
 
 if TYPE_CHECKING:
     from conf_cli.server.edge import Server
@@ -45,6 +48,10 @@ STATUS = {
     "unknown_meeting": 404,
     "unknown_participant": 404,
     "passcode_too_short": 400,
+    "recording_limit": 503,
+    "not_available": 503,
+    "recorder_failed": 502,
+    "recorder_timeout": 504,
 }
 """HTTP status of a meeting rule's refusal by its code; any other refusal is 409."""
 
@@ -100,8 +107,10 @@ class AdminApi:
         lifetime: float = CONNECTION_LIFETIME,
         max_connections: int = MAX_CONNECTIONS,
         request_timeout: float = REQUEST_TIMEOUT,
+        recorders: Recorders | None = None,
     ) -> None:
         self.server = server
+        self.recorders = recorders
         self.operator = Operator(server.hub)
         self._key = key.encode("utf-8")
         self.lifetime = lifetime
@@ -115,7 +124,9 @@ class AdminApi:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         for route in ROUTES:
-            app.router.add_route(route.method, route.path, getattr(self, route.operation))
+            app.router.add_route(
+                route.method, route.path, getattr(self, route.operation), name=route.operation
+            )
         app.router.add_get(OPENAPI_PATH, self.openapi)
         return app
 
@@ -176,8 +187,12 @@ class AdminApi:
                 )
                 response.headers["WWW-Authenticate"] = 'Bearer realm="conf admin"'
                 return response
+        timeout = self.request_timeout
+        if request.match_info.route.name in RECORDER_OPERATIONS and self.recorders is not None:
+            registry = self.recorders.registry  # starting or stopping a process takes longer
+            timeout = max(timeout, registry.start_timeout, self.recorders.stop_timeout) + 2 * TICK + 5.0
         try:
-            async with asyncio.timeout(self.request_timeout):
+            async with asyncio.timeout(timeout):
                 return await handler(request)
         except RequestRefused as refusal:
             return _error(STATUS.get(refusal.code, 409), refusal.code, str(refusal))
@@ -250,6 +265,8 @@ class AdminApi:
     async def end_meeting(self, request: web.Request) -> web.Response:
         meeting_id = self.operator.meeting(request.match_info["meeting"]).id
         self._carry_out(self.operator.end(meeting_id))
+        if self.recorders is not None:  # it leaves as the meeting ends; this makes sure it does
+            self.recorders.stop_soon(meeting_id, "meeting_ended")
         return web.json_response({"meeting": meeting_id, "ended": True})
 
     async def list_participants(self, request: web.Request) -> web.Response:
@@ -309,20 +326,44 @@ class AdminApi:
         return self._meeting_state(meeting_id)
 
     async def start_recording(self, request: web.Request) -> web.Response:
-        return self._no_recording(request)
+        meeting = self.operator.meeting(request.match_info["meeting"])
+        body = await self._body(request)
+        unknown = set(body) - {"format", "layout", "file"}
+        if unknown:
+            raise RequestRefused("bad_request", f"unknown field {sorted(unknown)[0]!r}")
+        fmt, layout, chosen = body.get("format", "mp4"), body.get("layout", "grid"), body.get("file")
+        if not isinstance(fmt, str) or not isinstance(layout, str):
+            raise RequestRefused("bad_request", "format and layout are strings")
+        if chosen is not None and not isinstance(chosen, str):
+            raise RequestRefused("bad_request", "file is a plain name (a string)")
+        recorders = self._recorders()
+        if "record" in meeting.forbidden:
+            raise RequestRefused(
+                "forbidden", f"recording is forbidden in meeting {meeting.id}; its host can /permit record"
+            )
+        inside, recording = await recorders.start(meeting.id, fmt=fmt, layout=layout, chosen=chosen)
+        if inside:
+            return web.json_response(recording, status=201)
+        return web.json_response(
+            {
+                **recording,
+                "message": f"meeting {meeting.id} is end-to-end encrypted: the recorder holds its keys like "
+                f"anyone, so it waits for the host to admit it (/admit {OPERATOR_NAME}{RECORDER_SUFFIX})",
+            },
+            status=202,
+        )
 
     async def stop_recording(self, request: web.Request) -> web.Response:
-        return self._no_recording(request)
+        meeting_id = normalise_meeting_id(request.match_info["meeting"])
+        recorders = self._recorders()
+        if meeting_id not in recorders.running:
+            self.operator.meeting(meeting_id)  # 404 for no such meeting
+        return web.json_response(await recorders.stop(meeting_id))
 
-    def _no_recording(self, request: web.Request) -> web.Response:
-        self.operator.meeting(request.match_info["meeting"])
-        return _error(
-            501,
-            "not_implemented",
-            "this server does not record meetings (it forwards media without decoding it); "
-            "record on a participant's side: `conf record MEETING --out FILE.mp4` (a composite, announced "
-            "to everyone) or `conf join MEETING --record DIR` (each track as it arrived)",
-        )
+    def _recorders(self) -> Recorders:
+        if self.recorders is None:
+            raise RequestRefused("not_available", "this server runs no recorders")
+        return self.recorders
 
 
 def _bound(info: tuple[Any, ...]) -> socket.socket:

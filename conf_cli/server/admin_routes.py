@@ -75,6 +75,7 @@ SCHEMAS: dict[str, Schema] = {
             "role": {"type": "string", "enum": ["host", "admin", "member"]},
             "sharing": {"type": "array", "items": {"type": "string"}},
             "forbidden": {"type": "array", "items": {"type": "string"}},
+            "recorder": {"type": "boolean", "description": "true for a recorder (`conf record`)"},
         },
     },
     "Track": {
@@ -128,6 +129,51 @@ SCHEMAS: dict[str, Schema] = {
         "description": "a name, or all: true for everyone waiting",
         "properties": {"name": _NAME, "all": {"type": "boolean"}},
     },
+    "StartRecording": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "format": {"type": "string", "enum": ["mp4", "hls"], "default": "mp4"},
+            "layout": {"type": "string", "enum": ["grid", "speaker"], "default": "grid"},
+            "file": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+                "description": "a plain name in the recordings folder (no folder, no '..'); default: "
+                "MEETING-UTCTIME",
+            },
+        },
+    },
+    "Recording": {
+        "type": "object",
+        "required": ["meeting", "file", "format", "layout", "state"],
+        "properties": {
+            "meeting": {"type": "string"},
+            "file": {"type": "string", "description": "relative to the server's folder: recordings/..."},
+            "format": {"type": "string", "enum": ["mp4", "hls"]},
+            "layout": {"type": "string", "enum": ["grid", "speaker"]},
+            "state": {"type": "string", "enum": ["recording", "waiting"]},
+            "pid": {"type": "integer", "description": "the recorder process"},
+            "message": {"type": "string", "description": "with 202: what the host must do"},
+        },
+    },
+    "RecordingFinished": {
+        "type": "object",
+        "description": "the fields of the recording_finished webhook",
+        "required": ["meeting", "file", "format", "bytes", "duration_s", "reason"],
+        "properties": {
+            "meeting": {"type": "string"},
+            "file": {"type": "string", "description": "relative to the server's folder: recordings/..."},
+            "format": {"type": "string", "enum": ["mp4", "hls"]},
+            "bytes": {"type": "integer", "description": "the size written (an HLS folder: its files)"},
+            "duration_s": {"type": "number", "description": "seconds recorded"},
+            "reason": {
+                "type": "string",
+                "description": "stopped, meeting_ended, recording_forbidden, kicked, not_admitted, "
+                "start_timeout, server_stopped, recorder_left, recorder_failed, recorder_killed",
+            },
+            "error": {"type": "string", "description": "the recorder's last error, if any"},
+        },
+    },
     "Waiting": {
         "type": "object",
         "required": ["meeting", "waiting_room", "waiting"],
@@ -156,10 +202,23 @@ class Route:
 
 
 RECORDING = (
-    "This server does not record: it forwards media without decoding it. The answer is always 501 "
-    "`not_implemented`. Record on a client that takes part: `conf record MEETING --out FILE.mp4` (a "
-    "composite; everyone is told) or `conf join --record DIR` (each track as it arrived)."
+    "The server starts a recorder (`conf record`, as a process of its own: the server never decodes "
+    "media) that joins the meeting over loopback with an access token the server signs for it, as "
+    "`server admin (recorder)`: everyone is told the meeting is recorded, and the host's "
+    "`/forbid record` refuses or removes it (409 `forbidden`). It writes into `recordings/` in the "
+    "server's folder: `MEETING-UTCTIME.mp4` (MP4: H.264 and AAC), or a folder of that name holding "
+    "`index.m3u8` and its segments (HLS); `file` names it instead (a plain name: never a path). 201 "
+    "when it is in the meeting; 202 in an end-to-end encrypted meeting, where it waits for the host's "
+    "`/admit` (it holds the media keys like anyone). One recording per meeting (409 "
+    "`already_recording`), a few per server (503 `recording_limit`); a recorder not in the meeting in "
+    "time is stopped (504 `recorder_timeout`), one that fails to join is 502 `recorder_failed`."
 )
+STOP_RECORDING = (
+    "Stops the recorder (it leaves the meeting and finishes its file; killed if it has not within the "
+    "stop timeout) and answers what it wrote, as the `recording_finished` webhook says it."
+)
+RECORDER_OPERATIONS = frozenset({"start_recording", "stop_recording"})
+"""Routes that wait for a recorder process (a longer time limit than the others)."""
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/meetings", "list_meetings", "List the meetings", "MeetingList", errors=()),
@@ -247,33 +306,37 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         "/meetings/{meeting}/recording/start",
         "start_recording",
-        "Start recording (not offered)",
-        "Error",
-        status=501,
-        errors=(404,),
+        "Start recording the meeting (a composite: every picture tiled, every voice mixed)",
+        "Recording",
+        body="StartRecording",
+        status=201,
+        errors=(202, 400, 404, 409, 502, 503, 504),
         description=RECORDING,
     ),
     Route(
         "POST",
         "/meetings/{meeting}/recording/stop",
         "stop_recording",
-        "Stop recording (not offered)",
-        "Error",
-        status=501,
-        errors=(404,),
-        description=RECORDING,
+        "Stop recording the meeting; what was written",
+        "RecordingFinished",
+        errors=(404, 409),
+        description=STOP_RECORDING,
     ),
 )
 
 OPENAPI_PATH = "/openapi.json"
 
 _STATUS_TEXT = {
+    202: "the recorder waits for the host to admit it (an end-to-end encrypted meeting)",
     400: "bad request: the body is not what the schema says",
     401: "wrong or missing admin key (counts as a failed attempt)",
     404: "no such meeting, or no such participant",
     409: "the meeting's rules refuse it (not_allowed, meeting_full ...)",
     413: "request body too large",
     429: "too many failed attempts from this address: wait retry_after seconds",
+    502: "the recorder could not join the meeting (the message says why)",
+    503: "the server records as many meetings as it may at once (recording_limit)",
+    504: "the recorder was not in the meeting in time, and was stopped",
 }
 
 
@@ -283,14 +346,15 @@ def openapi() -> Schema:
     for route in ROUTES:
         responses: dict[str, Any] = {
             str(route.status): {
-                "description": route.summary if route.status < 400 else "not offered by this server",
+                "description": route.summary,
                 "content": {"application/json": {"schema": _ref(route.response)}},
             }
         }
         for status in (*route.errors, 401, 429):
+            schema = route.response if status < 300 else "Error"
             responses[str(status)] = {
                 "description": _STATUS_TEXT[status],
-                "content": {"application/json": {"schema": _ref("Error")}},
+                "content": {"application/json": {"schema": _ref(schema)}},
             }
         operation: dict[str, Any] = {
             "operationId": route.operation,

@@ -1,8 +1,9 @@
 """What happens in meetings, in order, for the server's webhooks. Sans-I/O.
 
 The meeting rules (:mod:`conf_cli.server.meeting`) note each meeting's start and end, everyone who
-enters or leaves it and every track published or stopped, in :class:`Journal` that the hub shares
-among its meetings (as it shares the route version). The asyncio edge takes what was noted after
+enters or leaves it and every track published or stopped, and the server's recorders each recording
+they finished, in :class:`Journal` that the hub shares among its meetings (as it shares the route
+version). The asyncio edge takes what was noted after
 each change it carries out and hands it on (:mod:`conf_cli.server.webhooks`); nothing here waits.
 
 A journal is off until the edge turns it on (``conf server --webhook``): a server without webhooks
@@ -24,7 +25,9 @@ EVENTS = (
     "track_unpublished",
     "recording_finished",
 )
-"""Every event a journal may hold (``recording_finished`` is never noted: the server records nothing)."""
+"""Every event a journal may hold. ``recording_finished`` is noted by the server's recorders
+(:mod:`conf_cli.server.recorders`) when a recording the admin API started has ended and its file is
+finished; the rest by the meeting rules."""
 
 MAX_PENDING = 10_000
 """Happenings kept between two takes at most; beyond, the oldest go (and are counted in ``lost``)."""

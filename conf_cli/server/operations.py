@@ -1,6 +1,7 @@
-"""What ``conf server`` runs for its operators beside the meetings: the admin API (``--admin-port``)
-and webhooks (``--webhook``). Both need the server in one process; their secrets live in the server's
-folder (:mod:`conf_cli.paths`)."""
+"""What ``conf server`` runs for its operators beside the meetings: the admin API (``--admin-port``),
+the recorders it starts (:mod:`conf_cli.server.recorders`) and webhooks (``--webhook``). All need the
+server in one process; their secrets live in the server's folder (:mod:`conf_cli.paths`), recordings in
+its ``recordings/`` folder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from conf_cli.errors import ConfError
 from conf_cli.paths import ADMIN_KEY_FILE, ADMIN_URL_FILE, WEBHOOK_KEY_FILE, load_or_create_secret
 from conf_cli.server.admin import AdminApi
 from conf_cli.server.edge import Server
+from conf_cli.server.recorders import Recorders, loopback_url
+from conf_cli.server.recordings import MAX_RECORDINGS, Recordings
 from conf_cli.server.webhooks import Webhooks, check_url
 
 
@@ -22,12 +25,16 @@ class Operations:
     server: Server
     admin: AdminApi | None = None
     url_file: Path | None = None
+    recorders: Recorders | None = None
 
     @property
     def admin_url(self) -> str | None:
         return self.admin.url if self.admin is not None else None
 
     async def close(self) -> None:
+        if self.recorders is not None:  # each finishes its file, and its webhook is queued
+            await self.recorders.close()
+            self.recorders = None
         if self.admin is not None:
             await self.admin.close()
             self.admin = None
@@ -40,7 +47,15 @@ class Operations:
 
 
 async def start_operations(
-    server: Server, folder: Path, *, admin_host: str, admin_port: int | None, webhooks: tuple[str, ...]
+    server: Server,
+    folder: Path,
+    *,
+    admin_host: str,
+    admin_port: int | None,
+    webhooks: tuple[str, ...],
+    fingerprint: str | None = None,
+    encryption: str = "on",
+    max_recordings: int = MAX_RECORDINGS,
 ) -> Operations:
     """Start the webhooks and the admin API that the options ask for (either may be absent)."""
     for url in webhooks:
@@ -51,7 +66,17 @@ async def start_operations(
         await hooks.start()
         server.use_webhooks(hooks)
     if admin_port is not None:
-        api = AdminApi(server, load_or_create_secret(folder / ADMIN_KEY_FILE))
+        listening = [listener.url for listener in server.listeners]
+        if listening:
+            operations.recorders = Recorders(
+                server,
+                folder,
+                url=loopback_url(listening),
+                fingerprint=fingerprint,
+                encryption=encryption,
+                registry=Recordings(limit=max_recordings),
+            )
+        api = AdminApi(server, load_or_create_secret(folder / ADMIN_KEY_FILE), recorders=operations.recorders)
         url = await api.start(admin_host, admin_port)
         operations.admin = api
         operations.url_file = folder / ADMIN_URL_FILE

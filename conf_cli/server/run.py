@@ -9,7 +9,9 @@ server itself is :class:`conf_cli.server.edge.Server`. ``--workers`` runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -55,6 +57,8 @@ class ServerConfig:
     admin_host: str = "127.0.0.1"
     admin_port: int | None = None
     """Serve the admin HTTP API on this port of ``admin_host`` (None: no admin API)."""
+    max_recordings: int = 4
+    """Recorders the admin API may run at once."""
     webhooks: tuple[str, ...] = ()
     """URLs that get a signed POST for each meeting event."""
     token_key_file: Path | None = None
@@ -212,6 +216,9 @@ async def run_server(config: ServerConfig) -> int:
             admin_host=config.admin_host,
             admin_port=config.admin_port,
             webhooks=config.webhooks,
+            fingerprint=fingerprint,
+            encryption=config.encryption,
+            max_recordings=config.max_recordings,
         )
     except BaseException:
         if cluster is not None:
@@ -254,8 +261,36 @@ async def serve(
     metrics_url: str | None = None,
 ) -> int:
     """Announce a started server, report its URLs (a ``server_started`` event with ``--json``, with
-    ``started_fields``), write ``stats()`` every ``--stats-interval``, and serve until cancelled; then
-    ``close()`` it."""
+    ``started_fields``), write ``stats()`` every ``--stats-interval``, and serve until cancelled or
+    SIGTERM (exit code 0, as after Ctrl-C); then ``close()`` it (its recorders and workers stop by PID)."""
+    terminated = asyncio.Event()
+    task = asyncio.current_task()
+
+    def terminate() -> None:
+        terminated.set()
+        if task is not None:
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await _serve(config, urls, fingerprint, stats, close, started_fields, admin_url, metrics_url)
+    except asyncio.CancelledError:
+        if terminated.is_set():
+            return 0
+        raise
+
+
+async def _serve(
+    config: ServerConfig,
+    urls: list[str],
+    fingerprint: str | None,
+    stats: Callable[[], dict[str, object]],
+    close: Callable[[], Awaitable[None]],
+    started_fields: dict[str, Any],
+    admin_url: str | None,
+    metrics_url: str | None,
+) -> int:
     from conf_cli.discovery import Announcer, is_loopback
     from conf_cli.machine import emit
 

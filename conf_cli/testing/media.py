@@ -8,6 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -68,6 +69,21 @@ class Probe:
     width: int | None
     height: int | None
     sample_rate: int | None
+
+
+def streams(path: Path | str) -> list[dict[str, Any]]:
+    """Every stream ffprobe finds in ``path`` (frames counted by decoding: ``nb_read_frames``)."""
+    result = subprocess.run(
+        [
+            shutil.which("ffprobe") or "ffprobe",
+            *("-v", "error", "-count_frames", "-of", "json", "-show_streams", str(path)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return list(json.loads(result.stdout)["streams"])
 
 
 def ffprobe(path: Path | str) -> Probe:

@@ -166,14 +166,6 @@ def test_a_meeting_created_over_the_api_is_hosted_by_its_first_joiner(
     assert len(drawn["passcode"]) >= 6 and drawn["meeting"] != created["meeting"]
 
 
-def test_recording_is_refused_as_not_offered(
-    served: tuple[ConfProcess, str, str], clients: ClientPool
-) -> None:
-    _, meeting = clients.create("ada")
-    status, _, body = raw(served[2], "POST", f"/meetings/{meeting}/recording/start", admin_key())
-    assert status == 501 and body["error"] == "not_implemented" and "--record" in body["message"]
-
-
 def test_bad_bodies_are_refused_clearly(served: tuple[ConfProcess, str, str], clients: ClientPool) -> None:
     _, meeting = clients.create("ada")
     key = admin_key()

@@ -3,9 +3,6 @@ tiles carry each sharer's own pattern; /forbid record keeps recorders out. Real 
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import av
 from conf_capture.pattern import read_pattern_stamp
 
 from conf_cli.client.media.composite import fit, layout
+from conf_cli.testing.media import streams
 from conf_cli.testing.processes import ClientPool, ConfProcess, spawn
 
 SIZE = (1280, 720)
@@ -39,20 +37,6 @@ def start_recorder(clients: ClientPool, meeting: str, name: str, *args: str) -> 
     )
     clients.started.append(process)
     return process
-
-
-def streams(path: Path | str) -> list[dict[str, object]]:
-    result = subprocess.run(
-        [
-            shutil.which("ffprobe") or "ffprobe",
-            *("-v", "error", "-count_frames", "-of", "json", "-show_streams", str(path)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return list(json.loads(result.stdout)["streams"])
 
 
 def pictures(path: Path) -> list[av.VideoFrame]:

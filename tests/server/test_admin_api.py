@@ -47,8 +47,16 @@ def test_every_operation_documents_its_answers_and_the_key() -> None:
                 assert operation["security"] == [] and codes == {"200"}
             else:
                 assert {"401", "429"} <= codes
-    recording = document["paths"]["/meetings/{meeting}/recording/start"]["post"]
-    assert "501" in recording["responses"] and "does not record" in recording["description"]
+    start = document["paths"]["/meetings/{meeting}/recording/start"]["post"]
+    # started (201), waiting for the host's admission (202), and each way it is refused
+    assert {"201", "202", "400", "404", "409", "502", "503", "504"} <= set(start["responses"])
+    assert start["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/StartRecording")
+    stop = document["paths"]["/meetings/{meeting}/recording/stop"]["post"]
+    assert stop["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/RecordingFinished"
+    )
+    operations = [operation for methods in document["paths"].values() for operation in methods.values()]
+    assert all("501" not in operation["responses"] for operation in operations)
 
 
 async def test_a_silent_connection_is_dropped_and_connections_are_capped() -> None:

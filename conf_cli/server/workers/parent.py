@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 from dataclasses import asdict
 from typing import Any
 
@@ -180,19 +179,4 @@ async def run_workers(config: ServerConfig) -> int:
     }
     if config.cluster is not None:
         started["cluster"] = config.cluster
-    terminated = asyncio.Event()
-    task = asyncio.current_task()
-
-    def terminate() -> None:  # SIGTERM stops the workers on the way out, as Ctrl-C does
-        terminated.set()
-        if task is not None:
-            task.cancel()
-
-    with contextlib.suppress(NotImplementedError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
-    try:
-        return await serve(config, urls, fingerprint, stats, close, started)
-    except asyncio.CancelledError:
-        if terminated.is_set():
-            return 0
-        raise
+    return await serve(config, urls, fingerprint, stats, close, started)
