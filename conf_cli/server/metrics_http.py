@@ -1,11 +1,14 @@
 """The asyncio edge of ``conf server --metrics-port``: an HTTP endpoint serving ``/metrics``.
 
 Each GET renders :class:`conf_cli.server.metrics.ServerCollector` on the event loop, between two packets,
-so it reads the hub's state as it stands (no thread races it).
+so it reads the hub's state as it stands (no thread races it). With ``--workers`` the parent serves what
+:mod:`conf_cli.server.workers.metrics` renders instead: its own metrics and every worker's, merged.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +20,8 @@ from conf_cli.server.metrics import ServerCollector
 
 if TYPE_CHECKING:
     from conf_cli.server.edge import Server
+
+SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 
 
 @dataclass
@@ -39,8 +44,25 @@ async def serve_metrics(server: Server, node: str, host: str, port: int) -> Metr
     """Serve ``server``'s metrics at ``http://HOST:PORT/metrics`` (port 0: a free one)."""
     registry = metrics_registry(server, node)
 
+    async def render(budget: float | None) -> bytes:
+        return generate_latest(registry)
+
+    return await serve_rendered(render, host, port)
+
+
+async def serve_rendered(
+    render: Callable[[float | None], Awaitable[bytes]], host: str, port: int
+) -> MetricsEndpoint:
+    """Serve what ``render(budget)`` gives (Prometheus text) at ``http://HOST:PORT/metrics``; ``budget``
+    is the scraper's own timeout in seconds when it says it (Prometheus does, in a header), else None."""
+
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        budget: float | None = None
+        with contextlib.suppress(ValueError):
+            budget = float(request.headers.get(SCRAPE_TIMEOUT_HEADER, "")[:20])
+        if budget is not None and not 0 < budget < 3600:
+            budget = None
+        return web.Response(body=await render(budget), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application(client_max_size=1024)
     app.router.add_get("/metrics", metrics)

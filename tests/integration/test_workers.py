@@ -17,7 +17,7 @@ import pytest
 
 from conf_cli.testing.directories import start_redis
 from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn, start_thread_loop
-from tests.integration.test_webhooks_live import Receiver, wait_for
+from conf_cli.testing.webhooks import Receiver, wait_for
 
 PASSCODE = "workers-pass-1"
 SMALL = ("--width", "320", "--height", "240", "--fps", "10")
@@ -240,7 +240,6 @@ def test_a_join_for_a_meeting_no_worker_holds_is_refused_with_the_usual_error() 
 @pytest.mark.parametrize(
     ("options", "said"),
     [
-        (("--metrics-port", "0"), "--metrics-port needs a server in one process"),
         (("--admin-port", "0"), "--admin-port needs a server in one process"),
         (("--advertise", "tcp://127.0.0.1:1"), "--advertise goes with one node"),
         (("--node", "n"), "--node goes with --cluster URL"),

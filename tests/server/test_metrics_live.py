@@ -3,13 +3,18 @@ Prometheus (Debian's package, started here on a free port), queried with PromQL.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from conf_cli.testing.processes import ClientPool, run_conf, start_server
+from conf_cli.server.workers.metrics import SCRAPE_TIMEOUT
+from conf_cli.testing.processes import ClientPool, run_conf, spawn, start_server
 from conf_cli.testing.prometheus import start_prometheus
 
 pytestmark = pytest.mark.timeout(180)
@@ -90,7 +95,74 @@ def test_a_stalled_or_oversized_request_holds_up_no_one() -> None:
         server.stop()
 
 
-def test_metrics_with_workers_is_refused_with_a_reason() -> None:
-    done = run_conf("server", "--port", "0", "--workers", "2", "--metrics-port", "0", timeout=30)
-    assert done.returncode == 1
-    assert "--metrics-port needs a server in one process, without --workers" in done.stderr
+def _samples(text: str, name: str) -> dict[str, float]:
+    """``name``'s value by ``node`` in a Prometheus text."""
+    return {
+        sample.labels["node"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_with_workers_one_endpoint_serves_every_worker_and_prometheus_sums_them() -> None:
+    """--workers 2: meetings on both workers; PromQL's sum is everyone, by node it splits per worker."""
+    server = spawn(
+        ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--metrics-port", "0"]
+    )
+    started = server.expect("server_started", timeout=60)
+    pool = ClientPool(started["urls"][0])
+    prometheus = None
+    try:
+        metrics = started["metrics"]
+        assert metrics.startswith("http://127.0.0.1:") and metrics.endswith("/metrics")
+        ada, first = pool.create("ada")
+        bob, second = pool.create("bob")
+        placed = {ada.latest("redirect")["node"]: first, bob.latest("redirect")["node"]: second}
+        assert set(placed) == {"worker-1", "worker-2"}  # the parent placed one meeting on each worker
+        pool.joined(placed["worker-1"], "cy")
+        pool.joined(placed["worker-1"], "dee")
+
+        status, text = _get(metrics)
+        assert status == 200
+        assert text.count("# TYPE conf_participants gauge") == 1  # one family, every node's samples
+        assert _samples(text, "conf_worker_up") == {"worker-1": 1.0, "worker-2": 1.0}
+        prometheus = start_prometheus(metrics)
+        prometheus.wait_for("sum(conf_participants)", 4)
+        by_node = prometheus.wait_for('sum by (node) (conf_participants{node=~"worker-[12]"})', 3)
+        assert {r["metric"]["node"]: float(r["value"][1]) for r in by_node} == {"worker-1": 3, "worker-2": 1}
+        prometheus.wait_for("sum(conf_meetings)", 2)
+        prometheus.wait_for("count(conf_build_info)", 3)  # the parent (worker-front) and both workers
+        pool.started[-1].stop()  # dee leaves worker-1's meeting
+        prometheus.wait_for('conf_participants{node="worker-1"}', 2)
+        prometheus.wait_for("sum(conf_participants)", 3)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        pool.stop_all()
+        server.stop()
+
+
+def test_a_stuck_worker_costs_a_scrape_at_most_its_timeout_and_shows_as_down() -> None:
+    server = spawn(
+        ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--workers", "2", "--metrics-port", "0"]
+    )
+    started = server.expect("server_started", timeout=60)
+    stuck = started["workers"][0]
+    try:
+        metrics = started["metrics"]
+        assert _samples(_get(metrics)[1], "conf_worker_up") == {"worker-1": 1.0, "worker-2": 1.0}
+        os.kill(stuck, signal.SIGSTOP)  # by its PID: alive, its socket open, answering nothing
+        try:
+            begun = time.monotonic()
+            status, text = _get(metrics)
+            took = time.monotonic() - begun
+            assert status == 200
+            assert took < SCRAPE_TIMEOUT + 3.0  # the per-worker timeout, not the stuck worker, bounds it
+            assert _samples(text, "conf_worker_up") == {"worker-1": 0.0, "worker-2": 1.0}
+            assert set(_samples(text, "conf_participants")) == {"worker-front", "worker-2"}
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+        assert _samples(_get(metrics)[1], "conf_worker_up") == {"worker-1": 1.0, "worker-2": 1.0}
+    finally:
+        server.stop()

@@ -13,13 +13,17 @@ import contextlib
 import dataclasses
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf_cli.errors import ConfError
 from conf_cli.paths import WEBHOOK_KEY_FILE, load_or_create_secret, server_dir
 from conf_cli.plugin.cluster import ClusterBackend, DirectoryUnavailable, check_key
 from conf_cli.plugin.registry import registry
 from conf_cli.server.run import ServerConfig, connect_directory, endpoints_for, serve
+
+if TYPE_CHECKING:
+    from conf_cli.server.metrics_http import MetricsEndpoint
+    from conf_cli.server.workers.metrics import WorkersMetrics
 
 log = logging.getLogger("conf.workers")
 
@@ -29,11 +33,6 @@ CLAIMS_INTERVAL = 1.0
 
 def refuse_what_workers_cannot_do(config: ServerConfig) -> None:
     """A clear error for each option a server of several worker processes cannot serve yet."""
-    if config.metrics_port is not None:
-        raise ConfError(
-            "--metrics-port needs a server in one process, without --workers (or run the workers as "
-            "--cluster nodes, each with its own --metrics-port)"
-        )
     if config.admin_port is not None:
         raise ConfError("--admin-port needs a server in one process (the admin API acts on its meetings)")
     if any(s.wanted(config.settings) for s in registry().services.values()):
@@ -58,8 +57,10 @@ async def run_workers(config: ServerConfig) -> int:
     from conf_cli.server.hub import Hub
     from conf_cli.server.limiter import AttemptLimiter, Limits
     from conf_cli.server.local_directory import DirectoryServer, LocalStore, StoreBackend
+    from conf_cli.server.metrics_http import serve_rendered
     from conf_cli.server.tokens import TokenKey
     from conf_cli.server.webhooks import check_url
+    from conf_cli.server.workers.metrics import WorkersMetrics
     from conf_cli.server.workers.supervisor import Workers
 
     refuse_what_workers_cannot_do(config)
@@ -123,10 +124,16 @@ async def run_workers(config: ServerConfig) -> int:
             await asyncio.sleep(CLAIMS_INTERVAL)
 
     reading: asyncio.Task[None] | None = None
+    metrics: MetricsEndpoint | None = None
+    scraper: WorkersMetrics | None = None
 
     async def close() -> None:
         if reading is not None:
             reading.cancel()
+        if metrics is not None:
+            await metrics.close()
+        if scraper is not None:
+            await scraper.close()
         await front.close()  # and its cluster node, which closes the backend
         await workers.close()
         if directory is not None:
@@ -148,6 +155,9 @@ async def run_workers(config: ServerConfig) -> int:
         front_node.append(node)
         await front.join_cluster(node)
         reading = asyncio.create_task(read_claims())
+        if config.metrics_port is not None:  # one /metrics: the front's own and every worker's
+            scraper = WorkersMetrics(front, f"{prefix}-front", workers)
+            metrics = await serve_rendered(scraper.render, config.metrics_host, config.metrics_port)
     except BaseException:
         await close()
         raise
@@ -179,4 +189,6 @@ async def run_workers(config: ServerConfig) -> int:
     }
     if config.cluster is not None:
         started["cluster"] = config.cluster
-    return await serve(config, urls, fingerprint, stats, close, started)
+    return await serve(
+        config, urls, fingerprint, stats, close, started, metrics_url=metrics.url if metrics else None
+    )

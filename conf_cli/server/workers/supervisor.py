@@ -39,6 +39,8 @@ class WorkerProcess:
     config: ServerConfig
     process: asyncio.subprocess.Process | None = None
     urls: list[str] = field(default_factory=list)
+    metrics_url: str | None = None
+    """Where it serves its own metrics (on loopback; with ``--metrics-port``), as it said when it started."""
     started: float = 0.0
     restarts: int = 0
     pause: float = 0.5
@@ -103,6 +105,8 @@ class Workers:
             await self._stop(worker)
             raise ConfError(f"worker {worker.node} did not start (see its message above)")
         worker.urls = [str(url) for url in started.get("urls") or []]
+        metrics = started.get("metrics")
+        worker.metrics_url = metrics if isinstance(metrics, str) else None
         log.info("worker %s is PID %d at %s", worker.node, process.pid, " ".join(worker.urls))
 
     async def _watch(self, worker: WorkerProcess) -> None:
@@ -162,7 +166,8 @@ class Workers:
 
 def _worker_config(config: ServerConfig, directory: str, node: str) -> ServerConfig:
     """What one worker runs: the server's own options, on ports of its own, as ``node`` of
-    ``directory``, with nothing only the parent does (announcing, stats, admin, metrics)."""
+    ``directory``, with nothing only the parent does (announcing, stats, admin); with ``--metrics-port``
+    its metrics on a free loopback port, which the parent reads and serves with its own."""
     transports = tuple(spec.partition(":")[0] for spec in config.transports)
     return dataclasses.replace(
         config,
@@ -173,7 +178,8 @@ def _worker_config(config: ServerConfig, directory: str, node: str) -> ServerCon
         workers=1,
         call_port=0,
         announce=False,
-        metrics_port=None,
+        metrics_port=None if config.metrics_port is None else 0,
+        metrics_host="127.0.0.1",
         admin_port=None,
         cluster=directory,
         node=node,
