@@ -28,10 +28,12 @@ from aiohttp import web
 from conf_cli.errors import ConfError, ProtocolError, RequestRefused
 from conf_cli.protocol.control import RECORDER_SUFFIX, check_name
 from conf_cli.server.admin_routes import OPENAPI_PATH, RECORDER_OPERATIONS, ROUTES, openapi
+from conf_cli.server.meeting import Meeting
 from conf_cli.server.operator import Operator, check_passcode, summary
 from conf_cli.server.passcode import PasscodeHash, normalise_meeting_id
 from conf_cli.server.people import OPERATOR_NAME
 from conf_cli.server.recorders import TICK, Recorders
+from conf_cli.server.recordings import START_TIMEOUT, STOP_TIMEOUT
 
 if TYPE_CHECKING:
     from conf_cli.server.edge import Server
@@ -111,6 +113,13 @@ class AdminApi:
     ) -> None:
         self.server = server
         self.recorders = recorders
+        start, stop = (
+            (recorders.registry.start_timeout, recorders.stop_timeout)
+            if recorders is not None
+            else (START_TIMEOUT, STOP_TIMEOUT)
+        )
+        self.recorder_timeout = max(request_timeout, start, stop) + 2 * TICK + 5.0
+        """Seconds a recording's start or stop may take: the recorders' own limits, and a margin."""
         self.operator = Operator(server.hub)
         self._key = key.encode("utf-8")
         self.lifetime = lifetime
@@ -124,11 +133,15 @@ class AdminApi:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         for route in ROUTES:
-            app.router.add_route(
-                route.method, route.path, getattr(self, route.operation), name=route.operation
-            )
+            answer = self.handler(route.operation)
+            app.router.add_route(route.method, route.path, answer, name=route.operation)
         app.router.add_get(OPENAPI_PATH, self.openapi)
         return app
+
+    def handler(self, operation: str) -> Handler:
+        """What answers ``operation`` (a route of admin_routes.ROUTES): the method of that name."""
+        handler: Handler = getattr(self, operation)
+        return handler
 
     async def start(self, host: str, port: int) -> str:
         """Listen on ``host``:``port`` (0: a free one); return the API's base URL."""
@@ -188,9 +201,8 @@ class AdminApi:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="conf admin"'
                 return response
         timeout = self.request_timeout
-        if request.match_info.route.name in RECORDER_OPERATIONS and self.recorders is not None:
-            registry = self.recorders.registry  # starting or stopping a process takes longer
-            timeout = max(timeout, registry.start_timeout, self.recorders.stop_timeout) + 2 * TICK + 5.0
+        if request.match_info.route.name in RECORDER_OPERATIONS:
+            timeout = self.recorder_timeout  # starting or stopping a process takes longer
         try:
             async with asyncio.timeout(timeout):
                 return await handler(request)
@@ -258,7 +270,16 @@ class AdminApi:
             raise RequestRefused("bad_request", "waiting_room must be true or false")
         passcode = check_passcode(chosen) if chosen is not None else self.server.hub.new_passcode()
         digest = await asyncio.to_thread(PasscodeHash.of, passcode)
-        meeting = self.operator.open(digest, waiting_room=waiting_room)
+        opened: asyncio.Future[Meeting | None] = asyncio.get_running_loop().create_future()
+
+        def then(meeting: Meeting | None) -> None:
+            if not opened.done():  # (the request may have timed out meanwhile)
+                opened.set_result(meeting)
+
+        self._carry_out(self.operator.open_claimed(digest, waiting_room=waiting_room, then=then))
+        meeting = await opened
+        if meeting is None:
+            raise RequestRefused("not_available", "the cluster's directory did not answer; try again")
         self._carry_out([])
         return web.json_response({**summary(meeting), "passcode": passcode}, status=201)
 

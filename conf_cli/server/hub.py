@@ -1284,7 +1284,7 @@ class Hub:
         if the directory cannot be reached (or every ID tried was taken)."""
         cluster = self.cluster
         assert cluster is not None
-        meeting_id = self._fresh_id()
+        meeting_id = self.fresh_id()
 
         def claimed(answer: object, now: float) -> list[Action]:
             if answer is True:
@@ -1301,7 +1301,8 @@ class Hub:
 
         return [Ask(ClaimMeeting(meeting_id), claimed)]
 
-    def _fresh_id(self) -> str:
+    def fresh_id(self) -> str:
+        """A meeting ID no meeting here has (in a cluster, claim it before opening a meeting under it)."""
         meeting_id = self.new_id()
         while meeting_id in self.meetings:
             meeting_id = self.new_id()
@@ -1333,7 +1334,7 @@ class Hub:
     ) -> Meeting:
         """A new meeting, with nobody in it yet, under ``meeting_id`` (one claimed in the cluster's
         directory) or a fresh ID; ``by`` names who created it."""
-        meeting_id = meeting_id if meeting_id is not None else self._fresh_id()
+        meeting_id = meeting_id if meeting_id is not None else self.fresh_id()
         meeting = Meeting(
             meeting_id,
             passcode,

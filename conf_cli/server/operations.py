@@ -56,8 +56,10 @@ async def start_operations(
     fingerprint: str | None = None,
     encryption: str = "on",
     max_recordings: int = MAX_RECORDINGS,
+    url_file: bool = True,
 ) -> Operations:
-    """Start the webhooks and the admin API that the options ask for (either may be absent)."""
+    """Start the webhooks and the admin API that the options ask for (either may be absent); write the
+    API's URL to ``admin.url`` unless ``url_file`` is False (a worker's API, which its parent fronts)."""
     for url in webhooks:
         check_url(url)
     operations = Operations(server)
@@ -77,12 +79,22 @@ async def start_operations(
                 registry=Recordings(limit=max_recordings),
             )
         api = AdminApi(server, load_or_create_secret(folder / ADMIN_KEY_FILE), recorders=operations.recorders)
-        url = await api.start(admin_host, admin_port)
-        operations.admin = api
-        operations.url_file = folder / ADMIN_URL_FILE
-        try:
-            operations.url_file.write_text(url + "\n", encoding="utf-8")
-        except OSError as exc:
-            await operations.close()
-            raise ConfError(f"cannot write {operations.url_file}: {exc.strerror or exc}") from None
+        await serve_admin(operations, api, folder if url_file else None, admin_host, admin_port)
     return operations
+
+
+async def serve_admin(
+    operations: Operations, api: AdminApi, folder: Path | None, host: str, port: int
+) -> None:
+    """Start ``api`` on ``host``:``port``, as ``operations``' admin API; write its URL to ``admin.url``
+    in ``folder`` (None: nowhere)."""
+    url = await api.start(host, port)
+    operations.admin = api
+    if folder is None:
+        return
+    operations.url_file = folder / ADMIN_URL_FILE
+    try:
+        operations.url_file.write_text(url + "\n", encoding="utf-8")
+    except OSError as exc:
+        await operations.close()
+        raise ConfError(f"cannot write {operations.url_file}: {exc.strerror or exc}") from None

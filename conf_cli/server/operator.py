@@ -14,11 +14,13 @@ out; an address that presented the right key is trusted for that target, as a me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from conf_cli.errors import RequestRefused
 from conf_cli.protocol.control import MAX_PASSCODE_CHARS, Message
-from conf_cli.server.hub import MIN_PASSCODE_CHARS, Action, Hub
+from conf_cli.server.directory import ClaimMeeting
+from conf_cli.server.hub import CLAIM_ATTEMPTS, MIN_PASSCODE_CHARS, Action, Ask, Hub
 from conf_cli.server.meeting import Meeting
 from conf_cli.server.passcode import PasscodeHash, normalise_meeting_id
 from conf_cli.server.people import OPERATOR, OPERATOR_NAME
@@ -93,6 +95,37 @@ class Operator:
     def open(self, passcode: PasscodeHash, *, waiting_room: bool) -> Meeting:
         """A new meeting with nobody in it yet: whoever joins first becomes its host."""
         return self.hub.open_meeting(passcode, by=OPERATOR_NAME, waiting_room=waiting_room, e2ee=False)
+
+    def open_claimed(
+        self,
+        passcode: PasscodeHash,
+        *,
+        waiting_room: bool,
+        then: Callable[[Meeting | None], object],
+        attempt: int = 1,
+    ) -> list[Action]:
+        """As :meth:`open`; in a cluster (a worker of ``--workers``, a ``--cluster`` node) under a meeting
+        ID first claimed in the directory, so that joins through other nodes find it. ``then`` gets the
+        meeting, or None when no ID could be claimed (the directory unreachable)."""
+        hub = self.hub
+        if hub.cluster is None:
+            then(self.open(passcode, waiting_room=waiting_room))
+            return []
+        meeting_id = hub.fresh_id()
+
+        def claimed(answer: object, now: float) -> list[Action]:
+            if answer is True:
+                opened = hub.open_meeting(
+                    passcode, by=OPERATOR_NAME, waiting_room=waiting_room, e2ee=False, meeting_id=meeting_id
+                )
+                then(opened)
+                return []
+            if answer is False and attempt < CLAIM_ATTEMPTS:
+                return self.open_claimed(passcode, waiting_room=waiting_room, then=then, attempt=attempt + 1)
+            then(None)
+            return []
+
+        return [Ask(ClaimMeeting(meeting_id), claimed)]
 
     def end(self, meeting_id: str) -> list[Action]:
         meeting = self.meeting(meeting_id)

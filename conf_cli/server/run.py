@@ -59,6 +59,8 @@ class ServerConfig:
     """Serve the admin HTTP API on this port of ``admin_host`` (None: no admin API)."""
     max_recordings: int = 4
     """Recorders the admin API may run at once."""
+    admin_url_file: bool = True
+    """Write the admin API's URL to ``admin.url`` in the server folder (not a worker's: its parent's)."""
     webhooks: tuple[str, ...] = ()
     """URLs that get a signed POST for each meeting event."""
     token_key_file: Path | None = None
@@ -219,6 +221,7 @@ async def run_server(config: ServerConfig) -> int:
             fingerprint=fingerprint,
             encryption=config.encryption,
             max_recordings=config.max_recordings,
+            url_file=config.admin_url_file,
         )
     except BaseException:
         if cluster is not None:

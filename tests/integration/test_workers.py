@@ -17,6 +17,7 @@ import pytest
 
 from conf_cli.testing.directories import start_redis
 from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn, start_thread_loop
+from conf_cli.testing.processes import test_home as conf_home
 from conf_cli.testing.webhooks import Receiver, wait_for
 
 PASSCODE = "workers-pass-1"
@@ -237,10 +238,70 @@ def test_a_join_for_a_meeting_no_worker_holds_is_refused_with_the_usual_error() 
         workers.close()
 
 
+def test_the_parents_admin_api_acts_on_each_workers_meetings(tmp_path: Path) -> None:
+    """--workers 2 --admin-port: `conf admin` reaches the parent, which routes each meeting's request to
+    the worker holding it; lists every worker's meetings; creates on a worker; records on it."""
+    workers = Workers("tcp", "--admin-port", "0")
+    try:
+        admin = workers.server.latest("server_started")["admin"]
+        home = Path(os.environ.get("CONF_HOME") or conf_home()) / "server"
+        assert (home / "admin.url").read_text().strip() == admin  # the parent's, not a worker's
+
+        def conf_admin(*args: str, ok: bool = True) -> Any:
+            done = run_conf("admin", "--json", *args, timeout=90)
+            assert (done.returncode == 0) == ok, done.stderr
+            return json.loads(done.stdout) if ok else done.stderr
+
+        ada = workers.client(workers.url, "Ada")
+        bob = workers.client(workers.url, "Bob")
+        nodes, meetings = set(), {}
+        for client, name in ((ada, "Ada"), (bob, "Bob")):
+            nodes.add(client.expect("redirect")["node"])
+            meetings[name] = client.expect("meeting_created")["meeting"]
+            client.expect("joined")
+        assert nodes == {"worker-1", "worker-2"}  # one meeting on each worker
+        cy = workers.client(workers.url, "Cy", meetings["Bob"])
+        cy.expect("joined")
+
+        listed = conf_admin("meetings")["meetings"]
+        assert {(m["meeting"], m["host"], m["participants"]) for m in listed} == {
+            (meetings["Ada"], "Ada", 1),
+            (meetings["Bob"], "Bob", 2),
+        }
+        # a kick in Bob's meeting: Cy gets what a host's kick sends, by the server admin
+        after = conf_admin("kick", meetings["Bob"], "Cy")
+        assert [p["name"] for p in after["participants"]] == ["Bob"]
+        assert cy.expect("kicked")["by"] == "server admin" and cy.wait() == 3
+        conf_admin("lock", meetings["Ada"])
+        ada.expect("meeting_locked")
+        assert "no meeting 'zzz-zzzz-zzz'" in conf_admin("participants", "zzz-zzzz-zzz", ok=False)
+
+        # a meeting created over the API is on a worker; whoever joins it through the parent is its host
+        created = conf_admin("create", "--passcode", PASSCODE)
+        dee = workers.client(workers.url, "Dee", created["meeting"])
+        assert dee.expect("joined")["role"] == "host"
+
+        # recording runs on the worker holding the meeting, into the one server folder
+        started = conf_admin("record", "start", meetings["Bob"])
+        bob.expect("recording_started")
+        done = conf_admin("record", "stop", meetings["Bob"])
+        assert done["file"] == started["file"] and done["reason"] == "stopped"
+        assert (home / done["file"]).stat().st_size == done["bytes"] > 0
+
+        # the parent's guard: a wrong key is refused there; a meeting ID that is a path reaches no worker
+        guess = tmp_path / "guess.key"
+        guess.write_text("x" * 43)
+        wrong = run_conf("admin", "--url", admin, "--key-file", str(guess), "meetings")
+        assert wrong.returncode == 1 and "(HTTP 401)" in wrong.stderr
+        for meeting in ("..", "..%2F..%2Fmeetings", "%2e%2e"):
+            assert "(HTTP 404)" in conf_admin("participants", meeting, ok=False)
+    finally:
+        workers.close()
+
+
 @pytest.mark.parametrize(
     ("options", "said"),
     [
-        (("--admin-port", "0"), "--admin-port needs a server in one process"),
         (("--advertise", "tcp://127.0.0.1:1"), "--advertise goes with one node"),
         (("--node", "n"), "--node goes with --cluster URL"),
         (("--cluster", "redis://127.0.0.1:1/0"), "--cluster with --workers needs --node NAME"),

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 
 from conf_cli.errors import RequestRefused
+from conf_cli.server.directory import ClaimMeeting, ClusterView
+from conf_cli.server.hub import CLAIM_ATTEMPTS, Ask
 from conf_cli.server.limiter import AttemptLimiter, Limits
+from conf_cli.server.meeting import Meeting
 from conf_cli.server.operator import Operator
 from conf_cli.server.passcode import PasscodeHash
 from tests.helpers.hub import MID_A, create, greet, join, make_hub, send, to
@@ -112,3 +115,36 @@ def test_wrong_keys_count_as_failed_attempts_and_lock_the_address_out() -> None:
     assert not locked.allowed and locked.retry_after == pytest.approx(59.0)
     assert operator.check_key("192.0.2.8", True, 1.0).allowed  # another address is not locked out
     assert operator.check_key("192.0.2.7", True, 61.0).allowed  # the window has passed
+
+
+def test_in_a_cluster_a_meeting_the_operator_opens_is_claimed_in_the_directory_first() -> None:
+    hub = make_hub("m-claimed", "m-taken-1", "m-taken-2", "m-taken-3")
+    hub.cluster = ClusterView("worker-1", "local://", nodes={}, reachable=True)
+    operator = Operator(hub)
+    opened: list[Meeting | None] = []
+    passcode = PasscodeHash.of("sesame-1")
+
+    asked = operator.open_claimed(passcode, waiting_room=False, then=opened.append)
+    # nothing is opened until the directory says the ID is this node's
+    assert opened == [] and "m-claimed" not in hub.meetings
+    [ask] = asked
+    assert isinstance(ask, Ask) and ask.question == ClaimMeeting("m-claimed")
+    assert ask.resume(True, 0.0) == []
+    [meeting] = opened
+    assert meeting is not None and meeting.id == "m-claimed" and hub.meetings["m-claimed"] is meeting
+
+    # an ID another node holds is not taken: another is tried, up to CLAIM_ATTEMPTS; then None
+    opened.clear()
+    actions = operator.open_claimed(passcode, waiting_room=False, then=opened.append)
+    for attempt in range(CLAIM_ATTEMPTS):
+        [ask] = actions
+        assert isinstance(ask, Ask) and ask.question == ClaimMeeting(f"m-taken-{attempt + 1}")
+        actions = ask.resume(False, 0.0)
+    assert actions == [] and opened == [None]
+    assert not any(key.startswith("m-taken") for key in hub.meetings)
+
+    # without a cluster it opens at once
+    hub.cluster = None
+    alone: list[Meeting | None] = []
+    assert operator.open_claimed(passcode, waiting_room=True, then=alone.append) == []
+    assert alone[0] is not None and alone[0].waiting_room

@@ -9,5 +9,7 @@ The parent (:mod:`.supervisor`) starts the workers, restarts one that dies, and 
 Its public ports are a front that holds no meeting: it answers ``hello``, and sends each ``create`` to
 the least-loaded worker and each ``join`` to the worker holding the meeting with a ``redirect`` (what any
 node of a cluster does); the client then talks to that worker directly, so no media or chat byte passes
-through the parent. See docs/cluster.md ("One machine: --workers").
+through the parent. With ``--metrics-port`` and ``--admin-port`` each worker serves its own on a
+loopback port, and the parent serves the one for the whole server in front of them
+(:mod:`.metrics`, :mod:`.admin`). See docs/cluster.md ("One machine: --workers").
 """

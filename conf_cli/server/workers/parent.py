@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from conf_cli.errors import ConfError
-from conf_cli.paths import WEBHOOK_KEY_FILE, load_or_create_secret, server_dir
+from conf_cli.paths import ADMIN_KEY_FILE, WEBHOOK_KEY_FILE, load_or_create_secret, server_dir
 from conf_cli.plugin.cluster import ClusterBackend, DirectoryUnavailable, check_key
 from conf_cli.plugin.registry import registry
 from conf_cli.server.run import ServerConfig, connect_directory, endpoints_for, serve
@@ -33,8 +33,6 @@ CLAIMS_INTERVAL = 1.0
 
 def refuse_what_workers_cannot_do(config: ServerConfig) -> None:
     """A clear error for each option a server of several worker processes cannot serve yet."""
-    if config.admin_port is not None:
-        raise ConfError("--admin-port needs a server in one process (the admin API acts on its meetings)")
     if any(s.wanted(config.settings) for s in registry().services.values()):
         raise ConfError("server services (RTSP, web ...) run with one worker; drop --workers")
     if config.advertise:
@@ -58,8 +56,10 @@ async def run_workers(config: ServerConfig) -> int:
     from conf_cli.server.limiter import AttemptLimiter, Limits
     from conf_cli.server.local_directory import DirectoryServer, LocalStore, StoreBackend
     from conf_cli.server.metrics_http import serve_rendered
+    from conf_cli.server.operations import Operations, serve_admin
     from conf_cli.server.tokens import TokenKey
     from conf_cli.server.webhooks import check_url
+    from conf_cli.server.workers.admin import WorkersAdminApi
     from conf_cli.server.workers.metrics import WorkersMetrics
     from conf_cli.server.workers.supervisor import Workers
 
@@ -80,6 +80,9 @@ async def run_workers(config: ServerConfig) -> int:
         for url in config.webhooks:
             check_url(url)
         load_or_create_secret(server_dir() / WEBHOOK_KEY_FILE)
+    admin_key = None
+    if config.admin_port is not None:  # one key, made before the workers start: theirs is the same
+        admin_key = load_or_create_secret(server_dir() / ADMIN_KEY_FILE)
     config = dataclasses.replace(config, token_key_file=token_key.path)
 
     directory: DirectoryServer | None = None
@@ -126,6 +129,7 @@ async def run_workers(config: ServerConfig) -> int:
     reading: asyncio.Task[None] | None = None
     metrics: MetricsEndpoint | None = None
     scraper: WorkersMetrics | None = None
+    operations = Operations(front)
 
     async def close() -> None:
         if reading is not None:
@@ -134,6 +138,7 @@ async def run_workers(config: ServerConfig) -> int:
             await metrics.close()
         if scraper is not None:
             await scraper.close()
+        await operations.close()
         await front.close()  # and its cluster node, which closes the backend
         await workers.close()
         if directory is not None:
@@ -158,6 +163,9 @@ async def run_workers(config: ServerConfig) -> int:
         if config.metrics_port is not None:  # one /metrics: the front's own and every worker's
             scraper = WorkersMetrics(front, f"{prefix}-front", workers)
             metrics = await serve_rendered(scraper.render, config.metrics_host, config.metrics_port)
+        if admin_key is not None and config.admin_port is not None:  # routes each request to its worker
+            api = WorkersAdminApi(front, admin_key, workers, node, backend)
+            await serve_admin(operations, api, server_dir(), config.admin_host, config.admin_port)
     except BaseException:
         await close()
         raise
@@ -190,5 +198,12 @@ async def run_workers(config: ServerConfig) -> int:
     if config.cluster is not None:
         started["cluster"] = config.cluster
     return await serve(
-        config, urls, fingerprint, stats, close, started, metrics_url=metrics.url if metrics else None
+        config,
+        urls,
+        fingerprint,
+        stats,
+        close,
+        started,
+        admin_url=operations.admin_url,
+        metrics_url=metrics.url if metrics else None,
     )

@@ -41,6 +41,8 @@ class WorkerProcess:
     urls: list[str] = field(default_factory=list)
     metrics_url: str | None = None
     """Where it serves its own metrics (on loopback; with ``--metrics-port``), as it said when it started."""
+    admin_url: str | None = None
+    """Where it serves its own admin API (on loopback; with ``--admin-port``), which the parent's fronts."""
     started: float = 0.0
     restarts: int = 0
     pause: float = 0.5
@@ -105,8 +107,9 @@ class Workers:
             await self._stop(worker)
             raise ConfError(f"worker {worker.node} did not start (see its message above)")
         worker.urls = [str(url) for url in started.get("urls") or []]
-        metrics = started.get("metrics")
+        metrics, admin = started.get("metrics"), started.get("admin")
         worker.metrics_url = metrics if isinstance(metrics, str) else None
+        worker.admin_url = admin if isinstance(admin, str) else None
         log.info("worker %s is PID %d at %s", worker.node, process.pid, " ".join(worker.urls))
 
     async def _watch(self, worker: WorkerProcess) -> None:
@@ -166,8 +169,8 @@ class Workers:
 
 def _worker_config(config: ServerConfig, directory: str, node: str) -> ServerConfig:
     """What one worker runs: the server's own options, on ports of its own, as ``node`` of
-    ``directory``, with nothing only the parent does (announcing, stats, admin); with ``--metrics-port``
-    its metrics on a free loopback port, which the parent reads and serves with its own."""
+    ``directory``, with nothing only the parent does (announcing, stats); with ``--metrics-port`` its
+    metrics, with ``--admin-port`` its admin API, each on a free loopback port, which the parent fronts."""
     transports = tuple(spec.partition(":")[0] for spec in config.transports)
     return dataclasses.replace(
         config,
@@ -180,7 +183,9 @@ def _worker_config(config: ServerConfig, directory: str, node: str) -> ServerCon
         announce=False,
         metrics_port=None if config.metrics_port is None else 0,
         metrics_host="127.0.0.1",
-        admin_port=None,
+        admin_port=None if config.admin_port is None else 0,
+        admin_host="127.0.0.1",
+        admin_url_file=False,
         cluster=directory,
         node=node,
         advertise=(),
