@@ -121,6 +121,10 @@ class Recorders:
             if path.exists():
                 raise RequestRefused("file_exists", f"{FOLDER}/{recording.file} exists; choose another file")
             process = await self._spawn(meeting, recording, path, key)
+        except OSError as exc:  # the folder cannot be made, the interpreter cannot be run ...
+            self.registry.active.pop(meeting, None)
+            why = exc.strerror or str(exc)
+            raise RequestRefused("recorder_failed", f"cannot start a recorder: {why}") from None
         except BaseException:
             self.registry.active.pop(meeting, None)
             raise
