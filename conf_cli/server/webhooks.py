@@ -49,6 +49,7 @@ MAX_ATTEMPTS = 10
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 POST_TIMEOUT = 10.0
+CLOSE_GRACE = 2.0  # seconds a stopping server gives its queued events (the last meeting_ended ...)
 """Seconds one delivery may take, connecting included."""
 MAX_URL_CHARS = 2_000
 
@@ -237,7 +238,15 @@ class Webhooks:
     def stats_dict(self) -> dict[str, int]:
         return {**asdict(self.stats), "queued": sum(len(lane.queue) for lane in self.lanes)}
 
-    async def close(self) -> None:
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop delivering, once what is queued has gone out or ``grace`` seconds have passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                while any(lane.queue for lane in self.lanes):
+                    await asyncio.sleep(0.02)
+        undelivered = sum(len(lane.queue) for lane in self.lanes)
+        if undelivered:
+            log.warning("webhooks: %d events not delivered when the server stopped", undelivered)
         for lane in self.lanes:
             if lane.task is not None:
                 lane.task.cancel()

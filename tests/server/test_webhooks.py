@@ -168,3 +168,31 @@ async def test_each_url_has_its_own_lane() -> None:
     finally:
         await hooks.close()
         await alive.down()
+
+
+async def test_events_queued_when_the_server_stops_are_delivered_before_it_closes() -> None:
+    # what a stopping server posts last (a recorder's recording_finished, meeting_ended) still goes out
+    receiver = Receiver()
+    await receiver.up()
+    hooks = Webhooks([receiver.url], SECRET)
+    await hooks.start()
+    try:
+        hooks.post([joined(f"p{index}") for index in range(20)])
+        await hooks.close()
+        assert [event["name"] for event in receiver.got] == [f"p{index}" for index in range(20)]
+    finally:
+        await receiver.down()
+
+
+async def test_a_stop_waits_no_longer_than_its_grace_for_a_receiver_that_never_answers() -> None:
+    receiver = Receiver(hang=True)
+    await receiver.up()
+    hooks = Webhooks([receiver.url], SECRET, timeout=60)
+    await hooks.start()
+    try:
+        hooks.post([joined("ada")])
+        started = time.monotonic()
+        await hooks.close(grace=0.5)
+        assert time.monotonic() - started < 5.0 and receiver.got == []
+    finally:
+        await receiver.down()
