@@ -10,6 +10,7 @@ control links (heartbeats) while the loop runs in a thread."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from conf_cli.bench.messages import Tick, Totals
@@ -58,10 +59,16 @@ class CompiledMedia:
             )
             self._audiences.append(audience.get(spec.meeting, 0) if publisher else 0)
         self.blaster = Blaster(rows, payload)
+        self.cpu_seconds = 0.0
+        """CPU time of the thread that ran the loop (:meth:`run`)."""
 
     def run(self, t0: int, end: int, rate: float, drain_ns: int) -> None:
         """Send from ``t0`` to ``end`` (monotonic ns) and read until ``end + drain_ns``; blocks (a thread)."""
-        self.blaster.run(t0, end, rate, drain_ns)
+        cpu = time.thread_time()
+        try:
+            self.blaster.run(t0, end, rate, drain_ns)
+        finally:
+            self.cpu_seconds = time.thread_time() - cpu
 
     def stop(self) -> None:
         self.blaster.stop()

@@ -69,6 +69,8 @@ def summary_table(figures: dict[str, Any]) -> Table:
         rows.append(("server RSS", f"{server['rss_bytes'] / 2**20:.1f} MiB"))
     loads = ", ".join(f"{c}%" for c in figures["generator_cpu_pct"] if c is not None)
     rows.append((f"load generator ({config.get('generator', 'python')}) CPU per process", loads or "-"))
+    media = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_cpu_pct") or [] if c is not None)
+    rows.append(("load generator's media thread CPU per process", media or "-"))
     for name, value in rows:
         table.add_row(name, value)
     return table

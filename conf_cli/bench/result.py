@@ -114,6 +114,7 @@ class BenchResult:
             },
             "latency_ms": latency,
             "generator_cpu_pct": [_round(c) for c in self.generator_cpu],
+            "generator_media_thread_cpu_pct": [_round(t.media_thread_cpu_pct) for t in self.totals],
             "intervals": [self._interval_dict(i) for i in self.intervals],
         }
 

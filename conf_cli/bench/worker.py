@@ -102,6 +102,7 @@ class Worker:
             return
         t0 = int(message[1])
         ticker = asyncio.create_task(self._report(t0))
+        wall, cpu = time.monotonic(), time.thread_time()  # this thread runs the Python clients' media
         try:
             if self.compiled is not None:
                 await self._send_compiled(t0, self.compiled)
@@ -112,16 +113,19 @@ class Worker:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        wall = time.monotonic() - wall
         self._tick(int((time.monotonic_ns() - t0) / (self.plan.interval * 1e9)))
         if self.compiled is not None:
-            self.conn.send(("done", self.compiled.totals()))
-            return
-        totals = Totals(
-            sent=sum(p.sent for p in self.publishers),
-            send_failed=sum(p.failed for p in self.publishers),
-            expected=sum(p.sent * p.audience for p in self.publishers),
-            gaps=sum(r.gaps() for r in self.receivers),
-        )
+            totals = self.compiled.totals()
+            totals.media_thread_cpu_pct = 100 * self.compiled.cpu_seconds / wall
+        else:
+            totals = Totals(
+                sent=sum(p.sent for p in self.publishers),
+                send_failed=sum(p.failed for p in self.publishers),
+                expected=sum(p.sent * p.audience for p in self.publishers),
+                gaps=sum(r.gaps() for r in self.receivers),
+                media_thread_cpu_pct=100 * (time.thread_time() - cpu) / wall,
+            )
         self.conn.send(("done", totals))
 
     def _read_pipe(self, loop: asyncio.AbstractEventLoop) -> None:
