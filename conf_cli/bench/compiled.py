@@ -10,11 +10,11 @@ control links (heartbeats) while the loop runs in a thread."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.plan import ClientSpec
+from conf_cli.bench.proc import ThreadMeter
 from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
 
@@ -59,16 +59,16 @@ class CompiledMedia:
             )
             self._audiences.append(audience.get(spec.meeting, 0) if publisher else 0)
         self.blaster = Blaster(rows, payload)
-        self.cpu_seconds = 0.0
-        """CPU time of the thread that ran the loop (:meth:`run`)."""
+        self.thread_load: tuple[float, float | None] = (0.0, None)
+        """(CPU %, waiting for a core %) of the thread that ran the loop (:meth:`run`)."""
 
     def run(self, t0: int, end: int, rate: float, drain_ns: int) -> None:
         """Send from ``t0`` to ``end`` (monotonic ns) and read until ``end + drain_ns``; blocks (a thread)."""
-        cpu = time.thread_time()
+        meter = ThreadMeter()
         try:
             self.blaster.run(t0, end, rate, drain_ns)
         finally:
-            self.cpu_seconds = time.thread_time() - cpu
+            self.thread_load = meter.stop()
 
     def stop(self) -> None:
         self.blaster.stop()

@@ -71,6 +71,10 @@ def summary_table(figures: dict[str, Any]) -> Table:
     rows.append((f"load generator ({config.get('generator', 'python')}) CPU per process", loads or "-"))
     media = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_cpu_pct") or [] if c is not None)
     rows.append(("load generator's media thread CPU per process", media or "-"))
+    waits = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_wait_pct") or [] if c is not None)
+    rows.append(("... and its time waiting for a core", waits or "-"))
+    if server.get("runqueue_wait_pct") is not None:
+        rows.append(("server threads' time waiting for a core (summed)", f"{server['runqueue_wait_pct']}%"))
     for name, value in rows:
         table.add_row(name, value)
     return table

@@ -27,3 +27,7 @@ class Totals:
     one core, from the start to the end of the drain: a packet that reached the generator waits in its
     socket's queue until this thread reads it, so the closer to 100 %, the more of the one-way time is the
     generator's own queueing."""
+    media_thread_wait_pct: float | None = None
+    """The time that thread was ready to run but waiting for a core (the host busy with other work), same
+    span, percent: a packet that came meanwhile waited at least that long; its CPU share above counts only
+    the time it ran."""

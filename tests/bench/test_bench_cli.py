@@ -44,3 +44,8 @@ def test_bench_reports_delivery_without_loss(transport: str) -> None:
     # of one core (the bound on how long a packet waited in the generator before it was read)
     (busy,) = figures["generator_media_thread_cpu_pct"]
     assert 0 < busy <= 105
+    # and the time it, the generator process and the server were ready to run but had no core
+    (waiting,) = figures["generator_media_thread_wait_pct"]
+    assert 0 <= waiting <= 105
+    assert figures["generator_runqueue_wait_pct"][0] >= 0
+    assert figures["server"]["runqueue_wait_pct"] >= 0
