@@ -13,9 +13,18 @@ the server adds. rtp:// runs with ``conf bench --generator compiled`` (``--gener
 recvmmsg in C, the clients' SRTP in the compiled module, a packet's arrival the kernel's time stamp (when it
 reached the client's socket, not when the generator got a core to read it), so that half of the server's
 capacity (about 200,000 packets/s out) can be offered at all; Python clients cannot drive that. tcp:// and
-zmq:// have only the Python generator. On a two-core host the generator and the server share the cores: the
-generator's CPU is printed next to the figures. Every table line names its encryption mode. Figures are
-printed, never asserted.
+zmq:// have only the Python generator. zmq:// clients read their DEALER from the event loop's reader callback
+in batches (no future per message), so one generator process takes in tens of thousands of messages a second
+on a fraction of a core; a packet's arrival is the time the client's reader handed it on, a microsecond or so
+after it left libzmq. libzmq reads a TCP stream in its I/O thread and gives no per-message kernel time
+stamp, so the zmq:// (and tcp://) one-way time includes the time a packet waited in the generator for its
+reader: "gen media %" (the busiest generator process's media thread, as a share of one core) says how busy
+that reader was, and "media wait %" how long it was ready to run but had no core (the host busy: a packet
+that came then waited for it). "srv wait %" is the same for the server's threads, summed: the share of the
+run the server could not run for want of a core. On a two-core host the generator and the server share
+the cores: the generator's CPU (all threads, summed over processes) is printed next to the figures, with
+the load average before each transport. Every table line names its encryption mode. Figures are printed,
+never asserted.
 
 Run: ``.venv/bin/python benchmarks/latency_half_capacity.py [--transports tcp,zmq,rtp] [--encryption on]``
 """
@@ -23,6 +32,7 @@ Run: ``.venv/bin/python benchmarks/latency_half_capacity.py [--transports tcp,zm
 from __future__ import annotations
 
 import argparse
+import os
 
 from encryption_cost import bench
 
@@ -52,10 +62,12 @@ def main() -> None:
     print(
         f"{'transport':10}{'encryption':>31}{'probe p99':>10}{'probe us/pkt':>13}{'capacity/core':>14}"
         f"{'half: out pkt/s':>16}"
-        f"{'loss %':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU %':>7}{'gen CPU %':>10}  generator"
+        f"{'loss %':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU %':>7}{'srv wait %':>11}{'gen CPU %':>10}"
+        f"{'gen media %':>12}{'media wait %':>13}{'load avg':>9}  generator"
     )
     for transport in args.transports.split(",") * args.rounds:
         generator = args.generator if transport == "rtp" else "python"
+        load = os.getloadavg()[0]
         probe = bench(transport, args.encryption, args, rate=args.probe_rate)
         us = probe["server"]["cpu_us_per_packet_out"]
         if not us:
@@ -71,7 +83,11 @@ def main() -> None:
             f"{capacity:>14,.0f}"
             f"{half['rates']['out_pps']:>16,.0f}{100 * half['packets']['loss']:>8.3f}{latency['p50']:>8.2f}"
             f"{latency['p99']:>8.2f}{half['server']['cpu_pct'] or 0:>7.1f}"
-            f"{sum(c or 0 for c in half.get('generator_cpu_pct') or []):>10.1f}  {generator}",
+            f"{half['server'].get('runqueue_wait_pct') or 0:>11.1f}"
+            f"{sum(c or 0 for c in half.get('generator_cpu_pct') or []):>10.1f}"
+            f"{max((c or 0 for c in half.get('generator_media_thread_cpu_pct') or []), default=0):>12.1f}"
+            f"{max((c or 0 for c in half.get('generator_media_thread_wait_pct') or []), default=0):>13.1f}"
+            f"{load:>9.2f}  {generator}",
             flush=True,
         )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.plan import ClientSpec
+from conf_cli.bench.proc import ThreadMeter
 from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
 
@@ -58,10 +59,16 @@ class CompiledMedia:
             )
             self._audiences.append(audience.get(spec.meeting, 0) if publisher else 0)
         self.blaster = Blaster(rows, payload)
+        self.thread_load: tuple[float, float | None] = (0.0, None)
+        """(CPU %, waiting for a core %) of the thread that ran the loop (:meth:`run`)."""
 
     def run(self, t0: int, end: int, rate: float, drain_ns: int) -> None:
         """Send from ``t0`` to ``end`` (monotonic ns) and read until ``end + drain_ns``; blocks (a thread)."""
-        self.blaster.run(t0, end, rate, drain_ns)
+        meter = ThreadMeter()
+        try:
+            self.blaster.run(t0, end, rate, drain_ns)
+        finally:
+            self.thread_load = meter.stop()
 
     def stop(self) -> None:
         self.blaster.stop()

@@ -69,6 +69,12 @@ def summary_table(figures: dict[str, Any]) -> Table:
         rows.append(("server RSS", f"{server['rss_bytes'] / 2**20:.1f} MiB"))
     loads = ", ".join(f"{c}%" for c in figures["generator_cpu_pct"] if c is not None)
     rows.append((f"load generator ({config.get('generator', 'python')}) CPU per process", loads or "-"))
+    media = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_cpu_pct") or [] if c is not None)
+    rows.append(("load generator's media thread CPU per process", media or "-"))
+    waits = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_wait_pct") or [] if c is not None)
+    rows.append(("... and its time waiting for a core", waits or "-"))
+    if server.get("runqueue_wait_pct") is not None:
+        rows.append(("server threads' time waiting for a core (summed)", f"{server['runqueue_wait_pct']}%"))
     for name, value in rows:
         table.add_row(name, value)
     return table

@@ -47,6 +47,58 @@ def cpu_seconds(pid: int) -> float | None:
     return own + sum(_own_cpu_seconds(child) or 0.0 for child in process_tree(pid)[1:])
 
 
+def _task_wait(path: str) -> float:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def wait_seconds(pid: int) -> float | None:
+    """Seconds the threads of ``pid`` and its descendants have spent ready to run but waiting for a core,
+    summed over threads (``/proc/PID/task/TID/schedstat``), or None if it cannot be read."""
+    try:
+        os.stat(f"/proc/{pid}/task/{pid}/schedstat")
+    except OSError:
+        return None
+    total = 0.0
+    for each in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += sum(
+                _task_wait(f"/proc/{each}/task/{task}/schedstat") for task in os.listdir(f"/proc/{each}/task")
+            )
+    return total
+
+
+def thread_times() -> tuple[float, float] | None:
+    """(seconds on a core, seconds ready to run but waiting for one) of the calling thread so far, from
+    ``/proc/thread-self/schedstat``, or None if it cannot be read."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            running, waiting = f.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    return int(running) / 1e9, int(waiting) / 1e9
+
+
+class ThreadMeter:
+    """The calling thread's CPU, and its time ready to run but waiting for a core, from its creation to
+    :meth:`stop` (called from the same thread), in percent of the time in between."""
+
+    def __init__(self) -> None:
+        self._wall, self._cpu, self._times = time.monotonic(), time.thread_time(), thread_times()
+
+    def stop(self) -> tuple[float, float | None]:
+        """(CPU %, waiting %: None if it cannot be read)."""
+        wall = max(time.monotonic() - self._wall, 1e-9)
+        cpu = 100 * (time.thread_time() - self._cpu) / wall
+        times = thread_times()
+        if times is None or self._times is None:
+            return cpu, None
+        return cpu, 100 * (times[1] - self._times[1]) / wall
+
+
 def _own_rss(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -75,10 +127,12 @@ class CpuMeter:
     _last_wall: float = 0.0
     _first_cpu: float | None = None
     _first_wall: float = 0.0
+    _first_wait: float | None = None
 
     def start(self) -> None:
         self._first_cpu = self._last_cpu = cpu_seconds(self.pid)
         self._first_wall = self._last_wall = time.monotonic()
+        self._first_wait = wait_seconds(self.pid)
 
     def sample(self) -> float | None:
         """Percent of one core used since the previous sample (or :meth:`start`)."""
@@ -95,6 +149,15 @@ class CpuMeter:
         if cpu is None or self._first_cpu is None or wall <= self._first_wall:
             return None
         return 100.0 * (cpu - self._first_cpu) / (wall - self._first_wall)
+
+    def waited(self) -> float | None:
+        """Time its threads spent ready to run but waiting for a core since :meth:`start`, summed over
+        threads, in percent of the time since then (a process whose threads got a core whenever they
+        wanted one: 0)."""
+        waited, wall = wait_seconds(self.pid), time.monotonic()
+        if waited is None or self._first_wait is None or wall <= self._first_wall:
+            return None
+        return 100.0 * (waited - self._first_wait) / (wall - self._first_wall)
 
 
 def open_fds(pid: int) -> int | None:

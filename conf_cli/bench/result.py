@@ -53,6 +53,10 @@ class BenchResult:
     generator_cpu: list[float | None]
     server_cpu: float | None
     server_rss: int | None
+    server_wait: float | None = None
+    """Percent of the run its threads, summed, were ready to run but waiting for a core."""
+    generator_wait: list[float | None] = field(default_factory=list)
+    """The same per load-generator process."""
 
     def latencies_ns(self) -> np.ndarray:
         parts = [part for interval in self.intervals for part in interval.latencies]
@@ -93,6 +97,7 @@ class BenchResult:
                     else None
                 ),
                 "cpu_pct_max": _round(cpu_max),
+                "runqueue_wait_pct": _round(self.server_wait),
                 "rss_bytes": self.server_rss,
                 "rss_bytes_max": rss_max,
             },
@@ -114,6 +119,9 @@ class BenchResult:
             },
             "latency_ms": latency,
             "generator_cpu_pct": [_round(c) for c in self.generator_cpu],
+            "generator_runqueue_wait_pct": [_round(w) for w in self.generator_wait],
+            "generator_media_thread_cpu_pct": [_round(t.media_thread_cpu_pct) for t in self.totals],
+            "generator_media_thread_wait_pct": [_round(t.media_thread_wait_pct) for t in self.totals],
             "intervals": [self._interval_dict(i) for i in self.intervals],
         }
 

@@ -46,6 +46,7 @@ class Bench:
         self.server: ConfProcess | None = None
         self.fingerprint: str | None = None
         self.workers: list[_WorkerProcess] = []
+        self.server_meter: CpuMeter | None = None
         self.intervals: dict[int, Interval] = {}
         self.messages: asyncio.Queue[tuple[_WorkerProcess, tuple[Any, ...]]] = asyncio.Queue()
 
@@ -155,7 +156,7 @@ class Bench:
         for worker in self.workers:
             worker.conn.send(("start", t0))
         await asyncio.sleep(max(0.0, (t0 - time.monotonic_ns()) / 1e9))
-        server_cpu = CpuMeter(pid) if pid is not None else None
+        server_cpu = self.server_meter = CpuMeter(pid) if pid is not None else None
         for meter in [server_cpu, *(w.cpu for w in self.workers)]:
             if meter is not None:
                 meter.start()
@@ -211,6 +212,8 @@ class Bench:
             generator_cpu=[w.cpu.overall() for w in self.workers],
             server_cpu=sum(loads) / len(loads) if loads else None,
             server_rss=rss_bytes(pid) if pid is not None else None,
+            server_wait=self.server_meter.waited() if self.server_meter is not None else None,
+            generator_wait=[w.cpu.waited() for w in self.workers],
         )
 
 

@@ -22,6 +22,7 @@ from conf_cli.bench.links import client_options
 from conf_cli.bench.messages import Tick, Totals
 from conf_cli.bench.packets import PacketMaker
 from conf_cli.bench.plan import ClientSpec, WorkerPlan
+from conf_cli.bench.proc import ThreadMeter
 from conf_cli.bench.recorder import Receiver, Recorder
 from conf_cli.client.link import Client
 from conf_cli.errors import ConfError
@@ -102,6 +103,7 @@ class Worker:
             return
         t0 = int(message[1])
         ticker = asyncio.create_task(self._report(t0))
+        meter = ThreadMeter()  # this thread runs the Python clients' media
         try:
             if self.compiled is not None:
                 await self._send_compiled(t0, self.compiled)
@@ -112,16 +114,20 @@ class Worker:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        load = meter.stop()
         self._tick(int((time.monotonic_ns() - t0) / (self.plan.interval * 1e9)))
         if self.compiled is not None:
-            self.conn.send(("done", self.compiled.totals()))
-            return
-        totals = Totals(
-            sent=sum(p.sent for p in self.publishers),
-            send_failed=sum(p.failed for p in self.publishers),
-            expected=sum(p.sent * p.audience for p in self.publishers),
-            gaps=sum(r.gaps() for r in self.receivers),
-        )
+            totals = self.compiled.totals()
+            totals.media_thread_cpu_pct, totals.media_thread_wait_pct = self.compiled.thread_load
+        else:
+            totals = Totals(
+                sent=sum(p.sent for p in self.publishers),
+                send_failed=sum(p.failed for p in self.publishers),
+                expected=sum(p.sent * p.audience for p in self.publishers),
+                gaps=sum(r.gaps() for r in self.receivers),
+                media_thread_cpu_pct=load[0],
+                media_thread_wait_pct=load[1],
+            )
         self.conn.send(("done", totals))
 
     def _read_pipe(self, loop: asyncio.AbstractEventLoop) -> None:

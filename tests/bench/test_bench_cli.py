@@ -10,7 +10,7 @@ import pytest
 from conf_cli.testing.processes import run_conf
 
 
-@pytest.mark.parametrize("transport", ["tcp", "rtp"])
+@pytest.mark.parametrize("transport", ["tcp", "zmq", "rtp"])
 def test_bench_reports_delivery_without_loss(transport: str) -> None:
     done = run_conf(
         "bench",
@@ -40,3 +40,12 @@ def test_bench_reports_delivery_without_loss(transport: str) -> None:
     assert figures["server"]["pid"] > 0
     assert figures["server"]["rss_bytes"] > 0
     assert figures["intervals"]
+    # one figure per load-generator process: the CPU of the thread that sent and read the media, a share
+    # of one core (the bound on how long a packet waited in the generator before it was read)
+    (busy,) = figures["generator_media_thread_cpu_pct"]
+    assert 0 < busy <= 105
+    # and the time it, the generator process and the server were ready to run but had no core
+    (waiting,) = figures["generator_media_thread_wait_pct"]
+    assert 0 <= waiting <= 105
+    assert figures["generator_runqueue_wait_pct"][0] >= 0
+    assert figures["server"]["runqueue_wait_pct"] >= 0

@@ -128,6 +128,8 @@ def test_bench_with_the_compiled_generator_delivers_everything(encryption: str) 
     assert packets["loss"] == 0 and packets["seq_gaps"] == 0
     latency = figures["latency_ms"]
     assert 0 < latency["p50"] <= latency["p99"]
+    assert all(0 < busy <= 105 for busy in figures["generator_media_thread_cpu_pct"])  # the loop's thread
+    assert len(figures["generator_media_thread_cpu_pct"]) == 2
 
 
 def test_the_compiled_generator_needs_rtp() -> None:

@@ -4,6 +4,7 @@ once, hostile input to the ROUTER port, a cross-meeting SSRC collision and a cli
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -15,9 +16,11 @@ from typing import Any
 
 import pytest
 import zmq
+import zmq.asyncio
 from conf_crypto import CurveCipher
 from conf_transport_zmq import keys, wire
 from conf_transport_zmq.client import connect
+from conf_transport_zmq.server import BATCH
 
 from conf_cli.errors import ConfError, ProtocolError
 from conf_cli.plugin.transport import TransportOptions
@@ -144,6 +147,66 @@ def test_framing_checks_every_message() -> None:
         with pytest.raises(ProtocolError):
             wire.parse_server_greeting(greeting)
     assert len(wire.bye("é" * 500)) <= wire.MAX_REASON
+
+
+class _Heard:
+    """A client link's events, kept."""
+
+    def __init__(self) -> None:
+        self.media: list[bytes] = []
+        self.control: list[bytes] = []
+        self.closed_reasons: list[str] = []
+
+    def control_received(self, data: bytes) -> None:
+        self.control.append(data)
+
+    def media_received(self, packet: bytes) -> None:
+        self.media.append(packet)
+
+    def closed(self, reason: str) -> None:
+        self.closed_reasons.append(reason)
+
+
+async def test_a_client_link_reads_every_message_and_skips_malformed_ones() -> None:
+    """The client's DEALER is read from the event loop in batches: a burst larger than a batch all arrives,
+    in order; messages of the wrong shape from the server are counted and skipped, the link goes on; a
+    goodbye closes it with the server's reason."""
+    context = zmq.asyncio.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    heard = _Heard()
+    try:
+        connecting = asyncio.ensure_future(
+            connect("127.0.0.1", port, heard, TransportOptions(connect_timeout=5))
+        )
+        identity, kind, _ = await asyncio.wait_for(router.recv_multipart(), 5)
+        assert kind == wire.GREETING
+        await router.send_multipart([identity, wire.GREETING, wire.server_greeting()])
+        link = await asyncio.wait_for(connecting, 5)
+        packets = [bytes(RtpPacket(96, seq, seq, 7, bytes(100))) for seq in range(3 * BATCH + 5)]
+        await router.send_multipart([identity, wire.MEDIA])  # one frame
+        await router.send_multipart([identity, wire.MEDIA, packets[0], b"more", b"and more"])  # four
+        await router.send_multipart([identity, b"X", b""])  # no such kind
+        await router.send_multipart([identity, wire.MEDIA, b"not rtp"])
+        for packet in packets:
+            await router.send_multipart([identity, wire.MEDIA, packet])
+        await router.send_multipart([identity, wire.CONTROL, b'{"type": "ping"}'])
+        async with asyncio.timeout(10):
+            while not heard.control:
+                await asyncio.sleep(0.01)
+        assert heard.media == packets
+        assert heard.control == [b'{"type": "ping"}']
+        assert link.malformed == 4
+        await router.send_multipart([identity, wire.BYE, b"going away"])
+        async with asyncio.timeout(10):
+            while not heard.closed_reasons:
+                await asyncio.sleep(0.01)
+        assert heard.closed_reasons == ["closed by the server: going away"]
+        assert link.is_closing
+    finally:
+        router.close(0)
+        context.term()
 
 
 async def test_connect_without_a_server_says_so_in_one_line() -> None:

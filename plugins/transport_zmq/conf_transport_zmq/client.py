@@ -3,6 +3,11 @@
 The DEALER greets first (``G``) and waits for the server's greeting; then control messages, keep-alives
 and media go both ways on it. Control messages that do not fit in the DEALER's queue wait in a bounded
 backlog; while they wait, media going up is dropped.
+
+As on the server, the DEALER is a plain socket read from the event loop's reader callback, up to BATCH
+messages a turn, and sends never wait: no future per message either way (a subscriber of a video meeting
+takes in thousands of messages a second). After every send the reader looks again, since ZeroMQ's file
+descriptor only signals changes and a send may have taken in the news of waiting input.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import logging
 import secrets
 from collections import deque
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -19,7 +25,7 @@ from conf_cli import ClientEvents, ConfError, Link, ProtocolError, Security, Tra
 
 from . import wire
 from .keys import fetch_key
-from .server import BATCH, configure, send_now, tcp_endpoint
+from .server import BATCH, configure, recv_frames, tcp_endpoint
 
 log = logging.getLogger("conf.transport.zmq")
 
@@ -35,12 +41,25 @@ def new_routing_id() -> bytes:
     return bytes([1 + secrets.randbelow(255)]) + secrets.token_bytes(15)
 
 
+def send_now(sock: zmq.Socket[Any], kind: bytes, payload: bytes) -> bool:
+    """Queue ``[kind, payload]`` on a plain socket without waiting; False if the queue is full or the
+    socket failed."""
+    try:
+        sock.send_multipart((kind, payload), flags=zmq.DONTWAIT)
+    except zmq.Again:
+        return False
+    except zmq.ZMQError as exc:
+        log.debug("zmq send failed: %s", exc)
+        return False
+    return True
+
+
 class ZmqClientLink(Link):
     """The server as a client sees it."""
 
     media_ordered = True  # one TCP stream: what a slow client loses is dropped, not reordered
 
-    def __init__(self, dealer: zmq.asyncio.Socket, events: ClientEvents, url: str) -> None:
+    def __init__(self, dealer: zmq.Socket[Any], events: ClientEvents, url: str) -> None:
         super().__init__(url)
         self._dealer = dealer
         self._events = events
@@ -49,7 +68,11 @@ class ZmqClientLink(Link):
         self._backlog_bytes = 0
         self._flusher: asyncio.Task[None] | None = None
         self.malformed = 0
-        self._tasks = [asyncio.create_task(self._read_dealer())]
+        self._loop = asyncio.get_running_loop()
+        self._read_pending = False
+        self._fd = int(dealer.getsockopt(zmq.FD))
+        self._loop.add_reader(self._fd, self._wake)
+        self._wake()
 
     # -- Link --------------------------------------------------------------------------------------
 
@@ -60,7 +83,7 @@ class ZmqClientLink(Link):
             raise ProtocolError(f"control message of {len(data)} bytes exceeds {wire.MAX_PAYLOAD}")
         self.stats.control_out += 1
         self.stats.bytes_out += len(data)
-        if not self._backlog and send_now(self._dealer, [wire.CONTROL, data]):
+        if not self._backlog and self._send(wire.CONTROL, data):
             return
         self._backlog.append(data)
         self._backlog_bytes += len(data)
@@ -74,7 +97,7 @@ class ZmqClientLink(Link):
             self._closed
             or self._backlog
             or len(packet) > wire.MAX_PAYLOAD
-            or not send_now(self._dealer, [wire.MEDIA, packet])
+            or not self._send(wire.MEDIA, packet)
         ):
             self.stats.media_dropped += 1
             return False
@@ -89,52 +112,69 @@ class ZmqClientLink(Link):
         self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
-        send_now(self._dealer, [wire.BYE, wire.bye(reason)])
-        for task in self._tasks:
-            task.cancel()
+        send_now(self._dealer, wire.BYE, wire.bye(reason))
+        self._loop.remove_reader(self._fd)
         self._dealer.close(linger=BYE_LINGER_MS)
-        asyncio.get_running_loop().call_soon(self._events.closed, reason)
+        self._loop.call_soon(self._events.closed, reason)
 
     @property
     def is_closing(self) -> bool:
         return self._closed
 
-    # -- tasks -------------------------------------------------------------------------------------
+    # -- sending and reading -------------------------------------------------------------------------
+
+    def _send(self, kind: bytes, payload: bytes) -> bool:
+        sent = send_now(self._dealer, kind, payload)
+        self._wake()  # the send may have taken in the news of waiting input: look again
+        return sent
 
     async def _flush(self) -> None:
         """Send the control backlog in order as the DEALER's queue drains."""
         while self._backlog and not self._closed:
             data = self._backlog[0]
-            if send_now(self._dealer, [wire.CONTROL, data]):
+            if self._send(wire.CONTROL, data):
                 self._backlog.popleft()
                 self._backlog_bytes -= len(data)
             else:
                 await asyncio.sleep(BACKLOG_POLL)
 
-    async def _read_dealer(self) -> None:
-        handled = 0
-        while not self._closed:
+    def _wake(self) -> None:
+        """Read the DEALER soon (once per event-loop turn, however many times asked)."""
+        if not self._read_pending and not self._closed:
+            self._read_pending = True
+            self._loop.call_soon(self._read)
+
+    def _read(self) -> None:
+        """Handle up to BATCH messages; ask to be called again if more may wait."""
+        self._read_pending = False
+        dealer, events, stats = self._dealer, self._events, self.stats
+        for _ in range(BATCH):
+            if self._closed:
+                return
             try:
-                frames = await self._dealer.recv_multipart()
+                frames = recv_frames(dealer)
+            except zmq.Again:
+                return
+            except zmq.ZMQError as exc:
+                if not self._closed:
+                    self.close(f"connection failed: {exc.strerror}")
+                return
+            try:
                 kind, payload = wire.split(frames)
             except ProtocolError:
                 self.malformed += 1
                 continue
-            except zmq.ZMQError:
-                return
-            self.stats.bytes_in += len(payload)
-            if kind == wire.CONTROL:
-                self.stats.control_in += 1
-                self._events.control_received(payload)
-            elif kind == wire.MEDIA:
-                self.stats.media_in += 1
-                self._events.media_received(payload)
+            stats.bytes_in += len(payload)
+            if kind == wire.MEDIA:
+                stats.media_in += 1
+                events.media_received(payload)
+            elif kind == wire.CONTROL:
+                stats.control_in += 1
+                events.control_received(payload)
             elif kind == wire.BYE:
                 self.close(f"closed by the server: {wire.read_bye(payload)}")
                 return
-            handled += 1
-            if handled % BATCH == 0:
-                await asyncio.sleep(0)
+        self._wake()
 
 
 async def connect(host: str, port: int, events: ClientEvents, options: TransportOptions) -> ZmqClientLink:
@@ -143,14 +183,14 @@ async def connect(host: str, port: int, events: ClientEvents, options: Transport
     security = options.security
     server_key = await _server_key(security, host, port, url, options.connect_timeout)
     context = zmq.asyncio.Context.instance()
-    dealer = context.socket(zmq.DEALER)
+    dealer: zmq.Socket[Any] = zmq.Socket(context, zmq.DEALER)  # read through the loop's reader: plain
     try:
         configure(dealer, host, SNDHWM=DEALER_HWM, RCVHWM=DEALER_HWM)
         dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
         if security is not None and server_key is not None:
             security.message().secure_client([dealer], server_key)
         dealer.connect(tcp_endpoint(host, port))
-        send_now(dealer, [wire.GREETING, wire.client_greeting()])
+        send_now(dealer, wire.GREETING, wire.client_greeting())
         await _greeting(dealer, url, options.connect_timeout)
     except zmq.ZMQError as exc:
         dealer.close(0)
@@ -186,16 +226,38 @@ async def _server_key(
     return key
 
 
-async def _greeting(dealer: zmq.asyncio.Socket, url: str, timeout: float) -> None:
+async def _readable(sock: zmq.Socket[Any]) -> None:
+    """Until ``sock`` has a message to read. ZeroMQ's descriptor stays readable until its news is taken
+    in (by reading EVENTS), so news that comes between the check and the wait still wakes the wait."""
+    loop = asyncio.get_running_loop()
+    fd = int(sock.getsockopt(zmq.FD))
+    while not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _set_done, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _greeting(dealer: zmq.Socket[Any], url: str, timeout: float) -> None:
     """Wait for the server's greeting."""
     try:
         async with asyncio.timeout(timeout):
             while True:
+                await _readable(dealer)
                 try:
-                    kind, payload = wire.split(await dealer.recv_multipart())
+                    kind, payload = wire.split(dealer.recv_multipart(zmq.DONTWAIT))
                     if kind == wire.GREETING:
                         wire.parse_server_greeting(payload)
                         return
+                except zmq.Again:
+                    continue
                 except ProtocolError as exc:
                     raise ConfError(f"{url} does not speak the conf ZeroMQ protocol: {exc}") from None
                 if kind == wire.BYE:
