@@ -43,6 +43,10 @@ TOLD_INTERVAL = 0.2
 is ignored (a subscriber cannot make the server work for it by flooding)."""
 CONGESTED_FOR = 1.0
 """For this many seconds after a subscriber's estimate fell, a move down stops its old layer at once."""
+KEYFRAME_RETRY = 0.4
+"""A subscriber still waiting for its target layer's keyframe this many seconds after it was asked for
+(the PLI or the keyframe lost, or the keyframe cut short on its way in) has it asked for again (at the
+server's next tick)."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,11 @@ class Rewriter:
         """The layer's sequence number of ``seq`` as the subscriber saw it (to pass a NACK on)."""
         return (seq - self.seq_offset) & 0xFFFF
 
+    def since_switch(self, seq: int) -> bool:
+        """Whether the layer's sequence number ``seq`` is from the switch point on (what :meth:`rewrite`
+        passes); a packet from before it was another layer's for the subscriber, not to be resent."""
+        return (seq - self._start) & 0xFFFF < 0x8000
+
 
 class LastPacket:
     """The newest packet seen of one layer: where a subscriber's stream stands when it leaves it."""
@@ -231,7 +240,7 @@ class LastPacket:
 class Subscription:
     """One subscriber of one simulcast track."""
 
-    __slots__ = ("asked", "current", "held", "hurry", "rewriter", "target", "want")
+    __slots__ = ("asked", "current", "held", "hurry", "keyframe_asked", "rewriter", "target", "want")
 
     def __init__(self, ssrc: int, target: int, now: float = 0.0) -> None:
         self.current: int | None = None
@@ -242,6 +251,8 @@ class Subscription:
         the one it wants for want of uplink: dynacast keeps that one asked for, so it comes back)."""
         self.asked = now
         """When its target last changed: it switches at a keyframe once its old layer was seen since."""
+        self.keyframe_asked = now
+        """When a keyframe of its target layer was last asked of the publisher for it."""
         self.rewriter = Rewriter(ssrc)
         self.hurry = False
         """Its move down is for want of downlink: stop sending its old layer at once (the packets queued
