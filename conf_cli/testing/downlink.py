@@ -8,7 +8,8 @@ subscriber's ``layer_switched`` and ``track_stats`` events (``layer``, ``height`
 ``freeze_ms``: the longest wait between two decoded pictures) and the host's give the figures: how long
 the switch took, the layer and bit rate after it, the loss once settled, the longest freeze, and whether
 the host kept the top layer. With ``recover`` the limit is then lifted and the subscriber watched for
-that long: the switches back up the server makes once its estimate grows again, each with its freeze
+at most that long, until its first switch back up has settled: the switches back up the server makes once
+its estimate grows again, each with its freeze
 (:mod:`conf_cli.testing.switching`). The tests assert on them; ``benchmarks/adaptive.py`` prints them.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from conf_cli.testing.processes import ClientPool, spawn, start_server
 from conf_cli.testing.relay import start_relay
-from conf_cli.testing.switching import Switch, switches, video_stats, watch
+from conf_cli.testing.switching import SETTLE, Switch, switches, video_stats, watch
 
 Event = dict[str, Any]
 
@@ -101,9 +102,14 @@ def run_downlink_scenario(
             if recover > 0:
                 relay.set_rate(None, None)
                 lifted_at = time.monotonic()
-                after = watch(limited, recover)
                 stats_now = [e for _, e in during if video_stats(e, "cam")]
                 layer = int(stats_now[-1]["layer"]) if stats_now else 0
+                after = watch(limited, 0.0)
+                while time.monotonic() < lifted_at + recover:  # until its first move up, and the time
+                    after += watch(limited, 0.5)  # the freeze across it needs
+                    if switches(after, "cam", "limit lifted", lifted_at, layer, True) is not None:
+                        after += watch(limited, SETTLE + 0.5)
+                        break
                 at = lifted_at
                 while (up := switches(after, "cam", "limit lifted", at, layer, True)) is not None:
                     recovery.append(up)
