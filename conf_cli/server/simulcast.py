@@ -149,16 +149,24 @@ def queued_share(before: int, after: int, written: int) -> float:
     return min(1.0, (after - before) / written)
 
 
+REORDERED = 1024
+"""How many sequence numbers before a switch point a packet may be and still be taken for one of the
+layer's from before the switch, reordered on the way (and dropped)."""
+
+
 class Rewriter:
     """Maps the packets of the layer a subscriber receives into one stream: the track's SSRC, sequence
     numbers and timestamps continuing across switches. Immutable between switches, so subscribers that
     switched at the same packet share one (:attr:`key`) and each packet is rewritten once for them all.
 
     :meth:`switch` is called with the first packet (a keyframe's) of the new layer and where the stream
-    stood (the last packet sent out); the packets of that layer from before it (reordered) are dropped.
+    stood (the last packet sent out); the packets of that layer from before it (reordered) are dropped:
+    those at most :data:`REORDERED` sequence numbers before it whose timestamp is not after its. (Not
+    every number "before" it in the 16-bit space: 32,768 packets on (14 minutes of the middle layer)
+    every packet would be, and the subscriber would get nothing for as long again.)
     """
 
-    __slots__ = ("_ssrc", "_start", "key", "layer_ssrc", "seq_offset", "ts_offset")
+    __slots__ = ("_ssrc", "_start", "_start_ts", "key", "layer_ssrc", "seq_offset", "ts_offset")
 
     def __init__(self, ssrc: int) -> None:
         self._ssrc = ssrc.to_bytes(4, "big")
@@ -166,6 +174,7 @@ class Rewriter:
         self.seq_offset = 0
         self.ts_offset = 0
         self._start = 0
+        self._start_ts = 0
         self.key: tuple[int, int, int, int] = (-1, 0, 0, 0)
         """What decides the rewriting: the layer, the offsets and the switch point."""
 
@@ -185,6 +194,7 @@ class Rewriter:
         ts = int.from_bytes(packet[4:8], "big")
         self.layer_ssrc = int.from_bytes(packet[8:12], "big")
         self._start = seq
+        self._start_ts = ts
         if last is None:  # the first layer: numbers as they come
             self.seq_offset = 0
             self.ts_offset = 0
@@ -203,8 +213,10 @@ class Rewriter:
         """``packet`` (of the current layer) as the subscriber receives it; None for one from before the
         switch point."""
         seq, ts = SEQ_TS.unpack_from(packet, 2)
-        if (seq - self._start) & 0xFFFF >= 0x8000:
-            return None
+        if 0 < (self._start - seq) & 0xFFFF <= REORDERED:  # (rare: a look at its timestamp decides)
+            later = (ts - self._start_ts) & 0xFFFFFFFF
+            if later == 0 or later >= 0x8000_0000:
+                return None
         out = SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
         return b"".join((packet[:2], out, self._ssrc, packet[12:]))
 
@@ -214,8 +226,9 @@ class Rewriter:
 
     def since_switch(self, seq: int) -> bool:
         """Whether the layer's sequence number ``seq`` is from the switch point on (what :meth:`rewrite`
-        passes); a packet from before it was another layer's for the subscriber, not to be resent."""
-        return (seq - self._start) & 0xFFFF < 0x8000
+        passes, by its number alone); a packet from before it was another layer's for the subscriber, not
+        to be resent."""
+        return not 0 < (self._start - seq) & 0xFFFF <= REORDERED
 
 
 class LastPacket:

@@ -700,3 +700,18 @@ def test_a_subscriber_whose_old_layer_was_stopped_asks_for_the_new_ones_keyframe
     forwards = hub.route_rtcp(2, build_compound([Nack(0xBB, 0xA2, [seen, first])]), 1.6) or []
     nacks = [p for f in forwards for p in parse_compound(f.packet) if isinstance(p, Nack)]
     assert nacks and nacks[0].media_ssrc == 0xA0 and nacks[0].lost == [500]
+
+
+def test_a_rewritten_stream_runs_on_past_half_the_sequence_space_and_its_wrap() -> None:
+    # 70,000 packets of the middle layer after a switch (about half an hour at 400 kbit/s): every one goes
+    # out, numbered on from the switch, however far its own numbers ran and wrapped
+    rewriter = Rewriter(0xA2)
+    rewriter.switch(packet(0xA1, 60_000, 1_000, IDR), 1.0, (99, 5_000, 0.9))
+    sent = 100
+    for step in range(1, 70_000):
+        out = rewriter.rewrite(packet(0xA1, (60_000 + step) & 0xFFFF, (1_000 + step * 2_250) & 0xFFFFFFFF))
+        assert out is not None, step
+        assert header(out)[0] == (sent + step) & 0xFFFF
+    # one from just before the switch point, reordered on its way, is still dropped; its NACK not passed on
+    assert rewriter.rewrite(packet(0xA1, 59_990, 500)) is None
+    assert not rewriter.since_switch(59_990) and rewriter.since_switch(60_000 + 40_000)
