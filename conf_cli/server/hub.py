@@ -369,7 +369,7 @@ class HubStats(FeedbackStats):
     rtcp_forged: int = 0  # RTCP speaking for an SSRC its sender does not publish, dropped
     plis_forwarded: int = 0  # picture loss indications passed from a receiver to a publisher
     firs_forwarded: int = 0  # full intra request entries passed from a receiver to a publisher
-    keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined
+    keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined or switches
     layer_switches: int = 0  # subscribers moved from one simulcast layer to another (or to their first)
     downlink_ignored: int = 0  # subscribers' own downlink estimates ignored for coming too often
     downlink_upstream: int = 0  # ... and ignored for coming while a publisher's uplink queued
