@@ -26,6 +26,11 @@ from conf_cli.testing.switching import SETTLE, Switch, switches, video_stats, wa
 Event = dict[str, Any]
 
 
+LIFTED = 1.0
+"""Seconds after the limit is lifted from which the climb back up is measured (what the server did under
+the limit has been told by then)."""
+
+
 @dataclass
 class DownlinkResult:
     """What one run measured (times in seconds from the limit's start; None: it never happened)."""
@@ -54,8 +59,8 @@ class DownlinkResult:
     onset: Switch | None = None
     """The first move down the limit forced, its freeze measured from the limit's start."""
     recovery: list[Switch] = field(default_factory=list)
-    """Once the limit was lifted (``recover``), each move up, its freeze measured from the lift (the first)
-    or from the move before it."""
+    """Once the limit was lifted (``recover``), each move up, its freeze measured from :data:`LIFTED` after
+    the lift (the first) or from the move before it."""
 
 
 def run_downlink_scenario(
@@ -101,10 +106,13 @@ def run_downlink_scenario(
             recovery: list[Switch] = []
             if recover > 0:
                 relay.set_rate(None, None)
+                # a switch the server made under the limit (its estimate grown, a probe) is told up to
+                # a tick later: the climb is measured from LIFTED on, from the layer it was on by then
+                after = watch(limited, LIFTED)
                 lifted_at = time.monotonic()
+                told = [int(e["layer"]) for _, e in during + after if e.get("type") == "layer_switched"]
                 stats_now = [e for _, e in during if video_stats(e, "cam")]
-                layer = int(stats_now[-1]["layer"]) if stats_now else 0
-                after = watch(limited, 0.0)
+                layer = told[-1] if told else int(stats_now[-1]["layer"]) if stats_now else 0
                 while time.monotonic() < lifted_at + recover:  # until its first move up, and the time
                     after += watch(limited, 0.5)  # the freeze across it needs
                     if switches(after, "cam", "limit lifted", lifted_at, layer, True) is not None:
