@@ -1,11 +1,13 @@
 """The picture across a simulcast layer switch, with real processes: how long it stood still.
 
-The freeze of a switch is the longest wait between two consecutive pictures the subscriber decoded
-(``track_stats.freeze_ms``, :class:`~conf_cli.media.rtp_stream.FreezeMeter`) from what caused the switch
-(a window resized, a limit lifted, a limit begun) until :data:`SETTLE` seconds after the server's
-``layer_switched`` (:func:`switches`). ``freeze_ms`` gives the longest wait since the subscriber's last
-stats, one that is still going on included, so the longest of the stats over that span is the longest
-wait in it, the one that spans the switch included.
+Two figures per switch (:func:`switches`). The wait across it: from the last picture the subscriber
+decoded of the old layer to the first of the new (``track_stats.switch_freeze_ms``: the wait that ended at
+a picture of another size, :class:`~conf_cli.media.rtp_stream.FreezeMeter`). And the longest wait between
+two consecutive decoded pictures from what caused the switch (a window resized, a limit lifted, a limit
+begun) until :data:`SETTLE` seconds after the server's ``layer_switched`` (``track_stats.freeze_ms`` gives
+the longest wait since the subscriber's last stats, one still going on included, so the longest of the
+stats over that span is the longest wait in it): it also holds whatever else stalled the subscriber over
+those seconds (on a loaded machine, its own process).
 
 :func:`run_window_scenario` switches a subscriber by its view alone: a ``--view window`` subscriber on a
 virtual X screen, whose window is made small (the server moves it down: ``receive {max_height}``) and
@@ -47,6 +49,9 @@ class Switch:
     """From the cause to the server's ``layer_switched``."""
     freeze: float
     """The longest wait between two decoded pictures from the cause to :data:`SETTLE` s after the switch."""
+    across: float | None
+    """The wait across the switch itself: from the old layer's last decoded picture to the new layer's
+    first (``track_stats.switch_freeze_ms``); None if no stats told it."""
 
 
 @dataclass
@@ -90,6 +95,17 @@ def longest_wait(events: Timed, name: str, start: float, end: float) -> float | 
     return max(waits, default=None)
 
 
+def wait_across(events: Timed, name: str, start: float, end: float) -> float | None:
+    """The longest wait that ended at a picture of a new size (a switch) that the stats of ``name``'s
+    video read from ``start`` to ``end`` (monotonic) report, seconds; None if they report none."""
+    waits = [
+        int(e["switch_freeze_ms"]) / 1000
+        for when, e in events
+        if start <= when <= end and video_stats(e, name) and "switch_freeze_ms" in e
+    ]
+    return max(waits, default=None)
+
+
 def switches(events: Timed, name: str, cause: str, at: float, layer: int, up: bool) -> Switch | None:
     """The first switch of ``name``'s video after ``at`` (monotonic; what caused it) from ``layer`` up
     (``up``) or down, and the freeze across it; None if none came."""
@@ -99,7 +115,10 @@ def switches(events: Timed, name: str, cause: str, at: float, layer: int, up: bo
         moved = int(event["layer"])
         if (moved > layer) if up else (moved < layer):
             freeze = longest_wait(events, name, at, when + SETTLE)
-            return Switch(cause, layer, moved, when - at, freeze if freeze is not None else float("inf"))
+            across = wait_across(events, name, at, when + SETTLE)
+            return Switch(
+                cause, layer, moved, when - at, freeze if freeze is not None else float("inf"), across
+            )
     return None
 
 

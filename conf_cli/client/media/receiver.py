@@ -443,7 +443,7 @@ class RemoteTrack:
             now = time.monotonic()
             self.meter.record(now, size, frames)
             if frames and not self.audio:
-                self.freeze.picture(now)
+                self.freeze.picture(now, self.size)
 
     def _record(self, unit: EncodedUnit) -> None:
         recorder = self.recorder
@@ -543,6 +543,11 @@ class RemoteTrack:
                     "height": self.size[1],
                     "layer": self.layer,
                     "freeze_ms": round((self.freeze.take(now) or 0.0) * 1000),
+                    **(
+                        {"switch_freeze_ms": round(switched * 1000)}
+                        if (switched := self.freeze.take_switch()) is not None
+                        else {}
+                    ),
                 }
                 if self.size is not None
                 else {}
