@@ -19,6 +19,13 @@ within the same run.
   once settled, the longest wait between two of its decoded pictures after the limit (the freeze) and over
   as long before it (the baseline), and the host's layers. Per transport (``--transport``), each with its
   default encryption (rtp: SRTP, tcp: TLS, zmq: CURVE).
+- ``switch_freeze``: the freeze at a layer switch (the longest wait between two consecutive pictures the
+  subscriber decoded, from the switch's cause to 2.5 s after the server's ``layer_switched``;
+  :mod:`conf_cli.testing.switching`), ``--runs`` times per transport, each with its default encryption,
+  the machine's load average beside each run. Switches the server chooses itself: a ``--view window``
+  subscriber's window made smaller (down) and larger (up), and the climb back once a downlink limit is
+  lifted; apart from those, the switch down a downlink limit forces (``--downlink-limit``, the relay's
+  32 kB drop-tail queue) at its onset.
 - ``simulcast_encoding``: the encoding CPU of a 720p30 source published as three simulcast layers
   (1280x720, 640x360, 320x180; each layer's encoder converts the picture once) against one layer.
 - ``simulcast_forwarding``: the server's forwarding cost per packet (hub and forwarder, in process: no
@@ -44,6 +51,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conf_cli.testing.downlink import run_downlink_scenario
+from conf_cli.testing.switching import Switch, run_window_scenario
 from conf_cli.testing.uplink import run_uplink_scenario
 
 PLAIN: dict[str, Callable[[], None]] = {}
@@ -362,9 +370,69 @@ ENCRYPTION = {"rtp": "SRTP", "tcp": "TLS", "zmq": "CURVE"}
 """Each transport's default encryption, which the scenarios run with."""
 
 
+def load_average() -> str:
+    """The machine's 1-minute load average (/proc/loadavg): the runs share it with others."""
+    with open("/proc/loadavg") as file:
+        return file.read().split()[0]
+
+
+def switch_freeze(args: argparse.Namespace) -> None:
+    """The wait between decoded pictures across a layer switch: chosen by the server, or forced."""
+
+    def shown(switch: Switch | None) -> str:
+        if switch is None:
+            return "none"
+        across = "-" if switch.across is None else f"{switch.across * 1000:.0f}"
+        return (
+            f"{across}/{switch.freeze * 1000:.0f} ms ({switch.before}->{switch.after}, {switch.took:.1f} s)"
+        )
+
+    limit = f"{args.downlink_limit / 1000:.0f} kbit/s"
+    print(
+        "freeze at a layer switch: across it / longest in its window, ms (layers, seconds from the cause "
+        f"to layer_switched); {args.runs} runs"
+    )
+    columns = ("window smaller", "window larger", "climb after the limit", f"onset of {limit}")
+    print(f"{'transport':<14}{'load':>6}  " + "".join(f"{c:<32}" for c in columns))
+    across: dict[str, dict[str, list[float]]] = {}
+    widest: dict[str, dict[str, list[float]]] = {}
+    for transport in args.transport:
+        name = f"{transport} ({ENCRYPTION[transport]})"
+        at_switch = across.setdefault(name, {column: [] for column in columns})
+        in_window = widest.setdefault(name, {column: [] for column in columns})
+        for _ in range(args.runs):
+            load = load_average()
+            window = run_window_scenario(transport)
+            by_cause = {switch.cause: switch for switch in window.switches}
+            limited = run_downlink_scenario(
+                transport, limit=args.downlink_limit, hold=args.hold, recover=45.0
+            )
+            found = (
+                by_cause.get("window smaller"),
+                by_cause.get("window larger"),
+                limited.recovery[0] if limited.recovery else None,
+                limited.onset,
+            )
+            for column, switch in zip(columns, found, strict=True):
+                if switch is not None:
+                    at_switch[column].append(switch.across if switch.across is not None else float("inf"))
+                    in_window[column].append(switch.freeze)
+            print(f"{name:<14}{load:>6}  " + "".join(f"{shown(switch):<32}" for switch in found))
+    for title, table in (("across the switch", across), ("longest in the switch's window", widest)):
+        print(f"\nfreeze {title} over the runs (ms): min-max; the issue's bound is 300 ms")
+        print(f"{'transport':<14}  " + "".join(f"{c:<32}" for c in columns))
+        for name, freezes in table.items():
+            cells = [
+                f"{min(v) * 1000:.0f}-{max(v) * 1000:.0f} ({len(v)} runs)" if v else "none"
+                for v in (freezes[c] for c in columns)
+            ]
+            print(f"{name:<14}  " + "".join(f"{cell:<32}" for cell in cells))
+
+
 SCENARIOS: dict[str, Callable[[argparse.Namespace], None]] = {
     "uplink": uplink,
     "downlink": downlink,
+    "switch_freeze": switch_freeze,
     **{name: (lambda args, run=run: run()) for name, run in PLAIN.items()},
 }
 
@@ -384,6 +452,7 @@ def main() -> None:
     parser.add_argument("--no-simulcast", action="store_true", help="the uplink publisher sends one layer")
     parser.add_argument("--hold", type=float, default=10.0, help="seconds the limit holds")
     parser.add_argument("--release", type=float, default=12.0, help="seconds watched after it lifts")
+    parser.add_argument("--runs", type=int, default=3, help="runs per transport (switch_freeze)")
     args = parser.parse_args()
     for name in args.scenario:
         SCENARIOS[name](args)

@@ -288,19 +288,35 @@ class ReceiverStats:
 
 class FreezeMeter:
     """How long a received video's picture stood still: the longest wait between two decoded pictures
-    since the last :meth:`take` (the wait still going on included)."""
+    since the last :meth:`take` (the wait still going on included); and, apart, the wait that ended at a
+    picture of another size than the one before (a simulcast layer switch: the last picture of the old
+    layer to the first of the new), since the last :meth:`take_switch`."""
 
-    __slots__ = ("_last", "_longest")
+    __slots__ = ("_last", "_longest", "_size", "_switch")
 
     def __init__(self) -> None:
         self._last: float | None = None
         self._longest = 0.0
+        self._size: tuple[int, int] | None = None
+        self._switch: float | None = None
 
-    def picture(self, now: float) -> None:
-        """A picture was decoded at ``now``."""
-        if self._last is not None:
-            self._longest = max(self._longest, now - self._last)
+    def picture(self, now: float, size: tuple[int, int] | None = None) -> None:
+        """A picture (of ``size``, if known) was decoded at ``now``."""
+        last = self._last
+        if last is not None:
+            wait = now - last
+            self._longest = max(self._longest, wait)
+            if size is not None and self._size is not None and size != self._size:
+                self._switch = wait if self._switch is None else max(self._switch, wait)
         self._last = now
+        if size is not None:
+            self._size = size
+
+    def take_switch(self) -> float | None:
+        """The longest wait (seconds) that ended at a picture of a new size since the last call; None if
+        the size did not change."""
+        switch, self._switch = self._switch, None
+        return switch
 
     def take(self, now: float) -> float | None:
         """The longest wait (seconds) since the last call; None before the first picture."""

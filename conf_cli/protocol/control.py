@@ -141,7 +141,7 @@ _CLIENT_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "feedback": ("feedback", False),
     },
     "receive": {"max_bitrate": ("bitrate", False), "max_height": ("height", False)},
-    "downlink": {"bitrate": ("bitrate", True)},
+    "downlink": {"bitrate": ("bitrate", True), "queued_ms": ("queued_ms", False)},
     "unpublish": {"kind": ("media_kind", True)},
     "e2ee_keys": {"keys": ("key_boxes", True)},
     "control_request": {"name": ("name", True)},
@@ -227,6 +227,7 @@ _NUMBER_RANGES: dict[str, tuple[int, int]] = {
     "room": (0, MAX_ROOMS),
     "minutes": (1, MAX_BREAKOUT_MINUTES),
     "height": (16, 4320),
+    "queued_ms": (0, 60_000),
 }
 
 

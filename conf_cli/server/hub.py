@@ -369,7 +369,7 @@ class HubStats(FeedbackStats):
     rtcp_forged: int = 0  # RTCP speaking for an SSRC its sender does not publish, dropped
     plis_forwarded: int = 0  # picture loss indications passed from a receiver to a publisher
     firs_forwarded: int = 0  # full intra request entries passed from a receiver to a publisher
-    keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined
+    keyframes_requested: int = 0  # PLIs the server sent publishers itself, for someone who joined or switches
     layer_switches: int = 0  # subscribers moved from one simulcast layer to another (or to their first)
     downlink_ignored: int = 0  # subscribers' own downlink estimates ignored for coming too often
     downlink_upstream: int = 0  # ... and ignored for coming while a publisher's uplink queued
@@ -525,6 +525,9 @@ class Hub:
         self.layers.watch(list(self.meetings.values()), now)
         if self.layers.dirty:
             actions += self.sync_layers(now, force=True)
+        retried = self.layers.overdue(now)  # a keyframe someone waits for to switch that did not come
+        self.stats.keyframes_requested += len(retried)
+        actions += [Forward((owner,), bytes(Pli(0, ssrc))) for owner, ssrc in retried]
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
@@ -832,12 +835,20 @@ class Hub:
             if sub is None or sub.current is None:
                 return []
             meeting = conn.meeting
-            media = track.layers[sub.current].ssrc
+            if sub.held is not None:  # its old layer was stopped for it: nothing of it is resent, and
+                if not isinstance(part, Pli):  # the keyframe it needs is its target layer's
+                    return []
+                media = track.layers[sub.target].ssrc
+            else:
+                media = track.layers[sub.current].ssrc
             layer = track if media == track.ssrc or meeting is None else meeting.layer_tracks.get(media)
             if layer is None:
                 return []
             if isinstance(part, Nack):
-                original = [sub.rewriter.original(seq) for seq in part.lost]
+                rewriter = sub.rewriter  # (what it lost of the layer it left is not resent: it moved on)
+                original = [
+                    seq for lost in part.lost if rewriter.since_switch(seq := rewriter.original(lost))
+                ]
                 lost = layer.feedback.nack(cid, original, now, conn.resends, self.stats)
                 return [(track.owner, Nack(part.sender_ssrc, media, lost))] if lost else []
             if isinstance(part, Pli):
@@ -973,7 +984,10 @@ class Hub:
                         limits[pid] = message[wanted]
                 return self.sync_layers(now, force=True)
             case "downlink":
-                changed = self.layers.told(pid, message["bitrate"], now)
+                queued = message.get("queued_ms")
+                changed = self.layers.told(
+                    pid, message["bitrate"], now, None if queued is None else queued / 1000
+                )
                 self.stats.downlink_ignored = self.layers.told_ignored
                 self.stats.downlink_upstream = self.layers.told_upstream
                 return self.sync_layers(now, force=True) if changed else []

@@ -18,6 +18,7 @@ from conf_cli.protocol.events import LayersActive, LayerSwitched
 from conf_cli.protocol.rtp import payload_offset
 from conf_cli.server.meeting import Meeting, RouteVersion, Send, Track
 from conf_cli.server.simulcast import (
+    KEYFRAME_RETRY,
     SEQ_TS,
     TOLD_INTERVAL,
     Downlink,
@@ -44,7 +45,16 @@ UPSTREAM_QUEUE = 0.075
 request is not taken: what it saw queue was (at least half of it) not its downlink's ..."""
 
 CONFIRM_WITHIN = 1.0
-"""A ``downlink`` request is acted on only when another came at most this many seconds before it."""
+"""A ``downlink`` request is acted on only when another came at most this many seconds before it ..."""
+STRONG_QUEUE = 0.2
+"""... or when it says its newest packet queued at least this many seconds (``queued_ms``) while the
+server saw no more than :data:`STRONG_UPSTREAM` of it on the publisher's uplink: a queue that long is no
+host's hiccup, and waiting for the next request (a quarter of a second later) lets the bottleneck's queue
+overflow with the old layer, whose lost tail then holds the picture still until the new layer's keyframe
+gets through (docs/media.md, "The freeze at a switch")."""
+STRONG_UPSTREAM = 0.05
+"""Seconds of the queueing the server itself saw on the publisher's uplink under which a lone strong
+``downlink`` request is taken (the queue is the subscriber's own)."""
 UPSTREAM_LOSS = 0.02
 """... nor while more than this share of a layer's packets was lost on the way in."""
 
@@ -237,10 +247,12 @@ class LayerRouter:
             downlink.forget_limit_above(track.layers[-1].bitrate)
             self.dirty = True
 
-    def told(self, cid: int, bitrate: int, now: float) -> bool:
-        """``cid``'s own estimate of its downlink (the ``downlink`` request, bit/s per video track): its
-        budget falls to it at once (:meth:`Downlink.told`) when the request before came within
-        :data:`CONFIRM_WITHIN` (a queue that lasts), no publisher's uplink it receives from is in trouble
+    def told(self, cid: int, bitrate: int, now: float, queued: float | None = None) -> bool:
+        """``cid``'s own estimate of its downlink (the ``downlink`` request, bit/s per video track, and
+        how long its newest packet queued, ``queued`` seconds, if it said): its budget falls to it at once
+        (:meth:`Downlink.told`) when the request before came within :data:`CONFIRM_WITHIN` (a queue that
+        lasts) or this one's queue is strong evidence (:data:`STRONG_QUEUE`, not the publisher's uplink's:
+        :data:`STRONG_UPSTREAM`), no publisher's uplink it receives from is in trouble
         (:meth:`upstream_trouble`), at most once per :data:`TOLD_INTERVAL` (sooner ones are ignored). It
         moves only ``cid``'s own layers. True if the estimate changed (sync now)."""
         if now - self.told_at.get(cid, float("-inf")) < TOLD_INTERVAL:
@@ -248,12 +260,22 @@ class LayerRouter:
             return False
         self.told_at[cid] = now
         before, self.told_before[cid] = self.told_before.get(cid, float("-inf")), now
-        if now - before > CONFIRM_WITHIN:
-            return False  # one alone may be a hiccup of its host: a queue that lasts says so again
         receiving = [ssrc for ssrc, subs in self.subscriptions.items() if cid in subs]
         if not receiving:
             return False  # it receives no simulcast track: nothing to choose
         tracks = self.tracks
+        if now - before > CONFIRM_WITHIN:
+            strong = (
+                queued is not None
+                and queued >= STRONG_QUEUE
+                and all(
+                    self.upstream_queue(track) < STRONG_UPSTREAM
+                    for ssrc in receiving
+                    if (track := tracks.get(ssrc)) is not None
+                )
+            )
+            if not strong:
+                return False  # one alone may be a hiccup of its host: a queue that lasts says so again
         if any(self.upstream_trouble(track) for ssrc in receiving if (track := tracks.get(ssrc)) is not None):
             self.told_upstream += 1  # a publisher's uplink queues: every subscriber sees it, not theirs
             return False
@@ -319,7 +341,7 @@ class LayerRouter:
                         changed = True
                     if target != sub.target:
                         sub.target = target
-                        sub.asked = now
+                        sub.asked = sub.keyframe_asked = now
                         downlink = self.downlinks.get(cid)
                         sub.hurry = (
                             sub.current is not None
@@ -359,6 +381,21 @@ class LayerRouter:
             self.version.bump()
             self.synced = self.version.value
         return list(dict.fromkeys(asks)), sends
+
+    def overdue(self, now: float) -> list[tuple[int, int]]:
+        """Keyframe requests to send again, as (publisher, layer SSRC): for each subscriber that still
+        waits for its target layer's keyframe :data:`KEYFRAME_RETRY` seconds after it was asked (called
+        every tick)."""
+        asks: list[tuple[int, int]] = []
+        for ssrc, subs in self.subscriptions.items():
+            track = self.tracks.get(ssrc)
+            if track is None:
+                continue
+            for sub in subs.values():
+                if sub.pending and now - sub.keyframe_asked >= KEYFRAME_RETRY:
+                    sub.keyframe_asked = now
+                    asks.append((track.owner, track.layers[sub.target].ssrc))
+        return list(dict.fromkeys(asks))
 
     def route(
         self, track: Track, index: int, packet: bytes, now: float

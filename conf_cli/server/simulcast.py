@@ -43,6 +43,10 @@ TOLD_INTERVAL = 0.2
 is ignored (a subscriber cannot make the server work for it by flooding)."""
 CONGESTED_FOR = 1.0
 """For this many seconds after a subscriber's estimate fell, a move down stops its old layer at once."""
+KEYFRAME_RETRY = 0.4
+"""A subscriber still waiting for its target layer's keyframe this many seconds after it was asked for
+(the PLI or the keyframe lost, or the keyframe cut short on its way in) has it asked for again (at the
+server's next tick)."""
 
 
 @dataclass(frozen=True)
@@ -145,16 +149,24 @@ def queued_share(before: int, after: int, written: int) -> float:
     return min(1.0, (after - before) / written)
 
 
+REORDERED = 1024
+"""How many sequence numbers before a switch point a packet may be and still be taken for one of the
+layer's from before the switch, reordered on the way (and dropped)."""
+
+
 class Rewriter:
     """Maps the packets of the layer a subscriber receives into one stream: the track's SSRC, sequence
     numbers and timestamps continuing across switches. Immutable between switches, so subscribers that
     switched at the same packet share one (:attr:`key`) and each packet is rewritten once for them all.
 
     :meth:`switch` is called with the first packet (a keyframe's) of the new layer and where the stream
-    stood (the last packet sent out); the packets of that layer from before it (reordered) are dropped.
+    stood (the last packet sent out); the packets of that layer from before it (reordered) are dropped:
+    those at most :data:`REORDERED` sequence numbers before it whose timestamp is not after its. (Not
+    every number "before" it in the 16-bit space: 32,768 packets on (14 minutes of the middle layer)
+    every packet would be, and the subscriber would get nothing for as long again.)
     """
 
-    __slots__ = ("_ssrc", "_start", "key", "layer_ssrc", "seq_offset", "ts_offset")
+    __slots__ = ("_ssrc", "_start", "_start_ts", "key", "layer_ssrc", "seq_offset", "ts_offset")
 
     def __init__(self, ssrc: int) -> None:
         self._ssrc = ssrc.to_bytes(4, "big")
@@ -162,6 +174,7 @@ class Rewriter:
         self.seq_offset = 0
         self.ts_offset = 0
         self._start = 0
+        self._start_ts = 0
         self.key: tuple[int, int, int, int] = (-1, 0, 0, 0)
         """What decides the rewriting: the layer, the offsets and the switch point."""
 
@@ -181,6 +194,7 @@ class Rewriter:
         ts = int.from_bytes(packet[4:8], "big")
         self.layer_ssrc = int.from_bytes(packet[8:12], "big")
         self._start = seq
+        self._start_ts = ts
         if last is None:  # the first layer: numbers as they come
             self.seq_offset = 0
             self.ts_offset = 0
@@ -199,14 +213,22 @@ class Rewriter:
         """``packet`` (of the current layer) as the subscriber receives it; None for one from before the
         switch point."""
         seq, ts = SEQ_TS.unpack_from(packet, 2)
-        if (seq - self._start) & 0xFFFF >= 0x8000:
-            return None
+        if 0 < (self._start - seq) & 0xFFFF <= REORDERED:  # (rare: a look at its timestamp decides)
+            later = (ts - self._start_ts) & 0xFFFFFFFF
+            if later == 0 or later >= 0x8000_0000:
+                return None
         out = SEQ_TS.pack((seq + self.seq_offset) & 0xFFFF, (ts + self.ts_offset) & 0xFFFFFFFF)
         return b"".join((packet[:2], out, self._ssrc, packet[12:]))
 
     def original(self, seq: int) -> int:
         """The layer's sequence number of ``seq`` as the subscriber saw it (to pass a NACK on)."""
         return (seq - self.seq_offset) & 0xFFFF
+
+    def since_switch(self, seq: int) -> bool:
+        """Whether the layer's sequence number ``seq`` is from the switch point on (what :meth:`rewrite`
+        passes, by its number alone); a packet from before it was another layer's for the subscriber, not
+        to be resent."""
+        return not 0 < (self._start - seq) & 0xFFFF <= REORDERED
 
 
 class LastPacket:
@@ -231,7 +253,7 @@ class LastPacket:
 class Subscription:
     """One subscriber of one simulcast track."""
 
-    __slots__ = ("asked", "current", "held", "hurry", "rewriter", "target", "want")
+    __slots__ = ("asked", "current", "held", "hurry", "keyframe_asked", "rewriter", "target", "want")
 
     def __init__(self, ssrc: int, target: int, now: float = 0.0) -> None:
         self.current: int | None = None
@@ -242,6 +264,8 @@ class Subscription:
         the one it wants for want of uplink: dynacast keeps that one asked for, so it comes back)."""
         self.asked = now
         """When its target last changed: it switches at a keyframe once its old layer was seen since."""
+        self.keyframe_asked = now
+        """When a keyframe of its target layer was last asked of the publisher for it."""
         self.rewriter = Rewriter(ssrc)
         self.hurry = False
         """Its move down is for want of downlink: stop sending its old layer at once (the packets queued

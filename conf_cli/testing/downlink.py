@@ -7,7 +7,10 @@ subscriber behind it receives (:meth:`RelayHandle.set_rate`, ``down``) for ``hol
 subscriber's ``layer_switched`` and ``track_stats`` events (``layer``, ``height``, ``bitrate``, loss,
 ``freeze_ms``: the longest wait between two decoded pictures) and the host's give the figures: how long
 the switch took, the layer and bit rate after it, the loss once settled, the longest freeze, and whether
-the host kept the top layer. The tests assert on them; ``benchmarks/adaptive.py`` prints them.
+the host kept the top layer. With ``recover`` the limit is then lifted and the subscriber watched for
+at most that long, until its first switch back up has settled: the switches back up the server makes once
+its estimate grows again, each with its freeze
+(:mod:`conf_cli.testing.switching`). The tests assert on them; ``benchmarks/adaptive.py`` prints them.
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing.processes import ClientPool, spawn, start_server
 from conf_cli.testing.relay import start_relay
+from conf_cli.testing.switching import SETTLE, Switch, switches, video_stats, watch
 
 Event = dict[str, Any]
+
+
+LIFTED = 1.0
+"""Seconds after the limit is lifted from which the climb back up is measured (what the server did under
+the limit has been told by then)."""
 
 
 @dataclass
@@ -47,25 +56,11 @@ class DownlinkResult:
     timeline: list[tuple[float, int, int, int, float, int]] = field(default_factory=list)
     """(seconds since the limit, layer, height, bit rate, loss rate, freeze_ms) per subscriber
     ``track_stats``."""
-
-
-def _video(event: Event, name: str) -> bool:
-    return (
-        event.get("type") == "track_stats"
-        and event.get("name") == name
-        and event.get("kind") != "audio"
-        and "height" in event
-    )
-
-
-def _watch(process: ConfProcess, seconds: float) -> list[tuple[float, Event]]:
-    """The events of ``process`` over ``seconds``, with when each was read (monotonic)."""
-    got: list[tuple[float, Event]] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        for event in process.drain(0.05):
-            got.append((time.monotonic(), event))
-    return got
+    onset: Switch | None = None
+    """The first move down the limit forced, its freeze measured from the limit's start."""
+    recovery: list[Switch] = field(default_factory=list)
+    """Once the limit was lifted (``recover``), each move up, its freeze measured from :data:`LIFTED` after
+    the lift (the first) or from the move before it."""
 
 
 def run_downlink_scenario(
@@ -77,6 +72,7 @@ def run_downlink_scenario(
     fps: int = 15,
     bitrate: int = 1_200_000,
     baseline: float = 5.0,
+    recover: float = 0.0,
 ) -> DownlinkResult:
     """Run the scenario on ``transport`` (rtp, tcp, zmq); see the module's description."""
     server, url = start_server(transport=transport)
@@ -98,13 +94,34 @@ def run_downlink_scenario(
             )
             sharer.expect("publish_started", timeout=15)
             for process in (host, limited):
-                process.expect("track_stats", lambda e: _video(e, "cam") and e.get("layer") == 2, timeout=20)
-            before = _watch(limited, baseline)
+                process.expect(
+                    "track_stats", lambda e: video_stats(e, "cam") and e.get("layer") == 2, timeout=20
+                )
+            before = watch(limited, baseline)
             host.drain(0.01)  # what it said before the limit
             relay.set_rate(None, limit)
             limited_at = time.monotonic()
-            during = _watch(limited, hold)
-            host_seen = [e for e in host.drain(0.05) if _video(e, "cam")]
+            during = watch(limited, hold)
+            host_seen = [e for e in host.drain(0.05) if video_stats(e, "cam")]
+            recovery: list[Switch] = []
+            if recover > 0:
+                relay.set_rate(None, None)
+                # a switch the server made under the limit (its estimate grown, a probe) is told up to
+                # a tick later: the climb is measured from LIFTED on, from the layer it was on by then
+                after = watch(limited, LIFTED)
+                lifted_at = time.monotonic()
+                told = [int(e["layer"]) for _, e in during + after if e.get("type") == "layer_switched"]
+                stats_now = [e for _, e in during if video_stats(e, "cam")]
+                layer = told[-1] if told else int(stats_now[-1]["layer"]) if stats_now else 0
+                while time.monotonic() < lifted_at + recover:  # until its first move up, and the time
+                    after += watch(limited, 0.5)  # the freeze across it needs
+                    if switches(after, "cam", "limit lifted", lifted_at, layer, True) is not None:
+                        after += watch(limited, SETTLE + 0.5)
+                        break
+                at = lifted_at
+                while (up := switches(after, "cam", "limit lifted", at, layer, True)) is not None:
+                    recovery.append(up)
+                    at, layer = at + up.took, up.after
         switched_after = next(
             (
                 when - limited_at
@@ -113,7 +130,8 @@ def run_downlink_scenario(
             ),
             None,
         )
-        stats = [(when, e) for when, e in during if _video(e, "cam")]
+        onset = switches(during, "cam", "limit begun", limited_at, 2, False)
+        stats = [(when, e) for when, e in during if video_stats(e, "cam")]
         timeline = [
             (
                 when - limited_at,
@@ -136,7 +154,7 @@ def run_downlink_scenario(
                     loss_after = lost / (got + lost)
                 bitrate_after = sum(int(e["bitrate"]) for e in settled[1:]) / (len(settled) - 1)
         freezes = [int(e.get("freeze_ms", 0)) / 1000 for _, e in stats]
-        freezes_before = [int(e.get("freeze_ms", 0)) / 1000 for _, e in before if _video(e, "cam")]
+        freezes_before = [int(e.get("freeze_ms", 0)) / 1000 for _, e in before if video_stats(e, "cam")]
         last_stats = stats[-1][1] if stats else None
         return DownlinkResult(
             transport,
@@ -150,6 +168,8 @@ def run_downlink_scenario(
             max(freezes_before, default=None),
             [int(e["layer"]) for e in host_seen],
             timeline,
+            onset,
+            recovery,
         )
     finally:
         pool.stop_all()

@@ -278,3 +278,20 @@ def test_the_freeze_meter_gives_the_longest_wait_between_pictures_including_one_
     assert round(meter.take(1.5), 3) == 0.067  # from the last picture, still waiting
     meter.picture(2.5)  # the wait that went on past the last take counts in full
     assert round(meter.take(2.6), 3) == 1.067
+
+
+def test_the_freeze_meter_gives_apart_the_wait_that_ended_at_a_picture_of_a_new_size() -> None:
+    from conf_cli.media.rtp_stream import FreezeMeter
+
+    meter = FreezeMeter()
+    for step in range(5):  # 360p at 15 fps, one picture 0.4 s late among them: no switch
+        meter.picture(step / 15 + (0.4 if step == 4 else 0.0), (640, 360))
+    assert meter.take_switch() is None
+    meter.picture(0.8, (320, 180))  # the first picture of the lower layer, 0.13 s after the last 360p one
+    meter.picture(0.93, (320, 180))
+    assert meter.take(1.0) == pytest.approx(1 / 15 + 0.4)  # the longest wait of all ...
+    switched = meter.take_switch()  # ... and the one across the switch, apart
+    assert switched is not None and switched == pytest.approx(0.8 - (4 / 15 + 0.4))
+    assert meter.take_switch() is None  # told once
+    meter.picture(1.5, (640, 360))  # back up, after a 0.57 s wait
+    assert meter.take_switch() == pytest.approx(0.57)

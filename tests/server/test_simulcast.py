@@ -628,3 +628,90 @@ def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publisher
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.3)
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.6)
     assert hub.layers.budget(2) == 100_000
+
+
+def test_one_downlink_request_with_a_long_queue_is_taken_at_once_but_not_while_the_uplink_queues() -> None:
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    for seq in range(1, 11):  # pictures 1/15 s apart arriving on time: no queue before the server
+        payload = IDR if seq == 1 else SLICE
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000, payload), 1.0 + seq / 15)  # type: ignore[arg-type]
+    # a short queue alone may be a hiccup of Bob's host: wait for the next
+    assert not plis(ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": 150}, 2.0))
+    assert hub.layers.budget(2) is None
+    # a long one (over STRONG_QUEUE) with no queue before the server is his downlink's: at once, so his
+    # old layer stops before his bottleneck's queue overflows
+    actions = ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": 250}, 3.5)
+    assert 0xA0 in plis(actions) and hub.layers.budget(2) == 300_000
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.target == 0 and bob.hurry
+    # once Ada's uplink queues, a long queue alone is not taken from Cy: everyone would see it
+    for seq in range(11, 21):
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 3.6 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
+    ask(hub, 3, {"type": "receive"}, 5.0)  # (Cy's cap lifted: her budget is her estimate alone)
+    ask(hub, 3, {"type": "downlink", "bitrate": 200_000, "queued_ms": 900}, 6.0)
+    assert hub.layers.budget(3) is None
+    # out of range: refused, like any malformed request
+    refused = ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": -1}, 7.0)
+    assert any(isinstance(a, Send) and a.message.get("type") == "error" for a in refused)
+
+
+def test_a_keyframe_that_does_not_come_is_asked_for_again_at_the_tick() -> None:
+    hub, _ = simulcast_meeting()  # Cy (capped) waits for the low layer's keyframe
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)  # her first keyframe: she receives the low layer
+    cy = hub.layers.subscription(0xA2, 3)
+    assert cy is not None and cy.current == 0 and not cy.pending
+    assert 0xA0 not in plis(hub.tick(1.5))  # settled: nothing to ask
+    actions = ask(hub, 3, {"type": "receive", "max_bitrate": 600_000}, 2.0)  # she may have the middle one
+    assert 0xA1 in plis(actions) and cy.target == 1
+    assert 0xA1 not in plis(hub.tick(2.2))  # asked 0.2 s ago: it may be on its way
+    assert 0xA1 in plis(hub.tick(2.5))  # no keyframe 0.5 s on: asked again ...
+    assert 0xA1 not in plis(hub.tick(2.7))  # ... not at every tick
+    hub.route(1, packet(0xA0, 2, 3000), 2.8)  # her old layer goes on until the new one's keyframe
+    hub.route(1, packet(0xA1, 1, 3000, IDR), 2.9)
+    assert cy.current == 1 and not cy.pending
+    hub.route(1, packet(0xA2, 2, 3000), 3.0)  # (the top layer moves on: nothing stalled)
+    assert not plis(hub.tick(3.5))
+
+
+def test_a_subscriber_whose_old_layer_was_stopped_asks_for_the_new_ones_keyframe_and_gets_no_resends() -> (
+    None
+):
+    hub, _ = simulcast_meeting()
+    hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
+    ask(hub, 2, {"type": "downlink", "bitrate": 100_000, "queued_ms": 300}, 1.2)
+    hub.route(1, packet(0xA2, 2, 3000), 1.3)  # Bob's top layer stops here
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.held is not None
+    # his client lost the top layer's tail at his bottleneck: its NACKs are not passed on, and its PLI is
+    # for the layer his stream continues with
+    forwards = hub.route_rtcp(2, build_compound([Nack(0xBB, 0xA2, [1]), Pli(0xBB, 0xA2)]), 1.4) or []
+    parts = [p for f in forwards for p in parse_compound(f.packet)]
+    assert not [p for p in parts if isinstance(p, Nack)]
+    assert [p.media_ssrc for p in parts if isinstance(p, Pli)] == [0xA0]
+    # once moved, a NACK for what he lost of the layer he left is not passed on either
+    hub.route(1, packet(0xA0, 500, 9000, IDR), 1.5)
+    assert bob.current == 0 and bob.held is None
+    before = (bob.rewriter.original(0) - 1) & 0xFFFF  # a number from before his switch point ...
+    seen = (before + bob.rewriter.seq_offset) & 0xFFFF
+    first = (500 + bob.rewriter.seq_offset) & 0xFFFF  # ... and his new layer's first packet
+    forwards = hub.route_rtcp(2, build_compound([Nack(0xBB, 0xA2, [seen, first])]), 1.6) or []
+    nacks = [p for f in forwards for p in parse_compound(f.packet) if isinstance(p, Nack)]
+    assert nacks and nacks[0].media_ssrc == 0xA0 and nacks[0].lost == [500]
+
+
+def test_a_rewritten_stream_runs_on_past_half_the_sequence_space_and_its_wrap() -> None:
+    # 70,000 packets of the middle layer after a switch (about half an hour at 400 kbit/s): every one goes
+    # out, numbered on from the switch, however far its own numbers ran and wrapped
+    rewriter = Rewriter(0xA2)
+    rewriter.switch(packet(0xA1, 60_000, 1_000, IDR), 1.0, (99, 5_000, 0.9))
+    sent = 100
+    for step in range(1, 70_000):
+        out = rewriter.rewrite(packet(0xA1, (60_000 + step) & 0xFFFF, (1_000 + step * 2_250) & 0xFFFFFFFF))
+        assert out is not None, step
+        assert header(out)[0] == (sent + step) & 0xFFFF
+    # one from just before the switch point, reordered on its way, is still dropped; its NACK not passed on
+    assert rewriter.rewrite(packet(0xA1, 59_990, 500)) is None
+    assert not rewriter.since_switch(59_990) and rewriter.since_switch(60_000 + 40_000)

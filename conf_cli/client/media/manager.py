@@ -320,10 +320,15 @@ class MediaManager:
         self.receivers[track.ssrc] = receiver
         receiver.start()
 
-    def _tell_downlink(self, bitrate: int) -> None:
+    def _tell_downlink(self, bitrate: int, queued: float) -> None:
         """Our downlink is queueing (a received track's :class:`DownlinkMonitor`): tell the server what it
-        carries, so that it moves us down a simulcast layer at once."""
-        request: Message = {"type": "downlink", "bitrate": max(MIN_BITRATE, min(MAX_BITRATE, bitrate))}
+        carries and how long the newest packet queued (``queued`` seconds), so that it moves us down a
+        simulcast layer at once."""
+        request: Message = {
+            "type": "downlink",
+            "bitrate": max(MIN_BITRATE, min(MAX_BITRATE, bitrate)),
+            "queued_ms": max(0, min(60_000, round(queued * 1000))),
+        }
         with contextlib.suppress(ConfError):  # the link went: the meeting loop reports it
             self.client.send(request)
 

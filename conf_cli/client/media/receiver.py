@@ -145,7 +145,7 @@ class RemoteTrack:
         sinks: list[Sink] | None = None,
         ordered: bool = False,
         unprotect: Unprotect | None = None,
-        on_downlink: Callable[[int], None] | None = None,
+        on_downlink: Callable[[int, float], None] | None = None,
     ) -> None:
         self.name = str(info.get("name", ""))
         self.kind = str(info.get("kind", ""))
@@ -278,7 +278,7 @@ class RemoteTrack:
         if monitor is not None and self._on_downlink is not None:
             told = monitor.arrived(packet.timestamp, len(packet.payload), now)
             if told is not None and self.told_layer is not None:
-                self._on_downlink(told)
+                self._on_downlink(told, monitor.queued)
         if jitter.push(packet, now) and jitter.due(now):
             for item in jitter.pop(now):
                 self._play(item)
@@ -443,7 +443,7 @@ class RemoteTrack:
             now = time.monotonic()
             self.meter.record(now, size, frames)
             if frames and not self.audio:
-                self.freeze.picture(now)
+                self.freeze.picture(now, self.size)
 
     def _record(self, unit: EncodedUnit) -> None:
         recorder = self.recorder
@@ -543,6 +543,11 @@ class RemoteTrack:
                     "height": self.size[1],
                     "layer": self.layer,
                     "freeze_ms": round((self.freeze.take(now) or 0.0) * 1000),
+                    **(
+                        {"switch_freeze_ms": round(switched * 1000)}
+                        if (switched := self.freeze.take_switch()) is not None
+                        else {}
+                    ),
                 }
                 if self.size is not None
                 else {}
