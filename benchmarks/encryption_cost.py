@@ -65,6 +65,8 @@ def bench(
         "--procs",
         str(args.procs),
     ]
+    if getattr(args, "generator_nice", 0):
+        command += ["--generator-nice", str(args.generator_nice)]
     generator = getattr(args, "generator", "python")
     if generator != "python" and transport == "rtp":
         command += ["--generator", generator]

@@ -1377,6 +1377,14 @@ def demo(participants: int, duration: float | None, name: str, play: bool) -> No
     "(rtp:// only: sendmmsg/recvmmsg in C, for rates Python clients cannot drive).",
 )
 @click.option(
+    "--generator-nice",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="Run the load generator this much nicer than the server, so that on one machine the server gets "
+    "a core first (as with its clients elsewhere).",
+)
+@click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG plot."
 )
 @click.option("--json", "json_flag", is_flag=True, help="Print the figures as one JSON object.")
@@ -1428,6 +1436,7 @@ def bench(
     server_args: tuple[str, ...],
     encryption: str,
     generator: str,
+    generator_nice: int,
     plot: Path | None,
     json_flag: bool,
     churn: float | None,
@@ -1460,6 +1469,7 @@ def bench(
         server_args=server_args,
         encryption=encryption,
         generator=generator,
+        generator_nice=generator_nice,
     )
     _run(lambda: run(config, json_flag, plot), fast_loop=True)
 

@@ -33,6 +33,9 @@ class BenchConfig:
     generator: str = "python"
     """How the load generator sends and receives media: ``python`` (each client's link, in the event loop)
     or ``compiled`` (rtp:// only: conf_cli/bench/compiled.py)."""
+    generator_nice: int = 0
+    """Niceness added to the load-generator processes: on one machine, the server then gets a core before
+    its load does, as it would with its clients on other machines."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,8 +34,8 @@ BENCH_ATTEMPTS = 100_000
 class _WorkerProcess(GeneratorProcess):
     """One ``conf bench`` load-generator process."""
 
-    def __init__(self, plan: WorkerPlan) -> None:
-        super().__init__("conf_cli.bench.worker", plan)
+    def __init__(self, plan: WorkerPlan, nice: int = 0) -> None:
+        super().__init__("conf_cli.bench.worker", plan, nice)
         self.totals: Totals | None = None
 
 
@@ -116,7 +116,7 @@ class Bench:
                 self.fingerprint,
                 config.generator,
             )
-            worker = _WorkerProcess(plan)
+            worker = _WorkerProcess(plan, self.config.generator_nice)
             self.workers.append(worker)
             loop.add_reader(worker.conn.fileno(), self._readable, worker)
 

@@ -32,3 +32,18 @@ def test_waits_are_read_per_thread_and_per_process() -> None:
     waited = wait_seconds(os.getpid())
     assert waited is not None and waited >= times[1]  # the process's threads include this one
     assert wait_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_a_niced_generator_process_runs_that_much_nicer_than_the_bench() -> None:
+    # conf bench --generator-nice N: the generator's processes yield the cores to a server on this machine
+    from conf_cli.bench.generator import GeneratorProcess
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    plain = GeneratorProcess("conf_cli.bench.worker", None)
+    niced = GeneratorProcess("conf_cli.bench.worker", None, nice=7)
+    try:
+        assert os.getpriority(os.PRIO_PROCESS, plain.process.pid) == base
+        assert os.getpriority(os.PRIO_PROCESS, niced.process.pid) == min(19, base + 7)
+    finally:
+        plain.stop()
+        niced.stop()
