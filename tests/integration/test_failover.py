@@ -30,7 +30,7 @@ from conf_cli.testing import processes
 from conf_cli.testing.directories import start_directory
 from conf_cli.testing.processes import ConfProcess, spawn
 from conf_cli.urls import parse_server_url
-from tests.integration.test_cluster import PASSCODE, SMALL, Cluster, node_names
+from tests.integration.test_cluster import PASSCODE, SMALL, STATS, Cluster, node_names
 from tests.integration.test_resume_live import back, frames_of
 
 FAILOVER_LIMIT = 10.0
@@ -47,7 +47,7 @@ class TwoTransports(Cluster):
     def node(self, name: str, *extra: str) -> str:
         args = ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", "tcp"]
         process = spawn(
-            [*args, "--transport", "rtp", "--cluster", self.directory.url, "--node", name, *extra]
+            [*args, "--transport", "rtp", "--cluster", self.directory.url, "--node", name, *STATS, *extra]
         )
         urls = process.expect("server_started")["urls"]
         self.nodes[name] = (process, next(u for u in urls if u.startswith("tcp://")))
@@ -65,7 +65,8 @@ def _three(kind: str) -> Iterator[TwoTransports]:
         for name in ("a", "b", "c"):
             made.node(name)
         made.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=20)
-        time.sleep(1.5)  # every node has read the others' records (their URLs go into welcome)
+        for name in ("a", "b", "c"):  # every node has read the others' records (their URLs go into welcome)
+            made.reads(name, "a", "b", "c")
         yield made
     finally:
         made.close()
@@ -95,7 +96,7 @@ def test_a_killed_node_s_meeting_is_taken_over_and_everyone_is_back_with_role_me
     bob = spawn(
         ["join", meeting, "--json", "--server", three.rtp["a"], "--name", "Bob", "--passcode", PASSCODE]
     )
-    three.clients.append(bob)
+    three.clients.adopt(bob)
     bob.expect("joined")
     cy = three.share("a", meeting, "Cy", "pattern", *SMALL)
     cy.expect("joined")
