@@ -142,8 +142,11 @@ class Client:
             if message["type"] == "pong":
                 return
             if message["type"] == "resume_token":  # kept, never handed on: it is a bearer secret
-                token = receive(message).get("token")
+                renewed = receive(message)
+                token, urls = renewed.get("token"), renewed.get("urls")
                 self.resume_token = token if isinstance(token, str) else self.resume_token
+                if isinstance(urls, list):  # where to reconnect, as the server knows it now
+                    self.welcome = {**self.welcome, "urls": urls}
                 return
             if message["type"] != "ping":
                 self.events.put_nowait(receive(message))
