@@ -72,7 +72,7 @@ def test_a_renewed_resume_token_s_urls_are_where_the_client_reconnects_from_then
         "urls": ["tcp://127.0.0.1:9", "tcp://127.0.0.1:10", "tcp://127.0.0.1:11"],
     }
     c.control_received(json.dumps(renewed).encode())
-    assert c.resume_token == "p.t"
+    assert c.resume_token == "p.t" and c.welcome["type"] == "welcome"  # the welcome itself is kept as it came
     targets = c._resume_targets()
     assert [str(address) for address, _ in targets] == [
         "tcp://127.0.0.1:9",
