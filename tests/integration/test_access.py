@@ -205,10 +205,13 @@ def test_failed_passcodes_are_rate_limited_then_allowed_again() -> None:
         server.stop()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
-    env = {"CONF_HOME": str(tmp_path / "home")}
-    accounts = str(tmp_path / "accounts.db")
+@pytest.fixture(scope="module")
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
+    """An accounts file made with ``conf user``: ada (password ``correct horse``) alone, bob having been
+    added and removed; and the environment (a CONF_HOME of its own) the module's login tests share."""
+    folder = tmp_path_factory.mktemp("accounts")
+    env = {"CONF_HOME": str(folder / "home")}
+    accounts = str(folder / "accounts.db")
     added = run(["user", "add", "ada", "--password-stdin", "--accounts", accounts], env, "correct horse\n")
     assert added.returncode == 0, added.stderr
     assert (
@@ -218,10 +221,25 @@ def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
     assert again.returncode == 1 and again.stderr == "conf: an account named 'ADA' exists already\n"
     assert run(["user", "list", "--accounts", accounts], env).stdout == "ada\nbob\n"
     assert run(["user", "remove", "bob", "--accounts", accounts], env).returncode == 0
-    assert run(["user", "list", "--accounts", accounts], env).stdout == "ada\n"
-    assert b"correct horse" not in Path(accounts).read_bytes()
+    return env, accounts
 
-    server, url = start_server("--require-login", "--accounts", accounts, transport=transport, env=env)
+
+def test_user_add_list_and_remove_keep_the_accounts_file_without_passwords(
+    accounts: tuple[dict[str, str], str],
+) -> None:
+    """What the ``accounts`` fixture did with ``conf user`` (add, a refused second ADA, list, remove) left
+    ada alone in the file, and no password in it."""
+    env, path = accounts
+    assert run(["user", "list", "--accounts", path], env).stdout == "ada\n"
+    assert b"correct horse" not in Path(path).read_bytes()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_accounts_and_required_login(accounts: tuple[dict[str, str], str], transport: str) -> None:
+    """The accounts made by ``conf user`` (the ``accounts`` fixture, checked by the test above) at a
+    server that requires login, over each transport."""
+    env, accounts_file = accounts
+    server, url = start_server("--require-login", "--accounts", accounts_file, transport=transport, env=env)
     try:
         create = ["create", "--json", "--server", url, "--name", "Mallory", "--passcode", "pw-123"]
         cases = [
