@@ -162,6 +162,12 @@ class ConfProcess:
                     stream.close()
 
 
+def drain_together(*processes: ConfProcess, seconds: float) -> list[list[Event]]:
+    """What each of ``processes`` said in the same ``seconds`` from now (and had not been read before):
+    the first is read for that long while the others' events wait in their queues, then read at once."""
+    return [processes[0].drain(seconds), *(process.drain(0.05) for process in processes[1:])]
+
+
 def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONF_HOME": test_home(), **(env or {})}
     process = subprocess.Popen(

@@ -25,7 +25,7 @@ from conf_cli.latch import CHECK_SUFFIX
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
 from conf_cli.testing.capture import capture, payloads
 from conf_cli.testing.netns import NatPicture, NetLab, netns_unavailable, two_nats
-from conf_cli.testing.processes import ConfProcess
+from conf_cli.testing.processes import ConfProcess, drain_together
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 needs_netns = pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
@@ -148,10 +148,15 @@ def held_back(lab: NetLab, picture: NatPicture) -> Iterator[None]:
         lab.iptables(picture.wan, "-D", *hold)
 
 
-def frames_of(client: ConfProcess, name: str, seconds: float = 2.0) -> int:
-    reports = [e for e in client.drain(seconds) if e.get("type") == "track_stats" and e["name"] == name]
-    assert reports, f"no track_stats for {name} in {seconds:g} s"
+def frames_in(events: list[dict[str, Any]], name: str) -> int:
+    """Pictures decoded of ``name``'s video by the newest ``track_stats`` among ``events``."""
+    reports = [e for e in events if e.get("type") == "track_stats" and e["name"] == name]
+    assert reports, f"no track_stats for {name}"
     return int(reports[-1]["frames"])
+
+
+def frames_of(client: ConfProcess, name: str, seconds: float = 2.0) -> int:
+    return frames_in(client.drain(seconds), name)
 
 
 def calls_stats(server: ConfProcess, where: Any) -> dict[str, int]:
@@ -207,10 +212,13 @@ def test_an_address_that_never_answers_consent_checks_gets_no_media(
     assert checks and all(c.username is not None and c.username.endswith(CHECK_SUFFIX) for c in checks)
     stats = calls_stats(server, lambda s: s["consent_failed"] >= 1)
     assert stats["relatches"] == 0
-    before = frames_of(ada, "bob")
-    assert frames_of(ada, "bob", 3.0) > before, "ada's video from bob goes on"
-    before = frames_of(bob, "ada")
-    assert frames_of(bob, "ada", 3.0) > before, "and ada's to bob, now that her UDP gets through"
+    # Both ends read over the same windows: the newest reports of the first 2 s, then of the next 3 s.
+    ada_before, bob_before = drain_together(ada, bob, seconds=2.0)
+    ada_after, bob_after = drain_together(ada, bob, seconds=3.0)
+    assert frames_in(ada_after, "bob") > frames_in(ada_before, "bob"), "ada's video from bob goes on"
+    assert frames_in(bob_after, "ada") > frames_in(bob_before, "ada"), (
+        "and ada's to bob, now that her UDP gets through"
+    )
     ada.send("/leave")
     assert ada.wait() == 0
     bob.expect("call_ended")
