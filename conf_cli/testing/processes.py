@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,6 +300,19 @@ class ClientPool:
     def stop_all(self) -> None:
         for client in self.started:
             client.stop()
+
+
+@contextlib.contextmanager
+def serving(*extra: str, transport: str = "tcp", env: dict[str, str] | None = None) -> Iterator[ClientPool]:
+    """``conf server`` (:func:`start_server`, with ``extra`` arguments) and a :class:`ClientPool` for it;
+    the clients and the server are stopped by PID at the end."""
+    server, url = start_server(*extra, transport=transport, env=env)
+    clients = ClientPool(url)
+    try:
+        yield clients
+    finally:
+        clients.stop_all()
+        server.stop()
 
 
 @dataclass

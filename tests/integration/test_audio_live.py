@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing.processes import ClientPool, ConfProcess, serving, spawn
 from conf_cli.testing.relay import start_relay
 
 SPEECH = ("--source-option", "tremolo=4")  # a syllable-like tone: Opus codes in-band FEC for speech
@@ -23,13 +23,8 @@ SPEECH = ("--source-option", "tremolo=4")  # a syllable-like tone: Opus codes in
 
 @pytest.fixture
 def pool() -> Iterator[ClientPool]:
-    server, url = start_server(transport="rtp")
-    clients = ClientPool(url)
-    try:
+    with serving(transport="rtp") as clients:
         yield clients
-    finally:
-        clients.stop_all()
-        server.stop()
 
 
 def share(pool: ClientPool, meeting: str, name: str, *extra: str) -> ConfProcess:
