@@ -24,7 +24,7 @@ import pytest
 from conf_cli.latch import CHECK_SUFFIX
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
 from conf_cli.testing.capture import capture, payloads
-from conf_cli.testing.netns import NatPicture, NetLab, netns_unavailable, two_nats
+from conf_cli.testing.netns import NatPicture, NetLab, call_across_nats, netns_unavailable, two_nats
 from conf_cli.testing.processes import ConfProcess, drain_together
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -70,15 +70,7 @@ def relayed_call(lab: NetLab, picture: NatPicture) -> tuple[ConfProcess, ConfPro
     """ada calls bob with UDP between their NATs cut: the relayed path; the relay's port."""
     for one, other in (picture.public_ips, picture.public_ips[::-1]):
         lab.iptables(picture.wan, "-A", "FORWARD", "-p", "udp", "-s", one, "-d", other, "-j", "DROP")
-    server = lab.conf(
-        picture.server,
-        ["server", "--json", "--host", picture.server_ip, "--port", "0", "--stats-interval", "0.5"],
-    )
-    url = server.expect("server_started")["urls"][0]
-    common = ["--json", "--server", url, "--share", "pattern", *SMALL]
-    bob = lab.conf(picture.clients[1], ["call", "--listen", "--accept", "--name", "bob", *common])
-    bob.expect("online", timeout=20)
-    ada = lab.conf(picture.clients[0], ["call", "bob", "--name", "ada", *common])
+    server, ada, bob, _ = call_across_nats(lab, picture, ("--share", "pattern", *SMALL))
     path = ada.expect("call_path", timeout=25)
     assert path["path"] == "relayed" and path["address"].startswith(f"{picture.server_ip}:")
     assert bob.expect("call_path", timeout=20)["path"] == "relayed"
