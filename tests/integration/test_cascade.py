@@ -40,8 +40,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def three_nodes(cluster: Cluster) -> None:
-    for name in "abc":
-        cluster.node(name, "--cascade", "always")
+    cluster.start("a", "b", "c", extra=("--cascade", "always"))
     cluster.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=15)
 
 
@@ -311,8 +310,7 @@ def test_a_holder_that_stops_answering_has_its_meeting_taken_over_and_everyone_r
     """Node a, holding the meeting, hangs (SIGSTOP: its sockets stay open, it answers nothing). Its claim
     lapses, and the meeting is taken over from its record: Cy (carried by b) and Ada (on a) come back into
     it on their own, with their roles, and chat flows again."""
-    cluster.node("a", "--cascade", "always")
-    cluster.node("b", "--cascade", "always")
+    cluster.start("a", "b", extra=("--cascade", "always"))
     cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
     ada = cluster.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from conf_cli.testing.processes import (
     chat_from,
     has_packets,
     run_conf,
+    spawn,
     start_server,
 )
 
@@ -47,11 +48,24 @@ class Cluster:
         """Every client names the URL of the node it goes to."""
 
     def node(self, name: str, *extra: str) -> str:
-        process, url = start_server(
-            "--cluster", self.directory.url, "--node", name, *STATS, *extra, transport=self.transport
-        )
-        self.nodes[name] = (process, url)
-        return url
+        """Start node ``name`` and wait until it listens; its URL."""
+        self.start(name, extra=extra)
+        return self.url(name)
+
+    def start(self, *names: str, extra: Sequence[str] = ()) -> None:
+        """Start the nodes ``names`` (each with ``extra``) side by side, then wait until each listens."""
+        spawned = [(name, self._spawn(name, *extra)) for name in names]
+        for name, process in spawned:
+            self.nodes[name] = (process, "")  # stopped at the end even if it never listens
+        for name, process in spawned:
+            self._listening(name, process.expect("server_started")["urls"])
+
+    def _spawn(self, name: str, *extra: str) -> ConfProcess:
+        args = ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", self.transport]
+        return spawn([*args, "--cluster", self.directory.url, "--node", name, *STATS, *extra])
+
+    def _listening(self, name: str, urls: list[str]) -> None:
+        self.nodes[name] = (self.nodes[name][0], urls[0])
 
     def url(self, name: str) -> str:
         return self.nodes[name][1]
@@ -61,6 +75,18 @@ class Cluster:
 
     def share(self, node: str, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
         return self.clients.share(meeting, name, kind, *extra, url=self.url(node))
+
+    def two_nodes_and_a_meeting(self, read: bool = False) -> tuple[ConfProcess, str]:
+        """Nodes a and b, both in the directory (``read``: and a has read b's record), and Ada's meeting
+        created through a (which holds it); Ada's client and the meeting's ID."""
+        self.start("a", "b")
+        self.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+        if read:
+            self.reads("a", "b")
+        ada = self.client("a", "Ada")
+        meeting = str(ada.expect("meeting_created")["meeting"])
+        ada.expect("joined")
+        return ada, meeting
 
     def reads(self, name: str, *others: str, timeout: float = 15) -> None:
         """Wait until node ``name`` has read the records of ``others`` (its welcome lists their URLs)."""
@@ -146,8 +172,7 @@ def test_meeting_created_via_a_and_joined_via_b_and_c_carries_media_and_chat_amo
     any_cluster: Cluster,
 ) -> None:
     cluster = any_cluster
-    for name in "abc":
-        cluster.node(name)
+    cluster.start("a", "b", "c")
     cluster.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=15)
     ada = cluster.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]
@@ -187,7 +212,8 @@ def test_meeting_created_via_a_and_joined_via_b_and_c_carries_media_and_chat_amo
 
 
 def test_cluster_status_shows_the_nodes_their_urls_and_the_meeting(cluster: Cluster) -> None:
-    url_a, url_b = cluster.node("a"), cluster.node("b")
+    cluster.start("a", "b")
+    url_a, url_b = cluster.url("a"), cluster.url("b")
     cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
     ada = cluster.client("b", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]  # node b has room: the meeting stays on b
@@ -245,13 +271,7 @@ def test_a_killed_node_disappears_within_its_ttl_and_its_meeting_is_taken_over_b
     """SIGKILL of a node: its record lapses by its TTL, and its meeting, whose claim lapsed too, is taken
     over by the other node when its participant comes back (tests/integration/test_failover.py has the
     whole of failover)."""
-    redis_cluster.node("a")
-    redis_cluster.node("b")
-    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
-    redis_cluster.reads("a", "b")  # a's welcome names b
-    ada = redis_cluster.client("a", "Ada")
-    meeting = ada.expect("meeting_created")["meeting"]
-    ada.expect("joined")
+    ada, meeting = redis_cluster.two_nodes_and_a_meeting(read=True)  # a's welcome names b
     redis_cluster.wait_status(lambda s: s["meetings"] == {meeting: "a"}, timeout=10)
 
     os.kill(redis_cluster.nodes["a"][0].pid, signal.SIGKILL)
@@ -271,12 +291,7 @@ def test_the_directory_restarted_under_a_running_meeting_the_meeting_goes_on_and
     """Redis (or NATS) restarted empty on the same port: the meeting goes on, and within a refresh the
     nodes register again and claim their meetings again."""
     redis_cluster = cluster
-    redis_cluster.node("a")
-    redis_cluster.node("b")
-    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
-    ada = redis_cluster.client("a", "Ada")
-    meeting = ada.expect("meeting_created")["meeting"]
-    ada.expect("joined")
+    ada, meeting = redis_cluster.two_nodes_and_a_meeting()
     bob = redis_cluster.client("b", "Bob", meeting)
     bob.expect("redirect")
     bob.expect("joined")
@@ -298,12 +313,7 @@ def test_while_the_directory_is_down_creates_are_refused_clearly_and_running_mee
     cluster: Cluster,
 ) -> None:
     redis_cluster = cluster
-    redis_cluster.node("a")
-    redis_cluster.node("b")
-    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
-    ada = redis_cluster.client("a", "Ada")
-    meeting = ada.expect("meeting_created")["meeting"]
-    ada.expect("joined")
+    ada, meeting = redis_cluster.two_nodes_and_a_meeting()
     redis_cluster.directory.stop()
 
     refused = run_conf("create", "--json", "--server", redis_cluster.url("a"), "--name", "Eve", timeout=30)

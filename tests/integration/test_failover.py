@@ -44,15 +44,15 @@ class TwoTransports(Cluster):
         super().__init__(start_directory(kind))
         self.rtp: dict[str, str] = {}
 
-    def node(self, name: str, *extra: str) -> str:
+    def _spawn(self, name: str, *extra: str) -> ConfProcess:
         args = ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", "tcp"]
-        process = spawn(
+        return spawn(
             [*args, "--transport", "rtp", "--cluster", self.directory.url, "--node", name, *STATS, *extra]
         )
-        urls = process.expect("server_started")["urls"]
-        self.nodes[name] = (process, next(u for u in urls if u.startswith("tcp://")))
+
+    def _listening(self, name: str, urls: list[str]) -> None:
+        self.nodes[name] = (self.nodes[name][0], next(u for u in urls if u.startswith("tcp://")))
         self.rtp[name] = next(u for u in urls if u.startswith("rtp://"))
-        return self.url(name)
 
     def holder(self, meeting: str) -> str | None:
         return self.status()["meetings"].get(meeting)
@@ -62,8 +62,7 @@ def _three(kind: str) -> Iterator[TwoTransports]:
     """Nodes a, b and c on a directory of ``kind``, each having read the others' records."""
     made = TwoTransports(kind)
     try:
-        for name in ("a", "b", "c"):
-            made.node(name)
+        made.start("a", "b", "c")
         made.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=20)
         for name in ("a", "b", "c"):  # every node has read the others' records (their URLs go into welcome)
             made.reads(name, "a", "b", "c")
