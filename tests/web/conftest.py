@@ -27,16 +27,7 @@ async def server() -> AsyncIterator[Server]:
 def browser_namespace() -> Iterator[str]:
     """A network namespace with only ``lo`` (up), deleted afterwards: a browser in it offers ICE only
     127.0.0.1, and nothing leaves the machine."""
-    yield from _loopback_namespace(f"confpage{os.getpid()}")
-
-
-@pytest.fixture(scope="module")
-def module_browser_namespace() -> Iterator[str]:
-    """As ``browser_namespace``, for the tests of one module that share what runs in it."""
-    yield from _loopback_namespace(f"confmod{os.getpid()}")
-
-
-def _loopback_namespace(name: str) -> Iterator[str]:
+    name = f"confpage{os.getpid()}"
     subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10, check=False)
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
     try:

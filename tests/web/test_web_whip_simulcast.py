@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,20 +124,31 @@ def _rid(publisher: dict[str, Any], rid: str) -> dict[str, Any]:
     return next(r for r in publisher["rids"] if r["rid"] == rid)
 
 
-class Stage:
-    """What the module's tests share: a server with the web service in a loopback-only namespace, and a
-    Chromium page that publishes over WHIP (each test its own meeting, its publisher stopped after)."""
+class Meeting:
+    """A server with the web service in a loopback-only namespace, a host, a subscriber capped at
+    300 kbit/s, and a Chromium page that publishes over WHIP."""
 
     def __init__(self, ns: str, folder: Path) -> None:
-        self.ns = ns
+        self.started: list[ConfProcess] = []
         self.site: subprocess.Popen[str] | None = None
         self.browser: Browser | None = None
-        self.server = conf_in(
+        self.server = self._conf(
             ns,
             ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--web-port", "0",
              "--stats-interval", "1"],
         )  # fmt: skip
-        self.tcp_url, self.web_url = self.server.expect("server_started", timeout=30)["urls"]
+        tcp_url, self.web_url = self.server.expect("server_started", timeout=30)["urls"]
+        self.host = self._conf(
+            ns, ["create", "--json", "--server", tcp_url, "--name", "host", "--passcode", PASSCODE]
+        )
+        self.id = self.host.expect("meeting_created", timeout=30)["meeting"]
+        self.host.expect("joined")
+        self.capped = self._conf(
+            ns,
+            ["join", self.id, "--json", "--server", tcp_url, "--name", "capped", "--passcode", PASSCODE,
+             "--max-bitrate", "300k"],
+        )  # fmt: skip
+        self.capped.expect("joined", timeout=30)
         self.site = subprocess.Popen(
             inside(ns, sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
                    "--directory", str(_site(folder))),
@@ -148,45 +159,8 @@ class Stage:
         self.browser = Browser(page_url, prefix=inside(ns))
         self.browser.wait_for("typeof window.publish === 'function'", timeout=45)
 
-    def close(self) -> None:
-        if self.browser is not None:
-            self.browser.close()
-        if self.site is not None:
-            self.site.terminate()
-            self.site.wait(timeout=10)
-        self.server.stop()
-
-
-@pytest.fixture(scope="module")
-def stage(module_browser_namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
-    made = Stage(module_browser_namespace, tmp_path_factory.mktemp("site"))
-    try:
-        yield made
-    finally:
-        made.close()
-
-
-class Meeting:
-    """A meeting on the stage's server: a host, and a subscriber capped at 300 kbit/s."""
-
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
-        self.server, self.browser, self.web_url = stage.server, stage.browser, stage.web_url
-        self.started: list[ConfProcess] = []
-        self.published = False
-        self.host = self._conf(
-            ["create", "--json", "--server", stage.tcp_url, "--name", "host", "--passcode", PASSCODE]
-        )
-        self.id = self.host.expect("meeting_created", timeout=30)["meeting"]
-        self.host.expect("joined")
-        self.capped = self._conf(
-            ["join", self.id, "--json", "--server", stage.tcp_url, "--name", "capped", "--passcode", PASSCODE,
-             "--max-bitrate", "300k"],
-        )  # fmt: skip
-        self.capped.expect("joined", timeout=30)
-
-    def _conf(self, args: list[str]) -> ConfProcess:
-        process = conf_in(self.stage.ns, args)
+    def _conf(self, ns: str, args: list[str]) -> ConfProcess:
+        process = conf_in(ns, args)
         self.started.append(process)
         return process
 
@@ -199,115 +173,113 @@ class Meeting:
             f"publish('{url}', '{PASSCODE}', {width}, {height}, [{rids}])", timeout=60
         )
         assert published == "published"
-        self.published = True
         return self.host.expect("share_started", lambda e: e["name"] == "cam (WHIP)", timeout=30)
 
     def close(self) -> None:
-        """The page stops publishing (WHIP DELETE) and the server lets the publisher go, so that the next
-        test's is the only one; then the clients are stopped."""
-        try:
-            if self.published and self.browser is not None:
-                self.browser.evaluate("window.publisher.client.stop().then(() => 'stopped')", timeout=30)
-                self.server.expect(
-                    "server_stats",
-                    lambda e: not e.get("services", {}).get("web", {}).get("whip", []),
-                    timeout=30,
-                )
-        finally:
-            for process in reversed(self.started):
-                process.stop()
+        if self.browser is not None:
+            self.browser.close()
+        if self.site is not None:
+            self.site.terminate()
+            self.site.wait(timeout=10)
+        for process in reversed(self.started):
+            process.stop()
 
 
-@pytest.fixture
-def meeting(stage: Stage) -> Iterator[Meeting]:
-    made = Meeting(stage)
+def test_chromium_simulcast_over_whip_gives_each_subscriber_its_layer(
+    browser_namespace: str, tmp_path: Path
+) -> None:
+    meeting = Meeting(browser_namespace, tmp_path)
     try:
-        yield made
+        browser, server, host, capped = meeting.browser, meeting.server, meeting.host, meeting.capped
+        assert browser is not None
+        shared = meeting.publish(1280, 720, "qhf")
+        offer, answer = (
+            browser.evaluate("window.publisher.offer"),
+            browser.evaluate("window.publisher.answer"),
+        )
+        assert "a=simulcast:send q;h;f" in offer
+        # The answer takes the three RIDs (RFC 8853) and the RID header extension (RFC 8852).
+        assert "a=simulcast:recv q;h;f" in answer
+        assert all(f"a=rid:{rid} recv" in answer for rid in "qhf")
+        assert "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in answer
+        # One track with three layers, lowest first, the highest under the track's SSRC.
+        assert len(shared["layers"]) == 3 and shared["layers"][-1]["ssrc"] == shared["ssrc"]
+
+        # Chromium encodes all three: a quarter, a half and the whole of the canvas.
+        sizes = browser.wait_for(
+            "layers().then(l => (l.q && l.h && l.f && l.q[2] > 10 && l.h[2] > 10 && l.f[2] > 10) ? l : null)",
+            timeout=90,
+        )
+        assert {rid: tuple(size[:2]) for rid, size in sizes.items()} == {
+            "q": (320, 180),
+            "h": (640, 360),
+            "f": (1280, 720),
+        }
+
+        # The capped subscriber decodes the 320x180 layer (layer 0), the host the 1280x720 one (layer 2),
+        # both under the track's one SSRC.
+        low = capped.expect("track_stats", video("cam (WHIP)", layer=0, width=320, height=180), timeout=90)
+        top = host.expect("track_stats", video("cam (WHIP)", layer=2, width=1280, height=720), timeout=90)
+        assert low["ssrc"] == top["ssrc"] == shared["ssrc"]
+        assert low["decode_errors"] == 0 and top["decode_errors"] == 0
+
+        # The server receives the three RIDs on the one track, each the layer of its size; the middle
+        # layer, which nobody receives, is not forwarded (dynacast: dropped at the server), the others are.
+        first = _publisher(
+            server,
+            lambda p: (
+                all(r["received"] > 0 for r in p["rids"])
+                and not p["layers"][1]["active"]
+                and p["layers"][2]["feed"] == "f"
+            ),
+            timeout=30,
+        )
+        assert [layer["rid"] for layer in first["layers"]] == ["q", "h", "f"]
+        assert first["layers"][-1]["ssrc"] == shared["ssrc"]
+        assert [(r["rid"], r["width"], r["height"]) for r in first["rids"]] == [
+            ("q", 320, 180),
+            ("h", 640, 360),
+            ("f", 1280, 720),
+        ]
+        middle = _rid(first, "h")["received"]
+        later = _publisher(server, lambda p: _rid(p, "h")["received"] > middle + 30, timeout=30)
+        assert later["layers"][1]["forwarded"] == first["layers"][1]["forwarded"]
+        assert _rid(later, "h")["paused"] > _rid(first, "h")["paused"]
+        assert later["layers"][0]["forwarded"] > first["layers"][0]["forwarded"]
+        assert later["layers"][2]["forwarded"] > first["layers"][2]["forwarded"]
+
+        # Once the capped subscriber leaves, nobody wants the low layer either: its forwarding stops.
+        capped.send("/leave")
+        capped.wait()
+        gone = _publisher(server, lambda p: not p["layers"][0]["active"], timeout=30)
+        low_in = _rid(gone, "q")["received"]
+        after = _publisher(server, lambda p: _rid(p, "q")["received"] > low_in + 20, timeout=30)
+        assert after["layers"][0]["forwarded"] == gone["layers"][0]["forwarded"]
+        assert after["layers"][2]["forwarded"] > gone["layers"][2]["forwarded"]
+        host.expect("track_stats", video("cam (WHIP)", layer=2, height=720), timeout=10)
+        assert after["unknown_rid"] == 0
     finally:
-        made.close()
+        meeting.close()
 
 
-def test_chromium_simulcast_over_whip_gives_each_subscriber_its_layer(meeting: Meeting) -> None:
-    browser, server, host, capped = meeting.browser, meeting.server, meeting.host, meeting.capped
-    assert browser is not None
-    shared = meeting.publish(1280, 720, "qhf")
-    offer, answer = (
-        browser.evaluate("window.publisher.offer"),
-        browser.evaluate("window.publisher.answer"),
-    )
-    assert "a=simulcast:send q;h;f" in offer
-    # The answer takes the three RIDs (RFC 8853) and the RID header extension (RFC 8852).
-    assert "a=simulcast:recv q;h;f" in answer
-    assert all(f"a=rid:{rid} recv" in answer for rid in "qhf")
-    assert "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id" in answer
-    # One track with three layers, lowest first, the highest under the track's SSRC.
-    assert len(shared["layers"]) == 3 and shared["layers"][-1]["ssrc"] == shared["ssrc"]
-
-    # Chromium encodes all three: a quarter, a half and the whole of the canvas.
-    sizes = browser.wait_for(
-        "layers().then(l => (l.q && l.h && l.f && l.q[2] > 10 && l.h[2] > 10 && l.f[2] > 10) ? l : null)",
-        timeout=90,
-    )
-    assert {rid: tuple(size[:2]) for rid, size in sizes.items()} == {
-        "q": (320, 180),
-        "h": (640, 360),
-        "f": (1280, 720),
-    }
-
-    # The capped subscriber decodes the 320x180 layer (layer 0), the host the 1280x720 one (layer 2),
-    # both under the track's one SSRC.
-    low = capped.expect("track_stats", video("cam (WHIP)", layer=0, width=320, height=180), timeout=90)
-    top = host.expect("track_stats", video("cam (WHIP)", layer=2, width=1280, height=720), timeout=90)
-    assert low["ssrc"] == top["ssrc"] == shared["ssrc"]
-    assert low["decode_errors"] == 0 and top["decode_errors"] == 0
-
-    # The server receives the three RIDs on the one track, each the layer of its size; the middle
-    # layer, which nobody receives, is not forwarded (dynacast: dropped at the server), the others are.
-    first = _publisher(
-        server,
-        lambda p: (
-            all(r["received"] > 0 for r in p["rids"])
-            and not p["layers"][1]["active"]
-            and p["layers"][2]["feed"] == "f"
-        ),
-        timeout=30,
-    )
-    assert [layer["rid"] for layer in first["layers"]] == ["q", "h", "f"]
-    assert first["layers"][-1]["ssrc"] == shared["ssrc"]
-    assert [(r["rid"], r["width"], r["height"]) for r in first["rids"]] == [
-        ("q", 320, 180),
-        ("h", 640, 360),
-        ("f", 1280, 720),
-    ]
-    middle = _rid(first, "h")["received"]
-    later = _publisher(server, lambda p: _rid(p, "h")["received"] > middle + 30, timeout=30)
-    assert later["layers"][1]["forwarded"] == first["layers"][1]["forwarded"]
-    assert _rid(later, "h")["paused"] > _rid(first, "h")["paused"]
-    assert later["layers"][0]["forwarded"] > first["layers"][0]["forwarded"]
-    assert later["layers"][2]["forwarded"] > first["layers"][2]["forwarded"]
-
-    # Once the capped subscriber leaves, nobody wants the low layer either: its forwarding stops.
-    capped.send("/leave")
-    capped.wait()
-    gone = _publisher(server, lambda p: not p["layers"][0]["active"], timeout=30)
-    low_in = _rid(gone, "q")["received"]
-    after = _publisher(server, lambda p: _rid(p, "q")["received"] > low_in + 20, timeout=30)
-    assert after["layers"][0]["forwarded"] == gone["layers"][0]["forwarded"]
-    assert after["layers"][2]["forwarded"] > gone["layers"][2]["forwarded"]
-    host.expect("track_stats", video("cam (WHIP)", layer=2, height=720), timeout=10)
-    assert after["unknown_rid"] == 0
-
-
-def test_rids_listed_highest_first_are_told_apart_by_their_picture_size(meeting: Meeting) -> None:
+def test_rids_listed_highest_first_are_told_apart_by_their_picture_size(
+    browser_namespace: str, tmp_path: Path
+) -> None:
     """A page may list its encodings highest first (``f;h;q``): the server learns the order from the
     picture sizes in the streams' parameter sets, so the capped subscriber still gets 320x180."""
-    assert meeting.browser is not None
-    shared = meeting.publish(1280, 720, "fhq")
-    assert "a=simulcast:recv f;h;q" in meeting.browser.evaluate("window.publisher.answer")
-    low = meeting.capped.expect(
-        "track_stats", video("cam (WHIP)", layer=0, width=320, height=180), timeout=90
-    )
-    top = meeting.host.expect("track_stats", video("cam (WHIP)", layer=2, width=1280, height=720), timeout=90)
-    assert low["ssrc"] == top["ssrc"] == shared["ssrc"]
-    stats = _publisher(meeting.server, lambda p: p["layers"][0]["forwarded"] > 0, timeout=30)
-    assert [layer["rid"] for layer in stats["layers"]] == ["q", "h", "f"]
+    meeting = Meeting(browser_namespace, tmp_path)
+    try:
+        assert meeting.browser is not None
+        shared = meeting.publish(1280, 720, "fhq")
+        assert "a=simulcast:recv f;h;q" in meeting.browser.evaluate("window.publisher.answer")
+        low = meeting.capped.expect(
+            "track_stats", video("cam (WHIP)", layer=0, width=320, height=180), timeout=90
+        )
+        top = meeting.host.expect(
+            "track_stats", video("cam (WHIP)", layer=2, width=1280, height=720), timeout=90
+        )
+        assert low["ssrc"] == top["ssrc"] == shared["ssrc"]
+        stats = _publisher(meeting.server, lambda p: p["layers"][0]["forwarded"] > 0, timeout=30)
+        assert [layer["rid"] for layer in stats["layers"]] == ["q", "h", "f"]
+    finally:
+        meeting.close()
