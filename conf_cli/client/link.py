@@ -126,6 +126,8 @@ class Client:
         self._login: tuple[str, str] | None = None
         self.resume_token: str | None = None
         """Our latest resume token (a bearer secret: never shown, never logged)."""
+        self.reconnect_urls: list[str] | None = None
+        """Where to reconnect, as the latest ``resume_token`` said (in place of ``welcome``'s ``urls``)."""
         self.link_number = 0
         """Counts the links opened: only the current one's reports count (:class:`_LinkEvents`)."""
         self.reconnecting = False
@@ -142,8 +144,11 @@ class Client:
             if message["type"] == "pong":
                 return
             if message["type"] == "resume_token":  # kept, never handed on: it is a bearer secret
-                token = receive(message).get("token")
+                renewed = receive(message)
+                token, urls = renewed.get("token"), renewed.get("urls")
                 self.resume_token = token if isinstance(token, str) else self.resume_token
+                if isinstance(urls, list):  # where to reconnect, as the server knows it now
+                    self.reconnect_urls = [str(url) for url in urls]
                 return
             if message["type"] != "ping":
                 self.events.put_nowait(receive(message))
@@ -195,6 +200,7 @@ class Client:
                 ) from exc
             raise
         self.welcome = welcome
+        self.reconnect_urls = None  # this server's welcome is the freshest word until its next token
         self._interval = float(welcome.get("heartbeat") or HEARTBEAT_INTERVAL)
         self._heartbeat = asyncio.create_task(self._beat())
         return welcome
@@ -211,7 +217,7 @@ class Client:
         targets = [(self.address, self.options)]
         security = self.options.security
         accepted = security.trust.accepted if security is not None and security.trust else None
-        listed = self.welcome.get("urls")
+        listed = self.reconnect_urls if self.reconnect_urls is not None else self.welcome.get("urls")
         for url in listed if isinstance(listed, list) else []:
             if len(targets) >= MAX_RESUME_URLS:
                 break

@@ -475,6 +475,9 @@ class ResumeToken(Event):
     token: str = _field("resume_token")
     expires: float = _field("clock")
     """When it stops being good (Unix seconds); a new one comes well before."""
+    urls: tuple[str, ...] | None = _field("urls", optional=True)
+    """Where the client may reconnect to resume, as the server knows it now: the fresh form of
+    ``welcome``'s ``urls`` (a cluster's nodes that joined since the hello), which it replaces."""
 
 
 @dataclass(frozen=True, kw_only=True)

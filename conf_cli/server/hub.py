@@ -597,7 +597,10 @@ class Hub:
 
     def _issue_token(self, meeting: Meeting, participant: Participant) -> Message | None:
         """A ``resume_token`` event for ``participant`` (:mod:`conf_cli.server.resume`), or None when this
-        hub gives none."""
+        hub gives none. A participant on a link of this server's own listeners also gets the URLs it may
+        reconnect to as they are now: a long-lived client learns of nodes that joined the cluster after its
+        ``welcome``. A participant carried here over a node link, or a service's, gets none (its client
+        reconnects where its own node's ``welcome`` said)."""
         key, clock = self.resume_key, self.wall_clock
         if key is None or clock is None:
             return None
@@ -612,7 +615,11 @@ class Hub:
             recorder=participant.recorder,
         )
         participant.token_issued = now
-        return ResumeToken(token=key.issue(seat), expires=seat.expires).to_message()
+        conn = self._conns.get(participant.pid)
+        urls: tuple[str, ...] = ()
+        if conn is not None and conn.scheme not in ("", "local"):  # not a service's or a node link's
+            urls = self._reconnect_urls(conn)  # as they are now: nodes come and go
+        return ResumeToken(token=key.issue(seat), expires=seat.expires, urls=urls or None).to_message()
 
     def _refresh_tokens(self) -> list[Action]:
         """A new resume token for every participant whose token is getting old."""

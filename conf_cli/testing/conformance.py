@@ -5,8 +5,10 @@ runs the same tests against itself once its plugin is installed::
 
     pytest -p conf_cli.testing.conformance --pyargs conf_cli.testing.conformance --conf-transport mytransport
 
-Without ``--conf-transport`` the suite runs over every registered transport. Each test starts a real
-``conf server`` and real ``conf`` clients in machine mode on loopback, and stops them by PID. Links are
+Without ``--conf-transport`` the suite runs over every registered transport. The tests of a transport
+share one real ``conf server`` (each test makes meetings of its own, which nothing in another test
+reaches); each test starts real ``conf`` clients in machine mode on loopback, and everything is stopped
+by PID. Links are
 encrypted, as by default; ``--conf-encryption none`` runs the suite in plaintext, for a transport that
 does not protect its links yet (``Transport.secure``).
 """
@@ -53,19 +55,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Loaded both as a plugin and as the test module, this hook is called twice for each test.
     if "conf_transport" in metafunc.fixturenames and not getattr(metafunc, "_conf_parametrized", False):
         metafunc._conf_parametrized = True  # type: ignore[attr-defined]
-        metafunc.parametrize("conf_transport", transports_under_test(metafunc.config))
+        metafunc.parametrize("conf_transport", transports_under_test(metafunc.config), scope="module")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def conf_encryption(request: pytest.FixtureRequest) -> tuple[str, ...]:
     """The client arguments that match the server's --encryption setting."""
     chosen = request.config.getoption("--conf-encryption", default="on") or "on"
     return ("--encryption", str(chosen))
 
 
-@pytest.fixture
+SERVER_CREATES = "1000"
+"""Meetings the shared server lets one address create a minute (``--max-creates``): every test's
+meetings come from 127.0.0.1."""
+
+
+@pytest.fixture(scope="module")
 def conf_server(conf_transport: str, conf_encryption: tuple[str, ...]) -> Iterator[str]:
-    server, url = start_server(*conf_encryption, transport=conf_transport)
+    """One ``conf server`` over ``conf_transport`` for all of that transport's tests."""
+    server, url = start_server(*conf_encryption, "--max-creates", SERVER_CREATES, transport=conf_transport)
     try:
         yield url
     finally:

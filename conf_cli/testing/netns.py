@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conf_cli.testing.processes import ConfProcess, conf_command, test_home
+from conf_cli.testing.processes import ConfProcess, Event, conf_command, test_home
 
 TIMEOUT = 10.0
 
@@ -196,3 +196,22 @@ def two_nats(lab: NetLab, count: int = 2) -> NatPicture:
         routers.append(router)
         public.append(f"10.88.1{n}.1")
     return NatPicture(server, "10.88.0.2", wan, tuple(clients), tuple(routers), tuple(public))
+
+
+def call_across_nats(
+    lab: NetLab, picture: NatPicture, share: Sequence[str]
+) -> tuple[ConfProcess, ConfProcess, ConfProcess, Event]:
+    """``conf server`` (stats twice a second) in the picture's server namespace, bob behind the second NAT
+    listening and accepting (``conf call --listen --accept``), then ada behind the first calling him,
+    each sharing what ``share`` says (``--share pattern ...``): the server, ada, bob and bob's ``online``
+    (the address the server saw him at)."""
+    server = lab.conf(
+        picture.server,
+        ["server", "--json", "--host", picture.server_ip, "--port", "0", "--stats-interval", "0.5"],
+    )
+    url = server.expect("server_started")["urls"][0]
+    common = ["--json", "--server", url, *share]
+    bob = lab.conf(picture.clients[1], ["call", "--listen", "--accept", "--name", "bob", *common])
+    online = bob.expect("online", timeout=20)
+    ada = lab.conf(picture.clients[0], ["call", "bob", "--name", "ada", *common])
+    return server, ada, bob, online

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +162,12 @@ class ConfProcess:
                     stream.close()
 
 
+def drain_together(*processes: ConfProcess, seconds: float) -> list[list[Event]]:
+    """What each of ``processes`` said in the same ``seconds`` from now (and had not been read before):
+    the first is read for that long while the others' events wait in their queues, then read at once."""
+    return [processes[0].drain(seconds), *(process.drain(0.05) for process in processes[1:])]
+
+
 def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "CONF_HOME": test_home(), **(env or {})}
     process = subprocess.Popen(
@@ -176,25 +182,45 @@ def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> ConfProcess
 
 
 def start_server(
-    *extra: str, transport: str = "tcp", env: dict[str, str] | None = None
+    *extra: str,
+    transport: str = "tcp",
+    env: dict[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> tuple[ConfProcess, str]:
-    """Start ``conf server`` on a free loopback port; return it and its URL."""
+    """Start ``conf server`` on a free loopback port; return it and its URL (its ``server_started`` is
+    ``server.latest("server_started")``)."""
     server = spawn(
         ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", transport, *extra], env
     )
-    started = server.expect("server_started")
+    started = server.expect("server_started", timeout=timeout)
     return server, started["urls"][0]
 
 
 def start_client(
-    url: str, name: str, meeting: str | None = None, passcode: str | None = None, *extra: str
+    url: str,
+    name: str,
+    meeting: str | None = None,
+    passcode: str | None = None,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> ConfProcess:
     """``conf create`` (no meeting) or ``conf join MEETING`` in machine mode."""
     args = ["create"] if meeting is None else ["join", meeting]
     args += ["--json", "--server", url, "--name", name]
     if passcode is not None:
         args += ["--passcode", passcode]
-    return spawn([*args, *extra])
+    return spawn([*args, *extra], env)
+
+
+def has_packets(kind: str) -> Callable[[Event], bool]:
+    """For :meth:`ConfProcess.expect`: a ``track_stats`` of a ``kind`` track (audio, video) that has
+    received packets."""
+    return lambda e: e.get("kind") == kind and int(e.get("packets", 0)) > 0
+
+
+def chat_from(name: str, text: str) -> Callable[[Event], bool]:
+    """For :meth:`ConfProcess.expect`: a ``chat`` from ``name`` saying ``text``."""
+    return lambda e: e.get("from") == name and e.get("text") == text
 
 
 def run_conf(*args: str, timeout: float = 30.0, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -211,28 +237,47 @@ def run_conf(*args: str, timeout: float = 30.0, stdin: str = "") -> subprocess.C
 
 
 class ClientPool:
-    """Starts conf clients against one server and stops every one of them by PID at the end."""
+    """Starts conf clients against one server and stops every one of them by PID at the end.
 
-    def __init__(self, url: str, passcode: str = "pass-123", extra: Sequence[str] = ()) -> None:
+    Each method takes ``url=`` for a client that goes to another of the server's URLs (a worker's, a
+    cluster node's); ``env`` is added to every client's environment (a ``CONF_HOME`` of its own, say)."""
+
+    def __init__(
+        self,
+        url: str,
+        passcode: str = "pass-123",
+        extra: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.passcode = passcode
         self.extra = tuple(extra)
         """Arguments every client gets (``--encryption none`` for a plaintext server, say)."""
+        self.env = env
         self.started: list[ConfProcess] = []
+
+    def client(
+        self, name: str, meeting: str | None = None, *extra: str, url: str | None = None
+    ) -> ConfProcess:
+        """Start ``conf create`` (no meeting) or ``conf join MEETING`` as ``name``; the caller waits for
+        its events."""
+        return self.adopt(
+            start_client(url or self.url, name, meeting, self.passcode, *self.extra, *extra, env=self.env)
+        )
 
     def create(self, name: str, *extra: str) -> tuple[ConfProcess, str]:
         """Create a meeting as ``name``; wait until it is joined; return the client and the meeting ID."""
-        client = start_client(self.url, name, None, self.passcode, *self.extra, *extra)
-        self.started.append(client)
+        client = self.client(name, None, *extra)
         created = client.expect("meeting_created")
         client.expect("joined")
         return client, created["meeting"]
 
     def join(self, meeting: str, name: str, *extra: str, passcode: str | None = None) -> ConfProcess:
         """Start joining; the caller waits for ``joined`` (or an exit) itself."""
-        client = start_client(self.url, name, meeting, passcode or self.passcode, *self.extra, *extra)
-        self.started.append(client)
-        return client
+        client = start_client(
+            self.url, name, meeting, passcode or self.passcode, *self.extra, *extra, env=self.env
+        )
+        return self.adopt(client)
 
     def joined(self, meeting: str, name: str, *extra: str) -> ConfProcess:
         """Join and wait until in the meeting."""
@@ -240,16 +285,34 @@ class ClientPool:
         client.expect("joined", lambda e: e["name"] == name)
         return client
 
-    def share(self, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
+    def share(self, meeting: str, name: str, kind: str, *extra: str, url: str | None = None) -> ConfProcess:
         """``conf share KIND`` into ``meeting`` as ``name`` in machine mode; the caller waits for events."""
-        args = ["share", kind, "--meeting", meeting, "--server", self.url, "--name", name]
-        client = spawn([*args, "--passcode", self.passcode, "--json", *self.extra, *extra])
+        args = ["share", kind, "--meeting", meeting, "--server", url or self.url, "--name", name]
+        return self.adopt(
+            spawn([*args, "--passcode", self.passcode, "--json", *self.extra, *extra], self.env)
+        )
+
+    def adopt(self, client: ConfProcess) -> ConfProcess:
+        """Stop ``client`` (started some other way) with the others at the end."""
         self.started.append(client)
         return client
 
     def stop_all(self) -> None:
         for client in self.started:
             client.stop()
+
+
+@contextlib.contextmanager
+def serving(*extra: str, transport: str = "tcp", env: dict[str, str] | None = None) -> Iterator[ClientPool]:
+    """``conf server`` (:func:`start_server`, with ``extra`` arguments) and a :class:`ClientPool` for it;
+    the clients and the server are stopped by PID at the end."""
+    server, url = start_server(*extra, transport=transport, env=env)
+    clients = ClientPool(url)
+    try:
+        yield clients
+    finally:
+        clients.stop_all()
+        server.stop()
 
 
 @dataclass

@@ -5,6 +5,7 @@ cannot be reached is a reason to ask again shortly, not to give up."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -56,3 +57,31 @@ async def test_a_resume_redirected_to_a_node_that_cannot_be_reached_is_to_be_tri
             await c._ask_cluster({"type": "resume", "token": "t"}, {"joined"})
     assert refused.value.code == "try_again" and refused.value.retry_after == RESUME_REDIRECT_RETRY
     assert "cannot be reached" in str(refused.value)
+
+
+def test_a_renewed_resume_token_s_urls_are_where_the_client_reconnects_from_then_on() -> None:
+    """``welcome`` listed node a alone; a renewed token names node b too (it joined the cluster since):
+    a reconnection tries our own URL, then both, each held to the key already accepted."""
+    c = client()
+    c.welcome = {"type": "welcome", "urls": ["tcp://127.0.0.1:9", "tcp://127.0.0.1:10"]}
+    assert [str(address) for address, _ in c._resume_targets()] == ["tcp://127.0.0.1:9", "tcp://127.0.0.1:10"]
+    renewed = {
+        "type": "resume_token",
+        "token": "p.t",
+        "expires": 1.0,
+        "urls": ["tcp://127.0.0.1:9", "tcp://127.0.0.1:10", "tcp://127.0.0.1:11"],
+    }
+    c.control_received(json.dumps(renewed).encode())
+    assert c.resume_token == "p.t" and c.welcome["type"] == "welcome"  # the welcome itself is kept as it came
+    targets = c._resume_targets()
+    assert [str(address) for address, _ in targets] == [
+        "tcp://127.0.0.1:9",
+        "tcp://127.0.0.1:10",
+        "tcp://127.0.0.1:11",
+    ]
+    for _, options in targets[1:]:
+        assert options.security is not None and options.security.trust is not None
+        assert options.security.trust.pin is False
+    # A token without URLs (a participant carried over a node link) leaves the list as it was.
+    c.control_received(json.dumps({"type": "resume_token", "token": "p.u", "expires": 2.0}).encode())
+    assert c.resume_token == "p.u" and len(c._resume_targets()) == 3

@@ -20,7 +20,14 @@ from conf_cli.client.meeting_loop import (
     EXIT_WRONG_PASSWORD,
 )
 from conf_cli.plugin.registry import registry
-from conf_cli.testing.processes import ClientPool, ConfProcess, Event, conf_command, start_server
+from conf_cli.testing.processes import (
+    ClientPool,
+    ConfProcess,
+    Event,
+    conf_command,
+    start_server,
+    start_thread_loop,
+)
 from conf_cli.urls import parse_server_url
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -39,15 +46,23 @@ LEAKS = {
 }
 
 
-@pytest.fixture(params=TRANSPORTS)
-def pool(request: pytest.FixtureRequest) -> Iterator[ClientPool]:
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def waiting_room_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    """One server per transport for the module's waiting-room tests (each makes its own meeting)."""
     server, url = start_server(transport=request.param)
-    clients = ClientPool(url)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pool(waiting_room_server: str) -> Iterator[ClientPool]:
+    clients = ClientPool(waiting_room_server)
     try:
         yield clients
     finally:
         clients.stop_all()
-        server.stop()
 
 
 def has_frames(event: Event) -> bool:
@@ -61,7 +76,10 @@ def _said(stderr: str) -> str:
     )
 
 
-def test_waiting_room_admit_deny_and_nothing_before_admission(pool: ClientPool) -> None:
+def test_waiting_room_admit_deny_and_not_one_packet_or_event_before_admission(pool: ClientPool) -> None:
+    """While a meeting runs (chat, video), two wait: ``conf join`` (cy) gets none of the meeting's events,
+    and, at the wire, a client of our own (probe) that counts every media packet its link delivers gets
+    not one packet and no event; once admitted, both get the meeting. Then giving up and being denied."""
     host, meeting = pool.create("host", "--waiting-room")
 
     # A sharer waits too: its track is announced only once it is in.
@@ -73,25 +91,56 @@ def test_waiting_room_admit_deny_and_nothing_before_admission(pool: ClientPool) 
     published = sharer.expect("publish_started", timeout=20)
     host.expect("track_stats", has_frames, timeout=20)  # media flows in the meeting
 
-    cy = pool.join(meeting, "cy")
-    assert cy.expect("waiting") == {"type": "waiting", "meeting": meeting, "name": "cy"}
-    host.expect("waiting_joined", lambda e: e["name"] == "cy")
-    host.send("secret plans")
-    host.expect("chat", lambda e: e["text"] == "secret plans")
-    sharer.send("/who")
-    sharer.expect("participants")
-    held = cy.drain(3.0)  # video keeps flowing all this while
-    assert not [e for e in held if e["type"] in LEAKS], held
-    cy.send("let me in")  # a waiting person's chat goes nowhere
-    assert cy.expect("error")["code"] == "waiting"
+    probe = Client(registry(), parse_server_url(pool.url))
+    packets: list[bytes] = []
+    probe.media_handler = packets.append
+    answers: list[Event] = []
 
-    host.send("/admit cy")
-    joined = cy.expect("joined")
-    assert joined["name"] == "cy" and [t["ssrc"] for t in joined["tracks"]] == [published["ssrc"]]
-    cy.expect("track_stats", has_frames, timeout=20)
-    host.send("welcome")
-    cy.expect("chat", lambda e: e["text"] == "welcome")
-    host.expect("waiting_left", lambda e: e["name"] == "cy" and e["reason"] == "admitted")
+    async def probe_waits() -> None:
+        await probe.connect()
+        answers.append(await probe.join(meeting, "probe", pool.passcode))
+
+    probing = start_thread_loop(probe_waits(), "probe")
+    try:
+        assert answers[0]["type"] == "waiting"
+        host.expect("waiting_joined", lambda e: e["name"] == "probe")
+        cy = pool.join(meeting, "cy")
+        assert cy.expect("waiting") == {"type": "waiting", "meeting": meeting, "name": "cy"}
+        host.expect("waiting_joined", lambda e: e["name"] == "cy")
+        host.send("secret plans")
+        host.expect("chat", lambda e: e["text"] == "secret plans")
+        sharer.send("/who")
+        sharer.expect("participants")
+        held = cy.drain(3.0)  # video keeps flowing all this while
+        assert not [e for e in held if e["type"] in LEAKS], held
+
+        async def probe_held() -> list[Event]:
+            return [probe.events.get_nowait() for _ in range(probe.events.qsize())]
+
+        assert packets == []
+        assert asyncio.run_coroutine_threadsafe(probe_held(), probing.loop).result(10) == []
+        cy.send("let me in")  # a waiting person's chat goes nowhere
+        assert cy.expect("error")["code"] == "waiting"
+
+        host.send("/admit cy")
+        joined = cy.expect("joined")
+        assert joined["name"] == "cy" and [t["ssrc"] for t in joined["tracks"]] == [published["ssrc"]]
+        cy.expect("track_stats", has_frames, timeout=20)
+        host.send("welcome")
+        cy.expect("chat", lambda e: e["text"] == "welcome")
+        host.expect("waiting_left", lambda e: e["name"] == "cy" and e["reason"] == "admitted")
+
+        async def probe_admitted() -> None:
+            async with asyncio.timeout(20):
+                while (event := await probe.events.get())["type"] != "joined":
+                    assert event["type"] not in LEAKS
+                while not packets:  # the server forwards to whoever is in, subscribed or not
+                    await asyncio.sleep(0.05)
+
+        host.send("/admit probe")
+        asyncio.run_coroutine_threadsafe(probe_admitted(), probing.loop).result(30)
+    finally:
+        probing.stop(probe.close())
 
     # Someone who gives up waiting disappears from the list.
     dee = pool.join(meeting, "dee")
@@ -110,35 +159,6 @@ def test_waiting_room_admit_deny_and_nothing_before_admission(pool: ClientPool) 
     assert eve.stderr_lines == [f"conf: you were not admitted to meeting {meeting}"]
     host.send("/who")
     assert host.expect("participants")["waiting"] == []
-
-
-async def test_not_one_packet_reaches_a_waiting_connection(pool: ClientPool) -> None:
-    """At the wire: a client of our own counts every media packet its link delivers, waiting or not."""
-    host, meeting = pool.create("host", "--waiting-room")
-    sharer = pool.share(meeting, "bob", "pattern", *SMALL)
-    sharer.expect("waiting")
-    host.send("/admit bob")
-    host.expect("track_stats", has_frames, timeout=20)
-
-    probe = Client(registry(), parse_server_url(pool.url))
-    packets: list[bytes] = []
-    probe.media_handler = packets.append
-    try:
-        await probe.connect()
-        assert (await probe.join(meeting, "probe", pool.passcode))["type"] == "waiting"
-        await asyncio.to_thread(host.expect, "waiting_joined", lambda e: e["name"] == "probe")
-        await asyncio.sleep(3.0)
-        assert packets == []
-        held = [probe.events.get_nowait() for _ in range(probe.events.qsize())]
-        assert held == []
-        host.send("/admit probe")
-        async with asyncio.timeout(20):
-            while (event := await probe.events.get())["type"] != "joined":
-                assert event["type"] not in LEAKS
-            while not packets:  # the server forwards to whoever is in, subscribed or not
-                await asyncio.sleep(0.05)
-    finally:
-        await probe.close()
 
 
 def test_admins_learn_who_waits_and_the_waiting_hear_when_it_ends(pool: ClientPool) -> None:
@@ -205,10 +225,13 @@ def test_failed_passcodes_are_rate_limited_then_allowed_again() -> None:
         server.stop()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
-    env = {"CONF_HOME": str(tmp_path / "home")}
-    accounts = str(tmp_path / "accounts.db")
+@pytest.fixture(scope="module")
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
+    """An accounts file made with ``conf user``: ada (password ``correct horse``) alone, bob having been
+    added and removed; and the environment (a CONF_HOME of its own) the module's login tests share."""
+    folder = tmp_path_factory.mktemp("accounts")
+    env = {"CONF_HOME": str(folder / "home")}
+    accounts = str(folder / "accounts.db")
     added = run(["user", "add", "ada", "--password-stdin", "--accounts", accounts], env, "correct horse\n")
     assert added.returncode == 0, added.stderr
     assert (
@@ -218,10 +241,25 @@ def test_accounts_and_required_login(tmp_path: Path, transport: str) -> None:
     assert again.returncode == 1 and again.stderr == "conf: an account named 'ADA' exists already\n"
     assert run(["user", "list", "--accounts", accounts], env).stdout == "ada\nbob\n"
     assert run(["user", "remove", "bob", "--accounts", accounts], env).returncode == 0
-    assert run(["user", "list", "--accounts", accounts], env).stdout == "ada\n"
-    assert b"correct horse" not in Path(accounts).read_bytes()
+    return env, accounts
 
-    server, url = start_server("--require-login", "--accounts", accounts, transport=transport, env=env)
+
+def test_user_add_list_and_remove_keep_the_accounts_file_without_passwords(
+    accounts: tuple[dict[str, str], str],
+) -> None:
+    """What the ``accounts`` fixture did with ``conf user`` (add, a refused second ADA, list, remove) left
+    ada alone in the file, and no password in it."""
+    env, path = accounts
+    assert run(["user", "list", "--accounts", path], env).stdout == "ada\n"
+    assert b"correct horse" not in Path(path).read_bytes()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_accounts_and_required_login(accounts: tuple[dict[str, str], str], transport: str) -> None:
+    """The accounts made by ``conf user`` (the ``accounts`` fixture, checked by the test above) at a
+    server that requires login, over each transport."""
+    env, accounts_file = accounts
+    server, url = start_server("--require-login", "--accounts", accounts_file, transport=transport, env=env)
     try:
         create = ["create", "--json", "--server", url, "--name", "Mallory", "--passcode", "pw-123"]
         cases = [

@@ -25,18 +25,9 @@ from conf_cli.protocol.control import PROTOCOL_VERSION
 from conf_cli.protocol.framing import FrameDecoder, frame
 from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.testing.directories import start_directory
+from conf_cli.testing.processes import chat_from, has_packets
 from conf_cli.urls import parse_server_url
-from tests.integration.test_cluster import (
-    PASSCODE,
-    SETTLE,
-    SMALL,
-    Cluster,
-    chat_from,
-    has_packets,
-    node_names,
-)
-
-STATS = ("--stats-interval", "0.5")
+from tests.integration.test_cluster import PASSCODE, SETTLE, SMALL, Cluster, node_names
 
 
 @pytest.fixture
@@ -49,8 +40,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def three_nodes(cluster: Cluster) -> None:
-    for name in "abc":
-        cluster.node(name, "--cascade", "always", *STATS)
+    cluster.start("a", "b", "c", extra=("--cascade", "always"))
     cluster.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=15)
 
 
@@ -111,7 +101,7 @@ def test_a_meeting_spans_three_nodes_and_carries_media_chat_and_a_hosts_commands
 
 
 def test_a_client_that_claims_to_be_a_node_link_is_refused(cluster: Cluster) -> None:
-    cluster.node("a", "--cascade", "always", *STATS)
+    cluster.node("a", "--cascade", "always")
     cluster.wait_status(lambda s: node_names(s) == {"a"}, timeout=15)
     host, port = cluster.url("a").removeprefix("tcp://").rsplit(":", 1)
     context = ssl.create_default_context()
@@ -276,8 +266,8 @@ def test_an_e2ee_meeting_with_a_waiting_room_behaves_across_nodes_as_on_one(clus
 
 
 def test_a_join_is_redirected_while_the_holder_has_room_and_carried_once_it_is_full(cluster: Cluster) -> None:
-    cluster.node("a", "--capacity", "2", *STATS)  # full (80 % of its capacity) with two participants
-    cluster.node("b", *STATS)  # --cascade full, the default
+    cluster.node("a", "--capacity", "2")  # full (80 % of its capacity) with two participants
+    cluster.node("b")  # --cascade full, the default
     cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
     ada = cluster.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]
@@ -320,8 +310,7 @@ def test_a_holder_that_stops_answering_has_its_meeting_taken_over_and_everyone_r
     """Node a, holding the meeting, hangs (SIGSTOP: its sockets stay open, it answers nothing). Its claim
     lapses, and the meeting is taken over from its record: Cy (carried by b) and Ada (on a) come back into
     it on their own, with their roles, and chat flows again."""
-    cluster.node("a", "--cascade", "always")
-    cluster.node("b", "--cascade", "always")
+    cluster.start("a", "b", extra=("--cascade", "always"))
     cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
     ada = cluster.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,22 @@ from conf_cli.plugin.registry import create_registry
 from conf_cli.server.directory import CLAIM_TTL, NODE_TTL, REFRESH_INTERVAL
 from conf_cli.testing.directories import Directory, start_directory, start_redis
 from conf_cli.testing.netns import NetLab, netns_unavailable
-from conf_cli.testing.processes import ConfProcess, run_conf, spawn, start_client, start_server
+from conf_cli.testing.processes import (
+    ClientPool,
+    ConfProcess,
+    chat_from,
+    has_packets,
+    run_conf,
+    spawn,
+    start_server,
+)
 
 PASSCODE = "cluster-pass-1"
 SMALL = ("--width", "320", "--height", "240", "--fps", "10")
 SETTLE = REFRESH_INTERVAL + 1.5
 """Long enough for every node to have written its record and read the others' once."""
+STATS = ("--stats-interval", "0.5")
+"""Every node reports its ``server_stats`` (what it has read of the directory) twice a second."""
 
 
 class Cluster:
@@ -34,28 +44,73 @@ class Cluster:
         self.directory = directory
         self.transport = transport
         self.nodes: dict[str, tuple[ConfProcess, str]] = {}
-        self.clients: list[ConfProcess] = []
+        self.clients = ClientPool("", PASSCODE)
+        """Every client names the URL of the node it goes to."""
 
     def node(self, name: str, *extra: str) -> str:
-        process, url = start_server(
-            "--cluster", self.directory.url, "--node", name, *extra, transport=self.transport
-        )
-        self.nodes[name] = (process, url)
-        return url
+        """Start node ``name`` and wait until it listens; its URL."""
+        self.start(name, extra=extra)
+        return self.url(name)
+
+    def start(self, *names: str, extra: Sequence[str] = ()) -> None:
+        """Start the nodes ``names`` (each with ``extra``) side by side, then wait until each listens."""
+        spawned = [(name, self._spawn(name, *extra)) for name in names]
+        for name, process in spawned:
+            self.nodes[name] = (process, "")  # stopped at the end even if it never listens
+        for name, process in spawned:
+            self._listening(name, process.expect("server_started")["urls"])
+
+    def _spawn(self, name: str, *extra: str) -> ConfProcess:
+        args = ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", self.transport]
+        return spawn([*args, "--cluster", self.directory.url, "--node", name, *STATS, *extra])
+
+    def _listening(self, name: str, urls: list[str]) -> None:
+        self.nodes[name] = (self.nodes[name][0], urls[0])
 
     def url(self, name: str) -> str:
         return self.nodes[name][1]
 
     def client(self, node: str, name: str, meeting: str | None = None, *extra: str) -> ConfProcess:
-        process = start_client(self.url(node), name, meeting, PASSCODE, *extra)
-        self.clients.append(process)
-        return process
+        return self.clients.client(name, meeting, *extra, url=self.url(node))
 
     def share(self, node: str, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
-        args = ["share", kind, "--meeting", meeting, "--server", self.url(node), "--name", name]
-        process = spawn([*args, "--passcode", PASSCODE, "--json", *extra])
-        self.clients.append(process)
-        return process
+        return self.clients.share(meeting, name, kind, *extra, url=self.url(node))
+
+    def two_nodes_and_a_meeting(self, read: bool = False) -> tuple[ConfProcess, str]:
+        """Nodes a and b, both in the directory (``read``: and a has read b's record), and Ada's meeting
+        created through a (which holds it); Ada's client and the meeting's ID."""
+        self.start("a", "b")
+        self.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+        if read:
+            self.reads("a", "b")
+        ada = self.client("a", "Ada")
+        meeting = str(ada.expect("meeting_created")["meeting"])
+        ada.expect("joined")
+        return ada, meeting
+
+    def reads(self, name: str, *others: str, timeout: float = 15) -> None:
+        """Wait until node ``name`` has read the records of ``others`` (its welcome lists their URLs)."""
+        self.nodes[name][0].expect(
+            "server_stats",
+            lambda e: set(others) <= set(e.get("cluster", {}).get("nodes", [])),
+            timeout=timeout,
+        )
+
+    def plant(self, node: str, urls: list[str], fingerprint: str, meeting: str) -> None:
+        """Write a node record for ``node`` at ``urls`` under ``fingerprint`` and a claim of ``meeting`` by
+        it straight into the directory, as a directory that lies would hold them."""
+
+        async def write() -> None:
+            factory = create_registry().cluster_backend_for(self.directory.url)
+            backend = await factory.connect(self.directory.url, timeout=2.0)
+            record = {"name": node, "urls": urls, "fingerprint": fingerprint}
+            try:
+                await backend.put_node(node, json.dumps(record).encode(), 120)
+                assert await backend.claim(meeting, node, 120)
+            finally:
+                await backend.close()
+
+        asyncio.run(write())
 
     def status(self) -> dict[str, Any]:
         done = run_conf("cluster", "status", "--cluster", self.directory.url, "--json")
@@ -74,8 +129,7 @@ class Cluster:
         return status
 
     def close(self) -> None:
-        for process in self.clients:
-            process.stop()
+        self.clients.stop_all()
         for process, _ in self.nodes.values():
             process.stop()
         self.directory.close()
@@ -114,20 +168,11 @@ def redis_cluster() -> Iterator[Cluster]:
         made.close()
 
 
-def has_packets(kind: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("kind") == kind and int(e.get("packets", 0)) > 0
-
-
-def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("from") == name and e.get("text") == text
-
-
 def test_meeting_created_via_a_and_joined_via_b_and_c_carries_media_and_chat_among_everyone(
     any_cluster: Cluster,
 ) -> None:
     cluster = any_cluster
-    for name in "abc":
-        cluster.node(name)
+    cluster.start("a", "b", "c")
     cluster.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=15)
     ada = cluster.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]
@@ -167,7 +212,8 @@ def test_meeting_created_via_a_and_joined_via_b_and_c_carries_media_and_chat_amo
 
 
 def test_cluster_status_shows_the_nodes_their_urls_and_the_meeting(cluster: Cluster) -> None:
-    url_a, url_b = cluster.node("a"), cluster.node("b")
+    cluster.start("a", "b")
+    url_a, url_b = cluster.url("a"), cluster.url("b")
     cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
     ada = cluster.client("b", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]  # node b has room: the meeting stays on b
@@ -225,13 +271,7 @@ def test_a_killed_node_disappears_within_its_ttl_and_its_meeting_is_taken_over_b
     """SIGKILL of a node: its record lapses by its TTL, and its meeting, whose claim lapsed too, is taken
     over by the other node when its participant comes back (tests/integration/test_failover.py has the
     whole of failover)."""
-    redis_cluster.node("a")
-    redis_cluster.node("b")
-    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
-    time.sleep(SETTLE)  # a's welcome names b
-    ada = redis_cluster.client("a", "Ada")
-    meeting = ada.expect("meeting_created")["meeting"]
-    ada.expect("joined")
+    ada, meeting = redis_cluster.two_nodes_and_a_meeting(read=True)  # a's welcome names b
     redis_cluster.wait_status(lambda s: s["meetings"] == {meeting: "a"}, timeout=10)
 
     os.kill(redis_cluster.nodes["a"][0].pid, signal.SIGKILL)
@@ -251,12 +291,7 @@ def test_the_directory_restarted_under_a_running_meeting_the_meeting_goes_on_and
     """Redis (or NATS) restarted empty on the same port: the meeting goes on, and within a refresh the
     nodes register again and claim their meetings again."""
     redis_cluster = cluster
-    redis_cluster.node("a")
-    redis_cluster.node("b")
-    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
-    ada = redis_cluster.client("a", "Ada")
-    meeting = ada.expect("meeting_created")["meeting"]
-    ada.expect("joined")
+    ada, meeting = redis_cluster.two_nodes_and_a_meeting()
     bob = redis_cluster.client("b", "Bob", meeting)
     bob.expect("redirect")
     bob.expect("joined")
@@ -278,12 +313,7 @@ def test_while_the_directory_is_down_creates_are_refused_clearly_and_running_mee
     cluster: Cluster,
 ) -> None:
     redis_cluster = cluster
-    redis_cluster.node("a")
-    redis_cluster.node("b")
-    redis_cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
-    ada = redis_cluster.client("a", "Ada")
-    meeting = ada.expect("meeting_created")["meeting"]
-    ada.expect("joined")
+    ada, meeting = redis_cluster.two_nodes_and_a_meeting()
     redis_cluster.directory.stop()
 
     refused = run_conf("create", "--json", "--server", redis_cluster.url("a"), "--name", "Eve", timeout=30)
@@ -322,19 +352,9 @@ def test_a_redirect_to_a_node_presenting_another_key_is_refused(
     )
     redis_cluster.nodes["impostor"] = (impostor, impostor_url)
     real = redis_cluster.wait_status(lambda s: node_names(s) == {"b"}, timeout=15)["nodes"][0]
-
-    async def plant() -> None:  # a node record and a claim pointing at the impostor, under the real key
-        factory = create_registry().cluster_backend_for(redis_cluster.directory.url)
-        backend = await factory.connect(redis_cluster.directory.url, timeout=2.0)
-        record = {"name": "z", "urls": [impostor_url], "fingerprint": real["fingerprint"]}
-        try:
-            await backend.put_node("z", json.dumps(record).encode(), 120)
-            assert await backend.claim("abc-defg-hij", "z", 120)
-        finally:
-            await backend.close()
-
-    asyncio.run(plant())
-    time.sleep(SETTLE)
+    # A node record and a claim pointing at the impostor, under the real key.
+    redis_cluster.plant("z", [impostor_url], real["fingerprint"], "abc-defg-hij")
+    redis_cluster.reads("b", "z")
     victim = redis_cluster.client("b", "Vic", "abc-defg-hij")
     assert victim.wait(30) != 0
     stderr = "\n".join(victim.stderr_lines)
@@ -351,19 +371,8 @@ def test_a_redirect_loop_is_a_clear_error(redis_cluster: Cluster) -> None:
     sent back to where it was, sees the loop, and stops with an error instead of going round."""
     url_b = redis_cluster.node("b")
     real = redis_cluster.wait_status(lambda s: node_names(s) == {"b"}, timeout=15)["nodes"][0]
-
-    async def plant() -> None:
-        factory = create_registry().cluster_backend_for(redis_cluster.directory.url)
-        backend = await factory.connect(redis_cluster.directory.url, timeout=2.0)
-        record = {"name": "y", "urls": [url_b], "fingerprint": real["fingerprint"]}
-        try:
-            await backend.put_node("y", json.dumps(record).encode(), 120)
-            assert await backend.claim("lup-lupl-upl", "y", 120)
-        finally:
-            await backend.close()
-
-    asyncio.run(plant())
-    time.sleep(SETTLE)
+    redis_cluster.plant("y", [url_b], real["fingerprint"], "lup-lupl-upl")
+    redis_cluster.reads("b", "y")
     looping = redis_cluster.client("b", "Lou", "lup-lupl-upl")
     assert looping.wait(30) != 0
     stderr = "\n".join(looping.stderr_lines)

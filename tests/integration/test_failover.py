@@ -30,7 +30,7 @@ from conf_cli.testing import processes
 from conf_cli.testing.directories import start_directory
 from conf_cli.testing.processes import ConfProcess, spawn
 from conf_cli.urls import parse_server_url
-from tests.integration.test_cluster import PASSCODE, SMALL, Cluster, node_names
+from tests.integration.test_cluster import PASSCODE, SMALL, STATS, Cluster, node_names
 from tests.integration.test_resume_live import back, frames_of
 
 FAILOVER_LIMIT = 10.0
@@ -44,15 +44,15 @@ class TwoTransports(Cluster):
         super().__init__(start_directory(kind))
         self.rtp: dict[str, str] = {}
 
-    def node(self, name: str, *extra: str) -> str:
+    def _spawn(self, name: str, *extra: str) -> ConfProcess:
         args = ["server", "--json", "--host", "127.0.0.1", "--port", "0", "--transport", "tcp"]
-        process = spawn(
-            [*args, "--transport", "rtp", "--cluster", self.directory.url, "--node", name, *extra]
+        return spawn(
+            [*args, "--transport", "rtp", "--cluster", self.directory.url, "--node", name, *STATS, *extra]
         )
-        urls = process.expect("server_started")["urls"]
-        self.nodes[name] = (process, next(u for u in urls if u.startswith("tcp://")))
+
+    def _listening(self, name: str, urls: list[str]) -> None:
+        self.nodes[name] = (self.nodes[name][0], next(u for u in urls if u.startswith("tcp://")))
         self.rtp[name] = next(u for u in urls if u.startswith("rtp://"))
-        return self.url(name)
 
     def holder(self, meeting: str) -> str | None:
         return self.status()["meetings"].get(meeting)
@@ -62,10 +62,10 @@ def _three(kind: str) -> Iterator[TwoTransports]:
     """Nodes a, b and c on a directory of ``kind``, each having read the others' records."""
     made = TwoTransports(kind)
     try:
-        for name in ("a", "b", "c"):
-            made.node(name)
+        made.start("a", "b", "c")
         made.wait_status(lambda s: node_names(s) == {"a", "b", "c"}, timeout=20)
-        time.sleep(1.5)  # every node has read the others' records (their URLs go into welcome)
+        for name in ("a", "b", "c"):  # every node has read the others' records (their URLs go into welcome)
+            made.reads(name, "a", "b", "c")
         yield made
     finally:
         made.close()
@@ -95,7 +95,7 @@ def test_a_killed_node_s_meeting_is_taken_over_and_everyone_is_back_with_role_me
     bob = spawn(
         ["join", meeting, "--json", "--server", three.rtp["a"], "--name", "Bob", "--passcode", PASSCODE]
     )
-    three.clients.append(bob)
+    three.clients.adopt(bob)
     bob.expect("joined")
     cy = three.share("a", meeting, "Cy", "pattern", *SMALL)
     cy.expect("joined")

@@ -42,7 +42,7 @@ from conf_cli.testing.hostile import (
     zmtp_frame_header,
     zmtp_handshake,
 )
-from conf_cli.testing.processes import ClientPool, ConfProcess, spawn
+from conf_cli.testing.processes import ClientPool, ConfProcess, drain_together, spawn
 
 PASSCODE = "pass-123"
 MALLORY_SSRC = 0x0BAD0BAD
@@ -76,9 +76,10 @@ def audio_from(
     )
 
 
-def latest_audio(client: ConfProcess, sender: str) -> Event:
-    """The newest statistics of ``sender``'s audio: every event of the last two seconds is read."""
-    reports = [e for e in client.drain(2.0) if e.get("type") == "track_stats" and e["name"] == sender]
+def latest_audio(events: list[Event], sender: str) -> Event:
+    """The newest statistics of ``sender``'s audio among ``events`` (two seconds' worth: reports come every
+    second)."""
+    reports = [e for e in events if e.get("type") == "track_stats" and e["name"] == sender]
     assert reports, f"no track_stats for {sender} in 2 s"
     return reports[-1]
 
@@ -254,7 +255,8 @@ def test_hostile_input_catalogue(live: tuple[ConfProcess, str, ClientPool]) -> N
     alice.send(chat_after)
     bob.expect("chat", lambda e: e["text"] == chat_after)
     elapsed = time.monotonic() - started
-    after_bob, after_alice = latest_audio(alice, "bob"), latest_audio(bob, "alice")
+    of_alice, of_bob, of_server = drain_together(alice, bob, server, seconds=2.0)
+    after_bob, after_alice = latest_audio(of_alice, "bob"), latest_audio(of_bob, "alice")
     for before, after in ((before_bob, after_bob), (before_alice, after_alice)):
         assert after["packets_lost"] == before["packets_lost"], (before, after)
         assert after["malformed"] == 0 and after["decode_errors"] == 0, after
@@ -277,7 +279,7 @@ def test_hostile_input_catalogue(live: tuple[ConfProcess, str, ClientPool]) -> N
         assert not troubles, troubles
 
     # The server is alive and counted what it dropped ...
-    latest = [e for e in server.drain(2.0) if e.get("type") == "server_stats"][-1]
+    latest = [e for e in of_server if e.get("type") == "server_stats"][-1]
     stats = latest["hub"]
     assert stats["media_malformed"] >= 7 and stats["media_refused"] >= 50, stats
     assert stats["protocol_errors"] >= 20, stats

@@ -231,16 +231,18 @@ def test_describe_gives_sdp_that_ffprobe_accepts(gateway: tuple[ConfProcess, str
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 @pytest.mark.parametrize("name", ["clip.mp4", "clip_mjpeg.avi"])
-def test_five_seconds_captured_decode_with_every_frame(
+def test_three_seconds_captured_decode_with_every_frame(
     gateway: tuple[ConfProcess, str, str], tmp_path: Path, transport: str, name: str
 ) -> None:
+    """Three seconds of each clip (three of the H.264 clip's one-second groups of pictures), played in
+    real time, come whole: every frame, none that fails to decode."""
     _, _, rtsp = gateway
     out = tmp_path / "capture.mkv"
     captured = _ffmpeg(
-        "-rtsp_transport", transport, "-i", f"{rtsp}/files/{name}", "-t", "5", "-c", "copy", str(out)
+        "-rtsp_transport", transport, "-i", f"{rtsp}/files/{name}", "-t", "3", "-c", "copy", str(out)
     )
     assert captured.returncode == 0, captured.stderr
-    assert abs(_video_frames(out) - 5 * FPS) <= 1
+    assert abs(_video_frames(out) - 3 * FPS) <= 1
     decoded = _ffmpeg("-i", str(out), "-f", "null", "-")
     assert decoded.returncode == 0 and decoded.stderr == "", decoded.stderr
 

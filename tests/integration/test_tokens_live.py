@@ -16,7 +16,7 @@ import pytest
 from conf_cli.client.meeting_loop import EXIT_RATE_LIMITED
 from conf_cli.server.people import Role
 from conf_cli.server.tokens import TokenKey, issue
-from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, spawn, start_server
+from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, serving, spawn
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 
@@ -28,13 +28,8 @@ def token_key(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def pool(token_key: Path) -> Iterator[ClientPool]:
-    server, url = start_server("--token-key", str(token_key), "--max-failures", "50")
-    clients = ClientPool(url)
-    try:
+    with serving("--token-key", str(token_key), "--max-failures", "50") as clients:
         yield clients
-    finally:
-        clients.stop_all()
-        server.stop()
 
 
 def make_token(key_file: Path, *args: str) -> str:
@@ -187,35 +182,25 @@ def test_an_attackers_tokens_are_each_refused_with_a_clear_error(
 
 
 def test_bad_tokens_count_like_wrong_passcodes(token_key: Path, tmp_path: Path) -> None:
-    server, url = start_server("--token-key", str(token_key), "--max-failures", "3")
-    pool = ClientPool(url)
-    try:
+    with serving("--token-key", str(token_key), "--max-failures", "3") as pool:
         _, meeting = pool.create("ada")
         foreign = make_token(tmp_path / "other.key", "--meeting", meeting, "--name", "bob")
         for _ in range(3):
             assert "signed with another key" in refused(pool, meeting, foreign)
         good = make_token(token_key, "--meeting", meeting, "--name", "bob")
-        done = run_conf("join", meeting, "--json", "--server", url, "--token", good)
+        done = run_conf("join", meeting, "--json", "--server", pool.url, "--token", good)
         assert done.returncode == EXIT_RATE_LIMITED, done.stderr
         assert "too many failed attempts" in done.stderr
-    finally:
-        pool.stop_all()
-        server.stop()
 
 
 def test_the_workers_of_a_server_check_its_tokens(token_key: Path, tmp_path: Path) -> None:
     """`conf server --workers 2`: the worker that holds the meeting reads the same token key."""
-    server, url = start_server("--token-key", str(token_key), "--workers", "2")
-    pool = ClientPool(url)
-    try:
+    with serving("--token-key", str(token_key), "--workers", "2") as pool:
         _, meeting = pool.create("ada")
         bob = with_token(pool, meeting, make_token(token_key, "--meeting", meeting, "--name", "bob"))
         assert bob.expect("joined")["name"] == "bob"
         foreign = make_token(tmp_path / "other.key", "--meeting", meeting, "--name", "cy")
         assert "signed with another key" in refused(pool, meeting, foreign)
-    finally:
-        pool.stop_all()
-        server.stop()
 
 
 def test_a_token_for_a_name_lets_its_recorder_in_as_that_name_and_no_other(

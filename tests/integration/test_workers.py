@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 
 from conf_cli.testing.directories import start_redis
-from conf_cli.testing.processes import ConfProcess, conf_command, run_conf, spawn, start_thread_loop
+from conf_cli.testing.processes import (
+    ClientPool,
+    chat_from,
+    conf_command,
+    has_packets,
+    run_conf,
+    spawn,
+    start_server,
+    start_thread_loop,
+)
 from conf_cli.testing.processes import test_home as conf_home
 from conf_cli.testing.webhooks import Receiver, wait_for
 
@@ -24,33 +33,17 @@ PASSCODE = "workers-pass-1"
 SMALL = ("--width", "320", "--height", "240", "--fps", "10")
 
 
-class Workers:
-    """`conf server --workers 2` and the clients started against it, all stopped by process ID."""
+class Workers(ClientPool):
+    """`conf server --workers 2` and the clients started against it (at its public URL unless a call names
+    a worker's), all stopped by process ID."""
 
     def __init__(self, transport: str, *extra: str, env: dict[str, str] | None = None) -> None:
         self.transport = transport
-        self.env = env
-        self.server = spawn(
-            [
-                "server",
-                "--json",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--workers",
-                "2",
-                "--transport",
-                transport,
-                "--stats-interval",
-                "0.5",
-                *extra,
-            ],
-            env,
+        self.server, url = start_server(
+            "--workers", "2", "--stats-interval", "0.5", *extra, transport=transport, env=env, timeout=60
         )
-        self.clients: list[ConfProcess] = []
-        started = self.server.expect("server_started", timeout=60)
-        self.url: str = started["urls"][0]
+        super().__init__(url, PASSCODE, env=env)
+        started = self.server.latest("server_started")
         self.pids: list[int] = started["workers"]
         self.nodes: list[str] = started["nodes"]
 
@@ -63,23 +56,8 @@ class Workers:
         stats = self.stats(lambda e: all(w["urls"] for w in e["workers"]))
         return {w["node"]: w["urls"][0] for w in stats["workers"]}
 
-    def client(self, url: str, name: str, meeting: str | None = None, *extra: str) -> ConfProcess:
-        args = ["create"] if meeting is None else ["join", meeting]
-        process = spawn(
-            [*args, "--json", "--server", url, "--name", name, "--passcode", PASSCODE, *extra], self.env
-        )
-        self.clients.append(process)
-        return process
-
-    def share(self, url: str, meeting: str, name: str, kind: str, *extra: str) -> ConfProcess:
-        args = ["share", kind, "--meeting", meeting, "--server", url, "--name", name, "--passcode", PASSCODE]
-        process = spawn([*args, "--json", *extra])
-        self.clients.append(process)
-        return process
-
     def close(self) -> None:
-        for process in self.clients:
-            process.stop()
+        self.stop_all()
         self.server.stop()
 
 
@@ -92,14 +70,6 @@ def workers(request: pytest.FixtureRequest) -> Iterator[Workers]:
         made.close()
 
 
-def has_packets(kind: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("kind") == kind and int(e.get("packets", 0)) > 0
-
-
-def chat_from(name: str, text: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: e.get("from") == name and e.get("text") == text
-
-
 def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirected_and_works(
     workers: Workers,
 ) -> None:
@@ -110,8 +80,8 @@ def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirecte
     assert workers.url not in urls.values()  # each worker listens on ports of its own
 
     # Two meetings created through the public URL: the parent places one on each worker.
-    ada = workers.client(workers.url, "Ada")
-    bob = workers.client(workers.url, "Bob")
+    ada = workers.client("Ada")
+    bob = workers.client("Bob")
     placed: dict[str, str] = {}
     created: list[str] = []
     for client in (ada, bob):
@@ -136,11 +106,11 @@ def test_meetings_land_on_both_workers_and_a_join_through_the_other_is_redirecte
     first = created[0]
     holder = placed[first]
     other = next(node for node in urls if node != holder)
-    cy = workers.share(urls[other], first, "Cy", "tone")
+    cy = workers.share(first, "Cy", "tone", url=urls[other])
     redirect = cy.expect("redirect")
     assert redirect == {**redirect, "re": "join", "node": holder, "meeting": first, "url": urls[holder]}
     cy.expect("joined")
-    dee = workers.share(workers.url, first, "Dee", "pattern", *SMALL)
+    dee = workers.share(first, "Dee", "pattern", *SMALL)
     assert dee.expect("redirect")["node"] == holder
     dee.expect("joined")
 
@@ -189,7 +159,7 @@ def test_a_killed_worker_is_restarted_and_takes_meetings_again(transport: str) -
         workers.stats(listed, timeout=20)
         nodes = set()
         for name in ("Ada", "Bob"):
-            client = workers.client(workers.url, name)
+            client = workers.client(name)
             nodes.add(client.expect("redirect")["node"])
             client.expect("joined")
         assert nodes == {"worker-1", "worker-2"}
@@ -207,11 +177,11 @@ def test_a_killed_workers_meeting_goes_on_its_people_resume_as_themselves() -> N
         # second, so the clients come once both are listed and a second has passed.
         workers.stats(lambda e: all(w["listed"] for w in e["workers"]))
         time.sleep(2.0)
-        host = workers.client(workers.url, "Ada")
+        host = workers.client("Ada")
         holder = host.expect("redirect")["node"]
         meeting = host.expect("meeting_created")["meeting"]
         host.expect("joined")
-        member = workers.client(workers.url, "Bob", meeting)
+        member = workers.client("Bob", meeting)
         member.expect("joined")
         stats = workers.stats(lambda e: all(w["urls"] for w in e["workers"]))
         victim = next(w for w in stats["workers"] if w["node"] == holder)
@@ -252,15 +222,15 @@ def test_the_parents_admin_api_acts_on_each_workers_meetings(tmp_path: Path) -> 
             assert (done.returncode == 0) == ok, done.stderr
             return json.loads(done.stdout) if ok else done.stderr
 
-        ada = workers.client(workers.url, "Ada")
-        bob = workers.client(workers.url, "Bob")
+        ada = workers.client("Ada")
+        bob = workers.client("Bob")
         nodes, meetings = set(), {}
         for client, name in ((ada, "Ada"), (bob, "Bob")):
             nodes.add(client.expect("redirect")["node"])
             meetings[name] = client.expect("meeting_created")["meeting"]
             client.expect("joined")
         assert nodes == {"worker-1", "worker-2"}  # one meeting on each worker
-        cy = workers.client(workers.url, "Cy", meetings["Bob"])
+        cy = workers.client("Cy", meetings["Bob"])
         cy.expect("joined")
 
         listed = conf_admin("meetings")["meetings"]
@@ -278,7 +248,7 @@ def test_the_parents_admin_api_acts_on_each_workers_meetings(tmp_path: Path) -> 
 
         # a meeting created over the API is on a worker; whoever joins it through the parent is its host
         created = conf_admin("create", "--passcode", PASSCODE)
-        dee = workers.client(workers.url, "Dee", created["meeting"])
+        dee = workers.client("Dee", created["meeting"])
         assert dee.expect("joined")["role"] == "host"
 
         # recording runs on the worker holding the meeting, into the one server folder
@@ -331,10 +301,10 @@ def test_with_required_login_each_worker_checks_the_same_accounts(tmp_path: Path
             ["create", "--json", "--server", workers.url, "--user", "ada", "--passcode", PASSCODE],
             {**env, "CONF_PASSWORD": "pw"},
         )
-        workers.clients.append(ada)
+        workers.adopt(ada)
         assert ada.expect("redirect")["re"] == "create"  # logged in at the public port, then again
         assert ada.expect("joined")["name"] == "ada"
-        guest = workers.client(workers.url, "eve")
+        guest = workers.client("eve")
         assert guest.wait(30) != 0
         assert "log in" in " ".join(guest.stderr_lines)
     finally:
@@ -351,7 +321,7 @@ def test_workers_with_a_cluster_are_its_nodes_name_1_to_n() -> None:
             assert done.returncode == 0, done.stderr
             status = json.loads(done.stdout)
             assert sorted(node["name"] for node in status["nodes"]) == ["eu-1", "eu-2"]  # not the front
-            ada = workers.client(workers.url, "Ada")
+            ada = workers.client("Ada")
             node = ada.expect("redirect")["node"]
             meeting = ada.expect("meeting_created")["meeting"]
             done = run_conf("cluster", "status", "--cluster", redis.url, "--json")
@@ -377,7 +347,7 @@ def test_each_worker_posts_its_meetings_events_to_the_webhook_signed_with_one_ke
     try:
         placed = {}
         for name in ("Ada", "Bob"):
-            client = workers.client(workers.url, name)
+            client = workers.client(name)
             node = client.expect("redirect")["node"]
             placed[client.expect("meeting_created")["meeting"]] = node
             client.expect("joined")
@@ -397,7 +367,7 @@ def test_workers_on_all_addresses_are_reached_at_the_address_the_client_used() -
     workers = Workers("tcp", "--host", "0.0.0.0", "--no-announce")
     try:
         port = workers.url.rsplit(":", 1)[1]
-        ada = workers.client(f"tcp://127.0.0.1:{port}", "Ada")
+        ada = workers.client("Ada", url=f"tcp://127.0.0.1:{port}")
         redirect = ada.expect("redirect")
         assert redirect["url"].startswith("tcp://0.0.0.0:")  # what the worker listens on
         ada.expect("joined")  # reached at 127.0.0.1, the host the client used (tests/client)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
-from conf_cli.server.hub import HOST_RETURN_WAIT, Action, Close, Deferred, Hub, Rebind
+from conf_cli.server.directory import ClaimMeeting, ClusterView, NodeInfo
+from conf_cli.server.hub import HOST_RETURN_WAIT, Action, Ask, Close, Deferred, Hub, Rebind
 from conf_cli.server.meeting import Send
 from conf_cli.server.resume import REFRESH_SECONDS, SEAT_GRACE, ResumeKey, seat_for
 
@@ -39,10 +40,12 @@ class Store:
 class Server:
     """A hub driven as the edge drives it; every message sent is kept with its recipients."""
 
-    def __init__(self, store: Store | None = None, key: ResumeKey | None = KEY) -> None:
+    def __init__(
+        self, store: Store | None = None, key: ResumeKey | None = KEY, urls: list[str] | None = None
+    ) -> None:
         self.store = store or Store()
         self.wall = CLOCK
-        self.hub = Hub(resume_key=key, wall_clock=lambda: self.wall, records=self.store)
+        self.hub = Hub(resume_key=key, wall_clock=lambda: self.wall, records=self.store, urls=urls or [])
         self.sent: list[tuple[tuple[int, ...], dict[str, Any]]] = []
         self.other: list[Action] = []
 
@@ -50,6 +53,8 @@ class Server:
         for action in actions:
             if isinstance(action, Deferred):
                 self.keep(action.resume(action.work(), now), now)
+            elif isinstance(action, Ask):  # a cluster node's directory: every claim is granted
+                self.keep(action.resume(isinstance(action.question, ClaimMeeting) or None, now), now)
             elif isinstance(action, Send):
                 self.sent.append((action.to, action.message))
             else:
@@ -63,8 +68,8 @@ class Server:
     def send(self, cid: int, message: dict[str, Any], now: float = 0.0) -> None:
         self.keep(self.hub.received(cid, encode(message), now), now)
 
-    def greet(self, cid: int, now: float = 0.0) -> None:
-        self.keep(self.hub.connected(cid, now, f"10.0.0.{cid % 250}:5000"), now)
+    def greet(self, cid: int, now: float = 0.0, scheme: str = "") -> None:
+        self.keep(self.hub.connected(cid, now, f"10.0.0.{cid % 250}:5000", scheme), now)
         self.send(cid, {"type": "hello", "protocol": PROTOCOL_VERSION}, now)
 
     def to(self, cid: int, kind: str | None = None) -> list[dict[str, Any]]:
@@ -108,6 +113,35 @@ def test_tokens_are_renewed_before_they_expire() -> None:
     server.wall = CLOCK + REFRESH_SECONDS
     server.keep(server.hub.tick(2.0), 2.0)
     assert len(server.to(3, "resume_token")) == before + 1
+
+
+def test_a_renewed_token_carries_where_to_reconnect_as_the_cluster_is_now() -> None:
+    """``welcome.urls`` is computed at hello; a node that joins the cluster later reaches a long-lived
+    client with its next resume token. A participant on a service's link (``local``) gets no URLs."""
+    own = "tcp://10.0.1.1:7450"
+    server = Server(urls=[own])
+    server.hub.cluster = ClusterView("a", "redis://10.0.0.1:6379/0", reachable=True)
+    server.greet(1, scheme="tcp")
+    server.greet(2, scheme="local")
+    server.send(1, {"type": "create", "name": "Ada", "passcode": "sesame"})
+    server.send(2, {"type": "join", "meeting": server.meeting(), "name": "Bo", "passcode": "sesame"})
+    assert server.to(1, "welcome")[-1]["urls"] == [own]
+    assert server.to(1, "resume_token")[-1]["urls"] == [own]
+    assert "urls" not in server.to(2, "resume_token")[-1]
+
+    # Node b joins the cluster: nothing is sent until the tokens are renewed, and then Ada's names b.
+    late = NodeInfo("b", ("tcp://10.0.1.2:7450", "zmq://10.0.1.2:7452"), "SHA256:" + "B" * 43)
+    server.hub.cluster.nodes["b"] = late
+    before = len(server.to(1, "resume_token"))
+    server.keep(server.hub.tick(1.0), 1.0)
+    assert len(server.to(1, "resume_token")) == before
+    server.wall = CLOCK + REFRESH_SECONDS
+    server.keep(server.hub.tick(2.0), 2.0)
+    renewed = server.to(1, "resume_token")
+    assert len(renewed) == before + 1
+    assert renewed[-1]["urls"] == [own, "tcp://10.0.1.2:7450"]  # b's URL for the transport Ada came in on
+    assert KEY.read(renewed[-1]["token"], server.wall).name == "Ada"
+    assert "urls" not in server.to(2, "resume_token")[-1]
 
 
 def test_a_vanished_participant_s_seat_is_kept_and_taken_back_quietly() -> None:

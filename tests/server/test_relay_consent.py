@@ -24,13 +24,13 @@ import pytest
 from conf_cli.latch import CHECK_SUFFIX
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
 from conf_cli.testing.capture import capture, payloads
-from conf_cli.testing.netns import NatPicture, NetLab, netns_unavailable, two_nats
-from conf_cli.testing.processes import ConfProcess
+from conf_cli.testing.netns import NatPicture, NetLab, call_across_nats, netns_unavailable, two_nats
+from conf_cli.testing.processes import ConfProcess, drain_together
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 needs_netns = pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
 TAP_SECONDS = 12.0
-"""Longer than a client's keepalive interval (10 s): the tap sees at least one fresh binding."""
+"""Longer than a client's keepalive interval (10 s): the tap sees at least one fresh binding within it."""
 
 # The attacker: sends each datagram (hex) to the relay from one socket, then reports what came back.
 ATTACKER = """
@@ -70,15 +70,7 @@ def relayed_call(lab: NetLab, picture: NatPicture) -> tuple[ConfProcess, ConfPro
     """ada calls bob with UDP between their NATs cut: the relayed path; the relay's port."""
     for one, other in (picture.public_ips, picture.public_ips[::-1]):
         lab.iptables(picture.wan, "-A", "FORWARD", "-p", "udp", "-s", one, "-d", other, "-j", "DROP")
-    server = lab.conf(
-        picture.server,
-        ["server", "--json", "--host", picture.server_ip, "--port", "0", "--stats-interval", "0.5"],
-    )
-    url = server.expect("server_started")["urls"][0]
-    common = ["--json", "--server", url, "--share", "pattern", *SMALL]
-    bob = lab.conf(picture.clients[1], ["call", "--listen", "--accept", "--name", "bob", *common])
-    bob.expect("online", timeout=20)
-    ada = lab.conf(picture.clients[0], ["call", "bob", "--name", "ada", *common])
+    server, ada, bob, _ = call_across_nats(lab, picture, ("--share", "pattern", *SMALL))
     path = ada.expect("call_path", timeout=25)
     assert path["path"] == "relayed" and path["address"].startswith(f"{picture.server_ip}:")
     assert bob.expect("call_path", timeout=20)["path"] == "relayed"
@@ -102,6 +94,20 @@ def bindings(pcap: Path) -> list[bytes]:
         if message.message_class == CLASS_REQUEST and message.username is not None:
             found.append(datagram)
     return found
+
+
+def first_bindings(pcap: Path, timeout: float = TAP_SECONDS) -> list[bytes]:
+    """ada's binding requests in the tap's file as soon as there is one (tcpdump writes each packet as it
+    comes), or none after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = bindings(pcap)
+        except ValueError:  # the last packet half written (ProtocolError too): read it again
+            found = []
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
 
 
 def attack(
@@ -134,10 +140,15 @@ def held_back(lab: NetLab, picture: NatPicture) -> Iterator[None]:
         lab.iptables(picture.wan, "-D", *hold)
 
 
-def frames_of(client: ConfProcess, name: str, seconds: float = 2.0) -> int:
-    reports = [e for e in client.drain(seconds) if e.get("type") == "track_stats" and e["name"] == name]
-    assert reports, f"no track_stats for {name} in {seconds:g} s"
+def frames_in(events: list[dict[str, Any]], name: str) -> int:
+    """Pictures decoded of ``name``'s video by the newest ``track_stats`` among ``events``."""
+    reports = [e for e in events if e.get("type") == "track_stats" and e["name"] == name]
+    assert reports, f"no track_stats for {name}"
     return int(reports[-1]["frames"])
+
+
+def frames_of(client: ConfProcess, name: str, seconds: float = 2.0) -> int:
+    return frames_in(client.drain(seconds), name)
 
 
 def calls_stats(server: ConfProcess, where: Any) -> dict[str, int]:
@@ -155,7 +166,7 @@ def test_a_relay_binding_read_off_the_wire_and_replayed_moves_no_media(
     lab, picture = nats
     server, ada, bob, port = relayed_call(lab, picture)
     with tap(lab, picture.wan, "w1", port, tmp_path / "tap.pcap") as pcap:
-        time.sleep(TAP_SECONDS)
+        first_bindings(pcap)
     seen = bindings(pcap)
     assert seen, "the tap saw ada's binding"
     before = frames_of(ada, "bob")
@@ -182,7 +193,7 @@ def test_an_address_that_never_answers_consent_checks_gets_no_media(
     with contextlib.ExitStack() as hold:
         hold.enter_context(held_back(lab, picture))
         with tap(lab, picture.wan, "w1", port, tmp_path / "tap.pcap") as pcap:
-            time.sleep(TAP_SECONDS)
+            first_bindings(pcap)
         held = bindings(pcap)
         assert held, "the tap held back ada's binding"
         # The hold is lifted only once the attacker's copies are in: ada's retransmissions of the same
@@ -193,10 +204,13 @@ def test_an_address_that_never_answers_consent_checks_gets_no_media(
     assert checks and all(c.username is not None and c.username.endswith(CHECK_SUFFIX) for c in checks)
     stats = calls_stats(server, lambda s: s["consent_failed"] >= 1)
     assert stats["relatches"] == 0
-    before = frames_of(ada, "bob")
-    assert frames_of(ada, "bob", 3.0) > before, "ada's video from bob goes on"
-    before = frames_of(bob, "ada")
-    assert frames_of(bob, "ada", 3.0) > before, "and ada's to bob, now that her UDP gets through"
+    # Both ends read over the same windows: the newest reports of the first 2 s, then of the next 3 s.
+    ada_before, bob_before = drain_together(ada, bob, seconds=2.0)
+    ada_after, bob_after = drain_together(ada, bob, seconds=3.0)
+    assert frames_in(ada_after, "bob") > frames_in(ada_before, "bob"), "ada's video from bob goes on"
+    assert frames_in(bob_after, "ada") > frames_in(bob_before, "ada"), (
+        "and ada's to bob, now that her UDP gets through"
+    )
     ada.send("/leave")
     assert ada.wait() == 0
     bob.expect("call_ended")

@@ -16,7 +16,7 @@ from conf_cli.server.call_board import CallBoard
 from conf_cli.server.directory import ClaimMeeting, ClusterView, Holder, NodeInfo, Question
 from conf_cli.server.hub import Action, Ask, Deferred, Hub
 from conf_cli.server.meeting import Send
-from conf_cli.server.resume import ResumeKey
+from conf_cli.server.resume import REFRESH_SECONDS, ResumeKey
 
 pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
@@ -190,6 +190,9 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     server.greet(13)
     server.send(13, {"type": "join", "meeting": "zzz-zzzz-zzz", "name": "Max", "passcode": "sesame"})
     server.send(13, {"type": "create", "name": "Max"}, now=7.0)
+    # Jo's token is renewed: it names where to reconnect as the cluster is now, node b included.
+    server.hub.wall_clock = lambda: 1_700_000_000.0 + REFRESH_SECONDS
+    server.keep(server.hub.tick(8.0), 8.0)
 
     seen: dict[str, list[dict[str, Any]]] = {}
     for message in server.sent:
@@ -217,3 +220,6 @@ def test_every_message_type_the_server_sends_is_its_event_and_round_trips() -> N
     *alone, node = seen["welcome"]
     assert all(m["urls"] == ["tcp://127.0.0.1:7447"] for m in alone)
     assert node["urls"] == ["tcp://127.0.0.1:7447", "tcp://10.0.1.2:7450"]  # then the other nodes
+    renewed = [m for m in server.sent if m["type"] == "resume_token"]
+    assert renewed[0]["urls"] == ["tcp://127.0.0.1:7447"]
+    assert any(m["urls"] == ["tcp://127.0.0.1:7447", "tcp://10.0.1.2:7450"] for m in renewed)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from conf_cli.client.calls.session import EXIT_UNANSWERED
-from conf_cli.testing.netns import NatPicture, NetLab, netns_unavailable, two_nats
+from conf_cli.testing.netns import NatPicture, NetLab, call_across_nats, netns_unavailable, two_nats
 from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
@@ -27,16 +27,8 @@ def nats() -> Iterator[tuple[NetLab, NatPicture]]:
 
 
 def call_across(lab: NetLab, picture: NatPicture) -> tuple[ConfProcess, ConfProcess, ConfProcess]:
-    server = lab.conf(
-        picture.server,
-        ["server", "--json", "--host", picture.server_ip, "--port", "0", "--stats-interval", "0.5"],
-    )
-    url = server.expect("server_started")["urls"][0]
-    common = ["--json", "--server", url, "--share", "pattern", *SMALL]
-    bob = lab.conf(picture.clients[1], ["call", "--listen", "--accept", "--name", "bob", *common])
-    online = bob.expect("online", timeout=20)
+    server, ada, bob, online = call_across_nats(lab, picture, ("--share", "pattern", *SMALL))
     assert online["public_address"].startswith(f"{picture.public_ips[1]}:")  # as the server saw it
-    ada = lab.conf(picture.clients[0], ["call", "bob", "--name", "ada", *common])
     return server, ada, bob
 
 
