@@ -27,7 +27,7 @@ from conf_cli.protocol.rtp import is_rtcp
 from conf_cli.testing.directories import start_directory
 from conf_cli.testing.processes import chat_from, has_packets
 from conf_cli.urls import parse_server_url
-from tests.integration.test_cluster import PASSCODE, SETTLE, SMALL, Cluster, node_names
+from tests.helpers.cluster import PASSCODE, SETTLE, SMALL, Cluster, node_names
 
 
 @pytest.fixture
@@ -312,6 +312,7 @@ def test_a_holder_that_stops_answering_has_its_meeting_taken_over_and_everyone_r
     it on their own, with their roles, and chat flows again."""
     cluster.start("a", "b", extra=("--cascade", "always"))
     cluster.wait_status(lambda s: node_names(s) == {"a", "b"}, timeout=15)
+    cluster.reads("a", "b")  # so that Ada's welcome lists b, where she goes once a hangs
     ada = cluster.client("a", "Ada")
     meeting = ada.expect("meeting_created")["meeting"]
     cy = cluster.client("b", "Cy", meeting)

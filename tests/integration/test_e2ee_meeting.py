@@ -3,13 +3,8 @@ inside the server sees only SFrame ciphertext it cannot open."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -17,10 +12,7 @@ from conf_cli.client.keyring import KeyRing, new_private_key
 from conf_cli.client.media.e2ee import rtp_metadata
 from conf_cli.media.codecs import H264Decoder
 from conf_cli.media.h264 import H264Depacketizer
-from conf_cli.plugin.registry import registry
-from conf_cli.plugin.transport import Link
 from conf_cli.protocol.framing import FrameDecoder, frame
-from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.protocol.sframe import (
     AES_128_GCM_SHA256_128,
     ReceiveContext,
@@ -28,72 +20,15 @@ from conf_cli.protocol.sframe import (
     UnknownKey,
     parse_header,
 )
-from conf_cli.server.edge import Endpoint, Server
 from conf_cli.testing.hostile import open_raw_socket
 from conf_cli.testing.processes import ClientPool, ConfProcess
+from tests.helpers.e2ee import code_for, tapped_server
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 
 
-class TappedServer(Server):
-    """A real server that keeps a copy of every RTP packet it is given to forward."""
-
-    def __init__(self) -> None:
-        super().__init__(registry())
-        self.tapped: list[bytes] = []
-
-    def media_received(self, link: Link, packet: bytes) -> None:
-        if not is_rtcp(packet):
-            self.tapped.append(bytes(packet))
-        super().media_received(link, packet)
-
-
-@dataclass
-class Running:
-    server: TappedServer
-    url: str
-    loop: asyncio.AbstractEventLoop
-    thread: threading.Thread
-    packets: dict[int, list[RtpPacket]] = field(default_factory=dict)
-
-    def by_ssrc(self) -> dict[int, list[RtpPacket]]:
-        packets: dict[int, list[RtpPacket]] = {}
-        for data in list(self.server.tapped):
-            packet = RtpPacket.parse(data)
-            packets.setdefault(packet.ssrc, []).append(packet)
-        return packets
-
-
-@contextlib.contextmanager
-def tapped_server(transport: str) -> Iterator[Running]:
-    loop = asyncio.new_event_loop()
-    server = TappedServer()
-    ready = threading.Event()
-    urls: list[str] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        urls.extend(loop.run_until_complete(server.start([Endpoint(transport, "127.0.0.1", 0)])))
-        ready.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="tapped-server", daemon=True)
-    thread.start()
-    assert ready.wait(10.0), "the tapped server did not start"
-    try:
-        yield Running(server, urls[0], loop, thread)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10.0)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10.0)
-
-
 def decoded(client: ConfProcess, ssrc: int) -> dict:
     return client.expect("track_stats", lambda e: e["ssrc"] == ssrc and e["frames"] > 0, timeout=20)
-
-
-def code_for(client: ConfProcess, names: list[str]) -> str:
-    return str(client.latest("security_code", lambda e: e["participants"] == names, timeout=20)["code"])
 
 
 @pytest.mark.parametrize("transport", ["tcp", "rtp"])

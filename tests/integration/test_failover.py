@@ -30,8 +30,8 @@ from conf_cli.testing import processes
 from conf_cli.testing.directories import start_directory
 from conf_cli.testing.processes import ConfProcess, spawn
 from conf_cli.urls import parse_server_url
-from tests.integration.test_cluster import PASSCODE, SMALL, STATS, Cluster, node_names
-from tests.integration.test_resume_live import back, frames_of
+from tests.helpers.cluster import PASSCODE, SMALL, STATS, Cluster, node_names
+from tests.helpers.resume import back, frames_of
 
 FAILOVER_LIMIT = 10.0
 """Seconds from the SIGKILL to everyone being back in the meeting on another node (the issue's figure)."""

@@ -11,32 +11,11 @@ from conf_capture.pattern import read_pattern_stamp
 
 from conf_cli.client.media.composite import fit, layout
 from conf_cli.testing.media import streams
-from conf_cli.testing.processes import ClientPool, ConfProcess, spawn
+from conf_cli.testing.processes import ClientPool
+from tests.helpers.recording import FPS, start_recorder
 
 SIZE = (1280, 720)
-FPS = 30
 TILE = ("--width", "640", "--height", "360", "--fps", "15")
-
-
-def start_recorder(clients: ClientPool, meeting: str, name: str, *args: str) -> ConfProcess:
-    process = spawn(
-        [
-            "record",
-            meeting,
-            "--server",
-            clients.url,
-            "--name",
-            name,
-            "--passcode",
-            clients.passcode,
-            "--json",
-            "--fps",
-            str(FPS),
-            *args,
-        ]
-    )
-    clients.started.append(process)
-    return process
 
 
 def pictures(path: Path) -> list[av.VideoFrame]:

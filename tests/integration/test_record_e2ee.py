@@ -13,9 +13,10 @@ from conf_cli.client.media.composite import fit, layout
 from conf_cli.media.codecs import H264Decoder
 from conf_cli.media.h264 import H264Depacketizer
 from conf_cli.protocol.sframe import parse_header
+from conf_cli.testing.media import streams
 from conf_cli.testing.processes import ClientPool
-from tests.integration.test_e2ee_meeting import code_for, tapped_server
-from tests.integration.test_record_composite import start_recorder, streams
+from tests.helpers.e2ee import code_for, tapped_server
+from tests.helpers.recording import start_recorder
 
 SIZE = (1280, 720)
 

@@ -9,8 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from conf_cli.testing.media import streams
 from conf_cli.testing.processes import ClientPool
-from tests.integration.test_record_composite import start_recorder, streams
+from tests.helpers.recording import start_recorder
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"

@@ -22,26 +22,12 @@ from conf_cli.protocol.control import Message
 from conf_cli.server.resume import ResumeKey, seat_for
 from conf_cli.testing import processes
 from conf_cli.testing.capture import free_port_pair
-from conf_cli.testing.processes import ClientPool, ConfProcess, spawn, start_server
+from conf_cli.testing.processes import ClientPool, spawn, start_server
 from conf_cli.testing.relay import RelayHandle, start_relay
 from conf_cli.urls import parse_server_url
+from tests.helpers.resume import back, frames_of
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
-
-
-def frames_of(process: ConfProcess, name: str, timeout: float = 10.0) -> int:
-    """The frames decoded so far of ``name``'s video, from ``process``'s next report that has some."""
-    stats = process.expect(
-        "track_stats", lambda e: e["name"] == name and e["kind"] == "video" and e["frames"] > 0, timeout
-    )
-    return int(stats["frames"])
-
-
-def back(process: ConfProcess, timeout: float = 10.0) -> dict[str, object]:
-    """Wait until ``process`` says it reconnected, and return the ``joined`` that put it back."""
-    process.expect("reconnecting", timeout=timeout)
-    process.expect("reconnected", timeout=timeout)
-    return process.expect("joined", lambda e: e.get("resumed") is True, timeout=timeout)
 
 
 @pytest.fixture

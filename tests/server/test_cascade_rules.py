@@ -31,7 +31,7 @@ from conf_cli.server.cascade import (
 )
 from conf_cli.server.directory import Holder, NodeInfo
 from conf_cli.server.hub import Cascade
-from tests.server.test_directory import Node, node
+from tests.helpers.directory import Node, node
 
 pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 

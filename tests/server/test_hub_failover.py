@@ -15,7 +15,7 @@ from conf_cli.protocol.control import PROTOCOL_VERSION, encode
 from conf_cli.server.directory import UNREACHABLE, ClaimMeeting, ClusterView, FindHolder, Holder, NodeInfo
 from conf_cli.server.hub import RESUME_RETRY_AFTER, Action, Ask, Deferred, Hub
 from conf_cli.server.meeting import Send
-from tests.server.test_hub_resume import CLOCK, KEY, Server, Store, meeting_of_three
+from tests.helpers.hub_resume import CLOCK, KEY, Server, Store, meeting_of_three
 
 pytestmark = pytest.mark.usefixtures("cheap_scrypt")
 
