@@ -15,7 +15,8 @@ the hub may rewrite (a NACK) or split (feedback to publishers, reports to the au
 always take the hub's full path. RTP whose header (CSRC list, extension) runs past the end of the packet
 is dropped before the cache, as the hub would; ``on_malformed`` hears of each malformed packet and its
 sender. An audio packet's level (RFC 6464 header extension) goes to :meth:`Hub.audio_level`, and the
-``active_speaker`` messages that come of it to ``on_actions``.
+``active_speaker`` messages that come of it to ``on_actions``, as do the ``layer_switched`` messages of a
+keyframe that switched subscribers to its layer (once the keyframe's packet is sent).
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ class Forwarder:
                 self.send_each(out, to)
             else:
                 self.send(out, to)
+        if routed.actions and self.on_actions is not None:
+            self.on_actions(list(routed.actions))
         return True
 
     def _level(self, link: Link, track: Track, packet: bytes, now: float) -> None:

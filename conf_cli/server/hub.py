@@ -246,6 +246,9 @@ class Routed:
     rewrites: Rewrites = ()
     """RTP of a simulcast layer: who receives it rewritten into the track's one stream, and how
     (:mod:`conf_cli.server.simulcast`); ``to`` receives it unchanged."""
+    actions: tuple[Action, ...] = ()
+    """What this packet set off, to carry out once it is sent: a keyframe that switched subscribers to
+    its layer tells each of them (``layer_switched``) now, not at the next tick."""
 
 
 _CLOSE = Routed(Verdict.CLOSE)
@@ -668,9 +671,18 @@ class Hub:
         main = track.parent or track
         if track.feedback.first(packet):
             if main.layers:
-                plain, rewrites, cacheable = self.layers.route(main, track.index, packet, now)
-                self.stats.layer_switches = self.layers.switches
-                return Routed(Verdict.FORWARDED, plain, track=track, cacheable=cacheable, rewrites=rewrites)
+                layers = self.layers
+                plain, rewrites, cacheable = layers.route(main, track.index, packet, now)
+                self.stats.layer_switches = layers.switches
+                told = tuple(self.sync_layers(now, force=True)) if layers.switched else ()
+                return Routed(
+                    Verdict.FORWARDED,
+                    plain,
+                    track=track,
+                    cacheable=cacheable,
+                    rewrites=rewrites,
+                    actions=told,
+                )
             return Routed(Verdict.FORWARDED, meeting.audience(cid), track=track, cacheable=True)
         asked = self.route_resend(cid, track, packet, now)
         if main.layers and asked:  # each requester gets it as its stream numbers it

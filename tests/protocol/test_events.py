@@ -350,8 +350,8 @@ def test_every_message_the_server_sends_parses_and_comes_back_unchanged() -> Non
     server.send(5, {"type": "publish", "kind": "video", "ssrc": 500, "codec": "H264", "layers": layers})
     server.send(6, {"type": "receive", "max_bitrate": 300_000})  # dynacast: layers_active to Eve
     keyframe = bytes(RtpPacket(96, 1, 0, 501, b"\x65idr"))
-    server.hub.route(5, keyframe, 0.0)  # Fay switches to the low layer ...
-    server._settle(server.hub.tick(0.1), 0.1)  # ... and is told: layer_switched
+    routed = server.hub.route(5, keyframe, 0.0)  # Fay switches to the low layer ...
+    server._settle(list(routed.actions), 0.0)  # ... and is told: layer_switched
     server.send(5, {"type": "breakout_create", "rooms": 2})
     server.send(5, {"type": "breakout_assign", "name": "Fay", "room": 1})
     server.send(5, {"type": "breakout_open", "minutes": 5})

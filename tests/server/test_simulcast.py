@@ -296,9 +296,10 @@ def test_nobody_on_the_high_layer_pauses_it() -> None:
     sub = hub.layers.subscription(0xA2, 2)
     assert sub is not None and sub.current == 2
     hub.route(1, packet(0xA2, 2, 3000), 0.8)
-    hub.route(1, packet(0xA0, 2, 3000, IDR), 1.0)
+    routed = hub.route(1, packet(0xA0, 2, 3000, IDR), 1.0)
     assert sub.current == 0
-    actions = hub.tick(1.1)
+    # the keyframe that switched Bob tells his publisher at once that the high layer is not needed
+    actions = list(routed.actions)
     sent = [a.message for a in actions if isinstance(a, Send) and a.message["type"] == "layers_active"]
     assert sent and sent[-1]["active"] == [0xA0]
 
@@ -385,11 +386,15 @@ def test_share_started_lists_the_layers_but_snapshots_do_not() -> None:
     assert [layer["ssrc"] for layer in started["layers"]] == [0xA0, 0xA1, 0xA2]
 
 
-def test_a_subscriber_is_told_the_layer_it_switched_to() -> None:
+def test_a_subscriber_is_told_the_layer_it_switched_to_with_the_keyframe_that_switched_it() -> None:
     hub, _ = simulcast_meeting()
-    hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
-    told = [a for a in hub.tick(1.1) if isinstance(a, Send) and a.message["type"] == "layer_switched"]
+    routed = hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)
+    told = [a for a in routed.actions if isinstance(a, Send) and a.message["type"] == "layer_switched"]
     assert [(a.to, a.message["layer"], a.message["height"]) for a in told] == [((3,), 0, 180)]
+    # told once: the next tick does not say it again
+    assert not [a for a in hub.tick(1.1) if isinstance(a, Send) and a.message["type"] == "layer_switched"]
+    # a packet that switches nobody sets nothing off
+    assert hub.route(1, packet(0xA0, 2, 3000, IDR), 1.2).actions == ()
 
 
 def test_layers_a_publish_may_not_list_are_refused() -> None:

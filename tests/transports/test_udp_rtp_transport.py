@@ -170,7 +170,7 @@ def test_media_survives_loss_delay_and_reordering(pool: ClientPool) -> None:
         first = viewer.expect("track_stats", lambda e: e["kind"] == "video" and has_frames(e), timeout=8)
         assert first["keyframe_requests"] >= 1
 
-        events = viewer.drain(6.0)
+        events = viewer.drain(8.0)
         audio = [e for e in events if e.get("type") == "track_stats" and e["kind"] == "audio"]
         video = [e for e in events if e.get("type") == "track_stats" and e["kind"] == "video"]
         if with_audio:
@@ -178,7 +178,9 @@ def test_media_survives_loss_delay_and_reordering(pool: ClientPool) -> None:
             assert all(e["fps"] > 30 for e in audio[1:])  # 50 frames/s sent; 5% lost and concealed
             assert audio[-1]["packets_lost"] > 0 and audio[-1]["jitter_ms"] > 1
         assert len(video) >= 4 and video[-1]["nacks"] > 0  # losses were asked for again
-        assert video[-1]["frames"] > video[0]["frames"] + 30
+        # pictures keep coming: on average at least 6 a second of the 15 sent (a loss that neither the
+        # NACK nor its retries repaired costs a keyframe's round trip; the rest is the host's load)
+        assert video[-1]["frames"] - video[0]["frames"] >= 6 * (len(video) - 1), video
         stalls = sum(1 for a, b in itertools.pairwise(video) if b["frames"] == a["frames"])
         assert stalls <= 2
         counters = relay.stats()

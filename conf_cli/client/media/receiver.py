@@ -20,8 +20,11 @@ and once the key comes a keyframe is asked for at once, so that the picture star
 RTCP goes back to the publisher: every :data:`RTCP_INTERVAL` seconds a receiver report (RFC 3550 6.4.2) with
 an XR reference time (RFC 3611 4.4) whose answer gives the round-trip time, and, as soon as the jitter
 buffer notices a hole in a video track, a generic NACK (RFC 4585 6.2.1) for the missing sequence numbers,
-once each. How long a resent packet takes to come back is measured, and the video jitter buffer waits
-that long (within :data:`MAX_VIDEO_DELAY`) before it gives a hole up as lost, so a resend can fill it.
+asked again (at most :data:`NACK_RETRIES` times) for a packet still missing when its resend is overdue: the
+NACK or the resend may be lost too. How long a resent packet takes to come back is measured (from NACKs
+sent once only, as a retry makes the resend's origin ambiguous), and the video jitter buffer waits long
+enough for the retries (within :data:`MAX_VIDEO_DELAY`) before it gives a hole up as lost and asks for a
+keyframe, so a resend can fill it.
 
 Audio is never resent: a lost Opus packet is rebuilt, best first, from the redundant copy a later RED
 packet carries (RFC 2198: the copy is pushed into the jitter buffer as the missing packet, if it is still
@@ -83,6 +86,12 @@ RTCP_INTERVAL = 1.0
 MAX_NACK = 64  # sequence numbers in one NACK
 NACK_MEMORY = 1024  # sequence numbers remembered as already asked for
 NACK_MIN_AGE = 0.01  # a hole younger than this may be reordering, not loss
+NACK_RETRIES = 2
+"""Times a NACK is sent again for a packet still missing: a lost NACK or resend need not cost a keyframe."""
+NACK_RETRY_AFTER = 1.5
+"""A packet still missing this many resend delays after it was asked for is asked for again."""
+FIRST_RESEND_DELAY = 0.1
+"""The resend delay assumed (seconds) until one has been measured or the round trip is known."""
 MAX_VIDEO_DELAY = 0.4  # the jitter buffer never waits longer than this for a resent packet
 RESEND_MARGIN = 0.03
 MAX_CONCEALED = 10  # frames of concealment played for one gap (200 ms); longer ones are counted only
@@ -210,7 +219,8 @@ class RemoteTrack:
         self._video_decoder: H264Decoder | None = None
         self._audio_decoder: OpusDecoder | None = None
         self._last_pli = float("-inf")
-        self._nacked: dict[int, float] = {}  # sequence number -> when it was asked for
+        self._nacked: dict[int, tuple[float, int]] = {}
+        """Sequence number -> when it was last asked for, and how many times."""
         self.resend_delay: float | None = None
         """How long a NACKed packet takes to arrive (smoothed; rising at once), in seconds."""
         self.nacks_sent = 0
@@ -265,11 +275,12 @@ class RemoteTrack:
         now = time.monotonic()
         self.stats.update(packet, now)
         asked = self._nacked.get(packet.sequence_number) if self._nacked else None
-        if asked is not None and (self.rtt is None or now - asked >= self.rtt):
+        if asked is not None and asked[1] == 1 and (self.rtt is None or now - asked[0] >= self.rtt):
             # Sooner than a round trip, it is the original arriving late (reordered), not the resend: it
             # says nothing of how long resends take. (Under SRTP the resend that follows is dropped as a
-            # replay, so a late original must not stand in for it.)
-            self._resent(now - asked)
+            # replay, so a late original must not stand in for it.) Asked for more than once, the resend
+            # may answer any of the asks: it is not timed either.
+            self._resent(now - asked[0])
         jitter = self.jitter
         if self.audio:
             self._audio_arrived(packet, now)
@@ -342,6 +353,13 @@ class RemoteTrack:
                 self._last_pli = float("-inf")
                 self._request_keyframe(time.monotonic())
 
+    def resend_wait(self) -> float:
+        """How long a resend should take to come back (seconds): as measured, but never less than the
+        round trip, nor than :data:`FIRST_RESEND_DELAY` until the round trip is known (a packet that
+        came back sooner than that may have been a late original, not the resend)."""
+        floor = FIRST_RESEND_DELAY if self.rtt is None else self.rtt
+        return floor if self.resend_delay is None else max(self.resend_delay, floor)
+
     def _resent(self, delay: float) -> None:
         """A NACKed packet came back after ``delay``: wait at least that long before giving up on a hole."""
         estimate = self.resend_delay
@@ -350,9 +368,15 @@ class RemoteTrack:
         else:
             estimate += (delay - estimate) / 8
         self.resend_delay = estimate
-        if self.ordered:
+        self._wait_for_resends()
+
+    def _wait_for_resends(self) -> None:
+        """Hold a hole in the video long enough for the last retry's resend (asked again every
+        :data:`NACK_RETRY_AFTER` resend delays), within :data:`MAX_VIDEO_DELAY`; once a resend was timed."""
+        if self.ordered or self.audio or self.resend_delay is None:
             return
-        self.jitter.target_delay = min(MAX_VIDEO_DELAY, max(TARGET_DELAY, estimate * 1.5 + RESEND_MARGIN))
+        wait = self.resend_wait() * (1 + NACK_RETRY_AFTER * NACK_RETRIES) + RESEND_MARGIN
+        self.jitter.target_delay = min(MAX_VIDEO_DELAY, max(TARGET_DELAY, wait))
 
     def sender_report(self, report: SenderReport) -> None:
         self.stats.on_sender_report(report, time.monotonic())
@@ -364,6 +388,7 @@ class RemoteTrack:
                 rtt = round_trip_time(compact_ntp(time.time()), lrr, delay)
                 if rtt is not None:
                     self.rtt = rtt
+                    self._wait_for_resends()
 
     # -- feedback ---------------------------------------------------------------------------------------
 
@@ -374,11 +399,20 @@ class RemoteTrack:
     def _send_nacks(self, now: float) -> None:
         if self.audio:
             return  # a resent audio packet would come too late to play: it is concealed instead
-        missing = [seq for seq in self.jitter.missing(now, NACK_MIN_AGE) if seq not in self._nacked]
+        nacked = self._nacked
+        retry = self.resend_wait() * NACK_RETRY_AFTER
+        missing: list[int] = []
+        for seq in self.jitter.missing(now, NACK_MIN_AGE):
+            asked = nacked.get(seq)
+            if asked is None:
+                nacked[seq] = (now, 1)
+            elif asked[1] <= NACK_RETRIES and now - asked[0] >= retry:
+                nacked[seq] = (now, asked[1] + 1)
+            else:
+                continue
+            missing.append(seq)
         if not missing:
             return
-        for seq in missing:
-            self._nacked[seq] = now
         while len(self._nacked) > NACK_MEMORY:
             del self._nacked[next(iter(self._nacked))]
         for start in range(0, len(missing), MAX_NACK):

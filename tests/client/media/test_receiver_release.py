@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from conf_cli.client.media.receiver import ORDERED_AUDIO_DELAY, TARGET_DELAY, RemoteTrack
+from conf_cli.client.media.receiver import (
+    FIRST_RESEND_DELAY,
+    MAX_VIDEO_DELAY,
+    NACK_RETRIES,
+    ORDERED_AUDIO_DELAY,
+    TARGET_DELAY,
+    RemoteTrack,
+)
 from conf_cli.media.h264 import AccessUnit
 from conf_cli.media.jitter import AUDIO_DELAY_MIN, Gap
+from conf_cli.protocol.rtcp import Nack, parse_compound
 from conf_cli.protocol.rtp import RtpPacket
 
 SSRC = 0x1234
@@ -13,12 +21,12 @@ PPS = bytes([0x68, 0xCE, 0x3C, 0x80])
 IDR = bytes([0x65, 0x88, 0x84, 0x00])
 
 
-def track(kind: str, ordered: bool) -> RemoteTrack:
+def track(kind: str, ordered: bool, sent: list[bytes] | None = None) -> RemoteTrack:
     codec = "opus" if kind == "audio" else "H264"
     return RemoteTrack(
         {"name": "bob", "kind": kind, "ssrc": SSRC, "codec": codec},
         local_ssrc=7,
-        send_media=lambda packet: None,
+        send_media=lambda packet: None if sent is None else sent.append(packet),
         notify=lambda event: None,
         ordered=ordered,
     )
@@ -83,9 +91,66 @@ def test_a_nacked_packet_back_sooner_than_a_round_trip_is_not_taken_for_the_rese
     released(receiver)
     receiver.rtt = 0.1
     now = time.monotonic()
-    receiver._nacked[5] = now - 0.02  # asked 20 ms ago: what arrives now is the reordered original
+    receiver._nacked[5] = (now - 0.02, 1)  # asked 20 ms ago: what arrives now is the reordered original
     receiver.receive(packet(5, 3000))
     assert receiver.resend_delay is None
-    receiver._nacked[9] = now - 0.15  # asked 150 ms ago, more than a round trip: a resend
+    receiver._nacked[9] = (now - 0.15, 1)  # asked 150 ms ago, more than a round trip: a resend
     receiver.receive(packet(9, 6000))
     assert receiver.resend_delay is not None and receiver.resend_delay >= 0.15
+
+
+def test_a_resend_answering_one_of_several_asks_is_not_timed() -> None:
+    """Which ask a resend answers is unknown once a packet was asked for twice (as Karn's rule for TCP)."""
+    import time
+
+    receiver = track("video", ordered=False)
+    released(receiver)
+    receiver._nacked[9] = (time.monotonic() - 0.3, 2)
+    receiver.receive(packet(9, 6000))
+    assert receiver.resend_delay is None
+
+
+def asked(sent: list[bytes]) -> list[list[int]]:
+    """The sequence numbers of each NACK in what the receiver sent."""
+    return [[*part.lost] for data in sent for part in parse_compound(data) if isinstance(part, Nack)]
+
+
+def test_a_missing_packet_is_asked_for_again_when_its_resend_is_overdue_a_bounded_number_of_times() -> None:
+    """A lost NACK or a lost resend need not cost a keyframe: the hole is asked for again, every 1.5
+    resend delays, at most NACK_RETRIES times; the jitter buffer waits long enough for the last answer."""
+    import time
+
+    sent: list[bytes] = []
+    receiver = track("video", ordered=False, sent=sent)
+    released(receiver)
+    receiver.rtt = 0.04
+    receiver._resent(0.05)  # resends take 50 ms on this path
+    assert receiver.jitter.target_delay >= 0.05 * (1 + 1.5 * NACK_RETRIES)
+    assert receiver.jitter.target_delay <= MAX_VIDEO_DELAY
+    receiver.receive(packet(100, 9000))
+    receiver.receive(packet(102, 15000))  # 101 is missing
+    time_now = time.monotonic()
+    receiver._send_nacks(time_now + 0.02)
+    assert asked(sent) == [[101]]
+    receiver._send_nacks(time_now + 0.05)  # 30 ms later: its resend may still come
+    assert asked(sent) == [[101]]
+    receiver._send_nacks(time_now + 0.10)  # 80 ms after the ask (over 1.5 x 50 ms): asked again
+    assert asked(sent) == [[101], [101]]
+    receiver._send_nacks(time_now + 0.18)
+    assert asked(sent) == [[101], [101], [101]]
+    receiver._send_nacks(time_now + 0.26)  # asked NACK_RETRIES times again already: no more
+    receiver._send_nacks(time_now + 0.40)
+    assert len(asked(sent)) == 1 + NACK_RETRIES
+
+
+def test_until_the_round_trip_is_known_a_quick_arrival_does_not_make_the_retries_quick() -> None:
+    """A packet back 10 ms after its NACK, before any round trip was measured, may be a reordered
+    original: retries and the hole's wait keep to the assumed first resend delay meanwhile."""
+    receiver = track("video", ordered=False)
+    released(receiver)
+    receiver._resent(0.01)
+    assert receiver.resend_wait() == FIRST_RESEND_DELAY
+    assert receiver.jitter.target_delay >= FIRST_RESEND_DELAY
+    receiver.rtt = 0.03  # the round trip measured: what it says is the floor from then on
+    receiver._resent(0.01)
+    assert receiver.resend_wait() == 0.03
