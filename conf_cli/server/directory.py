@@ -27,6 +27,9 @@ and restore the meeting from its record (failover). Three refreshes may be misse
 RECORD_REWRITE = 10.0
 """Seconds between two writes of each running meeting's record into the directory by its node: a directory
 that restarted empty has every record again within this (and the claims within REFRESH_INTERVAL)."""
+PLACED_READS = 5
+"""Reads of the records over which a meeting the front of ``conf server --workers`` sent to a node counts
+for that node though its record does not show it yet (a record is rewritten every REFRESH_INTERVAL)."""
 MAX_RECONNECT_URLS = 8
 """URLs of other nodes a ``welcome`` lists for reconnecting (after this node's own)."""
 ROOM = 0.8
@@ -188,8 +191,11 @@ class ClusterView:
     """When :attr:`reachable` last changed."""
     holds_meetings: bool = True
     """False for the front of ``conf server --workers``: it places every meeting on another node."""
-    placed: dict[str, int] = field(default_factory=dict)
-    """Meetings sent to each node since its records were last read."""
+    placed: dict[str, list[int]] = field(default_factory=dict)
+    """Meetings sent to each node that its record does not show yet: for each, the :attr:`reads` count
+    when it was sent (its client may not have created it yet, or the node not rewritten its record)."""
+    reads: int = 0
+    """How many times the records were read."""
 
     def seen(self, records: Mapping[str, bytes], now: float) -> list[str]:
         """The directory answered with these node records; return the names of those that are not
@@ -201,10 +207,24 @@ class ClusterView:
                 nodes[name] = NodeInfo.parse(name, data)
             except ProtocolError:
                 bad.append(name)
+        self._settle_placed(nodes)
         self.nodes = nodes
-        self.placed = {}
+        self.reads += 1
         self.answered(now)
         return bad
+
+    def _settle_placed(self, fresh: Mapping[str, NodeInfo]) -> None:
+        """The meetings a fresh record shows that the one before did not are the oldest placements on
+        that node: they count from the record now. A placement no record showed after
+        :data:`PLACED_READS` reads (its client never came) counts no more."""
+        for name, pending in list(self.placed.items()):
+            node, before = fresh.get(name), self.nodes.get(name)
+            arrived = 0 if node is None or before is None else max(0, node.meetings - before.meetings)
+            kept = [read for read in pending[arrived:] if self.reads - read < PLACED_READS]
+            if kept and node is not None:
+                self.placed[name] = kept
+            else:
+                del self.placed[name]
 
     def answered(self, now: float) -> bool:
         """The directory answered; True if it had not before."""
@@ -234,8 +254,9 @@ class ClusterView:
     def placement(self) -> NodeInfo | None:
         """Where a new meeting goes: None for this node, else the other node's record. A node that holds
         no meetings (the front of ``conf server --workers``) spreads them instead: among the nodes with
-        room, the one with the fewest meetings, counting those it sent there since the last refresh (the
-        records are up to 2 s old), then the least loaded; None when there is no other node."""
+        room, the one with the fewest meetings, counting those it sent there that its record does not
+        show yet (:attr:`placed`; the records are up to 2 s old), then the least loaded; None when there
+        is no other node."""
         if self.holds_meetings:
             chosen = place(self.nodes, self.name)
             return None if chosen == self.name else self.nodes.get(chosen)
@@ -243,8 +264,9 @@ class ClusterView:
         candidates = [node for node in others if has_room(node)] or others
         if not candidates:
             return None
-        node = min(candidates, key=lambda n: (n.meetings + self.placed.get(n.name, 0), load(n), n.name))
-        self.placed[node.name] = self.placed.get(node.name, 0) + 1
+        placed = self.placed
+        node = min(candidates, key=lambda n: (n.meetings + len(placed.get(n.name, ())), load(n), n.name))
+        placed.setdefault(node.name, []).append(self.reads)
         return node
 
     def unavailable_text(self, what: str) -> str:

@@ -3,6 +3,7 @@ node records, the view of the directory, claims, and the questions create and jo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from conf_cli.errors import ProtocolError
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
 from conf_cli.server.directory import (
+    PLACED_READS,
     UNREACHABLE,
     ClaimBook,
     ClaimMeeting,
@@ -253,8 +255,24 @@ def test_a_front_spreads_creates_in_a_row_over_its_workers_before_their_records_
     view = front_view(node("w-1", cpu=0.05), node("w-2", cpu=0.3), node("w-3"))
     chosen = [view.placement() for _ in range(6)]
     assert [n.name for n in chosen if n is not None] == ["w-3", "w-1", "w-2", "w-3", "w-1", "w-2"]
-    view.seen({"w-1": node("w-1").to_bytes()}, 1.0)  # fresh records: the counts start again
+
+
+def test_a_front_counts_a_meeting_it_placed_until_the_records_show_it_or_its_client_never_came() -> None:
+    """Records read between a placement and the meeting's creation on the worker must not make the front
+    forget it: the next create would go to the same worker."""
+    view = front_view(node("w-1"), node("w-2"))
+    assert [n.name for n in (view.placement(),) if n is not None] == ["w-1"]
+    view.seen({"w-1": node("w-1").to_bytes(), "w-2": node("w-2").to_bytes()}, 1.0)  # not created yet
+    assert view.placement().name == "w-2"  # type: ignore[union-attr]
+    shown = dataclasses.replace(
+        node("w-1"), meetings=1
+    )  # w-1's record now shows its meeting: it counts from the record, not twice
+    view.seen({"w-1": shown.to_bytes(), "w-2": node("w-2").to_bytes()}, 2.0)
+    assert view.placed == {"w-2": [1]}
+    for read in range(PLACED_READS):  # w-2's client never came: after a few reads it counts no more
+        view.seen({"w-1": shown.to_bytes(), "w-2": node("w-2").to_bytes()}, 3.0 + read)
     assert view.placed == {}
+    assert view.placement().name == "w-2"  # type: ignore[union-attr]
 
 
 def test_a_front_skips_full_workers_and_never_places_on_itself() -> None:
