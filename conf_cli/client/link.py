@@ -69,9 +69,9 @@ class _LinkEvents:
         if self._current():
             self.client.control_received(data)
 
-    def media_received(self, packet: bytes) -> None:
+    def media_received(self, packet: bytes, arrival: float | None = None) -> None:
         if self._current():
-            self.client.media_received(packet)
+            self.client.media_received(packet, arrival)
 
     def closed(self, reason: str) -> None:
         if self._current():
@@ -121,6 +121,9 @@ class Client:
         """Our X25519 key for end-to-end encrypted meetings; its public half goes with create and join."""
         self.media_handler: Callable[[bytes], None] | None = None
         """Called with each RTP/RTCP packet from the server (the media pipeline sets it)."""
+        self.media_arrival: float | None = None
+        """When the packet :attr:`media_handler` is called with reached this host (monotonic seconds), if
+        its transport said (rtp://: the kernel's time stamp); None: now."""
         self.redirects: list[Message] = []
         """The ``redirect`` events followed to get into the meeting (the machine mode shows them)."""
         self._login: tuple[str, str] | None = None
@@ -158,8 +161,9 @@ class Client:
             return
         self.send({"type": "pong"})
 
-    def media_received(self, packet: bytes) -> None:
+    def media_received(self, packet: bytes, arrival: float | None = None) -> None:
         self._last_heard = time.monotonic()
+        self.media_arrival = arrival
         if self.media_handler is not None:
             self.media_handler(packet)
 

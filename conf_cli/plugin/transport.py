@@ -107,7 +107,9 @@ class ClientEvents(Protocol):
 
     def control_received(self, data: bytes) -> None: ...
 
-    def media_received(self, packet: bytes) -> None: ...
+    def media_received(self, packet: bytes, arrival: float | None = None) -> None:
+        """``arrival``: when the packet reached this host (:func:`time.monotonic` seconds), if the
+        transport knows it better than the time of this call (a datagram's kernel time stamp)."""
 
     def closed(self, reason: str) -> None: ...
 

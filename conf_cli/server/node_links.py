@@ -239,7 +239,7 @@ class _UplinkEvents:
     def control_received(self, data: bytes) -> None:
         self.uplink.control(data)
 
-    def media_received(self, packet: bytes) -> None:
+    def media_received(self, packet: bytes, arrival: float | None = None) -> None:
         self.uplink.media(packet)
 
     def closed(self, reason: str) -> None:

@@ -68,6 +68,7 @@ class CallMedia:
         self.peer = peer
         self.link: Link | None = _PathLink(sock, peer)
         self.media_handler: Callable[[bytes], None] | None = None
+        self.media_arrival: float | None = None  # the path's packets are timed as they are read
         self.manager = MediaManager(self, notify, open_sinks=open_sinks)
         self.ignored = 0
         sock.on_media = self.received

@@ -81,6 +81,8 @@ class MediaClient(Protocol):
     name: str | None
     link: Link | None
     media_handler: Callable[[bytes], None] | None
+    media_arrival: float | None
+    """When the packet ``media_handler`` is called with reached this host, if known (monotonic)."""
 
     def send(self, message: Message) -> None: ...
 
@@ -151,7 +153,7 @@ class MediaManager:
             except (ProtocolError, ValueError):
                 receiver.malformed += 1
                 return
-            receiver.receive(packet)
+            receiver.receive(packet, self.client.media_arrival)
         except (ProtocolError, ValueError, IndexError):
             self.malformed += 1
 

@@ -261,7 +261,10 @@ class RemoteTrack:
 
     # -- arrival (on the event loop, per packet: keep it light) -----------------------------------------
 
-    def receive(self, packet: RtpPacket) -> None:
+    def receive(self, packet: RtpPacket, arrival: float | None = None) -> None:
+        """A packet of this track, which reached this host at ``arrival`` (monotonic seconds; None:
+        now). The arrival is what the jitter buffer, the statistics and the downlink monitor time it by:
+        a process that waited for a core reads a burst, which did not queue on the network."""
         if self._unprotect is not None:
             try:
                 packet = self._unprotect(packet)
@@ -273,6 +276,8 @@ class RemoteTrack:
                 self.undecryptable += 1
                 return
         now = time.monotonic()
+        if arrival is not None and arrival < now:
+            now = arrival
         self.stats.update(packet, now)
         asked = self._nacked.get(packet.sequence_number) if self._nacked else None
         if asked is not None and asked[1] == 1 and (self.rtt is None or now - asked[0] >= self.rtt):

@@ -32,6 +32,7 @@ from conf_cli import (
 from conf_cli.protocol.stun import CLASS_REQUEST, StunMessage, is_stun
 from conf_cli.stun_transactions import StunTransactions
 
+from .arrival import arrival, start_stamping
 from .latch import Credentials, answer_check, read_token_frame, request_transaction
 from .server import MAX_DATAGRAM, tune
 
@@ -135,7 +136,8 @@ class RtpClientLink(Link):
                 data = clear
             self.stats.media_in += 1
             self.stats.bytes_in += len(data)
-            self._events.media_received(data)
+            sock = self.sock
+            self._events.media_received(data, None if sock is None else arrival(sock))
         elif is_stun(data):
             self._stun_response(data)
         else:
@@ -175,6 +177,7 @@ class RtpClientLink(Link):
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             tune(sock)
+            start_stamping(sock)  # each datagram's arrival, as the kernel saw it (arrival.py)
             sock.connect(address)  # only the server's address can send us media
         except OSError as exc:
             sock.close()

@@ -154,3 +154,39 @@ def test_until_the_round_trip_is_known_a_quick_arrival_does_not_make_the_retries
     receiver.rtt = 0.03  # the round trip measured: what it says is the floor from then on
     receiver._resent(0.01)
     assert receiver.resend_wait() == 0.03
+
+
+def test_a_process_falling_behind_is_timed_by_arrival_and_asks_for_no_lower_layer() -> None:
+    """A receiver whose process gets too little of a core falls behind what its socket holds: each
+    picture is read later than the one before. Timed by its reads, that looks like a queue building on
+    the downlink (a ``downlink`` request for a lower layer); timed by the kernel's arrival stamps
+    (rtp://), it is what it was: pictures 1/15 s apart on a clear path."""
+    import time
+
+    def run(stamped: bool) -> list[int]:
+        told: list[int] = []
+        receiver = RemoteTrack(
+            {"name": "bob", "kind": "video", "ssrc": SSRC, "codec": "H264"},
+            local_ssrc=7,
+            send_media=lambda packet: None,
+            notify=lambda event: None,
+            ordered=False,
+            on_downlink=lambda bitrate, queued: told.append(bitrate),
+        )
+        released(receiver)
+        receiver.told_layer = 1  # the server said it sends a simulcast layer
+        start = time.monotonic()
+        seq = 0
+        for picture in range(45):  # 3 s at 15 pictures a second, 4 packets of 1,000 bytes each
+            sent = start + picture / 15
+            behind = min(0.4, max(0.0, sent - start - 1.0) * 0.4)  # from 1 s on, 0.4 s more each second
+            while time.monotonic() < sent + behind:
+                time.sleep(0.002)
+            for part in range(4):
+                rtp = RtpPacket(96, seq, picture * 6000, SSRC, bytes(1000), marker=part == 3)
+                receiver.receive(rtp, sent + 0.001 * part if stamped else None)
+                seq += 1
+        return told
+
+    assert run(stamped=True) == []
+    assert run(stamped=False) != []  # the same reads, timed as they are made, ask for less
