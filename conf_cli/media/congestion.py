@@ -621,7 +621,7 @@ class Transit:
     seen since :meth:`roll` was last called, ``previous`` the most in each period before that, newest
     first."""
 
-    __slots__ = ("_last", "_least", "_ts", "clock_rate", "peak", "previous")
+    __slots__ = ("_last", "_least", "_ts", "at", "clock_rate", "peak", "previous")
 
     KEPT = 4
     """:attr:`recent` covers this many :meth:`roll` periods."""
@@ -633,6 +633,8 @@ class Transit:
         self._least: float | None = None
         self.peak = 0.0
         self.previous: tuple[float, ...] = ()
+        self.at: float | None = None
+        """When the last packet was noted."""
 
     def note(self, timestamp: int, now: float) -> tuple[float, float]:
         """A packet with RTP ``timestamp`` arrived at ``now``: ``(its send time in seconds, unwrapped from
@@ -644,6 +646,7 @@ class Transit:
             step = (timestamp - last) & 0xFFFFFFFF
             self._ts += step - 0x1_0000_0000 if step >= 0x8000_0000 else step
         self._last = timestamp
+        self.at = now
         send = self._ts / self.clock_rate
         transit = now - send
         least = self._least

@@ -55,6 +55,11 @@ gets through (docs/media.md, "The freeze at a switch")."""
 STRONG_UPSTREAM = 0.05
 """Seconds of the queueing the server itself saw on the publisher's uplink under which a lone strong
 ``downlink`` request is taken (the queue is the subscriber's own)."""
+IN_FLIGHT_GRACE = 0.1
+"""Seconds after the last picture of a simulcast track reached the server (the server notes each at its
+last packet) beyond which the wait counts as queueing on the publisher's uplink: a large picture (a 720p
+keyframe is 65-75 kB, about a second at 600 kbit/s) is still crossing it, and a subscriber sees its first
+packets queue before the server sees its last."""
 UPSTREAM_LOSS = 0.02
 """... nor while more than this share of a layer's packets was lost on the way in."""
 
@@ -174,20 +179,24 @@ class LayerRouter:
             transit = self.transits[ssrc] = Transit()
         transit.note(int.from_bytes(packet[4:8], "big"), now)
 
-    def upstream_queue(self, track: Track) -> float:
-        """The most a layer of simulcast ``track`` queued before the server lately (seconds)."""
-        transits = self.transits
-        return max(
-            (transit.recent for layer in track.layers if (transit := transits.get(layer.ssrc)) is not None),
-            default=0.0,
-        )
+    def upstream_queue(self, track: Track, now: float | None = None) -> float:
+        """The most a layer of simulcast ``track`` queued before the server lately (seconds); with ``now``,
+        at least the time since its last picture arrived less :data:`IN_FLIGHT_GRACE` (one still
+        crossing the publisher's uplink)."""
+        transits = [transit for layer in track.layers if (transit := self.transits.get(layer.ssrc))]
+        queued = max((transit.recent for transit in transits), default=0.0)
+        if now is not None:
+            last = max((transit.at for transit in transits if transit.at is not None), default=None)
+            if last is not None:
+                queued = max(queued, now - last - IN_FLIGHT_GRACE)
+        return queued
 
-    def upstream_trouble(self, track: Track) -> bool:
+    def upstream_trouble(self, track: Track, now: float | None = None) -> bool:
         """Whether simulcast ``track``'s publisher's uplink is congested lately: its packets queued
         :data:`UPSTREAM_QUEUE` or more on the way in, some were lost there, or a layer it was asked for
         stalled (its congestion control paused it)."""
         return (
-            self.upstream_queue(track) >= UPSTREAM_QUEUE
+            self.upstream_queue(track, now) >= UPSTREAM_QUEUE
             or bool(self.stalled.get(track.ssrc))
             or any(self.upstream_loss(layer.ssrc) > UPSTREAM_LOSS for layer in track.layers)
         )
@@ -269,14 +278,16 @@ class LayerRouter:
                 queued is not None
                 and queued >= STRONG_QUEUE
                 and all(
-                    self.upstream_queue(track) < STRONG_UPSTREAM
+                    self.upstream_queue(track, now) < STRONG_UPSTREAM
                     for ssrc in receiving
                     if (track := tracks.get(ssrc)) is not None
                 )
             )
             if not strong:
                 return False  # one alone may be a hiccup of its host: a queue that lasts says so again
-        if any(self.upstream_trouble(track) for ssrc in receiving if (track := tracks.get(ssrc)) is not None):
+        if any(
+            self.upstream_trouble(track, now) for ssrc in receiving if (track := tracks.get(ssrc)) is not None
+        ):
             self.told_upstream += 1  # a publisher's uplink queues: every subscriber sees it, not theirs
             return False
         downlink = self.downlinks.get(cid)

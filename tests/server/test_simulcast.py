@@ -613,6 +613,7 @@ def test_a_move_up_or_a_move_down_by_cap_keeps_the_old_layer_until_the_new_ones_
 
 
 def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publishers_uplink() -> None:
+    """Nor while a picture is still crossing that uplink: see the next test."""
     hub, _ = simulcast_meeting()
     links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
     forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
@@ -627,10 +628,22 @@ def test_a_subscribers_estimate_is_not_taken_while_the_queue_is_on_the_publisher
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 2.7)
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 3.0)
     assert hub.layers.budget(2) is None and hub.layers.told_upstream == 1
-    # once the uplink's queue is four ticks old, his own estimate is taken again
+    # once the uplink's queue is four ticks old (its pictures come on time again), his own estimate is
+    # taken again
+    seq, picture = 21, 40  # the sequence goes on; the pictures are captured on time again
+
+    def on_time_until(now: float) -> None:
+        nonlocal seq, picture
+        while 1.0 + picture / 15 <= now:
+            forwarder.media(links[1], picture_end(0xA2, seq, picture * 6000), 1.0 + picture / 15)  # type: ignore[arg-type]
+            seq, picture = seq + 1, picture + 1
+
     for tick in range(4):
+        on_time_until(3.5 + tick * 0.5)
         hub.tick(3.5 + tick * 0.5)
+    on_time_until(5.3)
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.3)
+    on_time_until(5.6)
     ask(hub, 2, {"type": "downlink", "bitrate": 100_000}, 5.6)
     assert hub.layers.budget(2) == 100_000
 
@@ -645,6 +658,8 @@ def test_one_downlink_request_with_a_long_queue_is_taken_at_once_but_not_while_t
     # a short queue alone may be a hiccup of Bob's host: wait for the next
     assert not plis(ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": 150}, 2.0))
     assert hub.layers.budget(2) is None
+    for seq in range(11, 38):  # the pictures go on coming on time
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 1.0 + seq / 15)  # type: ignore[arg-type]
     # a long one (over STRONG_QUEUE) with no queue before the server is his downlink's: at once, so his
     # old layer stops before his bottleneck's queue overflows
     actions = ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": 250}, 3.5)
@@ -652,14 +667,33 @@ def test_one_downlink_request_with_a_long_queue_is_taken_at_once_but_not_while_t
     bob = hub.layers.subscription(0xA2, 2)
     assert bob is not None and bob.target == 0 and bob.hurry
     # once Ada's uplink queues, a long queue alone is not taken from Cy: everyone would see it
-    for seq in range(11, 21):
-        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 3.6 + seq / 15 + (seq - 10) * 0.1)  # type: ignore[arg-type]
+    for seq in range(38, 48):
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 1.0 + seq / 15 + (seq - 37) * 0.1)  # type: ignore[arg-type]
     ask(hub, 3, {"type": "receive"}, 5.0)  # (Cy's cap lifted: her budget is her estimate alone)
     ask(hub, 3, {"type": "downlink", "bitrate": 200_000, "queued_ms": 900}, 6.0)
     assert hub.layers.budget(3) is None
     # out of range: refused, like any malformed request
     refused = ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": -1}, 7.0)
     assert any(isinstance(a, Send) and a.message.get("type") == "error" for a in refused)
+
+
+def test_a_long_queue_is_not_taken_alone_while_a_picture_is_still_crossing_the_publishers_uplink() -> None:
+    """A 720p keyframe takes about a second through a 600 kbit/s uplink: a subscriber sees its first
+    packets queue while the server, which notes each picture at its last packet, has seen no queue yet."""
+    hub, _ = simulcast_meeting()
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    for seq in range(1, 11):  # pictures 1/15 s apart arriving on time, the last at 1.67 s
+        payload = IDR if seq == 1 else SLICE
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000, payload), 1.0 + seq / 15)  # type: ignore[arg-type]
+    # no picture has ended for 0.35 s: Bob's long queue may be the one on Ada's uplink
+    ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": 250}, 2.02)
+    assert hub.layers.budget(2) is None
+    # pictures coming on time again, the same request is his downlink's
+    for seq in range(11, 20):
+        forwarder.media(links[1], picture_end(0xA2, seq, seq * 6000), 1.0 + seq / 15)  # type: ignore[arg-type]
+    ask(hub, 2, {"type": "downlink", "bitrate": 300_000, "queued_ms": 250}, 2.3)
+    assert hub.layers.budget(2) == 300_000
 
 
 def test_a_keyframe_that_does_not_come_is_asked_for_again_at_the_tick() -> None:
