@@ -418,8 +418,8 @@ class RemoteTrack:
             missing.append(seq)
         if not missing:
             return
-        while len(self._nacked) > NACK_MEMORY:
-            del self._nacked[next(iter(self._nacked))]
+        while len(nacked) > NACK_MEMORY:
+            del nacked[next(iter(nacked))]
         for start in range(0, len(missing), MAX_NACK):
             self.nacks_sent += 1
             self._send_rtcp(bytes(Nack(self._local_ssrc, self.ssrc, missing[start : start + MAX_NACK])))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from conf_cli.client.media.receiver import (
     FIRST_RESEND_DELAY,
     MAX_VIDEO_DELAY,
@@ -85,8 +87,6 @@ def test_audio_keeps_a_short_smoothing_delay() -> None:
 
 def test_a_nacked_packet_back_sooner_than_a_round_trip_is_not_taken_for_the_resend() -> None:
     """A late original says nothing of resend time; under SRTP the resend after it never arrives."""
-    import time
-
     receiver = track("video", ordered=False)
     released(receiver)
     receiver.rtt = 0.1
@@ -101,8 +101,6 @@ def test_a_nacked_packet_back_sooner_than_a_round_trip_is_not_taken_for_the_rese
 
 def test_a_resend_answering_one_of_several_asks_is_not_timed() -> None:
     """Which ask a resend answers is unknown once a packet was asked for twice (as Karn's rule for TCP)."""
-    import time
-
     receiver = track("video", ordered=False)
     released(receiver)
     receiver._nacked[9] = (time.monotonic() - 0.3, 2)
@@ -118,8 +116,6 @@ def asked(sent: list[bytes]) -> list[list[int]]:
 def test_a_missing_packet_is_asked_for_again_when_its_resend_is_overdue_a_bounded_number_of_times() -> None:
     """A lost NACK or a lost resend need not cost a keyframe: the hole is asked for again, every 1.5
     resend delays, at most NACK_RETRIES times; the jitter buffer waits long enough for the last answer."""
-    import time
-
     sent: list[bytes] = []
     receiver = track("video", ordered=False, sent=sent)
     released(receiver)
@@ -161,7 +157,6 @@ def test_a_process_falling_behind_is_timed_by_arrival_and_asks_for_no_lower_laye
     picture is read later than the one before. Timed by its reads, that looks like a queue building on
     the downlink (a ``downlink`` request for a lower layer); timed by the kernel's arrival stamps
     (rtp://), it is what it was: pictures 1/15 s apart on a clear path."""
-    import time
 
     def run(stamped: bool) -> list[int]:
         told: list[int] = []
