@@ -31,6 +31,11 @@ OPUS_SAMPLE_RATE = 48_000
 OPUS_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 _VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK_RATE)
 _OPUS_TIME_BASE = Fraction(1, OPUS_SAMPLE_RATE)
+RATE_BUFFER_SECONDS = 0.25
+"""The H.264 encoder's rate buffer (VBV), in seconds of its bit rate: no picture, a keyframe included, is
+larger than about this much of the bit rate, so a keyframe crosses a link that just carries its stream in
+about a quarter of a second (with a one-second buffer a 640x360 keyframe at 400 kbit/s was 24 kB, half a
+second on a 400 kbit/s link: a freeze at every layer switch there). Keyframes come out a little softer."""
 
 
 def _unwrap(
@@ -56,7 +61,8 @@ class H264Encoder:
 
     Every keyframe is an IDR preceded by SPS and PPS (so a receiver can join at any keyframe), one comes
     every ``keyframe_interval`` seconds, and :meth:`request_keyframe` forces the next frame to be one.
-    Output timestamps are 90 kHz ticks since the first frame, taken from the frames' capture times.
+    Output timestamps are 90 kHz ticks since the first frame, taken from the frames' capture times. No
+    picture, a keyframe included, is much larger than :data:`RATE_BUFFER_SECONDS` of the bit rate.
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class H264Encoder:
         codec.gop_size = keyint
         codec.max_b_frames = 0
         kbps = max(1, self._bitrate // 1000)
+        buffer = max(1, round(kbps * RATE_BUFFER_SECONDS))
         codec.options = {
             "preset": "ultrafast",
             "tune": "zerolatency",
@@ -101,7 +108,7 @@ class H264Encoder:
             "forced-idr": "1",
             "x264-params": (
                 f"repeat-headers=1:annexb=1:bframes=0:keyint={keyint}:min-keyint={keyint}:scenecut=0"
-                f":vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+                f":vbv-maxrate={kbps}:vbv-bufsize={buffer}"
             ),
         }
         codec.open()

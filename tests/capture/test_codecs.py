@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from conf_cli.media.codecs import (
     OPUS_FRAME_SAMPLES,
+    RATE_BUFFER_SECONDS,
     H264Decoder,
     H264Encoder,
     OpusDecoder,
@@ -75,6 +76,28 @@ def test_request_keyframe_forces_the_next_frame_to_be_an_idr() -> None:
     (unit,) = encoder.encode(frames[0], 1.0)
     assert unit.keyframe and annexb_nal_types(unit.data)[:2] == [SPS, PPS]
     assert unit.pts > 7 * 3000  # the clock carries on
+
+
+@pytest.mark.parametrize(("width", "height", "bitrate"), [(1280, 720, 1_200_000), (640, 360, 400_000)])
+def test_a_keyframe_is_at_most_about_a_quarter_second_of_the_bit_rate(
+    width: int, height: int, bitrate: int
+) -> None:
+    # the simulcast layers of a panning pattern: with a one-second rate buffer their keyframes were half a
+    # second of the bit rate (76 kB at 1.2 Mbit/s, 24 kB at 400 kbit/s), half a second to cross a link that
+    # just carries the layer; the pictures stay readable
+    encoder, decoder = H264Encoder(width, height, fps=15, bitrate=bitrate), H264Decoder()
+    generator = PatternGenerator(width, height)
+    keyframes, stamps = [], 0
+    for i in range(45):
+        if i in (15, 30):
+            encoder.request_keyframe()
+        for unit in encoder.encode(generator.render(i, 100.0 + i / 15), 100.0 + i / 15):
+            if unit.keyframe:
+                keyframes.append(len(unit.data))
+            stamps += sum(read_pattern_stamp(frame) is not None for frame in decoder.decode(unit.data))
+    assert len(keyframes) == 3
+    assert max(keyframes) <= 1.25 * RATE_BUFFER_SECONDS * bitrate / 8, keyframes
+    assert stamps == 45
 
 
 def test_any_input_size_and_format_is_scaled_to_the_configured_one() -> None:
