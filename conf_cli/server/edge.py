@@ -403,6 +403,7 @@ class Server:
             for cid in self.forwarder.take_active():  # media whose route was cached proves life too
                 self.hub.seen(cid, now)
             self._stream_reports(now)
+            self.forwarder.end_pacing(now)
             self._apply(self.hub.tick(now))
 
 

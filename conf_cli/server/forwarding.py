@@ -28,6 +28,7 @@ from conf_cli.plugin.transport import Link, Listener
 from conf_cli.protocol.rtp import header_fits, is_rtcp
 from conf_cli.server.hub import Action, Hub, Routed, Verdict
 from conf_cli.server.meeting import Track
+from conf_cli.server.pacing import Pacers
 
 Send = Callable[[bytes, Sequence[Link]], object]
 Groups = tuple[tuple[Send, tuple[Link, ...]], ...]
@@ -59,6 +60,9 @@ class Forwarder:
         self.active: set[int] = set()
         """Links whose cached media arrived since :meth:`take_active`: alive, as far as the hub cares."""
         self._routes: dict[int, dict[bytes, Route]] = {}
+        self.pacers = Pacers()
+        """The video sent to a subscriber that moves down for want of downlink goes out paced
+        (:mod:`conf_cli.server.pacing`; :meth:`LayerRouter.pace_rate` says whom)."""
         self._version = hub.version
         self._cached = -1  # the version the cached routes are for
 
@@ -120,7 +124,9 @@ class Forwarder:
                 routes = self._routes[link.id] = {}
             track = routed.track
             routes[packet[8:12]] = (
-                _REFUSED if track is None else (self._resolve(routed.to), track, self._rewrites(routed))
+                _REFUSED
+                if track is None
+                else (self._resolve(routed.to, now, track), track, self._rewrites(routed, now, track))
             )
         if routed.track is not None and routed.track.kind == "audio" and not routed.resend:
             self._level(link, routed.track, packet, now)
@@ -130,7 +136,7 @@ class Forwarder:
         elif routed.resend:  # to whoever asked, point to point
             self.send_each(packet, routed.to)
         else:
-            self.send(packet, routed.to)
+            self.send(packet, routed.to, now, routed.track)
         for rewriter, to in routed.rewrites:
             out = rewriter.rewrite(packet)
             if out is None:
@@ -138,7 +144,7 @@ class Forwarder:
             if routed.resend:
                 self.send_each(out, to)
             else:
-                self.send(out, to)
+                self.send(out, to, now, routed.track)
         if routed.actions and self.on_actions is not None:
             self.on_actions(list(routed.actions))
         return True
@@ -152,8 +158,8 @@ class Forwarder:
         if actions and self.on_actions is not None:
             self.on_actions(list(actions))
 
-    def _rewrites(self, routed: Routed) -> Rewrites:
-        return tuple((rewriter.rewrite, self._resolve(to)) for rewriter, to in routed.rewrites)
+    def _rewrites(self, routed: Routed, now: float, track: Track) -> Rewrites:
+        return tuple((rewriter.rewrite, self._resolve(to, now, track)) for rewriter, to in routed.rewrites)
 
     @staticmethod
     def _uplink(link: Link, track: Track, packet: bytes, now: float) -> None:
@@ -166,12 +172,28 @@ class Forwarder:
     def forget(self, link: Link) -> None:
         """Drop the routes cached for ``link``'s media (it closed)."""
         self._routes.pop(link.id, None)
+        self.pacers.drop(link.id)
 
-    def send(self, packet: bytes, recipients: tuple[int, ...]) -> None:
-        """Send ``packet`` to ``recipients`` (a keyframe request the server made, a resend, RTCP)."""
+    def end_pacing(self, now: float) -> None:
+        """Stop pacing whoever no longer needs it once its pacer let out all it held (called every
+        tick): the routes are made again, sending to it directly."""
+        layers = self.hub.layers
+        ended = [
+            cid for cid in self.pacers.paced() if layers.pace_rate(cid, now) is None and self.pacers.idle(cid)
+        ]
+        for cid in ended:
+            self.pacers.drop(cid)
+        if ended:
+            self._version.bump()
+
+    def send(
+        self, packet: bytes, recipients: tuple[int, ...], now: float | None = None, track: Track | None = None
+    ) -> None:
+        """Send ``packet`` to ``recipients`` (a keyframe request the server made, a resend, RTCP; a packet
+        of ``track`` forwarded at ``now``)."""
         if not recipients:
             return
-        for send, group in self._resolve(recipients):
+        for send, group in self._resolve(recipients, now, track):
             send(packet, group)
 
     def send_each(self, packet: bytes, recipients: tuple[int, ...]) -> None:
@@ -187,14 +209,27 @@ class Forwarder:
         active, self.active = self.active, set()
         return active
 
-    def _resolve(self, recipients: tuple[int, ...]) -> Groups:
-        """Recipients' links grouped by the listener that fans out to them, as it does best."""
+    def _resolve(
+        self, recipients: tuple[int, ...], now: float | None = None, track: Track | None = None
+    ) -> Groups:
+        """Recipients' links grouped by the listener that fans out to them, as it does best; for video of
+        ``track`` forwarded at ``now``, a datagram subscriber being paced gets it through its pacer."""
         by_listener: dict[Listener | None, list[Link]] = {}
+        paced: list[tuple[Send, tuple[Link, ...]]] = []
+        at = now if track is not None and track.kind == "video" else None
+        layers = self.hub.layers
         for cid in recipients:
             link = self.links.get(cid)
-            if link is not None:
-                by_listener.setdefault(link.listener, []).append(link)
-        return tuple(
-            (listener.forward_media if listener is not None else _each, tuple(group))
-            for listener, group in by_listener.items()
+            if link is None:
+                continue
+            if at is not None and (rate := layers.pace_rate(cid, at)) is not None and not link.media_ordered:
+                paced.append((self.pacers.sender(link, rate, at), (link,)))
+                continue
+            by_listener.setdefault(link.listener, []).append(link)
+        return (
+            *(
+                (listener.forward_media if listener is not None else _each, tuple(group))
+                for listener, group in by_listener.items()
+            ),
+            *paced,
         )

@@ -58,11 +58,18 @@ STRONG_UPSTREAM = 0.05
 IN_FLIGHT_GRACE = 0.1
 """Seconds after the last picture of a simulcast track reached the server (the server notes each at its
 last packet) beyond which the wait counts as queueing on the publisher's uplink: a large picture (a 720p
-keyframe is 65-75 kB, about a second at 600 kbit/s) is still crossing it, and a subscriber sees its first
+keyframe is 30-45 kB, half a second at 600 kbit/s) is still crossing it, and a subscriber sees its first
 packets queue before the server sees its last."""
 UPSTREAM_LOSS = 0.02
 """... nor while more than this share of a layer's packets was lost on the way in."""
 
+PACE_SHARE = 0.7
+"""While a subscriber moves down for want of downlink, the video sent to it is paced at this share of its
+downlink estimate (:mod:`conf_cli.server.pacing`) ..."""
+PACE_FOR = 2.0
+"""... from the move's decision for at most this many seconds while its new layer's keyframe is awaited ..."""
+PACE_AFTER = 0.5
+"""... and for this many seconds after the switch (the keyframe let out)."""
 Rewrites = tuple[tuple[Rewriter, tuple[int, ...]], ...]
 """Who receives a packet rewritten, grouped by how: one rewriting serves each group."""
 
@@ -110,6 +117,9 @@ class LayerRouter:
     """... and for coming while the queue was on the publisher's uplink (:data:`UPSTREAM_QUEUE`)."""
     transits: dict[int, Transit] = field(default_factory=dict)
     """Layer SSRC -> how long its packets queued before they reached the server (:meth:`arrived`)."""
+    paced: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Subscriber -> (bit/s, until when) its video is to be paced at: it moves down for want of downlink
+    (:meth:`pace_rate`)."""
 
     def watch(self, meetings: list[Meeting], now: float) -> None:
         """Called every tick: note which layers of each simulcast track move on, from what the hub
@@ -219,7 +229,18 @@ class LayerRouter:
             return estimate
         return cap if estimate is None else min(cap, estimate)
 
+    def pace_rate(self, cid: int, now: float) -> float | None:
+        """The rate (bit/s) to pace the video sent to ``cid`` at now; None: not paced."""
+        paced = self.paced.get(cid)
+        if paced is None:
+            return None
+        if now >= paced[1]:
+            del self.paced[cid]
+            return None
+        return paced[0]
+
     def forget(self, cid: int) -> None:
+        self.paced.pop(cid, None)
         self.caps.pop(cid, None)
         self.heights.pop(cid, None)
         self.downlinks.pop(cid, None)
@@ -360,6 +381,8 @@ class LayerRouter:
                             and downlink is not None
                             and downlink.congested(now)
                         )
+                        if sub.hurry and downlink is not None and downlink.estimate is not None:
+                            self.paced[cid] = (PACE_SHARE * downlink.estimate, now + PACE_FOR)
                         if sub.pending:
                             asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
@@ -481,6 +504,8 @@ class LayerRouter:
             else:
                 ending = (*sub.rewriter.out(old.seq, old.ts), old.at)
         sub.rewriter.switch(packet, now, ending)
+        if sub.held is not None and cid in self.paced:  # the new keyframe goes out paced
+            self.paced[cid] = (self.paced[cid][0], now + PACE_AFTER)
         sub.held = None
         sub.hurry = False
         sub.current = index

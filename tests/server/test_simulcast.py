@@ -3,7 +3,9 @@ across switches, dynacast decisions, and the hub routing a simulcast track per s
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 from typing import Any
 
 import pytest
@@ -352,13 +354,17 @@ def test_a_nack_for_a_rewritten_stream_reaches_the_publisher_for_the_layer() -> 
 
 
 class FakeLink:
+    media_ordered = False  # a datagram link (rtp://)
+
     def __init__(self, cid: int) -> None:
         self.id = cid
         self.listener = None
         self.sent: list[bytes] = []
+        self.sent_at: list[float] = []
 
     def send_media(self, data: bytes) -> None:
         self.sent.append(data)
+        self.sent_at.append(time.monotonic())
 
 
 def test_the_forwarder_caches_the_route_and_rewrites_for_each_subscriber() -> None:
@@ -739,6 +745,49 @@ def test_a_subscriber_whose_old_layer_was_stopped_asks_for_the_new_ones_keyframe
     forwards = hub.route_rtcp(2, build_compound([Nack(0xBB, 0xA2, [seen, first])]), 1.6) or []
     nacks = [p for f in forwards for p in parse_compound(f.packet) if isinstance(p, Nack)]
     assert nacks and nacks[0].media_ssrc == 0xA0 and nacks[0].lost == [500]
+
+
+async def test_a_datagram_subscriber_moved_down_for_want_of_downlink_gets_the_new_keyframe_paced() -> None:
+    """Bob's downlink queues (rtp://): his old layer stops at once, and the new layer's keyframe goes to him
+    at 0.7 of his estimate (sent in one burst into his bottleneck's full queue it would lose its tail),
+    while Cy, on that layer for her cap, gets it at once, and so does Bob's audio. Once the keyframe is out,
+    he is sent to directly again."""
+    hub, _ = simulcast_meeting()
+    ask(hub, 1, {"type": "publish", "kind": "audio", "ssrc": 0xC1, "codec": "opus"})
+    links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
+    forwarder = Forwarder(hub, links)  # type: ignore[arg-type]
+    start = time.monotonic()
+    forwarder.media(links[1], packet(0xA2, 1, 0, IDR), start)  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xA0, 1, 0, IDR), start)  # type: ignore[arg-type]
+    ask(hub, 2, {"type": "downlink", "bitrate": 160_000, "queued_ms": 300}, start + 0.2)
+    assert hub.layers.pace_rate(2, start + 0.2) == pytest.approx(112_000)  # 14,000 bytes a second
+    assert hub.layers.pace_rate(3, start + 0.2) is None
+    forwarder.media(links[1], packet(0xA2, 2, 3000), start + 0.3)  # type: ignore[arg-type]  # stopped for Bob
+    bob = hub.layers.subscription(0xA2, 2)
+    assert bob is not None and bob.held is not None
+    before_bob, before_cy = len(links[2].sent), len(links[3].sent)
+    keyframe = [packet(0xA0, 2, 9000, IDR + bytes(1200))]
+    keyframe += [packet(0xA0, seq, 9000, SLICE + bytes(1200)) for seq in range(3, 7)]
+    for part in keyframe:
+        forwarder.media(links[1], part, time.monotonic())  # type: ignore[arg-type]
+    forwarder.media(links[1], packet(0xC1, 1, 960, b"opus"), time.monotonic())  # type: ignore[arg-type]
+    assert bob.current == 0 and bob.held is None  # switched at the keyframe
+    assert len(links[3].sent) == before_cy + 6  # Cy: all of it at once
+    bob_now = links[2].sent[before_bob:]
+    assert [header(p)[2] for p in bob_now] == [0xA2, 0xC1]  # Bob: the keyframe's first packet, his audio
+    await asyncio.sleep(0.6)
+    sent_to_bob = zip(links[2].sent_at, links[2].sent, strict=True)
+    video = [(when, p) for when, p in sent_to_bob if header(p)[2] == 0xA2][-5:]
+    assert [header(p)[0] for _, p in video] == sorted(header(p)[0] for _, p in video)  # in order
+    assert [p[12:] for _, p in video] == [k[12:] for k in keyframe]
+    # 4 packets of 1,212 bytes after the first, at 14,000 bytes a second: 0.35 s
+    assert 0.25 <= video[-1][0] - video[0][0] <= 0.5
+    # the pacing ends once the keyframe is out: the routes are made again, Bob's video goes straight out
+    forwarder.end_pacing(time.monotonic() + 1.0)
+    assert forwarder.pacers.paced() == []
+    sent = len(links[2].sent)
+    forwarder.media(links[1], packet(0xA0, 7, 12000, SLICE), time.monotonic() + 1.0)  # type: ignore[arg-type]
+    assert len(links[2].sent) == sent + 1
 
 
 def test_a_rewritten_stream_runs_on_past_half_the_sequence_space_and_its_wrap() -> None:
