@@ -31,11 +31,12 @@ OPUS_SAMPLE_RATE = 48_000
 OPUS_FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 _VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK_RATE)
 _OPUS_TIME_BASE = Fraction(1, OPUS_SAMPLE_RATE)
-RATE_BUFFER_SECONDS = 0.25
-"""The H.264 encoder's rate buffer (VBV), in seconds of its bit rate: no picture, a keyframe included, is
-larger than about this much of the bit rate, so a keyframe crosses a link that just carries its stream in
-about a quarter of a second (with a one-second buffer a 640x360 keyframe at 400 kbit/s was 24 kB, half a
-second on a 400 kbit/s link: a freeze at every layer switch there). Keyframes come out a little softer."""
+RATE_BUFFER_SECONDS = 0.5
+"""The H.264 encoder's rate buffer (VBV), in seconds of its bit rate: keyframes come out at about a quarter
+to a third of a second of the bit rate (half a second with a one-second buffer), so a keyframe crosses a
+link that just carries its stream in that time (with a one-second buffer a 640x360 keyframe at 400 kbit/s
+was 24 kB, half a second on a 400 kbit/s link: a freeze at every layer switch there). Keyframes come out a
+little softer."""
 
 
 def _unwrap(
@@ -61,8 +62,8 @@ class H264Encoder:
 
     Every keyframe is an IDR preceded by SPS and PPS (so a receiver can join at any keyframe), one comes
     every ``keyframe_interval`` seconds, and :meth:`request_keyframe` forces the next frame to be one.
-    Output timestamps are 90 kHz ticks since the first frame, taken from the frames' capture times. No
-    picture, a keyframe included, is much larger than :data:`RATE_BUFFER_SECONDS` of the bit rate.
+    Output timestamps are 90 kHz ticks since the first frame, taken from the frames' capture times. Its rate
+    buffer is :data:`RATE_BUFFER_SECONDS` of the bit rate (what bounds a keyframe's size).
     """
 
     def __init__(
