@@ -82,7 +82,7 @@ class Allowances:
         if bucket is None:
             bucket = self._buckets[(pid, kind)] = TokenBucket(rate, burst)
         if not bucket.take(1, now):
-            wait = (1 - bucket.tokens) / rate
+            wait = bucket.wait(1, now)
             raise RequestRefused(
                 "rate_limited",
                 f"you are {what} too fast; try again in {seconds_text(wait)}",

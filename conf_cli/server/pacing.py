@@ -19,29 +19,31 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from conf_cli.plugin.transport import Link
+from conf_cli.token_bucket import TokenBucket
 
 PACE_BURST = 1_500
 """Bytes a pacer may let out at once (one packet)."""
 PACE_QUEUE_LIMIT = 256 * 1024
 """Bytes a pacer holds; a packet that would take it past this is dropped (counted)."""
+ROUNDING = 0.01
+"""Bytes a packet may lack in the bucket and still leave: a timer set for the moment it holds them may
+come that little early."""
 
 
 class Pacer:
     """One subscriber's paced packets, in order: each leaves once the bucket, filled at ``rate`` bit/s up
     to :data:`PACE_BURST` bytes, holds its size (a packet larger than that once the bucket is full, the
-    bucket going below zero: the next waits the longer)."""
+    bucket going into debt: the next waits the longer)."""
 
-    __slots__ = ("_at", "_queue", "_tokens", "bytes_per_second", "dropped", "queued")
+    __slots__ = ("_bucket", "_queue", "dropped", "queued")
 
     def __init__(self, rate: float, now: float) -> None:
-        self.bytes_per_second = max(1.0, rate / 8)
+        self._bucket = TokenBucket(max(1.0, rate / 8), PACE_BURST, stamp=now)
         self._queue: deque[bytes] = deque()
         self.queued = 0
         """Bytes waiting."""
         self.dropped = 0
         """Packets dropped because the queue was full."""
-        self._tokens = float(PACE_BURST)
-        self._at = now
 
     def push(self, packet: bytes) -> bool:
         """Queue ``packet``; False (and dropped) if the queue is full."""
@@ -54,14 +56,11 @@ class Pacer:
 
     def due(self, now: float) -> list[bytes]:
         """The packets that may leave at ``now``, in order."""
-        self._tokens = min(PACE_BURST, self._tokens + (now - self._at) * self.bytes_per_second)
-        self._at = now
         out: list[bytes] = []
-        queue = self._queue
-        while queue and self._tokens + 0.01 >= min(len(queue[0]), PACE_BURST):  # (a timer's rounding)
+        queue, bucket = self._queue, self._bucket
+        while queue and bucket.take(len(queue[0]), now, _need(queue[0]) - ROUNDING):
             packet = queue.popleft()
             self.queued -= len(packet)
-            self._tokens -= len(packet)
             out.append(packet)
         return out
 
@@ -69,54 +68,68 @@ class Pacer:
         """Seconds from the last :meth:`due` until the next packet may leave; None if none waits."""
         if not self._queue:
             return None
-        return max(0.0, (min(len(self._queue[0]), PACE_BURST) - self._tokens) / self.bytes_per_second)
+        return self._bucket.wait(_need(self._queue[0]), self._bucket.stamp)
+
+
+def _need(packet: bytes) -> float:
+    """What the bucket must hold for ``packet`` to leave."""
+    return min(len(packet), PACE_BURST)
+
+
+class _PacedLink:
+    """A link's pacer and what sends to it through the pacer (:meth:`send`, a listener's signature)."""
+
+    __slots__ = ("link", "owner", "pacer")
+
+    def __init__(self, owner: Pacers, link: Link, pacer: Pacer) -> None:
+        self.owner = owner
+        self.link = link
+        self.pacer = pacer
+
+    def send(self, packet: bytes, _links: Sequence[Link]) -> None:
+        self.pacer.push(packet)
+        self.owner.drain()
 
 
 class Pacers:
     """The pacers of the subscribers being paced, each let out on a timer of the event loop."""
 
     def __init__(self) -> None:
-        self._pacers: dict[int, tuple[Pacer, Link]] = {}
+        self._paced: dict[int, _PacedLink] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def sender(self, link: Link, rate: float, now: float) -> Callable[[bytes, Sequence[Link]], None]:
         """What sends a packet to ``link`` through its pacer (made at ``rate`` bit/s if it has none)."""
-        entry = self._pacers.get(link.id)
-        if entry is None or entry[1] is not link:
-            entry = self._pacers[link.id] = (Pacer(rate, now), link)
-        pacer = entry[0]
-
-        def send(packet: bytes, _links: Sequence[Link]) -> None:
-            pacer.push(packet)
-            self._drain()
-
-        return send
+        paced = self._paced.get(link.id)
+        if paced is None or paced.link is not link:
+            paced = self._paced[link.id] = _PacedLink(self, link, Pacer(rate, now))
+        return paced.send
 
     def paced(self) -> list[int]:
         """The connections that have a pacer."""
-        return list(self._pacers)
+        return list(self._paced)
 
     def idle(self, cid: int) -> bool:
         """Whether ``cid``'s pacer holds nothing (or it has none)."""
-        entry = self._pacers.get(cid)
-        return entry is None or entry[0].queued == 0
+        paced = self._paced.get(cid)
+        return paced is None or paced.pacer.queued == 0
 
     def drop(self, cid: int) -> None:
         """Forget ``cid``'s pacer (what it still holds is not sent)."""
-        self._pacers.pop(cid, None)
+        self._paced.pop(cid, None)
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Send what each pacer lets out now; come back when the next packet may leave."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         now = time.monotonic()
         soonest: float | None = None
-        for pacer, link in self._pacers.values():
-            for packet in pacer.due(now):
-                link.send_media(packet)
-            wait = pacer.wait()
+        for paced in self._paced.values():
+            for packet in paced.pacer.due(now):
+                paced.link.send_media(packet)
+            wait = paced.pacer.wait()
             if wait is not None and (soonest is None or wait < soonest):
                 soonest = wait
         if soonest is not None:
-            self._timer = asyncio.get_running_loop().call_later(soonest, self._drain)
+            self._timer = asyncio.get_running_loop().call_later(soonest, self.drain)
