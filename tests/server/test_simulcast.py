@@ -684,7 +684,7 @@ def test_one_downlink_request_with_a_long_queue_is_taken_at_once_but_not_while_t
 
 
 def test_a_long_queue_is_not_taken_alone_while_a_picture_is_still_crossing_the_publishers_uplink() -> None:
-    """A 720p keyframe takes about a second through a 600 kbit/s uplink: a subscriber sees its first
+    """A 720p keyframe takes up to half a second through a 600 kbit/s uplink: a subscriber sees its first
     packets queue while the server, which notes each picture at its last packet, has seen no queue yet."""
     hub, _ = simulcast_meeting()
     links = {cid: FakeLink(cid) for cid in (1, 2, 3)}
