@@ -232,7 +232,10 @@ def test_hostile_input_catalogue(live: tuple[ConfProcess, str, ClientPool]) -> N
         mallory.send_control({"type": "chat", "text": "sorry"})
         alice.expect("chat", lambda e: e["from"] == "mallory" and e["text"] == "sorry")
         for _ in range(25):
-            mallory.send_control(b"{}")
+            try:
+                mallory.send_control(b"{}")
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server closed her connection after too many: what this part awaits
         assert mallory.is_closed(10)
         mallory.close()
         alice.expect("participant_left", lambda e: e["name"] == "mallory")
