@@ -16,9 +16,16 @@ from typing import Any, TypeVar
 import click
 
 from conf_cli.errors import ConfError
+from conf_cli.media.layout import LAYOUT_HELP, LAYOUTS
+from conf_cli.server.recordings import FORMATS
 
 T = TypeVar("T")
 Answer = dict[str, Any]
+
+layout_option = click.option(
+    "--layout", type=click.Choice(LAYOUTS), default="grid", show_default=True, help=LAYOUT_HELP
+)
+"""``--layout`` of a composed picture (``conf record``, ``conf admin record start``)."""
 
 
 @dataclass(frozen=True)
@@ -220,18 +227,12 @@ def admin_record() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["mp4", "hls"]),
+    type=click.Choice(FORMATS),
     default="mp4",
     show_default=True,
     help="mp4: one file (H.264 and AAC); hls: a folder with index.m3u8 and its segments.",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(["grid", "speaker"]),
-    default="grid",
-    show_default=True,
-    help="grid: equal tiles; speaker: the active speaker large, the others in a strip.",
-)
+@layout_option
 @click.option(
     "--file",
     "chosen",

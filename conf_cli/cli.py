@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from conf_cli.admin_command import admin
+from conf_cli.admin_command import admin, layout_option
 from conf_cli.errors import ConfError
 from conf_cli.loops import run_main as _run
 from conf_cli.plugin.registry import Registry, registry
@@ -934,13 +934,7 @@ def _size(_context: Any, _param: Any, value: str) -> tuple[int, int]:
     metavar="rtmp://HOST/APP/STREAM",
     help="Push the composite to an RTMP server (FLV: H.264 and AAC).",
 )
-@click.option(
-    "--layout",
-    type=click.Choice(["grid", "speaker"]),
-    default="grid",
-    show_default=True,
-    help="grid: equal tiles; speaker: the active speaker large, the others in a strip.",
-)
+@layout_option
 @click.option("--size", default="1280x720", show_default=True, callback=_size, help="Picture size.")
 @click.option("--fps", type=click.IntRange(1, 60), default=30, show_default=True, help="Frames per second.")
 @click.option(

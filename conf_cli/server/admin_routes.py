@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from conf_cli.media.layout import LAYOUTS
+from conf_cli.server.recordings import FORMATS
 from conf_cli.version import __version__
 
 Schema = dict[str, Any]
@@ -133,8 +135,8 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "format": {"type": "string", "enum": ["mp4", "hls"], "default": "mp4"},
-            "layout": {"type": "string", "enum": ["grid", "speaker"], "default": "grid"},
+            "format": {"type": "string", "enum": list(FORMATS), "default": "mp4"},
+            "layout": {"type": "string", "enum": list(LAYOUTS), "default": "grid"},
             "file": {
                 "type": "string",
                 "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
@@ -149,8 +151,8 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "meeting": {"type": "string"},
             "file": {"type": "string", "description": "relative to the server's folder: recordings/..."},
-            "format": {"type": "string", "enum": ["mp4", "hls"]},
-            "layout": {"type": "string", "enum": ["grid", "speaker"]},
+            "format": {"type": "string", "enum": list(FORMATS)},
+            "layout": {"type": "string", "enum": list(LAYOUTS)},
             "state": {"type": "string", "enum": ["recording", "waiting"]},
             "pid": {"type": "integer", "description": "the recorder process"},
             "message": {"type": "string", "description": "with 202: what the host must do"},
@@ -163,7 +165,7 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "meeting": {"type": "string"},
             "file": {"type": "string", "description": "relative to the server's folder: recordings/..."},
-            "format": {"type": "string", "enum": ["mp4", "hls"]},
+            "format": {"type": "string", "enum": list(FORMATS)},
             "bytes": {"type": "integer", "description": "the size written (an HLS folder: its files)"},
             "duration_s": {"type": "number", "description": "seconds recorded"},
             "reason": {

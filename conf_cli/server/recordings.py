@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conf_cli.errors import RequestRefused
+from conf_cli.media.layout import LAYOUTS
 
 FORMATS = ("mp4", "hls")
 """``mp4``: one file ``NAME.mp4``; ``hls``: a folder ``NAME/`` holding ``index.m3u8`` and its segments."""
-LAYOUTS = ("grid", "speaker")
 MAX_RECORDINGS = 4
 """Recorders at once on one server: each decodes and encodes video (about 0.4 of a core at 720p)."""
 START_TIMEOUT = 30.0

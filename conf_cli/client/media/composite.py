@@ -30,6 +30,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from conf_cli.media.layout import LAYOUTS
 from conf_cli.media.source import Frame, Sink
 from conf_cli.protocol.control import Message
 
@@ -236,8 +237,8 @@ class Composite:
     def __init__(self, width: int = 1280, height: int = 720, kind: str = "grid") -> None:
         if width % 2 or height % 2 or width < 160 or height < 120:
             raise ValueError(f"a composite of {width}x{height}: the size must be even and at least 160x120")
-        if kind not in ("grid", "speaker"):
-            raise ValueError(f"layout {kind!r}: grid or speaker")
+        if kind not in LAYOUTS:
+            raise ValueError(f"layout {kind!r}: {' or '.join(LAYOUTS)}")
         self.width, self.height, self.kind = width, height, kind
         self.tiles: list[TileSink] = []
         self.voices: list[AudioInput] = []
