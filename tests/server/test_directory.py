@@ -156,7 +156,7 @@ def test_a_create_claims_its_meeting_id_in_the_directory_before_the_meeting_open
     assert [ask.question for ask in a.asked] == [ClaimMeeting("bbb-bbbb-bbb")]
     a.answer(True)
     assert list(a.hub.meetings) == ["bbb-bbbb-bbb"]
-    assert [m["type"] for m in a.sent[-2:]] == ["meeting_created", "joined"]
+    assert [m["type"] for _, m in a.sent[-2:]] == ["meeting_created", "joined"]
 
 
 def test_a_create_whose_claims_all_collide_is_refused() -> None:

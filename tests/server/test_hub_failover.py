@@ -13,8 +13,8 @@ import pytest
 from conf_cli.plugin.cluster import DirectoryUnavailable
 from conf_cli.protocol.control import PROTOCOL_VERSION, encode
 from conf_cli.server.directory import UNREACHABLE, ClaimMeeting, ClusterView, FindHolder, Holder, NodeInfo
-from conf_cli.server.hub import RESUME_RETRY_AFTER, Action, Ask, Deferred, Hub
-from conf_cli.server.meeting import Send
+from conf_cli.server.hub import RESUME_RETRY_AFTER, Hub
+from tests.helpers.directory import ClusterHub
 from tests.helpers.hub_resume import CLOCK, KEY, Server, Store, meeting_of_three
 
 pytestmark = pytest.mark.usefixtures("cheap_scrypt")
@@ -26,28 +26,14 @@ def node(name: str, *urls: str, participants: int = 0) -> NodeInfo:
     )
 
 
-class Node:
-    """Hub ``b`` of a cluster whose records are ``store``; the directory's answers are given by the test."""
+class Node(ClusterHub):
+    """Hub ``b`` of a cluster whose records are ``store``."""
 
     def __init__(self, store: Store, *others: NodeInfo, reachable: bool = True) -> None:
-        self.hub = Hub(resume_key=KEY, wall_clock=lambda: CLOCK, records=store, urls=["tcp://b:7450"])
-        self.view = ClusterView("b", "redis://r:6379/0", "SHA256:K", reachable=reachable)
-        self.view.nodes = {n.name: n for n in (node("b"), *others)}
-        self.hub.cluster = self.view
-        self.asked: list[Ask] = []
-        self.sent: list[tuple[tuple[int, ...], dict[str, Any]]] = []
-
-    def keep(self, actions: list[Action], now: float = 0.0) -> None:
-        for action in actions:
-            if isinstance(action, Deferred):
-                self.keep(action.resume(action.work(), now), now)
-            elif isinstance(action, Ask):
-                self.asked.append(action)
-            elif isinstance(action, Send):
-                self.sent.append((action.to, action.message))
-
-    def answer(self, answer: object) -> None:
-        self.keep(self.asked.pop(0).resume(answer, 0.0))
+        view = ClusterView("b", "redis://r:6379/0", "SHA256:K", reachable=reachable)
+        view.nodes = {n.name: n for n in (node("b"), *others)}
+        hub = Hub(resume_key=KEY, wall_clock=lambda: CLOCK, records=store, urls=["tcp://b:7450"])
+        super().__init__(hub, view)
 
     def connect(self, cid: int, scheme: str = "tcp") -> dict[str, Any]:
         self.hub.connected(cid, 0.0, f"10.0.0.{cid}:5000", scheme)
