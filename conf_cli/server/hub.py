@@ -121,10 +121,13 @@ MIN_PASSCODE_CHARS = 6
 """A passcode chosen at ``create`` has at least this many characters (a drawn one has exactly 6)."""
 HELLO_TIMEOUT = 5.0
 HOST_RETURN_WAIT = 15.0
+"""Seconds a meeting recreated from its record waits for its host to resume before the role passes on."""
 RESUME_RETRY_AFTER = 1.0
 """Seconds a ``try_again`` refusal of a ``resume`` asks the client to wait (a dead node's claim lapses
 within :data:`~conf_cli.server.directory.CLAIM_TTL`)."""
-"""Seconds a meeting recreated from its record waits for its host to resume before the role passes on."""
+NODES_TOLD_INTERVAL = 10.0
+"""Seconds at least between two rounds of fresh resume tokens given because the cluster's live nodes
+changed (a node that comes and goes must not make the server sign a token for everyone at each read)."""
 MAX_BAD_MESSAGES = 20
 INPUT_RATE = 250.0  # remote-control input events a controller may send per second, on average ...
 INPUT_BURST = 250.0  # ... and at once
@@ -384,6 +387,7 @@ class HubStats(FeedbackStats):
     resumes: int = 0  # resume tokens that seated their holder again (quietly or not)
     resumes_refused: int = 0  # resume tokens refused (altered, expired, another server's, a seat that left)
     meetings_restored: int = 0  # meetings recreated from their record for a resume
+    tokens_for_nodes: int = 0  # resume tokens given because the cluster's live nodes changed
     cascaded: int = 0  # joins carried to the meeting's holder over a node link (conf_cli.server.cascade)
 
 
@@ -437,6 +441,9 @@ class Hub:
     :class:`Deferred`) and says what to write in :meth:`take_records`; the edge writes."""
     _dirty: dict[str, Meeting] = field(default_factory=dict)
     _records_touched: float | None = None
+    _nodes_told: frozenset[str] = frozenset()
+    """The cluster's live nodes as the last resume tokens given for a change of them knew them."""
+    _nodes_told_at: float = float("-inf")
     _conns: dict[int, _Connection] = field(default_factory=dict)
     layers: LayerRouter = field(init=False)
     """Each subscriber's layer of each simulcast track (:mod:`conf_cli.server.layer_router`)."""
@@ -534,7 +541,7 @@ class Hub:
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
-        actions += self._refresh_tokens()
+        actions += self._refresh_tokens(now)
         if self.records is not None and (
             self._records_touched is None or now - self._records_touched >= TOKEN_REFRESH
         ):  # a record stays fresh while its meeting lives (record_store.prune drops stale ones)
@@ -620,23 +627,51 @@ class Hub:
         participant.token_issued = now
         conn = self._conns.get(participant.pid)
         urls: tuple[str, ...] = ()
-        if conn is not None and conn.scheme not in ("", "local"):  # not a service's or a node link's
+        if conn is not None and self._on_own_link(participant.pid):
             urls = self._reconnect_urls(conn)  # as they are now: nodes come and go
         return ResumeToken(token=key.issue(seat), expires=seat.expires, urls=urls or None).to_message()
 
-    def _refresh_tokens(self) -> list[Action]:
-        """A new resume token for every participant whose token is getting old."""
+    def _refresh_tokens(self, now: float) -> list[Action]:
+        """A new resume token for every participant whose token is getting old, and, when the cluster's
+        live nodes changed (:meth:`_nodes_changed`), for every participant on this server's own links:
+        the token carries where to reconnect, and a node that joined or died changes that."""
         clock = self.wall_clock
         if self.resume_key is None or clock is None:
             return []
-        now = clock()
+        wall = clock()
+        nodes_changed = self._nodes_changed(now)
         actions: list[Action] = []
         for meeting in self.meetings.values():
             for participant in meeting.participants.values():
                 issued = participant.token_issued
-                if issued is not None and now - issued >= TOKEN_REFRESH and participant.pid not in self.held:
+                if issued is None or participant.pid in self.held:
+                    continue
+                if wall - issued >= TOKEN_REFRESH:
+                    actions += meeting.resume_token(participant)
+                elif nodes_changed and self._on_own_link(participant.pid):
+                    self.stats.tokens_for_nodes += 1
                     actions += meeting.resume_token(participant)
         return actions
+
+    def _nodes_changed(self, now: float) -> bool:
+        """Whether the cluster's live nodes are no longer those the last tokens given for a change knew
+        (at most once per :data:`NODES_TOLD_INTERVAL`; a change within it is told once it has passed).
+        Not while the directory cannot be reached: what it said of the other nodes is forgotten then, but
+        they may well be alive, and clients keep the list they have."""
+        cluster = self.cluster
+        if cluster is None or not cluster.reachable:
+            return False
+        live = frozenset(cluster.nodes)
+        if live == self._nodes_told or now - self._nodes_told_at < NODES_TOLD_INTERVAL:
+            return False
+        self._nodes_told, self._nodes_told_at = live, now
+        return True
+
+    def _on_own_link(self, pid: int) -> bool:
+        """Whether ``pid`` is connected to one of this server's own listeners (not a service's in-process
+        link, not carried here over a node link): the participants a resume token tells where to go."""
+        conn = self._conns.get(pid)
+        return conn is not None and conn.scheme not in ("", "local")
 
     def route(self, cid: int, packet: bytes, now: float) -> Routed:
         """Where a media packet from ``cid`` goes, and why: the forwarding path, so keep it lean.

@@ -24,6 +24,7 @@ from conf_cli.identity import Identity
 from conf_cli.plugin.registry import create_registry, registry
 from conf_cli.protocol.control import Message
 from conf_cli.server.directory import RECORD_REWRITE
+from conf_cli.server.hub import NODES_TOLD_INTERVAL
 from conf_cli.server.record import decode
 from conf_cli.server.resume import ResumeKey, seat_for
 from conf_cli.testing import processes
@@ -278,3 +279,32 @@ def test_a_directory_restarted_empty_gets_the_meeting_s_record_back_from_its_nod
             await ada.close()
 
     asyncio.run(refill())
+
+
+def test_a_client_learns_of_a_node_that_joined_after_it_and_fails_over_to_it() -> None:
+    """Ada joins a cluster of one node (her welcome can list only it); node b joins later. Within seconds a's
+    fresh resume token tells her of b (not at the 300 s renewal), so when a is SIGKILLed she is back in
+    her meeting on b: with the welcome's list alone she would have nowhere to go."""
+    cluster = Cluster(start_directory("redis"))
+    try:
+        cluster.start("a")
+        cluster.wait_status(lambda s: node_names(s) == {"a"}, timeout=20)
+        ada = cluster.client("a", "Ada")
+        meeting = ada.expect("meeting_created")["meeting"]
+        ada.expect("joined")
+
+        cluster.start("b")
+        cluster.reads("a", "b")
+        told = cluster.nodes["a"][0].expect(
+            "server_stats",
+            lambda e: e["hub"]["tokens_for_nodes"] >= 1,
+            timeout=NODES_TOLD_INTERVAL + 5,
+        )
+        assert told["hub"]["tokens_for_nodes"] == 1  # Ada's, and no one else's
+
+        os.kill(cluster.nodes["a"][0].pid, signal.SIGKILL)
+        joined = back(ada, timeout=FAILOVER_LIMIT + 5)
+        assert joined["name"] == "Ada" and joined["meeting"] == meeting and joined["role"] == "host"
+        assert _last(ada, "reconnected")["url"] == cluster.url("b")
+    finally:
+        cluster.close()

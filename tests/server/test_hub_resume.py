@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conf_cli.server.directory import ClusterView, NodeInfo
-from conf_cli.server.hub import HOST_RETURN_WAIT, Close, Rebind
+from conf_cli.server.hub import HOST_RETURN_WAIT, NODES_TOLD_INTERVAL, Close, Rebind
 from conf_cli.server.resume import REFRESH_SECONDS, SEAT_GRACE, ResumeKey, seat_for
 from tests.helpers.hub_resume import CLOCK, KEY, Server, meeting_of_three
 
@@ -37,7 +37,9 @@ def test_tokens_are_renewed_before_they_expire() -> None:
 
 def test_a_renewed_token_carries_where_to_reconnect_as_the_cluster_is_now() -> None:
     """``welcome.urls`` is computed at hello; a node that joins the cluster later reaches a long-lived
-    client with its next resume token. A participant on a service's link (``local``) gets no URLs."""
+    client with a fresh resume token at the next tick, and one that leaves it too, at most once per
+    NODES_TOLD_INTERVAL; while the directory cannot be reached nothing is sent (clients keep their list).
+    A participant on a service's link (``local``) gets no URLs, and no token for a change of nodes."""
     own = "tcp://10.0.1.1:7450"
     server = Server(urls=[own])
     server.hub.cluster = ClusterView("a", "redis://10.0.0.1:6379/0", reachable=True)
@@ -49,18 +51,46 @@ def test_a_renewed_token_carries_where_to_reconnect_as_the_cluster_is_now() -> N
     assert server.to(1, "resume_token")[-1]["urls"] == [own]
     assert "urls" not in server.to(2, "resume_token")[-1]
 
-    # Node b joins the cluster: nothing is sent until the tokens are renewed, and then Ada's names b.
+    def tick(now: float) -> None:  # both stay connected (heartbeats), then the server's tick
+        for cid in (1, 2):
+            server.hub.seen(cid, now)
+        server.keep(server.hub.tick(now), now)
+
+    # Node b joins the cluster: at the next tick Ada's new token names it.
     late = NodeInfo("b", ("tcp://10.0.1.2:7450", "zmq://10.0.1.2:7452"), "SHA256:" + "B" * 43)
     server.hub.cluster.nodes["b"] = late
-    before = len(server.to(1, "resume_token"))
-    server.keep(server.hub.tick(1.0), 1.0)
-    assert len(server.to(1, "resume_token")) == before
-    server.wall = CLOCK + REFRESH_SECONDS
-    server.keep(server.hub.tick(2.0), 2.0)
+    before, bo_before = len(server.to(1, "resume_token")), len(server.to(2, "resume_token"))
+    tick(1.0)
     renewed = server.to(1, "resume_token")
     assert len(renewed) == before + 1
     assert renewed[-1]["urls"] == [own, "tcp://10.0.1.2:7450"]  # b's URL for the transport Ada came in on
     assert KEY.read(renewed[-1]["token"], server.wall).name == "Ada"
+    assert len(server.to(2, "resume_token")) == bo_before
+    assert server.hub.stats.tokens_for_nodes == 1
+    tick(1.5)
+    assert len(server.to(1, "resume_token")) == before + 1  # nothing changed since: nothing sent
+
+    # b leaves at once: told once NODES_TOLD_INTERVAL has passed since the last change was told.
+    del server.hub.cluster.nodes["b"]
+    tick(2.0)
+    assert len(server.to(1, "resume_token")) == before + 1
+    tick(1.0 + NODES_TOLD_INTERVAL)
+    assert len(server.to(1, "resume_token")) == before + 2
+    assert server.to(1, "resume_token")[-1]["urls"] == [own]
+
+    # The directory goes away (what it said of the others is forgotten): no token, the list stays.
+    server.hub.cluster.nodes["b"] = late
+    tick(30.0)
+    assert len(server.to(1, "resume_token")) == before + 3
+    server.hub.cluster.lost(40.0)
+    tick(50.0)
+    assert len(server.to(1, "resume_token")) == before + 3
+
+    # Every token is renewed before it expires, as before.
+    server.wall = CLOCK + REFRESH_SECONDS
+    tick(60.0)
+    assert len(server.to(1, "resume_token")) == before + 4
+    assert KEY.read(server.to(2, "resume_token")[-1]["token"], server.wall).name == "Bo"
     assert "urls" not in server.to(2, "resume_token")[-1]
 
 
