@@ -256,7 +256,11 @@ class AdminApi:
         return web.json_response(openapi())
 
     async def list_meetings(self, request: web.Request) -> web.Response:
-        return web.json_response({"meetings": self.operator.meetings()})
+        recorded = self.recorders.registry.active if self.recorders is not None else {}
+        meetings = [
+            {**summary, "recording": summary["meeting"] in recorded} for summary in self.operator.meetings()
+        ]
+        return web.json_response({"meetings": meetings})
 
     async def create_meeting(self, request: web.Request) -> web.Response:
         body = await self._body(request)

@@ -48,6 +48,10 @@ SCHEMAS: dict[str, Schema] = {
             "locked": {"type": "boolean"},
             "waiting_room": {"type": "boolean"},
             "e2ee": {"type": "boolean"},
+            "recording": {
+                "type": "boolean",
+                "description": "a recording of it runs, or waits to be admitted",
+            },
         },
     },
     "MeetingList": {

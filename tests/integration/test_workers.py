@@ -210,8 +210,9 @@ def test_a_join_for_a_meeting_no_worker_holds_is_refused_with_the_usual_error() 
 
 def test_the_parents_admin_api_acts_on_each_workers_meetings(tmp_path: Path) -> None:
     """--workers 2 --admin-port: `conf admin` reaches the parent, which routes each meeting's request to
-    the worker holding it; lists every worker's meetings; creates on a worker; records on it."""
-    workers = Workers("tcp", "--admin-port", "0")
+    the worker holding it; lists every worker's meetings; creates on a worker; records on it, at most
+    --max-recordings meetings at once over all the workers (not that many on each)."""
+    workers = Workers("tcp", "--admin-port", "0", "--max-recordings", "1")
     try:
         admin = workers.server.latest("server_started")["admin"]
         home = Path(os.environ.get("CONF_HOME") or conf_home()) / "server"
@@ -254,9 +255,21 @@ def test_the_parents_admin_api_acts_on_each_workers_meetings(tmp_path: Path) -> 
         # recording runs on the worker holding the meeting, into the one server folder
         started = conf_admin("record", "start", meetings["Bob"])
         bob.expect("recording_started")
+        listed = conf_admin("meetings")["meetings"]
+        assert {m["meeting"]: m["recording"] for m in listed if m["meeting"] in meetings.values()} == {
+            meetings["Ada"]: False,
+            meetings["Bob"]: True,
+        }
+        # the one recording the server may run is taken, though Ada's meeting is on the other worker
+        refused = conf_admin("record", "start", meetings["Ada"], ok=False)
+        assert "(HTTP 503)" in refused and "at most 1 meetings at once (over all its workers)" in refused
         done = conf_admin("record", "stop", meetings["Bob"])
         assert done["file"] == started["file"] and done["reason"] == "stopped"
         assert (home / done["file"]).stat().st_size == done["bytes"] > 0
+        conf_admin("unlock", meetings["Ada"])  # (locked above: the recorder joins like anyone)
+        conf_admin("record", "start", meetings["Ada"])  # the place is free again
+        ada.expect("recording_started")
+        assert conf_admin("record", "stop", meetings["Ada"])["reason"] == "stopped"
 
         # the parent's guard: a wrong key is refused there; a meeting ID that is a path reaches no worker
         guess = tmp_path / "guess.key"

@@ -7,7 +7,10 @@ on ``--admin-port`` with the same guard (key, failed attempts, bounds) and route
 - a meeting's route goes to the worker that holds the meeting, as the workers' directory says; its
   answer comes back as it is (no such meeting anywhere: 404);
 - ``GET /meetings`` asks every worker and lists all their meetings;
-- ``POST /meetings`` goes to the worker the parent would send a new meeting's creator to.
+- ``POST /meetings`` goes to the worker the parent would send a new meeting's creator to;
+- a recording's start goes to the meeting's worker only while the workers together record fewer than
+  ``--max-recordings`` meetings (each worker also keeps that limit of its own): the limit is the
+  machine's, as without ``--workers``.
 
 The parent holds no meeting, so it decides nothing about one: the worker's own rules answer.
 """
@@ -28,6 +31,7 @@ from conf_cli.server.admin import AdminApi, Handler
 from conf_cli.server.admin_routes import RECORDER_OPERATIONS
 from conf_cli.server.directory import is_meeting_key
 from conf_cli.server.passcode import normalise_meeting_id
+from conf_cli.server.recordings import MAX_RECORDINGS
 
 if TYPE_CHECKING:
     from conf_cli.server.cluster_node import ClusterNode
@@ -45,16 +49,26 @@ class WorkersAdminApi(AdminApi):
     """The admin API of a ``--workers`` parent: each request answered by the worker it concerns."""
 
     def __init__(
-        self, front: Server, key: str, workers: Workers, node: ClusterNode, backend: ClusterBackend
+        self,
+        front: Server,
+        key: str,
+        workers: Workers,
+        node: ClusterNode,
+        backend: ClusterBackend,
+        max_recordings: int = MAX_RECORDINGS,
     ) -> None:
         super().__init__(front, key)
         self.workers = workers
         self.node = node
         self.backend = backend
+        self.max_recordings = max_recordings
         self._session: aiohttp.ClientSession | None = None
+        self._counting = asyncio.Lock()
+        self._starting: set[str] = set()
+        """Meetings whose recording's start was sent on and not yet answered."""
 
     def handler(self, operation: str) -> Handler:
-        if operation in ("list_meetings", "create_meeting"):
+        if operation in ("list_meetings", "create_meeting", "start_recording"):
             return super().handler(operation)
         return self.forward
 
@@ -67,6 +81,10 @@ class WorkersAdminApi(AdminApi):
     # -- what the parent answers itself -----------------------------------------------------------
 
     async def list_meetings(self, request: web.Request) -> web.Response:
+        return web.json_response({"meetings": await self._meetings(request)})
+
+    async def _meetings(self, request: web.Request) -> list[Any]:
+        """Every worker's meetings (a worker that does not answer is logged and left out)."""
         workers = [worker for worker in self.workers.workers if worker.admin_url is not None]
         asked = [self._ask(request, worker, "GET", "/meetings", b"") for worker in workers]
         answers = await asyncio.gather(*asked)
@@ -77,7 +95,28 @@ class WorkersAdminApi(AdminApi):
                 meetings += listed
             else:
                 log.info("admin API: worker %s did not list its meetings (HTTP %d)", worker.node, status)
-        return web.json_response({"meetings": meetings})
+        return meetings
+
+    async def start_recording(self, request: web.Request) -> web.Response:
+        """Sent on to the meeting's worker unless the workers record ``max_recordings`` meetings already
+        (those listed as recording and those whose start is on its way), counted under a lock so that two
+        starts at once cannot both take the last place."""
+        meeting = normalise_meeting_id(request.match_info["meeting"])
+        async with self._counting:
+            listed = await self._meetings(request)
+            busy = {m.get("meeting") for m in listed if isinstance(m, dict) and m.get("recording")}
+            busy |= self._starting
+            if meeting not in busy and len(busy) >= self.max_recordings:
+                raise RequestRefused(
+                    "recording_limit",
+                    f"this server records at most {self.max_recordings} meetings at once (over all its "
+                    "workers); stop one, or try again later",
+                )
+            self._starting.add(meeting)
+        try:
+            return await self.forward(request)
+        finally:
+            self._starting.discard(meeting)
 
     async def create_meeting(self, request: web.Request) -> web.Response:
         chosen = self.node.view.placement()

@@ -164,7 +164,7 @@ async def run_workers(config: ServerConfig) -> int:
             scraper = WorkersMetrics(front, f"{prefix}-front", workers)
             metrics = await serve_rendered(scraper.render, config.metrics_host, config.metrics_port)
         if admin_key is not None and config.admin_port is not None:  # routes each request to its worker
-            api = WorkersAdminApi(front, admin_key, workers, node, backend)
+            api = WorkersAdminApi(front, admin_key, workers, node, backend, config.max_recordings)
             await serve_admin(operations, api, server_dir(), config.admin_host, config.admin_port)
     except BaseException:
         await close()
