@@ -224,6 +224,30 @@ async def test_connect_without_a_server_says_so_in_one_line() -> None:
 # -- real processes -----------------------------------------------------------------------------------
 
 
+def test_a_control_backlog_keeps_order_and_says_when_its_peer_is_too_slow() -> None:
+    """What a full queue did not take waits in order and leaves as the queue takes it again; past
+    CONTROL_BACKLOG_LIMIT bytes the backlog says so (its link then closes, as a TCP link would)."""
+    backlog = wire.ControlBacklog()
+    assert not backlog and backlog.flush(lambda data: False)  # nothing waits
+    assert backlog.add(b"one") and backlog.add(b"two") and backlog.add(b"three")
+    room = [True]  # the queue takes one message, then is full again
+    sent: list[bytes] = []
+
+    def send(data: bytes) -> bool:
+        if not room:
+            return False
+        room.pop()
+        sent.append(data)
+        return True
+
+    assert not backlog.flush(send) and sent == [b"one"] and backlog.bytes == len(b"twothree")
+    room += [True, True]
+    assert backlog.flush(send) and sent == [b"one", b"two", b"three"] and not backlog and backlog.bytes == 0
+    big = bytes(wire.MAX_PAYLOAD)
+    assert all(backlog.add(big) for _ in range(wire.CONTROL_BACKLOG_LIMIT // len(big)))
+    assert not backlog.add(big)  # one more is past the limit
+
+
 def test_meeting_over_zmq(pool: ClientPool) -> None:
     assert pool.url.startswith("zmq://127.0.0.1:")
     ada, meeting = pool.create("ada")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import deque
 from typing import Any
 
 import zmq
@@ -30,9 +29,6 @@ from .server import BATCH, configure, recv_frames, tcp_endpoint
 log = logging.getLogger("conf.transport.zmq")
 
 DEALER_HWM = 1_000
-CONTROL_BACKLOG_LIMIT = 4 * 1024 * 1024
-"""Unsent control bytes beyond which the server is too slow to keep (as on TCP)."""
-BACKLOG_POLL = 0.01
 BYE_LINGER_MS = 500
 
 
@@ -64,8 +60,7 @@ class ZmqClientLink(Link):
         self._dealer = dealer
         self._events = events
         self._closed = False
-        self._backlog: deque[bytes] = deque()
-        self._backlog_bytes = 0
+        self._backlog = wire.ControlBacklog()
         self._flusher: asyncio.Task[None] | None = None
         self.malformed = 0
         self._loop = asyncio.get_running_loop()
@@ -83,11 +78,9 @@ class ZmqClientLink(Link):
             raise ProtocolError(f"control message of {len(data)} bytes exceeds {wire.MAX_PAYLOAD}")
         self.stats.control_out += 1
         self.stats.bytes_out += len(data)
-        if not self._backlog and self._send(wire.CONTROL, data):
+        if not self._backlog and self._send_control(data):
             return
-        self._backlog.append(data)
-        self._backlog_bytes += len(data)
-        if self._backlog_bytes > CONTROL_BACKLOG_LIMIT:
+        if not self._backlog.add(data):
             self.close("server too slow to read control messages")
         elif self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -130,13 +123,11 @@ class ZmqClientLink(Link):
 
     async def _flush(self) -> None:
         """Send the control backlog in order as the DEALER's queue drains."""
-        while self._backlog and not self._closed:
-            data = self._backlog[0]
-            if self._send(wire.CONTROL, data):
-                self._backlog.popleft()
-                self._backlog_bytes -= len(data)
-            else:
-                await asyncio.sleep(BACKLOG_POLL)
+        while not self._closed and not self._backlog.flush(self._send_control):
+            await asyncio.sleep(wire.BACKLOG_POLL)
+
+    def _send_control(self, data: bytes) -> bool:
+        return self._send(wire.CONTROL, data)
 
     def _wake(self) -> None:
         """Read the DEALER soon (once per event-loop turn, however many times asked)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -44,10 +43,6 @@ ROUTER_SNDHWM = 2_000
 """Messages queued per client on the ROUTER (control and media, about 2.4 MB of video); beyond, media
 for that client is dropped and its control messages wait in its backlog."""
 ROUTER_RCVHWM = 2_000
-CONTROL_BACKLOG_LIMIT = 4 * 1024 * 1024
-"""Control bytes waiting for a client's full queue beyond which it is too slow to keep (as on TCP)."""
-BACKLOG_POLL = 0.01
-"""Seconds between tries to move waiting control messages into the ROUTER's queue."""
 ZMTP_HEARTBEAT_MS = 2_000
 ZMTP_HANDSHAKE_MS = 5_000
 """A connection that has not finished ZeroMQ's handshake by then is dropped (libzmq's default is 30 s)."""
@@ -119,8 +114,7 @@ class ZmqServerLink(Link):
         self.identity = identity
         self._owner = listener
         self._closed = False
-        self._backlog: deque[bytes] = deque()
-        self._backlog_bytes = 0
+        self._backlog = wire.ControlBacklog()
 
     def send_control(self, data: bytes) -> None:
         """Queue a control message; one that does not fit in the ROUTER's queue waits in a bounded backlog."""
@@ -130,25 +124,20 @@ class ZmqServerLink(Link):
             raise ProtocolError(f"control message of {len(data)} bytes exceeds {wire.MAX_PAYLOAD}")
         self.stats.control_out += 1
         self.stats.bytes_out += len(data)
-        if not self._backlog and self._owner.send(self.identity, wire.CONTROL, data):
+        if not self._backlog and self._send_control(data):
             return
-        self._backlog.append(data)
-        self._backlog_bytes += len(data)
         self._owner.counters.control_delayed += 1
-        if self._backlog_bytes > CONTROL_BACKLOG_LIMIT:  # as on TCP, a peer that cannot keep up is let go
+        if not self._backlog.add(data):  # as on TCP, a peer that cannot keep up is let go
             self.close("peer too slow to read control messages")
         else:
             self._owner.backlogged(self)
 
     def flush(self) -> bool:
         """Move waiting control messages into the ROUTER's queue, in order; True once none wait."""
-        while self._backlog and not self._closed:
-            data = self._backlog[0]
-            if not self._owner.send(self.identity, wire.CONTROL, data):
-                return False
-            self._backlog.popleft()
-            self._backlog_bytes -= len(data)
-        return True
+        return self._closed or self._backlog.flush(self._send_control)
+
+    def _send_control(self, data: bytes) -> bool:
+        return self._owner.send(self.identity, wire.CONTROL, data)
 
     def send_media(self, packet: bytes) -> bool:
         """Send one packet to this client alone; dropped while its queue is full or control waits."""
@@ -297,7 +286,7 @@ class ZmqListener(Listener):
 
     async def _flush(self) -> None:
         while self._backlogged and not self._closed:
-            await asyncio.sleep(BACKLOG_POLL)
+            await asyncio.sleep(wire.BACKLOG_POLL)
             for link in list(self._backlogged):
                 if link.is_closing or link.flush():
                     self._backlogged.discard(link)

@@ -13,7 +13,8 @@ meeting core chose, addressed by its routing id. docs/protocol.md describes the 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 
 from conf_cli import ProtocolError
 from conf_cli.protocol.control import CONTROL_CHARS
@@ -35,6 +36,43 @@ MAX_REASON = 200
 MAX_ROUTING_ID = 255
 SOCKET_MAX_FRAME = MAX_PAYLOAD + 64
 """ZMQ_MAXMSGSIZE on every socket: libzmq disconnects a peer sending a larger frame before buffering it."""
+CONTROL_BACKLOG_LIMIT = 4 * 1024 * 1024
+"""Control bytes waiting for a peer's full queue beyond which it is too slow to keep (as on TCP)."""
+BACKLOG_POLL = 0.01
+"""Seconds between tries to move waiting control messages into a socket's queue."""
+
+
+class ControlBacklog:
+    """Control messages that found a peer's queue full, kept in order to be sent once it drains, at most
+    :data:`CONTROL_BACKLOG_LIMIT` bytes (either side of a link; sans-I/O: the sending is passed in)."""
+
+    __slots__ = ("_queue", "bytes")
+
+    def __init__(self) -> None:
+        self._queue: deque[bytes] = deque()
+        self.bytes = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def add(self, data: bytes) -> bool:
+        """Keep ``data`` for later; False once the backlog is over its limit (the peer is too slow)."""
+        self._queue.append(data)
+        self.bytes += len(data)
+        return self.bytes <= CONTROL_BACKLOG_LIMIT
+
+    def flush(self, send: Callable[[bytes], bool]) -> bool:
+        """Hand the waiting messages to ``send`` in order until it refuses one; True once none wait."""
+        queue = self._queue
+        while queue:
+            if not send(queue[0]):
+                return False
+            self.bytes -= len(queue.popleft())
+        return True
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self.bytes = 0
 
 
 def client_greeting() -> bytes:
