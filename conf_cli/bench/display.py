@@ -68,7 +68,9 @@ def summary_table(figures: dict[str, Any]) -> Table:
     if server["rss_bytes"] is not None:
         rows.append(("server RSS", f"{server['rss_bytes'] / 2**20:.1f} MiB"))
     loads = ", ".join(f"{c}%" for c in figures["generator_cpu_pct"] if c is not None)
-    rows.append((f"load generator ({config.get('generator', 'python')}) CPU per process", loads or "-"))
+    nice = config.get("generator_nice") or 0
+    generator = f"{config.get('generator', 'python')}{f', nice +{nice}' if nice else ''}"
+    rows.append((f"load generator ({generator}) CPU per process", loads or "-"))
     media = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_cpu_pct") or [] if c is not None)
     rows.append(("load generator's media thread CPU per process", media or "-"))
     waits = ", ".join(f"{c}%" for c in figures.get("generator_media_thread_wait_pct") or [] if c is not None)

@@ -49,3 +49,22 @@ def test_bench_reports_delivery_without_loss(transport: str) -> None:
     assert 0 <= waiting <= 105
     assert figures["generator_runqueue_wait_pct"][0] >= 0
     assert figures["server"]["runqueue_wait_pct"] >= 0
+
+
+def test_the_summary_table_names_the_encryption_and_the_generator_s_niceness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A figure is read with what it was measured under: the table says how the links were protected and
+    how much nicer than the server the load generator ran (``--generator-nice``)."""
+    monkeypatch.setenv("COLUMNS", "160")  # the table's rows on one line each
+    done = run_conf(
+        "bench",
+        *("--transport", "tcp", "--duration", "1", "--publishers", "1", "--subscribers", "1"),
+        *("--generator-nice", "5"),
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    cells = [line.split("│") for line in done.stdout.splitlines() if line.count("│") == 3]
+    rows = {cell[1].strip(): cell[2].strip() for cell in cells}
+    assert rows["encryption"] == "TLS 1.3"
+    assert "load generator (python, nice +5) CPU per process" in rows, rows
