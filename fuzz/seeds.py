@@ -162,9 +162,10 @@ def media_streams() -> list[bytes]:
 
 
 def zmq_messages() -> list[bytes]:
-    """A ZeroMQ message as the fuzz target reads it: the kind byte, then the payload."""
-    greeting = json.dumps({"transport": "conf-zmq", "version": 2}).encode()
-    return [b"G" + greeting, b"C" + control_messages()[0], b"M" + video_rtp()[0], b"K", b"Bgoodbye"]
+    """A ZeroMQ message as the fuzz target reads it: the kind byte, then the payload (an RTP packet as it
+    is)."""
+    greeting = json.dumps({"transport": "conf-zmq", "version": 3}).encode()
+    return [b"G" + greeting, b"C" + control_messages()[0], video_rtp()[0], b"K", b"Bgoodbye"]
 
 
 def arrivals() -> list[bytes]:

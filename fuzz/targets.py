@@ -174,10 +174,12 @@ def opus_packet(data: bytes) -> object:
 
 
 def zmq_message(data: bytes) -> object:
-    """A ZeroMQ message (kind byte, payload) as the server checks it, and a greeting as either end does."""
+    """A ZeroMQ message as the server checks it (the transport's kinds as two frames, the kind byte and
+    the payload; any other as one frame), and a greeting as either end does."""
     from conf_transport_zmq import wire
 
-    kind, payload = wire.split([data[:1], data[1:]])
+    message = [data[:1], data[1:]] if data[:1] in wire.TRANSPORT_KINDS else [data]
+    kind, payload = wire.split(message)
     if kind == wire.GREETING:
         wire.parse_client_greeting(payload)
         wire.parse_server_greeting(payload)

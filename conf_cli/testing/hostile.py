@@ -328,10 +328,12 @@ def srtp_join(url: str, meeting: str, name: str, passcode: str) -> SrtpRawLink:
 
 
 class ZmqRawLink(RawLink):
-    """``zmq://``: a DEALER sending ``[KIND, PAYLOAD]`` messages, greeted at the transport level."""
+    """``zmq://``: a DEALER sending messages framed as :mod:`conf_transport_zmq.wire` says, greeted at the
+    transport level."""
 
     def __init__(self, url: str, routing_id: bytes | None = None) -> None:
         import zmq
+        from conf_transport_zmq import wire
 
         host, port = address_of(url)
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -342,29 +344,30 @@ class ZmqRawLink(RawLink):
         self.dealer.connect(f"tcp://{host}:{port}")
         self.tag = f"zmq id {self.routing_id.hex()[:16]}"
         self._closed = False
-        self.send_frames([b"G", json.dumps({"transport": "conf-zmq", "version": 2}).encode()])
-        if not self.dealer.poll(10_000) or self.dealer.recv_multipart()[0] != b"G":
+        self.wire = wire
+        self.send_frames(wire.frames(wire.GREETING, wire.client_greeting()))
+        if not self.dealer.poll(10_000) or self.dealer.recv_multipart()[0] != wire.GREETING:
             raise AssertionError("the zmq:// server did not answer the greeting")
 
     def send_frames(self, frames: list[bytes]) -> None:
         self.dealer.send_multipart(frames)
 
     def send_control(self, message: Message | bytes) -> None:
-        self.send_frames([b"C", _encoded(message)])
+        self.send_frames(self.wire.frames(self.wire.CONTROL, _encoded(message)))
 
     def send_media(self, packet: bytes) -> None:
-        self.send_frames([b"M", packet])
+        self.send_frames(self.wire.frames(self.wire.MEDIA, packet))
 
     def receive(self, timeout: float) -> list[Message]:
         messages: list[Message] = []
         wait = int(timeout * 1000)
         while not self._closed and self.dealer.poll(wait):
             wait = 0
-            frames = self.dealer.recv_multipart()
-            if frames[0] == b"B":
+            kind, payload = self.wire.split(self.dealer.recv_multipart())
+            if kind == self.wire.BYE:
                 self._closed = True
-            elif frames[0] == b"C":
-                messages.append(json.loads(frames[1]))
+            elif kind == self.wire.CONTROL:
+                messages.append(json.loads(payload))
         return messages
 
     def is_closed(self, timeout: float) -> bool:

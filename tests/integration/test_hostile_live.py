@@ -160,7 +160,7 @@ def pre_hello_abuse(url: str, transport: str) -> tuple[list[socket.socket], list
         raw.sendall(b"\xff" + bytes(8))  # a ZMTP greeting cut short
         sockets.append(raw)
         # ZeroMQ peers that never greet properly: each is answered with a goodbye and logged once.
-        media = [b"M", rtp(1, 1)]
+        media = [rtp(1, 1)]
         logged.append(zmq_stranger(url, b"\x01stranger", [media] * 5))  # media without a greeting
         logged.append(zmq_stranger(url, b"\x01badgreet", [[b"G", b"{}"]] * 5))
         logged.append(zmq_stranger(url, b"\x01threefr", [[b"C", b"{}", b"{}"]] * 5))  # three frames

@@ -68,11 +68,10 @@ class Stranger:
     def _recv(self, timeout: float) -> tuple[bytes, bytes]:
         if not self.dealer.poll(int(timeout * 1000)):
             raise AssertionError("no answer from the server")
-        kind, payload = self.dealer.recv_multipart()
-        return kind, payload
+        return wire.split(self.dealer.recv_multipart())
 
     def control(self, message: dict[str, Any]) -> None:
-        self.dealer.send_multipart([wire.CONTROL, json.dumps(message).encode()])
+        self.dealer.send_multipart(wire.frames(wire.CONTROL, json.dumps(message).encode()))
 
     def pump(self, seconds: float, keepalive: bool = True) -> None:
         """Read both sockets for ``seconds``, sending keep-alives (unless told not to) so the link lives."""
@@ -83,14 +82,14 @@ class Stranger:
         while (remaining := deadline - time.monotonic()) > 0:
             now = time.monotonic()
             if keepalive and not self.closed and now - self.last_keepalive > 1.0:
-                self.dealer.send_multipart([wire.KEEPALIVE, b""])
+                self.dealer.send_multipart(wire.frames(wire.KEEPALIVE, b""))
                 self.last_keepalive = now
             ready = dict(poller.poll(int(min(remaining, 0.2) * 1000)))
             while self.sub in ready and self.sub.poll(0):
                 self.sub.recv_multipart()
                 self.published += 1
             while self.dealer in ready and self.dealer.poll(0):
-                kind, payload = self.dealer.recv_multipart()
+                kind, payload = wire.split(self.dealer.recv_multipart())
                 if kind == wire.MEDIA:
                     self.media += 1
                 elif kind == wire.CONTROL:
@@ -244,10 +243,10 @@ def test_rtcp_and_rtp_both_reach_a_member_on_the_router(context: zmq.Context[Any
         deadline = time.monotonic() + 10
         while (not rtp or not rtcp) and time.monotonic() < deadline:
             if one.dealer.poll(200):
-                kind, payload = one.dealer.recv_multipart()
+                kind, payload = wire.split(one.dealer.recv_multipart())
                 if kind == wire.MEDIA:
                     (rtcp if is_rtcp(payload) else rtp).append(payload)
-            one.dealer.send_multipart([wire.KEEPALIVE, b""])
+            one.dealer.send_multipart(wire.frames(wire.KEEPALIVE, b""))
         assert rtp and int.from_bytes(rtp[0][8:12], "big") == ssrc
         assert rtcp, "the publisher's sender reports reach the member too"
         assert one.sub.poll(500) == 0

@@ -93,14 +93,18 @@ class RawDealer:
         self.sock.connect(endpoint(url))
 
     def send(self, *frames: bytes) -> None:
+        """These frames as they are, one message."""
         self.sock.send_multipart(list(frames))
 
+    def message(self, kind: bytes, payload: bytes) -> None:
+        """A message of ``kind``, framed as docs/protocol.md says."""
+        self.sock.send_multipart(wire.frames(kind, payload))
+
     def recv(self) -> tuple[bytes, bytes]:
-        kind, payload = self.sock.recv_multipart()
-        return kind, payload
+        return wire.split(self.sock.recv_multipart())
 
     def control(self, message: dict[str, Any]) -> None:
-        self.send(wire.CONTROL, json.dumps(message).encode())
+        self.message(wire.CONTROL, json.dumps(message).encode())
 
     def expect_control(self, kind: str) -> dict[str, Any]:
         deadline = time.monotonic() + 10
@@ -128,20 +132,33 @@ def context() -> Iterator[zmq.Context[Any]]:
 def test_framing_checks_every_message() -> None:
     wire.parse_server_greeting(wire.server_greeting())
     wire.parse_client_greeting(wire.client_greeting())
-    assert wire.split([b"C", b'{"type":"ping"}']) == (b"C", b'{"type":"ping"}')
+    ping = b'{"type":"ping"}'
+    rtp = bytes(RtpPacket(96, 1, 1, 7, b"x"))
+    for kind, payload in ((wire.CONTROL, ping), (wire.MEDIA, rtp), (wire.KEEPALIVE, b"")):
+        assert len(wire.frames(kind, payload)) == 1  # the link's messages: one frame each
+        assert wire.split(wire.frames(kind, payload)) == (kind, payload)
+    assert wire.frames(wire.MEDIA, rtp) == [rtp]  # a packet goes as it is
+    for kind in (wire.GREETING, wire.BYE):  # the transport's: two frames, in every version
+        assert wire.frames(kind, b"x") == [kind, b"x"] and wire.split([kind, b"x"]) == (kind, b"x")
     for bad in (
-        [b"C"],
+        [],
+        [b""],
         [b"C", b"x", b"y"],
-        [b"X", b""],
-        [b"C", bytes(65_536)],
-        [b"M", b"{not rtp"],
-        [b"K", b"payload"],
+        [b"C", ping],  # the link's kinds are one frame
+        [b"M", rtp],
+        [b"X"],
+        [b"Xpayload"],
+        [b"G{}"],  # the transport's kinds are two
+        [b"C" + bytes(65_536)],
+        [rtp[:1] + bytes(65_535)],
+        [b"Kpayload"],
     ):
         with pytest.raises(ProtocolError):
             wire.split(bad)
     # Version 1 sent media down on a PUB socket: its clients are refused with a reason, not left waiting.
     old = b'{"transport": "conf-zmq", "version": 1, "pub_port": 7451}'
-    for greeting in (b"hello", b"[]", b'{"transport": "conf-zmq", "version": 3}', old, bytes(600)):
+    v2 = b'{"transport": "conf-zmq", "version": 2}'  # every message two frames
+    for greeting in (b"hello", b"[]", b'{"transport": "conf-zmq", "version": 4}', old, v2, bytes(600)):
         with pytest.raises(ProtocolError):
             wire.parse_client_greeting(greeting)
         with pytest.raises(ProtocolError):
@@ -185,13 +202,13 @@ async def test_a_client_link_reads_every_message_and_skips_malformed_ones() -> N
         await router.send_multipart([identity, wire.GREETING, wire.server_greeting()])
         link = await asyncio.wait_for(connecting, 5)
         packets = [bytes(RtpPacket(96, seq, seq, 7, bytes(100))) for seq in range(3 * BATCH + 5)]
-        await router.send_multipart([identity, wire.MEDIA])  # one frame
-        await router.send_multipart([identity, wire.MEDIA, packets[0], b"more", b"and more"])  # four
-        await router.send_multipart([identity, b"X", b""])  # no such kind
-        await router.send_multipart([identity, wire.MEDIA, b"not rtp"])
+        await router.send_multipart([identity, wire.MEDIA, packets[0]])  # two frames: version 2's shape
+        await router.send_multipart([identity, packets[0], b"more", b"and more"])  # three
+        await router.send_multipart([identity, b"X"])  # no such kind
+        await router.send_multipart([identity, b""])  # empty
         for packet in packets:
-            await router.send_multipart([identity, wire.MEDIA, packet])
-        await router.send_multipart([identity, wire.CONTROL, b'{"type": "ping"}'])
+            await router.send_multipart([identity, packet])
+        await router.send_multipart([identity, *wire.frames(wire.CONTROL, b'{"type": "ping"}')])
         async with asyncio.timeout(10):
             while not heard.control:
                 await asyncio.sleep(0.01)
@@ -334,6 +351,9 @@ def test_hostile_input_does_not_disturb_a_meeting(
     wrong.send(wire.GREETING, b'{"transport": "something else"}')
     kind, reason = wrong.recv()
     assert kind == wire.BYE and reason.startswith(b"bad greeting")
+    older = RawDealer(context, url)  # a version 2 client reads the goodbye: G and B keep their shape
+    older.send(wire.GREETING, b'{"transport": "conf-zmq", "version": 2}')
+    assert older.sock.recv_multipart() == [wire.BYE, b"bad greeting: greeting version 2 is not 3"]
     early = RawDealer(context, url)
     early.control({"type": "hello", "protocol": 1})
     assert early.recv() == (wire.BYE, b"not connected; greet first")
@@ -343,14 +363,14 @@ def test_hostile_input_does_not_disturb_a_meeting(
         frames = [noise.randbytes(noise.randrange(0, 40)) for _ in range(noise.randrange(1, 6))]
         junk.send(*frames)
     junk.send(wire.GREETING, wire.client_greeting())
-    junk.send(wire.CONTROL, noise.randbytes(70_000))  # over ZMQ_MAXMSGSIZE: libzmq drops the peer
+    junk.message(wire.CONTROL, noise.randbytes(70_000))  # over ZMQ_MAXMSGSIZE: libzmq drops the peer
     huge = RawDealer(context, url)
     huge.send(wire.GREETING, wire.client_greeting())
     assert huge.recv()[0] == wire.GREETING
-    huge.send(wire.CONTROL, b"{" + bytes(65_535))  # one byte over the limit, under MAXMSGSIZE
-    huge.send(wire.MEDIA, b"\x80" + noise.randbytes(65_535))
+    huge.message(wire.CONTROL, b"{" + bytes(65_535))  # one byte over the limit, under MAXMSGSIZE
+    huge.message(wire.MEDIA, b"\x80" + noise.randbytes(65_535))
     for _ in range(30):
-        huge.send(wire.CONTROL, noise.randbytes(100))  # garbage control: the core closes it
+        huge.message(wire.CONTROL, noise.randbytes(100))  # garbage control: the core closes it
 
     host, port = url.removeprefix("zmq://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=5) as raw:  # not ZMTP at all
@@ -383,7 +403,7 @@ def test_another_meetings_ssrc_stays_in_its_meeting(pool: ClientPool, context: z
     witness.expect("track_started")
     theirs = 0
     for seq in range(200):
-        mallory.send(wire.MEDIA, bytes(RtpPacket(96, 40_000 + seq, seq, ssrc, b"\x7c\x85garbage")))
+        mallory.message(wire.MEDIA, bytes(RtpPacket(96, 40_000 + seq, seq, ssrc, b"\x7c\x85garbage")))
         while mallory.sock.poll(0):
             kind, payload = mallory.recv()
             theirs += kind == wire.MEDIA and not is_rtcp(payload)  # RTP is only ever ada's meeting's
@@ -420,10 +440,10 @@ def test_a_client_too_slow_for_media_still_gets_its_control_messages(
     flood.expect_control("share_started")
     last_keepalive = 0.0
     for seq in range(12_000):  # about 14 MB: more than the ROUTER's queue and the socket buffers hold
-        flood.send(wire.MEDIA, bytes(RtpPacket(96, seq, seq, 0x5EED, b"\x7c\x85" + bytes(1_150))))
+        flood.message(wire.MEDIA, bytes(RtpPacket(96, seq, seq, 0x5EED, b"\x7c\x85" + bytes(1_150))))
         if time.monotonic() - last_keepalive > 1.0:
-            slow.send(wire.KEEPALIVE, b"")
-            flood.send(wire.KEEPALIVE, b"")
+            slow.message(wire.KEEPALIVE, b"")
+            flood.message(wire.KEEPALIVE, b"")
             last_keepalive = time.monotonic()
     listener_stats(server, url, lambda c: c["send_failures"] > 0)  # slow's queue is full
     ada.send("after the flood")
@@ -438,7 +458,7 @@ def test_a_client_too_slow_for_media_still_gets_its_control_messages(
             kinds.add(kind)
             if kind == wire.CONTROL and json.loads(payload).get("type") == "chat":
                 texts.append(json.loads(payload)["text"])
-        slow.send(wire.KEEPALIVE, b"")
+        slow.message(wire.KEEPALIVE, b"")
     assert texts == ["after the flood"] and wire.BYE not in kinds
     assert not [e for e in ada.drain(1.0) if e["type"] == "participant_left"]  # slow is still in
 

@@ -38,10 +38,10 @@ def new_routing_id() -> bytes:
 
 
 def send_now(sock: zmq.Socket[Any], kind: bytes, payload: bytes) -> bool:
-    """Queue ``[kind, payload]`` on a plain socket without waiting; False if the queue is full or the
-    socket failed."""
+    """Queue a message of ``kind`` (:func:`wire.frames`) on a plain socket without waiting; False if the
+    queue is full or the socket failed."""
     try:
-        sock.send_multipart((kind, payload), flags=zmq.DONTWAIT)
+        sock.send_multipart(wire.frames(kind, payload), flags=zmq.DONTWAIT)
     except zmq.Again:
         return False
     except zmq.ZMQError as exc:

@@ -1,13 +1,17 @@
 """The ZeroMQ framing of conf, sans-I/O: message kinds, the transport greeting, limits.
 
-Every message between a client's DEALER and the server's ROUTER is exactly two frames, ``[KIND, PAYLOAD]``
-(the ROUTER sees the DEALER's routing id in front). ``KIND`` is one ASCII byte:
+A message between a client's DEALER and the server's ROUTER (which sees the DEALER's routing id in front)
+has one of two shapes:
 
-``G`` greeting (transport-level, before any conf message), ``C`` a conf control message (JSON), ``M`` an
-RTP/RTCP packet, ``K`` a keep-alive (empty payload), ``B`` goodbye (payload: a UTF-8 reason, maybe empty).
+- the transport's own, two frames ``[KIND, PAYLOAD]``: ``G`` greeting, ``B`` goodbye (payload: a UTF-8
+  reason, maybe empty). Their shape is the same in every version, so that two versions can tell each other
+  that they differ;
+- the link's, one frame: an RTP/RTCP packet as it is (its first two bits ``10``: kind ``M``), or one
+  ASCII kind byte and its payload: ``C`` and a conf control message (JSON), ``K`` (a keep-alive, nothing
+  after it). One frame is one CURVE box and one send call per recipient instead of two.
 
-Media goes both ways as ``M`` on the same connection: the server sends each packet to each client the
-meeting core chose, addressed by its routing id. docs/protocol.md describes the same.
+Media goes both ways on the same connection: the server sends each packet to each client the meeting
+core chose, addressed by its routing id. docs/protocol.md describes the same.
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ MEDIA = b"M"
 KEEPALIVE = b"K"
 BYE = b"B"
 KINDS = frozenset({GREETING, CONTROL, MEDIA, KEEPALIVE, BYE})
+TRANSPORT_KINDS = frozenset({GREETING, BYE})
+"""The kinds sent as two frames ``[KIND, PAYLOAD]``; the others are one frame."""
 
 TRANSPORT_NAME = "conf-zmq"
-VERSION = 2
-"""Version 1 sent media down on a PUB socket (named by ``pub_port`` in the greeting); 2 sends it as ``M``."""
+VERSION = 3
+"""Version 1 sent media down on a PUB socket (named by ``pub_port`` in the greeting); 2 sent every message
+as two frames ``[KIND, PAYLOAD]``; 3 sends the link's messages as one frame."""
 MAX_PAYLOAD = 65_535
 """The largest control message or media packet, as on TCP (RFC 4571)."""
 MAX_GREETING = 512
@@ -109,17 +116,35 @@ def parse_server_greeting(payload: bytes) -> None:
     _greeting_object(payload)
 
 
-def split(frames: Sequence[bytes]) -> tuple[bytes, bytes]:
-    """Check one DEALER/ROUTER message (routing id already removed); return ``(kind, payload)``."""
-    if len(frames) != 2:
-        raise ProtocolError(f"message of {len(frames)} frames, expected 2")
-    kind, payload = frames
-    if kind not in KINDS:
-        raise ProtocolError(f"unknown message kind {bytes(kind[:8])!r}")
+def frames(kind: bytes, payload: bytes) -> list[bytes]:
+    """The frames of one message: ``[KIND, PAYLOAD]`` for the transport's (``G``, ``B``), the packet
+    itself for ``M``, the kind byte and the payload in one frame for the others."""
+    if kind in TRANSPORT_KINDS:
+        return [kind, payload]
+    return [payload] if kind == MEDIA else [kind + payload]
+
+
+def split(message: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """Check one DEALER/ROUTER message's frames (routing id already removed); return ``(kind,
+    payload)``."""
+    if len(message) == 2:
+        kind, payload = message
+        if kind not in TRANSPORT_KINDS:
+            raise ProtocolError(f"two frames of kind {bytes(kind[:8])!r}: only G and B are two frames")
+    elif len(message) == 1:
+        (data,) = message
+        if not data:
+            raise ProtocolError("an empty message")
+        if data[0] >> 6 == 2:
+            kind, payload = MEDIA, data
+        else:
+            kind, payload = data[:1], data[1:]
+            if kind not in KINDS or kind in TRANSPORT_KINDS:
+                raise ProtocolError(f"unknown message kind {bytes(kind)!r}")
+    else:
+        raise ProtocolError(f"message of {len(message)} frames, expected 1 (or 2: G, B)")
     if len(payload) > MAX_PAYLOAD:
         raise ProtocolError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    if kind == MEDIA and (not payload or payload[0] >> 6 != 2):
-        raise ProtocolError("media payload is not RTP/RTCP version 2")
     if kind == KEEPALIVE and payload:
         raise ProtocolError("keep-alive with a payload")
     return kind, payload
