@@ -149,6 +149,8 @@ def test_the_page_offers_the_meeting_features_the_server_has(browser_namespace: 
         assert host.expect("poll_started")["options"] == ["yes", "no"]
         ada.send("/vote 1")
         ada.expect("vote_recorded")
+        # (until the page has drawn the new poll, its foot holds the last one's "Dismiss")
+        browser.wait_for("document.querySelector('#poll .poll-foot button')?.textContent === 'Close poll'")
         _click(browser, "#poll .poll-foot button")
         assert host.expect("poll_closed")["counts"] == [1, 0]
 
