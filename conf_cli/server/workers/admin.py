@@ -102,6 +102,8 @@ class WorkersAdminApi(AdminApi):
         (those listed as recording and those whose start is on its way), counted under a lock so that two
         starts at once cannot both take the last place."""
         meeting = normalise_meeting_id(request.match_info["meeting"])
+        if not is_meeting_key(meeting):  # (as forward answers it: no meeting by that name anywhere)
+            raise RequestRefused("unknown_meeting", f"no meeting {meeting!r} on this server")
         async with self._counting:
             listed = await self._meetings(request)
             busy = {m.get("meeting") for m in listed if isinstance(m, dict) and m.get("recording")}
