@@ -111,7 +111,10 @@ def admin_meetings() -> None:
     def text(answer: Answer) -> str:
         rows = [
             f"{m['meeting']}  host {m['host'] or '-'}  {m['participants']} in  {m['waiting']} waiting  "
-            f"{m['tracks']} tracks" + ("  locked" if m["locked"] else "") + ("  e2ee" if m["e2ee"] else "")
+            f"{m['tracks']} tracks"
+            + ("  locked" if m["locked"] else "")
+            + ("  e2ee" if m["e2ee"] else "")
+            + ("  recording" if m.get("recording") else "")
             for m in answer["meetings"]
         ]
         return "\n".join(rows) or "no meetings"

@@ -260,6 +260,9 @@ def test_the_parents_admin_api_acts_on_each_workers_meetings(tmp_path: Path) -> 
             meetings["Ada"]: False,
             meetings["Bob"]: True,
         }
+        lines = run_conf("admin", "meetings").stdout.splitlines()  # as a person reads them
+        assert [line.endswith("recording") for line in lines if meetings["Bob"] in line] == [True]
+        assert [line.endswith("recording") for line in lines if meetings["Ada"] in line] == [False]
         # the one recording the server may run is taken, though Ada's meeting is on the other worker
         refused = conf_admin("record", "start", meetings["Ada"], ok=False)
         assert "(HTTP 503)" in refused and "at most 1 meetings at once (over all its workers)" in refused

@@ -2,8 +2,9 @@
 
 A client's DEALER talks to the server's ROUTER at ``tcp://HOST:PORT``: a transport-level greeting, then
 conf control messages, keep-alives, goodbyes and media both ways (the greeting and goodbyes two frames,
-``[KIND, PAYLOAD]``; the rest one frame each, an RTP packet as it is). The server sends each media packet to each client the meeting core chose, addressed
-by its routing id, so a connection receives a meeting's media only while it is a participant of it.
+``[KIND, PAYLOAD]``; the rest one frame each, an RTP packet as it is). The server sends each media packet
+to each client the meeting core chose, addressed by its routing id, so a connection receives a meeting's
+media only while it is a participant of it.
 High-water marks bound every queue: a slow client loses media, the server keeps its memory. See
 docs/protocol.md ("ZeroMQ").
 """
