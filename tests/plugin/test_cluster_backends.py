@@ -95,6 +95,37 @@ def test_the_backend_keeps_its_contract_on_a_real_engine(directory: Directory) -
     asyncio.run(scenario())
 
 
+def test_a_nats_bucket_gone_under_a_backend_is_made_again_at_its_next_write() -> None:
+    """A NATS server restarted empty, or a bucket another node has just made that does not listen yet: a
+    write that no stream answers was not stored, and is tried again with the bucket looked up (made)
+    anew, within the timeout, instead of failing. Here the buckets are deleted behind the backend's back,
+    as a restart would leave them."""
+    import nats
+
+    started = start_directory("nats")
+
+    async def scenario() -> None:
+        one = await _backend(started.url)
+        other = await nats.connect(started.url, connect_timeout=2)
+        try:
+            await one.put_node("a", b"{}", 30)
+            assert await one.claim("m-1", "a", 30)  # both buckets made and kept by the backend
+            js = other.jetstream()
+            for bucket in ("conf_nodes", "conf_meetings"):
+                await js.delete_key_value(bucket)
+            assert await one.claim("m-2", "a", 30)  # its cached bucket has no stream behind it now
+            await one.put_node("a", b"{}", 30)
+            assert await one.holder("m-2") == "a" and set(await one.nodes()) == {"a"}
+        finally:
+            await other.close()
+            await one.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        started.close()
+
+
 def test_entries_lapse_after_their_ttl(directory: Directory) -> None:
     async def scenario() -> None:
         backend = await _backend(directory.url)

@@ -23,6 +23,10 @@ NODES = "conf_nodes"
 MEETINGS = "conf_meetings"
 RECORDS = "conf_records"
 MAX_KEYS = 100_000
+STREAM_RETRY = 0.05
+"""Seconds before a write that no stream answered is tried again, its buckets looked up (or made) anew,
+within the backend's timeout: a bucket another node has just created may not listen on its subjects yet,
+or a server restarted empty has none; such a write was not stored."""
 
 
 class NatsBackend(ClusterBackend):
@@ -78,10 +82,16 @@ class NatsBackend(ClusterBackend):
 
     async def _run(self, work: Callable[[], Awaitable[T]]) -> T:
         from nats.errors import Error as NatsError
+        from nats.js.errors import NoStreamResponseError
 
         try:
             async with asyncio.timeout(self.timeout):
-                return await work()
+                while True:
+                    try:
+                        return await work()
+                    except NoStreamResponseError:  # no stream listened (yet): nothing was written
+                        self._buckets.clear()  # (or a server restarted empty: make them again)
+                        await asyncio.sleep(STREAM_RETRY)
         except (NatsError, OSError, TimeoutError) as exc:
             self._buckets.clear()  # a server that restarted empty has none of them: look again next time
             raise DirectoryUnavailable(
