@@ -627,7 +627,7 @@ class Hub:
         participant.token_issued = now
         conn = self._conns.get(participant.pid)
         urls: tuple[str, ...] = ()
-        if conn is not None and self._on_own_link(participant.pid):
+        if conn is not None and _on_own_link(conn):
             urls = self._reconnect_urls(conn)  # as they are now: nodes come and go
         return ResumeToken(token=key.issue(seat), expires=seat.expires, urls=urls or None).to_message()
 
@@ -648,7 +648,7 @@ class Hub:
                     continue
                 if wall - issued >= TOKEN_REFRESH:
                     actions += meeting.resume_token(participant)
-                elif nodes_changed and self._on_own_link(participant.pid):
+                elif nodes_changed and _on_own_link(self._conns.get(participant.pid)):
                     self.stats.tokens_for_nodes += 1
                     actions += meeting.resume_token(participant)
         return actions
@@ -666,12 +666,6 @@ class Hub:
             return False
         self._nodes_told, self._nodes_told_at = live, now
         return True
-
-    def _on_own_link(self, pid: int) -> bool:
-        """Whether ``pid`` is connected to one of this server's own listeners (not a service's in-process
-        link, not carried here over a node link): the participants a resume token tells where to go."""
-        conn = self._conns.get(pid)
-        return conn is not None and conn.scheme not in ("", "local")
 
     def route(self, cid: int, packet: bytes, now: float) -> Routed:
         """Where a media packet from ``cid`` goes, and why: the forwarding path, so keep it lean.
@@ -1850,6 +1844,12 @@ class Hub:
         if not conn.greeted or conn.bad_messages > MAX_BAD_MESSAGES:
             actions.append(Close(conn.cid, f"protocol errors: {why}"))
         return actions
+
+
+def _on_own_link(conn: _Connection | None) -> bool:
+    """Whether ``conn`` came in on one of this server's own listeners (not a service's in-process link, not
+    carried here over a node link): the participants a resume token tells where to go."""
+    return conn is not None and conn.scheme not in ("", "local")
 
 
 def _on_behalf_of(name: str, token_name: str, recorder: bool) -> str:
