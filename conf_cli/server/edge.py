@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("conf.server")
 
 TICK_SECONDS = 0.5
+RETRY_POLL = 0.05
+"""Seconds between two looks, between ticks, for a keyframe a subscriber's layer switch waits for that is
+overdue (:meth:`Hub.retry_keyframes`): it is asked for again within this of its due time."""
 MIN_STREAM_REPORT = 20
 """Packets a stream link must have been given since the last tick for its drops to count as a report."""
 CALL_CLOCK_MIN = 0.01
@@ -397,9 +400,14 @@ class Server:
             del seen[cid]
 
     async def _tick_forever(self) -> None:
+        tick_at = time.monotonic() + TICK_SECONDS
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            await asyncio.sleep(RETRY_POLL)
             now = time.monotonic()
+            if now < tick_at:
+                self._apply(self.hub.retry_keyframes(now))
+                continue
+            tick_at = now + TICK_SECONDS
             for cid in self.forwarder.take_active():  # media whose route was cached proves life too
                 self.hub.seen(cid, now)
             self._stream_reports(now)

@@ -535,9 +535,7 @@ class Hub:
         self.layers.watch(list(self.meetings.values()), now)
         if self.layers.dirty:
             actions += self.sync_layers(now, force=True)
-        retried = self.layers.overdue(now)  # a keyframe someone waits for to switch that did not come
-        self.stats.keyframes_requested += len(retried)
-        actions += [Forward((owner,), bytes(Pli(0, ssrc))) for owner, ssrc in retried]
+        actions += self.retry_keyframes(now)
         for meeting in self.meetings.values():
             actions += meeting.control.expire(now)
             actions += self._moved(meeting, meeting.expire(now))
@@ -568,6 +566,15 @@ class Hub:
                 actions.append(Close(conn.cid, "heartbeat timeout"))
                 actions += self.disconnected(conn.cid, "timeout", now)
         return actions
+
+    def retry_keyframes(self, now: float) -> list[Action]:
+        """Ask publishers again for the keyframes subscribers wait for to switch layers that did not come
+        (:meth:`LayerRouter.overdue`); nothing to do costs a comparison, so the edge calls this between
+        ticks too, and a lost request costs
+        :data:`~conf_cli.server.simulcast.KEYFRAME_RETRY` seconds, not up to a tick more."""
+        retried = self.layers.overdue(now)
+        self.stats.keyframes_requested += len(retried)
+        return [Forward((owner,), bytes(Pli(0, ssrc))) for owner, ssrc in retried]
 
     def rewrite_records(self) -> None:
         """Write every live meeting's record again (at the next :meth:`take_records`): it stays fresh in

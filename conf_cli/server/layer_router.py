@@ -120,6 +120,9 @@ class LayerRouter:
     paced: dict[int, tuple[float, float]] = field(default_factory=dict)
     """Subscriber -> (bit/s, until when) its video is to be paced at: it moves down for want of downlink
     (:meth:`pace_rate`)."""
+    retry_at: float | None = None
+    """The earliest time a keyframe asked for a subscriber's switch may be overdue (:meth:`overdue`);
+    None while nobody waits for one."""
 
     def watch(self, meetings: list[Meeting], now: float) -> None:
         """Called every tick: note which layers of each simulcast track move on, from what the hub
@@ -366,6 +369,7 @@ class LayerRouter:
                     if sub is None:
                         sub = subs[cid] = Subscription(track.ssrc, target, now)
                         sub.want = want
+                        self._retry_by(now + KEYFRAME_RETRY)
                         asks.append((track.owner, track.layers[target].ssrc))
                         changed = True
                     elif want != sub.want:
@@ -374,6 +378,7 @@ class LayerRouter:
                     if target != sub.target:
                         sub.target = target
                         sub.asked = sub.keyframe_asked = now
+                        self._retry_by(now + KEYFRAME_RETRY)
                         downlink = self.downlinks.get(cid)
                         sub.hurry = (
                             sub.current is not None
@@ -418,18 +423,28 @@ class LayerRouter:
 
     def overdue(self, now: float) -> list[tuple[int, int]]:
         """Keyframe requests to send again, as (publisher, layer SSRC): for each subscriber that still
-        waits for its target layer's keyframe :data:`KEYFRAME_RETRY` seconds after it was asked (called
-        every tick)."""
+        waits for its target layer's keyframe :data:`KEYFRAME_RETRY` seconds after it was asked. Cheap
+        until one is due (:attr:`retry_at`), so that it can be called far more often than the tick."""
+        if self.retry_at is None or now < self.retry_at:
+            return []
+        self.retry_at = None
         asks: list[tuple[int, int]] = []
         for ssrc, subs in self.subscriptions.items():
             track = self.tracks.get(ssrc)
             if track is None:
                 continue
             for sub in subs.values():
-                if sub.pending and now - sub.keyframe_asked >= KEYFRAME_RETRY:
+                if not sub.pending:
+                    continue
+                if now >= sub.keyframe_asked + KEYFRAME_RETRY:  # as the due time was reckoned
                     sub.keyframe_asked = now
                     asks.append((track.owner, track.layers[sub.target].ssrc))
+                self._retry_by(sub.keyframe_asked + KEYFRAME_RETRY)
         return list(dict.fromkeys(asks))
+
+    def _retry_by(self, when: float) -> None:
+        if self.retry_at is None or when < self.retry_at:
+            self.retry_at = when
 
     def route(
         self, track: Track, index: int, packet: bytes, now: float

@@ -45,8 +45,8 @@ CONGESTED_FOR = 1.0
 """For this many seconds after a subscriber's estimate fell, a move down stops its old layer at once."""
 KEYFRAME_RETRY = 0.4
 """A subscriber still waiting for its target layer's keyframe this many seconds after it was asked for
-(the PLI or the keyframe lost, or the keyframe cut short on its way in) has it asked for again (at the
-server's next tick)."""
+(the PLI or the keyframe lost, or the keyframe cut short on its way in) has it asked for again (the server
+looks every :data:`~conf_cli.server.edge.RETRY_POLL` seconds, not just at its tick)."""
 
 
 @dataclass(frozen=True)

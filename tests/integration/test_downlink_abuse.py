@@ -11,65 +11,17 @@ nobody else), and the publisher is not flooded with keyframe requests.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conf_cli.protocol.rtcp import Pli, parse_compound
-from conf_cli.protocol.rtp import RtpPacket, is_rtcp
-from conf_cli.testing.hostile import SrtpRawLink, srtp_join
+from conf_cli.testing.hostile import srtp_join
 from conf_cli.testing.processes import ClientPool, ConfProcess, start_server
+from tests.helpers.raw_simulcast import LAYERS, TRACK, Publisher, layers_received
 
-TRACK = 0x5A5A0002
-LAYERS = [
-    {"ssrc": 0x5A5A0000, "width": 320, "height": 180, "bitrate": 120_000},
-    {"ssrc": 0x5A5A0001, "width": 640, "height": 360, "bitrate": 400_000},
-    {"ssrc": TRACK, "width": 1280, "height": 720, "bitrate": 1_200_000},
-]
 FLOOD = 3000
-
-
-class Publisher:
-    """Sends a packet of each layer every 20 ms, each an IDR slice whose fifth byte is its layer; counts
-    the keyframe requests the server itself sends."""
-
-    def __init__(self, link: SrtpRawLink) -> None:
-        self.link = link
-        self.plis = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        seq = 0
-        start = time.monotonic()
-        while not self._stop.is_set():
-            seq += 1
-            ts = int((time.monotonic() - start) * 90_000)  # the capture time, as an encoder's would be
-            for index, layer in enumerate(LAYERS):
-                payload = b"\x65idr" + bytes([index]) * 32
-                self.link.send_media(bytes(RtpPacket(96, seq & 0xFFFF, ts, layer["ssrc"], payload)))
-            for packet in self.link.media(0.02):
-                if is_rtcp(packet):
-                    parts = parse_compound(packet)
-                    # the server's own (a receiver's, passed on, carries that receiver's SSRC)
-                    self.plis += sum(isinstance(part, Pli) and part.sender_ssrc == 0 for part in parts)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-def layers_received(link: SrtpRawLink, seconds: float) -> list[int]:
-    """The layers of the track's packets ``link`` receives over ``seconds``, in order."""
-    got: list[int] = []
-    for packet in link.media(seconds):
-        if not is_rtcp(packet) and len(packet) > 16 and int.from_bytes(packet[8:12], "big") == TRACK:
-            got.append(packet[16])
-    return got
 
 
 def server_stats(server: ConfProcess) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from conf_cli.server.forwarding import Forwarder
 from conf_cli.server.hub import Action, Deferred, Forward, Hub, Send
 from conf_cli.server.simulcast import (
     HOLD,
+    KEYFRAME_RETRY,
     UP_MARGIN,
     Downlink,
     LastPacket,
@@ -702,23 +703,29 @@ def test_a_long_queue_is_not_taken_alone_while_a_picture_is_still_crossing_the_p
     assert hub.layers.budget(2) == 300_000
 
 
-def test_a_keyframe_that_does_not_come_is_asked_for_again_at_the_tick() -> None:
+def test_a_keyframe_that_does_not_come_is_asked_for_again_once_overdue_not_at_the_next_tick() -> None:
     hub, _ = simulcast_meeting()  # Cy (capped) waits for the low layer's keyframe
     hub.route(1, packet(0xA2, 1, 0, IDR), 1.0)
     hub.route(1, packet(0xA0, 1, 0, IDR), 1.0)  # her first keyframe: she receives the low layer
     cy = hub.layers.subscription(0xA2, 3)
     assert cy is not None and cy.current == 0 and not cy.pending
     assert 0xA0 not in plis(hub.tick(1.5))  # settled: nothing to ask
+    assert hub.layers.retry_at is None  # nobody waits: the edge's frequent look costs a comparison
     actions = ask(hub, 3, {"type": "receive", "max_bitrate": 600_000}, 2.0)  # she may have the middle one
     assert 0xA1 in plis(actions) and cy.target == 1
-    assert 0xA1 not in plis(hub.tick(2.2))  # asked 0.2 s ago: it may be on its way
-    assert 0xA1 in plis(hub.tick(2.5))  # no keyframe 0.5 s on: asked again ...
-    assert 0xA1 not in plis(hub.tick(2.7))  # ... not at every tick
-    hub.route(1, packet(0xA0, 2, 3000), 2.8)  # her old layer goes on until the new one's keyframe
+    assert 0xA1 not in plis(hub.retry_keyframes(2.2))  # asked 0.2 s ago: it may be on its way
+    assert 0xA1 not in plis(hub.retry_keyframes(2.0 + KEYFRAME_RETRY - 0.01))
+    # due: asked again at once (the edge looks every RETRY_POLL), not at the next tick 0.5 s later
+    assert 0xA1 in plis(hub.retry_keyframes(2.0 + KEYFRAME_RETRY))
+    assert 0xA1 not in plis(hub.retry_keyframes(2.0 + KEYFRAME_RETRY + 0.05))  # ... not at every look
+    assert 0xA1 not in plis(hub.tick(2.7))  # ... nor at the tick
+    assert 0xA1 in plis(hub.tick(2.0 + 2 * KEYFRAME_RETRY + 0.01))  # the tick asks too once it is due again
+    hub.route(1, packet(0xA0, 2, 3000), 2.85)  # her old layer goes on until the new one's keyframe
     hub.route(1, packet(0xA1, 1, 3000, IDR), 2.9)
     assert cy.current == 1 and not cy.pending
     hub.route(1, packet(0xA2, 2, 3000), 3.0)  # (the top layer moves on: nothing stalled)
-    assert not plis(hub.tick(3.5))
+    assert not plis(hub.retry_keyframes(3.3)) and not plis(hub.tick(3.5))
+    assert hub.layers.retry_at is None
 
 
 def test_a_subscriber_whose_old_layer_was_stopped_asks_for_the_new_ones_keyframe_and_gets_no_resends() -> (
