@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+from conf_cli.plugin.stream import NOTSENT_LOWAT
 from conf_cli.testing.relay import start_relay
 
 SIZE = 1000
@@ -86,3 +87,43 @@ def test_tcp_through_a_limited_relay_is_paced() -> None:
             assert 1.5 < took < 6.0, took
     finally:
         server.close()
+
+
+def test_a_tcp_stream_through_a_limited_relay_queues_about_what_its_datagram_queue_holds() -> None:
+    """A sender that keeps a 400 kbit/s relay busy with timestamped records (its unsent bytes kept small,
+    as conf's tcp:// server keeps them: ``NOTSENT_LOWAT``): the oldest record a receiver gets is about a
+    second old (the relay's ~32 kB of kernel buffer and read-ahead, and the sender's 16 kB), not the 2.8 s
+    the relay's earlier buffers made it. A bottleneck holds what its queue holds, on TCP as on UDP."""
+    server = socket.create_server(("127.0.0.1", 0))
+    ages: list[tuple[float, float]] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            pending = b""
+            while data := conn.recv(65536):
+                pending += data
+                while len(pending) >= SIZE:
+                    record, pending = pending[:SIZE], pending[SIZE:]
+                    now = time.monotonic()
+                    ages.append((now, now - float(record.split(b" ")[0])))
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with start_relay("127.0.0.1", server.getsockname()[1], rate_up=400_000) as relay:
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
+            client.connect(("127.0.0.1", relay.port))
+            client.settimeout(10)
+            with client:
+                started = time.monotonic()
+                while time.monotonic() - started < 5.0:  # 2 Mbit/s offered: the relay always has more
+                    record = f"{time.monotonic():.6f} ".encode().ljust(SIZE, b".")
+                    client.sendall(record)
+                    time.sleep(SIZE * 8 / 2_000_000)
+            settled = [age for when, age in ages if when >= started + 3.0]
+    finally:
+        server.close()
+    assert settled, ages[-5:]
+    # 400 kbit/s carries 50 kB a second: 0.9 s measured, 2.8 s with the earlier buffers
+    assert max(settled) < 1.5, max(settled)

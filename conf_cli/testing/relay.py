@@ -40,12 +40,22 @@ MAX_DATAGRAM = 65_535
 MAX_PENDING = 10_000
 MAX_CLIENTS = 256
 MAX_CAPTURED = 1000
-TCP_BUFFER = 32_768
-"""Socket buffer sizes of the relay's TCP connections: what waits for a paced link waits at the sender."""
-TCP_READ_LIMIT = 16_384
+TCP_BUFFER = 8192
+"""Socket buffer sizes of the relay's TCP connections (the kernel doubles them): what waits for a paced
+link waits at the sender. With :data:`TCP_READ_LIMIT`, a paced stream holds about 32 kB in the relay, what
+its datagram queue holds in the scenarios (``queue``): a sender keeping 16 kB unsent, as conf's tcp://
+server does, has its oldest byte 0.94 s old at 400 kbit/s (2.8 s with 32 kB buffers and 16 kB read ahead:
+the relay then held four times its datagram queue, and a stream transport seemed slower to adapt than a
+datagram one on the same link)."""
+TCP_READ_LIMIT = 8192
 """What the relay reads ahead of a paced TCP stream (asyncio pauses reading at twice this): the
 bottleneck's queue is the relay's, not megabytes of buffers behind it."""
 TCP_CHUNK = 4096
+TCP_SEGMENT = 1448
+"""The largest TCP segment the relay's connections carry, an Ethernet path's, not loopback's 64 kB: a window
+of a few kB must hold several segments, or the sender waits for it to open whole (with 64 kB segments and
+these buffers, a zmq:// publisher's estimate fell to its floor through an unlimited relay in 2 of 3 runs of
+test_congestion_live.py, its packets held back in bursts)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,7 @@ class Relay:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         listening = socket.create_server((host, port), family=family)
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_BUFFER)  # accepted sockets inherit it
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, TCP_SEGMENT)
         self._tcp = await asyncio.start_server(self._pipe, sock=listening, limit=TCP_READ_LIMIT)
         self.port = self._tcp.sockets[0].getsockname()[1]
         self._front, _ = await loop.create_datagram_endpoint(
@@ -255,6 +266,7 @@ class Relay:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, TCP_BUFFER)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, TCP_BUFFER)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, TCP_SEGMENT)
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (host, port))
         except BaseException:
