@@ -20,7 +20,8 @@ from conf_cli.testing.downlink import run_downlink_scenario
 LIMIT = 400_000
 MOVED_WITHIN = {"rtp": 5.0, "tcp": 9.0, "zmq": 9.0}
 """Seconds from the limit to the subscriber's ``layer_switched`` (on tcp:// and zmq:// that event comes over
-the congested connection itself, 2.4-4.2 s on a quiet machine and 6.7 s once in a full test run; before
+the congested connection itself, 1.0-2.5 s on a quiet machine, 2.4-4.2 s before the relay's TCP path held
+no more than its datagram queue, and 6.7 s once in a full test run then; before
 subscribers told their own downlink, tcp:// took about 8 s and zmq:// had no signal). benchmarks/adaptive.py
 prints the figure; this bound only says the move comes within seconds."""
 HOLD = {"rtp": 10.0, "tcp": 14.0, "zmq": 14.0}
