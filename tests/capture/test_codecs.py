@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import av
@@ -18,6 +19,7 @@ from conf_cli.media.codecs import (
     OpusDecoder,
     OpusEncoder,
     annexb_nal_types,
+    encoder_threads,
 )
 from conf_cli.media.source import CapturedFrame
 
@@ -169,3 +171,23 @@ def test_opus_bitrate_follows_the_setting() -> None:
     assert size_of_a_second(low) < size_of_a_second(high)
     low.set_bitrate(64_000)
     assert low.bitrate == 64_000 and size_of_a_second(low) > 40_000
+
+
+def test_a_small_picture_is_encoded_on_one_thread_a_large_one_in_slices() -> None:
+    """x264's slice threads each code a slice of the picture: a small picture (a simulcast layer of 640x360
+    or less) comes out as one slice a picture, coded on one thread, where slices would cost more CPU than
+    they save time; a 720p one is left to x264, which slices it across the machine's cores."""
+    generator = PatternGenerator(1280, 720)
+    slices: dict[tuple[int, int], set[int]] = {}
+    for size in ((640, 360), (320, 180), (1280, 720)):
+        encoder = H264Encoder(*size, fps=30, bitrate=1_000_000)
+        for i in range(4):
+            picture = generator.render(i, 1000.0 + i / 30).reformat(*size, "yuv420p")
+            for unit in encoder.encode(picture, 1000.0 + i / 30):
+                count = sum(t in (IDR, NON_IDR) for t in annexb_nal_types(unit.data))
+                slices.setdefault(size, set()).add(count)
+    assert encoder_threads(640, 360) == encoder_threads(320, 180) == 1
+    assert slices[(640, 360)] == slices[(320, 180)] == {1}
+    assert encoder_threads(1280, 720) == 0
+    if (os.cpu_count() or 1) > 1:  # x264's own choice: a slice per thread on a machine with cores to share
+        assert min(slices[(1280, 720)]) > 1, slices
