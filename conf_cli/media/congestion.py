@@ -609,9 +609,65 @@ trend rises, or the newest packet saw more than the first: the packets of one la
 timestamp, so the trend learns nothing from them). A host that stalled delivers what waited in one burst,
 each packet with less queueing than the one before: not a queue."""
 DOWNLINK_WINDOW = 0.2
-"""Seconds over which a subscriber measures what its downlink delivers (what it reports)."""
+"""Seconds over which a subscriber measures what its downlink delivers (what it reports; longer when it
+arrives in bursts further apart: :class:`Delivered`)."""
 DOWNLINK_REPORT_INTERVAL = 0.25
 """A subscriber tells the server its downlink estimate at most once per this many seconds."""
+
+
+BURST_GAP = 0.002
+"""Seconds within which arrivals count as one burst: what one read handed over (a stream transport's TLS
+record of a few pictures' packets at once, a busy host's several datagrams)."""
+DELIVERED_HISTORY = 1.0
+"""Seconds of bursts :class:`Delivered` keeps: a window stretches back this far for bursts far apart."""
+MAX_BURSTS = 4096
+
+
+class Delivered:
+    """The bit rate a path delivers, from arrivals that may come in bursts. On a datagram path each packet
+    arrives as the bottleneck lets it out; on a stream, the packets of one TLS record arrive together once
+    its last byte has crossed (a 16 kB record takes a third of a second at 400 kbit/s), so a burst's bytes
+    were carried over the time since the burst before it, not at its instant. :meth:`rate` counts whole
+    bursts only: from the end of the first (its bytes not counted) to the end of the last complete one (not
+    the one arriving now, of which only the first packets may be in), over at least ``window`` seconds or,
+    where bursts are further apart, over at least one gap between two."""
+
+    __slots__ = ("_bursts", "window")
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._bursts: deque[list[float]] = deque(maxlen=MAX_BURSTS)  # [first arrival, last, bytes]
+
+    def add(self, when: float, size: int) -> None:
+        bursts = self._bursts
+        if bursts and when - bursts[-1][0] <= BURST_GAP:
+            burst = bursts[-1]
+            burst[1] = when
+            burst[2] += size
+        else:
+            bursts.append([when, when, float(size)])
+        while bursts[0][1] < when - DELIVERED_HISTORY:
+            bursts.popleft()
+
+    def rate(self) -> float | None:
+        """bit/s over the complete bursts of the last :attr:`window` (at least one gap between two); None
+        before two complete bursts, or when they span less than a quarter of the window."""
+        bursts = self._bursts
+        end = len(bursts) - 2  # the newest complete burst
+        if end < 1:
+            return None
+        until = bursts[end][1]
+        carried = 0.0
+        index = end
+        while index > 0:
+            carried += bursts[index][2]
+            index -= 1
+            if until - bursts[index][1] >= self.window:
+                break
+        span = until - bursts[index][1]
+        if span < self.window / 4:
+            return None
+        return carried * 8 / span
 
 
 class Transit:
@@ -677,10 +733,10 @@ class DownlinkMonitor:
     the least seen) is seen sooner. :meth:`arrived` returns the bit rate to tell the server when the
     estimator over-uses with at least :data:`DOWNLINK_QUEUE` of queueing, or when every packet over
     :data:`DOWNLINK_SUSTAIN` saw that much while it still grows: :data:`DECREASE_FACTOR`
-    of what arrived over the last :data:`DOWNLINK_WINDOW` (what the bottleneck delivers while its queue
-    grows), at most the estimator's target; at most once per :data:`DOWNLINK_REPORT_INTERVAL`. The server
-    only lowers a subscriber's layer on it; growing back is its own (clean receiver reports, with
-    hysteresis)."""
+    of what was delivered over the last :data:`DOWNLINK_WINDOW` (:class:`Delivered`: what the bottleneck
+    carries while its queue grows), at most the estimator's target; at most once per
+    :data:`DOWNLINK_REPORT_INTERVAL`. The server only lowers a subscriber's layer on it; growing back is
+    its own (clean receiver reports, with hysteresis)."""
 
     def __init__(self, clock_rate: int = 90_000) -> None:
         self.clock_rate = clock_rate
@@ -690,7 +746,7 @@ class DownlinkMonitor:
     def reset(self) -> None:
         """Start over (the stream's timestamps moved: the server switched it to another layer)."""
         self.estimator = DelayBasedEstimator()
-        self._recent = _Throughput(DOWNLINK_WINDOW)
+        self._recent = Delivered(DOWNLINK_WINDOW)
         self._transit = Transit(self.clock_rate)
         self._queued_since: float | None = None  # since when every packet saw DOWNLINK_QUEUE
         self._queued_from = 0.0  # ... and how much the first of them saw

@@ -22,8 +22,11 @@ def arrivals(
     stall: tuple[float, float] | None = None,
     seed: int = 1,
     keyframe_at_limit: bool = False,
+    record: int | None = None,
 ) -> list[tuple[float, int, int]]:
-    """(arrival, RTP timestamp, size) of each packet that arrived, in arrival order."""
+    """(arrival, RTP timestamp, size) of each packet that arrived, in arrival order. With ``record``, the
+    path is a TLS stream: the sender writes each picture in records of at most that many bytes, and a
+    record's packets arrive together when its last byte has crossed (no packet is dropped)."""
     rng = random.Random(seed)
     out: list[tuple[float, int, int]] = []
     busy_until = 0.0
@@ -48,6 +51,12 @@ def arrivals(
             if stall is not None and stall[0] <= arrival < stall[1]:
                 arrival = stall[1] + rng.random() * 0.002  # held by the host, then delivered in a burst
             out.append((arrival, ts, PACKET))
+        if record is not None:  # each record's packets arrive with its last one
+            first = len(out) - (size + PACKET - 1) // PACKET
+            per_record = max(1, record // PACKET)
+            for start in range(first, len(out), per_record):
+                group = out[start : start + per_record]
+                out[start : start + per_record] = [(group[-1][0], ts, size) for _, ts, size in group]
         frame += 1
     out.sort()
     return out
@@ -75,6 +84,18 @@ def test_a_bottleneck_queue_is_told_within_a_few_hundred_ms_with_a_rate_it_carri
     # rate-limited however long the queue lasts
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(told)]
     assert all(gap >= DOWNLINK_REPORT_INTERVAL for gap in gaps)
+
+
+def test_a_stream_delivering_whole_records_is_told_the_rate_it_carries_not_its_bursts() -> None:
+    # a TLS stream (tcp://) through the same 400 kbit/s bottleneck: its packets arrive in records of up
+    # to 16 kB, each record's at once a third of a second apart; counting a burst's bytes at its own instant
+    # made a 400 kbit/s link look like 0.5-1.4 Mbit/s and a subscriber stay on a layer it could not carry
+    for record in (16_384, 8_192, 4_096):
+        told = reports(arrivals(queue=10_000_000, record=record))
+        assert told, f"the queue was never told with {record}-byte records"
+        first_at, bitrate = told[0]
+        assert LIMIT_AT < first_at < LIMIT_AT + 0.8, (record, told[:3])
+        assert 250_000 < bitrate < 400_000, (record, told[:3])
 
 
 def test_a_path_without_a_bottleneck_is_never_told_however_its_host_jitters_or_stalls() -> None:
