@@ -143,6 +143,9 @@ def test_a_meeting_of_a_full_node_is_placed_on_the_least_loaded_one(redis_cluste
     busy = redis_cluster.client("c", "Cy")
     busy.expect("joined")
     redis_cluster.wait_status(lambda s: sum(n["participants"] for n in s["nodes"]) == 2, timeout=10)
+    # a places by its own view of the others' records, read every REFRESH_INTERVAL: until it has read c's
+    # new one, c looks idle too, and the two idle nodes' CPU readings (hundredths) would decide
+    time.sleep(2 * REFRESH_INTERVAL + 0.5)
     second = redis_cluster.client("a", "Bob")
     redirect = second.expect("redirect")
     assert redirect["re"] == "create" and redirect["node"] == "b" and "meeting" not in redirect
