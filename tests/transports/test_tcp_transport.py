@@ -19,6 +19,7 @@ from conf_cli.errors import ConfError
 from conf_cli.identity import Identity
 from conf_cli.plugin.registry import registry
 from conf_cli.plugin.security import Security, Trust
+from conf_cli.plugin.stream import MEDIA_RECORD
 from conf_cli.plugin.transport import Link, TransportOptions
 from conf_cli.protocol.framing import MAX_FRAME_BYTES, frame
 from conf_cli.protocol.rtp import RtpPacket
@@ -247,6 +248,58 @@ async def test_forwarded_media_is_gathered_and_written_to_each_link(tcp: Setup) 
     assert first_on_server.stats.media_out == second_on_server.stats.media_out == 5
     first.close()
     second.close()
+
+
+TLS_APPLICATION_DATA = 0x17
+TLS13_RECORD_OVERHEAD = 17  # the inner content type and the 16-byte AEAD tag
+
+
+async def test_gathered_media_goes_out_over_tls_in_small_records() -> None:
+    # A receiver reads nothing of a TLS record before its last byte has crossed: a picture's packets written
+    # in one go made 16 kB records, a third of a second apiece on a 400 kbit/s downlink, holding back the
+    # first packets (and the subscriber's sight of a queue building) that long. A proxy between client and
+    # server reads the header of every record the server sends while a burst of 40 packets is forwarded.
+    setup = await listening(True)
+    sizes: list[tuple[int, int]] = []  # (record type, length) of what the server sent
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, parse: bool) -> None:
+        pending = b""
+        while data := await reader.read(65536):
+            if parse:
+                pending += data
+                while len(pending) >= 5 and len(pending) >= 5 + int.from_bytes(pending[3:5], "big"):
+                    length = int.from_bytes(pending[3:5], "big")
+                    sizes.append((pending[0], length))
+                    pending = pending[5 + length :]
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def proxied(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", setup.port)
+        await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, True))
+
+    proxy = await asyncio.start_server(proxied, "127.0.0.1", 0)
+    try:
+        client = ClientSide()
+        port = proxy.sockets[0].getsockname()[1]
+        link = await setup.transport.connect("127.0.0.1", port, client, setup.client_options())
+        kind, on_server, _ = await setup.server.next()
+        assert kind == "opened"
+        await asyncio.sleep(0.1)  # the handshake's last records are counted apart from the media's
+        handshake = len(sizes)
+        packets = [rtp(seq, 1000) for seq in range(40)]
+        for packet in packets:  # one event-loop turn: written together, as a keyframe's packets are
+            setup.listener.forward_media(packet, [on_server])
+        assert [await client.next() for _ in packets] == [("media", p) for p in packets]
+        media = sizes[handshake:]
+        assert {kind for kind, _ in media} == {TLS_APPLICATION_DATA}
+        assert sum(length - TLS13_RECORD_OVERHEAD for _, length in media) == sum(len(p) + 2 for p in packets)
+        assert max(length for _, length in media) <= MEDIA_RECORD + TLS13_RECORD_OVERHEAD, media
+        link.close()
+    finally:
+        proxy.close()
+        await setup.listener.close()
 
 
 async def test_tls_with_the_wrong_fingerprint_is_refused_before_anything_is_sent() -> None:

@@ -40,7 +40,8 @@ TcpLink = StreamLink  # the stream is shared with rtp:// and the worker front: s
 class TcpListener(Listener):
     """Forwarded media is gathered per link and written once per event-loop turn: many small writes are
     what makes TCP fan-out slow in Python (one send system call each), so a burst of packets that
-    arrived together leaves together, in one write per receiver."""
+    arrived together leaves together, in one write per receiver (over TLS, in records of at most
+    :data:`~conf_cli.plugin.stream.MEDIA_RECORD` bytes: :meth:`StreamLink.write_media`)."""
 
     def __init__(self, server: asyncio.Server | None, url: str) -> None:
         self._server = server
@@ -77,10 +78,8 @@ class TcpListener(Listener):
             ):
                 stats.media_dropped += len(frames)
                 continue
-            data = frames[0] if len(frames) == 1 else b"".join(frames)
-            transport.write(data)
+            stats.bytes_out += link.write_media(frames)
             stats.media_out += len(frames)
-            stats.bytes_out += len(data)
 
     async def close(self) -> None:
         if self._server is not None:
