@@ -40,8 +40,8 @@ TcpLink = StreamLink  # the stream is shared with rtp:// and the worker front: s
 class TcpListener(Listener):
     """Forwarded media is gathered per link and written once per event-loop turn: many small writes are
     what makes TCP fan-out slow in Python (one send system call each), so a burst of packets that
-    arrived together leaves together, in one write per receiver (over TLS, in records of at most
-    :data:`~conf_cli.plugin.stream.MEDIA_RECORD` bytes: :meth:`StreamLink.write_media`)."""
+    arrived together leaves together, in one write per receiver (over TLS, a keyframe's worth in records
+    of at most :data:`~conf_cli.plugin.stream.MEDIA_RECORD` bytes: :meth:`StreamLink.write_media`)."""
 
     def __init__(self, server: asyncio.Server | None, url: str) -> None:
         self._server = server
