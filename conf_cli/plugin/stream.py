@@ -163,29 +163,20 @@ class StreamLink(Link, asyncio.Protocol):
         all at once). The bytes written."""
         transport = self._transport
         assert transport is not None
-        if len(frames) == 1:
-            transport.write(frames[0])
-            return len(frames[0])
-        if not self._tls:
-            data = b"".join(frames)
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if not self._tls or len(data) <= MEDIA_RECORD_SPLIT:
             transport.write(data)
             return len(data)
-        total = sum(map(len, frames))
-        if total <= MEDIA_RECORD_SPLIT:
-            transport.write(b"".join(frames))
-            return total
         records: list[bytes] = []
-        record: list[bytes] = []
-        size = 0
-        for framed in frames:
-            if record and size + len(framed) > MEDIA_RECORD:
-                records.append(b"".join(record))
-                record, size = [], 0
-            record.append(framed)
-            size += len(framed)
-        records.append(b"".join(record))
+        start = end = 0
+        for framed in frames:  # cut at frame boundaries
+            if end > start and end + len(framed) - start > MEDIA_RECORD:
+                records.append(data[start:end])
+                start = end
+            end += len(framed)
+        records.append(data[start:end])
         transport.writelines(records)  # a record each, and one send for them all
-        return total
+        return len(data)
 
     def media_backlog(self) -> int | None:
         transport = self._transport
