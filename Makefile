@@ -9,7 +9,7 @@ BROWSER_STAMP := $(VENV)/.browser-installed
 .PHONY: setup demo test lint typecheck check bench clean
 
 NATIVE := setup.py plugins/crypto/conf_crypto/_srtp_gcm.c plugins/crypto/conf_crypto/_gcm_vaes.h plugins/transport_udp_rtp/conf_transport_udp_rtp/_sendmany.c \
-	conf_cli/bench/_blast.c
+	conf_cli/bench/_blast.c plugins/transport_zmq/conf_transport_zmq/_seal.c
 
 $(STAMP): pyproject.toml scripts/setup-system.sh $(NATIVE)
 	./scripts/setup-system.sh

@@ -168,6 +168,24 @@ def zmq_messages() -> list[bytes]:
     return [b"G" + greeting, b"C" + control_messages()[0], video_rtp()[0], b"K", b"Bgoodbye"]
 
 
+def zmtp_streams() -> list[bytes]:
+    """What a DEALER sends after its ZMTP greeting: a NULL READY and conf's greeting, or a CURVE HELLO and
+    an INITIATE-shaped command, and a PING."""
+    from conf_transport_zmq import zmtp
+
+    ready = zmtp.command(b"READY", zmtp.properties({"Socket-Type": b"DEALER", "Identity": b"\x01id"}))
+    greeting = json.dumps({"transport": "conf-zmq", "version": 3}).encode()
+    hello = zmtp.command(
+        b"HELLO", b"\x01\x00" + bytes(72) + bytes(range(32)) + (1).to_bytes(8, "big") + bytes(80)
+    )
+    initiate = zmtp.command(b"INITIATE", bytes(96) + (2).to_bytes(8, "big") + bytes(160))
+    return [
+        zmtp.frame(ready, zmtp.COMMAND) + zmtp.frame(b"G", zmtp.MORE) + zmtp.frame(greeting),
+        zmtp.frame(hello, zmtp.COMMAND) + zmtp.frame(initiate, zmtp.COMMAND),
+        zmtp.frame(zmtp.command(b"PING", b"\x00\x10ctx"), zmtp.COMMAND) + zmtp.frame(video_rtp()[0]),
+    ]
+
+
 def arrivals() -> list[bytes]:
     """Arrival records (sequence number, timestamp, 0.1 ms steps) of the real video packets: in order,
     and with one lost and two swapped."""

@@ -29,6 +29,9 @@ from conf_cli.server.local_directory import LocalStore, StoreBackend, answer
 from conf_cli.server.passcode import PasscodeHash
 from fuzz import register, seeds
 
+_ZMTP_SERVER_KEYS = (bytes(range(32)), bytes(range(32, 64)))
+"""A fixed CURVE key pair for the zmtp target (what it opens fails on the MAC, which is the point)."""
+
 
 def control_message(data: bytes) -> object:
     """A client's control message, as the server validates it; re-encoding must give the same bytes."""
@@ -186,6 +189,30 @@ def zmq_message(data: bytes) -> object:
     elif kind == wire.BYE:
         wire.read_bye(payload)
     return kind
+
+
+def zmtp_stream(data: bytes) -> object:
+    """What follows the greeting on a zmq:// connection, as the server reads it: no frame over the limit,
+    never more than one frame's bytes held, each handshake command parsed (a NULL READY's metadata, a
+    CURVE HELLO and INITIATE opened) and refused with ProtocolError when it is not one."""
+    from conf_transport_zmq import curvezmq, zmtp
+
+    reader = zmtp.FrameReader(zmtp.MAX_HANDSHAKE_FRAME)
+    curve = curvezmq.CurveServer(*_ZMTP_SERVER_KEYS)
+    flags_seen = []
+    for flags, body in reader.feed(data):
+        assert len(body) <= reader.limit
+        flags_seen.append(flags)
+        if flags & zmtp.COMMAND:
+            name, value = zmtp.read_command(body)
+            if name == b"READY":
+                zmtp.peer_socket(zmtp.read_properties(value))
+            elif name == b"HELLO":
+                curve.hello(body)
+            elif name == b"INITIATE":
+                curve.initiate(body)
+    assert len(reader._buffer) < 9 + reader.limit
+    return flags_seen
 
 
 def stun_latch(data: bytes) -> object:
@@ -398,6 +425,7 @@ register("h264", h264_depacketizer, seeds.media_streams, expected=(), max_size=1
 register("jitter", jitter_buffer, seeds.arrivals, expected=())
 register("opus", opus_packet, seeds.opus_payloads)
 register("zmq", zmq_message, seeds.zmq_messages, max_size=2048)
+register("zmtp", zmtp_stream, seeds.zmtp_streams, max_size=2048)
 register("stun-latch", stun_latch, seeds.stun_messages, expected=(), max_size=1600)
 register("call-port", call_port, seeds.stun_messages, expected=(), max_size=1600)
 register("rtp-token", rtp_token_frame, lambda: [b"\x01" + bytes(range(16))])

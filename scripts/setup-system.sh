@@ -4,13 +4,15 @@
 # field on a virtual screen for the remote-control tests), iproute2 and iptables (network namespaces for
 # NAT and loss tests), tcpdump (captures proving links are encrypted), coturn (a TURN server checking the
 # web service's TURN credentials), a C compiler with Python's and OpenSSL's headers (the rtp:// server's
-# compiled fan-out: sendmmsg and SRTP AES-GCM, see setup.py). Installs only what is missing.
+# compiled fan-out: sendmmsg and SRTP AES-GCM; libsodium for the zmq:// server's CURVE fan-out, see
+# setup.py). Installs only what is missing.
 # With --browser it also installs Chromium, which the web page's tests drive headless (large, so only
 # `make test` asks for it).
 set -euo pipefail
 
 PACKAGES=(ffmpeg libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool x11-utils
-          x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn gcc libc6-dev python3-dev libssl-dev)
+          x11-xserver-utils python3-tk iproute2 iptables tcpdump coturn gcc libc6-dev python3-dev libssl-dev
+          libsodium-dev)
 # Prometheus (Debian's server) scrapes a real `conf server --metrics-port` in the metrics tests.
 PACKAGES+=(prometheus)
 # nginx with its RTMP module receives `conf record --rtmp` in the live-out tests.

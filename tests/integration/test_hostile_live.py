@@ -150,8 +150,9 @@ def pre_hello_abuse(url: str, transport: str) -> tuple[list[socket.socket], list
 
     trickling: list[Trickler] = []
     if transport == "zmq":
-        # Below conf's own protocol: libzmq refuses these before the server sees a message, so the
-        # server has nothing to log; it must still drop each connection within seconds.
+        # Below conf's own protocol: the server's ZMTP layer refuses these before any message is read
+        # (a frame too large at once; one never finished, or a greeting cut short, by the heartbeat or
+        # handshake timeout); it must drop each connection within seconds.
         connect(zmtp_frame_header(1 << 32), log=False)  # a frame claiming 4 GiB
         connect(zmtp_frame_header(0xFFFF_FFFF_FFFF_FFFF), log=False)  # all ones
         connect(zmtp_frame_header(1000) + b"0123456789", log=False)  # a frame that never ends
@@ -247,7 +248,7 @@ def test_hostile_input_catalogue(live: tuple[ConfProcess, str, ClientPool]) -> N
         alice.expect("chat", lambda e: e["text"] == "still here")
 
         # Each hostile connection is closed: at once for garbage, within the hello (5 s) or heartbeat
-        # (6 s) timeout for those that stall or trickle, by libzmq for what breaks ZMTP.
+        # (6 s) timeout for those that stall or trickle, at once for what breaks ZMTP.
         open_ones = [peer_tag(s) for s in sockets if not closed_within(s, 15)]
         assert not open_ones, f"still open: {open_ones}"
         for sock in sockets:

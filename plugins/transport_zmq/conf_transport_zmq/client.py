@@ -1,35 +1,44 @@
-"""The client side of the ZeroMQ transport: a DEALER to the server's ROUTER, for control and media.
+"""The client side of the ZeroMQ transport: a DEALER, spoken on the event loop, to the server's ROUTER.
 
-The DEALER greets first (``G``) and waits for the server's greeting; then control messages, keep-alives
-and media go both ways on it. Control messages that do not fit in the DEALER's queue wait in a bounded
-backlog; while they wait, media going up is dropped.
+Like the server, the client speaks ZMTP 3.1 and CURVE itself (:mod:`.zmtp`, :mod:`.curvezmq`) over one
+asyncio TCP connection, as a libzmq DEALER would (tested against a libzmq ROUTER): a packet sent or
+received crosses no thread. After the ZMTP handshake the DEALER greets (``G``) and waits for the
+server's greeting; then control messages, keep-alives and media go both ways. It sends a ZMTP PING every
+ZMTP_HEARTBEAT_MS and ends the link when the server has sent nothing for three times that.
 
-As on the server, the DEALER is a plain socket read from the event loop's reader callback, up to BATCH
-messages a turn, and sends never wait: no future per message either way (a subscriber of a video meeting
-takes in thousands of messages a second). After every send the reader looks again, since ZeroMQ's file
-descriptor only signals changes and a send may have taken in the news of waiting input.
+Unlike libzmq's DEALER it does not reconnect by itself: a lost connection ends the link, as on tcp://,
+and conf's client resumes its seat over a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from typing import Any
-
-import zmq
-import zmq.asyncio
+import socket
+import time
+from typing import cast
 
 from conf_cli import ClientEvents, ConfError, Link, ProtocolError, Security, TransportOptions
+from conf_cli.identity import curve_public_from_ed25519
 
-from . import wire
+from . import wire, zmtp
+from .curvezmq import OVERHEAD as CURVE_OVERHEAD
+from .curvezmq import CurveClient
 from .keys import fetch_key
-from .server import BATCH, configure, recv_frames, tcp_endpoint
+from .limits import (
+    CONTROL_BUFFER_LIMIT,
+    MAX_MESSAGE_PARTS,
+    MEDIA_BUFFER_LIMIT,
+    SILENT_LIMIT,
+    ZMTP_HEARTBEAT_MS,
+)
 
 log = logging.getLogger("conf.transport.zmq")
 
-DEALER_HWM = 1_000
-BYE_LINGER_MS = 500
+CONNECT_RETRY = 0.1
+"""Seconds between tries while the server's port refuses connections (it may be starting)."""
 
 
 def new_routing_id() -> bytes:
@@ -37,159 +46,296 @@ def new_routing_id() -> bytes:
     return bytes([1 + secrets.randbelow(255)]) + secrets.token_bytes(15)
 
 
-def send_now(sock: zmq.Socket[Any], kind: bytes, payload: bytes) -> bool:
-    """Queue a message of ``kind`` (:func:`wire.frames`) on a plain socket without waiting; False if the
-    queue is full or the socket failed."""
-    try:
-        sock.send_multipart(wire.frames(kind, payload), flags=zmq.DONTWAIT)
-    except zmq.Again:
-        return False
-    except zmq.ZMQError as exc:
-        log.debug("zmq send failed: %s", exc)
-        return False
-    return True
-
-
-class ZmqClientLink(Link):
-    """The server as a client sees it."""
+class ZmqClientLink(Link, asyncio.Protocol):
+    """The server as a client sees it: one TCP connection, ZMTP on it."""
 
     media_ordered = True  # one TCP stream: what a slow client loses is dropped, not reordered
 
-    def __init__(self, dealer: zmq.Socket[Any], events: ClientEvents, url: str) -> None:
+    def __init__(self, events: ClientEvents, url: str, curve: CurveClient | None, routing_id: bytes) -> None:
         super().__init__(url)
-        self._dealer = dealer
         self._events = events
+        self._curve = curve
+        self._routing_id = routing_id
+        self._mechanism = zmtp.CURVE if curve is not None else zmtp.NULL
+        self._transport: asyncio.Transport | None = None
+        self._greeting = b""
+        self._reader = zmtp.FrameReader(zmtp.MAX_HANDSHAKE_FRAME)
+        self._handshaken = False
+        self._parts: list[bytes] = []
+        self._dropped_parts = 0
         self._closed = False
-        self._backlog = wire.ControlBacklog()
-        self._flusher: asyncio.Task[None] | None = None
+        self._heard = time.monotonic()
+        self._beat: asyncio.TimerHandle | None = None
         self.malformed = 0
-        self._loop = asyncio.get_running_loop()
-        self._read_pending = False
-        self._fd = int(dealer.getsockopt(zmq.FD))
-        self._loop.add_reader(self._fd, self._wake)
-        self._wake()
+        self._open = False
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done once the server has answered the greeting; its exception says why it did not."""
 
-    # -- Link --------------------------------------------------------------------------------------
+    # -- asyncio.Protocol ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        greeting = zmtp.greeting(self._mechanism, as_server=False)
+        if self._curve is not None:
+            self._transport.write(greeting + zmtp.frame(self._curve.hello(), zmtp.COMMAND))
+        else:
+            self._transport.write(
+                greeting + zmtp.frame(zmtp.command(b"READY", self._metadata()), zmtp.COMMAND)
+            )
+
+    def data_received(self, data: bytes) -> None:
+        if len(self._greeting) < zmtp.GREETING_SIZE:
+            need = zmtp.GREETING_SIZE - len(self._greeting)
+            self._greeting += data[:need]
+            data = data[need:]
+            if len(self._greeting) < zmtp.GREETING_SIZE:
+                return
+            try:
+                zmtp.check_greeting(self._greeting, self._mechanism)
+            except ProtocolError as exc:
+                self._fail(f"{exc}: both ends must agree on --encryption")
+                return
+        heard = False
+        try:
+            for flags, body in self._reader.feed(data):
+                if self._closed:
+                    return
+                heard = True
+                if self._handshaken:
+                    self._frame(flags, body)
+                else:
+                    self._handshake(flags, body)
+        except ProtocolError as exc:
+            self._fail(str(exc))
+        if heard:
+            self._heard = time.monotonic()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._beat is not None:
+            self._beat.cancel()
+        if not self.opened.done():
+            self.opened.set_exception(
+                ConfError(
+                    f"the server at {self.peer} closed the connection during the handshake: "
+                    "it may run with another --encryption setting (both ends must agree)"
+                )
+            )
+        if not self._closed:
+            self._closed = True
+            if self._open:
+                self._events.closed(f"connection lost: {exc}" if exc else "connection closed by the server")
+
+    # -- the handshake --------------------------------------------------------------------------------
+
+    def _metadata(self) -> bytes:
+        return zmtp.properties({zmtp.SOCKET_TYPE: b"DEALER", zmtp.IDENTITY: self._routing_id})
+
+    def _handshake(self, flags: int, body: bytes) -> None:
+        if not flags & zmtp.COMMAND:
+            raise ProtocolError("a message before the handshake ended")
+        curve = self._curve
+        if curve is not None and body[:8] == b"\x07WELCOME":
+            self._write(zmtp.frame(curve.welcome(body, self._metadata()), zmtp.COMMAND))
+            return
+        if curve is not None:
+            metadata = curve.ready(body)
+        else:
+            name, data = zmtp.read_command(body)
+            if name != b"READY":
+                raise ProtocolError(f"command {name[:20]!r} where READY was due")
+            metadata = zmtp.read_properties(data)
+        if metadata.get(zmtp.SOCKET_TYPE.lower()) != b"ROUTER":
+            raise ProtocolError("the server's socket is not a ROUTER")
+        self._handshaken = True
+        self._reader.limit = wire.SOCKET_MAX_FRAME + (CURVE_OVERHEAD if curve is not None else 0)
+        self._send_message(wire.GREETING, wire.client_greeting())
+        self._beat = asyncio.get_running_loop().call_later(ZMTP_HEARTBEAT_MS / 1000, self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        """PING the server; end the link if it has sent nothing for SILENT_LIMIT."""
+        if self._closed:
+            return
+        if time.monotonic() - self._heard > SILENT_LIMIT:
+            self.close(f"the server sent nothing for {SILENT_LIMIT:g} s")
+            return
+        self._send_frame(zmtp.COMMAND, zmtp.command(b"PING", b"\x00\x00"))
+        self._beat = asyncio.get_running_loop().call_later(ZMTP_HEARTBEAT_MS / 1000, self._heartbeat)
+
+    def _fail(self, why: str) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConfError(f"the ZeroMQ handshake with {self.peer} failed: {why}"))
+        self.close(why)
+
+    # -- messages -------------------------------------------------------------------------------------
+
+    def _frame(self, flags: int, body: bytes) -> None:
+        if self._curve is not None:
+            flags, body = self._curve.open(body)
+        if not flags and not self._parts and body and body[0] >> 6 == 2 and self._open:
+            if len(body) > wire.MAX_PAYLOAD:  # a media packet alone in its message: the common case
+                self.malformed += 1
+                return
+            stats = self.stats
+            stats.bytes_in += len(body)
+            stats.media_in += 1
+            self._events.media_received(body)
+            return
+        if flags & zmtp.COMMAND:
+            name, data = zmtp.read_command(body)
+            if name == b"PING":
+                self._send_frame(zmtp.COMMAND, zmtp.ping_answer(data))
+            elif name == b"ERROR":
+                raise ProtocolError(f"the server reported an error: {data[1:60]!r}")
+            return
+        if len(self._parts) < MAX_MESSAGE_PARTS:
+            self._parts.append(body)
+        else:
+            self._dropped_parts += 1
+        if flags & zmtp.MORE:
+            return
+        parts, self._parts = self._parts, []
+        dropped, self._dropped_parts = self._dropped_parts, 0
+        try:
+            if dropped:
+                raise ProtocolError("a message of more than two frames")
+            kind, payload = wire.split(parts)
+        except ProtocolError:
+            self.malformed += 1
+            return
+        if not self.opened.done():
+            if kind == wire.GREETING:
+                try:
+                    wire.parse_server_greeting(payload)
+                except ProtocolError as exc:
+                    self._fail(f"{self.peer} does not speak the conf ZeroMQ protocol: {exc}")
+                    return
+                self._open = True
+                self.opened.set_result(None)
+            elif kind == wire.BYE:
+                self.opened.set_exception(
+                    ConfError(f"server {self.peer} refused the connection: {wire.read_bye(payload)}")
+                )
+                self.close("refused")
+            return
+        stats = self.stats
+        stats.bytes_in += len(payload)
+        if kind == wire.MEDIA:
+            stats.media_in += 1
+            self._events.media_received(payload)
+        elif kind == wire.CONTROL:
+            stats.control_in += 1
+            self._events.control_received(payload)
+        elif kind == wire.BYE:
+            self.close(f"closed by the server: {wire.read_bye(payload)}")
+
+    # -- sending --------------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(data)
+
+    def _send_frame(self, flags: int, body: bytes) -> None:
+        curve = self._curve
+        self._write(curve.seal(flags, body) if curve is not None else zmtp.frame(body, flags))
+
+    def _send_message(self, kind: bytes, payload: bytes) -> None:
+        frames = wire.frames(kind, payload)
+        for frame in frames[:-1]:
+            self._send_frame(zmtp.MORE, frame)
+        self._send_frame(0, frames[-1])
+
+    def _backlog(self) -> int:
+        return self._transport.get_write_buffer_size() if self._transport is not None else 0
 
     def send_control(self, data: bytes) -> None:
-        if self._closed:
+        if self._closed or self._transport is None:
             return
         if len(data) > wire.MAX_PAYLOAD:
             raise ProtocolError(f"control message of {len(data)} bytes exceeds {wire.MAX_PAYLOAD}")
+        if self._backlog() > CONTROL_BUFFER_LIMIT:
+            self.close("server too slow to read control messages")
+            return
         self.stats.control_out += 1
         self.stats.bytes_out += len(data)
-        if not self._backlog and self._send_control(data):
-            return
-        if not self._backlog.add(data):
-            self.close("server too slow to read control messages")
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        self._send_frame(0, wire.CONTROL + data)
 
     def send_media(self, packet: bytes) -> bool:
         if (
             self._closed
-            or self._backlog
+            or self._transport is None
             or len(packet) > wire.MAX_PAYLOAD
-            or not self._send(wire.MEDIA, packet)
+            or self._backlog() > MEDIA_BUFFER_LIMIT
         ):
             self.stats.media_dropped += 1
             return False
+        self._send_frame(0, packet)
         self.stats.media_out += 1
         self.stats.bytes_out += len(packet)
         return True
 
     def close(self, reason: str = "closed") -> None:
-        """Say goodbye (``B``, best effort) and close the socket."""
+        """Say goodbye (``B``, best effort) and close the connection once what is queued is written."""
         if self._closed:
             return
         self._closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
-        send_now(self._dealer, wire.BYE, wire.bye(reason))
-        self._loop.remove_reader(self._fd)
-        self._dealer.close(linger=BYE_LINGER_MS)
-        self._loop.call_soon(self._events.closed, reason)
+        if self._beat is not None:
+            self._beat.cancel()
+        if self._handshaken:
+            with contextlib.suppress(Exception):
+                self._send_message(wire.BYE, wire.bye(reason))
+        if self._transport is not None:
+            self._transport.close()
+        if self._open:  # a link that never opened is reported by connect()
+            asyncio.get_running_loop().call_soon(self._events.closed, reason)
 
     @property
     def is_closing(self) -> bool:
         return self._closed
 
-    # -- sending and reading -------------------------------------------------------------------------
-
-    def _send(self, kind: bytes, payload: bytes) -> bool:
-        sent = send_now(self._dealer, kind, payload)
-        self._wake()  # the send may have taken in the news of waiting input: look again
-        return sent
-
-    async def _flush(self) -> None:
-        """Send the control backlog in order as the DEALER's queue drains."""
-        while not self._closed and not self._backlog.flush(self._send_control):
-            await asyncio.sleep(wire.BACKLOG_POLL)
-
-    def _send_control(self, data: bytes) -> bool:
-        return self._send(wire.CONTROL, data)
-
-    def _wake(self) -> None:
-        """Read the DEALER soon (once per event-loop turn, however many times asked)."""
-        if not self._read_pending and not self._closed:
-            self._read_pending = True
-            self._loop.call_soon(self._read)
-
-    def _read(self) -> None:
-        """Handle up to BATCH messages; ask to be called again if more may wait."""
-        self._read_pending = False
-        dealer, events, stats = self._dealer, self._events, self.stats
-        for _ in range(BATCH):
-            if self._closed:
-                return
-            try:
-                frames = recv_frames(dealer)
-            except zmq.Again:
-                return
-            except zmq.ZMQError as exc:
-                if not self._closed:
-                    self.close(f"connection failed: {exc.strerror}")
-                return
-            try:
-                kind, payload = wire.split(frames)
-            except ProtocolError:
-                self.malformed += 1
-                continue
-            stats.bytes_in += len(payload)
-            if kind == wire.MEDIA:
-                stats.media_in += 1
-                events.media_received(payload)
-            elif kind == wire.CONTROL:
-                stats.control_in += 1
-                events.control_received(payload)
-            elif kind == wire.BYE:
-                self.close(f"closed by the server: {wire.read_bye(payload)}")
-                return
-        self._wake()
-
 
 async def connect(host: str, port: int, events: ClientEvents, options: TransportOptions) -> ZmqClientLink:
-    """Greet the server's ROUTER; ConfError if there is no answer in time."""
+    """Connect, pass the ZMTP handshake (CURVE unless encryption is off) and greet the server's ROUTER;
+    ConfError (one line) if that does not happen within the connect timeout."""
     url = f"zmq://[{host}]:{port}" if ":" in host else f"zmq://{host}:{port}"
     security = options.security
-    server_key = await _server_key(security, host, port, url, options.connect_timeout)
-    context = zmq.asyncio.Context.instance()
-    dealer: zmq.Socket[Any] = zmq.Socket(context, zmq.DEALER)  # read through the loop's reader: plain
+    timeout = options.connect_timeout
+    server_key = await _server_key(security, host, port, url, timeout)
+    curve = CurveClient(_curve_key(security, server_key)) if server_key is not None else None
+    link = ZmqClientLink(events, url, curve, new_routing_id())
+    loop = asyncio.get_running_loop()
+    no_answer = ConfError(
+        f"cannot reach server {url}: no answer in {timeout:g} s; "
+        "is `conf server --transport zmq` running, with the same --encryption setting?"
+    )
     try:
-        configure(dealer, host, SNDHWM=DEALER_HWM, RCVHWM=DEALER_HWM)
-        dealer.setsockopt(zmq.ROUTING_ID, new_routing_id())
-        if security is not None and server_key is not None:
-            security.message().secure_client([dealer], server_key)
-        dealer.connect(tcp_endpoint(host, port))
-        send_now(dealer, wire.GREETING, wire.client_greeting())
-        await _greeting(dealer, url, options.connect_timeout)
-    except zmq.ZMQError as exc:
-        dealer.close(0)
-        raise ConfError(f"cannot reach server {url}: {exc.strerror.lower()}") from None
+        async with asyncio.timeout(timeout):
+            while True:  # as libzmq does, try again while the port refuses: the server may be starting
+                try:
+                    await loop.create_connection(lambda: link, host, port)
+                    break
+                except ConnectionRefusedError:
+                    await asyncio.sleep(CONNECT_RETRY)
+            await link.opened
+    except TimeoutError:
+        link.close("no answer")
+        raise no_answer from None
+    except OSError as exc:
+        raise ConfError(f"cannot reach server {url}: {(exc.strerror or str(exc)).lower()}") from None
     except BaseException:
-        dealer.close(0)
+        link.close("connect failed")
         raise
-    return ZmqClientLink(dealer, events, url)
+    return link
+
+
+def _curve_key(security: Security | None, server_key: bytes) -> bytes:
+    """The server's CURVE public key: the X25519 form of its Ed25519 identity key."""
+    assert security is not None
+    security.message()  # the CURVE cipher plugin is loaded
+    return curve_public_from_ed25519(server_key)
 
 
 async def _server_key(
@@ -215,46 +361,3 @@ async def _server_key(
         return pinned
     security.check_server(key)
     return key
-
-
-async def _readable(sock: zmq.Socket[Any]) -> None:
-    """Until ``sock`` has a message to read. ZeroMQ's descriptor stays readable until its news is taken
-    in (by reading EVENTS), so news that comes between the check and the wait still wakes the wait."""
-    loop = asyncio.get_running_loop()
-    fd = int(sock.getsockopt(zmq.FD))
-    while not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-        ready: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(fd, _set_done, ready)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _greeting(dealer: zmq.Socket[Any], url: str, timeout: float) -> None:
-    """Wait for the server's greeting."""
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                await _readable(dealer)
-                try:
-                    kind, payload = wire.split(dealer.recv_multipart(zmq.DONTWAIT))
-                    if kind == wire.GREETING:
-                        wire.parse_server_greeting(payload)
-                        return
-                except zmq.Again:
-                    continue
-                except ProtocolError as exc:
-                    raise ConfError(f"{url} does not speak the conf ZeroMQ protocol: {exc}") from None
-                if kind == wire.BYE:
-                    raise ConfError(f"server {url} refused the connection: {wire.read_bye(payload)}")
-    except TimeoutError:
-        raise ConfError(
-            f"cannot reach server {url}: no answer in {timeout:g} s; "
-            "is `conf server --transport zmq` running, with the same --encryption setting?"
-        ) from None
