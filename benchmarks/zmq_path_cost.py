@@ -1,17 +1,19 @@
-"""The Python cost of zmq:// media on each side: the server's fan-out and a client's receive, per message.
+"""The CPU cost of zmq:// media on each side: the server's fan-out and a client's receive, per message.
 
 In one process, a zmq:// listener (``ZmqTransport().listen``) and ``--clients`` client links
-(``ZmqTransport().connect``) on loopback, plaintext (CURVE is done in libzmq's I/O thread, not measured
-here: this is the event-loop thread's share). ``--rounds`` times: ``listener.forward_media`` sends
-``--batch`` packets of ``--payload`` bytes to every client (the server's main-thread CPU per recipient,
-``time.thread_time`` around the calls), then the event loop runs until every client link has handed
-every packet to its events (the client side's main-thread CPU per message received, the same clock).
+(``ZmqTransport().connect``) on loopback, with CURVE (``--encryption on``, the default) or without. Both
+ends speak ZMTP on the event loop, so all of their work, CURVE's boxes included, is on this thread.
+``--rounds`` times: ``listener.forward_media`` sends ``--batch`` packets of ``--payload`` bytes to every
+client (the server's CPU per recipient, ``time.thread_time`` around the calls: the frames sealed and
+gathered), then the event loop runs until every client link has handed every packet to its events (per
+message received, the same clock: the server's writes at the end of the turn, the kernel's loopback
+delivery, and the clients' reads, frames opened).
 
 To compare two versions of the transport in one run, run this file with each version's interpreter in
 turn (for instance a checkout of main's ``.venv/bin/python`` and this tree's), alternating. Figures are
 printed, never asserted.
 
-Run: ``.venv/bin/python benchmarks/zmq_path_cost.py [--clients 19] [--rounds 20]``
+Run: ``.venv/bin/python benchmarks/zmq_path_cost.py [--clients 19] [--rounds 20] [--encryption none]``
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import asyncio
 import statistics
 import time
 
+from conf_crypto import CurveCipher
 from conf_transport_zmq import ZmqTransport
 
-from conf_cli import Link, TransportOptions
+from conf_cli import Link, Security, TransportOptions
+from conf_cli.identity import Identity
+from conf_cli.plugin.security import Trust
 
 
 class _ServerSide:
@@ -60,15 +65,26 @@ class _ClientSide:
         pass
 
 
-async def measure(clients: int, rounds: int, batch: int, payload: int) -> tuple[list[float], list[float]]:
+async def measure(
+    clients: int, rounds: int, batch: int, payload: int, encryption: str
+) -> tuple[list[float], list[float]]:
     """Per round: (server us per recipient, client us per message received)."""
     transport = ZmqTransport()
     server = _ServerSide()
-    options = TransportOptions(connect_timeout=5.0)
+    identity = Identity.generate()
+    ciphers = {"curve": CurveCipher()}
+    secure = encryption == "on"
+    options = TransportOptions(
+        connect_timeout=5.0, security=Security(ciphers, identity=identity) if secure else None
+    )
     listener = await transport.listen("127.0.0.1", 0, server, options)
     port = int(listener.url.rsplit(":", 1)[1])
     sides = [_ClientSide() for _ in range(clients)]
-    links = [await transport.connect("127.0.0.1", port, side, options) for side in sides]
+    trust = Trust(listener.url, identity.fingerprint, pin=False)
+    client_options = TransportOptions(
+        connect_timeout=5.0, security=Security(ciphers, trust=trust) if secure else None
+    )
+    links = [await transport.connect("127.0.0.1", port, side, client_options) for side in sides]
     async with asyncio.timeout(10):
         while len(server.links) < clients:
             await asyncio.sleep(0.01)
@@ -103,14 +119,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--batch", type=int, default=50, help="packets fanned out per round")
     parser.add_argument("--payload", type=int, default=1000)
+    parser.add_argument("--encryption", choices=("on", "none"), default="on")
     args = parser.parse_args()
-    sending, receiving = asyncio.run(measure(args.clients, args.rounds, args.batch, args.payload))
+    sending, receiving = asyncio.run(
+        measure(args.clients, args.rounds, args.batch, args.payload, args.encryption)
+    )
+    mode = "CURVE" if args.encryption == "on" else "plaintext"
     print(
-        f"zmq:// plaintext, {args.clients} recipients, {args.payload} B payloads, {args.rounds} rounds of "
+        f"zmq:// {mode}, {args.clients} recipients, {args.payload} B payloads, {args.rounds} rounds of "
         f"{args.batch} packets (median of rounds, event-loop thread CPU):"
     )
     print(f"  server forward_media: {statistics.median(sending):.3f} us per recipient")
-    print(f"  client receive:       {statistics.median(receiving):.3f} us per message")
+    print(f"  write and receive:    {statistics.median(receiving):.3f} us per message")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ The boxes are libsodium's ``crypto_box`` (X25519, XSalsa20, Poly1305) through Py
 
 from __future__ import annotations
 
+import os
+
 import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
@@ -34,10 +36,12 @@ OVERHEAD = MESSAGE_HEADER + BOX_OVERHEAD + 1
 TO_CLIENT = b"CurveZMQMESSAGES"
 TO_SERVER = b"CurveZMQMESSAGEC"
 
-try:  # the compiled frame (setup.py builds it); the same bytes in Python otherwise
+try:  # the compiled frame (setup.py builds it); the same bytes through PyNaCl otherwise
     from ._seal import open_frame as _open_frame
     from ._seal import seal_frame as _seal_frame
 except ImportError:  # pragma: no cover - a tree built without libsodium's headers
+    _seal_frame = _open_frame = None
+if os.environ.get("CONF_PURE_PYTHON"):  # to compare the two (benchmarks/README.md)
     _seal_frame = _open_frame = None
 
 _box = sodium.crypto_box_easy
