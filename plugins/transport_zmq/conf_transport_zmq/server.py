@@ -261,8 +261,10 @@ class ZmtpConnection(asyncio.Protocol):
         return self.out_bytes + (transport.get_write_buffer_size() if transport is not None else 0)
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        """Drop the connection now: nothing more is read from it or written to it."""
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.abort()
 
     def close(self) -> None:
         """Close after what is queued has been written."""
