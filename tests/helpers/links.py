@@ -191,3 +191,21 @@ class RecordingLink(Link):
     @property
     def is_closing(self) -> bool:
         return False
+
+
+class HeardClientEvents:
+    """A client link's events (:class:`conf_cli.plugin.transport.ClientEvents`), kept in order."""
+
+    def __init__(self) -> None:
+        self.media: list[bytes] = []
+        self.control: list[bytes] = []
+        self.closed_reasons: list[str] = []
+
+    def control_received(self, data: bytes) -> None:
+        self.control.append(data)
+
+    def media_received(self, packet: bytes) -> None:
+        self.media.append(packet)
+
+    def closed(self, reason: str) -> None:
+        self.closed_reasons.append(reason)

@@ -26,6 +26,7 @@ from conf_cli.plugin.transport import TransportOptions
 from conf_cli.protocol.rtp import RtpPacket, is_rtcp
 from conf_cli.server.resume import SEAT_GRACE
 from conf_cli.testing.processes import ClientPool, ConfProcess, run_conf, spawn, start_server
+from tests.helpers.links import HeardClientEvents
 
 SMALL = ("--width", "320", "--height", "240", "--fps", "15")
 
@@ -165,24 +166,6 @@ def test_framing_checks_every_message() -> None:
     assert len(wire.bye("é" * 500)) <= wire.MAX_REASON
 
 
-class _Heard:
-    """A client link's events, kept."""
-
-    def __init__(self) -> None:
-        self.media: list[bytes] = []
-        self.control: list[bytes] = []
-        self.closed_reasons: list[str] = []
-
-    def control_received(self, data: bytes) -> None:
-        self.control.append(data)
-
-    def media_received(self, packet: bytes) -> None:
-        self.media.append(packet)
-
-    def closed(self, reason: str) -> None:
-        self.closed_reasons.append(reason)
-
-
 async def test_a_client_link_reads_every_message_and_skips_malformed_ones() -> None:
     """The client's DEALER is read from the event loop in batches: a burst larger than a batch all arrives,
     in order; messages of the wrong shape from the server are counted and skipped, the link goes on; a
@@ -191,7 +174,7 @@ async def test_a_client_link_reads_every_message_and_skips_malformed_ones() -> N
     router = context.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     port = router.bind_to_random_port("tcp://127.0.0.1")
-    heard = _Heard()
+    heard = HeardClientEvents()
     try:
         connecting = asyncio.ensure_future(
             connect("127.0.0.1", port, heard, TransportOptions(connect_timeout=5))

@@ -24,38 +24,17 @@ from conf_transport_zmq import curvezmq, keys, wire, zmtp
 
 from conf_cli.errors import ProtocolError
 from conf_cli.identity import curve_public_from_ed25519
+from conf_cli.testing.hostile import closed_within
 from conf_cli.testing.processes import ConfProcess, start_server
+from tests.helpers.links import HeardClientEvents
 
 
 def server_key(url: str) -> bytes:
     """The server's CURVE key: the X25519 form of the identity key its key service gives."""
     host, port = url.split("://", 1)[1].rsplit(":", 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.5)
-        for _ in range(10):
-            sock.sendto(keys.request(), (host, int(port)))
-            try:
-                key = keys.read_answer(sock.recv(100))
-            except TimeoutError:
-                continue
-            if key is not None:
-                return curve_public_from_ed25519(key)
-    raise AssertionError("no answer from the key service")
-
-
-def closed_within(sock: socket.socket, seconds: float) -> bool:
-    """True if the server ends the connection within ``seconds`` (what it sends meanwhile is dropped)."""
-    deadline = time.monotonic() + seconds
-    try:
-        while (remaining := deadline - time.monotonic()) > 0:
-            sock.settimeout(remaining)
-            if not sock.recv(65536):
-                return True
-    except TimeoutError:
-        return False
-    except OSError:  # reset
-        return True
-    return False
+    key = asyncio.run(keys.fetch_key(host, int(port), 5.0))
+    assert key is not None, "no answer from the key service"
+    return curve_public_from_ed25519(key)
 
 
 class CurveClient:
@@ -383,7 +362,7 @@ async def test_the_client_speaks_curve_with_a_libzmq_router() -> None:
     service = await keys.open_service("127.0.0.1", port, identity.public_key)
     trust = Trust(f"zmq://127.0.0.1:{port}", identity.fingerprint, pin=False)
     security = Security({"curve": CurveCipher()}, trust=trust)
-    heard = _Heard()
+    heard = HeardClientEvents()
     try:
         connecting = asyncio.ensure_future(
             connect("127.0.0.1", port, heard, TransportOptions(security=security, connect_timeout=5))
@@ -414,19 +393,3 @@ async def test_the_client_speaks_curve_with_a_libzmq_router() -> None:
         service.close()
         router.close(0)
         context.term()
-
-
-class _Heard:
-    def __init__(self) -> None:
-        self.media: list[bytes] = []
-        self.control: list[bytes] = []
-        self.closed_reasons: list[str] = []
-
-    def control_received(self, data: bytes) -> None:
-        self.control.append(data)
-
-    def media_received(self, packet: bytes) -> None:
-        self.media.append(packet)
-
-    def closed(self, reason: str) -> None:
-        self.closed_reasons.append(reason)

@@ -46,25 +46,21 @@ def new_routing_id() -> bytes:
     return bytes([1 + secrets.randbelow(255)]) + secrets.token_bytes(15)
 
 
-class ZmqClientLink(Link, asyncio.Protocol):
+class ZmqClientLink(Link, zmtp.ZmtpPeer, asyncio.Protocol):
     """The server as a client sees it: one TCP connection, ZMTP on it."""
 
     media_ordered = True  # one TCP stream: what a slow client loses is dropped, not reordered
 
     def __init__(self, events: ClientEvents, url: str, curve: CurveClient | None, routing_id: bytes) -> None:
-        super().__init__(url)
+        Link.__init__(self, url)
+        zmtp.ZmtpPeer.__init__(self, zmtp.CURVE if curve is not None else zmtp.NULL)
         self._events = events
         self._curve = curve
         self._routing_id = routing_id
-        self._mechanism = zmtp.CURVE if curve is not None else zmtp.NULL
         self._transport: asyncio.Transport | None = None
-        self._greeting = b""
-        self._reader = zmtp.FrameReader(zmtp.MAX_HANDSHAKE_FRAME)
-        self._handshaken = False
         self._parts: list[bytes] = []
         self._dropped_parts = 0
         self._closed = False
-        self._heard = time.monotonic()
         self._beat: asyncio.TimerHandle | None = None
         self.malformed = 0
         self._open = False
@@ -78,7 +74,7 @@ class ZmqClientLink(Link, asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        greeting = zmtp.greeting(self._mechanism, as_server=False)
+        greeting = zmtp.greeting(self.mechanism, as_server=False)
         if self._curve is not None:
             self._transport.write(greeting + zmtp.frame(self._curve.hello(), zmtp.COMMAND))
         else:
@@ -87,31 +83,15 @@ class ZmqClientLink(Link, asyncio.Protocol):
             )
 
     def data_received(self, data: bytes) -> None:
-        if len(self._greeting) < zmtp.GREETING_SIZE:
-            need = zmtp.GREETING_SIZE - len(self._greeting)
-            self._greeting += data[:need]
-            data = data[need:]
-            if len(self._greeting) < zmtp.GREETING_SIZE:
-                return
-            try:
-                zmtp.check_greeting(self._greeting, self._mechanism)
-            except ProtocolError as exc:
-                self._fail(f"{exc}: both ends must agree on --encryption")
-                return
-        heard = False
-        try:
-            for flags, body in self._reader.feed(data):
-                if self._closed:
-                    return
-                heard = True
-                if self._handshaken:
-                    self._frame(flags, body)
-                else:
-                    self._handshake(flags, body)
-        except ProtocolError as exc:
-            self._fail(str(exc))
-        if heard:
-            self._heard = time.monotonic()
+        self.feed(data)
+
+    def stopped(self) -> bool:
+        return self._closed
+
+    def broken(self, why: str) -> None:
+        if not self.handshaken and "mechanism" in why:
+            why = f"{why}: both ends must agree on --encryption"
+        self._fail(why)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -134,7 +114,7 @@ class ZmqClientLink(Link, asyncio.Protocol):
     def _metadata(self) -> bytes:
         return zmtp.properties({zmtp.SOCKET_TYPE: b"DEALER", zmtp.IDENTITY: self._routing_id})
 
-    def _handshake(self, flags: int, body: bytes) -> None:
+    def handshake_frame(self, flags: int, body: bytes) -> None:
         if not flags & zmtp.COMMAND:
             raise ProtocolError("a message before the handshake ended")
         curve = self._curve
@@ -150,8 +130,8 @@ class ZmqClientLink(Link, asyncio.Protocol):
             metadata = zmtp.read_properties(data)
         if metadata.get(zmtp.SOCKET_TYPE.lower()) != b"ROUTER":
             raise ProtocolError("the server's socket is not a ROUTER")
-        self._handshaken = True
-        self._reader.limit = wire.SOCKET_MAX_FRAME + (CURVE_OVERHEAD if curve is not None else 0)
+        self.handshaken = True
+        self.reader.limit = wire.SOCKET_MAX_FRAME + (CURVE_OVERHEAD if curve is not None else 0)
         self._send_message(wire.GREETING, wire.client_greeting())
         self._beat = asyncio.get_running_loop().call_later(ZMTP_HEARTBEAT_MS / 1000, self._heartbeat)
 
@@ -159,7 +139,7 @@ class ZmqClientLink(Link, asyncio.Protocol):
         """PING the server; end the link if it has sent nothing for SILENT_LIMIT."""
         if self._closed:
             return
-        if time.monotonic() - self._heard > SILENT_LIMIT:
+        if time.monotonic() - self.heard > SILENT_LIMIT:
             self.close(f"the server sent nothing for {SILENT_LIMIT:g} s")
             return
         self._send_frame(zmtp.COMMAND, zmtp.command(b"PING", b"\x00\x00"))
@@ -172,7 +152,7 @@ class ZmqClientLink(Link, asyncio.Protocol):
 
     # -- messages -------------------------------------------------------------------------------------
 
-    def _frame(self, flags: int, body: bytes) -> None:
+    def message_frame(self, flags: int, body: bytes) -> None:
         if self._curve is not None:
             flags, body = self._curve.open(body)
         if not flags and not self._parts and body and body[0] >> 6 == 2 and self._open:
@@ -185,11 +165,9 @@ class ZmqClientLink(Link, asyncio.Protocol):
             self._events.media_received(body)
             return
         if flags & zmtp.COMMAND:
-            name, data = zmtp.read_command(body)
-            if name == b"PING":
-                self._send_frame(zmtp.COMMAND, zmtp.ping_answer(data))
-            elif name == b"ERROR":
-                raise ProtocolError(f"the server reported an error: {data[1:60]!r}")
+            answer = zmtp.answer_command(body)
+            if answer is not None:
+                self._send_frame(zmtp.COMMAND, answer)
             return
         if len(self._parts) < MAX_MESSAGE_PARTS:
             self._parts.append(body)
@@ -284,7 +262,7 @@ class ZmqClientLink(Link, asyncio.Protocol):
         self._closed = True
         if self._beat is not None:
             self._beat.cancel()
-        if self._handshaken:
+        if self.handshaken:
             with contextlib.suppress(Exception):
                 self._send_message(wire.BYE, wire.bye(reason))
         if self._transport is not None:

@@ -82,23 +82,21 @@ class ZmqStats:
     silent_dropped: int = 0
 
 
-class ZmtpConnection(asyncio.Protocol):
+class ZmtpConnection(zmtp.ZmtpPeer, asyncio.Protocol):
     """One TCP connection: the ZMTP greeting and handshake, then whole messages to the listener."""
 
     def __init__(self, listener: ZmqListener) -> None:
+        super().__init__(listener.mechanism)
         self._listener = listener
         self.transport: asyncio.Transport | None = None
         self.address = "?"
         self.routing_id: bytes | None = None
         """Set once the handshake is done."""
         self.curve: CurveServer | None = None
-        self._greeting = b""
-        self._reader = zmtp.FrameReader(zmtp.MAX_HANDSHAKE_FRAME)
         self._parts: list[bytes] = []
         self._dropped_parts = 0
         self.out: list[bytes] = []
         self.out_bytes = 0
-        self.heard = 0.0
         self._handshake_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
@@ -118,41 +116,22 @@ class ZmtpConnection(asyncio.Protocol):
             if hasattr(socket, "TCP_NOTSENT_LOWAT"):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
-        self.heard = listener.loop.time()
         self._handshake_timer = listener.loop.call_later(ZMTP_HANDSHAKE_MS / 1000, self._handshake_late)
         self.transport.write(listener.greeting)
 
     def data_received(self, data: bytes) -> None:
-        if len(self._greeting) < zmtp.GREETING_SIZE:
-            need = zmtp.GREETING_SIZE - len(self._greeting)
-            self._greeting += data[:need]
-            data = data[need:]
-            if len(self._greeting) < zmtp.GREETING_SIZE:
-                return
-            try:
-                zmtp.check_greeting(self._greeting, self._listener.mechanism)
-            except ProtocolError as exc:
-                self._refuse(str(exc))
-                return
-        heard = False  # only whole frames count: a peer trickling one frame forever is silent
-        try:
-            for flags, body in self._reader.feed(data):
-                if self.transport is None:
-                    return
-                heard = True
-                if self.routing_id is None:
-                    self._handshake(flags, body)
-                else:
-                    self._frame(flags, body)
-        except ProtocolError as exc:
-            if self.routing_id is None:
-                self._refuse(str(exc))
-            else:
-                self._listener.counters.malformed += 1
-                self._listener.log_connection(self.address, f"closed: {exc}")
-                self.abort()
-        if heard:
-            self.heard = self._listener.loop.time()
+        self.feed(data)
+
+    def stopped(self) -> bool:
+        return self.transport is None
+
+    def broken(self, why: str) -> None:
+        if not self.handshaken:
+            self._refuse(why)
+            return
+        self._listener.counters.malformed += 1
+        self._listener.log_connection(self.address, f"closed: {why}")
+        self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -162,7 +141,7 @@ class ZmtpConnection(asyncio.Protocol):
 
     # -- the handshake ------------------------------------------------------------------------------
 
-    def _handshake(self, flags: int, body: bytes) -> None:
+    def handshake_frame(self, flags: int, body: bytes) -> None:
         if not flags & zmtp.COMMAND:
             raise ProtocolError("a message before the handshake ended")
         listener = self._listener
@@ -191,9 +170,11 @@ class ZmtpConnection(asyncio.Protocol):
             self._handshake_timer.cancel()
             self._handshake_timer = None
         limit = wire.SOCKET_MAX_FRAME + (CURVE_OVERHEAD if self.curve is not None else 0)
-        self._reader.limit = limit
+        self.reader.limit = limit
         if not listener.attach(self, routing_id):
             self.abort()
+            return
+        self.handshaken = True
 
     def _refuse(self, why: str) -> None:
         self._listener.counters.bad_handshakes += 1
@@ -202,22 +183,20 @@ class ZmtpConnection(asyncio.Protocol):
 
     def _handshake_late(self) -> None:
         self._handshake_timer = None
-        if self.routing_id is None:
+        if not self.handshaken:
             self._refuse(f"no ZMTP handshake in {ZMTP_HANDSHAKE_MS / 1000:g} s")
 
     # -- messages -----------------------------------------------------------------------------------
 
-    def _frame(self, flags: int, body: bytes) -> None:
+    def message_frame(self, flags: int, body: bytes) -> None:
         curve = self.curve
         if curve is not None:
             flags, body = curve.open(body)
         if flags & zmtp.COMMAND:
-            name, data = zmtp.read_command(body)
-            if name == b"PING":
-                self.send(zmtp.COMMAND, zmtp.ping_answer(data))
-            elif name == b"ERROR":
-                raise ProtocolError(f"the peer reported an error: {data[1:60]!r}")
-            return  # PONG and unknown commands: nothing to do (RFC 37)
+            answer = zmtp.answer_command(body)
+            if answer is not None:
+                self.send(zmtp.COMMAND, answer)
+            return
         parts = self._parts
         if len(parts) < MAX_MESSAGE_PARTS:
             parts.append(body)
@@ -468,7 +447,7 @@ class ZmqListener(Listener):
         """PING every connection each ZMTP_HEARTBEAT_MS; drop one silent for SILENT_LIMIT."""
         while True:
             await asyncio.sleep(ZMTP_HEARTBEAT_MS / 1000)
-            now = self.loop.time()
+            now = time.monotonic()
             for connection in list(self.connections.values()):
                 if now - connection.heard > SILENT_LIMIT:
                     self.counters.silent_dropped += 1

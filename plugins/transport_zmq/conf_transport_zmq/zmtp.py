@@ -14,6 +14,7 @@ commands are ``PING`` (answered ``PONG`` with its context) and ``PONG``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 
 from conf_cli import ProtocolError
@@ -64,7 +65,7 @@ def check_greeting(data: bytes, mechanism: bytes) -> None:
     theirs = data[12 : 12 + MECHANISM_SIZE].rstrip(b"\x00")
     if theirs != mechanism:
         shown = theirs.decode("ascii", "replace")[:20]
-        raise ProtocolError(f"security mechanism {shown!r}, this server speaks {mechanism.decode()}")
+        raise ProtocolError(f"the peer's security mechanism is {shown!r}, not {mechanism.decode()}")
 
 
 def frame(body: bytes, flags: int = 0) -> bytes:
@@ -142,6 +143,17 @@ def ping_answer(data: bytes) -> bytes:
     return command(b"PONG", data[2 : 2 + MAX_CONTEXT])
 
 
+def answer_command(body: bytes) -> bytes | None:
+    """The answer to a command after the handshake: a ``PONG`` for a ``PING``; None for a ``PONG`` or a
+    command this end does not know (RFC 37 has them ignored); ProtocolError for an ``ERROR``."""
+    name, data = read_command(body)
+    if name == b"PING":
+        return ping_answer(data)
+    if name == b"ERROR":
+        raise ProtocolError(f"the peer reported an error: {data[1:60]!r}")
+    return None
+
+
 class FrameReader:
     """Cuts a byte stream into frames ``(flags, body)``, refusing any larger than ``limit`` before it is
     buffered (ProtocolError)."""
@@ -178,3 +190,59 @@ class FrameReader:
                 yield flags, bytes(buffer[start:at])
         finally:
             del buffer[:at]
+
+
+class ZmtpPeer:
+    """What either end does with the bytes its connection brings (sans-I/O): the peer's greeting, checked
+    for ``mechanism``; then each whole frame to :meth:`handshake_frame` until :attr:`handshaken`, to
+    :meth:`message_frame` after. A greeting of another mechanism or a ProtocolError from either goes to
+    :meth:`broken`. :attr:`heard` is when the last whole frame came (a frame trickled forever is no sign
+    of life)."""
+
+    def __init__(self, mechanism: bytes) -> None:
+        self.mechanism = mechanism
+        self.handshaken = False
+        self.heard = time.monotonic()
+        self.reader = FrameReader(MAX_HANDSHAKE_FRAME)
+        self._greeting = b""
+
+    def feed(self, data: bytes) -> None:
+        if len(self._greeting) < GREETING_SIZE:
+            need = GREETING_SIZE - len(self._greeting)
+            self._greeting += data[:need]
+            data = data[need:]
+            if len(self._greeting) < GREETING_SIZE:
+                return
+            try:
+                check_greeting(self._greeting, self.mechanism)
+            except ProtocolError as exc:
+                self.broken(str(exc))
+                return
+        heard = False
+        try:
+            for flags, body in self.reader.feed(data):
+                if self.stopped():
+                    return
+                heard = True
+                if self.handshaken:
+                    self.message_frame(flags, body)
+                else:
+                    self.handshake_frame(flags, body)
+        except ProtocolError as exc:
+            self.broken(str(exc))
+        if heard:
+            self.heard = time.monotonic()
+
+    def stopped(self) -> bool:
+        """True once nothing more is to be read (the connection was dropped)."""
+        raise NotImplementedError
+
+    def handshake_frame(self, flags: int, body: bytes) -> None:
+        raise NotImplementedError
+
+    def message_frame(self, flags: int, body: bytes) -> None:
+        raise NotImplementedError
+
+    def broken(self, why: str) -> None:
+        """The peer broke the protocol (:attr:`handshaken` says whether in the handshake)."""
+        raise NotImplementedError
