@@ -393,3 +393,41 @@ async def test_the_client_speaks_curve_with_a_libzmq_router() -> None:
         service.close()
         router.close(0)
         context.term()
+
+
+async def test_the_key_service_port_taken_is_one_clear_error() -> None:
+    """The key service answers on the UDP port of the ROUTER's number: with that port taken by another
+    socket, a server asked for it says so in one line (with --port 0 it asks the kernel for another)."""
+    from conf_crypto import CurveCipher
+    from conf_transport_zmq.server import ZmqListener
+
+    from conf_cli.errors import ConfError
+    from conf_cli.identity import Identity
+    from conf_cli.plugin.security import Security
+    from conf_cli.plugin.transport import TransportOptions
+
+    options = TransportOptions(security=Security({"curve": CurveCipher()}, identity=Identity.generate()))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfError, match=f"cannot open the ZeroMQ key service on UDP 127.0.0.1:{port}"):
+            await ZmqListener.open("127.0.0.1", port, IgnoredServerEvents(), options)
+        listener = await ZmqListener.open("127.0.0.1", 0, IgnoredServerEvents(), options)
+        await listener.close()
+
+
+class IgnoredServerEvents:
+    def link_opened(self, link: object) -> None:
+        pass
+
+    def control_received(self, link: object, data: bytes) -> None:
+        pass
+
+    def media_received(self, link: object, packet: bytes) -> None:
+        pass
+
+    def keepalive_received(self, link: object) -> None:
+        pass
+
+    def link_closed(self, link: object, reason: str) -> None:
+        pass

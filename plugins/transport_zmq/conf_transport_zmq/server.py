@@ -58,6 +58,9 @@ that, a new one is closed as it arrives."""
 NOTSENT_LOWAT = 16 * 1024
 """Unsent bytes a connection holds in the kernel before writes wait in its buffer (where they are seen
 and bounded)."""
+PORT_ATTEMPTS = 8
+"""With ``--port 0``, ports tried: the key service needs the UDP port of the number the kernel gave the
+TCP listener, and another socket may hold it."""
 MAX_LOGGED_STRANGERS = 256
 """Routing ids without a link whose first bad message is logged; past that many, only counted."""
 GATHER_LIMIT = 0.0003
@@ -367,23 +370,26 @@ class ZmqListener(Listener):
             security.message()  # the CURVE cipher plugin is loaded
             keys = (security.identity.curve_public(), security.identity.curve_secret())
         max_links = int(options.extra.get("zmq_max_links") or MAX_LINKS)
-        listener = cls(events, keys, max_links=max_links)
-        try:
-            await listener._listen(host, port)
-            if security is not None and security.identity is not None:
-                try:
+        for attempt in range(PORT_ATTEMPTS):
+            listener = cls(events, keys, max_links=max_links)
+            try:
+                await listener._listen(host, port)
+                if security is not None and security.identity is not None:
                     listener.key_service = await open_service(
                         host, listener.port, security.identity.public_key
                     )
-                except OSError as exc:
-                    raise ConfError(
-                        f"cannot open the ZeroMQ key service on UDP {host}:{listener.port}: "
-                        f"{exc.strerror or exc}"
-                    ) from None
-        except BaseException:
-            await listener.close()
-            raise
-        return listener
+            except OSError as exc:
+                await listener.close()
+                if port == 0 and attempt < PORT_ATTEMPTS - 1:
+                    continue  # the kernel's free TCP port is taken for UDP (uvloop gives no errno)
+                raise ConfError(
+                    f"cannot open the ZeroMQ key service on UDP {host}:{listener.port}: {exc.strerror or exc}"
+                ) from None
+            except BaseException:
+                await listener.close()
+                raise
+            return listener
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     async def _listen(self, host: str, port: int) -> None:
         try:
