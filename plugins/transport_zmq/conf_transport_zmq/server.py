@@ -500,8 +500,10 @@ class ZmqListener(Listener):
                 link.stats.media_dropped += 1
             return 0
         size = len(packet)
-        plain = b"\x00" + packet  # CURVE's flags byte: one frame, no more after it
-        framed = zmtp.frame(packet)
+        if self.curve_keys is not None:
+            plain = b"\x00" + packet  # CURVE's flags byte: one frame, no more after it, sealed per link
+        else:
+            framed = zmtp.frame(packet)  # the same frame for every link
         sent = 0
         dirty = self.dirty
         for link in targets:
